@@ -1,0 +1,115 @@
+"""The one exception hierarchy of Déjà.
+
+Every error a client can cause or see is a `DejaError`; `app.asgi` maps them, in one place,
+to RFC 9457 problem details. Code below the routes raises these and nothing else on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DejaError(Exception):
+    """Base of every error that becomes a problem detail."""
+
+    status_code: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+    slug: ClassVar[str] = "internal"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+class BadRequest(DejaError):
+    status_code = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+
+class Unauthorized(DejaError):
+    status_code = 401
+    title = "Unauthorized"
+    slug = "unauthorized"
+
+    def __init__(self, detail: str = "A valid API key is required.", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="deja"'})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(DejaError):
+    status_code = 403
+    title = "Forbidden"
+    slug = "forbidden"
+
+
+class NotFound(DejaError):
+    status_code = 404
+    title = "Not found"
+    slug = "not-found"
+
+
+class Conflict(DejaError):
+    status_code = 409
+    title = "Conflict"
+    slug = "conflict"
+
+
+class PayloadTooLarge(DejaError):
+    status_code = 413
+    title = "Payload too large"
+    slug = "payload-too-large"
+
+
+class Unprocessable(DejaError):
+    status_code = 422
+    title = "Unprocessable request"
+    slug = "unprocessable"
+
+
+class QuotaExceeded(DejaError):
+    status_code = 429
+    title = "Quota exceeded"
+    slug = "quota-exceeded"
+
+    def __init__(self, detail: str, *, retry_after_s: int, **kwargs: Any) -> None:
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers["Retry-After"] = str(max(1, retry_after_s))
+        super().__init__(detail, headers=headers, **kwargs)
+        self.retry_after_s = retry_after_s
+
+
+class ServiceUnavailable(DejaError):
+    status_code = 503
+    title = "Service unavailable"
+    slug = "unavailable"
+
+
+class UpstreamError(DejaError):
+    """Every upstream model failed after retries and fallbacks."""
+
+    status_code = 502
+    title = "Upstream model failed"
+    slug = "upstream-failed"
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+    title = "Upstream model timed out"
+    slug = "upstream-timeout"
+
+
+class UpstreamRejected(DejaError):
+    """The upstream answered 4xx for the request itself (passed on as 400)."""
+
+    status_code = 400
+    title = "Upstream rejected the request"
+    slug = "upstream-rejected"
