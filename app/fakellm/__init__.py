@@ -1,0 +1,15 @@
+"""An OpenAI-compatible stand-in model server for tests, benchmarks and trying Déjà without a key."""
+
+from app.fakellm.app import FAULT_HEADER, create_fake_llm_app
+from app.fakellm.config import FAULT_KINDS, FakeLLMConfig, FaultKind, parse_fault
+from app.fakellm.server import FakeLLMServer
+
+__all__ = [
+    "FAULT_HEADER",
+    "FAULT_KINDS",
+    "FakeLLMConfig",
+    "FakeLLMServer",
+    "FaultKind",
+    "create_fake_llm_app",
+    "parse_fault",
+]
