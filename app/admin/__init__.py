@@ -1,0 +1,1 @@
+"""Admin routes: tenants, keys, quotas, purge, stats, audit."""

@@ -1,0 +1,53 @@
+"""`create_app()`: the one place where Déjà's Litestar application is assembled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from app import __version__
+from app.admin.routes import TenantAdminController
+from app.dependencies import BASE_DEPENDENCIES
+from app.ledger.routes import UsageController
+from app.observability.health import health, ready
+from app.observability.logging import configure_logging
+from app.observability.request_id import add_request_id
+from app.problems import EXCEPTION_HANDLERS
+from app.services import Services
+from app.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = await Services.start(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.aclose()
+
+    return Litestar(
+        route_handlers=[health, ready, UsageController, TenantAdminController],
+        dependencies=BASE_DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_request_id],
+        logging_config=None,  # app.observability.logging owns logging
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Déjà",
+            version=__version__,
+            description="A semantic cache for LLM responses, in front of OpenAI-compatible model APIs.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )

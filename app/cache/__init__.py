@@ -1,0 +1,1 @@
+"""The cache: scope fingerprint, normalisation, embedders, verifier, repository and routes."""

@@ -1,0 +1,83 @@
+"""Cached responses."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pgvector.sqlalchemy import HALFVEC
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, created_at, uuid_pk
+
+# The default embedder's HNSW index. Vectors are stored without a fixed dimension so that the
+# configured embedder decides it; each embedder gets a partial HNSW index over its own rows,
+# cast to its dimension (see app.cache.repository.ensure_embedding_index). This one is the
+# default and ships with the schema.
+DEFAULT_EMBEDDER = "minilm-l6-v2-int8"
+DEFAULT_DIMENSION = 384
+
+
+def hnsw_index_name(embedder: str) -> str:
+    slug = "".join(ch if ch.isalnum() else "_" for ch in embedder.lower())
+    return f"ix_cache_entries_hnsw_{slug}"[:63]
+
+
+class CacheEntry(Base):
+    __tablename__ = "cache_entries"
+    __table_args__ = (
+        # Exact tier: one btree probe by (tenant, namespace, exact hash).
+        Index("ix_cache_entries_exact", "tenant_id", "namespace", "exact_hash"),
+        # Scope filter for the semantic tier, and exact search when a scope is small.
+        Index("ix_cache_entries_scope", "tenant_id", "namespace", "scope_hash"),
+        Index("ix_cache_entries_expires_at", "expires_at"),
+        Index("ix_cache_entries_tenant_created", "tenant_id", "created_at"),
+        Index(
+            hnsw_index_name(DEFAULT_EMBEDDER),
+            text(f"(embedding::halfvec({DEFAULT_DIMENSION})) halfvec_cosine_ops"),
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_where=text(f"embedder = '{DEFAULT_EMBEDDER}'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
+    namespace: Mapped[str] = mapped_column(String(200), nullable=False, server_default="")
+    model: Mapped[str] = mapped_column(String(200), nullable=False)
+    scope_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    exact_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    prompt: Mapped[str] = mapped_column(Text, nullable=False)
+    embedder: Mapped[str | None] = mapped_column(String(100))
+    embedding: Mapped[Any | None] = mapped_column(HALFVEC(), nullable=True)
+    # The full OpenAI chat completion object; streamed hits are replayed from it.
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(20, 10), nullable=False, server_default="0")
+    created_at: Mapped[datetime] = created_at()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    hit_count: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    last_hit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Feedback: a flagged entry never serves again; the counts feed per-entry calibration.
+    flagged: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    feedback_correct: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    feedback_wrong: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

@@ -1,0 +1,230 @@
+"""The `deja` command. Every sub-command is documented in docs/cli.md."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from app.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+cli = typer.Typer(
+    name="deja",
+    help="Déjà: a semantic cache for LLM responses, on Postgres and pgvector.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+tenants_cli = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Issue and revoke API keys.", no_args_is_help=True)
+cli.add_typer(tenants_cli, name="tenants")
+cli.add_typer(keys_cli, name="keys")
+
+
+def _database_url(settings: Settings, *, migrate: bool = True) -> str:
+    """The configured database, or the embedded one (started or joined), at the schema head."""
+    from app.db import migrate as migrations
+    from app.db.embedded import resolve_database_url
+
+    url = resolve_database_url(settings)
+    if migrate:
+        migrations.upgrade(url)
+    return url
+
+
+def _with_session(fn: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `fn(session)` in one system-context transaction on the configured database."""
+    from app.db.engine import create_engine, create_sessionmaker, transaction
+
+    settings = get_settings()
+    url = _database_url(settings)
+
+    async def run() -> T:
+        engine = create_engine(url, settings)
+        try:
+            async with transaction(create_sessionmaker(engine), system=True) as session:
+                return await fn(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, default=str))
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [DEJA_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [DEJA_PORT].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [DEJA_WORKERS].")] = None,
+    migrate: Annotated[
+        bool | None, typer.Option(help="Upgrade the schema first [DEJA_MIGRATE_ON_START].")
+    ] = None,
+) -> None:
+    """Run the API. Without DEJA_DATABASE_URL, start (or join) the embedded Postgres in DEJA_DATA_DIR."""
+    import uvicorn
+
+    from app.db.embedded import running_embedded
+
+    settings = get_settings()
+    url = _database_url(settings, migrate=settings.migrate_on_start if migrate is None else migrate)
+    # Worker processes read the resolved URL instead of starting servers of their own.
+    os.environ["DEJA_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that
+    # the embedded Postgres below is left cleanly instead of the process dying on the spot.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        uvicorn.run(
+            "app.asgi:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers or settings.workers,
+            log_config=None,
+            timeout_graceful_shutdown=30,
+            proxy_headers=True,
+        )
+    finally:
+        embedded = running_embedded()
+        if embedded is not None:
+            embedded.stop()
+
+
+@cli.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the database schema (default: to the newest revision)."""
+    from app.db import migrate as migrations
+
+    migrations.upgrade(_database_url(get_settings(), migrate=False), revision)
+    typer.echo(f"schema at {revision}")
+
+
+@tenants_cli.command("create")
+def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant name.")]) -> None:
+    """Create a tenant and its first API key; prints {"tenant_id", "api_key"} as JSON. The key is shown once."""
+    from app.tenants.repository import KeyRepository, TenantRepository
+
+    async def create(session: Any) -> dict[str, str]:
+        tenant = await TenantRepository(session).create(name)
+        _, new = await KeyRepository(session).issue(tenant.id, name="initial")
+        return {"tenant_id": str(tenant.id), "api_key": new.key}
+
+    _print_json(_run_or_exit(lambda: _with_session(create)))
+
+
+@tenants_cli.command("list")
+def tenants_list() -> None:
+    """List tenants as JSON lines."""
+    from app.tenants.repository import TenantRepository
+
+    async def fetch(session: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "tenant_id": str(t.id),
+                "name": t.name,
+                "status": t.status,
+                "created_at": t.created_at.isoformat(),
+            }
+            for t in await TenantRepository(session).list()
+        ]
+
+    for row in _with_session(fetch):
+        _print_json(row)
+
+
+@keys_cli.command("create")
+def keys_create(
+    tenant_id: Annotated[
+        uuid.UUID | None, typer.Option("--tenant", help="Tenant the key belongs to.")
+    ] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="An admin key (no tenant).")] = False,
+    name: Annotated[str | None, typer.Option(help="A label to recognise the key by.")] = None,
+) -> None:
+    """Issue a key; prints {"key_id", "api_key", "prefix"} as JSON. The key is shown once."""
+    from app.errors import NotFound
+    from app.tenants.repository import KeyRepository, TenantRepository
+
+    if admin == (tenant_id is not None):
+        raise typer.BadParameter("give either --tenant ID or --admin")
+
+    async def issue(session: Any) -> dict[str, str]:
+        if tenant_id is not None and await TenantRepository(session).get(tenant_id) is None:
+            raise NotFound(f"No tenant {tenant_id}.")
+        key, new = await KeyRepository(session).issue(
+            tenant_id, role="admin" if admin else "tenant", name=name
+        )
+        return {"key_id": str(key.id), "api_key": new.key, "prefix": new.prefix}
+
+    _print_json(_run_or_exit(lambda: _with_session(issue)))
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id.")]) -> None:
+    """Revoke a key; requests with it get 401 (within seconds on running servers)."""
+    from app.errors import NotFound
+    from app.tenants.repository import KeyRepository
+
+    async def revoke(session: Any) -> dict[str, str]:
+        keys = KeyRepository(session)
+        key = await keys.get(key_id)
+        if key is None:
+            raise NotFound(f"No key {key_id}.")
+        key = await keys.revoke(key)
+        return {"key_id": str(key.id), "revoked_at": str(key.revoked_at)}
+
+    _print_json(_run_or_exit(lambda: _with_session(revoke)))
+
+
+@cli.command()
+def psql() -> None:
+    """Open a psql shell on the configured database (the embedded one by default)."""
+    from app.db.embedded import running_embedded
+
+    url = _database_url(get_settings(), migrate=False)
+    embedded = running_embedded()
+    binary = shutil.which("psql")
+    if embedded is not None:
+        binary = str(embedded.server.bin_path / "psql")
+    if binary is None:
+        typer.echo("psql is not installed; install the PostgreSQL client.", err=True)
+        raise typer.Exit(1)
+    libpq_url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    code = os.spawnv(os.P_WAIT, binary, [binary, libpq_url])
+    raise typer.Exit(code)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _run_or_exit(fn: Callable[[], T]) -> T:
+    from app.errors import DejaError
+
+    try:
+        return fn()
+    except DejaError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Engine, sessions and the row-level security context.
+
+Tenant-owned tables are under row-level security keyed by two transaction-local settings:
+`deja.tenant_id` (the tenant whose rows are visible) and `deja.system` ('on' only for
+authentication and admin work). Both reset when the transaction ends, so a pooled
+connection never carries one request's tenant into the next.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.settings import Settings
+
+_SET_TENANT = text(
+    "SELECT set_config('deja.tenant_id', :tenant_id, true), set_config('deja.system', 'off', true)"
+)
+_SET_SYSTEM = text("SELECT set_config('deja.system', 'on', true)")
+
+
+def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    db = settings.database
+    connect_args: dict[str, object] = {"server_settings": {"application_name": "deja"}}
+    if db.statement_timeout_ms:
+        connect_args["server_settings"] = {
+            "application_name": "deja",
+            "statement_timeout": str(db.statement_timeout_ms),
+        }
+    return create_async_engine(
+        url,
+        pool_size=db.pool_size,
+        max_overflow=db.max_overflow,
+        pool_timeout=db.pool_timeout_s,
+        pool_pre_ping=True,
+        echo=db.echo,
+        connect_args=connect_args,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def enter_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Make only this tenant's rows visible for the rest of the transaction."""
+    await session.execute(_SET_TENANT, {"tenant_id": str(tenant_id)})
+
+
+async def enter_system(session: AsyncSession) -> None:
+    """Make every tenant's rows visible for the rest of the transaction (auth and admin only)."""
+    await session.execute(_SET_SYSTEM)
+
+
+@asynccontextmanager
+async def transaction(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    tenant_id: uuid.UUID | None = None,
+    system: bool = False,
+) -> AsyncIterator[AsyncSession]:
+    """One transaction in a given RLS context; commits on success, rolls back on error."""
+    async with sessionmaker() as session, session.begin():
+        if tenant_id is not None:
+            await enter_tenant(session, tenant_id)
+        elif system:
+            await enter_system(session)
+        yield session

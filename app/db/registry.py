@@ -1,0 +1,19 @@
+"""Imports every table model, so that `Base.metadata` is complete (Alembic reads it)."""
+
+from app.admin.models import AuditLog
+from app.cache.models import CacheEntry
+from app.db.base import Base
+from app.ledger.models import LedgerEntry, Price, Quota, UsageCounter
+from app.tenants.models import ApiKey, Tenant
+
+__all__ = [
+    "ApiKey",
+    "AuditLog",
+    "Base",
+    "CacheEntry",
+    "LedgerEntry",
+    "Price",
+    "Quota",
+    "Tenant",
+    "UsageCounter",
+]

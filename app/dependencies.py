@@ -1,0 +1,58 @@
+"""Dependencies shared by the routes of every domain: services, caller, sessions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.engine import enter_system, enter_tenant
+from app.errors import Forbidden
+from app.services import Services
+from app.tenants.auth import Principal
+
+
+def provide_services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+async def provide_principal(request: Request[Any, Any, Any], services: Services) -> Principal:
+    return await services.authenticator.authenticate(request.headers.get("authorization"))
+
+
+async def provide_tenant(principal: Principal) -> Principal:
+    principal.require_tenant()
+    return principal
+
+
+async def provide_admin(principal: Principal) -> Principal:
+    if principal.role != "admin":
+        raise Forbidden("This route needs an admin key.")
+    return principal
+
+
+async def provide_tenant_session(services: Services, tenant: Principal) -> AsyncGenerator[AsyncSession, None]:
+    """One transaction per request, in which only the caller's rows are visible."""
+    async with services.sessionmaker() as session, session.begin():
+        await enter_tenant(session, tenant.require_tenant())
+        yield session
+
+
+async def provide_admin_session(services: Services, admin: Principal) -> AsyncGenerator[AsyncSession, None]:
+    """One transaction per admin request, across tenants."""
+    async with services.sessionmaker() as session, session.begin():
+        await enter_system(session)
+        yield session
+
+
+BASE_DEPENDENCIES = {
+    "services": Provide(provide_services, sync_to_thread=False),
+    "principal": Provide(provide_principal),
+}
+TENANT_DEPENDENCIES = {"tenant": Provide(provide_tenant), "session": Provide(provide_tenant_session)}
+ADMIN_DEPENDENCIES = {"admin": Provide(provide_admin), "session": Provide(provide_admin_session)}

@@ -1,0 +1,1 @@
+"""Money: prices, the cost ledger, quotas and reservations, usage."""

@@ -1,0 +1,114 @@
+"""Prices, the append-only ledger, quotas and usage counters. Money is NUMERIC, never float."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    REAL,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, created_at, uuid_pk
+
+Money = Numeric(20, 10)
+PricePerMTok = Numeric(12, 6)
+
+
+class Price(Base):
+    __tablename__ = "prices"
+    __table_args__ = (UniqueConstraint("model", "effective_from"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    model: Mapped[str] = mapped_column(String(200), nullable=False)
+    input_per_mtok: Mapped[Decimal] = mapped_column(PricePerMTok, nullable=False)
+    output_per_mtok: Mapped[Decimal] = mapped_column(PricePerMTok, nullable=False)
+    cached_input_per_mtok: Mapped[Decimal | None] = mapped_column(PricePerMTok)
+    effective_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class LedgerEntry(Base):
+    """One row per request, whatever happened to it; never updated."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (
+        CheckConstraint("cache_status IN ('hit', 'miss', 'bypass', 'error')", name="cache_status"),
+        # A request is booked exactly once, also when a spooled row is replayed.
+        UniqueConstraint("request_id"),
+        Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    request_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = created_at()
+    requested_model: Mapped[str] = mapped_column(String(200), nullable=False)
+    used_model: Mapped[str | None] = mapped_column(String(200))
+    namespace: Mapped[str] = mapped_column(String(200), nullable=False, server_default="")
+    cache_status: Mapped[str] = mapped_column(String(10), nullable=False)
+    similarity: Mapped[float | None] = mapped_column(REAL)
+    entry_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+    avoided_cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+    latency_ms: Mapped[float] = mapped_column(REAL, nullable=False)
+    upstream_latency_ms: Mapped[float | None] = mapped_column(REAL)
+    http_status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    priority: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="5")
+    error: Mapped[str | None] = mapped_column(Text)
+    # Client metadata; never prompt or response text.
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+
+
+class Quota(Base):
+    __tablename__ = "quotas"
+    __table_args__ = (CheckConstraint("period IN ('day', 'month')", name="period"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    max_requests: Mapped[int | None] = mapped_column(BigInteger)
+    max_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    max_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
+
+
+class UsageCounter(Base):
+    """What a tenant used (and has reserved) in one period; updated atomically in SQL."""
+
+    __tablename__ = "usage_counters"
+    __table_args__ = (CheckConstraint("period IN ('day', 'month')", name="period"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+    reserved_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    reserved_cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")

@@ -1,0 +1,83 @@
+"""Errors as RFC 9457 problem details, mapped in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from app.errors import DejaError
+from app.observability.request_id import request_id_of
+
+log = logging.getLogger("deja.errors")
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://deja.dev/problems/"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    request: Request[Any, Any, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+    if request is not None:
+        body["instance"] = request.url.path
+        body["request_id"] = request_id_of(request.scope)
+    if extra:
+        body.update(extra)
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def handle_deja_error(request: Request[Any, Any, Any], exc: DejaError) -> Response[dict[str, Any]]:
+    return problem(
+        exc.status_code,
+        exc.title,
+        exc.detail,
+        slug=exc.slug,
+        request=request,
+        extra=exc.extra,
+        headers=exc.headers,
+    )
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("unhandled http error", exc_info=exc)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra["errors"] = exc.extra
+    title = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(
+        status, "Error"
+    )
+    slug = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
+        status, "error"
+    )
+    return problem(status, title, exc.detail, slug=slug, request=request, extra=extra, headers=exc.headers)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unexpected error", exc_info=exc)
+    return problem(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Internal error",
+        "Déjà failed to handle this request; the request id identifies it in the logs.",
+        slug="internal",
+        request=request,
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    DejaError: handle_deja_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,35 @@
+"""The long-lived parts of one process (engine, models, router), built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.db.embedded import resolve_database_url
+from app.db.engine import create_engine, create_sessionmaker
+from app.settings import Settings
+from app.tenants.auth import Authenticator
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    authenticator: Authenticator
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        engine = create_engine(resolve_database_url(settings), settings)
+        sessionmaker = create_sessionmaker(engine)
+        admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            authenticator=Authenticator(sessionmaker, admin_token),
+        )
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()

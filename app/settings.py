@@ -1,0 +1,83 @@
+"""Configuration, read once from the environment (prefix `DEJA_`, nested groups joined by `__`)
+and from a `.env` file in the working directory. Every variable is documented in
+docs/configuration.md."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseModel):
+    pool_size: int = Field(10, ge=1, description="Connections kept open per worker process.")
+    max_overflow: int = Field(10, ge=0, description="Extra connections allowed under bursts.")
+    pool_timeout_s: float = Field(5.0, gt=0, description="Wait for a free connection before failing.")
+    statement_timeout_ms: int = Field(5000, ge=0, description="Server-side limit per statement; 0 = none.")
+    echo: bool = Field(
+        False, description="Log every SQL statement (never on in production: prompts are data)."
+    )
+
+
+class CacheSettings(BaseModel):
+    embedder: Literal["onnx", "local", "openai"] = Field(
+        "onnx",
+        description="onnx: all-MiniLM-L6-v2 int8 shipped with Déjà, on ONNX Runtime; local: a "
+        "sentence-transformers model (needs PyTorch); openai: any OpenAI-compatible /v1/embeddings.",
+    )
+    embedder_model: str | None = Field(
+        None, description="local: a model path; openai: the embedding model name (text-embedding-3-small)."
+    )
+    embedder_dimensions: int | None = Field(
+        None, ge=8, le=4000, description="openai: vector size to ask for."
+    )
+    embedder_threads: int = Field(1, ge=1, le=16, description="CPU threads per model call.")
+    embed_batch_window_ms: float = Field(
+        0.0,
+        ge=0,
+        le=50,
+        description="Wait this long to batch concurrent embeddings; 0 batches only what is queued.",
+    )
+    top_k: int = Field(5, ge=1, le=50, description="Nearest candidates the verifier reads.")
+    ef_search: int = Field(64, ge=10, le=1000, description="HNSW search breadth (hnsw.ef_search).")
+    verifier_model_dir: Path | None = Field(
+        None, description="A cross-encoder directory (model.onnx + tokenizer.json); default: the one shipped."
+    )
+    default_ttl_s: int | None = Field(
+        7 * 24 * 3600, ge=1, description="Lifetime of an entry unless the tenant or request says otherwise."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DEJA_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: str | None = Field(
+        None,
+        description="postgresql+asyncpg://user:password@host:5432/db. Unset: Déjà starts its embedded Postgres.",
+    )
+    data_dir: Path = Field(Path(".deja"), description="Embedded Postgres data and local spool live here.")
+    host: str = Field("127.0.0.1", description="Address `deja serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `deja serve` binds.")
+    workers: int = Field(1, ge=1, le=64, description="Worker processes of `deja serve`.")
+    admin_token: SecretStr | None = Field(None, description="Bearer token with the admin role.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_prompts: bool = Field(False, description="Put prompt and response text in logs (off: privacy).")
+    migrate_on_start: bool = Field(True, description="`deja serve` upgrades the schema to head first.")
+    config: Path | None = Field(None, description="TOML file with upstreams and model routes.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (413 above).")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
+    cache: CacheSettings = Field(default_factory=CacheSettings)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Tenants, API keys, authentication and the row-level security context."""

@@ -1,0 +1,103 @@
+"""Who is calling: `Authorization: Bearer <key>` resolved to a principal.
+
+A resolved key is remembered for a few seconds per process, so a hit costs no extra round
+trip for authentication; revoking a key takes effect within that time everywhere (and at
+once in the process that revoked it).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import transaction
+from app.errors import Forbidden, Unauthorized
+from app.tenants.keys import hash_key
+from app.tenants.repository import KeyRepository
+
+ADMIN_TOKEN_ACTOR = "admin-token"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    role: str  # "tenant" | "admin"
+    key_id: uuid.UUID | None  # None for the configured admin token
+    tenant_id: uuid.UUID | None = None
+    tenant_name: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}" if self.key_id else ADMIN_TOKEN_ACTOR
+
+    def require_tenant(self) -> uuid.UUID:
+        if self.role != "tenant" or self.tenant_id is None:
+            raise Forbidden("This route needs a tenant key.")
+        return self.tenant_id
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized("Missing Authorization header; send 'Authorization: Bearer <key>'.")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Malformed Authorization header; send 'Authorization: Bearer <key>'.")
+    return token
+
+
+class Authenticator:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        admin_token: str | None,
+        *,
+        ttl_s: float = 10.0,
+        max_entries: int = 10_000,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._admin_token = admin_token.encode() if admin_token else None
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._known: dict[bytes, tuple[float, Principal | None]] = {}
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        token = bearer_token(authorization)
+        if self._admin_token is not None and hmac.compare_digest(token.encode(), self._admin_token):
+            return Principal(role="admin", key_id=None)
+        key_hash = hash_key(token)
+        now = time.monotonic()
+        known = self._known.get(key_hash)
+        if known is not None and known[0] > now:
+            principal = known[1]
+        else:
+            principal = await self._load(key_hash)
+            if len(self._known) >= self._max_entries:
+                self._known.clear()
+            self._known[key_hash] = (now + self._ttl_s, principal)
+        if principal is None:
+            raise Unauthorized("Unknown or revoked API key.")
+        return principal
+
+    def forget(self) -> None:
+        """Drop remembered keys (after a revocation or tenant change in this process)."""
+        self._known.clear()
+
+    async def _load(self, key_hash: bytes) -> Principal | None:
+        async with transaction(self._sessionmaker, system=True) as session:
+            keys = KeyRepository(session)
+            owner = await keys.find_owner(key_hash)
+            if owner is None:
+                return None
+            if owner.role == "tenant" and owner.tenant_status != "active":
+                return None
+            # Written at most once per TTL per key and process: cheap, and good enough to
+            # tell which keys are still in use.
+            await keys.touch(owner.key_id, datetime.now(UTC))
+        return Principal(
+            role=owner.role, key_id=owner.key_id, tenant_id=owner.tenant_id, tenant_name=owner.tenant_name
+        )

@@ -1,0 +1,110 @@
+"""SQL for tenants and keys. Callers choose the RLS context (tenant or system)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Conflict
+from app.tenants.keys import NewKey, generate_key
+from app.tenants.models import ApiKey, Tenant
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    key_id: uuid.UUID
+    role: str
+    tenant_id: uuid.UUID | None
+    tenant_name: str | None
+    tenant_status: str | None
+
+
+class TenantRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, name: str, settings: dict[str, Any] | None = None) -> Tenant:
+        tenant = Tenant(name=name, settings=settings or {})
+        self.session.add(tenant)
+        try:
+            async with self.session.begin_nested():
+                await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"A tenant named {name!r} already exists.") from exc
+        await self.session.refresh(tenant)
+        return tenant
+
+    async def get(self, tenant_id: uuid.UUID) -> Tenant | None:
+        return await self.session.get(Tenant, tenant_id)
+
+    async def list(self) -> Sequence[Tenant]:
+        return (await self.session.scalars(select(Tenant).order_by(Tenant.created_at, Tenant.name))).all()
+
+    async def update(self, tenant: Tenant, **changes: Any) -> Tenant:
+        for field, value in changes.items():
+            setattr(tenant, field, value)
+        tenant.updated_at = func.now()
+        try:
+            async with self.session.begin_nested():
+                await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict("A tenant with that name already exists.") from exc
+        await self.session.refresh(tenant)
+        return tenant
+
+    async def delete(self, tenant: Tenant) -> None:
+        await self.session.delete(tenant)
+        await self.session.flush()
+
+
+class KeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def issue(
+        self, tenant_id: uuid.UUID | None, *, role: str = "tenant", name: str | None = None
+    ) -> tuple[ApiKey, NewKey]:
+        new = generate_key()
+        key = ApiKey(tenant_id=tenant_id, role=role, name=name, key_hash=new.key_hash, prefix=new.prefix)
+        self.session.add(key)
+        await self.session.flush()
+        await self.session.refresh(key)
+        return key, new
+
+    async def list_for_tenant(self, tenant_id: uuid.UUID) -> Sequence[ApiKey]:
+        stmt = select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
+        return (await self.session.scalars(stmt)).all()
+
+    async def get(self, key_id: uuid.UUID) -> ApiKey | None:
+        return await self.session.get(ApiKey, key_id)
+
+    async def revoke(self, key: ApiKey) -> ApiKey:
+        if key.revoked_at is None:
+            key.revoked_at = func.now()
+            await self.session.flush()
+            await self.session.refresh(key)
+        return key
+
+    async def find_owner(self, key_hash: bytes) -> KeyOwner | None:
+        """The live key with this hash and its tenant; needs system context (no tenant known yet)."""
+        stmt = (
+            select(ApiKey.id, ApiKey.role, ApiKey.tenant_id, Tenant.name, Tenant.status)
+            .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
+            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+        )
+        row = (await self.session.execute(stmt)).first()
+        if row is None:
+            return None
+        return KeyOwner(
+            key_id=row[0], role=row[1], tenant_id=row[2], tenant_name=row[3], tenant_status=row[4]
+        )
+
+    async def touch(self, key_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=at))

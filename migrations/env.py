@@ -1,0 +1,77 @@
+"""Alembic environment: async, on the URL `app.db.migrate` resolves (DEJA_DATABASE_URL or the
+embedded Postgres)."""
+
+from __future__ import annotations
+
+import asyncio
+from logging.config import fileConfig
+from typing import Any
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.cache.models import hnsw_index_name
+from app.db.registry import Base
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logging", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = Base.metadata
+DEFAULT_HNSW = hnsw_index_name("minilm-l6-v2-int8")
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    # HNSW indexes for non-default embedders are made at start-up for the configured
+    # embedder (app.cache.repository.ensure_embedding_index), not by migrations.
+    return not (
+        type_ == "index" and name and name.startswith("ix_cache_entries_hnsw_") and name != DEFAULT_HNSW
+    )
+
+
+def _url() -> str:
+    url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        from app.db.embedded import resolve_database_url
+        from app.settings import get_settings
+
+        url = resolve_database_url(get_settings())
+    return str(url)
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        compare_type=True,
+        include_object=include_object,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        include_object=include_object,
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_migrations_online() -> None:
+    engine = create_async_engine(_url())
+    async with engine.connect() as connection:
+        await connection.run_sync(_run)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    asyncio.run(run_migrations_online())
