@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -204,7 +205,7 @@ def psql() -> None:
         typer.echo("psql is not installed; install the PostgreSQL client.", err=True)
         raise typer.Exit(1)
     libpq_url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    code = os.spawnv(os.P_WAIT, binary, [binary, libpq_url])
+    code = subprocess.run([binary, libpq_url], check=False).returncode  # noqa: S603 (our own binary and URL)
     raise typer.Exit(code)
 
 

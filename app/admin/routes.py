@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 from litestar import Controller, get
@@ -35,7 +35,7 @@ class TenantOut(msgspec.Struct):
 
 class TenantAdminController(Controller):
     path = "/admin/tenants"
-    tags = ["admin"]
+    tags: ClassVar[list[str]] = ["admin"]
     dependencies = ADMIN_DEPENDENCIES
 
     @get("/", summary="List tenants")

@@ -79,7 +79,7 @@ def _forget_dead_processes(pgdata: Path) -> None:
 
 def _bootstrap(server: PostgresServer) -> None:
     # Idempotent: runs on every start, costs a few milliseconds.
-    server.psql(  # noqa: S608 (constants, no input)
+    server.psql(
         f"""
         DO $$ BEGIN
           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
@@ -90,7 +90,7 @@ def _bootstrap(server: PostgresServer) -> None:
           WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{APP_DATABASE}')\\gexec
         \\c {APP_DATABASE}
         CREATE EXTENSION IF NOT EXISTS vector;
-        """
+        """  # noqa: S608 (constants, no input)
     )
 
 

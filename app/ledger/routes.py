@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 import msgspec
 from litestar import Controller, get
@@ -18,7 +19,7 @@ class UsageOut(msgspec.Struct):
 
 class UsageController(Controller):
     path = "/v1/usage"
-    tags = ["usage"]
+    tags: ClassVar[list[str]] = ["usage"]
     dependencies = TENANT_DEPENDENCIES
 
     @get("/", summary="The calling tenant's usage and what its quotas leave")
