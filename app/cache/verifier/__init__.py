@@ -1,0 +1,46 @@
+"""The hit decision: which stored prompt, if any, deserves to answer a new one.
+
+`build_verifier` gives the default chain: cosine floor, then the rules, then (when a scorer
+is given) the cross-encoder. Stages run in that order, cheapest first.
+"""
+
+from __future__ import annotations
+
+from app.cache.verifier.base import (
+    Candidate,
+    CandidateReport,
+    Stage,
+    StageResult,
+    Verdict,
+    Verifier,
+    VerifierPolicy,
+)
+from app.cache.verifier.cross_encoder import CROSS_ENCODER, CrossEncoderStage, PairScorer
+from app.cache.verifier.rules import RULES
+from app.cache.verifier.stages import SIMILARITY, RulesStage, SimilarityStage
+
+__all__ = [
+    "CROSS_ENCODER",
+    "RULES",
+    "SIMILARITY",
+    "Candidate",
+    "CandidateReport",
+    "CrossEncoderStage",
+    "PairScorer",
+    "RulesStage",
+    "SimilarityStage",
+    "Stage",
+    "StageResult",
+    "Verdict",
+    "Verifier",
+    "VerifierPolicy",
+    "build_verifier",
+]
+
+
+def build_verifier(cross_encoder: PairScorer | None = None) -> Verifier:
+    """The default chain. Without a scorer the cross-encoder stage is absent whatever the policy says."""
+    stages: list[Stage] = [SimilarityStage(), RulesStage()]
+    if cross_encoder is not None:
+        stages.append(CrossEncoderStage(cross_encoder))
+    return Verifier(stages)

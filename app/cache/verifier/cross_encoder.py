@@ -1,0 +1,46 @@
+"""The cross-encoder stage: a model reads both prompts together and scores "same answer?"."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from app.cache.verifier.base import Candidate, StageResult, VerifierPolicy
+
+CROSS_ENCODER: Final = "cross_encoder"
+
+
+class PairScorer(Protocol):
+    """Anything that scores prompt pairs in [0, 1]: the ONNX cross-encoder, a
+    sentence-transformers CrossEncoder with a sigmoid head, a stub in tests."""
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> npt.NDArray[np.floating] | Sequence[float]: ...
+
+
+class CrossEncoderStage:
+    """Scores every surviving candidate in one batch call; rejects those below the policy's floor.
+
+    Pairs are (new prompt, stored prompt), the order the model is trained on.
+    """
+
+    name: str = CROSS_ENCODER
+
+    def __init__(self, scorer: PairScorer) -> None:
+        self.scorer = scorer
+
+    def enabled(self, policy: VerifierPolicy) -> bool:
+        return policy.cross_encoder_min_score is not None
+
+    def check(
+        self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy
+    ) -> Sequence[StageResult]:
+        floor = policy.cross_encoder_min_score
+        if floor is None or not candidates:
+            return [StageResult() for _ in candidates]
+        scores = np.asarray(self.scorer.score([(query, c.prompt) for c in candidates]), dtype=np.float64)
+        if scores.shape != (len(candidates),):
+            raise ValueError(f"cross-encoder returned shape {scores.shape} for {len(candidates)} pairs")
+        return [StageResult(score=float(s), rejection=None if s >= floor else CROSS_ENCODER) for s in scores]

@@ -1,0 +1,888 @@
+"""Cheap checks for what sentence embeddings miss.
+
+Two prompts can sit at cosine 0.95 and still need different answers: "convert 5 km to
+miles" and "convert 5 miles to km", "5 tickets" and "50 tickets", "with nuts" and "without
+nuts". Each rule here is a pure function of the two prompts that returns a rejection reason
+or None. They encode general facts of English (what a quantity, a negation, a name or a
+direction looks like) and err towards keeping a pair: a rule that rejects a true paraphrase
+costs a hit, and the cross-encoder behind them sees what they let through.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
+
+Rule = Callable[[str, str], str | None]
+
+NUMBER: Final = "number"
+TIME: Final = "time"
+NEGATION: Final = "negation"
+ENTITY: Final = "entity"
+DIRECTION: Final = "direction"
+ANTONYM: Final = "antonym"
+ORDER: Final = "order"
+
+# ---------------------------------------------------------------------------------------
+# Text preparation
+
+
+def _normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
+    text = re.sub(r"[°º]\s*F\b", " fahrenheit", text)
+    text = re.sub(r"[°º]\s*C\b", " celsius", text)
+    text = re.sub(r"[°º]", " degrees", text)
+    # Arrows read as "to": "JPEG→PNG" is "JPEG to PNG".
+    return re.sub(r"\s*(?:→|->|=>|⟶)\s*", " to ", text)
+
+
+_TOKEN: Final = re.compile(
+    r"(?P<num>(?<![\w.])(?<![A-Za-z]-)[vV]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)*)(?P<glued>[A-Za-z%]+)?"
+    r"|(?P<word>[^\W\d_]+(?:'[^\W\d_]+)?)"
+    r"|(?P<sym>[$€£¥%])"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # "num", "word" or "sym"
+    text: str  # as written (a number without its glued suffix)
+    glued: str = ""  # letters stuck to a number: "km" in "5km"
+
+    @property
+    def lower(self) -> str:
+        return self.text.lower()
+
+
+@lru_cache(maxsize=4096)
+def _tokens(text: str) -> tuple[_Token, ...]:
+    out = []
+    for match in _TOKEN.finditer(_normalise(text)):
+        if match.group("num") is not None:
+            out.append(_Token("num", match.group("num"), match.group("glued") or ""))
+        elif match.group("word") is not None:
+            word = match.group("word")
+            # "yesterday's close" -> "yesterday close": the possessive adds no meaning here.
+            out.append(_Token("word", word[:-2] if word.lower().endswith("'s") else word))
+        else:
+            out.append(_Token("sym", match.group("sym")))
+    return tuple(out)
+
+
+def _words(text: str) -> list[str]:
+    return [t.lower for t in _tokens(text) if t.kind == "word"]
+
+
+_IRREGULAR: Final[Mapping[str, str]] = {
+    "sold": "sell",
+    "bought": "buy",
+    "won": "win",
+    "lost": "lose",
+    "rose": "rise",
+    "risen": "rise",
+    "fell": "fall",
+    "fallen": "fall",
+    "sent": "send",
+    "began": "begin",
+    "begun": "begin",
+    "hid": "hide",
+    "hidden": "hide",
+    "got": "get",
+    "gave": "give",
+    "taken": "take",
+    "took": "take",
+    "better": "good",
+    "worse": "bad",
+    "men": "man",
+    "women": "woman",
+}
+
+
+def _lemmas(word: str) -> set[str]:
+    """The word and the stems it may be an inflection of (crude, but enough for set lookups)."""
+    forms = {word, _IRREGULAR.get(word, word)}
+    for suffix, repl in (
+        ("ies", "y"),
+        ("es", ""),
+        ("s", ""),
+        ("ing", ""),
+        ("ing", "e"),
+        ("ed", ""),
+        ("ed", "e"),
+        ("d", ""),
+    ):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            forms.add(word[: -len(suffix)] + repl)
+    # Doubled consonant before -ing/-ed: "stopping" -> "stop".
+    for suffix in ("ing", "ed"):
+        stem = word[: -len(suffix)]
+        if word.endswith(suffix) and len(stem) >= 4 and stem[-1] == stem[-2]:
+            forms.add(stem[:-1])
+    return forms
+
+
+def _lemma_set(text: str) -> set[str]:
+    return {lemma for word in _words(text) for lemma in _lemmas(word)}
+
+
+# ---------------------------------------------------------------------------------------
+# Numbers, quantities, units, versions, dates
+
+_NUMBER_WORDS: Final[Mapping[str, int]] = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "dozen": 12,
+    "single": 1,
+    "couple": 2,
+    "pair": 2,
+    "twice": 2,
+    "double": 2,
+    "triple": 3,
+}
+_MAGNITUDES: Final[Mapping[str, int]] = {
+    "hundred": 100,
+    "thousand": 1_000,
+    "k": 1_000,
+    "million": 1_000_000,
+    "mn": 1_000_000,
+    "billion": 1_000_000_000,
+    "bn": 1_000_000_000,
+    "trillion": 1_000_000_000_000,
+}
+_MONTHS: Final[Mapping[str, int]] = {
+    name: index + 1
+    for index, name in enumerate(
+        (
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        )
+    )
+}
+# "may" and "march" are also a verb: only capitalised mid-sentence do they name a month.
+_AMBIGUOUS_MONTHS: Final = frozenset({"may", "march"})
+
+# Unit spellings -> one canonical name, so "5km" and "5 kilometres" are the same quantity.
+_UNIT_GROUPS: Final[Mapping[str, tuple[str, ...]]] = {
+    "km": ("km", "kms", "kilometer", "kilometers", "kilometre", "kilometres"),
+    "mi": ("mi", "mile", "miles"),
+    "m": ("m", "meter", "meters", "metre", "metres"),
+    "cm": ("cm", "centimeter", "centimeters", "centimetre", "centimetres"),
+    "mm": ("mm", "millimeter", "millimeters", "millimetre", "millimetres"),
+    "ft": ("ft", "foot", "feet"),
+    "inch": ("inch", "inches"),
+    "yd": ("yd", "yard", "yards"),
+    "kg": ("kg", "kgs", "kilo", "kilos", "kilogram", "kilograms"),
+    "g": ("g", "gram", "grams", "gramme", "grammes"),
+    "lb": ("lb", "lbs", "pound", "pounds"),
+    "oz": ("oz", "ounce", "ounces"),
+    "l": ("l", "liter", "liters", "litre", "litres"),
+    "ml": ("ml", "milliliter", "milliliters", "millilitre", "millilitres"),
+    "gal": ("gal", "gallon", "gallons"),
+    "cup": ("cup", "cups"),
+    "celsius": ("celsius", "centigrade"),
+    "fahrenheit": ("fahrenheit",),
+    "kelvin": ("kelvin",),
+    "degree": ("degree", "degrees", "deg"),
+    "usd": ("usd", "dollar", "dollars", "$", "bucks"),
+    "eur": ("eur", "euro", "euros", "€"),
+    "gbp": ("gbp", "sterling", "£", "quid"),
+    "jpy": ("jpy", "yen", "¥"),
+    "cny": ("cny", "rmb", "yuan", "renminbi"),
+    "inr": ("inr", "rupee", "rupees"),
+    "chf": ("chf", "franc", "francs"),
+    "cad": ("cad",),
+    "aud": ("aud",),
+    "btc": ("btc", "bitcoin", "bitcoins"),
+    "percent": ("%", "percent", "pct", "percentage"),
+    "ms": ("ms", "millisecond", "milliseconds"),
+    "s": ("s", "sec", "secs", "second", "seconds"),
+    "min": ("min", "mins", "minute", "minutes"),
+    "h": ("h", "hr", "hrs", "hour", "hours"),
+    "day": ("day", "days"),
+    "week": ("week", "weeks", "wk", "wks"),
+    "month": ("month", "months", "mo"),
+    "year": ("year", "years", "yr", "yrs"),
+    "am": ("am",),
+    "pm": ("pm",),
+    "kb": ("kb", "kilobyte", "kilobytes"),
+    "mb": ("mb", "megabyte", "megabytes"),
+    "gb": ("gb", "gigabyte", "gigabytes"),
+    "tb": ("tb", "terabyte", "terabytes"),
+    "byte": ("byte", "bytes"),
+    "px": ("px", "pixel", "pixels"),
+    "mph": ("mph",),
+    "kmh": ("kph", "kmh"),
+    "w": ("w", "watt", "watts"),
+    "kw": ("kw", "kilowatt", "kilowatts"),
+    "kwh": ("kwh",),
+    "v": ("volt", "volts"),
+}
+_UNITS: Final[Mapping[str, str]] = {
+    spelling: unit for unit, group in _UNIT_GROUPS.items() for spelling in group
+}
+_CURRENCY_SYMBOLS: Final = frozenset({"$", "€", "£", "¥"})
+_ORDINAL_SUFFIXES: Final = frozenset({"st", "nd", "rd", "th"})
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A number as a value (normalised) and the unit written with it, if any."""
+
+    value: str
+    unit: str | None
+
+
+def _number_value(written: str) -> str:
+    text = written.lstrip("vV").replace(",", "")
+    # Versions and decimals stay as written ("3.10" is not "3.1"); integers lose leading zeros.
+    return str(int(text)) if text.isdigit() else text
+
+
+def _scaled(value: str, factor: int) -> str:
+    try:
+        number = float(value) * factor
+    except ValueError:
+        return value
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def quantities(text: str) -> list[Quantity]:
+    """Every number in `text`, digits or words, with the unit that follows (or precedes) it."""
+    tokens = _tokens(text)
+    found: list[Quantity] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        value: str | None = None
+        unit: str | None = None
+        if token.kind == "num":
+            value = _number_value(token.text)
+            glued = token.glued.lower()
+            if glued in _MAGNITUDES:
+                value = _scaled(value, _MAGNITUDES[glued])
+            elif glued in _UNITS:
+                unit = _UNITS[glued]
+            elif glued and glued not in _ORDINAL_SUFFIXES:
+                value += glued  # "1080p", "3d": a name more than a number
+        elif token.kind == "word" and token.lower in _NUMBER_WORDS:
+            value = str(_NUMBER_WORDS[token.lower])
+            # "twenty five" is 25.
+            nxt = tokens[index + 1] if index + 1 < len(tokens) else None
+            if nxt and nxt.kind == "word" and _NUMBER_WORDS.get(nxt.lower, 99) < 10 <= int(value) < 100:
+                value = str(int(value) + _NUMBER_WORDS[nxt.lower])
+                index += 1
+        elif token.kind == "word" and token.lower in _MONTHS:
+            is_ambiguous = token.lower in _AMBIGUOUS_MONTHS
+            if not is_ambiguous or (token.text[0].isupper() and index > 0):
+                found.append(Quantity(f"month{_MONTHS[token.lower]}", None))
+        if value is not None:
+            nxt = tokens[index + 1] if index + 1 < len(tokens) else None
+            if nxt is not None and nxt.lower in _MAGNITUDES and nxt.kind == "word":
+                value = _scaled(value, _MAGNITUDES[nxt.lower])
+                index += 1
+                nxt = tokens[index + 1] if index + 1 < len(tokens) else None
+            if unit is None and nxt is not None and nxt.lower in _UNITS:
+                unit = _UNITS[nxt.lower]
+            prev = tokens[index - 1] if index > 0 else None
+            if unit is None and prev is not None and prev.text in _CURRENCY_SYMBOLS:
+                unit = _UNITS[prev.text]
+            found.append(Quantity(value, unit))
+        index += 1
+    return found
+
+
+def different_numbers(a: str, b: str) -> str | None:
+    """Different quantities, counts, versions or dates: "5 tickets" vs "50 tickets", "v3.11" vs "3.12".
+
+    A number in one prompt and not in the other also counts ("top 5 cafés" vs "best cafés"):
+    the count shapes the answer. A number's unit counts where both prompts give one for it.
+    """
+    qa, qb = quantities(a), quantities(b)
+    values_a, values_b = {q.value for q in qa}, {q.value for q in qb}
+    if values_a != values_b:
+        return NUMBER
+    for value in values_a:
+        units_a = {q.unit for q in qa if q.value == value and q.unit}
+        units_b = {q.unit for q in qb if q.value == value and q.unit}
+        if units_a and units_b and not units_a & units_b:
+            return NUMBER
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Time references: "today" vs "tomorrow", "now" vs "last week"
+
+# Phrases that pin a period relative to now, as (period, offset).
+_PERIODS: Final[Mapping[str, tuple[str, int]]] = {
+    "today": ("day", 0),
+    "tonight": ("day", 0),
+    "this morning": ("day", 0),
+    "this afternoon": ("day", 0),
+    "this evening": ("day", 0),
+    "tomorrow": ("day", 1),
+    "yesterday": ("day", -1),
+    **{
+        f"{word} {period}": (period, offset)
+        for period in ("week", "weekend", "month", "quarter", "year")
+        for word, offset in (
+            ("this", 0),
+            ("next", 1),
+            ("last", -1),
+            ("past", -1),
+            ("previous", -1),
+            ("coming", 1),
+        )
+    },
+}
+# Unanchored "now": compatible with any period that includes the present.
+_NOW_WORDS: Final = frozenset(
+    {"now", "current", "currently", "latest", "recent", "recently", "newest", "nowadays", "live", "today's"}
+)
+
+
+def _time_references(text: str) -> tuple[set[tuple[str, int]], bool]:
+    words = _words(text)
+    joined = " " + " ".join(words) + " "
+    periods = {period for phrase, period in _PERIODS.items() if f" {phrase} " in joined}
+    return periods, any(word in _NOW_WORDS for word in words)
+
+
+def different_time(a: str, b: str) -> str | None:
+    """The prompts ask about different times: "weather today" vs "weather tomorrow"."""
+    periods_a, now_a = _time_references(a)
+    periods_b, now_b = _time_references(b)
+    if periods_a and periods_b and not periods_a & periods_b:
+        return TIME
+    # "current rate" vs "rate yesterday": now against a period that is not now.
+    for periods, now in ((periods_a, now_b), (periods_b, now_a)):
+        if now and periods and all(offset != 0 for _, offset in periods):
+            return TIME
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Negation
+
+_NEGATORS: Final = frozenset(
+    {
+        "not",
+        "no",
+        "never",
+        "without",
+        "none",
+        "nobody",
+        "nothing",
+        "nowhere",
+        "neither",
+        "nor",
+        "cannot",
+        "non",
+        "excluding",
+        "except",
+        "lacking",
+    }
+)
+# Phrases with a negative word and no negative meaning, or a fixed meaning of their own
+# ("not working" is "broken", a problem report, not the opposite of "working").
+_NOT_NEGATIONS: Final = re.compile(
+    r"\b(?:not only|no matter|whether or not|no longer than|not working|n't working|n't work"
+    r"|not work|no doubt|nothing but|not sure|no idea)\b"
+)
+
+
+def _negated(text: str) -> bool:
+    lowered = _NOT_NEGATIONS.sub(" ", _normalise(text).lower().replace("n't", " n't"))
+    words = re.findall(r"[a-z]+|n't", lowered)
+    return any(word in _NEGATORS or word == "n't" for word in words)
+
+
+def different_negation(a: str, b: str) -> str | None:
+    """One prompt is negated and the other is not: "pesto with nuts" vs "pesto without nuts"."""
+    return NEGATION if _negated(a) != _negated(b) else None
+
+
+# ---------------------------------------------------------------------------------------
+# Named entities and identifiers
+
+_QUOTED: Final = re.compile(r"(?<!\w)'([^']+)'(?!\w)|\"([^\"]+)\"|`([^`]+)`")
+_URL: Final = re.compile(r"\bhttps?://\S+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_DOTTED: Final = re.compile(r"(?<![\w.])[A-Za-z_][\w-]*(?:\.[A-Za-z0-9_][\w-]*)+")
+_OPERATOR: Final = re.compile(r"(?<![\w:])[a-z]+:[\w.@/-]+")
+_CAPITALISED: Final = re.compile(r"(?<![\w'])[^\W\d_][\w'-]*")
+_SENTENCE_BREAK: Final = re.compile(r"(?:^|[.!?:;(\[\"]\s*)$")
+# Words a prompt capitalises for emphasis or grammar, never as a name.
+_NOT_NAMES: Final = frozenset(
+    {
+        "i",
+        "i'm",
+        "i've",
+        "i'd",
+        "i'll",
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "with",
+        "by",
+        "is",
+        "are",
+        "what",
+        "how",
+        "who",
+        "why",
+        "when",
+        "where",
+        "which",
+        "please",
+        "vs",
+        "eli5",
+        "ok",
+    }
+)
+
+
+def _is_identifier(word: str) -> bool:
+    """Code identifiers and model names: snake_case, camelCase, letters with digits, ALLCAPS."""
+    has_letter = any(ch.isalpha() for ch in word)
+    return has_letter and (
+        "_" in word
+        or any(ch.isdigit() for ch in word)
+        or bool(re.search(r"[a-z][A-Z]", word))
+        or (sum(ch.isupper() for ch in word) >= 2)
+    )
+
+
+def _split_camel(word: str) -> list[str]:
+    return re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", word)
+
+
+def entities(text: str) -> list[str]:
+    """Names and identifiers in `text`, lowercased: quoted strings, URLs, e-mails, file and domain
+    names, search operators (site:x), code identifiers and capitalised words not at a sentence start."""
+    text = _normalise(text)
+    found: list[str] = []
+
+    def take(pattern: re.Pattern[str], source: str) -> str:
+        for match in pattern.finditer(source):
+            found.append(next(g for g in match.groups() if g) if match.groups() else match.group(0))
+        return pattern.sub(" ", source)
+
+    rest = take(_QUOTED, text)
+    rest = take(_URL, rest)
+    rest = take(_OPERATOR, rest)
+    rest = take(_DOTTED, rest)
+    for match in re.finditer(r"(?<![\w'])[^\W_][\w'+#-]*", rest):
+        word = match.group(0).strip("'-")
+        # Numbers ("5km", "v3.11", "10-year-old") belong to the number rule.
+        if not word or word[0].isdigit() or re.match(r"[vV]\d", word) or word.lower() in _NOT_NAMES:
+            continue
+        at_start = bool(_SENTENCE_BREAK.search(rest[: match.start()]))
+        if _is_identifier(word) or (word[0].isupper() and not at_start):
+            found.append(word)
+    return [e.lower() for e in found if e.strip()]
+
+
+def _acronym_of(acronym: str, words: list[str]) -> set[int]:
+    """Indices of a run of `words` whose initials spell `acronym` ("nyc" -> new york city)."""
+    parts = [p.lower() for w in words for p in (_split_camel(w) or [w])]
+    owners = [i for i, w in enumerate(words) for _ in (_split_camel(w) or [w])]
+    size = len(acronym)
+    for start in range(len(parts) - size + 1):
+        if "".join(p[0] for p in parts[start : start + size]) == acronym:
+            return {owners[i] for i in range(start, start + size)}
+    return set()
+
+
+def _found_in(entity: str, other_text: str, other_words: list[str]) -> bool:
+    lowered = _normalise(other_text).lower()
+    if " " in entity or not entity.isalnum():
+        # Phrases and identifiers with punctuation: the same characters anywhere will do.
+        return re.sub(r"\W+", " ", entity).strip() in re.sub(r"\W+", " ", lowered)
+    for word in other_words:
+        low = word.lower()
+        if entity in (low, low + "s", low + "es") or low in (entity + "s", entity + "es"):
+            return True
+        # An abbreviation of a plain word: "Corp" for "Corporation" (not "Java" for "JavaScript").
+        if len(entity) >= 3 and low.startswith(entity) and len(_split_camel(word)) <= 1:
+            return True
+    return False
+
+
+def different_entities(a: str, b: str) -> str | None:
+    """A name or identifier was swapped for another: "NBA champions" vs "NFL champions".
+
+    Only a swap rejects: a name in one prompt and missing from the other ("Mount Everest"
+    vs "Everest") is left to later stages, as paraphrases often drop or add one.
+    """
+    ents_a, ents_b = entities(a), entities(b)
+    if not ents_a or not ents_b:
+        return None
+    words_a = re.findall(r"[^\W_][\w'+#-]*", _normalise(a))
+    words_b = re.findall(r"[^\W_][\w'+#-]*", _normalise(b))
+    missing_a = [e for e in ents_a if not _found_in(e, b, words_b)]
+    missing_b = [e for e in ents_b if not _found_in(e, a, words_a)]
+    # An acronym on one side and its spelled-out name on the other are the same entity.
+    for acronyms, other_words, other_missing in (
+        (missing_a, words_b, missing_b),
+        (missing_b, words_a, missing_a),
+    ):
+        for acronym in list(acronyms):
+            if not 2 <= len(acronym) <= 6 or not acronym.isalpha():
+                continue
+            run = _acronym_of(acronym, other_words)
+            if run:
+                acronyms.remove(acronym)
+                spelled = {other_words[i].lower() for i in run}
+                other_missing[:] = [e for e in other_missing if e not in spelled]
+    return ENTITY if missing_a and missing_b else None
+
+
+# ---------------------------------------------------------------------------------------
+# Direction, role order and antonyms
+
+_STOPWORDS: Final = frozenset(
+    {
+        "a",
+        "an",
+        "the",
+        "this",
+        "that",
+        "these",
+        "those",
+        "my",
+        "your",
+        "our",
+        "their",
+        "his",
+        "her",
+        "its",
+        "some",
+        "any",
+        "me",
+        "us",
+        "it",
+        "please",
+        "be",
+        "is",
+        "are",
+        "was",
+        "were",
+        "do",
+        "does",
+        "did",
+    }
+)
+
+
+def _content_tokens(text: str) -> list[str]:
+    """Words and units in order, lowercased, units canonical; numbers become their unit."""
+    out = []
+    for token in _tokens(text):
+        if token.kind == "num":
+            if token.glued.lower() in _UNITS:
+                out.append(_UNITS[token.glued.lower()])
+            continue
+        low = token.lower
+        if low in _STOPWORDS:
+            continue
+        out.append(_UNITS.get(low, low))
+    return out
+
+
+_DIRECTION_LINKS: Final = frozenset({"to", "into", "2"})
+_UNIT_NAMES: Final = frozenset(_UNITS.values())
+
+
+def _directed_pairs(text: str) -> set[tuple[str, str]]:
+    tokens = _content_tokens(text)
+    pairs = set()
+    for i in range(1, len(tokens) - 1):
+        left, link, right = tokens[i - 1], tokens[i], tokens[i + 1]
+        if link in _DIRECTION_LINKS or (
+            link in ("in", "per") and left in _UNIT_NAMES and right in _UNIT_NAMES
+        ):
+            pairs.add((left, right))
+    # "USD/JPY": a pair of units or currencies written with a slash.
+    for match in re.finditer(r"\b([A-Za-z]{1,4})\s*/\s*([A-Za-z]{1,4})\b", _normalise(text)):
+        left, right = match.group(1).lower(), match.group(2).lower()
+        if left in _UNITS and right in _UNITS:
+            pairs.add((_UNITS[left], _UNITS[right]))
+    return pairs
+
+
+def reversed_direction(a: str, b: str) -> str | None:
+    """The same two things in opposite directions: "km to miles" vs "miles to km"."""
+    pairs_a, pairs_b = _directed_pairs(a), _directed_pairs(b)
+    for left, right in pairs_a:
+        if left != right and (right, left) in pairs_b and (left, right) not in pairs_b:
+            return DIRECTION
+    return None
+
+
+_ROLE_LINKS: Final = frozenset(
+    {"of", "to", "from", "in", "at", "by", "for", "with", "on", "into", "than", "over", "against"}
+)
+
+
+def _role_triples(tokens: list[str]) -> set[tuple[str, str, str]]:
+    return {
+        (tokens[i - 1], tokens[i], tokens[i + 1])
+        for i in range(1, len(tokens) - 1)
+        if tokens[i] in _ROLE_LINKS and tokens[i - 1] not in _ROLE_LINKS and tokens[i + 1] not in _ROLE_LINKS
+    }
+
+
+def swapped_roles(a: str, b: str) -> str | None:
+    """Two words trade places: "X emigrated to A, then went to B" vs the other way round.
+
+    Fires when a word is linked (by "of", "to", "from"...) to one object in one prompt and to
+    another in the other, and each object stands as the object of a link in both prompts: so
+    they swapped roles, rather than a noun compound being reworded ("rows in table orders"
+    vs "rows in orders table").
+    """
+    tokens_a, tokens_b = _content_tokens(a), _content_tokens(b)
+    triples_a, triples_b = _role_triples(tokens_a), _role_triples(tokens_b)
+    objects_a = {obj for _, _, obj in triples_a}
+    objects_b = {obj for _, _, obj in triples_b}
+    for head, link, obj_a in triples_a:
+        for head_b, link_b, obj_b in triples_b:
+            if (
+                head == head_b
+                and link == link_b
+                and obj_a != obj_b
+                and obj_a in objects_b
+                and obj_b in objects_a
+                and (head, link, obj_b) not in triples_a
+                and (head, link, obj_a) not in triples_b
+            ):
+                return ORDER
+    return None
+
+
+_ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
+    ("buy", "sell"),
+    ("purchase", "sell"),
+    ("import", "export"),
+    ("upload", "download"),
+    ("ascending", "descending"),
+    ("asc", "desc"),
+    ("ascend", "descend"),
+    ("increase", "decrease"),
+    ("increase", "reduce"),
+    ("encrypt", "decrypt"),
+    ("encode", "decode"),
+    ("compress", "decompress"),
+    ("serialize", "deserialize"),
+    ("serialise", "deserialise"),
+    ("enable", "disable"),
+    ("include", "exclude"),
+    ("add", "remove"),
+    ("push", "pull"),
+    ("send", "receive"),
+    ("open", "close"),
+    ("start", "stop"),
+    ("start", "end"),
+    ("begin", "end"),
+    ("win", "lose"),
+    ("gain", "lose"),
+    ("rise", "fall"),
+    ("above", "below"),
+    ("over", "under"),
+    ("more", "less"),
+    ("more", "fewer"),
+    ("most", "least"),
+    ("high", "low"),
+    ("higher", "lower"),
+    ("highest", "lowest"),
+    ("upper", "lower"),
+    ("max", "min"),
+    ("maximum", "minimum"),
+    ("maximize", "minimize"),
+    ("maximise", "minimise"),
+    ("largest", "smallest"),
+    ("biggest", "smallest"),
+    ("big", "small"),
+    ("large", "small"),
+    ("longest", "shortest"),
+    ("long", "short"),
+    ("fastest", "slowest"),
+    ("fast", "slow"),
+    ("best", "worst"),
+    ("first", "last"),
+    ("before", "after"),
+    ("earliest", "latest"),
+    ("oldest", "newest"),
+    ("old", "new"),
+    ("old", "young"),
+    ("inner", "outer"),
+    ("left", "right"),
+    ("north", "south"),
+    ("east", "west"),
+    ("input", "output"),
+    ("positive", "negative"),
+    ("true", "false"),
+    ("horizontal", "vertical"),
+    ("uppercase", "lowercase"),
+    ("allow", "deny"),
+    ("accept", "reject"),
+    ("approve", "reject"),
+    ("pass", "fail"),
+    ("success", "failure"),
+    ("valid", "invalid"),
+    ("legal", "illegal"),
+    ("possible", "impossible"),
+    ("visible", "hidden"),
+    ("public", "private"),
+    ("local", "remote"),
+    ("client", "server"),
+    ("sync", "async"),
+    ("synchronous", "asynchronous"),
+    ("formal", "informal"),
+    ("beginner", "expert"),
+    ("beginner", "advanced"),
+    ("male", "female"),
+    ("man", "woman"),
+    ("boy", "girl"),
+    ("hot", "cold"),
+    ("heating", "cooling"),
+    ("summer", "winter"),
+    ("day", "night"),
+    ("morning", "evening"),
+    ("light", "dark"),
+    ("cheap", "expensive"),
+    ("cheapest", "priciest"),
+    ("borrow", "lend"),
+    ("debit", "credit"),
+    ("income", "expense"),
+    ("profit", "loss"),
+    ("inbound", "outbound"),
+    ("incoming", "outgoing"),
+    ("upgrade", "downgrade"),
+    ("upvote", "downvote"),
+    ("upstream", "downstream"),
+    ("top", "bottom"),
+    ("frontend", "backend"),
+    ("prefix", "suffix"),
+    ("head", "tail"),
+    ("always", "never"),
+    ("all", "none"),
+    ("everything", "nothing"),
+    ("love", "hate"),
+    ("pros", "cons"),
+    ("advantage", "disadvantage"),
+    ("agree", "disagree"),
+    ("like", "dislike"),
+    ("mean", "median"),
+    ("encrypted", "plaintext"),
+    ("good", "bad"),
+    ("safe", "dangerous"),
+    ("success", "error"),
+    ("wet", "dry"),
+    ("thick", "thin"),
+    ("hard", "soft"),
+    ("easy", "difficult"),
+    ("easy", "hard"),
+    ("import", "export"),
+    ("lock", "unlock"),
+    ("install", "uninstall"),
+    ("mount", "unmount"),
+    ("follow", "unfollow"),
+    ("subscribe", "unsubscribe"),
+    ("connect", "disconnect"),
+    ("mute", "unmute"),
+    ("solved", "unsolved"),
+    ("before", "since"),
+)
+# A prefix that turns a word into its opposite: "mute"/"unmute", "able"/"disable".
+_NEGATING_PREFIXES: Final = ("un", "dis", "non")
+
+
+def opposite_words(a: str, b: str) -> str | None:
+    """One prompt has a word and the other its opposite: "buy" vs "sell", "mute" vs "unmute"."""
+    lemmas_a, lemmas_b = _lemma_set(a), _lemma_set(b)
+    for x, y in _ANTONYMS:
+        for one, two in ((lemmas_a, lemmas_b), (lemmas_b, lemmas_a)):
+            if x in one and y in two and y not in one and x not in two:
+                return ANTONYM
+    for one, two in ((lemmas_a, lemmas_b), (lemmas_b, lemmas_a)):
+        for word in two - one:
+            for prefix in _NEGATING_PREFIXES:
+                base = word[len(prefix) :]
+                if (
+                    word.startswith(prefix)
+                    and len(base) >= 4
+                    and base in one
+                    and word not in one
+                    and base not in two
+                ):
+                    return ANTONYM
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+
+RULES: Final[Mapping[str, Rule]] = {
+    NUMBER: different_numbers,
+    TIME: different_time,
+    NEGATION: different_negation,
+    ENTITY: different_entities,
+    DIRECTION: reversed_direction,
+    ORDER: swapped_roles,
+    ANTONYM: opposite_words,
+}
+
+
+def first_rejection(a: str, b: str, rules: Iterable[str] | None = None) -> str | None:
+    """The reason of the first rule that tells `a` and `b` apart, or None if none does."""
+    for name in RULES if rules is None else rules:
+        reason = RULES[name](a, b)
+        if reason is not None:
+            return reason
+    return None

@@ -1,0 +1,46 @@
+"""The cheap stages: the similarity floor and the rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from app.cache.verifier.base import Candidate, StageResult, VerifierPolicy
+from app.cache.verifier.rules import RULES, first_rejection
+
+SIMILARITY: Final = "similarity"
+
+
+class SimilarityStage:
+    """Rejects candidates below the policy's cosine floor; records the cosine as its score."""
+
+    name: str = SIMILARITY
+
+    def enabled(self, policy: VerifierPolicy) -> bool:
+        return True
+
+    def check(
+        self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy
+    ) -> Sequence[StageResult]:
+        return [
+            StageResult(
+                score=c.similarity,
+                rejection=None if c.similarity >= policy.min_similarity else SIMILARITY,
+            )
+            for c in candidates
+        ]
+
+
+class RulesStage:
+    """Runs the rules in `app.cache.verifier.rules` on each candidate; the first that fires rejects."""
+
+    name: str = "rules"
+
+    def enabled(self, policy: VerifierPolicy) -> bool:
+        return policy.rules
+
+    def check(
+        self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy
+    ) -> Sequence[StageResult]:
+        names = [name for name in RULES if name not in policy.disabled_rules]
+        return [StageResult(rejection=first_rejection(query, c.prompt, names)) for c in candidates]
