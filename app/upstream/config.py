@@ -1,0 +1,172 @@
+"""Where models are served: upstreams and per-model routes, from the environment or a TOML file."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+DEFAULT_UPSTREAM = "openai"
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class RouterConfigError(ValueError):
+    """The router configuration is unusable; raised at startup, never per request."""
+
+
+class UpstreamConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One OpenAI-compatible API: a provider, a proxy, a local server."""
+
+    name: str
+    base_url: str | None = None
+    """None: the SDK's default (`OPENAI_BASE_URL`, else https://api.openai.com/v1)."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the key; None for servers that need none."""
+    timeout_s: float = 60.0
+    """Per attempt: the whole answer, or the first chunk of a stream and then each next chunk."""
+    max_concurrency: int = 64
+    max_retries: int = 2
+    """Retries after the first attempt, on retryable failures only."""
+
+
+class RouteTarget(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    upstream: str
+    model: str | None = None
+    """Model name at that upstream; None: the name the client asked for."""
+
+
+class ModelRoute(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    model: str
+    primary: str
+    primary_model: str | None = None
+    fallbacks: tuple[RouteTarget, ...] = ()
+
+
+class DefaultRoute(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    primary: str
+    fallbacks: tuple[RouteTarget, ...] = ()
+
+
+class BreakerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    failure_threshold: int = 5
+    """Consecutive failed attempts that open an upstream's breaker."""
+    cooldown_s: float = 30.0
+    """How long an open breaker skips its upstream before letting one probe through."""
+
+
+class RetryConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    backoff_base_s: float = 0.25
+    backoff_max_s: float = 8.0
+    retry_after_max_s: float = 10.0
+    """A Retry-After up to this is waited out; a longer one sends the request to the next fallback."""
+
+
+class RouterConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    upstreams: tuple[UpstreamConfig, ...]
+    routes: tuple[ModelRoute, ...] = ()
+    default_route: DefaultRoute | None = None
+    """None: the first upstream, no fallbacks."""
+    breaker: BreakerConfig = BreakerConfig()
+    retry: RetryConfig = RetryConfig()
+    max_answer_chars: int = 50_000
+    """Longer answers are cut to this and marked finish_reason "length"."""
+
+    def targets_for(self, model: str) -> list[RouteTarget]:
+        """Primary first, then fallbacks, each with the model name to ask that upstream for."""
+        for route in self.routes:
+            if route.model == model:
+                primary = RouteTarget(upstream=route.primary, model=route.primary_model or model)
+                return [primary, *(RouteTarget(upstream=f.upstream, model=f.model or model)
+                                   for f in route.fallbacks)]
+        default = self.default_route or DefaultRoute(primary=self.upstreams[0].name)
+        return [RouteTarget(upstream=default.primary, model=model),
+                *(RouteTarget(upstream=f.upstream, model=f.model or model) for f in default.fallbacks)]
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> RouterConfig:
+    """With only the SDK's own variables set, every model goes to one upstream."""
+    env = os.environ if environ is None else environ
+    upstream = UpstreamConfig(name=DEFAULT_UPSTREAM, base_url=env.get("OPENAI_BASE_URL") or None,
+                              api_key_env="OPENAI_API_KEY")
+    return RouterConfig(upstreams=(upstream,))
+
+
+def parse_router_config(text: str, *, source: str = "router config") -> RouterConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RouterConfigError(f"{source}: not valid TOML: {exc}") from None
+    # The file may hold other sections for the rest of Déjà; the router reads only its own keys.
+    known = {"upstreams", "routes", "default_route", "breaker", "retry", "max_answer_chars"}
+    router_data = {key: value for key, value in data.items() if key in known}
+    if "upstreams" not in router_data:
+        raise RouterConfigError(f"{source}: no [[upstreams]] declared")
+    try:
+        config = msgspec.convert(router_data, RouterConfig)
+    except msgspec.ValidationError as exc:
+        raise RouterConfigError(f"{source}: {exc}") from None
+    _validate(config, source)
+    return config
+
+
+def load_router_config(path: str | os.PathLike[str] | None = None,
+                       environ: Mapping[str, str] | None = None) -> RouterConfig:
+    """The file at `path` when given (Déjà passes `DEJA_CONFIG`), else the SDK's environment variables."""
+    if path is None or str(path) == "":
+        return config_from_env(environ)
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RouterConfigError(f"cannot read router config {file}: {exc.strerror}") from None
+    return parse_router_config(text, source=str(file))
+
+
+def _validate(config: RouterConfig, source: str) -> None:
+    problems: list[str] = []
+    names = [u.name for u in config.upstreams]
+    if not names:
+        problems.append("at least one upstream is required")
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"upstream {name!r} is declared twice")
+    for upstream in config.upstreams:
+        where = f"upstream {upstream.name!r}"
+        if not upstream.name:
+            problems.append("an upstream has an empty name")
+        if upstream.base_url is not None and not upstream.base_url.startswith(("http://", "https://")):
+            problems.append(f"{where}: base_url must start with http:// or https://")
+        if upstream.api_key_env is not None and not _ENV_NAME_RE.match(upstream.api_key_env):
+            problems.append(f"{where}: api_key_env must name an environment variable, not hold a key")
+        if upstream.timeout_s <= 0:
+            problems.append(f"{where}: timeout_s must be positive")
+        if upstream.max_concurrency < 1:
+            problems.append(f"{where}: max_concurrency must be at least 1")
+        if upstream.max_retries < 0:
+            problems.append(f"{where}: max_retries must not be negative")
+    known = set(names)
+    models = [r.model for r in config.routes]
+    for model in sorted({m for m in models if models.count(m) > 1}):
+        problems.append(f"model {model!r} has two routes")
+    routes: list[tuple[str, str, tuple[RouteTarget, ...]]] = [
+        (f"route {r.model!r}", r.primary, r.fallbacks) for r in config.routes
+    ]
+    if config.default_route is not None:
+        routes.append(("default_route", config.default_route.primary, config.default_route.fallbacks))
+    for where, primary, fallbacks in routes:
+        for upstream_name in (primary, *(f.upstream for f in fallbacks)):
+            if upstream_name not in known:
+                problems.append(f"{where}: unknown upstream {upstream_name!r} (declared: {', '.join(names)})")
+    if config.breaker.failure_threshold < 1:
+        problems.append("breaker.failure_threshold must be at least 1")
+    if config.breaker.cooldown_s < 0:
+        problems.append("breaker.cooldown_s must not be negative")
+    if config.retry.backoff_base_s < 0 or config.retry.backoff_max_s < 0 or config.retry.retry_after_max_s < 0:
+        problems.append("retry durations must not be negative")
+    if config.max_answer_chars < 1:
+        problems.append("max_answer_chars must be at least 1")
+    if problems:
+        raise RouterConfigError(f"{source}: " + "; ".join(problems))

@@ -1,0 +1,577 @@
+"""The model router: primary then fallbacks, retries with backoff, circuit breakers, priorities."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NoReturn, TypeVar
+
+import msgspec
+import openai
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionChunk
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from app.errors import BadRequest, UpstreamError, UpstreamRejected, UpstreamTimeout
+from app.upstream.breaker import BreakerState, CircuitBreaker
+from app.upstream.config import RouterConfig, RouteTarget, UpstreamConfig
+from app.upstream.events import NoRouterEvents, Outcome, RouterEvents
+from app.upstream.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, PrioritySemaphore
+
+_T = TypeVar("_T")
+
+# Outcomes that say nothing bad about the upstream's health: they close a breaker, never open it.
+_HEALTHY = frozenset({Outcome.OK, Outcome.REJECTED, Outcome.EMPTY, Outcome.NOT_FOUND})
+# Skips made without calling the upstream; they are not attempts.
+_SKIPS = frozenset({Outcome.BREAKER_OPEN, Outcome.NO_KEY})
+# Status codes that mean "this request is wrong", whoever serves it: passed on, not retried.
+_REJECTED_STATUS = frozenset({400, 413, 415, 422})
+# A key the SDK insists on for upstreams declared without one (local servers ignore it).
+_NO_KEY_PLACEHOLDER = "not-needed"
+
+
+class Attempt(msgspec.Struct, kw_only=True, frozen=True):
+    """One attempt (or skip) at one upstream, in the order they happened."""
+
+    upstream: str
+    model: str
+    outcome: Outcome
+    latency_ms: float
+    detail: str = ""
+
+
+class RouterResult(msgspec.Struct, kw_only=True):
+    completion: dict[str, Any]
+    """The chat completion as the upstream sent it (after truncation, if any)."""
+    requested_model: str
+    upstream: str
+    model: str
+    """The model name the answering upstream was asked for."""
+    fallback_used: bool
+    attempts: int
+    """Calls made to upstreams, retries and failed fallbacks included; skips excluded."""
+    latency_ms: float
+    """Time in the router: queueing, retries and backoff included."""
+    truncated: bool
+    trail: tuple[Attempt, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamStatus:
+    name: str
+    breaker: BreakerState
+    in_use: int
+    waiting: int
+    has_key: bool
+
+
+class _Failure(Exception):
+    """One failed attempt, classified."""
+
+    def __init__(self, outcome: Outcome, detail: str, *, retryable: bool,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(slots=True)
+class _Upstream:
+    config: UpstreamConfig
+    client: AsyncOpenAI | None  # None when its key variable is unset
+    breaker: CircuitBreaker
+    slots: PrioritySemaphore
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+class ModelRouter:
+    """Sends chat requests to the configured upstreams.
+
+    For each request: the route's primary, then its fallbacks in order. At each upstream: up to
+    `max_retries` retries with exponential backoff and full jitter on retryable failures (429,
+    5xx, timeouts, connection errors), Retry-After honoured when at most `retry.retry_after_max_s`.
+    A 400-class answer for the request itself raises `UpstreamRejected` at once. An upstream whose
+    breaker is open is skipped. Each upstream admits `max_concurrency` calls; waiters go by
+    priority (10 most urgent), then arrival.
+    """
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        *,
+        events: RouterEvents | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.events: RouterEvents = events or NoRouterEvents()
+        self._clock = clock
+        env = os.environ if environ is None else environ
+        self._upstreams = {u.name: self._build_upstream(u, env) for u in config.upstreams}
+        self._backoff = wait_random_exponential(multiplier=config.retry.backoff_base_s,
+                                                max=config.retry.backoff_max_s)
+
+    def _build_upstream(self, config: UpstreamConfig, env: Mapping[str, str]) -> _Upstream:
+        key = env.get(config.api_key_env) if config.api_key_env else _NO_KEY_PLACEHOLDER
+        # Retries are ours (with breaker and fallbacks in the loop), so the SDK makes none.
+        client = AsyncOpenAI(api_key=key, base_url=config.base_url, timeout=config.timeout_s,
+                             max_retries=0) if key else None
+        name = config.name
+        breaker = CircuitBreaker(
+            self.config.breaker.failure_threshold, self.config.breaker.cooldown_s, clock=self._clock,
+            on_change=lambda state: self.events.breaker_changed(name, state),
+        )
+        return _Upstream(config=config, client=client, breaker=breaker,
+                         slots=PrioritySemaphore(config.max_concurrency))
+
+    # Public API.
+
+    async def complete(
+        self,
+        request: Mapping[str, Any],
+        *,
+        priority: int = DEFAULT_PRIORITY,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> RouterResult:
+        """A non-streaming chat completion (`request` is the OpenAI request body; `stream` is ignored)."""
+        requested = _requested_model(request)
+        _check_priority(priority)
+        started = self._clock()
+        trail: list[Attempt] = []
+        targets = self.config.targets_for(requested)
+        last_failure: _Failure | None = None
+        for index, target in enumerate(targets):
+            upstream, model = self._upstreams[target.upstream], target.model or requested
+
+            async def call(client: AsyncOpenAI, model: str = model) -> tuple[dict[str, Any], bool]:
+                return await self._complete_once(client, model, request, extra_headers)
+
+            try:
+                completion, truncated = await self._with_retries(upstream, model, priority, trail, call,
+                                                                 keep_slot=False)
+            except _Failure as failure:
+                if failure.outcome not in _SKIPS:
+                    last_failure = failure
+                self._note_fallback(targets, index, upstream.name, failure)
+                continue
+            return RouterResult(
+                completion=completion, requested_model=requested, upstream=upstream.name, model=model,
+                fallback_used=index > 0, attempts=_count_attempts(trail),
+                latency_ms=(self._clock() - started) * 1000, truncated=truncated, trail=tuple(trail),
+            )
+        raise _final_error(requested, trail, last_failure)
+
+    async def stream(
+        self,
+        request: Mapping[str, Any],
+        *,
+        priority: int = DEFAULT_PRIORITY,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> RouterStream:
+        """Open a streaming chat completion.
+
+        Returns once the first chunk with content (or a tool call) has arrived, so every failure
+        up to there raises here and may fall back; iterate the result for chunk dicts. After
+        that, a failure raises `UpstreamError` from the iteration. Close it (`aclose()` or
+        `async with`) to free the upstream's concurrency slot if you stop early.
+        """
+        requested = _requested_model(request)
+        _check_priority(priority)
+        started = self._clock()
+        trail: list[Attempt] = []
+        targets = self.config.targets_for(requested)
+        last_failure: _Failure | None = None
+        for index, target in enumerate(targets):
+            upstream, model = self._upstreams[target.upstream], target.model or requested
+
+            async def call(client: AsyncOpenAI, model: str = model) -> _OpenedStream:
+                return await self._open_stream_once(client, model, request, extra_headers)
+
+            try:
+                opened = await self._with_retries(upstream, model, priority, trail, call, keep_slot=True)
+            except _Failure as failure:
+                if failure.outcome not in _SKIPS:
+                    last_failure = failure
+                self._note_fallback(targets, index, upstream.name, failure)
+                continue
+            return RouterStream(
+                router=self, upstream=upstream, opened=opened, requested_model=requested, model=model,
+                fallback_used=index > 0, trail=trail, latency_ms=(self._clock() - started) * 1000,
+            )
+        raise _final_error(requested, trail, last_failure)
+
+    def upstream_status(self) -> list[UpstreamStatus]:
+        return [
+            UpstreamStatus(name=u.name, breaker=u.breaker.state, in_use=u.slots.in_use,
+                           waiting=u.slots.waiting, has_key=u.client is not None)
+            for u in self._upstreams.values()
+        ]
+
+    async def aclose(self) -> None:
+        for upstream in self._upstreams.values():
+            if upstream.client is not None:
+                await upstream.client.close()
+
+    # Attempts.
+
+    async def _with_retries(
+        self,
+        upstream: _Upstream,
+        model: str,
+        priority: int,
+        trail: list[Attempt],
+        call: Callable[[AsyncOpenAI], Awaitable[_T]],
+        *,
+        keep_slot: bool,
+    ) -> _T:
+        def before_sleep(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome is not None else None
+            delay = state.next_action.sleep if state.next_action is not None else 0.0
+            if isinstance(failure, _Failure):
+                self.events.retry(upstream.name, model, state.attempt_number, failure.outcome, delay)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(upstream.config.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(lambda exc: isinstance(exc, _Failure) and exc.retryable),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        result: _T = await retrying(self._attempt, upstream, model, priority, trail, call, keep_slot)
+        return result
+
+    def _wait(self, state: RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(failure, _Failure) and failure.retry_after_s is not None:
+            return failure.retry_after_s
+        return float(self._backoff(state))
+
+    async def _attempt(
+        self,
+        upstream: _Upstream,
+        model: str,
+        priority: int,
+        trail: list[Attempt],
+        call: Callable[[AsyncOpenAI], Awaitable[_T]],
+        keep_slot: bool,
+    ) -> _T:
+        """One call at one upstream: breaker check, concurrency slot, deadline, verdict."""
+        if upstream.client is None:
+            self._record(upstream, model, trail, Outcome.NO_KEY, 0.0, f"{upstream.config.api_key_env} is not set")
+            raise _Failure(Outcome.NO_KEY, f"{upstream.config.api_key_env} is not set", retryable=False)
+        if not upstream.breaker.allow():
+            self._record(upstream, model, trail, Outcome.BREAKER_OPEN, 0.0, "circuit breaker open")
+            raise _Failure(Outcome.BREAKER_OPEN, "circuit breaker open", retryable=False)
+        try:
+            queued_at = self._clock()
+            await upstream.slots.acquire(priority)
+        except BaseException:
+            upstream.breaker.release()
+            raise
+        self.events.queued(upstream.name, priority, self._clock() - queued_at)
+        started = self._clock()
+        try:
+            async with asyncio.timeout(upstream.config.timeout_s):
+                value = await call(upstream.client)
+        except BaseException as exc:
+            upstream.slots.release()
+            if not isinstance(exc, Exception):  # cancelled: no verdict on the upstream
+                upstream.breaker.release()
+                raise
+            failure = exc if isinstance(exc, _Failure) else _classify(exc, upstream.config.timeout_s)
+            if failure.retry_after_s is not None and failure.retry_after_s > self.config.retry.retry_after_max_s:
+                failure.retryable = False  # told to come back later than we wait: try the fallback
+            self._record(upstream, model, trail, failure.outcome, self._clock() - started, failure.detail)
+            if failure.outcome is Outcome.REJECTED:
+                raise UpstreamRejected(failure.detail, extra={"upstream": upstream.name}) from None
+            raise failure from None
+        if not keep_slot:
+            upstream.slots.release()
+        self._record(upstream, model, trail, Outcome.OK, self._clock() - started)
+        return value
+
+    def _record(self, upstream: _Upstream, model: str, trail: list[Attempt], outcome: Outcome,
+                latency_s: float, detail: str = "") -> None:
+        if outcome not in _SKIPS:
+            if outcome in _HEALTHY:
+                upstream.breaker.record_success()
+            else:
+                upstream.breaker.record_failure()
+        trail.append(Attempt(upstream=upstream.name, model=model, outcome=outcome,
+                             latency_ms=latency_s * 1000, detail=detail))
+        self.events.attempt(upstream.name, model, outcome, latency_s)
+
+    def _note_fallback(self, targets: list[RouteTarget], index: int, from_upstream: str,
+                       failure: _Failure) -> None:
+        if index + 1 < len(targets):
+            following = targets[index + 1]
+            self.events.fallback(from_upstream, following.upstream, following.model or "", failure.outcome)
+
+    async def _complete_once(self, client: AsyncOpenAI, model: str, request: Mapping[str, Any],
+                             extra_headers: Mapping[str, str] | None) -> tuple[dict[str, Any], bool]:
+        raw = await client.chat.completions.with_raw_response.create(
+            **_sdk_arguments(request, model, stream=False), extra_headers=dict(extra_headers or {}),
+        )
+        try:
+            completion = msgspec.json.decode(raw.content)
+        except msgspec.DecodeError:
+            raise _Failure(Outcome.SERVER_ERROR, "the answer is not JSON", retryable=True) from None
+        if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
+            raise _Failure(Outcome.SERVER_ERROR, "the answer is not a chat completion", retryable=True)
+        if not any(_message_has_answer(c.get("message")) for c in completion["choices"] if isinstance(c, dict)):
+            raise _Failure(Outcome.EMPTY, "empty answer: no content and no tool calls", retryable=False)
+        truncated = _truncate_completion(completion, self.config.max_answer_chars)
+        return completion, truncated
+
+    async def _open_stream_once(self, client: AsyncOpenAI, model: str, request: Mapping[str, Any],
+                                extra_headers: Mapping[str, str] | None) -> _OpenedStream:
+        sdk_stream = await client.chat.completions.create(
+            **_sdk_arguments(request, model, stream=True), extra_headers=dict(extra_headers or {}),
+        )
+        buffered: deque[dict[str, Any]] = deque()
+        try:
+            # Hold chunks back until one carries an answer: until then a failure may still fall back.
+            while True:
+                try:
+                    chunk = await sdk_stream.__anext__()
+                except StopAsyncIteration:
+                    raise _Failure(Outcome.EMPTY, "empty answer: the stream ended without content",
+                                   retryable=False) from None
+                data = chunk.to_dict(mode="json")
+                buffered.append(data)
+                if any(_delta_has_answer(c.get("delta")) for c in data.get("choices") or []):
+                    return _OpenedStream(sdk_stream=sdk_stream, buffered=buffered)
+        except BaseException:
+            await sdk_stream.close()
+            raise
+
+
+@dataclass(slots=True)
+class _OpenedStream:
+    sdk_stream: openai.AsyncStream[ChatCompletionChunk]
+    buffered: deque[dict[str, Any]]
+
+
+class RouterStream:
+    """Chunk dicts of one streamed completion, from the upstream that answered.
+
+    Holds that upstream's concurrency slot until exhausted or closed.
+    """
+
+    def __init__(self, *, router: ModelRouter, upstream: _Upstream, opened: _OpenedStream,
+                 requested_model: str, model: str, fallback_used: bool, trail: list[Attempt],
+                 latency_ms: float) -> None:
+        self._router = router
+        self._upstream = upstream
+        self._sdk_stream = opened.sdk_stream
+        self._buffered = opened.buffered
+        self._chars: dict[int, int] = {}
+        self._cut = False
+        self._closed = False
+        self.requested_model = requested_model
+        self.upstream = upstream.name
+        self.model = model
+        self.fallback_used = fallback_used
+        self.trail = trail
+        self.attempts = _count_attempts(trail)
+        self.latency_ms = latency_ms
+        """Time in the router until the first chunk with content."""
+        self.truncated = False
+
+    def __aiter__(self) -> RouterStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._closed or self._cut:
+            await self.aclose()
+            raise StopAsyncIteration
+        if self._buffered:
+            return self._shape(self._buffered.popleft())
+        try:
+            chunk = await self._sdk_stream.__anext__()
+        except StopAsyncIteration:
+            await self.aclose()
+            raise
+        except Exception as exc:
+            await self._fail(exc)
+        return self._shape(chunk.to_dict(mode="json"))
+
+    async def _fail(self, exc: Exception) -> NoReturn:
+        failure = _classify(exc, self._upstream.config.timeout_s)
+        self._router._record(self._upstream, self.model, self.trail, Outcome.STREAM_BROKEN, 0.0, failure.detail)
+        await self.aclose()
+        error_type = UpstreamTimeout if failure.outcome is Outcome.TIMEOUT else UpstreamError
+        raise error_type(f"the stream from {self.upstream}/{self.model} broke off: {failure.detail}",
+                         extra={"upstream": self.upstream}) from None
+
+    def _shape(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        limit = self._router.config.max_answer_chars
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if not isinstance(content, str):
+                continue
+            index = int(choice.get("index", 0))
+            seen = self._chars.get(index, 0)
+            if seen + len(content) > limit:
+                # Cut here and stop reading: closing the stream stops the upstream generating.
+                delta["content"] = content[: max(0, limit - seen)]
+                choice["finish_reason"] = "length"
+                self.truncated = self._cut = True
+            self._chars[index] = seen + len(content)
+        return chunk
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._upstream.slots.release()
+        await self._sdk_stream.close()
+
+    async def __aenter__(self) -> RouterStream:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+
+# Helpers.
+
+
+def _requested_model(request: Mapping[str, Any]) -> str:
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("The request names no model.")
+    return model
+
+
+def _check_priority(priority: int) -> None:
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise BadRequest(f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY} (10 is most urgent).")
+
+
+def _sdk_arguments(request: Mapping[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
+    # Everything but the fields the SDK takes apart goes through untouched as extra_body.
+    extra = {k: v for k, v in request.items() if k not in ("model", "messages", "stream")}
+    if not stream:
+        extra.pop("stream_options", None)
+    return {"model": model, "messages": request.get("messages", []), "stream": stream,
+            "extra_body": extra or None}
+
+
+def _message_has_answer(message: Any) -> bool:
+    if not isinstance(message, dict):
+        return False
+    return bool(message.get("content") or message.get("tool_calls") or message.get("function_call")
+                or message.get("refusal"))
+
+
+def _delta_has_answer(delta: Any) -> bool:
+    return _message_has_answer(delta)
+
+
+def _truncate_completion(completion: dict[str, Any], limit: int) -> bool:
+    truncated = False
+    for choice in completion["choices"]:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str) and len(content) > limit:
+            message["content"] = content[:limit]  # type: ignore[index]  # message is a dict here
+            choice["finish_reason"] = "length"
+            truncated = True
+    return truncated
+
+
+def _retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Seconds from `retry-after-ms` (OpenAI's) or `retry-after` (seconds or an HTTP date)."""
+    if (value := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _upstream_message(exc: openai.APIError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return exc.message
+
+
+def _classify(exc: Exception, timeout_s: float) -> _Failure:
+    if isinstance(exc, _Failure):
+        return exc
+    if isinstance(exc, TimeoutError | openai.APITimeoutError):
+        return _Failure(Outcome.TIMEOUT, f"no answer within {timeout_s:g} s", retryable=True)
+    if isinstance(exc, openai.APIConnectionError):
+        return _Failure(Outcome.CONNECTION, f"connection failed: {exc.__cause__ or exc}", retryable=True)
+    if isinstance(exc, openai.APIStatusError):
+        status, message = exc.status_code, _upstream_message(exc)
+        detail = f"HTTP {status}: {message}"
+        if status == 429:
+            return _Failure(Outcome.RATE_LIMITED, detail, retryable=True,
+                            retry_after_s=_retry_after_s(exc.response.headers))
+        if status >= 500 or status in (408, 409):
+            return _Failure(Outcome.SERVER_ERROR, detail, retryable=True,
+                            retry_after_s=_retry_after_s(exc.response.headers))
+        if status in _REJECTED_STATUS:
+            return _Failure(Outcome.REJECTED, message, retryable=False)
+        if status in (401, 403):
+            return _Failure(Outcome.AUTH, detail, retryable=False)
+        if status == 404:
+            return _Failure(Outcome.NOT_FOUND, detail, retryable=False)
+        return _Failure(Outcome.REFUSED, detail, retryable=False)
+    if isinstance(exc, openai.APIError):  # e.g. an error event inside a stream
+        return _Failure(Outcome.SERVER_ERROR, _upstream_message(exc), retryable=True)
+    return _Failure(Outcome.SERVER_ERROR, f"unexpected {type(exc).__name__}: {exc}", retryable=True)
+
+
+def _count_attempts(trail: list[Attempt]) -> int:
+    return sum(1 for a in trail if a.outcome not in _SKIPS)
+
+
+def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | None) -> UpstreamError:
+    # One line per (upstream, model) tried, in order: how many calls and how the last one ended.
+    summary: list[tuple[str, str, int, Attempt]] = []
+    for attempt in trail:
+        calls = 0 if attempt.outcome in _SKIPS else 1
+        if summary and summary[-1][:2] == (attempt.upstream, attempt.model):
+            summary[-1] = (attempt.upstream, attempt.model, summary[-1][2] + calls, attempt)
+        else:
+            summary.append((attempt.upstream, attempt.model, calls, attempt))
+    parts = []
+    for upstream, model, calls, last in summary:
+        detail = f": {last.detail}" if last.detail else ""
+        count = f" after {calls} attempt{'s' if calls != 1 else ''}" if calls else ""
+        parts.append(f"{upstream}/{model} {last.outcome}{count}{detail}")
+    message = f"No upstream answered for model {requested!r}: " + "; ".join(parts)
+    extra = {"attempts": [{"upstream": a.upstream, "model": a.model, "outcome": str(a.outcome),
+                           "detail": a.detail} for a in trail]}
+    if last_failure is not None and last_failure.outcome is Outcome.TIMEOUT:
+        return UpstreamTimeout(message, extra=extra)
+    return UpstreamError(message, extra=extra)
