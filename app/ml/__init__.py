@@ -1,0 +1,1 @@
+"""Exporting and training the models the cache serves (needs the `train` extra: PyTorch)."""

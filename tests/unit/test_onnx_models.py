@@ -1,0 +1,87 @@
+"""The shipped ONNX models, loaded as the service loads them, judged on what a user would notice."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from app.cache.onnx_models import (
+    DEFAULT_EMBEDDER_DIR,
+    DEFAULT_VERIFIER_DIR,
+    OnnxCrossEncoder,
+    OnnxEmbedder,
+)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> OnnxEmbedder:
+    return OnnxEmbedder(DEFAULT_EMBEDDER_DIR)
+
+
+@pytest.fixture(scope="module")
+def verifier() -> OnnxCrossEncoder:
+    return OnnxCrossEncoder(DEFAULT_VERIFIER_DIR)
+
+
+def test_embedder_vectors_are_unit_float32_of_its_dimension(embedder: OnnxEmbedder) -> None:
+    vectors = embedder.embed(["How do I reset my VPN password?", "SQL: count orders per customer"])
+
+    assert embedder.name == "minilm-l6-v2-int8"
+    assert embedder.dimension == 384
+    assert vectors.dtype == np.float32
+    assert vectors.shape == (2, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert embedder.embed([]).shape == (0, 384)
+
+
+def test_paraphrase_is_closer_than_an_unrelated_prompt(embedder: OnnxEmbedder) -> None:
+    stored, paraphrase, unrelated = embedder.embed(
+        [
+            "How do I reset my VPN password?",
+            "i forgot my vpn password, how can I reset it",
+            "Write a Python function that merges two sorted lists.",
+        ]
+    )
+
+    assert float(stored @ paraphrase) > 0.8
+    assert float(stored @ paraphrase) > float(stored @ unrelated) + 0.4
+
+
+def test_a_text_gets_the_same_vector_alone_or_in_any_batch(embedder: OnnxEmbedder) -> None:
+    text = "Summarise the Q3 churn numbers for the board in three bullet points."
+    others = [
+        "hi",
+        "Explain the difference between a Kubernetes Deployment and a StatefulSet, with examples of when "
+        "each one is the right choice for a stateful database workload running in production.",
+        "pandas: group by region and take the median revenue",
+    ] * 4
+    alone = embedder.embed([text])[0]
+    first = embedder.embed([text, *others])[0]
+    last = embedder.embed([*others, text])[-1]
+
+    # Dynamic int8 scales activations per batch, so "the same" is to within quantisation noise
+    # (about the distance between the int8 and fp32 vectors); alone it is exactly repeatable.
+    assert float(alone @ first) > 0.98
+    assert float(alone @ last) > 0.98
+    np.testing.assert_array_equal(embedder.embed([text])[0], alone)
+
+
+def test_embedder_is_safe_to_share_between_threads(embedder: OnnxEmbedder) -> None:
+    texts = [f"Ticket {number}: the printer on floor {number} is offline" for number in range(8)]
+    expected = [embedder.embed([text])[0] for text in texts]
+    results: dict[int, np.ndarray] = {}
+
+    def work(index: int) -> None:
+        results[index] = embedder.embed([texts[index]])[0]
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(len(texts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == len(texts)
+    for index, vector in results.items():
+        np.testing.assert_allclose(vector, expected[index], atol=1e-6)
