@@ -433,7 +433,7 @@ _NOT_NEGATIONS: Final = re.compile(
 
 def _negated(text: str) -> bool:
     lowered = _NOT_NEGATIONS.sub(" ", _normalise(text).lower().replace("n't", " n't"))
-    words = re.findall(r"[a-z]+|n't", lowered)
+    words = re.findall(r"n't|[a-z]+", lowered)
     return any(word in _NEGATORS or word == "n't" for word in words)
 
 
@@ -868,14 +868,15 @@ def opposite_words(a: str, b: str) -> str | None:
 
 # ---------------------------------------------------------------------------------------
 
+# Most specific reason first: a reversed conversion also changes which number has which unit.
 RULES: Final[Mapping[str, Rule]] = {
+    DIRECTION: reversed_direction,
     NUMBER: different_numbers,
     TIME: different_time,
     NEGATION: different_negation,
-    ENTITY: different_entities,
-    DIRECTION: reversed_direction,
-    ORDER: swapped_roles,
     ANTONYM: opposite_words,
+    ENTITY: different_entities,
+    ORDER: swapped_roles,
 }
 
 

@@ -1,0 +1,112 @@
+"""The chain: order of stages, one batch for the expensive stage, the best survivor served."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from app.cache.verifier import (
+    CROSS_ENCODER,
+    SIMILARITY,
+    Candidate,
+    VerifierPolicy,
+    build_verifier,
+)
+
+
+class FakeScorer:
+    """Scores pairs from a table and records every call."""
+
+    def __init__(self, table: dict[str, float]) -> None:
+        self.table = table
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> npt.NDArray[np.float32]:
+        self.calls.append(list(pairs))
+        return np.array([self.table[stored] for _, stored in pairs], dtype=np.float32)
+
+
+def candidate(prompt: str, similarity: float) -> Candidate:
+    return Candidate(entry_id=uuid.uuid4(), prompt=prompt, similarity=similarity)
+
+
+QUERY = "convert 5 km to miles"
+NO_CE = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=None)
+
+
+def test_reversed_conversion_is_not_served_but_the_paraphrase_is() -> None:
+    reversed_ = candidate("convert 5 miles to km", 0.97)
+    paraphrase = candidate("5 kilometres in miles", 0.91)
+    verdict = build_verifier().decide(QUERY, [paraphrase, reversed_], NO_CE)
+    assert verdict.accepted == paraphrase
+    assert verdict.rejections == {reversed_.entry_id: "direction"}
+    assert verdict.score == paraphrase.similarity
+
+
+def test_below_the_floor_is_a_miss_and_says_why() -> None:
+    far = candidate("5 kilometres in miles", 0.5)
+    verdict = build_verifier().decide(QUERY, [far], NO_CE)
+    assert not verdict.hit
+    assert verdict.accepted is None
+    assert verdict.rejections == {far.entry_id: SIMILARITY}
+
+
+def test_no_candidates_is_a_miss() -> None:
+    verdict = build_verifier().decide(QUERY, [], NO_CE)
+    assert not verdict.hit
+    assert verdict.reports == ()
+
+
+def test_rules_can_be_turned_off() -> None:
+    reversed_ = candidate("convert 5 miles to km", 0.97)
+    policy = VerifierPolicy(min_similarity=0.8, rules=False, cross_encoder_min_score=None)
+    assert build_verifier().decide(QUERY, [reversed_], policy).accepted == reversed_
+    only_number_rule_off = VerifierPolicy(
+        min_similarity=0.8, disabled_rules=frozenset({"number"}), cross_encoder_min_score=None
+    )
+    assert build_verifier().decide("5 tickets", [candidate("50 tickets", 0.95)], only_number_rule_off).hit
+
+
+def test_cross_encoder_scores_survivors_in_one_batch_and_picks_its_favourite() -> None:
+    near = candidate("how many miles is 5 km", 0.95)
+    nearer = candidate("5 km in miles please", 0.96)
+    look_alike = candidate("convert 5 miles to km", 0.98)  # the rules drop it before the model
+    far = candidate("weather in Paris", 0.3)
+    scorer = FakeScorer({near.prompt: 0.9, nearer.prompt: 0.6})
+    policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
+    verdict = build_verifier(scorer).decide(QUERY, [far, near, look_alike, nearer], policy)
+    assert scorer.calls == [[(QUERY, nearer.prompt), (QUERY, near.prompt)]]
+    assert verdict.accepted == near
+    assert verdict.score == np.float32(0.9)
+    report = next(r for r in verdict.reports if r.candidate == near)
+    assert report.scores == {SIMILARITY: 0.95, CROSS_ENCODER: np.float32(0.9)}
+    # Reports come best cosine first, and keep every stage's finding.
+    assert [r.candidate for r in verdict.reports] == [look_alike, nearer, near, far]
+    assert [r.rejection for r in verdict.reports] == ["direction", None, None, SIMILARITY]
+
+
+def test_cross_encoder_below_its_floor_rejects() -> None:
+    near = candidate("how many miles is 5 km", 0.95)
+    scorer = FakeScorer({near.prompt: 0.2})
+    policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
+    verdict = build_verifier(scorer).decide(QUERY, [near], policy)
+    assert not verdict.hit
+    assert verdict.rejections == {near.entry_id: CROSS_ENCODER}
+
+
+def test_cross_encoder_is_not_called_when_nothing_survives_or_it_is_off() -> None:
+    scorer = FakeScorer({})
+    verifier = build_verifier(scorer)
+    verifier.decide(QUERY, [candidate("convert 5 miles to km", 0.99)], VerifierPolicy())
+    verifier.decide(QUERY, [candidate("5 km in miles", 0.99)], NO_CE)
+    assert scorer.calls == []
+
+
+def test_a_request_can_only_tighten_the_threshold() -> None:
+    tenant = VerifierPolicy(min_similarity=0.85)
+    assert tenant.stricter(0.95).min_similarity == 0.95
+    assert tenant.stricter(0.5).min_similarity == 0.85
+    assert tenant.stricter(None) is tenant

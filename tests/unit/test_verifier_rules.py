@@ -1,0 +1,120 @@
+"""The cheap rules: look-alikes they must turn down, paraphrases they must keep."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.cache.verifier.rules import (
+    ANTONYM,
+    DIRECTION,
+    ENTITY,
+    NEGATION,
+    NUMBER,
+    ORDER,
+    TIME,
+    different_entities,
+    different_negation,
+    different_numbers,
+    different_time,
+    first_rejection,
+    opposite_words,
+    quantities,
+    reversed_direction,
+    swapped_roles,
+)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "reason"),
+    [
+        ("convert 5 km to miles", "convert 5 miles to km", DIRECTION),
+        ("convert 10 USD to EUR", "convert 10 EUR to USD", DIRECTION),
+        ("convert Markdown to HTML", "convert HTML to Markdown", DIRECTION),
+        ("train from Paris to Rome", "train from Rome to Paris", DIRECTION),
+        ("buy 5 tickets for the show", "buy 50 tickets for the show", NUMBER),
+        ("download Ubuntu 22.04 ISO", "download Ubuntu 24.04 ISO", NUMBER),
+        ("top 3 hiking trails", "top ten hiking trails", NUMBER),
+        ("100 Celsius in Fahrenheit", "convert 100°F to Celsius", DIRECTION),
+        ("500 km by car", "500 miles by car", NUMBER),
+        ("hotels in Rome in June", "hotels in Rome in December", NUMBER),
+        ("pesto recipe with pine nuts", "pesto recipe without pine nuts", NEGATION),
+        ("why does my script exit", "why doesn't my script exit", NEGATION),
+        ("list of NBA champions", "list of NFL champions", ENTITY),
+        ("current time in New York", "current time in Los Angeles", ENTITY),
+        ("how to mute a thread", "how to unmute a thread", ANTONYM),
+        ("should I buy Tesla shares", "should I sell Tesla shares", ANTONYM),
+        ("sort the array ascending", "sort the array descending", ANTONYM),
+        ("weather in Oslo tomorrow", "weather in Oslo today", TIME),
+        ("current USD/JPY rate", "USD/JPY rate yesterday", TIME),
+    ],
+)
+def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
+    assert first_rejection(first, second) == reason
+    assert first_rejection(second, first) == reason
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("convert 5km to miles", "5 kilometers in miles"),
+        ("convert 10 USD to EUR", "10 dollars in euros"),
+        ("top 5 coffee shops in Seattle", "best five coffee shops in Seattle"),
+        ("cost of 1,000 shares", "cost of 1000 shares"),
+        ("what's new in Python v3.11", "what is new in Python 3.11"),
+        ("monthly payment on a $500k loan at 5%", "payment per month for a 500k dollar loan at 5 percent"),
+        ("NYC subway map", "New York City subway map"),
+        ("find contact email for Acme Corp", "Acme Corporation contact email"),
+        ("weather in Berlin today", "today's weather in Berlin"),
+        ("Flights from London to Tokyo in June", "June flights London→Tokyo"),
+        ("return plaintext only, no links", "answer in plain text with no links"),
+        ("zsh autocomplete not working", "fix zsh autocomplete that is not working"),
+        ("nuxt vs next for content sites", "next vs nuxt for content websites"),
+        ("rows in table orders", "rows in the orders table"),
+        ("What is the capital of Canada?", "Capital city of Canada"),
+    ],
+)
+def test_paraphrases_are_kept(first: str, second: str) -> None:
+    assert first_rejection(first, second) is None
+    assert first_rejection(second, first) is None
+
+
+def test_quantities_normalise_spelling_and_units() -> None:
+    assert {(q.value, q.unit) for q in quantities("five km and 1,000 USD in v2.0")} == {
+        ("5", "km"),
+        ("1000", "usd"),
+        ("2.0", None),
+    }
+    # "3.10" is a version, not the decimal 3.1.
+    assert different_numbers("upgrade to 3.10", "upgrade to 3.1") == NUMBER
+
+
+def test_dates_compare_by_their_parts() -> None:
+    assert different_numbers("AAPL close on 2024-12-31", "apple stock close 2024-12-31") is None
+    assert different_numbers("posts after:2025-06-01", "posts after:2024-06-01") == NUMBER
+
+
+def test_each_rule_abstains_on_identical_prompts() -> None:
+    text = "Convert 5 km to miles without rounding for Alice in 2024"
+    for rule in (
+        different_numbers,
+        different_time,
+        different_negation,
+        different_entities,
+        reversed_direction,
+        swapped_roles,
+        opposite_words,
+    ):
+        assert rule(text, text) is None
+
+
+def test_names_swapped_between_roles_are_caught() -> None:
+    first = "His father emigrated to Missouri in 1868 but came back before the family could go to America ."
+    second = "His father emigrated to America in 1868 but came back before the family could go to Missouri ."
+    assert swapped_roles(first, second) == ORDER
+
+
+def test_an_added_name_alone_is_not_a_swap() -> None:
+    assert different_entities("height of Everest", "elevation of Mount Everest") is None
+    assert (
+        different_entities("identifiers: user_id vs userId", "identifiers: user_id vs account_id") == ENTITY
+    )
