@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import enter_system, enter_tenant
@@ -21,29 +21,35 @@ def provide_services(state: State) -> Services:
     return services
 
 
-async def provide_principal(request: Request[Any, Any, Any], services: Services) -> Principal:
+async def provide_principal(
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> Principal:
     return await services.authenticator.authenticate(request.headers.get("authorization"))
 
 
-async def provide_tenant(principal: Principal) -> Principal:
+async def provide_tenant(principal: NamedDependency[Principal]) -> Principal:
     principal.require_tenant()
     return principal
 
 
-async def provide_admin(principal: Principal) -> Principal:
+async def provide_admin(principal: NamedDependency[Principal]) -> Principal:
     if principal.role != "admin":
         raise Forbidden("This route needs an admin key.")
     return principal
 
 
-async def provide_tenant_session(services: Services, tenant: Principal) -> AsyncGenerator[AsyncSession, None]:
+async def provide_tenant_session(
+    services: NamedDependency[Services], tenant: NamedDependency[Principal]
+) -> AsyncGenerator[AsyncSession, None]:
     """One transaction per request, in which only the caller's rows are visible."""
     async with services.sessionmaker() as session, session.begin():
         await enter_tenant(session, tenant.require_tenant())
         yield session
 
 
-async def provide_admin_session(services: Services, admin: Principal) -> AsyncGenerator[AsyncSession, None]:
+async def provide_admin_session(
+    services: NamedDependency[Services], admin: NamedDependency[Principal]
+) -> AsyncGenerator[AsyncSession, None]:
     """One transaction per admin request, across tenants."""
     async with services.sessionmaker() as session, session.begin():
         await enter_system(session)

@@ -4,6 +4,7 @@ embedded Postgres)."""
 from __future__ import annotations
 
 import asyncio
+import warnings
 from logging.config import fileConfig
 from typing import Any
 
@@ -19,6 +20,9 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+# Alembic cannot compare expression indexes with an operator class (the HNSW ones); it says so
+# and skips them, which is what we want: they are declared identically in models and migrations.
+warnings.filterwarnings("ignore", message=r".*detected to include an operator clause.*")
 DEFAULT_HNSW = hnsw_index_name("minilm-l6-v2-int8")
 
 

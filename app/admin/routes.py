@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.dependencies import ADMIN_DEPENDENCIES
@@ -39,5 +40,5 @@ class TenantAdminController(Controller):
     dependencies = ADMIN_DEPENDENCIES
 
     @get("/", summary="List tenants")
-    async def list_tenants(self, session: AsyncSession) -> list[TenantOut]:
+    async def list_tenants(self, session: NamedDependency[AsyncSession]) -> list[TenantOut]:
         return [TenantOut.of(t) for t in await TenantRepository(session).list()]

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import NamedDependency
 
 from app.dependencies import TENANT_DEPENDENCIES
 from app.tenants.auth import Principal
@@ -23,5 +24,5 @@ class UsageController(Controller):
     dependencies = TENANT_DEPENDENCIES
 
     @get("/", summary="The calling tenant's usage and what its quotas leave")
-    async def usage(self, tenant: Principal) -> UsageOut:
+    async def usage(self, tenant: NamedDependency[Principal]) -> UsageOut:
         return UsageOut(tenant_id=tenant.require_tenant(), tenant_name=tenant.tenant_name)

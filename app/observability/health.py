@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 from sqlalchemy import text
 
 from app.db.migrate import current_revision, head_revision
@@ -18,7 +19,7 @@ async def health() -> dict[str, str]:
 
 
 @get("/ready", summary="Readiness: database reachable and schema at head", tags=["health"])
-async def ready(services: Services) -> Response[dict[str, Any]]:
+async def ready(services: NamedDependency[Services]) -> Response[dict[str, Any]]:
     head = head_revision()
     try:
         async with services.engine.connect() as connection:

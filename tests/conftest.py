@@ -1,0 +1,141 @@
+"""Shared fixtures: one embedded Postgres per test run, migrated by Alembic (never create_all),
+and Déjà served over real HTTP on a loopback port.
+
+Tests isolate themselves by tenant: each test makes its own tenants with unique names, so
+tests never see each other's rows and can share one database."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.asgi import create_app
+from app.db import migrate
+from app.db.embedded import EmbeddedPostgres, start_embedded
+from app.db.engine import create_engine, create_sessionmaker, transaction
+from app.settings import Settings
+from app.tenants.repository import KeyRepository, TenantRepository
+
+ADMIN_TOKEN = "test-admin-token"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def embedded_pg() -> Iterator[EmbeddedPostgres]:
+    # Not under pytest's tmp_path: the wheel runs Postgres as an unprivileged user when the
+    # tests run as root, and pytest's per-user temp root is closed to other users.
+    data_dir = Path(tempfile.mkdtemp(prefix="deja-test-"))
+    pg = start_embedded(data_dir)
+    yield pg
+    pg.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(embedded_pg: EmbeddedPostgres) -> str:
+    migrate.upgrade(embedded_pg.url)
+    return embedded_pg.url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("deja-state"),
+        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        log_level="WARNING",
+    )
+
+
+class ServerThread:
+    """A uvicorn server on a free loopback port, in a thread with its own event loop."""
+
+    def __init__(self, app: object) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on")  # type: ignore[arg-type]
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def deja(settings: Settings) -> Iterator[ServerThread]:
+    with ServerThread(create_app(settings)) as server:
+        yield server
+
+
+@pytest.fixture
+async def http(deja: ServerThread) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=deja.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def sessionmaker(
+    database_url: str, settings: Settings
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(database_url, settings)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+@dataclass(frozen=True)
+class TenantKey:
+    tenant_id: uuid.UUID
+    name: str
+    api_key: str
+    key_id: uuid.UUID
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@pytest.fixture
+def make_tenant(sessionmaker: async_sessionmaker[AsyncSession]):  # type: ignore[no-untyped-def]
+    async def make(prefix: str = "t") -> TenantKey:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        async with transaction(sessionmaker, system=True) as session:
+            tenant = await TenantRepository(session).create(name)
+            key, new = await KeyRepository(session).issue(tenant.id)
+        return TenantKey(tenant_id=tenant.id, name=name, api_key=new.key, key_id=key.id)
+
+    return make
+
+
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -1,0 +1,58 @@
+"""The migrations upgrade and downgrade cleanly, and agree with the models."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from alembic import command
+
+from app.db import migrate
+from app.db.embedded import APP_ROLE, EmbeddedPostgres
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def scratch_database(embedded_pg: EmbeddedPostgres) -> str:
+    """An empty database of its own, so that downgrading never disturbs other tests."""
+    name = f"migr_{uuid.uuid4().hex[:8]}"
+    embedded_pg.server.psql(f"CREATE DATABASE {name} OWNER {APP_ROLE};")
+    embedded_pg.server.psql(f"\\c {name}\nCREATE EXTENSION IF NOT EXISTS vector;")
+    return embedded_pg.url.replace("/deja?", f"/{name}?")
+
+
+def _tables(pg: EmbeddedPostgres, url: str) -> set[str]:
+    database = url.split("@/")[1].split("?")[0]
+    out = pg.server.psql(f"\\c {database}\nSELECT tablename FROM pg_tables WHERE schemaname = 'public';")
+    # psql's aligned output: a header, a rule, the rows, a count; rows are bare table names.
+    return {line.strip() for line in out.splitlines() if re.fullmatch(r"\s*[a-z_]+\s*", line)} - {"tablename"}
+
+
+def test_upgrade_then_downgrade_then_upgrade(embedded_pg: EmbeddedPostgres, scratch_database: str) -> None:
+    migrate.upgrade(scratch_database)
+    assert {"tenants", "api_keys", "cache_entries", "ledger", "prices", "quotas", "audit_log"} <= _tables(
+        embedded_pg, scratch_database
+    )
+    command.check(migrate.alembic_config(scratch_database))  # models and migrations agree
+    migrate.downgrade(scratch_database, "base")
+    assert _tables(embedded_pg, scratch_database) == {"alembic_version"}
+    migrate.upgrade(scratch_database)
+    assert "cache_entries" in _tables(embedded_pg, scratch_database)
+
+
+def test_alembic_check_cli_is_clean(database_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "check"],
+        cwd=ROOT,
+        env={"DEJA_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "No new upgrade operations detected" in result.stdout + result.stderr
