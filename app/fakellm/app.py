@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from app.fakellm import generate
@@ -292,7 +293,7 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
         fault = state.pick_fault(chat.model, header_value)
         await state.wait_latency()
         if fault == "timeout":
-            await asyncio.sleep(config.timeout_sleep_s)
+            await _hang(request, config.timeout_sleep_s)
         elif fault is not None and (failed := _fault_response(fault, config)) is not None:
             return failed
         if fault == "midstream" and not chat.stream:
@@ -333,7 +334,7 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
         fault = state.pick_fault(body.model, header_value)
         await state.wait_latency()
         if fault == "timeout":
-            await asyncio.sleep(config.timeout_sleep_s)
+            await _hang(request, config.timeout_sleep_s)
         elif fault is not None and (failed := _fault_response(fault, config)) is not None:
             return failed
         dim = body.dimensions or generate.embedding_dim_for(body.model, config.embedding_dim)
@@ -355,7 +356,7 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
         return _json(ModelList(data=[Model(id=name, created=0) for name in names]))
 
     @get("/v1/models/{model_id:str}")
-    async def retrieve_model(model_id: str) -> Response[Any]:
+    async def retrieve_model(model_id: FromPath[str]) -> Response[Any]:
         # Every name exists: model names are free-form.
         return _json(Model(id=model_id, created=0))
 
@@ -385,6 +386,20 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+
+
+async def _hang(request: Request[Any, Any, Any], seconds: float) -> None:
+    """Sleep like a stuck model, but stop once the client has gone: nobody reads the answer then."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    waiter = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()
 
 
 def _embedding_texts(value: str | list[Any]) -> list[str] | None:

@@ -119,6 +119,8 @@ class ModelRouter:
         self.events: RouterEvents = events or NoRouterEvents()
         self._clock = clock
         env = os.environ if environ is None else environ
+        # One connection pool for all upstreams: pools are per host anyway, and TLS setup is paid once.
+        self._http = openai.DefaultAsyncHttpx2Client()
         self._upstreams = {u.name: self._build_upstream(u, env) for u in config.upstreams}
         self._backoff = wait_random_exponential(multiplier=config.retry.backoff_base_s,
                                                 max=config.retry.backoff_max_s)
@@ -127,7 +129,7 @@ class ModelRouter:
         key = env.get(config.api_key_env) if config.api_key_env else _NO_KEY_PLACEHOLDER
         # Retries are ours (with breaker and fallbacks in the loop), so the SDK makes none.
         client = AsyncOpenAI(api_key=key, base_url=config.base_url, timeout=config.timeout_s,
-                             max_retries=0) if key else None
+                             max_retries=0, http_client=self._http) if key else None
         name = config.name
         breaker = CircuitBreaker(
             self.config.breaker.failure_threshold, self.config.breaker.cooldown_s, clock=self._clock,
@@ -220,9 +222,7 @@ class ModelRouter:
         ]
 
     async def aclose(self) -> None:
-        for upstream in self._upstreams.values():
-            if upstream.client is not None:
-                await upstream.client.close()
+        await self._http.aclose()
 
     # Attempts.
 

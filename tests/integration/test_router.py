@@ -1,0 +1,366 @@
+"""The model router against the fake model server, over real HTTP, through the real openai client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
+from app.fakellm import FakeLLMConfig, FakeLLMServer
+from app.upstream import (
+    BreakerConfig,
+    BreakerState,
+    DefaultRoute,
+    ModelRoute,
+    ModelRouter,
+    Outcome,
+    RetryConfig,
+    RouterConfig,
+    RouterCounters,
+    RouteTarget,
+    UpstreamConfig,
+)
+
+TIMEOUT_S = 0.4
+
+
+class Fake:
+    """The fake server and a client for its own endpoints: faults, call counts, reset."""
+
+    def __init__(self, server: FakeLLMServer) -> None:
+        self.base_url = server.base_url
+        self.control = httpx.Client(base_url=server.root_url)
+
+    def fault(self, model: str, kind: str, times: int | None = None) -> None:
+        body = {"model": model, "kind": kind, "times": times}
+        self.control.post("/_fake/faults", json=body).raise_for_status()
+
+    def calls(self) -> dict[str, int]:
+        return dict(self.control.get("/_fake/stats").json()["chat"])
+
+    def reset(self) -> None:
+        self.control.post("/_fake/reset").raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[Fake]:
+    # Retry-After 0 keeps retries instant; a timeout fault hangs a little longer than TIMEOUT_S.
+    with FakeLLMServer(FakeLLMConfig(retry_after_s=0, timeout_sleep_s=1.5)) as server:
+        handle = Fake(server)
+        yield handle
+        handle.control.close()
+
+
+@pytest.fixture(autouse=True)
+def _reset(fake: Fake) -> None:
+    fake.reset()
+
+
+class Clock:
+    """A clock the tests move by hand, so breaker cool-downs need no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def upstream(name: str, fake: Fake, **overrides: Any) -> UpstreamConfig:
+    settings: dict[str, Any] = {"timeout_s": TIMEOUT_S, "max_retries": 2, "max_concurrency": 8, **overrides}
+    return UpstreamConfig(name=name, base_url=fake.base_url, **settings)
+
+
+def router_config(fake: Fake, *, primary: dict[str, Any] | None = None,
+                  threshold: int = 50) -> RouterConfig:
+    """Two upstreams on the same fake server, told apart by the model names the routes ask for."""
+    return RouterConfig(
+        upstreams=(upstream("primary", fake, **(primary or {})), upstream("backup", fake)),
+        routes=(
+            ModelRoute(model="chat", primary="primary", primary_model="main-model",
+                       fallbacks=(RouteTarget(upstream="backup", model="backup-model"),)),
+            ModelRoute(model="solo", primary="primary", primary_model="solo-model"),
+        ),
+        default_route=DefaultRoute(primary="primary"),
+        breaker=BreakerConfig(failure_threshold=threshold, cooldown_s=5.0),
+        retry=RetryConfig(backoff_base_s=0.01, backoff_max_s=0.02),
+    )
+
+
+@pytest.fixture
+async def counters() -> RouterCounters:
+    return RouterCounters()
+
+
+@pytest.fixture
+async def router(fake: Fake, counters: RouterCounters) -> AsyncIterator[ModelRouter]:
+    model_router = ModelRouter(router_config(fake), events=counters, environ={})
+    yield model_router
+    await model_router.aclose()
+
+
+def ask(model: str = "chat", text: str = "What is the capital of France?", **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+async def test_primary_answers(router: ModelRouter, fake: Fake) -> None:
+    result = await router.complete(ask())
+
+    assert result.upstream == "primary"
+    assert result.model == "main-model"
+    assert result.requested_model == "chat"
+    assert not result.fallback_used
+    assert result.attempts == 1
+    assert result.latency_ms > 0
+    assert result.completion["object"] == "chat.completion"
+    assert result.completion["choices"][0]["message"]["content"].startswith("Answer to: What is the capital")
+    assert result.completion["usage"]["total_tokens"] > 0
+    assert fake.calls() == {"main-model": 1}
+
+
+async def test_unknown_model_takes_the_default_route(router: ModelRouter, fake: Fake) -> None:
+    result = await router.complete(ask("some-new-model"))
+
+    assert (result.upstream, result.model) == ("primary", "some-new-model")
+    assert fake.calls() == {"some-new-model": 1}
+
+
+async def test_failing_primary_falls_back(router: ModelRouter, fake: Fake,
+                                          counters: RouterCounters) -> None:
+    fake.fault("main-model", "500")
+
+    result = await router.complete(ask())
+
+    assert result.fallback_used
+    assert (result.upstream, result.model) == ("backup", "backup-model")
+    assert result.attempts == 4  # three at the primary (max_retries=2), one at the backup
+    assert [a.outcome for a in result.trail] == [Outcome.SERVER_ERROR] * 3 + [Outcome.OK]
+    assert fake.calls() == {"main-model": 3, "backup-model": 1}
+    assert counters.fallbacks[("primary", "backup")] == 1
+
+
+@pytest.mark.parametrize("kind", ["429", "500"])
+async def test_retries_then_succeeds(router: ModelRouter, fake: Fake, counters: RouterCounters,
+                                     kind: str) -> None:
+    fake.fault("main-model", kind, times=2)
+
+    result = await router.complete(ask())
+
+    assert not result.fallback_used
+    assert result.attempts == 3
+    assert counters.retries["primary"] == 2
+    assert fake.calls() == {"main-model": 3}
+
+
+async def test_timeout_is_a_504(fake: Fake) -> None:
+    config = router_config(fake, primary={"max_retries": 1})
+    model_router = ModelRouter(config, environ={})
+    fake.fault("solo-model", "timeout")
+    try:
+        with pytest.raises(UpstreamTimeout) as caught:
+            await model_router.complete(ask("solo"))
+    finally:
+        await model_router.aclose()
+
+    assert caught.value.status_code == 504
+    assert "timeout after 2 attempts" in caught.value.detail
+    assert fake.calls() == {"solo-model": 2}
+
+
+async def test_all_failing_is_a_502_naming_the_reason(router: ModelRouter, fake: Fake) -> None:
+    fake.fault("main-model", "500")
+    fake.fault("backup-model", "429")
+
+    with pytest.raises(UpstreamError) as caught:
+        await router.complete(ask())
+
+    error = caught.value
+    assert type(error) is UpstreamError
+    assert error.status_code == 502
+    assert "primary/main-model server_error after 3 attempts: HTTP 500" in error.detail
+    assert "backup/backup-model rate_limited after 3 attempts: HTTP 429" in error.detail
+    assert len(error.extra["attempts"]) == 6
+
+
+async def test_invalid_request_is_passed_on_without_retry(router: ModelRouter, fake: Fake) -> None:
+    with pytest.raises(UpstreamRejected) as caught:
+        await router.complete({"model": "chat", "messages": []})
+
+    assert caught.value.status_code == 400
+    assert "Invalid 'messages'" in caught.value.detail
+    assert fake.calls() == {"main-model": 1}  # neither retried nor sent to the fallback
+
+
+async def test_rejected_by_fault_is_passed_on(router: ModelRouter, fake: Fake) -> None:
+    fake.fault("main-model", "400")
+
+    with pytest.raises(UpstreamRejected, match="the request was rejected"):
+        await router.complete(ask())
+
+    assert fake.calls() == {"main-model": 1}
+
+
+async def test_empty_answer_falls_back_without_retry(router: ModelRouter, fake: Fake) -> None:
+    fake.fault("main-model", "empty")
+
+    result = await router.complete(ask())
+
+    assert result.fallback_used
+    assert result.trail[0].outcome is Outcome.EMPTY
+    assert fake.calls() == {"main-model": 1, "backup-model": 1}
+
+
+async def test_missing_key_skips_to_the_fallback(fake: Fake) -> None:
+    config = router_config(fake, primary={"api_key_env": "DEJA_TEST_PRIMARY_KEY"})
+    model_router = ModelRouter(config, environ={})
+    try:
+        result = await model_router.complete(ask())
+    finally:
+        await model_router.aclose()
+
+    assert result.upstream == "backup"
+    assert result.trail[0].outcome is Outcome.NO_KEY
+    assert result.attempts == 1
+    assert fake.calls() == {"backup-model": 1}
+
+
+async def test_tool_calls_pass_through(router: ModelRouter) -> None:
+    tools = [{"type": "function", "function": {
+        "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+
+    result = await router.complete(ask(text="Weather in Paris?", tools=tools))
+
+    choice = result.completion["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
+
+
+async def test_long_answer_is_truncated(router: ModelRouter, fake: Fake) -> None:
+    fake.fault("main-model", "long")
+
+    result = await router.complete(ask())
+
+    choice = result.completion["choices"][0]
+    assert result.truncated
+    assert len(choice["message"]["content"]) == 50_000
+    assert choice["finish_reason"] == "length"
+
+
+async def test_breaker_opens_then_skips_then_probes(fake: Fake) -> None:
+    clock, counters = Clock(), RouterCounters()
+    config = router_config(fake, primary={"max_retries": 0}, threshold=3)
+    model_router = ModelRouter(config, events=counters, environ={}, clock=clock)
+    fake.fault("main-model", "500")
+    try:
+        for _ in range(3):
+            assert (await model_router.complete(ask())).upstream == "backup"
+        assert ("primary", BreakerState.OPEN) in counters.breaker_transitions
+
+        skipped = await model_router.complete(ask())
+        assert skipped.upstream == "backup"
+        assert skipped.trail[0].outcome is Outcome.BREAKER_OPEN
+        assert skipped.attempts == 1
+        assert fake.calls()["main-model"] == 3  # the open breaker kept the fourth call away
+
+        fake.reset()
+        clock.now += 5.0  # cool-down over: one probe goes through and closes the breaker
+        probed = await model_router.complete(ask())
+    finally:
+        await model_router.aclose()
+
+    assert probed.upstream == "primary"
+    assert counters.breaker_transitions[-2:] == [("primary", BreakerState.HALF_OPEN),
+                                                  ("primary", BreakerState.CLOSED)]
+
+
+async def test_priority_orders_waiters_under_a_limit_of_one(fake: Fake) -> None:
+    counters = RouterCounters()
+    model_router = ModelRouter(router_config(fake, primary={"max_concurrency": 1}), events=counters,
+                               environ={})
+    try:
+        # An open stream holds the only slot while the others queue up.
+        holder = await model_router.stream(ask(), priority=5)
+        priorities = [1, 5, 10, 3, 5]
+        tasks = []
+        for priority in priorities:
+            tasks.append(asyncio.create_task(model_router.complete(ask(), priority=priority)))
+            await asyncio.sleep(0.01)  # a stable arrival order
+        status = next(s for s in model_router.upstream_status() if s.name == "primary")
+        assert (status.in_use, status.waiting) == (1, len(priorities))
+
+        await holder.aclose()
+        results = await asyncio.gather(*tasks)
+    finally:
+        await model_router.aclose()
+
+    assert all(r.upstream == "primary" for r in results)
+    admitted = [priority for name, priority in counters.queue_order if name == "primary"]
+    assert admitted == [5, 10, 5, 5, 3, 1]  # the holder, then by priority, 10 most urgent
+
+
+async def test_stream_passes_chunks_through(router: ModelRouter) -> None:
+    expected = (await router.complete(ask())).completion["choices"][0]["message"]["content"]
+
+    async with await router.stream(ask(stream=True, stream_options={"include_usage": True})) as stream:
+        chunks = [chunk async for chunk in stream]
+
+    assert (stream.upstream, stream.model, stream.fallback_used) == ("primary", "main-model", False)
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == expected
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] > 0
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "stop"
+
+
+async def test_stream_falls_back_before_the_first_chunk(router: ModelRouter, fake: Fake) -> None:
+    fake.fault("main-model", "empty")
+
+    async with await router.stream(ask(stream=True)) as stream:
+        chunks = [chunk async for chunk in stream]
+
+    assert (stream.upstream, stream.fallback_used) == ("backup", True)
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks).startswith("Answer to:")
+
+
+async def test_stream_cannot_fall_back_after_the_first_chunk(router: ModelRouter, fake: Fake) -> None:
+    fake.fault("main-model", "midstream")
+
+    stream = await router.stream(ask(stream=True))
+    received: list[dict[str, Any]] = []
+
+    async def read_all() -> None:
+        async for chunk in stream:
+            received.append(chunk)
+
+    with pytest.raises(UpstreamError, match="broke off"):
+        await read_all()
+
+    assert stream.upstream == "primary"
+    assert received  # the first chunks went out before the failure
+    assert fake.calls() == {"main-model": 1}
+
+
+async def test_stream_is_truncated(router: ModelRouter, fake: Fake) -> None:
+    fake.fault("main-model", "long")
+
+    async with await router.stream(ask(stream=True)) as stream:
+        chunks = [chunk async for chunk in stream]
+
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert stream.truncated
+    assert len(text) == 50_000
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+
+async def test_stream_timeout_is_a_504(fake: Fake) -> None:
+    model_router = ModelRouter(router_config(fake, primary={"max_retries": 0}), environ={})
+    fake.fault("solo-model", "timeout")
+    try:
+        with pytest.raises(UpstreamTimeout):
+            await model_router.stream(ask("solo", stream=True))
+    finally:
+        await model_router.aclose()
