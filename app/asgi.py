@@ -11,6 +11,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from app import __version__
 from app.admin.routes import TenantAdminController
+from app.cache.routes import CacheController
 from app.dependencies import BASE_DEPENDENCIES
 from app.ledger.routes import UsageController
 from app.observability.health import health, ready
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await services.aclose()
 
     return Litestar(
-        route_handlers=[health, ready, UsageController, TenantAdminController],
+        route_handlers=[health, ready, UsageController, TenantAdminController, CacheController],
         dependencies=BASE_DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id],

@@ -10,6 +10,8 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cache.policy import TenantCachePolicy, parse_policy
+from app.cache.service import CacheService
 from app.db.engine import enter_system, enter_tenant
 from app.errors import Forbidden
 from app.services import Services
@@ -38,6 +40,14 @@ async def provide_admin(principal: NamedDependency[Principal]) -> Principal:
     return principal
 
 
+def provide_policy(tenant: NamedDependency[Principal]) -> TenantCachePolicy:
+    return parse_policy(tenant.tenant_settings)
+
+
+def provide_cache(services: NamedDependency[Services]) -> CacheService:
+    return services.cache
+
+
 async def provide_tenant_session(
     services: NamedDependency[Services], tenant: NamedDependency[Principal]
 ) -> AsyncGenerator[AsyncSession, None]:
@@ -60,5 +70,10 @@ BASE_DEPENDENCIES = {
     "services": Provide(provide_services, sync_to_thread=False),
     "principal": Provide(provide_principal),
 }
-TENANT_DEPENDENCIES = {"tenant": Provide(provide_tenant), "session": Provide(provide_tenant_session)}
+TENANT_DEPENDENCIES = {
+    "tenant": Provide(provide_tenant),
+    "session": Provide(provide_tenant_session),
+    "policy": Provide(provide_policy, sync_to_thread=False),
+    "cache": Provide(provide_cache, sync_to_thread=False),
+}
 ADMIN_DEPENDENCIES = {"admin": Provide(provide_admin), "session": Provide(provide_admin_session)}

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.cache.service import CacheService
 from app.db.embedded import resolve_database_url
-from app.db.engine import create_engine, create_sessionmaker
+from app.db.engine import create_engine, create_sessionmaker, transaction
 from app.settings import Settings
 from app.tenants.auth import Authenticator
 
@@ -18,18 +19,24 @@ class Services:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     authenticator: Authenticator
+    cache: CacheService
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
         engine = create_engine(resolve_database_url(settings), settings)
         sessionmaker = create_sessionmaker(engine)
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        cache = CacheService.create(settings.cache)
+        async with transaction(sessionmaker, system=True) as session:
+            await cache.prepare(session)
         return cls(
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
             authenticator=Authenticator(sessionmaker, admin_token),
+            cache=cache,
         )
 
     async def aclose(self) -> None:
+        await self.cache.aclose()
         await self.engine.dispose()

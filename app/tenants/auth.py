@@ -10,8 +10,9 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,6 +30,8 @@ class Principal:
     key_id: uuid.UUID | None  # None for the configured admin token
     tenant_id: uuid.UUID | None = None
     tenant_name: str | None = None
+    # The tenant's settings as stored (cache policy, quotas policy); parsed where used.
+    tenant_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def actor(self) -> str:
@@ -99,5 +102,9 @@ class Authenticator:
             # tell which keys are still in use.
             await keys.touch(owner.key_id, datetime.now(UTC))
         return Principal(
-            role=owner.role, key_id=owner.key_id, tenant_id=owner.tenant_id, tenant_name=owner.tenant_name
+            role=owner.role,
+            key_id=owner.key_id,
+            tenant_id=owner.tenant_id,
+            tenant_name=owner.tenant_name,
+            tenant_settings=owner.tenant_settings or {},
         )

@@ -24,6 +24,7 @@ class KeyOwner:
     tenant_id: uuid.UUID | None
     tenant_name: str | None
     tenant_status: str | None
+    tenant_settings: dict[str, Any] | None
 
 
 class TenantRepository:
@@ -95,7 +96,7 @@ class KeyRepository:
     async def find_owner(self, key_hash: bytes) -> KeyOwner | None:
         """The live key with this hash and its tenant; needs system context (no tenant known yet)."""
         stmt = (
-            select(ApiKey.id, ApiKey.role, ApiKey.tenant_id, Tenant.name, Tenant.status)
+            select(ApiKey.id, ApiKey.role, ApiKey.tenant_id, Tenant.name, Tenant.status, Tenant.settings)
             .outerjoin(Tenant, Tenant.id == ApiKey.tenant_id)
             .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
         )
@@ -103,7 +104,12 @@ class KeyRepository:
         if row is None:
             return None
         return KeyOwner(
-            key_id=row[0], role=row[1], tenant_id=row[2], tenant_name=row[3], tenant_status=row[4]
+            key_id=row[0],
+            role=row[1],
+            tenant_id=row[2],
+            tenant_name=row[3],
+            tenant_status=row[4],
+            tenant_settings=row[5],
         )
 
     async def touch(self, key_id: uuid.UUID, at: datetime) -> None:

@@ -1,0 +1,219 @@
+"""All SQL of the cache. The lookups are plain SQL on the hot path (measured: the ORM's
+statement building costs more than the queries themselves)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pgvector import HalfVector
+from sqlalchemy import delete, func, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cache.models import CacheEntry, hnsw_index_name
+
+_EMBEDDER_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    id: uuid.UUID
+    prompt: str
+    model: str
+    namespace: str
+    response: dict[str, Any]
+    prompt_tokens: int
+    completion_tokens: int
+    created_at: datetime
+    expires_at: datetime | None
+    hit_count: int
+    flagged: bool
+    similarity: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    tenant_id: uuid.UUID
+    namespace: str
+    model: str
+    scope_hash: bytes
+    exact_hash: bytes
+    prompt: str
+    embedder: str | None
+    embedding: npt.NDArray[np.float32] | None
+    response: dict[str, Any]
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: Decimal
+    ttl_s: int | None
+
+
+_COLUMNS = (
+    "id, prompt, model, namespace, response, prompt_tokens, completion_tokens, created_at, expires_at, "
+    "hit_count, flagged"
+)
+_LIVE = "NOT flagged AND (expires_at IS NULL OR expires_at > now())"
+
+_EXACT = text(
+    f"SELECT {_COLUMNS} FROM cache_entries "  # noqa: S608 (constants only)
+    f"WHERE tenant_id = :tenant_id AND namespace = :namespace AND exact_hash = :exact_hash AND {_LIVE} "
+    "ORDER BY created_at DESC LIMIT 1"
+)
+
+
+# Transaction-local, in one round trip.
+_SEARCH_SETTINGS = text(
+    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', :ef_search, true)"
+)
+
+_BY_ID = text(f"SELECT {_COLUMNS} FROM cache_entries WHERE id = :id")  # noqa: S608 (constants only)
+
+
+def _row(row: Any, similarity: float = 1.0) -> StoredEntry:
+    return StoredEntry(
+        id=row.id,
+        prompt=row.prompt,
+        model=row.model,
+        namespace=row.namespace,
+        response=row.response,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        hit_count=row.hit_count,
+        flagged=row.flagged,
+        similarity=similarity,
+    )
+
+
+def check_embedder_name(name: str) -> str:
+    # The name is spelled into the SQL text (a partial index needs a literal predicate).
+    if not _EMBEDDER_NAME.match(name):
+        raise ValueError(f"embedder name {name!r} must match {_EMBEDDER_NAME.pattern}")
+    return name
+
+
+class CacheRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def find_exact(self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes) -> StoredEntry | None:
+        row = (
+            await self.session.execute(
+                _EXACT, {"tenant_id": tenant_id, "namespace": namespace, "exact_hash": exact_hash}
+            )
+        ).first()
+        return _row(row) if row is not None else None
+
+    async def nearest(
+        self,
+        tenant_id: uuid.UUID,
+        namespace: str,
+        scope_hash: bytes,
+        embedder: str,
+        dimension: int,
+        vector: npt.NDArray[np.float32],
+        *,
+        k: int,
+        ef_search: int,
+    ) -> list[StoredEntry]:
+        """The k live entries of this scope nearest to `vector`, best first.
+
+        The HNSW index is partial per embedder and cast to its dimension; the query repeats
+        that expression and predicate literally so the planner can use it. Iterative scan
+        (pgvector 0.8) keeps walking the graph until k rows pass the tenant/scope filter,
+        so a small tenant among large ones still gets its neighbours.
+        """
+        check_embedder_name(embedder)
+        await self.session.execute(_SEARCH_SETTINGS, {"ef_search": str(int(ef_search))})
+        distance = f"(embedding::halfvec({int(dimension)}) <=> CAST(:vector AS halfvec({int(dimension)})))"
+        # relaxed_order may return rows slightly out of order: the outer query re-sorts.
+        sql = text(
+            f"SELECT * FROM (SELECT {_COLUMNS}, {distance} AS distance FROM cache_entries "  # noqa: S608 (validated name, ints)
+            f"WHERE embedder = '{embedder}' AND tenant_id = :tenant_id AND namespace = :namespace "
+            f"AND scope_hash = :scope_hash AND {_LIVE} "
+            f"ORDER BY {distance} LIMIT :k) nearest ORDER BY distance"
+        )
+        rows = (
+            await self.session.execute(
+                sql,
+                {
+                    "tenant_id": tenant_id,
+                    "namespace": namespace,
+                    "scope_hash": scope_hash,
+                    "vector": HalfVector(vector).to_text(),
+                    "k": k,
+                },
+            )
+        ).all()
+        return [_row(row, similarity=1.0 - float(row.distance)) for row in rows]
+
+    async def insert(self, entry: NewEntry) -> uuid.UUID:
+        expires_at = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, entry.ttl_s) if entry.ttl_s else None
+        stmt = (
+            CacheEntry.__table__.insert()
+            .values(
+                tenant_id=entry.tenant_id,
+                namespace=entry.namespace,
+                model=entry.model,
+                scope_hash=entry.scope_hash,
+                exact_hash=entry.exact_hash,
+                prompt=entry.prompt,
+                embedder=entry.embedder,
+                embedding=HalfVector(entry.embedding) if entry.embedding is not None else None,
+                response=entry.response,
+                prompt_tokens=entry.prompt_tokens,
+                completion_tokens=entry.completion_tokens,
+                cost_usd=entry.cost_usd,
+                expires_at=expires_at,
+            )
+            .returning(CacheEntry.id)
+        )
+        entry_id: uuid.UUID = (await self.session.execute(stmt)).scalar_one()
+        return entry_id
+
+    async def get(self, entry_id: uuid.UUID) -> StoredEntry | None:
+        row = (await self.session.execute(_BY_ID, {"id": entry_id})).first()
+        return _row(row) if row is not None else None
+
+    async def delete(self, entry_id: uuid.UUID) -> bool:
+        result = await self.session.execute(delete(CacheEntry).where(CacheEntry.id == entry_id))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def record_hit(self, entry_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(CacheEntry)
+            .where(CacheEntry.id == entry_id)
+            .values(hit_count=CacheEntry.hit_count + 1, last_hit_at=func.now())
+        )
+
+    async def record_feedback(self, entry_id: uuid.UUID, *, correct: bool) -> StoredEntry | None:
+        """A wrong hit flags the entry: it never serves again."""
+        values: dict[str, Any] = (
+            {"feedback_correct": CacheEntry.feedback_correct + 1}
+            if correct
+            else {"feedback_wrong": CacheEntry.feedback_wrong + 1, "flagged": True}
+        )
+        result = await self.session.execute(
+            update(CacheEntry).where(CacheEntry.id == entry_id).values(**values).returning(CacheEntry.id)
+        )
+        if result.first() is None:
+            return None
+        return await self.get(entry_id)
+
+    async def ensure_embedding_index(self, embedder: str, dimension: int) -> None:
+        """A partial HNSW index for this embedder's vectors, at its dimension (idempotent)."""
+        check_embedder_name(embedder)
+        await self.session.execute(
+            text(
+                f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(embedder)} ON cache_entries "
+                f"USING hnsw ((embedding::halfvec({int(dimension)})) halfvec_cosine_ops) "
+                f"WITH (m = 16, ef_construction = 64) WHERE embedder = '{embedder}'"
+            )
+        )

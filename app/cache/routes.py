@@ -1,0 +1,188 @@
+"""The native cache API: look up, store, read, delete entries, and report wrong hits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cache.policy import TenantCachePolicy
+from app.cache.repository import CacheRepository, StoredEntry
+from app.cache.responses import completion_from_text, is_completion
+from app.cache.scope import Scope, scope_of
+from app.cache.service import CacheService
+from app.dependencies import TENANT_DEPENDENCIES
+from app.errors import NotFound, Unprocessable
+from app.ledger.repository import LedgerRepository
+from app.tenants.auth import Principal
+
+Namespace = Annotated[str, msgspec.Meta(max_length=200)]
+Threshold = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class PromptIn(msgspec.Struct, kw_only=True):
+    """Either a bare `prompt` (one user turn) or the whole `messages` list of a chat request."""
+
+    model: Model
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    namespace: Namespace = ""
+
+    def scope(self) -> Scope:
+        if (self.prompt is None) == (self.messages is None):
+            raise Unprocessable("Give exactly one of 'prompt' or 'messages'.")
+        messages = self.messages if self.messages is not None else [{"role": "user", "content": self.prompt}]
+        return scope_of(self.model, messages)
+
+
+class LookupIn(PromptIn, kw_only=True):
+    # Only stricter than the tenant's own minimum similarity; a looser one is ignored.
+    threshold: Threshold | None = None
+
+
+class LookupOut(msgspec.Struct):
+    hit: bool
+    entry_id: uuid.UUID | None
+    similarity: float | None
+    response: dict[str, Any] | None
+    tier: str | None
+
+
+class EntryIn(PromptIn, kw_only=True):
+    # A chat completion object, or plain text (stored as one).
+    response: dict[str, Any] | str
+    ttl_seconds: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class CreatedOut(msgspec.Struct):
+    id: uuid.UUID
+
+
+class EntryOut(msgspec.Struct):
+    id: uuid.UUID
+    namespace: str
+    model: str
+    prompt: str
+    response: dict[str, Any]
+    created_at: datetime
+    expires_at: datetime | None
+    hit_count: int
+    flagged: bool
+
+    @classmethod
+    def of(cls, entry: StoredEntry) -> EntryOut:
+        return cls(
+            id=entry.id,
+            namespace=entry.namespace,
+            model=entry.model,
+            prompt=entry.prompt,
+            response=entry.response,
+            created_at=entry.created_at,
+            expires_at=entry.expires_at,
+            hit_count=entry.hit_count,
+            flagged=entry.flagged,
+        )
+
+
+class FeedbackIn(msgspec.Struct, kw_only=True):
+    correct: bool
+    entry_id: uuid.UUID | None = None
+    request_id: str | None = None
+
+
+class FeedbackOut(msgspec.Struct):
+    entry_id: uuid.UUID
+    flagged: bool
+
+
+class CacheController(Controller):
+    path = "/v1/cache"
+    tags: ClassVar[list[str]] = ["cache"]
+    dependencies = TENANT_DEPENDENCIES
+
+    @post("/lookup", status_code=200, summary="Look up a prompt; a hit returns the stored response")
+    async def lookup(
+        self,
+        data: JSONBody[LookupIn],
+        tenant: NamedDependency[Principal],
+        policy: NamedDependency[TenantCachePolicy],
+        session: NamedDependency[AsyncSession],
+        cache: NamedDependency[CacheService],
+    ) -> LookupOut:
+        result = await cache.lookup(
+            session,
+            tenant.require_tenant(),
+            data.namespace,
+            data.scope(),
+            policy.verifier_policy(data.threshold),
+        )
+        return LookupOut(
+            hit=result.hit,
+            entry_id=result.entry.id if result.entry else None,
+            similarity=result.similarity,
+            response=result.entry.response if result.entry else None,
+            tier=result.tier,
+        )
+
+    @post("/entries", status_code=HTTP_201_CREATED, summary="Store a response for a prompt")
+    async def create_entry(
+        self,
+        data: JSONBody[EntryIn],
+        tenant: NamedDependency[Principal],
+        policy: NamedDependency[TenantCachePolicy],
+        session: NamedDependency[AsyncSession],
+        cache: NamedDependency[CacheService],
+    ) -> CreatedOut:
+        if isinstance(data.response, str):
+            response = completion_from_text(data.model, data.response)
+        elif is_completion(data.response):
+            response = data.response
+        else:
+            raise Unprocessable("'response' must be text or a chat completion object with 'choices'.")
+        entry_id = await cache.store(
+            session,
+            tenant.require_tenant(),
+            data.namespace,
+            data.scope(),
+            response,
+            ttl_s=data.ttl_seconds or policy.default_ttl_s,
+        )
+        return CreatedOut(id=entry_id)
+
+    @get("/entries/{entry_id:uuid}", summary="Read an entry")
+    async def get_entry(
+        self, entry_id: FromPath[uuid.UUID], session: NamedDependency[AsyncSession]
+    ) -> EntryOut:
+        entry = await CacheRepository(session).get(entry_id)
+        if entry is None:
+            raise NotFound(f"No cache entry {entry_id}.")
+        return EntryOut.of(entry)
+
+    @delete("/entries/{entry_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete an entry")
+    async def delete_entry(
+        self, entry_id: FromPath[uuid.UUID], session: NamedDependency[AsyncSession]
+    ) -> None:
+        if not await CacheRepository(session).delete(entry_id):
+            raise NotFound(f"No cache entry {entry_id}.")
+
+    @post("/feedback", status_code=200, summary="Report whether a hit was right; a wrong one stops serving")
+    async def feedback(
+        self, data: JSONBody[FeedbackIn], session: NamedDependency[AsyncSession]
+    ) -> FeedbackOut:
+        if (data.entry_id is None) == (data.request_id is None):
+            raise Unprocessable("Give exactly one of 'entry_id' or 'request_id'.")
+        entry_id = data.entry_id or await LedgerRepository(session).entry_for_request(str(data.request_id))
+        if entry_id is None:
+            raise NotFound(f"Request {data.request_id} was not served from the cache.")
+        entry = await CacheRepository(session).record_feedback(entry_id, correct=data.correct)
+        if entry is None:
+            raise NotFound(f"No cache entry {entry_id}.")
+        return FeedbackOut(entry_id=entry.id, flagged=entry.flagged)

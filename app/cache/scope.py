@@ -1,0 +1,138 @@
+"""What must match exactly before two prompts are compared by meaning (docs/caching.md).
+
+Only the last user turn is compared by meaning. Everything else that shapes the answer is
+the *scope*: the model, every earlier message (system prompt included), and the request
+parameters that change what a correct answer looks like. Two requests in different scopes
+never share an entry. The namespace and the tenant are separate columns, matched exactly too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import Unprocessable
+
+# Bump when the fingerprint's definition changes: old entries then simply stop matching.
+SCOPE_VERSION = 1
+
+# Parameters that change what a correct answer is: a different tool set, output format,
+# sample count, seed, stop sequence or token-level shaping needs its own entry.
+SCOPE_PARAMETERS = (
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "functions",
+    "function_call",
+    "response_format",
+    "n",
+    "seed",
+    "stop",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "presence_penalty",
+    "frequency_penalty",
+    "reasoning_effort",
+    "modalities",
+    "audio",
+    "prediction",
+    "web_search_options",
+    "verbosity",
+)
+# Not in the scope, on purpose: temperature and top_p (a policy decides whether a request is
+# cacheable at all), stream and stream_options (a stored answer replays either way), user,
+# metadata, store, service_tier (bookkeeping, not content).
+
+# Answers cut at a small max_tokens must not serve requests that allow long ones, and the
+# other way round; nearby limits share entries. Upper bounds of the classes, in tokens.
+MAX_TOKENS_CLASSES = (64, 256, 1024, 4096, 16384)
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalise_prompt(text: str) -> str:
+    """Unicode NFC, trimmed, runs of whitespace collapsed to one space. Case is kept: it can
+    matter (code, identifiers, acronyms), and the semantic tier handles the rest."""
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def max_tokens_class(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise Unprocessable("max_tokens must be a positive integer.")
+    return next((bound for bound in MAX_TOKENS_CLASSES if value <= bound), 0)  # 0: above every class
+
+
+def message_text(content: Any) -> tuple[str, list[Any]]:
+    """The text of a message's content, and its non-text parts (images, audio, files)."""
+    if isinstance(content, str):
+        return content, []
+    if content is None:
+        return "", []
+    if isinstance(content, list):
+        texts: list[str] = []
+        other: list[Any] = []
+        for part in content:
+            if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            else:
+                other.append(part)
+        return "\n".join(texts), other
+    raise Unprocessable("A message's content must be a string or a list of content parts.")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    model: str
+    prompt: str  # the last user turn, as sent
+    normalised_prompt: str
+    scope_hash: bytes
+    exact_hash: bytes
+
+
+def _digest(payload: Any) -> bytes:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).digest()
+
+
+def scope_of(
+    model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any] | None = None
+) -> Scope:
+    """The scope and hashes of a chat request; the last message must be the user's."""
+    if not model:
+        raise Unprocessable("A model is required.")
+    if not messages:
+        raise Unprocessable("At least one message is required.")
+    last = messages[-1]
+    if not isinstance(last, Mapping) or last.get("role") != "user":
+        raise Unprocessable("The last message must have the role 'user' to be looked up in the cache.")
+    prompt, attachments = message_text(last.get("content"))
+    if not prompt.strip():
+        raise Unprocessable("The last user message has no text.")
+    params = params or {}
+    shaping = {name: params[name] for name in SCOPE_PARAMETERS if params.get(name) is not None}
+    tokens = params.get("max_completion_tokens", params.get("max_tokens"))
+    fingerprint = {
+        "v": SCOPE_VERSION,
+        "model": model,
+        # Earlier turns verbatim: a different conversation is a different question.
+        "context": [dict(m) for m in messages[:-1]],
+        # The last turn's non-text parts (an image, a file) must match exactly too.
+        "attachments": attachments,
+        "last_name": last.get("name"),
+        "params": shaping,
+        "max_tokens_class": max_tokens_class(tokens),
+    }
+    scope_hash = _digest(fingerprint)
+    normalised = normalise_prompt(prompt)
+    exact_hash = hashlib.sha256(scope_hash + normalised.encode()).digest()
+    return Scope(
+        model=model, prompt=prompt, normalised_prompt=normalised, scope_hash=scope_hash, exact_hash=exact_hash
+    )

@@ -1,0 +1,151 @@
+"""The cache's decisions: exact tier, semantic tier with the verifier, and storing answers.
+
+Callers own the transaction; nothing here commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cache.embedders import Embedder, create_embedder
+from app.cache.repository import CacheRepository, NewEntry, StoredEntry
+from app.cache.scope import Scope
+from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
+from app.settings import CacheSettings
+
+log = logging.getLogger(__name__)
+
+Tier = Literal["exact", "semantic"]
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    entry: StoredEntry | None
+    tier: Tier | None
+    # Cosine of the served entry (1.0 on an exact hit); of the nearest candidate on a miss.
+    similarity: float | None
+    # The query's embedding, reused when the answer is stored after a miss.
+    embedding: npt.NDArray[np.float32] | None = None
+    verdict: Verdict | None = None
+
+    @property
+    def hit(self) -> bool:
+        return self.entry is not None
+
+
+class CacheService:
+    def __init__(self, embedder: Embedder, verifier: Verifier, settings: CacheSettings) -> None:
+        self.embedder = embedder
+        self.verifier = verifier
+        self.settings = settings
+
+    @classmethod
+    def create(cls, settings: CacheSettings) -> CacheService:
+        return cls(create_embedder(settings), build_verifier(load_cross_encoder(settings)), settings)
+
+    async def prepare(self, session: AsyncSession) -> None:
+        """At start-up: learn the embedder's dimension and make sure its HNSW index exists."""
+        if not self.embedder.dimension:
+            await self.embedder.embed(["dimension probe"])
+        await CacheRepository(session).ensure_embedding_index(self.embedder.name, self.embedder.dimension)
+
+    async def lookup(
+        self,
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        namespace: str,
+        scope: Scope,
+        policy: VerifierPolicy,
+    ) -> LookupResult:
+        repo = CacheRepository(session)
+        exact = await repo.find_exact(tenant_id, namespace, scope.exact_hash)
+        if exact is not None:
+            await repo.record_hit(exact.id)
+            return LookupResult(entry=exact, tier="exact", similarity=1.0)
+
+        embedding = (await self.embedder.embed([scope.normalised_prompt]))[0]
+        neighbours = await repo.nearest(
+            tenant_id,
+            namespace,
+            scope.scope_hash,
+            self.embedder.name,
+            self.embedder.dimension,
+            embedding,
+            k=self.settings.top_k,
+            ef_search=self.settings.ef_search,
+        )
+        if not neighbours:
+            return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
+        by_id = {n.id: n for n in neighbours}
+        candidates = [Candidate(entry_id=n.id, prompt=n.prompt, similarity=n.similarity) for n in neighbours]
+        verdict = await asyncio.to_thread(self.verifier.decide, scope.normalised_prompt, candidates, policy)
+        if verdict.accepted is None:
+            return LookupResult(
+                entry=None,
+                tier=None,
+                similarity=neighbours[0].similarity,
+                embedding=embedding,
+                verdict=verdict,
+            )
+        entry = by_id[verdict.accepted.entry_id]
+        await repo.record_hit(entry.id)
+        return LookupResult(
+            entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict
+        )
+
+    async def store(
+        self,
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        namespace: str,
+        scope: Scope,
+        response: dict[str, Any],
+        *,
+        ttl_s: int | None,
+        embedding: npt.NDArray[np.float32] | None = None,
+        cost_usd: Decimal = Decimal(0),
+    ) -> uuid.UUID:
+        if embedding is None:
+            embedding = (await self.embedder.embed([scope.normalised_prompt]))[0]
+        usage = response.get("usage") or {}
+        return await CacheRepository(session).insert(
+            NewEntry(
+                tenant_id=tenant_id,
+                namespace=namespace,
+                model=scope.model,
+                scope_hash=scope.scope_hash,
+                exact_hash=scope.exact_hash,
+                prompt=scope.prompt,
+                embedder=self.embedder.name,
+                embedding=embedding,
+                response=response,
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                cost_usd=cost_usd,
+                ttl_s=ttl_s,
+            )
+        )
+
+    async def aclose(self) -> None:
+        await self.embedder.aclose()
+
+
+def load_cross_encoder(settings: CacheSettings) -> Any:
+    """The shipped cross-encoder (or the configured one); None when no model file is there."""
+    from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, OnnxCrossEncoder
+
+    model_dir = Path(settings.verifier_model_dir or DEFAULT_VERIFIER_DIR)
+    if not (model_dir / "model.onnx").exists():
+        log.warning("no cross-encoder at %s: the verifier runs similarity and rules only", model_dir)
+        return None
+    return OnnxCrossEncoder(model_dir, threads=settings.embedder_threads)

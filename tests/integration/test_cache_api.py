@@ -1,0 +1,186 @@
+"""The native cache API as a client uses it: store, look up (exact and by meaning), read,
+delete, report wrong hits; namespaces, TTLs and tenants kept apart."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+
+MODEL = "gpt-4o-mini"
+
+
+async def store(
+    http: httpx.AsyncClient, headers: dict[str, str], prompt: str, answer: str, **extra: object
+) -> str:
+    response = await http.post(
+        "/v1/cache/entries",
+        headers=headers,
+        json={"model": MODEL, "prompt": prompt, "response": answer, **extra},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def lookup(http: httpx.AsyncClient, headers: dict[str, str], prompt: str, **extra: object) -> dict:  # type: ignore[type-arg]
+    response = await http.post(
+        "/v1/cache/lookup", headers=headers, json={"model": MODEL, "prompt": prompt, **extra}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def answer_of(result: dict) -> str:  # type: ignore[type-arg]
+    return str(result["response"]["choices"][0]["message"]["content"])
+
+
+async def test_exact_prompt_hits_with_the_stored_answer(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, "What is the capital of France?", "Paris.")
+    result = await lookup(http, t.headers, "  What is the capital   of France? ")
+    assert result["hit"] is True
+    assert result["tier"] == "exact"
+    assert result["entry_id"] == entry_id
+    assert result["similarity"] == 1.0
+    assert answer_of(result) == "Paris."
+
+
+async def test_paraphrase_hits_by_meaning(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, "How do I reset my password?", "Use the reset link.")
+    result = await lookup(http, t.headers, "how can I reset my password")
+    assert result["hit"] is True
+    assert result["tier"] == "semantic"
+    assert result["entry_id"] == entry_id
+    assert 0.8 < result["similarity"] < 1.0
+
+
+async def test_look_alike_with_reversed_direction_misses(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    await store(http, t.headers, "convert 5 km to miles", "3.11 miles")
+    result = await lookup(http, t.headers, "convert 5 miles to km")
+    assert result["hit"] is False
+    assert result["response"] is None
+    assert result["similarity"] > 0.8  # close by cosine, and still refused
+
+
+async def test_different_number_misses(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    await store(http, t.headers, "bulk close 5 tickets in the queue", "done")
+    assert (await lookup(http, t.headers, "bulk close 50 tickets in the queue"))["hit"] is False
+
+
+async def test_other_model_or_context_is_another_scope(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    await store(http, t.headers, "Summarise our refund policy", "30 days.")
+    other_model = await http.post(
+        "/v1/cache/lookup",
+        headers=t.headers,
+        json={"model": "gpt-4o", "prompt": "Summarise our refund policy"},
+    )
+    assert other_model.json()["hit"] is False
+    with_system = await http.post(
+        "/v1/cache/lookup",
+        headers=t.headers,
+        json={
+            "model": MODEL,
+            "messages": [
+                {"role": "system", "content": "Answer in French."},
+                {"role": "user", "content": "Summarise our refund policy"},
+            ],
+        },
+    )
+    assert with_system.json()["hit"] is False
+
+
+async def test_namespaces_are_separate(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    await store(http, t.headers, "What is our VPN address?", "vpn.a.example", namespace="team-a")
+    assert (await lookup(http, t.headers, "What is our VPN address?", namespace="team-b"))["hit"] is False
+    assert (await lookup(http, t.headers, "What is our VPN address?"))["hit"] is False
+    assert (await lookup(http, t.headers, "What is our VPN address?", namespace="team-a"))["hit"] is True
+
+
+async def test_tenants_never_see_each_others_entries(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    a, b = await make_tenant(), await make_tenant()
+    entry_id = await store(http, a.headers, "What is the launch date of project Falcon?", "March 3rd.")
+    assert (await lookup(http, b.headers, "What is the launch date of project Falcon?"))["hit"] is False
+    assert (await http.get(f"/v1/cache/entries/{entry_id}", headers=b.headers)).status_code == 404
+    assert (await http.delete(f"/v1/cache/entries/{entry_id}", headers=b.headers)).status_code == 404
+    feedback = await http.post(
+        "/v1/cache/feedback", headers=b.headers, json={"entry_id": entry_id, "correct": False}
+    )
+    assert feedback.status_code == 404
+    # a's entry is untouched by b's attempts
+    assert (await lookup(http, a.headers, "What is the launch date of project Falcon?"))["hit"] is True
+
+
+async def test_entry_can_be_read_and_deleted(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, "Where is the style guide?", "In the wiki.", ttl_seconds=600)
+    entry = (await http.get(f"/v1/cache/entries/{entry_id}", headers=t.headers)).json()
+    assert entry["prompt"] == "Where is the style guide?"
+    assert entry["expires_at"] is not None
+    assert (await http.delete(f"/v1/cache/entries/{entry_id}", headers=t.headers)).status_code == 204
+    assert (await http.get(f"/v1/cache/entries/{entry_id}", headers=t.headers)).status_code == 404
+    assert (await lookup(http, t.headers, "Where is the style guide?"))["hit"] is False
+
+
+async def test_expired_entries_are_not_served(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    await store(http, t.headers, "What is today's lunch menu?", "Soup.", ttl_seconds=1)
+    assert (await lookup(http, t.headers, "What is today's lunch menu?"))["hit"] is True
+    await asyncio.sleep(1.2)
+    assert (await lookup(http, t.headers, "What is today's lunch menu?"))["hit"] is False
+
+
+async def test_wrong_hit_feedback_stops_the_entry_serving(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, "Who approves travel expenses?", "Your manager.")
+    ok = await http.post(
+        "/v1/cache/feedback", headers=t.headers, json={"entry_id": entry_id, "correct": True}
+    )
+    assert ok.json() == {"entry_id": entry_id, "flagged": False}
+    assert (await lookup(http, t.headers, "Who approves travel expenses?"))["hit"] is True
+    wrong = await http.post(
+        "/v1/cache/feedback", headers=t.headers, json={"entry_id": entry_id, "correct": False}
+    )
+    assert wrong.json() == {"entry_id": entry_id, "flagged": True}
+    assert (await lookup(http, t.headers, "Who approves travel expenses?"))["hit"] is False
+
+
+async def test_a_stricter_threshold_turns_a_semantic_hit_into_a_miss(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    await store(http, t.headers, "How do I reset my password?", "Use the reset link.")
+    assert (await lookup(http, t.headers, "how can I reset my password"))["hit"] is True
+    assert (await lookup(http, t.headers, "how can I reset my password", threshold=0.999))["hit"] is False
+    # A looser threshold than the tenant's cannot loosen the decision.
+    assert (await lookup(http, t.headers, "convert 5 km to miles", threshold=0.0))["hit"] is False
+
+
+async def test_bad_requests_are_4xx_problems(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    cases = [
+        {"model": MODEL},  # neither prompt nor messages
+        {"model": MODEL, "prompt": "a", "messages": [{"role": "user", "content": "a"}]},
+        {"model": MODEL, "messages": [{"role": "assistant", "content": "a"}]},
+        {"model": MODEL, "prompt": "   "},
+        {"model": MODEL, "prompt": "a", "threshold": 2},
+        {"model": "", "prompt": "a"},
+        {"prompt": "a"},
+    ]
+    for body in cases:
+        response = await http.post("/v1/cache/lookup", headers=t.headers, json=body)
+        assert 400 <= response.status_code < 500, (body, response.status_code)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    not_json = await http.post("/v1/cache/lookup", headers=t.headers, content=b"{nope")
+    assert not_json.status_code == 400
+    bad_id = await http.get(f"/v1/cache/entries/{uuid.uuid4()}", headers=t.headers)
+    assert bad_id.status_code == 404
+    bad_response = await http.post(
+        "/v1/cache/entries", headers=t.headers, json={"model": MODEL, "prompt": "a", "response": {"x": 1}}
+    )
+    assert bad_response.status_code == 422
