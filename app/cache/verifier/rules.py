@@ -10,10 +10,12 @@ costs a hit, and the cross-encoder behind them sees what they let through.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import Final
 
@@ -31,9 +33,14 @@ ORDER: Final = "order"
 # Text preparation
 
 
+@lru_cache(maxsize=4096)
 def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
+    # "García" and "Garcia", "Süper" and "Super" name the same thing.
+    text = "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
     text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
+    # ``quoted'' is how TeX and some corpora write "quoted".
+    text = text.replace("``", '"').replace("''", '"')
     text = re.sub(r"[°º]\s*F\b", " fahrenheit", text)
     text = re.sub(r"[°º]\s*C\b", " celsius", text)
     text = re.sub(r"[°º]", " degrees", text)
@@ -134,8 +141,8 @@ def _lemma_set(text: str) -> set[str]:
 # Numbers, quantities, units, versions, dates
 
 _NUMBER_WORDS: Final[Mapping[str, int]] = {
+    # "one" is left out: far more often a pronoun ("the first one") than a count.
     "zero": 0,
-    "one": 1,
     "two": 2,
     "three": 3,
     "four": 4,
@@ -163,12 +170,19 @@ _NUMBER_WORDS: Final[Mapping[str, int]] = {
     "eighty": 80,
     "ninety": 90,
     "dozen": 12,
-    "single": 1,
-    "couple": 2,
-    "pair": 2,
-    "twice": 2,
-    "double": 2,
-    "triple": 3,
+    # Ordinals count as their number: "9th" and "ninth" are the same, "1st" is "first".
+    # ("first" often means "initial", "second" is also a time unit.)
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+    "eleventh": 11,
+    "twelfth": 12,
+    "twentieth": 20,
 }
 _MAGNITUDES: Final[Mapping[str, int]] = {
     "hundred": 100,
@@ -332,6 +346,41 @@ def quantities(text: str) -> list[Quantity]:
     return found
 
 
+# Units whose spelling is never an ordinary word: a mention alone names what is measured.
+_MEASURE_UNITS: Final = frozenset(
+    {"km", "mi", "cm", "mm", "ft", "inch", "kg", "lb", "oz", "ml", "gal", "celsius", "fahrenheit", "kelvin"}
+    | {
+        "usd",
+        "eur",
+        "gbp",
+        "jpy",
+        "cny",
+        "inr",
+        "chf",
+        "cad",
+        "aud",
+        "btc",
+        "kb",
+        "mb",
+        "gb",
+        "tb",
+        "mph",
+        "kmh",
+    }
+)
+
+
+def _measure_units(text: str) -> set[str]:
+    units = set()
+    for token in _tokens(text):
+        spelling = token.glued.lower() if token.kind == "num" else token.lower
+        # Words only: a bare "$" or "€" is too often part of a price to name a currency alone.
+        unit = _UNITS.get(spelling) if token.kind != "sym" else None
+        if unit in _MEASURE_UNITS:
+            units.add(unit)
+    return units
+
+
 def different_numbers(a: str, b: str) -> str | None:
     """Different quantities, counts, versions or dates: "5 tickets" vs "50 tickets", "v3.11" vs "3.12".
 
@@ -341,6 +390,10 @@ def different_numbers(a: str, b: str) -> str | None:
     qa, qb = quantities(a), quantities(b)
     values_a, values_b = {q.value for q in qa}, {q.value for q in qb}
     if values_a != values_b:
+        return NUMBER
+    # "temperature in Celsius" vs "temperature in Fahrenheit": a unit swapped, numbers or not.
+    units_a, units_b = _measure_units(a), _measure_units(b)
+    if units_a - units_b and units_b - units_a:
         return NUMBER
     for value in values_a:
         units_a = {q.unit for q in qa if q.value == value and q.unit}
@@ -388,10 +441,21 @@ def _time_references(text: str) -> tuple[set[tuple[str, int]], bool]:
     return periods, any(word in _NOW_WORDS for word in words)
 
 
+_FREQUENCIES: Final = frozenset(
+    {"hourly", "daily", "nightly", "weekly", "biweekly", "fortnightly", "monthly", "quarterly", "yearly"}
+    | {"annual", "annually"}
+)
+
+
 def different_time(a: str, b: str) -> str | None:
-    """The prompts ask about different times: "weather today" vs "weather tomorrow"."""
+    """The prompts ask about different times: "weather today" vs "weather tomorrow",
+    "back up daily" vs "back up weekly"."""
     periods_a, now_a = _time_references(a)
     periods_b, now_b = _time_references(b)
+    freq_a = {w for w in _words(a) if w in _FREQUENCIES}
+    freq_b = {w for w in _words(b) if w in _FREQUENCIES}
+    if freq_a and freq_b and not freq_a & freq_b:
+        return TIME
     if periods_a and periods_b and not periods_a & periods_b:
         return TIME
     # "current rate" vs "rate yesterday": now against a period that is not now.
@@ -503,7 +567,8 @@ def _split_camel(word: str) -> list[str]:
     return re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", word)
 
 
-def entities(text: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def entities(text: str) -> tuple[str, ...]:
     """Names and identifiers in `text`, lowercased: quoted strings, URLs, e-mails, file and domain
     names, search operators (site:x), code identifiers and capitalised words not at a sentence start."""
     text = _normalise(text)
@@ -526,10 +591,10 @@ def entities(text: str) -> list[str]:
         at_start = bool(_SENTENCE_BREAK.search(rest[: match.start()]))
         if _is_identifier(word) or (word[0].isupper() and not at_start):
             found.append(word)
-    return [e.lower() for e in found if e.strip()]
+    return tuple(e.lower() for e in found if e.strip())
 
 
-def _acronym_of(acronym: str, words: list[str]) -> set[int]:
+def _acronym_of(acronym: str, words: Sequence[str]) -> set[int]:
     """Indices of a run of `words` whose initials spell `acronym` ("nyc" -> new york city)."""
     parts = [p.lower() for w in words for p in (_split_camel(w) or [w])]
     owners = [i for i, w in enumerate(words) for _ in (_split_camel(w) or [w])]
@@ -540,19 +605,53 @@ def _acronym_of(acronym: str, words: list[str]) -> set[int]:
     return set()
 
 
-def _found_in(entity: str, other_text: str, other_words: list[str]) -> bool:
-    lowered = _normalise(other_text).lower()
+@dataclass(frozen=True, slots=True)
+class _Lexicon:
+    """One prompt's words, ready for the lookups that match entities."""
+
+    text: str  # lowercased, punctuation as single spaces
+    words: tuple[str, ...]  # as written, in order
+    lowered: frozenset[str]
+    plain_sorted: tuple[str, ...]  # lowercased words that are not camelCase compounds, sorted
+
+
+@lru_cache(maxsize=4096)
+def _lexicon(text: str) -> _Lexicon:
+    normalised = _normalise(text)
+    words = tuple(re.findall(r"[^\W_][\w'+#-]*", normalised))
+    return _Lexicon(
+        text=" " + re.sub(r"\W+", " ", normalised.lower()).strip() + " ",
+        words=words,
+        lowered=frozenset(w.lower() for w in words),
+        plain_sorted=tuple(sorted({w.lower() for w in words if len(_split_camel(w)) <= 1})),
+    )
+
+
+def _similar_spelling(one: str, two: str) -> bool:
+    """Transliterations and spelling variants: "Scholem"/"Sholem", "Skumps"/"Scumps"."""
+    return min(len(one), len(two)) >= 5 and SequenceMatcher(None, one, two).ratio() >= 0.8
+
+
+def _found_in(entity: str, other: _Lexicon) -> bool:
     if " " in entity or not entity.isalnum():
-        # Phrases and identifiers with punctuation: the same characters anywhere will do.
-        return re.sub(r"\W+", " ", entity).strip() in re.sub(r"\W+", " ", lowered)
-    for word in other_words:
-        low = word.lower()
-        if entity in (low, low + "s", low + "es") or low in (entity + "s", entity + "es"):
+        phrase = re.sub(r"\W+", " ", entity).strip()
+        if f" {phrase} " in other.text:
             return True
-        # An abbreviation of a plain word: "Corp" for "Corporation" (not "Java" for "JavaScript").
-        if len(entity) >= 3 and low.startswith(entity) and len(_split_camel(word)) <= 1:
+        # A long quotation reworded a little is still the same quotation.
+        parts = phrase.split()
+        is_quotation = " " in entity and len(parts) >= 4
+        return is_quotation and sum(p in other.lowered for p in parts) >= 0.75 * len(parts)
+    if entity in other.lowered or any(
+        form in other.lowered for form in (entity + "s", entity + "es", entity.removesuffix("s"))
+    ):
+        return True
+    # An abbreviation of a plain word: "Corp" for "Corporation" (not "Java" for "JavaScript").
+    if len(entity) >= 3:
+        index = bisect.bisect_left(other.plain_sorted, entity)
+        if index < len(other.plain_sorted) and other.plain_sorted[index].startswith(entity):
             return True
-    return False
+    # Identifiers must match exactly: "http2" is not "http3".
+    return entity.isalpha() and any(_similar_spelling(entity, w) for w in other.lowered if w.isalpha())
 
 
 def different_entities(a: str, b: str) -> str | None:
@@ -564,14 +663,15 @@ def different_entities(a: str, b: str) -> str | None:
     ents_a, ents_b = entities(a), entities(b)
     if not ents_a or not ents_b:
         return None
-    words_a = re.findall(r"[^\W_][\w'+#-]*", _normalise(a))
-    words_b = re.findall(r"[^\W_][\w'+#-]*", _normalise(b))
-    missing_a = [e for e in ents_a if not _found_in(e, b, words_b)]
-    missing_b = [e for e in ents_b if not _found_in(e, a, words_a)]
+    lex_a, lex_b = _lexicon(a), _lexicon(b)
+    missing_a = [e for e in ents_a if not _found_in(e, lex_b)]
+    missing_b = [e for e in ents_b if not _found_in(e, lex_a)]
+    if not missing_a or not missing_b:
+        return None
     # An acronym on one side and its spelled-out name on the other are the same entity.
     for acronyms, other_words, other_missing in (
-        (missing_a, words_b, missing_b),
-        (missing_b, words_a, missing_a),
+        (missing_a, lex_b.words, missing_b),
+        (missing_b, lex_a.words, missing_a),
     ):
         for acronym in list(acronyms):
             if not 2 <= len(acronym) <= 6 or not acronym.isalpha():
@@ -819,6 +919,7 @@ _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
     ("advantage", "disadvantage"),
     ("agree", "disagree"),
     ("like", "dislike"),
+    ("synonym", "antonym"),
     ("mean", "median"),
     ("encrypted", "plaintext"),
     ("good", "bad"),
