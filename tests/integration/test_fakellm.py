@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -268,3 +272,43 @@ def test_bad_config_is_refused() -> None:
         FakeLLMConfig(fail_models={"m": "418"})
     with pytest.raises(ValueError, match="fail_rate"):
         FakeLLMConfig(fail_rate=2.0)
+
+
+def test_command_serves_with_its_options() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.fakellm.cli", "--port", str(port), "--fail-model", "gpt-down=503"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    http.get("/v1/models")
+                    break
+                except httpx.TransportError:
+                    assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                    assert time.monotonic() < deadline, "the command did not start serving"
+                    time.sleep(0.1)
+            down = http.post("/v1/chat/completions", json={"model": "gpt-down", "messages": user("hi")})
+            up = http.post("/v1/chat/completions", json={"model": "gpt-up", "messages": user("hi")})
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stderr:
+            process.stderr.close()
+
+    assert down.status_code == 503
+    assert up.status_code == 200
+
+
+def test_command_refuses_bad_options() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.fakellm.cli", "--fail-model", "gpt-x=418"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown fault" in result.stderr
