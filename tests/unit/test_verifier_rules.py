@@ -113,6 +113,12 @@ def test_names_swapped_between_roles_are_caught() -> None:
     assert swapped_roles(first, second) == ORDER
 
 
+def test_words_that_trade_places_are_caught_but_reordered_lists_are_not() -> None:
+    assert swapped_roles("the dog bites the man", "the man bites the dog") == ORDER
+    assert swapped_roles("guests were Alice, Bob and Carol", "guests were Carol, Bob and Alice") is None
+    assert swapped_roles("python memory leak in requests", "memory leak in python requests") is None
+
+
 def test_an_added_name_alone_is_not_a_swap() -> None:
     assert different_entities("height of Everest", "elevation of Mount Everest") is None
     assert (

@@ -779,30 +779,94 @@ def _role_triples(tokens: list[str]) -> set[tuple[str, str, str]]:
     }
 
 
-def swapped_roles(a: str, b: str) -> str | None:
-    """Two words trade places: "X emigrated to A, then went to B" vs the other way round.
-
-    Fires when a word is linked (by "of", "to", "from"...) to one object in one prompt and to
-    another in the other, and each object stands as the object of a link in both prompts: so
-    they swapped roles, rather than a noun compound being reworded ("rows in table orders"
-    vs "rows in orders table").
-    """
-    tokens_a, tokens_b = _content_tokens(a), _content_tokens(b)
+def _linked_objects_swapped(tokens_a: list[str], tokens_b: list[str]) -> bool:
+    """A word linked (by "of", "to", "from"...) to one object in one prompt and to another in the
+    other, each object standing as the object of a link in both: they swapped roles, rather than
+    a noun compound being reworded ("rows in table orders" vs "rows in orders table")."""
     triples_a, triples_b = _role_triples(tokens_a), _role_triples(tokens_b)
     objects_a = {obj for _, _, obj in triples_a}
     objects_b = {obj for _, _, obj in triples_b}
+    by_head_b: dict[tuple[str, str], list[str]] = {}
+    for head, link, obj in triples_b:
+        by_head_b.setdefault((head, link), []).append(obj)
     for head, link, obj_a in triples_a:
-        for head_b, link_b, obj_b in triples_b:
+        for obj_b in by_head_b.get((head, link), ()):
             if (
-                head == head_b
-                and link == link_b
-                and obj_a != obj_b
+                obj_a != obj_b
                 and obj_a in objects_b
                 and obj_b in objects_a
                 and (head, link, obj_b) not in triples_a
                 and (head, link, obj_a) not in triples_b
             ):
-                return ORDER
+                return True
+    return False
+
+
+# Words that join list items, whose order rarely matters ("X, Y and Z", "X or Y").
+_LIST_JOINS: Final = frozenset({",", ";", "(", ")", "&", "and", "or", "nor", "vs", "versus", "plus", "with"})
+_EDGE: Final = ("^", "$")
+
+
+def _slots(tokens: list[str]) -> dict[str, tuple[str, str, int]]:
+    """Word -> (left neighbour, right neighbour, position), for words that occur once and are
+    not list items."""
+    counts: dict[str, int] = {}
+    for token in tokens:
+        counts[token] = counts.get(token, 0) + 1
+    slots = {}
+    for i, token in enumerate(tokens):
+        if counts[token] != 1 or len(token) < 3 or token in _ROLE_LINKS or token in _LIST_JOINS:
+            continue
+        left = tokens[i - 1] if i > 0 else _EDGE[0]
+        right = tokens[i + 1] if i + 1 < len(tokens) else _EDGE[1]
+        if left in _LIST_JOINS or right in _LIST_JOINS:
+            continue
+        slots[token] = (left, right, i)
+    return slots
+
+
+def _slot_taken(own: tuple[str, str, int], other: tuple[str, str, int]) -> bool:
+    """`own` now sits where `other` sat: a shared content-word neighbour on the same side."""
+    return any(
+        mine == theirs and mine not in _ROLE_LINKS and mine not in _EDGE
+        for mine, theirs in zip(own[:2], other[:2], strict=True)
+    )
+
+
+def _words_exchanged(tokens_a: list[str], tokens_b: list[str]) -> bool:
+    """Two words exchanged their places: "dog bites man" vs "man bites dog"."""
+    slots_a, slots_b = _slots(tokens_a), _slots(tokens_b)
+    moved = [w for w in slots_a if w in slots_b and slots_a[w][:2] != slots_b[w][:2]]
+    for i, x in enumerate(moved):
+        for y in moved[i + 1 :]:
+            if abs(slots_a[x][2] - slots_a[y][2]) <= 1 or abs(slots_b[x][2] - slots_b[y][2]) <= 1:
+                continue  # neighbours trading places: "big red" vs "red big"
+            if _slot_taken(slots_b[x], slots_a[y]) and _slot_taken(slots_b[y], slots_a[x]):
+                return True
+    return False
+
+
+def _order_tokens(text: str) -> list[str]:
+    """Lowercased words and list punctuation in order, determiners dropped, units canonical."""
+    out = []
+    for match in re.finditer(r"[^\W_][\w'-]*|[,;()&]", _normalise(text).lower()):
+        word = match.group(0)
+        if word not in _STOPWORDS:
+            out.append(_UNITS.get(word, word))
+    return out
+
+
+def swapped_roles(a: str, b: str) -> str | None:
+    """The same words in roles traded: "flights from Paris to Rome" vs "from Rome to Paris",
+    "X emigrated to A, then went to B" vs the other way round, "dog bites man" vs "man bites dog".
+
+    Reordered list items ("X, Y and Z") and reworded noun compounds are not swaps.
+    """
+    tokens_a, tokens_b = _content_tokens(a), _content_tokens(b)
+    if _linked_objects_swapped(tokens_a, tokens_b):
+        return ORDER
+    if _words_exchanged(_order_tokens(a), _order_tokens(b)):
+        return ORDER
     return None
 
 
