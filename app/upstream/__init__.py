@@ -13,6 +13,7 @@ from app.upstream.config import (
     config_from_env,
     load_router_config,
     parse_router_config,
+    validate_router_config,
 )
 from app.upstream.events import NoRouterEvents, Outcome, RouterCounters, RouterEvents
 from app.upstream.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, PrioritySemaphore
@@ -45,4 +46,5 @@ __all__ = [
     "config_from_env",
     "load_router_config",
     "parse_router_config",
+    "validate_router_config",
 ]

@@ -109,7 +109,7 @@ def parse_router_config(text: str, *, source: str = "router config") -> RouterCo
         config = msgspec.convert(router_data, RouterConfig)
     except msgspec.ValidationError as exc:
         raise RouterConfigError(f"{source}: {exc}") from None
-    _validate(config, source)
+    validate_router_config(config, source=source)
     return config
 
 
@@ -126,7 +126,8 @@ def load_router_config(path: str | os.PathLike[str] | None = None,
     return parse_router_config(text, source=str(file))
 
 
-def _validate(config: RouterConfig, source: str) -> None:
+def validate_router_config(config: RouterConfig, *, source: str = "router config") -> None:
+    """Raise `RouterConfigError` listing every problem: names, references, ranges."""
     problems: list[str] = []
     names = [u.name for u in config.upstreams]
     if not names:

@@ -21,7 +21,7 @@ from tenacity.wait import wait_random_exponential
 
 from app.errors import BadRequest, UpstreamError, UpstreamRejected, UpstreamTimeout
 from app.upstream.breaker import BreakerState, CircuitBreaker
-from app.upstream.config import RouterConfig, RouteTarget, UpstreamConfig
+from app.upstream.config import RouterConfig, RouteTarget, UpstreamConfig, validate_router_config
 from app.upstream.events import NoRouterEvents, Outcome, RouterEvents
 from app.upstream.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, PrioritySemaphore
 
@@ -115,6 +115,7 @@ class ModelRouter:
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        validate_router_config(config)
         self.config = config
         self.events: RouterEvents = events or NoRouterEvents()
         self._clock = clock

@@ -7,8 +7,12 @@ from pathlib import Path
 import pytest
 
 from app.upstream import (
+    ModelRoute,
+    ModelRouter,
+    RouterConfig,
     RouterConfigError,
     RouteTarget,
+    UpstreamConfig,
     config_from_env,
     load_router_config,
     parse_router_config,
@@ -124,3 +128,11 @@ def test_load_reads_a_file_or_falls_back_to_the_environment(tmp_path: Path) -> N
 def test_bad_config_is_refused_clearly(text: str, message: str) -> None:
     with pytest.raises(RouterConfigError, match=message):
         parse_router_config(text, source="deja.toml")
+
+
+def test_router_refuses_a_config_built_in_code_with_bad_references() -> None:
+    config = RouterConfig(upstreams=(UpstreamConfig(name="a"),),
+                          routes=(ModelRoute(model="m", primary="nowhere"),))
+
+    with pytest.raises(RouterConfigError, match="unknown upstream 'nowhere'"):
+        ModelRouter(config, environ={})
