@@ -25,7 +25,9 @@ from app.upstream import (
     UpstreamConfig,
 )
 
-TIMEOUT_S = 0.4
+# Generous for calls meant to succeed on a busy machine; the timeout tests set their own.
+TIMEOUT_S = 2.0
+SHORT_TIMEOUT_S = 0.3
 
 
 class Fake:
@@ -48,7 +50,7 @@ class Fake:
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[Fake]:
-    # Retry-After 0 keeps retries instant; a timeout fault hangs a little longer than TIMEOUT_S.
+    # Retry-After 0 keeps retries instant; a timeout fault hangs well past SHORT_TIMEOUT_S.
     with FakeLLMServer(FakeLLMConfig(retry_after_s=0, timeout_sleep_s=1.5)) as server:
         handle = Fake(server)
         yield handle
@@ -157,7 +159,7 @@ async def test_retries_then_succeeds(router: ModelRouter, fake: Fake, counters: 
 
 
 async def test_timeout_is_a_504(fake: Fake) -> None:
-    config = router_config(fake, primary={"max_retries": 1})
+    config = router_config(fake, primary={"max_retries": 1, "timeout_s": SHORT_TIMEOUT_S})
     model_router = ModelRouter(config, environ={})
     fake.fault("solo-model", "timeout")
     try:
@@ -357,7 +359,8 @@ async def test_stream_is_truncated(router: ModelRouter, fake: Fake) -> None:
 
 
 async def test_stream_timeout_is_a_504(fake: Fake) -> None:
-    model_router = ModelRouter(router_config(fake, primary={"max_retries": 0}), environ={})
+    config = router_config(fake, primary={"max_retries": 0, "timeout_s": SHORT_TIMEOUT_S})
+    model_router = ModelRouter(config, environ={})
     fake.fault("solo-model", "timeout")
     try:
         with pytest.raises(UpstreamTimeout):
