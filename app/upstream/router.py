@@ -441,6 +441,12 @@ class RouterStream:
         self._upstream.slots.release()
         await self._sdk_stream.close()
 
+    def __del__(self) -> None:
+        # A stream dropped without aclose() must not keep its upstream's slot forever.
+        if not self._closed:
+            self._closed = True
+            self._upstream.slots.release()
+
     async def __aenter__(self) -> RouterStream:
         return self
 
