@@ -367,3 +367,32 @@ async def test_stream_timeout_is_a_504(fake: Fake) -> None:
             await model_router.stream(ask("solo", stream=True))
     finally:
         await model_router.aclose()
+
+
+async def test_retry_after_is_waited_out_when_short_and_skipped_when_long() -> None:
+    with FakeLLMServer(FakeLLMConfig(retry_after_s=1)) as server:
+        handle = Fake(server)
+        patient = ModelRouter(router_config(handle), environ={})
+        impatient_config = router_config(handle)
+        impatient = ModelRouter(
+            RouterConfig(upstreams=impatient_config.upstreams, routes=impatient_config.routes,
+                         retry=RetryConfig(retry_after_max_s=0.5)),
+            environ={},
+        )
+        try:
+            handle.fault("main-model", "429", times=1)
+            started = asyncio.get_running_loop().time()
+            waited = await patient.complete(ask())
+            elapsed = asyncio.get_running_loop().time() - started
+
+            handle.fault("main-model", "429", times=1)
+            moved_on = await impatient.complete(ask())
+        finally:
+            await patient.aclose()
+            await impatient.aclose()
+            handle.control.close()
+
+    assert (waited.upstream, waited.attempts) == ("primary", 2)
+    assert elapsed >= 1.0
+    assert (moved_on.upstream, moved_on.attempts) == ("backup", 2)
+    assert moved_on.trail[0].outcome is Outcome.RATE_LIMITED
