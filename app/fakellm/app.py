@@ -382,7 +382,7 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
     return Litestar(
         route_handlers=[chat_completions, embeddings, list_models, retrieve_model, stats, reset, add_fault],
         openapi_config=None,
-        # Streams dropped on purpose (midstream faults) are not errors worth a traceback.
+        # Run in-process by tests and benchmarks: leave the host's logging set-up alone.
         logging_config=None,
         debug=False,
     )
