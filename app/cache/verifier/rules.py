@@ -33,7 +33,7 @@ ORDER: Final = "order"
 # Text preparation
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     # "García" and "Garcia", "Süper" and "Super" name the same thing.
@@ -66,7 +66,7 @@ class _Token:
         return self.text.lower()
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _tokens(text: str) -> tuple[_Token, ...]:
     out = []
     for match in _TOKEN.finditer(_normalise(text)):
@@ -133,8 +133,9 @@ def _lemmas(word: str) -> set[str]:
     return forms
 
 
-def _lemma_set(text: str) -> set[str]:
-    return {lemma for word in _words(text) for lemma in _lemmas(word)}
+@lru_cache(maxsize=1024)
+def _lemma_set(text: str) -> frozenset[str]:
+    return frozenset(lemma for word in _words(text) for lemma in _lemmas(word))
 
 
 # ---------------------------------------------------------------------------------------
@@ -567,7 +568,7 @@ def _split_camel(word: str) -> list[str]:
     return re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", word)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def entities(text: str) -> tuple[str, ...]:
     """Names and identifiers in `text`, lowercased: quoted strings, URLs, e-mails, file and domain
     names, search operators (site:x), code identifiers and capitalised words not at a sentence start."""
@@ -615,7 +616,7 @@ class _Lexicon:
     plain_sorted: tuple[str, ...]  # lowercased words that are not camelCase compounds, sorted
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _lexicon(text: str) -> _Lexicon:
     normalised = _normalise(text)
     words = tuple(re.findall(r"[^\W_][\w'+#-]*", normalised))
@@ -629,7 +630,13 @@ def _lexicon(text: str) -> _Lexicon:
 
 def _similar_spelling(one: str, two: str) -> bool:
     """Transliterations and spelling variants: "Scholem"/"Sholem", "Skumps"/"Scumps"."""
-    return min(len(one), len(two)) >= 5 and SequenceMatcher(None, one, two).ratio() >= 0.8
+    return (
+        min(len(one), len(two)) >= 5
+        # The quick ratios are upper bounds of the real one and cost far less.
+        and (matcher := SequenceMatcher(None, one, two)).real_quick_ratio() >= 0.8
+        and matcher.quick_ratio() >= 0.8
+        and matcher.ratio() >= 0.8
+    )
 
 
 def _found_in(entity: str, other: _Lexicon) -> bool:
@@ -836,13 +843,24 @@ def _slot_taken(own: tuple[str, str, int], other: tuple[str, str, int]) -> bool:
 def _words_exchanged(tokens_a: list[str], tokens_b: list[str]) -> bool:
     """Two words exchanged their places: "dog bites man" vs "man bites dog"."""
     slots_a, slots_b = _slots(tokens_a), _slots(tokens_b)
-    moved = [w for w in slots_a if w in slots_b and slots_a[w][:2] != slots_b[w][:2]]
-    for i, x in enumerate(moved):
-        for y in moved[i + 1 :]:
-            if abs(slots_a[x][2] - slots_a[y][2]) <= 1 or abs(slots_b[x][2] - slots_b[y][2]) <= 1:
-                continue  # neighbours trading places: "big red" vs "red big"
-            if _slot_taken(slots_b[x], slots_a[y]) and _slot_taken(slots_b[y], slots_a[x]):
-                return True
+    # (side, neighbour) -> words that had that neighbour in `a`: linear, not quadratic, in long prompts.
+    by_neighbour: dict[tuple[int, str], list[str]] = {}
+    for word, (left, right, _) in slots_a.items():
+        by_neighbour.setdefault((0, left), []).append(word)
+        by_neighbour.setdefault((1, right), []).append(word)
+    for x, slot_bx in slots_b.items():
+        slot_ax = slots_a.get(x)
+        if slot_ax is None or slot_ax[:2] == slot_bx[:2]:
+            continue
+        for side, neighbour in ((0, slot_bx[0]), (1, slot_bx[1])):
+            for y in by_neighbour.get((side, neighbour), ()):
+                slot_by = slots_b.get(y)
+                if y == x or slot_by is None or slots_a[y][:2] == slot_by[:2]:
+                    continue
+                if abs(slot_ax[2] - slots_a[y][2]) <= 1 or abs(slot_bx[2] - slot_by[2]) <= 1:
+                    continue  # neighbours trading places: "big red" vs "red big"
+                if _slot_taken(slot_bx, slots_a[y]) and _slot_taken(slot_by, slot_ax):
+                    return True
     return False
 
 
@@ -1005,6 +1023,11 @@ _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
     ("solved", "unsolved"),
     ("before", "since"),
 )
+_OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
+    word: frozenset({y for x, y in _ANTONYMS if x == word} | {x for x, y in _ANTONYMS if y == word})
+    for pair in _ANTONYMS
+    for word in pair
+}
 # A prefix that turns a word into its opposite: "mute"/"unmute", "able"/"disable".
 _NEGATING_PREFIXES: Final = ("un", "dis", "non")
 
@@ -1012,9 +1035,9 @@ _NEGATING_PREFIXES: Final = ("un", "dis", "non")
 def opposite_words(a: str, b: str) -> str | None:
     """One prompt has a word and the other its opposite: "buy" vs "sell", "mute" vs "unmute"."""
     lemmas_a, lemmas_b = _lemma_set(a), _lemma_set(b)
-    for x, y in _ANTONYMS:
-        for one, two in ((lemmas_a, lemmas_b), (lemmas_b, lemmas_a)):
-            if x in one and y in two and y not in one and x not in two:
+    for one, two in ((lemmas_a, lemmas_b), (lemmas_b, lemmas_a)):
+        for word in one - two:
+            if any(opposite in two and opposite not in one for opposite in _OPPOSITES.get(word, ())):
                 return ANTONYM
     for one, two in ((lemmas_a, lemmas_b), (lemmas_b, lemmas_a)):
         for word in two - one:
