@@ -14,7 +14,7 @@ import io
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -427,7 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     defaults = VerifierPolicy()
     parser = argparse.ArgumentParser(prog="python -m app.cache.evaluation", description=main.__doc__)
     parser.add_argument("pairs", nargs="+", type=Path, help="labelled pairs: .tsv (PAWS), .csv or .jsonl")
-    parser.add_argument("--min-similarity", type=float, default=defaults.min_similarity)
+    parser.add_argument(
+        "--min-similarity", type=float, help="the cosine floor in force (default: the policy's)"
+    )
     parser.add_argument("--no-rules", action="store_true", help="turn the rules stage off")
     parser.add_argument("--cross-encoder-min-score", type=float, default=defaults.cross_encoder_min_score)
     parser.add_argument("--no-cross-encoder", action="store_true", help="turn the cross-encoder stage off")
@@ -437,10 +439,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     use_cross_encoder = not args.no_cross_encoder and (DEFAULT_VERIFIER_DIR / "model.onnx").is_file()
     policy = VerifierPolicy(
-        min_similarity=args.min_similarity,
         rules=not args.no_rules,
         cross_encoder_min_score=args.cross_encoder_min_score if use_cross_encoder else None,
     )
+    if args.min_similarity is not None:
+        floor = "min_similarity" if use_cross_encoder else "min_similarity_without_cross_encoder"
+        policy = replace(policy, **{floor: args.min_similarity})
     verifier = build_verifier(OnnxCrossEncoder() if use_cross_encoder else None)
     embedder = OnnxEmbedder()
     print(f"policy: {policy}")
@@ -456,7 +460,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_evaluation(evaluation), end="\n\n")
         if args.plot_dir is not None:
             args.plot_dir.mkdir(parents=True, exist_ok=True)
-            operating = policy.cross_encoder_min_score if use_cross_encoder else policy.min_similarity
+            operating = (
+                policy.cross_encoder_min_score if use_cross_encoder else policy.similarity_floor(False)
+            )
             print(
                 f"plot: {plot_evaluation(evaluation, args.plot_dir / (path.stem + '.png'), operating_score=operating)}"
             )

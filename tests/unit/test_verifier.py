@@ -34,7 +34,7 @@ def candidate(prompt: str, similarity: float) -> Candidate:
 
 
 QUERY = "convert 5 km to miles"
-NO_CE = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=None)
+NO_CE = VerifierPolicy(min_similarity_without_cross_encoder=0.8, cross_encoder_min_score=None)
 
 
 def test_reversed_conversion_is_not_served_but_the_paraphrase_is() -> None:
@@ -62,11 +62,11 @@ def test_no_candidates_is_a_miss() -> None:
 
 def test_rules_can_be_turned_off() -> None:
     reversed_ = candidate("convert 5 miles to km", 0.97)
-    policy = VerifierPolicy(min_similarity=0.8, rules=False, cross_encoder_min_score=None)
-    assert build_verifier().decide(QUERY, [reversed_], policy).accepted == reversed_
-    only_number_rule_off = VerifierPolicy(
-        min_similarity=0.8, disabled_rules=frozenset({"number"}), cross_encoder_min_score=None
+    policy = VerifierPolicy(
+        min_similarity_without_cross_encoder=0.8, rules=False, cross_encoder_min_score=None
     )
+    assert build_verifier().decide(QUERY, [reversed_], policy).accepted == reversed_
+    only_number_rule_off = VerifierPolicy(disabled_rules=frozenset({"number"}), cross_encoder_min_score=None)
     assert build_verifier().decide("5 tickets", [candidate("50 tickets", 0.95)], only_number_rule_off).hit
 
 
@@ -105,8 +105,22 @@ def test_cross_encoder_is_not_called_when_nothing_survives_or_it_is_off() -> Non
     assert scorer.calls == []
 
 
+def test_without_a_cross_encoder_the_cosine_floor_is_stricter() -> None:
+    policy = VerifierPolicy(min_similarity=0.8, min_similarity_without_cross_encoder=0.9)
+    paraphrase = candidate("how many miles is 5 km", 0.85)
+    scorer = FakeScorer({paraphrase.prompt: 0.95})
+    assert build_verifier(scorer).decide(QUERY, [paraphrase], policy).hit
+    assert not build_verifier().decide(QUERY, [paraphrase], policy).hit
+    # A tenant that turns the model off gets the stricter floor too.
+    model_off = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=None)
+    assert not build_verifier(scorer).decide(QUERY, [paraphrase], model_off).hit
+
+
 def test_a_request_can_only_tighten_the_threshold() -> None:
-    tenant = VerifierPolicy(min_similarity=0.85)
-    assert tenant.stricter(0.95).min_similarity == 0.95
-    assert tenant.stricter(0.5).min_similarity == 0.85
+    tenant = VerifierPolicy(min_similarity=0.85, min_similarity_without_cross_encoder=0.9)
+    assert tenant.stricter(0.95).similarity_floor(True) == 0.95
+    assert tenant.stricter(0.95).similarity_floor(False) == 0.95
+    assert tenant.stricter(0.5) == tenant
+    assert tenant.stricter(0.88).similarity_floor(True) == 0.88
+    assert tenant.stricter(0.88).similarity_floor(False) == 0.9
     assert tenant.stricter(None) is tenant

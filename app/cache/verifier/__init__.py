@@ -39,8 +39,9 @@ __all__ = [
 
 
 def build_verifier(cross_encoder: PairScorer | None = None) -> Verifier:
-    """The default chain. Without a scorer the cross-encoder stage is absent whatever the policy says."""
-    stages: list[Stage] = [SimilarityStage(), RulesStage()]
+    """The default chain. Without a scorer the cross-encoder stage is absent whatever the policy
+    says, and the stricter cosine floor for a decision without a model applies."""
+    stages: list[Stage] = [SimilarityStage(cross_encoder_follows=cross_encoder is not None), RulesStage()]
     if cross_encoder is not None:
         stages.append(CrossEncoderStage(cross_encoder))
     return Verifier(stages)

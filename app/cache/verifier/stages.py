@@ -12,9 +12,15 @@ SIMILARITY: Final = "similarity"
 
 
 class SimilarityStage:
-    """Rejects candidates below the policy's cosine floor; records the cosine as its score."""
+    """Rejects candidates below the policy's cosine floor; records the cosine as its score.
+
+    The floor is lower when a cross-encoder follows (`VerifierPolicy.similarity_floor`).
+    """
 
     name: str = SIMILARITY
+
+    def __init__(self, *, cross_encoder_follows: bool) -> None:
+        self.cross_encoder_follows = cross_encoder_follows
 
     def enabled(self, policy: VerifierPolicy) -> bool:
         return True
@@ -22,11 +28,9 @@ class SimilarityStage:
     def check(
         self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy
     ) -> Sequence[StageResult]:
+        floor = policy.similarity_floor(self.cross_encoder_follows)
         return [
-            StageResult(
-                score=c.similarity,
-                rejection=None if c.similarity >= policy.min_similarity else SIMILARITY,
-            )
+            StageResult(score=c.similarity, rejection=None if c.similarity >= floor else SIMILARITY)
             for c in candidates
         ]
 
