@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR
+from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, DEFAULT_VERIFIER_DIR
 
 # The models come from installed packages; a hub lookup would only fail or stall offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,6 +45,54 @@ def export_embedder_command(
         f"[green]Wrote[/green] {output_dir}: dimension {info['dimension']}, "
         f"cosine to PyTorch mean {cosine['mean']}, min {cosine['min']}"
     )
+
+
+@verifier_app.command("train")
+def train_verifier_command(
+    output_dir: Annotated[Path, typer.Option(help="Where model.onnx, tokenizer.json, metrics.json go.")] = (
+        DEFAULT_VERIFIER_DIR
+    ),
+    data_dir: Annotated[Path, typer.Option(help="Directory of the shared labelled pairs files.")] = Path(
+        "../shared/data"
+    ),
+    work_dir: Annotated[Path, typer.Option(help="Scratch space for checkpoints and fp32 graphs.")] = Path(
+        ".ml-work/verifier"
+    ),
+    seed: Annotated[int, typer.Option(help="Seeds data generation, initialisation and order.")] = 13,
+    epochs: Annotated[int, typer.Option(min=1)] = 1,
+    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 5000,
+    paws_train_pairs: Annotated[int, typer.Option(min=0, help="PAWS rows from its training half.")] = 800,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    learning_rate: Annotated[float, typer.Option()] = 8e-5,
+    threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,
+) -> None:
+    """Fine-tune the cross-encoder, export it fused + int8, and write its validation figures."""
+    from app.ml.train import TrainConfig, run
+
+    config = TrainConfig(
+        output_dir=output_dir,
+        data_dir=data_dir,
+        work_dir=work_dir,
+        seed=seed,
+        epochs=epochs,
+        generated_pairs=generated_pairs,
+        paws_train_pairs=paws_train_pairs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        threads=threads,
+    )
+    metrics = run(config)
+    defaults = metrics["recommended"]
+    console.print(
+        f"[green]Wrote[/green] {output_dir} ({metrics['quantisation']}); recommended cosine floor "
+        f"{defaults['cosine_floor']}, probability threshold {defaults['probability_threshold']}"
+    )
+    for name, figures in metrics["verifier_at_recommended"].items():
+        at = figures["at_defaults"]
+        console.print(
+            f"  {name}: precision {at['precision']:.3f} recall {at['recall']:.3f} at the defaults; "
+            f"recall {figures['recall_at_precision_0.95']:.3f} at precision >= 0.95"
+        )
 
 
 # Standalone entry point (`python -m app.ml.cli ...`) for machines without the `deja` command.

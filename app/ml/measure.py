@@ -1,0 +1,88 @@
+"""Latency of the shipped models as the cache calls them: `python -m app.ml.measure`.
+
+Per semantic lookup the cache embeds one prompt; per hit candidate it scores one pair
+with the cross-encoder (the top k together). Medians after warm-up, one process, models
+measured side by side so their ratio holds even when the machine is busy.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, DEFAULT_VERIFIER_DIR, OnnxCrossEncoder, OnnxEmbedder
+from app.ml.pairs import generate
+
+console = Console()
+app = typer.Typer(add_completion=False)
+
+
+def _median_ms(call: Callable[[int], object], rounds: int, warmup: int = 20) -> float:
+    for index in range(warmup):
+        call(index)
+    timings = []
+    for index in range(rounds):
+        started = time.perf_counter()
+        call(index)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000
+
+
+def measure(
+    embedder_dir: Path, verifier_dir: Path, threads: tuple[int, ...], rounds: int, seed: int
+) -> list[dict[str, Any]]:
+    # Work prompts the model never trained on (held-out intents), as the stored and new prompts.
+    pairs = [(pair.first, pair.second) for pair in generate(max(rounds, 50), seed, validation=True)]
+    return [_measure_threads(embedder_dir, verifier_dir, count, pairs, rounds) for count in threads]
+
+
+def _measure_threads(
+    embedder_dir: Path, verifier_dir: Path, threads: int, pairs: list[tuple[str, str]], rounds: int
+) -> dict[str, Any]:
+    embedder = OnnxEmbedder(embedder_dir, threads=threads)
+    verifier = OnnxCrossEncoder(verifier_dir, threads=threads)
+    embed_ms = _median_ms(lambda i: embedder.embed([pairs[i % len(pairs)][0]]), rounds)
+    one_ms = _median_ms(lambda i: verifier.score([pairs[i % len(pairs)]]), rounds)
+    five_ms = _median_ms(lambda i: verifier.score([pairs[(i + j) % len(pairs)] for j in range(5)]), rounds)
+    return {
+        "threads": threads,
+        "embed_ms_p50": round(embed_ms, 2),
+        "cross_encoder_1_pair_ms_p50": round(one_ms, 2),
+        "cross_encoder_5_pairs_ms_p50": round(five_ms, 2),
+    }
+
+
+@app.command()
+def main(
+    embedder_dir: Annotated[Path, typer.Option()] = DEFAULT_EMBEDDER_DIR,
+    verifier_dir: Annotated[Path, typer.Option()] = DEFAULT_VERIFIER_DIR,
+    threads: Annotated[list[int] | None, typer.Option(help="Thread counts to try (repeatable).")] = None,
+    rounds: Annotated[int, typer.Option(min=10)] = 200,
+    seed: Annotated[int, typer.Option()] = 7,
+    json_out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """Median latency of one embedding and of the cross-encoder on 1 and 5 pairs."""
+    rows = measure(embedder_dir, verifier_dir, tuple(threads or (1, 2)), rounds, seed)
+    table = Table("threads", "embed 1 prompt", "cross-encoder 1 pair", "cross-encoder 5 pairs")
+    for row in rows:
+        table.add_row(
+            str(row["threads"]),
+            f"{row['embed_ms_p50']:.2f} ms",
+            f"{row['cross_encoder_1_pair_ms_p50']:.2f} ms",
+            f"{row['cross_encoder_5_pairs_ms_p50']:.2f} ms",
+        )
+    console.print(table)
+    if json_out is not None:
+        json_out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,420 @@
+"""Fine-tune, export and validate the cross-encoder verifier.
+
+The model starts from the all-MiniLM-L6-v2 weights (the embedder's own checkpoint), reads
+both prompts as one BERT pair and learns P(same answer). Training data: the project's
+generated pairs (training intents only), plus the training halves of the two shared
+files; validation: held-out intents and the other halves, which training never sees.
+The run is seeded: the same command on the same machine rebuilds the same model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from tokenizers import Tokenizer
+
+from app.cache.evaluation import precision_recall_curve, read_pairs
+from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, DEFAULT_VERIFIER_DIR, OnnxCrossEncoder, OnnxEmbedder
+from app.ml.export import build_onnx, default_source_dir
+from app.ml.pairs import Pair, generate
+
+VERIFIER_NAME = "verifier-minilm-int8"
+TARGET_PRECISION = 0.95
+LANGCACHE_FILE = "langcache_chat_pairs.csv"
+PAWS_FILE = "paws_wiki_test.tsv"
+
+FloatArray = npt.NDArray[np.float64]
+console = Console()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    output_dir: Path = DEFAULT_VERIFIER_DIR
+    data_dir: Path = Path("../shared/data")
+    work_dir: Path = Path(".ml-work/verifier")
+    seed: int = 13
+    epochs: int = 1
+    generated_pairs: int = 5000
+    validation_pairs: int = 1200
+    # PAWS is adversarial word-order data; a little teaches order, a lot hurts ordinary prompts.
+    paws_train_pairs: int = 800
+    langcache_repeats: int = 2
+    # Batches of 32 cost about what batches of 16 do on 2 cores: fewer, larger steps.
+    batch_size: int = 32
+    learning_rate: float = 8e-5
+    # The bottom layers stay as the embedder trained them: a third less compute per step.
+    frozen_layers: int = 2
+    warmup_fraction: float = 0.1
+    max_tokens: int = 128
+    threads: int = 2
+    # Scoring every held-out PAWS pair twice (fp32, int8) costs minutes; a sample is enough.
+    paws_eval_pairs: int = 2000
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    name: str
+    pairs: list[tuple[str, str]]
+    labels: list[int]
+    notes: str = ""
+
+
+@dataclass
+class SharedSplits:
+    train: list[tuple[str, str, int]] = field(default_factory=list)
+    held_out: list[LabelledSet] = field(default_factory=list)
+
+
+def _stable_fraction(text: str) -> float:
+    """A number in [0, 1) fixed by the text: splits that do not move between runs or machines."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+
+
+def load_shared(config: TrainConfig) -> SharedSplits:
+    """Halve both shared files; only the training halves are ever trained on."""
+    splits = SharedSplits()
+    langcache = read_pairs(config.data_dir / LANGCACHE_FILE)
+    # Rows share their first prompt (one paraphrase, one look-alike): split by it, so no
+    # stored prompt is seen in training and then judged in validation.
+    held_lc = [pair for pair in langcache if _stable_fraction("lc:" + pair.first.lower()) < 0.5]
+    train_lc = [pair for pair in langcache if _stable_fraction("lc:" + pair.first.lower()) >= 0.5]
+    splits.train += [(p.first, p.second, int(p.same_answer)) for p in train_lc] * config.langcache_repeats
+    splits.held_out.append(
+        LabelledSet(
+            "langcache_held_out",
+            [(p.first, p.second) for p in held_lc],
+            [int(p.same_answer) for p in held_lc],
+            "half of langcache_chat_pairs.csv, split by first prompt",
+        )
+    )
+    paws = read_pairs(config.data_dir / PAWS_FILE)
+
+    # PAWS reuses sentences across rows: split by the first sentence's words as a set.
+    def paws_key(text: str) -> str:
+        return "paws:" + " ".join(sorted(set(text.lower().split())))
+
+    held_paws = [p for p in paws if _stable_fraction(paws_key(p.first)) < 0.5]
+    train_paws = [p for p in paws if _stable_fraction(paws_key(p.first)) >= 0.5]
+    rng = random.Random(config.seed)  # noqa: S311 - reproducible sampling, not secrets
+    train_paws = rng.sample(train_paws, min(config.paws_train_pairs, len(train_paws)))
+    held_paws = rng.sample(held_paws, min(config.paws_eval_pairs, len(held_paws)))
+    splits.train += [(p.first, p.second, int(p.same_answer)) for p in train_paws]
+    splits.held_out.append(
+        LabelledSet(
+            "paws_held_out",
+            [(p.first, p.second) for p in held_paws],
+            [int(p.same_answer) for p in held_paws],
+            f"{len(held_paws)} rows sampled from the half of paws_wiki_test.tsv not trained on",
+        )
+    )
+    return splits
+
+
+def project_sets(config: TrainConfig) -> tuple[list[Pair], LabelledSet]:
+    train = generate(config.generated_pairs, config.seed, validation=False)
+    validation = generate(config.validation_pairs, config.seed + 1, validation=True)
+    return train, LabelledSet(
+        "project_validation",
+        [(p.first, p.second) for p in validation],
+        [p.label for p in validation],
+        "generated from intents (templates) held out of training",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Training (PyTorch)
+
+
+def _batches(
+    tokenizer: Tokenizer, examples: list[tuple[str, str, int]], config: TrainConfig, rng: random.Random
+) -> list[list[int]]:
+    """Batches of similar length (less padding, less CPU), in a shuffled order."""
+    lengths = [len(e.ids) for e in tokenizer.encode_batch([(a, b) for a, b, _ in examples])]
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    # Sort within chunks of 50 batches: similar lengths together, still a random mix of sources.
+    chunk = config.batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda index: lengths[index])
+        batches += [part[i : i + config.batch_size] for i in range(0, len(part), config.batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def train_model(config: TrainConfig, examples: list[tuple[str, str, int]], hf_dir: Path) -> dict[str, Any]:
+    """Fine-tune from all-MiniLM-L6-v2; save a Hugging Face checkpoint to `hf_dir`."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)  # noqa: S311 - reproducible order, not secrets
+    source = default_source_dir()
+    model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1)
+    # The embeddings are half the parameters: frozen, training is faster and keeps the
+    # embedder's knowledge of words the generated data never shows.
+    for parameter in model.bert.embeddings.parameters():
+        parameter.requires_grad_(False)
+    for layer in model.bert.encoder.layer[: config.frozen_layers]:
+        for parameter in layer.parameters():
+            parameter.requires_grad_(False)
+    tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=config.max_tokens)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a vocabulary entry
+
+    batches = [b for _ in range(config.epochs) for b in _batches(tokenizer, examples, config, rng)]
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.01)
+    warmup = max(1, int(len(batches) * config.warmup_fraction))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (len(batches) - step) / max(1, len(batches) - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    model.train()
+    started = time.perf_counter()
+    running = 0.0
+    columns = (
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("train", total=len(batches), loss=float("nan"))
+        for step, batch in enumerate(batches):
+            encodings = tokenizer.encode_batch([(examples[i][0], examples[i][1]) for i in batch])
+            inputs = {
+                "input_ids": torch.tensor([e.ids for e in encodings]),
+                "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
+                "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
+            }
+            labels = torch.tensor([float(examples[i][2]) for i in batch])
+            logits = model(**inputs).logits.squeeze(-1)
+            loss = loss_fn(logits, labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            running = loss.item() if step == 0 else 0.98 * running + 0.02 * loss.item()
+            progress.update(task, advance=1, loss=running)
+    model.eval()
+    hf_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(hf_dir))
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copyfile(source / name, hf_dir / name)
+    return {"steps": len(batches), "seconds": round(time.perf_counter() - started, 1), "final_loss": running}
+
+
+# ---------------------------------------------------------------------------------------
+# Metrics
+
+
+def roc_auc(scores: Sequence[float] | FloatArray, labels: Sequence[int]) -> float:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    score_array = np.asarray(scores, dtype=np.float64)
+    label_array = np.asarray(labels, dtype=bool)
+    order = np.argsort(score_array, kind="stable")
+    ranks = np.empty(len(score_array), dtype=np.float64)
+    sorted_scores = score_array[order]
+    # Average ranks over ties.
+    _, first_index, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    for start, count in zip(first_index, counts, strict=True):
+        ranks[order[start : start + count]] = start + (count + 1) / 2
+    positives, negatives = int(label_array.sum()), int((~label_array).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    return float((ranks[label_array].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def threshold_for_precision(
+    scores: Sequence[float] | FloatArray, labels: Sequence[int], target: float = TARGET_PRECISION
+) -> tuple[float | None, float]:
+    """The lowest threshold whose hits are at least `target` precise, and the recall there."""
+    curve = precision_recall_curve(np.asarray(scores, dtype=np.float64), [bool(y) for y in labels])
+    ok = np.nonzero(curve.precision >= target)[0]
+    if len(ok) == 0:
+        return None, 0.0
+    best = ok[np.argmax(curve.recall[ok])]
+    return float(curve.thresholds[best]), float(curve.recall[best])
+
+
+def _at(scores: FloatArray, labels: Sequence[int], threshold: float) -> dict[str, float]:
+    label_array = np.asarray(labels, dtype=bool)
+    hits = scores >= threshold
+    true_hits = int((hits & label_array).sum())
+    return {
+        "precision": round(true_hits / max(1, int(hits.sum())), 4),
+        "recall": round(true_hits / max(1, int(label_array.sum())), 4),
+    }
+
+
+def score_summary(scores: FloatArray, labels: Sequence[int], default_threshold: float) -> dict[str, Any]:
+    threshold, recall = threshold_for_precision(scores, labels)
+    return {
+        "roc_auc": round(roc_auc(scores, labels), 4),
+        f"at_{default_threshold:g}": _at(scores, labels, default_threshold),
+        "threshold_for_precision_0.95": None if threshold is None else round(threshold, 4),
+        "recall_at_precision_0.95": round(recall, 4),
+    }
+
+
+def cosines(embedder: OnnxEmbedder, pairs: Sequence[tuple[str, str]]) -> FloatArray:
+    # One prompt at a time, exactly as the cache embeds a request and stores an entry.
+    cache: dict[str, npt.NDArray[np.float32]] = {}
+    for text in {text for pair in pairs for text in pair}:
+        cache[text] = embedder.embed([text])[0]
+    return np.array([float(cache[a] @ cache[b]) for a, b in pairs], dtype=np.float64)
+
+
+def combined_scores(cosine: FloatArray, probability: FloatArray, cosine_floor: float) -> FloatArray:
+    """The verifier's decision as one score: the cross-encoder's, or -inf below the cosine floor."""
+    return np.where(cosine >= cosine_floor, probability, -np.inf)
+
+
+def evaluate(
+    sets: Sequence[LabelledSet],
+    scorers: dict[str, OnnxCrossEncoder],
+    embedder: OnnxEmbedder,
+) -> tuple[dict[str, Any], dict[str, dict[str, FloatArray]]]:
+    """Scores of every set by cosine and by each scorer, with their summaries."""
+    report: dict[str, Any] = {}
+    raw: dict[str, dict[str, FloatArray]] = {}
+    for labelled in sets:
+        with console.status(f"scoring {labelled.name} ({len(labelled.pairs)} pairs)"):
+            raw[labelled.name] = {"cosine": cosines(embedder, labelled.pairs)}
+            for name, scorer in scorers.items():
+                raw[labelled.name][name] = np.asarray(scorer.score(labelled.pairs), dtype=np.float64)
+        report[labelled.name] = {
+            "pairs": len(labelled.pairs),
+            "positives": int(sum(labelled.labels)),
+            "notes": labelled.notes,
+            "cosine_alone": score_summary(raw[labelled.name]["cosine"], labelled.labels, 0.9),
+            **{name: score_summary(raw[labelled.name][name], labelled.labels, 0.5) for name in scorers},
+        }
+    return report, raw
+
+
+def choose_defaults(
+    sets: Sequence[LabelledSet], raw: dict[str, dict[str, FloatArray]], scorer: str
+) -> dict[str, Any]:
+    """Cosine floor and probability threshold for precision >= 0.95 on ordinary prompts.
+
+    Chosen on the project's validation and the held-out langcache rows pooled (PAWS is
+    adversarial and would set the bar for traffic that does not look like it).
+    """
+    chosen = [s for s in sets if s.name != "paws_held_out"]
+    labels = [y for s in chosen for y in s.labels]
+    cosine = np.concatenate([raw[s.name]["cosine"] for s in chosen])
+    probability = np.concatenate([raw[s.name][scorer] for s in chosen])
+    positives = cosine[np.asarray(labels, dtype=bool)]
+    # The floor only cuts candidates no one would serve: it keeps 99% of true paraphrases.
+    cosine_floor = float(math.floor(np.quantile(positives, 0.01) * 100) / 100)
+    combined = combined_scores(cosine, probability, cosine_floor)
+    threshold, _ = threshold_for_precision(combined, labels)
+    return {
+        "cosine_floor": cosine_floor,
+        "probability_threshold": 0.5 if threshold is None else round(max(threshold, 0.5), 2),
+        "chosen_on": [s.name for s in chosen],
+    }
+
+
+def apply_defaults(
+    sets: Sequence[LabelledSet], raw: dict[str, dict[str, FloatArray]], scorer: str, defaults: dict[str, Any]
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for labelled in sets:
+        scores = raw[labelled.name]
+        combined = combined_scores(scores["cosine"], scores[scorer], defaults["cosine_floor"])
+        threshold, recall = threshold_for_precision(combined, labelled.labels)
+        figures[labelled.name] = {
+            "at_defaults": _at(combined, labelled.labels, defaults["probability_threshold"]),
+            "threshold_for_precision_0.95": None if threshold is None else round(threshold, 4),
+            "recall_at_precision_0.95": round(recall, 4),
+        }
+    return figures
+
+
+# ---------------------------------------------------------------------------------------
+# The whole run
+
+
+def run(config: TrainConfig) -> dict[str, Any]:
+    """Train, export fp32 and int8, validate both, ship the one that keeps the accuracy."""
+    started = time.perf_counter()
+    generated, project_validation = project_sets(config)
+    shared = load_shared(config)
+    examples = [(p.first, p.second, p.label) for p in generated] + shared.train
+    console.print(
+        f"training on {len(examples)} pairs: {len(generated)} generated, {len(shared.train)} from the "
+        f"training halves of the shared files"
+    )
+    hf_dir = config.work_dir / "hf"
+    training = train_model(config, examples, hf_dir)
+
+    with console.status("exporting fp32 and int8 ONNX graphs"):
+        fp32_dir = config.work_dir / "fp32"
+        int8_dir = config.work_dir / "int8"
+        build_onnx(hf_dir, fp32_dir, "text-classification", quantise=False)
+        build_onnx(hf_dir, int8_dir, "text-classification", quantise=True)
+    scorers = {
+        "cross_encoder_fp32": OnnxCrossEncoder(fp32_dir, threads=config.threads),
+        "cross_encoder_int8": OnnxCrossEncoder(int8_dir, threads=config.threads),
+    }
+    sets = [project_validation, *shared.held_out]
+    embedder = OnnxEmbedder(DEFAULT_EMBEDDER_DIR, threads=config.threads)
+    report, raw = evaluate(sets, scorers, embedder)
+
+    # int8 is kept unless it loses accuracy that matters against fp32.
+    auc_drop = max(
+        report[s.name]["cross_encoder_fp32"]["roc_auc"] - report[s.name]["cross_encoder_int8"]["roc_auc"]
+        for s in sets
+    )
+    shipped = "cross_encoder_int8" if auc_drop <= 0.005 else "cross_encoder_fp32"
+    defaults = choose_defaults(sets, raw, shipped)
+    metrics: dict[str, Any] = {
+        "name": VERIFIER_NAME if shipped.endswith("int8") else "verifier-minilm-fp32",
+        "source_model": "sentence-transformers/all-MiniLM-L6-v2 (fine-tuned as a cross-encoder)",
+        "output": "sigmoid of one logit: P(the two prompts need the same answer)",
+        "quantisation": "dynamic int8 per channel after BERT fusion" if shipped.endswith("int8") else "fp32",
+        "int8_max_roc_auc_drop_vs_fp32": round(auc_drop, 4),
+        "recommended": defaults,
+        "verifier_at_recommended": apply_defaults(sets, raw, shipped, defaults),
+        "validation": report,
+        "training": {
+            **training,
+            "config": {
+                k: str(v) if isinstance(v, Path) else v
+                for k, v in asdict(config).items()
+                if k not in ("output_dir", "data_dir", "work_dir")
+            },
+            "generated_pairs": len(generated),
+            "shared_training_pairs": len(shared.train),
+        },
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    ship_dir = int8_dir if shipped.endswith("int8") else fp32_dir
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("model.onnx", "tokenizer.json"):
+        shutil.copyfile(ship_dir / name, config.output_dir / name)
+    (config.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return metrics
