@@ -12,6 +12,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from app import __version__
 from app.admin.routes import TenantAdminController
 from app.cache.routes import CacheController
+from app.completions.routes import CompletionsController
 from app.dependencies import BASE_DEPENDENCIES
 from app.ledger.routes import UsageController
 from app.observability.health import health, ready
@@ -36,7 +37,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await services.aclose()
 
     return Litestar(
-        route_handlers=[health, ready, UsageController, TenantAdminController, CacheController],
+        route_handlers=[
+            health,
+            ready,
+            UsageController,
+            TenantAdminController,
+            CacheController,
+            CompletionsController,
+        ],
         dependencies=BASE_DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id],

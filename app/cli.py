@@ -15,6 +15,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from app.fakellm.cli import fake_llm
+from app.ml.cli import embedder_app, verifier_app
 from app.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -30,6 +32,11 @@ tenants_cli = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Issue and revoke API keys.", no_args_is_help=True)
 cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(keys_cli, name="keys")
+cli.command("fake-llm")(fake_llm)
+cli.add_typer(
+    verifier_app, name="verifier", help="Train and export the cross-encoder verifier (needs PyTorch)."
+)
+cli.add_typer(embedder_app, name="embedder", help="Export the embedder to ONNX (needs PyTorch).")
 
 
 def _database_url(settings: Settings, *, migrate: bool = True) -> str:

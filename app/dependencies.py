@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.policy import TenantCachePolicy, parse_policy
 from app.cache.service import CacheService
+from app.completions.pipeline import CompletionPipeline
 from app.db.engine import enter_system, enter_tenant
 from app.errors import Forbidden
 from app.services import Services
@@ -48,6 +49,10 @@ def provide_cache(services: NamedDependency[Services]) -> CacheService:
     return services.cache
 
 
+def provide_pipeline(services: NamedDependency[Services]) -> CompletionPipeline:
+    return services.pipeline
+
+
 async def provide_tenant_session(
     services: NamedDependency[Services], tenant: NamedDependency[Principal]
 ) -> AsyncGenerator[AsyncSession, None]:
@@ -75,5 +80,6 @@ TENANT_DEPENDENCIES = {
     "session": Provide(provide_tenant_session),
     "policy": Provide(provide_policy, sync_to_thread=False),
     "cache": Provide(provide_cache, sync_to_thread=False),
+    "pipeline": Provide(provide_pipeline, sync_to_thread=False),
 }
 ADMIN_DEPENDENCIES = {"admin": Provide(provide_admin), "session": Provide(provide_admin_session)}

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.cache.service import CacheService
+from app.completions.pipeline import CompletionPipeline
 from app.db.embedded import resolve_database_url
 from app.db.engine import create_engine, create_sessionmaker, transaction
+from app.ledger.pricing import PriceBook
 from app.settings import Settings
 from app.tenants.auth import Authenticator
+from app.upstream.config import load_router_config
+from app.upstream.router import ModelRouter
 
 
 @dataclass
@@ -20,6 +24,9 @@ class Services:
     sessionmaker: async_sessionmaker[AsyncSession]
     authenticator: Authenticator
     cache: CacheService
+    router: ModelRouter
+    prices: PriceBook
+    pipeline: CompletionPipeline
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -29,14 +36,21 @@ class Services:
         cache = CacheService.create(settings.cache)
         async with transaction(sessionmaker, system=True) as session:
             await cache.prepare(session)
+        router = ModelRouter(load_router_config(settings.config))
+        prices = PriceBook(sessionmaker)
         return cls(
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
             authenticator=Authenticator(sessionmaker, admin_token),
             cache=cache,
+            router=router,
+            prices=prices,
+            pipeline=CompletionPipeline(sessionmaker, cache, router, prices),
         )
 
     async def aclose(self) -> None:
+        await self.pipeline.aclose()
+        await self.router.aclose()
         await self.cache.aclose()
         await self.engine.dispose()

@@ -25,6 +25,8 @@ from app.asgi import create_app
 from app.db import migrate
 from app.db.embedded import EmbeddedPostgres, start_embedded
 from app.db.engine import create_engine, create_sessionmaker, transaction
+from app.fakellm.config import FakeLLMConfig
+from app.fakellm.server import FakeLLMServer
 from app.settings import Settings
 from app.tenants.repository import KeyRepository, TenantRepository
 
@@ -56,12 +58,68 @@ def database_url(embedded_pg: EmbeddedPostgres) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def fake_llm() -> Iterator[FakeLLMServer]:
+    """The project's own OpenAI-compatible model; `gpt-broken` always fails with a 500."""
+    with FakeLLMServer(FakeLLMConfig(fail_models={"gpt-broken": "500"})) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def slow_llm() -> Iterator[FakeLLMServer]:
+    """A model that takes 400 ms: long enough for concurrent identical requests to overlap."""
+    with FakeLLMServer(FakeLLMConfig(latency_ms=400)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def router_config(
+    fake_llm: FakeLLMServer, slow_llm: FakeLLMServer, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    path = tmp_path_factory.mktemp("config") / "deja.toml"
+    path.write_text(
+        f"""
+[retry]
+backoff_base_s = 0.01
+backoff_max_s = 0.05
+
+[[upstreams]]
+name = "fake"
+base_url = "{fake_llm.base_url}"
+timeout_s = 5
+max_retries = 1
+
+[[upstreams]]
+name = "backup"
+base_url = "{fake_llm.base_url}"
+timeout_s = 5
+max_retries = 0
+
+[[upstreams]]
+name = "slow"
+base_url = "{slow_llm.base_url}"
+timeout_s = 5
+
+[[routes]]
+model = "gpt-broken"
+primary = "fake"
+fallbacks = [{{ upstream = "backup", model = "gpt-4o-mini" }}]
+
+[[routes]]
+model = "gpt-slow"
+primary = "slow"
+"""
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, router_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         database_url=database_url,
         data_dir=tmp_path_factory.mktemp("deja-state"),
         admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
         log_level="WARNING",
+        config=router_config,
     )
 
 

@@ -58,7 +58,11 @@ _COLUMNS = (
     "id, prompt, model, namespace, response, prompt_tokens, completion_tokens, created_at, expires_at, "
     "hit_count, flagged"
 )
-_LIVE = "NOT flagged AND (expires_at IS NULL OR expires_at > now())"
+# Servable: not flagged, not expired, and young enough when the request set a max-age.
+_LIVE = (
+    "NOT flagged AND (expires_at IS NULL OR expires_at > now()) "
+    "AND (CAST(:max_age_s AS integer) IS NULL OR created_at > now() - make_interval(secs => :max_age_s))"
+)
 
 _EXACT = text(
     f"SELECT {_COLUMNS} FROM cache_entries "  # noqa: S608 (constants only)
@@ -103,12 +107,11 @@ class CacheRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def find_exact(self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes) -> StoredEntry | None:
-        row = (
-            await self.session.execute(
-                _EXACT, {"tenant_id": tenant_id, "namespace": namespace, "exact_hash": exact_hash}
-            )
-        ).first()
+    async def find_exact(
+        self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes, *, max_age_s: int | None = None
+    ) -> StoredEntry | None:
+        params = {"tenant_id": tenant_id, "namespace": namespace, "exact_hash": exact_hash, "max_age_s": max_age_s}
+        row = (await self.session.execute(_EXACT, params)).first()
         return _row(row) if row is not None else None
 
     async def nearest(
@@ -122,6 +125,7 @@ class CacheRepository:
         *,
         k: int,
         ef_search: int,
+        max_age_s: int | None = None,
     ) -> list[StoredEntry]:
         """The k live entries of this scope nearest to `vector`, best first.
 
@@ -149,6 +153,7 @@ class CacheRepository:
                     "scope_hash": scope_hash,
                     "vector": HalfVector(vector).to_text(),
                     "k": k,
+                    "max_age_s": max_age_s,
                 },
             )
         ).all()

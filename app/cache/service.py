@@ -66,9 +66,11 @@ class CacheService:
         namespace: str,
         scope: Scope,
         policy: VerifierPolicy,
+        *,
+        max_age_s: int | None = None,
     ) -> LookupResult:
         repo = CacheRepository(session)
-        exact = await repo.find_exact(tenant_id, namespace, scope.exact_hash)
+        exact = await repo.find_exact(tenant_id, namespace, scope.exact_hash, max_age_s=max_age_s)
         if exact is not None:
             await repo.record_hit(exact.id)
             return LookupResult(entry=exact, tier="exact", similarity=1.0)
@@ -83,6 +85,7 @@ class CacheService:
             embedding,
             k=self.settings.top_k,
             ef_search=self.settings.ef_search,
+            max_age_s=max_age_s,
         )
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)

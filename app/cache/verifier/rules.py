@@ -11,6 +11,7 @@ costs a hit, and the cross-encoder behind them sees what they let through.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -491,20 +492,34 @@ _NEGATORS: Final = frozenset(
 # Phrases with a negative word and no negative meaning, or a fixed meaning of their own
 # ("not working" is "broken", a problem report, not the opposite of "working").
 _NOT_NEGATIONS: Final = re.compile(
-    r"\b(?:not only|no matter|whether or not|no longer than|not working|n't working|n't work"
-    r"|not work|no doubt|nothing but|not sure|no idea)\b"
+    r"\b(?:not only|no matter|whether or not|no longer than|no doubt|nothing but|not sure|no idea)\b"
 )
+# "not working" is a problem report, a paraphrase of "broken", not a negated question.
+_BROKEN: Final = re.compile(r"\b(?:not|n't) (?:work|working|functioning|loading|responding)\b")
+_WORKS: Final = re.compile(r"\b(?:works|working|work|functions|loads|responds)\b")
 
 
-def _negated(text: str) -> bool:
-    lowered = _NOT_NEGATIONS.sub(" ", _normalise(text).lower().replace("n't", " n't"))
+def _prepared(text: str) -> str:
+    return " " + _normalise(text).lower().replace("n't", " n't") + " "
+
+
+def _negated(prepared: str) -> bool:
+    lowered = _NOT_NEGATIONS.sub(" ", _BROKEN.sub(" broken ", prepared))
     words = re.findall(r"n't|[a-z]+", lowered)
     return any(word in _NEGATORS or word == "n't" for word in words)
 
 
 def different_negation(a: str, b: str) -> str | None:
     """One prompt is negated and the other is not: "pesto with nuts" vs "pesto without nuts"."""
-    return NEGATION if _negated(a) != _negated(b) else None
+    prepared_a, prepared_b = _prepared(a), _prepared(b)
+    if _negated(prepared_a) != _negated(prepared_b):
+        return NEGATION
+    # "code that works" vs "code that doesn't work" (but "not working" vs "broken" is fine).
+    broken_a, broken_b = bool(_BROKEN.search(prepared_a)), bool(_BROKEN.search(prepared_b))
+    for broken, other, other_broken in ((broken_a, prepared_b, broken_b), (broken_b, prepared_a, broken_a)):
+        if broken and not other_broken and _WORKS.search(other):
+            return NEGATION
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -599,10 +614,12 @@ def _acronym_of(acronym: str, words: Sequence[str]) -> set[int]:
     """Indices of a run of `words` whose initials spell `acronym` ("nyc" -> new york city)."""
     parts = [p.lower() for w in words for p in (_split_camel(w) or [w])]
     owners = [i for i, w in enumerate(words) for _ in (_split_camel(w) or [w])]
-    size = len(acronym)
-    for start in range(len(parts) - size + 1):
-        if "".join(p[0] for p in parts[start : start + size]) == acronym:
-            return {owners[i] for i in range(start, start + size)}
+    # "NYC" is also written "New York": the last word of a long acronym is often dropped.
+    for spelled in (acronym, acronym[:-1]) if len(acronym) >= 3 else (acronym,):
+        size = len(spelled)
+        for start in range(len(parts) - size + 1):
+            if "".join(p[0] for p in parts[start : start + size]) == spelled:
+                return {owners[i] for i in range(start, start + size)}
     return set()
 
 
@@ -743,18 +760,31 @@ def _content_tokens(text: str) -> list[str]:
     return out
 
 
+def _counted_units(text: str) -> set[str]:
+    """Units written right after a number: "km" in "5 km" or "5km"."""
+    tokens = _tokens(text)
+    units = {_UNITS[t.glued.lower()] for t in tokens if t.kind == "num" and t.glued.lower() in _UNITS}
+    for before, token in itertools.pairwise(tokens):
+        if (before.kind == "num" or before.lower in _NUMBER_WORDS) and token.lower in _UNITS:
+            units.add(_UNITS[token.lower])
+    return units
+
+
 _DIRECTION_LINKS: Final = frozenset({"to", "into", "2"})
 _UNIT_NAMES: Final = frozenset(_UNITS.values())
 
 
 def _directed_pairs(text: str) -> set[tuple[str, str]]:
     tokens = _content_tokens(text)
+    counted = _counted_units(text)
     pairs = set()
     for i in range(1, len(tokens) - 1):
         left, link, right = tokens[i - 1], tokens[i], tokens[i + 1]
-        if link in _DIRECTION_LINKS or (
-            link in ("in", "per") and left in _UNIT_NAMES and right in _UNIT_NAMES
-        ):
+        per_unit = link == "per" and left in _UNIT_NAMES and right in _UNIT_NAMES
+        # "5 km in miles" converts km to miles, but "ounces in a pound" converts pounds to
+        # ounces: "in" gives a direction only after a number.
+        counted_in_unit = link == "in" and left in counted and right in _UNIT_NAMES
+        if link in _DIRECTION_LINKS or per_unit or counted_in_unit:
             pairs.add((left, right))
     # "USD/JPY": a pair of units or currencies written with a slash.
     for match in re.finditer(r"\b([A-Za-z]{1,4})\s*/\s*([A-Za-z]{1,4})\b", _normalise(text)):

@@ -1,0 +1,1 @@
+"""OpenAI-compatible chat completions and the native /v1/requests call: the request pipeline."""

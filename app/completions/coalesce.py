@@ -1,0 +1,58 @@
+"""Identical concurrent misses make one upstream call (in one process; see docs/caching.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable
+from typing import Any
+
+
+class SingleFlight:
+    """The first caller for a key leads; later callers wait for the leader's result.
+
+    A stored answer stays joinable for `linger_s`: a request whose cache lookup ran just
+    before the leader stored its answer would otherwise miss both and call the model again.
+    """
+
+    def __init__(self, *, linger_s: float = 2.0) -> None:
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._linger_s = linger_s
+
+    def join(self, key: Hashable, *, finished: bool = True) -> asyncio.Future[Any] | None:
+        """The leader's future when a call for `key` is in flight (or, with `finished`, has just
+        been answered and stored), else None: you lead."""
+        future = self._inflight.get(key)
+        if future is not None and future.done() and not finished:
+            return None
+        return future
+
+    def lead(self, key: Hashable) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        # Nobody may be waiting when the leader fails: do not warn about an unread exception.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._inflight[key] = future
+        return future
+
+    def finish(
+        self,
+        key: Hashable,
+        future: asyncio.Future[Any],
+        *,
+        result: Any = None,
+        error: BaseException | None = None,
+        linger: bool = True,
+    ) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+        if error is None and linger:
+            asyncio.get_running_loop().call_later(self._linger_s, self._forget, key, future)
+        else:
+            self._forget(key, future)
+
+    def _forget(self, key: Hashable, future: asyncio.Future[Any]) -> None:
+        if self._inflight.get(key) is future:
+            del self._inflight[key]

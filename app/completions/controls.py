@@ -1,0 +1,83 @@
+"""Per-request cache controls, from headers or from the body field `cache` (as LiteLLM clients
+send them). Headers win where both are given."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import Unprocessable
+
+MAX_NAMESPACE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class CacheControls:
+    no_cache: bool = False  # skip the lookup; the answer is fetched and stored afresh
+    no_store: bool = False  # do not store this answer
+    max_age_s: int | None = None  # serve only entries younger than this
+    ttl_s: int | None = None  # lifetime of the entry stored from this request
+    namespace: str = ""
+    threshold: float | None = None  # only stricter than the tenant's
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise Unprocessable(f"{name} must be a whole number of seconds.") from None
+    if number < 0:
+        raise Unprocessable(f"{name} must not be negative.")
+    return number
+
+
+def _threshold(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise Unprocessable("The cache threshold must be a number between 0 and 1.") from None
+    if not 0.0 <= number <= 1.0:
+        raise Unprocessable("The cache threshold must be a number between 0 and 1.")
+    return number
+
+
+def parse_controls(headers: Mapping[str, str], body_cache: Any) -> CacheControls:
+    if body_cache is not None and not isinstance(body_cache, dict):
+        raise Unprocessable("The body field 'cache' must be an object.")
+    body: dict[str, Any] = body_cache or {}
+    unknown = set(body) - {"no-cache", "no-store", "ttl", "namespace", "threshold", "max-age", "s-maxage"}
+    if unknown:
+        raise Unprocessable(f"Unknown cache controls: {', '.join(sorted(unknown))}.")
+
+    no_cache = bool(body.get("no-cache", False))
+    no_store = bool(body.get("no-store", False))
+    max_age = _int(body["max-age"], "max-age") if body.get("max-age") is not None else None
+    if body.get("s-maxage") is not None:
+        max_age = _int(body["s-maxage"], "s-maxage")
+    for directive in (d.strip().lower() for d in headers.get("cache-control", "").split(",") if d.strip()):
+        name, _, value = directive.partition("=")
+        if name == "no-cache":
+            no_cache = True
+        elif name == "no-store":
+            no_store = True
+        elif name in ("max-age", "s-maxage"):
+            max_age = _int(value.strip('"'), name)
+
+    ttl_raw = headers.get("x-cache-ttl", body.get("ttl"))
+    ttl = _int(ttl_raw, "ttl") if ttl_raw is not None else None
+    if ttl == 0:
+        no_store = True  # a zero lifetime means: do not keep it
+        ttl = None
+    namespace = headers.get("x-cache-namespace", body.get("namespace")) or ""
+    if not isinstance(namespace, str) or len(namespace) > MAX_NAMESPACE:
+        raise Unprocessable(f"The cache namespace must be text of at most {MAX_NAMESPACE} characters.")
+    threshold_raw = headers.get("x-cache-threshold", body.get("threshold"))
+    return CacheControls(
+        no_cache=no_cache,
+        no_store=no_store,
+        max_age_s=max_age,
+        ttl_s=ttl,
+        namespace=namespace,
+        threshold=_threshold(threshold_raw) if threshold_raw is not None else None,
+    )

@@ -1,0 +1,501 @@
+"""The path of one chat request (DESIGN §2): cache controls and policy, exact and semantic
+lookup, then on a miss one coalesced upstream call through the router, the answer stored
+and the request booked in the ledger.
+
+No database connection is held while the model works: the lookup and the write-back are
+short transactions of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cache.policy import TenantCachePolicy
+from app.cache.repository import StoredEntry
+from app.cache.responses import replay
+from app.cache.scope import Scope, scope_of
+from app.cache.service import CacheService
+from app.completions.coalesce import SingleFlight
+from app.completions.controls import CacheControls
+from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
+from app.db.engine import transaction
+from app.errors import DejaError, Unprocessable, UpstreamError
+from app.ledger.pricing import PriceBook, Usage
+from app.ledger.repository import LedgerRepository, LedgerRow
+from app.upstream.router import ModelRouter
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGES = 1000
+ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    tenant_id: uuid.UUID
+    key_id: uuid.UUID | None
+    request_id: str
+    policy: TenantCachePolicy
+    priority: int = 5
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Outcome:
+    cache_status: str  # HIT | MISS | BYPASS
+    model_used: str | None
+    completion: dict[str, Any] | None = None  # non-streaming answer
+    stream: AsyncIterator[bytes] | None = None  # SSE bytes, for stream=true
+    similarity: float | None = None
+    entry_id: uuid.UUID | None = None
+    tier: str | None = None
+    tokens_used: int = 0
+    cost_usd: Decimal = Decimal(0)
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    body: dict[str, Any]  # what goes upstream (without Déjà's `cache` field)
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool
+    include_usage: bool
+
+
+def parse_request(body: dict[str, Any]) -> _Request:
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise Unprocessable("'model' is required and must be a model name.")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise Unprocessable("'messages' must be a non-empty list.")
+    if len(messages) > MAX_MESSAGES:
+        raise Unprocessable(f"At most {MAX_MESSAGES} messages are accepted.")
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise Unprocessable("Each message must be an object with a 'role'.")
+    stream = body.get("stream") is True
+    options = body.get("stream_options")
+    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    upstream = {k: v for k, v in body.items() if k != "cache"}
+    return _Request(body=upstream, model=model, messages=messages, stream=stream, include_usage=include_usage)
+
+
+def _bypass_reason(request: _Request, policy: TenantCachePolicy) -> str | None:
+    """Why this request is not cacheable at all (BYPASS), or None."""
+    if request.messages[-1].get("role") != "user":
+        return "the last message is not the user's"
+    temperature = request.body.get("temperature")
+    if isinstance(temperature, int | float) and temperature > policy.max_temperature:
+        return f"temperature {temperature} is above the tenant's limit {policy.max_temperature}"
+    return None
+
+
+class CompletionPipeline:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cache: CacheService,
+        router: ModelRouter,
+        prices: PriceBook,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.cache = cache
+        self.router = router
+        self.prices = prices
+        self.inflight = SingleFlight()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def run(self, caller: Caller, body: dict[str, Any], controls: CacheControls) -> Outcome:
+        started = time.monotonic()
+        request = parse_request(body)
+        reason = _bypass_reason(request, caller.policy)
+        scope = None if reason else scope_of(request.model, request.messages, request.body)
+        if scope is None or controls.no_cache:
+            return await self._call_upstream(caller, request, controls, None, None, started, status="bypass")
+
+        key = (caller.tenant_id, controls.namespace, scope.exact_hash)
+        leader = self.inflight.join(key, finished=controls.max_age_s is None)
+        if leader is not None:
+            return await self._follow(caller, request, controls, leader, started)
+        embedding: npt.NDArray[np.float32] | None = None
+        async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
+            found = await self.cache.lookup(
+                session,
+                caller.tenant_id,
+                controls.namespace,
+                scope,
+                caller.policy.verifier_policy(controls.threshold),
+                max_age_s=controls.max_age_s,
+            )
+            if found.entry is not None:
+                return await self._hit(session, caller, request, controls, found.entry, found.tier, started)
+            embedding = found.embedding
+        leader = self.inflight.join(key, finished=controls.max_age_s is None)
+        if leader is not None:
+            return await self._follow(caller, request, controls, leader, started)
+        return await self._call_upstream(
+            caller, request, controls, scope, embedding, started, status="miss", key=key
+        )
+
+    # Hits.
+
+    async def _hit(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        request: _Request,
+        controls: CacheControls,
+        entry: StoredEntry,
+        tier: str | None,
+        started: float,
+    ) -> Outcome:
+        avoided = await self.prices.cost(
+            entry.model, Usage(entry.prompt_tokens, entry.completion_tokens), datetime.now(UTC)
+        )
+        latency_ms = (time.monotonic() - started) * 1000
+        await LedgerRepository(session).append(
+            self._row(
+                caller,
+                request,
+                controls,
+                "hit",
+                200,
+                latency_ms,
+                used_model=entry.response.get("model"),
+                similarity=entry.similarity,
+                entry_id=entry.id,
+                avoided_cost_usd=avoided,
+            )
+        )
+        return self._replay(request, entry.response, entry.id, entry.similarity, tier, latency_ms)
+
+    def _replay(
+        self,
+        request: _Request,
+        stored: dict[str, Any],
+        entry_id: uuid.UUID | None,
+        similarity: float | None,
+        tier: str | None,
+        latency_ms: float,
+    ) -> Outcome:
+        # A hit consumed no tokens: usage says so (docs/caching.md, "usage on a hit").
+        completion = {**replay(stored), "usage": dict(ZERO_USAGE)}
+        outcome = Outcome(
+            cache_status="HIT",
+            model_used=completion.get("model"),
+            similarity=similarity,
+            entry_id=entry_id,
+            tier=tier,
+            latency_ms=latency_ms,
+        )
+        if request.stream:
+            outcome.stream = _replay_stream(completion, include_usage=request.include_usage)
+        else:
+            outcome.completion = completion
+        return outcome
+
+    async def _follow(
+        self,
+        caller: Caller,
+        request: _Request,
+        controls: CacheControls,
+        leader: asyncio.Future[Any],
+        started: float,
+    ) -> Outcome:
+        """Wait for the identical request already in flight and answer with its result."""
+        completion, entry_id, model = await asyncio.shield(leader)
+        avoided = await self.prices.cost(model, Usage.of(completion.get("usage")), datetime.now(UTC))
+        latency_ms = (time.monotonic() - started) * 1000
+        async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
+            await LedgerRepository(session).append(
+                self._row(
+                    caller,
+                    request,
+                    controls,
+                    "hit",
+                    200,
+                    latency_ms,
+                    used_model=model,
+                    similarity=1.0,
+                    entry_id=entry_id,
+                    avoided_cost_usd=avoided,
+                    metadata={"coalesced": True},
+                )
+            )
+        return self._replay(request, completion, entry_id, 1.0, "coalesced", latency_ms)
+
+    # Misses and bypasses.
+
+    async def _call_upstream(
+        self,
+        caller: Caller,
+        request: _Request,
+        controls: CacheControls,
+        scope: Scope | None,
+        embedding: npt.NDArray[np.float32] | None,
+        started: float,
+        *,
+        status: str,
+        key: Any = None,
+    ) -> Outcome:
+        """Ask the model; lead the coalescing group for `key` (if any) until the answer is booked."""
+        future = self.inflight.lead(key) if key is not None else None
+        if request.stream:
+            return await self._stream_upstream(
+                caller, request, controls, scope, embedding, started, status, key, future
+            )
+        try:
+            try:
+                result = await self.router.complete(request.body, priority=caller.priority)
+            except DejaError as exc:
+                await self._book_error(caller, request, controls, exc, started)
+                raise
+            outcome = await self._finish(
+                caller,
+                request,
+                controls,
+                scope,
+                embedding,
+                started,
+                status,
+                result.completion,
+                result.model,
+                result.latency_ms,
+                fallback_used=result.fallback_used,
+            )
+        except BaseException as exc:
+            self._settle(key, future, error=exc)
+            raise
+        self._settle(key, future, result=(result.completion, outcome.entry_id, result.model))
+        return outcome
+
+    def _settle(
+        self,
+        key: Any,
+        future: asyncio.Future[Any] | None,
+        *,
+        result: Any = None,
+        error: BaseException | None = None,
+    ) -> None:
+        if future is not None:
+            # Only a stored answer stays joinable after the fact (no-store means: do not reuse).
+            stored = result is not None and result[1] is not None
+            self.inflight.finish(key, future, result=result, error=error, linger=stored)
+
+    async def _finish(
+        self,
+        caller: Caller,
+        request: _Request,
+        controls: CacheControls,
+        scope: Scope | None,
+        embedding: npt.NDArray[np.float32] | None,
+        started: float,
+        status: str,
+        completion: dict[str, Any],
+        model_used: str,
+        upstream_latency_ms: float,
+        *,
+        fallback_used: bool = False,
+    ) -> Outcome:
+        """Store the answer (unless told not to) and book the request, in one transaction."""
+        usage = Usage.of(completion.get("usage"))
+        cost = await self.prices.cost(model_used, usage, datetime.now(UTC))
+        entry_id: uuid.UUID | None = None
+        latency_ms = (time.monotonic() - started) * 1000
+        async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
+            if scope is not None and not controls.no_store:
+                entry_id = await self.cache.store(
+                    session,
+                    caller.tenant_id,
+                    controls.namespace,
+                    scope,
+                    completion,
+                    ttl_s=controls.ttl_s or caller.policy.default_ttl_s,
+                    embedding=embedding,
+                    cost_usd=cost,
+                )
+            await LedgerRepository(session).append(
+                self._row(
+                    caller,
+                    request,
+                    controls,
+                    status,
+                    200,
+                    latency_ms,
+                    used_model=model_used,
+                    entry_id=entry_id,
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    cost_usd=cost,
+                    upstream_latency_ms=upstream_latency_ms,
+                    metadata={"fallback": True} if fallback_used else {},
+                )
+            )
+        return Outcome(
+            cache_status="MISS" if status == "miss" else "BYPASS",
+            model_used=model_used,
+            completion=completion,
+            entry_id=entry_id,
+            tokens_used=usage.total,
+            cost_usd=cost,
+            latency_ms=latency_ms,
+        )
+
+    async def _stream_upstream(
+        self,
+        caller: Caller,
+        request: _Request,
+        controls: CacheControls,
+        scope: Scope | None,
+        embedding: npt.NDArray[np.float32] | None,
+        started: float,
+        status: str,
+        key: Any,
+        future: asyncio.Future[Any] | None,
+    ) -> Outcome:
+        # Always ask for usage: the ledger needs it. The client sees the usage chunk only if it asked.
+        body = {
+            **request.body,
+            "stream_options": {**(request.body.get("stream_options") or {}), "include_usage": True},
+        }
+        try:
+            upstream = await self.router.stream(body, priority=caller.priority)
+        except BaseException as exc:
+            if isinstance(exc, DejaError):
+                await self._book_error(caller, request, controls, exc, started)
+            self._settle(key, future, error=exc)
+            raise
+
+        async def chunks() -> AsyncIterator[bytes]:
+            assembler = CompletionAssembler()
+            settled = False
+            try:
+                async with upstream:
+                    async for chunk in upstream:
+                        assembler.add(chunk)
+                        if not request.include_usage:
+                            if chunk.get("usage") and not chunk.get("choices"):
+                                continue
+                            chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                        yield sse(chunk)
+                completion = assembler.completion()
+                outcome = await self._finish(
+                    caller,
+                    request,
+                    controls,
+                    scope,
+                    embedding,
+                    started,
+                    status,
+                    completion,
+                    upstream.model,
+                    upstream.latency_ms,
+                    fallback_used=upstream.fallback_used,
+                )
+                self._settle(key, future, result=(completion, outcome.entry_id, upstream.model))
+                settled = True
+                yield DONE
+            except UpstreamError as exc:
+                # Headers are gone: the failure travels as an SSE error event, as OpenAI sends it.
+                yield sse(
+                    {"error": {"message": exc.detail, "type": "upstream_error", "code": exc.status_code}}
+                )
+                self._spawn(self._book_error(caller, request, controls, exc, started))
+                self._settle(key, future, error=exc)
+                settled = True
+            finally:
+                if not settled:
+                    # The client went away mid-stream (or the write-back failed): nothing to reuse.
+                    gone = UpstreamError("the streamed answer was not completed")
+                    self._settle(key, future, error=gone)
+                    self._spawn(self._book_error(caller, request, controls, gone, started, http_status=499))
+
+        return Outcome(
+            cache_status="MISS" if status == "miss" else "BYPASS",
+            model_used=upstream.model,
+            stream=chunks(),
+            latency_ms=(time.monotonic() - started) * 1000,
+        )
+
+    # Booking.
+
+    async def _book_error(
+        self,
+        caller: Caller,
+        request: _Request,
+        controls: CacheControls,
+        exc: DejaError,
+        started: float,
+        *,
+        http_status: int | None = None,
+    ) -> None:
+        latency_ms = (time.monotonic() - started) * 1000
+        try:
+            async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
+                await LedgerRepository(session).append(
+                    self._row(
+                        caller,
+                        request,
+                        controls,
+                        "error",
+                        http_status or exc.status_code,
+                        latency_ms,
+                        error=exc.detail[:500],
+                    )
+                )
+        except Exception:
+            log.exception("could not book a failed request", extra={"request_id": caller.request_id})
+
+    def _row(
+        self,
+        caller: Caller,
+        request: _Request,
+        controls: CacheControls,
+        status: str,
+        http_status: int,
+        latency_ms: float,
+        **values: Any,
+    ) -> LedgerRow:
+        metadata = {**caller.metadata, **values.pop("metadata", {})}
+        return LedgerRow(
+            tenant_id=caller.tenant_id,
+            api_key_id=caller.key_id,
+            request_id=caller.request_id,
+            requested_model=request.model,
+            namespace=controls.namespace,
+            cache_status=status,
+            http_status=http_status,
+            latency_ms=latency_ms,
+            priority=caller.priority,
+            metadata=metadata,
+            **values,
+        )
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def aclose(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def _replay_stream(completion: dict[str, Any], *, include_usage: bool) -> AsyncIterator[bytes]:
+    for chunk in replay_chunks(completion, include_usage=include_usage):
+        yield sse(chunk)
+    yield DONE

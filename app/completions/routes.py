@@ -1,0 +1,163 @@
+"""POST /v1/chat/completions (OpenAI-compatible) and POST /v1/requests (the native call)."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar.response import Stream
+
+from app.cache.policy import TenantCachePolicy
+from app.completions.controls import parse_controls
+from app.completions.pipeline import Caller, CompletionPipeline, Outcome
+from app.dependencies import TENANT_DEPENDENCIES
+from app.errors import DejaError, Unprocessable
+from app.observability.request_id import request_id_of
+from app.tenants.auth import Principal
+
+PRIORITY_HEADER = "x-priority"
+
+
+def _priority(value: Any) -> int:
+    if value is None:
+        return 5
+    try:
+        priority = int(value)
+    except (TypeError, ValueError):
+        raise Unprocessable("priority must be a whole number from 1 to 10.") from None
+    if not 1 <= priority <= 10:
+        raise Unprocessable("priority must be a whole number from 1 to 10.")
+    return priority
+
+
+def cache_headers(outcome: Outcome) -> dict[str, str]:
+    headers = {"X-Cache": outcome.cache_status}
+    if outcome.similarity is not None and outcome.cache_status == "HIT":
+        headers["X-Cache-Similarity"] = f"{outcome.similarity:.4f}"
+    if outcome.tier:
+        headers["X-Cache-Tier"] = outcome.tier
+    if outcome.entry_id is not None:
+        headers["X-Cache-Entry"] = str(outcome.entry_id)
+    return headers
+
+
+class RequestIn(msgspec.Struct, kw_only=True):
+    input: Annotated[str, msgspec.Meta(min_length=1)]
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    priority: Annotated[int, msgspec.Meta(ge=1, le=10)] = 5
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class CacheInfo(msgspec.Struct):
+    status: str
+    similarity: float | None
+    entry_id: uuid.UUID | None
+
+
+class RequestOut(msgspec.Struct):
+    request_id: str
+    output: str | None
+    model_used: str | None
+    latency_ms: float
+    tokens_used: int
+    cost_usd: Decimal
+    status: Literal["COMPLETED", "FAILED"]
+    cache: CacheInfo
+    error: str | None = None
+
+
+class CompletionsController(Controller):
+    path = "/v1"
+    tags: ClassVar[list[str]] = ["completions"]
+    dependencies = TENANT_DEPENDENCIES
+
+    @post(
+        "/chat/completions",
+        status_code=200,
+        summary="OpenAI-compatible chat completion, answered from the cache when it can be",
+    )
+    async def chat_completions(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[dict[str, Any]],
+        tenant: NamedDependency[Principal],
+        policy: NamedDependency[TenantCachePolicy],
+        pipeline: NamedDependency[CompletionPipeline],
+    ) -> Response[Any]:
+        caller = Caller(
+            tenant_id=tenant.require_tenant(),
+            key_id=tenant.key_id,
+            request_id=request_id_of(request.scope),
+            policy=policy,
+            priority=_priority(request.headers.get(PRIORITY_HEADER)),
+        )
+        outcome = await pipeline.run(caller, data, parse_controls(request.headers, data.get("cache")))
+        headers = cache_headers(outcome)
+        if outcome.stream is not None:
+            return Stream(
+                outcome.stream,
+                media_type="text/event-stream",
+                headers={**headers, "Cache-Control": "no-cache"},
+            )
+        return Response(outcome.completion, headers=headers)
+
+    @post(
+        "/requests",
+        status_code=200,
+        summary="The native call: one input, one output, with cost and cache status",
+    )
+    async def native_request(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RequestIn],
+        tenant: NamedDependency[Principal],
+        policy: NamedDependency[TenantCachePolicy],
+        pipeline: NamedDependency[CompletionPipeline],
+    ) -> Response[RequestOut]:
+        request_id = request_id_of(request.scope)
+        caller = Caller(
+            tenant_id=tenant.require_tenant(),
+            key_id=tenant.key_id,
+            request_id=request_id,
+            policy=policy,
+            priority=data.priority,
+            metadata=data.metadata,
+        )
+        body = {"model": data.model, "messages": [{"role": "user", "content": data.input}]}
+        try:
+            outcome = await pipeline.run(caller, body, parse_controls(request.headers, None))
+        except DejaError as exc:
+            if exc.status_code < 500:
+                raise
+            failed = RequestOut(
+                request_id=request_id,
+                output=None,
+                model_used=None,
+                latency_ms=0.0,
+                tokens_used=0,
+                cost_usd=Decimal(0),
+                status="FAILED",
+                cache=CacheInfo(status="MISS", similarity=None, entry_id=None),
+                error=exc.detail,
+            )
+            return Response(failed, status_code=exc.status_code)
+        completion = outcome.completion or {}
+        message = (completion.get("choices") or [{}])[0].get("message") or {}
+        out = RequestOut(
+            request_id=request_id,
+            output=message.get("content"),
+            model_used=outcome.model_used,
+            latency_ms=round(outcome.latency_ms, 3),
+            tokens_used=outcome.tokens_used,
+            cost_usd=outcome.cost_usd,
+            status="COMPLETED",
+            cache=CacheInfo(
+                status=outcome.cache_status, similarity=outcome.similarity, entry_id=outcome.entry_id
+            ),
+        )
+        return Response(out, headers=cache_headers(outcome))

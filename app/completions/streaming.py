@@ -1,0 +1,148 @@
+"""Server-sent events: assemble a streamed completion for storage, and replay a stored one."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+DONE = b"data: [DONE]\n\n"
+# Replayed content goes out in word-sized pieces, as a model would send it.
+_PIECES = re.compile(r"\S+\s*|\s+")
+
+
+def sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+
+class CompletionAssembler:
+    """Folds chunk dicts into the chat completion object they spell out."""
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.created: int | None = None
+        self.model: str | None = None
+        self.system_fingerprint: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self._choices: dict[int, dict[str, Any]] = {}
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        self.id = self.id or chunk.get("id")
+        self.created = self.created or chunk.get("created")
+        self.model = self.model or chunk.get("model")
+        self.system_fingerprint = self.system_fingerprint or chunk.get("system_fingerprint")
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            index = int(choice.get("index", 0))
+            state = self._choices.setdefault(
+                index,
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": {},
+                    "finish_reason": None,
+                    "refusal": None,
+                },
+            )
+            delta = choice.get("delta") or {}
+            if delta.get("role"):
+                state["role"] = delta["role"]
+            if isinstance(delta.get("content"), str):
+                state["content"] = (state["content"] or "") + delta["content"]
+            if isinstance(delta.get("refusal"), str):
+                state["refusal"] = (state["refusal"] or "") + delta["refusal"]
+            for call in delta.get("tool_calls") or []:
+                slot = state["tool_calls"].setdefault(
+                    int(call.get("index", 0)),
+                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                if call.get("id"):
+                    slot["id"] = call["id"]
+                if call.get("type"):
+                    slot["type"] = call["type"]
+                function = call.get("function") or {}
+                slot["function"]["name"] += function.get("name") or ""
+                slot["function"]["arguments"] += function.get("arguments") or ""
+            if choice.get("finish_reason"):
+                state["finish_reason"] = choice["finish_reason"]
+
+    def completion(self) -> dict[str, Any]:
+        choices = []
+        for index in sorted(self._choices):
+            state = self._choices[index]
+            message: dict[str, Any] = {
+                "role": state["role"],
+                "content": state["content"],
+                "refusal": state["refusal"],
+            }
+            if state["tool_calls"]:
+                message["tool_calls"] = [state["tool_calls"][i] for i in sorted(state["tool_calls"])]
+            choices.append(
+                {
+                    "index": index,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": state["finish_reason"] or "stop",
+                }
+            )
+        completion: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            "usage": self.usage,
+        }
+        if self.system_fingerprint:
+            completion["system_fingerprint"] = self.system_fingerprint
+        return completion
+
+
+def replay_chunks(completion: dict[str, Any], *, include_usage: bool) -> Iterator[dict[str, Any]]:
+    """The chunks a model would have streamed for this completion, usage chunk last when asked."""
+    base = {
+        "id": completion["id"],
+        "object": "chat.completion.chunk",
+        "created": completion["created"],
+        "model": completion.get("model"),
+    }
+    if completion.get("system_fingerprint"):
+        base["system_fingerprint"] = completion["system_fingerprint"]
+
+    def chunk(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {
+            **base,
+            "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
+
+    for choice in completion.get("choices") or []:
+        index = int(choice.get("index", 0))
+        message = choice.get("message") or {}
+        yield chunk(index, {"role": message.get("role", "assistant"), "content": ""})
+        for piece in _PIECES.findall(message.get("content") or ""):
+            yield chunk(index, {"content": piece})
+        if message.get("refusal"):
+            yield chunk(index, {"refusal": message["refusal"]})
+        for position, call in enumerate(message.get("tool_calls") or []):
+            function = call.get("function") or {}
+            yield chunk(
+                index,
+                {
+                    "tool_calls": [
+                        {
+                            "index": position,
+                            "id": call.get("id"),
+                            "type": call.get("type", "function"),
+                            "function": {
+                                "name": function.get("name", ""),
+                                "arguments": function.get("arguments", ""),
+                            },
+                        }
+                    ]
+                },
+            )
+        yield chunk(index, {}, choice.get("finish_reason") or "stop")
+    if include_usage:
+        yield {**base, "choices": [], "usage": completion.get("usage")}

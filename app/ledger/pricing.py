@@ -1,0 +1,89 @@
+"""What tokens cost: the price in force at request time, per model, as NUMERIC (Decimal)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import transaction
+from app.ledger.repository import LedgerRepository, ModelPrice
+
+MILLION = Decimal(1_000_000)
+# Cost precision: the ledger keeps 10 decimal places.
+QUANTUM = Decimal("0.0000000001")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @classmethod
+    def of(cls, usage: dict[str, Any] | None) -> Usage:
+        usage = usage or {}
+        details = usage.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        )
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def cost_of(price: ModelPrice | None, usage: Usage) -> Decimal:
+    if price is None:
+        return Decimal(0)
+    cached = min(usage.cached_tokens, usage.prompt_tokens) if price.cached_input_per_mtok is not None else 0
+    uncached = usage.prompt_tokens - cached
+    total = (
+        uncached * price.input_per_mtok
+        + cached * (price.cached_input_per_mtok or Decimal(0))
+        + usage.completion_tokens * price.output_per_mtok
+    ) / MILLION
+    return total.quantize(QUANTUM)
+
+
+class PriceBook:
+    """Prices read from the `prices` table, remembered for a minute per process.
+
+    A model is priced by its longest listed prefix, so a dated snapshot name
+    (gpt-4o-mini-2024-07-18) takes its family's price unless listed itself.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, ttl_s: float = 60.0) -> None:
+        self._sessionmaker = sessionmaker
+        self._ttl_s = ttl_s
+        self._loaded_at = float("-inf")
+        self._prices: list[ModelPrice] = []
+
+    def invalidate(self) -> None:
+        self._loaded_at = float("-inf")
+
+    async def price(self, model: str, at: datetime) -> ModelPrice | None:
+        if time.monotonic() - self._loaded_at > self._ttl_s:
+            async with transaction(self._sessionmaker) as session:
+                self._prices = await LedgerRepository(session).prices()
+            self._loaded_at = time.monotonic()
+        best: ModelPrice | None = None
+        for price in self._prices:  # ordered by effective_from
+            if price.effective_from > at or not model.startswith(price.model):
+                continue
+            if (
+                best is None
+                or len(price.model) > len(best.model)
+                or (len(price.model) == len(best.model) and price.effective_from >= best.effective_from)
+            ):
+                best = price
+        return best
+
+    async def cost(self, model: str, usage: Usage, at: datetime) -> Decimal:
+        return cost_of(await self.price(model, at), usage)

@@ -1,0 +1,293 @@
+"""Déjà through the official `openai` SDK, as an app that changed only its base_url would use it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import ServerThread, TenantKey
+
+
+@pytest.fixture
+async def tenant(make_tenant) -> TenantKey:  # type: ignore[no-untyped-def]
+    return await make_tenant("sdk")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(deja: ServerThread, tenant: TenantKey) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0)
+
+
+@pytest.fixture
+def sync_client(deja: ServerThread, tenant: TenantKey) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0)
+
+
+def unique(text: str) -> str:
+    """Prompts unique to a test, so tests never hit each other's entries (they share no tenant anyway)."""
+    return f"{text} (ticket {uuid.uuid4().hex[:6]})"
+
+
+async def test_miss_then_paraphrase_hit_with_the_same_content(client: openai.AsyncOpenAI) -> None:
+    first = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "How do I reset my VPN password?"}]
+    )
+    assert first.headers["x-cache"] == "MISS"
+    miss = first.parse()
+    assert miss.choices[0].message.content
+    assert miss.usage is not None
+    assert miss.usage.completion_tokens > 0
+
+    second = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "how can I reset my VPN password"}]
+    )
+    assert second.headers["x-cache"] == "HIT"
+    assert 0.8 < float(second.headers["x-cache-similarity"]) < 1.0
+    assert second.headers["x-cache-entry"] == first.headers["x-cache-entry"]
+    hit = second.parse()
+    assert hit.choices[0].message.content == miss.choices[0].message.content
+    assert hit.id != miss.id
+    assert hit.usage is not None
+    assert hit.usage.total_tokens == 0  # a hit consumed no tokens
+
+
+async def test_look_alike_is_a_miss_with_its_own_answer(client: openai.AsyncOpenAI) -> None:
+    first = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "convert 5 km to miles"}]
+    )
+    second = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "convert 5 miles to km"}]
+    )
+    assert second.headers["x-cache"] == "MISS"
+    assert second.parse().choices[0].message.content != first.choices[0].message.content
+
+
+def test_sync_client_works_unchanged(sync_client: openai.OpenAI) -> None:
+    prompt = unique("What is the office wifi password?")
+    a = sync_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+    )
+    b = sync_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+    )
+    assert a.choices[0].message.content == b.choices[0].message.content
+
+
+async def test_streamed_miss_then_streamed_hit(client: openai.AsyncOpenAI) -> None:
+    prompt = unique("Write a haiku about on-call rotations")
+    streamed = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": prompt}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    pieces, usage, finish = [], None, None
+    async for chunk in streamed:
+        if chunk.usage:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            pieces.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    first_text = "".join(pieces)
+    assert first_text
+    assert finish == "stop"
+    assert usage is not None
+    assert usage.completion_tokens > 0
+
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], stream=True
+    )
+    assert raw.headers["x-cache"] == "HIT"
+    replayed, finish, usage_seen = [], None, False
+    async for chunk in raw.parse():
+        usage_seen = usage_seen or chunk.usage is not None
+        for choice in chunk.choices:
+            replayed.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    assert "".join(replayed) == first_text
+    assert finish == "stop"
+    assert not usage_seen  # not asked for: no usage chunk
+
+    # The streamed answer was stored whole: a non-streamed request gets the same text.
+    plain = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+    )
+    assert plain.choices[0].message.content == first_text
+
+
+async def test_tool_calls_survive_storage_and_replay(client: openai.AsyncOpenAI) -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_ticket",
+                "description": "Look up a ticket",
+                "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+            },
+        }
+    ]
+    prompt = unique("Show me ticket 4711")
+    first = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": prompt}],
+        tools=tools,  # type: ignore[arg-type]
+    )
+    call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": prompt}],
+        tools=tools,
+        stream=True,  # type: ignore[arg-type]
+    )
+    name, arguments, finish = "", "", None
+    async for chunk in stream:
+        for choice in chunk.choices:
+            for delta in choice.delta.tool_calls or []:
+                name += delta.function.name or ""  # type: ignore[union-attr]
+                arguments += delta.function.arguments or ""  # type: ignore[union-attr]
+            finish = choice.finish_reason or finish
+    assert name == call.function.name  # type: ignore[union-attr]
+    assert arguments == call.function.arguments  # type: ignore[union-attr]
+    assert finish == first.choices[0].finish_reason
+    # Without the tools the request is another scope.
+    without = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+    )
+    assert without.headers["x-cache"] == "MISS"
+
+
+async def test_primary_failing_and_fallback_answering(
+    client: openai.AsyncOpenAI, http: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-broken", messages=[{"role": "user", "content": unique("Summarise the incident report")}]
+    )
+    assert raw.headers["x-cache"] == "MISS"
+    assert raw.parse().choices[0].message.content
+    native = await http.post(
+        "/v1/requests",
+        headers=tenant.headers,
+        json={"input": unique("Draft a status update"), "model": "gpt-broken", "priority": 8},
+    )
+    assert native.status_code == 200
+    assert native.json()["model_used"] == "gpt-4o-mini"  # the fallback's model
+
+
+async def test_identical_concurrent_misses_make_one_upstream_call(
+    deja: ServerThread, tenant: TenantKey, slow_llm
+) -> None:  # type: ignore[no-untyped-def]
+    prompt = unique("Explain our deployment freeze policy")
+    async with httpx.AsyncClient() as fake:
+        before = (await fake.get(f"{slow_llm.root_url}/_fake/stats")).json()["chat"].get("gpt-slow", 0)
+    client = openai.AsyncOpenAI(base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0)
+    responses = await asyncio.gather(
+        *[
+            client.chat.completions.with_raw_response.create(
+                model="gpt-slow", messages=[{"role": "user", "content": prompt}]
+            )
+            for _ in range(20)
+        ]
+    )
+    async with httpx.AsyncClient() as fake:
+        after = (await fake.get(f"{slow_llm.root_url}/_fake/stats")).json()["chat"].get("gpt-slow", 0)
+    assert after - before == 1
+    contents = {r.parse().choices[0].message.content for r in responses}
+    assert len(contents) == 1
+    assert sorted(r.headers["x-cache"] for r in responses).count("MISS") == 1
+
+
+async def test_cache_controls(client: openai.AsyncOpenAI) -> None:
+    prompt = unique("List the steps to rotate an API key")
+    messages = [{"role": "user", "content": prompt}]
+    stored = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
+    assert stored.headers["x-cache"] == "MISS"
+    refreshed = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=messages,
+        extra_headers={"Cache-Control": "no-cache"},  # type: ignore[arg-type]
+    )
+    assert refreshed.headers["x-cache"] == "BYPASS"
+    other_ns = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=messages,
+        extra_headers={"X-Cache-Namespace": "other"},  # type: ignore[arg-type]
+    )
+    assert other_ns.headers["x-cache"] == "MISS"
+    in_body = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=messages,
+        extra_body={"cache": {"namespace": "other"}},  # type: ignore[arg-type]
+    )
+    assert in_body.headers["x-cache"] == "HIT"
+    not_stored_prompt = unique("Who is on call today?")
+    for _ in range(2):
+        unstored = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": not_stored_prompt}],
+            extra_headers={"Cache-Control": "no-store"},
+        )
+        assert unstored.headers["x-cache"] == "MISS"
+    hot = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=messages,
+        temperature=1.5,  # type: ignore[arg-type]
+    )
+    assert hot.headers["x-cache"] == "BYPASS"
+    await asyncio.sleep(1.1)
+    too_old = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=messages,
+        extra_headers={"Cache-Control": "max-age=1"},  # type: ignore[arg-type]
+    )
+    assert too_old.headers["x-cache"] == "MISS"
+
+
+async def test_upstream_errors_are_problem_details(
+    client: openai.AsyncOpenAI, http: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    failing = await http.post(
+        "/v1/chat/completions",
+        headers={**tenant.headers, "X-Fake-Fail": "500"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": unique("hello")}]},
+    )
+    # The fault header goes upstream only if forwarded; Déjà does not forward client headers,
+    # so the fake answers normally.
+    assert failing.status_code == 200
+    with pytest.raises(openai.UnprocessableEntityError):
+        await client.chat.completions.create(model="gpt-4o-mini", messages=[])
+    bad = await http.post("/v1/chat/completions", headers=tenant.headers, json={"model": "gpt-4o-mini"})
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_native_request_matches_the_seed_fields(http: httpx.AsyncClient, tenant: TenantKey) -> None:
+    body = {
+        "input": unique("Give me three names for a build bot"),
+        "model": "gpt-4o-mini",
+        "priority": 3,
+        "metadata": {"team": "infra"},
+    }
+    first = (await http.post("/v1/requests", headers=tenant.headers, json=body)).json()
+    assert set(first) >= {
+        "request_id",
+        "output",
+        "model_used",
+        "latency_ms",
+        "tokens_used",
+        "cost_usd",
+        "status",
+        "cache",
+    }
+    assert first["status"] == "COMPLETED"
+    assert first["cache"]["status"] == "MISS"
+    assert first["tokens_used"] > 0
+    assert float(first["cost_usd"]) > 0
+    second = (await http.post("/v1/requests", headers=tenant.headers, json=body)).json()
+    assert second["cache"]["status"] == "HIT"
+    assert second["output"] == first["output"]
+    assert second["cost_usd"] in (0, "0")
+    assert second["request_id"] != first["request_id"]
