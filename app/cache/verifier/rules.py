@@ -325,7 +325,8 @@ def quantities(text: str) -> list[Quantity]:
             value = str(_NUMBER_WORDS[token.lower])
             # "twenty five" is 25.
             nxt = tokens[index + 1] if index + 1 < len(tokens) else None
-            if nxt and nxt.kind == "word" and _NUMBER_WORDS.get(nxt.lower, 99) < 10 <= int(value) < 100:
+            tens = int(value) in range(20, 100, 10)
+            if tens and nxt and nxt.kind == "word" and 0 < _NUMBER_WORDS.get(nxt.lower, 0) < 10:
                 value = str(int(value) + _NUMBER_WORDS[nxt.lower])
                 index += 1
         elif token.kind == "word" and token.lower in _MONTHS:
@@ -350,25 +351,9 @@ def quantities(text: str) -> list[Quantity]:
 
 # Units whose spelling is never an ordinary word: a mention alone names what is measured.
 _MEASURE_UNITS: Final = frozenset(
-    {"km", "mi", "cm", "mm", "ft", "inch", "kg", "lb", "oz", "ml", "gal", "celsius", "fahrenheit", "kelvin"}
-    | {
-        "usd",
-        "eur",
-        "gbp",
-        "jpy",
-        "cny",
-        "inr",
-        "chf",
-        "cad",
-        "aud",
-        "btc",
-        "kb",
-        "mb",
-        "gb",
-        "tb",
-        "mph",
-        "kmh",
-    }
+    {"km", "mi", "cm", "mm", "ft", "inch", "kg", "lb", "oz", "ml", "gal", "mph", "kmh"}
+    | {"celsius", "fahrenheit", "kelvin", "kb", "mb", "gb", "tb"}
+    | {"usd", "eur", "gbp", "jpy", "cny", "inr", "chf", "cad", "aud", "btc"}
 )
 
 
