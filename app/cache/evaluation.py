@@ -271,7 +271,9 @@ def plot_precision_recall(series: Sequence[CurveSeries], path: Path | str, *, ti
                 f"{item.operating_threshold:g}: P={precision:.2f} R={recall:.2f}",
                 (recall, precision),
                 textcoords="offset points",
-                xytext=(6, -14),
+                # Near the right edge the label goes to the left of its point, inside the axes.
+                xytext=(-6, -14) if recall > 0.7 else (6, -14),
+                horizontalalignment="right" if recall > 0.7 else "left",
                 fontsize=8,
                 color=line.get_color(),
             )
