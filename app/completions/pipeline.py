@@ -2,8 +2,8 @@
 lookup, then on a miss one coalesced upstream call through the router, the answer stored
 and the request booked in the ledger.
 
-No database connection is held while the model works: the lookup and the write-back are
-short transactions of their own.
+No database connection is held while the model works: the lookup, the quota reservation
+and the write-back are short transactions of their own.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,8 +31,9 @@ from app.completions.coalesce import SingleFlight
 from app.completions.controls import CacheControls
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
 from app.db.engine import transaction
-from app.errors import DejaError, Unprocessable, UpstreamError
+from app.errors import DejaError, QuotaExceeded, Unprocessable, UpstreamError
 from app.ledger.pricing import PriceBook, Usage
+from app.ledger.quotas import Quotas, Reservation
 from app.ledger.repository import LedgerRepository, LedgerRow
 from app.upstream.router import ModelRouter
 
@@ -67,7 +68,7 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class _Request:
+class ChatRequest:
     body: dict[str, Any]  # what goes upstream (without Déjà's `cache` field)
     model: str
     messages: list[dict[str, Any]]
@@ -75,7 +76,7 @@ class _Request:
     include_usage: bool
 
 
-def parse_request(body: dict[str, Any]) -> _Request:
+def parse_request(body: dict[str, Any]) -> ChatRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise Unprocessable("'model' is required and must be a model name.")
@@ -91,10 +92,12 @@ def parse_request(body: dict[str, Any]) -> _Request:
     options = body.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
     upstream = {k: v for k, v in body.items() if k != "cache"}
-    return _Request(body=upstream, model=model, messages=messages, stream=stream, include_usage=include_usage)
+    return ChatRequest(
+        body=upstream, model=model, messages=messages, stream=stream, include_usage=include_usage
+    )
 
 
-def _bypass_reason(request: _Request, policy: TenantCachePolicy) -> str | None:
+def bypass_reason(request: ChatRequest, policy: TenantCachePolicy) -> str | None:
     """Why this request is not cacheable at all (BYPASS), or None."""
     if request.messages[-1].get("role") != "user":
         return "the last message is not the user's"
@@ -102,6 +105,29 @@ def _bypass_reason(request: _Request, policy: TenantCachePolicy) -> str | None:
     if isinstance(temperature, int | float) and temperature > policy.max_temperature:
         return f"temperature {temperature} is above the tenant's limit {policy.max_temperature}"
     return None
+
+
+@dataclass(slots=True)
+class _Job:
+    """One request on its way through the miss path."""
+
+    caller: Caller
+    request: ChatRequest
+    controls: CacheControls
+    started: float
+    status: str  # ledger cache_status: miss | bypass
+    scope: Scope | None = None  # None: nothing will be stored
+    embedding: npt.NDArray[np.float32] | None = None
+    key: Hashable | None = None  # coalescing key; None: not coalesced
+    future: asyncio.Future[Any] | None = None
+    reservation: Reservation | None = None
+
+    @property
+    def header_status(self) -> str:
+        return "MISS" if self.status == "miss" else "BYPASS"
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - self.started) * 1000
 
 
 class CompletionPipeline:
@@ -116,22 +142,27 @@ class CompletionPipeline:
         self.cache = cache
         self.router = router
         self.prices = prices
+        self.quotas = Quotas(prices)
         self.inflight = SingleFlight()
         self._background: set[asyncio.Task[Any]] = set()
 
     async def run(self, caller: Caller, body: dict[str, Any], controls: CacheControls) -> Outcome:
         started = time.monotonic()
         request = parse_request(body)
-        reason = _bypass_reason(request, caller.policy)
-        scope = None if reason else scope_of(request.model, request.messages, request.body)
-        if scope is None or controls.no_cache:
-            return await self._call_upstream(caller, request, controls, None, None, started, status="bypass")
+        if bypass_reason(request, caller.policy):
+            return await self._miss(_Job(caller, request, controls, started, status="bypass"))
+        scope = scope_of(request.model, request.messages, request.body)
+        if controls.no_cache:
+            # A refresh: no lookup, but the fresh answer replaces what later requests find.
+            return await self._miss(_Job(caller, request, controls, started, status="bypass", scope=scope))
 
         key = (caller.tenant_id, controls.namespace, scope.exact_hash)
-        leader = self.inflight.join(key, finished=controls.max_age_s is None)
+        finished_ok = (
+            controls.max_age_s is None
+        )  # a just-stored answer is fresh, but max-age asks for a lookup
+        leader = self.inflight.join(key, finished=finished_ok)
         if leader is not None:
             return await self._follow(caller, request, controls, leader, started)
-        embedding: npt.NDArray[np.float32] | None = None
         async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
             found = await self.cache.lookup(
                 session,
@@ -143,13 +174,13 @@ class CompletionPipeline:
             )
             if found.entry is not None:
                 return await self._hit(session, caller, request, controls, found.entry, found.tier, started)
-            embedding = found.embedding
-        leader = self.inflight.join(key, finished=controls.max_age_s is None)
+        leader = self.inflight.join(key, finished=finished_ok)
         if leader is not None:
             return await self._follow(caller, request, controls, leader, started)
-        return await self._call_upstream(
-            caller, request, controls, scope, embedding, started, status="miss", key=key
+        job = _Job(
+            caller, request, controls, started, status="miss", scope=scope, embedding=found.embedding, key=key
         )
+        return await self._miss(job)
 
     # Hits.
 
@@ -157,18 +188,17 @@ class CompletionPipeline:
         self,
         session: AsyncSession,
         caller: Caller,
-        request: _Request,
+        request: ChatRequest,
         controls: CacheControls,
         entry: StoredEntry,
         tier: str | None,
         started: float,
     ) -> Outcome:
-        avoided = await self.prices.cost(
-            entry.model, Usage(entry.prompt_tokens, entry.completion_tokens), datetime.now(UTC)
-        )
+        saved = Usage(entry.prompt_tokens, entry.completion_tokens)
+        avoided = await self.prices.cost(entry.model, saved, datetime.now(UTC))
         latency_ms = (time.monotonic() - started) * 1000
         await LedgerRepository(session).append(
-            self._row(
+            _row(
                 caller,
                 request,
                 controls,
@@ -181,37 +211,12 @@ class CompletionPipeline:
                 avoided_cost_usd=avoided,
             )
         )
-        return self._replay(request, entry.response, entry.id, entry.similarity, tier, latency_ms)
-
-    def _replay(
-        self,
-        request: _Request,
-        stored: dict[str, Any],
-        entry_id: uuid.UUID | None,
-        similarity: float | None,
-        tier: str | None,
-        latency_ms: float,
-    ) -> Outcome:
-        # A hit consumed no tokens: usage says so (docs/caching.md, "usage on a hit").
-        completion = {**replay(stored), "usage": dict(ZERO_USAGE)}
-        outcome = Outcome(
-            cache_status="HIT",
-            model_used=completion.get("model"),
-            similarity=similarity,
-            entry_id=entry_id,
-            tier=tier,
-            latency_ms=latency_ms,
-        )
-        if request.stream:
-            outcome.stream = _replay_stream(completion, include_usage=request.include_usage)
-        else:
-            outcome.completion = completion
-        return outcome
+        return _replay(request, entry.response, entry.id, entry.similarity, tier, latency_ms)
 
     async def _follow(
         self,
         caller: Caller,
-        request: _Request,
+        request: ChatRequest,
         controls: CacheControls,
         leader: asyncio.Future[Any],
         started: float,
@@ -222,7 +227,7 @@ class CompletionPipeline:
         latency_ms = (time.monotonic() - started) * 1000
         async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
             await LedgerRepository(session).append(
-                self._row(
+                _row(
                     caller,
                     request,
                     controls,
@@ -236,104 +241,76 @@ class CompletionPipeline:
                     metadata={"coalesced": True},
                 )
             )
-        return self._replay(request, completion, entry_id, 1.0, "coalesced", latency_ms)
+        return _replay(request, completion, entry_id, 1.0, "coalesced", latency_ms)
 
     # Misses and bypasses.
 
-    async def _call_upstream(
-        self,
-        caller: Caller,
-        request: _Request,
-        controls: CacheControls,
-        scope: Scope | None,
-        embedding: npt.NDArray[np.float32] | None,
-        started: float,
-        *,
-        status: str,
-        key: Any = None,
-    ) -> Outcome:
-        """Ask the model; lead the coalescing group for `key` (if any) until the answer is booked."""
-        future = self.inflight.lead(key) if key is not None else None
-        if request.stream:
-            return await self._stream_upstream(
-                caller, request, controls, scope, embedding, started, status, key, future
-            )
+    async def _miss(self, job: _Job) -> Outcome:
+        """Reserve quota, ask the model, store and book; lead the coalescing group meanwhile."""
+        if job.key is not None:
+            job.future = self.inflight.lead(job.key)
         try:
+            async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
+                job.reservation = await self.quotas.reserve(
+                    session, job.caller.tenant_id, job.request.model, job.request.body
+                )
+            if job.request.stream:
+                return await self._stream(job)
             try:
-                result = await self.router.complete(request.body, priority=caller.priority)
+                result = await self.router.complete(job.request.body, priority=job.caller.priority)
             except DejaError as exc:
-                await self._book_error(caller, request, controls, exc, started)
+                await self._book_error(job, exc)
                 raise
             outcome = await self._finish(
-                caller,
-                request,
-                controls,
-                scope,
-                embedding,
-                started,
-                status,
-                result.completion,
-                result.model,
-                result.latency_ms,
-                fallback_used=result.fallback_used,
+                job, result.completion, result.model, result.latency_ms, fallback_used=result.fallback_used
             )
         except BaseException as exc:
-            self._settle(key, future, error=exc)
+            if isinstance(exc, QuotaExceeded):  # refused before any call: still one ledger row
+                await self._book_error(job, exc)
+            self._settle(job, error=exc)
             raise
-        self._settle(key, future, result=(result.completion, outcome.entry_id, result.model))
+        self._settle(job, result=(result.completion, outcome.entry_id, result.model))
         return outcome
 
-    def _settle(
-        self,
-        key: Any,
-        future: asyncio.Future[Any] | None,
-        *,
-        result: Any = None,
-        error: BaseException | None = None,
-    ) -> None:
-        if future is not None:
+    def _settle(self, job: _Job, *, result: Any = None, error: BaseException | None = None) -> None:
+        if job.future is not None and job.key is not None:
             # Only a stored answer stays joinable after the fact (no-store means: do not reuse).
             stored = result is not None and result[1] is not None
-            self.inflight.finish(key, future, result=result, error=error, linger=stored)
+            self.inflight.finish(job.key, job.future, result=result, error=error, linger=stored)
 
     async def _finish(
         self,
-        caller: Caller,
-        request: _Request,
-        controls: CacheControls,
-        scope: Scope | None,
-        embedding: npt.NDArray[np.float32] | None,
-        started: float,
-        status: str,
+        job: _Job,
         completion: dict[str, Any],
         model_used: str,
         upstream_latency_ms: float,
         *,
         fallback_used: bool = False,
     ) -> Outcome:
-        """Store the answer (unless told not to) and book the request, in one transaction."""
+        """Store the answer (unless told not to), settle the quota and book the request: one transaction."""
         usage = Usage.of(completion.get("usage"))
         cost = await self.prices.cost(model_used, usage, datetime.now(UTC))
         entry_id: uuid.UUID | None = None
-        latency_ms = (time.monotonic() - started) * 1000
-        async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
-            if scope is not None and not controls.no_store:
+        latency_ms = job.elapsed_ms()
+        async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
+            if job.scope is not None and not job.controls.no_store:
                 entry_id = await self.cache.store(
                     session,
-                    caller.tenant_id,
-                    controls.namespace,
-                    scope,
+                    job.caller.tenant_id,
+                    job.controls.namespace,
+                    job.scope,
                     completion,
-                    ttl_s=controls.ttl_s or caller.policy.default_ttl_s,
-                    embedding=embedding,
+                    ttl_s=job.controls.ttl_s or job.caller.policy.default_ttl_s,
+                    embedding=job.embedding,
                     cost_usd=cost,
                 )
+            await self.quotas.settle(session, job.reservation, usage, cost)
             await LedgerRepository(session).append(
-                self._row(
-                    caller,
-                    request,
-                    controls,
-                    status,
+                _row(
+                    job.caller,
+                    job.request,
+                    job.controls,
+                    job.status,
                     200,
                     latency_ms,
                     used_model=model_used,
@@ -346,7 +323,7 @@ class CompletionPipeline:
                 )
             )
         return Outcome(
-            cache_status="MISS" if status == "miss" else "BYPASS",
+            cache_status=job.header_status,
             model_used=model_used,
             completion=completion,
             entry_id=entry_id,
@@ -355,30 +332,17 @@ class CompletionPipeline:
             latency_ms=latency_ms,
         )
 
-    async def _stream_upstream(
-        self,
-        caller: Caller,
-        request: _Request,
-        controls: CacheControls,
-        scope: Scope | None,
-        embedding: npt.NDArray[np.float32] | None,
-        started: float,
-        status: str,
-        key: Any,
-        future: asyncio.Future[Any] | None,
-    ) -> Outcome:
+    async def _stream(self, job: _Job) -> Outcome:
         # Always ask for usage: the ledger needs it. The client sees the usage chunk only if it asked.
-        body = {
-            **request.body,
-            "stream_options": {**(request.body.get("stream_options") or {}), "include_usage": True},
-        }
+        options = {**(job.request.body.get("stream_options") or {}), "include_usage": True}
         try:
-            upstream = await self.router.stream(body, priority=caller.priority)
-        except BaseException as exc:
-            if isinstance(exc, DejaError):
-                await self._book_error(caller, request, controls, exc, started)
-            self._settle(key, future, error=exc)
+            upstream = await self.router.stream(
+                {**job.request.body, "stream_options": options}, priority=job.caller.priority
+            )
+        except DejaError as exc:
+            await self._book_error(job, exc)
             raise
+        include_usage = job.request.include_usage
 
         async def chunks() -> AsyncIterator[bytes]:
             assembler = CompletionAssembler()
@@ -387,26 +351,16 @@ class CompletionPipeline:
                 async with upstream:
                     async for chunk in upstream:
                         assembler.add(chunk)
-                        if not request.include_usage:
+                        if not include_usage:
                             if chunk.get("usage") and not chunk.get("choices"):
                                 continue
                             chunk = {k: v for k, v in chunk.items() if k != "usage"}
                         yield sse(chunk)
                 completion = assembler.completion()
                 outcome = await self._finish(
-                    caller,
-                    request,
-                    controls,
-                    scope,
-                    embedding,
-                    started,
-                    status,
-                    completion,
-                    upstream.model,
-                    upstream.latency_ms,
-                    fallback_used=upstream.fallback_used,
+                    job, completion, upstream.model, upstream.latency_ms, fallback_used=upstream.fallback_used
                 )
-                self._settle(key, future, result=(completion, outcome.entry_id, upstream.model))
+                self._settle(job, result=(completion, outcome.entry_id, upstream.model))
                 settled = True
                 yield DONE
             except UpstreamError as exc:
@@ -414,76 +368,43 @@ class CompletionPipeline:
                 yield sse(
                     {"error": {"message": exc.detail, "type": "upstream_error", "code": exc.status_code}}
                 )
-                self._spawn(self._book_error(caller, request, controls, exc, started))
-                self._settle(key, future, error=exc)
+                self._spawn(self._book_error(job, exc))
+                self._settle(job, error=exc)
                 settled = True
             finally:
                 if not settled:
                     # The client went away mid-stream (or the write-back failed): nothing to reuse.
                     gone = UpstreamError("the streamed answer was not completed")
-                    self._settle(key, future, error=gone)
-                    self._spawn(self._book_error(caller, request, controls, gone, started, http_status=499))
+                    self._settle(job, error=gone)
+                    self._spawn(self._book_error(job, gone, http_status=499))
 
         return Outcome(
-            cache_status="MISS" if status == "miss" else "BYPASS",
+            cache_status=job.header_status,
             model_used=upstream.model,
             stream=chunks(),
-            latency_ms=(time.monotonic() - started) * 1000,
+            latency_ms=job.elapsed_ms(),
         )
 
     # Booking.
 
-    async def _book_error(
-        self,
-        caller: Caller,
-        request: _Request,
-        controls: CacheControls,
-        exc: DejaError,
-        started: float,
-        *,
-        http_status: int | None = None,
-    ) -> None:
-        latency_ms = (time.monotonic() - started) * 1000
+    async def _book_error(self, job: _Job, exc: DejaError, *, http_status: int | None = None) -> None:
+        """Book a failed request and give back its quota reservation."""
         try:
-            async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
+            async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
+                await self.quotas.settle(session, job.reservation, Usage(), Decimal(0))
                 await LedgerRepository(session).append(
-                    self._row(
-                        caller,
-                        request,
-                        controls,
+                    _row(
+                        job.caller,
+                        job.request,
+                        job.controls,
                         "error",
                         http_status or exc.status_code,
-                        latency_ms,
+                        job.elapsed_ms(),
                         error=exc.detail[:500],
                     )
                 )
         except Exception:
-            log.exception("could not book a failed request", extra={"request_id": caller.request_id})
-
-    def _row(
-        self,
-        caller: Caller,
-        request: _Request,
-        controls: CacheControls,
-        status: str,
-        http_status: int,
-        latency_ms: float,
-        **values: Any,
-    ) -> LedgerRow:
-        metadata = {**caller.metadata, **values.pop("metadata", {})}
-        return LedgerRow(
-            tenant_id=caller.tenant_id,
-            api_key_id=caller.key_id,
-            request_id=caller.request_id,
-            requested_model=request.model,
-            namespace=controls.namespace,
-            cache_status=status,
-            http_status=http_status,
-            latency_ms=latency_ms,
-            priority=caller.priority,
-            metadata=metadata,
-            **values,
-        )
+            log.exception("could not book a failed request", extra={"request_id": job.caller.request_id})
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -493,6 +414,56 @@ class CompletionPipeline:
     async def aclose(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _row(
+    caller: Caller,
+    request: ChatRequest,
+    controls: CacheControls,
+    status: str,
+    http_status: int,
+    latency_ms: float,
+    **values: Any,
+) -> LedgerRow:
+    metadata = {**caller.metadata, **values.pop("metadata", {})}
+    return LedgerRow(
+        tenant_id=caller.tenant_id,
+        api_key_id=caller.key_id,
+        request_id=caller.request_id,
+        requested_model=request.model,
+        namespace=controls.namespace,
+        cache_status=status,
+        http_status=http_status,
+        latency_ms=latency_ms,
+        priority=caller.priority,
+        metadata=metadata,
+        **values,
+    )
+
+
+def _replay(
+    request: ChatRequest,
+    stored: dict[str, Any],
+    entry_id: uuid.UUID | None,
+    similarity: float | None,
+    tier: str | None,
+    latency_ms: float,
+) -> Outcome:
+    # A hit consumed no tokens: usage says so (docs/caching.md, "usage on a hit").
+    completion = {**replay(stored), "usage": dict(ZERO_USAGE)}
+    outcome = Outcome(
+        cache_status="HIT",
+        model_used=completion.get("model"),
+        similarity=similarity,
+        entry_id=entry_id,
+        tier=tier,
+        latency_ms=latency_ms,
+    )
+    if request.stream:
+        outcome.stream = _replay_stream(completion, include_usage=request.include_usage)
+    else:
+        outcome.completion = completion
+    return outcome
 
 
 async def _replay_stream(completion: dict[str, Any], *, include_usage: bool) -> AsyncIterator[bytes]:

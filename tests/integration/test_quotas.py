@@ -1,0 +1,125 @@
+"""Quotas hold under concurrency, refuse with 429 + Retry-After, and /v1/usage tells what is left."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import transaction
+from app.ledger.models import Quota
+
+
+async def set_quota(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, period: str, **limits: object
+) -> None:
+    async with transaction(sessionmaker, system=True) as session:
+        session.add(Quota(tenant_id=tenant_id, period=period, **limits))
+
+
+async def test_concurrent_requests_cannot_overspend_a_dollar_quota(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    tenant = await make_tenant("quota")
+    limit = Decimal("0.0005")
+    await set_quota(sessionmaker, tenant.tenant_id, "month", max_cost_usd=limit)
+
+    async def ask(i: int) -> httpx.Response:
+        return await http.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={
+                "model": "gpt-4o-mini",
+                "max_tokens": 100,
+                "messages": [
+                    {"role": "user", "content": f"Write release note number {i} for build {uuid.uuid4().hex}"}
+                ],
+            },
+        )
+
+    responses = await asyncio.gather(*[ask(i) for i in range(50)])
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {200, 429}
+    assert 0 < codes.count(200) < 50
+    refused = [r for r in responses if r.status_code == 429]
+    for response in refused:
+        assert int(response.headers["retry-after"]) > 0
+        problem = response.json()
+        assert problem["quota"] == {"period": "month", "limit": "cost"}
+        assert "quota is exhausted" in problem["detail"]
+
+    async with transaction(sessionmaker, system=True) as session:
+        booked = (
+            await session.execute(
+                text("SELECT coalesce(sum(cost_usd), 0), count(*) FROM ledger WHERE tenant_id = :t"),
+                {"t": tenant.tenant_id},
+            )
+        ).one()
+        counters = (
+            await session.execute(
+                text(
+                    "SELECT cost_usd, reserved_cost_usd FROM usage_counters WHERE tenant_id = :t AND period = 'month'"
+                ),
+                {"t": tenant.tenant_id},
+            )
+        ).one()
+    # One ledger row per request, refused ones included.
+    assert booked[1] == 50
+    # Reservations are settled: nothing stays reserved, and what was booked is what the counter says.
+    assert counters.reserved_cost_usd == 0
+    assert counters.cost_usd == booked[0]
+    # The real spend never passes the limit by more than one reservation (~$0.00007 here).
+    assert booked[0] <= limit + Decimal("0.0001")
+
+    usage = (await http.get("/v1/usage", headers=tenant.headers)).json()
+    month = next(p for p in usage["periods"] if p["period"] == "month")
+    assert Decimal(str(month["limits"]["cost_usd"])) == limit
+    assert Decimal(str(month["cost_usd"])) == booked[0]
+    assert Decimal(str(month["remaining"]["cost_usd"])) == max(limit - booked[0], Decimal(0))
+
+
+async def test_request_quota_counts_upstream_calls_not_hits(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    tenant = await make_tenant("quota")
+    await set_quota(sessionmaker, tenant.tenant_id, "day", max_requests=2)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What is our on-call policy?"}]}
+    first = await http.post("/v1/chat/completions", headers=tenant.headers, json=body)
+    assert first.headers["x-cache"] == "MISS"
+    for _ in range(3):  # hits are free
+        assert (await http.post("/v1/chat/completions", headers=tenant.headers, json=body)).headers[
+            "x-cache"
+        ] == "HIT"
+    other = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Where are the runbooks kept?"}],
+    }
+    assert (await http.post("/v1/chat/completions", headers=tenant.headers, json=other)).status_code == 200
+    third = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Who owns the billing service?"}],
+    }
+    refused = await http.post("/v1/chat/completions", headers=tenant.headers, json=third)
+    assert refused.status_code == 429
+    assert refused.json()["quota"] == {"period": "day", "limit": "requests"}
+    assert 0 < int(refused.headers["retry-after"]) <= 86400
+    usage = (await http.get("/v1/usage", headers=tenant.headers)).json()
+    day = next(p for p in usage["periods"] if p["period"] == "day")
+    assert day["requests"] == 2
+    assert day["remaining"]["requests"] == 0
+
+
+async def test_usage_without_quotas_shows_no_limits(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    tenant = await make_tenant()
+    usage = (await http.get("/v1/usage", headers=tenant.headers)).json()
+    assert usage["tenant_id"] == str(tenant.tenant_id)
+    assert {p["period"] for p in usage["periods"]} == {"day", "month"}
+    assert all(p["limits"] == {"requests": None, "tokens": None, "cost_usd": None} for p in usage["periods"])
