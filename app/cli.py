@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -196,6 +197,81 @@ def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id."
         return {"key_id": str(key.id), "revoked_at": str(key.revoked_at)}
 
     _print_json(_run_or_exit(lambda: _with_session(revoke)))
+
+
+@cli.command("eval")
+def eval_pairs(
+    pairs: Annotated[
+        Path, typer.Option("--pairs", help="PAWS TSV, CSV (sentence1,sentence2,label) or JSONL {a,b,label}.")
+    ],
+    plot: Annotated[Path | None, typer.Option(help="Where to write the precision/recall PNG.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option(help="Evaluate a seeded random sample of this many pairs.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+    tenant_settings: Annotated[
+        str | None,
+        typer.Option("--settings", help="Tenant cache settings as JSON, e.g. '{\"min_similarity\": 0.85}'."),
+    ] = None,
+) -> None:
+    """Precision, recall, false-hit rate and hit rate of the hit decision on labelled pairs.
+
+    Each pair's first prompt is stored and its second looked up, through the service's own
+    lookup path, on the configured database (a throw-away tenant, removed afterwards)."""
+    import random
+
+    from rich.progress import Progress
+
+    from app.cache.eval_runner import evaluation_json, run_pairs
+    from app.cache.evaluation import format_evaluation, plot_evaluation, read_pairs
+    from app.cache.policy import parse_policy
+    from app.cache.service import CacheService
+    from app.db.engine import create_engine, create_sessionmaker, transaction
+    from app.errors import DejaError
+
+    try:
+        labelled = read_pairs(pairs)
+        policy = parse_policy(json.loads(tenant_settings) if tenant_settings else None)
+    except (DejaError, json.JSONDecodeError) as exc:
+        typer.echo(f"error: {getattr(exc, 'detail', exc)}", err=True)
+        raise typer.Exit(2) from exc
+    if limit is not None and limit < len(labelled):
+        labelled = random.Random(seed).sample(labelled, limit)  # noqa: S311 (sampling, not security)
+    settings = get_settings()
+    url = _database_url(settings)
+
+    async def run() -> Any:
+        engine = create_engine(url, settings)
+        sessionmaker = create_sessionmaker(engine)
+        cache = CacheService.create(settings.cache)
+        try:
+            async with transaction(sessionmaker, system=True) as session:
+                await cache.prepare(session)
+            with Progress(transient=True, disable=as_json) as bar:
+                task = bar.add_task(f"{pairs.name}", total=len(labelled))
+                return await run_pairs(
+                    sessionmaker,
+                    cache,
+                    labelled,
+                    policy,
+                    name=pairs.name,
+                    progress=lambda n: bar.advance(task, n),
+                )
+        finally:
+            await cache.aclose()
+            await engine.dispose()
+
+    evaluation = asyncio.run(run())
+    plot_path = plot or Path(f"{pairs.stem}-precision-recall.png")
+    plot_evaluation(evaluation, plot_path, operating_score=None)
+    if as_json:
+        _print_json({**evaluation_json(evaluation), "plot": str(plot_path)})
+    else:
+        typer.echo(format_evaluation(evaluation))
+        typer.echo(f"precision/recall plot: {plot_path}")
 
 
 @cli.command()

@@ -81,6 +81,7 @@ def _bootstrap(server: PostgresServer) -> None:
     # Idempotent: runs on every start, costs a few milliseconds.
     server.psql(
         f"""
+        SET client_min_messages = warning;
         DO $$ BEGIN
           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
             CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS;
@@ -89,6 +90,7 @@ def _bootstrap(server: PostgresServer) -> None:
         SELECT 'CREATE DATABASE {APP_DATABASE} OWNER {APP_ROLE}'
           WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{APP_DATABASE}')\\gexec
         \\c {APP_DATABASE}
+        SET client_min_messages = warning;
         CREATE EXTENSION IF NOT EXISTS vector;
         """  # noqa: S608 (constants, no input)
     )

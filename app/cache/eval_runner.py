@@ -1,0 +1,106 @@
+"""`deja eval`: the hit decision on labelled pairs, through the code the service runs.
+
+For each pair the first prompt is stored and the second looked up, in a namespace of its
+own, under a throw-away tenant: the same normalisation, embedder, HNSW query and verifier
+chain as a live lookup. The tenant and its entries are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cache.evaluation import Evaluation, LabelledPair, RuleCounts, hit_metrics
+from app.cache.policy import TenantCachePolicy
+from app.cache.responses import completion_from_text
+from app.cache.scope import scope_of
+from app.cache.service import CacheService, LookupResult
+from app.cache.verifier import RULES
+from app.db.engine import transaction
+from app.tenants.models import Tenant
+from app.tenants.repository import TenantRepository
+
+EVAL_MODEL = "eval-model"
+
+
+async def run_pairs(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cache: CacheService,
+    pairs: Sequence[LabelledPair],
+    policy: TenantCachePolicy,
+    *,
+    name: str,
+    concurrency: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> Evaluation:
+    async with transaction(sessionmaker, system=True) as session:
+        tenant = await TenantRepository(session).create(f"eval-{uuid.uuid4().hex[:12]}")
+    verifier_policy = policy.verifier_policy()
+    results: list[LookupResult | None] = [None] * len(pairs)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(index: int, pair: LabelledPair) -> None:
+        async with gate, transaction(sessionmaker, tenant_id=tenant.id) as session:
+            namespace = f"pair-{index}"
+            stored = scope_of(EVAL_MODEL, [{"role": "user", "content": pair.first}])
+            answer = completion_from_text(EVAL_MODEL, f"answer {index}")
+            await cache.store(session, tenant.id, namespace, stored, answer, ttl_s=None)
+            asked = scope_of(EVAL_MODEL, [{"role": "user", "content": pair.second}])
+            results[index] = await cache.lookup(session, tenant.id, namespace, asked, verifier_policy)
+        if progress is not None:
+            progress(1)
+
+    try:
+        await asyncio.gather(*(one(i, p) for i, p in enumerate(pairs)))
+    finally:
+        async with transaction(sessionmaker, system=True) as session:
+            await session.execute(delete(Tenant).where(Tenant.id == tenant.id))
+    return _evaluation(name, pairs, [r for r in results if r is not None])
+
+
+def _evaluation(name: str, pairs: Sequence[LabelledPair], results: Sequence[LookupResult]) -> Evaluation:
+    labels = np.array([p.same_answer for p in pairs], dtype=bool)
+    similarities = np.array([r.similarity if r.similarity is not None else -1.0 for r in results])
+    scores = np.full(len(pairs), -np.inf)
+    rejections: dict[str, list[int]] = {}
+    for index, (pair, result) in enumerate(zip(pairs, results, strict=True)):
+        if result.tier == "exact":
+            scores[index] = np.inf  # identical prompts: always served
+        elif result.verdict is not None and result.verdict.score is not None:
+            scores[index] = result.verdict.score
+        if result.verdict is not None:
+            for reason in result.verdict.rejections.values():
+                rejections.setdefault(reason, [0, 0])[0 if pair.same_answer else 1] += 1
+    rule_counts = []
+    for rule_name, rule in RULES.items():
+        fired = np.array([rule(p.first, p.second) is not None for p in pairs], dtype=bool)
+        rule_counts.append(RuleCounts(rule_name, int((fired & labels).sum()), int((fired & ~labels).sum())))
+    return Evaluation(
+        name=name,
+        cosine_threshold=0.9,
+        cosine=hit_metrics(list(similarities >= 0.9), list(labels)),
+        verifier=hit_metrics([r.hit for r in results], list(labels)),
+        rules=tuple(rule_counts),
+        rejections={k: (v[0], v[1]) for k, v in rejections.items()},
+        similarities=similarities,
+        verifier_scores=scores,
+        labels=labels,
+    )
+
+
+def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
+    return {
+        "name": evaluation.name,
+        "pairs": evaluation.verifier.pairs,
+        "deja": evaluation.verifier.as_dict(),
+        f"cosine_{evaluation.cosine_threshold:g}": evaluation.cosine.as_dict(),
+        "rejections": {
+            k: {"same_answer": s, "different_answer": d} for k, (s, d) in evaluation.rejections.items()
+        },
+    }
