@@ -515,7 +515,8 @@ _URL: Final = re.compile(r"\bhttps?://\S+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _DOTTED: Final = re.compile(r"(?<![\w.])[A-Za-z_][\w-]*(?:\.[A-Za-z0-9_][\w-]*)+")
 _OPERATOR: Final = re.compile(r"(?<![\w:])[a-z]+:[\w.@/-]+")
 _CAPITALISED: Final = re.compile(r"(?<![\w'])[^\W\d_][\w'-]*")
-_SENTENCE_BREAK: Final = re.compile(r"(?:^|[.!?:;(\[\"]\s*)$")
+# After these (and at the very start) a capital letter is grammar, not a name.
+_SENTENCE_BREAKS: Final = frozenset('.!?:;(["')
 # Words a prompt capitalises for emphasis or grammar, never as a name.
 _NOT_NAMES: Final = frozenset(
     {
@@ -589,22 +590,34 @@ def entities(text: str) -> tuple[str, ...]:
         # Numbers ("5km", "v3.11", "10-year-old") belong to the number rule.
         if not word or word[0].isdigit() or re.match(r"[vV]\d", word) or word.lower() in _NOT_NAMES:
             continue
-        at_start = bool(_SENTENCE_BREAK.search(rest[: match.start()]))
+        before = match.start() - 1
+        while before >= 0 and rest[before].isspace():
+            before -= 1
+        at_start = before < 0 or rest[before] in _SENTENCE_BREAKS
         if _is_identifier(word) or (word[0].isupper() and not at_start):
             found.append(word)
     return tuple(e.lower() for e in found if e.strip())
 
 
-def _acronym_of(acronym: str, words: Sequence[str]) -> set[int]:
+@lru_cache(maxsize=1024)
+def _initials(words: tuple[str, ...]) -> tuple[str, tuple[int, ...]]:
+    """The first letters of `words` (camelCase parts count as words) and the word each came from."""
+    letters, owners = [], []
+    for index, word in enumerate(words):
+        for part in _split_camel(word) or [word]:
+            letters.append(part[0].lower())
+            owners.append(index)
+    return "".join(letters), tuple(owners)
+
+
+def _acronym_of(acronym: str, words: tuple[str, ...]) -> set[int]:
     """Indices of a run of `words` whose initials spell `acronym` ("nyc" -> new york city)."""
-    parts = [p.lower() for w in words for p in (_split_camel(w) or [w])]
-    owners = [i for i, w in enumerate(words) for _ in (_split_camel(w) or [w])]
+    initials, owners = _initials(words)
     # "NYC" is also written "New York": the last word of a long acronym is often dropped.
     for spelled in (acronym, acronym[:-1]) if len(acronym) >= 3 else (acronym,):
-        size = len(spelled)
-        for start in range(len(parts) - size + 1):
-            if "".join(p[0] for p in parts[start : start + size]) == spelled:
-                return {owners[i] for i in range(start, start + size)}
+        start = initials.find(spelled)
+        if start >= 0:
+            return {owners[i] for i in range(start, start + len(spelled))}
     return set()
 
 
@@ -659,8 +672,28 @@ def _found_in(entity: str, other: _Lexicon) -> bool:
         index = bisect.bisect_left(other.plain_sorted, entity)
         if index < len(other.plain_sorted) and other.plain_sorted[index].startswith(entity):
             return True
-    # Identifiers must match exactly: "http2" is not "http3".
-    return entity.isalpha() and any(_similar_spelling(entity, w) for w in other.lowered if w.isalpha())
+    return False
+
+
+# Above this many (missing name, missing name) comparisons the prompts differ plainly and
+# spelling variants are not worth the time: long prompts stay cheap.
+_MAX_SPELLING_COMPARISONS: Final = 2_500
+
+
+def _drop_spelling_variants(missing_a: list[str], missing_b: list[str]) -> None:
+    """Remove names missing on both sides that are spellings of each other ("Scholem"/"Sholem").
+
+    Identifiers must match exactly: "http2" is not "http3"."""
+    if len(missing_a) * len(missing_b) > _MAX_SPELLING_COMPARISONS:
+        return
+    variants = {
+        (x, y)
+        for x in missing_a
+        for y in missing_b
+        if x.isalpha() and y.isalpha() and _similar_spelling(x, y)
+    }
+    missing_a[:] = [x for x in missing_a if not any(x == pair[0] for pair in variants)]
+    missing_b[:] = [y for y in missing_b if not any(y == pair[1] for pair in variants)]
 
 
 def different_entities(a: str, b: str) -> str | None:
@@ -673,10 +706,11 @@ def different_entities(a: str, b: str) -> str | None:
     if not ents_a or not ents_b:
         return None
     lex_a, lex_b = _lexicon(a), _lexicon(b)
-    missing_a = [e for e in ents_a if not _found_in(e, lex_b)]
-    missing_b = [e for e in ents_b if not _found_in(e, lex_a)]
+    missing_a = [e for e in dict.fromkeys(ents_a) if not _found_in(e, lex_b)]
+    missing_b = [e for e in dict.fromkeys(ents_b) if not _found_in(e, lex_a)]
     if not missing_a or not missing_b:
         return None
+    _drop_spelling_variants(missing_a, missing_b)
     # An acronym on one side and its spelled-out name on the other are the same entity.
     for acronyms, other_words, other_missing in (
         (missing_a, lex_b.words, missing_b),
@@ -730,7 +764,8 @@ _STOPWORDS: Final = frozenset(
 )
 
 
-def _content_tokens(text: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def _content_tokens(text: str) -> tuple[str, ...]:
     """Words and units in order, lowercased, units canonical; numbers become their unit."""
     out = []
     for token in _tokens(text):
@@ -742,7 +777,7 @@ def _content_tokens(text: str) -> list[str]:
         if low in _STOPWORDS:
             continue
         out.append(_UNITS.get(low, low))
-    return out
+    return tuple(out)
 
 
 def _counted_units(text: str) -> set[str]:
@@ -793,7 +828,7 @@ _ROLE_LINKS: Final = frozenset(
 )
 
 
-def _role_triples(tokens: list[str]) -> set[tuple[str, str, str]]:
+def _role_triples(tokens: Sequence[str]) -> set[tuple[str, str, str]]:
     return {
         (tokens[i - 1], tokens[i], tokens[i + 1])
         for i in range(1, len(tokens) - 1)
@@ -801,7 +836,7 @@ def _role_triples(tokens: list[str]) -> set[tuple[str, str, str]]:
     }
 
 
-def _linked_objects_swapped(tokens_a: list[str], tokens_b: list[str]) -> bool:
+def _linked_objects_swapped(tokens_a: Sequence[str], tokens_b: Sequence[str]) -> bool:
     """A word linked (by "of", "to", "from"...) to one object in one prompt and to another in the
     other, each object standing as the object of a link in both: they swapped roles, rather than
     a noun compound being reworded ("rows in table orders" vs "rows in orders table")."""
@@ -829,7 +864,7 @@ _LIST_JOINS: Final = frozenset({",", ";", "(", ")", "&", "and", "or", "nor", "vs
 _EDGE: Final = ("^", "$")
 
 
-def _slots(tokens: list[str]) -> dict[str, tuple[str, str, int]]:
+def _slots(tokens: Sequence[str]) -> dict[str, tuple[str, str, int]]:
     """Word -> (left neighbour, right neighbour, position), for words that occur once and are
     not list items."""
     counts: dict[str, int] = {}
@@ -855,7 +890,7 @@ def _slot_taken(own: tuple[str, str, int], other: tuple[str, str, int]) -> bool:
     )
 
 
-def _words_exchanged(tokens_a: list[str], tokens_b: list[str]) -> bool:
+def _words_exchanged(tokens_a: Sequence[str], tokens_b: Sequence[str]) -> bool:
     """Two words exchanged their places: "dog bites man" vs "man bites dog"."""
     slots_a, slots_b = _slots(tokens_a), _slots(tokens_b)
     # (side, neighbour) -> words that had that neighbour in `a`: linear, not quadratic, in long prompts.
