@@ -17,6 +17,7 @@ from app.dependencies import BASE_DEPENDENCIES
 from app.ledger.routes import UsageController
 from app.observability.health import health, ready
 from app.observability.logging import configure_logging
+from app.observability.metrics import metrics
 from app.observability.request_id import add_request_id
 from app.problems import EXCEPTION_HANDLERS
 from app.services import Services
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             health,
             ready,
+            metrics,
             UsageController,
             TenantAdminController,
             CacheController,
