@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -11,10 +13,13 @@ from app.completions.pipeline import CompletionPipeline
 from app.db.embedded import resolve_database_url
 from app.db.engine import create_engine, create_sessionmaker, transaction
 from app.ledger.pricing import PriceBook
+from app.ledger.spool import LedgerSpool
 from app.settings import Settings
 from app.tenants.auth import Authenticator
 from app.upstream.config import load_router_config
 from app.upstream.router import ModelRouter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +32,8 @@ class Services:
     router: ModelRouter
     prices: PriceBook
     pipeline: CompletionPipeline
+    spool: LedgerSpool
+    background: list[asyncio.Task[None]]
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -38,6 +45,8 @@ class Services:
             await cache.prepare(session)
         router = ModelRouter(load_router_config(settings.config))
         prices = PriceBook(sessionmaker)
+        await prices.load()
+        spool = LedgerSpool(settings.data_dir / "spool")
         return cls(
             settings=settings,
             engine=engine,
@@ -46,11 +55,20 @@ class Services:
             cache=cache,
             router=router,
             prices=prices,
-            pipeline=CompletionPipeline(sessionmaker, cache, router, prices),
+            pipeline=CompletionPipeline(sessionmaker, cache, router, prices, spool),
+            spool=spool,
+            background=[asyncio.create_task(spool.run(sessionmaker), name="ledger-spool")],
         )
 
     async def aclose(self) -> None:
+        for task in self.background:
+            task.cancel()
         await self.pipeline.aclose()
+        # Last chance to book what waited out an outage; what stays is replayed at next start.
+        try:
+            await self.spool.drain(self.sessionmaker)
+        except Exception:
+            log.exception("ledger spool not drained at shutdown; it is replayed at the next start")
         await self.router.aclose()
         await self.cache.aclose()
         await self.engine.dispose()

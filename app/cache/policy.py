@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -24,6 +24,9 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     max_temperature: float = 1.0
     # Lifetime of new entries when the request does not say; null: never expire.
     default_ttl_s: int | None = 7 * 24 * 3600
+    # While Postgres is unreachable quotas cannot be checked: "open" lets requests reach the
+    # model (and books them once the database is back), "closed" refuses them with a 503.
+    quota_outage: Literal["open", "closed"] = "open"
 
     def verifier_policy(self, min_similarity: float | None = None) -> VerifierPolicy:
         base = VerifierPolicy(

@@ -31,10 +31,12 @@ from app.completions.coalesce import SingleFlight
 from app.completions.controls import CacheControls
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
 from app.db.engine import transaction
-from app.errors import DejaError, QuotaExceeded, Unprocessable, UpstreamError
+from app.db.errors import is_database_outage
+from app.errors import DejaError, QuotaExceeded, ServiceUnavailable, Unprocessable, UpstreamError
 from app.ledger.pricing import PriceBook, Usage
 from app.ledger.quotas import Quotas, Reservation
 from app.ledger.repository import LedgerRepository, LedgerRow
+from app.ledger.spool import LedgerSpool
 from app.upstream.router import ModelRouter
 
 log = logging.getLogger(__name__)
@@ -137,8 +139,10 @@ class CompletionPipeline:
         cache: CacheService,
         router: ModelRouter,
         prices: PriceBook,
+        spool: LedgerSpool,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.spool = spool
         self.cache = cache
         self.router = router
         self.prices = prices
@@ -163,17 +167,26 @@ class CompletionPipeline:
         leader = self.inflight.join(key, finished=finished_ok)
         if leader is not None:
             return await self._follow(caller, request, controls, leader, started)
-        async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
-            found = await self.cache.lookup(
-                session,
-                caller.tenant_id,
-                controls.namespace,
-                scope,
-                caller.policy.verifier_policy(controls.threshold),
-                max_age_s=controls.max_age_s,
-            )
-            if found.entry is not None:
-                return await self._hit(session, caller, request, controls, found.entry, found.tier, started)
+        try:
+            async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
+                found = await self.cache.lookup(
+                    session,
+                    caller.tenant_id,
+                    controls.namespace,
+                    scope,
+                    caller.policy.verifier_policy(controls.threshold),
+                    max_age_s=controls.max_age_s,
+                )
+                if found.entry is not None:
+                    return await self._hit(
+                        session, caller, request, controls, found.entry, found.tier, started
+                    )
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            # Postgres is unreachable: the cache steps aside, the model still answers (BYPASS).
+            log.warning("cache lookup skipped: database unreachable", extra={"request_id": caller.request_id})
+            return await self._miss(_Job(caller, request, controls, started, status="bypass"))
         leader = self.inflight.join(key, finished=finished_ok)
         if leader is not None:
             return await self._follow(caller, request, controls, leader, started)
@@ -225,22 +238,21 @@ class CompletionPipeline:
         completion, entry_id, model = await asyncio.shield(leader)
         avoided = await self.prices.cost(model, Usage.of(completion.get("usage")), datetime.now(UTC))
         latency_ms = (time.monotonic() - started) * 1000
-        async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
-            await LedgerRepository(session).append(
-                _row(
-                    caller,
-                    request,
-                    controls,
-                    "hit",
-                    200,
-                    latency_ms,
-                    used_model=model,
-                    similarity=1.0,
-                    entry_id=entry_id,
-                    avoided_cost_usd=avoided,
-                    metadata={"coalesced": True},
-                )
+        await self._book(
+            _row(
+                caller,
+                request,
+                controls,
+                "hit",
+                200,
+                latency_ms,
+                used_model=model,
+                similarity=1.0,
+                entry_id=entry_id,
+                avoided_cost_usd=avoided,
+                metadata={"coalesced": True},
             )
+        )
         return _replay(request, completion, entry_id, 1.0, "coalesced", latency_ms)
 
     # Misses and bypasses.
@@ -250,10 +262,7 @@ class CompletionPipeline:
         if job.key is not None:
             job.future = self.inflight.lead(job.key)
         try:
-            async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
-                job.reservation = await self.quotas.reserve(
-                    session, job.caller.tenant_id, job.request.model, job.request.body
-                )
+            job.reservation = await self._reserve(job)
             if job.request.stream:
                 return await self._stream(job)
             try:
@@ -292,36 +301,42 @@ class CompletionPipeline:
         cost = await self.prices.cost(model_used, usage, datetime.now(UTC))
         entry_id: uuid.UUID | None = None
         latency_ms = job.elapsed_ms()
-        async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
-            if job.scope is not None and not job.controls.no_store:
-                entry_id = await self.cache.store(
-                    session,
-                    job.caller.tenant_id,
-                    job.controls.namespace,
-                    job.scope,
-                    completion,
-                    ttl_s=job.controls.ttl_s or job.caller.policy.default_ttl_s,
-                    embedding=job.embedding,
-                    cost_usd=cost,
-                )
-            await self.quotas.settle(session, job.reservation, usage, cost)
-            await LedgerRepository(session).append(
-                _row(
-                    job.caller,
-                    job.request,
-                    job.controls,
-                    job.status,
-                    200,
-                    latency_ms,
-                    used_model=model_used,
-                    entry_id=entry_id,
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                    cost_usd=cost,
-                    upstream_latency_ms=upstream_latency_ms,
-                    metadata={"fallback": True} if fallback_used else {},
-                )
-            )
+        row = _row(
+            job.caller,
+            job.request,
+            job.controls,
+            job.status,
+            200,
+            latency_ms,
+            used_model=model_used,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=cost,
+            upstream_latency_ms=upstream_latency_ms,
+            metadata={"fallback": True} if fallback_used else {},
+        )
+        try:
+            async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
+                if job.scope is not None and not job.controls.no_store:
+                    entry_id = await self.cache.store(
+                        session,
+                        job.caller.tenant_id,
+                        job.controls.namespace,
+                        job.scope,
+                        completion,
+                        ttl_s=job.controls.ttl_s or job.caller.policy.default_ttl_s,
+                        embedding=job.embedding,
+                        cost_usd=cost,
+                    )
+                await self.quotas.settle(session, job.reservation, usage, cost)
+                row.entry_id = entry_id
+                await LedgerRepository(session).append(row)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            # The answer is not stored; its accounting waits in the spool.
+            entry_id = row.entry_id = None
+            await self.spool.append(row)
         return Outcome(
             cache_status=job.header_status,
             model_used=model_used,
@@ -389,22 +404,51 @@ class CompletionPipeline:
 
     async def _book_error(self, job: _Job, exc: DejaError, *, http_status: int | None = None) -> None:
         """Book a failed request and give back its quota reservation."""
+        row = _row(
+            job.caller,
+            job.request,
+            job.controls,
+            "error",
+            http_status or exc.status_code,
+            job.elapsed_ms(),
+            error=exc.detail[:500],
+        )
         try:
             async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
                 await self.quotas.settle(session, job.reservation, Usage(), Decimal(0))
-                await LedgerRepository(session).append(
-                    _row(
-                        job.caller,
-                        job.request,
-                        job.controls,
-                        "error",
-                        http_status or exc.status_code,
-                        job.elapsed_ms(),
-                        error=exc.detail[:500],
-                    )
+                await LedgerRepository(session).append(row)
+        except Exception as error:
+            if not is_database_outage(error):
+                log.exception("could not book a failed request", extra={"request_id": job.caller.request_id})
+            await self.spool.append(row)
+
+    async def _book(self, row: LedgerRow) -> None:
+        """Book a row in a transaction of its own, or spool it while Postgres is unreachable."""
+        try:
+            async with transaction(self.sessionmaker, tenant_id=row.tenant_id) as session:
+                await LedgerRepository(session).append(row)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            await self.spool.append(row)
+
+    async def _reserve(self, job: _Job) -> Reservation | None:
+        try:
+            async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
+                return await self.quotas.reserve(
+                    session, job.caller.tenant_id, job.request.model, job.request.body
                 )
-        except Exception:
-            log.exception("could not book a failed request", extra={"request_id": job.caller.request_id})
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            if job.caller.policy.quota_outage == "closed":
+                raise ServiceUnavailable(
+                    "Quotas cannot be checked while the database is unreachable, and this tenant's "
+                    "policy is to refuse then.",
+                    headers={"Retry-After": "5"},
+                ) from exc
+            job.scope = None  # nothing can be stored either
+            return None
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)

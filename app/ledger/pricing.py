@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
+from app.db.errors import is_database_outage
 from app.ledger.repository import LedgerRepository, ModelPrice
 
 MILLION = Decimal(1_000_000)
@@ -68,11 +69,20 @@ class PriceBook:
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
 
+    async def load(self) -> None:
+        async with transaction(self._sessionmaker) as session:
+            self._prices = await LedgerRepository(session).prices()
+        self._loaded_at = time.monotonic()
+
     async def price(self, model: str, at: datetime) -> ModelPrice | None:
         if time.monotonic() - self._loaded_at > self._ttl_s:
-            async with transaction(self._sessionmaker) as session:
-                self._prices = await LedgerRepository(session).prices()
-            self._loaded_at = time.monotonic()
+            try:
+                await self.load()
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                # Keep pricing with what we know; refresh once the database answers again.
+                self._loaded_at = time.monotonic()
         best: ModelPrice | None = None
         for price in self._prices:  # ordered by effective_from
             if price.effective_from > at or not model.startswith(price.model):

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
-from app.errors import Forbidden, Unauthorized
+from app.db.errors import is_database_outage
+from app.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.tenants.keys import hash_key
 from app.tenants.repository import KeyRepository
 
@@ -78,7 +79,18 @@ class Authenticator:
         if known is not None and known[0] > now:
             principal = known[1]
         else:
-            principal = await self._load(key_hash)
+            try:
+                principal = await self._load(key_hash)
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                if known is None:
+                    raise ServiceUnavailable(
+                        "The database is unreachable and this key has not been seen recently; retry shortly.",
+                        headers={"Retry-After": "5"},
+                    ) from exc
+                # A key seen before keeps working through an outage (revocations wait for the database).
+                principal = known[1]
             if len(self._known) >= self._max_entries:
                 self._known.clear()
             self._known[key_hash] = (now + self._ttl_s, principal)

@@ -1,0 +1,38 @@
+"""Telling "the database is unreachable" apart from every other database error.
+
+An outage must not fail requests (DESIGN §8): callers catch exactly these and degrade
+(BYPASS, spooled ledger rows). A bug (a bad statement, a constraint) must still surface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import exc as sa_exc
+
+# SQLSTATE classes: 08 connection exception, 57 operator intervention (shutdown, cannot connect now),
+# 53 insufficient resources (too many connections).
+_OUTAGE_SQLSTATE_CLASSES = ("08", "57", "53")
+
+
+def is_database_outage(error: BaseException) -> bool:
+    if isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError | OSError | ConnectionError):
+        return True
+    if isinstance(error, asyncio.TimeoutError | TimeoutError):
+        return True
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated or isinstance(error, sa_exc.InterfaceError):
+            return True
+        original = error.orig
+        sqlstate = getattr(original, "sqlstate", None) or getattr(
+            getattr(original, "__cause__", None), "sqlstate", None
+        )
+        if isinstance(sqlstate, str) and sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES:
+            return True
+        cause = getattr(original, "__cause__", None)
+        return isinstance(cause, OSError | ConnectionError) or type(cause).__name__ in {
+            "ConnectionDoesNotExistError",
+            "InterfaceError",
+            "InternalClientError",
+        }
+    return False

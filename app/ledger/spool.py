@@ -1,0 +1,113 @@
+"""A durable local spool for ledger rows written while Postgres is unreachable.
+
+Rows are appended as JSON lines and fsync'd before the response leaves, so a crash loses
+none. A background task drains the spool when Postgres answers again; the ledger's unique
+`request_id` makes every replay exactly-once (a row already booked is skipped).
+
+Each process appends to a file of its own; a drain first renames a file (atomic), so two
+processes never replay the same file, and a drain interrupted by a crash is picked up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import uuid
+from dataclasses import asdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import transaction
+from app.db.errors import is_database_outage
+from app.ledger.repository import LedgerRepository, LedgerRow
+
+log = logging.getLogger(__name__)
+
+
+def _encode(row: LedgerRow) -> str:
+    def default(value: Any) -> Any:
+        if isinstance(value, Decimal | uuid.UUID):
+            return str(value)
+        raise TypeError(type(value).__name__)
+
+    return json.dumps(asdict(row), default=default, separators=(",", ":"))
+
+
+def _decode(line: str) -> LedgerRow:
+    data = json.loads(line)
+    for name in ("tenant_id", "api_key_id", "entry_id"):
+        if data.get(name) is not None:
+            data[name] = uuid.UUID(data[name])
+    for name in ("cost_usd", "avoided_cost_usd"):
+        data[name] = Decimal(data[name])
+    return LedgerRow(**data)
+
+
+class LedgerSpool:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._file = self.directory / f"ledger-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        self._lock = asyncio.Lock()
+
+    def pending_files(self) -> list[Path]:
+        return sorted(p for p in self.directory.iterdir() if p.suffix in (".jsonl", ".draining"))
+
+    @property
+    def pending(self) -> bool:
+        return any(p.stat().st_size for p in self.pending_files())
+
+    async def append(self, row: LedgerRow) -> None:
+        line = _encode(row) + "\n"
+        async with self._lock:
+            await asyncio.to_thread(self._write, line)
+
+    def _write(self, line: str) -> None:
+        with self._file.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    async def drain(self, sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+        """Book every spooled row; returns how many were new. Stops at the first outage."""
+        booked = 0
+        for path in self.pending_files():
+            claimed = path if path.suffix == ".draining" else path.with_suffix(f".{os.getpid()}.draining")
+            if claimed != path:
+                async with self._lock:  # do not rename our own file mid-write
+                    try:
+                        path.rename(claimed)
+                    except FileNotFoundError:
+                        continue  # another process claimed it
+            rows = [
+                _decode(line) for line in claimed.read_text(encoding="utf-8").splitlines() if line.strip()
+            ]
+            try:
+                async with transaction(sessionmaker, system=True) as session:
+                    ledger = LedgerRepository(session)
+                    for row in rows:
+                        booked += int(await ledger.append(row))
+            except Exception as exc:
+                if is_database_outage(exc):
+                    return booked  # still down: the claimed file is retried next time
+                raise
+            claimed.unlink(missing_ok=True)
+        return booked
+
+    async def run(self, sessionmaker: async_sessionmaker[AsyncSession], *, every_s: float = 2.0) -> None:
+        """Drain in the background for the life of the process."""
+        while True:
+            await asyncio.sleep(every_s)
+            if not self.pending_files():
+                continue
+            try:
+                booked = await self.drain(sessionmaker)
+                if booked:
+                    log.info("ledger spool drained", extra={"rows": booked})
+            except Exception:
+                log.exception("ledger spool drain failed")
