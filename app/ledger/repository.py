@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.ledger.models import LedgerEntry, Price
+from app.errors import Conflict
+from app.ledger.models import LedgerEntry, Price, Quota, UsageCounter
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +83,68 @@ class LedgerRepository:
             )
             for p in rows
         ]
+
+    async def price_rows(self) -> Sequence[Price]:
+        """Every price ever set, newest first per model (the history is kept)."""
+        stmt = select(Price).order_by(Price.model, Price.effective_from.desc())
+        return (await self.session.scalars(stmt)).all()
+
+    async def add_price(self, price: ModelPrice) -> Price:
+        row = Price(**asdict(price))
+        self.session.add(row)
+        try:
+            async with self.session.begin_nested():
+                await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                f"{price.model!r} already has a price effective from {price.effective_from.isoformat()}."
+            ) from exc
+        await self.session.refresh(row)
+        return row
+
+    async def quotas(self, tenant_id: uuid.UUID) -> Sequence[Quota]:
+        stmt = select(Quota).where(Quota.tenant_id == tenant_id).order_by(Quota.period)
+        return (await self.session.scalars(stmt)).all()
+
+    async def put_quota(
+        self,
+        tenant_id: uuid.UUID,
+        period: str,
+        *,
+        max_requests: int | None,
+        max_tokens: int | None,
+        max_cost_usd: Decimal | None,
+    ) -> Quota:
+        """Set a period's limits, replacing any before (None: unlimited)."""
+        limits = {"max_requests": max_requests, "max_tokens": max_tokens, "max_cost_usd": max_cost_usd}
+        stmt = (
+            insert(Quota)
+            .values(tenant_id=tenant_id, period=period, **limits)
+            .on_conflict_do_update(index_elements=["tenant_id", "period"], set_=limits)
+            .returning(Quota)
+        )
+        quota: Quota = (await self.session.scalars(stmt, execution_options={"populate_existing": True})).one()
+        return quota
+
+    async def delete_quota(self, tenant_id: uuid.UUID, period: str) -> bool:
+        stmt = delete(Quota).where(Quota.tenant_id == tenant_id, Quota.period == period)
+        return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+    async def delete_quotas_and_usage(self, tenant_id: uuid.UUID) -> tuple[int, int]:
+        quotas = await self.session.execute(delete(Quota).where(Quota.tenant_id == tenant_id))
+        usage = await self.session.execute(delete(UsageCounter).where(UsageCounter.tenant_id == tenant_id))
+        return int(quotas.rowcount), int(usage.rowcount)  # type: ignore[attr-defined]
+
+    async def anonymise(self, tenant_id: uuid.UUID) -> int:
+        """Keep a tenant's rows for accounting, without what its clients wrote (metadata, error
+        text, namespace) or links to keys and entries that no longer exist."""
+        stmt = (
+            update(LedgerEntry)
+            .where(LedgerEntry.tenant_id == tenant_id)
+            .values(metadata_={}, error=None, namespace="", api_key_id=None, entry_id=None)
+        )
+        return int((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+    async def delete_for_tenant(self, tenant_id: uuid.UUID) -> int:
+        stmt = delete(LedgerEntry).where(LedgerEntry.tenant_id == tenant_id)
+        return int((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]

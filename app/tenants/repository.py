@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,6 +59,24 @@ class TenantRepository:
             raise Conflict("A tenant with that name already exists.") from exc
         await self.session.refresh(tenant)
         return tenant
+
+    async def list_live(self) -> Sequence[Tenant]:
+        """Every tenant but the deleted ones (kept as tombstones for their ledger)."""
+        stmt = select(Tenant).where(Tenant.status != "deleted").order_by(Tenant.created_at, Tenant.name)
+        return (await self.session.scalars(stmt)).all()
+
+    async def get_live(self, tenant_id: uuid.UUID) -> Tenant | None:
+        tenant = await self.session.get(Tenant, tenant_id)
+        return tenant if tenant is not None and tenant.status != "deleted" else None
+
+    async def get_for_update(self, tenant_id: uuid.UUID) -> Tenant | None:
+        """The tenant, tombstone or not, locked until the transaction ends."""
+        stmt = select(Tenant).where(Tenant.id == tenant_id).with_for_update()
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def tombstone(self, tenant: Tenant) -> Tenant:
+        """Keep only the row, so anonymised ledger rows keep their owner; free the name."""
+        return await self.update(tenant, status="deleted", name=f"deleted-{tenant.id}", settings={})
 
     async def delete(self, tenant: Tenant) -> None:
         await self.session.delete(tenant)
@@ -114,3 +132,7 @@ class KeyRepository:
 
     async def touch(self, key_id: uuid.UUID, at: datetime) -> None:
         await self.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=at))
+
+    async def delete_for_tenant(self, tenant_id: uuid.UUID) -> int:
+        result = await self.session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
+        return int(result.rowcount)  # type: ignore[attr-defined]

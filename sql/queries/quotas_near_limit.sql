@@ -1,0 +1,6 @@
+-- Quotas at 80 % or more of any limit in the current period.
+SELECT tenant_name, period, period_start, requests, max_requests, tokens, max_tokens,
+       cost_usd, max_cost_usd, requests_used, tokens_used, cost_used
+FROM analytics.quota_use
+WHERE greatest(requests_used, tokens_used, cost_used) >= 0.8
+ORDER BY greatest(requests_used, tokens_used, cost_used) DESC;

@@ -1,0 +1,491 @@
+"""The admin API over real HTTP: auth, tenants, keys, quotas, purges, stats, prices, audit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import transaction
+from tests.conftest import ADMIN_HEADERS
+
+MODEL = "gpt-4o-mini"
+NOBODY = uuid.uuid4()
+
+ADMIN_ROUTES = [
+    ("GET", "/admin/tenants"),
+    ("POST", "/admin/tenants"),
+    ("GET", f"/admin/tenants/{NOBODY}"),
+    ("PATCH", f"/admin/tenants/{NOBODY}"),
+    ("DELETE", f"/admin/tenants/{NOBODY}"),
+    ("POST", f"/admin/tenants/{NOBODY}/keys"),
+    ("GET", f"/admin/tenants/{NOBODY}/keys"),
+    ("DELETE", f"/admin/keys/{NOBODY}"),
+    ("GET", f"/admin/tenants/{NOBODY}/quotas"),
+    ("PUT", f"/admin/tenants/{NOBODY}/quotas/day"),
+    ("DELETE", f"/admin/tenants/{NOBODY}/quotas/day"),
+    ("DELETE", f"/admin/tenants/{NOBODY}/cache"),
+    ("GET", "/admin/stats"),
+    ("GET", "/admin/prices"),
+    ("POST", "/admin/prices"),
+    ("GET", "/admin/audit"),
+]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def audit_of(http: httpx.AsyncClient, tenant_id: uuid.UUID | str) -> list[dict]:  # type: ignore[type-arg]
+    response = await http.get("/admin/audit", params={"tenant_id": str(tenant_id)}, headers=ADMIN_HEADERS)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def store(http: httpx.AsyncClient, headers: dict[str, str], prompt: str, **extra: object) -> str:
+    body = {"model": MODEL, "prompt": prompt, "response": f"answer to {prompt}", **extra}
+    response = await http.post("/v1/cache/entries", headers=headers, json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def hits(http: httpx.AsyncClient, headers: dict[str, str], prompt: str, **extra: object) -> bool:
+    body = {"model": MODEL, "prompt": prompt, **extra}
+    response = await http.post("/v1/cache/lookup", headers=headers, json=body)
+    assert response.status_code == 200, response.text
+    return bool(response.json()["hit"])
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
+async def test_admin_routes_refuse_anyone_but_an_admin(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    method: str,
+    path: str,
+) -> None:
+    t = await make_tenant()
+    nobody = await http.request(method, path)
+    assert nobody.status_code == 401
+    assert nobody.headers["content-type"].startswith("application/problem+json")
+    wrong = await http.request(method, path, headers={"Authorization": "Bearer dj_not-a-key"})
+    assert wrong.status_code == 401
+    tenant = await http.request(method, path, headers=t.headers)
+    assert tenant.status_code == 403
+    assert tenant.json()["status"] == 403
+
+
+async def test_tenant_lifecycle(http: httpx.AsyncClient) -> None:
+    name = unique("acme")
+    created = await http.post(
+        "/admin/tenants", json={"name": name, "settings": {"min_similarity": 0.9}}, headers=ADMIN_HEADERS
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    tenant_id, api_key = body["tenant"]["id"], body["api_key"]["api_key"]
+    assert body["tenant"]["status"] == "active"
+    assert body["tenant"]["settings"] == {"min_similarity": 0.9}
+    assert api_key.startswith(body["api_key"]["prefix"])
+    key_headers = {"Authorization": f"Bearer {api_key}"}
+    assert (await http.get("/v1/usage", headers=key_headers)).status_code == 200
+
+    duplicate = await http.post("/admin/tenants", json={"name": name}, headers=ADMIN_HEADERS)
+    assert duplicate.status_code == 409
+    bad_settings = await http.post(
+        "/admin/tenants",
+        json={"name": unique("bad"), "settings": {"min_similarity": "high"}},
+        headers=ADMIN_HEADERS,
+    )
+    assert bad_settings.status_code == 422
+    assert (await http.post("/admin/tenants", json={"name": ""}, headers=ADMIN_HEADERS)).status_code == 400
+    assert (await http.post("/admin/tenants", json={}, headers=ADMIN_HEADERS)).status_code == 400
+
+    got = await http.get(f"/admin/tenants/{tenant_id}", headers=ADMIN_HEADERS)
+    assert got.status_code == 200
+    assert got.json()["name"] == name
+    listed = await http.get("/admin/tenants", headers=ADMIN_HEADERS)
+    assert tenant_id in {t["id"] for t in listed.json()}
+    assert (await http.get(f"/admin/tenants/{NOBODY}", headers=ADMIN_HEADERS)).status_code == 404
+    assert (await http.get("/admin/tenants/not-a-uuid", headers=ADMIN_HEADERS)).status_code in (400, 404)
+
+    suspended = await http.patch(
+        f"/admin/tenants/{tenant_id}", json={"status": "suspended"}, headers=ADMIN_HEADERS
+    )
+    assert suspended.status_code == 200, suspended.text
+    assert suspended.json()["status"] == "suspended"
+    assert (await http.get("/v1/usage", headers=key_headers)).status_code == 401
+    resumed = await http.patch(
+        f"/admin/tenants/{tenant_id}", json={"status": "active"}, headers=ADMIN_HEADERS
+    )
+    assert resumed.json()["status"] == "active"
+    assert (await http.get("/v1/usage", headers=key_headers)).status_code == 200
+
+    other = (await http.post("/admin/tenants", json={"name": unique("other")}, headers=ADMIN_HEADERS)).json()
+    clash = await http.patch(
+        f"/admin/tenants/{tenant_id}", json={"name": other["tenant"]["name"]}, headers=ADMIN_HEADERS
+    )
+    assert clash.status_code == 409
+    for bad in ({"status": "deleted"}, {"settings": {"no_such_setting": 1}}, {"colour": "red"}):
+        response = await http.patch(f"/admin/tenants/{tenant_id}", json=bad, headers=ADMIN_HEADERS)
+        assert 400 <= response.status_code < 500, (bad, response.text)
+    assert (
+        await http.patch(f"/admin/tenants/{NOBODY}", json={"status": "active"}, headers=ADMIN_HEADERS)
+    ).status_code == 404
+
+    actions = [(a["action"], a["actor"], a["rows_affected"]) for a in await audit_of(http, tenant_id)]
+    assert actions == [
+        ("tenant.update", "admin-token", 1),
+        ("tenant.update", "admin-token", 1),
+        ("tenant.create", "admin-token", 2),
+    ]
+
+
+async def test_keys_issue_list_revoke(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    issued = await http.post(f"/admin/tenants/{t.tenant_id}/keys", json={"name": "ci"}, headers=ADMIN_HEADERS)
+    assert issued.status_code == 201, issued.text
+    key = issued.json()
+    assert set(key) == {"key_id", "api_key", "prefix", "name", "created_at"}
+    new_headers = {"Authorization": f"Bearer {key['api_key']}"}
+    assert (await http.get("/v1/usage", headers=new_headers)).status_code == 200
+
+    listed = (await http.get(f"/admin/tenants/{t.tenant_id}/keys", headers=ADMIN_HEADERS)).json()
+    assert {k["key_id"] for k in listed} == {str(t.key_id), key["key_id"]}
+    assert all("api_key" not in k and "key_hash" not in k for k in listed)
+    assert key["prefix"] in {k["prefix"] for k in listed}
+
+    revoked = await http.delete(f"/admin/keys/{key['key_id']}", headers=ADMIN_HEADERS)
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    assert (await http.get("/v1/usage", headers=new_headers)).status_code == 401
+    assert (await http.get("/v1/usage", headers=t.headers)).status_code == 200  # the other key lives
+    assert (await http.delete(f"/admin/keys/{NOBODY}", headers=ADMIN_HEADERS)).status_code == 404
+    assert (
+        await http.post(f"/admin/tenants/{NOBODY}/keys", json={}, headers=ADMIN_HEADERS)
+    ).status_code == 404
+
+    actions = [(a["action"], a["filters"]["key_id"]) for a in await audit_of(http, t.tenant_id)]
+    assert actions == [("key.revoke", key["key_id"]), ("key.issue", key["key_id"])]
+
+
+async def test_quotas(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    base = f"/admin/tenants/{t.tenant_id}/quotas"
+    day = await http.put(
+        f"{base}/day", json={"max_requests": 1000, "max_cost_usd": "2.50"}, headers=ADMIN_HEADERS
+    )
+    assert day.status_code == 200, day.text
+    assert day.json() == {
+        "tenant_id": str(t.tenant_id),
+        "period": "day",
+        "max_requests": 1000,
+        "max_tokens": None,
+        "max_cost_usd": "2.5000000000",
+    }
+    month = await http.put(f"{base}/month", json={"max_tokens": 5_000_000}, headers=ADMIN_HEADERS)
+    assert month.status_code == 200
+    replaced = await http.put(f"{base}/day", json={"max_requests": 10}, headers=ADMIN_HEADERS)
+    assert replaced.json()["max_cost_usd"] is None  # absent means unlimited
+    listed = (await http.get(base, headers=ADMIN_HEADERS)).json()
+    assert [(q["period"], q["max_requests"], q["max_tokens"]) for q in listed] == [
+        ("day", 10, None),
+        ("month", None, 5_000_000),
+    ]
+    for bad in ({"max_requests": -1}, {"max_cost_usd": "-1"}, {"max_cost_usd": "NaN"}, {"max_cost": 1}):
+        response = await http.put(f"{base}/day", json=bad, headers=ADMIN_HEADERS)
+        assert response.status_code == 400, (bad, response.text)
+    assert (await http.put(f"{base}/week", json={}, headers=ADMIN_HEADERS)).status_code in (400, 404)
+    assert (
+        await http.put(f"/admin/tenants/{NOBODY}/quotas/day", json={}, headers=ADMIN_HEADERS)
+    ).status_code == 404
+    assert (await http.delete(f"{base}/day", headers=ADMIN_HEADERS)).status_code == 204
+    assert (await http.delete(f"{base}/day", headers=ADMIN_HEADERS)).status_code == 404
+    assert [q["period"] for q in (await http.get(base, headers=ADMIN_HEADERS)).json()] == ["month"]
+    actions = [a["action"] for a in await audit_of(http, t.tenant_id)]
+    assert actions == ["quota.delete", "quota.put", "quota.put", "quota.put"]
+
+
+async def bulk_entries(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_id: uuid.UUID,
+    n: int,
+    *,
+    model: str,
+    age_s: int = 0,
+) -> None:
+    """Many entries at once, straight into the table (the API path is tested elsewhere)."""
+    async with transaction(sessionmaker, tenant_id=tenant_id) as session:
+        await session.execute(
+            text(
+                """
+                INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response, created_at)
+                SELECT :tenant_id, :model, sha256(('s' || i)::bytea), sha256(('e' || i)::bytea),
+                       'bulk prompt ' || i, '{}'::jsonb, now() - make_interval(secs => :age_s)
+                FROM generate_series(1, :n) AS i
+                """
+            ),
+            {"tenant_id": tenant_id, "model": model, "n": n, "age_s": age_s},
+        )
+
+
+async def entry_count(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID) -> int:
+    async with transaction(sessionmaker, tenant_id=tenant_id) as session:
+        return int(await session.scalar(text("SELECT count(*) FROM cache_entries")) or 0)
+
+
+async def test_purge_counts_exactly_in_batches_and_spares_other_tenants(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    a, b = await make_tenant("purge-a"), await make_tenant("purge-b")
+    kept_prompt, gone_prompt = "What is our refund window?", "How do I rotate my API key?"
+    await store(http, a.headers, gone_prompt)
+    await store(http, a.headers, kept_prompt, model="gpt-4o")
+    await store(http, b.headers, gone_prompt)
+    await bulk_entries(sessionmaker, a.tenant_id, 11_000, model=MODEL)  # three batches
+    await bulk_entries(sessionmaker, b.tenant_id, 300, model=MODEL)
+    assert await hits(http, a.headers, gone_prompt)
+
+    purged = await http.delete(
+        f"/admin/tenants/{a.tenant_id}/cache", params={"model": MODEL}, headers=ADMIN_HEADERS
+    )
+    assert purged.status_code == 200, purged.text
+    assert purged.json() == {"deleted": 11_001}
+    assert not await hits(http, a.headers, gone_prompt)
+    assert await hits(http, a.headers, kept_prompt, model="gpt-4o")
+    assert await entry_count(sessionmaker, a.tenant_id) == 1
+    assert await entry_count(sessionmaker, b.tenant_id) == 301
+    assert await hits(http, b.headers, gone_prompt)
+
+    again = await http.delete(
+        f"/admin/tenants/{a.tenant_id}/cache", params={"model": MODEL}, headers=ADMIN_HEADERS
+    )
+    assert again.json() == {"deleted": 0}
+    rest = await http.delete(f"/admin/tenants/{a.tenant_id}/cache", headers=ADMIN_HEADERS)
+    assert rest.json() == {"deleted": 1}
+    assert not await hits(http, a.headers, kept_prompt, model="gpt-4o")
+
+    audit = await audit_of(http, a.tenant_id)
+    assert [(e["action"], e["filters"], e["rows_affected"]) for e in audit] == [
+        ("cache.purge", {}, 1),
+        ("cache.purge", {"model": MODEL}, 0),
+        ("cache.purge", {"model": MODEL}, 11_001),
+    ]
+    assert await audit_of(http, b.tenant_id) == []
+
+
+async def test_purge_by_namespace_and_age(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    t = await make_tenant("purge-age")
+    await bulk_entries(sessionmaker, t.tenant_id, 40, model=MODEL, age_s=7200)
+    await bulk_entries(sessionmaker, t.tenant_id, 25, model=MODEL, age_s=0)
+    await store(http, t.headers, "Which plan includes SSO?", namespace="billing")
+    url = f"/admin/tenants/{t.tenant_id}/cache"
+
+    by_namespace = await http.delete(url, params={"namespace": "billing"}, headers=ADMIN_HEADERS)
+    assert by_namespace.json() == {"deleted": 1}
+    old = await http.delete(url, params={"older_than": 3600}, headers=ADMIN_HEADERS)
+    assert old.json() == {"deleted": 40}
+    before = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    assert (await http.delete(url, params={"created_before": before}, headers=ADMIN_HEADERS)).json() == {
+        "deleted": 0
+    }
+    assert await entry_count(sessionmaker, t.tenant_id) == 25
+
+    for bad in ({"older_than": -1}, {"older_than": "soon"}, {"created_before": "yesterday"}):
+        response = await http.delete(url, params=bad, headers=ADMIN_HEADERS)
+        assert response.status_code == 400, (bad, response.text)
+    assert (await http.delete(f"/admin/tenants/{NOBODY}/cache", headers=ADMIN_HEADERS)).status_code == 404
+
+
+async def request(http: httpx.AsyncClient, headers: dict[str, str], prompt: str, **extra: object) -> dict:  # type: ignore[type-arg]
+    response = await http.post(
+        "/v1/requests", headers=headers, json={"input": prompt, "model": MODEL, **extra}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_stats_from_the_ledger(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant("stats")
+    first = await request(http, t.headers, "Name three primary colours.")
+    second = await request(http, t.headers, "Name three primary colours.")
+    assert (first["cache"]["status"], second["cache"]["status"]) == ("MISS", "HIT")
+    await store(http, t.headers, "An extra entry")
+
+    response = await http.get("/admin/stats", headers=ADMIN_HEADERS)
+    assert response.status_code == 200, response.text
+    mine = next(s for s in response.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
+    assert mine["requests"] == 2
+    assert (mine["hits"], mine["misses"], mine["bypasses"], mine["errors"]) == (1, 1, 0, 0)
+    assert mine["hit_rate"] == 0.5
+    assert float(mine["cost_usd"]) == pytest.approx(float(first["cost_usd"]))
+    assert float(mine["cost_usd"]) > 0
+    assert mine["avoided_cost_usd"] == mine["cost_usd"]  # the hit saved what the miss paid
+    assert mine["cache_entries"] == 2
+
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    later = await http.get("/admin/stats", params={"since": future}, headers=ADMIN_HEADERS)
+    mine = next(s for s in later.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
+    assert (mine["requests"], mine["hit_rate"], mine["cost_usd"]) == (0, None, "0")
+    backwards = await http.get(
+        "/admin/stats", params={"since": future, "until": "2020-01-01T00:00:00Z"}, headers=ADMIN_HEADERS
+    )
+    assert backwards.status_code == 400
+
+
+async def test_prices_keep_their_history(http: httpx.AsyncClient) -> None:
+    model = unique("model")
+    first = await http.post(
+        "/admin/prices",
+        json={
+            "model": model,
+            "input_per_mtok": "0.15",
+            "output_per_mtok": 0.6,
+            "effective_from": "2026-01-01T00:00:00Z",
+        },
+        headers=ADMIN_HEADERS,
+    )
+    assert first.status_code == 201, first.text
+    assert first.json()["output_per_mtok"] == "0.600000"
+    second = await http.post(
+        "/admin/prices",
+        json={
+            "model": model,
+            "input_per_mtok": "0.10",
+            "output_per_mtok": "0.40",
+            "cached_input_per_mtok": "0.025",
+        },
+        headers=ADMIN_HEADERS,
+    )
+    assert second.status_code == 201
+    rows = [p for p in (await http.get("/admin/prices", headers=ADMIN_HEADERS)).json() if p["model"] == model]
+    assert [p["input_per_mtok"] for p in rows] == ["0.100000", "0.150000"]  # newest first
+    duplicate = await http.post(
+        "/admin/prices",
+        json={
+            "model": model,
+            "input_per_mtok": "1",
+            "output_per_mtok": "1",
+            "effective_from": "2026-01-01T00:00:00Z",
+        },
+        headers=ADMIN_HEADERS,
+    )
+    assert duplicate.status_code == 409
+    for bad in (
+        {"model": model, "input_per_mtok": "-1", "output_per_mtok": "1"},
+        {"model": model, "input_per_mtok": "1"},
+        {"model": "", "input_per_mtok": "1", "output_per_mtok": "1"},
+        {
+            "model": model,
+            "input_per_mtok": "1",
+            "output_per_mtok": "1",
+            "effective_from": "2026-01-01T00:00:00",
+        },
+    ):
+        response = await http.post("/admin/prices", json=bad, headers=ADMIN_HEADERS)
+        assert response.status_code == 400, (bad, response.text)
+    log = (await http.get("/admin/audit", params={"limit": 50}, headers=ADMIN_HEADERS)).json()
+    assert sum(1 for e in log if e["action"] == "price.add" and e["filters"]["model"] == model) == 2
+
+
+async def ledger_rows(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID) -> list[dict]:  # type: ignore[type-arg]
+    async with transaction(sessionmaker, system=True) as session:
+        result = await session.execute(
+            text(
+                "SELECT metadata, namespace, api_key_id, entry_id, cost_usd FROM ledger WHERE tenant_id = :t"
+            ),
+            {"t": tenant_id},
+        )
+        return [dict(row._mapping) for row in result]
+
+
+async def test_delete_tenant_keeps_an_anonymised_ledger(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    t, other = await make_tenant("doomed"), await make_tenant("bystander")
+    await request(http, t.headers, "Summarise the onboarding guide.", metadata={"user": "alice@example.com"})
+    await request(http, t.headers, "Summarise the onboarding guide.")
+    await request(http, other.headers, "Summarise the onboarding guide.")
+    await http.put(
+        f"/admin/tenants/{t.tenant_id}/quotas/day", json={"max_requests": 5}, headers=ADMIN_HEADERS
+    )
+    await bulk_entries(sessionmaker, t.tenant_id, 20, model=MODEL)
+    before = await ledger_rows(sessionmaker, t.tenant_id)
+    assert any(row["metadata"] for row in before)
+
+    deleted = await http.delete(f"/admin/tenants/{t.tenant_id}", headers=ADMIN_HEADERS)
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {
+        "tenant_id": str(t.tenant_id),
+        "cache_entries": 21,
+        "api_keys": 1,
+        "quotas": 1,
+        "usage_counters": deleted.json()["usage_counters"],  # whatever quota enforcement counted
+        "ledger_rows_anonymised": 2,
+        "ledger_rows_deleted": 0,
+    }
+    assert (await http.get("/v1/usage", headers=t.headers)).status_code == 401
+    assert (await http.get(f"/admin/tenants/{t.tenant_id}", headers=ADMIN_HEADERS)).status_code == 404
+    assert str(t.tenant_id) not in {
+        x["id"] for x in (await http.get("/admin/tenants", headers=ADMIN_HEADERS)).json()
+    }
+    assert await entry_count(sessionmaker, t.tenant_id) == 0
+    after = await ledger_rows(sessionmaker, t.tenant_id)
+    assert len(after) == 2
+    assert all(r["metadata"] == {} and r["api_key_id"] is None and r["entry_id"] is None for r in after)
+    assert sorted(r["cost_usd"] for r in after) == sorted(r["cost_usd"] for r in before)
+    # The name is free again, and the deleted tenant still counts in stats for its window.
+    assert (
+        await http.post("/admin/tenants", json={"name": t.name}, headers=ADMIN_HEADERS)
+    ).status_code == 201
+    stats = (await http.get("/admin/stats", headers=ADMIN_HEADERS)).json()["tenants"]
+    ghost = next(s for s in stats if s["tenant_id"] == str(t.tenant_id))
+    assert (ghost["status"], ghost["requests"], ghost["cache_entries"]) == ("deleted", 2, 0)
+    assert (await http.get("/v1/usage", headers=other.headers)).status_code == 200
+    assert len(await ledger_rows(sessionmaker, other.tenant_id)) == 1
+
+    # Deleting again finishes the job: here, the ledger goes too, and so does the row.
+    gone = await http.delete(
+        f"/admin/tenants/{t.tenant_id}", params={"include_ledger": "true"}, headers=ADMIN_HEADERS
+    )
+    assert gone.status_code == 200
+    assert gone.json()["ledger_rows_deleted"] == 2
+    assert await ledger_rows(sessionmaker, t.tenant_id) == []
+    assert (await http.delete(f"/admin/tenants/{t.tenant_id}", headers=ADMIN_HEADERS)).status_code == 404
+    audit = [
+        (e["action"], e["filters"]["include_ledger"], e["rows_affected"])
+        for e in await audit_of(http, t.tenant_id)
+        if e["action"] == "tenant.delete"
+    ]
+    assert audit[0] == ("tenant.delete", True, 2)
+    assert audit[1][:2] == ("tenant.delete", False)
+    assert audit[1][2] == 21 + 1 + 1 + deleted.json()["usage_counters"] + 2
+
+
+async def test_delete_with_ledger_removes_everything(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    t = await make_tenant("erase")
+    await request(http, t.headers, "What does the error E42 mean?")
+    gone = await http.delete(
+        f"/admin/tenants/{t.tenant_id}", params={"include_ledger": "true"}, headers=ADMIN_HEADERS
+    )
+    assert gone.status_code == 200, gone.text
+    assert (gone.json()["ledger_rows_deleted"], gone.json()["ledger_rows_anonymised"]) == (1, 0)
+    assert await ledger_rows(sessionmaker, t.tenant_id) == []
+    async with transaction(sessionmaker, system=True) as session:
+        assert (
+            await session.scalar(text("SELECT count(*) FROM tenants WHERE id = :t"), {"t": t.tenant_id}) == 0
+        )
