@@ -10,7 +10,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from app import __version__
-from app.admin.routes import TenantAdminController
+from app.admin.routes import AdminController
 from app.cache.routes import CacheController
 from app.completions.routes import CompletionsController
 from app.dependencies import BASE_DEPENDENCIES
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ready,
             metrics,
             UsageController,
-            TenantAdminController,
+            AdminController,
             CacheController,
             CompletionsController,
         ],
