@@ -24,7 +24,6 @@ from typing import Literal
 
 from litestar import Response, get
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -42,6 +41,9 @@ LookupResult = Literal["exact_hit", "semantic_hit", "miss", "bypass", "coalesced
 CacheStatus = Literal["hit", "miss", "bypass", "error"]
 QuotaPeriod = Literal["day", "month"]
 QuotaLimit = Literal["requests", "tokens", "dollars"]
+
+# The classic text format every Prometheus version reads (Litestar appends the charset).
+CONTENT_TYPE = "text/plain; version=0.0.4"
 
 MAX_MODEL_LABELS = 100
 MAX_LABEL_CHARS = 64
@@ -293,4 +295,4 @@ def exposition() -> bytes:
 @get("/metrics", include_in_schema=False, sync_to_thread=True)
 def metrics() -> Response[bytes]:
     """Prometheus scrape endpoint (text format). Reading the workers' files is blocking I/O."""
-    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE)
