@@ -1,5 +1,5 @@
 -- Each tenant's three most-hit cache entries and what their hits saved.
-SELECT tenant_name, rank_in_tenant, entry_id, model, namespace, hit_count, avoided_cost_usd, last_hit_at
+SELECT tenant_name, rank_in_tenant, entry_id, model, namespace, hit_count, ledger_hits, avoided_cost_usd
 FROM analytics.top_entries
-WHERE rank_in_tenant <= 3 AND hit_count > 0
+WHERE rank_in_tenant <= 3 AND greatest(hit_count, ledger_hits) > 0
 ORDER BY tenant_name, rank_in_tenant;

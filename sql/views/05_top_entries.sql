@@ -1,5 +1,7 @@
--- Cache entries by hits, with what their hits saved (from the ledger). No prompt or response
--- text: the entry id finds the entry through the tenant's own API.
+-- Cache entries by hits. hit_count is the entry's own counter (native lookups included);
+-- ledger_hits and avoided_cost_usd come from requests booked in the ledger; entries rank by
+-- the larger of the two. No prompt or response text: the entry id finds the entry through the
+-- tenant's own API.
 CREATE OR REPLACE VIEW analytics.top_entries AS
 SELECT
     e.tenant_id,
@@ -8,7 +10,9 @@ SELECT
     e.namespace,
     e.model,
     e.hit_count,
-    rank() OVER (PARTITION BY e.tenant_id ORDER BY e.hit_count DESC) AS rank_in_tenant,
+    coalesce(h.hits, 0) AS ledger_hits,
+    rank() OVER (PARTITION BY e.tenant_id ORDER BY greatest(e.hit_count, coalesce(h.hits, 0)) DESC)
+        AS rank_in_tenant,
     e.created_at,
     e.last_hit_at,
     e.expires_at,
@@ -18,7 +22,7 @@ SELECT
 FROM public.cache_entries AS e
 JOIN public.tenants AS t ON t.id = e.tenant_id
 LEFT JOIN (
-    SELECT entry_id, sum(avoided_cost_usd) AS avoided_cost_usd
+    SELECT entry_id, count(*) AS hits, sum(avoided_cost_usd) AS avoided_cost_usd
     FROM public.ledger
     WHERE cache_status = 'hit' AND entry_id IS NOT NULL
     GROUP BY entry_id
