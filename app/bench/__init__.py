@@ -1,0 +1,1 @@
+"""`deja bench`: the load benchmark behind docs/benchmarks.md."""

@@ -1,0 +1,305 @@
+"""Phase 3: traffic through `/v1/chat/completions`, class by class, closed loop.
+
+Déjà runs as a `deja serve` subprocess: its CPU time and memory are then its own, measured
+with psutil, and the load generator (this process) does not share its interpreter lock. The
+fake model runs in a thread of this process; its work is a sleep, so it costs the client
+little. The same miss traffic is also sent to the fake model directly, in the same run,
+with the same client and concurrency: the difference is what Déjà adds to a miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+
+from app.bench.load import MODEL, RealEntry, messages_for
+from app.bench.prompts import miss_prompt
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+Request = tuple[str, dict[str, str], dict[str, object]]  # url path, headers, body
+
+
+def require_loopback(url: str, what: str) -> None:
+    host = urlsplit(url).hostname or ""
+    if host not in LOOPBACK_HOSTS and not host.startswith("127."):
+        raise ValueError(f"{what} must be a loopback address (127.0.0.1, localhost or ::1), not {host!r}")
+
+
+@dataclass
+class Resources:
+    """CPU seconds of the processes that matter, and the machine's busy and total time."""
+
+    server: float | None
+    postgres: float | None
+    client: float
+    machine_busy: float
+    machine_total: float
+    wall: float
+
+
+@dataclass
+class ClassResult:
+    name: str
+    target: str  # "deja" | "model"
+    latencies_ms: list[float] = field(default_factory=list)
+    completed_in_window: int = 0
+    seconds: float = 0.0
+    errors: int = 0
+    cache_status: Counter[str] = field(default_factory=Counter)
+    server_cpu_pct: float | None = None
+    postgres_cpu_pct: float | None = None
+    client_cpu_pct: float = 0.0
+    machine_cpu_pct: float = 0.0
+    server_rss_mb: float | None = None
+    server_rss_peak_mb: float | None = None
+
+    @property
+    def throughput(self) -> float:
+        return self.completed_in_window / self.seconds if self.seconds else 0.0
+
+
+class Processes:
+    """Where CPU is spent: the server process, Postgres (postmaster and its children), this client."""
+
+    def __init__(self, server_pid: int | None, postmaster_pid: int | None) -> None:
+        self.server = psutil.Process(server_pid) if server_pid else None
+        self.postmaster = psutil.Process(postmaster_pid) if postmaster_pid else None
+        self.client = psutil.Process()
+
+    @staticmethod
+    def _cpu(process: psutil.Process) -> float:
+        times = process.cpu_times()
+        return float(times.user + times.system)
+
+    def _tree_cpu(self, root: psutil.Process) -> float:
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                total += self._cpu(process)
+            except psutil.Error:
+                pass
+        return total
+
+    def snapshot(self) -> Resources:
+        machine = psutil.cpu_times()
+        idle = machine.idle + getattr(machine, "iowait", 0.0)
+        total = sum(machine)
+        return Resources(
+            server=self._tree_cpu(self.server) if self.server else None,
+            postgres=self._tree_cpu(self.postmaster) if self.postmaster else None,
+            client=self._cpu(self.client),
+            machine_busy=total - idle,
+            machine_total=total,
+            wall=time.monotonic(),
+        )
+
+    def server_rss_mb(self) -> float | None:
+        if self.server is None:
+            return None
+        try:
+            return sum(p.memory_info().rss for p in [self.server, *self.server.children(recursive=True)]) / 2**20
+        except psutil.Error:
+            return None
+
+
+def _pct(before: float | None, after: float | None, wall: float) -> float | None:
+    if before is None or after is None or wall <= 0:
+        return None
+    return (after - before) / wall * 100
+
+
+async def drive(
+    name: str,
+    target: str,
+    client: httpx.AsyncClient,
+    next_request: Callable[[int], Request],
+    *,
+    concurrency: int,
+    warmup_s: float,
+    seconds: float,
+    processes: Processes,
+    on_tick: Callable[[float], None],
+) -> ClassResult:
+    """`concurrency` workers send requests back to back for warmup_s + seconds; the window after
+    the warm-up is measured: latencies of requests started in it, completions that end in it."""
+    result = ClassResult(name=name, target=target, seconds=seconds)
+    counter = itertools.count()
+    start = time.perf_counter()
+    window_start = start + warmup_s
+    window_end = window_start + seconds
+    rss: list[float] = []
+
+    async def worker() -> None:
+        while True:
+            sent = time.perf_counter()
+            if sent >= window_end:
+                return
+            path, headers, body = next_request(next(counter))
+            try:
+                response = await client.post(path, headers=headers, json=body)
+                ok = response.status_code == 200
+                status = response.headers.get("x-cache", "-")
+            except httpx.HTTPError:
+                ok, status = False, "error"
+            done = time.perf_counter()
+            if sent >= window_start:
+                result.latencies_ms.append((done - sent) * 1000)
+                result.cache_status[status] += 1
+                if not ok:
+                    result.errors += 1
+            if window_start <= done < window_end:
+                result.completed_in_window += 1
+
+    async def watch() -> None:
+        nonlocal before
+        measuring = False
+        while True:
+            now = time.perf_counter()
+            if not measuring and now >= window_start:
+                before, measuring = processes.snapshot(), True
+            if measuring:
+                value = processes.server_rss_mb()
+                if value is not None:
+                    rss.append(value)
+            on_tick(min(1.0, (now - start) / (warmup_s + seconds)))
+            if now >= window_end:
+                return
+            await asyncio.sleep(min(0.25, max(0.0, window_start - now) or 0.25))
+
+    before = processes.snapshot()
+    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    await watch()
+    after = processes.snapshot()
+    await asyncio.gather(*workers)
+    wall = after.wall - before.wall
+    result.server_cpu_pct = _pct(before.server, after.server, wall)
+    result.postgres_cpu_pct = _pct(before.postgres, after.postgres, wall)
+    result.client_cpu_pct = _pct(before.client, after.client, wall) or 0.0
+    machine_total = after.machine_total - before.machine_total
+    result.machine_cpu_pct = (after.machine_busy - before.machine_busy) / machine_total * 100 if machine_total else 0.0
+    if rss:
+        result.server_rss_mb = rss[-1]
+        result.server_rss_peak_mb = max(rss)
+    return result
+
+
+def chat_body(prompt: str) -> dict[str, object]:
+    return {"model": MODEL, "messages": messages_for(prompt)}
+
+
+def traffic(
+    exact: list[RealEntry], semantic: list[RealEntry], tenants_keys: list[str], seed: int
+) -> dict[str, Callable[[int], Request]]:
+    """Request makers per class; indexes come from one counter per class."""
+    miss_rng = random.Random(seed)
+    direct_rng = random.Random(seed + 1)
+    order = random.Random(seed + 2)
+    exact = order.sample(exact, len(exact))
+    semantic = order.sample(semantic, len(semantic))
+
+    def auth(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    def exact_hit(i: int) -> Request:
+        entry = exact[i % len(exact)]
+        return "/v1/chat/completions", auth(entry.tenant.api_key), chat_body(entry.pair.prompt)
+
+    def semantic_hit(i: int) -> Request:
+        entry = semantic[i % len(semantic)]
+        return "/v1/chat/completions", auth(entry.tenant.api_key), chat_body(entry.pair.paraphrase)
+
+    def miss(i: int) -> Request:
+        key = tenants_keys[i % len(tenants_keys)]
+        return "/v1/chat/completions", auth(key), chat_body(miss_prompt(i, miss_rng))
+
+    def direct(i: int) -> Request:
+        return "/chat/completions", {"Authorization": "Bearer bench"}, chat_body(miss_prompt(i, direct_rng))
+
+    return {"exact hit": exact_hit, "semantic hit": semantic_hit, "miss": miss, "model direct": direct}
+
+
+class DejaProcess:
+    """`deja serve` on a free loopback port, in a subprocess of its own."""
+
+    def __init__(self, database_url: str, config_path: Path, state_dir: Path, port: int) -> None:
+        self.port = port
+        self.log_path = state_dir / "deja-serve.log"
+        env = {
+            **os.environ,
+            "DEJA_DATABASE_URL": database_url,
+            "DEJA_CONFIG": str(config_path),
+            "DEJA_DATA_DIR": str(state_dir),
+            "DEJA_LOG_LEVEL": "WARNING",
+            "DEJA_MIGRATE_ON_START": "false",
+        }
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"deja serve exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"deja serve did not become ready in {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=35)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def router_config(fake_base_url: str) -> str:
+    return f"""
+[[upstreams]]
+name = "fake"
+base_url = "{fake_base_url}"
+timeout_s = 30
+max_retries = 0
+max_concurrency = 1024
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

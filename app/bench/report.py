@@ -1,0 +1,375 @@
+"""The benchmark's report: markdown tables, the same figures on the terminal, and PNG plots."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from app.bench.http import ClassResult
+from app.bench.load import LoadResult
+from app.bench.server_side import ServerSideResult
+from app.bench.stats import SUMMARY_HEADER, Summary, ms
+
+
+@dataclass
+class Machine:
+    cores_logical: int
+    cores_physical: int | None
+    cpu_model: str
+    memory_gb: float
+    python: str
+    postgres: str = ""
+    pgvector: str = ""
+    load_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @classmethod
+    def detect(cls) -> Machine:
+        model = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        return cls(
+            cores_logical=psutil.cpu_count(logical=True) or 0,
+            cores_physical=psutil.cpu_count(logical=False),
+            cpu_model=model,
+            memory_gb=psutil.virtual_memory().total / 2**30,
+            python=platform.python_version(),
+            load_start=os.getloadavg(),
+        )
+
+
+@dataclass
+class BenchConfig:
+    command: str
+    entries: int
+    tenants: int
+    real_per_tenant: int
+    concurrency: int
+    seconds: float
+    warmup_s: float
+    fake_latency_ms: float
+    seed: int
+    quick: bool
+    database: str  # description, no paths
+    server: str  # how Déjà was run
+    embedder: str = ""
+    top_k: int = 0
+    ef_search: int = 0
+
+
+@dataclass
+class BenchResult:
+    config: BenchConfig
+    machine: Machine
+    load: LoadResult
+    server_side: ServerSideResult
+    http: list[ClassResult] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)  # paths relative to the report
+
+    def http_class(self, name: str) -> ClassResult | None:
+        return next((c for c in self.http if c.name == name), None)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _rate(rows: int, seconds: float | None) -> str:
+    if not seconds:
+        return "n/a"
+    return f"{rows / seconds:,.0f} rows/s"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}%"
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} MB"
+
+
+def targets(result: BenchResult) -> list[list[str]]:
+    side = result.server_side
+    exact = Summary.of(side.exact_ms)
+    semantic = Summary.of(side.semantic_ms)
+    rows: list[list[str]] = []
+
+    def row(name: str, target: str, measured: str, met: bool | None) -> None:
+        rows.append([name, target, measured, "n/a" if met is None else ("met" if met else "not met")])
+
+    row("exact hit, lookup p50", "<= 2 ms", f"{ms(exact.p50)} ms", exact.p50 <= 2)
+    row("semantic lookup p50", "<= 15 ms", f"{ms(semantic.p50)} ms", semantic.p50 <= 15)
+    row("semantic lookup p99", "<= 40 ms", f"{ms(semantic.p99)} ms", semantic.p99 <= 40)
+    for recall_set in side.recall_sets:
+        row(f"recall@1, {recall_set.name}", ">= 0.98", f"{recall_set.recall:.3f}", recall_set.recall >= 0.98)
+    miss, direct = result.http_class("miss"), result.http_class("model direct")
+    if miss and direct and miss.latencies_ms and direct.latencies_ms:
+        overhead = Summary.of(miss.latencies_ms).p50 - Summary.of(direct.latencies_ms).p50
+        row("miss overhead p50 (Déjà miss − model direct)", "<= 5 ms", f"{ms(overhead)} ms", overhead <= 5)
+    for name, lookup in (("exact hit", exact), ("semantic hit", semantic)):
+        http = result.http_class(name)
+        if http and http.latencies_ms:
+            over = Summary.of(http.latencies_ms).p50 - lookup.p50
+            row(f"{name} over HTTP, p50 above the lookup's own", "<= 10 ms", f"{ms(over)} ms", over <= 10)
+    for name, rate in (("exact hit", 1000), ("semantic hit", 200)):
+        http = result.http_class(name)
+        if http and http.latencies_ms:
+            p99 = Summary.of(http.latencies_ms).p99
+            row(
+                f"{name} throughput with p99 <= 50 ms",
+                f">= {rate:,}/s",
+                f"{http.throughput:,.0f}/s at p99 {ms(p99)} ms",
+                http.throughput >= rate and p99 <= 50,
+            )
+    return rows
+
+
+def render_markdown(result: BenchResult, *, images: bool = True) -> str:
+    config, machine, load, side = result.config, result.machine, result.load, result.server_side
+    out: list[str] = ["# Benchmarks", ""]
+    out += [
+        "Figures from `deja bench`; rerun it to reproduce them (fixed seeds, warm-up before each "
+        "measurement). Quiet machines still vary by 10-30% between runs: read ratios and orders "
+        "of magnitude more than the last digit.",
+        "",
+        "```",
+        config.command,
+        "```",
+        "",
+        "## Machine and setup",
+        "",
+    ]
+    out.append(
+        _table(
+            ["", ""],
+            [
+                ["CPU", f"{machine.cpu_model}, {machine.cores_logical} logical cores"
+                 + (f" ({machine.cores_physical} physical)" if machine.cores_physical else "")],
+                ["memory", f"{machine.memory_gb:.1f} GB"],
+                ["load average (1/5/15 min) at start", " / ".join(f"{v:.2f}" for v in machine.load_start)],
+                ["load average (1/5/15 min) at end", " / ".join(f"{v:.2f}" for v in machine.load_end)],
+                ["Python", machine.python],
+                ["Postgres / pgvector", f"{machine.postgres} / {machine.pgvector}"],
+                ["database", config.database],
+                ["Déjà server", config.server],
+                ["embedder", config.embedder],
+                ["verifier stages", ", ".join(side.verifier_stages)],
+                ["HNSW", f"m = 16, ef_construction = 64, ef_search = {config.ef_search}, "
+                 f"top k = {config.top_k}, iterative scan relaxed_order"],
+                ["entries / tenants", f"{load.total_entries:,} / {config.tenants}"],
+                ["traffic", f"concurrency {config.concurrency}, {config.warmup_s:g} s warm-up + "
+                 f"{config.seconds:g} s measured per class, fake model latency {config.fake_latency_ms:g} ms"],
+                ["seed", str(config.seed) + (" (quick mode)" if config.quick else "")],
+            ],
+        )
+    )
+    out += ["", "## 1. Load", ""]
+    groups = len(load.groups)
+    out.append(
+        f"{load.bulk_rows:,} synthetic rows over {config.tenants} tenants × 3 namespaces × 2 scopes "
+        f"({groups} groups), vectors drawn around real prompt embeddings; then "
+        f"{len(load.real):,} real prompts ({config.real_per_tenant} per tenant) stored through "
+        f"`CacheService.store`. HNSW index: "
+        + ("dropped before the bulk and built after it." if load.index_mode == "rebuilt"
+           else "kept live; the bulk went into it.")
+    )
+    out.append("")
+    bulk_total = load.copy_s + load.insert_s + (load.index_build_s or 0.0)
+    rows = [
+        ["binary COPY into a temp table", f"{load.copy_s:.1f} s", _rate(load.bulk_rows, load.copy_s)],
+        ["INSERT ... SELECT into cache_entries"
+         + (" (live index)" if load.index_mode == "live" else ""), f"{load.insert_s:.1f} s",
+         _rate(load.bulk_rows, load.insert_s)],
+    ]
+    if load.index_build_s is not None:
+        rows.append(["HNSW index build", f"{load.index_build_s:.1f} s", _rate(load.bulk_rows, load.index_build_s)])
+    rows.append(["bulk total", f"{bulk_total:.1f} s", _rate(load.bulk_rows, bulk_total)])
+    rows.append(["real prompts via CacheService.store (embed + insert)", f"{load.real_store_s:.1f} s",
+                 _rate(len(load.real), load.real_store_s)])
+    rows.append(["single-row inserts into the live HNSW index", f"{load.live_insert_s:.1f} s",
+                 _rate(load.live_insert_rows, load.live_insert_s)])
+    out.append(_table(["step", "time", "rate"], rows))
+    out += ["", f"Table {load.table_bytes / 2**20:,.0f} MB, HNSW index {load.index_bytes / 2**20:,.0f} MB.", ""]
+
+    out += ["## 2. Server-side cache figures", ""]
+    out.append(
+        "One `CacheService.lookup` at a time, in-process, on the warm database (after warm-up "
+        "lookups); \"in transaction\" adds opening the transaction, the tenant context and the commit. "
+        "The parts are timed in separate calls of the same code."
+    )
+    out.append("")
+    out.append(
+        _table(
+            ["measure", *SUMMARY_HEADER],
+            [
+                ["exact hit: lookup", *Summary.of(side.exact_ms).cells()],
+                ["exact hit: in transaction", *Summary.of(side.exact_tx_ms).cells()],
+                ["semantic: lookup (embed + search + verify)", *Summary.of(side.semantic_ms).cells()],
+                ["semantic: in transaction", *Summary.of(side.semantic_tx_ms).cells()],
+                ["part: embedding", *Summary.of(side.embed_ms).cells()],
+                ["part: SQL (HNSW top-k)", *Summary.of(side.sql_ms).cells()],
+                ["part: verifier", *Summary.of(side.verify_ms).cells()],
+            ],
+        )
+    )
+    out.append("")
+    if side.semantic_queries:
+        out.append(
+            f"Paraphrase lookups: {side.semantic_hits}/{side.semantic_queries} hits "
+            f"({side.semantic_hits / side.semantic_queries:.0%}); {side.semantic_intended} served the entry "
+            "the paraphrase was written for."
+        )
+        out.append("")
+    out.append("Recall@1 of the service's nearest-neighbour query against exact search "
+               "(the same SQL with `enable_indexscan = off`), within a tenant and scope:")
+    out.append("")
+    out.append(
+        _table(
+            ["query set", "queries", "recall@1", "service plan", "SQL p50 ms", "exact plan", "exact SQL p50 ms"],
+            [
+                [
+                    r.name,
+                    str(r.queries),
+                    f"{r.recall:.3f}",
+                    r.plan_service,
+                    ms(Summary.of(r.service_sql_ms).p50),
+                    r.plan_exact,
+                    ms(Summary.of(r.exact_sql_ms).p50),
+                ]
+                for r in side.recall_sets
+            ],
+        )
+    )
+    out += ["", "## 3. HTTP figures", ""]
+    out.append(
+        "Closed loop through `POST /v1/chat/completions` with httpx, class after class. Latency is "
+        "per request as the client sees it; throughput counts completions in the measured window. "
+        "CPU is a share of one core (200% = both cores of a 2-core machine); RSS is the server's "
+        "(process and children). \"model direct\" sends the same kind of miss requests straight to "
+        "the fake model."
+    )
+    out.append("")
+    http_rows = []
+    for c in result.http:
+        summary = Summary.of(c.latencies_ms)
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(c.cache_status.items()))
+        http_rows.append(
+            [
+                c.name,
+                f"{c.throughput:,.1f}",
+                ms(summary.p50),
+                ms(summary.p95),
+                ms(summary.p99),
+                str(c.errors),
+                statuses,
+                _pct(c.server_cpu_pct),
+                _mb(c.server_rss_peak_mb),
+                _pct(c.postgres_cpu_pct),
+                _pct(c.client_cpu_pct),
+                f"{c.machine_cpu_pct:.0f}%",
+            ]
+        )
+    out.append(
+        _table(
+            ["class", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "X-Cache", "server CPU",
+             "server RSS", "Postgres CPU", "client CPU", "machine busy"],
+            http_rows,
+        )
+    )
+    out.append("")
+    miss, direct = result.http_class("miss"), result.http_class("model direct")
+    if miss and direct and miss.latencies_ms and direct.latencies_ms:
+        m, d = Summary.of(miss.latencies_ms), Summary.of(direct.latencies_ms)
+        out.append(
+            _table(
+                ["miss overhead", "p50", "p95", "p99"],
+                [
+                    ["Déjà miss − model direct", f"{ms(m.p50 - d.p50)} ms", f"{ms(m.p95 - d.p95)} ms",
+                     f"{ms(m.p99 - d.p99)} ms"],
+                    ["Déjà miss / model direct", f"{m.p50 / d.p50:.3f}", f"{m.p95 / d.p95:.3f}",
+                     f"{m.p99 / d.p99:.3f}"],
+                ],
+            )
+        )
+        out.append("")
+    out += ["## 4. Targets", ""]
+    out.append(_table(["target", "goal", "measured", ""], targets(result)))
+    out.append("")
+    if images and result.plots:
+        out += ["## Plots", ""]
+        out += [f"![{Path(p).stem}]({p})" for p in result.plots]
+        out.append("")
+    return "\n".join(out)
+
+
+def plot(result: BenchResult, directory: Path, relative_to: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    side = result.server_side
+    paths: list[str] = []
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, samples in (
+        ("exact hit (lookup)", side.exact_ms),
+        ("semantic (lookup)", side.semantic_ms),
+        ("embedding", side.embed_ms),
+        ("SQL top-k", side.sql_ms),
+        ("verifier", side.verify_ms),
+    ):
+        _cdf(left, name, samples)
+    left.set_title("In-process: one lookup at a time")
+    for c in result.http:
+        _cdf(right, f"{c.name} ({c.throughput:,.0f}/s)", c.latencies_ms)
+    right.set_title(f"HTTP /v1/chat/completions, concurrency {result.config.concurrency}")
+    for axis in (left, right):
+        axis.set_xscale("log")
+        axis.set_xlabel("latency (ms, log scale)")
+        axis.set_ylabel("share of requests at or below")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    cdf_path = directory / "latency-cdf.png"
+    fig.savefig(cdf_path, dpi=110)
+    plt.close(fig)
+    paths.append(os.path.relpath(cdf_path, relative_to))
+
+    fig, axis = plt.subplots(figsize=(7, 4))
+    names = [c.name for c in result.http]
+    rates = [c.throughput for c in result.http]
+    bars = axis.bar(names, rates, color=["#2a9d8f", "#457b9d", "#e76f51", "#999999"][: len(names)])
+    for bar, rate in zip(bars, rates, strict=True):
+        axis.annotate(f"{rate:,.0f}/s", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                      ha="center", va="bottom", fontsize=9)
+    axis.set_ylabel("requests per second")
+    axis.set_title(f"Throughput per class, concurrency {result.config.concurrency}")
+    axis.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    rate_path = directory / "throughput.png"
+    fig.savefig(rate_path, dpi=110)
+    plt.close(fig)
+    paths.append(os.path.relpath(rate_path, relative_to))
+    return paths
+
+
+def _cdf(axis: object, name: str, samples: list[float]) -> None:
+    if not samples:
+        return
+    values = np.sort(np.asarray(samples))
+    shares = np.arange(1, len(values) + 1) / len(values)
+    axis.step(values, shares, where="post", label=name)  # type: ignore[attr-defined]
