@@ -40,7 +40,7 @@ from app.upstream.events import NoRouterEvents, Outcome
 LookupResult = Literal["exact_hit", "semantic_hit", "miss", "bypass", "coalesced"]
 CacheStatus = Literal["hit", "miss", "bypass", "error"]
 QuotaPeriod = Literal["day", "month"]
-QuotaLimit = Literal["requests", "tokens", "dollars"]
+QuotaLimit = Literal["requests", "tokens", "cost"]  # as QuotaExceeded.extra["quota"]["limit"] says
 
 # The classic text format every Prometheus version reads (Litestar appends the charset).
 CONTENT_TYPE = "text/plain; version=0.0.4"
@@ -120,7 +120,7 @@ class Metrics:
         )
         self.embedding_seconds = Histogram(
             "deja_embedding_seconds",
-            "Time to embed one prompt (or one batch).",
+            "Time to get one prompt's embedding (with any wait for a shared batch).",
             buckets=FAST_BUCKETS,
             registry=registry,
         )

@@ -88,9 +88,9 @@ def test_money_is_converted_only_at_the_metric(metrics: Metrics, registry: Colle
 
 def test_quota_rejections(metrics: Metrics, registry: CollectorRegistry) -> None:
     metrics.quota_rejected("day", "requests")
-    metrics.quota_rejected("month", "dollars")
+    metrics.quota_rejected("month", "cost")
     assert value(registry, "deja_quota_rejections_total", period="day", limit="requests") == 1
-    assert value(registry, "deja_quota_rejections_total", period="month", limit="dollars") == 1
+    assert value(registry, "deja_quota_rejections_total", period="month", limit="cost") == 1
 
 
 def test_model_labels_are_bounded(registry: CollectorRegistry) -> None:
