@@ -26,10 +26,10 @@ QUICK = {
     "seconds": 2.0,
     "warmup": 0.5,
     "real_per_tenant": 40,
-    "exact_queries": 100,
-    "semantic_queries": 60,
-    "recall_queries": 40,
-    "live_inserts": 100,
+    "exact_queries": 50,
+    "semantic_queries": 40,
+    "recall_queries": 30,
+    "live_inserts": 50,
 }
 FULL = {
     "entries": 100_000,
@@ -46,18 +46,26 @@ FULL = {
 
 
 def bench(
-    entries: Annotated[int | None, typer.Option(help="Cache entries to load (synthetic bulk). [100000; quick 2000]")] = None,
-    tenants: Annotated[int | None, typer.Option(help="Tenants the entries are spread over. [10; quick 3]")] = None,
+    entries: Annotated[
+        int | None, typer.Option(help="Cache entries to load (synthetic bulk). [100000; quick 2000]")
+    ] = None,
+    tenants: Annotated[
+        int | None, typer.Option(help="Tenants the entries are spread over. [10; quick 3]")
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Concurrent HTTP requests. [16; quick 8]")] = None,
-    seconds: Annotated[float | None, typer.Option(help="Measured seconds per traffic class. [20; quick 2]")] = None,
-    warmup: Annotated[float | None, typer.Option(help="Warm-up seconds before each class. [3; quick 0.5]")] = None,
+    seconds: Annotated[
+        float | None, typer.Option(help="Measured seconds per traffic class. [20; quick 2]")
+    ] = None,
+    warmup: Annotated[
+        float | None, typer.Option(help="Warm-up seconds before each class. [3; quick 0.5]")
+    ] = None,
     real_per_tenant: Annotated[
         int | None, typer.Option(help="Real prompts stored per tenant through the service (at most 428).")
     ] = None,
     fake_latency_ms: Annotated[float, typer.Option(help="Latency of the fake model.")] = 300.0,
-    report: Annotated[Path, typer.Option(help="Markdown report; plots go to a folder of the same name.")] = Path(
-        "docs/benchmarks.md"
-    ),
+    report: Annotated[
+        Path, typer.Option(help="Markdown report; plots go to a folder of the same name.")
+    ] = Path("docs/benchmarks.md"),
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes, for CI and smoke tests.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     database: Annotated[
@@ -68,10 +76,12 @@ def bench(
         ),
     ] = "temp",
     target_url: Annotated[
-        str | None, typer.Option(help="A running Déjà (loopback) on the configured database, instead of starting one.")
+        str | None,
+        typer.Option(help="A running Déjà (loopback) on the configured database, instead of starting one."),
     ] = None,
     fake_url: Annotated[
-        str | None, typer.Option(help="A running fake model (loopback, ending in /v1), instead of starting one.")
+        str | None,
+        typer.Option(help="A running fake model (loopback, ending in /v1), instead of starting one."),
     ] = None,
 ) -> None:
     """Benchmark the cache: bulk load, in-process lookup figures and recall, HTTP traffic per class.
@@ -119,8 +129,20 @@ def bench(
 
         result = asyncio.run(
             run(
-                settings, url, postmaster_pid, description, sizes, fake_latency_ms, report, quick, seed,
-                command, target_url, fake_url, console, cleanup=database == "configured",
+                settings,
+                url,
+                postmaster_pid,
+                description,
+                sizes,
+                fake_latency_ms,
+                report,
+                quick,
+                seed,
+                command,
+                target_url,
+                fake_url,
+                console,
+                cleanup=database == "configured",
             )
         )
     from app.bench.report import render_markdown
@@ -140,7 +162,11 @@ def _database(settings: Settings, mode: str) -> Iterator[tuple[str, int | None, 
         embedded = start_embedded(data_dir)
         try:
             migrate.upgrade(embedded.url)
-            yield embedded.url, _postmaster_pid(data_dir / "pg"), "a fresh embedded Postgres (pip wheel), local socket"
+            yield (
+                embedded.url,
+                _postmaster_pid(data_dir / "pg"),
+                "a fresh embedded Postgres (pip wheel), local socket",
+            )
         finally:
             embedded.stop()
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -151,8 +177,14 @@ def _database(settings: Settings, mode: str) -> Iterator[tuple[str, int | None, 
     parts = urlsplit(url.replace("+asyncpg", ""))
     host = parts.hostname or parse_qs(parts.query).get("host", [""])[0]
     if host and not host.startswith("/") and host not in ("localhost", "::1") and not host.startswith("127."):
-        raise typer.BadParameter(f"the configured database {host!r} is not on this machine", param_hint="--database")
-    pid = _postmaster_pid(settings.data_dir.expanduser().resolve() / "pg") if not settings.database_url else None
+        raise typer.BadParameter(
+            f"the configured database {host!r} is not on this machine", param_hint="--database"
+        )
+    pid = (
+        _postmaster_pid(settings.data_dir.expanduser().resolve() / "pg")
+        if not settings.database_url
+        else None
+    )
     try:
         yield url, pid, "the configured database" + (" (embedded)" if pid else "")
     finally:
@@ -168,5 +200,3 @@ def _postmaster_pid(pgdata: Path) -> int | None:
         return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-

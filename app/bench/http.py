@@ -10,6 +10,7 @@ with the same client and concurrency: the difference is what Déjà adds to a mi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
@@ -88,10 +89,8 @@ class Processes:
     def _tree_cpu(self, root: psutil.Process) -> float:
         total = 0.0
         for process in [root, *root.children(recursive=True)]:
-            try:
+            with contextlib.suppress(psutil.Error):
                 total += self._cpu(process)
-            except psutil.Error:
-                pass
         return total
 
     def snapshot(self) -> Resources:
@@ -111,7 +110,8 @@ class Processes:
         if self.server is None:
             return None
         try:
-            return sum(p.memory_info().rss for p in [self.server, *self.server.children(recursive=True)]) / 2**20
+            rss = sum(int(p.memory_info().rss) for p in [self.server, *self.server.children(recursive=True)])
+            return rss / 2**20
         except psutil.Error:
             return None
 
@@ -140,14 +140,25 @@ async def drive(
     counter = itertools.count()
     start = time.perf_counter()
     window_start = start + warmup_s
+    # A class slower than the window still gets `concurrency` measured requests: the window
+    # then stretches until that many have started in it.
+    min_samples = concurrency
     window_end = window_start + seconds
+    started_in_window = 0
+    done_times: list[float] = []
     rss: list[float] = []
 
     async def worker() -> None:
+        nonlocal started_in_window, window_end
         while True:
             sent = time.perf_counter()
             if sent >= window_end:
-                return
+                if started_in_window >= min_samples:
+                    return
+                window_end = sent
+            measured = sent >= window_start
+            if measured:
+                started_in_window += 1
             path, headers, body = next_request(next(counter))
             try:
                 response = await client.post(path, headers=headers, json=body)
@@ -156,13 +167,14 @@ async def drive(
             except httpx.HTTPError:
                 ok, status = False, "error"
             done = time.perf_counter()
-            if sent >= window_start:
+            done_times.append(done)
+            if measured:
                 result.latencies_ms.append((done - sent) * 1000)
                 result.cache_status[status] += 1
                 if not ok:
                     result.errors += 1
-            if window_start <= done < window_end:
-                result.completed_in_window += 1
+
+    before = processes.snapshot()
 
     async def watch() -> None:
         nonlocal before
@@ -176,21 +188,24 @@ async def drive(
                 if value is not None:
                     rss.append(value)
             on_tick(min(1.0, (now - start) / (warmup_s + seconds)))
-            if now >= window_end:
+            if now >= window_end and started_in_window >= min_samples:
                 return
-            await asyncio.sleep(min(0.25, max(0.0, window_start - now) or 0.25))
+            await asyncio.sleep(0.05 if now >= window_end else min(0.25, max(0.01, window_start - now)))
 
-    before = processes.snapshot()
     workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
     await watch()
     after = processes.snapshot()
     await asyncio.gather(*workers)
+    result.seconds = window_end - window_start
+    result.completed_in_window = sum(1 for t in done_times if window_start <= t < window_end)
     wall = after.wall - before.wall
     result.server_cpu_pct = _pct(before.server, after.server, wall)
     result.postgres_cpu_pct = _pct(before.postgres, after.postgres, wall)
     result.client_cpu_pct = _pct(before.client, after.client, wall) or 0.0
     machine_total = after.machine_total - before.machine_total
-    result.machine_cpu_pct = (after.machine_busy - before.machine_busy) / machine_total * 100 if machine_total else 0.0
+    result.machine_cpu_pct = (
+        (after.machine_busy - before.machine_busy) / machine_total * 100 if machine_total else 0.0
+    )
     if rss:
         result.server_rss_mb = rss[-1]
         result.server_rss_peak_mb = max(rss)
@@ -205,9 +220,9 @@ def traffic(
     exact: list[RealEntry], semantic: list[RealEntry], tenants_keys: list[str], seed: int
 ) -> dict[str, Callable[[int], Request]]:
     """Request makers per class; indexes come from one counter per class."""
-    miss_rng = random.Random(seed)
-    direct_rng = random.Random(seed + 1)
-    order = random.Random(seed + 2)
+    miss_rng = random.Random(seed)  # noqa: S311 (benchmark draws, not security)
+    direct_rng = random.Random(seed + 1)  # noqa: S311 (benchmark draws, not security)
+    order = random.Random(seed + 2)  # noqa: S311 (benchmark draws, not security)
     exact = order.sample(exact, len(exact))
     semantic = order.sample(semantic, len(semantic))
 
@@ -248,7 +263,18 @@ class DejaProcess:
         }
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -101,14 +101,18 @@ class LoadResult:
         return self.bulk_rows + len(self.real) + self.live_insert_rows
 
 
-def draw_vectors(bases: npt.NDArray[np.float32], count: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+def draw_vectors(
+    bases: npt.NDArray[np.float32], count: int, rng: np.random.Generator
+) -> npt.NDArray[np.float32]:
     picks = rng.integers(0, len(bases), size=count)
     vectors = bases[picks] + rng.normal(0.0, NOISE_SIGMA, size=(count, bases.shape[1])).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors.astype(np.float32)
 
 
-async def create_tenants(sessionmaker: async_sessionmaker[AsyncSession], count: int, run_id: str) -> list[BenchTenant]:
+async def create_tenants(
+    sessionmaker: async_sessionmaker[AsyncSession], count: int, run_id: str
+) -> list[BenchTenant]:
     tenants: list[BenchTenant] = []
     async with transaction(sessionmaker, system=True) as session:
         for index in range(count):
@@ -153,12 +157,18 @@ def _copy_records(
                 b"".join(
                     (
                         row_head,
-                        struct.pack("!i", 16), tenant,
-                        struct.pack("!i", len(namespace)), namespace,
-                        struct.pack("!i", len(group.scope_hash)), group.scope_hash,
-                        struct.pack("!i", len(exact)), exact,
-                        struct.pack("!i", len(prompt)), prompt,
-                        struct.pack("!i", len(embedding)), embedding,
+                        struct.pack("!i", 16),
+                        tenant,
+                        struct.pack("!i", len(namespace)),
+                        namespace,
+                        struct.pack("!i", len(group.scope_hash)),
+                        group.scope_hash,
+                        struct.pack("!i", len(exact)),
+                        exact,
+                        struct.pack("!i", len(prompt)),
+                        prompt,
+                        struct.pack("!i", len(embedding)),
+                        embedding,
                     )
                 )
             )
@@ -238,8 +248,10 @@ async def bulk_load(
     # budget; check that the service sees the index it expects.
     async with engine.connect() as conn:
         found = (
-            await conn.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname = :name"),
-                               {"name": hnsw_index_name(embedder)})
+            await conn.execute(
+                text("SELECT count(*) FROM pg_indexes WHERE indexname = :name"),
+                {"name": hnsw_index_name(embedder)},
+            )
         ).scalar_one()
         if not found:
             raise RuntimeError("the HNSW index is missing after the load")
@@ -260,11 +272,13 @@ async def store_real_prompts(
     """Per tenant, `per_tenant` template prompts stored as a miss stores them (embedding included)."""
     stored: list[RealEntry] = []
     for number, tenant in enumerate(tenants):
-        pairs = real_prompts(per_tenant, random.Random(seed * 1000 + number))
+        pairs = real_prompts(per_tenant, random.Random(seed * 1000 + number))  # noqa: S311 (benchmark draws)
         async with transaction(sessionmaker, tenant_id=tenant.id) as session:
             for pair in pairs:
                 answer = completion_from_text(MODEL, f"Answer to: {pair.prompt}")
-                entry_id = await cache.store(session, tenant.id, "", request_scope(pair.prompt), answer, ttl_s=None)
+                entry_id = await cache.store(
+                    session, tenant.id, "", request_scope(pair.prompt), answer, ttl_s=None
+                )
                 stored.append(RealEntry(tenant, pair, entry_id))
                 progress(1)
     return stored

@@ -23,7 +23,13 @@ DOCUMENTS = (
     "design proposal",
     "postmortem",
 )
-AUDIENCES = ("the leadership team", "a new engineer", "our customers", "the finance team", "the on-call rotation")
+AUDIENCES = (
+    "the leadership team",
+    "a new engineer",
+    "our customers",
+    "the finance team",
+    "the on-call rotation",
+)
 LANGUAGES = ("Python", "Go", "TypeScript", "Java", "Rust", "SQL")
 TOOLS = ("Kubernetes", "Terraform", "Postgres", "Kafka", "Redis", "GitHub Actions", "Airflow")
 TASKS = (

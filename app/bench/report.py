@@ -155,8 +155,11 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
         _table(
             ["", ""],
             [
-                ["CPU", f"{machine.cpu_model}, {machine.cores_logical} logical cores"
-                 + (f" ({machine.cores_physical} physical)" if machine.cores_physical else "")],
+                [
+                    "CPU",
+                    f"{machine.cpu_model}, {machine.cores_logical} logical cores"
+                    + (f" ({machine.cores_physical} physical)" if machine.cores_physical else ""),
+                ],
                 ["memory", f"{machine.memory_gb:.1f} GB"],
                 ["load average (1/5/15 min) at start", " / ".join(f"{v:.2f}" for v in machine.load_start)],
                 ["load average (1/5/15 min) at end", " / ".join(f"{v:.2f}" for v in machine.load_end)],
@@ -166,11 +169,17 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
                 ["Déjà server", config.server],
                 ["embedder", config.embedder],
                 ["verifier stages", ", ".join(side.verifier_stages)],
-                ["HNSW", f"m = 16, ef_construction = 64, ef_search = {config.ef_search}, "
-                 f"top k = {config.top_k}, iterative scan relaxed_order"],
+                [
+                    "HNSW",
+                    f"m = 16, ef_construction = 64, ef_search = {config.ef_search}, "
+                    f"top k = {config.top_k}, iterative scan relaxed_order",
+                ],
                 ["entries / tenants", f"{load.total_entries:,} / {config.tenants}"],
-                ["traffic", f"concurrency {config.concurrency}, {config.warmup_s:g} s warm-up + "
-                 f"{config.seconds:g} s measured per class, fake model latency {config.fake_latency_ms:g} ms"],
+                [
+                    "traffic",
+                    f"concurrency {config.concurrency}, {config.warmup_s:g} s warm-up + "
+                    f"{config.seconds:g} s measured per class, fake model latency {config.fake_latency_ms:g} ms",
+                ],
                 ["seed", str(config.seed) + (" (quick mode)" if config.quick else "")],
             ],
         )
@@ -182,31 +191,52 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
         f"({groups} groups), vectors drawn around real prompt embeddings; then "
         f"{len(load.real):,} real prompts ({config.real_per_tenant} per tenant) stored through "
         f"`CacheService.store`. HNSW index: "
-        + ("dropped before the bulk and built after it." if load.index_mode == "rebuilt"
-           else "kept live; the bulk went into it.")
+        + (
+            "dropped before the bulk and built after it."
+            if load.index_mode == "rebuilt"
+            else "kept live; the bulk went into it."
+        )
     )
     out.append("")
     bulk_total = load.copy_s + load.insert_s + (load.index_build_s or 0.0)
     rows = [
         ["binary COPY into a temp table", f"{load.copy_s:.1f} s", _rate(load.bulk_rows, load.copy_s)],
-        ["INSERT ... SELECT into cache_entries"
-         + (" (live index)" if load.index_mode == "live" else ""), f"{load.insert_s:.1f} s",
-         _rate(load.bulk_rows, load.insert_s)],
+        [
+            "INSERT ... SELECT into cache_entries" + (" (live index)" if load.index_mode == "live" else ""),
+            f"{load.insert_s:.1f} s",
+            _rate(load.bulk_rows, load.insert_s),
+        ],
     ]
     if load.index_build_s is not None:
-        rows.append(["HNSW index build", f"{load.index_build_s:.1f} s", _rate(load.bulk_rows, load.index_build_s)])
+        rows.append(
+            ["HNSW index build", f"{load.index_build_s:.1f} s", _rate(load.bulk_rows, load.index_build_s)]
+        )
     rows.append(["bulk total", f"{bulk_total:.1f} s", _rate(load.bulk_rows, bulk_total)])
-    rows.append(["real prompts via CacheService.store (embed + insert)", f"{load.real_store_s:.1f} s",
-                 _rate(len(load.real), load.real_store_s)])
-    rows.append(["single-row inserts into the live HNSW index", f"{load.live_insert_s:.1f} s",
-                 _rate(load.live_insert_rows, load.live_insert_s)])
+    rows.append(
+        [
+            "real prompts via CacheService.store (embed + insert)",
+            f"{load.real_store_s:.1f} s",
+            _rate(len(load.real), load.real_store_s),
+        ]
+    )
+    rows.append(
+        [
+            "single-row inserts into the live HNSW index",
+            f"{load.live_insert_s:.1f} s",
+            _rate(load.live_insert_rows, load.live_insert_s),
+        ]
+    )
     out.append(_table(["step", "time", "rate"], rows))
-    out += ["", f"Table {load.table_bytes / 2**20:,.0f} MB, HNSW index {load.index_bytes / 2**20:,.0f} MB.", ""]
+    out += [
+        "",
+        f"Table {load.table_bytes / 2**20:,.0f} MB, HNSW index {load.index_bytes / 2**20:,.0f} MB.",
+        "",
+    ]
 
     out += ["## 2. Server-side cache figures", ""]
     out.append(
         "One `CacheService.lookup` at a time, in-process, on the warm database (after warm-up "
-        "lookups); \"in transaction\" adds opening the transaction, the tenant context and the commit. "
+        'lookups); "in transaction" adds opening the transaction, the tenant context and the commit. '
         "The parts are timed in separate calls of the same code."
     )
     out.append("")
@@ -232,12 +262,22 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
             "the paraphrase was written for."
         )
         out.append("")
-    out.append("Recall@1 of the service's nearest-neighbour query against exact search "
-               "(the same SQL with `enable_indexscan = off`), within a tenant and scope:")
+    out.append(
+        "Recall@1 of the service's nearest-neighbour query against exact search "
+        "(the same SQL with `enable_indexscan = off`), within a tenant and scope:"
+    )
     out.append("")
     out.append(
         _table(
-            ["query set", "queries", "recall@1", "service plan", "SQL p50 ms", "exact plan", "exact SQL p50 ms"],
+            [
+                "query set",
+                "queries",
+                "recall@1",
+                "service plan",
+                "SQL p50 ms",
+                "exact plan",
+                "exact SQL p50 ms",
+            ],
             [
                 [
                     r.name,
@@ -257,7 +297,7 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
         "Closed loop through `POST /v1/chat/completions` with httpx, class after class. Latency is "
         "per request as the client sees it; throughput counts completions in the measured window. "
         "CPU is a share of one core (200% = both cores of a 2-core machine); RSS is the server's "
-        "(process and children). \"model direct\" sends the same kind of miss requests straight to "
+        '(process and children). "model direct" sends the same kind of miss requests straight to '
         "the fake model."
     )
     out.append("")
@@ -283,8 +323,20 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
         )
     out.append(
         _table(
-            ["class", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "X-Cache", "server CPU",
-             "server RSS", "Postgres CPU", "client CPU", "machine busy"],
+            [
+                "class",
+                "req/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "errors",
+                "X-Cache",
+                "server CPU",
+                "server RSS",
+                "Postgres CPU",
+                "client CPU",
+                "machine busy",
+            ],
             http_rows,
         )
     )
@@ -296,10 +348,18 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
             _table(
                 ["miss overhead", "p50", "p95", "p99"],
                 [
-                    ["Déjà miss − model direct", f"{ms(m.p50 - d.p50)} ms", f"{ms(m.p95 - d.p95)} ms",
-                     f"{ms(m.p99 - d.p99)} ms"],
-                    ["Déjà miss / model direct", f"{m.p50 / d.p50:.3f}", f"{m.p95 / d.p95:.3f}",
-                     f"{m.p99 / d.p99:.3f}"],
+                    [
+                        "Déjà miss − model direct",
+                        f"{ms(m.p50 - d.p50)} ms",
+                        f"{ms(m.p95 - d.p95)} ms",
+                        f"{ms(m.p99 - d.p99)} ms",
+                    ],
+                    [
+                        "Déjà miss / model direct",
+                        f"{m.p50 / d.p50:.3f}",
+                        f"{m.p95 / d.p95:.3f}",
+                        f"{m.p99 / d.p99:.3f}",
+                    ],
                 ],
             )
         )
@@ -354,8 +414,13 @@ def plot(result: BenchResult, directory: Path, relative_to: Path) -> list[str]:
     rates = [c.throughput for c in result.http]
     bars = axis.bar(names, rates, color=["#2a9d8f", "#457b9d", "#e76f51", "#999999"][: len(names)])
     for bar, rate in zip(bars, rates, strict=True):
-        axis.annotate(f"{rate:,.0f}/s", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                      ha="center", va="bottom", fontsize=9)
+        axis.annotate(
+            f"{rate:,.0f}/s",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
     axis.set_ylabel("requests per second")
     axis.set_title(f"Throughput per class, concurrency {result.config.concurrency}")
     axis.grid(True, axis="y", alpha=0.3)
