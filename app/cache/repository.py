@@ -110,7 +110,12 @@ class CacheRepository:
     async def find_exact(
         self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes, *, max_age_s: int | None = None
     ) -> StoredEntry | None:
-        params = {"tenant_id": tenant_id, "namespace": namespace, "exact_hash": exact_hash, "max_age_s": max_age_s}
+        params = {
+            "tenant_id": tenant_id,
+            "namespace": namespace,
+            "exact_hash": exact_hash,
+            "max_age_s": max_age_s,
+        }
         row = (await self.session.execute(_EXACT, params)).first()
         return _row(row) if row is not None else None
 

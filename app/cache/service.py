@@ -106,6 +106,10 @@ class CacheService:
             entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict
         )
 
+    async def record_hit(self, session: AsyncSession, entry_id: uuid.UUID) -> None:
+        """Count a hit served without a lookup (a coalesced request)."""
+        await CacheRepository(session).record_hit(entry_id)
+
     async def store(
         self,
         session: AsyncSession,

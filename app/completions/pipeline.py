@@ -426,6 +426,8 @@ class CompletionPipeline:
         """Book a row in a transaction of its own, or spool it while Postgres is unreachable."""
         try:
             async with transaction(self.sessionmaker, tenant_id=row.tenant_id) as session:
+                if row.cache_status == "hit" and row.entry_id is not None:
+                    await self.cache.record_hit(session, row.entry_id)
                 await LedgerRepository(session).append(row)
         except Exception as exc:
             if not is_database_outage(exc):

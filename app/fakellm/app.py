@@ -107,12 +107,18 @@ def _json(
     body: msgspec.Struct, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response[bytes]:
     all_headers = {"x-request-id": f"req_{uuid.uuid4().hex}", **(headers or {})}
-    return Response(_encoder.encode(body), status_code=status_code, media_type="application/json",
-                    headers=all_headers)
+    return Response(
+        _encoder.encode(body), status_code=status_code, media_type="application/json", headers=all_headers
+    )
 
 
-def _error(status_code: int, message: str, error_type: str, code: str | None = None,
-           headers: dict[str, str] | None = None) -> Response[bytes]:
+def _error(
+    status_code: int,
+    message: str,
+    error_type: str,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
     detail = ErrorDetail(message=message, type=error_type, code=code)
     return _json(ErrorResponse(error=detail), status_code, headers)
 
@@ -122,11 +128,17 @@ def _fault_response(kind: FaultKind, config: FakeLLMConfig) -> Response[bytes] |
     if kind == "400":
         return _error(400, "Injected fault: the request was rejected.", "invalid_request_error")
     if kind == "401":
-        return _error(401, "Injected fault: incorrect API key provided.", "invalid_request_error",
-                      "invalid_api_key")
+        return _error(
+            401, "Injected fault: incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+        )
     if kind == "429":
-        return _error(429, "Injected fault: rate limit reached.", "requests", "rate_limit_exceeded",
-                      headers={"retry-after": str(config.retry_after_s)})
+        return _error(
+            429,
+            "Injected fault: rate limit reached.",
+            "requests",
+            "rate_limit_exceeded",
+            headers={"retry-after": str(config.retry_after_s)},
+        )
     if kind == "500":
         return _error(500, "Injected fault: the server had an error.", "server_error")
     if kind == "503":
@@ -225,14 +237,22 @@ def _sse(chunk: msgspec.Struct) -> bytes:
     return b"data: " + _encoder.encode(chunk) + b"\n\n"
 
 
-async def _stream_body(chat: ChatRequest, answers: list[_Answer], usage: Usage, fault: FaultKind | None,
-                       config: FakeLLMConfig) -> AsyncIterator[bytes]:
+async def _stream_body(
+    chat: ChatRequest, answers: list[_Answer], usage: Usage, fault: FaultKind | None, config: FakeLLMConfig
+) -> AsyncIterator[bytes]:
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(choices: list[ChunkChoice], chunk_usage: Usage | None = None) -> bytes:
-        return _sse(ChatCompletionChunk(id=completion_id, created=created, model=chat.model,
-                                        system_fingerprint=SYSTEM_FINGERPRINT, choices=choices,
-                                        usage=chunk_usage))
+        return _sse(
+            ChatCompletionChunk(
+                id=completion_id,
+                created=created,
+                model=chat.model,
+                system_fingerprint=SYSTEM_FINGERPRINT,
+                choices=choices,
+                usage=chunk_usage,
+            )
+        )
 
     async def pause() -> None:
         if config.token_latency_ms > 0:
@@ -243,8 +263,12 @@ async def _stream_body(chat: ChatRequest, answers: list[_Answer], usage: Usage, 
         yield chunk([ChunkChoice(index=index, delta=ChunkDelta(role="assistant", content=""))])
         if answer.tool_call is not None:
             call = answer.tool_call
-            head = ToolCallDelta(index=0, id=call.id, type="function",
-                                 function=FunctionDelta(name=call.function.name, arguments=""))
+            head = ToolCallDelta(
+                index=0,
+                id=call.id,
+                type="function",
+                function=FunctionDelta(name=call.function.name, arguments=""),
+            )
             yield chunk([ChunkChoice(index=index, delta=ChunkDelta(tool_calls=[head]))])
             pieces = generate.stream_pieces(call.function.arguments)
         else:
@@ -286,8 +310,12 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
             return chat
         state.chat_calls[chat.model] += 1
         if not chat.messages:
-            return _error(400, "Invalid 'messages': empty array. Expected at least one message.",
-                          "invalid_request_error", "empty_array")
+            return _error(
+                400,
+                "Invalid 'messages': empty array. Expected at least one message.",
+                "invalid_request_error",
+                "empty_array",
+            )
         if chat.n is not None and not 1 <= chat.n <= 128:
             return _error(400, "Invalid 'n': expected a value between 1 and 128.", "invalid_request_error")
         fault = state.pick_fault(chat.model, header_value)
@@ -301,17 +329,31 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
         answers = _answers(chat, fault, config)
         usage = _usage(chat, answers)
         if chat.stream:
-            return Stream(_stream_body(chat, answers, usage, fault, config), media_type="text/event-stream",
-                          headers={"cache-control": "no-cache", "x-request-id": f"req_{uuid.uuid4().hex}"})
+            return Stream(
+                _stream_body(chat, answers, usage, fault, config),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache", "x-request-id": f"req_{uuid.uuid4().hex}"},
+            )
         choices = [
-            Choice(index=i, finish_reason=a.finish_reason,
-                   message=AssistantMessage(content=a.content,
-                                            tool_calls=[a.tool_call] if a.tool_call is not None else None))
+            Choice(
+                index=i,
+                finish_reason=a.finish_reason,
+                message=AssistantMessage(
+                    content=a.content, tool_calls=[a.tool_call] if a.tool_call is not None else None
+                ),
+            )
             for i, a in enumerate(answers)
         ]
-        return _json(ChatCompletion(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()),
-                                    model=chat.model, choices=choices, usage=usage,
-                                    system_fingerprint=SYSTEM_FINGERPRINT))
+        return _json(
+            ChatCompletion(
+                id=f"chatcmpl-{uuid.uuid4().hex}",
+                created=int(time.time()),
+                model=chat.model,
+                choices=choices,
+                usage=usage,
+                system_fingerprint=SYSTEM_FINGERPRINT,
+            )
+        )
 
     @post("/v1/embeddings", status_code=200)
     async def embeddings(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -327,8 +369,11 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
         state.embedding_calls[body.model] += 1
         texts = _embedding_texts(body.input)
         if texts is None:
-            return _error(400, "Invalid 'input': expected a non-empty string, strings or token lists.",
-                          "invalid_request_error")
+            return _error(
+                400,
+                "Invalid 'input': expected a non-empty string, strings or token lists.",
+                "invalid_request_error",
+            )
         if body.dimensions is not None and body.dimensions < 1:
             return _error(400, "Invalid 'dimensions': expected a positive integer.", "invalid_request_error")
         fault = state.pick_fault(body.model, header_value)
@@ -346,13 +391,17 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
             )
             data.append(Embedding(index=index, embedding=encoded))
         tokens = sum(generate.estimate_tokens(t) for t in texts)
-        return _json(EmbeddingResponse(data=data, model=body.model,
-                                       usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)))
+        return _json(
+            EmbeddingResponse(
+                data=data, model=body.model, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
+            )
+        )
 
     @get("/v1/models")
     async def list_models() -> Response[Any]:
-        names = dict.fromkeys([*KNOWN_MODELS, *state.config.fail_models, *state.chat_calls,
-                               *state.embedding_calls])
+        names = dict.fromkeys(
+            [*KNOWN_MODELS, *state.config.fail_models, *state.chat_calls, *state.embedding_calls]
+        )
         return _json(ModelList(data=[Model(id=name, created=0) for name in names]))
 
     @get("/v1/models/{model_id:str}")

@@ -78,8 +78,9 @@ def fake_llm(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(f"fake model server on http://{host}:{port}/v1 (set OPENAI_BASE_URL to this)", err=True)
-    uvicorn.run(create_fake_llm_app(config), host=host, port=port, log_level="info",
-                timeout_graceful_shutdown=2)
+    uvicorn.run(
+        create_fake_llm_app(config), host=host, port=port, log_level="info", timeout_graceful_shutdown=2
+    )
 
 
 if __name__ == "__main__":

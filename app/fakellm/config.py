@@ -62,9 +62,12 @@ class FakeLLMConfig(msgspec.Struct, kw_only=True, frozen=True):
     def __post_init__(self) -> None:
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError("fail_rate must be between 0 and 1")
-        for name, value in (("latency_ms", self.latency_ms), ("jitter_ms", self.jitter_ms),
-                            ("token_latency_ms", self.token_latency_ms),
-                            ("timeout_sleep_s", self.timeout_sleep_s)):
+        for name, value in (
+            ("latency_ms", self.latency_ms),
+            ("jitter_ms", self.jitter_ms),
+            ("token_latency_ms", self.token_latency_ms),
+            ("timeout_sleep_s", self.timeout_sleep_s),
+        ):
             if value < 0:
                 raise ValueError(f"{name} must not be negative")
         for kind in self.fail_kinds:

@@ -15,7 +15,7 @@ from app.db.base import Base, created_at, uuid_pk
 
 class Tenant(Base):
     __tablename__ = "tenants"
-    __table_args__ = (CheckConstraint("status IN ('active', 'suspended')", name="status"),)
+    __table_args__ = (CheckConstraint("status IN ('active', 'suspended', 'deleted')", name="status"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
     name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)

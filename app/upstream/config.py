@@ -80,18 +80,23 @@ class RouterConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
         for route in self.routes:
             if route.model == model:
                 primary = RouteTarget(upstream=route.primary, model=route.primary_model or model)
-                return [primary, *(RouteTarget(upstream=f.upstream, model=f.model or model)
-                                   for f in route.fallbacks)]
+                return [
+                    primary,
+                    *(RouteTarget(upstream=f.upstream, model=f.model or model) for f in route.fallbacks),
+                ]
         default = self.default_route or DefaultRoute(primary=self.upstreams[0].name)
-        return [RouteTarget(upstream=default.primary, model=model),
-                *(RouteTarget(upstream=f.upstream, model=f.model or model) for f in default.fallbacks)]
+        return [
+            RouteTarget(upstream=default.primary, model=model),
+            *(RouteTarget(upstream=f.upstream, model=f.model or model) for f in default.fallbacks),
+        ]
 
 
 def config_from_env(environ: Mapping[str, str] | None = None) -> RouterConfig:
     """With only the SDK's own variables set, every model goes to one upstream."""
     env = os.environ if environ is None else environ
-    upstream = UpstreamConfig(name=DEFAULT_UPSTREAM, base_url=env.get("OPENAI_BASE_URL") or None,
-                              api_key_env="OPENAI_API_KEY")
+    upstream = UpstreamConfig(
+        name=DEFAULT_UPSTREAM, base_url=env.get("OPENAI_BASE_URL") or None, api_key_env="OPENAI_API_KEY"
+    )
     return RouterConfig(upstreams=(upstream,))
 
 
@@ -113,8 +118,9 @@ def parse_router_config(text: str, *, source: str = "router config") -> RouterCo
     return config
 
 
-def load_router_config(path: str | os.PathLike[str] | None = None,
-                       environ: Mapping[str, str] | None = None) -> RouterConfig:
+def load_router_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> RouterConfig:
     """The file at `path` when given (Déjà passes `DEJA_CONFIG`), else the SDK's environment variables."""
     if path is None or str(path) == "":
         return config_from_env(environ)
@@ -165,7 +171,11 @@ def validate_router_config(config: RouterConfig, *, source: str = "router config
         problems.append("breaker.failure_threshold must be at least 1")
     if config.breaker.cooldown_s < 0:
         problems.append("breaker.cooldown_s must not be negative")
-    if config.retry.backoff_base_s < 0 or config.retry.backoff_max_s < 0 or config.retry.retry_after_max_s < 0:
+    if (
+        config.retry.backoff_base_s < 0
+        or config.retry.backoff_max_s < 0
+        or config.retry.retry_after_max_s < 0
+    ):
         problems.append("retry durations must not be negative")
     if config.max_answer_chars < 1:
         problems.append("max_answer_chars must be at least 1")

@@ -75,8 +75,9 @@ class UpstreamStatus:
 class _Failure(Exception):
     """One failed attempt, classified."""
 
-    def __init__(self, outcome: Outcome, detail: str, *, retryable: bool,
-                 retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, outcome: Outcome, detail: str, *, retryable: bool, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(detail)
         self.outcome = outcome
         self.detail = detail
@@ -123,21 +124,34 @@ class ModelRouter:
         # One connection pool for all upstreams: pools are per host anyway, and TLS setup is paid once.
         self._http = openai.DefaultAsyncHttpx2Client()
         self._upstreams = {u.name: self._build_upstream(u, env) for u in config.upstreams}
-        self._backoff = wait_random_exponential(multiplier=config.retry.backoff_base_s,
-                                                max=config.retry.backoff_max_s)
+        self._backoff = wait_random_exponential(
+            multiplier=config.retry.backoff_base_s, max=config.retry.backoff_max_s
+        )
 
     def _build_upstream(self, config: UpstreamConfig, env: Mapping[str, str]) -> _Upstream:
         key = env.get(config.api_key_env) if config.api_key_env else _NO_KEY_PLACEHOLDER
         # Retries are ours (with breaker and fallbacks in the loop), so the SDK makes none.
-        client = AsyncOpenAI(api_key=key, base_url=config.base_url, timeout=config.timeout_s,
-                             max_retries=0, http_client=self._http) if key else None
+        client = (
+            AsyncOpenAI(
+                api_key=key,
+                base_url=config.base_url,
+                timeout=config.timeout_s,
+                max_retries=0,
+                http_client=self._http,
+            )
+            if key
+            else None
+        )
         name = config.name
         breaker = CircuitBreaker(
-            self.config.breaker.failure_threshold, self.config.breaker.cooldown_s, clock=self._clock,
+            self.config.breaker.failure_threshold,
+            self.config.breaker.cooldown_s,
+            clock=self._clock,
             on_change=lambda state: self.events.breaker_changed(name, state),
         )
-        return _Upstream(config=config, client=client, breaker=breaker,
-                         slots=PrioritySemaphore(config.max_concurrency))
+        return _Upstream(
+            config=config, client=client, breaker=breaker, slots=PrioritySemaphore(config.max_concurrency)
+        )
 
     # Public API.
 
@@ -162,17 +176,24 @@ class ModelRouter:
                 return await self._complete_once(client, model, request, extra_headers)
 
             try:
-                completion, truncated = await self._with_retries(upstream, model, priority, trail, call,
-                                                                 keep_slot=False)
+                completion, truncated = await self._with_retries(
+                    upstream, model, priority, trail, call, keep_slot=False
+                )
             except _Failure as failure:
                 if failure.outcome not in _SKIPS:
                     last_failure = failure
                 self._note_fallback(targets, index, upstream.name, failure)
                 continue
             return RouterResult(
-                completion=completion, requested_model=requested, upstream=upstream.name, model=model,
-                fallback_used=index > 0, attempts=_count_attempts(trail),
-                latency_ms=(self._clock() - started) * 1000, truncated=truncated, trail=tuple(trail),
+                completion=completion,
+                requested_model=requested,
+                upstream=upstream.name,
+                model=model,
+                fallback_used=index > 0,
+                attempts=_count_attempts(trail),
+                latency_ms=(self._clock() - started) * 1000,
+                truncated=truncated,
+                trail=tuple(trail),
             )
         raise _final_error(requested, trail, last_failure)
 
@@ -210,15 +231,26 @@ class ModelRouter:
                 self._note_fallback(targets, index, upstream.name, failure)
                 continue
             return RouterStream(
-                router=self, upstream=upstream, opened=opened, requested_model=requested, model=model,
-                fallback_used=index > 0, trail=trail, latency_ms=(self._clock() - started) * 1000,
+                router=self,
+                upstream=upstream,
+                opened=opened,
+                requested_model=requested,
+                model=model,
+                fallback_used=index > 0,
+                trail=trail,
+                latency_ms=(self._clock() - started) * 1000,
             )
         raise _final_error(requested, trail, last_failure)
 
     def upstream_status(self) -> list[UpstreamStatus]:
         return [
-            UpstreamStatus(name=u.name, breaker=u.breaker.state, in_use=u.slots.in_use,
-                           waiting=u.slots.waiting, has_key=u.client is not None)
+            UpstreamStatus(
+                name=u.name,
+                breaker=u.breaker.state,
+                in_use=u.slots.in_use,
+                waiting=u.slots.waiting,
+                has_key=u.client is not None,
+            )
             for u in self._upstreams.values()
         ]
 
@@ -270,7 +302,9 @@ class ModelRouter:
     ) -> _T:
         """One call at one upstream: breaker check, concurrency slot, deadline, verdict."""
         if upstream.client is None:
-            self._record(upstream, model, trail, Outcome.NO_KEY, 0.0, f"{upstream.config.api_key_env} is not set")
+            self._record(
+                upstream, model, trail, Outcome.NO_KEY, 0.0, f"{upstream.config.api_key_env} is not set"
+            )
             raise _Failure(Outcome.NO_KEY, f"{upstream.config.api_key_env} is not set", retryable=False)
         if not upstream.breaker.allow():
             self._record(upstream, model, trail, Outcome.BREAKER_OPEN, 0.0, "circuit breaker open")
@@ -292,7 +326,10 @@ class ModelRouter:
                 upstream.breaker.release()
                 raise
             failure = exc if isinstance(exc, _Failure) else _classify(exc, upstream.config.timeout_s)
-            if failure.retry_after_s is not None and failure.retry_after_s > self.config.retry.retry_after_max_s:
+            if (
+                failure.retry_after_s is not None
+                and failure.retry_after_s > self.config.retry.retry_after_max_s
+            ):
                 failure.retryable = False  # told to come back later than we wait: try the fallback
             self._record(upstream, model, trail, failure.outcome, self._clock() - started, failure.detail)
             if failure.outcome is Outcome.REJECTED:
@@ -303,27 +340,48 @@ class ModelRouter:
         self._record(upstream, model, trail, Outcome.OK, self._clock() - started)
         return value
 
-    def _record(self, upstream: _Upstream, model: str, trail: list[Attempt], outcome: Outcome,
-                latency_s: float, detail: str = "") -> None:
+    def _record(
+        self,
+        upstream: _Upstream,
+        model: str,
+        trail: list[Attempt],
+        outcome: Outcome,
+        latency_s: float,
+        detail: str = "",
+    ) -> None:
         if outcome not in _SKIPS:
             if outcome in _HEALTHY:
                 upstream.breaker.record_success()
             else:
                 upstream.breaker.record_failure()
-        trail.append(Attempt(upstream=upstream.name, model=model, outcome=outcome,
-                             latency_ms=latency_s * 1000, detail=detail))
+        trail.append(
+            Attempt(
+                upstream=upstream.name,
+                model=model,
+                outcome=outcome,
+                latency_ms=latency_s * 1000,
+                detail=detail,
+            )
+        )
         self.events.attempt(upstream.name, model, outcome, latency_s)
 
-    def _note_fallback(self, targets: list[RouteTarget], index: int, from_upstream: str,
-                       failure: _Failure) -> None:
+    def _note_fallback(
+        self, targets: list[RouteTarget], index: int, from_upstream: str, failure: _Failure
+    ) -> None:
         if index + 1 < len(targets):
             following = targets[index + 1]
             self.events.fallback(from_upstream, following.upstream, following.model or "", failure.outcome)
 
-    async def _complete_once(self, client: AsyncOpenAI, model: str, request: Mapping[str, Any],
-                             extra_headers: Mapping[str, str] | None) -> tuple[dict[str, Any], bool]:
+    async def _complete_once(
+        self,
+        client: AsyncOpenAI,
+        model: str,
+        request: Mapping[str, Any],
+        extra_headers: Mapping[str, str] | None,
+    ) -> tuple[dict[str, Any], bool]:
         raw = await client.chat.completions.with_raw_response.create(
-            **_sdk_arguments(request, model, stream=False), extra_headers=dict(extra_headers or {}),
+            **_sdk_arguments(request, model, stream=False),
+            extra_headers=dict(extra_headers or {}),
         )
         try:
             completion = msgspec.json.decode(raw.content)
@@ -331,15 +389,23 @@ class ModelRouter:
             raise _Failure(Outcome.SERVER_ERROR, "the answer is not JSON", retryable=True) from None
         if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
             raise _Failure(Outcome.SERVER_ERROR, "the answer is not a chat completion", retryable=True)
-        if not any(_message_has_answer(c.get("message")) for c in completion["choices"] if isinstance(c, dict)):
+        if not any(
+            _message_has_answer(c.get("message")) for c in completion["choices"] if isinstance(c, dict)
+        ):
             raise _Failure(Outcome.EMPTY, "empty answer: no content and no tool calls", retryable=False)
         truncated = _truncate_completion(completion, self.config.max_answer_chars)
         return completion, truncated
 
-    async def _open_stream_once(self, client: AsyncOpenAI, model: str, request: Mapping[str, Any],
-                                extra_headers: Mapping[str, str] | None) -> _OpenedStream:
+    async def _open_stream_once(
+        self,
+        client: AsyncOpenAI,
+        model: str,
+        request: Mapping[str, Any],
+        extra_headers: Mapping[str, str] | None,
+    ) -> _OpenedStream:
         sdk_stream = await client.chat.completions.create(
-            **_sdk_arguments(request, model, stream=True), extra_headers=dict(extra_headers or {}),
+            **_sdk_arguments(request, model, stream=True),
+            extra_headers=dict(extra_headers or {}),
         )
         buffered: deque[dict[str, Any]] = deque()
         try:
@@ -348,8 +414,9 @@ class ModelRouter:
                 try:
                     chunk = await sdk_stream.__anext__()
                 except StopAsyncIteration:
-                    raise _Failure(Outcome.EMPTY, "empty answer: the stream ended without content",
-                                   retryable=False) from None
+                    raise _Failure(
+                        Outcome.EMPTY, "empty answer: the stream ended without content", retryable=False
+                    ) from None
                 data = chunk.to_dict(mode="json")
                 buffered.append(data)
                 if any(_delta_has_answer(c.get("delta")) for c in data.get("choices") or []):
@@ -371,9 +438,18 @@ class RouterStream:
     Holds that upstream's concurrency slot until exhausted or closed.
     """
 
-    def __init__(self, *, router: ModelRouter, upstream: _Upstream, opened: _OpenedStream,
-                 requested_model: str, model: str, fallback_used: bool, trail: list[Attempt],
-                 latency_ms: float) -> None:
+    def __init__(
+        self,
+        *,
+        router: ModelRouter,
+        upstream: _Upstream,
+        opened: _OpenedStream,
+        requested_model: str,
+        model: str,
+        fallback_used: bool,
+        trail: list[Attempt],
+        latency_ms: float,
+    ) -> None:
         self._router = router
         self._upstream = upstream
         self._sdk_stream = opened.sdk_stream
@@ -411,11 +487,15 @@ class RouterStream:
 
     async def _fail(self, exc: Exception) -> NoReturn:
         failure = _classify(exc, self._upstream.config.timeout_s)
-        self._router._record(self._upstream, self.model, self.trail, Outcome.STREAM_BROKEN, 0.0, failure.detail)
+        self._router._record(
+            self._upstream, self.model, self.trail, Outcome.STREAM_BROKEN, 0.0, failure.detail
+        )
         await self.aclose()
         error_type = UpstreamTimeout if failure.outcome is Outcome.TIMEOUT else UpstreamError
-        raise error_type(f"the stream from {self.upstream}/{self.model} broke off: {failure.detail}",
-                         extra={"upstream": self.upstream}) from None
+        raise error_type(
+            f"the stream from {self.upstream}/{self.model} broke off: {failure.detail}",
+            extra={"upstream": self.upstream},
+        ) from None
 
     def _shape(self, chunk: dict[str, Any]) -> dict[str, Any]:
         limit = self._router.config.max_answer_chars
@@ -450,8 +530,9 @@ class RouterStream:
     async def __aenter__(self) -> RouterStream:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
 
@@ -475,15 +556,23 @@ def _sdk_arguments(request: Mapping[str, Any], model: str, *, stream: bool) -> d
     extra = {k: v for k, v in request.items() if k not in ("model", "messages", "stream")}
     if not stream:
         extra.pop("stream_options", None)
-    return {"model": model, "messages": request.get("messages", []), "stream": stream,
-            "extra_body": extra or None}
+    return {
+        "model": model,
+        "messages": request.get("messages", []),
+        "stream": stream,
+        "extra_body": extra or None,
+    }
 
 
 def _message_has_answer(message: Any) -> bool:
     if not isinstance(message, dict):
         return False
-    return bool(message.get("content") or message.get("tool_calls") or message.get("function_call")
-                or message.get("refusal"))
+    return bool(
+        message.get("content")
+        or message.get("tool_calls")
+        or message.get("function_call")
+        or message.get("refusal")
+    )
 
 
 def _delta_has_answer(delta: Any) -> bool:
@@ -541,11 +630,19 @@ def _classify(exc: Exception, timeout_s: float) -> _Failure:
         status, message = exc.status_code, _upstream_message(exc)
         detail = f"HTTP {status}: {message}"
         if status == 429:
-            return _Failure(Outcome.RATE_LIMITED, detail, retryable=True,
-                            retry_after_s=_retry_after_s(exc.response.headers))
+            return _Failure(
+                Outcome.RATE_LIMITED,
+                detail,
+                retryable=True,
+                retry_after_s=_retry_after_s(exc.response.headers),
+            )
         if status >= 500 or status in (408, 409):
-            return _Failure(Outcome.SERVER_ERROR, detail, retryable=True,
-                            retry_after_s=_retry_after_s(exc.response.headers))
+            return _Failure(
+                Outcome.SERVER_ERROR,
+                detail,
+                retryable=True,
+                retry_after_s=_retry_after_s(exc.response.headers),
+            )
         if status in _REJECTED_STATUS:
             return _Failure(Outcome.REJECTED, message, retryable=False)
         if status in (401, 403):
@@ -577,8 +674,12 @@ def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | 
         count = f" after {calls} attempt{'s' if calls != 1 else ''}" if calls else ""
         parts.append(f"{upstream}/{model} {last.outcome}{count}{detail}")
     message = f"No upstream answered for model {requested!r}: " + "; ".join(parts)
-    extra = {"attempts": [{"upstream": a.upstream, "model": a.model, "outcome": str(a.outcome),
-                           "detail": a.detail} for a in trail]}
+    extra = {
+        "attempts": [
+            {"upstream": a.upstream, "model": a.model, "outcome": str(a.outcome), "detail": a.detail}
+            for a in trail
+        ]
+    }
     if last_failure is not None and last_failure.outcome is Outcome.TIMEOUT:
         return UpstreamTimeout(message, extra=extra)
     return UpstreamError(message, extra=extra)
