@@ -176,6 +176,11 @@ async def test_bad_requests_are_4xx_problems(http: httpx.AsyncClient, make_tenan
         response = await http.post("/v1/cache/lookup", headers=t.headers, json=body)
         assert 400 <= response.status_code < 500, (body, response.status_code)
         assert response.headers["content-type"].startswith("application/problem+json")
+    nul = await http.post(
+        "/v1/cache/entries", headers=t.headers, json={"model": MODEL, "prompt": "a\u0000b", "response": "x"}
+    )
+    assert nul.status_code == 422
+    assert "NUL" in nul.json()["detail"]
     not_json = await http.post("/v1/cache/lookup", headers=t.headers, content=b"{nope")
     assert not_json.status_code == 400
     bad_id = await http.get(f"/v1/cache/entries/{uuid.uuid4()}", headers=t.headers)

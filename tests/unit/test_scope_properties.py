@@ -1,0 +1,87 @@
+"""Properties of prompt normalisation and the scope fingerprint, over generated inputs."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.cache.scope import SCOPE_PARAMETERS, normalise_prompt, scope_of
+
+text = st.text(min_size=1, max_size=80).filter(lambda t: t.strip())
+messages = st.lists(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["system", "user", "assistant"]), "content": st.text(max_size=40)}
+    ),
+    max_size=4,
+)
+
+
+@given(text)
+def test_normalising_twice_changes_nothing(prompt: str) -> None:
+    once = normalise_prompt(prompt)
+    assert normalise_prompt(once) == once
+
+
+@given(text, st.sampled_from([" ", "  ", "\t", "\n", " \n\t "]))
+def test_whitespace_runs_and_ends_do_not_matter(prompt: str, gap: str) -> None:
+    spaced = gap + gap.join(prompt.split()) + gap
+    assert normalise_prompt(spaced) == normalise_prompt(" ".join(prompt.split()))
+
+
+@given(text)
+def test_unicode_composition_does_not_matter(prompt: str) -> None:
+    assert normalise_prompt(unicodedata.normalize("NFD", prompt)) == normalise_prompt(prompt)
+
+
+@given(st.text(alphabet="abcdefghij", min_size=1, max_size=20))
+def test_case_is_kept(word: str) -> None:
+    # Case can matter (identifiers, acronyms): "Set" and "SET" are different exact prompts.
+    assert normalise_prompt(word.upper()) != normalise_prompt(word)
+
+
+@given(messages, text, text)
+def test_the_scope_ignores_the_last_turn_and_the_exact_hash_does_not(context: list, a: str, b: str) -> None:  # type: ignore[type-arg]
+    first = scope_of("m", [*context, {"role": "user", "content": a}])
+    second = scope_of("m", [*context, {"role": "user", "content": b}])
+    assert first.scope_hash == second.scope_hash
+    assert (first.exact_hash == second.exact_hash) == (normalise_prompt(a) == normalise_prompt(b))
+
+
+@given(messages, text, st.text(min_size=1, max_size=20))
+def test_any_change_to_the_context_or_model_changes_the_scope(context: list, prompt: str, extra: str) -> None:  # type: ignore[type-arg]
+    base = scope_of("m", [*context, {"role": "user", "content": prompt}])
+    longer = scope_of(
+        "m", [*context, {"role": "system", "content": extra}, {"role": "user", "content": prompt}]
+    )
+    other_model = scope_of("m2", [*context, {"role": "user", "content": prompt}])
+    assert base.scope_hash != longer.scope_hash
+    assert base.scope_hash != other_model.scope_hash
+
+
+@given(text, st.sampled_from(SCOPE_PARAMETERS), st.integers(min_value=1, max_value=5))
+def test_every_output_shaping_parameter_is_in_the_scope(prompt: str, parameter: str, value: int) -> None:
+    plain = scope_of("m", [{"role": "user", "content": prompt}])
+    shaped = scope_of("m", [{"role": "user", "content": prompt}], {parameter: value})
+    assert plain.scope_hash != shaped.scope_hash
+
+
+@given(text, st.floats(min_value=0, max_value=2), st.booleans())
+def test_temperature_and_stream_are_not_in_the_scope(prompt: str, temperature: float, stream: bool) -> None:
+    plain = scope_of("m", [{"role": "user", "content": prompt}])
+    other = scope_of(
+        "m", [{"role": "user", "content": prompt}], {"temperature": temperature, "stream": stream}
+    )
+    assert plain.scope_hash == other.scope_hash
+    assert plain.exact_hash == other.exact_hash
+
+
+@given(text)
+def test_max_tokens_classes(prompt: str) -> None:
+    def scope(limit: int | None) -> bytes:
+        return scope_of("m", [{"role": "user", "content": prompt}], {"max_tokens": limit}).scope_hash
+
+    assert scope(200) == scope(256)  # same class
+    assert scope(200) != scope(2000)
+    assert scope(None) != scope(100)
