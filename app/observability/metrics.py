@@ -187,10 +187,13 @@ class Metrics:
 
     # The calls the pipeline makes.
 
-    def observe_request(self, model: str | None, status: int, cache: CacheStatus, seconds: float) -> None:
-        """One chat request answered (or failed) with HTTP `status` after `seconds`."""
+    def observe_request(
+        self, model: str | None, status: int, cache: CacheStatus | str, seconds: float
+    ) -> None:
+        """One chat request answered (or failed) with HTTP `status` after `seconds`; `cache` is the
+        cache status in either case (`Outcome.cache_status`: HIT, MISS, BYPASS; or error)."""
         self.requests.labels(self.model_label(model), str(status)).inc()
-        self.request_seconds.labels(cache).observe(seconds)
+        self.request_seconds.labels(cache.lower()).observe(seconds)
 
     @contextmanager
     def track_active(self) -> Iterator[None]:

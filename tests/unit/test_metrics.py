@@ -33,7 +33,7 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 
 def test_observe_request_counts_by_model_and_status(metrics: Metrics, registry: CollectorRegistry) -> None:
-    metrics.observe_request("gpt-4o-mini", 200, "hit", 0.004)
+    metrics.observe_request("gpt-4o-mini", 200, "HIT", 0.004)  # as Outcome.cache_status says it
     metrics.observe_request("gpt-4o-mini", 200, "miss", 1.2)
     metrics.observe_request("gpt-4o-mini", 502, "error", 3.0)
 
