@@ -55,7 +55,7 @@ class Services:
             cache=cache,
             router=router,
             prices=prices,
-            pipeline=CompletionPipeline(sessionmaker, cache, router, prices, spool),
+            pipeline=CompletionPipeline(sessionmaker, cache, router, prices, spool, settings.limits),
             spool=spool,
             background=[asyncio.create_task(spool.run(sessionmaker), name="ledger-spool")],
         )

@@ -22,6 +22,13 @@ class DatabaseSettings(BaseModel):
     )
 
 
+class RequestLimits(BaseModel):
+    max_messages: int = Field(1000, ge=1, description="Messages in one chat request (422 above).")
+    max_prompt_tokens: int = Field(
+        200_000, ge=1, description="Estimated prompt tokens of one request sent upstream (413 above)."
+    )
+
+
 class CacheSettings(BaseModel):
     embedder: Literal["onnx", "local", "openai"] = Field(
         "onnx",
@@ -74,6 +81,7 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(True, description="`deja serve` upgrades the schema to head first.")
     config: Path | None = Field(None, description="TOML file with upstreams and model routes.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (413 above).")
+    limits: RequestLimits = Field(default_factory=RequestLimits)  # type: ignore[arg-type]
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
     cache: CacheSettings = Field(default_factory=CacheSettings)  # type: ignore[arg-type]
 

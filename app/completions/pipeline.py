@@ -32,16 +32,23 @@ from app.completions.controls import CacheControls
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
 from app.db.engine import transaction
 from app.db.errors import is_database_outage
-from app.errors import DejaError, QuotaExceeded, ServiceUnavailable, Unprocessable, UpstreamError
+from app.errors import (
+    DejaError,
+    PayloadTooLarge,
+    QuotaExceeded,
+    ServiceUnavailable,
+    Unprocessable,
+    UpstreamError,
+)
 from app.ledger.pricing import PriceBook, Usage
 from app.ledger.quotas import Quotas, Reservation
 from app.ledger.repository import LedgerRepository, LedgerRow
 from app.ledger.spool import LedgerSpool
+from app.settings import RequestLimits
 from app.upstream.router import ModelRouter
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGES = 1000
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
@@ -78,15 +85,17 @@ class ChatRequest:
     include_usage: bool
 
 
-def parse_request(body: dict[str, Any]) -> ChatRequest:
+def parse_request(body: dict[str, Any], *, max_messages: int) -> ChatRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise Unprocessable("'model' is required and must be a model name.")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise Unprocessable("'messages' must be a non-empty list.")
-    if len(messages) > MAX_MESSAGES:
-        raise Unprocessable(f"At most {MAX_MESSAGES} messages are accepted.")
+    if len(messages) > max_messages:
+        raise Unprocessable(
+            f"At most {max_messages} messages are accepted; this request has {len(messages)}."
+        )
     for message in messages:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise Unprocessable("Each message must be an object with a 'role'.")
@@ -123,6 +132,7 @@ class _Job:
     key: Hashable | None = None  # coalescing key; None: not coalesced
     future: asyncio.Future[Any] | None = None
     reservation: Reservation | None = None
+    prompt_tokens: int = 0  # estimated before the call
 
     @property
     def header_status(self) -> str:
@@ -140,7 +150,9 @@ class CompletionPipeline:
         router: ModelRouter,
         prices: PriceBook,
         spool: LedgerSpool,
+        limits: RequestLimits,
     ) -> None:
+        self.limits = limits
         self.sessionmaker = sessionmaker
         self.spool = spool
         self.cache = cache
@@ -152,7 +164,7 @@ class CompletionPipeline:
 
     async def run(self, caller: Caller, body: dict[str, Any], controls: CacheControls) -> Outcome:
         started = time.monotonic()
-        request = parse_request(body)
+        request = parse_request(body, max_messages=self.limits.max_messages)
         if bypass_reason(request, caller.policy):
             return await self._miss(_Job(caller, request, controls, started, status="bypass"))
         scope = scope_of(request.model, request.messages, request.body)
@@ -262,6 +274,11 @@ class CompletionPipeline:
         if job.key is not None:
             job.future = self.inflight.lead(job.key)
         try:
+            job.prompt_tokens = self.quotas.estimator.prompt_tokens(job.request.messages)
+            if job.prompt_tokens > self.limits.max_prompt_tokens:
+                raise PayloadTooLarge(
+                    f"The prompt has about {job.prompt_tokens} tokens; the limit is {self.limits.max_prompt_tokens}."
+                )
             job.reservation = await self._reserve(job)
             if job.request.stream:
                 return await self._stream(job)
@@ -274,7 +291,7 @@ class CompletionPipeline:
                 job, result.completion, result.model, result.latency_ms, fallback_used=result.fallback_used
             )
         except BaseException as exc:
-            if isinstance(exc, QuotaExceeded):  # refused before any call: still one ledger row
+            if isinstance(exc, QuotaExceeded | PayloadTooLarge):  # refused before any call: still booked
                 await self._book_error(job, exc)
             self._settle(job, error=exc)
             raise
@@ -438,7 +455,7 @@ class CompletionPipeline:
         try:
             async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
                 return await self.quotas.reserve(
-                    session, job.caller.tenant_id, job.request.model, job.request.body
+                    session, job.caller.tenant_id, job.request.model, job.request.body, job.prompt_tokens
                 )
         except Exception as exc:
             if not is_database_outage(exc):

@@ -249,10 +249,10 @@ class Quotas:
         self.estimator = TokenEstimator()
 
     async def reserve(
-        self, session: AsyncSession, tenant_id: uuid.UUID, model: str, body: dict[str, Any]
+        self, session: AsyncSession, tenant_id: uuid.UUID, model: str, body: dict[str, Any], prompt: int
     ) -> Reservation | None:
+        """Reserve `prompt` (estimated) tokens plus the most the answer may take."""
         at = datetime.now(UTC)
-        prompt = self.estimator.prompt_tokens(body.get("messages") or [])
         max_out = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_OUTPUT_RESERVATION
         n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 1) > 0 else 1
         usage = Usage(prompt_tokens=prompt, completion_tokens=int(max_out) * int(n or 1))

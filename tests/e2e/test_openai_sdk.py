@@ -291,3 +291,29 @@ async def test_native_request_matches_the_seed_fields(http: httpx.AsyncClient, t
     assert second["output"] == first["output"]
     assert second["cost_usd"] in (0, "0")
     assert second["request_id"] != first["request_id"]
+
+
+async def test_limits_are_problem_details(http: httpx.AsyncClient, tenant: TenantKey) -> None:
+    too_many = await http.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}] * 1001},
+    )
+    assert too_many.status_code == 422
+    assert "1001" in too_many.json()["detail"]
+    huge = await http.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        content=b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "'
+        + b"x" * 2_000_000
+        + b'"}]}',
+    )
+    assert huge.status_code == 413
+    assert huge.headers["content-type"].startswith("application/problem+json")
+    long_prompt = await http.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "word " * 210_000}]},
+    )
+    assert long_prompt.status_code == 413
+    assert "tokens" in long_prompt.json()["detail"]
