@@ -313,7 +313,7 @@ async def test_limits_are_problem_details(http: httpx.AsyncClient, tenant: Tenan
     long_prompt = await http.post(
         "/v1/chat/completions",
         headers=tenant.headers,
-        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "word " * 210_000}]},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "word " * 205_000}]},
     )
     assert long_prompt.status_code == 413
     assert "tokens" in long_prompt.json()["detail"]
