@@ -244,7 +244,18 @@ def traffic(
     def direct(i: int) -> Request:
         return "/chat/completions", {"Authorization": "Bearer bench"}, chat_body(miss_prompt(i, direct_rng))
 
-    return {"exact hit": exact_hit, "semantic hit": semantic_hit, "miss": miss, "model direct": direct}
+    return {
+        "exact hit, 1 client": exact_hit,
+        "semantic hit, 1 client": semantic_hit,
+        "exact hit": exact_hit,
+        "semantic hit": semantic_hit,
+        "miss": miss,
+        "model direct": direct,
+    }
+
+
+SINGLE_CLIENT = ", 1 client"
+"""Classes with this suffix run one request at a time: the cost of a request without queueing."""
 
 
 class DejaProcess:

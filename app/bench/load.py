@@ -192,12 +192,15 @@ async def bulk_load(
     rebuild_index: bool,
     result: LoadResult,
     progress: Progress,
+    on_step: Callable[[str], None] = lambda step: None,
 ) -> None:
     check_embedder_name(embedder)
     response = completion_from_text(MODEL, "A stored answer for the benchmark.")
     async with engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
         assert raw is not None
+        # Loading and building the index take longer than a request's statement timeout.
+        await raw.execute("SET statement_timeout = 0")
         async with raw.transaction():
             await raw.execute("SELECT set_config('deja.system', 'on', true)")
             await raw.execute(
@@ -216,6 +219,7 @@ async def bulk_load(
 
             await raw.copy_to_table("bench_bulk", source=source(), format="binary")
             result.copy_s = time.perf_counter() - started
+            on_step("INSERT ... SELECT into cache_entries")
             started = time.perf_counter()
             await raw.execute(
                 "INSERT INTO cache_entries (tenant_id, namespace, model, scope_hash, exact_hash, prompt, "
@@ -230,6 +234,7 @@ async def bulk_load(
         result.bulk_rows = sum(g.rows for g in groups)
         if rebuild_index:
             result.index_mode = "rebuilt"
+            on_step("building the HNSW index")
             started = time.perf_counter()
             await raw.execute("SET maintenance_work_mem = '512MB'")
             async with raw.transaction():
@@ -244,6 +249,7 @@ async def bulk_load(
         else:
             result.index_mode = "live"
         await raw.execute("ANALYZE cache_entries")
+        await raw.execute("RESET statement_timeout")
     # The statement above repeats ensure_embedding_index's definition with a larger memory
     # budget; check that the service sees the index it expects.
     async with engine.connect() as conn:

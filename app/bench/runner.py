@@ -19,7 +19,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from sqlalchemy import delete, text
 
 from app.bench import load as loading
-from app.bench.http import ClassResult, DejaProcess, Processes, drive, free_port, router_config, traffic
+from app.bench.http import (
+    SINGLE_CLIENT,
+    ClassResult,
+    DejaProcess,
+    Processes,
+    drive,
+    free_port,
+    router_config,
+    traffic,
+)
 from app.bench.prompts import TEMPLATE_PAIRS
 from app.bench.report import BenchConfig, BenchResult, Machine, plot, render_markdown
 from app.bench.server_side import ServerSideResult, run_server_side
@@ -121,7 +130,9 @@ async def run(
                 rebuild_index=existing == 0,
                 result=result,
                 progress=lambda n: bar.advance(task, n),
+                on_step=lambda step: bar.update(task, description=f"bulk load: {step}"),
             )
+            bar.update(task, description=f"bulk load ({sizes.entries:,} rows)")
             del vectors
             task = bar.add_task(
                 "real prompts via CacheService.store",
@@ -241,6 +252,7 @@ async def _http_phase(
         ):
             with _progress(console) as bar:
                 for name, make in makers.items():
+                    single = name.endswith(SINGLE_CLIENT)
                     task = bar.add_task(f"HTTP {name}", total=100)
                     client = model_client if name == "model direct" else deja_client
 
@@ -253,9 +265,9 @@ async def _http_phase(
                             "model" if name == "model direct" else "deja",
                             client,
                             make,
-                            concurrency=sizes.concurrency,
+                            concurrency=1 if single else sizes.concurrency,
                             warmup_s=sizes.warmup,
-                            seconds=sizes.seconds,
+                            seconds=sizes.seconds / 2 if single else sizes.seconds,
                             processes=processes,
                             on_tick=tick,
                         )
