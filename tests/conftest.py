@@ -59,8 +59,9 @@ def database_url(embedded_pg: EmbeddedPostgres) -> str:
 
 @pytest.fixture(scope="session")
 def fake_llm() -> Iterator[FakeLLMServer]:
-    """The project's own OpenAI-compatible model; `gpt-broken` always fails with a 500."""
-    with FakeLLMServer(FakeLLMConfig(fail_models={"gpt-broken": "500"})) as server:
+    """The project's own OpenAI-compatible model; `gpt-broken` and `gpt-down` always fail with a 500
+    (`gpt-broken` has a fallback route, `gpt-down` none)."""
+    with FakeLLMServer(FakeLLMConfig(fail_models={"gpt-broken": "500", "gpt-down": "500"})) as server:
         yield server
 
 

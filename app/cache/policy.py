@@ -27,6 +27,9 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     # While Postgres is unreachable quotas cannot be checked: "open" lets requests reach the
     # model (and books them once the database is back), "closed" refuses them with a 503.
     quota_outage: Literal["open", "closed"] = "open"
+    # When every upstream fails, serve an answer that expired at most this long ago (seconds),
+    # marked `X-Cache-Stale: true`; null: never. A request's `stale-if-error` works too.
+    stale_if_error_s: int | None = None
 
     def verifier_policy(self, min_similarity: float | None = None) -> VerifierPolicy:
         base = VerifierPolicy(

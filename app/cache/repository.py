@@ -58,9 +58,10 @@ _COLUMNS = (
     "id, prompt, model, namespace, response, prompt_tokens, completion_tokens, created_at, expires_at, "
     "hit_count, flagged"
 )
-# Servable: not flagged, not expired, and young enough when the request set a max-age.
+# Servable: not flagged, not expired (or expired less than :stale_s ago, when every upstream
+# failed and stale answers are allowed), and young enough when the request set a max-age.
 _LIVE = (
-    "NOT flagged AND (expires_at IS NULL OR expires_at > now()) "
+    "NOT flagged AND (expires_at IS NULL OR expires_at > now() - make_interval(secs => :stale_s)) "
     "AND (CAST(:max_age_s AS integer) IS NULL OR created_at > now() - make_interval(secs => :max_age_s))"
 )
 
@@ -108,13 +109,20 @@ class CacheRepository:
         self.session = session
 
     async def find_exact(
-        self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes, *, max_age_s: int | None = None
+        self,
+        tenant_id: uuid.UUID,
+        namespace: str,
+        exact_hash: bytes,
+        *,
+        max_age_s: int | None = None,
+        stale_s: int = 0,
     ) -> StoredEntry | None:
         params = {
             "tenant_id": tenant_id,
             "namespace": namespace,
             "exact_hash": exact_hash,
             "max_age_s": max_age_s,
+            "stale_s": stale_s,
         }
         row = (await self.session.execute(_EXACT, params)).first()
         return _row(row) if row is not None else None
@@ -131,6 +139,7 @@ class CacheRepository:
         k: int,
         ef_search: int,
         max_age_s: int | None = None,
+        stale_s: int = 0,
     ) -> list[StoredEntry]:
         """The k live entries of this scope nearest to `vector`, best first.
 
@@ -159,6 +168,7 @@ class CacheRepository:
                     "vector": HalfVector(vector).to_text(),
                     "k": k,
                     "max_age_s": max_age_s,
+                    "stale_s": stale_s,
                 },
             )
         ).all()

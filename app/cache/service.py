@@ -68,9 +68,13 @@ class CacheService:
         policy: VerifierPolicy,
         *,
         max_age_s: int | None = None,
+        stale_s: int = 0,
     ) -> LookupResult:
+        """The entry to serve, if any. `stale_s` admits entries expired up to that long ago."""
         repo = CacheRepository(session)
-        exact = await repo.find_exact(tenant_id, namespace, scope.exact_hash, max_age_s=max_age_s)
+        exact = await repo.find_exact(
+            tenant_id, namespace, scope.exact_hash, max_age_s=max_age_s, stale_s=stale_s
+        )
         if exact is not None:
             await repo.record_hit(exact.id)
             return LookupResult(entry=exact, tier="exact", similarity=1.0)
@@ -86,6 +90,7 @@ class CacheService:
             k=self.settings.top_k,
             ef_search=self.settings.ef_search,
             max_age_s=max_age_s,
+            stale_s=stale_s,
         )
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)

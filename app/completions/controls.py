@@ -20,6 +20,7 @@ class CacheControls:
     ttl_s: int | None = None  # lifetime of the entry stored from this request
     namespace: str = ""
     threshold: float | None = None  # only stricter than the tenant's
+    stale_if_error_s: int | None = None  # serve an answer expired this recently if every upstream fails
 
 
 def _int(value: Any, name: str) -> int:
@@ -46,7 +47,16 @@ def parse_controls(headers: Mapping[str, str], body_cache: Any) -> CacheControls
     if body_cache is not None and not isinstance(body_cache, dict):
         raise Unprocessable("The body field 'cache' must be an object.")
     body: dict[str, Any] = body_cache or {}
-    unknown = set(body) - {"no-cache", "no-store", "ttl", "namespace", "threshold", "max-age", "s-maxage"}
+    unknown = set(body) - {
+        "no-cache",
+        "no-store",
+        "ttl",
+        "namespace",
+        "threshold",
+        "max-age",
+        "s-maxage",
+        "stale-if-error",
+    }
     if unknown:
         raise Unprocessable(f"Unknown cache controls: {', '.join(sorted(unknown))}.")
 
@@ -55,6 +65,7 @@ def parse_controls(headers: Mapping[str, str], body_cache: Any) -> CacheControls
     max_age = _int(body["max-age"], "max-age") if body.get("max-age") is not None else None
     if body.get("s-maxage") is not None:
         max_age = _int(body["s-maxage"], "s-maxage")
+    stale = _int(body["stale-if-error"], "stale-if-error") if body.get("stale-if-error") is not None else None
     for directive in (d.strip().lower() for d in headers.get("cache-control", "").split(",") if d.strip()):
         name, _, value = directive.partition("=")
         if name == "no-cache":
@@ -63,6 +74,8 @@ def parse_controls(headers: Mapping[str, str], body_cache: Any) -> CacheControls
             no_store = True
         elif name in ("max-age", "s-maxage"):
             max_age = _int(value.strip('"'), name)
+        elif name == "stale-if-error":
+            stale = _int(value.strip('"'), name)
 
     ttl_raw = headers.get("x-cache-ttl", body.get("ttl"))
     ttl = _int(ttl_raw, "ttl") if ttl_raw is not None else None
@@ -80,4 +93,5 @@ def parse_controls(headers: Mapping[str, str], body_cache: Any) -> CacheControls
         ttl_s=ttl,
         namespace=namespace,
         threshold=_threshold(threshold_raw) if threshold_raw is not None else None,
+        stale_if_error_s=stale,
     )

@@ -74,6 +74,7 @@ class Outcome:
     tokens_used: int = 0
     cost_usd: Decimal = Decimal(0)
     latency_ms: float = 0.0
+    stale: bool = False  # an expired answer, served because every upstream failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,7 @@ class CompletionPipeline:
         entry: StoredEntry,
         tier: str | None,
         started: float,
+        metadata: dict[str, Any] | None = None,
     ) -> Outcome:
         saved = Usage(entry.prompt_tokens, entry.completion_tokens)
         avoided = await self.prices.cost(entry.model, saved, datetime.now(UTC))
@@ -234,6 +236,7 @@ class CompletionPipeline:
                 similarity=entry.similarity,
                 entry_id=entry.id,
                 avoided_cost_usd=avoided,
+                metadata=metadata or {},
             )
         )
         return _replay(request, entry.response, entry.id, entry.similarity, tier, latency_ms)
@@ -285,8 +288,9 @@ class CompletionPipeline:
             try:
                 result = await self.router.complete(job.request.body, priority=job.caller.priority)
             except DejaError as exc:
-                await self._book_error(job, exc)
-                raise
+                stale = await self._stale_or_book_error(job, exc)
+                self._settle(job, error=exc)
+                return stale
             outcome = await self._finish(
                 job, result.completion, result.model, result.latency_ms, fallback_used=result.fallback_used
             )
@@ -372,8 +376,9 @@ class CompletionPipeline:
                 {**job.request.body, "stream_options": options}, priority=job.caller.priority
             )
         except DejaError as exc:
-            await self._book_error(job, exc)
-            raise
+            stale = await self._stale_or_book_error(job, exc)
+            self._settle(job, error=exc)
+            return stale
         include_usage = job.request.include_usage
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -416,6 +421,41 @@ class CompletionPipeline:
             stream=chunks(),
             latency_ms=job.elapsed_ms(),
         )
+
+    async def _stale_or_book_error(self, job: _Job, exc: DejaError) -> Outcome:
+        """Every upstream failed: serve an answer that expired recently if the tenant or the
+        request allows it (like HTTP's stale-if-error), else book the failure and raise it."""
+        allowed = job.controls.stale_if_error_s or job.caller.policy.stale_if_error_s
+        if job.scope is not None and allowed and isinstance(exc, UpstreamError):
+            try:
+                async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
+                    found = await self.cache.lookup(
+                        session,
+                        job.caller.tenant_id,
+                        job.controls.namespace,
+                        job.scope,
+                        job.caller.policy.verifier_policy(job.controls.threshold),
+                        stale_s=allowed,
+                    )
+                    if found.entry is not None:
+                        await self.quotas.settle(session, job.reservation, Usage(), Decimal(0))
+                        outcome = await self._hit(
+                            session,
+                            job.caller,
+                            job.request,
+                            job.controls,
+                            found.entry,
+                            found.tier,
+                            job.started,
+                            metadata={"stale": True, "upstream_error": exc.detail[:200]},
+                        )
+                        outcome.stale = True
+                        return outcome
+            except Exception as error:
+                if not is_database_outage(error):
+                    raise
+        await self._book_error(job, exc)
+        raise exc
 
     # Booking.
 

@@ -43,6 +43,8 @@ def cache_headers(outcome: Outcome) -> dict[str, str]:
         headers["X-Cache-Tier"] = outcome.tier
     if outcome.entry_id is not None:
         headers["X-Cache-Entry"] = str(outcome.entry_id)
+    if outcome.stale:
+        headers["X-Cache-Stale"] = "true"
     return headers
 
 

@@ -317,3 +317,28 @@ async def test_limits_are_problem_details(http: httpx.AsyncClient, tenant: Tenan
     )
     assert long_prompt.status_code == 413
     assert "tokens" in long_prompt.json()["detail"]
+
+
+async def test_every_upstream_failing_is_a_502_or_a_stale_answer_when_allowed(
+    http: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    prompt = unique("What changed in the last release?")
+    stored = await http.post(
+        "/v1/cache/entries",
+        headers=tenant.headers,
+        json={"model": "gpt-down", "prompt": prompt, "response": "Faster lookups.", "ttl_seconds": 1},
+    )
+    assert stored.status_code == 201
+    await asyncio.sleep(1.2)  # the entry has expired
+    body = {"model": "gpt-down", "messages": [{"role": "user", "content": prompt}]}
+    failed = await http.post("/v1/chat/completions", headers=tenant.headers, json=body)
+    assert failed.status_code == 502
+    assert failed.headers["content-type"].startswith("application/problem+json")
+    assert "HTTP 500" in failed.json()["detail"]
+    stale = await http.post(
+        "/v1/chat/completions", headers={**tenant.headers, "Cache-Control": "stale-if-error=60"}, json=body
+    )
+    assert stale.status_code == 200
+    assert stale.headers["x-cache"] == "HIT"
+    assert stale.headers["x-cache-stale"] == "true"
+    assert stale.json()["choices"][0]["message"]["content"] == "Faster lookups."

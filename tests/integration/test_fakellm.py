@@ -19,8 +19,9 @@ from app.fakellm import FakeLLMConfig, FakeLLMServer
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeLLMServer]:
-    config = FakeLLMConfig(fail_models={"gpt-broken": "500", "gpt-flaky": "429*2"}, retry_after_s=7,
-                           timeout_sleep_s=1.0)
+    config = FakeLLMConfig(
+        fail_models={"gpt-broken": "500", "gpt-flaky": "429*2"}, retry_after_s=7, timeout_sleep_s=1.0
+    )
     with FakeLLMServer(config) as fake:
         yield fake
 
@@ -74,8 +75,9 @@ async def test_max_tokens_cuts_the_answer(client: openai.AsyncOpenAI) -> None:
 
 async def test_stream_with_usage(client: openai.AsyncOpenAI) -> None:
     plain = await client.chat.completions.create(model="m", messages=user("Stream this"))
-    stream = await client.chat.completions.create(model="m", messages=user("Stream this"), stream=True,
-                                                  stream_options={"include_usage": True})
+    stream = await client.chat.completions.create(
+        model="m", messages=user("Stream this"), stream=True, stream_options={"include_usage": True}
+    )
     chunks = [chunk async for chunk in stream]
 
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -89,9 +91,20 @@ async def test_stream_with_usage(client: openai.AsyncOpenAI) -> None:
 
 async def test_tool_call_to_the_first_tool(client: openai.AsyncOpenAI) -> None:
     tools: list[Any] = [
-        {"type": "function", "function": {"name": "get_weather", "parameters": {
-            "type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"},
-                                             "unit": {"type": "string", "enum": ["c", "f"]}}}}},
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "city": {"type": "string"},
+                        "days": {"type": "integer"},
+                        "unit": {"type": "string", "enum": ["c", "f"]},
+                    },
+                },
+            },
+        },
         {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}},
     ]
     result = await client.chat.completions.create(model="m", messages=user("Paris"), tools=tools)
@@ -104,7 +117,9 @@ async def test_tool_call_to_the_first_tool(client: openai.AsyncOpenAI) -> None:
     assert call.function.name == "get_weather"
     assert call.function.arguments == '{"city": "Paris", "days": 42, "unit": "c"}'
 
-    streamed = await client.chat.completions.create(model="m", messages=user("Paris"), tools=tools, stream=True)
+    streamed = await client.chat.completions.create(
+        model="m", messages=user("Paris"), tools=tools, stream=True
+    )
     arguments = ""
     async for chunk in streamed:
         for delta_call in chunk.choices[0].delta.tool_calls or []:
@@ -116,8 +131,13 @@ async def test_after_a_tool_result_it_answers_in_text(client: openai.AsyncOpenAI
     tools: list[Any] = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     messages: list[Any] = [
         {"role": "user", "content": "Weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
     ]
     result = await client.chat.completions.create(model="m", messages=messages, tools=tools)
@@ -129,7 +149,9 @@ async def test_after_a_tool_result_it_answers_in_text(client: openai.AsyncOpenAI
 async def test_embeddings(client: openai.AsyncOpenAI) -> None:
     # The SDK asks for base64 by default; encoding_format="float" exercises the other path.
     small = await client.embeddings.create(model="text-embedding-3-small", input=["a cat sat", "a cat sat"])
-    default = await client.embeddings.create(model="local-embedder", input="a cat sat", encoding_format="float")
+    default = await client.embeddings.create(
+        model="local-embedder", input="a cat sat", encoding_format="float"
+    )
     sized = await client.embeddings.create(model="text-embedding-3-small", input="a cat sat", dimensions=64)
 
     first, second = small.data[0].embedding, small.data[1].embedding
@@ -173,31 +195,46 @@ async def test_configured_model_faults(client: openai.AsyncOpenAI) -> None:
     assert third.choices[0].message.content
 
 
-@pytest.mark.parametrize(("header", "error"), [
-    ("429", openai.RateLimitError), ("500", openai.InternalServerError), ("503", openai.InternalServerError),
-    ("400", openai.BadRequestError), ("401", openai.AuthenticationError),
-])
-async def test_fault_header_targets_one_call(client: openai.AsyncOpenAI, header: str,
-                                            error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("header", "error"),
+    [
+        ("429", openai.RateLimitError),
+        ("500", openai.InternalServerError),
+        ("503", openai.InternalServerError),
+        ("400", openai.BadRequestError),
+        ("401", openai.AuthenticationError),
+    ],
+)
+async def test_fault_header_targets_one_call(
+    client: openai.AsyncOpenAI, header: str, error: type[Exception]
+) -> None:
     with pytest.raises(error):
-        await client.chat.completions.create(model="m", messages=user("hi"), extra_headers={"X-Fake-Fail": header})
+        await client.chat.completions.create(
+            model="m", messages=user("hi"), extra_headers={"X-Fake-Fail": header}
+        )
 
     assert (await client.chat.completions.create(model="m", messages=user("hi"))).choices
 
 
 async def test_timeout_and_empty_faults(client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.APITimeoutError):
-        await client.chat.completions.create(model="m", messages=user("hi"), timeout=0.2,
-                                             extra_headers={"X-Fake-Fail": "timeout"})
-    empty = await client.chat.completions.create(model="m", messages=user("hi"),
-                                                 extra_headers={"X-Fake-Fail": "empty"})
+        await client.chat.completions.create(
+            model="m", messages=user("hi"), timeout=0.2, extra_headers={"X-Fake-Fail": "timeout"}
+        )
+    empty = await client.chat.completions.create(
+        model="m", messages=user("hi"), extra_headers={"X-Fake-Fail": "empty"}
+    )
 
     assert empty.choices[0].message.content == ""
 
 
 async def test_mid_stream_fault(client: openai.AsyncOpenAI) -> None:
-    stream = await client.chat.completions.create(model="m", messages=user("a longer question here"), stream=True,
-                                                  extra_headers={"X-Fake-Fail": "midstream"})
+    stream = await client.chat.completions.create(
+        model="m",
+        messages=user("a longer question here"),
+        stream=True,
+        extra_headers={"X-Fake-Fail": "midstream"},
+    )
     received: list[str] = []
 
     async def read_all() -> None:
@@ -213,8 +250,9 @@ async def test_bad_requests_are_400(client: openai.AsyncOpenAI, control: httpx.A
     with pytest.raises(openai.BadRequestError, match="messages"):
         await client.chat.completions.create(model="m", messages=[])
     with pytest.raises(openai.BadRequestError, match="x-fake-fail"):
-        await client.chat.completions.create(model="m", messages=user("hi"),
-                                             extra_headers={"X-Fake-Fail": "nonsense"})
+        await client.chat.completions.create(
+            model="m", messages=user("hi"), extra_headers={"X-Fake-Fail": "nonsense"}
+        )
     response = await control.post("/v1/chat/completions", content=b"{not json")
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
@@ -280,7 +318,8 @@ def test_command_serves_with_its_options() -> None:
         port = int(sock.getsockname()[1])
     process = subprocess.Popen(
         [sys.executable, "-m", "app.fakellm.cli", "--port", str(port), "--fail-model", "gpt-down=503"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
@@ -308,7 +347,10 @@ def test_command_serves_with_its_options() -> None:
 def test_command_refuses_bad_options() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "app.fakellm.cli", "--fail-model", "gpt-x=418"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "unknown fault" in result.stderr

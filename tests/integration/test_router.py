@@ -77,14 +77,17 @@ def upstream(name: str, fake: Fake, **overrides: Any) -> UpstreamConfig:
     return UpstreamConfig(name=name, base_url=fake.base_url, **settings)
 
 
-def router_config(fake: Fake, *, primary: dict[str, Any] | None = None,
-                  threshold: int = 50) -> RouterConfig:
+def router_config(fake: Fake, *, primary: dict[str, Any] | None = None, threshold: int = 50) -> RouterConfig:
     """Two upstreams on the same fake server, told apart by the model names the routes ask for."""
     return RouterConfig(
         upstreams=(upstream("primary", fake, **(primary or {})), upstream("backup", fake)),
         routes=(
-            ModelRoute(model="chat", primary="primary", primary_model="main-model",
-                       fallbacks=(RouteTarget(upstream="backup", model="backup-model"),)),
+            ModelRoute(
+                model="chat",
+                primary="primary",
+                primary_model="main-model",
+                fallbacks=(RouteTarget(upstream="backup", model="backup-model"),),
+            ),
             ModelRoute(model="solo", primary="primary", primary_model="solo-model"),
         ),
         default_route=DefaultRoute(primary="primary"),
@@ -131,8 +134,7 @@ async def test_unknown_model_takes_the_default_route(router: ModelRouter, fake: 
     assert fake.calls() == {"some-new-model": 1}
 
 
-async def test_failing_primary_falls_back(router: ModelRouter, fake: Fake,
-                                          counters: RouterCounters) -> None:
+async def test_failing_primary_falls_back(router: ModelRouter, fake: Fake, counters: RouterCounters) -> None:
     fake.fault("main-model", "500")
 
     result = await router.complete(ask())
@@ -146,8 +148,9 @@ async def test_failing_primary_falls_back(router: ModelRouter, fake: Fake,
 
 
 @pytest.mark.parametrize("kind", ["429", "500"])
-async def test_retries_then_succeeds(router: ModelRouter, fake: Fake, counters: RouterCounters,
-                                     kind: str) -> None:
+async def test_retries_then_succeeds(
+    router: ModelRouter, fake: Fake, counters: RouterCounters, kind: str
+) -> None:
     fake.fault("main-model", kind, times=2)
 
     result = await router.complete(ask())
@@ -231,8 +234,15 @@ async def test_missing_key_skips_to_the_fallback(fake: Fake) -> None:
 
 
 async def test_tool_calls_pass_through(router: ModelRouter) -> None:
-    tools = [{"type": "function", "function": {
-        "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
 
     result = await router.complete(ask(text="Weather in Paris?", tools=tools))
 
@@ -275,14 +285,17 @@ async def test_breaker_opens_then_skips_then_probes(fake: Fake) -> None:
         await model_router.aclose()
 
     assert probed.upstream == "primary"
-    assert counters.breaker_transitions[-2:] == [("primary", BreakerState.HALF_OPEN),
-                                                  ("primary", BreakerState.CLOSED)]
+    assert counters.breaker_transitions[-2:] == [
+        ("primary", BreakerState.HALF_OPEN),
+        ("primary", BreakerState.CLOSED),
+    ]
 
 
 async def test_priority_orders_waiters_under_a_limit_of_one(fake: Fake) -> None:
     counters = RouterCounters()
-    model_router = ModelRouter(router_config(fake, primary={"max_concurrency": 1}), events=counters,
-                               environ={})
+    model_router = ModelRouter(
+        router_config(fake, primary={"max_concurrency": 1}), events=counters, environ={}
+    )
     try:
         # An open stream holds the only slot while the others queue up.
         holder = await model_router.stream(ask(), priority=5)
@@ -375,8 +388,11 @@ async def test_retry_after_is_waited_out_when_short_and_skipped_when_long() -> N
         patient = ModelRouter(router_config(handle), environ={})
         impatient_config = router_config(handle)
         impatient = ModelRouter(
-            RouterConfig(upstreams=impatient_config.upstreams, routes=impatient_config.routes,
-                         retry=RetryConfig(retry_after_max_s=0.5)),
+            RouterConfig(
+                upstreams=impatient_config.upstreams,
+                routes=impatient_config.routes,
+                retry=RetryConfig(retry_after_max_s=0.5),
+            ),
             environ={},
         )
         try:

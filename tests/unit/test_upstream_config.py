@@ -61,7 +61,11 @@ def test_example_parses() -> None:
     assert [u.name for u in config.upstreams] == ["openai", "local"]
     openai_upstream, local = config.upstreams
     assert openai_upstream.api_key_env == "OPENAI_API_KEY"
-    assert (openai_upstream.timeout_s, openai_upstream.max_concurrency, openai_upstream.max_retries) == (30, 32, 2)
+    assert (openai_upstream.timeout_s, openai_upstream.max_concurrency, openai_upstream.max_retries) == (
+        30,
+        32,
+        2,
+    )
     assert local.api_key_env is None
     assert (local.timeout_s, local.max_concurrency, local.max_retries) == (60.0, 64, 2)
     assert config.breaker.failure_threshold == 3
@@ -109,30 +113,38 @@ def test_load_reads_a_file_or_falls_back_to_the_environment(tmp_path: Path) -> N
         load_router_config(tmp_path / "missing.toml")
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[[upstreams]\n", "not valid TOML"),
-    ("[server]\nport = 1\n", r"no \[\[upstreams\]\]"),
-    ('[[upstreams]]\nname = "a"\ntimeout = 3\n', "unknown field `timeout`"),
-    ('[[upstreams]]\nname = "a"\ntimeout_s = "fast"\n', r"Expected `float`.*timeout_s"),
-    ('[[upstreams]]\nname = "a"\n[[upstreams]]\nname = "a"\n', "declared twice"),
-    ('[[upstreams]]\nname = "a"\nbase_url = "api.example.com"\n', "must start with http"),
-    ('[[upstreams]]\nname = "a"\napi_key_env = "sk-abc123"\n', "must name an environment variable"),
-    ('[[upstreams]]\nname = "a"\nmax_concurrency = 0\n', "max_concurrency"),
-    ('[[upstreams]]\nname = "a"\n[[routes]]\nmodel = "m"\nprimary = "b"\n', "unknown upstream 'b'"),
-    ('[[upstreams]]\nname = "a"\n[default_route]\nprimary = "a"\nfallbacks = [{ upstream = "c" }]\n',
-     "default_route: unknown upstream 'c'"),
-    ('[[upstreams]]\nname = "a"\n[[routes]]\nmodel = "m"\nprimary = "a"\n[[routes]]\nmodel = "m"\nprimary = "a"\n',
-     "two routes"),
-    ('[[upstreams]]\nname = "a"\n[breaker]\nfailure_threshold = 0\n', "failure_threshold"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[upstreams]\n", "not valid TOML"),
+        ("[server]\nport = 1\n", r"no \[\[upstreams\]\]"),
+        ('[[upstreams]]\nname = "a"\ntimeout = 3\n', "unknown field `timeout`"),
+        ('[[upstreams]]\nname = "a"\ntimeout_s = "fast"\n', r"Expected `float`.*timeout_s"),
+        ('[[upstreams]]\nname = "a"\n[[upstreams]]\nname = "a"\n', "declared twice"),
+        ('[[upstreams]]\nname = "a"\nbase_url = "api.example.com"\n', "must start with http"),
+        ('[[upstreams]]\nname = "a"\napi_key_env = "sk-abc123"\n', "must name an environment variable"),
+        ('[[upstreams]]\nname = "a"\nmax_concurrency = 0\n', "max_concurrency"),
+        ('[[upstreams]]\nname = "a"\n[[routes]]\nmodel = "m"\nprimary = "b"\n', "unknown upstream 'b'"),
+        (
+            '[[upstreams]]\nname = "a"\n[default_route]\nprimary = "a"\nfallbacks = [{ upstream = "c" }]\n',
+            "default_route: unknown upstream 'c'",
+        ),
+        (
+            '[[upstreams]]\nname = "a"\n[[routes]]\nmodel = "m"\nprimary = "a"\n[[routes]]\nmodel = "m"\nprimary = "a"\n',
+            "two routes",
+        ),
+        ('[[upstreams]]\nname = "a"\n[breaker]\nfailure_threshold = 0\n', "failure_threshold"),
+    ],
+)
 def test_bad_config_is_refused_clearly(text: str, message: str) -> None:
     with pytest.raises(RouterConfigError, match=message):
         parse_router_config(text, source="deja.toml")
 
 
 def test_router_refuses_a_config_built_in_code_with_bad_references() -> None:
-    config = RouterConfig(upstreams=(UpstreamConfig(name="a"),),
-                          routes=(ModelRoute(model="m", primary="nowhere"),))
+    config = RouterConfig(
+        upstreams=(UpstreamConfig(name="a"),), routes=(ModelRoute(model="m", primary="nowhere"),)
+    )
 
     with pytest.raises(RouterConfigError, match="unknown upstream 'nowhere'"):
         ModelRouter(config, environ={})

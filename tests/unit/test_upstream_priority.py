@@ -85,9 +85,17 @@ def test_retry_after_forms() -> None:
 
 
 def test_truncation_marks_length() -> None:
-    completion = {"choices": [{"index": 0, "message": {"content": "x" * 12}, "finish_reason": "stop"},
-                              {"index": 1, "message": {"content": "short"}, "finish_reason": "stop"}]}
+    completion = {
+        "choices": [
+            {"index": 0, "message": {"content": "x" * 12}, "finish_reason": "stop"},
+            {"index": 1, "message": {"content": "short"}, "finish_reason": "stop"},
+        ]
+    }
 
     assert _truncate_completion(completion, 10)
-    assert completion["choices"][0] == {"index": 0, "message": {"content": "x" * 10}, "finish_reason": "length"}
+    assert completion["choices"][0] == {
+        "index": 0,
+        "message": {"content": "x" * 10},
+        "finish_reason": "length",
+    }
     assert completion["choices"][1]["finish_reason"] == "stop"
