@@ -374,7 +374,34 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
         out += ["## Plots", ""]
         out += [f"![{Path(p).stem}]({p})" for p in result.plots]
         out.append("")
+    if images:
+        out += METHOD
     return "\n".join(out)
+
+
+METHOD = [
+    "## How it is measured",
+    "",
+    "- **Load.** Synthetic 384-d unit vectors are drawn around real embeddings of template work prompts "
+    "(cosine about 0.85 to their prompt, so they cluster as prompts do), binary-COPYed into a temporary "
+    "table and moved into `cache_entries` with one `INSERT ... SELECT` under the right embedder name, so "
+    "the partial HNSW index covers them. On a fresh database the index is dropped first and built after "
+    "the bulk (`--database temp`, the default); on a configured one rows go into the live index. Per "
+    "tenant, a few hundred real prompts are then stored through `CacheService.store`, and single-row "
+    "inserts measure what a miss's write costs against the live index.",
+    "- **In-process figures.** `CacheService.lookup` is called one at a time after warm-up lookups: "
+    "stored prompts sent again (exact tier) and paraphrases of them (embedding, HNSW top-k, verifier). "
+    "The parts are timed in separate calls of the same code. Recall@1 runs the service's own "
+    "nearest-neighbour query and the same query with index scans disabled, and compares the top ids.",
+    "- **HTTP figures.** `deja serve` runs as a subprocess (its CPU and memory are its own; the load "
+    "generator does not share its interpreter), calling the project's fake model on loopback. Each "
+    "class is a closed loop of httpx clients with a warm-up; the same miss traffic goes straight to the "
+    "fake model in the same run, and the difference is Déjà's miss overhead. Everything runs on this one "
+    "machine, client included: on 2 cores the client and Postgres take CPU from the server.",
+    "- Options: `deja bench --help`. `--quick` is the smoke-sized run; `--target-url` and `--fake-url` "
+    "drive running servers (with `--database configured`, the database that server uses).",
+    "",
+]
 
 
 def plot(result: BenchResult, directory: Path, relative_to: Path) -> list[str]:
