@@ -127,7 +127,8 @@ async def run(
                 embedder.name,
                 embedder.dimension,
                 run_id,
-                rebuild_index=existing == 0,
+                # Only a database of the benchmark's own may lose its index for a while.
+                rebuild_index=not cleanup and existing == 0,
                 result=result,
                 progress=lambda n: bar.advance(task, n),
                 on_step=lambda step: bar.update(task, description=f"bulk load: {step}"),
