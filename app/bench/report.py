@@ -458,7 +458,7 @@ def plot(result: BenchResult, directory: Path, relative_to: Path) -> list[str]:
         )
     axis.set_ylabel("requests per second")
     axis.tick_params(axis="x", labelrotation=15)
-    axis.set_title(f"Throughput per class, concurrency {result.config.concurrency}")
+    axis.set_title(f'Throughput per class, concurrency {result.config.concurrency} ("1 client" classes: 1)')
     axis.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     rate_path = directory / "throughput.png"
