@@ -435,11 +435,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-rules", action="store_true", help="turn the rules stage off")
     parser.add_argument("--cross-encoder-min-score", type=float, default=defaults.cross_encoder_min_score)
     parser.add_argument("--no-cross-encoder", action="store_true", help="turn the cross-encoder stage off")
+    parser.add_argument(
+        "--cross-encoder-dir",
+        type=Path,
+        default=DEFAULT_VERIFIER_DIR,
+        help="an exported cross-encoder to try",
+    )
     parser.add_argument("--cosine-threshold", type=float, default=0.9, help="plain cosine to compare with")
     parser.add_argument("--plot-dir", type=Path, help="write one precision/recall PNG per file here")
     args = parser.parse_args(argv)
 
-    use_cross_encoder = not args.no_cross_encoder and (DEFAULT_VERIFIER_DIR / "model.onnx").is_file()
+    use_cross_encoder = not args.no_cross_encoder and (args.cross_encoder_dir / "model.onnx").is_file()
     policy = VerifierPolicy(
         rules=not args.no_rules,
         cross_encoder_min_score=args.cross_encoder_min_score if use_cross_encoder else None,
@@ -447,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.min_similarity is not None:
         floor = "min_similarity" if use_cross_encoder else "min_similarity_without_cross_encoder"
         policy = replace(policy, **{floor: args.min_similarity})
-    verifier = build_verifier(OnnxCrossEncoder() if use_cross_encoder else None)
+    verifier = build_verifier(OnnxCrossEncoder(args.cross_encoder_dir) if use_cross_encoder else None)
     embedder = OnnxEmbedder()
     print(f"policy: {policy}")
     for path in args.pairs:
