@@ -17,8 +17,8 @@ from app.dependencies import BASE_DEPENDENCIES
 from app.ledger.routes import UsageController
 from app.observability.health import health, ready
 from app.observability.input_guard import refuse_unstorable_text
-from app.observability.logging import configure_logging
-from app.observability.metrics import metrics
+from app.observability.logging import configure_logging, log_unhandled
+from app.observability.metrics import metrics, worker_exiting
 from app.observability.request_id import add_request_id
 from app.problems import EXCEPTION_HANDLERS
 from app.services import Services
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await services.aclose()
+            worker_exiting()
 
     return Litestar(
         route_handlers=[
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=BASE_DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id],
+        after_exception=[log_unhandled],
         before_request=refuse_unstorable_text,
         logging_config=None,  # app.observability.logging owns logging
         lifespan=[lifespan],

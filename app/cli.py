@@ -97,18 +97,28 @@ def serve(
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that
     # the embedded Postgres below is left cleanly instead of the process dying on the spot.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    worker_count = workers or settings.workers
+    metrics_dir: Path | None = None
+    if worker_count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker counts in its own process; /metrics merges their files from this directory.
+        from app.observability.metrics import prepare_multiprocess_dir
+
+        metrics_dir = settings.data_dir.resolve() / "prometheus" / f"serve-{os.getpid()}"
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = prepare_multiprocess_dir(metrics_dir)
     try:
         uvicorn.run(
             "app.asgi:create_app",
             factory=True,
             host=host or settings.host,
             port=port or settings.port,
-            workers=workers or settings.workers,
+            workers=worker_count,
             log_config=None,
             timeout_graceful_shutdown=30,
             proxy_headers=True,
         )
     finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         embedded = running_embedded()
         if embedded is not None:
             embedded.stop()
@@ -295,7 +305,8 @@ def psql() -> None:
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    # Reached only after uvicorn's graceful shutdown finished: a clean exit.
+    raise SystemExit(0)
 
 
 def _run_or_exit(fn: Callable[[], T]) -> T:

@@ -14,6 +14,7 @@ from app.db.embedded import resolve_database_url
 from app.db.engine import create_engine, create_sessionmaker, transaction
 from app.ledger.pricing import PriceBook
 from app.ledger.spool import LedgerSpool
+from app.observability.metrics import PrometheusRouterEvents
 from app.settings import Settings
 from app.tenants.auth import Authenticator
 from app.upstream.config import load_router_config
@@ -43,7 +44,7 @@ class Services:
         cache = CacheService.create(settings.cache)
         async with transaction(sessionmaker, system=True) as session:
             await cache.prepare(session)
-        router = ModelRouter(load_router_config(settings.config))
+        router = ModelRouter(load_router_config(settings.config), events=PrometheusRouterEvents())
         prices = PriceBook(sessionmaker)
         await prices.load()
         spool = LedgerSpool(settings.data_dir / "spool")

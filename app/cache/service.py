@@ -21,6 +21,7 @@ from app.cache.embedders import Embedder, create_embedder
 from app.cache.repository import CacheRepository, NewEntry, StoredEntry
 from app.cache.scope import Scope
 from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
+from app.observability import metrics
 from app.settings import CacheSettings
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ class CacheService:
             await repo.record_hit(exact.id)
             return LookupResult(entry=exact, tier="exact", similarity=1.0)
 
-        embedding = (await self.embedder.embed([scope.normalised_prompt]))[0]
+        with metrics.time_embedding():
+            embedding = (await self.embedder.embed([scope.normalised_prompt]))[0]
         neighbours = await repo.nearest(
             tenant_id,
             namespace,
@@ -128,7 +130,8 @@ class CacheService:
         cost_usd: Decimal = Decimal(0),
     ) -> uuid.UUID:
         if embedding is None:
-            embedding = (await self.embedder.embed([scope.normalised_prompt]))[0]
+            with metrics.time_embedding():
+                embedding = (await self.embedder.embed([scope.normalised_prompt]))[0]
         usage = response.get("usage") or {}
         return await CacheRepository(session).insert(
             NewEntry(

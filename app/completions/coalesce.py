@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Hashable
 from typing import Any
 
@@ -10,19 +11,21 @@ from typing import Any
 class SingleFlight:
     """The first caller for a key leads; later callers wait for the leader's result.
 
-    A stored answer stays joinable for `linger_s`: a request whose cache lookup ran just
-    before the leader stored its answer would otherwise miss both and call the model again.
+    A stored answer stays joinable for `linger_s`, for requests that started before it was
+    stored: their cache lookup may have run just before the leader's write, and they would
+    otherwise miss both and call the model again. Later requests find the entry by lookup.
     """
 
     def __init__(self, *, linger_s: float = 2.0) -> None:
         self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._finished_at: dict[Hashable, float] = {}
         self._linger_s = linger_s
 
-    def join(self, key: Hashable, *, finished: bool = True) -> asyncio.Future[Any] | None:
-        """The leader's future when a call for `key` is in flight (or, with `finished`, has just
-        been answered and stored), else None: you lead."""
+    def join(self, key: Hashable, *, started_at: float) -> asyncio.Future[Any] | None:
+        """The leader's future when a call for `key` is in flight, or was answered after this
+        request started (`time.monotonic()`); else None: look up, or lead."""
         future = self._inflight.get(key)
-        if future is not None and future.done() and not finished:
+        if future is not None and future.done() and started_at >= self._finished_at.get(key, float("inf")):
             return None
         return future
 
@@ -49,6 +52,7 @@ class SingleFlight:
         else:
             future.set_result(result)
         if error is None and linger:
+            self._finished_at[key] = time.monotonic()
             asyncio.get_running_loop().call_later(self._linger_s, self._forget, key, future)
         else:
             self._forget(key, future)
@@ -56,3 +60,4 @@ class SingleFlight:
     def _forget(self, key: Hashable, future: asyncio.Future[Any]) -> None:
         if self._inflight.get(key) is future:
             del self._inflight[key]
+            self._finished_at.pop(key, None)

@@ -44,6 +44,8 @@ from app.ledger.pricing import PriceBook, Usage
 from app.ledger.quotas import Quotas, Reservation
 from app.ledger.repository import LedgerRepository, LedgerRow
 from app.ledger.spool import LedgerSpool
+from app.observability import metrics
+from app.observability.logging import bind_request, log_request
 from app.settings import RequestLimits
 from app.upstream.router import ModelRouter
 
@@ -164,22 +166,64 @@ class CompletionPipeline:
         self._background: set[asyncio.Task[Any]] = set()
 
     async def run(self, caller: Caller, body: dict[str, Any], controls: CacheControls) -> Outcome:
+        """Answer one chat request; every request leaves a metric and one summary log line."""
         started = time.monotonic()
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        bind_request(caller.request_id, caller.tenant_id)
+        with metrics.track_active():
+            try:
+                outcome = await self._run(caller, body, controls, started)
+            except Exception as exc:
+                status = exc.status_code if isinstance(exc, DejaError) else 500
+                seconds = time.monotonic() - started
+                if isinstance(exc, QuotaExceeded):
+                    metrics.quota_rejected(exc.extra["quota"]["period"], exc.extra["quota"]["limit"])
+                metrics.observe_request(model, status, "error", seconds)
+                # The slug, not the detail: an upstream's message may echo the prompt.
+                log_request(
+                    request_id=caller.request_id,
+                    tenant_id=caller.tenant_id,
+                    model=model,
+                    cache_status="error",
+                    http_status=status,
+                    latency_ms=seconds * 1000,
+                    error=getattr(exc, "slug", type(exc).__name__),
+                )
+                raise
+        metrics.observe_request(model, 200, outcome.cache_status, outcome.latency_ms / 1000)
+        log_request(
+            request_id=caller.request_id,
+            tenant_id=caller.tenant_id,
+            model=model,
+            model_used=outcome.model_used,
+            cache_status=outcome.cache_status,
+            tier=outcome.tier,
+            similarity=outcome.similarity,
+            http_status=200,
+            latency_ms=outcome.latency_ms,
+            tokens=outcome.tokens_used,
+            cost_usd=outcome.cost_usd,
+        )
+        return outcome
+
+    async def _run(
+        self, caller: Caller, body: dict[str, Any], controls: CacheControls, started: float
+    ) -> Outcome:
         request = parse_request(body, max_messages=self.limits.max_messages)
         if bypass_reason(request, caller.policy):
+            metrics.cache_lookup("bypass")
             return await self._miss(_Job(caller, request, controls, started, status="bypass"))
         scope = scope_of(request.model, request.messages, request.body)
         if controls.no_cache:
             # A refresh: no lookup, but the fresh answer replaces what later requests find.
+            metrics.cache_lookup("bypass")
             return await self._miss(_Job(caller, request, controls, started, status="bypass", scope=scope))
 
         key = (caller.tenant_id, controls.namespace, scope.exact_hash)
-        finished_ok = (
-            controls.max_age_s is None
-        )  # a just-stored answer is fresh, but max-age asks for a lookup
-        leader = self.inflight.join(key, finished=finished_ok)
+        leader = self.inflight.join(key, started_at=started)
         if leader is not None:
             return await self._follow(caller, request, controls, leader, started)
+        lookup_started = time.monotonic()
         try:
             async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
                 found = await self.cache.lookup(
@@ -190,6 +234,8 @@ class CompletionPipeline:
                     caller.policy.verifier_policy(controls.threshold),
                     max_age_s=controls.max_age_s,
                 )
+                result = "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
+                metrics.cache_lookup(result, found.similarity, time.monotonic() - lookup_started)
                 if found.entry is not None:
                     return await self._hit(
                         session, caller, request, controls, found.entry, found.tier, started
@@ -198,9 +244,10 @@ class CompletionPipeline:
             if not is_database_outage(exc):
                 raise
             # Postgres is unreachable: the cache steps aside, the model still answers (BYPASS).
-            log.warning("cache lookup skipped: database unreachable", extra={"request_id": caller.request_id})
+            log.warning("cache lookup skipped: database unreachable")
+            metrics.cache_lookup("bypass")
             return await self._miss(_Job(caller, request, controls, started, status="bypass"))
-        leader = self.inflight.join(key, finished=finished_ok)
+        leader = self.inflight.join(key, started_at=started)
         if leader is not None:
             return await self._follow(caller, request, controls, leader, started)
         job = _Job(
@@ -239,6 +286,7 @@ class CompletionPipeline:
                 metadata=metadata or {},
             )
         )
+        metrics.add_avoided_cost(entry.model, avoided)
         return _replay(request, entry.response, entry.id, entry.similarity, tier, latency_ms)
 
     async def _follow(
@@ -268,6 +316,8 @@ class CompletionPipeline:
                 metadata={"coalesced": True},
             )
         )
+        metrics.cache_lookup("coalesced")
+        metrics.add_avoided_cost(model, avoided)
         return _replay(request, completion, entry_id, 1.0, "coalesced", latency_ms)
 
     # Misses and bypasses.
@@ -358,6 +408,7 @@ class CompletionPipeline:
             # The answer is not stored; its accounting waits in the spool.
             entry_id = row.entry_id = None
             await self.spool.append(row)
+        metrics.add_cost(model_used, cost)
         return Outcome(
             cache_status=job.header_status,
             model_used=model_used,

@@ -342,3 +342,22 @@ async def test_every_upstream_failing_is_a_502_or_a_stale_answer_when_allowed(
     assert stale.headers["x-cache"] == "HIT"
     assert stale.headers["x-cache-stale"] == "true"
     assert stale.json()["choices"][0]["message"]["content"] == "Faster lookups."
+
+
+async def test_metrics_count_what_the_requests_did(
+    client: openai.AsyncOpenAI, http: httpx.AsyncClient
+) -> None:
+    def value(text: str, prefix: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+    before = (await http.get("/metrics")).text
+    prompt = unique("How do I request a new laptop?")
+    await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
+    await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
+    after = (await http.get("/metrics")).text
+    for series in ('deja_cache_lookups_total{result="miss"}', 'deja_cache_lookups_total{result="exact_hit"}'):
+        assert value(after, series) - value(before, series) >= 1, series
+    assert value(after, 'ai_requests_total{model="gpt-4o-mini"') > value(
+        before, 'ai_requests_total{model="gpt-4o-mini"'
+    )
+    assert value(after, "deja_cost_usd_total") > value(before, "deja_cost_usd_total")

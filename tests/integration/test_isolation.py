@@ -21,7 +21,7 @@ async def _a_with_an_entry(http: httpx.AsyncClient, make_tenant) -> tuple[Tenant
 
 
 async def test_same_prompt_from_another_tenant_is_a_miss_with_its_own_entry(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
-    a, entry_a, _ = await _a_with_an_entry(http, make_tenant)
+    _, entry_a, _ = await _a_with_an_entry(http, make_tenant)
     b = await make_tenant("iso-b")
     seen = []
     for body in (
