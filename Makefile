@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck check bench eval fake-llm clean
+.PHONY: run test lint typecheck audit check bench eval fake-llm clean
 
 $(BIN)/deja: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ lint: $(BIN)/deja
 
 typecheck: $(BIN)/deja
 	$(BIN)/mypy
+
+audit: $(BIN)/deja  ## Known vulnerabilities in the installed dependencies
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 check: lint typecheck test
 
