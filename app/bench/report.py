@@ -292,8 +292,9 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
         "the cost of a request without queueing). Latency is "
         "per request as the client sees it; throughput counts completions in the measured window. "
         "CPU is a share of one core (200% = both cores of a 2-core machine); RSS is the server's "
-        '(process and children). "model direct" sends the same kind of miss requests straight to '
-        "the fake model."
+        "(process and children). Exact hits resend stored prompts; semantic hits send the paraphrases "
+        "the in-process phase saw served; misses carry a ticket number no entry has. "
+        '"model direct" sends the same kind of miss requests straight to the fake model.'
     )
     out.append("")
     http_rows = []
