@@ -53,9 +53,6 @@ class CacheSettings(BaseModel):
     verifier_model_dir: Path | None = Field(
         None, description="A cross-encoder directory (model.onnx + tokenizer.json); default: the one shipped."
     )
-    default_ttl_s: int | None = Field(
-        7 * 24 * 3600, ge=1, description="Lifetime of an entry unless the tenant or request says otherwise."
-    )
 
 
 class Settings(BaseSettings):

@@ -9,18 +9,23 @@ import msgspec
 from app.cache.verifier import VerifierPolicy
 from app.errors import Unprocessable
 
+_VERIFIER = VerifierPolicy()  # the measured defaults live with the verifier, once
+
 
 class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    # Lowest cosine a candidate may have; a request may ask for a stricter one, never a looser one.
-    min_similarity: float = 0.8
+    # Lowest cosine a candidate may have when the cross-encoder reads it after the rules; a
+    # request may ask for a stricter one, never a looser one.
+    min_similarity: float = _VERIFIER.min_similarity
+    # The floor when no cross-encoder runs (turned off, or none installed).
+    min_similarity_without_cross_encoder: float = _VERIFIER.min_similarity_without_cross_encoder
     # Cheap checks on numbers, negation, entities, direction, antonyms and time.
     rules: bool = True
     # Rules to switch off for this tenant (names in docs/caching.md).
     disabled_rules: list[str] = msgspec.field(default_factory=list)
     # Lowest cross-encoder probability served; null turns the cross-encoder off.
-    cross_encoder_min_score: float | None = 0.5
-    # Requests with a higher temperature (or top_p below 1 with temperature above it) are
-    # not cached: BYPASS. OpenAI's default temperature is 1, so plain requests are cached.
+    cross_encoder_min_score: float | None = _VERIFIER.cross_encoder_min_score
+    # Requests with a higher temperature are not cached: BYPASS. OpenAI's default temperature
+    # is 1, so plain requests are cached.
     max_temperature: float = 1.0
     # Lifetime of new entries when the request does not say; null: never expire.
     default_ttl_s: int | None = 7 * 24 * 3600
@@ -34,6 +39,7 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     def verifier_policy(self, min_similarity: float | None = None) -> VerifierPolicy:
         base = VerifierPolicy(
             min_similarity=self.min_similarity,
+            min_similarity_without_cross_encoder=self.min_similarity_without_cross_encoder,
             rules=self.rules,
             disabled_rules=frozenset(self.disabled_rules),
             cross_encoder_min_score=self.cross_encoder_min_score,
@@ -46,8 +52,9 @@ def parse_policy(settings: dict[str, Any] | None) -> TenantCachePolicy:
         policy = msgspec.convert(settings or {}, TenantCachePolicy)
     except msgspec.ValidationError as exc:
         raise Unprocessable(f"Invalid tenant cache settings: {exc}") from exc
-    if not 0.0 <= policy.min_similarity <= 1.0:
-        raise Unprocessable("min_similarity must be between 0 and 1.")
+    for name in ("min_similarity", "min_similarity_without_cross_encoder"):
+        if not 0.0 <= getattr(policy, name) <= 1.0:
+            raise Unprocessable(f"{name} must be between 0 and 1.")
     if policy.cross_encoder_min_score is not None and not 0.0 <= policy.cross_encoder_min_score <= 1.0:
         raise Unprocessable("cross_encoder_min_score must be between 0 and 1.")
     return policy

@@ -69,9 +69,13 @@ def test_request_line_carries_ids_status_model_latency(configure: Callable[..., 
 
 def test_bound_fields_reach_standard_library_loggers(configure: Callable[..., Lines]) -> None:
     lines = configure(log_level="INFO")
+    # Another uvicorn in the same test run (the fake model's) may have set its logger's level.
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    previous, uvicorn_error.level = uvicorn_error.level, logging.NOTSET
     deja_logging.bind_request("req-2", "tenant-x")
     logging.getLogger("app.completions.pipeline").warning("could not book", extra={"entry": "e1"})
-    logging.getLogger("uvicorn.error").info("Started server process", extra={"color_message": "\x1b[1m"})
+    uvicorn_error.info("Started server process", extra={"color_message": "\x1b[1m"})
+    uvicorn_error.setLevel(previous)
     first, second = lines()
     assert first["request_id"] == "req-2"
     assert first["tenant_id"] == "tenant-x"
