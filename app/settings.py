@@ -78,9 +78,9 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(True, description="`deja serve` upgrades the schema to head first.")
     config: Path | None = Field(None, description="TOML file with upstreams and model routes.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (413 above).")
-    limits: RequestLimits = Field(default_factory=RequestLimits)  # type: ignore[arg-type]
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
-    cache: CacheSettings = Field(default_factory=CacheSettings)  # type: ignore[arg-type]
+    limits: RequestLimits = Field(default_factory=RequestLimits)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
 
 @lru_cache(maxsize=1)

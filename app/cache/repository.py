@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pgvector import HalfVector
-from sqlalchemy import delete, func, text, update
+from sqlalchemy import delete, func, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.models import CacheEntry, hnsw_index_name
@@ -177,7 +177,7 @@ class CacheRepository:
     async def insert(self, entry: NewEntry) -> uuid.UUID:
         expires_at = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, entry.ttl_s) if entry.ttl_s else None
         stmt = (
-            CacheEntry.__table__.insert()
+            insert(CacheEntry)
             .values(
                 tenant_id=entry.tenant_id,
                 namespace=entry.namespace,

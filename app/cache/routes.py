@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, post
@@ -105,7 +105,7 @@ class FeedbackOut(msgspec.Struct):
 
 class CacheController(Controller):
     path = "/v1/cache"
-    tags: ClassVar[list[str]] = ["cache"]
+    tags = ("cache",)
     dependencies = TENANT_DEPENDENCIES
 
     @post("/lookup", status_code=200, summary="Look up a prompt; a hit returns the stored response")

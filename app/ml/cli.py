@@ -60,10 +60,10 @@ def train_verifier_command(
     ),
     seed: Annotated[int, typer.Option(help="Seeds data generation, initialisation and order.")] = 13,
     epochs: Annotated[int, typer.Option(min=1)] = 1,
-    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 5000,
-    paws_train_pairs: Annotated[int, typer.Option(min=0, help="PAWS rows from its training half.")] = 800,
+    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 7500,
+    paws_train_pairs: Annotated[int, typer.Option(min=0, help="PAWS rows from its training half.")] = 400,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    learning_rate: Annotated[float, typer.Option()] = 8e-5,
+    learning_rate: Annotated[float, typer.Option(help="Peak rate of the encoder layers.")] = 1.5e-4,
     threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,
 ) -> None:
     """Fine-tune the cross-encoder, export it fused + int8, and write its validation figures."""

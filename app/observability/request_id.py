@@ -14,7 +14,7 @@ _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 def request_id_of(scope: Scope) -> str:
     """The request's id, chosen once per request (the first caller decides)."""
-    state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    state = scope.setdefault("state", {})
     request_id: str | None = state.get("request_id")
     if request_id is None:
         sent = next((v.decode() for k, v in scope.get("headers", []) if k == HEADER.encode()), "")
