@@ -227,13 +227,19 @@ def eval_pairs(
         str | None,
         typer.Option("--settings", help="Tenant cache settings as JSON, e.g. '{\"min_similarity\": 0.85}'."),
     ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option(help="Also run the decision without the cross-encoder (cosine floor and rules only)."),
+    ] = False,
 ) -> None:
     """Precision, recall, false-hit rate and hit rate of the hit decision on labelled pairs.
 
     Each pair's first prompt is stored and its second looked up, through the service's own
-    lookup path, on the configured database (a throw-away tenant, removed afterwards)."""
+    lookup path, on the configured database (a throw-away tenant, removed afterwards). Plain
+    cosine >= 0.9 on the same pairs is printed beside it."""
     import random
 
+    import msgspec
     from rich.progress import Progress
 
     from app.cache.eval_runner import evaluation_json, run_pairs
@@ -251,6 +257,9 @@ def eval_pairs(
         raise typer.Exit(2) from exc
     if limit is not None and limit < len(labelled):
         labelled = random.Random(seed).sample(labelled, limit)  # noqa: S311 (sampling, not security)
+    policies = {"deja": policy}
+    if compare:
+        policies["rules, no cross-encoder"] = msgspec.structs.replace(policy, cross_encoder_min_score=None)
     settings = get_settings()
     url = _database_url(settings)
 
@@ -267,7 +276,7 @@ def eval_pairs(
                     sessionmaker,
                     cache,
                     labelled,
-                    policy,
+                    policies,
                     name=pairs.name,
                     progress=lambda n: bar.advance(task, n),
                 )
@@ -275,13 +284,14 @@ def eval_pairs(
             await cache.aclose()
             await engine.dispose()
 
-    evaluation = asyncio.run(run())
+    evaluations = asyncio.run(run())
     plot_path = plot or Path(f"{pairs.stem}-precision-recall.png")
-    plot_evaluation(evaluation, plot_path, operating_score=None)
+    plot_evaluation(evaluations["deja"], plot_path, operating_score=None)
     if as_json:
-        _print_json({**evaluation_json(evaluation), "plot": str(plot_path)})
+        _print_json({"runs": [evaluation_json(e) for e in evaluations.values()], "plot": str(plot_path)})
     else:
-        typer.echo(format_evaluation(evaluation))
+        for evaluation in evaluations.values():
+            typer.echo(format_evaluation(evaluation) + "\n")
         typer.echo(f"precision/recall plot: {plot_path}")
 
 

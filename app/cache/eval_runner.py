@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,16 +33,17 @@ async def run_pairs(
     sessionmaker: async_sessionmaker[AsyncSession],
     cache: CacheService,
     pairs: Sequence[LabelledPair],
-    policy: TenantCachePolicy,
+    policies: Mapping[str, TenantCachePolicy],
     *,
     name: str,
     concurrency: int = 4,
     progress: Callable[[int], None] | None = None,
-) -> Evaluation:
+) -> dict[str, Evaluation]:
+    """Store each pair's first prompt once, look up its second under every policy."""
     async with transaction(sessionmaker, system=True) as session:
         tenant = await TenantRepository(session).create(f"eval-{uuid.uuid4().hex[:12]}")
-    verifier_policy = policy.verifier_policy()
-    results: list[LookupResult | None] = [None] * len(pairs)
+    verifier_policies = {label: policy.verifier_policy() for label, policy in policies.items()}
+    results: dict[str, list[LookupResult | None]] = {label: [None] * len(pairs) for label in policies}
     gate = asyncio.Semaphore(concurrency)
 
     async def one(index: int, pair: LabelledPair) -> None:
@@ -52,7 +53,10 @@ async def run_pairs(
             answer = completion_from_text(EVAL_MODEL, f"answer {index}")
             await cache.store(session, tenant.id, namespace, stored, answer, ttl_s=None)
             asked = scope_of(EVAL_MODEL, [{"role": "user", "content": pair.second}])
-            results[index] = await cache.lookup(session, tenant.id, namespace, asked, verifier_policy)
+            for label, verifier_policy in verifier_policies.items():
+                results[label][index] = await cache.lookup(
+                    session, tenant.id, namespace, asked, verifier_policy
+                )
         if progress is not None:
             progress(1)
 
@@ -61,7 +65,10 @@ async def run_pairs(
     finally:
         async with transaction(sessionmaker, system=True) as session:
             await session.execute(delete(Tenant).where(Tenant.id == tenant.id))
-    return _evaluation(name, pairs, [r for r in results if r is not None])
+    return {
+        label: _evaluation(f"{name}: {label}", pairs, [r for r in found if r is not None])
+        for label, found in results.items()
+    }
 
 
 def _evaluation(name: str, pairs: Sequence[LabelledPair], results: Sequence[LookupResult]) -> Evaluation:

@@ -1,0 +1,70 @@
+"""`deja eval` on a small labelled file, through the service's own store-and-lookup path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PAIRS = [
+    ("How do I reset my VPN password?", "how can I reset my VPN password", 1),
+    ("convert 5 km to miles", "convert 5 miles to km", 0),
+    ("close 5 tickets in the queue", "close 50 tickets in the queue", 0),
+    ("What is the capital of France?", "What is the capital of France?", 1),
+    ("export the report to PDF", "import the report from PDF", 0),
+    ("Summarise this contract in three bullet points", "summarize this contract in 3 bullets", 1),
+]
+
+
+def test_eval_reports_precision_recall_and_writes_the_plot(database_url: str, tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"a": a, "b": b, "label": y}) for a, b, y in PAIRS))
+    plot = tmp_path / "curve.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "eval",
+            "--pairs",
+            str(pairs),
+            "--plot",
+            str(plot),
+            "--json",
+            "--compare",
+        ],
+        env={**os.environ, "DEJA_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    runs = {run["name"].split(": ", 1)[1]: run for run in report["runs"]}
+    assert set(runs) == {"deja", "rules, no cross-encoder"}
+    for run in runs.values():
+        assert run["pairs"] == len(PAIRS)
+        # The three look-alikes (direction, number, antonym) must not be served.
+        assert run["deja"]["false_hits"] == 0
+        assert run["deja"]["true_hits"] >= 1  # the identical pair at least
+        assert set(run["deja"]) >= {"precision", "recall", "false_hit_rate", "hit_rate"}
+        assert "cosine_0.9" in run
+    assert plot.stat().st_size > 10_000
+
+
+def test_eval_rejects_a_broken_file(database_url: str, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.csv"
+    broken.write_text("sentence1,sentence2,label\nonly two,columns\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "eval", "--pairs", str(broken)],
+        env={**os.environ, "DEJA_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "error:" in result.stderr
