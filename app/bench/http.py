@@ -44,8 +44,8 @@ def require_loopback(url: str, what: str) -> None:
 class Resources:
     """CPU seconds of the processes that matter, and the machine's busy and total time."""
 
-    server: float | None
-    postgres: float | None
+    server: dict[int, float] | None  # CPU seconds per process of the tree
+    postgres: dict[int, float] | None
     client: float
     machine_busy: float
     machine_total: float
@@ -86,12 +86,12 @@ class Processes:
         times = process.cpu_times()
         return float(times.user + times.system)
 
-    def _tree_cpu(self, root: psutil.Process) -> float:
-        total = 0.0
+    def _tree_cpu(self, root: psutil.Process) -> dict[int, float]:
+        seconds: dict[int, float] = {}
         for process in [root, *root.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
-                total += self._cpu(process)
-        return total
+                seconds[process.pid] = self._cpu(process)
+        return seconds
 
     def snapshot(self) -> Resources:
         machine = psutil.cpu_times()
@@ -116,10 +116,13 @@ class Processes:
             return None
 
 
-def _pct(before: float | None, after: float | None, wall: float) -> float | None:
+def _pct(before: dict[int, float] | None, after: dict[int, float] | None, wall: float) -> float | None:
+    """CPU of a process tree over the window: processes that ended in it are lost (Postgres
+    backends live as long as their pooled connection), new ones count from their start."""
     if before is None or after is None or wall <= 0:
         return None
-    return (after - before) / wall * 100
+    used = sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in after.items())
+    return used / wall * 100
 
 
 async def drive(
@@ -201,7 +204,7 @@ async def drive(
     wall = after.wall - before.wall
     result.server_cpu_pct = _pct(before.server, after.server, wall)
     result.postgres_cpu_pct = _pct(before.postgres, after.postgres, wall)
-    result.client_cpu_pct = _pct(before.client, after.client, wall) or 0.0
+    result.client_cpu_pct = (after.client - before.client) / wall * 100 if wall > 0 else 0.0
     machine_total = after.machine_total - before.machine_total
     result.machine_cpu_pct = (
         (after.machine_busy - before.machine_busy) / machine_total * 100 if machine_total else 0.0
@@ -247,6 +250,8 @@ def traffic(
     return {
         "exact hit, 1 client": exact_hit,
         "semantic hit, 1 client": semantic_hit,
+        "miss, 1 client": miss,
+        "model direct, 1 client": direct,
         "exact hit": exact_hit,
         "semantic hit": semantic_hit,
         "miss": miss,

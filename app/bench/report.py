@@ -115,10 +115,11 @@ def targets(result: BenchResult) -> list[list[str]]:
     for r in side.recall_sets:
         row(f"recall@1, {r.name}, service query", ">= 0.98", f"{r.recall:.3f}", r.recall >= 0.98)
         row(f"recall@1, {r.name}, HNSW index only", ">= 0.98", f"{r.recall_hnsw:.3f}", r.recall_hnsw >= 0.98)
-    miss, direct = result.http_class("miss"), result.http_class("model direct")
-    if miss and direct and miss.latencies_ms and direct.latencies_ms:
-        overhead = Summary.of(miss.latencies_ms).p50 - Summary.of(direct.latencies_ms).p50
-        row("miss overhead p50 (Déjà miss − model direct)", "<= 5 ms", f"{ms(overhead)} ms", overhead <= 5)
+    for suffix, where in (("", f"concurrency {result.config.concurrency}"), (", 1 client", "1 client")):
+        miss, direct = result.http_class("miss" + suffix), result.http_class("model direct" + suffix)
+        if miss and direct and miss.latencies_ms and direct.latencies_ms:
+            overhead = Summary.of(miss.latencies_ms).p50 - Summary.of(direct.latencies_ms).p50
+            row(f"miss overhead p50, {where}", "<= 5 ms", f"{ms(overhead)} ms", overhead <= 5)
     for name, lookup in (("exact hit, 1 client", exact), ("semantic hit, 1 client", semantic)):
         http = result.http_class(name)
         if http and http.latencies_ms:
@@ -285,6 +286,24 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
             ["query set", "search", "queries", "recall@1", "plan", "SQL p50 ms", "SQL p99 ms"], recall_rows
         )
     )
+    out.append("")
+    sweep_values = sorted({ef for r in side.recall_sets for ef in r.sweep_agree} | {config.ef_search})
+    if side.recall_sets and side.recall_sets[0].sweep_agree:
+        out.append("The HNSW index alone at other `hnsw.ef_search` values (recall@1 / SQL p50 ms):")
+        out.append("")
+        sweep_rows = []
+        for r in side.recall_sets:
+            cells = [r.name]
+            for ef in sweep_values:
+                if ef == config.ef_search and ef not in r.sweep_agree:
+                    cells.append(f"{r.recall_hnsw:.3f} / {ms(Summary.of(r.hnsw_sql_ms).p50)} (configured)")
+                elif ef in r.sweep_agree:
+                    share = r.sweep_agree[ef] / r.queries if r.queries else float("nan")
+                    cells.append(f"{share:.3f} / {ms(Summary.of(r.sweep_ms[ef]).p50)}")
+                else:
+                    cells.append("n/a")
+            sweep_rows.append(cells)
+        out.append(_table(["query set", *(f"ef_search {ef}" for ef in sweep_values)], sweep_rows))
     out += ["", "## 3. HTTP figures", ""]
     out.append(
         "Closed loop through `POST /v1/chat/completions` with httpx, class after class, at concurrency "
@@ -337,28 +356,21 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
         )
     )
     out.append("")
-    miss, direct = result.http_class("miss"), result.http_class("model direct")
-    if miss and direct and miss.latencies_ms and direct.latencies_ms:
-        m, d = Summary.of(miss.latencies_ms), Summary.of(direct.latencies_ms)
-        out.append(
-            _table(
-                ["miss overhead", "p50", "p95", "p99"],
-                [
-                    [
-                        "Déjà miss − model direct",
-                        f"{ms(m.p50 - d.p50)} ms",
-                        f"{ms(m.p95 - d.p95)} ms",
-                        f"{ms(m.p99 - d.p99)} ms",
-                    ],
-                    [
-                        "Déjà miss / model direct",
-                        f"{m.p50 / d.p50:.3f}",
-                        f"{m.p95 / d.p95:.3f}",
-                        f"{m.p99 / d.p99:.3f}",
-                    ],
-                ],
+    overhead_rows = []
+    for suffix in ("", ", 1 client"):
+        miss, direct = result.http_class("miss" + suffix), result.http_class("model direct" + suffix)
+        if miss and direct and miss.latencies_ms and direct.latencies_ms:
+            m, d = Summary.of(miss.latencies_ms), Summary.of(direct.latencies_ms)
+            overhead_rows.append(
+                [f"Déjà miss − model direct{suffix}"]
+                + [f"{ms(a - b)} ms" for a, b in ((m.p50, d.p50), (m.p95, d.p95), (m.p99, d.p99))]
             )
-        )
+            overhead_rows.append(
+                [f"Déjà miss / model direct{suffix}"]
+                + [f"{a / b:.3f}" for a, b in ((m.p50, d.p50), (m.p95, d.p95), (m.p99, d.p99))]
+            )
+    if overhead_rows:
+        out.append(_table(["miss overhead", "p50", "p95", "p99"], overhead_rows))
         out.append("")
     out += ["## 4. Targets", ""]
     out.append(_table(["target", "goal", "measured", ""], targets(result)))
@@ -442,13 +454,10 @@ def plot(result: BenchResult, directory: Path, relative_to: Path) -> list[str]:
     plt.close(fig)
     paths.append(os.path.relpath(cdf_path, relative_to))
 
-    fig, axis = plt.subplots(figsize=(9, 4.5))
+    fig, axis = plt.subplots(figsize=(11, 4.8))
     names = [c.name for c in result.http]
     rates = [c.throughput for c in result.http]
-    colours = {"miss": "#e76f51", "model direct": "#999999"}
-    bars = axis.bar(
-        names, rates, color=[colours.get(n, "#2a9d8f" if "exact" in n else "#457b9d") for n in names]
-    )
+    bars = axis.bar(names, rates, color=[_colour(n) for n in names])
     for bar, rate in zip(bars, rates, strict=True):
         axis.annotate(
             f"{rate:,.0f}/s",
@@ -467,6 +476,13 @@ def plot(result: BenchResult, directory: Path, relative_to: Path) -> list[str]:
     plt.close(fig)
     paths.append(os.path.relpath(rate_path, relative_to))
     return paths
+
+
+def _colour(name: str) -> str:
+    for word, value in (("exact", "#2a9d8f"), ("semantic", "#457b9d"), ("miss", "#e76f51")):
+        if name.startswith(word):
+            return value
+    return "#999999"
 
 
 def _cdf(axis: object, name: str, samples: list[float]) -> None:

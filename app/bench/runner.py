@@ -255,7 +255,8 @@ async def _http_phase(
                 for name, make in makers.items():
                     single = name.endswith(SINGLE_CLIENT)
                     task = bar.add_task(f"HTTP {name}", total=100)
-                    client = model_client if name == "model direct" else deja_client
+                    direct = name.startswith("model direct")
+                    client = model_client if direct else deja_client
 
                     def tick(share: float, task: TaskID = task) -> None:
                         bar.update(task, completed=share * 100)
@@ -263,7 +264,7 @@ async def _http_phase(
                     results.append(
                         await drive(
                             name,
-                            "model" if name == "model direct" else "deja",
+                            "model" if direct else "deja",
                             client,
                             make,
                             concurrency=1 if single else sizes.concurrency,

@@ -48,6 +48,9 @@ class RecallSet:
     service_sql_ms: list[float] = field(default_factory=list)
     hnsw_sql_ms: list[float] = field(default_factory=list)
     exact_sql_ms: list[float] = field(default_factory=list)
+    # The HNSW index alone at other hnsw.ef_search values: agreements and SQL times.
+    sweep_agree: dict[int, int] = field(default_factory=dict)
+    sweep_ms: dict[int, list[float]] = field(default_factory=dict)
 
     @property
     def recall(self) -> float:
@@ -141,6 +144,7 @@ async def _nearest(
     scope_hash: bytes,
     namespace: str,
     vector: npt.NDArray[np.float32],
+    ef_search: int | None = None,
 ) -> list[StoredEntry]:
     return await CacheRepository(session).nearest(
         tenant_id,
@@ -150,7 +154,7 @@ async def _nearest(
         cache.embedder.dimension,
         vector,
         k=cache.settings.top_k,
-        ef_search=cache.settings.ef_search,
+        ef_search=ef_search or cache.settings.ef_search,
     )
 
 
@@ -289,6 +293,13 @@ async def _compare(
     into.queries += 1
     into.agree += _same_top(served, exact)
     into.agree_hnsw += _same_top(hnsw, exact)
+    for ef_search in EF_SEARCH_SWEEP:
+        async with transaction(sessionmaker, tenant_id=tenant_id) as session:
+            await session.execute(_ONLY_HNSW)
+            started = time.perf_counter()
+            found = await _nearest(session, cache, None, tenant_id, scope_hash, namespace, vector, ef_search)
+            into.sweep_ms.setdefault(ef_search, []).append((time.perf_counter() - started) * 1000)
+        into.sweep_agree[ef_search] = into.sweep_agree.get(ef_search, 0) + _same_top(found, exact)
 
 
 def _same_top(found: list[StoredEntry], exact: list[StoredEntry]) -> int:
@@ -298,6 +309,9 @@ def _same_top(found: list[StoredEntry], exact: list[StoredEntry]) -> int:
     )
     return int(same)
 
+
+# hnsw.ef_search values tried besides the configured one (DEJA_CACHE__EF_SEARCH).
+EF_SEARCH_SWEEP = (32, 100, 200, 400)
 
 _ONLY_HNSW = text(
     "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), "
