@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -60,8 +60,8 @@ def train_verifier_command(
     ),
     seed: Annotated[int, typer.Option(help="Seeds data generation, initialisation and order.")] = 13,
     epochs: Annotated[int, typer.Option(min=1)] = 1,
-    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 7500,
-    paws_train_pairs: Annotated[int, typer.Option(min=0, help="PAWS rows from its training half.")] = 400,
+    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 14000,
+    paws_train_pairs: Annotated[int, typer.Option(min=0, help="PAWS rows from its training half.")] = 600,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     learning_rate: Annotated[float, typer.Option(help="Peak rate of the encoder layers.")] = 1.5e-4,
     threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,
@@ -82,6 +82,10 @@ def train_verifier_command(
         threads=threads,
     )
     metrics = run(config)
+    _print_summary(output_dir, metrics)
+
+
+def _print_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
     defaults = metrics["recommended"]
     console.print(
         f"[green]Wrote[/green] {output_dir} ({metrics['quantisation']}); recommended cosine floor "
@@ -93,6 +97,26 @@ def train_verifier_command(
             f"  {name}: precision {at['precision']:.3f} recall {at['recall']:.3f} at the defaults; "
             f"recall {figures['recall_at_precision_0.95']:.3f} at precision >= 0.95"
         )
+
+
+@verifier_app.command("validate")
+def validate_verifier_command(
+    output_dir: Annotated[Path, typer.Option(help="Where the shipped model and metrics.json go.")] = (
+        DEFAULT_VERIFIER_DIR
+    ),
+    data_dir: Annotated[Path, typer.Option(help="Directory of the shared labelled pairs files.")] = Path(
+        "../shared/data"
+    ),
+    work_dir: Annotated[Path, typer.Option(help="The training run's scratch space (fp32/, int8/).")] = Path(
+        ".ml-work/verifier"
+    ),
+    seed: Annotated[int, typer.Option(help="The training run's seed (it fixes the validation pairs).")] = 13,
+) -> None:
+    """Validate the graphs of an earlier training run again, without training."""
+    from app.ml.train import TrainConfig, validate
+
+    metrics = validate(TrainConfig(output_dir=output_dir, data_dir=data_dir, work_dir=work_dir, seed=seed))
+    _print_summary(output_dir, metrics)
 
 
 # Standalone entry point (`python -m app.ml.cli ...`) for machines without the `deja` command.
