@@ -225,7 +225,8 @@ class CompletionPipeline:
             return await self._follow(caller, request, controls, leader, started)
         lookup_started = time.monotonic()
         try:
-            async with transaction(self.sessionmaker, tenant_id=caller.tenant_id) as session:
+            # Not durable: this transaction writes only if it hits (the hit's booking, hit count).
+            async with transaction(self.sessionmaker, tenant_id=caller.tenant_id, durable=False) as session:
                 found = await self.cache.lookup(
                     session,
                     caller.tenant_id,
