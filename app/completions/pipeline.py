@@ -272,24 +272,10 @@ class CompletionPipeline:
         metadata: dict[str, Any] | None = None,
     ) -> Outcome:
         saved = Usage(entry.prompt_tokens, entry.completion_tokens)
-        avoided = await self.prices.cost(entry.model, saved, datetime.now(UTC))
         latency_ms = (time.monotonic() - started) * 1000
-        await LedgerRepository(session).append(
-            _row(
-                caller,
-                request,
-                controls,
-                "hit",
-                200,
-                latency_ms,
-                used_model=entry.response.get("model"),
-                similarity=entry.similarity,
-                entry_id=entry.id,
-                avoided_cost_usd=avoided,
-                metadata=metadata or {},
-            )
-        )
-        metrics.add_avoided_cost(entry.model, avoided)
+        row = await self._hit_row(caller, request, controls, latency_ms, entry.model, saved, metadata or {})
+        row.similarity, row.entry_id, row.used_model = entry.similarity, entry.id, entry.response.get("model")
+        await LedgerRepository(session).append(row)
         return _replay(request, entry.response, entry.id, entry.similarity, tier, latency_ms)
 
     async def _follow(
@@ -302,26 +288,30 @@ class CompletionPipeline:
     ) -> Outcome:
         """Wait for the identical request already in flight and answer with its result."""
         completion, entry_id, model = await asyncio.shield(leader)
-        avoided = await self.prices.cost(model, Usage.of(completion.get("usage")), datetime.now(UTC))
         latency_ms = (time.monotonic() - started) * 1000
-        await self._book(
-            _row(
-                caller,
-                request,
-                controls,
-                "hit",
-                200,
-                latency_ms,
-                used_model=model,
-                similarity=1.0,
-                entry_id=entry_id,
-                avoided_cost_usd=avoided,
-                metadata={"coalesced": True},
-            )
-        )
+        saved = Usage.of(completion.get("usage"))
+        row = await self._hit_row(caller, request, controls, latency_ms, model, saved, {"coalesced": True})
+        row.similarity, row.entry_id, row.used_model = 1.0, entry_id, model
+        await self._book(row)
         metrics.cache_lookup("coalesced")
-        metrics.add_avoided_cost(model, avoided)
         return _replay(request, completion, entry_id, 1.0, "coalesced", latency_ms)
+
+    async def _hit_row(
+        self,
+        caller: Caller,
+        request: ChatRequest,
+        controls: CacheControls,
+        latency_ms: float,
+        model: str,
+        saved: Usage,
+        metadata: dict[str, Any],
+    ) -> LedgerRow:
+        """A hit's booking: no cost, and as avoided cost what its tokens cost at today's price."""
+        avoided = await self.prices.cost(model, saved, datetime.now(UTC))
+        metrics.add_avoided_cost(model, avoided)
+        return _row(
+            caller, request, controls, "hit", 200, latency_ms, avoided_cost_usd=avoided, metadata=metadata
+        )
 
     # Misses and bypasses.
 
