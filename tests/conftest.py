@@ -31,7 +31,6 @@ from app.settings import Settings
 from app.tenants.repository import KeyRepository, TenantRepository
 
 ADMIN_TOKEN = "test-admin-token"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def free_port() -> int:
