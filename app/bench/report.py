@@ -6,6 +6,7 @@ import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -439,8 +440,15 @@ def plot(result: BenchResult, directory: Path, relative_to: Path) -> list[str]:
         _cdf(left, name, samples)
     left.set_title("In-process: one lookup at a time")
     for c in result.http:
-        _cdf(right, f"{c.name} ({c.throughput:,.0f}/s)", c.latencies_ms)
-    right.set_title(f"HTTP /v1/chat/completions, concurrency {result.config.concurrency}")
+        # One colour per class; dashed: one client at a time.
+        _cdf(
+            right,
+            f"{c.name} ({c.throughput:,.0f}/s)",
+            c.latencies_ms,
+            colour=_colour(c.name),
+            dashed=c.name.endswith(", 1 client"),
+        )
+    right.set_title(f"HTTP /v1/chat/completions, concurrency {result.config.concurrency} (dashed: 1 client)")
     for axis in (left, right):
         axis.set_xscale("log")
         axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
@@ -485,9 +493,11 @@ def _colour(name: str) -> str:
     return "#999999"
 
 
-def _cdf(axis: object, name: str, samples: list[float]) -> None:
+def _cdf(
+    axis: Any, name: str, samples: list[float], *, colour: str | None = None, dashed: bool = False
+) -> None:
     if not samples:
         return
     values = np.sort(np.asarray(samples))
     shares = np.arange(1, len(values) + 1) / len(values)
-    axis.step(values, shares, where="post", label=name)  # type: ignore[attr-defined]
+    axis.step(values, shares, where="post", label=name, color=colour, linestyle="--" if dashed else "-")
