@@ -423,7 +423,7 @@ def plot(result: BenchResult, directory: Path, relative_to: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     directory.mkdir(parents=True, exist_ok=True)
     side = result.server_side
@@ -452,6 +452,7 @@ def plot(result: BenchResult, directory: Path, relative_to: Path) -> list[str]:
     for axis in (left, right):
         axis.set_xscale("log")
         axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_xlabel("latency (ms, log scale)")
         axis.set_ylabel("share of requests at or below")
         axis.grid(True, which="both", alpha=0.3)
