@@ -27,7 +27,7 @@ typecheck: $(BIN)/deja
 	$(BIN)/mypy
 
 audit: $(BIN)/deja  ## Known vulnerabilities in the installed dependencies
-	$(BIN)/pip-audit --skip-editable --progress-spinner off
+	$(BIN)/python scripts/audit.py
 
 check: lint typecheck test
 
