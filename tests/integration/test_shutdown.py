@@ -1,0 +1,84 @@
+"""SIGTERM under load: `deja serve` stops taking requests, finishes the ones in flight, books
+each of them, and exits cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import transaction
+from app.fakellm.config import FakeLLMConfig
+from app.fakellm.server import FakeLLMServer
+from tests.conftest import TenantKey, free_port
+
+
+async def test_sigterm_under_load_loses_no_request_and_no_ledger_row(
+    database_url: str,
+    tmp_path: Path,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    tenant: TenantKey = await make_tenant("shutdown")
+    with FakeLLMServer(FakeLLMConfig(latency_ms=800)) as model:
+        config = tmp_path / "deja.toml"
+        config.write_text(f'[[upstreams]]\nname = "fake"\nbase_url = "{model.base_url}"\ntimeout_s = 10\n')
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
+            env={
+                **os.environ,
+                "DEJA_DATABASE_URL": database_url,
+                "DEJA_DATA_DIR": str(tmp_path / "state"),
+                "DEJA_CONFIG": str(config),
+                "DEJA_LOG_LEVEL": "WARNING",
+            },
+        )
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        if (await client.get("/ready")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    assert time.monotonic() < deadline, "deja serve did not become ready"
+                    await asyncio.sleep(0.2)
+
+                async def ask(i: int) -> httpx.Response:
+                    return await client.post(
+                        "/v1/chat/completions",
+                        headers={**tenant.headers, "X-Request-Id": f"sigterm-{i}-{uuid.uuid4().hex[:6]}"},
+                        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Task {i}"}]},
+                    )
+
+                in_flight = [asyncio.create_task(ask(i)) for i in range(12)]
+                await asyncio.sleep(0.3)  # every request is now waiting on the model
+                server.send_signal(signal.SIGTERM)
+                responses = await asyncio.gather(*in_flight)
+            assert [r.status_code for r in responses] == [200] * 12
+            assert server.wait(timeout=60) == 0
+        finally:
+            if server.poll() is None:
+                server.kill()
+    async with transaction(sessionmaker, system=True) as session:
+        booked = (
+            (
+                await session.execute(
+                    text("SELECT request_id FROM ledger WHERE tenant_id = :t"), {"t": tenant.tenant_id}
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(booked) == sorted(r.headers["x-request-id"] for r in responses)
