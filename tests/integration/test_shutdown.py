@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -33,8 +32,14 @@ async def test_sigterm_under_load_loses_no_request_and_no_ledger_row(
         config = tmp_path / "deja.toml"
         config.write_text(f'[[upstreams]]\nname = "fake"\nbase_url = "{model.base_url}"\ntimeout_s = 10\n')
         port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
+        server = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "app.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--no-migrate",
             env={
                 **os.environ,
                 "DEJA_DATABASE_URL": database_url,
@@ -67,9 +72,9 @@ async def test_sigterm_under_load_loses_no_request_and_no_ledger_row(
                 server.send_signal(signal.SIGTERM)
                 responses = await asyncio.gather(*in_flight)
             assert [r.status_code for r in responses] == [200] * 12
-            assert server.wait(timeout=60) == 0
+            assert await asyncio.wait_for(server.wait(), timeout=60) == 0
         finally:
-            if server.poll() is None:
+            if server.returncode is None:
                 server.kill()
     async with transaction(sessionmaker, system=True) as session:
         booked = (
