@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -85,3 +86,43 @@ def test_embedder_is_safe_to_share_between_threads(embedder: OnnxEmbedder) -> No
     assert len(results) == len(texts)
     for index, vector in results.items():
         np.testing.assert_allclose(vector, expected[index], atol=1e-6)
+
+
+def test_verifier_gives_one_probability_per_pair(verifier: OnnxCrossEncoder) -> None:
+    scores = verifier.score(
+        [
+            ("How do I reset my VPN password?", "i forgot my vpn password, how can I reset it"),
+            ("How do I reset my VPN password?", "Write a haiku about autumn."),
+            ("SQL: count orders per customer", "SQL count of orders for each customer"),
+        ]
+    )
+
+    assert verifier.name == "verifier-minilm-int8"
+    assert scores.dtype == np.float32
+    assert scores.shape == (3,)
+    assert np.all((scores >= 0.0) & (scores <= 1.0))
+    assert verifier.score([]).shape == (0,)
+
+
+def test_verifier_ranks_a_paraphrase_above_a_look_alike(verifier: OnnxCrossEncoder) -> None:
+    paraphrase, reversed_units = verifier.score(
+        [
+            ("convert 5 km to miles", "how many miles is 5 km?"),
+            ("convert 5 km to miles", "convert 5 miles to km"),
+        ]
+    )
+    same, other_field = verifier.score(
+        [
+            ("How do I bulk change the status on 50 tickets?", "bulk update status for 50 tickets at once"),
+            (
+                "How do I bulk change the status on 50 tickets?",
+                "How do I bulk change the assignee on 50 tickets?",
+            ),
+        ]
+    )
+
+    # The shipped threshold must serve neither look-alike; each paraphrase must outrank its look-alike.
+    threshold = json.loads((DEFAULT_VERIFIER_DIR / "metrics.json").read_text())["recommended"]
+    assert paraphrase > reversed_units + 0.1
+    assert same > other_field + 0.5
+    assert max(reversed_units, other_field) < threshold["probability_threshold"]
