@@ -3,6 +3,7 @@ statement building costs more than the queries themselves)."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pgvector import HalfVector
-from sqlalchemy import delete, func, insert, text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.models import CacheEntry, hnsw_index_name
@@ -78,6 +79,15 @@ _SEARCH_SETTINGS = text(
 )
 
 _BY_ID = text(f"SELECT {_COLUMNS} FROM cache_entries WHERE id = :id")  # noqa: S608 (constants only)
+# Hot-path writes as prepared text: building ORM statements per request cost more than running them.
+_RECORD_HIT = text("UPDATE cache_entries SET hit_count = hit_count + 1, last_hit_at = now() WHERE id = :id")
+_INSERT = text(
+    "INSERT INTO cache_entries (tenant_id, namespace, model, scope_hash, exact_hash, prompt, embedder, embedding, "
+    "response, prompt_tokens, completion_tokens, cost_usd, expires_at) VALUES (:tenant_id, :namespace, :model, "
+    ":scope_hash, :exact_hash, :prompt, :embedder, CAST(:embedding AS halfvec), CAST(:response AS jsonb), "
+    ":prompt_tokens, :completion_tokens, :cost_usd, "
+    "now() + make_interval(secs => CAST(:ttl_s AS integer))) RETURNING id"
+)
 
 
 def _row(row: Any, similarity: float = 1.0) -> StoredEntry:
@@ -175,27 +185,22 @@ class CacheRepository:
         return [_row(row, similarity=1.0 - float(row.distance)) for row in rows]
 
     async def insert(self, entry: NewEntry) -> uuid.UUID:
-        expires_at = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, entry.ttl_s) if entry.ttl_s else None
-        stmt = (
-            insert(CacheEntry)
-            .values(
-                tenant_id=entry.tenant_id,
-                namespace=entry.namespace,
-                model=entry.model,
-                scope_hash=entry.scope_hash,
-                exact_hash=entry.exact_hash,
-                prompt=entry.prompt,
-                embedder=entry.embedder,
-                embedding=HalfVector(entry.embedding) if entry.embedding is not None else None,
-                response=entry.response,
-                prompt_tokens=entry.prompt_tokens,
-                completion_tokens=entry.completion_tokens,
-                cost_usd=entry.cost_usd,
-                expires_at=expires_at,
-            )
-            .returning(CacheEntry.id)
-        )
-        entry_id: uuid.UUID = (await self.session.execute(stmt)).scalar_one()
+        params = {
+            "tenant_id": entry.tenant_id,
+            "namespace": entry.namespace,
+            "model": entry.model,
+            "scope_hash": entry.scope_hash,
+            "exact_hash": entry.exact_hash,
+            "prompt": entry.prompt,
+            "embedder": entry.embedder,
+            "embedding": HalfVector(entry.embedding).to_text() if entry.embedding is not None else None,
+            "response": json.dumps(entry.response, separators=(",", ":")),
+            "prompt_tokens": entry.prompt_tokens,
+            "completion_tokens": entry.completion_tokens,
+            "cost_usd": entry.cost_usd,
+            "ttl_s": entry.ttl_s,
+        }
+        entry_id: uuid.UUID = (await self.session.execute(_INSERT, params)).scalar_one()
         return entry_id
 
     async def get(self, entry_id: uuid.UUID) -> StoredEntry | None:
@@ -207,11 +212,7 @@ class CacheRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def record_hit(self, entry_id: uuid.UUID) -> None:
-        await self.session.execute(
-            update(CacheEntry)
-            .where(CacheEntry.id == entry_id)
-            .values(hit_count=CacheEntry.hit_count + 1, last_hit_at=func.now())
-        )
+        await self.session.execute(_RECORD_HIT, {"id": entry_id})
 
     async def record_feedback(self, entry_id: uuid.UUID, *, correct: bool) -> StoredEntry | None:
         """A wrong hit flags the entry: it never serves again."""

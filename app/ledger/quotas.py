@@ -68,6 +68,7 @@ class PeriodUsage:
     max_cost_usd: Decimal | None
 
 
+_QUOTA_PERIODS = text("SELECT period FROM quotas WHERE tenant_id = :tenant_id")
 _ENSURE_COUNTERS = text(
     """
     INSERT INTO usage_counters (tenant_id, period, period_start)
@@ -143,21 +144,21 @@ class QuotaRepository:
         """Reserve against every quota of the tenant, or raise QuotaExceeded naming the one that is full.
 
         Returns None for a tenant without quotas."""
-        starts = _starts(at)
-        params = {"tenant_id": tenant_id, "tokens": tokens, "cost": cost, **starts}
+        periods = set((await self.session.execute(_QUOTA_PERIODS, {"tenant_id": tenant_id})).scalars())
+        if not periods:
+            return None  # the common case costs one round trip
+        params = {"tenant_id": tenant_id, "tokens": tokens, "cost": cost, **_starts(at)}
         await self.session.execute(_ENSURE_COUNTERS, params)
         reserved = {row.period for row in (await self.session.execute(_RESERVE, params)).all()}
-        quotas = (await self.session.execute(_QUOTAS, params)).all()
-        if not quotas:
-            return None
-        for quota in quotas:
-            if quota.period not in reserved:
-                raise _exceeded(quota, tokens, cost, at)
-        periods = tuple(sorted(reserved))
+        if reserved != periods:
+            for quota in (await self.session.execute(_QUOTAS, params)).all():
+                if quota.period not in reserved:
+                    raise _exceeded(quota, tokens, cost, at)
+        held = tuple(sorted(reserved))
         return Reservation(
             tenant_id=tenant_id,
-            periods=periods,
-            starts=tuple(period_start(p, at) for p in periods),
+            periods=held,
+            starts=tuple(period_start(p, at) for p in held),
             tokens=tokens,
             cost_usd=cost,
         )
