@@ -110,4 +110,9 @@ def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
         "rejections": {
             k: {"same_answer": s, "different_answer": d} for k, (s, d) in evaluation.rejections.items()
         },
+        # Each rule alone on every pair: how many true paraphrases it would refuse, how many look-alikes.
+        "rules_alone": {
+            r.rule: {"rejects_same_answer": r.rejected_same, "rejects_different_answer": r.rejected_different}
+            for r in evaluation.rules
+        },
     }
