@@ -37,6 +37,7 @@ class TenantStats:
     misses: int
     bypasses: int
     errors: int
+    # hits / (hits + misses); null without any cacheable request in the window.
     hit_rate: float | None
     cost_usd: Decimal
     avoided_cost_usd: Decimal

@@ -30,13 +30,11 @@ from app.admin.schemas import (
     QuotaOut,
     StatsOut,
     TenantCreatedOut,
-    TenantDeletedOut,
     TenantIn,
     TenantOut,
     TenantPatch,
-    TenantStatsOut,
 )
-from app.admin.service import AdminService
+from app.admin.service import AdminService, TenantDeletion
 from app.cache.policy import parse_policy
 from app.dependencies import ADMIN_DEPENDENCIES
 from app.errors import BadRequest, NotFound
@@ -143,10 +141,10 @@ class AdminController(Controller):
         admin: NamedDependency[Principal],
         services: NamedDependency[Services],
         include_ledger: FromQuery[bool] = False,
-    ) -> TenantDeletedOut:
+    ) -> TenantDeletion:
         admin_service = AdminService(services.sessionmaker, services.authenticator)
         deletion = await admin_service.delete_tenant(admin.actor, tenant_id, include_ledger=include_ledger)
-        return TenantDeletedOut.of(deletion)
+        return deletion
 
     # Keys
 
@@ -299,7 +297,7 @@ class AdminController(Controller):
         if since is not None and until is not None and since >= until:
             raise BadRequest("'since' must be before 'until'.")
         rows = await AdminRepository(session).stats(since, until)
-        return StatsOut(since=since, until=until, tenants=[TenantStatsOut.of(r) for r in rows])
+        return StatsOut(since=since, until=until, tenants=rows)
 
     @get("/prices", summary="Every price, newest first per model (history kept)")
     async def list_prices(self, session: NamedDependency[AsyncSession]) -> list[PriceOut]:

@@ -11,7 +11,6 @@ import msgspec
 
 from app.admin.models import AuditLog
 from app.admin.repository import TenantStats
-from app.admin.service import TenantDeletion
 from app.ledger.models import Price, Quota
 from app.tenants.keys import NewKey
 from app.tenants.models import ApiKey, Tenant
@@ -112,28 +111,6 @@ class TenantCreatedOut(msgspec.Struct):
     api_key: IssuedKeyOut
 
 
-class TenantDeletedOut(msgspec.Struct):
-    tenant_id: uuid.UUID
-    cache_entries: int
-    api_keys: int
-    quotas: int
-    usage_counters: int
-    ledger_rows_anonymised: int
-    ledger_rows_deleted: int
-
-    @classmethod
-    def of(cls, deletion: TenantDeletion) -> TenantDeletedOut:
-        return cls(
-            tenant_id=deletion.tenant_id,
-            cache_entries=deletion.cache_entries,
-            api_keys=deletion.api_keys,
-            quotas=deletion.quotas,
-            usage_counters=deletion.usage_counters,
-            ledger_rows_anonymised=deletion.ledger_rows_anonymised,
-            ledger_rows_deleted=deletion.ledger_rows_deleted,
-        )
-
-
 class QuotaIn(msgspec.Struct, forbid_unknown_fields=True):
     """Limits for one period; null (or absent) means unlimited."""
 
@@ -203,30 +180,10 @@ class PriceOut(msgspec.Struct):
         )
 
 
-class TenantStatsOut(msgspec.Struct):
-    tenant_id: uuid.UUID
-    tenant_name: str
-    status: str
-    requests: int
-    hits: int
-    misses: int
-    bypasses: int
-    errors: int
-    # hits / (hits + misses); null without any cacheable request in the window.
-    hit_rate: float | None
-    cost_usd: Decimal
-    avoided_cost_usd: Decimal
-    cache_entries: int
-
-    @classmethod
-    def of(cls, stats: TenantStats) -> TenantStatsOut:
-        return cls(**{f: getattr(stats, f) for f in cls.__struct_fields__})
-
-
 class StatsOut(msgspec.Struct):
     since: datetime | None
     until: datetime | None
-    tenants: list[TenantStatsOut]
+    tenants: list[TenantStats]
 
 
 class AuditOut(msgspec.Struct):

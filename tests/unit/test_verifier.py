@@ -124,3 +124,15 @@ def test_a_request_can_only_tighten_the_threshold() -> None:
     assert tenant.stricter(0.88).similarity_floor(True) == 0.88
     assert tenant.stricter(0.88).similarity_floor(False) == 0.9
     assert tenant.stricter(None) is tenant
+
+
+def test_the_cross_encoder_reads_only_the_two_nearest_survivors() -> None:
+    first = candidate("how many miles is 5 km", 0.97)
+    second = candidate("5 km in miles please", 0.95)
+    third = candidate("5 km expressed in miles", 0.93)
+    scorer = FakeScorer({first.prompt: 0.2, second.prompt: 0.3, third.prompt: 0.99})
+    policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
+    verdict = build_verifier(scorer).decide(QUERY, [third, first, second], policy)
+    assert scorer.calls == [[(QUERY, first.prompt), (QUERY, second.prompt)]]
+    assert not verdict.hit
+    assert verdict.rejections[third.entry_id] == CROSS_ENCODER

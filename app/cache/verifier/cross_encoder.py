@@ -20,6 +20,10 @@ class PairScorer(Protocol):
     def score(self, pairs: Sequence[tuple[str, str]]) -> npt.NDArray[np.floating] | Sequence[float]: ...
 
 
+# The cross-encoder reads at most this many surviving candidates per lookup (the nearest ones).
+MAX_SCORED = 2
+
+
 class CrossEncoderStage:
     """Scores every surviving candidate in one batch call; rejects those below the policy's floor.
 
@@ -40,7 +44,13 @@ class CrossEncoderStage:
         floor = policy.cross_encoder_min_score
         if floor is None or not candidates:
             return [StageResult() for _ in candidates]
-        scores = np.asarray(self.scorer.score([(query, c.prompt) for c in candidates]), dtype=np.float64)
-        if scores.shape != (len(candidates),):
-            raise ValueError(f"cross-encoder returned shape {scores.shape} for {len(candidates)} pairs")
-        return [StageResult(score=float(s), rejection=None if s >= floor else CROSS_ENCODER) for s in scores]
+        # Candidates come best cosine first; the model's cost grows with every pair it reads, and a
+        # prompt's true paraphrase is almost always among the nearest two survivors.
+        scored = candidates[:MAX_SCORED]
+        scores = np.asarray(self.scorer.score([(query, c.prompt) for c in scored]), dtype=np.float64)
+        if scores.shape != (len(scored),):
+            raise ValueError(f"cross-encoder returned shape {scores.shape} for {len(scored)} pairs")
+        results = [
+            StageResult(score=float(s), rejection=None if s >= floor else CROSS_ENCODER) for s in scores
+        ]
+        return results + [StageResult(rejection=CROSS_ENCODER) for _ in candidates[MAX_SCORED:]]
