@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.embedded import resolve_database_url
 from app.settings import get_settings
@@ -35,6 +35,12 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))).get_current_head()
     assert head is not None, "migrations/ has no revisions"
     return head
+
+
+async def schema_revision(engine: AsyncEngine) -> str | None:
+    """The database's schema revision; raises when the database cannot be reached."""
+    async with engine.connect() as connection:
+        return await current_revision(connection)
 
 
 async def current_revision(connection: AsyncConnection) -> str | None:

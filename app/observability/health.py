@@ -6,9 +6,8 @@ from typing import Any
 
 from litestar import Response, get
 from litestar.di import NamedDependency
-from sqlalchemy import text
 
-from app.db.migrate import current_revision, head_revision
+from app.db.migrate import head_revision, schema_revision
 from app.problems import problem
 from app.services import Services
 
@@ -22,9 +21,7 @@ async def health() -> dict[str, str]:
 async def ready(services: NamedDependency[Services]) -> Response[dict[str, Any]]:
     head = head_revision()
     try:
-        async with services.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-            current = await current_revision(connection)
+        current = await schema_revision(services.engine)
     except Exception as exc:  # any failure to reach the database means "not ready"
         return problem(503, "Not ready", f"Database unreachable: {type(exc).__name__}", slug="not-ready")
     if current != head:
