@@ -12,16 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from app.cache.verifier import Candidate, Verifier, VerifierPolicy
-from app.cache.verifier.rules import RULES
 from app.errors import BadRequest
 
 
@@ -294,8 +291,6 @@ def plot_precision_recall(series: Sequence[CurveSeries], path: Path | str, *, ti
 # ---------------------------------------------------------------------------------------
 # Evaluating a verifier on labelled pairs
 
-Embed = Callable[[Sequence[str]], npt.NDArray[np.floating]]
-
 
 @dataclass(frozen=True, slots=True)
 class RuleCounts:
@@ -321,59 +316,6 @@ class Evaluation:
     # The verifier's deciding score per pair, -inf where it rejected.
     verifier_scores: FloatArray
     labels: npt.NDArray[np.bool_]
-
-
-def evaluate(
-    pairs: Sequence[LabelledPair],
-    embed: Embed,
-    verifier: Verifier,
-    policy: VerifierPolicy,
-    *,
-    name: str = "pairs",
-    cosine_threshold: float = 0.9,
-    batch_size: int = 256,
-) -> Evaluation:
-    """Run the verifier on every pair, the second prompt as the stored one, and plain cosine
-    at `cosine_threshold` beside it."""
-    firsts = [p.first for p in pairs]
-    seconds = [p.second for p in pairs]
-    similarities = np.empty(len(pairs), dtype=np.float64)
-    for start in range(0, len(pairs), batch_size):
-        end = start + batch_size
-        left = np.asarray(embed(firsts[start:end]), dtype=np.float64)
-        right = np.asarray(embed(seconds[start:end]), dtype=np.float64)
-        similarities[start:end] = (left * right).sum(axis=1)
-    labels = np.array([p.same_answer for p in pairs], dtype=bool)
-
-    decisions = []
-    scores = np.full(len(pairs), -np.inf)
-    rejections: dict[str, list[int]] = {}
-    for index, (pair, similarity) in enumerate(zip(pairs, similarities, strict=True)):
-        candidate = Candidate(entry_id=uuid.uuid4(), prompt=pair.second, similarity=float(similarity))
-        verdict = verifier.decide(pair.first, [candidate], policy)
-        decisions.append(verdict.hit)
-        if verdict.score is not None:
-            scores[index] = verdict.score
-        for reason in verdict.rejections.values():
-            counts = rejections.setdefault(reason, [0, 0])
-            counts[0 if pair.same_answer else 1] += 1
-
-    rule_counts = []
-    for rule_name, rule in RULES.items():
-        fired = np.array([rule(p.first, p.second) is not None for p in pairs], dtype=bool)
-        rule_counts.append(RuleCounts(rule_name, int((fired & labels).sum()), int((fired & ~labels).sum())))
-
-    return Evaluation(
-        name=name,
-        cosine_threshold=cosine_threshold,
-        cosine=hit_metrics(list(similarities >= cosine_threshold), list(labels)),
-        verifier=hit_metrics(decisions, list(labels)),
-        rules=tuple(rule_counts),
-        rejections={reason: (same, different) for reason, (same, different) in rejections.items()},
-        similarities=similarities,
-        verifier_scores=scores,
-        labels=labels,
-    )
 
 
 def plot_evaluation(evaluation: Evaluation, path: Path | str, *, operating_score: float | None) -> Path:
@@ -417,65 +359,3 @@ def format_evaluation(evaluation: Evaluation) -> str:
     for reason, (same, different) in sorted(evaluation.rejections.items()):
         lines.append(f"  {reason:30s} {same:6d} / {different:6d}")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m app.cache.evaluation FILE...`: the verifier against plain cosine, per file."""
-    import argparse
-
-    from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, OnnxCrossEncoder, OnnxEmbedder
-    from app.cache.verifier import build_verifier
-
-    defaults = VerifierPolicy()
-    parser = argparse.ArgumentParser(prog="python -m app.cache.evaluation", description=main.__doc__)
-    parser.add_argument("pairs", nargs="+", type=Path, help="labelled pairs: .tsv (PAWS), .csv or .jsonl")
-    parser.add_argument(
-        "--min-similarity", type=float, help="the cosine floor in force (default: the policy's)"
-    )
-    parser.add_argument("--no-rules", action="store_true", help="turn the rules stage off")
-    parser.add_argument("--cross-encoder-min-score", type=float, default=defaults.cross_encoder_min_score)
-    parser.add_argument("--no-cross-encoder", action="store_true", help="turn the cross-encoder stage off")
-    parser.add_argument(
-        "--cross-encoder-dir",
-        type=Path,
-        default=DEFAULT_VERIFIER_DIR,
-        help="an exported cross-encoder to try",
-    )
-    parser.add_argument("--cosine-threshold", type=float, default=0.9, help="plain cosine to compare with")
-    parser.add_argument("--plot-dir", type=Path, help="write one precision/recall PNG per file here")
-    args = parser.parse_args(argv)
-
-    use_cross_encoder = not args.no_cross_encoder and (args.cross_encoder_dir / "model.onnx").is_file()
-    policy = VerifierPolicy(
-        rules=not args.no_rules,
-        cross_encoder_min_score=args.cross_encoder_min_score if use_cross_encoder else None,
-    )
-    if args.min_similarity is not None:
-        floor = "min_similarity" if use_cross_encoder else "min_similarity_without_cross_encoder"
-        policy = replace(policy, **{floor: args.min_similarity})
-    verifier = build_verifier(OnnxCrossEncoder(args.cross_encoder_dir) if use_cross_encoder else None)
-    embedder = OnnxEmbedder()
-    print(f"policy: {policy}")
-    for path in args.pairs:
-        evaluation = evaluate(
-            read_pairs(path),
-            embedder.embed,
-            verifier,
-            policy,
-            name=path.name,
-            cosine_threshold=args.cosine_threshold,
-        )
-        print(format_evaluation(evaluation), end="\n\n")
-        if args.plot_dir is not None:
-            args.plot_dir.mkdir(parents=True, exist_ok=True)
-            operating = (
-                policy.cross_encoder_min_score if use_cross_encoder else policy.similarity_floor(False)
-            )
-            print(
-                f"plot: {plot_evaluation(evaluation, args.plot_dir / (path.stem + '.png'), operating_score=operating)}"
-            )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -14,15 +14,11 @@ from app.cache.evaluation import (
     CurveSeries,
     LabelledPair,
     PairsFileError,
-    evaluate,
-    format_evaluation,
     hit_metrics,
-    plot_evaluation,
     plot_precision_recall,
     precision_recall_curve,
     read_pairs,
 )
-from app.cache.verifier import VerifierPolicy, build_verifier
 
 
 def test_reads_paws_tsv_with_crlf(tmp_path: Path) -> None:
@@ -116,26 +112,3 @@ def _bag_of_words(texts: Sequence[str]) -> npt.NDArray[np.float64]:
     vocabulary = ["convert", "km", "miles", "to", "5", "50", "tickets", "buy", "hello", "world"]
     vectors = np.array([[text.lower().split().count(word) for word in vocabulary] for text in texts], float)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
-
-
-def test_evaluate_shows_the_rules_turning_down_what_cosine_serves(tmp_path: Path) -> None:
-    pairs = [
-        LabelledPair("convert 5 km to miles", "convert 5 miles to km", False),
-        LabelledPair("buy 5 tickets", "buy 50 tickets", False),
-        LabelledPair("hello world", "hello world", True),
-        LabelledPair("convert 5 km to miles", "convert 5 km to miles", True),
-    ]
-    policy = VerifierPolicy(min_similarity=0.5, cross_encoder_min_score=None)
-    evaluation = evaluate(
-        pairs, _bag_of_words, build_verifier(), policy, name="hand-made", cosine_threshold=0.5
-    )
-    # Cosine serves both look-alikes: a reversed conversion has the very same words.
-    assert evaluation.cosine.false_hits == 2
-    assert evaluation.verifier.false_hits == 0
-    assert evaluation.verifier.true_hits == 2
-    assert evaluation.rejections["direction"] == (0, 1)
-    counts = {c.rule: c for c in evaluation.rules}
-    assert counts["number"].rejected_different == 2
-    assert all(c.rejected_same == 0 for c in evaluation.rules)
-    assert "verifier" in format_evaluation(evaluation)
-    assert plot_evaluation(evaluation, tmp_path / "eval.png", operating_score=0.5).is_file()

@@ -32,7 +32,7 @@ class VerifierPolicy:
     """How strict the hit decision is; a tenant may tune it, a request may only tighten it.
 
     The defaults were measured on labelled prompt pairs (chat prompts with hard negatives,
-    and the adversarial PAWS set) with the served int8 embedder: `python -m app.cache.evaluation`.
+    and the adversarial PAWS set) with the served int8 embedder: `deja eval`, `scripts/quality.sh`.
     """
 
     # Cosine floor when the cross-encoder reads the candidates after the rules: low enough to
