@@ -15,10 +15,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from app.bench.cli import bench
-from app.fakellm.cli import fake_llm
-from app.ml.cli import embedder_app, verifier_app
 from app.settings import Settings, get_settings
+from app.toolkit.bench.cli import bench
+from app.toolkit.fakellm.cli import fake_llm
+from app.toolkit.ml.cli import embedder_app, verifier_app
 
 T = TypeVar("T")
 
@@ -242,12 +242,12 @@ def eval_pairs(
     import msgspec
     from rich.progress import Progress
 
-    from app.cache.eval_runner import evaluation_json, run_pairs
-    from app.cache.evaluation import format_evaluation, plot_evaluation, read_pairs
     from app.cache.policy import parse_policy
     from app.cache.service import CacheService
     from app.db.engine import create_engine, create_sessionmaker, transaction
     from app.errors import DejaError
+    from app.toolkit.evaluation.metrics import format_evaluation, plot_evaluation, read_pairs
+    from app.toolkit.evaluation.runner import evaluation_json, run_pairs
 
     try:
         labelled = read_pairs(pairs)

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.ml.train import LabelledSet, TrainConfig, load_shared, project_sets
+from app.toolkit.ml.train import LabelledSet, TrainConfig, load_shared, project_sets
 
 
 def write(labelled: LabelledSet, out_dir: Path) -> Path:

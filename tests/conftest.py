@@ -25,10 +25,10 @@ from app.asgi import create_app
 from app.db import migrate
 from app.db.embedded import EmbeddedPostgres, start_embedded
 from app.db.engine import create_engine, create_sessionmaker, transaction
-from app.fakellm.config import FakeLLMConfig
-from app.fakellm.server import FakeLLMServer
 from app.settings import Settings
 from app.tenants.repository import KeyRepository, TenantRepository
+from app.toolkit.fakellm.config import FakeLLMConfig
+from app.toolkit.fakellm.server import FakeLLMServer
 
 ADMIN_TOKEN = "test-admin-token"
 

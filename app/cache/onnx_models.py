@@ -1,7 +1,7 @@
 """The embedder and the cross-encoder verifier, served on ONNX Runtime.
 
 Serving imports only onnxruntime, tokenizers and numpy: PyTorch is needed to export and
-train (`app.ml`), never to answer a request. Both models are MiniLM-L6 BERT graphs, fused
+train (`app.toolkit.ml`), never to answer a request. Both models are MiniLM-L6 BERT graphs, fused
 and quantised to dynamic int8 per channel, shipped in `app/cache/models/`.
 """
 

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from app.fakellm import FakeLLMConfig, FakeLLMServer
+from app.toolkit.fakellm import FakeLLMConfig, FakeLLMServer
 
 
 @pytest.fixture(scope="module")
@@ -317,7 +317,15 @@ def test_command_serves_with_its_options() -> None:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.fakellm.cli", "--port", str(port), "--fail-model", "gpt-down=503"],
+        [
+            sys.executable,
+            "-m",
+            "app.toolkit.fakellm.cli",
+            "--port",
+            str(port),
+            "--fail-model",
+            "gpt-down=503",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -346,7 +354,7 @@ def test_command_serves_with_its_options() -> None:
 
 def test_command_refuses_bad_options() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "app.fakellm.cli", "--fail-model", "gpt-x=418"],
+        [sys.executable, "-m", "app.toolkit.fakellm.cli", "--fail-model", "gpt-x=418"],
         capture_output=True,
         text=True,
         timeout=60,

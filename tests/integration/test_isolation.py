@@ -20,7 +20,9 @@ async def _a_with_an_entry(http: httpx.AsyncClient, make_tenant) -> tuple[Tenant
     return a, response.headers["x-cache-entry"], response.headers["x-request-id"]
 
 
-async def test_same_prompt_from_another_tenant_is_a_miss_with_its_own_entry(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+async def test_same_prompt_from_another_tenant_is_a_miss_with_its_own_entry(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
     _, entry_a, _ = await _a_with_an_entry(http, make_tenant)
     b = await make_tenant("iso-b")
     seen = []
@@ -32,11 +34,17 @@ async def test_same_prompt_from_another_tenant_is_a_miss_with_its_own_entry(http
         seen.append(response.headers["x-cache"])
         assert response.headers.get("x-cache-entry") != entry_a
     assert seen == ["MISS", "HIT"]  # b's first request made b's own entry, which b then hits
-    lookup = await http.post("/v1/cache/lookup", headers=b.headers, json={"model": "gpt-4o-mini", "prompt": PROMPT, "namespace": ""})
+    lookup = await http.post(
+        "/v1/cache/lookup",
+        headers=b.headers,
+        json={"model": "gpt-4o-mini", "prompt": PROMPT, "namespace": ""},
+    )
     assert lookup.json()["entry_id"] != entry_a
 
 
-async def test_another_tenants_entry_and_request_ids_are_unknown(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+async def test_another_tenants_entry_and_request_ids_are_unknown(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
     a, entry_a, request_a = await _a_with_an_entry(http, make_tenant)
     b = await make_tenant("iso-b")
     assert (await http.get(f"/v1/cache/entries/{entry_a}", headers=b.headers)).status_code == 404

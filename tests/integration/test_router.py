@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
-from app.fakellm import FakeLLMConfig, FakeLLMServer
+from app.toolkit.fakellm import FakeLLMConfig, FakeLLMServer
 from app.upstream import (
     BreakerConfig,
     BreakerState,

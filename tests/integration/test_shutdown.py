@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
-from app.fakellm.config import FakeLLMConfig
-from app.fakellm.server import FakeLLMServer
+from app.toolkit.fakellm.config import FakeLLMConfig
+from app.toolkit.fakellm.server import FakeLLMServer
 from tests.conftest import TenantKey, free_port
 
 

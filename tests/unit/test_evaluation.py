@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from app.cache.evaluation import (
+from app.toolkit.evaluation.metrics import (
     CurveSeries,
     LabelledPair,
     PairsFileError,

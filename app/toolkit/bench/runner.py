@@ -18,8 +18,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from sqlalchemy import delete, text
 
-from app.bench import load as loading
-from app.bench.http import (
+from app.cache.service import CacheService
+from app.db.engine import create_engine, create_sessionmaker, transaction
+from app.settings import Settings
+from app.tenants.models import Tenant
+from app.toolkit.bench import load as loading
+from app.toolkit.bench.http import (
     SINGLE_CLIENT,
     ClassResult,
     DejaProcess,
@@ -29,15 +33,11 @@ from app.bench.http import (
     router_config,
     traffic,
 )
-from app.bench.prompts import TEMPLATE_PAIRS
-from app.bench.report import BenchConfig, BenchResult, Machine, plot, render_markdown
-from app.bench.server_side import ServerSideResult, run_server_side
-from app.cache.service import CacheService
-from app.db.engine import create_engine, create_sessionmaker, transaction
-from app.fakellm.config import FakeLLMConfig
-from app.fakellm.server import FakeLLMServer
-from app.settings import Settings
-from app.tenants.models import Tenant
+from app.toolkit.bench.prompts import TEMPLATE_PAIRS
+from app.toolkit.bench.report import BenchConfig, BenchResult, Machine, plot, render_markdown
+from app.toolkit.bench.server_side import ServerSideResult, run_server_side
+from app.toolkit.fakellm.config import FakeLLMConfig
+from app.toolkit.fakellm.server import FakeLLMServer
 
 
 @dataclass

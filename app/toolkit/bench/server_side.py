@@ -25,12 +25,12 @@ import numpy.typing as npt
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.bench.load import Group, LoadResult, RealEntry, draw_vectors, request_scope
 from app.cache.policy import TenantCachePolicy
 from app.cache.repository import CacheRepository, StoredEntry
 from app.cache.service import CacheService
 from app.cache.verifier import Candidate, VerifierPolicy
 from app.db.engine import transaction
+from app.toolkit.bench.load import Group, LoadResult, RealEntry, draw_vectors, request_scope
 
 Progress = Callable[[int], None]
 

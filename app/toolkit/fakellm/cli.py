@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from app.fakellm.app import create_fake_llm_app
-from app.fakellm.config import FAULT_KINDS, FakeLLMConfig, FaultKind, parse_fault
+from app.toolkit.fakellm.app import create_fake_llm_app
+from app.toolkit.fakellm.config import FAULT_KINDS, FakeLLMConfig, FaultKind, parse_fault
 
 _KINDS = "|".join(sorted(FAULT_KINDS))
 

@@ -1,4 +1,4 @@
-"""Latency of the shipped models as the cache calls them: `python -m app.ml.measure`.
+"""Latency of the shipped models as the cache calls them: `python -m app.toolkit.ml.measure`.
 
 Per semantic lookup the cache embeds one prompt; per hit candidate it scores one pair
 with the cross-encoder (the top k together). Medians after warm-up, one process, models
@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, DEFAULT_VERIFIER_DIR, OnnxCrossEncoder, OnnxEmbedder
-from app.ml.pairs import generate
+from app.toolkit.ml.pairs import generate
 
 console = Console()
 app = typer.Typer(add_completion=False)

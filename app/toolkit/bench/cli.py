@@ -87,8 +87,8 @@ def bench(
     """Benchmark the cache: bulk load, in-process lookup figures and recall, HTTP traffic per class.
 
     Runs on loopback only and stops by itself; writes a markdown report with tables and plots."""
-    from app.bench.http import require_loopback
-    from app.bench.runner import Sizes
+    from app.toolkit.bench.http import require_loopback
+    from app.toolkit.bench.runner import Sizes
 
     base = QUICK if quick else FULL
     sizes = Sizes(
@@ -125,7 +125,7 @@ def bench(
     console = Console()
     settings = get_settings()
     with _database(settings, database) as (url, postmaster_pid, description):
-        from app.bench.runner import run
+        from app.toolkit.bench.runner import run
 
         result = asyncio.run(
             run(
@@ -145,7 +145,7 @@ def bench(
                 cleanup=database == "configured",
             )
         )
-    from app.bench.report import render_markdown
+    from app.toolkit.bench.report import render_markdown
 
     console.print(Markdown(render_markdown(result, images=False)))
     console.print(f"report: {report}" + (f", plots: {', '.join(result.plots)}" if result.plots else ""))

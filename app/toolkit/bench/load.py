@@ -25,7 +25,6 @@ import numpy.typing as npt
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.bench.prompts import PromptPair, real_prompts
 from app.cache.models import hnsw_index_name
 from app.cache.repository import CacheRepository, NewEntry, check_embedder_name
 from app.cache.responses import completion_from_text
@@ -33,6 +32,7 @@ from app.cache.scope import Scope, scope_of
 from app.cache.service import CacheService
 from app.db.engine import transaction
 from app.tenants.repository import KeyRepository, TenantRepository
+from app.toolkit.bench.prompts import PromptPair, real_prompts
 
 MODEL = "gpt-4o-mini"
 NAMESPACES = ("", "support", "engineering")

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from app.fakellm.config import FaultKind
+from app.toolkit.fakellm.config import FaultKind
 
 # Requests: unknown fields are ignored, as OpenAI-compatible servers do for fields they do not use.
 

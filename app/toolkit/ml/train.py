@@ -26,10 +26,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from tokenizers import Tokenizer
 
-from app.cache.evaluation import precision_recall_curve, read_pairs
 from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, DEFAULT_VERIFIER_DIR, OnnxCrossEncoder, OnnxEmbedder
-from app.ml.export import build_onnx, default_source_dir
-from app.ml.pairs import Pair, generate
+from app.toolkit.evaluation.metrics import precision_recall_curve, read_pairs
+from app.toolkit.ml.export import build_onnx, default_source_dir
+from app.toolkit.ml.pairs import Pair, generate
 
 VERIFIER_NAME = "verifier-minilm-int8"
 TARGET_PRECISION = 0.95

@@ -9,8 +9,8 @@ from types import TracebackType
 
 import uvicorn
 
-from app.fakellm.app import create_fake_llm_app
-from app.fakellm.config import FakeLLMConfig
+from app.toolkit.fakellm.app import create_fake_llm_app
+from app.toolkit.fakellm.config import FakeLLMConfig
 
 
 class FakeLLMServer:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from app.fakellm.wire import ChatMessageIn
+from app.toolkit.fakellm.wire import ChatMessageIn
 
 ECHO_MAX_CHARS = 200
 

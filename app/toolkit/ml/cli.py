@@ -36,7 +36,7 @@ def export_embedder_command(
     ),
 ) -> None:
     """Export all-MiniLM-L6-v2 to ONNX, fuse it and quantise it to int8."""
-    from app.ml.export import export_embedder
+    from app.toolkit.ml.export import export_embedder
 
     with console.status("Exporting, fusing and quantising all-MiniLM-L6-v2 ..."):
         info = export_embedder(output_dir)
@@ -67,7 +67,7 @@ def train_verifier_command(
     threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,
 ) -> None:
     """Fine-tune the cross-encoder, export it fused + int8, and write its validation figures."""
-    from app.ml.train import TrainConfig, run
+    from app.toolkit.ml.train import TrainConfig, run
 
     config = TrainConfig(
         output_dir=output_dir,
@@ -113,13 +113,13 @@ def validate_verifier_command(
     seed: Annotated[int, typer.Option(help="The training run's seed (it fixes the validation pairs).")] = 13,
 ) -> None:
     """Validate the graphs of an earlier training run again, without training."""
-    from app.ml.train import TrainConfig, validate
+    from app.toolkit.ml.train import TrainConfig, validate
 
     metrics = validate(TrainConfig(output_dir=output_dir, data_dir=data_dir, work_dir=work_dir, seed=seed))
     _print_summary(output_dir, metrics)
 
 
-# Standalone entry point (`python -m app.ml.cli ...`) for machines without the `deja` command.
+# Standalone entry point (`python -m app.toolkit.ml.cli ...`) for machines without the `deja` command.
 ml_app = typer.Typer(no_args_is_help=True)
 ml_app.add_typer(embedder_app, name="embedder")
 ml_app.add_typer(verifier_app, name="verifier")

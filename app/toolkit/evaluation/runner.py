@@ -16,7 +16,6 @@ import numpy as np
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.cache.evaluation import Evaluation, LabelledPair, RuleCounts, hit_metrics
 from app.cache.policy import TenantCachePolicy
 from app.cache.responses import completion_from_text
 from app.cache.scope import scope_of
@@ -25,6 +24,7 @@ from app.cache.verifier import RULES
 from app.db.engine import transaction
 from app.tenants.models import Tenant
 from app.tenants.repository import TenantRepository
+from app.toolkit.evaluation.metrics import Evaluation, LabelledPair, RuleCounts, hit_metrics
 
 EVAL_MODEL = "eval-model"
 

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import psutil
 
-from app.bench.http import ClassResult
-from app.bench.load import LoadResult
-from app.bench.server_side import ServerSideResult
-from app.bench.stats import SUMMARY_HEADER, Summary, ms
+from app.toolkit.bench.http import ClassResult
+from app.toolkit.bench.load import LoadResult
+from app.toolkit.bench.server_side import ServerSideResult
+from app.toolkit.bench.stats import SUMMARY_HEADER, Summary, ms
 
 
 @dataclass

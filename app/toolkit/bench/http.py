@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from app.bench.load import MODEL, RealEntry, messages_for
-from app.bench.prompts import miss_prompt
+from app.toolkit.bench.load import MODEL, RealEntry, messages_for
+from app.toolkit.bench.prompts import miss_prompt
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 

@@ -15,9 +15,9 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from app.fakellm import generate
-from app.fakellm.config import FAULT_KINDS, FakeLLMConfig, FaultKind, FaultSpec, parse_fault
-from app.fakellm.wire import (
+from app.toolkit.fakellm import generate
+from app.toolkit.fakellm.config import FAULT_KINDS, FakeLLMConfig, FaultKind, FaultSpec, parse_fault
+from app.toolkit.fakellm.wire import (
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,

@@ -1,0 +1,1 @@
+"""Precision and recall of the hit decision on labelled prompt pairs (`deja eval`)."""
