@@ -23,6 +23,7 @@ from app.observability.request_id import add_request_id
 from app.problems import EXCEPTION_HANDLERS
 from app.services import Services
 from app.settings import Settings, get_settings
+from app.ui.routes import TEMPLATES, create_ui_router
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -48,7 +49,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AdminController,
             CacheController,
             CompletionsController,
+            # The web dashboard (app/ui): its own session, CSRF middleware and error pages.
+            create_ui_router(settings),
         ],
+        template_config=TEMPLATES,
         dependencies=BASE_DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id],

@@ -55,6 +55,23 @@ class CacheSettings(BaseModel):
     )
 
 
+class UISettings(BaseModel):
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Signs the dashboard's session and CSRF cookies (at least 32 characters). Unset: "
+        "derived from the admin token; with no admin token either, random per process (sign-ins then "
+        "end at restart and need a single worker).",
+    )
+    session_ttl_s: int = Field(
+        8 * 3600, ge=60, le=30 * 86400, description="A dashboard sign-in lasts this long."
+    )
+    secure_cookies: bool = Field(
+        True,
+        description="Mark the dashboard's cookies Secure (browsers still accept them on http://localhost and "
+        "127.0.0.1); false only to use the dashboard over plain HTTP from another host.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DEJA_",
@@ -81,6 +98,7 @@ class Settings(BaseSettings):
     limits: RequestLimits = Field(default_factory=RequestLimits)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    ui: UISettings = Field(default_factory=UISettings)
 
 
 @lru_cache(maxsize=1)

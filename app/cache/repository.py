@@ -228,6 +228,13 @@ class CacheRepository:
             return None
         return await self.get(entry_id)
 
+    async def clear_flag(self, entry_id: uuid.UUID) -> bool:
+        """A reviewer judged a flagged entry right after all: it serves again (its counts stay)."""
+        result = await self.session.execute(
+            update(CacheEntry).where(CacheEntry.id == entry_id, CacheEntry.flagged).values(flagged=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def ensure_embedding_index(self, embedder: str, dimension: int) -> None:
         """A partial HNSW index for this embedder's vectors, at its dimension (idempotent)."""
         check_embedder_name(embedder)

@@ -1,0 +1,52 @@
+"""The measured quality of the hit decision, as `scripts/quality.sh` wrote it to docs/quality/.
+
+Those files are part of a source checkout (and of the container image built from one), not of
+the wheel; without them the page says where the figures come from instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+QUALITY_DIR = Path(__file__).resolve().parents[2] / "docs" / "quality"
+# The held-out runs first: the figures docs/quality.md reads as the honest ones.
+FILES = ("langcache_held_out", "project_validation", "paws_held_out", "langcache")
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    pairs_file: str
+    decision: str  # "Déjà", "without cross-encoder", "plain cosine ≥ 0.9"
+    pairs: int
+    precision: float
+    recall: float
+    false_hit_rate: float
+
+
+@lru_cache(maxsize=1)
+def figures() -> tuple[Figure, ...]:
+    rows: list[Figure] = []
+    for name in FILES:
+        path = QUALITY_DIR / f"{name}.json"
+        if not path.is_file():
+            continue
+        for run in json.loads(path.read_text()).get("runs", []):
+            with_cross_encoder = not run["name"].endswith("no cross-encoder")
+            decisions = [("Déjà" if with_cross_encoder else "without cross-encoder", run["deja"])]
+            if with_cross_encoder:
+                decisions.append(("plain cosine ≥ 0.9", run["cosine_0.9"]))
+            rows.extend(
+                Figure(
+                    pairs_file=name,
+                    decision=label,
+                    pairs=int(m["pairs"]),
+                    precision=float(m["precision"]),
+                    recall=float(m["recall"]),
+                    false_hit_rate=float(m["false_hit_rate"]),
+                )
+                for label, m in decisions
+            )
+    return tuple(rows)

@@ -1,0 +1,362 @@
+"""Read-side SQL of the dashboard: activity over time, entries, flagged entries, requests.
+
+These queries read the cache, the ledger and the tenants together, for pages only; the domains'
+own repositories keep the SQL the service runs. Writes never happen here: the dashboard's
+actions go through the same services and repositories as the admin and cache APIs. The caller
+chooses the row-level security context (a tenant's, or system for an admin), so a tenant's
+page cannot read another tenant's rows even where a filter were missing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, func, literal_column, select, text, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.repository import PurgeFilter
+from app.cache.models import CacheEntry
+from app.ledger.models import LedgerEntry
+from app.tenants.models import Tenant
+
+Bucket = Literal["hour", "day"]
+PAGE_SIZE = 50
+PROMPT_PREVIEW_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One hour or day of requests."""
+
+    start: datetime
+    requests: int
+    exact_hits: int
+    semantic_hits: int
+    misses: int
+    bypasses: int
+    errors: int
+    cost_usd: Decimal
+    avoided_cost_usd: Decimal
+    hit_latency_ms: float | None  # mean
+    miss_latency_ms: float | None
+
+    @property
+    def hits(self) -> int:
+        return self.exact_hits + self.semantic_hits
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    cache_status: str
+    requests: int
+    p50_ms: float
+    p95_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    tenant_name: str
+    namespace: str
+    model: str
+    prompt: str
+    created_at: datetime
+    expires_at: datetime | None
+    hit_count: int
+    last_hit_at: datetime | None
+    flagged: bool
+    feedback_correct: int
+    feedback_wrong: int
+    response: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySearch:
+    tenant_id: uuid.UUID | None
+    text: str | None = None
+    namespace: str | None = None
+    model: str | None = None
+    created_before: datetime | None = None
+    flagged_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    id: int
+    request_id: str
+    tenant_id: uuid.UUID
+    tenant_name: str
+    created_at: datetime
+    requested_model: str
+    used_model: str | None
+    namespace: str
+    cache_status: str
+    similarity: float | None
+    entry_id: uuid.UUID | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: Decimal
+    avoided_cost_usd: Decimal
+    latency_ms: float
+    upstream_latency_ms: float | None
+    http_status: int
+    priority: int
+    error: str | None
+    metadata: dict[str, Any]
+
+
+# Exact hits are booked with similarity 1 (the exact tier compares hashes, not vectors); a
+# semantic hit's cosine is below 1 unless the normalised prompts were equal, which the exact
+# tier would have served first.
+_EXACT = (LedgerEntry.cache_status == "hit") & (LedgerEntry.similarity >= 1.0)
+_SEMANTIC = (LedgerEntry.cache_status == "hit") & (
+    (LedgerEntry.similarity < 1.0) | LedgerEntry.similarity.is_(None)
+)
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class DashboardRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def activity(self, tenant_id: uuid.UUID | None, since: datetime, bucket: Bucket) -> list[Activity]:
+        """Requests by hour or day (UTC) from `since`, oldest first; empty buckets are left out."""
+        start = func.date_trunc(bucket, LedgerEntry.created_at, "UTC").label("start")
+        stmt = (
+            select(
+                start,
+                func.count().label("requests"),
+                func.count().filter(_EXACT).label("exact_hits"),
+                func.count().filter(_SEMANTIC).label("semantic_hits"),
+                func.count().filter(LedgerEntry.cache_status == "miss").label("misses"),
+                func.count().filter(LedgerEntry.cache_status == "bypass").label("bypasses"),
+                func.count().filter(LedgerEntry.cache_status == "error").label("errors"),
+                func.coalesce(func.sum(LedgerEntry.cost_usd), 0).label("cost_usd"),
+                func.coalesce(func.sum(LedgerEntry.avoided_cost_usd), 0).label("avoided_cost_usd"),
+                func.avg(LedgerEntry.latency_ms).filter(LedgerEntry.cache_status == "hit").label("hit_ms"),
+                func.avg(LedgerEntry.latency_ms).filter(LedgerEntry.cache_status == "miss").label("miss_ms"),
+            )
+            .where(*self._ledger_window(tenant_id, since))
+            .group_by(literal_column("start"))
+            .order_by(literal_column("start"))
+        )
+        return [
+            Activity(
+                start=row.start,
+                requests=row.requests,
+                exact_hits=row.exact_hits,
+                semantic_hits=row.semantic_hits,
+                misses=row.misses,
+                bypasses=row.bypasses,
+                errors=row.errors,
+                cost_usd=Decimal(row.cost_usd),
+                avoided_cost_usd=Decimal(row.avoided_cost_usd),
+                hit_latency_ms=None if row.hit_ms is None else float(row.hit_ms),
+                miss_latency_ms=None if row.miss_ms is None else float(row.miss_ms),
+            )
+            for row in (await self.session.execute(stmt)).all()
+        ]
+
+    async def latency(self, tenant_id: uuid.UUID | None, since: datetime) -> list[LatencySummary]:
+        """Median and 95th percentile latency of hits and misses since `since`."""
+        stmt = (
+            select(
+                LedgerEntry.cache_status,
+                func.count().label("requests"),
+                func.percentile_cont(0.5).within_group(LedgerEntry.latency_ms).label("p50"),
+                func.percentile_cont(0.95).within_group(LedgerEntry.latency_ms).label("p95"),
+            )
+            .where(*self._ledger_window(tenant_id, since), LedgerEntry.cache_status.in_(("hit", "miss")))
+            .group_by(LedgerEntry.cache_status)
+            .order_by(LedgerEntry.cache_status)
+        )
+        return [
+            LatencySummary(row.cache_status, row.requests, float(row.p50), float(row.p95))
+            for row in (await self.session.execute(stmt)).all()
+        ]
+
+    async def entries(self, search: EntrySearch, *, limit: int = PAGE_SIZE) -> list[EntryRow]:
+        """Newest first, prompts cut to a preview."""
+        stmt = (
+            self._entry_select(
+                func.left(CacheEntry.prompt, PROMPT_PREVIEW_CHARS), with_response=search.flagged_only
+            )
+            .where(*self._entry_conditions(search))
+            .order_by(CacheEntry.created_at.desc(), CacheEntry.id)
+            .limit(limit)
+        )
+        return [self._entry(row) for row in (await self.session.execute(stmt)).all()]
+
+    async def entry(self, entry_id: uuid.UUID) -> EntryRow | None:
+        stmt = self._entry_select(CacheEntry.prompt, with_response=True).where(CacheEntry.id == entry_id)
+        row = (await self.session.execute(stmt)).first()
+        return self._entry(row) if row is not None else None
+
+    async def count_purge(self, tenant_id: uuid.UUID, where: PurgeFilter) -> int:
+        """How many entries a purge with these filters would remove now (shown before confirming)."""
+        search = EntrySearch(
+            tenant_id=tenant_id,
+            namespace=where.namespace,
+            model=where.model,
+            created_before=where.created_before,
+        )
+        stmt = select(func.count()).select_from(CacheEntry).where(*self._entry_conditions(search))
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def hits_of(self, entry_id: uuid.UUID, *, limit: int = 10) -> list[RequestRow]:
+        """The latest requests this entry answered."""
+        stmt = (
+            self._request_select()
+            .where(LedgerEntry.entry_id == entry_id, LedgerEntry.cache_status == "hit")
+            .order_by(LedgerEntry.id.desc())
+            .limit(limit)
+        )
+        return [self._request(row) for row in (await self.session.execute(stmt)).all()]
+
+    async def requests(
+        self,
+        tenant_id: uuid.UUID | None,
+        *,
+        cache_status: str | None = None,
+        before_id: int | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> list[RequestRow]:
+        """Newest first (by booking order), `before_id` for the next page."""
+        stmt = self._request_select().order_by(LedgerEntry.id.desc()).limit(limit)
+        if tenant_id is not None:
+            stmt = stmt.where(LedgerEntry.tenant_id == tenant_id)
+        if cache_status is not None:
+            stmt = stmt.where(LedgerEntry.cache_status == cache_status)
+        if before_id is not None:
+            stmt = stmt.where(LedgerEntry.id < before_id)
+        return [self._request(row) for row in (await self.session.execute(stmt)).all()]
+
+    async def request(self, request_id: str) -> RequestRow | None:
+        row = (
+            await self.session.execute(self._request_select().where(LedgerEntry.request_id == request_id))
+        ).first()
+        return self._request(row) if row is not None else None
+
+    async def models_and_namespaces(self, tenant_id: uuid.UUID | None) -> tuple[list[str], list[str]]:
+        """The distinct models and namespaces of stored entries, for the filter lists."""
+        where = [CacheEntry.tenant_id == tenant_id] if tenant_id is not None else []
+        # A loose index scan would be faster on millions of entries; distinct over the
+        # (tenant, namespace, ...) index is enough at the sizes measured in docs/dashboard.md.
+        models = await self.session.scalars(
+            select(CacheEntry.model)
+            .where(*where)
+            .group_by(CacheEntry.model)
+            .order_by(CacheEntry.model)
+            .limit(200)
+        )
+        namespaces = await self.session.scalars(
+            select(CacheEntry.namespace)
+            .where(*where)
+            .group_by(CacheEntry.namespace)
+            .order_by(CacheEntry.namespace)
+            .limit(200)
+        )
+        return list(models), list(namespaces)
+
+    @staticmethod
+    def _ledger_window(tenant_id: uuid.UUID | None, since: datetime) -> list[ColumnElement[bool]]:
+        conditions = [LedgerEntry.created_at >= since]
+        if tenant_id is not None:
+            conditions.append(LedgerEntry.tenant_id == tenant_id)
+        return conditions
+
+    @staticmethod
+    def _entry_conditions(search: EntrySearch) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if search.tenant_id is not None:
+            conditions.append(CacheEntry.tenant_id == search.tenant_id)
+        if search.text:
+            conditions.append(CacheEntry.prompt.ilike(f"%{_escape_like(search.text)}%", escape="\\"))
+        if search.namespace is not None:
+            conditions.append(CacheEntry.namespace == search.namespace)
+        if search.model is not None:
+            conditions.append(CacheEntry.model == search.model)
+        if search.created_before is not None:
+            conditions.append(CacheEntry.created_at < search.created_before)
+        if search.flagged_only:
+            conditions.append(CacheEntry.flagged == true())
+        return conditions
+
+    @staticmethod
+    def _entry_select(prompt: Any, *, with_response: bool) -> Any:
+        return select(
+            CacheEntry.id,
+            CacheEntry.tenant_id,
+            Tenant.name.label("tenant_name"),
+            CacheEntry.namespace,
+            CacheEntry.model,
+            prompt.label("prompt"),
+            CacheEntry.created_at,
+            CacheEntry.expires_at,
+            CacheEntry.hit_count,
+            CacheEntry.last_hit_at,
+            CacheEntry.flagged,
+            CacheEntry.feedback_correct,
+            CacheEntry.feedback_wrong,
+            (CacheEntry.response if with_response else text("NULL")).label("response"),
+        ).join(Tenant, Tenant.id == CacheEntry.tenant_id)
+
+    @staticmethod
+    def _entry(row: Any) -> EntryRow:
+        return EntryRow(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            tenant_name=row.tenant_name,
+            namespace=row.namespace,
+            model=row.model,
+            prompt=row.prompt,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            hit_count=row.hit_count,
+            last_hit_at=row.last_hit_at,
+            flagged=row.flagged,
+            feedback_correct=row.feedback_correct,
+            feedback_wrong=row.feedback_wrong,
+            response=row.response,
+        )
+
+    @staticmethod
+    def _request_select() -> Any:
+        return select(LedgerEntry, Tenant.name.label("tenant_name")).join(
+            Tenant, Tenant.id == LedgerEntry.tenant_id
+        )
+
+    @staticmethod
+    def _request(row: Any) -> RequestRow:
+        entry: LedgerEntry = row[0]
+        return RequestRow(
+            id=entry.id,
+            request_id=entry.request_id,
+            tenant_id=entry.tenant_id,
+            tenant_name=row.tenant_name,
+            created_at=entry.created_at,
+            requested_model=entry.requested_model,
+            used_model=entry.used_model,
+            namespace=entry.namespace,
+            cache_status=entry.cache_status,
+            similarity=entry.similarity,
+            entry_id=entry.entry_id,
+            prompt_tokens=entry.prompt_tokens,
+            completion_tokens=entry.completion_tokens,
+            cost_usd=entry.cost_usd,
+            avoided_cost_usd=entry.avoided_cost_usd,
+            latency_ms=entry.latency_ms,
+            upstream_latency_ms=entry.upstream_latency_ms,
+            http_status=entry.http_status,
+            priority=entry.priority,
+            error=entry.error,
+            metadata=entry.metadata_,
+        )

@@ -1,0 +1,676 @@
+"""The dashboard at /ui/: server-rendered pages over the same services as the APIs.
+
+Signing in takes the admin token or an API key once, in a form; after that a signed cookie
+carries the session (app.ui.session). Every page runs in one transaction in the viewer's
+row-level security context (system for an admin, the tenant's own otherwise), so a tenant's
+session cannot read another tenant's rows. Every form carries a CSRF token; every action is
+audited under the viewer's actor, as the admin API does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, Router, get, post
+from litestar.background_tasks import BackgroundTask
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException
+from litestar.middleware.base import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.params import Body, FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_303_SEE_OTHER
+from litestar.template.config import TemplateConfig
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.repository import AdminRepository, AuditRepository, PurgeFilter
+from app.admin.service import AdminService
+from app.cache.policy import TenantCachePolicy, parse_policy
+from app.cache.repository import CacheRepository
+from app.db.engine import enter_system, enter_tenant
+from app.errors import BadRequest, DejaError, Forbidden, NotFound, Unauthorized
+from app.ledger.quotas import QuotaRepository
+from app.services import Services
+from app.settings import Settings
+from app.tenants.auth import Principal
+from app.tenants.models import Tenant
+from app.tenants.repository import KeyRepository, TenantRepository
+from app.ui import quality
+from app.ui.charts import Series, bar_chart
+from app.ui.repository import Activity, DashboardRepository, EntrySearch
+from app.ui.session import (
+    COOKIE_PATH,
+    CSRF_COOKIE_NAME,
+    LoginRequired,
+    SessionSigner,
+    provide_viewer,
+    tenant_scope,
+)
+
+HERE = Path(__file__).parent
+FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
+MAX_AGE_DAYS = 100 * 365
+CACHE_STATUSES = ("hit", "miss", "bypass", "error")
+# Pages render what they read: no script runs but our own file, nothing loads from elsewhere,
+# and no other site may frame a page to trick a click.
+SECURITY_HEADERS = [
+    ResponseHeader(
+        name="Content-Security-Policy",
+        value="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
+    ResponseHeader(name="Cache-Control", value="no-store"),
+]
+
+TEMPLATES = TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine)
+
+
+class LoginForm(msgspec.Struct):
+    token: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class KeyForm(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+
+
+class PurgeForm(msgspec.Struct):
+    tenant: uuid.UUID
+    model: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    namespace: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    older_than_days: Annotated[int, msgspec.Meta(ge=0, le=MAX_AGE_DAYS)] | None = None
+    created_before: datetime | None = None  # fixed when the count was shown
+
+
+class NextForm(msgspec.Struct):
+    next: Annotated[str, msgspec.Meta(max_length=20)] = "entries"
+
+
+def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **context: Any) -> Template:
+    """A template with what every page shows: the viewer, the active menu entry."""
+    viewer: Principal | None = request.scope.get("state", {}).get("ui_viewer")
+    return Template(
+        template_name=name,
+        context={"viewer": viewer, "now": datetime.now(UTC), **context},
+        status_code=status_code,
+    )
+
+
+def redirect(path: str) -> Redirect:
+    return Redirect(path, status_code=HTTP_303_SEE_OTHER)
+
+
+def clean_text(value: str | None, name: str) -> str | None:
+    """Blank means no filter; text Postgres cannot hold is a 400, not a failed query."""
+    if value is None or not value.strip():
+        return None
+    if "\x00" in value:
+        raise BadRequest(f"'{name}' must not contain NUL characters.")
+    return value.strip()
+
+
+def require_admin(viewer: Principal) -> None:
+    if viewer.role != "admin":
+        raise Forbidden("This page needs the admin token or an admin key.")
+
+
+def age_cutoff(older_than_days: int | None, created_before: datetime | None = None) -> datetime | None:
+    cutoffs = [c for c in (created_before,) if c is not None]
+    if older_than_days is not None:
+        cutoffs.append(datetime.now(UTC) - timedelta(days=older_than_days))
+    return min(cutoffs, default=None)
+
+
+async def provide_db(
+    services: NamedDependency[Services], viewer: NamedDependency[Principal]
+) -> AsyncGenerator[AsyncSession, None]:
+    """One transaction per page in the viewer's row-level security context."""
+    async with services.sessionmaker() as session, session.begin():
+        if viewer.tenant_id is not None:
+            await enter_tenant(session, viewer.tenant_id)
+        else:
+            await enter_system(session)
+        yield session
+
+
+async def provide_viewer_for_page(
+    request: Request[Any, Any, Any], services: NamedDependency[Services]
+) -> Principal:
+    viewer = await provide_viewer(request, services)
+    request.scope.setdefault("state", {})["ui_viewer"] = viewer
+    return viewer
+
+
+async def live_tenant(db: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
+    tenant = await TenantRepository(db).get_live(tenant_id)
+    if tenant is None:
+        raise NotFound(f"No tenant {tenant_id}.")
+    return tenant
+
+
+async def tenant_choices(db: AsyncSession, viewer: Principal) -> list[Tenant]:
+    return list(await TenantRepository(db).list_live()) if viewer.role == "admin" else []
+
+
+def activity_charts(rows: list[Activity], bucket: str) -> list[Any]:
+    fmt = "%H:00" if bucket == "hour" else "%m-%d"
+    labels = [r.start.strftime(fmt) for r in rows]
+    every = max(len(rows) // 12, 1)
+    return [
+        bar_chart(
+            f"Requests by {bucket}",
+            labels,
+            [
+                Series("exact hits", "exact", [r.exact_hits for r in rows]),
+                Series("semantic hits", "semantic", [r.semantic_hits for r in rows]),
+                Series("misses", "miss", [r.misses for r in rows]),
+                Series("bypasses", "bypass", [r.bypasses for r in rows]),
+                Series("errors", "error", [r.errors for r in rows]),
+            ],
+            label_every=every,
+        ),
+        bar_chart(
+            f"Spend against avoided cost by {bucket} (USD)",
+            labels,
+            [
+                Series("spend", "spend", [float(r.cost_usd) for r in rows]),
+                Series("avoided", "avoided", [float(r.avoided_cost_usd) for r in rows]),
+            ],
+            stacked=False,
+            label_every=every,
+        ),
+    ]
+
+
+# Sign-in and sign-out: no session needed.
+
+
+@get("/", include_in_schema=False)
+async def home() -> Redirect:
+    return redirect("/ui/overview")
+
+
+@get("/login", include_in_schema=False)
+async def login_page(request: Request[Any, Any, Any]) -> Template:
+    return page(request, "login.html", error=None)
+
+
+@post("/login", include_in_schema=False, status_code=HTTP_303_SEE_OTHER)
+async def login(
+    request: Request[Any, Any, Any],
+    data: Annotated[LoginForm, FORM],
+    services: NamedDependency[Services],
+    ui_signer: NamedDependency[SessionSigner],
+) -> Response[Any]:
+    token = data.token.strip()
+    try:
+        principal = await services.authenticator.authenticate(f"Bearer {token}")
+    except Unauthorized:
+        return page(request, "login.html", status_code=401, error="That token or key is not valid.")
+    response = redirect("/ui/overview")
+    response.set_cookie(ui_signer.cookie(ui_signer.payload_for(principal, token)))
+    return response
+
+
+@post("/logout", include_in_schema=False, status_code=HTTP_303_SEE_OTHER)
+async def logout(ui_signer: NamedDependency[SessionSigner]) -> Redirect:
+    response = redirect("/ui/login")
+    response.set_cookie(ui_signer.cleared_cookie())
+    return response
+
+
+PAGE_DEPENDENCIES = {"viewer": Provide(provide_viewer_for_page), "db": Provide(provide_db)}
+
+
+class DashboardController(Controller):
+    """Every page behind the sign-in."""
+
+    path = "/"
+    dependencies = PAGE_DEPENDENCIES
+
+    # Overview
+
+    @get("/overview", include_in_schema=False)
+    async def overview(
+        self,
+        request: Request[Any, Any, Any],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+        tenant: FromQuery[uuid.UUID | None] = None,
+    ) -> Template:
+        scope = tenant_scope(viewer, tenant)
+        now = datetime.now(UTC)
+        # The same query as GET /admin/stats; in a tenant's session only its own row is visible.
+        stats = await AdminRepository(db).stats(None, None)
+        if scope is not None:
+            stats = [s for s in stats if s.tenant_id == scope]
+        dashboard = DashboardRepository(db)
+        hourly = await dashboard.activity(scope, now - timedelta(hours=48), "hour")
+        daily = await dashboard.activity(scope, now - timedelta(days=30), "day")
+        return page(
+            request,
+            "overview.html",
+            active="overview",
+            stats=stats,
+            tenant_id=scope,
+            tenants=await tenant_choices(db, viewer),
+            hourly=hourly,
+            daily=daily,
+            charts=activity_charts(hourly, "hour") + activity_charts(daily, "day"),
+            latency=await dashboard.latency(scope, now - timedelta(days=30)),
+        )
+
+    # Tenants (admin)
+
+    @get("/tenants", include_in_schema=False)
+    async def tenants(
+        self,
+        request: Request[Any, Any, Any],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+    ) -> Template:
+        require_admin(viewer)
+        now = datetime.now(UTC)
+        rows = []
+        for tenant in await TenantRepository(db).list_live():
+            keys = await KeyRepository(db).list_for_tenant(tenant.id)
+            rows.append(
+                {
+                    "tenant": tenant,
+                    "usage": await QuotaRepository(db).usage(tenant.id, now),
+                    "live_keys": sum(1 for k in keys if k.revoked_at is None),
+                    "revoked_keys": sum(1 for k in keys if k.revoked_at is not None),
+                }
+            )
+        return page(request, "tenants.html", active="tenants", rows=rows)
+
+    @get("/tenants/{tenant_id:uuid}", include_in_schema=False)
+    async def tenant(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_id: FromPath[uuid.UUID],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+    ) -> Template:
+        require_admin(viewer)
+        return await self._tenant_page(request, db, tenant_id, issued=None)
+
+    @post("/tenants/{tenant_id:uuid}/keys", include_in_schema=False, status_code=200)
+    async def issue_key(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_id: FromPath[uuid.UUID],
+        data: Annotated[KeyForm, FORM],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+    ) -> Template:
+        """Issue a key and show it once, on this page (never in a URL)."""
+        require_admin(viewer)
+        await live_tenant(db, tenant_id)
+        key, new = await KeyRepository(db).issue(tenant_id, name=clean_text(data.name, "name"))
+        await AuditRepository(db).record(
+            viewer.actor,
+            "key.issue",
+            tenant_id=tenant_id,
+            filters={"key_id": str(key.id), "name": key.name, "prefix": key.prefix},
+            rows_affected=1,
+        )
+        return await self._tenant_page(request, db, tenant_id, issued=new.key)
+
+    @post("/keys/{key_id:uuid}/revoke", include_in_schema=False, status_code=HTTP_303_SEE_OTHER)
+    async def revoke_key(
+        self,
+        key_id: FromPath[uuid.UUID],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+        services: NamedDependency[Services],
+    ) -> Redirect:
+        require_admin(viewer)
+        keys = KeyRepository(db)
+        key = await keys.get(key_id)
+        if key is None or key.tenant_id is None:
+            raise NotFound(f"No tenant API key {key_id}.")
+        already = key.revoked_at is not None
+        key = await keys.revoke(key)
+        await AuditRepository(db).record(
+            viewer.actor,
+            "key.revoke",
+            tenant_id=key.tenant_id,
+            filters={"key_id": str(key_id), "prefix": key.prefix},
+            rows_affected=0 if already else 1,
+        )
+        # As the admin API does: forget remembered keys now and once the revocation committed.
+        services.authenticator.forget()
+        return Redirect(
+            f"/ui/tenants/{key.tenant_id}",
+            status_code=HTTP_303_SEE_OTHER,
+            background=BackgroundTask(services.authenticator.forget),
+        )
+
+    async def _tenant_page(
+        self, request: Request[Any, Any, Any], db: AsyncSession, tenant_id: uuid.UUID, *, issued: str | None
+    ) -> Template:
+        tenant = await live_tenant(db, tenant_id)
+        return page(
+            request,
+            "tenant.html",
+            active="tenants",
+            tenant=tenant,
+            policy=parse_policy(tenant.settings),
+            usage=await QuotaRepository(db).usage(tenant.id, datetime.now(UTC)),
+            keys=await KeyRepository(db).list_for_tenant(tenant.id),
+            issued=issued,
+        )
+
+    # Entries
+
+    @get("/entries", include_in_schema=False)
+    async def entries(
+        self,
+        request: Request[Any, Any, Any],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+        tenant: FromQuery[uuid.UUID | None] = None,
+        q: Annotated[str | None, QueryParameter(max_length=500)] = None,
+        namespace: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        model: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        older_than_days: Annotated[int | None, QueryParameter(ge=0, le=MAX_AGE_DAYS)] = None,
+    ) -> Template:
+        scope = tenant_scope(viewer, tenant)
+        search = EntrySearch(
+            tenant_id=scope,
+            text=clean_text(q, "q"),
+            namespace=clean_text(namespace, "namespace"),
+            model=clean_text(model, "model"),
+            created_before=age_cutoff(older_than_days),
+        )
+        filters = {
+            "q": search.text,
+            "namespace": search.namespace,
+            "model": search.model,
+            "older_than_days": older_than_days,
+        }
+        dashboard = DashboardRepository(db)
+        models, namespaces = await dashboard.models_and_namespaces(scope)
+        return page(
+            request,
+            "entries.html",
+            active="entries",
+            entries=await dashboard.entries(search),
+            filters=filters,
+            tenant_id=scope,
+            tenants=await tenant_choices(db, viewer),
+            models=models,
+            namespaces=namespaces,
+        )
+
+    @get("/entries/{entry_id:uuid}", include_in_schema=False)
+    async def entry(
+        self,
+        request: Request[Any, Any, Any],
+        entry_id: FromPath[uuid.UUID],
+        db: NamedDependency[AsyncSession],
+    ) -> Template:
+        dashboard = DashboardRepository(db)
+        entry = await dashboard.entry(entry_id)
+        if entry is None:  # another tenant's entry is invisible here: 404, as in the API
+            raise NotFound(f"No cache entry {entry_id}.")
+        return page(
+            request, "entry.html", active="entries", entry=entry, hits=await dashboard.hits_of(entry_id)
+        )
+
+    @post("/entries/{entry_id:uuid}/delete", include_in_schema=False, status_code=HTTP_303_SEE_OTHER)
+    async def delete_entry(
+        self,
+        entry_id: FromPath[uuid.UUID],
+        data: Annotated[NextForm, FORM],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+    ) -> Redirect:
+        entry = await DashboardRepository(db).entry(entry_id)
+        # The same delete as DELETE /v1/cache/entries/{id}, audited like an admin action.
+        if entry is None or not await CacheRepository(db).delete(entry_id):
+            raise NotFound(f"No cache entry {entry_id}.")
+        await AuditRepository(db).record(
+            viewer.actor,
+            "cache.delete",
+            tenant_id=entry.tenant_id,
+            filters={"entry_id": str(entry_id), "flagged": entry.flagged},
+            rows_affected=1,
+        )
+        return redirect("/ui/wrong-hits" if data.next == "wrong-hits" else "/ui/entries")
+
+    # Purge (admin): count first, then confirm
+
+    @get("/purge", include_in_schema=False)
+    async def purge_preview(
+        self,
+        request: Request[Any, Any, Any],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+        tenant: FromQuery[uuid.UUID],
+        model: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        namespace: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        older_than_days: Annotated[int | None, QueryParameter(ge=0, le=MAX_AGE_DAYS)] = None,
+    ) -> Template:
+        require_admin(viewer)
+        target = await live_tenant(db, tenant)
+        # The age becomes one cutoff now, so the purge removes what was counted (and no newer entry).
+        where = PurgeFilter(
+            model=clean_text(model, "model"),
+            namespace=clean_text(namespace, "namespace"),
+            created_before=age_cutoff(older_than_days),
+        )
+        return page(
+            request,
+            "purge.html",
+            active="entries",
+            tenant=target,
+            where=where,
+            older_than_days=older_than_days,
+            count=await DashboardRepository(db).count_purge(tenant, where),
+            deleted=None,
+        )
+
+    @post("/purge", include_in_schema=False, status_code=200)
+    async def purge(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[PurgeForm, FORM],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+        services: NamedDependency[Services],
+    ) -> Template:
+        require_admin(viewer)
+        target = await live_tenant(db, data.tenant)
+        created_before = (
+            data.created_before.replace(tzinfo=data.created_before.tzinfo or UTC)
+            if data.created_before
+            else None
+        )
+        where = PurgeFilter(
+            model=clean_text(data.model, "model"),
+            namespace=clean_text(data.namespace, "namespace"),
+            created_before=created_before,
+        )
+        parameters: dict[str, Any] = {
+            "model": where.model,
+            "namespace": where.namespace,
+            "older_than_days": data.older_than_days,
+            "created_before": created_before.isoformat() if created_before else None,
+        }
+        # The admin API's purge: batched, each batch its own transaction, audited as it goes.
+        deleted = await AdminService(services.sessionmaker, services.authenticator).purge_cache(
+            viewer.actor, data.tenant, where, {k: v for k, v in parameters.items() if v is not None}
+        )
+        return page(
+            request,
+            "purge.html",
+            active="entries",
+            tenant=target,
+            where=where,
+            older_than_days=data.older_than_days,
+            count=None,
+            deleted=deleted,
+        )
+
+    # Wrong hits
+
+    @get("/wrong-hits", include_in_schema=False)
+    async def wrong_hits(
+        self,
+        request: Request[Any, Any, Any],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+        tenant: FromQuery[uuid.UUID | None] = None,
+    ) -> Template:
+        scope = tenant_scope(viewer, tenant)
+        dashboard = DashboardRepository(db)
+        flagged = await dashboard.entries(EntrySearch(tenant_id=scope, flagged_only=True))
+        return page(
+            request,
+            "wrong_hits.html",
+            active="wrong-hits",
+            flagged=[(entry, await dashboard.hits_of(entry.id, limit=5)) for entry in flagged],
+            tenant_id=scope,
+            tenants=await tenant_choices(db, viewer),
+        )
+
+    @post("/wrong-hits/{entry_id:uuid}/keep", include_in_schema=False, status_code=HTTP_303_SEE_OTHER)
+    async def keep(
+        self,
+        entry_id: FromPath[uuid.UUID],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+    ) -> Redirect:
+        """A reviewer found the flagged answer right after all: it serves again."""
+        entry = await DashboardRepository(db).entry(entry_id)
+        if entry is None or not await CacheRepository(db).clear_flag(entry_id):
+            raise NotFound(f"No flagged cache entry {entry_id}.")
+        await AuditRepository(db).record(
+            viewer.actor,
+            "cache.keep",
+            tenant_id=entry.tenant_id,
+            filters={"entry_id": str(entry_id)},
+            rows_affected=1,
+        )
+        return redirect("/ui/wrong-hits")
+
+    # Requests
+
+    @get("/requests", include_in_schema=False)
+    async def requests(
+        self,
+        request: Request[Any, Any, Any],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+        tenant: FromQuery[uuid.UUID | None] = None,
+        status: FromQuery[str | None] = None,
+        before: Annotated[int | None, QueryParameter(ge=1)] = None,
+    ) -> Template:
+        scope = tenant_scope(viewer, tenant)
+        status = status or None
+        if status is not None and status not in CACHE_STATUSES:
+            raise BadRequest(f"'status' must be one of {', '.join(CACHE_STATUSES)}.")
+        rows = await DashboardRepository(db).requests(scope, cache_status=status, before_id=before)
+        return page(
+            request,
+            "requests.html",
+            active="requests",
+            rows=rows,
+            status=status,
+            statuses=CACHE_STATUSES,
+            tenant_id=scope,
+            tenants=await tenant_choices(db, viewer),
+        )
+
+    @get("/requests/{request_id:str}", include_in_schema=False)
+    async def request_detail(
+        self,
+        request: Request[Any, Any, Any],
+        request_id: FromPath[str],
+        db: NamedDependency[AsyncSession],
+    ) -> Template:
+        if len(request_id) > 64:  # the ledger's column: longer ids cannot exist
+            raise NotFound(f"No request {request_id[:64]}.")
+        row = await DashboardRepository(db).request(clean_text(request_id, "request_id") or "")
+        if row is None:
+            raise NotFound(f"No request {request_id}.")
+        return page(request, "request.html", active="requests", row=row)
+
+    # Quality
+
+    @get("/quality", include_in_schema=False)
+    async def quality_page(
+        self,
+        request: Request[Any, Any, Any],
+        viewer: NamedDependency[Principal],
+        db: NamedDependency[AsyncSession],
+        tenant: FromQuery[uuid.UUID | None] = None,
+    ) -> Template:
+        scope = tenant_scope(viewer, tenant)
+        target = await live_tenant(db, scope) if scope is not None else None
+        policy: TenantCachePolicy = parse_policy(target.settings if target else {})
+        return page(
+            request,
+            "quality.html",
+            active="quality",
+            tenant=target,
+            tenant_id=scope,
+            tenants=await tenant_choices(db, viewer),
+            policy=policy,
+            defaults=TenantCachePolicy(),
+            figures=quality.figures(),
+        )
+
+
+def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Errors as pages (the APIs answer problem details); no session means the sign-in page."""
+    if isinstance(exc, LoginRequired):
+        return redirect("/ui/login")
+    if isinstance(exc, DejaError | HTTPException):
+        status, detail = exc.status_code, exc.detail
+    else:
+        raise exc
+    return page(request, "error.html", status_code=status, status=status, detail=detail)
+
+
+def create_ui_router(settings: Settings) -> Router:
+    signer = SessionSigner.from_settings(settings)
+    csrf = CSRFConfig(
+        secret=signer.csrf_secret,
+        cookie_name=CSRF_COOKIE_NAME,
+        cookie_path=COOKIE_PATH,
+        cookie_secure=signer.secure,
+        cookie_httponly=True,
+        cookie_samesite="strict",
+    )
+    return Router(
+        path="/ui",
+        route_handlers=[
+            home,
+            login_page,
+            login,
+            logout,
+            DashboardController,
+            create_static_files_router(
+                path="/static", directories=[HERE / "static"], include_in_schema=False
+            ),
+        ],
+        dependencies={"ui_signer": Provide(lambda: signer, sync_to_thread=False)},
+        middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],
+        exception_handlers={LoginRequired: error_page, DejaError: error_page, HTTPException: error_page},
+        response_headers=SECURITY_HEADERS,
+        include_in_schema=False,
+    )

@@ -1,0 +1,167 @@
+"""The dashboard's sign-in: a signed, expiring, HttpOnly cookie that names the credential used,
+never the credential itself.
+
+The cookie holds the SHA-256 of the API key (what the database stores, useless against the API)
+or, for the admin token, an HMAC of it; every page resolves it again, so a revoked key, a
+suspended tenant or a changed admin token ends the session at the next click.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.datastructures import Cookie
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import transaction
+from app.services import Services
+from app.settings import Settings
+from app.tenants.auth import Principal
+from app.tenants.keys import hash_key
+from app.tenants.repository import KeyRepository
+
+COOKIE_NAME = "deja_session"
+CSRF_COOKIE_NAME = "deja_csrf"
+COOKIE_PATH = "/ui"
+
+
+class SessionPayload(msgspec.Struct, frozen=True):
+    kind: str  # "admin-token" | "key"
+    credential: str  # hex: HMAC of the admin token, or the key's SHA-256
+    expires_at: float  # Unix time; checked here, whatever the browser keeps
+
+
+class LoginRequired(Exception):
+    """No valid dashboard session: the UI answers with the sign-in page."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSigner:
+    secret: bytes
+    ttl_s: int
+    secure: bool
+    admin_token: bytes | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionSigner:
+        admin_token = settings.admin_token.get_secret_value().encode() if settings.admin_token else None
+        if settings.ui.session_secret is not None:
+            seed = settings.ui.session_secret.get_secret_value().encode()
+        elif admin_token is not None:
+            # Every worker and pod shares the admin token, so they agree on the key; the
+            # derivation is one-way, so a leaked cookie key never reveals the token.
+            seed = b"deja-ui-session\x00" + admin_token
+        else:
+            seed = secrets.token_bytes(32)
+        return cls(
+            secret=hashlib.sha256(seed).digest(),
+            ttl_s=settings.ui.session_ttl_s,
+            secure=settings.ui.secure_cookies,
+            admin_token=admin_token,
+        )
+
+    @property
+    def csrf_secret(self) -> str:
+        return hmac.new(self.secret, b"csrf", hashlib.sha256).hexdigest()
+
+    def admin_fingerprint(self) -> str | None:
+        if self.admin_token is None:
+            return None
+        return hmac.new(self.secret, b"admin-token\x00" + self.admin_token, hashlib.sha256).hexdigest()
+
+    def payload_for(self, principal: Principal, token: str) -> SessionPayload:
+        expires_at = time.time() + self.ttl_s
+        if principal.key_id is None:
+            return SessionPayload("admin-token", self.admin_fingerprint() or "", expires_at)
+        return SessionPayload("key", hash_key(token).hex(), expires_at)
+
+    def cookie(self, payload: SessionPayload) -> Cookie:
+        body = base64.urlsafe_b64encode(msgspec.json.encode(payload)).decode().rstrip("=")
+        return Cookie(
+            key=COOKIE_NAME,
+            value=f"{body}.{self._sign(body)}",
+            path=COOKIE_PATH,
+            max_age=self.ttl_s,
+            httponly=True,
+            secure=self.secure,
+            samesite="strict",
+        )
+
+    def cleared_cookie(self) -> Cookie:
+        return Cookie(
+            key=COOKIE_NAME,
+            value="",
+            path=COOKIE_PATH,
+            max_age=0,
+            httponly=True,
+            secure=self.secure,
+            samesite="strict",
+        )
+
+    def read(self, value: str | None) -> SessionPayload | None:
+        """The payload of a cookie this process's key signed and that has not expired."""
+        if not value or "." not in value:
+            return None
+        body, _, signature = value.rpartition(".")
+        if not hmac.compare_digest(signature, self._sign(body)):
+            return None
+        try:
+            payload = msgspec.json.decode(
+                base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)), type=SessionPayload
+            )
+        except (ValueError, msgspec.DecodeError):
+            return None
+        return payload if payload.expires_at > time.time() else None
+
+    def _sign(self, body: str) -> str:
+        return hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()
+
+
+async def resolve(
+    signer: SessionSigner, sessionmaker: async_sessionmaker[AsyncSession], payload: SessionPayload
+) -> Principal | None:
+    """Who the session speaks for now, or None if its credential no longer works."""
+    if payload.kind == "admin-token":
+        fingerprint = signer.admin_fingerprint()
+        ok = fingerprint is not None and hmac.compare_digest(payload.credential, fingerprint)
+        return Principal(role="admin", key_id=None) if ok else None
+    try:
+        key_hash = bytes.fromhex(payload.credential)
+    except ValueError:
+        return None
+    async with transaction(sessionmaker, system=True) as session:
+        owner = await KeyRepository(session).find_owner(key_hash)
+    # The same rule as the API's authentication: a tenant key works while its tenant is active.
+    if owner is None or (owner.role == "tenant" and owner.tenant_status != "active"):
+        return None
+    return Principal(
+        role=owner.role,
+        key_id=owner.key_id,
+        tenant_id=owner.tenant_id,
+        tenant_name=owner.tenant_name,
+        tenant_settings=owner.tenant_settings or {},
+    )
+
+
+async def provide_viewer(request: Request[Any, Any, Any], services: Services) -> Principal:
+    """The signed-in principal of a dashboard page; LoginRequired sends the browser to sign in."""
+    signer: SessionSigner = request.app.state.ui_signer
+    payload = signer.read(request.cookies.get(COOKIE_NAME))
+    principal = await resolve(signer, services.sessionmaker, payload) if payload else None
+    if principal is None:
+        raise LoginRequired
+    return principal
+
+
+def tenant_scope(viewer: Principal, requested: uuid.UUID | None) -> uuid.UUID | None:
+    """The tenant a page shows: a tenant sees only its own; an admin the one asked for, or all."""
+    return viewer.tenant_id if viewer.role == "tenant" else requested
