@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, literal_column, select, text, true
+from sqlalchemy import ColumnElement, func, literal_column, null, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.repository import PurgeFilter
@@ -306,7 +306,7 @@ class DashboardRepository:
             CacheEntry.flagged,
             CacheEntry.feedback_correct,
             CacheEntry.feedback_wrong,
-            (CacheEntry.response if with_response else text("NULL")).label("response"),
+            (CacheEntry.response if with_response else null()).label("response"),
         ).join(Tenant, Tenant.id == CacheEntry.tenant_id)
 
     @staticmethod

@@ -19,7 +19,6 @@ import msgspec
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.config.csrf import CSRFConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
@@ -27,6 +26,7 @@ from litestar.exceptions import HTTPException
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_303_SEE_OTHER
@@ -53,7 +53,7 @@ from app.ui.session import (
     CSRF_COOKIE_NAME,
     LoginRequired,
     SessionSigner,
-    provide_viewer,
+    signed_in,
     tenant_scope,
 )
 
@@ -120,16 +120,22 @@ def clean_text(value: str | None, name: str) -> str | None:
     return value.strip()
 
 
+def days(value: str | None) -> int | None:
+    """An age filter in days from a form field: blank means none; anything else must be a count."""
+    if value is None or not value.strip():
+        return None
+    if not value.strip().isdigit() or int(value) > MAX_AGE_DAYS:
+        raise BadRequest(f"'older_than_days' must be a whole number of days from 0 to {MAX_AGE_DAYS}.")
+    return int(value)
+
+
 def require_admin(viewer: Principal) -> None:
     if viewer.role != "admin":
         raise Forbidden("This page needs the admin token or an admin key.")
 
 
-def age_cutoff(older_than_days: int | None, created_before: datetime | None = None) -> datetime | None:
-    cutoffs = [c for c in (created_before,) if c is not None]
-    if older_than_days is not None:
-        cutoffs.append(datetime.now(UTC) - timedelta(days=older_than_days))
-    return min(cutoffs, default=None)
+def age_cutoff(older_than_days: int | None) -> datetime | None:
+    return None if older_than_days is None else datetime.now(UTC) - timedelta(days=older_than_days)
 
 
 async def provide_db(
@@ -144,10 +150,12 @@ async def provide_db(
         yield session
 
 
-async def provide_viewer_for_page(
-    request: Request[Any, Any, Any], services: NamedDependency[Services]
+async def provide_viewer(
+    request: Request[Any, Any, Any],
+    services: NamedDependency[Services],
+    ui_signer: NamedDependency[SessionSigner],
 ) -> Principal:
-    viewer = await provide_viewer(request, services)
+    viewer = await signed_in(request, services, ui_signer)
     request.scope.setdefault("state", {})["ui_viewer"] = viewer
     return viewer
 
@@ -230,7 +238,7 @@ async def logout(ui_signer: NamedDependency[SessionSigner]) -> Redirect:
     return response
 
 
-PAGE_DEPENDENCIES = {"viewer": Provide(provide_viewer_for_page), "db": Provide(provide_db)}
+PAGE_DEPENDENCIES = {"viewer": Provide(provide_viewer), "db": Provide(provide_db)}
 
 
 class DashboardController(Controller):
@@ -385,21 +393,22 @@ class DashboardController(Controller):
         q: Annotated[str | None, QueryParameter(max_length=500)] = None,
         namespace: Annotated[str | None, QueryParameter(max_length=200)] = None,
         model: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        older_than_days: Annotated[int | None, QueryParameter(ge=0, le=MAX_AGE_DAYS)] = None,
+        older_than_days: Annotated[str | None, QueryParameter(max_length=10)] = None,
     ) -> Template:
         scope = tenant_scope(viewer, tenant)
+        age = days(older_than_days)
         search = EntrySearch(
             tenant_id=scope,
             text=clean_text(q, "q"),
             namespace=clean_text(namespace, "namespace"),
             model=clean_text(model, "model"),
-            created_before=age_cutoff(older_than_days),
+            created_before=age_cutoff(age),
         )
         filters = {
             "q": search.text,
             "namespace": search.namespace,
             "model": search.model,
-            "older_than_days": older_than_days,
+            "older_than_days": age,
         }
         dashboard = DashboardRepository(db)
         models, namespaces = await dashboard.models_and_namespaces(scope)
@@ -462,15 +471,16 @@ class DashboardController(Controller):
         tenant: FromQuery[uuid.UUID],
         model: Annotated[str | None, QueryParameter(max_length=200)] = None,
         namespace: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        older_than_days: Annotated[int | None, QueryParameter(ge=0, le=MAX_AGE_DAYS)] = None,
+        older_than_days: Annotated[str | None, QueryParameter(max_length=10)] = None,
     ) -> Template:
         require_admin(viewer)
         target = await live_tenant(db, tenant)
+        age = days(older_than_days)
         # The age becomes one cutoff now, so the purge removes what was counted (and no newer entry).
         where = PurgeFilter(
             model=clean_text(model, "model"),
             namespace=clean_text(namespace, "namespace"),
-            created_before=age_cutoff(older_than_days),
+            created_before=age_cutoff(age),
         )
         return page(
             request,
@@ -478,7 +488,7 @@ class DashboardController(Controller):
             active="entries",
             tenant=target,
             where=where,
-            older_than_days=older_than_days,
+            older_than_days=age,
             count=await DashboardRepository(db).count_purge(tenant, where),
             deleted=None,
         )

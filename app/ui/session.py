@@ -152,9 +152,8 @@ async def resolve(
     )
 
 
-async def provide_viewer(request: Request[Any, Any, Any], services: Services) -> Principal:
+async def signed_in(request: Request[Any, Any, Any], services: Services, signer: SessionSigner) -> Principal:
     """The signed-in principal of a dashboard page; LoginRequired sends the browser to sign in."""
-    signer: SessionSigner = request.app.state.ui_signer
     payload = signer.read(request.cookies.get(COOKIE_NAME))
     principal = await resolve(signer, services.sessionmaker, payload) if payload else None
     if principal is None:
