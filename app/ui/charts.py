@@ -33,6 +33,7 @@ class BarChart:
     title: str
     unit: str
     top: float  # the value of the highest gridline
+    top_label: str
     series: Sequence[Series]
     rects: list[Rect] = field(default_factory=list)
     labels: list[tuple[float, str]] = field(default_factory=list)  # x, text under the axis
@@ -40,6 +41,13 @@ class BarChart:
     height: int = HEIGHT
     left: int = LEFT
     plot_bottom: int = HEIGHT - BOTTOM
+
+
+def number(value: float) -> str:
+    """Counts as integers, money to the millionth without trailing zeros (never 5e-05)."""
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.6f}".rstrip("0").rstrip(".")
 
 
 def _nice_top(value: float) -> float:
@@ -73,7 +81,7 @@ def bar_chart(
         for i in range(count)
     ]
     top = _nice_top(max(totals, default=0.0))
-    chart = BarChart(title=title, unit=unit, top=top, series=series)
+    chart = BarChart(title=title, unit=unit, top=top, top_label=number(top), series=series)
     plot_height = chart.plot_bottom - 8
     slot = (WIDTH - LEFT) / max(count, 1)
     bar_width = max(slot * 0.8, 1.0)
@@ -83,9 +91,10 @@ def bar_chart(
         for k, s in enumerate(series):
             value = float(s.values[i])
             height = plot_height * value / top
+            tooltip = f"{label}: {s.name} {number(value)}{unit}"
             if stacked:
                 base -= height
-                rect = Rect(x, base, bar_width, height, s.css_class, f"{label}: {s.name} {value:g}{unit}")
+                rect = Rect(x, base, bar_width, height, s.css_class, tooltip)
             else:
                 width = bar_width / len(series)
                 rect = Rect(
@@ -94,7 +103,7 @@ def bar_chart(
                     width,
                     height,
                     s.css_class,
-                    f"{label}: {s.name} {value:g}{unit}",
+                    tooltip,
                 )
             if value > 0:
                 chart.rects.append(rect)

@@ -48,6 +48,11 @@ class Activity:
     def hits(self) -> int:
         return self.exact_hits + self.semantic_hits
 
+    @classmethod
+    def none(cls, start: datetime) -> Activity:
+        """A bucket without requests."""
+        return cls(start, 0, 0, 0, 0, 0, 0, Decimal(0), Decimal(0), None, None)
+
 
 @dataclass(frozen=True, slots=True)
 class LatencySummary:
@@ -128,7 +133,7 @@ class DashboardRepository:
         self.session = session
 
     async def activity(self, tenant_id: uuid.UUID | None, since: datetime, bucket: Bucket) -> list[Activity]:
-        """Requests by hour or day (UTC) from `since`, oldest first; empty buckets are left out."""
+        """Requests by hour or day (UTC) from `since`, oldest first; buckets without requests are left out."""
         start = func.date_trunc(bucket, LedgerEntry.created_at, "UTC").label("start")
         stmt = (
             select(

@@ -47,7 +47,7 @@ from app.tenants.models import Tenant
 from app.tenants.repository import KeyRepository, TenantRepository
 from app.ui import quality
 from app.ui.charts import Series, bar_chart
-from app.ui.repository import Activity, DashboardRepository, EntrySearch
+from app.ui.repository import Activity, Bucket, DashboardRepository, EntrySearch
 from app.ui.session import (
     COOKIE_PATH,
     CSRF_COOKIE_NAME,
@@ -171,10 +171,28 @@ async def tenant_choices(db: AsyncSession, viewer: Principal) -> list[Tenant]:
     return list(await TenantRepository(db).list_live()) if viewer.role == "admin" else []
 
 
+def buckets(bucket: Bucket, count: int) -> list[datetime]:
+    """The starts of the last `count` hours or days (UTC), the current one last."""
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    step = timedelta(hours=1)
+    if bucket == "day":
+        now, step = now.replace(hour=0), timedelta(days=1)
+    return [now - step * (count - 1 - i) for i in range(count)]
+
+
+async def activity(
+    dashboard: DashboardRepository, tenant_id: uuid.UUID | None, bucket: Bucket, count: int
+) -> list[Activity]:
+    """Every bucket of the window, those without requests too, so the charts keep their time axis."""
+    starts = buckets(bucket, count)
+    found = {a.start: a for a in await dashboard.activity(tenant_id, starts[0], bucket)}
+    return [found.get(start) or Activity.none(start) for start in starts]
+
+
 def activity_charts(rows: list[Activity], bucket: str) -> list[Any]:
     fmt = "%H:00" if bucket == "hour" else "%m-%d"
     labels = [r.start.strftime(fmt) for r in rows]
-    every = max(len(rows) // 12, 1)
+    every = 6 if bucket == "hour" else 5
     return [
         bar_chart(
             f"Requests by {bucket}",
@@ -258,14 +276,13 @@ class DashboardController(Controller):
         tenant: FromQuery[uuid.UUID | None] = None,
     ) -> Template:
         scope = tenant_scope(viewer, tenant)
-        now = datetime.now(UTC)
         # The same query as GET /admin/stats; in a tenant's session only its own row is visible.
         stats = await AdminRepository(db).stats(None, None)
         if scope is not None:
             stats = [s for s in stats if s.tenant_id == scope]
         dashboard = DashboardRepository(db)
-        hourly = await dashboard.activity(scope, now - timedelta(hours=48), "hour")
-        daily = await dashboard.activity(scope, now - timedelta(days=30), "day")
+        hourly = await activity(dashboard, scope, "hour", 48)
+        daily = await activity(dashboard, scope, "day", 30)
         return page(
             request,
             "overview.html",
@@ -276,7 +293,7 @@ class DashboardController(Controller):
             hourly=hourly,
             daily=daily,
             charts=activity_charts(hourly, "hour") + activity_charts(daily, "day"),
-            latency=await dashboard.latency(scope, now - timedelta(days=30)),
+            latency=await dashboard.latency(scope, daily[0].start),
         )
 
     # Tenants (admin)

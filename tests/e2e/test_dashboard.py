@@ -142,8 +142,8 @@ async def test_admin_overview_shows_the_figures_of_admin_stats(
     assert await cell(page, row, "hits") == str(mine["hits"]) == "1"
     assert await cell(page, row, "misses") == str(mine["misses"]) == "2"
     assert await cell(page, row, "hit_rate") == f"{mine['hit_rate'] * 100:.1f}%" == "33.3%"
-    assert await cell(page, row, "cost_usd") == f"${float(mine['cost_usd']):.4f}"
-    assert await cell(page, row, "avoided_cost_usd") == f"${float(mine['avoided_cost_usd']):.4f}"
+    assert await cell(page, row, "cost_usd") == f"${float(mine['cost_usd']):,.6f}"
+    assert await cell(page, row, "avoided_cost_usd") == f"${float(mine['avoided_cost_usd']):,.6f}"
     assert await cell(page, row, "cache_entries") == str(mine["cache_entries"]) == "2"
     # The hourly chart draws this tenant's hit and misses among everyone's.
     await expect(page.locator("figure.chart rect.exact").first).to_be_visible()
