@@ -48,6 +48,8 @@ class CacheEntry(Base):
         Index("ix_cache_entries_scope", "tenant_id", "namespace", "scope_hash"),
         Index("ix_cache_entries_expires_at", "expires_at"),
         Index("ix_cache_entries_tenant_created", "tenant_id", "created_at"),
+        # Entries waiting for review (the dashboard's wrong hits): few among many.
+        Index("ix_cache_entries_flagged", "tenant_id", "created_at", postgresql_where=text("flagged")),
         Index(
             hnsw_index_name(DEFAULT_EMBEDDER),
             text(f"(embedding::halfvec({DEFAULT_DIMENSION})) halfvec_cosine_ops"),
@@ -81,3 +83,6 @@ class CacheEntry(Base):
     flagged: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     feedback_correct: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     feedback_wrong: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # The prompt of the latest request reported as a wrong hit of this entry, when the client sent
+    # it with the feedback: reviewers read it beside the stored prompt.
+    wrong_hit_prompt: Mapped[str | None] = mapped_column(Text)

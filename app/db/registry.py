@@ -5,6 +5,7 @@ from app.cache.models import CacheEntry
 from app.db.base import Base
 from app.ledger.models import LedgerEntry, Price, Quota, UsageCounter
 from app.tenants.models import ApiKey, Tenant
+from app.ui.models import LedgerHourly, LedgerRollupMark
 
 __all__ = [
     "ApiKey",
@@ -12,6 +13,8 @@ __all__ = [
     "Base",
     "CacheEntry",
     "LedgerEntry",
+    "LedgerHourly",
+    "LedgerRollupMark",
     "Price",
     "Quota",
     "Tenant",

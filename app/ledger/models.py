@@ -53,6 +53,8 @@ class LedgerEntry(Base):
         # A request is booked exactly once, also when a spooled row is replayed.
         UniqueConstraint("request_id"),
         Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
+        # The requests an entry answered (the dashboard's entry and wrong-hit pages).
+        Index("ix_ledger_entry_id", "entry_id", postgresql_where=text("entry_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

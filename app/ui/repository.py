@@ -11,21 +11,37 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, literal_column, null, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    Select,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.repository import PurgeFilter
+from app.admin.repository import PurgeFilter, TenantStats
 from app.cache.models import CacheEntry
 from app.ledger.models import LedgerEntry
 from app.tenants.models import Tenant
+from app.ui.models import LedgerHourly, LedgerRollupMark
 
 Bucket = Literal["hour", "day"]
 PAGE_SIZE = 50
 PROMPT_PREVIEW_CHARS = 300
+ROLLUP_LOCK = 0x64656A61_0001  # pg advisory lock key: one roll-up at a time
+ROLLUP_DELAY = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +148,185 @@ class DashboardRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def roll_up(self) -> None:
+        """Add the ledger's closed hours since the watermark to the rollup; system context only.
+
+        Rows carry their transaction's start time and appear at its commit, so an hour is closed
+        five minutes after it ends (the service's transactions last seconds at most). Two
+        dashboards never roll up at once: the second one reads what is there and the live rest.
+        """
+        if not await self.session.scalar(select(func.pg_try_advisory_xact_lock(ROLLUP_LOCK))):
+            return
+        mark = await self._mark(for_update=True)
+        until = await self.session.scalar(select(func.date_trunc("hour", func.now() - ROLLUP_DELAY, "UTC")))
+        if until is None or mark >= until:
+            return
+        hourly = self._hourly_from_ledger(
+            LedgerEntry.created_at >= mark, LedgerEntry.created_at < until
+        ).subquery()
+        columns = [c.name for c in hourly.columns]
+        rolled = pg_insert(LedgerHourly).from_select(columns, select(hourly))
+        await self.session.execute(
+            rolled.on_conflict_do_update(
+                index_elements=["tenant_id", "hour"], set_={c: rolled.excluded[c] for c in columns[2:]}
+            )
+        )
+        await self.session.execute(
+            update(LedgerRollupMark).where(LedgerRollupMark.id == 1).values(rolled_up_until=until)
+        )
+
+    async def stats(self, tenant_id: uuid.UUID | None) -> list[TenantStats]:
+        """What GET /admin/stats answers without a window, from the rollup and the ledger's rows
+        after it: per live tenant (and deleted ones with requests), all time."""
+        source = (await self._hourly(tenant_id)).subquery()
+        ledger = (
+            select(
+                source.c.tenant_id,
+                func.sum(source.c.requests).label("requests"),
+                func.sum(source.c.exact_hits + source.c.semantic_hits).label("hits"),
+                func.sum(source.c.misses).label("misses"),
+                func.sum(source.c.bypasses).label("bypasses"),
+                func.sum(source.c.errors).label("errors"),
+                func.sum(source.c.cost_usd).label("cost_usd"),
+                func.sum(source.c.avoided_cost_usd).label("avoided_cost_usd"),
+            )
+            .group_by(source.c.tenant_id)
+            .subquery()
+        )
+        entries = (
+            select(CacheEntry.tenant_id, func.count().label("cache_entries"))
+            .group_by(CacheEntry.tenant_id)
+            .subquery()
+        )
+        requests = func.coalesce(ledger.c.requests, 0)
+        stmt = (
+            select(
+                Tenant.id,
+                Tenant.name,
+                Tenant.status,
+                requests.label("requests"),
+                func.coalesce(ledger.c.hits, 0).label("hits"),
+                func.coalesce(ledger.c.misses, 0).label("misses"),
+                func.coalesce(ledger.c.bypasses, 0).label("bypasses"),
+                func.coalesce(ledger.c.errors, 0).label("errors"),
+                func.coalesce(ledger.c.cost_usd, 0).label("cost_usd"),
+                func.coalesce(ledger.c.avoided_cost_usd, 0).label("avoided_cost_usd"),
+                func.coalesce(entries.c.cache_entries, 0).label("cache_entries"),
+            )
+            .outerjoin(ledger, ledger.c.tenant_id == Tenant.id)
+            .outerjoin(entries, entries.c.tenant_id == Tenant.id)
+            .where((Tenant.status != "deleted") | (requests > 0))
+            .order_by(Tenant.created_at, Tenant.name)
+        )
+        if tenant_id is not None:
+            stmt = stmt.where(Tenant.id == tenant_id)
+        return [
+            TenantStats(
+                tenant_id=row.id,
+                tenant_name=row.name,
+                status=row.status,
+                requests=int(row.requests),
+                hits=int(row.hits),
+                misses=int(row.misses),
+                bypasses=int(row.bypasses),
+                errors=int(row.errors),
+                hit_rate=row.hits / (row.hits + row.misses) if row.hits + row.misses else None,
+                cost_usd=Decimal(row.cost_usd),
+                avoided_cost_usd=Decimal(row.avoided_cost_usd),
+                cache_entries=int(row.cache_entries),
+            )
+            for row in (await self.session.execute(stmt)).all()
+        ]
+
     async def activity(self, tenant_id: uuid.UUID | None, since: datetime, bucket: Bucket) -> list[Activity]:
         """Requests by hour or day (UTC) from `since`, oldest first; buckets without requests are left out."""
-        start = func.date_trunc(bucket, LedgerEntry.created_at, "UTC").label("start")
+        source = (await self._hourly(tenant_id, since)).subquery()
+        start = func.date_trunc(bucket, source.c.hour, "UTC").label("start")
+        hits_ms, misses_ms = func.sum(source.c.hit_latency_ms), func.sum(source.c.miss_latency_ms)
+        hits = func.sum(source.c.exact_hits + source.c.semantic_hits)
         stmt = (
             select(
                 start,
+                func.sum(source.c.requests).label("requests"),
+                func.sum(source.c.exact_hits).label("exact_hits"),
+                func.sum(source.c.semantic_hits).label("semantic_hits"),
+                func.sum(source.c.misses).label("misses"),
+                func.sum(source.c.bypasses).label("bypasses"),
+                func.sum(source.c.errors).label("errors"),
+                func.sum(source.c.cost_usd).label("cost_usd"),
+                func.sum(source.c.avoided_cost_usd).label("avoided_cost_usd"),
+                (hits_ms / func.nullif(hits, 0)).label("hit_ms"),
+                (misses_ms / func.nullif(func.sum(source.c.misses), 0)).label("miss_ms"),
+            )
+            .group_by(literal_column("start"))
+            .order_by(literal_column("start"))
+        )
+        return [
+            Activity(
+                start=row.start,
+                requests=int(row.requests),
+                exact_hits=int(row.exact_hits),
+                semantic_hits=int(row.semantic_hits),
+                misses=int(row.misses),
+                bypasses=int(row.bypasses),
+                errors=int(row.errors),
+                cost_usd=Decimal(row.cost_usd),
+                avoided_cost_usd=Decimal(row.avoided_cost_usd),
+                hit_latency_ms=None if row.hit_ms is None else float(row.hit_ms),
+                miss_latency_ms=None if row.miss_ms is None else float(row.miss_ms),
+            )
+            for row in (await self.session.execute(stmt)).all()
+        ]
+
+    async def _mark(self, *, for_update: bool = False) -> datetime:
+        stmt = select(LedgerRollupMark.rolled_up_until).where(LedgerRollupMark.id == 1)
+        mark: datetime = (
+            await self.session.execute(stmt.with_for_update() if for_update else stmt)
+        ).scalar_one()
+        return mark
+
+    async def _hourly(self, tenant_id: uuid.UUID | None, since: datetime | None = None) -> Any:
+        """Per tenant and hour: the rollup before the watermark, the ledger from it on. Hours are
+        whole on each side (the watermark is on the hour), so nothing is counted twice."""
+        mark = await self._mark()
+        rolled = [LedgerHourly.hour < mark]
+        live = [LedgerEntry.created_at >= mark]
+        if since is not None:
+            rolled.append(LedgerHourly.hour >= since)
+            live.append(LedgerEntry.created_at >= since)
+        if tenant_id is not None:
+            rolled.append(LedgerHourly.tenant_id == tenant_id)
+            live.append(LedgerEntry.tenant_id == tenant_id)
+        from_rollup = select(
+            LedgerHourly.tenant_id,
+            LedgerHourly.hour,
+            LedgerHourly.requests,
+            LedgerHourly.exact_hits,
+            LedgerHourly.semantic_hits,
+            LedgerHourly.misses,
+            LedgerHourly.bypasses,
+            LedgerHourly.errors,
+            LedgerHourly.cost_usd,
+            LedgerHourly.avoided_cost_usd,
+            LedgerHourly.hit_latency_ms,
+            LedgerHourly.miss_latency_ms,
+        ).where(*rolled)
+        return union_all(from_rollup, self._hourly_from_ledger(*live))
+
+    @staticmethod
+    def _hourly_from_ledger(*where: ColumnElement[bool]) -> Select[Any]:
+        hour = func.date_trunc("hour", LedgerEntry.created_at, "UTC")
+
+        def latency_of(status: str) -> Any:
+            return cast(
+                func.coalesce(func.sum(LedgerEntry.latency_ms).filter(LedgerEntry.cache_status == status), 0),
+                Double,
+            )
+
+        return (
+            select(
+                LedgerEntry.tenant_id.label("tenant_id"),
+                hour.label("hour"),
                 func.count().label("requests"),
                 func.count().filter(_EXACT).label("exact_hits"),
                 func.count().filter(_SEMANTIC).label("semantic_hits"),
@@ -146,29 +335,12 @@ class DashboardRepository:
                 func.count().filter(LedgerEntry.cache_status == "error").label("errors"),
                 func.coalesce(func.sum(LedgerEntry.cost_usd), 0).label("cost_usd"),
                 func.coalesce(func.sum(LedgerEntry.avoided_cost_usd), 0).label("avoided_cost_usd"),
-                func.avg(LedgerEntry.latency_ms).filter(LedgerEntry.cache_status == "hit").label("hit_ms"),
-                func.avg(LedgerEntry.latency_ms).filter(LedgerEntry.cache_status == "miss").label("miss_ms"),
+                latency_of("hit").label("hit_latency_ms"),
+                latency_of("miss").label("miss_latency_ms"),
             )
-            .where(*self._ledger_window(tenant_id, since))
-            .group_by(literal_column("start"))
-            .order_by(literal_column("start"))
+            .where(*where)
+            .group_by(LedgerEntry.tenant_id, hour)
         )
-        return [
-            Activity(
-                start=row.start,
-                requests=row.requests,
-                exact_hits=row.exact_hits,
-                semantic_hits=row.semantic_hits,
-                misses=row.misses,
-                bypasses=row.bypasses,
-                errors=row.errors,
-                cost_usd=Decimal(row.cost_usd),
-                avoided_cost_usd=Decimal(row.avoided_cost_usd),
-                hit_latency_ms=None if row.hit_ms is None else float(row.hit_ms),
-                miss_latency_ms=None if row.miss_ms is None else float(row.miss_ms),
-            )
-            for row in (await self.session.execute(stmt)).all()
-        ]
 
     async def latency(self, tenant_id: uuid.UUID | None, since: datetime) -> list[LatencySummary]:
         """Median and 95th percentile latency of hits and misses since `since`."""

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 from litestar import Request
 from litestar.datastructures import Cookie
+from litestar.exceptions import NotAuthorizedException
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
@@ -40,8 +41,9 @@ class SessionPayload(msgspec.Struct, frozen=True):
     expires_at: float  # Unix time; checked here, whatever the browser keeps
 
 
-class LoginRequired(Exception):
-    """No valid dashboard session: the UI answers with the sign-in page."""
+class LoginRequired(NotAuthorizedException):
+    """No valid dashboard session: the UI answers with the sign-in page (an expected 401, not
+    an error to log)."""
 
 
 @dataclass(frozen=True, slots=True)
