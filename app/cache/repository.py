@@ -214,13 +214,18 @@ class CacheRepository:
     async def record_hit(self, entry_id: uuid.UUID) -> None:
         await self.session.execute(_RECORD_HIT, {"id": entry_id})
 
-    async def record_feedback(self, entry_id: uuid.UUID, *, correct: bool) -> StoredEntry | None:
-        """A wrong hit flags the entry: it never serves again."""
+    async def record_feedback(
+        self, entry_id: uuid.UUID, *, correct: bool, prompt: str | None = None
+    ) -> StoredEntry | None:
+        """A wrong hit flags the entry: it never serves again. `prompt`, the one that got the
+        wrong answer, is kept for review (the latest report's)."""
         values: dict[str, Any] = (
             {"feedback_correct": CacheEntry.feedback_correct + 1}
             if correct
             else {"feedback_wrong": CacheEntry.feedback_wrong + 1, "flagged": True}
         )
+        if prompt is not None and not correct:
+            values["wrong_hit_prompt"] = prompt
         result = await self.session.execute(
             update(CacheEntry).where(CacheEntry.id == entry_id).values(**values).returning(CacheEntry.id)
         )

@@ -96,6 +96,9 @@ class FeedbackIn(msgspec.Struct, kw_only=True):
     correct: bool
     entry_id: uuid.UUID | None = None
     request_id: str | None = None
+    # With `correct: false`, the prompt that got the wrong answer: reviewers read it beside the
+    # stored one (the ledger never keeps prompts).
+    prompt: Annotated[str, msgspec.Meta(max_length=200_000)] | None = None
 
 
 class FeedbackOut(msgspec.Struct):
@@ -182,7 +185,9 @@ class CacheController(Controller):
         entry_id = data.entry_id or await LedgerRepository(session).entry_for_request(str(data.request_id))
         if entry_id is None:
             raise NotFound(f"Request {data.request_id} was not served from the cache.")
-        entry = await CacheRepository(session).record_feedback(entry_id, correct=data.correct)
+        entry = await CacheRepository(session).record_feedback(
+            entry_id, correct=data.correct, prompt=data.prompt
+        )
         if entry is None:
             raise NotFound(f"No cache entry {entry_id}.")
         return FeedbackOut(entry_id=entry.id, flagged=entry.flagged)

@@ -93,6 +93,7 @@ class EntryRow:
     flagged: bool
     feedback_correct: int
     feedback_wrong: int
+    wrong_hit_prompt: str | None = None
     response: dict[str, Any] | None = None
 
 
@@ -483,6 +484,7 @@ class DashboardRepository:
             CacheEntry.flagged,
             CacheEntry.feedback_correct,
             CacheEntry.feedback_wrong,
+            CacheEntry.wrong_hit_prompt,
             (CacheEntry.response if with_response else null()).label("response"),
         ).join(Tenant, Tenant.id == CacheEntry.tenant_id)
 
@@ -502,6 +504,7 @@ class DashboardRepository:
             flagged=row.flagged,
             feedback_correct=row.feedback_correct,
             feedback_wrong=row.feedback_wrong,
+            wrong_hit_prompt=row.wrong_hit_prompt,
             response=row.response,
         )
 

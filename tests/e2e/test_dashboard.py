@@ -16,7 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.engine import transaction
 from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, ServerThread, TenantKey
 
 MODEL = "gpt-4o-mini"
@@ -154,6 +157,44 @@ async def test_admin_overview_shows_the_figures_of_admin_stats(
     await shot(page, "overview")
 
 
+async def test_overview_rebuilt_from_the_rollup_still_matches_admin_stats(
+    page: Page,
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    tenant = await make_tenant("ui-rollup")
+    for prompt in ("Explain our SLA.", "Explain our SLA.", "List the holidays.", "Explain our SLA."):
+        await request(http, tenant, prompt)
+    # Two of its requests happened three hours ago: closed hours, which the overview rolls up.
+    async with transaction(sessionmaker, system=True) as session:
+        await session.execute(
+            text(
+                "UPDATE ledger SET created_at = now() - interval '3 hours' WHERE id IN "
+                "(SELECT id FROM ledger WHERE tenant_id = :t ORDER BY id LIMIT 2)"
+            ),
+            {"t": tenant.tenant_id},
+        )
+        # Start the rollup over, as after emptying it: every closed hour is rolled up again.
+        await session.execute(text("DELETE FROM ledger_hourly"))
+        await session.execute(text("UPDATE ledger_rollup_mark SET rolled_up_until = DEFAULT"))
+    stats = (await http.get("/admin/stats", headers=ADMIN_HEADERS)).json()["tenants"]
+
+    await sign_in(page, ADMIN_TOKEN)
+    for _ in range(2):  # rolled up on the first load, read from the rollup on the second
+        await page.goto("/ui/overview")
+        for expected in stats:
+            row = f'[data-testid=stats] tr[data-tenant="{expected["tenant_id"]}"]'
+            assert await cell(page, row, "requests") == str(expected["requests"]), expected
+            assert await cell(page, row, "hits") == str(expected["hits"]), expected
+            assert await cell(page, row, "cost_usd") == f"${float(expected['cost_usd']):,.6f}", expected
+    async with transaction(sessionmaker, system=True) as session:
+        rolled = await session.scalar(
+            text("SELECT sum(requests) FROM ledger_hourly WHERE tenant_id = :t"), {"t": tenant.tenant_id}
+        )
+    assert rolled == 2
+
+
 async def test_a_tenant_sees_only_its_own_data(
     page: Page,
     http: httpx.AsyncClient,
@@ -276,19 +317,25 @@ async def test_wrong_hits_are_kept_or_deleted_in_one_click(
     tenant = await make_tenant("ui-review")
     keep = await store(http, tenant, "What is the refund window?", "30 days from delivery.")
     drop = await store(http, tenant, "How many seats in the Team plan?", "Unlimited seats.")
-    for prompt in ("What is the refund window?", "How many seats in the Team plan?"):
+    for prompt, reported in (
+        ("What is the refund window?", "What is the refund window for <b>opened</b> items?"),
+        ("How many seats in the Team plan?", None),
+    ):
         served = await request(http, tenant, prompt)
         assert served["cache"]["status"] == "HIT"
-        flagged = await http.post(
-            "/v1/cache/feedback",
-            headers=tenant.headers,
-            json={"request_id": served["request_id"], "correct": False},
-        )
+        report = {"request_id": served["request_id"], "correct": False, "prompt": reported}
+        flagged = await http.post("/v1/cache/feedback", headers=tenant.headers, json=report)
         assert flagged.json()["flagged"] is True
 
     await sign_in(page, tenant.api_key)
     await page.click("nav >> text=Wrong hits")
     review = page.locator(f'article[data-entry="{keep}"]')
+    await expect(review.get_by_test_id("hit-prompt")).to_have_text(
+        "What is the refund window for <b>opened</b> items?"
+    )
+    await expect(page.locator(f'article[data-entry="{drop}"]').get_by_test_id("hit-prompt")).to_have_text(
+        "not reported"
+    )
     await expect(review.get_by_test_id("prompt")).to_have_text("What is the refund window?")
     await expect(review.get_by_test_id("answer")).to_have_text("30 days from delivery.")
     await expect(review.locator("table")).to_contain_text("1.0000")  # the request that hit it
