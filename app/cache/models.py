@@ -48,6 +48,13 @@ class CacheEntry(Base):
         Index("ix_cache_entries_scope", "tenant_id", "namespace", "scope_hash"),
         Index("ix_cache_entries_expires_at", "expires_at"),
         Index("ix_cache_entries_tenant_created", "tenant_id", "created_at"),
+        # The dashboard: newest entries across tenants, and entries found by the words of their prompt.
+        Index("ix_cache_entries_created_at", "created_at"),
+        Index(
+            "ix_cache_entries_prompt_words",
+            text("to_tsvector('simple'::regconfig, prompt)"),
+            postgresql_using="gin",
+        ),
         # Entries waiting for review (the dashboard's wrong hits): few among many.
         Index("ix_cache_entries_flagged", "tenant_id", "created_at", postgresql_where=text("flagged")),
         Index(

@@ -19,11 +19,13 @@ from sqlalchemy import (
     ColumnElement,
     Double,
     Select,
+    TextClause,
     cast,
     func,
     literal_column,
     null,
     select,
+    text,
     true,
     union_all,
     update,
@@ -141,8 +143,10 @@ _SEMANTIC = (LedgerEntry.cache_status == "hit") & (
 )
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+# The expression of ix_cache_entries_prompt_words, written out so that the planner uses it.
+PROMPT_WORDS = text(
+    "to_tsvector('simple'::regconfig, cache_entries.prompt) @@ websearch_to_tsquery('simple'::regconfig, :words)"
+)
 
 
 class DashboardRepository:
@@ -408,13 +412,19 @@ class DashboardRepository:
         limit: int = PAGE_SIZE,
     ) -> list[RequestRow]:
         """Newest first (by booking order), `before_id` for the next page."""
-        stmt = self._request_select().order_by(LedgerEntry.id.desc()).limit(limit)
+        page = select(LedgerEntry.id).order_by(LedgerEntry.id.desc()).limit(limit)
         if tenant_id is not None:
-            stmt = stmt.where(LedgerEntry.tenant_id == tenant_id)
+            page = page.where(LedgerEntry.tenant_id == tenant_id)
         if cache_status is not None:
-            stmt = stmt.where(LedgerEntry.cache_status == cache_status)
+            page = page.where(LedgerEntry.cache_status == cache_status)
         if before_id is not None:
-            stmt = stmt.where(LedgerEntry.id < before_id)
+            page = page.where(LedgerEntry.id < before_id)
+        # The page's ids first (a walk down the primary key), then their rows and tenants.
+        stmt = (
+            self._request_select()
+            .where(LedgerEntry.id.in_(page.scalar_subquery()))
+            .order_by(LedgerEntry.id.desc())
+        )
         return [self._request(row) for row in (await self.session.execute(stmt)).all()]
 
     async def request(self, request_id: str) -> RequestRow | None:
@@ -422,27 +432,6 @@ class DashboardRepository:
             await self.session.execute(self._request_select().where(LedgerEntry.request_id == request_id))
         ).first()
         return self._request(row) if row is not None else None
-
-    async def models_and_namespaces(self, tenant_id: uuid.UUID | None) -> tuple[list[str], list[str]]:
-        """The distinct models and namespaces of stored entries, for the filter lists."""
-        where = [CacheEntry.tenant_id == tenant_id] if tenant_id is not None else []
-        # A loose index scan would be faster on millions of entries; distinct over the
-        # (tenant, namespace, ...) index is enough at the sizes measured in docs/dashboard.md.
-        models = await self.session.scalars(
-            select(CacheEntry.model)
-            .where(*where)
-            .group_by(CacheEntry.model)
-            .order_by(CacheEntry.model)
-            .limit(200)
-        )
-        namespaces = await self.session.scalars(
-            select(CacheEntry.namespace)
-            .where(*where)
-            .group_by(CacheEntry.namespace)
-            .order_by(CacheEntry.namespace)
-            .limit(200)
-        )
-        return list(models), list(namespaces)
 
     @staticmethod
     def _ledger_window(tenant_id: uuid.UUID | None, since: datetime) -> list[ColumnElement[bool]]:
@@ -452,12 +441,13 @@ class DashboardRepository:
         return conditions
 
     @staticmethod
-    def _entry_conditions(search: EntrySearch) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = []
+    def _entry_conditions(search: EntrySearch) -> list[ColumnElement[bool] | TextClause]:
+        conditions: list[ColumnElement[bool] | TextClause] = []
         if search.tenant_id is not None:
             conditions.append(CacheEntry.tenant_id == search.tenant_id)
         if search.text:
-            conditions.append(CacheEntry.prompt.ilike(f"%{_escape_like(search.text)}%", escape="\\"))
+            # Words, not substrings: the GIN index on the prompt's words answers it (docs/dashboard.md).
+            conditions.append(PROMPT_WORDS.bindparams(words=search.text))
         if search.namespace is not None:
             conditions.append(CacheEntry.namespace == search.namespace)
         if search.model is not None:

@@ -61,6 +61,7 @@ HERE = Path(__file__).parent
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 MAX_AGE_DAYS = 100 * 365
 CACHE_STATUSES = ("hit", "miss", "bypass", "error")
+REVIEW_PAGE = 20  # flagged entries per review page, newest first; each one reviewed brings up the next
 # Pages render what they read: no script runs but our own file, nothing loads from elsewhere,
 # and no other site may frame a page to trick a click.
 SECURITY_HEADERS = [
@@ -430,18 +431,14 @@ class DashboardController(Controller):
             "model": search.model,
             "older_than_days": age,
         }
-        dashboard = DashboardRepository(db)
-        models, namespaces = await dashboard.models_and_namespaces(scope)
         return page(
             request,
             "entries.html",
             active="entries",
-            entries=await dashboard.entries(search),
+            entries=await DashboardRepository(db).entries(search),
             filters=filters,
             tenant_id=scope,
             tenants=await tenant_choices(db, viewer),
-            models=models,
-            namespaces=namespaces,
         )
 
     @get("/entries/{entry_id:uuid}", include_in_schema=False)
@@ -567,7 +564,7 @@ class DashboardController(Controller):
     ) -> Template:
         scope = tenant_scope(viewer, tenant)
         dashboard = DashboardRepository(db)
-        flagged = await dashboard.entries(EntrySearch(tenant_id=scope, flagged_only=True))
+        flagged = await dashboard.entries(EntrySearch(tenant_id=scope, flagged_only=True), limit=REVIEW_PAGE)
         return page(
             request,
             "wrong_hits.html",

@@ -1,5 +1,6 @@
 """The dashboard: an hourly rollup of the ledger (with its watermark), the prompt a wrong-hit
-report names, and indexes for the review and entry pages.
+report names, and indexes for its pages (entries newest first and by the words of their prompt,
+flagged entries, the requests an entry answered).
 
 The rollup is a tenant table like the ledger: under the same row-level security. It starts
 empty; the dashboard fills it the first time it is opened (docs/dashboard.md).
@@ -75,6 +76,13 @@ def upgrade() -> None:
         ["tenant_id", "created_at"],
         postgresql_where=sa.text("flagged"),
     )
+    op.create_index("ix_cache_entries_created_at", "cache_entries", ["created_at"])
+    op.create_index(
+        "ix_cache_entries_prompt_words",
+        "cache_entries",
+        [sa.text("to_tsvector('simple'::regconfig, prompt)")],
+        postgresql_using="gin",
+    )
     op.create_index(
         "ix_ledger_entry_id", "ledger", ["entry_id"], postgresql_where=sa.text("entry_id IS NOT NULL")
     )
@@ -83,6 +91,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_ledger_entry_id", table_name="ledger")
     op.drop_index("ix_cache_entries_flagged", table_name="cache_entries")
+    op.drop_index("ix_cache_entries_prompt_words", table_name="cache_entries")
+    op.drop_index("ix_cache_entries_created_at", table_name="cache_entries")
     op.drop_column("cache_entries", "wrong_hit_prompt")
     op.drop_table("ledger_rollup_mark")
     op.execute("DROP POLICY IF EXISTS tenant_isolation ON ledger_hourly")

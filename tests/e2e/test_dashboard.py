@@ -284,8 +284,10 @@ async def test_purge_shows_the_count_before_deleting(
     kept = await store(http, tenant, "Which plan includes SSO?", "Enterprise", namespace="billing")
 
     await sign_in(page, ADMIN_TOKEN)
-    await page.goto(f"/ui/entries?tenant={tenant.tenant_id}")
-    await page.select_option("select[name=namespace]", "docs")
+    await page.goto(f"/ui/entries?tenant={tenant.tenant_id}&q=sso+plan")  # words, in any order and case
+    await expect(page.locator("[data-testid=entries] tbody tr")).to_have_count(1)
+    await page.fill("input[name=q]", "")
+    await page.fill("input[name=namespace]", "docs")
     await page.click("text=Find")
     await expect(page.locator("[data-testid=entries] tbody tr")).to_have_count(3)
     await shot(page, "entries")
