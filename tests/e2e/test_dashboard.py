@@ -1,7 +1,7 @@
 """The dashboard in a real Chromium (Debian's, driven by Playwright) against Déjà over HTTP.
 
-Set DEJA_SCREENSHOT_DIR (e.g. docs/dashboard) to save a screenshot of every page; the ones in
-docs/dashboard.md come from `make dashboard-screenshots`.
+Set DEJA_SCREENSHOT_DIR to save a screenshot of every page; the ones in docs/dashboard.md come
+from `DEJA_SCREENSHOT_DIR=docs/dashboard pytest tests/e2e/test_dashboard.py`.
 """
 
 from __future__ import annotations
