@@ -124,7 +124,8 @@ def sign_in(client: httpx.Client, token: str) -> None:
     csrf = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
     assert csrf is not None
     response = client.post("/ui/login", data={"token": token, "_csrf_token": csrf.group(1)})
-    assert response.status_code == 303 and "deja_session" in client.cookies, response.text
+    assert response.status_code == 303, response.text
+    assert "deja_session" in client.cookies
 
 
 def time_pages(client: httpx.Client, pages: list[str], runs: int) -> list[tuple[str, float, float]]:
