@@ -103,7 +103,7 @@ def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **c
     viewer: Principal | None = request.scope.get("state", {}).get("ui_viewer")
     return Template(
         template_name=name,
-        context={"viewer": viewer, "now": datetime.now(UTC), **context},
+        context={"viewer": viewer, **context},
         status_code=status_code,
     )
 
