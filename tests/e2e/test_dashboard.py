@@ -127,6 +127,19 @@ async def test_sign_in_sets_a_strict_expiring_cookie_and_sign_out_ends_it(
     await expect(page).to_have_url(re.compile(r"/ui/login$"))
 
 
+async def test_revoking_the_key_ends_its_session_at_the_next_click(
+    page: Page,
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    tenant = await make_tenant("ui-revoked")
+    await sign_in(page, tenant.api_key)
+    revoked = await http.delete(f"/admin/keys/{tenant.key_id}", headers=ADMIN_HEADERS)
+    assert revoked.status_code == 200
+    await page.click("nav >> text=Entries")
+    await expect(page).to_have_url(re.compile(r"/ui/login$"))
+
+
 async def test_admin_overview_shows_the_figures_of_admin_stats(
     page: Page,
     http: httpx.AsyncClient,
