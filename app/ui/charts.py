@@ -44,7 +44,7 @@ class BarChart:
 
 
 def number(value: float) -> str:
-    """Counts as integers, money to the millionth without trailing zeros (never 5e-05)."""
+    """Whole numbers as such, others to the millionth without trailing zeros (never 5e-05)."""
     if value == int(value):
         return f"{int(value):,}"
     return f"{value:,.6f}".rstrip("0").rstrip(".")

@@ -217,6 +217,17 @@ def activity_charts(rows: list[Activity], bucket: str) -> list[Any]:
             stacked=False,
             label_every=every,
         ),
+        bar_chart(
+            f"Mean latency of hits and misses by {bucket} (ms)",
+            labels,
+            [
+                Series("hits", "exact", [round(r.hit_latency_ms or 0.0, 1) for r in rows]),
+                Series("misses", "miss", [round(r.miss_latency_ms or 0.0, 1) for r in rows]),
+            ],
+            unit=" ms",
+            stacked=False,
+            label_every=every,
+        ),
     ]
 
 
