@@ -31,9 +31,7 @@ class Rect:
 @dataclass(frozen=True, slots=True)
 class BarChart:
     title: str
-    unit: str
-    top: float  # the value of the highest gridline
-    top_label: str
+    top_label: str  # the value of the highest gridline
     series: Sequence[Series]
     rects: list[Rect] = field(default_factory=list)
     labels: list[tuple[float, str]] = field(default_factory=list)  # x, text under the axis
@@ -81,7 +79,7 @@ def bar_chart(
         for i in range(count)
     ]
     top = _nice_top(max(totals, default=0.0))
-    chart = BarChart(title=title, unit=unit, top=top, top_label=number(top), series=series)
+    chart = BarChart(title=title, top_label=number(top), series=series)
     plot_height = chart.plot_bottom - 8
     slot = (WIDTH - LEFT) / max(count, 1)
     bar_width = max(slot * 0.8, 1.0)
