@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.repository import PurgeFilter, TenantStats
 from app.cache.models import CacheEntry
 from app.ledger.models import LedgerEntry
-from app.tenants.models import Tenant
+from app.tenants.models import ApiKey, Tenant
 from app.ui.models import LedgerHourly, LedgerRollupMark
 
 Bucket = Literal["hour", "day"]
@@ -282,6 +282,16 @@ class DashboardRepository:
             )
             for row in (await self.session.execute(stmt)).all()
         ]
+
+    async def key_counts(self) -> dict[uuid.UUID, tuple[int, int]]:
+        """Per tenant: its live and its revoked keys."""
+        stmt = select(
+            ApiKey.tenant_id,
+            func.count().filter(ApiKey.revoked_at.is_(None)),
+            func.count().filter(ApiKey.revoked_at.is_not(None)),
+        ).group_by(ApiKey.tenant_id)
+        rows = (await self.session.execute(stmt)).all()
+        return {row[0]: (int(row[1]), int(row[2])) for row in rows if row[0] is not None}  # admin keys: none
 
     async def _mark(self, *, for_update: bool = False) -> datetime:
         stmt = select(LedgerRollupMark.rolled_up_until).where(LedgerRollupMark.id == 1)

@@ -322,17 +322,16 @@ class DashboardController(Controller):
     ) -> Template:
         require_admin(viewer)
         now = datetime.now(UTC)
-        rows = []
-        for tenant in await TenantRepository(db).list_live():
-            keys = await KeyRepository(db).list_for_tenant(tenant.id)
-            rows.append(
-                {
-                    "tenant": tenant,
-                    "usage": await QuotaRepository(db).usage(tenant.id, now),
-                    "live_keys": sum(1 for k in keys if k.revoked_at is None),
-                    "revoked_keys": sum(1 for k in keys if k.revoked_at is not None),
-                }
-            )
+        keys = await DashboardRepository(db).key_counts()
+        rows = [
+            {
+                "tenant": tenant,
+                "usage": await QuotaRepository(db).usage(tenant.id, now),
+                "live_keys": keys.get(tenant.id, (0, 0))[0],
+                "revoked_keys": keys.get(tenant.id, (0, 0))[1],
+            }
+            for tenant in await TenantRepository(db).list_live()
+        ]
         return page(request, "tenants.html", active="tenants", rows=rows)
 
     @get("/tenants/{tenant_id:uuid}", include_in_schema=False)
