@@ -1,7 +1,7 @@
 """Server time of every dashboard page on real volumes: 100,000 cache entries and 1,000,000
 ledger rows over 30 days, in a fresh embedded Postgres migrated to head.
 
-    python scripts/dashboard_timing.py [--entries 100000] [--ledger 1000000] [--runs 7]
+    python scripts/dashboard_timing.py [--entries 100000] [--ledger 1000000] [--runs 5]
 
 It loads the rows with SQL (generate_series), starts Déjà on a loopback port, signs in as
 admin and as the largest tenant, times the first overview (which rolls the ledger up), then
@@ -148,7 +148,7 @@ def main() -> None:
     )
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--ledger", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="deja-timing-"))
