@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -11,13 +9,21 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.embedded import resolve_database_url
+from app.resources import alembic_ini, migrations_dir
 from app.settings import get_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _base_config() -> Config:
+    """alembic.ini and migrations/ from the package (a wheel) or the checkout, wherever the
+    process was started."""
+    cfg = Config(str(alembic_ini()))
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("prepend_sys_path", "")  # import `app` as installed, not from the cwd
+    return cfg
 
 
 def alembic_config(url: str | None = None) -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg = _base_config()
     cfg.attributes["database_url"] = url or resolve_database_url(get_settings())
     cfg.attributes["configure_logging"] = False
     return cfg
@@ -32,7 +38,7 @@ def downgrade(url: str | None = None, revision: str = "base") -> None:
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))).get_current_head()
+    head = ScriptDirectory.from_config(_base_config()).get_current_head()
     assert head is not None, "migrations/ has no revisions"
     return head
 
