@@ -42,14 +42,25 @@ cli.add_typer(embedder_app, name="embedder", help="Export the embedder to ONNX (
 
 
 def _database_url(settings: Settings, *, migrate: bool = True) -> str:
-    """The configured database, or the embedded one (started or joined), at the schema head."""
+    """The configured database, or the embedded one (started or joined), at the schema head.
+    Says on stderr where the data is, so that every command shows which database it works on."""
     from app.db import migrate as migrations
     from app.db.embedded import resolve_database_url
 
+    typer.echo(f"deja: {where_data_lives(settings)}", err=True)
     url = resolve_database_url(settings)
     if migrate:
         migrations.upgrade(url)
     return url
+
+
+def where_data_lives(settings: Settings) -> str:
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+
+        database = make_url(settings.database_url).render_as_string(hide_password=True)
+        return f"database {database} (DEJA_DATABASE_URL); local state in {settings.data_dir}"
+    return f"data directory {settings.data_dir} (embedded Postgres; DEJA_DATA_DIR to change)"
 
 
 def _with_session(fn: Callable[[Any], Awaitable[T]]) -> T:

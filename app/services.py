@@ -48,6 +48,10 @@ class Services:
         prices = PriceBook(sessionmaker)
         await prices.load()
         spool = LedgerSpool(settings.data_dir / "spool")
+        log.info(
+            "data directory",
+            extra={"data_dir": str(settings.data_dir), "embedded_postgres": not settings.database_url},
+        )
         return cls(
             settings=settings,
             engine=engine,
