@@ -226,7 +226,10 @@ def eval_pairs(
     pairs: Annotated[
         Path, typer.Option("--pairs", help="PAWS TSV, CSV (sentence1,sentence2,label) or JSONL {a,b,label}.")
     ],
-    plot: Annotated[Path | None, typer.Option(help="Where to write the precision/recall PNG.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also write the precision/recall curve as a PNG here (needs the `tools` extra)."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
     ] = False,
@@ -260,6 +263,11 @@ def eval_pairs(
     from app.toolkit.evaluation.metrics import format_evaluation, plot_evaluation, read_pairs
     from app.toolkit.evaluation.runner import evaluation_json, run_pairs
 
+    if not pairs.is_file():
+        typer.echo(f"error: no pairs file at {pairs}.\n{PUBLIC_PAIRS_HELP}", err=True)
+        raise typer.Exit(2)
+    if plot is not None:
+        _require_matplotlib()
     try:
         labelled = read_pairs(pairs)
         policy = parse_policy(json.loads(tenant_settings) if tenant_settings else None)
@@ -296,14 +304,39 @@ def eval_pairs(
             await engine.dispose()
 
     evaluations = asyncio.run(run())
-    plot_path = plot or Path(f"{pairs.stem}-precision-recall.png")
-    plot_evaluation(evaluations["deja"], plot_path, operating_score=None)
+    if plot is not None:
+        plot_evaluation(evaluations["deja"], plot, operating_score=None)
     if as_json:
-        _print_json({"runs": [evaluation_json(e) for e in evaluations.values()], "plot": str(plot_path)})
+        report: dict[str, Any] = {"runs": [evaluation_json(e) for e in evaluations.values()]}
+        if plot is not None:
+            report["plot"] = str(plot)
+        _print_json(report)
     else:
         for evaluation in evaluations.values():
             typer.echo(format_evaluation(evaluation) + "\n")
-        typer.echo(f"precision/recall plot: {plot_path}")
+        if plot is not None:
+            typer.echo(f"precision/recall plot: {plot}")
+
+
+PUBLIC_PAIRS_HELP = (
+    "The public labelled pairs are not part of this repository: they are read from the project's\n"
+    "shared data folder, ../shared/data/ beside the checkout (its README.md gives each file's source\n"
+    "and licence; langcache_chat_pairs.csv is redislabsdev/langcache-customer-data-eval's\n"
+    "dataset/chatgpt.csv, MIT). Pass another file with --pairs (make eval PAIRS=FILE): PAWS TSV,\n"
+    "CSV sentence1,sentence2,label or JSONL {a,b,label}."
+)
+
+
+def _require_matplotlib() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        typer.echo(
+            "error: --plot needs matplotlib, which a serving install leaves out: "
+            "pip install 'deja[tools]' (or make tools).",
+            err=True,
+        )
+        raise typer.Exit(2)
 
 
 @cli.command()
