@@ -31,6 +31,26 @@ cli = typer.Typer(
 )
 tenants_cli = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Issue and revoke API keys.", no_args_is_help=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from app import __version__
+
+        typer.echo(f"deja {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Déjà: a semantic cache for LLM responses, on Postgres and pgvector."""
+
+
 cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(keys_cli, name="keys")
 cli.command("fake-llm")(fake_llm)

@@ -49,7 +49,7 @@ port=$("$work/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("
 base="http://127.0.0.1:$port"
 
 echo "== [$(( $(date +%s) - started )) s] deja serve on $base"
-"$work/venv/bin/deja" --help > /dev/null
+"$work/venv/bin/deja" --version
 "$work/venv/bin/deja" serve --port "$port" > "$work/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 1 240); do
@@ -69,7 +69,11 @@ created=$("$work/venv/bin/deja" tenants create wheel-check)
 key=$(printf '%s' "$created" | "$work/venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')
 curl -fsS "$base/v1/usage" -H "Authorization: Bearer $key" > /dev/null \
   || { echo "wheel-check: the new tenant's key was refused" >&2; exit 1; }
-echo "   tenant created, its key accepted"
+models=$(curl -fsS "$base/v1/models" -H "Authorization: Bearer $key")
+case $models in *'"object":"list"'*) ;; *) echo "wheel-check: /v1/models answered $models" >&2; exit 1 ;; esac
+curl -fsS "$base/schema/swagger" > /dev/null && curl -fsS "$base/static/swagger-ui/swagger-ui-bundle.js" > /dev/null \
+  || { echo "wheel-check: the API docs or their assets are missing" >&2; exit 1; }
+echo "   tenant created, its key accepted; /v1/models and the API docs served"
 
 kill -TERM "$server"
 wait "$server" || { cat "$work/serve.log" >&2; echo "wheel-check: deja serve did not stop cleanly" >&2; exit 1; }
