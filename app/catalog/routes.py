@@ -14,8 +14,10 @@ from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
+from app.db.engine import transaction
 from app.dependencies import provide_tenant
 from app.errors import NotFound
+from app.ledger.repository import LedgerRepository
 from app.services import Services
 from app.tenants.auth import Principal
 
@@ -34,7 +36,9 @@ class ModelListOut(msgspec.Struct):
 
 async def served_models(services: Services) -> list[ModelOut]:
     config = services.router.config
-    names = {route.model for route in config.routes} | set(await services.prices.models())
+    async with transaction(services.sessionmaker) as session:  # prices are not tenant data
+        priced = {price.model for price in await LedgerRepository(session).price_rows()}
+    names = {route.model for route in config.routes} | priced
     return [
         ModelOut(id=name, object="model", created=0, owned_by=config.targets_for(name)[0].upstream)
         for name in sorted(names)

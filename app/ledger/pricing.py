@@ -74,13 +74,15 @@ class PriceBook:
             self._prices = await LedgerRepository(session).prices()
         self._loaded_at = time.monotonic()
 
-    async def models(self) -> list[str]:
-        """Every model with a price (now or to come)."""
-        await self._refresh()
-        return sorted({price.model for price in self._prices})
-
     async def price(self, model: str, at: datetime) -> ModelPrice | None:
-        await self._refresh()
+        if time.monotonic() - self._loaded_at > self._ttl_s:
+            try:
+                await self.load()
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                # Keep pricing with what we know; refresh once the database answers again.
+                self._loaded_at = time.monotonic()
         best: ModelPrice | None = None
         for price in self._prices:  # ordered by effective_from
             if price.effective_from > at or not model.startswith(price.model):
@@ -92,16 +94,6 @@ class PriceBook:
             ):
                 best = price
         return best
-
-    async def _refresh(self) -> None:
-        if time.monotonic() - self._loaded_at > self._ttl_s:
-            try:
-                await self.load()
-            except Exception as exc:
-                if not is_database_outage(exc):
-                    raise
-                # Keep pricing with what we know; refresh once the database answers again.
-                self._loaded_at = time.monotonic()
 
     async def cost(self, model: str, usage: Usage, at: datetime) -> Decimal:
         return cost_of(await self.price(model, at), usage)
