@@ -16,8 +16,16 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.repository import AdminRepository, AuditRepository, PurgeFilter
-from app.admin.schemas import (
+from app.admin.audit import AdminRepository, AuditRepository, PurgeFilter
+from app.cache.policy import parse_policy
+from app.dependencies import ADMIN_DEPENDENCIES
+from app.errors import BadRequest, NotFound
+from app.ledger.repository import LedgerRepository, ModelPrice
+from app.services import Services
+from app.tenants.auth import Principal
+from app.tenants.models import Tenant
+from app.tenants.repository import KeyRepository, TenantRepository
+from app.tenants.schemas import (
     AuditOut,
     IssuedKeyOut,
     KeyIn,
@@ -34,15 +42,7 @@ from app.admin.schemas import (
     TenantOut,
     TenantPatch,
 )
-from app.admin.service import AdminService, TenantDeletion
-from app.cache.policy import parse_policy
-from app.dependencies import ADMIN_DEPENDENCIES
-from app.errors import BadRequest, NotFound
-from app.ledger.repository import LedgerRepository, ModelPrice
-from app.services import Services
-from app.tenants.auth import Principal
-from app.tenants.models import Tenant
-from app.tenants.repository import KeyRepository, TenantRepository
+from app.tenants.service import AdminService, TenantDeletion
 
 AUDIT_LIMIT_MAX = 1000
 

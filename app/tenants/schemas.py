@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from app.admin.audit import TenantStats
 from app.admin.models import AuditLog
-from app.admin.repository import TenantStats
 from app.ledger.models import Price, Quota
 from app.tenants.keys import NewKey
 from app.tenants.models import ApiKey, Tenant

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin.repository import AdminRepository, AuditRepository, PurgeFilter
+from app.admin.audit import AdminRepository, AuditRepository, PurgeFilter
 from app.db.engine import transaction
 from app.errors import NotFound
 from app.ledger.repository import LedgerRepository
