@@ -13,10 +13,12 @@ from litestar.static_files import create_static_files_router
 
 from app import __version__
 from app.admin.routes import AdminController
+from app.cache.admin_routes import CacheAdminController
 from app.cache.routes import CacheController
 from app.catalog.routes import ModelsController
 from app.completions.routes import CompletionsController
 from app.dependencies import BASE_DEPENDENCIES
+from app.ledger.admin_routes import LedgerAdminController
 from app.ledger.routes import UsageController
 from app.observability.health import health, ready
 from app.observability.input_guard import refuse_unstorable_text
@@ -26,6 +28,7 @@ from app.observability.request_id import add_request_id
 from app.problems import EXCEPTION_HANDLERS
 from app.services import Services
 from app.settings import Settings, get_settings
+from app.tenants.routes import TenantAdminController
 
 # Swagger UI's files ship in the package (app/static/swagger-ui/README.md): the API docs load
 # nothing from a CDN, so they work offline and behind strict egress rules.
@@ -64,6 +67,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(SWAGGER_ASSETS, directories=[SWAGGER_DIR], include_in_schema=False),
             ModelsController,
             UsageController,
+            TenantAdminController,
+            LedgerAdminController,
+            CacheAdminController,
             AdminController,
             CacheController,
             CompletionsController,

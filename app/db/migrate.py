@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -10,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.embedded import resolve_database_url
 from app.resources import alembic_ini, migrations_dir
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
 
 def _base_config() -> Config:
@@ -55,3 +57,25 @@ async def current_revision(connection: AsyncConnection) -> str | None:
         return None
     version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
     return str(version) if version is not None else None
+
+
+def database_url(
+    settings: Settings, *, migrate: bool = True, say: Callable[[str], None] | None = None
+) -> str:
+    """The configured database, or the embedded one (started or joined), at the schema head
+    unless `migrate` is off. `say` is told where the data is, before anything starts."""
+    if say is not None:
+        say(where_data_lives(settings))
+    url = resolve_database_url(settings)
+    if migrate:
+        upgrade(url)
+    return url
+
+
+def where_data_lives(settings: Settings) -> str:
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+
+        database = make_url(settings.database_url).render_as_string(hide_password=True)
+        return f"database {database} (DEJA_DATABASE_URL); local state in {settings.data_dir}"
+    return f"data directory {settings.data_dir} (embedded Postgres; DEJA_DATA_DIR to change)"

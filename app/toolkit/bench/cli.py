@@ -171,9 +171,9 @@ def _database(settings: Settings, mode: str) -> Iterator[tuple[str, int | None, 
             embedded.stop()
             shutil.rmtree(data_dir, ignore_errors=True)
         return
-    from app.cli import _database_url
+    from app.db.migrate import database_url
 
-    url = _database_url(settings)
+    url = database_url(settings, say=lambda line: typer.echo(f"deja: {line}", err=True))
     parts = urlsplit(url.replace("+asyncpg", ""))
     host = parts.hostname or parse_qs(parts.query).get("host", [""])[0]
     if host and not host.startswith("/") and host not in ("localhost", "::1") and not host.startswith("127."):
