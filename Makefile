@@ -14,7 +14,7 @@ PIP_INSTALL := $(BIN)/pip install --progress-bar on -c $(CONSTRAINTS)
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: run test lint format typecheck audit wheel-check check ci dev tools train-env constraints \
+.PHONY: run test lint format typecheck imports audit wheel-check check ci dev tools train-env constraints \
 	bench eval fake-llm clean
 
 $(BIN)/python:
@@ -77,9 +77,13 @@ audit: $(VENV)/.dev  ## Known vulnerabilities in the installed dependencies
 wheel-check: $(VENV)/.serve  ## Build the wheel, install it in a fresh venv, serve, /ready, stop
 	PYTHON=$(PYTHON) bash scripts/wheel-check.sh
 
-check: lint format typecheck test
+imports: $(VENV)/.serve  ## No import cycle between domains; app.toolkit only from the CLI
+	$(BIN)/python scripts/import_graph.py
 
-ci: test lint format typecheck audit wheel-check
+check: lint format typecheck imports test
+
+ci:  ## What CI runs (.ci/run)
+	bash .ci/run
 
 # Re-resolve every extra (PyTorch CPU included) in a scratch venv and pin the result.
 constraints:

@@ -20,7 +20,9 @@ trap cleanup EXIT
 started=$(date +%s)
 
 echo "== [$(( $(date +%s) - started )) s] building the wheel"
+[[ -d build ]] && had_build=1 || had_build=0
 "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$CHECKOUT"
+[[ $had_build == 1 ]] || rm -rf build  # setuptools' build tree: leave the checkout as it was
 wheel=$(ls "$work"/dist/deja-*.whl)
 "$PYTHON" - "$wheel" <<'PY'
 import sys, zipfile
