@@ -101,7 +101,7 @@ fake-llm: $(VENV)/.serve  ## An OpenAI-compatible stand-in model on :8001
 
 # Public labelled pairs (not in this repository): the shared data folder beside the checkout.
 PAIRS ?= ../shared/data/langcache_chat_pairs.csv
-eval: $(VENV)/.tools  ## Precision/recall of the hit decision on the labelled pairs
+eval: $(VENV)/.serve  ## Precision/recall of the hit decision on the labelled pairs
 	$(BIN)/deja eval --pairs $(PAIRS)
 
 bench: $(VENV)/.tools  ## Load benchmark; writes docs/benchmarks.md

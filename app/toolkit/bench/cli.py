@@ -87,6 +87,15 @@ def bench(
     """Benchmark the cache: bulk load, in-process lookup figures and recall, HTTP traffic per class.
 
     Runs on loopback only and stops by itself; writes a markdown report with tables and plots."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:  # found out now, not after the run
+        typer.echo(
+            "error: deja bench draws its plots with matplotlib, which a serving install leaves out: "
+            "pip install 'deja[tools]' (or make tools).",
+            err=True,
+        )
+        raise typer.Exit(2)
     from app.toolkit.bench.http import require_loopback
     from app.toolkit.bench.runner import Sizes
 
