@@ -20,7 +20,7 @@ from app.admin.audit import AuditRepository
 from app.cache.policy import parse_policy
 from app.cache.purge import CachePurge, PurgeFilter
 from app.db.engine import transaction
-from app.errors import NotFound
+from app.errors import NotFound, Unprocessable
 from app.ledger.repository import LedgerRepository
 from app.tenants.keys import NewKey
 from app.tenants.models import ApiKey, KeyRole, Tenant, TenantStatus
@@ -28,6 +28,7 @@ from app.tenants.repository import KeyRepository, TenantRepository
 from app.tenants.schemas import TenantPatch
 
 FIRST_KEY_NAME = "first key"
+MAX_NAME = 200  # tenants.name is VARCHAR(200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,11 @@ class TenantService:
 
     async def create(self, name: str, settings: dict[str, Any] | None = None) -> CreatedTenant:
         """A tenant and its first key. Settings the cache could not use are refused (422)."""
+        name = name.strip()
+        if not name or len(name) > MAX_NAME:
+            raise Unprocessable(f"A tenant name is 1 to {MAX_NAME} characters, not only spaces.")
         parse_policy(settings)
-        tenant = await self.tenants.create(name.strip(), settings)
+        tenant = await self.tenants.create(name, settings)
         key, new = await self.keys.issue(tenant.id, name=FIRST_KEY_NAME)
         await self.audit.record(
             self.actor,
