@@ -28,7 +28,8 @@ wheel=$(ls "$work"/dist/deja-*.whl)
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 needed = ["app/_resources/alembic.ini", "app/_resources/migrations/env.py",
-          "app/_resources/sql/views/01_requests.sql", "app/cache/models/minilm-l6-v2-int8/model.onnx"]
+          "app/_resources/sql/views/01_requests.sql", "app/_resources/sql/queries/hit_rate_last_7_days.sql",
+          "app/cache/models/minilm-l6-v2-int8/model.onnx", "app/static/swagger-ui/swagger-ui-bundle.js"]
 missing = [n for n in needed if n not in names]
 if missing:
     sys.exit(f"wheel-check: not in the wheel: {', '.join(missing)}")
