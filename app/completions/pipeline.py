@@ -58,10 +58,11 @@ ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 class Caller:
     tenant_id: uuid.UUID
     key_id: uuid.UUID | None
-    request_id: str
+    request_id: str  # Déjà's own, unique
     policy: TenantCachePolicy
     priority: int = 5
     metadata: dict[str, Any] = field(default_factory=dict)
+    client_request_id: str | None = None  # the client's own, if it sent one
 
 
 @dataclass(slots=True)
@@ -170,6 +171,7 @@ class CompletionPipeline:
         started = time.monotonic()
         model = body.get("model") if isinstance(body.get("model"), str) else None
         bind_request(caller.request_id, caller.tenant_id)
+        client_id = {"client_request_id": caller.client_request_id} if caller.client_request_id else None
         with metrics.track_active():
             try:
                 outcome = await self._run(caller, body, controls, started)
@@ -188,6 +190,7 @@ class CompletionPipeline:
                     http_status=status,
                     latency_ms=seconds * 1000,
                     error=getattr(exc, "slug", type(exc).__name__),
+                    extra=client_id,
                 )
                 raise
         metrics.observe_request(model, 200, outcome.cache_status, outcome.latency_ms / 1000)
@@ -203,6 +206,7 @@ class CompletionPipeline:
             latency_ms=outcome.latency_ms,
             tokens=outcome.tokens_used,
             cost_usd=outcome.cost_usd,
+            extra=client_id,
         )
         return outcome
 
@@ -577,6 +581,7 @@ def _row(
         tenant_id=caller.tenant_id,
         api_key_id=caller.key_id,
         request_id=caller.request_id,
+        client_request_id=caller.client_request_id,
         requested_model=request.model,
         namespace=controls.namespace,
         cache_status=status,

@@ -17,7 +17,7 @@ from app.completions.controls import parse_controls
 from app.completions.pipeline import Caller, CompletionPipeline, Outcome
 from app.dependencies import TENANT_DEPENDENCIES
 from app.errors import DejaError, Unprocessable
-from app.observability.request_id import request_id_of
+from app.observability.request_id import client_request_id_of, request_id_of
 from app.tenants.auth import Principal
 
 PRIORITY_HEADER = "x-priority"
@@ -95,6 +95,7 @@ class CompletionsController(Controller):
             tenant_id=tenant.require_tenant(),
             key_id=tenant.key_id,
             request_id=request_id_of(request.scope),
+            client_request_id=client_request_id_of(request.scope),
             policy=policy,
             priority=_priority(request.headers.get(PRIORITY_HEADER)),
         )
@@ -126,6 +127,7 @@ class CompletionsController(Controller):
             tenant_id=tenant.require_tenant(),
             key_id=tenant.key_id,
             request_id=request_id,
+            client_request_id=client_request_id_of(request.scope),
             policy=policy,
             priority=data.priority,
             metadata=data.metadata,

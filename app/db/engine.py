@@ -39,6 +39,8 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_timeout=db.pool_timeout_s,
         pool_pre_ping=True,
         echo=db.echo,
+        # Statement parameters are prompts, embeddings and answers: never in an error message or a log.
+        hide_parameters=True,
         connect_args=connect_args,
     )
 

@@ -6,6 +6,10 @@ none. A background task drains the spool when Postgres answers again; the ledger
 
 Each process appends to a file of its own; a drain first renames a file (atomic), so two
 processes never replay the same file, and a drain interrupted by a crash is picked up again.
+
+A row the database refuses for good (not an outage: a constraint, a tenant deleted meanwhile,
+a line that no longer decodes) moves to `dead-letter/ledger.jsonl` with the reason, a warning
+and `deja_ledger_dead_letters_total`; the drain goes on with the next row.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.engine import transaction
 from app.db.errors import is_database_outage
 from app.ledger.repository import LedgerRepository, LedgerRow
+from app.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +53,30 @@ def _decode(line: str) -> LedgerRow:
     return LedgerRow(**data)
 
 
+def _append_line(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _reason(exc: Exception) -> str:
+    """Why the database refused a row: its SQLSTATE and class, never the statement's parameters."""
+    original = getattr(exc, "orig", None)
+    sqlstate = getattr(original, "sqlstate", None) or getattr(
+        getattr(original, "__cause__", None), "sqlstate", None
+    )
+    cause = type(getattr(original, "__cause__", None) or original or exc).__name__
+    return f"{cause} (SQLSTATE {sqlstate})" if sqlstate else cause
+
+
 class LedgerSpool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self._file = self.directory / f"ledger-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.dead_letters = self.directory / "dead-letter" / "ledger.jsonl"
         self._lock = asyncio.Lock()
 
     def pending_files(self) -> list[Path]:
@@ -68,10 +92,7 @@ class LedgerSpool:
             await asyncio.to_thread(self._write, line)
 
     def _write(self, line: str) -> None:
-        with self._file.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _append_line(self._file, line)
 
     async def drain(self, sessionmaker: async_sessionmaker[AsyncSession]) -> int:
         """Book every spooled row; returns how many were new. Stops at the first outage."""
@@ -84,20 +105,48 @@ class LedgerSpool:
                         path.rename(claimed)
                     except FileNotFoundError:
                         continue  # another process claimed it
-            rows = [
-                _decode(line) for line in claimed.read_text(encoding="utf-8").splitlines() if line.strip()
+            lines = [
+                line
+                for line in claimed.read_text(encoding="utf-8", errors="replace").splitlines()
+                if line.strip()
             ]
             try:
                 async with transaction(sessionmaker, system=True) as session:
                     ledger = LedgerRepository(session)
-                    for row in rows:
-                        booked += int(await ledger.append(row))
+                    for line in lines:
+                        booked += await self._replay(ledger, line)
             except Exception as exc:
                 if is_database_outage(exc):
                     return booked  # still down: the claimed file is retried next time
                 raise
             claimed.unlink(missing_ok=True)
         return booked
+
+    async def _replay(self, ledger: LedgerRepository, line: str) -> int:
+        """Book one spooled line in a savepoint of its own; a refused one goes to the dead letters."""
+        try:
+            row = _decode(line)
+        except (ValueError, TypeError, KeyError) as exc:
+            await self._dead_letter(line, f"undecodable: {type(exc).__name__}")
+            return 0
+        try:
+            async with ledger.session.begin_nested():
+                return int(await ledger.append(row))
+        except Exception as exc:
+            if is_database_outage(exc):
+                raise
+            await self._dead_letter(line, _reason(exc), request_id=row.request_id)
+            return 0
+
+    async def _dead_letter(self, line: str, reason: str, *, request_id: str | None = None) -> None:
+        log.warning(
+            "ledger row refused for good; moved to the dead letters",
+            extra={"request_id": request_id, "reason": reason},
+        )
+        metrics.ledger_dead_letter()
+        record = json.dumps({"reason": reason, "row": line}, separators=(",", ":"))
+        async with self._lock:
+            await asyncio.to_thread(_append_line, self.dead_letters, record + "\n")
 
     async def run(self, sessionmaker: async_sessionmaker[AsyncSession], *, every_s: float = 2.0) -> None:
         """Drain in the background for the life of the process."""

@@ -150,6 +150,11 @@ class Metrics:
             ["period", "limit"],
             registry=registry,
         )
+        self.ledger_dead_letters = Counter(
+            "deja_ledger_dead_letters_total",
+            "Spooled ledger rows the database refused for good, moved to the dead-letter file.",
+            registry=registry,
+        )
         # Upstreams (fed by PrometheusRouterEvents).
         self.upstream_seconds = Histogram(
             "deja_upstream_seconds",
@@ -232,6 +237,9 @@ class Metrics:
     def quota_rejected(self, period: QuotaPeriod, limit: QuotaLimit) -> None:
         self.quota_rejections.labels(period, limit).inc()
 
+    def ledger_dead_letter(self) -> None:
+        self.ledger_dead_letters.inc()
+
 
 class PrometheusRouterEvents(NoRouterEvents):
     """The router's hooks, turned into the deja_upstream_* and breaker metrics."""
@@ -265,6 +273,7 @@ time_embedding = METRICS.time_embedding
 add_cost = METRICS.add_cost
 add_avoided_cost = METRICS.add_avoided_cost
 quota_rejected = METRICS.quota_rejected
+ledger_dead_letter = METRICS.ledger_dead_letter
 
 
 def prepare_multiprocess_dir(path: os.PathLike[str] | str) -> str:

@@ -56,7 +56,7 @@ async def _ledger(settings: Settings, url: str, tenant_id: uuid.UUID) -> list[st
     try:
         async with transaction(create_sessionmaker(engine), system=True) as session:
             rows = await session.execute(
-                text("SELECT request_id FROM ledger WHERE tenant_id = :t"), {"t": tenant_id}
+                text("SELECT client_request_id FROM ledger WHERE tenant_id = :t"), {"t": tenant_id}
             )
             return [r[0] for r in rows]
     finally:

@@ -25,16 +25,22 @@ async def test_health_and_ready(http: httpx.AsyncClient) -> None:
     assert ready.json()["database"] == "ok"
 
 
-async def test_every_response_has_a_request_id_and_keeps_a_sane_one(http: httpx.AsyncClient) -> None:
+async def test_every_response_has_its_own_request_id_and_echoes_a_sane_client_id(
+    http: httpx.AsyncClient,
+) -> None:
     assert len((await http.get("/health")).headers["x-request-id"]) >= 16
-    assert (await http.get("/health", headers={"X-Request-Id": "abc-123"})).headers[
-        "x-request-id"
-    ] == "abc-123"
+    echoed = await http.get("/health", headers={"X-Request-Id": "abc-123"})
+    assert echoed.headers["x-request-id"] != "abc-123"  # Déjà's id is its own, whatever is sent
+    assert echoed.headers["x-client-request-id"] == "abc-123"
     unknown = await http.get("/no/such/route", headers={"X-Request-Id": "bad id with spaces"})
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith(PROBLEM)
-    assert unknown.headers["x-request-id"] != "bad id with spaces"
+    assert "x-client-request-id" not in unknown.headers
     assert unknown.json()["request_id"] == unknown.headers["x-request-id"]
+    # Bytes that are not UTF-8 in the header: still a problem detail, not a bare 500.
+    garbled = await http.get("/no/such/route", headers=[(b"X-Request-Id", b"\xff\xfe\x80abc")])
+    assert garbled.status_code == 404
+    assert garbled.json()["request_id"] == garbled.headers["x-request-id"]
 
 
 async def test_openapi_schema_is_served(http: httpx.AsyncClient) -> None:
