@@ -66,7 +66,7 @@ class Caller:
 
 
 @dataclass(slots=True)
-class Outcome:
+class ChatAnswer:
     cache_status: str  # HIT | MISS | BYPASS
     model_used: str | None
     completion: dict[str, Any] | None = None  # non-streaming answer
@@ -166,7 +166,7 @@ class CompletionPipeline:
         self.inflight = SingleFlight()
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def run(self, caller: Caller, body: dict[str, Any], controls: CacheControls) -> Outcome:
+    async def run(self, caller: Caller, body: dict[str, Any], controls: CacheControls) -> ChatAnswer:
         """Answer one chat request; every request leaves a metric and one summary log line."""
         started = time.monotonic()
         model = body.get("model") if isinstance(body.get("model"), str) else None
@@ -212,7 +212,7 @@ class CompletionPipeline:
 
     async def _run(
         self, caller: Caller, body: dict[str, Any], controls: CacheControls, started: float
-    ) -> Outcome:
+    ) -> ChatAnswer:
         request = parse_request(body, max_messages=self.limits.max_messages)
         if bypass_reason(request, caller.policy):
             metrics.cache_lookup("bypass")
@@ -239,7 +239,7 @@ class CompletionPipeline:
                     caller.policy.verifier_policy(controls.threshold),
                     max_age_s=controls.max_age_s,
                 )
-                result: metrics.LookupResult = (
+                result: metrics.LookupDecision = (
                     "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
                 )
                 metrics.cache_lookup(result, found.similarity, time.monotonic() - lookup_started)
@@ -274,7 +274,7 @@ class CompletionPipeline:
         tier: str | None,
         started: float,
         metadata: dict[str, Any] | None = None,
-    ) -> Outcome:
+    ) -> ChatAnswer:
         saved = Usage(entry.prompt_tokens, entry.completion_tokens)
         latency_ms = (time.monotonic() - started) * 1000
         row = await self._hit_row(caller, request, controls, latency_ms, entry.model, saved, metadata or {})
@@ -289,7 +289,7 @@ class CompletionPipeline:
         controls: CacheControls,
         leader: asyncio.Future[Any],
         started: float,
-    ) -> Outcome:
+    ) -> ChatAnswer:
         """Wait for the identical request already in flight and answer with its result."""
         completion, entry_id, model = await asyncio.shield(leader)
         latency_ms = (time.monotonic() - started) * 1000
@@ -319,7 +319,7 @@ class CompletionPipeline:
 
     # Misses and bypasses.
 
-    async def _miss(self, job: _Job) -> Outcome:
+    async def _miss(self, job: _Job) -> ChatAnswer:
         """Reserve quota, ask the model, store and book; lead the coalescing group meanwhile."""
         if job.key is not None:
             job.future = self.inflight.lead(job.key)
@@ -363,7 +363,7 @@ class CompletionPipeline:
         upstream_latency_ms: float,
         *,
         fallback_used: bool = False,
-    ) -> Outcome:
+    ) -> ChatAnswer:
         """Store the answer (unless told not to), settle the quota and book the request: one transaction."""
         usage = Usage.of(completion.get("usage"))
         cost = await self.prices.cost(model_used, usage, datetime.now(UTC))
@@ -406,7 +406,7 @@ class CompletionPipeline:
             entry_id = row.entry_id = None
             await self.spool.append(row)
         metrics.add_cost(model_used, cost)
-        return Outcome(
+        return ChatAnswer(
             cache_status=job.header_status,
             model_used=model_used,
             completion=completion,
@@ -416,7 +416,7 @@ class CompletionPipeline:
             latency_ms=latency_ms,
         )
 
-    async def _stream(self, job: _Job) -> Outcome:
+    async def _stream(self, job: _Job) -> ChatAnswer:
         # Always ask for usage: the ledger needs it. The client sees the usage chunk only if it asked.
         options = {**(job.request.body.get("stream_options") or {}), "include_usage": True}
         try:
@@ -463,14 +463,14 @@ class CompletionPipeline:
                     self._settle(job, error=gone)
                     self._spawn(self._book_error(job, gone, http_status=499))
 
-        return Outcome(
+        return ChatAnswer(
             cache_status=job.header_status,
             model_used=upstream.model,
             stream=chunks(),
             latency_ms=job.elapsed_ms(),
         )
 
-    async def _stale_or_book_error(self, job: _Job, exc: DejaError) -> Outcome:
+    async def _stale_or_book_error(self, job: _Job, exc: DejaError) -> ChatAnswer:
         """Every upstream failed: serve an answer that expired recently if the tenant or the
         request allows it (like HTTP's stale-if-error), else book the failure and raise it."""
         allowed = job.controls.stale_if_error_s or job.caller.policy.stale_if_error_s
@@ -600,10 +600,10 @@ def _replay(
     similarity: float | None,
     tier: str | None,
     latency_ms: float,
-) -> Outcome:
+) -> ChatAnswer:
     # A hit consumed no tokens: usage says so (docs/caching.md, "usage on a hit").
     completion = {**replay(stored), "usage": dict(ZERO_USAGE)}
-    outcome = Outcome(
+    outcome = ChatAnswer(
         cache_status="HIT",
         model_used=completion.get("model"),
         similarity=similarity,

@@ -14,7 +14,7 @@ from litestar.response import Stream
 
 from app.cache.policy import TenantCachePolicy
 from app.completions.controls import parse_controls
-from app.completions.pipeline import Caller, CompletionPipeline, Outcome
+from app.completions.pipeline import Caller, CompletionPipeline, ChatAnswer
 from app.dependencies import TENANT_DEPENDENCIES
 from app.errors import DejaError, Unprocessable
 from app.observability.request_id import client_request_id_of, request_id_of
@@ -35,7 +35,7 @@ def _priority(value: Any) -> int:
     return priority
 
 
-def cache_headers(outcome: Outcome) -> dict[str, str]:
+def cache_headers(outcome: ChatAnswer) -> dict[str, str]:
     headers = {"X-Cache": outcome.cache_status}
     if outcome.similarity is not None and outcome.cache_status == "HIT":
         headers["X-Cache-Similarity"] = f"{outcome.similarity:.4f}"

@@ -37,7 +37,7 @@ from prometheus_client import (
 from app.upstream.breaker import BreakerState
 from app.upstream.events import NoRouterEvents, Outcome
 
-LookupResult = Literal["exact_hit", "semantic_hit", "miss", "bypass", "coalesced"]
+LookupDecision = Literal["exact_hit", "semantic_hit", "miss", "bypass", "coalesced"]
 CacheStatus = Literal["hit", "miss", "bypass", "error"]
 QuotaPeriod = Literal["day", "month"]
 QuotaLimit = Literal["requests", "tokens", "cost"]  # as QuotaExceeded.extra["quota"]["limit"] says
@@ -209,7 +209,7 @@ class Metrics:
             self.active.dec()
 
     def cache_lookup(
-        self, result: LookupResult, similarity: float | None = None, seconds: float | None = None
+        self, result: LookupDecision, similarity: float | None = None, seconds: float | None = None
     ) -> None:
         """One cache decision. An exact hit's similarity (always 1.0) is not observed: it says nothing."""
         self.lookups.labels(result).inc()
