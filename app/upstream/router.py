@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 import msgspec
 import openai
@@ -83,6 +83,19 @@ class _Failure(Exception):
         self.detail = detail
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+
+
+@dataclass(slots=True)
+class _Answered(Generic[_T]):
+    """What the first target to answer gave, and how the router got there."""
+
+    value: _T
+    requested_model: str
+    upstream: _Upstream
+    model: str
+    fallback_used: bool
+    trail: list[Attempt]
+    latency_ms: float
 
 
 @dataclass(slots=True)
@@ -163,39 +176,23 @@ class ModelRouter:
         extra_headers: Mapping[str, str] | None = None,
     ) -> RouterResult:
         """A non-streaming chat completion (`request` is the OpenAI request body; `stream` is ignored)."""
-        requested = _requested_model(request)
-        _check_priority(priority)
-        started = self._clock()
-        trail: list[Attempt] = []
-        targets = self.config.targets_for(requested)
-        last_failure: _Failure | None = None
-        for index, target in enumerate(targets):
-            upstream, model = self._upstreams[target.upstream], target.model or requested
 
-            async def call(client: AsyncOpenAI, model: str = model) -> tuple[dict[str, Any], bool]:
-                return await self._complete_once(client, model, request, extra_headers)
+        async def once(client: AsyncOpenAI, model: str) -> tuple[dict[str, Any], bool]:
+            return await self._complete_once(client, model, request, extra_headers)
 
-            try:
-                completion, truncated = await self._with_retries(
-                    upstream, model, priority, trail, call, keep_slot=False
-                )
-            except _Failure as failure:
-                if failure.outcome not in _SKIPS:
-                    last_failure = failure
-                self._note_fallback(targets, index, upstream.name, failure)
-                continue
-            return RouterResult(
-                completion=completion,
-                requested_model=requested,
-                upstream=upstream.name,
-                model=model,
-                fallback_used=index > 0,
-                attempts=_count_attempts(trail),
-                latency_ms=(self._clock() - started) * 1000,
-                truncated=truncated,
-                trail=tuple(trail),
-            )
-        raise _final_error(requested, trail, last_failure)
+        answered = await self._first_answer(request, priority, once, keep_slot=False)
+        completion, truncated = answered.value
+        return RouterResult(
+            completion=completion,
+            requested_model=answered.requested_model,
+            upstream=answered.upstream.name,
+            model=answered.model,
+            fallback_used=answered.fallback_used,
+            attempts=_count_attempts(answered.trail),
+            latency_ms=answered.latency_ms,
+            truncated=truncated,
+            trail=tuple(answered.trail),
+        )
 
     async def stream(
         self,
@@ -211,6 +208,37 @@ class ModelRouter:
         that, a failure raises `UpstreamError` from the iteration. Close it (`aclose()` or
         `async with`) to free the upstream's concurrency slot if you stop early.
         """
+
+        async def once(client: AsyncOpenAI, model: str) -> _OpenedStream:
+            return await self._open_stream_once(client, model, request, extra_headers)
+
+        answered = await self._first_answer(request, priority, once, keep_slot=True)
+        upstream, trail = answered.upstream, answered.trail
+
+        def broken(detail: str) -> None:
+            self._record(upstream, answered.model, trail, Outcome.STREAM_BROKEN, 0.0, detail)
+
+        return RouterStream(
+            upstream=upstream,
+            opened=answered.value,
+            requested_model=answered.requested_model,
+            model=answered.model,
+            fallback_used=answered.fallback_used,
+            trail=trail,
+            latency_ms=answered.latency_ms,
+            max_answer_chars=self.config.max_answer_chars,
+            on_broken=broken,
+        )
+
+    async def _first_answer(
+        self,
+        request: Mapping[str, Any],
+        priority: int,
+        once: Callable[[AsyncOpenAI, str], Awaitable[_T]],
+        *,
+        keep_slot: bool,
+    ) -> _Answered[_T]:
+        """The route's targets in order (primary, then fallbacks), each with its retries, until one answers."""
         requested = _requested_model(request)
         _check_priority(priority)
         started = self._clock()
@@ -220,21 +248,20 @@ class ModelRouter:
         for index, target in enumerate(targets):
             upstream, model = self._upstreams[target.upstream], target.model or requested
 
-            async def call(client: AsyncOpenAI, model: str = model) -> _OpenedStream:
-                return await self._open_stream_once(client, model, request, extra_headers)
+            async def call(client: AsyncOpenAI, model: str = model) -> _T:
+                return await once(client, model)
 
             try:
-                opened = await self._with_retries(upstream, model, priority, trail, call, keep_slot=True)
+                value = await self._with_retries(upstream, model, priority, trail, call, keep_slot=keep_slot)
             except _Failure as failure:
                 if failure.outcome not in _SKIPS:
                     last_failure = failure
                 self._note_fallback(targets, index, upstream.name, failure)
                 continue
-            return RouterStream(
-                router=self,
-                upstream=upstream,
-                opened=opened,
+            return _Answered(
+                value=value,
                 requested_model=requested,
+                upstream=upstream,
                 model=model,
                 fallback_used=index > 0,
                 trail=trail,
@@ -446,7 +473,6 @@ class RouterStream:
     def __init__(
         self,
         *,
-        router: ModelRouter,
         upstream: _Upstream,
         opened: _OpenedStream,
         requested_model: str,
@@ -454,9 +480,12 @@ class RouterStream:
         fallback_used: bool,
         trail: list[Attempt],
         latency_ms: float,
+        max_answer_chars: int,
+        on_broken: Callable[[str], None],
     ) -> None:
-        self._router = router
         self._upstream = upstream
+        self._max_answer_chars = max_answer_chars
+        self._on_broken = on_broken
         self._sdk_stream = opened.sdk_stream
         self._buffered = opened.buffered
         self._chars: dict[int, int] = {}
@@ -492,9 +521,7 @@ class RouterStream:
 
     async def _fail(self, exc: Exception) -> NoReturn:
         failure = _classify(exc, self._upstream.config.timeout_s)
-        self._router._record(
-            self._upstream, self.model, self.trail, Outcome.STREAM_BROKEN, 0.0, failure.detail
-        )
+        self._on_broken(failure.detail)
         await self.aclose()
         error_type = UpstreamTimeout if failure.outcome is Outcome.TIMEOUT else UpstreamError
         raise error_type(
@@ -503,7 +530,7 @@ class RouterStream:
         ) from None
 
     def _shape(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        limit = self._router.config.max_answer_chars
+        limit = self._max_answer_chars
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             content = delta.get("content")
