@@ -12,6 +12,7 @@ from app.cache.service import CacheService
 from app.completions.pipeline import CompletionPipeline
 from app.db.embedded import resolve_database_url
 from app.db.engine import create_engine, create_sessionmaker, transaction
+from app.ledger.booking import Bookkeeper
 from app.ledger.pricing import PriceBook
 from app.ledger.spool import LedgerSpool
 from app.observability.metrics import PrometheusRouterEvents
@@ -56,7 +57,15 @@ class Services:
             cache=cache,
             router=router,
             prices=prices,
-            pipeline=CompletionPipeline(sessionmaker, cache, router, prices, spool, settings.limits),
+            pipeline=CompletionPipeline(
+                sessionmaker,
+                cache,
+                router,
+                Bookkeeper(
+                    sessionmaker, spool, prices, default_output_tokens=settings.limits.default_output_tokens
+                ),
+                settings.limits,
+            ),
             spool=spool,
             background=[asyncio.create_task(spool.run(sessionmaker), name="ledger-spool")],
         )

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.embedders import Embedder, create_embedder
 from app.cache.repository import CacheRepository, NewEntry, StoredEntry
-from app.cache.scope import Scope
+from app.cache.scope import Scope, normalise_prompt
 from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
 from app.observability import metrics
 from app.settings import CacheSettings
@@ -97,7 +97,11 @@ class CacheService:
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
         by_id = {n.id: n for n in neighbours}
-        candidates = [Candidate(entry_id=n.id, prompt=n.prompt, similarity=n.similarity) for n in neighbours]
+        # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent).
+        candidates = [
+            Candidate(entry_id=n.id, prompt=normalise_prompt(n.prompt), similarity=n.similarity)
+            for n in neighbours
+        ]
         verdict = await asyncio.to_thread(self.verifier.decide, scope.normalised_prompt, candidates, policy)
         if verdict.accepted is None:
             return LookupResult(

@@ -14,7 +14,7 @@ from litestar.response import Stream
 
 from app.cache.policy import TenantCachePolicy
 from app.completions.controls import parse_controls
-from app.completions.pipeline import Caller, CompletionPipeline, ChatAnswer
+from app.completions.pipeline import Caller, ChatAnswer, CompletionPipeline
 from app.dependencies import TENANT_DEPENDENCIES
 from app.errors import DejaError, Unprocessable
 from app.observability.request_id import client_request_id_of, request_id_of

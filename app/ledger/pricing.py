@@ -26,18 +26,35 @@ class Usage:
     cached_tokens: int = 0
 
     @classmethod
-    def of(cls, usage: dict[str, Any] | None) -> Usage:
-        usage = usage or {}
-        details = usage.get("prompt_tokens_details") or {}
+    def of(cls, usage: Any) -> Usage:
+        """The token counts of an OpenAI `usage` object; what is missing or malformed counts 0."""
+        usage = usage if isinstance(usage, dict) else {}
+        details = usage.get("prompt_tokens_details")
+        details = details if isinstance(details, dict) else {}
         return cls(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0),
+            prompt_tokens=_count(usage.get("prompt_tokens")),
+            completion_tokens=_count(usage.get("completion_tokens")),
+            cached_tokens=_count(details.get("cached_tokens")),
         )
 
     @property
     def total(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+# A token count from outside (an upstream's usage, a stored entry) is trusted only this far.
+MAX_TOKEN_COUNT = 2**31 - 1
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return 0
+    return int(min(max(value, 0), MAX_TOKEN_COUNT))
+
+
+def money_text(amount: Decimal) -> str:
+    """Dollars as plain decimal text ("0", "0.00042"), never in exponent form ("0E-10")."""
+    return f"{amount.normalize():f}"
 
 
 def cost_of(price: ModelPrice | None, usage: Usage) -> Decimal:
