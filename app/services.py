@@ -15,7 +15,7 @@ from app.db.engine import create_engine, create_sessionmaker, transaction
 from app.ledger.booking import Bookkeeper
 from app.ledger.pricing import PriceBook
 from app.ledger.spool import LedgerSpool
-from app.observability.metrics import PrometheusRouterEvents
+from app.observability.metrics import METRICS, PrometheusRouterEvents
 from app.settings import Settings
 from app.tenants.auth import Authenticator
 from app.upstream.config import load_router_config
@@ -48,6 +48,7 @@ class Services:
         router = ModelRouter(load_router_config(settings.config), events=PrometheusRouterEvents())
         prices = PriceBook(sessionmaker)
         await prices.load()
+        METRICS.model_label.allow(router.config.model_names() | prices.models())
         spool = LedgerSpool(settings.data_dir / "spool")
         return cls(
             settings=settings,

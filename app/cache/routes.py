@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cache.policy import TenantCachePolicy
+from app.cache.policy import Seconds, TenantCachePolicy
 from app.cache.repository import CacheRepository, StoredEntry
 from app.cache.responses import completion_from_text, is_completion
 from app.cache.scope import Scope, scope_of
@@ -26,6 +26,7 @@ from app.tenants.auth import Principal
 Namespace = Annotated[str, msgspec.Meta(max_length=200)]
 Threshold = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+MAX_MESSAGES = 1000
 
 
 class PromptIn(msgspec.Struct, kw_only=True):
@@ -33,7 +34,7 @@ class PromptIn(msgspec.Struct, kw_only=True):
 
     model: Model
     prompt: str | None = None
-    messages: list[dict[str, Any]] | None = None
+    messages: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=MAX_MESSAGES)] | None = None
     namespace: Namespace = ""
 
     def scope(self) -> Scope:
@@ -59,7 +60,7 @@ class LookupOut(msgspec.Struct):
 class EntryIn(PromptIn, kw_only=True):
     # A chat completion object, or plain text (stored as one).
     response: dict[str, Any] | str
-    ttl_seconds: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    ttl_seconds: Seconds | None = None
 
 
 class CreatedOut(msgspec.Struct):
@@ -95,7 +96,7 @@ class EntryOut(msgspec.Struct):
 class FeedbackIn(msgspec.Struct, kw_only=True):
     correct: bool
     entry_id: uuid.UUID | None = None
-    request_id: str | None = None
+    request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
 
 
 class FeedbackOut(msgspec.Struct):

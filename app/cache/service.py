@@ -21,12 +21,21 @@ from app.cache.embedders import Embedder, create_embedder
 from app.cache.repository import CacheRepository, NewEntry, StoredEntry
 from app.cache.scope import Scope, normalise_prompt
 from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
+from app.ledger.pricing import Usage
 from app.observability import metrics
 from app.settings import CacheSettings
 
 log = logging.getLogger(__name__)
 
 Tier = Literal["exact", "semantic"]
+# The models read at most a few hundred tokens of a prompt (the embedder 256, the cross-encoder
+# its pair length); text past this many characters cannot change what they see, so it is cut
+# before any model input is built: a 100,000-character prompt costs what a 2,000-word one does.
+MODEL_INPUT_CHARS = 8192
+
+
+def model_text(prompt: str) -> str:
+    return prompt[:MODEL_INPUT_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +90,7 @@ class CacheService:
             return LookupResult(entry=exact, tier="exact", similarity=1.0)
 
         with metrics.time_embedding():
-            embedding = (await self.embedder.embed([scope.normalised_prompt]))[0]
+            embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
         neighbours = await repo.nearest(
             tenant_id,
             namespace,
@@ -99,10 +108,12 @@ class CacheService:
         by_id = {n.id: n for n in neighbours}
         # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent).
         candidates = [
-            Candidate(entry_id=n.id, prompt=normalise_prompt(n.prompt), similarity=n.similarity)
+            Candidate(entry_id=n.id, prompt=model_text(normalise_prompt(n.prompt)), similarity=n.similarity)
             for n in neighbours
         ]
-        verdict = await asyncio.to_thread(self.verifier.decide, scope.normalised_prompt, candidates, policy)
+        verdict = await asyncio.to_thread(
+            self.verifier.decide, model_text(scope.normalised_prompt), candidates, policy
+        )
         if verdict.accepted is None:
             return LookupResult(
                 entry=None,
@@ -135,8 +146,8 @@ class CacheService:
     ) -> uuid.UUID:
         if embedding is None:
             with metrics.time_embedding():
-                embedding = (await self.embedder.embed([scope.normalised_prompt]))[0]
-        usage = response.get("usage") or {}
+                embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
+        usage = Usage.of(response.get("usage"))  # what a client stored may say anything
         return await CacheRepository(session).insert(
             NewEntry(
                 tenant_id=tenant_id,
@@ -148,8 +159,8 @@ class CacheService:
                 embedder=self.embedder.name,
                 embedding=embedding,
                 response=response,
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
                 cost_usd=cost_usd,
                 ttl_s=ttl_s,
             )

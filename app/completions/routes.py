@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -14,9 +13,11 @@ from litestar.response import Stream
 
 from app.cache.policy import TenantCachePolicy
 from app.completions.controls import parse_controls
+from app.completions.inputs import Model
 from app.completions.pipeline import Caller, ChatAnswer, CompletionPipeline
 from app.dependencies import TENANT_DEPENDENCIES
 from app.errors import DejaError, Unprocessable
+from app.ledger.pricing import money_text
 from app.observability.request_id import client_request_id_of, request_id_of
 from app.tenants.auth import Principal
 
@@ -48,11 +49,18 @@ def cache_headers(outcome: ChatAnswer) -> dict[str, str]:
     return headers
 
 
+MetadataValue = Annotated[str, msgspec.Meta(max_length=256)] | int | float | bool | None
+
+
 class RequestIn(msgspec.Struct, kw_only=True):
     input: Annotated[str, msgspec.Meta(min_length=1)]
-    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    model: Model
     priority: Annotated[int, msgspec.Meta(ge=1, le=10)] = 5
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Flat and small: it is stored with every ledger row of the request.
+    metadata: Annotated[
+        dict[Annotated[str, msgspec.Meta(min_length=1, max_length=64)], MetadataValue],
+        msgspec.Meta(max_length=32),
+    ] = msgspec.field(default_factory=dict)
 
 
 class CacheInfo(msgspec.Struct):
@@ -67,7 +75,7 @@ class RequestOut(msgspec.Struct):
     model_used: str | None
     latency_ms: float
     tokens_used: int
-    cost_usd: Decimal
+    cost_usd: str  # dollars as decimal text
     status: Literal["COMPLETED", "FAILED"]
     cache: CacheInfo
     error: str | None = None
@@ -144,7 +152,7 @@ class CompletionsController(Controller):
                 model_used=None,
                 latency_ms=0.0,
                 tokens_used=0,
-                cost_usd=Decimal(0),
+                cost_usd="0",
                 status="FAILED",
                 cache=CacheInfo(status="MISS", similarity=None, entry_id=None),
                 error=exc.detail,
@@ -158,7 +166,7 @@ class CompletionsController(Controller):
             model_used=outcome.model_used,
             latency_ms=round(outcome.latency_ms, 3),
             tokens_used=outcome.tokens_used,
-            cost_usd=outcome.cost_usd,
+            cost_usd=money_text(outcome.cost_usd),
             status="COMPLETED",
             cache=CacheInfo(
                 status=outcome.cache_status, similarity=outcome.similarity, entry_id=outcome.entry_id

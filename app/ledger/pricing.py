@@ -91,6 +91,10 @@ class PriceBook:
             self._prices = await LedgerRepository(session).prices()
         self._loaded_at = time.monotonic()
 
+    def models(self) -> set[str]:
+        """The models with a price (as loaded last)."""
+        return {price.model for price in self._prices}
+
     async def price(self, model: str, at: datetime) -> ModelPrice | None:
         if time.monotonic() - self._loaded_at > self._ttl_s:
             try:

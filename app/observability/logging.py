@@ -162,10 +162,11 @@ async def log_unhandled(exception: BaseException, scope: Any) -> None:
     details: 4xx, upstream failures) are not logged here; their request line says what happened."""
     from litestar.exceptions import HTTPException
 
+    from app.db.errors import is_database_outage
     from app.errors import DejaError
 
-    if isinstance(exception, HTTPException | DejaError):
-        return
+    if isinstance(exception, HTTPException | DejaError) or is_database_outage(exception):
+        return  # a problem detail the client reads; an outage is one warning, not a traceback per request
     structlog.stdlib.get_logger("deja.errors").error(
         "unhandled exception",
         path=scope.get("path"),

@@ -104,6 +104,7 @@ class _Upstream:
     client: AsyncOpenAI | None  # None when its key variable is unset
     breaker: CircuitBreaker
     slots: PrioritySemaphore
+    last_failure: str = ""  # how the last failed call ended: named when the breaker skips it
 
     @property
     def name(self) -> str:
@@ -334,8 +335,11 @@ class ModelRouter:
             )
             raise _Failure(Outcome.NO_KEY, f"{upstream.config.api_key_env} is not set", retryable=False)
         if not upstream.breaker.allow():
-            self._record(upstream, model, trail, Outcome.BREAKER_OPEN, 0.0, "circuit breaker open")
-            raise _Failure(Outcome.BREAKER_OPEN, "circuit breaker open", retryable=False)
+            detail = "circuit breaker open" + (
+                f" after {upstream.last_failure}" if upstream.last_failure else ""
+            )
+            self._record(upstream, model, trail, Outcome.BREAKER_OPEN, 0.0, detail)
+            raise _Failure(Outcome.BREAKER_OPEN, detail, retryable=False)
         try:
             queued_at = self._clock()
             await upstream.slots.acquire(priority)
@@ -381,6 +385,7 @@ class ModelRouter:
                 upstream.breaker.record_success()
             else:
                 upstream.breaker.record_failure()
+                upstream.last_failure = f"{outcome}: {detail}" if detail else str(outcome)
         trail.append(
             Attempt(
                 upstream=upstream.name,
@@ -692,19 +697,23 @@ def _count_attempts(trail: list[Attempt]) -> int:
 
 
 def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | None) -> UpstreamError:
-    # One line per (upstream, model) tried, in order: how many calls and how the last one ended.
-    summary: list[tuple[str, str, int, Attempt]] = []
+    # One line per (upstream, model) tried, in order: how many calls, how the last call ended
+    # (the cause), and a breaker that then opened; or why it was skipped without a call.
+    summary: list[tuple[str, str, int, Attempt | None, Attempt]] = []
     for attempt in trail:
-        calls = 0 if attempt.outcome in _SKIPS else 1
+        call = None if attempt.outcome in _SKIPS else attempt
         if summary and summary[-1][:2] == (attempt.upstream, attempt.model):
-            summary[-1] = (attempt.upstream, attempt.model, summary[-1][2] + calls, attempt)
+            upstream, model, calls, last_call, _ = summary[-1]
+            summary[-1] = (upstream, model, calls + (call is not None), call or last_call, attempt)
         else:
-            summary.append((attempt.upstream, attempt.model, calls, attempt))
+            summary.append((attempt.upstream, attempt.model, int(call is not None), call, attempt))
     parts = []
-    for upstream, model, calls, last in summary:
-        detail = f": {last.detail}" if last.detail else ""
+    for upstream, model, calls, last_call, last in summary:
+        shown = last_call or last
+        detail = f": {shown.detail}" if shown.detail else ""
         count = f" after {calls} attempt{'s' if calls != 1 else ''}" if calls else ""
-        parts.append(f"{upstream}/{model} {last.outcome}{count}{detail}")
+        then = "; then its circuit breaker opened" if last_call is not None and last is not last_call else ""
+        parts.append(f"{upstream}/{model} {shown.outcome}{count}{detail}{then}")
     message = f"No upstream answered for model {requested!r}: " + "; ".join(parts)
     extra = {
         "attempts": [
