@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -28,7 +28,7 @@ from app.cache.responses import replay
 from app.cache.scope import Scope, scope_of
 from app.cache.service import CacheService
 from app.completions.coalesce import SingleFlight
-from app.completions.controls import CacheControls
+from app.completions.controls import CacheControls, parse_controls
 from app.completions.inputs import ChatBody, chat_body
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
 from app.db.engine import DatabaseDown, attempt
@@ -56,7 +56,7 @@ ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 CLIENT_GONE = 499
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Caller:
     tenant_id: uuid.UUID
     key_id: uuid.UUID | None
@@ -65,6 +65,7 @@ class Caller:
     priority: int = 5
     metadata: dict[str, Any] = field(default_factory=dict)
     client_request_id: str | None = None  # the client's own, if it sent one
+    booked: bool = False  # its ledger row is written (or spooled): exactly one per request
 
 
 @dataclass(slots=True)
@@ -168,18 +169,21 @@ class CompletionPipeline:
         self.inflight = SingleFlight()
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def run(self, caller: Caller, body: dict[str, Any], controls: CacheControls) -> ChatAnswer:
-        """Answer one chat request; every request leaves a metric and one summary log line."""
+    async def run(self, caller: Caller, body: dict[str, Any], headers: Mapping[str, str]) -> ChatAnswer:
+        """Answer one chat request; every request leaves one ledger row, a metric and one summary
+        log line, also when it is refused for what it says."""
         started = time.monotonic()
         model = body.get("model") if isinstance(body.get("model"), str) else None
         bind_request(caller.request_id, caller.tenant_id)
         client_id = {"client_request_id": caller.client_request_id} if caller.client_request_id else None
         with metrics.track_active():
             try:
-                answer = await self._run(caller, body, controls, started)
+                answer = await self._run(caller, body, headers, started)
             except Exception as exc:
                 status = exc.status_code if isinstance(exc, DejaError) else 500
                 seconds = time.monotonic() - started
+                if not caller.booked:
+                    await self._book_refusal(caller, model, status, seconds * 1000, exc)
                 if isinstance(exc, QuotaExceeded):
                     metrics.quota_rejected(exc.extra["quota"]["period"], exc.extra["quota"]["limit"])
                 metrics.observe_request(model, status, "error", seconds)
@@ -213,9 +217,10 @@ class CompletionPipeline:
         return answer
 
     async def _run(
-        self, caller: Caller, body: dict[str, Any], controls: CacheControls, started: float
+        self, caller: Caller, body: dict[str, Any], headers: Mapping[str, str], started: float
     ) -> ChatAnswer:
         request = parse_request(body, max_messages=self.limits.max_messages)
+        controls = parse_controls(headers, request.checked.cache)
         deadline = asyncio.get_running_loop().time() + self.limits.timeout_s
 
         def job(status: str, **values: Any) -> _Job:
@@ -292,6 +297,7 @@ class CompletionPipeline:
         row.similarity, row.entry_id, row.used_model = entry.similarity, entry.id, entry.response.get("model")
         row.metadata.update(metadata or {})
         await self.books.book_hit(session, row)
+        caller.booked = True
         return _replay(request, entry.response, entry.id, entry.similarity, tier, latency_ms)
 
     async def _follow(
@@ -323,6 +329,7 @@ class CompletionPipeline:
                 await self.cache.record_hit(session, entry)
 
         await self.books.book(row, also=count_hit)
+        caller.booked = True
         metrics.cache_lookup("coalesced")
         return _replay(request, completion, entry_id, 1.0, "coalesced", latency_ms)
 
@@ -337,7 +344,9 @@ class CompletionPipeline:
     ) -> LedgerRow:
         """A hit's booking: no cost, and as avoided cost what its tokens cost at today's price."""
         avoided = await self.books.cost(model, saved)
-        return _row(caller, request, controls, "hit", 200, latency_ms, avoided_cost_usd=avoided)
+        return _row(
+            caller, request.model, controls.namespace, "hit", 200, latency_ms, avoided_cost_usd=avoided
+        )
 
     # Misses and bypasses.
 
@@ -399,8 +408,8 @@ class CompletionPipeline:
     ) -> LedgerRow:
         return _row(
             job.caller,
-            job.request,
-            job.controls,
+            job.request.model,
+            job.controls.namespace,
             job.status,
             http_status,
             job.elapsed_ms(),
@@ -450,6 +459,7 @@ class CompletionPipeline:
 
         if not await self.books.book(row, reservation=job.reservation, usage=usage, also=store):
             row.entry_id = None  # booked (or spooled) without the stored answer
+        job.caller.booked = True
         metrics.add_cost(model_used, cost)
         return ChatAnswer(
             cache_status=job.header_status,
@@ -555,6 +565,7 @@ class CompletionPipeline:
             metadata={"stream_ended": "client_gone" if http_status == CLIENT_GONE else "upstream_error"},
         )
         await self.books.book(row, reservation=job.reservation, usage=usage)
+        job.caller.booked = True
         metrics.add_cost(upstream.model, cost)
 
     async def _stale_or_book_error(self, job: _Job, exc: DejaError) -> ChatAnswer:
@@ -602,14 +613,28 @@ class CompletionPipeline:
         detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
         row = _row(
             job.caller,
-            job.request,
-            job.controls,
+            job.request.model,
+            job.controls.namespace,
             "error",
             status,
             job.elapsed_ms(),
             error=detail[:ERROR_CHARS],
         )
         await self.books.book(row, reservation=job.reservation)
+        job.caller.booked = True
+
+    async def _book_refusal(
+        self, caller: Caller, model: str | None, status: int, latency_ms: float, exc: Exception
+    ) -> None:
+        """Book a request that failed before any other booking: refused for what it says (422,
+        413), or by an error of Déjà's own (500). Nothing was reserved for it."""
+        detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
+        row = _row(caller, model or "", "", "error", status, latency_ms, error=detail[:ERROR_CHARS])
+        try:
+            await self.books.book(row)
+        except Exception:
+            log.exception("could not book a refused request", extra={"request_id": caller.request_id})
+        caller.booked = True
 
     async def _reserve(self, job: _Job) -> Reservation | None:
         request = job.request
@@ -647,8 +672,8 @@ def _deadline_passed(timeout_s: float) -> UpstreamTimeout:
 
 def _row(
     caller: Caller,
-    request: ChatRequest,
-    controls: CacheControls,
+    requested_model: str,
+    namespace: str,
     status: str,
     http_status: int,
     latency_ms: float,
@@ -660,8 +685,8 @@ def _row(
         api_key_id=caller.key_id,
         request_id=caller.request_id,
         client_request_id=caller.client_request_id,
-        requested_model=request.model,
-        namespace=controls.namespace,
+        requested_model=requested_model,
+        namespace=namespace,
         cache_status=status,
         http_status=http_status,
         latency_ms=latency_ms,

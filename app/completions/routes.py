@@ -12,7 +12,6 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 
 from app.cache.policy import TenantCachePolicy
-from app.completions.controls import parse_controls
 from app.completions.inputs import Model
 from app.completions.pipeline import Caller, ChatAnswer, CompletionPipeline
 from app.dependencies import TENANT_DEPENDENCIES
@@ -107,7 +106,7 @@ class CompletionsController(Controller):
             policy=policy,
             priority=_priority(request.headers.get(PRIORITY_HEADER)),
         )
-        outcome = await pipeline.run(caller, data, parse_controls(request.headers, data.get("cache")))
+        outcome = await pipeline.run(caller, data, request.headers)
         headers = cache_headers(outcome)
         if outcome.stream is not None:
             return Stream(
@@ -142,7 +141,7 @@ class CompletionsController(Controller):
         )
         body = {"model": data.model, "messages": [{"role": "user", "content": data.input}]}
         try:
-            outcome = await pipeline.run(caller, body, parse_controls(request.headers, None))
+            outcome = await pipeline.run(caller, body, request.headers)
         except DejaError as exc:
             if exc.status_code < 500:
                 raise
