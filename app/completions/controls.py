@@ -26,8 +26,9 @@ class CacheControls:
 
 def _int(value: Any, name: str) -> int:
     """Seconds, from a header's text or a body's JSON integer."""
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 10:
-        value = int(value)
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and len(text) <= 10:  # "²" is a digit to isdigit(), not to int()
+        value = int(text)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SECONDS:
         raise Unprocessable(f"{name} must be a whole number of seconds from 0 to {MAX_SECONDS}.")
     return int(value)

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.engine import transaction
 from app.toolkit.fakellm.config import FakeLLMConfig
 from app.toolkit.fakellm.server import FakeLLMServer
-from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, TenantKey, free_port
+from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, TenantKey, start_deja_serve
 
 PROBLEM = "application/problem+json"
 METRICS_TOKEN = "scrape-me"
@@ -60,39 +57,17 @@ async def served(
         f'[[upstreams]]\nname = "fake"\nbase_url = "{fake_model.base_url}"\ntimeout_s = 10\nmax_retries = 0\n'
         f'[[routes]]\nmodel = "gpt-4o-mini"\nprimary = "fake"\n'
     )
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--no-migrate",
-        env={
-            **os.environ,
+    process, url = await start_deja_serve(
+        {
             "DEJA_DATABASE_URL": database_url,
             "DEJA_DATA_DIR": str(state / "data"),
             "DEJA_CONFIG": str(config),
             "DEJA_LOG_LEVEL": "ERROR",
             "DEJA_ADMIN_TOKEN": ADMIN_TOKEN,
             "DEJA_METRICS_TOKEN": METRICS_TOKEN,
-            "DEJA_MAX_BODY_BYTES": str(1_048_576),
-        },
+        }
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if (await client.get("/ready")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.returncode is None, "deja serve exited"
-                assert time.monotonic() < deadline, "deja serve did not become ready"
-                await asyncio.sleep(0.2)
         yield Served(url=url, pid=process.pid)
     finally:
         process.terminate()
@@ -314,6 +289,8 @@ async def test_every_header_with_hostile_bytes_is_a_problem_never_a_5xx(
         b"\xe2\x80\x8b",
         b"NaN",
         b"9" * 5000,
+        b"\xb2\xb3",  # superscript digits in Latin-1: digits to str.isdigit(), not to int()
+        b"\xef\xbc\x91",  # a full-width "1" in UTF-8
     ]
     header_names = [
         "X-Request-Id",
@@ -474,17 +451,13 @@ async def test_memory_stays_bounded_for_long_prompts_stored_and_looked_up(
     client: httpx.AsyncClient, served: Served, make_tenant
 ) -> None:
     tenant: TenantKey = await make_tenant("memory")
+
+    def ask(prompt: str) -> dict[str, Any]:
+        return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}], "max_tokens": 20}
+
     # Warm up every model once, so their one-time allocations are not counted as growth.
     for prompt in ["warm up the models", "warm up the models, please"]:
-        await client.post(
-            "/v1/chat/completions",
-            headers=tenant.headers,
-            json={
-                "model": "gpt-4o-mini",
-                "messages": [{"role": "user", "content": prompt}],
-                "max_tokens": 20,
-            },
-        )
+        await client.post("/v1/chat/completions", headers=tenant.headers, json=ask(prompt))
     baseline, _ = rss_mb(served.pid)
     stored = "lorem ipsum dolor sit amet " * 2000
     asked = [
@@ -493,15 +466,7 @@ async def test_memory_stays_bounded_for_long_prompts_stored_and_looked_up(
         "\u200b".join("ipsum lorem sit dolor amet " * 3000),  # long and invisible-laden
     ]
     for prompt in [stored, *asked]:
-        response = await client.post(
-            "/v1/chat/completions",
-            headers=tenant.headers,
-            json={
-                "model": "gpt-4o-mini",
-                "messages": [{"role": "user", "content": prompt}],
-                "max_tokens": 20,
-            },
-        )
+        response = await client.post("/v1/chat/completions", headers=tenant.headers, json=ask(prompt))
         assert response.status_code in (200, 413), response.text[:300]
         lookup = await client.post(
             "/v1/cache/lookup", headers=tenant.headers, json={"prompt": prompt, "model": "gpt-4o-mini"}
