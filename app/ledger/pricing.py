@@ -10,8 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.engine import transaction
-from app.db.errors import is_database_outage
+from app.db.engine import DatabaseDown, attempt, transaction
 from app.ledger.repository import LedgerRepository, ModelPrice
 
 MILLION = Decimal(1_000_000)
@@ -70,6 +69,10 @@ def cost_of(price: ModelPrice | None, usage: Usage) -> Decimal:
     return total.quantize(QUANTUM)
 
 
+async def _read_prices(session: AsyncSession) -> list[ModelPrice]:
+    return await LedgerRepository(session).prices()
+
+
 class PriceBook:
     """Prices read from the `prices` table, remembered for a minute per process.
 
@@ -88,7 +91,7 @@ class PriceBook:
 
     async def load(self) -> None:
         async with transaction(self._sessionmaker) as session:
-            self._prices = await LedgerRepository(session).prices()
+            self._prices = await _read_prices(session)
         self._loaded_at = time.monotonic()
 
     def models(self) -> set[str]:
@@ -97,13 +100,11 @@ class PriceBook:
 
     async def price(self, model: str, at: datetime) -> ModelPrice | None:
         if time.monotonic() - self._loaded_at > self._ttl_s:
-            try:
-                await self.load()
-            except Exception as exc:
-                if not is_database_outage(exc):
-                    raise
-                # Keep pricing with what we know; refresh once the database answers again.
-                self._loaded_at = time.monotonic()
+            loaded = await attempt(self._sessionmaker, _read_prices)
+            if not isinstance(loaded, DatabaseDown):
+                self._prices = loaded
+            # Unreachable: keep pricing with what we know; refresh once the database answers again.
+            self._loaded_at = time.monotonic()
         best: ModelPrice | None = None
         for price in self._prices:  # ordered by effective_from
             if price.effective_from > at or not model.startswith(price.model):
