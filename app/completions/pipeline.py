@@ -264,6 +264,7 @@ class CompletionPipeline:
             return looked
         if isinstance(looked, DatabaseDown):
             # Postgres is unreachable: the cache steps aside, the model still answers (BYPASS).
+            caller.booked = False  # a hit's booking, if it got that far, was rolled back with it
             log.warning("cache lookup skipped: database unreachable")
             metrics.cache_lookup("bypass")
             return await self._miss(job("bypass"))
