@@ -28,10 +28,11 @@ from app.settings import CacheSettings
 log = logging.getLogger(__name__)
 
 Tier = Literal["exact", "semantic"]
-# The models read at most a few hundred tokens of a prompt (the embedder 256, the cross-encoder
-# its pair length); text past this many characters cannot change what they see, so it is cut
-# before any model input is built: a 100,000-character prompt costs what a 2,000-word one does.
-MODEL_INPUT_CHARS = 8192
+# The models read at most 256 tokens of a prompt (the embedder; the cross-encoder's pair less);
+# with whitespace collapsed (normalise_prompt) that many tokens take far fewer characters, so
+# text past this cannot change what they see and is cut before any model input is built: a
+# 100,000-character prompt costs what a 700-word one does, whatever the tokenizers do with it.
+MODEL_INPUT_CHARS = 4096
 
 
 def model_text(prompt: str) -> str:
