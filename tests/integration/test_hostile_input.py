@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ METRICS_TOKEN = "scrape-me"
 # Models the fake server breaks on purpose; named under a priced family so delivered text has a cost.
 MIDSTREAM = "gpt-4o-mini-midstream"
 LONG = "gpt-4o-mini-long"
+HANG = "gpt-4o-mini-hang"
+DEADLINE_S = 4
 
 
 @dataclass
@@ -41,7 +44,9 @@ class Served:
 @pytest.fixture(scope="module")
 def fake_model() -> Iterator[FakeLLMServer]:
     config = FakeLLMConfig(
-        token_latency_ms=15, fail_models={MIDSTREAM: "midstream", LONG: "long"}, long_answer_chars=20_000
+        token_latency_ms=250,  # a long answer (20 pieces) outlasts the deadline
+        fail_models={MIDSTREAM: "midstream", LONG: "long", HANG: "timeout"},
+        long_answer_chars=20_000,
     )
     with FakeLLMServer(config) as server:
         yield server
@@ -65,6 +70,7 @@ async def served(
             "DEJA_LOG_LEVEL": "ERROR",
             "DEJA_ADMIN_TOKEN": ADMIN_TOKEN,
             "DEJA_METRICS_TOKEN": METRICS_TOKEN,
+            "DEJA_LIMITS__TIMEOUT_S": str(DEADLINE_S),
         }
     )
     try:
@@ -517,3 +523,52 @@ async def test_usage_is_counted_for_every_tenant_and_a_quota_set_later_sees_it(
     )
     assert refused.status_code == 429
     assert "daily requests quota" in refused.json()["detail"]
+
+
+async def test_a_request_past_its_deadline_is_a_504_booked_with_its_reservation_given_back(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant: TenantKey = await make_tenant("deadline")
+    started = time.monotonic()
+    response = await client.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": HANG, "messages": [{"role": "user", "content": "Never mind"}], "max_tokens": 10},
+    )
+    assert response.status_code == 504
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert "deadline" in response.json()["detail"]
+    assert time.monotonic() - started < DEADLINE_S + 3
+    [row] = await ledger_rows(sessionmaker, tenant.tenant_id)
+    assert (row["request_id"], row["cache_status"], row["http_status"]) == (
+        response.headers["x-request-id"],
+        "error",
+        504,
+    )
+    day = next(
+        p
+        for p in (await client.get("/v1/usage", headers=tenant.headers)).json()["periods"]
+        if p["period"] == "day"
+    )
+    assert day["reserved_tokens"] == 0
+
+
+async def test_a_stream_past_its_deadline_is_ended_and_booked_for_what_it_delivered(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant: TenantKey = await make_tenant("deadline")
+    events: list[dict[str, Any]] = []
+    async with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": LONG, "messages": [{"role": "user", "content": "Go on and on"}], "stream": True},
+    ) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                events.append(json.loads(line[6:]))
+    assert events[-1]["error"]["code"] == 504
+    [row] = await ledger_rows(sessionmaker, tenant.tenant_id)
+    assert row["http_status"] == 504
+    assert row["completion_tokens"] > 0
+    assert row["cost_usd"] > 0
