@@ -7,7 +7,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -68,6 +68,9 @@ class LedgerRow:
     error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     client_request_id: str | None = None  # what the client called it; not unique, not trusted
+    # When the request was answered, not when the row was written: a row replayed from the spool
+    # after an outage keeps its own day (and period).
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def storable(self) -> dict[str, Any]:
         """The row's values cut to what the ledger's columns hold."""

@@ -20,6 +20,7 @@ import logging
 import os
 import uuid
 from dataclasses import asdict
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ def _encode(row: LedgerRow) -> str:
     def default(value: Any) -> Any:
         if isinstance(value, Decimal | uuid.UUID):
             return str(value)
+        if isinstance(value, datetime):
+            return value.isoformat()
         raise TypeError(type(value).__name__)
 
     return json.dumps(asdict(row), default=default, separators=(",", ":"))
@@ -50,6 +53,8 @@ def _decode(line: str) -> LedgerRow:
             data[name] = uuid.UUID(data[name])
     for name in ("cost_usd", "avoided_cost_usd"):
         data[name] = Decimal(data[name])
+    if "created_at" in data:  # rows spooled before the field existed are booked at replay time
+        data["created_at"] = datetime.fromisoformat(data["created_at"])
     return LedgerRow(**data)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -80,6 +81,7 @@ async def test_a_row_the_database_refuses_goes_to_the_dead_letters_and_the_drain
 
     gone = row(uuid.uuid4())  # a tenant that does not exist (deleted meanwhile): refused for good
     kept = [row(tenant.tenant_id), row(tenant.tenant_id)]
+    kept[0].created_at = datetime.now(UTC) - timedelta(days=2)  # answered during a long outage
     await spool.append(kept[0])
     await spool.append(gone)
     await spool.append(kept[1])
@@ -98,3 +100,10 @@ async def test_a_row_the_database_refuses_goes_to_the_dead_letters_and_the_drain
     )
     assert all("SQLSTATE" in d["reason"] or "undecodable" in d["reason"] for d in dead)
     assert METRICS.ledger_dead_letters._value.get() == before + 2
+    async with transaction(sessionmaker, system=True) as session:
+        booked_at = (
+            await session.execute(
+                text("SELECT created_at FROM ledger WHERE request_id = :r"), {"r": kept[0].request_id}
+            )
+        ).scalar_one()
+    assert booked_at == kept[0].created_at  # the day it was answered, not the day it was replayed
