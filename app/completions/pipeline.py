@@ -37,6 +37,7 @@ from app.errors import (
     PayloadTooLarge,
     QuotaExceeded,
     ServiceUnavailable,
+    Unprocessable,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 # HTTP status booked for a stream the client stopped reading (nginx's "client closed request").
 CLIENT_GONE = 499
+PRIORITY_HEADER = "x-priority"
 
 
 @dataclass(slots=True)
@@ -115,6 +117,14 @@ def parse_request(body: dict[str, Any], *, max_messages: int) -> ChatRequest:
     return ChatRequest(
         body={k: v for k, v in body.items() if k != "cache"}, checked=checked, messages=body["messages"]
     )
+
+
+def parse_priority(value: str) -> int:
+    """`X-Priority`: 1..10, 10 most urgent (it wins over a body's `priority`)."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 3 and 1 <= int(text) <= 10):
+        raise Unprocessable("X-Priority must be a whole number from 1 to 10.")
+    return int(text)
 
 
 def bypass_reason(request: ChatRequest, policy: TenantCachePolicy) -> str | None:
@@ -219,6 +229,8 @@ class CompletionPipeline:
     async def _run(
         self, caller: Caller, body: dict[str, Any], headers: Mapping[str, str], started: float
     ) -> ChatAnswer:
+        if (priority := headers.get(PRIORITY_HEADER)) is not None:
+            caller.priority = parse_priority(priority)
         request = parse_request(body, max_messages=self.limits.max_messages)
         controls = parse_controls(headers, request.checked.cache)
         deadline = asyncio.get_running_loop().time() + self.limits.timeout_s

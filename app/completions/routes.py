@@ -15,24 +15,10 @@ from app.cache.policy import TenantCachePolicy
 from app.completions.inputs import Model
 from app.completions.pipeline import Caller, ChatAnswer, CompletionPipeline
 from app.dependencies import TENANT_DEPENDENCIES
-from app.errors import DejaError, Unprocessable
+from app.errors import DejaError
 from app.ledger.pricing import money_text
 from app.observability.request_id import client_request_id_of, request_id_of
 from app.tenants.auth import Principal
-
-PRIORITY_HEADER = "x-priority"
-
-
-def _priority(value: Any) -> int:
-    if value is None:
-        return 5
-    try:
-        priority = int(value)
-    except (TypeError, ValueError):
-        raise Unprocessable("priority must be a whole number from 1 to 10.") from None
-    if not 1 <= priority <= 10:
-        raise Unprocessable("priority must be a whole number from 1 to 10.")
-    return priority
 
 
 def cache_headers(outcome: ChatAnswer) -> dict[str, str]:
@@ -104,7 +90,6 @@ class CompletionsController(Controller):
             request_id=request_id_of(request.scope),
             client_request_id=client_request_id_of(request.scope),
             policy=policy,
-            priority=_priority(request.headers.get(PRIORITY_HEADER)),
         )
         outcome = await pipeline.run(caller, data, request.headers)
         headers = cache_headers(outcome)

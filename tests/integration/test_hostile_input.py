@@ -283,9 +283,10 @@ async def test_bodies_no_decoder_can_take_are_problems(client: httpx.AsyncClient
 
 
 async def test_every_header_with_hostile_bytes_is_a_problem_never_a_5xx(
-    client: httpx.AsyncClient, make_tenant
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     tenant: TenantKey = await make_tenant("hostile")
+    chat_ids: list[str] = []
     bad_values = [
         b"\xff\xfe\x80",
         b"x" * 8000,
@@ -332,6 +333,11 @@ async def test_every_header_with_hostile_bytes_is_a_problem_never_a_5xx(
                 )
                 assert_problem(response)
                 assert len(response.headers["x-request-id"]) == 32
+                if path.startswith("/v1/") and method == "POST" and response.status_code != 401:
+                    chat_ids.append(response.headers["x-request-id"])
+    # Every chat request its tenant sent is booked once, whatever its headers said.
+    booked = [row["request_id"] for row in await ledger_rows(sessionmaker, tenant.tenant_id)]
+    assert sorted(booked) == sorted(chat_ids)
     # Query strings and path parameters too.
     for path in [
         "/v1/cache/entries/not-a-uuid",
