@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.policy import Seconds, TenantCachePolicy
 from app.cache.repository import CacheRepository, StoredEntry
-from app.cache.responses import completion_from_text, is_completion
+from app.cache.responses import check_completion, completion_from_text
 from app.cache.scope import Scope, scope_of
 from app.cache.service import CacheService
 from app.dependencies import TENANT_DEPENDENCIES
@@ -144,10 +144,8 @@ class CacheController(Controller):
     ) -> CreatedOut:
         if isinstance(data.response, str):
             response = completion_from_text(data.model, data.response)
-        elif is_completion(data.response):
-            response = data.response
         else:
-            raise Unprocessable("'response' must be text or a chat completion object with 'choices'.")
+            response = check_completion(data.response)
         entry_id = await cache.store(
             session,
             tenant.require_tenant(),

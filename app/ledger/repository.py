@@ -76,8 +76,8 @@ class LedgerRow:
         """The row's values cut to what the ledger's columns hold."""
         values = asdict(self)
         for name, limit in _TEXT_LIMITS.items():
-            if isinstance(values[name], str):
-                values[name] = values[name][:limit]
+            if values[name] is not None:
+                values[name] = str(values[name])[:limit]
         for name in ("prompt_tokens", "completion_tokens"):
             values[name] = min(max(int(values[name]), 0), _INT4)
         for name in ("http_status", "priority"):

@@ -578,3 +578,47 @@ async def test_a_stream_past_its_deadline_is_ended_and_booked_for_what_it_delive
     assert row["http_status"] == 504
     assert row["completion_tokens"] > 0
     assert row["cost_usd"] > 0
+
+
+async def test_a_stored_answer_that_cannot_be_replayed_is_refused_when_stored(
+    client: httpx.AsyncClient, make_tenant
+) -> None:
+    tenant: TenantKey = await make_tenant("entries")
+    prompt = "What does the stored answer say?"
+    for response in [
+        {"choices": [{"message": {"content": 5}}]},
+        {"choices": [{"index": "first", "message": {"content": "x"}}]},
+        {"choices": [{"message": {"content": "x", "tool_calls": [1, 2]}}]},
+        {"choices": [{"message": {"content": "x"}}], "model": 5},
+        {"choices": []},
+    ]:
+        stored = await client.post(
+            "/v1/cache/entries",
+            headers=tenant.headers,
+            json={"prompt": prompt, "model": "gpt-4o-mini", "response": response},
+        )
+        assert stored.status_code == 422, (response, stored.text)
+        assert_problem(stored)
+    # A well-formed one with odd but valid usage replays, streamed and not.
+    stored = await client.post(
+        "/v1/cache/entries",
+        headers=tenant.headers,
+        json={
+            "prompt": prompt,
+            "model": "gpt-4o-mini",
+            "response": {"choices": [{"message": {"content": "Yes."}}], "usage": {"prompt_tokens": 1e30}},
+        },
+    )
+    assert stored.status_code == 201, stored.text
+    for stream in (False, True):
+        replayed = await client.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": prompt}],
+                "stream": stream,
+            },
+        )
+        assert replayed.status_code == 200
+        assert replayed.headers["x-cache"] == "HIT"
