@@ -108,14 +108,24 @@ class CacheService:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
         by_id = {n.id: n for n in neighbours}
         # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent).
-        candidates = [
-            Candidate(entry_id=n.id, prompt=model_text(normalise_prompt(n.prompt)), similarity=n.similarity)
-            for n in neighbours
-        ]
-        verdict = await asyncio.to_thread(
-            self.verifier.decide, model_text(scope.normalised_prompt), candidates, policy
+        # The models never see past MODEL_INPUT_CHARS, so they cannot judge what differs there:
+        # a candidate is read only if everything past that point is the same as the query's.
+        query_tail = scope.normalised_prompt[MODEL_INPUT_CHARS:]
+        candidates = []
+        for n in neighbours:
+            stored = normalise_prompt(n.prompt)
+            if stored[MODEL_INPUT_CHARS:] == query_tail:
+                candidates.append(
+                    Candidate(entry_id=n.id, prompt=model_text(stored), similarity=n.similarity)
+                )
+        verdict = (
+            await asyncio.to_thread(
+                self.verifier.decide, model_text(scope.normalised_prompt), candidates, policy
+            )
+            if candidates
+            else None
         )
-        if verdict.accepted is None:
+        if verdict is None or verdict.accepted is None:
             return LookupResult(
                 entry=None,
                 tier=None,

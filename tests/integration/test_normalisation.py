@@ -66,3 +66,19 @@ async def test_the_model_reads_the_clients_own_text(http: httpx.AsyncClient, mak
     assert (
         plain.json()["choices"][0]["message"]["content"] != marked.json()["choices"][0]["message"]["content"]
     )
+
+
+async def test_long_prompts_that_differ_past_what_the_models_read_never_share_an_answer(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    tenant: TenantKey = await make_tenant("norm")
+    boilerplate = "Please review the attached contract carefully and list every risk you find. " * 80
+    first = boilerplate + "Clause 9: the supplier may terminate at any time without notice."
+    second = boilerplate + "Clause 9: neither party may terminate before the end of the term."
+    stored = await http.post("/v1/chat/completions", headers=tenant.headers, json=chat(first))
+    assert stored.headers["x-cache"] == "MISS"
+    other = await http.post("/v1/chat/completions", headers=tenant.headers, json=chat(second))
+    assert other.headers["x-cache"] == "MISS"  # same first 6,000 characters, a different contract
+    again = await http.post("/v1/chat/completions", headers=tenant.headers, json=chat(first))
+    assert again.headers["x-cache"] == "HIT"
