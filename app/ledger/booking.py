@@ -126,10 +126,11 @@ class Bookkeeper:
             if also is not None:
                 await self.book(row, reservation=reservation, usage=usage)
             else:
-                await self.spool.append(row)  # replayed later; refused again, it goes to the dead letters
+                # Replayed later; refused again, it goes to the dead letters.
+                await self.spool.append(row, reservation)
             return False
         if isinstance(written, DatabaseDown):
-            await self.spool.append(row)
+            await self.spool.append(row, reservation)  # settled when it is replayed
             return False
         return True
 

@@ -134,6 +134,16 @@ _SETTLE = text(
     WHERE tenant_id = :tenant_id AND period = :period AND period_start = CAST(:start AS date)
     """
 )
+# A call booked from the spool that reserved nothing (the database was down when it started).
+_COUNT = text(
+    """
+    UPDATE usage_counters
+    SET requests = requests + 1, tokens = tokens + :tokens, cost_usd = cost_usd + :cost
+    WHERE tenant_id = :tenant_id
+      AND ((period = 'day' AND period_start = CAST(:day AS date))
+           OR (period = 'month' AND period_start = CAST(:month AS date)))
+    """
+)
 _USAGE = text(
     """
     SELECT p.period, coalesce(u.requests, 0) AS requests, coalesce(u.tokens, 0) AS tokens,
@@ -189,6 +199,26 @@ class QuotaRepository:
                     "reserved_cost": reservation.cost_usd,
                 },
             )
+
+    async def replayed(
+        self,
+        tenant_id: uuid.UUID,
+        at: datetime,
+        usage: Usage,
+        cost: Decimal,
+        *,
+        reservation: Reservation | None,
+        upstream_call: bool,
+    ) -> None:
+        """A booking replayed from the spool, in the counters: its reservation settled (else it
+        would hold quota until the period ends), or, for an upstream call made while quotas could
+        not be checked, its use counted in the periods it happened in."""
+        if reservation is not None:
+            await self.settle(reservation, usage, cost)
+        elif upstream_call:
+            params = {"tenant_id": tenant_id, "tokens": usage.total, "cost": cost, **_starts(at)}
+            await self.session.execute(_ENSURE_COUNTERS, params)
+            await self.session.execute(_COUNT, params)
 
     async def usage(self, tenant_id: uuid.UUID, at: datetime) -> list[PeriodUsage]:
         rows = (await self.session.execute(_USAGE, {"tenant_id": tenant_id, **_starts(at)})).all()

@@ -29,13 +29,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
 from app.db.errors import is_database_outage
+from app.ledger.pricing import Usage
+from app.ledger.quotas import QuotaRepository, Reservation
 from app.ledger.repository import LedgerRepository, LedgerRow
 from app.observability import metrics
 
 log = logging.getLogger(__name__)
+_RESERVATION = "_reservation"  # beside a spooled row: the quota reservation it still holds
 
 
-def _encode(row: LedgerRow) -> str:
+def _encode(row: LedgerRow, reservation: Reservation | None) -> str:
     def default(value: Any) -> Any:
         if isinstance(value, Decimal | uuid.UUID):
             return str(value)
@@ -43,11 +46,17 @@ def _encode(row: LedgerRow) -> str:
             return value.isoformat()
         raise TypeError(type(value).__name__)
 
-    return json.dumps(asdict(row), default=default, separators=(",", ":"))
+    data = asdict(row)
+    if reservation is not None:
+        held = asdict(reservation)
+        del held["tenant_id"]  # the row's
+        data[_RESERVATION] = held
+    return json.dumps(data, default=default, separators=(",", ":"))
 
 
-def _decode(line: str) -> LedgerRow:
+def _decode(line: str) -> tuple[LedgerRow, Reservation | None]:
     data = json.loads(line)
+    held = data.pop(_RESERVATION, None)
     for name in ("tenant_id", "api_key_id", "entry_id"):
         if data.get(name) is not None:
             data[name] = uuid.UUID(data[name])
@@ -55,7 +64,17 @@ def _decode(line: str) -> LedgerRow:
         data[name] = Decimal(data[name])
     if "created_at" in data:  # rows spooled before the field existed are booked at replay time
         data["created_at"] = datetime.fromisoformat(data["created_at"])
-    return LedgerRow(**data)
+    row = LedgerRow(**data)
+    if held is None:
+        return row, None
+    reservation = Reservation(
+        tenant_id=row.tenant_id,
+        periods=tuple(held["periods"]),
+        starts=tuple(datetime.fromisoformat(start) for start in held["starts"]),
+        tokens=int(held["tokens"]),
+        cost_usd=Decimal(held["cost_usd"]),
+    )
+    return row, reservation
 
 
 def _append_line(path: Path, line: str) -> None:
@@ -91,8 +110,9 @@ class LedgerSpool:
     def pending(self) -> bool:
         return any(p.stat().st_size for p in self.pending_files())
 
-    async def append(self, row: LedgerRow) -> None:
-        line = _encode(row) + "\n"
+    async def append(self, row: LedgerRow, reservation: Reservation | None = None) -> None:
+        """Keep `row` until it can be booked, with the quota reservation it still holds."""
+        line = _encode(row, reservation) + "\n"
         async with self._lock:
             await asyncio.to_thread(self._write, line)
 
@@ -130,13 +150,23 @@ class LedgerSpool:
     async def _replay(self, ledger: LedgerRepository, line: str) -> int:
         """Book one spooled line in a savepoint of its own; a refused one goes to the dead letters."""
         try:
-            row = _decode(line)
+            row, reservation = _decode(line)
         except (ValueError, TypeError, KeyError) as exc:
             await self._dead_letter(line, f"undecodable: {type(exc).__name__}")
             return 0
         try:
             async with ledger.session.begin_nested():
-                return int(await ledger.append(row))
+                if not await ledger.append(row):
+                    return 0  # booked before (a drain interrupted after its commit): counted then too
+                await QuotaRepository(ledger.session).replayed(
+                    row.tenant_id,
+                    row.created_at,
+                    Usage(row.prompt_tokens, row.completion_tokens),
+                    row.cost_usd,
+                    reservation=reservation,
+                    upstream_call=row.cache_status in ("miss", "bypass"),
+                )
+                return 1
         except Exception as exc:
             if is_database_outage(exc):
                 raise

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
+from app.ledger.quotas import QuotaRepository
 from app.ledger.repository import LedgerRow
 from app.ledger.spool import LedgerSpool
 from app.observability.metrics import METRICS
@@ -107,3 +108,42 @@ async def test_a_row_the_database_refuses_goes_to_the_dead_letters_and_the_drain
             )
         ).scalar_one()
     assert booked_at == kept[0].created_at  # the day it was answered, not the day it was replayed
+
+
+async def _day(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID) -> dict[str, object]:
+    async with transaction(sessionmaker, system=True) as session:
+        [usage] = [
+            u for u in await QuotaRepository(session).usage(tenant_id, datetime.now(UTC)) if u.period == "day"
+        ]
+    return {"requests": usage.requests, "tokens": usage.tokens, "reserved_tokens": usage.reserved_tokens}
+
+
+async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_use(
+    tmp_path: Path, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant = await make_tenant("spool")
+    spool = LedgerSpool(tmp_path / "spool")
+    # A call that reserved before the database went away, and one that started while it was away.
+    async with transaction(sessionmaker, tenant_id=tenant.tenant_id) as session:
+        reservation = await QuotaRepository(session).reserve(
+            tenant.tenant_id, 1000, Decimal("0.01"), datetime.now(UTC)
+        )
+    assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 1, "tokens": 0, "reserved_tokens": 1000}
+
+    def miss(tokens: int) -> LedgerRow:
+        return LedgerRow(
+            tenant_id=tenant.tenant_id,
+            request_id=uuid.uuid4().hex,
+            requested_model="gpt-4o-mini",
+            cache_status="miss",
+            http_status=200,
+            latency_ms=5.0,
+            prompt_tokens=tokens,
+            completion_tokens=tokens,
+        )
+
+    await spool.append(miss(100), reservation)
+    await spool.append(miss(50))
+    assert await spool.drain(sessionmaker) == 2
+    # The reservation no longer holds quota; both calls count, each once.
+    assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 2, "tokens": 300, "reserved_tokens": 0}
