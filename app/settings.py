@@ -17,9 +17,7 @@ class DatabaseSettings(BaseModel):
     max_overflow: int = Field(10, ge=0, description="Extra connections allowed under bursts.")
     pool_timeout_s: float = Field(5.0, gt=0, description="Wait for a free connection before failing.")
     statement_timeout_ms: int = Field(5000, ge=0, description="Server-side limit per statement; 0 = none.")
-    echo: bool = Field(
-        False, description="Log every SQL statement, without its parameters (debugging only)."
-    )
+    echo: bool = Field(False, description="Log every SQL statement, without its parameters (debugging only).")
 
 
 class RequestLimits(BaseModel):

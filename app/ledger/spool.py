@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
-from app.db.errors import is_database_outage
+from app.db.errors import describe_database_error, is_database_outage
 from app.ledger.pricing import Usage
 from app.ledger.quotas import QuotaRepository, Reservation
 from app.ledger.repository import LedgerRepository, LedgerRow
@@ -83,16 +83,6 @@ def _append_line(path: Path, line: str) -> None:
         handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _reason(exc: Exception) -> str:
-    """Why the database refused a row: its SQLSTATE and class, never the statement's parameters."""
-    original = getattr(exc, "orig", None)
-    sqlstate = getattr(original, "sqlstate", None) or getattr(
-        getattr(original, "__cause__", None), "sqlstate", None
-    )
-    cause = type(getattr(original, "__cause__", None) or original or exc).__name__
-    return f"{cause} (SQLSTATE {sqlstate})" if sqlstate else cause
 
 
 class LedgerSpool:
@@ -170,7 +160,7 @@ class LedgerSpool:
         except Exception as exc:
             if is_database_outage(exc):
                 raise
-            await self._dead_letter(line, _reason(exc), request_id=row.request_id)
+            await self._dead_letter(line, describe_database_error(exc), request_id=row.request_id)
             return 0
 
     async def _dead_letter(self, line: str, reason: str, *, request_id: str | None = None) -> None:

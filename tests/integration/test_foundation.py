@@ -7,11 +7,14 @@ import uuid
 
 import httpx
 import pytest
+import structlog
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cache.models import CacheEntry
 from app.db.engine import transaction
+from app.observability.logging import scrub_database_errors
 from app.tenants.repository import KeyRepository
 from tests.conftest import ADMIN_HEADERS
 
@@ -180,3 +183,20 @@ async def test_row_level_security_refuses_writes_into_another_tenant(
     with pytest.raises(Exception, match="row-level security"):
         async with transaction(sessionmaker, tenant_id=a.tenant_id) as session:
             await _add_entry(session, b.tenant_id)
+
+
+async def test_database_errors_never_log_statement_parameters(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    secret = "my private prompt about the merger"
+    with pytest.raises(DBAPIError) as caught:
+        async with transaction(sessionmaker) as session:
+            await session.execute(text("SELECT CAST(:prompt AS integer)"), {"prompt": secret})
+    # SQLAlchemy's part of the message is hidden; the driver's own quotes the value...
+    assert "SQL parameters hidden" in str(caught.value)
+    # ...so a logged traceback keeps its frames and says what failed, without the message.
+    event = scrub_database_errors(None, "error", {"event": "unexpected error", "exc_info": caught.value})
+    rendered = structlog.processors.format_exc_info(None, "error", event)["exception"]
+    assert secret not in rendered
+    assert "test_foundation.py" in rendered
+    assert rendered.splitlines()[-1].startswith("DataError")
