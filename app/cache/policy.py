@@ -35,6 +35,15 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     # When every upstream fails, serve an answer that expired at most this long ago (seconds),
     # marked `X-Cache-Stale: true`; null: never. A request's `stale-if-error` works too.
     stale_if_error_s: int | None = None
+    # The error bound (docs/error-bound.md): the share of semantic hits' answers that may be
+    # wrong, e.g. 0.02; null keeps the verifier's fixed decision.
+    max_error_rate: float | None = None
+    # How a fresh answer labels the candidate it was compared with: exact | embedding | llm.
+    answer_judge: Literal["exact", "embedding", "llm"] = "embedding"
+    # embedding judge: the lowest cosine between two answers that counts as the same answer.
+    answer_min_similarity: float = 0.9
+    # llm judge: the model asked (through the configured upstreams); null: the request's model.
+    judge_model: str | None = None
 
     def verifier_policy(self, min_similarity: float | None = None) -> VerifierPolicy:
         base = VerifierPolicy(
@@ -57,4 +66,10 @@ def parse_policy(settings: dict[str, Any] | None) -> TenantCachePolicy:
             raise Unprocessable(f"{name} must be between 0 and 1.")
     if policy.cross_encoder_min_score is not None and not 0.0 <= policy.cross_encoder_min_score <= 1.0:
         raise Unprocessable("cross_encoder_min_score must be between 0 and 1.")
+    if policy.max_error_rate is not None and not 0.001 <= policy.max_error_rate <= 0.5:
+        raise Unprocessable("max_error_rate must be between 0.001 and 0.5, or null.")
+    if not 0.0 <= policy.answer_min_similarity <= 1.0:
+        raise Unprocessable("answer_min_similarity must be between 0 and 1.")
+    if policy.judge_model is not None and not 0 < len(policy.judge_model) <= 200:
+        raise Unprocessable("judge_model must be a model name of at most 200 characters.")
     return policy

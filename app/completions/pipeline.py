@@ -22,11 +22,12 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cache.bound.service import ErrorBound
 from app.cache.policy import TenantCachePolicy
 from app.cache.repository import StoredEntry
 from app.cache.responses import replay
 from app.cache.scope import Scope, scope_of
-from app.cache.service import CacheService
+from app.cache.service import CacheService, LookupResult
 from app.completions.coalesce import SingleFlight
 from app.completions.controls import CacheControls
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
@@ -136,6 +137,8 @@ class _Job:
     future: asyncio.Future[Any] | None = None
     reservation: Reservation | None = None
     prompt_tokens: int = 0  # estimated before the call
+    # The error bound kept this candidate from serving; the answer labels it.
+    explored: LookupResult | None = None
 
     @property
     def header_status(self) -> str:
@@ -163,6 +166,7 @@ class CompletionPipeline:
         self.prices = prices
         self.quotas = Quotas(prices)
         self.inflight = SingleFlight()
+        self.bound = ErrorBound(sessionmaker, cache.embedder, router)
         self._background: set[asyncio.Task[Any]] = set()
 
     async def run(self, caller: Caller, body: dict[str, Any], controls: CacheControls) -> Outcome:
@@ -234,6 +238,7 @@ class CompletionPipeline:
                     scope,
                     caller.policy.verifier_policy(controls.threshold),
                     max_age_s=controls.max_age_s,
+                    gate=self.bound.gate(caller.tenant_id, caller.policy),
                 )
                 result: metrics.LookupResult = (
                     "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
@@ -256,6 +261,7 @@ class CompletionPipeline:
         job = _Job(
             caller, request, controls, started, status="miss", scope=scope, embedding=found.embedding, key=key
         )
+        job.explored = found if found.withheld is not None else None
         return await self._miss(job)
 
     # Hits.
@@ -378,6 +384,7 @@ class CompletionPipeline:
             cost_usd=cost,
             upstream_latency_ms=upstream_latency_ms,
             metadata={"fallback": True} if fallback_used else {},
+            explored=job.explored is not None,
         )
         try:
             async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
@@ -402,6 +409,12 @@ class CompletionPipeline:
             entry_id = row.entry_id = None
             await self.spool.append(row)
         metrics.add_cost(model_used, cost)
+        if job.explored is not None and job.scope is not None:
+            explored, caller = job.explored, job.caller
+            question, model = job.scope.prompt, job.request.model
+            self._spawn(
+                self.bound.label(caller.tenant_id, caller.policy, explored, question, completion, model)
+            )
         return Outcome(
             cache_status=job.header_status,
             model_used=model_used,

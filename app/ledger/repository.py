@@ -51,6 +51,8 @@ class LedgerRow:
     priority: int = 5
     error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The error bound sent a would-be hit to the model to learn from its answer.
+    explored: bool = False
 
 
 _LEDGER_COLUMNS = [f.name for f in fields(LedgerRow)]

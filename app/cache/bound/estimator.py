@@ -1,0 +1,127 @@
+"""How likely a stored answer is right for a new prompt, learned from labels, and the
+serve-or-explore rule that keeps the chance of a wrong answer within a bound.
+
+The method follows vCache (arXiv 2502.03771): the probability that a candidate's answer is
+right is modelled as a logistic curve of the hit decision's score, the curve is learnt from
+labelled decisions, and a request is served from the cache with a probability chosen so that
+serving a wrong answer stays within `delta`:
+
+    P(wrong answer served) = P(serve) * P(wrong | served) <= (1 - tau) * (1 - alpha) = delta
+
+where `alpha` is a lower confidence bound on the probability of being right at this score and
+`tau` the probability of sending the request to the model instead (exploring). The
+implementation here is the project's own: the curve is fitted as a Bayesian logistic
+regression (Gaussian prior, Laplace approximation), on the log-odds of the score, and `alpha`
+is taken over a grid of confidence levels eps, as `(1 - eps) * sigmoid(lower eps-quantile of
+the log-odds)`: with posterior probability at least 1 - eps the true curve is above the
+quantile, so the expected probability of being right is at least alpha.
+
+Pure: numpy only, no I/O. docs/error-bound.md says what this does and does not guarantee.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+import numpy.typing as npt
+
+# Scores are probabilities (cross-encoder) or cosines; the curve is fitted on their log-odds,
+# clipped so that a score of exactly 0 or 1 stays finite.
+_SCORE_CLIP = 1e-4
+# Confidence levels eps tried for the lower bound; the best (largest alpha) is used.
+_EPS_GRID = np.linspace(0.005, 0.5, 100)
+_Z = np.array([NormalDist().inv_cdf(1.0 - eps) for eps in _EPS_GRID])
+# The prior before any label: intercept and slope centred on 0 (a coin flip at every score),
+# wide enough that a few dozen labels dominate it.
+_PRIOR_SD = 4.0
+
+
+def feature(score: float) -> float:
+    """The log-odds of a score in [0, 1]."""
+    p = min(max(score, _SCORE_CLIP), 1.0 - _SCORE_CLIP)
+    return math.log(p / (1.0 - p))
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectnessModel:
+    """P(right | score) = sigmoid(intercept + slope * logit(score)), with the posterior's
+    mean and covariance of (intercept, slope) and the number of labels behind it."""
+
+    mean: npt.NDArray[np.float64]
+    cov: npt.NDArray[np.float64]
+    labels: int
+
+    @classmethod
+    def prior(cls) -> CorrectnessModel:
+        return cls(np.zeros(2), np.eye(2) * _PRIOR_SD**2, 0)
+
+    def widened(self, max_labels: int) -> CorrectnessModel:
+        """This model as a prior worth at most `max_labels` labels: its covariance scaled up so
+        that an entry's own labels can move it."""
+        if self.labels <= max_labels:
+            return self
+        return CorrectnessModel(self.mean, self.cov * (self.labels / max_labels), max_labels)
+
+    def log_odds(self, score: float) -> tuple[float, float]:
+        """Posterior mean and standard deviation of the log-odds of being right at `score`."""
+        x = np.array([1.0, feature(score)])
+        return float(x @ self.mean), math.sqrt(max(float(x @ self.cov @ x), 0.0))
+
+    def point(self, score: float) -> float:
+        """The fitted probability of being right at `score` (no confidence margin)."""
+        return _sigmoid(self.log_odds(score)[0])
+
+    def lower_bound(self, score: float) -> float:
+        """alpha: a lower bound on the expected probability of being right at `score`."""
+        mean, sd = self.log_odds(score)
+        bounds = (1.0 - _EPS_GRID) / (1.0 + np.exp(-(mean - _Z * sd)))
+        return float(bounds.max())
+
+
+def fit(
+    scores: Sequence[float],
+    correct: Sequence[bool],
+    prior: CorrectnessModel | None = None,
+    *,
+    iterations: int = 50,
+) -> CorrectnessModel:
+    """The posterior after `prior` has seen these labels (Newton's method to the mode, then the
+    inverse Hessian there as covariance: the Laplace approximation)."""
+    prior = prior or CorrectnessModel.prior()
+    if len(scores) != len(correct):
+        raise ValueError("scores and labels differ in length")
+    if not scores:
+        return prior
+    design = np.column_stack([np.ones(len(scores)), [feature(s) for s in scores]])
+    y = np.asarray(correct, dtype=np.float64)
+    precision = np.linalg.inv(prior.cov)
+    beta = prior.mean.copy()
+    hessian = precision
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        gradient = design.T @ (y - p) - precision @ (beta - prior.mean)
+        hessian = design.T @ (design * (p * (1.0 - p))[:, None]) + precision
+        step = np.linalg.solve(hessian, gradient)
+        beta = beta + step
+        if float(np.abs(step).max()) < 1e-8:
+            break
+    p = 1.0 / (1.0 + np.exp(-(design @ beta)))
+    hessian = design.T @ (design * (p * (1.0 - p))[:, None]) + precision
+    return CorrectnessModel(beta, np.linalg.inv(hessian), prior.labels + len(scores))
+
+
+def explore_probability(model: CorrectnessModel, score: float, max_error_rate: float) -> float:
+    """tau: the probability of asking the model instead of serving, so that the probability of
+    serving a wrong answer, (1 - tau) * (1 - alpha), is at most `max_error_rate`."""
+    if not 0.0 < max_error_rate < 1.0:
+        raise ValueError("max_error_rate must be between 0 and 1")
+    alpha = model.lower_bound(score)
+    return min(max(1.0 - max_error_rate / max(1.0 - alpha, 1e-12), 0.0), 1.0)
+
+
+def _sigmoid(value: float) -> float:
+    return 1.0 / (1.0 + math.exp(-value)) if value >= 0 else math.exp(value) / (1.0 + math.exp(value))
