@@ -99,19 +99,31 @@ def fit(
     design = np.column_stack([np.ones(len(scores)), [feature(s) for s in scores]])
     y = np.asarray(correct, dtype=np.float64)
     precision = np.linalg.inv(prior.cov)
+
+    def log_posterior(beta: npt.NDArray[np.float64]) -> float:
+        eta = design @ beta
+        offset = beta - prior.mean
+        return float(y @ eta - np.logaddexp(0.0, eta).sum() - 0.5 * offset @ precision @ offset)
+
+    def hessian_at(beta: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        return design.T @ (design * (p * (1.0 - p))[:, None]) + precision
+
     beta = prior.mean.copy()
-    hessian = precision
+    current = log_posterior(beta)
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-(design @ beta)))
         gradient = design.T @ (y - p) - precision @ (beta - prior.mean)
-        hessian = design.T @ (design * (p * (1.0 - p))[:, None]) + precision
-        step = np.linalg.solve(hessian, gradient)
-        beta = beta + step
-        if float(np.abs(step).max()) < 1e-8:
+        step = np.linalg.solve(hessian_at(beta), gradient)
+        # Damped: far from the mode a full Newton step on a logistic likelihood can overshoot.
+        size = 1.0
+        while size > 1e-6 and log_posterior(beta + size * step) < current:
+            size /= 2
+        beta = beta + size * step
+        current = log_posterior(beta)
+        if float(np.abs(size * step).max()) < 1e-8:
             break
-    p = 1.0 / (1.0 + np.exp(-(design @ beta)))
-    hessian = design.T @ (design * (p * (1.0 - p))[:, None]) + precision
-    return CorrectnessModel(beta, np.linalg.inv(hessian), prior.labels + len(scores))
+    return CorrectnessModel(beta, np.linalg.inv(hessian_at(beta)), prior.labels + len(scores))
 
 
 def explore_probability(model: CorrectnessModel, score: float, max_error_rate: float) -> float:
