@@ -78,6 +78,7 @@ class Outcome:
     cost_usd: Decimal = Decimal(0)
     latency_ms: float = 0.0
     stale: bool = False  # an expired answer, served because every upstream failed
+    explored: bool = False  # the error bound sent a would-be hit to the model to learn
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,6 +424,7 @@ class CompletionPipeline:
             tokens_used=usage.total,
             cost_usd=cost,
             latency_ms=latency_ms,
+            explored=job.explored is not None,
         )
 
     async def _stream(self, job: _Job) -> Outcome:
@@ -477,6 +479,7 @@ class CompletionPipeline:
             model_used=upstream.model,
             stream=chunks(),
             latency_ms=job.elapsed_ms(),
+            explored=job.explored is not None,
         )
 
     async def _stale_or_book_error(self, job: _Job, exc: DejaError) -> Outcome:
