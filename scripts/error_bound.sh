@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The figures of docs/error-bound.md. Builds a labelled stream from the held-out validation
+# intents, starts the fake model answering from that same file and a fresh Déjà (embedded
+# Postgres in a temporary directory), sets a tenant's {"max_error_rate": 0.02,
+# "answer_judge": "exact"} through PATCH /admin/tenants/{id}, and replays the stream with
+# --compare (the same stream on a fresh tenant with the fixed decision).
+# Writes docs/error-bound/replay.{json,png}.
+# Usage: scripts/error_bound.sh   (env: PYTHON, SEED, QUESTIONS, MAX_ERROR_RATE, OUT)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py="${PYTHON:-.venv/bin/python}"
+out="${OUT:-docs/error-bound}"
+rate="${MAX_ERROR_RATE:-0.02}"
+work="$(mktemp -d)"
+chmod 755 "$work"  # the embedded Postgres may run as an unprivileged user
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+fake_port="$(free_port)"
+deja_port="$(free_port)"
+admin="replay-admin-$RANDOM$RANDOM"
+mkdir -p "$out"
+
+"$py" -m app.toolkit.replay.stream --out "$work/stream.jsonl" --seed "${SEED:-7}" --questions "${QUESTIONS:-60}"
+"$py" -m app.cli fake-llm --port "$fake_port" --answers "$work/stream.jsonl" 2>"$work/fake.log" &
+pids+=($!)
+OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" OPENAI_API_KEY=unused DEJA_DATA_DIR="$work/data" \
+  DEJA_ADMIN_TOKEN="$admin" DEJA_LOG_LEVEL=WARNING \
+  "$py" -m app.cli serve --port "$deja_port" 2>"$work/deja.log" &
+pids+=($!)
+url="http://127.0.0.1:$deja_port"
+for _ in $(seq 120); do curl -fs "$url/ready" >/dev/null 2>&1 && break; sleep 1; done
+curl -fs "$url/ready" >/dev/null || { cat "$work/deja.log"; exit 1; }
+
+created="$(curl -fs -X POST "$url/admin/tenants" -H "Authorization: Bearer $admin" \
+  -H 'Content-Type: application/json' -d '{"name": "bounded"}')"
+tenant_id="$(echo "$created" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["tenant"]["id"])')"
+key="$(echo "$created" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["api_key"]["api_key"])')"
+curl -fs -X PATCH "$url/admin/tenants/$tenant_id" -H "Authorization: Bearer $admin" \
+  -H 'Content-Type: application/json' \
+  -d "{\"settings\": {\"max_error_rate\": $rate, \"answer_judge\": \"exact\"}}" >/dev/null
+
+"$py" -m app.cli replay "$work/stream.jsonl" --url "$url" --key "$key" --compare --admin-key "$admin" \
+  --target "$rate" --plot "$out/replay.png" --json > "$out/replay.json"
+"$py" - "$out/replay.json" <<'PY'
+import json, sys
+for run in json.load(open(sys.argv[1]))["runs"]:
+    run.pop("curves")
+    print(json.dumps(run))
+PY
