@@ -27,11 +27,11 @@ admin="replay-admin-$RANDOM$RANDOM"
 mkdir -p "$out"
 
 "$py" -m app.toolkit.replay.stream --out "$work/stream.jsonl" --seed "${SEED:-7}" --questions "${QUESTIONS:-60}"
-"$py" -m app.cli fake-llm --port "$fake_port" --answers "$work/stream.jsonl" 2>"$work/fake.log" &
+"$py" -m app.cli fake-llm --port "$fake_port" --answers "$work/stream.jsonl" >"$work/fake.log" 2>&1 &
 pids+=($!)
 OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" OPENAI_API_KEY=unused DEJA_DATA_DIR="$work/data" \
   DEJA_ADMIN_TOKEN="$admin" DEJA_LOG_LEVEL=WARNING \
-  "$py" -m app.cli serve --port "$deja_port" 2>"$work/deja.log" &
+  "$py" -m app.cli serve --port "$deja_port" >"$work/deja.log" 2>&1 &
 pids+=($!)
 url="http://127.0.0.1:$deja_port"
 for _ in $(seq 120); do curl -fs "$url/ready" >/dev/null 2>&1 && break; sleep 1; done

@@ -10,7 +10,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from app.toolkit.replay.runner import Replay, fresh_tenant, plot, read_stream, replay
+from app.toolkit.replay.runner import Replay, fresh_tenant, plot, read_price, read_stream, replay
 
 
 def replay_command(
@@ -26,8 +26,18 @@ def replay_command(
         bool, typer.Option(help="Also run the stream on a fresh tenant without a bound (needs --admin-key).")
     ] = False,
     admin_key: Annotated[
-        str | None, typer.Option(help="Admin key, to create the --compare tenant.", envvar="DEJA_ADMIN_TOKEN")
+        str | None,
+        typer.Option(
+            help="Admin key: creates the --compare tenant, reads the model's price.",
+            envvar="DEJA_ADMIN_TOKEN",
+        ),
     ] = None,
+    compare_settings: Annotated[
+        str,
+        typer.Option(
+            help="Settings of the --compare tenant as JSON (default: the fixed decision as shipped)."
+        ),
+    ] = "{}",
     target: Annotated[
         float | None, typer.Option(help="Draw this error rate on the plot (the tenant's max_error_rate).")
     ] = None,
@@ -45,6 +55,10 @@ def replay_command(
     if compare and not admin_key:
         raise typer.BadParameter("--compare creates a tenant: give --admin-key", param_hint="--admin-key")
     try:
+        other_settings = json.loads(compare_settings)
+    except ValueError:
+        raise typer.BadParameter("not JSON", param_hint="--compare-settings") from None
+    try:
         stream = read_stream(file)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="FILE") from None
@@ -55,10 +69,23 @@ def replay_command(
 
     async def run() -> list[Replay]:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-            runs = [await replay(client, stream, key, label="tenant", model=model, progress=tick)]
+            price = await read_price(client, admin_key, model) if admin_key else None
+            runs = [
+                await replay(client, stream, key, label="tenant", model=model, price=price, progress=tick)
+            ]
             if compare and admin_key:
-                other = await fresh_tenant(client, admin_key, {})
-                runs.append(await replay(client, stream, other, label="no bound", model=model, progress=tick))
+                other = await fresh_tenant(client, admin_key, other_settings)
+                runs.append(
+                    await replay(
+                        client,
+                        stream,
+                        other,
+                        label="no bound" if not other_settings else "compared",
+                        model=model,
+                        price=price,
+                        progress=tick,
+                    )
+                )
             return runs
 
     try:

@@ -37,7 +37,9 @@ class Replay:
     explored: int = 0
     tokens: int = 0
     explored_tokens: int = 0
-    cost_usd: float = 0.0
+    # Upstream cost at the model's price (None when no price was read: no admin key).
+    cost_usd: Decimal | None = None
+    explored_cost_usd: Decimal | None = None
     seconds: float = 0.0
     # Per request, in stream order: 1 when it was a hit, 1 when it was a wrong hit, 1 when explored.
     hit_flags: list[int] = field(default_factory=list)
@@ -51,11 +53,6 @@ class Replay:
     @property
     def wrong_per_hit(self) -> float:
         return self.wrong_hits / self.hits if self.hits else 0.0
-
-    @property
-    def explored_cost_usd(self) -> float:
-        """The run's cost split by tokens: what explored requests cost (one model, one price)."""
-        return self.cost_usd * self.explored_tokens / self.tokens if self.tokens else 0.0
 
     def max_window_wrong_rate(self, window: int = WINDOW) -> float | None:
         """The worst wrong-hit rate over any `window` consecutive requests after the first `window`."""
@@ -81,8 +78,10 @@ class Replay:
             "explored": self.explored,
             "tokens": self.tokens,
             "explored_tokens": self.explored_tokens,
-            "cost_usd": round(self.cost_usd, 6),
-            "explored_cost_usd": round(self.explored_cost_usd, 6),
+            "cost_usd": None if self.cost_usd is None else float(round(self.cost_usd, 6)),
+            "explored_cost_usd": None
+            if self.explored_cost_usd is None
+            else float(round(self.explored_cost_usd, 6)),
             "seconds": round(self.seconds, 1),
         }
 
@@ -105,11 +104,25 @@ def read_stream(path: Path) -> list[Labelled]:
     return lines
 
 
-async def _month_cost(client: httpx.AsyncClient, key: str) -> Decimal:
-    response = await client.get("/v1/usage", headers={"Authorization": f"Bearer {key}"})
+@dataclass(frozen=True, slots=True)
+class Price:
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+
+    def cost(self, usage: dict[str, Any]) -> Decimal:
+        prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        return (prompt * self.input_per_mtok + completion * self.output_per_mtok) / 1_000_000
+
+
+async def read_price(client: httpx.AsyncClient, admin_key: str, model: str) -> Price | None:
+    """The model's newest price (admin API), or None when it has none."""
+    response = await client.get("/admin/prices", headers={"Authorization": f"Bearer {admin_key}"})
     response.raise_for_status()
-    periods = response.json()["periods"]
-    return sum((Decimal(str(p["cost_usd"])) for p in periods if p["period"] == "month"), Decimal(0))
+    prices = [p for p in response.json() if p["model"] == model]
+    if not prices:
+        return None
+    newest = max(prices, key=lambda p: str(p["effective_from"]))
+    return Price(Decimal(str(newest["input_per_mtok"])), Decimal(str(newest["output_per_mtok"])))
 
 
 async def replay(
@@ -119,12 +132,14 @@ async def replay(
     *,
     label: str,
     model: str,
+    price: Price | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Replay:
     """Send the stream one request at a time (order matters: the bound learns as it goes)."""
     run = Replay(label)
+    if price is not None:
+        run.cost_usd = run.explored_cost_usd = Decimal(0)
     headers = {"Authorization": f"Bearer {key}"}
-    cost_before = await _month_cost(client, key)
     started = time.monotonic()
     for index, item in enumerate(stream):
         response = await client.post(
@@ -137,7 +152,12 @@ async def replay(
         hit = response.headers.get("X-Cache") == "HIT"
         wrong = hit and answer_text(completion).strip() != item.answer.strip()
         explored = response.headers.get("X-Cache-Explored") == "true"
-        tokens = int((completion.get("usage") or {}).get("total_tokens") or 0)
+        usage = completion.get("usage") or {}
+        tokens = int(usage.get("total_tokens") or 0)
+        if price is not None and run.cost_usd is not None and run.explored_cost_usd is not None:
+            cost = price.cost(usage)
+            run.cost_usd += cost
+            run.explored_cost_usd += cost if explored else 0
         run.requests += 1
         run.hits += hit
         run.wrong_hits += wrong
@@ -150,7 +170,6 @@ async def replay(
         if progress is not None:
             progress(index + 1)
     run.seconds = time.monotonic() - started
-    run.cost_usd = float(await _month_cost(client, key) - cost_before)
     return run
 
 
