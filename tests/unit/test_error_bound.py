@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from app.cache.bound.estimator import CorrectnessModel, explore_probability, fit
+from app.cache.bound.estimator import CorrectnessModel, explore_probability, fit, for_entry
 
 
 def _labels(count: int, threshold: float, seed: int = 0) -> tuple[list[float], list[bool]]:
@@ -54,19 +54,24 @@ def test_wrong_answers_served_stay_within_delta_where_the_model_holds() -> None:
     assert expected_wrong / len(queries) <= delta
 
 
-def test_an_entry_learns_against_the_tenant_prior() -> None:
+def test_an_entry_learns_against_the_tenant_curve() -> None:
     tenant = fit(*_labels(3000, threshold=0.8))
-    # This entry's look-alikes score high: three wrong answers at 0.95.
-    entry = fit([0.95, 0.96, 0.95], [False, False, False], tenant.widened(20))
-    assert entry.point(0.95) < tenant.point(0.95)
-    assert explore_probability(entry, 0.95, 0.02) > explore_probability(tenant, 0.95, 0.02)
-    # The prior stands for at most 20 labels, with the tenant's estimate.
-    assert tenant.widened(20).labels == 20
-    assert (tenant.widened(20).mean == tenant.mean).all()
+    # Without labels an entry has the tenant's curve.
+    assert for_entry(tenant, [], [], spread=1.5) is tenant
+    # This entry's look-alikes score high: wrong answers at 0.95 pull its curve down.
+    once = for_entry(tenant, [0.95], [False], spread=1.5)
+    twice = for_entry(tenant, [0.95, 0.96], [False, False], spread=1.5)
+    assert twice.point(0.95) < once.point(0.95) < tenant.point(0.95)
+    assert explore_probability(twice, 0.95, 0.02) > explore_probability(tenant, 0.95, 0.02)
+    # Right answers never make an entry stricter than the tenant.
+    right = for_entry(tenant, [0.95, 0.9, 0.97], [True, True, True], spread=1.5)
+    assert explore_probability(right, 0.95, 0.02) <= explore_probability(tenant, 0.95, 0.02)
 
 
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="length"):
         fit([0.9], [True, False])
+    with pytest.raises(ValueError, match="length"):
+        for_entry(CorrectnessModel.prior(), [0.9], [], spread=1.0)
     with pytest.raises(ValueError, match="max_error_rate"):
         explore_probability(CorrectnessModel.prior(), 0.9, 0.0)

@@ -59,13 +59,6 @@ class CorrectnessModel:
     def prior(cls) -> CorrectnessModel:
         return cls(np.zeros(2), np.eye(2) * _PRIOR_SD**2, 0)
 
-    def widened(self, max_labels: int) -> CorrectnessModel:
-        """This model as a prior worth at most `max_labels` labels: its covariance scaled up so
-        that an entry's own labels can move it."""
-        if self.labels <= max_labels:
-            return self
-        return CorrectnessModel(self.mean, self.cov * (self.labels / max_labels), max_labels)
-
     def log_odds(self, score: float) -> tuple[float, float]:
         """Posterior mean and standard deviation of the log-odds of being right at `score`."""
         x = np.array([1.0, feature(score)])
@@ -123,7 +116,41 @@ def fit(
         current = log_posterior(beta)
         if float(np.abs(size * step).max()) < 1e-8:
             break
-    return CorrectnessModel(beta, np.linalg.inv(hessian_at(beta)), prior.labels + len(scores))
+    covariance: npt.NDArray[np.float64] = np.linalg.inv(hessian_at(beta))
+    return CorrectnessModel(beta, covariance, prior.labels + len(scores))
+
+
+def for_entry(
+    tenant: CorrectnessModel, scores: Sequence[float], correct: Sequence[bool], *, spread: float
+) -> CorrectnessModel:
+    """An entry's curve: the tenant's, shifted by an offset b of the entry's own (its prompt may
+    have look-alikes that score high, or none), with prior b ~ N(0, spread^2) and the posterior
+    mean taken from the entry's labels. The tenant's curve is already the average over entries,
+    so without labels b = 0 and the entry gets the tenant's curve and uncertainty unchanged; each
+    label moves b, shrunk toward zero, so no label ever widens an entry's interval by itself."""
+    if len(scores) != len(correct):
+        raise ValueError("scores and labels differ in length")
+    if not scores:
+        return tenant
+    eta = np.array([tenant.mean[0] + tenant.mean[1] * feature(s) for s in scores])
+    y = np.asarray(correct, dtype=np.float64)
+    precision = 1.0 / spread**2
+
+    def log_posterior(b: float) -> float:
+        return float(y @ (eta + b) - np.logaddexp(0.0, eta + b).sum() - 0.5 * precision * b * b)
+
+    offset, current = 0.0, log_posterior(0.0)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(eta + offset)))
+        step = float((y - p).sum() - precision * offset) / float((p * (1.0 - p)).sum() + precision)
+        size = 1.0
+        while size > 1e-6 and log_posterior(offset + size * step) < current:
+            size /= 2
+        offset += size * step
+        current = log_posterior(offset)
+        if abs(size * step) < 1e-9:
+            break
+    return CorrectnessModel(tenant.mean + np.array([offset, 0.0]), tenant.cov, tenant.labels + len(scores))
 
 
 def explore_probability(model: CorrectnessModel, score: float, max_error_rate: float) -> float:

@@ -5,8 +5,8 @@ With `max_error_rate` set, the cross-encoder still scores candidates but no long
 at a fixed score: the learned curve decides instead. A candidate is served with probability
 1 - tau (`estimator.explore_probability`); otherwise the request goes to the model, is
 booked as explored, and the model's answer labels the candidate through the tenant's judge.
-The curve comes from the entry's own labels once it has some (with the tenant's curve as a
-prior worth a few labels), and from the tenant's labels before.
+The curve is the tenant's, fitted on all its labels, shifted for an entry by what the entry's
+own labels say once it has some.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.cache.bound.estimator import CorrectnessModel, explore_probability, fit
+from app.cache.bound.estimator import CorrectnessModel, explore_probability, fit, for_entry
 from app.cache.bound.judges import AnswerJudge, EmbeddingJudge, ExactJudge, LLMJudge, answer_text
 from app.cache.bound.repository import LabelRepository, NewLabel
 from app.cache.embedders import Embedder
@@ -40,9 +40,10 @@ log = logging.getLogger(__name__)
 # adds a label or after REFRESH_S (labels written by other replicas).
 TENANT_LABELS = 5000
 REFRESH_S = 2.0
-# An entry's own labels read per decision, and what the tenant's curve weighs as their prior.
+# An entry's own labels read per decision, and how far (log-odds) an entry's curve is expected
+# to sit from the tenant's before its labels say (the prior sd of its offset).
 ENTRY_LABELS = 200
-ENTRY_PRIOR_LABELS = 20
+ENTRY_SPREAD = 1.5
 
 
 def scored(verdict: Verdict) -> tuple[str, float]:
@@ -102,12 +103,10 @@ class ErrorBound:
     async def model_for(
         self, session: AsyncSession, tenant_id: uuid.UUID, entry_id: uuid.UUID, scorer: str
     ) -> CorrectnessModel:
-        """The curve for this entry: its own labels on the tenant's prior, or the tenant's alone."""
+        """The curve for this entry: the tenant's, shifted by what the entry's own labels say."""
         tenant = await self._tenant_model(session, tenant_id, scorer)
         own = await LabelRepository(session).for_entry(entry_id, scorer, ENTRY_LABELS)
-        if not own:
-            return tenant
-        return fit([s for s, _ in own], [c for _, c in own], tenant.widened(ENTRY_PRIOR_LABELS))
+        return for_entry(tenant, [s for s, _ in own], [c for _, c in own], spread=ENTRY_SPREAD)
 
     async def _tenant_model(
         self, session: AsyncSession, tenant_id: uuid.UUID, scorer: str
