@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.cache.bound.service import ErrorBound
+from app.cache.bound.service import ErrorBound, verifier_metadata
 from app.cache.policy import TenantCachePolicy
 from app.cache.repository import StoredEntry
 from app.cache.responses import replay
@@ -247,7 +247,14 @@ class CompletionPipeline:
                 metrics.cache_lookup(result, found.similarity, time.monotonic() - lookup_started)
                 if found.entry is not None:
                     return await self._hit(
-                        session, caller, request, controls, found.entry, found.tier, started
+                        session,
+                        caller,
+                        request,
+                        controls,
+                        found.entry,
+                        found.tier,
+                        started,
+                        metadata=verifier_metadata(found),
                     )
         except Exception as exc:
             if not is_database_outage(exc):
@@ -414,7 +421,9 @@ class CompletionPipeline:
             explored, caller = job.explored, job.caller
             question, model = job.scope.prompt, job.request.model
             self._spawn(
-                self.bound.label(caller.tenant_id, caller.policy, explored, question, completion, model)
+                self.bound.label(
+                    caller.tenant_id, caller.request_id, caller.policy, explored, question, completion, model
+                )
             )
         return Outcome(
             cache_status=job.header_status,

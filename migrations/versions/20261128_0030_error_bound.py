@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", postgresql.UUID(as_uuid=True), nullable=False),
         sa.Column("entry_id", postgresql.UUID(as_uuid=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("request_id", sa.String(length=64), nullable=False),
         sa.Column("source", sa.String(length=10), nullable=False),
         sa.Column("judge", sa.String(length=20), nullable=False),
         sa.Column("correct", sa.Boolean(), nullable=False),
@@ -47,6 +48,7 @@ def upgrade() -> None:
             ["tenant_id"], ["tenants.id"], name=op.f("fk_cache_labels_tenant_id_tenants"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cache_labels")),
+        sa.UniqueConstraint("request_id", name=op.f("uq_cache_labels_request_id")),
     )
     op.create_index("ix_cache_labels_entry_id", "cache_labels", ["entry_id"])
     op.create_index(

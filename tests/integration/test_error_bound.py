@@ -230,3 +230,29 @@ async def test_bad_bound_settings_are_refused(
     )
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_feedback_on_a_semantic_hit_becomes_a_label(
+    client: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    tenant: TenantKey = await make_tenant("feedback")
+    await ask(client, tenant, VPN[0])
+    hit = await ask(client, tenant, VPN[8])
+    assert hit.headers["X-Cache-Tier"] == "semantic", hit.headers
+    request_id = hit.headers["X-Request-Id"]
+    for correct in (True, False):  # a second word on the same request replaces the first
+        response = await client.post(
+            "/v1/cache/feedback", headers=tenant.headers, json={"request_id": request_id, "correct": correct}
+        )
+        assert response.status_code == 200, response.text
+    async with transaction(sessionmaker, tenant_id=tenant.tenant_id) as session:
+        labels = (
+            await session.execute(text("SELECT source, correct, scorer, score, similarity FROM cache_labels"))
+        ).all()
+    assert len(labels) == 1
+    label = labels[0]
+    assert (label.source, label.correct, label.scorer) == ("feedback", False, "cross_encoder")
+    assert 0.0 <= label.score <= 1.0
+    assert label.similarity == pytest.approx(float(hit.headers["X-Cache-Similarity"]), abs=1e-3)

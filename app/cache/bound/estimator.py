@@ -116,7 +116,7 @@ def fit(
         current = log_posterior(beta)
         if float(np.abs(size * step).max()) < 1e-8:
             break
-    covariance: npt.NDArray[np.float64] = np.linalg.inv(hessian_at(beta))
+    covariance = np.asarray(np.linalg.inv(hessian_at(beta)), dtype=np.float64)
     return CorrectnessModel(beta, covariance, prior.labels + len(scores))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import REAL, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import REAL, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -21,6 +21,8 @@ class CacheLabel(Base):
         CheckConstraint("source IN ('judge', 'feedback')", name="source"),
         Index("ix_cache_labels_tenant_scorer_created", "tenant_id", "scorer", "created_at"),
         Index("ix_cache_labels_entry_id", "entry_id"),
+        # One label per request: feedback given twice on a request counts once (the last word).
+        UniqueConstraint("request_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -31,6 +33,8 @@ class CacheLabel(Base):
         UUID(as_uuid=True), ForeignKey("cache_entries.id", ondelete="CASCADE"), nullable=False
     )
     created_at: Mapped[datetime] = created_at()
+    # The request whose decision was labelled (the explored one, or the hit the feedback is about).
+    request_id: Mapped[str] = mapped_column(String(64), nullable=False)
     # judge: an answer judge compared the model's fresh answer with the entry's; feedback: a client said.
     source: Mapped[str] = mapped_column(String(10), nullable=False)
     # The judge that labelled it (exact | embedding | llm), or "feedback".

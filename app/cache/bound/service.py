@@ -57,6 +57,15 @@ def scored(verdict: Verdict) -> tuple[str, float]:
     return SIMILARITY, verdict.accepted.similarity
 
 
+def verifier_metadata(found: LookupResult) -> dict[str, Any]:
+    """What a semantic hit's ledger row keeps of the decision, so that feedback on the request
+    can label it: the score the bound reads and its name."""
+    if found.tier != "semantic" or found.verdict is None or found.verdict.accepted is None:
+        return {}
+    scorer, score = scored(found.verdict)
+    return {"verifier": {"scorer": scorer, "score": round(score, 6)}}
+
+
 class BoundGate:
     """One request's view of the bound: handed to the cache lookup, which asks it before serving."""
 
@@ -130,6 +139,7 @@ class ErrorBound:
     async def label(
         self,
         tenant_id: uuid.UUID,
+        request_id: str,
         policy: TenantCachePolicy,
         explored: LookupResult,
         question: str,
@@ -151,6 +161,7 @@ class ErrorBound:
                     NewLabel(
                         tenant_id=tenant_id,
                         entry_id=entry.id,
+                        request_id=request_id,
                         source="judge",
                         judge=policy.answer_judge,
                         correct=correct,
