@@ -2,8 +2,9 @@
 # The figures of docs/error-bound.md. Builds a labelled stream from the held-out validation
 # intents, starts the fake model answering from that same file and a fresh Déjà (embedded
 # Postgres in a temporary directory), sets a tenant's {"max_error_rate": 0.02,
-# "answer_judge": "exact"} through PATCH /admin/tenants/{id}, and replays the stream with
-# --compare (the same stream on a fresh tenant with the fixed decision).
+# "answer_judge": "exact"} through PATCH /admin/tenants/{id}, and replays the stream; then the
+# same stream on fresh tenants with the fixed decision: as shipped (cross-encoder >= 0.85),
+# and stricter (>= 0.95, >= 0.97).
 # Writes docs/error-bound/replay.{json,png}.
 # Usage: scripts/error_bound.sh   (env: PYTHON, SEED, QUESTIONS, MAX_ERROR_RATE, OUT)
 set -euo pipefail
@@ -45,7 +46,8 @@ curl -fs -X PATCH "$url/admin/tenants/$tenant_id" -H "Authorization: Bearer $adm
   -H 'Content-Type: application/json' \
   -d "{\"settings\": {\"max_error_rate\": $rate, \"answer_judge\": \"exact\"}}" >/dev/null
 
-"$py" -m app.cli replay "$work/stream.jsonl" --url "$url" --key "$key" --compare --admin-key "$admin" \
+"$py" -m app.cli replay "$work/stream.jsonl" --url "$url" --key "$key" --admin-key "$admin" --compare \
+  --compare-settings '{"cross_encoder_min_score": 0.95}' --compare-settings '{"cross_encoder_min_score": 0.97}' \
   --target "$rate" --plot "$out/replay.png" --json > "$out/replay.json"
 "$py" - "$out/replay.json" <<'PY'
 import json, sys

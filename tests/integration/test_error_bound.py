@@ -155,7 +155,7 @@ async def test_explored_requests_are_booked_labelled_and_counted(
         )
     # Every answer is right, whether served from the cache or explored.
     assert {answer for _, answer in served} == {"Use the VPN self-service portal."}
-    # Without labels the bound serves at most about 2.7% of candidates: paraphrases are explored.
+    # Without labels a candidate is a coin flip: never served, so paraphrases are explored.
     explored = await scalar(
         sessionmaker,
         "SELECT count(*) FROM ledger WHERE tenant_id = :tenant_id AND explored",

@@ -17,11 +17,22 @@ def _labels(count: int, threshold: float, seed: int = 0) -> tuple[list[float], l
     return scores, correct
 
 
-def test_without_labels_the_bound_explores_all_but_delta() -> None:
+def test_without_labels_every_candidate_is_explored() -> None:
     # Nothing known: the prior is a coin flip at every score, so alpha = 0.5 * 0.5 (the median
-    # of a coin flip, at confidence 0.5) and no more than 0.02 / 0.75 of requests are served.
-    tau = explore_probability(CorrectnessModel.prior(), 0.99, 0.02)
-    assert tau == pytest.approx(1 - 0.02 / 0.75, abs=1e-3)
+    # of a coin flip, at confidence 0.5): more likely wrong than right, never served.
+    assert CorrectnessModel.prior().lower_bound(0.99) == pytest.approx(0.25)
+    assert explore_probability(CorrectnessModel.prior(), 0.99, 0.02) == 1.0
+
+
+def test_serving_probability_spends_exactly_the_budget() -> None:
+    # Where right answers are likely but not certain, serve just often enough that
+    # P(serve) * P(wrong | served) = delta.
+    model = fit(*_labels(2000, threshold=0.8))
+    for score in (0.8, 0.82, 0.85):
+        alpha = model.lower_bound(score)
+        tau = explore_probability(model, score, 0.02)
+        if 0.5 <= alpha < 0.98:
+            assert (1 - tau) * (1 - alpha) == pytest.approx(0.02)
 
 
 def test_a_learnt_curve_serves_high_scores_and_explores_low_ones() -> None:

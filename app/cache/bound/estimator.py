@@ -38,6 +38,8 @@ _Z = np.array([NormalDist().inv_cdf(1.0 - eps) for eps in _EPS_GRID])
 # The prior before any label: intercept and slope centred on 0 (a coin flip at every score),
 # wide enough that a few dozen labels dominate it.
 _PRIOR_SD = 4.0
+# Below this lower bound on being right, a candidate is never served (explore_probability).
+MIN_SERVED_ALPHA = 0.5
 
 
 def feature(score: float) -> float:
@@ -155,10 +157,16 @@ def for_entry(
 
 def explore_probability(model: CorrectnessModel, score: float, max_error_rate: float) -> float:
     """tau: the probability of asking the model instead of serving, so that the probability of
-    serving a wrong answer, (1 - tau) * (1 - alpha), is at most `max_error_rate`."""
+    serving a wrong answer, (1 - tau) * (1 - alpha), is at most `max_error_rate`.
+
+    A candidate more likely wrong than right (alpha below one half) is never served: the bound
+    would allow it now and then, but such a hit is mostly a wrong answer, and asking the model
+    is always within the bound."""
     if not 0.0 < max_error_rate < 1.0:
         raise ValueError("max_error_rate must be between 0 and 1")
     alpha = model.lower_bound(score)
+    if alpha < MIN_SERVED_ALPHA:
+        return 1.0
     return min(max(1.0 - max_error_rate / max(1.0 - alpha, 1e-12), 0.0), 1.0)
 
 

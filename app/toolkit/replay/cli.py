@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -25,19 +25,19 @@ def replay_command(
     compare: Annotated[
         bool, typer.Option(help="Also run the stream on a fresh tenant without a bound (needs --admin-key).")
     ] = False,
+    compare_settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also run on a fresh tenant with these settings (JSON); repeatable; needs --admin-key."
+        ),
+    ] = None,
     admin_key: Annotated[
         str | None,
         typer.Option(
-            help="Admin key: creates the --compare tenant, reads the model's price.",
+            help="Admin key: creates the compared tenants, reads the model's price.",
             envvar="DEJA_ADMIN_TOKEN",
         ),
     ] = None,
-    compare_settings: Annotated[
-        str,
-        typer.Option(
-            help="Settings of the --compare tenant as JSON (default: the fixed decision as shipped)."
-        ),
-    ] = "{}",
     target: Annotated[
         float | None, typer.Option(help="Draw this error rate on the plot (the tenant's max_error_rate).")
     ] = None,
@@ -52,12 +52,14 @@ def replay_command(
     served differs from the prompt's own answer), explored requests and cost."""
     if not key:
         raise typer.BadParameter("a tenant key is needed (--key or DEJA_API_KEY)", param_hint="--key")
-    if compare and not admin_key:
-        raise typer.BadParameter("--compare creates a tenant: give --admin-key", param_hint="--admin-key")
     try:
-        other_settings = json.loads(compare_settings)
+        others: list[dict[str, Any]] = ([{}] if compare else []) + [
+            json.loads(v) for v in compare_settings or []
+        ]
     except ValueError:
         raise typer.BadParameter("not JSON", param_hint="--compare-settings") from None
+    if others and not admin_key:
+        raise typer.BadParameter("comparing creates tenants: give --admin-key", param_hint="--admin-key")
     try:
         stream = read_stream(file)
     except ValueError as exc:
@@ -73,18 +75,11 @@ def replay_command(
             runs = [
                 await replay(client, stream, key, label="tenant", model=model, price=price, progress=tick)
             ]
-            if compare and admin_key:
-                other = await fresh_tenant(client, admin_key, other_settings)
+            for settings in others:
+                other = await fresh_tenant(client, str(admin_key), settings)
+                label = json.dumps(settings, separators=(",", ":")) if settings else "no bound"
                 runs.append(
-                    await replay(
-                        client,
-                        stream,
-                        other,
-                        label="no bound" if not other_settings else "compared",
-                        model=model,
-                        price=price,
-                        progress=tick,
-                    )
+                    await replay(client, stream, other, label=label, model=model, price=price, progress=tick)
                 )
             return runs
 
@@ -99,6 +94,7 @@ def replay_command(
         typer.echo(json.dumps({"stream": str(file), "runs": [r.to_json() for r in runs]}))
         return
     names = list(runs[0].summary())[1:]
-    typer.echo(f"{'':24}" + "".join(f"{r.label:>14}" for r in runs))
+    width = max(14, *(len(r.label) + 2 for r in runs))
+    typer.echo(f"{'':24}" + "".join(f"{r.label:>{width}}" for r in runs))
     for name in names:
-        typer.echo(f"{name:24}" + "".join(f"{r.summary()[name]!s:>14}" for r in runs))
+        typer.echo(f"{name:24}" + "".join(f"{r.summary()[name]!s:>{width}}" for r in runs))
