@@ -15,13 +15,15 @@ import openai
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typer.testing import CliRunner
 
 from app.asgi import create_app
+from app.cli import cli
 from app.db.engine import transaction
 from app.settings import Settings
 from app.toolkit.fakellm import FakeLLMServer
 from app.toolkit.fakellm.config import FakeLLMConfig, load_answers
-from tests.conftest import ADMIN_HEADERS, ServerThread, TenantKey
+from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, ServerThread, TenantKey
 
 MODEL = "gpt-4o-mini"
 VPN = [
@@ -256,3 +258,45 @@ async def test_feedback_on_a_semantic_hit_becomes_a_label(
     assert (label.source, label.correct, label.scorer) == ("feedback", False, "cross_encoder")
     assert 0.0 <= label.score <= 1.0
     assert label.similarity == pytest.approx(float(hit.headers["X-Cache-Similarity"]), abs=1e-3)
+
+
+def test_replay_counts_hits_wrong_hits_and_explored(
+    bound_deja: ServerThread,
+    answers_file: Path,
+    tmp_path: Path,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    # A stream where every prompt comes twice: the second time it is an exact hit, right by construction.
+    lines = answers_file.read_text().splitlines()
+    stream = tmp_path / "stream.jsonl"
+    stream.write_text("\n".join(lines + lines) + "\n")
+    created = httpx.post(
+        f"{bound_deja.url}/admin/tenants",
+        headers=ADMIN_HEADERS,
+        json={"name": f"replayed-{uuid.uuid4().hex[:8]}"},
+    )
+    assert created.status_code == 201, created.text
+    tenant_id, key = created.json()["tenant"]["id"], created.json()["api_key"]["api_key"]
+    settings = {"settings": {"max_error_rate": 0.02, "answer_judge": "exact"}}
+    patched = httpx.patch(f"{bound_deja.url}/admin/tenants/{tenant_id}", headers=ADMIN_HEADERS, json=settings)
+    assert patched.status_code == 200, patched.text
+    plot = tmp_path / "replay.png"
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("replay", str(stream), "--url", bound_deja.url, "--key", key, "--compare"),
+            *("--admin-key", ADMIN_TOKEN, "--target", "0.02", "--plot", str(plot), "--json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    bounded, fixed = json.loads(result.stdout)["runs"]
+    assert fixed["label"] == "no bound"
+    for run in (bounded, fixed):
+        assert run["requests"] == 2 * len(lines)
+        assert run["hits"] >= len(lines)  # every repeat
+        assert 0 <= run["wrong_hits"] <= run["hits"] - len(lines)  # exact hits are never wrong here
+        assert run["cost_usd"] > 0
+        assert len(run["curves"]["hit_flags"]) == run["requests"]
+    assert bounded["explored"] > 0
+    assert fixed["explored"] == 0
+    assert plot.stat().st_size > 10_000
