@@ -198,16 +198,17 @@ def plot(runs: Sequence[Replay], path: Path, *, max_error_rate: float | None) ->
         wrong = np.cumsum(run.wrong_flags) / n
         hits = np.cumsum(run.hit_flags) / n
         (line,) = wrong_axes.plot(n, wrong, label=f"{run.label}: cumulative", linewidth=1.6)
-        window = np.convolve(run.wrong_flags, np.ones(WINDOW) / WINDOW, mode="valid")
-        wrong_axes.plot(
-            np.arange(WINDOW, run.requests + 1),
-            window,
-            linewidth=0.8,
-            alpha=0.6,
-            color=line.get_color(),
-            linestyle="--",
-            label=f"{run.label}: last {WINDOW}",
-        )
+        if run.requests >= WINDOW:
+            window = np.convolve(run.wrong_flags, np.ones(WINDOW) / WINDOW, mode="valid")
+            wrong_axes.plot(
+                np.arange(WINDOW, run.requests + 1),
+                window,
+                linewidth=0.8,
+                alpha=0.6,
+                color=line.get_color(),
+                linestyle="--",
+                label=f"{run.label}: last {WINDOW}",
+            )
         hit_axes.plot(n, hits, label=run.label, linewidth=1.6, color=line.get_color())
         hit_axes.plot(
             n,
