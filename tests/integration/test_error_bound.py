@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,11 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from app.asgi import create_app
+from app.cache.bound.judges import JUDGE_PROMPT, LLMJudge
 from app.cli import cli
 from app.db.engine import transaction
 from app.settings import Settings
 from app.toolkit.fakellm import FakeLLMServer
 from app.toolkit.fakellm.config import FakeLLMConfig, load_answers
+from app.upstream.config import load_router_config
+from app.upstream.router import ModelRouter
 from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, ServerThread, TenantKey
 
 MODEL = "gpt-4o-mini"
@@ -50,6 +54,11 @@ def answers_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("answers") / "answers.jsonl"
     lines = [{"prompt": p, "answer": "Use the VPN self-service portal."} for p in VPN]
     lines += [{"prompt": p, "answer": "Okta: click 'Forgot password'."} for p in OKTA]
+    # The llm judge's question about two answers that differ in words but not in substance.
+    judged = JUDGE_PROMPT.format(
+        question=VPN[0], stored="Use the VPN portal.", fresh="Reset it in the VPN portal."
+    )
+    lines.append({"prompt": judged, "answer": "YES"})
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     return path
 
@@ -300,3 +309,21 @@ def test_replay_counts_hits_wrong_hits_and_explored(
     assert bounded["explored"] > 0
     assert fixed["explored"] == 0
     assert plot.stat().st_size > 10_000
+
+
+async def test_the_llm_judge_asks_the_model_once_per_pair(
+    answering_llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "judge.toml"
+    config.write_text(f'[[upstreams]]\nname = "judge"\nbase_url = "{answering_llm.base_url}"\n')
+    router = ModelRouter(load_router_config(config))
+    judge = LLMJudge(router, MODEL, OrderedDict())
+    async with httpx.AsyncClient(base_url=answering_llm.root_url) as fake:
+        before = (await fake.get("/_fake/stats")).json()["chat"].get(MODEL, 0)
+        for _ in range(2):  # the second verdict comes from memory
+            assert await judge.same(VPN[0], "Use the VPN portal.", "Reset it in the VPN portal.")
+        assert not await judge.same(VPN[0], "Use the VPN portal.", "Okta: click 'Forgot password'.")
+        assert await judge.same(VPN[0], "Same.", "same")  # equal answers need no call
+        after = (await fake.get("/_fake/stats")).json()["chat"].get(MODEL, 0)
+    await router.aclose()
+    assert after - before == 2

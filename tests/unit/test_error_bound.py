@@ -7,6 +7,7 @@ import random
 import pytest
 
 from app.cache.bound.estimator import CorrectnessModel, explore_probability, fit, for_entry
+from app.cache.bound.judges import ExactJudge
 
 
 def _labels(count: int, threshold: float, seed: int = 0) -> tuple[list[float], list[bool]]:
@@ -86,3 +87,9 @@ def test_bad_input_is_refused() -> None:
         for_entry(CorrectnessModel.prior(), [0.9], [], spread=1.0)
     with pytest.raises(ValueError, match="max_error_rate"):
         explore_probability(CorrectnessModel.prior(), 0.9, 0.0)
+
+
+async def test_the_exact_judge_compares_normalised_answers() -> None:
+    judge = ExactJudge()
+    assert await judge.same("q", "Use the  VPN portal.", "use the vpn portal")
+    assert not await judge.same("q", "Use the VPN portal.", "Use the Okta portal.")
