@@ -72,12 +72,11 @@ def replay_command(
     async def run() -> list[Replay]:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             price = await read_price(client, admin_key, model) if admin_key else None
-            runs = [
-                await replay(client, stream, key, label="tenant", model=model, price=price, progress=tick)
-            ]
+            bounded = f"tenant (max_error_rate {target:g})" if target is not None else "tenant"
+            runs = [await replay(client, stream, key, label=bounded, model=model, price=price, progress=tick)]
             for settings in others:
                 other = await fresh_tenant(client, str(admin_key), settings)
-                label = json.dumps(settings, separators=(",", ":")) if settings else "no bound"
+                label = ", ".join(f"{k} {v}" for k, v in settings.items()) if settings else "no bound"
                 runs.append(
                     await replay(client, stream, other, label=label, model=model, price=price, progress=tick)
                 )

@@ -210,15 +210,18 @@ def plot(runs: Sequence[Replay], path: Path, *, max_error_rate: float | None) ->
                 label=f"{run.label}: last {WINDOW}",
             )
         hit_axes.plot(n, hits, label=run.label, linewidth=1.6, color=line.get_color())
-        hit_axes.plot(
-            n,
-            np.cumsum(run.explored_flags) / n,
-            linewidth=0.8,
-            linestyle=":",
-            color=line.get_color(),
-            label=f"{run.label}: explored",
-        )
+        if run.explored:
+            hit_axes.plot(
+                n,
+                np.cumsum(run.explored_flags) / n,
+                linewidth=0.8,
+                linestyle=":",
+                color=line.get_color(),
+                label=f"{run.label}: explored",
+            )
     if max_error_rate is not None:
+        # The first few requests swing the cumulative rate anywhere: keep the scale on the bound.
+        wrong_axes.set_ylim(0.0, max(4 * max_error_rate, 0.05))
         wrong_axes.axhline(
             max_error_rate, color="black", linewidth=0.8, linestyle="-.", label="max_error_rate"
         )
