@@ -5,7 +5,7 @@
 # "answer_judge": "exact"} through PATCH /admin/tenants/{id}, and replays the stream; then the
 # same stream on fresh tenants with the fixed decision: as shipped (cross-encoder >= 0.85),
 # and stricter (>= 0.95, 0.97, 0.98).
-# Writes docs/error-bound/replay.{json,png}.
+# Writes docs/error-bound/replay.{json,png} and labels.txt (what the bound learnt).
 # Usage: scripts/error_bound.sh   (env: PYTHON, SEED, QUESTIONS, MAX_ERROR_RATE, OUT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,20 @@ curl -fs -X PATCH "$url/admin/tenants/$tenant_id" -H "Authorization: Bearer $adm
   --compare-settings '{"cross_encoder_min_score": 0.95}' --compare-settings '{"cross_encoder_min_score": 0.97}' \
   --compare-settings '{"cross_encoder_min_score": 0.98}' \
   --target "$rate" --plot "$out/replay.png" --json > "$out/replay.json"
+# What the bound learnt: the bounded tenant's labels by cross-encoder score band, and the
+# learning cost per day, read with `deja psql` from the same embedded Postgres.
+DEJA_DATA_DIR="$work/data" "$py" -m app.cli psql > "$out/labels.txt" <<SQL
+SET deja.system = 'on';
+SELECT CASE WHEN score < 0.5 THEN 'a. below 0.5' WHEN score < 0.8 THEN 'b. 0.5 - 0.8'
+            WHEN score < 0.9 THEN 'c. 0.8 - 0.9' WHEN score < 0.95 THEN 'd. 0.9 - 0.95'
+            WHEN score < 0.97 THEN 'e. 0.95 - 0.97' WHEN score < 0.98 THEN 'f. 0.97 - 0.98'
+            ELSE 'g. 0.98 and above' END AS cross_encoder_score,
+       count(*) AS labels, round(avg(correct::int), 3) AS right_share
+FROM cache_labels WHERE tenant_id = '$tenant_id' GROUP BY 1 ORDER BY 1;
+SELECT requests, explored_requests, round(explored_cost_usd, 6) AS explored_cost_usd, labels, wrong_labels
+FROM analytics.learning_daily WHERE tenant_id = '$tenant_id';
+SQL
+cat "$out/labels.txt"
 "$py" - "$out/replay.json" <<'PY'
 import json, sys
 for run in json.load(open(sys.argv[1]))["runs"]:
