@@ -19,6 +19,7 @@ from app.settings import Settings, get_settings
 from app.toolkit.bench.cli import bench
 from app.toolkit.fakellm.cli import fake_llm
 from app.toolkit.ml.cli import embedder_app, verifier_app
+from app.toolkit.replay.cli import replay_command
 
 T = TypeVar("T")
 
@@ -34,6 +35,7 @@ keys_cli = typer.Typer(help="Issue and revoke API keys.", no_args_is_help=True)
 cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(keys_cli, name="keys")
 cli.command("fake-llm")(fake_llm)
+cli.command("replay")(replay_command)
 cli.command("bench")(bench)
 cli.add_typer(
     verifier_app, name="verifier", help="Train and export the cross-encoder verifier (needs PyTorch)."

@@ -13,6 +13,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cache.bound.repository import LabelRepository
 from app.cache.policy import Seconds, TenantCachePolicy
 from app.cache.repository import CacheRepository, StoredEntry
 from app.cache.responses import check_completion, completion_from_text
@@ -184,4 +185,6 @@ class CacheController(Controller):
         entry = await CacheRepository(session).record_feedback(entry_id, correct=data.correct)
         if entry is None:
             raise NotFound(f"No cache entry {entry_id}.")
+        if data.request_id is not None:  # the request's scores make it a label for the error bound
+            await LabelRepository(session).add_feedback(data.request_id, correct=data.correct)
         return FeedbackOut(entry_id=entry.id, flagged=entry.flagged)

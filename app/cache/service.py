@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -48,10 +48,21 @@ class LookupResult:
     # The query's embedding, reused when the answer is stored after a miss.
     embedding: npt.NDArray[np.float32] | None = None
     verdict: Verdict | None = None
+    # A candidate the verifier accepted but a gate kept from serving (the error bound explored).
+    withheld: StoredEntry | None = None
 
     @property
     def hit(self) -> bool:
         return self.entry is not None
+
+
+class HitGate(Protocol):
+    """A last word on a semantic hit (the error bound): may change the verifier's policy, and
+    may keep the verifier's choice from serving."""
+
+    def verifier_policy(self, policy: VerifierPolicy) -> VerifierPolicy: ...
+
+    async def serve(self, session: AsyncSession, entry: StoredEntry, verdict: Verdict) -> bool: ...
 
 
 class CacheService:
@@ -80,8 +91,10 @@ class CacheService:
         *,
         max_age_s: int | None = None,
         stale_s: int = 0,
+        gate: HitGate | None = None,
     ) -> LookupResult:
-        """The entry to serve, if any. `stale_s` admits entries expired up to that long ago."""
+        """The entry to serve, if any. `stale_s` admits entries expired up to that long ago;
+        `gate` has the last word on a semantic hit."""
         repo = CacheRepository(session)
         exact = await repo.find_exact(
             tenant_id, namespace, scope.exact_hash, max_age_s=max_age_s, stale_s=stale_s
@@ -118,6 +131,8 @@ class CacheService:
                 candidates.append(
                     Candidate(entry_id=n.id, prompt=model_text(stored), similarity=n.similarity)
                 )
+        if gate is not None:
+            policy = gate.verifier_policy(policy)
         verdict = (
             await asyncio.to_thread(
                 self.verifier.decide, model_text(scope.normalised_prompt), candidates, policy
@@ -134,6 +149,15 @@ class CacheService:
                 verdict=verdict,
             )
         entry = by_id[verdict.accepted.entry_id]
+        if gate is not None and not await gate.serve(session, entry, verdict):
+            return LookupResult(
+                entry=None,
+                tier=None,
+                similarity=entry.similarity,
+                embedding=embedding,
+                verdict=verdict,
+                withheld=entry,
+            )
         await repo.record_hit(entry.id)
         return LookupResult(
             entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict

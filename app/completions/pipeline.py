@@ -22,11 +22,12 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cache.bound.service import ErrorBound, verifier_metadata
 from app.cache.policy import TenantCachePolicy
 from app.cache.repository import StoredEntry
 from app.cache.responses import replay
 from app.cache.scope import Scope, scope_of
-from app.cache.service import CacheService
+from app.cache.service import CacheService, LookupResult
 from app.completions.coalesce import SingleFlight
 from app.completions.controls import CacheControls, parse_controls
 from app.completions.inputs import ChatBody, chat_body
@@ -83,6 +84,7 @@ class ChatAnswer:
     cost_usd: Decimal = Decimal(0)
     latency_ms: float = 0.0
     stale: bool = False  # an expired answer, served because every upstream failed
+    explored: bool = False  # the error bound sent a would-be hit to the model to learn
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +155,8 @@ class _Job:
     future: asyncio.Future[Any] | None = None
     reservation: Reservation | None = None
     prompt_tokens: int = 0  # estimated before the call
+    # The error bound kept this candidate from serving; the answer labels it.
+    explored: LookupResult | None = None
 
     @property
     def header_status(self) -> str:
@@ -177,6 +181,7 @@ class CompletionPipeline:
         self.router = router
         self.books = books
         self.inflight = SingleFlight()
+        self.bound = ErrorBound(sessionmaker, cache.embedder, router)
         self._background: set[asyncio.Task[Any]] = set()
 
     async def run(self, caller: Caller, body: dict[str, Any], headers: Mapping[str, str]) -> ChatAnswer:
@@ -253,7 +258,7 @@ class CompletionPipeline:
             return await self._follow(caller, request, controls, leader, started, deadline)
         lookup_started = time.monotonic()
 
-        async def look_up(session: AsyncSession) -> ChatAnswer | npt.NDArray[np.float32] | None:
+        async def look_up(session: AsyncSession) -> ChatAnswer | LookupResult:
             found = await self.cache.lookup(
                 session,
                 caller.tenant_id,
@@ -261,14 +266,24 @@ class CompletionPipeline:
                 scope,
                 caller.policy.verifier_policy(controls.threshold),
                 max_age_s=controls.max_age_s,
+                gate=self.bound.gate(caller.tenant_id, caller.policy),
             )
             decision: metrics.LookupDecision = (
                 "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
             )
             metrics.cache_lookup(decision, found.similarity, time.monotonic() - lookup_started)
             if found.entry is None:
-                return found.embedding
-            return await self._hit(session, caller, request, controls, found.entry, found.tier, started)
+                return found
+            return await self._hit(
+                session,
+                caller,
+                request,
+                controls,
+                found.entry,
+                found.tier,
+                started,
+                metadata=verifier_metadata(found),
+            )
 
         # Not durable: this transaction writes only if it hits (the hit's booking, hit count).
         looked = await attempt(self.sessionmaker, look_up, tenant_id=caller.tenant_id, durable=False)
@@ -283,7 +298,9 @@ class CompletionPipeline:
         leader = self.inflight.join(key, started_at=started)
         if leader is not None:
             return await self._follow(caller, request, controls, leader, started, deadline)
-        return await self._miss(job("miss", scope=scope, embedding=looked, key=key))
+        miss = job("miss", scope=scope, embedding=looked.embedding, key=key)
+        miss.explored = looked if looked.withheld is not None else None
+        return await self._miss(miss)
 
     # Hits.
 
@@ -454,6 +471,7 @@ class CompletionPipeline:
             200,
             upstream_latency_ms=upstream_latency_ms,
             metadata={"fallback": True} if fallback_used else {},
+            explored=job.explored is not None,
         )
         scope = job.scope if not job.controls.no_store else None
 
@@ -474,6 +492,14 @@ class CompletionPipeline:
             row.entry_id = None  # booked (or spooled) without the stored answer
         job.caller.booked = True
         metrics.add_cost(model_used, cost)
+        if job.explored is not None and job.scope is not None:
+            explored, caller = job.explored, job.caller
+            question, model = job.scope.prompt, job.request.model
+            self._spawn(
+                self.bound.label(
+                    caller.tenant_id, caller.request_id, caller.policy, explored, question, completion, model
+                )
+            )
         return ChatAnswer(
             cache_status=job.header_status,
             model_used=model_used,
@@ -482,6 +508,7 @@ class CompletionPipeline:
             tokens_used=usage.total,
             cost_usd=cost,
             latency_ms=row.latency_ms,
+            explored=job.explored is not None,
         )
 
     async def _stream(self, job: _Job) -> ChatAnswer:
@@ -503,6 +530,7 @@ class CompletionPipeline:
             model_used=upstream.model,
             stream=self._relay(job, upstream),
             latency_ms=job.elapsed_ms(),
+            explored=job.explored is not None,
         )
 
     async def _relay(self, job: _Job, upstream: RouterStream) -> AsyncIterator[bytes]:

@@ -31,6 +31,8 @@ def cache_headers(outcome: ChatAnswer) -> dict[str, str]:
         headers["X-Cache-Entry"] = str(outcome.entry_id)
     if outcome.stale:
         headers["X-Cache-Stale"] = "true"
+    if outcome.explored:
+        headers["X-Cache-Explored"] = "true"
     return headers
 
 

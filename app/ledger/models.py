@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     REAL,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -81,6 +82,8 @@ class LedgerEntry(Base):
     http_status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     priority: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="5")
     error: Mapped[str | None] = mapped_column(Text)
+    # The error bound sent a would-be hit to the model to learn from its answer (docs/error-bound.md).
+    explored: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     # Client metadata; never prompt or response text.
     metadata_: Mapped[dict[str, Any]] = mapped_column(
         "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")

@@ -91,6 +91,9 @@ class LedgerRow:
         values["metadata"] = metadata if len(metadata) <= METADATA_CHARS else '{"truncated":true}'
         return values
 
+    # The error bound sent a would-be hit to the model to learn from its answer.
+    explored: bool = False
+
 
 _LEDGER_COLUMNS = [f.name for f in fields(LedgerRow)]
 # One prepared statement on the hot path: building an ORM insert per request cost more than
