@@ -21,7 +21,7 @@ from app.dependencies import BASE_DEPENDENCIES
 from app.ledger.admin_routes import LedgerAdminController
 from app.ledger.routes import UsageController
 from app.observability.health import health, ready
-from app.observability.input_guard import refuse_unstorable_text
+from app.observability.input_guard import guard_body
 from app.observability.logging import configure_logging, log_unhandled
 from app.observability.metrics import metrics, worker_exiting
 from app.observability.request_id import add_request_id
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id],
         after_exception=[log_unhandled],
-        before_request=refuse_unstorable_text,
+        before_request=guard_body,
         logging_config=None,  # app.observability.logging owns logging
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,

@@ -19,6 +19,7 @@ from app.settings import Settings, get_settings
 from app.toolkit.bench.cli import bench
 from app.toolkit.fakellm.cli import fake_llm
 from app.toolkit.ml.cli import embedder_app, verifier_app
+from app.toolkit.replay.cli import replay_command
 
 T = TypeVar("T")
 
@@ -58,6 +59,7 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(quotas_cli, name="quotas")
 cli.add_typer(prices_cli, name="prices")
 cli.command("fake-llm")(fake_llm)
+cli.command("replay")(replay_command)
 cli.command("bench")(bench)
 cli.add_typer(
     verifier_app, name="verifier", help="Train and export the cross-encoder verifier (needs PyTorch)."

@@ -13,9 +13,10 @@ from app.cache.service import CacheService
 from app.completions.pipeline import CompletionPipeline
 from app.db.embedded import resolve_database_url
 from app.db.engine import create_engine, create_sessionmaker, transaction
+from app.ledger.booking import Bookkeeper
 from app.ledger.pricing import PriceBook
 from app.ledger.spool import LedgerSpool
-from app.observability.metrics import PrometheusRouterEvents
+from app.observability.metrics import METRICS, PrometheusRouterEvents
 from app.settings import Settings
 from app.tenants.auth import Authenticator
 from app.upstream.config import load_router_config
@@ -49,6 +50,7 @@ class Services:
         warn_without_upstream_keys(router)
         prices = PriceBook(sessionmaker)
         await prices.load()
+        METRICS.model_label.allow(router.config.model_names() | prices.models())
         spool = LedgerSpool(settings.data_dir / "spool")
         log.info("data directory", extra={"data_dir": str(settings.data_dir)})
         return cls(
@@ -59,7 +61,15 @@ class Services:
             cache=cache,
             router=router,
             prices=prices,
-            pipeline=CompletionPipeline(sessionmaker, cache, router, prices, spool, settings.limits),
+            pipeline=CompletionPipeline(
+                sessionmaker,
+                cache,
+                router,
+                Bookkeeper(
+                    sessionmaker, spool, prices, default_output_tokens=settings.limits.default_output_tokens
+                ),
+                settings.limits,
+            ),
             spool=spool,
             background=[asyncio.create_task(spool.run(sessionmaker), name="ledger-spool")],
         )

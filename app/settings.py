@@ -24,15 +24,27 @@ class DatabaseSettings(BaseModel):
     max_overflow: int = Field(10, ge=0, description="Extra connections allowed under bursts.")
     pool_timeout_s: float = Field(5.0, gt=0, description="Wait for a free connection before failing.")
     statement_timeout_ms: int = Field(5000, ge=0, description="Server-side limit per statement; 0 = none.")
-    echo: bool = Field(
-        False, description="Log every SQL statement (never on in production: prompts are data)."
-    )
+    echo: bool = Field(False, description="Log every SQL statement, without its parameters (debugging only).")
 
 
 class RequestLimits(BaseModel):
     max_messages: int = Field(1000, ge=1, description="Messages in one chat request (422 above).")
     max_prompt_tokens: int = Field(
         200_000, ge=1, description="Estimated prompt tokens of one request sent upstream (413 above)."
+    )
+    timeout_s: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="Deadline of one chat request, arrival to last byte: 504 if no answer has started by "
+        "then; a stream still running is ended (and booked for what it delivered).",
+    )
+    default_output_tokens: int = Field(
+        4096,
+        ge=1,
+        le=1_000_000,
+        description="Output tokens a quota reserves for a request without max_tokens, for a model whose "
+        "own output limit Déjà does not know.",
     )
 
 
@@ -85,6 +97,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="Bearer token with the admin role.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_prompts: bool = Field(False, description="Put prompt and response text in logs (off: privacy).")
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, GET /metrics needs `Authorization: Bearer <token>` (401 without)."
+    )
     migrate_on_start: bool = Field(True, description="`deja serve` upgrades the schema to head first.")
     config: Path | None = Field(None, description="TOML file with upstreams and model routes.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (413 above).")

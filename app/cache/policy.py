@@ -43,6 +43,15 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     # When every upstream fails, serve an answer that expired at most this long ago (seconds),
     # marked `X-Cache-Stale: true`; null: never. A request's `stale-if-error` works too.
     stale_if_error_s: Seconds | None = None
+    # The error bound (docs/error-bound.md): the share of semantic hits' answers that may be
+    # wrong, e.g. 0.02; null keeps the verifier's fixed decision.
+    max_error_rate: Annotated[float, msgspec.Meta(ge=0.001, le=0.5)] | None = None
+    # How a fresh answer labels the candidate it was compared with: exact | embedding | llm.
+    answer_judge: Literal["exact", "embedding", "llm"] = "embedding"
+    # embedding judge: the lowest cosine between two answers that counts as the same answer.
+    answer_min_similarity: Unit = 0.9
+    # llm judge: the model asked (through the configured upstreams); null: the request's model.
+    judge_model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
     def verifier_policy(self, min_similarity: float | None = None) -> VerifierPolicy:
         base = VerifierPolicy(

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+
+from app.errors import Unprocessable
 
 
 def new_completion_id() -> str:
@@ -30,12 +34,44 @@ def completion_from_text(model: str, content: str) -> dict[str, Any]:
     }
 
 
-def is_completion(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("choices"), list)
-        and all(isinstance(c, dict) and isinstance(c.get("message"), dict) for c in value["choices"])
-    )
+class _Function(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    arguments: str = ""
+
+
+class _ToolCall(msgspec.Struct):
+    function: _Function
+    id: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    type: Annotated[str, msgspec.Meta(max_length=64)] = "function"
+
+
+class _Message(msgspec.Struct):
+    role: Annotated[str, msgspec.Meta(max_length=64)] = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: Annotated[list[_ToolCall], msgspec.Meta(max_length=128)] | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message
+    index: Annotated[int, msgspec.Meta(ge=0, le=127)] = 0
+    finish_reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class _Completion(msgspec.Struct):
+    """What a stored answer must look like to be replayed, as JSON or as a stream (other fields pass)."""
+
+    choices: Annotated[list[_Choice], msgspec.Meta(min_length=1, max_length=128)]
+    model: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+def check_completion(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` if it is a chat completion object Déjà can replay; else a 422 naming what is wrong."""
+    try:
+        msgspec.convert(value, _Completion)
+    except msgspec.ValidationError as exc:
+        raise Unprocessable(f"'response' must be text or a chat completion object: {exc}.") from None
+    return value
 
 
 def replay(stored: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,9 @@ VIEWS = sql_dir() / "views"  # the repository's sql/views, or the copy inside an
 
 def upgrade() -> None:
     op.execute("CREATE SCHEMA analytics")
-    for path in sorted(VIEWS.glob("*.sql")):  # numbered: views that others read come first
+    # Numbered: views that others read come first. Only this revision's views: a later view may
+    # read a column its own migration adds.
+    for path in sorted(VIEWS.glob("0[1-6]_*.sql")):
         op.execute(path.read_text())
     op.execute(
         """
