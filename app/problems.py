@@ -7,8 +7,9 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
+from app.db.errors import is_database_outage
 from app.errors import DejaError
 from app.observability.request_id import request_id_of
 
@@ -16,6 +17,7 @@ log = logging.getLogger("deja.errors")
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://deja.dev/problems/"
+DATABASE_RETRY_AFTER_S = 5
 
 
 def problem(
@@ -66,6 +68,18 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if is_database_outage(exc):
+        # Every route that needs Postgres answers the same way while it is unreachable; the
+        # chat routes go on without it (BYPASS) and never get here for an outage.
+        log.warning("database unreachable", extra={"path": request.url.path})
+        return problem(
+            HTTP_503_SERVICE_UNAVAILABLE,
+            "Service unavailable",
+            "The database is unreachable; try again shortly.",
+            slug="database-unavailable",
+            request=request,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
     log.exception("unexpected error", exc_info=exc)
     return problem(
         HTTP_500_INTERNAL_SERVER_ERROR,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,9 +13,10 @@ from app.cache.service import CacheService
 from app.completions.pipeline import CompletionPipeline
 from app.db.embedded import resolve_database_url
 from app.db.engine import create_engine, create_sessionmaker, transaction
+from app.ledger.booking import Bookkeeper
 from app.ledger.pricing import PriceBook
 from app.ledger.spool import LedgerSpool
-from app.observability.metrics import PrometheusRouterEvents
+from app.observability.metrics import METRICS, PrometheusRouterEvents
 from app.settings import Settings
 from app.tenants.auth import Authenticator
 from app.upstream.config import load_router_config
@@ -45,9 +47,12 @@ class Services:
         async with transaction(sessionmaker, system=True) as session:
             await cache.prepare(session)
         router = ModelRouter(load_router_config(settings.config), events=PrometheusRouterEvents())
+        warn_without_upstream_keys(router)
         prices = PriceBook(sessionmaker)
         await prices.load()
+        METRICS.model_label.allow(router.config.model_names() | prices.models())
         spool = LedgerSpool(settings.data_dir / "spool")
+        log.info("data directory", extra={"data_dir": str(settings.data_dir)})
         return cls(
             settings=settings,
             engine=engine,
@@ -56,7 +61,15 @@ class Services:
             cache=cache,
             router=router,
             prices=prices,
-            pipeline=CompletionPipeline(sessionmaker, cache, router, prices, spool, settings.limits),
+            pipeline=CompletionPipeline(
+                sessionmaker,
+                cache,
+                router,
+                Bookkeeper(
+                    sessionmaker, spool, prices, default_output_tokens=settings.limits.default_output_tokens
+                ),
+                settings.limits,
+            ),
             spool=spool,
             background=[asyncio.create_task(spool.run(sessionmaker), name="ledger-spool")],
         )
@@ -73,3 +86,15 @@ class Services:
         await self.router.aclose()
         await self.cache.aclose()
         await self.engine.dispose()
+
+
+def warn_without_upstream_keys(router: ModelRouter) -> None:
+    """Say at start-up, not at the first miss, that upstreams will refuse every call."""
+    for upstream in router.config.upstreams:
+        if upstream.api_key_env and not os.environ.get(upstream.api_key_env):
+            log.warning(
+                f"upstream {upstream.name!r} has no API key: {upstream.api_key_env} is not set, so every "
+                "cache miss it serves will fail. Set it (or point OPENAI_BASE_URL at a server that "
+                "needs none, e.g. `deja fake-llm`, with any value in the key).",
+                extra={"upstream": upstream.name, "api_key_env": upstream.api_key_env},
+            )

@@ -8,8 +8,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from platformdirs import user_data_path
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (~/.local/share/deja on Linux, ~/Library/Application Support/deja
+    on macOS): the same for `deja serve` and every other `deja` command, wherever started."""
+    return user_data_path("deja", appauthor=False)
 
 
 class DatabaseSettings(BaseModel):
@@ -17,15 +24,27 @@ class DatabaseSettings(BaseModel):
     max_overflow: int = Field(10, ge=0, description="Extra connections allowed under bursts.")
     pool_timeout_s: float = Field(5.0, gt=0, description="Wait for a free connection before failing.")
     statement_timeout_ms: int = Field(5000, ge=0, description="Server-side limit per statement; 0 = none.")
-    echo: bool = Field(
-        False, description="Log every SQL statement (never on in production: prompts are data)."
-    )
+    echo: bool = Field(False, description="Log every SQL statement, without its parameters (debugging only).")
 
 
 class RequestLimits(BaseModel):
     max_messages: int = Field(1000, ge=1, description="Messages in one chat request (422 above).")
     max_prompt_tokens: int = Field(
         200_000, ge=1, description="Estimated prompt tokens of one request sent upstream (413 above)."
+    )
+    timeout_s: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="Deadline of one chat request, arrival to last byte: 504 if no answer has started by "
+        "then; a stream still running is ended (and booked for what it delivered).",
+    )
+    default_output_tokens: int = Field(
+        4096,
+        ge=1,
+        le=1_000_000,
+        description="Output tokens a quota reserves for a request without max_tokens, for a model whose "
+        "own output limit Déjà does not know.",
     )
 
 
@@ -85,13 +104,19 @@ class Settings(BaseSettings):
         None,
         description="postgresql+asyncpg://user:password@host:5432/db. Unset: Déjà starts its embedded Postgres.",
     )
-    data_dir: Path = Field(Path(".deja"), description="Embedded Postgres data and local spool live here.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Embedded Postgres data and local spool live here; default: the per-user data directory.",
+    )
     host: str = Field("127.0.0.1", description="Address `deja serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `deja serve` binds.")
     workers: int = Field(1, ge=1, le=64, description="Worker processes of `deja serve`.")
     admin_token: SecretStr | None = Field(None, description="Bearer token with the admin role.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_prompts: bool = Field(False, description="Put prompt and response text in logs (off: privacy).")
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, GET /metrics needs `Authorization: Bearer <token>` (401 without)."
+    )
     migrate_on_start: bool = Field(True, description="`deja serve` upgrades the schema to head first.")
     config: Path | None = Field(None, description="TOML file with upstreams and model routes.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (413 above).")
@@ -99,6 +124,13 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     ui: UISettings = Field(default_factory=UISettings)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Fixed once, at start: a relative DEJA_DATA_DIR means the same folder to every process
+        # this one starts (workers), and messages show where it really is.
+        return value.expanduser().absolute()
 
 
 @lru_cache(maxsize=1)

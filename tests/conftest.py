@@ -6,8 +6,11 @@ tests never see each other's rows and can share one database."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -197,3 +200,32 @@ def make_tenant(sessionmaker: async_sessionmaker[AsyncSession]):  # type: ignore
 
 
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def start_deja_serve(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
+    """`deja serve` as a process of its own (signals, memory), on a free port, once `/ready`
+    answers: the process and its base URL. `env` adds to this process's environment."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--no-migrate",
+        env={**os.environ, **env},
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if (await client.get("/ready")).status_code == 200:
+                    return process, url
+            except httpx.TransportError:
+                pass
+            if process.returncode is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("deja serve did not become ready")
+            await asyncio.sleep(0.2)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -11,30 +11,47 @@ from app.errors import Unprocessable
 
 _VERIFIER = VerifierPolicy()  # the measured defaults live with the verifier, once
 
+# Lifetimes and ages in seconds, for tenants and requests alike, stay below ten years: far
+# past any use, well inside what Postgres intervals and 32-bit columns hold.
+MAX_SECONDS = 10 * 365 * 24 * 3600
+Seconds = Annotated[int, msgspec.Meta(ge=1, le=MAX_SECONDS)]
+Unit = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+
 
 class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # Lowest cosine a candidate may have when the cross-encoder reads it after the rules; a
     # request may ask for a stricter one, never a looser one.
-    min_similarity: float = _VERIFIER.min_similarity
+    min_similarity: Unit = _VERIFIER.min_similarity
     # The floor when no cross-encoder runs (turned off, or none installed).
-    min_similarity_without_cross_encoder: float = _VERIFIER.min_similarity_without_cross_encoder
+    min_similarity_without_cross_encoder: Unit = _VERIFIER.min_similarity_without_cross_encoder
     # Cheap checks on numbers, negation, entities, direction, antonyms and time.
     rules: bool = True
     # Rules to switch off for this tenant (names in docs/caching.md).
-    disabled_rules: list[str] = msgspec.field(default_factory=list)
+    disabled_rules: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=64)
+    ] = msgspec.field(default_factory=list)
     # Lowest cross-encoder probability served; null turns the cross-encoder off.
-    cross_encoder_min_score: float | None = _VERIFIER.cross_encoder_min_score
+    cross_encoder_min_score: Unit | None = _VERIFIER.cross_encoder_min_score
     # Requests with a higher temperature are not cached: BYPASS. OpenAI's default temperature
     # is 1, so plain requests are cached.
-    max_temperature: float = 1.0
+    max_temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 1.0
     # Lifetime of new entries when the request does not say; null: never expire.
-    default_ttl_s: int | None = 7 * 24 * 3600
+    default_ttl_s: Seconds | None = 7 * 24 * 3600
     # While Postgres is unreachable quotas cannot be checked: "open" lets requests reach the
     # model (and books them once the database is back), "closed" refuses them with a 503.
     quota_outage: Literal["open", "closed"] = "open"
     # When every upstream fails, serve an answer that expired at most this long ago (seconds),
     # marked `X-Cache-Stale: true`; null: never. A request's `stale-if-error` works too.
-    stale_if_error_s: int | None = None
+    stale_if_error_s: Seconds | None = None
+    # The error bound (docs/error-bound.md): the share of semantic hits' answers that may be
+    # wrong, e.g. 0.02; null keeps the verifier's fixed decision.
+    max_error_rate: Annotated[float, msgspec.Meta(ge=0.001, le=0.5)] | None = None
+    # How a fresh answer labels the candidate it was compared with: exact | embedding | llm.
+    answer_judge: Literal["exact", "embedding", "llm"] = "embedding"
+    # embedding judge: the lowest cosine between two answers that counts as the same answer.
+    answer_min_similarity: Unit = 0.9
+    # llm judge: the model asked (through the configured upstreams); null: the request's model.
+    judge_model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
     def verifier_policy(self, min_similarity: float | None = None) -> VerifierPolicy:
         base = VerifierPolicy(
@@ -52,9 +69,4 @@ def parse_policy(settings: dict[str, Any] | None) -> TenantCachePolicy:
         policy = msgspec.convert(settings or {}, TenantCachePolicy)
     except msgspec.ValidationError as exc:
         raise Unprocessable(f"Invalid tenant cache settings: {exc}") from exc
-    for name in ("min_similarity", "min_similarity_without_cross_encoder"):
-        if not 0.0 <= getattr(policy, name) <= 1.0:
-            raise Unprocessable(f"{name} must be between 0 and 1.")
-    if policy.cross_encoder_min_score is not None and not 0.0 <= policy.cross_encoder_min_score <= 1.0:
-        raise Unprocessable("cross_encoder_min_score must be between 0 and 1.")
     return policy

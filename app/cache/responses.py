@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+
+from app.errors import Unprocessable
 
 
 def new_completion_id() -> str:
@@ -30,14 +34,61 @@ def completion_from_text(model: str, content: str) -> dict[str, Any]:
     }
 
 
-def is_completion(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("choices"), list)
-        and all(isinstance(c, dict) and isinstance(c.get("message"), dict) for c in value["choices"])
-    )
+class _Function(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    arguments: str = ""
+
+
+class _ToolCall(msgspec.Struct):
+    function: _Function
+    id: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    type: Annotated[str, msgspec.Meta(max_length=64)] = "function"
+
+
+class _Message(msgspec.Struct):
+    role: Annotated[str, msgspec.Meta(max_length=64)] = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: Annotated[list[_ToolCall], msgspec.Meta(max_length=128)] | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message
+    index: Annotated[int, msgspec.Meta(ge=0, le=127)] = 0
+    finish_reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class _Completion(msgspec.Struct):
+    """What a stored answer must look like to be replayed, as JSON or as a stream (other fields pass)."""
+
+    choices: Annotated[list[_Choice], msgspec.Meta(min_length=1, max_length=128)]
+    model: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+def check_completion(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` if it is a chat completion object Déjà can replay; else a 422 naming what is wrong."""
+    try:
+        msgspec.convert(value, _Completion)
+    except msgspec.ValidationError as exc:
+        raise Unprocessable(f"'response' must be text or a chat completion object: {exc}.") from None
+    return value
 
 
 def replay(stored: dict[str, Any]) -> dict[str, Any]:
-    """The stored completion as a new response: a new id and creation time, the same content."""
-    return {**stored, "id": new_completion_id(), "created": int(time.time())}
+    """The stored completion as a new response: a new id and creation time, the same content.
+
+    Fields every OpenAI completion carries are filled in where an upstream left them out
+    (`object`, each message's `role`), so that a replayed answer always parses as OpenAI's."""
+    choices = [
+        {**choice, "message": {"role": "assistant", **choice["message"]}}
+        if isinstance(choice, dict) and isinstance(choice.get("message"), dict)
+        else choice
+        for choice in stored.get("choices", [])
+    ]
+    return {
+        "object": "chat.completion",
+        **stored,
+        "id": new_completion_id(),
+        "created": int(time.time()),
+        "choices": choices,
+    }

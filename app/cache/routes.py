@@ -13,9 +13,10 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cache.policy import TenantCachePolicy
+from app.cache.bound.repository import LabelRepository
+from app.cache.policy import Seconds, TenantCachePolicy
 from app.cache.repository import CacheRepository, StoredEntry
-from app.cache.responses import completion_from_text, is_completion
+from app.cache.responses import check_completion, completion_from_text
 from app.cache.scope import Scope, scope_of
 from app.cache.service import CacheService
 from app.dependencies import TENANT_DEPENDENCIES
@@ -26,6 +27,7 @@ from app.tenants.auth import Principal
 Namespace = Annotated[str, msgspec.Meta(max_length=200)]
 Threshold = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+MAX_MESSAGES = 1000
 
 
 class PromptIn(msgspec.Struct, kw_only=True):
@@ -33,7 +35,7 @@ class PromptIn(msgspec.Struct, kw_only=True):
 
     model: Model
     prompt: str | None = None
-    messages: list[dict[str, Any]] | None = None
+    messages: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=MAX_MESSAGES)] | None = None
     namespace: Namespace = ""
 
     def scope(self) -> Scope:
@@ -59,7 +61,7 @@ class LookupOut(msgspec.Struct):
 class EntryIn(PromptIn, kw_only=True):
     # A chat completion object, or plain text (stored as one).
     response: dict[str, Any] | str
-    ttl_seconds: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    ttl_seconds: Seconds | None = None
 
 
 class CreatedOut(msgspec.Struct):
@@ -95,7 +97,7 @@ class EntryOut(msgspec.Struct):
 class FeedbackIn(msgspec.Struct, kw_only=True):
     correct: bool
     entry_id: uuid.UUID | None = None
-    request_id: str | None = None
+    request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     # With `correct: false`, the prompt that got the wrong answer: reviewers read it beside the
     # stored one (the ledger never keeps prompts).
     prompt: Annotated[str, msgspec.Meta(max_length=200_000)] | None = None
@@ -146,10 +148,8 @@ class CacheController(Controller):
     ) -> CreatedOut:
         if isinstance(data.response, str):
             response = completion_from_text(data.model, data.response)
-        elif is_completion(data.response):
-            response = data.response
         else:
-            raise Unprocessable("'response' must be text or a chat completion object with 'choices'.")
+            response = check_completion(data.response)
         entry_id = await cache.store(
             session,
             tenant.require_tenant(),
@@ -190,4 +190,6 @@ class CacheController(Controller):
         )
         if entry is None:
             raise NotFound(f"No cache entry {entry_id}.")
+        if data.request_id is not None:  # the request's scores make it a label for the error bound
+            await LabelRepository(session).add_feedback(data.request_id, correct=data.correct)
         return FeedbackOut(entry_id=entry.id, flagged=entry.flagged)

@@ -54,12 +54,24 @@ SCOPE_PARAMETERS = (
 MAX_TOKENS_CLASSES = (64, 256, 1024, 4096, 16384)
 
 _WHITESPACE = re.compile(r"\s+")
+# Unicode's Default_Ignorable_Code_Point set (DerivedCoreProperties.txt): characters that render
+# as nothing (zero-width space and joiners, soft hyphen, word joiner, BOM, bidi controls,
+# variation selectors, tags). Left in, "s\u200bell" reads as "sell" to a person but not to the
+# embedder, the verifier or a hash.
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
 
 
 def normalise_prompt(text: str) -> str:
-    """Unicode NFC, trimmed, runs of whitespace collapsed to one space. Case is kept: it can
-    matter (code, identifiers, acronyms), and the semantic tier handles the rest."""
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    """The text a prompt is matched by: invisible characters removed, compatibility forms folded
+    (NFKC: full-width letters, ligatures, superscripts), trimmed, runs of whitespace collapsed
+    to one space. Case is kept: it can matter (code, identifiers, acronyms), and the semantic
+    tier handles the rest. The model always receives the client's own text."""
+    folded = unicodedata.normalize("NFKC", _IGNORABLE.sub("", text))
+    return _WHITESPACE.sub(" ", _IGNORABLE.sub("", folded)).strip()
 
 
 def max_tokens_class(value: Any) -> int | None:
@@ -114,8 +126,9 @@ def scope_of(
     if not isinstance(last, Mapping) or last.get("role") != "user":
         raise Unprocessable("The last message must have the role 'user' to be looked up in the cache.")
     prompt, attachments = message_text(last.get("content"))
-    if not prompt.strip():
-        raise Unprocessable("The last user message has no text.")
+    normalised = normalise_prompt(prompt)
+    if not normalised:
+        raise Unprocessable("The last user message has no visible text.")
     params = params or {}
     shaping = {name: params[name] for name in SCOPE_PARAMETERS if params.get(name) is not None}
     tokens = params.get("max_completion_tokens", params.get("max_tokens"))
@@ -131,7 +144,6 @@ def scope_of(
         "max_tokens_class": max_tokens_class(tokens),
     }
     scope_hash = _digest(fingerprint)
-    normalised = normalise_prompt(prompt)
     exact_hash = hashlib.sha256(scope_hash + normalised.encode()).digest()
     return Scope(
         model=model, prompt=prompt, normalised_prompt=normalised, scope_hash=scope_hash, exact_hash=exact_hash

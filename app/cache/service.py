@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -19,14 +19,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.embedders import Embedder, create_embedder
 from app.cache.repository import CacheRepository, NewEntry, StoredEntry
-from app.cache.scope import Scope
+from app.cache.scope import Scope, normalise_prompt
 from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
+from app.ledger.pricing import Usage
 from app.observability import metrics
 from app.settings import CacheSettings
 
 log = logging.getLogger(__name__)
 
 Tier = Literal["exact", "semantic"]
+# The models read at most 256 tokens of a prompt (the embedder; the cross-encoder's pair less);
+# with whitespace collapsed (normalise_prompt) that many tokens take far fewer characters, so
+# text past this cannot change what they see and is cut before any model input is built: a
+# 100,000-character prompt costs what a 700-word one does, whatever the tokenizers do with it.
+MODEL_INPUT_CHARS = 4096
+
+
+def model_text(prompt: str) -> str:
+    return prompt[:MODEL_INPUT_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +48,21 @@ class LookupResult:
     # The query's embedding, reused when the answer is stored after a miss.
     embedding: npt.NDArray[np.float32] | None = None
     verdict: Verdict | None = None
+    # A candidate the verifier accepted but a gate kept from serving (the error bound explored).
+    withheld: StoredEntry | None = None
 
     @property
     def hit(self) -> bool:
         return self.entry is not None
+
+
+class HitGate(Protocol):
+    """A last word on a semantic hit (the error bound): may change the verifier's policy, and
+    may keep the verifier's choice from serving."""
+
+    def verifier_policy(self, policy: VerifierPolicy) -> VerifierPolicy: ...
+
+    async def serve(self, session: AsyncSession, entry: StoredEntry, verdict: Verdict) -> bool: ...
 
 
 class CacheService:
@@ -70,8 +91,10 @@ class CacheService:
         *,
         max_age_s: int | None = None,
         stale_s: int = 0,
+        gate: HitGate | None = None,
     ) -> LookupResult:
-        """The entry to serve, if any. `stale_s` admits entries expired up to that long ago."""
+        """The entry to serve, if any. `stale_s` admits entries expired up to that long ago;
+        `gate` has the last word on a semantic hit."""
         repo = CacheRepository(session)
         exact = await repo.find_exact(
             tenant_id, namespace, scope.exact_hash, max_age_s=max_age_s, stale_s=stale_s
@@ -81,7 +104,7 @@ class CacheService:
             return LookupResult(entry=exact, tier="exact", similarity=1.0)
 
         with metrics.time_embedding():
-            embedding = (await self.embedder.embed([scope.normalised_prompt]))[0]
+            embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
         neighbours = await repo.nearest(
             tenant_id,
             namespace,
@@ -97,9 +120,27 @@ class CacheService:
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
         by_id = {n.id: n for n in neighbours}
-        candidates = [Candidate(entry_id=n.id, prompt=n.prompt, similarity=n.similarity) for n in neighbours]
-        verdict = await asyncio.to_thread(self.verifier.decide, scope.normalised_prompt, candidates, policy)
-        if verdict.accepted is None:
+        # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent).
+        # The models never see past MODEL_INPUT_CHARS, so they cannot judge what differs there:
+        # a candidate is read only if everything past that point is the same as the query's.
+        query_tail = scope.normalised_prompt[MODEL_INPUT_CHARS:]
+        candidates = []
+        for n in neighbours:
+            stored = normalise_prompt(n.prompt)
+            if stored[MODEL_INPUT_CHARS:] == query_tail:
+                candidates.append(
+                    Candidate(entry_id=n.id, prompt=model_text(stored), similarity=n.similarity)
+                )
+        if gate is not None:
+            policy = gate.verifier_policy(policy)
+        verdict = (
+            await asyncio.to_thread(
+                self.verifier.decide, model_text(scope.normalised_prompt), candidates, policy
+            )
+            if candidates
+            else None
+        )
+        if verdict is None or verdict.accepted is None:
             return LookupResult(
                 entry=None,
                 tier=None,
@@ -108,6 +149,15 @@ class CacheService:
                 verdict=verdict,
             )
         entry = by_id[verdict.accepted.entry_id]
+        if gate is not None and not await gate.serve(session, entry, verdict):
+            return LookupResult(
+                entry=None,
+                tier=None,
+                similarity=entry.similarity,
+                embedding=embedding,
+                verdict=verdict,
+                withheld=entry,
+            )
         await repo.record_hit(entry.id)
         return LookupResult(
             entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict
@@ -131,8 +181,8 @@ class CacheService:
     ) -> uuid.UUID:
         if embedding is None:
             with metrics.time_embedding():
-                embedding = (await self.embedder.embed([scope.normalised_prompt]))[0]
-        usage = response.get("usage") or {}
+                embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
+        usage = Usage.of(response.get("usage"))  # what a client stored may say anything
         return await CacheRepository(session).insert(
             NewEntry(
                 tenant_id=tenant_id,
@@ -144,8 +194,8 @@ class CacheService:
                 embedder=self.embedder.name,
                 embedding=embedding,
                 response=response,
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
                 cost_usd=cost_usd,
                 ttl_s=ttl_s,
             )

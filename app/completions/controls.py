@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.cache.policy import MAX_SECONDS
 from app.errors import Unprocessable
 
 MAX_NAMESPACE = 200
@@ -24,21 +25,27 @@ class CacheControls:
 
 
 def _int(value: Any, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise Unprocessable(f"{name} must be a whole number of seconds.") from None
-    if number < 0:
-        raise Unprocessable(f"{name} must not be negative.")
-    return number
+    """Seconds, from a header's text or a body's JSON integer."""
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and len(text) <= 10:  # "²" is a digit to isdigit(), not to int()
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SECONDS:
+        raise Unprocessable(f"{name} must be a whole number of seconds from 0 to {MAX_SECONDS}.")
+    return int(value)
+
+
+def _bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise Unprocessable(f"The cache control {name!r} must be true or false.")
+    return value
 
 
 def _threshold(value: Any) -> float:
     try:
-        number = float(value)
+        number = float(value) if not isinstance(value, bool) else float("nan")
     except (TypeError, ValueError):
-        raise Unprocessable("The cache threshold must be a number between 0 and 1.") from None
-    if not 0.0 <= number <= 1.0:
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:  # NaN fails too
         raise Unprocessable("The cache threshold must be a number between 0 and 1.")
     return number
 
@@ -60,8 +67,8 @@ def parse_controls(headers: Mapping[str, str], body_cache: Any) -> CacheControls
     if unknown:
         raise Unprocessable(f"Unknown cache controls: {', '.join(sorted(unknown))}.")
 
-    no_cache = bool(body.get("no-cache", False))
-    no_store = bool(body.get("no-store", False))
+    no_cache = _bool(body.get("no-cache", False), "no-cache")
+    no_store = _bool(body.get("no-store", False), "no-store")
     max_age = _int(body["max-age"], "max-age") if body.get("max-age") is not None else None
     if body.get("s-maxage") is not None:
         max_age = _int(body["s-maxage"], "s-maxage")

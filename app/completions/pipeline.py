@@ -1,9 +1,10 @@
 """The path of one chat request (DESIGN §2): cache controls and policy, exact and semantic
 lookup, then on a miss one coalesced upstream call through the router, the answer stored
-and the request booked in the ledger.
+and the request booked in the ledger (app.ledger.booking).
 
 No database connection is held while the model works: the lookup, the quota reservation
-and the write-back are short transactions of their own.
+and the write-back are short transactions of their own. Every request has a deadline
+(`limits.timeout_s`) for its upstream work, a stream's last chunk included.
 """
 
 from __future__ import annotations
@@ -12,26 +13,26 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cache.bound.service import ErrorBound, verifier_metadata
 from app.cache.policy import TenantCachePolicy
 from app.cache.repository import StoredEntry
 from app.cache.responses import replay
 from app.cache.scope import Scope, scope_of
-from app.cache.service import CacheService
+from app.cache.service import CacheService, LookupResult
 from app.completions.coalesce import SingleFlight
-from app.completions.controls import CacheControls
+from app.completions.controls import CacheControls, parse_controls
+from app.completions.inputs import ChatBody, chat_body
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
-from app.db.engine import transaction
-from app.db.errors import is_database_outage
+from app.db.engine import DatabaseDown, attempt
 from app.errors import (
     DejaError,
     PayloadTooLarge,
@@ -39,33 +40,39 @@ from app.errors import (
     ServiceUnavailable,
     Unprocessable,
     UpstreamError,
+    UpstreamTimeout,
 )
-from app.ledger.pricing import PriceBook, Usage
-from app.ledger.quotas import Quotas, Reservation
-from app.ledger.repository import LedgerRepository, LedgerRow
-from app.ledger.spool import LedgerSpool
+from app.ledger.booking import Bookkeeper
+from app.ledger.pricing import Usage
+from app.ledger.quotas import Reservation
+from app.ledger.repository import ERROR_CHARS, LedgerRow
 from app.observability import metrics
 from app.observability.logging import bind_request, log_request
 from app.settings import RequestLimits
-from app.upstream.router import ModelRouter
+from app.upstream.router import ModelRouter, RouterStream
 
 log = logging.getLogger(__name__)
 
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    tenant_id: uuid.UUID
-    key_id: uuid.UUID | None
-    request_id: str
-    policy: TenantCachePolicy
-    priority: int = 5
-    metadata: dict[str, Any] = field(default_factory=dict)
+# HTTP status booked for a stream the client stopped reading (nginx's "client closed request").
+CLIENT_GONE = 499
+PRIORITY_HEADER = "x-priority"
 
 
 @dataclass(slots=True)
-class Outcome:
+class Caller:
+    tenant_id: uuid.UUID
+    key_id: uuid.UUID | None
+    request_id: str  # Déjà's own, unique
+    policy: TenantCachePolicy
+    priority: int = 5
+    metadata: dict[str, Any] = field(default_factory=dict)
+    client_request_id: str | None = None  # the client's own, if it sent one
+    booked: bool = False  # its ledger row is written (or spooled): exactly one per request
+
+
+@dataclass(slots=True)
+class ChatAnswer:
     cache_status: str  # HIT | MISS | BYPASS
     model_used: str | None
     completion: dict[str, Any] | None = None  # non-streaming answer
@@ -77,46 +84,57 @@ class Outcome:
     cost_usd: Decimal = Decimal(0)
     latency_ms: float = 0.0
     stale: bool = False  # an expired answer, served because every upstream failed
+    explored: bool = False  # the error bound sent a would-be hit to the model to learn
 
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    body: dict[str, Any]  # what goes upstream (without Déjà's `cache` field)
-    model: str
+    body: dict[str, Any]  # what goes upstream: the client's own (without Déjà's `cache` field)
+    checked: ChatBody  # the same body, bounded and typed
     messages: list[dict[str, Any]]
-    stream: bool
-    include_usage: bool
+
+    @property
+    def model(self) -> str:
+        return self.checked.model
+
+    @property
+    def stream(self) -> bool:
+        return self.checked.stream
+
+    @property
+    def include_usage(self) -> bool:
+        options = self.checked.stream_options
+        return self.stream and options is not None and options.include_usage
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        checked = self.checked
+        return (
+            checked.max_completion_tokens if checked.max_completion_tokens is not None else checked.max_tokens
+        )
 
 
 def parse_request(body: dict[str, Any], *, max_messages: int) -> ChatRequest:
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise Unprocessable("'model' is required and must be a model name.")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise Unprocessable("'messages' must be a non-empty list.")
-    if len(messages) > max_messages:
-        raise Unprocessable(
-            f"At most {max_messages} messages are accepted; this request has {len(messages)}."
-        )
-    for message in messages:
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise Unprocessable("Each message must be an object with a 'role'.")
-    stream = body.get("stream") is True
-    options = body.get("stream_options")
-    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
-    upstream = {k: v for k, v in body.items() if k != "cache"}
+    checked = chat_body(body, max_messages=max_messages)
     return ChatRequest(
-        body=upstream, model=model, messages=messages, stream=stream, include_usage=include_usage
+        body={k: v for k, v in body.items() if k != "cache"}, checked=checked, messages=body["messages"]
     )
+
+
+def parse_priority(value: str) -> int:
+    """`X-Priority`: 1..10, 10 most urgent (it wins over a body's `priority`)."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 3 and 1 <= int(text) <= 10):
+        raise Unprocessable("X-Priority must be a whole number from 1 to 10.")
+    return int(text)
 
 
 def bypass_reason(request: ChatRequest, policy: TenantCachePolicy) -> str | None:
     """Why this request is not cacheable at all (BYPASS), or None."""
-    if request.messages[-1].get("role") != "user":
+    if request.checked.messages[-1].role != "user":
         return "the last message is not the user's"
-    temperature = request.body.get("temperature")
-    if isinstance(temperature, int | float) and temperature > policy.max_temperature:
+    temperature = request.checked.temperature
+    if temperature is not None and temperature > policy.max_temperature:
         return f"temperature {temperature} is above the tenant's limit {policy.max_temperature}"
     return None
 
@@ -129,6 +147,7 @@ class _Job:
     request: ChatRequest
     controls: CacheControls
     started: float
+    deadline: float  # loop time by which the upstream work must be over
     status: str  # ledger cache_status: miss | bypass
     scope: Scope | None = None  # None: nothing will be stored
     embedding: npt.NDArray[np.float32] | None = None
@@ -136,6 +155,8 @@ class _Job:
     future: asyncio.Future[Any] | None = None
     reservation: Reservation | None = None
     prompt_tokens: int = 0  # estimated before the call
+    # The error bound kept this candidate from serving; the answer labels it.
+    explored: LookupResult | None = None
 
     @property
     def header_status(self) -> str:
@@ -151,31 +172,33 @@ class CompletionPipeline:
         sessionmaker: async_sessionmaker[AsyncSession],
         cache: CacheService,
         router: ModelRouter,
-        prices: PriceBook,
-        spool: LedgerSpool,
+        books: Bookkeeper,
         limits: RequestLimits,
     ) -> None:
         self.limits = limits
         self.sessionmaker = sessionmaker
-        self.spool = spool
         self.cache = cache
         self.router = router
-        self.prices = prices
-        self.quotas = Quotas(prices)
+        self.books = books
         self.inflight = SingleFlight()
+        self.bound = ErrorBound(sessionmaker, cache.embedder, router)
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def run(self, caller: Caller, body: dict[str, Any], controls: CacheControls) -> Outcome:
-        """Answer one chat request; every request leaves a metric and one summary log line."""
+    async def run(self, caller: Caller, body: dict[str, Any], headers: Mapping[str, str]) -> ChatAnswer:
+        """Answer one chat request; every request leaves one ledger row, a metric and one summary
+        log line, also when it is refused for what it says."""
         started = time.monotonic()
         model = body.get("model") if isinstance(body.get("model"), str) else None
         bind_request(caller.request_id, caller.tenant_id)
+        client_id = {"client_request_id": caller.client_request_id} if caller.client_request_id else None
         with metrics.track_active():
             try:
-                outcome = await self._run(caller, body, controls, started)
+                answer = await self._run(caller, body, headers, started)
             except Exception as exc:
                 status = exc.status_code if isinstance(exc, DejaError) else 500
                 seconds = time.monotonic() - started
+                if not caller.booked:
+                    await self._book_refusal(caller, model, status, seconds * 1000, exc)
                 if isinstance(exc, QuotaExceeded):
                     metrics.quota_rejected(exc.extra["quota"]["period"], exc.extra["quota"]["limit"])
                 metrics.observe_request(model, status, "error", seconds)
@@ -188,75 +211,96 @@ class CompletionPipeline:
                     http_status=status,
                     latency_ms=seconds * 1000,
                     error=getattr(exc, "slug", type(exc).__name__),
+                    extra=client_id,
                 )
                 raise
-        metrics.observe_request(model, 200, outcome.cache_status, outcome.latency_ms / 1000)
+        metrics.observe_request(model, 200, answer.cache_status, answer.latency_ms / 1000)
         log_request(
             request_id=caller.request_id,
             tenant_id=caller.tenant_id,
             model=model,
-            model_used=outcome.model_used,
-            cache_status=outcome.cache_status,
-            tier=outcome.tier,
-            similarity=outcome.similarity,
+            model_used=answer.model_used,
+            cache_status=answer.cache_status,
+            tier=answer.tier,
+            similarity=answer.similarity,
             http_status=200,
-            latency_ms=outcome.latency_ms,
-            tokens=outcome.tokens_used,
-            cost_usd=outcome.cost_usd,
+            latency_ms=answer.latency_ms,
+            tokens=answer.tokens_used,
+            cost_usd=answer.cost_usd,
+            extra=client_id,
         )
-        return outcome
+        return answer
 
     async def _run(
-        self, caller: Caller, body: dict[str, Any], controls: CacheControls, started: float
-    ) -> Outcome:
+        self, caller: Caller, body: dict[str, Any], headers: Mapping[str, str], started: float
+    ) -> ChatAnswer:
+        if (priority := headers.get(PRIORITY_HEADER)) is not None:
+            caller.priority = parse_priority(priority)
         request = parse_request(body, max_messages=self.limits.max_messages)
+        controls = parse_controls(headers, request.checked.cache)
+        deadline = asyncio.get_running_loop().time() + self.limits.timeout_s
+
+        def job(status: str, **values: Any) -> _Job:
+            return _Job(caller, request, controls, started, deadline, status=status, **values)
+
         if bypass_reason(request, caller.policy):
             metrics.cache_lookup("bypass")
-            return await self._miss(_Job(caller, request, controls, started, status="bypass"))
+            return await self._miss(job("bypass"))
         scope = scope_of(request.model, request.messages, request.body)
         if controls.no_cache:
             # A refresh: no lookup, but the fresh answer replaces what later requests find.
             metrics.cache_lookup("bypass")
-            return await self._miss(_Job(caller, request, controls, started, status="bypass", scope=scope))
+            return await self._miss(job("bypass", scope=scope))
 
         key = (caller.tenant_id, controls.namespace, scope.exact_hash)
         leader = self.inflight.join(key, started_at=started)
         if leader is not None:
-            return await self._follow(caller, request, controls, leader, started)
+            return await self._follow(caller, request, controls, leader, started, deadline)
         lookup_started = time.monotonic()
-        try:
-            # Not durable: this transaction writes only if it hits (the hit's booking, hit count).
-            async with transaction(self.sessionmaker, tenant_id=caller.tenant_id, durable=False) as session:
-                found = await self.cache.lookup(
-                    session,
-                    caller.tenant_id,
-                    controls.namespace,
-                    scope,
-                    caller.policy.verifier_policy(controls.threshold),
-                    max_age_s=controls.max_age_s,
-                )
-                result: metrics.LookupResult = (
-                    "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
-                )
-                metrics.cache_lookup(result, found.similarity, time.monotonic() - lookup_started)
-                if found.entry is not None:
-                    return await self._hit(
-                        session, caller, request, controls, found.entry, found.tier, started
-                    )
-        except Exception as exc:
-            if not is_database_outage(exc):
-                raise
+
+        async def look_up(session: AsyncSession) -> ChatAnswer | LookupResult:
+            found = await self.cache.lookup(
+                session,
+                caller.tenant_id,
+                controls.namespace,
+                scope,
+                caller.policy.verifier_policy(controls.threshold),
+                max_age_s=controls.max_age_s,
+                gate=self.bound.gate(caller.tenant_id, caller.policy),
+            )
+            decision: metrics.LookupDecision = (
+                "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
+            )
+            metrics.cache_lookup(decision, found.similarity, time.monotonic() - lookup_started)
+            if found.entry is None:
+                return found
+            return await self._hit(
+                session,
+                caller,
+                request,
+                controls,
+                found.entry,
+                found.tier,
+                started,
+                metadata=verifier_metadata(found),
+            )
+
+        # Not durable: this transaction writes only if it hits (the hit's booking, hit count).
+        looked = await attempt(self.sessionmaker, look_up, tenant_id=caller.tenant_id, durable=False)
+        if isinstance(looked, ChatAnswer):
+            return looked
+        if isinstance(looked, DatabaseDown):
             # Postgres is unreachable: the cache steps aside, the model still answers (BYPASS).
+            caller.booked = False  # a hit's booking, if it got that far, was rolled back with it
             log.warning("cache lookup skipped: database unreachable")
             metrics.cache_lookup("bypass")
-            return await self._miss(_Job(caller, request, controls, started, status="bypass"))
+            return await self._miss(job("bypass"))
         leader = self.inflight.join(key, started_at=started)
         if leader is not None:
-            return await self._follow(caller, request, controls, leader, started)
-        job = _Job(
-            caller, request, controls, started, status="miss", scope=scope, embedding=found.embedding, key=key
-        )
-        return await self._miss(job)
+            return await self._follow(caller, request, controls, leader, started, deadline)
+        miss = job("miss", scope=scope, embedding=looked.embedding, key=key)
+        miss.explored = looked if looked.withheld is not None else None
+        return await self._miss(miss)
 
     # Hits.
 
@@ -270,12 +314,20 @@ class CompletionPipeline:
         tier: str | None,
         started: float,
         metadata: dict[str, Any] | None = None,
-    ) -> Outcome:
-        saved = Usage(entry.prompt_tokens, entry.completion_tokens)
+    ) -> ChatAnswer:
         latency_ms = (time.monotonic() - started) * 1000
-        row = await self._hit_row(caller, request, controls, latency_ms, entry.model, saved, metadata or {})
+        row = await self._hit_row(
+            caller,
+            request,
+            controls,
+            latency_ms,
+            entry.model,
+            Usage(entry.prompt_tokens, entry.completion_tokens),
+        )
         row.similarity, row.entry_id, row.used_model = entry.similarity, entry.id, entry.response.get("model")
-        await LedgerRepository(session).append(row)
+        row.metadata.update(metadata or {})
+        await self.books.book_hit(session, row)
+        caller.booked = True
         return _replay(request, entry.response, entry.id, entry.similarity, tier, latency_ms)
 
     async def _follow(
@@ -285,14 +337,29 @@ class CompletionPipeline:
         controls: CacheControls,
         leader: asyncio.Future[Any],
         started: float,
-    ) -> Outcome:
+        deadline: float,
+    ) -> ChatAnswer:
         """Wait for the identical request already in flight and answer with its result."""
-        completion, entry_id, model = await asyncio.shield(leader)
+        try:
+            async with asyncio.timeout_at(deadline):
+                completion, entry_id, model = await asyncio.shield(leader)
+        except TimeoutError:
+            raise _deadline_passed(self.limits.timeout_s) from None
         latency_ms = (time.monotonic() - started) * 1000
-        saved = Usage.of(completion.get("usage"))
-        row = await self._hit_row(caller, request, controls, latency_ms, model, saved, {"coalesced": True})
+        row = await self._hit_row(
+            caller, request, controls, latency_ms, model, Usage.of(completion.get("usage"))
+        )
         row.similarity, row.entry_id, row.used_model = 1.0, entry_id, model
-        await self._book(row)
+        row.metadata["coalesced"] = True
+        metrics.add_avoided_cost(model, row.avoided_cost_usd)
+        entry = entry_id
+
+        async def count_hit(session: AsyncSession) -> None:
+            if entry is not None:
+                await self.cache.record_hit(session, entry)
+
+        await self.books.book(row, also=count_hit)
+        caller.booked = True
         metrics.cache_lookup("coalesced")
         return _replay(request, completion, entry_id, 1.0, "coalesced", latency_ms)
 
@@ -304,23 +371,21 @@ class CompletionPipeline:
         latency_ms: float,
         model: str,
         saved: Usage,
-        metadata: dict[str, Any],
     ) -> LedgerRow:
         """A hit's booking: no cost, and as avoided cost what its tokens cost at today's price."""
-        avoided = await self.prices.cost(model, saved, datetime.now(UTC))
-        metrics.add_avoided_cost(model, avoided)
+        avoided = await self.books.cost(model, saved)
         return _row(
-            caller, request, controls, "hit", 200, latency_ms, avoided_cost_usd=avoided, metadata=metadata
+            caller, request.model, controls.namespace, "hit", 200, latency_ms, avoided_cost_usd=avoided
         )
 
     # Misses and bypasses.
 
-    async def _miss(self, job: _Job) -> Outcome:
+    async def _miss(self, job: _Job) -> ChatAnswer:
         """Reserve quota, ask the model, store and book; lead the coalescing group meanwhile."""
         if job.key is not None:
             job.future = self.inflight.lead(job.key)
         try:
-            job.prompt_tokens = self.quotas.estimator.prompt_tokens(job.request.messages)
+            job.prompt_tokens = self.books.quotas.estimator.prompt_tokens(job.request.messages)
             if job.prompt_tokens > self.limits.max_prompt_tokens:
                 raise PayloadTooLarge(
                     f"The prompt has about {job.prompt_tokens} tokens; the limit is {self.limits.max_prompt_tokens}."
@@ -329,27 +394,61 @@ class CompletionPipeline:
             if job.request.stream:
                 return await self._stream(job)
             try:
-                result = await self.router.complete(job.request.body, priority=job.caller.priority)
+                async with asyncio.timeout_at(job.deadline):
+                    result = await self.router.complete(job.request.body, priority=job.caller.priority)
+            except TimeoutError:
+                await self._fail(job, _deadline_passed(self.limits.timeout_s))
             except DejaError as exc:
                 stale = await self._stale_or_book_error(job, exc)
                 self._settle(job, error=exc)
                 return stale
-            outcome = await self._finish(
+            answer = await self._finish(
                 job, result.completion, result.model, result.latency_ms, fallback_used=result.fallback_used
             )
         except BaseException as exc:
-            if isinstance(exc, QuotaExceeded | PayloadTooLarge):  # refused before any call: still booked
+            if isinstance(
+                exc, QuotaExceeded | PayloadTooLarge | UpstreamTimeout
+            ):  # refused or cut: still booked
                 await self._book_error(job, exc)
             self._settle(job, error=exc)
             raise
-        self._settle(job, result=(result.completion, outcome.entry_id, result.model))
-        return outcome
+        self._settle(job, result=(result.completion, answer.entry_id, result.model))
+        return answer
+
+    async def _fail(self, job: _Job, exc: DejaError) -> NoReturn:
+        await self._book_error(job, exc)
+        self._settle(job, error=exc)
+        raise exc
 
     def _settle(self, job: _Job, *, result: Any = None, error: BaseException | None = None) -> None:
         if job.future is not None and job.key is not None:
             # Only a stored answer stays joinable after the fact (no-store means: do not reuse).
             stored = result is not None and result[1] is not None
             self.inflight.finish(job.key, job.future, result=result, error=error, linger=stored)
+
+    def _used_row(
+        self,
+        job: _Job,
+        completion: dict[str, Any],
+        model_used: str,
+        usage: Usage,
+        cost: Decimal,
+        http_status: int,
+        **values: Any,
+    ) -> LedgerRow:
+        return _row(
+            job.caller,
+            job.request.model,
+            job.controls.namespace,
+            job.status,
+            http_status,
+            job.elapsed_ms(),
+            used_model=model_used,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=cost,
+            **values,
+        )
 
     async def _finish(
         self,
@@ -359,199 +458,244 @@ class CompletionPipeline:
         upstream_latency_ms: float,
         *,
         fallback_used: bool = False,
-    ) -> Outcome:
+    ) -> ChatAnswer:
         """Store the answer (unless told not to), settle the quota and book the request: one transaction."""
-        usage = Usage.of(completion.get("usage"))
-        cost = await self.prices.cost(model_used, usage, datetime.now(UTC))
-        entry_id: uuid.UUID | None = None
-        latency_ms = job.elapsed_ms()
-        row = _row(
-            job.caller,
-            job.request,
-            job.controls,
-            job.status,
+        usage = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
+        cost = await self.books.cost(model_used, usage)
+        row = self._used_row(
+            job,
+            completion,
+            model_used,
+            usage,
+            cost,
             200,
-            latency_ms,
-            used_model=model_used,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cost_usd=cost,
             upstream_latency_ms=upstream_latency_ms,
             metadata={"fallback": True} if fallback_used else {},
+            explored=job.explored is not None,
         )
-        try:
-            async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
-                if job.scope is not None and not job.controls.no_store:
-                    entry_id = await self.cache.store(
-                        session,
-                        job.caller.tenant_id,
-                        job.controls.namespace,
-                        job.scope,
-                        completion,
-                        ttl_s=job.controls.ttl_s or job.caller.policy.default_ttl_s,
-                        embedding=job.embedding,
-                        cost_usd=cost,
-                    )
-                await self.quotas.settle(session, job.reservation, usage, cost)
-                row.entry_id = entry_id
-                await LedgerRepository(session).append(row)
-        except Exception as exc:
-            if not is_database_outage(exc):
-                raise
-            # The answer is not stored; its accounting waits in the spool.
-            entry_id = row.entry_id = None
-            await self.spool.append(row)
+        scope = job.scope if not job.controls.no_store else None
+
+        async def store(session: AsyncSession) -> None:
+            if scope is not None:
+                row.entry_id = await self.cache.store(
+                    session,
+                    job.caller.tenant_id,
+                    job.controls.namespace,
+                    scope,
+                    completion,
+                    ttl_s=job.controls.ttl_s or job.caller.policy.default_ttl_s,
+                    embedding=job.embedding,
+                    cost_usd=cost,
+                )
+
+        if not await self.books.book(row, reservation=job.reservation, usage=usage, also=store):
+            row.entry_id = None  # booked (or spooled) without the stored answer
+        job.caller.booked = True
         metrics.add_cost(model_used, cost)
-        return Outcome(
+        if job.explored is not None and job.scope is not None:
+            explored, caller = job.explored, job.caller
+            question, model = job.scope.prompt, job.request.model
+            self._spawn(
+                self.bound.label(
+                    caller.tenant_id, caller.request_id, caller.policy, explored, question, completion, model
+                )
+            )
+        return ChatAnswer(
             cache_status=job.header_status,
             model_used=model_used,
             completion=completion,
-            entry_id=entry_id,
+            entry_id=row.entry_id,
             tokens_used=usage.total,
             cost_usd=cost,
-            latency_ms=latency_ms,
+            latency_ms=row.latency_ms,
+            explored=job.explored is not None,
         )
 
-    async def _stream(self, job: _Job) -> Outcome:
+    async def _stream(self, job: _Job) -> ChatAnswer:
         # Always ask for usage: the ledger needs it. The client sees the usage chunk only if it asked.
         options = {**(job.request.body.get("stream_options") or {}), "include_usage": True}
         try:
-            upstream = await self.router.stream(
-                {**job.request.body, "stream_options": options}, priority=job.caller.priority
-            )
+            async with asyncio.timeout_at(job.deadline):
+                upstream = await self.router.stream(
+                    {**job.request.body, "stream_options": options}, priority=job.caller.priority
+                )
+        except TimeoutError:
+            await self._fail(job, _deadline_passed(self.limits.timeout_s))
         except DejaError as exc:
             stale = await self._stale_or_book_error(job, exc)
             self._settle(job, error=exc)
             return stale
-        include_usage = job.request.include_usage
-
-        async def chunks() -> AsyncIterator[bytes]:
-            assembler = CompletionAssembler()
-            settled = False
-            try:
-                async with upstream:
-                    async for chunk in upstream:
-                        assembler.add(chunk)
-                        if not include_usage:
-                            if chunk.get("usage") and not chunk.get("choices"):
-                                continue
-                            chunk = {k: v for k, v in chunk.items() if k != "usage"}
-                        yield sse(chunk)
-                completion = assembler.completion()
-                outcome = await self._finish(
-                    job, completion, upstream.model, upstream.latency_ms, fallback_used=upstream.fallback_used
-                )
-                self._settle(job, result=(completion, outcome.entry_id, upstream.model))
-                settled = True
-                yield DONE
-            except UpstreamError as exc:
-                # Headers are gone: the failure travels as an SSE error event, as OpenAI sends it.
-                yield sse(
-                    {"error": {"message": exc.detail, "type": "upstream_error", "code": exc.status_code}}
-                )
-                self._spawn(self._book_error(job, exc))
-                self._settle(job, error=exc)
-                settled = True
-            finally:
-                if not settled:
-                    # The client went away mid-stream (or the write-back failed): nothing to reuse.
-                    gone = UpstreamError("the streamed answer was not completed")
-                    self._settle(job, error=gone)
-                    self._spawn(self._book_error(job, gone, http_status=499))
-
-        return Outcome(
+        return ChatAnswer(
             cache_status=job.header_status,
             model_used=upstream.model,
-            stream=chunks(),
+            stream=self._relay(job, upstream),
             latency_ms=job.elapsed_ms(),
+            explored=job.explored is not None,
         )
 
-    async def _stale_or_book_error(self, job: _Job, exc: DejaError) -> Outcome:
+    async def _relay(self, job: _Job, upstream: RouterStream) -> AsyncIterator[bytes]:
+        """The upstream's chunks as SSE; the request is booked however the stream ends: finished,
+        cut by an upstream failure or the deadline (what was delivered), or the client gone."""
+        include_usage = job.request.include_usage
+        assembler = CompletionAssembler()
+        ended = False
+        try:
+            async with upstream:
+                failure: DejaError | None = None
+                while True:
+                    try:
+                        async with asyncio.timeout_at(job.deadline):
+                            chunk = await anext(upstream)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        failure = _deadline_passed(self.limits.timeout_s)
+                        break
+                    except UpstreamError as exc:
+                        failure = exc
+                        break
+                    assembler.add(chunk)
+                    if not include_usage:
+                        if chunk.get("usage") and not chunk.get("choices"):
+                            continue
+                        chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                    yield sse(chunk)
+            completion = assembler.completion()
+            if failure is None:
+                answer = await self._finish(
+                    job, completion, upstream.model, upstream.latency_ms, fallback_used=upstream.fallback_used
+                )
+                self._settle(job, result=(completion, answer.entry_id, upstream.model))
+                ended = True
+                yield DONE
+                return
+            ended = True
+            await self._book_delivered(job, upstream, completion, failure.status_code, failure)
+            self._settle(job, error=failure)
+            # Headers are gone: the failure travels as an SSE error event, as OpenAI sends it.
+            yield sse(
+                {"error": {"message": failure.detail, "type": "upstream_error", "code": failure.status_code}}
+            )
+        finally:
+            if not ended:
+                # The client went away mid-stream: nothing to reuse, but what it was sent is booked.
+                gone = UpstreamError("the client stopped reading the stream")
+                self._settle(job, error=gone)
+                self._spawn(self._book_delivered(job, upstream, assembler.completion(), CLIENT_GONE, gone))
+
+    async def _book_delivered(
+        self,
+        job: _Job,
+        upstream: RouterStream,
+        completion: dict[str, Any],
+        http_status: int,
+        error: DejaError,
+    ) -> None:
+        """Book a stream that ended early at what it delivered (never free), and settle its quota."""
+        usage = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
+        cost = await self.books.cost(upstream.model, usage)
+        row = self._used_row(
+            job,
+            completion,
+            upstream.model,
+            usage,
+            cost,
+            http_status,
+            upstream_latency_ms=upstream.latency_ms,
+            error=error.detail[:ERROR_CHARS],
+            metadata={"stream_ended": "client_gone" if http_status == CLIENT_GONE else "upstream_error"},
+        )
+        await self.books.book(row, reservation=job.reservation, usage=usage)
+        job.caller.booked = True
+        metrics.add_cost(upstream.model, cost)
+
+    async def _stale_or_book_error(self, job: _Job, exc: DejaError) -> ChatAnswer:
         """Every upstream failed: serve an answer that expired recently if the tenant or the
         request allows it (like HTTP's stale-if-error), else book the failure and raise it."""
         allowed = job.controls.stale_if_error_s or job.caller.policy.stale_if_error_s
-        if job.scope is not None and allowed and isinstance(exc, UpstreamError):
-            try:
-                async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
-                    found = await self.cache.lookup(
-                        session,
-                        job.caller.tenant_id,
-                        job.controls.namespace,
-                        job.scope,
-                        job.caller.policy.verifier_policy(job.controls.threshold),
-                        stale_s=allowed,
-                    )
-                    if found.entry is not None:
-                        await self.quotas.settle(session, job.reservation, Usage(), Decimal(0))
-                        outcome = await self._hit(
-                            session,
-                            job.caller,
-                            job.request,
-                            job.controls,
-                            found.entry,
-                            found.tier,
-                            job.started,
-                            metadata={"stale": True, "upstream_error": exc.detail[:200]},
-                        )
-                        outcome.stale = True
-                        return outcome
-            except Exception as error:
-                if not is_database_outage(error):
-                    raise
+        scope = job.scope
+        if scope is not None and allowed and isinstance(exc, UpstreamError):
+
+            async def stale(session: AsyncSession) -> ChatAnswer | None:
+                found = await self.cache.lookup(
+                    session,
+                    job.caller.tenant_id,
+                    job.controls.namespace,
+                    scope,
+                    job.caller.policy.verifier_policy(job.controls.threshold),
+                    stale_s=allowed,
+                )
+                if found.entry is None:
+                    return None
+                await self.books.quotas.settle(session, job.reservation, Usage(), Decimal(0))
+                return await self._hit(
+                    session,
+                    job.caller,
+                    job.request,
+                    job.controls,
+                    found.entry,
+                    found.tier,
+                    job.started,
+                    metadata={"stale": True, "upstream_error": exc.detail[:200]},
+                )
+
+            served = await attempt(self.sessionmaker, stale, tenant_id=job.caller.tenant_id)
+            if isinstance(served, ChatAnswer):
+                served.stale = True
+                return served
         await self._book_error(job, exc)
         raise exc
 
     # Booking.
 
-    async def _book_error(self, job: _Job, exc: DejaError, *, http_status: int | None = None) -> None:
+    async def _book_error(self, job: _Job, exc: BaseException) -> None:
         """Book a failed request and give back its quota reservation."""
+        status = exc.status_code if isinstance(exc, DejaError) else 500
+        detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
         row = _row(
             job.caller,
-            job.request,
-            job.controls,
+            job.request.model,
+            job.controls.namespace,
             "error",
-            http_status or exc.status_code,
+            status,
             job.elapsed_ms(),
-            error=exc.detail[:500],
+            error=detail[:ERROR_CHARS],
         )
-        try:
-            async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
-                await self.quotas.settle(session, job.reservation, Usage(), Decimal(0))
-                await LedgerRepository(session).append(row)
-        except Exception as error:
-            if not is_database_outage(error):
-                log.exception("could not book a failed request", extra={"request_id": job.caller.request_id})
-            await self.spool.append(row)
+        await self.books.book(row, reservation=job.reservation)
+        job.caller.booked = True
 
-    async def _book(self, row: LedgerRow) -> None:
-        """Book a row in a transaction of its own, or spool it while Postgres is unreachable."""
+    async def _book_refusal(
+        self, caller: Caller, model: str | None, status: int, latency_ms: float, exc: Exception
+    ) -> None:
+        """Book a request that failed before any other booking: refused for what it says (422,
+        413), or by an error of Déjà's own (500). Nothing was reserved for it."""
+        detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
+        row = _row(caller, model or "", "", "error", status, latency_ms, error=detail[:ERROR_CHARS])
         try:
-            async with transaction(self.sessionmaker, tenant_id=row.tenant_id) as session:
-                if row.cache_status == "hit" and row.entry_id is not None:
-                    await self.cache.record_hit(session, row.entry_id)
-                await LedgerRepository(session).append(row)
-        except Exception as exc:
-            if not is_database_outage(exc):
-                raise
-            await self.spool.append(row)
+            await self.books.book(row)
+        except Exception:
+            log.exception("could not book a refused request", extra={"request_id": caller.request_id})
+        caller.booked = True
 
     async def _reserve(self, job: _Job) -> Reservation | None:
-        try:
-            async with transaction(self.sessionmaker, tenant_id=job.caller.tenant_id) as session:
-                return await self.quotas.reserve(
-                    session, job.caller.tenant_id, job.request.model, job.request.body, job.prompt_tokens
-                )
-        except Exception as exc:
-            if not is_database_outage(exc):
-                raise
-            if job.caller.policy.quota_outage == "closed":
-                raise ServiceUnavailable(
-                    "Quotas cannot be checked while the database is unreachable, and this tenant's "
-                    "policy is to refuse then.",
-                    headers={"Retry-After": "5"},
-                ) from exc
-            job.scope = None  # nothing can be stored either
-            return None
+        request = job.request
+        reserved = await self.books.reserve(
+            job.caller.tenant_id,
+            request.model,
+            job.prompt_tokens,
+            max_output_tokens=request.max_output_tokens,
+            choices=request.checked.n or 1,
+        )
+        if not isinstance(reserved, DatabaseDown):
+            return reserved
+        if job.caller.policy.quota_outage == "closed":
+            raise ServiceUnavailable(
+                "Quotas cannot be checked while the database is unreachable, and this tenant's "
+                "policy is to refuse then.",
+                headers={"Retry-After": "5"},
+            )
+        job.scope = None  # nothing can be stored either
+        return None
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -563,10 +707,14 @@ class CompletionPipeline:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
+def _deadline_passed(timeout_s: float) -> UpstreamTimeout:
+    return UpstreamTimeout(f"No answer within the request's deadline of {timeout_s:g} s.")
+
+
 def _row(
     caller: Caller,
-    request: ChatRequest,
-    controls: CacheControls,
+    requested_model: str,
+    namespace: str,
     status: str,
     http_status: int,
     latency_ms: float,
@@ -577,8 +725,9 @@ def _row(
         tenant_id=caller.tenant_id,
         api_key_id=caller.key_id,
         request_id=caller.request_id,
-        requested_model=request.model,
-        namespace=controls.namespace,
+        client_request_id=caller.client_request_id,
+        requested_model=requested_model,
+        namespace=namespace,
         cache_status=status,
         http_status=http_status,
         latency_ms=latency_ms,
@@ -595,10 +744,10 @@ def _replay(
     similarity: float | None,
     tier: str | None,
     latency_ms: float,
-) -> Outcome:
+) -> ChatAnswer:
     # A hit consumed no tokens: usage says so (docs/caching.md, "usage on a hit").
     completion = {**replay(stored), "usage": dict(ZERO_USAGE)}
-    outcome = Outcome(
+    answer = ChatAnswer(
         cache_status="HIT",
         model_used=completion.get("model"),
         similarity=similarity,
@@ -607,10 +756,10 @@ def _replay(
         latency_ms=latency_ms,
     )
     if request.stream:
-        outcome.stream = _replay_stream(completion, include_usage=request.include_usage)
+        answer.stream = _replay_stream(completion, include_usage=request.include_usage)
     else:
-        outcome.completion = completion
-    return outcome
+        answer.completion = completion
+    return answer
 
 
 async def _replay_stream(completion: dict[str, Any], *, include_usage: bool) -> AsyncIterator[bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -13,29 +12,16 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 
 from app.cache.policy import TenantCachePolicy
-from app.completions.controls import parse_controls
-from app.completions.pipeline import Caller, CompletionPipeline, Outcome
+from app.completions.inputs import Model
+from app.completions.pipeline import Caller, ChatAnswer, CompletionPipeline
 from app.dependencies import TENANT_DEPENDENCIES
-from app.errors import DejaError, Unprocessable
-from app.observability.request_id import request_id_of
+from app.errors import DejaError
+from app.ledger.pricing import money_text
+from app.observability.request_id import client_request_id_of, request_id_of
 from app.tenants.auth import Principal
 
-PRIORITY_HEADER = "x-priority"
 
-
-def _priority(value: Any) -> int:
-    if value is None:
-        return 5
-    try:
-        priority = int(value)
-    except (TypeError, ValueError):
-        raise Unprocessable("priority must be a whole number from 1 to 10.") from None
-    if not 1 <= priority <= 10:
-        raise Unprocessable("priority must be a whole number from 1 to 10.")
-    return priority
-
-
-def cache_headers(outcome: Outcome) -> dict[str, str]:
+def cache_headers(outcome: ChatAnswer) -> dict[str, str]:
     headers = {"X-Cache": outcome.cache_status}
     if outcome.similarity is not None and outcome.cache_status == "HIT":
         headers["X-Cache-Similarity"] = f"{outcome.similarity:.4f}"
@@ -45,14 +31,23 @@ def cache_headers(outcome: Outcome) -> dict[str, str]:
         headers["X-Cache-Entry"] = str(outcome.entry_id)
     if outcome.stale:
         headers["X-Cache-Stale"] = "true"
+    if outcome.explored:
+        headers["X-Cache-Explored"] = "true"
     return headers
+
+
+MetadataValue = Annotated[str, msgspec.Meta(max_length=256)] | int | float | bool | None
 
 
 class RequestIn(msgspec.Struct, kw_only=True):
     input: Annotated[str, msgspec.Meta(min_length=1)]
-    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    model: Model
     priority: Annotated[int, msgspec.Meta(ge=1, le=10)] = 5
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Flat and small: it is stored with every ledger row of the request.
+    metadata: Annotated[
+        dict[Annotated[str, msgspec.Meta(min_length=1, max_length=64)], MetadataValue],
+        msgspec.Meta(max_length=32),
+    ] = msgspec.field(default_factory=dict)
 
 
 class CacheInfo(msgspec.Struct):
@@ -67,7 +62,7 @@ class RequestOut(msgspec.Struct):
     model_used: str | None
     latency_ms: float
     tokens_used: int
-    cost_usd: Decimal
+    cost_usd: str  # dollars as decimal text
     status: Literal["COMPLETED", "FAILED"]
     cache: CacheInfo
     error: str | None = None
@@ -95,10 +90,10 @@ class CompletionsController(Controller):
             tenant_id=tenant.require_tenant(),
             key_id=tenant.key_id,
             request_id=request_id_of(request.scope),
+            client_request_id=client_request_id_of(request.scope),
             policy=policy,
-            priority=_priority(request.headers.get(PRIORITY_HEADER)),
         )
-        outcome = await pipeline.run(caller, data, parse_controls(request.headers, data.get("cache")))
+        outcome = await pipeline.run(caller, data, request.headers)
         headers = cache_headers(outcome)
         if outcome.stream is not None:
             return Stream(
@@ -126,13 +121,14 @@ class CompletionsController(Controller):
             tenant_id=tenant.require_tenant(),
             key_id=tenant.key_id,
             request_id=request_id,
+            client_request_id=client_request_id_of(request.scope),
             policy=policy,
             priority=data.priority,
             metadata=data.metadata,
         )
         body = {"model": data.model, "messages": [{"role": "user", "content": data.input}]}
         try:
-            outcome = await pipeline.run(caller, body, parse_controls(request.headers, None))
+            outcome = await pipeline.run(caller, body, request.headers)
         except DejaError as exc:
             if exc.status_code < 500:
                 raise
@@ -142,7 +138,7 @@ class CompletionsController(Controller):
                 model_used=None,
                 latency_ms=0.0,
                 tokens_used=0,
-                cost_usd=Decimal(0),
+                cost_usd="0",
                 status="FAILED",
                 cache=CacheInfo(status="MISS", similarity=None, entry_id=None),
                 error=exc.detail,
@@ -156,7 +152,7 @@ class CompletionsController(Controller):
             model_used=outcome.model_used,
             latency_ms=round(outcome.latency_ms, 3),
             tokens_used=outcome.tokens_used,
-            cost_usd=outcome.cost_usd,
+            cost_usd=money_text(outcome.cost_usd),
             status="COMPLETED",
             cache=CacheInfo(
                 status=outcome.cache_status, similarity=outcome.similarity, entry_id=outcome.entry_id

@@ -9,13 +9,17 @@ connection never carries one request's tenant into the next.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Final, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from app.db.errors import is_database_outage
 from app.settings import Settings
+
+_T = TypeVar("_T")
 
 _SET_TENANT = text(
     "SELECT set_config('deja.tenant_id', :tenant_id, true), set_config('deja.system', 'off', true), "
@@ -39,6 +43,8 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_timeout=db.pool_timeout_s,
         pool_pre_ping=True,
         echo=db.echo,
+        # Statement parameters are prompts, embeddings and answers: never in an error message or a log.
+        hide_parameters=True,
         connect_args=connect_args,
     )
 
@@ -79,3 +85,35 @@ async def transaction(
         elif system:
             await enter_system(session)
         yield session
+
+
+class DatabaseDown:
+    """What `attempt` returns when Postgres could not be reached."""
+
+    def __repr__(self) -> str:
+        return "DATABASE_DOWN"
+
+
+DATABASE_DOWN: Final = DatabaseDown()
+
+
+async def attempt(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[_T]],
+    *,
+    tenant_id: uuid.UUID | None = None,
+    system: bool = False,
+    durable: bool = True,
+) -> _T | DatabaseDown:
+    """Run `work` in one transaction; `DATABASE_DOWN` when Postgres is unreachable.
+
+    The one place a step of the request path degrades on an outage (docs/reliability.md): the caller
+    decides what that means (bypass the cache, spool the row). Every other error propagates.
+    """
+    try:
+        async with transaction(sessionmaker, tenant_id=tenant_id, system=system, durable=durable) as session:
+            return await work(session)
+    except Exception as exc:
+        if not is_database_outage(exc):
+            raise
+        return DATABASE_DOWN

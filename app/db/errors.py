@@ -1,6 +1,6 @@
 """Telling "the database is unreachable" apart from every other database error.
 
-An outage must not fail requests (DESIGN §8): callers catch exactly these and degrade
+An outage must not fail requests (docs/reliability.md): callers catch exactly these and degrade
 (BYPASS, spooled ledger rows). A bug (a bad statement, a constraint) must still surface.
 """
 
@@ -13,6 +13,31 @@ from sqlalchemy import exc as sa_exc
 # SQLSTATE classes: 08 connection exception, 57 operator intervention (shutdown, cannot connect now),
 # 53 insufficient resources (too many connections).
 _OUTAGE_SQLSTATE_CLASSES = ("08", "57", "53")
+
+
+def database_error_of(error: BaseException) -> BaseException | None:
+    """The database error in `error`'s chain, if any (SQLAlchemy's or the driver's own)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.StatementError) or type(current).__module__.startswith("asyncpg"):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def describe_database_error(error: BaseException) -> str:
+    """A database error as its class and SQLSTATE: never its message, which may quote the
+    statement's parameters (asyncpg's "invalid input for query argument $1: '<the value>'")."""
+    original = getattr(error, "orig", None)
+    sqlstate = (
+        getattr(original, "sqlstate", None)
+        or getattr(getattr(original, "__cause__", None), "sqlstate", None)
+        or getattr(error, "sqlstate", None)
+    )
+    cause = type(getattr(original, "__cause__", None) or original or error).__name__
+    return f"{cause} (SQLSTATE {sqlstate})" if sqlstate else cause
 
 
 def is_database_outage(error: BaseException) -> bool:

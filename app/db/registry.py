@@ -1,6 +1,7 @@
 """Imports every table model, so that `Base.metadata` is complete (Alembic reads it)."""
 
 from app.admin.models import AuditLog
+from app.cache.bound.models import CacheLabel
 from app.cache.models import CacheEntry
 from app.db.base import Base
 from app.ledger.models import LedgerEntry, Price, Quota, UsageCounter
@@ -12,6 +13,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "CacheEntry",
+    "CacheLabel",
     "LedgerEntry",
     "LedgerHourly",
     "LedgerRollupMark",

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     REAL,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -50,9 +51,11 @@ class LedgerEntry(Base):
     __tablename__ = "ledger"
     __table_args__ = (
         CheckConstraint("cache_status IN ('hit', 'miss', 'bypass', 'error')", name="cache_status"),
-        # A request is booked exactly once, also when a spooled row is replayed.
+        # A request is booked exactly once, also when a spooled row is replayed: the key is the
+        # id Déjà made for the request, never one a client sent.
         UniqueConstraint("request_id"),
         Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
+        Index("ix_ledger_tenant_client_request", "tenant_id", "client_request_id"),
         # The requests an entry answered (the dashboard's entry and wrong-hit pages).
         Index("ix_ledger_entry_id", "entry_id", postgresql_where=text("entry_id IS NOT NULL")),
     )
@@ -63,6 +66,8 @@ class LedgerEntry(Base):
     )
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     request_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The client's own id (X-Client-Request-Id or X-Request-Id): for correlation only, not unique.
+    client_request_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = created_at()
     requested_model: Mapped[str] = mapped_column(String(200), nullable=False)
     used_model: Mapped[str | None] = mapped_column(String(200))
@@ -79,6 +84,8 @@ class LedgerEntry(Base):
     http_status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     priority: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="5")
     error: Mapped[str | None] = mapped_column(Text)
+    # The error bound sent a would-be hit to the model to learn from its answer (docs/error-bound.md).
+    explored: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     # Client metadata; never prompt or response text.
     metadata_: Mapped[dict[str, Any]] = mapped_column(
         "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")

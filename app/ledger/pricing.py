@@ -10,8 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.engine import transaction
-from app.db.errors import is_database_outage
+from app.db.engine import DatabaseDown, attempt, transaction
 from app.ledger.repository import LedgerRepository, ModelPrice
 
 MILLION = Decimal(1_000_000)
@@ -26,18 +25,35 @@ class Usage:
     cached_tokens: int = 0
 
     @classmethod
-    def of(cls, usage: dict[str, Any] | None) -> Usage:
-        usage = usage or {}
-        details = usage.get("prompt_tokens_details") or {}
+    def of(cls, usage: Any) -> Usage:
+        """The token counts of an OpenAI `usage` object; what is missing or malformed counts 0."""
+        usage = usage if isinstance(usage, dict) else {}
+        details = usage.get("prompt_tokens_details")
+        details = details if isinstance(details, dict) else {}
         return cls(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0),
+            prompt_tokens=_count(usage.get("prompt_tokens")),
+            completion_tokens=_count(usage.get("completion_tokens")),
+            cached_tokens=_count(details.get("cached_tokens")),
         )
 
     @property
     def total(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+# A token count from outside (an upstream's usage, a stored entry) is trusted only this far.
+MAX_TOKEN_COUNT = 2**31 - 1
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return 0
+    return int(min(max(value, 0), MAX_TOKEN_COUNT))
+
+
+def money_text(amount: Decimal) -> str:
+    """Dollars as plain decimal text ("0", "0.00042"), never in exponent form ("0E-10")."""
+    return f"{amount.normalize():f}"
 
 
 def cost_of(price: ModelPrice | None, usage: Usage) -> Decimal:
@@ -51,6 +67,10 @@ def cost_of(price: ModelPrice | None, usage: Usage) -> Decimal:
         + usage.completion_tokens * price.output_per_mtok
     ) / MILLION
     return total.quantize(QUANTUM)
+
+
+async def _read_prices(session: AsyncSession) -> list[ModelPrice]:
+    return await LedgerRepository(session).prices()
 
 
 class PriceBook:
@@ -71,18 +91,20 @@ class PriceBook:
 
     async def load(self) -> None:
         async with transaction(self._sessionmaker) as session:
-            self._prices = await LedgerRepository(session).prices()
+            self._prices = await _read_prices(session)
         self._loaded_at = time.monotonic()
+
+    def models(self) -> set[str]:
+        """The models with a price (as loaded last)."""
+        return {price.model for price in self._prices}
 
     async def price(self, model: str, at: datetime) -> ModelPrice | None:
         if time.monotonic() - self._loaded_at > self._ttl_s:
-            try:
-                await self.load()
-            except Exception as exc:
-                if not is_database_outage(exc):
-                    raise
-                # Keep pricing with what we know; refresh once the database answers again.
-                self._loaded_at = time.monotonic()
+            loaded = await attempt(self._sessionmaker, _read_prices)
+            if not isinstance(loaded, DatabaseDown):
+                self._prices = loaded
+            # Unreachable: keep pricing with what we know; refresh once the database answers again.
+            self._loaded_at = time.monotonic()
         best: ModelPrice | None = None
         for price in self._prices:  # ordered by effective_from
             if price.effective_from > at or not model.startswith(price.model):

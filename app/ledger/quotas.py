@@ -8,6 +8,9 @@ call the reservation is settled to the real usage in the same transaction as the
 The most a quota can be overspent by is the difference between one request's real cost and
 its estimate.
 
+Every tenant has usage counters, with or without a quota: a quota set in the middle of a day
+counts that day's earlier spend, and `/v1/usage` shows what was used either way.
+
 Cache hits are free: they neither consume nor need quota.
 """
 
@@ -27,8 +30,26 @@ from app.errors import QuotaExceeded
 from app.ledger.pricing import PriceBook, Usage
 
 PERIODS = ("day", "month")
-# Output tokens reserved when a request sets no max_tokens.
-DEFAULT_OUTPUT_RESERVATION = 1024
+# Output tokens reserved when a request sets no max_tokens: the most the model may answer, as
+# its provider documents it (longest matching name prefix wins); other models: the setting
+# `limits.default_output_tokens`.
+MODEL_OUTPUT_LIMITS = {
+    "gpt-5": 128_000,
+    "gpt-4.1": 32_768,
+    "gpt-4o": 16_384,
+    "gpt-4-turbo": 4_096,
+    "gpt-4": 8_192,
+    "gpt-3.5-turbo": 4_096,
+    "o1": 100_000,
+    "o3": 100_000,
+    "o4-mini": 100_000,
+}
+
+
+def output_limit(model: str, default: int) -> int:
+    """The most tokens `model` can answer with."""
+    best = max((prefix for prefix in MODEL_OUTPUT_LIMITS if model.startswith(prefix)), key=len, default=None)
+    return MODEL_OUTPUT_LIMITS[best] if best is not None else default
 
 
 def period_start(period: str, at: datetime) -> datetime:
@@ -48,7 +69,7 @@ def period_end(period: str, at: datetime) -> datetime:
 @dataclass(frozen=True, slots=True)
 class Reservation:
     tenant_id: uuid.UUID
-    periods: tuple[str, ...]  # the periods that hold a reservation (those with a quota)
+    periods: tuple[str, ...]  # the periods that hold the reservation
     starts: tuple[datetime, ...]
     tokens: int
     cost_usd: Decimal
@@ -68,26 +89,23 @@ class PeriodUsage:
     max_cost_usd: Decimal | None
 
 
-_QUOTA_PERIODS = text("SELECT period FROM quotas WHERE tenant_id = :tenant_id")
 _ENSURE_COUNTERS = text(
     """
     INSERT INTO usage_counters (tenant_id, period, period_start)
-    SELECT tenant_id, period, CASE period WHEN 'day' THEN CAST(:day AS date) ELSE CAST(:month AS date) END
-    FROM quotas WHERE tenant_id = :tenant_id
+    VALUES (:tenant_id, 'day', CAST(:day AS date)), (:tenant_id, 'month', CAST(:month AS date))
     ON CONFLICT DO NOTHING
-    RETURNING period
     """
 )
-# One statement per request: every period whose limits still fit takes the reservation.
+# One statement per request: both periods take the reservation where their limits (if any) fit.
 _RESERVE = text(
     """
     UPDATE usage_counters AS u
     SET requests = u.requests + 1,
         reserved_tokens = u.reserved_tokens + :tokens,
         reserved_cost_usd = u.reserved_cost_usd + :cost
-    FROM quotas AS q
-    WHERE q.tenant_id = :tenant_id AND u.tenant_id = q.tenant_id AND u.period = q.period
-      AND u.period_start = CASE q.period WHEN 'day' THEN CAST(:day AS date) ELSE CAST(:month AS date) END
+    FROM (VALUES ('day', CAST(:day AS date)), ('month', CAST(:month AS date))) AS p(period, start)
+    LEFT JOIN quotas AS q ON q.tenant_id = :tenant_id AND q.period = p.period
+    WHERE u.tenant_id = :tenant_id AND u.period = p.period AND u.period_start = p.start
       AND (q.max_requests IS NULL OR u.requests + 1 <= q.max_requests)
       AND (q.max_tokens IS NULL OR u.tokens + u.reserved_tokens + :tokens <= q.max_tokens)
       AND (q.max_cost_usd IS NULL OR u.cost_usd + u.reserved_cost_usd + :cost <= q.max_cost_usd)
@@ -116,6 +134,16 @@ _SETTLE = text(
     WHERE tenant_id = :tenant_id AND period = :period AND period_start = CAST(:start AS date)
     """
 )
+# A call booked from the spool that reserved nothing (the database was down when it started).
+_COUNT = text(
+    """
+    UPDATE usage_counters
+    SET requests = requests + 1, tokens = tokens + :tokens, cost_usd = cost_usd + :cost
+    WHERE tenant_id = :tenant_id
+      AND ((period = 'day' AND period_start = CAST(:day AS date))
+           OR (period = 'month' AND period_start = CAST(:month AS date)))
+    """
+)
 _USAGE = text(
     """
     SELECT p.period, coalesce(u.requests, 0) AS requests, coalesce(u.tokens, 0) AS tokens,
@@ -138,19 +166,13 @@ class QuotaRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def reserve(
-        self, tenant_id: uuid.UUID, tokens: int, cost: Decimal, at: datetime
-    ) -> Reservation | None:
-        """Reserve against every quota of the tenant, or raise QuotaExceeded naming the one that is full.
-
-        Returns None for a tenant without quotas."""
-        periods = set((await self.session.execute(_QUOTA_PERIODS, {"tenant_id": tenant_id})).scalars())
-        if not periods:
-            return None  # the common case costs one round trip
+    async def reserve(self, tenant_id: uuid.UUID, tokens: int, cost: Decimal, at: datetime) -> Reservation:
+        """Count the request and reserve in both periods, or raise QuotaExceeded naming the quota
+        that is full."""
         params = {"tenant_id": tenant_id, "tokens": tokens, "cost": cost, **_starts(at)}
         await self.session.execute(_ENSURE_COUNTERS, params)
         reserved = {row.period for row in (await self.session.execute(_RESERVE, params)).all()}
-        if reserved != periods:
+        if reserved != set(PERIODS):
             for quota in (await self.session.execute(_QUOTAS, params)).all():
                 if quota.period not in reserved:
                     raise _exceeded(quota, tokens, cost, at)
@@ -178,6 +200,26 @@ class QuotaRepository:
                 },
             )
 
+    async def replayed(
+        self,
+        tenant_id: uuid.UUID,
+        at: datetime,
+        usage: Usage,
+        cost: Decimal,
+        *,
+        reservation: Reservation | None,
+        upstream_call: bool,
+    ) -> None:
+        """A booking replayed from the spool, in the counters: its reservation settled (else it
+        would hold quota until the period ends), or, for an upstream call made while quotas could
+        not be checked, its use counted in the periods it happened in."""
+        if reservation is not None:
+            await self.settle(reservation, usage, cost)
+        elif upstream_call:
+            params = {"tenant_id": tenant_id, "tokens": usage.total, "cost": cost, **_starts(at)}
+            await self.session.execute(_ENSURE_COUNTERS, params)
+            await self.session.execute(_COUNT, params)
+
     async def usage(self, tenant_id: uuid.UUID, at: datetime) -> list[PeriodUsage]:
         rows = (await self.session.execute(_USAGE, {"tenant_id": tenant_id, **_starts(at)})).all()
         return [
@@ -197,6 +239,9 @@ class QuotaRepository:
         ]
 
 
+_ADJECTIVES = {"day": "daily", "month": "monthly"}
+
+
 def _exceeded(quota: Any, tokens: int, cost: Decimal, at: datetime) -> QuotaExceeded:
     if quota.max_requests is not None and quota.requests + 1 > quota.max_requests:
         limit, detail = "requests", f"{quota.requests} of {quota.max_requests} requests used"
@@ -211,7 +256,7 @@ def _exceeded(quota: Any, tokens: int, cost: Decimal, at: datetime) -> QuotaExce
         )
     retry_after = int((period_end(quota.period, at) - at).total_seconds()) + 1
     return QuotaExceeded(
-        f"The tenant's {quota.period}ly {limit} quota is exhausted: {detail}.",
+        f"The tenant's {_ADJECTIVES[quota.period]} {limit} quota is exhausted: {detail}.",
         retry_after_s=retry_after,
         extra={"quota": {"period": quota.period, "limit": limit}},
     )
@@ -241,27 +286,40 @@ class TokenEstimator:
         # About 4 tokens of framing per message, as OpenAI counts chat messages.
         return sum(len(e.ids) - 2 for e in self._tokenizer.encode_batch(texts)) + 4 * len(messages) + 3
 
+    def text_tokens(self, text: str) -> int:
+        """Tokens of an answer's text (for an answer the upstream sent without usage)."""
+        return len(self._tokenizer.encode(text).ids) - 2 if text else 0
+
 
 class Quotas:
     """Reservation estimates and the reserve/settle calls the pipeline makes."""
 
-    def __init__(self, prices: PriceBook) -> None:
+    def __init__(self, prices: PriceBook, *, default_output_tokens: int) -> None:
         self.prices = prices
+        self.default_output_tokens = default_output_tokens
         self.estimator = TokenEstimator()
 
     async def reserve(
-        self, session: AsyncSession, tenant_id: uuid.UUID, model: str, body: dict[str, Any], prompt: int
-    ) -> Reservation | None:
-        """Reserve `prompt` (estimated) tokens plus the most the answer may take."""
+        self,
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        model: str,
+        prompt_tokens: int,
+        *,
+        max_output_tokens: int | None,
+        choices: int,
+    ) -> Reservation:
+        """Reserve the prompt's (estimated) tokens plus the most the answers may take: the request's
+        own limit (already checked positive at the edge), else the model's, never above the model's."""
         at = datetime.now(UTC)
-        max_out = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_OUTPUT_RESERVATION
-        n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 1) > 0 else 1
-        usage = Usage(prompt_tokens=prompt, completion_tokens=int(max_out) * int(n or 1))
+        most = output_limit(model, self.default_output_tokens)
+        per_choice = min(max_output_tokens, most) if max_output_tokens is not None else most
+        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=per_choice * choices)
         cost = await self.prices.cost(model, usage, at)
         return await QuotaRepository(session).reserve(tenant_id, usage.total, cost, at)
 
     async def settle(
         self, session: AsyncSession, reservation: Reservation | None, usage: Usage, cost: Decimal
     ) -> None:
-        if reservation is not None:
+        if reservation is not None:  # None: reserved while the database was down (quotas open)
             await QuotaRepository(session).settle(reservation, usage, cost)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -28,12 +29,27 @@ class ModelPrice:
     effective_from: datetime
 
 
+# Column bounds of the ledger: a row is cut to them before it is written (`storable`), so a
+# value Postgres would refuse can never fail a booking or block the spool's replay.
+_TEXT_LIMITS = {"requested_model": 200, "used_model": 200, "namespace": 200, "client_request_id": 128}
+_INT4 = 2**31 - 1
+_INT2 = 2**15 - 1
+ERROR_CHARS = 500
+METADATA_CHARS = 8192
+
+
+def _finite(value: float | None, default: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return default
+    return min(max(value, 0.0), 1e30)  # REAL holds about 3.4e38
+
+
 @dataclass(slots=True)
 class LedgerRow:
     """One request's accounting; never prompt or response text."""
 
     tenant_id: uuid.UUID
-    request_id: str
+    request_id: str  # Déjà's own id for the request: the ledger's unique key
     requested_model: str
     cache_status: str  # hit | miss | bypass | error
     http_status: int
@@ -51,6 +67,32 @@ class LedgerRow:
     priority: int = 5
     error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    client_request_id: str | None = None  # what the client called it; not unique, not trusted
+    # When the request was answered, not when the row was written: a row replayed from the spool
+    # after an outage keeps its own day (and period).
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def storable(self) -> dict[str, Any]:
+        """The row's values cut to what the ledger's columns hold."""
+        values = asdict(self)
+        for name, limit in _TEXT_LIMITS.items():
+            if values[name] is not None:
+                values[name] = str(values[name])[:limit]
+        for name in ("prompt_tokens", "completion_tokens"):
+            values[name] = min(max(int(values[name]), 0), _INT4)
+        for name in ("http_status", "priority"):
+            values[name] = min(max(int(values[name]), 0), _INT2)
+        values["latency_ms"] = _finite(values["latency_ms"], 0.0)
+        values["upstream_latency_ms"] = _finite(values["upstream_latency_ms"], None)
+        values["similarity"] = _finite(values["similarity"], None)
+        if values["error"] is not None:
+            values["error"] = values["error"][:ERROR_CHARS]
+        metadata = json.dumps(values["metadata"], separators=(",", ":"), default=str)
+        values["metadata"] = metadata if len(metadata) <= METADATA_CHARS else '{"truncated":true}'
+        return values
+
+    # The error bound sent a would-be hit to the model to learn from its answer.
+    explored: bool = False
 
 
 _LEDGER_COLUMNS = [f.name for f in fields(LedgerRow)]
@@ -68,18 +110,23 @@ class LedgerRepository:
         self.session = session
 
     async def append(self, row: LedgerRow) -> bool:
-        """Book a request; a request id already booked is left as it is (exactly once)."""
-        values = asdict(row)
-        values["metadata"] = json.dumps(values["metadata"], separators=(",", ":"))
-        result = await self.session.execute(_APPEND, values)
+        """Book a request; a request id already booked is left as it is (a replayed spool row)."""
+        result = await self.session.execute(_APPEND, row.storable())
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def entry_for_request(self, request_id: str) -> uuid.UUID | None:
-        """The cache entry that served this request, if it was a hit."""
-        stmt = select(LedgerEntry.entry_id).where(
-            LedgerEntry.request_id == request_id, LedgerEntry.cache_status == "hit"
+        """The cache entry that served this request, if it was a hit: by Déjà's id, else the
+        latest hit the client gave this id to (row-level security keeps it to the tenant)."""
+        hits = select(LedgerEntry.entry_id).where(LedgerEntry.cache_status == "hit")
+        own = (await self.session.execute(hits.where(LedgerEntry.request_id == request_id))).scalar()
+        if own is not None:
+            return own
+        stmt = (
+            hits.where(LedgerEntry.client_request_id == request_id)
+            .order_by(LedgerEntry.created_at.desc())
+            .limit(1)
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return (await self.session.execute(stmt)).scalar()
 
     async def prices(self) -> list[ModelPrice]:
         rows = (await self.session.scalars(select(Price).order_by(Price.effective_from))).all()

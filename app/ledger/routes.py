@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.dependencies import TENANT_DEPENDENCIES
+from app.ledger.pricing import money_text
 from app.ledger.quotas import PeriodUsage, QuotaRepository, period_end
 from app.tenants.auth import Principal
 
@@ -19,7 +20,7 @@ from app.tenants.auth import Principal
 class Limits(msgspec.Struct):
     requests: int | None
     tokens: int | None
-    cost_usd: Decimal | None
+    cost_usd: str | None  # dollars as decimal text (money_text)
 
 
 class PeriodOut(msgspec.Struct):
@@ -28,9 +29,9 @@ class PeriodOut(msgspec.Struct):
     resets_at: datetime
     requests: int
     tokens: int
-    cost_usd: Decimal
+    cost_usd: str
     reserved_tokens: int
-    reserved_cost_usd: Decimal
+    reserved_cost_usd: str
     limits: Limits
     remaining: Limits
 
@@ -45,14 +46,20 @@ class PeriodOut(msgspec.Struct):
             resets_at=period_end(usage.period, usage.period_start),
             requests=usage.requests,
             tokens=usage.tokens,
-            cost_usd=usage.cost_usd,
+            cost_usd=money_text(usage.cost_usd),
             reserved_tokens=usage.reserved_tokens,
-            reserved_cost_usd=usage.reserved_cost_usd,
-            limits=Limits(requests=usage.max_requests, tokens=usage.max_tokens, cost_usd=usage.max_cost_usd),
+            reserved_cost_usd=money_text(usage.reserved_cost_usd),
+            limits=Limits(
+                requests=usage.max_requests,
+                tokens=usage.max_tokens,
+                cost_usd=None if usage.max_cost_usd is None else money_text(usage.max_cost_usd),
+            ),
             remaining=Limits(
                 requests=None if usage.max_requests is None else max(usage.max_requests - usage.requests, 0),
                 tokens=None if usage.max_tokens is None else max(usage.max_tokens - tokens, 0),
-                cost_usd=None if usage.max_cost_usd is None else max(usage.max_cost_usd - cost, Decimal(0)),
+                cost_usd=None
+                if usage.max_cost_usd is None
+                else money_text(max(usage.max_cost_usd - cost, Decimal(0))),
             ),
         )
 

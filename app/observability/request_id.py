@@ -1,4 +1,7 @@
-"""Every response carries `X-Request-Id`: the client's own when it sent a sane one, else a new one."""
+"""Request ids. Every request gets one of Déjà's own (`X-Request-Id` on every response): it is the
+ledger's unique key, so nothing a client sends can merge, drop or overwrite another request's
+row. A client's own id (`X-Client-Request-Id`, or `X-Request-Id` as older clients send it) is
+kept beside it, untrusted and not unique: echoed back, logged and stored in the ledger."""
 
 from __future__ import annotations
 
@@ -9,21 +12,35 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 HEADER = "x-request-id"
-_SANE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+CLIENT_HEADER = "x-client-request-id"
+CLIENT_ID_MAX = 128
+# Printable ASCII only: the id goes back out in a header and into logs.
+_SANE = re.compile(rb"^[\x21-\x7e]{1,128}$")
 
 
 def request_id_of(scope: Scope) -> str:
-    """The request's id, chosen once per request (the first caller decides)."""
+    """Déjà's id for this request, made once per request."""
     state = scope.setdefault("state", {})
     request_id: str | None = state.get("request_id")
     if request_id is None:
-        sent = next((v.decode() for k, v in scope.get("headers", []) if k == HEADER.encode()), "")
-        request_id = sent if _SANE.match(sent) else uuid.uuid4().hex
-        state["request_id"] = request_id
+        request_id = state["request_id"] = uuid.uuid4().hex
     return request_id
+
+
+def client_request_id_of(scope: Scope) -> str | None:
+    """The client's own id for this request when it sent a printable one (bytes are never
+    decoded as UTF-8: a header is not required to be)."""
+    headers = dict(scope.get("headers", []))
+    sent = headers.get(CLIENT_HEADER.encode(), headers.get(HEADER.encode()))
+    if sent is None or not _SANE.match(sent):
+        return None
+    return sent.decode("ascii")
 
 
 async def add_request_id(message: Message, scope: Scope) -> None:
     """`before_send` hook: runs for every response, the router's own 404s and 405s too."""
     if message["type"] == "http.response.start":
-        MutableScopeHeaders.from_message(message)[HEADER] = request_id_of(scope)
+        headers = MutableScopeHeaders.from_message(message)
+        headers[HEADER] = request_id_of(scope)
+        if (client_id := client_request_id_of(scope)) is not None:
+            headers[CLIENT_HEADER] = client_id

@@ -33,10 +33,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.repository import PurgeFilter, TenantStats
 from app.cache.models import CacheEntry
 from app.ledger.models import LedgerEntry
 from app.tenants.models import ApiKey, Tenant
+from app.tenants.stats import TenantStats
 from app.ui.models import LedgerHourly, LedgerRollupMark
 
 Bucket = Literal["hour", "day"]
@@ -397,17 +397,6 @@ class DashboardRepository:
         stmt = self._entry_select(CacheEntry.prompt, with_response=True).where(CacheEntry.id == entry_id)
         row = (await self.session.execute(stmt)).first()
         return self._entry(row) if row is not None else None
-
-    async def count_purge(self, tenant_id: uuid.UUID, where: PurgeFilter) -> int:
-        """How many entries a purge with these filters would remove now (shown before confirming)."""
-        search = EntrySearch(
-            tenant_id=tenant_id,
-            namespace=where.namespace,
-            model=where.model,
-            created_before=where.created_before,
-        )
-        stmt = select(func.count()).select_from(CacheEntry).where(*self._entry_conditions(search))
-        return int((await self.session.execute(stmt)).scalar_one())
 
     async def hits_of(self, entry_id: uuid.UUID, *, limit: int = 10) -> list[RequestRow]:
         """The latest requests this entry answered."""

@@ -33,9 +33,9 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.repository import AuditRepository, PurgeFilter
-from app.admin.service import AdminService
+from app.admin.audit import AuditRepository
 from app.cache.policy import TenantCachePolicy, parse_policy
+from app.cache.purge import CachePurge, PurgeFilter, count_matching
 from app.cache.repository import CacheRepository
 from app.db.engine import enter_system, enter_tenant, transaction
 from app.errors import BadRequest, DejaError, Forbidden, NotFound, Unauthorized
@@ -44,7 +44,7 @@ from app.services import Services
 from app.settings import Settings
 from app.tenants.auth import Principal
 from app.tenants.models import Tenant
-from app.tenants.repository import KeyRepository, TenantRepository
+from app.tenants.service import TenantService
 from app.ui import quality
 from app.ui.charts import Series, bar_chart
 from app.ui.repository import Activity, Bucket, DashboardRepository, EntrySearch
@@ -161,15 +161,13 @@ async def provide_viewer(
     return viewer
 
 
-async def live_tenant(db: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
-    tenant = await TenantRepository(db).get_live(tenant_id)
-    if tenant is None:
-        raise NotFound(f"No tenant {tenant_id}.")
-    return tenant
+async def live_tenant(db: AsyncSession, viewer: Principal, tenant_id: uuid.UUID) -> Tenant:
+    """A live tenant, as the admin API reads it (404 when unknown or deleted)."""
+    return await TenantService(db, viewer.actor).get(tenant_id)
 
 
 async def tenant_choices(db: AsyncSession, viewer: Principal) -> list[Tenant]:
-    return list(await TenantRepository(db).list_live()) if viewer.role == "admin" else []
+    return list(await TenantService(db, viewer.actor).list()) if viewer.role == "admin" else []
 
 
 def buckets(bucket: Bucket, count: int) -> list[datetime]:
@@ -330,7 +328,7 @@ class DashboardController(Controller):
                 "live_keys": keys.get(tenant.id, (0, 0))[0],
                 "revoked_keys": keys.get(tenant.id, (0, 0))[1],
             }
-            for tenant in await TenantRepository(db).list_live()
+            for tenant in await TenantService(db, viewer.actor).list()
         ]
         return page(request, "tenants.html", active="tenants", rows=rows)
 
@@ -343,7 +341,7 @@ class DashboardController(Controller):
         db: NamedDependency[AsyncSession],
     ) -> Template:
         require_admin(viewer)
-        return await self._tenant_page(request, db, tenant_id, issued=None)
+        return await self._tenant_page(request, db, viewer, tenant_id, issued=None)
 
     @post("/tenants/{tenant_id:uuid}/keys", include_in_schema=False, status_code=200)
     async def issue_key(
@@ -356,16 +354,11 @@ class DashboardController(Controller):
     ) -> Template:
         """Issue a key and show it once, on this page (never in a URL)."""
         require_admin(viewer)
-        await live_tenant(db, tenant_id)
-        key, new = await KeyRepository(db).issue(tenant_id, name=clean_text(data.name, "name"))
-        await AuditRepository(db).record(
-            viewer.actor,
-            "key.issue",
-            tenant_id=tenant_id,
-            filters={"key_id": str(key.id), "name": key.name, "prefix": key.prefix},
-            rows_affected=1,
+        # POST /admin/tenants/{id}/keys: the one service checks the tenant and writes the audit entry.
+        issued = await TenantService(db, viewer.actor).issue_key(
+            tenant_id, name=clean_text(data.name, "name")
         )
-        return await self._tenant_page(request, db, tenant_id, issued=new.key)
+        return await self._tenant_page(request, db, viewer, tenant_id, issued=issued.new.key)
 
     @post("/keys/{key_id:uuid}/revoke", include_in_schema=False, status_code=HTTP_303_SEE_OTHER)
     async def revoke_key(
@@ -376,31 +369,27 @@ class DashboardController(Controller):
         services: NamedDependency[Services],
     ) -> Redirect:
         require_admin(viewer)
-        keys = KeyRepository(db)
-        key = await keys.get(key_id)
-        if key is None or key.tenant_id is None:
-            raise NotFound(f"No tenant API key {key_id}.")
-        already = key.revoked_at is not None
-        key = await keys.revoke(key)
-        await AuditRepository(db).record(
-            viewer.actor,
-            "key.revoke",
-            tenant_id=key.tenant_id,
-            filters={"key_id": str(key_id), "prefix": key.prefix},
-            rows_affected=0 if already else 1,
-        )
+        # DELETE /admin/keys/{id}: the same service, audited the same way.
+        key = await TenantService(db, viewer.actor).revoke_key(key_id)
         # As the admin API does: forget remembered keys now and once the revocation committed.
         services.authenticator.forget()
         return Redirect(
-            f"/ui/tenants/{key.tenant_id}",
+            f"/ui/tenants/{key.tenant_id}" if key.tenant_id is not None else "/ui/tenants",
             status_code=HTTP_303_SEE_OTHER,
             background=BackgroundTask(services.authenticator.forget),
         )
 
     async def _tenant_page(
-        self, request: Request[Any, Any, Any], db: AsyncSession, tenant_id: uuid.UUID, *, issued: str | None
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        viewer: Principal,
+        tenant_id: uuid.UUID,
+        *,
+        issued: str | None,
     ) -> Template:
-        tenant = await live_tenant(db, tenant_id)
+        tenants = TenantService(db, viewer.actor)
+        tenant = await tenants.get(tenant_id)
         return page(
             request,
             "tenant.html",
@@ -408,7 +397,7 @@ class DashboardController(Controller):
             tenant=tenant,
             policy=parse_policy(tenant.settings),
             usage=await QuotaRepository(db).usage(tenant.id, datetime.now(UTC)),
-            keys=await KeyRepository(db).list_for_tenant(tenant.id),
+            keys=await tenants.list_keys(tenant.id),
             issued=issued,
         )
 
@@ -501,7 +490,7 @@ class DashboardController(Controller):
         older_than_days: Annotated[str | None, QueryParameter(max_length=10)] = None,
     ) -> Template:
         require_admin(viewer)
-        target = await live_tenant(db, tenant)
+        target = await live_tenant(db, viewer, tenant)
         age = days(older_than_days)
         # The age becomes one cutoff now, so the purge removes what was counted (and no newer entry).
         where = PurgeFilter(
@@ -516,7 +505,8 @@ class DashboardController(Controller):
             tenant=target,
             where=where,
             older_than_days=age,
-            count=await DashboardRepository(db).count_purge(tenant, where),
+            # The purge's own filter code (app.cache.purge): the count is what a purge would remove.
+            count=await count_matching(db, tenant, where),
             deleted=None,
         )
 
@@ -530,7 +520,7 @@ class DashboardController(Controller):
         services: NamedDependency[Services],
     ) -> Template:
         require_admin(viewer)
-        target = await live_tenant(db, data.tenant)
+        target = await live_tenant(db, viewer, data.tenant)
         created_before = (
             data.created_before.replace(tzinfo=data.created_before.tzinfo or UTC)
             if data.created_before
@@ -548,7 +538,7 @@ class DashboardController(Controller):
             "created_before": created_before.isoformat() if created_before else None,
         }
         # The admin API's purge: batched, each batch its own transaction, audited as it goes.
-        deleted = await AdminService(services.sessionmaker, services.authenticator).purge_cache(
+        deleted = await CachePurge(services.sessionmaker).purge(
             viewer.actor, data.tenant, where, {k: v for k, v in parameters.items() if v is not None}
         )
         return page(
@@ -657,7 +647,7 @@ class DashboardController(Controller):
         tenant: FromQuery[uuid.UUID | None] = None,
     ) -> Template:
         scope = tenant_scope(viewer, tenant)
-        target = await live_tenant(db, scope) if scope is not None else None
+        target = await live_tenant(db, viewer, scope) if scope is not None else None
         policy: TenantCachePolicy = parse_policy(target.settings if target else {})
         return page(
             request,

@@ -28,6 +28,7 @@ from app.services import Services
 from app.settings import Settings
 from app.tenants.auth import Principal
 from app.tenants.keys import hash_key
+from app.tenants.models import KeyRole, TenantStatus
 from app.tenants.repository import KeyRepository
 
 COOKIE_NAME = "deja_session"
@@ -135,7 +136,7 @@ async def resolve(
     if payload.kind == "admin-token":
         fingerprint = signer.admin_fingerprint()
         ok = fingerprint is not None and hmac.compare_digest(payload.credential, fingerprint)
-        return Principal(role="admin", key_id=None) if ok else None
+        return Principal(role=KeyRole.ADMIN, key_id=None) if ok else None
     try:
         key_hash = bytes.fromhex(payload.credential)
     except ValueError:
@@ -143,7 +144,7 @@ async def resolve(
     async with transaction(sessionmaker, system=True) as session:
         owner = await KeyRepository(session).find_owner(key_hash)
     # The same rule as the API's authentication: a tenant key works while its tenant is active.
-    if owner is None or (owner.role == "tenant" and owner.tenant_status != "active"):
+    if owner is None or (owner.role == KeyRole.TENANT and owner.tenant_status != TenantStatus.ACTIVE):
         return None
     return Principal(
         role=owner.role,

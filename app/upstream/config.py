@@ -75,6 +75,16 @@ class RouterConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     max_answer_chars: int = 50_000
     """Longer answers are cut to this and marked finish_reason "length"."""
 
+    def model_names(self) -> set[str]:
+        """Every model name the configuration mentions (routes and their targets)."""
+        names = set()
+        for route in self.routes:
+            names.add(route.model)
+            names.update(m for m in (route.primary_model, *(f.model for f in route.fallbacks)) if m)
+        if self.default_route is not None:
+            names.update(f.model for f in self.default_route.fallbacks if f.model)
+        return names
+
     def targets_for(self, model: str) -> list[RouteTarget]:
         """Primary first, then fallbacks, each with the model name to ask that upstream for."""
         for route in self.routes:

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 import msgspec
 import openai
@@ -86,11 +86,25 @@ class _Failure(Exception):
 
 
 @dataclass(slots=True)
+class _Answered(Generic[_T]):
+    """What the first target to answer gave, and how the router got there."""
+
+    value: _T
+    requested_model: str
+    upstream: _Upstream
+    model: str
+    fallback_used: bool
+    trail: list[Attempt]
+    latency_ms: float
+
+
+@dataclass(slots=True)
 class _Upstream:
     config: UpstreamConfig
     client: AsyncOpenAI | None  # None when its key variable is unset
     breaker: CircuitBreaker
     slots: PrioritySemaphore
+    last_failure: str = ""  # how the last failed call ended: named when the breaker skips it
 
     @property
     def name(self) -> str:
@@ -163,39 +177,23 @@ class ModelRouter:
         extra_headers: Mapping[str, str] | None = None,
     ) -> RouterResult:
         """A non-streaming chat completion (`request` is the OpenAI request body; `stream` is ignored)."""
-        requested = _requested_model(request)
-        _check_priority(priority)
-        started = self._clock()
-        trail: list[Attempt] = []
-        targets = self.config.targets_for(requested)
-        last_failure: _Failure | None = None
-        for index, target in enumerate(targets):
-            upstream, model = self._upstreams[target.upstream], target.model or requested
 
-            async def call(client: AsyncOpenAI, model: str = model) -> tuple[dict[str, Any], bool]:
-                return await self._complete_once(client, model, request, extra_headers)
+        async def once(client: AsyncOpenAI, model: str) -> tuple[dict[str, Any], bool]:
+            return await self._complete_once(client, model, request, extra_headers)
 
-            try:
-                completion, truncated = await self._with_retries(
-                    upstream, model, priority, trail, call, keep_slot=False
-                )
-            except _Failure as failure:
-                if failure.outcome not in _SKIPS:
-                    last_failure = failure
-                self._note_fallback(targets, index, upstream.name, failure)
-                continue
-            return RouterResult(
-                completion=completion,
-                requested_model=requested,
-                upstream=upstream.name,
-                model=model,
-                fallback_used=index > 0,
-                attempts=_count_attempts(trail),
-                latency_ms=(self._clock() - started) * 1000,
-                truncated=truncated,
-                trail=tuple(trail),
-            )
-        raise _final_error(requested, trail, last_failure)
+        answered = await self._first_answer(request, priority, once, keep_slot=False)
+        completion, truncated = answered.value
+        return RouterResult(
+            completion=completion,
+            requested_model=answered.requested_model,
+            upstream=answered.upstream.name,
+            model=answered.model,
+            fallback_used=answered.fallback_used,
+            attempts=_count_attempts(answered.trail),
+            latency_ms=answered.latency_ms,
+            truncated=truncated,
+            trail=tuple(answered.trail),
+        )
 
     async def stream(
         self,
@@ -211,6 +209,37 @@ class ModelRouter:
         that, a failure raises `UpstreamError` from the iteration. Close it (`aclose()` or
         `async with`) to free the upstream's concurrency slot if you stop early.
         """
+
+        async def once(client: AsyncOpenAI, model: str) -> _OpenedStream:
+            return await self._open_stream_once(client, model, request, extra_headers)
+
+        answered = await self._first_answer(request, priority, once, keep_slot=True)
+        upstream, trail = answered.upstream, answered.trail
+
+        def broken(detail: str) -> None:
+            self._record(upstream, answered.model, trail, Outcome.STREAM_BROKEN, 0.0, detail)
+
+        return RouterStream(
+            upstream=upstream,
+            opened=answered.value,
+            requested_model=answered.requested_model,
+            model=answered.model,
+            fallback_used=answered.fallback_used,
+            trail=trail,
+            latency_ms=answered.latency_ms,
+            max_answer_chars=self.config.max_answer_chars,
+            on_broken=broken,
+        )
+
+    async def _first_answer(
+        self,
+        request: Mapping[str, Any],
+        priority: int,
+        once: Callable[[AsyncOpenAI, str], Awaitable[_T]],
+        *,
+        keep_slot: bool,
+    ) -> _Answered[_T]:
+        """The route's targets in order (primary, then fallbacks), each with its retries, until one answers."""
         requested = _requested_model(request)
         _check_priority(priority)
         started = self._clock()
@@ -220,21 +249,20 @@ class ModelRouter:
         for index, target in enumerate(targets):
             upstream, model = self._upstreams[target.upstream], target.model or requested
 
-            async def call(client: AsyncOpenAI, model: str = model) -> _OpenedStream:
-                return await self._open_stream_once(client, model, request, extra_headers)
+            async def call(client: AsyncOpenAI, model: str = model) -> _T:
+                return await once(client, model)
 
             try:
-                opened = await self._with_retries(upstream, model, priority, trail, call, keep_slot=True)
+                value = await self._with_retries(upstream, model, priority, trail, call, keep_slot=keep_slot)
             except _Failure as failure:
                 if failure.outcome not in _SKIPS:
                     last_failure = failure
                 self._note_fallback(targets, index, upstream.name, failure)
                 continue
-            return RouterStream(
-                router=self,
-                upstream=upstream,
-                opened=opened,
+            return _Answered(
+                value=value,
                 requested_model=requested,
+                upstream=upstream,
                 model=model,
                 fallback_used=index > 0,
                 trail=trail,
@@ -307,8 +335,11 @@ class ModelRouter:
             )
             raise _Failure(Outcome.NO_KEY, f"{upstream.config.api_key_env} is not set", retryable=False)
         if not upstream.breaker.allow():
-            self._record(upstream, model, trail, Outcome.BREAKER_OPEN, 0.0, "circuit breaker open")
-            raise _Failure(Outcome.BREAKER_OPEN, "circuit breaker open", retryable=False)
+            detail = "circuit breaker open" + (
+                f" after {upstream.last_failure}" if upstream.last_failure else ""
+            )
+            self._record(upstream, model, trail, Outcome.BREAKER_OPEN, 0.0, detail)
+            raise _Failure(Outcome.BREAKER_OPEN, detail, retryable=False)
         try:
             queued_at = self._clock()
             await upstream.slots.acquire(priority)
@@ -354,6 +385,7 @@ class ModelRouter:
                 upstream.breaker.record_success()
             else:
                 upstream.breaker.record_failure()
+                upstream.last_failure = f"{outcome}: {detail}" if detail else str(outcome)
         trail.append(
             Attempt(
                 upstream=upstream.name,
@@ -446,7 +478,6 @@ class RouterStream:
     def __init__(
         self,
         *,
-        router: ModelRouter,
         upstream: _Upstream,
         opened: _OpenedStream,
         requested_model: str,
@@ -454,9 +485,12 @@ class RouterStream:
         fallback_used: bool,
         trail: list[Attempt],
         latency_ms: float,
+        max_answer_chars: int,
+        on_broken: Callable[[str], None],
     ) -> None:
-        self._router = router
         self._upstream = upstream
+        self._max_answer_chars = max_answer_chars
+        self._on_broken = on_broken
         self._sdk_stream = opened.sdk_stream
         self._buffered = opened.buffered
         self._chars: dict[int, int] = {}
@@ -492,9 +526,7 @@ class RouterStream:
 
     async def _fail(self, exc: Exception) -> NoReturn:
         failure = _classify(exc, self._upstream.config.timeout_s)
-        self._router._record(
-            self._upstream, self.model, self.trail, Outcome.STREAM_BROKEN, 0.0, failure.detail
-        )
+        self._on_broken(failure.detail)
         await self.aclose()
         error_type = UpstreamTimeout if failure.outcome is Outcome.TIMEOUT else UpstreamError
         raise error_type(
@@ -503,7 +535,7 @@ class RouterStream:
         ) from None
 
     def _shape(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        limit = self._router.config.max_answer_chars
+        limit = self._max_answer_chars
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             content = delta.get("content")
@@ -665,19 +697,23 @@ def _count_attempts(trail: list[Attempt]) -> int:
 
 
 def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | None) -> UpstreamError:
-    # One line per (upstream, model) tried, in order: how many calls and how the last one ended.
-    summary: list[tuple[str, str, int, Attempt]] = []
+    # One line per (upstream, model) tried, in order: how many calls, how the last call ended
+    # (the cause), and a breaker that then opened; or why it was skipped without a call.
+    summary: list[tuple[str, str, int, Attempt | None, Attempt]] = []
     for attempt in trail:
-        calls = 0 if attempt.outcome in _SKIPS else 1
+        call = None if attempt.outcome in _SKIPS else attempt
         if summary and summary[-1][:2] == (attempt.upstream, attempt.model):
-            summary[-1] = (attempt.upstream, attempt.model, summary[-1][2] + calls, attempt)
+            upstream, model, calls, last_call, _ = summary[-1]
+            summary[-1] = (upstream, model, calls + (call is not None), call or last_call, attempt)
         else:
-            summary.append((attempt.upstream, attempt.model, calls, attempt))
+            summary.append((attempt.upstream, attempt.model, int(call is not None), call, attempt))
     parts = []
-    for upstream, model, calls, last in summary:
-        detail = f": {last.detail}" if last.detail else ""
+    for upstream, model, calls, last_call, last in summary:
+        shown = last_call or last
+        detail = f": {shown.detail}" if shown.detail else ""
         count = f" after {calls} attempt{'s' if calls != 1 else ''}" if calls else ""
-        parts.append(f"{upstream}/{model} {last.outcome}{count}{detail}")
+        then = "; then its circuit breaker opened" if last_call is not None and last is not last_call else ""
+        parts.append(f"{upstream}/{model} {shown.outcome}{count}{detail}{then}")
     message = f"No upstream answered for model {requested!r}: " + "; ".join(parts)
     extra = {
         "attempts": [

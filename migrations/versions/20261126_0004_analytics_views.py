@@ -15,21 +15,24 @@ Create Date: 2026-11-26
 """
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from alembic import op
+
+from app.resources import sql_dir
 
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-VIEWS = Path(__file__).resolve().parents[2] / "sql" / "views"
+VIEWS = sql_dir() / "views"  # the repository's sql/views, or the copy inside an installed wheel
 
 
 def upgrade() -> None:
     op.execute("CREATE SCHEMA analytics")
-    for path in sorted(VIEWS.glob("*.sql")):  # numbered: views that others read come first
+    # Numbered: views that others read come first. Only this revision's views: a later view may
+    # read a column its own migration adds.
+    for path in sorted(VIEWS.glob("0[1-6]_*.sql")):
         op.execute(path.read_text())
     op.execute(
         """

@@ -6,7 +6,7 @@ The rollup is a tenant table like the ledger: under the same row-level security.
 empty; the dashboard fills it the first time it is opened (docs/dashboard.md).
 
 Revision ID: 0040
-Revises: 0004
+Revises: 0030
 Create Date: 2026-11-28
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0040"
-down_revision: str | None = "0004"
+down_revision: str | None = "0030"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -56,7 +56,7 @@ async def _ledger(settings: Settings, url: str, tenant_id: uuid.UUID) -> list[st
     try:
         async with transaction(create_sessionmaker(engine), system=True) as session:
             rows = await session.execute(
-                text("SELECT request_id FROM ledger WHERE tenant_id = :t"), {"t": tenant_id}
+                text("SELECT client_request_id FROM ledger WHERE tenant_id = :t"), {"t": tenant_id}
             )
             return [r[0] for r in rows]
     finally:
@@ -126,3 +126,42 @@ async def test_postgres_stopped_mid_load_loses_no_request_and_no_ledger_row(
     # Requests kept being answered by the model while the database was down, past the cache.
     assert {rid for rid in during_outage if sent[rid] == 200} & bypassed
     assert sorted(booked) == sorted(sent)  # exactly one row per request: none lost, none doubled
+
+
+async def test_every_route_answers_503_with_retry_after_while_postgres_is_down(
+    own_postgres: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    settings = Settings(
+        database_url=own_postgres.url,
+        data_dir=tmp_path / "state",
+        admin_token="chaos-admin",  # type: ignore[arg-type]
+        log_level="ERROR",
+        database={"pool_timeout_s": 1, "statement_timeout_ms": 2000},  # type: ignore[arg-type]
+    )
+    _, key = await _tenant_key(settings, own_postgres.url)
+    tenant = {"Authorization": f"Bearer {key}"}
+    admin = {"Authorization": "Bearer chaos-admin"}
+    with ServerThread(create_app(settings)) as deja:
+        async with httpx.AsyncClient(base_url=deja.url, timeout=30) as client:
+            assert (await client.get("/v1/usage", headers=tenant)).status_code == 200  # the key is known now
+            await asyncio.to_thread(own_postgres.server._stop)
+            try:
+                for method, path, headers, body in [
+                    ("POST", "/v1/cache/lookup", tenant, {"prompt": "hello there", "model": "gpt-4o-mini"}),
+                    (
+                        "POST",
+                        "/v1/cache/entries",
+                        tenant,
+                        {"prompt": "hi", "model": "gpt-4o-mini", "response": "x"},
+                    ),
+                    ("GET", f"/v1/cache/entries/{uuid.uuid4()}", tenant, None),
+                    ("GET", "/v1/usage", tenant, None),
+                    ("GET", "/admin/tenants", admin, None),
+                ]:
+                    response = await client.request(method, path, headers=headers, json=body)
+                    assert response.status_code == 503, (path, response.status_code, response.text[:300])
+                    assert response.headers["content-type"].startswith("application/problem+json")
+                    assert int(response.headers["retry-after"]) > 0
+                    assert response.json()["status"] == 503
+            finally:
+                await asyncio.to_thread(own_postgres.server.ensure_postgres_running)

@@ -7,11 +7,14 @@ import uuid
 
 import httpx
 import pytest
+import structlog
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cache.models import CacheEntry
 from app.db.engine import transaction
+from app.observability.logging import scrub_database_errors
 from app.tenants.repository import KeyRepository
 from tests.conftest import ADMIN_HEADERS
 
@@ -25,16 +28,22 @@ async def test_health_and_ready(http: httpx.AsyncClient) -> None:
     assert ready.json()["database"] == "ok"
 
 
-async def test_every_response_has_a_request_id_and_keeps_a_sane_one(http: httpx.AsyncClient) -> None:
+async def test_every_response_has_its_own_request_id_and_echoes_a_sane_client_id(
+    http: httpx.AsyncClient,
+) -> None:
     assert len((await http.get("/health")).headers["x-request-id"]) >= 16
-    assert (await http.get("/health", headers={"X-Request-Id": "abc-123"})).headers[
-        "x-request-id"
-    ] == "abc-123"
+    echoed = await http.get("/health", headers={"X-Request-Id": "abc-123"})
+    assert echoed.headers["x-request-id"] != "abc-123"  # Déjà's id is its own, whatever is sent
+    assert echoed.headers["x-client-request-id"] == "abc-123"
     unknown = await http.get("/no/such/route", headers={"X-Request-Id": "bad id with spaces"})
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith(PROBLEM)
-    assert unknown.headers["x-request-id"] != "bad id with spaces"
+    assert "x-client-request-id" not in unknown.headers
     assert unknown.json()["request_id"] == unknown.headers["x-request-id"]
+    # Bytes that are not UTF-8 in the header: still a problem detail, not a bare 500.
+    garbled = await http.get("/no/such/route", headers=[(b"X-Request-Id", b"\xff\xfe\x80abc")])
+    assert garbled.status_code == 404
+    assert garbled.json()["request_id"] == garbled.headers["x-request-id"]
 
 
 async def test_openapi_schema_is_served(http: httpx.AsyncClient) -> None:
@@ -174,3 +183,20 @@ async def test_row_level_security_refuses_writes_into_another_tenant(
     with pytest.raises(Exception, match="row-level security"):
         async with transaction(sessionmaker, tenant_id=a.tenant_id) as session:
             await _add_entry(session, b.tenant_id)
+
+
+async def test_database_errors_never_log_statement_parameters(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    secret = "my private prompt about the merger"
+    with pytest.raises(DBAPIError) as caught:
+        async with transaction(sessionmaker) as session:
+            await session.execute(text("SELECT CAST(:prompt AS integer)"), {"prompt": secret})
+    # SQLAlchemy's part of the message is hidden; the driver's own quotes the value...
+    assert "SQL parameters hidden" in str(caught.value)
+    # ...so a logged traceback keeps its frames and says what failed, without the message.
+    event = scrub_database_errors(None, "error", {"event": "unexpected error", "exc_info": caught.value})
+    rendered = structlog.processors.format_exc_info(None, "error", event)["exception"]
+    assert secret not in rendered
+    assert "test_foundation.py" in rendered
+    assert rendered.splitlines()[-1].startswith("DataError")

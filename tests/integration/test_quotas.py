@@ -123,3 +123,56 @@ async def test_usage_without_quotas_shows_no_limits(http: httpx.AsyncClient, mak
     assert usage["tenant_id"] == str(tenant.tenant_id)
     assert {p["period"] for p in usage["periods"]} == {"day", "month"}
     assert all(p["limits"] == {"requests": None, "tokens": None, "cost_usd": None} for p in usage["periods"])
+
+
+async def test_token_quota_holds_whatever_max_tokens_says_and_on_the_bypass_path(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    tenant = await make_tenant("quota")
+    await set_quota(sessionmaker, tenant.tenant_id, "day", max_tokens=3000)
+
+    def body(i: int, **extra: object) -> dict[str, object]:
+        content = f"Explain topic number {i} in detail, please."
+        return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], **extra}
+
+    # Negative, absurd or wrongly typed limits are refused before anything is reserved.
+    for limits in [{"max_tokens": -1_000_000_000}, {"max_tokens": 1e30}, {"max_completion_tokens": 0}]:
+        response = await http.post("/v1/chat/completions", headers=tenant.headers, json=body(0, **limits))
+        assert response.status_code == 422, response.text
+    # No max_tokens: the model's own output limit (16,384 for gpt-4o-mini) is reserved: too much here.
+    response = await http.post("/v1/chat/completions", headers=tenant.headers, json=body(1, temperature=2))
+    assert response.status_code == 429
+    assert response.json()["quota"] == {"period": "day", "limit": "tokens"}
+    assert "daily tokens quota" in response.json()["detail"]
+    # `max_tokens: null` next to a real limit takes the real one; bypassed requests count like any other.
+    served = 0
+    for i in range(12):
+        response = await http.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json=body(i + 2, temperature=2, max_tokens=None, max_completion_tokens=300),
+        )
+        assert response.status_code in (200, 429), response.text
+        if response.status_code == 200:
+            assert response.headers["x-cache"] == "BYPASS"
+            served += 1
+    async with transaction(sessionmaker, system=True) as session:
+        used = (
+            await session.execute(
+                text(
+                    "SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM ledger WHERE tenant_id = :t"
+                ),
+                {"t": tenant.tenant_id},
+            )
+        ).scalar_one()
+    assert served >= 1
+    assert used <= 3000
+
+
+async def test_usage_shows_plain_decimals(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    tenant = await make_tenant()
+    for period in (await http.get("/v1/usage", headers=tenant.headers)).json()["periods"]:
+        assert period["cost_usd"] == "0"
+        assert period["reserved_cost_usd"] == "0"

@@ -412,3 +412,20 @@ async def test_retry_after_is_waited_out_when_short_and_skipped_when_long() -> N
     assert elapsed >= 1.0
     assert (moved_on.upstream, moved_on.attempts) == ("backup", 2)
     assert moved_on.trail[0].outcome is Outcome.RATE_LIMITED
+
+
+async def test_a_502_after_the_breaker_opened_names_the_cause(fake: Fake) -> None:
+    config = router_config(fake, primary={"max_retries": 0}, threshold=1)
+    model_router = ModelRouter(config, events=RouterCounters(), environ={}, clock=Clock())
+    fake.fault("solo-model", "500")
+    try:
+        with pytest.raises(UpstreamError) as first:
+            await model_router.complete(ask("solo"))
+        with pytest.raises(UpstreamError) as skipped:
+            await model_router.complete(ask("solo"))
+    finally:
+        await model_router.aclose()
+    # The call that failed says how, and a later request skipped by the open breaker says why too.
+    assert "server_error after 1 attempt: HTTP 500" in first.value.detail
+    assert "breaker_open" in skipped.value.detail
+    assert "after server_error: HTTP 500" in skipped.value.detail

@@ -4,10 +4,7 @@ each of them, and exits cleanly."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.engine import transaction
 from app.toolkit.fakellm.config import FakeLLMConfig
 from app.toolkit.fakellm.server import FakeLLMServer
-from tests.conftest import TenantKey, free_port
+from tests.conftest import TenantKey, start_deja_serve
 
 
 async def test_sigterm_under_load_loses_no_request_and_no_ledger_row(
@@ -31,34 +28,16 @@ async def test_sigterm_under_load_loses_no_request_and_no_ledger_row(
     with FakeLLMServer(FakeLLMConfig(latency_ms=800)) as model:
         config = tmp_path / "deja.toml"
         config.write_text(f'[[upstreams]]\nname = "fake"\nbase_url = "{model.base_url}"\ntimeout_s = 10\n')
-        port = free_port()
-        server = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "app.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--no-migrate",
-            env={
-                **os.environ,
+        server, url = await start_deja_serve(
+            {
                 "DEJA_DATABASE_URL": database_url,
                 "DEJA_DATA_DIR": str(tmp_path / "state"),
                 "DEJA_CONFIG": str(config),
                 "DEJA_LOG_LEVEL": "WARNING",
-            },
+            }
         )
         try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        if (await client.get("/ready")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    assert time.monotonic() < deadline, "deja serve did not become ready"
-                    await asyncio.sleep(0.2)
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
 
                 async def ask(i: int) -> httpx.Response:
                     return await client.post(

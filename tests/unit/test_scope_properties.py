@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import unicodedata
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.cache.scope import SCOPE_PARAMETERS, normalise_prompt, scope_of
+from app.errors import Unprocessable
 
-text = st.text(min_size=1, max_size=80).filter(lambda t: t.strip())
+# Prompts with something visible: one of invisible characters only is refused as empty.
+text = st.text(min_size=1, max_size=80).filter(lambda t: normalise_prompt(t))
 messages = st.lists(
     st.fixed_dictionaries(
         {"role": st.sampled_from(["system", "user", "assistant"]), "content": st.text(max_size=40)}
@@ -85,3 +88,19 @@ def test_max_tokens_classes(prompt: str) -> None:
     assert scope(200) == scope(256)  # same class
     assert scope(200) != scope(2000)
     assert scope(None) != scope(100)
+
+
+@given(text, st.lists(st.sampled_from("\u200b\u200c\u200d\u00ad\u2060\ufeff\u202e\u061c\ufe0f"), max_size=5))
+def test_invisible_characters_do_not_matter(prompt: str, invisible: list[str]) -> None:
+    sprinkled = "".join(invisible) + prompt[:1] + "".join(invisible) + prompt[1:]
+    assert normalise_prompt(sprinkled) == normalise_prompt(prompt)
+    assert (
+        scope_of("m", [{"role": "user", "content": sprinkled}]).exact_hash
+        == scope_of("m", [{"role": "user", "content": prompt}]).exact_hash
+    )
+
+
+def test_compatibility_forms_fold_and_a_prompt_of_invisible_characters_is_empty() -> None:
+    assert normalise_prompt("\uff33hould I s\u200bell \ufb01ne stock?") == "Should I sell fine stock?"
+    with pytest.raises(Unprocessable):
+        scope_of("m", [{"role": "user", "content": "\u200b\u200c\u00ad \ufeff"}])

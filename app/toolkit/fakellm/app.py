@@ -15,6 +15,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from app.cache.scope import normalise_prompt
 from app.toolkit.fakellm import generate
 from app.toolkit.fakellm.config import FAULT_KINDS, FakeLLMConfig, FaultKind, FaultSpec, parse_fault
 from app.toolkit.fakellm.wire import (
@@ -211,7 +212,8 @@ def _answers(chat: ChatRequest, fault: FaultKind | None, config: FakeLLMConfig) 
             call = ToolCall(id=f"call_{digest[:24]}", function=FunctionCall(name=name, arguments=arguments))
             answers.append(_Answer(content=None, tool_call=call, finish_reason="tool_calls"))
             continue
-        text = generate.answer_text(chat.model, chat.messages, index)
+        known = config.answers.get(normalise_prompt(generate.last_user_text(chat.messages)))
+        text = known if known is not None else generate.answer_text(chat.model, chat.messages, index)
         if fault == "long":
             text = generate.long_text(config.long_answer_chars, text)
         finish_reason = "stop"
@@ -246,6 +248,7 @@ async def _stream_body(
         return _sse(
             ChatCompletionChunk(
                 id=completion_id,
+                object="chat.completion.chunk",
                 created=created,
                 model=chat.model,
                 system_fingerprint=SYSTEM_FINGERPRINT,
@@ -339,7 +342,9 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
                 index=i,
                 finish_reason=a.finish_reason,
                 message=AssistantMessage(
-                    content=a.content, tool_calls=[a.tool_call] if a.tool_call is not None else None
+                    role="assistant",
+                    content=a.content,
+                    tool_calls=[a.tool_call] if a.tool_call is not None else None,
                 ),
             )
             for i, a in enumerate(answers)

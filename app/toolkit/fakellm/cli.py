@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from app.toolkit.fakellm.app import create_fake_llm_app
-from app.toolkit.fakellm.config import FAULT_KINDS, FakeLLMConfig, FaultKind, parse_fault
+from app.toolkit.fakellm.config import FAULT_KINDS, FakeLLMConfig, FaultKind, load_answers, parse_fault
 
 _KINDS = "|".join(sorted(FAULT_KINDS))
 
@@ -59,6 +60,15 @@ def fake_llm(
         str | None,
         typer.Option(help="Require this bearer key (default: accept any).", envvar="FAKE_LLM_API_KEY"),
     ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            help='JSONL of {"prompt": ..., "answer": ...}: a request whose last user message is the prompt '
+            "(after normalisation) gets that answer.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible stand-in model: deterministic answers, latency and injectable faults."""
     try:
@@ -74,6 +84,7 @@ def fake_llm(
             retry_after_s=retry_after_s,
             embedding_dim=embedding_dim,
             api_key=api_key,
+            answers=load_answers(answers) if answers is not None else {},
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, get_args
 
 import msgspec
+
+from app.cache.scope import normalise_prompt
 
 FaultKind = Literal["400", "401", "429", "500", "503", "timeout", "empty", "long", "midstream"]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
@@ -58,6 +61,9 @@ class FakeLLMConfig(msgspec.Struct, kw_only=True, frozen=True):
     """Embedding size for names with no known size (text-embedding-3-small: 1536, -3-large: 3072)."""
     api_key: str | None = None
     """When set, requests must carry `Authorization: Bearer <api_key>`; otherwise any key is accepted."""
+    answers: dict[str, str] = msgspec.field(default_factory=dict)
+    """Normalised prompt -> answer: a chat request whose last user message matches gets that
+    answer as its content (`load_answers` reads them from a JSONL file)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fail_rate <= 1.0:
@@ -77,3 +83,23 @@ class FakeLLMConfig(msgspec.Struct, kw_only=True, frozen=True):
             parse_fault(spec)
         if self.embedding_dim < 1:
             raise ValueError("embedding_dim must be positive")
+
+
+class _AnswerLine(msgspec.Struct, forbid_unknown_fields=False):
+    prompt: str
+    answer: str
+
+
+def load_answers(path: Path) -> dict[str, str]:
+    """A JSONL file of `{"prompt": ..., "answer": ...}` lines as normalised prompt -> answer
+    (the cache's own normalisation); a later line for the same prompt wins."""
+    answers: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = msgspec.json.decode(line, type=_AnswerLine)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f'{path}:{number}: expected {{"prompt": ..., "answer": ...}}: {exc}') from None
+        answers[normalise_prompt(item.prompt)] = item.answer
+    return answers

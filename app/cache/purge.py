@@ -1,0 +1,97 @@
+"""Removing a tenant's cache entries in batches: admin purges and tenant deletion.
+
+Each batch is its own short transaction, so that purging a large tenant never holds locks or
+a snapshot long enough to slow other tenants down. The audit entry is written by the caller
+in the first transaction; each later batch adds its rows to it, so the log always says
+exactly what has been removed, even if the work stops half-way. These are the only commits
+below the routes apart from tenant deletion (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.admin.audit import AuditRepository
+from app.cache.models import CacheEntry
+from app.db.engine import transaction
+
+PURGE_BATCH = 5_000
+# A breath between batches lets other transactions take the locks and I/O in between.
+BATCH_PAUSE_S = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeFilter:
+    """Which of a tenant's cache entries a purge removes; None matches everything."""
+
+    model: str | None = None
+    namespace: str | None = None
+    created_before: datetime | None = None
+
+    def conditions(self, tenant_id: uuid.UUID) -> list[ColumnElement[bool]]:
+        """The one WHERE clause of a purge: what it deletes and what its preview counts."""
+        conditions = [CacheEntry.tenant_id == tenant_id]
+        if self.model is not None:
+            conditions.append(CacheEntry.model == self.model)
+        if self.namespace is not None:
+            conditions.append(CacheEntry.namespace == self.namespace)
+        if self.created_before is not None:
+            conditions.append(CacheEntry.created_at < self.created_before)
+        return conditions
+
+
+async def count_matching(session: AsyncSession, tenant_id: uuid.UUID, where: PurgeFilter) -> int:
+    """How many entries a purge with this filter would remove now (the dashboard shows it before
+    the purge is confirmed)."""
+    stmt = select(func.count()).select_from(CacheEntry).where(*where.conditions(tenant_id))
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def purge_batch(
+    session: AsyncSession, tenant_id: uuid.UUID, where: PurgeFilter, batch_size: int
+) -> int:
+    """Delete up to `batch_size` of the tenant's matching entries; the number deleted."""
+    doomed = select(CacheEntry.id).where(*where.conditions(tenant_id)).limit(batch_size).with_for_update()
+    result = await session.execute(delete(CacheEntry).where(CacheEntry.id.in_(doomed.scalar_subquery())))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class CachePurge:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, batch_size: int = PURGE_BATCH
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self.batch_size = batch_size
+
+    async def purge(
+        self, actor: str, tenant_id: uuid.UUID, where: PurgeFilter, parameters: dict[str, Any]
+    ) -> int:
+        """Delete the tenant's matching entries, audited as `cache.purge`; the exact number deleted.
+        The caller has checked that the tenant exists."""
+        async with transaction(self._sessionmaker, system=True) as session:
+            deleted = await purge_batch(session, tenant_id, where, self.batch_size)
+            audit = await AuditRepository(session).record(
+                actor, "cache.purge", tenant_id=tenant_id, filters=parameters, rows_affected=deleted
+            )
+        if deleted == self.batch_size:
+            deleted += await self.purge_rest(tenant_id, where, audit.id)
+        return deleted
+
+    async def purge_rest(self, tenant_id: uuid.UUID, where: PurgeFilter, audit_id: int) -> int:
+        """Batches until nothing matches, each counted into the audit entry `audit_id`."""
+        total = 0
+        while True:
+            await asyncio.sleep(BATCH_PAUSE_S)
+            async with transaction(self._sessionmaker, system=True) as session:
+                deleted = await purge_batch(session, tenant_id, where, self.batch_size)
+                await AuditRepository(session).add_rows(audit_id, deleted)
+            total += deleted
+            if deleted < self.batch_size:
+                return total

@@ -1,0 +1,140 @@
+"""Booking a request: its ledger row, its quota settled to what it really used, and whatever
+else belongs in the same transaction (the answer stored, a hit counted). While Postgres is
+unreachable the row waits in the durable spool; nothing a request did goes unbooked.
+
+What a request was (hit, miss, bypass, error; its tokens and cost) is the pipeline's to say;
+how it is written down is decided here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import DatabaseDown, attempt
+from app.ledger.pricing import PriceBook, Usage
+from app.ledger.quotas import Quotas, Reservation
+from app.ledger.repository import LedgerRepository, LedgerRow
+from app.ledger.spool import LedgerSpool
+from app.observability import metrics
+
+log = logging.getLogger(__name__)
+
+Work = Callable[[AsyncSession], Awaitable[Any]]
+
+
+def answer_text(completion: dict[str, Any]) -> str:
+    """Everything an answer says (content, refusals, tool-call arguments), for counting its tokens."""
+    parts: list[str] = []
+    for choice in completion.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        for name in ("content", "refusal"):
+            if isinstance(message.get(name), str):
+                parts.append(message[name])
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                parts.extend(str(function.get(key) or "") for key in ("name", "arguments"))
+    return "\n".join(parts)
+
+
+class Bookkeeper:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        spool: LedgerSpool,
+        prices: PriceBook,
+        *,
+        default_output_tokens: int,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.spool = spool
+        self.prices = prices
+        self.quotas = Quotas(prices, default_output_tokens=default_output_tokens)
+
+    def usage(self, reported: Any, completion: dict[str, Any], prompt_tokens: int) -> Usage:
+        """What an answer used: the upstream's usage, or, when it sent none (a stream cut short,
+        a provider that does not count), the delivered text's tokens and the prompt's estimate.
+        Content delivered is never booked as free."""
+        usage = Usage.of(reported)
+        if usage.completion_tokens or usage.prompt_tokens:
+            return usage
+        return Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=self.quotas.estimator.text_tokens(answer_text(completion)),
+        )
+
+    async def cost(self, model: str, usage: Usage) -> Decimal:
+        return await self.prices.cost(model, usage, datetime.now(UTC))
+
+    async def reserve(
+        self,
+        tenant_id: uuid.UUID,
+        model: str,
+        prompt_tokens: int,
+        *,
+        max_output_tokens: int | None,
+        choices: int,
+    ) -> Reservation | DatabaseDown:
+        """Reserve quota for one upstream call (QuotaExceeded when it does not fit)."""
+
+        async def work(session: AsyncSession) -> Reservation:
+            return await self.quotas.reserve(
+                session, tenant_id, model, prompt_tokens, max_output_tokens=max_output_tokens, choices=choices
+            )
+
+        return await attempt(self.sessionmaker, work, tenant_id=tenant_id)
+
+    async def book(
+        self,
+        row: LedgerRow,
+        *,
+        reservation: Reservation | None = None,
+        usage: Usage | None = None,
+        also: Work | None = None,
+    ) -> bool:
+        """Book `row`, settle `reservation` to `usage` (nothing used: released) at the row's cost,
+        and run `also` (store the answer, count a hit), all in one transaction.
+
+        True when all of it was written. False when `also` was not: Postgres was unreachable (the
+        row waits in the spool) or `also` itself failed (the row is booked without it).
+        """
+
+        async def write(session: AsyncSession) -> None:
+            if also is not None:
+                await also(session)
+            await self.quotas.settle(session, reservation, usage or Usage(), row.cost_usd)
+            await LedgerRepository(session).append(row)
+
+        try:
+            written = await attempt(self.sessionmaker, write, tenant_id=row.tenant_id)
+        except Exception as exc:
+            # Not an outage. Without parameters (the engine hides them), so no prompt text here.
+            log.error(
+                "booking failed; %s",
+                "booking again without the write that went with it" if also else "spooled",
+                extra={"request_id": row.request_id, "error": type(exc).__name__},
+            )
+            if also is not None:
+                await self.book(row, reservation=reservation, usage=usage)
+            else:
+                # Replayed later; refused again, it goes to the dead letters.
+                await self.spool.append(row, reservation)
+            return False
+        if isinstance(written, DatabaseDown):
+            await self.spool.append(row, reservation)  # settled when it is replayed
+            return False
+        return True
+
+    async def book_hit(self, session: AsyncSession, row: LedgerRow) -> None:
+        """Book a hit inside the lookup's own transaction (it writes the entry's hit count too)."""
+        metrics.add_avoided_cost(row.used_model, row.avoided_cost_usd)
+        await LedgerRepository(session).append(row)

@@ -1,0 +1,1 @@
+"""`deja replay`: a labelled request stream through a running Déjà, counting wrong hits."""

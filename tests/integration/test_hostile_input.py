@@ -1,0 +1,624 @@
+"""Hostile input against a running `deja serve` (a process of its own, so its memory can be read):
+for every public endpoint, field and header, out-of-range numbers, huge and deeply nested
+values, invalid UTF-8, invisible and confusable characters, wrong types. Every answer is a
+problem detail below 500, every chat request leaves exactly one ledger row, and the server's
+memory stays bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import transaction
+from app.toolkit.fakellm.config import FakeLLMConfig
+from app.toolkit.fakellm.server import FakeLLMServer
+from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, TenantKey, start_deja_serve
+
+PROBLEM = "application/problem+json"
+METRICS_TOKEN = "scrape-me"
+# Models the fake server breaks on purpose; named under a priced family so delivered text has a cost.
+MIDSTREAM = "gpt-4o-mini-midstream"
+LONG = "gpt-4o-mini-long"
+HANG = "gpt-4o-mini-hang"
+DEADLINE_S = 4
+
+
+@dataclass
+class Served:
+    url: str
+    pid: int
+
+
+@pytest.fixture(scope="module")
+def fake_model() -> Iterator[FakeLLMServer]:
+    config = FakeLLMConfig(
+        token_latency_ms=250,  # a long answer (20 pieces) outlasts the deadline
+        fail_models={MIDSTREAM: "midstream", LONG: "long", HANG: "timeout"},
+        long_answer_chars=20_000,
+    )
+    with FakeLLMServer(config) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def served(
+    database_url: str, fake_model: FakeLLMServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Served]:
+    state = tmp_path_factory.mktemp("hostile")
+    config = state / "deja.toml"
+    config.write_text(
+        f'[[upstreams]]\nname = "fake"\nbase_url = "{fake_model.base_url}"\ntimeout_s = 10\nmax_retries = 0\n'
+        f'[[routes]]\nmodel = "gpt-4o-mini"\nprimary = "fake"\n'
+    )
+    process, url = await start_deja_serve(
+        {
+            "DEJA_DATABASE_URL": database_url,
+            "DEJA_DATA_DIR": str(state / "data"),
+            "DEJA_CONFIG": str(config),
+            "DEJA_LOG_LEVEL": "ERROR",
+            "DEJA_ADMIN_TOKEN": ADMIN_TOKEN,
+            "DEJA_METRICS_TOKEN": METRICS_TOKEN,
+            "DEJA_LIMITS__TIMEOUT_S": str(DEADLINE_S),
+        }
+    )
+    try:
+        yield Served(url=url, pid=process.pid)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+
+
+@pytest.fixture
+async def client(served: Served) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=served.url, timeout=60) as http:
+        yield http
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """The process's resident memory now and at its peak (VmRSS, VmHWM), in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+async def ledger_rows(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    async with transaction(sessionmaker, system=True) as session:
+        result = await session.execute(
+            text(
+                "SELECT request_id, cache_status, http_status, prompt_tokens, completion_tokens, cost_usd "
+                "FROM ledger WHERE tenant_id = :t"
+            ),
+            {"t": tenant_id},
+        )
+        return [dict(row._mapping) for row in result]
+
+
+async def booked_soon(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """The tenant's rows once there are any (a stream left by its client is booked in the background)."""
+    for _ in range(75):
+        if rows := await ledger_rows(sessionmaker, tenant_id):
+            return rows
+        await asyncio.sleep(0.2)
+    return []
+
+
+def assert_problem(response: httpx.Response) -> None:
+    assert response.status_code < 500, (response.status_code, response.text[:500])
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith(PROBLEM), response.text[:300]
+        body = response.json()
+        assert body["status"] == response.status_code
+        assert body["detail"]
+
+
+def nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"a": [value]}
+    return value
+
+
+HOSTILE_VALUES: list[Any] = [
+    None,
+    True,
+    -1,
+    0,
+    -(10**12),
+    10**30,
+    1e30,
+    -1e30,
+    2**63,
+    1.5,
+    "",
+    "x" * 300,
+    "x" * 200_000,
+    "\u200b\u200c\u2060\ufeff\u00ad",
+    "раураl",  # Cyrillic look-alikes of Latin letters
+    "\u202eevil",
+    [],
+    ["a"] * 5000,
+    {},
+    {"nested": nested(40)},
+]
+
+
+def mutations(base: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for field in list(base):
+        for value in HOSTILE_VALUES:
+            yield f"{field}={str(value)[:20]!r}", {**base, field: value}
+    for value in HOSTILE_VALUES[:12]:
+        yield f"extra={str(value)[:20]!r}", {**base, "zz_unknown": value}
+
+
+CHAT = {
+    "model": "gpt-4o-mini",
+    "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    "max_tokens": 50,
+    "temperature": 0.5,
+    "n": 1,
+    "stream": False,
+    "stream_options": {"include_usage": True},
+    "cache": {"ttl": 60},
+    "top_p": 1,
+    "seed": 1,
+    "stop": ["\n\n"],
+}
+NATIVE = {
+    "input": "What is the capital of Spain?",
+    "model": "gpt-4o-mini",
+    "priority": 5,
+    "metadata": {"k": "v"},
+}
+LOOKUP = {
+    "prompt": "What is the capital of Italy?",
+    "model": "gpt-4o-mini",
+    "namespace": "",
+    "threshold": 0.9,
+}
+ENTRY = {
+    "prompt": "What is the capital of Peru?",
+    "model": "gpt-4o-mini",
+    "response": "Lima.",
+    "namespace": "",
+    "ttl_seconds": 60,
+}
+FEEDBACK = {"entry_id": str(uuid.uuid4()), "correct": False}
+
+
+async def test_every_field_of_every_body_answers_a_problem_never_a_5xx_and_books_every_chat_request(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant: TenantKey = await make_tenant("hostile")
+    chat_ids: list[str] = []
+    for path, base in [
+        ("/v1/chat/completions", CHAT),
+        ("/v1/requests", NATIVE),
+        ("/v1/cache/lookup", LOOKUP),
+        ("/v1/cache/entries", ENTRY),
+        ("/v1/cache/feedback", FEEDBACK),
+    ]:
+        for name, body in mutations(base):
+            response = await client.post(path, headers=tenant.headers, json=body)
+            assert response.status_code < 500, (path, name, response.status_code, response.text[:300])
+            assert_problem(response)
+            # A body refused at the door (400: unreadable, too deep, off the native schema) never
+            # reached the pipeline; every other chat request did, and is booked.
+            if path in ("/v1/chat/completions", "/v1/requests") and response.status_code != 400:
+                chat_ids.append(response.headers["x-request-id"])
+    # Messages themselves: wrong shapes, roles, contents.
+    for messages in [
+        [],
+        [{"role": "user"}],
+        [{"role": "wizard", "content": "hi"}],
+        [{"role": "user", "content": 5}],
+        [{"role": "user", "content": [{"type": "text", "text": nested(50)}]}],
+        [{"role": "user", "content": "\u200b\u200d\ufeff"}],
+        [{"role": "user", "content": "hi"}] * 1001,
+        "hello",
+    ]:
+        response = await client.post(
+            "/v1/chat/completions", headers=tenant.headers, json={**CHAT, "messages": messages}
+        )
+        assert 400 <= response.status_code < 500, (
+            messages if len(str(messages)) < 200 else "...",
+            response.text,
+        )
+        assert_problem(response)
+        if response.status_code != 400:
+            chat_ids.append(response.headers["x-request-id"])
+
+    # Exactly one row per chat request that reached the tenant's pipeline, whatever it said.
+    booked = [row["request_id"] for row in await ledger_rows(sessionmaker, tenant.tenant_id)]
+    assert sorted(booked) == sorted(chat_ids)
+
+
+async def test_bodies_no_decoder_can_take_are_problems(client: httpx.AsyncClient, make_tenant) -> None:
+    tenant: TenantKey = await make_tenant("hostile")
+    headers = {**tenant.headers, "Content-Type": "application/json"}
+    for path in (
+        "/v1/chat/completions",
+        "/v1/requests",
+        "/v1/cache/lookup",
+        "/v1/cache/entries",
+        "/admin/tenants",
+    ):
+        for raw in [
+            b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "caf\xe9"}]}',  # Latin-1, not UTF-8
+            b"\xff\xfe{}",
+            b"[" * 1000 + b"]" * 1000,
+            b'{"a":' * 5000 + b"1" + b"}" * 5000,
+            b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "nul \\u0000 and \\ud800"}]}',
+            b'{"model": 1e999}',
+            b"not json at all",
+            b"",
+        ]:
+            auth = ADMIN_HEADERS if path.startswith("/admin") else headers
+            response = await client.post(
+                path, headers={**auth, "Content-Type": "application/json"}, content=raw
+            )
+            assert 400 <= response.status_code < 500, (
+                path,
+                raw[:40],
+                response.status_code,
+                response.text[:200],
+            )
+            assert_problem(response)
+
+
+async def test_every_header_with_hostile_bytes_is_a_problem_never_a_5xx(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant: TenantKey = await make_tenant("hostile")
+    chat_ids: list[str] = []
+    bad_values = [
+        b"\xff\xfe\x80",
+        b"x" * 8000,
+        b"-1",
+        b"1e12",
+        b"1000000000000",
+        b"\xe2\x80\x8b",
+        b"NaN",
+        b"9" * 5000,
+        b"\xb2\xb3",  # superscript digits in Latin-1: digits to str.isdigit(), not to int()
+        b"\xef\xbc\x91",  # a full-width "1" in UTF-8
+    ]
+    header_names = [
+        "X-Request-Id",
+        "X-Client-Request-Id",
+        "X-Cache-TTL",
+        "X-Cache-Namespace",
+        "X-Cache-Threshold",
+        "Cache-Control",
+        "X-Priority",
+        "Authorization",
+    ]
+    for name in header_names:
+        for value in bad_values:
+            headers = [
+                (k.encode(), v.encode()) for k, v in tenant.headers.items() if k.lower() != name.lower()
+            ]
+            headers.append((name.encode(), value))
+            for method, path, body in [
+                ("POST", "/v1/chat/completions", CHAT),
+                ("POST", "/v1/requests", NATIVE),
+                ("GET", "/v1/usage", None),
+                ("GET", "/health", None),
+            ]:
+                response = await client.request(
+                    method, path, headers=headers, content=json.dumps(body).encode() if body else None
+                )
+                assert response.status_code < 500, (
+                    name,
+                    value[:20],
+                    path,
+                    response.status_code,
+                    response.text[:200],
+                )
+                assert_problem(response)
+                assert len(response.headers["x-request-id"]) == 32
+                if path.startswith("/v1/") and method == "POST" and response.status_code != 401:
+                    chat_ids.append(response.headers["x-request-id"])
+    # Every chat request its tenant sent is booked once, whatever its headers said.
+    booked = [row["request_id"] for row in await ledger_rows(sessionmaker, tenant.tenant_id)]
+    assert sorted(booked) == sorted(chat_ids)
+    # Query strings and path parameters too.
+    for path in [
+        "/v1/cache/entries/not-a-uuid",
+        "/v1/cache/entries/" + "9" * 5000,
+        "/v1/usage?period=%ff%fe",
+        "/v1/cache/entries/%00",
+        "/admin/tenants?limit=-1",
+        "/admin/tenants?limit=1e30",
+    ]:
+        auth = ADMIN_HEADERS if path.startswith("/admin") else tenant.headers
+        response = await client.get(path, headers=auth)
+        assert_problem(response)
+
+
+async def test_a_stream_cut_by_the_upstream_is_booked_for_what_it_delivered(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant: TenantKey = await make_tenant("stream")
+    received: list[str] = []
+    async with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={
+            "model": MIDSTREAM,
+            "messages": [{"role": "user", "content": "Tell me a story"}],
+            "stream": True,
+        },
+    ) as response:
+        assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                received.append(line[6:])
+    delivered = [json.loads(r) for r in received if r != "[DONE]"]
+    assert any(
+        (c.get("choices") or [{}])[0].get("delta", {}).get("content") for c in delivered if "choices" in c
+    )
+    assert "error" in delivered[-1]
+    [row] = await ledger_rows(sessionmaker, tenant.tenant_id)
+    assert row["request_id"] == request_id
+    assert row["completion_tokens"] > 0, row  # never free: counted from the delivered text
+    assert row["cost_usd"] > 0, row
+    assert row["http_status"] == 502
+
+
+async def test_a_stream_the_client_abandons_is_booked_and_its_reservation_released(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant: TenantKey = await make_tenant("stream")
+    async with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": LONG, "messages": [{"role": "user", "content": "Write at length"}], "stream": True},
+    ) as response:
+        request_id = response.headers["x-request-id"]
+        chunks = 0
+        async for line in response.aiter_lines():
+            chunks += line.startswith("data: ")
+            if chunks >= 5:
+                break  # the client goes away mid-answer
+    [row] = await booked_soon(sessionmaker, tenant.tenant_id)
+    assert row["request_id"] == request_id
+    assert row["http_status"] == 499
+    assert row["completion_tokens"] > 0, row
+    assert row["cost_usd"] > 0, row
+    usage = (await client.get("/v1/usage", headers=tenant.headers)).json()
+    day = next(p for p in usage["periods"] if p["period"] == "day")
+    assert day["reserved_tokens"] == 0
+    assert day["tokens"] == row["prompt_tokens"] + row["completion_tokens"]
+
+
+async def test_cache_controls_out_of_range_are_refused_before_the_model_is_called(
+    client: httpx.AsyncClient, make_tenant, fake_model: FakeLLMServer
+) -> None:
+    tenant: TenantKey = await make_tenant("stream")
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Refuse me"}], "stream": True}
+
+    def calls() -> int:
+        return int(httpx.get(f"{fake_model.root_url}/_fake/stats").json()["total"])
+
+    before = calls()
+    for headers in [
+        {"X-Cache-TTL": "1000000000000"},
+        {"X-Cache-TTL": "-5"},
+        {"Cache-Control": "max-age=1e9"},
+    ]:
+        response = await client.post("/v1/chat/completions", headers={**tenant.headers, **headers}, json=body)
+        assert response.status_code == 422, response.text
+        assert_problem(response)
+    for model in ["m" * 201, "m" * 10_000]:
+        response = await client.post(
+            "/v1/chat/completions", headers=tenant.headers, json={**body, "model": model}
+        )
+        assert response.status_code == 422
+    assert calls() == before
+
+
+async def test_metrics_need_the_token_and_name_only_configured_models(
+    client: httpx.AsyncClient, make_tenant
+) -> None:
+    tenant: TenantKey = await make_tenant("metrics")
+    secret = f"secret-model-{uuid.uuid4().hex[:8]}"
+    response = await client.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": secret, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 20},
+    )
+    assert response.status_code == 200
+    refused = await client.get("/metrics")
+    assert refused.status_code == 401
+    assert_problem(refused)
+    assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+    scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scraped.status_code == 200
+    assert secret not in scraped.text
+    assert 'model="other"' in scraped.text
+    assert 'model="gpt-4o-mini"' in scraped.text
+
+
+async def test_memory_stays_bounded_for_long_prompts_stored_and_looked_up(
+    client: httpx.AsyncClient, served: Served, make_tenant
+) -> None:
+    tenant: TenantKey = await make_tenant("memory")
+
+    def ask(prompt: str) -> dict[str, Any]:
+        return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}], "max_tokens": 20}
+
+    # Warm up every model once, so their one-time allocations are not counted as growth.
+    for prompt in ["warm up the models", "warm up the models, please"]:
+        await client.post("/v1/chat/completions", headers=tenant.headers, json=ask(prompt))
+    baseline, _ = rss_mb(served.pid)
+    stored = "lorem ipsum dolor sit amet " * 2000
+    asked = [
+        "other lorem ipsum dolor sit amet " * 1700,
+        "yet another lorem ipsum dolor sit " * 4000,
+        "\u200b".join("ipsum lorem sit dolor amet " * 3000),  # long and invisible-laden
+    ]
+    for prompt in [stored, *asked]:
+        response = await client.post("/v1/chat/completions", headers=tenant.headers, json=ask(prompt))
+        assert response.status_code in (200, 413), response.text[:300]
+        lookup = await client.post(
+            "/v1/cache/lookup", headers=tenant.headers, json={"prompt": prompt, "model": "gpt-4o-mini"}
+        )
+        assert lookup.status_code == 200
+    now, peak = rss_mb(served.pid)
+    print(f"server RSS: baseline {baseline:.0f} MB, after {now:.0f} MB, peak {peak:.0f} MB")
+    assert peak - baseline < 400, (baseline, now, peak)
+
+
+async def test_usage_is_counted_for_every_tenant_and_a_quota_set_later_sees_it(
+    client: httpx.AsyncClient, make_tenant
+) -> None:
+    tenant: TenantKey = await make_tenant("usage")
+    for i in range(2):
+        response = await client.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": f"Count me {i}"}],
+                "max_tokens": 30,
+            },
+        )
+        assert response.status_code == 200
+    day = next(
+        p
+        for p in (await client.get("/v1/usage", headers=tenant.headers)).json()["periods"]
+        if p["period"] == "day"
+    )
+    assert day["requests"] == 2
+    assert day["tokens"] > 0
+    assert "E" not in day["cost_usd"]
+    assert Decimal(day["cost_usd"]) > 0
+    assert day["limits"] == {"requests": None, "tokens": None, "cost_usd": None}
+    put = await client.put(
+        f"/admin/tenants/{tenant.tenant_id}/quotas/day", headers=ADMIN_HEADERS, json={"max_requests": 2}
+    )
+    assert put.status_code in (200, 201), put.text
+    refused = await client.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "One more"}],
+            "max_tokens": 30,
+        },
+    )
+    assert refused.status_code == 429
+    assert "daily requests quota" in refused.json()["detail"]
+
+
+async def test_a_request_past_its_deadline_is_a_504_booked_with_its_reservation_given_back(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant: TenantKey = await make_tenant("deadline")
+    started = time.monotonic()
+    response = await client.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": HANG, "messages": [{"role": "user", "content": "Never mind"}], "max_tokens": 10},
+    )
+    assert response.status_code == 504
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert "deadline" in response.json()["detail"]
+    assert time.monotonic() - started < DEADLINE_S + 3
+    [row] = await ledger_rows(sessionmaker, tenant.tenant_id)
+    assert (row["request_id"], row["cache_status"], row["http_status"]) == (
+        response.headers["x-request-id"],
+        "error",
+        504,
+    )
+    day = next(
+        p
+        for p in (await client.get("/v1/usage", headers=tenant.headers)).json()["periods"]
+        if p["period"] == "day"
+    )
+    assert day["reserved_tokens"] == 0
+
+
+async def test_a_stream_past_its_deadline_is_ended_and_booked_for_what_it_delivered(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant: TenantKey = await make_tenant("deadline")
+    events: list[dict[str, Any]] = []
+    async with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": LONG, "messages": [{"role": "user", "content": "Go on and on"}], "stream": True},
+    ) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                events.append(json.loads(line[6:]))
+    assert events[-1]["error"]["code"] == 504
+    [row] = await ledger_rows(sessionmaker, tenant.tenant_id)
+    assert row["http_status"] == 504
+    assert row["completion_tokens"] > 0
+    assert row["cost_usd"] > 0
+
+
+async def test_a_stored_answer_that_cannot_be_replayed_is_refused_when_stored(
+    client: httpx.AsyncClient, make_tenant
+) -> None:
+    tenant: TenantKey = await make_tenant("entries")
+    prompt = "What does the stored answer say?"
+    for response in [
+        {"choices": [{"message": {"content": 5}}]},
+        {"choices": [{"index": "first", "message": {"content": "x"}}]},
+        {"choices": [{"message": {"content": "x", "tool_calls": [1, 2]}}]},
+        {"choices": [{"message": {"content": "x"}}], "model": 5},
+        {"choices": []},
+    ]:
+        stored = await client.post(
+            "/v1/cache/entries",
+            headers=tenant.headers,
+            json={"prompt": prompt, "model": "gpt-4o-mini", "response": response},
+        )
+        assert stored.status_code == 422, (response, stored.text)
+        assert_problem(stored)
+    # A well-formed one with odd but valid usage replays, streamed and not.
+    stored = await client.post(
+        "/v1/cache/entries",
+        headers=tenant.headers,
+        json={
+            "prompt": prompt,
+            "model": "gpt-4o-mini",
+            "response": {"choices": [{"message": {"content": "Yes."}}], "usage": {"prompt_tokens": 1e30}},
+        },
+    )
+    assert stored.status_code == 201, stored.text
+    for stream in (False, True):
+        replayed = await client.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": prompt}],
+                "stream": stream,
+            },
+        )
+        assert replayed.status_code == 200
+        assert replayed.headers["x-cache"] == "HIT"

@@ -1,0 +1,149 @@
+"""Exactly one ledger row per request, whatever the client sends as its id, and a spool that a
+refused row cannot block."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import transaction
+from app.ledger.quotas import QuotaRepository
+from app.ledger.repository import LedgerRow
+from app.ledger.spool import LedgerSpool
+from app.observability.metrics import METRICS
+
+
+async def _rows(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID
+) -> list[tuple[str, str | None]]:
+    async with transaction(sessionmaker, system=True) as session:
+        result = await session.execute(
+            text("SELECT request_id, client_request_id FROM ledger WHERE tenant_id = :t"), {"t": tenant_id}
+        )
+        return [(r[0], r[1]) for r in result]
+
+
+async def test_a_reused_client_request_id_still_books_every_request(
+    http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    first, second = await make_tenant("rid"), await make_tenant("rid")
+    shared = f"same-{uuid.uuid4().hex[:8]}"
+    answered = []
+    for i in range(5):
+        response = await http.post(
+            "/v1/chat/completions",
+            headers={**first.headers, "X-Request-Id": shared},
+            json={
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": f"Distinct question {i} {shared}"}],
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["x-client-request-id"] == shared
+        answered.append(response.headers["x-request-id"])
+    # Another tenant sending the same id is booked too, and cannot touch the first tenant's rows.
+    other = await http.post(
+        "/v1/chat/completions",
+        headers={**second.headers, "X-Client-Request-Id": shared},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Another tenant asks"}]},
+    )
+    assert other.status_code == 200
+
+    rows = await _rows(sessionmaker, first.tenant_id)
+    assert sorted(r[0] for r in rows) == sorted(answered)
+    assert {r[1] for r in rows} == {shared}
+    assert [r[1] for r in await _rows(sessionmaker, second.tenant_id)] == [shared]
+
+
+async def test_a_row_the_database_refuses_goes_to_the_dead_letters_and_the_drain_goes_on(
+    tmp_path: Path, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant = await make_tenant("spool")
+    spool = LedgerSpool(tmp_path / "spool")
+
+    def row(tenant_id: uuid.UUID) -> LedgerRow:
+        return LedgerRow(
+            tenant_id=tenant_id,
+            request_id=uuid.uuid4().hex,
+            requested_model="m" * 500,  # wider than the column: cut, not refused
+            cache_status="miss",
+            http_status=200,
+            latency_ms=float("inf"),
+            prompt_tokens=10**12,
+            cost_usd=Decimal("0.5"),
+        )
+
+    gone = row(uuid.uuid4())  # a tenant that does not exist (deleted meanwhile): refused for good
+    kept = [row(tenant.tenant_id), row(tenant.tenant_id)]
+    kept[0].created_at = datetime.now(UTC) - timedelta(days=2)  # answered during a long outage
+    await spool.append(kept[0])
+    await spool.append(gone)
+    await spool.append(kept[1])
+    (spool.directory / "ledger-0-broken.jsonl").write_text("{not json\n")
+    before = METRICS.ledger_dead_letters._value.get()
+
+    assert await spool.drain(sessionmaker) == 2
+    assert not spool.pending
+    assert sorted(r[0] for r in await _rows(sessionmaker, tenant.tenant_id)) == sorted(
+        r.request_id for r in kept
+    )
+    dead = [json.loads(line) for line in spool.dead_letters.read_text().splitlines()]
+    assert len(dead) == 2
+    assert any(
+        json.loads(d["row"])["request_id"] == gone.request_id for d in dead if d["row"].startswith('{"')
+    )
+    assert all("SQLSTATE" in d["reason"] or "undecodable" in d["reason"] for d in dead)
+    assert METRICS.ledger_dead_letters._value.get() == before + 2
+    async with transaction(sessionmaker, system=True) as session:
+        booked_at = (
+            await session.execute(
+                text("SELECT created_at FROM ledger WHERE request_id = :r"), {"r": kept[0].request_id}
+            )
+        ).scalar_one()
+    assert booked_at == kept[0].created_at  # the day it was answered, not the day it was replayed
+
+
+async def _day(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID) -> dict[str, object]:
+    async with transaction(sessionmaker, system=True) as session:
+        [usage] = [
+            u for u in await QuotaRepository(session).usage(tenant_id, datetime.now(UTC)) if u.period == "day"
+        ]
+    return {"requests": usage.requests, "tokens": usage.tokens, "reserved_tokens": usage.reserved_tokens}
+
+
+async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_use(
+    tmp_path: Path, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant = await make_tenant("spool")
+    spool = LedgerSpool(tmp_path / "spool")
+    # A call that reserved before the database went away, and one that started while it was away.
+    async with transaction(sessionmaker, tenant_id=tenant.tenant_id) as session:
+        reservation = await QuotaRepository(session).reserve(
+            tenant.tenant_id, 1000, Decimal("0.01"), datetime.now(UTC)
+        )
+    assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 1, "tokens": 0, "reserved_tokens": 1000}
+
+    def miss(tokens: int) -> LedgerRow:
+        return LedgerRow(
+            tenant_id=tenant.tenant_id,
+            request_id=uuid.uuid4().hex,
+            requested_model="gpt-4o-mini",
+            cache_status="miss",
+            http_status=200,
+            latency_ms=5.0,
+            prompt_tokens=tokens,
+            completion_tokens=tokens,
+        )
+
+    await spool.append(miss(100), reservation)
+    await spool.append(miss(50))
+    assert await spool.drain(sessionmaker) == 2
+    # The reservation no longer holds quota; both calls count, each once.
+    assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 2, "tokens": 300, "reserved_tokens": 0}
