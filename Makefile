@@ -15,7 +15,7 @@ PIP_INSTALL := $(BIN)/pip install --progress-bar on -c $(CONSTRAINTS)
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: run test lint format typecheck imports audit wheel-check check ci dev tools train-env constraints \
+.PHONY: run test browser lint format typecheck imports audit wheel-check check ci dev tools train-env constraints \
 	bench eval fake-llm clean
 
 $(BIN)/python:
@@ -56,7 +56,12 @@ $(VENV)/.train: $(VENV)/.dev
 run: $(VENV)/.serve  ## Run Déjà on the embedded Postgres (http://127.0.0.1:8000)
 	$(BIN)/deja serve
 
-test: $(VENV)/.test  ## Run the whole test suite
+# The dashboard's browser tests drive Debian's chromium through Playwright; the script installs
+# it with apt when it is missing and returns at once when it is there.
+browser:  ## Debian's chromium for the dashboard tests (tests/e2e/test_dashboard.py)
+	sh scripts/install-browser.sh
+
+test: $(VENV)/.test browser  ## Run the whole test suite (installs the browser first)
 	$(BIN)/pytest -q
 
 dev: $(VENV)/.dev
