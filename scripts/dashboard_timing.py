@@ -62,12 +62,13 @@ ENTRIES = text(
 )
 LEDGER = text(
     """
-    INSERT INTO ledger (tenant_id, request_id, created_at, requested_model, used_model, namespace, cache_status,
+    INSERT INTO ledger (tenant_id, request_id, created_at, booked_at, requested_model, used_model, namespace, cache_status,
         similarity, prompt_tokens, completion_tokens, cost_usd, avoided_cost_usd, latency_ms,
         upstream_latency_ms, http_status, priority)
     SELECT CASE WHEN i % 100 < :big_pct THEN CAST(:big AS uuid) ELSE (CAST(:others AS uuid[]))[1 + i % :n_others] END,
            'timing-' || i,
            now() - make_interval(secs => (i * 7) % (30 * 86400)),
+           now() - make_interval(secs => (i * 7) % (30 * 86400)),  -- booked as they were answered
            'gpt-4o-mini', 'gpt-4o-mini', '',
            s.status,
            CASE s.status WHEN 'hit' THEN CASE WHEN i % 3 = 0 THEN 1.0 ELSE 0.93 END END,

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -58,6 +59,8 @@ class LedgerEntry(Base):
         Index("ix_ledger_tenant_client_request", "tenant_id", "client_request_id"),
         # The requests an entry answered (the dashboard's entry and wrong-hit pages).
         Index("ix_ledger_entry_id", "entry_id", postgresql_where=text("entry_id IS NOT NULL")),
+        # The rows written since the dashboard's last roll-up (its live part).
+        Index("ix_ledger_booked_at", "booked_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -69,6 +72,11 @@ class LedgerEntry(Base):
     # The client's own id (X-Client-Request-Id or X-Request-Id): for correlation only, not unique.
     client_request_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = created_at()
+    # When the row was written (its transaction's start): later than created_at for a row replayed
+    # from the spool after an outage. The dashboard's rollup takes rows by this time.
+    booked_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
     requested_model: Mapped[str] = mapped_column(String(200), nullable=False)
     used_model: Mapped[str | None] = mapped_column(String(200))
     namespace: Mapped[str] = mapped_column(String(200), nullable=False, server_default="")

@@ -154,11 +154,14 @@ class DashboardRepository:
         self.session = session
 
     async def roll_up(self) -> None:
-        """Add the ledger's closed hours since the watermark to the rollup; system context only.
+        """Add the ledger rows booked since the watermark to the rollup; system context only.
 
-        Rows carry their transaction's start time and appear at its commit, so an hour is closed
-        five minutes after it ends (the service's transactions last seconds at most). Two
-        dashboards never roll up at once: the second one reads what is there and the live rest.
+        Rows are taken by `booked_at` (their transaction's start; they appear at its commit) and
+        counted in the hour of their `created_at` (when the request was answered), so a row
+        replayed from the spool after an outage lands in its own, possibly rolled-up, hour and
+        is counted once. A booking hour is closed five minutes after it ends (the service's
+        transactions last seconds at most). Two dashboards never roll up at once: the second one
+        reads what is there and the live rest.
         """
         if not await self.session.scalar(select(func.pg_try_advisory_xact_lock(ROLLUP_LOCK))):
             return
@@ -167,13 +170,16 @@ class DashboardRepository:
         if until is None or mark >= until:
             return
         hourly = self._hourly_from_ledger(
-            LedgerEntry.created_at >= mark, LedgerEntry.created_at < until
+            LedgerEntry.booked_at >= mark, LedgerEntry.booked_at < until
         ).subquery()
         columns = [c.name for c in hourly.columns]
         rolled = pg_insert(LedgerHourly).from_select(columns, select(hourly))
+        table = LedgerHourly.__table__.c
+        # Every figure is a count or a sum: an hour that has rows already gets the new ones added.
         await self.session.execute(
             rolled.on_conflict_do_update(
-                index_elements=["tenant_id", "hour"], set_={c: rolled.excluded[c] for c in columns[2:]}
+                index_elements=["tenant_id", "hour"],
+                set_={c: table[c] + rolled.excluded[c] for c in columns[2:]},
             )
         )
         await self.session.execute(
@@ -301,11 +307,11 @@ class DashboardRepository:
         return mark
 
     async def _hourly(self, tenant_id: uuid.UUID | None, since: datetime | None = None) -> Any:
-        """Per tenant and hour: the rollup before the watermark, the ledger from it on. Hours are
-        whole on each side (the watermark is on the hour), so nothing is counted twice."""
+        """Per tenant and hour: the rollup (the rows booked before the watermark) and the ledger's
+        rows booked from it on. An hour may have a row on each side; each ledger row is on one."""
         mark = await self._mark()
-        rolled = [LedgerHourly.hour < mark]
-        live = [LedgerEntry.created_at >= mark]
+        rolled: list[ColumnElement[bool]] = []
+        live = [LedgerEntry.booked_at >= mark]
         if since is not None:
             rolled.append(LedgerHourly.hour >= since)
             live.append(LedgerEntry.created_at >= since)

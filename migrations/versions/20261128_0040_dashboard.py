@@ -1,6 +1,8 @@
 """The dashboard: an hourly rollup of the ledger (with its watermark), the prompt a wrong-hit
 report names, and indexes for its pages (entries newest first and by the words of their prompt,
-flagged entries, the requests an entry answered).
+flagged entries, the requests an entry answered), and the ledger's `booked_at` (when a row was
+written; a row replayed from the spool keeps an older `created_at`), by which the rollup takes
+rows.
 
 The rollup is a tenant table like the ledger: under the same row-level security. It starts
 empty; the dashboard fills it the first time it is opened (docs/dashboard.md).
@@ -86,9 +88,17 @@ def upgrade() -> None:
     op.create_index(
         "ix_ledger_entry_id", "ledger", ["entry_id"], postgresql_where=sa.text("entry_id IS NOT NULL")
     )
+    # Rows already there count as written now: the first roll-up takes them all.
+    op.add_column(
+        "ledger",
+        sa.Column("booked_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+    )
+    op.create_index("ix_ledger_booked_at", "ledger", ["booked_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ledger_booked_at", table_name="ledger")
+    op.drop_column("ledger", "booked_at")
     op.drop_index("ix_ledger_entry_id", table_name="ledger")
     op.drop_index("ix_cache_entries_flagged", table_name="cache_entries")
     op.drop_index("ix_cache_entries_prompt_words", table_name="cache_entries")

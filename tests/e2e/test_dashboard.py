@@ -179,12 +179,22 @@ async def test_overview_rebuilt_from_the_rollup_still_matches_admin_stats(
     tenant = await make_tenant("ui-rollup")
     for prompt in ("Explain our SLA.", "Explain our SLA.", "List the holidays.", "Explain our SLA."):
         await request(http, tenant, prompt)
-    # Two of its requests happened three hours ago: closed hours, which the overview rolls up.
+    # Two of its requests happened and were booked three hours ago: closed hours, which the
+    # overview rolls up. A third happened then too but was booked now, as a row replayed from
+    # the spool after an outage: it is read live, in its own hour, and rolled up later.
     async with transaction(sessionmaker, system=True) as session:
         await session.execute(
             text(
-                "UPDATE ledger SET created_at = now() - interval '3 hours' WHERE id IN "
+                "UPDATE ledger SET created_at = now() - interval '3 hours', "
+                "booked_at = now() - interval '3 hours' WHERE id IN "
                 "(SELECT id FROM ledger WHERE tenant_id = :t ORDER BY id LIMIT 2)"
+            ),
+            {"t": tenant.tenant_id},
+        )
+        await session.execute(
+            text(
+                "UPDATE ledger SET created_at = now() - interval '3 hours' WHERE id = "
+                "(SELECT id FROM ledger WHERE tenant_id = :t ORDER BY id OFFSET 2 LIMIT 1)"
             ),
             {"t": tenant.tenant_id},
         )
