@@ -1,4 +1,5 @@
-"""Only here to put the migrations, the Alembic config and the SQL files into the wheel.
+"""Only here to put the migrations, the Alembic config, the SQL files and the measured quality
+figures (docs/quality/*.json, read by the dashboard's Quality page) into the wheel.
 
 They stay at the top of the repository (`migrations/`, `sql/`, `alembic.ini`), where Alembic and
 analysts expect them; a built package carries a copy in `app/_resources/`, where
@@ -13,7 +14,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-RESOURCES = ("alembic.ini", "migrations", "sql")
+RESOURCES = ("alembic.ini", "migrations", "sql", "docs/quality")
 
 
 class BuildWithResources(build_py):
@@ -29,7 +30,7 @@ class BuildWithResources(build_py):
                     source,
                     target / name,
                     dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.png"),
                 )
             else:
                 target.mkdir(parents=True, exist_ok=True)

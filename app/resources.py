@@ -1,8 +1,8 @@
-"""Files Déjà reads at run time that are not Python modules: the Alembic config, the migrations
-and the SQL views and example queries.
+"""Files Déjà reads at run time that are not Python modules: the Alembic config, the migrations,
+the SQL views and example queries, and the measured quality figures the dashboard shows.
 
-In the repository they live at the top (`alembic.ini`, `migrations/`, `sql/`); a built wheel
-carries a copy inside the package (`app/_resources/`, put there by setup.py). Both are found
+In the repository they live at the top (`alembic.ini`, `migrations/`, `sql/`,
+`docs/quality/`); a built wheel carries a copy inside the package (`app/_resources/`, put there by setup.py). Both are found
 from this package's own location, never from the working directory or site-packages.
 """
 
@@ -39,3 +39,8 @@ def migrations_dir() -> Path:
 
 def sql_dir() -> Path:
     return resource_root() / "sql"
+
+
+def quality_dir() -> Path:
+    """`scripts/quality.sh`'s JSON figures (the dashboard's Quality page)."""
+    return resource_root() / "docs" / "quality"

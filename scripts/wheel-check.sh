@@ -29,7 +29,9 @@ import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 needed = ["app/_resources/alembic.ini", "app/_resources/migrations/env.py",
           "app/_resources/sql/views/01_requests.sql", "app/_resources/sql/queries/hit_rate_last_7_days.sql",
-          "app/cache/models/minilm-l6-v2-int8/model.onnx", "app/static/swagger-ui/swagger-ui-bundle.js"]
+          "app/cache/models/minilm-l6-v2-int8/model.onnx", "app/static/swagger-ui/swagger-ui-bundle.js",
+          "app/ui/templates/base.html", "app/ui/templates/overview.html", "app/ui/static/dashboard.js",
+          "app/ui/static/style.css", "app/_resources/docs/quality/langcache_held_out.json"]
 missing = [n for n in needed if n not in names]
 if missing:
     sys.exit(f"wheel-check: not in the wheel: {', '.join(missing)}")
@@ -76,7 +78,9 @@ models=$(curl -fsS "$base/v1/models" -H "Authorization: Bearer $key")
 case $models in *'"object":"list"'*) ;; *) echo "wheel-check: /v1/models answered $models" >&2; exit 1 ;; esac
 curl -fsS "$base/schema/swagger" > /dev/null && curl -fsS "$base/static/swagger-ui/swagger-ui-bundle.js" > /dev/null \
   || { echo "wheel-check: the API docs or their assets are missing" >&2; exit 1; }
-echo "   tenant created, its key accepted; /v1/models and the API docs served"
+curl -fsS "$base/ui/login" | grep -q 'name="token"' && curl -fsS "$base/ui/static/style.css" > /dev/null \
+  || { echo "wheel-check: the dashboard's sign-in page or its static files are missing" >&2; exit 1; }
+echo "   tenant created, its key accepted; /v1/models, the API docs and the dashboard's sign-in served"
 
 kill -TERM "$server"
 wait "$server" || { cat "$work/serve.log" >&2; echo "wheel-check: deja serve did not stop cleanly" >&2; exit 1; }

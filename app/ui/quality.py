@@ -1,7 +1,7 @@
 """The measured quality of the hit decision, as `scripts/quality.sh` wrote it to docs/quality/.
 
-Those files are part of a source checkout (and of the container image built from one), not of
-the wheel; without them the page says where the figures come from instead.
+A wheel carries them too (app.resources: setup.py copies docs/quality/*.json); without them
+the page says where the figures come from instead.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-QUALITY_DIR = Path(__file__).resolve().parents[2] / "docs" / "quality"
+from app.resources import quality_dir
+
 # The held-out runs first: the figures docs/quality.md reads as the honest ones.
 FILES = ("langcache_held_out", "project_validation", "paws_held_out", "langcache")
 
@@ -30,7 +30,7 @@ class Figure:
 def figures() -> tuple[Figure, ...]:
     rows: list[Figure] = []
     for name in FILES:
-        path = QUALITY_DIR / f"{name}.json"
+        path = quality_dir() / f"{name}.json"
         if not path.is_file():
             continue
         for run in json.loads(path.read_text()).get("runs", []):
