@@ -97,8 +97,19 @@ _ENSURE_COUNTERS = text(
     """
 )
 # One statement per request: both periods take the reservation where their limits (if any) fit.
+# The counter rows are locked day before month first, the order every other writer takes them in
+# (settling goes period by period in that order): without it two reservations could lock them
+# in opposite orders and deadlock.
 _RESERVE = text(
     """
+    WITH locked AS (
+        SELECT period FROM usage_counters
+        WHERE tenant_id = :tenant_id
+          AND ((period = 'day' AND period_start = CAST(:day AS date))
+               OR (period = 'month' AND period_start = CAST(:month AS date)))
+        ORDER BY period
+        FOR UPDATE
+    )
     UPDATE usage_counters AS u
     SET requests = u.requests + 1,
         reserved_tokens = u.reserved_tokens + :tokens,
@@ -106,6 +117,7 @@ _RESERVE = text(
     FROM (VALUES ('day', CAST(:day AS date)), ('month', CAST(:month AS date))) AS p(period, start)
     LEFT JOIN quotas AS q ON q.tenant_id = :tenant_id AND q.period = p.period
     WHERE u.tenant_id = :tenant_id AND u.period = p.period AND u.period_start = p.start
+      AND u.period IN (SELECT period FROM locked)
       AND (q.max_requests IS NULL OR u.requests + 1 <= q.max_requests)
       AND (q.max_tokens IS NULL OR u.tokens + u.reserved_tokens + :tokens <= q.max_tokens)
       AND (q.max_cost_usd IS NULL OR u.cost_usd + u.reserved_cost_usd + :cost <= q.max_cost_usd)
