@@ -1,4 +1,4 @@
-"""The path of one chat request (DESIGN §2): cache controls and policy, exact and semantic
+"""The path of one chat request: cache controls and policy, exact and semantic
 lookup, then on a miss one coalesced upstream call through the router, the answer stored
 and the request booked in the ledger (app.ledger.booking).
 
