@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.cache.service import CacheService
+from app.completions.coalesce import renew_inflight
 from app.completions.pipeline import CompletionPipeline
 from app.db.embedded import resolve_database_url
 from app.db.engine import create_engine, create_sessionmaker, transaction
+from app.db.leases import Lease, keep_leases
 from app.ledger.booking import Bookkeeper
 from app.ledger.pricing import PriceBook
+from app.ledger.quotas import reclaim_reservations, renew_reservations
 from app.ledger.spool import LedgerSpool
 from app.observability.metrics import METRICS, PrometheusRouterEvents
 from app.settings import Settings
@@ -50,6 +53,8 @@ class Services:
         await prices.load()
         METRICS.model_label.allow(router.config.model_names() | prices.models())
         spool = LedgerSpool(settings.data_dir / "spool")
+        lease = Lease.new(settings.limits.lease_s)
+        lease_steps = [renew_reservations, reclaim_reservations, renew_inflight]
         return cls(
             settings=settings,
             engine=engine,
@@ -63,12 +68,20 @@ class Services:
                 cache,
                 router,
                 Bookkeeper(
-                    sessionmaker, spool, prices, default_output_tokens=settings.limits.default_output_tokens
+                    sessionmaker,
+                    spool,
+                    prices,
+                    lease,
+                    default_output_tokens=settings.limits.default_output_tokens,
                 ),
                 settings.limits,
+                lease,
             ),
             spool=spool,
-            background=[asyncio.create_task(spool.run(sessionmaker), name="ledger-spool")],
+            background=[
+                asyncio.create_task(spool.run(sessionmaker), name="ledger-spool"),
+                asyncio.create_task(keep_leases(sessionmaker, lease, lease_steps), name="leases"),
+            ],
         )
 
     async def aclose(self) -> None:

@@ -32,6 +32,14 @@ class RequestLimits(BaseModel):
         description="Deadline of one chat request, arrival to last byte: 504 if no answer has started by "
         "then; a stream still running is ended (and booked for what it delivered).",
     )
+    lease_s: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="How long a replica's quota reservations and in-flight misses outlive it: renewed every "
+        "third of this while it runs; after a replica dies, its reservations go back to the quotas and "
+        "another replica takes over its in-flight misses within about 1.3 times this.",
+    )
     default_output_tokens: int = Field(
         4096,
         ge=1,
