@@ -52,15 +52,15 @@ class LedgerEntry(Base):
     __table_args__ = (
         CheckConstraint("cache_status IN ('hit', 'miss', 'bypass', 'error')", name="cache_status"),
         # A request is booked exactly once, also when a spooled row is replayed: the key is the
-        # id Déjà made for the request, never one a client sent.
-        UniqueConstraint("request_id"),
+        # id Déjà made for the request, never one a client sent (with the tenant: distributable).
+        UniqueConstraint("request_id", "tenant_id"),
         Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
         Index("ix_ledger_tenant_client_request", "tenant_id", "client_request_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     request_id: Mapped[str] = mapped_column(String(64), nullable=False)

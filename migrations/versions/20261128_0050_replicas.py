@@ -1,7 +1,13 @@
-"""Leases held by live replicas: quota reservations as rows (`quota_reservations`) that expire
+"""Many replicas on one database, and keys that let Citus distribute the tenant tables.
+
+Leases held by live replicas: quota reservations as rows (`quota_reservations`) that expire
 unless the replica holding them renews them, and in-flight misses (`inflight_misses`) that make
-identical misses on any replica wait for one upstream call. Both tenant-isolated, both keyed by
-`tenant_id` first (distributable by it).
+identical misses on any replica wait for one upstream call. Both tenant-isolated.
+
+Every unique key of a tenant table includes `tenant_id` (Citus requires it of a table
+distributed by that column): the primary keys of `cache_entries`, `ledger` and `cache_labels`
+become (id, tenant_id), the request-id keys (request_id, tenant_id), and a label's entry is
+referenced by (entry_id, tenant_id). Each key still leads with the column the queries name.
 
 Revision ID: 0050
 Revises: 0030
@@ -69,7 +75,41 @@ def upgrade() -> None:
             f"WITH CHECK (tenant_id = {TENANT} OR {SYSTEM})"
         )
 
+    _rekey(with_tenant=True)
+
+
+# (table, kind, columns without the tenant, name without and with it).
+KEYS = (
+    ("cache_entries", "PRIMARY KEY", "id", "pk_cache_entries", "pk_cache_entries"),
+    ("ledger", "PRIMARY KEY", "id", "pk_ledger", "pk_ledger"),
+    ("ledger", "UNIQUE", "request_id", "uq_ledger_request_id", "uq_ledger_request_id_tenant_id"),
+    ("cache_labels", "PRIMARY KEY", "id", "pk_cache_labels", "pk_cache_labels"),
+    (
+        "cache_labels",
+        "UNIQUE",
+        "request_id",
+        "uq_cache_labels_request_id",
+        "uq_cache_labels_request_id_tenant_id",
+    ),
+)
+LABEL_ENTRY_FK = "fk_cache_labels_entry_id_cache_entries"
+
+
+def _rekey(*, with_tenant: bool) -> None:
+    op.execute(f"ALTER TABLE cache_labels DROP CONSTRAINT {LABEL_ENTRY_FK}")
+    for table, kind, columns, alone, with_it in KEYS:
+        old, new, key = (
+            (alone, with_it, f"{columns}, tenant_id") if with_tenant else (with_it, alone, columns)
+        )
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {old}, ADD CONSTRAINT {new} {kind} ({key})")
+    entry, referred = ("entry_id, tenant_id", "id, tenant_id") if with_tenant else ("entry_id", "id")
+    op.execute(
+        f"ALTER TABLE cache_labels ADD CONSTRAINT {LABEL_ENTRY_FK} FOREIGN KEY ({entry}) "
+        f"REFERENCES cache_entries ({referred}) ON DELETE CASCADE"
+    )
+
 
 def downgrade() -> None:
+    _rekey(with_tenant=False)
     for table in TABLES:
         op.drop_table(table)
