@@ -14,6 +14,7 @@ from app.completions.pipeline import CompletionPipeline
 from app.db.embedded import resolve_database_url
 from app.db.engine import create_engine, create_sessionmaker, transaction
 from app.db.leases import Lease, keep_leases
+from app.db.replica import ReadReplica
 from app.ledger.booking import Bookkeeper
 from app.ledger.pricing import PriceBook
 from app.ledger.quotas import reclaim_reservations, renew_reservations
@@ -38,6 +39,7 @@ class Services:
     prices: PriceBook
     pipeline: CompletionPipeline
     spool: LedgerSpool
+    replica: ReadReplica
     background: list[asyncio.Task[None]]
 
     @classmethod
@@ -54,6 +56,7 @@ class Services:
         METRICS.model_label.allow(router.config.model_names() | prices.models())
         spool = LedgerSpool(settings.data_dir / "spool")
         lease = Lease.new(settings.limits.lease_s)
+        replica = ReadReplica.connect(settings)
         lease_steps = [renew_reservations, reclaim_reservations, renew_inflight]
         return cls(
             settings=settings,
@@ -76,8 +79,10 @@ class Services:
                 ),
                 settings.limits,
                 lease,
+                replica,
             ),
             spool=spool,
+            replica=replica,
             background=[
                 asyncio.create_task(spool.run(sessionmaker), name="ledger-spool"),
                 asyncio.create_task(keep_leases(sessionmaker, lease, lease_steps), name="leases"),
@@ -95,4 +100,5 @@ class Services:
             log.exception("ledger spool not drained at shutdown; it is replayed at the next start")
         await self.router.aclose()
         await self.cache.aclose()
+        await self.replica.dispose()
         await self.engine.dispose()

@@ -18,6 +18,11 @@ class DatabaseSettings(BaseModel):
     pool_timeout_s: float = Field(5.0, gt=0, description="Wait for a free connection before failing.")
     statement_timeout_ms: int = Field(5000, ge=0, description="Server-side limit per statement; 0 = none.")
     echo: bool = Field(False, description="Log every SQL statement, without its parameters (debugging only).")
+    read_replica_url: str | None = Field(
+        None,
+        description="A streaming replica of the database: cache lookups search there, and confirm the "
+        "entry they serve on the primary; everything else reads and writes the primary.",
+    )
 
 
 class RequestLimits(BaseModel):

@@ -34,6 +34,7 @@ from app.completions.inputs import ChatBody, chat_body
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
 from app.db.engine import DatabaseDown, attempt
 from app.db.leases import Lease
+from app.db.replica import ReadReplica
 from app.errors import (
     DejaError,
     PayloadTooLarge,
@@ -177,6 +178,7 @@ class CompletionPipeline:
         books: Bookkeeper,
         limits: RequestLimits,
         lease: Lease,
+        replica: ReadReplica,
     ) -> None:
         self.limits = limits
         self.sessionmaker = sessionmaker
@@ -185,6 +187,7 @@ class CompletionPipeline:
         self.books = books
         self.inflight = SingleFlight()
         self.replicas = ReplicaCoalescer(sessionmaker, lease)
+        self.replica = replica
         self.bound = ErrorBound(sessionmaker, cache.embedder, router)
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -263,15 +266,17 @@ class CompletionPipeline:
         lookup_started = time.monotonic()
 
         async def look_up(session: AsyncSession) -> ChatAnswer | LookupResult:
-            found = await self.cache.lookup(
-                session,
-                caller.tenant_id,
-                controls.namespace,
-                scope,
-                caller.policy.verifier_policy(controls.threshold),
-                max_age_s=controls.max_age_s,
-                gate=self.bound.gate(caller.tenant_id, caller.policy),
-            )
+            async with self.replica.reading(caller.tenant_id) as reads:
+                found = await self.cache.lookup(
+                    session,
+                    caller.tenant_id,
+                    controls.namespace,
+                    scope,
+                    caller.policy.verifier_policy(controls.threshold),
+                    max_age_s=controls.max_age_s,
+                    gate=self.bound.gate(caller.tenant_id, caller.policy),
+                    reads=reads,
+                )
             decision: metrics.LookupDecision = (
                 "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
             )
