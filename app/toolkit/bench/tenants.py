@@ -7,7 +7,7 @@ others); the planner may also choose the exact scan over the scope's btree for a
 This measures the service's own query (`CacheRepository.nearest`) per tenant size class, and
 recall@1 against the exact answer (index scans off), on a fresh embedded Postgres.
 
-    python -m app.toolkit.bench.tenants [--scale 1.0] [--queries 100]
+    python -m app.toolkit.bench.tenants [--scale 1.0] [--queries 100] [--alone large]
 
 docs/scaling.md records a run.
 """
@@ -44,7 +44,7 @@ TOP_K = 5
 EF_SEARCH = 64
 
 
-async def run(scale: float, queries: int, seed: int) -> str:
+async def run(scale: float, queries: int, seed: int, alone: str | None = None) -> str:
     rng = np.random.default_rng(seed)
     data_dir = Path(tempfile.mkdtemp(prefix="deja-tenants-"))
     pg = start_embedded(data_dir)
@@ -54,7 +54,12 @@ async def run(scale: float, queries: int, seed: int) -> str:
         sessionmaker = create_sessionmaker(engine)
         capture = StatementCapture(engine)
         run_id = uuid.uuid4().hex[:6]
-        plan = [(name, max(1, int(size * scale))) for name, count, size in CLASSES for _ in range(count)]
+        classes = [c for c in CLASSES if alone is None or c[0] == alone]
+        plan = [
+            (name, max(1, int(size * scale)))
+            for name, count, size in classes
+            for _ in range(1 if alone is not None else count)
+        ]
         tenants = await create_tenants(sessionmaker, len(plan), run_id)
         scope_hash = request_scope("x").scope_hash
         groups = [Group(t.id, "", scope_hash, rows) for t, (_, rows) in zip(tenants, plan, strict=True)]
@@ -94,7 +99,7 @@ async def run(scale: float, queries: int, seed: int) -> str:
             + " | recall@1 | plan of the first query |",
             "|---|---|" + "---|" * len(SUMMARY_HEADER) + "---|---|",
         ]
-        for name, _, _ in CLASSES:
+        for name, _, _ in classes:
             members = [i for i, (cls, _) in enumerate(plan) if cls == name]
             samples: list[float] = []
             agree = 0
@@ -147,8 +152,13 @@ def main() -> None:
     )
     parser.add_argument("--queries", type=int, default=100, help="Queries per tenant size class.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--alone",
+        choices=[name for name, _, _ in CLASSES],
+        help="Load one tenant of this size class and nothing else: the same search in an index of its own.",
+    )
     args = parser.parse_args()
-    print(asyncio.run(run(args.scale, args.queries, args.seed)))
+    print(asyncio.run(run(args.scale, args.queries, args.seed, args.alone)))
 
 
 if __name__ == "__main__":
