@@ -107,8 +107,19 @@ _ENSURE_COUNTERS = text(
     """
 )
 # One statement per request: both periods take the reservation where their limits (if any) fit.
+# The counter rows are locked day before month first, the order every other writer takes them in
+# (settling goes period by period in that order): without it two reservations could lock them
+# in opposite orders and deadlock.
 _RESERVE = text(
     """
+    WITH locked AS (
+        SELECT period FROM usage_counters
+        WHERE tenant_id = :tenant_id
+          AND ((period = 'day' AND period_start = CAST(:day AS date))
+               OR (period = 'month' AND period_start = CAST(:month AS date)))
+        ORDER BY period
+        FOR UPDATE
+    )
     UPDATE usage_counters AS u
     SET requests = u.requests + 1,
         reserved_tokens = u.reserved_tokens + :tokens,
@@ -116,6 +127,7 @@ _RESERVE = text(
     FROM (VALUES ('day', CAST(:day AS date)), ('month', CAST(:month AS date))) AS p(period, start)
     LEFT JOIN quotas AS q ON q.tenant_id = :tenant_id AND q.period = p.period
     WHERE u.tenant_id = :tenant_id AND u.period = p.period AND u.period_start = p.start
+      AND u.period IN (SELECT period FROM locked)
       AND (q.max_requests IS NULL OR u.requests + 1 <= q.max_requests)
       AND (q.max_tokens IS NULL OR u.tokens + u.reserved_tokens + :tokens <= q.max_tokens)
       AND (q.max_cost_usd IS NULL OR u.cost_usd + u.reserved_cost_usd + :cost <= q.max_cost_usd)
@@ -156,6 +168,7 @@ _RENEW = text(
     "UPDATE quota_reservations SET expires_at = now() + make_interval(secs => :lease_s) WHERE holder = :holder"
 )
 # Reservations whose replica stopped renewing them: the request and what it reserved go back.
+# The counter rows are locked tenant by tenant, day before month, as a reservation locks them.
 _RECLAIM = text(
     """
     WITH gone AS (
@@ -165,6 +178,11 @@ _RECLAIM = text(
         SELECT tenant_id, p.period, p.start, count(*) AS requests, sum(tokens) AS tokens, sum(cost_usd) AS cost
         FROM gone CROSS JOIN LATERAL (VALUES ('day', day_start), ('month', month_start)) AS p(period, start)
         GROUP BY tenant_id, p.period, p.start
+    ), locked AS (
+        SELECT u.tenant_id, u.period, u.period_start FROM usage_counters AS u
+        JOIN per_period AS r ON u.tenant_id = r.tenant_id AND u.period = r.period AND u.period_start = r.start
+        ORDER BY u.tenant_id, u.period
+        FOR UPDATE OF u
     ), released AS (
         UPDATE usage_counters AS u
         SET requests = greatest(u.requests - r.requests, 0),
@@ -172,6 +190,7 @@ _RECLAIM = text(
             reserved_cost_usd = greatest(u.reserved_cost_usd - r.cost, 0)
         FROM per_period AS r
         WHERE u.tenant_id = r.tenant_id AND u.period = r.period AND u.period_start = r.start
+          AND (u.tenant_id, u.period) IN (SELECT tenant_id, period FROM locked)
         RETURNING 1
     )
     SELECT count(*) FROM gone
