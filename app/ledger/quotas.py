@@ -198,13 +198,23 @@ _RECLAIM = text(
 )
 # A call booked without a reservation: made while quotas could not be checked (the database was
 # down when it started), or whose reservation was reclaimed before its booking arrived.
+# Its counter rows are locked day before month, as a reservation locks them.
 _COUNT = text(
     """
+    WITH locked AS (
+        SELECT period FROM usage_counters
+        WHERE tenant_id = :tenant_id
+          AND ((period = 'day' AND period_start = CAST(:day AS date))
+               OR (period = 'month' AND period_start = CAST(:month AS date)))
+        ORDER BY period
+        FOR UPDATE
+    )
     UPDATE usage_counters
     SET requests = requests + 1, tokens = tokens + :tokens, cost_usd = cost_usd + :cost
     WHERE tenant_id = :tenant_id
       AND ((period = 'day' AND period_start = CAST(:day AS date))
            OR (period = 'month' AND period_start = CAST(:month AS date)))
+      AND period IN (SELECT period FROM locked)
     """
 )
 _USAGE = text(
