@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.cache.service import CacheService
+from app.completions.coalesce import renew_inflight
 from app.completions.pipeline import CompletionPipeline
 from app.db.embedded import resolve_database_url
 from app.db.engine import create_engine, create_sessionmaker, transaction
+from app.db.leases import Lease, keep_leases
+from app.db.replica import ReadReplica
 from app.ledger.booking import Bookkeeper
 from app.ledger.pricing import PriceBook
+from app.ledger.quotas import reclaim_reservations, renew_reservations
 from app.ledger.spool import LedgerSpool
 from app.observability.metrics import METRICS, PrometheusRouterEvents
 from app.settings import Settings
@@ -36,6 +40,7 @@ class Services:
     prices: PriceBook
     pipeline: CompletionPipeline
     spool: LedgerSpool
+    replica: ReadReplica
     background: list[asyncio.Task[None]]
 
     @classmethod
@@ -53,6 +58,9 @@ class Services:
         METRICS.model_label.allow(router.config.model_names() | prices.models())
         spool = LedgerSpool(settings.data_dir / "spool")
         log.info("data directory", extra={"data_dir": str(settings.data_dir)})
+        lease = Lease.new(settings.limits.lease_s)
+        replica = ReadReplica.connect(settings)
+        lease_steps = [renew_reservations, reclaim_reservations, renew_inflight]
         return cls(
             settings=settings,
             engine=engine,
@@ -66,12 +74,22 @@ class Services:
                 cache,
                 router,
                 Bookkeeper(
-                    sessionmaker, spool, prices, default_output_tokens=settings.limits.default_output_tokens
+                    sessionmaker,
+                    spool,
+                    prices,
+                    lease,
+                    default_output_tokens=settings.limits.default_output_tokens,
                 ),
                 settings.limits,
+                lease,
+                replica,
             ),
             spool=spool,
-            background=[asyncio.create_task(spool.run(sessionmaker), name="ledger-spool")],
+            replica=replica,
+            background=[
+                asyncio.create_task(spool.run(sessionmaker), name="ledger-spool"),
+                asyncio.create_task(keep_leases(sessionmaker, lease, lease_steps), name="leases"),
+            ],
         )
 
     async def aclose(self) -> None:
@@ -85,6 +103,7 @@ class Services:
             log.exception("ledger spool not drained at shutdown; it is replayed at the next start")
         await self.router.aclose()
         await self.cache.aclose()
+        await self.replica.dispose()
         await self.engine.dispose()
 
 

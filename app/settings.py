@@ -25,6 +25,11 @@ class DatabaseSettings(BaseModel):
     pool_timeout_s: float = Field(5.0, gt=0, description="Wait for a free connection before failing.")
     statement_timeout_ms: int = Field(5000, ge=0, description="Server-side limit per statement; 0 = none.")
     echo: bool = Field(False, description="Log every SQL statement, without its parameters (debugging only).")
+    read_replica_url: str | None = Field(
+        None,
+        description="A streaming replica of the database: cache lookups search there, and confirm the "
+        "entry they serve on the primary; everything else reads and writes the primary.",
+    )
 
 
 class RequestLimits(BaseModel):
@@ -38,6 +43,14 @@ class RequestLimits(BaseModel):
         le=3600,
         description="Deadline of one chat request, arrival to last byte: 504 if no answer has started by "
         "then; a stream still running is ended (and booked for what it delivered).",
+    )
+    lease_s: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="How long a replica's quota reservations and in-flight misses outlive it: renewed every "
+        "third of this while it runs; after a replica dies, its reservations go back to the quotas and "
+        "another replica takes over its in-flight misses within about 1.3 times this.",
     )
     default_output_tokens: int = Field(
         4096,

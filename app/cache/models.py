@@ -67,8 +67,9 @@ class CacheEntry(Base):
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
+    # In the key: a table distributed by tenant_id (Citus) needs it in every unique key.
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     namespace: Mapped[str] = mapped_column(String(200), nullable=False, server_default="")
     model: Mapped[str] = mapped_column(String(200), nullable=False)

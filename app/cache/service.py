@@ -92,20 +92,23 @@ class CacheService:
         max_age_s: int | None = None,
         stale_s: int = 0,
         gate: HitGate | None = None,
+        reads: AsyncSession | None = None,
     ) -> LookupResult:
         """The entry to serve, if any. `stale_s` admits entries expired up to that long ago;
-        `gate` has the last word on a semantic hit."""
+        `gate` has the last word on a semantic hit. With `reads` (a read replica's session) the
+        searches run there and the entry to serve is confirmed on `session`'s primary."""
         repo = CacheRepository(session)
-        exact = await repo.find_exact(
+        search = CacheRepository(reads) if reads is not None else repo
+        exact = await search.find_exact(
             tenant_id, namespace, scope.exact_hash, max_age_s=max_age_s, stale_s=stale_s
         )
-        if exact is not None:
+        if exact is not None and (reads is None or await _servable_on_primary(repo, exact.id)):
             await repo.record_hit(exact.id)
             return LookupResult(entry=exact, tier="exact", similarity=1.0)
 
         with metrics.time_embedding():
             embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
-        neighbours = await repo.nearest(
+        neighbours = await search.nearest(
             tenant_id,
             namespace,
             scope.scope_hash,
@@ -149,6 +152,8 @@ class CacheService:
                 verdict=verdict,
             )
         entry = by_id[verdict.accepted.entry_id]
+        if reads is not None and not await _servable_on_primary(repo, entry.id):
+            return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding, verdict=verdict)
         if gate is not None and not await gate.serve(session, entry, verdict):
             return LookupResult(
                 entry=None,
@@ -203,6 +208,12 @@ class CacheService:
 
     async def aclose(self) -> None:
         await self.embedder.aclose()
+
+
+async def _servable_on_primary(primary: CacheRepository, entry_id: uuid.UUID) -> bool:
+    """A replica's find still stands: not deleted or flagged on the primary since."""
+    entry = await primary.get(entry_id)
+    return entry is not None and not entry.flagged
 
 
 def load_cross_encoder(settings: CacheSettings) -> Any:

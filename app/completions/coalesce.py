@@ -1,11 +1,25 @@
-"""Identical concurrent misses make one upstream call (in one process; see docs/caching.md)."""
+"""Identical concurrent misses make one upstream call: within a process by a shared future,
+across the replicas on one database by a leased row per key (docs/caching.md, docs/scaling.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Hashable
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cache.repository import CacheRepository, StoredEntry
+from app.completions.repository import InflightRepository
+from app.db.engine import DatabaseDown, attempt
+from app.db.leases import Lease
+
+# A follower on another replica looks for the leader's answer this often, backing off to the most.
+POLL_FIRST_S = 0.02
+POLL_MOST_S = 0.5
 
 
 class SingleFlight:
@@ -61,3 +75,59 @@ class SingleFlight:
         if self._inflight.get(key) is future:
             del self._inflight[key]
             self._finished_at.pop(key, None)
+
+
+class ReplicaCoalescer:
+    """One replica leads an identical miss; the others wait for the entry it stores.
+
+    The leader holds the key's row under its process's lease. A follower polls in one short
+    transaction: try to take the key (it is free once the leader released it, or its lease ran
+    out because the leader died), then look for the stored answer. The claim comes first, so a
+    released key is always seen together with the entry stored before the release.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], lease: Lease) -> None:
+        self.sessionmaker = sessionmaker
+        self.lease = lease
+
+    async def lead_or_wait(
+        self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes, *, max_age_s: int | None
+    ) -> StoredEntry | None:
+        """The answer another replica stored for this key, or None: this replica leads the call
+        (it holds the key, or the database is unreachable and there is nobody to agree with)."""
+        delay = POLL_FIRST_S
+
+        async def step(session: AsyncSession) -> tuple[bool, StoredEntry | None]:
+            keys = InflightRepository(session)
+            claimed = await keys.claim(tenant_id, namespace, exact_hash, self.lease)
+            entry = await CacheRepository(session).find_exact(
+                tenant_id, namespace, exact_hash, max_age_s=max_age_s
+            )
+            if claimed and entry is not None:
+                await keys.release(tenant_id, namespace, exact_hash, self.lease)
+            return claimed, entry
+
+        while True:
+            outcome = await attempt(self.sessionmaker, step, tenant_id=tenant_id)
+            if isinstance(outcome, DatabaseDown):
+                return None
+            claimed, entry = outcome
+            if entry is not None or claimed:
+                return entry
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, POLL_MOST_S)
+
+    async def release(self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes) -> None:
+        """Let the followers see the stored answer (or, with none, lead themselves)."""
+
+        async def work(session: AsyncSession) -> None:
+            await InflightRepository(session).release(tenant_id, namespace, exact_hash, self.lease)
+
+        await attempt(self.sessionmaker, work, tenant_id=tenant_id)
+
+
+async def renew_inflight(session: AsyncSession, lease: Lease) -> None:
+    """A lease step: this process still works on its in-flight misses; forget long-dead ones."""
+    keys = InflightRepository(session)
+    await keys.renew(lease)
+    await keys.forget_expired()

@@ -28,11 +28,13 @@ from app.cache.repository import StoredEntry
 from app.cache.responses import replay
 from app.cache.scope import Scope, scope_of
 from app.cache.service import CacheService, LookupResult
-from app.completions.coalesce import SingleFlight
+from app.completions.coalesce import ReplicaCoalescer, SingleFlight
 from app.completions.controls import CacheControls, parse_controls
 from app.completions.inputs import ChatBody, chat_body
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
 from app.db.engine import DatabaseDown, attempt
+from app.db.leases import Lease
+from app.db.replica import ReadReplica
 from app.errors import (
     DejaError,
     PayloadTooLarge,
@@ -153,6 +155,7 @@ class _Job:
     embedding: npt.NDArray[np.float32] | None = None
     key: Hashable | None = None  # coalescing key; None: not coalesced
     future: asyncio.Future[Any] | None = None
+    replica_key: bytes | None = None  # the exact hash this replica leads for every replica
     reservation: Reservation | None = None
     prompt_tokens: int = 0  # estimated before the call
     # The error bound kept this candidate from serving; the answer labels it.
@@ -174,6 +177,8 @@ class CompletionPipeline:
         router: ModelRouter,
         books: Bookkeeper,
         limits: RequestLimits,
+        lease: Lease,
+        replica: ReadReplica,
     ) -> None:
         self.limits = limits
         self.sessionmaker = sessionmaker
@@ -181,6 +186,8 @@ class CompletionPipeline:
         self.router = router
         self.books = books
         self.inflight = SingleFlight()
+        self.replicas = ReplicaCoalescer(sessionmaker, lease)
+        self.replica = replica
         self.bound = ErrorBound(sessionmaker, cache.embedder, router)
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -255,19 +262,21 @@ class CompletionPipeline:
         key = (caller.tenant_id, controls.namespace, scope.exact_hash)
         leader = self.inflight.join(key, started_at=started)
         if leader is not None:
-            return await self._follow(caller, request, controls, leader, started, deadline)
+            return await self._follow(caller, request, controls, await self._wait(leader, deadline), started)
         lookup_started = time.monotonic()
 
         async def look_up(session: AsyncSession) -> ChatAnswer | LookupResult:
-            found = await self.cache.lookup(
-                session,
-                caller.tenant_id,
-                controls.namespace,
-                scope,
-                caller.policy.verifier_policy(controls.threshold),
-                max_age_s=controls.max_age_s,
-                gate=self.bound.gate(caller.tenant_id, caller.policy),
-            )
+            async with self.replica.reading(caller.tenant_id) as reads:
+                found = await self.cache.lookup(
+                    session,
+                    caller.tenant_id,
+                    controls.namespace,
+                    scope,
+                    caller.policy.verifier_policy(controls.threshold),
+                    max_age_s=controls.max_age_s,
+                    gate=self.bound.gate(caller.tenant_id, caller.policy),
+                    reads=reads,
+                )
             decision: metrics.LookupDecision = (
                 "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
             )
@@ -297,7 +306,7 @@ class CompletionPipeline:
             return await self._miss(job("bypass"))
         leader = self.inflight.join(key, started_at=started)
         if leader is not None:
-            return await self._follow(caller, request, controls, leader, started, deadline)
+            return await self._follow(caller, request, controls, await self._wait(leader, deadline), started)
         miss = job("miss", scope=scope, embedding=looked.embedding, key=key)
         miss.explored = looked if looked.withheld is not None else None
         return await self._miss(miss)
@@ -330,21 +339,19 @@ class CompletionPipeline:
         caller.booked = True
         return _replay(request, entry.response, entry.id, entry.similarity, tier, latency_ms)
 
-    async def _follow(
-        self,
-        caller: Caller,
-        request: ChatRequest,
-        controls: CacheControls,
-        leader: asyncio.Future[Any],
-        started: float,
-        deadline: float,
-    ) -> ChatAnswer:
-        """Wait for the identical request already in flight and answer with its result."""
+    async def _wait(self, leader: asyncio.Future[Any], deadline: float) -> Any:
+        """The result of the identical request already in flight in this process."""
         try:
             async with asyncio.timeout_at(deadline):
-                completion, entry_id, model = await asyncio.shield(leader)
+                return await asyncio.shield(leader)
         except TimeoutError:
             raise _deadline_passed(self.limits.timeout_s) from None
+
+    async def _follow(
+        self, caller: Caller, request: ChatRequest, controls: CacheControls, result: Any, started: float
+    ) -> ChatAnswer:
+        """Answer with the result of the identical request that was in flight (here or on another replica)."""
+        completion, entry_id, model = result
         latency_ms = (time.monotonic() - started) * 1000
         row = await self._hit_row(
             caller, request, controls, latency_ms, model, Usage.of(completion.get("usage"))
@@ -385,6 +392,10 @@ class CompletionPipeline:
         if job.key is not None:
             job.future = self.inflight.lead(job.key)
         try:
+            if job.key is not None and job.scope is not None:
+                followed = await self._follow_replica(job, job.scope)
+                if followed is not None:
+                    return followed
             job.prompt_tokens = self.books.quotas.estimator.prompt_tokens(job.request.messages)
             if job.prompt_tokens > self.limits.max_prompt_tokens:
                 raise PayloadTooLarge(
@@ -415,6 +426,26 @@ class CompletionPipeline:
         self._settle(job, result=(result.completion, answer.entry_id, result.model))
         return answer
 
+    async def _follow_replica(self, job: _Job, scope: Scope) -> ChatAnswer | None:
+        """Wait for an identical call in flight on another replica and answer with its entry;
+        None: no other replica has one, this one leads."""
+        try:
+            async with asyncio.timeout_at(job.deadline):
+                entry = await self.replicas.lead_or_wait(
+                    job.caller.tenant_id,
+                    job.controls.namespace,
+                    scope.exact_hash,
+                    max_age_s=job.controls.max_age_s,
+                )
+        except TimeoutError:
+            raise _deadline_passed(self.limits.timeout_s) from None
+        if entry is None:
+            job.replica_key = scope.exact_hash
+            return None
+        result = (entry.response, entry.id, entry.response.get("model") or entry.model)
+        self._settle(job, result=result)
+        return await self._follow(job.caller, job.request, job.controls, result, job.started)
+
     async def _fail(self, job: _Job, exc: DejaError) -> NoReturn:
         await self._book_error(job, exc)
         self._settle(job, error=exc)
@@ -425,6 +456,10 @@ class CompletionPipeline:
             # Only a stored answer stays joinable after the fact (no-store means: do not reuse).
             stored = result is not None and result[1] is not None
             self.inflight.finish(job.key, job.future, result=result, error=error, linger=stored)
+        if job.replica_key is not None:
+            # After the answer's entry is stored: the other replicas' followers look for it then.
+            self._spawn(self.replicas.release(job.caller.tenant_id, job.controls.namespace, job.replica_key))
+            job.replica_key = None
 
     def _used_row(
         self,

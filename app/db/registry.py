@@ -3,8 +3,9 @@
 from app.admin.models import AuditLog
 from app.cache.bound.models import CacheLabel
 from app.cache.models import CacheEntry
+from app.completions.models import InflightMiss
 from app.db.base import Base
-from app.ledger.models import LedgerEntry, Price, Quota, UsageCounter
+from app.ledger.models import LedgerEntry, Price, Quota, QuotaReservation, UsageCounter
 from app.tenants.models import ApiKey, Tenant
 from app.ui.models import LedgerHourly, LedgerRollupMark
 
@@ -14,11 +15,13 @@ __all__ = [
     "Base",
     "CacheEntry",
     "CacheLabel",
+    "InflightMiss",
     "LedgerEntry",
     "LedgerHourly",
     "LedgerRollupMark",
     "Price",
     "Quota",
+    "QuotaReservation",
     "Tenant",
     "UsageCounter",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import DatabaseDown, attempt
+from app.db.leases import Lease
 from app.ledger.pricing import PriceBook, Usage
 from app.ledger.quotas import Quotas, Reservation
 from app.ledger.repository import LedgerRepository, LedgerRow
@@ -52,13 +53,14 @@ class Bookkeeper:
         sessionmaker: async_sessionmaker[AsyncSession],
         spool: LedgerSpool,
         prices: PriceBook,
+        lease: Lease,
         *,
         default_output_tokens: int,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.spool = spool
         self.prices = prices
-        self.quotas = Quotas(prices, default_output_tokens=default_output_tokens)
+        self.quotas = Quotas(prices, lease, default_output_tokens=default_output_tokens)
 
     def usage(self, reported: Any, completion: dict[str, Any], prompt_tokens: int) -> Usage:
         """What an answer used: the upstream's usage, or, when it sent none (a stream cut short,

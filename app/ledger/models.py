@@ -53,8 +53,8 @@ class LedgerEntry(Base):
     __table_args__ = (
         CheckConstraint("cache_status IN ('hit', 'miss', 'bypass', 'error')", name="cache_status"),
         # A request is booked exactly once, also when a spooled row is replayed: the key is the
-        # id Déjà made for the request, never one a client sent.
-        UniqueConstraint("request_id"),
+        # id Déjà made for the request, never one a client sent (with the tenant: distributable).
+        UniqueConstraint("request_id", "tenant_id"),
         Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
         Index("ix_ledger_tenant_client_request", "tenant_id", "client_request_id"),
         # The requests an entry answered (the dashboard's entry and wrong-hit pages).
@@ -65,7 +65,7 @@ class LedgerEntry(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     request_id: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -129,3 +129,25 @@ class UsageCounter(Base):
     cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
     reserved_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     reserved_cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+
+
+class QuotaReservation(Base):
+    """Quota held by one upstream call in flight: released when the call is booked, or by any
+    replica once `expires_at` passes without the replica holding it renewing it (it died)."""
+
+    __tablename__ = "quota_reservations"
+    __table_args__ = (
+        Index("ix_quota_reservations_expires_at", "expires_at"),
+        Index("ix_quota_reservations_holder", "holder"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64), nullable=False)
+    day_start: Mapped[date] = mapped_column(Date, nullable=False)
+    month_start: Mapped[date] = mapped_column(Date, nullable=False)
+    tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

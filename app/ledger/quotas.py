@@ -8,6 +8,11 @@ call the reservation is settled to the real usage in the same transaction as the
 The most a quota can be overspent by is the difference between one request's real cost and
 its estimate.
 
+A reservation is also a row, leased by the replica that made it: the replica renews it while the
+call runs, and once the lease runs out unrenewed (the replica died) any replica gives the
+request and its reservation back to the counters. A booking that arrives after that (from a
+spool) counts its request and use anew.
+
 Every tenant has usage counters, with or without a quota: a quota set in the middle of a day
 counts that day's earlier spend, and `/v1/usage` shows what was used either way.
 
@@ -16,6 +21,7 @@ Cache hits are free: they neither consume nor need quota.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,8 +32,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.leases import Lease
 from app.errors import QuotaExceeded
 from app.ledger.pricing import PriceBook, Usage
+
+log = logging.getLogger(__name__)
 
 PERIODS = ("day", "month")
 # Output tokens reserved when a request sets no max_tokens: the most the model may answer, as
@@ -73,6 +82,7 @@ class Reservation:
     starts: tuple[datetime, ...]
     tokens: int
     cost_usd: Decimal
+    id: uuid.UUID | None = None  # its lease row; None in a spool written before reservations had rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +156,65 @@ _SETTLE = text(
     WHERE tenant_id = :tenant_id AND period = :period AND period_start = CAST(:start AS date)
     """
 )
-# A call booked from the spool that reserved nothing (the database was down when it started).
+_HOLD = text(
+    """
+    INSERT INTO quota_reservations (tenant_id, id, holder, day_start, month_start, tokens, cost_usd, expires_at)
+    VALUES (:tenant_id, :id, :holder, CAST(:day AS date), CAST(:month AS date), :tokens, :cost,
+            now() + make_interval(secs => :lease_s))
+    """
+)
+_RELEASE = text("DELETE FROM quota_reservations WHERE tenant_id = :tenant_id AND id = :id RETURNING id")
+_RENEW = text(
+    "UPDATE quota_reservations SET expires_at = now() + make_interval(secs => :lease_s) WHERE holder = :holder"
+)
+# Reservations whose replica stopped renewing them: the request and what it reserved go back.
+# The counter rows are locked tenant by tenant, day before month, as a reservation locks them.
+_RECLAIM = text(
+    """
+    WITH gone AS (
+        DELETE FROM quota_reservations WHERE expires_at < now()
+        RETURNING tenant_id, day_start, month_start, tokens, cost_usd
+    ), per_period AS (
+        SELECT tenant_id, p.period, p.start, count(*) AS requests, sum(tokens) AS tokens, sum(cost_usd) AS cost
+        FROM gone CROSS JOIN LATERAL (VALUES ('day', day_start), ('month', month_start)) AS p(period, start)
+        GROUP BY tenant_id, p.period, p.start
+    ), locked AS (
+        SELECT u.tenant_id, u.period, u.period_start FROM usage_counters AS u
+        JOIN per_period AS r ON u.tenant_id = r.tenant_id AND u.period = r.period AND u.period_start = r.start
+        ORDER BY u.tenant_id, u.period
+        FOR UPDATE OF u
+    ), released AS (
+        UPDATE usage_counters AS u
+        SET requests = greatest(u.requests - r.requests, 0),
+            reserved_tokens = greatest(u.reserved_tokens - r.tokens, 0),
+            reserved_cost_usd = greatest(u.reserved_cost_usd - r.cost, 0)
+        FROM per_period AS r
+        WHERE u.tenant_id = r.tenant_id AND u.period = r.period AND u.period_start = r.start
+          AND (u.tenant_id, u.period) IN (SELECT tenant_id, period FROM locked)
+        RETURNING 1
+    )
+    SELECT count(*) FROM gone
+    """
+)
+# A call booked without a reservation: made while quotas could not be checked (the database was
+# down when it started), or whose reservation was reclaimed before its booking arrived.
+# Its counter rows are locked day before month, as a reservation locks them.
 _COUNT = text(
     """
+    WITH locked AS (
+        SELECT period FROM usage_counters
+        WHERE tenant_id = :tenant_id
+          AND ((period = 'day' AND period_start = CAST(:day AS date))
+               OR (period = 'month' AND period_start = CAST(:month AS date)))
+        ORDER BY period
+        FOR UPDATE
+    )
     UPDATE usage_counters
     SET requests = requests + 1, tokens = tokens + :tokens, cost_usd = cost_usd + :cost
     WHERE tenant_id = :tenant_id
       AND ((period = 'day' AND period_start = CAST(:day AS date))
            OR (period = 'month' AND period_start = CAST(:month AS date)))
+      AND period IN (SELECT period FROM locked)
     """
 )
 _USAGE = text(
@@ -178,9 +239,11 @@ class QuotaRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def reserve(self, tenant_id: uuid.UUID, tokens: int, cost: Decimal, at: datetime) -> Reservation:
-        """Count the request and reserve in both periods, or raise QuotaExceeded naming the quota
-        that is full."""
+    async def reserve(
+        self, tenant_id: uuid.UUID, tokens: int, cost: Decimal, at: datetime, lease: Lease
+    ) -> Reservation:
+        """Count the request and reserve in both periods under `lease`, or raise QuotaExceeded
+        naming the quota that is full."""
         params = {"tenant_id": tenant_id, "tokens": tokens, "cost": cost, **_starts(at)}
         await self.session.execute(_ENSURE_COUNTERS, params)
         reserved = {row.period for row in (await self.session.execute(_RESERVE, params)).all()}
@@ -188,6 +251,10 @@ class QuotaRepository:
             for quota in (await self.session.execute(_QUOTAS, params)).all():
                 if quota.period not in reserved:
                     raise _exceeded(quota, tokens, cost, at)
+        reservation_id = uuid.uuid4()
+        await self.session.execute(
+            _HOLD, {**params, "id": reservation_id, "holder": lease.holder, "lease_s": lease.seconds}
+        )
         held = tuple(sorted(reserved))
         return Reservation(
             tenant_id=tenant_id,
@@ -195,9 +262,17 @@ class QuotaRepository:
             starts=tuple(period_start(p, at) for p in held),
             tokens=tokens,
             cost_usd=cost,
+            id=reservation_id,
         )
 
     async def settle(self, reservation: Reservation, usage: Usage, cost: Decimal) -> None:
+        if reservation.id is not None:
+            released = await self.session.execute(
+                _RELEASE, {"tenant_id": reservation.tenant_id, "id": reservation.id}
+            )
+            if released.first() is None:  # reclaimed: its request was given back, count it again
+                await self._count(reservation.tenant_id, reservation.starts[0], usage, cost)
+                return
         for period, start in zip(reservation.periods, reservation.starts, strict=True):
             await self.session.execute(
                 _SETTLE,
@@ -228,9 +303,20 @@ class QuotaRepository:
         if reservation is not None:
             await self.settle(reservation, usage, cost)
         elif upstream_call:
-            params = {"tenant_id": tenant_id, "tokens": usage.total, "cost": cost, **_starts(at)}
-            await self.session.execute(_ENSURE_COUNTERS, params)
-            await self.session.execute(_COUNT, params)
+            await self._count(tenant_id, at, usage, cost)
+
+    async def _count(self, tenant_id: uuid.UUID, at: datetime, usage: Usage, cost: Decimal) -> None:
+        params = {"tenant_id": tenant_id, "tokens": usage.total, "cost": cost, **_starts(at)}
+        await self.session.execute(_ENSURE_COUNTERS, params)
+        await self.session.execute(_COUNT, params)
+
+    async def renew(self, lease: Lease) -> None:
+        """Extend every reservation this process holds by another lease."""
+        await self.session.execute(_RENEW, {"holder": lease.holder, "lease_s": lease.seconds})
+
+    async def reclaim_expired(self) -> int:
+        """Give back the requests and reservations whose lease ran out; how many (system context)."""
+        return int((await self.session.execute(_RECLAIM)).scalar_one())
 
     async def usage(self, tenant_id: uuid.UUID, at: datetime) -> list[PeriodUsage]:
         rows = (await self.session.execute(_USAGE, {"tenant_id": tenant_id, **_starts(at)})).all()
@@ -306,8 +392,9 @@ class TokenEstimator:
 class Quotas:
     """Reservation estimates and the reserve/settle calls the pipeline makes."""
 
-    def __init__(self, prices: PriceBook, *, default_output_tokens: int) -> None:
+    def __init__(self, prices: PriceBook, lease: Lease, *, default_output_tokens: int) -> None:
         self.prices = prices
+        self.lease = lease
         self.default_output_tokens = default_output_tokens
         self.estimator = TokenEstimator()
 
@@ -328,10 +415,21 @@ class Quotas:
         per_choice = min(max_output_tokens, most) if max_output_tokens is not None else most
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=per_choice * choices)
         cost = await self.prices.cost(model, usage, at)
-        return await QuotaRepository(session).reserve(tenant_id, usage.total, cost, at)
+        return await QuotaRepository(session).reserve(tenant_id, usage.total, cost, at, self.lease)
 
     async def settle(
         self, session: AsyncSession, reservation: Reservation | None, usage: Usage, cost: Decimal
     ) -> None:
         if reservation is not None:  # None: reserved while the database was down (quotas open)
             await QuotaRepository(session).settle(reservation, usage, cost)
+
+
+async def renew_reservations(session: AsyncSession, lease: Lease) -> None:
+    """A lease step: this process still holds its reservations."""
+    await QuotaRepository(session).renew(lease)
+
+
+async def reclaim_reservations(session: AsyncSession, lease: Lease) -> None:
+    """A lease step: release what replicas that died held."""
+    if released := await QuotaRepository(session).reclaim_expired():
+        log.warning("quota reservations of a lost replica released", extra={"reservations": released})

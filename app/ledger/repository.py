@@ -101,7 +101,7 @@ _LEDGER_COLUMNS = [f.name for f in fields(LedgerRow)]
 _APPEND = text(
     f"INSERT INTO ledger ({', '.join(_LEDGER_COLUMNS)}) "  # noqa: S608 (field names, no input)
     f"VALUES ({', '.join('CAST(:metadata AS jsonb)' if c == 'metadata' else ':' + c for c in _LEDGER_COLUMNS)}) "
-    "ON CONFLICT (request_id) DO NOTHING"
+    "ON CONFLICT (request_id, tenant_id) DO NOTHING"
 )
 
 

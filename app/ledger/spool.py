@@ -73,6 +73,7 @@ def _decode(line: str) -> tuple[LedgerRow, Reservation | None]:
         starts=tuple(datetime.fromisoformat(start) for start in held["starts"]),
         tokens=int(held["tokens"]),
         cost_usd=Decimal(held["cost_usd"]),
+        id=uuid.UUID(held["id"]) if held.get("id") else None,
     )
     return row, reservation
 

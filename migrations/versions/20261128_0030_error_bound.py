@@ -2,7 +2,7 @@
 `explored` flag, and the analytics view of what learning costs (sql/views/07_learning_daily.sql).
 
 Revision ID: 0030
-Revises: 0004
+Revises: 0020
 Create Date: 2026-11-28
 """
 

@@ -3,6 +3,7 @@ refused row cannot block."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
+from app.db.leases import Lease
 from app.ledger.quotas import QuotaRepository
 from app.ledger.repository import LedgerRow
 from app.ledger.spool import LedgerSpool
@@ -126,7 +128,7 @@ async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_u
     # A call that reserved before the database went away, and one that started while it was away.
     async with transaction(sessionmaker, tenant_id=tenant.tenant_id) as session:
         reservation = await QuotaRepository(session).reserve(
-            tenant.tenant_id, 1000, Decimal("0.01"), datetime.now(UTC)
+            tenant.tenant_id, 1000, Decimal("0.01"), datetime.now(UTC), Lease.new(60)
         )
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 1, "tokens": 0, "reserved_tokens": 1000}
 
@@ -147,3 +149,22 @@ async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_u
     assert await spool.drain(sessionmaker) == 2
     # The reservation no longer holds quota; both calls count, each once.
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 2, "tokens": 300, "reserved_tokens": 0}
+
+    # A call whose replica stopped renewing its reservation (the outage outlasted the lease): any
+    # replica gives the reservation back; its booking, replayed later, counts the call anew.
+    async with transaction(sessionmaker, tenant_id=tenant.tenant_id) as session:
+        lapsed = await QuotaRepository(session).reserve(
+            tenant.tenant_id, 700, Decimal("0.01"), datetime.now(UTC), Lease.new(0.2)
+        )
+    assert await _day(sessionmaker, tenant.tenant_id) == {
+        "requests": 3,
+        "tokens": 300,
+        "reserved_tokens": 700,
+    }
+    await asyncio.sleep(0.3)
+    async with transaction(sessionmaker, system=True) as session:
+        assert await QuotaRepository(session).reclaim_expired() >= 1
+    assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 2, "tokens": 300, "reserved_tokens": 0}
+    await spool.append(miss(20), lapsed)
+    assert await spool.drain(sessionmaker) == 1
+    assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 3, "tokens": 340, "reserved_tokens": 0}

@@ -5,7 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import REAL, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    REAL,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -22,16 +32,17 @@ class CacheLabel(Base):
         Index("ix_cache_labels_tenant_scorer_created", "tenant_id", "scorer", "created_at"),
         Index("ix_cache_labels_entry_id", "entry_id"),
         # One label per request: feedback given twice on a request counts once (the last word).
-        UniqueConstraint("request_id"),
+        UniqueConstraint("request_id", "tenant_id"),
+        ForeignKeyConstraint(
+            ["entry_id", "tenant_id"], ["cache_entries.id", "cache_entries.tenant_id"], ondelete="CASCADE"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
-    entry_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("cache_entries.id", ondelete="CASCADE"), nullable=False
-    )
+    entry_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     created_at: Mapped[datetime] = created_at()
     # The request whose decision was labelled (the explored one, or the hit the feedback is about).
     request_id: Mapped[str] = mapped_column(String(64), nullable=False)
