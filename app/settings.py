@@ -62,6 +62,12 @@ class CacheSettings(BaseModel):
     )
     top_k: int = Field(5, ge=1, le=50, description="Nearest candidates the verifier reads.")
     ef_search: int = Field(64, ge=10, le=1000, description="HNSW search breadth (hnsw.ef_search).")
+    max_aliases_per_entry: int = Field(
+        16,
+        ge=0,
+        le=1000,
+        description="Served paraphrases an entry remembers, so the same wording is an exact hit next time; 0: none.",
+    )
     verifier_model_dir: Path | None = Field(
         None, description="A cross-encoder directory (model.onnx + tokenizer.json); default: the one shipped."
     )

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    REAL,
     Numeric,
     String,
     Text,
@@ -81,3 +82,26 @@ class CacheEntry(Base):
     flagged: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     feedback_correct: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     feedback_wrong: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+
+class CacheAlias(Base):
+    """Another wording of an entry's prompt, served by the semantic tier and not flagged since:
+    the same wording in the same scope is then found by its exact hash, with no embedding and
+    no verifier. Bounded per entry (`cache.max_aliases_per_entry`), deleted with its entry
+    (purges, TTL sweeps, tenant deletion) and when the entry is flagged."""
+
+    __tablename__ = "cache_aliases"
+    __table_args__ = (Index("ix_cache_aliases_entry_id", "entry_id"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    namespace: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # The hash of the alias's own scope and normalised wording (the same as an entry's exact_hash).
+    exact_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    entry_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("cache_entries.id", ondelete="CASCADE"), nullable=False
+    )
+    # The cosine it was served at: a request asking for a stricter threshold does not take it.
+    similarity: Mapped[float] = mapped_column(REAL, nullable=False)
+    created_at: Mapped[datetime] = created_at()

@@ -66,11 +66,27 @@ _LIVE = (
     "AND (CAST(:max_age_s AS integer) IS NULL OR created_at > now() - make_interval(secs => :max_age_s))"
 )
 
+# The entry stored under this exact hash, else the entry an alias with this hash points to
+# (served at a cosine the request accepts): one round trip; the alias branch runs only when
+# the first finds nothing.
 _EXACT = text(
-    f"SELECT {_COLUMNS} FROM cache_entries "  # noqa: S608 (constants only)
+    f"(SELECT {_COLUMNS}, false AS alias, 1.0::real AS similarity FROM cache_entries "  # noqa: S608 (constants only)
     f"WHERE tenant_id = :tenant_id AND namespace = :namespace AND exact_hash = :exact_hash AND {_LIVE} "
-    "ORDER BY created_at DESC LIMIT 1"
+    "ORDER BY created_at DESC LIMIT 1) "
+    f"UNION ALL (SELECT {_COLUMNS}, true, aliased.alias_similarity FROM (SELECT entry_id, "
+    "similarity AS alias_similarity FROM cache_aliases WHERE tenant_id = :tenant_id AND namespace = :namespace "
+    "AND exact_hash = :exact_hash AND similarity >= :min_alias_similarity) aliased "
+    f"JOIN cache_entries ON cache_entries.id = aliased.entry_id WHERE {_LIVE}) LIMIT 1"
 )
+# A served paraphrase becomes an alias, unless its entry already has `max_aliases` of them
+# (concurrent inserts may pass that bound by a few rows) or its wording is an alias already.
+_ADD_ALIAS = text(
+    "INSERT INTO cache_aliases (tenant_id, namespace, exact_hash, entry_id, similarity) "
+    "SELECT :tenant_id, :namespace, :exact_hash, :entry_id, :similarity "
+    "WHERE (SELECT count(*) FROM cache_aliases WHERE entry_id = :entry_id) < :max_aliases "
+    "ON CONFLICT DO NOTHING"
+)
+_DROP_ALIASES = text("DELETE FROM cache_aliases WHERE entry_id = :entry_id")
 
 
 # Transaction-local, in one round trip.
@@ -126,16 +142,40 @@ class CacheRepository:
         *,
         max_age_s: int | None = None,
         stale_s: int = 0,
-    ) -> StoredEntry | None:
+        min_alias_similarity: float,
+    ) -> tuple[StoredEntry, bool] | None:
+        """The entry for this exact hash, and whether it was found through an alias (one
+        served at `min_alias_similarity` or above)."""
         params = {
             "tenant_id": tenant_id,
             "namespace": namespace,
             "exact_hash": exact_hash,
             "max_age_s": max_age_s,
             "stale_s": stale_s,
+            "min_alias_similarity": min_alias_similarity,
         }
         row = (await self.session.execute(_EXACT, params)).first()
-        return _row(row) if row is not None else None
+        return (_row(row, similarity=float(row.similarity)), bool(row.alias)) if row is not None else None
+
+    async def add_alias(
+        self,
+        tenant_id: uuid.UUID,
+        namespace: str,
+        exact_hash: bytes,
+        entry_id: uuid.UUID,
+        similarity: float,
+        *,
+        max_aliases: int,
+    ) -> None:
+        params = {
+            "tenant_id": tenant_id,
+            "namespace": namespace,
+            "exact_hash": exact_hash,
+            "entry_id": entry_id,
+            "similarity": similarity,
+            "max_aliases": max_aliases,
+        }
+        await self.session.execute(_ADD_ALIAS, params)
 
     async def nearest(
         self,
@@ -226,6 +266,8 @@ class CacheRepository:
         )
         if result.first() is None:
             return None
+        if not correct:  # its paraphrases no longer find it either
+            await self.session.execute(_DROP_ALIASES, {"entry_id": entry_id})
         return await self.get(entry_id)
 
     async def ensure_embedding_index(self, embedder: str, dimension: int) -> None:

@@ -27,7 +27,10 @@ from app.settings import CacheSettings
 
 log = logging.getLogger(__name__)
 
-Tier = Literal["exact", "semantic"]
+# alias: the exact hash of a paraphrase served before (app.cache.models.CacheAlias).
+Tier = Literal["exact", "alias", "semantic"]
+# A cosine no alias reaches: the exact tier then reads entries only.
+NO_ALIASES = 2.0
 # The models read at most 256 tokens of a prompt (the embedder; the cross-encoder's pair less);
 # with whitespace collapsed (normalise_prompt) that many tokens take far fewer characters, so
 # text past this cannot change what they see and is cut before any model input is built: a
@@ -96,12 +99,22 @@ class CacheService:
         """The entry to serve, if any. `stale_s` admits entries expired up to that long ago;
         `gate` has the last word on a semantic hit."""
         repo = CacheRepository(session)
+        aliases = self.settings.max_aliases_per_entry > 0
         exact = await repo.find_exact(
-            tenant_id, namespace, scope.exact_hash, max_age_s=max_age_s, stale_s=stale_s
+            tenant_id,
+            namespace,
+            scope.exact_hash,
+            max_age_s=max_age_s,
+            stale_s=stale_s,
+            # An alias was served at some cosine: it serves again only where that still passes.
+            min_alias_similarity=policy.similarity_floor(policy.cross_encoder_min_score is not None)
+            if aliases
+            else NO_ALIASES,
         )
         if exact is not None:
-            await repo.record_hit(exact.id)
-            return LookupResult(entry=exact, tier="exact", similarity=1.0)
+            entry, alias = exact
+            await repo.record_hit(entry.id)
+            return LookupResult(entry=entry, tier="alias" if alias else "exact", similarity=entry.similarity)
 
         with metrics.time_embedding():
             embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
@@ -159,6 +172,15 @@ class CacheService:
                 withheld=entry,
             )
         await repo.record_hit(entry.id)
+        if aliases:
+            await repo.add_alias(
+                tenant_id,
+                namespace,
+                scope.exact_hash,
+                entry.id,
+                entry.similarity,
+                max_aliases=self.settings.max_aliases_per_entry,
+            )
         return LookupResult(
             entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict
         )

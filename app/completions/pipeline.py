@@ -269,7 +269,7 @@ class CompletionPipeline:
                 gate=self.bound.gate(caller.tenant_id, caller.policy),
             )
             decision: metrics.LookupDecision = (
-                "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
+                "exact_hit" if found.tier in ("exact", "alias") else "semantic_hit" if found.entry else "miss"
             )
             metrics.cache_lookup(decision, found.similarity, time.monotonic() - lookup_started)
             if found.entry is None:
