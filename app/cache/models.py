@@ -9,6 +9,7 @@ from typing import Any
 
 from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
+    REAL,
     BigInteger,
     Boolean,
     DateTime,
@@ -16,7 +17,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    REAL,
     Numeric,
     String,
     Text,

@@ -253,7 +253,7 @@ async def bulk_load(
     # The statement above repeats ensure_embedding_index's definition with a larger memory
     # budget; check that the service sees the index it expects.
     async with engine.connect() as conn:
-        found = (
+        found: int = (
             await conn.execute(
                 text("SELECT count(*) FROM pg_indexes WHERE indexname = :name"),
                 {"name": hnsw_index_name(embedder)},

@@ -96,7 +96,7 @@ async def run(
                     await conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
                 ).scalar_one()
             )
-            existing = (await conn.execute(text("SELECT count(*) FROM cache_entries"))).scalar_one()
+            existing: int = (await conn.execute(text("SELECT count(*) FROM cache_entries"))).scalar_one()
         async with transaction(sessionmaker, system=True) as session:
             await cache.prepare(session)
         embedder = cache.embedder
