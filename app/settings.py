@@ -68,6 +68,12 @@ class CacheSettings(BaseModel):
         le=1000,
         description="Served paraphrases an entry remembers, so the same wording is an exact hit next time; 0: none.",
     )
+    hit_flush_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Hit counts (hit_count, last_hit_at) are kept in memory and written this often.",
+    )
     verifier_model_dir: Path | None = Field(
         None, description="A cross-encoder directory (model.onnx + tokenizer.json); default: the one shipped."
     )

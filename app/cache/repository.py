@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -96,7 +97,11 @@ _SEARCH_SETTINGS = text(
 
 _BY_ID = text(f"SELECT {_COLUMNS} FROM cache_entries WHERE id = :id")  # noqa: S608 (constants only)
 # Hot-path writes as prepared text: building ORM statements per request cost more than running them.
-_RECORD_HIT = text("UPDATE cache_entries SET hit_count = hit_count + 1, last_hit_at = now() WHERE id = :id")
+_ADD_HITS = text(
+    "UPDATE cache_entries SET hit_count = hit_count + hits.count, "
+    "last_hit_at = GREATEST(last_hit_at, hits.at) FROM unnest(CAST(:ids AS uuid[]), "
+    "CAST(:counts AS bigint[]), CAST(:ats AS timestamptz[])) AS hits(id, count, at) WHERE cache_entries.id = hits.id"
+)
 _INSERT = text(
     "INSERT INTO cache_entries (tenant_id, namespace, model, scope_hash, exact_hash, prompt, embedder, embedding, "
     "response, prompt_tokens, completion_tokens, cost_usd, expires_at) VALUES (:tenant_id, :namespace, :model, "
@@ -251,8 +256,11 @@ class CacheRepository:
         result = await self.session.execute(delete(CacheEntry).where(CacheEntry.id == entry_id))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def record_hit(self, entry_id: uuid.UUID) -> None:
-        await self.session.execute(_RECORD_HIT, {"id": entry_id})
+    async def add_hits(self, hits: Mapping[uuid.UUID, tuple[int, datetime]]) -> None:
+        """Add counted hits to their entries (id -> count, time of the latest), in one statement."""
+        ids = list(hits)
+        params = {"ids": ids, "counts": [hits[i][0] for i in ids], "ats": [hits[i][1] for i in ids]}
+        await self.session.execute(_ADD_HITS, params)
 
     async def record_feedback(self, entry_id: uuid.UUID, *, correct: bool) -> StoredEntry | None:
         """A wrong hit flags the entry: it never serves again."""

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.embedders import Embedder, create_embedder
+from app.cache.hits import HitCounter
 from app.cache.repository import CacheRepository, NewEntry, StoredEntry
 from app.cache.scope import Scope, normalise_prompt
 from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
@@ -73,6 +74,7 @@ class CacheService:
         self.embedder = embedder
         self.verifier = verifier
         self.settings = settings
+        self.hits = HitCounter()
 
     @classmethod
     def create(cls, settings: CacheSettings) -> CacheService:
@@ -113,7 +115,7 @@ class CacheService:
         )
         if exact is not None:
             entry, alias = exact
-            await repo.record_hit(entry.id)
+            self.hits.add(entry.id)
             return LookupResult(entry=entry, tier="alias" if alias else "exact", similarity=entry.similarity)
 
         with metrics.time_embedding():
@@ -171,7 +173,7 @@ class CacheService:
                 verdict=verdict,
                 withheld=entry,
             )
-        await repo.record_hit(entry.id)
+        self.hits.add(entry.id)
         if aliases:
             await repo.add_alias(
                 tenant_id,
@@ -185,9 +187,9 @@ class CacheService:
             entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict
         )
 
-    async def record_hit(self, session: AsyncSession, entry_id: uuid.UUID) -> None:
+    def record_hit(self, entry_id: uuid.UUID) -> None:
         """Count a hit served without a lookup (a coalesced request)."""
-        await CacheRepository(session).record_hit(entry_id)
+        self.hits.add(entry_id)
 
     async def store(
         self,

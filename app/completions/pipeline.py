@@ -352,13 +352,9 @@ class CompletionPipeline:
         row.similarity, row.entry_id, row.used_model = 1.0, entry_id, model
         row.metadata["coalesced"] = True
         metrics.add_avoided_cost(model, row.avoided_cost_usd)
-        entry = entry_id
-
-        async def count_hit(session: AsyncSession) -> None:
-            if entry is not None:
-                await self.cache.record_hit(session, entry)
-
-        await self.books.book(row, also=count_hit)
+        if entry_id is not None:
+            self.cache.record_hit(entry_id)
+        await self.books.book(row)
         caller.booked = True
         metrics.cache_lookup("coalesced")
         return _replay(request, completion, entry_id, 1.0, "coalesced", latency_ms)
