@@ -8,6 +8,7 @@ connection never carries one request's tenant into the next.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -59,7 +60,8 @@ def _binary_vectors(dbapi_connection: Any, _record: Any) -> None:
 
 
 async def _register_halfvec(connection: Any) -> None:
-    try:
+    # "unknown type": a connection made before the migrations create the extension.
+    with contextlib.suppress(ValueError):
         await connection.set_type_codec(
             "halfvec",
             schema="public",
@@ -67,8 +69,6 @@ async def _register_halfvec(connection: Any) -> None:
             decoder=HalfVector.from_binary,
             format="binary",
         )
-    except ValueError:  # "unknown type": a connection made before the migrations create the extension
-        pass
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -67,6 +67,7 @@ class ClassResult:
     machine_cpu_pct: float = 0.0
     server_rss_mb: float | None = None
     server_rss_peak_mb: float | None = None
+    generator: str = "httpx"  # the load generator: httpx (this process) or wrk
 
     @property
     def throughput(self) -> float:

@@ -306,9 +306,16 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
             sweep_rows.append(cells)
         out.append(_table(["query set", *(f"ef_search {ef}" for ef in sweep_values)], sweep_rows))
     out += ["", "## 3. HTTP figures", ""]
+    by_wrk = any(c.generator == "wrk" for c in result.http)
     out.append(
-        "Closed loop through `POST /v1/chat/completions` with httpx, class after class, at concurrency "
-        f'{config.concurrency} (the "1 client" classes send one request at a time, for half as long: '
+        (
+            "Closed loop through `POST /v1/chat/completions`: the classes at full concurrency driven by "
+            "`wrk` (C; each connection sends its next request when the answer arrives; its latency "
+            "percentiles; client CPU is wrk's), the 1-client classes by httpx; class after class, at concurrency "
+            if by_wrk
+            else "Closed loop through `POST /v1/chat/completions` with httpx, class after class, at concurrency "
+        )
+        + f'{config.concurrency} (the "1 client" classes send one request at a time, for half as long: '
         "the cost of a request without queueing). Latency is "
         "per request as the client sees it; throughput counts completions in the measured window. "
         "CPU is a share of one core (200% = both cores of a 2-core machine); RSS is the server's "

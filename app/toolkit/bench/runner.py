@@ -23,6 +23,7 @@ from app.db.engine import create_engine, create_sessionmaker, transaction
 from app.settings import Settings
 from app.tenants.models import Tenant
 from app.toolkit.bench import load as loading
+from app.toolkit.bench import wrk
 from app.toolkit.bench.http import (
     SINGLE_CLIENT,
     ClassResult,
@@ -52,6 +53,8 @@ class Sizes:
     semantic_queries: int
     recall_queries: int
     live_inserts: int
+    # Throughput classes: wrk (when installed, with "auto"), or the httpx client in this process.
+    load_generator: str = "auto"
 
 
 def _progress(console: Console) -> Progress:
@@ -225,6 +228,9 @@ async def _http_phase(
     fake_url: str | None,
     console: Console,
 ) -> list[ClassResult]:
+    if sizes.load_generator == "wrk" and not wrk.available():
+        raise RuntimeError("--load-generator wrk: no wrk on PATH (Debian/Ubuntu: apt-get install wrk)")
+    use_wrk = sizes.load_generator == "wrk" or (sizes.load_generator == "auto" and wrk.available())
     state = Path(tempfile.mkdtemp(prefix="deja-bench-http-"))
     fake: FakeLLMServer | None = None
     server: DejaProcess | None = None
@@ -261,6 +267,22 @@ async def _http_phase(
                     def tick(share: float, task: TaskID = task) -> None:
                         bar.update(task, completed=share * 100)
 
+                    if use_wrk and not single:
+                        bar.update(task, completed=50)
+                        results.append(
+                            await wrk.drive_wrk(
+                                name,
+                                "model" if direct else "deja",
+                                model_url if direct else deja_url,
+                                make,
+                                concurrency=sizes.concurrency,
+                                warmup_s=sizes.warmup,
+                                seconds=sizes.seconds,
+                                processes=processes,
+                            )
+                        )
+                        bar.update(task, completed=100)
+                        continue
                     results.append(
                         await drive(
                             name,

@@ -1,0 +1,163 @@
+"""Throughput classes driven by `wrk` (C, event loop, several threads) instead of the Python
+client, so that on a small machine the load generator is not what limits the figures.
+
+The requests of a class are made by the same request maker as with httpx, written into a Lua
+script that cycles through them; X-Cache counts and latency quantiles come back as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from app.toolkit.bench.http import ClassResult, Processes, Request, _pct
+
+# Enough distinct requests that a class never sends the same miss twice in its window.
+REQUESTS_PER_CLASS = 40_000
+_QUANTILES = [q / 10 for q in range(1, 1000)] + [99.9, 99.99, 100.0]
+
+_LUA = """
+local requests = {}
+%(requests)s
+local counter = 0
+local statuses = {}
+local threads = {}
+function setup(thread)
+  thread:set("offset", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  counter = offset
+  statuses = {}
+end
+function request()
+  counter = counter + 1
+  local r = requests[(counter %% #requests) + 1]
+  return wrk.format("POST", r[1], r[2], r[3])
+end
+function response(status, headers, body)
+  local key = headers["X-Cache"] or headers["x-cache"] or "-"
+  if status ~= 200 then key = "error" end
+  statuses[key] = (statuses[key] or 0) + 1
+end
+function done(summary, latency, requests_done)
+  local counts = {}
+  for _, thread in ipairs(threads) do
+    local s = thread:get("statuses")
+    for k, v in pairs(s) do counts[k] = (counts[k] or 0) + v end
+  end
+  local quantiles = {}
+  for _, q in ipairs({%(quantiles)s}) do table.insert(quantiles, latency:percentile(q) / 1000.0) end
+  local parts = {}
+  for k, v in pairs(counts) do table.insert(parts, string.format("%%q: %%d", k, v)) end
+  io.write("WRK_JSON " .. string.format(
+    '{"requests": %%d, "seconds": %%f, "errors": %%d, "statuses": {%%s}, "latencies_ms": [%%s]}',
+    summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status
+      + summary.errors.timeout,
+    table.concat(parts, ", "), table.concat(quantiles, ", ")) .. "\\n")
+end
+"""
+
+
+def available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def _lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
+
+
+def _script(next_request: Callable[[int], Request], count: int) -> str:
+    rows = []
+    for i in range(count):
+        path, headers, body = next_request(i)
+        header_table = ", ".join(
+            f"[{_lua_string(k)}] = {_lua_string(v)}"
+            for k, v in {**headers, "Content-Type": "application/json"}.items()
+        )
+        rows.append(
+            f"requests[{i + 1}] = {{{_lua_string(path)}, {{{header_table}}}, "
+            f"{_lua_string(json.dumps(body, separators=(',', ':')))}}}"
+        )
+    return _LUA % {"requests": "\n".join(rows), "quantiles": ", ".join(f"{q:g}" for q in _QUANTILES)}
+
+
+async def _wrk(
+    base_url: str, script: Path, concurrency: int, seconds: float, threads: int
+) -> dict[str, object]:
+    process = await asyncio.create_subprocess_exec(
+        "wrk",
+        f"-t{threads}",
+        f"-c{concurrency}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "60s",
+        "-s",
+        str(script),
+        base_url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    text = out.decode(errors="replace")
+    for line in text.splitlines():
+        if line.startswith("WRK_JSON "):
+            parsed: dict[str, object] = json.loads(line.removeprefix("WRK_JSON "))
+            return parsed
+    raise RuntimeError(f"wrk gave no result (exit {process.returncode}):\n{text[-2000:]}")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def drive_wrk(
+    name: str,
+    target: str,
+    base_url: str,
+    next_request: Callable[[int], Request],
+    *,
+    concurrency: int,
+    warmup_s: float,
+    seconds: float,
+    processes: Processes,
+    threads: int = 1,
+) -> ClassResult:
+    """One class at `concurrency` open connections: a warm-up run, then a measured run. Latency
+    percentiles are wrk's (its HdrHistogram, kept as 1,000 quantiles); client CPU is wrk's own."""
+    result = ClassResult(name=name, target=target, seconds=seconds)
+    with tempfile.TemporaryDirectory(prefix="deja-wrk-") as folder:
+        script = Path(folder) / "class.lua"
+        script.write_text(_script(next_request, REQUESTS_PER_CLASS))
+        if warmup_s > 0:
+            await _wrk(base_url, script, concurrency, warmup_s, threads)
+        before, client_before = processes.snapshot(), _children_cpu()
+        found = await _wrk(base_url, script, concurrency, seconds, threads)
+        after, client_after = processes.snapshot(), _children_cpu()
+    wall = after.wall - before.wall
+    statuses = found["statuses"]
+    assert isinstance(statuses, dict)
+    result.cache_status.update({str(k): int(v) for k, v in statuses.items()})
+    result.completed_in_window = int(str(found["requests"]))
+    result.seconds = float(str(found["seconds"]))
+    result.errors = int(str(found["errors"])) + result.cache_status.get("error", 0)
+    latencies = found["latencies_ms"]
+    assert isinstance(latencies, list)
+    result.latencies_ms = [float(v) for v in latencies]
+    result.server_cpu_pct = _pct(before.server, after.server, wall)
+    result.postgres_cpu_pct = _pct(before.postgres, after.postgres, wall)
+    result.client_cpu_pct = (client_after - client_before) / wall * 100 if wall > 0 else 0.0
+    machine_total = after.machine_total - before.machine_total
+    result.machine_cpu_pct = (
+        (after.machine_busy - before.machine_busy) / machine_total * 100 if machine_total else 0.0
+    )
+    result.server_rss_mb = result.server_rss_peak_mb = processes.server_rss_mb()
+    result.generator = "wrk"
+    return result
