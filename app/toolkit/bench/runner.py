@@ -206,7 +206,7 @@ async def run(
         plot_dir = report.parent / report.stem
         bench_result.plots = plot(bench_result, plot_dir, report.parent)
         report.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(report.write_text, render_markdown(bench_result))
+        await asyncio.to_thread(report.write_text, render_markdown(bench_result) + _kept_section(report))
         return bench_result
     finally:
         if cleanup and tenants:
@@ -214,6 +214,17 @@ async def run(
                 await session.execute(delete(Tenant).where(Tenant.id.in_([t.id for t in tenants])))
         await cache.aclose()
         await engine.dispose()
+
+
+# A section of the report written by another tool (the side-by-side run against GPTCache,
+# scripts/peer_bench.sh) between these markers survives a rerun of `deja bench`.
+KEPT_START, KEPT_END = "<!-- kept: side by side -->", "<!-- /kept -->"
+
+
+def _kept_section(report: Path) -> str:
+    text = report.read_text() if report.exists() else ""
+    start, end = text.find(KEPT_START), text.find(KEPT_END)
+    return "\n" + text[start : end + len(KEPT_END)] + "\n" if 0 <= start < end else ""
 
 
 async def _http_phase(
