@@ -1,8 +1,8 @@
 """Throughput classes driven by `wrk` (C, event loop, several threads) instead of the Python
 client, so that on a small machine the load generator is not what limits the figures.
 
-The requests of a class are made by the same request maker as with httpx, written into a Lua
-script that cycles through them; X-Cache counts and latency quantiles come back as JSON.
+The requests of a class are made by the same request maker as with httpx, written to a file
+that a Lua script reads and cycles through; X-Cache counts and latency quantiles come back as JSON.
 """
 
 from __future__ import annotations
@@ -22,10 +22,17 @@ REQUESTS_PER_CLASS = 40_000
 _QUANTILES = [q / 10 for q in range(1, 1000)] + [99.9, 99.99, 100.0]
 
 _LUA = """
+-- Requests come from a file, three lines each: path, Authorization header, JSON body.
 local requests = {}
-%(requests)s
-local counter = 0
-local statuses = {}
+local lines = {}
+for line in io.lines(%(requests)s) do table.insert(lines, line) end
+for i = 1, #lines - 2, 3 do
+  table.insert(requests, {lines[i], {["Authorization"] = lines[i + 1], ["Content-Type"] = "application/json"},
+    lines[i + 2]})
+end
+-- Globals: done() reads each thread's counts with thread:get.
+counter = 0
+statuses = {}
 local threads = {}
 function setup(thread)
   thread:set("offset", #threads)
@@ -69,23 +76,18 @@ def available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def _lua_string(text: str) -> str:
-    return "[==[" + text + "]==]"
-
-
-def _script(next_request: Callable[[int], Request], count: int) -> str:
-    rows = []
-    for i in range(count):
-        path, headers, body = next_request(i)
-        header_table = ", ".join(
-            f"[{_lua_string(k)}] = {_lua_string(v)}"
-            for k, v in {**headers, "Content-Type": "application/json"}.items()
-        )
-        rows.append(
-            f"requests[{i + 1}] = {{{_lua_string(path)}, {{{header_table}}}, "
-            f"{_lua_string(json.dumps(body, separators=(',', ':')))}}}"
-        )
-    return _LUA % {"requests": "\n".join(rows), "quantiles": ", ".join(f"{q:g}" for q in _QUANTILES)}
+def _write(next_request: Callable[[int], Request], count: int, folder: Path) -> Path:
+    data = folder / "requests.txt"
+    with data.open("w") as out:
+        for i in range(count):
+            path, headers, body = next_request(i)
+            out.write(
+                f"{path}\n{headers.get('Authorization', '')}\n{json.dumps(body, separators=(',', ':'))}\n"
+            )
+    script = folder / "class.lua"
+    quantiles = ", ".join(f"{q:g}" for q in _QUANTILES)
+    script.write_text(_LUA % {"requests": "[==[" + str(data) + "]==]", "quantiles": quantiles})
+    return script
 
 
 async def _wrk(
@@ -134,8 +136,7 @@ async def drive_wrk(
     percentiles are wrk's (its HdrHistogram, kept as 1,000 quantiles); client CPU is wrk's own."""
     result = ClassResult(name=name, target=target, seconds=seconds)
     with tempfile.TemporaryDirectory(prefix="deja-wrk-") as folder:
-        script = Path(folder) / "class.lua"
-        script.write_text(_script(next_request, REQUESTS_PER_CLASS))
+        script = _write(next_request, REQUESTS_PER_CLASS, Path(folder))
         if warmup_s > 0:
             await _wrk(base_url, script, concurrency, warmup_s, threads)
         before, client_before = processes.snapshot(), _children_cpu()
