@@ -277,6 +277,8 @@ class DejaProcess:
             "DEJA_DATA_DIR": str(state_dir),
             "DEJA_LOG_LEVEL": "WARNING",
             "DEJA_MIGRATE_ON_START": "false",
+            # The semantic classes resend paraphrases: aliases would make them exact-tier hits.
+            "DEJA_CACHE__MAX_ALIASES_PER_ENTRY": "0",
         }
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)

@@ -320,7 +320,9 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
         "per request as the client sees it; throughput counts completions in the measured window. "
         "CPU is a share of one core (200% = both cores of a 2-core machine); RSS is the server's "
         "(process and children). Exact hits resend stored prompts; semantic hits send the paraphrases "
-        "the in-process phase saw served; misses carry a ticket number no entry has. "
+        "the in-process phase saw served (aliases are off in the benchmark, in-process and in the server, so that "
+        "they go through the semantic tier every time; an alias hit costs an exact hit's probe); misses carry "
+        "a ticket number no entry has. "
         '"model direct" sends the same kind of miss requests straight to the fake model.'
     )
     out.append("")

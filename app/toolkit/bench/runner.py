@@ -89,7 +89,9 @@ async def run(
     run_id = uuid.uuid4().hex[:8]
     engine = create_engine(url, settings)
     sessionmaker = create_sessionmaker(engine)
-    cache = CacheService.create(settings.cache)
+    # Aliases off: a paraphrase measured twice must go through the semantic tier both times
+    # (an alias hit is the exact tier's probe, measured by the exact classes).
+    cache = CacheService.create(settings.cache.model_copy(update={"max_aliases_per_entry": 0}))
     tenants: list[loading.BenchTenant] = []
     try:
         async with engine.connect() as conn:
