@@ -21,22 +21,22 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 
-# Dependencies first, from pyproject.toml alone, so that code changes reuse this layer.
+# Dependencies first, from pyproject.toml and the pins alone, so that code changes reuse this layer.
 # Only [project.dependencies]: the `train` extra (PyTorch) and the test tools stay out.
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
  && pip install --upgrade pip setuptools wheel \
- && pip install -r /tmp/requirements.txt
+ && pip install -c constraints.txt -r /tmp/requirements.txt
 
-# The package and what `deja migrate` reads next to it (alembic.ini, migrations/, sql/).
-# An editable install keeps them together under /app, where app/db/migrate.py looks.
-COPY README.md alembic.ini ./
+# The package, built as a wheel would be: alembic.ini, migrations/ and sql/ go inside it
+# (app/_resources, setup.py), so the runtime stage needs nothing but the venv.
+COPY README.md setup.py MANIFEST.in alembic.ini ./
 COPY migrations ./migrations
 COPY sql ./sql
 COPY app ./app
-RUN pip install --no-deps -e . \
- && python -c "import app.cache.onnx_models as m; assert (m.DEFAULT_EMBEDDER_DIR / 'model.onnx').exists(), 'embedder model missing'"
+RUN pip install --no-deps . \
+ && cd / && python -c "import app.resources as r, app.cache.onnx_models as m; assert (m.DEFAULT_EMBEDDER_DIR / 'model.onnx').exists(), 'embedder model missing'; assert r.resource_root().name == '_resources', r.resource_root()"
 
 # ---- runtime -----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -50,8 +50,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DEJA_HOST=0.0.0.0 \
     DEJA_PORT=8000 \
-    DEJA_DATA_DIR=/var/lib/deja \
-    MPLCONFIGDIR=/tmp/matplotlib
+    DEJA_DATA_DIR=/var/lib/deja
 
 RUN groupadd --system --gid 10001 deja \
  && useradd --system --uid 10001 --gid deja --home-dir /var/lib/deja --no-create-home \
@@ -60,8 +59,7 @@ RUN groupadd --system --gid 10001 deja \
  && chown deja:deja /var/lib/deja
 
 COPY --from=builder /opt/venv /opt/venv
-COPY --from=builder /app /app
-WORKDIR /app
+WORKDIR /var/lib/deja
 
 # Local state (ledger spool, metrics files of the workers); mount a volume to keep the spool.
 VOLUME ["/var/lib/deja"]

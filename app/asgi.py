@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
 
 from app import __version__
 from app.admin.routes import AdminController
+from app.cache.admin_routes import CacheAdminController
 from app.cache.routes import CacheController
+from app.catalog.routes import ModelsController
 from app.completions.routes import CompletionsController
 from app.dependencies import BASE_DEPENDENCIES
+from app.ledger.admin_routes import LedgerAdminController
 from app.ledger.routes import UsageController
 from app.observability.health import health, ready
 from app.observability.input_guard import guard_body
@@ -23,6 +28,21 @@ from app.observability.request_id import add_request_id
 from app.problems import EXCEPTION_HANDLERS
 from app.services import Services
 from app.settings import Settings, get_settings
+from app.tenants.routes import TenantAdminController
+
+# Swagger UI's files ship in the package (app/static/swagger-ui/README.md): the API docs load
+# nothing from a CDN, so they work offline and behind strict egress rules.
+SWAGGER_ASSETS = "/static/swagger-ui"
+SWAGGER_DIR = Path(__file__).resolve().parent / "static" / "swagger-ui"
+
+
+def swagger_ui() -> SwaggerRenderPlugin:
+    return SwaggerRenderPlugin(
+        js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+        css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+        standalone_preset_js_url=f"{SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{SWAGGER_ASSETS}/favicon-32x32.png'>",
+    )
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -44,7 +64,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             health,
             ready,
             metrics,
+            create_static_files_router(SWAGGER_ASSETS, directories=[SWAGGER_DIR], include_in_schema=False),
+            ModelsController,
             UsageController,
+            TenantAdminController,
+            LedgerAdminController,
+            CacheAdminController,
             AdminController,
             CacheController,
             CompletionsController,
@@ -62,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="A semantic cache for LLM responses, in front of OpenAI-compatible model APIs.",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[swagger_ui()],
         ),
         debug=False,
     )

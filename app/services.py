@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -46,10 +47,12 @@ class Services:
         async with transaction(sessionmaker, system=True) as session:
             await cache.prepare(session)
         router = ModelRouter(load_router_config(settings.config), events=PrometheusRouterEvents())
+        warn_without_upstream_keys(router)
         prices = PriceBook(sessionmaker)
         await prices.load()
         METRICS.model_label.allow(router.config.model_names() | prices.models())
         spool = LedgerSpool(settings.data_dir / "spool")
+        log.info("data directory", extra={"data_dir": str(settings.data_dir)})
         return cls(
             settings=settings,
             engine=engine,
@@ -92,3 +95,15 @@ class Services:
         await self.router.aclose()
         await self.cache.aclose()
         await self.engine.dispose()
+
+
+def warn_without_upstream_keys(router: ModelRouter) -> None:
+    """Say at start-up, not at the first miss, that upstreams will refuse every call."""
+    for upstream in router.config.upstreams:
+        if upstream.api_key_env and not os.environ.get(upstream.api_key_env):
+            log.warning(
+                f"upstream {upstream.name!r} has no API key: {upstream.api_key_env} is not set, so every "
+                "cache miss it serves will fail. Set it (or point OPENAI_BASE_URL at a server that "
+                "needs none, e.g. `deja fake-llm`, with any value in the key).",
+                extra={"upstream": upstream.name, "api_key_env": upstream.api_key_env},
+            )

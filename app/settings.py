@@ -8,8 +8,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from platformdirs import user_data_path
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (~/.local/share/deja on Linux, ~/Library/Application Support/deja
+    on macOS): the same for `deja serve` and every other `deja` command, wherever started."""
+    return user_data_path("deja", appauthor=False)
 
 
 class DatabaseSettings(BaseModel):
@@ -92,7 +99,10 @@ class Settings(BaseSettings):
         None,
         description="postgresql+asyncpg://user:password@host:5432/db. Unset: Déjà starts its embedded Postgres.",
     )
-    data_dir: Path = Field(Path(".deja"), description="Embedded Postgres data and local spool live here.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Embedded Postgres data and local spool live here; default: the per-user data directory.",
+    )
     host: str = Field("127.0.0.1", description="Address `deja serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `deja serve` binds.")
     workers: int = Field(1, ge=1, le=64, description="Worker processes of `deja serve`.")
@@ -108,6 +118,13 @@ class Settings(BaseSettings):
     limits: RequestLimits = Field(default_factory=RequestLimits)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Fixed once, at start: a relative DEJA_DATA_DIR means the same folder to every process
+        # this one starts (workers), and messages show where it really is.
+        return value.expanduser().absolute()
 
 
 @lru_cache(maxsize=1)

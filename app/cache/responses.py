@@ -75,5 +75,20 @@ def check_completion(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def replay(stored: dict[str, Any]) -> dict[str, Any]:
-    """The stored completion as a new response: a new id and creation time, the same content."""
-    return {**stored, "id": new_completion_id(), "created": int(time.time())}
+    """The stored completion as a new response: a new id and creation time, the same content.
+
+    Fields every OpenAI completion carries are filled in where an upstream left them out
+    (`object`, each message's `role`), so that a replayed answer always parses as OpenAI's."""
+    choices = [
+        {**choice, "message": {"role": "assistant", **choice["message"]}}
+        if isinstance(choice, dict) and isinstance(choice.get("message"), dict)
+        else choice
+        for choice in stored.get("choices", [])
+    ]
+    return {
+        "object": "chat.completion",
+        **stored,
+        "id": new_completion_id(),
+        "created": int(time.time()),
+        "choices": choices,
+    }

@@ -129,7 +129,7 @@ async def attempt(
 ) -> _T | DatabaseDown:
     """Run `work` in one transaction; `DATABASE_DOWN` when Postgres is unreachable.
 
-    The one place a step of the request path degrades on an outage (DESIGN §8): the caller
+    The one place a step of the request path degrades on an outage (docs/reliability.md): the caller
     decides what that means (bypass the cache, spool the row). Every other error propagates.
     """
     try:

@@ -1,6 +1,6 @@
 """Telling "the database is unreachable" apart from every other database error.
 
-An outage must not fail requests (DESIGN §8): callers catch exactly these and degrade
+An outage must not fail requests (docs/reliability.md): callers catch exactly these and degrade
 (BYPASS, spooled ledger rows). A bug (a bad statement, a constraint) must still surface.
 """
 

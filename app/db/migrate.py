@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 from alembic import command
 from alembic.config import Config
@@ -11,13 +11,21 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.embedded import resolve_database_url
-from app.settings import get_settings
+from app.resources import alembic_ini, migrations_dir
+from app.settings import Settings, get_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _base_config() -> Config:
+    """alembic.ini and migrations/ from the package (a wheel) or the checkout, wherever the
+    process was started."""
+    cfg = Config(str(alembic_ini()))
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("prepend_sys_path", "")  # import `app` as installed, not from the cwd
+    return cfg
 
 
 def alembic_config(url: str | None = None) -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg = _base_config()
     cfg.attributes["database_url"] = url or resolve_database_url(get_settings())
     cfg.attributes["configure_logging"] = False
     return cfg
@@ -32,7 +40,7 @@ def downgrade(url: str | None = None, revision: str = "base") -> None:
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))).get_current_head()
+    head = ScriptDirectory.from_config(_base_config()).get_current_head()
     assert head is not None, "migrations/ has no revisions"
     return head
 
@@ -49,3 +57,25 @@ async def current_revision(connection: AsyncConnection) -> str | None:
         return None
     version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
     return str(version) if version is not None else None
+
+
+def database_url(
+    settings: Settings, *, migrate: bool = True, say: Callable[[str], None] | None = None
+) -> str:
+    """The configured database, or the embedded one (started or joined), at the schema head
+    unless `migrate` is off. `say` is told where the data is, before anything starts."""
+    if say is not None:
+        say(where_data_lives(settings))
+    url = resolve_database_url(settings)
+    if migrate:
+        upgrade(url)
+    return url
+
+
+def where_data_lives(settings: Settings) -> str:
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+
+        database = make_url(settings.database_url).render_as_string(hide_password=True)
+        return f"database {database} (DEJA_DATABASE_URL); local state in {settings.data_dir}"
+    return f"data directory {settings.data_dir} (embedded Postgres; DEJA_DATA_DIR to change)"

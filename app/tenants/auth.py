@@ -20,6 +20,7 @@ from app.db.engine import transaction
 from app.db.errors import is_database_outage
 from app.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.tenants.keys import hash_key
+from app.tenants.models import KeyRole, TenantStatus
 from app.tenants.repository import KeyRepository
 
 ADMIN_TOKEN_ACTOR = "admin-token"  # noqa: S105 (a label in the audit log, not a secret)
@@ -27,7 +28,7 @@ ADMIN_TOKEN_ACTOR = "admin-token"  # noqa: S105 (a label in the audit log, not a
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    role: str  # "tenant" | "admin"
+    role: KeyRole
     key_id: uuid.UUID | None  # None for the configured admin token
     tenant_id: uuid.UUID | None = None
     tenant_name: str | None = None
@@ -39,7 +40,7 @@ class Principal:
         return f"key:{self.key_id}" if self.key_id else ADMIN_TOKEN_ACTOR
 
     def require_tenant(self) -> uuid.UUID:
-        if self.role != "tenant" or self.tenant_id is None:
+        if self.role != KeyRole.TENANT or self.tenant_id is None:
             raise Forbidden("This route needs a tenant key.")
         return self.tenant_id
 
@@ -72,7 +73,7 @@ class Authenticator:
     async def authenticate(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)
         if self._admin_token is not None and hmac.compare_digest(token.encode(), self._admin_token):
-            return Principal(role="admin", key_id=None)
+            return Principal(role=KeyRole.ADMIN, key_id=None)
         key_hash = hash_key(token)
         now = time.monotonic()
         known = self._known.get(key_hash)
@@ -108,7 +109,7 @@ class Authenticator:
             owner = await keys.find_owner(key_hash)
             if owner is None:
                 return None
-            if owner.role == "tenant" and owner.tenant_status != "active":
+            if owner.role == KeyRole.TENANT and owner.tenant_status != TenantStatus.ACTIVE:
                 return None
             # Written at most once per TTL per key and process: cheap, and good enough to
             # tell which keys are still in use.

@@ -14,16 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict
 from app.tenants.keys import NewKey, generate_key
-from app.tenants.models import ApiKey, Tenant
+from app.tenants.models import ApiKey, KeyRole, Tenant, TenantStatus
 
 
 @dataclass(frozen=True, slots=True)
 class KeyOwner:
     key_id: uuid.UUID
-    role: str
+    role: KeyRole
     tenant_id: uuid.UUID | None
     tenant_name: str | None
-    tenant_status: str | None
+    tenant_status: TenantStatus | None
     tenant_settings: dict[str, Any] | None
 
 
@@ -45,8 +45,12 @@ class TenantRepository:
     async def get(self, tenant_id: uuid.UUID) -> Tenant | None:
         return await self.session.get(Tenant, tenant_id)
 
-    async def list(self) -> Sequence[Tenant]:
-        return (await self.session.scalars(select(Tenant).order_by(Tenant.created_at, Tenant.name))).all()
+    async def list(self, *, include_deleted: bool = False) -> Sequence[Tenant]:
+        """Every tenant, by creation; deleted ones (kept as tombstones for their ledger) only if asked."""
+        stmt = select(Tenant).order_by(Tenant.created_at, Tenant.name)
+        if not include_deleted:
+            stmt = stmt.where(Tenant.status != TenantStatus.DELETED)
+        return (await self.session.scalars(stmt)).all()
 
     async def update(self, tenant: Tenant, **changes: Any) -> Tenant:
         for field, value in changes.items():
@@ -60,14 +64,9 @@ class TenantRepository:
         await self.session.refresh(tenant)
         return tenant
 
-    async def list_live(self) -> Sequence[Tenant]:
-        """Every tenant but the deleted ones (kept as tombstones for their ledger)."""
-        stmt = select(Tenant).where(Tenant.status != "deleted").order_by(Tenant.created_at, Tenant.name)
-        return (await self.session.scalars(stmt)).all()
-
     async def get_live(self, tenant_id: uuid.UUID) -> Tenant | None:
         tenant = await self.session.get(Tenant, tenant_id)
-        return tenant if tenant is not None and tenant.status != "deleted" else None
+        return tenant if tenant is not None and tenant.status != TenantStatus.DELETED else None
 
     async def get_for_update(self, tenant_id: uuid.UUID) -> Tenant | None:
         """The tenant, tombstone or not, locked until the transaction ends."""
@@ -76,7 +75,9 @@ class TenantRepository:
 
     async def tombstone(self, tenant: Tenant) -> Tenant:
         """Keep only the row, so anonymised ledger rows keep their owner; free the name."""
-        return await self.update(tenant, status="deleted", name=f"deleted-{tenant.id}", settings={})
+        return await self.update(
+            tenant, status=TenantStatus.DELETED, name=f"deleted-{tenant.id}", settings={}
+        )
 
     async def delete(self, tenant: Tenant) -> None:
         await self.session.delete(tenant)
@@ -88,7 +89,7 @@ class KeyRepository:
         self.session = session
 
     async def issue(
-        self, tenant_id: uuid.UUID | None, *, role: str = "tenant", name: str | None = None
+        self, tenant_id: uuid.UUID | None, *, role: KeyRole = KeyRole.TENANT, name: str | None = None
     ) -> tuple[ApiKey, NewKey]:
         new = generate_key()
         key = ApiKey(tenant_id=tenant_id, role=role, name=name, key_hash=new.key_hash, prefix=new.prefix)
@@ -123,10 +124,10 @@ class KeyRepository:
             return None
         return KeyOwner(
             key_id=row[0],
-            role=row[1],
+            role=KeyRole(row[1]),
             tenant_id=row[2],
             tenant_name=row[3],
-            tenant_status=row[4],
+            tenant_status=TenantStatus(row[4]) if row[4] is not None else None,
             tenant_settings=row[5],
         )
 

@@ -15,16 +15,17 @@ Create Date: 2026-11-26
 """
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from alembic import op
+
+from app.resources import sql_dir
 
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-VIEWS = Path(__file__).resolve().parents[2] / "sql" / "views"
+VIEWS = sql_dir() / "views"  # the repository's sql/views, or the copy inside an installed wheel
 
 
 def upgrade() -> None:

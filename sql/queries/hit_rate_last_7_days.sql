@@ -1,4 +1,8 @@
 -- Hit rate and requests per tenant over the last 7 UTC days, best first.
+-- Needs row-level-security context: `deja psql` sets deja.system = 'on' (every tenant;
+-- `deja psql --tenant ID` for one). Analysts (role deja_analyst) get it from
+-- ALTER ROLE <login> IN DATABASE deja SET deja.system = 'on' (docs/analytics.md). Without
+-- either the views answer no rows.
 SELECT tenant_name,
        sum(requests) AS requests,
        sum(hits) AS hits,

@@ -1,4 +1,8 @@
 -- What the cache saved, per model, over the whole ledger.
+-- Needs row-level-security context: `deja psql` sets deja.system = 'on' (every tenant;
+-- `deja psql --tenant ID` for one). Analysts (role deja_analyst) get it from
+-- ALTER ROLE <login> IN DATABASE deja SET deja.system = 'on' (docs/analytics.md). Without
+-- either the views answer no rows.
 SELECT model,
        sum(requests) AS requests,
        sum(cost_usd) AS cost_usd,

@@ -361,3 +361,75 @@ async def test_metrics_count_what_the_requests_did(
         before, 'ai_requests_total{model="gpt-4o-mini"'
     )
     assert value(after, "deja_cost_usd_total") > value(before, "deja_cost_usd_total")
+
+
+def assert_completion_shape(completion: object) -> None:
+    """What an OpenAI chat completion always carries, read through the SDK's own model."""
+    from openai.types.chat import ChatCompletion
+
+    assert isinstance(completion, ChatCompletion)
+    assert completion.object == "chat.completion"
+    assert completion.id
+    assert completion.created
+    assert completion.model
+    for choice in completion.choices:
+        assert choice.message.role == "assistant"
+        assert choice.finish_reason is not None
+        assert choice.message.content is not None or choice.message.tool_calls
+    assert completion.usage is not None
+
+
+async def streamed(client: openai.AsyncOpenAI, prompt: str) -> list[object]:
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": prompt}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    return [chunk async for chunk in stream]
+
+
+def assert_chunks_shape(chunks: list[object]) -> None:
+    from openai.types.chat import ChatCompletionChunk
+
+    assert chunks
+    assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
+    assert {c.object for c in chunks} == {"chat.completion.chunk"}  # type: ignore[attr-defined]
+    assert len({c.id for c in chunks}) == 1  # type: ignore[attr-defined]
+    with_choices = [c for c in chunks if c.choices]  # type: ignore[attr-defined]
+    assert with_choices[0].choices[0].delta.role == "assistant"  # type: ignore[attr-defined]
+    assert with_choices[-1].choices[0].finish_reason is not None  # type: ignore[attr-defined]
+    assert chunks[-1].usage is not None  # type: ignore[attr-defined]
+
+
+async def test_fake_model_answers_are_openai_shaped(fake_llm) -> None:  # type: ignore[no-untyped-def]
+    client = openai.AsyncOpenAI(base_url=fake_llm.base_url, api_key="unused", max_retries=0)
+    completion = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "What is the refund policy?"}]
+    )
+    assert_completion_shape(completion)
+    assert_chunks_shape(await streamed(client, "What is the refund policy?"))
+    raw = (
+        await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]
+        )
+    ).http_response.json()
+    assert raw["choices"][0]["message"]["role"] == "assistant"
+
+
+async def test_stored_and_replayed_answers_keep_the_openai_shape(client: openai.AsyncOpenAI) -> None:
+    prompt = unique("Which holidays does the company observe?")
+    miss = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+    )
+    hit = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+    )
+    assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("MISS", "HIT")
+    assert_completion_shape(miss.parse())
+    assert_completion_shape(hit.parse())
+    assert hit.http_response.json()["choices"][0]["message"]["role"] == "assistant"
+
+    streamed_prompt = unique("How many vacation days carry over?")
+    assert_chunks_shape(await streamed(client, streamed_prompt))  # a miss, streamed through
+    assert_chunks_shape(await streamed(client, streamed_prompt))  # the stored answer, replayed

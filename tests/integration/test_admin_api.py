@@ -489,3 +489,56 @@ async def test_delete_with_ledger_removes_everything(
         assert (
             await session.scalar(text("SELECT count(*) FROM tenants WHERE id = :t"), {"t": t.tenant_id}) == 0
         )
+
+
+async def test_unknown_query_parameters_on_changes_are_refused(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    tenant = await make_tenant("bogus-query")
+    await store(http, tenant.headers, "keep me, whatever the query says")
+    for method, path in [
+        ("DELETE", f"/admin/tenants/{tenant.tenant_id}/cache?bogus=1"),
+        ("DELETE", f"/admin/tenants/{tenant.tenant_id}/cache?modle={MODEL}"),
+        ("DELETE", f"/admin/tenants/{tenant.tenant_id}?include_ledgr=true"),
+        ("DELETE", f"/admin/keys/{tenant.key_id}?force=1"),
+        ("DELETE", f"/admin/tenants/{tenant.tenant_id}/quotas/day?x=1"),
+    ]:
+        response = await http.request(method, path, headers=ADMIN_HEADERS)
+        assert response.status_code == 400, (path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "Unknown query parameter" in response.json()["detail"]
+    assert await hits(http, tenant.headers, "keep me, whatever the query says")  # nothing was purged
+    assert await audit_of(http, tenant.tenant_id) == []
+
+
+@pytest.mark.parametrize(
+    "cache_settings",
+    [
+        {"default_ttl_s": 10**12},
+        {"default_ttl_s": 1e12},
+        {"default_ttl_s": 0},
+        {"stale_if_error_s": 10**12},
+        {"min_similarity": 1.5},
+        {"max_temperature": -1},
+    ],
+)
+async def test_tenant_settings_are_bounded_like_requests(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    cache_settings: dict[str, object],
+) -> None:
+    created = await http.post(
+        "/admin/tenants", json={"name": unique("bounded"), "settings": cache_settings}, headers=ADMIN_HEADERS
+    )
+    assert created.status_code == 422, created.text
+    tenant = await make_tenant("bounded")
+    patched = await http.patch(
+        f"/admin/tenants/{tenant.tenant_id}", json={"settings": cache_settings}, headers=ADMIN_HEADERS
+    )
+    assert patched.status_code == 422, patched.text
+    assert patched.headers["content-type"].startswith("application/problem+json")
+    # The tenant still serves: nothing was stored.
+    assert (
+        await http.post("/v1/cache/lookup", headers=tenant.headers, json={"model": MODEL, "prompt": "hi"})
+    ).status_code == 200

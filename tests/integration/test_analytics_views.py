@@ -3,6 +3,9 @@ analyst role that cannot reach the tables."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -123,3 +126,43 @@ async def test_analyst_role_reads_views_and_nothing_else(
             await connection.fetch(query.read_text())  # every example query runs
     finally:
         await connection.close()
+
+
+def deja_psql(database_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "psql", *args],
+        input=stdin,
+        env={**os.environ, "DEJA_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_deja_psql_runs_the_example_queries_across_tenants(
+    traffic,  # type: ignore[no-untyped-def]
+    database_url: str,
+) -> None:
+    a, b, _, _ = traffic
+    result = deja_psql(database_url, stdin=(SQL / "queries" / "hit_rate_last_7_days.sql").read_text())
+    assert result.returncode == 0, result.stderr
+    assert a.name in result.stdout
+    assert b.name in result.stdout
+    one = deja_psql(
+        database_url,
+        "-At",
+        "-c",
+        f"SELECT count(*) FROM analytics.requests WHERE tenant_id = '{a.tenant_id}'",  # noqa: S608 (a uuid)
+    )
+    assert (one.returncode, one.stdout.strip()) == (0, "2"), one.stderr
+    # --tenant: only that tenant's rows, as row-level security gives a tenant.
+    scoped = deja_psql(
+        database_url,
+        "--tenant",
+        str(b.tenant_id),
+        "-At",
+        "-c",
+        "SELECT DISTINCT tenant_name FROM analytics.requests",
+    )
+    assert (scoped.returncode, scoped.stdout.strip()) == (0, b.name), scoped.stderr

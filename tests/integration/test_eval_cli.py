@@ -68,3 +68,42 @@ def test_eval_rejects_a_broken_file(database_url: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "error:" in result.stderr
+
+
+def run_eval(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "eval", *args],
+        env={**os.environ, "DEJA_DATABASE_URL": database_url},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_missing_pairs_file_says_where_the_public_pairs_come_from(database_url: str, tmp_path: Path) -> None:
+    result = run_eval(database_url, tmp_path, "--pairs", "../shared/data/langcache_chat_pairs.csv")
+    assert result.returncode == 2
+    assert "no pairs file at ../shared/data/langcache_chat_pairs.csv" in result.stderr
+    assert "shared data folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_identical_input_gives_identical_figures_and_no_plot_unless_asked(
+    database_url: str, tmp_path: Path
+) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    # Enough pairs that concurrent lookups would have shared embedding batches.
+    rows = (
+        [(a, b, y) for a, b, y in PAIRS]
+        + [(f"{a} please", f"{b} now", y) for a, b, y in PAIRS]
+        + [(f"quick question: {a}", b.upper(), y) for a, b, y in PAIRS]
+    )
+    pairs.write_text("\n".join(json.dumps({"a": a, "b": b, "label": y}) for a, b, y in rows))
+    first = run_eval(database_url, tmp_path, "--pairs", str(pairs), "--json")
+    second = run_eval(database_url, tmp_path, "--pairs", str(pairs), "--json")
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert json.loads(first.stdout) == json.loads(second.stdout)
+    assert "plot" not in json.loads(first.stdout)
+    assert list(tmp_path.glob("*.png")) == []

@@ -44,3 +44,21 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEJA_PORT", "0")
     with pytest.raises(ValueError, match="port"):
         Settings()
+
+
+def test_data_dir_is_per_user_whatever_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DEJA_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    first = Settings().data_dir
+    monkeypatch.chdir(tmp_path)
+    assert Settings().data_dir == first == tmp_path / "xdg" / "deja"
+
+
+def test_a_relative_data_dir_is_fixed_where_the_command_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEJA_DATA_DIR", "state")
+    assert Settings().data_dir == tmp_path / "state"

@@ -94,6 +94,15 @@ def bench(
     """Benchmark the cache: bulk load, in-process lookup figures and recall, HTTP traffic per class.
 
     Runs on loopback only and stops by itself; writes a markdown report with tables and plots."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:  # found out now, not after the run
+        typer.echo(
+            "error: deja bench draws its plots with matplotlib, which a serving install leaves out: "
+            "pip install 'deja[tools]' (or make tools).",
+            err=True,
+        )
+        raise typer.Exit(2)
     from app.toolkit.bench.http import require_loopback
     from app.toolkit.bench.runner import Sizes
 
@@ -181,9 +190,9 @@ def _database(settings: Settings, mode: str) -> Iterator[tuple[str, int | None, 
             embedded.stop()
             shutil.rmtree(data_dir, ignore_errors=True)
         return
-    from app.cli import _database_url
+    from app.db.migrate import database_url
 
-    url = _database_url(settings)
+    url = database_url(settings, say=lambda line: typer.echo(f"deja: {line}", err=True))
     parts = urlsplit(url.replace("+asyncpg", ""))
     host = parts.hostname or parse_qs(parts.query).get("host", [""])[0]
     if host and not host.startswith("/") and host not in ("localhost", "::1") and not host.startswith("127."):

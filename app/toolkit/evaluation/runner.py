@@ -36,10 +36,15 @@ async def run_pairs(
     policies: Mapping[str, TenantCachePolicy],
     *,
     name: str,
-    concurrency: int = 4,
+    concurrency: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Evaluation]:
-    """Store each pair's first prompt once, look up its second under every policy."""
+    """Store each pair's first prompt once, look up its second under every policy.
+
+    One pair at a time by default, so that identical input gives identical figures: the
+    embedder batches prompts that arrive together, and the int8 model quantises each batch's
+    activations with that batch's own range, so a prompt's vector (and a borderline decision)
+    would depend on which other pairs happened to be embedded with it."""
     async with transaction(sessionmaker, system=True) as session:
         tenant = await TenantRepository(session).create(f"eval-{uuid.uuid4().hex[:12]}")
     verifier_policies = {label: policy.verifier_policy() for label, policy in policies.items()}

@@ -248,6 +248,7 @@ async def _stream_body(
         return _sse(
             ChatCompletionChunk(
                 id=completion_id,
+                object="chat.completion.chunk",
                 created=created,
                 model=chat.model,
                 system_fingerprint=SYSTEM_FINGERPRINT,
@@ -341,7 +342,9 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
                 index=i,
                 finish_reason=a.finish_reason,
                 message=AssistantMessage(
-                    content=a.content, tool_calls=[a.tool_call] if a.tool_call is not None else None
+                    role="assistant",
+                    content=a.content,
+                    tool_calls=[a.tool_call] if a.tool_call is not None else None,
                 ),
             )
             for i, a in enumerate(answers)

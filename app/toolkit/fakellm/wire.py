@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -68,8 +68,12 @@ class ToolCall(msgspec.Struct, kw_only=True):
     function: FunctionCall
 
 
+# `omit_defaults` leaves out fields equal to their default, so fields that OpenAI always sends
+# (`role`, `object`) have none here: they are given at construction and always on the wire.
+
+
 class AssistantMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
-    role: str = "assistant"
+    role: Literal["assistant"]
     content: str | None
     tool_calls: list[ToolCall] | None = None
 
@@ -118,7 +122,7 @@ class ChunkChoice(msgspec.Struct, kw_only=True):
 
 class ChatCompletionChunk(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str
-    object: str = "chat.completion.chunk"
+    object: Literal["chat.completion.chunk"]
     created: int
     model: str
     system_fingerprint: str

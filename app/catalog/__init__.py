@@ -1,0 +1,1 @@
+"""The models a tenant may ask for: `GET /v1/models`."""

@@ -1,0 +1,206 @@
+"""Tenants and their API keys: the one service behind the admin API and the `deja` CLI.
+
+Every change writes its audit entry in the transaction that makes it, whoever asks: the
+admin API (actor `key:<id>` or `admin-token`) or the CLI (actor `cli:<user>`). `TenantService`
+works inside the caller's transaction and only flushes; the caller (the request's session,
+the CLI's `transaction()`) commits. Tenant deletion is the exception: it is too big for one
+transaction and commits batch by batch itself (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.admin.audit import AuditRepository
+from app.cache.policy import parse_policy
+from app.cache.purge import CachePurge, PurgeFilter
+from app.db.engine import transaction
+from app.errors import NotFound, Unprocessable
+from app.ledger.repository import LedgerRepository
+from app.tenants.keys import NewKey
+from app.tenants.models import ApiKey, KeyRole, Tenant, TenantStatus
+from app.tenants.repository import KeyRepository, TenantRepository
+from app.tenants.schemas import TenantPatch
+
+FIRST_KEY_NAME = "first key"
+MAX_NAME = 200  # tenants.name is VARCHAR(200)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key: ApiKey
+    # The key itself, shown once.
+    new: NewKey
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedTenant:
+    tenant: Tenant
+    first_key: IssuedKey
+
+
+@dataclass(frozen=True, slots=True)
+class TenantDeletion:
+    tenant_id: uuid.UUID
+    cache_entries: int
+    api_keys: int
+    quotas: int
+    usage_counters: int
+    ledger_rows_anonymised: int
+    ledger_rows_deleted: int
+
+
+class TenantService:
+    def __init__(self, session: AsyncSession, actor: str) -> None:
+        self.session = session
+        self.actor = actor
+        self.tenants = TenantRepository(session)
+        self.keys = KeyRepository(session)
+        self.audit = AuditRepository(session)
+
+    # Tenants
+
+    async def create(self, name: str, settings: dict[str, Any] | None = None) -> CreatedTenant:
+        """A tenant and its first key. Settings the cache could not use are refused (422)."""
+        name = name.strip()
+        if not name or len(name) > MAX_NAME:
+            raise Unprocessable(f"A tenant name is 1 to {MAX_NAME} characters, not only spaces.")
+        parse_policy(settings)
+        tenant = await self.tenants.create(name, settings)
+        key, new = await self.keys.issue(tenant.id, name=FIRST_KEY_NAME)
+        await self.audit.record(
+            self.actor,
+            "tenant.create",
+            tenant_id=tenant.id,
+            filters={"name": tenant.name, "settings": tenant.settings, "key_id": str(key.id)},
+            rows_affected=2,
+        )
+        return CreatedTenant(tenant, IssuedKey(key, new))
+
+    async def list(self, *, include_deleted: bool = False) -> Sequence[Tenant]:
+        return await self.tenants.list(include_deleted=include_deleted)
+
+    async def get(self, tenant_id: uuid.UUID) -> Tenant:
+        """A live tenant; 404 when unknown or deleted."""
+        tenant = await self.tenants.get_live(tenant_id)
+        if tenant is None:
+            raise NotFound(f"No tenant {tenant_id}.")
+        return tenant
+
+    async def update(self, tenant_id: uuid.UUID, patch: TenantPatch) -> Tenant:
+        """Rename, suspend or resume, or replace the settings (checked as on create)."""
+        tenant = await self.get(tenant_id)
+        changes = patch.changes()
+        if "settings" in changes:
+            parse_policy(changes["settings"])
+        tenant = await self.tenants.update(tenant, **changes)
+        await self.audit.record(
+            self.actor, "tenant.update", tenant_id=tenant_id, filters=changes, rows_affected=1
+        )
+        return tenant
+
+    # Keys
+
+    async def issue_key(
+        self, tenant_id: uuid.UUID | None, *, role: KeyRole = KeyRole.TENANT, name: str | None = None
+    ) -> IssuedKey:
+        """A tenant key (the tenant must exist and not be deleted) or an admin key (no tenant)."""
+        if (role == KeyRole.ADMIN) != (tenant_id is None):
+            raise ValueError("an admin key has no tenant; a tenant key needs one")
+        if tenant_id is not None:
+            tenant = await self.tenants.get(tenant_id)
+            if tenant is None:
+                raise NotFound(f"No tenant {tenant_id}.")
+            if tenant.status == TenantStatus.DELETED:
+                raise NotFound(f"Tenant {tenant_id} is deleted; it cannot have keys.")
+        key, new = await self.keys.issue(tenant_id, role=role, name=name)
+        await self.audit.record(
+            self.actor,
+            "key.issue",
+            tenant_id=tenant_id,
+            filters={"key_id": str(key.id), "name": key.name, "prefix": key.prefix, "role": role.value},
+            rows_affected=1,
+        )
+        return IssuedKey(key, new)
+
+    async def list_keys(self, tenant_id: uuid.UUID) -> Sequence[ApiKey]:
+        await self.get(tenant_id)
+        return await self.keys.list_for_tenant(tenant_id)
+
+    async def revoke_key(self, key_id: uuid.UUID) -> ApiKey:
+        """Revoke a key; revoking it again changes nothing (and is audited with 0 rows)."""
+        key = await self.keys.get(key_id)
+        if key is None:
+            raise NotFound(f"No API key {key_id}.")
+        already = key.revoked_at is not None
+        key = await self.keys.revoke(key)
+        await self.audit.record(
+            self.actor,
+            "key.revoke",
+            tenant_id=key.tenant_id,
+            filters={"key_id": str(key_id), "prefix": key.prefix},
+            rows_affected=0 if already else 1,
+        )
+        return key
+
+
+async def delete_tenant(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    actor: str,
+    tenant_id: uuid.UUID,
+    *,
+    include_ledger: bool,
+    purge: CachePurge | None = None,
+    keys_removed: Callable[[], None] | None = None,
+) -> TenantDeletion:
+    """Remove a tenant's cache, keys, quotas and usage. Its ledger rows stay, anonymised, on a
+    tombstone row unless `include_ledger`, which removes them and the tenant row too.
+
+    Three steps, each committed: keys, quotas and status first (no new request lands while the
+    entries go; `keys_removed` is called then), the cache entries in batches, the ledger last.
+    Deleting a tombstone again finishes whatever an interrupted deletion left."""
+    purge = purge or CachePurge(sessionmaker)
+    async with transaction(sessionmaker, system=True) as session:
+        tenants = TenantRepository(session)
+        tenant = await tenants.get_for_update(tenant_id)
+        if tenant is None:
+            raise NotFound(f"No tenant {tenant_id}.")
+        parameters = {"include_ledger": include_ledger, "name": tenant.name}
+        await tenants.tombstone(tenant)
+        api_keys = await KeyRepository(session).delete_for_tenant(tenant_id)
+        quotas, usage = await LedgerRepository(session).delete_quotas_and_usage(tenant_id)
+        audit = await AuditRepository(session).record(
+            actor,
+            "tenant.delete",
+            tenant_id=tenant_id,
+            filters=parameters,
+            rows_affected=api_keys + quotas + usage,
+        )
+    if keys_removed is not None:
+        keys_removed()
+    entries = await purge.purge_rest(tenant_id, PurgeFilter(), audit.id)
+    async with transaction(sessionmaker, system=True) as session:
+        ledger = LedgerRepository(session)
+        anonymised = deleted = 0
+        if include_ledger:
+            deleted = await ledger.delete_for_tenant(tenant_id)
+            tombstone = await TenantRepository(session).get_for_update(tenant_id)
+            if tombstone is not None:
+                await TenantRepository(session).delete(tombstone)
+        else:
+            anonymised = await ledger.anonymise(tenant_id)
+        await AuditRepository(session).add_rows(audit.id, anonymised + deleted)
+    return TenantDeletion(
+        tenant_id=tenant_id,
+        cache_entries=entries,
+        api_keys=api_keys,
+        quotas=quotas,
+        usage_counters=usage,
+        ledger_rows_anonymised=anonymised,
+        ledger_rows_deleted=deleted,
+    )
