@@ -105,7 +105,12 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `deja serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `deja serve` binds.")
-    workers: int = Field(1, ge=1, le=64, description="Worker processes of `deja serve`.")
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Worker processes of `deja serve`; unset: one per CPU core this process may use.",
+    )
     admin_token: SecretStr | None = Field(None, description="Bearer token with the admin role.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_prompts: bool = Field(False, description="Put prompt and response text in logs (off: privacy).")
