@@ -290,9 +290,7 @@ class DejaProcess:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(port),
-                "--workers",
-                "1",
+                str(port),  # workers: the default (one per core)
             ],
             env=env,
             stdout=self._log,

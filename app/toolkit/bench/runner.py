@@ -194,7 +194,7 @@ async def run(
             server=(
                 "a running server (given --target-url)"
                 if target_url
-                else "`deja serve` subprocess, 1 worker, on 127.0.0.1"
+                else f"`deja serve` subprocess, {len(os.sched_getaffinity(0))} worker(s) (the default: one per core), on 127.0.0.1"
             ),
             embedder=f"{embedder.name} ({embedder.dimension}-d), {settings.cache.embedder_threads} thread(s)",
             top_k=settings.cache.top_k,
