@@ -117,7 +117,8 @@ def serve(
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that
     # the embedded Postgres below is left cleanly instead of the process dying on the spot.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    worker_count = workers or settings.workers
+    # One worker keeps one core busy (measured: scripts/workers_bench.sh), so one per core.
+    worker_count = workers or settings.workers or len(os.sched_getaffinity(0))
     metrics_dir: Path | None = None
     if worker_count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker counts in its own process; /metrics merges their files from this directory.

@@ -89,6 +89,9 @@ class Services:
             background=[
                 asyncio.create_task(spool.run(sessionmaker), name="ledger-spool"),
                 asyncio.create_task(keep_leases(sessionmaker, lease, lease_steps), name="leases"),
+                asyncio.create_task(
+                    cache.hits.run(sessionmaker, settings.cache.hit_flush_interval_s), name="hit-counters"
+                ),
             ],
         )
 
@@ -96,6 +99,10 @@ class Services:
         for task in self.background:
             task.cancel()
         await self.pipeline.aclose()
+        try:
+            await self.cache.hits.flush(self.sessionmaker)
+        except Exception:
+            log.exception("hit counters not written at shutdown")
         # Last chance to book what waited out an outage; what stays is replayed at next start.
         try:
             await self.spool.drain(self.sessionmaker)

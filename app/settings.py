@@ -82,6 +82,18 @@ class CacheSettings(BaseModel):
     )
     top_k: int = Field(5, ge=1, le=50, description="Nearest candidates the verifier reads.")
     ef_search: int = Field(64, ge=10, le=1000, description="HNSW search breadth (hnsw.ef_search).")
+    max_aliases_per_entry: int = Field(
+        16,
+        ge=0,
+        le=1000,
+        description="Served paraphrases an entry remembers, so the same wording is an exact hit next time; 0: none.",
+    )
+    hit_flush_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Hit counts (hit_count, last_hit_at) are kept in memory and written this often.",
+    )
     verifier_model_dir: Path | None = Field(
         None, description="A cross-encoder directory (model.onnx + tokenizer.json); default: the one shipped."
     )
@@ -123,7 +135,12 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `deja serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `deja serve` binds.")
-    workers: int = Field(1, ge=1, le=64, description="Worker processes of `deja serve`.")
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Worker processes of `deja serve`; unset: one per CPU core this process may use.",
+    )
     admin_token: SecretStr | None = Field(None, description="Bearer token with the admin role.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_prompts: bool = Field(False, description="Put prompt and response text in logs (off: privacy).")

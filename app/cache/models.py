@@ -9,10 +9,12 @@ from typing import Any
 
 from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
+    REAL,
     BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -94,3 +96,32 @@ class CacheEntry(Base):
     # The prompt of the latest request reported as a wrong hit of this entry, when the client sent
     # it with the feedback: reviewers read it beside the stored prompt.
     wrong_hit_prompt: Mapped[str | None] = mapped_column(Text)
+
+
+class CacheAlias(Base):
+    """Another wording of an entry's prompt, served by the semantic tier and not flagged since:
+    the same wording in the same scope is then found by its exact hash, with no embedding and
+    no verifier. Bounded per entry (`cache.max_aliases_per_entry`), deleted with its entry
+    (purges, TTL sweeps, tenant deletion) and when the entry is flagged."""
+
+    __tablename__ = "cache_aliases"
+    __table_args__ = (
+        # An entry is keyed by (id, tenant_id), so that the table can be distributed by tenant.
+        ForeignKeyConstraint(
+            ["entry_id", "tenant_id"],
+            ["cache_entries.id", "cache_entries.tenant_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_cache_aliases_entry_id", "entry_id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    namespace: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # The hash of the alias's own scope and normalised wording (the same as an entry's exact_hash).
+    exact_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    entry_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    # The cosine it was served at: a request asking for a stricter threshold does not take it.
+    similarity: Mapped[float] = mapped_column(REAL, nullable=False)
+    created_at: Mapped[datetime] = created_at()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -66,11 +67,29 @@ _LIVE = (
     "AND (CAST(:max_age_s AS integer) IS NULL OR created_at > now() - make_interval(secs => :max_age_s))"
 )
 
+# The entry stored under this exact hash, else the entry an alias with this hash points to
+# (served at a cosine the request accepts): one round trip; the alias branch runs only when
+# the first finds nothing.
+# A cosine no alias reaches: an exact probe with it reads entries only.
+NO_ALIASES = 2.0
 _EXACT = text(
-    f"SELECT {_COLUMNS} FROM cache_entries "  # noqa: S608 (constants only)
+    f"(SELECT {_COLUMNS}, false AS alias, 1.0::real AS similarity FROM cache_entries "  # noqa: S608 (constants only)
     f"WHERE tenant_id = :tenant_id AND namespace = :namespace AND exact_hash = :exact_hash AND {_LIVE} "
-    "ORDER BY created_at DESC LIMIT 1"
+    "ORDER BY created_at DESC LIMIT 1) "
+    f"UNION ALL (SELECT {_COLUMNS}, true, aliased.alias_similarity FROM (SELECT entry_id, "
+    "similarity AS alias_similarity FROM cache_aliases WHERE tenant_id = :tenant_id AND namespace = :namespace "
+    "AND exact_hash = :exact_hash AND similarity >= :min_alias_similarity) aliased "
+    f"JOIN cache_entries ON cache_entries.id = aliased.entry_id WHERE {_LIVE}) LIMIT 1"
 )
+# A served paraphrase becomes an alias, unless its entry already has `max_aliases` of them
+# (concurrent inserts may pass that bound by a few rows) or its wording is an alias already.
+_ADD_ALIAS = text(
+    "INSERT INTO cache_aliases (tenant_id, namespace, exact_hash, entry_id, similarity) "
+    "SELECT :tenant_id, :namespace, :exact_hash, :entry_id, :similarity "
+    "WHERE (SELECT count(*) FROM cache_aliases WHERE entry_id = :entry_id) < :max_aliases "
+    "ON CONFLICT DO NOTHING"
+)
+_DROP_ALIASES = text("DELETE FROM cache_aliases WHERE entry_id = :entry_id")
 
 
 # Transaction-local, in one round trip.
@@ -80,7 +99,11 @@ _SEARCH_SETTINGS = text(
 
 _BY_ID = text(f"SELECT {_COLUMNS} FROM cache_entries WHERE id = :id")  # noqa: S608 (constants only)
 # Hot-path writes as prepared text: building ORM statements per request cost more than running them.
-_RECORD_HIT = text("UPDATE cache_entries SET hit_count = hit_count + 1, last_hit_at = now() WHERE id = :id")
+_ADD_HITS = text(
+    "UPDATE cache_entries SET hit_count = hit_count + hits.count, "
+    "last_hit_at = GREATEST(last_hit_at, hits.at) FROM unnest(CAST(:ids AS uuid[]), "
+    "CAST(:counts AS bigint[]), CAST(:ats AS timestamptz[])) AS hits(id, count, at) WHERE cache_entries.id = hits.id"
+)
 _INSERT = text(
     "INSERT INTO cache_entries (tenant_id, namespace, model, scope_hash, exact_hash, prompt, embedder, embedding, "
     "response, prompt_tokens, completion_tokens, cost_usd, expires_at) VALUES (:tenant_id, :namespace, :model, "
@@ -126,16 +149,40 @@ class CacheRepository:
         *,
         max_age_s: int | None = None,
         stale_s: int = 0,
-    ) -> StoredEntry | None:
+        min_alias_similarity: float,
+    ) -> tuple[StoredEntry, bool] | None:
+        """The entry for this exact hash, and whether it was found through an alias (one
+        served at `min_alias_similarity` or above)."""
         params = {
             "tenant_id": tenant_id,
             "namespace": namespace,
             "exact_hash": exact_hash,
             "max_age_s": max_age_s,
             "stale_s": stale_s,
+            "min_alias_similarity": min_alias_similarity,
         }
         row = (await self.session.execute(_EXACT, params)).first()
-        return _row(row) if row is not None else None
+        return (_row(row, similarity=float(row.similarity)), bool(row.alias)) if row is not None else None
+
+    async def add_alias(
+        self,
+        tenant_id: uuid.UUID,
+        namespace: str,
+        exact_hash: bytes,
+        entry_id: uuid.UUID,
+        similarity: float,
+        *,
+        max_aliases: int,
+    ) -> None:
+        params = {
+            "tenant_id": tenant_id,
+            "namespace": namespace,
+            "exact_hash": exact_hash,
+            "entry_id": entry_id,
+            "similarity": similarity,
+            "max_aliases": max_aliases,
+        }
+        await self.session.execute(_ADD_ALIAS, params)
 
     async def nearest(
         self,
@@ -175,7 +222,7 @@ class CacheRepository:
                     "tenant_id": tenant_id,
                     "namespace": namespace,
                     "scope_hash": scope_hash,
-                    "vector": HalfVector(vector).to_text(),
+                    "vector": HalfVector(vector),
                     "k": k,
                     "max_age_s": max_age_s,
                     "stale_s": stale_s,
@@ -193,7 +240,7 @@ class CacheRepository:
             "exact_hash": entry.exact_hash,
             "prompt": entry.prompt,
             "embedder": entry.embedder,
-            "embedding": HalfVector(entry.embedding).to_text() if entry.embedding is not None else None,
+            "embedding": HalfVector(entry.embedding) if entry.embedding is not None else None,
             "response": json.dumps(entry.response, separators=(",", ":")),
             "prompt_tokens": entry.prompt_tokens,
             "completion_tokens": entry.completion_tokens,
@@ -211,8 +258,11 @@ class CacheRepository:
         result = await self.session.execute(delete(CacheEntry).where(CacheEntry.id == entry_id))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def record_hit(self, entry_id: uuid.UUID) -> None:
-        await self.session.execute(_RECORD_HIT, {"id": entry_id})
+    async def add_hits(self, hits: Mapping[uuid.UUID, tuple[int, datetime]]) -> None:
+        """Add counted hits to their entries (id -> count, time of the latest), in one statement."""
+        ids = list(hits)
+        params = {"ids": ids, "counts": [hits[i][0] for i in ids], "ats": [hits[i][1] for i in ids]}
+        await self.session.execute(_ADD_HITS, params)
 
     async def record_feedback(
         self, entry_id: uuid.UUID, *, correct: bool, prompt: str | None = None
@@ -231,6 +281,8 @@ class CacheRepository:
         )
         if result.first() is None:
             return None
+        if not correct:  # its paraphrases no longer find it either
+            await self.session.execute(_DROP_ALIASES, {"entry_id": entry_id})
         return await self.get(entry_id)
 
     async def clear_flag(self, entry_id: uuid.UUID) -> bool:

@@ -162,12 +162,17 @@ class CacheController(Controller):
 
     @get("/entries/{entry_id:uuid}", summary="Read an entry")
     async def get_entry(
-        self, entry_id: FromPath[uuid.UUID], session: NamedDependency[AsyncSession]
+        self,
+        entry_id: FromPath[uuid.UUID],
+        session: NamedDependency[AsyncSession],
+        cache: NamedDependency[CacheService],
     ) -> EntryOut:
         entry = await CacheRepository(session).get(entry_id)
         if entry is None:
             raise NotFound(f"No cache entry {entry_id}.")
-        return EntryOut.of(entry)
+        out = EntryOut.of(entry)
+        out.hit_count += cache.hits.pending(entry_id)  # counted here, not written yet
+        return out
 
     @delete("/entries/{entry_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete an entry")
     async def delete_entry(

@@ -18,7 +18,8 @@ import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.embedders import Embedder, create_embedder
-from app.cache.repository import CacheRepository, NewEntry, StoredEntry
+from app.cache.hits import HitCounter
+from app.cache.repository import NO_ALIASES, CacheRepository, NewEntry, StoredEntry
 from app.cache.scope import Scope, normalise_prompt
 from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
 from app.ledger.pricing import Usage
@@ -27,7 +28,8 @@ from app.settings import CacheSettings
 
 log = logging.getLogger(__name__)
 
-Tier = Literal["exact", "semantic"]
+# alias: the exact hash of a paraphrase served before (app.cache.models.CacheAlias).
+Tier = Literal["exact", "alias", "semantic"]
 # The models read at most 256 tokens of a prompt (the embedder; the cross-encoder's pair less);
 # with whitespace collapsed (normalise_prompt) that many tokens take far fewer characters, so
 # text past this cannot change what they see and is cut before any model input is built: a
@@ -70,6 +72,7 @@ class CacheService:
         self.embedder = embedder
         self.verifier = verifier
         self.settings = settings
+        self.hits = HitCounter()
 
     @classmethod
     def create(cls, settings: CacheSettings) -> CacheService:
@@ -99,12 +102,25 @@ class CacheService:
         searches run there and the entry to serve is confirmed on `session`'s primary."""
         repo = CacheRepository(session)
         search = CacheRepository(reads) if reads is not None else repo
+        aliases = self.settings.max_aliases_per_entry > 0
         exact = await search.find_exact(
-            tenant_id, namespace, scope.exact_hash, max_age_s=max_age_s, stale_s=stale_s
+            tenant_id,
+            namespace,
+            scope.exact_hash,
+            max_age_s=max_age_s,
+            stale_s=stale_s,
+            # An alias was served at some cosine: it serves again only where that still passes.
+            min_alias_similarity=policy.similarity_floor(policy.cross_encoder_min_score is not None)
+            if aliases
+            else NO_ALIASES,
         )
-        if exact is not None and (reads is None or await _servable_on_primary(repo, exact.id)):
-            await repo.record_hit(exact.id)
-            return LookupResult(entry=exact, tier="exact", similarity=1.0)
+        if exact is not None:
+            entry, alias = exact
+            if reads is None or await _servable_on_primary(repo, entry.id):
+                self.hits.add(entry.id)
+                return LookupResult(
+                    entry=entry, tier="alias" if alias else "exact", similarity=entry.similarity
+                )
 
         with metrics.time_embedding():
             embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
@@ -163,14 +179,23 @@ class CacheService:
                 verdict=verdict,
                 withheld=entry,
             )
-        await repo.record_hit(entry.id)
+        self.hits.add(entry.id)
+        if aliases:
+            await repo.add_alias(
+                tenant_id,
+                namespace,
+                scope.exact_hash,
+                entry.id,
+                entry.similarity,
+                max_aliases=self.settings.max_aliases_per_entry,
+            )
         return LookupResult(
             entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict
         )
 
-    async def record_hit(self, session: AsyncSession, entry_id: uuid.UUID) -> None:
+    def record_hit(self, entry_id: uuid.UUID) -> None:
         """Count a hit served without a lookup (a coalesced request)."""
-        await CacheRepository(session).record_hit(entry_id)
+        self.hits.add(entry_id)
 
     async def store(
         self,

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.cache.repository import CacheRepository, StoredEntry
+from app.cache.repository import NO_ALIASES, CacheRepository, StoredEntry
 from app.completions.repository import InflightRepository
 from app.db.engine import DatabaseDown, attempt
 from app.db.leases import Lease
@@ -100,9 +100,11 @@ class ReplicaCoalescer:
         async def step(session: AsyncSession) -> tuple[bool, StoredEntry | None]:
             keys = InflightRepository(session)
             claimed = await keys.claim(tenant_id, namespace, exact_hash, self.lease)
-            entry = await CacheRepository(session).find_exact(
-                tenant_id, namespace, exact_hash, max_age_s=max_age_s
+            # The leader stores an entry under this very hash; aliases are not its answer.
+            found = await CacheRepository(session).find_exact(
+                tenant_id, namespace, exact_hash, max_age_s=max_age_s, min_alias_similarity=NO_ALIASES
             )
+            entry = found[0] if found is not None else None
             if claimed and entry is not None:
                 await keys.release(tenant_id, namespace, exact_hash, self.lease)
             return claimed, entry

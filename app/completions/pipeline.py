@@ -263,9 +263,14 @@ class CompletionPipeline:
         leader = self.inflight.join(key, started_at=started)
         if leader is not None:
             return await self._follow(caller, request, controls, await self._wait(leader, deadline), started)
+        miss = job("miss", scope=scope, key=key)
+        try:
+            self._estimate(miss)
+        except PayloadTooLarge as exc:
+            await self._fail(miss, exc)
         lookup_started = time.monotonic()
 
-        async def look_up(session: AsyncSession) -> ChatAnswer | LookupResult:
+        async def look_up(session: AsyncSession) -> ChatAnswer | tuple[LookupResult, Reservation]:
             async with self.replica.reading(caller.tenant_id) as reads:
                 found = await self.cache.lookup(
                     session,
@@ -278,11 +283,14 @@ class CompletionPipeline:
                     reads=reads,
                 )
             decision: metrics.LookupDecision = (
-                "exact_hit" if found.tier == "exact" else "semantic_hit" if found.entry else "miss"
+                "exact_hit" if found.tier in ("exact", "alias") else "semantic_hit" if found.entry else "miss"
             )
             metrics.cache_lookup(decision, found.similarity, time.monotonic() - lookup_started)
             if found.entry is None:
-                return found
+                # A miss reserves its quota in this same transaction: nothing else stands between
+                # the lookup and the model. Its commit is not waited for (see above); the settling
+                # commit, durable, comes later in the WAL and makes both durable.
+                return found, await self._reserve_in(session, miss)
             return await self._hit(
                 session,
                 caller,
@@ -294,8 +302,11 @@ class CompletionPipeline:
                 metadata=verifier_metadata(found),
             )
 
-        # Not durable: this transaction writes only if it hits (the hit's booking, hit count).
-        looked = await attempt(self.sessionmaker, look_up, tenant_id=caller.tenant_id, durable=False)
+        # Not durable: this transaction writes a hit's booking, or a miss's quota reservation.
+        try:
+            looked = await attempt(self.sessionmaker, look_up, tenant_id=caller.tenant_id, durable=False)
+        except QuotaExceeded as exc:
+            await self._fail(miss, exc)
         if isinstance(looked, ChatAnswer):
             return looked
         if isinstance(looked, DatabaseDown):
@@ -304,11 +315,21 @@ class CompletionPipeline:
             log.warning("cache lookup skipped: database unreachable")
             metrics.cache_lookup("bypass")
             return await self._miss(job("bypass"))
+        found, miss.reservation = looked
         leader = self.inflight.join(key, started_at=started)
         if leader is not None:
-            return await self._follow(caller, request, controls, await self._wait(leader, deadline), started)
-        miss = job("miss", scope=scope, embedding=looked.embedding, key=key)
-        miss.explored = looked if looked.withheld is not None else None
+            try:
+                result = await self._wait(leader, deadline)
+            except Exception as exc:
+                # Booked here, to give back the reservation the lookup made just before the leader began.
+                latency_ms = (time.monotonic() - started) * 1000
+                await self._book_failure(
+                    caller, request, controls, exc, latency_ms, reservation=miss.reservation
+                )
+                raise
+            return await self._follow(caller, request, controls, result, started, release=miss.reservation)
+        miss.embedding = found.embedding
+        miss.explored = found if found.withheld is not None else None
         return await self._miss(miss)
 
     # Hits.
@@ -348,9 +369,16 @@ class CompletionPipeline:
             raise _deadline_passed(self.limits.timeout_s) from None
 
     async def _follow(
-        self, caller: Caller, request: ChatRequest, controls: CacheControls, result: Any, started: float
+        self,
+        caller: Caller,
+        request: ChatRequest,
+        controls: CacheControls,
+        result: Any,
+        started: float,
+        release: Reservation | None = None,
     ) -> ChatAnswer:
-        """Answer with the result of the identical request that was in flight (here or on another replica)."""
+        """Answer with the result of the identical request that was in flight (here or on another
+        replica), and give back `release`, reserved by a lookup that missed just before."""
         completion, entry_id, model = result
         latency_ms = (time.monotonic() - started) * 1000
         row = await self._hit_row(
@@ -359,13 +387,9 @@ class CompletionPipeline:
         row.similarity, row.entry_id, row.used_model = 1.0, entry_id, model
         row.metadata["coalesced"] = True
         metrics.add_avoided_cost(model, row.avoided_cost_usd)
-        entry = entry_id
-
-        async def count_hit(session: AsyncSession) -> None:
-            if entry is not None:
-                await self.cache.record_hit(session, entry)
-
-        await self.books.book(row, also=count_hit)
+        if entry_id is not None:
+            self.cache.record_hit(entry_id)
+        await self.books.book(row, reservation=release)
         caller.booked = True
         metrics.cache_lookup("coalesced")
         return _replay(request, completion, entry_id, 1.0, "coalesced", latency_ms)
@@ -396,12 +420,9 @@ class CompletionPipeline:
                 followed = await self._follow_replica(job, job.scope)
                 if followed is not None:
                     return followed
-            job.prompt_tokens = self.books.quotas.estimator.prompt_tokens(job.request.messages)
-            if job.prompt_tokens > self.limits.max_prompt_tokens:
-                raise PayloadTooLarge(
-                    f"The prompt has about {job.prompt_tokens} tokens; the limit is {self.limits.max_prompt_tokens}."
-                )
-            job.reservation = await self._reserve(job)
+            if job.reservation is None:  # not reserved with a lookup
+                self._estimate(job)
+                job.reservation = await self._reserve(job)
             if job.request.stream:
                 return await self._stream(job)
             try:
@@ -444,7 +465,9 @@ class CompletionPipeline:
             return None
         result = (entry.response, entry.id, entry.response.get("model") or entry.model)
         self._settle(job, result=result)
-        return await self._follow(job.caller, job.request, job.controls, result, job.started)
+        return await self._follow(
+            job.caller, job.request, job.controls, result, job.started, release=job.reservation
+        )
 
     async def _fail(self, job: _Job, exc: DejaError) -> NoReturn:
         await self._book_error(job, exc)
@@ -685,19 +708,27 @@ class CompletionPipeline:
 
     async def _book_error(self, job: _Job, exc: BaseException) -> None:
         """Book a failed request and give back its quota reservation."""
+        await self._book_failure(
+            job.caller, job.request, job.controls, exc, job.elapsed_ms(), reservation=job.reservation
+        )
+
+    async def _book_failure(
+        self,
+        caller: Caller,
+        request: ChatRequest,
+        controls: CacheControls,
+        exc: BaseException,
+        latency_ms: float,
+        *,
+        reservation: Reservation | None,
+    ) -> None:
         status = exc.status_code if isinstance(exc, DejaError) else 500
         detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
         row = _row(
-            job.caller,
-            job.request.model,
-            job.controls.namespace,
-            "error",
-            status,
-            job.elapsed_ms(),
-            error=detail[:ERROR_CHARS],
+            caller, request.model, controls.namespace, "error", status, latency_ms, error=detail[:ERROR_CHARS]
         )
-        await self.books.book(row, reservation=job.reservation)
-        job.caller.booked = True
+        await self.books.book(row, reservation=reservation)
+        caller.booked = True
 
     async def _book_refusal(
         self, caller: Caller, model: str | None, status: int, latency_ms: float, exc: Exception
@@ -712,15 +743,33 @@ class CompletionPipeline:
             log.exception("could not book a refused request", extra={"request_id": caller.request_id})
         caller.booked = True
 
-    async def _reserve(self, job: _Job) -> Reservation | None:
+    def _estimate(self, job: _Job) -> None:
+        """The prompt's tokens, estimated for the reservation; too many is a 413."""
+        job.prompt_tokens = self.books.quotas.estimator.prompt_tokens(job.request.messages)
+        if job.prompt_tokens > self.limits.max_prompt_tokens:
+            raise PayloadTooLarge(
+                f"The prompt has about {job.prompt_tokens} tokens; the limit is {self.limits.max_prompt_tokens}."
+            )
+
+    async def _reserve_in(self, session: AsyncSession, job: _Job) -> Reservation:
+        """Reserve quota for the job's upstream call inside a transaction already open."""
         request = job.request
-        reserved = await self.books.reserve(
+        return await self.books.quotas.reserve(
+            session,
             job.caller.tenant_id,
             request.model,
             job.prompt_tokens,
             max_output_tokens=request.max_output_tokens,
             choices=request.checked.n or 1,
         )
+
+    async def _reserve(self, job: _Job) -> Reservation | None:
+        """Reserve in a transaction of its own (a bypass: no lookup to fold it into)."""
+
+        async def reserve(session: AsyncSession) -> Reservation:
+            return await self._reserve_in(session, job)
+
+        reserved = await attempt(self.sessionmaker, reserve, tenant_id=job.caller.tenant_id)
         if not isinstance(reserved, DatabaseDown):
             return reserved
         if job.caller.policy.quota_outage == "closed":

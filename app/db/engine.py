@@ -8,12 +8,14 @@ connection never carries one request's tenant into the next.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import text
+from pgvector import HalfVector
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.db.errors import is_database_outage
@@ -36,7 +38,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
             "application_name": "deja",
             "statement_timeout": str(db.statement_timeout_ms),
         }
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=db.pool_size,
         max_overflow=db.max_overflow,
@@ -47,6 +49,26 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         hide_parameters=True,
         connect_args=connect_args,
     )
+    event.listen(engine.sync_engine, "connect", _binary_vectors)
+    return engine
+
+
+def _binary_vectors(dbapi_connection: Any, _record: Any) -> None:
+    """halfvec parameters travel in pgvector's binary format: no text to format and parse per
+    query (pass `pgvector.HalfVector` or a numpy array)."""
+    dbapi_connection.run_async(_register_halfvec)
+
+
+async def _register_halfvec(connection: Any) -> None:
+    # "unknown type": a connection made before the migrations create the extension.
+    with contextlib.suppress(ValueError):
+        await connection.set_type_codec(
+            "halfvec",
+            schema="public",
+            encoder=lambda value: (value if isinstance(value, HalfVector) else HalfVector(value)).to_binary(),
+            decoder=HalfVector.from_binary,
+            format="binary",
+        )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -2,7 +2,7 @@
 
 from app.admin.models import AuditLog
 from app.cache.bound.models import CacheLabel
-from app.cache.models import CacheEntry
+from app.cache.models import CacheAlias, CacheEntry
 from app.completions.models import InflightMiss
 from app.db.base import Base
 from app.ledger.models import LedgerEntry, Price, Quota, QuotaReservation, UsageCounter
@@ -13,6 +13,7 @@ __all__ = [
     "ApiKey",
     "AuditLog",
     "Base",
+    "CacheAlias",
     "CacheEntry",
     "CacheLabel",
     "InflightMiss",

@@ -9,7 +9,6 @@ how it is written down is decided here, once.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -76,24 +75,6 @@ class Bookkeeper:
 
     async def cost(self, model: str, usage: Usage) -> Decimal:
         return await self.prices.cost(model, usage, datetime.now(UTC))
-
-    async def reserve(
-        self,
-        tenant_id: uuid.UUID,
-        model: str,
-        prompt_tokens: int,
-        *,
-        max_output_tokens: int | None,
-        choices: int,
-    ) -> Reservation | DatabaseDown:
-        """Reserve quota for one upstream call (QuotaExceeded when it does not fit)."""
-
-        async def work(session: AsyncSession) -> Reservation:
-            return await self.quotas.reserve(
-                session, tenant_id, model, prompt_tokens, max_output_tokens=max_output_tokens, choices=choices
-            )
-
-        return await attempt(self.sessionmaker, work, tenant_id=tenant_id)
 
     async def book(
         self,

@@ -189,3 +189,16 @@ async def test_bad_requests_are_4xx_problems(http: httpx.AsyncClient, make_tenan
         "/v1/cache/entries", headers=t.headers, json={"model": MODEL, "prompt": "a", "response": {"x": 1}}
     )
     assert bad_response.status_code == 422
+
+
+async def test_hits_are_counted_on_the_entry(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, "Where is the VPN guide?", "On the wiki.")
+    for _ in range(3):
+        assert (await lookup(http, t.headers, "Where is the VPN guide?"))["hit"] is True
+    # Counted in memory and written in batches; reading the entry shows every hit either way.
+    entry = (await http.get(f"/v1/cache/entries/{entry_id}", headers=t.headers)).json()
+    assert entry["hit_count"] == 3
+    await asyncio.sleep(1.5)  # past the flush interval: now written to the row
+    entry = (await http.get(f"/v1/cache/entries/{entry_id}", headers=t.headers)).json()
+    assert entry["hit_count"] == 3

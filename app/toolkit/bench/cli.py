@@ -63,6 +63,13 @@ def bench(
         int | None, typer.Option(help="Real prompts stored per tenant through the service (at most 428).")
     ] = None,
     fake_latency_ms: Annotated[float, typer.Option(help="Latency of the fake model.")] = 300.0,
+    load_generator: Annotated[
+        str,
+        typer.Option(
+            help="Throughput classes: wrk (a C load generator, so the client is not the limit), httpx "
+            "(the Python client in this process), or auto: wrk when it is installed."
+        ),
+    ] = "auto",
     report: Annotated[
         Path, typer.Option(help="Markdown report; plots go to a folder of the same name.")
     ] = Path("docs/benchmarks.md"),
@@ -111,7 +118,10 @@ def bench(
         semantic_queries=int(base["semantic_queries"]),
         recall_queries=int(base["recall_queries"]),
         live_inserts=int(base["live_inserts"]),
+        load_generator=load_generator,
     )
+    if load_generator not in ("auto", "wrk", "httpx"):
+        raise typer.BadParameter("expected auto, wrk or httpx", param_hint="--load-generator")
     if database not in ("temp", "configured"):
         raise typer.BadParameter("expected temp or configured", param_hint="--database")
     if target_url and (database != "configured" or not fake_url):

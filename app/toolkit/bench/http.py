@@ -67,6 +67,7 @@ class ClassResult:
     machine_cpu_pct: float = 0.0
     server_rss_mb: float | None = None
     server_rss_peak_mb: float | None = None
+    generator: str = "httpx"  # the load generator: httpx (this process) or wrk
 
     @property
     def throughput(self) -> float:
@@ -276,6 +277,8 @@ class DejaProcess:
             "DEJA_DATA_DIR": str(state_dir),
             "DEJA_LOG_LEVEL": "WARNING",
             "DEJA_MIGRATE_ON_START": "false",
+            # The semantic classes resend paraphrases: aliases would make them exact-tier hits.
+            "DEJA_CACHE__MAX_ALIASES_PER_ENTRY": "0",
         }
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
@@ -287,9 +290,7 @@ class DejaProcess:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(port),
-                "--workers",
-                "1",
+                str(port),  # workers: the default (one per core)
             ],
             env=env,
             stdout=self._log,

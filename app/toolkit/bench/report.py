@@ -306,14 +306,23 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
             sweep_rows.append(cells)
         out.append(_table(["query set", *(f"ef_search {ef}" for ef in sweep_values)], sweep_rows))
     out += ["", "## 3. HTTP figures", ""]
+    by_wrk = any(c.generator == "wrk" for c in result.http)
     out.append(
-        "Closed loop through `POST /v1/chat/completions` with httpx, class after class, at concurrency "
-        f'{config.concurrency} (the "1 client" classes send one request at a time, for half as long: '
+        (
+            "Closed loop through `POST /v1/chat/completions`: the classes at full concurrency driven by "
+            "`wrk` (C; each connection sends its next request when the answer arrives; its latency "
+            "percentiles; client CPU is wrk's), the 1-client classes by httpx; class after class, at concurrency "
+            if by_wrk
+            else "Closed loop through `POST /v1/chat/completions` with httpx, class after class, at concurrency "
+        )
+        + f'{config.concurrency} (the "1 client" classes send one request at a time, for half as long: '
         "the cost of a request without queueing). Latency is "
         "per request as the client sees it; throughput counts completions in the measured window. "
         "CPU is a share of one core (200% = both cores of a 2-core machine); RSS is the server's "
         "(process and children). Exact hits resend stored prompts; semantic hits send the paraphrases "
-        "the in-process phase saw served; misses carry a ticket number no entry has. "
+        "the in-process phase saw served (aliases are off in the benchmark, in-process and in the server, so that "
+        "they go through the semantic tier every time; an alias hit costs an exact hit's probe); misses carry "
+        "a ticket number no entry has. "
         '"model direct" sends the same kind of miss requests straight to the fake model.'
     )
     out.append("")

@@ -23,6 +23,7 @@ from app.db.engine import create_engine, create_sessionmaker, transaction
 from app.settings import Settings
 from app.tenants.models import Tenant
 from app.toolkit.bench import load as loading
+from app.toolkit.bench import wrk
 from app.toolkit.bench.http import (
     SINGLE_CLIENT,
     ClassResult,
@@ -52,6 +53,8 @@ class Sizes:
     semantic_queries: int
     recall_queries: int
     live_inserts: int
+    # Throughput classes: wrk (when installed, with "auto"), or the httpx client in this process.
+    load_generator: str = "auto"
 
 
 def _progress(console: Console) -> Progress:
@@ -86,7 +89,9 @@ async def run(
     run_id = uuid.uuid4().hex[:8]
     engine = create_engine(url, settings)
     sessionmaker = create_sessionmaker(engine)
-    cache = CacheService.create(settings.cache)
+    # Aliases off: a paraphrase measured twice must go through the semantic tier both times
+    # (an alias hit is the exact tier's probe, measured by the exact classes).
+    cache = CacheService.create(settings.cache.model_copy(update={"max_aliases_per_entry": 0}))
     tenants: list[loading.BenchTenant] = []
     try:
         async with engine.connect() as conn:
@@ -189,7 +194,7 @@ async def run(
             server=(
                 "a running server (given --target-url)"
                 if target_url
-                else "`deja serve` subprocess, 1 worker, on 127.0.0.1"
+                else f"`deja serve` subprocess, {len(os.sched_getaffinity(0))} worker(s) (the default: one per core), on 127.0.0.1"
             ),
             embedder=f"{embedder.name} ({embedder.dimension}-d), {settings.cache.embedder_threads} thread(s)",
             top_k=settings.cache.top_k,
@@ -203,7 +208,7 @@ async def run(
         plot_dir = report.parent / report.stem
         bench_result.plots = plot(bench_result, plot_dir, report.parent)
         report.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(report.write_text, render_markdown(bench_result))
+        await asyncio.to_thread(report.write_text, render_markdown(bench_result) + _kept_section(report))
         return bench_result
     finally:
         if cleanup and tenants:
@@ -211,6 +216,17 @@ async def run(
                 await session.execute(delete(Tenant).where(Tenant.id.in_([t.id for t in tenants])))
         await cache.aclose()
         await engine.dispose()
+
+
+# A section of the report written by another tool (the side-by-side run against GPTCache,
+# scripts/peer_bench.sh) between these markers survives a rerun of `deja bench`.
+KEPT_START, KEPT_END = "<!-- kept: side by side -->", "<!-- /kept -->"
+
+
+def _kept_section(report: Path) -> str:
+    text = report.read_text() if report.exists() else ""
+    start, end = text.find(KEPT_START), text.find(KEPT_END)
+    return "\n" + text[start : end + len(KEPT_END)] + "\n" if 0 <= start < end else ""
 
 
 async def _http_phase(
@@ -225,6 +241,9 @@ async def _http_phase(
     fake_url: str | None,
     console: Console,
 ) -> list[ClassResult]:
+    if sizes.load_generator == "wrk" and not wrk.available():
+        raise RuntimeError("--load-generator wrk: no wrk on PATH (Debian/Ubuntu: apt-get install wrk)")
+    use_wrk = sizes.load_generator == "wrk" or (sizes.load_generator == "auto" and wrk.available())
     state = Path(tempfile.mkdtemp(prefix="deja-bench-http-"))
     fake: FakeLLMServer | None = None
     server: DejaProcess | None = None
@@ -261,6 +280,22 @@ async def _http_phase(
                     def tick(share: float, task: TaskID = task) -> None:
                         bar.update(task, completed=share * 100)
 
+                    if use_wrk and not single:
+                        bar.update(task, completed=50)
+                        results.append(
+                            await wrk.drive_wrk(
+                                name,
+                                "model" if direct else "deja",
+                                model_url if direct else deja_url,
+                                make,
+                                concurrency=sizes.concurrency,
+                                warmup_s=sizes.warmup,
+                                seconds=sizes.seconds,
+                                processes=processes,
+                            )
+                        )
+                        bar.update(task, completed=100)
+                        continue
                     results.append(
                         await drive(
                             name,

@@ -1,0 +1,72 @@
+"""A paraphrase the semantic tier served is an exact hit the next time (an alias of its entry):
+same answer, same entry, without the embedder or the verifier; bounded per entry, gone with the
+entry and when it is reported wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cache.repository import CacheRepository
+from app.db.engine import transaction
+from tests.integration.test_cache_api import answer_of, lookup, store
+
+STORED = "How do I reset my password?"
+PARAPHRASE = "how can I reset my password"
+
+
+async def test_a_served_paraphrase_is_an_alias_hit_next_time(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, STORED, "Use the reset link.")
+    first = await lookup(http, t.headers, PARAPHRASE)
+    assert (first["hit"], first["tier"], first["entry_id"]) == (True, "semantic", entry_id)
+    # Runs of whitespace do not matter: the same normalised wording.
+    again = await lookup(http, t.headers, "  how can I reset my   password ")
+    assert (again["hit"], again["tier"], again["entry_id"]) == (True, "alias", entry_id)
+    assert again["similarity"] == pytest.approx(first["similarity"], abs=1e-6)  # stored as real
+    assert answer_of(again) == "Use the reset link."
+    # Another namespace is another cache: no alias there.
+    assert (await lookup(http, t.headers, PARAPHRASE, namespace="other"))["hit"] is False
+    # A stricter threshold than the alias's cosine is not served by it.
+    assert (await lookup(http, t.headers, PARAPHRASE, threshold=0.999))["hit"] is False
+
+
+async def test_aliases_go_with_their_entry_and_when_it_is_flagged(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, STORED, "Use the reset link.")
+    await lookup(http, t.headers, PARAPHRASE)
+    assert (await lookup(http, t.headers, PARAPHRASE))["tier"] == "alias"
+    wrong = await http.post(
+        "/v1/cache/feedback", headers=t.headers, json={"entry_id": entry_id, "correct": False}
+    )
+    assert wrong.json()["flagged"] is True
+    assert (await lookup(http, t.headers, PARAPHRASE))["hit"] is False
+
+    # A new entry, aliased, then deleted: its alias no longer answers.
+    entry_id = await store(http, t.headers, STORED, "Use the reset link.", namespace="n")
+    await lookup(http, t.headers, PARAPHRASE, namespace="n")
+    assert (await lookup(http, t.headers, PARAPHRASE, namespace="n"))["tier"] == "alias"
+    assert (await http.delete(f"/v1/cache/entries/{entry_id}", headers=t.headers)).status_code == 204
+    assert (await lookup(http, t.headers, PARAPHRASE, namespace="n"))["hit"] is False
+
+
+async def test_an_entry_keeps_a_bounded_number_of_aliases(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, STORED, "Use the reset link.")
+    hashes = [hashlib.sha256(f"wording {i}".encode()).digest() for i in range(4)]
+    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+        repo = CacheRepository(session)
+        for exact_hash in hashes:
+            await repo.add_alias(t.tenant_id, "", exact_hash, uuid.UUID(entry_id), 0.9, max_aliases=2)
+        found = [await repo.find_exact(t.tenant_id, "", h, min_alias_similarity=0.8) for h in hashes]
+    assert [f is not None for f in found] == [True, True, False, False]
