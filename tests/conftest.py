@@ -204,7 +204,8 @@ ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 async def start_deja_serve(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
     """`deja serve` as a process of its own (signals, memory), on a free port, once `/ready`
-    answers: the process and its base URL. `env` adds to this process's environment."""
+    answers: the process and its base URL. `env` adds to this process's environment. One worker,
+    so that the process signalled and measured is the one answering."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -214,6 +215,8 @@ async def start_deja_serve(env: dict[str, str]) -> tuple[asyncio.subprocess.Proc
         "--port",
         str(port),
         "--no-migrate",
+        "--workers",
+        "1",
         env={**os.environ, **env},
     )
     url = f"http://127.0.0.1:{port}"

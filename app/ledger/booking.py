@@ -94,7 +94,11 @@ class Bookkeeper:
         async def write(session: AsyncSession) -> None:
             if also is not None:
                 await also(session)
-            await self.quotas.settle(session, reservation, usage or Usage(), row.cost_usd)
+            # A hit that reserved (a lookup that missed, then followed an identical call) gives
+            # its request back: hits are free and take no quota.
+            await self.quotas.settle(
+                session, reservation, usage or Usage(), row.cost_usd, counted=row.cache_status != "hit"
+            )
             await LedgerRepository(session).append(row)
 
         try:

@@ -150,7 +150,7 @@ _QUOTAS = text(
 _SETTLE = text(
     """
     UPDATE usage_counters
-    SET tokens = tokens + :tokens, cost_usd = cost_usd + :cost,
+    SET requests = greatest(requests - :uncounted, 0), tokens = tokens + :tokens, cost_usd = cost_usd + :cost,
         reserved_tokens = greatest(reserved_tokens - :reserved_tokens, 0),
         reserved_cost_usd = greatest(reserved_cost_usd - :reserved_cost, 0)
     WHERE tenant_id = :tenant_id AND period = :period AND period_start = CAST(:start AS date)
@@ -265,13 +265,18 @@ class QuotaRepository:
             id=reservation_id,
         )
 
-    async def settle(self, reservation: Reservation, usage: Usage, cost: Decimal) -> None:
+    async def settle(
+        self, reservation: Reservation, usage: Usage, cost: Decimal, *, counted: bool = True
+    ) -> None:
+        """Settle to what was used. `counted=False`: the request made no upstream call after all
+        (it was answered by an identical request's call), so its request is given back too."""
         if reservation.id is not None:
             released = await self.session.execute(
                 _RELEASE, {"tenant_id": reservation.tenant_id, "id": reservation.id}
             )
             if released.first() is None:  # reclaimed: its request was given back, count it again
-                await self._count(reservation.tenant_id, reservation.starts[0], usage, cost)
+                if counted:
+                    await self._count(reservation.tenant_id, reservation.starts[0], usage, cost)
                 return
         for period, start in zip(reservation.periods, reservation.starts, strict=True):
             await self.session.execute(
@@ -284,6 +289,7 @@ class QuotaRepository:
                     "cost": cost,
                     "reserved_tokens": reservation.tokens,
                     "reserved_cost": reservation.cost_usd,
+                    "uncounted": 0 if counted else 1,
                 },
             )
 
@@ -418,10 +424,16 @@ class Quotas:
         return await QuotaRepository(session).reserve(tenant_id, usage.total, cost, at, self.lease)
 
     async def settle(
-        self, session: AsyncSession, reservation: Reservation | None, usage: Usage, cost: Decimal
+        self,
+        session: AsyncSession,
+        reservation: Reservation | None,
+        usage: Usage,
+        cost: Decimal,
+        *,
+        counted: bool = True,
     ) -> None:
         if reservation is not None:  # None: reserved while the database was down (quotas open)
-            await QuotaRepository(session).settle(reservation, usage, cost)
+            await QuotaRepository(session).settle(reservation, usage, cost, counted=counted)
 
 
 async def renew_reservations(session: AsyncSession, lease: Lease) -> None:

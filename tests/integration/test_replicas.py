@@ -58,8 +58,9 @@ MODEL = "gpt-4o-mini"
 
 @pytest.fixture(scope="module")
 def model() -> Iterator[FakeLLMServer]:
-    """A model slow enough (1 s) for concurrent requests to overlap on every replica."""
-    with FakeLLMServer(FakeLLMConfig(latency_ms=1000)) as server:
+    """A model slow enough (3 s) for concurrent requests to overlap on every replica, and for a
+    replica to be killed while its calls are still in flight on a busy machine."""
+    with FakeLLMServer(FakeLLMConfig(latency_ms=3000)) as server:
         yield server
 
 
@@ -190,9 +191,10 @@ async def test_sigkill_of_a_replica_releases_its_reservations_and_its_miss_is_ta
         assert day["reserved_tokens"] > 0
         victim.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
-        assert all(
-            isinstance(r, httpx.TransportError) for r in await asyncio.gather(*doomed, return_exceptions=True)
-        )
+        doomed_results = await asyncio.gather(*doomed, return_exceptions=True)
+        assert all(isinstance(r, httpx.TransportError) for r in doomed_results), [
+            r if isinstance(r, BaseException) else (r.status_code, r.text[:200]) for r in doomed_results
+        ]
         # Every request to the survivors is answered; the identical ones once the lease ran out.
         answered = await asyncio.gather(*others)
         assert [r.status_code for r in answered] == [200] * 10
