@@ -60,10 +60,9 @@ def train_verifier_command(
     ),
     seed: Annotated[int, typer.Option(help="Seeds data generation, initialisation and order.")] = 13,
     epochs: Annotated[int, typer.Option(min=1)] = 1,
-    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 14000,
-    paws_train_pairs: Annotated[int, typer.Option(min=0, help="PAWS rows from its training half.")] = 600,
+    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 6000,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    learning_rate: Annotated[float, typer.Option(help="Peak rate of the encoder layers.")] = 1.5e-4,
+    learning_rate: Annotated[float, typer.Option(help="Peak rate of the encoder layers.")] = 8e-5,
     threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,
 ) -> None:
     """Fine-tune the cross-encoder, export it fused + int8, and write its validation figures."""
@@ -76,7 +75,6 @@ def train_verifier_command(
         seed=seed,
         epochs=epochs,
         generated_pairs=generated_pairs,
-        paws_train_pairs=paws_train_pairs,
         batch_size=batch_size,
         learning_rate=learning_rate,
         threads=threads,
