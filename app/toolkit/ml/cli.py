@@ -60,7 +60,7 @@ def train_verifier_command(
     ),
     seed: Annotated[int, typer.Option(help="Seeds data generation, initialisation and order.")] = 13,
     epochs: Annotated[int, typer.Option(min=1)] = 1,
-    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 6000,
+    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 2000,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     learning_rate: Annotated[float, typer.Option(help="Peak rate of the encoder layers.")] = 8e-5,
     threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,
