@@ -117,6 +117,43 @@ def validate_verifier_command(
     _print_summary(output_dir, metrics)
 
 
+@verifier_app.command("report")
+def report_verifier_command(
+    data_dir: Annotated[Path, typer.Option(help="Directory of the shared labelled pairs files.")] = Path(
+        "../shared/data"
+    ),
+    verifier_dir: Annotated[Path, typer.Option(help="The verifier to report on.")] = DEFAULT_VERIFIER_DIR,
+    previous_dir: Annotated[
+        Path | None, typer.Option(help="An earlier verifier to set beside it (its own defaults: 0.8, 0.85).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option(help="Also write the whole report as JSON here.")] = None,
+    seed: Annotated[int, typer.Option(help="The training run's seed (it fixes the validation slices).")] = 13,
+) -> None:
+    """Every validation slice and report-only set, decided by plain cosine, the previous and the
+    shipped verifier at the default settings; each rule alone; look-alikes served by kind."""
+    import json
+
+    from app.cache.verifier import VerifierPolicy
+    from app.toolkit.ml.report import report
+    from app.toolkit.ml.train import TrainConfig
+
+    result = report(TrainConfig(data_dir=data_dir, seed=seed), verifier_dir, previous_dir, VerifierPolicy())
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for name, figures in result["sets"].items():
+        console.print(f"[bold]{name}[/bold] ({figures['pairs']} pairs, {figures['same_answer']} same answer)")
+        for decision, at in figures["decisions"].items():
+            console.print(
+                f"  {decision:34s} P={at['precision']:.3f} R={at['recall']:.3f} "
+                f"false-hit={at['false_hit_rate']:.3f} hits={at['hits']} wrong={at['wrong_hits']}"
+            )
+    chosen = result["chosen_on_validation"]
+    console.print(
+        f"chosen on the validation slices for precision >= {chosen['target_precision']}: cosine floor "
+        f"{chosen['min_similarity']}, cross-encoder >= {chosen['cross_encoder_min_score']}"
+    )
+
+
 # Standalone entry point (`python -m app.toolkit.ml.cli ...`) for machines without the `deja` command.
 ml_app = typer.Typer(no_args_is_help=True)
 ml_app.add_typer(embedder_app, name="embedder")
