@@ -137,7 +137,9 @@ def report_verifier_command(
     from app.toolkit.ml.report import report
     from app.toolkit.ml.train import TrainConfig
 
-    result = report(TrainConfig(data_dir=data_dir, seed=seed), verifier_dir, previous_dir, VerifierPolicy())
+    # The whole PAWS test split (8,000 rows), not the sample the training run reports.
+    config = TrainConfig(data_dir=data_dir, seed=seed, paws_test_pairs=8000)
+    result = report(config, verifier_dir, previous_dir, VerifierPolicy())
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for name, figures in result["sets"].items():
