@@ -84,6 +84,8 @@ def train_verifier_command(
 
 
 def _print_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
+    from app.toolkit.ml.train import TARGET_PRECISION
+
     defaults = metrics["recommended"]
     console.print(
         f"[green]Wrote[/green] {output_dir} ({metrics['quantisation']}); recommended cosine floor "
@@ -93,7 +95,7 @@ def _print_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
         at = figures["at_defaults"]
         console.print(
             f"  {name}: precision {at['precision']:.3f} recall {at['recall']:.3f} at the defaults; "
-            f"recall {figures['recall_at_precision_0.95']:.3f} at precision >= 0.95"
+            f"recall {figures[f'recall_at_precision_{TARGET_PRECISION}']:.3f} at precision >= {TARGET_PRECISION}"
         )
 
 
