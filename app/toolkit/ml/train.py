@@ -73,6 +73,10 @@ class TrainConfig:
     warmup_fraction: float = 0.06
     max_tokens: int = 128
     threads: int = 2
+    # Stage 2 continues from stage 1 on a fresh draw of the training pairs, at these rates.
+    second_stage_pairs: int = 12800
+    second_learning_rate: float = 1.5e-4
+    second_head_learning_rate: float = 1e-3
     # Checkpoints every this many steps; a run started again resumes from the last one.
     checkpoint_every: int = 100
     # The PAWS test split is reported on, never trained or tuned on; a sample keeps it quick.
@@ -275,7 +279,20 @@ def _batches(
     return batches
 
 
-def train_model(config: TrainConfig, examples: list[tuple[str, str, int]], hf_dir: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Stage:
+    """One pass of training: where it starts from, its rates and its seed."""
+
+    name: str
+    start: Path
+    learning_rate: float
+    head_learning_rate: float
+    seed: int
+
+
+def train_model(
+    config: TrainConfig, examples: list[tuple[str, str, int]], hf_dir: Path, stage: Stage
+) -> dict[str, Any]:
     """Fine-tune from all-MiniLM-L6-v2; save a Hugging Face checkpoint to `hf_dir`.
 
     Every `checkpoint_every` steps the model, optimiser and schedule are saved in `work_dir`;
@@ -285,9 +302,9 @@ def train_model(config: TrainConfig, examples: list[tuple[str, str, int]], hf_di
     from transformers import AutoModelForSequenceClassification
 
     torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)  # noqa: S311 - reproducible order, not secrets
-    source = default_source_dir()
+    torch.manual_seed(stage.seed)
+    rng = random.Random(stage.seed)  # noqa: S311 - reproducible order, not secrets
+    source = stage.start
     model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1)
     # The embeddings are half the parameters: frozen, training is faster and keeps the
     # embedder's knowledge of words the training data never shows.
@@ -310,7 +327,7 @@ def train_model(config: TrainConfig, examples: list[tuple[str, str, int]], hf_di
     ]
     body = [p for name, p in model.named_parameters() if p.requires_grad and name.startswith("bert.encoder")]
     optimizer = torch.optim.AdamW(
-        [{"params": body, "lr": config.learning_rate}, {"params": head, "lr": config.head_learning_rate}],
+        [{"params": body, "lr": stage.learning_rate}, {"params": head, "lr": stage.head_learning_rate}],
         weight_decay=0.01,
     )
     warmup = max(1, int(len(batches) * config.warmup_fraction))
@@ -321,7 +338,7 @@ def train_model(config: TrainConfig, examples: list[tuple[str, str, int]], hf_di
         return max(0.0, (len(batches) - step) / max(1, len(batches) - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    checkpoint_path = config.work_dir / "checkpoint.pt"
+    checkpoint_path = config.work_dir / f"checkpoint-{stage.name}.pt"
     first_step, running, spent = 0, 0.0, 0.0
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, weights_only=False)
@@ -526,8 +543,22 @@ def run(config: TrainConfig) -> dict[str, Any]:
     splits = load_splits(config, with_mined=True)
     examples = splits.train
     console.print(f"training on {len(examples)} pairs: {splits.sources}")
-    hf_dir = config.work_dir / "hf"
-    training = train_model(config, examples, hf_dir)
+    # Stage 1 from the all-MiniLM-L6-v2 weights over every training pair; stage 2 from stage 1, at
+    # higher rates, over a fresh draw of them. A finished stage is not run again.
+    first_dir, hf_dir = config.work_dir / "hf-stage1", config.work_dir / "hf"
+    stages: dict[str, Any] = {}
+    if not (first_dir / "config.json").is_file():
+        first = Stage(
+            "stage1", default_source_dir(), config.learning_rate, config.head_learning_rate, config.seed
+        )
+        stages["stage1"] = train_model(config, examples, first_dir, first)
+    second = Stage(
+        "stage2", first_dir, config.second_learning_rate, config.second_head_learning_rate, config.seed + 1
+    )
+    draw = random.Random(f"stage2-{config.seed}")  # noqa: S311 - reproducible sampling, not secrets
+    second_examples = draw.sample(examples, min(len(examples), config.second_stage_pairs))
+    stages["stage2"] = train_model(config, second_examples, hf_dir, second)
+    training: dict[str, Any] = {"stages": stages}
     training.update(
         config={
             k: str(v) if isinstance(v, Path) else v
