@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # The figures of docs/quality.md.
 #  1. `deja verifier report`: every validation slice, the held-out langcache half and the whole
-#     PAWS test split (report only), decided by plain cosine >= 0.9, the previous verifier (the
-#     model and defaults shipped before the retraining) and the shipped one; each rule alone;
-#     look-alikes served by kind; the thresholds chosen on the validation slices.
+#     PAWS test split (report only), decided by plain cosine >= 0.9 and the shipped verifier at
+#     the default settings (and, given a CANDIDATE_DIR from `deja verifier train --output-dir`,
+#     that retrained verifier beside the shipped one); each rule alone; look-alikes served by
+#     kind; the thresholds the validation slices call for.
 #  2. `deja eval --compare` through the service's own lookup path (database, HNSW, verifier) at
 #     the default tenant settings, on the same sets.
 # JSON and plots go to docs/quality/.
-# Usage: scripts/quality.sh [DATA_DIR]
+# Usage: scripts/quality.sh [DATA_DIR] [CANDIDATE_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${1:-../shared/data}"
+candidate="${2:-}"
 out=docs/quality
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$out" "$work/previous"
-# The verifier as shipped before it was retrained on the shared train files.
-previous_commit=36f25bf
-for file in model.onnx tokenizer.json metrics.json; do
-  git show "$previous_commit:app/cache/models/verifier-minilm-int8/$file" > "$work/previous/$file"
-done
-.venv/bin/deja verifier report --data-dir "$data" --previous-dir "$work/previous" --json-out "$out/report.json"
+mkdir -p "$out"
+if [ -n "$candidate" ]; then
+  .venv/bin/deja verifier report --data-dir "$data" --verifier-dir "$candidate" \
+    --previous-dir app/cache/models/verifier-minilm-int8 --json-out "$out/report-candidate.json"
+else
+  .venv/bin/deja verifier report --data-dir "$data" --json-out "$out/report.json"
+fi
 
 .venv/bin/python scripts/held_out_pairs.py "$data" "$work"
 run() {  # name, pairs file

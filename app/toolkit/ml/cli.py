@@ -15,6 +15,8 @@ from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, DEFAULT_VERIFIER_DIR
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 console = Console()
+# A retrained verifier lands here; it replaces the shipped one only once it measures better.
+CANDIDATE_DIR = Path(".ml-work/verifier/candidate")
 embedder_app = typer.Typer(help="Build the ONNX embedder that the cache serves.", no_args_is_help=True)
 verifier_app = typer.Typer(help="Train and export the cross-encoder verifier.", no_args_is_help=True)
 
@@ -49,9 +51,13 @@ def export_embedder_command(
 
 @verifier_app.command("train")
 def train_verifier_command(
-    output_dir: Annotated[Path, typer.Option(help="Where model.onnx, tokenizer.json, metrics.json go.")] = (
-        DEFAULT_VERIFIER_DIR
-    ),
+    output_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Where model.onnx, tokenizer.json, metrics.json go: a candidate, compared with the shipped "
+            "verifier by scripts/quality.sh before it replaces it."
+        ),
+    ] = CANDIDATE_DIR,
     data_dir: Annotated[Path, typer.Option(help="Directory of the shared labelled pairs files.")] = Path(
         "../shared/data"
     ),
@@ -101,9 +107,7 @@ def _print_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
 
 @verifier_app.command("validate")
 def validate_verifier_command(
-    output_dir: Annotated[Path, typer.Option(help="Where the shipped model and metrics.json go.")] = (
-        DEFAULT_VERIFIER_DIR
-    ),
+    output_dir: Annotated[Path, typer.Option(help="Where the model and metrics.json go.")] = CANDIDATE_DIR,
     data_dir: Annotated[Path, typer.Option(help="Directory of the shared labelled pairs files.")] = Path(
         "../shared/data"
     ),
