@@ -27,6 +27,8 @@ FloatArray = npt.NDArray[np.float64]
 TARGET_PRECISION = 0.97
 # Pairs below this cosine never reach the model under any floor tried: not scored.
 LOWEST_FLOOR = 0.7
+# (cosine floor, cross-encoder threshold) settings whose figures the report lists.
+SWEEP = ((0.8, 0.85), (0.8, 0.9), (0.85, 0.85), (0.85, 0.9), (0.85, 0.95))
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,15 @@ def report(
             },
         }
     chosen = choose(validation, "shipped", enabled)
+    sweep = {
+        f"floor {floor:g}, threshold {threshold:g}": {
+            item.labelled.name: figures(
+                item.hits(Decision("", floor, enabled, "shipped", threshold)), item.labels
+            )
+            for item in validation
+        }
+        for floor, threshold in SWEEP
+    }
     return {
         "policy": {
             "min_similarity": policy.min_similarity,
@@ -200,5 +211,6 @@ def report(
             "cross_encoder_min_score": chosen.threshold,
             "validation_sets": [item.labelled.name for item in validation],
         },
+        "threshold_sweep": sweep,
         "sets": sets,
     }
