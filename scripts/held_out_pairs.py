@@ -1,6 +1,7 @@
 """Write the pairs the shipped cross-encoder never saw in training, as JSONL for `deja eval`:
-the held-out halves of the two shared files and the project's generated validation pairs,
-split exactly as `deja verifier train` splits them.
+the validation slice of every training source (the held-out langcache half, PAWS dev, Quora,
+MRPC, the project's validation intents, the order and role transformations) and the PAWS
+test split (report only), split exactly as `deja verifier train` splits them.
 
 Usage: python scripts/held_out_pairs.py DATA_DIR OUT_DIR
 """
@@ -11,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.toolkit.ml.train import LabelledSet, TrainConfig, load_shared, project_sets
+from app.toolkit.ml.train import LabelledSet, TrainConfig, load_splits
 
 
 def write(labelled: LabelledSet, out_dir: Path) -> Path:
@@ -23,10 +24,11 @@ def write(labelled: LabelledSet, out_dir: Path) -> Path:
 
 
 def main(data_dir: str, out_dir: str) -> None:
-    config = TrainConfig(data_dir=Path(data_dir))
+    config = TrainConfig(data_dir=Path(data_dir), paws_test_pairs=8000)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sets = [*load_shared(config).held_out, project_sets(config)[1]]
+    splits = load_splits(config)
+    sets = [*splits.validation, *splits.report]
     for labelled in sets:
         print(f"{write(labelled, out)}: {len(labelled.pairs)} pairs")
 

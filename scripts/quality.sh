@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
-# The figures of docs/quality.md: `deja eval --compare` (the full decision, and the decision
-# without the cross-encoder, beside plain cosine >= 0.9) on both labelled files, and on the
-# pairs the shipped cross-encoder never saw in training. JSON and plots go to docs/quality/.
-# Usage: scripts/quality.sh [DATA_DIR]
+# The figures of docs/quality.md.
+#  1. `deja verifier report`: every validation slice, the held-out langcache half and the whole
+#     PAWS test split (report only), decided by plain cosine >= 0.9 and the shipped verifier at
+#     the default settings (and, given a CANDIDATE_DIR from `deja verifier train --output-dir`,
+#     that retrained verifier beside the shipped one); each rule alone; look-alikes served by
+#     kind; the thresholds the validation slices call for.
+#  2. `deja eval --compare` through the service's own lookup path (database, HNSW, verifier) at
+#     the default tenant settings, on the same sets.
+# JSON and plots go to docs/quality/.
+# Usage: scripts/quality.sh [DATA_DIR] [CANDIDATE_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${1:-../shared/data}"
+candidate="${2:-}"
 out=docs/quality
-held="$(mktemp -d)"
-trap 'rm -rf "$held"' EXIT
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
-.venv/bin/python scripts/held_out_pairs.py "$data" "$held"
+if [ -n "$candidate" ]; then
+  .venv/bin/deja verifier report --data-dir "$data" --verifier-dir "$candidate" \
+    --previous-dir app/cache/models/verifier-minilm-int8 --json-out "$out/report-candidate.json"
+else
+  .venv/bin/deja verifier report --data-dir "$data" --json-out "$out/report.json"
+fi
+
+.venv/bin/python scripts/held_out_pairs.py "$data" "$work"
 run() {  # name, pairs file
   .venv/bin/deja eval --pairs "$2" --compare --json --plot "$out/$1.png" > "$out/$1.json"
   .venv/bin/python - "$out/$1.json" <<'PY'
@@ -23,8 +37,7 @@ for run in report["runs"]:
           f" false-hit={c['false_hit_rate']:.3f}")
 PY
 }
-run langcache_held_out "$held/langcache_held_out.jsonl"
-run project_validation "$held/project_validation.jsonl"
-run paws_held_out "$held/paws_held_out.jsonl"
-run langcache "$data/langcache_chat_pairs.csv"
-run paws "$data/paws_wiki_test.tsv"  # 8,000 pairs: about ten minutes on two cores
+for name in langcache_held_out project_validation swaps_validation qqp_validation mrpc_validation paws_dev_validation; do
+  run "$name" "$work/$name.jsonl"
+done
+run paws_test "$work/paws_test.jsonl"  # 8,000 pairs: about ten minutes on two cores

@@ -22,6 +22,10 @@ DEFAULT_EMBEDDER_DIR: Final = MODELS_DIR / "minilm-l6-v2-int8"
 DEFAULT_VERIFIER_DIR: Final = MODELS_DIR / "verifier-minilm-int8"
 
 MAX_TOKENS: Final = 256
+# Every input is cut to this many characters before the tokenizer sees it, so the work per request
+# is bounded whatever a client sends. A WordPiece token is rarely longer than 8 characters, so
+# MAX_TOKENS tokens fit; what the cut drops, truncation would have dropped anyway.
+MAX_CHARS: Final = MAX_TOKENS * 8
 # Sorting a batch by length and running it in small groups pads less; groups of 8 measured
 # as fast as one big batch at 8 and faster at 32.
 GROUP_SIZE: Final = 8
@@ -50,6 +54,17 @@ def _tokenizer(model_dir: Path) -> Tokenizer:
     return tokenizer
 
 
+def _capped(text: str, limit: int = MAX_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit]
+
+
+def _cut(text: str, token_ends: Sequence[int], keep: int) -> str:
+    """`text` up to the end of its `keep`-th token."""
+    if keep >= len(token_ends):
+        return text
+    return text[: token_ends[keep - 1]] if keep > 0 else ""
+
+
 def _read_name(model_dir: Path, default: str) -> str:
     for file_name in ("info.json", "metrics.json"):
         path = model_dir / file_name
@@ -72,15 +87,44 @@ class _OnnxBert:
     def __init__(self, model_dir: Path, threads: int) -> None:
         self.model_dir = model_dir
         self._tokenizer = _tokenizer(model_dir)
+        # The same vocabulary without padding or truncation: measures one side of a pair.
+        self._counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._counter.no_padding()
+        self._counter.no_truncation()
         self._session = _session(model_dir / "model.onnx", threads)
         self._input_names = {node.name for node in self._session.get_inputs()}
         output = self._session.get_outputs()[0]
         self.output_name: str = output.name
         self.output_width: int = int(output.shape[-1])
 
-    def encode(self, inputs: Sequence[str] | Sequence[tuple[str, str]]) -> list[Encoding]:
-        encodings: list[Encoding] = self._tokenizer.encode_batch(list(inputs))
+    def encode(self, texts: Sequence[str]) -> list[Encoding]:
+        encodings: list[Encoding] = self._tokenizer.encode_batch([_capped(text) for text in texts])
         return encodings
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
+        """Encodes each pair with both sides already cut to fit MAX_TOKENS together.
+
+        Truncating a pair that is too long makes the tokenizer build one copy per overflow
+        window of each side (work and memory grow with the product of the two lengths): each
+        side is cut here, in characters and then at a token boundary, before the pair is built.
+        """
+        fitted = [self._fit(_capped(first), _capped(second)) for first, second in pairs]
+        encodings: list[Encoding] = self._tokenizer.encode_batch(fitted)
+        return encodings
+
+    def _fit(self, first: str, second: str) -> tuple[str, str]:
+        # [CLS] first [SEP] second [SEP]
+        budget = MAX_TOKENS - 3
+        ends = [
+            [end for _, end in encoding.offsets]
+            for encoding in self._counter.encode_batch([first, second], add_special_tokens=False)
+        ]
+        if len(ends[0]) + len(ends[1]) <= budget:
+            return first, second
+        # The shorter side keeps all its tokens if it takes at most half; the other gets the rest.
+        short = min(len(ends[0]), len(ends[1]), budget // 2)
+        keep_first = short if len(ends[0]) <= len(ends[1]) else budget - short
+        return _cut(first, ends[0], keep_first), _cut(second, ends[1], budget - keep_first)
 
     def _feeds(self, encodings: Sequence[Encoding]) -> dict[str, IntArray]:
         # The tokenizer pads a batch together; a group drawn from it is trimmed to its own longest.
@@ -137,7 +181,7 @@ class OnnxCrossEncoder:
     def score(self, pairs: Sequence[tuple[str, str]]) -> FloatArray:
         if not pairs:
             return np.zeros((0,), dtype=np.float32)
-        encodings = self._bert.encode(pairs)
+        encodings = self._bert.encode_pairs(pairs)
         logits = np.empty(len(pairs), dtype=np.float32)
         for group in _groups([sum(e.attention_mask) for e in encodings]):
             result, _ = self._bert.run([encodings[i] for i in group])

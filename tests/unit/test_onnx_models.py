@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -126,3 +128,44 @@ def test_verifier_ranks_a_paraphrase_above_a_look_alike(verifier: OnnxCrossEncod
     assert paraphrase > reversed_units + 0.1
     assert same > other_field + 0.5
     assert max(reversed_units, other_field) < threshold["probability_threshold"]
+
+
+_HOSTILE_LOOKUP = """
+import resource, sys, time
+from app.cache.onnx_models import OnnxCrossEncoder, OnnxEmbedder
+verifier, embedder = OnnxCrossEncoder(), OnnxEmbedder()
+stored = ("lorem ipsum dolor sit amet " * 8000)[:200_000]
+asked = ("other lorem ipsum dolor sit amet " * 7000)[:200_000]
+verifier.score([("warm", "up")]), embedder.embed(["warm up"])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+embedder.embed([stored, asked])
+verifier.score([(asked, stored), (stored, "short prompt"), ("!" * 200_000, "?" * 200_000)])
+elapsed = time.perf_counter() - started
+grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(f"{elapsed:.3f} {grown_mb:.1f}")
+"""
+
+
+def test_hostile_long_prompts_cost_bounded_time_and_memory() -> None:
+    # Two 200k-character prompts: before each side was cut ahead of tokenising, the pair alone
+    # took 3.5 GB and seconds; now it costs what two 256-token inputs cost. Run in a fresh
+    # process so that its peak memory is this lookup's alone.
+    done = subprocess.run(
+        [sys.executable, "-c", _HOSTILE_LOOKUP], capture_output=True, text=True, check=True, timeout=120
+    )
+    elapsed, grown_mb = (float(value) for value in done.stdout.split())
+
+    assert elapsed < 2.0
+    assert grown_mb < 100
+
+
+def test_a_long_pair_is_read_from_both_sides(verifier: OnnxCrossEncoder) -> None:
+    question = "How do I migrate a Postgres database to MySQL without downtime?"
+    padding = " Here is some context about our setup that goes on and on." * 400
+
+    same = verifier.score([(question + padding, question + padding)])[0]
+    # The second prompt's opening still reaches the model when the first is very long.
+    unrelated = verifier.score([(question + padding, "Write a haiku about autumn leaves." + padding)])[0]
+
+    assert same > unrelated

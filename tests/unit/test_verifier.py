@@ -136,3 +136,22 @@ def test_the_cross_encoder_reads_only_the_two_nearest_survivors() -> None:
     assert scorer.calls == [[(QUERY, first.prompt), (QUERY, second.prompt)]]
     assert not verdict.hit
     assert verdict.rejections[third.entry_id] == CROSS_ENCODER
+
+
+def test_the_same_prompt_but_for_case_and_spacing_is_served_without_the_model() -> None:
+    same = candidate("Convert 5 km  to miles?", 0.99)
+    other = candidate("how many miles is 5 km", 0.95)
+    scorer = FakeScorer({other.prompt: 0.99})
+    policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
+    verdict = build_verifier(scorer).decide(QUERY, [other, same], policy)
+    assert scorer.calls == []
+    assert verdict.accepted == same
+    assert verdict.score == 1.0
+    # "C++" and "C" differ by more than closing punctuation: the model still reads them.
+    scorer = FakeScorer({"how do I learn C?": 0.1})
+    assert (
+        not build_verifier(scorer)
+        .decide("how do I learn C++?", [candidate("how do I learn C?", 0.97)], policy)
+        .hit
+    )
+    assert scorer.calls == [[("how do I learn C++?", "how do I learn C?")]]

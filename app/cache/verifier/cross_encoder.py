@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final, Protocol
 
@@ -24,6 +25,12 @@ class PairScorer(Protocol):
 MAX_SCORED = 2
 
 
+def _folded(text: str) -> str:
+    """The prompt without the differences no reader would call a change: case, spacing, the
+    closing punctuation."""
+    return re.sub(r"[\s?.!]+$", "", " ".join(text.casefold().split()))
+
+
 class CrossEncoderStage:
     """Scores every surviving candidate in one batch call; rejects those below the policy's floor.
 
@@ -44,6 +51,14 @@ class CrossEncoderStage:
         floor = policy.cross_encoder_min_score
         if floor is None or not candidates:
             return [StageResult() for _ in candidates]
+        # The same prompt but for case or spacing needs no model: it is served with full confidence,
+        # and the other candidates are left unscored (they cannot outrank it).
+        query_folded = _folded(query)
+        if any(_folded(c.prompt) == query_folded for c in candidates):
+            return [
+                StageResult(score=1.0) if _folded(c.prompt) == query_folded else StageResult()
+                for c in candidates
+            ]
         # Candidates come best cosine first; the model's cost grows with every pair it reads, and a
         # prompt's true paraphrase is almost always among the nearest two survivors.
         scored = candidates[:MAX_SCORED]

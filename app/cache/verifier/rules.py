@@ -554,6 +554,9 @@ _NOT_NAMES: Final = frozenset(
 )
 
 
+_POSSESSIVE: Final = re.compile(r"'s?$", re.IGNORECASE)
+
+
 def _is_identifier(word: str) -> bool:
     """Code identifiers and model names: snake_case, camelCase, letters with digits, ALLCAPS."""
     has_letter = any(ch.isalpha() for ch in word)
@@ -586,7 +589,8 @@ def entities(text: str) -> tuple[str, ...]:
     rest = take(_OPERATOR, rest)
     rest = take(_DOTTED, rest)
     for match in re.finditer(r"(?<![\w'])[^\W_][\w'+#-]*", rest):
-        word = match.group(0).strip("'-")
+        # "Nigeria's population" names Nigeria as "the population of Nigeria" does.
+        word = _POSSESSIVE.sub("", match.group(0)).strip("'-")
         # Numbers ("5km", "v3.11", "10-year-old") belong to the number rule.
         if not word or word[0].isdigit() or re.match(r"[vV]\d", word) or word.lower() in _NOT_NAMES:
             continue
@@ -634,7 +638,7 @@ class _Lexicon:
 @lru_cache(maxsize=1024)
 def _lexicon(text: str) -> _Lexicon:
     normalised = _normalise(text)
-    words = tuple(re.findall(r"[^\W_][\w'+#-]*", normalised))
+    words = tuple(_POSSESSIVE.sub("", word) for word in re.findall(r"[^\W_][\w'+#-]*", normalised))
     return _Lexicon(
         text=" " + re.sub(r"\W+", " ", normalised.lower()).strip() + " ",
         words=words,

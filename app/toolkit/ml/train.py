@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -23,18 +24,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from tokenizers import Tokenizer
 
 from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, DEFAULT_VERIFIER_DIR, OnnxCrossEncoder, OnnxEmbedder
-from app.toolkit.evaluation.metrics import precision_recall_curve, read_pairs
+from app.toolkit.evaluation.metrics import LabelledPair, precision_recall_curve, read_pairs
 from app.toolkit.ml.export import build_onnx, default_source_dir
-from app.toolkit.ml.pairs import Pair, generate
+from app.toolkit.ml.pairs import generate
+from app.toolkit.ml.swaps import SwapPair, role_frames, transform_all
 
 VERIFIER_NAME = "verifier-minilm-int8"
-TARGET_PRECISION = 0.95
+# Thresholds are chosen for this precision on the validation slices.
+TARGET_PRECISION = 0.97
 LANGCACHE_FILE = "langcache_chat_pairs.csv"
-PAWS_FILE = "paws_wiki_test.tsv"
+PAWS_TRAIN_FILE = "paws_wiki_dev.tsv"
+PAWS_TEST_FILE = "paws_wiki_test.tsv"
+QQP_FILE = "qqp_val_pairs.csv"
+MRPC_FILE = "mrpc_train_pairs.csv"
 
 FloatArray = npt.NDArray[np.float64]
 console = Console()
@@ -47,23 +52,35 @@ class TrainConfig:
     work_dir: Path = Path(".ml-work/verifier")
     seed: int = 13
     epochs: int = 1
-    generated_pairs: int = 14000
+    generated_pairs: int = 2000
     validation_pairs: int = 1200
-    # PAWS is adversarial word-order data; a little teaches order, a lot hurts ordinary prompts.
-    paws_train_pairs: int = 600
-    langcache_repeats: int = 5
-    # Batches of 32 cost about what batches of 16 do on 2 cores: fewer, larger steps.
+    # The share of each training file kept aside as its validation slice.
+    validation_fraction: float = 0.15
+    # Rows drawn from the training part of each file (an hour of training on two shared cores).
+    file_pairs: tuple[tuple[str, int], ...] = (("paws_dev", 5000), ("qqp", 4000), ("mrpc", 2000))
+    langcache_repeats: int = 2
+    # Order and role transformations of real sentences, and pairs from the two-party frames.
+    swap_pairs: int = 3000
+    role_frame_pairs: int = 600
+    # Look-alikes the embedder ranks high (nearest neighbours from other rows).
+    mined_pairs: int = 600
+    mined_min_cosine: float = 0.85
     batch_size: int = 32
-    # High rates for a short run: a few hundred steps must turn a bi-encoder into a cross-encoder.
-    learning_rate: float = 1.5e-4
-    head_learning_rate: float = 1e-3
-    # The bottom layers stay as the embedder trained them: half the compute per step.
-    frozen_layers: int = 3
+    learning_rate: float = 8e-5
+    head_learning_rate: float = 5e-4
+    # The bottom encoder layers stay as the embedder trained them: a quarter less compute per step.
+    frozen_layers: int = 2
     warmup_fraction: float = 0.06
-    max_tokens: int = 96
+    max_tokens: int = 128
     threads: int = 2
-    # Scoring every held-out PAWS pair twice (fp32, int8) costs minutes; a sample is enough.
-    paws_eval_pairs: int = 1200
+    # Stage 2 continues from stage 1 on a fresh draw of the training pairs, at these rates.
+    second_stage_pairs: int = 12800
+    second_learning_rate: float = 1.5e-4
+    second_head_learning_rate: float = 1e-3
+    # Checkpoints every this many steps; a run started again resumes from the last one.
+    checkpoint_every: int = 100
+    # The PAWS test split is reported on, never trained or tuned on; a sample keeps it quick.
+    paws_test_pairs: int = 2000
 
 
 @dataclass(frozen=True)
@@ -72,12 +89,18 @@ class LabelledSet:
     pairs: list[tuple[str, str]]
     labels: list[int]
     notes: str = ""
+    # Per-pair kind (e.g. "direction", "role"), when the set knows it.
+    kinds: list[str] = field(default_factory=list)
 
 
 @dataclass
-class SharedSplits:
+class Splits:
     train: list[tuple[str, str, int]] = field(default_factory=list)
-    held_out: list[LabelledSet] = field(default_factory=list)
+    # Training never sees these; thresholds are chosen on them.
+    validation: list[LabelledSet] = field(default_factory=list)
+    # Reported only: nothing is trained, selected or tuned on them.
+    report: list[LabelledSet] = field(default_factory=list)
+    sources: dict[str, int] = field(default_factory=dict)
 
 
 def _stable_fraction(text: str) -> float:
@@ -85,57 +108,154 @@ def _stable_fraction(text: str) -> float:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
 
 
-def load_shared(config: TrainConfig) -> SharedSplits:
-    """Halve both shared files; only the training halves are ever trained on."""
-    splits = SharedSplits()
+def _bag_key(text: str) -> str:
+    # PAWS and the other files reuse a sentence across rows, reworded: split by its words as a set.
+    return " ".join(sorted(set(re.findall(r"\w+", text.lower()))))
+
+
+def _labelled(name: str, pairs: Sequence[LabelledPair], notes: str) -> LabelledSet:
+    return LabelledSet(name, [(p.first, p.second) for p in pairs], [int(p.same_answer) for p in pairs], notes)
+
+
+def _split_file(
+    config: TrainConfig, file_name: str, tag: str
+) -> tuple[list[LabelledPair], list[LabelledPair]]:
+    """(train, validation) of one training file, split by the first sentence's words."""
+    rows = read_pairs(config.data_dir / file_name)
+    held = [p for p in rows if _stable_fraction(f"{tag}:{_bag_key(p.first)}") < config.validation_fraction]
+    train = [p for p in rows if _stable_fraction(f"{tag}:{_bag_key(p.first)}") >= config.validation_fraction]
+    return train, held
+
+
+def _langcache(config: TrainConfig) -> tuple[list[LabelledPair], list[LabelledPair]]:
     langcache = read_pairs(config.data_dir / LANGCACHE_FILE)
     # Rows share their first prompt (one paraphrase, one look-alike): split by it, so no
     # stored prompt is seen in training and then judged in validation.
-    held_lc = [pair for pair in langcache if _stable_fraction("lc:" + pair.first.lower()) < 0.5]
-    train_lc = [pair for pair in langcache if _stable_fraction("lc:" + pair.first.lower()) >= 0.5]
-    splits.train += [(p.first, p.second, int(p.same_answer)) for p in train_lc] * config.langcache_repeats
-    splits.held_out.append(
+    held = [pair for pair in langcache if _stable_fraction("lc:" + pair.first.lower()) < 0.5]
+    train = [pair for pair in langcache if _stable_fraction("lc:" + pair.first.lower()) >= 0.5]
+    return train, held
+
+
+def _swap_set(name: str, pairs: Sequence[SwapPair], notes: str) -> LabelledSet:
+    return LabelledSet(
+        name,
+        [(p.first, p.second) for p in pairs],
+        [p.label for p in pairs],
+        notes,
+        [p.kind for p in pairs],
+    )
+
+
+def _balanced_swaps(pairs: list[SwapPair], count: int, rng: random.Random) -> list[SwapPair]:
+    """At most `count` pairs, no kind more than a quarter of them (single-word opposites abound)."""
+    rng.shuffle(pairs)
+    cap = max(1, count // 4)
+    taken: dict[str, int] = {}
+    out: list[SwapPair] = []
+    for pair in pairs:
+        if taken.get(pair.kind, 0) < cap and len(out) < count:
+            taken[pair.kind] = taken.get(pair.kind, 0) + 1
+            out.append(pair)
+    return out
+
+
+def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
+    """Every source split once: training rows, validation slices, report-only sets."""
+    splits = Splits()
+    rng = random.Random(config.seed)  # noqa: S311 - reproducible sampling, not secrets
+    train_sentences: list[str] = []
+    held_sentences: list[str] = []
+
+    lc_train, lc_held = _langcache(config)
+    splits.validation.append(
+        _labelled("langcache_held_out", lc_held, "half of langcache_chat_pairs.csv, split by first prompt")
+    )
+    splits.train += [(p.first, p.second, int(p.same_answer)) for p in lc_train] * config.langcache_repeats
+    splits.sources["langcache"] = len(lc_train) * config.langcache_repeats
+    train_sentences += [p.first for p in lc_train]
+    held_sentences += [p.first for p in lc_held]
+
+    for file_name, tag in ((PAWS_TRAIN_FILE, "paws_dev"), (QQP_FILE, "qqp"), (MRPC_FILE, "mrpc")):
+        train, held = _split_file(config, file_name, tag)
+        percent = round(config.validation_fraction * 100)
+        splits.validation.append(
+            _labelled(f"{tag}_validation", held, f"{percent}% of {file_name}, split by first sentence")
+        )
+        file_rng = random.Random(f"{tag}-{config.seed}")  # noqa: S311 - reproducible sampling
+        drawn = file_rng.sample(train, min(len(train), dict(config.file_pairs)[tag]))
+        splits.train += [(p.first, p.second, int(p.same_answer)) for p in drawn]
+        splits.sources[tag] = len(drawn)
+        if tag != "paws_dev":  # PAWS sentences are already swaps of each other.
+            train_sentences += [p.first for p in train] + [p.second for p in train]
+            held_sentences += [p.first for p in held]
+
+    generated = generate(config.generated_pairs, config.seed, validation=False)
+    project_validation = generate(config.validation_pairs, config.seed + 1, validation=True)
+    splits.train += [(p.first, p.second, p.label) for p in generated]
+    splits.sources["generated"] = len(generated)
+    splits.validation.append(
         LabelledSet(
-            "langcache_held_out",
-            [(p.first, p.second) for p in held_lc],
-            [int(p.same_answer) for p in held_lc],
-            "half of langcache_chat_pairs.csv, split by first prompt",
+            "project_validation",
+            [(p.first, p.second) for p in project_validation],
+            [p.label for p in project_validation],
+            "generated from intents (templates) held out of training",
+            [p.kind for p in project_validation],
         )
     )
-    paws = read_pairs(config.data_dir / PAWS_FILE)
+    train_sentences += [p.first for p in generated[: config.generated_pairs // 2]]
+    held_sentences += [p.first for p in project_validation]
 
-    # PAWS reuses sentences across rows: split by the first sentence's words as a set.
-    def paws_key(text: str) -> str:
-        return "paws:" + " ".join(sorted(set(text.lower().split())))
-
-    held_paws = [p for p in paws if _stable_fraction(paws_key(p.first)) < 0.5]
-    train_paws = [p for p in paws if _stable_fraction(paws_key(p.first)) >= 0.5]
-    # Two generators: the held-out sample must not move when the training sample's size does.
-    train_rng = random.Random(config.seed)  # noqa: S311 - reproducible sampling, not secrets
-    held_rng = random.Random(f"paws-held-out-{config.seed}")  # noqa: S311
-    train_paws = train_rng.sample(train_paws, min(config.paws_train_pairs, len(train_paws)))
-    held_paws = held_rng.sample(held_paws, min(config.paws_eval_pairs, len(held_paws)))
-    splits.train += [(p.first, p.second, int(p.same_answer)) for p in train_paws]
-    splits.held_out.append(
-        LabelledSet(
-            "paws_held_out",
-            [(p.first, p.second) for p in held_paws],
-            [int(p.same_answer) for p in held_paws],
-            f"{len(held_paws)} rows sampled from the half of paws_wiki_test.tsv not trained on",
+    swaps = _balanced_swaps(transform_all(train_sentences, config.seed), config.swap_pairs, rng)
+    swaps += role_frames(config.seed, config.role_frame_pairs)
+    splits.train += [(p.first, p.second, p.label) for p in swaps]
+    splits.sources["swaps"] = len(swaps)
+    held_swaps = _balanced_swaps(transform_all(held_sentences, config.seed + 1), 2000, rng)
+    splits.validation.append(
+        _swap_set(
+            "swaps_validation",
+            held_swaps,
+            "order, role, contrast and opposite transformations of the validation slices' sentences",
         )
+    )
+    if with_mined:
+        mined = mine_look_alikes(train_sentences, config)
+        splits.train += [(a, b, 0) for a, b in mined]
+        splits.sources["mined"] = len(mined)
+
+    paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
+    paws_rng = random.Random(f"paws-test-{config.seed}")  # noqa: S311 - reproducible sampling
+    sample = paws_rng.sample(paws_test, min(config.paws_test_pairs, len(paws_test)))
+    splits.report.append(
+        _labelled("paws_test", sample, f"{len(sample)} rows sampled from paws_wiki_test.tsv (report only)")
     )
     return splits
 
 
-def project_sets(config: TrainConfig) -> tuple[list[Pair], LabelledSet]:
-    train = generate(config.generated_pairs, config.seed, validation=False)
-    validation = generate(config.validation_pairs, config.seed + 1, validation=True)
-    return train, LabelledSet(
-        "project_validation",
-        [(p.first, p.second) for p in validation],
-        [p.label for p in validation],
-        "generated from intents (templates) held out of training",
-    )
+def mine_look_alikes(sentences: Sequence[str], config: TrainConfig) -> list[tuple[str, str]]:
+    """Pairs of different sentences the embedder puts close: each sentence's nearest neighbour
+    among the others, when its cosine is at least `mined_min_cosine` and the two differ in more
+    than spelling. Labelled "different answer": most such neighbours ask about something else."""
+    unique = sorted({" ".join(text.split()) for text in sentences})
+    rng = random.Random(config.seed)  # noqa: S311 - reproducible sampling, not secrets
+    pool = rng.sample(unique, min(len(unique), 12000))
+    embedder = OnnxEmbedder(DEFAULT_EMBEDDER_DIR, threads=config.threads)
+    vectors = np.vstack([embedder.embed(pool[start : start + 64]) for start in range(0, len(pool), 64)])
+    found: list[tuple[float, str, str]] = []
+    for start in range(0, len(pool), 512):
+        block = vectors[start : start + 512] @ vectors.T
+        for row, scores in enumerate(block):
+            index = start + row
+            scores[index] = -1.0
+            best = int(np.argmax(scores))
+            if best < index and scores[best] >= config.mined_min_cosine:
+                a, b = pool[index], pool[best]
+                if _bag_key(a) != _bag_key(b) and not {a.lower(), b.lower()} & {
+                    a.lower() + "?",
+                    b.lower() + "?",
+                }:
+                    found.append((float(scores[best]), a, b))
+    found.sort(reverse=True)
+    return [(a, b) for _, a, b in found[: config.mined_pairs]]
 
 
 # ---------------------------------------------------------------------------------------
@@ -159,18 +279,35 @@ def _batches(
     return batches
 
 
-def train_model(config: TrainConfig, examples: list[tuple[str, str, int]], hf_dir: Path) -> dict[str, Any]:
-    """Fine-tune from all-MiniLM-L6-v2; save a Hugging Face checkpoint to `hf_dir`."""
+@dataclass(frozen=True)
+class Stage:
+    """One pass of training: where it starts from, its rates and its seed."""
+
+    name: str
+    start: Path
+    learning_rate: float
+    head_learning_rate: float
+    seed: int
+
+
+def train_model(
+    config: TrainConfig, examples: list[tuple[str, str, int]], hf_dir: Path, stage: Stage
+) -> dict[str, Any]:
+    """Fine-tune from all-MiniLM-L6-v2; save a Hugging Face checkpoint to `hf_dir`.
+
+    Every `checkpoint_every` steps the model, optimiser and schedule are saved in `work_dir`;
+    the same command started again after an interruption resumes from there.
+    """
     import torch
     from transformers import AutoModelForSequenceClassification
 
     torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)  # noqa: S311 - reproducible order, not secrets
-    source = default_source_dir()
+    torch.manual_seed(stage.seed)
+    rng = random.Random(stage.seed)  # noqa: S311 - reproducible order, not secrets
+    source = stage.start
     model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1)
     # The embeddings are half the parameters: frozen, training is faster and keeps the
-    # embedder's knowledge of words the generated data never shows.
+    # embedder's knowledge of words the training data never shows.
     for parameter in model.bert.embeddings.parameters():
         parameter.requires_grad_(False)
     for layer in model.bert.encoder.layer[: config.frozen_layers]:
@@ -181,6 +318,8 @@ def train_model(config: TrainConfig, examples: list[tuple[str, str, int]], hf_di
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a vocabulary entry
 
     batches = [b for _ in range(config.epochs) for b in _batches(tokenizer, examples, config, rng)]
+    # Either prompt can be the stored one: each pair is read in a random order of its two sides.
+    flips = [rng.random() < 0.5 for _ in examples]
     parameters = [p for p in model.parameters() if p.requires_grad]
     # The pooler and the new classifier start far from any answer: they learn faster.
     head = [
@@ -188,7 +327,7 @@ def train_model(config: TrainConfig, examples: list[tuple[str, str, int]], hf_di
     ]
     body = [p for name, p in model.named_parameters() if p.requires_grad and name.startswith("bert.encoder")]
     optimizer = torch.optim.AdamW(
-        [{"params": body, "lr": config.learning_rate}, {"params": head, "lr": config.head_learning_rate}],
+        [{"params": body, "lr": stage.learning_rate}, {"params": head, "lr": stage.head_learning_rate}],
         weight_decay=0.01,
     )
     warmup = max(1, int(len(batches) * config.warmup_fraction))
@@ -199,46 +338,64 @@ def train_model(config: TrainConfig, examples: list[tuple[str, str, int]], hf_di
         return max(0.0, (len(batches) - step) / max(1, len(batches) - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    checkpoint_path = config.work_dir / f"checkpoint-{stage.name}.pt"
+    first_step, running, spent = 0, 0.0, 0.0
+    if checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, weights_only=False)
+        if state["batches"] == len(batches):
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            first_step, running, spent = state["step"], state["loss"], state["seconds"]
+            console.print(f"resuming at step {first_step}/{len(batches)}")
     loss_fn = torch.nn.BCEWithLogitsLoss()
     model.train()
-    started = time.perf_counter()
-    running = 0.0
-    columns = (
-        TextColumn("training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("train", total=len(batches), loss=float("nan"))
-        for step, batch in enumerate(batches):
-            encodings = tokenizer.encode_batch([(examples[i][0], examples[i][1]) for i in batch])
-            inputs = {
-                "input_ids": torch.tensor([e.ids for e in encodings]),
-                "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
-                "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
+    started = time.perf_counter() - spent
+    for step in range(first_step, len(batches)):
+        batch = batches[step]
+        sides = [
+            (examples[i][1], examples[i][0])
+            if flips[i] ^ (step % 2 == 1)
+            else (examples[i][0], examples[i][1])
+            for i in batch
+        ]
+        encodings = tokenizer.encode_batch(sides)
+        inputs = {
+            "input_ids": torch.tensor([e.ids for e in encodings]),
+            "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
+            "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
+        }
+        labels = torch.tensor([float(examples[i][2]) for i in batch])
+        logits = model(**inputs).logits.squeeze(-1)
+        loss = loss_fn(logits, labels)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        running = loss.item() if step == 0 else 0.98 * running + 0.02 * loss.item()
+        if (step + 1) % 25 == 0:
+            console.print(
+                f"step {step + 1}/{len(batches)} loss {running:.3f} {time.perf_counter() - started:.0f}s"
+            )
+        if (step + 1) % config.checkpoint_every == 0 and step + 1 < len(batches):
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step + 1,
+                "loss": running,
+                "seconds": time.perf_counter() - started,
+                "batches": len(batches),
             }
-            labels = torch.tensor([float(examples[i][2]) for i in batch])
-            logits = model(**inputs).logits.squeeze(-1)
-            loss = loss_fn(logits, labels)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            running = loss.item() if step == 0 else 0.98 * running + 0.02 * loss.item()
-            progress.update(task, advance=1, loss=running)
-            if not console.is_terminal and (step + 1) % 25 == 0:
-                # A log file gets no progress bar: a line now and then instead.
-                console.print(
-                    f"step {step + 1}/{len(batches)} loss {running:.3f} {time.perf_counter() - started:.0f}s"
-                )
+            torch.save(state, checkpoint_path.with_suffix(".tmp"))
+            checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
     model.eval()
     hf_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(hf_dir))
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copyfile(source / name, hf_dir / name)
+    checkpoint_path.unlink(missing_ok=True)
     return {"steps": len(batches), "seconds": round(time.perf_counter() - started, 1), "final_loss": running}
 
 
@@ -266,7 +423,7 @@ def roc_auc(scores: Sequence[float] | FloatArray, labels: Sequence[int]) -> floa
 def threshold_for_precision(
     scores: Sequence[float] | FloatArray, labels: Sequence[int], target: float = TARGET_PRECISION
 ) -> tuple[float | None, float]:
-    """The lowest threshold whose hits are at least `target` precise, and the recall there."""
+    """The threshold whose hits are at least `target` precise with the most recall, and that recall."""
     curve = precision_recall_curve(np.asarray(scores, dtype=np.float64), [bool(y) for y in labels])
     ok = np.nonzero(curve.precision >= target)[0]
     if len(ok) == 0:
@@ -290,8 +447,8 @@ def score_summary(scores: FloatArray, labels: Sequence[int], default_threshold: 
     return {
         "roc_auc": round(roc_auc(scores, labels), 4),
         f"at_{default_threshold:g}": _at(scores, labels, default_threshold),
-        "threshold_for_precision_0.95": None if threshold is None else round(threshold, 4),
-        "recall_at_precision_0.95": round(recall, 4),
+        f"threshold_for_precision_{TARGET_PRECISION}": None if threshold is None else round(threshold, 4),
+        f"recall_at_precision_{TARGET_PRECISION}": round(recall, 4),
     }
 
 
@@ -332,15 +489,13 @@ def evaluate(
 
 
 def choose_defaults(
-    sets: Sequence[LabelledSet], raw: dict[str, dict[str, FloatArray]], scorer: str
+    chosen: Sequence[LabelledSet], raw: dict[str, dict[str, FloatArray]], scorer: str
 ) -> dict[str, Any]:
-    """Cosine floor and probability threshold with the most recall at precision >= 0.95.
-
-    Chosen on the project's validation and the held-out langcache rows pooled (PAWS is
-    adversarial and would set the bar for traffic that does not look like it). The floor
-    is searched between a loose one (it keeps 99% of true paraphrases) and 0.95.
+    """Cosine floor and probability threshold of the model alone (no rules) with the most recall
+    at precision >= TARGET_PRECISION, on the validation slices pooled. The service's defaults
+    (with the rules, each slice weighing the same) come from `deja verifier report`.
+    The floor is searched between a loose one (it keeps 99% of true paraphrases) and 0.95.
     """
-    chosen = [s for s in sets if s.name != "paws_held_out"]
     labels = [y for s in chosen for y in s.labels]
     cosine = np.concatenate([raw[s.name]["cosine"] for s in chosen])
     probability = np.concatenate([raw[s.name][scorer] for s in chosen])
@@ -372,8 +527,8 @@ def apply_defaults(
         threshold, recall = threshold_for_precision(combined, labelled.labels)
         figures[labelled.name] = {
             "at_defaults": _at(combined, labelled.labels, defaults["probability_threshold"]),
-            "threshold_for_precision_0.95": None if threshold is None else round(threshold, 4),
-            "recall_at_precision_0.95": round(recall, 4),
+            f"threshold_for_precision_{TARGET_PRECISION}": None if threshold is None else round(threshold, 4),
+            f"recall_at_precision_{TARGET_PRECISION}": round(recall, 4),
         }
     return figures
 
@@ -385,23 +540,32 @@ def apply_defaults(
 def run(config: TrainConfig) -> dict[str, Any]:
     """Train, export fp32 and int8, then validate both and ship the one that keeps the accuracy."""
     started = time.perf_counter()
-    generated, _ = project_sets(config)
-    shared = load_shared(config)
-    examples = [(p.first, p.second, p.label) for p in generated] + shared.train
-    console.print(
-        f"training on {len(examples)} pairs: {len(generated)} generated, {len(shared.train)} from the "
-        f"training halves of the shared files"
+    splits = load_splits(config, with_mined=True)
+    examples = splits.train
+    console.print(f"training on {len(examples)} pairs: {splits.sources}")
+    # Stage 1 from the all-MiniLM-L6-v2 weights over every training pair; stage 2 from stage 1, at
+    # higher rates, over a fresh draw of them. A finished stage is not run again.
+    first_dir, hf_dir = config.work_dir / "hf-stage1", config.work_dir / "hf"
+    stages: dict[str, Any] = {}
+    if not (first_dir / "config.json").is_file():
+        first = Stage(
+            "stage1", default_source_dir(), config.learning_rate, config.head_learning_rate, config.seed
+        )
+        stages["stage1"] = train_model(config, examples, first_dir, first)
+    second = Stage(
+        "stage2", first_dir, config.second_learning_rate, config.second_head_learning_rate, config.seed + 1
     )
-    hf_dir = config.work_dir / "hf"
-    training = train_model(config, examples, hf_dir)
+    draw = random.Random(f"stage2-{config.seed}")  # noqa: S311 - reproducible sampling, not secrets
+    second_examples = draw.sample(examples, min(len(examples), config.second_stage_pairs))
+    stages["stage2"] = train_model(config, second_examples, hf_dir, second)
+    training: dict[str, Any] = {"stages": stages}
     training.update(
         config={
             k: str(v) if isinstance(v, Path) else v
             for k, v in asdict(config).items()
             if k not in ("output_dir", "data_dir", "work_dir")
         },
-        generated_pairs=len(generated),
-        shared_training_pairs=len(shared.train),
+        sources=splits.sources,
     )
     with console.status("exporting fp32 and int8 ONNX graphs"):
         build_onnx(hf_dir, config.work_dir / "fp32", "text-classification", quantise=False)
@@ -415,14 +579,13 @@ def run(config: TrainConfig) -> dict[str, Any]:
 
 def validate(config: TrainConfig) -> dict[str, Any]:
     """Score the exported graphs in `work_dir` on every held-out set; ship int8 unless it lost accuracy."""
-    _, project_validation = project_sets(config)
-    shared = load_shared(config)
+    splits = load_splits(config)
     fp32_dir, int8_dir = config.work_dir / "fp32", config.work_dir / "int8"
     scorers = {
         "cross_encoder_fp32": OnnxCrossEncoder(fp32_dir, threads=config.threads),
         "cross_encoder_int8": OnnxCrossEncoder(int8_dir, threads=config.threads),
     }
-    sets = [project_validation, *shared.held_out]
+    sets = [*splits.validation, *splits.report]
     embedder = OnnxEmbedder(DEFAULT_EMBEDDER_DIR, threads=config.threads)
     report, raw = evaluate(sets, scorers, embedder)
 
@@ -432,7 +595,7 @@ def validate(config: TrainConfig) -> dict[str, Any]:
         for s in sets
     )
     shipped = "cross_encoder_int8" if auc_drop <= 0.005 else "cross_encoder_fp32"
-    defaults = choose_defaults(sets, raw, shipped)
+    defaults = choose_defaults(splits.validation, raw, shipped)
     training_path = config.work_dir / "training.json"
     metrics: dict[str, Any] = {
         "name": VERIFIER_NAME if shipped.endswith("int8") else "verifier-minilm-fp32",

@@ -1,0 +1,216 @@
+"""The hit decision side by side on every labelled set: plain cosine, a previous verifier and
+the shipped one, each rule alone, and the look-alikes served by kind.
+
+Each pair is decided as the verifier chain decides a lookup with one candidate: the cosine
+floor (the int8 embedder, one prompt at a time as the cache embeds), then the rules, then the
+cross-encoder's probability against the threshold. `deja eval` runs the same decision
+through the database and the HTTP code; this report is the quick, per-kind view of it and
+the place where the default thresholds are chosen, on the validation slices only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, OnnxCrossEncoder, OnnxEmbedder
+from app.cache.verifier import RULES, VerifierPolicy
+from app.toolkit.ml.train import LabelledSet, TrainConfig, cosines, load_splits
+
+BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float64]
+TARGET_PRECISION = 0.97
+# Pairs below this cosine never reach the model under any floor tried: not scored.
+LOWEST_FLOOR = 0.7
+# (cosine floor, cross-encoder threshold) settings whose figures the report lists.
+SWEEP = ((0.8, 0.85), (0.8, 0.9), (0.85, 0.85), (0.85, 0.9), (0.85, 0.95))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One way to decide a hit: a cosine floor, the rules in force, and a model with its threshold."""
+
+    name: str
+    floor: float
+    rules: frozenset[str] = frozenset()
+    model: str | None = None
+    threshold: float = 0.0
+
+
+@dataclass
+class ScoredSet:
+    labelled: LabelledSet
+    cosine: FloatArray
+    # Rule name -> which pairs it refuses.
+    fired: dict[str, BoolArray] = field(default_factory=dict)
+    # Model name -> probability per pair (0 where the cosine is below LOWEST_FLOOR).
+    probability: dict[str, FloatArray] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> BoolArray:
+        return np.asarray(self.labelled.labels, dtype=bool)
+
+    def hits(self, decision: Decision) -> BoolArray:
+        served = self.cosine >= decision.floor
+        for rule in decision.rules:
+            served &= ~self.fired[rule]
+        if decision.model is not None:
+            served &= self.probability[decision.model] >= decision.threshold
+        return served
+
+
+def score_sets(
+    sets: Sequence[LabelledSet], models: Mapping[str, OnnxCrossEncoder], threads: int = 2
+) -> list[ScoredSet]:
+    embedder = OnnxEmbedder(DEFAULT_EMBEDDER_DIR, threads=threads)
+    scored = []
+    for labelled in sets:
+        cosine = cosines(embedder, labelled.pairs)
+        item = ScoredSet(labelled, cosine)
+        for name, rule in RULES.items():
+            item.fired[name] = np.array([rule(a, b) is not None for a, b in labelled.pairs], dtype=bool)
+        reached = np.nonzero(cosine >= LOWEST_FLOOR)[0]
+        for name, model in models.items():
+            probability = np.zeros(len(labelled.pairs), dtype=np.float64)
+            # A lookup scores its candidates together; here eight pairs at a time.
+            for start in range(0, len(reached), 8):
+                chunk = reached[start : start + 8]
+                probability[chunk] = model.score([labelled.pairs[i] for i in chunk])
+            item.probability[name] = probability
+        scored.append(item)
+    return scored
+
+
+def figures(hits: BoolArray, labels: BoolArray) -> dict[str, float | int]:
+    true_hits = int((hits & labels).sum())
+    served = int(hits.sum())
+    return {
+        "precision": round(true_hits / served, 4) if served else 1.0,
+        "recall": round(true_hits / max(1, int(labels.sum())), 4),
+        "false_hit_rate": round(int((hits & ~labels).sum()) / max(1, int((~labels).sum())), 4),
+        "hits": served,
+        "wrong_hits": served - true_hits,
+    }
+
+
+def served_by_kind(item: ScoredSet, hits: BoolArray) -> dict[str, str]:
+    """Look-alikes served / look-alikes, per kind of change (sets that record kinds)."""
+    if not item.labelled.kinds:
+        return {}
+    out: dict[str, list[int]] = {}
+    for kind, hit, label in zip(item.labelled.kinds, hits, item.labels, strict=True):
+        if not label:
+            counts = out.setdefault(kind, [0, 0])
+            counts[0] += int(hit)
+            counts[1] += 1
+    return {kind: f"{served}/{total}" for kind, (served, total) in sorted(out.items())}
+
+
+def choose(scored: Sequence[ScoredSet], model: str, rules: frozenset[str]) -> Decision:
+    """The floor and threshold with the most recall at pooled precision >= TARGET_PRECISION,
+    each validation set weighing the same whatever its size."""
+    best: tuple[float, float, float] = (-1.0, 0.8, 1.0)
+    thresholds = np.round(np.arange(0.5, 0.996, 0.01), 2)
+    for floor in np.round(np.arange(LOWEST_FLOOR, 0.921, 0.02), 2):
+        base = [item.hits(Decision("", float(floor), rules)) for item in scored]
+        for threshold in thresholds:
+            true_w = served_w = positive_w = 0.0
+            for item, passed in zip(scored, base, strict=True):
+                hits = passed & (item.probability[model] >= threshold)
+                weight = 1.0 / len(item.labels)
+                true_w += weight * int((hits & item.labels).sum())
+                served_w += weight * int(hits.sum())
+                positive_w += weight * int(item.labels.sum())
+            if served_w and true_w / served_w >= TARGET_PRECISION and true_w / positive_w > best[0] + 1e-9:
+                best = (true_w / positive_w, float(floor), float(threshold))
+    _, floor, threshold = best
+    return Decision("chosen", floor, rules, model, threshold)
+
+
+def report(
+    config: TrainConfig,
+    shipped_dir: Path,
+    previous_dir: Path | None,
+    policy: VerifierPolicy,
+) -> dict[str, Any]:
+    splits = load_splits(config)
+    models = {"shipped": OnnxCrossEncoder(shipped_dir, threads=config.threads)}
+    if previous_dir is not None:
+        models["previous"] = OnnxCrossEncoder(previous_dir, threads=config.threads)
+    validation = score_sets(splits.validation, models, config.threads)
+    reported = score_sets(splits.report, models, config.threads)
+    all_rules = frozenset(RULES)
+    enabled = all_rules - policy.disabled_rules
+    assert policy.cross_encoder_min_score is not None
+    decisions = [
+        Decision("cosine >= 0.9", 0.9),
+        Decision("rules, cosine >= 0.9 (no model)", policy.min_similarity_without_cross_encoder, enabled),
+        Decision(
+            "shipped verifier", policy.min_similarity, enabled, "shipped", policy.cross_encoder_min_score
+        ),
+        Decision(
+            "shipped model without rules",
+            policy.min_similarity,
+            frozenset(),
+            "shipped",
+            policy.cross_encoder_min_score,
+        ),
+    ]
+    if previous_dir is not None:
+        # The previous model with the defaults it shipped with.
+        decisions.insert(1, Decision("previous verifier", 0.8, all_rules, "previous", 0.85))
+    sets: dict[str, Any] = {}
+    for item in [*validation, *reported]:
+        labels = item.labels
+        model_alone = Decision(
+            "", policy.min_similarity, frozenset(), "shipped", policy.cross_encoder_min_score
+        )
+        served_by_model = item.hits(model_alone)
+        sets[item.labelled.name] = {
+            "pairs": len(labels),
+            "same_answer": int(labels.sum()),
+            "notes": item.labelled.notes,
+            "decisions": {d.name: figures(item.hits(d), labels) for d in decisions},
+            "look_alikes_served_by_kind": {d.name: served_by_kind(item, item.hits(d)) for d in decisions},
+            # Each rule alone: true paraphrases it refuses, look-alikes it refuses, and of those
+            # the ones the shipped model alone would have served (what the rule adds).
+            "rules_alone": {
+                name: {
+                    "refuses_same_answer": int((fired & labels).sum()),
+                    "refuses_different_answer": int((fired & ~labels).sum()),
+                    "catches_what_the_model_serves": int((fired & ~labels & served_by_model).sum()),
+                    "refuses_what_the_model_serves_rightly": int((fired & labels & served_by_model).sum()),
+                }
+                for name, fired in item.fired.items()
+            },
+        }
+    chosen = choose(validation, "shipped", enabled)
+    sweep = {
+        f"floor {floor:g}, threshold {threshold:g}": {
+            item.labelled.name: figures(
+                item.hits(Decision("", floor, enabled, "shipped", threshold)), item.labels
+            )
+            for item in validation
+        }
+        for floor, threshold in SWEEP
+    }
+    return {
+        "policy": {
+            "min_similarity": policy.min_similarity,
+            "cross_encoder_min_score": policy.cross_encoder_min_score,
+            "disabled_rules": sorted(policy.disabled_rules),
+        },
+        "chosen_on_validation": {
+            "target_precision": TARGET_PRECISION,
+            "min_similarity": chosen.floor,
+            "cross_encoder_min_score": chosen.threshold,
+            "validation_sets": [item.labelled.name for item in validation],
+        },
+        "threshold_sweep": sweep,
+        "sets": sets,
+    }
