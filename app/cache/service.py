@@ -22,9 +22,9 @@ from app.cache.hits import HitCounter
 from app.cache.repository import NO_ALIASES, CacheRepository, NewEntry, StoredEntry
 from app.cache.scope import Scope, normalise_prompt
 from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
-from app.ledger.pricing import Usage
 from app.observability import metrics
 from app.settings import CacheSettings
+from app.upstream.usage import Usage
 
 log = logging.getLogger(__name__)
 

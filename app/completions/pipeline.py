@@ -45,13 +45,13 @@ from app.errors import (
     UpstreamTimeout,
 )
 from app.ledger.booking import Bookkeeper
-from app.ledger.pricing import Usage
 from app.ledger.quotas import Reservation
 from app.ledger.repository import ERROR_CHARS, LedgerRow
 from app.observability import metrics
 from app.observability.logging import bind_request, log_request
 from app.settings import RequestLimits
 from app.upstream.router import ModelRouter, RouterStream
+from app.upstream.usage import Usage
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import DatabaseDown, attempt
 from app.db.leases import Lease
-from app.ledger.pricing import PriceBook, Usage
+from app.ledger.pricing import PriceBook
 from app.ledger.quotas import Quotas, Reservation
 from app.ledger.repository import LedgerRepository, LedgerRow
 from app.ledger.spool import LedgerSpool
 from app.observability import metrics
+from app.upstream.usage import Usage
 
 log = logging.getLogger(__name__)
 

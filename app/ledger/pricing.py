@@ -3,52 +3,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import DatabaseDown, attempt, transaction
 from app.ledger.repository import LedgerRepository, ModelPrice
+from app.upstream.usage import Usage
 
 MILLION = Decimal(1_000_000)
 # Cost precision: the ledger keeps 10 decimal places.
 QUANTUM = Decimal("0.0000000001")
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-
-    @classmethod
-    def of(cls, usage: Any) -> Usage:
-        """The token counts of an OpenAI `usage` object; what is missing or malformed counts 0."""
-        usage = usage if isinstance(usage, dict) else {}
-        details = usage.get("prompt_tokens_details")
-        details = details if isinstance(details, dict) else {}
-        return cls(
-            prompt_tokens=_count(usage.get("prompt_tokens")),
-            completion_tokens=_count(usage.get("completion_tokens")),
-            cached_tokens=_count(details.get("cached_tokens")),
-        )
-
-    @property
-    def total(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-# A token count from outside (an upstream's usage, a stored entry) is trusted only this far.
-MAX_TOKEN_COUNT = 2**31 - 1
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        return 0
-    return int(min(max(value, 0), MAX_TOKEN_COUNT))
 
 
 def money_text(amount: Decimal) -> str:

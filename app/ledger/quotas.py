@@ -34,7 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.leases import Lease
 from app.errors import QuotaExceeded
-from app.ledger.pricing import PriceBook, Usage
+from app.ledger.pricing import PriceBook
+from app.upstream.usage import Usage
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
 from app.db.errors import describe_database_error, is_database_outage
-from app.ledger.pricing import Usage
 from app.ledger.quotas import QuotaRepository, Reservation
 from app.ledger.repository import LedgerRepository, LedgerRow
 from app.observability import metrics
+from app.upstream.usage import Usage
 
 log = logging.getLogger(__name__)
 _RESERVATION = "_reservation"  # beside a spooled row: the quota reservation it still holds
