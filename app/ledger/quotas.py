@@ -107,12 +107,10 @@ _ENSURE_COUNTERS = text(
     ON CONFLICT DO NOTHING
     """
 )
-# One statement per request: both periods take the reservation where their limits (if any) fit.
-# The counter rows are locked day before month first, the order every other writer takes them in
-# (settling goes period by period in that order): without it two reservations could lock them
-# in opposite orders and deadlock.
-_RESERVE = text(
-    """
+# A tenant's day and month counter rows, locked day before month: the order every writer takes
+# them in (settling goes period by period in that order, reclaiming tenant by tenant); without
+# it two writers could lock them in opposite orders and deadlock.
+_LOCK_COUNTERS = """
     WITH locked AS (
         SELECT period FROM usage_counters
         WHERE tenant_id = :tenant_id
@@ -121,6 +119,11 @@ _RESERVE = text(
         ORDER BY period
         FOR UPDATE
     )
+"""
+# One statement per request: both periods take the reservation where their limits (if any) fit.
+_RESERVE = text(
+    _LOCK_COUNTERS  # noqa: S608 - two constant strings, no input
+    + """
     UPDATE usage_counters AS u
     SET requests = u.requests + 1,
         reserved_tokens = u.reserved_tokens + :tokens,
@@ -199,17 +202,9 @@ _RECLAIM = text(
 )
 # A call booked without a reservation: made while quotas could not be checked (the database was
 # down when it started), or whose reservation was reclaimed before its booking arrived.
-# Its counter rows are locked day before month, as a reservation locks them.
 _COUNT = text(
-    """
-    WITH locked AS (
-        SELECT period FROM usage_counters
-        WHERE tenant_id = :tenant_id
-          AND ((period = 'day' AND period_start = CAST(:day AS date))
-               OR (period = 'month' AND period_start = CAST(:month AS date)))
-        ORDER BY period
-        FOR UPDATE
-    )
+    _LOCK_COUNTERS  # noqa: S608 - two constant strings, no input
+    + """
     UPDATE usage_counters
     SET requests = requests + 1, tokens = tokens + :tokens, cost_usd = cost_usd + :cost
     WHERE tenant_id = :tenant_id
