@@ -65,11 +65,18 @@ def train_verifier_command(
         ".ml-work/verifier"
     ),
     seed: Annotated[int, typer.Option(help="Seeds data generation, initialisation and order.")] = 13,
-    epochs: Annotated[int, typer.Option(min=1)] = 1,
-    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 2000,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over every training pair.")] = 3,
+    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 3000,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    learning_rate: Annotated[float, typer.Option(help="Peak rate of the encoder layers.")] = 8e-5,
+    learning_rate: Annotated[float, typer.Option(help="Peak rate of the encoder layers.")] = 6e-5,
     threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="bf16 (matrix products in bfloat16, half the time), fp32, or auto: bf16 when the CPU "
+            "has AVX-512 BF16."
+        ),
+    ] = "auto",
 ) -> None:
     """Fine-tune the cross-encoder, export it fused + int8, and write its validation figures."""
     from app.toolkit.ml.train import TrainConfig, run
@@ -84,6 +91,7 @@ def train_verifier_command(
         batch_size=batch_size,
         learning_rate=learning_rate,
         threads=threads,
+        precision=precision,
     )
     metrics = run(config)
     _print_summary(output_dir, metrics)

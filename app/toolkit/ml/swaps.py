@@ -62,13 +62,12 @@ _DIRECTED: Final = [
 
 _CONTRAST: Final = [
     re.compile(rf"(?P<a>\b{_NP}) but (?:not|never|no) (?P<b>{_NP})", re.IGNORECASE),
-    re.compile(rf"(?P<a>\b{_NP}) (?:rather than|instead of|over) (?P<b>{_NP})", re.IGNORECASE),
+    re.compile(rf"(?P<a>\b{_NP}) (?:rather than|instead of) (?P<b>{_NP})", re.IGNORECASE),
     re.compile(
         rf"(?P<a>\b{_NP}) (?:is|are|was|were)? ?(?:more|less|bigger|smaller|larger|better|worse|"
         rf"older|younger|higher|lower|faster|slower|cheaper|taller|richer|stronger) than (?P<b>{_NP})",
         re.IGNORECASE,
     ),
-    re.compile(rf"(?P<a>\b{_NP}) without (?P<b>{_NP})", re.IGNORECASE),
     re.compile(
         rf"(?P<a>\b{_NP}) (?:beat|beats|defeated|defeats|replaced|replaces|succeeded|"
         rf"precedes|preceded|follows|followed) (?P<b>{_NP})",
@@ -181,11 +180,142 @@ def reverse_direction(text: str, rng: random.Random) -> Variant | None:
     return None
 
 
+_DETERMINER: Final = re.compile(r"^(?:the|a|an|my|our|your|their|his|her) ", re.IGNORECASE)
+# A side that starts with one of these is a clause ("I download X", "can I lose weight"), not a
+# thing: swapping it with the other side garbles the sentence instead of exchanging two things.
+_NOT_A_THING: Final = frozenset(
+    [
+        "i",
+        "you",
+        "we",
+        "they",
+        "he",
+        "she",
+        "it",
+        "me",
+        "us",
+        "them",
+        "how",
+        "what",
+        "why",
+        "when",
+        "where",
+        "who",
+        "which",
+        "can",
+        "could",
+        "do",
+        "does",
+        "did",
+        "is",
+        "are",
+        "was",
+        "were",
+        "will",
+        "would",
+        "should",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "have",
+        "has",
+        "had",
+        "get",
+        "got",
+        "be",
+        "been",
+        "being",
+        "one",
+        "someone",
+        "something",
+        "people",
+    ]
+)
+
+
+def _things(a: str, b: str) -> bool:
+    """Both sides name a thing of the same shape: one or two words after an optional determiner."""
+    words_a, words_b = _DETERMINER.sub("", a).split(), _DETERMINER.sub("", b).split()
+    return (
+        a.lower() != b.lower()
+        and 1 <= len(words_a) <= 2
+        and len(words_a) == len(words_b)
+        and words_a[0][:1].isalpha()
+        and words_b[0][:1].isalpha()
+        and words_a[0].lower() not in _NOT_A_THING
+        and words_b[0].lower() not in _NOT_A_THING
+    )
+
+
+# Words after which a thing can start ("use A instead of B", "or A rather than B").
+_BEFORE_A_THING: Final = frozenset(
+    [
+        "to",
+        "into",
+        "from",
+        "in",
+        "on",
+        "at",
+        "by",
+        "with",
+        "for",
+        "and",
+        "or",
+        "of",
+        "via",
+        "over",
+        "use",
+        "uses",
+        "using",
+        "choose",
+        "chose",
+        "prefer",
+        "prefers",
+        "preferred",
+        "like",
+        "likes",
+        "pick",
+        "buy",
+        "learn",
+        "say",
+        "says",
+        "said",
+        "is",
+        "are",
+        "was",
+        "were",
+    ]
+)
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    """The swapped span starts after a boundary word or punctuation and ends at one."""
+    before = text[:start].split()
+    after = re.match(r"\s*([\w'-]+|[^\w\s]|$)", text[end:])
+    following = after.group(1).lower() if after else ""
+    starts = not before or not before[-1][-1:].isalnum() or before[-1].lower() in _BEFORE_A_THING
+    ends = following == "" or not following[:1].isalnum() or re.fullmatch(_STOP, following) is not None
+    return starts and ends
+
+
 def swap_contrast(text: str, rng: random.Random) -> Variant | None:
     for pattern in rng.sample(_CONTRAST, len(_CONTRAST)):
-        match = pattern.search(text)
-        if match and match.group("a").lower() != match.group("b").lower():
-            return Variant(_swap_spans(text, match, "a", "b"), 0, "contrast")
+        for match in pattern.finditer(text):
+            # The left side is matched greedily: try it shortened to the right side's length.
+            a, b = match.group("a"), match.group("b")
+            words_b = _DETERMINER.sub("", b).split()
+            words_a = a.split()
+            keep = len(words_b) + (
+                1 if _DETERMINER.match(" ".join(words_a[-len(words_b) - 1 :]) + " ") else 0
+            )
+            start_a = match.start("a") + len(a) - len(" ".join(words_a[-keep:]))
+            a = text[start_a : match.end("a")]
+            if _things(a, b) and _bounded(text, start_a, match.end("b")):
+                swapped = (
+                    text[:start_a] + b + text[match.end("a") : match.start("b")] + a + text[match.end("b") :]
+                )
+                return Variant(swapped, 0, "contrast")
     return None
 
 
