@@ -559,6 +559,7 @@ def apply_defaults(
 def run(config: TrainConfig) -> dict[str, Any]:
     """Train, export fp32 and int8, then validate both and ship the one that keeps the accuracy."""
     started = time.perf_counter()
+    config.work_dir.mkdir(parents=True, exist_ok=True)
     splits = load_splits(config, with_mined=True)
     examples = splits.train
     console.print(f"training on {len(examples)} pairs: {splits.sources}")
