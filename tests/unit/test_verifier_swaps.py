@@ -6,6 +6,7 @@ import random
 
 from app.toolkit.ml.swaps import (
     ROLE_FRAMES,
+    Variant,
     move_clause,
     opposite,
     passive,
@@ -53,6 +54,28 @@ def test_the_two_sides_of_a_contrast_are_swapped() -> None:
     assert variant is not None
     assert variant.text == "Is an apple bigger than a melon?"
     assert variant.label == 0
+
+
+def test_a_contrast_swaps_two_things_of_one_shape() -> None:
+    assert swap_contrast("When should I use UIScrollView instead of UITableView in iOS?", rng()) == Variant(
+        "When should I use UITableView instead of UIScrollView in iOS?", 0, "contrast"
+    )
+    assert swap_contrast("Why is arranged marriage better than love marriage?", rng()) == Variant(
+        "Why is love marriage better than arranged marriage?", 0, "contrast"
+    )
+
+
+def test_a_clause_is_never_swapped_as_if_it_were_a_thing() -> None:
+    # Each of these once came out garbled ("How can I become fit and look going without good to gym?").
+    for sentence in (
+        "How can I become fit and look good without going to gym?",
+        "How can I lose weight without exercise?",
+        "How do I know that I have become over confident rather than confident?",
+        "Mr. Kerkorian tried unsuccessfully to take over Chrysler in 1995.",
+        "Calculate the monthly payment on a $350k loan at 6.5 percent over 30 years",
+        "It completed the withdrawal of its more than 6,000 soldiers.",
+    ):
+        assert swap_contrast(sentence, rng()) is None, sentence
 
 
 def test_two_opposite_movements_are_exchanged() -> None:
