@@ -40,4 +40,5 @@ PY
 for name in langcache_held_out project_validation swaps_validation qqp_validation mrpc_validation paws_dev_validation; do
   run "$name" "$work/$name.jsonl"
 done
+run work_prompts_written "$work/work_prompts_written.jsonl"  # written by hand, report only
 run paws_test "$work/paws_test.jsonl"  # 8,000 pairs: about ten minutes on two cores

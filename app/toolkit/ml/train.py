@@ -9,6 +9,7 @@ The run is seeded: the same command on the same machine rebuilds the same model.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
@@ -40,6 +41,9 @@ PAWS_TRAIN_FILE = "paws_wiki_dev.tsv"
 PAWS_TEST_FILE = "paws_wiki_test.tsv"
 QQP_FILE = "qqp_val_pairs.csv"
 MRPC_FILE = "mrpc_train_pairs.csv"
+# Work prompts written by hand, apart from the generator's templates: paraphrases and look-alikes
+# of the kinds users meet (direction, roles, entity, scope, time, format). Report only.
+WORK_PROMPTS_FILE = Path(__file__).parent / "data" / "work_prompts.csv"
 
 FloatArray = npt.NDArray[np.float64]
 console = Console()
@@ -221,6 +225,7 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
         splits.train += [(a, b, 0) for a, b in mined]
         splits.sources["mined"] = len(mined)
 
+    splits.report.append(work_prompts())
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
     paws_rng = random.Random(f"paws-test-{config.seed}")  # noqa: S311 - reproducible sampling
     sample = paws_rng.sample(paws_test, min(config.paws_test_pairs, len(paws_test)))
@@ -228,6 +233,19 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
         _labelled("paws_test", sample, f"{len(sample)} rows sampled from paws_wiki_test.tsv (report only)")
     )
     return splits
+
+
+def work_prompts() -> LabelledSet:
+    """The hand-written work prompts: never trained, selected or tuned on."""
+    with WORK_PROMPTS_FILE.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return LabelledSet(
+        "work_prompts_written",
+        [(row["sentence1"], row["sentence2"]) for row in rows],
+        [int(row["label"]) for row in rows],
+        "work prompts written by hand apart from the generator (report only)",
+        [row["kind"] for row in rows],
+    )
 
 
 def mine_look_alikes(sentences: Sequence[str], config: TrainConfig) -> list[tuple[str, str]]:
