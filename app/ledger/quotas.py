@@ -343,17 +343,24 @@ _ADJECTIVES = {"day": "daily", "month": "monthly"}
 
 
 def _exceeded(quota: Any, tokens: int, cost: Decimal, at: datetime) -> QuotaExceeded:
-    if quota.max_requests is not None and quota.requests + 1 > quota.max_requests:
+    used_tokens = quota.tokens + quota.reserved_tokens
+    used_cost = Decimal(quota.cost_usd) + Decimal(quota.reserved_cost_usd)
+    requests_full = quota.max_requests is not None and quota.requests + 1 > quota.max_requests
+    tokens_full = quota.max_tokens is not None and used_tokens + tokens > quota.max_tokens
+    cost_full = quota.max_cost_usd is not None and used_cost + cost > Decimal(quota.max_cost_usd)
+    if not (requests_full or tokens_full or cost_full):
+        # The counters moved between the refusal and this read (another process booked or
+        # released): name the first limit the period has, as the refusal stands.
+        requests_full = quota.max_requests is not None
+        tokens_full = not requests_full and quota.max_tokens is not None
+    if requests_full:
         limit, detail = "requests", f"{quota.requests} of {quota.max_requests} requests used"
-    elif quota.max_tokens is not None and quota.tokens + quota.reserved_tokens + tokens > quota.max_tokens:
+    elif tokens_full:
         limit = "tokens"
-        detail = f"{quota.tokens + quota.reserved_tokens} of {quota.max_tokens} tokens used or reserved, {tokens} more needed"
+        detail = f"{used_tokens} of {quota.max_tokens} tokens used or reserved, {tokens} more needed"
     else:
         limit = "cost"
-        used = Decimal(quota.cost_usd) + Decimal(quota.reserved_cost_usd)
-        detail = (
-            f"${used:.6f} of ${Decimal(quota.max_cost_usd):.6f} used or reserved, ${cost:.6f} more needed"
-        )
+        detail = f"${used_cost:.6f} of ${Decimal(quota.max_cost_usd):.6f} used or reserved, ${cost:.6f} more needed"
     retry_after = int((period_end(quota.period, at) - at).total_seconds()) + 1
     return QuotaExceeded(
         f"The tenant's {_ADJECTIVES[quota.period]} {limit} quota is exhausted: {detail}.",
