@@ -168,6 +168,11 @@ def report_verifier_command(
         f"chosen on the validation slices for precision >= {chosen['target_precision']}: cosine floor "
         f"{chosen['min_similarity']}, cross-encoder >= {chosen['cross_encoder_min_score']}"
     )
+    default = result["default_on_validation"]
+    console.print(
+        f"default ({default['rule']}): cosine floor {default['min_similarity']}, "
+        f"cross-encoder >= {default['cross_encoder_min_score']}"
+    )
 
 
 # Standalone entry point (`python -m app.toolkit.ml.cli ...`) for machines without the `deja` command.

