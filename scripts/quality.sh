@@ -8,11 +8,14 @@
 #  2. `deja eval --compare` through the service's own lookup path (database, HNSW, verifier) at
 #     the default tenant settings, on the same sets.
 # JSON and plots go to docs/quality/.
-# Usage: scripts/quality.sh [DATA_DIR] [CANDIDATE_DIR]
+#    With a PREVIOUS_DIR (an earlier verifier's model.onnx and tokenizer.json, e.g. from
+#    `git show`), the shipped verifier's report sets that one beside it at its own defaults.
+# Usage: scripts/quality.sh [DATA_DIR] [CANDIDATE_DIR | ""] [PREVIOUS_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${1:-../shared/data}"
 candidate="${2:-}"
+previous="${3:-}"
 out=docs/quality
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -20,6 +23,8 @@ mkdir -p "$out"
 if [ -n "$candidate" ]; then
   .venv/bin/deja verifier report --data-dir "$data" --verifier-dir "$candidate" \
     --previous-dir app/cache/models/verifier-minilm-int8 --json-out "$out/report-candidate.json"
+elif [ -n "$previous" ]; then
+  .venv/bin/deja verifier report --data-dir "$data" --previous-dir "$previous" --json-out "$out/report.json"
 else
   .venv/bin/deja verifier report --data-dir "$data" --json-out "$out/report.json"
 fi
