@@ -79,7 +79,9 @@ _EXACT = text(
     f"UNION ALL (SELECT {_COLUMNS}, true, aliased.alias_similarity FROM (SELECT entry_id, "
     "similarity AS alias_similarity FROM cache_aliases WHERE tenant_id = :tenant_id AND namespace = :namespace "
     "AND exact_hash = :exact_hash AND similarity >= :min_alias_similarity) aliased "
-    f"JOIN cache_entries ON cache_entries.id = aliased.entry_id WHERE {_LIVE}) LIMIT 1"
+    # The tenant named again: the entries are partitioned by it, and this prunes to its partition.
+    f"JOIN cache_entries ON cache_entries.id = aliased.entry_id AND cache_entries.tenant_id = :tenant_id "
+    f"WHERE {_LIVE}) LIMIT 1"
 )
 # A served paraphrase becomes an alias, unless its entry already has `max_aliases` of them
 # (concurrent inserts may pass that bound by a few rows) or its wording is an alias already.
