@@ -11,7 +11,7 @@ tenant searched (where the tenants' random ids hashed them).
 
     python -m app.toolkit.bench.tenants [--scale 1.0] [--queries 100] [--alone large]
 
-docs/scaling.md records a run.
+docs/benchmarks.md (Many tenants) records a run; docs/scaling.md reads it.
 """
 
 from __future__ import annotations
