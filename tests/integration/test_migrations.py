@@ -75,14 +75,18 @@ def test_partitioning_carries_rows_across_upgrade_and_downgrade(
     tenants = asyncio.run(_fill(scratch_database))
     expected = asyncio.run(_entries(scratch_database, tenants))
     assert sum(len(rows) for rows in expected.values()) == 5
+    indexes = asyncio.run(_indexes(scratch_database))
+    assert "ix_cache_entries_hnsw_minilm_l6_v2_int8" in indexes
 
     migrate.upgrade(scratch_database, "0080")
     assert asyncio.run(_kind(scratch_database)) == ("p", 16)
+    assert asyncio.run(_indexes(scratch_database)) == indexes
     assert asyncio.run(_entries(scratch_database, tenants)) == expected
     asyncio.run(_cascade_still_holds(scratch_database, tenants[0]))
 
     migrate.downgrade(scratch_database, before.down_revision)
     assert asyncio.run(_kind(scratch_database)) == ("r", 0)
+    assert asyncio.run(_indexes(scratch_database)) == indexes
     after_one_delete = asyncio.run(_entries(scratch_database, tenants))
     assert sum(len(rows) for rows in after_one_delete.values()) == 4
     asyncio.run(_cascade_still_holds(scratch_database, tenants[1]))
@@ -187,6 +191,22 @@ async def _kind(url: str) -> tuple[str, int]:
         ).scalar()
     await engine.dispose()
     return str(kind), int(parts or 0)
+
+
+async def _indexes(url: str) -> set[str]:
+    """The entries' indexes and keys, by name (on a partitioned table: the parent's)."""
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        names = (
+            await conn.execute(
+                text(
+                    "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'cache_entries'::regclass"
+                )
+            )
+        ).scalars()
+        found = set(names)
+    await engine.dispose()
+    return found
 
 
 async def _cascade_still_holds(url: str, tenant: uuid.UUID) -> None:
