@@ -59,7 +59,12 @@ async def purge_batch(
 ) -> int:
     """Delete up to `batch_size` of the tenant's matching entries; the number deleted."""
     doomed = select(CacheEntry.id).where(*where.conditions(tenant_id)).limit(batch_size).with_for_update()
-    result = await session.execute(delete(CacheEntry).where(CacheEntry.id.in_(doomed.scalar_subquery())))
+    # The tenant named on the delete too: it then reads the tenant's partition only.
+    result = await session.execute(
+        delete(CacheEntry).where(
+            CacheEntry.tenant_id == tenant_id, CacheEntry.id.in_(doomed.scalar_subquery())
+        )
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

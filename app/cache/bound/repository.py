@@ -26,7 +26,8 @@ _INSERT = text(
     "INSERT INTO cache_labels (tenant_id, entry_id, request_id, source, judge, correct, similarity, scorer, score) "
     "SELECT :tenant_id, :entry_id, :request_id, :source, :judge, :correct, :similarity, :scorer, :score "
     # The entry may have been deleted while the model answered: then there is nothing to label.
-    "WHERE EXISTS (SELECT FROM cache_entries WHERE id = :entry_id) ON CONFLICT (request_id, tenant_id) DO NOTHING"
+    "WHERE EXISTS (SELECT FROM cache_entries WHERE id = :entry_id AND tenant_id = :tenant_id) "
+    "ON CONFLICT (request_id, tenant_id) DO NOTHING"
 )
 # Feedback on a semantic hit: the ledger row of the request holds the entry and the verifier's
 # scores (metadata.verifier); a second word on the same request replaces the first.
@@ -35,7 +36,7 @@ _FEEDBACK = text(
     "SELECT l.tenant_id, l.entry_id, l.request_id, 'feedback', 'feedback', :correct, l.similarity, "
     "l.metadata -> 'verifier' ->> 'scorer', CAST(l.metadata -> 'verifier' ->> 'score' AS real) "
     "FROM ledger AS l WHERE l.request_id = :request_id AND l.cache_status = 'hit' "
-    "AND l.metadata ? 'verifier' AND EXISTS (SELECT FROM cache_entries WHERE id = l.entry_id) "
+    "AND l.metadata ? 'verifier' AND EXISTS (SELECT FROM cache_entries WHERE id = l.entry_id AND tenant_id = l.tenant_id) "
     "ON CONFLICT (request_id, tenant_id) DO UPDATE SET correct = EXCLUDED.correct, created_at = now()"
 )
 _RECENT = text(

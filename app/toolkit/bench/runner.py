@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -218,15 +219,15 @@ async def run(
         await engine.dispose()
 
 
-# A section of the report written by another tool (the side-by-side run against GPTCache,
-# scripts/peer_bench.sh) between these markers survives a rerun of `deja bench`.
-KEPT_START, KEPT_END = "<!-- kept: side by side -->", "<!-- /kept -->"
+# Sections of the report written by other tools (the side-by-side run against GPTCache,
+# scripts/peer_bench.sh; the many-tenants run, app.toolkit.bench.tenants) between these markers
+# survive a rerun of `deja bench`.
+KEPT = re.compile(r"<!-- kept: [^>]*-->.*?<!-- /kept -->", re.DOTALL)
 
 
 def _kept_section(report: Path) -> str:
     text = report.read_text() if report.exists() else ""
-    start, end = text.find(KEPT_START), text.find(KEPT_END)
-    return "\n" + text[start : end + len(KEPT_END)] + "\n" if 0 <= start < end else ""
+    return "".join("\n" + block + "\n" for block in KEPT.findall(text))
 
 
 async def _http_phase(

@@ -110,7 +110,9 @@ class StatementCapture:
 def describe_plan(lines: list[str]) -> str:
     joined = "\n".join(lines)
     for line in lines:
-        if "ix_cache_entries_hnsw" in line:
+        # An index scan ordered by distance: the HNSW index (a partition's copy of it has a name
+        # Postgres chose).
+        if "ix_cache_entries_hnsw" in line or (line.strip().startswith("Order By:") and "<=>" in line):
             return "HNSW index scan"
     for line in lines:
         stripped = line.strip().lstrip("->").strip()

@@ -1,15 +1,17 @@
 """Nearest-neighbour latency with many tenants of mixed sizes in one HNSW index.
 
-One partial HNSW index serves every tenant; a query filters by tenant, namespace and scope, and
-pgvector's iterative scan keeps walking the graph until it has k rows that pass the filter. A
-small tenant among large ones is the case that could degrade (most visited rows belong to
-others); the planner may also choose the exact scan over the scope's btree for a small scope.
-This measures the service's own query (`CacheRepository.nearest`) per tenant size class, and
-recall@1 against the exact answer (index scans off), on a fresh embedded Postgres.
+The entries are HASH-partitioned by tenant (16 partitions, each with its own HNSW index); a
+query names its tenant, so it searches one partition's index, shared with the other tenants
+that hash to it; it filters by tenant, namespace and scope, and pgvector's iterative scan keeps
+walking the graph until it has k rows that pass the filter. The planner may also choose the
+exact scan over the scope's btree for a small scope. This measures the service's own query
+(`CacheRepository.nearest`) per tenant size class, and recall@1 against the exact answer (index
+scans off), on a fresh embedded Postgres, and says how many entries share the index each
+tenant searched (where the tenants' random ids hashed them).
 
     python -m app.toolkit.bench.tenants [--scale 1.0] [--queries 100] [--alone large]
 
-docs/scaling.md records a run.
+docs/benchmarks.md (Many tenants) records a run; docs/scaling.md reads it.
 """
 
 from __future__ import annotations
@@ -83,21 +85,40 @@ async def run(scale: float, queries: int, seed: int, alone: str | None = None) -
             progress=lambda rows: None,
         )
         load_s = time.perf_counter() - started
-        async with engine.connect() as conn:
+        async with engine.begin() as conn:
+            # Summed over the partitions, when the entries are partitioned.
             index_bytes: int = (
                 await conn.execute(
-                    text("SELECT pg_relation_size(:i)"), {"i": hnsw_index_name(DEFAULT_EMBEDDER)}
+                    text("SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree(CAST(:i AS regclass))"),
+                    {"i": hnsw_index_name(DEFAULT_EMBEDDER)},
+                )
+            ).scalar_one()
+            # The entries in the index a tenant's lookup searches: its partition's, or all of them.
+            await conn.execute(text("SELECT set_config('deja.system', 'on', true)"))
+            placed = (
+                await conn.execute(
+                    text(
+                        "WITH placed AS (SELECT tableoid, tenant_id, count(*) AS n FROM cache_entries GROUP BY 1, 2) "
+                        "SELECT tenant_id, sum(n) OVER (PARTITION BY tableoid) AS beside FROM placed"
+                    )
+                )
+            ).all()
+            searched = {row.tenant_id: int(row.beside) for row in placed}
+            partitions: int = (
+                await conn.execute(
+                    text("SELECT count(*) FROM pg_partition_tree('cache_entries') WHERE isleaf")
                 )
             ).scalar_one()
         lines = [
             f"{sum(g.rows for g in groups):,} entries over {len(tenants)} tenants; load and index build "
             f"{load_s:.0f} s (index build {result.index_build_s or 0:.0f} s); HNSW index {index_bytes / 2**20:.0f} MB "
-            f"({index_bytes / sum(g.rows for g in groups):.0f} bytes per entry).",
+            f"({index_bytes / sum(g.rows for g in groups):.0f} bytes per entry); "
+            + (f"{partitions} partitions." if partitions > 1 else "one table, not partitioned."),
             "",
-            "| tenant size | entries per tenant | "
+            "| tenant size | entries per tenant | entries in the index it searches | "
             + " | ".join(SUMMARY_HEADER)
             + " | recall@1 | plan of the first query |",
-            "|---|---|" + "---|" * len(SUMMARY_HEADER) + "---|---|",
+            "|---|---|---|" + "---|" * len(SUMMARY_HEADER) + "---|---|",
         ]
         for name, _, _ in classes:
             members = [i for i, (cls, _) in enumerate(plan) if cls == name]
@@ -119,8 +140,10 @@ async def run(scale: float, queries: int, seed: int, alone: str | None = None) -
                     exact = await _nearest(session, tenant_id, scope_hash, vector)
                 agree += bool(found and exact and found[0].id == exact[0].id)
             summary = Summary.of(samples)
+            beside = sorted(searched[tenants[i].id] for i in members)
+            spread = f"{beside[0]:,}" if beside[0] == beside[-1] else f"{beside[0]:,} to {beside[-1]:,}"
             lines.append(
-                f"| {name} | {plan[members[0]][1]:,} | "
+                f"| {name} | {plan[members[0]][1]:,} | {spread} | "
                 + " | ".join(summary.cells())
                 + f" | {agree / queries:.3f} | {plan_text} |"
             )
