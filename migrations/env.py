@@ -4,7 +4,6 @@ embedded Postgres)."""
 from __future__ import annotations
 
 import asyncio
-import re
 import warnings
 from logging.config import fileConfig
 from typing import Any
@@ -27,18 +26,7 @@ warnings.filterwarnings("ignore", message=r".*detected to include an operator cl
 DEFAULT_HNSW = hnsw_index_name("minilm-l6-v2-int8")
 
 
-# The partitions of cache_entries (migration 0080): the models declare the partitioned parent;
-# Postgres makes each partition's copies of its indexes and of the foreign keys that reference it.
-PARTITION = re.compile(r"^cache_entries_p\d+$")
-
-
-def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    return not (type_ == "table" and name and PARTITION.match(name))
-
-
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    if type_ == "foreign_key_constraint" and PARTITION.match(obj.referred_table.name):
-        return False
     # HNSW indexes for non-default embedders are made at start-up for the configured
     # embedder (app.cache.repository.ensure_embedding_index), not by migrations.
     return not (
@@ -63,7 +51,6 @@ def run_migrations_offline() -> None:
         literal_binds=True,
         compare_type=True,
         include_object=include_object,
-        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -75,7 +62,6 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         include_object=include_object,
-        include_name=include_name,
         transaction_per_migration=True,
     )
     with context.begin_transaction():

@@ -66,9 +66,6 @@ class CacheEntry(Base):
             postgresql_with={"m": 16, "ef_construction": 64},
             postgresql_where=text(f"embedder = '{DEFAULT_EMBEDDER}'"),
         ),
-        # 16 HASH partitions by tenant (migration 0080): a lookup, which names its tenant, searches
-        # one partition's indexes. Declared on the parent, an index is made on every partition.
-        {"postgresql_partition_by": "HASH (tenant_id)"},
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -329,8 +329,9 @@ async def sizes(engine: AsyncEngine, embedder: str) -> tuple[int, int]:
             await conn.execute(
                 # Summed over the partitions (a partitioned parent and its index hold no data).
                 text(
-                    "SELECT (SELECT sum(pg_table_size(relid)) FROM pg_partition_tree('cache_entries')), "
-                    "(SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree(CAST(:index AS regclass)))"
+                    "SELECT coalesce((SELECT sum(pg_table_size(relid)) FROM pg_partition_tree('cache_entries')), "
+                    "pg_table_size('cache_entries')), coalesce((SELECT sum(pg_relation_size(relid)) "
+                    "FROM pg_partition_tree(CAST(:index AS regclass))), pg_relation_size(CAST(:index AS regclass)))"
                 ),
                 {"index": hnsw_index_name(embedder)},
             )

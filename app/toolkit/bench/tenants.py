@@ -1,13 +1,12 @@
 """Nearest-neighbour latency with many tenants of mixed sizes in one HNSW index.
 
-The entries are HASH-partitioned by tenant (16 partitions, each with its own HNSW index); a
-query names its tenant, so it searches one partition's index, shared with the other tenants
-that hash to it; it filters by tenant, namespace and scope, and pgvector's iterative scan keeps
-walking the graph until it has k rows that pass the filter. The planner may also choose the
-exact scan over the scope's btree for a small scope. This measures the service's own query
-(`CacheRepository.nearest`) per tenant size class, and recall@1 against the exact answer (index
-scans off), on a fresh embedded Postgres, and says how many entries share the index each
-tenant searched (where the tenants' random ids hashed them).
+One partial HNSW index serves every tenant (or, with the entries partitioned by tenant, one
+per partition: the figures say which); a query filters by tenant, namespace and scope, and
+pgvector's iterative scan keeps walking the graph until it has k rows that pass the filter.
+The planner may also choose the exact scan over the scope's btree for a small scope. This
+measures the service's own query (`CacheRepository.nearest`) per tenant size class, and
+recall@1 against the exact answer (index scans off), on a fresh embedded Postgres, and says
+how many entries share the index each tenant searched.
 
     python -m app.toolkit.bench.tenants [--scale 1.0] [--queries 100] [--alone large]
 
@@ -89,7 +88,10 @@ async def run(scale: float, queries: int, seed: int, alone: str | None = None) -
             # Summed over the partitions, when the entries are partitioned.
             index_bytes: int = (
                 await conn.execute(
-                    text("SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree(CAST(:i AS regclass))"),
+                    text(
+                        "SELECT coalesce((SELECT sum(pg_relation_size(relid)) "
+                        "FROM pg_partition_tree(CAST(:i AS regclass))), pg_relation_size(CAST(:i AS regclass)))"
+                    ),
                     {"i": hnsw_index_name(DEFAULT_EMBEDDER)},
                 )
             ).scalar_one()
