@@ -49,7 +49,11 @@ class Services:
     async def start(cls, settings: Settings) -> Services:
         url = resolve_database_url(settings)
         engine = create_engine(url, settings)
-        fast = FastConnections(url, settings)
+        fast = FastConnections(
+            url,
+            statement_timeout_ms=settings.database.statement_timeout_ms,
+            connect_timeout_s=settings.database.pool_timeout_s,
+        )
         sessionmaker = create_sessionmaker(engine)
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
         cache = CacheService.create(settings.cache)

@@ -17,7 +17,6 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.db.errors import is_database_outage
-from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +39,15 @@ def asyncpg_dsn(url: str) -> str:
 class FastConnections:
     """At most `size` connections, opened on demand and kept (LIFO: the warmest is reused)."""
 
-    def __init__(self, url: str, settings: Settings, *, size: int = 4) -> None:
+    def __init__(
+        self, url: str, *, statement_timeout_ms: int = 0, connect_timeout_s: float = 5.0, size: int = 4
+    ) -> None:
         self.dsn = asyncpg_dsn(url)
         server_settings = {"application_name": "deja"}
-        if settings.database.statement_timeout_ms:
-            server_settings["statement_timeout"] = str(settings.database.statement_timeout_ms)
+        if statement_timeout_ms:
+            server_settings["statement_timeout"] = str(statement_timeout_ms)
         self.server_settings = server_settings
-        self.connect_timeout_s = settings.database.pool_timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self._idle: list[asyncpg.Connection] = []
         self._slots = asyncio.Semaphore(size)
         self._closed = False
