@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -68,7 +69,10 @@ class BookingWriter:
                 pass
             else:
                 if self._task is None or self._task.done():
-                    self._task = asyncio.create_task(self._run(), name="booking-writer")
+                    # A context of its own: not the request's that happened to start it (log fields).
+                    self._task = asyncio.create_task(
+                        self._run(), name="booking-writer", context=contextvars.Context()
+                    )
                 return
         await self._write([booking])  # closed, or the queue is full: written by the request itself
 
