@@ -14,6 +14,7 @@ from app.completions.coalesce import renew_inflight
 from app.completions.pipeline import CompletionPipeline
 from app.db.embedded import resolve_database_url
 from app.db.engine import create_engine, create_sessionmaker, transaction
+from app.db.fastpath import FastConnections
 from app.db.leases import Lease, keep_leases
 from app.db.replica import ReadReplica
 from app.ledger.booking import Bookkeeper
@@ -41,11 +42,18 @@ class Services:
     pipeline: CompletionPipeline
     spool: LedgerSpool
     replica: ReadReplica
+    fast: FastConnections
     background: list[asyncio.Task[None]]
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
-        engine = create_engine(resolve_database_url(settings), settings)
+        url = resolve_database_url(settings)
+        engine = create_engine(url, settings)
+        fast = FastConnections(
+            url,
+            statement_timeout_ms=settings.database.statement_timeout_ms,
+            connect_timeout_s=settings.database.pool_timeout_s,
+        )
         sessionmaker = create_sessionmaker(engine)
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
         cache = CacheService.create(settings.cache)
@@ -83,9 +91,11 @@ class Services:
                 settings.limits,
                 lease,
                 replica,
+                fast,
             ),
             spool=spool,
             replica=replica,
+            fast=fast,
             background=[
                 asyncio.create_task(spool.run(sessionmaker), name="ledger-spool"),
                 asyncio.create_task(keep_leases(sessionmaker, lease, lease_steps), name="leases"),
@@ -111,6 +121,7 @@ class Services:
         await self.router.aclose()
         await self.cache.aclose()
         await self.replica.dispose()
+        await self.fast.aclose()
         await self.engine.dispose()
 
 

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,6 +35,17 @@ from app.toolkit.fakellm.config import FakeLLMConfig
 from app.toolkit.fakellm.server import FakeLLMServer
 
 ADMIN_TOKEN = "test-admin-token"
+
+
+async def eventually(check: Any, *, within_s: float = 10.0) -> Any:
+    """`check()`'s first truthy value within `within_s` (bookings and answers are written just
+    after their responses); its last value when none came."""
+    deadline = time.monotonic() + within_s
+    while True:
+        value = await check()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.05)
 
 
 def free_port() -> int:
@@ -135,6 +147,7 @@ class ServerThread:
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on")  # type: ignore[arg-type]
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.app = app
 
     @property
     def url(self) -> str:
@@ -148,6 +161,12 @@ class ServerThread:
                 raise RuntimeError("server did not start")
             time.sleep(0.05)
         return self
+
+    async def settle(self) -> None:
+        """Wait until the bookings and answers this server writes after its responses are written."""
+        services = self.app.state.services  # type: ignore[attr-defined]
+        loop = services.background[0].get_loop()
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(services.pipeline.writer.flush(), loop))
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True

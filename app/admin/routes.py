@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.audit import AuditRepository
 from app.dependencies import ADMIN_DEPENDENCIES
 from app.errors import BadRequest
+from app.services import Services
 from app.tenants.stats import TenantStats, tenant_stats
 
 AUDIT_LIMIT_MAX = 1000
@@ -54,12 +55,14 @@ class AdminController(Controller):
     async def stats(
         self,
         session: NamedDependency[AsyncSession],
+        services: NamedDependency[Services],
         since: FromQuery[datetime | None] = None,
         until: FromQuery[datetime | None] = None,
     ) -> StatsOut:
         since, until = utc(since), utc(until)
         if since is not None and until is not None and since >= until:
             raise BadRequest("'since' must be before 'until'.")
+        await services.pipeline.writer.flush()  # this process's bookings, written after their responses
         return StatsOut(since=since, until=until, tenants=await tenant_stats(session, since, until))
 
     @get("/audit", summary="The audit log, newest first")

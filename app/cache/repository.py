@@ -54,6 +54,7 @@ class NewEntry:
     completion_tokens: int
     cost_usd: Decimal
     ttl_s: int | None
+    id: uuid.UUID | None = None  # chosen before the write (a miss answered before it is stored)
 
 
 _COLUMNS = (
@@ -110,8 +111,8 @@ _ADD_HITS = text(
     "CAST(:counts AS bigint[]), CAST(:ats AS timestamptz[])) AS hits(id, count, at) WHERE cache_entries.id = hits.id"
 )
 _INSERT = text(
-    "INSERT INTO cache_entries (tenant_id, namespace, model, scope_hash, exact_hash, prompt, embedder, embedding, "
-    "response, prompt_tokens, completion_tokens, cost_usd, expires_at) VALUES (:tenant_id, :namespace, :model, "
+    "INSERT INTO cache_entries (id, tenant_id, namespace, model, scope_hash, exact_hash, prompt, embedder, embedding, "
+    "response, prompt_tokens, completion_tokens, cost_usd, expires_at) VALUES (:id, :tenant_id, :namespace, :model, "
     ":scope_hash, :exact_hash, :prompt, :embedder, CAST(:embedding AS halfvec), CAST(:response AS jsonb), "
     ":prompt_tokens, :completion_tokens, :cost_usd, "
     "now() + make_interval(secs => CAST(:ttl_s AS integer))) RETURNING id"
@@ -238,6 +239,7 @@ class CacheRepository:
 
     async def insert(self, entry: NewEntry) -> uuid.UUID:
         params = {
+            "id": entry.id or uuid.uuid4(),
             "tenant_id": entry.tenant_id,
             "namespace": entry.namespace,
             "model": entry.model,

@@ -18,10 +18,14 @@ from app.cache.policy import Seconds, TenantCachePolicy
 from app.cache.repository import CacheRepository, StoredEntry
 from app.cache.responses import check_completion, completion_from_text
 from app.cache.scope import Scope, scope_of
-from app.cache.service import CacheService
+from app.cache.service import CacheService, LookupResult
+from app.cache.verifier import VerifierPolicy
+from app.db.engine import transaction
+from app.db.fastpath import connection_failed
 from app.dependencies import TENANT_DEPENDENCIES
 from app.errors import NotFound, Unprocessable
 from app.ledger.repository import LedgerRepository
+from app.services import Services
 from app.tenants.auth import Principal
 
 Namespace = Annotated[str, msgspec.Meta(max_length=200)]
@@ -108,6 +112,26 @@ class FeedbackOut(msgspec.Struct):
     flagged: bool
 
 
+async def _probe_exact(
+    services: Services,
+    cache: CacheService,
+    tenant_id: uuid.UUID,
+    namespace: str,
+    scope: Scope,
+    policy: VerifierPolicy,
+) -> tuple[LookupResult | None, bool]:
+    """An exact hit through the one-round-trip probe; (None, whether the probe ran) otherwise."""
+    fast = services.pipeline.fast
+    if fast is None:
+        return None, False
+    try:
+        return await cache.probe_exact(fast, tenant_id, namespace, scope, policy), True
+    except Exception as exc:
+        if connection_failed(exc):
+            return None, False
+        raise
+
+
 class CacheController(Controller):
     path = "/v1/cache"
     tags = ("cache",)
@@ -119,16 +143,23 @@ class CacheController(Controller):
         data: JSONBody[LookupIn],
         tenant: NamedDependency[Principal],
         policy: NamedDependency[TenantCachePolicy],
-        session: NamedDependency[AsyncSession],
+        services: NamedDependency[Services],
         cache: NamedDependency[CacheService],
     ) -> LookupOut:
-        result = await cache.lookup(
-            session,
+        tenant_id, scope, verifier_policy = (
             tenant.require_tenant(),
-            data.namespace,
             data.scope(),
             policy.verifier_policy(data.threshold),
         )
+        # The exact tier first, in one round trip; a transaction only for the semantic tier.
+        result, probed = await _probe_exact(
+            services, cache, tenant_id, data.namespace, scope, verifier_policy
+        )
+        if result is None:
+            async with transaction(services.sessionmaker, tenant_id=tenant_id) as session:
+                result = await cache.lookup(
+                    session, tenant_id, data.namespace, scope, verifier_policy, exact_probed=probed
+                )
         return LookupOut(
             hit=result.hit,
             entry_id=result.entry.id if result.entry else None,
@@ -183,10 +214,15 @@ class CacheController(Controller):
 
     @post("/feedback", status_code=200, summary="Report whether a hit was right; a wrong one stops serving")
     async def feedback(
-        self, data: JSONBody[FeedbackIn], session: NamedDependency[AsyncSession]
+        self,
+        data: JSONBody[FeedbackIn],
+        session: NamedDependency[AsyncSession],
+        services: NamedDependency[Services],
     ) -> FeedbackOut:
         if (data.entry_id is None) == (data.request_id is None):
             raise Unprocessable("Give exactly one of 'entry_id' or 'request_id'.")
+        if data.request_id is not None:
+            await services.pipeline.writer.flush()  # this process's bookings, written after their responses
         entry_id = data.entry_id or await LedgerRepository(session).entry_for_request(str(data.request_id))
         if entry_id is None:
             raise NotFound(f"Request {data.request_id} was not served from the cache.")

@@ -18,10 +18,12 @@ import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.embedders import Embedder, create_embedder
+from app.cache.exact_probe import probe_exact
 from app.cache.hits import HitCounter
 from app.cache.repository import NO_ALIASES, CacheRepository, NewEntry, StoredEntry
 from app.cache.scope import Scope, normalise_prompt
 from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
+from app.db.fastpath import FastConnections
 from app.observability import metrics
 from app.settings import CacheSettings
 from app.upstream.usage import Usage
@@ -96,23 +98,26 @@ class CacheService:
         stale_s: int = 0,
         gate: HitGate | None = None,
         reads: AsyncSession | None = None,
+        exact_probed: bool = False,
     ) -> LookupResult:
         """The entry to serve, if any. `stale_s` admits entries expired up to that long ago;
         `gate` has the last word on a semantic hit. With `reads` (a read replica's session) the
-        searches run there and the entry to serve is confirmed on `session`'s primary."""
+        searches run there and the entry to serve is confirmed on `session`'s primary.
+        `exact_probed`: the exact tier was just probed (`probe_exact`) and found nothing."""
         repo = CacheRepository(session)
         search = CacheRepository(reads) if reads is not None else repo
         aliases = self.settings.max_aliases_per_entry > 0
-        exact = await search.find_exact(
-            tenant_id,
-            namespace,
-            scope.exact_hash,
-            max_age_s=max_age_s,
-            stale_s=stale_s,
-            # An alias was served at some cosine: it serves again only where that still passes.
-            min_alias_similarity=policy.similarity_floor(policy.cross_encoder_min_score is not None)
-            if aliases
-            else NO_ALIASES,
+        exact = (
+            None
+            if exact_probed
+            else await search.find_exact(
+                tenant_id,
+                namespace,
+                scope.exact_hash,
+                max_age_s=max_age_s,
+                stale_s=stale_s,
+                min_alias_similarity=self.alias_floor(policy),
+            )
         )
         if exact is not None:
             entry, alias = exact
@@ -193,6 +198,38 @@ class CacheService:
             entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict
         )
 
+    def alias_floor(self, policy: VerifierPolicy) -> float:
+        """The cosine an alias must have been served at to serve again (it serves again only where
+        that still passes); NO_ALIASES when aliases are off."""
+        if self.settings.max_aliases_per_entry <= 0:
+            return NO_ALIASES
+        return policy.similarity_floor(policy.cross_encoder_min_score is not None)
+
+    async def probe_exact(
+        self,
+        connections: FastConnections,
+        tenant_id: uuid.UUID,
+        namespace: str,
+        scope: Scope,
+        policy: VerifierPolicy,
+        *,
+        max_age_s: int | None = None,
+    ) -> LookupResult | None:
+        """The exact tier alone, in one round trip and outside any transaction: the hit, or None."""
+        found = await probe_exact(
+            connections,
+            tenant_id,
+            namespace,
+            scope.exact_hash,
+            max_age_s=max_age_s,
+            min_alias_similarity=self.alias_floor(policy),
+        )
+        if found is None:
+            return None
+        entry, alias = found
+        self.hits.add(entry.id)
+        return LookupResult(entry=entry, tier="alias" if alias else "exact", similarity=entry.similarity)
+
     def record_hit(self, entry_id: uuid.UUID) -> None:
         """Count a hit served without a lookup (a coalesced request)."""
         self.hits.add(entry_id)
@@ -208,6 +245,7 @@ class CacheService:
         ttl_s: int | None,
         embedding: npt.NDArray[np.float32] | None = None,
         cost_usd: Decimal = Decimal(0),
+        entry_id: uuid.UUID | None = None,
     ) -> uuid.UUID:
         if embedding is None:
             with metrics.time_embedding():
@@ -228,6 +266,7 @@ class CacheService:
                 completion_tokens=usage.completion_tokens,
                 cost_usd=cost_usd,
                 ttl_s=ttl_s,
+                id=entry_id,
             )
         )
 

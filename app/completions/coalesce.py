@@ -58,7 +58,10 @@ class SingleFlight:
         result: Any = None,
         error: BaseException | None = None,
         linger: bool = True,
+        written: bool = True,
     ) -> None:
+        """`written=False`: the answer is stored after the response (app.ledger.writer); until
+        `written` is called for it, every request for the key joins it, whenever it started."""
         if future.done():
             return
         if error is not None:
@@ -66,10 +69,16 @@ class SingleFlight:
         else:
             future.set_result(result)
         if error is None and linger:
-            self._finished_at[key] = time.monotonic()
-            asyncio.get_running_loop().call_later(self._linger_s, self._forget, key, future)
+            if written:
+                self.written(key, future)
         else:
             self._forget(key, future)
+
+    def written(self, key: Hashable, future: asyncio.Future[Any]) -> None:
+        """The leader's answer is stored: later requests find it by lookup after the linger."""
+        if self._inflight.get(key) is future:
+            self._finished_at[key] = time.monotonic()
+            asyncio.get_running_loop().call_later(self._linger_s, self._forget, key, future)
 
     def _forget(self, key: Hashable, future: asyncio.Future[Any]) -> None:
         if self._inflight.get(key) is future:

@@ -31,8 +31,10 @@ from app.cache.service import CacheService, LookupResult
 from app.completions.coalesce import ReplicaCoalescer, SingleFlight
 from app.completions.controls import CacheControls, parse_controls
 from app.completions.inputs import ChatBody, chat_body
+from app.completions.repository import InflightRepository
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
 from app.db.engine import DatabaseDown, attempt
+from app.db.fastpath import FastConnections, connection_failed
 from app.db.leases import Lease
 from app.db.replica import ReadReplica
 from app.errors import (
@@ -47,6 +49,7 @@ from app.errors import (
 from app.ledger.booking import Bookkeeper
 from app.ledger.quotas import Reservation
 from app.ledger.repository import ERROR_CHARS, LedgerRow
+from app.ledger.writer import BookingWriter
 from app.observability import metrics
 from app.observability.logging import bind_request, log_request
 from app.settings import RequestLimits
@@ -59,6 +62,7 @@ ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 # HTTP status booked for a stream the client stopped reading (nginx's "client closed request").
 CLIENT_GONE = 499
 PRIORITY_HEADER = "x-priority"
+UNDEFINED_FUNCTION = "42883"
 
 
 @dataclass(slots=True)
@@ -160,6 +164,7 @@ class _Job:
     prompt_tokens: int = 0  # estimated before the call
     # The error bound kept this candidate from serving; the answer labels it.
     explored: LookupResult | None = None
+    writing: bool = False  # its answer is being stored after the response (app.ledger.writer)
 
     @property
     def header_status(self) -> str:
@@ -179,8 +184,13 @@ class CompletionPipeline:
         limits: RequestLimits,
         lease: Lease,
         replica: ReadReplica,
+        fast: FastConnections | None = None,
     ) -> None:
         self.limits = limits
+        # The exact tier's one-round-trip probe (not with a read replica: lookups search there).
+        self.fast = fast if replica.engine is None else None
+        self.writer = BookingWriter(books)
+        self.lease = lease
         self.sessionmaker = sessionmaker
         self.cache = cache
         self.router = router
@@ -269,6 +279,12 @@ class CompletionPipeline:
         except PayloadTooLarge as exc:
             await self._fail(miss, exc)
         lookup_started = time.monotonic()
+        exact_probed = False
+        if self.fast is not None:
+            probed = await self._probe_exact(caller, request, controls, scope, started, lookup_started)
+            if isinstance(probed, ChatAnswer):
+                return probed
+            exact_probed = probed
 
         async def look_up(session: AsyncSession) -> ChatAnswer | tuple[LookupResult, Reservation]:
             async with self.replica.reading(caller.tenant_id) as reads:
@@ -281,16 +297,23 @@ class CompletionPipeline:
                     max_age_s=controls.max_age_s,
                     gate=self.bound.gate(caller.tenant_id, caller.policy),
                     reads=reads,
+                    exact_probed=exact_probed,
                 )
             decision: metrics.LookupDecision = (
                 "exact_hit" if found.tier in ("exact", "alias") else "semantic_hit" if found.entry else "miss"
             )
             metrics.cache_lookup(decision, found.similarity, time.monotonic() - lookup_started)
             if found.entry is None:
-                # A miss reserves its quota in this same transaction: nothing else stands between
-                # the lookup and the model. Its commit is not waited for (see above); the settling
-                # commit, durable, comes later in the WAL and makes both durable.
-                return found, await self._reserve_in(session, miss)
+                # A miss reserves its quota and claims its key among the replicas in this same
+                # transaction: nothing else stands between the lookup and the model. Its commit is
+                # not waited for (see above); the settling commit, durable, comes later in the WAL
+                # and makes both durable.
+                reservation = await self._reserve_in(session, miss)
+                if await InflightRepository(session).claim(
+                    caller.tenant_id, controls.namespace, scope.exact_hash, self.lease
+                ):
+                    miss.replica_key = scope.exact_hash
+                return found, reservation
             return await self._hit(
                 session,
                 caller,
@@ -318,6 +341,8 @@ class CompletionPipeline:
         found, miss.reservation = looked
         leader = self.inflight.join(key, started_at=started)
         if leader is not None:
+            # Its claim is the leader's row too (one holder per process): the leader releases it.
+            miss.replica_key = None
             try:
                 result = await self._wait(leader, deadline)
             except Exception as exc:
@@ -331,6 +356,56 @@ class CompletionPipeline:
         miss.embedding = found.embedding
         miss.explored = found if found.withheld is not None else None
         return await self._miss(miss)
+
+    async def _probe_exact(
+        self,
+        caller: Caller,
+        request: ChatRequest,
+        controls: CacheControls,
+        scope: Scope,
+        started: float,
+        lookup_started: float,
+    ) -> ChatAnswer | bool:
+        """The exact tier in one round trip (no transaction, no ORM); a hit's booking is written
+        after the response. The answer on a hit, else whether the probe ran (and found nothing)."""
+        assert self.fast is not None
+        try:
+            found = await self.cache.probe_exact(
+                self.fast,
+                caller.tenant_id,
+                controls.namespace,
+                scope,
+                caller.policy.verifier_policy(controls.threshold),
+                max_age_s=controls.max_age_s,
+            )
+        except Exception as exc:
+            if connection_failed(exc):
+                return False  # the transaction's lookup decides (an outage: BYPASS)
+            if getattr(exc, "sqlstate", None) == UNDEFINED_FUNCTION:
+                log.warning(
+                    "deja_exact_probe is missing (migrations not applied): exact probes use transactions"
+                )
+                self.fast = None
+                return False
+            raise
+        if found is None or found.entry is None:
+            return True
+        metrics.cache_lookup("exact_hit", found.similarity, time.monotonic() - lookup_started)
+        entry = found.entry
+        latency_ms = (time.monotonic() - started) * 1000
+        row = await self._hit_row(
+            caller,
+            request,
+            controls,
+            latency_ms,
+            entry.model,
+            Usage(entry.prompt_tokens, entry.completion_tokens),
+        )
+        row.similarity, row.entry_id, row.used_model = entry.similarity, entry.id, entry.response.get("model")
+        metrics.add_avoided_cost(row.used_model, row.avoided_cost_usd)
+        await self.writer.submit(row)
+        caller.booked = True
+        return _replay(request, entry.response, entry.id, entry.similarity, found.tier, latency_ms)
 
     # Hits.
 
@@ -389,7 +464,7 @@ class CompletionPipeline:
         metrics.add_avoided_cost(model, row.avoided_cost_usd)
         if entry_id is not None:
             self.cache.record_hit(entry_id)
-        await self.books.book(row, reservation=release)
+        await self.writer.submit(row, reservation=release)
         caller.booked = True
         metrics.cache_lookup("coalesced")
         return _replay(request, completion, entry_id, 1.0, "coalesced", latency_ms)
@@ -416,7 +491,7 @@ class CompletionPipeline:
         if job.key is not None:
             job.future = self.inflight.lead(job.key)
         try:
-            if job.key is not None and job.scope is not None:
+            if job.key is not None and job.scope is not None and job.replica_key is None:
                 followed = await self._follow_replica(job, job.scope)
                 if followed is not None:
                     return followed
@@ -478,7 +553,9 @@ class CompletionPipeline:
         if job.future is not None and job.key is not None:
             # Only a stored answer stays joinable after the fact (no-store means: do not reuse).
             stored = result is not None and result[1] is not None
-            self.inflight.finish(job.key, job.future, result=result, error=error, linger=stored)
+            self.inflight.finish(
+                job.key, job.future, result=result, error=error, linger=stored, written=not job.writing
+            )
         if job.replica_key is not None:
             # After the answer's entry is stored: the other replicas' followers look for it then.
             self._spawn(self.replicas.release(job.caller.tenant_id, job.controls.namespace, job.replica_key))
@@ -532,10 +609,13 @@ class CompletionPipeline:
             explored=job.explored is not None,
         )
         scope = job.scope if not job.controls.no_store else None
+        # The answer goes to the client first; storing it, settling the quota and booking the
+        # request are written after (app.ledger.writer), under the entry id chosen here.
+        row.entry_id = uuid.uuid4() if scope is not None else None
 
         async def store(session: AsyncSession) -> None:
             if scope is not None:
-                row.entry_id = await self.cache.store(
+                await self.cache.store(
                     session,
                     job.caller.tenant_id,
                     job.controls.namespace,
@@ -544,10 +624,29 @@ class CompletionPipeline:
                     ttl_s=job.controls.ttl_s or job.caller.policy.default_ttl_s,
                     embedding=job.embedding,
                     cost_usd=cost,
+                    entry_id=row.entry_id,
                 )
 
-        if not await self.books.book(row, reservation=job.reservation, usage=usage, also=store):
-            row.entry_id = None  # booked (or spooled) without the stored answer
+        key, future, replica_key = job.key, job.future, job.replica_key
+        tenant_id, namespace = job.caller.tenant_id, job.controls.namespace
+        job.replica_key = None  # released by `stored`, once the answer is written
+        job.writing = key is not None and future is not None
+
+        async def stored(_written: bool) -> None:
+            if key is not None and future is not None:
+                self.inflight.written(key, future)
+            if replica_key is not None:
+                # After the answer's entry is stored: the other replicas' followers look for it then.
+                await self.replicas.release(tenant_id, namespace, replica_key)
+
+        entry_id = row.entry_id
+        await self.writer.submit(
+            row,
+            reservation=job.reservation,
+            usage=usage,
+            also=store if scope is not None else None,
+            after=stored,
+        )
         job.caller.booked = True
         metrics.add_cost(model_used, cost)
         if job.explored is not None and job.scope is not None:
@@ -562,7 +661,7 @@ class CompletionPipeline:
             cache_status=job.header_status,
             model_used=model_used,
             completion=completion,
-            entry_id=row.entry_id,
+            entry_id=entry_id,
             tokens_used=usage.total,
             cost_usd=cost,
             latency_ms=row.latency_ms,
@@ -789,6 +888,7 @@ class CompletionPipeline:
     async def aclose(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        await self.writer.aclose()
 
 
 def _deadline_passed(timeout_s: float) -> UpstreamTimeout:

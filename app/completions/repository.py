@@ -9,14 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.leases import Lease
 
-# Claim the key, or take it over from a holder whose lease ran out.
+# Claim the key, or take it over from a holder whose lease ran out. A key this process holds
+# already is left over (a release the database missed while it was down): within a process one
+# request leads at a time (SingleFlight), so it is claimed again.
 _CLAIM = text(
     """
     INSERT INTO inflight_misses (tenant_id, namespace, exact_hash, holder, expires_at)
     VALUES (:tenant_id, :namespace, :exact_hash, :holder, now() + make_interval(secs => :lease_s))
     ON CONFLICT (tenant_id, namespace, exact_hash) DO UPDATE
     SET holder = excluded.holder, expires_at = excluded.expires_at
-    WHERE inflight_misses.expires_at < now()
+    WHERE inflight_misses.expires_at < now() OR inflight_misses.holder = excluded.holder
     RETURNING holder
     """
 )

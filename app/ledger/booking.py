@@ -9,6 +9,7 @@ how it is written down is decided here, once.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -105,6 +106,8 @@ class Bookkeeper:
         try:
             written = await attempt(self.sessionmaker, write, tenant_id=row.tenant_id)
         except Exception as exc:
+            if also is not None:
+                row.entry_id = None  # whatever `also` stored was rolled back with it
             # Not an outage. Without parameters (the engine hides them), so no prompt text here.
             log.error(
                 "booking failed; %s",
@@ -118,9 +121,33 @@ class Bookkeeper:
                 await self.spool.append(row, reservation)
             return False
         if isinstance(written, DatabaseDown):
+            if also is not None:
+                row.entry_id = None
             await self.spool.append(row, reservation)  # settled when it is replayed
             return False
         return True
+
+    async def book_many(self, rows: list[LedgerRow]) -> None:
+        """Book rows that settle nothing (hits), one transaction per tenant; not durable (as a
+        hit's booking always was: docs/reliability.md). What the database cannot take goes to the
+        spool, and a batch it refuses is booked row by row, so one bad row spools alone."""
+        by_tenant: dict[uuid.UUID, list[LedgerRow]] = {}
+        for row in rows:
+            by_tenant.setdefault(row.tenant_id, []).append(row)
+        for tenant_id, own in by_tenant.items():
+
+            async def write(session: AsyncSession, own: list[LedgerRow] = own) -> None:
+                await LedgerRepository(session).append_many(own)
+
+            try:
+                written = await attempt(self.sessionmaker, write, tenant_id=tenant_id, durable=False)
+            except Exception:
+                for row in own:
+                    await self.book(row)
+                continue
+            if isinstance(written, DatabaseDown):
+                for row in own:
+                    await self.spool.append(row, None)
 
     async def book_hit(self, session: AsyncSession, row: LedgerRow) -> None:
         """Book a hit inside the lookup's own transaction (it writes the entry's hit count too)."""

@@ -114,6 +114,11 @@ class LedgerRepository:
         result = await self.session.execute(_APPEND, row.storable())
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def append_many(self, rows: Sequence[LedgerRow]) -> None:
+        """Book several requests in one statement (executemany); request ids already booked are left."""
+        if rows:
+            await self.session.execute(_APPEND, [row.storable() for row in rows])
+
     async def entry_for_request(self, request_id: str) -> uuid.UUID | None:
         """The cache entry that served this request, if it was a hit: by Déjà's id, else the
         latest hit the client gave this id to (row-level security keeps it to the tenant)."""

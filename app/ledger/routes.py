@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.dependencies import TENANT_DEPENDENCIES
 from app.ledger.pricing import money_text
 from app.ledger.quotas import PeriodUsage, QuotaRepository, period_end
+from app.services import Services
 from app.tenants.auth import Principal
 
 
@@ -77,8 +78,12 @@ class UsageController(Controller):
 
     @get("/", summary="The calling tenant's usage (upstream calls; hits are free) and what its quotas leave")
     async def usage(
-        self, tenant: NamedDependency[Principal], session: NamedDependency[AsyncSession]
+        self,
+        tenant: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        services: NamedDependency[Services],
     ) -> UsageOut:
+        await services.pipeline.writer.flush()  # this process's bookings, written after their responses
         periods = await QuotaRepository(session).usage(tenant.require_tenant(), datetime.now(UTC))
         return UsageOut(
             tenant_id=tenant.require_tenant(),

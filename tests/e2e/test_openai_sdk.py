@@ -32,7 +32,9 @@ def unique(text: str) -> str:
     return f"{text} (ticket {uuid.uuid4().hex[:6]})"
 
 
-async def test_miss_then_paraphrase_hit_with_the_same_content(client: openai.AsyncOpenAI) -> None:
+async def test_miss_then_paraphrase_hit_with_the_same_content(
+    client: openai.AsyncOpenAI, deja: ServerThread
+) -> None:
     first = await client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "How do I reset my VPN password?"}]
     )
@@ -41,6 +43,7 @@ async def test_miss_then_paraphrase_hit_with_the_same_content(client: openai.Asy
     assert miss.choices[0].message.content
     assert miss.usage is not None
     assert miss.usage.completion_tokens > 0
+    await deja.settle()  # the answer is stored just after it is sent
 
     second = await client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "how can I reset my VPN password"}]
@@ -345,7 +348,7 @@ async def test_every_upstream_failing_is_a_502_or_a_stale_answer_when_allowed(
 
 
 async def test_metrics_count_what_the_requests_did(
-    client: openai.AsyncOpenAI, http: httpx.AsyncClient
+    client: openai.AsyncOpenAI, http: httpx.AsyncClient, deja: ServerThread
 ) -> None:
     def value(text: str, prefix: str) -> float:
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
@@ -353,6 +356,7 @@ async def test_metrics_count_what_the_requests_did(
     before = (await http.get("/metrics")).text
     prompt = unique("How do I request a new laptop?")
     await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
+    await deja.settle()  # stored: the repeat is an exact hit (before that it joins the first, coalesced)
     await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
     after = (await http.get("/metrics")).text
     for series in ('deja_cache_lookups_total{result="miss"}', 'deja_cache_lookups_total{result="exact_hit"}'):

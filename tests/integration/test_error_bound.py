@@ -86,7 +86,14 @@ def bound_deja(
 
 @pytest.fixture
 async def client(bound_deja: ServerThread) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=bound_deja.url, timeout=30) as http:
+    async def settled(_: httpx.Response) -> None:
+        # Answers are stored and booked just after they are sent: these tests read what each
+        # request left behind before sending the next, so each waits for that.
+        await bound_deja.settle()
+
+    async with httpx.AsyncClient(
+        base_url=bound_deja.url, timeout=30, event_hooks={"response": [settled]}
+    ) as http:
         yield http
 
 

@@ -20,6 +20,7 @@ from app.ledger.quotas import QuotaRepository
 from app.ledger.repository import LedgerRow
 from app.ledger.spool import LedgerSpool
 from app.observability.metrics import METRICS
+from tests.conftest import ServerThread
 
 
 async def _rows(
@@ -33,7 +34,7 @@ async def _rows(
 
 
 async def test_a_reused_client_request_id_still_books_every_request(
-    http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient, make_tenant, deja: ServerThread, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     first, second = await make_tenant("rid"), await make_tenant("rid")
     shared = f"same-{uuid.uuid4().hex[:8]}"
@@ -58,6 +59,7 @@ async def test_a_reused_client_request_id_still_books_every_request(
     )
     assert other.status_code == 200
 
+    await deja.settle()  # booked just after the answers
     rows = await _rows(sessionmaker, first.tenant_id)
     assert sorted(r[0] for r in rows) == sorted(answered)
     assert {r[1] for r in rows} == {shared}

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
 from app.ledger.models import Quota
+from tests.conftest import ServerThread
 
 
 async def set_quota(
@@ -24,6 +25,7 @@ async def set_quota(
 async def test_concurrent_requests_cannot_overspend_a_dollar_quota(
     http: httpx.AsyncClient,
     make_tenant,
+    deja: ServerThread,
     sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
 ) -> None:
     tenant = await make_tenant("quota")
@@ -54,6 +56,7 @@ async def test_concurrent_requests_cannot_overspend_a_dollar_quota(
         assert problem["quota"] == {"period": "month", "limit": "cost"}
         assert "quota is exhausted" in problem["detail"]
 
+    await deja.settle()  # the answers' bookings are written just after them
     async with transaction(sessionmaker, system=True) as session:
         booked = (
             await session.execute(

@@ -27,7 +27,7 @@ from app.settings import Settings
 from app.tenants.repository import KeyRepository, TenantRepository
 from app.toolkit.fakellm.config import FakeLLMConfig
 from app.toolkit.fakellm.server import FakeLLMServer
-from tests.conftest import start_deja_serve
+from tests.conftest import eventually, start_deja_serve
 
 ADMIN = {"Authorization": "Bearer replicas-admin"}
 LEASE_S = 3  # short, so that the SIGKILL test waits seconds, not the default's 40
@@ -125,14 +125,18 @@ async def test_identical_misses_over_three_replicas_make_one_upstream_call(repli
     assert await replicas.calls() - before == 1
     assert sorted(r.headers["x-cache"] for r in responses) == ["HIT"] * 19 + ["MISS"]
     assert len({r.json()["choices"][0]["message"]["content"] for r in responses}) == 1
-    async with transaction(replicas.sessionmaker, system=True) as session:
-        statuses = (
-            await session.execute(
+
+    async def statuses() -> dict[str, int] | None:
+        async with transaction(replicas.sessionmaker, system=True) as session:
+            rows = await session.execute(
                 text("SELECT cache_status, count(*) FROM ledger WHERE tenant_id = :t GROUP BY 1"),
                 {"t": tenant_id},
             )
-        ).all()
-    assert dict(statuses) == {"miss": 1, "hit": 19}
+            counted = {status: int(n) for status, n in rows}
+        return counted if sum(counted.values()) >= 20 else None
+
+    # Booked just after the responses, by each replica.
+    assert await eventually(statuses) == {"miss": 1, "hit": 19}
 
 
 async def test_a_daily_quota_of_ten_requests_holds_over_three_replicas(replicas: Replicas) -> None:

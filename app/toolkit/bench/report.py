@@ -111,7 +111,7 @@ def targets(result: BenchResult) -> list[list[str]]:
         rows.append([name, target, measured, "n/a" if met is None else ("met" if met else "not met")])
 
     row("exact hit, lookup p50", "<= 2 ms", f"{ms(exact.p50)} ms", exact.p50 <= 2)
-    row("semantic lookup p50", "<= 15 ms", f"{ms(semantic.p50)} ms", semantic.p50 <= 15)
+    row("semantic lookup p50", "<= 12 ms", f"{ms(semantic.p50)} ms", semantic.p50 <= 12)
     row("semantic lookup p99", "<= 40 ms", f"{ms(semantic.p99)} ms", semantic.p99 <= 40)
     for r in side.recall_sets:
         row(f"recall@1, {r.name}, service query", ">= 0.98", f"{r.recall:.3f}", r.recall >= 0.98)
@@ -120,13 +120,13 @@ def targets(result: BenchResult) -> list[list[str]]:
         miss, direct = result.http_class("miss" + suffix), result.http_class("model direct" + suffix)
         if miss and direct and miss.latencies_ms and direct.latencies_ms:
             overhead = Summary.of(miss.latencies_ms).p50 - Summary.of(direct.latencies_ms).p50
-            row(f"miss overhead p50, {where}", "<= 5 ms", f"{ms(overhead)} ms", overhead <= 5)
+            row(f"miss overhead p50, {where}", "<= 10 ms", f"{ms(overhead)} ms", overhead <= 10)
     for name, lookup in (("exact hit, 1 client", exact), ("semantic hit, 1 client", semantic)):
         http = result.http_class(name)
         if http and http.latencies_ms:
             over = Summary.of(http.latencies_ms).p50 - lookup.p50
             row(f"{name} over HTTP, p50 above the lookup's own", "<= 10 ms", f"{ms(over)} ms", over <= 10)
-    for name, rate in (("exact hit", 1000), ("semantic hit", 200)):
+    for name, rate in (("exact hit", 1500), ("semantic hit", 300)):
         http = result.http_class(name)
         if http and http.latencies_ms:
             p99 = Summary.of(http.latencies_ms).p99
@@ -240,6 +240,8 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
     out.append(
         "One `CacheService.lookup` at a time, in-process, on the warm database (after warm-up "
         'lookups); "in transaction" adds opening the transaction, the tenant context and the commit. '
+        "The one-round-trip probe is what the request path runs for the exact tier: one statement "
+        "outside any transaction that sets the tenant context itself. "
         "The parts are timed in separate calls of the same code."
     )
     out.append("")
@@ -249,6 +251,10 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
             [
                 ["exact hit: lookup", *Summary.of(side.exact_ms).cells()],
                 ["exact hit: in transaction", *Summary.of(side.exact_tx_ms).cells()],
+                [
+                    "exact hit: one-round-trip probe (the request path)",
+                    *Summary.of(side.exact_probe_ms).cells(),
+                ],
                 ["semantic: lookup (embed + search + verify)", *Summary.of(side.semantic_ms).cells()],
                 ["semantic: in transaction", *Summary.of(side.semantic_tx_ms).cells()],
                 ["part: embedding", *Summary.of(side.embed_ms).cells()],

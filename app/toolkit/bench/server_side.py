@@ -30,6 +30,7 @@ from app.cache.repository import CacheRepository, StoredEntry
 from app.cache.service import CacheService
 from app.cache.verifier import Candidate, VerifierPolicy
 from app.db.engine import transaction
+from app.db.fastpath import FastConnections
 from app.toolkit.bench.load import Group, LoadResult, RealEntry, draw_vectors, request_scope
 
 Progress = Callable[[int], None]
@@ -67,6 +68,7 @@ class RecallSet:
 class ServerSideResult:
     exact_ms: list[float] = field(default_factory=list)
     exact_tx_ms: list[float] = field(default_factory=list)
+    exact_probe_ms: list[float] = field(default_factory=list)
     semantic_ms: list[float] = field(default_factory=list)
     semantic_tx_ms: list[float] = field(default_factory=list)
     embed_ms: list[float] = field(default_factory=list)
@@ -191,6 +193,19 @@ async def run_server_side(
             result.exact_ms.append(lookup_ms)
             result.exact_tx_ms.append(tx_ms)
         progress(1)
+
+    # The same exact hits through the request path's probe: one statement, one round trip, no
+    # transaction (the probe sets the tenant context itself).
+    fast = FastConnections(engine.url.render_as_string(hide_password=False), size=1)
+    try:
+        for entry in (rng.choice(real) for _ in range(exact_queries)):
+            scope = request_scope(entry.pair.prompt)
+            started = time.perf_counter()
+            probed = await cache.probe_exact(fast, entry.tenant.id, "", scope, policy)
+            if probed is not None:
+                result.exact_probe_ms.append((time.perf_counter() - started) * 1000)
+    finally:
+        await fast.aclose()
 
     # Semantic lookups: paraphrases of stored prompts, whole and in parts.
     sample = rng.sample(real, min(semantic_queries, len(real)))

@@ -1,0 +1,141 @@
+"""Bookings written after the response: a bounded queue and one task that drains it.
+
+A hit's ledger row and a miss's stored answer, settled quota and ledger row are written here,
+once the client has its answer. Rows that are only a booking (hits) are written in batches, one
+transaction per tenant; the others one `Bookkeeper.book` each (its answer stored in the same
+transaction). Whatever the database refuses or cannot take goes where `Bookkeeper` sends it (the
+durable spool), so nothing is lost; a full queue makes the request write its booking itself
+(the queue bounds memory, never drops). Closing drains the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from app.ledger.booking import Bookkeeper, Work
+from app.ledger.quotas import Reservation
+from app.ledger.repository import LedgerRow
+from app.upstream.usage import Usage
+
+log = logging.getLogger(__name__)
+
+# Called once the booking is written (True) or was booked without its `also` (False).
+After = Callable[[bool], Awaitable[None]]
+BATCH = 256
+
+
+@dataclass(slots=True)
+class _Booking:
+    row: LedgerRow
+    reservation: Reservation | None = None
+    usage: Usage | None = None
+    also: Work | None = None
+    after: After | None = None
+
+    @property
+    def plain(self) -> bool:
+        return self.also is None and self.reservation is None and self.after is None
+
+
+class BookingWriter:
+    def __init__(self, books: Bookkeeper, *, max_pending: int = 10_000) -> None:
+        self.books = books
+        # Bookings, and markers that `flush` waits on (FIFO: done once everything before is written).
+        self._queue: asyncio.Queue[_Booking | asyncio.Future[None]] = asyncio.Queue(maxsize=max_pending)
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._busy = False
+
+    async def submit(
+        self,
+        row: LedgerRow,
+        *,
+        reservation: Reservation | None = None,
+        usage: Usage | None = None,
+        also: Work | None = None,
+        after: After | None = None,
+    ) -> None:
+        """Book `row` (with `also`, settling `reservation`) after this request; `after` runs once it is written."""
+        booking = _Booking(row, reservation, usage, also, after)
+        if not self._closed:
+            try:
+                self._queue.put_nowait(booking)
+            except asyncio.QueueFull:
+                pass
+            else:
+                if self._task is None or self._task.done():
+                    # A context of its own: not the request's that happened to start it (log fields).
+                    self._task = asyncio.create_task(
+                        self._run(), name="booking-writer", context=contextvars.Context()
+                    )
+                return
+        await self._write([booking])  # closed, or the queue is full: written by the request itself
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is written (or spooled)."""
+        if self._task is None or self._task.done() or (self._queue.empty() and not self._busy):
+            return
+        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put(marker)
+        await marker
+
+    async def aclose(self) -> None:
+        """Write what is queued, then stop; later submissions are written by their requests."""
+        self._closed = True
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            items = [await self._queue.get()]
+            while len(items) < BATCH:
+                try:
+                    items.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            self._busy = True
+            try:
+                await self._write([item for item in items if isinstance(item, _Booking)])
+            except Exception:
+                log.exception("bookings not written by the writer")
+            finally:
+                self._busy = False
+                for item in items:
+                    if isinstance(item, asyncio.Future) and not item.done():
+                        item.set_result(None)
+
+    async def _write(self, batch: list[_Booking]) -> None:
+        plain = [booking.row for booking in batch if booking.plain]
+        if plain:
+            await self.books.book_many(plain)
+        for booking in batch:
+            if booking.plain:
+                continue
+            written = False
+            try:
+                written = await self.books.book(
+                    booking.row, reservation=booking.reservation, usage=booking.usage, also=booking.also
+                )
+            except Exception:
+                # book() spools what the database refuses; this is the spool itself failing.
+                log.exception("booking lost", extra={"request_id": booking.row.request_id})
+            finally:
+                if booking.after is not None:
+                    try:
+                        await booking.after(written)
+                    except Exception:
+                        log.exception(
+                            "after-booking step failed", extra={"request_id": booking.row.request_id}
+                        )

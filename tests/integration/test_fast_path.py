@@ -1,0 +1,182 @@
+"""The cheap paths: an exact hit in one database round trip (still under row-level security), and
+a miss answered before its answer is stored and its request booked (written right after, exactly
+once, and spooled when the database refuses the write)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cache.scope import scope_of
+from app.db.engine import transaction
+from app.settings import Settings
+from tests.conftest import ServerThread, eventually
+from tests.integration.test_cache_api import answer_of, lookup, store
+
+PROBE = text("SELECT id, alias FROM deja_exact_probe(:t, :ns, :h, NULL, 0, 2.0)")
+
+
+def chat(content: str, model: str = "gpt-4o-mini") -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": content}]}
+
+
+async def test_a_tenant_cannot_read_another_tenants_entry_through_the_fast_path(
+    http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:  # type: ignore[no-untyped-def]
+    a, b = await make_tenant("fast-a"), await make_tenant("fast-b")
+    prompt = f"What is tenant B's door code? {uuid.uuid4().hex[:6]}"
+    b_entry = await store(http, b.headers, prompt, "B's secret: 4711")
+    hit = await lookup(http, b.headers, prompt)
+    assert (hit["hit"], hit["tier"], hit["entry_id"]) == (True, "exact", b_entry)
+
+    # Tenant A sends B's very prompt: the exact probe finds nothing of B's.
+    assert (await lookup(http, a.headers, prompt))["hit"] is False
+
+    exact_hash = scope_of("gpt-4o-mini", [{"role": "user", "content": prompt}]).exact_hash
+    async with sessionmaker() as session:
+        # The function runs with the caller's rights: not SECURITY DEFINER, and the role it runs
+        # as is subject to row-level security.
+        definer, bypass = (
+            await session.execute(
+                text(
+                    "SELECT p.prosecdef, r.rolbypassrls OR r.rolsuper FROM pg_proc p, pg_roles r "
+                    "WHERE p.proname = 'deja_exact_probe' AND r.rolname = current_user"
+                )
+            )
+        ).one()
+        assert (definer, bypass) == (False, False)
+        # Asked for B's hash as tenant A: nothing. As B: B's entry.
+        args = {"ns": "", "h": exact_hash}
+        assert (await session.execute(PROBE, {**args, "t": a.tenant_id})).first() is None
+        assert str((await session.execute(PROBE, {**args, "t": b.tenant_id})).one().id) == b_entry
+        await session.rollback()
+    async with sessionmaker() as session, session.begin():
+        # The context the function sets is the one row-level security reads: inside A's, B's rows
+        # are invisible even to a query that asks for them by tenant.
+        assert (await session.execute(PROBE, {**args, "t": a.tenant_id})).first() is None
+        visible = await session.execute(
+            text("SELECT count(*) FROM cache_entries WHERE tenant_id = :b"), {"b": b.tenant_id}
+        )
+        assert visible.scalar_one() == 0
+
+    # By chat too: a miss (the model answers, not B's entry).
+    response = await http.post("/v1/chat/completions", headers=a.headers, json=chat(prompt))
+    assert (response.status_code, response.headers["x-cache"]) == (200, "MISS")
+    assert "4711" not in response.text
+
+
+async def test_an_exact_hit_by_chat_is_served_and_booked_once(
+    http: httpx.AsyncClient,
+    make_tenant,
+    deja: ServerThread,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant("fast-hit")
+    prompt = f"How long is the onboarding? {uuid.uuid4().hex[:6]}"
+    await store(http, t.headers, prompt, "Two weeks.")
+    response = await http.post("/v1/chat/completions", headers=t.headers, json=chat(prompt))
+    assert response.headers["x-cache"] == "HIT"
+    assert response.json()["choices"][0]["message"]["content"] == "Two weeks."
+    request_id = response.headers["x-request-id"]
+
+    async def booked() -> list[Any]:
+        async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+            rows = await session.execute(
+                text("SELECT cache_status, entry_id FROM ledger WHERE request_id = :r"), {"r": request_id}
+            )
+            return list(rows)
+
+    rows = await eventually(booked)
+    assert [(status, str(entry)) for status, entry in rows] == [("hit", response.headers["x-cache-entry"])]
+
+
+async def test_a_miss_is_stored_and_booked_after_its_response(
+    http: httpx.AsyncClient,
+    make_tenant,
+    deja: ServerThread,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant("fast-miss")
+    prompt = f"Where is the VPN guide? {uuid.uuid4().hex[:6]}"
+    response = await http.post("/v1/chat/completions", headers=t.headers, json=chat(prompt))
+    assert (response.status_code, response.headers["x-cache"]) == (200, "MISS")
+    request_id = response.headers["x-request-id"]
+
+    async def booked() -> list[Any]:
+        async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+            rows = await session.execute(
+                text("SELECT cache_status, entry_id, cost_usd FROM ledger WHERE request_id = :r"),
+                {"r": request_id},
+            )
+            return list(rows)
+
+    rows = await eventually(booked)
+    assert len(rows) == 1
+    status, entry_id, cost = rows[0]
+    assert (status, cost > 0) == ("miss", True)
+    # The stored answer is the one the client got, under the entry its booking names.
+    again = await lookup(http, t.headers, prompt)
+    assert (again["hit"], again["entry_id"]) == (True, str(entry_id))
+    assert answer_of(again) == response.json()["choices"][0]["message"]["content"]
+    # Its quota reservation was settled: nothing is held any more.
+    await deja.settle()
+    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+        held = await session.execute(
+            text("SELECT count(*) FROM quota_reservations WHERE tenant_id = :t"), {"t": t.tenant_id}
+        )
+        assert held.scalar_one() == 0
+    assert len(await booked()) == 1
+
+
+async def test_a_refused_background_write_goes_to_the_spool_and_is_booked_later(
+    http: httpx.AsyncClient,
+    make_tenant,
+    deja: ServerThread,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant("fast-refused")
+    name = f"refuse_{t.tenant_id.hex}"
+    async with transaction(sessionmaker, system=True) as session:
+        # The database refuses this tenant's bookings as it does while it shuts down (57P03).
+        await session.execute(
+            text(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'not now' USING ERRCODE = '57P03'; END $$"
+            )
+        )
+        await session.execute(
+            text(
+                f"CREATE TRIGGER {name} BEFORE INSERT ON ledger FOR EACH ROW "
+                f"WHEN (NEW.tenant_id = '{t.tenant_id}') EXECUTE FUNCTION {name}()"
+            )
+        )
+    try:
+        prompt = f"Who approves travel? {uuid.uuid4().hex[:6]}"
+        response = await http.post("/v1/chat/completions", headers=t.headers, json=chat(prompt))
+        assert (response.status_code, response.headers["x-cache"]) == (200, "MISS")
+        request_id = response.headers["x-request-id"]
+        await deja.settle()
+        spooled = "".join(p.read_text() for p in (settings.data_dir / "spool").glob("*.jsonl"))
+        assert request_id in spooled
+    finally:
+        async with transaction(sessionmaker, system=True) as session:
+            await session.execute(text(f"DROP TRIGGER {name} ON ledger"))
+            await session.execute(text(f"DROP FUNCTION {name}()"))
+
+    async def booked() -> list[Any]:
+        async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+            rows = await session.execute(
+                text("SELECT cache_status FROM ledger WHERE request_id = :r"), {"r": request_id}
+            )
+            return list(rows)
+
+    # The spool replays it once the database takes it again: exactly one row.
+    assert [row[0] for row in await eventually(booked, within_s=15)] == ["miss"]
+    await asyncio.sleep(2.5)  # another drain: still one
+    assert len(await booked()) == 1
