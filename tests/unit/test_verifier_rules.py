@@ -128,6 +128,25 @@ def test_words_that_trade_places_are_caught_but_reordered_lists_are_not() -> Non
     assert swapped_roles("python memory leak in requests", "memory leak in python requests") is None
 
 
+def test_an_object_turned_possessor_is_a_rewording_not_a_swap() -> None:
+    # "the report for project X" / "project X's report": every role kept.
+    assert (
+        swapped_roles(
+            "Summarise the hiring pipeline report for project Meridian for Q2 2021.",
+            "Give me a summary of project Meridian's hiring pipeline report for Q2 2021.",
+        )
+        is None
+    )
+    assert (
+        swapped_roles("the budget of the Berlin office for Q3", "the Berlin office's budget for Q3") is None
+    )
+    # The ends of a direction still swap.
+    assert (
+        swapped_roles("copy the rows from staging to production", "copy the rows from production to staging")
+        == ORDER
+    )
+
+
 def test_an_added_name_alone_is_not_a_swap() -> None:
     assert different_entities("height of Everest", "elevation of Mount Everest") is None
     assert (

@@ -845,8 +845,12 @@ def _linked_objects_swapped(tokens_a: Sequence[str], tokens_b: Sequence[str]) ->
     other, each object standing as the object of a link in both: they swapped roles, rather than
     a noun compound being reworded ("rows in table orders" vs "rows in orders table")."""
     triples_a, triples_b = _role_triples(tokens_a), _role_triples(tokens_b)
-    objects_a = {obj for _, _, obj in triples_a}
-    objects_b = {obj for _, _, obj in triples_b}
+    # The objects of each link: a swap moves each object to the other's place, under the same
+    # kind of link ("from Paris to Rome" / "from Rome to Paris": Paris and Rome stay objects of
+    # "from" and "to"). A rewording that turns an object into a possessor ("the report for
+    # project X" / "project X's report") leaves it the object of another link, or of none.
+    links_a = {(link, obj) for _, link, obj in triples_a}
+    links_b = {(link, obj) for _, link, obj in triples_b}
     by_head_b: dict[tuple[str, str], list[str]] = {}
     for head, link, obj in triples_b:
         by_head_b.setdefault((head, link), []).append(obj)
@@ -854,10 +858,9 @@ def _linked_objects_swapped(tokens_a: Sequence[str], tokens_b: Sequence[str]) ->
         for obj_b in by_head_b.get((head, link), ()):
             if (
                 obj_a != obj_b
-                and obj_a in objects_b
-                and obj_b in objects_a
                 and (head, link, obj_b) not in triples_a
                 and (head, link, obj_a) not in triples_b
+                and any((other, obj_b) in links_a and (other, obj_a) in links_b for other in _ROLE_LINKS)
             ):
                 return True
     return False
