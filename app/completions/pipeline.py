@@ -393,15 +393,7 @@ class CompletionPipeline:
         metrics.cache_lookup("exact_hit", found.similarity, time.monotonic() - lookup_started)
         entry = found.entry
         latency_ms = (time.monotonic() - started) * 1000
-        row = await self._hit_row(
-            caller,
-            request,
-            controls,
-            latency_ms,
-            entry.model,
-            Usage(entry.prompt_tokens, entry.completion_tokens),
-        )
-        row.similarity, row.entry_id, row.used_model = entry.similarity, entry.id, entry.response.get("model")
+        row = await self._entry_hit_row(caller, request, controls, latency_ms, entry)
         metrics.add_avoided_cost(row.used_model, row.avoided_cost_usd)
         await self.writer.submit(row)
         caller.booked = True
@@ -421,15 +413,7 @@ class CompletionPipeline:
         metadata: dict[str, Any] | None = None,
     ) -> ChatAnswer:
         latency_ms = (time.monotonic() - started) * 1000
-        row = await self._hit_row(
-            caller,
-            request,
-            controls,
-            latency_ms,
-            entry.model,
-            Usage(entry.prompt_tokens, entry.completion_tokens),
-        )
-        row.similarity, row.entry_id, row.used_model = entry.similarity, entry.id, entry.response.get("model")
+        row = await self._entry_hit_row(caller, request, controls, latency_ms, entry)
         row.metadata.update(metadata or {})
         await self.books.book_hit(session, row)
         caller.booked = True
@@ -483,6 +467,26 @@ class CompletionPipeline:
         return _row(
             caller, request.model, controls.namespace, "hit", 200, latency_ms, avoided_cost_usd=avoided
         )
+
+    async def _entry_hit_row(
+        self,
+        caller: Caller,
+        request: ChatRequest,
+        controls: CacheControls,
+        latency_ms: float,
+        entry: StoredEntry,
+    ) -> LedgerRow:
+        """The booking of a hit served from a stored entry (exact, alias or semantic)."""
+        row = await self._hit_row(
+            caller,
+            request,
+            controls,
+            latency_ms,
+            entry.model,
+            Usage(entry.prompt_tokens, entry.completion_tokens),
+        )
+        row.similarity, row.entry_id, row.used_model = entry.similarity, entry.id, entry.response.get("model")
+        return row
 
     # Misses and bypasses.
 
