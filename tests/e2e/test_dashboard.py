@@ -177,10 +177,12 @@ async def test_overview_rebuilt_from_the_rollup_still_matches_admin_stats(
     http: httpx.AsyncClient,
     make_tenant,  # type: ignore[no-untyped-def]
     sessionmaker: async_sessionmaker[AsyncSession],
+    deja: ServerThread,
 ) -> None:
     tenant = await make_tenant("ui-rollup")
     for prompt in ("Explain our SLA.", "Explain our SLA.", "List the holidays.", "Explain our SLA."):
         await request(http, tenant, prompt)
+    await deja.settle()  # the bookings are written after the responses: all four rows exist now
     # Two of its requests happened and were booked three hours ago: closed hours, which the
     # overview rolls up. A third happened then too but was booked now, as a row replayed from
     # the spool after an outage: it is read live, in its own hour, and rolled up later.
