@@ -3,7 +3,7 @@
 # intents, starts the fake model answering from that same file and a fresh Déjà (embedded
 # Postgres in a temporary directory), sets a tenant's {"max_error_rate": 0.02,
 # "answer_judge": "exact"} through PATCH /admin/tenants/{id}, and replays the stream; then the
-# same stream on fresh tenants with the fixed decision: as shipped (cross-encoder >= 0.85),
+# same stream on fresh tenants with the fixed decision: as shipped (the default settings),
 # and stricter (>= 0.95, 0.97, 0.98).
 # Writes docs/error-bound/replay.{json,png} and labels.txt (what the bound learnt).
 # Usage: scripts/error_bound.sh   (env: PYTHON, SEED, QUESTIONS, MAX_ERROR_RATE, OUT)
