@@ -183,7 +183,8 @@ def reverse_direction(text: str, rng: random.Random) -> Variant | None:
 _DETERMINER: Final = re.compile(r"^(?:the|a|an|my|our|your|their|his|her) ", re.IGNORECASE)
 # A side that starts with one of these is a clause ("I download X", "can I lose weight"), not a
 # thing: swapping it with the other side garbles the sentence instead of exchanging two things.
-_NOT_A_THING: Final = frozenset(
+# Pronouns, question words and auxiliaries: a phrase that starts with one is a clause.
+_CLAUSE_WORDS: Final = frozenset(
     [
         "i",
         "you",
@@ -192,9 +193,6 @@ _NOT_A_THING: Final = frozenset(
         "he",
         "she",
         "it",
-        "me",
-        "us",
-        "them",
         "how",
         "what",
         "why",
@@ -214,6 +212,17 @@ _NOT_A_THING: Final = frozenset(
         "will",
         "would",
         "should",
+        "be",
+        "been",
+        "get",
+        "got",
+    ]
+)
+_NOT_A_THING: Final = _CLAUSE_WORDS | frozenset(
+    [
+        "me",
+        "us",
+        "them",
         "shall",
         "may",
         "might",
@@ -221,10 +230,6 @@ _NOT_A_THING: Final = frozenset(
         "have",
         "has",
         "had",
-        "get",
-        "got",
-        "be",
-        "been",
         "being",
         "one",
         "someone",
@@ -416,48 +421,8 @@ _COORDINATED: Final = re.compile(
     r"(?<!between )(?<!from )\b(?P<a>[A-Za-z][\w+#.-]*) (?P<conj>and|or|&) (?P<b>[A-Za-z][\w+#.-]*)\b"
 )
 _BETWEEN: Final = re.compile(rf"\bbetween (?P<a>{_NP}) and (?P<b>{_NP})", re.IGNORECASE)
-_NOT_ITEMS: Final = frozenset(
-    [
-        "i",
-        "you",
-        "we",
-        "they",
-        "he",
-        "she",
-        "it",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-        "then",
-        "so",
-        "not",
-        "also",
-        "just",
-        "get",
-        "got",
-        "how",
-        "what",
-        "why",
-        "when",
-        "where",
-        "who",
-        "which",
-        "that",
-        "this",
-        "there",
-        "here",
-    ]
+_NOT_ITEMS: Final = _CLAUSE_WORDS | frozenset(
+    ["also", "just", "not", "so", "that", "then", "there", "here", "this"]
 )
 
 
