@@ -7,6 +7,7 @@ import random
 from app.toolkit.ml.swaps import (
     ROLE_FRAMES,
     Variant,
+    front_setting,
     move_clause,
     opposite,
     passive,
@@ -102,6 +103,25 @@ def test_reorders_that_keep_every_role_are_paraphrases() -> None:
     assert made_passive is not None
     assert made_passive.text == "The expense report is approved by the manager"
     assert {v.label for v in (moved, coordinated, owned, made_passive)} == {1}
+
+
+def test_a_phrase_of_time_place_or_tool_moves_to_the_front_and_back() -> None:
+    fronted = front_setting("What was the budget for project Nova in Q3 2023?", rng())
+    tool = front_setting("How do I make a pivot table in Excel?", rng())
+    back = front_setting("This week, who's on call for payments at the Berlin office?", rng())
+
+    assert fronted is not None
+    assert fronted.text == "In Q3 2023, what was the budget for project Nova?"
+    assert tool is not None
+    assert tool.text == "In Excel, how do I make a pivot table?"
+    assert back is not None
+    assert back.text == "Who's on call for payments at the Berlin office this week?"
+    assert {v.label for v in (fronted, tool, back)} == {1}
+
+
+def test_the_end_of_a_direction_is_never_moved_as_a_setting() -> None:
+    # "to MySQL" is where the migration goes, not when or where the question holds.
+    assert front_setting("Migrate the orders database from Postgres to MySQL", rng()) is None
 
 
 def test_a_word_inside_a_longer_phrase_is_not_swapped_as_an_item() -> None:

@@ -66,7 +66,7 @@ def train_verifier_command(
     ),
     seed: Annotated[int, typer.Option(help="Seeds data generation, initialisation and order.")] = 13,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over every training pair.")] = 3,
-    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 3000,
+    generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 5000,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     learning_rate: Annotated[float, typer.Option(help="Peak rate of the encoder layers.")] = 6e-5,
     threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,

@@ -9,7 +9,8 @@ and returns a variant with its label:
   person), two parties' roles exchanged (manager/report, buyer/seller, ...), the two sides of
   a contrast or comparison swapped (A but not B, A rather than B, A more than B), a word
   replaced by its opposite (up/down, increase/decrease, buy/sell) or two opposites exchanged;
-- positives: reorders that keep every role: a conditional clause moved to the other end,
+- positives: reorders that keep every role: a conditional clause moved to the other end, a
+  phrase of time, place or tool ("this week", "in the Berlin office", "in Excel") moved to the front,
   two coordinated items swapped (A and B), "the X of Y" as "Y's X", "X for Y" as "Y's X",
   an active sentence with two parties made passive.
 
@@ -417,6 +418,58 @@ def move_clause(text: str, rng: random.Random) -> Variant | None:
     return None
 
 
+# A phrase that says when, where or in what a question holds; it reads the same at either end.
+_MONTH: Final = (
+    r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+)
+_DAY: Final = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_SETTING: Final = (
+    r"(?:(?:this|next|last|every) (?:week|month|quarter|year|sprint|weekend|morning|evening|"
+    rf"{_DAY}|{_MONTH})|today|tomorrow|yesterday|tonight|right now|"
+    rf"(?:in|during|for|by|before|after|until) (?:Q[1-4](?: \d{{4}})?|H[12](?: \d{{4}})?|\d{{4}}|"
+    rf"{_MONTH}(?: \d{{4}})?|the (?:first|second|third|last|next|past) (?:\w+ )?(?:week|month|quarter|"
+    rf"year|half|days|weeks|months)s?)|on {_DAY}s?|"
+    r"(?:in|at|for) (?:the |our |my )?[A-Z][\w&-]*(?: [A-Z][\w&-]*){0,2}"
+    r"(?: (?:office|team|site|region|branch|department|store|warehouse|plant|account|project))?|"
+    r"(?:in|using|with) (?:Python|SQL|Excel|Postgres|PostgreSQL|MySQL|Java|JavaScript|TypeScript|Go|Rust|"
+    r"pandas|Kubernetes|Terraform|AWS|Azure|GCP|Jira|Slack|Salesforce|Google Sheets))"
+)
+_TRAILING_SETTING: Final = re.compile(
+    rf"^(?P<main>[^,;:]{{10,}}?),? (?P<setting>{_SETTING})(?P<end>[?.!]*)$"
+)
+_LEADING_SETTING: Final = re.compile(
+    rf"^(?P<setting>{_SETTING}),? (?P<main>[^,;:]{{10,}}?)(?P<end>[?.!]*)$", re.IGNORECASE
+)
+# First words that lose their capital when a phrase moves in front of them.
+_LOWERABLE: Final = frozenset(
+    "what who whom whose how when where which why can could do does did is are was were should would "
+    "will shall may please write draft give show tell list summarise summarize explain find create "
+    "compare calculate send prepare make get set book check help any the a an".split()
+)
+
+
+def front_setting(text: str, rng: random.Random) -> Variant | None:
+    """'Who is on call this week?' <-> 'This week, who is on call?'; 'How do I pivot in Excel?'
+    <-> 'In Excel, how do I pivot?': the same question with its when, where or what-in moved."""
+    stripped = text.strip()
+    match = _LEADING_SETTING.match(stripped)
+    if match:
+        setting, main = match.group("setting"), match.group("main")
+        setting = setting[:1].lower() + setting[1:] if setting.split()[0].lower() in _LOWERABLE | {
+            "this", "next", "last", "every", "today", "tomorrow", "yesterday", "tonight", "right",
+            "in", "during", "for", "by", "before", "after", "until", "on", "at", "using", "with",
+        } else setting
+        return Variant(f"{main[:1].upper()}{main[1:]} {setting}{match.group('end')}", 1, "setting-moved")
+    match = _TRAILING_SETTING.match(stripped)
+    if not match or re.search(r"\b(?:from|to|than|between|versus|vs)\b$", match.group("main"), re.IGNORECASE):
+        return None
+    setting, main = match.group("setting"), match.group("main")
+    first = main.split()[0]
+    if first.lower() in _LOWERABLE and first != "I":
+        main = first.lower() + main[len(first) :]
+    return Variant(f"{setting[:1].upper()}{setting[1:]}, {main}{match.group('end')}", 1, "setting-moved")
+
+
 _COORDINATED: Final = re.compile(
     r"(?<!between )(?<!from )\b(?P<a>[A-Za-z][\w+#.-]*) (?P<conj>and|or|&) (?P<b>[A-Za-z][\w+#.-]*)\b"
 )
@@ -537,6 +590,7 @@ NEGATIVE_TRANSFORMS: Final[tuple[Callable[[str, random.Random], Variant | None],
 )
 POSITIVE_TRANSFORMS: Final[tuple[Callable[[str, random.Random], Variant | None], ...]] = (
     move_clause,
+    front_setting,
     swap_coordinated,
     possessive,
     passive,

@@ -56,7 +56,7 @@ class TrainConfig:
     work_dir: Path = Path(".ml-work/verifier")
     seed: int = 13
     epochs: int = 3
-    generated_pairs: int = 3000
+    generated_pairs: int = 5000
     validation_pairs: int = 1200
     # The share of each training file kept aside as its validation slice.
     validation_fraction: float = 0.15
@@ -64,7 +64,7 @@ class TrainConfig:
     file_pairs: tuple[tuple[str, int], ...] = (("paws_dev", 10**6), ("qqp", 10**6), ("mrpc", 10**6))
     langcache_repeats: int = 2
     # Order and role transformations of real sentences, and pairs from the two-party frames.
-    swap_pairs: int = 5000
+    swap_pairs: int = 6000
     role_frame_pairs: int = 800
     # Look-alikes the embedder ranks high (nearest neighbours from other rows).
     mined_pairs: int = 2000
