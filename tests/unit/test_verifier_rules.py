@@ -49,6 +49,8 @@ from app.cache.verifier.rules import (
         ("Python code that works", "Python code that doesn't work", NEGATION),
         ("temperature in Celsius in Oslo", "temperature in Fahrenheit in Oslo", NUMBER),
         ("current USD/JPY rate", "USD/JPY rate yesterday", TIME),
+        ("stream the match in 1080p", "stream the match in 720p", NUMBER),
+        ("convert 100 GBP to USD", "convert 100 GBP to Japanese yen", NUMBER),
     ],
 )
 def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
@@ -61,6 +63,8 @@ def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
     [
         ("convert 5km to miles", "5 kilometers in miles"),
         ("convert 10 USD to EUR", "10 dollars in euros"),
+        ("convert 5,000 JPY to GBP", "what are 5,000 Japanese yen worth in British pounds?"),
+        ("How do I turn on 2FA for my Okta account?", "enable MFA on Okta"),
         ("top 5 coffee shops in Seattle", "best five coffee shops in Seattle"),
         ("cost of 1,000 shares", "cost of 1000 shares"),
         ("what's new in Python v3.11", "what is new in Python 3.11"),

@@ -359,13 +359,20 @@ _MEASURE_UNITS: Final = frozenset(
 
 def _measure_units(text: str) -> set[str]:
     units = set()
+    # "British pounds" are money, not weight.
+    currencies = _currency_words(text)
     for token in _tokens(text):
         spelling = token.glued.lower() if token.kind == "num" else token.lower
         # Words only: a bare "$" or "€" is too often part of a price to name a currency alone.
-        unit = _UNITS.get(spelling) if token.kind != "sym" else None
+        unit = currencies.get(spelling) or _UNITS.get(spelling) if token.kind != "sym" else None
         if unit in _MEASURE_UNITS:
             units.add(unit)
     return units
+
+
+def _named(value: str) -> bool:
+    """A value with letters glued to it ("2fa", "1080p", "3d"): a name more than a quantity."""
+    return any(ch.isalpha() for ch in value.lstrip("vV"))
 
 
 def different_numbers(a: str, b: str) -> str | None:
@@ -377,7 +384,14 @@ def different_numbers(a: str, b: str) -> str | None:
     qa, qb = quantities(a), quantities(b)
     values_a, values_b = {q.value for q in qa}, {q.value for q in qb}
     if values_a != values_b:
-        return NUMBER
+        # A number grown into a name ("2FA", "S3", "1080p") counts only against another such name
+        # ("1080p" vs "720p"): alone it is a word, and "2FA" is what "MFA" calls two factors.
+        names_a, names_b = (
+            {v for v in values_a - values_b if _named(v)},
+            {v for v in values_b - values_a if _named(v)},
+        )
+        if values_a - names_a != values_b - names_b or (names_a and names_b):
+            return NUMBER
     # "temperature in Celsius" vs "temperature in Fahrenheit": a unit swapped, numbers or not.
     units_a, units_b = _measure_units(a), _measure_units(b)
     if units_a - units_b and units_b - units_a:
@@ -700,6 +714,43 @@ def _drop_spelling_variants(missing_a: list[str], missing_b: list[str]) -> None:
     missing_b[:] = [y for y in missing_b if not any(y == pair[1] for pair in variants)]
 
 
+# Currencies by code and by name, for names that a code stands in for.
+_CURRENCY_NAMES: Final[Mapping[str, str]] = {
+    "usd": r"us dollars?|american dollars?|u\.s\. dollars?",
+    "gbp": r"british pounds?|pounds? sterling|sterling|uk pounds?",
+    "eur": r"euros?",
+    "jpy": r"japanese yen|yen",
+    "chf": r"swiss francs?",
+    "cad": r"canadian dollars?",
+    "aud": r"australian dollars?",
+    "inr": r"indian rupees?|rupees?",
+    "cny": r"chinese yuan|yuan|renminbi|rmb",
+}
+_CURRENCY: Final = re.compile(
+    r"\b(?:(?P<code>"
+    + "|".join(_CURRENCY_NAMES)
+    + r")|"
+    + "|".join(f"(?P<{code}>{names})" for code, names in _CURRENCY_NAMES.items())
+    + r")\b",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=1024)
+def _currency_words(text: str) -> Mapping[str, str]:
+    """Each word of `text` that is part of a currency's code or name ("gbp"; "british", "pounds"),
+    with that currency's code."""
+    words: dict[str, str] = {}
+    for match in _CURRENCY.finditer(text):
+        code = match.group("code")
+        currency = (
+            code.lower() if code else next(k for k, v in match.groupdict().items() if v and k != "code")
+        )
+        for word in match.group(0).lower().split():
+            words[word] = currency
+    return words
+
+
 def different_entities(a: str, b: str) -> str | None:
     """A name or identifier was swapped for another: "NBA champions" vs "NFL champions".
 
@@ -715,6 +766,13 @@ def different_entities(a: str, b: str) -> str | None:
     if not missing_a or not missing_b:
         return None
     _drop_spelling_variants(missing_a, missing_b)
+    # "GBP" and "British pounds" name one currency.
+    currencies_a, currencies_b = _currency_words(a), _currency_words(b)
+    for missing, own, other in (
+        (missing_a, currencies_a, currencies_b),
+        (missing_b, currencies_b, currencies_a),
+    ):
+        missing[:] = [e for e in missing if own.get(e) not in set(other.values())]
     # An acronym on one side and its spelled-out name on the other are the same entity.
     for acronyms, other_words, other_missing in (
         (missing_a, lex_b.words, missing_b),

@@ -419,9 +419,7 @@ def move_clause(text: str, rng: random.Random) -> Variant | None:
 
 
 # A phrase that says when, where or in what a question holds; it reads the same at either end.
-_MONTH: Final = (
-    r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
-)
+_MONTH: Final = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
 _DAY: Final = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 _SETTING: Final = (
     r"(?:(?:this|next|last|every) (?:week|month|quarter|year|sprint|weekend|morning|evening|"
@@ -434,9 +432,7 @@ _SETTING: Final = (
     r"(?:in|using|with) (?:Python|SQL|Excel|Postgres|PostgreSQL|MySQL|Java|JavaScript|TypeScript|Go|Rust|"
     r"pandas|Kubernetes|Terraform|AWS|Azure|GCP|Jira|Slack|Salesforce|Google Sheets))"
 )
-_TRAILING_SETTING: Final = re.compile(
-    rf"^(?P<main>[^,;:]{{10,}}?),? (?P<setting>{_SETTING})(?P<end>[?.!]*)$"
-)
+_TRAILING_SETTING: Final = re.compile(rf"^(?P<main>[^,;:]{{10,}}?),? (?P<setting>{_SETTING})(?P<end>[?.!]*)$")
 _LEADING_SETTING: Final = re.compile(
     rf"^(?P<setting>{_SETTING}),? (?P<main>[^,;:]{{10,}}?)(?P<end>[?.!]*)$", re.IGNORECASE
 )
@@ -455,10 +451,34 @@ def front_setting(text: str, rng: random.Random) -> Variant | None:
     match = _LEADING_SETTING.match(stripped)
     if match:
         setting, main = match.group("setting"), match.group("main")
-        setting = setting[:1].lower() + setting[1:] if setting.split()[0].lower() in _LOWERABLE | {
-            "this", "next", "last", "every", "today", "tomorrow", "yesterday", "tonight", "right",
-            "in", "during", "for", "by", "before", "after", "until", "on", "at", "using", "with",
-        } else setting
+        setting = (
+            setting[:1].lower() + setting[1:]
+            if setting.split()[0].lower()
+            in _LOWERABLE
+            | {
+                "this",
+                "next",
+                "last",
+                "every",
+                "today",
+                "tomorrow",
+                "yesterday",
+                "tonight",
+                "right",
+                "in",
+                "during",
+                "for",
+                "by",
+                "before",
+                "after",
+                "until",
+                "on",
+                "at",
+                "using",
+                "with",
+            }
+            else setting
+        )
         return Variant(f"{main[:1].upper()}{main[1:]} {setting}{match.group('end')}", 1, "setting-moved")
     match = _TRAILING_SETTING.match(stripped)
     if not match or re.search(r"\b(?:from|to|than|between|versus|vs)\b$", match.group("main"), re.IGNORECASE):
