@@ -51,6 +51,8 @@ from app.cache.verifier.rules import (
         ("current USD/JPY rate", "USD/JPY rate yesterday", TIME),
         ("stream the match in 1080p", "stream the match in 720p", NUMBER),
         ("convert 100 GBP to USD", "convert 100 GBP to Japanese yen", NUMBER),
+        ("Translate a BigQuery query into Oracle", "translate an Oracle query into BigQuery", DIRECTION),
+        ("Convert 250 EUR to Swiss francs", "250 Swiss francs to EUR", DIRECTION),
     ],
 )
 def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
@@ -65,6 +67,7 @@ def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
         ("convert 10 USD to EUR", "10 dollars in euros"),
         ("convert 5,000 JPY to GBP", "what are 5,000 Japanese yen worth in British pounds?"),
         ("How do I turn on 2FA for my Okta account?", "enable MFA on Okta"),
+        ("Migrate our Postgres database to MySQL", "move the Postgres db to MySQL"),
         ("top 5 coffee shops in Seattle", "best five coffee shops in Seattle"),
         ("cost of 1,000 shares", "cost of 1000 shares"),
         ("what's new in Python v3.11", "what is new in Python 3.11"),

@@ -829,7 +829,8 @@ _STOPWORDS: Final = frozenset(
 @lru_cache(maxsize=1024)
 def _content_tokens(text: str) -> tuple[str, ...]:
     """Words and units in order, lowercased, units canonical; numbers become their unit."""
-    out = []
+    out: list[str] = []
+    currencies = _currency_words(text)
     for token in _tokens(text):
         if token.kind == "num":
             if token.glued.lower() in _UNITS:
@@ -837,6 +838,11 @@ def _content_tokens(text: str) -> tuple[str, ...]:
             continue
         low = token.lower
         if low in _STOPWORDS:
+            continue
+        if low in currencies:
+            # "Swiss francs" is one currency: one token, its code.
+            if not out or out[-1] != currencies[low]:
+                out.append(currencies[low])
             continue
         out.append(_UNITS.get(low, low))
     return tuple(out)
@@ -856,6 +862,46 @@ _DIRECTION_LINKS: Final = frozenset({"to", "into", "2"})
 _UNIT_NAMES: Final = frozenset(_UNITS.values())
 
 
+# Nouns that name what is moved, not where from: "the Postgres database to MySQL".
+_GENERIC_HEADS: Final = frozenset(
+    [
+        "query",
+        "queries",
+        "sql",
+        "code",
+        "script",
+        "scripts",
+        "file",
+        "files",
+        "data",
+        "database",
+        "databases",
+        "db",
+        "schema",
+        "table",
+        "tables",
+        "syntax",
+        "app",
+        "function",
+        "functions",
+        "program",
+        "project",
+        "document",
+        "config",
+        "configuration",
+        "dump",
+        "backup",
+        "cluster",
+        "instance",
+        "server",
+        "model",
+        "pipeline",
+        "job",
+        "jobs",
+    ]
+)
+
+
 def _directed_pairs(text: str) -> set[tuple[str, str]]:
     tokens = _content_tokens(text)
     counted = _counted_units(text)
@@ -868,6 +914,9 @@ def _directed_pairs(text: str) -> set[tuple[str, str]]:
         counted_in_unit = link == "in" and left in counted and right in _UNIT_NAMES
         if link in _DIRECTION_LINKS or per_unit or counted_in_unit:
             pairs.add((left, right))
+            # "a BigQuery query into Oracle": the query is BigQuery's, BigQuery is the source.
+            if link in _DIRECTION_LINKS and left in _GENERIC_HEADS and i >= 2:
+                pairs.add((tokens[i - 2], right))
     # "USD/JPY": a pair of units or currencies written with a slash.
     for match in re.finditer(r"\b([A-Za-z]{1,4})\s*/\s*([A-Za-z]{1,4})\b", _normalise(text)):
         left, right = match.group(1).lower(), match.group(2).lower()

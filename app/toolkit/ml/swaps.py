@@ -438,9 +438,57 @@ _LEADING_SETTING: Final = re.compile(
 )
 # First words that lose their capital when a phrase moves in front of them.
 _LOWERABLE: Final = frozenset(
-    "what who whom whose how when where which why can could do does did is are was were should would "
-    "will shall may please write draft give show tell list summarise summarize explain find create "
-    "compare calculate send prepare make get set book check help any the a an".split()
+    [
+        "what",
+        "who",
+        "whom",
+        "whose",
+        "how",
+        "when",
+        "where",
+        "which",
+        "why",
+        "can",
+        "could",
+        "do",
+        "does",
+        "did",
+        "is",
+        "are",
+        "was",
+        "were",
+        "should",
+        "would",
+        "will",
+        "shall",
+        "may",
+        "please",
+        "write",
+        "draft",
+        "give",
+        "show",
+        "tell",
+        "list",
+        "summarise",
+        "summarize",
+        "explain",
+        "find",
+        "create",
+        "compare",
+        "calculate",
+        "send",
+        "prepare",
+        "make",
+        "get",
+        "set",
+        "book",
+        "check",
+        "help",
+        "any",
+        "the",
+        "a",
+        "an",
+    ]
 )
 
 
