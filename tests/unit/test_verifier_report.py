@@ -1,24 +1,25 @@
-"""The verifier report's default threshold: the lowest at which the chat slice keeps its precision."""
+"""The verifier report's default threshold: the lowest at which the chat and work slices keep their precision."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from app.toolkit.ml.report import DEFAULT_SLICE, ScoredSet, choose_default
+from app.toolkit.ml.report import DEFAULT_SLICES, ScoredSet, choose_default
 from app.toolkit.ml.train import LabelledSet
 
 
-def _chat(probabilities: list[float], labels: list[int]) -> ScoredSet:
+def _slice(name: str, probabilities: list[float], labels: list[int]) -> ScoredSet:
     pairs = [(f"a{i}", f"b{i}") for i in range(len(labels))]
-    item = ScoredSet(LabelledSet(DEFAULT_SLICE, pairs, labels), np.full(len(labels), 0.95))
+    item = ScoredSet(LabelledSet(name, pairs, labels), np.full(len(labels), 0.95))
     item.probability["model"] = np.asarray(probabilities, dtype=np.float64)
     return item
 
 
 def test_the_default_is_the_lowest_threshold_keeping_the_chat_pairs_precise() -> None:
-    # Nine right pairs from 0.56 to 0.72 and a look-alike at 0.62: 90% right below 0.65, all above.
-    right = [0.56 + 0.02 * i for i in range(9)]
-    item = _chat([*right, 0.62], [1] * 9 + [0])
+    # Nine right pairs from 0.56 to 0.80 and a look-alike at 0.62: under 90% right below 0.65, all above.
+    right = [0.56 + 0.03 * i for i in range(9)]
+    chat, _ = DEFAULT_SLICES
+    item = _slice(chat, [*right, 0.62], [1] * 9 + [0])
 
     default = choose_default([item], "model", frozenset(), floor=0.8)
 
@@ -26,7 +27,17 @@ def test_the_default_is_the_lowest_threshold_keeping_the_chat_pairs_precise() ->
     assert default.floor == 0.8
 
 
+def test_the_work_prompts_must_keep_their_precision_too() -> None:
+    right = [0.56 + 0.03 * i for i in range(9)]
+    chat, work = DEFAULT_SLICES
+    # The chat pairs are all right from 0.65; a work look-alike at 0.72 keeps the work pairs
+    # 80% right until 0.75.
+    slices = [_slice(chat, [*right, 0.62], [1] * 9 + [0]), _slice(work, [*right, 0.72], [1] * 9 + [0])]
+
+    assert choose_default(slices, "model", frozenset(), floor=0.8).threshold == 0.75
+
+
 def test_without_a_precise_threshold_the_strictest_is_taken() -> None:
-    item = _chat([0.99, 0.99], [1, 0])
+    item = _slice(DEFAULT_SLICES[0], [0.99, 0.99], [1, 0])
 
     assert choose_default([item], "model", frozenset(), floor=0.8).threshold == 0.95
