@@ -31,10 +31,11 @@ async def probe_exact(
     )
     if row is None:
         return None
-    return _entry(row), bool(row["alias"])
+    return entry_of(row, float(row["similarity"])), bool(row["alias"])
 
 
-def _entry(row: Any) -> StoredEntry:
+def entry_of(row: Any, similarity: float) -> StoredEntry:
+    """An entry from a probe function's row (its columns are StoredEntry's)."""
     response = row["response"]
     return StoredEntry(
         id=row["id"],
@@ -48,5 +49,5 @@ def _entry(row: Any) -> StoredEntry:
         expires_at=row["expires_at"],
         hit_count=row["hit_count"],
         flagged=row["flagged"],
-        similarity=float(row["similarity"]),
+        similarity=similarity,
     )

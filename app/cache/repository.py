@@ -85,11 +85,13 @@ _EXACT = text(
     f"WHERE {_LIVE}) LIMIT 1"
 )
 # A served paraphrase becomes an alias, unless its entry already has `max_aliases` of them
-# (concurrent inserts may pass that bound by a few rows) or its wording is an alias already.
+# (concurrent inserts may pass that bound by a few rows), its wording is an alias already, or the
+# entry is gone or flagged since it was served (the alias is written after the response).
 _ADD_ALIAS = text(
     "INSERT INTO cache_aliases (tenant_id, namespace, exact_hash, entry_id, similarity) "
     "SELECT :tenant_id, :namespace, :exact_hash, :entry_id, :similarity "
     "WHERE (SELECT count(*) FROM cache_aliases WHERE entry_id = :entry_id) < :max_aliases "
+    "AND EXISTS (SELECT FROM cache_entries WHERE id = :entry_id AND tenant_id = :tenant_id AND NOT flagged) "
     "ON CONFLICT DO NOTHING"
 )
 _DROP_ALIASES = text("DELETE FROM cache_aliases WHERE entry_id = :entry_id")

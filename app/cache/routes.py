@@ -151,10 +151,16 @@ class CacheController(Controller):
             data.scope(),
             policy.verifier_policy(data.threshold),
         )
-        # The exact tier first, in one round trip; a transaction only for the semantic tier.
+        # The exact tier first, in one round trip, then the semantic tier in one more (its alias
+        # written after the response); a transaction only when the probes could not run.
         result, probed = await _probe_exact(
             services, cache, tenant_id, data.namespace, scope, verifier_policy
         )
+        fast = services.pipeline.fast
+        if result is None and probed and fast is not None:
+            result = await cache.probe_semantic(
+                fast, tenant_id, data.namespace, scope, verifier_policy, later=services.pipeline.writer
+            )
         if result is None:
             async with transaction(services.sessionmaker, tenant_id=tenant_id) as session:
                 result = await cache.lookup(

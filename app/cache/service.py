@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -22,13 +23,16 @@ from app.cache.exact_probe import probe_exact
 from app.cache.hits import HitCounter
 from app.cache.repository import NO_ALIASES, CacheRepository, NewEntry, StoredEntry
 from app.cache.scope import Scope, normalise_prompt
+from app.cache.semantic_probe import probe_nearest
 from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
-from app.db.fastpath import FastConnections
+from app.db.fastpath import FastConnections, connection_failed
 from app.observability import metrics
 from app.settings import CacheSettings
 from app.upstream.usage import Usage
 
 log = logging.getLogger(__name__)
+
+UNDEFINED_FUNCTION = "42883"
 
 # alias: the exact hash of a paraphrase served before (app.cache.models.CacheAlias).
 Tier = Literal["exact", "alias", "semantic"]
@@ -69,12 +73,20 @@ class HitGate(Protocol):
     async def serve(self, session: AsyncSession, entry: StoredEntry, verdict: Verdict) -> bool: ...
 
 
+class AfterResponse(Protocol):
+    """Writes that may wait until the response is sent, and may be lost (the pipeline's writer)."""
+
+    def later(self, tenant_id: uuid.UUID, work: Callable[[AsyncSession], Awaitable[None]]) -> None: ...
+
+
 class CacheService:
     def __init__(self, embedder: Embedder, verifier: Verifier, settings: CacheSettings) -> None:
         self.embedder = embedder
         self.verifier = verifier
         self.settings = settings
         self.hits = HitCounter()
+        # False once `deja_semantic_probe` turned out missing: semantic lookups use transactions.
+        self.semantic_probe = True
 
     @classmethod
     def create(cls, settings: CacheSettings) -> CacheService:
@@ -143,27 +155,9 @@ class CacheService:
         )
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
-        by_id = {n.id: n for n in neighbours}
-        # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent).
-        # The models never see past MODEL_INPUT_CHARS, so they cannot judge what differs there:
-        # a candidate is read only if everything past that point is the same as the query's.
-        query_tail = scope.normalised_prompt[MODEL_INPUT_CHARS:]
-        candidates = []
-        for n in neighbours:
-            stored = normalise_prompt(n.prompt)
-            if stored[MODEL_INPUT_CHARS:] == query_tail:
-                candidates.append(
-                    Candidate(entry_id=n.id, prompt=model_text(stored), similarity=n.similarity)
-                )
         if gate is not None:
             policy = gate.verifier_policy(policy)
-        verdict = (
-            await asyncio.to_thread(
-                self.verifier.decide, model_text(scope.normalised_prompt), candidates, policy
-            )
-            if candidates
-            else None
-        )
+        verdict = await self._verdict(scope, policy, neighbours)
         if verdict is None or verdict.accepted is None:
             return LookupResult(
                 entry=None,
@@ -172,7 +166,7 @@ class CacheService:
                 embedding=embedding,
                 verdict=verdict,
             )
-        entry = by_id[verdict.accepted.entry_id]
+        entry = _accepted(neighbours, verdict.accepted.entry_id)
         if reads is not None and not await _servable_on_primary(repo, entry.id):
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding, verdict=verdict)
         if gate is not None and not await gate.serve(session, entry, verdict):
@@ -197,6 +191,104 @@ class CacheService:
         return LookupResult(
             entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict
         )
+
+    async def _verdict(
+        self, scope: Scope, policy: VerifierPolicy, neighbours: list[StoredEntry]
+    ) -> Verdict | None:
+        """The verifier's decision on the nearest entries; None when none of them can be read."""
+        # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent).
+        # The models never see past MODEL_INPUT_CHARS, so they cannot judge what differs there:
+        # a candidate is read only if everything past that point is the same as the query's.
+        query_tail = scope.normalised_prompt[MODEL_INPUT_CHARS:]
+        candidates = []
+        for n in neighbours:
+            stored = normalise_prompt(n.prompt)
+            if stored[MODEL_INPUT_CHARS:] == query_tail:
+                candidates.append(
+                    Candidate(entry_id=n.id, prompt=model_text(stored), similarity=n.similarity)
+                )
+        if not candidates:
+            return None
+        return await asyncio.to_thread(
+            self.verifier.decide, model_text(scope.normalised_prompt), candidates, policy
+        )
+
+    async def probe_semantic(
+        self,
+        connections: FastConnections,
+        tenant_id: uuid.UUID,
+        namespace: str,
+        scope: Scope,
+        policy: VerifierPolicy,
+        *,
+        max_age_s: int | None = None,
+        later: AfterResponse | None = None,
+    ) -> LookupResult | None:
+        """The semantic tier outside any transaction, once the exact probe found nothing: the
+        embedding, the nearest entries in one round trip (`deja_semantic_probe`), the verifier. A
+        served paraphrase's alias is handed to `later`, written after the response (without
+        `later`, none is written). For lookups without a gate and without a read replica (those
+        need `lookup`'s session).
+
+        None when the probe could not run (the database unreachable, or the function not there):
+        the caller then looks up in a transaction, whose outage handling applies."""
+        if not self.semantic_probe:
+            return None
+        with metrics.time_embedding():
+            embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
+        try:
+            neighbours = await probe_nearest(
+                connections,
+                tenant_id,
+                namespace,
+                scope.scope_hash,
+                self.embedder.name,
+                self.embedder.dimension,
+                embedding,
+                k=self.settings.top_k,
+                ef_search=self.settings.ef_search,
+                max_age_s=max_age_s,
+            )
+        except Exception as exc:
+            if connection_failed(exc):
+                return None
+            if getattr(exc, "sqlstate", None) == UNDEFINED_FUNCTION:
+                log.warning(
+                    "deja_semantic_probe is missing (migrations not applied): semantic lookups use transactions"
+                )
+                self.semantic_probe = False
+                return None
+            raise
+        if not neighbours:
+            return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
+        verdict = await self._verdict(scope, policy, neighbours)
+        if verdict is None or verdict.accepted is None:
+            return LookupResult(
+                entry=None,
+                tier=None,
+                similarity=neighbours[0].similarity,
+                embedding=embedding,
+                verdict=verdict,
+            )
+        entry = _accepted(neighbours, verdict.accepted.entry_id)
+        self.hits.add(entry.id)
+        if later is not None and self.settings.max_aliases_per_entry > 0:
+            later.later(tenant_id, self._alias_writer(tenant_id, namespace, scope.exact_hash, entry))
+        return LookupResult(
+            entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict
+        )
+
+    def _alias_writer(
+        self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes, entry: StoredEntry
+    ) -> Callable[[AsyncSession], Awaitable[None]]:
+        max_aliases = self.settings.max_aliases_per_entry
+
+        async def write(session: AsyncSession) -> None:
+            await CacheRepository(session).add_alias(
+                tenant_id, namespace, exact_hash, entry.id, entry.similarity, max_aliases=max_aliases
+            )
+
+        return write
 
     def alias_floor(self, policy: VerifierPolicy) -> float:
         """The cosine an alias must have been served at to serve again (it serves again only where
@@ -272,6 +364,10 @@ class CacheService:
 
     async def aclose(self) -> None:
         await self.embedder.aclose()
+
+
+def _accepted(neighbours: list[StoredEntry], entry_id: uuid.UUID) -> StoredEntry:
+    return next(n for n in neighbours if n.id == entry_id)
 
 
 async def _servable_on_primary(primary: CacheRepository, entry_id: uuid.UUID) -> bool:

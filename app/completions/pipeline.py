@@ -280,29 +280,47 @@ class CompletionPipeline:
             await self._fail(miss, exc)
         lookup_started = time.monotonic()
         exact_probed = False
+        gate = self.bound.gate(caller.tenant_id, caller.policy)
+        # The semantic tier's miss, found by the one-round-trip probe: the transaction below only
+        # reserves the quota and claims the key.
+        searched: LookupResult | None = None
         if self.fast is not None:
             probed = await self._probe_exact(caller, request, controls, scope, started, lookup_started)
             if isinstance(probed, ChatAnswer):
                 return probed
             exact_probed = probed
+            if exact_probed and gate is None:  # the error bound's gate needs the transaction
+                semantic = await self._probe_semantic(
+                    caller, request, controls, scope, started, lookup_started
+                )
+                if isinstance(semantic, ChatAnswer):
+                    return semantic
+                searched = semantic
 
         async def look_up(session: AsyncSession) -> ChatAnswer | tuple[LookupResult, Reservation]:
-            async with self.replica.reading(caller.tenant_id) as reads:
-                found = await self.cache.lookup(
-                    session,
-                    caller.tenant_id,
-                    controls.namespace,
-                    scope,
-                    caller.policy.verifier_policy(controls.threshold),
-                    max_age_s=controls.max_age_s,
-                    gate=self.bound.gate(caller.tenant_id, caller.policy),
-                    reads=reads,
-                    exact_probed=exact_probed,
+            if searched is not None:
+                found = searched
+            else:
+                async with self.replica.reading(caller.tenant_id) as reads:
+                    found = await self.cache.lookup(
+                        session,
+                        caller.tenant_id,
+                        controls.namespace,
+                        scope,
+                        caller.policy.verifier_policy(controls.threshold),
+                        max_age_s=controls.max_age_s,
+                        gate=gate,
+                        reads=reads,
+                        exact_probed=exact_probed,
+                    )
+                decision: metrics.LookupDecision = (
+                    "exact_hit"
+                    if found.tier in ("exact", "alias")
+                    else "semantic_hit"
+                    if found.entry
+                    else "miss"
                 )
-            decision: metrics.LookupDecision = (
-                "exact_hit" if found.tier in ("exact", "alias") else "semantic_hit" if found.entry else "miss"
-            )
-            metrics.cache_lookup(decision, found.similarity, time.monotonic() - lookup_started)
+                metrics.cache_lookup(decision, found.similarity, time.monotonic() - lookup_started)
             if found.entry is None:
                 # A miss reserves its quota and claims its key among the replicas in this same
                 # transaction: nothing else stands between the lookup and the model. Its commit is
@@ -394,6 +412,43 @@ class CompletionPipeline:
         entry = found.entry
         latency_ms = (time.monotonic() - started) * 1000
         row = await self._entry_hit_row(caller, request, controls, latency_ms, entry)
+        metrics.add_avoided_cost(row.used_model, row.avoided_cost_usd)
+        await self.writer.submit(row)
+        caller.booked = True
+        return _replay(request, entry.response, entry.id, entry.similarity, found.tier, latency_ms)
+
+    async def _probe_semantic(
+        self,
+        caller: Caller,
+        request: ChatRequest,
+        controls: CacheControls,
+        scope: Scope,
+        started: float,
+        lookup_started: float,
+    ) -> ChatAnswer | LookupResult | None:
+        """The semantic tier outside any transaction (one round trip to the database); a hit's
+        booking and its alias are written after the response. The answer on a hit, the lookup's
+        result on a miss, None when the probe could not run (the transaction's lookup decides)."""
+        assert self.fast is not None
+        found = await self.cache.probe_semantic(
+            self.fast,
+            caller.tenant_id,
+            controls.namespace,
+            scope,
+            caller.policy.verifier_policy(controls.threshold),
+            max_age_s=controls.max_age_s,
+            later=self.writer,
+        )
+        if found is None:
+            return None
+        decision: metrics.LookupDecision = "semantic_hit" if found.entry else "miss"
+        metrics.cache_lookup(decision, found.similarity, time.monotonic() - lookup_started)
+        if found.entry is None:
+            return found
+        entry = found.entry
+        latency_ms = (time.monotonic() - started) * 1000
+        row = await self._entry_hit_row(caller, request, controls, latency_ms, entry)
+        row.metadata.update(verifier_metadata(found))
         metrics.add_avoided_cost(row.used_model, row.avoided_cost_usd)
         await self.writer.submit(row)
         caller.booked = True

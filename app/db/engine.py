@@ -56,10 +56,11 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
 def _binary_vectors(dbapi_connection: Any, _record: Any) -> None:
     """halfvec parameters travel in pgvector's binary format: no text to format and parse per
     query (pass `pgvector.HalfVector` or a numpy array)."""
-    dbapi_connection.run_async(_register_halfvec)
+    dbapi_connection.run_async(register_halfvec)
 
 
-async def _register_halfvec(connection: Any) -> None:
+async def register_halfvec(connection: Any) -> None:
+    """pgvector's binary format for halfvec on an asyncpg connection (the fast path's too)."""
     # "unknown type": a connection made before the migrations create the extension.
     with contextlib.suppress(ValueError):
         await connection.set_type_codec(

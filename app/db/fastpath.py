@@ -1,9 +1,10 @@
-"""A few raw asyncpg connections for the statements on the hottest path (the exact probe).
+"""A few raw asyncpg connections for the statements on the hottest path (the exact probe, the
+semantic tier's nearest-neighbour search).
 
 Each call is one statement outside any explicit transaction: no pool pre-ping, no BEGIN, no
 COMMIT, no ORM; asyncpg's statement cache makes a repeated call one round trip. A statement that
 needs a tenant context sets it itself, transaction-locally (`set_config(..., true)`), so it ends
-with the statement. A connection that fails is dropped and the call is tried once more on a new one;
+with the statement. Vectors travel in pgvector's binary format (halfvec). A connection that fails is dropped and the call is tried once more on a new one;
 a second failure is the caller's (the usual outage handling then applies).
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from app.db.engine import register_halfvec
 from app.db.errors import is_database_outage
 
 log = logging.getLogger(__name__)
@@ -56,17 +58,31 @@ class FastConnections:
         connection: asyncpg.Connection = await asyncpg.connect(
             self.dsn, server_settings=self.server_settings, timeout=self.connect_timeout_s
         )
+        try:
+            await register_halfvec(connection)
+        except BaseException:
+            connection.terminate()
+            raise
         return connection
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """One statement's first row; a connection that failed is replaced and the call retried once."""
+        row: asyncpg.Record | None = await self._run("fetchrow", sql, args)
+        return row
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """One statement's rows; a connection that failed is replaced and the call retried once."""
+        rows: list[asyncpg.Record] = await self._run("fetch", sql, args)
+        return rows
+
+    async def _run(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
         if self._closed:
             raise ConnectionError("the fast-path connections are closed")
         async with self._slots:
             for retry in (True, False):
                 connection = self._idle.pop() if self._idle else await self._connect()
                 try:
-                    row: asyncpg.Record | None = await connection.fetchrow(sql, *args)
+                    result = await getattr(connection, method)(sql, *args)
                 except BaseException as exc:
                     # In doubt (cancelled mid-statement, a broken socket): never reuse it.
                     connection.terminate()
@@ -77,7 +93,7 @@ class FastConnections:
                     await connection.close()
                 else:
                     self._idle.append(connection)
-                return row
+                return result
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:

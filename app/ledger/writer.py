@@ -6,6 +6,10 @@ transaction per tenant; the others one `Bookkeeper.book` each (its answer stored
 transaction). Whatever the database refuses or cannot take goes where `Bookkeeper` sends it (the
 durable spool), so nothing is lost; a full queue makes the request write its booking itself
 (the queue bounds memory, never drops). Closing drains the queue.
+
+It also takes writes that may be lost (`later`: a served paraphrase's alias, a shortcut the next
+request can do without): run after the bookings of the same batch, one transaction per tenant, not
+durable; dropped when the queue is full or closed, or when the database cannot take them.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.engine import DatabaseDown, attempt
 from app.ledger.booking import Bookkeeper, Work
 from app.ledger.quotas import Reservation
 from app.ledger.repository import LedgerRow
@@ -42,11 +50,19 @@ class _Booking:
         return self.also is None and self.reservation is None and self.after is None
 
 
+@dataclass(slots=True)
+class _Later:
+    tenant_id: uuid.UUID
+    work: Work
+
+
 class BookingWriter:
     def __init__(self, books: Bookkeeper, *, max_pending: int = 10_000) -> None:
         self.books = books
         # Bookings, and markers that `flush` waits on (FIFO: done once everything before is written).
-        self._queue: asyncio.Queue[_Booking | asyncio.Future[None]] = asyncio.Queue(maxsize=max_pending)
+        self._queue: asyncio.Queue[_Booking | _Later | asyncio.Future[None]] = asyncio.Queue(
+            maxsize=max_pending
+        )
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._busy = False
@@ -62,19 +78,28 @@ class BookingWriter:
     ) -> None:
         """Book `row` (with `also`, settling `reservation`) after this request; `after` runs once it is written."""
         booking = _Booking(row, reservation, usage, also, after)
-        if not self._closed:
-            try:
-                self._queue.put_nowait(booking)
-            except asyncio.QueueFull:
-                pass
-            else:
-                if self._task is None or self._task.done():
-                    # A context of its own: not the request's that happened to start it (log fields).
-                    self._task = asyncio.create_task(
-                        self._run(), name="booking-writer", context=contextvars.Context()
-                    )
-                return
+        if self._enqueue(booking):
+            return
         await self._write([booking])  # closed, or the queue is full: written by the request itself
+
+    def later(self, tenant_id: uuid.UUID, work: Callable[[AsyncSession], Awaitable[None]]) -> None:
+        """Run `work` in a transaction of the tenant's after this request; it may be lost (dropped
+        when the queue is full or closed, or when the database cannot take it)."""
+        self._enqueue(_Later(tenant_id, work))
+
+    def _enqueue(self, item: _Booking | _Later) -> bool:
+        if self._closed:
+            return False
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            return False
+        if self._task is None or self._task.done():
+            # A context of its own: not the request's that happened to start it (log fields).
+            self._task = asyncio.create_task(
+                self._run(), name="booking-writer", context=contextvars.Context()
+            )
+        return True
 
     @property
     def pending(self) -> int:
@@ -107,9 +132,14 @@ class BookingWriter:
                     break
             self._busy = True
             try:
-                await self._write([item for item in items if isinstance(item, _Booking)])
-            except Exception:
-                log.exception("bookings not written by the writer")
+                try:
+                    await self._write([item for item in items if isinstance(item, _Booking)])
+                except Exception:
+                    log.exception("bookings not written by the writer")
+                try:
+                    await self._write_later([item for item in items if isinstance(item, _Later)])
+                except Exception:
+                    log.exception("later writes lost")
             finally:
                 self._busy = False
                 for item in items:
@@ -139,3 +169,30 @@ class BookingWriter:
                         log.exception(
                             "after-booking step failed", extra={"request_id": booking.row.request_id}
                         )
+
+    async def _write_later(self, writes: list[_Later]) -> None:
+        """One transaction per tenant; a batch the database refuses is retried write by write, so
+        that one bad write (its entry deleted meanwhile) is the only one lost."""
+        by_tenant: dict[uuid.UUID, list[Work]] = {}
+        for write in writes:
+            by_tenant.setdefault(write.tenant_id, []).append(write.work)
+        for tenant_id, works in by_tenant.items():
+            if not await self._run_later(tenant_id, works) and len(works) > 1:
+                for work in works:
+                    await self._run_later(tenant_id, [work])
+
+    async def _run_later(self, tenant_id: uuid.UUID, works: list[Work]) -> bool:
+        """False when the database refused the transaction (an outage drops it: True)."""
+
+        async def run(session: AsyncSession) -> None:
+            for work in works:
+                await work(session)
+
+        try:
+            written = await attempt(self.books.sessionmaker, run, tenant_id=tenant_id, durable=False)
+        except Exception as exc:
+            log.warning("later writes refused", extra={"count": len(works), "error": type(exc).__name__})
+            return False
+        if isinstance(written, DatabaseDown):
+            log.warning("later writes lost: database unreachable", extra={"count": len(works)})
+        return True

@@ -1,6 +1,7 @@
 """A paraphrase the semantic tier served is an exact hit the next time (an alias of its entry):
 same answer, same entry, without the embedder or the verifier; bounded per entry, gone with the
-entry and when it is reported wrong."""
+entry and when it is reported wrong. The alias is written after the response (`deja.settle()`
+waits for it)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,26 @@ import uuid
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cache.repository import CacheRepository
 from app.db.engine import transaction
+from tests.conftest import ServerThread
 from tests.integration.test_cache_api import answer_of, lookup, store
 
 STORED = "How do I reset my password?"
 PARAPHRASE = "how can I reset my password"
 
 
-async def test_a_served_paraphrase_is_an_alias_hit_next_time(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+async def test_a_served_paraphrase_is_an_alias_hit_next_time(
+    http: httpx.AsyncClient, make_tenant, deja: ServerThread
+) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
     entry_id = await store(http, t.headers, STORED, "Use the reset link.")
     first = await lookup(http, t.headers, PARAPHRASE)
     assert (first["hit"], first["tier"], first["entry_id"]) == (True, "semantic", entry_id)
+    await deja.settle()
     # Runs of whitespace do not matter: the same normalised wording.
     again = await lookup(http, t.headers, "  how can I reset my   password ")
     assert (again["hit"], again["tier"], again["entry_id"]) == (True, "alias", entry_id)
@@ -36,11 +42,12 @@ async def test_a_served_paraphrase_is_an_alias_hit_next_time(http: httpx.AsyncCl
 
 
 async def test_aliases_go_with_their_entry_and_when_it_is_flagged(
-    http: httpx.AsyncClient, make_tenant
+    http: httpx.AsyncClient, make_tenant, deja: ServerThread
 ) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
     entry_id = await store(http, t.headers, STORED, "Use the reset link.")
     await lookup(http, t.headers, PARAPHRASE)
+    await deja.settle()
     assert (await lookup(http, t.headers, PARAPHRASE))["tier"] == "alias"
     wrong = await http.post(
         "/v1/cache/feedback", headers=t.headers, json={"entry_id": entry_id, "correct": False}
@@ -51,6 +58,7 @@ async def test_aliases_go_with_their_entry_and_when_it_is_flagged(
     # A new entry, aliased, then deleted: its alias no longer answers.
     entry_id = await store(http, t.headers, STORED, "Use the reset link.", namespace="n")
     await lookup(http, t.headers, PARAPHRASE, namespace="n")
+    await deja.settle()
     assert (await lookup(http, t.headers, PARAPHRASE, namespace="n"))["tier"] == "alias"
     assert (await http.delete(f"/v1/cache/entries/{entry_id}", headers=t.headers)).status_code == 204
     assert (await lookup(http, t.headers, PARAPHRASE, namespace="n"))["hit"] is False
@@ -70,3 +78,29 @@ async def test_an_entry_keeps_a_bounded_number_of_aliases(
             await repo.add_alias(t.tenant_id, "", exact_hash, uuid.UUID(entry_id), 0.9, max_aliases=2)
         found = [await repo.find_exact(t.tenant_id, "", h, min_alias_similarity=0.8) for h in hashes]
     assert [f is not None for f in found] == [True, True, False, False]
+
+
+async def test_an_alias_written_after_its_entry_was_flagged_or_deleted_is_not_written(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The alias of a served paraphrase is written after the response: by then its entry may have
+    been reported wrong (its aliases dropped) or deleted. Neither gets an alias."""
+    t = await make_tenant()
+    flagged = await store(http, t.headers, STORED, "Use the reset link.")
+    gone = await store(http, t.headers, STORED, "Use the reset link.", namespace="n")
+    wrong = await http.post(
+        "/v1/cache/feedback", headers=t.headers, json={"entry_id": flagged, "correct": False}
+    )
+    assert wrong.json()["flagged"] is True
+    assert (await http.delete(f"/v1/cache/entries/{gone}", headers=t.headers)).status_code == 204
+    exact_hash = hashlib.sha256(b"a late wording").digest()
+    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+        repo = CacheRepository(session)
+        for namespace, entry_id in (("", flagged), ("n", gone)):
+            await repo.add_alias(t.tenant_id, namespace, exact_hash, uuid.UUID(entry_id), 0.9, max_aliases=16)
+        count = await session.execute(
+            text("SELECT count(*) FROM cache_aliases WHERE tenant_id = :t"), {"t": t.tenant_id}
+        )
+        assert count.scalar_one() == 0

@@ -71,6 +71,7 @@ class ServerSideResult:
     exact_probe_ms: list[float] = field(default_factory=list)
     semantic_ms: list[float] = field(default_factory=list)
     semantic_tx_ms: list[float] = field(default_factory=list)
+    semantic_probe_ms: list[float] = field(default_factory=list)
     embed_ms: list[float] = field(default_factory=list)
     sql_ms: list[float] = field(default_factory=list)
     verify_ms: list[float] = field(default_factory=list)
@@ -207,13 +208,18 @@ async def run_server_side(
     finally:
         await fast.aclose()
 
-    # Semantic lookups: paraphrases of stored prompts, whole and in parts.
+    # Semantic lookups: paraphrases of stored prompts, whole and in parts; and through the request
+    # path's probe (one round trip for the search, no transaction; aliases are off here).
+    fast = FastConnections(engine.url.render_as_string(hide_password=False), size=1)
     sample = rng.sample(real, min(semantic_queries, len(real)))
     for entry in sample:
         tenant_id = entry.tenant.id
         lookup_ms, tx_ms, found = await _timed_lookup(
             sessionmaker, cache, tenant_id, entry.pair.paraphrase, policy
         )
+        started = time.perf_counter()
+        await cache.probe_semantic(fast, tenant_id, "", request_scope(entry.pair.paraphrase), policy)
+        result.semantic_probe_ms.append((time.perf_counter() - started) * 1000)
         result.semantic_queries += 1
         result.semantic_ms.append(lookup_ms)
         result.semantic_tx_ms.append(tx_ms)
@@ -236,6 +242,7 @@ async def run_server_side(
         cache.verifier.decide(scope.normalised_prompt, candidates, policy)
         result.verify_ms.append((time.perf_counter() - started) * 1000)
         progress(1)
+    await fast.aclose()
 
     # Recall@1: the service's query against the exact answer, on real paraphrases and on
     # synthetic queries into the bulk's scopes.

@@ -1,0 +1,227 @@
+"""The semantic tier in one round trip: `deja_semantic_probe` sets the tenant context and the search
+settings itself and returns the nearest live entries of the scope (still under row-level security,
+still through the HNSW index); a served paraphrase is booked and aliased after the response."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from pgvector import HalfVector
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cache.models import DEFAULT_DIMENSION, DEFAULT_EMBEDDER, hnsw_index_name
+from app.cache.repository import CacheRepository
+from app.cache.scope import scope_of
+from app.db.engine import transaction
+from app.ledger.writer import BookingWriter
+from tests.conftest import ServerThread, eventually
+from tests.integration.test_cache_api import MODEL, lookup, store
+
+STORED = "How do I reset my password?"
+PARAPHRASE = "how can I reset my password"
+
+PROBE = text(
+    "SELECT id, distance FROM deja_semantic_probe(:t, :ns, :scope, :embedder, :dim, CAST(:v AS halfvec), "
+    ":k, 64, NULL, :stale)"
+)
+
+
+def chat(content: str) -> dict[str, Any]:
+    return {"model": MODEL, "messages": [{"role": "user", "content": content}]}
+
+
+def scope_hash(prompt: str) -> bytes:
+    return scope_of(MODEL, [{"role": "user", "content": prompt}]).scope_hash
+
+
+async def _embedding(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, entry_id: str
+) -> HalfVector:
+    async with transaction(sessionmaker, tenant_id=tenant_id) as session:
+        row = await session.execute(
+            text("SELECT embedding FROM cache_entries WHERE id = :id"), {"id": uuid.UUID(entry_id)}
+        )
+        vector: HalfVector = row.scalar_one()
+    return vector
+
+
+def _args(tenant_id: uuid.UUID, prompt: str, vector: HalfVector, *, stale: int = 0) -> dict[str, Any]:
+    return {
+        "t": tenant_id,
+        "ns": "",
+        "scope": scope_hash(prompt),
+        "embedder": DEFAULT_EMBEDDER,
+        "dim": DEFAULT_DIMENSION,
+        "v": vector,
+        "k": 5,
+        "stale": stale,
+    }
+
+
+async def test_a_tenant_never_gets_another_tenants_neighbours(
+    http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:  # type: ignore[no-untyped-def]
+    a, b = await make_tenant("sem-a"), await make_tenant("sem-b")
+    prompt = f"What is the door code of office {uuid.uuid4().hex[:6]}?"
+    b_entry = await store(http, b.headers, prompt, "B's secret: 4711")
+    paraphrase = prompt.replace("What is", "Tell me")
+    hit = await lookup(http, b.headers, paraphrase)
+    assert (hit["hit"], hit["tier"], hit["entry_id"]) == (True, "semantic", b_entry)
+    # Tenant A sends the same paraphrase (the same scope, the nearest vector is B's): no hit.
+    assert (await lookup(http, a.headers, paraphrase))["hit"] is False
+
+    vector = await _embedding(sessionmaker, b.tenant_id, b_entry)
+    async with sessionmaker() as session:
+        # The caller's rights: not SECURITY DEFINER, and the role is subject to row-level security.
+        definer, bypass = (
+            await session.execute(
+                text(
+                    "SELECT p.prosecdef, r.rolbypassrls OR r.rolsuper FROM pg_proc p, pg_roles r "
+                    "WHERE p.proname = 'deja_semantic_probe' AND r.rolname = current_user"
+                )
+            )
+        ).one()
+        assert (definer, bypass) == (False, False)
+        # B's scope and B's very vector, asked as tenant A: nothing. As B: B's entry, at distance 0.
+        assert (await session.execute(PROBE, _args(a.tenant_id, prompt, vector))).all() == []
+        found = (await session.execute(PROBE, _args(b.tenant_id, prompt, vector))).all()
+        assert [str(row.id) for row in found] == [b_entry]
+        assert found[0].distance == pytest.approx(0.0, abs=1e-3)
+        await session.rollback()
+    async with sessionmaker() as session, session.begin():
+        # Even called inside a system context, the function's own context is the tenant's it was
+        # given: B's rows are invisible to what follows in A's.
+        await session.execute(text("SELECT set_config('deja.system', 'on', true)"))
+        assert (await session.execute(PROBE, _args(a.tenant_id, prompt, vector))).all() == []
+        visible = await session.execute(
+            text("SELECT count(*) FROM cache_entries WHERE tenant_id = :b"), {"b": b.tenant_id}
+        )
+        assert visible.scalar_one() == 0
+
+    # By chat too: a miss (the model answers, not B's entry).
+    response = await http.post("/v1/chat/completions", headers=a.headers, json=chat(paraphrase))
+    assert (response.status_code, response.headers["x-cache"]) == (200, "MISS")
+    assert "4711" not in response.text
+
+
+async def test_the_search_inside_the_function_uses_the_hnsw_index(
+    http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:  # type: ignore[no-untyped-def]
+    """The dynamic statement spells the partial index's expression and predicate, so the index is
+    usable from inside the function: with every other way to order the rows disabled, the HNSW
+    index is scanned (a statement that could not use it would fall back to a disabled scan)."""
+    t = await make_tenant("sem-plan")
+    entry = await store(http, t.headers, STORED, "Use the reset link.")
+    vector = await _embedding(sessionmaker, t.tenant_id, entry)
+    index = hnsw_index_name(DEFAULT_EMBEDDER)
+    scans = text("SELECT pg_stat_get_xact_numscans(to_regclass(:i))")  # this transaction's scans
+    async with sessionmaker() as session, session.begin():
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_indexscan", "enable_sort"):
+            await session.execute(text(f"SET LOCAL {setting} = off"))
+        await session.execute(text("SET LOCAL enable_indexscan = on"))  # HNSW is an index scan
+        before = (await session.execute(scans, {"i": index})).scalar_one()
+        found = (await session.execute(PROBE, _args(t.tenant_id, STORED, vector))).all()
+        after = (await session.execute(scans, {"i": index})).scalar_one()
+    assert [str(row.id) for row in found] == [entry]
+    assert after - before >= 1
+
+
+async def test_expired_and_flagged_entries_are_not_returned(
+    http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant("sem-live")
+    expired = await store(http, t.headers, STORED, "Use the reset link.", namespace="expired")
+    flagged = await store(http, t.headers, STORED, "Use the reset link.", namespace="flagged")
+    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+        await session.execute(
+            text("UPDATE cache_entries SET expires_at = now() - interval '1 minute' WHERE id = :id"),
+            {"id": uuid.UUID(expired)},
+        )
+    wrong = await http.post(
+        "/v1/cache/feedback", headers=t.headers, json={"entry_id": flagged, "correct": False}
+    )
+    assert wrong.json()["flagged"] is True
+    for namespace in ("expired", "flagged"):
+        assert (await lookup(http, t.headers, PARAPHRASE, namespace=namespace))["hit"] is False
+
+    vector = await _embedding(sessionmaker, t.tenant_id, expired)
+    async with sessionmaker() as session:
+        for namespace in ("expired", "flagged"):
+            args = {**_args(t.tenant_id, STORED, vector), "ns": namespace}
+            assert (await session.execute(PROBE, args)).all() == []
+        # Expired a minute ago: returned when stale answers up to an hour old are allowed.
+        stale = {**_args(t.tenant_id, STORED, vector, stale=3600), "ns": "expired"}
+        assert [str(row.id) for row in (await session.execute(PROBE, stale)).all()] == [expired]
+        await session.rollback()
+
+
+async def test_a_semantic_hit_by_chat_is_booked_and_aliased_after_its_response(
+    http: httpx.AsyncClient,
+    make_tenant,
+    deja: ServerThread,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant("sem-chat")
+    entry = await store(http, t.headers, STORED, "Use the reset link.")
+    response = await http.post("/v1/chat/completions", headers=t.headers, json=chat(PARAPHRASE))
+    assert (response.headers["x-cache"], response.headers["x-cache-tier"]) == ("HIT", "semantic")
+    assert response.headers["x-cache-entry"] == entry
+    assert response.json()["choices"][0]["message"]["content"] == "Use the reset link."
+    request_id = response.headers["x-request-id"]
+
+    async def booked() -> list[Any]:
+        async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+            rows = await session.execute(
+                text("SELECT cache_status, entry_id, metadata FROM ledger WHERE request_id = :r"),
+                {"r": request_id},
+            )
+            return list(rows)
+
+    rows = await eventually(booked)
+    assert [(status, str(entry_id)) for status, entry_id, _ in rows] == [("hit", entry)]
+    # The verifier's score is kept: feedback on this request labels the error bound.
+    assert "verifier" in rows[0][2]
+
+    await deja.settle()
+    again = await http.post("/v1/chat/completions", headers=t.headers, json=chat(PARAPHRASE))
+    assert (again.headers["x-cache"], again.headers["x-cache-tier"]) == ("HIT", "alias")
+    assert again.headers["x-cache-entry"] == entry
+
+
+async def test_later_writes_refused_in_a_batch_are_retried_one_by_one(
+    http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:  # type: ignore[no-untyped-def]
+    """The writer runs a tenant's later writes in one transaction; one the database refuses costs
+    only itself, and none is spooled or retried after that."""
+    t = await make_tenant("sem-later")
+    entry = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link."))
+    writer = BookingWriter(SimpleNamespace(sessionmaker=sessionmaker))  # type: ignore[arg-type]
+
+    def alias(number: int) -> Callable[[AsyncSession], Awaitable[None]]:
+        async def write(session: AsyncSession) -> None:
+            exact_hash = hashlib.sha256(f"wording {number}".encode()).digest()
+            await CacheRepository(session).add_alias(t.tenant_id, "", exact_hash, entry, 0.9, max_aliases=16)
+
+        return write
+
+    async def refused(session: AsyncSession) -> None:
+        await session.execute(text("SELECT 1 / 0"))
+
+    for work in (alias(1), refused, alias(2)):
+        writer.later(t.tenant_id, work)
+    await writer.flush()
+    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+        count = await session.execute(
+            text("SELECT count(*) FROM cache_aliases WHERE entry_id = :e"), {"e": entry}
+        )
+        assert count.scalar_one() == 2
+    await writer.aclose()
+    writer.later(t.tenant_id, alias(3))  # closed: dropped, not written by the caller
+    assert writer.pending == 0
