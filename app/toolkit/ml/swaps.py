@@ -438,57 +438,18 @@ _LEADING_SETTING: Final = re.compile(
 )
 # First words that lose their capital when a phrase moves in front of them.
 _LOWERABLE: Final = frozenset(
-    [
-        "what",
-        "who",
-        "whom",
-        "whose",
-        "how",
-        "when",
-        "where",
-        "which",
-        "why",
-        "can",
-        "could",
-        "do",
-        "does",
-        "did",
-        "is",
-        "are",
-        "was",
-        "were",
-        "should",
-        "would",
-        "will",
-        "shall",
-        "may",
-        "please",
-        "write",
-        "draft",
-        "give",
-        "show",
-        "tell",
-        "list",
-        "summarise",
-        "summarize",
-        "explain",
-        "find",
-        "create",
-        "compare",
-        "calculate",
-        "send",
-        "prepare",
-        "make",
-        "get",
-        "set",
-        "book",
-        "check",
-        "help",
-        "any",
-        "the",
-        "a",
-        "an",
-    ]
+    (  # noqa: SIM905 - a list of words reads better as words
+        "what who whom whose how when where which why can could do does did is are was were should would "
+        "will shall may please write draft give show tell list summarise summarize explain find create "
+        "compare calculate send prepare make get set book check help any the a an"
+    ).split()
+)
+# The first words of a setting phrase, lower-cased when it moves to the end of the sentence.
+_SETTING_OPENERS: Final = frozenset(
+    (  # noqa: SIM905 - a list of words reads better as words
+        "this next last every today tomorrow yesterday tonight right in during for by before after until "
+        "on at using with"
+    ).split()
 )
 
 
@@ -499,34 +460,8 @@ def front_setting(text: str, rng: random.Random) -> Variant | None:
     match = _LEADING_SETTING.match(stripped)
     if match:
         setting, main = match.group("setting"), match.group("main")
-        setting = (
-            setting[:1].lower() + setting[1:]
-            if setting.split()[0].lower()
-            in _LOWERABLE
-            | {
-                "this",
-                "next",
-                "last",
-                "every",
-                "today",
-                "tomorrow",
-                "yesterday",
-                "tonight",
-                "right",
-                "in",
-                "during",
-                "for",
-                "by",
-                "before",
-                "after",
-                "until",
-                "on",
-                "at",
-                "using",
-                "with",
-            }
-            else setting
-        )
+        if setting.split()[0].lower() in _SETTING_OPENERS:
+            setting = setting[:1].lower() + setting[1:]
         return Variant(f"{main[:1].upper()}{main[1:]} {setting}{match.group('end')}", 1, "setting-moved")
     match = _TRAILING_SETTING.match(stripped)
     if not match or re.search(r"\b(?:from|to|than|between|versus|vs)\b$", match.group("main"), re.IGNORECASE):
