@@ -63,6 +63,13 @@ class LookupResult:
     def hit(self) -> bool:
         return self.entry is not None
 
+    @classmethod
+    def miss(
+        cls, similarity: float | None, embedding: npt.NDArray[np.float32], verdict: Verdict | None
+    ) -> LookupResult:
+        """Nothing to serve: the nearest candidate's cosine, the embedding to store with, the verdict."""
+        return cls(entry=None, tier=None, similarity=similarity, embedding=embedding, verdict=verdict)
+
 
 class HitGate(Protocol):
     """A last word on a semantic hit (the error bound): may change the verifier's policy, and
@@ -159,13 +166,7 @@ class CacheService:
             policy = gate.verifier_policy(policy)
         verdict = await self._verdict(scope, policy, neighbours)
         if verdict is None or verdict.accepted is None:
-            return LookupResult(
-                entry=None,
-                tier=None,
-                similarity=neighbours[0].similarity,
-                embedding=embedding,
-                verdict=verdict,
-            )
+            return LookupResult.miss(neighbours[0].similarity, embedding, verdict)
         entry = _accepted(neighbours, verdict.accepted.entry_id)
         if reads is not None and not await _servable_on_primary(repo, entry.id):
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding, verdict=verdict)
@@ -263,13 +264,7 @@ class CacheService:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
         verdict = await self._verdict(scope, policy, neighbours)
         if verdict is None or verdict.accepted is None:
-            return LookupResult(
-                entry=None,
-                tier=None,
-                similarity=neighbours[0].similarity,
-                embedding=embedding,
-                verdict=verdict,
-            )
+            return LookupResult.miss(neighbours[0].similarity, embedding, verdict)
         entry = _accepted(neighbours, verdict.accepted.entry_id)
         self.hits.add(entry.id)
         if later is not None and self.settings.max_aliases_per_entry > 0:
