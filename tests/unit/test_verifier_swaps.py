@@ -8,7 +8,6 @@ from app.toolkit.ml.swaps import (
     ROLE_FRAMES,
     Variant,
     front_setting,
-    synonym,
     move_clause,
     opposite,
     passive,
@@ -118,16 +117,6 @@ def test_a_phrase_of_time_place_or_tool_moves_to_the_front_and_back() -> None:
     assert back is not None
     assert back.text == "Who's on call for payments at the Berlin office this week?"
     assert {v.label for v in (fronted, tool, back)} == {1}
-
-
-def test_a_word_traded_for_a_synonym_is_a_paraphrase() -> None:
-    variant = synonym("Budget travel tips for Europe", rng())
-
-    assert variant is not None
-    assert variant.label == 1
-    assert variant.text.startswith("Budget travel ")
-    assert variant.text.split()[2] in {"advice", "suggestions"}
-    assert synonym("What is the capital of France?", rng()) is None
 
 
 def test_the_end_of_a_direction_is_never_moved_as_a_setting() -> None:

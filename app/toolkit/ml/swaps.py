@@ -11,7 +11,7 @@ and returns a variant with its label:
   replaced by its opposite (up/down, increase/decrease, buy/sell) or two opposites exchanged;
 - positives: reorders that keep every role: a conditional clause moved to the other end, a
   phrase of time, place or tool ("this week", "in the Berlin office", "in Excel") moved to the front,
-  a word traded for one of the same meaning ("tips" / "advice"), two coordinated items swapped (A and B), "the X of Y" as "Y's X", "X for Y" as "Y's X",
+  two coordinated items swapped (A and B), "the X of Y" as "Y's X", "X for Y" as "Y's X",
   an active sentence with two parties made passive.
 
 Every function is deterministic for its random generator; a transformation that does not
@@ -418,69 +418,6 @@ def move_clause(text: str, rng: random.Random) -> Variant | None:
     return None
 
 
-# Words a question can trade for each other without asking anything else ("budget travel tips" /
-# "cheap travel advice"). Each group is one meaning; a word is in one group only.
-SYNONYMS: Final[tuple[tuple[str, ...], ...]] = (
-    ("tips", "advice", "suggestions"),
-    ("cheap", "inexpensive", "low-cost"),
-    ("remove", "delete", "get rid of"),
-    ("guide", "tutorial", "walkthrough"),
-    ("famous", "well-known"),
-    ("pictures", "photos"),
-    ("fix", "solve", "resolve"),
-    ("problem", "issue"),
-    ("create", "make"),
-    ("quick", "fast"),
-    ("large", "big"),
-    ("start", "begin"),
-    ("buy", "purchase"),
-    ("show", "display"),
-    ("modify", "change", "edit"),
-    ("ways", "methods"),
-    ("example", "sample"),
-    ("explain", "describe"),
-    ("overview", "summary"),
-    ("steps", "instructions"),
-    ("kids", "children"),
-    ("movie", "film"),
-    ("car", "vehicle"),
-    ("salary", "pay"),
-    ("doctor", "physician"),
-    ("help", "assist"),
-    ("use", "utilize"),
-    ("email", "e-mail"),
-    ("find", "look up"),
-    ("list", "enumerate"),
-    ("reasons", "causes"),
-    ("benefits", "advantages"),
-    ("drawbacks", "disadvantages", "downsides"),
-    ("healthy", "nutritious"),
-    ("app", "application"),
-    ("folder", "directory"),
-    ("boss", "manager"),
-)
-_SYNONYM: Final = {word: group for group in SYNONYMS for word in group}
-_SYNONYM_WORD: Final = re.compile(
-    r"\b(" + "|".join(sorted((re.escape(w) for w in _SYNONYM), key=len, reverse=True)) + r")\b",
-    re.IGNORECASE,
-)
-
-
-def synonym(text: str, rng: random.Random) -> Variant | None:
-    """One or two words traded for words of the same meaning: the same question."""
-    found = list(_SYNONYM_WORD.finditer(text))
-    if not found:
-        return None
-    chosen = sorted(rng.sample(found, min(len(found), rng.choice((1, 2)))), key=lambda m: m.start())
-    out, end = [], 0
-    for match in chosen:
-        word = match.group(0)
-        other = rng.choice([w for w in _SYNONYM[word.lower()] if w != word.lower()])
-        out += [text[end : match.start()], _keep_case(word, other)]
-        end = match.end()
-    return Variant("".join(out) + text[end:], 1, "synonym")
-
-
 # A phrase that says when, where or in what a question holds; it reads the same at either end.
 _MONTH: Final = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
 _DAY: Final = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
@@ -657,7 +594,6 @@ NEGATIVE_TRANSFORMS: Final[tuple[Callable[[str, random.Random], Variant | None],
 POSITIVE_TRANSFORMS: Final[tuple[Callable[[str, random.Random], Variant | None], ...]] = (
     move_clause,
     front_setting,
-    synonym,
     swap_coordinated,
     possessive,
     passive,
