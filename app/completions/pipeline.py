@@ -409,13 +409,7 @@ class CompletionPipeline:
         if found is None or found.entry is None:
             return True
         metrics.cache_lookup("exact_hit", found.similarity, time.monotonic() - lookup_started)
-        entry = found.entry
-        latency_ms = (time.monotonic() - started) * 1000
-        row = await self._entry_hit_row(caller, request, controls, latency_ms, entry)
-        metrics.add_avoided_cost(row.used_model, row.avoided_cost_usd)
-        await self.writer.submit(row)
-        caller.booked = True
-        return _replay(request, entry.response, entry.id, entry.similarity, found.tier, latency_ms)
+        return await self._serve_probed(caller, request, controls, found, started)
 
     async def _probe_semantic(
         self,
@@ -445,7 +439,19 @@ class CompletionPipeline:
         metrics.cache_lookup(decision, found.similarity, time.monotonic() - lookup_started)
         if found.entry is None:
             return found
+        return await self._serve_probed(caller, request, controls, found, started)
+
+    async def _serve_probed(
+        self,
+        caller: Caller,
+        request: ChatRequest,
+        controls: CacheControls,
+        found: LookupResult,
+        started: float,
+    ) -> ChatAnswer:
+        """A hit found outside any transaction: the answer now, its booking after the response."""
         entry = found.entry
+        assert entry is not None
         latency_ms = (time.monotonic() - started) * 1000
         row = await self._entry_hit_row(caller, request, controls, latency_ms, entry)
         row.metadata.update(verifier_metadata(found))
