@@ -164,8 +164,9 @@ async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_u
         "reserved_tokens": 700,
     }
     await asyncio.sleep(0.3)
+    # This sweep, or a running server's own on the same database, gives it back: either way, once.
     async with transaction(sessionmaker, system=True) as session:
-        assert await QuotaRepository(session).reclaim_expired() >= 1
+        await QuotaRepository(session).reclaim_expired()
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 2, "tokens": 300, "reserved_tokens": 0}
     await spool.append(miss(20), lapsed)
     assert await spool.drain(sessionmaker) == 1
