@@ -14,11 +14,9 @@ from app.toolkit.ml.swaps import (
     possessive,
     reverse_direction,
     role_frames,
-    sibling,
     swap_contrast,
     swap_coordinated,
     swap_roles,
-    synonym,
     transform_all,
 )
 
@@ -119,27 +117,6 @@ def test_a_phrase_of_time_place_or_tool_moves_to_the_front_and_back() -> None:
     assert back is not None
     assert back.text == "Who's on call for payments at the Berlin office this week?"
     assert {v.label for v in (fronted, tool, back)} == {1}
-
-
-def test_a_word_traded_within_its_group_is_a_paraphrase_and_into_a_sibling_group_is_not() -> None:
-    same = synonym("Budget travel tips for Europe", rng())
-    other = sibling("Budget travel tips for Europe", rng())
-
-    assert same is not None and other is not None
-    assert (same.label, other.label) == (1, 0)
-    assert same.text.split()[2] in {"advice", "suggestions"}
-    assert other.text.split()[2] in {"rules", "regulations", "warnings"}
-    exported = sibling("Export the weekly sales report as CSV", random.Random(1))
-    assert exported is not None and exported.text != "Export the weekly sales report as CSV"
-    assert synonym("What is the capital of France?", rng()) is None
-
-
-def test_a_name_is_not_traded_as_the_word_it_spells() -> None:
-    # "Bill" in the middle of a sentence is a person, not an invoice; "csv" is only traded as spelt.
-    assert synonym("Send the draft to Bill tomorrow", rng()) is None
-    assert sibling("Send the draft to Bill tomorrow", rng()) is None
-    assert sibling("parse the csv file", rng()) is not None  # "file" is a word of a family
-    assert all("csv" in sibling("parse the csv file", random.Random(s)).text for s in range(10))
 
 
 def test_the_end_of_a_direction_is_never_moved_as_a_setting() -> None:

@@ -8,13 +8,11 @@ and returns a variant with its label:
 - negatives: the two ends of a direction swapped (from/to, into/out of, A -> B, to/from a
   person), two parties' roles exchanged (manager/report, buyer/seller, ...), the two sides of
   a contrast or comparison swapped (A but not B, A rather than B, A more than B), a word
-  replaced by its opposite (up/down, increase/decrease, buy/sell) or two opposites exchanged, or
-  a word traded for a related word of another meaning ("column" / "table", "CSV" / "PDF");
+  replaced by its opposite (up/down, increase/decrease, buy/sell) or two opposites exchanged;
 - positives: reorders that keep every role: a conditional clause moved to the other end, a
-  phrase of time, place or tool ("this week", "in the Berlin office", "in Excel") moved to the
-  front, two coordinated items swapped (A and B), "the X of Y" as "Y's X", "X for Y" as "Y's X",
-  an active sentence with two parties made passive; and a word traded for one of the same
-  meaning ("tips" / "advice"), always beside the same words traded for a sibling.
+  phrase of time, place or tool ("this week", "in the Berlin office", "in Excel") moved to the front,
+  two coordinated items swapped (A and B), "the X of Y" as "Y's X", "X for Y" as "Y's X",
+  an active sentence with two parties made passive.
 
 Every function is deterministic for its random generator; a transformation that does not
 apply returns None.
@@ -420,114 +418,6 @@ def move_clause(text: str, rng: random.Random) -> Variant | None:
     return None
 
 
-# Families of words: within a group, one meaning ("tips" / "advice"); across the groups of a
-# family, related words of other meanings ("tips" / "rules", "table" / "column", "CSV" / "PDF").
-# A word traded within its group asks the same question; traded into a sibling group it asks
-# another: shown both, the model learns to read the word, not to accept any traded word. Only
-# words that keep their part of speech in either group; a word is in one family only.
-WORD_FAMILIES: Final[tuple[tuple[tuple[str, ...], ...], ...]] = (
-    (("tips", "advice", "suggestions"), ("rules", "regulations"), ("warnings",)),
-    (("cheap", "inexpensive", "low-cost"), ("luxury", "high-end"), ("free",)),
-    (("remove", "delete"), ("archive",), ("hide",), ("rename",)),
-    (("guide", "tutorial", "walkthrough"), ("checklist",), ("quiz",)),
-    (("photos", "pictures", "images"), ("videos",), ("drawings",)),
-    (("fix", "resolve"), ("reproduce",), ("ignore",), ("document",)),
-    (("problem", "issue"), ("feature",), ("question",)),
-    (("quick", "fast", "rapid"), ("thorough", "in-depth")),
-    (("short", "brief"), ("long", "lengthy")),
-    (("large", "big", "huge"), ("small", "tiny")),
-    (("start", "begin"), ("pause",), ("restart",)),
-    (("buy", "purchase"), ("rent",), ("lease",)),
-    (("show", "display"), ("count",), ("export",)),
-    (("modify", "edit"), ("view",), ("lock",)),
-    (("example", "sample"), ("definition",)),
-    (("explain", "describe"), ("translate",), ("proofread",)),
-    (("overview", "summary"), ("timeline",), ("critique",)),
-    (("steps", "instructions"), ("requirements", "prerequisites")),
-    (("kids", "children"), ("teenagers",), ("adults",), ("seniors",)),
-    (("movie", "film"), ("series",), ("book",), ("documentary",)),
-    (("car", "vehicle"), ("bike", "bicycle"), ("truck",), ("motorcycle",)),
-    (("salary", "wage"), ("bonus",), ("pension",)),
-    (("doctor", "physician"), ("nurse",), ("dentist",), ("pharmacist",)),
-    (("folder", "directory"), ("file",), ("drive",)),
-    (("boss", "supervisor"), ("colleague", "coworker"), ("intern",)),
-    (("benefits", "advantages"), ("costs",), ("risks",)),
-    (("reasons", "causes"), ("effects", "consequences"), ("symptoms",)),
-    (("email", "e-mail"), ("letter",), ("text message",), ("memo",)),
-    (("app", "application"), ("website",), ("plugin",)),
-    (("table",), ("column",), ("index",), ("schema",)),
-    (("limit", "quota"), ("reservation",), ("usage",)),
-    (("invoice", "bill"), ("receipt",), ("quote",)),
-    (("revenue", "sales"), ("profit", "margin"), ("expenses", "spending")),
-    (("weekly",), ("monthly",), ("daily",), ("yearly", "annual")),
-    (("week",), ("month",), ("quarter",)),
-    (("customers", "clients"), ("suppliers", "vendors"), ("employees", "staff")),
-    (("server",), ("database",), ("load balancer",)),
-    (("password", "passphrase"), ("username",), ("API key",)),
-    (("staging",), ("production",), ("development",)),
-    (("meeting",), ("workshop",), ("interview",)),
-    (("deadline", "due date"), ("kickoff",)),
-    (("chart", "graph"), ("spreadsheet",), ("slide",)),
-    (("CSV",), ("JSON",), ("PDF",), ("Excel",)),
-    (("English",), ("French",), ("German",), ("Spanish",)),
-    (("Python",), ("Java",), ("JavaScript",), ("Rust",)),
-    (("hotel",), ("hostel",), ("campsite",)),
-    (("flight",), ("train",), ("bus",)),
-    (("healthy", "nutritious"), ("tasty", "delicious"), ("vegan",)),
-    (("beginners", "novices", "newcomers"), ("experts", "professionals"), ("executives",)),
-    (("job",), ("internship",), ("contract",)),
-)
-_GROUP_OF: Final = {word: (family, group) for family in WORD_FAMILIES for group in family for word in group}
-_FAMILY_WORD: Final = re.compile(
-    r"\b(" + "|".join(sorted((re.escape(w) for w in _GROUP_OF), key=len, reverse=True)) + r")\b",
-    re.IGNORECASE,
-)
-
-
-def _family_words(text: str) -> list[tuple[re.Match[str], str]]:
-    """The family words of a text as written: lower-case words only in lower case (or capitalised
-    at the start), so "Bill" the name is not "bill" the invoice; names only as spelt."""
-    found = []
-    for match in _FAMILY_WORD.finditer(text):
-        written = match.group(0)
-        for word in (written, written.lower()):
-            if word in _GROUP_OF and (written == word or (match.start() == 0 and written == word.capitalize())):
-                found.append((match, word))
-                break
-    return found
-
-
-def _trade(text: str, rng: random.Random, *, same: bool) -> Variant | None:
-    candidates = [
-        (match, word)
-        for match, word in _family_words(text)
-        if len(_GROUP_OF[word][1]) > 1 or not same  # a word alone in its group has no synonym
-    ]
-    if not candidates:
-        return None
-    match, word = rng.choice(candidates)
-    family, group = _GROUP_OF[word]
-    if same:
-        choices = [w for w in group if w != word]
-    else:
-        choices = [w for other in family if other is not group for w in other]
-    other = rng.choice(choices)
-    replacement = _keep_case(match.group(0), other) if word.islower() else other
-    traded = text[: match.start()] + replacement + text[match.end() :]
-    return Variant(traded, 1, "synonym") if same else Variant(traded, 0, "sibling")
-
-
-def synonym(text: str, rng: random.Random) -> Variant | None:
-    """A word traded for one of the same meaning: 'Budget travel tips' / 'Budget travel advice'."""
-    return _trade(text, rng, same=True)
-
-
-def sibling(text: str, rng: random.Random) -> Variant | None:
-    """A word traded for a related word of another meaning: 'add a column' / 'add a table',
-    'export it as CSV' / 'as PDF', 'travel tips' / 'travel rules': another question."""
-    return _trade(text, rng, same=False)
-
-
 # A phrase that says when, where or in what a question holds; it reads the same at either end.
 _MONTH: Final = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
 _DAY: Final = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
@@ -700,12 +590,10 @@ NEGATIVE_TRANSFORMS: Final[tuple[Callable[[str, random.Random], Variant | None],
     swap_roles,
     swap_contrast,
     opposite,
-    sibling,
 )
 POSITIVE_TRANSFORMS: Final[tuple[Callable[[str, random.Random], Variant | None], ...]] = (
     move_clause,
     front_setting,
-    synonym,
     swap_coordinated,
     possessive,
     passive,

@@ -63,10 +63,8 @@ class TrainConfig:
     # Rows drawn from the training part of each file: every one of them.
     file_pairs: tuple[tuple[str, int], ...] = (("paws_dev", 10**6), ("qqp", 10**6), ("mrpc", 10**6))
     langcache_repeats: int = 2
-    # Order and role transformations of real sentences (at most `swap_kind_cap` of one kind:
-    # single-word opposites and traded words abound), and pairs from the two-party frames.
-    swap_pairs: int = 10500
-    swap_kind_cap: int = 1500
+    # Order and role transformations of real sentences, and pairs from the two-party frames.
+    swap_pairs: int = 6000
     role_frame_pairs: int = 800
     # Look-alikes the embedder ranks high (nearest neighbours from other rows).
     mined_pairs: int = 2000
@@ -151,12 +149,10 @@ def _swap_set(name: str, pairs: Sequence[SwapPair], notes: str) -> LabelledSet:
     )
 
 
-def _balanced_swaps(
-    pairs: list[SwapPair], count: int, rng: random.Random, cap: int | None = None
-) -> list[SwapPair]:
-    """At most `count` pairs, no kind more than `cap` of them (by default a quarter)."""
+def _balanced_swaps(pairs: list[SwapPair], count: int, rng: random.Random) -> list[SwapPair]:
+    """At most `count` pairs, no kind more than a quarter of them (single-word opposites abound)."""
     rng.shuffle(pairs)
-    cap = max(1, count // 4) if cap is None else cap
+    cap = max(1, count // 4)
     taken: dict[str, int] = {}
     out: list[SwapPair] = []
     for pair in pairs:
@@ -212,9 +208,7 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
     train_sentences += [p.first for p in generated[: config.generated_pairs // 2]]
     held_sentences += [p.first for p in project_validation]
 
-    swaps = _balanced_swaps(
-        transform_all(train_sentences, config.seed), config.swap_pairs, rng, config.swap_kind_cap
-    )
+    swaps = _balanced_swaps(transform_all(train_sentences, config.seed), config.swap_pairs, rng)
     swaps += role_frames(config.seed, config.role_frame_pairs)
     splits.train += [(p.first, p.second, p.label) for p in swaps]
     splits.sources["swaps"] = len(swaps)
