@@ -25,14 +25,12 @@ from app.cache.repository import NO_ALIASES, CacheRepository, NewEntry, StoredEn
 from app.cache.scope import Scope, normalise_prompt
 from app.cache.semantic_probe import probe_nearest
 from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
-from app.db.fastpath import FastConnections, connection_failed
+from app.db.fastpath import UNDEFINED_FUNCTION, FastConnections, connection_failed
 from app.observability import metrics
 from app.settings import CacheSettings
 from app.upstream.usage import Usage
 
 log = logging.getLogger(__name__)
-
-UNDEFINED_FUNCTION = "42883"
 
 # alias: the exact hash of a paraphrase served before (app.cache.models.CacheAlias).
 Tier = Literal["exact", "alias", "semantic"]

@@ -31,10 +31,11 @@ from app.cache.service import CacheService, LookupResult
 from app.completions.coalesce import ReplicaCoalescer, SingleFlight
 from app.completions.controls import CacheControls, parse_controls
 from app.completions.inputs import ChatBody, chat_body
+from app.completions.miss_reservation import QuotaFull, reserve_miss
 from app.completions.repository import InflightRepository
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
 from app.db.engine import DatabaseDown, attempt
-from app.db.fastpath import FastConnections, connection_failed
+from app.db.fastpath import UNDEFINED_FUNCTION, FastConnections, connection_failed
 from app.db.leases import Lease
 from app.db.replica import ReadReplica
 from app.errors import (
@@ -47,7 +48,7 @@ from app.errors import (
     UpstreamTimeout,
 )
 from app.ledger.booking import Bookkeeper
-from app.ledger.quotas import Reservation
+from app.ledger.quotas import QuotaRepository, Reservation, ReservationTerms
 from app.ledger.repository import ERROR_CHARS, LedgerRow
 from app.ledger.writer import BookingWriter
 from app.observability import metrics
@@ -62,7 +63,6 @@ ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 # HTTP status booked for a stream the client stopped reading (nginx's "client closed request").
 CLIENT_GONE = 499
 PRIORITY_HEADER = "x-priority"
-UNDEFINED_FUNCTION = "42883"
 
 
 @dataclass(slots=True)
@@ -189,6 +189,8 @@ class CompletionPipeline:
         self.limits = limits
         # The exact tier's one-round-trip probe (not with a read replica: lookups search there).
         self.fast = fast if replica.engine is None else None
+        # A probed miss reserves its quota and claims its key in one round trip too.
+        self.fast_reserve = True
         self.writer = BookingWriter(books)
         self.lease = lease
         self.sessionmaker = sessionmaker
@@ -343,11 +345,15 @@ class CompletionPipeline:
                 metadata=verifier_metadata(found),
             )
 
-        # Not durable: this transaction writes a hit's booking, or a miss's quota reservation.
-        try:
-            looked = await attempt(self.sessionmaker, look_up, tenant_id=caller.tenant_id, durable=False)
-        except QuotaExceeded as exc:
-            await self._fail(miss, exc)
+        looked: ChatAnswer | tuple[LookupResult, Reservation] | DatabaseDown | None = None
+        if searched is not None and self.fast is not None and self.fast_reserve:
+            looked = await self._reserve_fast(miss, searched)
+        if looked is None:
+            # Not durable: this transaction writes a hit's booking, or a miss's quota reservation.
+            try:
+                looked = await attempt(self.sessionmaker, look_up, tenant_id=caller.tenant_id, durable=False)
+            except QuotaExceeded as exc:
+                await self._fail(miss, exc)
         if isinstance(looked, ChatAnswer):
             return looked
         if isinstance(looked, DatabaseDown):
@@ -440,6 +446,58 @@ class CompletionPipeline:
         if found.entry is None:
             return found
         return await self._serve_probed(caller, request, controls, found, started)
+
+    async def _reserve_fast(
+        self, miss: _Job, found: LookupResult
+    ) -> tuple[LookupResult, Reservation] | None:
+        """A probed miss's quota reservation and replica claim in one round trip (no transaction,
+        no ORM). None when it could not run: the transaction then does both."""
+        assert self.fast is not None
+        assert miss.scope is not None
+        caller, request = miss.caller, miss.request
+        quotas = self.books.quotas
+        terms = await quotas.terms(
+            request.model,
+            miss.prompt_tokens,
+            max_output_tokens=request.max_output_tokens,
+            choices=request.checked.n or 1,
+        )
+        try:
+            reservation, claimed = await reserve_miss(
+                self.fast,
+                caller.tenant_id,
+                terms,
+                quotas.lease,
+                miss.controls.namespace,
+                miss.scope.exact_hash,
+                self.lease,
+            )
+        except QuotaFull:
+            await self._fail(miss, await self._quota_refusal(caller.tenant_id, terms))
+        except Exception as exc:
+            if connection_failed(exc):
+                return None  # the transaction decides (an outage: BYPASS)
+            if getattr(exc, "sqlstate", None) == UNDEFINED_FUNCTION:
+                log.warning(
+                    "deja_reserve_miss is missing (migrations not applied): misses reserve in transactions"
+                )
+                self.fast_reserve = False
+                return None
+            raise
+        if claimed:
+            miss.replica_key = miss.scope.exact_hash
+        return found, reservation
+
+    async def _quota_refusal(self, tenant_id: uuid.UUID, terms: ReservationTerms) -> QuotaExceeded:
+        """Which quota refused a reservation made outside a transaction, read in one."""
+
+        async def read(session: AsyncSession) -> QuotaExceeded:
+            return await QuotaRepository(session).exceeded(tenant_id, terms)
+
+        refusal = await attempt(self.sessionmaker, read, tenant_id=tenant_id)
+        if isinstance(refusal, DatabaseDown):
+            return QuotaExceeded("The tenant's quota is exhausted.", retry_after_s=1)
+        return refusal
 
     async def _serve_probed(
         self,

@@ -22,6 +22,10 @@ from app.db.errors import is_database_outage
 
 log = logging.getLogger(__name__)
 
+# SQLSTATE of a call to a function that is not there: a fast-path function whose migration has not
+# run yet (its caller falls back to a transaction).
+UNDEFINED_FUNCTION = "42883"
+
 
 def connection_failed(error: BaseException) -> bool:
     """The driver's own errors that mean "this connection (or the server) is gone"."""

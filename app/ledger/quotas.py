@@ -87,6 +87,26 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
+class ReservationTerms:
+    """What one request reserves in both periods, and when (which day and month it counts in)."""
+
+    tokens: int
+    cost_usd: Decimal
+    at: datetime
+
+    def reservation(self, tenant_id: uuid.UUID, reservation_id: uuid.UUID) -> Reservation:
+        """The reservation these terms make once both periods took them."""
+        return Reservation(
+            tenant_id=tenant_id,
+            periods=PERIODS,
+            starts=tuple(period_start(p, self.at) for p in PERIODS),
+            tokens=self.tokens,
+            cost_usd=self.cost_usd,
+            id=reservation_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PeriodUsage:
     period: str
     period_start: datetime
@@ -261,6 +281,16 @@ class QuotaRepository:
             id=reservation_id,
         )
 
+    async def exceeded(self, tenant_id: uuid.UUID, terms: ReservationTerms) -> QuotaExceeded:
+        """The refusal of a reservation a period's limit did not allow (made outside this
+        session): the first quota these terms do not fit, as it reads now."""
+        params = {"tenant_id": tenant_id, **_starts(terms.at)}
+        quotas = (await self.session.execute(_QUOTAS, params)).all()
+        full = [q for q in quotas if _full(q, terms.tokens, terms.cost_usd)] or quotas
+        if not full:  # the quota was removed meanwhile: refuse as the reservation did
+            return QuotaExceeded("The tenant's quota is exhausted.", retry_after_s=1)
+        return _exceeded(full[0], terms.tokens, terms.cost_usd, terms.at)
+
     async def settle(
         self, reservation: Reservation, usage: Usage, cost: Decimal, *, counted: bool = True
     ) -> None:
@@ -342,12 +372,25 @@ class QuotaRepository:
 _ADJECTIVES = {"day": "daily", "month": "monthly"}
 
 
+def _fullness(quota: Any, tokens: int, cost: Decimal) -> tuple[bool, bool, bool]:
+    """Whether one more request, `tokens` more or `cost` more would pass the quota's limits."""
+    used_tokens = quota.tokens + quota.reserved_tokens
+    used_cost = Decimal(quota.cost_usd) + Decimal(quota.reserved_cost_usd)
+    return (
+        quota.max_requests is not None and quota.requests + 1 > quota.max_requests,
+        quota.max_tokens is not None and used_tokens + tokens > quota.max_tokens,
+        quota.max_cost_usd is not None and used_cost + cost > Decimal(quota.max_cost_usd),
+    )
+
+
+def _full(quota: Any, tokens: int, cost: Decimal) -> bool:
+    return any(_fullness(quota, tokens, cost))
+
+
 def _exceeded(quota: Any, tokens: int, cost: Decimal, at: datetime) -> QuotaExceeded:
     used_tokens = quota.tokens + quota.reserved_tokens
     used_cost = Decimal(quota.cost_usd) + Decimal(quota.reserved_cost_usd)
-    requests_full = quota.max_requests is not None and quota.requests + 1 > quota.max_requests
-    tokens_full = quota.max_tokens is not None and used_tokens + tokens > quota.max_tokens
-    cost_full = quota.max_cost_usd is not None and used_cost + cost > Decimal(quota.max_cost_usd)
+    requests_full, tokens_full, cost_full = _fullness(quota, tokens, cost)
     if not (requests_full or tokens_full or cost_full):
         # The counters moved between the refusal and this read (another process booked or
         # released): name the first limit the period has, as the refusal stands.
@@ -419,12 +462,18 @@ class Quotas:
     ) -> Reservation:
         """Reserve the prompt's (estimated) tokens plus the most the answers may take: the request's
         own limit (already checked positive at the edge), else the model's, never above the model's."""
+        terms = await self.terms(model, prompt_tokens, max_output_tokens=max_output_tokens, choices=choices)
+        return await QuotaRepository(session).reserve(tenant_id, terms.tokens, terms.cost_usd, terms.at, self.lease)
+
+    async def terms(
+        self, model: str, prompt_tokens: int, *, max_output_tokens: int | None, choices: int
+    ) -> ReservationTerms:
+        """What a request reserves (see `reserve`), priced now."""
         at = datetime.now(UTC)
         most = output_limit(model, self.default_output_tokens)
         per_choice = min(max_output_tokens, most) if max_output_tokens is not None else most
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=per_choice * choices)
-        cost = await self.prices.cost(model, usage, at)
-        return await QuotaRepository(session).reserve(tenant_id, usage.total, cost, at, self.lease)
+        return ReservationTerms(usage.total, await self.prices.cost(model, usage, at), at)
 
     async def settle(
         self,

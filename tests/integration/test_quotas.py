@@ -179,3 +179,39 @@ async def test_usage_shows_plain_decimals(http: httpx.AsyncClient, make_tenant) 
     for period in (await http.get("/v1/usage", headers=tenant.headers)).json()["periods"]:
         assert period["cost_usd"] == "0"
         assert period["reserved_cost_usd"] == "0"
+
+
+async def test_a_full_monthly_quota_refuses_a_miss_and_leaves_the_day_as_it_was(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    # A miss reserves in both periods at once: the month refusing must undo the day's part too.
+    tenant = await make_tenant("quota-month")
+    await set_quota(sessionmaker, tenant.tenant_id, "month", max_tokens=1_000)
+    body = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "Summarise the incident review of last Tuesday"}],
+    }
+    assert (await http.post("/v1/chat/completions", headers=tenant.headers, json=body)).status_code == 200
+    before = {p["period"]: p for p in (await http.get("/v1/usage", headers=tenant.headers)).json()["periods"]}
+
+    other = {
+        **body,
+        "max_tokens": 990,  # what the first used, plus this, is more than the month allows
+        "messages": [{"role": "user", "content": "Which teams own the payment services?"}],
+    }
+    refused = await http.post("/v1/chat/completions", headers=tenant.headers, json=other)
+
+    assert refused.status_code == 429
+    assert refused.json()["quota"] == {"period": "month", "limit": "tokens"}
+    after = {p["period"]: p for p in (await http.get("/v1/usage", headers=tenant.headers)).json()["periods"]}
+    assert after["day"]["requests"] == before["day"]["requests"] == 1
+    assert after["day"]["tokens"] == before["day"]["tokens"]
+    async with transaction(sessionmaker, tenant_id=tenant.tenant_id) as session:
+        reserved = (
+            await session.execute(text("SELECT sum(reserved_tokens) AS held, count(*) AS rows FROM usage_counters"))
+        ).one()
+        holds = (await session.execute(text("SELECT count(*) FROM quota_reservations"))).scalar_one()
+    assert (reserved.held, reserved.rows, holds) == (0, 2, 0)
