@@ -735,13 +735,17 @@ class CompletionPipeline:
         # The answer goes to the client first; storing it, settling the quota and booking the
         # request are written after (app.ledger.writer), under the entry id chosen here.
         row.entry_id = uuid.uuid4() if scope is not None else None
+        key, future, replica_key = job.key, job.future, job.replica_key
+        tenant_id, namespace = job.caller.tenant_id, job.controls.namespace
+        job.replica_key = None  # released with the stored answer, or by `stored` when that failed
+        job.writing = key is not None and future is not None
 
         async def store(session: AsyncSession) -> None:
             if scope is not None:
                 await self.cache.store(
                     session,
-                    job.caller.tenant_id,
-                    job.controls.namespace,
+                    tenant_id,
+                    namespace,
                     scope,
                     completion,
                     ttl_s=job.controls.ttl_s or job.caller.policy.default_ttl_s,
@@ -749,17 +753,17 @@ class CompletionPipeline:
                     cost_usd=cost,
                     entry_id=row.entry_id,
                 )
+            if replica_key is not None:
+                # In the transaction that stores the answer: the other replicas' followers, who
+                # look for the entry once the key is free, find both at once.
+                await InflightRepository(session).release(tenant_id, namespace, replica_key, self.lease)
 
-        key, future, replica_key = job.key, job.future, job.replica_key
-        tenant_id, namespace = job.caller.tenant_id, job.controls.namespace
-        job.replica_key = None  # released by `stored`, once the answer is written
-        job.writing = key is not None and future is not None
-
-        async def stored(_written: bool) -> None:
+        async def stored(written: bool) -> None:
             if key is not None and future is not None:
                 self.inflight.written(key, future)
-            if replica_key is not None:
-                # After the answer's entry is stored: the other replicas' followers look for it then.
+            if replica_key is not None and not written:
+                # The answer's transaction did not commit (it waits in the spool, or failed): the
+                # key is freed on its own, so that the followers lead themselves.
                 await self.replicas.release(tenant_id, namespace, replica_key)
 
         entry_id = row.entry_id
@@ -767,7 +771,7 @@ class CompletionPipeline:
             row,
             reservation=job.reservation,
             usage=usage,
-            also=store if scope is not None else None,
+            also=store if scope is not None or replica_key is not None else None,
             after=stored,
         )
         job.caller.booked = True

@@ -25,6 +25,19 @@ def chat(content: str, model: str = "gpt-4o-mini") -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": content}]}
 
 
+async def claimed_keys(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID) -> int:
+    """The tenant's prompt keys some replica still leads (a miss claims its key until it is answered)."""
+    async with transaction(sessionmaker, system=True) as session:
+        rows = await session.execute(
+            text("SELECT count(*) FROM inflight_misses WHERE tenant_id = :t"), {"t": tenant_id}
+        )
+        return int(rows.scalar_one())
+
+
+async def _released(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID) -> bool:
+    return await claimed_keys(sessionmaker, tenant_id) == 0
+
+
 async def test_a_tenant_cannot_read_another_tenants_entry_through_the_fast_path(
     http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:  # type: ignore[no-untyped-def]
@@ -131,6 +144,8 @@ async def test_a_miss_is_stored_and_booked_after_its_response(
         )
         assert held.scalar_one() == 0
     assert len(await booked()) == 1
+    # Its key was released with the stored answer: no replica waits on it any more.
+    assert await claimed_keys(sessionmaker, t.tenant_id) == 0
 
 
 async def test_a_refused_background_write_goes_to_the_spool_and_is_booked_later(
@@ -164,6 +179,8 @@ async def test_a_refused_background_write_goes_to_the_spool_and_is_booked_later(
         await deja.settle()
         spooled = "".join(p.read_text() for p in (settings.data_dir / "spool").glob("*.jsonl"))
         assert request_id in spooled
+        # The answer's transaction did not commit, so its key was released on its own.
+        assert await eventually(lambda: _released(sessionmaker, t.tenant_id))
     finally:
         async with transaction(sessionmaker, system=True) as session:
             await session.execute(text(f"DROP TRIGGER {name} ON ledger"))
