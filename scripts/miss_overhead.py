@@ -1,0 +1,132 @@
+"""What Déjà adds to a chat miss at one client: latency over the model's own, and CPU per miss.
+
+    python scripts/miss_overhead.py [--stored 200] [--requests 200] [--rounds 3] [--fake-latency-ms 50]
+
+A fresh embedded Postgres, the project's fake model and `deja serve` (one worker unless
+`--workers`), all on this machine. `--stored` template prompts are stored first through
+`POST /v1/chat/completions` (each a miss). Then each round sends `--requests` misses one at a time
+(a template prompt with a ticket number no entry has, as `deja bench` sends them: their neighbours
+pass the similarity floor, so the verifier reads them), then as many straight to the fake model,
+and prints:
+
+- the p50 latency of each and their difference (Déjà's miss overhead at one client);
+- the server's CPU and Postgres's CPU per miss (process trees, over the Déjà requests only),
+  everything the miss costs included: the lookup, the quota reservation, the upstream call, and
+  the answer stored and booked after the response.
+
+The fake model's latency is short (50 ms by default) so that a round takes seconds; the overhead
+does not depend on it. Compare commits by running this script in each, one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from app.db import migrate
+from app.db.embedded import start_embedded
+from app.db.engine import create_engine, create_sessionmaker, transaction
+from app.settings import get_settings
+from app.tenants.service import TenantService
+from app.toolkit.bench.http import DejaProcess, chat_body, free_port, router_config
+from app.toolkit.bench.prompts import TEMPLATE_PAIRS, miss_prompt
+from app.toolkit.fakellm.config import FakeLLMConfig
+from app.toolkit.fakellm.server import FakeLLMServer
+
+
+def tree_cpu_s(root: psutil.Process) -> float:
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+async def new_key(url: str) -> str:
+    engine = create_engine(url, get_settings())
+    try:
+        async with transaction(create_sessionmaker(engine), system=True) as session:
+            created = await TenantService(session, "miss_overhead").create("miss-overhead")
+            return created.first_key.new.key
+    finally:
+        await engine.dispose()
+
+
+def timed(client: httpx.Client, body: dict[str, object], *, miss: bool = True) -> float:
+    started = time.perf_counter()
+    response = client.post("/chat/completions", json=body)
+    elapsed = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    if miss and response.headers.get("x-cache", "MISS") != "MISS":
+        raise RuntimeError(f"expected a miss, got {response.headers.get('x-cache')}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--stored", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--fake-latency-ms", type=float, default=50.0)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+
+    state = Path(tempfile.mkdtemp(prefix="deja-miss-overhead-"))
+    embedded = start_embedded(state / "data")
+    fake = FakeLLMServer(FakeLLMConfig(latency_ms=args.fake_latency_ms, seed=0)).start()
+    server: DejaProcess | None = None
+    try:
+        migrate.upgrade(embedded.url)
+        key = asyncio.run(new_key(embedded.url))
+        config = state / "router.toml"
+        config.write_text(router_config(fake.base_url))
+        os.environ["DEJA_WORKERS"] = str(args.workers)
+        server = DejaProcess(embedded.url, config, state, free_port())
+        server.wait_ready()
+        postmaster = psutil.Process(int((state / "data" / "pg" / "postmaster.pid").read_text().split()[0]))
+        deja = httpx.Client(
+            base_url=f"{server.url}/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
+        model = httpx.Client(base_url=fake.base_url, headers={"Authorization": "Bearer unused"}, timeout=30)
+        rng = random.Random(0)
+        for pair in TEMPLATE_PAIRS[: args.stored]:
+            timed(deja, chat_body(pair.prompt), miss=False)  # a template may be served another's answer
+        for i in range(20):  # warm-up
+            timed(deja, chat_body(miss_prompt(i, rng)))
+        print(f"{args.stored} prompts stored; {args.workers} worker(s); fake model {args.fake_latency_ms:g} ms")
+        print("round | Déjà miss p50 ms | model direct p50 ms | overhead ms | server CPU ms/miss | Postgres CPU ms/miss")
+        for round_ in range(args.rounds):
+            bodies = [chat_body(miss_prompt(10_000 * (round_ + 1) + i, rng)) for i in range(args.requests)]
+            server_before = tree_cpu_s(psutil.Process(server.process.pid))
+            postgres_before = tree_cpu_s(postmaster)
+            through = [timed(deja, body) for body in bodies]
+            server_ms = (tree_cpu_s(psutil.Process(server.process.pid)) - server_before) * 1000 / len(bodies)
+            postgres_ms = (tree_cpu_s(postmaster) - postgres_before) * 1000 / len(bodies)
+            direct = [timed(model, body) for body in bodies]
+            miss, alone = statistics.median(through), statistics.median(direct)
+            print(
+                f"{round_ + 1} | {miss:.1f} | {alone:.1f} | {miss - alone:.1f} | {server_ms:.2f} | {postgres_ms:.2f}"
+            )
+    finally:
+        if server is not None:
+            server.stop()
+        fake.stop()
+        embedded.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
