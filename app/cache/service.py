@@ -25,7 +25,7 @@ from app.cache.repository import NO_ALIASES, CacheRepository, NewEntry, StoredEn
 from app.cache.scope import Scope, normalise_prompt
 from app.cache.semantic_probe import probe_nearest
 from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
-from app.db.fastpath import UNDEFINED_FUNCTION, FastConnections, connection_failed
+from app.db.fastpath import FastConnections, missing_function, unavailable
 from app.observability import metrics
 from app.settings import CacheSettings
 from app.upstream.usage import Usage
@@ -249,15 +249,11 @@ class CacheService:
                 max_age_s=max_age_s,
             )
         except Exception as exc:
-            if connection_failed(exc):
-                return None
-            if getattr(exc, "sqlstate", None) == UNDEFINED_FUNCTION:
-                log.warning(
-                    "deja_semantic_probe is missing (migrations not applied): semantic lookups use transactions"
-                )
+            if not unavailable(exc, "deja_semantic_probe", "semantic lookups use transactions"):
+                raise
+            if missing_function(exc):
                 self.semantic_probe = False
-                return None
-            raise
+            return None
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
         verdict = await self._verdict(scope, policy, neighbours)

@@ -35,7 +35,7 @@ from app.completions.miss_reservation import QuotaFull, reserve_miss
 from app.completions.repository import InflightRepository
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
 from app.db.engine import DatabaseDown, attempt
-from app.db.fastpath import UNDEFINED_FUNCTION, FastConnections, connection_failed
+from app.db.fastpath import FastConnections, missing_function, unavailable
 from app.db.leases import Lease
 from app.db.replica import ReadReplica
 from app.errors import (
@@ -403,15 +403,12 @@ class CompletionPipeline:
                 max_age_s=controls.max_age_s,
             )
         except Exception as exc:
-            if connection_failed(exc):
-                return False  # the transaction's lookup decides (an outage: BYPASS)
-            if getattr(exc, "sqlstate", None) == UNDEFINED_FUNCTION:
-                log.warning(
-                    "deja_exact_probe is missing (migrations not applied): exact probes use transactions"
-                )
+            # Either way the transaction's lookup decides (an outage: BYPASS).
+            if not unavailable(exc, "deja_exact_probe", "exact probes use transactions"):
+                raise
+            if missing_function(exc):
                 self.fast = None
-                return False
-            raise
+            return False
         if found is None or found.entry is None:
             return True
         metrics.cache_lookup("exact_hit", found.similarity, time.monotonic() - lookup_started)
@@ -475,15 +472,12 @@ class CompletionPipeline:
         except QuotaFull:
             await self._fail(miss, await self._quota_refusal(caller.tenant_id, terms))
         except Exception as exc:
-            if connection_failed(exc):
-                return None  # the transaction decides (an outage: BYPASS)
-            if getattr(exc, "sqlstate", None) == UNDEFINED_FUNCTION:
-                log.warning(
-                    "deja_reserve_miss is missing (migrations not applied): misses reserve in transactions"
-                )
+            # Either way the transaction decides (an outage: BYPASS).
+            if not unavailable(exc, "deja_reserve_miss", "misses reserve in transactions"):
+                raise
+            if missing_function(exc):
                 self.fast_reserve = False
-                return None
-            raise
+            return None
         if claimed:
             miss.replica_key = miss.scope.exact_hash
         return found, reservation

@@ -37,6 +37,24 @@ def connection_failed(error: BaseException) -> bool:
     return is_database_outage(error)
 
 
+def unavailable(error: BaseException, function: str, fallback: str) -> bool:
+    """True when a fast-path call failed in a way its caller answers by falling back to a
+    transaction: the database unreachable (the transaction path handles the outage), or `function`
+    missing because its migration has not run (logged; the caller stops trying it). False: any
+    other error, for the caller to raise."""
+    if connection_failed(error):
+        return True
+    if getattr(error, "sqlstate", None) == UNDEFINED_FUNCTION:
+        log.warning("%s is missing (migrations not applied): %s", function, fallback)
+        return True
+    return False
+
+
+def missing_function(error: BaseException) -> bool:
+    """The call failed because its function is not in the database (its migration has not run)."""
+    return getattr(error, "sqlstate", None) == UNDEFINED_FUNCTION
+
+
 def asyncpg_dsn(url: str) -> str:
     """SQLAlchemy's `postgresql+asyncpg://` URL as a plain libpq-style DSN for asyncpg."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
