@@ -15,7 +15,7 @@ import asyncpg
 
 from app.db.fastpath import FastConnections
 from app.db.leases import Lease
-from app.ledger.quotas import Reservation, ReservationTerms, period_start
+from app.ledger.quotas import Reservation, ReservationTerms
 
 RESERVE = "SELECT deja_reserve_miss($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS claimed"
 QUOTA_FULL = "DJ429"
@@ -40,8 +40,8 @@ async def reserve_miss(
         row = await connections.fetchrow(
             RESERVE,
             tenant_id,
-            period_start("day", terms.at).date(),
-            period_start("month", terms.at).date(),
+            terms.day,
+            terms.month,
             terms.tokens,
             terms.cost_usd,
             reservation_id,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -93,6 +93,14 @@ class ReservationTerms:
     tokens: int
     cost_usd: Decimal
     at: datetime
+
+    @property
+    def day(self) -> date:
+        return period_start("day", self.at).date()
+
+    @property
+    def month(self) -> date:
+        return period_start("month", self.at).date()
 
     def reservation(self, tenant_id: uuid.UUID, reservation_id: uuid.UUID) -> Reservation:
         """The reservation these terms make once both periods took them."""
