@@ -106,8 +106,12 @@ def main() -> None:
             timed(deja, chat_body(pair.prompt), miss=False)  # a template may be served another's answer
         for i in range(20):  # warm-up
             timed(deja, chat_body(miss_prompt(i, rng)))
-        print(f"{args.stored} prompts stored; {args.workers} worker(s); fake model {args.fake_latency_ms:g} ms")
-        print("round | Déjà miss p50 ms | model direct p50 ms | overhead ms | server CPU ms/miss | Postgres CPU ms/miss")
+        print(
+            f"{args.stored} prompts stored; {args.workers} worker(s); fake model {args.fake_latency_ms:g} ms"
+        )
+        print(
+            "round | Déjà miss p50 ms | model direct p50 ms | overhead ms | server CPU ms/miss | Postgres CPU ms/miss"
+        )
         for round_ in range(args.rounds):
             bodies = [chat_body(miss_prompt(10_000 * (round_ + 1) + i, rng)) for i in range(args.requests)]
             server_before = tree_cpu_s(psutil.Process(server.process.pid))

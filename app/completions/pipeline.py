@@ -444,9 +444,7 @@ class CompletionPipeline:
             return found
         return await self._serve_probed(caller, request, controls, found, started)
 
-    async def _reserve_fast(
-        self, miss: _Job, found: LookupResult
-    ) -> tuple[LookupResult, Reservation] | None:
+    async def _reserve_fast(self, miss: _Job, found: LookupResult) -> tuple[LookupResult, Reservation] | None:
         """A probed miss's quota reservation and replica claim in one round trip (no transaction,
         no ORM). None when it could not run: the transaction then does both."""
         assert self.fast is not None

@@ -471,7 +471,9 @@ class Quotas:
         """Reserve the prompt's (estimated) tokens plus the most the answers may take: the request's
         own limit (already checked positive at the edge), else the model's, never above the model's."""
         terms = await self.terms(model, prompt_tokens, max_output_tokens=max_output_tokens, choices=choices)
-        return await QuotaRepository(session).reserve(tenant_id, terms.tokens, terms.cost_usd, terms.at, self.lease)
+        return await QuotaRepository(session).reserve(
+            tenant_id, terms.tokens, terms.cost_usd, terms.at, self.lease
+        )
 
     async def terms(
         self, model: str, prompt_tokens: int, *, max_output_tokens: int | None, choices: int

@@ -211,7 +211,9 @@ async def test_a_full_monthly_quota_refuses_a_miss_and_leaves_the_day_as_it_was(
     assert after["day"]["tokens"] == before["day"]["tokens"]
     async with transaction(sessionmaker, tenant_id=tenant.tenant_id) as session:
         reserved = (
-            await session.execute(text("SELECT sum(reserved_tokens) AS held, count(*) AS rows FROM usage_counters"))
+            await session.execute(
+                text("SELECT sum(reserved_tokens) AS held, count(*) AS rows FROM usage_counters")
+            )
         ).one()
         holds = (await session.execute(text("SELECT count(*) FROM quota_reservations"))).scalar_one()
     assert (reserved.held, reserved.rows, holds) == (0, 2, 0)
