@@ -48,7 +48,7 @@ from app.errors import (
     UpstreamTimeout,
 )
 from app.ledger.booking import Bookkeeper
-from app.ledger.quotas import QuotaRepository, Reservation, ReservationTerms
+from app.ledger.quotas import QuotaRepository, Reservation, ReservationTerms, unnamed_refusal
 from app.ledger.repository import ERROR_CHARS, LedgerRow
 from app.ledger.writer import BookingWriter
 from app.observability import metrics
@@ -488,7 +488,7 @@ class CompletionPipeline:
 
         refusal = await attempt(self.sessionmaker, read, tenant_id=tenant_id)
         if isinstance(refusal, DatabaseDown):
-            return QuotaExceeded("The tenant's quota is exhausted.", retry_after_s=1)
+            return unnamed_refusal()
         return refusal
 
     async def _serve_probed(

@@ -296,7 +296,7 @@ class QuotaRepository:
         quotas = (await self.session.execute(_QUOTAS, params)).all()
         full = [q for q in quotas if _full(q, terms.tokens, terms.cost_usd)] or quotas
         if not full:  # the quota was removed meanwhile: refuse as the reservation did
-            return QuotaExceeded("The tenant's quota is exhausted.", retry_after_s=1)
+            return unnamed_refusal()
         return _exceeded(full[0], terms.tokens, terms.cost_usd, terms.at)
 
     async def settle(
@@ -380,6 +380,12 @@ class QuotaRepository:
 
 
 _ADJECTIVES = {"day": "daily", "month": "monthly"}
+
+
+def unnamed_refusal() -> QuotaExceeded:
+    """A reservation's refusal when which quota refused cannot be read (removed meanwhile, or the
+    database gone between the refusal and the read)."""
+    return QuotaExceeded("The tenant's quota is exhausted.", retry_after_s=1)
 
 
 def _fullness(quota: Any, tokens: int, cost: Decimal) -> tuple[bool, bool, bool]:
