@@ -32,6 +32,9 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     ] = msgspec.field(default_factory=list)
     # Lowest cross-encoder probability served; null turns the cross-encoder off.
     cross_encoder_min_score: Unit | None = _VERIFIER.cross_encoder_min_score
+    # Below this cosine the cross-encoder must reach cross_encoder_strict_min_score instead.
+    cross_encoder_strict_below: Unit = _VERIFIER.cross_encoder_strict_below
+    cross_encoder_strict_min_score: Unit = _VERIFIER.cross_encoder_strict_min_score
     # Requests with a higher temperature are not cached: BYPASS. OpenAI's default temperature
     # is 1, so plain requests are cached.
     max_temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 1.0
@@ -60,6 +63,8 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
             rules=self.rules,
             disabled_rules=frozenset(self.disabled_rules),
             cross_encoder_min_score=self.cross_encoder_min_score,
+            cross_encoder_strict_below=self.cross_encoder_strict_below,
+            cross_encoder_strict_min_score=self.cross_encoder_strict_min_score,
         )
         return base.stricter(min_similarity)
 

@@ -438,6 +438,7 @@ async def test_quality_page_shows_the_policy_and_the_measured_figures(
     await sign_in(page, tenant.api_key)
     await page.click("nav >> text=Quality")
     await expect(page.get_by_test_id("policy")).to_contain_text("cross-encoder min score")
+    await expect(page.get_by_test_id("policy")).to_contain_text("min score below cosine 0.8")
     # docs/quality.md's headline: Déjà on the held-out chat pairs, as scripts/quality.sh measured it.
     measured = json.loads((quality_dir() / "langcache_held_out.json").read_text())["runs"][0]["deja"]
     ours = page.locator("[data-testid=quality] tr", has_text="langcache_held_out").filter(has_text="Déjà")

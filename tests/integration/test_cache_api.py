@@ -8,6 +8,8 @@ import uuid
 
 import httpx
 
+from tests.conftest import ADMIN_HEADERS
+
 MODEL = "gpt-4o-mini"
 
 
@@ -159,6 +161,26 @@ async def test_a_stricter_threshold_turns_a_semantic_hit_into_a_miss(
     assert (await lookup(http, t.headers, "how can I reset my password", threshold=0.999))["hit"] is False
     # A looser threshold than the tenant's cannot loosen the decision.
     assert (await lookup(http, t.headers, "convert 5 km to miles", threshold=0.0))["hit"] is False
+
+
+async def test_below_cosine_0_8_only_a_sure_model_serves(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, "Create JSON with keys title,author", "{}")
+    await store(http, t.headers, "Who is the president of France?", "The president.")
+    # A paraphrase that embeds at 0.75: the cross-encoder is sure of it.
+    result = await lookup(http, t.headers, "Return JSON fields: title and author")
+    assert (result["hit"], result["entry_id"]) == (True, entry_id)
+    assert 0.7 < result["similarity"] < 0.8
+    # A look-alike at 0.74 that the model rates above the usual threshold (0.65), not above the
+    # strict one.
+    result = await lookup(http, t.headers, "Name the prime minister of France")
+    assert result["hit"] is False
+    # A tenant that closes the band (its floor at 0.8) misses the paraphrase too.
+    patched = await http.patch(
+        f"/admin/tenants/{t.tenant_id}", headers=ADMIN_HEADERS, json={"settings": {"min_similarity": 0.8}}
+    )
+    assert patched.status_code == 200, patched.text
+    assert (await lookup(http, t.headers, "Return JSON fields: title and author"))["hit"] is False
 
 
 async def test_bad_requests_are_4xx_problems(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]

@@ -155,3 +155,31 @@ def test_the_same_prompt_but_for_case_and_spacing_is_served_without_the_model() 
         .hit
     )
     assert scorer.calls == [[("how do I learn C++?", "how do I learn C?")]]
+
+
+def test_below_the_strict_cosine_the_model_must_be_surer() -> None:
+    policy = VerifierPolicy(
+        min_similarity=0.7,
+        cross_encoder_min_score=0.65,
+        cross_encoder_strict_below=0.8,
+        cross_encoder_strict_min_score=0.97,
+    )
+    sure = candidate("how far is 5 km in miles", 0.75)
+    unsure = candidate("5 km, what is that in miles", 0.76)
+    near = candidate("5 km in miles please", 0.85)
+    scorer = FakeScorer({sure.prompt: 0.98, unsure.prompt: 0.9, near.prompt: 0.9})
+    verifier = build_verifier(scorer)
+    assert verifier.decide(QUERY, [sure], policy).accepted == sure
+    assert verifier.decide(QUERY, [unsure], policy).rejections == {unsure.entry_id: CROSS_ENCODER}
+    # 0.9 is enough at cosine 0.85, where the usual threshold holds.
+    assert verifier.decide(QUERY, [near], policy).accepted == near
+    # Below the floor the model is not asked at all.
+    far = candidate("5 km to nautical miles", 0.69)
+    scorer.calls.clear()
+    assert verifier.decide(QUERY, [far], policy).rejections == {far.entry_id: SIMILARITY}
+    assert scorer.calls == []
+    # A tenant's stricter usual threshold holds below the strict cosine too.
+    picky = VerifierPolicy(min_similarity=0.7, cross_encoder_min_score=0.99)
+    assert not verifier.decide(QUERY, [sure], picky).hit
+    # A request asking for cosine 0.8 closes the band.
+    assert not verifier.decide(QUERY, [sure], policy.stricter(0.8)).hit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.toolkit.ml.report import DEFAULT_SLICES, ScoredSet, choose_default
+from app.toolkit.ml.report import DEFAULT_SLICES, ScoredSet, choose_default, choose_strict
 from app.toolkit.ml.train import LabelledSet
 
 
@@ -41,3 +41,25 @@ def test_without_a_precise_threshold_the_strictest_is_taken() -> None:
     item = _slice(DEFAULT_SLICES[0], [0.99, 0.99], [1, 0])
 
     assert choose_default([item], "model", frozenset(), floor=0.8).threshold == 0.95
+
+
+def test_below_the_strict_cosine_the_lowest_threshold_keeping_the_precision_is_chosen() -> None:
+    chat, work = DEFAULT_SLICES
+    # Above 0.8: four right pairs. Between 0.7 and 0.8: a right pair at 0.96 and a look-alike at
+    # 0.93: served from 0.94, four right of five (80%) below that.
+    cosine = np.array([0.9, 0.9, 0.9, 0.9, 0.75, 0.72])
+    slices = []
+    for name in (chat, work):
+        item = _slice(name, [0.9, 0.9, 0.9, 0.9, 0.96, 0.93], [1, 1, 1, 1, 1, 0])
+        item.cosine = cosine
+        slices.append(item)
+    base = choose_default(slices, "model", frozenset(), floor=0.8)
+
+    strict = choose_strict(slices, base, floor=0.7)
+
+    assert (base.threshold, base.floor) == (0.5, 0.8)
+    assert (strict.floor, strict.strict_below, strict.strict_threshold) == (0.7, 0.8, 0.94)
+    assert [int(hit) for hit in slices[0].hits(strict)] == [1, 1, 1, 1, 1, 0]
+    # With a look-alike above every strict threshold, the band stays closed.
+    slices[1].probability["model"][5] = 0.995
+    assert choose_strict(slices, base, floor=0.7) == base

@@ -53,6 +53,10 @@ from app.cache.verifier.rules import (
         ("convert 100 GBP to USD", "convert 100 GBP to Japanese yen", NUMBER),
         ("Translate a BigQuery query into Oracle", "translate an Oracle query into BigQuery", DIRECTION),
         ("Convert 250 EUR to Swiss francs", "250 Swiss francs to EUR", DIRECTION),
+        ("average tickets per support agent", "average support agents per ticket", DIRECTION),
+        ("chart of sessions per user last week", "chart of users per session last week", DIRECTION),
+        ("index a thousand documents", "index a million documents", NUMBER),
+        ("cost of storing one billion rows", "cost of storing a trillion rows", NUMBER),
     ],
 )
 def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
@@ -70,6 +74,10 @@ def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
         ("Migrate our Postgres database to MySQL", "move the Postgres db to MySQL"),
         ("top 5 coffee shops in Seattle", "best five coffee shops in Seattle"),
         ("cost of 1,000 shares", "cost of 1000 shares"),
+        ("cost of a thousand shares", "cost of 1,000 shares"),
+        ("sell one million cars by 2030", "sell 1 million cars by 2030"),
+        ("hourly rate for a plumber", "a plumber's rate per hour"),
+        ("how many requests per second can Postgres handle", "how many req per second can Postgres take"),
         ("what's new in Python v3.11", "what is new in Python 3.11"),
         ("monthly payment on a $500k loan at 5%", "payment per month for a 500k dollar loan at 5 percent"),
         ("NYC subway map", "New York City subway map"),

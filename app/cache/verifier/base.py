@@ -37,7 +37,8 @@ class VerifierPolicy:
 
     # Cosine floor when the cross-encoder reads the candidates after the rules: low enough to
     # let the model recover paraphrases that embed far apart, high enough to spare it hopeless ones.
-    min_similarity: float = 0.8
+    # Below `cross_encoder_strict_below` the model must be surer (`cross_encoder_strict_min_score`).
+    min_similarity: float = 0.7
     # Cosine floor when no cross-encoder runs (none shipped, or the tenant turned it off): the
     # floor and the rules are then the whole decision. 0.9 with the rules served 2% of the chat
     # look-alikes where plain cosine served 10%, at the same recall.
@@ -53,6 +54,21 @@ class VerifierPolicy:
     # model, on pairs it never saw: 0.65 served chat prompts 0.96 right at 79% recall, the
     # project's work prompts 0.95 at 56%.
     cross_encoder_min_score: float | None = 0.65
+    # Candidates whose cosine is below this (and at least `min_similarity`) are served only when
+    # the cross-encoder is at least `cross_encoder_strict_min_score` sure: a true paraphrase often
+    # embeds between 0.7 and 0.8, and the model, sure enough, tells it from the look-alikes
+    # there. Chosen with the threshold (`default_on_validation`).
+    cross_encoder_strict_below: float = 0.8
+    cross_encoder_strict_min_score: float = 0.97
+
+    def cross_encoder_threshold(self, similarity: float) -> float | None:
+        """The lowest cross-encoder probability served for a candidate of this cosine; None: the
+        cross-encoder is off."""
+        if self.cross_encoder_min_score is None:
+            return None
+        if similarity < self.cross_encoder_strict_below:
+            return max(self.cross_encoder_min_score, self.cross_encoder_strict_min_score)
+        return self.cross_encoder_min_score
 
     def similarity_floor(self, cross_encoder_follows: bool) -> float:
         """The cosine floor in force, given whether a cross-encoder stage will run after the rules."""

@@ -32,7 +32,8 @@ def _folded(text: str) -> str:
 
 
 class CrossEncoderStage:
-    """Scores every surviving candidate in one batch call; rejects those below the policy's floor.
+    """Scores every surviving candidate in one batch call; rejects those below the policy's
+    threshold for their cosine (`VerifierPolicy.cross_encoder_threshold`).
 
     Pairs are (new prompt, stored prompt), the order the model is trained on.
     """
@@ -48,8 +49,7 @@ class CrossEncoderStage:
     def check(
         self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy
     ) -> Sequence[StageResult]:
-        floor = policy.cross_encoder_min_score
-        if floor is None or not candidates:
+        if policy.cross_encoder_min_score is None or not candidates:
             return [StageResult() for _ in candidates]
         # The same prompt but for case or spacing needs no model: it is served with full confidence,
         # and the other candidates are left unscored (they cannot outrank it).
@@ -65,7 +65,10 @@ class CrossEncoderStage:
         scores = np.asarray(self.scorer.score([(query, c.prompt) for c in scored]), dtype=np.float64)
         if scores.shape != (len(scored),):
             raise ValueError(f"cross-encoder returned shape {scores.shape} for {len(scored)} pairs")
-        results = [
-            StageResult(score=float(s), rejection=None if s >= floor else CROSS_ENCODER) for s in scores
-        ]
+        results = []
+        for candidate, score in zip(scored, scores, strict=True):
+            # Surer below the strict cosine: `VerifierPolicy.cross_encoder_threshold`.
+            threshold = policy.cross_encoder_threshold(candidate.similarity)
+            served = threshold is not None and score >= threshold
+            results.append(StageResult(score=float(score), rejection=None if served else CROSS_ENCODER))
         return results + [StageResult(rejection=CROSS_ENCODER) for _ in candidates[MAX_SCORED:]]

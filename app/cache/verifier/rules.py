@@ -196,6 +196,8 @@ _MAGNITUDES: Final[Mapping[str, int]] = {
     "bn": 1_000_000_000,
     "trillion": 1_000_000_000_000,
 }
+# Magnitudes that count on their own ("a million rows"); "k", "mn" and "bn" only after a number.
+_MAGNITUDE_WORDS: Final = frozenset({"hundred", "thousand", "million", "billion", "trillion"})
 _MONTHS: Final[Mapping[str, int]] = {
     name: index + 1
     for index, name in enumerate(
@@ -329,6 +331,9 @@ def quantities(text: str) -> list[Quantity]:
             if tens and nxt and nxt.kind == "word" and 0 < _NUMBER_WORDS.get(nxt.lower, 0) < 10:
                 value = str(int(value) + _NUMBER_WORDS[nxt.lower])
                 index += 1
+        elif token.kind == "word" and token.lower in _MAGNITUDE_WORDS:
+            # "a million", "one thousand": a magnitude no number word before it has taken.
+            value = str(_MAGNITUDES[token.lower])
         elif token.kind == "word" and token.lower in _MONTHS:
             is_ambiguous = token.lower in _AMBIGUOUS_MONTHS
             if not is_ambiguous or (token.text[0].isupper() and index > 0):
@@ -902,17 +907,32 @@ _GENERIC_HEADS: Final = frozenset(
 )
 
 
+def _singular(word: str) -> str:
+    """ "orders" -> "order", "queries" -> "query": enough to match a count's noun in either number."""
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
 def _directed_pairs(text: str) -> set[tuple[str, str]]:
     tokens = _content_tokens(text)
     counted = _counted_units(text)
     pairs = set()
     for i in range(1, len(tokens) - 1):
         left, link, right = tokens[i - 1], tokens[i], tokens[i + 1]
-        per_unit = link == "per" and left in _UNIT_NAMES and right in _UNIT_NAMES
+        if link == "per":
+            # "orders per customer" counts orders, "customers per order" customers: in any
+            # number, a rate read the other way round ("miles per hour", "hours per mile").
+            # The counted noun ends its compound; the unit may be one ("per support agent").
+            for unit in tokens[i + 1 : i + 3]:
+                pairs.add((_singular(left), _singular(unit)))
+            continue
         # "5 km in miles" converts km to miles, but "ounces in a pound" converts pounds to
         # ounces: "in" gives a direction only after a number.
         counted_in_unit = link == "in" and left in counted and right in _UNIT_NAMES
-        if link in _DIRECTION_LINKS or per_unit or counted_in_unit:
+        if link in _DIRECTION_LINKS or counted_in_unit:
             pairs.add((left, right))
             # "a BigQuery query into Oracle": the query is BigQuery's, BigQuery is the source.
             if link in _DIRECTION_LINKS and left in _GENERIC_HEADS and i >= 2:

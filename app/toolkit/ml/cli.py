@@ -67,6 +67,12 @@ def train_verifier_command(
     seed: Annotated[int, typer.Option(help="Seeds data generation, initialisation and order.")] = 13,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over every training pair.")] = 3,
     generated_pairs: Annotated[int, typer.Option(min=100, help="Generated training pairs.")] = 5000,
+    mined_pairs: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Nearest-neighbour look-alikes mined with the embedder, labelled different (0: none)."
+        ),
+    ] = 2000,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     learning_rate: Annotated[float, typer.Option(help="Peak rate of the encoder layers.")] = 6e-5,
     threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,
@@ -88,6 +94,7 @@ def train_verifier_command(
         seed=seed,
         epochs=epochs,
         generated_pairs=generated_pairs,
+        mined_pairs=mined_pairs,
         batch_size=batch_size,
         learning_rate=learning_rate,
         threads=threads,
@@ -171,7 +178,8 @@ def report_verifier_command(
     default = result["default_on_validation"]
     console.print(
         f"default ({default['rule']}): cosine floor {default['min_similarity']}, "
-        f"cross-encoder >= {default['cross_encoder_min_score']}"
+        f"cross-encoder >= {default['cross_encoder_min_score']}, "
+        f">= {default['cross_encoder_strict_min_score']} below cosine {default['cross_encoder_strict_below']}"
     )
 
 

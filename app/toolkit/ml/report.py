@@ -11,7 +11,7 @@ the place where the default thresholds are chosen, on the validation slices only
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,25 @@ FloatArray = npt.NDArray[np.float64]
 TARGET_PRECISION = 0.97
 # Pairs below this cosine never reach the model under any floor tried: not scored.
 LOWEST_FLOOR = 0.7
-# (cosine floor, cross-encoder threshold) settings whose figures the report lists.
-SWEEP = (
-    (0.75, 0.65),
-    (0.75, 0.8),
-    (0.8, 0.5),
-    (0.8, 0.65),
-    (0.8, 0.7),
-    (0.8, 0.8),
-    (0.8, 0.85),
-    (0.85, 0.85),
-    (0.85, 0.9),
+# (cosine floor, cross-encoder threshold, strict threshold below STRICT_BELOW) settings whose
+# figures the report lists; a strict threshold of None: no candidate below STRICT_BELOW.
+SWEEP: tuple[tuple[float, float, float | None], ...] = (
+    (0.75, 0.65, None),
+    (0.8, 0.5, None),
+    (0.8, 0.65, None),
+    (0.8, 0.7, None),
+    (0.8, 0.8, None),
+    (0.8, 0.85, None),
+    (0.85, 0.85, None),
+    (0.85, 0.9, None),
+    (0.7, 0.65, 0.9),
+    (0.7, 0.65, 0.95),
+    (0.7, 0.65, 0.97),
+    (0.7, 0.65, 0.99),
+    (0.7, 0.8, 0.97),
 )
+# The cosine below which the strict threshold applies (the service's `cross_encoder_strict_below`).
+STRICT_BELOW = 0.8
 # The default threshold: the most recall at which users' kinds of prompts, chat (the held-out
 # langcache half, labelled for "same answer") and work (the held-out intents), each keep this
 # precision, at the service's cosine floor.
@@ -57,6 +64,9 @@ class Decision:
     rules: frozenset[str] = frozenset()
     model: str | None = None
     threshold: float = 0.0
+    # Below `strict_below` the model must reach `strict_threshold` (when higher than `threshold`).
+    strict_below: float = 0.0
+    strict_threshold: float = 0.0
 
 
 @dataclass
@@ -77,7 +87,9 @@ class ScoredSet:
         for rule in decision.rules:
             served &= ~self.fired[rule]
         if decision.model is not None:
-            served &= self.probability[decision.model] >= decision.threshold
+            strict = max(decision.threshold, decision.strict_threshold)
+            threshold = np.where(self.cosine < decision.strict_below, strict, decision.threshold)
+            served &= self.probability[decision.model] >= threshold
         return served
 
 
@@ -101,6 +113,11 @@ def score_sets(
             item.probability[name] = probability
         scored.append(item)
     return scored
+
+
+def _sweep_name(floor: float, threshold: float, strict: float | None) -> str:
+    name = f"floor {floor:g}, threshold {threshold:g}"
+    return name if strict is None else f"{name}, {strict:g} below {STRICT_BELOW:g}"
 
 
 def figures(hits: BoolArray, labels: BoolArray) -> dict[str, float | int]:
@@ -157,14 +174,43 @@ def choose(scored: Sequence[ScoredSet], model: str, rules: frozenset[str]) -> De
     return Decision("chosen", floor, rules, model, threshold)
 
 
+def _keeps_precision(scored: Sequence[ScoredSet], decision: Decision) -> bool:
+    slices = [item for item in scored if item.labelled.name in DEFAULT_SLICES]
+    return all(figures(s.hits(decision), s.labels)["precision"] >= DEFAULT_PRECISION for s in slices)
+
+
 def choose_default(scored: Sequence[ScoredSet], model: str, rules: frozenset[str], floor: float) -> Decision:
     """The lowest threshold (a 0.05 grid) at which each of DEFAULT_SLICES keeps DEFAULT_PRECISION."""
-    slices = [item for item in scored if item.labelled.name in DEFAULT_SLICES]
     for threshold in np.round(np.arange(0.5, 0.951, 0.05), 2):
         decision = Decision("default", floor, rules, model, float(threshold))
-        if all(figures(s.hits(decision), s.labels)["precision"] >= DEFAULT_PRECISION for s in slices):
+        if _keeps_precision(scored, decision):
             return decision
     return Decision("default", floor, rules, model, 0.95)
+
+
+def choose_strict(scored: Sequence[ScoredSet], base: Decision, floor: float) -> Decision:
+    """`base` (its floor becomes the strict cosine) extended down to `floor` with the lowest strict
+    threshold (a 0.01 grid) at which each of DEFAULT_SLICES still keeps DEFAULT_PRECISION; `base`
+    itself when none does."""
+    for strict in np.round(np.arange(0.8, 0.991, 0.01), 2):
+        decision = replace(base, floor=floor, strict_below=base.floor, strict_threshold=float(strict))
+        if _keeps_precision(scored, decision):
+            return decision
+    return base
+
+
+def policy_decision(name: str, policy: VerifierPolicy, rules: frozenset[str], model: str) -> Decision:
+    """The decision the service makes with `policy` and its cross-encoder."""
+    assert policy.cross_encoder_min_score is not None
+    return Decision(
+        name,
+        policy.min_similarity,
+        rules,
+        model,
+        policy.cross_encoder_min_score,
+        policy.cross_encoder_strict_below,
+        policy.cross_encoder_strict_min_score,
+    )
 
 
 def report(
@@ -181,20 +227,11 @@ def report(
     reported = score_sets(splits.report, models, config.threads)
     all_rules = frozenset(RULES)
     enabled = all_rules - policy.disabled_rules
-    assert policy.cross_encoder_min_score is not None
     decisions = [
         Decision("cosine >= 0.9", 0.9),
         Decision("rules, cosine >= 0.9 (no model)", policy.min_similarity_without_cross_encoder, enabled),
-        Decision(
-            "shipped verifier", policy.min_similarity, enabled, "shipped", policy.cross_encoder_min_score
-        ),
-        Decision(
-            "shipped model without rules",
-            policy.min_similarity,
-            frozenset(),
-            "shipped",
-            policy.cross_encoder_min_score,
-        ),
+        policy_decision("shipped verifier", policy, enabled, "shipped"),
+        policy_decision("shipped model without rules", policy, frozenset(), "shipped"),
     ]
     if previous_dir is not None:
         # The previous model with the defaults it shipped with (today's rules).
@@ -202,9 +239,7 @@ def report(
     sets: dict[str, Any] = {}
     for item in [*validation, *reported]:
         labels = item.labels
-        model_alone = Decision(
-            "", policy.min_similarity, frozenset(), "shipped", policy.cross_encoder_min_score
-        )
+        model_alone = policy_decision("", policy, frozenset(), "shipped")
         served_by_model = item.hits(model_alone)
         sets[item.labelled.name] = {
             "pairs": len(labels),
@@ -227,20 +262,27 @@ def report(
             },
         }
     chosen = choose(validation, "shipped", enabled)
-    default = choose_default(validation, "shipped", enabled, policy.min_similarity)
+    default = choose_strict(
+        validation,
+        choose_default(validation, "shipped", enabled, policy.cross_encoder_strict_below),
+        policy.min_similarity,
+    )
     sweep = {
-        f"floor {floor:g}, threshold {threshold:g}": {
+        _sweep_name(floor, threshold, strict): {
             item.labelled.name: figures(
-                item.hits(Decision("", floor, enabled, "shipped", threshold)), item.labels
+                item.hits(Decision("", floor, enabled, "shipped", threshold, STRICT_BELOW, strict or 0.0)),
+                item.labels,
             )
             for item in validation
         }
-        for floor, threshold in SWEEP
+        for floor, threshold, strict in SWEEP
     }
     return {
         "policy": {
             "min_similarity": policy.min_similarity,
             "cross_encoder_min_score": policy.cross_encoder_min_score,
+            "cross_encoder_strict_below": policy.cross_encoder_strict_below,
+            "cross_encoder_strict_min_score": policy.cross_encoder_strict_min_score,
             "disabled_rules": sorted(policy.disabled_rules),
         },
         "chosen_on_validation": {
@@ -251,9 +293,12 @@ def report(
         },
         "default_on_validation": {
             "rule": f"the lowest threshold keeping each of {', '.join(DEFAULT_SLICES)} at precision >= "
-            f"{DEFAULT_PRECISION}",
+            f"{DEFAULT_PRECISION} at cosine >= {policy.cross_encoder_strict_below}; then, down to cosine "
+            f"{policy.min_similarity}, the lowest strict threshold keeping it",
             "min_similarity": default.floor,
             "cross_encoder_min_score": default.threshold,
+            "cross_encoder_strict_below": default.strict_below,
+            "cross_encoder_strict_min_score": default.strict_threshold,
         },
         "threshold_sweep": sweep,
         "sets": sets,

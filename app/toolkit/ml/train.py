@@ -220,7 +220,7 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             "order, role, contrast and opposite transformations of the validation slices' sentences",
         )
     )
-    if with_mined:
+    if with_mined and config.mined_pairs:
         mined = mine_look_alikes(train_sentences, config)
         splits.train += [(a, b, 0) for a, b in mined]
         splits.sources["mined"] = len(mined)
