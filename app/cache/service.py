@@ -331,24 +331,47 @@ class CacheService:
         if embedding is None:
             with metrics.time_embedding():
                 embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
+        entry = self.new_entry(
+            tenant_id,
+            namespace,
+            scope,
+            response,
+            ttl_s=ttl_s,
+            embedding=embedding,
+            cost_usd=cost_usd,
+            entry_id=entry_id,
+        )
+        return await CacheRepository(session).insert(entry)
+
+    def new_entry(
+        self,
+        tenant_id: uuid.UUID,
+        namespace: str,
+        scope: Scope,
+        response: dict[str, Any],
+        *,
+        ttl_s: int | None,
+        embedding: npt.NDArray[np.float32] | None,
+        cost_usd: Decimal,
+        entry_id: uuid.UUID | None = None,
+    ) -> NewEntry:
+        """The entry that stores `response` for `scope`'s prompt (not yet written)."""
         usage = Usage.of(response.get("usage"))  # what a client stored may say anything
-        return await CacheRepository(session).insert(
-            NewEntry(
-                tenant_id=tenant_id,
-                namespace=namespace,
-                model=scope.model,
-                scope_hash=scope.scope_hash,
-                exact_hash=scope.exact_hash,
-                prompt=scope.prompt,
-                embedder=self.embedder.name,
-                embedding=embedding,
-                response=response,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cost_usd=cost_usd,
-                ttl_s=ttl_s,
-                id=entry_id,
-            )
+        return NewEntry(
+            tenant_id=tenant_id,
+            namespace=namespace,
+            model=scope.model,
+            scope_hash=scope.scope_hash,
+            exact_hash=scope.exact_hash,
+            prompt=scope.prompt,
+            embedder=self.embedder.name,
+            embedding=embedding,
+            response=response,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=cost_usd,
+            ttl_s=ttl_s,
+            id=entry_id,
         )
 
     async def aclose(self) -> None:

@@ -31,6 +31,7 @@ from app.cache.service import CacheService, LookupResult
 from app.completions.coalesce import ReplicaCoalescer, SingleFlight
 from app.completions.controls import CacheControls, parse_controls
 from app.completions.inputs import ChatBody, chat_body
+from app.completions.miss_booking import Claim, MissBooking
 from app.completions.miss_reservation import QuotaFull, reserve_miss
 from app.completions.repository import InflightRepository
 from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
@@ -191,7 +192,9 @@ class CompletionPipeline:
         self.fast = fast if replica.engine is None else None
         # A probed miss reserves its quota and claims its key in one round trip too.
         self.fast_reserve = True
-        self.writer = BookingWriter(books)
+        # A miss's booking goes to the primary in one statement (the same connections serve the
+        # probes when there is no read replica).
+        self.writer = BookingWriter(books, fast=fast)
         self.lease = lease
         self.sessionmaker = sessionmaker
         self.cache = cache
@@ -732,6 +735,8 @@ class CompletionPipeline:
         job.replica_key = None  # released with the stored answer, or by `stored` when that failed
         job.writing = key is not None and future is not None
 
+        ttl_s = job.controls.ttl_s or job.caller.policy.default_ttl_s
+
         async def store(session: AsyncSession) -> None:
             if scope is not None:
                 await self.cache.store(
@@ -740,7 +745,7 @@ class CompletionPipeline:
                     namespace,
                     scope,
                     completion,
-                    ttl_s=job.controls.ttl_s or job.caller.policy.default_ttl_s,
+                    ttl_s=ttl_s,
                     embedding=job.embedding,
                     cost_usd=cost,
                     entry_id=row.entry_id,
@@ -765,6 +770,7 @@ class CompletionPipeline:
             usage=usage,
             also=store if scope is not None or replica_key is not None else None,
             after=stored,
+            fast=self._miss_booking(job, row, usage, completion, scope, ttl_s, replica_key),
         )
         job.caller.booked = True
         metrics.add_cost(model_used, cost)
@@ -786,6 +792,37 @@ class CompletionPipeline:
             latency_ms=row.latency_ms,
             explored=job.explored is not None,
         )
+
+    def _miss_booking(
+        self,
+        job: _Job,
+        row: LedgerRow,
+        usage: Usage,
+        completion: dict[str, Any],
+        scope: Scope | None,
+        ttl_s: int | None,
+        replica_key: bytes | None,
+    ) -> MissBooking | None:
+        """The booking `_finish` submits, as one statement, when `deja_book_miss` can write it."""
+        namespace = job.controls.namespace
+        entry = (
+            self.cache.new_entry(
+                job.caller.tenant_id,
+                namespace,
+                scope,
+                completion,
+                ttl_s=ttl_s,
+                embedding=job.embedding,
+                cost_usd=row.cost_usd,
+                entry_id=row.entry_id,
+            )
+            if scope is not None
+            else None
+        )
+        if job.reservation is None or not MissBooking.possible(job.reservation, entry):
+            return None
+        claim = Claim(namespace, replica_key, self.lease.holder) if replica_key is not None else None
+        return MissBooking(row, job.reservation, usage, entry, claim)
 
     async def _stream(self, job: _Job) -> ChatAnswer:
         # Always ask for usage: the ledger needs it. The client sees the usage chunk only if it asked.

@@ -2,8 +2,9 @@
 
 A hit's ledger row and a miss's stored answer, settled quota and ledger row are written here,
 once the client has its answer. Rows that are only a booking (hits) are written in batches, one
-transaction per tenant; the others one `Bookkeeper.book` each (its answer stored in the same
-transaction). Whatever the database refuses or cannot take goes where `Bookkeeper` sends it (the
+transaction per tenant; the others one at a time: as one statement when the booking can be one (a
+miss: `app.completions.miss_booking`), else one `Bookkeeper.book` each (its answer stored in the
+same transaction), which is also where a failed statement goes. Whatever the database refuses or cannot take goes where `Bookkeeper` sends it (the
 durable spool), so nothing is lost; a full queue makes the request write its booking itself
 (the queue bounds memory, never drops). Closing drains the queue.
 
@@ -21,10 +22,12 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import DatabaseDown, attempt
+from app.db.fastpath import FastConnections, missing_function
 from app.ledger.booking import Bookkeeper, Work
 from app.ledger.quotas import Reservation
 from app.ledger.repository import LedgerRow
@@ -37,6 +40,13 @@ After = Callable[[bool], Awaitable[None]]
 BATCH = 256
 
 
+class OneStatement(Protocol):
+    """A booking that can also be written as one statement on the fast connections (a miss:
+    `app.completions.miss_booking`); the same booking as `Bookkeeper.book` would write it."""
+
+    async def write(self, connections: FastConnections) -> None: ...
+
+
 @dataclass(slots=True)
 class _Booking:
     row: LedgerRow
@@ -44,6 +54,7 @@ class _Booking:
     usage: Usage | None = None
     also: Work | None = None
     after: After | None = None
+    fast: OneStatement | None = None
 
     @property
     def plain(self) -> bool:
@@ -57,8 +68,12 @@ class _Later:
 
 
 class BookingWriter:
-    def __init__(self, books: Bookkeeper, *, max_pending: int = 10_000) -> None:
+    def __init__(
+        self, books: Bookkeeper, *, fast: FastConnections | None = None, max_pending: int = 10_000
+    ) -> None:
         self.books = books
+        # Where a booking that can be one statement is written first (None: always a transaction).
+        self.fast = fast
         # Bookings, and markers that `flush` waits on (FIFO: done once everything before is written).
         self._queue: asyncio.Queue[_Booking | _Later | asyncio.Future[None]] = asyncio.Queue(
             maxsize=max_pending
@@ -75,9 +90,11 @@ class BookingWriter:
         usage: Usage | None = None,
         also: Work | None = None,
         after: After | None = None,
+        fast: OneStatement | None = None,
     ) -> None:
-        """Book `row` (with `also`, settling `reservation`) after this request; `after` runs once it is written."""
-        booking = _Booking(row, reservation, usage, also, after)
+        """Book `row` (with `also`, settling `reservation`) after this request; `after` runs once it
+        is written. `fast`, the same booking as one statement, is tried first."""
+        booking = _Booking(row, reservation, usage, also, after, fast)
         if self._enqueue(booking):
             return
         await self._write([booking])  # closed, or the queue is full: written by the request itself
@@ -155,9 +172,7 @@ class BookingWriter:
                 continue
             written = False
             try:
-                written = await self.books.book(
-                    booking.row, reservation=booking.reservation, usage=booking.usage, also=booking.also
-                )
+                written = await self._book(booking)
             except Exception:
                 # book() spools what the database refuses; this is the spool itself failing.
                 log.exception("booking lost", extra={"request_id": booking.row.request_id})
@@ -169,6 +184,28 @@ class BookingWriter:
                         log.exception(
                             "after-booking step failed", extra={"request_id": booking.row.request_id}
                         )
+
+    async def _book(self, booking: _Booking) -> bool:
+        if booking.fast is not None and self.fast is not None:
+            try:
+                await booking.fast.write(self.fast)
+            except Exception as exc:
+                # Nothing of it was written: the transaction below books it (or spools it).
+                if missing_function(exc):
+                    log.warning(
+                        "deja_book_miss is missing (migrations not applied): bookings in a transaction"
+                    )
+                    self.fast = None
+                else:
+                    log.warning(
+                        "booking in one statement failed; booking in a transaction",
+                        extra={"request_id": booking.row.request_id, "error": type(exc).__name__},
+                    )
+            else:
+                return True
+        return await self.books.book(
+            booking.row, reservation=booking.reservation, usage=booking.usage, also=booking.also
+        )
 
     async def _write_later(self, writes: list[_Later]) -> None:
         """One transaction per tenant; a batch the database refuses is retried write by write, so

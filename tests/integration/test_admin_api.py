@@ -520,6 +520,8 @@ async def test_unknown_query_parameters_on_changes_are_refused(
         {"default_ttl_s": 0},
         {"stale_if_error_s": 10**12},
         {"min_similarity": 1.5},
+        {"cross_encoder_strict_below": -0.1},
+        {"cross_encoder_strict_min_score": 2},
         {"max_temperature": -1},
     ],
 )

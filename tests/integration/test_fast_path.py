@@ -5,19 +5,38 @@ once, and spooled when the database refuses the write)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cache.repository import CacheRepository, NewEntry
 from app.cache.scope import scope_of
+from app.cache.service import CacheService
+from app.completions.miss_booking import Claim, MissBooking
+from app.completions.miss_reservation import reserve_miss
+from app.completions.repository import InflightRepository
 from app.db.engine import transaction
-from app.settings import Settings
+from app.db.fastpath import FastConnections
+from app.db.leases import Lease
+from app.ledger.booking import Bookkeeper
+from app.ledger.pricing import PriceBook
+from app.ledger.quotas import ReservationTerms
+from app.ledger.repository import LedgerRow
+from app.ledger.spool import LedgerSpool
+from app.settings import CacheSettings, Settings
+from app.upstream.usage import Usage
 from tests.conftest import ServerThread, eventually
 from tests.integration.test_cache_api import answer_of, lookup, store
 
+LEASE = Lease.new(60)
 PROBE = text("SELECT id, alias FROM deja_exact_probe(:t, :ns, :h, NULL, 0, 2.0)")
 
 
@@ -197,3 +216,112 @@ async def test_a_refused_background_write_goes_to_the_spool_and_is_booked_later(
     assert [row[0] for row in await eventually(booked, within_s=15)] == ["miss"]
     await asyncio.sleep(2.5)  # another drain: still one
     assert len(await booked()) == 1
+
+
+async def test_a_miss_booked_in_one_statement_writes_what_its_transaction_writes(
+    make_tenant,
+    database_url: str,
+    tmp_path: Path,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:  # type: ignore[no-untyped-def]
+    """`deja_book_miss` against `Bookkeeper.book` on the same miss: the same ledger row, entry,
+    counters and released claim, whichever wrote it."""
+    t = await make_tenant("fast-book")
+    fast = FastConnections(database_url, size=1)
+    books = Bookkeeper(
+        sessionmaker,
+        LedgerSpool(tmp_path / "spool"),
+        PriceBook(sessionmaker),
+        LEASE,
+        default_output_tokens=50,
+    )
+    cache = CacheService.create(CacheSettings())
+    terms = ReservationTerms(tokens=120, cost_usd=Decimal("0.004"), at=datetime.now(UTC))
+    usage = Usage(prompt_tokens=30, completion_tokens=12)
+    completion = {"choices": [{"message": {"role": "assistant", "content": "Ask IT."}}], "usage": {}}
+    try:
+        for one_statement in (True, False):
+            prompt = f"Where is the VPN guide? {one_statement}"
+            scope = scope_of("gpt-4o-mini", [{"role": "user", "content": prompt}])
+            reservation, claimed = await reserve_miss(
+                fast, t.tenant_id, terms, LEASE, "ns", scope.exact_hash, LEASE
+            )
+            assert claimed
+            row = LedgerRow(
+                tenant_id=t.tenant_id,
+                request_id=f"req-{one_statement}",
+                requested_model="gpt-4o-mini",
+                cache_status="miss",
+                http_status=200,
+                latency_ms=55.5,
+                used_model="gpt-4o-mini",
+                namespace="ns",
+                entry_id=uuid.uuid4(),
+                prompt_tokens=30,
+                completion_tokens=12,
+                cost_usd=Decimal("0.00123"),
+                upstream_latency_ms=50.25,
+                metadata={"fallback": True},
+                client_request_id="client-1",
+            )
+            embedding = np.full(384, 1 / np.sqrt(384), dtype=np.float32)
+            entry = cache.new_entry(
+                t.tenant_id,
+                "ns",
+                scope,
+                completion,
+                ttl_s=600,
+                embedding=embedding,
+                cost_usd=row.cost_usd,
+                entry_id=row.entry_id,
+            )
+            if one_statement:
+                await MissBooking(
+                    row, reservation, usage, entry, Claim("ns", scope.exact_hash, LEASE.holder)
+                ).write(fast)
+            else:
+
+                async def also(
+                    session: AsyncSession, entry: NewEntry = entry, key: bytes = scope.exact_hash
+                ) -> None:
+                    await CacheRepository(session).insert(entry)
+                    await InflightRepository(session).release(t.tenant_id, "ns", key, LEASE)
+
+                assert await books.book(row, reservation=reservation, usage=usage, also=also)
+    finally:
+        await fast.aclose()
+
+    skipped = ("request_id", "entry_id", "created_at")
+    columns = [f.name for f in dataclasses.fields(LedgerRow) if f.name not in skipped]
+    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+        ledger = (
+            await session.execute(text(f"SELECT {', '.join(columns)} FROM ledger ORDER BY request_id"))  # noqa: S608
+        ).all()
+        entries = (
+            await session.execute(
+                text(
+                    "SELECT namespace, model, prompt_tokens, completion_tokens, cost_usd, response, "
+                    "expires_at - created_at AS ttl, embedding IS NOT NULL FROM cache_entries "
+                    "ORDER BY prompt"
+                )
+            )
+        ).all()
+        counters = (
+            await session.execute(
+                text(
+                    "SELECT period, requests, tokens, cost_usd, reserved_tokens, reserved_cost_usd "
+                    "FROM usage_counters ORDER BY period"
+                )
+            )
+        ).all()
+        held: int = (await session.execute(text("SELECT count(*) FROM quota_reservations"))).scalar_one()
+    assert len(ledger) == 2
+    assert ledger[0] == ledger[1]
+    assert len(entries) == 2
+    assert entries[0] == entries[1]
+    # Both misses counted at what they used; nothing is reserved or held any more.
+    assert [tuple(c) for c in counters] == [
+        (period, 2, 84, Decimal("0.00246"), 0, Decimal(0)) for period in ("day", "month")
+    ]
+    assert held == 0
+    assert await claimed_keys(sessionmaker, t.tenant_id) == 0

@@ -162,12 +162,12 @@ def test_below_the_strict_cosine_the_model_must_be_surer() -> None:
         min_similarity=0.7,
         cross_encoder_min_score=0.65,
         cross_encoder_strict_below=0.8,
-        cross_encoder_strict_min_score=0.97,
+        cross_encoder_strict_min_score=0.98,
     )
     sure = candidate("how far is 5 km in miles", 0.75)
     unsure = candidate("5 km, what is that in miles", 0.76)
     near = candidate("5 km in miles please", 0.85)
-    scorer = FakeScorer({sure.prompt: 0.98, unsure.prompt: 0.9, near.prompt: 0.9})
+    scorer = FakeScorer({sure.prompt: 0.99, unsure.prompt: 0.9, near.prompt: 0.9})
     verifier = build_verifier(scorer)
     assert verifier.decide(QUERY, [sure], policy).accepted == sure
     assert verifier.decide(QUERY, [unsure], policy).rejections == {unsure.entry_id: CROSS_ENCODER}

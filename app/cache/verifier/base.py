@@ -59,7 +59,7 @@ class VerifierPolicy:
     # embeds between 0.7 and 0.8, and the model, sure enough, tells it from the look-alikes
     # there. Chosen with the threshold (`default_on_validation`).
     cross_encoder_strict_below: float = 0.8
-    cross_encoder_strict_min_score: float = 0.97
+    cross_encoder_strict_min_score: float = 0.98
 
     def cross_encoder_threshold(self, similarity: float) -> float | None:
         """The lowest cross-encoder probability served for a candidate of this cosine; None: the
