@@ -179,7 +179,23 @@ def test_below_the_strict_cosine_the_model_must_be_surer() -> None:
     assert verifier.decide(QUERY, [far], policy).rejections == {far.entry_id: SIMILARITY}
     assert scorer.calls == []
     # A tenant's stricter usual threshold holds below the strict cosine too.
-    picky = VerifierPolicy(min_similarity=0.7, cross_encoder_min_score=0.99)
+    picky = VerifierPolicy(min_similarity=0.7, cross_encoder_min_score=0.995)
     assert not verifier.decide(QUERY, [sure], picky).hit
     # A request asking for cosine 0.8 closes the band.
     assert not verifier.decide(QUERY, [sure], policy.stricter(0.8)).hit
+
+
+def test_below_the_strict_cosine_the_model_reads_a_candidate_only_when_none_is_above() -> None:
+    policy = VerifierPolicy(min_similarity=0.7, cross_encoder_min_score=0.65, cross_encoder_strict_below=0.8)
+    above = candidate("how many miles is 5 km", 0.85)
+    below = candidate("5 km expressed in miles", 0.75)
+    scorer = FakeScorer({above.prompt: 0.3, below.prompt: 0.99})
+    verdict = build_verifier(scorer).decide(QUERY, [below, above], policy)
+    # One pair read, not two: the candidate above 0.8 is the only one scored.
+    assert scorer.calls == [[(QUERY, above.prompt)]]
+    assert not verdict.hit
+    assert verdict.rejections == {above.entry_id: CROSS_ENCODER, below.entry_id: CROSS_ENCODER}
+    # Alone, the one below is read, and served when the model is sure enough.
+    scorer.calls.clear()
+    assert build_verifier(scorer).decide(QUERY, [below], policy).accepted == below
+    assert scorer.calls == [[(QUERY, below.prompt)]]

@@ -60,8 +60,11 @@ class CrossEncoderStage:
                 for c in candidates
             ]
         # Candidates come best cosine first; the model's cost grows with every pair it reads, and a
-        # prompt's true paraphrase is almost always among the nearest two survivors.
-        scored = candidates[:MAX_SCORED]
+        # prompt's true paraphrase is almost always among the nearest two survivors. Those below
+        # the strict cosine are read only when no survivor is above it: they are served only when
+        # the model is very sure, and would cost a pair on most hits.
+        above = [c for c in candidates if c.similarity >= policy.cross_encoder_strict_below]
+        scored = (above or list(candidates))[:MAX_SCORED]
         scores = np.asarray(self.scorer.score([(query, c.prompt) for c in scored]), dtype=np.float64)
         if scores.shape != (len(scored),):
             raise ValueError(f"cross-encoder returned shape {scores.shape} for {len(scored)} pairs")
@@ -71,4 +74,5 @@ class CrossEncoderStage:
             threshold = policy.cross_encoder_threshold(candidate.similarity)
             served = threshold is not None and score >= threshold
             results.append(StageResult(score=float(score), rejection=None if served else CROSS_ENCODER))
-        return results + [StageResult(rejection=CROSS_ENCODER) for _ in candidates[MAX_SCORED:]]
+        by_id = {c.entry_id: r for c, r in zip(scored, results, strict=True)}
+        return [by_id.get(c.entry_id, StageResult(rejection=CROSS_ENCODER)) for c in candidates]
