@@ -4,9 +4,10 @@ A hit's ledger row and a miss's stored answer, settled quota and ledger row are 
 once the client has its answer. Rows that are only a booking (hits) are written in batches, one
 transaction per tenant; the others one at a time: as one statement when the booking can be one (a
 miss: `app.completions.miss_booking`), else one `Bookkeeper.book` each (its answer stored in the
-same transaction), which is also where a failed statement goes. Whatever the database refuses or cannot take goes where `Bookkeeper` sends it (the
-durable spool), so nothing is lost; a full queue makes the request write its booking itself
-(the queue bounds memory, never drops). Closing drains the queue.
+same transaction), which is also where a failed statement goes. Whatever the database refuses or
+cannot take goes where `Bookkeeper` sends it (the durable spool), so nothing is lost; a full queue
+makes the request write its booking itself (the queue bounds memory, never drops). Closing drains
+the queue.
 
 It also takes writes that may be lost (`later`: a served paraphrase's alias, a shortcut the next
 request can do without): run after the bookings of the same batch, one transaction per tenant, not
@@ -190,7 +191,10 @@ class BookingWriter:
             try:
                 await booking.fast.write(self.fast)
             except Exception as exc:
-                # Nothing of it was written: the transaction below books it (or spools it).
+                # The statement did not commit (unless the connection broke after its commit: then
+                # the row is not booked twice, its ledger key is unique, but its usage may be
+                # counted twice, as for a transaction in the same doubt). The transaction below
+                # books it, or spools it.
                 if missing_function(exc):
                     log.warning(
                         "deja_book_miss is missing (migrations not applied): bookings in a transaction"
