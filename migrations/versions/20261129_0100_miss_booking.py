@@ -40,6 +40,8 @@ CREATE FUNCTION deja_book_miss(
 ) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER PARALLEL UNSAFE
 AS $$
+DECLARE
+    v_reclaimed boolean;
 BEGIN
     PERFORM set_config('deja.tenant_id', p_tenant_id::text, true), set_config('deja.system', 'off', true);
     IF p_entry_id IS NOT NULL THEN
@@ -55,33 +57,28 @@ BEGIN
           AND holder = p_claim_holder;
     END IF;
     DELETE FROM quota_reservations WHERE tenant_id = p_tenant_id AND id = p_reservation_id;
-    IF FOUND THEN
-        PERFORM 1 FROM usage_counters
-        WHERE tenant_id = p_tenant_id
-          AND ((period = 'day' AND period_start = p_day) OR (period = 'month' AND period_start = p_month))
-        ORDER BY period
-        FOR UPDATE;
-        UPDATE usage_counters
-        SET tokens = tokens + p_tokens, cost_usd = cost_usd + p_cost,
-            reserved_tokens = greatest(reserved_tokens - p_reserved_tokens, 0),
-            reserved_cost_usd = greatest(reserved_cost_usd - p_reserved_cost, 0)
-        WHERE tenant_id = p_tenant_id
-          AND ((period = 'day' AND period_start = p_day) OR (period = 'month' AND period_start = p_month));
-    ELSE
-        -- Reclaimed: its request and reservation were given back. Count the call it made.
+    -- Not found: reclaimed meanwhile, its request and reservation given back; the call it made
+    -- counts the request again (its counter rows ensured first, as the transaction does).
+    v_reclaimed := NOT FOUND;
+    IF v_reclaimed THEN
         INSERT INTO usage_counters (tenant_id, period, period_start)
         VALUES (p_tenant_id, 'day', p_day), (p_tenant_id, 'month', p_month)
         ON CONFLICT DO NOTHING;
-        PERFORM 1 FROM usage_counters
-        WHERE tenant_id = p_tenant_id
-          AND ((period = 'day' AND period_start = p_day) OR (period = 'month' AND period_start = p_month))
-        ORDER BY period
-        FOR UPDATE;
-        UPDATE usage_counters
-        SET requests = requests + 1, tokens = tokens + p_tokens, cost_usd = cost_usd + p_cost
-        WHERE tenant_id = p_tenant_id
-          AND ((period = 'day' AND period_start = p_day) OR (period = 'month' AND period_start = p_month));
     END IF;
+    PERFORM 1 FROM usage_counters
+    WHERE tenant_id = p_tenant_id
+      AND ((period = 'day' AND period_start = p_day) OR (period = 'month' AND period_start = p_month))
+    ORDER BY period
+    FOR UPDATE;
+    UPDATE usage_counters
+    SET requests = requests + CASE WHEN v_reclaimed THEN 1 ELSE 0 END,
+        tokens = tokens + p_tokens, cost_usd = cost_usd + p_cost,
+        reserved_tokens = CASE WHEN v_reclaimed THEN reserved_tokens
+                               ELSE greatest(reserved_tokens - p_reserved_tokens, 0) END,
+        reserved_cost_usd = CASE WHEN v_reclaimed THEN reserved_cost_usd
+                                 ELSE greatest(reserved_cost_usd - p_reserved_cost, 0) END
+    WHERE tenant_id = p_tenant_id
+      AND ((period = 'day' AND period_start = p_day) OR (period = 'month' AND period_start = p_month));
     INSERT INTO ledger (tenant_id, request_id, requested_model, cache_status, http_status, latency_ms,
                         api_key_id, used_model, namespace, similarity, entry_id, prompt_tokens,
                         completion_tokens, cost_usd, avoided_cost_usd, upstream_latency_ms, priority, error,

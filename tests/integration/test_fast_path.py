@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,7 +29,7 @@ from app.db.fastpath import FastConnections
 from app.db.leases import Lease
 from app.ledger.booking import Bookkeeper
 from app.ledger.pricing import PriceBook
-from app.ledger.quotas import ReservationTerms
+from app.ledger.quotas import QuotaRepository, ReservationTerms
 from app.ledger.repository import LedgerRow
 from app.ledger.spool import LedgerSpool
 from app.settings import CacheSettings, Settings
@@ -218,14 +219,17 @@ async def test_a_refused_background_write_goes_to_the_spool_and_is_booked_later(
     assert len(await booked()) == 1
 
 
+@pytest.mark.parametrize("reclaimed", [False, True], ids=["settled", "reclaimed-meanwhile"])
 async def test_a_miss_booked_in_one_statement_writes_what_its_transaction_writes(
     make_tenant,
     database_url: str,
     tmp_path: Path,
     sessionmaker: async_sessionmaker[AsyncSession],
+    reclaimed: bool,
 ) -> None:  # type: ignore[no-untyped-def]
     """`deja_book_miss` against `Bookkeeper.book` on the same miss: the same ledger row, entry,
-    counters and released claim, whichever wrote it."""
+    counters and released claim, whichever wrote it; also when its reservation's lease ran out
+    and the reservation was given back before the booking (the call then counts again)."""
     t = await make_tenant("fast-book")
     fast = FastConnections(database_url, size=1)
     books = Bookkeeper(
@@ -247,6 +251,15 @@ async def test_a_miss_booked_in_one_statement_writes_what_its_transaction_writes
                 fast, t.tenant_id, terms, LEASE, "ns", scope.exact_hash, LEASE
             )
             assert claimed
+            if reclaimed:
+                async with transaction(sessionmaker, system=True) as session:
+                    await session.execute(
+                        text(
+                            "UPDATE quota_reservations SET expires_at = now() - interval '1 second' WHERE id = :id"
+                        ),
+                        {"id": reservation.id},
+                    )
+                    assert await QuotaRepository(session).reclaim_expired() >= 1
             row = LedgerRow(
                 tenant_id=t.tenant_id,
                 request_id=f"req-{one_statement}",
