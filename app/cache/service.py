@@ -124,25 +124,28 @@ class CacheService:
         repo = CacheRepository(session)
         search = CacheRepository(reads) if reads is not None else repo
         aliases = self.settings.max_aliases_per_entry > 0
+        exact_args: dict[str, Any] = {
+            "max_age_s": max_age_s,
+            "stale_s": stale_s,
+            "min_alias_similarity": self.alias_floor(policy),
+        }
         exact = (
             None
             if exact_probed
-            else await search.find_exact(
-                tenant_id,
-                namespace,
-                scope.exact_hash,
-                max_age_s=max_age_s,
-                stale_s=stale_s,
-                min_alias_similarity=self.alias_floor(policy),
-            )
+            else await search.find_exact(tenant_id, namespace, scope.exact_hash, **exact_args)
         )
+        if reads is not None and not exact_probed:
+            # A replica's find must still stand on the primary; and the replica may lag: an answer
+            # stored within its lag is already on the primary, one indexed read away (an
+            # identical request then hits at once).
+            if exact is not None and not await _servable_on_primary(repo, exact[0].id):
+                exact = None
+            if exact is None:
+                exact = await repo.find_exact(tenant_id, namespace, scope.exact_hash, **exact_args)
         if exact is not None:
             entry, alias = exact
-            if reads is None or await _servable_on_primary(repo, entry.id):
-                self.hits.add(entry.id)
-                return LookupResult(
-                    entry=entry, tier="alias" if alias else "exact", similarity=entry.similarity
-                )
+            self.hits.add(entry.id)
+            return LookupResult(entry=entry, tier="alias" if alias else "exact", similarity=entry.similarity)
 
         with metrics.time_embedding():
             embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
