@@ -804,6 +804,8 @@ class CompletionPipeline:
         replica_key: bytes | None,
     ) -> MissBooking | None:
         """The booking `_finish` submits, as one statement, when `deja_book_miss` can write it."""
+        if self.writer.fast is None or job.reservation is None:
+            return None  # written in a transaction anyway: build nothing for it
         namespace = job.controls.namespace
         entry = (
             self.cache.new_entry(
@@ -819,7 +821,7 @@ class CompletionPipeline:
             if scope is not None
             else None
         )
-        if job.reservation is None or not MissBooking.possible(job.reservation, entry):
+        if not MissBooking.possible(job.reservation, entry):
             return None
         claim = Claim(namespace, replica_key, self.lease.holder) if replica_key is not None else None
         return MissBooking(row, job.reservation, usage, entry, claim)
