@@ -37,6 +37,18 @@ def test_the_work_prompts_must_keep_their_precision_too() -> None:
     assert choose_default(slices, "model", frozenset(), floor=0.8).threshold == 0.75
 
 
+def test_no_slice_may_be_served_less_precisely_than_by_plain_cosine() -> None:
+    right = [0.56 + 0.03 * i for i in range(9)]
+    chat, _ = DEFAULT_SLICES
+    # A public slice: plain cosine >= 0.9 serves its three right pairs and one look-alike (75%).
+    # With the model, two look-alikes at 0.72 below cosine 0.9 keep it under 75% until 0.75.
+    public = _slice("qqp_validation", [0.9, 0.9, 0.9, 0.6, 0.72, 0.72], [1, 1, 1, 0, 0, 0])
+    public.cosine = np.array([0.95, 0.95, 0.95, 0.95, 0.85, 0.85])
+    slices = [_slice(chat, [*right, 0.62], [1] * 9 + [0]), public]
+
+    assert choose_default(slices, "model", frozenset(), floor=0.8).threshold == 0.75
+
+
 def test_without_a_precise_threshold_the_strictest_is_taken() -> None:
     item = _slice(DEFAULT_SLICES[0], [0.99, 0.99], [1, 0])
 

@@ -57,6 +57,13 @@ from app.cache.verifier.rules import (
         ("chart of sessions per user last week", "chart of users per session last week", DIRECTION),
         ("index a thousand documents", "index a million documents", NUMBER),
         ("cost of storing one billion rows", "cost of storing a trillion rows", NUMBER),
+        ("how do I turn off dark mode in VS Code", "enable dark mode in VS Code", ANTONYM),
+        ("switch the VPN off on my laptop", "how to switch on the VPN on my laptop", ANTONYM),
+        ("deactivate read receipts in Teams", "turn read receipts on in Teams", ANTONYM),
+        ("customers who churned within 30 days", "customers who churned after more than 30 days", ANTONYM),
+        ("laptops under $800 for students", "laptops over $800 for students", ANTONYM),
+        ("flights shorter than five hours from Madrid", "flights longer than five hours from Madrid", ANTONYM),
+        ("read a YAML file in Go", "how to write YAML files in Go", ANTONYM),
     ],
 )
 def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
@@ -95,6 +102,10 @@ def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
         ("Scholem Aleichem biography", "Sholem Aleichem biography"),
         ("What is the population of Nigeria?", "What is Nigeria's population?"),
         ("Where is the warehouse of Amazon located?", "Where is Amazon's warehouse located?"),
+        ("turn off notifications on weekends", "disable notifications on weekends"),
+        ("tickets resolved within a day", "tickets resolved in less than a day"),
+        ("plans for at most 10 seats", "plans for up to ten seats"),
+        ("what changed over the weekend within the team", "what changed within the team this weekend"),
     ],
 )
 def test_paraphrases_are_kept(first: str, second: str) -> None:

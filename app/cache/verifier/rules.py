@@ -104,6 +104,8 @@ _IRREGULAR: Final[Mapping[str, str]] = {
     "gave": "give",
     "taken": "take",
     "took": "take",
+    "wrote": "write",
+    "written": "write",
     "better": "good",
     "worse": "bad",
     "men": "man",
@@ -1206,6 +1208,7 @@ _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
     ("mute", "unmute"),
     ("solved", "unsolved"),
     ("before", "since"),
+    ("read", "write"),
 )
 _OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
     word: frozenset({y for x, y in _ANTONYMS if x == word} | {x for x, y in _ANTONYMS if y == word})
@@ -1216,8 +1219,118 @@ _OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
 _NEGATING_PREFIXES: Final = ("un", "dis", "non")
 
 
+# Stances told in more than one way: a prompt that takes one side of a family, against one that
+# takes the other, asks the opposite ("turn off notifications" / "enable notifications", "within a
+# year" / "after more than a year").
+_SWITCH_VERBS: Final = frozenset(
+    {"turn", "turns", "turned", "turning", "switch", "switches", "switched", "switching"}
+    | {"power", "powers", "powered", "powering", "shut", "shuts", "shutting"}
+)
+_TOGGLE_WORDS: Final[Mapping[str, str]] = {
+    "enable": "on",
+    "activate": "on",
+    "unmute": "on",
+    "disable": "off",
+    "deactivate": "off",
+    "mute": "off",
+    "silence": "off",
+}
+# A bound on a quantity, longest wording first: "no more than" is an upper bound.
+_AT_MOST: Final = (
+    "within, under, below, less than, fewer than, at most, up to, no more than, not more than, "
+    "shorter than, lower than, smaller than"
+)
+_AT_LEAST: Final = (
+    "over, above, beyond, exceeding, more than, greater than, at least, longer than, higher than, "
+    "larger than, no less than, not less than, upwards of, in excess of"
+)
+_BOUNDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = tuple(
+    sorted(
+        (
+            (tuple(wording.split()), side)
+            for side, wordings in (("at most", _AT_MOST), ("at least", _AT_LEAST))
+            for wording in wordings.split(", ")
+        ),
+        key=lambda bound: -len(bound[0]),
+    )
+)
+# What may follow a bound for it to bound a quantity ("within a year", "over 5 years", "under
+# $50"); "within the team" and "over the weekend" bound nothing.
+_COUNTED_AFTER_ARTICLE: Final = frozenset(
+    {"second", "minute", "hour", "day", "week", "month", "quarter", "year", "decade", "dozen"}
+    | {"hundred", "thousand", "million", "billion", "dollar", "euro", "pound", "percent"}
+)
+
+
+# Words that end a switch verb's object: its particle cannot come after them.
+_LINKS: Final = frozenset({"to", "for", "in", "at", "with", "from", "of", "into", "by", "and", "or"})
+
+
+def _quantity_at(tokens: Sequence[_Token], index: int) -> bool:
+    if index >= len(tokens):
+        return False
+    token = tokens[index]
+    if token.kind == "num" or token.lower in _CURRENCY_SYMBOLS:
+        return True
+    if token.lower in _NUMBER_WORDS or token.lower in _MAGNITUDE_WORDS or token.lower == "half":
+        return True
+    if token.lower in {"a", "an", "one", "single"} and index + 1 < len(tokens):
+        return bool(_lemmas(tokens[index + 1].lower) & _COUNTED_AFTER_ARTICLE)
+    return False
+
+
+@lru_cache(maxsize=1024)
+def _stances(text: str) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+    """Family -> the sides the prompt takes: "toggle" (on / off), "bound" (at most / at least, on
+    a quantity); and every side of a bound its words name, bounding a quantity or not."""
+    tokens = _tokens(text)
+    words = [t.lower for t in tokens]
+    found: dict[str, set[str]] = {"toggle": set(), "bound": set()}
+    named: set[str] = set()
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word in _SWITCH_VERBS:
+            # "turn off", "switch notifications on", "turn read receipts off", "shut down"; not
+            # "switch to dark mode on Monday".
+            for particle in words[index + 1 : index + 4]:
+                if particle in {"on", "off"} or (particle == "down" and word.startswith("shut")):
+                    found["toggle"].add("on" if particle == "on" else "off")
+                    break
+                if particle in _LINKS:
+                    break
+        for lemma in _lemmas(word):
+            if lemma in _TOGGLE_WORDS:
+                found["toggle"].add(_TOGGLE_WORDS[lemma])
+        for wording, side in _BOUNDS:
+            end = index + len(wording)
+            if tuple(words[index:end]) == wording:
+                named.add(side)
+                if _quantity_at(tokens, end):
+                    found["bound"].add(side)
+                index = end - 1
+                break
+        index += 1
+    return {family: frozenset(sides) for family, sides in found.items()}, frozenset(named)
+
+
+def _opposite_stances(a: str, b: str) -> bool:
+    """Each prompt takes one side of a family, not the same one, and neither names the other's side
+    ("a reading below 50 ... above that" takes both)."""
+    (stances_a, named_a), (stances_b, named_b) = _stances(a), _stances(b)
+    for family, sides_a in stances_a.items():
+        sides_b = stances_b[family]
+        one_side_each = len(sides_a) == 1 and len(sides_b) == 1 and sides_a != sides_b
+        if one_side_each and (family != "bound" or not (named_a & sides_b or named_b & sides_a)):
+            return True
+    return False
+
+
 def opposite_words(a: str, b: str) -> str | None:
-    """One prompt has a word and the other its opposite: "buy" vs "sell", "mute" vs "unmute"."""
+    """One prompt has a word and the other its opposite: "buy" vs "sell", "mute" vs "unmute", "turn
+    off" vs "enable", "within a year" vs "after more than a year"."""
+    if _opposite_stances(a, b):
+        return ANTONYM
     lemmas_a, lemmas_b = _lemma_set(a), _lemma_set(b)
     for one, two in ((lemmas_a, lemmas_b), (lemmas_b, lemmas_a)):
         for word in one - two:
