@@ -62,7 +62,11 @@ from app.cache.verifier.rules import (
         ("deactivate read receipts in Teams", "turn read receipts on in Teams", ANTONYM),
         ("customers who churned within 30 days", "customers who churned after more than 30 days", ANTONYM),
         ("laptops under $800 for students", "laptops over $800 for students", ANTONYM),
-        ("flights shorter than five hours from Madrid", "flights longer than five hours from Madrid", ANTONYM),
+        (
+            "flights shorter than five hours from Madrid",
+            "flights longer than five hours from Madrid",
+            ANTONYM,
+        ),
         ("read a YAML file in Go", "how to write YAML files in Go", ANTONYM),
     ],
 )
