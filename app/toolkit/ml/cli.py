@@ -73,6 +73,10 @@ def train_verifier_command(
             min=0, help="Nearest-neighbour look-alikes mined with the embedder, labelled different (0: none)."
         ),
     ] = 2000,
+    paws_pairs: Annotated[
+        int | None,
+        typer.Option(min=0, help="Training rows drawn from PAWS dev's training part (default: every one)."),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     learning_rate: Annotated[float, typer.Option(help="Peak rate of the encoder layers.")] = 6e-5,
     threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,
@@ -87,6 +91,9 @@ def train_verifier_command(
     """Fine-tune the cross-encoder, export it fused + int8, and write its validation figures."""
     from app.toolkit.ml.train import TrainConfig, run
 
+    file_pairs = TrainConfig().file_pairs
+    if paws_pairs is not None:
+        file_pairs = tuple((tag, paws_pairs if tag == "paws_dev" else rows) for tag, rows in file_pairs)
     config = TrainConfig(
         output_dir=output_dir,
         data_dir=data_dir,
@@ -95,6 +102,7 @@ def train_verifier_command(
         epochs=epochs,
         generated_pairs=generated_pairs,
         mined_pairs=mined_pairs,
+        file_pairs=file_pairs,
         batch_size=batch_size,
         learning_rate=learning_rate,
         threads=threads,
@@ -176,10 +184,14 @@ def report_verifier_command(
         f"{chosen['min_similarity']}, cross-encoder >= {chosen['cross_encoder_min_score']}"
     )
     default = result["default_on_validation"]
+    band = (
+        f">= {default['cross_encoder_strict_min_score']} below cosine {default['cross_encoder_strict_below']}"
+        if default["cross_encoder_strict_below"] > default["min_similarity"]
+        else "no strict band (no threshold below it keeps the precision)"
+    )
     console.print(
         f"default ({default['rule']}): cosine floor {default['min_similarity']}, "
-        f"cross-encoder >= {default['cross_encoder_min_score']}, "
-        f">= {default['cross_encoder_strict_min_score']} below cosine {default['cross_encoder_strict_below']}"
+        f"cross-encoder >= {default['cross_encoder_min_score']}, {band}"
     )
 
 
