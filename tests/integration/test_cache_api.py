@@ -183,6 +183,29 @@ async def test_below_cosine_0_8_only_a_sure_model_serves(http: httpx.AsyncClient
     assert (await lookup(http, t.headers, "Return JSON fields: title and author"))["hit"] is False
 
 
+async def test_a_rewording_near_cosine_one_is_served_when_the_model_does_not_object(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    default, closed = await make_tenant(), await make_tenant()
+    # A tenant that closes the reworded tier.
+    patched = await http.patch(
+        f"/admin/tenants/{closed.tenant_id}",
+        headers=ADMIN_HEADERS,
+        json={"settings": {"cross_encoder_reworded_above": 1.0}},
+    )
+    assert patched.status_code == 200, patched.text
+    stored = [
+        await store(http, t.headers, "What are some ways to contact Jesse Ventura?", "Through his agent.")
+        for t in (default, closed)
+    ]
+    # Worded apart (a quarter of the words shared), at cosine 0.95: the model rates it about 0.6,
+    # under the usual threshold (0.65), above the reworded one (0.3).
+    result = await lookup(http, default.headers, "How do I contact Jesse Ventura?")
+    assert (result["hit"], result["entry_id"]) == (True, stored[0])
+    assert result["similarity"] > 0.9
+    assert (await lookup(http, closed.headers, "How do I contact Jesse Ventura?"))["hit"] is False
+
+
 async def test_bad_requests_are_4xx_problems(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
     cases = [

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
 
 from app.cache.verifier import (
     CROSS_ENCODER,
+    REWORDED_MAX_OVERLAP,
     SIMILARITY,
     Candidate,
     VerifierPolicy,
     build_verifier,
+    word_overlap,
 )
 
 
@@ -130,7 +133,7 @@ def test_the_cross_encoder_reads_only_the_two_nearest_survivors() -> None:
     first = candidate("how many miles is 5 km", 0.97)
     second = candidate("5 km in miles please", 0.95)
     third = candidate("5 km expressed in miles", 0.93)
-    scorer = FakeScorer({first.prompt: 0.2, second.prompt: 0.3, third.prompt: 0.99})
+    scorer = FakeScorer({first.prompt: 0.1, second.prompt: 0.2, third.prompt: 0.99})
     policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
     verdict = build_verifier(scorer).decide(QUERY, [third, first, second], policy)
     assert scorer.calls == [[(QUERY, first.prompt), (QUERY, second.prompt)]]
@@ -199,3 +202,23 @@ def test_below_the_strict_cosine_the_model_reads_a_candidate_only_when_none_is_a
     scorer.calls.clear()
     assert build_verifier(scorer).decide(QUERY, [below], policy).accepted == below
     assert scorer.calls == [[(QUERY, below.prompt)]]
+
+
+def test_a_rewording_near_cosine_one_needs_only_the_reworded_score() -> None:
+    policy = VerifierPolicy()
+    reworded = candidate("what is five kilometres expressed as miles", 0.93)  # one word shared
+    rearranged = candidate("convert to miles 5 km", 0.93)  # the same words
+    scorer = FakeScorer({reworded.prompt: 0.4, rearranged.prompt: 0.4})
+    verifier = build_verifier(scorer)
+    assert (
+        word_overlap(QUERY, reworded.prompt) < REWORDED_MAX_OVERLAP <= word_overlap(QUERY, rearranged.prompt)
+    )
+    assert verifier.decide(QUERY, [reworded], policy).accepted == reworded
+    # A rearrangement is what the model reads best: the usual threshold holds for it.
+    assert verifier.decide(QUERY, [rearranged], policy).rejections == {rearranged.entry_id: CROSS_ENCODER}
+    # Below the reworded cosine, or with the tier closed, the usual threshold holds too.
+    assert not verifier.decide(QUERY, [candidate(reworded.prompt, 0.89)], policy).hit
+    assert not verifier.decide(QUERY, [reworded], replace(policy, cross_encoder_reworded_above=1.0)).hit
+    # The model must still not object.
+    scorer.table[reworded.prompt] = 0.2
+    assert not verifier.decide(QUERY, [reworded], policy).hit

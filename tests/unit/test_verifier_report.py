@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from app.toolkit.ml.report import DEFAULT_SLICES, ScoredSet, choose_default, choose_strict
+from app.toolkit.ml.report import DEFAULT_SLICES, Decision, ScoredSet, choose_default, choose_strict
 from app.toolkit.ml.train import LabelledSet
 
 
@@ -75,3 +77,16 @@ def test_below_the_strict_cosine_the_lowest_threshold_keeping_the_precision_is_c
     # With a look-alike above every strict threshold, the band stays closed.
     slices[1].probability["model"][5] = 0.995
     assert choose_strict(slices, base, floor=0.7) == base
+
+
+def test_the_report_decides_a_rewording_as_the_service_does() -> None:
+    pairs = [("Best horror movies from the 1990s", "Top 1990s horror films list"), ("a b c d", "d c b a")]
+    item = ScoredSet(LabelledSet("chat", pairs, [1, 0]), np.array([0.95, 0.95]))
+    item.probability["model"] = np.array([0.4, 0.4])
+    closed = Decision("", 0.8, frozenset(), "model", 0.65)
+
+    reworded = replace(closed, reworded_above=0.9, reworded_threshold=0.3)
+
+    assert [bool(hit) for hit in item.hits(closed)] == [False, False]
+    # Only the pair worded apart is served; the same words rearranged keep the usual threshold.
+    assert [bool(hit) for hit in item.hits(reworded)] == [True, False]

@@ -7,6 +7,7 @@ is given) the cross-encoder. Stages run in that order, cheapest first.
 from __future__ import annotations
 
 from app.cache.verifier.base import (
+    REWORDED_MAX_OVERLAP,
     Candidate,
     CandidateReport,
     Stage,
@@ -14,6 +15,7 @@ from app.cache.verifier.base import (
     Verdict,
     Verifier,
     VerifierPolicy,
+    word_overlap,
 )
 from app.cache.verifier.cross_encoder import CROSS_ENCODER, CrossEncoderStage, PairScorer
 from app.cache.verifier.rules import RULES
@@ -21,6 +23,7 @@ from app.cache.verifier.stages import SIMILARITY, RulesStage, SimilarityStage
 
 __all__ = [
     "CROSS_ENCODER",
+    "REWORDED_MAX_OVERLAP",
     "RULES",
     "SIMILARITY",
     "Candidate",
@@ -35,6 +38,7 @@ __all__ = [
     "Verifier",
     "VerifierPolicy",
     "build_verifier",
+    "word_overlap",
 ]
 
 

@@ -11,10 +11,23 @@ and future per-entry calibration read them from there.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
+
+# Two prompts that share less than this share of their words are reworded, not rearranged.
+REWORDED_MAX_OVERLAP: Final = 0.5
+_WORD: Final = re.compile(r"[^\W_]+")
+
+
+def word_overlap(first: str, second: str) -> float:
+    """The words the two prompts share, over the words either has (case-blind); 1.0 for two
+    prompts without words."""
+    words_a, words_b = set(_WORD.findall(first.casefold())), set(_WORD.findall(second.casefold()))
+    either = words_a | words_b
+    return len(words_a & words_b) / len(either) if either else 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +74,24 @@ class VerifierPolicy:
     # there. Chosen with the threshold (`default_on_validation`).
     cross_encoder_strict_below: float = 0.8
     cross_encoder_strict_min_score: float = 0.87
+    # A candidate at this cosine or more that shares under half its words with the prompt
+    # (REWORDED_MAX_OVERLAP: "Best horror movies from the 1990s" / "Top 1990s horror films
+    # list") is served from `cross_encoder_reworded_min_score`. The model learnt from word-order
+    # swaps that a prompt rearranged may ask something else, and it carries that doubt to prompts
+    # worded apart that embed almost as one, which are paraphrases far more often: there the
+    # cosine is the stronger evidence, and the model need only not object. 1.0 closes it.
+    cross_encoder_reworded_above: float = 0.9
+    cross_encoder_reworded_min_score: float = 0.3
 
-    def cross_encoder_threshold(self, similarity: float) -> float | None:
-        """The lowest cross-encoder probability served for a candidate of this cosine; None: the
-        cross-encoder is off."""
+    def cross_encoder_threshold(self, similarity: float, overlap: float = 1.0) -> float | None:
+        """The lowest cross-encoder probability served for a candidate of this cosine and this
+        `word_overlap` with the prompt; None: the cross-encoder is off."""
         if self.cross_encoder_min_score is None:
             return None
         if similarity < self.cross_encoder_strict_below:
             return max(self.cross_encoder_min_score, self.cross_encoder_strict_min_score)
+        if similarity >= self.cross_encoder_reworded_above and overlap < REWORDED_MAX_OVERLAP:
+            return min(self.cross_encoder_min_score, self.cross_encoder_reworded_min_score)
         return self.cross_encoder_min_score
 
     def similarity_floor(self, cross_encoder_follows: bool) -> float:

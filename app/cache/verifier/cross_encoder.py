@@ -9,7 +9,7 @@ from typing import Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from app.cache.verifier.base import Candidate, StageResult, VerifierPolicy
+from app.cache.verifier.base import Candidate, StageResult, VerifierPolicy, word_overlap
 
 CROSS_ENCODER: Final = "cross_encoder"
 
@@ -70,8 +70,11 @@ class CrossEncoderStage:
             raise ValueError(f"cross-encoder returned shape {scores.shape} for {len(scored)} pairs")
         results = []
         for candidate, score in zip(scored, scores, strict=True):
-            # Surer below the strict cosine: `VerifierPolicy.cross_encoder_threshold`.
-            threshold = policy.cross_encoder_threshold(candidate.similarity)
+            # Surer below the strict cosine, less so for a rewording near cosine 1:
+            # `VerifierPolicy.cross_encoder_threshold`.
+            threshold = policy.cross_encoder_threshold(
+                candidate.similarity, word_overlap(query, candidate.prompt)
+            )
             served = threshold is not None and score >= threshold
             results.append(StageResult(score=float(score), rejection=None if served else CROSS_ENCODER))
         by_id = {c.entry_id: r for c, r in zip(scored, results, strict=True)}

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, OnnxCrossEncoder, OnnxEmbedder
-from app.cache.verifier import RULES, VerifierPolicy
+from app.cache.verifier import REWORDED_MAX_OVERLAP, RULES, VerifierPolicy, word_overlap
 from app.toolkit.ml.train import LabelledSet, TrainConfig, cosines, load_splits, roc_auc
 
 BoolArray = npt.NDArray[np.bool_]
@@ -50,6 +50,15 @@ SWEEP: tuple[tuple[float, float, float | None], ...] = (
 )
 # The cosine below which the strict threshold applies (the service's `cross_encoder_strict_below`).
 STRICT_BELOW = 0.8
+# (from cosine, threshold) settings of the reworded tier the report lists, the rest at the
+# service's defaults; a threshold of 0.65 closes it.
+REWORDED_SWEEP: tuple[tuple[float, float], ...] = (
+    (0.9, 0.65),
+    (0.9, 0.5),
+    (0.9, 0.3),
+    (0.9, 0.1),
+    (0.85, 0.3),
+)
 # The default threshold: the most recall at which users' kinds of prompts, chat (the held-out
 # langcache half, labelled for "same answer") and work (the held-out intents), each keep this
 # precision, at the service's cosine floor, while no validation slice is served less precisely
@@ -73,16 +82,25 @@ class Decision:
     # Below `strict_below` the model must reach `strict_threshold` (when higher than `threshold`).
     strict_below: float = 0.0
     strict_threshold: float = 0.0
+    # From `reworded_above`, a pair worded apart needs `reworded_threshold` (when lower).
+    reworded_above: float = 2.0
+    reworded_threshold: float = 1.0
 
 
 @dataclass
 class ScoredSet:
     labelled: LabelledSet
     cosine: FloatArray
+    # `word_overlap` of each pair (computed when not given).
+    overlap: FloatArray = field(default_factory=lambda: np.ones(0))
     # Rule name -> which pairs it refuses.
     fired: dict[str, BoolArray] = field(default_factory=dict)
     # Model name -> probability per pair (0 where the cosine is below LOWEST_FLOOR).
     probability: dict[str, FloatArray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.overlap) != len(self.labelled.pairs):
+            self.overlap = np.array([word_overlap(a, b) for a, b in self.labelled.pairs], dtype=np.float64)
 
     @property
     def labels(self) -> BoolArray:
@@ -94,7 +112,12 @@ class ScoredSet:
             served &= ~self.fired[rule]
         if decision.model is not None:
             strict = max(decision.threshold, decision.strict_threshold)
-            threshold = np.where(self.cosine < decision.strict_below, strict, decision.threshold)
+            reworded = (self.cosine >= decision.reworded_above) & (self.overlap < REWORDED_MAX_OVERLAP)
+            threshold = np.where(
+                self.cosine < decision.strict_below,
+                strict,
+                np.where(reworded, min(decision.threshold, decision.reworded_threshold), decision.threshold),
+            )
             served &= self.probability[decision.model] >= threshold
         return served
 
@@ -195,13 +218,23 @@ def _keeps_precision(scored: Sequence[ScoredSet], decision: Decision) -> bool:
     return True
 
 
-def choose_default(scored: Sequence[ScoredSet], model: str, rules: frozenset[str], floor: float) -> Decision:
-    """The lowest threshold (a 0.05 grid) keeping the precision `_keeps_precision` asks for."""
+def choose_default(
+    scored: Sequence[ScoredSet],
+    model: str,
+    rules: frozenset[str],
+    floor: float,
+    reworded: tuple[float, float] = (2.0, 1.0),
+) -> Decision:
+    """The lowest threshold (a 0.05 grid) keeping the precision `_keeps_precision` asks for, with
+    the `reworded` tier (from cosine, threshold) in force."""
+    template = Decision(
+        "default", floor, rules, model, reworded_above=reworded[0], reworded_threshold=reworded[1]
+    )
     for threshold in np.round(np.arange(0.5, 0.951, 0.05), 2):
-        decision = Decision("default", floor, rules, model, float(threshold))
+        decision = replace(template, threshold=float(threshold))
         if _keeps_precision(scored, decision):
             return decision
-    return Decision("default", floor, rules, model, 0.95)
+    return replace(template, threshold=0.95)
 
 
 def choose_strict(scored: Sequence[ScoredSet], base: Decision, floor: float) -> Decision:
@@ -226,6 +259,8 @@ def policy_decision(name: str, policy: VerifierPolicy, rules: frozenset[str], mo
         policy.cross_encoder_min_score,
         policy.cross_encoder_strict_below,
         policy.cross_encoder_strict_min_score,
+        policy.cross_encoder_reworded_above,
+        policy.cross_encoder_reworded_min_score,
     )
 
 
@@ -280,9 +315,16 @@ def report(
     chosen = choose(validation, "shipped", enabled)
     default = choose_strict(
         validation,
-        choose_default(validation, "shipped", enabled, policy.cross_encoder_strict_below),
+        choose_default(
+            validation,
+            "shipped",
+            enabled,
+            policy.cross_encoder_strict_below,
+            (policy.cross_encoder_reworded_above, policy.cross_encoder_reworded_min_score),
+        ),
         policy.min_similarity,
     )
+    default_policy = policy_decision("", policy, enabled, "shipped")
     sweep = {
         _sweep_name(floor, threshold, strict): {
             item.labelled.name: figures(
@@ -293,12 +335,18 @@ def report(
         }
         for floor, threshold, strict in SWEEP
     }
+    for above, reworded in REWORDED_SWEEP:
+        decision = replace(default_policy, reworded_above=above, reworded_threshold=reworded)
+        name = f"the defaults, {reworded:g} for a rewording from {above:g}"
+        sweep[name] = {item.labelled.name: figures(item.hits(decision), item.labels) for item in validation}
     return {
         "policy": {
             "min_similarity": policy.min_similarity,
             "cross_encoder_min_score": policy.cross_encoder_min_score,
             "cross_encoder_strict_below": policy.cross_encoder_strict_below,
             "cross_encoder_strict_min_score": policy.cross_encoder_strict_min_score,
+            "cross_encoder_reworded_above": policy.cross_encoder_reworded_above,
+            "cross_encoder_reworded_min_score": policy.cross_encoder_reworded_min_score,
             "disabled_rules": sorted(policy.disabled_rules),
         },
         "chosen_on_validation": {
