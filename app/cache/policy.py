@@ -35,10 +35,10 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     # Below this cosine the cross-encoder must reach cross_encoder_strict_min_score instead.
     cross_encoder_strict_below: Unit = _VERIFIER.cross_encoder_strict_below
     cross_encoder_strict_min_score: Unit = _VERIFIER.cross_encoder_strict_min_score
-    # At this cosine or more, a candidate worded apart (under half its words shared) needs only
-    # cross_encoder_reworded_min_score; 1 closes it.
+    # At this cosine or more, a candidate worded apart (under half its words shared) needs
+    # cross_encoder_reworded_margin less than cross_encoder_min_score; 1 (or a margin of 0) closes it.
     cross_encoder_reworded_above: Unit = _VERIFIER.cross_encoder_reworded_above
-    cross_encoder_reworded_min_score: Unit = _VERIFIER.cross_encoder_reworded_min_score
+    cross_encoder_reworded_margin: Unit = _VERIFIER.cross_encoder_reworded_margin
     # Requests with a higher temperature are not cached: BYPASS. OpenAI's default temperature
     # is 1, so plain requests are cached.
     max_temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 1.0
@@ -70,7 +70,7 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
             cross_encoder_strict_below=self.cross_encoder_strict_below,
             cross_encoder_strict_min_score=self.cross_encoder_strict_min_score,
             cross_encoder_reworded_above=self.cross_encoder_reworded_above,
-            cross_encoder_reworded_min_score=self.cross_encoder_reworded_min_score,
+            cross_encoder_reworded_margin=self.cross_encoder_reworded_margin,
         )
         return base.stricter(min_similarity)
 

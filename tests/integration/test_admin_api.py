@@ -523,7 +523,7 @@ async def test_unknown_query_parameters_on_changes_are_refused(
         {"cross_encoder_strict_below": -0.1},
         {"cross_encoder_strict_min_score": 2},
         {"cross_encoder_reworded_above": 1.01},
-        {"cross_encoder_reworded_min_score": -0.3},
+        {"cross_encoder_reworded_margin": -0.3},
         {"max_temperature": -1},
     ],
 )

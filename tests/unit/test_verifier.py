@@ -93,7 +93,7 @@ def test_cross_encoder_scores_survivors_in_one_batch_and_picks_its_favourite() -
 
 def test_cross_encoder_below_its_floor_rejects() -> None:
     near = candidate("how many miles is 5 km", 0.95)
-    scorer = FakeScorer({near.prompt: 0.2})
+    scorer = FakeScorer({near.prompt: 0.1})
     policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
     verdict = build_verifier(scorer).decide(QUERY, [near], policy)
     assert not verdict.hit
@@ -133,7 +133,7 @@ def test_the_cross_encoder_reads_only_the_two_nearest_survivors() -> None:
     first = candidate("how many miles is 5 km", 0.97)
     second = candidate("5 km in miles please", 0.95)
     third = candidate("5 km expressed in miles", 0.93)
-    scorer = FakeScorer({first.prompt: 0.1, second.prompt: 0.2, third.prompt: 0.99})
+    scorer = FakeScorer({first.prompt: 0.05, second.prompt: 0.1, third.prompt: 0.99})
     policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
     verdict = build_verifier(scorer).decide(QUERY, [third, first, second], policy)
     assert scorer.calls == [[(QUERY, first.prompt), (QUERY, second.prompt)]]
@@ -219,6 +219,8 @@ def test_a_rewording_near_cosine_one_needs_only_the_reworded_score() -> None:
     # Below the reworded cosine, or with the tier closed, the usual threshold holds too.
     assert not verifier.decide(QUERY, [candidate(reworded.prompt, 0.89)], policy).hit
     assert not verifier.decide(QUERY, [reworded], replace(policy, cross_encoder_reworded_above=1.0)).hit
+    # A tenant that raises the usual threshold raises the reworded one with it.
+    assert not verifier.decide(QUERY, [reworded], replace(policy, cross_encoder_min_score=0.9)).hit
     # The model must still not object.
     scorer.table[reworded.prompt] = 0.2
     assert not verifier.decide(QUERY, [reworded], policy).hit

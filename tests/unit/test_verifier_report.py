@@ -85,7 +85,7 @@ def test_the_report_decides_a_rewording_as_the_service_does() -> None:
     item.probability["model"] = np.array([0.4, 0.4])
     closed = Decision("", 0.8, frozenset(), "model", 0.65)
 
-    reworded = replace(closed, reworded_above=0.9, reworded_threshold=0.3)
+    reworded = replace(closed, reworded_above=0.9, reworded_margin=0.35)
 
     assert [bool(hit) for hit in item.hits(closed)] == [False, False]
     # Only the pair worded apart is served; the same words rearranged keep the usual threshold.

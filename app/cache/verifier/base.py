@@ -76,12 +76,13 @@ class VerifierPolicy:
     cross_encoder_strict_min_score: float = 0.87
     # A candidate at this cosine or more that shares under half its words with the prompt
     # (REWORDED_MAX_OVERLAP: "Best horror movies from the 1990s" / "Top 1990s horror films
-    # list") is served from `cross_encoder_reworded_min_score`. The model learnt from word-order
+    # list") is served `cross_encoder_reworded_margin` below `cross_encoder_min_score` (0.3 at
+    # the defaults; a tenant that raises the usual threshold raises this one too). The model learnt from word-order
     # swaps that a prompt rearranged may ask something else, and it carries that doubt to prompts
     # worded apart that embed almost as one, which are paraphrases far more often: there the
     # cosine is the stronger evidence, and the model need only not object. 1.0 closes it.
     cross_encoder_reworded_above: float = 0.9
-    cross_encoder_reworded_min_score: float = 0.3
+    cross_encoder_reworded_margin: float = 0.35
 
     def cross_encoder_threshold(self, similarity: float, overlap: float = 1.0) -> float | None:
         """The lowest cross-encoder probability served for a candidate of this cosine and this
@@ -91,7 +92,7 @@ class VerifierPolicy:
         if similarity < self.cross_encoder_strict_below:
             return max(self.cross_encoder_min_score, self.cross_encoder_strict_min_score)
         if similarity >= self.cross_encoder_reworded_above and overlap < REWORDED_MAX_OVERLAP:
-            return min(self.cross_encoder_min_score, self.cross_encoder_reworded_min_score)
+            return max(0.0, self.cross_encoder_min_score - self.cross_encoder_reworded_margin)
         return self.cross_encoder_min_score
 
     def similarity_floor(self, cross_encoder_follows: bool) -> float:

@@ -1280,7 +1280,7 @@ def _quantity_at(tokens: Sequence[_Token], index: int) -> bool:
 
 
 @lru_cache(maxsize=1024)
-def _stances(text: str) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+def _stances(text: str) -> tuple[Mapping[str, frozenset[str]], frozenset[str]]:
     """Family -> the sides the prompt takes: "toggle" (on / off), "bound" (at most / at least, on
     a quantity); and every side of a bound its words name, bounding a quantity or not."""
     tokens = _tokens(text)

@@ -50,14 +50,14 @@ SWEEP: tuple[tuple[float, float, float | None], ...] = (
 )
 # The cosine below which the strict threshold applies (the service's `cross_encoder_strict_below`).
 STRICT_BELOW = 0.8
-# (from cosine, threshold) settings of the reworded tier the report lists, the rest at the
-# service's defaults; a threshold of 0.65 closes it.
+# (from cosine, margin below the threshold) settings of the reworded tier the report lists, the
+# rest at the service's defaults; a margin of 0 closes it.
 REWORDED_SWEEP: tuple[tuple[float, float], ...] = (
-    (0.9, 0.65),
-    (0.9, 0.5),
-    (0.9, 0.3),
-    (0.9, 0.1),
-    (0.85, 0.3),
+    (0.9, 0.0),
+    (0.9, 0.15),
+    (0.9, 0.35),
+    (0.9, 0.55),
+    (0.85, 0.35),
 )
 # The default threshold: the most recall at which users' kinds of prompts, chat (the held-out
 # langcache half, labelled for "same answer") and work (the held-out intents), each keep this
@@ -82,9 +82,9 @@ class Decision:
     # Below `strict_below` the model must reach `strict_threshold` (when higher than `threshold`).
     strict_below: float = 0.0
     strict_threshold: float = 0.0
-    # From `reworded_above`, a pair worded apart needs `reworded_threshold` (when lower).
+    # From `reworded_above`, a pair worded apart needs `reworded_margin` less than `threshold`.
     reworded_above: float = 2.0
-    reworded_threshold: float = 1.0
+    reworded_margin: float = 0.0
 
 
 @dataclass
@@ -116,7 +116,9 @@ class ScoredSet:
             threshold = np.where(
                 self.cosine < decision.strict_below,
                 strict,
-                np.where(reworded, min(decision.threshold, decision.reworded_threshold), decision.threshold),
+                np.where(
+                    reworded, max(0.0, decision.threshold - decision.reworded_margin), decision.threshold
+                ),
             )
             served &= self.probability[decision.model] >= threshold
         return served
@@ -223,12 +225,12 @@ def choose_default(
     model: str,
     rules: frozenset[str],
     floor: float,
-    reworded: tuple[float, float] = (2.0, 1.0),
+    reworded: tuple[float, float] = (2.0, 0.0),
 ) -> Decision:
     """The lowest threshold (a 0.05 grid) keeping the precision `_keeps_precision` asks for, with
-    the `reworded` tier (from cosine, threshold) in force."""
+    the `reworded` tier (from cosine, margin) in force."""
     template = Decision(
-        "default", floor, rules, model, reworded_above=reworded[0], reworded_threshold=reworded[1]
+        "default", floor, rules, model, reworded_above=reworded[0], reworded_margin=reworded[1]
     )
     for threshold in np.round(np.arange(0.5, 0.951, 0.05), 2):
         decision = replace(template, threshold=float(threshold))
@@ -260,7 +262,7 @@ def policy_decision(name: str, policy: VerifierPolicy, rules: frozenset[str], mo
         policy.cross_encoder_strict_below,
         policy.cross_encoder_strict_min_score,
         policy.cross_encoder_reworded_above,
-        policy.cross_encoder_reworded_min_score,
+        policy.cross_encoder_reworded_margin,
     )
 
 
@@ -320,7 +322,7 @@ def report(
             "shipped",
             enabled,
             policy.cross_encoder_strict_below,
-            (policy.cross_encoder_reworded_above, policy.cross_encoder_reworded_min_score),
+            (policy.cross_encoder_reworded_above, policy.cross_encoder_reworded_margin),
         ),
         policy.min_similarity,
     )
@@ -335,9 +337,9 @@ def report(
         }
         for floor, threshold, strict in SWEEP
     }
-    for above, reworded in REWORDED_SWEEP:
-        decision = replace(default_policy, reworded_above=above, reworded_threshold=reworded)
-        name = f"the defaults, {reworded:g} for a rewording from {above:g}"
+    for above, margin in REWORDED_SWEEP:
+        decision = replace(default_policy, reworded_above=above, reworded_margin=margin)
+        name = f"the defaults, {margin:g} less for a rewording from {above:g}"
         sweep[name] = {item.labelled.name: figures(item.hits(decision), item.labels) for item in validation}
     return {
         "policy": {
@@ -346,7 +348,7 @@ def report(
             "cross_encoder_strict_below": policy.cross_encoder_strict_below,
             "cross_encoder_strict_min_score": policy.cross_encoder_strict_min_score,
             "cross_encoder_reworded_above": policy.cross_encoder_reworded_above,
-            "cross_encoder_reworded_min_score": policy.cross_encoder_reworded_min_score,
+            "cross_encoder_reworded_margin": policy.cross_encoder_reworded_margin,
             "disabled_rules": sorted(policy.disabled_rules),
         },
         "chosen_on_validation": {
