@@ -113,7 +113,8 @@ _IRREGULAR: Final[Mapping[str, str]] = {
 }
 
 
-def _lemmas(word: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def _lemmas(word: str) -> frozenset[str]:
     """The word and the stems it may be an inflection of (crude, but enough for set lookups)."""
     forms = {word, _IRREGULAR.get(word, word)}
     for suffix, repl in (
@@ -133,7 +134,7 @@ def _lemmas(word: str) -> set[str]:
         stem = word[: -len(suffix)]
         if word.endswith(suffix) and len(stem) >= 4 and stem[-1] == stem[-2]:
             forms.add(stem[:-1])
-    return forms
+    return frozenset(forms)
 
 
 @lru_cache(maxsize=1024)
@@ -1254,6 +1255,10 @@ _BOUNDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = tuple(
         key=lambda bound: -len(bound[0]),
     )
 )
+# The bounds by their first word, longest first: one look-up per word of a prompt.
+_BOUNDS_BY_FIRST: Final[Mapping[str, tuple[tuple[tuple[str, ...], str], ...]]] = {
+    first: tuple(bound for bound in _BOUNDS if bound[0][0] == first) for first in {b[0][0] for b in _BOUNDS}
+}
 # What may follow a bound for it to bound a quantity ("within a year", "over 5 years", "under
 # $50"); "within the team" and "over the weekend" bound nothing.
 _COUNTED_AFTER_ARTICLE: Final = frozenset(
@@ -1302,7 +1307,7 @@ def _stances(text: str) -> tuple[Mapping[str, frozenset[str]], frozenset[str]]:
         for lemma in _lemmas(word):
             if lemma in _TOGGLE_WORDS:
                 found["toggle"].add(_TOGGLE_WORDS[lemma])
-        for wording, side in _BOUNDS:
+        for wording, side in _BOUNDS_BY_FIRST.get(word, ()):
             end = index + len(wording)
             if tuple(words[index:end]) == wording:
                 named.add(side)
