@@ -35,7 +35,7 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     # Below this cosine the cross-encoder must reach cross_encoder_strict_min_score instead.
     cross_encoder_strict_below: Unit = _VERIFIER.cross_encoder_strict_below
     cross_encoder_strict_min_score: Unit = _VERIFIER.cross_encoder_strict_min_score
-    # At this cosine or more, a candidate worded apart (under half its words shared) needs
+    # At this cosine or more, a candidate worded apart (`word_overlap` under 0.5) needs
     # cross_encoder_reworded_margin less than cross_encoder_min_score; 1 (or a margin of 0) closes it.
     cross_encoder_reworded_above: Unit = _VERIFIER.cross_encoder_reworded_above
     cross_encoder_reworded_margin: Unit = _VERIFIER.cross_encoder_reworded_margin

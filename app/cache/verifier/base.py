@@ -74,14 +74,15 @@ class VerifierPolicy:
     # there. Chosen with the threshold (`default_on_validation`).
     cross_encoder_strict_below: float = 0.8
     cross_encoder_strict_min_score: float = 0.87
-    # A candidate at this cosine or more that shares under half its words with the prompt
-    # (REWORDED_MAX_OVERLAP: "Best horror movies from the 1990s" / "Top 1990s horror films
-    # list") is served `cross_encoder_reworded_margin` below `cross_encoder_min_score` (0.3 at
-    # the defaults; a tenant that raises the usual threshold raises this one too). The model
-    # learnt from word-order swaps that a prompt rearranged may ask something else, and it
-    # carries that doubt to prompts worded apart that embed almost as one, which are paraphrases
-    # far more often: there the cosine is the stronger evidence, and the model need only not
-    # object. 1.0 (or a margin of 0) closes it.
+    # A candidate at this cosine or more worded apart from the prompt (`word_overlap` under
+    # REWORDED_MAX_OVERLAP: the words both have are under half the words either has; "Best
+    # horror movies from the 1990s" / "Top 1990s horror films list") is served
+    # `cross_encoder_reworded_margin` below `cross_encoder_min_score` (0.3 at the defaults; a
+    # tenant that raises the usual threshold raises this one too). The model learnt from
+    # word-order swaps that a prompt rearranged may ask something else, and it carries that
+    # doubt to prompts worded apart that embed almost as one, which are paraphrases far more
+    # often: there the cosine is the stronger evidence, and the model need only not object.
+    # 1.0 (or a margin of 0) closes it.
     cross_encoder_reworded_above: float = 0.9
     cross_encoder_reworded_margin: float = 0.35
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Final
 
 Rule = Callable[[str, str], str | None]
@@ -104,8 +105,6 @@ _IRREGULAR: Final[Mapping[str, str]] = {
     "gave": "give",
     "taken": "take",
     "took": "take",
-    "wrote": "write",
-    "written": "write",
     "better": "good",
     "worse": "bad",
     "men": "man",
@@ -1209,7 +1208,6 @@ _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
     ("mute", "unmute"),
     ("solved", "unsolved"),
     ("before", "since"),
-    ("read", "write"),
 )
 _OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
     word: frozenset({y for x, y in _ANTONYMS if x == word} | {x for x, y in _ANTONYMS if y == word})
@@ -1227,6 +1225,9 @@ _SWITCH_VERBS: Final = frozenset(
     {"turn", "turns", "turned", "turning", "switch", "switches", "switched", "switching"}
     | {"power", "powers", "powered", "powering", "shut", "shuts", "shutting"}
 )
+# A mode that is itself "off": "turn on silent mode" silences, so a prompt naming one takes no side.
+_OFF_MODES: Final = frozenset({"silent", "mute", "muted", "airplane", "disturb", "quiet", "offline", "sleep"})
+_ON_OFF: Final = re.compile(r"\b(?:on\s*/\s*off|off\s*/\s*on)\b", re.IGNORECASE)
 _TOGGLE_WORDS: Final[Mapping[str, str]] = {
     "enable": "on",
     "activate": "on",
@@ -1239,11 +1240,12 @@ _TOGGLE_WORDS: Final[Mapping[str, str]] = {
 # A bound on a quantity, longest wording first: "no more than" is an upper bound.
 _AT_MOST: Final = (
     "within, under, below, less than, fewer than, at most, up to, no more than, not more than, "
-    "shorter than, lower than, smaller than"
+    "not exceeding, not over, not above, shorter than, lower than, smaller than"
 )
 _AT_LEAST: Final = (
     "over, above, beyond, exceeding, more than, greater than, at least, longer than, higher than, "
-    "larger than, no less than, not less than, upwards of, in excess of"
+    "larger than, no less than, not less than, no fewer than, not fewer than, not under, not below, "
+    "upwards of, in excess of"
 )
 _BOUNDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = tuple(
     sorted(
@@ -1296,11 +1298,14 @@ def _stances(text: str) -> tuple[Mapping[str, frozenset[str]], frozenset[str]]:
     while index < len(words):
         word = words[index]
         if word in _SWITCH_VERBS:
-            # "turn off", "switch notifications on", "turn read receipts off", "shut down"; not
-            # "switch to dark mode on Monday".
-            for particle in words[index + 1 : index + 4]:
+            # "turn off", "switch notifications on", "turn read receipts off", "shut down"; "turn
+            # it off and on", "turn on/off" take both sides; not "switch to dark mode on Monday".
+            for offset, particle in enumerate(words[index + 1 : index + 4], start=index + 1):
                 if particle in {"on", "off"} or (particle == "down" and word.startswith("shut")):
                     found["toggle"].add("on" if particle == "on" else "off")
+                    following = words[offset + 1 : offset + 3]
+                    if following[:1] in (["and"], ["or"]) and following[1:] in (["on"], ["off"]):
+                        found["toggle"].add(following[1])
                     break
                 if particle in _LINKS:
                     break
@@ -1316,7 +1321,9 @@ def _stances(text: str) -> tuple[Mapping[str, frozenset[str]], frozenset[str]]:
                 index = end - 1
                 break
         index += 1
-    return {family: frozenset(sides) for family, sides in found.items()}, frozenset(named)
+    if _OFF_MODES.intersection(words) or _ON_OFF.search(text):
+        found["toggle"] = {"on", "off"}
+    return MappingProxyType({family: frozenset(sides) for family, sides in found.items()}), frozenset(named)
 
 
 def _opposite_stances(a: str, b: str) -> bool:
