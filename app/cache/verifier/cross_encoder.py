@@ -72,9 +72,9 @@ class CrossEncoderStage:
         for candidate, score in zip(scored, scores, strict=True):
             # Surer below the strict cosine, less so for a rewording near cosine 1:
             # `VerifierPolicy.cross_encoder_threshold`.
-            threshold = policy.cross_encoder_threshold(
-                candidate.similarity, word_overlap(query, candidate.prompt)
-            )
+            reworded_range = candidate.similarity >= policy.cross_encoder_reworded_above
+            overlap = word_overlap(query, candidate.prompt) if reworded_range else 1.0
+            threshold = policy.cross_encoder_threshold(candidate.similarity, overlap)
             served = threshold is not None and score >= threshold
             results.append(StageResult(score=float(score), rejection=None if served else CROSS_ENCODER))
         by_id = {c.entry_id: r for c, r in zip(scored, results, strict=True)}

@@ -1268,7 +1268,6 @@ _COUNTED_AFTER_ARTICLE: Final = frozenset(
     | {"hundred", "thousand", "million", "billion", "dollar", "euro", "pound", "percent"}
 )
 
-
 # Words that end a switch verb's object: its particle cannot come after them.
 _LINKS: Final = frozenset({"to", "for", "in", "at", "with", "from", "of", "into", "by", "and", "or"})
 

@@ -91,16 +91,15 @@ class Decision:
 class ScoredSet:
     labelled: LabelledSet
     cosine: FloatArray
-    # `word_overlap` of each pair (computed when not given).
-    overlap: FloatArray = field(default_factory=lambda: np.ones(0))
+    # `word_overlap` of each pair.
+    overlap: FloatArray = field(init=False)
     # Rule name -> which pairs it refuses.
     fired: dict[str, BoolArray] = field(default_factory=dict)
     # Model name -> probability per pair (0 where the cosine is below LOWEST_FLOOR).
     probability: dict[str, FloatArray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if len(self.overlap) != len(self.labelled.pairs):
-            self.overlap = np.array([word_overlap(a, b) for a, b in self.labelled.pairs], dtype=np.float64)
+        self.overlap = np.array([word_overlap(a, b) for a, b in self.labelled.pairs], dtype=np.float64)
 
     @property
     def labels(self) -> BoolArray:
