@@ -77,11 +77,19 @@ def forget_dead_processes(pgdata: Path) -> None:
             users.put(alive)
 
 
+# How often the autovacuum launcher looks for tables to analyse (Postgres's default: 1 minute).
+# The nearest-neighbour search is planned by the cache entries' statistics: a scope that grew
+# since the last ANALYZE is taken for a few rows and scanned whole (migration 0110).
+AUTOVACUUM_NAPTIME = "10s"
+
+
 def _bootstrap(server: PostgresServer) -> None:
     # Idempotent: runs on every start, costs a few milliseconds.
     server.psql(
         f"""
         SET client_min_messages = warning;
+        ALTER SYSTEM SET autovacuum_naptime = '{AUTOVACUUM_NAPTIME}';
+        SELECT pg_reload_conf();
         DO $$ BEGIN
           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
             CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS;

@@ -225,3 +225,65 @@ async def test_later_writes_refused_in_a_batch_are_retried_one_by_one(
     await writer.aclose()
     writer.later(t.tenant_id, alias(3))  # closed: dropped, not written by the caller
     assert writer.pending == 0
+
+
+async def test_a_scope_that_grows_is_searched_through_the_index_within_seconds(
+    make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:  # type: ignore[no-untyped-def]
+    """The planner chooses between scanning a scope whole and the HNSW index by the statistics of
+    `cache_entries`; a scope that grew since they were taken passes for a few rows and is scanned
+    whole on every lookup. The table is analysed after 500 changes (migration 0110) and the
+    embedded server's autovacuum looks every 10 s, so within seconds of 2,000 entries arriving
+    the lookup goes through the index, with nobody running ANALYZE."""
+    t = await make_tenant("sem-grow")
+    async with sessionmaker() as session:
+        started = (await session.execute(text("SELECT now()"))).scalar_one()
+        naptime = await session.execute(text("SELECT current_setting('autovacuum_naptime')"))
+        options = await session.execute(
+            text("SELECT reloptions FROM pg_class WHERE oid = 'cache_entries'::regclass")
+        )
+    assert naptime.scalar_one() == "10s"
+    assert {"autovacuum_analyze_threshold=500", "autovacuum_analyze_scale_factor=0.02"} <= set(
+        options.scalar_one()
+    )
+    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+        await session.execute(
+            text(
+                """
+                INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response,
+                                           embedder, embedding)
+                SELECT :t, :model, :scope, sha256(('grow' || i)::bytea), 'grown prompt ' || i, '{}'::jsonb,
+                       :embedder, r.v
+                FROM generate_series(1, 2000) AS i
+                CROSS JOIN LATERAL (
+                    SELECT array_agg(random() - 0.5)::vector AS v FROM generate_series(1, :dim) WHERE i > 0
+                ) AS r
+                """
+            ),
+            {
+                "t": t.tenant_id,
+                "model": MODEL,
+                "scope": scope_hash(STORED),
+                "embedder": DEFAULT_EMBEDDER,
+                "dim": DEFAULT_DIMENSION,
+            },
+        )
+
+    async def analysed() -> bool:
+        async with sessionmaker() as session:
+            last = await session.execute(
+                text("SELECT last_autoanalyze FROM pg_stat_user_tables WHERE relname = 'cache_entries'")
+            )
+            when = last.scalar_one()
+            return when is not None and when > started
+
+    assert await eventually(analysed, within_s=25), "cache_entries was not analysed within 25 s"
+    index = hnsw_index_name(DEFAULT_EMBEDDER)
+    scans = text("SELECT pg_stat_get_xact_numscans(to_regclass(:i))")
+    vector = HalfVector([0.5] * DEFAULT_DIMENSION)
+    async with sessionmaker() as session, session.begin():
+        before = (await session.execute(scans, {"i": index})).scalar_one()
+        found = (await session.execute(PROBE, _args(t.tenant_id, STORED, vector))).all()
+        after = (await session.execute(scans, {"i": index})).scalar_one()
+    assert len(found) == 5
+    assert after - before >= 1, "the lookup scanned the scope instead of the HNSW index"
