@@ -1,0 +1,156 @@
+"""What a lookup costs Postgres when the cache entries' statistics lag behind a grown scope.
+
+    python scripts/stale_statistics.py [--entries 2000] [--lookups 300]
+
+A fresh embedded Postgres, migrated; one tenant whose scope receives `--entries` template prompts
+(with a ticket number each; real embeddings, in one statement, as a new tenant's first traffic would leave them) with autovacuum
+turned off on the table, so that nothing analyses it behind the script's back. Then `--lookups`
+calls of the semantic probe (`deja_semantic_probe`, what the request path sends) with paraphrases
+of the stored prompts and as many exact probes (`deja_exact_probe`) of stored prompts, twice:
+before `ANALYZE cache_entries` and after it. For each it prints the plan the search got (an HNSW
+index scan or a whole scan of the scope, read from this session's scans of the index) and the
+Postgres backend's CPU and the wall time per call.
+
+migration 0110 and the embedded server's autovacuum settings (docs/operations.md#statistics) are
+what keep the "before" state short in service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import itertools
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import psutil
+from pgvector import HalfVector
+from pgvector.asyncpg import register_vector
+
+from app.cache.models import DEFAULT_DIMENSION, DEFAULT_EMBEDDER, hnsw_index_name
+from app.cache.onnx_models import OnnxEmbedder
+from app.cache.scope import scope_of
+from app.db import migrate
+from app.db.embedded import APP_DATABASE, APP_ROLE, start_embedded
+from app.toolkit.bench.prompts import TEMPLATE_PAIRS
+
+MODEL = "gpt-4o-mini"
+PROBE = "SELECT id FROM deja_semantic_probe($1, '', $2, $3, $4, $5, 5, 64, NULL, 0)"
+EXACT = "SELECT id FROM deja_exact_probe($1, '', $2, NULL, 0, 1.0)"
+SCANS = "SELECT pg_stat_get_xact_numscans(to_regclass($1))"
+
+
+async def measure_exact(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID, hashes: list[bytes]
+) -> tuple[float, float]:
+    """CPU ms and wall ms per exact probe in the backend."""
+    backend = psutil.Process(await connection.fetchval("SELECT pg_backend_pid()"))
+    cpu_before = sum(backend.cpu_times()[:2])
+    started = time.perf_counter()
+    for exact_hash in hashes:
+        if await connection.fetchval(EXACT, tenant_id, exact_hash) is None:
+            raise RuntimeError("a stored prompt was not found by its exact hash")
+    wall_ms = (time.perf_counter() - started) * 1000 / len(hashes)
+    return (sum(backend.cpu_times()[:2]) - cpu_before) * 1000 / len(hashes), wall_ms
+
+
+async def measure(
+    connection: asyncpg.Connection, tenant_id: uuid.UUID, scope: bytes, vectors: np.ndarray
+) -> tuple[float, float, bool]:
+    """CPU ms and wall ms per lookup in the backend, and whether the HNSW index was scanned."""
+    backend = psutil.Process(await connection.fetchval("SELECT pg_backend_pid()"))
+    index = hnsw_index_name(DEFAULT_EMBEDDER)
+    cpu_before = sum(backend.cpu_times()[:2])
+    started = time.perf_counter()
+    scanned = False
+    for vector in vectors:
+        async with connection.transaction():
+            before = await connection.fetchval(SCANS, index)
+            await connection.fetch(
+                PROBE, tenant_id, scope, DEFAULT_EMBEDDER, DEFAULT_DIMENSION, HalfVector(vector)
+            )
+            scanned = scanned or await connection.fetchval(SCANS, index) > before
+    wall_ms = (time.perf_counter() - started) * 1000 / len(vectors)
+    cpu_ms = (sum(backend.cpu_times()[:2]) - cpu_before) * 1000 / len(vectors)
+    return cpu_ms, wall_ms, scanned
+
+
+async def run(url: str, entries: int, lookups: int) -> None:
+    # A ticket number makes each template prompt a prompt of its own.
+    pairs = [
+        (f"Ticket {i}: {pair.prompt}", f"Ticket {i}: {pair.paraphrase}")
+        for i, pair in enumerate(itertools.islice(itertools.cycle(TEMPLATE_PAIRS), entries))
+    ]
+    print(f"embedding {entries} prompts and {lookups} paraphrases ...", flush=True)
+    embedder = OnnxEmbedder()
+    stored = embedder.embed([prompt for prompt, _ in pairs])
+    asked = embedder.embed([paraphrase for _, paraphrase in pairs[:lookups]])
+    scope = scope_of(MODEL, [{"role": "user", "content": "scope"}]).scope_hash
+    host = url.split("host=")[1]
+    connection = await asyncpg.connect(host=host, user=APP_ROLE, database=APP_DATABASE)
+    try:
+        await register_vector(connection)
+        await connection.execute("ALTER TABLE cache_entries SET (autovacuum_enabled = off)")
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('deja.system', 'on', true)")
+            tenant_id = await connection.fetchval(
+                "INSERT INTO tenants (name) VALUES ($1) RETURNING id", f"stale-{uuid.uuid4().hex[:8]}"
+            )
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('deja.tenant_id', $1, true)", str(tenant_id))
+            await connection.executemany(
+                "INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response, "
+                "embedder, embedding) VALUES ($1, $2, $3, $4, $5, '{}'::jsonb, $6, $7)",
+                [
+                    (
+                        tenant_id,
+                        MODEL,
+                        scope,
+                        hashlib.sha256(prompt.encode()).digest(),
+                        prompt,
+                        DEFAULT_EMBEDDER,
+                        HalfVector(vector),
+                    )
+                    for (prompt, _), vector in zip(pairs, stored, strict=True)
+                ],
+            )
+        print(f"{entries} entries in one scope; {lookups} lookups of paraphrases each way")
+        hashes = [hashlib.sha256(prompt.encode()).digest() for prompt, _ in pairs[:lookups]]
+        print(
+            "statistics | search plan | search: Postgres CPU ms, wall ms | exact probe: Postgres CPU ms, wall ms"
+        )
+        for label in ("never analysed", "after ANALYZE"):
+            if label == "after ANALYZE":
+                await connection.execute("ANALYZE cache_entries")
+            await measure(connection, tenant_id, scope, asked[:20])  # warm-up
+            cpu_ms, wall_ms, scanned = await measure(connection, tenant_id, scope, asked)
+            exact_cpu_ms, exact_wall_ms = await measure_exact(connection, tenant_id, hashes)
+            plan = "HNSW index scan" if scanned else "whole scope scanned"
+            print(f"{label} | {plan} | {cpu_ms:.2f}, {wall_ms:.2f} | {exact_cpu_ms:.2f}, {exact_wall_ms:.2f}")
+    finally:
+        await connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--entries", type=int, default=2000)
+    parser.add_argument("--lookups", type=int, default=300)
+    args = parser.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="deja-stale-statistics-"))
+    embedded = start_embedded(state / "data")
+    try:
+        migrate.upgrade(embedded.url)
+        asyncio.run(run(embedded.url, args.entries, min(args.lookups, args.entries)))
+    finally:
+        embedded.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
