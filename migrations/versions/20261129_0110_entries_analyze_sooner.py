@@ -38,4 +38,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("ALTER TABLE cache_entries RESET (autovacuum_analyze_threshold, autovacuum_analyze_scale_factor)")
+    op.execute(
+        "ALTER TABLE cache_entries RESET (autovacuum_analyze_threshold, autovacuum_analyze_scale_factor)"
+    )
