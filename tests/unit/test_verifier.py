@@ -224,20 +224,3 @@ def test_a_rewording_near_cosine_one_needs_only_the_reworded_score() -> None:
     # The model must still not object.
     scorer.table[reworded.prompt] = 0.2
     assert not verifier.decide(QUERY, [reworded], policy).hit
-
-
-def test_a_prompt_wrapped_in_greetings_is_not_worded_apart_from_itself_bare() -> None:
-    """Greetings, thanks and "please" ask nothing: wrapped in them, a look-alike keeps the usual
-    threshold instead of the reworded tier's."""
-    policy = VerifierPolicy()
-    bare = "What was the sales budget last quarter?"
-    wrapped = "Hi, hello! Please, what was the marketing budget last quarter? Thank you, cheers"
-    # Counted with the courtesy words, the two would share 6 of 15 words: worded apart.
-    assert word_overlap(wrapped, bare) == 6 / 9
-    look_alike = candidate(bare, 0.93)
-    scorer = FakeScorer({bare: 0.4})
-    assert build_verifier(scorer).decide(wrapped, [look_alike], policy).rejections == {
-        look_alike.entry_id: CROSS_ENCODER
-    }
-    # A rewording in other words is still one.
-    assert word_overlap("Hi! " + QUERY, "what is five kilometres expressed as miles") < REWORDED_MAX_OVERLAP

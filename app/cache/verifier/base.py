@@ -20,21 +20,12 @@ from typing import Final, Protocol, runtime_checkable
 # Two prompts that share less than this share of their words are reworded, not rearranged.
 REWORDED_MAX_OVERLAP: Final = 0.5
 _WORD: Final = re.compile(r"[^\W_]+")
-# Greetings, thanks and "please" ask nothing: a prompt wrapped in them is not worded apart from
-# the same prompt bare.
-COURTESY_WORDS: Final = frozenset(
-    {"hi", "hello", "hey", "thanks", "thank", "thx", "cheers", "please", "pls", "plz"}
-)
-
-
-def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.casefold())) - COURTESY_WORDS
 
 
 def word_overlap(first: str, second: str) -> float:
-    """The words the two prompts share, over the words either has (case-blind, courtesy words
-    left out); 1.0 for two prompts without such words."""
-    words_a, words_b = _words(first), _words(second)
+    """The words the two prompts share, over the words either has (case-blind); 1.0 for two
+    prompts without words."""
+    words_a, words_b = set(_WORD.findall(first.casefold())), set(_WORD.findall(second.casefold()))
     either = words_a | words_b
     return len(words_a & words_b) / len(either) if either else 1.0
 
