@@ -17,7 +17,7 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,7 +221,8 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
         )
     )
     if with_mined and config.mined_pairs:
-        mined = mine_look_alikes(train_sentences, config)
+        labelled = {_pair_key(a, b) for a, b, _ in splits.train}
+        mined = mine_look_alikes(train_sentences, config, labelled)
         splits.train += [(a, b, 0) for a, b in mined]
         splits.sources["mined"] = len(mined)
 
@@ -248,10 +249,21 @@ def work_prompts() -> LabelledSet:
     )
 
 
-def mine_look_alikes(sentences: Sequence[str], config: TrainConfig) -> list[tuple[str, str]]:
+def _pair_key(first: str, second: str) -> frozenset[str]:
+    return frozenset((" ".join(first.split()), " ".join(second.split())))
+
+
+def mine_look_alikes(
+    sentences: Sequence[str], config: TrainConfig, labelled: Collection[frozenset[str]] = ()
+) -> list[tuple[str, str]]:
     """Pairs of different sentences the embedder puts close: each sentence's nearest neighbour
     among the others, when its cosine is at least `mined_min_cosine` and the two differ in more
-    than spelling. Labelled "different answer": most such neighbours ask about something else."""
+    than spelling. Labelled "different answer": most such neighbours ask about something else.
+
+    A sentence's nearest neighbour is often its partner in a labelled source (a Quora or MRPC
+    pair, often a paraphrase): pairs in `labelled` (`_pair_key`, either order) keep their own
+    label and are never mined.
+    """
     unique = sorted({" ".join(text.split()) for text in sentences})
     rng = random.Random(config.seed)  # noqa: S311 - reproducible sampling, not secrets
     pool = rng.sample(unique, min(len(unique), 12000))
@@ -266,6 +278,8 @@ def mine_look_alikes(sentences: Sequence[str], config: TrainConfig) -> list[tupl
             best = int(np.argmax(scores))
             if best < index and scores[best] >= config.mined_min_cosine:
                 a, b = pool[index], pool[best]
+                if _pair_key(a, b) in labelled:
+                    continue
                 if _bag_key(a) != _bag_key(b) and not {a.lower(), b.lower()} & {
                     a.lower() + "?",
                     b.lower() + "?",
