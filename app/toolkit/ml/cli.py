@@ -73,6 +73,13 @@ def train_verifier_command(
             min=0, help="Nearest-neighbour look-alikes mined with the embedder, labelled different (0: none)."
         ),
     ] = 2000,
+    mined_skip_labelled: Annotated[
+        bool,
+        typer.Option(
+            help="Never mine a pair a training source already labels (the shipped model was trained "
+            "without this: some of its mined pairs are labelled paraphrases in their source)."
+        ),
+    ] = False,
     paws_pairs: Annotated[
         int | None,
         typer.Option(min=0, help="Training rows drawn from PAWS dev's training part (default: every one)."),
@@ -102,6 +109,7 @@ def train_verifier_command(
         epochs=epochs,
         generated_pairs=generated_pairs,
         mined_pairs=mined_pairs,
+        mined_skip_labelled=mined_skip_labelled,
         file_pairs=file_pairs,
         batch_size=batch_size,
         learning_rate=learning_rate,
