@@ -3,15 +3,15 @@
     python scripts/stale_statistics.py [--entries 2000] [--lookups 300]
 
 A fresh embedded Postgres, migrated; one tenant whose scope receives `--entries` template prompts
-(with a ticket number each; real embeddings, in one statement, as a new tenant's first traffic would leave them) with autovacuum
-turned off on the table, so that nothing analyses it behind the script's back. Then `--lookups`
-calls of the semantic probe (`deja_semantic_probe`, what the request path sends) with paraphrases
-of the stored prompts and as many exact probes (`deja_exact_probe`) of stored prompts, twice:
-before `ANALYZE cache_entries` and after it. For each it prints the plan the search got (an HNSW
-index scan or a whole scan of the scope, read from this session's scans of the index) and the
-Postgres backend's CPU and the wall time per call.
+(a ticket number each, real embeddings, all in one transaction, as a new tenant's first traffic
+would leave them), with autovacuum turned off on the table so that nothing analyses it behind the
+script's back. Then `--lookups` calls of the semantic probe (`deja_semantic_probe`, what the
+request path sends) with paraphrases of the stored prompts and as many exact probes
+(`deja_exact_probe`) of stored prompts, twice: before `ANALYZE cache_entries` and after it. For
+each it prints the plan the search got (an HNSW index scan or a whole scan of the scope, read from
+this session's scans of the index) and the Postgres backend's CPU and the wall time per call.
 
-migration 0110 and the embedded server's autovacuum settings (docs/operations.md#statistics) are
+Migration 0110 and the embedded server's autovacuum settings (docs/operations.md#statistics) are
 what keep the "before" state short in service.
 """
 
