@@ -8,8 +8,9 @@ would leave them), with autovacuum turned off on the table so that nothing analy
 script's back. Then `--lookups` calls of the semantic probe (`deja_semantic_probe`, what the
 request path sends) with paraphrases of the stored prompts and as many exact probes
 (`deja_exact_probe`) of stored prompts, twice: before `ANALYZE cache_entries` and after it. For
-each it prints the plan the search got (an HNSW index scan or a whole scan of the scope, read from
-this session's scans of the index) and the Postgres backend's CPU and the wall time per call.
+each it prints how many searches went through the HNSW index (read from each transaction's scans of
+the index, in a pass of its own that also warms up), then the Postgres backend's CPU and the
+client's wall time per call, the calls timed alone.
 
 Migration 0110 and the embedded server's autovacuum settings (docs/operations.md#statistics) are
 what keep the "before" state short in service.
@@ -28,7 +29,6 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-import numpy as np
 import psutil
 from pgvector import HalfVector
 from pgvector.asyncpg import register_vector
@@ -46,42 +46,39 @@ EXACT = "SELECT id FROM deja_exact_probe($1, '', $2, NULL, 0, 1.0)"
 SCANS = "SELECT pg_stat_get_xact_numscans(to_regclass($1))"
 
 
-async def measure_exact(
-    connection: asyncpg.Connection, tenant_id: uuid.UUID, hashes: list[bytes]
+def _cpu_s(backend: psutil.Process) -> float:
+    times = backend.cpu_times()
+    return float(times.user + times.system)
+
+
+async def timed(
+    connection: asyncpg.Connection, calls: list[tuple[str, tuple[object, ...]]]
 ) -> tuple[float, float]:
-    """CPU ms and wall ms per exact probe in the backend."""
+    """Postgres backend CPU ms and client-side wall ms per call, over `calls` run one by one."""
     backend = psutil.Process(await connection.fetchval("SELECT pg_backend_pid()"))
-    cpu_before = sum(backend.cpu_times()[:2])
-    started = time.perf_counter()
-    for exact_hash in hashes:
-        if await connection.fetchval(EXACT, tenant_id, exact_hash) is None:
-            raise RuntimeError("a stored prompt was not found by its exact hash")
-    wall_ms = (time.perf_counter() - started) * 1000 / len(hashes)
-    return (sum(backend.cpu_times()[:2]) - cpu_before) * 1000 / len(hashes), wall_ms
+    cpu_before, started = _cpu_s(backend), time.perf_counter()
+    for statement, args in calls:
+        if not await connection.fetch(statement, *args):
+            raise RuntimeError("a probe found nothing")
+    wall_ms = (time.perf_counter() - started) * 1000 / len(calls)
+    return (_cpu_s(backend) - cpu_before) * 1000 / len(calls), wall_ms
 
 
-async def measure(
-    connection: asyncpg.Connection, tenant_id: uuid.UUID, scope: bytes, vectors: np.ndarray
-) -> tuple[float, float, bool]:
-    """CPU ms and wall ms per lookup in the backend, and whether the HNSW index was scanned."""
-    backend = psutil.Process(await connection.fetchval("SELECT pg_backend_pid()"))
+async def through_the_index(
+    connection: asyncpg.Connection, calls: list[tuple[str, tuple[object, ...]]]
+) -> int:
+    """How many of these searches scanned the HNSW index (this transaction's scans of it)."""
     index = hnsw_index_name(DEFAULT_EMBEDDER)
-    cpu_before = sum(backend.cpu_times()[:2])
-    started = time.perf_counter()
-    scanned = False
-    for vector in vectors:
+    used = 0
+    for statement, args in calls:
         async with connection.transaction():
             before = await connection.fetchval(SCANS, index)
-            await connection.fetch(
-                PROBE, tenant_id, scope, DEFAULT_EMBEDDER, DEFAULT_DIMENSION, HalfVector(vector)
-            )
-            scanned = scanned or await connection.fetchval(SCANS, index) > before
-    wall_ms = (time.perf_counter() - started) * 1000 / len(vectors)
-    cpu_ms = (sum(backend.cpu_times()[:2]) - cpu_before) * 1000 / len(vectors)
-    return cpu_ms, wall_ms, scanned
+            await connection.fetch(statement, *args)
+            used += int(await connection.fetchval(SCANS, index) > before)
+    return used
 
 
-async def run(url: str, entries: int, lookups: int) -> None:
+async def run(socket_dir: Path, entries: int, lookups: int) -> None:
     # A ticket number makes each template prompt a prompt of its own.
     pairs = [
         (f"Ticket {i}: {pair.prompt}", f"Ticket {i}: {pair.paraphrase}")
@@ -92,8 +89,7 @@ async def run(url: str, entries: int, lookups: int) -> None:
     stored = embedder.embed([prompt for prompt, _ in pairs])
     asked = embedder.embed([paraphrase for _, paraphrase in pairs[:lookups]])
     scope = scope_of(MODEL, [{"role": "user", "content": "scope"}]).scope_hash
-    host = url.split("host=")[1]
-    connection = await asyncpg.connect(host=host, user=APP_ROLE, database=APP_DATABASE)
+    connection = await asyncpg.connect(host=str(socket_dir), user=APP_ROLE, database=APP_DATABASE)
     try:
         await register_vector(connection)
         await connection.execute("ALTER TABLE cache_entries SET (autovacuum_enabled = off)")
@@ -121,34 +117,47 @@ async def run(url: str, entries: int, lookups: int) -> None:
                 ],
             )
         print(f"{entries} entries in one scope; {lookups} lookups of paraphrases each way")
-        hashes = [hashlib.sha256(prompt.encode()).digest() for prompt, _ in pairs[:lookups]]
+        searches = [
+            (PROBE, (tenant_id, scope, DEFAULT_EMBEDDER, DEFAULT_DIMENSION, HalfVector(vector)))
+            for vector in asked
+        ]
+        exacts = [
+            (EXACT, (tenant_id, hashlib.sha256(prompt.encode()).digest())) for prompt, _ in pairs[:lookups]
+        ]
         print(
-            "statistics | search plan | search: Postgres CPU ms, wall ms | exact probe: Postgres CPU ms, wall ms"
+            "statistics | searches through the HNSW index | search: Postgres CPU ms, wall ms "
+            "| exact probe: Postgres CPU ms, wall ms"
         )
         for label in ("never analysed", "after ANALYZE"):
             if label == "after ANALYZE":
                 await connection.execute("ANALYZE cache_entries")
-            await measure(connection, tenant_id, scope, asked[:20])  # warm-up
-            cpu_ms, wall_ms, scanned = await measure(connection, tenant_id, scope, asked)
-            exact_cpu_ms, exact_wall_ms = await measure_exact(connection, tenant_id, hashes)
-            plan = "HNSW index scan" if scanned else "whole scope scanned"
-            print(f"{label} | {plan} | {cpu_ms:.2f}, {wall_ms:.2f} | {exact_cpu_ms:.2f}, {exact_wall_ms:.2f}")
+            used = await through_the_index(connection, searches)  # also the warm-up
+            cpu_ms, wall_ms = await timed(connection, searches)
+            exact_cpu_ms, exact_wall_ms = await timed(connection, exacts)
+            print(
+                f"{label} | {used} of {len(searches)} | {cpu_ms:.2f}, {wall_ms:.2f} "
+                f"| {exact_cpu_ms:.2f}, {exact_wall_ms:.2f}"
+            )
     finally:
         await connection.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--entries", type=int, default=2000)
-    parser.add_argument("--lookups", type=int, default=300)
+    parser.add_argument("--entries", type=int, default=2000, help="entries in the scope (at least 1)")
+    parser.add_argument("--lookups", type=int, default=300, help="probes of each kind (at least 1)")
     args = parser.parse_args()
+    if args.entries < 1 or args.lookups < 1:
+        parser.error("--entries and --lookups must be at least 1")
     state = Path(tempfile.mkdtemp(prefix="deja-stale-statistics-"))
-    embedded = start_embedded(state / "data")
     try:
-        migrate.upgrade(embedded.url)
-        asyncio.run(run(embedded.url, args.entries, min(args.lookups, args.entries)))
+        embedded = start_embedded(state / "data")
+        try:
+            migrate.upgrade(embedded.url)
+            asyncio.run(run(embedded.socket_dir, args.entries, min(args.lookups, args.entries)))
+        finally:
+            embedded.stop()
     finally:
-        embedded.stop()
         shutil.rmtree(state, ignore_errors=True)
 
 

@@ -37,15 +37,15 @@ from app.toolkit.fakellm.server import FakeLLMServer
 ADMIN_TOKEN = "test-admin-token"
 
 
-async def eventually(check: Any, *, within_s: float = 10.0) -> Any:
+async def eventually(check: Any, *, within_s: float = 10.0, every_s: float = 0.05) -> Any:
     """`check()`'s first truthy value within `within_s` (bookings and answers are written just
-    after their responses); its last value when none came."""
+    after their responses), asked every `every_s`; its last value when none came."""
     deadline = time.monotonic() + within_s
     while True:
         value = await check()
         if value or time.monotonic() > deadline:
             return value
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(every_s)
 
 
 def free_port() -> int:

@@ -70,8 +70,8 @@ class TrainConfig:
     mined_pairs: int = 2000
     mined_min_cosine: float = 0.85
     # Never mine a pair a source already labels. Off in the shipped recipe: 747 of its 1,207 mined
-    # pairs are Quora, MRPC or PAWS training pairs, 559 of them labelled "same answer" there. A
-    # model trained with it on was measured and not shipped (docs/quality.md).
+    # pairs are labelled training pairs (nearly all of Quora or MRPC), 559 of them labelled "same
+    # answer" there. A model trained with it on was measured and not shipped (docs/quality.md).
     mined_skip_labelled: bool = False
     batch_size: int = 32
     learning_rate: float = 6e-5
