@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import itertools
+import os
+import random
+
 import pytest
 
 from app.cache.verifier.rules import (
@@ -186,3 +191,37 @@ def test_an_added_name_alone_is_not_a_swap() -> None:
     assert (
         different_entities("identifiers: user_id vs userId", "identifiers: user_id vs account_id") == ENTITY
     )
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/statm", encoding="ascii") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_long_prompts_are_not_kept_in_the_analysis_caches() -> None:
+    # A client sending many distinct long prompts must not grow the verifier's memory: each
+    # text's analysis is cached only for short texts. Kept, 100 pairs of 4,000 characters held
+    # about 24 MB (and 1,024 of them a quarter of a GB).
+    rng = random.Random(0)
+    words = [
+        "the",
+        "of",
+        "report",
+        "budget",
+        "Berlin",
+        "office",
+        "team",
+        "migrate",
+        "from",
+        "to",
+        "Postgres",
+        "MySQL",
+        "customers",
+    ]
+    prompts = [" ".join(rng.choice(words) for _ in range(700))[:4000] for _ in range(200)]
+    gc.collect()
+    before = _resident_mb()
+    for first, second in itertools.pairwise(prompts):
+        first_rejection(first, second)
+    gc.collect()
+    assert _resident_mb() - before < 8

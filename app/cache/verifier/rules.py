@@ -14,12 +14,12 @@ import bisect
 import itertools
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from functools import lru_cache
+from functools import lru_cache, wraps
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Protocol, TypeVar
 
 Rule = Callable[[str, str], str | None]
 
@@ -31,11 +31,39 @@ DIRECTION: Final = "direction"
 ANTONYM: Final = "antonym"
 ORDER: Final = "order"
 
+# Every analysis of one text (its tokens, numbers, names, directions...) is cached: a lookup
+# checks one prompt against several candidates, and the stored prompts near a tenant's traffic
+# recur from lookup to lookup. Each result is immutable, so a cached one is shared safely. Only
+# texts up to CACHED_CHARS are kept, so that the caches' memory stays bounded (tens of MB) whatever
+# the prompts: a long prompt is analysed again each time it is compared.
+TEXT_CACHE: Final = 1024
+CACHED_CHARS: Final = 512
+
+
+class _Key(Sized, Hashable, Protocol):
+    """A text, or a tuple of its tokens."""
+
+
+_Text = TypeVar("_Text", bound=_Key)
+_Analysis = TypeVar("_Analysis")
+
+
+def _per_text(function: Callable[[_Text], _Analysis]) -> Callable[[_Text], _Analysis]:
+    """`function` with its results for the last TEXT_CACHE short texts (or token tuples) kept."""
+    cached = lru_cache(maxsize=TEXT_CACHE)(function)
+
+    @wraps(function)
+    def analyse(text: _Text) -> _Analysis:
+        return cached(text) if len(text) <= CACHED_CHARS else function(text)
+
+    return analyse
+
+
 # ---------------------------------------------------------------------------------------
 # Text preparation
 
 
-@lru_cache(maxsize=1024)
+@_per_text
 def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     # "García" and "Garcia", "Süper" and "Super" name the same thing.
@@ -68,7 +96,7 @@ class _Token:
         return self.text.lower()
 
 
-@lru_cache(maxsize=1024)
+@_per_text
 def _tokens(text: str) -> tuple[_Token, ...]:
     out = []
     for match in _TOKEN.finditer(_normalise(text)):
@@ -83,8 +111,9 @@ def _tokens(text: str) -> tuple[_Token, ...]:
     return tuple(out)
 
 
-def _words(text: str) -> list[str]:
-    return [t.lower for t in _tokens(text) if t.kind == "word"]
+@_per_text
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(t.lower for t in _tokens(text) if t.kind == "word")
 
 
 _IRREGULAR: Final[Mapping[str, str]] = {
@@ -136,7 +165,7 @@ def _lemmas(word: str) -> frozenset[str]:
     return frozenset(forms)
 
 
-@lru_cache(maxsize=1024)
+@_per_text
 def _lemma_set(text: str) -> frozenset[str]:
     return frozenset(lemma for word in _words(text) for lemma in _lemmas(word))
 
@@ -307,7 +336,8 @@ def _scaled(value: str, factor: int) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
-def quantities(text: str) -> list[Quantity]:
+@_per_text
+def quantities(text: str) -> tuple[Quantity, ...]:
     """Every number in `text`, digits or words, with the unit that follows (or precedes) it."""
     tokens = _tokens(text)
     found: list[Quantity] = []
@@ -353,7 +383,7 @@ def quantities(text: str) -> list[Quantity]:
                 unit = _UNITS[prev.text]
             found.append(Quantity(value, unit))
         index += 1
-    return found
+    return tuple(found)
 
 
 # Units whose spelling is never an ordinary word: a mention alone names what is measured.
@@ -364,7 +394,8 @@ _MEASURE_UNITS: Final = frozenset(
 )
 
 
-def _measure_units(text: str) -> set[str]:
+@_per_text
+def _measure_units(text: str) -> frozenset[str]:
     units = set()
     # "British pounds" are money, not weight.
     currencies = _currency_words(text)
@@ -374,7 +405,7 @@ def _measure_units(text: str) -> set[str]:
         unit = currencies.get(spelling) or _UNITS.get(spelling) if token.kind != "sym" else None
         if unit in _MEASURE_UNITS:
             units.add(unit)
-    return units
+    return frozenset(units)
 
 
 def _named(value: str) -> bool:
@@ -400,8 +431,8 @@ def different_numbers(a: str, b: str) -> str | None:
         if values_a - names_a != values_b - names_b or (names_a and names_b):
             return NUMBER
     # "temperature in Celsius" vs "temperature in Fahrenheit": a unit swapped, numbers or not.
-    units_a, units_b = _measure_units(a), _measure_units(b)
-    if units_a - units_b and units_b - units_a:
+    measured_a, measured_b = _measure_units(a), _measure_units(b)
+    if measured_a - measured_b and measured_b - measured_a:
         return NUMBER
     for value in values_a:
         units_a = {q.unit for q in qa if q.value == value and q.unit}
@@ -442,10 +473,11 @@ _NOW_WORDS: Final = frozenset(
 )
 
 
-def _time_references(text: str) -> tuple[set[tuple[str, int]], bool]:
+@_per_text
+def _time_references(text: str) -> tuple[frozenset[tuple[str, int]], bool]:
     words = _words(text)
     joined = " " + " ".join(words) + " "
-    periods = {period for phrase, period in _PERIODS.items() if f" {phrase} " in joined}
+    periods = frozenset(period for phrase, period in _PERIODS.items() if f" {phrase} " in joined)
     return periods, any(word in _NOW_WORDS for word in words)
 
 
@@ -505,10 +537,12 @@ _BROKEN: Final = re.compile(r"\b(?:not|n't) (?:work|working|functioning|loading|
 _WORKS: Final = re.compile(r"\b(?:works|working|work|functions|loads|responds)\b")
 
 
+@_per_text
 def _prepared(text: str) -> str:
     return " " + _normalise(text).lower().replace("n't", " n't") + " "
 
 
+@_per_text
 def _negated(prepared: str) -> bool:
     lowered = _NOT_NEGATIONS.sub(" ", _BROKEN.sub(" broken ", prepared))
     words = re.findall(r"n't|[a-z]+", lowered)
@@ -593,7 +627,7 @@ def _split_camel(word: str) -> list[str]:
     return re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", word)
 
 
-@lru_cache(maxsize=1024)
+@_per_text
 def entities(text: str) -> tuple[str, ...]:
     """Names and identifiers in `text`, lowercased: quoted strings, URLs, e-mails, file and domain
     names, search operators (site:x), code identifiers and capitalised words not at a sentence start."""
@@ -624,7 +658,7 @@ def entities(text: str) -> tuple[str, ...]:
     return tuple(e.lower() for e in found if e.strip())
 
 
-@lru_cache(maxsize=1024)
+@_per_text
 def _initials(words: tuple[str, ...]) -> tuple[str, tuple[int, ...]]:
     """The first letters of `words` (camelCase parts count as words) and the word each came from."""
     letters, owners = [], []
@@ -656,7 +690,7 @@ class _Lexicon:
     plain_sorted: tuple[str, ...]  # lowercased words that are not camelCase compounds, sorted
 
 
-@lru_cache(maxsize=1024)
+@_per_text
 def _lexicon(text: str) -> _Lexicon:
     normalised = _normalise(text)
     words = tuple(_POSSESSIVE.sub("", word) for word in re.findall(r"[^\W_][\w'+#-]*", normalised))
@@ -743,7 +777,7 @@ _CURRENCY: Final = re.compile(
 )
 
 
-@lru_cache(maxsize=1024)
+@_per_text
 def _currency_words(text: str) -> Mapping[str, str]:
     """Each word of `text` that is part of a currency's code or name ("gbp"; "british", "pounds"),
     with that currency's code."""
@@ -833,7 +867,7 @@ _STOPWORDS: Final = frozenset(
 )
 
 
-@lru_cache(maxsize=1024)
+@_per_text
 def _content_tokens(text: str) -> tuple[str, ...]:
     """Words and units in order, lowercased, units canonical; numbers become their unit."""
     out: list[str] = []
@@ -855,14 +889,15 @@ def _content_tokens(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _counted_units(text: str) -> set[str]:
+@_per_text
+def _counted_units(text: str) -> frozenset[str]:
     """Units written right after a number: "km" in "5 km" or "5km"."""
     tokens = _tokens(text)
     units = {_UNITS[t.glued.lower()] for t in tokens if t.kind == "num" and t.glued.lower() in _UNITS}
     for before, token in itertools.pairwise(tokens):
         if (before.kind == "num" or before.lower in _NUMBER_WORDS) and token.lower in _UNITS:
             units.add(_UNITS[token.lower])
-    return units
+    return frozenset(units)
 
 
 _DIRECTION_LINKS: Final = frozenset({"to", "into", "2"})
@@ -918,7 +953,8 @@ def _singular(word: str) -> str:
     return word
 
 
-def _directed_pairs(text: str) -> set[tuple[str, str]]:
+@_per_text
+def _directed_pairs(text: str) -> frozenset[tuple[str, str]]:
     tokens = _content_tokens(text)
     counted = _counted_units(text)
     pairs = set()
@@ -944,7 +980,7 @@ def _directed_pairs(text: str) -> set[tuple[str, str]]:
         left, right = match.group(1).lower(), match.group(2).lower()
         if left in _UNITS and right in _UNITS:
             pairs.add((_UNITS[left], _UNITS[right]))
-    return pairs
+    return frozenset(pairs)
 
 
 def reversed_direction(a: str, b: str) -> str | None:
@@ -961,15 +997,20 @@ _ROLE_LINKS: Final = frozenset(
 )
 
 
-def _role_triples(tokens: Sequence[str]) -> set[tuple[str, str, str]]:
-    return {
-        (tokens[i - 1], tokens[i], tokens[i + 1])
-        for i in range(1, len(tokens) - 1)
-        if tokens[i] in _ROLE_LINKS and tokens[i - 1] not in _ROLE_LINKS and tokens[i + 1] not in _ROLE_LINKS
-    }
+@_per_text
+def _role_triples(tokens: tuple[str, ...]) -> frozenset[tuple[str, str, str]]:
+    return frozenset(
+        {
+            (tokens[i - 1], tokens[i], tokens[i + 1])
+            for i in range(1, len(tokens) - 1)
+            if tokens[i] in _ROLE_LINKS
+            and tokens[i - 1] not in _ROLE_LINKS
+            and tokens[i + 1] not in _ROLE_LINKS
+        }
+    )
 
 
-def _linked_objects_swapped(tokens_a: Sequence[str], tokens_b: Sequence[str]) -> bool:
+def _linked_objects_swapped(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bool:
     """A word linked (by "of", "to", "from"...) to one object in one prompt and to another in the
     other, each object standing as the object of a link in both: they swapped roles, rather than
     a noun compound being reworded ("rows in table orders" vs "rows in orders table")."""
@@ -1000,7 +1041,8 @@ _LIST_JOINS: Final = frozenset({",", ";", "(", ")", "&", "and", "or", "nor", "vs
 _EDGE: Final = ("^", "$")
 
 
-def _slots(tokens: Sequence[str]) -> dict[str, tuple[str, str, int]]:
+@_per_text
+def _slots(tokens: tuple[str, ...]) -> Mapping[str, tuple[str, str, int]]:
     """Word -> (left neighbour, right neighbour, position), for words that occur once and are
     not list items."""
     counts: dict[str, int] = {}
@@ -1026,7 +1068,7 @@ def _slot_taken(own: tuple[str, str, int], other: tuple[str, str, int]) -> bool:
     )
 
 
-def _words_exchanged(tokens_a: Sequence[str], tokens_b: Sequence[str]) -> bool:
+def _words_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bool:
     """Two words exchanged their places: "dog bites man" vs "man bites dog"."""
     slots_a, slots_b = _slots(tokens_a), _slots(tokens_b)
     # (side, neighbour) -> words that had that neighbour in `a`: linear, not quadratic, in long prompts.
@@ -1050,14 +1092,15 @@ def _words_exchanged(tokens_a: Sequence[str], tokens_b: Sequence[str]) -> bool:
     return False
 
 
-def _order_tokens(text: str) -> list[str]:
+@_per_text
+def _order_tokens(text: str) -> tuple[str, ...]:
     """Lowercased words and list punctuation in order, determiners dropped, units canonical."""
     out = []
     for match in re.finditer(r"[^\W_][\w'-]*|[,;()&]", _normalise(text).lower()):
         word = match.group(0)
         if word not in _STOPWORDS:
             out.append(_UNITS.get(word, word))
-    return out
+    return tuple(out)
 
 
 def swapped_roles(a: str, b: str) -> str | None:
@@ -1285,7 +1328,7 @@ def _quantity_at(tokens: Sequence[_Token], index: int) -> bool:
     return False
 
 
-@lru_cache(maxsize=1024)
+@_per_text
 def _stances(text: str) -> tuple[Mapping[str, frozenset[str]], frozenset[str]]:
     """Family -> the sides the prompt takes: "toggle" (on / off), "bound" (at most / at least, on
     a quantity); and every side of a bound its words name, bounding a quantity or not."""
