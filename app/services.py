@@ -59,6 +59,7 @@ class Services:
         cache = CacheService.create(settings.cache)
         async with transaction(sessionmaker, system=True) as session:
             await cache.prepare(session)
+        cache.aliases.start(sessionmaker, fast)
         router = ModelRouter(load_router_config(settings.config), events=PrometheusRouterEvents())
         warn_without_upstream_keys(router)
         prices = PriceBook(sessionmaker)

@@ -10,8 +10,8 @@ are then looked up one at a time, after the exact tier has missed, two ways:
   settings, the HNSW top-k, the verifier, on a hit the alias INSERT, COMMIT): the request path
   before the probe, and still the path with a read replica or an error bound;
 - probe: `CacheService.probe_semantic` (the embedding, `deja_semantic_probe` in one round trip on
-  the fast connections, the verifier) with the alias handed to the pipeline's writer, which writes
-  it after the "response" in its own task (its cost counted in the phase's CPU).
+  the fast connections, the verifier) with the alias handed to the cache's alias writer, which
+  writes it after the "response" in its own task (its cost counted in the phase's CPU).
 
 Each round runs the two phases one after the other on the same queries (aliases deleted between
 phases, so that each writes its own). CPU is this process's (embedding, verifier, driver) plus
@@ -34,7 +34,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -51,7 +50,6 @@ from app.db import migrate
 from app.db.embedded import start_embedded
 from app.db.engine import create_engine, create_sessionmaker, register_halfvec, transaction
 from app.db.fastpath import FastConnections, asyncpg_dsn
-from app.ledger.writer import BookingWriter
 from app.settings import get_settings
 from app.toolkit.bench import load as loading
 from app.toolkit.bench.prompts import TEMPLATE_PAIRS
@@ -168,7 +166,8 @@ async def run(settings: Any, url: str, postmaster: int, args: argparse.Namespace
     policy = TenantCachePolicy().verifier_policy(None)
     queries = random.Random(args.seed + 1).sample(real, min(args.queries, len(real)))  # noqa: S311
     fast = FastConnections(url, size=1)
-    writer = BookingWriter(SimpleNamespace(sessionmaker=sessionmaker))  # type: ignore[arg-type]
+    cache.aliases.start(sessionmaker, fast)
+    writer = cache.aliases
 
     async def clear_aliases() -> None:
         async with transaction(sessionmaker, system=True) as session:
@@ -181,7 +180,7 @@ async def run(settings: Any, url: str, postmaster: int, args: argparse.Namespace
 
     async def probed(entry: loading.RealEntry) -> Any:
         scope = loading.request_scope(entry.pair.paraphrase)
-        return await cache.probe_semantic(fast, entry.tenant.id, "", scope, policy, later=writer)
+        return await cache.probe_semantic(fast, entry.tenant.id, "", scope, policy)
 
     async def phase(
         look: Callable[[loading.RealEntry], Awaitable[Any]],
@@ -313,9 +312,8 @@ async def run(settings: Any, url: str, postmaster: int, args: argparse.Namespace
         f"\nHNSW index scanned: by the probe function in {used_probe}/{len(vecs)} searches, "
         f"by the transaction's query in {used_tx}/{len(vecs)}"
     )
-    await writer.aclose()
-    await fast.aclose()
     await cache.aclose()
+    await fast.aclose()
     await engine.dispose()
 
 

@@ -158,9 +158,7 @@ class CacheController(Controller):
         )
         fast = services.pipeline.fast
         if result is None and probed and fast is not None:
-            result = await cache.probe_semantic(
-                fast, tenant_id, data.namespace, scope, verifier_policy, later=services.pipeline.writer
-            )
+            result = await cache.probe_semantic(fast, tenant_id, data.namespace, scope, verifier_policy)
         if result is None:
             async with transaction(services.sessionmaker, tenant_id=tenant_id) as session:
                 result = await cache.lookup(

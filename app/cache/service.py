@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cache.aliases import AliasWriter, NewAlias
 from app.cache.embedders import Embedder, create_embedder
 from app.cache.exact_probe import probe_exact
 from app.cache.hits import HitCounter
@@ -78,18 +78,13 @@ class HitGate(Protocol):
     async def serve(self, session: AsyncSession, entry: StoredEntry, verdict: Verdict) -> bool: ...
 
 
-class AfterResponse(Protocol):
-    """Writes that may wait until the response is sent, and may be lost (the pipeline's writer)."""
-
-    def later(self, tenant_id: uuid.UUID, work: Callable[[AsyncSession], Awaitable[None]]) -> None: ...
-
-
 class CacheService:
     def __init__(self, embedder: Embedder, verifier: Verifier, settings: CacheSettings) -> None:
         self.embedder = embedder
         self.verifier = verifier
         self.settings = settings
         self.hits = HitCounter()
+        self.aliases = AliasWriter(settings.max_aliases_per_entry)
         # False once `deja_semantic_probe` turned out missing: semantic lookups use transactions.
         self.semantic_probe = True
 
@@ -224,13 +219,12 @@ class CacheService:
         policy: VerifierPolicy,
         *,
         max_age_s: int | None = None,
-        later: AfterResponse | None = None,
     ) -> LookupResult | None:
         """The semantic tier outside any transaction, once the exact probe found nothing: the
         embedding, the nearest entries in one round trip (`deja_semantic_probe`), the verifier. A
-        served paraphrase's alias is handed to `later`, written after the response (without
-        `later`, none is written). For lookups without a gate and without a read replica (those
-        need `lookup`'s session).
+        served paraphrase's alias is handed to `aliases`, written after the response (once the
+        writer is started: `AliasWriter.start`). For lookups without a gate and without a read
+        replica (those need `lookup`'s session).
 
         None when the probe could not run (the database unreachable, or the function not there):
         the caller then looks up in a transaction, whose outage handling applies."""
@@ -264,23 +258,10 @@ class CacheService:
             return LookupResult.miss(neighbours[0].similarity, embedding, verdict)
         entry = _accepted(neighbours, verdict.accepted.entry_id)
         self.hits.add(entry.id)
-        if later is not None and self.settings.max_aliases_per_entry > 0:
-            later.later(tenant_id, self._alias_writer(tenant_id, namespace, scope.exact_hash, entry))
+        self.aliases.add(NewAlias(tenant_id, namespace, scope.exact_hash, entry.id, entry.similarity))
         return LookupResult(
             entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict
         )
-
-    def _alias_writer(
-        self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes, entry: StoredEntry
-    ) -> Callable[[AsyncSession], Awaitable[None]]:
-        max_aliases = self.settings.max_aliases_per_entry
-
-        async def write(session: AsyncSession) -> None:
-            await CacheRepository(session).add_alias(
-                tenant_id, namespace, exact_hash, entry.id, entry.similarity, max_aliases=max_aliases
-            )
-
-        return write
 
     def alias_floor(self, policy: VerifierPolicy) -> float:
         """The cosine an alias must have been served at to serve again (it serves again only where
@@ -378,6 +359,7 @@ class CacheService:
         )
 
     async def aclose(self) -> None:
+        await self.aliases.aclose()
         await self.embedder.aclose()
 
 

@@ -437,7 +437,6 @@ class CompletionPipeline:
             scope,
             caller.policy.verifier_policy(controls.threshold),
             max_age_s=controls.max_age_s,
-            later=self.writer,
         )
         if found is None:
             return None

@@ -8,10 +8,6 @@ same transaction), which is also where a failed statement goes. Whatever the dat
 cannot take goes where `Bookkeeper` sends it (the durable spool), so nothing is lost; a full queue
 makes the request write its booking itself (the queue bounds memory, never drops). Closing drains
 the queue.
-
-It also takes writes that may be lost (`later`: a served paraphrase's alias, a shortcut the next
-request can do without): run after the bookings of the same batch, one transaction per tenant, not
-durable; dropped when the queue is full or closed, or when the database cannot take them.
 """
 
 from __future__ import annotations
@@ -20,14 +16,10 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.db.engine import DatabaseDown, attempt
 from app.db.fastpath import FastConnections, missing_function
 from app.ledger.booking import Bookkeeper, Work
 from app.ledger.quotas import Reservation
@@ -62,12 +54,6 @@ class _Booking:
         return self.also is None and self.reservation is None and self.after is None
 
 
-@dataclass(slots=True)
-class _Later:
-    tenant_id: uuid.UUID
-    work: Work
-
-
 class BookingWriter:
     def __init__(
         self, books: Bookkeeper, *, fast: FastConnections | None = None, max_pending: int = 10_000
@@ -76,9 +62,7 @@ class BookingWriter:
         # Where a booking that can be one statement is written first (None: always a transaction).
         self.fast = fast
         # Bookings, and markers that `flush` waits on (FIFO: done once everything before is written).
-        self._queue: asyncio.Queue[_Booking | _Later | asyncio.Future[None]] = asyncio.Queue(
-            maxsize=max_pending
-        )
+        self._queue: asyncio.Queue[_Booking | asyncio.Future[None]] = asyncio.Queue(maxsize=max_pending)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._busy = False
@@ -100,12 +84,7 @@ class BookingWriter:
             return
         await self._write([booking])  # closed, or the queue is full: written by the request itself
 
-    def later(self, tenant_id: uuid.UUID, work: Callable[[AsyncSession], Awaitable[None]]) -> None:
-        """Run `work` in a transaction of the tenant's after this request; it may be lost (dropped
-        when the queue is full or closed, or when the database cannot take it)."""
-        self._enqueue(_Later(tenant_id, work))
-
-    def _enqueue(self, item: _Booking | _Later) -> bool:
+    def _enqueue(self, item: _Booking) -> bool:
         if self._closed:
             return False
         try:
@@ -154,10 +133,6 @@ class BookingWriter:
                     await self._write([item for item in items if isinstance(item, _Booking)])
                 except Exception:
                     log.exception("bookings not written by the writer")
-                try:
-                    await self._write_later([item for item in items if isinstance(item, _Later)])
-                except Exception:
-                    log.exception("later writes lost")
             finally:
                 self._busy = False
                 for item in items:
@@ -210,30 +185,3 @@ class BookingWriter:
         return await self.books.book(
             booking.row, reservation=booking.reservation, usage=booking.usage, also=booking.also
         )
-
-    async def _write_later(self, writes: list[_Later]) -> None:
-        """One transaction per tenant; a batch the database refuses is retried write by write, so
-        that one bad write (its entry deleted meanwhile) is the only one lost."""
-        by_tenant: dict[uuid.UUID, list[Work]] = {}
-        for write in writes:
-            by_tenant.setdefault(write.tenant_id, []).append(write.work)
-        for tenant_id, works in by_tenant.items():
-            if not await self._run_later(tenant_id, works) and len(works) > 1:
-                for work in works:
-                    await self._run_later(tenant_id, [work])
-
-    async def _run_later(self, tenant_id: uuid.UUID, works: list[Work]) -> bool:
-        """False when the database refused the transaction (an outage drops it: True)."""
-
-        async def run(session: AsyncSession) -> None:
-            for work in works:
-                await work(session)
-
-        try:
-            written = await attempt(self.books.sessionmaker, run, tenant_id=tenant_id, durable=False)
-        except Exception as exc:
-            log.warning("later writes refused", extra={"count": len(works), "error": type(exc).__name__})
-            return False
-        if isinstance(written, DatabaseDown):
-            log.warning("later writes lost: database unreachable", extra={"count": len(works)})
-        return True

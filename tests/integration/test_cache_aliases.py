@@ -13,8 +13,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cache.aliases import AliasWriter, NewAlias
 from app.cache.repository import CacheRepository
 from app.db.engine import transaction
+from app.db.fastpath import FastConnections
 from tests.conftest import ServerThread
 from tests.integration.test_cache_api import answer_of, lookup, store
 
@@ -104,3 +106,87 @@ async def test_an_alias_written_after_its_entry_was_flagged_or_deleted_is_not_wr
             text("SELECT count(*) FROM cache_aliases WHERE tenant_id = :t"), {"t": t.tenant_id}
         )
         assert count.scalar_one() == 0
+
+
+def _wording(number: int) -> bytes:
+    return hashlib.sha256(f"wording {number}".encode()).digest()
+
+
+async def _aliases_of(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID) -> set[bytes]:
+    async with transaction(sessionmaker, tenant_id=tenant_id) as session:
+        rows = await session.execute(
+            text("SELECT exact_hash FROM cache_aliases WHERE tenant_id = :t"), {"t": tenant_id}
+        )
+        return {bytes(row[0]) for row in rows}
+
+
+@pytest.mark.parametrize("one_statement", [True, False], ids=["one-statement", "transaction"])
+async def test_aliases_written_in_batches_keep_every_bound(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    database_url: str,
+    one_statement: bool,
+) -> None:
+    """A batch of aliases (one statement, `deja_add_aliases`, or the transaction it falls back to)
+    writes what one alias at a time wrote: an entry's aliases stay within the bound, counting the
+    batch's own; an entry gone or flagged gets none; a wording already aliased keeps its alias."""
+    t, other = await make_tenant(), await make_tenant()
+    kept = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link."))
+    gone = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link.", namespace="n"))
+    flagged = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link.", namespace="f"))
+    theirs = uuid.UUID(await store(http, other.headers, STORED, "Use the reset link."))
+    assert (await http.delete(f"/v1/cache/entries/{gone}", headers=t.headers)).status_code == 204
+    wrong = await http.post(
+        "/v1/cache/feedback", headers=t.headers, json={"entry_id": str(flagged), "correct": False}
+    )
+    assert wrong.json()["flagged"] is True
+    fast = FastConnections(database_url, size=1) if one_statement else None
+    writer = AliasWriter(max_aliases=2)
+    writer.start(sessionmaker, fast)
+    await writer.write(
+        [
+            NewAlias(t.tenant_id, "", _wording(1), kept, 0.9),
+            NewAlias(t.tenant_id, "", _wording(1), kept, 0.95),  # the same wording again: kept as it was
+            NewAlias(t.tenant_id, "n", _wording(2), gone, 0.9),
+            NewAlias(t.tenant_id, "f", _wording(3), flagged, 0.9),
+            NewAlias(t.tenant_id, "", _wording(4), kept, 0.9),
+            NewAlias(t.tenant_id, "", _wording(5), kept, 0.9),  # a third alias of `kept`: over the bound
+            NewAlias(other.tenant_id, "", _wording(6), theirs, 0.9),
+        ]
+    )
+    assert await _aliases_of(sessionmaker, t.tenant_id) == {_wording(1), _wording(4)}
+    assert await _aliases_of(sessionmaker, other.tenant_id) == {_wording(6)}
+    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+        similarity = await session.execute(
+            text("SELECT similarity FROM cache_aliases WHERE exact_hash = :h"), {"h": _wording(1)}
+        )
+        assert similarity.scalar_one() == pytest.approx(0.9)
+    if fast is not None:
+        await fast.aclose()
+
+
+async def test_an_alias_the_database_refuses_costs_only_itself(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    database_url: str,
+) -> None:
+    """A batch the database refuses (here a namespace longer than a column allows) is written in a
+    transaction instead, and, refused there too, alias by alias: the others are written. Queued
+    aliases are written by `flush`; once closed, the writer drops what it is given."""
+    t = await make_tenant()
+    entry = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link."))
+    fast = FastConnections(database_url, size=1)
+    writer = AliasWriter(max_aliases=16)
+    writer.start(sessionmaker, fast)
+    writer.add(NewAlias(t.tenant_id, "", _wording(1), entry, 0.9))
+    writer.add(NewAlias(t.tenant_id, "x" * 300, _wording(2), entry, 0.9))
+    writer.add(NewAlias(t.tenant_id, "", _wording(3), entry, 0.9))
+    await writer.flush()
+    assert await _aliases_of(sessionmaker, t.tenant_id) == {_wording(1), _wording(3)}
+    await writer.aclose()
+    writer.add(NewAlias(t.tenant_id, "", _wording(4), entry, 0.9))
+    assert writer.pending == 0
+    assert await _aliases_of(sessionmaker, t.tenant_id) == {_wording(1), _wording(3)}
+    await fast.aclose()

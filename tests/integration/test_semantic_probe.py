@@ -4,10 +4,7 @@ still through the HNSW index); a served paraphrase is booked and aliased after t
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -17,10 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cache.models import DEFAULT_DIMENSION, DEFAULT_EMBEDDER, hnsw_index_name
-from app.cache.repository import CacheRepository
 from app.cache.scope import scope_of
 from app.db.engine import transaction
-from app.ledger.writer import BookingWriter
 from tests.conftest import ServerThread, eventually
 from tests.integration.test_cache_api import MODEL, lookup, store
 
@@ -193,38 +188,6 @@ async def test_a_semantic_hit_by_chat_is_booked_and_aliased_after_its_response(
     again = await http.post("/v1/chat/completions", headers=t.headers, json=chat(PARAPHRASE))
     assert (again.headers["x-cache"], again.headers["x-cache-tier"]) == ("HIT", "alias")
     assert again.headers["x-cache-entry"] == entry
-
-
-async def test_later_writes_refused_in_a_batch_are_retried_one_by_one(
-    http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
-) -> None:  # type: ignore[no-untyped-def]
-    """The writer runs a tenant's later writes in one transaction; one the database refuses costs
-    only itself, and none is spooled or retried after that."""
-    t = await make_tenant("sem-later")
-    entry = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link."))
-    writer = BookingWriter(SimpleNamespace(sessionmaker=sessionmaker))  # type: ignore[arg-type]
-
-    def alias(number: int) -> Callable[[AsyncSession], Awaitable[None]]:
-        async def write(session: AsyncSession) -> None:
-            exact_hash = hashlib.sha256(f"wording {number}".encode()).digest()
-            await CacheRepository(session).add_alias(t.tenant_id, "", exact_hash, entry, 0.9, max_aliases=16)
-
-        return write
-
-    async def refused(session: AsyncSession) -> None:
-        await session.execute(text("SELECT 1 / 0"))
-
-    for work in (alias(1), refused, alias(2)):
-        writer.later(t.tenant_id, work)
-    await writer.flush()
-    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
-        count = await session.execute(
-            text("SELECT count(*) FROM cache_aliases WHERE entry_id = :e"), {"e": entry}
-        )
-        assert count.scalar_one() == 2
-    await writer.aclose()
-    writer.later(t.tenant_id, alias(3))  # closed: dropped, not written by the caller
-    assert writer.pending == 0
 
 
 async def test_a_scope_that_grows_is_searched_through_the_index_within_seconds(

@@ -1,0 +1,176 @@
+"""Aliases written after the response, in batches: a served paraphrase becomes an alias of its entry
+(the same wording is an exact hit next time), written once the client has its answer.
+
+A bounded queue and one task that drains it: what queued up while the last batch was written goes
+in the next, one statement per tenant (`deja_add_aliases`, migration 0120) on the fast connections.
+When that statement cannot run (the function missing, the connections down) or the database
+refuses it, the batch is written in a transaction of the tenant's instead, and a batch refused
+there is retried alias by alias, so that one bad alias (its entry deleted meanwhile) is the only
+one lost. Aliases may be lost: a full queue drops them, and so does an outage. Closing writes what
+is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cache.repository import CacheRepository
+from app.db.engine import DatabaseDown, attempt
+from app.db.fastpath import FastConnections, missing_function
+
+log = logging.getLogger(__name__)
+
+ADD = "SELECT deja_add_aliases($1, $2, $3, $4, $5, $6)"
+# Aliases written in one statement at most; the queue holds at most MAX_PENDING.
+BATCH = 256
+MAX_PENDING = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlias:
+    """The wording of a served paraphrase (its exact hash) and the entry it was served."""
+
+    tenant_id: uuid.UUID
+    namespace: str
+    exact_hash: bytes
+    entry_id: uuid.UUID
+    similarity: float
+
+
+class AliasWriter:
+    """Writes aliases after their responses; `start` gives it the database (until then, and after
+    `aclose`, `add` drops)."""
+
+    def __init__(self, max_aliases: int) -> None:
+        self.max_aliases = max_aliases
+        self.fast: FastConnections | None = None
+        self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._queue: asyncio.Queue[NewAlias | asyncio.Future[None]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, sessionmaker: async_sessionmaker[AsyncSession], fast: FastConnections | None) -> None:
+        self.sessionmaker, self.fast = sessionmaker, fast
+        self._queue = asyncio.Queue(maxsize=MAX_PENDING)
+
+    def add(self, alias: NewAlias) -> None:
+        """Queue `alias`; dropped when aliases are off, the writer is not running or the queue is full."""
+        if self._queue is None or self.max_aliases <= 0:
+            return
+        try:
+            self._queue.put_nowait(alias)
+        except asyncio.QueueFull:
+            return
+        if self._task is None or self._task.done():
+            # A context of its own: not the request's that happened to start it (log fields).
+            self._task = asyncio.create_task(self._run(), name="alias-writer", context=contextvars.Context())
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def flush(self) -> None:
+        """Wait until every alias added so far is written (or dropped)."""
+        if self._queue is None or self._task is None or self._task.done():
+            return
+        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put(marker)
+        await marker
+
+    async def aclose(self) -> None:
+        """Write what is queued, then stop; later aliases are dropped."""
+        await self.flush()
+        self._queue = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        queue = self._queue
+        assert queue is not None
+        while True:
+            items = [await queue.get()]
+            while len(items) < BATCH:
+                try:
+                    items.append(queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            try:
+                await self.write([item for item in items if isinstance(item, NewAlias)])
+            except Exception:
+                log.exception("aliases not written")
+            finally:
+                for item in items:
+                    if isinstance(item, asyncio.Future) and not item.done():
+                        item.set_result(None)
+
+    async def write(self, aliases: list[NewAlias]) -> None:
+        """Write `aliases` now: one statement per tenant, a transaction where it cannot run."""
+        by_tenant: dict[uuid.UUID, list[NewAlias]] = {}
+        for alias in aliases:
+            by_tenant.setdefault(alias.tenant_id, []).append(alias)
+        for tenant_id, batch in by_tenant.items():
+            if not await self._write_fast(tenant_id, batch) and not await self._write_in_transaction(
+                tenant_id, batch
+            ):
+                for alias in batch if len(batch) > 1 else ():
+                    await self._write_in_transaction(tenant_id, [alias])
+
+    async def _write_fast(self, tenant_id: uuid.UUID, batch: list[NewAlias]) -> bool:
+        if self.fast is None:
+            return False
+        try:
+            await self.fast.fetchrow(
+                ADD,
+                tenant_id,
+                [a.namespace for a in batch],
+                [a.exact_hash for a in batch],
+                [a.entry_id for a in batch],
+                [a.similarity for a in batch],
+                self.max_aliases,
+            )
+        except Exception as exc:
+            # Nothing of it was written: the transaction below writes the batch.
+            if missing_function(exc):
+                log.warning("deja_add_aliases is missing (migrations not applied): aliases in transactions")
+                self.fast = None
+            else:
+                log.warning(
+                    "aliases in one statement failed; writing them in a transaction",
+                    extra={"count": len(batch), "error": type(exc).__name__},
+                )
+            return False
+        return True
+
+    async def _write_in_transaction(self, tenant_id: uuid.UUID, batch: list[NewAlias]) -> bool:
+        """False when the database refused the transaction (an outage drops the batch: True)."""
+        if self.sessionmaker is None:
+            return True
+
+        async def write(session: AsyncSession) -> None:
+            repository = CacheRepository(session)
+            for a in batch:
+                await repository.add_alias(
+                    tenant_id,
+                    a.namespace,
+                    a.exact_hash,
+                    a.entry_id,
+                    a.similarity,
+                    max_aliases=self.max_aliases,
+                )
+
+        try:
+            written = await attempt(self.sessionmaker, write, tenant_id=tenant_id, durable=False)
+        except Exception as exc:
+            log.warning("aliases refused", extra={"count": len(batch), "error": type(exc).__name__})
+            return False
+        if isinstance(written, DatabaseDown):
+            log.warning("aliases lost: database unreachable", extra={"count": len(batch)})
+        return True
