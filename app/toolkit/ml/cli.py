@@ -165,18 +165,37 @@ def report_verifier_command(
     ] = None,
     json_out: Annotated[Path | None, typer.Option(help="Also write the whole report as JSON here.")] = None,
     seed: Annotated[int, typer.Option(help="The training run's seed (it fixes the validation slices).")] = 13,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Cross-encoder threshold to decide with (default: the tenant default)."
+        ),
+    ] = None,
+    strict_min_score: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Threshold below the strict cosine (default: the tenant default)."
+        ),
+    ] = None,
 ) -> None:
     """Every validation slice and report-only set, decided by plain cosine, the previous and the
-    shipped verifier at the default settings; each rule alone; look-alikes served by kind."""
+    shipped verifier at the default settings (or at the thresholds given: a candidate at those
+    its own training run chose); each rule alone; look-alikes served by kind."""
     import json
+    from dataclasses import replace
 
     from app.cache.verifier import VerifierPolicy
     from app.toolkit.ml.report import report
     from app.toolkit.ml.train import TrainConfig
 
+    policy = VerifierPolicy()
+    if min_score is not None:
+        policy = replace(policy, cross_encoder_min_score=min_score)
+    if strict_min_score is not None:
+        policy = replace(policy, cross_encoder_strict_min_score=strict_min_score)
     # The whole PAWS test split (8,000 rows), not the sample the training run reports.
     config = TrainConfig(data_dir=data_dir, seed=seed, paws_test_pairs=8000)
-    result = report(config, verifier_dir, previous_dir, VerifierPolicy())
+    result = report(config, verifier_dir, previous_dir, policy)
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for name, figures in result["sets"].items():
