@@ -28,9 +28,12 @@ from app.db.fastpath import FastConnections, missing_function
 log = logging.getLogger(__name__)
 
 ADD = "SELECT deja_add_aliases($1, $2, $3, $4, $5, $6)"
-# Aliases written in one statement at most; the queue holds at most MAX_PENDING.
-BATCH = 256
+# Aliases written in one statement at most (a batch holds one of the fast connections the lookups
+# use while it runs: a few milliseconds); the queue holds at most MAX_PENDING.
+BATCH = 64
 MAX_PENDING = 10_000
+# A full queue drops aliases: said in the log at the first drop and every DROPS_LOGGED after.
+DROPS_LOGGED = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +57,29 @@ class AliasWriter:
         self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._queue: asyncio.Queue[NewAlias | asyncio.Future[None]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        # Aliases dropped because the queue was full.
+        self.dropped = 0
 
-    def start(self, sessionmaker: async_sessionmaker[AsyncSession], fast: FastConnections | None) -> None:
+    def start(
+        self, sessionmaker: async_sessionmaker[AsyncSession] | None, fast: FastConnections | None
+    ) -> None:
+        """Where to write: one statement on `fast`, else (or when it fails) a transaction made by
+        `sessionmaker`; with neither, aliases are dropped."""
         self.sessionmaker, self.fast = sessionmaker, fast
         self._queue = asyncio.Queue(maxsize=MAX_PENDING)
+        self._closed = False
 
     def add(self, alias: NewAlias) -> None:
         """Queue `alias`; dropped when aliases are off, the writer is not running or the queue is full."""
-        if self._queue is None or self.max_aliases <= 0:
+        if self._queue is None or self._closed or self.max_aliases <= 0:
             return
         try:
             self._queue.put_nowait(alias)
         except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped % DROPS_LOGGED == 1:
+                log.warning("alias queue full: aliases dropped", extra={"dropped": self.dropped})
             return
         if self._task is None or self._task.done():
             # A context of its own: not the request's that happened to start it (log fields).
@@ -84,13 +98,20 @@ class AliasWriter:
         await marker
 
     async def aclose(self) -> None:
-        """Write what is queued, then stop; later aliases are dropped."""
+        """Write what is queued, then stop; aliases added from now on are dropped."""
+        self._closed = True
         await self.flush()
-        self._queue = None
+        queue, self._queue = self._queue, None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        # Nothing is added once closed, so the flush above wrote everything; a waiter whose marker
+        # was still queued is let go.
+        while queue is not None and not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, asyncio.Future) and not item.done():
+                item.set_result(None)
 
     async def _run(self) -> None:
         queue = self._queue
@@ -137,7 +158,9 @@ class AliasWriter:
                 self.max_aliases,
             )
         except Exception as exc:
-            # Nothing of it was written: the transaction below writes the batch.
+            # Nothing of it was written (or, if the connection broke after the commit, all of it:
+            # writing it again changes nothing, a wording already aliased keeps its alias). The
+            # transaction below writes the batch.
             if missing_function(exc):
                 log.warning("deja_add_aliases is missing (migrations not applied): aliases in transactions")
                 self.fast = None

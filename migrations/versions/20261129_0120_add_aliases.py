@@ -4,7 +4,9 @@ paraphrases as aliases of their entries, after the responses.
 It runs the statement a transaction of the tenant's ran for each alias (each alias written unless
 its entry already holds `p_max_aliases`, or is gone or flagged; a wording that already has an alias
 keeps it), in order, in one round trip for the whole batch. Aliases may be lost (a cache of
-lookups, not a record): the statement commits without waiting for its WAL flush.
+lookups, not a record): the statement commits without waiting for its WAL flush. It is meant to run
+as a statement of its own (outside any explicit transaction): the tenant context and
+`synchronous_commit` it sets last until its transaction ends.
 
 It runs with the caller's rights (SECURITY INVOKER): row-level security applies to every row.
 

@@ -6,7 +6,7 @@ new row version goes on the same page and no index changes. That needs free spac
 the default fillfactor (100) pages are packed full, and two updates in three wrote a new entry into
 every index of the table, the HNSW graph included (an insertion into the graph, and a dead entry
 for its vacuum to repair later). With a fifth of each page left free, nearly every counter update
-is HOT: 0.2 ms of Postgres CPU per updated entry became 0.04 ms (scripts/hit_counter_cost.py).
+is HOT: 0.22 ms of Postgres CPU per updated entry became 0.05 ms (scripts/hit_counter_cost.py).
 
 The setting applies to pages written from now on; `VACUUM FULL cache_entries` (it locks the table)
 repacks the entries already stored.

@@ -128,9 +128,10 @@ async def test_aliases_written_in_batches_keep_every_bound(
     database_url: str,
     one_statement: bool,
 ) -> None:
-    """A batch of aliases (one statement, `deja_add_aliases`, or the transaction it falls back to)
-    writes what one alias at a time wrote: an entry's aliases stay within the bound, counting the
-    batch's own; an entry gone or flagged gets none; a wording already aliased keeps its alias."""
+    """A batch of aliases, in one statement (`deja_add_aliases`, given no transaction to fall back
+    to) or in the transaction it falls back to, writes what one alias at a time wrote: an entry's
+    aliases stay within the bound, counting the batch's own; an entry gone or flagged gets none, nor
+    does another tenant's; a wording already aliased keeps its alias."""
     t, other = await make_tenant(), await make_tenant()
     kept = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link."))
     gone = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link.", namespace="n"))
@@ -141,20 +142,28 @@ async def test_aliases_written_in_batches_keep_every_bound(
         "/v1/cache/feedback", headers=t.headers, json={"entry_id": str(flagged), "correct": False}
     )
     assert wrong.json()["flagged"] is True
-    fast = FastConnections(database_url, size=1) if one_statement else None
-    writer = AliasWriter(max_aliases=2)
-    writer.start(sessionmaker, fast)
-    await writer.write(
-        [
-            NewAlias(t.tenant_id, "", _wording(1), kept, 0.9),
-            NewAlias(t.tenant_id, "", _wording(1), kept, 0.95),  # the same wording again: kept as it was
-            NewAlias(t.tenant_id, "n", _wording(2), gone, 0.9),
-            NewAlias(t.tenant_id, "f", _wording(3), flagged, 0.9),
-            NewAlias(t.tenant_id, "", _wording(4), kept, 0.9),
-            NewAlias(t.tenant_id, "", _wording(5), kept, 0.9),  # a third alias of `kept`: over the bound
-            NewAlias(other.tenant_id, "", _wording(6), theirs, 0.9),
-        ]
-    )
+    fast = FastConnections(database_url, size=1)
+    try:
+        writer = AliasWriter(max_aliases=2)
+        # Each path alone: the statement with no transaction behind it, or the transaction.
+        if one_statement:
+            writer.start(None, fast)
+        else:
+            writer.start(sessionmaker, None)
+        await writer.write(
+            [
+                NewAlias(t.tenant_id, "", _wording(1), kept, 0.9),
+                NewAlias(t.tenant_id, "", _wording(1), kept, 0.95),  # the same wording again: kept as it was
+                NewAlias(t.tenant_id, "n", _wording(2), gone, 0.9),
+                NewAlias(t.tenant_id, "f", _wording(3), flagged, 0.9),
+                NewAlias(t.tenant_id, "", _wording(7), theirs, 0.9),  # another tenant's entry
+                NewAlias(t.tenant_id, "", _wording(4), kept, 0.9),
+                NewAlias(t.tenant_id, "", _wording(5), kept, 0.9),  # a third alias of `kept`: over the bound
+                NewAlias(other.tenant_id, "", _wording(6), theirs, 0.9),
+            ]
+        )
+    finally:
+        await fast.aclose()
     assert await _aliases_of(sessionmaker, t.tenant_id) == {_wording(1), _wording(4)}
     assert await _aliases_of(sessionmaker, other.tenant_id) == {_wording(6)}
     async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
@@ -162,8 +171,6 @@ async def test_aliases_written_in_batches_keep_every_bound(
             text("SELECT similarity FROM cache_aliases WHERE exact_hash = :h"), {"h": _wording(1)}
         )
         assert similarity.scalar_one() == pytest.approx(0.9)
-    if fast is not None:
-        await fast.aclose()
 
 
 async def test_an_alias_the_database_refuses_costs_only_itself(
@@ -178,15 +185,18 @@ async def test_an_alias_the_database_refuses_costs_only_itself(
     t = await make_tenant()
     entry = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link."))
     fast = FastConnections(database_url, size=1)
-    writer = AliasWriter(max_aliases=16)
-    writer.start(sessionmaker, fast)
-    writer.add(NewAlias(t.tenant_id, "", _wording(1), entry, 0.9))
-    writer.add(NewAlias(t.tenant_id, "x" * 300, _wording(2), entry, 0.9))
-    writer.add(NewAlias(t.tenant_id, "", _wording(3), entry, 0.9))
-    await writer.flush()
+    try:
+        writer = AliasWriter(max_aliases=16)
+        writer.start(sessionmaker, fast)
+        writer.add(NewAlias(t.tenant_id, "", _wording(1), entry, 0.9))
+        writer.add(NewAlias(t.tenant_id, "x" * 300, _wording(2), entry, 0.9))
+        writer.add(NewAlias(t.tenant_id, "", _wording(3), entry, 0.9))
+        await writer.flush()
+        assert await _aliases_of(sessionmaker, t.tenant_id) == {_wording(1), _wording(3)}
+        await writer.aclose()
+        writer.add(NewAlias(t.tenant_id, "", _wording(4), entry, 0.9))
+        assert writer.pending == 0
+        await writer.flush()  # closed: returns at once
+    finally:
+        await fast.aclose()
     assert await _aliases_of(sessionmaker, t.tenant_id) == {_wording(1), _wording(3)}
-    await writer.aclose()
-    writer.add(NewAlias(t.tenant_id, "", _wording(4), entry, 0.9))
-    assert writer.pending == 0
-    assert await _aliases_of(sessionmaker, t.tenant_id) == {_wording(1), _wording(3)}
-    await fast.aclose()

@@ -198,27 +198,21 @@ def _resident_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def test_long_prompts_are_not_kept_in_the_analysis_caches() -> None:
-    # A client sending many distinct long prompts must not grow the verifier's memory: each
-    # text's analysis is cached only for short texts. Kept, 100 pairs of 4,000 characters held
-    # about 24 MB (and 1,024 of them a quarter of a GB).
+@pytest.mark.parametrize("shape", ["many words", "few long words"])
+def test_long_prompts_are_not_kept_in_the_analysis_caches(shape: str) -> None:
+    # A client sending many distinct long prompts must not grow the verifier's memory: an analysis
+    # is cached only for short texts, and a tuple of tokens only when its tokens are short
+    # together. Kept, 200 prompts of 4,000 characters held about 24 MB (and 1,024 of them a
+    # quarter of a GB); 1,000 prompts of five 800-character words (few tokens, but long) held 13 MB.
     rng = random.Random(0)
-    words = [
-        "the",
-        "of",
-        "report",
-        "budget",
-        "Berlin",
-        "office",
-        "team",
-        "migrate",
-        "from",
-        "to",
-        "Postgres",
-        "MySQL",
-        "customers",
-    ]
-    prompts = [" ".join(rng.choice(words) for _ in range(700))[:4000] for _ in range(200)]
+    words = ["the", "of", "report", "budget", "Berlin", "office", "migrate", "from", "to", "MySQL"]
+    if shape == "many words":
+        prompts = [" ".join(rng.choice(words) for _ in range(700))[:4000] for _ in range(200)]
+    else:
+        letters = str.maketrans("0123456789", "ghijklmnop")
+        prompts = [
+            " ".join(rng.randbytes(400).hex().translate(letters) for _ in range(5)) for _ in range(1000)
+        ]
     gc.collect()
     before = _resident_mb()
     for first, second in itertools.pairwise(prompts):

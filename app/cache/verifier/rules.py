@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache, wraps
 from types import MappingProxyType
-from typing import Final, Protocol, TypeVar
+from typing import Final, Protocol, TypeVar, cast
 
 Rule = Callable[[str, str], str | None]
 
@@ -34,10 +34,13 @@ ORDER: Final = "order"
 # Every analysis of one text (its tokens, numbers, names, directions...) is cached: a lookup
 # checks one prompt against several candidates, and the stored prompts near a tenant's traffic
 # recur from lookup to lookup. Each result is immutable, so a cached one is shared safely. Only
-# texts up to CACHED_CHARS are kept, so that the caches' memory stays bounded (tens of MB) whatever
-# the prompts: a long prompt is analysed again each time it is compared.
+# texts (or token tuples) of up to CACHED_CHARS characters are kept, so that the caches' memory
+# stays bounded (tens of MB) whatever the prompts: a long prompt is analysed again each time.
 TEXT_CACHE: Final = 1024
 CACHED_CHARS: Final = 512
+# Words are cached apart, more of them, each up to WORD_CHARS characters.
+WORD_CACHE: Final = 4096
+WORD_CHARS: Final = 40
 
 
 class _Key(Sized, Hashable, Protocol):
@@ -48,22 +51,35 @@ _Text = TypeVar("_Text", bound=_Key)
 _Analysis = TypeVar("_Analysis")
 
 
-def _per_text(function: Callable[[_Text], _Analysis]) -> Callable[[_Text], _Analysis]:
-    """`function` with its results for the last TEXT_CACHE short texts (or token tuples) kept."""
-    cached = lru_cache(maxsize=TEXT_CACHE)(function)
+def _characters(key: _Key) -> int:
+    if isinstance(key, str):
+        return len(key)
+    return sum(len(part) for part in cast("tuple[str, ...]", key))
 
-    @wraps(function)
-    def analyse(text: _Text) -> _Analysis:
-        return cached(text) if len(text) <= CACHED_CHARS else function(text)
 
-    return analyse
+def _per_text(
+    maxsize: int = TEXT_CACHE, max_chars: int = CACHED_CHARS
+) -> Callable[[Callable[[_Text], _Analysis]], Callable[[_Text], _Analysis]]:
+    """A function of one text (or token tuple) with its results for the last `maxsize` keys of up to
+    `max_chars` characters kept."""
+
+    def decorate(function: Callable[[_Text], _Analysis]) -> Callable[[_Text], _Analysis]:
+        cached = lru_cache(maxsize=maxsize)(function)
+
+        @wraps(function)
+        def analyse(text: _Text) -> _Analysis:
+            return cached(text) if _characters(text) <= max_chars else function(text)
+
+        return analyse
+
+    return decorate
 
 
 # ---------------------------------------------------------------------------------------
 # Text preparation
 
 
-@_per_text
+@_per_text()
 def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     # "García" and "Garcia", "Süper" and "Super" name the same thing.
@@ -96,7 +112,7 @@ class _Token:
         return self.text.lower()
 
 
-@_per_text
+@_per_text()
 def _tokens(text: str) -> tuple[_Token, ...]:
     out = []
     for match in _TOKEN.finditer(_normalise(text)):
@@ -111,7 +127,7 @@ def _tokens(text: str) -> tuple[_Token, ...]:
     return tuple(out)
 
 
-@_per_text
+@_per_text()
 def _words(text: str) -> tuple[str, ...]:
     return tuple(t.lower for t in _tokens(text) if t.kind == "word")
 
@@ -141,7 +157,7 @@ _IRREGULAR: Final[Mapping[str, str]] = {
 }
 
 
-@lru_cache(maxsize=4096)
+@_per_text(WORD_CACHE, WORD_CHARS)
 def _lemmas(word: str) -> frozenset[str]:
     """The word and the stems it may be an inflection of (crude, but enough for set lookups)."""
     forms = {word, _IRREGULAR.get(word, word)}
@@ -165,7 +181,7 @@ def _lemmas(word: str) -> frozenset[str]:
     return frozenset(forms)
 
 
-@_per_text
+@_per_text()
 def _lemma_set(text: str) -> frozenset[str]:
     return frozenset(lemma for word in _words(text) for lemma in _lemmas(word))
 
@@ -336,7 +352,7 @@ def _scaled(value: str, factor: int) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
-@_per_text
+@_per_text()
 def quantities(text: str) -> tuple[Quantity, ...]:
     """Every number in `text`, digits or words, with the unit that follows (or precedes) it."""
     tokens = _tokens(text)
@@ -394,7 +410,7 @@ _MEASURE_UNITS: Final = frozenset(
 )
 
 
-@_per_text
+@_per_text()
 def _measure_units(text: str) -> frozenset[str]:
     units = set()
     # "British pounds" are money, not weight.
@@ -473,7 +489,7 @@ _NOW_WORDS: Final = frozenset(
 )
 
 
-@_per_text
+@_per_text()
 def _time_references(text: str) -> tuple[frozenset[tuple[str, int]], bool]:
     words = _words(text)
     joined = " " + " ".join(words) + " "
@@ -537,12 +553,12 @@ _BROKEN: Final = re.compile(r"\b(?:not|n't) (?:work|working|functioning|loading|
 _WORKS: Final = re.compile(r"\b(?:works|working|work|functions|loads|responds)\b")
 
 
-@_per_text
+@_per_text()
 def _prepared(text: str) -> str:
     return " " + _normalise(text).lower().replace("n't", " n't") + " "
 
 
-@_per_text
+@_per_text()
 def _negated(prepared: str) -> bool:
     lowered = _NOT_NEGATIONS.sub(" ", _BROKEN.sub(" broken ", prepared))
     words = re.findall(r"n't|[a-z]+", lowered)
@@ -627,7 +643,7 @@ def _split_camel(word: str) -> list[str]:
     return re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", word)
 
 
-@_per_text
+@_per_text()
 def entities(text: str) -> tuple[str, ...]:
     """Names and identifiers in `text`, lowercased: quoted strings, URLs, e-mails, file and domain
     names, search operators (site:x), code identifiers and capitalised words not at a sentence start."""
@@ -658,7 +674,7 @@ def entities(text: str) -> tuple[str, ...]:
     return tuple(e.lower() for e in found if e.strip())
 
 
-@_per_text
+@_per_text()
 def _initials(words: tuple[str, ...]) -> tuple[str, tuple[int, ...]]:
     """The first letters of `words` (camelCase parts count as words) and the word each came from."""
     letters, owners = [], []
@@ -690,7 +706,7 @@ class _Lexicon:
     plain_sorted: tuple[str, ...]  # lowercased words that are not camelCase compounds, sorted
 
 
-@_per_text
+@_per_text()
 def _lexicon(text: str) -> _Lexicon:
     normalised = _normalise(text)
     words = tuple(_POSSESSIVE.sub("", word) for word in re.findall(r"[^\W_][\w'+#-]*", normalised))
@@ -777,7 +793,7 @@ _CURRENCY: Final = re.compile(
 )
 
 
-@_per_text
+@_per_text()
 def _currency_words(text: str) -> Mapping[str, str]:
     """Each word of `text` that is part of a currency's code or name ("gbp"; "british", "pounds"),
     with that currency's code."""
@@ -789,7 +805,7 @@ def _currency_words(text: str) -> Mapping[str, str]:
         )
         for word in match.group(0).lower().split():
             words[word] = currency
-    return words
+    return MappingProxyType(words)
 
 
 def different_entities(a: str, b: str) -> str | None:
@@ -867,7 +883,7 @@ _STOPWORDS: Final = frozenset(
 )
 
 
-@_per_text
+@_per_text()
 def _content_tokens(text: str) -> tuple[str, ...]:
     """Words and units in order, lowercased, units canonical; numbers become their unit."""
     out: list[str] = []
@@ -889,7 +905,7 @@ def _content_tokens(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-@_per_text
+@_per_text()
 def _counted_units(text: str) -> frozenset[str]:
     """Units written right after a number: "km" in "5 km" or "5km"."""
     tokens = _tokens(text)
@@ -953,7 +969,7 @@ def _singular(word: str) -> str:
     return word
 
 
-@_per_text
+@_per_text()
 def _directed_pairs(text: str) -> frozenset[tuple[str, str]]:
     tokens = _content_tokens(text)
     counted = _counted_units(text)
@@ -997,7 +1013,7 @@ _ROLE_LINKS: Final = frozenset(
 )
 
 
-@_per_text
+@_per_text()
 def _role_triples(tokens: tuple[str, ...]) -> frozenset[tuple[str, str, str]]:
     return frozenset(
         {
@@ -1041,7 +1057,7 @@ _LIST_JOINS: Final = frozenset({",", ";", "(", ")", "&", "and", "or", "nor", "vs
 _EDGE: Final = ("^", "$")
 
 
-@_per_text
+@_per_text()
 def _slots(tokens: tuple[str, ...]) -> Mapping[str, tuple[str, str, int]]:
     """Word -> (left neighbour, right neighbour, position), for words that occur once and are
     not list items."""
@@ -1057,7 +1073,7 @@ def _slots(tokens: tuple[str, ...]) -> Mapping[str, tuple[str, str, int]]:
         if left in _LIST_JOINS or right in _LIST_JOINS:
             continue
         slots[token] = (left, right, i)
-    return slots
+    return MappingProxyType(slots)
 
 
 def _slot_taken(own: tuple[str, str, int], other: tuple[str, str, int]) -> bool:
@@ -1092,7 +1108,7 @@ def _words_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bo
     return False
 
 
-@_per_text
+@_per_text()
 def _order_tokens(text: str) -> tuple[str, ...]:
     """Lowercased words and list punctuation in order, determiners dropped, units canonical."""
     out = []
@@ -1328,7 +1344,7 @@ def _quantity_at(tokens: Sequence[_Token], index: int) -> bool:
     return False
 
 
-@_per_text
+@_per_text()
 def _stances(text: str) -> tuple[Mapping[str, frozenset[str]], frozenset[str]]:
     """Family -> the sides the prompt takes: "toggle" (on / off), "bound" (at most / at least, on
     a quantity); and every side of a bound its words name, bounding a quantity or not."""
