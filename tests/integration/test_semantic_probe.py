@@ -193,6 +193,36 @@ async def test_a_semantic_hit_by_chat_is_booked_and_aliased_after_its_response(
     assert again.headers["x-cache-entry"] == entry
 
 
+async def _random_entries(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, scope: bytes, count: int
+) -> None:
+    """`count` entries in one scope of the tenant, with random vectors, stored in one transaction."""
+    async with transaction(sessionmaker, tenant_id=tenant_id) as session:
+        await session.execute(
+            text(
+                """
+                INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response,
+                                           embedder, embedding)
+                SELECT :t, :model, :scope, sha256((:prefix || i)::bytea), 'a stored prompt ' || i,
+                       '{"choices": []}'::jsonb, :embedder, r.v
+                FROM generate_series(1, :count) AS i
+                CROSS JOIN LATERAL (
+                    SELECT array_agg(random() - 0.5)::vector AS v FROM generate_series(1, :dim) WHERE i > 0
+                ) AS r
+                """
+            ),
+            {
+                "t": tenant_id,
+                "prefix": str(tenant_id),
+                "model": MODEL,
+                "scope": scope,
+                "count": count,
+                "embedder": DEFAULT_EMBEDDER,
+                "dim": DEFAULT_DIMENSION,
+            },
+        )
+
+
 async def test_a_scope_that_grows_is_searched_through_the_index_within_seconds(
     make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:  # type: ignore[no-untyped-def]
@@ -209,28 +239,7 @@ async def test_a_scope_that_grows_is_searched_through_the_index_within_seconds(
         )
     assert naptime.scalar_one() == "10s"
     assert "autovacuum_analyze_scale_factor=0.02" in options.scalar_one()
-    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
-        await session.execute(
-            text(
-                """
-                INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response,
-                                           embedder, embedding)
-                SELECT :t, :model, :scope, sha256(('grow' || i)::bytea), 'grown prompt ' || i, '{}'::jsonb,
-                       :embedder, r.v
-                FROM generate_series(1, 2000) AS i
-                CROSS JOIN LATERAL (
-                    SELECT array_agg(random() - 0.5)::vector AS v FROM generate_series(1, :dim) WHERE i > 0
-                ) AS r
-                """
-            ),
-            {
-                "t": t.tenant_id,
-                "model": MODEL,
-                "scope": scope_hash(STORED),
-                "embedder": DEFAULT_EMBEDDER,
-                "dim": DEFAULT_DIMENSION,
-            },
-        )
+    await _random_entries(sessionmaker, t.tenant_id, scope_hash(STORED), 2000)
     index = hnsw_index_name(DEFAULT_EMBEDDER)
     scans = text("SELECT pg_stat_get_xact_numscans(to_regclass(:i))")  # this transaction's scans
     vector = HalfVector([0.5] * DEFAULT_DIMENSION)
@@ -262,28 +271,7 @@ async def test_hit_counters_are_written_without_touching_any_index(
     has room. Migration 0130 leaves a fifth of every page free: a flush over one entry per page
     is heap-only throughout (with pages packed full, nearly none of it was)."""
     t = await make_tenant("sem-hot")
-    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
-        await session.execute(
-            text(
-                """
-                INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response,
-                                           embedder, embedding)
-                SELECT :t, :model, :scope, sha256(('hot' || i)::bytea), 'a stored prompt ' || i,
-                       '{"choices": []}'::jsonb, :embedder, r.v
-                FROM generate_series(1, 200) AS i
-                CROSS JOIN LATERAL (
-                    SELECT array_agg(random() - 0.5)::vector AS v FROM generate_series(1, :dim) WHERE i > 0
-                ) AS r
-                """
-            ),
-            {
-                "t": t.tenant_id,
-                "model": MODEL,
-                "scope": b"\x01",
-                "embedder": DEFAULT_EMBEDDER,
-                "dim": DEFAULT_DIMENSION,
-            },
-        )
+    await _random_entries(sessionmaker, t.tenant_id, b"\x01", 200)
     hot = text("SELECT pg_stat_get_xact_tuples_hot_updated('cache_entries'::regclass)")
     async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
         one_per_page = list(
