@@ -97,6 +97,12 @@ class CacheSettings(BaseModel):
     verifier_model_dir: Path | None = Field(
         None, description="A cross-encoder directory (model.onnx + tokenizer.json); default: the one shipped."
     )
+    verifier_first_pass_dir: Path | None = Field(
+        None,
+        description="A first pass distilled from the cross-encoder (`deja verifier distil`: model.onnx, "
+        "tokenizer.json, band.json): it reads each pair first and decides where it is sure. None is "
+        "shipped. Used only beside the cross-encoder it was distilled from.",
+    )
 
 
 class UISettings(BaseModel):

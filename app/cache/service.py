@@ -24,7 +24,15 @@ from app.cache.hits import HitCounter
 from app.cache.repository import NO_ALIASES, CacheRepository, NewEntry, StoredEntry
 from app.cache.scope import Scope, normalise_prompt
 from app.cache.semantic_probe import probe_nearest
-from app.cache.verifier import Candidate, Verdict, Verifier, VerifierPolicy, build_verifier
+from app.cache.verifier import (
+    Candidate,
+    FirstPassStage,
+    Verdict,
+    Verifier,
+    VerifierPolicy,
+    build_verifier,
+    read_band,
+)
 from app.db.fastpath import FastConnections, missing_function, unavailable
 from app.observability import metrics
 from app.settings import CacheSettings
@@ -90,7 +98,9 @@ class CacheService:
 
     @classmethod
     def create(cls, settings: CacheSettings) -> CacheService:
-        return cls(create_embedder(settings), build_verifier(load_cross_encoder(settings)), settings)
+        cross_encoder = load_cross_encoder(settings)
+        first_pass = load_first_pass(settings) if cross_encoder is not None else None
+        return cls(create_embedder(settings), build_verifier(cross_encoder, first_pass=first_pass), settings)
 
     async def prepare(self, session: AsyncSession) -> None:
         """At start-up: learn the embedder's dimension and make sure its HNSW index exists."""
@@ -206,9 +216,13 @@ class CacheService:
                 )
         if not candidates:
             return None
-        return await asyncio.to_thread(
-            self.verifier.decide, model_text(scope.normalised_prompt), candidates, policy
-        )
+        query = model_text(scope.normalised_prompt)
+        lowest_floor = min(policy.min_similarity, policy.min_similarity_without_cross_encoder)
+        if all(c.similarity < lowest_floor for c in candidates):
+            # Below every cosine floor: the floor alone decides and no model reads a pair, so the
+            # decision is made here; a worker thread would cost more than the decision.
+            return self.verifier.decide(query, candidates, policy)
+        return await asyncio.to_thread(self.verifier.decide, query, candidates, policy)
 
     async def probe_semantic(
         self,
@@ -382,3 +396,22 @@ def load_cross_encoder(settings: CacheSettings) -> Any:
         log.warning("no cross-encoder at %s: the verifier runs similarity and rules only", model_dir)
         return None
     return OnnxCrossEncoder(model_dir, threads=settings.embedder_threads)
+
+
+def load_first_pass(settings: CacheSettings) -> FirstPassStage | None:
+    """The distilled first pass configured (`verifier_first_pass_dir`), when it was distilled from
+    the cross-encoder in use; None otherwise (none is shipped): the cross-encoder reads every pair."""
+    from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, OnnxCrossEncoder
+
+    if settings.verifier_first_pass_dir is None:
+        return None
+    model_dir = Path(settings.verifier_first_pass_dir)
+    cross_encoder = Path(settings.verifier_model_dir or DEFAULT_VERIFIER_DIR) / "model.onnx"
+    band = read_band(model_dir, cross_encoder)
+    if band is None:
+        log.warning(
+            "%s holds no first pass distilled from the cross-encoder in use: the cross-encoder reads every pair",
+            model_dir,
+        )
+        return None
+    return FirstPassStage(OnnxCrossEncoder(model_dir, threads=settings.embedder_threads), band)

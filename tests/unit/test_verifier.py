@@ -8,12 +8,16 @@ from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from app.cache.verifier import (
     CROSS_ENCODER,
+    FIRST_PASS,
     REWORDED_MAX_OVERLAP,
     SIMILARITY,
     Candidate,
+    FirstPassBand,
+    FirstPassStage,
     VerifierPolicy,
     build_verifier,
     word_overlap,
@@ -224,3 +228,89 @@ def test_a_rewording_near_cosine_one_needs_only_the_reworded_score() -> None:
     # The model must still not object.
     scorer.table[reworded.prompt] = 0.2
     assert not verifier.decide(QUERY, [reworded], policy).hit
+
+
+def test_the_first_pass_decides_where_it_is_sure_and_the_cross_encoder_reads_only_the_rest() -> None:
+    policy = VerifierPolicy()  # threshold 0.65 at cosine 0.8 to 0.9
+    sure = candidate("how many miles are 5 km", 0.86)
+    hopeless = candidate("a training plan to convert to running 5 km", 0.85)
+    unsure = candidate("5 km in miles, roughly", 0.84)
+    small = FakeScorer({sure.prompt: 0.99, hopeless.prompt: 0.01, unsure.prompt: 0.6})
+    large = FakeScorer({sure.prompt: 0.2, hopeless.prompt: 0.99, unsure.prompt: 0.9})
+    verifier = build_verifier(large, first_pass=FirstPassStage(small, FirstPassBand(0.05, 0.95)))
+
+    verdict = verifier.decide(QUERY, [sure], policy)
+    # Sure: served on the first pass's word; the cross-encoder, which would refuse it, never reads it.
+    assert verdict.accepted == sure
+    assert verdict.score == pytest.approx(0.99)
+    assert verdict.reports[0].settled_by == FIRST_PASS
+    assert large.calls == []
+    # Hopeless: refused for the cross-encoder's reason, by the first pass.
+    verdict = verifier.decide(QUERY, [hopeless], policy)
+    assert verdict.rejections == {hopeless.entry_id: CROSS_ENCODER}
+    assert verdict.reports[0].rejected_by == FIRST_PASS
+    assert large.calls == []
+    # In between: the cross-encoder decides, with its own score.
+    verdict = verifier.decide(QUERY, [unsure], policy)
+    assert verdict.accepted == unsure
+    assert verdict.score == pytest.approx(0.9)
+    assert large.calls == [[(QUERY, unsure.prompt)]]
+
+
+def test_with_a_first_pass_the_same_candidates_are_read_and_the_best_is_served() -> None:
+    policy = VerifierPolicy()
+    nearest = candidate("how many miles are 5 km", 0.9)
+    second = candidate("5 km in miles, roughly", 0.88)
+    third = candidate("what is 5 km in miles", 0.87)
+    small = FakeScorer({nearest.prompt: 0.01, second.prompt: 0.5, third.prompt: 0.99})
+    large = FakeScorer({nearest.prompt: 0.9, second.prompt: 0.97, third.prompt: 0.99})
+    verifier = build_verifier(large, first_pass=FirstPassStage(small, FirstPassBand(0.05, 0.95)))
+    verdict = verifier.decide(QUERY, [third, second, nearest], policy)
+    # Both models read the nearest two only: the first refuses one, the second serves the other.
+    assert small.calls == [[(QUERY, nearest.prompt), (QUERY, second.prompt)]]
+    assert large.calls == [[(QUERY, second.prompt)]]
+    assert verdict.accepted == second
+    assert verdict.rejections == {nearest.entry_id: CROSS_ENCODER, third.entry_id: CROSS_ENCODER}
+    # Two settled candidates: the surer one is served.
+    small.table.update({nearest.prompt: 0.96, second.prompt: 0.99})
+    assert verifier.decide(QUERY, [second, nearest], policy).accepted == second
+
+
+def test_the_first_pass_never_serves_below_the_candidates_threshold_nor_refuses_above_it() -> None:
+    small = FakeScorer({})
+    large = FakeScorer({})
+    verifier = build_verifier(large, first_pass=FirstPassStage(small, FirstPassBand(0.3, 0.9)))
+    below_strict = candidate("5 km expressed in miles", 0.75)  # threshold 0.87 at the defaults
+    small.table[below_strict.prompt] = 0.92
+    large.table[below_strict.prompt] = 0.5
+    # A tenant asking for 0.95: the first pass's 0.92 is not enough to serve on its own word.
+    picky = VerifierPolicy(cross_encoder_min_score=0.95)
+    assert not verifier.decide(QUERY, [below_strict], picky).hit
+    assert large.calls == [[(QUERY, below_strict.prompt)]]
+    large.table[below_strict.prompt] = 0.97
+    assert verifier.decide(QUERY, [below_strict], picky).hit
+    # A tenant asking for 0.2: the first pass's 0.25 is no refusal there; the cross-encoder decides.
+    lenient = VerifierPolicy(cross_encoder_min_score=0.2, cross_encoder_strict_min_score=0.2)
+    small.table[below_strict.prompt] = 0.25
+    large.table[below_strict.prompt] = 0.5
+    large.calls.clear()
+    assert verifier.decide(QUERY, [below_strict], lenient).hit
+    assert large.calls == [[(QUERY, below_strict.prompt)]]
+
+
+def test_the_first_pass_reads_nothing_the_cross_encoder_would_not() -> None:
+    small = FakeScorer({})
+    large = FakeScorer({})
+    stage = FirstPassStage(small, FirstPassBand(0.05, 0.95))
+    same = candidate("Convert 5 km to miles?", 0.99)
+    # The prompt itself but for case and punctuation: served without either model.
+    verdict = build_verifier(large, first_pass=stage).decide(QUERY, [same], VerifierPolicy())
+    assert verdict.accepted == same
+    assert small.calls == large.calls == []
+    # The model turned off by the tenant: neither runs.
+    model_off = VerifierPolicy(cross_encoder_min_score=None, min_similarity_without_cross_encoder=0.8)
+    other = candidate("5 km in miles", 0.95)
+    assert build_verifier(large, first_pass=stage).decide(QUERY, [other], model_off).hit
+    # No cross-encoder: no first pass either.
+    assert build_verifier(None, first_pass=stage).decide(QUERY, [other], NO_CE).hit
+    assert small.calls == large.calls == []

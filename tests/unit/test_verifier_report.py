@@ -6,7 +6,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from app.toolkit.ml.report import DEFAULT_SLICES, Decision, ScoredSet, choose_default, choose_strict
+from app.cache.verifier import FIRST_PASS, FirstPassBand
+from app.toolkit.ml.report import (
+    DEFAULT_SLICES,
+    Decision,
+    ScoredSet,
+    choose_band,
+    choose_default,
+    choose_strict,
+    settled_share,
+)
 from app.toolkit.ml.train import LabelledSet
 
 
@@ -90,3 +99,25 @@ def test_the_report_decides_a_rewording_as_the_service_does() -> None:
     assert [bool(hit) for hit in item.hits(closed)] == [False, False]
     # Only the pair worded apart is served; the same words rearranged keep the usual threshold.
     assert [bool(hit) for hit in item.hits(reworded)] == [True, False]
+
+
+def test_the_first_pass_band_settles_the_most_pairs_that_keep_the_models_figures() -> None:
+    # The cross-encoder serves the four right pairs (>= 0.65) and none of the four look-alikes.
+    item = _slice("qqp_validation", [0.9, 0.95, 0.99, 0.8, 0.1, 0.2, 0.3, 0.5], [1, 1, 1, 1, 0, 0, 0, 0])
+    # The first pass agrees except on one look-alike it is very sure of (0.97), which it would serve.
+    item.probability[FIRST_PASS] = np.array([0.99, 0.99, 0.995, 0.6, 0.0, 0.01, 0.2, 0.97])
+    decision = Decision("", 0.8, frozenset(), "model", 0.65)
+
+    band = choose_band([item], decision)
+
+    assert band is not None
+    # Serving from 0.97 would serve the look-alike: the band serves from 0.99 (of the bands that
+    # settle as many pairs, the narrowest), and refuses the 0.2 and under, where it agrees.
+    assert band == FirstPassBand(reject_below=0.25, serve_above=0.99)
+    assert settled_share([item], decision, band) == 6 / 8
+
+
+def test_no_band_when_the_first_pass_disagrees_wherever_it_is_sure() -> None:
+    item = _slice("qqp_validation", [0.9, 0.1], [1, 0])
+    item.probability[FIRST_PASS] = np.array([0.0, 1.0])
+    assert choose_band([item], Decision("", 0.8, frozenset(), "model", 0.65)) is None

@@ -118,10 +118,12 @@ class VerifierPolicy:
 
 @dataclass(frozen=True, slots=True)
 class StageResult:
-    """One stage's finding on one candidate: its score (if it scores) and why it rejects (if it does)."""
+    """One stage's finding on one candidate: its score (if it scores), why it rejects (if it
+    does), and whether it settles the candidate as a hit (the later stages then never read it)."""
 
     score: float | None = None
     rejection: str | None = None
+    settled: bool = False
 
 
 @dataclass(slots=True)
@@ -135,6 +137,8 @@ class CandidateReport:
     rejection: str | None = None
     # The stage that rejected it, when the reason alone does not say (e.g. two rule stages).
     rejected_by: str | None = None
+    # The stage that settled it as a hit before the later stages read it; None if none did.
+    settled_by: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -168,7 +172,8 @@ class Stage(Protocol):
 
     `check` receives only the candidates still alive, best cosine first, and returns one
     `StageResult` per candidate in the same order. A stage that calls a model should do so
-    once for the whole list. A judge model asking "do these two need the same answer?"
+    once for the whole list. A candidate a stage settles stays a hit without the later stages
+    reading it: a cheaper stage that is sure spares the dearer one. A judge model asking "do these two need the same answer?"
     fits here as one more stage after the cross-encoder.
     """
 
@@ -193,6 +198,7 @@ class Verifier:
     def decide(self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy) -> Verdict:
         reports = [CandidateReport(c) for c in sorted(candidates, key=lambda c: c.similarity, reverse=True)]
         alive = list(reports)
+        settled: list[CandidateReport] = []
         for stage in self.stages:
             if not alive:
                 break
@@ -205,12 +211,16 @@ class Verifier:
             for report, result in zip(alive, results, strict=True):
                 if result.score is not None:
                     report.scores[stage.name] = result.score
-                if result.rejection is None:
-                    survivors.append(report)
-                else:
+                if result.rejection is not None:
                     report.rejection = result.rejection
                     report.rejected_by = stage.name
+                elif result.settled:
+                    report.settled_by = stage.name
+                    settled.append(report)
+                else:
+                    survivors.append(report)
             alive = survivors
+        alive += settled
         if not alive:
             return Verdict(accepted=None, score=None, reports=tuple(reports))
         # The last stage that scored is the best informed: among survivors, serve its favourite.

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Protocol
 
 import numpy as np
@@ -12,6 +16,9 @@ import numpy.typing as npt
 from app.cache.verifier.base import Candidate, StageResult, VerifierPolicy, word_overlap
 
 CROSS_ENCODER: Final = "cross_encoder"
+# The stage name of the distilled model that reads the pairs before the cross-encoder. Its
+# refusals carry the cross-encoder's reason: the same judgement, made sooner.
+FIRST_PASS: Final = "first_pass"  # noqa: S105 - a stage name, not a secret
 
 
 class PairScorer(Protocol):
@@ -29,6 +36,40 @@ def _folded(text: str) -> str:
     """The prompt without the differences no reader would call a change: case, spacing, the
     closing punctuation."""
     return re.sub(r"[\s?.!]+$", "", " ".join(text.casefold().split()))
+
+
+def _same_prompt(query: str, candidates: Sequence[Candidate]) -> bool:
+    """One candidate is the prompt itself but for case, spacing or closing punctuation."""
+    query_folded = _folded(query)
+    return any(_folded(c.prompt) == query_folded for c in candidates)
+
+
+def _to_read(candidates: Sequence[Candidate], policy: VerifierPolicy) -> list[Candidate]:
+    """The candidates a model reads: the nearest `MAX_SCORED` at or above the strict cosine, or,
+    when none is, the nearest below it.
+
+    Candidates come best cosine first; the model's cost grows with every pair it reads, and a
+    prompt's true paraphrase is almost always among the nearest two survivors. Those below the
+    strict cosine are read only when no survivor is above it: they are served only when the
+    model is very sure, and would cost a pair on most hits.
+    """
+    above = [c for c in candidates if c.similarity >= policy.cross_encoder_strict_below]
+    return (above or list(candidates))[:MAX_SCORED]
+
+
+def _threshold(query: str, candidate: Candidate, policy: VerifierPolicy) -> float | None:
+    """The lowest probability served for this candidate (`VerifierPolicy.cross_encoder_threshold`):
+    surer below the strict cosine, less so for a rewording near cosine 1."""
+    reworded_range = candidate.similarity >= policy.cross_encoder_reworded_above
+    overlap = word_overlap(query, candidate.prompt) if reworded_range else 1.0
+    return policy.cross_encoder_threshold(candidate.similarity, overlap)
+
+
+def _scores(scorer: PairScorer, query: str, candidates: Sequence[Candidate]) -> npt.NDArray[np.float64]:
+    scores = np.asarray(scorer.score([(query, c.prompt) for c in candidates]), dtype=np.float64)
+    if scores.shape != (len(candidates),):
+        raise ValueError(f"pair scorer returned shape {scores.shape} for {len(candidates)} pairs")
+    return scores
 
 
 class CrossEncoderStage:
@@ -53,29 +94,83 @@ class CrossEncoderStage:
             return [StageResult() for _ in candidates]
         # The same prompt but for case or spacing needs no model: it is served with full confidence,
         # and the other candidates are left unscored (they cannot outrank it).
-        query_folded = _folded(query)
-        if any(_folded(c.prompt) == query_folded for c in candidates):
+        if _same_prompt(query, candidates):
+            query_folded = _folded(query)
             return [
                 StageResult(score=1.0) if _folded(c.prompt) == query_folded else StageResult()
                 for c in candidates
             ]
-        # Candidates come best cosine first; the model's cost grows with every pair it reads, and a
-        # prompt's true paraphrase is almost always among the nearest two survivors. Those below
-        # the strict cosine are read only when no survivor is above it: they are served only when
-        # the model is very sure, and would cost a pair on most hits.
-        above = [c for c in candidates if c.similarity >= policy.cross_encoder_strict_below]
-        scored = (above or list(candidates))[:MAX_SCORED]
-        scores = np.asarray(self.scorer.score([(query, c.prompt) for c in scored]), dtype=np.float64)
-        if scores.shape != (len(scored),):
-            raise ValueError(f"cross-encoder returned shape {scores.shape} for {len(scored)} pairs")
-        results = []
-        for candidate, score in zip(scored, scores, strict=True):
-            # Surer below the strict cosine, less so for a rewording near cosine 1:
-            # `VerifierPolicy.cross_encoder_threshold`.
-            reworded_range = candidate.similarity >= policy.cross_encoder_reworded_above
-            overlap = word_overlap(query, candidate.prompt) if reworded_range else 1.0
-            threshold = policy.cross_encoder_threshold(candidate.similarity, overlap)
+        scored = _to_read(candidates, policy)
+        results = {}
+        for candidate, score in zip(scored, _scores(self.scorer, query, scored), strict=True):
+            threshold = _threshold(query, candidate, policy)
             served = threshold is not None and score >= threshold
-            results.append(StageResult(score=float(score), rejection=None if served else CROSS_ENCODER))
-        by_id = {c.entry_id: r for c, r in zip(scored, results, strict=True)}
-        return [by_id.get(c.entry_id, StageResult(rejection=CROSS_ENCODER)) for c in candidates]
+            results[candidate.entry_id] = StageResult(
+                score=float(score), rejection=None if served else CROSS_ENCODER
+            )
+        return [results.get(c.entry_id, StageResult(rejection=CROSS_ENCODER)) for c in candidates]
+
+
+@dataclass(frozen=True, slots=True)
+class FirstPassBand:
+    """Where a small model's word is final: a probability below `reject_below` refuses, one at or
+    above `serve_above` serves; in between, the cross-encoder reads the pair. Chosen on validation
+    slices so that the two models together decide as the cross-encoder alone
+    (`deja verifier distil`)."""
+
+    reject_below: float
+    serve_above: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.reject_below <= self.serve_above <= 1.0:
+            raise ValueError(f"first-pass band must hold 0 <= reject_below <= serve_above <= 1: {self}")
+
+
+def read_band(first_pass_dir: Path, cross_encoder_model: Path) -> FirstPassBand | None:
+    """The band in `first_pass_dir/band.json`, when that directory holds a first pass distilled from
+    the cross-encoder in `cross_encoder_model` (band.json names it by its SHA-256); None otherwise."""
+    band_path = first_pass_dir / "band.json"
+    if not (first_pass_dir / "model.onnx").is_file() or not band_path.is_file():
+        return None
+    band = json.loads(band_path.read_text(encoding="utf-8"))
+    if hashlib.sha256(cross_encoder_model.read_bytes()).hexdigest() != band["cross_encoder_sha256"]:
+        return None
+    return FirstPassBand(reject_below=float(band["reject_below"]), serve_above=float(band["serve_above"]))
+
+
+class FirstPassStage:
+    """A smaller model distilled from the cross-encoder reads the same pairs first, in one batch
+    call, at about a third of the cost. Where it is sure, it decides: it refuses below its band
+    (or the candidate's threshold, whichever is lower) and serves above it (and at or above the
+    threshold); the cross-encoder then reads only the pairs left in between. It rejects the
+    candidates the cross-encoder would not read, for the same reason, so the two stages together
+    read the same candidates as the cross-encoder alone.
+    """
+
+    name: str = FIRST_PASS
+
+    def __init__(self, scorer: PairScorer, band: FirstPassBand) -> None:
+        self.scorer = scorer
+        self.band = band
+
+    def enabled(self, policy: VerifierPolicy) -> bool:
+        return policy.cross_encoder_min_score is not None
+
+    def check(
+        self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy
+    ) -> Sequence[StageResult]:
+        if policy.cross_encoder_min_score is None or not candidates or _same_prompt(query, candidates):
+            return [StageResult() for _ in candidates]
+        read = _to_read(candidates, policy)
+        results = {}
+        for candidate, score in zip(read, _scores(self.scorer, query, read), strict=True):
+            threshold = _threshold(query, candidate, policy)
+            if threshold is None:
+                results[candidate.entry_id] = StageResult(score=float(score))
+            elif score < min(self.band.reject_below, threshold):
+                results[candidate.entry_id] = StageResult(score=float(score), rejection=CROSS_ENCODER)
+            elif score >= max(self.band.serve_above, threshold):
+                results[candidate.entry_id] = StageResult(score=float(score), settled=True)
+            else:
+                results[candidate.entry_id] = StageResult(score=float(score))
+        return [results.get(c.entry_id, StageResult(rejection=CROSS_ENCODER)) for c in candidates]

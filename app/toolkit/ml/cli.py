@@ -17,6 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 console = Console()
 # A retrained verifier lands here; it replaces the shipped one only once it measures better.
 CANDIDATE_DIR = Path(".ml-work/verifier/candidate")
+# A distilled first pass lands here; none is shipped (docs/quality.md says why).
+FIRST_PASS_DIR = Path(".ml-work/first-pass/candidate")
 embedder_app = typer.Typer(help="Build the ONNX embedder that the cache serves.", no_args_is_help=True)
 verifier_app = typer.Typer(help="Train and export the cross-encoder verifier.", no_args_is_help=True)
 
@@ -120,6 +122,54 @@ def train_verifier_command(
     _print_summary(output_dir, metrics)
 
 
+@verifier_app.command("distil")
+def distil_verifier_command(
+    output_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Where model.onnx, tokenizer.json and band.json go: the directory "
+            "DEJA_CACHE__VERIFIER_FIRST_PASS_DIR names."
+        ),
+    ] = FIRST_PASS_DIR,
+    teacher_dir: Annotated[
+        Path, typer.Option(help="The cross-encoder to distil (the first pass is used only beside it).")
+    ] = DEFAULT_VERIFIER_DIR,
+    data_dir: Annotated[Path, typer.Option(help="Directory of the shared labelled pairs files.")] = Path(
+        "../shared/data"
+    ),
+    work_dir: Annotated[Path, typer.Option(help="Scratch space for checkpoints and graphs.")] = Path(
+        ".ml-work/first-pass"
+    ),
+    layers: Annotated[int, typer.Option(min=1, max=6, help="Encoder layers the student keeps.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seeds data generation, initialisation and order.")] = 13,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over every training pair.")] = 3,
+    threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,
+) -> None:
+    """Distil the cross-encoder into a smaller first pass and choose the band where its word is final."""
+    from app.toolkit.ml.distil import DistilConfig, distil
+    from app.toolkit.ml.train import TrainConfig
+
+    train = TrainConfig(data_dir=data_dir, work_dir=work_dir, seed=seed, epochs=epochs, threads=threads)
+    result = distil(DistilConfig(train, teacher_dir=teacher_dir, output_dir=output_dir, layers=layers))
+    console.print(
+        f"[green]Wrote[/green] {output_dir}: refuses below {result['reject_below']}, serves from "
+        f"{result['serve_above']}; settles {result['settled_on_validation']:.1%} of the validation pairs "
+        "the cross-encoder would read"
+    )
+    cost = result["ms_per_pair"]
+    console.print(
+        f"a pair costs the cross-encoder {cost['cross_encoder']} ms, the first pass {cost['first_pass']} ms: it "
+        f"pays from {result['pays_from_settled']:.1%} settled, and "
+        + ("does" if result["settled_on_validation"] > result["pays_from_settled"] else "[red]does not[/red]")
+    )
+    for name, figures in result["validation"].items():
+        alone, both = figures["cross_encoder"], figures["with_first_pass"]
+        console.print(
+            f"  {name:24s} cross-encoder P={alone['precision']:.3f} R={alone['recall']:.3f}  "
+            f"with first pass P={both['precision']:.3f} R={both['recall']:.3f}  settled {figures['settled']:.1%}"
+        )
+
+
 def _print_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
     from app.toolkit.ml.train import TARGET_PRECISION
 
@@ -177,14 +227,21 @@ def report_verifier_command(
             min=0.0, max=1.0, help="Threshold below the strict cosine (default: the tenant default)."
         ),
     ] = None,
+    first_pass_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="A first pass to report with the verifier (`deja verifier distil`), distilled from it."
+        ),
+    ] = None,
 ) -> None:
     """Every validation slice and report-only set, decided by plain cosine, the previous and the
     shipped verifier at the default settings (or at the thresholds given: a candidate at those
-    its own training run chose); each rule alone; look-alikes served by kind."""
+    its own training run chose), and with its first pass when it has one; each rule alone;
+    look-alikes served by kind."""
     import json
     from dataclasses import replace
 
-    from app.cache.verifier import VerifierPolicy
+    from app.cache.verifier import VerifierPolicy, read_band
     from app.toolkit.ml.report import report
     from app.toolkit.ml.train import TrainConfig
 
@@ -195,7 +252,13 @@ def report_verifier_command(
         policy = replace(policy, cross_encoder_strict_min_score=strict_min_score)
     # The whole PAWS test split (8,000 rows), not the sample the training run reports.
     config = TrainConfig(data_dir=data_dir, seed=seed, paws_test_pairs=8000)
-    result = report(config, verifier_dir, previous_dir, policy)
+    first_pass = None
+    if first_pass_dir is not None:
+        first_pass_band = read_band(first_pass_dir, verifier_dir / "model.onnx")
+        if first_pass_band is None:
+            raise typer.BadParameter(f"{first_pass_dir} holds no first pass distilled from {verifier_dir}")
+        first_pass = (first_pass_dir, first_pass_band)
+    result = report(config, verifier_dir, previous_dir, policy, first_pass)
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for name, figures in result["sets"].items():
@@ -220,6 +283,14 @@ def report_verifier_command(
         f"default ({default['rule']}): cosine floor {default['min_similarity']}, "
         f"cross-encoder >= {default['cross_encoder_min_score']}, {band}"
     )
+    figures_of_first_pass = result["first_pass"]
+    if figures_of_first_pass:
+        settled = ", ".join(f"{name} {share:.0%}" for name, share in figures_of_first_pass["settled"].items())
+        console.print(
+            f"first pass: refuses below {figures_of_first_pass['reject_below']}, serves from "
+            f"{figures_of_first_pass['serve_above']}; "
+            f"of the pairs the models read it settles {settled}"
+        )
 
 
 # Standalone entry point (`python -m app.toolkit.ml.cli ...`) for machines without the `deja` command.

@@ -19,7 +19,14 @@ import numpy as np
 import numpy.typing as npt
 
 from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, OnnxCrossEncoder, OnnxEmbedder
-from app.cache.verifier import REWORDED_MAX_OVERLAP, RULES, VerifierPolicy, word_overlap
+from app.cache.verifier import (
+    FIRST_PASS,
+    REWORDED_MAX_OVERLAP,
+    RULES,
+    FirstPassBand,
+    VerifierPolicy,
+    word_overlap,
+)
 from app.toolkit.ml.train import LabelledSet, TrainConfig, cosines, load_splits, roc_auc
 
 BoolArray = npt.NDArray[np.bool_]
@@ -105,22 +112,44 @@ class ScoredSet:
     def labels(self) -> BoolArray:
         return np.asarray(self.labelled.labels, dtype=bool)
 
-    def hits(self, decision: Decision) -> BoolArray:
+    def reaches_model(self, decision: Decision) -> BoolArray:
+        """The pairs that pass the floor and the rules: those the model reads."""
         served = self.cosine >= decision.floor
         for rule in decision.rules:
             served &= ~self.fired[rule]
-        if decision.model is not None:
-            strict = max(decision.threshold, decision.strict_threshold)
-            reworded = (self.cosine >= decision.reworded_above) & (self.overlap < REWORDED_MAX_OVERLAP)
-            threshold = np.where(
-                self.cosine < decision.strict_below,
-                strict,
-                np.where(
-                    reworded, max(0.0, decision.threshold - decision.reworded_margin), decision.threshold
-                ),
-            )
-            served &= self.probability[decision.model] >= threshold
         return served
+
+    def thresholds(self, decision: Decision) -> FloatArray:
+        """The model's threshold for each pair (strict below `strict_below`, lower for a rewording)."""
+        strict = max(decision.threshold, decision.strict_threshold)
+        reworded = (self.cosine >= decision.reworded_above) & (self.overlap < REWORDED_MAX_OVERLAP)
+        return np.where(
+            self.cosine < decision.strict_below,
+            strict,
+            np.where(reworded, max(0.0, decision.threshold - decision.reworded_margin), decision.threshold),
+        )
+
+    def hits(self, decision: Decision) -> BoolArray:
+        served = self.reaches_model(decision)
+        if decision.model is not None:
+            served &= self.probability[decision.model] >= self.thresholds(decision)
+        return served
+
+    def settled(self, decision: Decision, band: FirstPassBand) -> BoolArray:
+        """The pairs the first pass decides alone under `decision`'s thresholds (FirstPassStage)."""
+        first = self.probability[FIRST_PASS]
+        threshold = self.thresholds(decision)
+        return (first < np.minimum(band.reject_below, threshold)) | (
+            first >= np.maximum(band.serve_above, threshold)
+        )
+
+    def add_first_pass(self, name: str, decision: Decision, band: FirstPassBand) -> None:
+        """`name`: the probability the two stages decide with, the first pass's where it settles
+        the pair and `decision.model`'s elsewhere."""
+        assert decision.model is not None
+        self.probability[name] = np.where(
+            self.settled(decision, band), self.probability[FIRST_PASS], self.probability[decision.model]
+        )
 
 
 def score_sets(
@@ -249,6 +278,50 @@ def choose_strict(scored: Sequence[ScoredSet], base: Decision, floor: float) -> 
     return base
 
 
+# The band of the first pass: on every validation slice, the two stages together must stay this
+# close to the cross-encoder alone (precision, recall), at the service's defaults.
+BAND_PRECISION_SLACK = 0.005
+BAND_RECALL_SLACK = 0.01
+BAND_REJECT_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+BAND_SERVE_GRID = tuple(float(x) for x in np.round(np.arange(0.65, 1.0001, 0.005), 3))
+TWO_STAGES = "shipped+first_pass"
+
+
+def settled_share(scored: Sequence[ScoredSet], decision: Decision, band: FirstPassBand) -> float:
+    """Of the pairs the model reads (pooled), the share the first pass decides alone."""
+    read = settled = 0
+    for item in scored:
+        reached = item.reaches_model(decision)
+        read += int(reached.sum())
+        settled += int((reached & item.settled(decision, band)).sum())
+    return settled / max(1, read)
+
+
+def choose_band(scored: Sequence[ScoredSet], decision: Decision) -> FirstPassBand | None:
+    """The band that settles the most pairs while, on every slice of `scored`, the two stages stay
+    within BAND_PRECISION_SLACK of the cross-encoder's precision and BAND_RECALL_SLACK of its
+    recall under `decision`; None when no band does (the first pass then settles nothing)."""
+    alone = {item.labelled.name: figures(item.hits(decision), item.labels) for item in scored}
+    both = replace(decision, model=TWO_STAGES)
+    best: tuple[float, FirstPassBand | None] = (0.0, None)
+    # Of bands that settle as many pairs, the narrowest is kept.
+    for reject_below in BAND_REJECT_GRID:
+        for serve_above in reversed(BAND_SERVE_GRID):
+            band = FirstPassBand(reject_below, serve_above)
+            for item in scored:
+                item.add_first_pass(TWO_STAGES, decision, band)
+            close = all(
+                (got := figures(item.hits(both), item.labels))["precision"]
+                >= alone[item.labelled.name]["precision"] - BAND_PRECISION_SLACK
+                and got["recall"] >= alone[item.labelled.name]["recall"] - BAND_RECALL_SLACK
+                for item in scored
+            )
+            share = settled_share(scored, decision, band)
+            if close and share > best[0] + 1e-9:
+                best = (share, band)
+    return best[1]
+
+
 def policy_decision(name: str, policy: VerifierPolicy, rules: frozenset[str], model: str) -> Decision:
     """The decision the service makes with `policy` and its cross-encoder."""
     assert policy.cross_encoder_min_score is not None
@@ -270,11 +343,14 @@ def report(
     shipped_dir: Path,
     previous_dir: Path | None,
     policy: VerifierPolicy,
+    first_pass: tuple[Path, FirstPassBand] | None = None,
 ) -> dict[str, Any]:
     splits = load_splits(config)
     models = {"shipped": OnnxCrossEncoder(shipped_dir, threads=config.threads)}
     if previous_dir is not None:
         models["previous"] = OnnxCrossEncoder(previous_dir, threads=config.threads)
+    if first_pass is not None:
+        models[FIRST_PASS] = OnnxCrossEncoder(first_pass[0], threads=config.threads)
     validation = score_sets(splits.validation, models, config.threads)
     reported = score_sets(splits.report, models, config.threads)
     all_rules = frozenset(RULES)
@@ -285,6 +361,23 @@ def report(
         policy_decision("shipped verifier", policy, enabled, "shipped"),
         policy_decision("shipped model without rules", policy, frozenset(), "shipped"),
     ]
+    first_pass_figures: dict[str, Any] = {}
+    if first_pass is not None:
+        band = first_pass[1]
+        served = policy_decision("shipped verifier with its first pass", policy, enabled, TWO_STAGES)
+        decisions.insert(3, served)
+        shipped = replace(served, model="shipped")
+        for item in [*validation, *reported]:
+            item.add_first_pass(TWO_STAGES, shipped, band)
+        first_pass_figures = {
+            "reject_below": band.reject_below,
+            "serve_above": band.serve_above,
+            # Of the pairs that reach the models, the share the first pass decides alone.
+            "settled": {
+                item.labelled.name: round(settled_share([item], shipped, band), 4)
+                for item in [*validation, *reported]
+            },
+        }
     if previous_dir is not None:
         # The previous model with the defaults it shipped with (today's rules).
         decisions.insert(1, Decision("previous verifier", 0.8, all_rules, "previous", PREVIOUS_THRESHOLD))
@@ -350,6 +443,7 @@ def report(
             "cross_encoder_reworded_margin": policy.cross_encoder_reworded_margin,
             "disabled_rules": sorted(policy.disabled_rules),
         },
+        "first_pass": first_pass_figures,
         "chosen_on_validation": {
             "target_precision": TARGET_PRECISION,
             "min_similarity": chosen.floor,

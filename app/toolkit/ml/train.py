@@ -298,7 +298,7 @@ def mine_look_alikes(
 
 
 def _batches(
-    tokenizer: Tokenizer, examples: list[tuple[str, str, int]], config: TrainConfig, rng: random.Random
+    tokenizer: Tokenizer, examples: Sequence[tuple[str, str, float]], config: TrainConfig, rng: random.Random
 ) -> list[list[int]]:
     """Batches of similar length (less padding, less CPU), in a shuffled order."""
     lengths = [len(e.ids) for e in tokenizer.encode_batch([(a, b) for a, b, _ in examples])]
@@ -336,12 +336,16 @@ class Stage:
     learning_rate: float
     head_learning_rate: float
     seed: int
+    # The labels are another model's logits, matched by squared error (distillation); otherwise
+    # they are probabilities in [0, 1], matched by cross-entropy.
+    logit_targets: bool = False
 
 
 def train_model(
-    config: TrainConfig, examples: list[tuple[str, str, int]], hf_dir: Path, stage: Stage
+    config: TrainConfig, examples: Sequence[tuple[str, str, float]], hf_dir: Path, stage: Stage
 ) -> dict[str, Any]:
-    """Fine-tune from all-MiniLM-L6-v2; save a Hugging Face checkpoint to `hf_dir`.
+    """Fine-tune from `stage.start` on labels in [0, 1] (hard, or another model's probabilities) or
+    on another model's logits (`stage.logit_targets`); save a Hugging Face checkpoint to `hf_dir`.
 
     Every `checkpoint_every` steps the model, optimiser and schedule are saved in `work_dir`;
     the same command started again after an interruption resumes from there.
@@ -397,7 +401,7 @@ def train_model(
             first_step, running, spent = state["step"], state["loss"], state["seconds"]
             console.print(f"resuming at step {first_step}/{len(batches)}")
     bf16 = _use_bf16(config.precision)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    loss_fn = torch.nn.MSELoss() if stage.logit_targets else torch.nn.BCEWithLogitsLoss()
     model.train()
     started = time.perf_counter() - spent
     for step in range(first_step, len(batches)):
