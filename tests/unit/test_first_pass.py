@@ -50,10 +50,14 @@ def test_a_first_pass_beside_its_cross_encoder_settles_what_it_is_sure_of(tmp_pa
 def test_a_first_pass_distilled_from_another_cross_encoder_is_not_used(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = CacheSettings(verifier_first_pass_dir=_first_pass_dir(tmp_path, "0" * 64))
+    directory = _first_pass_dir(tmp_path, "0" * 64)
+    settings = CacheSettings(verifier_first_pass_dir=directory)
     with caplog.at_level(logging.WARNING):
         assert load_first_pass(settings) is None
     assert "the cross-encoder reads every pair" in caplog.text
+    # A band.json that is not one: not used either.
+    (directory / "band.json").write_text('{"reject_below": 0.1}', encoding="utf-8")
+    assert load_first_pass(settings) is None
     # None configured (none is shipped): none used, nothing said.
     caplog.clear()
     assert load_first_pass(CacheSettings()) is None

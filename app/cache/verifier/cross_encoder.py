@@ -128,14 +128,18 @@ class FirstPassBand:
 
 def read_band(first_pass_dir: Path, cross_encoder_model: Path) -> FirstPassBand | None:
     """The band in `first_pass_dir/band.json`, when that directory holds a first pass distilled from
-    the cross-encoder in `cross_encoder_model` (band.json names it by its SHA-256); None otherwise."""
+    the cross-encoder in `cross_encoder_model` (band.json names it by its SHA-256); None otherwise,
+    a band.json that cannot be read included."""
     band_path = first_pass_dir / "band.json"
     if not (first_pass_dir / "model.onnx").is_file() or not band_path.is_file():
         return None
-    band = json.loads(band_path.read_text(encoding="utf-8"))
-    if hashlib.sha256(cross_encoder_model.read_bytes()).hexdigest() != band["cross_encoder_sha256"]:
+    try:
+        band = json.loads(band_path.read_text(encoding="utf-8"))
+        if hashlib.sha256(cross_encoder_model.read_bytes()).hexdigest() != band["cross_encoder_sha256"]:
+            return None
+        return FirstPassBand(reject_below=float(band["reject_below"]), serve_above=float(band["serve_above"]))
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable, or not a band written by distil
         return None
-    return FirstPassBand(reject_below=float(band["reject_below"]), serve_above=float(band["serve_above"]))
 
 
 class FirstPassStage:
