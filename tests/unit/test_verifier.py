@@ -314,3 +314,29 @@ def test_the_first_pass_reads_nothing_the_cross_encoder_would_not() -> None:
     # No cross-encoder: no first pass either.
     assert build_verifier(None, first_pass=stage).decide(QUERY, [other], NO_CE).hit
     assert small.calls == large.calls == []
+
+
+def test_a_policy_graded_by_the_cross_encoders_own_score_turns_the_first_pass_off() -> None:
+    sure = candidate("how many miles are 5 km", 0.86)
+    small = FakeScorer({sure.prompt: 0.99})
+    large = FakeScorer({sure.prompt: 0.2})
+    verifier = build_verifier(large, first_pass=FirstPassStage(small, FirstPassBand(0.05, 0.95)))
+    # The error bound's policy: its curve is the cross-encoder's, so the cross-encoder scores the pair.
+    verdict = verifier.decide(QUERY, [sure], replace(VerifierPolicy(), first_pass=False))
+    assert small.calls == []
+    assert large.calls == [[(QUERY, sure.prompt)]]
+    assert verdict.rejections == {sure.entry_id: CROSS_ENCODER}
+
+
+def test_below_the_strict_cosine_the_first_pass_reads_only_what_the_cross_encoder_would() -> None:
+    above = candidate("how many miles is 5 km", 0.85)
+    below = candidate("5 km expressed in miles", 0.75)
+    small = FakeScorer({above.prompt: 0.5, below.prompt: 0.99})
+    large = FakeScorer({above.prompt: 0.3, below.prompt: 0.99})
+    verifier = build_verifier(large, first_pass=FirstPassStage(small, FirstPassBand(0.05, 0.95)))
+    verdict = verifier.decide(QUERY, [below, above], VerifierPolicy())
+    # The candidate below 0.8 is not read while one above survives: by neither model.
+    assert small.calls == [[(QUERY, above.prompt)]]
+    assert large.calls == [[(QUERY, above.prompt)]]
+    assert not verdict.hit
+    assert verdict.rejections == {above.entry_id: CROSS_ENCODER, below.entry_id: CROSS_ENCODER}

@@ -14,7 +14,7 @@ from app.toolkit.ml.report import (
     choose_band,
     choose_default,
     choose_strict,
-    settled_share,
+    decided_share,
 )
 from app.toolkit.ml.train import LabelledSet
 
@@ -114,7 +114,7 @@ def test_the_first_pass_band_settles_the_most_pairs_that_keep_the_models_figures
     # Serving from 0.97 would serve the look-alike: the band serves from 0.99 (of the bands that
     # settle as many pairs, the narrowest), and refuses the 0.2 and under, where it agrees.
     assert band == FirstPassBand(reject_below=0.25, serve_above=0.99)
-    assert settled_share([item], decision, band) == 6 / 8
+    assert decided_share([item], decision, band) == 6 / 8
 
 
 def test_no_band_when_the_first_pass_disagrees_wherever_it_is_sure() -> None:

@@ -85,6 +85,9 @@ class VerifierPolicy:
     # 1.0 (or a margin of 0) closes it.
     cross_encoder_reworded_above: float = 0.9
     cross_encoder_reworded_margin: float = 0.35
+    # Let a configured first pass (`FirstPassStage`) decide the pairs it is sure of. Off where the
+    # cross-encoder's own score must grade every hit (the error bound's learned curve).
+    first_pass: bool = True
 
     def cross_encoder_threshold(self, similarity: float, overlap: float = 1.0) -> float | None:
         """The lowest cross-encoder probability served for a candidate of this cosine and this
@@ -150,8 +153,9 @@ class Verdict:
     """The decision: the candidate to serve, or None for a miss, with per-candidate detail."""
 
     accepted: Candidate | None
-    # The deciding score of the accepted candidate: the last stage that scored it
-    # (the cross-encoder probability when it ran, else the cosine). None on a miss.
+    # The deciding score of the accepted candidate: the last stage that scored it (the
+    # cross-encoder probability when it ran, the first pass's when that decided, else the
+    # cosine). None on a miss.
     score: float | None
     # One report per candidate, best cosine first.
     reports: tuple[CandidateReport, ...]
@@ -189,7 +193,8 @@ class Stage(Protocol):
 class Verifier:
     """Runs the stages in order and serves the best survivor.
 
-    Synchronous and CPU-bound: the async caller runs `decide` in a worker thread.
+    Synchronous and CPU-bound: the async caller runs `decide` in a worker thread whenever a model
+    may read a pair.
     """
 
     def __init__(self, stages: Sequence[Stage]) -> None:

@@ -153,20 +153,20 @@ def distil_verifier_command(
     result = distil(DistilConfig(train, teacher_dir=teacher_dir, output_dir=output_dir, layers=layers))
     console.print(
         f"[green]Wrote[/green] {output_dir}: refuses below {result['reject_below']}, serves from "
-        f"{result['serve_above']}; settles {result['settled_on_validation']:.1%} of the validation pairs "
+        f"{result['serve_above']}; decides alone {result['decided_on_validation']:.1%} of the validation pairs "
         "the cross-encoder would read"
     )
     cost = result["ms_per_pair"]
     console.print(
         f"a pair costs the cross-encoder {cost['cross_encoder']} ms, the first pass {cost['first_pass']} ms: it "
-        f"pays from {result['pays_from_settled']:.1%} settled, and "
-        + ("does" if result["settled_on_validation"] > result["pays_from_settled"] else "[red]does not[/red]")
+        f"pays from {result['pays_from_decided']:.1%} decided alone, and "
+        + ("does" if result["decided_on_validation"] > result["pays_from_decided"] else "[red]does not[/red]")
     )
     for name, figures in result["validation"].items():
         alone, both = figures["cross_encoder"], figures["with_first_pass"]
         console.print(
             f"  {name:24s} cross-encoder P={alone['precision']:.3f} R={alone['recall']:.3f}  "
-            f"with first pass P={both['precision']:.3f} R={both['recall']:.3f}  settled {figures['settled']:.1%}"
+            f"with first pass P={both['precision']:.3f} R={both['recall']:.3f}  decided alone {figures['decided_alone']:.1%}"
         )
 
 
@@ -285,11 +285,13 @@ def report_verifier_command(
     )
     figures_of_first_pass = result["first_pass"]
     if figures_of_first_pass:
-        settled = ", ".join(f"{name} {share:.0%}" for name, share in figures_of_first_pass["settled"].items())
+        decided = ", ".join(
+            f"{name} {share:.0%}" for name, share in figures_of_first_pass["decided_alone"].items()
+        )
         console.print(
             f"first pass: refuses below {figures_of_first_pass['reject_below']}, serves from "
             f"{figures_of_first_pass['serve_above']}; "
-            f"of the pairs the models read it settles {settled}"
+            f"of the pairs the models read it decides alone {decided}"
         )
 
 

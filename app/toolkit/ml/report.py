@@ -135,7 +135,7 @@ class ScoredSet:
             served &= self.probability[decision.model] >= self.thresholds(decision)
         return served
 
-    def settled(self, decision: Decision, band: FirstPassBand) -> BoolArray:
+    def decided_alone(self, decision: Decision, band: FirstPassBand) -> BoolArray:
         """The pairs the first pass decides alone under `decision`'s thresholds (FirstPassStage)."""
         first = self.probability[FIRST_PASS]
         threshold = self.thresholds(decision)
@@ -144,11 +144,11 @@ class ScoredSet:
         )
 
     def add_first_pass(self, name: str, decision: Decision, band: FirstPassBand) -> None:
-        """`name`: the probability the two stages decide with, the first pass's where it settles
+        """`name`: the probability the two stages decide with, the first pass's where it decides
         the pair and `decision.model`'s elsewhere."""
         assert decision.model is not None
         self.probability[name] = np.where(
-            self.settled(decision, band), self.probability[FIRST_PASS], self.probability[decision.model]
+            self.decided_alone(decision, band), self.probability[FIRST_PASS], self.probability[decision.model]
         )
 
 
@@ -287,24 +287,24 @@ BAND_SERVE_GRID = tuple(float(x) for x in np.round(np.arange(0.65, 1.0001, 0.005
 TWO_STAGES = "shipped+first_pass"
 
 
-def settled_share(scored: Sequence[ScoredSet], decision: Decision, band: FirstPassBand) -> float:
+def decided_share(scored: Sequence[ScoredSet], decision: Decision, band: FirstPassBand) -> float:
     """Of the pairs the model reads (pooled), the share the first pass decides alone."""
-    read = settled = 0
+    read = decided = 0
     for item in scored:
         reached = item.reaches_model(decision)
         read += int(reached.sum())
-        settled += int((reached & item.settled(decision, band)).sum())
-    return settled / max(1, read)
+        decided += int((reached & item.decided_alone(decision, band)).sum())
+    return decided / max(1, read)
 
 
 def choose_band(scored: Sequence[ScoredSet], decision: Decision) -> FirstPassBand | None:
-    """The band that settles the most pairs while, on every slice of `scored`, the two stages stay
+    """The band that decides the most pairs alone while, on every slice of `scored`, the two stages stay
     within BAND_PRECISION_SLACK of the cross-encoder's precision and BAND_RECALL_SLACK of its
-    recall under `decision`; None when no band does (the first pass then settles nothing)."""
+    recall under `decision`; None when no band does (the first pass then decides nothing)."""
     alone = {item.labelled.name: figures(item.hits(decision), item.labels) for item in scored}
     both = replace(decision, model=TWO_STAGES)
     best: tuple[float, FirstPassBand | None] = (0.0, None)
-    # Of bands that settle as many pairs, the narrowest is kept.
+    # Of bands that decide as many pairs alone, the narrowest is kept.
     for reject_below in BAND_REJECT_GRID:
         for serve_above in reversed(BAND_SERVE_GRID):
             band = FirstPassBand(reject_below, serve_above)
@@ -316,9 +316,14 @@ def choose_band(scored: Sequence[ScoredSet], decision: Decision) -> FirstPassBan
                 and got["recall"] >= alone[item.labelled.name]["recall"] - BAND_RECALL_SLACK
                 for item in scored
             )
-            share = settled_share(scored, decision, band)
+            share = decided_share(scored, decision, band)
             if close and share > best[0] + 1e-9:
                 best = (share, band)
+    for item in scored:
+        if best[1] is None:
+            item.probability.pop(TWO_STAGES, None)
+        else:
+            item.add_first_pass(TWO_STAGES, decision, best[1])
     return best[1]
 
 
@@ -373,8 +378,8 @@ def report(
             "reject_below": band.reject_below,
             "serve_above": band.serve_above,
             # Of the pairs that reach the models, the share the first pass decides alone.
-            "settled": {
-                item.labelled.name: round(settled_share([item], shipped, band), 4)
+            "decided_alone": {
+                item.labelled.name: round(decided_share([item], shipped, band), 4)
                 for item in [*validation, *reported]
             },
         }
