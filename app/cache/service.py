@@ -100,6 +100,8 @@ class CacheService:
     def create(cls, settings: CacheSettings) -> CacheService:
         cross_encoder = load_cross_encoder(settings)
         first_pass = load_first_pass(settings) if cross_encoder is not None else None
+        if cross_encoder is None and settings.verifier_first_pass_dir is not None:
+            log.warning("a first pass needs the cross-encoder it was distilled from: not used")
         return cls(create_embedder(settings), build_verifier(cross_encoder, first_pass=first_pass), settings)
 
     async def prepare(self, session: AsyncSession) -> None:
@@ -217,7 +219,7 @@ class CacheService:
         if not candidates:
             return None
         query = model_text(scope.normalised_prompt)
-        lowest_floor = min(policy.min_similarity, policy.min_similarity_without_cross_encoder)
+        lowest_floor = min(policy.similarity_floor(True), policy.similarity_floor(False))
         if all(c.similarity < lowest_floor for c in candidates):
             # Below every cosine floor: the floor alone decides and no model reads a pair, so the
             # decision is made here; a worker thread would cost more than the decision.
