@@ -177,8 +177,9 @@ class Stage(Protocol):
     `check` receives only the candidates still alive, best cosine first, and returns one
     `StageResult` per candidate in the same order. A stage that calls a model should do so
     once for the whole list. A candidate a stage settles stays a hit without the later stages
-    reading it: a cheaper stage that is sure spares the dearer one. A judge model asking "do these two need the same answer?"
-    fits here as one more stage after the cross-encoder.
+    reading it: a cheaper stage that is sure spares the dearer one. A judge model asking "do these
+    two need the same answer?" fits here as one more stage after the cross-encoder (a candidate
+    settled before it would skip it too).
     """
 
     name: str

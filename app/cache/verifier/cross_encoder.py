@@ -144,11 +144,12 @@ def read_band(first_pass_dir: Path, cross_encoder_model: Path) -> FirstPassBand 
 
 class FirstPassStage:
     """A smaller model distilled from the cross-encoder reads the same pairs first, in one batch
-    call, at a fraction of the cost (two layers: 1.43 against 3.26 ms a pair, docs/quality.md). Where it is sure, it decides: it refuses below its band
-    (or the candidate's threshold, whichever is lower) and serves above it (and at or above the
-    threshold); the cross-encoder then reads only the pairs left in between. It rejects the
-    candidates the cross-encoder would not read, for the same reason, so the two stages together
-    read the same candidates as the cross-encoder alone. Its scores, where it decides, stand for
+    call, at a fraction of the cost (two layers: 1.43 against 3.26 ms a pair, docs/quality.md).
+    Where it is sure, it decides: it refuses below its band (or the candidate's threshold,
+    whichever is lower) and serves above it (and at or above the threshold); the cross-encoder
+    then reads only the pairs left in between. It rejects the candidates the cross-encoder would
+    not read, for the same reason, so the two stages together read the same candidates as the
+    cross-encoder alone. Its scores, where it decides, stand for
     the cross-encoder's (the verdict's score, the best survivor): a policy that must grade hits by
     the cross-encoder's own score turns it off (`VerifierPolicy.first_pass`).
     """

@@ -3,9 +3,10 @@
 The student is all-MiniLM-L6-v2 cut to its lowest `layers` encoder layers, trained to match the
 cross-encoder's own logits (of the mean probability over both orders of each pair) over every
 training pair. It reads a pair in under half the time with two layers (the command measures both);
-where it is sure, the cross-encoder need not read the pair at all (`app.cache.verifier.FirstPassStage`). The band where it
-is sure is chosen on the validation slices: the widest that keeps the two models together within
-a hair of the cross-encoder alone on every slice, at the service's default thresholds.
+where it is sure, the cross-encoder need not read the pair at all
+(`app.cache.verifier.FirstPassStage`). The band where it is sure is chosen on the validation
+slices: the one that decides the most pairs alone while the two models together stay within a
+hair of the cross-encoder alone on every slice, at the service's default thresholds.
 """
 
 from __future__ import annotations
