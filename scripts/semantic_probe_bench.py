@@ -9,16 +9,17 @@ are then looked up one at a time, after the exact tier has missed, two ways:
 - transaction: `CacheService.lookup` in a transaction (BEGIN, the tenant context, the search
   settings, the HNSW top-k, the verifier, on a hit the alias INSERT, COMMIT): the request path
   before the probe, and still the path with a read replica or an error bound;
-- probe: `CacheService.probe_semantic` (the embedding, `deja_semantic_probe` in one round trip on
-  the fast connections, the verifier) with the alias handed to the cache's alias writer, which
-  writes it after the "response" in its own task (its cost counted in the phase's CPU).
+- probe: `CacheService.probe_semantic` (the embedding, the embedder's probe function in one round
+  trip on the fast connections, the verifier) with the alias handed to the cache's alias writer,
+  which writes it after the "response" in its own task (its cost counted in the phase's CPU).
 
 Each round runs the two phases one after the other on the same queries (aliases deleted between
 phases, so that each writes its own). CPU is this process's (embedding, verifier, driver) plus
 Postgres's (the postmaster and its children), per lookup. Then the database part alone (the same
-query vectors): a transaction with `CacheRepository.nearest` against the probe function with the
-vector sent in binary and as text; and how often the HNSW index served the search (this
-transaction's index scans, read right after the call).
+query vectors): a transaction with `CacheRepository.nearest`, the embedder's probe function (vector
+in binary) and the generic `deja_semantic_probe` (by embedder name; vector in binary and as text);
+and how often the HNSW index served the search (this transaction's index scans, read right after
+the call).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from sqlalchemy import text
 from app.cache.models import hnsw_index_name
 from app.cache.policy import TenantCachePolicy
 from app.cache.repository import CacheRepository
-from app.cache.semantic_probe import PROBE, probe_nearest
+from app.cache.semantic_probe import PROBE
 from app.cache.service import CacheService
 from app.db import migrate
 from app.db.embedded import start_embedded
@@ -239,9 +240,25 @@ async def run(settings: Any, url: str, postmaster: int, args: argparse.Namespace
                 tenant_id, "", scope_hash, embedder.name, embedder.dimension, vector, k=k, ef_search=ef
             )
 
+    probe = cache.semantic_probe
+    assert probe is not None, "the embedder's probe function was not created"
+
     async def sql_probe(tenant_id: uuid.UUID, scope_hash: bytes, vector: Any) -> Any:
-        return await probe_nearest(
-            fast, tenant_id, "", scope_hash, embedder.name, embedder.dimension, vector, k=k, ef_search=ef
+        return await probe.nearest(fast, tenant_id, "", scope_hash, vector, k=k, ef_search=ef)
+
+    async def sql_generic(tenant_id: uuid.UUID, scope_hash: bytes, vector: Any) -> Any:
+        return await fast.fetch(
+            PROBE,
+            tenant_id,
+            "",
+            scope_hash,
+            embedder.name,
+            embedder.dimension,
+            HalfVector(vector),
+            k,
+            ef,
+            None,
+            0,
         )
 
     as_text = PROBE.replace("$6,", "$6::text::halfvec,")
@@ -260,8 +277,9 @@ async def run(settings: Any, url: str, postmaster: int, args: argparse.Namespace
     print("|---|---|---|---|---|---|---|---|")
     calls = {
         "transaction + CacheRepository.nearest": sql_transaction,
-        "deja_semantic_probe, vector in binary": sql_probe,
-        "deja_semantic_probe, vector as text": sql_probe_text,
+        "the embedder's probe function, vector in binary": sql_probe,
+        "deja_semantic_probe (by embedder name), vector in binary": sql_generic,
+        "deja_semantic_probe (by embedder name), vector as text": sql_probe_text,
     }
     for tenant_id, scope_hash, vector in vecs[:30]:  # warm-up
         for call in calls.values():

@@ -1,52 +1,89 @@
-"""The semantic tier's nearest-neighbour search in one round trip: `deja_semantic_probe` (migration
-0080) sets the tenant context and the search settings and returns the k nearest live entries of the
-scope, nearest first, as `CacheRepository.nearest` does in a transaction.
+"""The semantic tier's nearest-neighbour search in one round trip: an SQL function sets the tenant
+context and the search settings and returns the k nearest live entries of the scope, nearest
+first, as `CacheRepository.nearest` does in a transaction.
 
-It runs with the caller's rights: row-level security holds inside it as everywhere else. The vector
-travels in pgvector's binary format (`FastConnections` registers the codec).
+Each embedder has its own function (migration 0140): the query spells the embedder's name and
+dimension as literals, as its partial HNSW index requires, so it is static SQL that Postgres keeps
+parsed. `SemanticProbe.ensure` creates it (at start-up, beside the index) and names it. The
+generic `deja_semantic_probe` takes the embedder as arguments and calls the same function.
+
+The functions run with the caller's rights: row-level security holds inside them as everywhere
+else. The vector travels in pgvector's binary format (`FastConnections` registers the codec).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from pgvector import HalfVector
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.exact_probe import entry_of
 from app.cache.repository import StoredEntry, check_embedder_name
 from app.db.fastpath import FastConnections
 
+# For any embedder, by name and dimension (scripts, psql): one more call inside.
 PROBE = "SELECT * FROM deja_semantic_probe($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 
+_ENSURE = "deja_ensure_semantic_probe(text, integer)"
+_FUNCTION = re.compile(r"^deja_semantic_probe_[0-9a-f]{16}$")
 
-async def probe_nearest(
-    connections: FastConnections,
-    tenant_id: uuid.UUID,
-    namespace: str,
-    scope_hash: bytes,
-    embedder: str,
-    dimension: int,
-    vector: npt.NDArray[np.float32],
-    *,
-    k: int,
-    ef_search: int,
-    max_age_s: int | None = None,
-    stale_s: int = 0,
-) -> list[StoredEntry]:
-    """The k live entries of this scope nearest to `vector`, best first."""
-    rows = await connections.fetch(
-        PROBE,
-        tenant_id,
-        namespace,
-        scope_hash,
-        check_embedder_name(embedder),
-        int(dimension),
-        HalfVector(vector),
-        int(k),
-        int(ef_search),
-        max_age_s,
-        stale_s,
-    )
-    return [entry_of(row, 1.0 - float(row["distance"])) for row in rows]
+
+@dataclass(frozen=True, slots=True)
+class SemanticProbe:
+    """One embedder's probe function."""
+
+    function: str
+
+    def __post_init__(self) -> None:
+        # The name is spelled into the statement's text.
+        if not _FUNCTION.match(self.function):
+            raise ValueError(f"not a semantic probe function: {self.function!r}")
+
+    @property
+    def statement(self) -> str:
+        return f"SELECT * FROM {self.function}($1, $2, $3, $4, $5, $6, $7, $8)"  # noqa: S608 (validated name)
+
+    @classmethod
+    async def ensure(cls, session: AsyncSession, embedder: str, dimension: int) -> SemanticProbe | None:
+        """The embedder's function, created if it is not there yet (idempotent). None when the
+        database cannot create it (migration 0140 not applied)."""
+        if not await session.scalar(text("SELECT to_regprocedure(:f) IS NOT NULL"), {"f": _ENSURE}):
+            return None
+        name = await session.scalar(
+            text("SELECT deja_ensure_semantic_probe(:embedder, :dimension)"),
+            {"embedder": check_embedder_name(embedder), "dimension": int(dimension)},
+        )
+        return cls(str(name))
+
+    async def nearest(
+        self,
+        connections: FastConnections,
+        tenant_id: uuid.UUID,
+        namespace: str,
+        scope_hash: bytes,
+        vector: npt.NDArray[np.float32],
+        *,
+        k: int,
+        ef_search: int,
+        max_age_s: int | None = None,
+        stale_s: int = 0,
+    ) -> list[StoredEntry]:
+        """The k live entries of this scope nearest to `vector`, best first."""
+        rows = await connections.fetch(
+            self.statement,
+            tenant_id,
+            namespace,
+            scope_hash,
+            HalfVector(vector),
+            int(k),
+            int(ef_search),
+            max_age_s,
+            stale_s,
+        )
+        return [entry_of(row, 1.0 - float(row["distance"])) for row in rows]

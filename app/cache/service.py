@@ -23,7 +23,7 @@ from app.cache.exact_probe import probe_exact
 from app.cache.hits import HitCounter
 from app.cache.repository import NO_ALIASES, CacheRepository, NewEntry, StoredEntry
 from app.cache.scope import Scope, normalise_prompt
-from app.cache.semantic_probe import probe_nearest
+from app.cache.semantic_probe import SemanticProbe
 from app.cache.verifier import (
     Candidate,
     FirstPassStage,
@@ -93,8 +93,9 @@ class CacheService:
         self.settings = settings
         self.hits = HitCounter()
         self.aliases = AliasWriter(settings.max_aliases_per_entry)
-        # False once `deja_semantic_probe` turned out missing: semantic lookups use transactions.
-        self.semantic_probe = True
+        # The embedder's probe function, named by `prepare`; None until then, or when it is missing
+        # (migrations not applied): semantic lookups then use transactions.
+        self.semantic_probe: SemanticProbe | None = None
 
     @classmethod
     def create(cls, settings: CacheSettings) -> CacheService:
@@ -105,10 +106,16 @@ class CacheService:
         return cls(create_embedder(settings), build_verifier(cross_encoder, first_pass=first_pass), settings)
 
     async def prepare(self, session: AsyncSession) -> None:
-        """At start-up: learn the embedder's dimension and make sure its HNSW index exists."""
+        """At start-up: learn the embedder's dimension and make sure its HNSW index and its probe
+        function exist."""
         if not self.embedder.dimension:
             await self.embedder.embed(["dimension probe"])
         await CacheRepository(session).ensure_embedding_index(self.embedder.name, self.embedder.dimension)
+        self.semantic_probe = await SemanticProbe.ensure(session, self.embedder.name, self.embedder.dimension)
+        if self.semantic_probe is None:
+            log.warning(
+                "deja_ensure_semantic_probe is missing (migrations not applied): semantic lookups use transactions"
+            )
 
     async def lookup(
         self,
@@ -237,35 +244,35 @@ class CacheService:
         max_age_s: int | None = None,
     ) -> LookupResult | None:
         """The semantic tier outside any transaction, once the exact probe found nothing: the
-        embedding, the nearest entries in one round trip (`deja_semantic_probe`), the verifier. A
+        embedding, the nearest entries in one round trip (the embedder's probe function), the verifier. A
         served paraphrase's alias is handed to `aliases`, written after the response (once the
         writer is started: `AliasWriter.start`). For lookups without a gate and without a read
         replica (those need `lookup`'s session).
 
-        None when the probe could not run (the database unreachable, or the function not there):
-        the caller then looks up in a transaction, whose outage handling applies."""
-        if not self.semantic_probe:
+        None when the probe could not run (`prepare` has not named the function, the function is
+        not there, or the database is unreachable): the caller then looks up in a transaction,
+        whose outage handling applies."""
+        probe = self.semantic_probe
+        if probe is None:
             return None
         with metrics.time_embedding():
             embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
         try:
-            neighbours = await probe_nearest(
+            neighbours = await probe.nearest(
                 connections,
                 tenant_id,
                 namespace,
                 scope.scope_hash,
-                self.embedder.name,
-                self.embedder.dimension,
                 embedding,
                 k=self.settings.top_k,
                 ef_search=self.settings.ef_search,
                 max_age_s=max_age_s,
             )
         except Exception as exc:
-            if not unavailable(exc, "deja_semantic_probe", "semantic lookups use transactions"):
+            if not unavailable(exc, probe.function, "semantic lookups use transactions"):
                 raise
             if missing_function(exc):
-                self.semantic_probe = False
+                self.semantic_probe = None
             return None
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)

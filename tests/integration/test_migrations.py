@@ -56,3 +56,32 @@ def test_alembic_check_cli_is_clean(database_url: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "No new upgrade operations detected" in result.stdout + result.stderr
+
+
+def test_downgrading_the_static_probe_drops_the_functions_the_service_created(
+    embedded_pg: EmbeddedPostgres, scratch_database: str
+) -> None:
+    """Migration 0140's per-embedder probe functions are created at start-up, not by the migration;
+    its downgrade still removes every one of them and leaves 0080's function working."""
+    database = scratch_database.split("@/")[1].split("?")[0]
+
+    def functions() -> list[str]:
+        out = embedded_pg.server.psql(
+            f"\\c {database}\nSELECT proname FROM pg_proc WHERE proname ~ '^deja_(ensure_)?semantic_probe' "
+            "ORDER BY proname;"
+        )
+        return re.findall(r"deja_\w+", out)
+
+    migrate.upgrade(scratch_database)
+    embedded_pg.server.psql(
+        f"\\c {database}\nSELECT deja_ensure_semantic_probe('minilm-l6-v2-int8', 384), "
+        "deja_ensure_semantic_probe('another-embedder', 768);"
+    )
+    assert len(functions()) == 4
+    migrate.downgrade(scratch_database, "0130")
+    assert functions() == ["deja_semantic_probe"]
+    probed = embedded_pg.server.psql(
+        f"\\c {database}\nSELECT count(*) AS found FROM deja_semantic_probe(gen_random_uuid(), '', "
+        "'\\x00'::bytea, 'minilm-l6-v2-int8', 384, array_fill(0.1, ARRAY[384])::halfvec, 5, 64, NULL, 0);"
+    )
+    assert re.search(r"^\s*0\s*$", probed, re.MULTILINE)

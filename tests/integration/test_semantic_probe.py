@@ -1,7 +1,9 @@
-"""The semantic tier in one round trip: `deja_semantic_probe` sets the tenant context and the search
-settings itself and returns the nearest live entries of the scope (still under row-level security,
-still through the HNSW index); a served paraphrase is booked and aliased after the response; the
-entries table is kept cheap to search (fresh statistics) and to count hits in (room on its pages)."""
+"""The semantic tier in one round trip: the embedder's probe function (created at start-up, static
+SQL) sets the tenant context and the search settings itself and returns the nearest live entries
+of the scope (still under row-level security, still through the HNSW index); `deja_semantic_probe`
+does the same for any embedder by name; a served paraphrase is booked and aliased after the
+response; the entries table is kept cheap to search (fresh statistics) and to count hits in (room
+on its pages)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import httpx
 import pytest
 from pgvector import HalfVector
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cache.models import DEFAULT_DIMENSION, DEFAULT_EMBEDDER, hnsw_index_name
@@ -29,6 +32,19 @@ PROBE = text(
     "SELECT id, distance FROM deja_semantic_probe(:t, :ns, :scope, :embedder, :dim, CAST(:v AS halfvec), "
     ":k, 64, NULL, :stale)"
 )
+ENSURE = text("SELECT deja_ensure_semantic_probe(:embedder, :dim)")
+
+
+async def embedder_probe(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
+    """The default embedder's own probe function, called with the same arguments as PROBE."""
+    async with sessionmaker() as session:
+        name = (
+            await session.execute(ENSURE, {"embedder": DEFAULT_EMBEDDER, "dim": DEFAULT_DIMENSION})
+        ).scalar_one()
+        await session.commit()
+    return text(
+        f"SELECT id, distance FROM {name}(:t, :ns, :scope, CAST(:v AS halfvec), :k, 64, NULL, :stale)"  # noqa: S608
+    )
 
 
 def chat(content: str) -> dict[str, Any]:
@@ -76,32 +92,35 @@ async def test_a_tenant_never_gets_another_tenants_neighbours(
     assert (await lookup(http, a.headers, paraphrase))["hit"] is False
 
     vector = await _embedding(sessionmaker, b.tenant_id, b_entry)
-    async with sessionmaker() as session:
-        # The caller's rights: not SECURITY DEFINER, and the role is subject to row-level security.
-        definer, bypass = (
-            await session.execute(
-                text(
-                    "SELECT p.prosecdef, r.rolbypassrls OR r.rolsuper FROM pg_proc p, pg_roles r "
-                    "WHERE p.proname = 'deja_semantic_probe' AND r.rolname = current_user"
+    for probe in (PROBE, await embedder_probe(sessionmaker)):
+        async with sessionmaker() as session:
+            # The caller's rights: none of the probe functions is SECURITY DEFINER, and the role
+            # is subject to row-level security.
+            definers, bypass = (
+                await session.execute(
+                    text(
+                        "SELECT array_agg(p.proname::text ORDER BY p.proname) FILTER (WHERE p.prosecdef), "
+                        "bool_or(r.rolbypassrls OR r.rolsuper) FROM pg_proc p, pg_roles r "
+                        "WHERE p.proname ~ '^deja_(ensure_)?semantic_probe' AND r.rolname = current_user"
+                    )
                 )
+            ).one()
+            assert (definers, bypass) == (None, False)
+            # B's scope and B's very vector, asked as tenant A: nothing. As B: B's entry, at distance 0.
+            assert (await session.execute(probe, _args(a.tenant_id, prompt, vector))).all() == []
+            found = (await session.execute(probe, _args(b.tenant_id, prompt, vector))).all()
+            assert [str(row.id) for row in found] == [b_entry]
+            assert found[0].distance == pytest.approx(0.0, abs=1e-3)
+            await session.rollback()
+        async with sessionmaker() as session, session.begin():
+            # Even called inside a system context, the function's own context is the tenant's it
+            # was given: B's rows are invisible to what follows in A's.
+            await session.execute(text("SELECT set_config('deja.system', 'on', true)"))
+            assert (await session.execute(probe, _args(a.tenant_id, prompt, vector))).all() == []
+            visible = await session.execute(
+                text("SELECT count(*) FROM cache_entries WHERE tenant_id = :b"), {"b": b.tenant_id}
             )
-        ).one()
-        assert (definer, bypass) == (False, False)
-        # B's scope and B's very vector, asked as tenant A: nothing. As B: B's entry, at distance 0.
-        assert (await session.execute(PROBE, _args(a.tenant_id, prompt, vector))).all() == []
-        found = (await session.execute(PROBE, _args(b.tenant_id, prompt, vector))).all()
-        assert [str(row.id) for row in found] == [b_entry]
-        assert found[0].distance == pytest.approx(0.0, abs=1e-3)
-        await session.rollback()
-    async with sessionmaker() as session, session.begin():
-        # Even called inside a system context, the function's own context is the tenant's it was
-        # given: B's rows are invisible to what follows in A's.
-        await session.execute(text("SELECT set_config('deja.system', 'on', true)"))
-        assert (await session.execute(PROBE, _args(a.tenant_id, prompt, vector))).all() == []
-        visible = await session.execute(
-            text("SELECT count(*) FROM cache_entries WHERE tenant_id = :b"), {"b": b.tenant_id}
-        )
-        assert visible.scalar_one() == 0
+            assert visible.scalar_one() == 0
 
     # By chat too: a miss (the model answers, not B's entry).
     response = await http.post("/v1/chat/completions", headers=a.headers, json=chat(paraphrase))
@@ -112,9 +131,10 @@ async def test_a_tenant_never_gets_another_tenants_neighbours(
 async def test_the_search_inside_the_function_uses_the_hnsw_index(
     http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:  # type: ignore[no-untyped-def]
-    """The dynamic statement spells the partial index's expression and predicate, so the index is
-    usable from inside the function: with every other way to order the rows disabled, the HNSW
-    index is scanned (a statement that could not use it would fall back to a disabled scan)."""
+    """The embedder's function spells the partial index's expression and predicate, so the index is
+    usable from inside it: with every other way to order the rows disabled, the HNSW index is
+    scanned (a statement that could not use it would fall back to a disabled scan)."""
+    probe = await embedder_probe(sessionmaker)
     t = await make_tenant("sem-plan")
     entry = await store(http, t.headers, STORED, "Use the reset link.")
     vector = await _embedding(sessionmaker, t.tenant_id, entry)
@@ -125,10 +145,44 @@ async def test_the_search_inside_the_function_uses_the_hnsw_index(
             await session.execute(text(f"SET LOCAL {setting} = off"))
         await session.execute(text("SET LOCAL enable_indexscan = on"))  # HNSW is an index scan
         before = (await session.execute(scans, {"i": index})).scalar_one()
-        found = (await session.execute(PROBE, _args(t.tenant_id, STORED, vector))).all()
+        found = (await session.execute(probe, _args(t.tenant_id, STORED, vector))).all()
         after = (await session.execute(scans, {"i": index})).scalar_one()
     assert [str(row.id) for row in found] == [entry]
     assert after - before >= 1
+
+
+async def test_each_embedder_gets_one_static_probe_function_created_at_start_up(
+    deja: ServerThread, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The running service searches through the function it created at start-up for its embedder;
+    asking again names the same function without replacing it; its query is static SQL with the
+    embedder's name and dimension in place; another dimension or embedder gets its own function,
+    and a name that could not be spelled into SQL is refused."""
+    served = deja.app.state.services.cache.semantic_probe  # type: ignore[attr-defined]
+    async with sessionmaker() as session:
+        name = (
+            await session.execute(ENSURE, {"embedder": DEFAULT_EMBEDDER, "dim": DEFAULT_DIMENSION})
+        ).scalar_one()
+        assert served is not None
+        assert served.function == name
+        oid = text("SELECT to_regproc(:name)::oid, xmin::text FROM pg_proc WHERE proname = :name")
+        before = (await session.execute(oid, {"name": name})).one()
+        assert (
+            await session.execute(ENSURE, {"embedder": DEFAULT_EMBEDDER, "dim": DEFAULT_DIMENSION})
+        ).scalar_one() == name
+        assert (await session.execute(oid, {"name": name})).one() == before  # not created again
+        source = (
+            await session.execute(text("SELECT prosrc FROM pg_proc WHERE proname = :n"), {"n": name})
+        ).scalar_one()
+        assert f"e.embedder = '{DEFAULT_EMBEDDER}'" in source
+        assert f"halfvec({DEFAULT_DIMENSION})" in source
+        assert "EXECUTE" not in source
+
+        other = (await session.execute(ENSURE, {"embedder": DEFAULT_EMBEDDER, "dim": 768})).scalar_one()
+        assert other != name
+        await session.rollback()  # the other dimension's function is not kept
+        with pytest.raises(DBAPIError, match="invalid embedder"):
+            await session.execute(ENSURE, {"embedder": "x'; DROP TABLE cache_entries; --", "dim": 384})
 
 
 async def test_expired_and_flagged_entries_are_not_returned(
