@@ -9,7 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
-from app.db.errors import is_database_outage
+from app.db.errors import is_database_outage, is_statement_timeout
 from app.errors import DejaError
 from app.observability.request_id import request_id_of
 
@@ -69,13 +69,17 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if is_database_outage(exc):
-        # Every route that needs Postgres answers the same way while it is unreachable; the
-        # chat routes go on without it (BYPASS) and never get here for an outage.
-        log.warning("database unreachable", extra={"path": request.url.path})
+        # Every route that needs Postgres answers the same way while it is unreachable or too slow
+        # (a statement past its timeout); the chat routes go on without it (BYPASS) and never get
+        # here for an outage.
+        slow = is_statement_timeout(exc)
+        log.warning("database too slow" if slow else "database unreachable", extra={"path": request.url.path})
         return problem(
             HTTP_503_SERVICE_UNAVAILABLE,
             "Service unavailable",
-            "The database is unreachable; try again shortly.",
+            "The database did not answer in time; try again shortly."
+            if slow
+            else "The database is unreachable; try again shortly.",
             slug="database-unavailable",
             request=request,
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},

@@ -20,11 +20,8 @@ import argparse
 import asyncio
 import hashlib
 import os
-import shutil
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -42,7 +39,7 @@ def _postgres_cpu_s(postmaster: psutil.Process) -> float:
     return total
 
 
-async def run(args: argparse.Namespace, data_dir: Path) -> None:
+async def run(args: argparse.Namespace, postmaster_pid: int) -> None:
     from app.db.engine import transaction
     from app.services import Services
     from app.settings import Settings
@@ -70,7 +67,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
                     "dim": services.cache.embedder.dimension,
                 },
             )
-        postmaster = psutil.Process(int((data_dir / "pg" / "postmaster.pid").read_text().split()[0]))
+        postmaster = psutil.Process(postmaster_pid)
         add, flush = _writer(services, tenant_id)
 
         async def write_all(round_name: str, batch: int) -> None:
@@ -106,21 +103,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.aliases < 1 or any(batch < 1 for batch in args.batches):
         parser.error("--aliases and every batch size must be at least 1")
-    from app.db import migrate
-    from app.db.embedded import start_embedded
+    from app.toolkit.scratch import scratch_database
 
-    state = Path(tempfile.mkdtemp(prefix="deja-alias-cost-"))
-    try:
-        embedded = start_embedded(state / "data")
-        try:
-            migrate.upgrade(embedded.url)
-            os.environ["DEJA_DATABASE_URL"] = embedded.url
-            os.environ["DEJA_DATA_DIR"] = str(state / "data")
-            asyncio.run(run(args, state / "data"))
-        finally:
-            embedded.stop()
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
+    with scratch_database("deja-alias-cost-") as scratch:
+        os.environ["DEJA_DATABASE_URL"] = scratch.url
+        os.environ["DEJA_DATA_DIR"] = str(scratch.folder)
+        asyncio.run(run(args, scratch.postmaster_pid))
 
 
 def _writer(services: Any, tenant_id: uuid.UUID) -> tuple[Any, Any]:

@@ -15,25 +15,21 @@ import argparse
 import asyncio
 import os
 import re
-import shutil
 import socket
 import statistics
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import uvicorn
 from sqlalchemy import text
 
 from app.asgi import create_app
-from app.db import migrate
-from app.db.embedded import start_embedded
 from app.db.engine import create_engine, create_sessionmaker, transaction
 from app.settings import Settings, UISettings
 from app.tenants.repository import KeyRepository, TenantRepository
+from app.toolkit.scratch import scratch_database
 
 ADMIN_TOKEN = "timing-admin-token"  # noqa: S105 (a throwaway instance)
 TENANTS = 10
@@ -152,13 +148,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="deja-timing-"))
-    pg = start_embedded(data_dir / "pg")
-    try:
-        migrate.upgrade(pg.url)
+    with scratch_database("deja-timing-") as scratch:
         settings = Settings(
-            database_url=pg.url,
-            data_dir=data_dir / "state",
+            database_url=scratch.url,
+            data_dir=scratch.folder / "state",
             admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
             log_level="WARNING",
             ui=UISettings(secure_cookies=False),  # httpx sends Secure cookies over HTTPS only
@@ -218,9 +211,6 @@ def main() -> None:
             ]
         server.should_exit = True
         thread.join(timeout=30)
-    finally:
-        pg.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
     print(f"first overview (rolls up {args.ledger:,} ledger rows): {first_view_ms:.0f} ms")
     print(f"load average at the end (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -13,24 +13,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy import text
 
 from app.cache.models import DEFAULT_EMBEDDER
 from app.cache.repository import CacheRepository, NewEntry
-from app.db import migrate
-from app.db.embedded import start_embedded
 from app.db.engine import create_engine, create_sessionmaker, transaction
 from app.settings import Settings
 from app.tenants.repository import TenantRepository
+from app.toolkit.scratch import scratch_database
 
 DASHBOARD_INDEXES = {
     "ix_cache_entries_created_at": "CREATE INDEX ix_cache_entries_created_at ON cache_entries (created_at)",
@@ -113,15 +109,9 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="deja-insert-cost-"))
-    pg = start_embedded(data_dir / "pg")
-    try:
-        migrate.upgrade(pg.url)
-        settings = Settings(database_url=pg.url, data_dir=data_dir / "state", log_level="WARNING")
+    with scratch_database("deja-insert-cost-") as scratch:
+        settings = Settings(database_url=scratch.url, data_dir=scratch.folder / "state", log_level="WARNING")
         asyncio.run(run(settings, args.entries, args.rounds))
-    finally:
-        pg.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,20 +16,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
-import tempfile
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psutil
 from sqlalchemy import text
 
 from app.cache.models import DEFAULT_EMBEDDER
 from app.cache.repository import CacheRepository
-from app.db import migrate
-from app.db.embedded import start_embedded
 from app.db.engine import create_sessionmaker, transaction
+from app.toolkit.scratch import scratch_database
 
 STORE = text(
     """
@@ -122,16 +118,8 @@ def main() -> None:
         parser.error("--entries and --flushes must be at least 1, --per-flush between 1 and --entries")
     if args.fillfactor is not None and not 10 <= args.fillfactor <= 100:
         parser.error("--fillfactor must be between 10 and 100")
-    state = Path(tempfile.mkdtemp(prefix="deja-hit-counters-"))
-    try:
-        embedded = start_embedded(state / "data")
-        try:
-            migrate.upgrade(embedded.url)
-            asyncio.run(run(embedded.url, args))
-        finally:
-            embedded.stop()
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
+    with scratch_database("deja-hit-counters-") as scratch:
+        asyncio.run(run(scratch.url, args))
 
 
 if __name__ == "__main__":

@@ -24,17 +24,12 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 
-from app.db import migrate
-from app.db.embedded import start_embedded
 from app.db.engine import create_engine, create_sessionmaker, transaction
 from app.settings import get_settings
 from app.tenants.service import TenantService
@@ -42,6 +37,7 @@ from app.toolkit.bench.http import DejaProcess, chat_body, free_port, router_con
 from app.toolkit.bench.prompts import TEMPLATE_PAIRS, miss_prompt
 from app.toolkit.fakellm.config import FakeLLMConfig
 from app.toolkit.fakellm.server import FakeLLMServer
+from app.toolkit.scratch import scratch_database
 
 
 def tree_cpu_s(root: psutil.Process) -> float:
@@ -84,52 +80,55 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
-    state = Path(tempfile.mkdtemp(prefix="deja-miss-overhead-"))
-    embedded = start_embedded(state / "data")
-    fake = FakeLLMServer(FakeLLMConfig(latency_ms=args.fake_latency_ms, seed=0)).start()
-    server: DejaProcess | None = None
-    try:
-        migrate.upgrade(embedded.url)
-        key = asyncio.run(new_key(embedded.url))
-        config = state / "router.toml"
-        config.write_text(router_config(fake.base_url))
-        os.environ["DEJA_WORKERS"] = str(args.workers)
-        server = DejaProcess(embedded.url, config, state, free_port())
-        server.wait_ready()
-        postmaster = psutil.Process(int((state / "data" / "pg" / "postmaster.pid").read_text().split()[0]))
-        deja = httpx.Client(
-            base_url=f"{server.url}/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30
-        )
-        model = httpx.Client(base_url=fake.base_url, headers={"Authorization": "Bearer unused"}, timeout=30)
-        rng = random.Random(0)  # noqa: S311 - reproducible prompts, not secrets
-        for pair in TEMPLATE_PAIRS[: args.stored]:
-            timed(deja, chat_body(pair.prompt), miss=False)  # a template may be served another's answer
-        for i in range(20):  # warm-up
-            timed(deja, chat_body(miss_prompt(i, rng)))
-        print(
-            f"{args.stored} prompts stored; {args.workers} worker(s); fake model {args.fake_latency_ms:g} ms"
-        )
-        print(
-            "round | Déjà miss p50 ms | model direct p50 ms | overhead ms | server CPU ms/miss | Postgres CPU ms/miss"
-        )
-        for round_ in range(args.rounds):
-            bodies = [chat_body(miss_prompt(10_000 * (round_ + 1) + i, rng)) for i in range(args.requests)]
-            server_before = tree_cpu_s(psutil.Process(server.process.pid))
-            postgres_before = tree_cpu_s(postmaster)
-            through = [timed(deja, body) for body in bodies]
-            server_ms = (tree_cpu_s(psutil.Process(server.process.pid)) - server_before) * 1000 / len(bodies)
-            postgres_ms = (tree_cpu_s(postmaster) - postgres_before) * 1000 / len(bodies)
-            direct = [timed(model, body) for body in bodies]
-            miss, alone = statistics.median(through), statistics.median(direct)
-            print(
-                f"{round_ + 1} | {miss:.1f} | {alone:.1f} | {miss - alone:.1f} | {server_ms:.2f} | {postgres_ms:.2f}"
+    with scratch_database("deja-miss-overhead-") as scratch:
+        state = scratch.folder
+        fake = FakeLLMServer(FakeLLMConfig(latency_ms=args.fake_latency_ms, seed=0)).start()
+        server: DejaProcess | None = None
+        try:
+            key = asyncio.run(new_key(scratch.url))
+            config = state / "router.toml"
+            config.write_text(router_config(fake.base_url))
+            os.environ["DEJA_WORKERS"] = str(args.workers)
+            server = DejaProcess(scratch.url, config, state, free_port())
+            server.wait_ready()
+            postmaster = psutil.Process(scratch.postmaster_pid)
+            deja = httpx.Client(
+                base_url=f"{server.url}/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30
             )
-    finally:
-        if server is not None:
-            server.stop()
-        fake.stop()
-        embedded.stop()
-        shutil.rmtree(state, ignore_errors=True)
+            model = httpx.Client(
+                base_url=fake.base_url, headers={"Authorization": "Bearer unused"}, timeout=30
+            )
+            rng = random.Random(0)  # noqa: S311 - reproducible prompts, not secrets
+            for pair in TEMPLATE_PAIRS[: args.stored]:
+                timed(deja, chat_body(pair.prompt), miss=False)  # a template may be served another's answer
+            for i in range(20):  # warm-up
+                timed(deja, chat_body(miss_prompt(i, rng)))
+            print(
+                f"{args.stored} prompts stored; {args.workers} worker(s); fake model {args.fake_latency_ms:g} ms"
+            )
+            print(
+                "round | Déjà miss p50 ms | model direct p50 ms | overhead ms | server CPU ms/miss | Postgres CPU ms/miss"
+            )
+            for round_ in range(args.rounds):
+                bodies = [
+                    chat_body(miss_prompt(10_000 * (round_ + 1) + i, rng)) for i in range(args.requests)
+                ]
+                server_before = tree_cpu_s(psutil.Process(server.process.pid))
+                postgres_before = tree_cpu_s(postmaster)
+                through = [timed(deja, body) for body in bodies]
+                server_ms = (
+                    (tree_cpu_s(psutil.Process(server.process.pid)) - server_before) * 1000 / len(bodies)
+                )
+                postgres_ms = (tree_cpu_s(postmaster) - postgres_before) * 1000 / len(bodies)
+                direct = [timed(model, body) for body in bodies]
+                miss, alone = statistics.median(through), statistics.median(direct)
+                print(
+                    f"{round_ + 1} | {miss:.1f} | {alone:.1f} | {miss - alone:.1f} | {server_ms:.2f} | {postgres_ms:.2f}"
+                )
+        finally:
+            if server is not None:
+                server.stop()
+            fake.stop()
 
 
 if __name__ == "__main__":

@@ -28,9 +28,7 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -47,13 +45,12 @@ from app.cache.policy import TenantCachePolicy
 from app.cache.repository import CacheRepository
 from app.cache.semantic_probe import PROBE
 from app.cache.service import CacheService
-from app.db import migrate
-from app.db.embedded import start_embedded
 from app.db.engine import create_engine, create_sessionmaker, register_halfvec, transaction
 from app.db.fastpath import FastConnections, asyncpg_dsn
 from app.settings import get_settings
 from app.toolkit.bench import load as loading
 from app.toolkit.bench.prompts import TEMPLATE_PAIRS
+from app.toolkit.scratch import scratch_database
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -116,15 +113,8 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = get_settings()
-    data_dir = Path(tempfile.mkdtemp(prefix="deja-semantic-bench-"))
-    embedded = start_embedded(data_dir)
-    try:
-        migrate.upgrade(embedded.url)
-        postmaster = int((data_dir / "pg" / "postmaster.pid").read_text().splitlines()[0])
-        asyncio.run(run(settings, embedded.url, postmaster, args))
-    finally:
-        embedded.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with scratch_database("deja-semantic-bench-") as scratch:
+        asyncio.run(run(settings, scratch.url, scratch.postmaster_pid, args))
 
 
 async def run(settings: Any, url: str, postmaster: int, args: argparse.Namespace) -> None:

@@ -22,8 +22,6 @@ import argparse
 import asyncio
 import hashlib
 import itertools
-import shutil
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -36,9 +34,9 @@ from pgvector.asyncpg import register_vector
 from app.cache.models import DEFAULT_DIMENSION, DEFAULT_EMBEDDER, hnsw_index_name
 from app.cache.onnx_models import OnnxEmbedder
 from app.cache.scope import scope_of
-from app.db import migrate
-from app.db.embedded import APP_DATABASE, APP_ROLE, start_embedded
+from app.db.embedded import APP_DATABASE, APP_ROLE
 from app.toolkit.bench.prompts import TEMPLATE_PAIRS
+from app.toolkit.scratch import scratch_database
 
 MODEL = "gpt-4o-mini"
 PROBE = "SELECT id FROM deja_semantic_probe($1, '', $2, $3, $4, $5, 5, 64, NULL, 0)"
@@ -149,16 +147,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.entries < 1 or args.lookups < 1:
         parser.error("--entries and --lookups must be at least 1")
-    state = Path(tempfile.mkdtemp(prefix="deja-stale-statistics-"))
-    try:
-        embedded = start_embedded(state / "data")
-        try:
-            migrate.upgrade(embedded.url)
-            asyncio.run(run(embedded.socket_dir, args.entries, min(args.lookups, args.entries)))
-        finally:
-            embedded.stop()
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
+    with scratch_database("deja-stale-statistics-") as scratch:
+        asyncio.run(run(scratch.embedded.socket_dir, args.entries, min(args.lookups, args.entries)))
 
 
 if __name__ == "__main__":

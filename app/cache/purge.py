@@ -3,13 +3,16 @@
 Each batch is its own short transaction, so that purging a large tenant never holds locks or
 a snapshot long enough to slow other tenants down. The audit entry is written by the caller
 in the first transaction; each later batch adds its rows to it, so the log always says
-exactly what has been removed, even if the work stops half-way. These are the only commits
-below the routes apart from tenant deletion (docs/architecture.md).
+exactly what has been removed, even if the work stops half-way. A batch that runs past the
+statement timeout (a loaded database) was rolled back whole: it is tried again at half the
+size, down to `MIN_PURGE_BATCH`, and the next batches keep the smaller size. These are the
+only commits below the routes apart from tenant deletion (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,8 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.admin.audit import AuditRepository
 from app.cache.models import CacheEntry
 from app.db.engine import transaction
+from app.db.errors import is_statement_timeout
+
+log = logging.getLogger(__name__)
 
 PURGE_BATCH = 5_000
+# A batch this small that still times out means the database cannot do the work now: the error
+# goes to the caller (a 503 with Retry-After), with what was removed so far audited.
+MIN_PURGE_BATCH = 50
 # A breath between batches lets other transactions take the locks and I/O in between.
 BATCH_PAUSE_S = 0.005
 
@@ -58,12 +67,21 @@ async def purge_batch(
     session: AsyncSession, tenant_id: uuid.UUID, where: PurgeFilter, batch_size: int
 ) -> int:
     """Delete up to `batch_size` of the tenant's matching entries; the number deleted."""
-    doomed = select(CacheEntry.id).where(*where.conditions(tenant_id)).limit(batch_size).with_for_update()
+    # Chosen once (MATERIALIZED): as a plain `IN (subquery)`, the planner may rescan the locking,
+    # limited subquery for every row (a nested-loop semi-join, when the statistics say the tenant
+    # is small); each rescan skips the rows this statement has already deleted and returns the
+    # next ones, so one "batch" deleted every matching entry in one long statement.
+    doomed = (
+        select(CacheEntry.id)
+        .where(*where.conditions(tenant_id))
+        .limit(batch_size)
+        .with_for_update()
+        .cte("doomed")
+        .prefix_with("MATERIALIZED")
+    )
     # The tenant named on the delete too: it then reads the tenant's partition only.
     result = await session.execute(
-        delete(CacheEntry).where(
-            CacheEntry.tenant_id == tenant_id, CacheEntry.id.in_(doomed.scalar_subquery())
-        )
+        delete(CacheEntry).where(CacheEntry.tenant_id == tenant_id, CacheEntry.id.in_(select(doomed.c.id)))
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -80,12 +98,18 @@ class CachePurge:
     ) -> int:
         """Delete the tenant's matching entries, audited as `cache.purge`; the exact number deleted.
         The caller has checked that the tenant exists."""
-        async with transaction(self._sessionmaker, system=True) as session:
-            deleted = await purge_batch(session, tenant_id, where, self.batch_size)
-            audit = await AuditRepository(session).record(
-                actor, "cache.purge", tenant_id=tenant_id, filters=parameters, rows_affected=deleted
-            )
-        if deleted == self.batch_size:
+        while True:
+            batch = self.batch_size
+            try:
+                async with transaction(self._sessionmaker, system=True) as session:
+                    deleted = await purge_batch(session, tenant_id, where, batch)
+                    audit = await AuditRepository(session).record(
+                        actor, "cache.purge", tenant_id=tenant_id, filters=parameters, rows_affected=deleted
+                    )
+                break
+            except Exception as exc:
+                self._shrink_or_raise(exc)
+        if deleted == batch:
             deleted += await self.purge_rest(tenant_id, where, audit.id)
         return deleted
 
@@ -94,9 +118,22 @@ class CachePurge:
         total = 0
         while True:
             await asyncio.sleep(BATCH_PAUSE_S)
-            async with transaction(self._sessionmaker, system=True) as session:
-                deleted = await purge_batch(session, tenant_id, where, self.batch_size)
-                await AuditRepository(session).add_rows(audit_id, deleted)
+            batch = self.batch_size
+            try:
+                async with transaction(self._sessionmaker, system=True) as session:
+                    deleted = await purge_batch(session, tenant_id, where, batch)
+                    await AuditRepository(session).add_rows(audit_id, deleted)
+            except Exception as exc:
+                self._shrink_or_raise(exc)
+                continue
             total += deleted
-            if deleted < self.batch_size:
+            if deleted < batch:
                 return total
+
+    def _shrink_or_raise(self, error: Exception) -> None:
+        """After a failed batch (rolled back whole): halve the batch when it ran out of time and
+        can still shrink; otherwise the error stands."""
+        if not is_statement_timeout(error) or self.batch_size <= MIN_PURGE_BATCH:
+            raise error
+        self.batch_size = max(MIN_PURGE_BATCH, self.batch_size // 2)
+        log.warning("purge batch timed out: retried smaller", extra={"batch_size": self.batch_size})

@@ -10,9 +10,11 @@ import asyncio
 
 from sqlalchemy import exc as sa_exc
 
-# SQLSTATE classes: 08 connection exception, 57 operator intervention (shutdown, cannot connect now),
-# 53 insufficient resources (too many connections).
+# SQLSTATE classes: 08 connection exception, 57 operator intervention (shutdown, cannot connect now,
+# a statement cancelled by its timeout), 53 insufficient resources (too many connections).
 _OUTAGE_SQLSTATE_CLASSES = ("08", "57", "53")
+# The statement ran past `statement_timeout` (or was cancelled): the database is there, but slow.
+QUERY_CANCELED = "57014"
 
 
 def database_error_of(error: BaseException) -> BaseException | None:
@@ -27,17 +29,31 @@ def database_error_of(error: BaseException) -> BaseException | None:
     return None
 
 
-def describe_database_error(error: BaseException) -> str:
-    """A database error as its class and SQLSTATE: never its message, which may quote the
-    statement's parameters (asyncpg's "invalid input for query argument $1: '<the value>'")."""
+def sqlstate_of(error: BaseException) -> str | None:
+    """The SQLSTATE of a database error, SQLAlchemy's or the driver's own; None for anything else."""
     original = getattr(error, "orig", None)
     sqlstate = (
         getattr(original, "sqlstate", None)
         or getattr(getattr(original, "__cause__", None), "sqlstate", None)
         or getattr(error, "sqlstate", None)
     )
+    return sqlstate if isinstance(sqlstate, str) else None
+
+
+def describe_database_error(error: BaseException) -> str:
+    """A database error as its class and SQLSTATE: never its message, which may quote the
+    statement's parameters (asyncpg's "invalid input for query argument $1: '<the value>'")."""
+    original = getattr(error, "orig", None)
+    sqlstate = sqlstate_of(error)
     cause = type(getattr(original, "__cause__", None) or original or error).__name__
     return f"{cause} (SQLSTATE {sqlstate})" if sqlstate else cause
+
+
+def is_statement_timeout(error: BaseException) -> bool:
+    """A statement cancelled by its timeout: an outage to the request paths (they degrade), but
+    work that can be split (a purge's batches) can retry in smaller pieces."""
+    database_error = database_error_of(error)
+    return database_error is not None and sqlstate_of(database_error) == QUERY_CANCELED
 
 
 def is_database_outage(error: BaseException) -> bool:
@@ -48,13 +64,10 @@ def is_database_outage(error: BaseException) -> bool:
     if isinstance(error, sa_exc.DBAPIError):
         if error.connection_invalidated or isinstance(error, sa_exc.InterfaceError):
             return True
-        original = error.orig
-        sqlstate = getattr(original, "sqlstate", None) or getattr(
-            getattr(original, "__cause__", None), "sqlstate", None
-        )
-        if isinstance(sqlstate, str) and sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES:
+        sqlstate = sqlstate_of(error)
+        if sqlstate is not None and sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES:
             return True
-        cause = getattr(original, "__cause__", None)
+        cause = getattr(error.orig, "__cause__", None)
         return isinstance(cause, OSError | ConnectionError) or type(cause).__name__ in {
             "ConnectionDoesNotExistError",
             "InterfaceError",

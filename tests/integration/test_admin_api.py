@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -10,8 +12,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.asgi import create_app
+from app.cache.purge import PurgeFilter, purge_batch
 from app.db.engine import transaction
-from tests.conftest import ADMIN_HEADERS
+from app.settings import Settings
+from tests.conftest import ADMIN_HEADERS, ServerThread
 
 MODEL = "gpt-4o-mini"
 NOBODY = uuid.uuid4()
@@ -276,6 +281,80 @@ async def test_purge_counts_exactly_in_batches_and_spares_other_tenants(
         ("cache.purge", {"model": MODEL}, 11_001),
     ]
     assert await audit_of(http, b.tenant_id) == []
+
+
+@contextlib.asynccontextmanager
+async def slow_deletes(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, per_row_s: float
+) -> AsyncIterator[None]:
+    """Deleting this tenant's entries takes `per_row_s` a row (a loaded database, for it alone)."""
+    name = f"slow_delete_{tenant_id.hex}"
+    async with transaction(sessionmaker, system=True) as session:
+        await session.execute(
+            text(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN PERFORM pg_sleep({per_row_s}); RETURN OLD; END $$"
+            )
+        )
+        await session.execute(
+            text(
+                f"CREATE TRIGGER {name} BEFORE DELETE ON cache_entries FOR EACH ROW "
+                f"WHEN (OLD.tenant_id = '{tenant_id}') EXECUTE FUNCTION {name}()"
+            )
+        )
+    try:
+        yield
+    finally:
+        async with transaction(sessionmaker, system=True) as session:
+            await session.execute(text(f"DROP TRIGGER {name} ON cache_entries"))
+            await session.execute(text(f"DROP FUNCTION {name}()"))
+
+
+async def test_a_purge_batch_deletes_at_most_its_size_whatever_the_plan(
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Each batch is a short transaction only if it removes at most its size: with the plan the
+    planner picks for a tenant its statistics think small (a nested loop, which rescans the
+    batch's locking subquery for every row), a batch of 10 once removed all 300 entries."""
+    t = await make_tenant("purge-plan")
+    await bulk_entries(sessionmaker, t.tenant_id, 300, model=MODEL)
+    async with transaction(sessionmaker, system=True) as session:
+        for setting in ("enable_hashjoin", "enable_mergejoin", "enable_material"):
+            await session.execute(text(f"SET LOCAL {setting} = off"))
+        assert await purge_batch(session, t.tenant_id, PurgeFilter(), 10) == 10
+    assert await entry_count(sessionmaker, t.tenant_id) == 290
+
+
+async def test_a_purge_slower_than_the_statement_timeout_goes_on_in_smaller_batches(
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    """A batch that runs past the statement timeout is rolled back whole and tried again at half
+    the size: the purge completes, and its count and audit entry are exact. When even the
+    smallest batch cannot finish, the purge answers 503 (the database too slow, not unreachable)
+    with nothing removed or counted."""
+    t = await make_tenant("purge-slow")
+    await bulk_entries(sessionmaker, t.tenant_id, 600, model=MODEL)
+    tight = settings.database.model_copy(update={"statement_timeout_ms": 300})
+    url = f"/admin/tenants/{t.tenant_id}/cache"
+    with ServerThread(create_app(settings.model_copy(update={"database": tight}))) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            async with slow_deletes(sessionmaker, t.tenant_id, 0.001):  # 5,000 rows: 5 s; 300 ms allowed
+                purged = await http.delete(url, headers=ADMIN_HEADERS)
+            assert (purged.status_code, purged.json()) == (200, {"deleted": 600})
+            assert await entry_count(sessionmaker, t.tenant_id) == 0
+
+            await bulk_entries(sessionmaker, t.tenant_id, 100, model=MODEL)
+            async with slow_deletes(sessionmaker, t.tenant_id, 0.02):  # even 50 rows take 1 s
+                failed = await http.delete(url, headers=ADMIN_HEADERS)
+            assert failed.status_code == 503
+            assert failed.json()["detail"] == "The database did not answer in time; try again shortly."
+            assert int(failed.headers["retry-after"]) > 0
+            assert await entry_count(sessionmaker, t.tenant_id) == 100
+            audit = await audit_of(http, t.tenant_id)
+    assert [(e["action"], e["rows_affected"]) for e in audit] == [("cache.purge", 600)]
 
 
 async def test_purge_by_namespace_and_age(

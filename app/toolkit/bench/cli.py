@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -173,22 +171,11 @@ def bench(
 @contextmanager
 def _database(settings: Settings, mode: str) -> Iterator[tuple[str, int | None, str]]:
     """The database URL, the postmaster's pid when it runs here, and a description for the report."""
-    from app.db import migrate
-    from app.db.embedded import start_embedded
+    from app.toolkit.scratch import scratch_database
 
     if mode == "temp":
-        data_dir = Path(tempfile.mkdtemp(prefix="deja-bench-"))
-        embedded = start_embedded(data_dir)
-        try:
-            migrate.upgrade(embedded.url)
-            yield (
-                embedded.url,
-                _postmaster_pid(data_dir / "pg"),
-                "a fresh embedded Postgres (pip wheel), local socket",
-            )
-        finally:
-            embedded.stop()
-            shutil.rmtree(data_dir, ignore_errors=True)
+        with scratch_database("deja-bench-") as scratch:
+            yield scratch.url, scratch.postmaster_pid, "a fresh embedded Postgres (pip wheel), local socket"
         return
     from app.db.migrate import database_url
 
