@@ -10,8 +10,9 @@ transaction and commits batch by batch itself (docs/architecture.md).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,11 +22,14 @@ from app.cache.policy import parse_policy
 from app.cache.purge import CachePurge, PurgeFilter
 from app.db.engine import transaction
 from app.errors import NotFound, Unprocessable
-from app.ledger.repository import LedgerRepository
+from app.ledger.repository import LedgerBatch, LedgerRepository
 from app.tenants.keys import NewKey
 from app.tenants.models import ApiKey, KeyRole, Tenant, TenantStatus
 from app.tenants.repository import KeyRepository, TenantRepository
 from app.tenants.schemas import TenantPatch
+
+# Ledger rows a tenant deletion anonymises or deletes per transaction.
+LEDGER_BATCH = 5_000
 
 FIRST_KEY_NAME = "first key"
 MAX_NAME = 200  # tenants.name is VARCHAR(200)
@@ -149,6 +153,25 @@ class TenantService:
         return key
 
 
+async def _ledger_in_batches(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    audit_id: int,
+    batch: int,
+    step: Callable[[LedgerRepository, tuple[datetime, int] | None], Awaitable[LedgerBatch]],
+) -> int:
+    """`step` (the tenant's next ledger rows after a key) until a batch comes back short, each
+    batch in its own transaction with the rows it changed added to the audit entry; how many."""
+    total, after = 0, None
+    while True:
+        async with transaction(sessionmaker, system=True) as session:
+            done = await step(LedgerRepository(session), after)
+            await AuditRepository(session).add_rows(audit_id, done.changed)
+        total += done.changed
+        if done.taken < batch:
+            return total
+        after = done.last
+
+
 async def delete_tenant(
     sessionmaker: async_sessionmaker[AsyncSession],
     actor: str,
@@ -157,13 +180,15 @@ async def delete_tenant(
     include_ledger: bool,
     purge: CachePurge | None = None,
     keys_removed: Callable[[], None] | None = None,
+    ledger_batch: int = LEDGER_BATCH,
 ) -> TenantDeletion:
     """Remove a tenant's cache, keys, quotas and usage. Its ledger rows stay, anonymised, on a
     tombstone row unless `include_ledger`, which removes them and the tenant row too.
 
     Three steps, each committed: keys, quotas and status first (no new request lands while the
-    entries go; `keys_removed` is called then), the cache entries in batches, the ledger last.
-    Deleting a tombstone again finishes whatever an interrupted deletion left."""
+    entries go; `keys_removed` is called then), the cache entries in batches, the ledger last,
+    in batches of `ledger_batch` rows. Every batch adds its rows to the audit entry. Deleting a
+    tombstone again finishes whatever an interrupted deletion left."""
     purge = purge or CachePurge(sessionmaker)
     async with transaction(sessionmaker, system=True) as session:
         tenants = TenantRepository(session)
@@ -184,17 +209,25 @@ async def delete_tenant(
     if keys_removed is not None:
         keys_removed()
     entries = await purge.purge_rest(tenant_id, PurgeFilter(), audit.id)
-    async with transaction(sessionmaker, system=True) as session:
-        ledger = LedgerRepository(session)
-        anonymised = deleted = 0
-        if include_ledger:
-            deleted = await ledger.delete_for_tenant(tenant_id)
+    anonymised = deleted = 0
+    if include_ledger:
+        deleted = await _ledger_in_batches(
+            sessionmaker,
+            audit.id,
+            ledger_batch,
+            lambda ledger, after: ledger.delete_batch(tenant_id, after, ledger_batch),
+        )
+        async with transaction(sessionmaker, system=True) as session:
             tombstone = await TenantRepository(session).get_for_update(tenant_id)
             if tombstone is not None:
                 await TenantRepository(session).delete(tombstone)
-        else:
-            anonymised = await ledger.anonymise(tenant_id)
-        await AuditRepository(session).add_rows(audit.id, anonymised + deleted)
+    else:
+        anonymised = await _ledger_in_batches(
+            sessionmaker,
+            audit.id,
+            ledger_batch,
+            lambda ledger, after: ledger.anonymise_batch(tenant_id, after, ledger_batch),
+        )
     return TenantDeletion(
         tenant_id=tenant_id,
         cache_entries=entries,

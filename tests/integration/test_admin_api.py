@@ -16,6 +16,7 @@ from app.asgi import create_app
 from app.cache.purge import PurgeFilter, purge_batch
 from app.db.engine import transaction
 from app.settings import Settings
+from app.tenants.service import delete_tenant
 from tests.conftest import ADMIN_HEADERS, ServerThread
 
 MODEL = "gpt-4o-mini"
@@ -549,6 +550,66 @@ async def test_delete_tenant_keeps_an_anonymised_ledger(
     assert audit[0] == ("tenant.delete", True, 2)
     assert audit[1][:2] == ("tenant.delete", False)
     assert audit[1][2] == 21 + 1 + 1 + deleted.json()["usage_counters"] + 2
+
+
+async def test_a_large_ledger_goes_in_batches_each_row_once(
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A tenant's ledger is anonymised, or deleted, a batch at a time (one statement over a large
+    tenant's rows would outlast the statement timeout): every row once, rows booked at the same
+    instant across a batch boundary included, rows already anonymous not counted, no other
+    tenant's row touched; the audit entry counts each batch."""
+    t, other = await make_tenant("ledger-batches"), await make_tenant("ledger-bystander")
+    async with transaction(sessionmaker, system=True) as session:
+        for tenant_id, rows in ((t.tenant_id, 30), (other.tenant_id, 5)):
+            await session.execute(
+                text(
+                    """
+                    INSERT INTO ledger (tenant_id, request_id, created_at, booked_at, requested_model,
+                                        used_model, namespace, cache_status, prompt_tokens,
+                                        completion_tokens, cost_usd, avoided_cost_usd, latency_ms,
+                                        http_status, priority, metadata)
+                    SELECT :t, 'batch-' || i, timestamptz '2026-11-01' + make_interval(secs => greatest(i - 20, 0)),
+                           now(), 'gpt-4o-mini', 'gpt-4o-mini', 'docs', 'miss', 40, 120, 0.000078, 0, 12,
+                           200, 1, '{"user": "alice@example.com"}'::jsonb
+                    FROM generate_series(1, :n) AS i
+                    """
+                ),
+                {"t": tenant_id, "n": rows},  # 20 of the tenant's rows at the same instant
+            )
+        await session.execute(
+            text(
+                "INSERT INTO ledger (tenant_id, request_id, requested_model, cache_status, prompt_tokens, "
+                "completion_tokens, cost_usd, avoided_cost_usd, latency_ms, http_status, priority) "
+                "SELECT :t, 'anonymous-' || i, 'gpt-4o-mini', 'hit', 0, 0, 0, 0.000078, 3, 200, 1 "
+                "FROM generate_series(1, 3) AS i"
+            ),
+            {"t": t.tenant_id},
+        )
+
+    kept = await delete_tenant(sessionmaker, "test", t.tenant_id, include_ledger=False, ledger_batch=7)
+    assert kept.ledger_rows_anonymised == 30
+    rows = await ledger_rows(sessionmaker, t.tenant_id)
+    assert len(rows) == 33
+    assert all(r["metadata"] == {} and r["namespace"] == "" for r in rows)
+    assert all(
+        r["metadata"] == {"user": "alice@example.com"}
+        for r in await ledger_rows(sessionmaker, other.tenant_id)
+    )
+
+    gone = await delete_tenant(sessionmaker, "test", t.tenant_id, include_ledger=True, ledger_batch=7)
+    assert (gone.ledger_rows_deleted, gone.ledger_rows_anonymised) == (33, 0)
+    assert await ledger_rows(sessionmaker, t.tenant_id) == []
+    assert len(await ledger_rows(sessionmaker, other.tenant_id)) == 5
+    async with transaction(sessionmaker, system=True) as session:
+        audited = await session.execute(
+            text(
+                "SELECT filters->>'include_ledger', rows_affected FROM audit_log WHERE tenant_id = :t ORDER BY id"
+            ),
+            {"t": t.tenant_id},
+        )
+        assert [(flag, rows) for flag, rows in audited] == [("false", 1 + 30), ("true", 33)]
 
 
 async def test_delete_with_ledger_removes_everything(
