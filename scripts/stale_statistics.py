@@ -1,6 +1,6 @@
 """What a lookup costs Postgres when the cache entries' statistics lag behind a grown scope.
 
-    python scripts/stale_statistics.py [--entries 2000] [--lookups 300]
+    python scripts/stale_statistics.py [--entries 2000] [--lookups 300] [--neighbours 0]
 
 A fresh embedded Postgres, migrated; one tenant whose scope receives `--entries` template prompts
 (a ticket number each, real embeddings, all in one transaction, as a new tenant's first traffic
@@ -14,6 +14,14 @@ client's wall time per call, the calls timed alone.
 
 Migration 0110 and the embedded server's autovacuum settings (docs/operations.md#statistics) are
 what keep the "before" state short in service.
+
+`--neighbours N` first stores N other tenants of 150 entries each (random vectors), 20 of them in
+the same scope and the rest in scopes of their own, as tenants that send the same model with no
+system prompt would. A third line then repeats the measure with migration 0150's statistics over
+tenant, namespace and scope dropped and the table analysed again: the planner then multiplies the
+tenant's share of the table by the scope's. Each line prints the planner's estimate of the
+scope's rows as the probe sees it (the row-level security condition included, which lowers it
+again: the planner cannot read the tenant setting it compares with).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import argparse
 import asyncio
 import hashlib
 import itertools
+import json
 import time
 import uuid
 from pathlib import Path
@@ -76,7 +85,30 @@ async def through_the_index(
     return used
 
 
-async def run(socket_dir: Path, entries: int, lookups: int) -> None:
+NEIGHBOUR = """
+    INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response, embedder, embedding)
+    SELECT $1::uuid, $2, CASE WHEN i <= 20 THEN $3 ELSE sha256(convert_to($1::uuid::text, 'UTF8')) END,
+           sha256(convert_to($1::uuid::text || i, 'UTF8')),
+           'a neighbour prompt ' || i, '{}'::jsonb, $4, r.v
+      FROM generate_series(1, 150) AS i
+     CROSS JOIN LATERAL (SELECT array_agg(random() - 0.5)::vector AS v FROM generate_series(1, $5) WHERE i > 0) AS r
+"""
+# Values spelled in the statement, not parameters: a parameter's value is unknown to EXPLAIN.
+ESTIMATE = (
+    "EXPLAIN (FORMAT JSON) SELECT id FROM cache_entries "
+    "WHERE tenant_id = '{tenant_id}' AND namespace = '' AND scope_hash = '\\x{scope}'::bytea"
+)
+
+
+async def estimated_rows(connection: asyncpg.Connection, tenant_id: uuid.UUID, scope: bytes) -> int:
+    """The planner's estimate of the scope's rows, as the tenant (the row-level condition in it)."""
+    async with connection.transaction():
+        await connection.execute("SELECT set_config('deja.tenant_id', $1, true)", str(tenant_id))
+        plan = json.loads(await connection.fetchval(ESTIMATE.format(tenant_id=tenant_id, scope=scope.hex())))
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+async def run(socket_dir: Path, entries: int, lookups: int, neighbours: int) -> None:
     # A ticket number makes each template prompt a prompt of its own.
     pairs = [
         (f"Ticket {i}: {pair.prompt}", f"Ticket {i}: {pair.paraphrase}")
@@ -91,6 +123,15 @@ async def run(socket_dir: Path, entries: int, lookups: int) -> None:
     try:
         await register_vector(connection)
         await connection.execute("ALTER TABLE cache_entries SET (autovacuum_enabled = off)")
+        for _ in range(neighbours):
+            async with connection.transaction():
+                await connection.execute("SELECT set_config('deja.system', 'on', true)")
+                neighbour = await connection.fetchval(
+                    "INSERT INTO tenants (name) VALUES ($1) RETURNING id", f"neighbour-{uuid.uuid4().hex[:8]}"
+                )
+                await connection.execute(
+                    NEIGHBOUR, neighbour, MODEL, scope, DEFAULT_EMBEDDER, DEFAULT_DIMENSION
+                )
         async with connection.transaction():
             await connection.execute("SELECT set_config('deja.system', 'on', true)")
             tenant_id = await connection.fetchval(
@@ -114,7 +155,10 @@ async def run(socket_dir: Path, entries: int, lookups: int) -> None:
                     for (prompt, _), vector in zip(pairs, stored, strict=True)
                 ],
             )
-        print(f"{entries} entries in one scope; {lookups} lookups of paraphrases each way")
+        print(
+            f"{entries} entries in one scope, {neighbours} neighbours with 20 entries each in it; "
+            f"{lookups} lookups of paraphrases each way"
+        )
         searches = [
             (PROBE, (tenant_id, scope, DEFAULT_EMBEDDER, DEFAULT_DIMENSION, HalfVector(vector)))
             for vector in asked
@@ -123,17 +167,24 @@ async def run(socket_dir: Path, entries: int, lookups: int) -> None:
             (EXACT, (tenant_id, hashlib.sha256(prompt.encode()).digest())) for prompt, _ in pairs[:lookups]
         ]
         print(
-            "statistics | searches through the HNSW index | search: Postgres CPU ms, wall ms "
-            "| exact probe: Postgres CPU ms, wall ms"
+            "statistics | scope's rows estimated | searches through the HNSW index "
+            "| search: Postgres CPU ms, wall ms | exact probe: Postgres CPU ms, wall ms"
         )
-        for label in ("never analysed", "after ANALYZE"):
+        labels = ["never analysed", "after ANALYZE"]
+        if neighbours:
+            labels.append("after ANALYZE, per column only")
+        for label in labels:
             if label == "after ANALYZE":
                 await connection.execute("ANALYZE cache_entries")
+            if label == "after ANALYZE, per column only":
+                await connection.execute("DROP STATISTICS st_cache_entries_scope")
+                await connection.execute("ANALYZE cache_entries")
+            estimate = await estimated_rows(connection, tenant_id, scope)
             used = await through_the_index(connection, searches)  # also the warm-up
             cpu_ms, wall_ms = await timed(connection, searches)
             exact_cpu_ms, exact_wall_ms = await timed(connection, exacts)
             print(
-                f"{label} | {used} of {len(searches)} | {cpu_ms:.2f}, {wall_ms:.2f} "
+                f"{label} | {estimate} | {used} of {len(searches)} | {cpu_ms:.2f}, {wall_ms:.2f} "
                 f"| {exact_cpu_ms:.2f}, {exact_wall_ms:.2f}"
             )
     finally:
@@ -144,11 +195,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--entries", type=int, default=2000, help="entries in the scope (at least 1)")
     parser.add_argument("--lookups", type=int, default=300, help="probes of each kind (at least 1)")
+    parser.add_argument("--neighbours", type=int, default=0, help="other tenants sharing the scope")
     args = parser.parse_args()
-    if args.entries < 1 or args.lookups < 1:
-        parser.error("--entries and --lookups must be at least 1")
+    if args.entries < 1 or args.lookups < 1 or args.neighbours < 0:
+        parser.error("--entries and --lookups must be at least 1, --neighbours at least 0")
     with scratch_database("deja-stale-statistics-") as scratch:
-        asyncio.run(run(scratch.embedded.socket_dir, args.entries, min(args.lookups, args.entries)))
+        asyncio.run(
+            run(scratch.embedded.socket_dir, args.entries, min(args.lookups, args.entries), args.neighbours)
+        )
 
 
 if __name__ == "__main__":

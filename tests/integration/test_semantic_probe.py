@@ -317,6 +317,61 @@ async def test_a_scope_that_grows_is_searched_through_the_index_within_seconds(
         pytest.fail(f"the scope was still scanned whole after 60 s: {stats.one()}")
 
 
+async def test_a_tenants_part_of_a_scope_many_tenants_share_is_searched_through_the_index(
+    make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:  # type: ignore[no-untyped-def]
+    """Tenants that send the same model with no system prompt share a scope. Judged by statistics
+    per column, a tenant's 2,000 entries in it pass for a few dozen rows and the scope is read whole
+    on every lookup; migration 0150's statistics over tenant, namespace and scope together count
+    the combination as it is, and the search goes through the HNSW index."""
+    shared = scope_hash(STORED)
+    async with transaction(sessionmaker, system=True) as session:
+        kinds = (
+            await session.execute(
+                text("SELECT stxkind::text[] FROM pg_statistic_ext WHERE stxname = 'st_cache_entries_scope'")
+            )
+        ).scalar_one()
+        assert set(kinds) == {"d", "f", "m"}  # ndistinct, dependencies, most common combinations
+        for _ in range(76):
+            neighbour = (
+                await session.execute(
+                    text("INSERT INTO tenants (name) VALUES (:n) RETURNING id"),
+                    {"n": f"neighbour-{uuid.uuid4().hex[:10]}"},
+                )
+            ).scalar_one()
+            await session.execute(
+                text(
+                    "INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response) "
+                    "SELECT :t, :model, CASE WHEN i <= 20 THEN CAST(:scope AS bytea) ELSE CAST(:own AS bytea) END, "
+                    "sha256(convert_to(:prefix || i, 'UTF8')), 'a neighbour prompt', '{}'::jsonb "
+                    "FROM generate_series(1, 150) AS i"
+                ),
+                {
+                    "t": neighbour,
+                    "model": MODEL,
+                    "scope": shared,
+                    "own": neighbour.bytes * 2,  # a scope of its own
+                    "prefix": str(neighbour),
+                },
+            )
+    t = await make_tenant("sem-shared")
+    await _random_entries(sessionmaker, t.tenant_id, shared, 2000)
+    async with sessionmaker() as session:
+        await session.execute(text("ANALYZE cache_entries"))
+        await session.commit()
+    index = hnsw_index_name(DEFAULT_EMBEDDER)
+    scans = text("SELECT pg_stat_get_xact_numscans(to_regclass(:i))")
+    probe = await embedder_probe(sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        before = (await session.execute(scans, {"i": index})).scalar_one()
+        found = (
+            await session.execute(probe, _args(t.tenant_id, STORED, HalfVector([0.5] * DEFAULT_DIMENSION)))
+        ).all()
+        after = (await session.execute(scans, {"i": index})).scalar_one()
+    assert len(found) == 5
+    assert after > before
+
+
 async def test_hit_counters_are_written_without_touching_any_index(
     make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:  # type: ignore[no-untyped-def]
