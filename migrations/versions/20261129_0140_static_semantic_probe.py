@@ -13,6 +13,7 @@ PL/pgSQL keeps a static statement parsed; `plan_cache_mode = force_custom_plan` 
 with each call's values (it knows the tenant), as the dynamic statement was. The functions run
 with the caller's rights, as 0080's: row-level security applies to every row they read.
 
+The default embedder's function is created here, as its index is by the migrations.
 `deja_semantic_probe` keeps its signature and now calls the embedder's own function, so the
 query is written once, here. A later migration that changes the query drops the per-embedder
 functions (`DROP_PER_EMBEDDER` below); the service creates them again when it starts.
@@ -137,6 +138,9 @@ $$
 def upgrade() -> None:
     op.execute(_ENSURE)
     op.execute(_GENERIC)
+    # The default embedder's, as its HNSW index is made by the migrations: a service whose role may
+    # not create functions still finds it.
+    op.execute("SELECT deja_ensure_semantic_probe('minilm-l6-v2-int8', 384)")
 
 
 def downgrade() -> None:
