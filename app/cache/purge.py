@@ -4,8 +4,9 @@ Each batch is its own short transaction, so that purging a large tenant never ho
 a snapshot long enough to slow other tenants down. The audit entry is written by the caller
 in the first transaction; each later batch adds its rows to it, so the log always says
 exactly what has been removed, even if the work stops half-way. A batch that runs past the
-statement timeout (a loaded database) was rolled back whole: it is tried again at half the
-size, down to `MIN_PURGE_BATCH`, and the next batches keep the smaller size. These are the
+statement timeout (a loaded database) was rolled back whole: after a pause it is tried again at
+half the size, down to `MIN_PURGE_BATCH` (at most seven tries from 5,000), and the next batches
+keep the smaller size. These are the
 only commits below the routes apart from tenant deletion (docs/architecture.md).
 """
 
@@ -34,6 +35,8 @@ PURGE_BATCH = 5_000
 MIN_PURGE_BATCH = 50
 # A breath between batches lets other transactions take the locks and I/O in between.
 BATCH_PAUSE_S = 0.005
+# After a batch timed out, a longer one: the database is loaded.
+RETRY_PAUSE_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +111,7 @@ class CachePurge:
                     )
                 break
             except Exception as exc:
-                self._shrink_or_raise(exc)
+                await self._shrink_or_raise(exc)
         if deleted == batch:
             deleted += await self.purge_rest(tenant_id, where, audit.id)
         return deleted
@@ -124,16 +127,17 @@ class CachePurge:
                     deleted = await purge_batch(session, tenant_id, where, batch)
                     await AuditRepository(session).add_rows(audit_id, deleted)
             except Exception as exc:
-                self._shrink_or_raise(exc)
+                await self._shrink_or_raise(exc)
                 continue
             total += deleted
             if deleted < batch:
                 return total
 
-    def _shrink_or_raise(self, error: Exception) -> None:
+    async def _shrink_or_raise(self, error: Exception) -> None:
         """After a failed batch (rolled back whole): halve the batch when it ran out of time and
-        can still shrink; otherwise the error stands."""
+        can still shrink, and pause; otherwise the error stands."""
         if not is_statement_timeout(error) or self.batch_size <= MIN_PURGE_BATCH:
             raise error
         self.batch_size = max(MIN_PURGE_BATCH, self.batch_size // 2)
         log.warning("purge batch timed out: retried smaller", extra={"batch_size": self.batch_size})
+        await asyncio.sleep(RETRY_PAUSE_S)

@@ -13,6 +13,7 @@ else. The vector travels in pgvector's binary format (`FastConnections` register
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -21,17 +22,22 @@ import numpy as np
 import numpy.typing as npt
 from pgvector import HalfVector
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.exact_probe import entry_of
 from app.cache.repository import StoredEntry, check_embedder_name
+from app.db.errors import describe_database_error
 from app.db.fastpath import FastConnections
+
+log = logging.getLogger(__name__)
 
 # For any embedder, by name and dimension (scripts, psql): one more call inside.
 PROBE = "SELECT * FROM deja_semantic_probe($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 
-_ENSURE = "deja_ensure_semantic_probe(text, integer)"
-_FUNCTION = re.compile(r"^deja_semantic_probe_[0-9a-f]{16}$")
+_ENSURE_SIGNATURE = "deja_ensure_semantic_probe(text, integer)"
+ENSURE = "SELECT deja_ensure_semantic_probe($1, $2)"
+_FUNCTION = re.compile(r"deja_semantic_probe_[0-9a-f]{16}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +48,7 @@ class SemanticProbe:
 
     def __post_init__(self) -> None:
         # The name is spelled into the statement's text.
-        if not _FUNCTION.match(self.function):
+        if not _FUNCTION.fullmatch(self.function):
             raise ValueError(f"not a semantic probe function: {self.function!r}")
 
     @property
@@ -51,15 +57,34 @@ class SemanticProbe:
 
     @classmethod
     async def ensure(cls, session: AsyncSession, embedder: str, dimension: int) -> SemanticProbe | None:
-        """The embedder's function, created if it is not there yet (idempotent). None when the
-        database cannot create it (migration 0140 not applied)."""
-        if not await session.scalar(text("SELECT to_regprocedure(:f) IS NOT NULL"), {"f": _ENSURE}):
+        """The embedder's function, created if it is not there yet (idempotent). None, logged, when
+        the database cannot give it (migration 0140 not applied, a role that may not create it):
+        semantic lookups then use transactions, as before the function existed."""
+        if not await session.scalar(text("SELECT to_regprocedure(:f) IS NOT NULL"), {"f": _ENSURE_SIGNATURE}):
+            log.warning(
+                "deja_ensure_semantic_probe is missing (migrations not applied): semantic lookups use transactions"
+            )
             return None
-        name = await session.scalar(
-            text("SELECT deja_ensure_semantic_probe(:embedder, :dimension)"),
-            {"embedder": check_embedder_name(embedder), "dimension": int(dimension)},
-        )
+        try:
+            async with session.begin_nested():
+                name = await session.scalar(
+                    text("SELECT deja_ensure_semantic_probe(:embedder, :dimension)"),
+                    {"embedder": check_embedder_name(embedder), "dimension": int(dimension)},
+                )
+        except DBAPIError as exc:
+            log.warning(
+                "the semantic probe function could not be created: semantic lookups use transactions",
+                extra={"error": describe_database_error(exc)},
+            )
+            return None
         return cls(str(name))
+
+    @classmethod
+    async def recreate(cls, connections: FastConnections, embedder: str, dimension: int) -> SemanticProbe:
+        """The embedder's function made again (it was dropped while the service ran)."""
+        row = await connections.fetchrow(ENSURE, check_embedder_name(embedder), int(dimension))
+        assert row is not None
+        return cls(str(row[0]))
 
     async def nearest(
         self,

@@ -33,7 +33,8 @@ from app.cache.verifier import (
     build_verifier,
     read_band,
 )
-from app.db.fastpath import FastConnections, missing_function, unavailable
+from app.db.errors import describe_database_error
+from app.db.fastpath import FastConnections, connection_failed, missing_function, unavailable
 from app.observability import metrics
 from app.settings import CacheSettings
 from app.upstream.usage import Usage
@@ -112,10 +113,6 @@ class CacheService:
             await self.embedder.embed(["dimension probe"])
         await CacheRepository(session).ensure_embedding_index(self.embedder.name, self.embedder.dimension)
         self.semantic_probe = await SemanticProbe.ensure(session, self.embedder.name, self.embedder.dimension)
-        if self.semantic_probe is None:
-            log.warning(
-                "deja_ensure_semantic_probe is missing (migrations not applied): semantic lookups use transactions"
-            )
 
     async def lookup(
         self,
@@ -269,10 +266,10 @@ class CacheService:
                 max_age_s=max_age_s,
             )
         except Exception as exc:
-            if not unavailable(exc, probe.function, "semantic lookups use transactions"):
+            if not unavailable(exc, probe.function, "this lookup uses a transaction"):
                 raise
             if missing_function(exc):
-                self.semantic_probe = None
+                self.semantic_probe = await self._recreate_probe(connections)
             return None
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
@@ -285,6 +282,21 @@ class CacheService:
         return LookupResult(
             entry=entry, tier="semantic", similarity=entry.similarity, embedding=embedding, verdict=verdict
         )
+
+    async def _recreate_probe(self, connections: FastConnections) -> SemanticProbe | None:
+        """The probe function again, after it was dropped (a migration while the service ran). With
+        the database unreachable, the same one (tried again next time); None, and transactions from
+        then on, if it cannot be made."""
+        try:
+            return await SemanticProbe.recreate(connections, self.embedder.name, self.embedder.dimension)
+        except Exception as exc:
+            if connection_failed(exc):
+                return self.semantic_probe
+            log.warning(
+                "the semantic probe function could not be made again: semantic lookups use transactions",
+                extra={"error": describe_database_error(exc)},
+            )
+            return None
 
     def alias_floor(self, policy: VerifierPolicy) -> float:
         """The cosine an alias must have been served at to serve again (it serves again only where

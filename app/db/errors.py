@@ -50,10 +50,15 @@ def describe_database_error(error: BaseException) -> str:
 
 
 def is_statement_timeout(error: BaseException) -> bool:
-    """A statement cancelled by its timeout: an outage to the request paths (they degrade), but
-    work that can be split (a purge's batches) can retry in smaller pieces."""
+    """A statement cancelled by `statement_timeout`: an outage to the request paths (they degrade),
+    but work that can be split (a purge's batches) can retry in smaller pieces. Not a statement an
+    operator cancelled (the same SQLSTATE, told apart by Postgres's message)."""
     database_error = database_error_of(error)
-    return database_error is not None and sqlstate_of(database_error) == QUERY_CANCELED
+    return (
+        database_error is not None
+        and sqlstate_of(database_error) == QUERY_CANCELED
+        and "statement timeout" in str(getattr(database_error, "orig", None) or database_error)
+    )
 
 
 def is_database_outage(error: BaseException) -> bool:

@@ -95,9 +95,6 @@ class LedgerRow:
     explored: bool = False
 
 
-_LEDGER_COLUMNS = [f.name for f in fields(LedgerRow)]
-# One prepared statement on the hot path: building an ORM insert per request cost more than
-# running it. Columns and parameters are LedgerRow's fields; metadata is JSON.
 # A tenant's ledger goes in batches (tenant deletion), each its own short transaction: one
 # statement over a large tenant's rows would outlast the statement timeout and never finish. Each
 # batch takes the tenant's next rows in (created_at, id) order after the previous batch's last,
@@ -106,10 +103,11 @@ _LEDGER_COLUMNS = [f.name for f in fields(LedgerRow)]
 # on every batch); the anonymising UPDATE skips rows already anonymous, so they are not counted.
 # MATERIALIZED: the batch is chosen once, never rescanned per row (purge.py says why). The
 # planner cannot estimate the row-level security condition and takes the tenant's rows for a
-# few hundred: it would scan and sort them all on every batch (50 to 300 ms a batch over 200,000
-# to 1,000,000 rows, against 3 ms); `_INDEX_ORDER` leaves it the index, read in order, and plans
-# each batch with its own values (the prepared statement's generic plan, from the sixth batch on,
-# read further into the index with every batch: 45 ms a batch became 100 ms after 40 batches).
+# few hundred: it would read and sort them all on every batch, and the deletion of a large tenant
+# would grow with the square of its rows. `_INDEX_ORDER` leaves it the index, read in order, and
+# plans each batch with its own values (the prepared statement's generic plan, used from the
+# sixth batch on, did not stop reading where the batch starts: every batch slower than the last).
+# scripts/tenant_deletion_cost.py measures a million rows.
 _INDEX_ORDER = text(
     "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), "
     "set_config('enable_sort', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
@@ -128,10 +126,11 @@ _BATCH_RESULT = """
 """
 _ANONYMISE_BATCH = text(
     f"WITH batch AS MATERIALIZED ({_LEDGER_BATCH}), "  # noqa: S608 (constants only)
-    "done AS (UPDATE ledger SET metadata = '{}'::jsonb, error = NULL, namespace = '', api_key_id = NULL, "
-    "entry_id = NULL FROM batch WHERE ledger.tenant_id = :t AND ledger.id = batch.id "
+    "done AS (UPDATE ledger SET metadata = '{}'::jsonb, error = NULL, namespace = '', client_request_id = NULL, "
+    "api_key_id = NULL, entry_id = NULL FROM batch WHERE ledger.tenant_id = :t AND ledger.id = batch.id "
     "AND (ledger.metadata <> '{}'::jsonb OR ledger.error IS NOT NULL OR ledger.namespace <> '' "
-    "OR ledger.api_key_id IS NOT NULL OR ledger.entry_id IS NOT NULL) RETURNING ledger.id) "
+    "OR ledger.client_request_id IS NOT NULL OR ledger.api_key_id IS NOT NULL OR ledger.entry_id IS NOT NULL) "
+    "RETURNING ledger.id) "
     f"{_BATCH_RESULT}"
 )
 _DELETE_BATCH = text(
@@ -156,6 +155,9 @@ class LedgerBatch:
         return cls(taken=int(row.taken), changed=int(row.changed), last=last)
 
 
+_LEDGER_COLUMNS = [f.name for f in fields(LedgerRow)]
+# One prepared statement on the hot path: building an ORM insert per request cost more than
+# running it. Columns and parameters are LedgerRow's fields; metadata is JSON.
 _APPEND = text(
     f"INSERT INTO ledger ({', '.join(_LEDGER_COLUMNS)}) "  # noqa: S608 (field names, no input)
     f"VALUES ({', '.join('CAST(:metadata AS jsonb)' if c == 'metadata' else ':' + c for c in _LEDGER_COLUMNS)}) "
@@ -259,8 +261,8 @@ class LedgerRepository:
         self, tenant_id: uuid.UUID, after: tuple[datetime, int] | None, limit: int
     ) -> LedgerBatch:
         """Keep the tenant's next `limit` rows after `after` (None: from the oldest) for accounting,
-        without what its clients wrote (metadata, error text, namespace) or links to keys and
-        entries that no longer exist. Rows already anonymous are taken but not changed."""
+        without what its clients wrote (metadata, error text, namespace, their request ids) or
+        links to keys and entries that no longer exist. Rows already anonymous are taken but not changed."""
         await self.session.execute(_INDEX_ORDER)
         return LedgerBatch.of(
             (await self.session.execute(_ANONYMISE_BATCH, _batch(tenant_id, after, limit))).one()

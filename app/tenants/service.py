@@ -153,18 +153,23 @@ class TenantService:
         return key
 
 
+LedgerStep = Callable[[LedgerRepository, uuid.UUID, tuple[datetime, int] | None, int], Awaitable[LedgerBatch]]
+
+
 async def _ledger_in_batches(
     sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_id: uuid.UUID,
     audit_id: int,
     batch: int,
-    step: Callable[[LedgerRepository, tuple[datetime, int] | None], Awaitable[LedgerBatch]],
+    step: LedgerStep,
 ) -> int:
-    """`step` (the tenant's next ledger rows after a key) until a batch comes back short, each
-    batch in its own transaction with the rows it changed added to the audit entry; how many."""
+    """`step` (`LedgerRepository.delete_batch` or `anonymise_batch`) over the tenant's ledger until a
+    batch comes back short, each batch in its own transaction with the rows it changed added to
+    the audit entry; how many it changed."""
     total, after = 0, None
     while True:
         async with transaction(sessionmaker, system=True) as session:
-            done = await step(LedgerRepository(session), after)
+            done = await step(LedgerRepository(session), tenant_id, after, batch)
             await AuditRepository(session).add_rows(audit_id, done.changed)
         total += done.changed
         if done.taken < batch:
@@ -212,10 +217,7 @@ async def delete_tenant(
     anonymised = deleted = 0
     if include_ledger:
         deleted = await _ledger_in_batches(
-            sessionmaker,
-            audit.id,
-            ledger_batch,
-            lambda ledger, after: ledger.delete_batch(tenant_id, after, ledger_batch),
+            sessionmaker, tenant_id, audit.id, ledger_batch, LedgerRepository.delete_batch
         )
         async with transaction(sessionmaker, system=True) as session:
             tombstone = await TenantRepository(session).get_for_update(tenant_id)
@@ -223,10 +225,7 @@ async def delete_tenant(
                 await TenantRepository(session).delete(tombstone)
     else:
         anonymised = await _ledger_in_batches(
-            sessionmaker,
-            audit.id,
-            ledger_batch,
-            lambda ledger, after: ledger.anonymise_batch(tenant_id, after, ledger_batch),
+            sessionmaker, tenant_id, audit.id, ledger_batch, LedgerRepository.anonymise_batch
         )
     return TenantDeletion(
         tenant_id=tenant_id,

@@ -27,7 +27,18 @@ class ScratchDatabase:
     @property
     def postmaster_pid(self) -> int:
         """The server's main process (its CPU, with its children's, is Postgres's)."""
-        return int((self.folder / "pg" / "postmaster.pid").read_text().splitlines()[0])
+        pid = postmaster_pid(self.folder / "pg")
+        if pid is None:
+            raise RuntimeError("the scratch server has no postmaster.pid")
+        return pid
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The main process of the Postgres whose data directory is `pgdata`, if it runs."""
+    try:
+        return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @contextmanager

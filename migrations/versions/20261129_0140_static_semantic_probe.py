@@ -37,27 +37,43 @@ depends_on: str | Sequence[str] | None = None
 # The per-embedder function's query is 0080's with the embedder and dimension as literals (%1$s
 # the dimension, %2$L the name, quoted). Live: not flagged, not expired beyond p_stale_s, young
 # enough for p_max_age_s. relaxed_order may return rows slightly out of order: the outer query
-# re-sorts. An advisory lock makes servers starting together create it once.
+# re-sorts.
+#
+# The name hashes the template's version ('v1/') with the embedder and dimension: a migration that
+# changes the query bumps the version (new names, which servers create when they start) and drops
+# the old functions (DROP_PER_EMBEDDER). A function found under the name is used only if the owner of
+# cache_entries owns it. Servers starting together: an advisory lock (key 0x64656A61_0002, beside
+# the dashboard roll-up's 0x64656A61_0001) lets one create it; the others then find it (a fresh
+# read of pg_proc after the lock), and one that still collides takes the committed function.
 _ENSURE = r"""
 CREATE FUNCTION deja_ensure_semantic_probe(p_embedder text, p_dimension integer) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER PARALLEL UNSAFE
 AS $ensure$
 DECLARE
     v_name text;
+    v_owner oid;
 BEGIN
     IF p_embedder IS NULL OR p_embedder !~ '^[A-Za-z0-9_.:\-]{1,100}$'
        OR p_dimension IS NULL OR p_dimension NOT BETWEEN 1 AND 16000 THEN
         RAISE EXCEPTION 'deja_ensure_semantic_probe: invalid embedder % or dimension %', p_embedder, p_dimension
             USING ERRCODE = '22023';
     END IF;
-    v_name := 'deja_semantic_probe_' || left(md5(p_embedder || '/' || p_dimension), 16);
-    IF to_regprocedure(v_name || '(uuid,text,bytea,halfvec,integer,integer,integer,integer)') IS NOT NULL THEN
+    v_name := 'deja_semantic_probe_' || left(md5('v1/' || p_embedder || '/' || p_dimension), 16);
+    SELECT p.proowner INTO v_owner FROM pg_proc p
+     WHERE p.proname = v_name AND p.pronamespace = current_schema()::regnamespace;
+    IF NOT FOUND THEN
+        PERFORM pg_advisory_xact_lock(110386739216386);
+        SELECT p.proowner INTO v_owner FROM pg_proc p
+         WHERE p.proname = v_name AND p.pronamespace = current_schema()::regnamespace;
+    END IF;
+    IF FOUND THEN
+        IF v_owner <> (SELECT c.relowner FROM pg_class c WHERE c.oid = 'cache_entries'::regclass) THEN
+            RAISE EXCEPTION 'deja_ensure_semantic_probe: % is not owned by the owner of cache_entries', v_name
+                USING ERRCODE = '42501';
+        END IF;
         RETURN v_name;
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('deja_ensure_semantic_probe'));
-    IF to_regprocedure(v_name || '(uuid,text,bytea,halfvec,integer,integer,integer,integer)') IS NOT NULL THEN
-        RETURN v_name;
-    END IF;
+    BEGIN
     EXECUTE format($create$
 CREATE FUNCTION %3$I(
     p_tenant_id uuid, p_namespace text, p_scope_hash bytea, p_vector halfvec, p_k integer,
@@ -93,6 +109,9 @@ $create$, p_dimension, p_embedder, v_name);
     EXECUTE format('COMMENT ON FUNCTION %I(uuid, text, bytea, halfvec, integer, integer, integer, integer) IS %L',
                    v_name, format('The semantic probe of embedder %s at dimension %s (deja_ensure_semantic_probe).',
                                   p_embedder, p_dimension));
+    EXCEPTION WHEN duplicate_function THEN
+        NULL;  -- created by a caller whose transaction committed after this statement's snapshot
+    END;
     RETURN v_name;
 END
 $ensure$

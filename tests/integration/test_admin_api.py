@@ -480,7 +480,8 @@ async def ledger_rows(sessionmaker: async_sessionmaker[AsyncSession], tenant_id:
     async with transaction(sessionmaker, system=True) as session:
         result = await session.execute(
             text(
-                "SELECT metadata, namespace, api_key_id, entry_id, cost_usd FROM ledger WHERE tenant_id = :t"
+                "SELECT metadata, namespace, client_request_id, api_key_id, entry_id, cost_usd FROM ledger "
+                "WHERE tenant_id = :t"
             ),
             {"t": tenant_id},
         )
@@ -566,11 +567,11 @@ async def test_a_large_ledger_goes_in_batches_each_row_once(
             await session.execute(
                 text(
                     """
-                    INSERT INTO ledger (tenant_id, request_id, created_at, booked_at, requested_model,
-                                        used_model, namespace, cache_status, prompt_tokens,
+                    INSERT INTO ledger (tenant_id, request_id, client_request_id, created_at, booked_at,
+                                        requested_model, used_model, namespace, cache_status, prompt_tokens,
                                         completion_tokens, cost_usd, avoided_cost_usd, latency_ms,
                                         http_status, priority, metadata)
-                    SELECT :t, 'batch-' || i, timestamptz '2026-11-01' + make_interval(secs => greatest(i - 20, 0)),
+                    SELECT :t, 'batch-' || i, 'client-' || i, timestamptz '2026-11-01' + make_interval(secs => greatest(i - 20, 0)),
                            now(), 'gpt-4o-mini', 'gpt-4o-mini', 'docs', 'miss', 40, 120, 0.000078, 0, 12,
                            200, 1, '{"user": "alice@example.com"}'::jsonb
                     FROM generate_series(1, :n) AS i
@@ -592,7 +593,7 @@ async def test_a_large_ledger_goes_in_batches_each_row_once(
     assert kept.ledger_rows_anonymised == 30
     rows = await ledger_rows(sessionmaker, t.tenant_id)
     assert len(rows) == 33
-    assert all(r["metadata"] == {} and r["namespace"] == "" for r in rows)
+    assert all(r["metadata"] == {} and r["namespace"] == "" and r["client_request_id"] is None for r in rows)
     assert all(
         r["metadata"] == {"user": "alice@example.com"}
         for r in await ledger_rows(sessionmaker, other.tenant_id)

@@ -7,10 +7,13 @@ on its pages)."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from pgvector import HalfVector
@@ -21,7 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.cache.models import DEFAULT_DIMENSION, DEFAULT_EMBEDDER, hnsw_index_name
 from app.cache.repository import CacheRepository
 from app.cache.scope import scope_of
+from app.db.embedded import EmbeddedPostgres
 from app.db.engine import transaction
+from app.db.fastpath import asyncpg_dsn
 from tests.conftest import ServerThread, eventually
 from tests.integration.test_cache_api import MODEL, lookup, store
 
@@ -33,6 +38,7 @@ PROBE = text(
     ":k, 64, NULL, :stale)"
 )
 ENSURE = text("SELECT deja_ensure_semantic_probe(:embedder, :dim)")
+ENSURE_SQL = "SELECT deja_ensure_semantic_probe($1, $2)"
 
 
 async def embedder_probe(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
@@ -151,10 +157,11 @@ async def test_the_search_inside_the_function_uses_the_hnsw_index(
     assert after - before >= 1
 
 
-async def test_each_embedder_gets_one_static_probe_function_created_at_start_up(
+async def test_each_embedder_gets_one_static_probe_function(
     deja: ServerThread, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    """The running service searches through the function it created at start-up for its embedder;
+    """The running service searches through its embedder's function (the migrations made the default
+    embedder's; another's is made when its service starts);
     asking again names the same function without replacing it; its query is static SQL with the
     embedder's name and dimension in place; another dimension or embedder gets its own function,
     and a name that could not be spelled into SQL is refused."""
@@ -183,6 +190,72 @@ async def test_each_embedder_gets_one_static_probe_function_created_at_start_up(
         await session.rollback()  # the other dimension's function is not kept
         with pytest.raises(DBAPIError, match="invalid embedder"):
             await session.execute(ENSURE, {"embedder": "x'; DROP TABLE cache_entries; --", "dim": 384})
+
+
+async def test_servers_starting_together_get_the_same_function(database_url: str) -> None:
+    """A second server asking while the first is creating the function waits for it, then gets the
+    function the first one made (no "already exists")."""
+    embedder = f"race-{uuid.uuid4().hex[:8]}"
+    first = await asyncpg.connect(asyncpg_dsn(database_url))
+    second = await asyncpg.connect(asyncpg_dsn(database_url))
+    name = ""
+    try:
+        creating = first.transaction()
+        await creating.start()
+        name = await first.fetchval(ENSURE_SQL, embedder, 8)
+        waiting = asyncio.create_task(second.fetchval(ENSURE_SQL, embedder, 8))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # held until the first commits
+        await creating.commit()
+        assert await asyncio.wait_for(waiting, timeout=10) == name
+    finally:
+        if name:
+            await first.execute(f"DROP FUNCTION IF EXISTS {name}")
+        await first.close()
+        await second.close()
+
+
+async def test_a_function_under_the_name_owned_by_another_role_is_refused(
+    embedded_pg: EmbeddedPostgres, database_url: str
+) -> None:
+    """The name is predictable: a function put there by anyone but the owner of the cache is
+    never called."""
+    embedder = f"planted-{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        name = "deja_semantic_probe_" + hashlib.md5(f"v1/{embedder}/8".encode()).hexdigest()[:16]  # noqa: S324
+        embedded_pg.server.psql(
+            f"\\c deja\nCREATE FUNCTION {name}(uuid, text, bytea, halfvec, integer, integer, integer, integer) "
+            "RETURNS TABLE (id uuid) LANGUAGE sql AS 'SELECT NULL::uuid';"
+        )
+        with pytest.raises(
+            asyncpg.InsufficientPrivilegeError, match="not owned by the owner of cache_entries"
+        ):
+            await connection.fetchval(ENSURE_SQL, embedder, 8)
+    finally:
+        embedded_pg.server.psql(f"\\c deja\nDROP FUNCTION IF EXISTS {name};")
+        await connection.close()
+
+
+async def test_a_function_dropped_while_the_service_runs_is_made_again(
+    http: httpx.AsyncClient, make_tenant, deja: ServerThread, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:  # type: ignore[no-untyped-def]
+    """A migration that replaces the query drops the functions: the lookup that finds it gone is
+    answered through a transaction, and the service makes the function again for the next."""
+    cache = deja.app.state.services.cache  # type: ignore[attr-defined]
+    name = cache.semantic_probe.function
+    t = await make_tenant("sem-dropped")
+    entry = await store(http, t.headers, STORED, "Use the reset link.")
+    async with sessionmaker() as session:
+        await session.execute(text(f"DROP FUNCTION {name}"))
+        await session.commit()
+    for _ in range(2):
+        hit = await lookup(http, t.headers, PARAPHRASE)
+        assert (hit["hit"], hit["entry_id"]) == (True, entry)
+    assert cache.semantic_probe is not None
+    assert cache.semantic_probe.function == name
+    async with sessionmaker() as session:
+        assert (await session.execute(text("SELECT to_regproc(:n) IS NOT NULL"), {"n": name})).scalar_one()
 
 
 async def test_expired_and_flagged_entries_are_not_returned(
@@ -324,7 +397,8 @@ async def test_a_tenants_part_of_a_scope_many_tenants_share_is_searched_through_
     per column, a tenant's 2,000 entries in it pass for a few dozen rows and the scope is read whole
     on every lookup; migration 0150's statistics over tenant, namespace and scope together count
     the combination as it is, and the search goes through the HNSW index."""
-    shared = scope_hash(STORED)
+    shared = uuid.uuid4().bytes * 2  # a scope of this test's own
+    neighbours: list[uuid.UUID] = []
     async with transaction(sessionmaker, system=True) as session:
         kinds = (
             await session.execute(
@@ -339,6 +413,7 @@ async def test_a_tenants_part_of_a_scope_many_tenants_share_is_searched_through_
                     {"n": f"neighbour-{uuid.uuid4().hex[:10]}"},
                 )
             ).scalar_one()
+            neighbours.append(neighbour)
             await session.execute(
                 text(
                     "INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response) "
@@ -355,21 +430,26 @@ async def test_a_tenants_part_of_a_scope_many_tenants_share_is_searched_through_
                 },
             )
     t = await make_tenant("sem-shared")
-    await _random_entries(sessionmaker, t.tenant_id, shared, 2000)
-    async with sessionmaker() as session:
-        await session.execute(text("ANALYZE cache_entries"))
-        await session.commit()
-    index = hnsw_index_name(DEFAULT_EMBEDDER)
-    scans = text("SELECT pg_stat_get_xact_numscans(to_regclass(:i))")
-    probe = await embedder_probe(sessionmaker)
-    async with sessionmaker() as session, session.begin():
-        before = (await session.execute(scans, {"i": index})).scalar_one()
-        found = (
-            await session.execute(probe, _args(t.tenant_id, STORED, HalfVector([0.5] * DEFAULT_DIMENSION)))
-        ).all()
-        after = (await session.execute(scans, {"i": index})).scalar_one()
-    assert len(found) == 5
-    assert after > before
+    try:
+        await _random_entries(sessionmaker, t.tenant_id, shared, 2000)
+        async with sessionmaker() as session:
+            await session.execute(text("ANALYZE cache_entries"))
+            await session.commit()
+        index = hnsw_index_name(DEFAULT_EMBEDDER)
+        scans = text("SELECT pg_stat_get_xact_numscans(to_regclass(:i))")
+        probe = await embedder_probe(sessionmaker)
+        args = {**_args(t.tenant_id, STORED, HalfVector([0.5] * DEFAULT_DIMENSION)), "scope": shared}
+        async with sessionmaker() as session, session.begin():
+            before = (await session.execute(scans, {"i": index})).scalar_one()
+            found = (await session.execute(probe, args)).all()
+            after = (await session.execute(scans, {"i": index})).scalar_one()
+        assert len(found) == 5
+        assert after > before
+    finally:
+        async with transaction(sessionmaker, system=True) as session:
+            await session.execute(
+                text("DELETE FROM tenants WHERE id = ANY(:ids)"), {"ids": [*neighbours, t.tenant_id]}
+            )
 
 
 async def test_hit_counters_are_written_without_touching_any_index(

@@ -171,7 +171,7 @@ def bench(
 @contextmanager
 def _database(settings: Settings, mode: str) -> Iterator[tuple[str, int | None, str]]:
     """The database URL, the postmaster's pid when it runs here, and a description for the report."""
-    from app.toolkit.scratch import scratch_database
+    from app.toolkit.scratch import postmaster_pid, scratch_database
 
     if mode == "temp":
         with scratch_database("deja-bench-") as scratch:
@@ -187,9 +187,7 @@ def _database(settings: Settings, mode: str) -> Iterator[tuple[str, int | None, 
             f"the configured database {host!r} is not on this machine", param_hint="--database"
         )
     pid = (
-        _postmaster_pid(settings.data_dir.expanduser().resolve() / "pg")
-        if not settings.database_url
-        else None
+        postmaster_pid(settings.data_dir.expanduser().resolve() / "pg") if not settings.database_url else None
     )
     try:
         yield url, pid, "the configured database" + (" (embedded)" if pid else "")
@@ -199,10 +197,3 @@ def _database(settings: Settings, mode: str) -> Iterator[tuple[str, int | None, 
         running = running_embedded()
         if running is not None:
             running.stop()
-
-
-def _postmaster_pid(pgdata: Path) -> int | None:
-    try:
-        return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
-    except (OSError, ValueError, IndexError):
-        return None
