@@ -236,9 +236,9 @@ async def run(settings: Any, url: str, postmaster: int, args: argparse.Namespace
     async def sql_probe(tenant_id: uuid.UUID, scope_hash: bytes, vector: Any) -> Any:
         return await probe.nearest(fast, tenant_id, "", scope_hash, vector, k=k, ef_search=ef)
 
-    async def sql_generic(tenant_id: uuid.UUID, scope_hash: bytes, vector: Any) -> Any:
-        return await fast.fetch(
-            PROBE,
+    def generic(tenant_id: uuid.UUID, scope_hash: bytes, vector: Any) -> tuple[Any, ...]:
+        """`deja_semantic_probe`'s arguments: the embedder by name and dimension."""
+        return (
             tenant_id,
             "",
             scope_hash,
@@ -250,6 +250,9 @@ async def run(settings: Any, url: str, postmaster: int, args: argparse.Namespace
             None,
             0,
         )
+
+    async def sql_generic(tenant_id: uuid.UUID, scope_hash: bytes, vector: Any) -> Any:
+        return await fast.fetch(PROBE, *generic(tenant_id, scope_hash, vector))
 
     as_text = PROBE.replace("$6,", "$6::text::halfvec,")
 
@@ -293,19 +296,7 @@ async def run(settings: Any, url: str, postmaster: int, args: argparse.Namespace
     try:
         for tenant_id, scope_hash, vector in vecs:
             async with conn.transaction():
-                await conn.fetch(
-                    PROBE,
-                    tenant_id,
-                    "",
-                    scope_hash,
-                    embedder.name,
-                    embedder.dimension,
-                    HalfVector(vector),
-                    k,
-                    ef,
-                    None,
-                    0,
-                )
+                await conn.fetch(PROBE, *generic(tenant_id, scope_hash, vector))
                 used_probe += int(await conn.fetchval(scans, index) > 0)
             async with transaction(sessionmaker, tenant_id=tenant_id) as session:
                 await CacheRepository(session).nearest(
