@@ -4,8 +4,9 @@ first, as `CacheRepository.nearest` does in a transaction.
 
 Each embedder has its own function (migration 0140): the query spells the embedder's name and
 dimension as literals, as its partial HNSW index requires, so it is static SQL that Postgres keeps
-parsed. `SemanticProbe.ensure` creates it (at start-up, beside the index) and names it. The
-generic `deja_semantic_probe` takes the embedder as arguments and calls the same function.
+parsed. The migrations make the default embedder's; `SemanticProbe.ensure` (at start-up, beside
+the index) makes another's if need be, and names it. The generic `deja_semantic_probe` takes the
+embedder as arguments and calls the same function.
 
 The functions run with the caller's rights: row-level security holds inside them as everywhere
 else. The vector travels in pgvector's binary format (`FastConnections` registers the codec).
