@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.asgi import create_app
 from app.db import migrate
-from app.db.embedded import EmbeddedPostgres, start_embedded
+from app.db.embedded import APP_ROLE, EmbeddedPostgres, start_embedded
 from app.db.engine import create_engine, create_sessionmaker, transaction
 from app.settings import Settings
 from app.tenants.repository import KeyRepository, TenantRepository
@@ -69,6 +69,16 @@ def embedded_pg() -> Iterator[EmbeddedPostgres]:
 def database_url(embedded_pg: EmbeddedPostgres) -> str:
     migrate.upgrade(embedded_pg.url)
     return embedded_pg.url
+
+
+@pytest.fixture
+def scratch_database(embedded_pg: EmbeddedPostgres) -> str:
+    """The URL of an empty database of its own on the embedded server (not migrated), for a test
+    that must not disturb the others (downgrades) or must not be disturbed by them (statistics)."""
+    name = f"scratch_{uuid.uuid4().hex[:8]}"
+    embedded_pg.server.psql(f"CREATE DATABASE {name} OWNER {APP_ROLE};")
+    embedded_pg.server.psql(f"\\c {name}\nCREATE EXTENSION IF NOT EXISTS vector;")
+    return embedded_pg.url.replace("/deja?", f"/{name}?")
 
 
 @pytest.fixture(scope="session")

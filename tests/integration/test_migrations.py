@@ -5,25 +5,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import pytest
 from alembic import command
 
 from app.db import migrate
-from app.db.embedded import APP_ROLE, EmbeddedPostgres
+from app.db.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def scratch_database(embedded_pg: EmbeddedPostgres) -> str:
-    """An empty database of its own, so that downgrading never disturbs other tests."""
-    name = f"migr_{uuid.uuid4().hex[:8]}"
-    embedded_pg.server.psql(f"CREATE DATABASE {name} OWNER {APP_ROLE};")
-    embedded_pg.server.psql(f"\\c {name}\nCREATE EXTENSION IF NOT EXISTS vector;")
-    return embedded_pg.url.replace("/deja?", f"/{name}?")
 
 
 def _tables(pg: EmbeddedPostgres, url: str) -> set[str]:

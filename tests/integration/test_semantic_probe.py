@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.cache.models import DEFAULT_DIMENSION, DEFAULT_EMBEDDER, hnsw_index_name
 from app.cache.repository import CacheRepository
 from app.cache.scope import scope_of
+from app.db import migrate
 from app.db.embedded import EmbeddedPostgres
-from app.db.engine import transaction
+from app.db.engine import register_halfvec, transaction
 from app.db.fastpath import asyncpg_dsn
 from tests.conftest import ServerThread, eventually
 from tests.integration.test_cache_api import MODEL, lookup, store
@@ -390,66 +391,70 @@ async def test_a_scope_that_grows_is_searched_through_the_index_within_seconds(
         pytest.fail(f"the scope was still scanned whole after 60 s: {stats.one()}")
 
 
+NEIGHBOUR_ENTRIES = """
+    INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response)
+    SELECT $1, $2, CASE WHEN i <= 20 THEN $3::bytea ELSE $4::bytea END, sha256(convert_to($5 || i, 'UTF8')),
+           'a neighbour prompt', '{}'::jsonb
+      FROM generate_series(1, 150) AS i
+"""
+SCOPE_ENTRIES = """
+    INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response, embedder, embedding)
+    SELECT $1, $2, $3, sha256(convert_to($4 || i, 'UTF8')), 'a stored prompt ' || i, '{"choices": []}'::jsonb,
+           $5, r.v
+      FROM generate_series(1, 2000) AS i
+     CROSS JOIN LATERAL (SELECT array_agg(random() - 0.5)::vector AS v FROM generate_series(1, $6) WHERE i > 0) AS r
+"""
+
+
 async def test_a_tenants_part_of_a_scope_many_tenants_share_is_searched_through_the_index(
-    make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
-) -> None:  # type: ignore[no-untyped-def]
+    scratch_database: str,
+) -> None:
     """Tenants that send the same model with no system prompt share a scope. Judged by statistics
-    per column, a tenant's 2,000 entries in it pass for a few dozen rows and the scope is read whole
-    on every lookup; migration 0150's statistics over tenant, namespace and scope together count
-    the combination as it is, and the search goes through the HNSW index."""
-    shared = uuid.uuid4().bytes * 2  # a scope of this test's own
-    neighbours: list[uuid.UUID] = []
-    async with transaction(sessionmaker, system=True) as session:
-        kinds = (
-            await session.execute(
-                text("SELECT stxkind::text[] FROM pg_statistic_ext WHERE stxname = 'st_cache_entries_scope'")
-            )
-        ).scalar_one()
-        assert set(kinds) == {"d", "f", "m"}  # ndistinct, dependencies, most common combinations
-        for _ in range(76):
-            neighbour = (
-                await session.execute(
-                    text("INSERT INTO tenants (name) VALUES (:n) RETURNING id"),
-                    {"n": f"neighbour-{uuid.uuid4().hex[:10]}"},
-                )
-            ).scalar_one()
-            neighbours.append(neighbour)
-            await session.execute(
-                text(
-                    "INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response) "
-                    "SELECT :t, :model, CASE WHEN i <= 20 THEN CAST(:scope AS bytea) ELSE CAST(:own AS bytea) END, "
-                    "sha256(convert_to(:prefix || i, 'UTF8')), 'a neighbour prompt', '{}'::jsonb "
-                    "FROM generate_series(1, 150) AS i"
-                ),
-                {
-                    "t": neighbour,
-                    "model": MODEL,
-                    "scope": shared,
-                    "own": neighbour.bytes * 2,  # a scope of its own
-                    "prefix": str(neighbour),
-                },
-            )
-    t = await make_tenant("sem-shared")
+    per column, a tenant's 2,000 entries in it (76 other tenants with 20 each) pass for a few dozen
+    rows, and the scope is read whole on every lookup; migration 0150's statistics over tenant,
+    namespace and scope together count the combination as it is, and the search goes through the
+    HNSW index. In a database of its own: the planner's estimates depend on this test's rows alone."""
+    await asyncio.to_thread(migrate.upgrade, scratch_database)
+    connection = await asyncpg.connect(asyncpg_dsn(scratch_database))
     try:
-        await _random_entries(sessionmaker, t.tenant_id, shared, 2000)
-        async with sessionmaker() as session:
-            await session.execute(text("ANALYZE cache_entries"))
-            await session.commit()
-        index = hnsw_index_name(DEFAULT_EMBEDDER)
-        scans = text("SELECT pg_stat_get_xact_numscans(to_regclass(:i))")
-        probe = await embedder_probe(sessionmaker)
-        args = {**_args(t.tenant_id, STORED, HalfVector([0.5] * DEFAULT_DIMENSION)), "scope": shared}
-        async with sessionmaker() as session, session.begin():
-            before = (await session.execute(scans, {"i": index})).scalar_one()
-            found = (await session.execute(probe, args)).all()
-            after = (await session.execute(scans, {"i": index})).scalar_one()
-        assert len(found) == 5
-        assert after > before
-    finally:
-        async with transaction(sessionmaker, system=True) as session:
-            await session.execute(
-                text("DELETE FROM tenants WHERE id = ANY(:ids)"), {"ids": [*neighbours, t.tenant_id]}
+        await register_halfvec(connection)
+        shared = b"\x01" * 32
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('deja.system', 'on', true)")
+            for number in range(76):
+                neighbour = await connection.fetchval(
+                    "INSERT INTO tenants (name) VALUES ($1) RETURNING id", f"neighbour-{number}"
+                )
+                await connection.execute(
+                    NEIGHBOUR_ENTRIES, neighbour, MODEL, shared, neighbour.bytes * 2, str(neighbour)
+                )
+            tenant = await connection.fetchval("INSERT INTO tenants (name) VALUES ('large') RETURNING id")
+            await connection.execute(
+                SCOPE_ENTRIES, tenant, MODEL, shared, str(tenant), DEFAULT_EMBEDDER, DEFAULT_DIMENSION
             )
+        name = await connection.fetchval(ENSURE_SQL, DEFAULT_EMBEDDER, DEFAULT_DIMENSION)
+        index = hnsw_index_name(DEFAULT_EMBEDDER)
+
+        async def through_the_index() -> bool:
+            async with connection.transaction():
+                before = await connection.fetchval("SELECT pg_stat_get_xact_numscans(to_regclass($1))", index)
+                found = await connection.fetch(
+                    f"SELECT id FROM {name}($1, '', $2, $3, 5, 64, NULL, 0)",  # noqa: S608
+                    tenant,
+                    shared,
+                    HalfVector([0.5] * DEFAULT_DIMENSION),
+                )
+                after = await connection.fetchval("SELECT pg_stat_get_xact_numscans(to_regclass($1))", index)
+            assert len(found) == 5
+            return bool(after > before)
+
+        await connection.execute("ANALYZE cache_entries")
+        assert await through_the_index()
+        await connection.execute("DROP STATISTICS st_cache_entries_scope")
+        await connection.execute("ANALYZE cache_entries")
+        assert not await through_the_index()  # per column only: the scope read whole
+    finally:
+        await connection.close()
 
 
 async def test_hit_counters_are_written_without_touching_any_index(
