@@ -20,8 +20,9 @@ the same scope and the rest in scopes of their own, as tenants that send the sam
 system prompt would. A third line then repeats the measure with migration 0150's statistics over
 tenant, namespace and scope dropped and the table analysed again: the planner then multiplies the
 tenant's share of the table by the scope's. Each line prints the planner's estimate of the
-scope's rows as the probe sees it (the row-level security condition included, which lowers it
-again: the planner cannot read the tenant setting it compares with).
+scope's rows as the probe sees it: the row-level security condition included, which the planner
+estimates on its own and multiplies in again, lowering the estimate by the tenant's share of the
+table.
 """
 
 from __future__ import annotations
