@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.audit import AuditRepository
 from app.dependencies import ADMIN_DEPENDENCIES
 from app.errors import BadRequest
+from app.ledger.rollup import roll_up_ledger
 from app.services import Services
 from app.tenants.stats import TenantStats, tenant_stats
 
@@ -63,6 +64,8 @@ class AdminController(Controller):
         if since is not None and until is not None and since >= until:
             raise BadRequest("'since' must be before 'until'.")
         await services.pipeline.writer.flush()  # this process's bookings, written after their responses
+        if since is None and until is None:
+            await roll_up_ledger(services.sessionmaker)  # all time: read from the hourly rollup
         return StatsOut(since=since, until=until, tenants=await tenant_stats(session, since, until))
 
     @get("/audit", summary="The audit log, newest first")

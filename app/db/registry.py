@@ -5,9 +5,16 @@ from app.cache.bound.models import CacheLabel
 from app.cache.models import CacheAlias, CacheEntry
 from app.completions.models import InflightMiss
 from app.db.base import Base
-from app.ledger.models import LedgerEntry, Price, Quota, QuotaReservation, UsageCounter
+from app.ledger.models import (
+    LedgerEntry,
+    LedgerHourly,
+    LedgerRollupMark,
+    Price,
+    Quota,
+    QuotaReservation,
+    UsageCounter,
+)
 from app.tenants.models import ApiKey, Tenant
-from app.ui.models import LedgerHourly, LedgerRollupMark
 
 __all__ = [
     "ApiKey",

@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -151,3 +152,41 @@ class QuotaReservation(Base):
     tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
     cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+# The ledger's hourly rollup (app.ledger.rollup), so that the dashboard and GET /admin/stats read
+# thousands of rows, not millions. The ledger stays the truth: the rollup can be emptied and
+# rebuilt at any time.
+
+
+class LedgerHourly(Base):
+    """One tenant's requests in one UTC hour."""
+
+    __tablename__ = "ledger_hourly"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    exact_hits: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    semantic_hits: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    misses: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    bypasses: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    errors: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    avoided_cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    # Sums, so that means add up across hours (mean = sum / hits or misses).
+    hit_latency_ms: Mapped[float] = mapped_column(Double, nullable=False)
+    miss_latency_ms: Mapped[float] = mapped_column(Double, nullable=False)
+
+
+class LedgerRollupMark(Base):
+    """The one row saying up to when (exclusive) the ledger is in ledger_hourly."""
+
+    __tablename__ = "ledger_rollup_mark"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"))
+    rolled_up_until: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=text("'1970-01-01 00:00:00+00'::timestamptz")
+    )

@@ -11,39 +11,30 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
-    Double,
-    Select,
     TextClause,
-    cast,
     func,
     literal_column,
     null,
     select,
     text,
     true,
-    union_all,
-    update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.models import CacheEntry
 from app.ledger.models import LedgerEntry
+from app.ledger.rollup import LedgerRollup
 from app.tenants.models import ApiKey, Tenant
-from app.tenants.stats import TenantStats
-from app.ui.models import LedgerHourly, LedgerRollupMark
 
 Bucket = Literal["hour", "day"]
 PAGE_SIZE = 50
 PROMPT_PREVIEW_CHARS = 300
-ROLLUP_LOCK = 0x64656A61_0001  # pg advisory lock key: one roll-up at a time
-ROLLUP_DELAY = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +125,6 @@ class RequestRow:
     metadata: dict[str, Any]
 
 
-# Exact hits are booked with similarity 1 (the exact tier compares hashes, not vectors); a
-# semantic hit's cosine is below 1 unless the normalised prompts were equal, which the exact
-# tier would have served first.
-_EXACT = (LedgerEntry.cache_status == "hit") & (LedgerEntry.similarity >= 1.0)
-_SEMANTIC = (LedgerEntry.cache_status == "hit") & (
-    (LedgerEntry.similarity < 1.0) | LedgerEntry.similarity.is_(None)
-)
-
-
 # The expression of ix_cache_entries_prompt_words, written out so that the planner uses it.
 PROMPT_WORDS = text(
     "to_tsvector('simple'::regconfig, cache_entries.prompt) @@ websearch_to_tsquery('simple'::regconfig, :words)"
@@ -153,105 +135,9 @@ class DashboardRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def roll_up(self) -> None:
-        """Add the ledger rows booked since the watermark to the rollup; system context only.
-
-        Rows are taken by `booked_at` (their transaction's start; they appear at its commit) and
-        counted in the hour of their `created_at` (when the request was answered), so a row
-        replayed from the spool after an outage lands in its own, possibly rolled-up, hour and
-        is counted once. A booking hour is closed five minutes after it ends (the service's
-        transactions last seconds at most). Two dashboards never roll up at once: the second one
-        reads what is there and the live rest.
-        """
-        if not await self.session.scalar(select(func.pg_try_advisory_xact_lock(ROLLUP_LOCK))):
-            return
-        mark = await self._mark(for_update=True)
-        until = await self.session.scalar(select(func.date_trunc("hour", func.now() - ROLLUP_DELAY, "UTC")))
-        if until is None or mark >= until:
-            return
-        hourly = self._hourly_from_ledger(
-            LedgerEntry.booked_at >= mark, LedgerEntry.booked_at < until
-        ).subquery()
-        columns = [c.name for c in hourly.columns]
-        rolled = pg_insert(LedgerHourly).from_select(columns, select(hourly))
-        table = LedgerHourly.__table__.c
-        # Every figure is a count or a sum: an hour that has rows already gets the new ones added.
-        await self.session.execute(
-            rolled.on_conflict_do_update(
-                index_elements=["tenant_id", "hour"],
-                set_={c: table[c] + rolled.excluded[c] for c in columns[2:]},
-            )
-        )
-        await self.session.execute(
-            update(LedgerRollupMark).where(LedgerRollupMark.id == 1).values(rolled_up_until=until)
-        )
-
-    async def stats(self, tenant_id: uuid.UUID | None) -> list[TenantStats]:
-        """What GET /admin/stats answers without a window, from the rollup and the ledger's rows
-        after it: per live tenant (and deleted ones with requests), all time."""
-        source = (await self._hourly(tenant_id)).subquery()
-        ledger = (
-            select(
-                source.c.tenant_id,
-                func.sum(source.c.requests).label("requests"),
-                func.sum(source.c.exact_hits + source.c.semantic_hits).label("hits"),
-                func.sum(source.c.misses).label("misses"),
-                func.sum(source.c.bypasses).label("bypasses"),
-                func.sum(source.c.errors).label("errors"),
-                func.sum(source.c.cost_usd).label("cost_usd"),
-                func.sum(source.c.avoided_cost_usd).label("avoided_cost_usd"),
-            )
-            .group_by(source.c.tenant_id)
-            .subquery()
-        )
-        entries = (
-            select(CacheEntry.tenant_id, func.count().label("cache_entries"))
-            .group_by(CacheEntry.tenant_id)
-            .subquery()
-        )
-        requests = func.coalesce(ledger.c.requests, 0)
-        stmt = (
-            select(
-                Tenant.id,
-                Tenant.name,
-                Tenant.status,
-                requests.label("requests"),
-                func.coalesce(ledger.c.hits, 0).label("hits"),
-                func.coalesce(ledger.c.misses, 0).label("misses"),
-                func.coalesce(ledger.c.bypasses, 0).label("bypasses"),
-                func.coalesce(ledger.c.errors, 0).label("errors"),
-                func.coalesce(ledger.c.cost_usd, 0).label("cost_usd"),
-                func.coalesce(ledger.c.avoided_cost_usd, 0).label("avoided_cost_usd"),
-                func.coalesce(entries.c.cache_entries, 0).label("cache_entries"),
-            )
-            .outerjoin(ledger, ledger.c.tenant_id == Tenant.id)
-            .outerjoin(entries, entries.c.tenant_id == Tenant.id)
-            .where((Tenant.status != "deleted") | (requests > 0))
-            .order_by(Tenant.created_at, Tenant.name)
-        )
-        if tenant_id is not None:
-            stmt = stmt.where(Tenant.id == tenant_id)
-        return [
-            TenantStats(
-                tenant_id=row.id,
-                tenant_name=row.name,
-                status=row.status,
-                requests=int(row.requests),
-                hits=int(row.hits),
-                misses=int(row.misses),
-                bypasses=int(row.bypasses),
-                errors=int(row.errors),
-                hit_rate=row.hits / (row.hits + row.misses) if row.hits + row.misses else None,
-                cost_usd=Decimal(row.cost_usd),
-                avoided_cost_usd=Decimal(row.avoided_cost_usd),
-                cache_entries=int(row.cache_entries),
-            )
-            for row in (await self.session.execute(stmt)).all()
-        ]
-
     async def activity(self, tenant_id: uuid.UUID | None, since: datetime, bucket: Bucket) -> list[Activity]:
         """Requests by hour or day (UTC) from `since`, oldest first; buckets without requests are left out."""
-        source = (await self._hourly(tenant_id, since)).subquery()
+        source = (await LedgerRollup(self.session).hourly(tenant_id, since)).subquery()
         start = func.date_trunc(bucket, source.c.hour, "UTC").label("start")
         hits_ms, misses_ms = func.sum(source.c.hit_latency_ms), func.sum(source.c.miss_latency_ms)
         hits = func.sum(source.c.exact_hits + source.c.semantic_hits)
@@ -298,70 +184,6 @@ class DashboardRepository:
         ).group_by(ApiKey.tenant_id)
         rows = (await self.session.execute(stmt)).all()
         return {row[0]: (int(row[1]), int(row[2])) for row in rows if row[0] is not None}  # admin keys: none
-
-    async def _mark(self, *, for_update: bool = False) -> datetime:
-        stmt = select(LedgerRollupMark.rolled_up_until).where(LedgerRollupMark.id == 1)
-        mark: datetime = (
-            await self.session.execute(stmt.with_for_update() if for_update else stmt)
-        ).scalar_one()
-        return mark
-
-    async def _hourly(self, tenant_id: uuid.UUID | None, since: datetime | None = None) -> Any:
-        """Per tenant and hour: the rollup (the rows booked before the watermark) and the ledger's
-        rows booked from it on. An hour may have a row on each side; each ledger row is on one."""
-        mark = await self._mark()
-        rolled: list[ColumnElement[bool]] = []
-        live = [LedgerEntry.booked_at >= mark]
-        if since is not None:
-            rolled.append(LedgerHourly.hour >= since)
-            live.append(LedgerEntry.created_at >= since)
-        if tenant_id is not None:
-            rolled.append(LedgerHourly.tenant_id == tenant_id)
-            live.append(LedgerEntry.tenant_id == tenant_id)
-        from_rollup = select(
-            LedgerHourly.tenant_id,
-            LedgerHourly.hour,
-            LedgerHourly.requests,
-            LedgerHourly.exact_hits,
-            LedgerHourly.semantic_hits,
-            LedgerHourly.misses,
-            LedgerHourly.bypasses,
-            LedgerHourly.errors,
-            LedgerHourly.cost_usd,
-            LedgerHourly.avoided_cost_usd,
-            LedgerHourly.hit_latency_ms,
-            LedgerHourly.miss_latency_ms,
-        ).where(*rolled)
-        return union_all(from_rollup, self._hourly_from_ledger(*live))
-
-    @staticmethod
-    def _hourly_from_ledger(*where: ColumnElement[bool]) -> Select[Any]:
-        hour = func.date_trunc("hour", LedgerEntry.created_at, "UTC")
-
-        def latency_of(status: str) -> Any:
-            return cast(
-                func.coalesce(func.sum(LedgerEntry.latency_ms).filter(LedgerEntry.cache_status == status), 0),
-                Double,
-            )
-
-        return (
-            select(
-                LedgerEntry.tenant_id.label("tenant_id"),
-                hour.label("hour"),
-                func.count().label("requests"),
-                func.count().filter(_EXACT).label("exact_hits"),
-                func.count().filter(_SEMANTIC).label("semantic_hits"),
-                func.count().filter(LedgerEntry.cache_status == "miss").label("misses"),
-                func.count().filter(LedgerEntry.cache_status == "bypass").label("bypasses"),
-                func.count().filter(LedgerEntry.cache_status == "error").label("errors"),
-                func.coalesce(func.sum(LedgerEntry.cost_usd), 0).label("cost_usd"),
-                func.coalesce(func.sum(LedgerEntry.avoided_cost_usd), 0).label("avoided_cost_usd"),
-                latency_of("hit").label("hit_latency_ms"),
-                latency_of("miss").label("miss_latency_ms"),
-            )
-            .where(*where)
-            .group_by(LedgerEntry.tenant_id, hour)
-        )
 
     async def latency(self, tenant_id: uuid.UUID | None, since: datetime) -> list[LatencySummary]:
         """Median and 95th percentile latency of hits and misses since `since`."""

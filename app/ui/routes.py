@@ -37,14 +37,16 @@ from app.admin.audit import AuditRepository
 from app.cache.policy import TenantCachePolicy, parse_policy
 from app.cache.purge import CachePurge, PurgeFilter, count_matching
 from app.cache.repository import CacheRepository
-from app.db.engine import enter_system, enter_tenant, transaction
+from app.db.engine import enter_system, enter_tenant
 from app.errors import BadRequest, DejaError, Forbidden, NotFound, Unauthorized
 from app.ledger.quotas import QuotaRepository
+from app.ledger.rollup import roll_up_ledger
 from app.services import Services
 from app.settings import Settings
 from app.tenants.auth import Principal
 from app.tenants.models import Tenant
 from app.tenants.service import TenantService
+from app.tenants.stats import all_time_stats
 from app.ui import quality
 from app.ui.charts import Series, bar_chart
 from app.ui.repository import Activity, Bucket, DashboardRepository, EntrySearch
@@ -287,13 +289,11 @@ class DashboardController(Controller):
         tenant: FromQuery[uuid.UUID | None] = None,
     ) -> Template:
         scope = tenant_scope(viewer, tenant)
-        # The closed hours go into the rollup first, in system context: the rollup serves
-        # every tenant's figures, whoever opened the page.
-        async with transaction(services.sessionmaker, system=True) as system:
-            await DashboardRepository(system).roll_up()
+        # The closed hours go into the rollup first (system context: it serves every tenant).
+        await roll_up_ledger(services.sessionmaker)
         dashboard = DashboardRepository(db)
         # The figures of GET /admin/stats; a tenant's session sees only its own row anyway.
-        stats = await dashboard.stats(scope)
+        stats = await all_time_stats(db, scope)
         hourly = await activity(dashboard, scope, "hour", 48)
         daily = await activity(dashboard, scope, "day", 30)
         return page(

@@ -6,6 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -419,6 +420,55 @@ async def test_stats_from_the_ledger(http: httpx.AsyncClient, make_tenant) -> No
         "/admin/stats", params={"since": future, "until": "2020-01-01T00:00:00Z"}, headers=ADMIN_HEADERS
     )
     assert backwards.status_code == 400
+
+
+async def test_all_time_stats_come_from_the_hourly_rollup_and_agree_with_the_ledger(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Without a window, GET /admin/stats reads the ledger's hourly rollup (rolling the closed
+    hours up first) instead of every ledger row, which outlasts the statement timeout on a large
+    ledger; its figures are the ledger's, as a window holding every row shows."""
+    t = await make_tenant("stats-rollup")
+    async with transaction(sessionmaker, system=True) as session:
+        # The rollup emptied (it can be rebuilt at any time), so that rows booked hours ago are
+        # rolled up by the next read, as on a deployment's first one.
+        await session.execute(text("DELETE FROM ledger_hourly"))
+        await session.execute(text("UPDATE ledger_rollup_mark SET rolled_up_until = DEFAULT"))
+        await session.execute(
+            text(
+                """
+                INSERT INTO ledger (tenant_id, request_id, created_at, booked_at, requested_model, used_model,
+                                    namespace, cache_status, prompt_tokens, completion_tokens, cost_usd,
+                                    avoided_cost_usd, latency_ms, http_status, priority)
+                SELECT :t, 'rollup-' || i, now() - interval '3 hours', now() - interval '3 hours',
+                       'gpt-4o-mini', 'gpt-4o-mini', '', CASE WHEN i % 4 = 0 THEN 'hit' ELSE 'miss' END,
+                       40, 120, CASE WHEN i % 4 = 0 THEN 0 ELSE 0.000078 END,
+                       CASE WHEN i % 4 = 0 THEN 0.000078 ELSE 0 END, 12, 200, 1
+                FROM generate_series(1, 40) AS i
+                """
+            ),
+            {"t": t.tenant_id},
+        )
+    await request(http, t.headers, "What changed in the last release?")  # booked now: read live
+
+    def mine(response: httpx.Response) -> dict[str, Any]:
+        assert response.status_code == 200, response.text
+        return next(s for s in response.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
+
+    all_time = mine(await http.get("/admin/stats", headers=ADMIN_HEADERS))
+    async with transaction(sessionmaker, system=True) as session:
+        rolled = await session.execute(
+            text("SELECT sum(requests) FROM ledger_hourly WHERE tenant_id = :t"), {"t": t.tenant_id}
+        )
+        assert rolled.scalar_one() == 40
+    assert (all_time["requests"], all_time["hits"], all_time["misses"]) == (41, 10, 31)
+    assert all_time["hit_rate"] == pytest.approx(10 / 41)
+    every_row = mine(
+        await http.get("/admin/stats", params={"since": "1970-01-01T00:00:00Z"}, headers=ADMIN_HEADERS)
+    )
+    assert every_row == all_time
 
 
 async def test_prices_keep_their_history(http: httpx.AsyncClient) -> None:
