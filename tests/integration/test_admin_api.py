@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.asgi import create_app
 from app.cache.purge import PurgeFilter, purge_batch
 from app.db.engine import transaction
+from app.ledger.rollup import LedgerRollup, roll_up_ledger
 from app.settings import Settings
 from app.tenants.service import delete_tenant
 from tests.conftest import ADMIN_HEADERS, ServerThread
@@ -392,6 +393,49 @@ async def request(http: httpx.AsyncClient, headers: dict[str, str], prompt: str,
     )
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+async def test_a_backlog_is_rolled_up_a_step_at_a_time(
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A ledger never rolled up (a deployment's first read) goes in steps of six hours of booking
+    time, each its own statement and transaction, until every closed hour is in; every row
+    counted once."""
+    t = await make_tenant("rollup-steps")
+    async with transaction(sessionmaker, system=True) as session:
+        await session.execute(text("DELETE FROM ledger_hourly"))
+        await session.execute(text("UPDATE ledger_rollup_mark SET rolled_up_until = DEFAULT"))
+        await session.execute(
+            text(
+                """
+                INSERT INTO ledger (tenant_id, request_id, created_at, booked_at, requested_model, used_model,
+                                    namespace, cache_status, prompt_tokens, completion_tokens, cost_usd,
+                                    avoided_cost_usd, latency_ms, http_status, priority)
+                SELECT :t, 'steps-' || i, now() - make_interval(hours => 3 + 12 * (i % 4)),
+                       now() - make_interval(hours => 3 + 12 * (i % 4)), 'gpt-4o-mini', 'gpt-4o-mini', '',
+                       'miss', 40, 120, 0.000078, 0, 12, 200, 1
+                FROM generate_series(1, 20) AS i
+                """
+            ),
+            {"t": t.tenant_id},
+        )
+    async with transaction(sessionmaker, system=True) as session:
+        assert await LedgerRollup(session).roll_up() is True  # 39 hours of bookings: one step is not all
+    await roll_up_ledger(sessionmaker)
+    async with transaction(sessionmaker, system=True) as session:
+        rolled = await session.execute(
+            text("SELECT sum(requests) FROM ledger_hourly WHERE tenant_id = :t"), {"t": t.tenant_id}
+        )
+        assert rolled.scalar_one() == 20
+        mark = await session.execute(
+            text(
+                "SELECT rolled_up_until = date_trunc('hour', now() - interval '5 minutes', 'UTC') "
+                "FROM ledger_rollup_mark"
+            )
+        )
+        assert mark.scalar_one() is True
+        assert await LedgerRollup(session).roll_up() is False
 
 
 async def test_stats_from_the_ledger(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
