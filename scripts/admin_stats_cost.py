@@ -6,8 +6,8 @@ A fresh embedded Postgres, migrated; `--tenants` tenants sharing `--rows` ledger
 traffic). It times `tenant_stats` with a window that holds every row, with no statement timeout
 (what `GET /admin/stats` ran without a window before it read the rollup, and still runs with a
 window: every ledger row in it, on each call); the first roll-up of the ledger into hourly rows
-(`roll_up_ledger`: in steps of six hours of booking time, each its own transaction under the
-service's statement timeout; later roll-ups add only the hours closed since); and `tenant_stats`
+(`roll_up_ledger`: in steps of about 200,000 rows, each its own transaction with the roll-up's
+own statement timeout; later roll-ups add only the hours closed since); and `tenant_stats`
 without a window, from the rollup (what `GET /admin/stats` and the dashboard's overview run now).
 It checks that the two give the same figures. A statement longer than the service's statement
 timeout (5 s by default) fails with a 503.

@@ -60,7 +60,7 @@ class LedgerEntry(Base):
         Index("ix_ledger_tenant_client_request", "tenant_id", "client_request_id"),
         # The requests an entry answered (the dashboard's entry and wrong-hit pages).
         Index("ix_ledger_entry_id", "entry_id", postgresql_where=text("entry_id IS NOT NULL")),
-        # The rows written since the dashboard's last roll-up (its live part).
+        # The rows written since the last roll-up (the rollup's live part, app.ledger.rollup).
         Index("ix_ledger_booked_at", "booked_at"),
     )
 
@@ -74,7 +74,7 @@ class LedgerEntry(Base):
     client_request_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = created_at()
     # When the row was written (its transaction's start): later than created_at for a row replayed
-    # from the spool after an outage. The dashboard's rollup takes rows by this time.
+    # from the spool after an outage. The hourly rollup takes rows by this time.
     booked_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )

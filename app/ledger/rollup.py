@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Double, Select, cast, func, select, union_all, update
+from sqlalchemy import ColumnElement, Double, Select, cast, delete, func, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,9 +21,13 @@ from app.ledger.models import LedgerEntry, LedgerHourly, LedgerRollupMark
 
 ROLLUP_LOCK = 0x64656A61_0001  # pg advisory lock key: one roll-up at a time
 ROLLUP_DELAY = timedelta(minutes=5)
-# Booking time rolled up per statement: six hours of a service answering 50 requests a second
-# are about a million rows, a second's work.
-ROLLUP_STEP = timedelta(hours=6)
+# Ledger rows rolled up per statement, so that a deployment's first roll-up over a large backlog
+# goes in short steps (scripts/admin_stats_cost.py times a first roll-up of millions of rows).
+ROLLUP_STEP_ROWS = 200_000
+# Rows booked in one instant are never split between steps (the watermark is a time), and a
+# migration stamped every row it found with one instant: a step over such a group may take longer
+# than a request's statement timeout, so a roll-up step has this one.
+ROLLUP_STATEMENT_TIMEOUT = "60s"
 
 # Exact hits are booked with similarity 1 (the exact tier compares hashes, not vectors); a
 # semantic hit's cosine is below 1 unless the normalised prompts were equal, which the exact
@@ -36,7 +40,8 @@ _SEMANTIC = (LedgerEntry.cache_status == "hit") & (
 
 async def roll_up_ledger(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     """The closed hours into the rollup, in system context (the rollup serves every tenant's
-    figures, whoever reads them): a step at a time, each step in a transaction of its own."""
+    figures, whoever reads them): a step at a time, each step in a transaction of its own. A
+    caller that finds another rolling up waits for its step, then takes the next."""
     while True:
         async with transaction(sessionmaker, system=True) as session:
             more = await LedgerRollup(session).roll_up()
@@ -48,30 +53,44 @@ class LedgerRollup:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def roll_up(self, *, step: timedelta = ROLLUP_STEP) -> bool:
-        """Add ledger rows booked since the watermark to the rollup, at most `step` of booking time
-        from the first of them (one statement over a large backlog would outlast the statement
-        timeout); system context only. True when closed hours remain to roll up.
+    async def roll_up(self, *, step_rows: int = ROLLUP_STEP_ROWS) -> bool:
+        """Add ledger rows booked since the watermark to the rollup, about `step_rows` of them (one
+        statement over a large backlog would outlast the statement timeout); system context only.
+        True when closed hours remain to roll up.
 
         Rows are taken by `booked_at` (their transaction's start; they appear at its commit) and
         counted in the hour of their `created_at` (when the request was answered), so a row
         replayed from the spool after an outage lands in its own, possibly rolled-up, hour and
         is counted once. A booking hour is closed five minutes after it ends (the service's
-        transactions last seconds at most). Two readers never roll up at once: the second one
-        reads what is there and the live rest.
+        transactions last seconds at most). Two callers never roll up at once: the second waits
+        for the first's step (an advisory lock).
         """
-        if not await self.session.scalar(select(func.pg_try_advisory_xact_lock(ROLLUP_LOCK))):
-            return False
+        await self.session.execute(
+            select(func.set_config("statement_timeout", ROLLUP_STATEMENT_TIMEOUT, True))
+        )
+        await self.session.execute(select(func.pg_advisory_xact_lock(ROLLUP_LOCK)))
         mark = await self.mark(for_update=True)
         until = await self.session.scalar(select(func.date_trunc("hour", func.now() - ROLLUP_DELAY, "UTC")))
         if until is None or mark >= until:
             return False
-        first = await self.session.scalar(
-            select(func.min(LedgerEntry.booked_at)).where(
-                LedgerEntry.booked_at >= mark, LedgerEntry.booked_at < until
-            )
+        backlog = (LedgerEntry.booked_at >= mark, LedgerEntry.booked_at < until)
+        first = await self.session.scalar(select(func.min(LedgerEntry.booked_at)).where(*backlog))
+        # The step ends at the booking time of the row `step_rows` on (the booking-time index);
+        # past the rows of the first instant, however many, so that the watermark always moves.
+        nth = await self.session.scalar(
+            select(LedgerEntry.booked_at)
+            .where(*backlog)
+            .order_by(LedgerEntry.booked_at)
+            .offset(step_rows)
+            .limit(1)
         )
-        end = until if first is None else min(until, first + step)
+        if first is not None and nth is not None and nth <= first:
+            nth = await self.session.scalar(
+                select(func.min(LedgerEntry.booked_at)).where(
+                    LedgerEntry.booked_at > first, LedgerEntry.booked_at < until
+                )
+            )
+        end = until if first is None or nth is None else nth
         if first is not None:
             hourly = self.hourly_from_ledger(
                 LedgerEntry.booked_at >= mark, LedgerEntry.booked_at < end
@@ -91,6 +110,10 @@ class LedgerRollup:
         )
         return bool(end < until)
 
+    async def forget(self, tenant_id: uuid.UUID) -> None:
+        """A tenant's hours out of the rollup (its ledger rows are being deleted)."""
+        await self.session.execute(delete(LedgerHourly).where(LedgerHourly.tenant_id == tenant_id))
+
     async def mark(self, *, for_update: bool = False) -> datetime:
         stmt = select(LedgerRollupMark.rolled_up_until).where(LedgerRollupMark.id == 1)
         mark: datetime = (
@@ -100,8 +123,10 @@ class LedgerRollup:
 
     async def hourly(self, tenant_id: uuid.UUID | None, since: datetime | None = None) -> Any:
         """Per tenant and hour: the rollup (the rows booked before the watermark) and the ledger's
-        rows booked from it on. An hour may have a row on each side; each ledger row is on one."""
-        mark = await self.mark()
+        rows booked from it on. An hour may have a row on each side; each ledger row is on one.
+        The watermark is read in the caller's statement, in the same snapshot as the rollup: a
+        step committed meanwhile is seen on both sides or on neither."""
+        mark = select(LedgerRollupMark.rolled_up_until).where(LedgerRollupMark.id == 1).scalar_subquery()
         rolled: list[ColumnElement[bool]] = []
         live = [LedgerEntry.booked_at >= mark]
         if since is not None:

@@ -23,6 +23,7 @@ from app.cache.purge import CachePurge, PurgeFilter
 from app.db.engine import transaction
 from app.errors import NotFound, Unprocessable
 from app.ledger.repository import LedgerBatch, LedgerRepository
+from app.ledger.rollup import LedgerRollup
 from app.tenants.keys import NewKey
 from app.tenants.models import ApiKey, KeyRole, Tenant, TenantStatus
 from app.tenants.repository import KeyRepository, TenantRepository
@@ -204,6 +205,8 @@ async def delete_tenant(
         await tenants.tombstone(tenant)
         api_keys = await KeyRepository(session).delete_for_tenant(tenant_id)
         quotas, usage = await LedgerRepository(session).delete_quotas_and_usage(tenant_id)
+        if include_ledger:  # its all-time figures go with the rows, not when the tombstone does
+            await LedgerRollup(session).forget(tenant_id)
         audit = await AuditRepository(session).record(
             actor,
             "tenant.delete",

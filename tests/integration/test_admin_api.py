@@ -399,9 +399,9 @@ async def test_a_backlog_is_rolled_up_a_step_at_a_time(
     make_tenant,  # type: ignore[no-untyped-def]
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    """A ledger never rolled up (a deployment's first read) goes in steps of six hours of booking
-    time, each its own statement and transaction, until every closed hour is in; every row
-    counted once."""
+    """A ledger never rolled up (a deployment's first read) goes in steps of a bounded number of
+    rows, each its own statement and transaction, until every closed hour is in; rows booked in
+    one instant stay together (the watermark is a time), and every row is counted once."""
     t = await make_tenant("rollup-steps")
     async with transaction(sessionmaker, system=True) as session:
         await session.execute(text("DELETE FROM ledger_hourly"))
@@ -412,8 +412,8 @@ async def test_a_backlog_is_rolled_up_a_step_at_a_time(
                 INSERT INTO ledger (tenant_id, request_id, created_at, booked_at, requested_model, used_model,
                                     namespace, cache_status, prompt_tokens, completion_tokens, cost_usd,
                                     avoided_cost_usd, latency_ms, http_status, priority)
-                SELECT :t, 'steps-' || i, now() - make_interval(hours => 3 + 12 * (i % 4)),
-                       now() - make_interval(hours => 3 + 12 * (i % 4)), 'gpt-4o-mini', 'gpt-4o-mini', '',
+                SELECT :t, 'steps-' || i, now() - make_interval(days => 1000, hours => 12 * (i % 4)),
+                       now() - make_interval(days => 1000, hours => 12 * (i % 4)), 'gpt-4o-mini', 'gpt-4o-mini', '',
                        'miss', 40, 120, 0.000078, 0, 12, 200, 1
                 FROM generate_series(1, 20) AS i
                 """
@@ -421,7 +421,13 @@ async def test_a_backlog_is_rolled_up_a_step_at_a_time(
             {"t": t.tenant_id},
         )
     async with transaction(sessionmaker, system=True) as session:
-        assert await LedgerRollup(session).roll_up() is True  # 39 hours of bookings: one step is not all
+        # Steps of 3 rows: the oldest instant (older than anything else in the ledger) holds 5
+        # rows, all taken in the first step.
+        assert await LedgerRollup(session).roll_up(step_rows=3) is True
+        first_step = await session.execute(
+            text("SELECT sum(requests) FROM ledger_hourly WHERE tenant_id = :t"), {"t": t.tenant_id}
+        )
+        assert first_step.scalar_one() == 5
     await roll_up_ledger(sessionmaker)
     async with transaction(sessionmaker, system=True) as session:
         rolled = await session.execute(
