@@ -395,6 +395,35 @@ async def request(http: httpx.AsyncClient, headers: dict[str, str], prompt: str,
     return response.json()  # type: ignore[no-any-return]
 
 
+async def empty_rollup(session: AsyncSession) -> None:
+    """The ledger's hourly rollup emptied and its watermark reset: rebuilt by the next read."""
+    await session.execute(text("DELETE FROM ledger_hourly"))
+    await session.execute(text("UPDATE ledger_rollup_mark SET rolled_up_until = DEFAULT"))
+
+
+async def old_ledger_rows(
+    session: AsyncSession, tenant_id: uuid.UUID, count: int, ago: str, *, hit_every: int = 0
+) -> None:
+    """`count` ledger rows answered and booked `ago` (an SQL interval over the row number `i`);
+    every `hit_every`-th a hit (0: all misses), the others misses at $0.000078."""
+    hit = f"i % {int(hit_every)} = 0" if hit_every else "false"
+    await session.execute(
+        text(
+            f"""
+            INSERT INTO ledger (tenant_id, request_id, created_at, booked_at, requested_model, used_model,
+                                namespace, cache_status, prompt_tokens, completion_tokens, cost_usd,
+                                avoided_cost_usd, latency_ms, http_status, priority)
+            SELECT :t, 'old-' || gen_random_uuid() || '-' || i, now() - {ago}, now() - {ago},
+                   'gpt-4o-mini', 'gpt-4o-mini', '', CASE WHEN {hit} THEN 'hit' ELSE 'miss' END,
+                   40, 120, CASE WHEN {hit} THEN 0 ELSE 0.000078 END, CASE WHEN {hit} THEN 0.000078 ELSE 0 END,
+                   12, 200, 1
+            FROM generate_series(1, :n) AS i
+            """  # noqa: S608 (the test's own constants)
+        ),
+        {"t": tenant_id, "n": count},
+    )
+
+
 async def test_a_backlog_is_rolled_up_a_step_at_a_time(
     make_tenant,  # type: ignore[no-untyped-def]
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -404,22 +433,9 @@ async def test_a_backlog_is_rolled_up_a_step_at_a_time(
     one instant stay together (the watermark is a time), and every row is counted once."""
     t = await make_tenant("rollup-steps")
     async with transaction(sessionmaker, system=True) as session:
-        await session.execute(text("DELETE FROM ledger_hourly"))
-        await session.execute(text("UPDATE ledger_rollup_mark SET rolled_up_until = DEFAULT"))
-        await session.execute(
-            text(
-                """
-                INSERT INTO ledger (tenant_id, request_id, created_at, booked_at, requested_model, used_model,
-                                    namespace, cache_status, prompt_tokens, completion_tokens, cost_usd,
-                                    avoided_cost_usd, latency_ms, http_status, priority)
-                SELECT :t, 'steps-' || i, now() - make_interval(days => 1000, hours => 12 * (i % 4)),
-                       now() - make_interval(days => 1000, hours => 12 * (i % 4)), 'gpt-4o-mini', 'gpt-4o-mini', '',
-                       'miss', 40, 120, 0.000078, 0, 12, 200, 1
-                FROM generate_series(1, 20) AS i
-                """
-            ),
-            {"t": t.tenant_id},
-        )
+        await empty_rollup(session)
+        # 20 rows at 4 instants, 1,000 days ago (older than anything else in the ledger).
+        await old_ledger_rows(session, t.tenant_id, 20, "make_interval(days => 1000, hours => 12 * (i % 4))")
     async with transaction(sessionmaker, system=True) as session:
         # Steps of 3 rows: the oldest instant (older than anything else in the ledger) holds 5
         # rows, all taken in the first step.
@@ -484,23 +500,8 @@ async def test_all_time_stats_come_from_the_hourly_rollup_and_agree_with_the_led
     async with transaction(sessionmaker, system=True) as session:
         # The rollup emptied (it can be rebuilt at any time), so that rows booked hours ago are
         # rolled up by the next read, as on a deployment's first one.
-        await session.execute(text("DELETE FROM ledger_hourly"))
-        await session.execute(text("UPDATE ledger_rollup_mark SET rolled_up_until = DEFAULT"))
-        await session.execute(
-            text(
-                """
-                INSERT INTO ledger (tenant_id, request_id, created_at, booked_at, requested_model, used_model,
-                                    namespace, cache_status, prompt_tokens, completion_tokens, cost_usd,
-                                    avoided_cost_usd, latency_ms, http_status, priority)
-                SELECT :t, 'rollup-' || i, now() - interval '3 hours', now() - interval '3 hours',
-                       'gpt-4o-mini', 'gpt-4o-mini', '', CASE WHEN i % 4 = 0 THEN 'hit' ELSE 'miss' END,
-                       40, 120, CASE WHEN i % 4 = 0 THEN 0 ELSE 0.000078 END,
-                       CASE WHEN i % 4 = 0 THEN 0.000078 ELSE 0 END, 12, 200, 1
-                FROM generate_series(1, 40) AS i
-                """
-            ),
-            {"t": t.tenant_id},
-        )
+        await empty_rollup(session)
+        await old_ledger_rows(session, t.tenant_id, 40, "interval '3 hours'", hit_every=4)
     await request(http, t.headers, "What changed in the last release?")  # booked now: read live
 
     def mine(response: httpx.Response) -> dict[str, Any]:
