@@ -395,29 +395,6 @@ POOLS: dict[str, list[str]] = {
         "the start of the French Revolution",
         "the founding of the United Nations",
     ],
-    # Work questions about teams, projects and services (the "@work" intents).
-    "dept": ["finance", "legal", "marketing", "design", "security", "sales", "support", "data platform"],
-    "proj": ["Orion", "Juniper", "Falcon", "Maple", "Cobalt", "Harbor", "Quartz", "Willow"],
-    "person": ["Priya Nair", "Tom Becker", "Aiko Tanaka", "Luis Ortega", "Grace Kim", "Omar Said", "Nina Petrova"],
-    "wkday": ["Monday/Mon", "Tuesday/Tue", "Wednesday/Wed", "Thursday/Thu", "Friday/Fri"],
-    "service": [
-        "the billing service/billing",
-        "the payments API",
-        "the search cluster",
-        "the identity provider/the SSO provider",
-        "the build farm/the CI build farm",
-        "the HR portal",
-        "the message queue",
-        "the reporting database",
-    ],
-    "office": ["Lisbon", "Munich", "Austin", "Singapore", "Dublin", "Seoul", "Chicago"],
-    "span": ["this week", "next week", "this weekend", "last month/over the last month"],
-    "svc_metric": [
-        "p95 latency/95th-percentile latency",
-        "p99 latency/99th-percentile latency",
-        "error rate/rate of errors",
-        "uptime/availability",
-    ],
 }
 
 
@@ -524,21 +501,6 @@ explain | Explain {concept} to {listener} || how would you explain {concept} to 
 timezone | What time is it in {city} when it's {hour} in {city2}? || {hour} in {city2} is what time in {city}? || if it's {hour} in {city2}, what time is it in {city} || {city2} {hour} -> {city} time
 weather | weather in {city} {day} || what's the weather like in {city} {day}? || {city} weather forecast {day} || will it rain in {city} {day}?
 when | When did {event} happen? || what year was {event}? || date of {event} || in which year did {event} take place?
-@work
-rootcause | What brought {service} down in the {office} office on {wkday}? || Why was {service} unavailable for the {office} office on {wkday}? || {service} outage in {office} on {wkday}: what was the root cause? || explain the root cause of the outage of {service} at our {office} office on {wkday} || what made {service} fail for {office} on {wkday}
-reviewdue | When is the {dept} review of project {proj} due? || What's the deadline for {dept} to finish reviewing project {proj}? || By when does the {dept} team have to complete its review of {proj}? || due date of the {dept} review for project {proj} || project {proj}: when must the {dept} review be done?
-openings | How many open positions does {dept} have in {office}? || number of unfilled roles on the {dept} team in the {office} office || How many people is {dept} hiring for in {office} right now? || {office} office: open headcount for {dept}? || how many vacancies are there in {dept} at {office}
-pager | Who is on call for {service} {span}? || {span}, which engineer carries the pager for {service}? || on-call engineer for {service} {span}? || who's covering on-call duty for {service} {span} || Tell me who holds the pager for {service} {span}.
-handover | What did {person} hand over to {person2} when leaving project {proj}? || Which tasks on {proj} moved from {person} to {person2}? || {proj} handover from {person} to {person2}: what was transferred? || list the {proj} work that {person2} took over from {person} || When {person} left {proj}, what did {person2} inherit from them?
-runbook | Who owns the runbook for {service}? || Which team is responsible for maintaining the runbook of {service}? || owner of the runbook for {service} || who maintains the runbook for {service}? || The runbook for {service}: whose is it?
-remaining | How much of the {dept} budget for {quarter} {year} is left? || What remains in the {dept} team's {quarter} {year} budget? || remaining {quarter} {year} budget for the {dept} team || how much money does {dept} still have to spend in {quarter} {year}? || {quarter} {year}: what's left of the {dept} budget
-sync | Book a meeting with {person} on {wkday} to discuss project {proj} || Find time on {wkday} for {person} and me to go over {proj} || schedule a {proj} sync with {person} for {wkday} || put a meeting about project {proj} with {person} in my calendar on {wkday} || On {wkday}, set up a call with {person} about {proj}.
-grant | How can the {dept} team get access to {service}? || What's the procedure for granting {dept} access to {service}? || {service} access for the {dept} team - how do we request it? || steps for {dept} to be given access to {service} || To get {dept} onto {service}, what do we need to do?
-moveoff | What's the plan for moving {service} from {cloud} to {cloud2}? || How are we migrating {service} off {cloud} and onto {cloud2}? || {service}: migration from {cloud} to {cloud2}, what are the steps? || steps to move {service} over to {cloud2} from {cloud} || plan for taking {service} off {cloud} and running it on {cloud2}
-incidents | Summarise the {office} office's {quarter} incident report || Give me the key points of the {quarter} incident report for {office} || What are the highlights of the {office} incident report for {quarter}? || {quarter} incident report, {office} office: short summary || sum up what the {quarter} incident report from {office} says
-outspend | Did {dept} spend more than {dept2} in {quarter}? || In {quarter}, was the {dept} team's spending higher than {dept2}'s? || {quarter}: did the {dept} team outspend {dept2}? || Did {dept2} spend less than {dept} in {quarter}? || was spending by {dept} above that of {dept2} in {quarter}
-signoff | Does {person} need {person2}'s approval to ship {proj}? || Is sign-off from {person2} required before {person} can ship {proj}? || {proj}: must {person2} approve before {person} ships it? || before {person} releases {proj}, does {person2} have to approve it? || Has {person2} got to sign off on {proj} for {person} to ship it?
-svcstat | What was the {svc_metric} of {service} {span}? || {service} {svc_metric} {span}? || How did {service} do on {svc_metric} {span}? || {span}, what {svc_metric} did {service} have? || show me {svc_metric} for {service} {span}
 """
     intents: list[Intent] = []
     domain = ""
