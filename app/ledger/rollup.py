@@ -9,7 +9,7 @@ The ledger stays the truth: the rollup can be emptied and rebuilt at any time.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Double, Select, cast, delete, func, select, union_all, update
@@ -28,6 +28,21 @@ ROLLUP_STEP_ROWS = 200_000
 # migration stamped every row it found with one instant: a step over such a group may take longer
 # than a request's statement timeout, so a roll-up step has this one.
 ROLLUP_STATEMENT_TIMEOUT = "60s"
+# The figures of an hour, as the rollup keeps them and `LedgerRollup.hourly` returns them.
+HOURLY_COLUMNS = (
+    "tenant_id",
+    "hour",
+    "requests",
+    "exact_hits",
+    "semantic_hits",
+    "misses",
+    "bypasses",
+    "errors",
+    "cost_usd",
+    "avoided_cost_usd",
+    "hit_latency_ms",
+    "miss_latency_ms",
+)
 
 # Exact hits are booked with similarity 1 (the exact tier compares hashes, not vectors); a
 # semantic hit's cosine is below 1 unless the normalised prompts were equal, which the exact
@@ -121,35 +136,36 @@ class LedgerRollup:
         ).scalar_one()
         return mark
 
-    async def hourly(self, tenant_id: uuid.UUID | None, since: datetime | None = None) -> Any:
-        """Per tenant and hour: the rollup (the rows booked before the watermark) and the ledger's
-        rows booked from it on. An hour may have a row on each side; each ledger row is on one.
-        The watermark is read in the caller's statement, in the same snapshot as the rollup: a
-        step committed meanwhile is seen on both sides or on neither."""
-        mark = select(LedgerRollupMark.rolled_up_until).where(LedgerRollupMark.id == 1).scalar_subquery()
-        rolled: list[ColumnElement[bool]] = []
-        live = [LedgerEntry.booked_at >= mark]
-        if since is not None:
-            rolled.append(LedgerHourly.hour >= since)
-            live.append(LedgerEntry.created_at >= since)
-        if tenant_id is not None:
-            rolled.append(LedgerHourly.tenant_id == tenant_id)
-            live.append(LedgerEntry.tenant_id == tenant_id)
-        from_rollup = select(
-            LedgerHourly.tenant_id,
-            LedgerHourly.hour,
-            LedgerHourly.requests,
-            LedgerHourly.exact_hits,
-            LedgerHourly.semantic_hits,
-            LedgerHourly.misses,
-            LedgerHourly.bypasses,
-            LedgerHourly.errors,
-            LedgerHourly.cost_usd,
-            LedgerHourly.avoided_cost_usd,
-            LedgerHourly.hit_latency_ms,
-            LedgerHourly.miss_latency_ms,
-        ).where(*rolled)
-        return union_all(from_rollup, self.hourly_from_ledger(*live))
+    async def hourly(
+        self, tenant_id: uuid.UUID | None, since: datetime | None = None, until: datetime | None = None
+    ) -> Any:
+        """Per tenant and UTC hour, the ledger's rows answered in [since, until) (either end open):
+        the whole hours from the rollup (the rows booked before the watermark) and the ledger's rows
+        booked from it on; a window's partial first and last hours from the ledger alone. An hour
+        may have a row from each part; each ledger row is in one. The watermark is read in the
+        caller's statement, in the same snapshot as the rollup: a step committed meanwhile is seen
+        on both sides or on neither."""
+        first, end = whole_hours(since, until)
+        parts: list[Select[Any]] = []
+        if first is None or end is None or first < end:
+            mark = select(LedgerRollupMark.rolled_up_until).where(LedgerRollupMark.id == 1).scalar_subquery()
+            rolled: list[ColumnElement[bool]] = []
+            live = [LedgerEntry.booked_at >= mark, *_answered(first, end)]
+            if first is not None:
+                rolled.append(LedgerHourly.hour >= first)
+            if end is not None:
+                rolled.append(LedgerHourly.hour < end)
+            if tenant_id is not None:
+                rolled.append(LedgerHourly.tenant_id == tenant_id)
+            parts += [_rolled_hours(*rolled), self.hourly_from_ledger(*live, *_of_tenant(tenant_id))]
+            # The partial hours at the window's ends, every row of them, rolled up or not.
+            if since is not None and first is not None and since < first:
+                parts.append(self.hourly_from_ledger(*_answered(since, first), *_of_tenant(tenant_id)))
+            if until is not None and end is not None and end < until:
+                parts.append(self.hourly_from_ledger(*_answered(end, until), *_of_tenant(tenant_id)))
+        else:  # the window lies within one hour, or two partial ones
+            parts.append(self.hourly_from_ledger(*_answered(since, until), *_of_tenant(tenant_id)))
+        return union_all(*parts)
 
     @staticmethod
     def hourly_from_ledger(*where: ColumnElement[bool]) -> Select[Any]:
@@ -179,3 +195,33 @@ class LedgerRollup:
             .where(*where)
             .group_by(LedgerEntry.tenant_id, hour)
         )
+
+
+def whole_hours(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The first and the end of the whole UTC hours in [since, until) (None: that end is open)."""
+    first = end = None
+    if since is not None:
+        start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        first = start if start == since else start + timedelta(hours=1)
+    if until is not None:
+        end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return first, end
+
+
+def _answered(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    where = []
+    if since is not None:
+        where.append(LedgerEntry.created_at >= since)
+    if until is not None:
+        where.append(LedgerEntry.created_at < until)
+    return where
+
+
+def _of_tenant(tenant_id: uuid.UUID | None) -> list[ColumnElement[bool]]:
+    return [] if tenant_id is None else [LedgerEntry.tenant_id == tenant_id]
+
+
+def _rolled_hours(*where: ColumnElement[bool]) -> Select[Any]:
+    """The rollup's rows, in the columns and order of `hourly_from_ledger`."""
+    table = LedgerHourly.__table__.c
+    return select(*(table[name] for name in HOURLY_COLUMNS)).where(*where)

@@ -46,7 +46,7 @@ from app.settings import Settings
 from app.tenants.auth import Principal
 from app.tenants.models import Tenant
 from app.tenants.service import TenantService
-from app.tenants.stats import all_time_stats
+from app.tenants.stats import tenant_stats
 from app.ui import quality
 from app.ui.charts import Series, bar_chart
 from app.ui.repository import Activity, Bucket, DashboardRepository, EntrySearch
@@ -293,7 +293,7 @@ class DashboardController(Controller):
         await roll_up_ledger(services.sessionmaker)
         dashboard = DashboardRepository(db)
         # The figures of GET /admin/stats; a tenant's session sees only its own row anyway.
-        stats = await all_time_stats(db, scope)
+        stats = await tenant_stats(db, tenant_id=scope)
         hourly = await activity(dashboard, scope, "hour", 48)
         daily = await activity(dashboard, scope, "day", 30)
         return page(

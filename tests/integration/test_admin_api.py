@@ -6,6 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -402,18 +403,26 @@ async def empty_rollup(session: AsyncSession) -> None:
 
 
 async def old_ledger_rows(
-    session: AsyncSession, tenant_id: uuid.UUID, count: int, ago: str, *, hit_every: int = 0
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    count: int,
+    ago: str,
+    *,
+    hit_every: int = 0,
+    answered: str | None = None,
 ) -> None:
-    """`count` ledger rows answered and booked `ago` (an SQL interval over the row number `i`);
-    every `hit_every`-th a hit (0: all misses), the others misses at $0.000078."""
+    """`count` ledger rows booked `ago` (an SQL interval over the row number `i`) and answered then
+    or at `answered` (an SQL time over `i`); every `hit_every`-th a hit (0: all misses), the others
+    misses at $0.000078."""
     hit = f"i % {int(hit_every)} = 0" if hit_every else "false"
+    created = answered or f"now() - {ago}"
     await session.execute(
         text(
             f"""
             INSERT INTO ledger (tenant_id, request_id, created_at, booked_at, requested_model, used_model,
                                 namespace, cache_status, prompt_tokens, completion_tokens, cost_usd,
                                 avoided_cost_usd, latency_ms, http_status, priority)
-            SELECT :t, 'old-' || gen_random_uuid() || '-' || i, now() - {ago}, now() - {ago},
+            SELECT :t, 'old-' || gen_random_uuid() || '-' || i, {created}, now() - {ago},
                    'gpt-4o-mini', 'gpt-4o-mini', '', CASE WHEN {hit} THEN 'hit' ELSE 'miss' END,
                    40, 120, CASE WHEN {hit} THEN 0 ELSE 0.000078 END, CASE WHEN {hit} THEN 0.000078 ELSE 0 END,
                    12, 200, 1
@@ -520,6 +529,86 @@ async def test_all_time_stats_come_from_the_hourly_rollup_and_agree_with_the_led
         await http.get("/admin/stats", params={"since": "1970-01-01T00:00:00Z"}, headers=ADMIN_HEADERS)
     )
     assert every_row == all_time
+
+
+WINDOW_FIGURES = text(
+    """
+    SELECT count(*), count(*) FILTER (WHERE cache_status = 'hit'), count(*) FILTER (WHERE cache_status = 'miss'),
+           coalesce(sum(cost_usd), 0)
+      FROM ledger
+     WHERE tenant_id = :t
+       AND (CAST(:since AS timestamptz) IS NULL OR created_at >= CAST(:since AS timestamptz))
+       AND (CAST(:until AS timestamptz) IS NULL OR created_at < CAST(:until AS timestamptz))
+    """
+)
+
+
+async def test_a_window_reads_its_whole_hours_from_the_rollup_and_its_partial_hours_from_the_ledger(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """GET /admin/stats with a window gives the ledger's figures for it, whether its ends fall on
+    an hour or not and whether its rows are rolled up or not; the hours wholly inside it come from
+    the hourly rollup (a window over a large ledger read every row in it and outlasted the
+    statement timeout), the partial hours at its ends from the ledger's rows."""
+    t = await make_tenant("stats-window")
+    async with transaction(sessionmaker, system=True) as session:
+        await empty_rollup(session)
+        # 60 requests answered on 2001-02-03 from 04:04 to 08:00, one every 4 minutes, every third
+        # a hit, booked three hours ago: rolled up by the next read.
+        answered = "timestamptz '2001-02-03 04:00Z' + make_interval(mins => {} * i)"
+        await old_ledger_rows(
+            session, t.tenant_id, 60, "interval '3 hours'", hit_every=3, answered=answered.format(4)
+        )
+        # Five more answered in the same stretch (04:37 to 07:05) but booked now, as a spooled row
+        # replayed after an outage: past the rollup's watermark, read from the ledger.
+        await old_ledger_rows(session, t.tenant_id, 5, "interval '0 hours'", answered=answered.format(37))
+    windows = [
+        (None, None),
+        ("2001-02-03T04:00:00Z", "2001-02-03T08:00:00Z"),  # whole hours only
+        ("2001-02-03T04:10:00Z", "2001-02-03T06:30:00Z"),  # a partial hour at each end
+        ("2001-02-03T06:20:00+02:00", None),  # 04:20 UTC on
+        (None, "2001-02-03T05:30:00Z"),
+        ("2001-02-03T05:10:00Z", "2001-02-03T05:50:00Z"),  # inside one hour
+        ("2001-02-03T05:30:00Z", "2001-02-03T06:30:00Z"),  # two partial hours, no whole one
+    ]
+
+    async def figures(since: str | None, until: str | None) -> tuple[int, int, int, Decimal]:
+        params = {name: at for name, at in (("since", since), ("until", until)) if at is not None}
+        response = await http.get("/admin/stats", params=params, headers=ADMIN_HEADERS)
+        assert response.status_code == 200, response.text
+        mine = next(s for s in response.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
+        return mine["requests"], mine["hits"], mine["misses"], Decimal(mine["cost_usd"])
+
+    async with transaction(sessionmaker, system=True) as session:
+        for since, until in windows:
+            got = await figures(since, until)
+            bounds = {
+                "t": t.tenant_id,
+                "since": since and datetime.fromisoformat(since),
+                "until": until and datetime.fromisoformat(until),
+            }
+            expected = tuple((await session.execute(WINDOW_FIGURES, bounds)).one())
+            assert got == expected, (since, until)
+        assert (await figures(None, None))[0] == 65
+        rolled = await session.execute(
+            text("SELECT sum(requests) FROM ledger_hourly WHERE tenant_id = :t"), {"t": t.tenant_id}
+        )
+        assert rolled.scalar_one() == 60
+
+    # Where each window's figures come from: 05:00 to 06:00 marked in the rollup alone.
+    async with transaction(sessionmaker, system=True) as session:
+        await session.execute(
+            text(
+                "UPDATE ledger_hourly SET requests = requests + 1000 "
+                "WHERE tenant_id = :t AND hour = timestamptz '2001-02-03 05:00Z'"
+            ),
+            {"t": t.tenant_id},
+        )
+    assert (await figures("2001-02-03T04:10:00Z", "2001-02-03T06:30:00Z"))[0] > 1000  # a whole hour
+    for since, until in windows[-2:]:  # that hour partly inside the window: read from the ledger
+        assert (await figures(since, until))[0] < 1000
 
 
 async def test_prices_keep_their_history(http: httpx.AsyncClient) -> None:
