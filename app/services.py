@@ -20,6 +20,7 @@ from app.db.replica import ReadReplica
 from app.ledger.booking import Bookkeeper
 from app.ledger.pricing import PriceBook
 from app.ledger.quotas import reclaim_reservations, renew_reservations
+from app.ledger.rollup import keep_rolled_up
 from app.ledger.spool import LedgerSpool
 from app.observability.metrics import METRICS, PrometheusRouterEvents
 from app.settings import Settings
@@ -70,6 +71,16 @@ class Services:
         lease = Lease.new(settings.limits.lease_s)
         replica = ReadReplica.connect(settings)
         lease_steps = [renew_reservations, reclaim_reservations, renew_inflight]
+        background = [
+            asyncio.create_task(spool.run(sessionmaker), name="ledger-spool"),
+            asyncio.create_task(keep_leases(sessionmaker, lease, lease_steps), name="leases"),
+            asyncio.create_task(
+                cache.hits.run(sessionmaker, settings.cache.hit_flush_interval_s), name="hit-counters"
+            ),
+        ]
+        if settings.ledger_rollup_interval_s > 0:
+            rollup = keep_rolled_up(sessionmaker, settings.ledger_rollup_interval_s)
+            background.append(asyncio.create_task(rollup, name="ledger-rollup"))
         return cls(
             settings=settings,
             engine=engine,
@@ -97,13 +108,7 @@ class Services:
             spool=spool,
             replica=replica,
             fast=fast,
-            background=[
-                asyncio.create_task(spool.run(sessionmaker), name="ledger-spool"),
-                asyncio.create_task(keep_leases(sessionmaker, lease, lease_steps), name="leases"),
-                asyncio.create_task(
-                    cache.hits.run(sessionmaker, settings.cache.hit_flush_interval_s), name="hit-counters"
-                ),
-            ],
+            background=background,
         )
 
     async def aclose(self) -> None:

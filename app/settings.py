@@ -154,6 +154,13 @@ class Settings(BaseSettings):
         None, description="When set, GET /metrics needs `Authorization: Bearer <token>` (401 without)."
     )
     migrate_on_start: bool = Field(True, description="`deja serve` upgrades the schema to head first.")
+    ledger_rollup_interval_s: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="How often each worker rolls the ledger's closed hours into the hourly rollup that "
+        "GET /admin/stats and the dashboard read, in the background; 0: only when they read it.",
+    )
     config: Path | None = Field(None, description="TOML file with upstreams and model routes.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (413 above).")
     limits: RequestLimits = Field(default_factory=RequestLimits)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.audit import AuditRepository
 from app.dependencies import ADMIN_DEPENDENCIES
 from app.errors import BadRequest
-from app.ledger.rollup import roll_up_ledger
+from app.ledger.rollup import ROLLUP_REQUEST_BUDGET_S, roll_up_ledger
 from app.services import Services
 from app.tenants.stats import TenantStats, tenant_stats
 
@@ -64,7 +64,9 @@ class AdminController(Controller):
         if since is not None and until is not None and since >= until:
             raise BadRequest("'since' must be before 'until'.")
         await services.pipeline.writer.flush()  # this process's bookings, written after their responses
-        await roll_up_ledger(services.sessionmaker)  # whole hours are read from the hourly rollup
+        await roll_up_ledger(
+            services.sessionmaker, budget_s=ROLLUP_REQUEST_BUDGET_S
+        )  # whole hours are read from the hourly rollup
         return StatsOut(since=since, until=until, tenants=await tenant_stats(session, since, until))
 
     @get("/audit", summary="The audit log, newest first")

@@ -8,6 +8,9 @@ The ledger stays the truth: the rollup can be emptied and rebuilt at any time.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +20,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
+from app.db.errors import describe_database_error
 from app.ledger.models import LedgerEntry, LedgerHourly, LedgerRollupMark
+
+log = logging.getLogger(__name__)
 
 ROLLUP_LOCK = 0x64656A61_0001  # pg advisory lock key: one roll-up at a time
 ROLLUP_DELAY = timedelta(minutes=5)
@@ -28,6 +34,8 @@ ROLLUP_STEP_ROWS = 200_000
 # migration stamped every row it found with one instant: a step over such a group may take longer
 # than a request's statement timeout, so a roll-up step has this one.
 ROLLUP_STATEMENT_TIMEOUT = "60s"
+# How long a reader's request rolls up before it reads (`roll_up_ledger`'s budget).
+ROLLUP_REQUEST_BUDGET_S = 1.0
 # The figures of an hour, as the rollup keeps them and `LedgerRollup.hourly` returns them.
 HOURLY_COLUMNS = (
     "tenant_id",
@@ -53,15 +61,41 @@ _SEMANTIC = (LedgerEntry.cache_status == "hit") & (
 )
 
 
-async def roll_up_ledger(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def roll_up_ledger(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    budget_s: float | None = None,
+    step_rows: int = ROLLUP_STEP_ROWS,
+) -> bool:
     """The closed hours into the rollup, in system context (the rollup serves every tenant's
     figures, whoever reads them): a step at a time, each step in a transaction of its own. A
-    caller that finds another rolling up waits for its step, then takes the next."""
+    caller that finds another rolling up waits for its step, then takes the next. With
+    `budget_s`, no step starts once that long has passed: a reader's request does not roll up a
+    deployment's whole backlog (`keep_rolled_up` does, in the background), and reads what is left
+    from the ledger. True when every closed hour is in."""
+    started = time.monotonic()
     while True:
         async with transaction(sessionmaker, system=True) as session:
-            more = await LedgerRollup(session).roll_up()
+            more = await LedgerRollup(session).roll_up(step_rows=step_rows)
         if not more:
-            return
+            return True
+        if budget_s is not None and time.monotonic() - started >= budget_s:
+            return False
+
+
+async def keep_rolled_up(sessionmaker: async_sessionmaker[AsyncSession], interval_s: float) -> None:
+    """Roll the closed hours up now and every `interval_s`, for the life of the process, so that
+    readers find little or nothing left to roll up (a first start on a ledger never rolled up
+    works through its backlog here, in steps)."""
+    while True:
+        try:
+            await roll_up_ledger(sessionmaker)
+        except Exception as exc:
+            log.warning(
+                "the ledger roll-up failed; readers add the rows past the rollup from the ledger",
+                extra={"error": describe_database_error(exc), "retry_in_s": interval_s},
+            )
+        await asyncio.sleep(interval_s)
 
 
 class LedgerRollup:

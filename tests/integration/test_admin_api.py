@@ -20,7 +20,7 @@ from app.db.engine import transaction
 from app.ledger.rollup import LedgerRollup, roll_up_ledger
 from app.settings import Settings
 from app.tenants.service import delete_tenant
-from tests.conftest import ADMIN_HEADERS, ServerThread
+from tests.conftest import ADMIN_HEADERS, ServerThread, eventually
 
 MODEL = "gpt-4o-mini"
 NOBODY = uuid.uuid4()
@@ -467,6 +467,55 @@ async def test_a_backlog_is_rolled_up_a_step_at_a_time(
         )
         assert mark.scalar_one() is True
         assert await LedgerRollup(session).roll_up() is False
+
+
+async def test_a_reader_rolls_up_within_its_budget_and_reads_the_rest_from_the_ledger(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A roll-up with a time budget starts no step past it (a request does not work through a
+    deployment's whole backlog); the figures read then are still the ledger's."""
+    t = await make_tenant("rollup-budget")
+    async with transaction(sessionmaker, system=True) as session:
+        await empty_rollup(session)
+        await old_ledger_rows(session, t.tenant_id, 20, "make_interval(days => 1000, hours => 12 * (i % 4))")
+    # One step of 3 rows or more: the rows of one instant at most (5 of this tenant's 20).
+    assert await roll_up_ledger(sessionmaker, budget_s=0, step_rows=3) is False
+    async with transaction(sessionmaker, system=True) as session:
+        rolled = await session.execute(
+            text("SELECT coalesce(sum(requests), 0) FROM ledger_hourly WHERE tenant_id = :t"),
+            {"t": t.tenant_id},
+        )
+        assert rolled.scalar_one() <= 5
+    stats = await http.get("/admin/stats", params={"since": "1970-01-01T00:00:00Z"}, headers=ADMIN_HEADERS)
+    mine = next(s for s in stats.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
+    assert (mine["requests"], mine["misses"]) == (20, 20)
+
+
+async def test_the_rollup_is_kept_up_in_the_background(
+    settings: Settings,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Each worker rolls the closed hours up every `ledger_rollup_interval_s`, whether anyone reads
+    the figures or not."""
+    t = await make_tenant("rollup-background")
+    async with transaction(sessionmaker, system=True) as session:
+        await empty_rollup(session)
+        await old_ledger_rows(session, t.tenant_id, 12, "interval '3 hours'")
+
+    async def all_rolled_up() -> bool:
+        async with transaction(sessionmaker, system=True) as session:
+            found = await session.execute(
+                text("SELECT coalesce(sum(requests), 0) FROM ledger_hourly WHERE tenant_id = :t"),
+                {"t": t.tenant_id},
+            )
+            return int(found.scalar_one()) == 12
+
+    assert not await all_rolled_up()
+    with ServerThread(create_app(settings.model_copy(update={"ledger_rollup_interval_s": 0.2}))):
+        assert await eventually(all_rolled_up, within_s=30)
 
 
 async def test_stats_from_the_ledger(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
