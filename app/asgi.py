@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await services.aclose()
+            gc.unfreeze()  # another app may start in this process (tests): its start-up settles anew
             worker_exiting()
 
     return Litestar(

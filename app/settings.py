@@ -159,7 +159,8 @@ class Settings(BaseSettings):
         ge=0,
         le=86_400,
         description="How often each worker rolls the ledger's closed hours into the hourly rollup that "
-        "GET /admin/stats and the dashboard read, in the background; 0: only when they read it.",
+        "GET /admin/stats and the dashboard read, in the background (0, or at least 1); 0: only when "
+        "they read it.",
     )
     config: Path | None = Field(None, description="TOML file with upstreams and model routes.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (413 above).")
@@ -167,6 +168,13 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     ui: UISettings = Field(default_factory=UISettings)
+
+    @field_validator("ledger_rollup_interval_s")
+    @classmethod
+    def _off_or_a_second(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("must be 0 (off) or at least 1 second")
+        return value
 
     @field_validator("data_dir")
     @classmethod

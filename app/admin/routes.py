@@ -64,9 +64,8 @@ class AdminController(Controller):
         if since is not None and until is not None and since >= until:
             raise BadRequest("'since' must be before 'until'.")
         await services.pipeline.writer.flush()  # this process's bookings, written after their responses
-        await roll_up_ledger(
-            services.sessionmaker, budget_s=ROLLUP_REQUEST_BUDGET_S
-        )  # whole hours are read from the hourly rollup
+        # Whole hours are read from the hourly rollup: the closed ones into it first, briefly.
+        await roll_up_ledger(services.sessionmaker, budget_s=ROLLUP_REQUEST_BUDGET_S, wait=False)
         return StatsOut(since=since, until=until, tenants=await tenant_stats(session, since, until))
 
     @get("/audit", summary="The audit log, newest first")

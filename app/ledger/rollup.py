@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Double, Select, cast, delete, func, select, union_all, update
@@ -34,23 +35,9 @@ ROLLUP_STEP_ROWS = 200_000
 # migration stamped every row it found with one instant: a step over such a group may take longer
 # than a request's statement timeout, so a roll-up step has this one.
 ROLLUP_STATEMENT_TIMEOUT = "60s"
-# How long a reader's request rolls up before it reads (`roll_up_ledger`'s budget).
+_HOUR = timedelta(hours=1)
+# A reader's request starts no roll-up step after this long (`roll_up_ledger`'s budget).
 ROLLUP_REQUEST_BUDGET_S = 1.0
-# The figures of an hour, as the rollup keeps them and `LedgerRollup.hourly` returns them.
-HOURLY_COLUMNS = (
-    "tenant_id",
-    "hour",
-    "requests",
-    "exact_hits",
-    "semantic_hits",
-    "misses",
-    "bypasses",
-    "errors",
-    "cost_usd",
-    "avoided_cost_usd",
-    "hit_latency_ms",
-    "miss_latency_ms",
-)
 
 # Exact hits are booked with similarity 1 (the exact tier compares hashes, not vectors); a
 # semantic hit's cosine is below 1 unless the normalised prompts were equal, which the exact
@@ -61,35 +48,49 @@ _SEMANTIC = (LedgerEntry.cache_status == "hit") & (
 )
 
 
+class Step(Enum):
+    """What one roll-up step found."""
+
+    DONE = "every closed hour is in"
+    MORE = "closed hours remain"
+    BUSY = "another caller is rolling up"
+
+
 async def roll_up_ledger(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     budget_s: float | None = None,
+    wait: bool = True,
     step_rows: int = ROLLUP_STEP_ROWS,
 ) -> bool:
     """The closed hours into the rollup, in system context (the rollup serves every tenant's
-    figures, whoever reads them): a step at a time, each step in a transaction of its own. A
-    caller that finds another rolling up waits for its step, then takes the next. With
-    `budget_s`, no step starts once that long has passed: a reader's request does not roll up a
-    deployment's whole backlog (`keep_rolled_up` does, in the background), and reads what is left
-    from the ledger. True when every closed hour is in."""
+    figures, whoever reads them): a step at a time, each step in a transaction of its own. True
+    when every closed hour is in.
+
+    A caller that finds another rolling up waits for its step, then takes the next; with `wait`
+    false it stops there instead. With `budget_s`, no step starts once that long has passed (a step
+    is about `step_rows` rows). Readers' requests pass both, so that they neither work through a
+    deployment's backlog nor queue behind a worker's step (`keep_rolled_up` does the work in the
+    background), and read what is left from the ledger."""
     started = time.monotonic()
-    while True:
+    while budget_s is None or time.monotonic() - started < budget_s:
         async with transaction(sessionmaker, system=True) as session:
-            more = await LedgerRollup(session).roll_up(step_rows=step_rows)
-        if not more:
+            step = await LedgerRollup(session).roll_up(step_rows=step_rows, wait=wait)
+        if step is Step.DONE:
             return True
-        if budget_s is not None and time.monotonic() - started >= budget_s:
+        if step is Step.BUSY:
             return False
+    return False
 
 
 async def keep_rolled_up(sessionmaker: async_sessionmaker[AsyncSession], interval_s: float) -> None:
     """Roll the closed hours up now and every `interval_s`, for the life of the process, so that
     readers find little or nothing left to roll up (a first start on a ledger never rolled up
-    works through its backlog here, in steps)."""
+    works through its backlog here, in steps). A worker that finds another rolling up leaves it
+    the work until its next turn."""
     while True:
         try:
-            await roll_up_ledger(sessionmaker)
+            await roll_up_ledger(sessionmaker, wait=False)
         except Exception as exc:
             log.warning(
                 "the ledger roll-up failed; readers add the rows past the rollup from the ledger",
@@ -102,26 +103,30 @@ class LedgerRollup:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def roll_up(self, *, step_rows: int = ROLLUP_STEP_ROWS) -> bool:
+    async def roll_up(self, *, step_rows: int = ROLLUP_STEP_ROWS, wait: bool = True) -> Step:
         """Add ledger rows booked since the watermark to the rollup, about `step_rows` of them (one
         statement over a large backlog would outlast the statement timeout); system context only.
-        True when closed hours remain to roll up.
 
         Rows are taken by `booked_at` (their transaction's start; they appear at its commit) and
         counted in the hour of their `created_at` (when the request was answered), so a row
         replayed from the spool after an outage lands in its own, possibly rolled-up, hour and
         is counted once. A booking hour is closed five minutes after it ends (the service's
-        transactions last seconds at most). Two callers never roll up at once: the second waits
-        for the first's step (an advisory lock).
+        transactions last seconds at most). Two callers never roll up at once (an advisory lock):
+        the second waits for the first's step, or with `wait` false, answers BUSY at once.
         """
+        if not wait:
+            locked = await self.session.scalar(select(func.pg_try_advisory_xact_lock(ROLLUP_LOCK)))
+            if not locked:
+                return Step.BUSY
         await self.session.execute(
             select(func.set_config("statement_timeout", ROLLUP_STATEMENT_TIMEOUT, True))
         )
-        await self.session.execute(select(func.pg_advisory_xact_lock(ROLLUP_LOCK)))
+        if wait:
+            await self.session.execute(select(func.pg_advisory_xact_lock(ROLLUP_LOCK)))
         mark = await self.mark(for_update=True)
         until = await self.session.scalar(select(func.date_trunc("hour", func.now() - ROLLUP_DELAY, "UTC")))
         if until is None or mark >= until:
-            return False
+            return Step.DONE
         backlog = (LedgerEntry.booked_at >= mark, LedgerEntry.booked_at < until)
         first = await self.session.scalar(select(func.min(LedgerEntry.booked_at)).where(*backlog))
         # The step ends at the booking time of the row `step_rows` on (the booking-time index);
@@ -157,7 +162,7 @@ class LedgerRollup:
         await self.session.execute(
             update(LedgerRollupMark).where(LedgerRollupMark.id == 1).values(rolled_up_until=end)
         )
-        return bool(end < until)
+        return Step.MORE if end < until else Step.DONE
 
     async def forget(self, tenant_id: uuid.UUID) -> None:
         """A tenant's hours out of the rollup (its ledger rows are being deleted)."""
@@ -178,7 +183,9 @@ class LedgerRollup:
         booked from it on; a window's partial first and last hours from the ledger alone. An hour
         may have a row from each part; each ledger row is in one. The watermark is read in the
         caller's statement, in the same snapshot as the rollup: a step committed meanwhile is seen
-        on both sides or on neither."""
+        on both sides or on neither. Times without a zone are UTC."""
+        since = None if since is None else _aware(since)
+        until = None if until is None else _aware(until)
         first, end = whole_hours(since, until)
         parts: list[Select[Any]] = []
         if first is None or end is None or first < end:
@@ -232,14 +239,21 @@ class LedgerRollup:
 
 
 def whole_hours(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """The first and the end of the whole UTC hours in [since, until) (None: that end is open)."""
+    """The first and the end of the whole UTC hours in [since, until) (None: that end is open).
+    Times without a zone are UTC."""
     first = end = None
     if since is not None:
-        start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        first = start if start == since else start + timedelta(hours=1)
+        since = _aware(since)
+        start = since.replace(minute=0, second=0, microsecond=0)
+        # The last hour of the calendar has no next one: no whole hour starts after it.
+        first = start if start == since else min(start, datetime.max.replace(tzinfo=UTC) - _HOUR) + _HOUR
     if until is not None:
-        end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        end = _aware(until).replace(minute=0, second=0, microsecond=0)
     return first, end
+
+
+def _aware(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _answered(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
@@ -256,6 +270,8 @@ def _of_tenant(tenant_id: uuid.UUID | None) -> list[ColumnElement[bool]]:
 
 
 def _rolled_hours(*where: ColumnElement[bool]) -> Select[Any]:
-    """The rollup's rows, in the columns and order of `hourly_from_ledger`."""
+    """The rollup's rows, in the columns and order of `hourly_from_ledger` (a union matches
+    columns by position)."""
     table = LedgerHourly.__table__.c
-    return select(*(table[name] for name in HOURLY_COLUMNS)).where(*where)
+    names = [column.name for column in LedgerRollup.hourly_from_ledger().selected_columns]
+    return select(*(table[name] for name in names)).where(*where)

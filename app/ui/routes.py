@@ -290,7 +290,7 @@ class DashboardController(Controller):
     ) -> Template:
         scope = tenant_scope(viewer, tenant)
         # The closed hours go into the rollup first (system context: it serves every tenant).
-        await roll_up_ledger(services.sessionmaker, budget_s=ROLLUP_REQUEST_BUDGET_S)
+        await roll_up_ledger(services.sessionmaker, budget_s=ROLLUP_REQUEST_BUDGET_S, wait=False)
         dashboard = DashboardRepository(db)
         # The figures of GET /admin/stats; a tenant's session sees only its own row anyway.
         stats = await tenant_stats(db, tenant_id=scope)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -11,15 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.asgi import create_app
 from app.cache.purge import PurgeFilter, purge_batch
 from app.db.engine import transaction
-from app.ledger.rollup import LedgerRollup, roll_up_ledger
+from app.ledger.rollup import ROLLUP_LOCK, LedgerRollup, Step, roll_up_ledger
 from app.settings import Settings
 from app.tenants.service import delete_tenant
+from app.tenants.stats import tenant_stats
 from tests.conftest import ADMIN_HEADERS, ServerThread, eventually
 
 MODEL = "gpt-4o-mini"
@@ -448,7 +450,7 @@ async def test_a_backlog_is_rolled_up_a_step_at_a_time(
     async with transaction(sessionmaker, system=True) as session:
         # Steps of 3 rows: the oldest instant (older than anything else in the ledger) holds 5
         # rows, all taken in the first step.
-        assert await LedgerRollup(session).roll_up(step_rows=3) is True
+        assert await LedgerRollup(session).roll_up(step_rows=3) is Step.MORE
         first_step = await session.execute(
             text("SELECT sum(requests) FROM ledger_hourly WHERE tenant_id = :t"), {"t": t.tenant_id}
         )
@@ -466,31 +468,49 @@ async def test_a_backlog_is_rolled_up_a_step_at_a_time(
             )
         )
         assert mark.scalar_one() is True
-        assert await LedgerRollup(session).roll_up() is False
+        assert await LedgerRollup(session).roll_up() is Step.DONE
 
 
-async def test_a_reader_rolls_up_within_its_budget_and_reads_the_rest_from_the_ledger(
+async def test_a_reader_neither_works_through_a_backlog_nor_waits_for_another_roll_up(
     http: httpx.AsyncClient,
     make_tenant,  # type: ignore[no-untyped-def]
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    """A roll-up with a time budget starts no step past it (a request does not work through a
-    deployment's whole backlog); the figures read then are still the ledger's."""
+    """A roll-up starts no step once its time budget is spent, and one that does not wait leaves
+    the work to whoever holds the roll-up lock (GET /admin/stats and the overview page pass both);
+    the figures read then are still the ledger's, its rows past the rollup read one by one."""
     t = await make_tenant("rollup-budget")
     async with transaction(sessionmaker, system=True) as session:
         await empty_rollup(session)
         await old_ledger_rows(session, t.tenant_id, 20, "make_interval(days => 1000, hours => 12 * (i % 4))")
-    # One step of 3 rows or more: the rows of one instant at most (5 of this tenant's 20).
-    assert await roll_up_ledger(sessionmaker, budget_s=0, step_rows=3) is False
+
+    async def rolled_up() -> int:
+        async with transaction(sessionmaker, system=True) as session:
+            found = await session.execute(
+                text("SELECT coalesce(sum(requests), 0) FROM ledger_hourly WHERE tenant_id = :t"),
+                {"t": t.tenant_id},
+            )
+            return int(found.scalar_one())
+
+    assert await roll_up_ledger(sessionmaker, budget_s=0) is False
+    assert await rolled_up() == 0
     async with transaction(sessionmaker, system=True) as session:
-        rolled = await session.execute(
-            text("SELECT coalesce(sum(requests), 0) FROM ledger_hourly WHERE tenant_id = :t"),
-            {"t": t.tenant_id},
+        [mine] = await tenant_stats(session, tenant_id=t.tenant_id)
+        assert (mine.requests, mine.misses) == (20, 20)
+
+    # Another caller mid-step: it holds the lock (for as long as a 60 s step may take).
+    async with transaction(sessionmaker, system=True) as holder:
+        await holder.execute(select(func.pg_advisory_xact_lock(ROLLUP_LOCK)))
+        assert await asyncio.wait_for(roll_up_ledger(sessionmaker, budget_s=30, wait=False), 10) is False
+        stats = await asyncio.wait_for(
+            http.get("/admin/stats", params={"since": "1970-01-01T00:00:00Z"}, headers=ADMIN_HEADERS), 10
         )
-        assert rolled.scalar_one() <= 5
-    stats = await http.get("/admin/stats", params={"since": "1970-01-01T00:00:00Z"}, headers=ADMIN_HEADERS)
-    mine = next(s for s in stats.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
-    assert (mine["requests"], mine["misses"]) == (20, 20)
+        assert stats.status_code == 200, stats.text
+        mine_now = next(s for s in stats.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
+        assert (mine_now["requests"], mine_now["misses"]) == (20, 20)
+    assert await rolled_up() == 0
+    await roll_up_ledger(sessionmaker)
+    assert await rolled_up() == 20
 
 
 async def test_the_rollup_is_kept_up_in_the_background(
@@ -514,7 +534,7 @@ async def test_the_rollup_is_kept_up_in_the_background(
             return int(found.scalar_one()) == 12
 
     assert not await all_rolled_up()
-    with ServerThread(create_app(settings.model_copy(update={"ledger_rollup_interval_s": 0.2}))):
+    with ServerThread(create_app(settings.model_copy(update={"ledger_rollup_interval_s": 1}))):
         assert await eventually(all_rolled_up, within_s=30)
 
 
@@ -544,6 +564,23 @@ async def test_stats_from_the_ledger(http: httpx.AsyncClient, make_tenant) -> No
         "/admin/stats", params={"since": future, "until": "2020-01-01T00:00:00Z"}, headers=ADMIN_HEADERS
     )
     assert backwards.status_code == 400
+    for edge in ("9999-12-31T23:30:00Z", "0001-01-01T00:30:00", "2026-03-01T10:00:00+05:30"):
+        assert (
+            await http.get("/admin/stats", params={"since": edge}, headers=ADMIN_HEADERS)
+        ).status_code == 200
+
+
+# A tenant's figures read from its ledger rows themselves, in a window (either end open).
+WINDOW_FIGURES = text(
+    """
+    SELECT count(*), count(*) FILTER (WHERE cache_status = 'hit'), count(*) FILTER (WHERE cache_status = 'miss'),
+           coalesce(sum(cost_usd), 0)
+      FROM ledger
+     WHERE tenant_id = :t
+       AND (CAST(:since AS timestamptz) IS NULL OR created_at >= CAST(:since AS timestamptz))
+       AND (CAST(:until AS timestamptz) IS NULL OR created_at < CAST(:until AS timestamptz))
+    """
+)
 
 
 async def test_all_time_stats_come_from_the_hourly_rollup_and_agree_with_the_ledger(
@@ -574,22 +611,16 @@ async def test_all_time_stats_come_from_the_hourly_rollup_and_agree_with_the_led
         assert rolled.scalar_one() == 40
     assert (all_time["requests"], all_time["hits"], all_time["misses"]) == (41, 10, 31)
     assert all_time["hit_rate"] == pytest.approx(10 / 41)
-    every_row = mine(
-        await http.get("/admin/stats", params={"since": "1970-01-01T00:00:00Z"}, headers=ADMIN_HEADERS)
-    )
-    assert every_row == all_time
-
-
-WINDOW_FIGURES = text(
-    """
-    SELECT count(*), count(*) FILTER (WHERE cache_status = 'hit'), count(*) FILTER (WHERE cache_status = 'miss'),
-           coalesce(sum(cost_usd), 0)
-      FROM ledger
-     WHERE tenant_id = :t
-       AND (CAST(:since AS timestamptz) IS NULL OR created_at >= CAST(:since AS timestamptz))
-       AND (CAST(:until AS timestamptz) IS NULL OR created_at < CAST(:until AS timestamptz))
-    """
-)
+    async with transaction(sessionmaker, system=True) as session:
+        ledger = (
+            await session.execute(WINDOW_FIGURES, {"t": t.tenant_id, "since": None, "until": None})
+        ).one()
+    assert (
+        all_time["requests"],
+        all_time["hits"],
+        all_time["misses"],
+        Decimal(all_time["cost_usd"]),
+    ) == tuple(ledger)
 
 
 async def test_a_window_reads_its_whole_hours_from_the_rollup_and_its_partial_hours_from_the_ledger(
@@ -647,17 +678,23 @@ async def test_a_window_reads_its_whole_hours_from_the_rollup_and_its_partial_ho
         assert rolled.scalar_one() == 60
 
     # Where each window's figures come from: 05:00 to 06:00 marked in the rollup alone.
-    async with transaction(sessionmaker, system=True) as session:
-        await session.execute(
-            text(
-                "UPDATE ledger_hourly SET requests = requests + 1000 "
-                "WHERE tenant_id = :t AND hour = timestamptz '2001-02-03 05:00Z'"
-            ),
-            {"t": t.tenant_id},
-        )
-    assert (await figures("2001-02-03T04:10:00Z", "2001-02-03T06:30:00Z"))[0] > 1000  # a whole hour
-    for since, until in windows[-2:]:  # that hour partly inside the window: read from the ledger
-        assert (await figures(since, until))[0] < 1000
+    async def mark_the_rollup(requests: int) -> None:
+        async with transaction(sessionmaker, system=True) as session:
+            await session.execute(
+                text(
+                    "UPDATE ledger_hourly SET requests = requests + :n "
+                    "WHERE tenant_id = :t AND hour = timestamptz '2001-02-03 05:00Z'"
+                ),
+                {"t": t.tenant_id, "n": requests},
+            )
+
+    await mark_the_rollup(1000)
+    try:
+        assert (await figures("2001-02-03T04:10:00Z", "2001-02-03T06:30:00Z"))[0] > 1000  # a whole hour
+        for since, until in windows[-2:]:  # that hour partly inside the window: read from the ledger
+            assert (await figures(since, until))[0] < 1000
+    finally:
+        await mark_the_rollup(-1000)
 
 
 async def test_prices_keep_their_history(http: httpx.AsyncClient) -> None:
