@@ -404,6 +404,16 @@ async def empty_rollup(session: AsyncSession) -> None:
     await session.execute(text("UPDATE ledger_rollup_mark SET rolled_up_until = DEFAULT"))
 
 
+async def rolled_up(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID) -> int:
+    """A tenant's requests in the hourly rollup."""
+    async with transaction(sessionmaker, system=True) as session:
+        found = await session.execute(
+            text("SELECT coalesce(sum(requests), 0) FROM ledger_hourly WHERE tenant_id = :t"),
+            {"t": tenant_id},
+        )
+        return int(found.scalar_one())
+
+
 async def old_ledger_rows(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -484,16 +494,8 @@ async def test_a_reader_neither_works_through_a_backlog_nor_waits_for_another_ro
         await empty_rollup(session)
         await old_ledger_rows(session, t.tenant_id, 20, "make_interval(days => 1000, hours => 12 * (i % 4))")
 
-    async def rolled_up() -> int:
-        async with transaction(sessionmaker, system=True) as session:
-            found = await session.execute(
-                text("SELECT coalesce(sum(requests), 0) FROM ledger_hourly WHERE tenant_id = :t"),
-                {"t": t.tenant_id},
-            )
-            return int(found.scalar_one())
-
     assert await roll_up_ledger(sessionmaker, budget_s=0) is False
-    assert await rolled_up() == 0
+    assert await rolled_up(sessionmaker, t.tenant_id) == 0
     async with transaction(sessionmaker, system=True) as session:
         [mine] = await tenant_stats(session, tenant_id=t.tenant_id)
         assert (mine.requests, mine.misses) == (20, 20)
@@ -508,9 +510,9 @@ async def test_a_reader_neither_works_through_a_backlog_nor_waits_for_another_ro
         assert stats.status_code == 200, stats.text
         mine_now = next(s for s in stats.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
         assert (mine_now["requests"], mine_now["misses"]) == (20, 20)
-    assert await rolled_up() == 0
+    assert await rolled_up(sessionmaker, t.tenant_id) == 0
     await roll_up_ledger(sessionmaker)
-    assert await rolled_up() == 20
+    assert await rolled_up(sessionmaker, t.tenant_id) == 20
 
 
 async def test_the_rollup_is_kept_up_in_the_background(
@@ -526,12 +528,7 @@ async def test_the_rollup_is_kept_up_in_the_background(
         await old_ledger_rows(session, t.tenant_id, 12, "interval '3 hours'")
 
     async def all_rolled_up() -> bool:
-        async with transaction(sessionmaker, system=True) as session:
-            found = await session.execute(
-                text("SELECT coalesce(sum(requests), 0) FROM ledger_hourly WHERE tenant_id = :t"),
-                {"t": t.tenant_id},
-            )
-            return int(found.scalar_one()) == 12
+        return await rolled_up(sessionmaker, t.tenant_id) == 12
 
     assert not await all_rolled_up()
     with ServerThread(create_app(settings.model_copy(update={"ledger_rollup_interval_s": 1}))):
