@@ -117,7 +117,7 @@ _INSERT = text(
     "response, prompt_tokens, completion_tokens, cost_usd, expires_at) VALUES (:id, :tenant_id, :namespace, :model, "
     ":scope_hash, :exact_hash, :prompt, :embedder, CAST(:embedding AS halfvec), CAST(:response AS jsonb), "
     ":prompt_tokens, :completion_tokens, :cost_usd, "
-    "now() + make_interval(secs => CAST(:ttl_s AS integer))) RETURNING id"
+    "now() + make_interval(secs => CAST(:ttl_s AS integer)))"
 )
 
 
@@ -240,8 +240,11 @@ class CacheRepository:
         return [_row(row, similarity=1.0 - float(row.distance)) for row in rows]
 
     async def insert(self, entry: NewEntry) -> uuid.UUID:
+        """Store an entry; its id. A tenant deleted meanwhile stores nothing (migration 0160) and
+        still gets the id, which names no entry."""
+        entry_id = entry.id or uuid.uuid4()
         params = {
-            "id": entry.id or uuid.uuid4(),
+            "id": entry_id,
             "tenant_id": entry.tenant_id,
             "namespace": entry.namespace,
             "model": entry.model,
@@ -256,7 +259,7 @@ class CacheRepository:
             "cost_usd": entry.cost_usd,
             "ttl_s": entry.ttl_s,
         }
-        entry_id: uuid.UUID = (await self.session.execute(_INSERT, params)).scalar_one()
+        await self.session.execute(_INSERT, params)
         return entry_id
 
     async def get(self, entry_id: uuid.UUID) -> StoredEntry | None:

@@ -22,6 +22,7 @@ from app.ledger.rollup import ROLLUP_LOCK, LedgerRollup, Step, roll_up_ledger
 from app.settings import Settings
 from app.tenants.service import delete_tenant
 from app.tenants.stats import tenant_stats
+from app.toolkit.fakellm.server import FakeLLMServer
 from tests.conftest import ADMIN_HEADERS, ServerThread, eventually
 
 MODEL = "gpt-4o-mini"
@@ -903,6 +904,86 @@ async def test_delete_with_ledger_removes_everything(
         assert (
             await session.scalar(text("SELECT count(*) FROM tenants WHERE id = :t"), {"t": t.tenant_id}) == 0
         )
+
+
+async def usage_counter_rows(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID) -> int:
+    async with transaction(sessionmaker, system=True) as session:
+        found = await session.scalar(
+            text("SELECT count(*) FROM usage_counters WHERE tenant_id = :t"), {"t": tenant_id}
+        )
+        return int(found or 0)
+
+
+async def in_the_models_hands(model_server: FakeLLMServer, model: str, calls_before: int) -> None:
+    """Wait until `model_server` has received one more call of `model` than `calls_before`."""
+
+    async def arrived() -> bool:
+        async with httpx.AsyncClient() as client:
+            stats = (await client.get(f"{model_server.root_url}/_fake/stats")).json()
+        return int(stats["chat"].get(model, 0)) > calls_before
+
+    assert await eventually(arrived), f"{model} never received the call"
+
+
+async def slow_calls(model_server: FakeLLMServer) -> int:
+    async with httpx.AsyncClient() as client:
+        return int(
+            (await client.get(f"{model_server.root_url}/_fake/stats")).json()["chat"].get("gpt-slow", 0)
+        )
+
+
+@pytest.mark.parametrize("include_ledger", [False, True])
+async def test_a_request_in_flight_when_its_tenant_is_deleted_leaves_nothing_behind(
+    http: httpx.AsyncClient,
+    deja: ServerThread,
+    slow_llm: FakeLLMServer,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    include_ledger: bool,
+) -> None:
+    """A request let in before its tenant was deleted still gets its answer, but what it writes
+    after the deletion is over neither stores the prompt and answer nor books client details."""
+    t = await make_tenant("in-flight")
+    await http.put(
+        f"/admin/tenants/{t.tenant_id}/quotas/day", json={"max_requests": 50}, headers=ADMIN_HEADERS
+    )
+    before = await slow_calls(slow_llm)
+    in_flight = asyncio.create_task(
+        http.post(
+            "/v1/requests",
+            headers={**t.headers, "X-Cache-Namespace": "support"},
+            json={"input": "Draft a reply to ticket 8812.", "model": "gpt-slow", "metadata": {"user": "bob"}},
+        )
+    )
+    await in_the_models_hands(slow_llm, "gpt-slow", before)  # past authentication, quota reserved
+    deleted = await http.delete(
+        f"/admin/tenants/{t.tenant_id}",
+        params={"include_ledger": str(include_ledger).lower()},
+        headers=ADMIN_HEADERS,
+    )
+    assert deleted.status_code == 200, deleted.text
+    answered = await in_flight
+    assert answered.status_code == 200, answered.text  # the model was paid for: the client gets it
+    await deja.settle()
+
+    assert await entry_count(sessionmaker, t.tenant_id) == 0
+    assert await usage_counter_rows(sessionmaker, t.tenant_id) == 0
+    rows = await ledger_rows(sessionmaker, t.tenant_id)
+    if include_ledger:
+        assert rows == []
+    else:  # booked, so its cost counts, but as anonymous as the rows the deletion anonymised
+        assert len(rows) == 1
+        row = rows[0]
+        assert (row["metadata"], row["namespace"], row["api_key_id"], row["entry_id"]) == ({}, "", None, None)
+        async with transaction(sessionmaker, system=True) as session:
+            booked = (
+                await session.execute(
+                    text("SELECT cache_status, prompt_tokens FROM ledger WHERE tenant_id = :t"),
+                    {"t": t.tenant_id},
+                )
+            ).one()
+        assert booked.cache_status == "miss"
+        assert booked.prompt_tokens > 0
 
 
 async def test_unknown_query_parameters_on_changes_are_refused(

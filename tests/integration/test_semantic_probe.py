@@ -326,6 +326,9 @@ async def _random_entries(
 ) -> None:
     """`count` entries in one scope of the tenant, with random vectors, stored in one transaction."""
     async with transaction(sessionmaker, tenant_id=tenant_id) as session:
+        # Set-up, not a statement of the service's: 2,000 random vectors into the HNSW index take
+        # more than the service's statement timeout on a slow machine.
+        await session.execute(text("SET LOCAL statement_timeout = 0"))
         await session.execute(
             text(
                 """
