@@ -1,20 +1,17 @@
 """Aliases written after the response, in batches: a served paraphrase becomes an alias of its entry
 (the same wording is an exact hit next time), written once the client has its answer.
 
-A bounded queue and one task that drains it: what queued up while the last batch was written goes
-in the next, one statement per tenant (`deja_add_aliases`, migration 0120) on the fast connections.
-When that statement cannot run (the function missing, the connections down) or the database
-refuses it, the batch is written in a transaction of the tenant's instead, and a batch refused
-there is retried alias by alias, so that one bad alias (its entry deleted meanwhile) is the only
-one lost. Aliases may be lost: a full queue drops them, and so does an outage. Closing writes what
-is queued.
+A bounded queue and one task that drains it (`app.db.after_response.BatchDrain`): what queued up
+while the last batch was written goes in the next, one statement per tenant (`deja_add_aliases`,
+migration 0120) on the fast connections. When that statement cannot run (the function missing,
+the connections down) or the database refuses it, the batch is written in a transaction of the
+tenant's instead, and a batch refused there is retried alias by alias, so that one bad alias (its
+entry deleted meanwhile) is the only one lost. Aliases may be lost: a full queue drops them, and
+so does an outage. Closing writes what is queued.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
 import logging
 import uuid
 from dataclasses import dataclass
@@ -22,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cache.repository import CacheRepository
+from app.db.after_response import BatchDrain
 from app.db.engine import DatabaseDown, attempt
 from app.db.fastpath import FastConnections, missing_function
 
@@ -55,9 +53,7 @@ class AliasWriter:
         self.max_aliases = max_aliases
         self.fast: FastConnections | None = None
         self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
-        self._queue: asyncio.Queue[NewAlias | asyncio.Future[None]] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
+        self._drain: BatchDrain[NewAlias] | None = None
         # Aliases dropped because the queue was full.
         self.dropped = 0
 
@@ -67,70 +63,36 @@ class AliasWriter:
         """Where to write: one statement on `fast`, else (or when it fails) a transaction made by
         `sessionmaker`; with neither, aliases are dropped."""
         self.sessionmaker, self.fast = sessionmaker, fast
-        self._queue = asyncio.Queue(maxsize=MAX_PENDING)
-        self._closed = False
+        self._drain = BatchDrain(
+            self.write,
+            name="alias-writer",
+            batch=BATCH,
+            max_pending=MAX_PENDING,
+            failure="aliases not written",
+        )
 
     def add(self, alias: NewAlias) -> None:
         """Queue `alias`; dropped when aliases are off, the writer is not running or the queue is full."""
-        if self._queue is None or self._closed or self.max_aliases <= 0:
+        if self._drain is None or self._drain.closed or self.max_aliases <= 0:
             return
-        try:
-            self._queue.put_nowait(alias)
-        except asyncio.QueueFull:
+        if not self._drain.put(alias):
             self.dropped += 1
             if self.dropped % DROPS_LOGGED == 1:
                 log.warning("alias queue full: aliases dropped", extra={"dropped": self.dropped})
-            return
-        if self._task is None or self._task.done():
-            # A context of its own: not the request's that happened to start it (log fields).
-            self._task = asyncio.create_task(self._run(), name="alias-writer", context=contextvars.Context())
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize() if self._queue is not None else 0
+        return self._drain.pending if self._drain is not None else 0
 
     async def flush(self) -> None:
         """Wait until every alias added so far is written (or dropped)."""
-        if self._queue is None or self._task is None or self._task.done():
-            return
-        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put(marker)
-        await marker
+        if self._drain is not None:
+            await self._drain.flush()
 
     async def aclose(self) -> None:
         """Write what is queued, then stop; aliases added from now on are dropped."""
-        self._closed = True
-        await self.flush()
-        queue, self._queue = self._queue, None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        # Nothing is added once closed, so the flush above wrote everything; a waiter whose marker
-        # was still queued is let go.
-        while queue is not None and not queue.empty():
-            item = queue.get_nowait()
-            if isinstance(item, asyncio.Future) and not item.done():
-                item.set_result(None)
-
-    async def _run(self) -> None:
-        queue = self._queue
-        assert queue is not None
-        while True:
-            items = [await queue.get()]
-            while len(items) < BATCH:
-                try:
-                    items.append(queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
-            try:
-                await self.write([item for item in items if isinstance(item, NewAlias)])
-            except Exception:
-                log.exception("aliases not written")
-            finally:
-                for item in items:
-                    if isinstance(item, asyncio.Future) and not item.done():
-                        item.set_result(None)
+        if self._drain is not None:
+            await self._drain.aclose()
 
     async def write(self, aliases: list[NewAlias]) -> None:
         """Write `aliases` now: one statement per tenant, a transaction where it cannot run."""

@@ -1,4 +1,5 @@
-"""Bookings written after the response: a bounded queue and one task that drains it.
+"""Bookings written after the response: a bounded queue and one task that drains it
+(`app.db.after_response.BatchDrain`).
 
 A hit's ledger row and a miss's stored answer, settled quota and ledger row are written here,
 once the client has its answer. Rows that are only a booking (hits) are written in batches, one
@@ -12,14 +13,12 @@ the queue.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from app.db.after_response import BatchDrain
 from app.db.fastpath import FastConnections, missing_function
 from app.ledger.booking import Bookkeeper, Work
 from app.ledger.quotas import Reservation
@@ -61,11 +60,13 @@ class BookingWriter:
         self.books = books
         # Where a booking that can be one statement is written first (None: always a transaction).
         self.fast = fast
-        # Bookings, and markers that `flush` waits on (FIFO: done once everything before is written).
-        self._queue: asyncio.Queue[_Booking | asyncio.Future[None]] = asyncio.Queue(maxsize=max_pending)
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
-        self._busy = False
+        self._drain: BatchDrain[_Booking] = BatchDrain(
+            self._write,
+            name="booking-writer",
+            batch=BATCH,
+            max_pending=max_pending,
+            failure="bookings not written by the writer",
+        )
 
     async def submit(
         self,
@@ -80,64 +81,20 @@ class BookingWriter:
         """Book `row` (with `also`, settling `reservation`) after this request; `after` runs once it
         is written. `fast`, the same booking as one statement, is tried first."""
         booking = _Booking(row, reservation, usage, also, after, fast)
-        if self._enqueue(booking):
-            return
-        await self._write([booking])  # closed, or the queue is full: written by the request itself
-
-    def _enqueue(self, item: _Booking) -> bool:
-        if self._closed:
-            return False
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            return False
-        if self._task is None or self._task.done():
-            # A context of its own: not the request's that happened to start it (log fields).
-            self._task = asyncio.create_task(
-                self._run(), name="booking-writer", context=contextvars.Context()
-            )
-        return True
+        if not self._drain.put(booking):
+            await self._write([booking])  # closed, or the queue is full: written by the request itself
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        return self._drain.pending
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is written (or spooled)."""
-        if self._task is None or self._task.done() or (self._queue.empty() and not self._busy):
-            return
-        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put(marker)
-        await marker
+        await self._drain.flush()
 
     async def aclose(self) -> None:
         """Write what is queued, then stop; later submissions are written by their requests."""
-        self._closed = True
-        await self.flush()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            items = [await self._queue.get()]
-            while len(items) < BATCH:
-                try:
-                    items.append(self._queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
-            self._busy = True
-            try:
-                try:
-                    await self._write([item for item in items if isinstance(item, _Booking)])
-                except Exception:
-                    log.exception("bookings not written by the writer")
-            finally:
-                self._busy = False
-                for item in items:
-                    if isinstance(item, asyncio.Future) and not item.done():
-                        item.set_result(None)
+        await self._drain.aclose()
 
     async def _write(self, batch: list[_Booking]) -> None:
         plain = [booking.row for booking in batch if booking.plain]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,17 +29,22 @@ class Machine:
     pgvector: str = ""
     load_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # The int8 instructions the models' speed depends on most (about 3x without them); "" unknown.
+    int8_instructions: str = ""
 
     @classmethod
     def detect(cls) -> Machine:
         model = platform.processor() or platform.machine()
+        flags: set[str] = set()
         try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+            first_cpu = Path("/proc/cpuinfo").read_text().split("\n\n", 1)[0]
         except OSError:
-            pass
+            first_cpu = ""
+        for line in first_cpu.splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
         return cls(
             cores_logical=psutil.cpu_count(logical=True) or 0,
             cores_physical=psutil.cpu_count(logical=False),
@@ -46,7 +52,16 @@ class Machine:
             memory_gb=psutil.virtual_memory().total / 2**30,
             python=platform.python_version(),
             load_start=os.getloadavg(),
+            int8_instructions=_int8_instructions(flags),
         )
+
+
+def _int8_instructions(flags: set[str]) -> str:
+    if not flags:
+        return ""
+    if "avx512_vnni" in flags or "avx_vnni" in flags:
+        return "AVX-512 VNNI" if "avx512_vnni" in flags else "AVX-VNNI"
+    return "no VNNI (" + ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2") + ")"
 
 
 @dataclass
@@ -127,16 +142,36 @@ def targets(result: BenchResult) -> list[list[str]]:
             over = Summary.of(http.latencies_ms).p50 - lookup.p50
             row(f"{name} over HTTP, p50 above the lookup's own", "<= 10 ms", f"{ms(over)} ms", over <= 10)
     for name, rate in (("exact hit", 1500), ("semantic hit", 300)):
-        http = result.http_class(name)
-        if http and http.latencies_ms:
-            p99 = Summary.of(http.latencies_ms).p99
-            row(
-                f"{name} throughput with p99 <= 50 ms",
-                f">= {rate:,}/s",
-                f"{http.throughput:,.0f}/s at p99 {ms(p99)} ms",
-                http.throughput >= rate and p99 <= 50,
-            )
+        best = best_rate_within(result.http, name, p99_ms=50)
+        if best is None:
+            continue
+        http, p99 = best
+        at = "" if http.name == name else f", {http.name.removeprefix(name + ', ')}"
+        row(
+            f"{name} throughput with p99 <= 50 ms",
+            f">= {rate:,}/s",
+            f"{http.throughput:,.0f}/s at p99 {ms(p99)} ms{at}",
+            http.throughput >= rate and p99 <= 50,
+        )
     return rows
+
+
+def best_rate_within(
+    classes: Sequence[ClassResult], name: str, *, p99_ms: float
+) -> tuple[ClassResult, float] | None:
+    """The run of class `name` (at the configured concurrency, or at fewer connections) with the
+    highest rate whose p99 is within `p99_ms`, and that p99; when none is, the configured
+    concurrency's run. None when the class did not run."""
+    runs = [
+        (c, Summary.of(c.latencies_ms).p99)
+        for c in classes
+        if c.latencies_ms
+        and (c.name == name or (c.name.startswith(name + ", ") and c.name.endswith(" connections")))
+    ]
+    within = [(c, p99) for c, p99 in runs if p99 <= p99_ms]
+    if within:
+        return max(within, key=lambda run: run[0].throughput)
+    return next(((c, p99) for c, p99 in runs if c.name == name), None)
 
 
 def render_markdown(result: BenchResult, *, images: bool = True) -> str:
@@ -163,6 +198,7 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
                     f"{machine.cpu_model}, {machine.cores_logical} logical cores"
                     + (f" ({machine.cores_physical} physical)" if machine.cores_physical else ""),
                 ],
+                ["int8 dot products (the models' speed)", machine.int8_instructions or "unknown"],
                 ["memory", f"{machine.memory_gb:.1f} GB"],
                 ["load average (1/5/15 min) at start", " / ".join(f"{v:.2f}" for v in machine.load_start)],
                 ["load average (1/5/15 min) at end", " / ".join(f"{v:.2f}" for v in machine.load_end)],
@@ -335,6 +371,13 @@ def render_markdown(result: BenchResult, *, images: bool = True) -> str:
         "they go through the semantic tier every time; an alias hit costs an exact hit's probe); misses carry "
         "a ticket number no entry has. "
         '"model direct" sends the same kind of miss requests straight to the fake model.'
+        + (
+            ' With wrk, the exact and semantic hit classes also run at fewer connections ("2 connections", '
+            "... , for half as long): the throughput targets below take the highest rate whose p99 is "
+            "within their bound, as a rate at a latency bound is measured."
+            if by_wrk
+            else ""
+        )
     )
     out.append("")
     http_rows = []

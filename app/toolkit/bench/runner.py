@@ -230,6 +230,21 @@ def _kept_section(report: Path) -> str:
     return "".join("\n" + block + "\n" for block in KEPT.findall(text))
 
 
+# The classes whose targets are a rate at a latency bound (`report.targets`): with wrk they also run
+# at fewer connections than the configured concurrency.
+SWEPT = ("exact hit", "semantic hit")
+AT_CONNECTIONS = ", {} connections"
+
+
+def sweep_connections(concurrency: int) -> list[int]:
+    """The connection counts below `concurrency` a swept class also runs at: 2, 4, 8, ..."""
+    counts, connections = [], 2
+    while connections < concurrency:
+        counts.append(connections)
+        connections *= 2
+    return counts
+
+
 async def _http_phase(
     url: str,
     postmaster_pid: int | None,
@@ -295,6 +310,21 @@ async def _http_phase(
                                 processes=processes,
                             )
                         )
+                        # The throughput targets are rates at a latency bound: the same class at
+                        # fewer connections, where queueing adds less, for the highest rate within it.
+                        for connections in sweep_connections(sizes.concurrency) if name in SWEPT else ():
+                            results.append(
+                                await wrk.drive_wrk(
+                                    f"{name}{AT_CONNECTIONS.format(connections)}",
+                                    "deja",
+                                    deja_url,
+                                    make,
+                                    concurrency=connections,
+                                    warmup_s=min(sizes.warmup, 1.0),
+                                    seconds=sizes.seconds / 2,
+                                    processes=processes,
+                                )
+                            )
                         bar.update(task, completed=100)
                         continue
                     results.append(
