@@ -7,9 +7,10 @@ none. A background task drains the spool when Postgres answers again; the ledger
 Each process appends to a file of its own; a drain first renames a file (atomic), so two
 processes never replay the same file, and a drain interrupted by a crash is picked up again.
 
-A row the database refuses for good (not an outage: a constraint, a tenant deleted meanwhile,
-a line that no longer decodes) moves to `dead-letter/ledger.jsonl` with the reason, a warning
-and `deja_ledger_dead_letters_total`; the drain goes on with the next row.
+A row the database refuses for good (not an outage: a constraint it breaks, a line that no
+longer decodes) moves to `dead-letter/ledger.jsonl` with the reason, a warning and
+`deja_ledger_dead_letters_total`; the drain goes on with the next row. A row of a tenant erased
+with its ledger meanwhile is not kept anywhere (migration 0160).
 """
 
 from __future__ import annotations

@@ -198,6 +198,9 @@ async def delete_tenant(
     purge = purge or CachePurge(sessionmaker)
     async with transaction(sessionmaker, system=True) as session:
         tenants = TenantRepository(session)
+        # FOR UPDATE, not a plain update of the status: it conflicts with the FOR KEY SHARE lock the
+        # late-write triggers take (migration 0160), so a write in progress finishes first and is
+        # then purged or anonymised, and a later one sees the tombstone.
         tenant = await tenants.get_for_update(tenant_id)
         if tenant is None:
             raise NotFound(f"No tenant {tenant_id}.")

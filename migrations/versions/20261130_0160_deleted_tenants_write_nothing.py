@@ -12,14 +12,17 @@ transactions they fall back to, the spool's replays) is covered:
 - rows of cache entries, aliases, labels and usage counters of a deleted tenant are not inserted
   (the statement succeeds and writes nothing);
 - a ledger row of a deleted tenant is booked as the deletion left the others: its cost and
-  figures kept, without metadata, error text, namespace, client request id, key or entry.
-
-A tenant erased with its ledger (`include_ledger`) has no row left: the foreign keys refuse its
-rows, as before (a ledger row then goes to the spool's dead letters).
+  figures kept, without metadata, error text, namespace, client request id, key or entry;
+- a tenant erased with its ledger (`include_ledger`) has no row left: its rows are not inserted
+  either (before, the foreign key refused them and a ledger row, client details and all, went to
+  the spool's dead letters). A row whose tenant the transaction may not see is still refused by
+  row-level security.
 
 Each trigger reads the tenant's row with the lock the foreign key check takes anyway (FOR KEY
 SHARE): a deletion that committed first is seen; one that starts later waits for the writing
-transaction and then removes or anonymises what it wrote.
+transaction and then removes or anonymises what it wrote. The deletion locks the row FOR UPDATE
+(`TenantRepository.get_for_update`), which conflicts with it. Locking a row needs UPDATE on
+`tenants` (the functions run with the writer's rights): the service's role owns its tables.
 
 Revision ID: 0160
 Revises: 0150
@@ -46,7 +49,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT status INTO v_status FROM tenants WHERE id = NEW.tenant_id FOR KEY SHARE;
-    IF v_status = 'deleted' THEN
+    IF (FOUND AND v_status = 'deleted') OR (NOT FOUND AND deja_tenant_visible(NEW.tenant_id)) THEN
         RETURN NULL;
     END IF;
     RETURN NEW;
@@ -62,6 +65,12 @@ DECLARE
     v_status text;
 BEGIN
     SELECT status INTO v_status FROM tenants WHERE id = NEW.tenant_id FOR KEY SHARE;
+    IF NOT FOUND THEN
+        IF deja_tenant_visible(NEW.tenant_id) THEN
+            RETURN NULL;
+        END IF;
+        RETURN NEW;
+    END IF;
     IF v_status = 'deleted' THEN
         NEW.metadata := '{}'::jsonb;
         NEW.error := NULL;
@@ -75,8 +84,20 @@ END
 $$
 """
 
+# Whether this transaction's row-level security context may see the tenant's rows: only then does
+# a missing tenant row mean an erased tenant (otherwise the policy refuses the row, as before).
+_VISIBLE = r"""
+CREATE FUNCTION deja_tenant_visible(p_tenant_id uuid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY INVOKER
+AS $$
+    SELECT current_setting('deja.system', true) = 'on'
+        OR current_setting('deja.tenant_id', true) = p_tenant_id::text
+$$
+"""
+
 
 def upgrade() -> None:
+    op.execute(_VISIBLE)
     op.execute(_REFUSE)
     op.execute(_ANONYMISE)
     for table in _REFUSED:
@@ -96,3 +117,4 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS deja_deleted_tenant_writes_nothing ON {table}")
     op.execute("DROP FUNCTION IF EXISTS deja_anonymise_deleted_tenant_ledger()")
     op.execute("DROP FUNCTION IF EXISTS deja_refuse_deleted_tenant_rows()")
+    op.execute("DROP FUNCTION IF EXISTS deja_tenant_visible(uuid)")

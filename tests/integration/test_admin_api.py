@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.asgi import create_app
 from app.cache.purge import PurgeFilter, purge_batch
 from app.db.engine import transaction
+from app.ledger.repository import LedgerRepository, LedgerRow
 from app.ledger.rollup import ROLLUP_LOCK, LedgerRollup, Step, roll_up_ledger
 from app.settings import Settings
 from app.tenants.service import delete_tenant
@@ -962,6 +963,7 @@ async def test_a_request_in_flight_when_its_tenant_is_deleted_leaves_nothing_beh
         headers=ADMIN_HEADERS,
     )
     assert deleted.status_code == 200, deleted.text
+    assert not in_flight.done()  # what it writes comes after the deletion is over
     answered = await in_flight
     assert answered.status_code == 200, answered.text  # the model was paid for: the client gets it
     await deja.settle()
@@ -984,6 +986,74 @@ async def test_a_request_in_flight_when_its_tenant_is_deleted_leaves_nothing_beh
             ).one()
         assert booked.cache_status == "miss"
         assert booked.prompt_tokens > 0
+
+
+LATE_WRITES = {
+    "cache_entries": "INSERT INTO cache_entries (tenant_id, model, scope_hash, exact_hash, prompt, response) "
+    "VALUES (:t, 'gpt-4o-mini', '\\x01', '\\x02', 'a prompt of a deleted tenant', '{}')",
+    "cache_aliases": "INSERT INTO cache_aliases (tenant_id, namespace, exact_hash, entry_id, similarity) "
+    "VALUES (:t, 'support', '\\x03', gen_random_uuid(), 0.93)",
+    "cache_labels": "INSERT INTO cache_labels (tenant_id, entry_id, request_id, source, judge, correct, "
+    "similarity, scorer, score) VALUES (:t, gen_random_uuid(), 'late', 'judge', 'judge', true, 0.9, 'ce', 0.8)",
+    "usage_counters": "INSERT INTO usage_counters (tenant_id, period, period_start) VALUES (:t, 'day', current_date) "
+    "ON CONFLICT DO NOTHING",
+}
+
+
+def late_row(tenant_id: uuid.UUID) -> LedgerRow:
+    return LedgerRow(
+        tenant_id=tenant_id,
+        request_id=uuid.uuid4().hex,
+        requested_model=MODEL,
+        cache_status="miss",
+        http_status=200,
+        latency_ms=300.0,
+        namespace="support",
+        entry_id=uuid.uuid4(),
+        prompt_tokens=12,
+        cost_usd=Decimal("0.0003"),
+        metadata={"user": "carol"},
+        client_request_id="client-7",
+    )
+
+
+@pytest.mark.parametrize("include_ledger", [False, True])
+async def test_a_deleted_tenant_is_written_nothing_whatever_writes(
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    include_ledger: bool,
+) -> None:
+    """Every statement a late write can run, in the tenant's own context as the writers run them:
+    no entry, alias, label or usage row lands (an alias or label naming no entry would otherwise
+    break its foreign key), the ledger row is booked anonymised, and after an erase not at all."""
+    t = await make_tenant("late-writes")
+    await delete_tenant(sessionmaker, "test", t.tenant_id, include_ledger=include_ledger)
+    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+        for table, statement in LATE_WRITES.items():
+            written = await session.execute(text(statement), {"t": t.tenant_id})
+            assert written.rowcount == 0, table  # type: ignore[attr-defined]
+        booked = await LedgerRepository(session).append(late_row(t.tenant_id))
+    assert booked is not include_ledger
+    rows = await ledger_rows(sessionmaker, t.tenant_id)
+    assert rows == (
+        []
+        if include_ledger
+        else [
+            {
+                "metadata": {},
+                "namespace": "",
+                "client_request_id": None,
+                "api_key_id": None,
+                "entry_id": None,
+                "cost_usd": Decimal("0.0003"),
+            }
+        ]
+    )
+    # Another tenant's context still cannot write for it: row-level security refuses, as before.
+    other = await make_tenant("bystander")
+    with pytest.raises(Exception, match="row-level security"):
+        async with transaction(sessionmaker, tenant_id=other.tenant_id) as session:
+            await session.execute(text(LATE_WRITES["cache_entries"]), {"t": t.tenant_id})
 
 
 async def test_unknown_query_parameters_on_changes_are_refused(

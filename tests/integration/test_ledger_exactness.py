@@ -84,11 +84,14 @@ async def test_a_row_the_database_refuses_goes_to_the_dead_letters_and_the_drain
             cost_usd=Decimal("0.5"),
         )
 
-    gone = row(uuid.uuid4())  # a tenant that does not exist (deleted meanwhile): refused for good
+    refused = row(tenant.tenant_id)
+    refused.cache_status = "cached"  # not a status the ledger knows: refused for good
+    erased = row(uuid.uuid4())  # a tenant erased with its ledger meanwhile: nothing of it is kept
     kept = [row(tenant.tenant_id), row(tenant.tenant_id)]
     kept[0].created_at = datetime.now(UTC) - timedelta(days=2)  # answered during a long outage
     await spool.append(kept[0])
-    await spool.append(gone)
+    await spool.append(refused)
+    await spool.append(erased)
     await spool.append(kept[1])
     (spool.directory / "ledger-0-broken.jsonl").write_text("{not json\n")
     before = METRICS.ledger_dead_letters._value.get()
@@ -100,9 +103,10 @@ async def test_a_row_the_database_refuses_goes_to_the_dead_letters_and_the_drain
     )
     dead = [json.loads(line) for line in spool.dead_letters.read_text().splitlines()]
     assert len(dead) == 2
-    assert any(
-        json.loads(d["row"])["request_id"] == gone.request_id for d in dead if d["row"].startswith('{"')
-    )
+    assert [json.loads(d["row"])["request_id"] for d in dead if d["row"].startswith('{"')] == [
+        refused.request_id
+    ]
+    assert await _rows(sessionmaker, erased.tenant_id) == []
     assert all("SQLSTATE" in d["reason"] or "undecodable" in d["reason"] for d in dead)
     assert METRICS.ledger_dead_letters._value.get() == before + 2
     async with transaction(sessionmaker, system=True) as session:

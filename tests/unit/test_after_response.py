@@ -67,3 +67,18 @@ async def test_a_failed_batch_is_logged_and_the_next_one_is_written(caplog: pyte
         await drain.flush()
     assert recorder.batches == [[1], [3]]
     assert [r.getMessage() for r in caplog.records] == ["items not written"]
+
+
+async def test_flush_waits_for_the_batch_being_written_when_nothing_else_is_queued() -> None:
+    recorder = Recorder()
+    drain = BatchDrain(recorder.write, name="test", batch=10, max_pending=10, failure="not written")
+    recorder.gate.clear()
+    drain.put(1)
+    await asyncio.sleep(0)  # taken from the queue, held at the gate: the queue is empty
+    assert drain.pending == 0
+    flushed = asyncio.create_task(drain.flush())
+    await asyncio.sleep(0.01)
+    assert not flushed.done()
+    recorder.gate.set()
+    await flushed
+    assert recorder.batches == [[1]]
