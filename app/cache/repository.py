@@ -305,8 +305,17 @@ class CacheRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def ensure_embedding_index(self, embedder: str, dimension: int) -> None:
-        """A partial HNSW index for this embedder's vectors, at its dimension (idempotent)."""
+        """A partial HNSW index for this embedder's vectors, at its dimension (idempotent).
+
+        An index that exists is found in the catalog: CREATE INDEX, even IF NOT EXISTS, first
+        takes a lock that waits for every write in progress on the table, and makes later ones
+        wait, at each worker's start."""
         check_embedder_name(embedder)
+        found = await self.session.execute(
+            text("SELECT to_regclass(:name) IS NOT NULL"), {"name": hnsw_index_name(embedder)}
+        )
+        if found.scalar_one():
+            return
         await self.session.execute(
             text(
                 f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(embedder)} ON cache_entries "

@@ -191,10 +191,14 @@ async def delete_tenant(
     """Remove a tenant's cache, keys, quotas and usage. Its ledger rows stay, anonymised, on a
     tombstone row unless `include_ledger`, which removes them and the tenant row too.
 
-    Three steps, each committed: keys, quotas and status first (no new request lands while the
-    entries go; `keys_removed` is called then), the cache entries in batches, the ledger last,
-    in batches of `ledger_batch` rows. Every batch adds its rows to the audit entry. Deleting a
-    tombstone again finishes whatever an interrupted deletion left."""
+    Four steps, each committed: keys and status first (no new request lands while the rest goes;
+    `keys_removed` is called then), quotas and usage counters, the cache entries in batches, the
+    ledger last, in batches of `ledger_batch` rows. Every step adds its rows to the audit entry.
+    Deleting a tombstone again finishes whatever an interrupted deletion left.
+
+    The counters go in a transaction of their own, after the tenant's row is let go: a booking in
+    progress locks its counters, then (its ledger row) the tenant's row, so a transaction holding
+    the tenant's row while it waits for the counters would deadlock with it."""
     purge = purge or CachePurge(sessionmaker)
     async with transaction(sessionmaker, system=True) as session:
         tenants = TenantRepository(session)
@@ -207,7 +211,6 @@ async def delete_tenant(
         parameters = {"include_ledger": include_ledger, "name": tenant.name}
         await tenants.tombstone(tenant)
         api_keys = await KeyRepository(session).delete_for_tenant(tenant_id)
-        quotas, usage = await LedgerRepository(session).delete_quotas_and_usage(tenant_id)
         if include_ledger:  # its all-time figures go with the rows, not when the tombstone does
             await LedgerRollup(session).forget(tenant_id)
         audit = await AuditRepository(session).record(
@@ -215,10 +218,13 @@ async def delete_tenant(
             "tenant.delete",
             tenant_id=tenant_id,
             filters=parameters,
-            rows_affected=api_keys + quotas + usage,
+            rows_affected=api_keys,
         )
     if keys_removed is not None:
         keys_removed()
+    async with transaction(sessionmaker, system=True) as session:
+        quotas, usage = await LedgerRepository(session).delete_quotas_and_usage(tenant_id)
+        await AuditRepository(session).add_rows(audit.id, quotas + usage)
     entries = await purge.purge_rest(tenant_id, PurgeFilter(), audit.id)
     anonymised = deleted = 0
     if include_ledger:

@@ -1056,6 +1056,48 @@ async def test_a_deleted_tenant_is_written_nothing_whatever_writes(
             await session.execute(text(LATE_WRITES["cache_entries"]), {"t": t.tenant_id})
 
 
+async def test_a_deletion_and_a_booking_holding_its_counters_both_finish(
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A miss's booking locks its usage counters, then the tenant's row (with its ledger row). A
+    deletion that held the tenant's row while it waited to delete the counters waited for the
+    booking while the booking waited for it, and Postgres broke the deadlock by failing one."""
+    t = await make_tenant("deadlock")
+    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+        await session.execute(text(LATE_WRITES["usage_counters"]), {"t": t.tenant_id})
+    counters_locked, go_on = asyncio.Event(), asyncio.Event()
+
+    async def booking() -> bool:
+        async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+            await session.execute(
+                text("SELECT 1 FROM usage_counters WHERE tenant_id = :t FOR UPDATE"), {"t": t.tenant_id}
+            )
+            counters_locked.set()
+            await go_on.wait()
+            return await LedgerRepository(session).append(late_row(t.tenant_id))
+
+    async def deletion_waits_for_the_counters() -> bool:
+        async with transaction(sessionmaker, system=True) as session:
+            waiting = await session.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'DELETE FROM usage_counters%'"
+                )
+            )
+            return bool(waiting.scalar_one())
+
+    booked = asyncio.create_task(booking())
+    await counters_locked.wait()
+    deleted = asyncio.create_task(delete_tenant(sessionmaker, "test", t.tenant_id, include_ledger=False))
+    assert await eventually(deletion_waits_for_the_counters)
+    go_on.set()
+    assert await booked  # no deadlock error on either side
+    assert (await deleted).usage_counters == 1
+    assert [row["metadata"] for row in await ledger_rows(sessionmaker, t.tenant_id)] == [{}]
+    assert await usage_counter_rows(sessionmaker, t.tenant_id) == 0
+
+
 async def test_unknown_query_parameters_on_changes_are_refused(
     http: httpx.AsyncClient,
     make_tenant,  # type: ignore[no-untyped-def]
