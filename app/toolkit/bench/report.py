@@ -61,7 +61,9 @@ def _int8_instructions(flags: set[str]) -> str:
         return ""
     if "avx512_vnni" in flags or "avx_vnni" in flags:
         return "AVX-512 VNNI" if "avx512_vnni" in flags else "AVX-VNNI"
-    return "no VNNI (" + ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2") + ")"
+    kind = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    # The models then run their exact, slower u8 x u8 products (app.cache.onnx_models).
+    return f"no VNNI ({kind}; exact u8 x u8 products)"
 
 
 @dataclass

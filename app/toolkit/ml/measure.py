@@ -2,7 +2,9 @@
 
 Per semantic lookup the cache embeds one prompt; per hit candidate it scores one pair
 with the cross-encoder (the top k together). Medians after warm-up, one process, models
-measured side by side so their ratio holds even when the machine is busy.
+measured side by side so their ratio holds even when the machine is busy. `--arithmetic exact
+--arithmetic fast` sets the exact int8 products a CPU without VNNI runs beside the fast ones that
+saturate there (`app.cache.onnx_models.int8_products_saturate`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -36,24 +38,43 @@ def _median_ms(call: Callable[[int], object], rounds: int, warmup: int = 20) -> 
     return statistics.median(timings) * 1000
 
 
+Arithmetic = Literal["auto", "exact", "fast"]
+EXACT_INT8: dict[str, bool | None] = {"auto": None, "exact": True, "fast": False}
+
+
 def measure(
-    embedder_dir: Path, verifier_dir: Path, threads: tuple[int, ...], rounds: int, seed: int
+    embedder_dir: Path,
+    verifier_dir: Path,
+    threads: tuple[int, ...],
+    rounds: int,
+    seed: int,
+    arithmetic: tuple[Arithmetic, ...] = ("auto",),
 ) -> list[dict[str, Any]]:
     # Work prompts the model never trained on (held-out intents), as the stored and new prompts.
     pairs = [(pair.first, pair.second) for pair in generate(max(rounds, 50), seed, validation=True)]
-    return [_measure_threads(embedder_dir, verifier_dir, count, pairs, rounds) for count in threads]
+    return [
+        _measure_threads(embedder_dir, verifier_dir, count, pairs, rounds, EXACT_INT8[kind])
+        for count in threads
+        for kind in arithmetic
+    ]
 
 
 def _measure_threads(
-    embedder_dir: Path, verifier_dir: Path, threads: int, pairs: list[tuple[str, str]], rounds: int
+    embedder_dir: Path,
+    verifier_dir: Path,
+    threads: int,
+    pairs: list[tuple[str, str]],
+    rounds: int,
+    exact_int8: bool | None,
 ) -> dict[str, Any]:
-    embedder = OnnxEmbedder(embedder_dir, threads=threads)
-    verifier = OnnxCrossEncoder(verifier_dir, threads=threads)
+    embedder = OnnxEmbedder(embedder_dir, threads=threads, exact_int8=exact_int8)
+    verifier = OnnxCrossEncoder(verifier_dir, threads=threads, exact_int8=exact_int8)
     embed_ms = _median_ms(lambda i: embedder.embed([pairs[i % len(pairs)][0]]), rounds)
     one_ms = _median_ms(lambda i: verifier.score([pairs[i % len(pairs)]]), rounds)
     five_ms = _median_ms(lambda i: verifier.score([pairs[(i + j) % len(pairs)] for j in range(5)]), rounds)
     return {
         "threads": threads,
+        "int8_products": "exact" if embedder.exact_int8 else "fast",
         "embed_ms_p50": round(embed_ms, 2),
         "cross_encoder_1_pair_ms_p50": round(one_ms, 2),
         "cross_encoder_5_pairs_ms_p50": round(five_ms, 2),
@@ -67,14 +88,30 @@ def main(
     threads: Annotated[list[int] | None, typer.Option(help="Thread counts to try (repeatable).")] = None,
     rounds: Annotated[int, typer.Option(min=10)] = 200,
     seed: Annotated[int, typer.Option()] = 7,
+    arithmetic: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="int8 products to time (repeatable): auto (what the service runs here), exact "
+            "(u8 x u8, which never saturate) or fast (u8 x s8, which saturate without VNNI)."
+        ),
+    ] = None,
     json_out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
 ) -> None:
     """Median latency of one embedding and of the cross-encoder on 1 and 5 pairs."""
-    rows = measure(embedder_dir, verifier_dir, tuple(threads or (1, 2)), rounds, seed)
-    table = Table("threads", "embed 1 prompt", "cross-encoder 1 pair", "cross-encoder 5 pairs")
+    kinds = tuple(arithmetic or ("auto",))
+    unknown = sorted(set(kinds) - set(EXACT_INT8))
+    if unknown:
+        raise typer.BadParameter(
+            f"{', '.join(unknown)}: choose auto, exact or fast", param_hint="--arithmetic"
+        )
+    rows = measure(embedder_dir, verifier_dir, tuple(threads or (1, 2)), rounds, seed, kinds)  # type: ignore[arg-type]
+    table = Table(
+        "threads", "int8 products", "embed 1 prompt", "cross-encoder 1 pair", "cross-encoder 5 pairs"
+    )
     for row in rows:
         table.add_row(
             str(row["threads"]),
+            row["int8_products"],
             f"{row['embed_ms_p50']:.2f} ms",
             f"{row['cross_encoder_1_pair_ms_p50']:.2f} ms",
             f"{row['cross_encoder_5_pairs_ms_p50']:.2f} ms",
