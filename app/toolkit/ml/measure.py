@@ -13,8 +13,9 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -38,8 +39,19 @@ def _median_ms(call: Callable[[int], object], rounds: int, warmup: int = 20) -> 
     return statistics.median(timings) * 1000
 
 
-Arithmetic = Literal["auto", "exact", "fast"]
-EXACT_INT8: dict[str, bool | None] = {"auto": None, "exact": True, "fast": False}
+class Arithmetic(StrEnum):
+    """The int8 products a session runs: what the service picks here, exact, or fast."""
+
+    AUTO = "auto"
+    EXACT = "exact"
+    FAST = "fast"
+
+
+EXACT_INT8: dict[Arithmetic, bool | None] = {
+    Arithmetic.AUTO: None,
+    Arithmetic.EXACT: True,
+    Arithmetic.FAST: False,
+}
 
 
 def measure(
@@ -48,7 +60,7 @@ def measure(
     threads: tuple[int, ...],
     rounds: int,
     seed: int,
-    arithmetic: tuple[Arithmetic, ...] = ("auto",),
+    arithmetic: tuple[Arithmetic, ...] = (Arithmetic.AUTO,),
 ) -> list[dict[str, Any]]:
     # Work prompts the model never trained on (held-out intents), as the stored and new prompts.
     pairs = [(pair.first, pair.second) for pair in generate(max(rounds, 50), seed, validation=True)]
@@ -89,7 +101,7 @@ def main(
     rounds: Annotated[int, typer.Option(min=10)] = 200,
     seed: Annotated[int, typer.Option()] = 7,
     arithmetic: Annotated[
-        list[str] | None,
+        list[Arithmetic] | None,
         typer.Option(
             help="int8 products to time (repeatable): auto (what the service runs here), exact "
             "(u8 x u8, which never saturate) or fast (u8 x s8, which saturate without VNNI)."
