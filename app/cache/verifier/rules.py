@@ -14,7 +14,9 @@ import bisect
 import itertools
 import re
 import unicodedata
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Sized
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence, Sized
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache, wraps
@@ -35,7 +37,8 @@ ORDER: Final = "order"
 # checks one prompt against several candidates, and the stored prompts near a tenant's traffic
 # recur from lookup to lookup. Each result is immutable, so a cached one is shared safely. Only
 # texts (or token tuples) of up to CACHED_CHARS characters are kept, so that the caches' memory
-# stays bounded (tens of MB) whatever the prompts: a long prompt is analysed again each time.
+# stays bounded (tens of MB) whatever the prompts. A longer text's analyses are kept only for
+# one decision (`one_decision`): every rule reads the prompt and each candidate several times.
 TEXT_CACHE: Final = 1024
 CACHED_CHARS: Final = 512
 # Words are cached apart, more of them, each up to WORD_CHARS characters.
@@ -57,18 +60,44 @@ def _characters(key: _Key) -> int:
     return sum(len(part) for part in cast("tuple[str, ...]", key))
 
 
+# The analyses of long texts made during the decision in progress, by (function, text).
+_DECISION: ContextVar[dict[tuple[object, object], object] | None] = ContextVar("rules_decision", default=None)
+
+
+@contextmanager
+def one_decision() -> Iterator[None]:
+    """Within the block, each analysis of a text too long for the caches is made once and kept
+    until the block ends (a block inside another shares the outer one's)."""
+    if _DECISION.get() is not None:
+        yield
+        return
+    token = _DECISION.set({})
+    try:
+        yield
+    finally:
+        _DECISION.reset(token)
+
+
 def _per_text(
     maxsize: int = TEXT_CACHE, max_chars: int = CACHED_CHARS
 ) -> Callable[[Callable[[_Text], _Analysis]], Callable[[_Text], _Analysis]]:
     """A function of one text (or token tuple) with its results for the last `maxsize` keys of up to
-    `max_chars` characters kept."""
+    `max_chars` characters kept; a longer key's result is kept for the decision in progress."""
 
     def decorate(function: Callable[[_Text], _Analysis]) -> Callable[[_Text], _Analysis]:
         cached = lru_cache(maxsize=maxsize)(function)
 
         @wraps(function)
         def analyse(text: _Text) -> _Analysis:
-            return cached(text) if _characters(text) <= max_chars else function(text)
+            if _characters(text) <= max_chars:
+                return cached(text)
+            decision = _DECISION.get()
+            if decision is None:
+                return function(text)
+            key = (function, text)
+            if key not in decision:
+                decision[key] = function(text)
+            return cast("_Analysis", decision[key])
 
         return analyse
 
@@ -1437,8 +1466,9 @@ RULES: Final[Mapping[str, Rule]] = {
 
 def first_rejection(a: str, b: str, rules: Iterable[str] | None = None) -> str | None:
     """The reason of the first rule that tells `a` and `b` apart, or None if none does."""
-    for name in RULES if rules is None else rules:
-        reason = RULES[name](a, b)
-        if reason is not None:
-            return reason
-    return None
+    with one_decision():
+        for name in RULES if rules is None else rules:
+            reason = RULES[name](a, b)
+            if reason is not None:
+                return reason
+        return None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from app.cache.verifier.base import Candidate, StageResult, VerifierPolicy
-from app.cache.verifier.rules import RULES, first_rejection
+from app.cache.verifier.rules import RULES, first_rejection, one_decision
 
 SIMILARITY: Final = "similarity"
 
@@ -47,4 +47,6 @@ class RulesStage:
         self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy
     ) -> Sequence[StageResult]:
         names = [name for name in RULES if name not in policy.disabled_rules]
-        return [StageResult(rejection=first_rejection(query, c.prompt, names)) for c in candidates]
+        # One decision: the prompt is analysed once for all its candidates, however long.
+        with one_decision():
+            return [StageResult(rejection=first_rejection(query, c.prompt, names)) for c in candidates]

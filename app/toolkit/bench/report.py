@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from app.cache.onnx_models import int8_products_saturate
 from app.toolkit.bench.http import ClassResult
 from app.toolkit.bench.load import LoadResult
 from app.toolkit.bench.server_side import ServerSideResult
@@ -62,8 +63,10 @@ def _int8_instructions(flags: set[str]) -> str:
     if "avx512_vnni" in flags or "avx_vnni" in flags:
         return "AVX-512 VNNI" if "avx512_vnni" in flags else "AVX-VNNI"
     kind = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    # The models then run their exact, slower u8 x u8 products (app.cache.onnx_models).
-    return f"no VNNI ({kind}; exact u8 x u8 products)"
+    if int8_products_saturate(flags=frozenset(flags)):
+        # The models then run their exact, slower u8 x u8 products.
+        kind += "; exact u8 x u8 products"
+    return f"no VNNI ({kind})"
 
 
 @dataclass
