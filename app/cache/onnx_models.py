@@ -53,9 +53,10 @@ def int8_products_saturate(machine: str | None = None, flags: frozenset[str] | N
     """Whether ONNX Runtime's fast int8 matrix products lose precision on this CPU.
 
     On x86-64 without VNNI, the u8 x s8 kernels add each two neighbouring products into a 16-bit
-    lane (`vpmaddubsw`), which saturates. The models' scores then move (on the validation pairs, a
-    cosine by up to 0.06 and a cross-encoder probability by up to 0.7) and the hit decisions are
-    no longer those measured in docs/quality.md. An x86-64 CPU whose flags cannot be read counts
+    lane (`vpmaddubsw`), which saturates. The models' scores then move (a pair's cosine by up to
+    0.05, a cross-encoder probability by up to 0.58: `python -m app.toolkit.ml.measure` with
+    `--arithmetic fast --arithmetic exact`) and the hit decisions are no longer those measured in
+    docs/quality.md. An x86-64 CPU whose flags cannot be read counts
     as one without VNNI; other architectures have no such kernel.
     """
     machine = (platform.machine() if machine is None else machine).lower()

@@ -195,10 +195,9 @@ def test_exact_int8_products_only_where_the_fast_ones_saturate(
 def test_the_models_decide_as_exact_int8_arithmetic_does_on_this_cpu(
     embedder: OnnxEmbedder, verifier: OnnxCrossEncoder
 ) -> None:
-    # The fast u8 x s8 products saturate on x86-64 without VNNI: there the hand-written work
-    # prompts' cosines moved by up to 0.04 and the verifier's probabilities by up to 0.14, and 22 of
-    # their 41 paraphrases were served instead of 26. The service's models must compute what exact
-    # products compute, on every CPU (on one with VNNI, the fast ones are exact).
+    # The fast u8 x s8 products saturate on x86-64 without VNNI: there 22 of the hand-written work
+    # prompts' 41 paraphrases were served instead of 26 (docs/quality.md). The service's models must
+    # compute what exact products compute, on every CPU (on one with VNNI, the fast ones are exact).
     with WORK_PROMPTS_FILE.open(encoding="utf-8", newline="") as handle:
         pairs = [(row["sentence2"], row["sentence1"]) for row in csv.DictReader(handle)]
     exact_embedder = OnnxEmbedder(DEFAULT_EMBEDDER_DIR, exact_int8=True)
