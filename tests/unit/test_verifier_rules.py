@@ -6,9 +6,11 @@ import gc
 import itertools
 import os
 import random
+import uuid
 
 import pytest
 
+from app.cache.verifier.base import Candidate, VerifierPolicy
 from app.cache.verifier.rules import (
     ANTONYM,
     DIRECTION,
@@ -27,6 +29,7 @@ from app.cache.verifier.rules import (
     reversed_direction,
     swapped_roles,
 )
+from app.cache.verifier.stages import RulesStage
 
 
 @pytest.mark.parametrize(
@@ -219,3 +222,25 @@ def test_long_prompts_are_not_kept_in_the_analysis_caches(shape: str) -> None:
         first_rejection(first, second)
     gc.collect()
     assert _resident_mb() - before < 8
+
+
+def test_a_long_prompt_is_told_apart_from_each_of_its_candidates() -> None:
+    # Past 512 characters a text's analyses are kept for one decision only: within it, every
+    # candidate must still be read as itself, and the prompt the same against each.
+    context = "Our team runs the nightly data jobs for the finance and the sales departments. " * 8
+    asked = context + "Convert 5 km to miles for the route report."
+    candidates = [
+        Candidate(uuid.uuid4(), context + "Convert 5 miles to km for the route report.", 0.97),
+        Candidate(uuid.uuid4(), context + "Convert 50 km to miles for the route report.", 0.97),
+        Candidate(uuid.uuid4(), context + "Please convert 5 km to miles for the route report.", 0.97),
+        Candidate(uuid.uuid4(), context + "Convert 5 km to miles for the route report without tolls.", 0.97),
+    ]
+    assert len(asked) > 512
+
+    in_one_decision = [result.rejection for result in RulesStage().check(asked, candidates, VerifierPolicy())]
+    apart = [first_rejection(asked, candidate.prompt) for candidate in candidates]
+
+    assert in_one_decision == apart
+    assert in_one_decision[0] is not None  # the units' direction reversed
+    assert in_one_decision[1] == NUMBER
+    assert in_one_decision[2] is None  # the same request
