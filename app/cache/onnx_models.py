@@ -56,8 +56,8 @@ def int8_products_saturate(machine: str | None = None, flags: frozenset[str] | N
     lane (`vpmaddubsw`), which saturates. The models' scores then move (a pair's cosine by up to
     0.05, a cross-encoder probability by up to 0.58: `python -m app.toolkit.ml.measure` with
     `--arithmetic fast --arithmetic exact`) and the hit decisions are no longer those measured in
-    docs/quality.md. An x86-64 CPU whose flags cannot be read counts
-    as one without VNNI; other architectures have no such kernel.
+    docs/quality.md. An x86-64 CPU whose flags cannot be read counts as one without VNNI; other
+    architectures have no such kernel.
     """
     machine = (platform.machine() if machine is None else machine).lower()
     if machine not in {"x86_64", "amd64", "x64"}:
