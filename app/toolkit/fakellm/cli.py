@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from app.toolkit.fakellm.app import create_fake_llm_app
 from app.toolkit.fakellm.config import FAULT_KINDS, FakeLLMConfig, FaultKind, load_answers, parse_fault
 
 _KINDS = "|".join(sorted(FAULT_KINDS))
@@ -89,6 +87,11 @@ def fake_llm(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(f"fake model server on http://{host}:{port}/v1 (set OPENAI_BASE_URL to this)", err=True)
+    # Imported here: the server's framework is not needed to read `deja --help`.
+    import uvicorn
+
+    from app.toolkit.fakellm.app import create_fake_llm_app
+
     uvicorn.run(
         create_fake_llm_app(config), host=host, port=port, log_level="info", timeout_graceful_shutdown=2
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
 
-from app.toolkit.replay.runner import Replay, fresh_tenant, plot, read_price, read_stream, replay
+if TYPE_CHECKING:
+    from app.toolkit.replay.runner import Replay
 
 
 def replay_command(
@@ -50,6 +51,9 @@ def replay_command(
 ) -> None:
     """Send a labelled stream through /v1/chat/completions and report hits, wrong hits (content
     served differs from the prompt's own answer), explored requests and cost."""
+    # Imported here: the runner brings the openai client, which `deja --help` need not load.
+    from app.toolkit.replay.runner import fresh_tenant, plot, read_price, read_stream, replay
+
     if not key:
         raise typer.BadParameter("a tenant key is needed (--key or DEJA_API_KEY)", param_hint="--key")
     try:
