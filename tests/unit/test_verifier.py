@@ -1,4 +1,4 @@
-"""The chain: order of stages, one batch for the expensive stage, the best survivor served."""
+"""The chain: order of stages, the expensive stage reading the nearest survivors first, the hit served."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_rules_can_be_turned_off() -> None:
     assert build_verifier().decide("5 tickets", [candidate("50 tickets", 0.95)], only_number_rule_off).hit
 
 
-def test_cross_encoder_scores_survivors_in_one_batch_and_picks_its_favourite() -> None:
+def test_cross_encoder_reads_the_nearest_survivor_first_and_stops_when_it_serves_it() -> None:
     near = candidate("how many miles is 5 km", 0.95)
     nearer = candidate("5 km in miles please", 0.96)
     look_alike = candidate("convert 5 miles to km", 0.98)  # the rules drop it before the model
@@ -85,14 +85,39 @@ def test_cross_encoder_scores_survivors_in_one_batch_and_picks_its_favourite() -
     scorer = FakeScorer({near.prompt: 0.9, nearer.prompt: 0.6})
     policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
     verdict = build_verifier(scorer).decide(QUERY, [far, near, look_alike, nearer], policy)
+    # One pair: the nearest survivor passes, so the next one is never read.
+    assert scorer.calls == [[(QUERY, nearer.prompt)]]
+    assert verdict.accepted == nearer
+    assert verdict.score == np.float32(0.6)
+    report = next(r for r in verdict.reports if r.candidate == nearer)
+    assert report.scores == {SIMILARITY: 0.96, CROSS_ENCODER: np.float32(0.6)}
+    # Reports come best cosine first, and keep every stage's finding.
+    assert [r.candidate for r in verdict.reports] == [look_alike, nearer, near, far]
+    assert [r.rejection for r in verdict.reports] == ["direction", None, CROSS_ENCODER, SIMILARITY]
+    assert CROSS_ENCODER not in verdict.reports[2].scores
+
+
+def test_cross_encoder_reads_the_next_survivor_when_it_refuses_the_nearest() -> None:
+    near = candidate("how many miles is 5 km", 0.95)
+    nearer = candidate("5 km in miles please", 0.96)
+    scorer = FakeScorer({near.prompt: 0.9, nearer.prompt: 0.1})
+    policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
+    verdict = build_verifier(scorer).decide(QUERY, [near, nearer], policy)
+    assert scorer.calls == [[(QUERY, nearer.prompt)], [(QUERY, near.prompt)]]
+    assert verdict.accepted == near
+    assert verdict.rejections == {nearer.entry_id: CROSS_ENCODER}
+
+
+def test_reading_every_survivor_in_one_call_serves_the_models_favourite() -> None:
+    near = candidate("how many miles is 5 km", 0.95)
+    nearer = candidate("5 km in miles please", 0.96)
+    scorer = FakeScorer({near.prompt: 0.9, nearer.prompt: 0.6})
+    policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5, nearest_first=False)
+    verdict = build_verifier(scorer).decide(QUERY, [near, nearer], policy)
     assert scorer.calls == [[(QUERY, nearer.prompt), (QUERY, near.prompt)]]
     assert verdict.accepted == near
     assert verdict.score == np.float32(0.9)
-    report = next(r for r in verdict.reports if r.candidate == near)
-    assert report.scores == {SIMILARITY: 0.95, CROSS_ENCODER: np.float32(0.9)}
-    # Reports come best cosine first, and keep every stage's finding.
-    assert [r.candidate for r in verdict.reports] == [look_alike, nearer, near, far]
-    assert [r.rejection for r in verdict.reports] == ["direction", None, None, SIMILARITY]
+    assert verdict.rejections == {}
 
 
 def test_cross_encoder_below_its_floor_rejects() -> None:
@@ -140,7 +165,7 @@ def test_the_cross_encoder_reads_only_the_two_nearest_survivors() -> None:
     scorer = FakeScorer({first.prompt: 0.05, second.prompt: 0.1, third.prompt: 0.99})
     policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
     verdict = build_verifier(scorer).decide(QUERY, [third, first, second], policy)
-    assert scorer.calls == [[(QUERY, first.prompt), (QUERY, second.prompt)]]
+    assert scorer.calls == [[(QUERY, first.prompt)], [(QUERY, second.prompt)]]
     assert not verdict.hit
     assert verdict.rejections[third.entry_id] == CROSS_ENCODER
 

@@ -75,11 +75,12 @@ class BoundGate:
         self.max_error_rate = max_error_rate
 
     def verifier_policy(self, policy: VerifierPolicy) -> VerifierPolicy:
-        # The cross-encoder scores every candidate (no first pass decides for it: the curve is the
-        # cross-encoder's) but its fixed cut gives way to the learned curve.
+        # The cross-encoder scores every candidate it reads (no first pass decides for it, and it
+        # does not stop at the nearest: the curve grades its favourite), but its fixed cut gives
+        # way to the learned curve.
         if policy.cross_encoder_min_score is None:
             return policy
-        return replace(policy, cross_encoder_min_score=0.0, first_pass=False)
+        return replace(policy, cross_encoder_min_score=0.0, first_pass=False, nearest_first=False)
 
     async def serve(self, session: AsyncSession, entry: StoredEntry, verdict: Verdict) -> bool:
         scorer, score = scored(verdict)

@@ -3,7 +3,7 @@
 The cache hands the verifier the top-k stored prompts nearest to a new prompt (same tenant,
 namespace and scope). Each stage looks at the candidates that are still alive, scores them
 and may reject some; cheap stages come first so that an expensive one (a cross-encoder, a
-judge model) sees as few candidates as possible, all of them in one batch call.
+judge model) sees as few candidates as possible.
 
 Every stage's score and every rejection reason is kept in the `Verdict`: metrics, feedback
 and future per-entry calibration read them from there.
@@ -88,6 +88,11 @@ class VerifierPolicy:
     # Let a configured first pass (`FirstPassStage`) decide the pairs it is sure of. Off where the
     # cross-encoder's own score must grade every hit (the error bound's learned curve).
     first_pass: bool = True
+    # The cross-encoder reads the candidates one at a time, nearest first, and stops at the first
+    # it serves: a pair costs the same alone as in a batch on a CPU, and the nearest candidate is
+    # the one served on most hits. Off, it reads them all and serves its favourite (the error
+    # bound, whose curve grades the best-scored candidate).
+    nearest_first: bool = True
 
     def cross_encoder_threshold(self, similarity: float, overlap: float = 1.0) -> float | None:
         """The lowest cross-encoder probability served for a candidate of this cosine and this
@@ -175,8 +180,7 @@ class Stage(Protocol):
     """One step of the chain.
 
     `check` receives only the candidates still alive, best cosine first, and returns one
-    `StageResult` per candidate in the same order. A stage that calls a model should do so
-    once for the whole list. A candidate a stage settles stays a hit without the later stages
+    `StageResult` per candidate in the same order. A candidate a stage settles stays a hit without the later stages
     reading it: a cheaper stage that is sure spares the dearer one. A judge model asking "do these
     two need the same answer?" fits here as one more stage after the cross-encoder (a candidate
     settled before it would skip it too).

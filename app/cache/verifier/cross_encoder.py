@@ -73,8 +73,12 @@ def _scores(scorer: PairScorer, query: str, candidates: Sequence[Candidate]) -> 
 
 
 class CrossEncoderStage:
-    """Scores every surviving candidate in one batch call; rejects those below the policy's
-    threshold for their cosine (`VerifierPolicy.cross_encoder_threshold`).
+    """Reads the nearest surviving candidates (`_to_read`) one at a time, nearest first, and stops
+    at the first whose probability reaches the policy's threshold for its cosine
+    (`VerifierPolicy.cross_encoder_threshold`); the candidates before it are refused, those after
+    it are not read. On a CPU a pair costs the same alone as in a batch, and the nearest candidate
+    is the one served on most hits, so most hits cost one pair. With `nearest_first` off it reads
+    them all in one call and the chain serves its favourite.
 
     Pairs are (new prompt, stored prompt), the order the model is trained on.
     """
@@ -100,14 +104,21 @@ class CrossEncoderStage:
                 StageResult(score=1.0) if _folded(c.prompt) == query_folded else StageResult()
                 for c in candidates
             ]
-        scored = _to_read(candidates, policy)
+        to_read = _to_read(candidates, policy)
+        calls = [[c] for c in to_read] if policy.nearest_first else [to_read]
         results = {}
-        for candidate, score in zip(scored, _scores(self.scorer, query, scored), strict=True):
-            threshold = _threshold(query, candidate, policy)
-            served = threshold is not None and score >= threshold
-            results[candidate.entry_id] = StageResult(
-                score=float(score), rejection=None if served else CROSS_ENCODER
-            )
+        for call in calls:
+            served_one = False
+            for candidate, score in zip(call, _scores(self.scorer, query, call), strict=True):
+                threshold = _threshold(query, candidate, policy)
+                served = threshold is not None and score >= threshold
+                served_one |= served
+                results[candidate.entry_id] = StageResult(
+                    score=float(score), rejection=None if served else CROSS_ENCODER
+                )
+            if served_one and policy.nearest_first:
+                break
+        # A candidate the model did not read is refused in its name.
         return [results.get(c.entry_id, StageResult(rejection=CROSS_ENCODER)) for c in candidates]
 
 
