@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from app.cache.bound.service import graded_by_the_curve
 from app.cache.verifier import (
     CROSS_ENCODER,
     FIRST_PASS,
@@ -118,6 +119,16 @@ def test_reading_every_survivor_in_one_call_serves_the_models_favourite() -> Non
     assert verdict.accepted == near
     assert verdict.score == np.float32(0.9)
     assert verdict.rejections == {}
+
+
+def test_under_an_error_bound_the_model_reads_both_nearest_and_the_curve_grades_its_favourite() -> None:
+    near = candidate("how many miles is 5 km", 0.95)
+    nearer = candidate("5 km in miles please", 0.96)
+    scorer = FakeScorer({near.prompt: 0.9, nearer.prompt: 0.6})
+    verdict = build_verifier(scorer).decide(QUERY, [near, nearer], graded_by_the_curve(VerifierPolicy()))
+    assert scorer.calls == [[(QUERY, nearer.prompt), (QUERY, near.prompt)]]
+    assert verdict.accepted == near
+    assert verdict.score == np.float32(0.9)
 
 
 def test_cross_encoder_below_its_floor_rejects() -> None:

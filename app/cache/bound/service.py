@@ -57,6 +57,15 @@ def scored(verdict: Verdict) -> tuple[str, float]:
     return SIMILARITY, verdict.accepted.similarity
 
 
+def graded_by_the_curve(policy: VerifierPolicy) -> VerifierPolicy:
+    """The verifier policy under a bound: the cross-encoder scores every candidate it reads (no
+    first pass decides for it, and it does not stop at the nearest: the curve grades its
+    favourite), but its fixed cut gives way to the learned curve."""
+    if policy.cross_encoder_min_score is None:
+        return policy
+    return replace(policy, cross_encoder_min_score=0.0, first_pass=False, nearest_first=False)
+
+
 def verifier_metadata(found: LookupResult) -> dict[str, Any]:
     """What a semantic hit's ledger row keeps of the decision, so that feedback on the request
     can label it: the score the bound reads and its name."""
@@ -75,12 +84,7 @@ class BoundGate:
         self.max_error_rate = max_error_rate
 
     def verifier_policy(self, policy: VerifierPolicy) -> VerifierPolicy:
-        # The cross-encoder scores every candidate it reads (no first pass decides for it, and it
-        # does not stop at the nearest: the curve grades its favourite), but its fixed cut gives
-        # way to the learned curve.
-        if policy.cross_encoder_min_score is None:
-            return policy
-        return replace(policy, cross_encoder_min_score=0.0, first_pass=False, nearest_first=False)
+        return graded_by_the_curve(policy)
 
     async def serve(self, session: AsyncSession, entry: StoredEntry, verdict: Verdict) -> bool:
         scorer, score = scored(verdict)
