@@ -15,6 +15,7 @@ from app.toolkit.ml.report import (
     choose_default,
     choose_strict,
     decided_share,
+    ranking_auc,
 )
 from app.toolkit.ml.train import LabelledSet
 
@@ -121,3 +122,15 @@ def test_no_band_when_the_first_pass_disagrees_wherever_it_is_sure() -> None:
     item = _slice("qqp_validation", [0.9, 0.1], [1, 0])
     item.probability[FIRST_PASS] = np.array([0.0, 1.0])
     assert choose_band([item], Decision("", 0.8, frozenset(), "model", 0.65)) is None
+
+
+def test_the_report_ranks_the_pairs_a_model_reads_by_the_cosine_and_by_each_model() -> None:
+    # Past the floor the cosine ranks the look-alikes first and the model ranks them last; the
+    # pair below the floor, which no model reads, is left out of both.
+    item = _slice("qqp_validation", [0.9, 0.8, 0.2, 0.1, 0.0], [1, 1, 0, 0, 1])
+    item.cosine = np.array([0.75, 0.8, 0.9, 0.95, 0.5])
+
+    assert ranking_auc(item, None) == 0.0
+    assert ranking_auc(item, "model") == 1.0
+    # A slice whose pairs read all need the same answer ranks nothing.
+    assert ranking_auc(_slice("qqp_validation", [0.5, 0.6], [1, 1]), None) is None

@@ -207,12 +207,15 @@ def served_by_kind(item: ScoredSet, hits: BoolArray) -> dict[str, str]:
     return {kind: f"{served}/{total}" for kind, (served, total) in sorted(out.items())}
 
 
-def _auc(item: ScoredSet, model: str) -> float | None:
+def ranking_auc(item: ScoredSet, model: str | None) -> float | None:
+    """How well `model`'s probability (None: the cosine) ranks the pairs a model reads, those at
+    LOWEST_FLOOR or more: where a model must add to the cosine to earn its cost."""
     reached = item.cosine >= LOWEST_FLOOR
     labels = item.labels[reached]
     if labels.all() or not labels.any():
         return None
-    return round(roc_auc(item.probability[model][reached], labels.astype(int).tolist()), 4)
+    scores = item.cosine if model is None else item.probability[model]
+    return round(roc_auc(scores[reached], labels.astype(int).tolist()), 4)
 
 
 def choose(scored: Sequence[ScoredSet], model: str, rules: frozenset[str]) -> Decision:
@@ -397,7 +400,8 @@ def report(
             "notes": item.labelled.notes,
             "decisions": {d.name: figures(item.hits(d), labels) for d in decisions},
             # How well each model alone ranks the pairs that can reach it (cosine >= LOWEST_FLOOR).
-            "roc_auc": {name: _auc(item, name) for name in item.probability},
+            "roc_auc": {"cosine": ranking_auc(item, None)}
+            | {name: ranking_auc(item, name) for name in item.probability},
             "look_alikes_served_by_kind": {d.name: served_by_kind(item, item.hits(d)) for d in decisions},
             # Each rule alone: true paraphrases it refuses, look-alikes it refuses, and of those
             # the ones the shipped model alone would have served (what the rule adds).
