@@ -180,10 +180,10 @@ class Stage(Protocol):
     """One step of the chain.
 
     `check` receives only the candidates still alive, best cosine first, and returns one
-    `StageResult` per candidate in the same order. A candidate a stage settles stays a hit without the later stages
-    reading it: a cheaper stage that is sure spares the dearer one. A judge model asking "do these
-    two need the same answer?" fits here as one more stage after the cross-encoder (a candidate
-    settled before it would skip it too).
+    `StageResult` per candidate in the same order. A candidate a stage settles stays a hit
+    without the later stages reading it: a cheaper stage that is sure spares the dearer one. A
+    judge model asking "do these two need the same answer?" fits here as one more stage after the
+    cross-encoder (a candidate settled before it would skip it too).
     """
 
     name: str
