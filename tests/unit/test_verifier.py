@@ -200,6 +200,16 @@ def test_the_same_prompt_but_for_case_and_spacing_is_served_without_the_model() 
     assert scorer.calls == [[("how do I learn C++?", "how do I learn C?")]]
 
 
+def test_beside_the_same_prompt_no_other_candidate_is_served_unread() -> None:
+    same = candidate("Convert 5 km to miles?", 0.9999)
+    accented = candidate("convért 5 km to miles", 1.0)  # the uncased tokenizer strips the accent
+    scorer = FakeScorer({})
+    verdict = build_verifier(scorer).decide(QUERY, [same, accented], VerifierPolicy())
+    assert verdict.accepted == same
+    assert verdict.rejections == {accented.entry_id: CROSS_ENCODER}
+    assert scorer.calls == []
+
+
 def test_below_the_strict_cosine_the_model_must_be_surer() -> None:
     policy = VerifierPolicy(
         min_similarity=0.7,
@@ -293,7 +303,7 @@ def test_the_first_pass_decides_where_it_is_sure_and_the_cross_encoder_reads_onl
     assert large.calls == [[(QUERY, unsure.prompt)]]
 
 
-def test_with_a_first_pass_the_same_candidates_are_read_and_the_best_is_served() -> None:
+def test_with_a_first_pass_the_same_candidates_are_read_nearest_first() -> None:
     policy = VerifierPolicy()
     nearest = candidate("how many miles are 5 km", 0.9)
     second = candidate("5 km in miles, roughly", 0.88)
@@ -303,13 +313,36 @@ def test_with_a_first_pass_the_same_candidates_are_read_and_the_best_is_served()
     verifier = build_verifier(large, first_pass=FirstPassStage(small, FirstPassBand(0.05, 0.95)))
     verdict = verifier.decide(QUERY, [third, second, nearest], policy)
     # Both models read the nearest two only: the first refuses one, the second serves the other.
-    assert small.calls == [[(QUERY, nearest.prompt), (QUERY, second.prompt)]]
+    assert small.calls == [[(QUERY, nearest.prompt)], [(QUERY, second.prompt)]]
     assert large.calls == [[(QUERY, second.prompt)]]
     assert verdict.accepted == second
     assert verdict.rejections == {nearest.entry_id: CROSS_ENCODER, third.entry_id: CROSS_ENCODER}
-    # Two settled candidates: the surer one is served.
+
+
+def test_with_a_first_pass_the_nearest_candidate_the_models_serve_is_served() -> None:
+    nearest = candidate("how many miles are 5 km", 0.9)
+    second = candidate("5 km in miles, roughly", 0.88)
+    # The first pass settles the nearest: the second is refused unread, by either model.
+    small = FakeScorer({nearest.prompt: 0.96, second.prompt: 0.99})
+    large = FakeScorer({nearest.prompt: 0.7, second.prompt: 0.99})
+    verifier = build_verifier(large, first_pass=FirstPassStage(small, FirstPassBand(0.05, 0.95)))
+    verdict = verifier.decide(QUERY, [second, nearest], VerifierPolicy())
+    assert (verdict.accepted, small.calls, large.calls) == (nearest, [[(QUERY, nearest.prompt)]], [])
+    # Unsure of the nearest, it leaves both to the cross-encoder, which serves the nearest as it
+    # would alone, however sure the first pass would have been of the second.
+    small.table[nearest.prompt] = 0.5
+    small.calls.clear()
+    verdict = verifier.decide(QUERY, [second, nearest], VerifierPolicy())
+    assert (verdict.accepted, small.calls, large.calls) == (
+        nearest,
+        [[(QUERY, nearest.prompt)]],
+        [[(QUERY, nearest.prompt)]],
+    )
+    assert verdict.rejections == {second.entry_id: CROSS_ENCODER}
+    # Reading all in one call, two settled candidates: the surer one is served.
     small.table.update({nearest.prompt: 0.96, second.prompt: 0.99})
-    assert verifier.decide(QUERY, [second, nearest], policy).accepted == second
+    all_at_once = VerifierPolicy(nearest_first=False)
+    assert verifier.decide(QUERY, [second, nearest], all_at_once).accepted == second
 
 
 def test_the_first_pass_never_serves_below_the_candidates_threshold_nor_refuses_above_it() -> None:

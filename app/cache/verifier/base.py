@@ -90,8 +90,8 @@ class VerifierPolicy:
     first_pass: bool = True
     # The cross-encoder reads the candidates one at a time, nearest first, and stops at the first
     # it serves: a pair costs the same alone as in a batch on a CPU, and the nearest candidate is
-    # the one served on most hits. Off, it reads them all and serves its favourite (the error
-    # bound, whose curve grades the best-scored candidate).
+    # the one served on most hits. Off, it reads them (at most two) in one call and the chain serves
+    # its favourite (the error bound, whose curve grades the best-scored candidate).
     nearest_first: bool = True
 
     def cross_encoder_threshold(self, similarity: float, overlap: float = 1.0) -> float | None:

@@ -97,11 +97,13 @@ class CrossEncoderStage:
         if policy.cross_encoder_min_score is None or not candidates:
             return [StageResult() for _ in candidates]
         # The same prompt but for case or spacing needs no model: it is served with full confidence,
-        # and the other candidates are left unscored (they cannot outrank it).
+        # and the other candidates are refused unread.
         if _same_prompt(query, candidates):
             query_folded = _folded(query)
             return [
-                StageResult(score=1.0) if _folded(c.prompt) == query_folded else StageResult()
+                StageResult(score=1.0)
+                if _folded(c.prompt) == query_folded
+                else StageResult(rejection=CROSS_ENCODER)
                 for c in candidates
             ]
         to_read = _to_read(candidates, policy)
@@ -154,15 +156,16 @@ def read_band(first_pass_dir: Path, cross_encoder_model: Path) -> FirstPassBand 
 
 
 class FirstPassStage:
-    """A smaller model distilled from the cross-encoder reads the same pairs first, in one batch
-    call, at a fraction of the cost (two layers: 1.43 against 3.26 ms a pair, docs/quality.md).
-    Where it is sure, it decides: it refuses below its band (or the candidate's threshold,
-    whichever is lower) and serves above it (and at or above the threshold); the cross-encoder
-    then reads only the pairs left in between. It rejects the candidates the cross-encoder would
-    not read, for the same reason, so the two stages together read the same candidates as the
-    cross-encoder alone. Its scores, where it decides, stand for
-    the cross-encoder's (the verdict's score, the best survivor): a policy that must grade hits by
-    the cross-encoder's own score turns it off (`VerifierPolicy.first_pass`).
+    """A smaller model distilled from the cross-encoder reads the pairs first, at a fraction of the
+    cost (two layers: 1.43 against 3.26 ms a pair, docs/quality.md). Where it is sure, it decides:
+    it refuses below its band (or the candidate's threshold, whichever is lower) and serves above
+    it (and at or above the threshold); the cross-encoder then reads only the pairs left in
+    between. It reads the candidates the cross-encoder would read, in the same way: nearest first
+    (`nearest_first`), stopping at the first it serves (the later ones are refused unread) or is
+    unsure of (the later ones wait for the cross-encoder's word on it), or all in one call. So the
+    two stages together serve what the cross-encoder alone would. Its scores, where it decides,
+    stand for the cross-encoder's (the verdict's score): a policy that must grade hits by the
+    cross-encoder's own score turns it off (`VerifierPolicy.first_pass`).
     """
 
     name: str = FIRST_PASS
@@ -174,21 +177,31 @@ class FirstPassStage:
     def enabled(self, policy: VerifierPolicy) -> bool:
         return policy.first_pass and policy.cross_encoder_min_score is not None
 
+    def _decide(self, query: str, candidate: Candidate, score: float, policy: VerifierPolicy) -> StageResult:
+        threshold = _threshold(query, candidate, policy)
+        if threshold is None:
+            return StageResult(score=score)
+        if score < min(self.band.reject_below, threshold):
+            return StageResult(score=score, rejection=CROSS_ENCODER)
+        if score >= max(self.band.serve_above, threshold):
+            return StageResult(score=score, settled=True)
+        return StageResult(score=score)
+
     def check(
         self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy
     ) -> Sequence[StageResult]:
         if not self.enabled(policy) or not candidates or _same_prompt(query, candidates):
             return [StageResult() for _ in candidates]
         read = _to_read(candidates, policy)
+        calls = [[c] for c in read] if policy.nearest_first else [read]
         results = {}
-        for candidate, score in zip(read, _scores(self.scorer, query, read), strict=True):
-            threshold = _threshold(query, candidate, policy)
-            if threshold is None:
-                results[candidate.entry_id] = StageResult(score=float(score))
-            elif score < min(self.band.reject_below, threshold):
-                results[candidate.entry_id] = StageResult(score=float(score), rejection=CROSS_ENCODER)
-            elif score >= max(self.band.serve_above, threshold):
-                results[candidate.entry_id] = StageResult(score=float(score), settled=True)
-            else:
-                results[candidate.entry_id] = StageResult(score=float(score))
+        for index, call in enumerate(calls):
+            for candidate, score in zip(call, _scores(self.scorer, query, call), strict=True):
+                results[candidate.entry_id] = self._decide(query, candidate, float(score), policy)
+            decided = results[call[0].entry_id]
+            if policy.nearest_first and decided.rejection is None:
+                if not decided.settled:
+                    # Unsure: the later candidates wait, unread, for the cross-encoder's word.
+                    results |= {later.entry_id: StageResult() for later in read[index + 1 :]}
+                break
         return [results.get(c.entry_id, StageResult(rejection=CROSS_ENCODER)) for c in candidates]
