@@ -4,10 +4,11 @@
 
 The rules stage as a lookup runs it (`RulesStage.check`: every rule, the prompt against each
 candidate above the floor), on work prompts grown to about 200, 500, 1,000 and 4,000 characters
-(a lookup reads the last turn's first 4,096), each candidate the prompt with its second sentence
-opened differently ("Please", "Hi,", ...) so that each is a text of its own and no rule stops early. Every round uses new texts, as a tenant's traffic does: the
-analyses of short texts are cached, and those of long ones are not kept past one decision. It
-prints the median CPU time of the stage per lookup and per candidate.
+(a lookup reads the last turn's first 4,096), each candidate the prompt opened differently
+("Please:", "Hi,", ...) so that each is a text of its own and no rule stops early. Every round
+uses new texts, as a tenant's traffic does: the analyses of short texts are cached, and those of
+long ones are not kept past one decision. It prints the median CPU time of the stage per lookup
+and per candidate.
 """
 
 from __future__ import annotations

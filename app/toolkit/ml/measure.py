@@ -1,8 +1,9 @@
 """Latency of the shipped models as the cache calls them: `python -m app.toolkit.ml.measure`.
 
-Per semantic lookup the cache embeds one prompt; per hit candidate it scores one pair
-with the cross-encoder (the top k together). Medians after warm-up, one process, models
-measured side by side so their ratio holds even when the machine is busy. `--arithmetic` times
+Per semantic lookup the cache embeds one prompt, and the cross-encoder scores one pair per run for
+each candidate it reads (nearest first); five pairs in one run are timed for comparison. Medians
+after warm-up, one process, models measured side by side so their ratio holds even when the
+machine is busy. `--arithmetic` times
 the exact int8 products a CPU without VNNI runs beside the fast ones that saturate there
 (`app.cache.onnx_models.int8_products_saturate`), one kind after the other in the order given:
 repeat them alternately (`fast exact fast exact`) to see the spread between runs.
@@ -108,10 +109,10 @@ def drift(embedder_dir: Path, verifier_dir: Path, rounds: int, seed: int) -> dic
     cosine = {
         exact: np.array([float(vectors[exact][a] @ vectors[exact][b]) for a, b in pairs]) for exact in vectors
     }
-    probability = {
-        exact: np.array([OnnxCrossEncoder(verifier_dir, exact_int8=exact).score([pair])[0] for pair in pairs])
-        for exact in (True, False)
-    }
+    probability = {}
+    for exact in (True, False):
+        verifier = OnnxCrossEncoder(verifier_dir, exact_int8=exact)
+        probability[exact] = np.array([verifier.score([pair])[0] for pair in pairs])
     moved_cosine = np.abs(cosine[True] - cosine[False])
     moved_probability = np.abs(probability[True] - probability[False])
     return {
