@@ -357,6 +357,54 @@ _UNITS: Final[Mapping[str, str]] = {
 }
 _CURRENCY_SYMBOLS: Final = frozenset({"$", "€", "£", "¥"})
 _ORDINAL_SUFFIXES: Final = frozenset({"st", "nd", "rd", "th"})
+# Roman numerals that number a kind or a part ("SOC 2 Type II", "World War I", "Phase III"), as
+# written after one of these words: "Type II" is "Type 2".
+_ROMAN: Final[Mapping[str, int]] = {
+    numeral: value
+    for value, numeral in enumerate(
+        [
+            "I",
+            "II",
+            "III",
+            "IV",
+            "V",
+            "VI",
+            "VII",
+            "VIII",
+            "IX",
+            "X",
+            "XI",
+            "XII",
+            "XIII",
+            "XIV",
+            "XV",
+            "XVI",
+            "XVII",
+            "XVIII",
+            "XIX",
+            "XX",
+        ],
+        start=1,
+    )
+}
+_NUMBERED_BY_ROMAN: Final = frozenset(
+    {"type", "phase", "class", "tier", "level", "stage", "part", "grade", "series", "war", "chapter"}
+    | {"volume", "vol", "act", "title", "schedule", "category", "division", "book", "section", "gen"}
+)
+
+
+def _roman_value(tokens: Sequence[_Token], index: int) -> int | None:
+    """The value of a Roman numeral at `index` that numbers the word before it, else None.
+
+    "I" counts only after a capitalised word ("Type I"): "which type I need" has a pronoun."""
+    token = tokens[index]
+    value = _ROMAN.get(token.text) if token.kind == "word" else None
+    if value is None or index == 0:
+        return None
+    before = tokens[index - 1]
+    if before.kind != "word" or before.lower not in _NUMBERED_BY_ROMAN:
+        return None
+    return value if token.text != "I" or before.text[0].isupper() else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +448,8 @@ def quantities(text: str) -> tuple[Quantity, ...]:
                 unit = _UNITS[glued]
             elif glued and glued not in _ORDINAL_SUFFIXES:
                 value += glued  # "1080p", "3d": a name more than a number
+        elif (roman := _roman_value(tokens, index)) is not None:
+            value = str(roman)
         elif token.kind == "word" and token.lower in _NUMBER_WORDS:
             value = str(_NUMBER_WORDS[token.lower])
             # "twenty five" is 25.
@@ -576,7 +626,11 @@ _NEGATORS: Final = frozenset(
 # ("not working" is "broken", a problem report, not the opposite of "working").
 _NOT_NEGATIONS: Final = re.compile(
     r"\b(?:not only|no matter|whether or not|no longer than|no doubt|nothing but|not sure|no idea)\b"
+    # "say no to a request" declines it.
+    r"|\b(?:say|says|said|saying) no\b(?=\s+to\b|\s*[.?!,]|\s*$)"
 )
+# "non" glued to its word ("noncompete") is "non-compete": one way of writing for both.
+_NON_GLUED: Final = re.compile(r"\bnon(?=[a-z]{4,})(?!etheless|sense)")
 # "not working" is a problem report, a paraphrase of "broken", not a negated question.
 _BROKEN: Final = re.compile(r"\b(?:not|n't) (?:work|working|functioning|loading|responding)\b")
 _WORKS: Final = re.compile(r"\b(?:works|working|work|functions|loads|responds)\b")
@@ -584,7 +638,7 @@ _WORKS: Final = re.compile(r"\b(?:works|working|work|functions|loads|responds)\b
 
 @_per_text()
 def _prepared(text: str) -> str:
-    return " " + _normalise(text).lower().replace("n't", " n't") + " "
+    return " " + _NON_GLUED.sub("non ", _normalise(text).lower().replace("n't", " n't")) + " "
 
 
 @_per_text()
@@ -714,6 +768,23 @@ def _initials(words: tuple[str, ...]) -> tuple[str, tuple[int, ...]]:
     return "".join(letters), tuple(owners)
 
 
+_NUMERONYM: Final = re.compile(r"([a-z])(\d{1,2})([a-z])")
+
+
+def _numeronym_of(short: str, words: tuple[str, ...]) -> set[int]:
+    """The index of a word that `short` abbreviates as a numeronym: its first letter, how many
+    letters come between, its last ("k8s" for Kubernetes, "i18n" for internationalization)."""
+    match = _NUMERONYM.fullmatch(short)
+    if match is None:
+        return set()
+    first, between, last = match.group(1), int(match.group(2)), match.group(3)
+    return {
+        index
+        for index, word in enumerate(words)
+        if len(word) == between + 2 and word[0].lower() == first and word[-1].lower() == last
+    }
+
+
 def _acronym_of(acronym: str, words: tuple[str, ...]) -> set[int]:
     """Indices of a run of `words` whose initials spell `acronym` ("nyc" -> new york city)."""
     initials, owners = _initials(words)
@@ -747,9 +818,28 @@ def _lexicon(text: str) -> _Lexicon:
     )
 
 
-def _similar_spelling(one: str, two: str) -> bool:
-    """Transliterations and spelling variants: "Scholem"/"Sholem", "Skumps"/"Scumps"."""
+def _slip_of(one: str, two: str) -> bool:
+    """A slip of the keyboard inside a word of four letters or more: a letter dropped or added
+    ("Exel"/"Excel") or two neighbours swapped ("Jria"/"Jira"). The first and last letters stay,
+    and a letter typed wrong does not count: "Rust"/"Rest", "Perl"/"Peel" are other words."""
+    short, long_ = sorted((one, two), key=len)
+    if len(short) < 4 or len(long_) - len(short) > 1 or short[0] != long_[0] or short[-1] != long_[-1]:
+        return False
+    if len(short) < len(long_):
+        return any(long_[:i] + long_[i + 1 :] == short for i in range(1, len(long_) - 1))
+    differ = [i for i in range(len(short)) if short[i] != long_[i]]
     return (
+        len(differ) == 2
+        and differ[1] == differ[0] + 1
+        and short[differ[0]] == long_[differ[1]]
+        and (short[differ[1]] == long_[differ[0]])
+    )
+
+
+def _similar_spelling(one: str, two: str) -> bool:
+    """Transliterations, spelling variants and slips: "Scholem"/"Sholem", "Skumps"/"Scumps",
+    "Exel"/"Excel"."""
+    return _slip_of(one, two) or (
         min(len(one), len(two)) >= 5
         # The quick ratios are upper bounds of the real one and cost far less.
         and (matcher := SequenceMatcher(None, one, two)).real_quick_ratio() >= 0.8
@@ -859,15 +949,20 @@ def different_entities(a: str, b: str) -> str | None:
         (missing_b, currencies_b, currencies_a),
     ):
         missing[:] = [e for e in missing if own.get(e) not in set(other.values())]
-    # An acronym on one side and its spelled-out name on the other are the same entity.
+    # An acronym or a numeronym ("k8s") on one side and its spelled-out name on the other are the
+    # same entity.
     for acronyms, other_words, other_missing in (
         (missing_a, lex_b.words, missing_b),
         (missing_b, lex_a.words, missing_a),
     ):
         for acronym in list(acronyms):
-            if not 2 <= len(acronym) <= 6 or not acronym.isalpha():
+            if not 2 <= len(acronym) <= 6:
                 continue
-            run = _acronym_of(acronym, other_words)
+            run = (
+                _acronym_of(acronym, other_words)
+                if acronym.isalpha()
+                else _numeronym_of(acronym, other_words)
+            )
             if run:
                 acronyms.remove(acronym)
                 spelled = {other_words[i].lower() for i in run}
@@ -1148,16 +1243,65 @@ def _order_tokens(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+# The longest name (in words) `_spans_exchanged` looks for on each side.
+_EXCHANGED_SPAN: Final = 3
+# Words of a relation that reads the same both ways: "how does X differ from Y", "X compared to Y".
+_SYMMETRIC: Final = frozenset(
+    {"differ", "differs", "different", "difference", "differences", "compare", "compared", "comparing"}
+    | {"comparison", "similar", "same", "equal", "equivalent", "like", "unlike", "related", "relate"}
+    | {"relationship", "correlate", "correlation", "between", "interact", "together", "both"}
+)
+
+
+def _spans_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bool:
+    """The same sentence with two names of up to three words exchanged across a link: "As a mentor,
+    how do I prepare for a meeting with a mentee" vs "As a mentee, ... with a mentor", "New York
+    University defeated Harvard" vs "Harvard defeated New York University".
+
+    Not a swap: list items ("X, Y and Z"), neighbours ("red big"), a symmetric relation ("how does X
+    differ from Y"), two phrases of one link reordered ("born in 1923 in Boston" / "in Boston in
+    1923"), nor keywords with no link between them ("css dark mode in:title").
+    """
+    if len(tokens_a) != len(tokens_b) or tokens_a == tokens_b:
+        return False
+    start = 0
+    while tokens_a[start] == tokens_b[start]:
+        start += 1
+    end_a, end_b = len(tokens_a), len(tokens_b)
+    while tokens_a[end_a - 1] == tokens_b[end_b - 1]:
+        end_a, end_b = end_a - 1, end_b - 1
+    middle_a, middle_b = tokens_a[start:end_a], tokens_b[start:end_b]
+    size = len(middle_a)
+    for size_x in range(1, min(_EXCHANGED_SPAN, size - 2) + 1):
+        for size_y in range(1, min(_EXCHANGED_SPAN, size - size_x - 1) + 1):
+            x, between, y = middle_a[:size_x], middle_a[size_x : size - size_y], middle_a[size - size_y :]
+            if len(between) < 1 or x == y or middle_b != y + between + x:
+                continue
+            joined = set(between) & _LIST_JOINS and len(between) <= 3
+            same_link = len(between) == 1 and start > 0 and tokens_a[start - 1] == between[0]
+            if (
+                not set(x + y) & (_ROLE_LINKS | _LIST_JOINS)
+                and set(between) & _ROLE_LINKS
+                and not set(between) & _SYMMETRIC
+                and not joined
+                and not same_link
+            ):
+                return True
+    return False
+
+
 def swapped_roles(a: str, b: str) -> str | None:
     """The same words in roles traded: "flights from Paris to Rome" vs "from Rome to Paris",
-    "X emigrated to A, then went to B" vs the other way round, "dog bites man" vs "man bites dog".
+    "X emigrated to A, then went to B" vs the other way round, "dog bites man" vs "man bites dog",
+    "a meeting of a mentor with a mentee" vs "of a mentee with a mentor".
 
     Reordered list items ("X, Y and Z") and reworded noun compounds are not swaps.
     """
     tokens_a, tokens_b = _content_tokens(a), _content_tokens(b)
     if _linked_objects_swapped(tokens_a, tokens_b):
         return ORDER
-    if _words_exchanged(_order_tokens(a), _order_tokens(b)):
+    order_a, order_b = _order_tokens(a), _order_tokens(b)
+    if _words_exchanged(order_a, order_b) or _spans_exchanged(order_a, order_b):
         return ORDER
     return None
 
@@ -1445,6 +1589,8 @@ def opposite_words(a: str, b: str) -> str | None:
                     and base in one
                     and word not in one
                     and base not in two
+                    # "non-compete" is "noncompete".
+                    and prefix not in one
                 ):
                     return ANTONYM
     return None
