@@ -825,14 +825,15 @@ def _slip_of(one: str, two: str) -> bool:
     short, long_ = sorted((one, two), key=len)
     if len(short) < 4 or len(long_) - len(short) > 1 or short[0] != long_[0] or short[-1] != long_[-1]:
         return False
+    first = next((i for i in range(len(short)) if short[i] != long_[i]), len(short))
     if len(short) < len(long_):
-        return any(long_[:i] + long_[i + 1 :] == short for i in range(1, len(long_) - 1))
-    differ = [i for i in range(len(short)) if short[i] != long_[i]]
+        # Linear: the letter dropped is the first one that differs.
+        return long_[first + 1 :] == short[first:]
     return (
-        len(differ) == 2
-        and differ[1] == differ[0] + 1
-        and short[differ[0]] == long_[differ[1]]
-        and (short[differ[1]] == long_[differ[0]])
+        first + 1 < len(short)
+        and short[first] == long_[first + 1]
+        and short[first + 1] == long_[first]
+        and short[first + 2 :] == long_[first + 2 :]
     )
 
 
