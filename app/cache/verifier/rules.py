@@ -135,6 +135,7 @@ class _Token:
     kind: str  # "num", "word" or "sym"
     text: str  # as written (a number without its glued suffix)
     glued: str = ""  # letters stuck to a number: "km" in "5km"
+    hyphened: bool = False  # a hyphen and a letter follow: "two" in "two-factor"
 
     @property
     def lower(self) -> str:
@@ -144,13 +145,16 @@ class _Token:
 @_per_text()
 def _tokens(text: str) -> tuple[_Token, ...]:
     out = []
-    for match in _TOKEN.finditer(_normalise(text)):
+    normalised = _normalise(text)
+    for match in _TOKEN.finditer(normalised):
         if match.group("num") is not None:
             out.append(_Token("num", match.group("num"), match.group("glued") or ""))
         elif match.group("word") is not None:
             word = match.group("word")
+            after = normalised[match.end() : match.end() + 2]
+            hyphened = len(after) == 2 and after[0] == "-" and after[1].isalpha()
             # "yesterday's close" -> "yesterday close": the possessive adds no meaning here.
-            out.append(_Token("word", word[:-2] if word.lower().endswith("'s") else word))
+            out.append(_Token("word", word[:-2] if word.lower().endswith("'s") else word, hyphened=hyphened))
         else:
             out.append(_Token("sym", match.group("sym")))
     return tuple(out)
@@ -413,6 +417,10 @@ class Quantity:
 
     value: str
     unit: str | None
+    # A number word that names a term with the word it is hyphened to ("two-factor", "three-tier",
+    # `_TERM_HEADS`): that word. Such a number counts only against a number of the same value or
+    # the same term ("three-tier"): "two-factor authentication" is what "MFA" asks about.
+    compound: str | None = None
 
 
 def _number_value(written: str) -> str:
@@ -427,6 +435,13 @@ def _scaled(value: str, factor: int) -> str:
     except ValueError:
         return value
     return str(int(number)) if number.is_integer() else repr(number)
+
+
+# Words that a number word names a term with: "two-factor authentication", "two-phase commit",
+# "three-way merge", "a two-tailed test". A count of other things ("a five-paragraph essay") counts.
+_TERM_HEADS: Final = frozenset(
+    {"factor", "step", "phase", "way", "tier", "sided", "tailed", "pass", "body", "dimensional", "level"}
+)
 
 
 @_per_text()
@@ -452,6 +467,11 @@ def quantities(text: str) -> tuple[Quantity, ...]:
             value = str(roman)
         elif token.kind == "word" and token.lower in _NUMBER_WORDS:
             value = str(_NUMBER_WORDS[token.lower])
+            head = tokens[index + 1] if token.hyphened and index + 1 < len(tokens) else None
+            if head is not None and head.lower in _TERM_HEADS:
+                found.append(Quantity(value, None, head.lower))
+                index += 2
+                continue
             # "twenty five" is 25.
             nxt = tokens[index + 1] if index + 1 < len(tokens) else None
             tens = int(value) in range(20, 100, 10)
@@ -508,13 +528,20 @@ def _named(value: str) -> bool:
     return any(ch.isalpha() for ch in value.lstrip("vV"))
 
 
+def _counted(own: tuple[Quantity, ...], other: tuple[Quantity, ...]) -> tuple[Quantity, ...]:
+    """`own` without the compounds that `other` has no number to set against."""
+    values = {q.value for q in other}
+    heads = {q.compound for q in other if q.compound}
+    return tuple(q for q in own if q.compound is None or q.value in values or q.compound in heads)
+
+
 def different_numbers(a: str, b: str) -> str | None:
     """Different quantities, counts, versions or dates: "5 tickets" vs "50 tickets", "v3.11" vs "3.12".
 
     A number in one prompt and not in the other also counts ("top 5 cafés" vs "best cafés"):
     the count shapes the answer. A number's unit counts where both prompts give one for it.
     """
-    qa, qb = quantities(a), quantities(b)
+    qa, qb = _counted(quantities(a), quantities(b)), _counted(quantities(b), quantities(a))
     values_a, values_b = {q.value for q in qa}, {q.value for q in qb}
     if values_a != values_b:
         # A number grown into a name ("2FA", "S3", "1080p") counts only against another such name
@@ -626,8 +653,8 @@ _NEGATORS: Final = frozenset(
 # ("not working" is "broken", a problem report, not the opposite of "working").
 _NOT_NEGATIONS: Final = re.compile(
     r"\b(?:not only|no matter|whether or not|no longer than|no doubt|nothing but|not sure|no idea)\b"
-    # "say no to a request" declines it.
-    r"|\b(?:say|says|said|saying) no\b(?=\s+to\b|\s*[.?!,]|\s*$)"
+    # "say no to a request" declines it; "no. of orders" counts them.
+    r"|\b(?:say|says|said|saying) no\b(?=\s+to\b|\s*[.?!,]|\s*$)|\bno\.(?=\s*(?:of\b|\d))"
 )
 # "non" glued to its word ("noncompete") is "non-compete": one way of writing for both.
 _NON_GLUED: Final = re.compile(r"\bnon(?=[a-z]{4,})(?!etheless|sense)")
