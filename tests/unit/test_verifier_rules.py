@@ -86,6 +86,11 @@ from app.cache.verifier.stages import RulesStage
         ("set up two-factor authentication", "set up three-factor authentication", NUMBER),
         ("outline a five-paragraph essay on remote work", "outline an essay on remote work", NUMBER),
         ("products with no orders last month", "products with orders last month", NEGATION),
+        (
+            "How do I delete a single local branch in git?",
+            "How do I delete all merged local branches?",
+            ANTONYM,
+        ),
     ],
 )
 def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
@@ -145,6 +150,7 @@ def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
         ("turn off two-factor authentication for Zoom", "disable MFA on Zoom"),
         ("set up two-step verification", "set up 2-step verification"),
         ("which 5 products had the most orders", "which 5 products had the highest no. of orders"),
+        ("set up single sign-on for Okta", "set up SSO for every Okta app"),
     ],
 )
 def test_paraphrases_are_kept(first: str, second: str) -> None:

@@ -1545,13 +1545,23 @@ def _quantity_at(tokens: Sequence[_Token], index: int) -> bool:
     return False
 
 
+# A scope: everything, or one thing ("delete all merged branches" / "delete a single branch"). Not
+# "single" in a name ("single sign-on", "a single point of failure", "single-threaded").
+_SCOPE_ALL: Final = re.compile(r"\b(?:all|every|entire|whole)\b")
+_SCOPE_ONE: Final = re.compile(
+    r"\b(?:(?:a |one )?single(?![- ](?:sign|point|page|source|responsibility|file|quote))(?!-)"
+    r"|one specific|a specific|a particular|just one|only one)\b"
+)
+
+
 @_per_text()
 def _stances(text: str) -> tuple[Mapping[str, frozenset[str]], frozenset[str]]:
     """Family -> the sides the prompt takes: "toggle" (on / off), "bound" (at most / at least, on
-    a quantity); and every side of a bound its words name, bounding a quantity or not."""
+    a quantity), "scope" (all / one); and every side of a bound its words name, bounding a
+    quantity or not."""
     tokens = _tokens(text)
     words = [t.lower for t in tokens]
-    found: dict[str, set[str]] = {"toggle": set(), "bound": set()}
+    found: dict[str, set[str]] = {"toggle": set(), "bound": set(), "scope": set()}
     named: set[str] = set()
     index = 0
     while index < len(words):
@@ -1582,6 +1592,11 @@ def _stances(text: str) -> tuple[Mapping[str, frozenset[str]], frozenset[str]]:
         index += 1
     if _OFF_MODES.intersection(words) or _ON_OFF.search(text):
         found["toggle"] = {"on", "off"}
+    lowered = _normalise(text).lower()
+    if _SCOPE_ALL.search(lowered):
+        found["scope"].add("all")
+    if _SCOPE_ONE.search(lowered):
+        found["scope"].add("one")
     return MappingProxyType({family: frozenset(sides) for family, sides in found.items()}), frozenset(named)
 
 
