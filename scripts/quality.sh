@@ -46,4 +46,5 @@ for name in langcache_held_out project_validation swaps_validation qqp_validatio
   run "$name" "$work/$name.jsonl"
 done
 run work_prompts_written "$work/work_prompts_written.jsonl"  # written by hand, report only
+run work_prompts_second "$work/work_prompts_second.jsonl"  # written apart from the project, report only
 run paws_test "$work/paws_test.jsonl"  # 8,000 pairs: about ten minutes on two cores

@@ -12,12 +12,13 @@ from functools import lru_cache
 
 from app.resources import quality_dir
 
-# The runs of scripts/quality.sh, each on pairs the verifier never trained on; the two sets
-# nothing was tuned on (the hand-written work prompts, the PAWS test split) among them.
+# The runs of scripts/quality.sh, each on pairs the verifier never trained on; the sets nothing
+# was tuned on (the two sets of hand-written work prompts, the PAWS test split) among them.
 FILES = (
     "langcache_held_out",
     "project_validation",
     "work_prompts_written",
+    "work_prompts_second",
     "swaps_validation",
     "qqp_validation",
     "mrpc_validation",

@@ -44,6 +44,8 @@ MRPC_FILE = "mrpc_train_pairs.csv"
 # Work prompts written by hand, apart from the generator's templates: paraphrases and look-alikes
 # of the kinds users meet (direction, roles, entity, scope, time, format). Report only.
 WORK_PROMPTS_FILE = Path(__file__).parent / "data" / "work_prompts.csv"
+# A second set, written apart from the project with no sight of its generator, rules or data.
+WORK_PROMPTS_SECOND_FILE = Path(__file__).parent / "data" / "work_prompts_second.csv"
 
 FloatArray = npt.NDArray[np.float64]
 console = Console()
@@ -231,6 +233,13 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
         splits.sources["mined"] = len(mined)
 
     splits.report.append(work_prompts())
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_SECOND_FILE,
+            "work_prompts_second",
+            "work prompts written apart from the project, blind to its generator and rules (report only)",
+        )
+    )
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
     paws_rng = random.Random(f"paws-test-{config.seed}")  # noqa: S311 - reproducible sampling
     sample = paws_rng.sample(paws_test, min(config.paws_test_pairs, len(paws_test)))
@@ -240,15 +249,19 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
     return splits
 
 
-def work_prompts() -> LabelledSet:
-    """The hand-written work prompts: never trained, selected or tuned on."""
-    with WORK_PROMPTS_FILE.open(encoding="utf-8", newline="") as handle:
+def work_prompts(
+    path: Path = WORK_PROMPTS_FILE,
+    name: str = "work_prompts_written",
+    notes: str = "work prompts written by hand apart from the generator (report only)",
+) -> LabelledSet:
+    """A set of hand-written work prompts: never trained, selected or tuned on."""
+    with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     return LabelledSet(
-        "work_prompts_written",
+        name,
         [(row["sentence1"], row["sentence2"]) for row in rows],
         [int(row["label"]) for row in rows],
-        "work prompts written by hand apart from the generator (report only)",
+        notes,
         [row["kind"] for row in rows],
     )
 
