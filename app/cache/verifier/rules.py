@@ -393,7 +393,7 @@ _ROMAN: Final[Mapping[str, int]] = {
 }
 _NUMBERED_BY_ROMAN: Final = frozenset(
     {"type", "phase", "class", "tier", "level", "stage", "part", "grade", "series", "war", "chapter"}
-    | {"volume", "vol", "act", "title", "schedule", "category", "division", "book", "section", "gen"}
+    | {"volume", "vol", "act", "title", "schedule", "category", "division", "book", "section"}
 )
 
 
@@ -417,9 +417,10 @@ class Quantity:
 
     value: str
     unit: str | None
-    # A number word that names a term with the word it is hyphened to ("two-factor", "three-tier",
-    # `_TERM_HEADS`): that word. Such a number counts only against a number of the same value or
-    # the same term ("three-tier"): "two-factor authentication" is what "MFA" asks about.
+    # The word a number is part of a name with: "factor" in "two-factor" (`_TERMS`), "type" in
+    # "Type II". Such a number counts only against a number of the same value or in the same name
+    # ("three-factor", "Type I"): "two-factor authentication" is what "MFA" asks about, "World War
+    # II" what "WWII" does.
     compound: str | None = None
 
 
@@ -437,10 +438,11 @@ def _scaled(value: str, factor: int) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
-# Words that a number word names a term with: "two-factor authentication", "two-phase commit",
-# "three-way merge", "a two-tailed test". A count of other things ("a five-paragraph essay") counts.
-_TERM_HEADS: Final = frozenset(
-    {"factor", "step", "phase", "way", "tier", "sided", "tailed", "pass", "body", "dimensional", "level"}
+# Terms named with a number word: "two-factor authentication", "two-phase commit", "a three-way
+# merge". A count of anything else counts ("a five-step plan", "a five-paragraph essay").
+_TERMS: Final = frozenset(
+    {"two-factor", "two-step", "two-phase", "two-way", "three-way", "two-tailed", "two-sided"}
+    | {"two-tier", "three-tier", "three-body"}
 )
 
 
@@ -464,11 +466,14 @@ def quantities(text: str) -> tuple[Quantity, ...]:
             elif glued and glued not in _ORDINAL_SUFFIXES:
                 value += glued  # "1080p", "3d": a name more than a number
         elif (roman := _roman_value(tokens, index)) is not None:
-            value = str(roman)
+            # "Type II" counts against "Type 2" or "Type I", not against "WWII" or "the second".
+            found.append(Quantity(str(roman), None, tokens[index - 1].lower))
+            index += 1
+            continue
         elif token.kind == "word" and token.lower in _NUMBER_WORDS:
             value = str(_NUMBER_WORDS[token.lower])
             head = tokens[index + 1] if token.hyphened and index + 1 < len(tokens) else None
-            if head is not None and head.lower in _TERM_HEADS:
+            if head is not None and f"{token.lower}-{head.lower}" in _TERMS:
                 found.append(Quantity(value, None, head.lower))
                 index += 2
                 continue
@@ -653,11 +658,10 @@ _NEGATORS: Final = frozenset(
 # ("not working" is "broken", a problem report, not the opposite of "working").
 _NOT_NEGATIONS: Final = re.compile(
     r"\b(?:not only|no matter|whether or not|no longer than|no doubt|nothing but|not sure|no idea)\b"
-    # "say no to a request" declines it; "no. of orders" counts them.
+    # "say no to a request" declines it ("said yes" / "said no" is `antonym`'s); "no. of orders"
+    # counts them.
     r"|\b(?:say|says|said|saying) no\b(?=\s+to\b|\s*[.?!,]|\s*$)|\bno\.(?=\s*(?:of\b|\d))"
 )
-# "non" glued to its word ("noncompete") is "non-compete": one way of writing for both.
-_NON_GLUED: Final = re.compile(r"\bnon(?=[a-z]{4,})(?!etheless|sense)")
 # "not working" is a problem report, a paraphrase of "broken", not a negated question.
 _BROKEN: Final = re.compile(r"\b(?:not|n't) (?:work|working|functioning|loading|responding)\b")
 _WORKS: Final = re.compile(r"\b(?:works|working|work|functions|loads|responds)\b")
@@ -665,7 +669,7 @@ _WORKS: Final = re.compile(r"\b(?:works|working|work|functions|loads|responds)\b
 
 @_per_text()
 def _prepared(text: str) -> str:
-    return " " + _NON_GLUED.sub("non ", _normalise(text).lower().replace("n't", " n't")) + " "
+    return " " + _normalise(text).lower().replace("n't", " n't") + " "
 
 
 @_per_text()
@@ -795,21 +799,30 @@ def _initials(words: tuple[str, ...]) -> tuple[str, tuple[int, ...]]:
     return "".join(letters), tuple(owners)
 
 
-_NUMERONYM: Final = re.compile(r"([a-z])(\d{1,2})([a-z])")
+# "k8s", "i18n", "a11y": four letters or more left out ("k3s" and "e2e" are names of their own).
+_NUMERONYM: Final = re.compile(r"([a-z])([4-9]|[1-9]\d)([a-z])")
 
 
-def _numeronym_of(short: str, words: tuple[str, ...]) -> set[int]:
-    """The index of a word that `short` abbreviates as a numeronym: its first letter, how many
-    letters come between, its last ("k8s" for Kubernetes, "i18n" for internationalization)."""
+_Shapes = Mapping[tuple[str, int, str], tuple[int, ...]]
+
+
+def _by_ends(words: tuple[str, ...]) -> _Shapes:
+    """(first letter, length, last letter) -> the indices of `words` of that shape."""
+    shapes: dict[tuple[str, int, str], list[int]] = {}
+    for index, word in enumerate(words):
+        shapes.setdefault((word[0].lower(), len(word), word[-1].lower()), []).append(index)
+    return {shape: tuple(indices) for shape, indices in shapes.items()}
+
+
+def _numeronym_of(short: str, shapes: _Shapes) -> set[int]:
+    """The indices of the words (`_by_ends`) that `short` abbreviates as a numeronym: the first
+    letter, how many letters come between, the last ("k8s" for Kubernetes, "i18n" for
+    internationalization)."""
     match = _NUMERONYM.fullmatch(short)
     if match is None:
         return set()
     first, between, last = match.group(1), int(match.group(2)), match.group(3)
-    return {
-        index
-        for index, word in enumerate(words)
-        if len(word) == between + 2 and word[0].lower() == first and word[-1].lower() == last
-    }
+    return set(shapes.get((first, between + 2, last), ()))
 
 
 def _acronym_of(acronym: str, words: tuple[str, ...]) -> set[int]:
@@ -846,27 +859,23 @@ def _lexicon(text: str) -> _Lexicon:
 
 
 def _slip_of(one: str, two: str) -> bool:
-    """A slip of the keyboard inside a word of four letters or more: a letter dropped or added
-    ("Exel"/"Excel") or two neighbours swapped ("Jria"/"Jira"). The first and last letters stay,
-    and a letter typed wrong does not count: "Rust"/"Rest", "Perl"/"Peel" are other words."""
-    short, long_ = sorted((one, two), key=len)
-    if len(short) < 4 or len(long_) - len(short) > 1 or short[0] != long_[0] or short[-1] != long_[-1]:
+    """Two neighbouring letters typed the other way round inside a name of four letters or more
+    ("Jria"/"Jira"). A letter dropped, added or typed wrong is not a slip of a short name:
+    "Carl"/"Carol", "Laos"/"Lagos" and "Rust"/"Rest" are other names."""
+    if len(one) != len(two) or len(one) < 4 or one[0] != two[0] or one[-1] != two[-1]:
         return False
-    first = next((i for i in range(len(short)) if short[i] != long_[i]), len(short))
-    if len(short) < len(long_):
-        # Linear: the letter dropped is the first one that differs.
-        return long_[first + 1 :] == short[first:]
+    first = next((i for i in range(len(one)) if one[i] != two[i]), len(one))
     return (
-        first + 1 < len(short)
-        and short[first] == long_[first + 1]
-        and short[first + 1] == long_[first]
-        and short[first + 2 :] == long_[first + 2 :]
+        first + 1 < len(one)
+        and one[first] == two[first + 1]
+        and one[first + 1] == two[first]
+        and one[first + 2 :] == two[first + 2 :]
     )
 
 
 def _similar_spelling(one: str, two: str) -> bool:
     """Transliterations, spelling variants and slips: "Scholem"/"Sholem", "Skumps"/"Scumps",
-    "Exel"/"Excel"."""
+    "Jria"/"Jira"."""
     return _slip_of(one, two) or (
         min(len(one), len(two)) >= 5
         # The quick ratios are upper bounds of the real one and cost far less.
@@ -983,14 +992,15 @@ def different_entities(a: str, b: str) -> str | None:
         (missing_a, lex_b.words, missing_b),
         (missing_b, lex_a.words, missing_a),
     ):
+        shapes: _Shapes | None = None
         for acronym in list(acronyms):
             if not 2 <= len(acronym) <= 6:
                 continue
-            run = (
-                _acronym_of(acronym, other_words)
-                if acronym.isalpha()
-                else _numeronym_of(acronym, other_words)
-            )
+            if acronym.isalpha():
+                run = _acronym_of(acronym, other_words)
+            else:
+                shapes = _by_ends(other_words) if shapes is None else shapes
+                run = _numeronym_of(acronym, shapes)
             if run:
                 acronyms.remove(acronym)
                 spelled = {other_words[i].lower() for i in run}
@@ -1278,13 +1288,14 @@ _SYMMETRIC: Final = frozenset(
     {"differ", "differs", "different", "difference", "differences", "compare", "compared", "comparing"}
     | {"comparison", "similar", "same", "equal", "equivalent", "like", "unlike", "related", "relate"}
     | {"relationship", "correlate", "correlation", "between", "interact", "together", "both"}
+    | {"married", "marry", "stack", "versus", "compete", "competes", "match", "matches", "similarity"}
 )
 
 
 def _spans_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bool:
     """The same sentence with two names of up to three words exchanged across a link: "As a mentor,
-    how do I prepare for a meeting with a mentee" vs "As a mentee, ... with a mentor", "New York
-    University defeated Harvard" vs "Harvard defeated New York University".
+    how do I prepare for a meeting with a mentee" vs "As a mentee, ... with a mentor", "the city
+    council took over the water supply from the Water Board" vs the other way round.
 
     Not a swap: list items ("X, Y and Z"), neighbours ("red big"), a symmetric relation ("how does X
     differ from Y"), two phrases of one link reordered ("born in 1923 in Boston" / "in Boston in
@@ -1440,6 +1451,7 @@ _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
     ("prefix", "suffix"),
     ("head", "tail"),
     ("always", "never"),
+    ("yes", "no"),
     ("all", "none"),
     ("everything", "nothing"),
     ("love", "hate"),
@@ -1547,10 +1559,13 @@ def _quantity_at(tokens: Sequence[_Token], index: int) -> bool:
 
 # A scope: everything, or one thing ("delete all merged branches" / "delete a single branch"). Not
 # "single" in a name ("single sign-on", "a single point of failure", "single-threaded").
-_SCOPE_ALL: Final = re.compile(r"\b(?:all|every|entire|whole)\b")
+# Nor "all" in a phrase of its own ("at all", "after all", "all-in-one", "free-for-all").
+_SCOPE_ALL: Final = re.compile(
+    r"(?<!-)\b(?<!at )(?<!after )(?<!above )(?<!all in )(?:all|every)\b(?![- ]in[- ]one|-|\s+right\b)"
+)
 _SCOPE_ONE: Final = re.compile(
-    r"\b(?:(?:a |one )?single(?![- ](?:sign|point|page|source|responsibility|file|quote))(?!-)"
-    r"|one specific|a specific|a particular|just one|only one)\b"
+    r"\b(?:(?:a |one )?single(?![- ](?:sign|point|page|source|responsibility|quote))(?!-)"
+    r"|one specific|just one|only one)\b"
 )
 
 
@@ -1632,8 +1647,6 @@ def opposite_words(a: str, b: str) -> str | None:
                     and base in one
                     and word not in one
                     and base not in two
-                    # "non-compete" is "noncompete".
-                    and prefix not in one
                 ):
                     return ANTONYM
     return None
