@@ -91,6 +91,9 @@ from app.cache.verifier.stages import RulesStage
         ("outline a five-step onboarding plan", "outline an onboarding plan", NUMBER),
         ("my manager said no to my raise request", "my manager said yes to my raise request", ANTONYM),
         ("is the UN budget funded", "is the UN budget unfunded", ANTONYM),
+        ("Can my manager email me about the review?", "Can I email my manager about the review?", ORDER),
+        ("Why did the client reject us?", "Why did we reject the client?", ORDER),
+        ("I owe him $50. How should I bring it up?", "He owes me $50. How should I bring it up?", ORDER),
     ],
 )
 def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
@@ -153,6 +156,19 @@ def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
         ("set up two-step verification", "set up 2-step verification"),
         ("which 5 products had the most orders", "which 5 products had the highest no. of orders"),
         ("set up single sign-on for Okta", "set up SSO for every Okta app"),
+        (
+            "Our vendor charged us twice. How do we get a refund?",
+            "We were charged twice by our vendor. Refund?",
+        ),
+        ("We're being charged twice by our vendor", "Our vendor is charging us twice"),
+        (
+            "Should I email them or call them about the invoice?",
+            "About the invoice: should I call them or email them?",
+        ),
+        (
+            "How reliable is Quora at getting us accurate answers?",
+            "How reliable are the answers we get from Quora?",
+        ),
     ],
 )
 def test_paraphrases_are_kept(first: str, second: str) -> None:

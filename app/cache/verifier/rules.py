@@ -1329,15 +1329,68 @@ def _spans_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bo
     return False
 
 
+# Personal pronouns by person, as the subject and as the object of a verb: "we owe our contractor"
+# / "our contractor owes us" trade the roles of the same two parties.
+_SUBJECT_PRONOUNS: Final[Mapping[str, str]] = {"i": "1s", "we": "1p", "he": "3m", "she": "3f", "they": "3p"}
+_OBJECT_PRONOUNS: Final[Mapping[str, str]] = {"me": "1s", "us": "1p", "him": "3m", "her": "3f", "them": "3p"}
+# Between a subject and its verb: auxiliaries, modals and adverbs ("we still owe", "I can't pay").
+_BEFORE_VERB: Final = frozenset(
+    {"do", "does", "did", "don't", "doesn't", "didn't", "can", "can't", "could", "couldn't", "should"}
+    | {"shouldn't", "will", "won't", "would", "wouldn't", "must", "may", "might", "to", "need", "want"}
+    | {"have", "has", "had", "also", "just", "really", "still", "always", "never", "often", "usually"}
+    | {"already", "currently", "actually", "not"}
+)
+# A form of "be" before the verb makes it passive ("we were charged by our vendor" is "our vendor
+# charged us"), unless the verb ends in -ing.
+_BE: Final = frozenset({"am", "are", "is", "was", "were", "be", "been", "being"})
+# Verbs too light to carry a role ("get us answers" / "we get answers"), and verbs that are not one.
+_LIGHT_VERBS: Final = (
+    frozenset({"let", "get", "help", "make", "and", "or", "but", "than", "as"}) | _BEFORE_VERB | _BE
+)
+
+
+@_per_text()
+def _pronoun_roles(text: str) -> tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]:
+    """(person, verb lemma) pairs with the person as the verb's subject, and as its object."""
+    words = _words(text)
+    subjects: set[tuple[str, str]] = set()
+    objects: set[tuple[str, str]] = set()
+    for i, word in enumerate(words):
+        pronoun, _, contracted = word.partition("'")
+        if pronoun in _SUBJECT_PRONOUNS:
+            passive = contracted in ("re", "m", "s")
+            j = i + 1
+            while j < len(words) and (words[j] in _BEFORE_VERB or words[j] in _BE):
+                passive = passive or words[j] in _BE
+                j += 1
+            verb = words[j] if j < len(words) else ""
+            if verb and verb not in _LIGHT_VERBS and (not passive or verb.endswith("ing")):
+                subjects.update((_SUBJECT_PRONOUNS[pronoun], lemma) for lemma in _lemmas(verb))
+        elif word in _OBJECT_PRONOUNS and i > 0 and words[i - 1] not in _LIGHT_VERBS:
+            objects.update((_OBJECT_PRONOUNS[word], lemma) for lemma in _lemmas(words[i - 1]))
+    return frozenset(subjects), frozenset(objects)
+
+
+def _pronoun_roles_swapped(a: str, b: str) -> bool:
+    """One prompt's subject is the other's object, for the same verb: "we owe our contractor" /
+    "our contractor owes us", "can I email my manager" / "can my manager email me"."""
+    subjects_a, objects_a = _pronoun_roles(a)
+    subjects_b, objects_b = _pronoun_roles(b)
+    return bool(
+        (subjects_a & objects_b) - objects_a - subjects_b or (subjects_b & objects_a) - objects_b - subjects_a
+    )
+
+
 def swapped_roles(a: str, b: str) -> str | None:
     """The same words in roles traded: "flights from Paris to Rome" vs "from Rome to Paris",
     "X emigrated to A, then went to B" vs the other way round, "dog bites man" vs "man bites dog",
-    "a meeting of a mentor with a mentee" vs "of a mentee with a mentor".
+    "a meeting of a mentor with a mentee" vs "of a mentee with a mentor", "we owe our contractor"
+    vs "our contractor owes us".
 
     Reordered list items ("X, Y and Z") and reworded noun compounds are not swaps.
     """
     tokens_a, tokens_b = _content_tokens(a), _content_tokens(b)
-    if _linked_objects_swapped(tokens_a, tokens_b):
+    if _linked_objects_swapped(tokens_a, tokens_b) or _pronoun_roles_swapped(a, b):
         return ORDER
     order_a, order_b = _order_tokens(a), _order_tokens(b)
     if _words_exchanged(order_a, order_b) or _spans_exchanged(order_a, order_b):
