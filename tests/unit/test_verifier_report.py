@@ -14,6 +14,7 @@ from app.toolkit.ml.report import (
     choose_band,
     choose_default,
     choose_strict,
+    cosine_precision_at,
     decided_share,
     ranking_auc,
 )
@@ -134,3 +135,15 @@ def test_the_report_ranks_the_pairs_a_model_reads_by_the_cosine_and_by_each_mode
     assert ranking_auc(item, "model") == 1.0
     # A slice whose pairs read all need the same answer ranks nothing.
     assert ranking_auc(_slice("qqp_validation", [0.5, 0.6], [1, 1]), None) is None
+
+
+def test_a_decision_is_set_beside_the_best_cosine_cutoff_of_the_same_recall() -> None:
+    item = _slice("qqp_validation", [0.0] * 6, [1, 0, 1, 1, 0, 0])
+    item.cosine = np.array([0.99, 0.97, 0.95, 0.90, 0.90, 0.80])
+    # A third of the true pairs: cosine >= 0.99 serves one, rightly.
+    assert cosine_precision_at(item, 1 / 3) == 1.0
+    # Two thirds: >= 0.95 serves three, two of them right.
+    assert cosine_precision_at(item, 2 / 3) == 0.6667
+    # All of them: >= 0.90 serves the two tied pairs together, three right of five.
+    assert cosine_precision_at(item, 1.0) == 0.6
+    assert cosine_precision_at(item, 0.0) is None

@@ -207,6 +207,22 @@ def served_by_kind(item: ScoredSet, hits: BoolArray) -> dict[str, str]:
     return {kind: f"{served}/{total}" for kind, (served, total) in sorted(out.items())}
 
 
+def cosine_precision_at(item: ScoredSet, recall: float) -> float | None:
+    """The precision of plain cosine at the highest threshold that serves at least `recall` of the
+    set's true pairs, that threshold picked on the set itself: the best any cosine cutoff does there
+    at that recall. A decision under it is no better than a cosine cache; None when `recall` is 0."""
+    if recall <= 0:
+        return None
+    order = np.argsort(-item.cosine, kind="stable")
+    ranked = item.cosine[order]
+    true_so_far = np.cumsum(item.labels[order])
+    # Only the last pair of each run of equal cosines ends a threshold.
+    ends = np.nonzero(np.append(ranked[1:] != ranked[:-1], True))[0]
+    enough = ends[true_so_far[ends] >= recall * int(item.labels.sum()) - 1e-9]
+    first = int(enough[0])
+    return round(float(true_so_far[first]) / (first + 1), 4)
+
+
 def ranking_auc(item: ScoredSet, model: str | None) -> float | None:
     """How well `model`'s probability (None: the cosine) ranks the pairs a model reads, those at
     LOWEST_FLOOR or more: where a model must add to the cosine to earn its cost."""
@@ -399,6 +415,10 @@ def report(
             "same_answer": int(labels.sum()),
             "notes": item.labelled.notes,
             "decisions": {d.name: figures(item.hits(d), labels) for d in decisions},
+            # For each decision, what plain cosine serves at its recall (`cosine_precision_at`).
+            "plain_cosine_at_the_same_recall": {
+                d.name: cosine_precision_at(item, figures(item.hits(d), labels)["recall"]) for d in decisions
+            },
             # How well each model alone ranks the pairs that can reach it (cosine >= LOWEST_FLOOR).
             "roc_auc": {"cosine": ranking_auc(item, None)}
             | {name: ranking_auc(item, name) for name in item.probability},
