@@ -1329,56 +1329,152 @@ def _spans_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bo
     return False
 
 
-# Personal pronouns by person, as the subject and as the object of a verb: "we owe our contractor"
-# / "our contractor owes us" trade the roles of the same two parties.
+# Personal pronouns by person: as the subject of a verb, as its object, and reflexive (both at once:
+# "I quiz myself" has no second party).
 _SUBJECT_PRONOUNS: Final[Mapping[str, str]] = {"i": "1s", "we": "1p", "he": "3m", "she": "3f", "they": "3p"}
-_OBJECT_PRONOUNS: Final[Mapping[str, str]] = {"me": "1s", "us": "1p", "him": "3m", "her": "3f", "them": "3p"}
+_OBJECT_PRONOUNS: Final[Mapping[str, str]] = {
+    "me": "1s",
+    "us": "1p",
+    "him": "3m",
+    "her": "3f",
+    "them": "3p",
+    "myself": "1s",
+    "ourselves": "1p",
+    "himself": "3m",
+    "herself": "3f",
+    "themselves": "3p",
+}
 # Between a subject and its verb: auxiliaries, modals and adverbs ("we still owe", "I can't pay").
 _BEFORE_VERB: Final = frozenset(
-    {"do", "does", "did", "don't", "doesn't", "didn't", "can", "can't", "could", "couldn't", "should"}
-    | {"shouldn't", "will", "won't", "would", "wouldn't", "must", "may", "might", "to", "need", "want"}
-    | {"have", "has", "had", "also", "just", "really", "still", "always", "never", "often", "usually"}
-    | {"already", "currently", "actually", "not"}
+    {"do", "does", "did", "don't", "doesn't", "didn't", "can", "can't", "cannot", "could", "couldn't"}
+    | {"should", "shouldn't", "will", "won't", "would", "wouldn't", "must", "may", "might", "to", "need"}
+    | {"want", "have", "has", "had", "haven't", "hasn't", "hadn't", "also", "just", "really", "still"}
+    | {"always", "never", "often", "usually", "already", "currently", "actually", "recently", "not"}
 )
-# A form of "be" before the verb makes it passive ("we were charged by our vendor" is "our vendor
-# charged us"), unless the verb ends in -ing.
-_BE: Final = frozenset({"am", "are", "is", "was", "were", "be", "been", "being"})
-# Verbs too light to carry a role ("get us answers" / "we get answers"), and verbs that are not one.
-_LIGHT_VERBS: Final = (
-    frozenset({"let", "get", "help", "make", "and", "or", "but", "than", "as"}) | _BEFORE_VERB | _BE
+# A form of "be" before the verb, or before its subject ("are we required to ..."), makes it passive
+# ("we were charged by our vendor" is "our vendor charged us"), unless the verb ends in -ing.
+_BE: Final = frozenset(
+    {"am", "are", "is", "was", "were", "be", "been", "being", "isn't", "aren't", "wasn't", "weren't"}
 )
+# Verbs too light to carry a role ("getting us answers" / "the answers we get").
+_LIGHT_VERBS: Final = frozenset({"let", "get", "help", "make", "made", "have", "do"})
+# What may stand between a verb and its object ("we owe our contractor").
+_DETERMINERS: Final = frozenset(
+    {"a", "an", "the", "my", "our", "your", "their", "his", "her", "its", "this", "that", "these", "those"}
+)
+# Words, and a bar for each break between clauses; numbers and symbols are left out.
+_CLAUSE_ITEMS: Final = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|[.!?;:,()\"]")
+_CLAUSE_BREAK: Final = "|"
+
+
+def _verb_at(words: Sequence[str], index: int) -> frozenset[str] | None:
+    """The lemmas of the word at `index` if it can be a verb that carries a role, else None."""
+    if not 0 <= index < len(words):
+        return None
+    word = words[index]
+    if (
+        word == _CLAUSE_BREAK
+        or word in _BEFORE_VERB
+        or word in _BE
+        or word in _STOPWORDS
+        or word in _ROLE_LINKS
+        or word in _LIST_JOINS
+        or word in _SUBJECT_PRONOUNS
+        or word in _OBJECT_PRONOUNS
+    ):
+        return None
+    lemmas = _lemmas(word)
+    return None if lemmas & _LIGHT_VERBS else lemmas
+
+
+def _party_at(words: Sequence[str], index: int) -> str | None:
+    """The party a word names, for a role: a pronoun's person, or a noun's singular."""
+    if not 0 <= index < len(words):
+        return None
+    word = words[index]
+    if word in _OBJECT_PRONOUNS:
+        return _OBJECT_PRONOUNS[word]
+    if word in _SUBJECT_PRONOUNS:
+        return _SUBJECT_PRONOUNS[word]
+    if (
+        word == _CLAUSE_BREAK
+        or word in ("you", "please")
+        or word in _BEFORE_VERB
+        or word in _BE
+        or word in _STOPWORDS
+        or word in _ROLE_LINKS
+        or word in _LIST_JOINS
+    ):
+        return None
+    return _singular(word)
 
 
 @_per_text()
-def _pronoun_roles(text: str) -> tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]:
-    """(person, verb lemma) pairs with the person as the verb's subject, and as its object."""
-    words = _words(text)
-    subjects: set[tuple[str, str]] = set()
-    objects: set[tuple[str, str]] = set()
-    for i, word in enumerate(words):
+def _pronoun_roles(text: str) -> frozenset[tuple[str, str, str]]:
+    """(subject, verb lemma, object) with a personal pronoun on one side, stated in full: "we owe
+    our contractor" gives ("1p", "owe", "contractor"), "our contractor owes us" ("contractor", "owe",
+    "1p"). A request ("prepare me for ..."), a passive and a light verb give none."""
+    items = [
+        _CLAUSE_BREAK if not m.group(0)[0].isalpha() else ("US" if m.group(0) == "US" else m.group(0).lower())
+        for m in _CLAUSE_ITEMS.finditer(_normalise(text))
+    ]
+    roles: set[tuple[str, str, str]] = set()
+    for i, word in enumerate(items):
         pronoun, _, contracted = word.partition("'")
         if pronoun in _SUBJECT_PRONOUNS:
-            passive = contracted in ("re", "m", "s")
+            # The subject's verb and object: "we (still) owe (our) contractor".
+            passive = contracted in ("re", "m") or (i > 0 and items[i - 1] in _BE)
             j = i + 1
-            while j < len(words) and (words[j] in _BEFORE_VERB or words[j] in _BE):
-                passive = passive or words[j] in _BE
+            while j < len(items) and (items[j] in _BEFORE_VERB or items[j] in _BE):
+                passive = passive or items[j] in _BE
                 j += 1
-            verb = words[j] if j < len(words) else ""
-            if verb and verb not in _LIGHT_VERBS and (not passive or verb.endswith("ing")):
-                subjects.update((_SUBJECT_PRONOUNS[pronoun], lemma) for lemma in _lemmas(verb))
-        elif word in _OBJECT_PRONOUNS and i > 0 and words[i - 1] not in _LIGHT_VERBS:
-            objects.update((_OBJECT_PRONOUNS[word], lemma) for lemma in _lemmas(words[i - 1]))
-    return frozenset(subjects), frozenset(objects)
+            verb = _verb_at(items, j)
+            if verb is None or (passive and not items[j].endswith("ing")):
+                continue
+            k = j + 1
+            # "her" before a noun is a possessive: the noun is the object.
+            while k + 1 < len(items) and items[k] in _DETERMINERS and _party_at(items, k + 1) is not None:
+                k += 1
+            obj = _party_at(items, k)
+            if obj is not None:
+                roles.update((_SUBJECT_PRONOUNS[pronoun], lemma, obj) for lemma in verb)
+        elif word in _OBJECT_PRONOUNS:
+            # The object's verb and subject: "(our) contractor (does) owe us". A request has none.
+            if word == "her" and _party_at(items, i + 1) is not None:
+                continue
+            verb = _verb_at(items, i - 1)
+            j = i - 2
+            while j >= 0 and items[j] in _BEFORE_VERB:
+                j -= 1
+            subject = _party_at(items, j)
+            if verb is not None and subject is not None:
+                roles.update((subject, lemma, _OBJECT_PRONOUNS[word]) for lemma in verb)
+    return frozenset(roles)
 
 
 def _pronoun_roles_swapped(a: str, b: str) -> bool:
-    """One prompt's subject is the other's object, for the same verb: "we owe our contractor" /
-    "our contractor owes us", "can I email my manager" / "can my manager email me"."""
-    subjects_a, objects_a = _pronoun_roles(a)
-    subjects_b, objects_b = _pronoun_roles(b)
-    return bool(
-        (subjects_a & objects_b) - objects_a - subjects_b or (subjects_b & objects_a) - objects_b - subjects_a
-    )
+    """The subject of a verb in one prompt is its object in the other, and the object its subject,
+    with neither role kept beside it: "we owe our contractor" / "our contractor owes us", "can I email
+    my manager" / "can my manager email me". "I like a girl. How will I know if she likes me?" keeps
+    who is liked ("she likes me"), so against "How do I know if this girl likes me?" it swaps nothing."""
+    roles_a, roles_b = _pronoun_roles(a), _pronoun_roles(b)
+    kept_a = {(verb, "s", subject) for subject, verb, _ in roles_a} | {
+        (verb, "o", obj) for _, verb, obj in roles_a
+    }
+    kept_b = {(verb, "s", subject) for subject, verb, _ in roles_b} | {
+        (verb, "o", obj) for _, verb, obj in roles_b
+    }
+    for subject, verb, obj in roles_a:
+        if (
+            subject != obj
+            and (obj, verb, subject) in roles_b
+            and (verb, "s", subject) not in kept_b
+            and (verb, "o", obj) not in kept_b
+            and (verb, "s", obj) not in kept_a
+            and (verb, "o", subject) not in kept_a
+        ):
+            return True
+    return False
 
 
 def swapped_roles(a: str, b: str) -> str | None:
