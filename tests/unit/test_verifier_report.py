@@ -11,10 +11,10 @@ from app.toolkit.ml.report import (
     DEFAULT_SLICES,
     Decision,
     ScoredSet,
+    best_cosine_cutoff,
     choose_band,
     choose_default,
     choose_strict,
-    cosine_precision_at,
     decided_share,
     ranking_auc,
 )
@@ -137,13 +137,15 @@ def test_the_report_ranks_the_pairs_a_model_reads_by_the_cosine_and_by_each_mode
     assert ranking_auc(_slice("qqp_validation", [0.5, 0.6], [1, 1]), None) is None
 
 
-def test_a_decision_is_set_beside_the_best_cosine_cutoff_of_the_same_recall() -> None:
-    item = _slice("qqp_validation", [0.0] * 6, [1, 0, 1, 1, 0, 0])
-    item.cosine = np.array([0.99, 0.97, 0.95, 0.90, 0.90, 0.80])
-    # A third of the true pairs: cosine >= 0.99 serves one, rightly.
-    assert cosine_precision_at(item, 1 / 3) == 1.0
-    # Two thirds: >= 0.95 serves three, two of them right.
-    assert cosine_precision_at(item, 2 / 3) == 0.6667
-    # All of them: >= 0.90 serves the two tied pairs together, three right of five.
-    assert cosine_precision_at(item, 1.0) == 0.6
-    assert cosine_precision_at(item, 0.0) is None
+def test_a_decision_is_set_beside_the_most_precise_cosine_cutoff_serving_as_many_right_hits() -> None:
+    item = _slice("qqp_validation", [0.0] * 8, [1, 0, 1, 0, 1, 1, 1, 1])
+    item.cosine = np.array([0.99, 0.98, 0.97, 0.96, 0.95, 0.95, 0.94, 0.93])
+    # One right hit: cosine >= 0.99 serves it alone.
+    assert best_cosine_cutoff(item, 1) == {"precision": 1.0, "cosine": 0.99}
+    # Two: >= 0.97 serves them at 2 of 3, but a lower cutoff serves more, more precisely: >= 0.93,
+    # 6 of 8.
+    assert best_cosine_cutoff(item, 2) == {"precision": 0.75, "cosine": 0.93}
+    # Four: the two pairs tied at 0.95 go in together (4 right of 6 there); >= 0.93 is more precise.
+    assert best_cosine_cutoff(item, 4) == {"precision": 0.75, "cosine": 0.93}
+    assert best_cosine_cutoff(item, 0) is None
+    assert best_cosine_cutoff(item, 7) is None

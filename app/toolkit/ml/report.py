@@ -207,20 +207,22 @@ def served_by_kind(item: ScoredSet, hits: BoolArray) -> dict[str, str]:
     return {kind: f"{served}/{total}" for kind, (served, total) in sorted(out.items())}
 
 
-def cosine_precision_at(item: ScoredSet, recall: float) -> float | None:
-    """The precision of plain cosine at the highest threshold that serves at least `recall` of the
-    set's true pairs, that threshold picked on the set itself: the best any cosine cutoff does there
-    at that recall. A decision under it is no better than a cosine cache; None when `recall` is 0."""
-    if recall <= 0:
+def best_cosine_cutoff(item: ScoredSet, true_hits: int) -> dict[str, float] | None:
+    """The most precise plain-cosine cutoff that serves at least `true_hits` of the set's true
+    pairs, picked on the set itself (so the cosine is flattered): its precision and the cosine it
+    cuts at. A decision less precise than it at the same number of right hits is no better than a
+    cosine cache there. None when `true_hits` is 0 or more than the set has."""
+    if true_hits <= 0 or true_hits > int(item.labels.sum()):
         return None
     order = np.argsort(-item.cosine, kind="stable")
     ranked = item.cosine[order]
     true_so_far = np.cumsum(item.labels[order])
-    # Only the last pair of each run of equal cosines ends a threshold.
+    # Only the last pair of each run of equal cosines ends a cutoff.
     ends = np.nonzero(np.append(ranked[1:] != ranked[:-1], True))[0]
-    enough = ends[true_so_far[ends] >= recall * int(item.labels.sum()) - 1e-9]
-    first = int(enough[0])
-    return round(float(true_so_far[first]) / (first + 1), 4)
+    ends = ends[true_so_far[ends] >= true_hits]
+    precision = true_so_far[ends] / (ends + 1)
+    best = int(np.argmax(precision))
+    return {"precision": round(float(precision[best]), 4), "cosine": round(float(ranked[ends[best]]), 4)}
 
 
 def ranking_auc(item: ScoredSet, model: str | None) -> float | None:
@@ -415,9 +417,9 @@ def report(
             "same_answer": int(labels.sum()),
             "notes": item.labelled.notes,
             "decisions": {d.name: figures(item.hits(d), labels) for d in decisions},
-            # For each decision, what plain cosine serves at its recall (`cosine_precision_at`).
+            # For each decision, the most precise cosine cutoff serving as many true pairs (`best_cosine_cutoff`).
             "plain_cosine_at_the_same_recall": {
-                d.name: cosine_precision_at(item, figures(item.hits(d), labels)["recall"]) for d in decisions
+                d.name: best_cosine_cutoff(item, int((item.hits(d) & labels).sum())) for d in decisions
             },
             # How well each model alone ranks the pairs that can reach it (cosine >= LOWEST_FLOOR).
             "roc_auc": {"cosine": ranking_auc(item, None)}
