@@ -179,6 +179,10 @@ def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
         ("We visit the US every summer, what should we pack?", "What to pack when visiting US every summer?"),
         ("Is this approach getting us anywhere?", "Are we getting anywhere with this approach?"),
         ("How do I know if this girl likes me?", "I like a girl. How will I know if she likes me back?"),
+        # A verb that reads the same both ways, a preposition after "is", both directions named.
+        ("I met her on Hinge last week. What next?", "She met me on Hinge last week. What next?"),
+        ("Is she like me?", "Am I like her?"),
+        ("Should I text him first or vice versa?", "Should he text me first or vice versa?"),
     ],
 )
 def test_paraphrases_are_kept(first: str, second: str) -> None:

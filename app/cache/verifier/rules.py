@@ -1362,6 +1362,19 @@ _LIGHT_VERBS: Final = frozenset({"let", "get", "help", "make", "made", "have", "
 _DETERMINERS: Final = frozenset(
     {"a", "an", "the", "my", "our", "your", "their", "his", "her", "its", "this", "that", "these", "those"}
 )
+# Verbs that read the same both ways round ("I met her" / "she met me").
+_MUTUAL_VERBS: Final = frozenset(
+    {"meet", "met", "date", "face", "play", "race", "fight", "resemble", "border", "trade", "marry"}
+    | {"married", "match", "compete", "interact"}
+)
+# Prepositions that could pass for a verb ("Is he near me?"); "like" is both, see `_pronoun_roles`.
+_PREPOSITIONS: Final = frozenset(
+    {"near", "unlike", "about", "as", "behind", "above", "below", "beside", "besides", "around"}
+    | {"without", "within", "toward", "towards", "after", "before", "via", "per", "among", "past", "off"}
+    | {"up", "down", "out", "through", "across", "along", "beyond", "under", "upon", "onto", "inside"}
+)
+# A prompt that names both directions at once ("should I text him first or vice versa?").
+_BOTH_WAYS: Final = re.compile(r"\b(?:vice versa|other way (?:a)?round|or the reverse)\b", re.IGNORECASE)
 # Words, and a bar for each break between clauses; numbers and symbols are left out.
 _CLAUSE_ITEMS: Final = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|[.!?;:,()\"]")
 _CLAUSE_BREAK: Final = "|"
@@ -1381,10 +1394,11 @@ def _verb_at(words: Sequence[str], index: int) -> frozenset[str] | None:
         or word in _LIST_JOINS
         or word in _SUBJECT_PRONOUNS
         or word in _OBJECT_PRONOUNS
+        or word in _PREPOSITIONS
     ):
         return None
     lemmas = _lemmas(word)
-    return None if lemmas & _LIGHT_VERBS else lemmas
+    return None if lemmas & (_LIGHT_VERBS | _MUTUAL_VERBS) else lemmas
 
 
 def _party_at(words: Sequence[str], index: int) -> str | None:
@@ -1447,7 +1461,8 @@ def _pronoun_roles(text: str) -> frozenset[tuple[str, str, str]]:
             while j >= 0 and items[j] in _BEFORE_VERB:
                 j -= 1
             subject = _party_at(items, j)
-            if verb is not None and subject is not None:
+            # "Is she like me?": after "is" the subject's word is no verb.
+            if verb is not None and subject is not None and not (j > 0 and items[j - 1] in _BE):
                 roles.update((subject, lemma, _OBJECT_PRONOUNS[word]) for lemma in verb)
     return frozenset(roles)
 
@@ -1457,6 +1472,8 @@ def _pronoun_roles_swapped(a: str, b: str) -> bool:
     with neither role kept beside it: "we owe our contractor" / "our contractor owes us", "can I email
     my manager" / "can my manager email me". "I like a girl. How will I know if she likes me?" keeps
     who is liked ("she likes me"), so against "How do I know if this girl likes me?" it swaps nothing."""
+    if _BOTH_WAYS.search(a) or _BOTH_WAYS.search(b):
+        return False
     roles_a, roles_b = _pronoun_roles(a), _pronoun_roles(b)
     kept_a = {(verb, "s", subject) for subject, verb, _ in roles_a} | {
         (verb, "o", obj) for _, verb, obj in roles_a
