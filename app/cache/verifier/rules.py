@@ -1378,6 +1378,8 @@ _BOTH_WAYS: Final = re.compile(r"\b(?:vice versa|other way (?:a)?round|or the re
 # Words, and a bar for each break between clauses; numbers and symbols are left out.
 _CLAUSE_ITEMS: Final = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|[.!?;:,()\"]")
 _CLAUSE_BREAK: Final = "|"
+# Words that name no party and are no verb: breaks, auxiliaries, "be", function words, links.
+_NOT_A_PARTY: Final = frozenset({_CLAUSE_BREAK}) | _BEFORE_VERB | _BE | _STOPWORDS | _ROLE_LINKS | _LIST_JOINS
 
 
 def _verb_at(words: Sequence[str], index: int) -> frozenset[str] | None:
@@ -1385,17 +1387,7 @@ def _verb_at(words: Sequence[str], index: int) -> frozenset[str] | None:
     if not 0 <= index < len(words):
         return None
     word = words[index]
-    if (
-        word == _CLAUSE_BREAK
-        or word in _BEFORE_VERB
-        or word in _BE
-        or word in _STOPWORDS
-        or word in _ROLE_LINKS
-        or word in _LIST_JOINS
-        or word in _SUBJECT_PRONOUNS
-        or word in _OBJECT_PRONOUNS
-        or word in _PREPOSITIONS
-    ):
+    if word in _NOT_A_PARTY or word in _SUBJECT_PRONOUNS or word in _OBJECT_PRONOUNS or word in _PREPOSITIONS:
         return None
     lemmas = _lemmas(word)
     return None if lemmas & (_LIGHT_VERBS | _MUTUAL_VERBS) else lemmas
@@ -1410,15 +1402,7 @@ def _party_at(words: Sequence[str], index: int) -> str | None:
         return _OBJECT_PRONOUNS[word]
     if word in _SUBJECT_PRONOUNS:
         return _SUBJECT_PRONOUNS[word]
-    if (
-        word == _CLAUSE_BREAK
-        or word in ("you", "please")
-        or word in _BEFORE_VERB
-        or word in _BE
-        or word in _STOPWORDS
-        or word in _ROLE_LINKS
-        or word in _LIST_JOINS
-    ):
+    if word in _NOT_A_PARTY or word in ("you", "please"):
         return None
     return _singular(word)
 
