@@ -30,35 +30,18 @@ import time
 import httpx
 import psutil
 
-from app.db.engine import create_engine, create_sessionmaker, transaction
-from app.settings import get_settings
-from app.tenants.service import TenantService
-from app.toolkit.bench.http import DejaProcess, chat_body, free_port, router_config
+from app.toolkit.bench.http import (
+    DejaProcess,
+    chat_body,
+    free_port,
+    new_tenant_key,
+    router_config,
+    tree_cpu_s,
+)
 from app.toolkit.bench.prompts import TEMPLATE_PAIRS, miss_prompt
 from app.toolkit.fakellm.config import FakeLLMConfig
 from app.toolkit.fakellm.server import FakeLLMServer
 from app.toolkit.scratch import scratch_database
-
-
-def tree_cpu_s(root: psutil.Process) -> float:
-    total = 0.0
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
-
-
-async def new_key(url: str) -> str:
-    engine = create_engine(url, get_settings())
-    try:
-        async with transaction(create_sessionmaker(engine), system=True) as session:
-            created = await TenantService(session, "miss_overhead").create("miss-overhead")
-            return created.first_key.new.key
-    finally:
-        await engine.dispose()
 
 
 def timed(client: httpx.Client, body: dict[str, object], *, miss: bool = True) -> float:
@@ -85,7 +68,7 @@ def main() -> None:
         fake = FakeLLMServer(FakeLLMConfig(latency_ms=args.fake_latency_ms, seed=0)).start()
         server: DejaProcess | None = None
         try:
-            key = asyncio.run(new_key(scratch.url))
+            key = asyncio.run(new_tenant_key(scratch.url, "miss-overhead"))
             config = state / "router.toml"
             config.write_text(router_config(fake.base_url))
             os.environ["DEJA_WORKERS"] = str(args.workers)

@@ -144,8 +144,8 @@ class CacheController(Controller):
         tenant: NamedDependency[Principal],
         policy: NamedDependency[TenantCachePolicy],
         services: NamedDependency[Services],
-        cache: NamedDependency[CacheService],
     ) -> LookupOut:
+        cache = services.cache
         tenant_id, scope, verifier_policy = (
             tenant.require_tenant(),
             data.scope(),
@@ -179,13 +179,13 @@ class CacheController(Controller):
         tenant: NamedDependency[Principal],
         policy: NamedDependency[TenantCachePolicy],
         session: NamedDependency[AsyncSession],
-        cache: NamedDependency[CacheService],
+        services: NamedDependency[Services],
     ) -> CreatedOut:
         if isinstance(data.response, str):
             response = completion_from_text(data.model, data.response)
         else:
             response = check_completion(data.response)
-        entry_id = await cache.store(
+        entry_id = await services.cache.store(
             session,
             tenant.require_tenant(),
             data.namespace,
@@ -200,13 +200,13 @@ class CacheController(Controller):
         self,
         entry_id: FromPath[uuid.UUID],
         session: NamedDependency[AsyncSession],
-        cache: NamedDependency[CacheService],
+        services: NamedDependency[Services],
     ) -> EntryOut:
         entry = await CacheRepository(session).get(entry_id)
         if entry is None:
             raise NotFound(f"No cache entry {entry_id}.")
         out = EntryOut.of(entry)
-        out.hit_count += cache.hits.pending(entry_id)  # counted here, not written yet
+        out.hit_count += services.cache.hits.pending(entry_id)  # counted here, not written yet
         return out
 
     @delete("/entries/{entry_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete an entry")

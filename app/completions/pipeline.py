@@ -279,28 +279,28 @@ class CompletionPipeline:
         if leader is not None:
             return await self._follow(caller, request, controls, await self._wait(leader, deadline), started)
         miss = job("miss", scope=scope, key=key)
-        try:
-            self._estimate(miss)
-        except PayloadTooLarge as exc:
-            await self._fail(miss, exc)
         lookup_started = time.monotonic()
         exact_probed = False
-        gate = self.bound.gate(caller.tenant_id, caller.policy)
-        # The semantic tier's miss, found by the one-round-trip probe: the transaction below only
-        # reserves the quota and claims the key.
-        searched: LookupResult | None = None
         if self.fast is not None:
             probed = await self._probe_exact(caller, request, controls, scope, started, lookup_started)
             if isinstance(probed, ChatAnswer):
                 return probed
             exact_probed = probed
-            if exact_probed and gate is None:  # the error bound's gate needs the transaction
-                semantic = await self._probe_semantic(
-                    caller, request, controls, scope, started, lookup_started
-                )
-                if isinstance(semantic, ChatAnswer):
-                    return semantic
-                searched = semantic
+        # Past the exact tier the request may go upstream: its prompt's tokens are estimated for
+        # the reservation, and a prompt over the limit is refused (413). An exact hit skips this.
+        try:
+            self._estimate(miss)
+        except PayloadTooLarge as exc:
+            await self._fail(miss, exc)
+        gate = self.bound.gate(caller.tenant_id, caller.policy)
+        # The semantic tier's miss, found by the one-round-trip probe: the transaction below only
+        # reserves the quota and claims the key.
+        searched: LookupResult | None = None
+        if exact_probed and gate is None:  # the error bound's gate needs the transaction
+            semantic = await self._probe_semantic(caller, request, controls, scope, started, lookup_started)
+            if isinstance(semantic, ChatAnswer):
+                return semantic
+            searched = semantic
 
         async def look_up(session: AsyncSession) -> ChatAnswer | tuple[LookupResult, Reservation]:
             if searched is not None:

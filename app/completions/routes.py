@@ -13,11 +13,12 @@ from litestar.response import Stream
 
 from app.cache.policy import TenantCachePolicy
 from app.completions.inputs import Model
-from app.completions.pipeline import Caller, ChatAnswer, CompletionPipeline
+from app.completions.pipeline import Caller, ChatAnswer
 from app.dependencies import TENANT_DEPENDENCIES
 from app.errors import DejaError
 from app.ledger.pricing import money_text
 from app.observability.request_id import client_request_id_of, request_id_of
+from app.services import Services
 from app.tenants.auth import Principal
 
 
@@ -84,7 +85,7 @@ class CompletionsController(Controller):
         data: JSONBody[dict[str, Any]],
         tenant: NamedDependency[Principal],
         policy: NamedDependency[TenantCachePolicy],
-        pipeline: NamedDependency[CompletionPipeline],
+        services: NamedDependency[Services],
     ) -> Response[Any]:
         caller = Caller(
             tenant_id=tenant.require_tenant(),
@@ -93,7 +94,7 @@ class CompletionsController(Controller):
             client_request_id=client_request_id_of(request.scope),
             policy=policy,
         )
-        outcome = await pipeline.run(caller, data, request.headers)
+        outcome = await services.pipeline.run(caller, data, request.headers)
         headers = cache_headers(outcome)
         if outcome.stream is not None:
             return Stream(
@@ -114,7 +115,7 @@ class CompletionsController(Controller):
         data: JSONBody[RequestIn],
         tenant: NamedDependency[Principal],
         policy: NamedDependency[TenantCachePolicy],
-        pipeline: NamedDependency[CompletionPipeline],
+        services: NamedDependency[Services],
     ) -> Response[RequestOut]:
         request_id = request_id_of(request.scope)
         caller = Caller(
@@ -128,7 +129,7 @@ class CompletionsController(Controller):
         )
         body = {"model": data.model, "messages": [{"role": "user", "content": data.input}]}
         try:
-            outcome = await pipeline.run(caller, body, request.headers)
+            outcome = await services.pipeline.run(caller, body, request.headers)
         except DejaError as exc:
             if exc.status_code < 500:
                 raise

@@ -74,7 +74,9 @@ class LedgerRow:
 
     def storable(self) -> dict[str, Any]:
         """The row's values cut to what the ledger's columns hold."""
-        values = asdict(self)
+        # Field by field, not `asdict`: that deep-copies every value, the metadata included
+        # (0.13 ms a row, nine times the rest of this method); the values are only read here.
+        values = {name: getattr(self, name) for name in _LEDGER_FIELDS}
         for name, limit in _TEXT_LIMITS.items():
             if values[name] is not None:
                 values[name] = str(values[name])[:limit]
@@ -93,6 +95,9 @@ class LedgerRow:
 
     # The error bound sent a would-be hit to the model to learn from its answer.
     explored: bool = False
+
+
+_LEDGER_FIELDS = tuple(column.name for column in fields(LedgerRow))
 
 
 # A tenant's ledger goes in batches (tenant deletion), each its own short transaction: one

@@ -340,6 +340,33 @@ max_concurrency = 1024
 """
 
 
+def tree_cpu_s(root: psutil.Process) -> float:
+    """CPU seconds (user and system) of a process and all its children."""
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+async def new_tenant_key(url: str, name: str) -> str:
+    """A new tenant on the database at `url`, and its first API key."""
+    from app.db.engine import create_engine, create_sessionmaker, transaction
+    from app.settings import get_settings
+    from app.tenants.service import TenantService
+
+    engine = create_engine(url, get_settings())
+    try:
+        async with transaction(create_sessionmaker(engine), system=True) as session:
+            created = await TenantService(session, name).create(name)
+            return created.first_key.new.key
+    finally:
+        await engine.dispose()
+
+
 def free_port() -> int:
     import socket
 
