@@ -322,6 +322,31 @@ async def test_limits_are_problem_details(http: httpx.AsyncClient, tenant: Tenan
     assert "tokens" in long_prompt.json()["detail"]
 
 
+async def test_the_prompt_token_limit_guards_the_model_not_an_exact_hit(
+    http: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    # The limit is on what would go upstream: the same words already stored are served as they are.
+    messages = [{"role": "user", "content": unique("word " * 205_000)}]
+    stored = await http.post(
+        "/v1/cache/entries",
+        headers=tenant.headers,
+        json={"model": "gpt-4o-mini", "messages": messages, "response": "A stored answer."},
+    )
+    assert stored.status_code == 201, stored.text[:300]
+    hit = await http.post(
+        "/v1/chat/completions", headers=tenant.headers, json={"model": "gpt-4o-mini", "messages": messages}
+    )
+    assert hit.status_code == 200, hit.text[:300]
+    assert (hit.headers["x-cache"], hit.headers["x-cache-tier"]) == ("HIT", "exact")
+    assert hit.json()["choices"][0]["message"]["content"] == "A stored answer."
+    longer = [{"role": "user", "content": messages[0]["content"] + " word"}]
+    refused = await http.post(
+        "/v1/chat/completions", headers=tenant.headers, json={"model": "gpt-4o-mini", "messages": longer}
+    )
+    assert refused.status_code == 413
+    assert "tokens" in refused.json()["detail"]
+
+
 async def test_every_upstream_failing_is_a_502_or_a_stale_answer_when_allowed(
     http: httpx.AsyncClient, tenant: TenantKey
 ) -> None:
