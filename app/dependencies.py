@@ -2,11 +2,11 @@
 
 Litestar resolves the dependencies a handler needs depth by depth, and runs those of one depth
 concurrently in an anyio task group, a group and a task per dependency on every request
-(litestar-org/litestar#4563). On the hot routes (a lookup, a chat completion) that was about a
-tenth of an exact hit's CPU for two cheap providers side by side. So each of them depends on the
-one before, one provider per depth: `services`, then `principal`, `tenant`, `policy`; a handler
-reaches a domain's service through `services` (`services.cache`, `services.pipeline`) instead of
-a provider of its own beside `principal`.
+(litestar-org/litestar#4563). For two cheap providers side by side that was a fifth of an exact
+lookup's server CPU (`scripts/exact_hit_cost.py`, docs/benchmarks.md). So on the hot routes (a
+lookup, a chat completion) each provider depends on the one before, one per depth: `services`,
+then `principal`, `tenant`, `policy`; a handler reaches a domain's service through `services`
+(`services.cache`, `services.pipeline`) instead of a provider of its own beside `principal`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 
 A hit's ledger row and a miss's stored answer, settled quota and ledger row are written here,
 once the client has its answer. Rows that are only a booking (hits) are written in batches, one
-transaction per tenant; the others one at a time: as one statement when the booking can be one (a
+statement per tenant (`deja_book_hits`, migration 0170), or one transaction per tenant when that
+statement cannot run; the others one at a time: as one statement when the booking can be one (a
 miss: `app.completions.miss_booking`), else one `Bookkeeper.book` each (its answer stored in the
 same transaction), which is also where a failed statement goes. Whatever the database refuses or
 cannot take goes where `Bookkeeper` sends it (the durable spool), so nothing is lost; a full queue
@@ -13,8 +14,10 @@ the queue.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +33,19 @@ log = logging.getLogger(__name__)
 # Called once the booking is written (True) or was booked without its `also` (False).
 After = Callable[[bool], Awaitable[None]]
 BATCH = 256
+BOOK_HITS = "SELECT deja_book_hits($1, $2)"
+
+
+def hits_json(rows: Sequence[LedgerRow]) -> str:
+    """One tenant's rows as `deja_book_hits` reads them: a JSON array of their `storable` values,
+    each row's metadata (JSON text there, already cut to its bound) spliced in as an object."""
+    parts = []
+    for row in rows:
+        values = row.storable()
+        metadata = values.pop("metadata")
+        encoded = json.dumps(values, separators=(",", ":"), default=str)
+        parts.append(f'{encoded[:-1]},"metadata":{metadata}}}')
+    return f"[{','.join(parts)}]"
 
 
 class OneStatement(Protocol):
@@ -60,6 +76,7 @@ class BookingWriter:
         self.books = books
         # Where a booking that can be one statement is written first (None: always a transaction).
         self.fast = fast
+        self._hits_in_one_statement = fast is not None
         self._drain: BatchDrain[_Booking] = BatchDrain(
             self._write,
             name="booking-writer",
@@ -98,6 +115,8 @@ class BookingWriter:
 
     async def _write(self, batch: list[_Booking]) -> None:
         plain = [booking.row for booking in batch if booking.plain]
+        if plain and self._hits_in_one_statement:
+            plain = await self._book_hits(plain)
         if plain:
             await self.books.book_many(plain)
         for booking in batch:
@@ -117,6 +136,36 @@ class BookingWriter:
                         log.exception(
                             "after-booking step failed", extra={"request_id": booking.row.request_id}
                         )
+
+    async def _book_hits(self, rows: list[LedgerRow]) -> list[LedgerRow]:
+        """Book plain rows with `deja_book_hits`, one statement per tenant; the rows left to book
+        in a transaction (those of a statement that failed: it wrote nothing)."""
+        fast = self.fast
+        if fast is None:
+            return rows
+        by_tenant: dict[uuid.UUID, list[LedgerRow]] = {}
+        for row in rows:
+            by_tenant.setdefault(row.tenant_id, []).append(row)
+        left: list[LedgerRow] = []
+        for tenant_id, own in by_tenant.items():
+            if not self._hits_in_one_statement:
+                left.extend(own)
+                continue
+            try:
+                await fast.fetchrow(BOOK_HITS, tenant_id, hits_json(own))
+            except Exception as exc:
+                left.extend(own)
+                if missing_function(exc):
+                    log.warning(
+                        "deja_book_hits is missing (migrations not applied): hits booked in a transaction"
+                    )
+                    self._hits_in_one_statement = False
+                else:
+                    log.warning(
+                        "hits' booking in one statement failed; booking them in a transaction",
+                        extra={"rows": len(own), "error": type(exc).__name__},
+                    )
+        return left
 
     async def _book(self, booking: _Booking) -> bool:
         if booking.fast is not None and self.fast is not None:

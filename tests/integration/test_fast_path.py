@@ -32,6 +32,7 @@ from app.ledger.pricing import PriceBook
 from app.ledger.quotas import QuotaRepository, ReservationTerms
 from app.ledger.repository import LedgerRow
 from app.ledger.spool import LedgerSpool
+from app.ledger.writer import BookingWriter
 from app.settings import CacheSettings, Settings
 from app.upstream.usage import Usage
 from tests.conftest import ServerThread, eventually
@@ -338,3 +339,76 @@ async def test_a_miss_booked_in_one_statement_writes_what_its_transaction_writes
     ]
     assert held == 0
     assert await claimed_keys(sessionmaker, t.tenant_id) == 0
+
+
+async def test_hits_booked_in_one_statement_are_the_rows_their_transaction_writes(
+    make_tenant, database_url: str, tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:  # type: ignore[no-untyped-def]
+    """`deja_book_hits` (through the booking writer) against `Bookkeeper.book_many` on the same
+    hits: the same ledger rows, values cut to the columns' bounds as `storable` cuts them, and a
+    request id already booked left as it was."""
+    t = await make_tenant("fast-hits")
+    fast = FastConnections(database_url, size=1)
+    books = Bookkeeper(
+        sessionmaker,
+        LedgerSpool(tmp_path / "spool"),
+        PriceBook(sessionmaker),
+        LEASE,
+        default_output_tokens=50,
+    )
+    writer = BookingWriter(books, fast=fast)
+
+    def hits(way: str) -> list[LedgerRow]:
+        return [
+            LedgerRow(
+                tenant_id=t.tenant_id,
+                request_id=f"{way}-{i}",
+                requested_model="gpt-4o-mini",
+                cache_status="hit",
+                http_status=200,
+                latency_ms=float("inf") if i == 0 else 1.25 * i,
+                api_key_id=uuid.uuid4() if i == 0 else None,
+                used_model="gpt-4o-mini",
+                namespace="ns" * 150,  # over the column's 200 characters
+                similarity=0.9375,
+                entry_id=uuid.UUID(int=i),
+                prompt_tokens=12,
+                completion_tokens=2**40,  # over int4
+                avoided_cost_usd=Decimal("0.000123456789"),
+                metadata={"tier": "semantic", "verifier": {"score": 0.5, "note": 'quote " and \\'}},
+                client_request_id=f"client-{i}",
+                created_at=datetime(2026, 11, 30, 12, i, tzinfo=UTC),
+                explored=i == 1,
+            )
+            for i in range(3)
+        ]
+
+    try:
+        await books.book_many(hits("transaction"))
+        for row in hits("statement"):
+            await writer.submit(row)
+        await writer.flush()
+        # Booked again (a replay): left as it was.
+        again = dataclasses.replace(hits("statement")[0], latency_ms=99.0, metadata={"again": True})
+        await writer.submit(again)
+        await writer.flush()
+        assert writer._hits_in_one_statement  # the statement wrote them, not a fallback
+    finally:
+        await writer.aclose()
+        await fast.aclose()
+
+    columns = [f.name for f in dataclasses.fields(LedgerRow) if f.name not in ("request_id", "api_key_id")]
+    async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
+        ledger = (
+            await session.execute(
+                text(f"SELECT request_id, {', '.join(columns)} FROM ledger ORDER BY request_id")  # noqa: S608
+            )
+        ).all()
+    by_way = {
+        way: [tuple(r)[1:] for r in ledger if r[0].startswith(way)] for way in ("statement", "transaction")
+    }
+    assert len(by_way["statement"]) == 3
+    assert by_way["statement"] == by_way["transaction"]
+    first = dict(zip(["request_id", *columns], ledger[0], strict=True))
+    assert first["metadata"] == {"tier": "semantic", "verifier": {"score": 0.5, "note": 'quote " and \\'}}
+    assert (len(first["namespace"]), first["completion_tokens"], first["latency_ms"]) == (200, 2**31 - 1, 0.0)
