@@ -286,12 +286,6 @@ class CompletionPipeline:
             if isinstance(probed, ChatAnswer):
                 return probed
             exact_probed = probed
-        # Past the exact tier the request may go upstream: its prompt's tokens are estimated for
-        # the reservation, and a prompt over the limit is refused (413). An exact hit skips this.
-        try:
-            self._estimate(miss)
-        except PayloadTooLarge as exc:
-            await self._fail(miss, exc)
         gate = self.bound.gate(caller.tenant_id, caller.policy)
         # The semantic tier's miss, found by the one-round-trip probe: the transaction below only
         # reserves the quota and claims the key.
@@ -301,6 +295,13 @@ class CompletionPipeline:
             if isinstance(semantic, ChatAnswer):
                 return semantic
             searched = semantic
+        # What the probes did not answer may go upstream: its prompt's tokens are estimated for
+        # the reservation, and a prompt over the limit is refused (413). A hit the probes serve
+        # skips this; a lookup in a transaction (a read replica, an error bound) comes after it.
+        try:
+            self._estimate(miss)
+        except PayloadTooLarge as exc:
+            await self._fail(miss, exc)
 
         async def look_up(session: AsyncSession) -> ChatAnswer | tuple[LookupResult, Reservation]:
             if searched is not None:

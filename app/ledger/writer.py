@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.db.after_response import BatchDrain
-from app.db.fastpath import FastConnections, missing_function
+from app.db.fastpath import FastConnections, connection_failed, missing_function
 from app.ledger.booking import Bookkeeper, Work
 from app.ledger.quotas import Reservation
 from app.ledger.repository import LedgerRow
@@ -139,7 +139,9 @@ class BookingWriter:
 
     async def _book_hits(self, rows: list[LedgerRow]) -> list[LedgerRow]:
         """Book plain rows with `deja_book_hits`, one statement per tenant; the rows left to book
-        in a transaction (those of a statement that failed: it wrote nothing)."""
+        in a transaction. A statement that failed wrote nothing, or, when the connection broke
+        after its commit, its rows: the transaction then leaves them as they are (the ledger's
+        key is the request id) and hits settle no quota, so nothing is booked twice."""
         fast = self.fast
         if fast is None:
             return rows
@@ -147,24 +149,30 @@ class BookingWriter:
         for row in rows:
             by_tenant.setdefault(row.tenant_id, []).append(row)
         left: list[LedgerRow] = []
-        for tenant_id, own in by_tenant.items():
-            if not self._hits_in_one_statement:
-                left.extend(own)
-                continue
+        tenants = list(by_tenant.items())
+        for index, (tenant_id, own) in enumerate(tenants):
             try:
                 await fast.fetchrow(BOOK_HITS, tenant_id, hits_json(own))
             except Exception as exc:
-                left.extend(own)
                 if missing_function(exc):
                     log.warning(
                         "deja_book_hits is missing (migrations not applied): hits booked in a transaction"
                     )
                     self._hits_in_one_statement = False
+                elif connection_failed(exc):
+                    log.warning("hits' booking in one statement could not reach the database")
                 else:
                     log.warning(
                         "hits' booking in one statement failed; booking them in a transaction",
                         extra={"rows": len(own), "error": type(exc).__name__},
                     )
+                    left.extend(own)
+                    continue
+                # The function is missing, or the database is out of reach: the other tenants'
+                # rows go the transaction's way too (which spools them), without waiting again.
+                for _, rest in tenants[index:]:
+                    left.extend(rest)
+                break
         return left
 
     async def _book(self, booking: _Booking) -> bool:
