@@ -22,19 +22,9 @@ import shutil
 import httpx
 import psutil
 
-from app.toolkit.bench.http import (
-    DejaProcess,
-    Processes,
-    chat_body,
-    free_port,
-    new_tenant_key,
-    router_config,
-)
+from app.toolkit.bench.http import Processes, chat_body, scratch_deja
 from app.toolkit.bench.prompts import TEMPLATE_PAIRS
 from app.toolkit.bench.wrk import drive_wrk
-from app.toolkit.fakellm.config import FakeLLMConfig
-from app.toolkit.fakellm.server import FakeLLMServer
-from app.toolkit.scratch import scratch_database
 
 SERVER_CPU, CLIENT_CPU = 1, 0
 
@@ -58,67 +48,53 @@ def main() -> None:
         raise SystemExit("needs wrk (apt-get install wrk) and two CPUs")
 
     prompts = [pair.prompt for pair in TEMPLATE_PAIRS[: args.entries]]
-    with scratch_database("deja-exact-hit-cost-") as scratch:
-        state = scratch.folder
-        fake = FakeLLMServer(FakeLLMConfig(latency_ms=5, seed=0)).start()
-        server: DejaProcess | None = None
-        try:
-            key = asyncio.run(new_tenant_key(scratch.url, "exact-hit-cost"))
-            config = state / "router.toml"
-            config.write_text(router_config(fake.base_url))
-            os.environ["DEJA_WORKERS"] = "1"
-            server = DejaProcess(scratch.url, config, state, free_port())
-            server.wait_ready()
-            auth = {"Authorization": f"Bearer {key}"}
-            with httpx.Client(base_url=f"{server.url}/v1", headers=auth, timeout=60) as client:
-                for prompt in prompts:
-                    entry = {**chat_body(prompt), "response": f"An answer to: {prompt}"}
-                    client.post("/cache/entries", json=entry).raise_for_status()
-                for prompt in prompts:  # every request below is an exact hit
-                    found = client.post("/cache/lookup", json=chat_body(prompt)).json()
-                    repeat = client.post("/chat/completions", json=chat_body(prompt))
-                    if found.get("tier") != "exact" or repeat.headers.get("x-cache-tier") != "exact":
-                        raise RuntimeError(f"not an exact hit: {prompt!r}")
-            pin(psutil.Process(server.process.pid), SERVER_CPU)
-            pin(psutil.Process(scratch.postmaster_pid), SERVER_CPU)
-            os.sched_setaffinity(0, {CLIENT_CPU})  # wrk, started from here, runs beside the server
-            processes = Processes(server.process.pid, scratch.postmaster_pid)
-            routes = {
-                "lookup": lambda i: ("/v1/cache/lookup", auth, chat_body(prompts[i % len(prompts)])),
-                "chat": lambda i: ("/v1/chat/completions", auth, chat_body(prompts[i % len(prompts)])),
-            }
-            print(f"{len(prompts)} entries; 1 worker; wrk at concurrency {args.concurrency}")
-            print("| round | route | req/s | p50 / p99 ms | server CPU ms/req | Postgres CPU ms/req |")
-            print("|---|---|---|---|---|---|")
-            for round_ in range(1, args.rounds + 1):
-                for name, next_request in routes.items():
-                    result = asyncio.run(
-                        drive_wrk(
-                            name,
-                            "deja",
-                            server.url,
-                            next_request,
-                            concurrency=args.concurrency,
-                            warmup_s=3,
-                            seconds=args.seconds,
-                            processes=processes,
-                        )
+    with scratch_deja("exact-hit-cost", fake_latency_ms=5) as deja:
+        auth = {"Authorization": f"Bearer {deja.key}"}
+        with httpx.Client(base_url=f"{deja.server.url}/v1", headers=auth, timeout=60) as client:
+            for prompt in prompts:
+                entry = {**chat_body(prompt), "response": f"An answer to: {prompt}"}
+                client.post("/cache/entries", json=entry).raise_for_status()
+            for prompt in prompts:  # every request below is an exact hit
+                found = client.post("/cache/lookup", json=chat_body(prompt)).json()
+                repeat = client.post("/chat/completions", json=chat_body(prompt))
+                if found.get("tier") != "exact" or repeat.headers.get("x-cache-tier") != "exact":
+                    raise RuntimeError(f"not an exact hit: {prompt!r}")
+        pin(psutil.Process(deja.server.process.pid), SERVER_CPU)
+        pin(psutil.Process(deja.postmaster_pid), SERVER_CPU)
+        os.sched_setaffinity(0, {CLIENT_CPU})  # wrk, started from here, runs beside the server
+        processes = Processes(deja.server.process.pid, deja.postmaster_pid)
+        routes = {
+            "lookup": lambda i: ("/v1/cache/lookup", auth, chat_body(prompts[i % len(prompts)])),
+            "chat": lambda i: ("/v1/chat/completions", auth, chat_body(prompts[i % len(prompts)])),
+        }
+        print(f"{len(prompts)} entries; 1 worker; wrk at concurrency {args.concurrency}")
+        print("| round | route | req/s | p50 / p99 ms | server CPU ms/req | Postgres CPU ms/req |")
+        print("|---|---|---|---|---|---|")
+        for round_ in range(1, args.rounds + 1):
+            for name, next_request in routes.items():
+                result = asyncio.run(
+                    drive_wrk(
+                        name,
+                        "deja",
+                        deja.server.url,
+                        next_request,
+                        concurrency=args.concurrency,
+                        warmup_s=3,
+                        seconds=args.seconds,
+                        processes=processes,
                     )
-                    if result.errors:
-                        raise RuntimeError(f"{name}: {result.errors} requests failed")
-                    per_request = 10 / result.throughput  # ms of CPU per request at 1% of a core
-                    latencies = result.latencies_ms
-                    print(
-                        f"| {round_} | {name} | {result.throughput:.0f} "
-                        f"| {latencies[499]:.1f} / {latencies[989]:.1f} "
-                        f"| {(result.server_cpu_pct or 0) * per_request:.3f} "
-                        f"| {(result.postgres_cpu_pct or 0) * per_request:.3f} |",
-                        flush=True,
-                    )
-        finally:
-            if server is not None:
-                server.stop()
-            fake.stop()
+                )
+                if result.errors:
+                    raise RuntimeError(f"{name}: {result.errors} requests failed")
+                per_request = 10 / result.throughput  # ms of CPU per request at 1% of a core
+                latencies = result.latencies_ms
+                print(
+                    f"| {round_} | {name} | {result.throughput:.0f} "
+                    f"| {latencies[499]:.1f} / {latencies[989]:.1f} "
+                    f"| {(result.server_cpu_pct or 0) * per_request:.3f} "
+                    f"| {(result.postgres_cpu_pct or 0) * per_request:.3f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ does not depend on it. Compare commits by running this script in each, one after
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import random
 import statistics
 import time
@@ -30,18 +28,8 @@ import time
 import httpx
 import psutil
 
-from app.toolkit.bench.http import (
-    DejaProcess,
-    chat_body,
-    free_port,
-    new_tenant_key,
-    router_config,
-    tree_cpu_s,
-)
+from app.toolkit.bench.http import chat_body, scratch_deja, tree_cpu_s
 from app.toolkit.bench.prompts import TEMPLATE_PAIRS, miss_prompt
-from app.toolkit.fakellm.config import FakeLLMConfig
-from app.toolkit.fakellm.server import FakeLLMServer
-from app.toolkit.scratch import scratch_database
 
 
 def timed(client: httpx.Client, body: dict[str, object], *, miss: bool = True) -> float:
@@ -63,55 +51,41 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
-    with scratch_database("deja-miss-overhead-") as scratch:
-        state = scratch.folder
-        fake = FakeLLMServer(FakeLLMConfig(latency_ms=args.fake_latency_ms, seed=0)).start()
-        server: DejaProcess | None = None
-        try:
-            key = asyncio.run(new_tenant_key(scratch.url, "miss-overhead"))
-            config = state / "router.toml"
-            config.write_text(router_config(fake.base_url))
-            os.environ["DEJA_WORKERS"] = str(args.workers)
-            server = DejaProcess(scratch.url, config, state, free_port())
-            server.wait_ready()
-            postmaster = psutil.Process(scratch.postmaster_pid)
-            deja = httpx.Client(
-                base_url=f"{server.url}/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30
+    with scratch_deja("miss-overhead", workers=args.workers, fake_latency_ms=args.fake_latency_ms) as service:
+        postmaster = psutil.Process(service.postmaster_pid)
+        deja = httpx.Client(
+            base_url=f"{service.server.url}/v1",
+            headers={"Authorization": f"Bearer {service.key}"},
+            timeout=30,
+        )
+        model = httpx.Client(
+            base_url=service.fake_base_url, headers={"Authorization": "Bearer unused"}, timeout=30
+        )
+        rng = random.Random(0)  # noqa: S311 - reproducible prompts, not secrets
+        for pair in TEMPLATE_PAIRS[: args.stored]:
+            timed(deja, chat_body(pair.prompt), miss=False)  # a template may be served another's answer
+        for i in range(20):  # warm-up
+            timed(deja, chat_body(miss_prompt(i, rng)))
+        print(
+            f"{args.stored} prompts stored; {args.workers} worker(s); fake model {args.fake_latency_ms:g} ms"
+        )
+        print(
+            "round | Déjà miss p50 ms | model direct p50 ms | overhead ms | server CPU ms/miss | Postgres CPU ms/miss"
+        )
+        for round_ in range(args.rounds):
+            bodies = [chat_body(miss_prompt(10_000 * (round_ + 1) + i, rng)) for i in range(args.requests)]
+            server_before = tree_cpu_s(psutil.Process(service.server.process.pid))
+            postgres_before = tree_cpu_s(postmaster)
+            through = [timed(deja, body) for body in bodies]
+            server_ms = (
+                (tree_cpu_s(psutil.Process(service.server.process.pid)) - server_before) * 1000 / len(bodies)
             )
-            model = httpx.Client(
-                base_url=fake.base_url, headers={"Authorization": "Bearer unused"}, timeout=30
-            )
-            rng = random.Random(0)  # noqa: S311 - reproducible prompts, not secrets
-            for pair in TEMPLATE_PAIRS[: args.stored]:
-                timed(deja, chat_body(pair.prompt), miss=False)  # a template may be served another's answer
-            for i in range(20):  # warm-up
-                timed(deja, chat_body(miss_prompt(i, rng)))
+            postgres_ms = (tree_cpu_s(postmaster) - postgres_before) * 1000 / len(bodies)
+            direct = [timed(model, body) for body in bodies]
+            miss, alone = statistics.median(through), statistics.median(direct)
             print(
-                f"{args.stored} prompts stored; {args.workers} worker(s); fake model {args.fake_latency_ms:g} ms"
+                f"{round_ + 1} | {miss:.1f} | {alone:.1f} | {miss - alone:.1f} | {server_ms:.2f} | {postgres_ms:.2f}"
             )
-            print(
-                "round | Déjà miss p50 ms | model direct p50 ms | overhead ms | server CPU ms/miss | Postgres CPU ms/miss"
-            )
-            for round_ in range(args.rounds):
-                bodies = [
-                    chat_body(miss_prompt(10_000 * (round_ + 1) + i, rng)) for i in range(args.requests)
-                ]
-                server_before = tree_cpu_s(psutil.Process(server.process.pid))
-                postgres_before = tree_cpu_s(postmaster)
-                through = [timed(deja, body) for body in bodies]
-                server_ms = (
-                    (tree_cpu_s(psutil.Process(server.process.pid)) - server_before) * 1000 / len(bodies)
-                )
-                postgres_ms = (tree_cpu_s(postmaster) - postgres_before) * 1000 / len(bodies)
-                direct = [timed(model, body) for body in bodies]
-                miss, alone = statistics.median(through), statistics.median(direct)
-                print(
-                    f"{round_ + 1} | {miss:.1f} | {alone:.1f} | {miss - alone:.1f} | {server_ms:.2f} | {postgres_ms:.2f}"
-                )
-        finally:
-            if server is not None:
-                server.stop()
-            fake.stop()
 
 
 if __name__ == "__main__":

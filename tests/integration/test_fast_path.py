@@ -56,6 +56,17 @@ async def claimed_keys(sessionmaker: async_sessionmaker[AsyncSession], tenant_id
         return int(rows.scalar_one())
 
 
+def bookkeeper(sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> Bookkeeper:
+    """The transaction path a one-statement booking is compared with (its spool in `tmp_path`)."""
+    return Bookkeeper(
+        sessionmaker,
+        LedgerSpool(tmp_path / "spool"),
+        PriceBook(sessionmaker),
+        LEASE,
+        default_output_tokens=50,
+    )
+
+
 async def _released(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID) -> bool:
     return await claimed_keys(sessionmaker, tenant_id) == 0
 
@@ -234,13 +245,7 @@ async def test_a_miss_booked_in_one_statement_writes_what_its_transaction_writes
     and the reservation was given back before the booking (the call then counts again)."""
     t = await make_tenant("fast-book")
     fast = FastConnections(database_url, size=1)
-    books = Bookkeeper(
-        sessionmaker,
-        LedgerSpool(tmp_path / "spool"),
-        PriceBook(sessionmaker),
-        LEASE,
-        default_output_tokens=50,
-    )
+    books = bookkeeper(sessionmaker, tmp_path)
     cache = CacheService.create(CacheSettings())
     terms = ReservationTerms(tokens=120, cost_usd=Decimal("0.004"), at=datetime.now(UTC))
     usage = Usage(prompt_tokens=30, completion_tokens=12)
@@ -354,13 +359,7 @@ async def test_hits_booked_in_one_statement_are_the_rows_their_transaction_write
     request id already booked left as it was."""
     t = await make_tenant("fast-hits")
     fast = FastConnections(database_url, size=1)
-    books = Bookkeeper(
-        sessionmaker,
-        LedgerSpool(tmp_path / "spool"),
-        PriceBook(sessionmaker),
-        LEASE,
-        default_output_tokens=50,
-    )
+    books = bookkeeper(sessionmaker, tmp_path)
     writer = BookingWriter(books, fast=fast)
 
     def hits(way: str) -> list[LedgerRow]:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -365,6 +365,41 @@ async def new_tenant_key(url: str, name: str) -> str:
             return created.first_key.new.key
     finally:
         await engine.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class ScratchDeja:
+    """`deja serve` on a fresh embedded Postgres beside the project's fake model, with one tenant."""
+
+    server: DejaProcess
+    key: str  # the tenant's API key
+    fake_base_url: str
+    postmaster_pid: int
+
+
+@contextlib.contextmanager
+def scratch_deja(name: str, *, workers: int = 1, fake_latency_ms: float = 50.0) -> Iterator[ScratchDeja]:
+    """A fresh embedded Postgres, the fake model and `deja serve` with `workers` workers on them,
+    and a tenant called `name`; all stopped and removed on exit."""
+    from app.toolkit.fakellm.config import FakeLLMConfig
+    from app.toolkit.fakellm.server import FakeLLMServer
+    from app.toolkit.scratch import scratch_database
+
+    with scratch_database(f"deja-{name}-") as scratch:
+        fake = FakeLLMServer(FakeLLMConfig(latency_ms=fake_latency_ms, seed=0)).start()
+        server: DejaProcess | None = None
+        try:
+            key = asyncio.run(new_tenant_key(scratch.url, name))
+            config = scratch.folder / "router.toml"
+            config.write_text(router_config(fake.base_url))
+            os.environ["DEJA_WORKERS"] = str(workers)
+            server = DejaProcess(scratch.url, config, scratch.folder, free_port())
+            server.wait_ready()
+            yield ScratchDeja(server, key, fake.base_url, scratch.postmaster_pid)
+        finally:
+            if server is not None:
+                server.stop()
+            fake.stop()
 
 
 def free_port() -> int:
