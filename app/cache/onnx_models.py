@@ -80,15 +80,21 @@ def _session(model_path: Path, threads: int, exact_int8: bool) -> ort.InferenceS
     return ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
+PAD_TOKEN: Final = "[PAD]"  # noqa: S105 - a vocabulary entry, not a secret
+
+
 def _tokenizer(model_dir: Path) -> Tokenizer:
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     # The upstream tokenizer.json pads every input to 128 tokens, which costs 2-4x the
     # compute: pad only to the longest input of the batch.
-    pad_token = "[PAD]"  # noqa: S105 - a vocabulary entry, not a secret
-    pad_id = tokenizer.token_to_id(pad_token)
-    tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
+    tokenizer.enable_padding(pad_id=_pad_id(tokenizer), pad_token=PAD_TOKEN)
     tokenizer.enable_truncation(max_length=MAX_TOKENS)
     return tokenizer
+
+
+def _pad_id(tokenizer: Tokenizer) -> int:
+    pad_id = tokenizer.token_to_id(PAD_TOKEN)
+    return 0 if pad_id is None else pad_id
 
 
 def _capped(text: str, limit: int = MAX_CHARS) -> str:
@@ -130,6 +136,7 @@ class _OnnxBert:
         self._counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._counter.no_padding()
         self._counter.no_truncation()
+        self._pad_id = _pad_id(self._tokenizer)
         self._session = _session(model_dir / "model.onnx", threads, self.exact_int8)
         self._input_names = {node.name for node in self._session.get_inputs()}
         output = self._session.get_outputs()[0]
@@ -141,14 +148,21 @@ class _OnnxBert:
         return encodings
 
     def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
-        """Encodes each pair with both sides already cut to fit MAX_TOKENS together.
+        """Encodes each pair, both sides cut to fit MAX_TOKENS together where they do not.
 
         Truncating a pair that is too long makes the tokenizer build one copy per overflow
-        window of each side (work and memory grow with the product of the two lengths): each
-        side is cut here, in characters and then at a token boundary, before the pair is built.
+        window of each side (work and memory grow with the product of the two lengths). So each
+        pair is encoded whole, without truncation, which costs one pass over its text; only a
+        pair longer than MAX_TOKENS has its sides cut, in characters and then at a token boundary
+        (`_fit`), and is encoded again.
         """
-        fitted = [self._fit(_capped(first), _capped(second)) for first, second in pairs]
-        encodings: list[Encoding] = self._tokenizer.encode_batch(fitted)
+        capped = [(_capped(first), _capped(second)) for first, second in pairs]
+        encodings: list[Encoding] = self._counter.encode_batch(capped)
+        too_long = [index for index, encoding in enumerate(encodings) if len(encoding.ids) > MAX_TOKENS]
+        if too_long:
+            fitted = self._tokenizer.encode_batch([self._fit(*capped[index]) for index in too_long])
+            for index, encoding in zip(too_long, fitted, strict=True):
+                encodings[index] = encoding
         return encodings
 
     def _fit(self, first: str, second: str) -> tuple[str, str]:
@@ -166,8 +180,12 @@ class _OnnxBert:
         return _cut(first, ends[0], keep_first), _cut(second, ends[1], budget - keep_first)
 
     def _feeds(self, encodings: Sequence[Encoding]) -> dict[str, IntArray]:
-        # The tokenizer pads a batch together; a group drawn from it is trimmed to its own longest.
+        # A group is cut to its own longest: the tokenizer pads a batch together, and a group drawn
+        # from it needs no more. An unpadded encoding (`encode_pairs`) is padded to it.
         width = max(sum(encoding.attention_mask) for encoding in encodings)
+        for encoding in encodings:
+            if len(encoding.ids) < width:
+                encoding.pad(width, pad_id=self._pad_id, pad_token=PAD_TOKEN)
         feeds = {
             "input_ids": np.array([e.ids[:width] for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask[:width] for e in encodings], dtype=np.int64),

@@ -109,6 +109,21 @@ def test_verifier_gives_one_probability_per_pair(verifier: OnnxCrossEncoder) -> 
     assert verifier.score([]).shape == (0,)
 
 
+def test_a_pair_scores_alike_alone_and_beside_a_longer_pair(verifier: OnnxCrossEncoder) -> None:
+    # Pairs of one call are read together, the shorter padded to the longer: the padding must be
+    # invisible to the model. Only int8's per-batch scale moves a score, by a few hundredths.
+    short = ("How do I reset my VPN password?", "i forgot my vpn password, how can I reset it")
+    long = (
+        "Summarise the attached quarterly report for the board, focusing on revenue and churn. " * 3,
+        "Give the board a summary of the quarterly report: revenue and churn in each region. " * 3,
+    )
+    alone = [verifier.score([pair])[0] for pair in (short, long)]
+    together = verifier.score([short, long])
+
+    assert abs(together[0] - alone[0]) < 0.1
+    assert abs(together[1] - alone[1]) < 0.1
+
+
 def test_verifier_ranks_a_paraphrase_above_a_look_alike(verifier: OnnxCrossEncoder) -> None:
     paraphrase, reversed_units = verifier.score(
         [
