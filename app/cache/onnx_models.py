@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -28,6 +29,12 @@ MAX_TOKENS: Final = 256
 # is bounded whatever a client sends. A WordPiece token is rarely longer than 8 characters, so
 # MAX_TOKENS tokens fit; what the cut drops, truncation would have dropped anyway.
 MAX_CHARS: Final = MAX_TOKENS * 8
+# The cross-encoder is handed up to PAIR_CHARS characters of each prompt: all the cache gives it
+# (a query cut at app.cache.service.MODEL_INPUT_CHARS, a stored prompt at twice that).
+PAIR_CHARS: Final = 8192
+# The longest pair the cross-encoder is trained on, in tokens with its three markers
+# (`TrainConfig.max_tokens`, recorded in its metrics.json). It never reads a longer one.
+PAIR_TOKENS: Final = 128
 # Sorting a batch by length and running it in small groups pads less; groups of 8 measured
 # as fast as one big batch at 8 and faster at 32.
 GROUP_SIZE: Final = 8
@@ -101,11 +108,45 @@ def _capped(text: str, limit: int = MAX_CHARS) -> str:
     return text if len(text) <= limit else text[:limit]
 
 
-def _cut(text: str, token_ends: Sequence[int], keep: int) -> str:
-    """`text` up to the end of its `keep`-th token."""
-    if keep >= len(token_ends):
-        return text
-    return text[: token_ends[keep - 1]] if keep > 0 else ""
+def _shared_ends(first: Sequence[int], second: Sequence[int]) -> tuple[int, int]:
+    """How many tokens two sequences share at their start, and then at their end."""
+    shortest = min(len(first), len(second))
+    start = 0
+    while start < shortest and first[start] == second[start]:
+        start += 1
+    end = 0
+    while end < shortest - start and first[-1 - end] == second[-1 - end]:
+        end += 1
+    return start, end
+
+
+def _word_range(text: str, encoding: Encoding, start: int, stop: int) -> tuple[int, int]:
+    """Where in `text` tokens `start` to `stop` (excluded) lie, widened to whole words; an empty
+    range where they begin when there are none."""
+    if start >= stop:
+        at = encoding.offsets[start][0] if start < len(encoding.offsets) else len(text)
+        return at, at
+    words = encoding.word_ids
+    while start > 0 and words[start] is not None and words[start - 1] == words[start]:
+        start -= 1
+    while stop < len(words) and words[stop] is not None and words[stop] == words[stop - 1]:
+        stop += 1
+    return encoding.offsets[start][0], encoding.offsets[stop - 1][1]
+
+
+# The end of a sentence or clause: a stop, question or exclamation mark, colon or semicolon, then a space.
+_CLAUSE_END = re.compile(r"[.!?:;](?=\s)")
+# A differing part of fewer words than this is read within its sentence: "risks" and "benefits"
+# alone say little; "List the risks in these notes." and "List the benefits in these notes." say
+# what each prompt asks.
+_FEWEST_WORDS = 3
+
+
+def _sentence_range(text: str, start: int, stop: int) -> tuple[int, int]:
+    """The sentences of `text` that hold characters `start` to `stop`."""
+    before = [match.end() for match in _CLAUSE_END.finditer(text, 0, start)]
+    after = _CLAUSE_END.search(text, stop)
+    return (before[-1] if before else 0), (after.end() if after else len(text))
 
 
 def _read_name(model_dir: Path, default: str) -> str:
@@ -147,37 +188,52 @@ class _OnnxBert:
         encodings: list[Encoding] = self._tokenizer.encode_batch([_capped(text) for text in texts])
         return encodings
 
-    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
-        """Encodes each pair, both sides cut to fit MAX_TOKENS together where they do not.
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding | None]:
+        """Encodes each pair as the cross-encoder is trained to read it: at most PAIR_TOKENS tokens.
 
-        Truncating a pair that is too long makes the tokenizer build one copy per overflow
-        window of each side (work and memory grow with the product of the two lengths). So each
-        pair is encoded whole, without truncation, which costs one pass over its text; only a
-        pair longer than MAX_TOKENS has its sides cut, in characters and then at a token boundary
-        (`_fit`), and is encoded again.
+        A pair that fits is read whole. A longer one is read where its two prompts differ
+        (`_window`), or, when those parts do not fit together, not at all (None): the model would
+        judge a pair without seeing what tells its prompts apart.
         """
-        capped = [(_capped(first), _capped(second)) for first, second in pairs]
-        encodings: list[Encoding] = self._counter.encode_batch(capped)
-        too_long = [index for index, encoding in enumerate(encodings) if len(encoding.ids) > MAX_TOKENS]
-        if too_long:
-            fitted = self._tokenizer.encode_batch([self._fit(*capped[index]) for index in too_long])
-            for index, encoding in zip(too_long, fitted, strict=True):
-                encodings[index] = encoding
+        capped = [(_capped(first, PAIR_CHARS), _capped(second, PAIR_CHARS)) for first, second in pairs]
+        # Encoded whole, without truncation: one pass over the text, and no overflow windows
+        # (which grow with the product of the two lengths).
+        whole: list[Encoding] = self._counter.encode_batch(capped)
+        encodings: list[Encoding | None] = [e if len(e.ids) <= PAIR_TOKENS else None for e in whole]
+        windows = {index: self._window(*capped[index]) for index, e in enumerate(encodings) if e is None}
+        readable = [index for index, window in windows.items() if window is not None]
+        read: list[Encoding] = self._tokenizer.encode_batch([windows[index] for index in readable])
+        for index, encoding in zip(readable, read, strict=True):
+            encodings[index] = encoding
         return encodings
 
-    def _fit(self, first: str, second: str) -> tuple[str, str]:
-        # [CLS] first [SEP] second [SEP]
-        budget = MAX_TOKENS - 3
-        ends = [
-            [end for _, end in encoding.offsets]
-            for encoding in self._counter.encode_batch([first, second], add_special_tokens=False)
+    def _window(self, first: str, second: str) -> tuple[str, str] | None:
+        """Two long prompts cut to the words where they differ, or to the sentences that hold them
+        when those words are fewer than _FEWEST_WORDS on either side; None when the differing words
+        alone do not fit PAIR_TOKENS. A long text with another question after it reads as the two
+        questions; the same text with a reworded instruction before it, as the two instructions.
+        The rest of the text they share tells the model nothing about whether one answer serves
+        both, and left in, it sways the model towards "the same" (docs/quality.md, long prompts)."""
+        texts = (first, second)
+        sides = self._counter.encode_batch(list(texts), add_special_tokens=False)
+        shared_start, shared_end = _shared_ends(sides[0].ids, sides[1].ids)
+        differing = len(sides[0].ids) + len(sides[1].ids) - 2 * (shared_start + shared_end)
+        if differing > PAIR_TOKENS - 3:  # [CLS] first [SEP] second [SEP]
+            return None
+        ranges = [
+            _word_range(text, side, shared_start, len(side.ids) - shared_end)
+            for text, side in zip(texts, sides, strict=True)
         ]
-        if len(ends[0]) + len(ends[1]) <= budget:
-            return first, second
-        # The shorter side keeps all its tokens if it takes at most half; the other gets the rest.
-        short = min(len(ends[0]), len(ends[1]), budget // 2)
-        keep_first = short if len(ends[0]) <= len(ends[1]) else budget - short
-        return _cut(first, ends[0], keep_first), _cut(second, ends[1], budget - keep_first)
+        words = [text[start:stop] for text, (start, stop) in zip(texts, ranges, strict=True)]
+        if min(len(part.split()) for part in words) >= _FEWEST_WORDS:
+            return words[0], words[1]
+        sentences = [
+            text[slice(*_sentence_range(text, start, stop))].strip()
+            for text, (start, stop) in zip(texts, ranges, strict=True)
+        ]
+        if len(self._counter.encode(sentences[0], sentences[1]).ids) <= PAIR_TOKENS:
+            return sentences[0], sentences[1]
+        return words[0], words[1]
 
     def _feeds(self, encodings: Sequence[Encoding]) -> dict[str, IntArray]:
         # A group is cut to its own longest: the tokenizer pads a batch together, and a group drawn
@@ -242,12 +298,15 @@ class OnnxCrossEncoder:
         self.name: str = _read_name(model_dir, model_dir.name)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> FloatArray:
+        """The probability of each pair; 0 for a pair of long prompts whose differing parts do not
+        fit what the model reads (`_OnnxBert.encode_pairs`): it cannot tell them the same."""
         if not pairs:
             return np.zeros((0,), dtype=np.float32)
-        encodings = self._bert.encode_pairs(pairs)
-        logits = np.empty(len(pairs), dtype=np.float32)
-        for group in _groups([sum(e.attention_mask) for e in encodings]):
-            result, _ = self._bert.run([encodings[i] for i in group])
-            logits[group] = result.reshape(len(group), -1)[:, 0]
-        probabilities: FloatArray = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        probabilities = np.zeros(len(pairs), dtype=np.float32)
+        readable = [(index, e) for index, e in enumerate(self._bert.encode_pairs(pairs)) if e is not None]
+        for group in _groups([sum(encoding.attention_mask) for _, encoding in readable]):
+            indices = [readable[position][0] for position in group]
+            result, _ = self._bert.run([readable[position][1] for position in group])
+            logits = result.reshape(len(group), -1)[:, 0]
+            probabilities[indices] = 1.0 / (1.0 + np.exp(-logits))
         return probabilities

@@ -347,6 +347,35 @@ async def test_the_prompt_token_limit_guards_the_model_not_an_exact_hit(
     assert "tokens" in refused.json()["detail"]
 
 
+async def test_the_prompt_token_limit_guards_the_model_not_a_semantic_hit(
+    http: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    # A rewording of a stored prompt over the limit is served by the semantic tier, not refused:
+    # nothing goes upstream. The two differ only in their opening instruction.
+    notes = (
+        unique("Notes of the weekly review:")
+        + " the migration of the billing service finished two weeks late; support hired four people."
+        + " a" * 205_000
+    )
+    stored = await http.post(
+        "/v1/cache/entries",
+        headers=tenant.headers,
+        json={
+            "model": "gpt-4o-mini",
+            "prompt": f"Summarise the following notes. {notes}",
+            "response": "A summary.",
+        },
+    )
+    assert stored.status_code == 201, stored.text[:300]
+    reworded = [{"role": "user", "content": f"Give me a summary of the following notes. {notes}"}]
+    hit = await http.post(
+        "/v1/chat/completions", headers=tenant.headers, json={"model": "gpt-4o-mini", "messages": reworded}
+    )
+    assert hit.status_code == 200, hit.text[:300]
+    assert (hit.headers["x-cache"], hit.headers["x-cache-tier"]) == ("HIT", "semantic")
+    assert hit.json()["choices"][0]["message"]["content"] == "A summary."
+
+
 async def test_every_upstream_failing_is_a_502_or_a_stale_answer_when_allowed(
     http: httpx.AsyncClient, tenant: TenantKey
 ) -> None:

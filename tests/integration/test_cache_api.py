@@ -73,6 +73,52 @@ async def test_different_number_misses(http: httpx.AsyncClient, make_tenant) -> 
     assert (await lookup(http, t.headers, "bulk close 50 tickets in the queue"))["hit"] is False
 
 
+# A text longer than the pairs the verifier reads; a prompt pastes it and asks about it.
+NOTES = (
+    "The quarterly review covered the migration of the billing service to the new cluster, the"
+    " hiring plan for the support team in Lisbon, and the budget for the customer conference in"
+    " October. The migration finished two weeks late because the payment provider changed its"
+    " API; the team added retries and a second region. Support hired four of the six people it"
+    " planned, and the conference budget grew by ten percent after the venue raised its prices."
+    " The board asked for a plan to cut cloud costs and for a monthly report on churn. Finance"
+    " noted that the support team's overtime fell once the new hires started, that the Lisbon"
+    " office lease ends in March, and that two customers asked for invoices in euros. The next"
+    " review is in January; each team lead sends a one-page update a week before it."
+)
+
+
+async def test_another_question_about_one_long_text_misses(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    # Both prompts embed alike (the models' windows end inside the text): only a verifier that
+    # reads where they differ tells the two requests apart.
+    t = await make_tenant()
+    await store(http, t.headers, f"{NOTES} What should the team do first?", "Cut cloud costs.")
+    for question in ("Translate these notes into French.", "Who asked for a monthly report?"):
+        result = await lookup(http, t.headers, f"{NOTES} {question}")
+        assert result["hit"] is False, question
+        assert result["similarity"] > 0.9
+
+
+async def test_a_reworded_instruction_over_one_long_text_hits(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, f"Summarise the following notes. {NOTES}", "A summary.")
+    result = await lookup(http, t.headers, f"Give me a summary of the following notes. {NOTES}")
+    assert result["hit"] is True
+    assert (result["tier"], result["entry_id"]) == ("semantic", entry_id)
+
+
+async def test_prompts_that_differ_past_what_the_models_read_miss(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    # Past the first 4,096 characters no model reads a prompt: two that differ only there embed
+    # alike, and are never served each other's answers.
+    t = await make_tenant()
+    text = " ".join([NOTES] * 8)
+    await store(http, t.headers, f"{text} What should the team do first?", "Cut cloud costs.")
+    result = await lookup(http, t.headers, f"{text} Who asked for a monthly report?")
+    assert result["hit"] is False
+    assert result["similarity"] > 0.99
+
+
 async def test_other_model_or_context_is_another_scope(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
     await store(http, t.headers, "Summarise our refund policy", "30 days.")

@@ -14,6 +14,7 @@ import pytest
 from app.cache.onnx_models import (
     DEFAULT_EMBEDDER_DIR,
     DEFAULT_VERIFIER_DIR,
+    PAIR_TOKENS,
     OnnxCrossEncoder,
     OnnxEmbedder,
     int8_products_saturate,
@@ -178,15 +179,55 @@ def test_hostile_long_prompts_cost_bounded_time_and_memory() -> None:
     assert grown_mb < 100
 
 
-def test_a_long_pair_is_read_from_both_sides(verifier: OnnxCrossEncoder) -> None:
-    question = "How do I migrate a Postgres database to MySQL without downtime?"
-    padding = " Here is some context about our setup that goes on and on." * 400
+# A passage longer than the pairs the cross-encoder is trained on (PAIR_TOKENS), shared by the
+# prompts of the tests below.
+_PASSAGE = (
+    "The quarterly review covered the migration of the billing service to the new cluster, the"
+    " hiring plan for the support team in Lisbon, and the budget for the customer conference in"
+    " October. The migration finished two weeks late because the payment provider changed its"
+    " API; the team added retries and a second region. Support hired four of the six people it"
+    " planned, and the conference budget grew by ten percent after the venue raised its prices."
+    " The board asked for a plan to cut cloud costs and for a monthly report on churn."
+)
 
-    same = verifier.score([(question + padding, question + padding)])[0]
-    # The second prompt's opening still reaches the model when the first is very long.
-    unrelated = verifier.score([(question + padding, "Write a haiku about autumn leaves." + padding)])[0]
 
-    assert same > unrelated
+def test_the_verifier_is_trained_on_pairs_as_long_as_it_reads() -> None:
+    training = json.loads((DEFAULT_VERIFIER_DIR / "metrics.json").read_text())["training"]["config"]
+
+    assert training["max_tokens"] == PAIR_TOKENS
+
+
+def test_long_prompts_are_read_where_they_differ(verifier: OnnxCrossEncoder) -> None:
+    # Past the model's window, two questions after one long text, or two wordings of one
+    # instruction before it, would look the same: the pair is read where they differ.
+    other_question, other_instruction, reworded = verifier.score(
+        [
+            (f"{_PASSAGE} List the benefits in these notes.", f"{_PASSAGE} List the risks in these notes."),
+            (
+                f"Translate the following notes into French. {_PASSAGE}",
+                f"Summarise the following notes. {_PASSAGE}",
+            ),
+            (
+                f"Give me a summary of the following notes. {_PASSAGE}",
+                f"Summarise the following notes. {_PASSAGE}",
+            ),
+        ]
+    )
+
+    assert other_question < 0.5
+    assert other_instruction < 0.5
+    assert reworded > 0.8
+
+
+def test_long_prompts_that_differ_beyond_the_window_are_never_scored_alike(
+    verifier: OnnxCrossEncoder,
+) -> None:
+    # Two long texts that differ throughout cannot be read together in PAIR_TOKENS: the model
+    # would judge them on their openings alone, so it gives them nothing.
+    one = f"Summarise the following notes. {_PASSAGE}"
+    other = f"Summarise the following notes. {_PASSAGE.replace(' the ', ' our ')}"
+
+    assert verifier.score([(one, other)])[0] == 0.0
 
 
 @pytest.mark.parametrize(
