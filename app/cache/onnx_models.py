@@ -29,8 +29,8 @@ MAX_TOKENS: Final = 256
 # is bounded whatever a client sends. A WordPiece token is rarely longer than 8 characters, so
 # MAX_TOKENS tokens fit; what the cut drops, truncation would have dropped anyway.
 MAX_CHARS: Final = MAX_TOKENS * 8
-# The cross-encoder is handed up to PAIR_CHARS characters of each prompt: all the cache gives it
-# (a query cut at app.cache.service.MODEL_INPUT_CHARS, a stored prompt at twice that).
+# The cross-encoder reads up to PAIR_CHARS characters of each prompt, more than the cache gives it
+# (a query cut at 4,096 characters, a stored prompt at 512 more: app.cache.service._compared).
 PAIR_CHARS: Final = 8192
 # The longest pair the cross-encoder is trained on, in tokens with its three markers
 # (`TrainConfig.max_tokens`, recorded in its metrics.json). It never reads a longer one.

@@ -49,6 +49,7 @@ Tier = Literal["exact", "alias", "semantic"]
 # The verifier compares two prompts where they differ, so every difference must lie in what it is
 # given (`_compared`).
 MODEL_INPUT_CHARS = 4096
+LONGER_STORED_CHARS = 512
 
 
 def model_text(prompt: str) -> str:
@@ -62,13 +63,14 @@ def _compared(query: str, stored: str) -> str | None:
     The query is cut at MODEL_INPUT_CHARS. What it loses there must end the stored prompt too,
     which is then cut by as much: the two end at the same point of the text they share, so
     whatever tells them apart lies in what the verifier reads. The stored side may be longer than
-    the query's (a longer instruction before the same text), by at most MODEL_INPUT_CHARS.
+    the query's (a longer instruction before the same text) by at most LONGER_STORED_CHARS, which
+    bounds what the rules analyse.
     """
     tail = query[MODEL_INPUT_CHARS:]
     if not stored.endswith(tail):
         return None
     compared = stored[: len(stored) - len(tail)]
-    return compared if len(compared) <= 2 * MODEL_INPUT_CHARS else None
+    return compared if len(compared) <= MODEL_INPUT_CHARS + LONGER_STORED_CHARS else None
 
 
 @dataclass(frozen=True, slots=True)
