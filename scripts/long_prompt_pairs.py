@@ -5,7 +5,8 @@
 Each prompt is a text of 150 to 200 words (meeting notes, an incident report, an email thread, a
 product spec, a code review, a support ticket) and one instruction about it, placed before or
 after the text. A pair keeps the text and changes the instruction: to another wording of the same
-request (label 1: the same answer serves both) or to another request (label 0). Both prompts of
+request (label 1: the same answer serves both), to another request, or to the same request with
+another one added after it (label 0). Both prompts of
 a pair embed alike (the embedder reads the text's first 256 tokens); what tells them apart is a
 few words next to a long shared text, where a verifier reading only each prompt's opening sees
 nothing. The file is written in a fixed order; `deja eval --pairs FILE --compare` measures the
@@ -118,6 +119,8 @@ def pairs() -> list[tuple[str, str, int, str]]:
                 stored = _prompt(wording, text, before)
                 rows.append((stored, _prompt(rewording, text, before), 1, f"reworded instruction {where}"))
                 rows.append((stored, _prompt(other, text, before), 0, f"other instruction {where}"))
+                added = _prompt(f"{wording} {other}", text, before)
+                rows.append((stored, added, 0, f"added instruction {where}"))
     return rows
 
 

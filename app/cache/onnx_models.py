@@ -29,9 +29,9 @@ MAX_TOKENS: Final = 256
 # is bounded whatever a client sends. A WordPiece token is rarely longer than 8 characters, so
 # MAX_TOKENS tokens fit; what the cut drops, truncation would have dropped anyway.
 MAX_CHARS: Final = MAX_TOKENS * 8
-# The cross-encoder reads up to PAIR_CHARS characters of each prompt, more than the cache gives it
-# (a query cut at 4,096 characters, a stored prompt at 512 more: app.cache.service._compared).
-PAIR_CHARS: Final = 8192
+# The cross-encoder reads up to PAIR_CHARS characters of each prompt: all the cache hands it
+# (app.cache.service.MODEL_INPUT_CHARS, past which two prompts must be the same to be compared).
+PAIR_CHARS: Final = 4096
 # The longest pair the cross-encoder is trained on, in tokens with its three markers
 # (`TrainConfig.max_tokens`, recorded in its metrics.json). It never reads a longer one.
 PAIR_TOKENS: Final = 128
@@ -134,8 +134,9 @@ def _word_range(text: str, encoding: Encoding, start: int, stop: int) -> tuple[i
     return encoding.offsets[start][0], encoding.offsets[stop - 1][1]
 
 
-# The end of a sentence or clause: a stop, question or exclamation mark, colon or semicolon, then a space.
-_CLAUSE_END = re.compile(r"[.!?:;](?=\s)")
+# The end of a sentence or clause: a stop, question or exclamation mark, colon or semicolon, then a
+# space; or their full-width forms, which need none.
+_CLAUSE_END = re.compile(r"[.!?:;](?=\s)|[。！？；：]")
 # A differing part of fewer words than this is read within its sentence: "risks" and "benefits"
 # alone say little; "List the risks in these notes." and "List the benefits in these notes." say
 # what each prompt asks.
@@ -189,31 +190,39 @@ class _OnnxBert:
         return encodings
 
     def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding | None]:
-        """Encodes each pair as the cross-encoder is trained to read it: at most PAIR_TOKENS tokens.
+        """Encodes each pair as the cross-encoder is trained to read it, in at most PAIR_TOKENS
+        tokens where it can.
 
         A pair that fits is read whole. A longer one is read where its two prompts differ
-        (`_window`), or, when those parts do not fit together, not at all (None): the model would
-        judge a pair without seeing what tells its prompts apart.
+        (`_window`); when that cannot be done, a pair of up to MAX_TOKENS is read whole, as it
+        fits the model, and a longer one not at all (None): the model would judge it without
+        seeing what tells its prompts apart.
         """
         capped = [(_capped(first, PAIR_CHARS), _capped(second, PAIR_CHARS)) for first, second in pairs]
-        # Encoded whole, without truncation: one pass over the text, and no overflow windows
-        # (which grow with the product of the two lengths).
+        # Encoded whole, without truncation: no overflow windows (which grow with the product of
+        # the two lengths).
         whole: list[Encoding] = self._counter.encode_batch(capped)
         encodings: list[Encoding | None] = [e if len(e.ids) <= PAIR_TOKENS else None for e in whole]
         windows = {index: self._window(*capped[index]) for index, e in enumerate(encodings) if e is None}
         readable = [index for index, window in windows.items() if window is not None]
         read: list[Encoding] = self._tokenizer.encode_batch([windows[index] for index in readable])
         for index, encoding in zip(readable, read, strict=True):
-            encodings[index] = encoding
+            # Widened to whole words or sentences, a window may no longer fit: then it is not read.
+            encodings[index] = encoding if len(encoding.ids) <= PAIR_TOKENS else None
+        for index in windows:
+            if encodings[index] is None and len(whole[index].ids) <= MAX_TOKENS:
+                encodings[index] = whole[index]
         return encodings
 
     def _window(self, first: str, second: str) -> tuple[str, str] | None:
         """Two long prompts cut to the words where they differ, or to the sentences that hold them
-        when those words are fewer than _FEWEST_WORDS on either side; None when the differing words
-        alone do not fit PAIR_TOKENS. A long text with another question after it reads as the two
-        questions; the same text with a reworded instruction before it, as the two instructions.
-        The rest of the text they share tells the model nothing about whether one answer serves
-        both, and left in, it sways the model towards "the same" (docs/quality.md, long prompts)."""
+        when those words are fewer than _FEWEST_WORDS on either side. None when the differing
+        words alone do not fit PAIR_TOKENS, or when one prompt has none (it only adds words to the
+        other, or differs only in what the tokenizer does not keep: case, accents). A long text
+        with another question after it reads as the two questions; the same text with a reworded
+        instruction before it, as the two instructions. The rest of the text they share tells the
+        model nothing about whether one answer serves both, and left in, it sways the model
+        towards "the same" (docs/quality.md, long prompts)."""
         texts = (first, second)
         sides = self._counter.encode_batch(list(texts), add_special_tokens=False)
         shared_start, shared_end = _shared_ends(sides[0].ids, sides[1].ids)
@@ -225,6 +234,8 @@ class _OnnxBert:
             for text, side in zip(texts, sides, strict=True)
         ]
         words = [text[start:stop] for text, (start, stop) in zip(texts, ranges, strict=True)]
+        if not all(part.strip() for part in words):
+            return None
         if min(len(part.split()) for part in words) >= _FEWEST_WORDS:
             return words[0], words[1]
         sentences = [

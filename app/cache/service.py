@@ -46,31 +46,11 @@ Tier = Literal["exact", "alias", "semantic"]
 # The embedder reads at most 256 tokens of a prompt; with whitespace collapsed (normalise_prompt)
 # that many take far fewer characters, so a prompt is cut here before any model input is built: a
 # 100,000-character prompt costs what a 700-word one does, whatever the tokenizers do with it.
-# The verifier compares two prompts where they differ, so every difference must lie in what it is
-# given (`_compared`).
 MODEL_INPUT_CHARS = 4096
-LONGER_STORED_CHARS = 512
 
 
 def model_text(prompt: str) -> str:
     return prompt[:MODEL_INPUT_CHARS]
-
-
-def _compared(query: str, stored: str) -> str | None:
-    """The part of a stored prompt the verifier compares with `model_text(query)`, or None when
-    they differ somewhere it would not see.
-
-    The query is cut at MODEL_INPUT_CHARS. What it loses there must end the stored prompt too,
-    which is then cut by as much: the two end at the same point of the text they share, so
-    whatever tells them apart lies in what the verifier reads. The stored side may be longer than
-    the query's (a longer instruction before the same text) by at most LONGER_STORED_CHARS, which
-    bounds what the rules analyse.
-    """
-    tail = query[MODEL_INPUT_CHARS:]
-    if not stored.endswith(tail):
-        return None
-    compared = stored[: len(stored) - len(tail)]
-    return compared if len(compared) <= MODEL_INPUT_CHARS + LONGER_STORED_CHARS else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,13 +208,17 @@ class CacheService:
         self, scope: Scope, policy: VerifierPolicy, neighbours: list[StoredEntry]
     ) -> Verdict | None:
         """The verifier's decision on the nearest entries; None when none of them can be read."""
-        # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent);
-        # a candidate that differs from the query where the verifier would not see is not read.
+        # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent).
+        # The models never see past MODEL_INPUT_CHARS, so they cannot judge what differs there:
+        # a candidate is read only if everything past that point is the same as the query's.
+        query_tail = scope.normalised_prompt[MODEL_INPUT_CHARS:]
         candidates = []
         for n in neighbours:
-            compared = _compared(scope.normalised_prompt, normalise_prompt(n.prompt))
-            if compared is not None:
-                candidates.append(Candidate(entry_id=n.id, prompt=compared, similarity=n.similarity))
+            stored = normalise_prompt(n.prompt)
+            if stored[MODEL_INPUT_CHARS:] == query_tail:
+                candidates.append(
+                    Candidate(entry_id=n.id, prompt=model_text(stored), similarity=n.similarity)
+                )
         if not candidates:
             return None
         query = model_text(scope.normalised_prompt)

@@ -351,7 +351,7 @@ async def test_the_prompt_token_limit_guards_the_model_not_a_semantic_hit(
     http: httpx.AsyncClient, tenant: TenantKey
 ) -> None:
     # A rewording of a stored prompt over the limit is served by the semantic tier, not refused:
-    # nothing goes upstream. The two differ only in their opening instruction.
+    # nothing goes upstream. The two differ only in one word of their opening instruction.
     notes = (
         unique("Notes of the weekly review:")
         + " the migration of the billing service finished two weeks late; support hired four people."
@@ -362,12 +362,12 @@ async def test_the_prompt_token_limit_guards_the_model_not_a_semantic_hit(
         headers=tenant.headers,
         json={
             "model": "gpt-4o-mini",
-            "prompt": f"Summarise the following notes. {notes}",
+            "prompt": f"Summarise these notes for me. {notes}",
             "response": "A summary.",
         },
     )
     assert stored.status_code == 201, stored.text[:300]
-    reworded = [{"role": "user", "content": f"Give me a summary of the following notes. {notes}"}]
+    reworded = [{"role": "user", "content": f"Summarize these notes for me. {notes}"}]
     hit = await http.post(
         "/v1/chat/completions", headers=tenant.headers, json={"model": "gpt-4o-mini", "messages": reworded}
     )

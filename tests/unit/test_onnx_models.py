@@ -222,12 +222,37 @@ def test_long_prompts_are_read_where_they_differ(verifier: OnnxCrossEncoder) -> 
 def test_long_prompts_that_differ_beyond_the_window_are_never_scored_alike(
     verifier: OnnxCrossEncoder,
 ) -> None:
-    # Two long texts that differ throughout cannot be read together in PAIR_TOKENS: the model
-    # would judge them on their openings alone, so it gives them nothing.
-    one = f"Summarise the following notes. {_PASSAGE}"
-    other = f"Summarise the following notes. {_PASSAGE.replace(' the ', ' our ')}"
+    # Two long texts that differ throughout, or one that only adds a request to the other, cannot
+    # be read where they differ in PAIR_TOKENS: past what the model can read whole (256 tokens),
+    # it would judge them on their openings alone, so it gives them nothing.
+    text = f"{_PASSAGE} {_PASSAGE}"
+    one = f"Summarise the following notes. {text}"
+    other = f"Summarise the following notes. {text.replace(' the ', ' our ')}"
+    added = f"{text} Summarise these notes. Then draft a reply to the board."
 
     assert verifier.score([(one, other)])[0] == 0.0
+    assert verifier.score([(added, f"{text} Summarise these notes.")])[0] == 0.0
+
+
+def test_a_pair_that_fits_the_model_is_read_whole_when_it_cannot_be_read_where_it_differs(
+    verifier: OnnxCrossEncoder,
+) -> None:
+    # Over PAIR_TOKENS but within 256, reworded throughout: too different to cut, so it is read
+    # whole, as the model can.
+    asked = (
+        "Can you explain how I can restrict sign-in to our company accounts only when users log in"
+        " through the Google OAuth flow in our Django app, and what settings I need to change in"
+        " the admin console? We use django-allauth, the app runs behind a load balancer, and"
+        " contractors with personal Gmail addresses must no longer get in."
+    )
+    stored = (
+        "Please explain how to limit Google OAuth sign-in in our Django application so that only"
+        " company accounts can log in, and which admin console settings must be changed. Our setup"
+        " is django-allauth behind a load balancer, and contractors who use personal Gmail"
+        " addresses should be locked out from now on, thanks"
+    )
+
+    assert verifier.score([(asked, stored)])[0] > 0.3
 
 
 @pytest.mark.parametrize(
