@@ -135,8 +135,12 @@ def _word_range(text: str, encoding: Encoding, start: int, stop: int) -> tuple[i
 
 
 # The end of a sentence or clause: a stop, question or exclamation mark, colon or semicolon, then a
-# space; or their full-width forms, which need none.
-_CLAUSE_END = re.compile(r"[.!?:;](?=\s)|[。！？；：]")
+# space or a CJK character (NFKC, which prompts go through, turns the full-width marks into these),
+# or an ideographic full stop.
+_CLAUSE_END = re.compile(r"[.!?:;](?=\s|[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])|[。！？；：]")
+# A differing part without a letter or digit (nothing, or only punctuation) adds or drops words
+# rather than changing them.
+_WORD = re.compile(r"\w")
 # A differing part of fewer words than this is read within its sentence: "risks" and "benefits"
 # alone say little; "List the risks in these notes." and "List the benefits in these notes." say
 # what each prompt asks.
@@ -218,7 +222,8 @@ class _OnnxBert:
         """Two long prompts cut to the words where they differ, or to the sentences that hold them
         when those words are fewer than _FEWEST_WORDS on either side. None when the differing
         words alone do not fit PAIR_TOKENS, or when one prompt has none (it only adds words to the
-        other, or differs only in what the tokenizer does not keep: case, accents). A long text
+        other, perhaps with other punctuation, or differs only in what the tokenizer does not
+        keep: case, accents). A long text
         with another question after it reads as the two questions; the same text with a reworded
         instruction before it, as the two instructions. The rest of the text they share tells the
         model nothing about whether one answer serves both, and left in, it sways the model
@@ -234,7 +239,7 @@ class _OnnxBert:
             for text, side in zip(texts, sides, strict=True)
         ]
         words = [text[start:stop] for text, (start, stop) in zip(texts, ranges, strict=True)]
-        if not all(part.strip() for part in words):
+        if not all(_WORD.search(part) for part in words):
             return None
         if min(len(part.split()) for part in words) >= _FEWEST_WORDS:
             return words[0], words[1]

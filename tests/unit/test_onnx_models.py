@@ -232,6 +232,18 @@ def test_long_prompts_that_differ_beyond_the_window_are_never_scored_alike(
 
     assert verifier.score([(one, other)])[0] == 0.0
     assert verifier.score([(added, f"{text} Summarise these notes.")])[0] == 0.0
+    assert (
+        verifier.score([(f"{text} List the action items. Draft a reply.", f"{text} List the action items!")])[
+            0
+        ]
+        == 0.0
+    )
+    assert (
+        verifier.score([(f"List the action items. Draft a reply. {text}", f"List the action items: {text}")])[
+            0
+        ]
+        == 0.0
+    )
 
 
 def test_a_pair_that_fits_the_model_is_read_whole_when_it_cannot_be_read_where_it_differs(
