@@ -226,24 +226,17 @@ def test_long_prompts_that_differ_beyond_the_window_are_never_scored_alike(
     # be read where they differ in PAIR_TOKENS: past what the model can read whole (256 tokens),
     # it would judge them on their openings alone, so it gives them nothing.
     text = f"{_PASSAGE} {_PASSAGE}"
-    one = f"Summarise the following notes. {text}"
-    other = f"Summarise the following notes. {text.replace(' the ', ' our ')}"
-    added = f"{text} Summarise these notes. Then draft a reply to the board."
+    throughout = (
+        f"Summarise the following notes. {text}",
+        f"Summarise the following notes. {text.replace(' the ', ' our ')}",
+    )
+    added = [
+        (f"{text} Summarise these notes. Then draft a reply to the board.", f"{text} Summarise these notes."),
+        (f"{text} List the action items. Draft a reply.", f"{text} List the action items!"),
+        (f"List the action items. Draft a reply. {text}", f"List the action items: {text}"),
+    ]
 
-    assert verifier.score([(one, other)])[0] == 0.0
-    assert verifier.score([(added, f"{text} Summarise these notes.")])[0] == 0.0
-    assert (
-        verifier.score([(f"{text} List the action items. Draft a reply.", f"{text} List the action items!")])[
-            0
-        ]
-        == 0.0
-    )
-    assert (
-        verifier.score([(f"List the action items. Draft a reply. {text}", f"List the action items: {text}")])[
-            0
-        ]
-        == 0.0
-    )
+    assert verifier.score([throughout, *added]).tolist() == [0.0] * 4
 
 
 def test_a_pair_that_fits_the_model_is_read_whole_when_it_cannot_be_read_where_it_differs(
