@@ -3,14 +3,15 @@
     python scripts/long_prompt_pairs.py [--out app/toolkit/ml/data/long_prompts.csv]
 
 Each prompt is a text of 150 to 200 words (meeting notes, an incident report, an email thread, a
-product spec, a code review, a support ticket) and one instruction about it, placed before or
-after the text. A pair keeps the text and changes the instruction: to another wording of the same
-request (label 1: the same answer serves both), to another request, or to the same request with
-another one added after it (label 0). Both prompts of
-a pair embed alike (the embedder reads the text's first 256 tokens); what tells them apart is a
-few words next to a long shared text, where a verifier reading only each prompt's opening sees
-nothing. The file is written in a fixed order; `deja eval --pairs FILE --compare` measures the
-service on it.
+product spec, a code review, a support ticket), or a document of all six of them (about 4,500
+characters, past what the models read of a prompt; six documents, each opening with another
+text), and one instruction about it, placed before or after the text. A pair keeps the text and
+changes the instruction: to another wording of the same request (label 1: the same answer serves
+both), to another request, or to the same request with another one added after it (label 0).
+Both prompts of a pair embed alike (the embedder reads the text's first 256 tokens); what tells
+them apart is a few words next to a long shared text, where a verifier reading only each prompt's
+opening sees nothing. The file is written in a fixed order, its `kind` column says what changed
+and where; `deja eval --pairs FILE --compare` measures the service on it, kind by kind.
 """
 
 from __future__ import annotations
@@ -108,12 +109,17 @@ def _prompt(instruction: str, text: str, before: bool) -> str:
     return f"{instruction}\n\n{text}" if before else f"{text}\n\n{instruction}"
 
 
+def _documents() -> list[str]:
+    texts = list(TEXTS.values())
+    return ["\n\n".join(texts[start:] + texts[:start]) for start in range(len(texts))]
+
+
 def pairs() -> list[tuple[str, str, int, str]]:
     """(stored prompt, asked prompt, label, kind) for every text, placement and instruction."""
     rows = []
-    for text in TEXTS.values():
+    for text, length in [(t, "") for t in TEXTS.values()] + [(d, ", document") for d in _documents()]:
         for before in (True, False):
-            where = "before" if before else "after"
+            where = ("before" if before else "after") + length
             for index, (wording, rewording) in enumerate(INSTRUCTIONS):
                 other = INSTRUCTIONS[(index + 1) % len(INSTRUCTIONS)][0]
                 stored = _prompt(wording, text, before)

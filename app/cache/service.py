@@ -49,8 +49,75 @@ Tier = Literal["exact", "alias", "semantic"]
 MODEL_INPUT_CHARS = 4096
 
 
+# Two prompts too long to be read whole are read where they differ, with at most this many
+# characters of the text they share on either side of the difference.
+PAIR_CONTEXT_CHARS = 1024
+
+
 def model_text(prompt: str) -> str:
     return prompt[:MODEL_INPUT_CHARS]
+
+
+def compared_texts(query: str, stored: str) -> tuple[str, str] | None:
+    """The two normalised prompts as the verifier reads them: whole when both fit
+    MODEL_INPUT_CHARS. Otherwise the part where they differ, widened to whole words, with up to
+    PAIR_CONTEXT_CHARS of the text they share before and after it, cut at a space; the text left
+    out is the same in both, so no difference is hidden. None when even that does not fit
+    MODEL_INPUT_CHARS: the pair is not read, and the candidate is not served."""
+    if len(query) <= MODEL_INPUT_CHARS and len(stored) <= MODEL_INPUT_CHARS:
+        return query, stored
+    start = _shared_start(query, stored)
+    end = _shared_end(query, stored, min(len(query), len(stored)) - start)
+    # Whole words: from the space before the first difference to the space after the last one.
+    left = query.rfind(" ", 0, start) + 1
+    right = query.find(" ", len(query) - end)
+    right = len(query) if right < 0 else right
+    first = 0 if left <= PAIR_CONTEXT_CHARS else _after_space(query, left - PAIR_CONTEXT_CHARS, left)
+    last = (
+        len(query)
+        if right + PAIR_CONTEXT_CHARS >= len(query)
+        else _before_space(query, right, right + PAIR_CONTEXT_CHARS)
+    )
+    # query[:first] and query[last:] are the start and end both prompts share.
+    texts = query[first:last], stored[first : len(stored) - (len(query) - last)]
+    return texts if max(map(len, texts)) <= MODEL_INPUT_CHARS else None
+
+
+def _shared_start(first: str, second: str) -> int:
+    """How many characters the two texts share at their start (a binary search over slices, each
+    compared in C: linear in the texts' length, with no Python step per character)."""
+    low, high = 0, min(len(first), len(second))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if first[:middle] == second[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _shared_end(first: str, second: str, at_most: int) -> int:
+    """How many characters, up to `at_most`, the two texts share at their end."""
+    low, high = 0, at_most
+    while low < high:
+        middle = (low + high + 1) // 2
+        if first[len(first) - middle :] == second[len(second) - middle :]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _after_space(text: str, start: int, stop: int) -> int:
+    """Just after the first space in text[start:stop]; `stop` when there is none."""
+    space = text.find(" ", start, stop)
+    return stop if space < 0 else space + 1
+
+
+def _before_space(text: str, start: int, stop: int) -> int:
+    """The last space in text[start:stop]; `start` when there is none."""
+    space = text.rfind(" ", start, stop)
+    return start if space < 0 else space
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,20 +275,24 @@ class CacheService:
         self, scope: Scope, policy: VerifierPolicy, neighbours: list[StoredEntry]
     ) -> Verdict | None:
         """The verifier's decision on the nearest entries; None when none of them can be read."""
-        # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent).
-        # The models never see past MODEL_INPUT_CHARS, so they cannot judge what differs there:
-        # a candidate is read only if everything past that point is the same as the query's.
-        query_tail = scope.normalised_prompt[MODEL_INPUT_CHARS:]
+        # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent),
+        # as much of them as the models read (`compared_texts`).
+        query = model_text(scope.normalised_prompt)
         candidates = []
         for n in neighbours:
-            stored = normalise_prompt(n.prompt)
-            if stored[MODEL_INPUT_CHARS:] == query_tail:
+            texts = compared_texts(scope.normalised_prompt, normalise_prompt(n.prompt))
+            if texts is not None:
+                query_text, stored = texts
                 candidates.append(
-                    Candidate(entry_id=n.id, prompt=model_text(stored), similarity=n.similarity)
+                    Candidate(
+                        entry_id=n.id,
+                        prompt=stored,
+                        similarity=n.similarity,
+                        query=None if query_text == query else query_text,
+                    )
                 )
         if not candidates:
             return None
-        query = model_text(scope.normalised_prompt)
         lowest_floor = min(policy.similarity_floor(True), policy.similarity_floor(False))
         if all(c.similarity < lowest_floor for c in candidates):
             # Below every cosine floor: the floor alone decides and no model reads a pair, so the

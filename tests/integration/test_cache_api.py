@@ -106,17 +106,33 @@ async def test_a_reworded_instruction_over_one_long_text_hits(http: httpx.AsyncC
     assert (result["tier"], result["entry_id"]) == ("semantic", entry_id)
 
 
-async def test_prompts_that_differ_past_what_the_models_read_miss(
+async def test_another_question_after_a_text_longer_than_the_models_read_misses(
     http: httpx.AsyncClient, make_tenant
 ) -> None:  # type: ignore[no-untyped-def]
-    # Past the first 4,096 characters no model reads a prompt: two that differ only there embed
-    # alike, and are never served each other's answers.
+    # Past the first 4,096 characters no model reads a prompt whole: two that differ only there
+    # embed alike, and are read where they differ.
     t = await make_tenant()
     text = " ".join([NOTES] * 8)
     await store(http, t.headers, f"{text} What should the team do first?", "Cut cloud costs.")
     result = await lookup(http, t.headers, f"{text} Who asked for a monthly report?")
     assert result["hit"] is False
     assert result["similarity"] > 0.99
+
+
+async def test_a_longer_instruction_before_a_text_longer_than_the_models_read_hits(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    # The rewording is longer, so every character of the text after it moves: the two are still
+    # read where they differ, and one answer serves both.
+    t = await make_tenant()
+    text = " ".join([NOTES] * 8)
+    entry_id = await store(http, t.headers, f"Summarise the following notes. {text}", "A summary.")
+    result = await lookup(http, t.headers, f"Give me a summary of the following notes. {text}")
+    assert (result["hit"], result["tier"], result["entry_id"]) == (True, "semantic", entry_id)
+    added = await lookup(
+        http, t.headers, f"Summarise the following notes. {text} Then translate it into French."
+    )
+    assert added["hit"] is False
 
 
 async def test_other_model_or_context_is_another_scope(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]

@@ -200,6 +200,23 @@ def test_the_same_prompt_but_for_case_and_spacing_is_served_without_the_model() 
     assert scorer.calls == [[("how do I learn C++?", "how do I learn C?")]]
 
 
+def test_each_stage_reads_the_prompt_as_cut_beside_each_candidate() -> None:
+    # Two long prompts are each read where they differ from the new one: the rules, the
+    # case-and-spacing check and the model all read that cut, never the chain's own text.
+    long_query = "…the notes. " + QUERY
+    reversed_ = replace(candidate("notes. convert 5 miles to km", 0.99), query="notes. convert 5 km to miles")
+    same = replace(candidate("notes. Convert 5 km to miles?", 0.97), query="notes. convert 5 km to miles")
+    reworded = replace(candidate("notes. 5 km in miles", 0.96), query="notes. convert 5 km to miles")
+    scorer = FakeScorer({reworded.prompt: 0.9})
+    policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
+    verdict = build_verifier(scorer).decide(long_query, [reversed_, same], policy)
+    assert (verdict.accepted, verdict.score, scorer.calls) == (same, 1.0, [])
+    assert verdict.rejections == {reversed_.entry_id: "direction"}
+    verdict = build_verifier(scorer).decide(long_query, [reworded], policy)
+    assert verdict.accepted == reworded
+    assert scorer.calls == [[("notes. convert 5 km to miles", reworded.prompt)]]
+
+
 def test_beside_the_same_prompt_no_other_candidate_is_served_unread() -> None:
     same = candidate("Convert 5 km to miles?", 0.9999)
     accented = candidate("convért 5 km to miles", 1.0)  # the uncased tokenizer strips the accent

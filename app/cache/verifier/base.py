@@ -38,6 +38,13 @@ class Candidate:
     prompt: str
     # Cosine similarity of the two prompts' embeddings, as the index returned it.
     similarity: float
+    # The new prompt as read beside this one, when it is not the text the chain decides for: two
+    # prompts too long to be read whole are both cut to where they differ (a cut of their own).
+    query: str | None = None
+
+    def beside(self, query: str) -> str:
+        """The new prompt as the stages read it beside this candidate."""
+        return query if self.query is None else self.query
 
 
 @dataclass(frozen=True, slots=True)

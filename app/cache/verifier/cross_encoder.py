@@ -38,10 +38,13 @@ def _folded(text: str) -> str:
     return re.sub(r"[\s?.!]+$", "", " ".join(text.casefold().split()))
 
 
+def _is_same(query: str, candidate: Candidate) -> bool:
+    """The candidate is the prompt itself but for case, spacing or closing punctuation."""
+    return _folded(candidate.prompt) == _folded(candidate.beside(query))
+
+
 def _same_prompt(query: str, candidates: Sequence[Candidate]) -> bool:
-    """One candidate is the prompt itself but for case, spacing or closing punctuation."""
-    query_folded = _folded(query)
-    return any(_folded(c.prompt) == query_folded for c in candidates)
+    return any(_is_same(query, c) for c in candidates)
 
 
 def _to_read(candidates: Sequence[Candidate], policy: VerifierPolicy) -> list[Candidate]:
@@ -61,12 +64,12 @@ def _threshold(query: str, candidate: Candidate, policy: VerifierPolicy) -> floa
     """The lowest probability served for this candidate (`VerifierPolicy.cross_encoder_threshold`):
     surer below the strict cosine, less so for a rewording near cosine 1."""
     reworded_range = candidate.similarity >= policy.cross_encoder_reworded_above
-    overlap = word_overlap(query, candidate.prompt) if reworded_range else 1.0
+    overlap = word_overlap(candidate.beside(query), candidate.prompt) if reworded_range else 1.0
     return policy.cross_encoder_threshold(candidate.similarity, overlap)
 
 
 def _scores(scorer: PairScorer, query: str, candidates: Sequence[Candidate]) -> npt.NDArray[np.float64]:
-    scores = np.asarray(scorer.score([(query, c.prompt) for c in candidates]), dtype=np.float64)
+    scores = np.asarray(scorer.score([(c.beside(query), c.prompt) for c in candidates]), dtype=np.float64)
     if scores.shape != (len(candidates),):
         raise ValueError(f"pair scorer returned shape {scores.shape} for {len(candidates)} pairs")
     return scores
@@ -99,11 +102,8 @@ class CrossEncoderStage:
         # The same prompt but for case or spacing needs no model: it is served with full confidence,
         # and the other candidates are refused unread.
         if _same_prompt(query, candidates):
-            query_folded = _folded(query)
             return [
-                StageResult(score=1.0)
-                if _folded(c.prompt) == query_folded
-                else StageResult(rejection=CROSS_ENCODER)
+                StageResult(score=1.0) if _is_same(query, c) else StageResult(rejection=CROSS_ENCODER)
                 for c in candidates
             ]
         to_read = _to_read(candidates, policy)

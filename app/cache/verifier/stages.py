@@ -49,4 +49,6 @@ class RulesStage:
         names = [name for name in RULES if name not in policy.disabled_rules]
         # One decision: the prompt is analysed once for all its candidates, however long.
         with one_decision():
-            return [StageResult(rejection=first_rejection(query, c.prompt, names)) for c in candidates]
+            return [
+                StageResult(rejection=first_rejection(c.beside(query), c.prompt, names)) for c in candidates
+            ]

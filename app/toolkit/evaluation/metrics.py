@@ -13,7 +13,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,9 @@ class LabelledPair:
     second: str
     # True when the two prompts deserve the same answer.
     same_answer: bool
+    # What sets the two prompts apart, when the file says (a CSV `kind` column, a JSONL "kind"):
+    # the figures are also given per kind.
+    kind: str = ""
 
 
 def _label(raw: object, where: str) -> bool:
@@ -74,7 +77,12 @@ def _read_csv(text: str, name: str) -> list[LabelledPair]:
             raise PairsFileError(f"{where}: row has too few fields")
         # Some sets mark the word that changed with **...**: it is not part of the prompt.
         pairs.append(
-            LabelledPair(first.replace("**", ""), second.replace("**", ""), _label(row["label"], where))
+            LabelledPair(
+                first.replace("**", ""),
+                second.replace("**", ""),
+                _label(row["label"], where),
+                (row.get("kind") or "").strip(),
+            )
         )
     return pairs
 
@@ -95,7 +103,10 @@ def _read_jsonl(text: str, name: str) -> list[LabelledPair]:
             or not isinstance(row.get("b"), str)
         ):
             raise PairsFileError(f'{where}: expected {{"a": str, "b": str, "label": 0|1}}')
-        pairs.append(LabelledPair(row["a"], row["b"], _label(row.get("label"), where)))
+        kind = row.get("kind", "")
+        if not isinstance(kind, str):
+            raise PairsFileError(f'{where}: "kind" must be a string')
+        pairs.append(LabelledPair(row["a"], row["b"], _label(row.get("label"), where), kind.strip()))
     return pairs
 
 
@@ -316,6 +327,8 @@ class Evaluation:
     # The verifier's deciding score per pair, -inf where it rejected.
     verifier_scores: FloatArray
     labels: npt.NDArray[np.bool_]
+    # The verifier's figures on the pairs of each kind the file names, in the file's order.
+    by_kind: dict[str, HitMetrics] = field(default_factory=dict)
 
 
 def plot_evaluation(evaluation: Evaluation, path: Path | str, *, operating_score: float | None) -> Path:
@@ -358,4 +371,11 @@ def format_evaluation(evaluation: Evaluation) -> str:
     lines.append("verifier rejections by reason (same-answer / different-answer pairs):")
     for reason, (same, different) in sorted(evaluation.rejections.items()):
         lines.append(f"  {reason:30s} {same:6d} / {different:6d}")
+    if evaluation.by_kind:
+        lines.append(f"{'verifier by kind':32s} {'pairs':>6s} {'same':>6s} {'hits':>6s} {'wrong':>6s}")
+        for kind, metrics in evaluation.by_kind.items():
+            lines.append(
+                f"  {kind[:30]:30s} {metrics.pairs:6d} {metrics.positives:6d} {metrics.hits:6d}"
+                f" {metrics.false_hits:6d}"
+            )
     return "\n".join(lines)

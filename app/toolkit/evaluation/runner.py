@@ -93,6 +93,14 @@ def _evaluation(name: str, pairs: Sequence[LabelledPair], results: Sequence[Look
     for rule_name, rule in RULES.items():
         fired = np.array([rule(p.first, p.second) is not None for p in pairs], dtype=bool)
         rule_counts.append(RuleCounts(rule_name, int((fired & labels).sum()), int((fired & ~labels).sum())))
+    kinds = dict.fromkeys(p.kind for p in pairs if p.kind)
+    by_kind = {
+        kind: hit_metrics(
+            [r.hit for p, r in zip(pairs, results, strict=True) if p.kind == kind],
+            [p.same_answer for p in pairs if p.kind == kind],
+        )
+        for kind in kinds
+    }
     return Evaluation(
         name=name,
         cosine_threshold=0.9,
@@ -103,6 +111,7 @@ def _evaluation(name: str, pairs: Sequence[LabelledPair], results: Sequence[Look
         similarities=similarities,
         verifier_scores=scores,
         labels=labels,
+        by_kind=by_kind,
     )
 
 
@@ -120,4 +129,7 @@ def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
             r.rule: {"rejects_same_answer": r.rejected_same, "rejects_different_answer": r.rejected_different}
             for r in evaluation.rules
         },
+        **(
+            {"by_kind": {k: m.as_dict() for k, m in evaluation.by_kind.items()}} if evaluation.by_kind else {}
+        ),
     }

@@ -1,0 +1,109 @@
+"""What the verifier reads of two prompts too long to be read whole (`compared_texts`)."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.cache.service import MODEL_INPUT_CHARS, PAIR_CONTEXT_CHARS, compared_texts
+
+VOCABULARY = [
+    "the",
+    "report",
+    "from",
+    "to",
+    "Berlin",
+    "Lisbon",
+    "3,000",
+    "4.5",
+    "not",
+    "owes",
+    "us",
+    "Q3",
+    "é",
+    "日本",
+]
+WORDS = st.sampled_from(VOCABULARY)
+# A long text of words (900 to 1,800 of them: 4,000 to 8,000 characters), and edits anywhere in
+# it: a prompt and a look-alike or rewording of it.
+text = (
+    st.integers(min_value=0)
+    .map(random.Random)
+    .map(lambda rng: [rng.choice(VOCABULARY) for _ in range(rng.randint(900, 1800))])
+)
+edit = st.tuples(st.integers(min_value=0), st.sampled_from(["insert", "replace", "delete", "glue"]), WORDS)
+
+
+def edited(words: list[str], edits: list[tuple[int, str, str]]) -> str:
+    words = list(words)
+    for at, how, word in edits:
+        index = at % (len(words) + 1)
+        if how == "insert" or index == len(words):
+            words.insert(index, word)
+        elif how == "replace":
+            words[index] = word
+        elif how == "delete":
+            del words[index]
+        else:  # a word changed inside: "report" -> "reports", "3,000" -> "3,0001"
+            words[index] += word[:1]
+    return " ".join(words)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text, st.lists(edit, max_size=3), st.lists(edit, max_size=3))
+def test_what_is_left_out_is_the_same_in_both_prompts(
+    words: list[str], query_edits: list[tuple[int, str, str]], stored_edits: list[tuple[int, str, str]]
+) -> None:
+    query, stored = edited(words, query_edits), edited(words, stored_edits)
+    compared = compared_texts(query, stored)
+    if compared is None:
+        return
+    query_part, stored_part = compared
+    assert len(query_part) <= MODEL_INPUT_CHARS
+    assert len(stored_part) <= MODEL_INPUT_CHARS
+    # Both are cut at the same place from the start, and the rest is one shared end.
+    start = query.find(query_part)
+    while query[:start] != stored[:start] or not stored.startswith(stored_part, start):
+        start = query.find(query_part, start + 1)
+        assert start >= 0
+    before, after = query[:start], query[start + len(query_part) :]
+    assert stored == before + stored_part + after
+    # At a space: no word or number is split, and nothing the two differ in is left out.
+    assert before == "" or before.endswith(" ")
+    assert after == "" or after.startswith(" ")
+
+
+def test_short_prompts_are_read_whole() -> None:
+    query, stored = "Summarise the notes.", "Summarize the notes below, please."
+    assert compared_texts(query, stored) == (query, stored)
+    at_the_limit = "word " * (MODEL_INPUT_CHARS // 5)
+    assert compared_texts(at_the_limit, at_the_limit + "!") == (at_the_limit, at_the_limit + "!")
+
+
+def test_long_prompts_are_cut_to_where_they_differ_with_the_text_around_it() -> None:
+    text = " ".join(f"Line {n} of the incident log says the queue was at {n * 7} items." for n in range(200))
+    query, stored = f"Summarise this log. {text}", f"Give me a summary of this log. {text}"
+    query_part, stored_part = compared_texts(query, stored) or ("", "")
+    assert query_part.startswith("Summarise this log. Line 0")
+    assert stored_part.startswith("Give me a summary of this log. Line 0")
+    assert query_part[len("Summarise") :] == stored_part[len("Give me a summary of") :]
+    assert PAIR_CONTEXT_CHARS - 80 <= len(query_part) <= PAIR_CONTEXT_CHARS + len("Summarise this ")
+    # The same after the text: the request and the end of the text before it.
+    query_part, stored_part = compared_texts(
+        f"{text} What was the peak?", f"{text} When was it quietest?"
+    ) or ("", "")
+    assert query_part.endswith("items. What was the peak?")
+    assert stored_part.endswith("items. When was it quietest?")
+    assert query_part[: -len("What was the peak?")] == stored_part[: -len("When was it quietest?")]
+
+
+def test_prompts_that_differ_beyond_what_the_models_read_are_not_compared() -> None:
+    first = " ".join(f"item {n}" for n in range(1000))
+    second = " ".join(f"item {n + 1}" for n in range(1000))
+    assert compared_texts(first, second) is None
+    # A long prompt and a short one share too little to be read side by side.
+    assert compared_texts(first, "item 0 item 1") is None
+    # One word longer than the models read cannot be cut at a space.
+    assert compared_texts("x" * 5000, "x" * 5001) is None
