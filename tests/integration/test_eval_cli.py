@@ -16,11 +16,17 @@ PAIRS = [
     ("export the report to PDF", "import the report from PDF", 0),
     ("Summarise this contract in three bullet points", "summarize this contract in 3 bullets", 1),
 ]
+KINDS = ["paraphrase", "look-alike", "look-alike", "identical", "look-alike", "paraphrase"]
 
 
 def test_eval_reports_precision_recall_and_writes_the_plot(database_url: str, tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("\n".join(json.dumps({"a": a, "b": b, "label": y}) for a, b, y in PAIRS))
+    pairs.write_text(
+        "\n".join(
+            json.dumps({"a": a, "b": b, "label": y, "kind": k})
+            for (a, b, y), k in zip(PAIRS, KINDS, strict=True)
+        )
+    )
     plot = tmp_path / "curve.png"
     result = subprocess.run(
         [
@@ -52,6 +58,11 @@ def test_eval_reports_precision_recall_and_writes_the_plot(database_url: str, tm
         assert run["deja"]["true_hits"] >= 1  # the identical pair at least
         assert set(run["deja"]) >= {"precision", "recall", "false_hit_rate", "hit_rate"}
         assert "cosine_0.9" in run
+        # The figures kind by kind, in the file's order.
+        by_kind = run["by_kind"]
+        assert list(by_kind) == ["paraphrase", "look-alike", "identical"]
+        assert [by_kind[k]["pairs"] for k in by_kind] == [2, 3, 1]
+        assert (by_kind["look-alike"]["hits"], by_kind["identical"]["true_hits"]) == (0, 1)
     assert plot.stat().st_size > 10_000
 
 

@@ -49,6 +49,17 @@ def test_reads_jsonl_and_detects_it_without_extension(tmp_path: Path) -> None:
     assert [p.same_answer for p in read_pairs(path)] == [False, True]
 
 
+def test_a_kind_column_says_what_each_pair_tests(tmp_path: Path) -> None:
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text(
+        "sentence1,sentence2,label,kind\nA to B,B to A,0, direction \nhi,hello,1,\n", encoding="utf-8"
+    )
+    assert [p.kind for p in read_pairs(csv_path)] == ["direction", ""]
+    jsonl_path = tmp_path / "pairs.jsonl"
+    jsonl_path.write_text('{"a": "x", "b": "y", "label": 1, "kind": "paraphrase"}\n', encoding="utf-8")
+    assert read_pairs(jsonl_path) == [LabelledPair("x", "y", True, "paraphrase")]
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
@@ -57,6 +68,7 @@ def test_reads_jsonl_and_detects_it_without_extension(tmp_path: Path) -> None:
         ("bad.jsonl", '{"a": "x", "b": "y", "label": 1}\n{"a": "x"\n', "bad.jsonl:2"),
         ("bad.tsv", "1\tonly two fields\n", "4 tab-separated"),
         ("empty.csv", "sentence1,sentence2,label\n", "no labelled pairs"),
+        ("bad.jsonl", '{"a": "x", "b": "y", "label": 1, "kind": 3}\n', '"kind" must be a string'),
     ],
 )
 def test_a_broken_file_says_what_and_where(tmp_path: Path, name: str, content: str, message: str) -> None:
