@@ -372,10 +372,13 @@ def format_evaluation(evaluation: Evaluation) -> str:
     for reason, (same, different) in sorted(evaluation.rejections.items()):
         lines.append(f"  {reason:30s} {same:6d} / {different:6d}")
     if evaluation.by_kind:
-        lines.append(f"{'verifier by kind':32s} {'pairs':>6s} {'same':>6s} {'hits':>6s} {'wrong':>6s}")
+        width = max(30, *(len(kind) for kind in evaluation.by_kind))
+        lines.append(
+            f"{'verifier by kind':{width + 2}s} {'pairs':>6s} {'same':>6s} {'hits':>6s} {'wrong':>6s}"
+        )
         for kind, metrics in evaluation.by_kind.items():
             lines.append(
-                f"  {kind[:30]:30s} {metrics.pairs:6d} {metrics.positives:6d} {metrics.hits:6d}"
+                f"  {kind:{width}s} {metrics.pairs:6d} {metrics.positives:6d} {metrics.hits:6d}"
                 f" {metrics.false_hits:6d}"
             )
     return "\n".join(lines)
