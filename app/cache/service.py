@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +33,7 @@ from app.cache.verifier import (
     VerifierPolicy,
     build_verifier,
     read_band,
+    word_overlap,
 )
 from app.db.errors import describe_database_error
 from app.db.fastpath import FastConnections, connection_failed, missing_function, unavailable
@@ -52,6 +54,10 @@ MODEL_INPUT_CHARS = 4096
 # Two prompts too long to be read whole are read where they differ, with at most this many
 # characters of the text they share on either side of the difference.
 PAIR_CONTEXT_CHARS = 1024
+# When the top_k nearest entries all tie, the embedder read their prompts alike (one long text
+# pasted with other requests after it, past what it reads): this many times top_k of them are
+# fetched, and the verifier reads those nearest the new prompt in the words where they differ.
+TIED_FETCH = 4
 
 
 def model_text(prompt: str) -> str:
@@ -81,6 +87,28 @@ def compared_texts(query: str, stored: str) -> tuple[str, str] | None:
     # query[:first] and query[last:] are the start and end both prompts share.
     texts = query[first:last], stored[first : len(stored) - (len(query) - last)]
     return texts if max(map(len, texts)) <= MODEL_INPUT_CHARS else None
+
+
+def word_nearest_first(query: str, candidates: list[Candidate]) -> list[Candidate]:
+    """Nearest first; among candidates of one cosine (the embedder could not tell their prompts
+    apart), the nearest in words: the most words shared where each differs from the new prompt."""
+
+    def words_shared(candidate: Candidate) -> float:
+        first, second = candidate.beside(query), candidate.prompt
+        start = _shared_start(first, second)
+        end = _shared_end(first, second, min(len(first), len(second)) - start)
+        return word_overlap(first[start : len(first) - end], second[start : len(second) - end])
+
+    tied = len({c.similarity for c in candidates}) < len(candidates)
+    return sorted(candidates, key=lambda c: (c.similarity, words_shared(c) if tied else 0.0), reverse=True)
+
+
+async def nearest_or_tied(fetch: Callable[[int], Awaitable[list[StoredEntry]]], k: int) -> list[StoredEntry]:
+    """The k nearest entries (`fetch(k)`), or TIED_FETCH times as many when those k all tie."""
+    neighbours = await fetch(k)
+    if len(neighbours) == k > 1 and neighbours[0].similarity == neighbours[-1].similarity:
+        return await fetch(k * TIED_FETCH)
+    return neighbours
 
 
 def _shared_start(first: str, second: str) -> int:
@@ -226,17 +254,20 @@ class CacheService:
 
         with metrics.time_embedding():
             embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
-        neighbours = await search.nearest(
-            tenant_id,
-            namespace,
-            scope.scope_hash,
-            self.embedder.name,
-            self.embedder.dimension,
-            embedding,
-            k=self.settings.top_k,
-            ef_search=self.settings.ef_search,
-            max_age_s=max_age_s,
-            stale_s=stale_s,
+        neighbours = await nearest_or_tied(
+            lambda k: search.nearest(
+                tenant_id,
+                namespace,
+                scope.scope_hash,
+                self.embedder.name,
+                self.embedder.dimension,
+                embedding,
+                k=k,
+                ef_search=self.settings.ef_search,
+                max_age_s=max_age_s,
+                stale_s=stale_s,
+            ),
+            self.settings.top_k,
         )
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
@@ -293,6 +324,7 @@ class CacheService:
                 )
         if not candidates:
             return None
+        candidates = word_nearest_first(query, candidates)[: self.settings.top_k]
         lowest_floor = min(policy.similarity_floor(True), policy.similarity_floor(False))
         if all(c.similarity < lowest_floor for c in candidates):
             # Below every cosine floor: the floor alone decides and no model reads a pair, so the
@@ -325,15 +357,18 @@ class CacheService:
         with metrics.time_embedding():
             embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
         try:
-            neighbours = await probe.nearest(
-                connections,
-                tenant_id,
-                namespace,
-                scope.scope_hash,
-                embedding,
-                k=self.settings.top_k,
-                ef_search=self.settings.ef_search,
-                max_age_s=max_age_s,
+            neighbours = await nearest_or_tied(
+                lambda k: probe.nearest(
+                    connections,
+                    tenant_id,
+                    namespace,
+                    scope.scope_hash,
+                    embedding,
+                    k=k,
+                    ef_search=self.settings.ef_search,
+                    max_age_s=max_age_s,
+                ),
+                self.settings.top_k,
             )
         except Exception as exc:
             if not unavailable(exc, probe.function, "this lookup uses a transaction"):

@@ -135,6 +135,35 @@ async def test_a_longer_instruction_before_a_text_longer_than_the_models_read_hi
     assert added["hit"] is False
 
 
+# Requests about a text with another wording each (one answer serves both), and other requests.
+REQUESTS = [
+    ("Translate this into French.", None),
+    ("Who is responsible for what?", None),
+    ("What questions should I ask about this?", None),
+    ("Shorten this to one paragraph.", None),
+    ("Summarise this in three bullet points.", "Give me a three-bullet summary of this."),
+    ("List the action items.", "What are the action items here?"),
+    ("Draft a reply to this.", "Write a response to this."),
+    ("What are the main risks?", "Which risks stand out here?"),
+    ("Rewrite this in a more formal tone.", "Make this sound more formal."),
+    ("What deadlines are mentioned?", "Which dates or deadlines does this mention?"),
+]
+
+
+async def test_many_requests_after_one_long_text_each_find_their_own_answer(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    # The embedder reads the text's opening alone, so all ten prompts embed alike: the nearest
+    # entries tie, and the verifier must still be handed the one that asks the same.
+    t = await make_tenant()
+    text = " ".join([NOTES] * 8)
+    entries = {asked: await store(http, t.headers, f"{text} {asked}", asked) for asked, _ in REQUESTS}
+    for asked, reworded in REQUESTS:
+        if reworded is not None:
+            result = await lookup(http, t.headers, f"{text} {reworded}")
+            assert (result["hit"], result["entry_id"]) == (True, entries[asked]), reworded
+
+
 async def test_other_model_or_context_is_another_scope(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
     await store(http, t.headers, "Summarise our refund policy", "30 days.")

@@ -1,13 +1,17 @@
-"""What the verifier reads of two prompts too long to be read whole (`compared_texts`)."""
+"""What the verifier reads of two prompts too long to be read whole (`compared_texts`), and which
+candidates it reads first when the embedder cannot tell them apart."""
 
 from __future__ import annotations
 
 import random
+import uuid
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.cache.service import MODEL_INPUT_CHARS, PAIR_CONTEXT_CHARS, compared_texts
+from app.cache.service import MODEL_INPUT_CHARS, PAIR_CONTEXT_CHARS, compared_texts, word_nearest_first
+from app.cache.verifier import Candidate
 
 VOCABULARY = [
     "the",
@@ -107,3 +111,21 @@ def test_prompts_that_differ_beyond_what_the_models_read_are_not_compared() -> N
     assert compared_texts(first, "item 0 item 1") is None
     # One word longer than the models read cannot be cut at a space.
     assert compared_texts("x" * 5000, "x" * 5001) is None
+
+
+def test_among_candidates_of_one_cosine_the_nearest_in_words_comes_first() -> None:
+    text = "the notes of the review, " * 200
+    query = f"{text} What are the action items here?"
+
+    def cut(stored: str, similarity: float) -> Candidate:
+        query_part, stored_part = compared_texts(query, stored) or ("", "")
+        return Candidate(entry_id=uuid.uuid4(), prompt=stored_part, similarity=similarity, query=query_part)
+
+    reply, risks, items = (
+        cut(f"{text} {request}", 1.0)
+        for request in ("Draft a reply to this.", "What are the main risks?", "List the action items.")
+    )
+    assert word_nearest_first(query, [reply, risks, items])[0] == items
+    # Cosine first: the words only order what the embedder could not.
+    farther = replace(items, similarity=0.9)
+    assert word_nearest_first(query, [farther, reply]) == [reply, farther]
