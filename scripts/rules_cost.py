@@ -3,9 +3,10 @@
     python scripts/rules_cost.py [--candidates 5] [--rounds 30]
 
 The rules stage as a lookup runs it (`RulesStage.check`: every rule, the prompt against each
-candidate above the floor), on work prompts grown to about 200, 500, 1,000 and 4,000 characters
-(a lookup reads the last turn's first 4,096), each candidate the prompt opened differently
-("Please:", "Hi,", ...) so that each is a text of its own and no rule stops early. Every round
+candidate above the floor), on work prompts grown to about 200, 500, 1,000, 4,000 and 20,000
+characters, each candidate the prompt opened differently ("Please:", "Hi,", ...) so that each is
+a text of its own and no rule stops early. Past 4,096 characters each pair is cut as a lookup
+cuts it (`compared_texts`: to where the two differ, with the text around it). Every round
 uses new texts, as a tenant's traffic does: the analyses of short texts are cached, and those of
 long ones are not kept past one decision. It prints the median CPU time of the stage per lookup
 and per candidate.
@@ -19,6 +20,7 @@ import statistics
 import time
 import uuid
 
+from app.cache.service import compared_texts
 from app.cache.verifier.base import Candidate, VerifierPolicy
 from app.cache.verifier.stages import RulesStage
 
@@ -53,15 +55,18 @@ def main() -> None:
     print(f"rules stage, {args.candidates} candidates a lookup, median of {args.rounds} lookups")
     print("| prompt length | ms per lookup | ms per candidate |")
     print("|---|---|---|")
-    for length in (200, 500, 1000, 4000):
+    for length in (200, 500, 1000, 4000, 20000):
         timings = []
         for _ in range(args.rounds):
             query = _text(length, rng)
-            candidates = [
-                Candidate(uuid.uuid4(), f"{OPENINGS[index % len(OPENINGS)]} {query}", 0.9)
-                for index in range(args.candidates)
-            ]
             started = time.process_time()
+            candidates = []
+            for index in range(args.candidates):
+                cut = compared_texts(query, f"{OPENINGS[index % len(OPENINGS)]} {query}")
+                if cut is not None:
+                    query_part, stored_part = cut
+                    own = None if query_part == query else query_part  # as the service hands it
+                    candidates.append(Candidate(uuid.uuid4(), stored_part, 0.9, query=own))
             results = stage.check(query, candidates, policy)
             timings.append((time.process_time() - started) * 1000)
             rejected += sum(result.rejection is not None for result in results)
