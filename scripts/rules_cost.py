@@ -20,9 +20,9 @@ import statistics
 import time
 import uuid
 
-from app.cache.service import compared_texts
 from app.cache.verifier.base import Candidate, VerifierPolicy
 from app.cache.verifier.stages import RulesStage
+from app.cache.verifier.texts import compared_texts
 
 SENTENCES = (
     "Summarise the Q3 churn numbers for the board in three bullet points.",

@@ -30,7 +30,7 @@ MAX_TOKENS: Final = 256
 # MAX_TOKENS tokens fit; what the cut drops, truncation would have dropped anyway.
 MAX_CHARS: Final = MAX_TOKENS * 8
 # The cross-encoder reads up to PAIR_CHARS characters of each prompt: all the cache hands it
-# (app.cache.service.MODEL_INPUT_CHARS, past which two prompts must be the same to be compared).
+# (app.cache.verifier.texts.MODEL_INPUT_CHARS: two longer prompts are first cut to where they differ).
 PAIR_CHARS: Final = 4096
 # The longest pair the cross-encoder is trained on, in tokens with its three markers
 # (`TrainConfig.max_tokens`, recorded in its metrics.json). It never reads a longer one.

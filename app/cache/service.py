@@ -33,8 +33,8 @@ from app.cache.verifier import (
     VerifierPolicy,
     build_verifier,
     read_band,
-    word_overlap,
 )
+from app.cache.verifier.texts import MODEL_INPUT_CHARS, compared_texts, tied, word_nearest_first
 from app.db.errors import describe_database_error
 from app.db.fastpath import FastConnections, connection_failed, missing_function, unavailable
 from app.observability import metrics
@@ -45,18 +45,9 @@ log = logging.getLogger(__name__)
 
 # alias: the exact hash of a paraphrase served before (app.cache.models.CacheAlias).
 Tier = Literal["exact", "alias", "semantic"]
-# The embedder reads at most 256 tokens of a prompt; with whitespace collapsed (normalise_prompt)
-# that many take far fewer characters, so a prompt is cut here before any model input is built: a
-# 100,000-character prompt costs what a 700-word one does, whatever the tokenizers do with it.
-MODEL_INPUT_CHARS = 4096
-
-
-# Two prompts too long to be read whole are read where they differ, with at most this many
-# characters of the text they share on either side of the difference.
-PAIR_CONTEXT_CHARS = 1024
-# When the top_k nearest entries all tie, the embedder read their prompts alike (one long text
-# pasted with other requests after it, past what it reads): this many times top_k of them are
-# fetched, and the verifier reads those nearest the new prompt in the words where they differ.
+# When the top_k nearest entries of a long prompt tie (`tied`), this many times top_k of them are
+# fetched: the embedder read their prompts alike (one text pasted with other requests after it),
+# and the verifier is handed those nearest the new prompt in words (`word_nearest_first`).
 TIED_FETCH = 4
 
 
@@ -64,88 +55,14 @@ def model_text(prompt: str) -> str:
     return prompt[:MODEL_INPUT_CHARS]
 
 
-def compared_texts(query: str, stored: str) -> tuple[str, str] | None:
-    """The two normalised prompts as the verifier reads them: whole when both fit
-    MODEL_INPUT_CHARS. Otherwise the part where they differ, widened to whole words, with up to
-    PAIR_CONTEXT_CHARS of the text they share before and after it, cut at a space; the text left
-    out is the same in both, so no difference is hidden. None when even that does not fit
-    MODEL_INPUT_CHARS: the pair is not read, and the candidate is not served."""
-    if len(query) <= MODEL_INPUT_CHARS and len(stored) <= MODEL_INPUT_CHARS:
-        return query, stored
-    start = _shared_start(query, stored)
-    end = _shared_end(query, stored, min(len(query), len(stored)) - start)
-    # Whole words: from the space before the first difference to the space after the last one.
-    left = query.rfind(" ", 0, start) + 1
-    right = query.find(" ", len(query) - end)
-    right = len(query) if right < 0 else right
-    first = 0 if left <= PAIR_CONTEXT_CHARS else _after_space(query, left - PAIR_CONTEXT_CHARS, left)
-    last = (
-        len(query)
-        if right + PAIR_CONTEXT_CHARS >= len(query)
-        else _before_space(query, right, right + PAIR_CONTEXT_CHARS)
-    )
-    # query[:first] and query[last:] are the start and end both prompts share.
-    texts = query[first:last], stored[first : len(stored) - (len(query) - last)]
-    return texts if max(map(len, texts)) <= MODEL_INPUT_CHARS else None
-
-
-def word_nearest_first(query: str, candidates: list[Candidate]) -> list[Candidate]:
-    """Nearest first; among candidates of one cosine (the embedder could not tell their prompts
-    apart), the nearest in words: the most words shared where each differs from the new prompt."""
-
-    def words_shared(candidate: Candidate) -> float:
-        first, second = candidate.beside(query), candidate.prompt
-        start = _shared_start(first, second)
-        end = _shared_end(first, second, min(len(first), len(second)) - start)
-        return word_overlap(first[start : len(first) - end], second[start : len(second) - end])
-
-    tied = len({c.similarity for c in candidates}) < len(candidates)
-    return sorted(candidates, key=lambda c: (c.similarity, words_shared(c) if tied else 0.0), reverse=True)
-
-
-async def nearest_or_tied(fetch: Callable[[int], Awaitable[list[StoredEntry]]], k: int) -> list[StoredEntry]:
+async def nearest_or_tied(
+    fetch: Callable[[int], Awaitable[list[StoredEntry]]], k: int, prompt: str
+) -> list[StoredEntry]:
     """The k nearest entries (`fetch(k)`), or TIED_FETCH times as many when those k all tie."""
     neighbours = await fetch(k)
-    if len(neighbours) == k > 1 and neighbours[0].similarity == neighbours[-1].similarity:
+    if len(neighbours) == k > 1 and tied(prompt, neighbours[0].similarity, neighbours[-1].similarity):
         return await fetch(k * TIED_FETCH)
     return neighbours
-
-
-def _shared_start(first: str, second: str) -> int:
-    """How many characters the two texts share at their start (a binary search over slices, each
-    compared in C: linear in the texts' length, with no Python step per character)."""
-    low, high = 0, min(len(first), len(second))
-    while low < high:
-        middle = (low + high + 1) // 2
-        if first[:middle] == second[:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def _shared_end(first: str, second: str, at_most: int) -> int:
-    """How many characters, up to `at_most`, the two texts share at their end."""
-    low, high = 0, at_most
-    while low < high:
-        middle = (low + high + 1) // 2
-        if first[len(first) - middle :] == second[len(second) - middle :]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def _after_space(text: str, start: int, stop: int) -> int:
-    """Just after the first space in text[start:stop]; `stop` when there is none."""
-    space = text.find(" ", start, stop)
-    return stop if space < 0 else space + 1
-
-
-def _before_space(text: str, start: int, stop: int) -> int:
-    """The last space in text[start:stop]; `start` when there is none."""
-    space = text.rfind(" ", start, stop)
-    return start if space < 0 else space
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +185,7 @@ class CacheService:
                 stale_s=stale_s,
             ),
             self.settings.top_k,
+            scope.normalised_prompt,
         )
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
@@ -369,6 +287,7 @@ class CacheService:
                     max_age_s=max_age_s,
                 ),
                 self.settings.top_k,
+                scope.normalised_prompt,
             )
         except Exception as exc:
             if not unavailable(exc, probe.function, "this lookup uses a transaction"):

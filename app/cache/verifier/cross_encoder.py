@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.cache.verifier.base import Candidate, StageResult, VerifierPolicy, word_overlap
+from app.cache.verifier.texts import word_nearest_first
 
 CROSS_ENCODER: Final = "cross_encoder"
 # The stage name of the distilled model that reads the pairs before the cross-encoder. Its
@@ -47,9 +48,10 @@ def _same_prompt(query: str, candidates: Sequence[Candidate]) -> bool:
     return any(_is_same(query, c) for c in candidates)
 
 
-def _to_read(candidates: Sequence[Candidate], policy: VerifierPolicy) -> list[Candidate]:
+def _to_read(query: str, candidates: Sequence[Candidate], policy: VerifierPolicy) -> list[Candidate]:
     """The candidates a model reads: the nearest `MAX_SCORED` at or above the strict cosine, or,
-    when none is, the nearest below it.
+    when none is, the nearest below it; for a long prompt, among those the embedder could not
+    tell apart, the nearest in words first (`word_nearest_first`).
 
     Candidates come best cosine first; the model's cost grows with every pair it reads, and a
     prompt's true paraphrase is almost always among the nearest two survivors. Those below the
@@ -57,7 +59,7 @@ def _to_read(candidates: Sequence[Candidate], policy: VerifierPolicy) -> list[Ca
     model is very sure, and would cost a pair on most hits.
     """
     above = [c for c in candidates if c.similarity >= policy.cross_encoder_strict_below]
-    return (above or list(candidates))[:MAX_SCORED]
+    return word_nearest_first(query, above or candidates)[:MAX_SCORED]
 
 
 def _threshold(query: str, candidate: Candidate, policy: VerifierPolicy) -> float | None:
@@ -106,7 +108,7 @@ class CrossEncoderStage:
                 StageResult(score=1.0) if _is_same(query, c) else StageResult(rejection=CROSS_ENCODER)
                 for c in candidates
             ]
-        to_read = _to_read(candidates, policy)
+        to_read = _to_read(query, candidates, policy)
         calls = [[c] for c in to_read] if policy.nearest_first else [to_read]
         results = {}
         for call in calls:
@@ -192,7 +194,7 @@ class FirstPassStage:
     ) -> Sequence[StageResult]:
         if not self.enabled(policy) or not candidates or _same_prompt(query, candidates):
             return [StageResult() for _ in candidates]
-        read = _to_read(candidates, policy)
+        read = _to_read(query, candidates, policy)
         calls = [[c] for c in read] if policy.nearest_first else [read]
         results = {}
         for index, call in enumerate(calls):

@@ -10,8 +10,8 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.cache.service import MODEL_INPUT_CHARS, PAIR_CONTEXT_CHARS, compared_texts, word_nearest_first
 from app.cache.verifier import Candidate
+from app.cache.verifier.texts import MODEL_INPUT_CHARS, PAIR_CONTEXT_CHARS, compared_texts, word_nearest_first
 
 VOCABULARY = [
     "the",
@@ -113,7 +113,7 @@ def test_prompts_that_differ_beyond_what_the_models_read_are_not_compared() -> N
     assert compared_texts("x" * 5000, "x" * 5001) is None
 
 
-def test_among_candidates_of_one_cosine_the_nearest_in_words_comes_first() -> None:
+def test_among_candidates_the_embedder_cannot_tell_apart_the_nearest_in_words_comes_first() -> None:
     text = "the notes of the review, " * 200
     query = f"{text} What are the action items here?"
 
@@ -121,11 +121,23 @@ def test_among_candidates_of_one_cosine_the_nearest_in_words_comes_first() -> No
         query_part, stored_part = compared_texts(query, stored) or ("", "")
         return Candidate(entry_id=uuid.uuid4(), prompt=stored_part, similarity=similarity, query=query_part)
 
+    # Within the embedder's noise of each other (a batch moves a vector by about 0.004).
     reply, risks, items = (
-        cut(f"{text} {request}", 1.0)
-        for request in ("Draft a reply to this.", "What are the main risks?", "List the action items.")
+        cut(f"{text} {request}", similarity)
+        for request, similarity in (
+            ("Draft a reply to this.", 0.999),
+            ("What are the main risks?", 0.998),
+            ("List the action items.", 0.995),
+        )
     )
     assert word_nearest_first(query, [reply, risks, items])[0] == items
     # Cosine first: the words only order what the embedder could not.
-    farther = replace(items, similarity=0.9)
+    farther = replace(items, similarity=0.95)
     assert word_nearest_first(query, [farther, reply]) == [reply, farther]
+
+
+def test_a_short_prompts_candidates_keep_the_cosines_order() -> None:
+    # The most words shared would put the swap first: its words are the prompt's own.
+    paraphrase = Candidate(entry_id=uuid.uuid4(), prompt="5 kilometres in miles", similarity=0.951)
+    swap = Candidate(entry_id=uuid.uuid4(), prompt="convert 5 miles to km", similarity=0.95)
+    assert word_nearest_first("convert 5 km to miles", [swap, paraphrase]) == [paraphrase, swap]

@@ -1,0 +1,120 @@
+"""What the verifier reads of two prompts, and which candidates it reads first.
+
+Both sides of a pair are normalised text (`app.cache.scope.normalise_prompt`). A prompt longer
+than the models read is cut before any stage sees it: two such prompts are both cut to where
+they differ (`compared_texts`). And when the embedder cannot tell candidates apart (it reads the
+first 256 tokens of a prompt, so ten requests after one long text embed alike), the models read
+those nearest the new prompt in words first (`word_nearest_first`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from app.cache.verifier.base import Candidate, word_overlap
+
+# The embedder reads at most 256 tokens of a prompt; with whitespace collapsed (normalise_prompt)
+# that many take far fewer characters, so a prompt is cut here before any model input is built: a
+# 100,000-character prompt costs what a 700-word one does, whatever the tokenizers do with it.
+MODEL_INPUT_CHARS: Final = 4096
+# Two prompts too long to be read whole are read where they differ, with at most this many
+# characters of the text they share on either side of the difference.
+PAIR_CONTEXT_CHARS: Final = 1024
+# A prompt this long may run past the 256 tokens the embedder reads (English takes 4 to 5
+# characters a token): its nearest entries may tie, the embedder having read only the text they
+# share.
+LONG_PROMPT_CHARS: Final = 1024
+# Cosines this close to the nearest are within the embedder's own noise: the same text embedded
+# in another batch moves by about 0.004 (int8 activations are scaled per batch).
+TIE: Final = 0.01
+
+
+def compared_texts(query: str, stored: str) -> tuple[str, str] | None:
+    """The two normalised prompts as the verifier reads them: whole when both fit
+    MODEL_INPUT_CHARS. Otherwise the part where they differ, widened to whole words, with up to
+    PAIR_CONTEXT_CHARS of the text they share before and after it, cut at a space; the text left
+    out is the same in both, so no difference is hidden. None when even that does not fit
+    MODEL_INPUT_CHARS: the pair is not read, and the candidate is not served."""
+    if len(query) <= MODEL_INPUT_CHARS and len(stored) <= MODEL_INPUT_CHARS:
+        return query, stored
+    start = _shared_start(query, stored)
+    end = _shared_end(query, stored, min(len(query), len(stored)) - start)
+    # Whole words: from the space before the first difference to the space after the last one.
+    left = query.rfind(" ", 0, start) + 1
+    right = query.find(" ", len(query) - end)
+    right = len(query) if right < 0 else right
+    first = 0 if left <= PAIR_CONTEXT_CHARS else _after_space(query, left - PAIR_CONTEXT_CHARS, left)
+    last = (
+        len(query)
+        if right + PAIR_CONTEXT_CHARS >= len(query)
+        else _before_space(query, right, right + PAIR_CONTEXT_CHARS)
+    )
+    # query[:first] and query[last:] are the start and end both prompts share.
+    texts = query[first:last], stored[first : len(stored) - (len(query) - last)]
+    return texts if max(map(len, texts)) <= MODEL_INPUT_CHARS else None
+
+
+def tied(query: str, nearest: float, other: float) -> bool:
+    """A long prompt's candidate at cosine `other` ties with its nearest, at `nearest`: the
+    embedder could not tell the two apart."""
+    return len(query) >= LONG_PROMPT_CHARS and other >= nearest - TIE
+
+
+def word_nearest_first(query: str, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Nearest first by cosine; but a long prompt's candidates that tie with the nearest
+    (`tied`) come first in the order of the words they share with it where each differs from it.
+    Short prompts keep the cosine's order: among them, the most words shared would favour a
+    look-alike that only swaps two of them."""
+    ordered = sorted(candidates, key=lambda c: c.similarity, reverse=True)
+    if len(ordered) < 2 or not tied(query, ordered[0].similarity, ordered[1].similarity):
+        return ordered
+    ties = [c for c in ordered if tied(query, ordered[0].similarity, c.similarity)]
+    return (
+        sorted(ties, key=lambda c: _words_shared(c.beside(query), c.prompt), reverse=True)
+        + ordered[len(ties) :]
+    )
+
+
+def _words_shared(first: str, second: str) -> float:
+    """`word_overlap` of what the two texts do not share at their start and end."""
+    start = _shared_start(first, second)
+    end = _shared_end(first, second, min(len(first), len(second)) - start)
+    return word_overlap(first[start : len(first) - end], second[start : len(second) - end])
+
+
+def _shared_start(first: str, second: str) -> int:
+    """How many characters the two texts share at their start (a binary search over slices, each
+    compared in C: linear in the texts' length, with no Python step per character)."""
+    low, high = 0, min(len(first), len(second))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if first[:middle] == second[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _shared_end(first: str, second: str, at_most: int) -> int:
+    """How many characters, up to `at_most`, the two texts share at their end."""
+    low, high = 0, at_most
+    while low < high:
+        middle = (low + high + 1) // 2
+        if first[len(first) - middle :] == second[len(second) - middle :]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _after_space(text: str, start: int, stop: int) -> int:
+    """Just after the first space in text[start:stop]; `stop` when there is none."""
+    space = text.find(" ", start, stop)
+    return stop if space < 0 else space + 1
+
+
+def _before_space(text: str, start: int, stop: int) -> int:
+    """The last space in text[start:stop]; `start` when there is none."""
+    space = text.rfind(" ", start, stop)
+    return start if space < 0 else space
