@@ -26,7 +26,7 @@ PAIR_CONTEXT_CHARS: Final = 1024
 # share.
 LONG_PROMPT_CHARS: Final = 1024
 # Cosines this close to the nearest are within the embedder's own noise: the same text embedded
-# in another batch moves by about 0.004 (int8 activations are scaled per batch).
+# beside others moves by less (int8 activations are scaled per batch; test_onnx_models.py).
 TIE: Final = 0.01
 
 
