@@ -64,9 +64,10 @@ def main() -> None:
             for index in range(args.candidates):
                 cut = compared_texts(query, f"{OPENINGS[index % len(OPENINGS)]} {query}")
                 if cut is not None:
-                    query_part, stored_part = cut
-                    own = None if query_part == query else query_part  # as the service hands it
-                    candidates.append(Candidate(uuid.uuid4(), stored_part, 0.9, query=own))
+                    own = None if cut.query == query else cut.query  # as the service hands it
+                    candidates.append(
+                        Candidate(uuid.uuid4(), cut.stored, 0.9, query=own, cut_short=cut.cut_short)
+                    )
             results = stage.check(query, candidates, policy)
             timings.append((time.process_time() - started) * 1000)
             rejected += sum(result.rejection is not None for result in results)

@@ -224,6 +224,15 @@ class CacheService:
         self, scope: Scope, policy: VerifierPolicy, neighbours: list[StoredEntry]
     ) -> Verdict | None:
         """The verifier's decision on the nearest entries; None when none of them can be read."""
+        lowest_floor = min(policy.similarity_floor(True), policy.similarity_floor(False))
+        if all(n.similarity < lowest_floor for n in neighbours):
+            # Below every cosine floor: the floor alone decides and no model reads a pair, so the
+            # decision is made here; a worker thread would cost more than the decision.
+            return self._decide(scope, policy, neighbours)
+        # Off the event loop: normalising and cutting long stored prompts is work too.
+        return await asyncio.to_thread(self._decide, scope, policy, neighbours)
+
+    def _decide(self, scope: Scope, policy: VerifierPolicy, neighbours: list[StoredEntry]) -> Verdict | None:
         # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent),
         # as much of them as the models read (`compared_texts`).
         query = model_text(scope.normalised_prompt)
@@ -231,24 +240,19 @@ class CacheService:
         for n in neighbours:
             texts = compared_texts(scope.normalised_prompt, normalise_prompt(n.prompt))
             if texts is not None:
-                query_text, stored = texts
                 candidates.append(
                     Candidate(
                         entry_id=n.id,
-                        prompt=stored,
+                        prompt=texts.stored,
                         similarity=n.similarity,
-                        query=None if query_text == query else query_text,
+                        query=None if texts.query == query else texts.query,
+                        cut_short=texts.cut_short,
                     )
                 )
         if not candidates:
             return None
         candidates = word_nearest_first(query, candidates)[: self.settings.top_k]
-        lowest_floor = min(policy.similarity_floor(True), policy.similarity_floor(False))
-        if all(c.similarity < lowest_floor for c in candidates):
-            # Below every cosine floor: the floor alone decides and no model reads a pair, so the
-            # decision is made here; a worker thread would cost more than the decision.
-            return self.verifier.decide(query, candidates, policy)
-        return await asyncio.to_thread(self.verifier.decide, query, candidates, policy)
+        return self.verifier.decide(query, candidates, policy)
 
     async def probe_semantic(
         self,

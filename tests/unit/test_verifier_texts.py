@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.cache.verifier import Candidate
-from app.cache.verifier.texts import MODEL_INPUT_CHARS, PAIR_CONTEXT_CHARS, compared_texts, word_nearest_first
+from app.cache.verifier import Candidate, VerifierPolicy, build_verifier
+from app.cache.verifier.texts import (
+    MODEL_INPUT_CHARS,
+    PAIR_CONTEXT_CHARS,
+    Compared,
+    compared_texts,
+    word_nearest_first,
+)
 
 VOCABULARY = [
     "the",
@@ -28,16 +35,37 @@ VOCABULARY = [
     "Q3",
     "é",
     "日本",
+    "?",
+    "!",
+    ".",
+    "A" * 1100,  # a blob: no space to cut at for longer than the shared text kept
 ]
 WORDS = st.sampled_from(VOCABULARY)
-# A long text of words (900 to 1,800 of them: 4,000 to 8,000 characters), and edits anywhere in
-# it: a prompt and a look-alike or rewording of it.
+# A long text of words (900 to 1,800 of them: mostly 4,000 to 8,000 characters), and edits
+# anywhere in it: a prompt and a look-alike or rewording of it.
 text = (
     st.integers(min_value=0)
     .map(random.Random)
-    .map(lambda rng: [rng.choice(VOCABULARY) for _ in range(rng.randint(900, 1800))])
+    .map(lambda rng: [rng.choice(VOCABULARY[:-1]) for _ in range(rng.randint(900, 1800))])
 )
 edit = st.tuples(st.integers(min_value=0), st.sampled_from(["insert", "replace", "delete", "glue"]), WORDS)
+
+
+class RecordingScorer:
+    """Refuses every pair, and records them."""
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, str]] = []
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        self.pairs += pairs
+        return [0.0] * len(pairs)
+
+
+def _cut(query: str, stored: str) -> tuple[str, str]:
+    compared = compared_texts(query, stored)
+    assert compared is not None
+    return compared.query, compared.stored
 
 
 def edited(words: list[str], edits: list[tuple[int, str, str]]) -> str:
@@ -63,8 +91,10 @@ def test_what_is_left_out_is_the_same_in_both_prompts(
     query, stored = edited(words, query_edits), edited(words, stored_edits)
     compared = compared_texts(query, stored)
     if compared is None:
+        # Not read: the difference does not fit, and the texts past what the models read differ.
+        assert query[MODEL_INPUT_CHARS:] != stored[MODEL_INPUT_CHARS:]
         return
-    query_part, stored_part = compared
+    query_part, stored_part = compared.query, compared.stored
     assert len(query_part) <= MODEL_INPUT_CHARS
     assert len(stored_part) <= MODEL_INPUT_CHARS
     # Both are cut at the same place from the start, and the rest is one shared end.
@@ -74,30 +104,32 @@ def test_what_is_left_out_is_the_same_in_both_prompts(
         assert start >= 0
     before, after = query[:start], query[start + len(query_part) :]
     assert stored == before + stored_part + after
-    # At a space: no word or number is split, and nothing the two differ in is left out.
-    assert before == "" or before.endswith(" ")
-    assert after == "" or after.startswith(" ")
+    # Nothing the two differ in is left out, and where the texts stop short, the stage that
+    # takes closing punctuation for no change knows it.
+    assert compared.cut_short == (after != "")
+    if len(query_part) < MODEL_INPUT_CHARS:  # cut where they differ, not at 4,096 as before
+        # At a space: no word or number is split.
+        assert before == "" or before.endswith(" ")
+        assert after == "" or after.startswith(" ")
 
 
 def test_short_prompts_are_read_whole() -> None:
     query, stored = "Summarise the notes.", "Summarize the notes below, please."
-    assert compared_texts(query, stored) == (query, stored)
-    at_the_limit = "word " * (MODEL_INPUT_CHARS // 5)
-    assert compared_texts(at_the_limit, at_the_limit + "!") == (at_the_limit, at_the_limit + "!")
+    assert compared_texts(query, stored) == Compared(query, stored)
+    at_the_limit = "word " * (MODEL_INPUT_CHARS // 5 - 1) + "word"
+    assert compared_texts(at_the_limit, at_the_limit + "!") == Compared(at_the_limit, at_the_limit + "!")
 
 
 def test_long_prompts_are_cut_to_where_they_differ_with_the_text_around_it() -> None:
     text = " ".join(f"Line {n} of the incident log says the queue was at {n * 7} items." for n in range(200))
     query, stored = f"Summarise this log. {text}", f"Give me a summary of this log. {text}"
-    query_part, stored_part = compared_texts(query, stored) or ("", "")
+    query_part, stored_part = _cut(query, stored)
     assert query_part.startswith("Summarise this log. Line 0")
     assert stored_part.startswith("Give me a summary of this log. Line 0")
     assert query_part[len("Summarise") :] == stored_part[len("Give me a summary of") :]
     assert PAIR_CONTEXT_CHARS - 80 <= len(query_part) <= PAIR_CONTEXT_CHARS + len("Summarise this ")
     # The same after the text: the request and the end of the text before it.
-    query_part, stored_part = compared_texts(
-        f"{text} What was the peak?", f"{text} When was it quietest?"
-    ) or ("", "")
+    query_part, stored_part = _cut(f"{text} What was the peak?", f"{text} When was it quietest?")
     assert query_part.endswith("items. What was the peak?")
     assert stored_part.endswith("items. When was it quietest?")
     assert query_part[: -len("What was the peak?")] == stored_part[: -len("When was it quietest?")]
@@ -113,15 +145,50 @@ def test_prompts_that_differ_beyond_what_the_models_read_are_not_compared() -> N
     assert compared_texts("x" * 5000, "x" * 5001) is None
 
 
+def test_long_differences_keep_less_of_the_shared_text_and_the_rest_is_read_as_before() -> None:
+    text = " ".join(f"w{n}" for n in range(1500))
+    # Differences 3,700 characters apart: the shared text around them shrinks to fit.
+    query, stored = f"Hello, {text}", f"Hi, {text.replace('w700 ', 'w700x ')}"
+    query_part, stored_part = _cut(query, stored)
+    assert query_part.startswith("Hello, w0 ")
+    assert "w700 " in query_part
+    assert "w700x " in stored_part
+    assert max(len(query_part), len(stored_part)) <= MODEL_INPUT_CHARS
+    # No space to cut at (Chinese, Japanese): two prompts whose text past what the models read is
+    # the same are read up to there, as they always were, and stop short.
+    document = "会议纪要：" + "本季度的迁移工作比计划晚了两周。" * 400
+    compared = compared_texts(f"请总结以下内容。{document}", f"请翻译以下内容。{document}")
+    assert compared is not None
+    assert compared.cut_short
+    assert compared.query.startswith("请总结")
+    assert len(compared.query) == MODEL_INPUT_CHARS
+
+
+def test_a_cut_that_stops_short_never_passes_for_the_prompt_but_for_closing_punctuation() -> None:
+    text = " ".join(f"w{n}" for n in range(1500))
+    blob = "A" * 2000  # no space after the difference: the cut ends where the blob starts
+    compared = compared_texts(
+        f"{text} Is the tone formal? {blob} end", f"{text} Is the tone formal! {blob} end"
+    )
+    assert compared is not None
+    assert compared.cut_short
+    candidate = Candidate(uuid.uuid4(), compared.stored, 0.99, query=compared.query, cut_short=True)
+    scorer = RecordingScorer()
+    verdict = build_verifier(scorer).decide(compared.query, [candidate], VerifierPolicy())
+    # The model reads the pair (and refuses it here): "?" against "!" mid-prompt is a change.
+    assert scorer.pairs == [(compared.query, compared.stored)]
+    assert not verdict.hit
+
+
 def test_among_candidates_the_embedder_cannot_tell_apart_the_nearest_in_words_comes_first() -> None:
     text = "the notes of the review, " * 200
     query = f"{text} What are the action items here?"
 
     def cut(stored: str, similarity: float) -> Candidate:
-        query_part, stored_part = compared_texts(query, stored) or ("", "")
+        query_part, stored_part = _cut(query, stored)
         return Candidate(entry_id=uuid.uuid4(), prompt=stored_part, similarity=similarity, query=query_part)
 
-    # Within the embedder's noise of each other (a batch moves a vector by about 0.004).
+    # Within the embedder's noise of each other (`TIE`).
     reply, risks, items = (
         cut(f"{text} {request}", similarity)
         for request, similarity in (
@@ -141,3 +208,16 @@ def test_a_short_prompts_candidates_keep_the_cosines_order() -> None:
     paraphrase = Candidate(entry_id=uuid.uuid4(), prompt="5 kilometres in miles", similarity=0.951)
     swap = Candidate(entry_id=uuid.uuid4(), prompt="convert 5 miles to km", similarity=0.95)
     assert word_nearest_first("convert 5 km to miles", [swap, paraphrase]) == [paraphrase, swap]
+
+
+def test_a_swap_of_two_words_is_not_nearer_in_words_than_a_rewording() -> None:
+    text = "the notes of the review, " * 200
+    query = f"{text} How do I migrate the database from Postgres to MySQL?"
+
+    def cut(stored: str, similarity: float) -> Candidate:
+        query_part, stored_part = _cut(query, stored)
+        return Candidate(entry_id=uuid.uuid4(), prompt=stored_part, similarity=similarity, query=query_part)
+
+    swap = cut(f"{text} How do I migrate the database from MySQL to Postgres?", 0.999)
+    reworded = cut(f"{text} How do I move the database from Postgres over to MySQL?", 0.995)
+    assert word_nearest_first(query, [swap, reworded]) == [reworded, swap]

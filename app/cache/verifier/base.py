@@ -41,6 +41,9 @@ class Candidate:
     # The new prompt as read beside this one, when it is not the text the chain decides for: two
     # prompts too long to be read whole are both cut to where they differ (a cut of their own).
     query: str | None = None
+    # The two texts stop before the prompts do: what closes them is not the prompts' closing
+    # punctuation (`app.cache.verifier.texts.Compared`).
+    cut_short: bool = False
 
     def beside(self, query: str) -> str:
         """The new prompt as the stages read it beside this candidate."""

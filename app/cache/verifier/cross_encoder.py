@@ -33,15 +33,17 @@ class PairScorer(Protocol):
 MAX_SCORED = 2
 
 
-def _folded(text: str) -> str:
-    """The prompt without the differences no reader would call a change: case, spacing, the
-    closing punctuation."""
-    return re.sub(r"[\s?.!]+$", "", " ".join(text.casefold().split()))
+def _folded(text: str, *, closing: bool = True) -> str:
+    """The prompt without the differences no reader would call a change: case, spacing and, where
+    the text is the prompt's end (`closing`), the closing punctuation."""
+    folded = " ".join(text.casefold().split())
+    return re.sub(r"[\s?.!]+$", "", folded) if closing else folded
 
 
 def _is_same(query: str, candidate: Candidate) -> bool:
     """The candidate is the prompt itself but for case, spacing or closing punctuation."""
-    return _folded(candidate.prompt) == _folded(candidate.beside(query))
+    closing = not candidate.cut_short
+    return _folded(candidate.prompt, closing=closing) == _folded(candidate.beside(query), closing=closing)
 
 
 def _same_prompt(query: str, candidates: Sequence[Candidate]) -> bool:

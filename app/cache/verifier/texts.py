@@ -9,10 +9,13 @@ those nearest the new prompt in words first (`word_nearest_first`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Final
 
-from app.cache.verifier.base import Candidate, word_overlap
+from app.cache.verifier.base import Candidate
 
 # The embedder reads at most 256 tokens of a prompt; with whitespace collapsed (normalise_prompt)
 # that many take far fewer characters, so a prompt is cut here before any model input is built: a
@@ -28,31 +31,51 @@ LONG_PROMPT_CHARS: Final = 1024
 # Cosines this close to the nearest are within the embedder's own noise: the same text embedded
 # beside others moves by less (int8 activations are scaled per batch; test_onnx_models.py).
 TIE: Final = 0.01
+# The tie is broken on the first this many words of each differing part: a request, not a text.
+WORDS_COMPARED: Final = 64
+_WORD: Final = re.compile(r"[^\W_]+")
 
 
-def compared_texts(query: str, stored: str) -> tuple[str, str] | None:
+@dataclass(frozen=True, slots=True)
+class Compared:
+    """What the verifier reads of a pair: the new prompt's text and the stored one's."""
+
+    query: str
+    stored: str
+    # The texts stop before the prompts end (a cut): what closes them is not the prompts' own
+    # closing punctuation.
+    cut_short: bool = False
+
+
+def compared_texts(query: str, stored: str) -> Compared | None:
     """The two normalised prompts as the verifier reads them: whole when both fit
     MODEL_INPUT_CHARS. Otherwise the part where they differ, widened to whole words, with up to
-    PAIR_CONTEXT_CHARS of the text they share before and after it, cut at a space; the text left
-    out is the same in both, so no difference is hidden. None when even that does not fit
-    MODEL_INPUT_CHARS: the pair is not read, and the candidate is not served."""
+    PAIR_CONTEXT_CHARS of the text they share before and after it (less when the difference is
+    long), cut at a space; the text left out is the same in both, so no difference is hidden.
+    When the difference does not fit, or cannot be cut at a space, two prompts whose text past
+    MODEL_INPUT_CHARS is the same are read up to there. None otherwise: the pair is not read,
+    and the candidate is not served."""
     if len(query) <= MODEL_INPUT_CHARS and len(stored) <= MODEL_INPUT_CHARS:
-        return query, stored
+        return Compared(query, stored)
     start = _shared_start(query, stored)
     end = _shared_end(query, stored, min(len(query), len(stored)) - start)
     # Whole words: from the space before the first difference to the space after the last one.
     left = query.rfind(" ", 0, start) + 1
     right = query.find(" ", len(query) - end)
     right = len(query) if right < 0 else right
-    first = 0 if left <= PAIR_CONTEXT_CHARS else _after_space(query, left - PAIR_CONTEXT_CHARS, left)
-    last = (
-        len(query)
-        if right + PAIR_CONTEXT_CHARS >= len(query)
-        else _before_space(query, right, right + PAIR_CONTEXT_CHARS)
-    )
+    longest = max(right, len(stored) - (len(query) - right)) - left
+    if longest > MODEL_INPUT_CHARS:
+        if query[MODEL_INPUT_CHARS:] == stored[MODEL_INPUT_CHARS:]:
+            return Compared(query[:MODEL_INPUT_CHARS], stored[:MODEL_INPUT_CHARS], cut_short=True)
+        return None
+    # The shared text around the difference: as much as fits, up to PAIR_CONTEXT_CHARS a side.
+    context = min(PAIR_CONTEXT_CHARS, (MODEL_INPUT_CHARS - longest) // 2)
+    first = 0 if left <= context else _after_space(query, left - context, left)
+    last = len(query) if right + context >= len(query) else _before_space(query, right, right + context)
     # query[:first] and query[last:] are the start and end both prompts share.
-    texts = query[first:last], stored[first : len(stored) - (len(query) - last)]
-    return texts if max(map(len, texts)) <= MODEL_INPUT_CHARS else None
+    return Compared(
+        query[first:last], stored[first : len(stored) - (len(query) - last)], cut_short=last < len(query)
+    )
 
 
 def tied(query: str, nearest: float, other: float) -> bool:
@@ -77,10 +100,16 @@ def word_nearest_first(query: str, candidates: Sequence[Candidate]) -> list[Cand
 
 
 def _words_shared(first: str, second: str) -> float:
-    """`word_overlap` of what the two texts do not share at their start and end."""
+    """How alike, word by word and in order, the parts the two texts do not share at their start
+    and end are (their first WORDS_COMPARED words). In order: a look-alike that swaps two words
+    ("from Berlin to Lisbon" / "from Lisbon to Berlin") keeps every word but not their order."""
     start = _shared_start(first, second)
     end = _shared_end(first, second, min(len(first), len(second)) - start)
-    return word_overlap(first[start : len(first) - end], second[start : len(second) - end])
+    words_a, words_b = (
+        _WORD.findall(text.casefold())[:WORDS_COMPARED]
+        for text in (first[start : len(first) - end], second[start : len(second) - end])
+    )
+    return SequenceMatcher(None, words_a, words_b, autojunk=False).ratio()
 
 
 def _shared_start(first: str, second: str) -> int:
