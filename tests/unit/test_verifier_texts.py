@@ -181,7 +181,7 @@ def test_a_cut_that_stops_short_never_passes_for_the_prompt_but_for_closing_punc
 
 
 def test_among_candidates_the_embedder_cannot_tell_apart_the_nearest_in_words_comes_first() -> None:
-    text = "the notes of the review, " * 200
+    text = ("the notes of the review, " * 200).strip()  # normalised, as the service hands it
     query = f"{text} What are the action items here?"
 
     def cut(stored: str, similarity: float) -> Candidate:
@@ -211,7 +211,7 @@ def test_a_short_prompts_candidates_keep_the_cosines_order() -> None:
 
 
 def test_a_swap_of_two_words_is_not_nearer_in_words_than_a_rewording() -> None:
-    text = "the notes of the review, " * 200
+    text = ("the notes of the review, " * 200).strip()  # normalised, as the service hands it
     query = f"{text} How do I migrate the database from Postgres to MySQL?"
 
     def cut(stored: str, similarity: float) -> Candidate:
