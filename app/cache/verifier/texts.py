@@ -86,20 +86,20 @@ def tied(query: str, nearest: float, other: float) -> bool:
 
 def word_nearest_first(query: str, candidates: Sequence[Candidate]) -> list[Candidate]:
     """Nearest first by cosine; but a long prompt's candidates that tie with the nearest
-    (`tied`) come first in the order of the words they share with it where each differs from it.
-    Short prompts keep the cosine's order: among them, the most words shared would favour a
-    look-alike that only swaps two of them."""
+    (`tied`) come first, the one whose words where it differs from the prompt are most alike
+    theirs, in order, first (`_words_alike`). Short prompts keep the cosine's order: the
+    embedder read the whole of them."""
     ordered = sorted(candidates, key=lambda c: c.similarity, reverse=True)
     if len(ordered) < 2 or not tied(query, ordered[0].similarity, ordered[1].similarity):
         return ordered
     ties = [c for c in ordered if tied(query, ordered[0].similarity, c.similarity)]
     return (
-        sorted(ties, key=lambda c: _words_shared(c.beside(query), c.prompt), reverse=True)
+        sorted(ties, key=lambda c: _words_alike(c.beside(query), c.prompt), reverse=True)
         + ordered[len(ties) :]
     )
 
 
-def _words_shared(first: str, second: str) -> float:
+def _words_alike(first: str, second: str) -> float:
     """How alike, word by word and in order, the parts the two texts do not share at their start
     and end are (their first WORDS_COMPARED words). In order: a look-alike that swaps two words
     ("from Berlin to Lisbon" / "from Lisbon to Berlin") keeps every word but not their order."""
