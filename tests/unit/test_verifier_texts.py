@@ -51,6 +51,10 @@ text = (
 edit = st.tuples(st.integers(min_value=0), st.sampled_from(["insert", "replace", "delete", "glue"]), WORDS)
 
 
+# A long text, normalised as the service hands it.
+LONG_TEXT = ("the notes of the review, " * 200).strip()
+
+
 class RecordingScorer:
     """Refuses every pair, and records them."""
 
@@ -66,6 +70,12 @@ def _cut(query: str, stored: str) -> tuple[str, str]:
     compared = compared_texts(query, stored)
     assert compared is not None
     return compared.query, compared.stored
+
+
+def _long_candidate(query: str, stored: str, similarity: float) -> Candidate:
+    """A stored prompt as the service hands it to the verifier beside a long new prompt."""
+    query_part, stored_part = _cut(query, stored)
+    return Candidate(entry_id=uuid.uuid4(), prompt=stored_part, similarity=similarity, query=query_part)
 
 
 def edited(words: list[str], edits: list[tuple[int, str, str]]) -> str:
@@ -181,16 +191,12 @@ def test_a_cut_that_stops_short_never_passes_for_the_prompt_but_for_closing_punc
 
 
 def test_among_candidates_the_embedder_cannot_tell_apart_the_nearest_in_words_comes_first() -> None:
-    text = ("the notes of the review, " * 200).strip()  # normalised, as the service hands it
+    text = LONG_TEXT
     query = f"{text} What are the action items here?"
-
-    def cut(stored: str, similarity: float) -> Candidate:
-        query_part, stored_part = _cut(query, stored)
-        return Candidate(entry_id=uuid.uuid4(), prompt=stored_part, similarity=similarity, query=query_part)
 
     # Within the embedder's noise of each other (`TIE`).
     reply, risks, items = (
-        cut(f"{text} {request}", similarity)
+        _long_candidate(query, f"{text} {request}", similarity)
         for request, similarity in (
             ("Draft a reply to this.", 0.999),
             ("What are the main risks?", 0.998),
@@ -211,13 +217,11 @@ def test_a_short_prompts_candidates_keep_the_cosines_order() -> None:
 
 
 def test_a_swap_of_two_words_is_not_nearer_in_words_than_a_rewording() -> None:
-    text = ("the notes of the review, " * 200).strip()  # normalised, as the service hands it
+    text = LONG_TEXT
     query = f"{text} How do I migrate the database from Postgres to MySQL?"
 
-    def cut(stored: str, similarity: float) -> Candidate:
-        query_part, stored_part = _cut(query, stored)
-        return Candidate(entry_id=uuid.uuid4(), prompt=stored_part, similarity=similarity, query=query_part)
-
-    swap = cut(f"{text} How do I migrate the database from MySQL to Postgres?", 0.999)
-    reworded = cut(f"{text} How do I move the database from Postgres over to MySQL?", 0.995)
+    swap = _long_candidate(query, f"{text} How do I migrate the database from MySQL to Postgres?", 0.999)
+    reworded = _long_candidate(
+        query, f"{text} How do I move the database from Postgres over to MySQL?", 0.995
+    )
     assert word_nearest_first(query, [swap, reworded]) == [reworded, swap]
