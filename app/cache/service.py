@@ -226,9 +226,10 @@ class CacheService:
         """The verifier's decision on the nearest entries; None when none of them can be read."""
         lowest_floor = min(policy.similarity_floor(True), policy.similarity_floor(False))
         if all(n.similarity < lowest_floor for n in neighbours):
-            # Below every cosine floor: the floor alone decides and no model reads a pair, so the
-            # decision is made here; a worker thread would cost more than the decision.
-            return self._decide(scope, policy, neighbours)
+            # Below every cosine floor: the floor alone decides, no stage reads a text, so the
+            # decision is made here, on the prompts as they are; a worker thread would cost more.
+            unread = [Candidate(entry_id=n.id, prompt=n.prompt, similarity=n.similarity) for n in neighbours]
+            return self.verifier.decide(model_text(scope.normalised_prompt), unread, policy)
         # Off the event loop: normalising and cutting long stored prompts is work too.
         return await asyncio.to_thread(self._decide, scope, policy, neighbours)
 

@@ -135,6 +135,19 @@ async def test_a_longer_instruction_before_a_text_longer_than_the_models_read_hi
     assert added["hit"] is False
 
 
+async def test_a_mark_changed_inside_a_long_prompt_is_not_taken_for_closing_punctuation(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    # The two are read where they differ, up to a run of characters without a space: what is
+    # read ends with the question mark, though the prompts go on past it.
+    t = await make_tenant()
+    text = " ".join([NOTES] * 8)
+    blob = "QUJD" * 500
+    await store(http, t.headers, f"{text} Is the tone formal? {blob} Reply in one word.", "Yes.")
+    result = await lookup(http, t.headers, f"{text} Is the tone formal! {blob} Reply in one word.")
+    assert result["hit"] is False
+
+
 # Requests about a text with another wording each (one answer serves both), and other requests.
 REQUESTS = [
     ("Translate this into French.", None),

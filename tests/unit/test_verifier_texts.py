@@ -117,8 +117,10 @@ def test_what_is_left_out_is_the_same_in_both_prompts(
     # Nothing the two differ in is left out, and where the texts stop short, the stage that
     # takes closing punctuation for no change knows it.
     assert compared.cut_short == (after != "")
-    if len(query_part) < MODEL_INPUT_CHARS:  # cut where they differ, not at 4,096 as before
-        # At a space: no word or number is split.
+    read_as_before = query[MODEL_INPUT_CHARS:] == stored[MODEL_INPUT_CHARS:] and start == 0
+    if read_as_before and query_part == query[:MODEL_INPUT_CHARS]:
+        assert stored_part == stored[:MODEL_INPUT_CHARS]
+    else:  # cut where they differ: at a space, so no word or number is split
         assert before == "" or before.endswith(" ")
         assert after == "" or after.startswith(" ")
 
@@ -126,8 +128,10 @@ def test_what_is_left_out_is_the_same_in_both_prompts(
 def test_short_prompts_are_read_whole() -> None:
     query, stored = "Summarise the notes.", "Summarize the notes below, please."
     assert compared_texts(query, stored) == Compared(query, stored)
-    at_the_limit = "word " * (MODEL_INPUT_CHARS // 5 - 1) + "word"
-    assert compared_texts(at_the_limit, at_the_limit + "!") == Compared(at_the_limit, at_the_limit + "!")
+    at_the_limit = "word " * (MODEL_INPUT_CHARS // 5 - 1) + "word" + "!" * (MODEL_INPUT_CHARS % 5 + 1)
+    assert len(at_the_limit) == MODEL_INPUT_CHARS
+    assert compared_texts(at_the_limit, at_the_limit[:-1]) == Compared(at_the_limit, at_the_limit[:-1])
+    assert compared_texts(at_the_limit, at_the_limit + "!") != Compared(at_the_limit, at_the_limit + "!")
 
 
 def test_long_prompts_are_cut_to_where_they_differ_with_the_text_around_it() -> None:
@@ -188,6 +192,23 @@ def test_a_cut_that_stops_short_never_passes_for_the_prompt_but_for_closing_punc
     # The model reads the pair (and refuses it here): "?" against "!" mid-prompt is a change.
     assert scorer.pairs == [(compared.query, compared.stored)]
     assert not verdict.hit
+
+
+def test_cuts_read_as_before_never_pass_for_the_prompt_but_for_spacing() -> None:
+    # Read up to the 4,096th character (the difference is too long to cut), the query's text ends
+    # in a space the stored one does not have there: "no table" against "notable". The "ß" of
+    # the opening folds to "ss" and lines the two up again.
+    filler = " ".join(["the report of the week"] * 200)[:4084] + "x"
+    query = f"Straße {filler} no table in the appendix, please summarise it."
+    stored = f"Strasse {filler} notable in the appendix, please summarise it."
+    compared = compared_texts(query, stored)
+    assert compared is not None
+    assert compared.cut_short
+    assert compared.query.endswith(" no ")
+    candidate = Candidate(uuid.uuid4(), compared.stored, 0.99, query=compared.query, cut_short=True)
+    scorer = RecordingScorer()
+    build_verifier(scorer).decide(compared.query, [candidate], VerifierPolicy())
+    assert scorer.pairs == [(compared.query, compared.stored)]
 
 
 def test_among_candidates_the_embedder_cannot_tell_apart_the_nearest_in_words_comes_first() -> None:

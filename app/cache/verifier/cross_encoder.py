@@ -33,17 +33,19 @@ class PairScorer(Protocol):
 MAX_SCORED = 2
 
 
-def _folded(text: str, *, closing: bool = True) -> str:
-    """The prompt without the differences no reader would call a change: case, spacing and, where
-    the text is the prompt's end (`closing`), the closing punctuation."""
-    folded = " ".join(text.casefold().split())
-    return re.sub(r"[\s?.!]+$", "", folded) if closing else folded
+def _folded(text: str) -> str:
+    """The prompt without the differences no reader would call a change: case, spacing, the
+    closing punctuation."""
+    return re.sub(r"[\s?.!]+$", "", " ".join(text.casefold().split()))
 
 
 def _is_same(query: str, candidate: Candidate) -> bool:
-    """The candidate is the prompt itself but for case, spacing or closing punctuation."""
-    closing = not candidate.cut_short
-    return _folded(candidate.prompt, closing=closing) == _folded(candidate.beside(query), closing=closing)
+    """The candidate is the prompt itself but for case, spacing or closing punctuation. For two
+    cuts that stop before the prompts' end (`Candidate.cut_short`) only case may differ: their
+    ends are not the prompts' ends, and a space at a cut may be one the other prompt lacks."""
+    if candidate.cut_short:
+        return candidate.prompt.casefold() == candidate.beside(query).casefold()
+    return _folded(candidate.prompt) == _folded(candidate.beside(query))
 
 
 def _same_prompt(query: str, candidates: Sequence[Candidate]) -> bool:
