@@ -22,10 +22,15 @@ REWORDED_MAX_OVERLAP: Final = 0.5
 _WORD: Final = re.compile(r"[^\W_]+")
 
 
+def words(text: str) -> list[str]:
+    """The words of a text, case-folded, in order (letters and digits; no punctuation)."""
+    return _WORD.findall(text.casefold())
+
+
 def word_overlap(first: str, second: str) -> float:
     """The words the two prompts share, over the words either has (case-blind); 1.0 for two
     prompts without words."""
-    words_a, words_b = set(_WORD.findall(first.casefold())), set(_WORD.findall(second.casefold()))
+    words_a, words_b = set(words(first)), set(words(second))
     either = words_a | words_b
     return len(words_a & words_b) / len(either) if either else 1.0
 

@@ -9,13 +9,12 @@ those nearest the new prompt in words first (`word_nearest_first`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Final
 
-from app.cache.verifier.base import Candidate
+from app.cache.verifier.base import Candidate, words
 
 # The embedder reads at most 256 tokens of a prompt; with whitespace collapsed (normalise_prompt)
 # that many take far fewer characters, so a prompt is cut here before any model input is built: a
@@ -33,7 +32,6 @@ LONG_PROMPT_CHARS: Final = 1024
 TIE: Final = 0.01
 # The tie is broken on the first this many words of each differing part: a request, not a text.
 WORDS_COMPARED: Final = 64
-_WORD: Final = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +104,7 @@ def _words_alike(first: str, second: str) -> float:
     start = _shared_start(first, second)
     end = _shared_end(first, second, min(len(first), len(second)) - start)
     words_a, words_b = (
-        _WORD.findall(text.casefold())[:WORDS_COMPARED]
+        words(text)[:WORDS_COMPARED]
         for text in (first[start : len(first) - end], second[start : len(second) - end])
     )
     return SequenceMatcher(None, words_a, words_b, autojunk=False).ratio()
