@@ -23,7 +23,7 @@ from app.cache.embedders import Embedder, create_embedder
 from app.cache.exact_probe import probe_exact
 from app.cache.hits import HitCounter
 from app.cache.repository import NO_ALIASES, CacheRepository, NewEntry, StoredEntry
-from app.cache.scope import Scope, normalise_prompt
+from app.cache.scope import Scope
 from app.cache.semantic_probe import SemanticProbe
 from app.cache.verifier import (
     Candidate,
@@ -34,7 +34,7 @@ from app.cache.verifier import (
     build_verifier,
     read_band,
 )
-from app.cache.verifier.texts import MODEL_INPUT_CHARS, compared_texts, tied, word_nearest_first
+from app.cache.verifier.texts import MODEL_INPUT_CHARS, read_candidates, tied
 from app.db.errors import describe_database_error
 from app.db.fastpath import FastConnections, connection_failed, missing_function, unavailable
 from app.observability import metrics
@@ -235,25 +235,13 @@ class CacheService:
 
     def _decide(self, scope: Scope, policy: VerifierPolicy, neighbours: list[StoredEntry]) -> Verdict | None:
         # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent),
-        # as much of them as the models read (`compared_texts`).
-        query = model_text(scope.normalised_prompt)
-        candidates = []
-        for n in neighbours:
-            texts = compared_texts(scope.normalised_prompt, normalise_prompt(n.prompt))
-            if texts is not None:
-                candidates.append(
-                    Candidate(
-                        entry_id=n.id,
-                        prompt=texts.stored,
-                        similarity=n.similarity,
-                        query=None if texts.query == query else texts.query,
-                        cut_short=texts.cut_short,
-                    )
-                )
+        # as much of them as the models read, within a bound on the text read (`read_candidates`).
+        candidates = read_candidates(
+            scope.normalised_prompt, ((n.id, n.prompt, n.similarity) for n in neighbours), self.settings.top_k
+        )
         if not candidates:
             return None
-        candidates = word_nearest_first(query, candidates)[: self.settings.top_k]
-        return self.verifier.decide(query, candidates, policy)
+        return self.verifier.decide(model_text(scope.normalised_prompt), candidates, policy)
 
     async def probe_semantic(
         self,

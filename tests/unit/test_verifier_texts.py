@@ -15,8 +15,10 @@ from app.cache.verifier import Candidate, VerifierPolicy, build_verifier
 from app.cache.verifier.texts import (
     MODEL_INPUT_CHARS,
     PAIR_CONTEXT_CHARS,
+    STORED_CHARS_READ,
     Compared,
     compared_texts,
+    read_candidates,
     word_nearest_first,
 )
 
@@ -246,3 +248,19 @@ def test_a_swap_of_two_words_is_not_nearer_in_words_than_a_rewording() -> None:
         query, f"{text} How do I move the database from Postgres over to MySQL?", 0.995
     )
     assert word_nearest_first(query, [swap, reworded]) == [reworded, swap]
+
+
+def test_a_lookup_reads_its_nearest_entry_however_long_and_the_others_within_a_bound() -> None:
+    # Two tied entries of about 730,000 characters each: the text read of both would pass the bound.
+    text = " ".join(["the log of the night"] * (STORED_CHARS_READ // 30))
+    query = f"{text} List the action items."
+    reply = (uuid.uuid4(), f"{text}\n\nDraft a reply to this.", 0.999)
+    items = (uuid.uuid4(), f"{text}\n\nList the action items!", 0.998)
+
+    assert [c.entry_id for c in read_candidates(query, [items, reply], top_k=5)] == [reply[0]]
+    both = read_candidates(query, [items, reply], top_k=5, max_chars=2 * STORED_CHARS_READ)
+    # Read, the entry that asks the same comes first; each stored prompt is read normalised and
+    # cut to where it differs from the new one.
+    assert [c.entry_id for c in both] == [items[0], reply[0]]
+    assert both[0].prompt.endswith("night List the action items!")
+    assert len(both[0].prompt) <= MODEL_INPUT_CHARS

@@ -9,11 +9,13 @@ those nearest the new prompt in words first (`word_nearest_first`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Final
 
+from app.cache.scope import normalise_prompt
 from app.cache.verifier.base import Candidate, words
 
 # The embedder reads at most 256 tokens of a prompt; with whitespace collapsed (normalise_prompt)
@@ -32,6 +34,10 @@ LONG_PROMPT_CHARS: Final = 1024
 TIE: Final = 0.01
 # The tie is broken on the first this many words of each differing part: a request, not a text.
 WORDS_COMPARED: Final = 64
+# Characters of stored prompts one lookup normalises and compares, past its nearest entry (which
+# is always read): as much text as one request body carries by default. Normalising costs about
+# 0.1 ms a thousand characters, so twenty tied entries of a megabyte each would cost two seconds.
+STORED_CHARS_READ: Final = 1_048_576
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,34 @@ def compared_texts(query: str, stored: str) -> Compared | None:
     return Compared(
         query[first:last], stored[first : len(stored) - (len(query) - last)], cut_short=last < len(query)
     )
+
+
+def read_candidates(
+    query: str,
+    neighbours: Iterable[tuple[uuid.UUID, str, float]],
+    top_k: int,
+    *,
+    max_chars: int = STORED_CHARS_READ,
+) -> list[Candidate]:
+    """The candidates the verifier reads for the normalised prompt `query`, of the nearest
+    stored entries (id, prompt as stored, cosine): each stored prompt normalised and cut with
+    the query (`compared_texts`; a pair that cannot be read is left out), nearest in words first
+    among ties (`word_nearest_first`), at most top_k of them. The nearest entry is always read;
+    the others, nearest first, while the stored text read stays within `max_chars`."""
+    model_query = query[:MODEL_INPUT_CHARS]
+    candidates: list[Candidate] = []
+    read = 0
+    for entry_id, prompt, similarity in sorted(neighbours, key=lambda n: n[2], reverse=True):
+        read += len(prompt)
+        if read > max_chars and read > len(prompt):
+            break
+        texts = compared_texts(query, normalise_prompt(prompt))
+        if texts is not None:
+            own = None if texts.query == model_query else texts.query
+            candidates.append(
+                Candidate(entry_id, texts.stored, similarity, query=own, cut_short=texts.cut_short)
+            )
+    return word_nearest_first(model_query, candidates)[:top_k]
 
 
 def tied(query: str, nearest: float, other: float) -> bool:
