@@ -34,7 +34,7 @@ from app.cache.verifier import (
     build_verifier,
     read_band,
 )
-from app.cache.verifier.texts import MODEL_INPUT_CHARS, read_candidates, tied
+from app.cache.verifier.texts import MODEL_INPUT_CHARS, STORED_CHARS_READ, read_candidates, tied
 from app.db.errors import describe_database_error
 from app.db.fastpath import FastConnections, connection_failed, missing_function, unavailable
 from app.observability import metrics
@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 Tier = Literal["exact", "alias", "semantic"]
 # When the top_k nearest entries of a long prompt tie (`tied`), this many times top_k of them are
 # fetched: the embedder read their prompts alike (one text pasted with other requests after it),
-# and the verifier is handed those nearest the new prompt in words (`word_nearest_first`).
+# and the verifier is handed those nearest the new prompt in words (`word_nearest_first`). Not
+# when the top_k's prompts already hold more text than a lookup reads (`STORED_CHARS_READ`).
 TIED_FETCH = 4
 
 
@@ -58,9 +59,14 @@ def model_text(prompt: str) -> str:
 async def nearest_or_tied(
     fetch: Callable[[int], Awaitable[list[StoredEntry]]], k: int, prompt: str
 ) -> list[StoredEntry]:
-    """The k nearest entries (`fetch(k)`), or TIED_FETCH times as many when those k all tie."""
+    """The k nearest entries (`fetch(k)`), or TIED_FETCH times as many when those k all tie and
+    a lookup would read more of them than those (`read_candidates`)."""
     neighbours = await fetch(k)
-    if len(neighbours) == k > 1 and tied(prompt, neighbours[0].similarity, neighbours[-1].similarity):
+    if (
+        len(neighbours) == k > 1
+        and tied(prompt, neighbours[0].similarity, neighbours[-1].similarity)
+        and sum(len(n.prompt) for n in neighbours) < STORED_CHARS_READ
+    ):
         return await fetch(k * TIED_FETCH)
     return neighbours
 

@@ -3,14 +3,18 @@ candidates it reads first when the embedder cannot tell them apart."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.cache.repository import StoredEntry
+from app.cache.service import TIED_FETCH, nearest_or_tied
 from app.cache.verifier import Candidate, VerifierPolicy, build_verifier
 from app.cache.verifier.texts import (
     MODEL_INPUT_CHARS,
@@ -264,3 +268,36 @@ def test_a_lookup_reads_its_nearest_entry_however_long_and_the_others_within_a_b
     assert [c.entry_id for c in both] == [items[0], reply[0]]
     assert both[0].prompt.endswith("night List the action items!")
     assert len(both[0].prompt) <= MODEL_INPUT_CHARS
+
+
+def test_tied_entries_are_fetched_again_only_when_a_lookup_would_read_more_of_them() -> None:
+    def stored(prompt: str, similarity: float) -> StoredEntry:
+        return StoredEntry(
+            id=uuid.uuid4(),
+            prompt=prompt,
+            model="m",
+            namespace="default",
+            response={},
+            prompt_tokens=1,
+            completion_tokens=1,
+            created_at=datetime.now(UTC),
+            expires_at=None,
+            hit_count=0,
+            flagged=False,
+            similarity=similarity,
+        )
+
+    def nearest(prompt_length: int, spread: float) -> list[int]:
+        asked: list[int] = []
+
+        async def fetch(k: int) -> list[StoredEntry]:
+            asked.append(k)
+            return [stored("x" * prompt_length, 0.99 - spread * i / k) for i in range(k)]
+
+        asyncio.run(nearest_or_tied(fetch, 5, LONG_TEXT))
+        return asked
+
+    assert nearest(5_000, spread=0.001) == [5, 5 * TIED_FETCH]  # tied: more of them
+    assert nearest(5_000, spread=0.05) == [5]  # the embedder told them apart
+    # Five tied prompts that already hold more text than a lookup reads: no more are fetched.
+    assert nearest(STORED_CHARS_READ // 4, spread=0.001) == [5]
