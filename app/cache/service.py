@@ -34,7 +34,7 @@ from app.cache.verifier import (
     build_verifier,
     read_band,
 )
-from app.cache.verifier.texts import MODEL_INPUT_CHARS, STORED_CHARS_READ, read_candidates, tied
+from app.cache.verifier.texts import STORED_CHARS_READ, model_text, read_candidates, tied
 from app.db.errors import describe_database_error
 from app.db.fastpath import FastConnections, connection_failed, missing_function, unavailable
 from app.observability import metrics
@@ -50,10 +50,6 @@ Tier = Literal["exact", "alias", "semantic"]
 # and the verifier is handed those nearest the new prompt in words (`word_nearest_first`). Not
 # when the top_k's prompts already hold more text than a lookup reads (`STORED_CHARS_READ`).
 TIED_FETCH = 4
-
-
-def model_text(prompt: str) -> str:
-    return prompt[:MODEL_INPUT_CHARS]
 
 
 async def nearest_or_tied(

@@ -40,6 +40,11 @@ WORDS_COMPARED: Final = 64
 STORED_CHARS_READ: Final = 1_048_576
 
 
+def model_text(prompt: str) -> str:
+    """What the models read of a normalised prompt on its own (`MODEL_INPUT_CHARS`)."""
+    return prompt[:MODEL_INPUT_CHARS]
+
+
 @dataclass(frozen=True, slots=True)
 class Compared:
     """What the verifier reads of a pair: the new prompt's text and the stored one's."""
@@ -94,7 +99,7 @@ def read_candidates(
     the query (`compared_texts`; a pair that cannot be read is left out), nearest in words first
     among ties (`word_nearest_first`), at most top_k of them. The nearest entry is always read;
     the others, nearest first, while the stored text read stays within `max_chars`."""
-    model_query = query[:MODEL_INPUT_CHARS]
+    model_query = model_text(query)
     candidates: list[Candidate] = []
     read = 0
     for entry_id, prompt, similarity in sorted(neighbours, key=lambda n: n[2], reverse=True):
