@@ -63,15 +63,66 @@ _IGNORABLE = re.compile(
     "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
+# But tags are what tells one subdivision's flag from another: a black flag, tag letters, a
+# cancel tag (England, Scotland and Wales). Their letters are kept, as visible letters.
+_FLAG = re.compile("\U0001f3f4([\U000e0020-\U000e007e]+)\U000e007f")
+_GRAPHEME_JOINER = "\u034f"  # default-ignorable: removed after NFKC with the rest
+
+
+def _character_class(chars: list[str]) -> str:
+    """A regular-expression character class of `chars` (in code point order), as ranges."""
+    ranges: list[list[int]] = []
+    for code in map(ord, chars):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return (
+        "["
+        + "".join(re.escape(chr(a)) + ("" if a == b else "-" + re.escape(chr(b))) for a, b in ranges)
+        + "]"
+    )
+
+
+def _marks_and_superscripts() -> tuple[str, str]:
+    """Character classes of the non-starters (combining marks, and characters whose compatibility
+    decomposition starts with one) and of the superscripts, in planes 0 to 2 and 14."""
+    combining, decomposition = unicodedata.combining, unicodedata.decomposition
+    chars = [chr(code) for code in (*range(0x30000), *range(0xE0000, 0xE1000))]
+    decomposed = [char for char in chars if decomposition(char)]
+    starts_with_mark = {c for c in decomposed if combining(unicodedata.normalize("NFKD", c)[0])}
+    return (
+        _character_class([char for char in chars if combining(char) or char in starts_with_mark]),
+        _character_class([char for char in decomposed if decomposition(char).startswith("<super>")]),
+    )
+
+
+_NON_STARTERS, _SUPERSCRIPT = _marks_and_superscripts()
+# Unicode sorts each run of combining marks by class, and CPython's NFKC does so in quadratic
+# time: 240 KB of alternating accents took 15 s of CPU. Unicode's stream-safe format (UAX #15)
+# bounds runs at 30 marks with a grapheme joiner after each 30, which NFKC does not reorder across.
+_LONG_MARK_RUN = re.compile(_NON_STARTERS + "{30}")
+# NFKC folds superscripts into plain characters: "2³" would read "23". A superscript is kept
+# apart by a caret ("2^3", as it is typed); subscripts fold ("H₂O" is "H2O").
+_SUPERSCRIPTS = re.compile(_SUPERSCRIPT + "+")
 
 
 def normalise_prompt(text: str) -> str:
-    """The text a prompt is matched by: invisible characters removed, compatibility forms folded
-    (NFKC: full-width letters, ligatures, superscripts), trimmed, runs of whitespace collapsed
-    to one space. Case is kept: it can matter (code, identifiers, acronyms), and the semantic
-    tier handles the rest. The model always receives the client's own text."""
-    folded = unicodedata.normalize("NFKC", _IGNORABLE.sub("", text))
-    return _WHITESPACE.sub(" ", _IGNORABLE.sub("", folded)).strip()
+    """The text a prompt is matched by: invisible characters removed (a flag's tag letters kept),
+    compatibility forms folded (NFKC: full-width letters, ligatures; a superscript marked by a
+    caret), trimmed, runs of whitespace collapsed to one space. Case is kept: it can matter
+    (code, identifiers, acronyms), and the semantic tier handles the rest. Linear in the text's
+    length whatever it holds. The model always receives the client's own text."""
+    if not text.isascii():  # every step but the spacing leaves ASCII as it is
+        text = _IGNORABLE.sub("", _FLAG.sub(_visible_tags, text))
+        text = _LONG_MARK_RUN.sub(lambda run: run.group() + _GRAPHEME_JOINER, text)
+        text = unicodedata.normalize("NFKC", _SUPERSCRIPTS.sub(lambda run: "^" + run.group(), text))
+        text = _IGNORABLE.sub("", text)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _visible_tags(flag: re.Match[str]) -> str:
+    return "\U0001f3f4" + "".join(chr(ord(tag) - 0xE0000) for tag in flag.group(1))
 
 
 def max_tokens_class(value: Any) -> int | None:
@@ -131,7 +182,10 @@ def scope_of(
         raise Unprocessable("The last user message has no visible text.")
     params = params or {}
     shaping = {name: params[name] for name in SCOPE_PARAMETERS if params.get(name) is not None}
-    tokens = params.get("max_completion_tokens", params.get("max_tokens"))
+    # max_completion_tokens wins over max_tokens, as upstream; a null one is no limit given.
+    tokens = params.get("max_completion_tokens")
+    if tokens is None:
+        tokens = params.get("max_tokens")
     fingerprint = {
         "v": SCOPE_VERSION,
         "model": model,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -92,6 +93,12 @@ def rss_mb(pid: int) -> tuple[float, float]:
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
     )
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def cpu_s(pid: int) -> float:
+    """The CPU time the process has used, user and system, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def ledger_rows(
@@ -487,6 +494,47 @@ async def test_memory_stays_bounded_for_long_prompts_stored_and_looked_up(
     now, peak = rss_mb(served.pid)
     print(f"server RSS: baseline {baseline:.0f} MB, after {now:.0f} MB, peak {peak:.0f} MB")
     assert peak - baseline < 400, (baseline, now, peak)
+
+
+async def test_prompts_of_combining_marks_cost_the_server_what_their_length_does(
+    client: httpx.AsyncClient, served: Served, make_tenant
+) -> None:
+    # Unicode orders each run of combining marks, and CPython's NFKC does it in quadratic time:
+    # this prompt (240 KB) held the server's event loop for 15 s of CPU, every tenant waiting.
+    tenant: TenantKey = await make_tenant("marks")
+    before = cpu_s(served.pid)
+    for prompt in ["Explain this: a" + "\u0301\u0316" * 60_000, "\u0f73" * 80_000 + " what is this?"]:
+        response = await client.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}], "max_tokens": 5},
+        )
+        assert response.status_code == 200, response.text[:300]
+        lookup = await client.post(
+            "/v1/cache/lookup", headers=tenant.headers, json={"prompt": prompt, "model": "gpt-4o-mini"}
+        )
+        assert lookup.status_code == 200, lookup.text[:300]
+    used = cpu_s(served.pid) - before
+    print(f"server CPU for two such prompts, each sent and looked up: {used:.2f} s")
+    assert used < 6, used
+
+
+async def test_a_null_max_completion_tokens_leaves_max_tokens_the_limit(
+    client: httpx.AsyncClient, make_tenant
+) -> None:
+    """An answer cut at five tokens is never served to a request that allows a long one."""
+    tenant: TenantKey = await make_tenant("null-limit")
+
+    async def ask(**limits: int | None) -> httpx.Response:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Write an essay on Rome."}]}
+        return await client.post("/v1/chat/completions", headers=tenant.headers, json=body | limits)
+
+    cut = await ask(max_tokens=5, max_completion_tokens=None)
+    assert cut.status_code == 200
+    assert cut.json()["choices"][0]["finish_reason"] == "length"
+    unlimited = await ask()
+    assert unlimited.headers["x-cache"].startswith("MISS"), unlimited.headers["x-cache"]
+    assert (await ask(max_tokens=5)).headers["x-cache"].startswith("HIT")
 
 
 async def test_usage_is_counted_for_every_tenant_and_a_quota_set_later_sees_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import unicodedata
 
 import pytest
@@ -23,6 +24,8 @@ messages = st.lists(
 
 @given(text)
 def test_normalising_twice_changes_nothing(prompt: str) -> None:
+    # (Runs of 30 combining marks and more are cut for speed, and may come out otherwise the
+    # second time; a text of 80 characters drawn at random holds none.)
     once = normalise_prompt(prompt)
     assert normalise_prompt(once) == once
 
@@ -88,6 +91,11 @@ def test_max_tokens_classes(prompt: str) -> None:
     assert scope(200) == scope(256)  # same class
     assert scope(200) != scope(2000)
     assert scope(None) != scope(100)
+    # max_completion_tokens wins; null is no limit, and leaves max_tokens the limit.
+    newer = {"max_tokens": 5000, "max_completion_tokens": 100}
+    null = {"max_tokens": 5, "max_completion_tokens": None}
+    assert scope_of("m", [{"role": "user", "content": prompt}], newer).scope_hash == scope(100)
+    assert scope_of("m", [{"role": "user", "content": prompt}], null).scope_hash == scope(5)
 
 
 @given(text, st.lists(st.sampled_from("\u200b\u200c\u200d\u00ad\u2060\ufeff\u202e\u061c\ufe0f"), max_size=5))
@@ -104,3 +112,27 @@ def test_compatibility_forms_fold_and_a_prompt_of_invisible_characters_is_empty(
     assert normalise_prompt("\uff33hould I s\u200bell \ufb01ne stock?") == "Should I sell fine stock?"
     with pytest.raises(Unprocessable):
         scope_of("m", [{"role": "user", "content": "\u200b\u200c\u00ad \ufeff"}])
+
+
+def test_folding_keeps_what_changes_the_meaning() -> None:
+    # A superscript is a power, not a digit: "2³" is 8, "23" twenty-three. Subscripts fold.
+    assert normalise_prompt("What is 2³?") == "What is 2^3?" != normalise_prompt("What is 23?")
+    assert normalise_prompt("Simplify x² + x") == normalise_prompt("Simplify x^2 + x")
+    assert normalise_prompt("What is H₂O?") == normalise_prompt("What is H2O?")
+    # Tag letters tell the flags of England, Scotland and Wales apart; elsewhere they are invisible.
+    scotland, wales = (
+        "Which country is this flag: \U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in code) + "\U000e007f"
+        for code in ("gbsct", "gbwls")
+    )
+    assert normalise_prompt(scotland) != normalise_prompt(wales)
+    assert normalise_prompt("Should I s\U000e0065ell?") == "Should I sell?"
+
+
+def test_long_runs_of_combining_marks_cost_linear_time() -> None:
+    # Unicode's canonical ordering is quadratic in CPython's NFKC: this took minutes.
+    started = time.process_time()
+    folded = normalise_prompt("Explain this: a" + "\u0301\u0316" * 250_000)
+    assert time.process_time() - started < 2
+    assert folded.startswith("Explain this: ")
+    assert len(folded) > 400_000
+    assert normalise_prompt("cafe\u0301") == normalise_prompt("caf\u00e9")  # short runs compose as before
