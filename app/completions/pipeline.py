@@ -64,6 +64,8 @@ ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 # HTTP status booked for a stream the client stopped reading (nginx's "client closed request").
 CLIENT_GONE = 499
 PRIORITY_HEADER = "x-priority"
+# What the model reads of a request besides its messages, counted in the prompt's estimate.
+MODEL_READS = ("tools", "functions", "response_format")
 
 
 @dataclass(slots=True)
@@ -299,7 +301,7 @@ class CompletionPipeline:
         # the reservation, and a prompt over the limit is refused (413). A hit the probes serve
         # skips this; a lookup in a transaction (a read replica, an error bound) comes after it.
         try:
-            self._estimate(miss)
+            await self._estimate(miss)
         except PayloadTooLarge as exc:
             await self._fail(miss, exc)
 
@@ -614,7 +616,7 @@ class CompletionPipeline:
                 if followed is not None:
                     return followed
             if job.reservation is None:  # not reserved with a lookup
-                self._estimate(job)
+                await self._estimate(job)
                 job.reservation = await self._reserve(job)
             if job.request.stream:
                 return await self._stream(job)
@@ -1000,9 +1002,12 @@ class CompletionPipeline:
             log.exception("could not book a refused request", extra={"request_id": caller.request_id})
         caller.booked = True
 
-    def _estimate(self, job: _Job) -> None:
+    async def _estimate(self, job: _Job) -> None:
         """The prompt's tokens, estimated for the reservation; too many is a 413."""
-        job.prompt_tokens = self.books.quotas.estimator.prompt_tokens(job.request.messages)
+        body = job.request.body
+        job.prompt_tokens = await self.books.quotas.estimator.prompt_tokens(
+            job.request.messages, (body.get(name) for name in MODEL_READS)
+        )
         if job.prompt_tokens > self.limits.max_prompt_tokens:
             raise PayloadTooLarge(
                 f"The prompt has about {job.prompt_tokens} tokens; the limit is {self.limits.max_prompt_tokens}."

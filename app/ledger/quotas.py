@@ -21,13 +21,16 @@ Cache hits are free: they neither consume nor need quota.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -431,7 +434,16 @@ def _exceeded(quota: Any, tokens: int, cost: Decimal, at: datetime) -> QuotaExce
 class TokenEstimator:
     """Prompt tokens before the call, from the shipped WordPiece tokenizer: within a few percent
     of OpenAI's BPE counts on English prose and somewhat above them on code (a safe side for a
-    reservation). The real counts always come from the provider's usage."""
+    reservation). The real counts always come from the provider's usage.
+
+    WordPiece reads a word of over 100 characters (or one it has no pieces for) as one unknown
+    token, where a BPE tokenizer takes one token for every few characters of it: such a word
+    counts a token per UNKNOWN_CHARS_PER_TOKEN characters, so that a prompt of one 400,000-character
+    word is not estimated at a few tokens and let past the quota and the prompt limit."""
+
+    UNKNOWN_CHARS_PER_TOKEN: ClassVar[int] = 2
+    INLINE_CHARS: ClassVar[int] = 16_384
+    PIECE_CHARS: ClassVar[int] = 4096
 
     @cached_property
     def _tokenizer(self) -> Any:
@@ -444,20 +456,53 @@ class TokenEstimator:
         tokenizer.no_padding()
         return tokenizer
 
-    def prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
-        tokens = 0
-        for message in messages:
-            content = message.get("content")
-            text = content if isinstance(content, str) else str(content or "")
-            # One text at a time: a batch would run on the tokenizer's thread pool, which costs a
-            # short chat more CPU than it saves.
-            tokens += len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+    @cached_property
+    def _unknown(self) -> int:
+        return int(self._tokenizer.token_to_id("[UNK]"))
+
+    async def prompt_tokens(self, messages: list[dict[str, Any]], tooling: Iterable[Any] = ()) -> int:
+        """The messages' tokens, and those of what else the model reads of the request
+        (`tooling`: its tool and function definitions, its response format), as JSON. Texts of
+        over INLINE_CHARS in all are counted on a worker thread, in pieces of PIECE_CHARS (the
+        tokenizer takes a second a megabyte, and holds the interpreter but in a batch)."""
+        texts = [
+            content if isinstance(content, str) else str(content or "") for content in _contents(messages)
+        ]
+        texts += [json.dumps(part, ensure_ascii=False) for part in tooling if part is not None]
+        if sum(map(len, texts)) <= self.INLINE_CHARS:
+            tokens = sum(map(self._tokens, texts))
+        else:
+            tokens = await asyncio.to_thread(self._in_pieces, texts)
         # About 4 tokens of framing per message, as OpenAI counts chat messages.
         return tokens + 4 * len(messages) + 3
 
     def text_tokens(self, text: str) -> int:
         """Tokens of an answer's text (for an answer the upstream sent without usage)."""
-        return len(self._tokenizer.encode(text).ids) - 2 if text else 0
+        return self._tokens(text)
+
+    def _tokens(self, text: str) -> int:
+        # One text at a time: a batch would run on the tokenizer's thread pool, which costs a
+        # short chat more CPU than it saves.
+        return self._counted(self._tokenizer.encode(text, add_special_tokens=False)) if text else 0
+
+    def _in_pieces(self, texts: list[str]) -> int:
+        pieces = [
+            text[at : at + self.PIECE_CHARS] for text in texts for at in range(0, len(text), self.PIECE_CHARS)
+        ]
+        return sum(map(self._counted, self._tokenizer.encode_batch(pieces, add_special_tokens=False)))
+
+    def _counted(self, encoding: Any) -> int:
+        ids = encoding.ids
+        if self._unknown not in ids:
+            return len(ids)
+        return sum(
+            max(1, -(-(end - start) // self.UNKNOWN_CHARS_PER_TOKEN)) if id_ == self._unknown else 1
+            for id_, (start, end) in zip(ids, encoding.offsets, strict=True)
+        )
+
+
+def _contents(messages: list[dict[str, Any]]) -> Iterator[Any]:
+    return (message.get("content") for message in messages)
 
 
 class Quotas:

@@ -217,3 +217,40 @@ async def test_a_full_monthly_quota_refuses_a_miss_and_leaves_the_day_as_it_was(
         ).one()
         holds = (await session.execute(text("SELECT count(*) FROM quota_reservations"))).scalar_one()
     assert (reserved.held, reserved.rows, holds) == (0, 2, 0)
+
+
+async def test_a_token_quota_counts_what_the_tokenizer_cannot_split_and_the_tool_definitions(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    """A word of 400,000 characters is one unknown token to the shipped WordPiece tokenizer, and
+    about 100,000 to a provider's: it was let past a 2,000-token quota and booked at 100,014
+    prompt tokens. Tool definitions are prompt tokens too."""
+    tenant = await make_tenant("quota-words")
+    await set_quota(sessionmaker, tenant.tenant_id, "day", max_tokens=2000)
+    word = "".join(f"{i:x}" for i in range(80_000))[:400_000]
+    tools = [
+        {"type": "function", "function": {"name": f"tool_{i}", "description": "Looks a record up. " * 60}}
+        for i in range(20)
+    ]
+    for content, extra in [
+        (f"Summarise this identifier: {word}", {}),
+        ("Which tool fits?", {"tools": tools}),
+    ]:
+        response = await http.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], "max_tokens": 5}
+            | extra,
+        )
+        assert response.status_code == 429, response.text[:300]
+        assert response.json()["quota"] == {"period": "day", "limit": "tokens"}
+    # Within the quota, the same tools are served.
+    small = await http.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Which?"}], "max_tokens": 5}
+        | {"tools": tools[:2]},
+    )
+    assert small.status_code == 200, small.text[:300]
