@@ -218,7 +218,7 @@ async def run(settings: Any, url: str, postmaster: int, args: argparse.Namespace
         (
             e.tenant.id,
             loading.request_scope(e.pair.paraphrase).scope_hash,
-            (await embedder.embed([loading.request_scope(e.pair.paraphrase).normalised_prompt]))[0],
+            (await embedder.embed([loading.request_scope(e.pair.paraphrase).read_prompt]))[0],
         )
         for e in queries
     ]

@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 
-from app.cache.scope import normalise_prompt
+from app.cache.scope import normalise_prompt, read_text
 from app.cache.verifier.texts import STORED_CHARS_READ, read_candidates
 
 WORDS = [
@@ -71,7 +71,7 @@ def main() -> None:
                     (uuid.uuid4(), f"{text}\n\n{rng.choice(REQUESTS)} ({index})", 0.99)
                     for index in range(args.neighbours)
                 ]
-                query = normalise_prompt(f"{text}\n\nWhat should we do next?")
+                query = read_text(normalise_prompt(f"{text}\n\nWhat should we do next?"))
                 started = time.process_time()
                 read_candidates(query, neighbours, 5, max_chars=bound)
                 timings.append((time.process_time() - started) * 1000)

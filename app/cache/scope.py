@@ -54,6 +54,11 @@ SCOPE_PARAMETERS = (
 MAX_TOKENS_CLASSES = (64, 256, 1024, 4096, 16384)
 
 _WHITESPACE = re.compile(r"\s+")
+# Line breaks, as str.splitlines counts them, and the other whitespace (spaces, tabs: a line's
+# indentation). Possessive runs, each tried only where a run of whitespace starts: linear time.
+_BREAKS = "\n\r\v\f\x1c-\x1e\x85\u2028\u2029"
+_BREAK_RUN = re.compile(rf"(?<!\s)[^\S{_BREAKS}]*+(?:[{_BREAKS}]([^\S{_BREAKS}]*+))++")
+_SPACE_RUN = re.compile(r"(?<!\s)[^\S\n]++")
 # Unicode's Default_Ignorable_Code_Point set (DerivedCoreProperties.txt): characters that render
 # as nothing (zero-width space and joiners, soft hyphen, word joiner, BOM, bidi controls,
 # variation selectors, tags). Left in, "s\u200bell" reads as "sell" to a person but not to the
@@ -110,15 +115,37 @@ _SUPERSCRIPTS = re.compile(_SUPERSCRIPT + "+")
 def normalise_prompt(text: str) -> str:
     """The text a prompt is matched by: invisible characters removed (a flag's tag letters kept),
     compatibility forms folded (NFKC: full-width letters, ligatures; a superscript marked by a
-    caret), trimmed, runs of whitespace collapsed to one space. Case is kept: it can matter
-    (code, identifiers, acronyms), and the semantic tier handles the rest. Linear in the text's
-    length whatever it holds. The model always receives the client's own text."""
+    caret), trimmed, runs of whitespace collapsed to one space, but for a line's indentation,
+    which is kept with the line break before it (in code and YAML it is meaning). Case is kept:
+    it can matter (code, identifiers, acronyms), and the semantic tier handles the rest. Linear
+    in the text's length whatever it holds. The model always receives the client's own text."""
     if not text.isascii():  # every step but the spacing leaves ASCII as it is
         text = _IGNORABLE.sub("", _FLAG.sub(_visible_tags, text))
         text = _LONG_MARK_RUN.sub(lambda run: run.group() + _GRAPHEME_JOINER, text)
         text = unicodedata.normalize("NFKC", _SUPERSCRIPTS.sub(lambda run: "^" + run.group(), text))
         text = _IGNORABLE.sub("", text)
-    return _WHITESPACE.sub(" ", text).strip()
+    return _SPACE_RUN.sub(" ", _BREAK_RUN.sub(_indented_or_space, text)).strip()
+
+
+def read_text(normalised: str) -> str:
+    """What the models and the verifier's rules read of a normalised prompt: its words, every run
+    of whitespace one space (they read no layout; `indentation` is compared apart)."""
+    return _WHITESPACE.sub(" ", normalised)
+
+
+def indentation(normalised: str) -> tuple[str, ...]:
+    """The indentation of a normalised prompt's indented lines, in order."""
+    return tuple(_INDENT.findall(normalised))
+
+
+_INDENT = re.compile(r"\n([^\S\n]+)")
+
+
+def _indented_or_space(run: re.Match[str]) -> str:
+    """A run of whitespace with a line break in it: the last line break and the indentation after
+    it, when the next line is indented; else one space."""
+    indent = run.group(1)
+    return "\n" + indent if indent else " "
 
 
 def _visible_tags(flag: re.Match[str]) -> str:
@@ -155,7 +182,8 @@ def message_text(content: Any) -> tuple[str, list[Any]]:
 class Scope:
     model: str
     prompt: str  # the last user turn, as sent
-    normalised_prompt: str
+    normalised_prompt: str  # `normalise_prompt`: what the exact hash is of
+    read_prompt: str  # `read_text`: what the embedder and the verifier read
     scope_hash: bytes
     exact_hash: bytes
 
@@ -200,5 +228,10 @@ def scope_of(
     scope_hash = _digest(fingerprint)
     exact_hash = hashlib.sha256(scope_hash + normalised.encode()).digest()
     return Scope(
-        model=model, prompt=prompt, normalised_prompt=normalised, scope_hash=scope_hash, exact_hash=exact_hash
+        model=model,
+        prompt=prompt,
+        normalised_prompt=normalised,
+        read_prompt=read_text(normalised),
+        scope_hash=scope_hash,
+        exact_hash=exact_hash,
     )

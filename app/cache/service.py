@@ -23,7 +23,7 @@ from app.cache.embedders import Embedder, create_embedder
 from app.cache.exact_probe import probe_exact
 from app.cache.hits import HitCounter
 from app.cache.repository import NO_ALIASES, CacheRepository, NewEntry, StoredEntry
-from app.cache.scope import Scope
+from app.cache.scope import Scope, indentation
 from app.cache.semantic_probe import SemanticProbe
 from app.cache.verifier import (
     Candidate,
@@ -172,7 +172,7 @@ class CacheService:
             return LookupResult(entry=entry, tier="alias" if alias else "exact", similarity=entry.similarity)
 
         with metrics.time_embedding():
-            embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
+            embedding = (await self.embedder.embed([model_text(scope.read_prompt)]))[0]
         neighbours = await nearest_or_tied(
             lambda k: search.nearest(
                 tenant_id,
@@ -187,7 +187,7 @@ class CacheService:
                 stale_s=stale_s,
             ),
             self.settings.top_k,
-            scope.normalised_prompt,
+            scope.read_prompt,
         )
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
@@ -231,7 +231,7 @@ class CacheService:
             # Below every cosine floor: the floor alone decides, no stage reads a text, so the
             # decision is made here, on the prompts as they are; a worker thread would cost more.
             unread = [Candidate(entry_id=n.id, prompt=n.prompt, similarity=n.similarity) for n in neighbours]
-            return self.verifier.decide(model_text(scope.normalised_prompt), unread, policy)
+            return self.verifier.decide(model_text(scope.read_prompt), unread, policy)
         # Off the event loop: normalising and cutting long stored prompts is work too.
         return await asyncio.to_thread(self._decide, scope, policy, neighbours)
 
@@ -239,11 +239,14 @@ class CacheService:
         # Both sides of a pair are compared as normalised text (an entry keeps the prompt as sent),
         # as much of them as the models read, within a bound on the text read (`read_candidates`).
         candidates = read_candidates(
-            scope.normalised_prompt, ((n.id, n.prompt, n.similarity) for n in neighbours), self.settings.top_k
+            scope.read_prompt,
+            ((n.id, n.prompt, n.similarity) for n in neighbours),
+            self.settings.top_k,
+            layout=indentation(scope.normalised_prompt),
         )
         if not candidates:
             return None
-        return self.verifier.decide(model_text(scope.normalised_prompt), candidates, policy)
+        return self.verifier.decide(model_text(scope.read_prompt), candidates, policy)
 
     async def probe_semantic(
         self,
@@ -268,7 +271,7 @@ class CacheService:
         if probe is None:
             return None
         with metrics.time_embedding():
-            embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
+            embedding = (await self.embedder.embed([model_text(scope.read_prompt)]))[0]
         try:
             neighbours = await nearest_or_tied(
                 lambda k: probe.nearest(
@@ -282,7 +285,7 @@ class CacheService:
                     max_age_s=max_age_s,
                 ),
                 self.settings.top_k,
-                scope.normalised_prompt,
+                scope.read_prompt,
             )
         except Exception as exc:
             if not unavailable(exc, probe.function, "this lookup uses a transaction"):
@@ -368,7 +371,7 @@ class CacheService:
     ) -> uuid.UUID:
         if embedding is None:
             with metrics.time_embedding():
-                embedding = (await self.embedder.embed([model_text(scope.normalised_prompt)]))[0]
+                embedding = (await self.embedder.embed([model_text(scope.read_prompt)]))[0]
         entry = self.new_entry(
             tenant_id,
             namespace,

@@ -148,6 +148,22 @@ async def test_a_mark_changed_inside_a_long_prompt_is_not_taken_for_closing_punc
     assert result["hit"] is False
 
 
+async def test_code_indented_otherwise_is_never_served_for_it(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    # The models read words, not layout: these two read alike to them, and print different things.
+    t = await make_tenant()
+    ask = "What does this Python program print?\n\nfor i in range(3):\n    print(i)\n{}print('done')"
+    stored = await store(http, t.headers, ask.format(""), "0, 1, 2, then done.")
+    moved = await lookup(http, t.headers, ask.format("    "))
+    assert moved["hit"] is False
+    # Spacing that is not indentation matches as before, and the semantic tier reads the same
+    # layout (case aside, the same prompt) but never another.
+    same = await lookup(http, t.headers, ask.format("").replace("\n", " \r\n"))
+    assert (same["hit"], same["tier"], same["entry_id"]) == (True, "exact", stored)
+    lower = await lookup(http, t.headers, ask.format("").lower())
+    assert (lower["hit"], lower["tier"], lower["entry_id"]) == (True, "semantic", stored)
+    assert (await lookup(http, t.headers, ask.format("    ").lower()))["hit"] is False
+
+
 # Requests about a text with another wording each (one answer serves both), and other requests.
 REQUESTS = [
     ("Translate this into French.", None),

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.cache.scope import SCOPE_PARAMETERS, normalise_prompt, scope_of
+from app.cache.scope import SCOPE_PARAMETERS, indentation, normalise_prompt, read_text, scope_of
 from app.errors import Unprocessable
 
 # Prompts with something visible: one of invisible characters only is refused as empty.
@@ -30,10 +30,29 @@ def test_normalising_twice_changes_nothing(prompt: str) -> None:
     assert normalise_prompt(once) == once
 
 
-@given(text, st.sampled_from([" ", "  ", "\t", "\n", " \n\t "]))
+@given(text, st.sampled_from([" ", "  ", "\t", "\n", "\r\n", " \n\t \n", "\u2028"]))
 def test_whitespace_runs_and_ends_do_not_matter(prompt: str, gap: str) -> None:
     spaced = gap + gap.join(prompt.split()) + gap
     assert normalise_prompt(spaced) == normalise_prompt(" ".join(prompt.split()))
+
+
+@given(text, st.sampled_from(["\n    ", "\n\t", " \n\n  "]))
+def test_a_lines_indentation_matters_and_is_not_read_by_the_models(prompt: str, indent: str) -> None:
+    words = prompt.split()
+    flat, indented = " ".join(words), indent.join(words)
+    if len(words) > 1:
+        assert normalise_prompt(indented) != normalise_prompt(flat)
+    assert read_text(normalise_prompt(indented)) == normalise_prompt(flat)
+
+
+def test_code_indented_otherwise_is_another_prompt() -> None:
+    ask = "What does this program print?\n\nfor i in range(3):\n    print(i)\n{}print('done')"
+    after, inside = normalise_prompt(ask.format("")), normalise_prompt(ask.format("    "))
+    assert after != inside
+    assert indentation(after) == ("    ",)
+    assert indentation(inside) == ("    ", "    ")
+    # Trailing spaces, blank lines and line endings are not layout.
+    assert normalise_prompt(ask.format("").replace("\n", "  \r\n\r\n")) == after
 
 
 @given(text)

@@ -1,6 +1,6 @@
 """What the verifier reads of two prompts, and which candidates it reads first.
 
-Both sides of a pair are normalised text (`app.cache.scope.normalise_prompt`). A prompt longer
+Both sides of a pair are normalised text as the models read it (`app.cache.scope.read_text`). A prompt longer
 than the models read is cut before any stage sees it: two such prompts are both cut to where
 they differ (`compared_texts`). And when the embedder cannot tell candidates apart (it reads the
 first 256 tokens of a prompt, so ten requests after one long text embed alike), the models read
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Final
 
-from app.cache.scope import normalise_prompt
+from app.cache.scope import indentation, normalise_prompt, read_text
 from app.cache.verifier.base import Candidate, words
 
 # The embedder reads at most 256 tokens of a prompt; with whitespace collapsed (normalise_prompt)
@@ -92,13 +92,16 @@ def read_candidates(
     neighbours: Iterable[tuple[uuid.UUID, str, float]],
     top_k: int,
     *,
+    layout: tuple[str, ...] = (),
     max_chars: int = STORED_CHARS_READ,
 ) -> list[Candidate]:
-    """The candidates the verifier reads for the normalised prompt `query`, of the nearest
-    stored entries (id, prompt as stored, cosine): each stored prompt normalised and cut with
-    the query (`compared_texts`; a pair that cannot be read is left out), nearest in words first
-    among ties (`word_nearest_first`), at most top_k of them. The nearest entry is always read;
-    the others, nearest first, while the stored text read stays within `max_chars`."""
+    """The candidates the verifier reads for a new prompt (`query`, its `read_text`; `layout`, the
+    `indentation` of its lines), of the nearest stored entries (id, prompt as stored, cosine):
+    each stored prompt normalised and cut with the query (`compared_texts`; a pair that cannot be
+    read is left out), nearest in words first among ties (`word_nearest_first`), at most top_k
+    of them. A stored prompt whose lines are indented otherwise is left out: the models read no
+    layout, and in code or YAML it is meaning. The nearest entry is always read; the others,
+    nearest first, while the stored text read stays within `max_chars`."""
     model_query = model_text(query)
     candidates: list[Candidate] = []
     read = 0
@@ -106,7 +109,10 @@ def read_candidates(
         read += len(prompt)
         if read > max_chars and read > len(prompt):
             break
-        texts = compared_texts(query, normalise_prompt(prompt))
+        stored = normalise_prompt(prompt)
+        if indentation(stored) != layout:
+            continue
+        texts = compared_texts(query, read_text(stored))
         if texts is not None:
             own = None if texts.query == model_query else texts.query
             candidates.append(

@@ -231,7 +231,7 @@ async def run_server_side(
 
         scope = request_scope(entry.pair.paraphrase)
         started = time.perf_counter()
-        vector = (await cache.embedder.embed([scope.normalised_prompt]))[0]
+        vector = (await cache.embedder.embed([scope.read_prompt]))[0]
         result.embed_ms.append((time.perf_counter() - started) * 1000)
         async with transaction(sessionmaker, tenant_id=tenant_id) as session:
             started = time.perf_counter()
@@ -239,7 +239,7 @@ async def run_server_side(
             result.sql_ms.append((time.perf_counter() - started) * 1000)
         candidates = [Candidate(entry_id=n.id, prompt=n.prompt, similarity=n.similarity) for n in neighbours]
         started = time.perf_counter()
-        cache.verifier.decide(scope.normalised_prompt, candidates, policy)
+        cache.verifier.decide(scope.read_prompt, candidates, policy)
         result.verify_ms.append((time.perf_counter() - started) * 1000)
         progress(1)
     await fast.aclose()
@@ -251,7 +251,7 @@ async def run_server_side(
         paraphrases = RecallSet("paraphrases of stored prompts")
         queries = rng.sample(real, min(recall_queries, len(real)))
         vectors = await cache.embedder.embed(
-            [request_scope(e.pair.paraphrase).normalised_prompt for e in queries]
+            [request_scope(e.pair.paraphrase).read_prompt for e in queries]
         )
         for entry, vector in zip(queries, vectors, strict=True):
             scope_hash = request_scope(entry.pair.paraphrase).scope_hash
