@@ -94,11 +94,17 @@ class ServiceUnavailable(DejaError):
 
 
 class UpstreamError(DejaError):
-    """Every upstream model failed after retries and fallbacks."""
+    """Every upstream model failed after retries and fallbacks. `billed`: the (model, usage)
+    of each attempt a provider answered and counted tokens for, though its answer could not be
+    used (an empty one): the request is booked for them."""
 
     status_code = 502
     title = "Upstream model failed"
     slug = "upstream-failed"
+
+    def __init__(self, detail: str, *, billed: tuple[tuple[str, Any], ...] = (), **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.billed = billed
 
 
 class UpstreamTimeout(UpstreamError):

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Hashable, Mapping
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -55,7 +55,7 @@ from app.ledger.writer import BookingWriter
 from app.observability import metrics
 from app.observability.logging import bind_request, log_request
 from app.settings import RequestLimits
-from app.upstream.router import ModelRouter, RouterStream
+from app.upstream.router import Attempt, ModelRouter, RouterStream
 from app.upstream.usage import Usage
 
 log = logging.getLogger(__name__)
@@ -630,7 +630,12 @@ class CompletionPipeline:
                 self._settle(job, error=exc)
                 return stale
             answer = await self._finish(
-                job, result.completion, result.model, result.latency_ms, fallback_used=result.fallback_used
+                job,
+                result.completion,
+                result.model,
+                result.latency_ms,
+                fallback_used=result.fallback_used,
+                trail=result.trail,
             )
         except BaseException as exc:
             if isinstance(
@@ -713,16 +718,23 @@ class CompletionPipeline:
         upstream_latency_ms: float,
         *,
         fallback_used: bool = False,
+        trail: Sequence[Attempt] = (),
     ) -> ChatAnswer:
-        """Store the answer (unless told not to), settle the quota and book the request: one transaction."""
-        usage = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
-        cost = await self.books.cost(model_used, usage)
+        """Store the answer (unless told not to), settle the quota and book the request: one
+        transaction. The request is booked for the answer and for the answers of the attempts
+        before it that a provider counted tokens for but that could not be used (`trail`); the
+        entry costs what its answer did, which is what a hit on it saves."""
+        answer_usage = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
+        cost = await self.books.cost(model_used, answer_usage)
+        usage, booked_cost = await self._with_billed(
+            answer_usage, cost, [(a.model, a.billed) for a in trail if a.billed is not None]
+        )
         row = self._used_row(
             job,
             completion,
             model_used,
             usage,
-            cost,
+            booked_cost,
             200,
             upstream_latency_ms=upstream_latency_ms,
             metadata={"fallback": True} if fallback_used else {},
@@ -772,10 +784,10 @@ class CompletionPipeline:
             usage=usage,
             also=store if scope is not None or replica_key is not None else None,
             after=stored,
-            fast=self._miss_booking(job, row, usage, completion, scope, ttl_s, replica_key),
+            fast=self._miss_booking(job, row, usage, cost, completion, scope, ttl_s, replica_key),
         )
         job.caller.booked = True
-        metrics.add_cost(model_used, cost)
+        metrics.add_cost(model_used, booked_cost)
         if job.explored is not None and job.scope is not None:
             explored, caller = job.explored, job.caller
             question, model = job.scope.prompt, job.request.model
@@ -790,7 +802,7 @@ class CompletionPipeline:
             completion=completion,
             entry_id=entry_id,
             tokens_used=usage.total,
-            cost_usd=cost,
+            cost_usd=booked_cost,
             latency_ms=row.latency_ms,
             explored=job.explored is not None,
         )
@@ -800,6 +812,7 @@ class CompletionPipeline:
         job: _Job,
         row: LedgerRow,
         usage: Usage,
+        answer_cost: Decimal,
         completion: dict[str, Any],
         scope: Scope | None,
         ttl_s: int | None,
@@ -817,7 +830,7 @@ class CompletionPipeline:
                 completion,
                 ttl_s=ttl_s,
                 embedding=job.embedding,
-                cost_usd=row.cost_usd,
+                cost_usd=answer_cost,
                 entry_id=row.entry_id,
             )
             if scope is not None
@@ -880,7 +893,12 @@ class CompletionPipeline:
             completion = assembler.completion()
             if failure is None:
                 answer = await self._finish(
-                    job, completion, upstream.model, upstream.latency_ms, fallback_used=upstream.fallback_used
+                    job,
+                    completion,
+                    upstream.model,
+                    upstream.latency_ms,
+                    fallback_used=upstream.fallback_used,
+                    trail=upstream.trail,
                 )
                 self._settle(job, result=(completion, answer.entry_id, upstream.model))
                 ended = True
@@ -983,11 +1001,44 @@ class CompletionPipeline:
     ) -> None:
         status = exc.status_code if isinstance(exc, DejaError) else 500
         detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
+        # Answers a provider counted tokens for, though none could be used, are booked as spent.
+        billed: list[tuple[str, Any]] = list(getattr(exc, "billed", ()))
+        used, cost = await self._with_billed(Usage(), Decimal(0), billed)
+        spent: dict[str, Any] = {}
+        if used.total:
+            spent = {
+                "used_model": billed[-1][0],
+                "prompt_tokens": used.prompt_tokens,
+                "completion_tokens": used.completion_tokens,
+                "cost_usd": cost,
+            }
         row = _row(
-            caller, request.model, controls.namespace, "error", status, latency_ms, error=detail[:ERROR_CHARS]
+            caller,
+            request.model,
+            controls.namespace,
+            "error",
+            status,
+            latency_ms,
+            error=detail[:ERROR_CHARS],
+            **spent,
         )
-        await self.books.book(row, reservation=reservation)
+        await self.books.book(row, reservation=reservation, usage=used if used.total else None)
         caller.booked = True
+
+    async def _with_billed(
+        self, usage: Usage, cost: Decimal, billed: Sequence[tuple[str, Any]]
+    ) -> tuple[Usage, Decimal]:
+        """`usage` and `cost` with those of the answers a provider counted tokens for though they
+        could not be used (model, its `usage` object), each at its model's price."""
+        for model, reported in billed:
+            spent = Usage.of(reported)
+            usage = Usage(
+                prompt_tokens=usage.prompt_tokens + spent.prompt_tokens,
+                completion_tokens=usage.completion_tokens + spent.completion_tokens,
+                cached_tokens=usage.cached_tokens + spent.cached_tokens,
+            )
+            cost += await self.books.cost(model, spent)
+        return usage, cost
 
     async def _book_refusal(
         self, caller: Caller, model: str | None, status: int, latency_ms: float, exc: Exception

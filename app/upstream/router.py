@@ -45,6 +45,8 @@ class Attempt(msgspec.Struct, kw_only=True, frozen=True):
     outcome: Outcome
     latency_ms: float
     detail: str = ""
+    # The usage of an answer the provider counted tokens for but that could not be used.
+    billed: dict[str, Any] | None = None
 
 
 class RouterResult(msgspec.Struct, kw_only=True):
@@ -76,13 +78,20 @@ class _Failure(Exception):
     """One failed attempt, classified."""
 
     def __init__(
-        self, outcome: Outcome, detail: str, *, retryable: bool, retry_after_s: float | None = None
+        self,
+        outcome: Outcome,
+        detail: str,
+        *,
+        retryable: bool,
+        retry_after_s: float | None = None,
+        billed: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.outcome = outcome
         self.detail = detail
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        self.billed = billed
 
 
 @dataclass(slots=True)
@@ -362,7 +371,15 @@ class ModelRouter:
                 and failure.retry_after_s > self.config.retry.retry_after_max_s
             ):
                 failure.retryable = False  # told to come back later than we wait: try the fallback
-            self._record(upstream, model, trail, failure.outcome, self._clock() - started, failure.detail)
+            self._record(
+                upstream,
+                model,
+                trail,
+                failure.outcome,
+                self._clock() - started,
+                failure.detail,
+                failure.billed,
+            )
             if failure.outcome is Outcome.REJECTED:
                 raise UpstreamRejected(failure.detail, extra={"upstream": upstream.name}) from None
             raise failure from None
@@ -379,6 +396,7 @@ class ModelRouter:
         outcome: Outcome,
         latency_s: float,
         detail: str = "",
+        billed: dict[str, Any] | None = None,
     ) -> None:
         if outcome not in _SKIPS:
             if outcome in _HEALTHY:
@@ -393,6 +411,7 @@ class ModelRouter:
                 outcome=outcome,
                 latency_ms=latency_s * 1000,
                 detail=detail,
+                billed=billed,
             )
         )
         self.events.attempt(upstream.name, model, outcome, latency_s)
@@ -429,7 +448,13 @@ class ModelRouter:
         if not any(
             _message_has_answer(c.get("message")) for c in completion["choices"] if isinstance(c, dict)
         ):
-            raise _Failure(Outcome.EMPTY, "empty answer: no content and no tool calls", retryable=False)
+            usage = completion.get("usage")
+            raise _Failure(
+                Outcome.EMPTY,
+                "empty answer: no content and no tool calls",
+                retryable=False,
+                billed=usage if isinstance(usage, dict) else None,
+            )
         truncated = _truncate_completion(completion, self.config.max_answer_chars)
         return completion, truncated
 
@@ -721,6 +746,7 @@ def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | 
             for a in trail
         ]
     }
+    billed = tuple((a.model, a.billed) for a in trail if a.billed is not None)
     if last_failure is not None and last_failure.outcome is Outcome.TIMEOUT:
-        return UpstreamTimeout(message, extra=extra)
-    return UpstreamError(message, extra=extra)
+        return UpstreamTimeout(message, extra=extra, billed=billed)
+    return UpstreamError(message, extra=extra, billed=billed)

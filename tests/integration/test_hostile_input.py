@@ -33,6 +33,8 @@ METRICS_TOKEN = "scrape-me"
 MIDSTREAM = "gpt-4o-mini-midstream"
 LONG = "gpt-4o-mini-long"
 HANG = "gpt-4o-mini-hang"
+EMPTY = "gpt-4o-mini-empty"  # answers 200 with no content, and counts its prompt's tokens
+EMPTY_THEN_ANSWER = "gpt-4o-mini-empty-then-answer"  # that, then a fallback that answers
 DEADLINE_S = 4
 
 
@@ -46,7 +48,7 @@ class Served:
 def fake_model() -> Iterator[FakeLLMServer]:
     config = FakeLLMConfig(
         token_latency_ms=250,  # a long answer (20 pieces) outlasts the deadline
-        fail_models={MIDSTREAM: "midstream", LONG: "long", HANG: "timeout"},
+        fail_models={MIDSTREAM: "midstream", LONG: "long", HANG: "timeout", EMPTY: "empty"},
         long_answer_chars=20_000,
     )
     with FakeLLMServer(config) as server:
@@ -62,6 +64,8 @@ async def served(
     config.write_text(
         f'[[upstreams]]\nname = "fake"\nbase_url = "{fake_model.base_url}"\ntimeout_s = 10\nmax_retries = 0\n'
         f'[[routes]]\nmodel = "gpt-4o-mini"\nprimary = "fake"\n'
+        f'[[routes]]\nmodel = "{EMPTY_THEN_ANSWER}"\nprimary = "fake"\nprimary_model = "{EMPTY}"\n'
+        f'fallbacks = [{{ upstream = "fake", model = "gpt-4o-mini" }}]\n'
     )
     process, url = await start_deja_serve(
         {
@@ -720,3 +724,37 @@ async def test_a_long_stored_answer_streams_whole_in_a_bounded_number_of_events(
         if line.startswith("data: {")
     ]
     assert [piece for piece in pieces if piece] == ["Hello ", "there, ", "friend."]
+
+
+async def test_an_empty_answer_the_provider_counted_is_booked_for_its_tokens(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A provider bills the prompt of an answer it sent empty (a content filter's, say): the
+    request that got it is booked for those tokens, not at $0, whether it then failed or a
+    fallback answered."""
+    tenant: TenantKey = await make_tenant("empty-answers")
+
+    async def ask(model: str, content: str) -> httpx.Response:
+        body = {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 20}
+        return await client.post("/v1/chat/completions", headers=tenant.headers, json=body)
+
+    failed = await ask(EMPTY, "Describe the weather on Mars in detail.")
+    assert failed.status_code == 502
+    answered = await ask(EMPTY_THEN_ANSWER, "Describe the weather on Venus in detail.")
+    assert answered.status_code == 200
+    alone = await ask("gpt-4o-mini", "Describe the weather on Jupiter in detail.")
+    assert alone.status_code == 200
+    for _ in range(75):  # misses are booked just after their answers
+        rows = {row["request_id"]: row for row in await ledger_rows(sessionmaker, tenant.tenant_id)}
+        if len(rows) == 3:
+            break
+        await asyncio.sleep(0.2)
+    empty, both, one = (rows[response.headers["x-request-id"]] for response in (failed, answered, alone))
+    assert (empty["cache_status"], both["cache_status"], one["cache_status"]) == ("error", "miss", "miss")
+    assert empty["prompt_tokens"] > 0
+    assert empty["cost_usd"] > 0
+    # The fallback's answer, and the empty answer's prompt before it.
+    assert both["prompt_tokens"] > one["prompt_tokens"]
+    assert both["cost_usd"] > one["cost_usd"]
+    # The answer's usage is its own; the row holds both.
+    assert both["prompt_tokens"] > answered.json()["usage"]["prompt_tokens"]

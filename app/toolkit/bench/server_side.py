@@ -250,9 +250,7 @@ async def run_server_side(
     try:
         paraphrases = RecallSet("paraphrases of stored prompts")
         queries = rng.sample(real, min(recall_queries, len(real)))
-        vectors = await cache.embedder.embed(
-            [request_scope(e.pair.paraphrase).read_prompt for e in queries]
-        )
+        vectors = await cache.embedder.embed([request_scope(e.pair.paraphrase).read_prompt for e in queries])
         for entry, vector in zip(queries, vectors, strict=True):
             scope_hash = request_scope(entry.pair.paraphrase).scope_hash
             await _compare(sessionmaker, cache, capture, paraphrases, entry.tenant.id, scope_hash, "", vector)
