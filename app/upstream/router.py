@@ -476,8 +476,14 @@ class ModelRouter:
                 try:
                     chunk = await sdk_stream.__anext__()
                 except StopAsyncIteration:
+                    usage = next(
+                        (c["usage"] for c in reversed(buffered) if isinstance(c.get("usage"), dict)), None
+                    )
                     raise _Failure(
-                        Outcome.EMPTY, "empty answer: the stream ended without content", retryable=False
+                        Outcome.EMPTY,
+                        "empty answer: the stream ended without content",
+                        retryable=False,
+                        billed=usage,
                     ) from None
                 data = chunk.to_dict(mode="json")
                 buffered.append(data)

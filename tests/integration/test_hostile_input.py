@@ -734,25 +734,37 @@ async def test_an_empty_answer_the_provider_counted_is_booked_for_its_tokens(
     fallback answered."""
     tenant: TenantKey = await make_tenant("empty-answers")
 
-    async def ask(model: str, content: str) -> httpx.Response:
+    async def ask(model: str, content: str, *, stream: bool = False) -> httpx.Response:
         body = {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 20}
-        return await client.post("/v1/chat/completions", headers=tenant.headers, json=body)
+        return await client.post(
+            "/v1/chat/completions", headers=tenant.headers, json=body | {"stream": stream}
+        )
 
     failed = await ask(EMPTY, "Describe the weather on Mars in detail.")
     assert failed.status_code == 502
+    streamed = await ask(EMPTY, "Describe the weather on Mercury in detail.", stream=True)
+    assert streamed.status_code == 502
     answered = await ask(EMPTY_THEN_ANSWER, "Describe the weather on Venus in detail.")
     assert answered.status_code == 200
     alone = await ask("gpt-4o-mini", "Describe the weather on Jupiter in detail.")
     assert alone.status_code == 200
     for _ in range(75):  # misses are booked just after their answers
         rows = {row["request_id"]: row for row in await ledger_rows(sessionmaker, tenant.tenant_id)}
-        if len(rows) == 3:
+        if len(rows) == 4:
             break
         await asyncio.sleep(0.2)
-    empty, both, one = (rows[response.headers["x-request-id"]] for response in (failed, answered, alone))
-    assert (empty["cache_status"], both["cache_status"], one["cache_status"]) == ("error", "miss", "miss")
-    assert empty["prompt_tokens"] > 0
-    assert empty["cost_usd"] > 0
+    empty, empty_stream, both, one = (
+        rows[response.headers["x-request-id"]] for response in (failed, streamed, answered, alone)
+    )
+    assert [row["cache_status"] for row in (empty, empty_stream, both, one)] == [
+        "error",
+        "error",
+        "miss",
+        "miss",
+    ]
+    for row in (empty, empty_stream):
+        assert row["prompt_tokens"] > 0
+        assert row["cost_usd"] > 0
     # The fallback's answer, and the empty answer's prompt before it.
     assert both["prompt_tokens"] > one["prompt_tokens"]
     assert both["cost_usd"] > one["cost_usd"]
