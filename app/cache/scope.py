@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from confusable_homoglyphs.confusables import confusables_data
+
 from app.errors import Unprocessable
 
 # Bump when the fingerprint's definition changes: old entries then simply stop matching.
@@ -89,16 +91,16 @@ def _character_class(chars: list[str]) -> str:
     )
 
 
-def _marks_and_superscripts() -> tuple[str, str]:
-    """Character classes of the non-starters (combining marks, and characters whose compatibility
-    decomposition starts with one) and of the superscripts, in planes 0 to 2 and 14."""
+def _marks_and_superscripts() -> tuple[list[str], list[str]]:
+    """The non-starters (combining marks, and characters whose compatibility decomposition starts
+    with one) and the superscripts, in planes 0 to 2 and 14, in code point order."""
     combining, decomposition = unicodedata.combining, unicodedata.decomposition
     chars = [chr(code) for code in (*range(0x30000), *range(0xE0000, 0xE1000))]
     decomposed = [char for char in chars if decomposition(char)]
     starts_with_mark = {c for c in decomposed if combining(unicodedata.normalize("NFKD", c)[0])}
     return (
-        _character_class([char for char in chars if combining(char) or char in starts_with_mark]),
-        _character_class([char for char in decomposed if decomposition(char).startswith("<super>")]),
+        [char for char in chars if combining(char) or char in starts_with_mark],
+        [char for char in decomposed if decomposition(char).startswith("<super>")],
     )
 
 
@@ -106,24 +108,70 @@ _NON_STARTERS, _SUPERSCRIPT = _marks_and_superscripts()
 # Unicode sorts each run of combining marks by class, and CPython's NFKC does so in quadratic
 # time: 240 KB of alternating accents took 15 s of CPU. Unicode's stream-safe format (UAX #15)
 # bounds runs at 30 marks with a grapheme joiner after each 30, which NFKC does not reorder across.
-_LONG_MARK_RUN = re.compile(_NON_STARTERS + "{30}")
+_LONG_MARK_RUN = re.compile(_character_class(_NON_STARTERS) + "{30}")
+# The same within the Basic Multilingual Plane, for texts with no character past it (most): a
+# class the engine tests as a bitmap rather than range by range, ten times faster.
+_LONG_MARK_RUN_BMP = re.compile(_character_class([c for c in _NON_STARTERS if c <= "\uffff"]) + "{30}")
 # NFKC folds superscripts into plain characters: "2³" would read "23". A superscript is kept
 # apart by a caret ("2^3", as it is typed); subscripts fold ("H₂O" is "H2O").
-_SUPERSCRIPTS = re.compile(_SUPERSCRIPT + "+")
+_SUPERSCRIPTS = re.compile(_character_class(_SUPERSCRIPT) + "+")
+
+
+def _latin_lookalikes() -> dict[int, str]:
+    """Letters of other scripts that look like one Latin letter (Unicode's confusables, UTS #39:
+    Cyrillic "е" and Latin "e", Greek "ο" and "o" ...), as a str.translate table."""
+    table: dict[int, str] = {}
+    for char, homoglyphs in confusables_data.items():
+        if len(char) == 1 and not char.isascii():
+            latin = next(
+                (h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalpha()),
+                None,
+            )
+            # What NFKC folds (full-width, mathematical letters) never reaches the table.
+            if latin is not None and unicodedata.normalize("NFKC", char) == char:
+                table[ord(char)] = latin
+    return table
+
+
+_LOOKALIKES = _latin_lookalikes()
+# Words holding a letter outside ASCII, and words mixing one with a Latin letter; each tried once,
+# from its start (classes of ASCII and its complement: fast for the regular-expression engine).
+_NON_ASCII_WORD = re.compile(r"(?<!\w)\w*?[^\W\x00-\x7f]\w*+")
+_MIXED_WORD = re.compile(r"(?<!\w)\w*?(?:[A-Za-z][^\W\x00-\x7f]|[^\W\x00-\x7f][A-Za-z])\w*+")
+_LATIN_LETTER = re.compile("[A-Za-z]")
+
+
+def _fold_lookalikes(text: str) -> str:
+    """Words spelt in Latin look-alikes read as the Latin words they pass for ("pеr tеnant" with
+    Cyrillic "е" is "per tenant", which the verifier's rules then read): a word of two letters or
+    more all of whose letters are Latin or look like one, when it mixes in Latin letters, or when
+    the prompt is mostly ASCII. A word with a letter of its own script, a lone letter ("α + β")
+    and a prompt in another script keep theirs."""
+    mostly_ascii = 3 * len(text.encode("ascii", "ignore")) > 2 * len(text)
+
+    def fold(word: re.Match[str]) -> str:
+        spelt = word.group()
+        folded = spelt.translate(_LOOKALIKES)
+        if len(spelt) < 2 or not folded.isascii():
+            return spelt
+        return folded if mostly_ascii or _LATIN_LETTER.search(spelt) else spelt
+
+    return (_NON_ASCII_WORD if mostly_ascii else _MIXED_WORD).sub(fold, text)
 
 
 def normalise_prompt(text: str) -> str:
     """The text a prompt is matched by: invisible characters removed (a flag's tag letters kept),
     compatibility forms folded (NFKC: full-width letters, ligatures; a superscript marked by a
-    caret), trimmed, runs of whitespace collapsed to one space, but for a line's indentation,
+    caret), words spelt in Latin look-alikes folded to Latin, trimmed, runs of whitespace collapsed to one space, but for a line's indentation,
     which is kept with the line break before it (in code and YAML it is meaning). Case is kept:
     it can matter (code, identifiers, acronyms), and the semantic tier handles the rest. Linear
     in the text's length whatever it holds. The model always receives the client's own text."""
     if not text.isascii():  # every step but the spacing leaves ASCII as it is
         text = _IGNORABLE.sub("", _FLAG.sub(_visible_tags, text))
-        text = _LONG_MARK_RUN.sub(lambda run: run.group() + _GRAPHEME_JOINER, text)
+        long_runs = _LONG_MARK_RUN_BMP if max(text, default="") <= "\uffff" else _LONG_MARK_RUN
+        text = long_runs.sub(lambda run: run.group() + _GRAPHEME_JOINER, text)
         text = unicodedata.normalize("NFKC", _SUPERSCRIPTS.sub(lambda run: "^" + run.group(), text))
-        text = _IGNORABLE.sub("", text)
+        text = _fold_lookalikes(_IGNORABLE.sub("", text))
     return _SPACE_RUN.sub(" ", _BREAK_RUN.sub(_indented_or_space, text)).strip()
 
 

@@ -164,6 +164,19 @@ async def test_code_indented_otherwise_is_never_served_for_it(http: httpx.AsyncC
     assert (await lookup(http, t.headers, ask.format("    ").lower()))["hit"] is False
 
 
+async def test_a_look_alike_letter_from_another_script_does_not_hide_a_word(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    # With Cyrillic "е" in "pеr tеnant", the models read other tokens and the rules another
+    # word: the answer about limits per user was served.
+    t = await make_tenant()
+    stored = await store(http, t.headers, "Is the API rate limit per user?", "Yes, per user.")
+    spoofed = await lookup(http, t.headers, "Is the API rate limit p\u0435r t\u0435nant?")
+    assert spoofed["hit"] is False
+    same = await lookup(http, t.headers, "Is the API rate limit p\u0435r us\u0435r?")
+    assert (same["hit"], same["tier"], same["entry_id"]) == (True, "exact", stored)
+
+
 # Requests about a text with another wording each (one answer serves both), and other requests.
 REQUESTS = [
     ("Translate this into French.", None),

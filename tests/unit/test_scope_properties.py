@@ -155,3 +155,12 @@ def test_long_runs_of_combining_marks_cost_linear_time() -> None:
     assert folded.startswith("Explain this: ")
     assert len(folded) > 400_000
     assert normalise_prompt("cafe\u0301") == normalise_prompt("caf\u00e9")  # short runs compose as before
+
+
+def test_words_spelt_in_latin_look_alikes_read_as_latin() -> None:
+    # Cyrillic "е" for Latin "e": the same text to a reader, and to the rules that read it.
+    assert normalise_prompt("Is the limit p\u0435r t\u0435nant?") == "Is the limit per tenant?"
+    assert normalise_prompt("Should I s\u0435ll?") == normalise_prompt("Should I sell?")
+    # Other scripts' own words and lone symbols keep their letters.
+    for kept in ["Привет, как дела? Хор поёт.", "Translate 'Москва' into English.", "What is α + β?"]:
+        assert normalise_prompt(kept) == kept
