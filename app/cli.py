@@ -261,7 +261,7 @@ def quotas_list(tenant_id: Annotated[uuid.UUID, typer.Argument(help="The tenant'
     async def fetch(session: Any) -> list[Any]:
         await TenantService(session, _actor()).get(tenant_id)
         quotas = await LedgerAdminService(session, _actor()).quotas(tenant_id)
-        return [_builtins(q, QuotaOut) for q in quotas]
+        return [_builtins(QuotaOut.of(q)) for q in quotas]
 
     for row in _run_or_exit(lambda: _with_session(fetch)):
         _print_json(row)
@@ -293,7 +293,7 @@ def quotas_set(
     async def put(session: Any) -> Any:
         await TenantService(session, _actor()).get(tenant_id)
         quota = await LedgerAdminService(session, _actor()).put_quota(tenant_id, which, limits)
-        return _builtins(quota, QuotaOut)
+        return _builtins(QuotaOut.of(quota))
 
     _print_json(_run_or_exit(lambda: _with_session(put)))
 
@@ -328,7 +328,7 @@ def prices_list() -> None:
     from app.ledger.service import LedgerAdminService
 
     async def fetch(session: Any) -> list[Any]:
-        return [_builtins(p, PriceOut) for p in await LedgerAdminService(session, _actor()).prices()]
+        return [_builtins(PriceOut.of(p)) for p in await LedgerAdminService(session, _actor()).prices()]
 
     for row in _with_session(fetch):
         _print_json(row)
@@ -368,15 +368,16 @@ def prices_add(
         raise typer.BadParameter(str(exc)) from exc
 
     async def add(session: Any) -> Any:
-        return _builtins(await LedgerAdminService(session, _actor()).add_price(price), PriceOut)
+        return _builtins(PriceOut.of(await LedgerAdminService(session, _actor()).add_price(price)))
 
     _print_json(_run_or_exit(lambda: _with_session(add)))
 
 
-def _builtins(row: object, kind: type[Any]) -> Any:
+def _builtins(answer: object) -> Any:
+    """A response struct as JSON-ready values (money in it is already decimal text)."""
     import msgspec
 
-    return msgspec.to_builtins(msgspec.convert(row, kind, from_attributes=True))
+    return msgspec.to_builtins(answer)
 
 
 def _json_option(value: str | None, option: str) -> dict[str, Any] | None:

@@ -6,8 +6,9 @@ that makes it (docs/api-admin.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -17,19 +18,46 @@ from litestar.params import FromQuery, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditRepository
+from app.bounds import query_time
 from app.dependencies import ADMIN_DEPENDENCIES
 from app.errors import BadRequest
+from app.ledger.pricing import decimal_text
 from app.ledger.rollup import ROLLUP_REQUEST_BUDGET_S, roll_up_ledger
 from app.services import Services
+from app.tenants.models import TenantStatus
 from app.tenants.stats import TenantStats, tenant_stats
 
 AUDIT_LIMIT_MAX = 1000
 
 
+class TenantStatsOut(msgspec.Struct):
+    """`TenantStats` with its money as decimal text ("0.0003636500"), never in exponent form."""
+
+    tenant_id: uuid.UUID
+    tenant_name: str
+    status: TenantStatus
+    requests: int
+    hits: int
+    misses: int
+    bypasses: int
+    errors: int
+    hit_rate: float | None
+    cost_usd: str
+    avoided_cost_usd: str
+    cache_entries: int
+
+    @classmethod
+    def of(cls, stats: TenantStats) -> TenantStatsOut:
+        figures = {field.name: getattr(stats, field.name) for field in dataclasses.fields(stats)}
+        figures["cost_usd"] = decimal_text(stats.cost_usd)
+        figures["avoided_cost_usd"] = decimal_text(stats.avoided_cost_usd)
+        return cls(**figures)
+
+
 class StatsOut(msgspec.Struct):
     since: datetime | None
     until: datetime | None
-    tenants: list[TenantStats]
+    tenants: list[TenantStatsOut]
 
 
 class AuditOut(msgspec.Struct):
@@ -40,11 +68,6 @@ class AuditOut(msgspec.Struct):
     tenant_id: uuid.UUID | None
     filters: dict[str, Any]
     rows_affected: int | None
-
-
-def utc(at: datetime | None) -> datetime | None:
-    """Times without a zone are read as UTC."""
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 class AdminController(Controller):
@@ -60,13 +83,15 @@ class AdminController(Controller):
         since: FromQuery[datetime | None] = None,
         until: FromQuery[datetime | None] = None,
     ) -> StatsOut:
-        since, until = utc(since), utc(until)
+        # In UTC, within what Postgres and Python both hold (app.bounds): outside, a 400.
+        since, until = query_time(since, "since"), query_time(until, "until")
         if since is not None and until is not None and since >= until:
             raise BadRequest("'since' must be before 'until'.")
         await services.pipeline.writer.flush()  # this process's bookings, written after their responses
         # Whole hours are read from the hourly rollup: the closed ones into it first, briefly.
         await roll_up_ledger(services.sessionmaker, budget_s=ROLLUP_REQUEST_BUDGET_S, wait=False)
-        return StatsOut(since=since, until=until, tenants=await tenant_stats(session, since, until))
+        stats = await tenant_stats(session, since, until)
+        return StatsOut(since=since, until=until, tenants=[TenantStatsOut.of(s) for s in stats])
 
     @get("/audit", summary="The audit log, newest first")
     async def audit(

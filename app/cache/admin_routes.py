@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.bounds import query_time
 from app.cache.purge import CachePurge, PurgeFilter
 from app.dependencies import ADMIN_DEPENDENCIES, known_query
 from app.services import Services
@@ -24,11 +25,6 @@ MAX_AGE_S = 100 * 365 * 86400
 
 class PurgedOut(msgspec.Struct):
     deleted: int
-
-
-def utc(at: datetime | None) -> datetime | None:
-    """Times without a zone are read as UTC."""
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 class CacheAdminController(Controller):
@@ -54,7 +50,7 @@ class CacheAdminController(Controller):
         created_before: FromQuery[datetime | None] = None,
     ) -> PurgedOut:
         await TenantService(session, admin.actor).get(tenant_id)  # 404 for unknown and deleted
-        created_before = utc(created_before)
+        created_before = query_time(created_before, "created_before")  # UTC, bounded (app.bounds)
         # Age becomes one cutoff, fixed when the purge starts, however long its batches take.
         cutoffs = [c for c in (created_before,) if c is not None]
         if older_than is not None:

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from app.cache.verifier import VerifierPolicy
+from app.cache.verifier import RULES, VerifierPolicy
 from app.errors import Unprocessable
 
 _VERIFIER = VerifierPolicy()  # the measured defaults live with the verifier, once
@@ -80,4 +80,19 @@ def parse_policy(settings: dict[str, Any] | None) -> TenantCachePolicy:
         policy = msgspec.convert(settings or {}, TenantCachePolicy)
     except msgspec.ValidationError as exc:
         raise Unprocessable(f"Invalid tenant cache settings: {exc}") from exc
+    return policy
+
+
+def check_policy(settings: dict[str, Any] | None) -> TenantCachePolicy:
+    """Settings about to be stored (a tenant created or changed): what `parse_policy` checks, and
+    that every rule `disabled_rules` names exists, since a misspelt one would switch nothing off.
+    Settings already stored are read with `parse_policy` alone, so that no tenant stops serving."""
+    policy = parse_policy(settings)
+    unknown = sorted(set(policy.disabled_rules) - set(RULES))
+    if unknown:
+        raise Unprocessable(
+            f"Invalid tenant cache settings: disabled_rules names no rule {', '.join(map(repr, unknown))}; "
+            f"the rules are {', '.join(RULES)}.",
+            extra={"known_rules": list(RULES)},
+        )
     return policy

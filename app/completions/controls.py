@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.bounds import whole_number
 from app.cache.policy import MAX_SECONDS
 from app.errors import Unprocessable
 
@@ -26,9 +27,8 @@ class CacheControls:
 
 def _int(value: Any, name: str) -> int:
     """Seconds, from a header's text or a body's JSON integer."""
-    text = value.strip() if isinstance(value, str) else ""
-    if text.isascii() and text.isdigit() and len(text) <= 10:  # "²" is a digit to isdigit(), not to int()
-        value = int(text)
+    if isinstance(value, str):
+        value = whole_number(value, 0, MAX_SECONDS)  # ASCII digits only: "²" is a digit to isdigit()
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SECONDS:
         raise Unprocessable(f"{name} must be a whole number of seconds from 0 to {MAX_SECONDS}.")
     return int(value)

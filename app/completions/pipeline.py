@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.bounds import whole_number
 from app.cache.bound.service import ErrorBound, verifier_metadata
 from app.cache.policy import TenantCachePolicy
 from app.cache.repository import StoredEntry
@@ -132,10 +133,10 @@ def parse_request(body: dict[str, Any], *, max_messages: int) -> ChatRequest:
 
 def parse_priority(value: str) -> int:
     """`X-Priority`: 1..10, 10 most urgent (it wins over a body's `priority`)."""
-    text = value.strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= 3 and 1 <= int(text) <= 10):
+    priority = whole_number(value, 1, 10)
+    if priority is None:
         raise Unprocessable("X-Priority must be a whole number from 1 to 10.")
-    return int(text)
+    return priority
 
 
 def bypass_reason(request: ChatRequest, policy: TenantCachePolicy) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import msgspec
 from litestar import Controller, get, post, put
 from litestar import delete as delete_route
 from litestar.di import NamedDependency
@@ -35,7 +34,7 @@ class LedgerAdminController(Controller):
     ) -> list[QuotaOut]:
         await TenantService(session, admin.actor).get(tenant_id)
         quotas = await LedgerAdminService(session, admin.actor).quotas(tenant_id)
-        return [msgspec.convert(q, QuotaOut, from_attributes=True) for q in quotas]
+        return [QuotaOut.of(q) for q in quotas]
 
     @put(
         "/tenants/{tenant_id:uuid}/quotas/{period:str}",
@@ -52,7 +51,7 @@ class LedgerAdminController(Controller):
     ) -> QuotaOut:
         await TenantService(session, admin.actor).get(tenant_id)
         quota = await LedgerAdminService(session, admin.actor).put_quota(tenant_id, period, data)
-        return msgspec.convert(quota, QuotaOut, from_attributes=True)
+        return QuotaOut.of(quota)
 
     @delete_route(
         "/tenants/{tenant_id:uuid}/quotas/{period:str}",
@@ -75,7 +74,7 @@ class LedgerAdminController(Controller):
         self, admin: NamedDependency[Principal], session: NamedDependency[AsyncSession]
     ) -> list[PriceOut]:
         prices = await LedgerAdminService(session, admin.actor).prices()
-        return [msgspec.convert(p, PriceOut, from_attributes=True) for p in prices]
+        return [PriceOut.of(p) for p in prices]
 
     @post(
         "/prices",
@@ -92,4 +91,4 @@ class LedgerAdminController(Controller):
     ) -> PriceOut:
         row = await LedgerAdminService(session, admin.actor).add_price(data)
         services.prices.invalidate()
-        return msgspec.convert(row, PriceOut, from_attributes=True)
+        return PriceOut.of(row)

@@ -22,6 +22,13 @@ def money_text(amount: Decimal) -> str:
     return f"{amount.normalize():f}"
 
 
+def decimal_text(amount: Decimal) -> str:
+    """A NUMERIC as plain decimal text at its own scale ("2.5000000000", "0.0000000000", "0"), never
+    in exponent form: what the admin API answers for money and prices. `str()` would write
+    "0E-10" for a zero read from a NUMERIC(20, 10) column, "1.000E-7" for a tenth of a micro-dollar."""
+    return f"{amount:f}"
+
+
 def cost_of(price: ModelPrice | None, usage: Usage) -> Decimal:
     if price is None:
         return Decimal(0)

@@ -10,12 +10,20 @@ from typing import Annotated
 
 import msgspec
 
-Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+from app.bounds import MAX_BIGINT, utc_time
+from app.errors import Unprocessable
+from app.ledger.models import Price, Quota
+from app.ledger.pricing import decimal_text
 
-# Upper bounds of the NUMERIC columns, so that a typo is a 4xx and not a database error.
+Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_BIGINT)]
+
+# Upper bounds of the NUMERIC columns, so that a typo is a 4xx and not a database error, and the
+# decimal places they keep: an amount with more would be rounded by Postgres, a small one to 0.
 MAX_PRICE = Decimal("1000000")  # NUMERIC(12, 6)
+PRICE_PLACES = 6
 MAX_MONEY = Decimal("10000000000")  # NUMERIC(20, 10)
+MONEY_PLACES = 10
 
 
 class Period(StrEnum):
@@ -28,6 +36,18 @@ def check_money(name: str, value: Decimal | None, bound: Decimal) -> None:
         raise ValueError(f"{name} must be a number from 0 to below {bound}")
 
 
+def check_places(name: str, value: Decimal | None, places: int) -> None:
+    """An amount the column keeps exactly (trailing zeros aside), or a 422: never rounded silently."""
+    if value is None:
+        return
+    exponent = value.normalize().as_tuple().exponent  # a letter for NaN and infinities (check_money's)
+    if isinstance(exponent, int) and exponent < -places:
+        raise Unprocessable(
+            f"{name} has more than {places} decimal places ({decimal_text(value)}); "
+            f"the ledger keeps {places}, and would round it."
+        )
+
+
 class QuotaIn(msgspec.Struct, forbid_unknown_fields=True):
     """Limits for one period; null (or absent) means unlimited."""
 
@@ -38,13 +58,29 @@ class QuotaIn(msgspec.Struct, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         check_money("max_cost_usd", self.max_cost_usd, MAX_MONEY)
 
+    def check_places(self) -> None:
+        """422 for an amount the ledger would round (called by the service, for the API and the CLI)."""
+        check_places("max_cost_usd", self.max_cost_usd, MONEY_PLACES)
+
 
 class QuotaOut(msgspec.Struct):
+    """Money as decimal text at the column's scale ("2.5000000000"), never in exponent form."""
+
     tenant_id: uuid.UUID
     period: Period
     max_requests: int | None
     max_tokens: int | None
-    max_cost_usd: Decimal | None
+    max_cost_usd: str | None
+
+    @classmethod
+    def of(cls, quota: Quota) -> QuotaOut:
+        return cls(
+            tenant_id=quota.tenant_id,
+            period=Period(quota.period),
+            max_requests=quota.max_requests,
+            max_tokens=quota.max_tokens,
+            max_cost_usd=None if quota.max_cost_usd is None else decimal_text(quota.max_cost_usd),
+        )
 
 
 class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -59,14 +95,36 @@ class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
         check_money("input_per_mtok", self.input_per_mtok, MAX_PRICE)
         check_money("output_per_mtok", self.output_per_mtok, MAX_PRICE)
         check_money("cached_input_per_mtok", self.cached_input_per_mtok, MAX_PRICE)
-        if self.effective_from is not None and self.effective_from.tzinfo is None:
-            raise ValueError("effective_from needs a time zone (e.g. 2026-01-01T00:00:00Z)")
+        if self.effective_from is not None:
+            if self.effective_from.tzinfo is None:
+                raise ValueError("effective_from needs a time zone (e.g. 2026-01-01T00:00:00Z)")
+            self.effective_from = utc_time(self.effective_from, "effective_from")
+
+    def check_places(self) -> None:
+        """422 for a price the column would round (called by the service, for the API and the CLI)."""
+        check_places("input_per_mtok", self.input_per_mtok, PRICE_PLACES)
+        check_places("output_per_mtok", self.output_per_mtok, PRICE_PLACES)
+        check_places("cached_input_per_mtok", self.cached_input_per_mtok, PRICE_PLACES)
 
 
 class PriceOut(msgspec.Struct):
+    """Prices as decimal text at the column's scale ("0.150000"), never in exponent form."""
+
     id: uuid.UUID
     model: str
-    input_per_mtok: Decimal
-    output_per_mtok: Decimal
-    cached_input_per_mtok: Decimal | None
+    input_per_mtok: str
+    output_per_mtok: str
+    cached_input_per_mtok: str | None
     effective_from: datetime
+
+    @classmethod
+    def of(cls, price: Price) -> PriceOut:
+        cached = price.cached_input_per_mtok
+        return cls(
+            id=price.id,
+            model=price.model,
+            input_per_mtok=decimal_text(price.input_per_mtok),
+            output_per_mtok=decimal_text(price.output_per_mtok),
+            cached_input_per_mtok=None if cached is None else decimal_text(cached),
+            effective_from=price.effective_from,
+        )

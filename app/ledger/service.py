@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.audit import AuditRepository
 from app.errors import NotFound
 from app.ledger.models import Price, Quota
+from app.ledger.pricing import decimal_text
 from app.ledger.repository import LedgerRepository, ModelPrice
 from app.ledger.schemas import Period, PriceIn, PriceOut, QuotaIn
 
@@ -34,7 +35,9 @@ class LedgerAdminService:
         return await self.ledger.quotas(tenant_id)
 
     async def put_quota(self, tenant_id: uuid.UUID, period: Period, limits: QuotaIn) -> Quota:
-        """Set a period's limits, replacing any before (null: unlimited)."""
+        """Set a period's limits, replacing any before (null: unlimited); 422 for an amount the
+        ledger would round."""
+        limits.check_places()
         quota = await self.ledger.put_quota(
             tenant_id,
             period.value,
@@ -46,7 +49,13 @@ class LedgerAdminService:
             self.actor,
             "quota.put",
             tenant_id=tenant_id,
-            filters={"period": period.value, **msgspec.to_builtins(limits)},
+            filters={
+                "period": period.value,
+                "max_requests": limits.max_requests,
+                "max_tokens": limits.max_tokens,
+                # As sent, in plain text: str() of a Decimal may be in exponent form ("1E+1").
+                "max_cost_usd": None if limits.max_cost_usd is None else decimal_text(limits.max_cost_usd),
+            },
             rows_affected=1,
         )
         return quota
@@ -65,7 +74,9 @@ class LedgerAdminService:
         return await self.ledger.price_rows()
 
     async def add_price(self, price: PriceIn) -> Price:
-        """A new price for a model from `effective_from` (default: now); 409 if one starts then."""
+        """A new price for a model from `effective_from` (default: now); 409 if one starts then, 422
+        for a price the column would round."""
+        price.check_places()
         row = await self.ledger.add_price(
             ModelPrice(
                 model=price.model,
@@ -75,6 +86,6 @@ class LedgerAdminService:
                 effective_from=price.effective_from or datetime.now(UTC),
             )
         )
-        added = msgspec.convert(row, PriceOut, from_attributes=True)
+        added = PriceOut.of(row)
         await self.audit.record(self.actor, "price.add", filters=msgspec.to_builtins(added), rows_affected=1)
         return row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,22 @@ class KeyOwner:
     tenant_name: str | None
     tenant_status: TenantStatus | None
     tenant_settings: dict[str, Any] | None
+
+
+# What a deleted tenant is renamed to (`TenantRepository.tombstone`), and so what no tenant may be
+# named: `deleted-` and an id, in any case, whatever follows.
+_TOMBSTONE_NAME = re.compile(
+    r"deleted-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+
+
+def tombstone_name(tenant_id: uuid.UUID) -> str:
+    return f"deleted-{tenant_id}"
+
+
+def reserved_name(name: str) -> bool:
+    """A name of the form deleted tenants take (`deleted-<id>…`), which no tenant may choose."""
+    return _TOMBSTONE_NAME.match(name) is not None
 
 
 class TenantRepository:
@@ -74,10 +91,21 @@ class TenantRepository:
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def tombstone(self, tenant: Tenant) -> Tenant:
-        """Keep only the row, so anonymised ledger rows keep their owner; free the name."""
-        return await self.update(
-            tenant, status=TenantStatus.DELETED, name=f"deleted-{tenant.id}", settings={}
+        """Keep only the row, so anonymised ledger rows keep their owner; free the name.
+
+        The tombstone's name, `deleted-<id>`, is of the form no tenant may take (`reserved_name`),
+        so deleting never fails on a name. A tenant named so before that rule keeps its name, and
+        the tombstone takes `deleted-<id>-<n>`, the first one free."""
+        base = tombstone_name(tenant.id)
+        stmt = select(Tenant.name).where(
+            Tenant.name.startswith(base, autoescape=True), Tenant.id != tenant.id
         )
+        taken = set((await self.session.scalars(stmt)).all())
+        name, n = base, 0
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        return await self.update(tenant, status=TenantStatus.DELETED, name=name, settings={})
 
     async def delete(self, tenant: Tenant) -> None:
         await self.session.delete(tenant)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.audit import AuditRepository
-from app.cache.policy import parse_policy
+from app.cache.policy import check_policy
 from app.cache.purge import CachePurge, PurgeFilter
 from app.db.engine import transaction
 from app.errors import NotFound, Unprocessable
@@ -26,7 +26,7 @@ from app.ledger.repository import LedgerBatch, LedgerRepository
 from app.ledger.rollup import LedgerRollup
 from app.tenants.keys import NewKey
 from app.tenants.models import ApiKey, KeyRole, Tenant, TenantStatus
-from app.tenants.repository import KeyRepository, TenantRepository
+from app.tenants.repository import KeyRepository, TenantRepository, reserved_name
 from app.tenants.schemas import TenantPatch
 
 # Ledger rows a tenant deletion anonymises or deletes per transaction.
@@ -60,6 +60,20 @@ class TenantDeletion:
     ledger_rows_deleted: int
 
 
+def check_name(name: str) -> str:
+    """A tenant's name as given on create or rename, stripped; 422 when blank, too long or of the
+    form deleted tenants are renamed to (`deleted-<id>…`): deleting a tenant must never find its
+    tombstone's name taken."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise Unprocessable(f"A tenant name is 1 to {MAX_NAME} characters, not only spaces.")
+    if reserved_name(name):
+        raise Unprocessable(
+            f"Tenant names of the form 'deleted-<id>' are reserved for deleted tenants; {name!r} is one."
+        )
+    return name
+
+
 class TenantService:
     def __init__(self, session: AsyncSession, actor: str) -> None:
         self.session = session
@@ -72,10 +86,8 @@ class TenantService:
 
     async def create(self, name: str, settings: dict[str, Any] | None = None) -> CreatedTenant:
         """A tenant and its first key. Settings the cache could not use are refused (422)."""
-        name = name.strip()
-        if not name or len(name) > MAX_NAME:
-            raise Unprocessable(f"A tenant name is 1 to {MAX_NAME} characters, not only spaces.")
-        parse_policy(settings)
+        name = check_name(name)
+        check_policy(settings)
         tenant = await self.tenants.create(name, settings)
         key, new = await self.keys.issue(tenant.id, name=FIRST_KEY_NAME)
         await self.audit.record(
@@ -101,8 +113,10 @@ class TenantService:
         """Rename, suspend or resume, or replace the settings (checked as on create)."""
         tenant = await self.get(tenant_id)
         changes = patch.changes()
+        if "name" in changes:
+            changes["name"] = check_name(changes["name"])
         if "settings" in changes:
-            parse_policy(changes["settings"])
+            check_policy(changes["settings"])
         tenant = await self.tenants.update(tenant, **changes)
         await self.audit.record(
             self.actor, "tenant.update", tenant_id=tenant_id, filters=changes, rows_affected=1

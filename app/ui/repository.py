@@ -9,6 +9,7 @@ page cannot read another tenant's rows even where a filter were missing.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,9 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
+    Text,
     TextClause,
+    cast,
     func,
     literal_column,
     null,
@@ -34,7 +37,23 @@ from app.tenants.models import ApiKey, Tenant
 
 Bucket = Literal["hour", "day"]
 PAGE_SIZE = 50
-PROMPT_PREVIEW_CHARS = 300
+# What a page reads of a stored text (prompt, answer, the prompt a wrong hit was reported with):
+# a list or the review page an excerpt, an entry's own page more; never the whole of it, whatever
+# was stored (a 1 MB answer, a 200 KB reported prompt). Postgres cuts it (`left`), so neither the
+# connection nor this process nor the HTML ever carries more (docs/dashboard.md).
+EXCERPT_CHARS = 300
+DETAIL_CHARS = 20_000
+ELLIPSIS = "…"
+
+# The answer as the pages show it: the text of every choice's message, in order. Stored
+# completions are JSON from clients too: choices that are not a list, or a choice without a
+# message, show nothing rather than fail.
+ANSWER: ColumnElement[str] = literal_column(
+    """(SELECT coalesce(string_agg(coalesce(choice #>> '{message,content}', ''), '' ORDER BY position), '')
+          FROM jsonb_array_elements(CASE jsonb_typeof(cache_entries.response -> 'choices')
+                                    WHEN 'array' THEN cache_entries.response -> 'choices' ELSE '[]'::jsonb END)
+               WITH ORDINALITY AS choices(choice, position))"""
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +105,10 @@ class EntryRow:
     flagged: bool
     feedback_correct: int
     feedback_wrong: int
+    # Texts are excerpts (`EXCERPT_CHARS` or `DETAIL_CHARS`), ending in ELLIPSIS where cut.
     wrong_hit_prompt: str | None = None
-    response: dict[str, Any] | None = None
+    answer: str | None = None  # on the review and entry pages
+    completion: str | None = None  # the stored completion's JSON, on the entry's page
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +150,21 @@ class RequestRow:
 PROMPT_WORDS = text(
     "to_tsvector('simple'::regconfig, cache_entries.prompt) @@ websearch_to_tsquery('simple'::regconfig, :words)"
 )
+
+
+def excerpt(text: str | None, chars: int) -> str | None:
+    """A text read `chars` + 1 characters long (`_entry_select`) as at most `chars` of it, with an
+    ellipsis where it went on."""
+    if text is None or len(text) <= chars:
+        return text
+    return text[:chars] + ELLIPSIS
+
+
+def completion_text(text: str | None, chars: int) -> str | None:
+    """A stored completion's JSON as read: indented when it came whole, cut as it is otherwise."""
+    if text is None or len(text) > chars:
+        return excerpt(text, chars)
+    return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
 
 
 class DashboardRepository:
@@ -204,7 +240,7 @@ class DashboardRepository:
         ]
 
     async def entries(self, search: EntrySearch, *, limit: int = PAGE_SIZE) -> list[EntryRow]:
-        """Newest first, prompts cut to a preview."""
+        """Newest first, texts cut to an excerpt; the answers too for flagged entries (the review)."""
         # The page's ids first (down an index on created_at), then their rows and tenants.
         page = (
             select(CacheEntry.id)
@@ -213,18 +249,19 @@ class DashboardRepository:
             .limit(limit)
         )
         stmt = (
-            self._entry_select(
-                func.left(CacheEntry.prompt, PROMPT_PREVIEW_CHARS), with_response=search.flagged_only
-            )
+            self._entry_select(EXCERPT_CHARS, with_answer=search.flagged_only)
             .where(CacheEntry.id.in_(page.scalar_subquery()))
             .order_by(CacheEntry.created_at.desc())
         )
-        return [self._entry(row) for row in (await self.session.execute(stmt)).all()]
+        return [self._entry(row, EXCERPT_CHARS) for row in (await self.session.execute(stmt)).all()]
 
     async def entry(self, entry_id: uuid.UUID) -> EntryRow | None:
-        stmt = self._entry_select(CacheEntry.prompt, with_response=True).where(CacheEntry.id == entry_id)
+        """One entry for its page: its texts and stored completion up to `DETAIL_CHARS` each."""
+        stmt = self._entry_select(DETAIL_CHARS, with_answer=True, with_completion=True).where(
+            CacheEntry.id == entry_id
+        )
         row = (await self.session.execute(stmt)).first()
-        return self._entry(row) if row is not None else None
+        return self._entry(row, DETAIL_CHARS) if row is not None else None
 
     async def hits_of(self, entry_id: uuid.UUID, *, limit: int = 10) -> list[RequestRow]:
         """The latest requests this entry answered."""
@@ -292,14 +329,20 @@ class DashboardRepository:
         return conditions
 
     @staticmethod
-    def _entry_select(prompt: Any, *, with_response: bool) -> Any:
+    def _entry_select(chars: int, *, with_answer: bool, with_completion: bool = False) -> Any:
+        """An entry's columns with its texts cut by Postgres to `chars` and one more character
+        (which tells `_entry` that the text goes on)."""
+
+        def head(text: Any) -> Any:
+            return func.left(text, chars + 1)
+
         return select(
             CacheEntry.id,
             CacheEntry.tenant_id,
             Tenant.name.label("tenant_name"),
             CacheEntry.namespace,
             CacheEntry.model,
-            prompt.label("prompt"),
+            head(CacheEntry.prompt).label("prompt"),
             CacheEntry.created_at,
             CacheEntry.expires_at,
             CacheEntry.hit_count,
@@ -307,19 +350,20 @@ class DashboardRepository:
             CacheEntry.flagged,
             CacheEntry.feedback_correct,
             CacheEntry.feedback_wrong,
-            CacheEntry.wrong_hit_prompt,
-            (CacheEntry.response if with_response else null()).label("response"),
+            head(CacheEntry.wrong_hit_prompt).label("wrong_hit_prompt"),
+            (head(ANSWER) if with_answer else null()).label("answer"),
+            (head(cast(CacheEntry.response, Text)) if with_completion else null()).label("completion"),
         ).join(Tenant, Tenant.id == CacheEntry.tenant_id)
 
     @staticmethod
-    def _entry(row: Any) -> EntryRow:
+    def _entry(row: Any, chars: int) -> EntryRow:
         return EntryRow(
             id=row.id,
             tenant_id=row.tenant_id,
             tenant_name=row.tenant_name,
             namespace=row.namespace,
             model=row.model,
-            prompt=row.prompt,
+            prompt=excerpt(row.prompt, chars) or "",
             created_at=row.created_at,
             expires_at=row.expires_at,
             hit_count=row.hit_count,
@@ -327,8 +371,9 @@ class DashboardRepository:
             flagged=row.flagged,
             feedback_correct=row.feedback_correct,
             feedback_wrong=row.feedback_wrong,
-            wrong_hit_prompt=row.wrong_hit_prompt,
-            response=row.response,
+            wrong_hit_prompt=excerpt(row.wrong_hit_prompt, chars),
+            answer=excerpt(row.answer, chars),
+            completion=completion_text(row.completion, chars),
         )
 
     @staticmethod

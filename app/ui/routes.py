@@ -19,10 +19,12 @@ import msgspec
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
@@ -31,9 +33,11 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar.template.config import TemplateConfig
+from litestar.types import Guard
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditRepository
+from app.bounds import MAX_BIGINT, query_time, whole_number
 from app.cache.policy import TenantCachePolicy, parse_policy
 from app.cache.purge import CachePurge, PurgeFilter, count_matching
 from app.cache.repository import CacheRepository
@@ -49,7 +53,7 @@ from app.tenants.service import TenantService
 from app.tenants.stats import tenant_stats
 from app.ui import quality
 from app.ui.charts import Series, bar_chart
-from app.ui.repository import Activity, Bucket, DashboardRepository, EntrySearch
+from app.ui.repository import DETAIL_CHARS, Activity, Bucket, DashboardRepository, EntrySearch
 from app.ui.session import (
     COOKIE_PATH,
     CSRF_COOKIE_NAME,
@@ -127,14 +131,41 @@ def days(value: str | None) -> int | None:
     """An age filter in days from a form field: blank means none; anything else must be a count."""
     if value is None or not value.strip():
         return None
-    if not value.strip().isdigit() or int(value) > MAX_AGE_DAYS:
+    count = whole_number(value, 0, MAX_AGE_DAYS)  # "²" is a digit to str.isdigit(), not to int()
+    if count is None:
         raise BadRequest(f"'older_than_days' must be a whole number of days from 0 to {MAX_AGE_DAYS}.")
-    return int(value)
+    return count
 
 
 def require_admin(viewer: Principal) -> None:
     if viewer.role != "admin":
         raise Forbidden("This page needs the admin token or an admin key.")
+
+
+# `opt` of the admin-only pages and actions: `admin_pages` refuses every other viewer a 403 before
+# their parameters are read, so that a tenant's session gets the 403 whatever it sends.
+ADMIN_ONLY = {"admin_only": True}
+
+
+async def viewer_of(connection: ASGIConnection[Any, Any, Any, Any], signer: SessionSigner) -> Principal:
+    """The signed-in viewer, resolved once per request (by `admin_pages` or by the page)."""
+    state = connection.scope.setdefault("state", {})
+    viewer: Principal | None = state.get("ui_viewer")
+    if viewer is None:
+        viewer = await signed_in(connection, connection.app.state.services, signer)
+        state["ui_viewer"] = viewer
+    return viewer
+
+
+def admin_pages(signer: SessionSigner) -> Guard:
+    """A guard on every page: those marked `ADMIN_ONLY` are a 403 for a tenant's session (the
+    sign-in page for no session), before Litestar reads and checks their parameters."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        if handler.opt.get("admin_only"):
+            require_admin(await viewer_of(connection, signer))
+
+    return guard
 
 
 def age_cutoff(older_than_days: int | None) -> datetime | None:
@@ -154,13 +185,9 @@ async def provide_db(
 
 
 async def provide_viewer(
-    request: Request[Any, Any, Any],
-    services: NamedDependency[Services],
-    ui_signer: NamedDependency[SessionSigner],
+    request: Request[Any, Any, Any], ui_signer: NamedDependency[SessionSigner]
 ) -> Principal:
-    viewer = await signed_in(request, services, ui_signer)
-    request.scope.setdefault("state", {})["ui_viewer"] = viewer
-    return viewer
+    return await viewer_of(request, ui_signer)
 
 
 async def live_tenant(db: AsyncSession, viewer: Principal, tenant_id: uuid.UUID) -> Tenant:
@@ -311,7 +338,7 @@ class DashboardController(Controller):
 
     # Tenants (admin)
 
-    @get("/tenants", include_in_schema=False)
+    @get("/tenants", include_in_schema=False, opt=ADMIN_ONLY)
     async def tenants(
         self,
         request: Request[Any, Any, Any],
@@ -332,7 +359,7 @@ class DashboardController(Controller):
         ]
         return page(request, "tenants.html", active="tenants", rows=rows)
 
-    @get("/tenants/{tenant_id:uuid}", include_in_schema=False)
+    @get("/tenants/{tenant_id:uuid}", include_in_schema=False, opt=ADMIN_ONLY)
     async def tenant(
         self,
         request: Request[Any, Any, Any],
@@ -343,7 +370,7 @@ class DashboardController(Controller):
         require_admin(viewer)
         return await self._tenant_page(request, db, viewer, tenant_id, issued=None)
 
-    @post("/tenants/{tenant_id:uuid}/keys", include_in_schema=False, status_code=200)
+    @post("/tenants/{tenant_id:uuid}/keys", include_in_schema=False, status_code=200, opt=ADMIN_ONLY)
     async def issue_key(
         self,
         request: Request[Any, Any, Any],
@@ -360,7 +387,9 @@ class DashboardController(Controller):
         )
         return await self._tenant_page(request, db, viewer, tenant_id, issued=issued.new.key)
 
-    @post("/keys/{key_id:uuid}/revoke", include_in_schema=False, status_code=HTTP_303_SEE_OTHER)
+    @post(
+        "/keys/{key_id:uuid}/revoke", include_in_schema=False, status_code=HTTP_303_SEE_OTHER, opt=ADMIN_ONLY
+    )
     async def revoke_key(
         self,
         key_id: FromPath[uuid.UUID],
@@ -452,7 +481,12 @@ class DashboardController(Controller):
         if entry is None:  # another tenant's entry is invisible here: 404, as in the API
             raise NotFound(f"No cache entry {entry_id}.")
         return page(
-            request, "entry.html", active="entries", entry=entry, hits=await dashboard.hits_of(entry_id)
+            request,
+            "entry.html",
+            active="entries",
+            entry=entry,
+            hits=await dashboard.hits_of(entry_id),
+            detail_chars=DETAIL_CHARS,
         )
 
     @post("/entries/{entry_id:uuid}/delete", include_in_schema=False, status_code=HTTP_303_SEE_OTHER)
@@ -478,18 +512,20 @@ class DashboardController(Controller):
 
     # Purge (admin): count first, then confirm
 
-    @get("/purge", include_in_schema=False)
+    @get("/purge", include_in_schema=False, opt=ADMIN_ONLY)
     async def purge_preview(
         self,
         request: Request[Any, Any, Any],
         viewer: NamedDependency[Principal],
         db: NamedDependency[AsyncSession],
-        tenant: FromQuery[uuid.UUID],
+        tenant: FromQuery[uuid.UUID | None] = None,
         model: Annotated[str | None, QueryParameter(max_length=200)] = None,
         namespace: Annotated[str | None, QueryParameter(max_length=200)] = None,
         older_than_days: Annotated[str | None, QueryParameter(max_length=10)] = None,
     ) -> Template:
         require_admin(viewer)
+        if tenant is None:
+            raise BadRequest("Choose the tenant whose entries to purge ('tenant').")
         target = await live_tenant(db, viewer, tenant)
         age = days(older_than_days)
         # The age becomes one cutoff now, so the purge removes what was counted (and no newer entry).
@@ -510,7 +546,7 @@ class DashboardController(Controller):
             deleted=None,
         )
 
-    @post("/purge", include_in_schema=False, status_code=200)
+    @post("/purge", include_in_schema=False, status_code=200, opt=ADMIN_ONLY)
     async def purge(
         self,
         request: Request[Any, Any, Any],
@@ -521,11 +557,7 @@ class DashboardController(Controller):
     ) -> Template:
         require_admin(viewer)
         target = await live_tenant(db, viewer, data.tenant)
-        created_before = (
-            data.created_before.replace(tzinfo=data.created_before.tzinfo or UTC)
-            if data.created_before
-            else None
-        )
+        created_before = query_time(data.created_before, "created_before")  # UTC, bounded (app.bounds)
         where = PurgeFilter(
             model=clean_text(data.model, "model"),
             namespace=clean_text(data.namespace, "namespace"),
@@ -604,7 +636,7 @@ class DashboardController(Controller):
         db: NamedDependency[AsyncSession],
         tenant: FromQuery[uuid.UUID | None] = None,
         status: FromQuery[str | None] = None,
-        before: Annotated[int | None, QueryParameter(ge=1)] = None,
+        before: Annotated[int | None, QueryParameter(ge=1, le=MAX_BIGINT)] = None,  # a ledger id
     ) -> Template:
         scope = tenant_scope(viewer, tenant)
         status = status or None
@@ -697,6 +729,7 @@ def create_ui_router(settings: Settings) -> Router:
         ],
         dependencies={"ui_signer": Provide(lambda: signer, sync_to_thread=False)},
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],
+        guards=[admin_pages(signer)],
         exception_handlers={LoginRequired: error_page, DejaError: error_page, HTTPException: error_page},
         response_headers=SECURITY_HEADERS,
         include_in_schema=False,

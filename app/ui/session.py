@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -155,9 +155,11 @@ async def resolve(
     )
 
 
-async def signed_in(request: Request[Any, Any, Any], services: Services, signer: SessionSigner) -> Principal:
+async def signed_in(
+    connection: ASGIConnection[Any, Any, Any, Any], services: Services, signer: SessionSigner
+) -> Principal:
     """The signed-in principal of a dashboard page; LoginRequired sends the browser to sign in."""
-    payload = signer.read(request.cookies.get(COOKIE_NAME))
+    payload = signer.read(connection.cookies.get(COOKIE_NAME))
     principal = await resolve(signer, services.sessionmaker, payload) if payload else None
     if principal is None:
         raise LoginRequired

@@ -488,6 +488,12 @@ async def test_bad_input_is_a_4xx_page(page: Page) -> None:
         ("/ui/entries?q=%00", 400),
         ("/ui/requests?status=maybe", 400),
         ("/ui/requests?before=zero", 400),
+        ("/ui/entries?older_than_days=%C2%B2", 400),  # "²": a digit to str.isdigit(), not to int()
+        ("/ui/entries?older_than_days=%EF%BC%91", 400),  # a full-width "1"
+        ("/ui/entries?older_than_days=36501", 400),
+        ("/ui/requests?before=9223372036854775808", 400),  # past BIGINT, the ledger's ids
+        ("/ui/requests?before=99999999999999999999", 400),
+        ("/ui/requests?before=9223372036854775807", 200),
         (f"/ui/entries/{uuid.uuid4()}", 404),
         ("/ui/entries/not-a-uuid", 404),
         (f"/ui/tenants/{uuid.uuid4()}", 404),
@@ -497,3 +503,126 @@ async def test_bad_input_is_a_4xx_page(page: Page) -> None:
         response = await page.goto(path)
         assert response is not None
         assert response.status == status, (path, response.status)
+
+
+async def test_a_purge_form_with_a_time_out_of_range_is_a_4xx_page(
+    page: Page,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    tenant = await make_tenant("ui-purge-edge")
+    await sign_in(page, ADMIN_TOKEN)
+    await page.goto(f"/ui/entries?tenant={tenant.tenant_id}")
+    token = await page.locator("input[name=_csrf_token]").first.get_attribute("value")
+    for created_before, status in [
+        ("0001-01-01T00:00:00+14:00", 400),
+        ("9999-12-31T23:59:59-14:00", 400),
+        ("2026-01-01T00:00:00Z", 200),
+    ]:
+        answered = await page.evaluate(
+            """async ([tenant, at, token]) => (await fetch("/ui/purge", {method: "POST",
+                headers: {"content-type": "application/x-www-form-urlencoded"},
+                body: new URLSearchParams({_csrf_token: token, tenant, created_before: at})})).status""",
+            [str(tenant.tenant_id), created_before, token],
+        )
+        assert answered == status, (created_before, answered)
+
+
+async def test_a_tenant_session_gets_403_on_admin_pages_whatever_it_sends(
+    page: Page,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    tenant = await make_tenant("ui-not-admin")
+    await sign_in(page, tenant.api_key)
+    for path, status in [
+        ("/ui/purge", 403),
+        ("/ui/purge?tenant=not-a-uuid", 403),
+        (f"/ui/purge?tenant={tenant.tenant_id}&older_than_days=%C2%B2&model={'m' * 300}", 403),
+        ("/ui/tenants", 403),
+        # Its own pages check what it sends as an admin's do.
+        ("/ui/entries?older_than_days=%C2%B2", 400),
+        ("/ui/requests?before=99999999999999999999", 400),
+    ]:
+        response = await page.goto(path)
+        assert response is not None
+        assert response.status == status, (path, response.status)
+    token = await page.locator("input[name=_csrf_token]").first.get_attribute("value")
+    for form in ({}, {"tenant": "not-a-uuid"}, {"tenant": str(tenant.tenant_id)}):
+        answered = await page.evaluate(
+            """async ([form, token]) => (await fetch("/ui/purge", {method: "POST",
+                headers: {"content-type": "application/x-www-form-urlencoded"},
+                body: new URLSearchParams({_csrf_token: token, ...form})})).status""",
+            [form, token],
+        )
+        assert answered == 403, (form, answered)
+
+
+LARGE_ANSWER = "Answer begins here. " + "x" * 1_000_000
+LARGE_REPORTED = "Reported prompt begins here. " + "r" * 200_000
+LARGE_PROMPT = "Stored prompt begins here " + "lorem ipsum dolor " * 12_000
+
+
+async def test_pages_read_an_excerpt_of_large_texts_never_the_whole(
+    page: Page,
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Entries with a 1 MB answer, a 200 KB reported prompt and a 200 KB prompt, flagged: every
+    page stays a few kilobytes per entry (Postgres cuts the texts), showing the start of each."""
+    tenant = await make_tenant("ui-large")
+    entries = [await store(http, tenant, f"Question {i} to grow", f"answer {i}") for i in range(5)]
+    async with transaction(sessionmaker, system=True) as session:
+        await session.execute(
+            text(
+                """
+                UPDATE cache_entries
+                   SET prompt = :prompt, wrong_hit_prompt = :reported, flagged = true, feedback_wrong = 1,
+                       response = jsonb_build_object('choices', jsonb_build_array(
+                           jsonb_build_object('message', jsonb_build_object('content', CAST(:answer AS text)))))
+                 WHERE tenant_id = :t
+                """
+            ),
+            {
+                "t": tenant.tenant_id,
+                "prompt": LARGE_PROMPT,
+                "reported": LARGE_REPORTED,
+                "answer": LARGE_ANSWER,
+            },
+        )
+    stored = 5 * (len(LARGE_ANSWER) + len(LARGE_REPORTED) + len(LARGE_PROMPT))
+    assert stored > 7_000_000
+
+    for token in (ADMIN_TOKEN, tenant.api_key):
+        await sign_in(page, token)
+        scope = f"?tenant={tenant.tenant_id}" if token == ADMIN_TOKEN else ""
+        for path, most in [
+            (f"/ui/wrong-hits{scope}", 60_000),
+            (f"/ui/entries{scope}", 60_000),
+            (f"/ui/entries/{entries[0]}", 90_000),
+        ]:
+            response = await page.request.get(path)
+            assert response.status == 200, path
+            assert len(await response.body()) < most, (path, len(await response.body()))
+        await page.click("text=Sign out")
+
+    await sign_in(page, tenant.api_key)
+    await page.goto("/ui/wrong-hits")
+    review = page.locator(f'article[data-entry="{entries[0]}"]')
+    for field, start in (
+        ("answer", "Answer begins here. x"),
+        ("hit-prompt", "Reported prompt begins"),
+        ("prompt", "Stored prompt"),
+    ):
+        shown = await review.get_by_test_id(field).inner_text()
+        assert shown.startswith(start), field
+        assert shown.endswith("…"), field
+        assert len(shown) == 301, field
+    await page.goto(f"/ui/entries/{entries[0]}")
+    answer = await page.get_by_test_id("answer").inner_text()
+    assert answer.startswith("Answer begins here. x")
+    assert answer.endswith("…")
+    assert len(answer) == 20_001
+    completion = await page.get_by_test_id("completion").text_content()
+    assert completion is not None
+    assert completion.startswith('{"choices": [{"message": {"content": "Answer begins')
+    assert len(completion) == 20_001

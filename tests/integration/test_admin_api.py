@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.asgi import create_app
 from app.cache.purge import PurgeFilter, purge_batch
+from app.cache.verifier import RULES
 from app.db.engine import transaction
 from app.ledger.repository import LedgerRepository, LedgerRow
 from app.ledger.rollup import ROLLUP_LOCK, LedgerRollup, Step, roll_up_ledger
@@ -1153,3 +1154,221 @@ async def test_tenant_settings_are_bounded_like_requests(
     assert (
         await http.post("/v1/cache/lookup", headers=tenant.headers, json={"model": MODEL, "prompt": "hi"})
     ).status_code == 200
+
+
+# Times whose UTC falls outside what Python's datetime holds, or on the instants the driver reads as
+# -infinity and infinity.
+OUT_OF_RANGE_TIMES = [
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59.999999-14:00",
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999Z",
+]
+
+
+@pytest.mark.parametrize("at", OUT_OF_RANGE_TIMES)
+async def test_times_past_the_edges_of_the_range_are_a_4xx_that_says_the_range(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    at: str,
+) -> None:
+    tenant = await make_tenant("time-edges")
+    await store(http, tenant.headers, "kept whatever the cutoff says")
+    price = {
+        "model": unique("edge-model"),
+        "input_per_mtok": "1",
+        "output_per_mtok": "1",
+        "effective_from": at,
+    }
+    for method, path, params, body in [
+        ("GET", "/admin/stats", {"since": at}, None),
+        ("GET", "/admin/stats", {"until": at}, None),
+        ("DELETE", f"/admin/tenants/{tenant.tenant_id}/cache", {"created_before": at}, None),
+        ("POST", "/admin/prices", None, price),
+    ]:
+        response = await http.request(method, path, params=params, json=body, headers=ADMIN_HEADERS)
+        assert response.status_code == 400, (path, at, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "0001-01-01T00:00:01Z to 9999-12-31T23:59:59Z" in response.text, response.text
+    assert await hits(http, tenant.headers, "kept whatever the cutoff says")  # nothing was purged
+    assert not [
+        p
+        for p in (await http.get("/admin/prices", headers=ADMIN_HEADERS)).json()
+        if p["model"] == price["model"]
+    ]
+
+
+async def test_times_just_inside_the_range_are_taken_in_utc(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    tenant = await make_tenant("time-inside")
+    await store(http, tenant.headers, "an entry made now")
+    for since, until in [("0001-01-01T14:00:01+14:00", None), (None, "9999-12-31T09:59:59-14:00")]:
+        params = {k: v for k, v in {"since": since, "until": until}.items() if v is not None}
+        response = await http.get("/admin/stats", params=params, headers=ADMIN_HEADERS)
+        assert response.status_code == 200, (params, response.text)
+    # The latest time there is: every entry was made before it.
+    purged = await http.delete(
+        f"/admin/tenants/{tenant.tenant_id}/cache",
+        params={"created_before": "9999-12-31T23:59:59Z"},
+        headers=ADMIN_HEADERS,
+    )
+    assert purged.json() == {"deleted": 1}
+    model = unique("edge-model")
+    added = await http.post(
+        "/admin/prices",
+        json={
+            "model": model,
+            "input_per_mtok": "1",
+            "output_per_mtok": "1",
+            "effective_from": "9999-12-31T23:59:59+14:00",
+        },
+        headers=ADMIN_HEADERS,
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["effective_from"] == "9999-12-31T09:59:59Z"
+
+
+async def test_a_tenant_can_always_be_deleted_whatever_the_others_are_named(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    squatter, victim = await make_tenant("squatter"), await make_tenant("victim")
+    reserved = f"deleted-{victim.tenant_id}"
+    for name in (reserved, reserved.upper(), f"  {reserved}-2 "):
+        renamed = await http.patch(
+            f"/admin/tenants/{squatter.tenant_id}", json={"name": name}, headers=ADMIN_HEADERS
+        )
+        assert renamed.status_code == 422, (name, renamed.text)
+        assert "reserved for deleted tenants" in renamed.json()["detail"]
+        created = await http.post("/admin/tenants", json={"name": name}, headers=ADMIN_HEADERS)
+        assert created.status_code == 422, (name, created.text)
+    # Names that only look alike are a tenant's to choose.
+    fine = await http.patch(
+        f"/admin/tenants/{squatter.tenant_id}", json={"name": unique("deleted-items")}, headers=ADMIN_HEADERS
+    )
+    assert fine.status_code == 200, fine.text
+
+    # A tenant named so before names of that form were refused: the deletion still goes through.
+    async with transaction(sessionmaker, system=True) as session:
+        await session.execute(
+            text("UPDATE tenants SET name = :name WHERE id = :id"),
+            {"name": reserved, "id": squatter.tenant_id},
+        )
+    deleted = await http.delete(f"/admin/tenants/{victim.tenant_id}", headers=ADMIN_HEADERS)
+    assert deleted.status_code == 200, deleted.text
+    again = await http.delete(
+        f"/admin/tenants/{victim.tenant_id}", headers=ADMIN_HEADERS
+    )  # finishing is fine too
+    assert again.status_code == 200, again.text
+    tenants = {
+        t["id"]: t
+        for t in (await http.get("/admin/tenants?include_deleted=true", headers=ADMIN_HEADERS)).json()
+    }
+    assert tenants[str(victim.tenant_id)]["name"] == f"{reserved}-1"
+    assert tenants[str(victim.tenant_id)]["status"] == "deleted"
+    assert tenants[str(squatter.tenant_id)]["name"] == reserved
+    erased = await http.delete(
+        f"/admin/tenants/{squatter.tenant_id}?include_ledger=true", headers=ADMIN_HEADERS
+    )
+    assert erased.status_code == 200, erased.text
+
+
+async def test_money_is_kept_exactly_and_never_in_exponent_form(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    t = await make_tenant("money")
+    quota = f"/admin/tenants/{t.tenant_id}/quotas/day"
+    for amount in ("0.00000000001", "1.00000000001", 1e-11):
+        refused = await http.put(quota, json={"max_cost_usd": amount}, headers=ADMIN_HEADERS)
+        assert refused.status_code == 422, (amount, refused.text)
+        assert "more than 10 decimal places" in refused.json()["detail"]
+    for amount, shown in [
+        ("0", "0.0000000000"),
+        ("0.0000000001", "0.0000000001"),
+        ("1e-7", "0.0000001000"),
+        ("1E+1", "10.0000000000"),
+        ("2.50000000000000", "2.5000000000"),  # trailing zeros are no places
+    ]:
+        put = await http.put(quota, json={"max_cost_usd": amount}, headers=ADMIN_HEADERS)
+        assert put.status_code == 200, (amount, put.text)
+        assert put.json()["max_cost_usd"] == shown
+        assert (await http.get(f"/admin/tenants/{t.tenant_id}/quotas", headers=ADMIN_HEADERS)).json()[0][
+            "max_cost_usd"
+        ] == shown
+    put_entries = [a for a in await audit_of(http, t.tenant_id) if a["action"] == "quota.put"]
+    assert [a["filters"]["max_cost_usd"] for a in put_entries][:2] == ["2.50000000000000", "10"]
+
+    model = unique("money-model")
+    for price in ("0.0000001", "1.0000001"):
+        refused = await http.post(
+            "/admin/prices",
+            json={"model": model, "input_per_mtok": price, "output_per_mtok": "1"},
+            headers=ADMIN_HEADERS,
+        )
+        assert refused.status_code == 422, (price, refused.text)
+    added = await http.post(
+        "/admin/prices",
+        json={"model": model, "input_per_mtok": "0", "output_per_mtok": "1e-6", "cached_input_per_mtok": 0},
+        headers=ADMIN_HEADERS,
+    )
+    assert added.status_code == 201, added.text
+    expected = {
+        "input_per_mtok": "0.000000",
+        "output_per_mtok": "0.000001",
+        "cached_input_per_mtok": "0.000000",
+    }
+    assert {k: added.json()[k] for k in expected} == expected
+    listed = next(
+        p for p in (await http.get("/admin/prices", headers=ADMIN_HEADERS)).json() if p["model"] == model
+    )
+    assert {k: listed[k] for k in expected} == expected
+
+    # A tenth of a micro-dollar spent, nothing avoided: what str() writes "1.000E-7" and "0E-10".
+    async with transaction(sessionmaker, system=True) as session:
+        await session.execute(
+            text(
+                "INSERT INTO ledger (tenant_id, request_id, requested_model, cache_status, prompt_tokens, "
+                "completion_tokens, cost_usd, avoided_cost_usd, latency_ms, http_status, priority, created_at) "
+                "VALUES (:t, :r, 'gpt-4o-mini', 'miss', 1, 1, 0.0000001, 0, 5, 200, 1, timestamptz '2026-11-01 10:15')"
+            ),
+            {"t": t.tenant_id, "r": unique("tiny")},
+        )
+    for params in (
+        {"since": "2026-11-01T10:00:00Z", "until": "2026-11-01T11:00:00Z"},
+        {"since": "2026-11-01T10:10:00Z"},
+    ):
+        stats = await http.get("/admin/stats", params=params, headers=ADMIN_HEADERS)
+        mine = next(s for s in stats.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
+        assert (mine["cost_usd"], mine["avoided_cost_usd"]) == ("0.0000001000", "0.0000000000"), params
+
+
+async def test_disabled_rules_must_name_rules_that_exist(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    tenant = await make_tenant("rules")
+    for settings in ({"disabled_rules": ["nope"]}, {"disabled_rules": ["order", "Number"]}):
+        patched = await http.patch(
+            f"/admin/tenants/{tenant.tenant_id}", json={"settings": settings}, headers=ADMIN_HEADERS
+        )
+        assert patched.status_code == 422, (settings, patched.text)
+        body = patched.json()
+        assert body["known_rules"] == list(RULES)
+        assert "direction, number, time, negation, antonym, entity, order" in body["detail"]
+        created = await http.post(
+            "/admin/tenants", json={"name": unique("rules"), "settings": settings}, headers=ADMIN_HEADERS
+        )
+        assert created.status_code == 422, (settings, created.text)
+    fine = await http.patch(
+        f"/admin/tenants/{tenant.tenant_id}",
+        json={"settings": {"disabled_rules": ["order", "entity"]}},
+        headers=ADMIN_HEADERS,
+    )
+    assert fine.status_code == 200, fine.text
+    assert fine.json()["settings"] == {"disabled_rules": ["order", "entity"]}
