@@ -59,8 +59,12 @@ _WHITESPACE = re.compile(r"\s+")
 # Line breaks, as str.splitlines counts them, and the other whitespace (spaces, tabs: a line's
 # indentation). Possessive runs, each tried only where a run of whitespace starts: linear time.
 _BREAKS = "\n\r\v\f\x1c-\x1e\x85\u2028\u2029"
+_BREAK_CHARS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 _BREAK_RUN = re.compile(rf"(?<!\s)[^\S{_BREAKS}]*+(?:[{_BREAKS}]([^\S{_BREAKS}]*+))++")
-_SPACE_RUN = re.compile(r"(?<!\s)[^\S\n]++")
+# A run without a line break that is not one space already: two or more, or a tab (or another
+# such space) alone.
+_SPACE_RUN = re.compile(r"(?<!\s)(?:[^\S\n]{2,}+|[^\S\n ])")
+_INDENTED_BREAK = re.compile(r"\n[^\S\n]++")
 # Unicode's Default_Ignorable_Code_Point set (DerivedCoreProperties.txt): characters that render
 # as nothing (zero-width space and joiners, soft hyphen, word joiner, BOM, bidi controls,
 # variation selectors, tags). Left in, "s\u200bell" reads as "sell" to a person but not to the
@@ -172,13 +176,16 @@ def normalise_prompt(text: str) -> str:
         text = long_runs.sub(lambda run: run.group() + _GRAPHEME_JOINER, text)
         text = unicodedata.normalize("NFKC", _SUPERSCRIPTS.sub(lambda run: "^" + run.group(), text))
         text = _fold_lookalikes(_IGNORABLE.sub("", text))
-    return _SPACE_RUN.sub(" ", _BREAK_RUN.sub(_indented_or_space, text)).strip()
+    if any(char in text for char in _BREAK_CHARS):  # a scan a character, skipped for one line
+        text = _BREAK_RUN.sub(_indented_or_space, text)
+    return _SPACE_RUN.sub(" ", text).strip()
 
 
 def read_text(normalised: str) -> str:
     """What the models and the verifier's rules read of a normalised prompt: its words, every run
-    of whitespace one space (they read no layout; `indentation` is compared apart)."""
-    return _WHITESPACE.sub(" ", normalised)
+    of whitespace one space (they read no layout; `indentation` is compared apart). A normalised
+    prompt's only runs that are not one space already are its indented line breaks."""
+    return _INDENTED_BREAK.sub(" ", normalised)
 
 
 def indentation(normalised: str) -> tuple[str, ...]:
