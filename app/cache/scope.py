@@ -121,46 +121,54 @@ _LONG_MARK_RUN_BMP = re.compile(_character_class([c for c in _NON_STARTERS if c 
 _SUPERSCRIPTS = re.compile(_character_class(_SUPERSCRIPT) + "+")
 
 
+# Scripts whose letters are drawn like Latin ones (UTS #39's confusables): a word mixing them
+# with Latin letters is how a look-alike spelling hides a word.
+_LOOKALIKE_SCRIPTS = ("CYRILLIC ", "GREEK ", "ARMENIAN ")
+
+
 def _latin_lookalikes() -> dict[int, str]:
-    """Letters of other scripts that look like one Latin letter (Unicode's confusables, UTS #39:
-    Cyrillic "е" and Latin "e", Greek "ο" and "o" ...), as a str.translate table."""
+    """Letters of the Cyrillic, Greek and Armenian scripts that look like one Latin letter
+    (Unicode's confusables data, UTS #39: Cyrillic "е" and Latin "e"), as a str.translate table.
+    Not digits, symbols or letters of the Latin script itself (Turkish "ı" is a letter of its own)."""
     table: dict[int, str] = {}
     for char, homoglyphs in confusables_data.items():
-        if len(char) == 1 and not char.isascii():
-            latin = next(
-                (h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalpha()),
-                None,
-            )
-            # What NFKC folds (full-width, mathematical letters) never reaches the table.
-            if latin is not None and unicodedata.normalize("NFKC", char) == char:
-                table[ord(char)] = latin
+        if (
+            len(char) != 1
+            or not char.isalpha()
+            or not unicodedata.name(char, "").startswith(_LOOKALIKE_SCRIPTS)
+        ):
+            continue
+        latin = next(
+            (h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalpha()), None
+        )
+        # What NFKC folds never reaches the table.
+        if latin is not None and unicodedata.normalize("NFKC", char) == char:
+            table[ord(char)] = latin
     return table
 
 
 _LOOKALIKES = _latin_lookalikes()
-# Words holding a letter outside ASCII, and words mixing one with a Latin letter; each tried once,
-# from its start (classes of ASCII and its complement: fast for the regular-expression engine).
-_NON_ASCII_WORD = re.compile(r"(?<!\w)\w*?[^\W\x00-\x7f]\w*+")
+# A word mixing a Latin letter with a letter outside ASCII, tried once, from its start (classes
+# of ASCII and its complement: fast for the regular-expression engine).
 _MIXED_WORD = re.compile(r"(?<!\w)\w*?(?:[A-Za-z][^\W\x00-\x7f]|[^\W\x00-\x7f][A-Za-z])\w*+")
-_LATIN_LETTER = re.compile("[A-Za-z]")
+_LATIN_LETTERS = re.compile("[A-Za-z]")
 
 
 def _fold_lookalikes(text: str) -> str:
-    """Words spelt in Latin look-alikes read as the Latin words they pass for ("pеr tеnant" with
-    Cyrillic "е" is "per tenant", which the verifier's rules then read): a word of two letters or
-    more all of whose letters are Latin or look like one, when it mixes in Latin letters, or when
-    the prompt is mostly ASCII. A word with a letter of its own script, a lone letter ("α + β")
-    and a prompt in another script keep theirs."""
-    mostly_ascii = 3 * len(text.encode("ascii", "ignore")) > 2 * len(text)
+    """A word spelt in Latin letters and look-alikes of them reads as the Latin word it passes for
+    ("pеr tеnant" with Cyrillic "е" is "per tenant", which the verifier's rules then read): a
+    word with two Latin letters or more, every other letter of which looks like a Latin one.
+    Words of one script ("сор", "Москва"), a symbol beside one letter ("σx") and words with a
+    letter of another kind keep their letters; the word alone decides."""
 
     def fold(word: re.Match[str]) -> str:
         spelt = word.group()
         folded = spelt.translate(_LOOKALIKES)
-        if len(spelt) < 2 or not folded.isascii():
+        if folded == spelt or not folded.isascii() or len(_LATIN_LETTERS.findall(spelt)) < 2:
             return spelt
-        return folded if mostly_ascii or _LATIN_LETTER.search(spelt) else spelt
+        return folded
 
-    return (_NON_ASCII_WORD if mostly_ascii else _MIXED_WORD).sub(fold, text)
+    return _MIXED_WORD.sub(fold, text)
 
 
 def normalise_prompt(text: str) -> str:

@@ -164,3 +164,8 @@ def test_words_spelt_in_latin_look_alikes_read_as_latin() -> None:
     # Other scripts' own words and lone symbols keep their letters.
     for kept in ["Привет, как дела? Хор поёт.", "Translate 'Москва' into English.", "What is α + β?"]:
         assert normalise_prompt(kept) == kept
+    # Whole words of one script, letters of the Latin script and a symbol beside one letter are
+    # never taken for the Latin words they look like: "сор" is litter, "ı" is Turkish, σx a sigma.
+    for own, latin in [("What does 'сор' mean?", "What does 'cop' mean?"), ("Kıl nedir?", "Kil nedir?")]:
+        assert normalise_prompt(own) != normalise_prompt(latin)
+    assert normalise_prompt("Compute σx and ρ0") == "Compute σx and ρ0"
