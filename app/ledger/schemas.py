@@ -40,11 +40,17 @@ def check_places(name: str, value: Decimal | None, places: int) -> None:
     """An amount the column keeps exactly (trailing zeros aside), or a 422: never rounded silently."""
     if value is None:
         return
-    exponent = value.normalize().as_tuple().exponent  # a letter for NaN and infinities (check_money's)
-    if isinstance(exponent, int) and exponent < -places:
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # NaN and infinities: check_money's
+        return
+    # Read from the digits themselves, with no decimal context (whose normalize() turns 1E-50000000
+    # into 0): trailing zeros do not count, and no amount is written out with a million zeros.
+    significant = "".join(map(str, digits)).rstrip("0")
+    places_used = -(exponent + len(digits) - len(significant)) if significant else -exponent
+    # A zero may carry zeros past the ledger's places, but not an exponent no column can hold.
+    if places_used > places and (significant or places_used > places + 40):
         raise Unprocessable(
-            f"{name} has more than {places} decimal places ({decimal_text(value)}); "
-            f"the ledger keeps {places}, and would round it."
+            f"{name} has more than {places} decimal places; the ledger keeps {places}, and would round it."
         )
 
 

@@ -1284,7 +1284,8 @@ async def test_money_is_kept_exactly_and_never_in_exponent_form(
 ) -> None:
     t = await make_tenant("money")
     quota = f"/admin/tenants/{t.tenant_id}/quotas/day"
-    for amount in ("0.00000000001", "1.00000000001", 1e-11):
+    # Tiny exponents too, which a decimal context would round to 0 and no column can hold.
+    for amount in ("0.00000000001", "1.00000000001", 1e-11, "1E-50000000", "1.5E-1000030", "0E-20000"):
         refused = await http.put(quota, json={"max_cost_usd": amount}, headers=ADMIN_HEADERS)
         assert refused.status_code == 422, (amount, refused.text)
         assert "more than 10 decimal places" in refused.json()["detail"]
