@@ -927,9 +927,13 @@ class CompletionPipeline:
         http_status: int,
         error: DejaError,
     ) -> None:
-        """Book a stream that ended early at what it delivered (never free), and settle its quota."""
-        usage = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
-        cost = await self.books.cost(upstream.model, usage)
+        """Book a stream that ended early at what it delivered (never free), and the answers before
+        it a provider counted tokens for but that could not be used; settle its quota."""
+        delivered = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
+        billed = [(a.model, a.billed) for a in upstream.trail if a.billed is not None]
+        usage, cost = await self._with_billed(
+            delivered, await self.books.cost(upstream.model, delivered), billed
+        )
         row = self._used_row(
             job,
             completion,
