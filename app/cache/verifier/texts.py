@@ -34,9 +34,10 @@ LONG_PROMPT_CHARS: Final = 1024
 TIE: Final = 0.01
 # The tie is broken on the first this many words of each differing part: a request, not a text.
 WORDS_COMPARED: Final = 64
-# Characters of stored prompts one lookup normalises and compares, past its nearest entry (which
-# is always read): as much text as one request body carries by default. Normalising costs about
-# 0.1 ms a thousand characters, so twenty tied entries of a megabyte each would cost two seconds.
+# Characters of stored prompts one lookup normalises and compares, its nearest entry's included
+# (which is always read, however long): as much text as one request body carries by default.
+# Normalising costs about 0.15 ms a thousand characters of prose, so twenty tied entries of a
+# megabyte each would cost about three seconds.
 STORED_CHARS_READ: Final = 1_048_576
 
 
