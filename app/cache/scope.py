@@ -174,10 +174,11 @@ def _fold_lookalikes(text: str) -> str:
 def normalise_prompt(text: str) -> str:
     """The text a prompt is matched by: invisible characters removed (a flag's tag letters kept),
     compatibility forms folded (NFKC: full-width letters, ligatures; a superscript marked by a
-    caret), words spelt in Latin look-alikes folded to Latin, trimmed, runs of whitespace collapsed to one space, but for a line's indentation,
-    which is kept with the line break before it (in code and YAML it is meaning). Case is kept:
-    it can matter (code, identifiers, acronyms), and the semantic tier handles the rest. Linear
-    in the text's length whatever it holds. The model always receives the client's own text."""
+    caret), words spelt with Latin look-alikes read as Latin (`_fold_lookalikes`), trimmed, runs
+    of whitespace collapsed to one space but for a line's indentation, which is kept with the
+    line break before it (in code and YAML it is meaning). Case is kept: it can matter (code,
+    identifiers, acronyms), and the semantic tier handles the rest. Linear in the text's length
+    whatever it holds. The model always receives the client's own text."""
     if not text.isascii():  # every step but the spacing leaves ASCII as it is
         text = _IGNORABLE.sub("", _FLAG.sub(_visible_tags, text))
         long_runs = _LONG_MARK_RUN_BMP if max(text, default="") <= "\uffff" else _LONG_MARK_RUN
