@@ -93,10 +93,15 @@ class ServiceUnavailable(DejaError):
     slug = "unavailable"
 
 
-class UpstreamError(DejaError):
-    """Every upstream model failed after retries and fallbacks. `billed`: the (model, usage)
-    of each attempt a provider answered and counted tokens for, though its answer could not be
-    used (an empty one): the request is booked for them."""
+class Billed:
+    """`billed`: the (model, usage) of each attempt a provider answered and counted tokens for,
+    though its answer could not be used (an empty one): the request is booked for them."""
+
+    billed: tuple[tuple[str, Any], ...] = ()
+
+
+class UpstreamError(Billed, DejaError):
+    """Every upstream model failed after retries and fallbacks."""
 
     status_code = 502
     title = "Upstream model failed"
@@ -113,9 +118,13 @@ class UpstreamTimeout(UpstreamError):
     slug = "upstream-timeout"
 
 
-class UpstreamRejected(DejaError):
+class UpstreamRejected(Billed, DejaError):
     """The upstream answered 4xx for the request itself (passed on as 400)."""
 
     status_code = 400
     title = "Upstream rejected the request"
     slug = "upstream-rejected"
+
+    def __init__(self, detail: str, *, billed: tuple[tuple[str, Any], ...] = (), **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.billed = billed

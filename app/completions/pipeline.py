@@ -41,6 +41,7 @@ from app.db.fastpath import FastConnections, missing_function, unavailable
 from app.db.leases import Lease
 from app.db.replica import ReadReplica
 from app.errors import (
+    Billed,
     DejaError,
     PayloadTooLarge,
     QuotaExceeded,
@@ -1007,7 +1008,7 @@ class CompletionPipeline:
         status = exc.status_code if isinstance(exc, DejaError) else 500
         detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
         # Answers a provider counted tokens for, though none could be used, are booked as spent.
-        billed: list[tuple[str, Any]] = list(getattr(exc, "billed", ()))
+        billed = list(exc.billed) if isinstance(exc, Billed) else []
         used, cost = await self._with_billed(Usage(), Decimal(0), billed)
         spent: dict[str, Any] = {}
         if used.total:

@@ -381,7 +381,9 @@ class ModelRouter:
                 failure.billed,
             )
             if failure.outcome is Outcome.REJECTED:
-                raise UpstreamRejected(failure.detail, extra={"upstream": upstream.name}) from None
+                raise UpstreamRejected(
+                    failure.detail, extra={"upstream": upstream.name}, billed=_billed(trail)
+                ) from None
             raise failure from None
         if not keep_slot:
             upstream.slots.release()
@@ -727,6 +729,11 @@ def _count_attempts(trail: list[Attempt]) -> int:
     return sum(1 for a in trail if a.outcome not in _SKIPS)
 
 
+def _billed(trail: list[Attempt]) -> tuple[tuple[str, Any], ...]:
+    """The (model, usage) of the attempts so far a provider counted tokens for (`Attempt.billed`)."""
+    return tuple((a.model, a.billed) for a in trail if a.billed is not None)
+
+
 def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | None) -> UpstreamError:
     # One line per (upstream, model) tried, in order: how many calls, how the last call ended
     # (the cause), and a breaker that then opened; or why it was skipped without a call.
@@ -752,7 +759,7 @@ def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | 
             for a in trail
         ]
     }
-    billed = tuple((a.model, a.billed) for a in trail if a.billed is not None)
+    billed = _billed(trail)
     if last_failure is not None and last_failure.outcome is Outcome.TIMEOUT:
         return UpstreamTimeout(message, extra=extra, billed=billed)
     return UpstreamError(message, extra=extra, billed=billed)

@@ -35,6 +35,8 @@ LONG = "gpt-4o-mini-long"
 HANG = "gpt-4o-mini-hang"
 EMPTY = "gpt-4o-mini-empty"  # answers 200 with no content, and counts its prompt's tokens
 EMPTY_THEN_ANSWER = "gpt-4o-mini-empty-then-answer"  # that, then a fallback that answers
+EMPTY_THEN_REJECTED = "gpt-4o-mini-empty-then-rejected"  # that, then a fallback that answers 400
+REJECTING = "gpt-4o-mini-rejecting"
 DEADLINE_S = 4
 
 
@@ -48,7 +50,7 @@ class Served:
 def fake_model() -> Iterator[FakeLLMServer]:
     config = FakeLLMConfig(
         token_latency_ms=250,  # a long answer (20 pieces) outlasts the deadline
-        fail_models={MIDSTREAM: "midstream", LONG: "long", HANG: "timeout", EMPTY: "empty"},
+        fail_models={MIDSTREAM: "midstream", LONG: "long", HANG: "timeout", EMPTY: "empty", REJECTING: "400"},
         long_answer_chars=20_000,
     )
     with FakeLLMServer(config) as server:
@@ -66,6 +68,8 @@ async def served(
         f'[[routes]]\nmodel = "gpt-4o-mini"\nprimary = "fake"\n'
         f'[[routes]]\nmodel = "{EMPTY_THEN_ANSWER}"\nprimary = "fake"\nprimary_model = "{EMPTY}"\n'
         f'fallbacks = [{{ upstream = "fake", model = "gpt-4o-mini" }}]\n'
+        f'[[routes]]\nmodel = "{EMPTY_THEN_REJECTED}"\nprimary = "fake"\nprimary_model = "{EMPTY}"\n'
+        f'fallbacks = [{{ upstream = "fake", model = "{REJECTING}" }}]\n'
     )
     process, url = await start_deja_serve(
         {
@@ -748,21 +752,24 @@ async def test_an_empty_answer_the_provider_counted_is_booked_for_its_tokens(
     assert answered.status_code == 200
     alone = await ask("gpt-4o-mini", "Describe the weather on Jupiter in detail.")
     assert alone.status_code == 200
+    rejected = await ask(EMPTY_THEN_REJECTED, "Describe the weather on Saturn in detail.")
+    assert rejected.status_code == 400
     for _ in range(75):  # misses are booked just after their answers
         rows = {row["request_id"]: row for row in await ledger_rows(sessionmaker, tenant.tenant_id)}
-        if len(rows) == 4:
+        if len(rows) == 5:
             break
         await asyncio.sleep(0.2)
-    empty, empty_stream, both, one = (
-        rows[response.headers["x-request-id"]] for response in (failed, streamed, answered, alone)
+    empty, empty_stream, both, one, then_rejected = (
+        rows[response.headers["x-request-id"]] for response in (failed, streamed, answered, alone, rejected)
     )
-    assert [row["cache_status"] for row in (empty, empty_stream, both, one)] == [
+    assert [row["cache_status"] for row in (empty, empty_stream, both, one, then_rejected)] == [
         "error",
         "error",
         "miss",
         "miss",
+        "error",
     ]
-    for row in (empty, empty_stream):
+    for row in (empty, empty_stream, then_rejected):
         assert row["prompt_tokens"] > 0
         assert row["cost_usd"] > 0
     # The fallback's answer, and the empty answer's prompt before it.
