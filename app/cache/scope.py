@@ -18,7 +18,7 @@ from typing import Any
 
 from confusable_homoglyphs.confusables import confusables_data
 
-from app.errors import Unprocessable
+from app.errors import PayloadTooLarge, Unprocessable
 
 # Bump when the fingerprint's definition changes: old entries then simply stop matching.
 SCOPE_VERSION = 1
@@ -109,6 +109,37 @@ def _marks_and_superscripts() -> tuple[list[str], list[str]]:
 
 
 _NON_STARTERS, _SUPERSCRIPT = _marks_and_superscripts()
+
+
+def _expansions() -> dict[str, int]:
+    """The characters NFKC spells out as three or more (U+FDFA as 18), and by how many more."""
+    chars = (chr(code) for code in (*range(0x30000), *range(0xE0000, 0xE1000)))
+    grown = {
+        char: len(unicodedata.normalize("NFKC", char)) - 1
+        for char in chars
+        if unicodedata.decomposition(char)
+    }
+    return {char: extra for char, extra in grown.items() if extra >= 2}
+
+
+_EXPANSIONS = _expansions()
+_EXPANDING = re.compile(_character_class(sorted(_EXPANSIONS)))
+_EXPANDING_BMP = re.compile(_character_class(sorted(c for c in _EXPANSIONS if c <= "\uffff")))
+# A prompt may grow this much under NFKC (twice its length, and a little): past it, the work of
+# matching it is the expansion's, not the request's (1 MB of U+FDFA is 18 MB to fold).
+MAX_GROWTH_FACTOR = 2
+MAX_GROWTH_SLACK = 4096
+
+
+def compatibility_growth(text: str) -> int:
+    """How many characters NFKC adds to `text` spelling out its compatibility characters (those
+    that grow by two or more), counted without folding it."""
+    if text.isascii():
+        return 0
+    expanding = _EXPANDING_BMP if max(text) <= "\uffff" else _EXPANDING
+    return sum(_EXPANSIONS[char] for char in expanding.findall(text))
+
+
 # Unicode sorts each run of combining marks by class, and CPython's NFKC does so in quadratic
 # time: 240 KB of alternating accents took 15 s of CPU. Unicode's stream-safe format (UAX #15)
 # bounds runs at 30 marks with a grapheme joiner after each 30, which NFKC does not reorder across.
@@ -269,6 +300,13 @@ def scope_of(
     if not isinstance(last, Mapping) or last.get("role") != "user":
         raise Unprocessable("The last message must have the role 'user' to be looked up in the cache.")
     prompt, attachments = message_text(last.get("content"))
+    growth = compatibility_growth(prompt)
+    if growth > MAX_GROWTH_FACTOR * len(prompt) + MAX_GROWTH_SLACK:
+        raise PayloadTooLarge(
+            f"The last user message grows by {growth} characters once its compatibility characters "
+            f"are spelt out (NFKC); at most {MAX_GROWTH_FACTOR} times its length and "
+            f"{MAX_GROWTH_SLACK} more are matched."
+        )
     normalised = normalise_prompt(prompt)
     if not normalised:
         raise Unprocessable("The last user message has no visible text.")

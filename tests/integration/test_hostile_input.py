@@ -527,6 +527,35 @@ async def test_prompts_of_combining_marks_cost_the_server_what_their_length_does
     assert used < 6, used
 
 
+async def test_a_prompt_that_compatibility_forms_blow_up_is_refused_before_it_is_folded(
+    client: httpx.AsyncClient, served: Served, make_tenant
+) -> None:
+    # U+FDFA is 18 characters once NFKC spells it out: 1 MB of it took 1.8 s of the event loop's
+    # CPU to match. Ligatures in ordinary text ("ﬁne") still match as ever.
+    tenant: TenantKey = await make_tenant("ligatures")
+    before = cpu_s(served.pid)
+    for path, body in [
+        (
+            "/v1/chat/completions",
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\ufdfa" * 300_000}]},
+        ),
+        ("/v1/cache/lookup", {"model": "gpt-4o-mini", "prompt": "\ufdfa" * 300_000}),
+    ]:
+        refused = await client.post(path, headers=tenant.headers, json=body)
+        assert refused.status_code == 413, refused.text[:300]
+        assert_problem(refused)
+        assert "NFKC" in refused.json()["detail"]
+    used = cpu_s(served.pid) - before
+    print(f"server CPU for two such requests: {used:.2f} s")
+    assert used < 1.5, used
+    fine = await client.post(
+        "/v1/cache/lookup",
+        headers=tenant.headers,
+        json={"model": "gpt-4o-mini", "prompt": "Is the \ufb01ne print \ufdfa on the \ufb02yer?"},
+    )
+    assert fine.status_code == 200
+
+
 async def test_a_null_max_completion_tokens_leaves_max_tokens_the_limit(
     client: httpx.AsyncClient, make_tenant
 ) -> None:
