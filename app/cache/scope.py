@@ -95,16 +95,20 @@ def _character_class(chars: list[str]) -> str:
     )
 
 
+# Every code point of planes 0 to 2 and 14, and those with a decomposition: built once at import
+# for the character tables below.
+_CHARS = [chr(code) for code in (*range(0x30000), *range(0xE0000, 0xE1000))]
+_DECOMPOSED = [char for char in _CHARS if unicodedata.decomposition(char)]
+
+
 def _marks_and_superscripts() -> tuple[list[str], list[str]]:
     """The non-starters (combining marks, and characters whose compatibility decomposition starts
-    with one) and the superscripts, in planes 0 to 2 and 14, in code point order."""
+    with one) and the superscripts, in code point order."""
     combining, decomposition = unicodedata.combining, unicodedata.decomposition
-    chars = [chr(code) for code in (*range(0x30000), *range(0xE0000, 0xE1000))]
-    decomposed = [char for char in chars if decomposition(char)]
-    starts_with_mark = {c for c in decomposed if combining(unicodedata.normalize("NFKD", c)[0])}
+    starts_with_mark = {c for c in _DECOMPOSED if combining(unicodedata.normalize("NFKD", c)[0])}
     return (
-        [char for char in chars if combining(char) or char in starts_with_mark],
-        [char for char in decomposed if decomposition(char).startswith("<super>")],
+        [char for char in _CHARS if combining(char) or char in starts_with_mark],
+        [char for char in _DECOMPOSED if decomposition(char).startswith("<super>")],
     )
 
 
@@ -113,12 +117,7 @@ _NON_STARTERS, _SUPERSCRIPT = _marks_and_superscripts()
 
 def _expansions() -> dict[str, int]:
     """The characters NFKC spells out as three or more (U+FDFA as 18), and by how many more."""
-    chars = (chr(code) for code in (*range(0x30000), *range(0xE0000, 0xE1000)))
-    grown = {
-        char: len(unicodedata.normalize("NFKC", char)) - 1
-        for char in chars
-        if unicodedata.decomposition(char)
-    }
+    grown = {char: len(unicodedata.normalize("NFKC", char)) - 1 for char in _DECOMPOSED}
     return {char: extra for char, extra in grown.items() if extra >= 2}
 
 
