@@ -25,12 +25,12 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -465,16 +465,17 @@ class TokenEstimator:
         (`tooling`: its tool and function definitions, its response format), as JSON. Texts of
         over INLINE_CHARS in all are counted on a worker thread, in pieces of PIECE_CHARS (the
         tokenizer takes a second a megabyte, and holds the interpreter but in a batch)."""
-        texts = [
-            content if isinstance(content, str) else str(content or "") for content in _contents(messages)
-        ]
+        texts: list[str] = []
+        images = 0
+        for message in messages:
+            images += _read_content(message.get("content"), texts)
         texts += [json.dumps(part, ensure_ascii=False) for part in tooling if part is not None]
         if sum(map(len, texts)) <= self.INLINE_CHARS:
             tokens = sum(map(self._tokens, texts))
         else:
             tokens = await asyncio.to_thread(self._in_pieces, texts)
         # About 4 tokens of framing per message, as OpenAI counts chat messages.
-        return tokens + 4 * len(messages) + 3
+        return tokens + images + 4 * len(messages) + 3
 
     def text_tokens(self, text: str) -> int:
         """Tokens of an answer's text (for an answer the upstream sent without usage)."""
@@ -501,8 +502,36 @@ class TokenEstimator:
         )
 
 
-def _contents(messages: list[dict[str, Any]]) -> Iterator[Any]:
-    return (message.get("content") for message in messages)
+# What OpenAI counts for an image (GPT-4o's rule): 85 tokens at `"detail": "low"`; else 85 plus 170
+# for each 512-pixel tile of the image scaled to fit 2048 x 2048 and then 768 on its short side,
+# which is at most 2 x 4 tiles. The image's size is not read: an image counts the most it can.
+IMAGE_TOKENS_LOW: Final = 85
+IMAGE_TOKENS_MOST: Final = 85 + 170 * 8
+
+
+def _read_content(content: Any, texts: list[str]) -> int:
+    """Add what the tokenizer should count of one message's content to `texts`; return the tokens
+    of its images. An image is counted as the provider counts it, never as the characters of its
+    URL (a data URL of 300 KB is 400,000 characters of base64); any other part (audio, a file) as
+    its JSON."""
+    if isinstance(content, str):
+        texts.append(content)
+        return 0
+    if not isinstance(content, list):
+        if content is not None:
+            texts.append(json.dumps(content, ensure_ascii=False, default=str))
+        return 0
+    images = 0
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind == "image_url":
+            detail = part["image_url"].get("detail") if isinstance(part.get("image_url"), dict) else None
+            images += IMAGE_TOKENS_LOW if detail == "low" else IMAGE_TOKENS_MOST
+        else:
+            texts.append(json.dumps(part, ensure_ascii=False, default=str))
+    return images
 
 
 class Quotas:

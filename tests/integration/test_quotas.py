@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import random
 import uuid
 from decimal import Decimal
 
@@ -254,3 +256,40 @@ async def test_a_token_quota_counts_what_the_tokenizer_cannot_split_and_the_tool
         | {"tools": tools[:2]},
     )
     assert small.status_code == 200, small.text[:300]
+
+
+async def test_an_image_counts_the_tokens_a_provider_counts_for_it_not_its_data_urls_characters(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    """A 300 KB photo in a data URL is 400,000 characters of base64, which the tokenizer read as
+    about 270,000 tokens: past the 200,000-token prompt limit (413) and any token quota. A
+    provider counts it as at most 1,445 tokens (85 at "detail": "low")."""
+    tenant = await make_tenant("quota-images")
+    await set_quota(sessionmaker, tenant.tenant_id, "day", max_tokens=1200)
+    photo = "data:image/jpeg;base64," + base64.b64encode(random.Random(7).randbytes(300_000)).decode()
+
+    async def ask(detail: str) -> httpx.Response:
+        image = {"type": "image_url", "image_url": {"url": photo, "detail": detail}}
+        return await http.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={
+                "model": "gpt-4o-mini",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": f"What is this? ({detail})"}, image],
+                    }
+                ],
+                "max_tokens": 5,
+            },
+        )
+
+    low = await ask("low")
+    assert low.status_code == 200, low.text[:300]
+    # At any other detail the image may cost up to 1,445 tokens: more than the 1,200 a day allows.
+    high = await ask("high")
+    assert high.status_code == 429, high.text[:300]
+    assert high.json()["quota"] == {"period": "day", "limit": "tokens"}
