@@ -57,7 +57,7 @@ from app.ledger.writer import BookingWriter
 from app.observability import metrics
 from app.observability.logging import bind_request, log_request
 from app.settings import RequestLimits
-from app.upstream.router import Attempt, ModelRouter, RouterStream
+from app.upstream.router import Attempt, ModelRouter, RouterStream, billed_attempts
 from app.upstream.usage import Usage
 
 log = logging.getLogger(__name__)
@@ -529,10 +529,16 @@ class CompletionPipeline:
         tier: str | None,
         started: float,
         metadata: dict[str, Any] | None = None,
+        spent: tuple[Usage, Decimal] | None = None,
     ) -> ChatAnswer:
+        """Serve `entry` and book the hit; `spent`: what the request cost anyway (the answers a
+        provider billed before a stale entry was served), booked on the hit's row."""
         latency_ms = (time.monotonic() - started) * 1000
         row = await self._entry_hit_row(caller, request, controls, latency_ms, entry)
         row.metadata.update(metadata or {})
+        if spent is not None:
+            usage, row.cost_usd = spent
+            row.prompt_tokens, row.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         await self.books.book_hit(session, row)
         caller.booked = True
         return _replay(request, entry.response, entry.id, entry.similarity, tier, latency_ms)
@@ -622,11 +628,14 @@ class CompletionPipeline:
                 job.reservation = await self._reserve(job)
             if job.request.stream:
                 return await self._stream(job)
+            tried: list[Attempt] = []
             try:
                 async with asyncio.timeout_at(job.deadline):
-                    result = await self.router.complete(job.request.body, priority=job.caller.priority)
+                    result = await self.router.complete(
+                        job.request.body, priority=job.caller.priority, trail=tried
+                    )
             except TimeoutError:
-                await self._fail(job, _deadline_passed(self.limits.timeout_s))
+                await self._fail(job, _deadline_passed(self.limits.timeout_s, tried))
             except DejaError as exc:
                 stale = await self._stale_or_book_error(job, exc)
                 self._settle(job, error=exc)
@@ -640,9 +649,8 @@ class CompletionPipeline:
                 trail=result.trail,
             )
         except BaseException as exc:
-            if isinstance(
-                exc, QuotaExceeded | PayloadTooLarge | UpstreamTimeout
-            ):  # refused or cut: still booked
+            # Refused or cut: still booked, once (a deadline met in `_fail` is booked there).
+            if isinstance(exc, QuotaExceeded | PayloadTooLarge | UpstreamTimeout) and not job.caller.booked:
                 await self._book_error(job, exc)
             self._settle(job, error=exc)
             raise
@@ -728,9 +736,7 @@ class CompletionPipeline:
         entry costs what its answer did, which is what a hit on it saves."""
         answer_usage = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
         cost = await self.books.cost(model_used, answer_usage)
-        usage, booked_cost = await self._with_billed(
-            answer_usage, cost, [(a.model, a.billed) for a in trail if a.billed is not None]
-        )
+        usage, booked_cost = await self._with_billed(answer_usage, cost, billed_attempts(trail))
         row = self._used_row(
             job,
             completion,
@@ -846,13 +852,14 @@ class CompletionPipeline:
     async def _stream(self, job: _Job) -> ChatAnswer:
         # Always ask for usage: the ledger needs it. The client sees the usage chunk only if it asked.
         options = {**(job.request.body.get("stream_options") or {}), "include_usage": True}
+        tried: list[Attempt] = []
         try:
             async with asyncio.timeout_at(job.deadline):
                 upstream = await self.router.stream(
-                    {**job.request.body, "stream_options": options}, priority=job.caller.priority
+                    {**job.request.body, "stream_options": options}, priority=job.caller.priority, trail=tried
                 )
         except TimeoutError:
-            await self._fail(job, _deadline_passed(self.limits.timeout_s))
+            await self._fail(job, _deadline_passed(self.limits.timeout_s, tried))
         except DejaError as exc:
             stale = await self._stale_or_book_error(job, exc)
             self._settle(job, error=exc)
@@ -931,9 +938,8 @@ class CompletionPipeline:
         """Book a stream that ended early at what it delivered (never free), and the answers before
         it a provider counted tokens for but that could not be used; settle its quota."""
         delivered = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
-        billed = [(a.model, a.billed) for a in upstream.trail if a.billed is not None]
         usage, cost = await self._with_billed(
-            delivered, await self.books.cost(upstream.model, delivered), billed
+            delivered, await self.books.cost(upstream.model, delivered), billed_attempts(upstream.trail)
         )
         row = self._used_row(
             job,
@@ -956,6 +962,9 @@ class CompletionPipeline:
         allowed = job.controls.stale_if_error_s or job.caller.policy.stale_if_error_s
         scope = job.scope
         if scope is not None and allowed and isinstance(exc, UpstreamError):
+            # The answers a provider billed before every upstream failed cost the request as much
+            # when a stale entry is served.
+            spent = await self._with_billed(Usage(), Decimal(0), exc.billed)
 
             async def stale(session: AsyncSession) -> ChatAnswer | None:
                 found = await self.cache.lookup(
@@ -968,7 +977,7 @@ class CompletionPipeline:
                 )
                 if found.entry is None:
                     return None
-                await self.books.quotas.settle(session, job.reservation, Usage(), Decimal(0))
+                await self.books.quotas.settle(session, job.reservation, *spent)
                 return await self._hit(
                     session,
                     job.caller,
@@ -978,6 +987,7 @@ class CompletionPipeline:
                     found.tier,
                     job.started,
                     metadata={"stale": True, "upstream_error": exc.detail[:200]},
+                    spent=spent if spent[0].total else None,
                 )
 
             served = await attempt(self.sessionmaker, stale, tenant_id=job.caller.tenant_id)
@@ -1111,8 +1121,12 @@ class CompletionPipeline:
         await self.writer.aclose()
 
 
-def _deadline_passed(timeout_s: float) -> UpstreamTimeout:
-    return UpstreamTimeout(f"No answer within the request's deadline of {timeout_s:g} s.")
+def _deadline_passed(timeout_s: float, tried: Sequence[Attempt] = ()) -> UpstreamTimeout:
+    """The request's deadline passed; `tried`: the upstream attempts made by then, whose billed
+    answers the request is booked for."""
+    return UpstreamTimeout(
+        f"No answer within the request's deadline of {timeout_s:g} s.", billed=billed_attempts(tried)
+    )
 
 
 def _row(

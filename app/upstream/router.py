@@ -7,7 +7,7 @@ import email.utils
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, NoReturn, TypeVar
@@ -184,13 +184,17 @@ class ModelRouter:
         *,
         priority: int = DEFAULT_PRIORITY,
         extra_headers: Mapping[str, str] | None = None,
+        trail: list[Attempt] | None = None,
     ) -> RouterResult:
-        """A non-streaming chat completion (`request` is the OpenAI request body; `stream` is ignored)."""
+        """A non-streaming chat completion (`request` is the OpenAI request body; `stream` is ignored).
+
+        `trail`, when given, receives each attempt as it ends: a caller that gives up waiting (a
+        deadline) still knows what was tried, and what a provider billed."""
 
         async def once(client: AsyncOpenAI, model: str) -> tuple[dict[str, Any], bool]:
             return await self._complete_once(client, model, request, extra_headers)
 
-        answered = await self._first_answer(request, priority, once, keep_slot=False)
+        answered = await self._first_answer(request, priority, once, keep_slot=False, trail=trail)
         completion, truncated = answered.value
         return RouterResult(
             completion=completion,
@@ -210,19 +214,21 @@ class ModelRouter:
         *,
         priority: int = DEFAULT_PRIORITY,
         extra_headers: Mapping[str, str] | None = None,
+        trail: list[Attempt] | None = None,
     ) -> RouterStream:
         """Open a streaming chat completion.
 
         Returns once the first chunk with content (or a tool call) has arrived, so every failure
         up to there raises here and may fall back; iterate the result for chunk dicts. After
         that, a failure raises `UpstreamError` from the iteration. Close it (`aclose()` or
-        `async with`) to free the upstream's concurrency slot if you stop early.
+        `async with`) to free the upstream's concurrency slot if you stop early. `trail`: as for
+        `complete`.
         """
 
         async def once(client: AsyncOpenAI, model: str) -> _OpenedStream:
             return await self._open_stream_once(client, model, request, extra_headers)
 
-        answered = await self._first_answer(request, priority, once, keep_slot=True)
+        answered = await self._first_answer(request, priority, once, keep_slot=True, trail=trail)
         upstream, trail = answered.upstream, answered.trail
 
         def broken(detail: str) -> None:
@@ -247,12 +253,13 @@ class ModelRouter:
         once: Callable[[AsyncOpenAI, str], Awaitable[_T]],
         *,
         keep_slot: bool,
+        trail: list[Attempt] | None = None,
     ) -> _Answered[_T]:
         """The route's targets in order (primary, then fallbacks), each with its retries, until one answers."""
         requested = _requested_model(request)
         _check_priority(priority)
         started = self._clock()
-        trail: list[Attempt] = []
+        trail = [] if trail is None else trail
         targets = self.config.targets_for(requested)
         last_failure: _Failure | None = None
         for index, target in enumerate(targets):
@@ -382,7 +389,7 @@ class ModelRouter:
             )
             if failure.outcome is Outcome.REJECTED:
                 raise UpstreamRejected(
-                    failure.detail, extra={"upstream": upstream.name}, billed=_billed(trail)
+                    failure.detail, extra={"upstream": upstream.name}, billed=billed_attempts(trail)
                 ) from None
             raise failure from None
         if not keep_slot:
@@ -729,7 +736,7 @@ def _count_attempts(trail: list[Attempt]) -> int:
     return sum(1 for a in trail if a.outcome not in _SKIPS)
 
 
-def _billed(trail: list[Attempt]) -> tuple[tuple[str, Any], ...]:
+def billed_attempts(trail: Sequence[Attempt]) -> tuple[tuple[str, Any], ...]:
     """The (model, usage) of the attempts so far a provider counted tokens for (`Attempt.billed`)."""
     return tuple((a.model, a.billed) for a in trail if a.billed is not None)
 
@@ -759,7 +766,7 @@ def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | 
             for a in trail
         ]
     }
-    billed = _billed(trail)
+    spent = billed_attempts(trail)
     if last_failure is not None and last_failure.outcome is Outcome.TIMEOUT:
-        return UpstreamTimeout(message, extra=extra, billed=billed)
-    return UpstreamError(message, extra=extra, billed=billed)
+        return UpstreamTimeout(message, extra=extra, billed=spent)
+    return UpstreamError(message, extra=extra, billed=spent)

@@ -37,6 +37,7 @@ EMPTY = "gpt-4o-mini-empty"  # answers 200 with no content, and counts its promp
 EMPTY_THEN_ANSWER = "gpt-4o-mini-empty-then-answer"  # that, then a fallback that answers
 EMPTY_THEN_REJECTED = "gpt-4o-mini-empty-then-rejected"  # that, then a fallback that answers 400
 REJECTING = "gpt-4o-mini-rejecting"
+EMPTY_THEN_HANG = "gpt-4o-mini-empty-then-hang"  # an empty answer, then a fallback that outlasts the deadline
 DEADLINE_S = 4
 
 
@@ -70,6 +71,8 @@ async def served(
         f'fallbacks = [{{ upstream = "fake", model = "gpt-4o-mini" }}]\n'
         f'[[routes]]\nmodel = "{EMPTY_THEN_REJECTED}"\nprimary = "fake"\nprimary_model = "{EMPTY}"\n'
         f'fallbacks = [{{ upstream = "fake", model = "{REJECTING}" }}]\n'
+        f'[[routes]]\nmodel = "{EMPTY_THEN_HANG}"\nprimary = "fake"\nprimary_model = "{EMPTY}"\n'
+        f'fallbacks = [{{ upstream = "fake", model = "{HANG}" }}]\n'
     )
     process, url = await start_deja_serve(
         {
@@ -641,7 +644,8 @@ async def test_a_request_past_its_deadline_is_a_504_booked_with_its_reservation_
         for p in (await client.get("/v1/usage", headers=tenant.headers)).json()["periods"]
         if p["period"] == "day"
     )
-    assert day["reserved_tokens"] == 0
+    # Given back, and counted once: the booking at the deadline is the request's only one.
+    assert (day["reserved_tokens"], day["requests"]) == (0, 1)
 
 
 async def test_a_stream_past_its_deadline_is_ended_and_booked_for_what_it_delivered(
@@ -806,3 +810,53 @@ async def test_an_empty_answer_the_provider_counted_is_booked_for_its_tokens(
     assert both["cost_usd"] > one["cost_usd"]
     # The answer's usage is its own; the row holds both.
     assert both["prompt_tokens"] > answered.json()["usage"]["prompt_tokens"]
+
+
+async def test_an_empty_answer_the_provider_counted_is_booked_when_the_deadline_or_a_stale_answer_ends_the_request(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The billed empty answer of the primary is booked when the fallback then outlasts the
+    request's deadline (504), streamed or not, and when an expired answer is served instead
+    (stale-if-error): the provider's bill does not vanish with the request."""
+    tenant: TenantKey = await make_tenant("empty-then-late")
+    prompt = "Describe the weather on Neptune in detail."
+    stored = await client.post(
+        "/v1/cache/entries",
+        headers=tenant.headers,
+        json={"model": EMPTY, "prompt": prompt, "response": "Cold and windy.", "ttl_seconds": 1},
+    )
+    assert stored.status_code == 201, stored.text[:300]
+    await asyncio.sleep(1.2)  # the entry has expired
+
+    async def ask(model: str, content: str, *, stream: bool = False, stale: bool = False) -> httpx.Response:
+        body = {"model": model, "messages": [{"role": "user", "content": content}], "stream": stream}
+        # A stored entry's scope has no output limit: the request for it sets none either.
+        limit = {} if stale else {"max_tokens": 20}
+        headers = tenant.headers | ({"Cache-Control": "stale-if-error=600"} if stale else {})
+        return await client.post("/v1/chat/completions", headers=headers, json=body | limit)
+
+    late, late_stream, stale = await asyncio.gather(
+        ask(EMPTY_THEN_HANG, "Describe the weather on Uranus in detail."),
+        ask(EMPTY_THEN_HANG, "Describe the weather on Pluto in detail.", stream=True),
+        ask(EMPTY, prompt, stale=True),
+    )
+    assert (late.status_code, late_stream.status_code) == (504, 504)
+    assert (stale.status_code, stale.headers.get("x-cache-stale")) == (200, "true"), stale.text[:300]
+    assert stale.json()["choices"][0]["message"]["content"] == "Cold and windy."
+    for _ in range(75):
+        rows = {row["request_id"]: row for row in await ledger_rows(sessionmaker, tenant.tenant_id)}
+        if len(rows) == 3:
+            break
+        await asyncio.sleep(0.2)
+    booked = [rows[response.headers["x-request-id"]] for response in (late, late_stream, stale)]
+    assert [row["cache_status"] for row in booked] == ["error", "error", "hit"]
+    for row in booked:
+        assert row["prompt_tokens"] > 0, row
+        assert row["cost_usd"] > 0, row
+    day = next(
+        p
+        for p in (await client.get("/v1/usage", headers=tenant.headers)).json()["periods"]
+        if p["period"] == "day"
+    )
+    assert (day["reserved_tokens"], day["requests"]) == (0, 3)
+    assert day["tokens"] == sum(row["prompt_tokens"] + row["completion_tokens"] for row in booked)
