@@ -17,7 +17,7 @@ from app.cache.bound.repository import LabelRepository
 from app.cache.policy import Seconds, TenantCachePolicy
 from app.cache.repository import CacheRepository, StoredEntry
 from app.cache.responses import check_completion, completion_from_text
-from app.cache.scope import Scope, scope_of
+from app.cache.scope import Scope, scope_of_request
 from app.cache.service import CacheService, LookupResult
 from app.cache.verifier import VerifierPolicy
 from app.db.engine import transaction
@@ -42,11 +42,11 @@ class PromptIn(msgspec.Struct, kw_only=True):
     messages: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=MAX_MESSAGES)] | None = None
     namespace: Namespace = ""
 
-    def scope(self) -> Scope:
+    async def scope(self) -> Scope:
         if (self.prompt is None) == (self.messages is None):
             raise Unprocessable("Give exactly one of 'prompt' or 'messages'.")
         messages = self.messages if self.messages is not None else [{"role": "user", "content": self.prompt}]
-        return scope_of(self.model, messages)
+        return await scope_of_request(self.model, messages)
 
 
 class LookupIn(PromptIn, kw_only=True):
@@ -146,11 +146,8 @@ class CacheController(Controller):
         services: NamedDependency[Services],
     ) -> LookupOut:
         cache = services.cache
-        tenant_id, scope, verifier_policy = (
-            tenant.require_tenant(),
-            data.scope(),
-            policy.verifier_policy(data.threshold),
-        )
+        tenant_id, verifier_policy = tenant.require_tenant(), policy.verifier_policy(data.threshold)
+        scope = await data.scope()
         # The exact tier first, in one round trip, then the semantic tier in one more (its alias
         # written after the response); a transaction only when the probes could not run.
         result, probed = await _probe_exact(
@@ -189,7 +186,7 @@ class CacheController(Controller):
             session,
             tenant.require_tenant(),
             data.namespace,
-            data.scope(),
+            await data.scope(),
             response,
             ttl_s=data.ttl_seconds or policy.default_ttl_s,
         )

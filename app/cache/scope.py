@@ -8,13 +8,14 @@ never share an entry. The namespace and the tenant are separate columns, matched
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from confusable_homoglyphs.confusables import confusables_data
 
@@ -285,6 +286,35 @@ class Scope:
 def _digest(payload: Any) -> bytes:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).digest()
+
+
+# A last user message longer than this is folded on a worker thread (`scope_of_request`).
+INLINE_CHARS: Final = 16_384
+
+
+async def scope_of_request(
+    model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any] | None = None
+) -> Scope:
+    """`scope_of` for a request being served: on a worker thread when the last message is long.
+    Folding a MiB of prompt can take over half a second of one core (look-alike words, accented
+    Latin); inline, the event loop, and every other request of the process, would wait that long,
+    where on a thread it gets a turn every few tens of milliseconds (`python scripts/fold_wait.py`)."""
+    if _last_text_chars(messages) <= INLINE_CHARS:
+        return scope_of(model, messages, params)
+    return await asyncio.to_thread(scope_of, model, messages, params)
+
+
+def _last_text_chars(messages: Sequence[Mapping[str, Any]]) -> int:
+    content = messages[-1].get("content") if messages and isinstance(messages[-1], Mapping) else None
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(
+            len(part["text"])
+            for part in content
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+        )
+    return 0
 
 
 def scope_of(

@@ -27,7 +27,7 @@ from app.cache.bound.service import ErrorBound, verifier_metadata
 from app.cache.policy import TenantCachePolicy
 from app.cache.repository import StoredEntry
 from app.cache.responses import replay
-from app.cache.scope import Scope, scope_of
+from app.cache.scope import Scope, scope_of_request
 from app.cache.service import CacheService, LookupResult
 from app.completions.coalesce import ReplicaCoalescer, SingleFlight
 from app.completions.controls import CacheControls, parse_controls
@@ -272,7 +272,7 @@ class CompletionPipeline:
         if bypass_reason(request, caller.policy):
             metrics.cache_lookup("bypass")
             return await self._miss(job("bypass"))
-        scope = scope_of(request.model, request.messages, request.body)
+        scope = await scope_of_request(request.model, request.messages, request.body)
         if controls.no_cache:
             # A refresh: no lookup, but the fresh answer replaces what later requests find.
             metrics.cache_lookup("bypass")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import unicodedata
 
@@ -9,8 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.cache.scope import SCOPE_PARAMETERS, indentation, normalise_prompt, read_text, scope_of
-from app.errors import Unprocessable
+from app.cache.scope import (
+    INLINE_CHARS,
+    SCOPE_PARAMETERS,
+    indentation,
+    normalise_prompt,
+    read_text,
+    scope_of,
+    scope_of_request,
+)
+from app.errors import PayloadTooLarge, Unprocessable
 
 # Prompts with something visible: one of invisible characters only is refused as empty.
 text = st.text(min_size=1, max_size=80).filter(lambda t: normalise_prompt(t))
@@ -169,3 +178,33 @@ def test_words_spelt_in_latin_look_alikes_read_as_latin() -> None:
     for own, latin in [("What does 'сор' mean?", "What does 'cop' mean?"), ("Kıl nedir?", "Kil nedir?")]:
         assert normalise_prompt(own) != normalise_prompt(latin)
     assert normalise_prompt("Compute σx and ρ0") == "Compute σx and ρ0"
+
+
+async def test_a_long_prompt_is_scoped_off_the_event_loop_exactly_as_a_short_one_is_inline() -> None:
+    """`scope_of_request` folds a last message of over INLINE_CHARS characters on a worker thread
+    (the event loop keeps serving meanwhile): the same scope as `scope_of`, the same refusals."""
+    long = "Is the API rate limit pеr tеnant? " + "Ünïcode wörds and more words. " * (INLINE_CHARS // 20)
+    for content in ("Is the API rate limit pеr tеnant?", long, [{"type": "text", "text": long}]):
+        messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": content}]
+        assert await scope_of_request("m", messages, {"temperature": 0}) == scope_of(
+            "m", messages, {"temperature": 0}
+        )
+    # Meanwhile the event loop runs other work (inline, it could not run any before the end).
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    ticks = 0
+    await scope_of_request("m", [{"role": "user", "content": "pаss word " * 50_000}])
+    ticker.cancel()
+    assert ticks > 0
+    with pytest.raises(PayloadTooLarge):
+        await scope_of_request("m", [{"role": "user", "content": "\ufdfa" * INLINE_CHARS}])
+    with pytest.raises(Unprocessable):
+        await scope_of_request("m", [{"role": "user", "content": "\u200b" * (INLINE_CHARS + 1)}])
