@@ -22,6 +22,11 @@ POLL_FIRST_S = 0.02
 POLL_MOST_S = 0.5
 
 
+class LeaderGone(Exception):
+    """What followers get when the leader's own client left before its answer was complete:
+    the call was cut for that client's sake, not failed, so each follower asks again itself."""
+
+
 class SingleFlight:
     """The first caller for a key leads; later callers wait for the leader's result.
 

@@ -29,7 +29,7 @@ from app.cache.repository import StoredEntry
 from app.cache.responses import replay
 from app.cache.scope import Scope, scope_of_request
 from app.cache.service import CacheService, LookupResult
-from app.completions.coalesce import ReplicaCoalescer, SingleFlight
+from app.completions.coalesce import LeaderGone, ReplicaCoalescer, SingleFlight
 from app.completions.controls import CacheControls, parse_controls
 from app.completions.inputs import ChatBody, chat_body
 from app.completions.miss_booking import Claim, MissBooking
@@ -280,8 +280,8 @@ class CompletionPipeline:
 
         key = (caller.tenant_id, controls.namespace, scope.exact_hash)
         leader = self.inflight.join(key, started_at=started)
-        if leader is not None:
-            return await self._follow(caller, request, controls, await self._wait(leader, deadline), started)
+        if leader is not None and (result := await self._wait(leader, deadline)) is not None:
+            return await self._follow(caller, request, controls, result, started)
         miss = job("miss", scope=scope, key=key)
         lookup_started = time.monotonic()
         exact_probed = False
@@ -371,8 +371,7 @@ class CompletionPipeline:
             metrics.cache_lookup("bypass")
             return await self._miss(job("bypass"))
         found, miss.reservation = looked
-        leader = self.inflight.join(key, started_at=started)
-        if leader is not None:
+        while (leader := self.inflight.join(key, started_at=started)) is not None:
             # Its claim is the leader's row too (one holder per process): the leader releases it.
             miss.replica_key = None
             try:
@@ -384,7 +383,11 @@ class CompletionPipeline:
                     caller, request, controls, exc, latency_ms, reservation=miss.reservation
                 )
                 raise
-            return await self._follow(caller, request, controls, result, started, release=miss.reservation)
+            if result is not None:
+                return await self._follow(
+                    caller, request, controls, result, started, release=miss.reservation
+                )
+            # The leader's client left: follow whoever leads now, or lead.
         miss.embedding = found.embedding
         miss.explored = found if found.withheld is not None else None
         return await self._miss(miss)
@@ -544,12 +547,15 @@ class CompletionPipeline:
         return _replay(request, entry.response, entry.id, entry.similarity, tier, latency_ms)
 
     async def _wait(self, leader: asyncio.Future[Any], deadline: float) -> Any:
-        """The result of the identical request already in flight in this process."""
+        """The result of the identical request already in flight in this process; None when the
+        leader's own client left before it was complete (this request then asks for itself)."""
         try:
             async with asyncio.timeout_at(deadline):
                 return await asyncio.shield(leader)
         except TimeoutError:
             raise _deadline_passed(self.limits.timeout_s) from None
+        except LeaderGone:
+            return None
 
     async def _follow(
         self,
@@ -922,9 +928,10 @@ class CompletionPipeline:
             )
         finally:
             if not ended:
-                # The client went away mid-stream: nothing to reuse, but what it was sent is booked.
+                # The client went away mid-stream: nothing to reuse, but what it was sent is booked;
+                # identical requests waiting on this one ask for themselves.
                 gone = UpstreamError("the client stopped reading the stream")
-                self._settle(job, error=gone)
+                self._settle(job, error=LeaderGone())
                 self._spawn(self._book_delivered(job, upstream, assembler.completion(), CLIENT_GONE, gone))
 
     async def _book_delivered(

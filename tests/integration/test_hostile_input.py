@@ -429,6 +429,41 @@ async def test_a_stream_the_client_abandons_is_booked_and_its_reservation_releas
     assert day["tokens"] == row["prompt_tokens"] + row["completion_tokens"]
 
 
+async def test_a_request_waiting_on_a_stream_whose_client_leaves_asks_the_model_itself(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """An identical request that arrives while a streamed miss is in flight waits for that call
+    instead of making its own. When the stream's client leaves, the call is cut for it, not
+    failed: the waiting request makes its own call, where it got a 502 before."""
+    tenant: TenantKey = await make_tenant("coalesced-left")
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Explain request coalescing."}]}
+    async with client.stream(
+        "POST", "/v1/chat/completions", headers=tenant.headers, json=body | {"stream": True}
+    ) as leader:
+        assert leader.headers["x-cache"] == "MISS"
+        follower = asyncio.create_task(client.post("/v1/chat/completions", headers=tenant.headers, json=body))
+        await asyncio.sleep(0.3)  # it joins the call in flight (the stream sends a piece every 250 ms)
+        pieces = 0
+        async for line in leader.aiter_lines():
+            pieces += line.startswith("data: ")
+            if pieces >= 2:
+                break  # the stream's client goes away mid-answer
+    answered = await follower
+    assert answered.status_code == 200, answered.text[:300]
+    assert answered.json()["choices"][0]["message"]["content"].startswith(
+        "Answer to: Explain request coalescing."
+    )
+    for _ in range(75):
+        rows = {row["request_id"]: row for row in await ledger_rows(sessionmaker, tenant.tenant_id)}
+        if len(rows) == 2:
+            break
+        await asyncio.sleep(0.2)
+    assert rows[leader.headers["x-request-id"]]["http_status"] == 499
+    own = rows[answered.headers["x-request-id"]]
+    assert (own["cache_status"], own["http_status"]) == ("miss", 200)
+    assert own["cost_usd"] > 0
+
+
 async def test_cache_controls_out_of_range_are_refused_before_the_model_is_called(
     client: httpx.AsyncClient, make_tenant, fake_model: FakeLLMServer
 ) -> None:
