@@ -35,7 +35,7 @@ from app.completions.inputs import ChatBody, chat_body
 from app.completions.miss_booking import Claim, MissBooking
 from app.completions.miss_reservation import QuotaFull, reserve_miss
 from app.completions.repository import InflightRepository
-from app.completions.streaming import DONE, CompletionAssembler, replay_chunks, sse
+from app.completions.streaming import DONE, REPLAY_BATCH, CompletionAssembler, replay_chunks, sse
 from app.db.engine import DatabaseDown, attempt
 from app.db.fastpath import FastConnections, missing_function, unavailable
 from app.db.leases import Lease
@@ -1188,6 +1188,14 @@ def _replay(
 
 
 async def _replay_stream(completion: dict[str, Any], *, include_usage: bool) -> AsyncIterator[bytes]:
+    """The stored answer as SSE, REPLAY_BATCH events a write, the event loop getting a turn
+    between writes (a write does not wait for the client unless its buffer is full)."""
+    batch: list[bytes] = []
     for chunk in replay_chunks(completion, include_usage=include_usage):
-        yield sse(chunk)
-    yield DONE
+        batch.append(sse(chunk))
+        if len(batch) == REPLAY_BATCH:
+            yield b"".join(batch)
+            batch.clear()
+            await asyncio.sleep(0)
+    batch.append(DONE)
+    yield b"".join(batch)
