@@ -50,7 +50,30 @@ SCOPE_PARAMETERS = (
 )
 # Not in the scope, on purpose: temperature and top_p (a policy decides whether a request is
 # cacheable at all), stream and stream_options (a stored answer replays either way), user,
-# metadata, store, service_tier (bookkeeping, not content).
+# metadata, store, service_tier, safety_identifier, prompt_cache_key (bookkeeping, not content);
+# and what the scope reads otherwise (the model, the messages, the output limit's class).
+UNSCOPED_PARAMETERS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stream",
+        "stream_options",
+        "user",
+        "metadata",
+        "store",
+        "service_tier",
+        "safety_identifier",
+        "prompt_cache_key",
+        "cache",
+    }
+)
+# Any other field of the request is in the scope too, as `other` (left out when there is none,
+# so the hashes of requests without one stay as they were): an upstream of another kind may read
+# it (vLLM's guided_json or top_k, Ollama's options) and answer otherwise.
 
 # Answers cut at a small max_tokens must not serve requests that allow long ones, and the
 # other way round; nearby limits share entries. Upper bounds of the classes, in tokens.
@@ -341,6 +364,11 @@ def scope_of(
         raise Unprocessable("The last user message has no visible text.")
     params = params or {}
     shaping = {name: params[name] for name in SCOPE_PARAMETERS if params.get(name) is not None}
+    other = {
+        name: value
+        for name, value in params.items()
+        if value is not None and name not in UNSCOPED_PARAMETERS and name not in shaping
+    }
     # max_completion_tokens wins over max_tokens, as upstream; a null one is no limit given.
     tokens = params.get("max_completion_tokens")
     if tokens is None:
@@ -356,6 +384,8 @@ def scope_of(
         "params": shaping,
         "max_tokens_class": max_tokens_class(tokens),
     }
+    if other:
+        fingerprint["other"] = other
     scope_hash = _digest(fingerprint)
     exact_hash = hashlib.sha256(scope_hash + normalised.encode()).digest()
     return Scope(

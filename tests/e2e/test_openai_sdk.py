@@ -69,6 +69,30 @@ async def test_look_alike_is_a_miss_with_its_own_answer(client: openai.AsyncOpen
     assert second.parse().choices[0].message.content != first.choices[0].message.content
 
 
+async def test_a_field_only_another_kind_of_upstream_reads_keeps_its_own_entries(
+    client: openai.AsyncOpenAI, deja: ServerThread
+) -> None:
+    """vLLM reads `guided_choice` (sent through the SDK's `extra_body`) and answers one of the
+    choices: the plain request's answer must not be served to it, nor the other way round; a
+    field of delivery (`user`) still shares the entry."""
+    messages = [{"role": "user", "content": unique("Is the deploy pipeline green?")}]
+    plain = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
+    assert plain.headers["x-cache"] == "MISS"
+    await deja.settle()
+    guided = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=messages, extra_body={"guided_choice": ["yes", "no"]}
+    )
+    assert guided.headers["x-cache"] == "MISS"
+    await deja.settle()
+    again = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=messages, extra_body={"guided_choice": ["yes", "no"]}, user="ci-bot"
+    )
+    assert (again.headers["x-cache"], again.headers["x-cache-entry"]) == (
+        "HIT",
+        guided.headers["x-cache-entry"],
+    )
+
+
 def test_sync_client_works_unchanged(sync_client: openai.OpenAI) -> None:
     prompt = unique("What is the office wifi password?")
     a = sync_client.chat.completions.create(

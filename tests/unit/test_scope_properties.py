@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from app.cache.scope import (
     INLINE_CHARS,
     SCOPE_PARAMETERS,
+    UNSCOPED_PARAMETERS,
     indentation,
     normalise_prompt,
     read_text,
@@ -109,6 +110,30 @@ def test_temperature_and_stream_are_not_in_the_scope(prompt: str, temperature: f
     )
     assert plain.scope_hash == other.scope_hash
     assert plain.exact_hash == other.exact_hash
+
+
+@given(
+    text,
+    st.text(min_size=1, max_size=20).filter(lambda name: name not in UNSCOPED_PARAMETERS),
+    st.one_of(st.integers(), st.text(), st.lists(st.integers(), max_size=3), st.booleans()),
+)
+def test_a_field_the_cache_does_not_know_is_in_the_scope(prompt: str, name: str, value: object) -> None:
+    """An upstream of another kind may read a field OpenAI has not (vLLM's guided_json, top_k):
+    a request that sends one never shares entries with one that sends another value, or none."""
+    plain = scope_of("m", [{"role": "user", "content": prompt}])
+    other = scope_of("m", [{"role": "user", "content": prompt}], {name: value})
+    assert plain.scope_hash != other.scope_hash
+
+
+@given(
+    text,
+    st.sampled_from(
+        sorted(UNSCOPED_PARAMETERS - {"model", "messages", "max_tokens", "max_completion_tokens"})
+    ),
+)
+def test_delivery_and_bookkeeping_fields_are_not_in_the_scope(prompt: str, name: str) -> None:
+    plain = scope_of("m", [{"role": "user", "content": prompt}])
+    assert scope_of("m", [{"role": "user", "content": prompt}], {name: "x"}).scope_hash == plain.scope_hash
 
 
 @given(text)
