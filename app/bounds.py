@@ -4,7 +4,8 @@ A value a client sends reaches SQL only inside these bounds, so that it is a 4xx
 at the edge and never an overflow in a conversion or a driver error in a query (a `500`). Times
 are the admin API's and the dashboard's (`GET /admin/stats?since=`, purges' `created_before`,
 prices' `effective_from`, the dashboard's purge form); whole numbers are parsed from text only
-by `whole_number` and bounded by their column (BIGINT: ledger ids, counts).
+by `whole_number` and bounded by their column (BIGINT: ledger ids, counts); text filters hold no
+NUL character (`query_text`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ def utc_time(at: datetime, name: str) -> datetime:
     if utc is None or not EARLIEST <= utc <= LATEST:
         raise ValueError(f"'{name}' must be a time from {TIME_RANGE} (in UTC); {at.isoformat()} is not.")
     return utc
+
+
+def query_text(value: str, name: str) -> str:
+    """Text from a query string or a form as a filter: one Postgres can hold (no NUL character,
+    which a text column refuses with an error), else a 400."""
+    if "\x00" in value:
+        raise BadRequest(f"'{name}' must not contain NUL characters.")
+    return value
 
 
 def query_time(at: datetime | None, name: str) -> datetime | None:

@@ -87,12 +87,14 @@ ADMIN_DEPENDENCIES = {"admin": Provide(provide_admin), "session": Provide(provid
 
 
 def known_query(*names: str) -> Guard:
-    """A guard refusing query parameters other than `names` (400), so that a misspelt filter on
-    a destructive route (`DELETE …/cache?modle=x`) is an error, not a purge of everything."""
+    """A guard refusing query parameters other than `names`, and one given twice (400), so that a
+    misspelt filter on a destructive route (`DELETE …/cache?modle=x`) is an error, not a purge of
+    everything, and `?limit=1&limit=2` does not pick one for the client."""
     allowed = frozenset(names)
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        unknown = sorted(set(connection.query_params) - allowed)
+        query = connection.query_params
+        unknown = sorted(set(query) - allowed)
         if unknown:
             expected = (
                 f"; this route takes {', '.join(sorted(allowed))}" if allowed else "; this route takes none"
@@ -100,6 +102,12 @@ def known_query(*names: str) -> Guard:
             raise BadRequest(
                 f"Unknown query parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}{expected}.",
                 extra={"unknown_parameters": unknown},
+            )
+        repeated = sorted(name for name in query if len(query.getall(name)) > 1)
+        if repeated:
+            raise BadRequest(
+                f"Query parameter{'s' if len(repeated) > 1 else ''} {', '.join(repeated)} given more than once.",
+                extra={"repeated_parameters": repeated},
             )
 
     return guard

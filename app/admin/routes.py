@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditRepository
 from app.bounds import query_time
-from app.dependencies import ADMIN_DEPENDENCIES
+from app.dependencies import ADMIN_DEPENDENCIES, known_query
 from app.errors import BadRequest
 from app.ledger.pricing import decimal_text
 from app.ledger.rollup import ROLLUP_REQUEST_BUDGET_S, roll_up_ledger
@@ -75,7 +75,11 @@ class AdminController(Controller):
     tags = ("admin",)
     dependencies = ADMIN_DEPENDENCIES
 
-    @get("/stats", summary="Per tenant: requests, hits, misses, hit rate, cost and avoided cost, entries")
+    @get(
+        "/stats",
+        summary="Per tenant: requests, hits, misses, hit rate, cost and avoided cost, entries",
+        guards=[known_query("since", "until")],
+    )
     async def stats(
         self,
         session: NamedDependency[AsyncSession],
@@ -93,7 +97,7 @@ class AdminController(Controller):
         stats = await tenant_stats(session, since, until)
         return StatsOut(since=since, until=until, tenants=[TenantStatsOut.of(s) for s in stats])
 
-    @get("/audit", summary="The audit log, newest first")
+    @get("/audit", summary="The audit log, newest first", guards=[known_query("tenant_id", "limit")])
     async def audit(
         self,
         session: NamedDependency[AsyncSession],

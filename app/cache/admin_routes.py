@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bounds import query_time
+from app.bounds import query_text, query_time
 from app.cache.purge import CachePurge, PurgeFilter
 from app.dependencies import ADMIN_DEPENDENCIES, known_query
 from app.services import Services
@@ -44,13 +44,15 @@ class CacheAdminController(Controller):
         admin: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         services: NamedDependency[Services],
-        model: FromQuery[str | None] = None,
-        namespace: FromQuery[str | None] = None,
+        model: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        namespace: Annotated[str | None, QueryParameter(max_length=200)] = None,
         older_than: Annotated[int | None, QueryParameter(ge=0, le=MAX_AGE_S)] = None,
         created_before: FromQuery[datetime | None] = None,
     ) -> PurgedOut:
         await TenantService(session, admin.actor).get(tenant_id)  # 404 for unknown and deleted
         created_before = query_time(created_before, "created_before")  # UTC, bounded (app.bounds)
+        model = None if model is None else query_text(model, "model")
+        namespace = None if namespace is None else query_text(namespace, "namespace")
         # Age becomes one cutoff, fixed when the purge starts, however long its batches take.
         cutoffs = [c for c in (created_before,) if c is not None]
         if older_than is not None:

@@ -37,7 +37,7 @@ from litestar.types import Guard
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditRepository
-from app.bounds import MAX_BIGINT, query_time, whole_number
+from app.bounds import MAX_BIGINT, query_text, query_time, whole_number
 from app.cache.policy import TenantCachePolicy, parse_policy
 from app.cache.purge import CachePurge, PurgeFilter, count_matching
 from app.cache.repository import CacheRepository
@@ -122,9 +122,7 @@ def clean_text(value: str | None, name: str) -> str | None:
     """Blank means no filter; text Postgres cannot hold is a 400, not a failed query."""
     if value is None or not value.strip():
         return None
-    if "\x00" in value:
-        raise BadRequest(f"'{name}' must not contain NUL characters.")
-    return value.strip()
+    return query_text(value.strip(), name)
 
 
 def days(value: str | None) -> int | None:

@@ -1099,7 +1099,7 @@ async def test_a_deletion_and_a_booking_holding_its_counters_both_finish(
     assert await usage_counter_rows(sessionmaker, t.tenant_id) == 0
 
 
-async def test_unknown_query_parameters_on_changes_are_refused(
+async def test_unknown_repeated_or_unholdable_query_parameters_are_refused(
     http: httpx.AsyncClient,
     make_tenant,  # type: ignore[no-untyped-def]
 ) -> None:
@@ -1111,11 +1111,28 @@ async def test_unknown_query_parameters_on_changes_are_refused(
         ("DELETE", f"/admin/tenants/{tenant.tenant_id}?include_ledgr=true"),
         ("DELETE", f"/admin/keys/{tenant.key_id}?force=1"),
         ("DELETE", f"/admin/tenants/{tenant.tenant_id}/quotas/day?x=1"),
+        ("GET", "/admin/stats?foo=1"),
+        ("GET", "/admin/audit?limt=5"),
     ]:
         response = await http.request(method, path, headers=ADMIN_HEADERS)
         assert response.status_code == 400, (path, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
         assert "Unknown query parameter" in response.json()["detail"]
+    # A parameter given twice is not left to a guess of which one counts.
+    for method, path in [
+        ("GET", "/admin/audit?limit=1&limit=2"),
+        ("DELETE", f"/admin/tenants/{tenant.tenant_id}/cache?model={MODEL}&model=other"),
+    ]:
+        response = await http.request(method, path, headers=ADMIN_HEADERS)
+        assert response.status_code == 400, (path, response.text)
+        assert "given more than once" in response.json()["detail"]
+    # Text Postgres cannot hold is refused, not a failed query (a 500).
+    for query in ["model=%00", "namespace=x%00", f"model={MODEL}%00b"]:
+        response = await http.delete(
+            f"/admin/tenants/{tenant.tenant_id}/cache?{query}", headers=ADMIN_HEADERS
+        )
+        assert response.status_code == 400, (query, response.text)
+        assert "NUL" in response.json()["detail"]
     assert await hits(http, tenant.headers, "keep me, whatever the query says")  # nothing was purged
     assert await audit_of(http, tenant.tenant_id) == []
 
