@@ -462,7 +462,7 @@ class CompletionPipeline:
         caller, request = miss.caller, miss.request
         quotas = self.books.quotas
         terms = await quotas.terms(
-            request.model,
+            self.router.models_for(request.model),
             miss.prompt_tokens,
             max_output_tokens=request.max_output_tokens,
             choices=request.checked.n or 1,
@@ -1093,7 +1093,7 @@ class CompletionPipeline:
         return await self.books.quotas.reserve(
             session,
             job.caller.tenant_id,
-            request.model,
+            self.router.models_for(request.model),
             job.prompt_tokens,
             max_output_tokens=request.max_output_tokens,
             choices=request.checked.n or 1,

@@ -25,7 +25,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -547,28 +547,33 @@ class Quotas:
         self,
         session: AsyncSession,
         tenant_id: uuid.UUID,
-        model: str,
+        models: Sequence[str],
         prompt_tokens: int,
         *,
         max_output_tokens: int | None,
         choices: int,
     ) -> Reservation:
         """Reserve the prompt's (estimated) tokens plus the most the answers may take: the request's
-        own limit (already checked positive at the edge), else the model's, never above the model's."""
-        terms = await self.terms(model, prompt_tokens, max_output_tokens=max_output_tokens, choices=choices)
+        own limit (already checked positive at the edge), else the model's, never above the model's;
+        at the most any of `models` (the route's, primary and fallbacks) may cost."""
+        terms = await self.terms(models, prompt_tokens, max_output_tokens=max_output_tokens, choices=choices)
         return await QuotaRepository(session).reserve(
             tenant_id, terms.tokens, terms.cost_usd, terms.at, self.lease
         )
 
     async def terms(
-        self, model: str, prompt_tokens: int, *, max_output_tokens: int | None, choices: int
+        self, models: Sequence[str], prompt_tokens: int, *, max_output_tokens: int | None, choices: int
     ) -> ReservationTerms:
-        """What a request reserves (see `reserve`), priced now."""
+        """What a request reserves (see `reserve`), priced now: whichever of `models` answers, the
+        booking stays within it (a fallback that costs more than the primary included)."""
         at = datetime.now(UTC)
-        most = output_limit(model, self.default_output_tokens)
-        per_choice = min(max_output_tokens, most) if max_output_tokens is not None else most
-        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=per_choice * choices)
-        return ReservationTerms(usage.total, await self.prices.cost(model, usage, at), at)
+        tokens, cost = 0, Decimal(0)
+        for model in dict.fromkeys(models):
+            most = output_limit(model, self.default_output_tokens)
+            per_choice = min(max_output_tokens, most) if max_output_tokens is not None else most
+            usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=per_choice * choices)
+            tokens, cost = max(tokens, usage.total), max(cost, await self.prices.cost(model, usage, at))
+        return ReservationTerms(tokens, cost, at)
 
     async def settle(
         self,

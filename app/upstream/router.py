@@ -178,6 +178,11 @@ class ModelRouter:
 
     # Public API.
 
+    def models_for(self, requested: str) -> list[str]:
+        """The models a request for `requested` may be answered by: its route's primary, then its
+        fallbacks."""
+        return [target.model or requested for target in self.config.targets_for(requested)]
+
     async def complete(
         self,
         request: Mapping[str, Any],

@@ -39,6 +39,7 @@ EMPTY_THEN_ANSWER = "gpt-4o-mini-empty-then-answer"  # that, then a fallback tha
 EMPTY_THEN_REJECTED = "gpt-4o-mini-empty-then-rejected"  # that, then a fallback that answers 400
 REJECTING = "gpt-4o-mini-rejecting"
 EMPTY_THEN_HANG = "gpt-4o-mini-empty-then-hang"  # an empty answer, then a fallback that outlasts the deadline
+FAILING_THEN_4O = "gpt-4o-mini-then-4o"  # priced as gpt-4o-mini; its primary fails and gpt-4o answers
 DEADLINE_S = 4
 
 
@@ -74,6 +75,8 @@ async def served(
         f'fallbacks = [{{ upstream = "fake", model = "{REJECTING}" }}]\n'
         f'[[routes]]\nmodel = "{EMPTY_THEN_HANG}"\nprimary = "fake"\nprimary_model = "{EMPTY}"\n'
         f'fallbacks = [{{ upstream = "fake", model = "{HANG}" }}]\n'
+        f'[[routes]]\nmodel = "{FAILING_THEN_4O}"\nprimary = "fake"\nprimary_model = "{MIDSTREAM}"\n'
+        f'fallbacks = [{{ upstream = "fake", model = "gpt-4o" }}]\n'
     )
     process, url = await start_deja_serve(
         {
@@ -936,3 +939,30 @@ async def test_an_empty_answer_the_provider_counted_is_booked_when_the_deadline_
     )
     assert (day["reserved_tokens"], day["requests"]) == (0, 3)
     assert day["tokens"] == sum(row["prompt_tokens"] + row["completion_tokens"] for row in booked)
+
+
+async def test_a_cost_quota_reserves_what_the_dearest_model_of_the_route_may_cost(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A request for a cheap model whose route falls back to a dear one is reserved at the dear
+    one's price: with `max_tokens` set, a cost quota is never overrun, whichever model answers.
+    Reserved at the cheap model's price, such requests spent 2.6 to 3.8 times the quota."""
+    tenant: TenantKey = await make_tenant("dear-fallback")
+    limit = await client.put(
+        f"/admin/tenants/{tenant.tenant_id}/quotas/day",
+        headers=ADMIN_HEADERS,
+        json={"max_cost_usd": "0.0005"},
+    )
+    assert limit.status_code in (200, 201), limit.text[:300]
+    body = {"messages": [{"role": "user", "content": "Summarise the incident report."}], "max_tokens": 100}
+    # 100 answer tokens of gpt-4o cost $0.001: more than the quota, so it is refused up front.
+    dear = await client.post(
+        "/v1/chat/completions", headers=tenant.headers, json=body | {"model": FAILING_THEN_4O}
+    )
+    assert dear.status_code == 429, dear.text[:300]
+    assert dear.json()["quota"] == {"period": "day", "limit": "cost"}
+    # The same request for a route of cheap models only is served.
+    cheap = await client.post(
+        "/v1/chat/completions", headers=tenant.headers, json=body | {"model": "gpt-4o-mini"}
+    )
+    assert cheap.status_code == 200, cheap.text[:300]
