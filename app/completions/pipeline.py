@@ -467,6 +467,8 @@ class CompletionPipeline:
             max_output_tokens=request.max_output_tokens,
             choices=request.checked.n or 1,
         )
+        if terms.unpriced:  # whether a cost quota refuses it is read in the transaction
+            return None
         try:
             reservation, claimed = await reserve_miss(
                 self.fast,

@@ -36,8 +36,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.leases import Lease
-from app.errors import QuotaExceeded
-from app.ledger.pricing import PriceBook
+from app.errors import QuotaExceeded, Unprocessable
+from app.ledger.pricing import PriceBook, cost_of
 from app.upstream.usage import Usage
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,8 @@ class ReservationTerms:
     tokens: int
     cost_usd: Decimal
     at: datetime
+    # Models of the route with no price: their cost would be booked as 0.
+    unpriced: tuple[str, ...] = ()
 
     @property
     def day(self) -> date:
@@ -168,6 +170,9 @@ _RESERVE = text(
       AND (q.max_cost_usd IS NULL OR u.cost_usd + u.reserved_cost_usd + :cost <= q.max_cost_usd)
     RETURNING u.period
     """
+)
+_CAPS_COST = text(
+    "SELECT EXISTS (SELECT 1 FROM quotas WHERE tenant_id = :tenant_id AND max_cost_usd IS NOT NULL)"
 )
 _QUOTAS = text(
     """
@@ -291,6 +296,10 @@ class QuotaRepository:
             cost_usd=cost,
             id=reservation_id,
         )
+
+    async def caps_cost(self, tenant_id: uuid.UUID) -> bool:
+        """Whether a quota of the tenant limits its spend in dollars."""
+        return bool((await self.session.execute(_CAPS_COST, {"tenant_id": tenant_id})).scalar_one())
 
     async def exceeded(self, tenant_id: uuid.UUID, terms: ReservationTerms) -> QuotaExceeded:
         """The refusal of a reservation a period's limit did not allow (made outside this
@@ -557,9 +566,16 @@ class Quotas:
         own limit (already checked positive at the edge), else the model's, never above the model's;
         at the most any of `models` (the route's, primary and fallbacks) may cost."""
         terms = await self.terms(models, prompt_tokens, max_output_tokens=max_output_tokens, choices=choices)
-        return await QuotaRepository(session).reserve(
-            tenant_id, terms.tokens, terms.cost_usd, terms.at, self.lease
-        )
+        repository = QuotaRepository(session)
+        if terms.unpriced and await repository.caps_cost(tenant_id):
+            # Booked at $0, the call would pass any cost quota, however dear the model.
+            raise Unprocessable(
+                f"No price is known for model {', '.join(map(repr, terms.unpriced))}, and this tenant's "
+                "spend is capped by a cost quota, which could not bound it: an admin adds the price "
+                "(POST /admin/prices).",
+                extra={"unpriced_models": list(terms.unpriced)},
+            )
+        return await repository.reserve(tenant_id, terms.tokens, terms.cost_usd, terms.at, self.lease)
 
     async def terms(
         self, models: Sequence[str], prompt_tokens: int, *, max_output_tokens: int | None, choices: int
@@ -567,13 +583,16 @@ class Quotas:
         """What a request reserves (see `reserve`), priced now: whichever of `models` answers, the
         booking stays within it (a fallback that costs more than the primary included)."""
         at = datetime.now(UTC)
-        tokens, cost = 0, Decimal(0)
+        tokens, cost, unpriced = 0, Decimal(0), []
         for model in dict.fromkeys(models):
             most = output_limit(model, self.default_output_tokens)
             per_choice = min(max_output_tokens, most) if max_output_tokens is not None else most
             usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=per_choice * choices)
-            tokens, cost = max(tokens, usage.total), max(cost, await self.prices.cost(model, usage, at))
-        return ReservationTerms(tokens, cost, at)
+            price = await self.prices.price(model, at)
+            if price is None:
+                unpriced.append(model)
+            tokens, cost = max(tokens, usage.total), max(cost, cost_of(price, usage))
+        return ReservationTerms(tokens, cost, at, tuple(unpriced))
 
     async def settle(
         self,

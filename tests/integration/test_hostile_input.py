@@ -946,7 +946,8 @@ async def test_a_cost_quota_reserves_what_the_dearest_model_of_the_route_may_cos
 ) -> None:
     """A request for a cheap model whose route falls back to a dear one is reserved at the dear
     one's price: with `max_tokens` set, a cost quota is never overrun, whichever model answers.
-    Reserved at the cheap model's price, such requests spent 2.6 to 3.8 times the quota."""
+    Reserved at the cheap model's price, such requests spent 2.6 to 3.8 times the quota; a model
+    with no price passed any cost quota at $0."""
     tenant: TenantKey = await make_tenant("dear-fallback")
     limit = await client.put(
         f"/admin/tenants/{tenant.tenant_id}/quotas/day",
@@ -966,3 +967,15 @@ async def test_a_cost_quota_reserves_what_the_dearest_model_of_the_route_may_cos
         "/v1/chat/completions", headers=tenant.headers, json=body | {"model": "gpt-4o-mini"}
     )
     assert cheap.status_code == 200, cheap.text[:300]
+    # A model without a price would be booked at $0, past any cost quota: refused, saying why.
+    unpriced = await client.post(
+        "/v1/chat/completions", headers=tenant.headers, json=body | {"model": "local-llm"}
+    )
+    assert unpriced.status_code == 422, unpriced.text[:300]
+    assert unpriced.json()["unpriced_models"] == ["local-llm"]
+    # Without a cost quota it is served, and booked at $0 as documented.
+    free: TenantKey = await make_tenant("no-cost-quota")
+    served = await client.post(
+        "/v1/chat/completions", headers=free.headers, json=body | {"model": "local-llm"}
+    )
+    assert served.status_code == 200, served.text[:300]
