@@ -9,6 +9,7 @@ transaction and commits batch by batch itself (docs/architecture.md).
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -61,12 +62,21 @@ class TenantDeletion:
 
 
 def check_name(name: str) -> str:
-    """A tenant's name as given on create or rename, stripped; 422 when blank, too long or of the
-    form deleted tenants are renamed to (`deleted-<id>…`): deleting a tenant must never find its
-    tombstone's name taken."""
+    """A tenant's name as given on create or rename, stripped; 422 when blank, too long, holding a
+    control or format character (a NUL, a zero-width space, a right-to-left override: a name that
+    shows as another tenant's in the dashboard and the CLI), or of the form deleted tenants are
+    renamed to (`deleted-<id>…`): deleting a tenant must never find its tombstone's name taken."""
     name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise Unprocessable(f"A tenant name is 1 to {MAX_NAME} characters, not only spaces.")
+    hidden = sorted(
+        {f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in {"Cc", "Cf", "Co", "Cs", "Cn"}}
+    )
+    if hidden:
+        raise Unprocessable(
+            "A tenant name holds only characters that show: no control, format, private or "
+            f"unassigned ones ({', '.join(hidden)})."
+        )
     if reserved_name(name):
         raise Unprocessable(
             f"Tenant names of the form 'deleted-<id>' are reserved for deleted tenants; {name!r} is one."

@@ -1248,6 +1248,26 @@ async def test_times_just_inside_the_range_are_taken_in_utc(
     assert added.json()["effective_from"] == "9999-12-31T09:59:59Z"
 
 
+async def test_a_tenant_name_shows_what_it_holds(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    """A name of zero-width spaces looks blank; one with a right-to-left override shows its
+    letters in another order (another tenant's name, read in the dashboard or the CLI)."""
+    tenant = await make_tenant("shown")
+    for name in ("\u200b\u200b", "acme\u202eemca", "acme\u0007", "ac\u00adme", "acme\ue000"):
+        created = await http.post("/admin/tenants", json={"name": name}, headers=ADMIN_HEADERS)
+        assert created.status_code == 422, (name, created.text)
+        assert "characters that show" in created.json()["detail"]
+        renamed = await http.patch(
+            f"/admin/tenants/{tenant.tenant_id}", json={"name": name}, headers=ADMIN_HEADERS
+        )
+        assert renamed.status_code == 422, (name, renamed.text)
+    for name in ("Ünïcode Öffice", "東京チーム", "team 🚀"):
+        created = await http.post("/admin/tenants", json={"name": unique(name)}, headers=ADMIN_HEADERS)
+        assert created.status_code == 201, (name, created.text)
+
+
 async def test_a_tenant_can_always_be_deleted_whatever_the_others_are_named(
     http: httpx.AsyncClient,
     make_tenant,  # type: ignore[no-untyped-def]
