@@ -14,6 +14,7 @@ The body is read once: Litestar caches it for the handler.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -71,6 +72,11 @@ async def guard_body(request: Request[Any, Any, Any]) -> None:
     try:
         decoded = msgspec.json.decode(body)
     except msgspec.DecodeError:
-        return  # not JSON: the handler's own decoding answers with a 400
+        # msgspec refuses an unpaired surrogate escape ("Input data was truncated"); Python's
+        # decoder reads it, so that such a body gets the 422 that says what is wrong.
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            return  # not JSON: the handler's own decoding answers with a 400
     if _has_unstorable(decoded):
         raise Unprocessable("Text must not contain NUL characters (\\u0000) or unpaired surrogates.")

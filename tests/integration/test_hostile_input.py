@@ -302,6 +302,12 @@ async def test_bodies_no_decoder_can_take_are_problems(client: httpx.AsyncClient
                 response.text[:200],
             )
             assert_problem(response)
+    # An unpaired surrogate is named as such, wherever it is, not as a truncated body.
+    for escaped in ("\\ud800", "\\udc00x", "x\\ud83d", "\\udfff\\ud800"):
+        raw = f'{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "a {escaped}"}}]}}'
+        response = await client.post("/v1/chat/completions", headers=headers, content=raw.encode())
+        assert response.status_code == 422, (escaped, response.text[:200])
+        assert "surrogates" in response.json()["detail"]
 
 
 async def test_every_header_with_hostile_bytes_is_a_problem_never_a_5xx(
