@@ -426,15 +426,20 @@ def _exceeded(quota: Any, tokens: int, cost: Decimal, at: datetime) -> QuotaExce
         tokens_full = not requests_full and quota.max_tokens is not None
     if requests_full:
         limit, detail = "requests", f"{quota.requests} of {quota.max_requests} requests used"
+        spent = True
     elif tokens_full:
         limit = "tokens"
         detail = f"{used_tokens} of {quota.max_tokens} tokens used or reserved, {tokens} more needed"
+        spent = used_tokens >= quota.max_tokens
     else:
         limit = "cost"
         detail = f"${used_cost:.6f} of ${Decimal(quota.max_cost_usd):.6f} used or reserved, ${cost:.6f} more needed"
+        spent = used_cost >= Decimal(quota.max_cost_usd)
     retry_after = int((period_end(quota.period, at) - at).total_seconds()) + 1
+    # A request that needs more than is left of a quota not used up is told so, not that it is.
+    state = "is exhausted" if spent else "has too little left for this request"
     return QuotaExceeded(
-        f"The tenant's {_ADJECTIVES[quota.period]} {limit} quota is exhausted: {detail}.",
+        f"The tenant's {_ADJECTIVES[quota.period]} {limit} quota {state}: {detail}.",
         retry_after_s=retry_after,
         extra={"quota": {"period": quota.period, "limit": limit}},
     )

@@ -47,4 +47,9 @@ def test_a_cost_quota_is_named_with_its_figures() -> None:
         _quota(cost_usd=Decimal("0.9"), max_cost_usd=Decimal("1"), max_tokens=10**6), 50, Decimal("0.2"), AT
     )
 
-    assert "daily cost quota is exhausted: $0.900000 of $1.000000 used or reserved" in str(refusal)
+    assert (
+        "daily cost quota has too little left for this request: $0.900000 of $1.000000 used or reserved"
+        in str(refusal)
+    )
+    spent = _exceeded(_quota(cost_usd=Decimal("1"), max_cost_usd=Decimal("1")), 50, Decimal("0.2"), AT)
+    assert "daily cost quota is exhausted: $1.000000 of $1.000000" in str(spent)
