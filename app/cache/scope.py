@@ -50,8 +50,9 @@ SCOPE_PARAMETERS = (
 )
 # Not in the scope, on purpose: temperature and top_p (a policy decides whether a request is
 # cacheable at all), stream and stream_options (a stored answer replays either way), user,
-# metadata, store, service_tier, safety_identifier, prompt_cache_key (bookkeeping, not content);
-# and what the scope reads otherwise (the model, the messages, the output limit's class).
+# metadata, store, service_tier, safety_identifier, prompt_cache_key and the like (bookkeeping,
+# not content); and what the scope reads otherwise (the model, the messages, the output limit's
+# class). Déjà's own `cache` controls never reach the scope (the pipeline takes them out).
 UNSCOPED_PARAMETERS = frozenset(
     {
         "model",
@@ -68,7 +69,13 @@ UNSCOPED_PARAMETERS = frozenset(
         "service_tier",
         "safety_identifier",
         "prompt_cache_key",
-        "cache",
+        "prompt_cache_retention",
+        # Other servers' own: vLLM's request id, scheduling priority and prefix-cache salt,
+        # Ollama's keep_alive.
+        "request_id",
+        "priority",
+        "cache_salt",
+        "keep_alive",
     }
 )
 # Any other field of the request is in the scope too, as `other` (left out when there is none,

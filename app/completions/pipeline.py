@@ -377,10 +377,11 @@ class CompletionPipeline:
             try:
                 result = await self._wait(leader, deadline)
             except Exception as exc:
-                # Booked here, to give back the reservation the lookup made just before the leader began.
+                # Booked here, to give back the reservation the lookup made just before the leader began;
+                # what a provider billed the leader's call is the leader's to book, once.
                 latency_ms = (time.monotonic() - started) * 1000
                 await self._book_failure(
-                    caller, request, controls, exc, latency_ms, reservation=miss.reservation
+                    caller, request, controls, exc, latency_ms, reservation=miss.reservation, billed=False
                 )
                 raise
             if result is not None:
@@ -454,6 +455,15 @@ class CompletionPipeline:
             return found
         return await self._serve_probed(caller, request, controls, found, started)
 
+    async def _caps_cost(self, tenant_id: uuid.UUID) -> bool:
+        """Whether a cost quota caps the tenant's spend (also when that cannot be read now)."""
+
+        async def read(session: AsyncSession) -> bool:
+            return await QuotaRepository(session).caps_cost(tenant_id)
+
+        capped = await attempt(self.sessionmaker, read, tenant_id=tenant_id, durable=False)
+        return capped is not False
+
     async def _reserve_fast(self, miss: _Job, found: LookupResult) -> tuple[LookupResult, Reservation] | None:
         """A probed miss's quota reservation and replica claim in one round trip (no transaction,
         no ORM). None when it could not run: the transaction then does both."""
@@ -467,8 +477,8 @@ class CompletionPipeline:
             max_output_tokens=request.max_output_tokens,
             choices=request.checked.n or 1,
         )
-        if terms.unpriced:  # whether a cost quota refuses it is read in the transaction
-            return None
+        if terms.unpriced and await self._caps_cost(caller.tenant_id):
+            return None  # the transaction refuses it, saying why
         try:
             reservation, claimed = await reserve_miss(
                 self.fast,
@@ -1023,16 +1033,18 @@ class CompletionPipeline:
         latency_ms: float,
         *,
         reservation: Reservation | None,
+        billed: bool = True,
     ) -> None:
+        """Book a failed request; with `billed`, for the answers a provider counted tokens for
+        though none could be used (a follower's failure is its leader's: `billed=False`)."""
         status = exc.status_code if isinstance(exc, DejaError) else 500
         detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
-        # Answers a provider counted tokens for, though none could be used, are booked as spent.
-        billed = list(exc.billed) if isinstance(exc, Billed) else []
-        used, cost = await self._with_billed(Usage(), Decimal(0), billed)
+        spent_on = list(exc.billed) if billed and isinstance(exc, Billed) else []
+        used, cost = await self._with_billed(Usage(), Decimal(0), spent_on)
         spent: dict[str, Any] = {}
         if used.total:
             spent = {
-                "used_model": billed[-1][0],
+                "used_model": spent_on[-1][0],
                 "prompt_tokens": used.prompt_tokens,
                 "completion_tokens": used.completion_tokens,
                 "cost_usd": cost,
@@ -1082,7 +1094,9 @@ class CompletionPipeline:
         """The prompt's tokens, estimated for the reservation; too many is a 413."""
         body = job.request.body
         job.prompt_tokens = await self.books.quotas.estimator.prompt_tokens(
-            job.request.messages, (body.get(name) for name in MODEL_READS)
+            job.request.messages,
+            (body.get(name) for name in MODEL_READS),
+            models=self.router.models_for(job.request.model),
         )
         if job.prompt_tokens > self.limits.max_prompt_tokens:
             raise PayloadTooLarge(

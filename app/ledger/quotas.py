@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -474,15 +475,18 @@ class TokenEstimator:
     def _unknown(self) -> int:
         return int(self._tokenizer.token_to_id("[UNK]"))
 
-    async def prompt_tokens(self, messages: list[dict[str, Any]], tooling: Iterable[Any] = ()) -> int:
+    async def prompt_tokens(
+        self, messages: list[dict[str, Any]], tooling: Iterable[Any] = (), *, models: tuple[str, ...] = ()
+    ) -> int:
         """The messages' tokens, and those of what else the model reads of the request
-        (`tooling`: its tool and function definitions, its response format), as JSON. Texts of
+        (`tooling`: its tool and function definitions, its response format), as JSON; an image
+        as `models` (the ones that may answer) may count it. Texts of
         over INLINE_CHARS in all are counted on a worker thread, in pieces of PIECE_CHARS (the
         tokenizer takes a second a megabyte, and holds the interpreter but in a batch)."""
         texts: list[str] = []
         images = 0
         for message in messages:
-            images += _read_content(message.get("content"), texts)
+            images += _read_content(message.get("content"), texts, models)
         texts += [json.dumps(part, ensure_ascii=False) for part in tooling if part is not None]
         if sum(map(len, texts)) <= self.INLINE_CHARS:
             tokens = sum(map(self._tokens, texts))
@@ -516,18 +520,55 @@ class TokenEstimator:
         )
 
 
-# What OpenAI counts for an image (GPT-4o's rule): 85 tokens at `"detail": "low"`; else 85 plus 170
-# for each 512-pixel tile of the image scaled to fit 2048 x 2048 and then 768 on its short side,
-# which is at most 2 x 4 tiles. The image's size is not read: an image counts the most it can.
-IMAGE_TOKENS_LOW: Final = 85
-IMAGE_TOKENS_MOST: Final = 85 + 170 * 8
+# What OpenAI counts for one image, by model family (its vision guide), as (at `"detail": "low"`,
+# the most at any detail). Tile rules: a base, plus so much per 512-pixel tile of the image scaled
+# to fit 2048 x 2048 and then to 768 on its short side, which is at most 2 x 4 tiles; at "low",
+# the base alone. Patch rules: 32-pixel patches, at most 1,536, times the family's multiplier,
+# whatever the detail. The image's size is not read: an image counts the most its family may.
+# Longest prefix wins; a model of another family counts as gpt-4o does.
+def _tiles(base: int, tile: int) -> tuple[int, int]:
+    return base, base + tile * 8
 
 
-def _read_content(content: Any, texts: list[str]) -> int:
+def _patches(multiplier: float) -> tuple[int, int]:
+    most = math.ceil(1536 * multiplier)
+    return most, most
+
+
+IMAGE_TOKENS: Final = {
+    "gpt-4o": _tiles(85, 170),
+    "gpt-4o-mini": _tiles(2833, 5667),
+    "gpt-4.1": _tiles(85, 170),
+    "gpt-4.1-mini": _patches(1.62),
+    "gpt-4.1-nano": _patches(2.46),
+    "gpt-4.5": _tiles(85, 170),
+    "gpt-5": _tiles(70, 140),
+    "gpt-5-mini": _patches(1.62),
+    "gpt-5-nano": _patches(2.46),
+    "o1": _tiles(75, 150),
+    "o3": _tiles(75, 150),
+    "o4-mini": _patches(1.72),
+}
+OTHER_IMAGE_TOKENS: Final = IMAGE_TOKENS["gpt-4o"]
+
+
+def image_tokens(models: Iterable[str], detail: Any) -> int:
+    """The most tokens OpenAI may count for one image at `detail` sent to any of `models` (the
+    route's: whichever answers)."""
+    kind = 0 if detail == "low" else 1
+    return max((_image_rule(model)[kind] for model in models), default=OTHER_IMAGE_TOKENS[kind])
+
+
+def _image_rule(model: str) -> tuple[int, int]:
+    family = max((prefix for prefix in IMAGE_TOKENS if model.startswith(prefix)), key=len, default=None)
+    return IMAGE_TOKENS[family] if family is not None else OTHER_IMAGE_TOKENS
+
+
+def _read_content(content: Any, texts: list[str], models: tuple[str, ...]) -> int:
     """Add what the tokenizer should count of one message's content to `texts`; return the tokens
-    of its images. An image is counted as the provider counts it, never as the characters of its
-    URL (a data URL of 300 KB is 400,000 characters of base64); any other part (audio, a file) as
-    its JSON."""
+    of its images. An image is counted as the provider counts it for `models`, never as the
+    characters of its URL (a data URL of 300 KB is 400,000 characters of base64); any other part
+    (audio, a file) as its JSON."""
     if isinstance(content, str):
         texts.append(content)
         return 0
@@ -542,7 +583,7 @@ def _read_content(content: Any, texts: list[str]) -> int:
             texts.append(part["text"])
         elif kind == "image_url":
             detail = part["image_url"].get("detail") if isinstance(part.get("image_url"), dict) else None
-            images += IMAGE_TOKENS_LOW if detail == "low" else IMAGE_TOKENS_MOST
+            images += image_tokens(models, detail)
         else:
             texts.append(json.dumps(part, ensure_ascii=False, default=str))
     return images
@@ -561,7 +602,7 @@ class Quotas:
         self,
         session: AsyncSession,
         tenant_id: uuid.UUID,
-        models: Sequence[str],
+        models: tuple[str, ...],
         prompt_tokens: int,
         *,
         max_output_tokens: int | None,
@@ -574,24 +615,28 @@ class Quotas:
         repository = QuotaRepository(session)
         if terms.unpriced and await repository.caps_cost(tenant_id):
             # Booked at $0, the call would pass any cost quota, however dear the model.
+            # Not naming the models: a fallback's is the route's business, not the tenant's.
             raise Unprocessable(
-                f"No price is known for model {', '.join(map(repr, terms.unpriced))}, and this tenant's "
-                "spend is capped by a cost quota, which could not bound it: an admin adds the price "
-                "(POST /admin/prices).",
-                extra={"unpriced_models": list(terms.unpriced)},
+                "No price is known for the model this request asks for, or for one its route may "
+                "fall back to, and this tenant's spend is capped by a cost quota, which could not "
+                "bound it: an admin adds the price (POST /admin/prices)."
             )
         return await repository.reserve(tenant_id, terms.tokens, terms.cost_usd, terms.at, self.lease)
 
     async def terms(
-        self, models: Sequence[str], prompt_tokens: int, *, max_output_tokens: int | None, choices: int
+        self, models: tuple[str, ...], prompt_tokens: int, *, max_output_tokens: int | None, choices: int
     ) -> ReservationTerms:
         """What a request reserves (see `reserve`), priced now: whichever of `models` answers, the
         booking stays within it (a fallback that costs more than the primary included)."""
         at = datetime.now(UTC)
         tokens, cost, unpriced = 0, Decimal(0), []
+        primary_most = output_limit(models[0], self.default_output_tokens)
         for model in dict.fromkeys(models):
+            # With the request's own limit every model's answer keeps to it. Without one, an
+            # answer is estimated at the primary's own limit whichever model gives it: a fallback's
+            # may be far larger (gpt-5: 128,000), and such a request has no bound to keep anyway.
             most = output_limit(model, self.default_output_tokens)
-            per_choice = min(max_output_tokens, most) if max_output_tokens is not None else most
+            per_choice = min(max_output_tokens, most) if max_output_tokens is not None else primary_most
             usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=per_choice * choices)
             price = await self.prices.price(model, at)
             if price is None:

@@ -178,10 +178,10 @@ class ModelRouter:
 
     # Public API.
 
-    def models_for(self, requested: str) -> list[str]:
+    def models_for(self, requested: str) -> tuple[str, ...]:
         """The models a request for `requested` may be answered by: its route's primary, then its
         fallbacks."""
-        return [target.model or requested for target in self.config.targets_for(requested)]
+        return tuple(target.model or requested for target in self.config.targets_for(requested))
 
     async def complete(
         self,

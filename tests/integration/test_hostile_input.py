@@ -806,9 +806,8 @@ async def test_a_long_stored_answer_streams_whole_in_a_bounded_number_of_events(
         if line.startswith("data: {")
     ]
     assert [piece for piece in pieces if piece] == ["Hello ", "there, ", "friend."]
-    # The bound is the answer's, not each choice's: 128 choices of 7,800 characters, or of 128
-    # tool calls, were 62,700 and 16,600 events (1.4 s and 0.4 s of the event loop); of 64 tool
-    # calls, 8,448.
+    # The bound is the answer's, not each choice's: before, 128 choices of 7,800 characters were
+    # 62,720 events (this test printed 1.32 s of server CPU), 128 choices of 64 tool calls 8,448.
     calls = [
         {"id": f"call_{i}", "type": "function", "function": {"name": "look_up", "arguments": f'{{"n":{i}}}'}}
         for i in range(64)
@@ -952,8 +951,8 @@ async def test_a_cost_quota_reserves_what_the_dearest_model_of_the_route_may_cos
 ) -> None:
     """A request for a cheap model whose route falls back to a dear one is reserved at the dear
     one's price: with `max_tokens` set, a cost quota is never overrun, whichever model answers.
-    Reserved at the cheap model's price, such requests spent 2.6 to 3.8 times the quota; a model
-    with no price passed any cost quota at $0."""
+    Reserved at the cheap model's price, such requests were served past the quota; a model with no
+    price passed any cost quota at $0."""
     tenant: TenantKey = await make_tenant("dear-fallback")
     limit = await client.put(
         f"/admin/tenants/{tenant.tenant_id}/quotas/day",
@@ -978,7 +977,7 @@ async def test_a_cost_quota_reserves_what_the_dearest_model_of_the_route_may_cos
         "/v1/chat/completions", headers=tenant.headers, json=body | {"model": "local-llm"}
     )
     assert unpriced.status_code == 422, unpriced.text[:300]
-    assert unpriced.json()["unpriced_models"] == ["local-llm"]
+    assert "No price is known" in unpriced.json()["detail"]
     # Without a cost quota it is served, and booked at $0 as documented.
     free: TenantKey = await make_tenant("no-cost-quota")
     served = await client.post(

@@ -264,23 +264,24 @@ async def test_an_image_counts_the_tokens_a_provider_counts_for_it_not_its_data_
     sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
 ) -> None:
     """A 300 KB photo in a data URL is 400,000 characters of base64, which the tokenizer read as
-    about 270,000 tokens: past the 200,000-token prompt limit (413) and any token quota. A
-    provider counts it as at most 1,445 tokens (85 at "detail": "low")."""
+    about 270,000 tokens: past the 200,000-token prompt limit (413) and any token quota. OpenAI
+    counts it for gpt-4o as at most 1,445 tokens (85 at "detail": "low"), for gpt-4o-mini as at
+    most 48,169 (2,833 at "low")."""
     tenant = await make_tenant("quota-images")
-    await set_quota(sessionmaker, tenant.tenant_id, "day", max_tokens=1200)
+    await set_quota(sessionmaker, tenant.tenant_id, "day", max_tokens=2000)
     photo = "data:image/jpeg;base64," + base64.b64encode(random.Random(7).randbytes(300_000)).decode()
 
-    async def ask(detail: str) -> httpx.Response:
+    async def ask(detail: str, model: str = "gpt-4o") -> httpx.Response:
         image = {"type": "image_url", "image_url": {"url": photo, "detail": detail}}
         return await http.post(
             "/v1/chat/completions",
             headers=tenant.headers,
             json={
-                "model": "gpt-4o-mini",
+                "model": model,
                 "messages": [
                     {
                         "role": "user",
-                        "content": [{"type": "text", "text": f"What is this? ({detail})"}, image],
+                        "content": [{"type": "text", "text": f"What is this? ({detail}, {model})"}, image],
                     }
                 ],
                 "max_tokens": 5,
@@ -289,7 +290,11 @@ async def test_an_image_counts_the_tokens_a_provider_counts_for_it_not_its_data_
 
     low = await ask("low")
     assert low.status_code == 200, low.text[:300]
-    # At any other detail the image may cost up to 1,445 tokens: more than the 1,200 a day allows.
+    # Of the 2,000 a day, about 1,900 are left: enough for gpt-4o at any detail (1,445 at most),
+    # not for gpt-4o-mini even at "low" (2,833).
     high = await ask("high")
-    assert high.status_code == 429, high.text[:300]
-    assert high.json()["quota"] == {"period": "day", "limit": "tokens"}
+    assert high.status_code == 200, high.text[:300]
+    for detail in ("low", "high"):
+        mini = await ask(detail, "gpt-4o-mini")
+        assert mini.status_code == 429, mini.text[:300]
+        assert mini.json()["quota"] == {"period": "day", "limit": "tokens"}

@@ -230,6 +230,6 @@ async def test_a_long_prompt_is_scoped_off_the_event_loop_exactly_as_a_short_one
     ticker.cancel()
     assert ticks > 0
     with pytest.raises(PayloadTooLarge):
-        await scope_of_request("m", [{"role": "user", "content": "\ufdfa" * INLINE_CHARS}])
+        await scope_of_request("m", [{"role": "user", "content": "\ufdfa" * (INLINE_CHARS + 1)}])
     with pytest.raises(Unprocessable):
         await scope_of_request("m", [{"role": "user", "content": "\u200b" * (INLINE_CHARS + 1)}])
