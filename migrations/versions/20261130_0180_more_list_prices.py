@@ -2,9 +2,10 @@
 priced as another model or not at all.
 
 Without them `o3-pro` was booked at o3's price (a tenth of its own), `o1` and `gpt-4-turbo` at
-$0, and `gpt-4o-2024-05-13` at gpt-4o's (half its own). Prices per million tokens as OpenAI lists
-them, in force from the seed's date (gpt-5-pro from its release). A row an admin already added
-for the same model and date is kept.
+$0, and `gpt-4o-2024-05-13` at gpt-4o's (half its input price, two thirds of its output price).
+Prices per million tokens as OpenAI lists them, in force from the seed's date (gpt-5-pro from its
+release). The `gpt-4` row would price every `gpt-4-…` preview by prefix, so those are listed
+too. A row an admin already added for the same model and date is kept, and left on downgrade.
 
 Revision ID: 0180
 Revises: 0170
@@ -35,6 +36,10 @@ PRICES = {
     "gpt-4o-2024-05-13": ("5.00", None, "15.00", SEED_DATE),
     "chatgpt-4o-latest": ("5.00", None, "15.00", SEED_DATE),
     "gpt-4-turbo": ("10.00", None, "30.00", SEED_DATE),
+    "gpt-4-1106-preview": ("10.00", None, "30.00", SEED_DATE),
+    "gpt-4-0125-preview": ("10.00", None, "30.00", SEED_DATE),
+    "gpt-4-vision-preview": ("10.00", None, "30.00", SEED_DATE),
+    "gpt-4.5-preview": ("75.00", "37.50", "150.00", SEED_DATE),
     "gpt-4": ("30.00", None, "60.00", SEED_DATE),
     "gpt-4-32k": ("60.00", None, "120.00", SEED_DATE),
     "gpt-3.5-turbo-instruct": ("1.50", None, "2.00", SEED_DATE),
@@ -46,7 +51,12 @@ INSERT = sa.text(
     "VALUES (:model, CAST(:input AS numeric), CAST(:cached AS numeric), CAST(:output AS numeric), :at) "
     "ON CONFLICT (model, effective_from) DO NOTHING"
 )
-DELETE = sa.text("DELETE FROM prices WHERE model = :model AND effective_from = :at")
+# Only the rows this migration wrote: an admin's row for the same model and date differs in price.
+DELETE = sa.text(
+    "DELETE FROM prices WHERE model = :model AND effective_from = :at "
+    "AND input_per_mtok = CAST(:input AS numeric) AND output_per_mtok = CAST(:output AS numeric) "
+    "AND cached_input_per_mtok IS NOT DISTINCT FROM CAST(:cached AS numeric)"
+)
 
 
 def upgrade() -> None:
@@ -57,5 +67,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for model, (*_, at) in PRICES.items():
-        op.execute(DELETE.bindparams(model=model, at=at))
+    for model, (input_price, cached, output_price, at) in PRICES.items():
+        op.execute(
+            DELETE.bindparams(model=model, input=input_price, cached=cached, output=output_price, at=at)
+        )
