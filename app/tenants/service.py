@@ -61,22 +61,43 @@ class TenantDeletion:
     ledger_rows_deleted: int
 
 
-def check_name(name: str) -> str:
-    """A tenant's name as given on create or rename, stripped; 422 when blank, too long, holding a
-    control or format character (a NUL, a zero-width space, a right-to-left override: a name that
-    shows as another tenant's in the dashboard and the CLI), or of the form deleted tenants are
-    renamed to (`deleted-<id>…`): deleting a tenant must never find its tombstone's name taken."""
+# Characters a name must not hold: controls, format characters (a zero-width space, a
+# right-to-left override), line and paragraph separators, private-use and surrogate code points;
+# but the joiners that emoji sequences and Persian or Indic words need.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+_JOINERS = frozenset({"\u200c", "\u200d"})
+# Letters that show as nothing (Hangul fillers, the blank Braille pattern).
+_BLANK_LETTERS = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"})
+
+
+def shown_name(name: str, what: str) -> str:
+    """`name` stripped, or a 422 when it holds a character that does not show (a name that reads
+    as blank, or as another's in the dashboard and the CLI)."""
     name = name.strip()
-    if not name or len(name) > MAX_NAME:
-        raise Unprocessable(f"A tenant name is 1 to {MAX_NAME} characters, not only spaces.")
     hidden = sorted(
-        {f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in {"Cc", "Cf", "Co", "Cs", "Cn"}}
+        {
+            f"U+{ord(c):04X}"
+            for c in name
+            if c not in _JOINERS and (unicodedata.category(c) in _HIDDEN_CATEGORIES or c in _BLANK_LETTERS)
+        }
     )
     if hidden:
         raise Unprocessable(
-            "A tenant name holds only characters that show: no control, format, private or "
-            f"unassigned ones ({', '.join(hidden)})."
+            f"A {what} holds only characters that show: no control, format, separator or private "
+            f"ones ({', '.join(hidden)})."
         )
+    if name and not any(not c.isspace() and c not in _JOINERS for c in name):
+        raise Unprocessable(f"A {what} must hold a character that shows.")
+    return name
+
+
+def check_name(name: str) -> str:
+    """A tenant's name as given on create or rename, stripped; 422 when blank, too long, of
+    characters that do not show (`shown_name`), or of the form deleted tenants are renamed to
+    (`deleted-<id>…`): deleting a tenant must never find its tombstone's name taken."""
+    name = shown_name(name, "tenant name")
+    if not name or len(name) > MAX_NAME:
+        raise Unprocessable(f"A tenant name is 1 to {MAX_NAME} characters, not only spaces.")
     if reserved_name(name):
         raise Unprocessable(
             f"Tenant names of the form 'deleted-<id>' are reserved for deleted tenants; {name!r} is one."
@@ -147,6 +168,8 @@ class TenantService:
                 raise NotFound(f"No tenant {tenant_id}.")
             if tenant.status == TenantStatus.DELETED:
                 raise NotFound(f"Tenant {tenant_id} is deleted; it cannot have keys.")
+        if name is not None:
+            name = shown_name(name, "key name")
         key, new = await self.keys.issue(tenant_id, role=role, name=name)
         await self.audit.record(
             self.actor,

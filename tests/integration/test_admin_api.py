@@ -1248,14 +1248,22 @@ async def test_times_just_inside_the_range_are_taken_in_utc(
     assert added.json()["effective_from"] == "9999-12-31T09:59:59Z"
 
 
-async def test_a_tenant_name_shows_what_it_holds(
+async def test_tenant_and_key_names_show_what_they_hold(
     http: httpx.AsyncClient,
     make_tenant,  # type: ignore[no-untyped-def]
 ) -> None:
     """A name of zero-width spaces looks blank; one with a right-to-left override shows its
     letters in another order (another tenant's name, read in the dashboard or the CLI)."""
     tenant = await make_tenant("shown")
-    for name in ("\u200b\u200b", "acme\u202eemca", "acme\u0007", "ac\u00adme", "acme\ue000"):
+    for name in (
+        "\u200b\u200b",
+        "acme\u202eemca",
+        "acme\u0007",
+        "ac\u00adme",
+        "acme\ue000",
+        "a\u2028b",
+        "\u3164",
+    ):
         created = await http.post("/admin/tenants", json={"name": name}, headers=ADMIN_HEADERS)
         assert created.status_code == 422, (name, created.text)
         assert "characters that show" in created.json()["detail"]
@@ -1263,7 +1271,11 @@ async def test_a_tenant_name_shows_what_it_holds(
             f"/admin/tenants/{tenant.tenant_id}", json={"name": name}, headers=ADMIN_HEADERS
         )
         assert renamed.status_code == 422, (name, renamed.text)
-    for name in ("Ünïcode Öffice", "東京チーム", "team 🚀"):
+        key = await http.post(
+            f"/admin/tenants/{tenant.tenant_id}/keys", json={"name": name}, headers=ADMIN_HEADERS
+        )
+        assert key.status_code == 422, (name, key.text)
+    for name in ("Ünïcode Öffice", "東京チーム", "team 🚀", "devs 👩\u200d💻", "می\u200cخواهم"):
         created = await http.post("/admin/tenants", json={"name": unique(name)}, headers=ADMIN_HEADERS)
         assert created.status_code == 201, (name, created.text)
 
