@@ -458,6 +458,7 @@ async def test_a_request_waiting_on_a_stream_whose_client_leaves_asks_the_model_
             pieces += line.startswith("data: ")
             if pieces >= 2:
                 break  # the stream's client goes away mid-answer
+        assert not follower.done()  # it waits on the stream's call (its own would be done by now)
     answered = await follower
     assert answered.status_code == 200, answered.text[:300]
     assert answered.json()["choices"][0]["message"]["content"].startswith(
