@@ -653,7 +653,8 @@ class CompletionPipeline:
                         job.request.body, priority=job.caller.priority, trail=tried
                     )
             except TimeoutError:
-                await self._fail(job, _deadline_passed(self.limits.timeout_s, tried))
+                # This request's deadline, not theirs: the requests waiting on it ask for themselves.
+                await self._fail(job, _deadline_passed(self.limits.timeout_s, tried), followers=LeaderGone())
             except DejaError as exc:
                 stale = await self._stale_or_book_error(job, exc)
                 self._settle(job, error=exc)
@@ -697,9 +698,11 @@ class CompletionPipeline:
             job.caller, job.request, job.controls, result, job.started, release=job.reservation
         )
 
-    async def _fail(self, job: _Job, exc: DejaError) -> NoReturn:
+    async def _fail(self, job: _Job, exc: DejaError, *, followers: BaseException | None = None) -> NoReturn:
+        """Book `exc` and raise it; identical requests waiting on this one get `followers`
+        (default: the same error)."""
         await self._book_error(job, exc)
-        self._settle(job, error=exc)
+        self._settle(job, error=followers or exc)
         raise exc
 
     def _settle(self, job: _Job, *, result: Any = None, error: BaseException | None = None) -> None:
@@ -877,7 +880,7 @@ class CompletionPipeline:
                     {**job.request.body, "stream_options": options}, priority=job.caller.priority, trail=tried
                 )
         except TimeoutError:
-            await self._fail(job, _deadline_passed(self.limits.timeout_s, tried))
+            await self._fail(job, _deadline_passed(self.limits.timeout_s, tried), followers=LeaderGone())
         except DejaError as exc:
             stale = await self._stale_or_book_error(job, exc)
             self._settle(job, error=exc)
@@ -899,6 +902,7 @@ class CompletionPipeline:
         try:
             async with upstream:
                 failure: DejaError | None = None
+                followers: BaseException | None = None  # what the requests waiting on this one get
                 while True:
                     try:
                         async with asyncio.timeout_at(job.deadline):
@@ -906,7 +910,8 @@ class CompletionPipeline:
                     except StopAsyncIteration:
                         break
                     except TimeoutError:
-                        failure = _deadline_passed(self.limits.timeout_s)
+                        # This request's deadline, not theirs: they ask for themselves.
+                        failure, followers = _deadline_passed(self.limits.timeout_s), LeaderGone()
                         break
                     except UpstreamError as exc:
                         failure = exc
@@ -933,7 +938,7 @@ class CompletionPipeline:
                 return
             ended = True
             await self._book_delivered(job, upstream, completion, failure.status_code, failure)
-            self._settle(job, error=failure)
+            self._settle(job, error=followers or failure)
             # Headers are gone: the failure travels as an SSE error event, as OpenAI sends it.
             yield sse(
                 {"error": {"message": failure.detail, "type": "upstream_error", "code": failure.status_code}}

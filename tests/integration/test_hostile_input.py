@@ -694,6 +694,32 @@ async def test_a_request_past_its_deadline_is_a_504_booked_with_its_reservation_
     assert (day["reserved_tokens"], day["requests"]) == (0, 1)
 
 
+async def test_a_request_waiting_on_one_past_its_deadline_keeps_its_own_deadline(
+    client: httpx.AsyncClient, make_tenant, fake_model: FakeLLMServer
+) -> None:
+    """An identical request that arrives while a call is in flight waits on it. The first
+    request's deadline is its own: when it passes, the one waiting asks the model itself and
+    answers by its own deadline, where it got the first one's 504 at that moment before."""
+    tenant: TenantKey = await make_tenant("deadline-follower")
+    body = {"model": HANG, "messages": [{"role": "user", "content": "Wait for me"}], "max_tokens": 10}
+
+    def calls() -> int:
+        return int(httpx.get(f"{fake_model.root_url}/_fake/stats").json()["total"])
+
+    async def ask() -> tuple[httpx.Response, float]:
+        started = time.monotonic()
+        response = await client.post("/v1/chat/completions", headers=tenant.headers, json=body)
+        return response, time.monotonic() - started
+
+    before = calls()
+    first = asyncio.create_task(ask())
+    await asyncio.sleep(1.5)
+    (leader, _), (follower, waited) = await asyncio.gather(first, ask())
+    assert (leader.status_code, follower.status_code) == (504, 504)
+    assert waited >= DEADLINE_S - 0.5, waited  # its own deadline, not the first request's (2.5 s)
+    assert calls() - before == 2
+
+
 async def test_a_stream_past_its_deadline_is_ended_and_booked_for_what_it_delivered(
     client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
