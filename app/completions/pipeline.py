@@ -706,6 +706,11 @@ class CompletionPipeline:
         raise exc
 
     def _settle(self, job: _Job, *, result: Any = None, error: BaseException | None = None) -> None:
+        if isinstance(error, LeaderGone) and job.replica_key is not None and job.future is not None:
+            future, replica_key = job.future, job.replica_key
+            job.future = job.replica_key = None  # settled: later calls leave it be
+            self._hand_over(job, future, replica_key, error)
+            return
         if job.future is not None and job.key is not None:
             # Only a stored answer stays joinable after the fact (no-store means: do not reuse).
             stored = result is not None and result[1] is not None
@@ -716,6 +721,22 @@ class CompletionPipeline:
             # After the answer's entry is stored: the other replicas' followers look for it then.
             self._spawn(self.replicas.release(job.caller.tenant_id, job.controls.namespace, job.replica_key))
             job.replica_key = None
+
+    def _hand_over(
+        self, job: _Job, future: asyncio.Future[Any], replica_key: bytes, gone: LeaderGone
+    ) -> None:
+        """Release the replicas' claim on the key, then wake this process's followers: the first of
+        them leads and claims the key anew, and no release of this call's claim comes after it
+        (the claim's holder is the process, so a late release would remove the new leader's)."""
+
+        async def hand_over() -> None:
+            try:
+                await self.replicas.release(job.caller.tenant_id, job.controls.namespace, replica_key)
+            finally:
+                if job.key is not None:
+                    self.inflight.finish(job.key, future, error=gone, linger=False, written=not job.writing)
+
+        self._spawn(hand_over())
 
     def _used_row(
         self,
