@@ -520,12 +520,6 @@ class TokenEstimator:
         )
 
 
-# What OpenAI counts for one image, by model family (its vision guide), as (at `"detail": "low"`,
-# the most at any detail). Tile rules: a base, plus so much per 512-pixel tile of the image scaled
-# to fit 2048 x 2048 and then to 768 on its short side, which is at most 2 x 4 tiles; at "low",
-# the base alone. Patch rules: 32-pixel patches, at most 1,536, times the family's multiplier,
-# whatever the detail. The image's size is not read: an image counts the most its family may.
-# Longest prefix wins; a model of another family counts as gpt-4o does.
 def _tiles(base: int, tile: int) -> tuple[int, int]:
     return base, base + tile * 8
 
@@ -535,6 +529,12 @@ def _patches(multiplier: float) -> tuple[int, int]:
     return most, most
 
 
+# What OpenAI counts for one image, by model family (its vision guide), as (at `"detail": "low"`,
+# the most at any detail). Tile rules: a base, plus so much per 512-pixel tile of the image scaled
+# to fit 2048 x 2048 and then to 768 on its short side, which is at most 2 x 4 tiles; at "low",
+# the base alone. Patch rules: 32-pixel patches, at most 1,536, times the family's multiplier,
+# whatever the detail. The image's size is not read: an image counts the most its family may.
+# Longest prefix wins; a model of another family counts as gpt-4o does.
 IMAGE_TOKENS: Final = {
     "gpt-4o": _tiles(85, 170),
     "gpt-4o-mini": _tiles(2833, 5667),
