@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -669,9 +669,10 @@ class CompletionPipeline:
             )
         except BaseException as exc:
             # Refused or cut: still booked, once (a deadline met in `_fail` is booked there).
+            # A cancelled request (the server stopping) does not fail the requests waiting on it.
+            self._settle(job, error=exc if isinstance(exc, Exception) else LeaderGone())
             if isinstance(exc, QuotaExceeded | PayloadTooLarge | UpstreamTimeout) and not job.caller.booked:
                 await self._book_error(job, exc)
-            self._settle(job, error=exc)
             raise
         self._settle(job, result=(result.completion, answer.entry_id, result.model))
         return answer
@@ -688,7 +689,8 @@ class CompletionPipeline:
                     max_age_s=job.controls.max_age_s,
                 )
         except TimeoutError:
-            raise _deadline_passed(self.limits.timeout_s) from None
+            # This request's deadline, not theirs: the requests waiting on it ask for themselves.
+            await self._fail(job, _deadline_passed(self.limits.timeout_s), followers=LeaderGone())
         if entry is None:
             job.replica_key = scope.exact_hash
             return None
@@ -701,15 +703,20 @@ class CompletionPipeline:
     async def _fail(self, job: _Job, exc: DejaError, *, followers: BaseException | None = None) -> NoReturn:
         """Book `exc` and raise it; identical requests waiting on this one get `followers`
         (default: the same error)."""
-        await self._book_error(job, exc)
         self._settle(job, error=followers or exc)
+        await self._book_error(job, exc)
         raise exc
 
     def _settle(self, job: _Job, *, result: Any = None, error: BaseException | None = None) -> None:
-        if isinstance(error, LeaderGone) and job.replica_key is not None and job.future is not None:
-            future, replica_key = job.future, job.replica_key
+        future, replica_key, key = job.future, job.replica_key, job.key
+        if (
+            isinstance(error, LeaderGone)
+            and future is not None
+            and replica_key is not None
+            and key is not None
+        ):
             job.future = job.replica_key = None  # settled: later calls leave it be
-            self._hand_over(job, future, replica_key, error)
+            self._hand_over(job, key, future, replica_key, error)
             return
         if job.future is not None and job.key is not None:
             # Only a stored answer stays joinable after the fact (no-store means: do not reuse).
@@ -723,7 +730,7 @@ class CompletionPipeline:
             job.replica_key = None
 
     def _hand_over(
-        self, job: _Job, future: asyncio.Future[Any], replica_key: bytes, gone: LeaderGone
+        self, job: _Job, key: Hashable, future: asyncio.Future[Any], replica_key: bytes, gone: LeaderGone
     ) -> None:
         """Release the replicas' claim on the key, then wake this process's followers: the first of
         them leads and claims the key anew, and no release of this call's claim comes after it
@@ -733,8 +740,7 @@ class CompletionPipeline:
             try:
                 await self.replicas.release(job.caller.tenant_id, job.controls.namespace, replica_key)
             finally:
-                if job.key is not None:
-                    self.inflight.finish(job.key, future, error=gone, linger=False, written=not job.writing)
+                self.inflight.finish(key, future, error=gone, linger=False, written=not job.writing)
 
         self._spawn(hand_over())
 
@@ -958,8 +964,12 @@ class CompletionPipeline:
                 yield DONE
                 return
             ended = True
-            await self._book_delivered(job, upstream, completion, failure.status_code, failure)
+            # Settled first, and booked whatever becomes of this generator: a client that leaves
+            # while the row is written cancels the wait, never the booking.
             self._settle(job, error=followers or failure)
+            await asyncio.shield(
+                self._spawn(self._book_delivered(job, upstream, completion, failure.status_code, failure))
+            )
             # Headers are gone: the failure travels as an SSE error event, as OpenAI sends it.
             yield sse(
                 {"error": {"message": failure.detail, "type": "upstream_error", "code": failure.status_code}}
@@ -1159,10 +1169,11 @@ class CompletionPipeline:
         job.scope = None  # nothing can be stored either
         return None
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def aclose(self) -> None:
         if self._background:
