@@ -791,21 +791,25 @@ async def test_a_long_stored_answer_streams_whole_in_a_bounded_number_of_events(
     # Replayed word by word, an answer of 520,000 words was 520,000 events and 114 MB of
     # stream: 12 s of the event loop's CPU for one free hit, repeatable at will.
     tenant: TenantKey = await make_tenant("long-answer")
-    prompt = "Repeat the long answer, please."
+
+    async def replayed(prompt: str, response: str | dict[str, Any]) -> tuple[httpx.Response, float]:
+        """`response` stored for `prompt`, then a streamed hit on it, and the server's CPU for it."""
+        stored = await client.post(
+            "/v1/cache/entries",
+            headers=tenant.headers,
+            json={"prompt": prompt, "model": "gpt-4o-mini", "response": response},
+        )
+        assert stored.status_code == 201, stored.text[:300]
+        before = cpu_s(served.pid)
+        streamed = await client.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}], "stream": True},
+        )
+        return streamed, cpu_s(served.pid) - before
+
     answer = "a " * 300_000
-    stored = await client.post(
-        "/v1/cache/entries",
-        headers=tenant.headers,
-        json={"prompt": prompt, "model": "gpt-4o-mini", "response": answer},
-    )
-    assert stored.status_code == 201, stored.text[:300]
-    before = cpu_s(served.pid)
-    streamed = await client.post(
-        "/v1/chat/completions",
-        headers=tenant.headers,
-        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}], "stream": True},
-    )
-    used = cpu_s(served.pid) - before
+    streamed, used = await replayed("Repeat the long answer, please.", answer)
     assert streamed.headers["x-cache"].startswith("HIT")
     events = [line[6:] for line in streamed.text.split("\n\n") if line.startswith("data: {")]
     content = "".join(json.loads(event)["choices"][0]["delta"].get("content") or "" for event in events)
@@ -813,20 +817,7 @@ async def test_a_long_stored_answer_streams_whole_in_a_bounded_number_of_events(
     assert content == answer
     assert len(events) <= 520
     # A short answer still streams a word at a time, as a model sends it.
-    await client.post(
-        "/v1/cache/entries",
-        headers=tenant.headers,
-        json={"prompt": "Say hello.", "model": "gpt-4o-mini", "response": "Hello there, friend."},
-    )
-    short = await client.post(
-        "/v1/chat/completions",
-        headers=tenant.headers,
-        json={
-            "model": "gpt-4o-mini",
-            "messages": [{"role": "user", "content": "Say hello."}],
-            "stream": True,
-        },
-    )
+    short, _ = await replayed("Say hello.", "Hello there, friend.")
     pieces = [
         json.loads(line[6:])["choices"][0]["delta"].get("content")
         for line in short.text.split("\n\n")
@@ -847,21 +838,8 @@ async def test_a_long_stored_answer_streams_whole_in_a_bounded_number_of_events(
             {"index": i, "message": {"role": "assistant", **message}, "finish_reason": "stop"}
             for i in range(128)
         ]
-        asked = f"Answer in 128 ways with {kind}."
-        kept = await client.post(
-            "/v1/cache/entries",
-            headers=tenant.headers,
-            json={"prompt": asked, "model": "gpt-4o-mini", "response": {"choices": choices}},
-        )
-        assert kept.status_code == 201, kept.text[:300]
-        before = cpu_s(served.pid)
-        replayed = await client.post(
-            "/v1/chat/completions",
-            headers=tenant.headers,
-            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": asked}], "stream": True},
-        )
-        used = cpu_s(served.pid) - before
-        chunks = [json.loads(line[6:]) for line in replayed.text.split("\n\n") if line.startswith("data: {")]
+        many, used = await replayed(f"Answer in 128 ways with {kind}.", {"choices": choices})
+        chunks = [json.loads(line[6:]) for line in many.text.split("\n\n") if line.startswith("data: {")]
         print(f"128 choices of {kind}: {len(chunks)} events, server CPU {used:.2f} s")
         assert len(chunks) <= 1600
         assembler = CompletionAssembler()
