@@ -479,21 +479,21 @@ class TokenEstimator:
         self, messages: list[dict[str, Any]], tooling: Iterable[Any] = (), *, models: tuple[str, ...] = ()
     ) -> int:
         """The messages' tokens, and those of what else the model reads of the request
-        (`tooling`: its tool and function definitions, its response format), as JSON; an image
-        as `models` (the ones that may answer) may count it. Texts of
+        (`tooling`: its tool and function definitions, its response format), as JSON; an image,
+        audio or a file as `models` (the ones that may answer) may count it. Texts of
         over INLINE_CHARS in all are counted on a worker thread, in pieces of PIECE_CHARS (the
         tokenizer takes a second a megabyte, and holds the interpreter but in a batch)."""
         texts: list[str] = []
-        images = 0
+        media = 0
         for message in messages:
-            images += _read_content(message.get("content"), texts, models)
+            media += _read_content(message.get("content"), texts, models)
         texts += [json.dumps(part, ensure_ascii=False) for part in tooling if part is not None]
         if sum(map(len, texts)) <= self.INLINE_CHARS:
             tokens = sum(map(self._tokens, texts))
         else:
             tokens = await asyncio.to_thread(self._in_pieces, texts)
         # About 4 tokens of framing per message, as OpenAI counts chat messages.
-        return tokens + images + 4 * len(messages) + 3
+        return tokens + media + 4 * len(messages) + 3
 
     def text_tokens(self, text: str) -> int:
         """Tokens of an answer's text (for an answer the upstream sent without usage)."""
@@ -564,11 +564,37 @@ def _image_rule(model: str) -> tuple[int, int]:
     return IMAGE_TOKENS[family] if family is not None else OTHER_IMAGE_TOKENS
 
 
+# What OpenAI counts for a second of input audio (its audio models: $100 a million tokens is about
+# $0.06 a minute), and the fewest bytes a second of audio takes in a format it reads (MP3 at
+# 8 kbit/s; WAV takes far more): an audio part counts at most its decoded bytes over
+# AUDIO_LEAST_BYTES_PER_SECOND seconds, never the characters of its base64.
+AUDIO_TOKENS_PER_SECOND: Final = 10
+AUDIO_LEAST_BYTES_PER_SECOND: Final = 1000
+# A file (a PDF) is read by the model page by page, as the page's text and an image of it; its
+# pages are not counted here, so a file counts one page: an image at the route's most and
+# FILE_PAGE_TEXT_TOKENS of text. The provider's own count is booked when the answer comes.
+FILE_PAGE_TEXT_TOKENS: Final = 1000
+
+
+def audio_tokens(audio: Any) -> int | None:
+    """The most tokens an `input_audio` part's base64 `data` may hold (None: no such data)."""
+    data = audio.get("data") if isinstance(audio, dict) else None
+    if not isinstance(data, str):
+        return None
+    seconds = len(data) * 3 / 4 / AUDIO_LEAST_BYTES_PER_SECOND
+    return math.ceil(seconds * AUDIO_TOKENS_PER_SECOND)
+
+
+def file_tokens(models: Iterable[str]) -> int:
+    """What a file part counts: one page, as the route's models may count it."""
+    return image_tokens(models, None) + FILE_PAGE_TEXT_TOKENS
+
+
 def _read_content(content: Any, texts: list[str], models: tuple[str, ...]) -> int:
     """Add what the tokenizer should count of one message's content to `texts`; return the tokens
-    of its images. An image is counted as the provider counts it for `models`, never as the
-    characters of its URL (a data URL of 300 KB is 400,000 characters of base64); any other part
-    (audio, a file) as its JSON."""
+    of its images, audio and files, counted as the provider counts them for `models`, never as
+    the characters of their base64 (a data URL of 300 KB is 400,000 characters); any other part
+    as its JSON."""
     if isinstance(content, str):
         texts.append(content)
         return 0
@@ -576,17 +602,23 @@ def _read_content(content: Any, texts: list[str], models: tuple[str, ...]) -> in
         if content is not None:
             texts.append(json.dumps(content, ensure_ascii=False, default=str))
         return 0
-    images = 0
+    media = 0
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
+        audio = audio_tokens(part.get("input_audio")) if kind == "input_audio" else None
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
         elif kind == "image_url":
             detail = part["image_url"].get("detail") if isinstance(part.get("image_url"), dict) else None
-            images += image_tokens(models, detail)
+            media += image_tokens(models, detail)
+        elif audio is not None:
+            media += audio
+        elif kind == "file" and isinstance(part.get("file"), dict):
+            media += file_tokens(models)
+            texts.extend(name for name in (part["file"].get("filename"),) if isinstance(name, str))
         else:
             texts.append(json.dumps(part, ensure_ascii=False, default=str))
-    return images
+    return media
 
 
 class Quotas:

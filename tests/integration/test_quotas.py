@@ -298,3 +298,46 @@ async def test_an_image_counts_the_tokens_a_provider_counts_for_it_not_its_data_
         mini = await ask(detail, "gpt-4o-mini")
         assert mini.status_code == 429, mini.text[:300]
         assert mini.json()["quota"] == {"period": "day", "limit": "tokens"}
+
+
+async def test_audio_and_files_count_what_a_provider_counts_for_them_not_their_base64(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    """A 600 KB recording or PDF is 800,000 characters of base64, which the tokenizer read as
+    about 540,000 tokens: past the 200,000-token prompt limit (413) and any token quota. A second
+    of audio counts 10 tokens and takes at least 1,000 bytes (MP3 at 8 kbit/s), so 300 KB of audio
+    counts at most 3,000 tokens and 600 KB at most 6,000; a file counts one page (for gpt-4o an
+    image of at most 1,445 tokens and 1,000 of text)."""
+    tenant = await make_tenant("quota-media")
+    await set_quota(sessionmaker, tenant.tenant_id, "day", max_tokens=5000)
+
+    def recording(size: int) -> dict[str, object]:
+        data = base64.b64encode(random.Random(size).randbytes(size)).decode()
+        return {"type": "input_audio", "input_audio": {"data": data, "format": "mp3"}}
+
+    pdf = "data:application/pdf;base64," + base64.b64encode(random.Random(3).randbytes(600_000)).decode()
+
+    async def ask(part: dict[str, object], note: str) -> httpx.Response:
+        return await http.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={
+                "model": "gpt-4o",
+                "messages": [{"role": "user", "content": [{"type": "text", "text": note}, part]}],
+                "max_tokens": 5,
+            },
+        )
+
+    short = await ask(recording(300_000), "Transcribe this.")
+    assert short.status_code == 200, short.text[:300]
+    document = await ask(
+        {"type": "file", "file": {"filename": "q3.pdf", "file_data": pdf}}, "Summarise this."
+    )
+    assert document.status_code == 200, document.text[:300]
+    # What the two booked is what the model counted (a few tokens here): nearly 5,000 are left,
+    # not enough for a recording of up to 6,000 tokens.
+    long = await ask(recording(600_000), "Transcribe this too.")
+    assert long.status_code == 429, long.text[:300]
+    assert long.json()["quota"] == {"period": "day", "limit": "tokens"}
