@@ -22,10 +22,13 @@ Cache hits are free: they neither consume nor need quota.
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import logging
 import math
 import uuid
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -33,6 +36,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any, ClassVar, Final
 
+from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -520,46 +524,93 @@ class TokenEstimator:
         )
 
 
-def _tiles(base: int, tile: int) -> tuple[int, int]:
-    return base, base + tile * 8
+@dataclass(frozen=True, slots=True)
+class TileRule:
+    """A family that counts 512-pixel tiles: `base` for any image, plus `tile` for each tile of
+    the image scaled down to fit 2048 x 2048 and then to 768 pixels on its short side (at most
+    2 x 4 tiles); at `"detail": "low"` the base alone."""
+
+    base: int
+    tile: int
+
+    def tokens(self, detail: Any, size: tuple[int, int] | None) -> int:
+        if detail == "low":
+            return self.base
+        if size is None:
+            return self.base + self.tile * 8
+        width, height = size
+        fit = min(1.0, 2048 / max(width, height))
+        short = min(1.0, 768 / (min(width, height) * fit))
+        tiles = math.ceil(width * fit * short / 512) * math.ceil(height * fit * short / 512)
+        return self.base + self.tile * tiles
 
 
-def _patches(multiplier: float) -> tuple[int, int]:
-    most = math.ceil(1536 * multiplier)
-    return most, most
+@dataclass(frozen=True, slots=True)
+class PatchRule:
+    """A family that counts 32-pixel patches, at most 1,536 (a larger image is scaled down to
+    fit), times its `multiplier`, whatever the detail."""
+
+    multiplier: float
+
+    def tokens(self, detail: Any, size: tuple[int, int] | None) -> int:
+        patches = MOST_PATCHES
+        if size is not None:
+            patches = min(MOST_PATCHES, math.ceil(size[0] / 32) * math.ceil(size[1] / 32))
+        return math.ceil(patches * self.multiplier)
 
 
-# What OpenAI counts for one image, by model family (its vision guide), as (at `"detail": "low"`,
-# the most at any detail). Tile rules: a base, plus so much per 512-pixel tile of the image scaled
-# to fit 2048 x 2048 and then to 768 on its short side, which is at most 2 x 4 tiles; at "low",
-# the base alone. Patch rules: 32-pixel patches, at most 1,536, times the family's multiplier,
-# whatever the detail. The image's size is not read: an image counts the most its family may.
-# Longest prefix wins; a model of another family counts as gpt-4o does.
-IMAGE_TOKENS: Final = {
-    "gpt-4o": _tiles(85, 170),
-    "gpt-4o-mini": _tiles(2833, 5667),
-    "gpt-4.1": _tiles(85, 170),
-    "gpt-4.1-mini": _patches(1.62),
-    "gpt-4.1-nano": _patches(2.46),
-    "gpt-4.5": _tiles(85, 170),
-    "gpt-5": _tiles(70, 140),
-    "gpt-5-mini": _patches(1.62),
-    "gpt-5-nano": _patches(2.46),
-    "o1": _tiles(75, 150),
-    "o3": _tiles(75, 150),
-    "o4-mini": _patches(1.72),
+MOST_PATCHES: Final = 1536
+# What OpenAI counts for one image, by model family (its vision guide). Longest prefix wins; a
+# model of another family counts as gpt-4o does.
+IMAGE_TOKENS: Final[dict[str, TileRule | PatchRule]] = {
+    "gpt-4o": TileRule(85, 170),
+    "gpt-4o-mini": TileRule(2833, 5667),
+    "gpt-4.1": TileRule(85, 170),
+    "gpt-4.1-mini": PatchRule(1.62),
+    "gpt-4.1-nano": PatchRule(2.46),
+    "gpt-4.5": TileRule(85, 170),
+    "gpt-5": TileRule(70, 140),
+    "gpt-5-mini": PatchRule(1.62),
+    "gpt-5-nano": PatchRule(2.46),
+    "o1": TileRule(75, 150),
+    "o3": TileRule(75, 150),
+    "o4-mini": PatchRule(1.72),
 }
 OTHER_IMAGE_TOKENS: Final = IMAGE_TOKENS["gpt-4o"]
+# The formats OpenAI reads, and how much of an image a data URL's header is read from: the size
+# of a JPEG comes after its metadata (EXIF, a colour profile), almost always within this.
+IMAGE_FORMATS: Final = ("PNG", "JPEG", "GIF", "WEBP")
+IMAGE_HEADER_BYTES: Final = 256 * 1024
 
 
-def image_tokens(models: Iterable[str], detail: Any) -> int:
-    """The most tokens OpenAI may count for one image at `detail` sent to any of `models` (the
-    route's: whichever answers)."""
-    kind = 0 if detail == "low" else 1
-    return max((_image_rule(model)[kind] for model in models), default=OTHER_IMAGE_TOKENS[kind])
+def image_size(url: Any) -> tuple[int, int] | None:
+    """The width and height of the image in a base64 data URL, read from its header (Pillow, the
+    formats OpenAI reads); None for another URL, or a header that does not say within
+    IMAGE_HEADER_BYTES: such an image counts the most its family may."""
+    if not isinstance(url, str) or not url.startswith("data:"):
+        return None
+    head, comma, data = url[: IMAGE_HEADER_BYTES * 4 // 3 + 64].partition(",")
+    if not comma or not head.endswith(";base64"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            raw = base64.b64decode(data[: len(data) // 4 * 4])
+            with Image.open(io.BytesIO(raw), formats=IMAGE_FORMATS) as image:
+                width, height = image.size
+    except Exception:  # any header Pillow cannot read counts the most
+        return None
+    return (width, height) if width > 0 and height > 0 else None
 
 
-def _image_rule(model: str) -> tuple[int, int]:
+def image_tokens(models: Iterable[str], detail: Any, size: tuple[int, int] | None = None) -> int:
+    """The most tokens OpenAI may count for one image of `size` (None: unknown) at `detail` sent to
+    any of `models` (the route's: whichever answers)."""
+    rules = [_image_rule(model) for model in models] or [OTHER_IMAGE_TOKENS]
+    return max(rule.tokens(detail, size) for rule in rules)
+
+
+def _image_rule(model: str) -> TileRule | PatchRule:
     family = max((prefix for prefix in IMAGE_TOKENS if model.startswith(prefix)), key=len, default=None)
     return IMAGE_TOKENS[family] if family is not None else OTHER_IMAGE_TOKENS
 
@@ -609,8 +660,8 @@ def _read_content(content: Any, texts: list[str], models: tuple[str, ...]) -> in
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
         elif kind == "image_url":
-            detail = part["image_url"].get("detail") if isinstance(part.get("image_url"), dict) else None
-            media += image_tokens(models, detail)
+            image = part["image_url"] if isinstance(part.get("image_url"), dict) else {}
+            media += image_tokens(models, image.get("detail"), image_size(image.get("url")))
         elif audio is not None:
             media += audio
         elif kind == "file" and isinstance(part.get("file"), dict):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import random
 import uuid
 from decimal import Decimal
 
 import httpx
+from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -341,3 +343,45 @@ async def test_audio_and_files_count_what_a_provider_counts_for_them_not_their_b
     long = await ask(recording(600_000), "Transcribe this too.")
     assert long.status_code == 429, long.text[:300]
     assert long.json()["quota"] == {"period": "day", "limit": "tokens"}
+
+
+def _picture(kind: str, size: tuple[int, int]) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (30, 120, 200)).save(buffer, kind)
+    return f"data:image/{kind.lower()};base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+async def test_an_image_in_a_data_url_counts_the_tiles_of_its_own_size(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    """Ten scanned pages of 512 x 512 pixels sent to gpt-4o-mini are one tile each, 8,500 tokens
+    (2,833 + 5,667): 85,000 in all. Counted at the most an image of that family may count
+    (48,169), they were 481,690 tokens, a 413 past the 200,000-token prompt limit. A photo of
+    1024 x 768 is four tiles once scaled to 768 on its short side, 25,501; an image whose size
+    its URL does not show still counts the most."""
+    tenant = await make_tenant("quota-image-sizes")
+    await set_quota(sessionmaker, tenant.tenant_id, "day", max_tokens=100_000)
+
+    async def ask(urls: list[str], note: str) -> httpx.Response:
+        parts = [{"type": "image_url", "image_url": {"url": url}} for url in urls]
+        return await http.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": [{"type": "text", "text": note}, *parts]}],
+                "max_tokens": 5,
+            },
+        )
+
+    pages = await ask([_picture("PNG", (512, 512))] * 10, "Transcribe these pages.")
+    assert pages.status_code == 200, pages.text[:300]
+    # Each request is reserved alone against the 100,000 (the model booked a few tokens): three
+    # photos fit (76,503), four do not (102,004); three images of unknown size do not (144,507).
+    photo = _picture("JPEG", (1024, 768))
+    assert (await ask([photo] * 3, "Compare these photos.")).status_code == 200
+    assert (await ask([photo] * 4, "Compare these four.")).status_code == 429
+    unknown = "data:image/jpeg;base64," + base64.b64encode(random.Random(5).randbytes(3000)).decode()
+    assert (await ask([unknown] * 3, "Compare these.")).status_code == 429
