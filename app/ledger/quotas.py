@@ -48,14 +48,18 @@ from app.upstream.usage import Usage
 log = logging.getLogger(__name__)
 
 PERIODS = ("day", "month")
-# Output tokens reserved when a request sets no max_tokens: the most the model may answer, as
-# its provider documents it (longest matching name prefix wins); other models: the setting
-# `limits.default_output_tokens`.
+# The most a model may answer, as its provider documents it (longest matching name prefix wins):
+# what a request without max_tokens reserves (other models: the setting
+# `limits.default_output_tokens`), and the most a request's own max_tokens counts at (other
+# models: all of it).
 MODEL_OUTPUT_LIMITS = {
     "gpt-5": 128_000,
     "gpt-4.1": 32_768,
     "gpt-4o": 16_384,
+    "chatgpt-4o": 16_384,
+    "gpt-4.5": 16_384,
     "gpt-4-turbo": 4_096,
+    "gpt-4-32k": 32_768,
     "gpt-4": 8_192,
     "gpt-3.5-turbo": 4_096,
     "o1": 100_000,
@@ -64,10 +68,10 @@ MODEL_OUTPUT_LIMITS = {
 }
 
 
-def output_limit(model: str, default: int) -> int:
-    """The most tokens `model` can answer with."""
+def output_limit(model: str) -> int | None:
+    """The most tokens `model` can answer with (None: not known here)."""
     best = max((prefix for prefix in MODEL_OUTPUT_LIMITS if model.startswith(prefix)), key=len, default=None)
-    return MODEL_OUTPUT_LIMITS[best] if best is not None else default
+    return MODEL_OUTPUT_LIMITS[best] if best is not None else None
 
 
 def period_start(period: str, at: datetime) -> datetime:
@@ -482,7 +486,8 @@ class TokenEstimator:
     async def prompt_tokens(
         self, messages: list[dict[str, Any]], tooling: Iterable[Any] = (), *, models: tuple[str, ...] = ()
     ) -> int:
-        """The messages' tokens, and those of what else the model reads of the request
+        """The messages' tokens (their content, and the rest of each but its role as JSON: tool
+        calls and their arguments), and those of what else the model reads of the request
         (`tooling`: its tool and function definitions, its response format), as JSON; an image,
         audio or a file as `models` (the ones that may answer) may count it. Texts of
         over INLINE_CHARS in all are counted on a worker thread, in pieces of PIECE_CHARS (the
@@ -491,6 +496,11 @@ class TokenEstimator:
         media = 0
         for message in messages:
             media += _read_content(message.get("content"), texts, models)
+            # What else the model reads of a message (an assistant's tool calls and their
+            # arguments, a legacy function call, a name) counts as its JSON.
+            rest = {key: value for key, value in message.items() if key not in ("role", "content")}
+            if rest:
+                texts.append(json.dumps(rest, ensure_ascii=False, default=str))
         texts += [json.dumps(part, ensure_ascii=False) for part in tooling if part is not None]
         if sum(map(len, texts)) <= self.INLINE_CHARS:
             tokens = sum(map(self._tokens, texts))
@@ -713,13 +723,17 @@ class Quotas:
         booking stays within it (a fallback that costs more than the primary included)."""
         at = datetime.now(UTC)
         tokens, cost, unpriced = 0, Decimal(0), []
-        primary_most = output_limit(models[0], self.default_output_tokens)
+        primary_most = output_limit(models[0]) or self.default_output_tokens
         for model in dict.fromkeys(models):
-            # With the request's own limit every model's answer keeps to it. Without one, an
-            # answer is estimated at the primary's own limit whichever model gives it: a fallback's
-            # may be far larger (gpt-5: 128,000), and such a request has no bound to keep anyway.
-            most = output_limit(model, self.default_output_tokens)
-            per_choice = min(max_output_tokens, most) if max_output_tokens is not None else primary_most
+            # With the request's own limit every model's answer keeps to it (and to the model's
+            # own, where it is known). Without one, an answer is estimated at the primary's own
+            # limit whichever model gives it: a fallback's may be far larger (gpt-5: 128,000), and
+            # such a request has no bound to keep anyway.
+            most = output_limit(model)
+            if max_output_tokens is None:
+                per_choice = primary_most
+            else:
+                per_choice = max_output_tokens if most is None else min(max_output_tokens, most)
             usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=per_choice * choices)
             price = await self.prices.price(model, at)
             if price is None:

@@ -989,3 +989,56 @@ async def test_a_cost_quota_reserves_what_the_dearest_model_of_the_route_may_cos
         "/v1/chat/completions", headers=free.headers, json=body | {"model": "local-llm"}
     )
     assert served.status_code == 200, served.text[:300]
+
+
+async def test_a_quota_counts_the_tool_calls_a_conversation_sends_back_and_a_limit_it_cannot_cap(
+    client: httpx.AsyncClient, make_tenant
+) -> None:
+    """The estimate read each message's content only, so the arguments of an assistant's tool call
+    sent back in the conversation (here 270 KB of notes, about 80,000 tokens) passed a 50,000-token
+    quota and the prompt limit unreserved. And a request's own `max_tokens` was counted at most at
+    4,096 for a model whose output limit Déjà does not know: 16,000 tokens of a priced model passed
+    a cost quota worth 4,096 of them."""
+    tenant: TenantKey = await make_tenant("tool-call-arguments")
+    limit = await client.put(
+        f"/admin/tenants/{tenant.tenant_id}/quotas/day",
+        headers=ADMIN_HEADERS,
+        json={"max_tokens": 50_000, "max_cost_usd": "0.05"},
+    )
+    assert limit.status_code in (200, 201), limit.text[:300]
+    arguments = json.dumps({"notes": "lorem ipsum dolor sit amet " * 10_000})
+    conversation = [
+        {"role": "user", "content": "Save my notes."},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "save", "arguments": arguments}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "saved"},
+        {"role": "user", "content": "What did I save?"},
+    ]
+    body = {"model": "gpt-4o-mini", "messages": conversation, "max_tokens": 10}
+    refused = await client.post("/v1/chat/completions", headers=tenant.headers, json=body)
+    assert refused.status_code == 429, refused.text[:300]
+    assert refused.json()["quota"] == {"period": "day", "limit": "tokens"}
+    # A model of its own, priced at $3 an answer's million tokens: 16,000 of them cost $0.048,
+    # within the $0.05; 17,000 ($0.051) are not, though 4,096 ($0.012) would have been.
+    model = f"house-model-{uuid.uuid4().hex[:8]}"
+    price = await client.post(
+        "/admin/prices",
+        headers=ADMIN_HEADERS,
+        json={"model": model, "input_per_mtok": "0", "output_per_mtok": "3"},
+    )
+    assert price.status_code == 201, price.text[:300]
+    ask = {"model": model, "messages": [{"role": "user", "content": "Write an essay about rivers."}]}
+    over = await client.post(
+        "/v1/chat/completions", headers=tenant.headers, json=ask | {"max_tokens": 17_000}
+    )
+    assert over.status_code == 429, over.text[:300]
+    assert over.json()["quota"] == {"period": "day", "limit": "cost"}
+    within = await client.post(
+        "/v1/chat/completions", headers=tenant.headers, json=ask | {"max_tokens": 16_000}
+    )
+    assert within.status_code == 200, within.text[:300]
