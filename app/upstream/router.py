@@ -539,6 +539,7 @@ class RouterStream:
         self._sdk_stream = opened.sdk_stream
         self._buffered = opened.buffered
         self._chars: dict[int, int] = {}
+        self._finished: dict[int, bool] = {}  # by choice: has it said why it ended?
         self._cut = False
         self._closed = False
         self.requested_model = requested_model
@@ -563,6 +564,14 @@ class RouterStream:
         try:
             chunk = await self._sdk_stream.__anext__()
         except StopAsyncIteration:
+            if not self._finished or not all(self._finished.values()):
+                # Ended cleanly, but before a choice said why it ended: an answer cut short, which
+                # must not be stored as a whole one.
+                await self._fail(
+                    _Failure(
+                        Outcome.STREAM_BROKEN, "it ended before its answer was finished", retryable=False
+                    )
+                )
             await self.aclose()
             raise
         except Exception as exc:
@@ -582,11 +591,12 @@ class RouterStream:
     def _shape(self, chunk: dict[str, Any]) -> dict[str, Any]:
         limit = self._max_answer_chars
         for choice in chunk.get("choices") or []:
+            index = int(choice.get("index", 0))
+            self._finished[index] = self._finished.get(index, False) or bool(choice.get("finish_reason"))
             delta = choice.get("delta") or {}
             content = delta.get("content")
             if not isinstance(content, str):
                 continue
-            index = int(choice.get("index", 0))
             seen = self._chars.get(index, 0)
             if seen + len(content) > limit:
                 # Cut here and stop reading: closing the stream stops the upstream generating.

@@ -32,6 +32,7 @@ PROBLEM = "application/problem+json"
 METRICS_TOKEN = "scrape-me"
 # Models the fake server breaks on purpose; named under a priced family so delivered text has a cost.
 MIDSTREAM = "gpt-4o-mini-midstream"
+UNFINISHED = "gpt-4o-mini-unfinished"  # a stream whose body ends before it says why
 LONG = "gpt-4o-mini-long"
 HANG = "gpt-4o-mini-hang"
 EMPTY = "gpt-4o-mini-empty"  # answers 200 with no content, and counts its prompt's tokens
@@ -53,7 +54,14 @@ class Served:
 def fake_model() -> Iterator[FakeLLMServer]:
     config = FakeLLMConfig(
         token_latency_ms=250,  # a long answer (20 pieces) outlasts the deadline
-        fail_models={MIDSTREAM: "midstream", LONG: "long", HANG: "timeout", EMPTY: "empty", REJECTING: "400"},
+        fail_models={
+            MIDSTREAM: "midstream",
+            UNFINISHED: "unfinished",
+            LONG: "long",
+            HANG: "timeout",
+            EMPTY: "empty",
+            REJECTING: "400",
+        },
         long_answer_chars=20_000,
     )
     with FakeLLMServer(config) as server:
@@ -380,20 +388,19 @@ async def test_every_header_with_hostile_bytes_is_a_problem_never_a_5xx(
         assert_problem(response)
 
 
-async def test_a_stream_cut_by_the_upstream_is_booked_for_what_it_delivered(
-    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+@pytest.mark.parametrize("model", [MIDSTREAM, UNFINISHED])
+async def test_a_stream_cut_by_the_upstream_is_booked_for_what_it_delivered_and_never_served_again(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession], model: str
 ) -> None:
+    """A stream that breaks off with an error event, or whose body just ends before any choice
+    says why (no finish_reason): the client gets an error event, not a made-up [DONE]; the
+    request is booked as a 502 at what was delivered; and the cut answer is not stored, so the
+    same request asks the model again. The clean end used to be stored and served whole."""
     tenant: TenantKey = await make_tenant("stream")
     received: list[str] = []
+    body = {"model": model, "messages": [{"role": "user", "content": "Tell me a story"}]}
     async with client.stream(
-        "POST",
-        "/v1/chat/completions",
-        headers=tenant.headers,
-        json={
-            "model": MIDSTREAM,
-            "messages": [{"role": "user", "content": "Tell me a story"}],
-            "stream": True,
-        },
+        "POST", "/v1/chat/completions", headers=tenant.headers, json=body | {"stream": True}
     ) as response:
         assert response.status_code == 200
         request_id = response.headers["x-request-id"]
@@ -405,11 +412,14 @@ async def test_a_stream_cut_by_the_upstream_is_booked_for_what_it_delivered(
         (c.get("choices") or [{}])[0].get("delta", {}).get("content") for c in delivered if "choices" in c
     )
     assert "error" in delivered[-1]
+    assert "[DONE]" not in received
     [row] = await ledger_rows(sessionmaker, tenant.tenant_id)
     assert row["request_id"] == request_id
     assert row["completion_tokens"] > 0, row  # never free: counted from the delivered text
     assert row["cost_usd"] > 0, row
     assert row["http_status"] == 502
+    again = await client.post("/v1/chat/completions", headers=tenant.headers, json=body)
+    assert again.headers.get("x-cache") != "HIT", again.text[:300]
 
 
 async def test_a_stream_the_client_abandons_is_booked_and_its_reservation_released(

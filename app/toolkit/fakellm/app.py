@@ -283,6 +283,8 @@ async def _stream_body(
                 detail = ErrorDetail(message="Injected fault: the stream broke off.", type="server_error")
                 yield _sse(ErrorResponse(error=detail))
                 return
+            if fault == "unfinished" and sent >= 2:
+                return  # the body ends cleanly, with no finish_reason and no [DONE]
             sent += 1
             if answer.tool_call is not None:
                 arguments = FunctionDelta(arguments=piece)
