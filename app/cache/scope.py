@@ -347,6 +347,11 @@ def _last_text_chars(messages: Sequence[Mapping[str, Any]]) -> int:
     return 0
 
 
+class NothingToLookUp(Unprocessable):
+    """The last user message holds no text to look up (an image alone, blank text): the cache
+    API refuses it, a chat request goes to the model uncached."""
+
+
 def scope_of(
     model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any] | None = None
 ) -> Scope:
@@ -368,7 +373,9 @@ def scope_of(
         )
     normalised = normalise_prompt(prompt)
     if not normalised:
-        raise Unprocessable("The last user message has no visible text.")
+        if last.get("content") is None:
+            raise Unprocessable("The last user message has no content.")
+        raise NothingToLookUp("The last user message has no visible text.")
     params = params or {}
     shaping = {name: params[name] for name in SCOPE_PARAMETERS if params.get(name) is not None}
     other = {

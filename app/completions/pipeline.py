@@ -27,7 +27,7 @@ from app.cache.bound.service import ErrorBound, verifier_metadata
 from app.cache.policy import TenantCachePolicy
 from app.cache.repository import StoredEntry
 from app.cache.responses import replay
-from app.cache.scope import Scope, scope_of_request
+from app.cache.scope import NothingToLookUp, Scope, scope_of_request
 from app.cache.service import CacheService, LookupResult
 from app.completions.coalesce import LeaderGone, ReplicaCoalescer, SingleFlight
 from app.completions.controls import CacheControls, parse_controls
@@ -35,7 +35,14 @@ from app.completions.inputs import ChatBody, chat_body
 from app.completions.miss_booking import Claim, MissBooking
 from app.completions.miss_reservation import QuotaFull, reserve_miss
 from app.completions.repository import InflightRepository
-from app.completions.streaming import DONE, REPLAY_BATCH, CompletionAssembler, replay_chunks, sse
+from app.completions.streaming import (
+    DONE,
+    REPLAY_BATCH,
+    CompletionAssembler,
+    replay_chunks,
+    servable_again,
+    sse,
+)
 from app.db.engine import DatabaseDown, attempt
 from app.db.fastpath import FastConnections, missing_function, unavailable
 from app.db.leases import Lease
@@ -272,7 +279,12 @@ class CompletionPipeline:
         if bypass_reason(request, caller.policy):
             metrics.cache_lookup("bypass")
             return await self._miss(job("bypass"))
-        scope = await scope_of_request(request.model, request.messages, request.body)
+        try:
+            scope = await scope_of_request(request.model, request.messages, request.body)
+        except NothingToLookUp:
+            # An image or a recording alone is a question for the model, not one to look up.
+            metrics.cache_lookup("bypass")
+            return await self._miss(job("bypass"))
         if controls.no_cache:
             # A refresh: no lookup, but the fresh answer replaces what later requests find.
             metrics.cache_lookup("bypass")
@@ -796,7 +808,8 @@ class CompletionPipeline:
             metadata={"fallback": True} if fallback_used else {},
             explored=job.explored is not None,
         )
-        scope = job.scope if not job.controls.no_store else None
+        # Stored unless told not to, or when a copy could not give back what the model said.
+        scope = job.scope if not job.controls.no_store and servable_again(completion) else None
         # The answer goes to the client first; storing it, settling the quota and booking the
         # request are written after (app.ledger.writer), under the entry id chosen here.
         row.entry_id = uuid.uuid4() if scope is not None else None

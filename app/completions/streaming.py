@@ -23,8 +23,29 @@ def sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
 
 
+# Message fields other than text that an answer is stored and replayed with. An answer with any
+# other field that is not text (audio, whose id expires with the provider; content in parts) is
+# passed on but not stored: a replay could not give it back as it was.
+_STRUCTURED = frozenset({"tool_calls", "function_call", "annotations"})
+
+
+def servable_again(completion: dict[str, Any]) -> bool:
+    """Whether a stored copy of this answer gives back what the model said, streamed or not."""
+    for choice in completion.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            return False
+        for key, value in message.items():
+            if key not in _STRUCTURED and value is not None and not isinstance(value, str):
+                return False
+    return True
+
+
 class CompletionAssembler:
-    """Folds chunk dicts into the chat completion object they spell out."""
+    """Folds chunk dicts into the chat completion object they spell out: text fields (content,
+    refusal, and any other a server streams as text, such as reasoning) are joined, tool calls
+    and a legacy function call assembled, annotations and logprobs gathered; another field keeps
+    its last value, which makes the answer one not to store (`servable_again`)."""
 
     def __init__(self) -> None:
         self.id: str | None = None
@@ -46,32 +67,36 @@ class CompletionAssembler:
             state = self._choices.setdefault(
                 index,
                 {
-                    "role": "assistant",
-                    "content": None,
+                    "message": {"role": "assistant", "content": None, "refusal": None},
                     "tool_calls": {},
                     "finish_reason": None,
-                    "refusal": None,
                 },
             )
-            delta = choice.get("delta") or {}
-            if delta.get("role"):
-                state["role"] = delta["role"]
-            if isinstance(delta.get("content"), str):
-                state["content"] = (state["content"] or "") + delta["content"]
-            if isinstance(delta.get("refusal"), str):
-                state["refusal"] = (state["refusal"] or "") + delta["refusal"]
-            for call in delta.get("tool_calls") or []:
-                slot = state["tool_calls"].setdefault(
-                    int(call.get("index", 0)),
-                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
-                )
-                if call.get("id"):
-                    slot["id"] = call["id"]
-                if call.get("type"):
-                    slot["type"] = call["type"]
-                function = call.get("function") or {}
-                slot["function"]["name"] += function.get("name") or ""
-                slot["function"]["arguments"] += function.get("arguments") or ""
+            message = state["message"]
+            for key, value in (choice.get("delta") or {}).items():
+                if value is None:
+                    continue
+                if key == "role":
+                    message["role"] = value
+                elif key == "tool_calls" and isinstance(value, list):
+                    for call in value:
+                        _add_call(state["tool_calls"], call if isinstance(call, dict) else {})
+                elif key == "function_call" and isinstance(value, dict):
+                    function = message.setdefault("function_call", {"name": "", "arguments": ""})
+                    function["name"] += str(value.get("name") or "")
+                    function["arguments"] += str(value.get("arguments") or "")
+                elif key == "annotations" and isinstance(value, list):
+                    message.setdefault("annotations", []).extend(value)
+                elif isinstance(value, str) and isinstance(message.get(key), str | None):
+                    message[key] = (message.get(key) or "") + value
+                else:
+                    message[key] = value
+            logprobs = choice.get("logprobs")
+            if isinstance(logprobs, dict):
+                gathered = state.setdefault("logprobs", {})
+                for key, tokens in logprobs.items():
+                    if isinstance(tokens, list):
+                        gathered.setdefault(key, []).extend(tokens)
             if choice.get("finish_reason"):
                 state["finish_reason"] = choice["finish_reason"]
 
@@ -79,18 +104,14 @@ class CompletionAssembler:
         choices = []
         for index in sorted(self._choices):
             state = self._choices[index]
-            message: dict[str, Any] = {
-                "role": state["role"],
-                "content": state["content"],
-                "refusal": state["refusal"],
-            }
+            message = dict(state["message"])
             if state["tool_calls"]:
                 message["tool_calls"] = [state["tool_calls"][i] for i in sorted(state["tool_calls"])]
             choices.append(
                 {
                     "index": index,
                     "message": message,
-                    "logprobs": None,
+                    "logprobs": state.get("logprobs"),
                     "finish_reason": state["finish_reason"] or "stop",
                 }
             )
@@ -107,8 +128,23 @@ class CompletionAssembler:
         return completion
 
 
+def _add_call(calls: dict[int, dict[str, Any]], call: dict[str, Any]) -> None:
+    slot = calls.setdefault(
+        int(call.get("index", 0)), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+    )
+    if call.get("id"):
+        slot["id"] = call["id"]
+    if call.get("type"):
+        slot["type"] = call["type"]
+    function = call["function"] if isinstance(call.get("function"), dict) else {}
+    slot["function"]["name"] += str(function.get("name") or "")
+    slot["function"]["arguments"] += str(function.get("arguments") or "")
+
+
 def replay_chunks(completion: dict[str, Any], *, include_usage: bool) -> Iterator[dict[str, Any]]:
-    """The chunks a model would have streamed for this completion, usage chunk last when asked."""
+    """The chunks a model would have streamed for this completion, usage chunk last when asked.
+    Text goes out in word-sized pieces; with logprobs, in one piece that carries them all, so
+    that the pieces and their logprobs add up to the stored ones."""
     base = {
         "id": completion["id"],
         "object": "chat.completion.chunk",
@@ -118,10 +154,14 @@ def replay_chunks(completion: dict[str, Any], *, include_usage: bool) -> Iterato
     if completion.get("system_fingerprint"):
         base["system_fingerprint"] = completion["system_fingerprint"]
 
-    def chunk(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    def chunk(
+        index: int, delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None
+    ) -> dict[str, Any]:
         return {
             **base,
-            "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            "choices": [
+                {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
+            ],
         }
 
     choices = completion.get("choices") or []
@@ -129,11 +169,25 @@ def replay_chunks(completion: dict[str, Any], *, include_usage: bool) -> Iterato
     for choice in choices:
         index = int(choice.get("index", 0))
         message = choice.get("message") or {}
+        logprobs = choice.get("logprobs")
         yield chunk(index, {"role": message.get("role", "assistant"), "content": ""})
-        for piece in _pieces(message.get("content") or "", share):
-            yield chunk(index, {"content": piece})
+        for key, value in message.items():
+            # Other text the model streamed before its answer (reasoning, ...), in one piece.
+            if key not in ("role", "content", "refusal") and key not in _STRUCTURED and value:
+                yield chunk(index, {key: value})
+        content = message.get("content")
+        if logprobs or not isinstance(content, str):
+            if content or logprobs:
+                yield chunk(index, {"content": content if content is not None else ""}, logprobs=logprobs)
+        else:
+            for piece in _pieces(content, share):
+                yield chunk(index, {"content": piece})
         if message.get("refusal"):
             yield chunk(index, {"refusal": message["refusal"]})
+        if message.get("function_call"):
+            yield chunk(index, {"function_call": message["function_call"]})
+        if message.get("annotations"):
+            yield chunk(index, {"annotations": message["annotations"]})
         calls = message.get("tool_calls") or []
         per_chunk = -(-len(calls) // share)  # one call a chunk, unless that takes more than `share`
         for start in range(0, len(calls), per_chunk or 1):

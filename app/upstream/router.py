@@ -664,6 +664,7 @@ def _message_has_answer(message: Any) -> bool:
         or message.get("tool_calls")
         or message.get("function_call")
         or message.get("refusal")
+        or message.get("audio")
     )
 
 

@@ -187,6 +187,89 @@ async def test_tool_calls_survive_storage_and_replay(client: openai.AsyncOpenAI)
     assert without.headers["x-cache"] == "MISS"
 
 
+async def _streamed(stream: openai.AsyncStream) -> dict[str, object]:  # type: ignore[type-arg]
+    """What a client makes of a stream: content, a legacy function call, logprobs, finish."""
+    content, name, arguments, tokens, finish = "", "", "", [], None
+    async for chunk in stream:
+        for choice in chunk.choices:
+            content += choice.delta.content or ""
+            if choice.delta.function_call is not None:
+                name += choice.delta.function_call.name or ""
+                arguments += choice.delta.function_call.arguments or ""
+            if choice.logprobs is not None:
+                tokens += choice.logprobs.content or []
+            finish = choice.finish_reason or finish
+    return {"content": content, "function": (name, arguments), "logprobs": tokens, "finish": finish}
+
+
+async def test_a_legacy_function_call_and_logprobs_survive_storage_and_replay(
+    client: openai.AsyncOpenAI, deja: ServerThread
+) -> None:
+    """Streamed misses are assembled whole: a legacy `function_call` (from `functions`) and the
+    logprobs of each piece used to be dropped, so the stored answer was empty or had none, and
+    replays of stored answers left them out too."""
+    functions = [
+        {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    ]
+    called = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": unique("Weather in Oslo?")}]}
+    streamed = await _streamed(
+        await client.chat.completions.create(**called, functions=functions, stream=True)
+    )
+    assert streamed["function"][0] == "get_weather"
+    assert streamed["function"][1]
+    await deja.settle()
+    stored = await client.chat.completions.with_raw_response.create(**called, functions=functions)
+    assert stored.headers["x-cache"] == "HIT"
+    message = stored.parse().choices[0].message
+    assert message.function_call is not None
+    assert (message.function_call.name, message.function_call.arguments) == streamed["function"]
+    replayed = await _streamed(
+        await client.chat.completions.create(**called, functions=functions, stream=True)
+    )
+    assert replayed["function"] == streamed["function"]
+    assert replayed["finish"] == streamed["finish"] == "function_call"
+
+    asked = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": unique("Name three rivers.")}]}
+    streamed = await _streamed(await client.chat.completions.create(**asked, logprobs=True, stream=True))
+    assert streamed["logprobs"]
+    assert "".join(t.token for t in streamed["logprobs"]) == streamed["content"]
+    await deja.settle()
+    stored = await client.chat.completions.with_raw_response.create(**asked, logprobs=True)
+    assert stored.headers["x-cache"] == "HIT"
+    choice = stored.parse().choices[0]
+    assert choice.message.content == streamed["content"]
+    assert choice.logprobs is not None
+    assert choice.logprobs.content == streamed["logprobs"]
+    replayed = await _streamed(await client.chat.completions.create(**asked, logprobs=True, stream=True))
+    assert replayed["content"] == streamed["content"]
+    assert replayed["logprobs"] == streamed["logprobs"]
+
+
+async def test_a_spoken_answer_is_passed_on_and_not_stored(client: openai.AsyncOpenAI) -> None:
+    """An answer in audio (`modalities: ["text", "audio"]`) has no content: it was refused as an
+    empty answer (502) while the provider billed it. It is passed on, streamed or not, and not
+    stored: its audio id expires with the provider."""
+    spoken = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": unique("Say hello to the team.")}],
+        "modalities": ["text", "audio"],
+        "audio": {"voice": "alloy", "format": "wav"},
+    }
+    first = await client.chat.completions.with_raw_response.create(**spoken)
+    assert first.headers["x-cache"] == "MISS"
+    audio = first.parse().choices[0].message.audio
+    assert audio is not None
+    assert audio.transcript
+    again = await client.chat.completions.with_raw_response.create(**spoken)
+    assert again.headers["x-cache"] == "MISS"
+    transcript = ""
+    async for chunk in await client.chat.completions.create(**spoken, stream=True):
+        for choice in chunk.choices:
+            if choice.delta.audio is not None:
+                transcript += choice.delta.audio.transcript or ""
+    assert transcript == audio.transcript
+
+
 async def test_primary_failing_and_fallback_answering(
     client: openai.AsyncOpenAI, http: httpx.AsyncClient, tenant: TenantKey
 ) -> None:

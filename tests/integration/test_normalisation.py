@@ -46,15 +46,26 @@ async def test_a_zero_width_character_cannot_turn_sell_into_a_hit_on_buy(
 
 
 async def test_a_prompt_of_invisible_characters_only_is_empty(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    """The cache API refuses a prompt with nothing to look up; a chat request with none (invisible
+    characters, an image alone) is the model's to answer, uncached. It was refused with 422."""
     tenant: TenantKey = await make_tenant("norm")
     for path, body in [
-        ("/v1/chat/completions", chat("\u200b\u200c\u200d\u2060\ufeff\u00ad")),
         ("/v1/cache/lookup", {"model": "gpt-4o-mini", "prompt": "\u200b \u200c"}),
         ("/v1/cache/entries", {"model": "gpt-4o-mini", "prompt": "\u2060", "response": "x"}),
     ]:
         response = await http.post(path, headers=tenant.headers, json=body)
         assert response.status_code == 422, (path, response.text)
         assert "no visible text" in response.json()["detail"]
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/chart.png"}}
+    for content in ["\u200b\u200c\u200d\u2060\ufeff\u00ad", [image], [{"type": "text", "text": " "}, image]]:
+        for _ in range(2):  # and again: nothing was stored to serve
+            response = await http.post(
+                "/v1/chat/completions",
+                headers=tenant.headers,
+                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]},
+            )
+            assert response.status_code == 200, response.text[:300]
+            assert response.headers["x-cache"] == "BYPASS"
 
 
 async def test_the_model_reads_the_clients_own_text(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import time
 import uuid
@@ -20,6 +21,7 @@ from app.toolkit.fakellm import generate
 from app.toolkit.fakellm.config import FAULT_KINDS, FakeLLMConfig, FaultKind, FaultSpec, parse_fault
 from app.toolkit.fakellm.wire import (
     AssistantMessage,
+    AudioOut,
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
@@ -36,8 +38,10 @@ from app.toolkit.fakellm.wire import (
     FaultRequest,
     FunctionCall,
     FunctionDelta,
+    Logprobs,
     Model,
     ModelList,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -181,6 +185,26 @@ class _Answer(msgspec.Struct, kw_only=True):
     content: str | None
     tool_call: ToolCall | None
     finish_reason: str
+    function_call: FunctionCall | None = None
+    audio: AudioOut | None = None
+
+
+def _pick_function(chat: ChatRequest) -> dict[str, Any] | None:
+    """The legacy function the fake calls: the named one, else the first; none after a result."""
+    if not chat.functions or chat.function_call == "none":
+        return None
+    if chat.messages and chat.messages[-1].role == "function":
+        return None
+    if isinstance(chat.function_call, dict):
+        for function in chat.functions:
+            if function.get("name") == chat.function_call.get("name"):
+                return function
+    return chat.functions[0]
+
+
+def _token_logprob(piece: str) -> TokenLogprob:
+    """A made-up but fixed log probability for a streamed piece."""
+    return TokenLogprob(token=piece, logprob=-0.01 * (len(piece) % 17 + 1), bytes=list(piece.encode()))
 
 
 def _pick_tool(chat: ChatRequest) -> dict[str, Any] | None:
@@ -201,9 +225,20 @@ def _answers(chat: ChatRequest, fault: FaultKind | None, config: FakeLLMConfig) 
     limit = chat.max_completion_tokens or chat.max_tokens
     answers: list[_Answer] = []
     tool = _pick_tool(chat)
+    legacy = _pick_function(chat)
     for index in range(max(1, chat.n or 1)):
         if fault == "empty":
             answers.append(_Answer(content="", tool_call=None, finish_reason="stop"))
+            continue
+        if legacy is not None:
+            name = str(legacy.get("name", "function"))
+            arguments = generate.tool_arguments({"function": legacy}, generate.last_user_text(chat.messages))
+            legacy_call = FunctionCall(name=name, arguments=arguments)
+            answers.append(
+                _Answer(
+                    content=None, tool_call=None, function_call=legacy_call, finish_reason="function_call"
+                )
+            )
             continue
         if tool is not None:
             digest = generate.conversation_digest(chat.model, chat.messages, index).hex()
@@ -219,6 +254,17 @@ def _answers(chat: ChatRequest, fault: FaultKind | None, config: FakeLLMConfig) 
         finish_reason = "stop"
         if limit is not None and generate.estimate_tokens(text) > limit:
             text, finish_reason = text[: max(1, limit) * 4], "length"
+        if chat.modalities and "audio" in chat.modalities:
+            # Spoken: no content, the words in the audio's transcript (the data stands for a WAV).
+            digest = generate.conversation_digest(chat.model, chat.messages, index).hex()
+            spoken = AudioOut(
+                id=f"audio_{digest[:24]}",
+                data=base64.b64encode(text.encode()).decode(),
+                expires_at=int(time.time()) + 3600,
+                transcript=text,
+            )
+            answers.append(_Answer(content=None, tool_call=None, audio=spoken, finish_reason=finish_reason))
+            continue
         answers.append(_Answer(content=text, tool_call=None, finish_reason=finish_reason))
     return answers
 
@@ -227,9 +273,11 @@ def _usage(chat: ChatRequest, answers: list[_Answer]) -> Usage:
     prompt = generate.prompt_tokens(chat.messages, chat.tools)
     completion = 0
     for answer in answers:
-        if answer.tool_call is not None:
-            function = answer.tool_call.function
-            completion += generate.estimate_tokens(function.name + function.arguments)
+        called = answer.tool_call.function if answer.tool_call is not None else answer.function_call
+        if called is not None:
+            completion += generate.estimate_tokens(called.name + called.arguments)
+        elif answer.audio is not None:
+            completion += generate.estimate_tokens(answer.audio.transcript)
         elif answer.content:
             completion += generate.estimate_tokens(answer.content)
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
@@ -274,6 +322,13 @@ async def _stream_body(
             )
             yield chunk([ChunkChoice(index=index, delta=ChunkDelta(tool_calls=[head]))])
             pieces = generate.stream_pieces(call.function.arguments)
+        elif answer.function_call is not None:
+            named = FunctionDelta(name=answer.function_call.name, arguments="")
+            yield chunk([ChunkChoice(index=index, delta=ChunkDelta(function_call=named))])
+            pieces = generate.stream_pieces(answer.function_call.arguments)
+        elif answer.audio is not None:
+            yield chunk([ChunkChoice(index=index, delta=ChunkDelta(audio=answer.audio))])
+            pieces = []
         else:
             pieces = generate.stream_pieces(answer.content) if answer.content else []
         for piece in pieces:
@@ -286,12 +341,16 @@ async def _stream_body(
             if fault == "unfinished" and sent >= 2:
                 return  # the body ends cleanly, with no finish_reason and no [DONE]
             sent += 1
+            logprobs = None
             if answer.tool_call is not None:
                 arguments = FunctionDelta(arguments=piece)
                 delta = ChunkDelta(tool_calls=[ToolCallDelta(index=0, function=arguments)])
+            elif answer.function_call is not None:
+                delta = ChunkDelta(function_call=FunctionDelta(arguments=piece))
             else:
                 delta = ChunkDelta(content=piece)
-            yield chunk([ChunkChoice(index=index, delta=delta)])
+                logprobs = Logprobs(content=[_token_logprob(piece)]) if chat.logprobs else None
+            yield chunk([ChunkChoice(index=index, delta=delta, logprobs=logprobs)])
         yield chunk([ChunkChoice(index=index, delta=ChunkDelta(), finish_reason=answer.finish_reason)])
     if chat.stream_options is not None and chat.stream_options.include_usage:
         yield chunk([], usage)
@@ -347,6 +406,13 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
                     role="assistant",
                     content=a.content,
                     tool_calls=[a.tool_call] if a.tool_call is not None else None,
+                    function_call=a.function_call,
+                    audio=a.audio,
+                ),
+                logprobs=(
+                    Logprobs(content=[_token_logprob(p) for p in generate.stream_pieces(a.content)])
+                    if chat.logprobs and a.content
+                    else None
                 ),
             )
             for i, a in enumerate(answers)

@@ -27,6 +27,10 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     stream_options: StreamOptions | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    functions: list[dict[str, Any]] | None = None  # the legacy form of tools
+    function_call: str | dict[str, Any] | None = None
+    logprobs: bool | None = None
+    modalities: list[str] | None = None
     n: int | None = 1
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
@@ -72,16 +76,39 @@ class ToolCall(msgspec.Struct, kw_only=True):
 # (`role`, `object`) have none here: they are given at construction and always on the wire.
 
 
+class AudioOut(msgspec.Struct, kw_only=True):
+    """A spoken answer (`modalities: ["text", "audio"]`): its id expires with the provider."""
+
+    id: str
+    data: str
+    expires_at: int
+    transcript: str
+
+
 class AssistantMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
     role: Literal["assistant"]
     content: str | None
     tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None
+    audio: AudioOut | None = None
+
+
+class TokenLogprob(msgspec.Struct, kw_only=True):
+    token: str
+    logprob: float
+    bytes: list[int]
+    top_logprobs: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+class Logprobs(msgspec.Struct, kw_only=True):
+    content: list[TokenLogprob] | None
+    refusal: None = None
 
 
 class Choice(msgspec.Struct, kw_only=True):
     index: int
     message: AssistantMessage
-    logprobs: None = None
+    logprobs: Logprobs | None = None
     finish_reason: str
 
 
@@ -111,12 +138,14 @@ class ChunkDelta(msgspec.Struct, kw_only=True, omit_defaults=True):
     role: str | None = None
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
+    function_call: FunctionDelta | None = None
+    audio: AudioOut | None = None
 
 
 class ChunkChoice(msgspec.Struct, kw_only=True):
     index: int
     delta: ChunkDelta
-    logprobs: None = None
+    logprobs: Logprobs | None = None
     finish_reason: str | None = None
 
 

@@ -1,0 +1,70 @@
+"""A stored answer streams back as what was stored, and an answer that cannot is not stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.completions.streaming import CompletionAssembler, replay_chunks, servable_again
+
+
+def completion(message: dict[str, Any], **choice: Any) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant"} | message, "finish_reason": "stop"} | choice
+        ],
+        "usage": None,
+    }
+
+
+def round_trip(stored: dict[str, Any]) -> dict[str, Any]:
+    assembler = CompletionAssembler()
+    for chunk in replay_chunks(stored, include_usage=False):
+        assembler.add(chunk)
+    return assembler.completion()["choices"][0]  # type: ignore[no-any-return]
+
+
+def test_every_field_of_a_stored_answer_streams_back_as_it_was_stored() -> None:
+    """Reasoning text, a legacy function call, citations and logprobs were left out of replays."""
+    logprobs = {
+        "content": [
+            {"token": t, "logprob": -0.1, "bytes": list(t.encode()), "top_logprobs": []}
+            for t in ("Oslo ", "rain")
+        ],
+        "refusal": None,
+    }
+    stored = completion(
+        {
+            "content": "Oslo rain",
+            "reasoning_content": "The user asks about Oslo.",
+            "annotations": [
+                {"type": "url_citation", "url_citation": {"url": "https://yr.no", "title": "Yr"}}
+            ],
+        },
+        logprobs=logprobs,
+    )
+    choice = round_trip(stored)
+    assert choice["message"]["content"] == "Oslo rain"
+    assert choice["message"]["reasoning_content"] == "The user asks about Oslo."
+    assert choice["message"]["annotations"] == stored["choices"][0]["message"]["annotations"]
+    assert choice["logprobs"] == {"content": logprobs["content"]}
+    called = round_trip(completion({"content": None, "function_call": {"name": "f", "arguments": '{"a":1}'}}))
+    assert called["message"]["function_call"] == {"name": "f", "arguments": '{"a":1}'}
+
+
+def test_an_answer_in_parts_stored_by_an_earlier_version_streams_without_breaking() -> None:
+    """Content in parts (a reasoning model's) broke a streamed hit after its headers went out."""
+    parts = [{"type": "thinking", "thinking": "..."}, {"type": "text", "text": "Done."}]
+    chunks = list(replay_chunks(completion({"content": parts}), include_usage=False))
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert any(chunk["choices"][0]["delta"].get("content") == parts for chunk in chunks)
+
+
+def test_only_answers_a_copy_can_give_back_are_stored() -> None:
+    assert servable_again(completion({"content": "Hello."}))
+    assert servable_again(completion({"content": None, "tool_calls": [{"id": "c", "type": "function"}]}))
+    assert not servable_again(completion({"content": [{"type": "text", "text": "Hello."}]}))
+    assert not servable_again(completion({"content": None, "audio": {"id": "audio_1", "transcript": "Hi"}}))
