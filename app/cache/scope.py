@@ -285,6 +285,10 @@ def max_tokens_class(value: Any) -> int | None:
     return next((bound for bound in MAX_TOKENS_CLASSES if value <= bound), 0)  # 0: above every class
 
 
+def _is_text(part: Any) -> bool:
+    return isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str)
+
+
 def message_text(content: Any) -> tuple[str, list[Any]]:
     """The text of a message's content, and its non-text parts (images, audio, files)."""
     if isinstance(content, str):
@@ -295,7 +299,7 @@ def message_text(content: Any) -> tuple[str, list[Any]]:
         texts: list[str] = []
         other: list[Any] = []
         for part in content:
-            if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
+            if _is_text(part):
                 texts.append(part["text"])
             else:
                 other.append(part)
@@ -345,6 +349,18 @@ def _last_text_chars(messages: Sequence[Mapping[str, Any]]) -> int:
             if isinstance(part, Mapping) and isinstance(part.get("text"), str)
         )
     return 0
+
+
+def _layout(content: Any, attachments: list[Any]) -> str | None:
+    """Where the last turn's text sits among its other parts ("t" text, "a" another part), when
+    that can change what the text refers to: with two or more other parts ("Caption the image
+    above" between two images, or after both), or text on both sides of one. None for text and
+    one image in either order, which share their entries as they did before the layout counted."""
+    if not isinstance(content, list) or not attachments:
+        return None
+    kinds = "".join("t" if _is_text(part) else "a" for part in content)
+    runs = re.sub(r"(.)\1+", r"\1", kinds)
+    return kinds if len(attachments) >= 2 or len(runs) > 2 else None
 
 
 class NothingToLookUp(Unprocessable):
@@ -400,6 +416,8 @@ def scope_of(
     }
     if other:
         fingerprint["other"] = other
+    if (layout := _layout(last.get("content"), attachments)) is not None:
+        fingerprint["layout"] = layout
     scope_hash = _digest(fingerprint)
     exact_hash = hashlib.sha256(scope_hash + normalised.encode()).digest()
     return Scope(

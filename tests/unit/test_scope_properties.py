@@ -233,3 +233,20 @@ async def test_a_long_prompt_is_scoped_off_the_event_loop_exactly_as_a_short_one
         await scope_of_request("m", [{"role": "user", "content": "\ufdfa" * (INLINE_CHARS + 1)}])
     with pytest.raises(Unprocessable):
         await scope_of_request("m", [{"role": "user", "content": "\u200b" * (INLINE_CHARS + 1)}])
+
+
+def test_where_the_text_sits_among_images_is_part_of_the_question() -> None:
+    """ "Caption the image above" between two images asks about the first, after both about the
+    second: the two were one entry. Text and one image, in either order, still share theirs."""
+    first, second = (
+        {"type": "image_url", "image_url": {"url": f"https://example.com/{name}.png"}} for name in ("a", "b")
+    )
+    caption = {"type": "text", "text": "Caption the image above in five words."}
+
+    def exact(*parts: dict[str, object]) -> bytes:
+        return scope_of("gpt-4o", [{"role": "user", "content": list(parts)}]).exact_hash
+
+    assert exact(first, caption, second) != exact(first, second, caption)
+    assert exact(first, second, caption) != exact(caption, first, second)
+    assert exact(caption, first, caption) != exact(caption, caption, first)
+    assert exact(caption, first) == exact(first, caption)
