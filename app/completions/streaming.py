@@ -23,21 +23,21 @@ def sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
 
 
-# Message fields other than text that an answer is stored and replayed with. An answer with any
-# other field that is not text (audio, whose id expires with the provider; content in parts) is
-# passed on but not stored: a replay could not give it back as it was.
+# Message fields a replay gives back in their own shapes; any other goes out as it was stored,
+# in one piece (text such as reasoning, or a field of some server's own).
 _STRUCTURED = frozenset({"tool_calls", "function_call", "annotations"})
 
 
 def servable_again(completion: dict[str, Any]) -> bool:
-    """Whether a stored copy of this answer gives back what the model said, streamed or not."""
+    """Whether a stored copy of this answer gives back what the model said, streamed or not: not
+    when a choice's content is not text (content in parts, as some reasoning models send it) or
+    it speaks (audio, whose id expires with the provider)."""
     for choice in completion.get("choices") or []:
         message = choice.get("message") if isinstance(choice, dict) else None
-        if not isinstance(message, dict):
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str | None):
             return False
-        for key, value in message.items():
-            if key not in _STRUCTURED and value is not None and not isinstance(value, str):
-                return False
+        if message.get("audio"):
+            return False
     return True
 
 
@@ -45,7 +45,7 @@ class CompletionAssembler:
     """Folds chunk dicts into the chat completion object they spell out: text fields (content,
     refusal, and any other a server streams as text, such as reasoning) are joined, tool calls
     and a legacy function call assembled, annotations and logprobs gathered; another field keeps
-    its last value, which makes the answer one not to store (`servable_again`)."""
+    its last value (content in parts, audio: an answer not to store, `servable_again`)."""
 
     def __init__(self) -> None:
         self.id: str | None = None
@@ -172,7 +172,7 @@ def replay_chunks(completion: dict[str, Any], *, include_usage: bool) -> Iterato
         logprobs = choice.get("logprobs")
         yield chunk(index, {"role": message.get("role", "assistant"), "content": ""})
         for key, value in message.items():
-            # Other text the model streamed before its answer (reasoning, ...), in one piece.
+            # What else the model sent before its answer (reasoning, ...), in one piece.
             if key not in ("role", "content", "refusal") and key not in _STRUCTURED and value:
                 yield chunk(index, {key: value})
         content = message.get("content")

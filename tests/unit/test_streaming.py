@@ -68,3 +68,7 @@ def test_only_answers_a_copy_can_give_back_are_stored() -> None:
     assert servable_again(completion({"content": None, "tool_calls": [{"id": "c", "type": "function"}]}))
     assert not servable_again(completion({"content": [{"type": "text", "text": "Hello."}]}))
     assert not servable_again(completion({"content": None, "audio": {"id": "audio_1", "transcript": "Hi"}}))
+    # A field of some server's own is kept, and streams back as it was stored.
+    extra = completion({"content": "Hi.", "provider_specific_fields": {"citations": ["a"]}})
+    assert servable_again(extra)
+    assert round_trip(extra)["message"]["provider_specific_fields"] == {"citations": ["a"]}
