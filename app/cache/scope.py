@@ -358,7 +358,8 @@ def _layout(content: Any, attachments: list[Any]) -> str | None:
     one image in either order, which share their entries as they did before the layout counted."""
     if not isinstance(content, list) or not attachments:
         return None
-    kinds = "".join("t" if _is_text(part) else "a" for part in content)
+    # A blank text part says nothing, and leaves the layout as it was without it.
+    kinds = "".join(("t" if part["text"].strip() else "") if _is_text(part) else "a" for part in content)
     runs = re.sub(r"(.)\1+", r"\1", kinds)
     return kinds if len(attachments) >= 2 or len(runs) > 2 else None
 

@@ -789,11 +789,13 @@ class CompletionPipeline:
         *,
         fallback_used: bool = False,
         trail: Sequence[Attempt] = (),
+        storable: bool = True,
     ) -> ChatAnswer:
-        """Store the answer (unless told not to), settle the quota and book the request: one
-        transaction. The request is booked for the answer and for the answers of the attempts
-        before it that a provider counted tokens for but that could not be used (`trail`); the
-        entry costs what its answer did, which is what a hit on it saves."""
+        """Store the answer (unless told not to, or not `storable`: a stream that came in shapes
+        a copy cannot give back), settle the quota and book the request: one transaction. The
+        request is booked for the answer and for the answers of the attempts before it that a
+        provider counted tokens for but that could not be used (`trail`); the entry costs what
+        its answer did, which is what a hit on it saves."""
         answer_usage = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
         cost = await self.books.cost(model_used, answer_usage)
         usage, booked_cost = await self._with_billed(answer_usage, cost, billed_attempts(trail))
@@ -809,7 +811,8 @@ class CompletionPipeline:
             explored=job.explored is not None,
         )
         # Stored unless told not to, or when a copy could not give back what the model said.
-        scope = job.scope if not job.controls.no_store and servable_again(completion) else None
+        storable = storable and servable_again(completion) and not job.controls.no_store
+        scope = job.scope if storable else None
         # The answer goes to the client first; storing it, settling the quota and booking the
         # request are written after (app.ledger.writer), under the entry id chosen here.
         row.entry_id = uuid.uuid4() if scope is not None else None
@@ -971,6 +974,7 @@ class CompletionPipeline:
                     upstream.latency_ms,
                     fallback_used=upstream.fallback_used,
                     trail=upstream.trail,
+                    storable=assembler.storable,
                 )
                 self._settle(job, result=(completion, answer.entry_id, upstream.model))
                 ended = True

@@ -53,6 +53,8 @@ class CompletionAssembler:
         self.model: str | None = None
         self.system_fingerprint: str | None = None
         self.usage: dict[str, Any] | None = None
+        self.storable = True
+        """False once a field came in a shape a stored copy cannot give back (`servable_again`)."""
         self._choices: dict[int, dict[str, Any]] = {}
 
     def add(self, chunk: dict[str, Any]) -> None:
@@ -85,18 +87,42 @@ class CompletionAssembler:
                     function = message.setdefault("function_call", {"name": "", "arguments": ""})
                     function["name"] += str(value.get("name") or "")
                     function["arguments"] += str(value.get("arguments") or "")
-                elif key == "annotations" and isinstance(value, list):
-                    message.setdefault("annotations", []).extend(value)
+                elif key == "content" and (
+                    not isinstance(value, str) or isinstance(message["content"], list)
+                ):
+                    # Content in parts (some reasoning models): kept in parts, never stored.
+                    self.storable = False
+                    if not isinstance(message["content"], list):
+                        message["content"] = (
+                            [{"type": "text", "text": message["content"]}] if message["content"] else []
+                        )
+                    text = {"type": "text", "text": value} if isinstance(value, str) else value
+                    message["content"].extend(value if isinstance(value, list) else [text])
                 elif isinstance(value, str) and isinstance(message.get(key), str | None):
                     message[key] = (message.get(key) or "") + value
+                elif isinstance(value, list) and isinstance(message.get(key), list | None):
+                    if message.get(key) is None:
+                        message[key] = []
+                    message[key].extend(value)  # citations, reasoning details
+                elif isinstance(value, dict) and isinstance(message.get(key), dict):
+                    # A field sent in pieces (a spoken answer: its transcript and data): text joined,
+                    # the rest replaced. What such a field means is not known here: not stored.
+                    self.storable = False
+                    for name, piece in value.items():
+                        before = message[key].get(name)
+                        joined = isinstance(piece, str) and isinstance(before, str)
+                        message[key][name] = before + piece if joined else piece
                 else:
-                    message[key] = value
+                    message[key] = dict(value) if isinstance(value, dict) else value
             logprobs = choice.get("logprobs")
             if isinstance(logprobs, dict):
-                gathered = state.setdefault("logprobs", {})
+                # As OpenAI shapes them whole: {"content": [...], "refusal": null}.
+                gathered = state.setdefault("logprobs", {"content": None, "refusal": None})
                 for key, tokens in logprobs.items():
                     if isinstance(tokens, list):
-                        gathered.setdefault(key, []).extend(tokens)
+                        if gathered.get(key) is None:
+                            gathered[key] = []
+                        gathered[key].extend(tokens)
             if choice.get("finish_reason"):
                 state["finish_reason"] = choice["finish_reason"]
 

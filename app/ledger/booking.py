@@ -32,19 +32,28 @@ Work = Callable[[AsyncSession], Awaitable[Any]]
 
 
 def answer_text(completion: dict[str, Any]) -> str:
-    """Everything an answer says (content, refusals, tool-call arguments), for counting its tokens."""
+    """Everything an answer says, for counting its tokens: every text field of its messages
+    (content, refusals, reasoning), content in parts, tool calls and a legacy function call
+    (names and arguments), a spoken answer's transcript."""
     parts: list[str] = []
     for choice in completion.get("choices") or []:
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
             continue
-        for name in ("content", "refusal"):
-            if isinstance(message.get(name), str):
-                parts.append(message[name])
-        for call in message.get("tool_calls") or []:
-            function = call.get("function") if isinstance(call, dict) else None
+        parts.extend(value for key, value in message.items() if key != "role" and isinstance(value, str))
+        if isinstance(message.get("content"), list):
+            parts.extend(
+                p["text"]
+                for p in message["content"]
+                if isinstance(p, dict) and isinstance(p.get("text"), str)
+            )
+        calls = message["tool_calls"] if isinstance(message.get("tool_calls"), list) else []
+        functions = [call.get("function") for call in calls if isinstance(call, dict)]
+        for function in [*functions, message.get("function_call")]:
             if isinstance(function, dict):
                 parts.extend(str(function.get(key) or "") for key in ("name", "arguments"))
+        if isinstance(message.get("audio"), dict) and isinstance(message["audio"].get("transcript"), str):
+            parts.append(message["audio"]["transcript"])
     return "\n".join(parts)
 
 

@@ -497,11 +497,7 @@ class TokenEstimator:
         sized = [MOST_IMAGES_SIZED]  # the image headers this request may still have read
         for message in messages:
             media += _read_content(message.get("content"), texts, models, sized)
-            # What else the model reads of a message (an assistant's tool calls and their
-            # arguments, a legacy function call, a name) counts as its JSON.
-            rest = {key: value for key, value in message.items() if key not in ("role", "content")}
-            if rest:
-                texts.append(json.dumps(rest, ensure_ascii=False, default=str))
+            _read_rest(message, texts)
         texts += [json.dumps(part, ensure_ascii=False) for part in tooling if part is not None]
         if sum(map(len, texts)) <= self.INLINE_CHARS:
             tokens = sum(map(self._tokens, texts))
@@ -654,6 +650,24 @@ def audio_tokens(audio: Any) -> int | None:
 def file_tokens(models: Iterable[str]) -> int:
     """What a file part counts: one page, as the route's models may count it."""
     return image_tokens(models, None) + FILE_PAGE_TEXT_TOKENS
+
+
+def _read_rest(message: dict[str, Any], texts: list[str]) -> None:
+    """Add what else the model reads of a message to `texts`: an assistant's tool calls and a
+    legacy function call by their names and arguments (JSON already: escaped once more, they
+    would count a third more), anything else (a name, a tool call's id) as its JSON."""
+    rest = {key: value for key, value in message.items() if key not in ("role", "content")}
+    calls = rest.pop("tool_calls") if isinstance(rest.get("tool_calls"), list) else []
+    called = [call.get("function") for call in calls if isinstance(call, dict)]
+    if isinstance(rest.get("function_call"), dict):
+        called.append(rest.pop("function_call"))
+    for function in called:
+        if isinstance(function, dict):
+            texts.extend(
+                value for key in ("name", "arguments") if isinstance(value := function.get(key), str)
+            )
+    if rest:
+        texts.append(json.dumps(rest, ensure_ascii=False, default=str))
 
 
 def _read_content(content: Any, texts: list[str], models: tuple[str, ...], sized: list[int]) -> int:

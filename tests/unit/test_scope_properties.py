@@ -250,3 +250,31 @@ def test_where_the_text_sits_among_images_is_part_of_the_question() -> None:
     assert exact(first, second, caption) != exact(caption, first, second)
     assert exact(caption, first, caption) != exact(caption, caption, first)
     assert exact(caption, first) == exact(first, caption)
+    assert exact(caption, first, {"type": "text", "text": " "}) == exact(caption, first)
+
+
+def test_requests_without_the_newer_scope_fields_keep_the_hashes_their_entries_were_stored_under() -> None:
+    """Each newer part of the scope is added only when a request has it, so that the entries
+    stored before it still match. These hashes were computed by the scope of commit 7a4c7bf (before
+    the layout of text among images counted): a change here strands every stored entry."""
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/chart.png"}}
+    text = {"type": "text", "text": "What does this chart show?"}
+    blank = {"type": "text", "text": "  "}
+    for messages, params, stored in [
+        (
+            [{"role": "user", "content": "What does this chart show?"}],
+            {"max_tokens": 300},
+            "5cadf2a49ca9490418af9cbb1fc19a89ee2cbcc65557ee6d9e0febfdfd810959",
+        ),
+        (
+            [{"role": "user", "content": [text, image]}],
+            {},
+            "8cb056cb1be1523a2630df272b6c533159b330c29c1835de1b1aa30d8377cbfd",
+        ),
+        (
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [image, text, blank]}],
+            {"temperature": 0},
+            "779d8d3b7161460e1992886c671f6073608d9072ea220e823adb5d02629c6ca2",
+        ),
+    ]:
+        assert scope_of("gpt-4o", messages, params).exact_hash.hex() == stored

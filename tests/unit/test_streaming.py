@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.completions.streaming import CompletionAssembler, replay_chunks, servable_again
+from app.ledger.booking import answer_text
 
 
 def completion(message: dict[str, Any], **choice: Any) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def test_every_field_of_a_stored_answer_streams_back_as_it_was_stored() -> None:
     assert choice["message"]["content"] == "Oslo rain"
     assert choice["message"]["reasoning_content"] == "The user asks about Oslo."
     assert choice["message"]["annotations"] == stored["choices"][0]["message"]["annotations"]
-    assert choice["logprobs"] == {"content": logprobs["content"]}
+    assert choice["logprobs"] == logprobs
     called = round_trip(completion({"content": None, "function_call": {"name": "f", "arguments": '{"a":1}'}}))
     assert called["message"]["function_call"] == {"name": "f", "arguments": '{"a":1}'}
 
@@ -72,3 +73,56 @@ def test_only_answers_a_copy_can_give_back_are_stored() -> None:
     extra = completion({"content": "Hi.", "provider_specific_fields": {"citations": ["a"]}})
     assert servable_again(extra)
     assert round_trip(extra)["message"]["provider_specific_fields"] == {"citations": ["a"]}
+
+
+def chunks(*deltas: dict[str, Any]) -> CompletionAssembler:
+    assembler = CompletionAssembler()
+    for delta in deltas:
+        assembler.add({"id": "c", "created": 1, "model": "m", "choices": [{"index": 0, "delta": delta}]})
+    return assembler
+
+
+def test_a_stream_in_pieces_of_other_shapes_is_assembled_whole_and_not_stored_when_it_cannot_be() -> None:
+    """Content that turns into parts and back kept only its last piece, and was stored as a
+    whole answer; a field sent as list fragments kept only the last fragment."""
+    thinking = {"type": "thinking", "thinking": "Rivers first."}
+    mixed = chunks({"content": ""}, {"content": [thinking]}, {"content": "Answer"})
+    assert mixed.completion()["choices"][0]["message"]["content"] == [
+        thinking,
+        {"type": "text", "text": "Answer"},
+    ]
+    assert not mixed.storable
+    details = chunks(
+        {"reasoning_details": [{"text": "a"}]}, {"reasoning_details": [{"text": "b"}]}, {"content": "x"}
+    )
+    assert details.completion()["choices"][0]["message"]["reasoning_details"] == [
+        {"text": "a"},
+        {"text": "b"},
+    ]
+    assert details.storable
+    spoken = chunks(
+        {"audio": {"id": "audio_1", "transcript": "Hel"}}, {"audio": {"transcript": "lo", "data": "AA"}}
+    )
+    assert spoken.completion()["choices"][0]["message"]["audio"] == {
+        "id": "audio_1",
+        "transcript": "Hello",
+        "data": "AA",
+    }
+    assert not spoken.storable
+
+
+def test_a_cut_answer_is_booked_for_everything_it_said() -> None:
+    """A stream cut before its usage is counted from its text: a legacy function call, reasoning
+    and a spoken answer's transcript counted nothing, so delivered output could be booked at $0."""
+    said = answer_text(
+        completion(
+            {
+                "content": None,
+                "reasoning_content": "Check the city.",
+                "function_call": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                "audio": {"id": "audio_1", "transcript": "It rains."},
+            }
+        )
+    )
+    for piece in ("Check the city.", "get_weather", '{"city": "Oslo"}', "It rains."):
+        assert piece in said
