@@ -27,8 +27,10 @@ import io
 import json
 import logging
 import math
+import re
 import uuid
 import warnings
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -495,9 +497,16 @@ class TokenEstimator:
         texts: list[str] = []
         media = 0
         sized = [MOST_IMAGES_SIZED]  # the image headers this request may still have read
+        files: list[Any] = []  # each file part's data (None: sent by id)
         for message in messages:
-            media += _read_content(message.get("content"), texts, models, sized)
+            media += _read_content(message.get("content"), texts, models, sized, files)
             _read_rest(message, texts)
+        if files:
+            # A PDF's pages are found in its bytes, on a worker thread: a few milliseconds a
+            # megabyte, and up to FILE_INFLATE_BYTES of object streams inflated.
+            budget = [FILE_INFLATE_BYTES]
+            pages = await asyncio.to_thread(lambda: [file_pages(data, budget) for data in files])
+            media += sum(file_tokens(models, count) for count in pages)
         texts += [json.dumps(part, ensure_ascii=False) for part in tooling if part is not None]
         if sum(map(len, texts)) <= self.INLINE_CHARS:
             tokens = sum(map(self._tokens, texts))
@@ -632,10 +641,16 @@ def _image_rule(model: str) -> TileRule | PatchRule:
 # AUDIO_LEAST_BYTES_PER_SECOND seconds, never the characters of its base64.
 AUDIO_TOKENS_PER_SECOND: Final = 10
 AUDIO_LEAST_BYTES_PER_SECOND: Final = 1000
-# A file (a PDF) is read by the model page by page, as the page's text and an image of it; its
-# pages are not counted here, so a file counts one page: an image at the route's most and
-# FILE_PAGE_TEXT_TOKENS of text. The provider's own count is booked when the answer comes.
+# A file (a PDF) is read by the model page by page, as the page's text and an image of it: each
+# page counts an image at the route's most and FILE_PAGE_TEXT_TOKENS of text. Its pages are its
+# page objects, plain or in compressed object streams (of which at most FILE_INFLATE_BYTES are
+# inflated in one request); a file whose pages cannot be found (one sent by id, an encrypted
+# one) counts one.
 FILE_PAGE_TEXT_TOKENS: Final = 1000
+FILE_INFLATE_BYTES: Final = 4 * 1024 * 1024
+_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
+_PDF_OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm(?![A-Za-z])")
+_PDF_STREAM_START = re.compile(rb"stream\r?\n")
 
 
 def audio_tokens(audio: Any) -> int | None:
@@ -647,9 +662,37 @@ def audio_tokens(audio: Any) -> int | None:
     return math.ceil(seconds * AUDIO_TOKENS_PER_SECOND)
 
 
-def file_tokens(models: Iterable[str]) -> int:
-    """What a file part counts: one page, as the route's models may count it."""
-    return image_tokens(models, None) + FILE_PAGE_TEXT_TOKENS
+def file_tokens(models: Iterable[str], pages: int) -> int:
+    """What a file of `pages` pages counts, as the route's models may count it."""
+    return pages * (image_tokens(models, None) + FILE_PAGE_TEXT_TOKENS)
+
+
+def file_pages(data: Any, budget: list[int]) -> int:
+    """The pages of a PDF sent as base64 `file_data` (a data URL or bare), from its page objects,
+    plain or in compressed object streams, inflating at most what is left of `budget` (the
+    request's, shared by its files); 1 when none are found."""
+    if not isinstance(data, str):
+        return 1
+    encoded = data.partition(",")[2] if data.startswith("data:") else data
+    try:
+        raw = base64.b64decode(encoded)
+    except ValueError:  # binascii.Error: not base64
+        return 1
+    pages = len(_PDF_PAGE.findall(raw))
+    for found in _PDF_OBJECT_STREAM.finditer(raw):
+        if budget[0] <= 0:
+            break
+        start = _PDF_STREAM_START.search(raw, found.end(), found.end() + 4096)
+        if start is None:
+            continue
+        end = raw.find(b"endstream", start.end())
+        try:
+            objects = zlib.decompressobj().decompress(raw[start.end() : end if end >= 0 else None], budget[0])
+        except zlib.error:
+            continue
+        budget[0] -= len(objects)
+        pages += len(_PDF_PAGE.findall(objects))
+    return max(1, pages)
 
 
 def _read_rest(message: dict[str, Any], texts: list[str]) -> None:
@@ -670,7 +713,9 @@ def _read_rest(message: dict[str, Any], texts: list[str]) -> None:
         texts.append(json.dumps(rest, ensure_ascii=False, default=str))
 
 
-def _read_content(content: Any, texts: list[str], models: tuple[str, ...], sized: list[int]) -> int:
+def _read_content(
+    content: Any, texts: list[str], models: tuple[str, ...], sized: list[int], files: list[Any]
+) -> int:
     """Add what the tokenizer should count of one message's content to `texts`; return the tokens
     of its images, audio and files, counted as the provider counts them for `models`, never as
     the characters of their base64 (a data URL of 300 KB is 400,000 characters); any other part
@@ -698,7 +743,7 @@ def _read_content(content: Any, texts: list[str], models: tuple[str, ...], sized
         elif audio is not None:
             media += audio
         elif kind == "file" and isinstance(part.get("file"), dict):
-            media += file_tokens(models)
+            files.append(part["file"].get("file_data"))  # its pages are counted by the caller
             texts.extend(name for name in (part["file"].get("filename"),) if isinstance(name, str))
         else:
             texts.append(json.dumps(part, ensure_ascii=False, default=str))

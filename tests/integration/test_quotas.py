@@ -7,6 +7,7 @@ import base64
 import io
 import random
 import uuid
+import zlib
 from decimal import Decimal
 
 import httpx
@@ -310,16 +311,14 @@ async def test_audio_and_files_count_what_a_provider_counts_for_them_not_their_b
     """A 600 KB recording or PDF is 800,000 characters of base64, which the tokenizer read as
     about 540,000 tokens: past the 200,000-token prompt limit (413) and any token quota. A second
     of audio counts 10 tokens and takes at least 1,000 bytes (MP3 at 8 kbit/s), so 300 KB of audio
-    counts at most 3,000 tokens and 600 KB at most 6,000; a file counts one page (for gpt-4o an
-    image of at most 1,445 tokens and 1,000 of text)."""
+    counts at most 3,000 tokens and 600 KB at most 6,000; a file counts its pages, each (for
+    gpt-4o) an image of at most 1,445 tokens and 1,000 of text, and one when none can be found."""
     tenant = await make_tenant("quota-media")
     await set_quota(sessionmaker, tenant.tenant_id, "day", max_tokens=5000)
 
     def recording(size: int) -> dict[str, object]:
         data = base64.b64encode(random.Random(size).randbytes(size)).decode()
         return {"type": "input_audio", "input_audio": {"data": data, "format": "mp3"}}
-
-    pdf = "data:application/pdf;base64," + base64.b64encode(random.Random(3).randbytes(600_000)).decode()
 
     async def ask(part: dict[str, object], note: str) -> httpx.Response:
         return await http.post(
@@ -334,15 +333,30 @@ async def test_audio_and_files_count_what_a_provider_counts_for_them_not_their_b
 
     short = await ask(recording(300_000), "Transcribe this.")
     assert short.status_code == 200, short.text[:300]
-    document = await ask(
-        {"type": "file", "file": {"filename": "q3.pdf", "file_data": pdf}}, "Summarise this."
-    )
+
+    def file_part(data: bytes) -> dict[str, object]:
+        encoded = "data:application/pdf;base64," + base64.b64encode(data).decode()
+        return {"type": "file", "file": {"filename": "q3.pdf", "file_data": encoded}}
+
+    document = await ask(file_part(random.Random(3).randbytes(600_000)), "Summarise this.")
     assert document.status_code == 200, document.text[:300]
     # What the two booked is what the model counted (a few tokens here): nearly 5,000 are left,
     # not enough for a recording of up to 6,000 tokens.
     long = await ask(recording(600_000), "Transcribe this too.")
     assert long.status_code == 429, long.text[:300]
     assert long.json()["quota"] == {"period": "day", "limit": "tokens"}
+    # A PDF counts its pages: three (7,335 tokens) are past what is left; 300 pages kept in a
+    # compressed object stream (733,500) are past the 200,000-token prompt limit, where each
+    # counted one page before.
+    three = io.BytesIO()
+    pages = [Image.new("RGB", (200, 280), (255, 255, 255)) for _ in range(3)]
+    pages[0].save(three, "PDF", save_all=True, append_images=pages[1:])
+    refused = await ask(file_part(three.getvalue()), "Summarise these pages.")
+    assert refused.status_code == 429, refused.text[:300]
+    objects = zlib.compress(b" ".join([b"<< /Type /Page /Parent 2 0 R >>"] * 300))
+    packed = b"%PDF-1.5\n5 0 obj\n<< /Type /ObjStm /N 300 /Filter /FlateDecode >>\nstream\n" + objects
+    too_long = await ask(file_part(packed + b"\nendstream\nendobj\n%%EOF\n"), "Summarise the book.")
+    assert too_long.status_code == 413, too_long.text[:300]
 
 
 def _picture(kind: str, size: tuple[int, int]) -> str:
