@@ -5,8 +5,8 @@ Before an upstream call the request reserves an estimate (prompt tokens from a t
 of its tenant. The check and the reservation are one UPDATE per period, guarded by the
 counter row's lock, so concurrent requests cannot together reserve past a limit; after the
 call the reservation is settled to the real usage in the same transaction as the ledger row.
-The most a quota can be overspent by is the difference between one request's real cost and
-its estimate.
+The most a quota can be overspent by is what the requests in flight together cost beyond
+their estimates.
 
 A reservation is also a row, leased by the replica that made it: the replica renews it while the
 call runs, and once the lease runs out unrenewed (the replica died) any replica gives the
