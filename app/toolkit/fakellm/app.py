@@ -189,36 +189,37 @@ class _Answer(msgspec.Struct, kw_only=True):
     audio: AudioOut | None = None
 
 
+def _picked(
+    offered: list[dict[str, Any]] | None, choice: Any, messages: list[Any], result_role: str
+) -> dict[str, Any] | None:
+    """The tool the fake calls: the named one, else the first; none after a result came back."""
+    if not offered or choice == "none":
+        return None
+    if messages and messages[-1].role == result_role:
+        return None
+    if isinstance(choice, dict):
+        wanted = (choice.get("function") or {}).get("name")
+        for tool in offered:
+            if (tool.get("function") or {}).get("name") == wanted:
+                return tool
+    return offered[0]
+
+
+def _pick_tool(chat: ChatRequest) -> dict[str, Any] | None:
+    return _picked(chat.tools, chat.tool_choice, chat.messages, "tool")
+
+
 def _pick_function(chat: ChatRequest) -> dict[str, Any] | None:
-    """The legacy function the fake calls: the named one, else the first; none after a result."""
-    if not chat.functions or chat.function_call == "none":
-        return None
-    if chat.messages and chat.messages[-1].role == "function":
-        return None
-    if isinstance(chat.function_call, dict):
-        for function in chat.functions:
-            if function.get("name") == chat.function_call.get("name"):
-                return function
-    return chat.functions[0]
+    """The legacy form: `functions` and `function_call`, a result in a "function" message."""
+    offered = [{"type": "function", "function": function} for function in chat.functions or []]
+    choice = {"function": chat.function_call} if isinstance(chat.function_call, dict) else chat.function_call
+    picked = _picked(offered, choice, chat.messages, "function")
+    return picked["function"] if picked is not None else None
 
 
 def _token_logprob(piece: str) -> TokenLogprob:
     """A made-up but fixed log probability for a streamed piece."""
     return TokenLogprob(token=piece, logprob=-0.01 * (len(piece) % 17 + 1), bytes=list(piece.encode()))
-
-
-def _pick_tool(chat: ChatRequest) -> dict[str, Any] | None:
-    """The tool the fake calls: the named one, else the first; none after a tool result came back."""
-    if not chat.tools or chat.tool_choice == "none":
-        return None
-    if chat.messages and chat.messages[-1].role == "tool":
-        return None
-    if isinstance(chat.tool_choice, dict):
-        wanted = (chat.tool_choice.get("function") or {}).get("name")
-        for tool in chat.tools:
-            if (tool.get("function") or {}).get("name") == wanted:
-                return tool
-    return chat.tools[0]
 
 
 def _answers(chat: ChatRequest, fault: FaultKind | None, config: FakeLLMConfig) -> list[_Answer]:
