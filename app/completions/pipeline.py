@@ -290,7 +290,8 @@ class CompletionPipeline:
             metrics.cache_lookup("bypass")
             return await self._miss(job("bypass", scope=scope))
 
-        key = (caller.tenant_id, controls.namespace, scope.exact_hash)
+        # Requests of other limits do not wait on each other: an answer may not fit both (`fits`).
+        key = (caller.tenant_id, controls.namespace, scope.exact_hash, scope.max_tokens)
         leader = self.inflight.join(key, started_at=started)
         if leader is not None and (result := await self._wait(leader, deadline)) is not None:
             return await self._follow(caller, request, controls, result, started)
