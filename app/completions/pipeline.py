@@ -28,7 +28,7 @@ from app.cache.policy import TenantCachePolicy
 from app.cache.repository import StoredEntry
 from app.cache.responses import replay
 from app.cache.scope import NothingToLookUp, Scope, scope_of_request
-from app.cache.service import CacheService, LookupResult, fits
+from app.cache.service import CacheService, LookupResult
 from app.completions.coalesce import LeaderGone, ReplicaCoalescer, SingleFlight
 from app.completions.controls import CacheControls, parse_controls
 from app.completions.inputs import ChatBody, chat_body
@@ -707,8 +707,6 @@ class CompletionPipeline:
         if entry is None:
             job.replica_key = scope.exact_hash
             return None
-        if not fits(entry, scope):
-            return None  # an answer for another limit: this request asks for its own, unclaimed
         result = (entry.response, entry.id, entry.response.get("model") or entry.model)
         self._settle(job, result=result)
         return await self._follow(
