@@ -290,8 +290,7 @@ class CompletionPipeline:
             metrics.cache_lookup("bypass")
             return await self._miss(job("bypass", scope=scope))
 
-        # Requests of other limits do not wait on each other: an answer may not fit both (`fits`).
-        key = (caller.tenant_id, controls.namespace, scope.exact_hash, scope.max_tokens)
+        key = (caller.tenant_id, controls.namespace, scope.exact_hash)
         leader = self.inflight.join(key, started_at=started)
         if leader is not None and (result := await self._wait(leader, deadline)) is not None:
             return await self._follow(caller, request, controls, result, started)
