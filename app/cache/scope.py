@@ -315,9 +315,6 @@ class Scope:
     read_prompt: str  # `read_text`: what the embedder and the verifier read
     scope_hash: bytes
     exact_hash: bytes
-    # The request's own output limit, not hashed (its class is): a stored answer longer than it,
-    # or cut at another limit, does not serve it (`app.cache.service.fits`).
-    max_tokens: int | None = None
 
 
 def _digest(payload: Any) -> bytes:
@@ -431,5 +428,4 @@ def scope_of(
         read_prompt=read_text(normalised),
         scope_hash=scope_hash,
         exact_hash=exact_hash,
-        max_tokens=tokens if isinstance(tokens, int) else None,
     )

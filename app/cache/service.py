@@ -166,7 +166,7 @@ class CacheService:
                 exact = None
             if exact is None:
                 exact = await repo.find_exact(tenant_id, namespace, scope.exact_hash, **exact_args)
-        if exact is not None and fits(exact[0], scope):
+        if exact is not None:
             entry, alias = exact
             self.hits.add(entry.id)
             return LookupResult(entry=entry, tier="alias" if alias else "exact", similarity=entry.similarity)
@@ -189,7 +189,6 @@ class CacheService:
             self.settings.top_k,
             scope.read_prompt,
         )
-        neighbours = [neighbour for neighbour in neighbours if fits(neighbour, scope)]
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
         if gate is not None:
@@ -294,7 +293,6 @@ class CacheService:
             if missing_function(exc):
                 self.semantic_probe = await self._recreate_probe(connections)
             return None
-        neighbours = [neighbour for neighbour in neighbours if fits(neighbour, scope)]
         if not neighbours:
             return LookupResult(entry=None, tier=None, similarity=None, embedding=embedding)
         verdict = await self._verdict(scope, policy, neighbours)
@@ -348,7 +346,7 @@ class CacheService:
             max_age_s=max_age_s,
             min_alias_similarity=self.alias_floor(policy),
         )
-        if found is None or not fits(found[0], scope):
+        if found is None:
             return None
         entry, alias = found
         self.hits.add(entry.id)
@@ -420,22 +418,6 @@ class CacheService:
     async def aclose(self) -> None:
         await self.aliases.aclose()
         await self.embedder.aclose()
-
-
-def fits(entry: StoredEntry, scope: Scope) -> bool:
-    """Whether a stored answer serves a request of the scope's output limit. Nearby limits share
-    entries (the scope hashes their class), but never past what the request allows: an answer
-    serves a limit its completion tokens keep within, and one cut at its own limit (a choice's
-    finish_reason "length") only that same limit, which its tokens are (per choice), since a
-    request that allows more would get an answer cut short."""
-    if scope.max_tokens is None:
-        return True
-    choices = entry.response.get("choices") if isinstance(entry.response, dict) else None
-    choices = choices if isinstance(choices, list) else []
-    allowed = scope.max_tokens * max(1, len(choices))
-    if any(isinstance(choice, dict) and choice.get("finish_reason") == "length" for choice in choices):
-        return entry.completion_tokens == allowed
-    return entry.completion_tokens <= allowed
 
 
 def _accepted(neighbours: list[StoredEntry], entry_id: uuid.UUID) -> StoredEntry:

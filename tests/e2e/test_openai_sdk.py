@@ -270,29 +270,6 @@ async def test_a_spoken_answer_is_passed_on_and_not_stored(client: openai.AsyncO
     assert transcript == audio.transcript
 
 
-async def test_an_answer_cut_at_its_limit_serves_only_that_limit(
-    client: openai.AsyncOpenAI, deja: ServerThread
-) -> None:
-    """Limits of one class share entries (≤ 64 here), but an answer cut at `max_tokens: 1` was
-    served whole to a request that allows 64: it is served again only at that same limit, and
-    the request that allows more gets, and stores, an answer of its own, which serves a limit it
-    keeps within and not one it would exceed."""
-    asked = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": unique("Is Oslo in Norway?")}]}
-    cut = await client.chat.completions.with_raw_response.create(**asked, max_tokens=1)
-    assert cut.parse().choices[0].finish_reason == "length"
-    await deja.settle()
-    longer = await client.chat.completions.with_raw_response.create(**asked, max_tokens=64)
-    assert longer.headers["x-cache"] == "MISS"
-    assert longer.parse().choices[0].finish_reason == "stop"
-    await deja.settle()
-    again = await client.chat.completions.with_raw_response.create(**asked, max_tokens=1)
-    assert again.headers["x-cache"] == "HIT"
-    assert again.parse().choices[0].message.content == cut.parse().choices[0].message.content
-    whole = await client.chat.completions.with_raw_response.create(**asked, max_tokens=50)
-    assert whole.headers["x-cache"] == "HIT"
-    assert whole.parse().choices[0].message.content == longer.parse().choices[0].message.content
-
-
 async def test_primary_failing_and_fallback_answering(
     client: openai.AsyncOpenAI, http: httpx.AsyncClient, tenant: TenantKey
 ) -> None:
