@@ -51,8 +51,8 @@ SCOPE_PARAMETERS = (
 # Not in the scope, on purpose: temperature and top_p (a policy decides whether a request is
 # cacheable at all), stream and stream_options (a stored answer replays either way), user,
 # metadata, store, service_tier, safety_identifier, prompt_cache_key and the like (bookkeeping,
-# not content); and what the scope reads otherwise (the model, the messages, the output limit's
-# class). Déjà's own `cache` controls never reach the scope (the pipeline takes them out).
+# not content); and what the scope reads otherwise (the model, the messages, the output
+# limit). Déjà's own `cache` controls never reach the scope (the pipeline takes them out).
 UNSCOPED_PARAMETERS = frozenset(
     {
         "model",
@@ -82,9 +82,10 @@ UNSCOPED_PARAMETERS = frozenset(
 # so the hashes of requests without one stay as they were): an upstream of another kind may read
 # it (vLLM's guided_json or top_k, Ollama's options) and answer otherwise.
 
-# Answers cut at a small max_tokens must not serve requests that allow long ones, and the
-# other way round; nearby limits share entries. Upper bounds of the classes, in tokens.
-MAX_TOKENS_CLASSES = (64, 256, 1024, 4096, 16384)
+# The output limit is in the scope as given, not in classes of nearby limits: an answer cut at
+# 100 tokens is not the answer to a request that allows 200, and an answer of 900 tokens is more
+# than a request that allows 300 may be sent. An app sends the same limit each time, so its
+# repeats still share an entry.
 
 _WHITESPACE = re.compile(r"\s+")
 # Line breaks, as str.splitlines counts them, and the other whitespace (spaces, tabs: a line's
@@ -277,12 +278,12 @@ def _visible_tags(flag: re.Match[str]) -> str:
     return "\U0001f3f4" + "".join(chr(ord(tag) - 0xE0000) for tag in flag.group(1))
 
 
-def max_tokens_class(value: Any) -> int | None:
+def output_limit(value: Any) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise Unprocessable("max_tokens must be a positive integer.")
-    return next((bound for bound in MAX_TOKENS_CLASSES if value <= bound), 0)  # 0: above every class
+    return value
 
 
 def _is_text(part: Any) -> bool:
@@ -413,8 +414,12 @@ def scope_of(
         "attachments": attachments,
         "last_name": last.get("name"),
         "params": shaping,
-        "max_tokens_class": max_tokens_class(tokens),
     }
+    if (limit := output_limit(tokens)) is None:
+        # The key of the classes limits once shared: requests without a limit keep their hashes.
+        fingerprint["max_tokens_class"] = None
+    else:
+        fingerprint["max_tokens"] = limit
     if other:
         fingerprint["other"] = other
     if (layout := _layout(last.get("content"), attachments)) is not None:

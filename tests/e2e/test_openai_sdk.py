@@ -93,6 +93,35 @@ async def test_a_field_only_another_kind_of_upstream_reads_keeps_its_own_entries
     )
 
 
+async def test_an_answer_is_served_only_to_requests_of_its_own_output_limit(
+    client: openai.AsyncOpenAI, deja: ServerThread
+) -> None:
+    """An answer cut at 2 tokens is no answer to a request that allows 50, and an answer of more
+    than 20 tokens is more than a request that allows 20 may be sent, however near the limits."""
+    messages = [{"role": "user", "content": unique("Summarise the incident review for the on-call team")}]
+
+    async def ask(limit: int) -> tuple[str, str, openai.types.chat.ChatCompletion]:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=messages, max_tokens=limit
+        )
+        await deja.settle()
+        return raw.headers["x-cache"], raw.headers["x-cache-entry"], raw.parse()
+
+    state, cut_entry, cut = await ask(2)
+    assert (state, cut.choices[0].finish_reason) == ("MISS", "length")
+    state, whole_entry, whole = await ask(50)
+    assert (state, whole.choices[0].finish_reason) == ("MISS", "stop")
+    assert whole.usage is not None
+    assert 20 < whole.usage.completion_tokens <= 50
+    state, _, shorter = await ask(20)
+    assert state == "MISS"
+    assert shorter.usage is not None
+    assert shorter.usage.completion_tokens <= 20
+    # The same limit again is the app's repeat: its own entry.
+    assert (await ask(2))[:2] == ("HIT", cut_entry)
+    assert (await ask(50))[:2] == ("HIT", whole_entry)
+
+
 def test_sync_client_works_unchanged(sync_client: openai.OpenAI) -> None:
     prompt = unique("What is the office wifi password?")
     a = sync_client.chat.completions.create(

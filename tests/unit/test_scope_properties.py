@@ -137,13 +137,15 @@ def test_delivery_and_bookkeeping_fields_are_not_in_the_scope(prompt: str, name:
 
 
 @given(text)
-def test_max_tokens_classes(prompt: str) -> None:
+def test_each_output_limit_has_its_own_entries(prompt: str) -> None:
     def scope(limit: int | None) -> bytes:
         return scope_of("m", [{"role": "user", "content": prompt}], {"max_tokens": limit}).scope_hash
 
-    assert scope(200) == scope(256)  # same class
+    # An answer cut at 200 tokens is not the answer to 256; one of 250 is too long for 200.
+    assert scope(200) != scope(256)
     assert scope(200) != scope(2000)
     assert scope(None) != scope(100)
+    assert scope(100) == scope(100)
     # max_completion_tokens wins; null is no limit, and leaves max_tokens the limit.
     newer = {"max_tokens": 5000, "max_completion_tokens": 100}
     null = {"max_tokens": 5, "max_completion_tokens": None}
@@ -256,15 +258,16 @@ def test_where_the_text_sits_among_images_is_part_of_the_question() -> None:
 def test_requests_without_the_newer_scope_fields_keep_the_hashes_their_entries_were_stored_under() -> None:
     """Each newer part of the scope is added only when a request has it, so that the entries
     stored before it still match. These hashes were computed by the scope of commit 7a4c7bf (before
-    the layout of text among images counted): a change here strands every stored entry."""
+    the layout of text among images counted, and while output limits shared classes, which re-keyed
+    the requests that set one): a change here strands every stored entry."""
     image = {"type": "image_url", "image_url": {"url": "https://example.com/chart.png"}}
     text = {"type": "text", "text": "What does this chart show?"}
     blank = {"type": "text", "text": "  "}
     for messages, params, stored in [
         (
             [{"role": "user", "content": "What does this chart show?"}],
-            {"max_tokens": 300},
-            "5cadf2a49ca9490418af9cbb1fc19a89ee2cbcc65557ee6d9e0febfdfd810959",
+            {"max_tokens": None, "max_completion_tokens": None},
+            "5ee0adedb6680a51b34345d3968956f3662feff8b4075d1434887550568517ba",
         ),
         (
             [{"role": "user", "content": [text, image]}],
