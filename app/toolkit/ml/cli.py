@@ -186,6 +186,37 @@ def _print_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
         )
 
 
+@verifier_app.command("soup")
+def soup_verifier_command(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Two or more work dirs of `deja verifier train` runs (each holds hf/, training.json)."
+        ),
+    ],
+    output_dir: Annotated[
+        Path, typer.Option(help="Where model.onnx, tokenizer.json, metrics.json go.")
+    ] = CANDIDATE_DIR,
+    data_dir: Annotated[Path, typer.Option(help="Directory of the shared labelled pairs files.")] = Path(
+        "../shared/data"
+    ),
+    work_dir: Annotated[
+        Path, typer.Option(help="Scratch space for the averaged checkpoint and its graphs.")
+    ] = Path(".ml-work/verifier/soup"),
+    seed: Annotated[int, typer.Option(help="The seed whose validation pairs to validate on.")] = 13,
+    threads: Annotated[int, typer.Option(min=1, help="Torch and ONNX Runtime threads.")] = 2,
+) -> None:
+    """Average the weights of training runs of one recipe (seeds apart) into one model, export it
+    fused + int8 and write its validation figures, as `train` does."""
+    from app.toolkit.ml.train import TrainConfig, soup
+
+    config = TrainConfig(
+        output_dir=output_dir, data_dir=data_dir, work_dir=work_dir, seed=seed, threads=threads
+    )
+    metrics = soup(config, run_dirs)
+    _print_summary(output_dir, metrics)
+
+
 @verifier_app.command("validate")
 def validate_verifier_command(
     output_dir: Annotated[Path, typer.Option(help="Where the model and metrics.json go.")] = CANDIDATE_DIR,

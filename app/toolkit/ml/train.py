@@ -639,6 +639,53 @@ def run(config: TrainConfig) -> dict[str, Any]:
     return metrics
 
 
+def average_checkpoints(sources: Sequence[Path], hf_dir: Path) -> None:
+    """Write to `hf_dir` the checkpoint whose every weight is the mean of the `sources`' (a uniform
+    "model soup"): runs of one recipe from one starting point, seeds apart, land close enough in
+    weight space that their mean is a model too, often a steadier one than either."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    if len(sources) < 2:
+        raise ValueError("a soup needs two or more checkpoints")
+    models = [AutoModelForSequenceClassification.from_pretrained(str(source)) for source in sources]
+    states = [model.state_dict() for model in models]
+    if any(state.keys() != states[0].keys() for state in states):
+        raise ValueError("the checkpoints are not of one architecture")
+    averaged = {}
+    for name, tensor in states[0].items():
+        if tensor.is_floating_point():
+            averaged[name] = torch.stack([state[name] for state in states]).mean(dim=0)
+        else:  # position ids and the like: the same in every checkpoint
+            averaged[name] = tensor
+    models[0].load_state_dict(averaged)
+    hf_dir.mkdir(parents=True, exist_ok=True)
+    models[0].save_pretrained(str(hf_dir))
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copyfile(sources[0] / name, hf_dir / name)
+
+
+def soup(config: TrainConfig, run_dirs: Sequence[Path]) -> dict[str, Any]:
+    """Average the checkpoints of earlier training runs (their work dirs), export and validate the
+    mean as `run` does a trained model."""
+    started = time.perf_counter()
+    hf_dir = config.work_dir / "hf"
+    average_checkpoints([run_dir / "hf" for run_dir in run_dirs], hf_dir)
+    with console.status("exporting fp32 and int8 ONNX graphs"):
+        build_onnx(hf_dir, config.work_dir / "fp32", "text-classification", quantise=False)
+        build_onnx(hf_dir, config.work_dir / "int8", "text-classification", quantise=True)
+    ingredients = [
+        json.loads((run_dir / "training.json").read_text(encoding="utf-8")) for run_dir in run_dirs
+    ]
+    (config.work_dir / "training.json").write_text(
+        json.dumps({"soup_of": ingredients}, indent=2) + "\n", encoding="utf-8"
+    )
+    metrics = validate(config)
+    metrics["total_seconds"] = round(time.perf_counter() - started, 1)
+    (config.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return metrics
+
+
 def validate(config: TrainConfig) -> dict[str, Any]:
     """Score the exported graphs in `work_dir` on every held-out set; ship int8 unless it lost accuracy."""
     splits = load_splits(config)
