@@ -601,6 +601,7 @@ class RouterStream:
             if seen + len(content) > limit:
                 # Cut here and stop reading: closing the stream stops the upstream generating.
                 delta["content"] = content[: max(0, limit - seen)]
+                _trim_logprobs(choice, max(0, limit - seen))
                 choice["finish_reason"] = "length"
                 self.truncated = self._cut = True
             self._chars[index] = seen + len(content)
@@ -679,9 +680,27 @@ def _truncate_completion(completion: dict[str, Any], limit: int) -> bool:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str) and len(content) > limit:
             message["content"] = content[:limit]  # type: ignore[index]  # message is a dict here
+            _trim_logprobs(choice, limit)
             choice["finish_reason"] = "length"
             truncated = True
     return truncated
+
+
+def _trim_logprobs(choice: dict[str, Any], chars: int) -> None:
+    """Keep the log probabilities of the tokens within the first `chars` characters of a cut
+    content, so that what is sent and stored never describes text that was cut away."""
+    logprobs = choice.get("logprobs")
+    tokens = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(tokens, list):
+        return
+    kept, used = 0, 0
+    for token in tokens:
+        text = token.get("token") if isinstance(token, dict) else None
+        used += len(text) if isinstance(text, str) else 0
+        if used > chars:
+            break
+        kept += 1
+    del tokens[kept:]
 
 
 def _retry_after_s(headers: Mapping[str, str]) -> float | None:

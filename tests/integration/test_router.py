@@ -254,12 +254,16 @@ async def test_tool_calls_pass_through(router: ModelRouter) -> None:
 async def test_long_answer_is_truncated(router: ModelRouter, fake: Fake) -> None:
     fake.fault("main-model", "long")
 
-    result = await router.complete(ask())
+    result = await router.complete(ask(logprobs=True))
 
     choice = result.completion["choices"][0]
     assert result.truncated
     assert len(choice["message"]["content"]) == 50_000
     assert choice["finish_reason"] == "length"
+    # The log probabilities describe the text that is kept, not the text cut away.
+    described = "".join(token["token"] for token in choice["logprobs"]["content"])
+    assert choice["message"]["content"].startswith(described)
+    assert len(described) > 49_000
 
 
 async def test_breaker_opens_then_skips_then_probes(fake: Fake) -> None:
@@ -362,13 +366,21 @@ async def test_stream_cannot_fall_back_after_the_first_chunk(router: ModelRouter
 async def test_stream_is_truncated(router: ModelRouter, fake: Fake) -> None:
     fake.fault("main-model", "long")
 
-    async with await router.stream(ask(stream=True)) as stream:
+    async with await router.stream(ask(stream=True, logprobs=True)) as stream:
         chunks = [chunk async for chunk in stream]
 
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert stream.truncated
     assert len(text) == 50_000
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    described = "".join(
+        token["token"]
+        for c in chunks
+        if c["choices"]
+        for token in (c["choices"][0].get("logprobs") or {}).get("content", [])
+    )
+    assert text.startswith(described)
+    assert len(described) > 49_000
 
 
 async def test_stream_timeout_is_a_504(fake: Fake) -> None:
