@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import msgspec
 
 from app.errors import Unprocessable
+from app.upstream.usage import Usage
 
 
 def new_completion_id() -> str:
@@ -65,12 +66,25 @@ class _Completion(msgspec.Struct):
     model: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
-def check_completion(value: dict[str, Any]) -> dict[str, Any]:
-    """`value` if it is a chat completion object Déjà can replay; else a 422 naming what is wrong."""
+def check_completion(
+    value: dict[str, Any], *, most_prompt_tokens: int, most_completion_tokens: int
+) -> dict[str, Any]:
+    """`value` if it is a chat completion object Déjà can replay, whose `usage` counts no more
+    than one request can; else a 422 naming what is wrong.
+
+    A hit on the entry books what it saved from that `usage`, priced at the model's price: a
+    client's count beyond what any request could cost would book savings that never were (and a
+    sum that no ledger column can hold)."""
     try:
         msgspec.convert(value, _Completion)
     except msgspec.ValidationError as exc:
         raise Unprocessable(f"'response' must be text or a chat completion object: {exc}.") from None
+    usage = Usage.of(value.get("usage"))
+    if usage.prompt_tokens > most_prompt_tokens or usage.completion_tokens > most_completion_tokens:
+        raise Unprocessable(
+            f"'response.usage' counts more tokens than one request to this model can: at most "
+            f"{most_prompt_tokens} prompt tokens and {most_completion_tokens} completion tokens."
+        )
     return value
 
 

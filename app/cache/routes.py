@@ -24,6 +24,7 @@ from app.db.engine import transaction
 from app.db.fastpath import connection_failed
 from app.dependencies import TENANT_DEPENDENCIES
 from app.errors import NotFound, Unprocessable
+from app.ledger.quotas import most_output_tokens
 from app.ledger.repository import LedgerRepository
 from app.services import Services
 from app.tenants.auth import Principal
@@ -181,7 +182,11 @@ class CacheController(Controller):
         if isinstance(data.response, str):
             response = completion_from_text(data.model, data.response)
         else:
-            response = check_completion(data.response)
+            response = check_completion(
+                data.response,
+                most_prompt_tokens=services.settings.limits.max_prompt_tokens,
+                most_completion_tokens=most_output_tokens(data.model),
+            )
         entry_id = await services.cache.store(
             session,
             tenant.require_tenant(),

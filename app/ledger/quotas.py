@@ -76,6 +76,11 @@ def output_limit(model: str) -> int | None:
     return MODEL_OUTPUT_LIMITS[best] if best is not None else None
 
 
+def most_output_tokens(model: str) -> int:
+    """The most tokens `model` can answer with, or any model listed, when it is not."""
+    return output_limit(model) or max(MODEL_OUTPUT_LIMITS.values())
+
+
 def period_start(period: str, at: datetime) -> datetime:
     at = at.astimezone(UTC)
     if period == "day":

@@ -570,6 +570,42 @@ async def test_stats_from_the_ledger(http: httpx.AsyncClient, make_tenant) -> No
         ).status_code == 200
 
 
+async def test_what_a_hit_saves_is_the_stored_usage_within_what_one_request_can_count(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    """A client stores an answer with the usage its own call reported: a hit on it saves that,
+    priced. A count no request to the model could reach would book savings that never were;
+    6,400 hits on one such entry once overflowed the hourly rollup every tenant's figures use."""
+    t = await make_tenant("claimed")
+    model = f"gpt-4o-mini-{uuid.uuid4().hex[:8]}"  # gpt-4o-mini's output limit: 16,384 tokens
+    priced = await http.post(
+        "/admin/prices",
+        headers=ADMIN_HEADERS,
+        json={"model": model, "input_per_mtok": "2", "output_per_mtok": "8"},
+    )
+    assert priced.status_code == 201, priced.text
+
+    def entry(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        answer = {"model": model, "choices": [{"message": {"content": "Within 30 days."}}], "usage": usage}
+        return {"model": model, "prompt": "What is our refund window?", "response": answer}
+
+    for counts in [(2**31 - 1, 10), (10, 2**31 - 1), (200_001, 10), (10, 16_385)]:
+        refused = await http.post("/v1/cache/entries", headers=t.headers, json=entry(*counts))
+        assert refused.status_code == 422, (counts, refused.text)
+        assert "usage" in refused.json()["detail"]
+    stored = await http.post("/v1/cache/entries", headers=t.headers, json=entry(1_000, 500))
+    assert stored.status_code == 201, stored.text
+    hit = await http.post(
+        "/v1/requests", headers=t.headers, json={"input": "What is our refund window?", "model": model}
+    )
+    assert hit.json()["cache"]["status"] == "HIT"
+
+    response = await http.get("/admin/stats", headers=ADMIN_HEADERS)
+    mine = next(s for s in response.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
+    assert Decimal(mine["avoided_cost_usd"]) == Decimal("0.006")  # 1,000 x $2/M + 500 x $8/M
+
+
 # A tenant's figures read from its ledger rows themselves, in a window (either end open).
 WINDOW_FIGURES = text(
     """
