@@ -84,7 +84,7 @@ def scratch_database(embedded_pg: EmbeddedPostgres) -> str:
 @pytest.fixture(scope="session")
 def fake_llm() -> Iterator[FakeLLMServer]:
     """The project's own OpenAI-compatible model; `gpt-broken` and `gpt-down` always fail with a 500
-    (`gpt-broken` has a fallback route, `gpt-down` none)."""
+    (`gpt-broken` has a fallback route to another model, `gpt-down` none)."""
     with FakeLLMServer(FakeLLMConfig(fail_models={"gpt-broken": "500", "gpt-down": "500"})) as server:
         yield server
 
@@ -97,8 +97,18 @@ def slow_llm() -> Iterator[FakeLLMServer]:
 
 
 @pytest.fixture(scope="session")
+def down_llm() -> Iterator[FakeLLMServer]:
+    """A provider whose `gpt-mirrored` fails, while `fake_llm`'s answers it."""
+    with FakeLLMServer(FakeLLMConfig(fail_models={"gpt-mirrored": "500"})) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def router_config(
-    fake_llm: FakeLLMServer, slow_llm: FakeLLMServer, tmp_path_factory: pytest.TempPathFactory
+    fake_llm: FakeLLMServer,
+    slow_llm: FakeLLMServer,
+    down_llm: FakeLLMServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
     path = tmp_path_factory.mktemp("config") / "deja.toml"
     path.write_text(
@@ -124,6 +134,12 @@ name = "slow"
 base_url = "{slow_llm.base_url}"
 timeout_s = 5
 
+[[upstreams]]
+name = "down"
+base_url = "{down_llm.base_url}"
+timeout_s = 5
+max_retries = 0
+
 [[routes]]
 model = "gpt-broken"
 primary = "fake"
@@ -132,6 +148,11 @@ fallbacks = [{{ upstream = "backup", model = "gpt-4o-mini" }}]
 [[routes]]
 model = "gpt-slow"
 primary = "slow"
+
+[[routes]]
+model = "gpt-mirrored"
+primary = "down"
+fallbacks = [{{ upstream = "backup" }}]
 """
     )
     return path

@@ -316,6 +316,30 @@ async def test_primary_failing_and_fallback_answering(
     assert native.json()["model_used"] == "gpt-4o-mini"  # the fallback's model
 
 
+async def test_another_models_answer_is_served_but_never_stored_for_the_primarys_requests(
+    client: openai.AsyncOpenAI, deja: ServerThread
+) -> None:
+    """An outage must not leave the fallback model's answers in the primary's place for as long
+    as they live: the next request, the primary back, is the primary's to answer. A fallback to
+    the same model at another provider is the same answer, and stored."""
+    messages = [{"role": "user", "content": unique("List the steps of our release checklist")}]
+    for _ in range(2):
+        raw = await client.chat.completions.with_raw_response.create(model="gpt-broken", messages=messages)
+        assert raw.headers["x-cache"] == "MISS"
+        assert raw.parse().model == "gpt-4o-mini"
+        await deja.settle()
+
+    # `gpt-mirrored`'s primary provider fails; the fallback is the same model at another one.
+    first = await client.chat.completions.with_raw_response.create(model="gpt-mirrored", messages=messages)
+    assert first.headers["x-cache"] == "MISS"
+    await deja.settle()
+    again = await client.chat.completions.with_raw_response.create(model="gpt-mirrored", messages=messages)
+    assert (again.headers["x-cache"], again.headers["x-cache-entry"]) == (
+        "HIT",
+        first.headers["x-cache-entry"],
+    )
+
+
 async def test_identical_concurrent_misses_make_one_upstream_call(
     deja: ServerThread, tenant: TenantKey, slow_llm
 ) -> None:  # type: ignore[no-untyped-def]
