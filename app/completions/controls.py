@@ -50,6 +50,15 @@ def _threshold(value: Any) -> float:
     return number
 
 
+def _utf8_header(value: str, name: str) -> str:
+    """A header's text as the client wrote it: a server reads header bytes as Latin-1, a
+    client sends UTF-8 ("café" would become "cafÃ©", a namespace of its own no purge names)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise Unprocessable(f"The {name} header must be UTF-8 text.") from None
+
+
 def parse_controls(headers: Mapping[str, str], body_cache: Any) -> CacheControls:
     if body_cache is not None and not isinstance(body_cache, dict):
         raise Unprocessable("The body field 'cache' must be an object.")
@@ -89,7 +98,11 @@ def parse_controls(headers: Mapping[str, str], body_cache: Any) -> CacheControls
     if ttl == 0:
         no_store = True  # a zero lifetime means: do not keep it
         ttl = None
-    namespace = headers.get("x-cache-namespace", body.get("namespace")) or ""
+    header_namespace = headers.get("x-cache-namespace")
+    if header_namespace is not None:
+        namespace: Any = _utf8_header(header_namespace, "X-Cache-Namespace")
+    else:
+        namespace = body.get("namespace") or ""
     if not isinstance(namespace, str) or len(namespace) > MAX_NAMESPACE:
         raise Unprocessable(f"The cache namespace must be text of at most {MAX_NAMESPACE} characters.")
     threshold_raw = headers.get("x-cache-threshold", body.get("threshold"))

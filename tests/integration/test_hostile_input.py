@@ -614,6 +614,40 @@ async def test_a_prompt_that_compatibility_forms_blow_up_is_refused_before_it_is
     assert fine.status_code == 200
 
 
+async def test_a_namespace_in_a_header_is_the_namespace_of_that_name_in_the_body(
+    client: httpx.AsyncClient, make_tenant
+) -> None:
+    """Header bytes are read as Latin-1: "café" sent as UTF-8 was the namespace "cafÃ©", apart
+    from the body's "café" and out of reach of a purge that names it."""
+    tenant: TenantKey = await make_tenant("namespaces")
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Which rooms are free today?"}]}
+    stored = await client.post(
+        "/v1/chat/completions",
+        headers={**tenant.headers, "X-Cache-Namespace": "café".encode()},
+        json=body,
+    )
+    assert stored.headers["x-cache"] == "MISS"
+    await asyncio.sleep(0.3)  # stored just after the answer is sent
+    again = await client.post(
+        "/v1/chat/completions", headers=tenant.headers, json={**body, "cache": {"namespace": "café"}}
+    )
+    assert (again.headers["x-cache"], again.headers["x-cache-entry"]) == (
+        "HIT",
+        stored.headers["x-cache-entry"],
+    )
+    purged = await client.delete(
+        f"/admin/tenants/{tenant.tenant_id}/cache", params={"namespace": "café"}, headers=ADMIN_HEADERS
+    )
+    assert purged.json()["deleted"] == 1
+    garbled = await client.post(
+        "/v1/chat/completions",
+        headers={**tenant.headers, "X-Cache-Namespace": b"caf\xe9"},  # Latin-1, not UTF-8
+        json=body,
+    )
+    assert garbled.status_code == 422
+    assert "UTF-8" in garbled.json()["detail"]
+
+
 async def test_a_body_of_unclosed_escaped_quotes_costs_the_server_what_its_length_does(
     client: httpx.AsyncClient, served: Served
 ) -> None:
