@@ -25,7 +25,7 @@ class LedgerAdminController(Controller):
     tags = ("admin",)
     dependencies = ADMIN_DEPENDENCIES
 
-    @get("/tenants/{tenant_id:uuid}/quotas", summary="A tenant's quotas")
+    @get("/tenants/{tenant_id:uuid}/quotas", summary="A tenant's quotas", guards=[known_query()])
     async def list_quotas(
         self,
         tenant_id: FromPath[uuid.UUID],
@@ -69,7 +69,7 @@ class LedgerAdminController(Controller):
         await TenantService(session, admin.actor).get(tenant_id)
         await LedgerAdminService(session, admin.actor).delete_quota(tenant_id, period)
 
-    @get("/prices", summary="Every price, newest first per model (history kept)")
+    @get("/prices", summary="Every price, newest first per model (history kept)", guards=[known_query()])
     async def list_prices(
         self, admin: NamedDependency[Principal], session: NamedDependency[AsyncSession]
     ) -> list[PriceOut]:

@@ -68,7 +68,11 @@ class TenantAdminController(Controller):
         created = await TenantService(session, admin.actor).create(data.name, data.settings)
         return TenantCreatedOut(tenant=out(created.tenant, TenantOut), api_key=issued(created.first_key))
 
-    @get("/tenants", summary="List tenants (deleted ones only with include_deleted=true)")
+    @get(
+        "/tenants",
+        summary="List tenants (deleted ones only with include_deleted=true)",
+        guards=[known_query("include_deleted")],
+    )
     async def list_tenants(
         self,
         admin: NamedDependency[Principal],
@@ -78,7 +82,7 @@ class TenantAdminController(Controller):
         tenants = await TenantService(session, admin.actor).list(include_deleted=include_deleted)
         return [out(t, TenantOut) for t in tenants]
 
-    @get("/tenants/{tenant_id:uuid}", summary="One tenant")
+    @get("/tenants/{tenant_id:uuid}", summary="One tenant", guards=[known_query()])
     async def get_tenant(
         self,
         tenant_id: FromPath[uuid.UUID],
@@ -142,7 +146,7 @@ class TenantAdminController(Controller):
     ) -> IssuedKeyOut:
         return issued(await TenantService(session, admin.actor).issue_key(tenant_id, name=data.name))
 
-    @get("/tenants/{tenant_id:uuid}/keys", summary="A tenant's keys (prefixes only)")
+    @get("/tenants/{tenant_id:uuid}/keys", summary="A tenant's keys (prefixes only)", guards=[known_query()])
     async def list_keys(
         self,
         tenant_id: FromPath[uuid.UUID],

@@ -92,6 +92,16 @@ async def test_admin_routes_refuse_anyone_but_an_admin(
     assert tenant.json()["status"] == 403
 
 
+@pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
+async def test_every_admin_route_refuses_a_query_parameter_it_does_not_take(
+    http: httpx.AsyncClient, method: str, path: str
+) -> None:
+    # `GET /admin/prices?model=x` listed every price, as if filtered.
+    response = await http.request(method, f"{path}?model=x&unheard_of=1", headers=ADMIN_HEADERS)
+    assert response.status_code == 400, response.text
+    assert "unheard_of" in response.json()["unknown_parameters"]
+
+
 async def test_tenant_lifecycle(http: httpx.AsyncClient) -> None:
     name = unique("acme")
     created = await http.post(
