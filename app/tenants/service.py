@@ -71,9 +71,11 @@ _BLANK_LETTERS = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"})
 
 
 def shown_name(name: str, what: str) -> str:
-    """`name` stripped, or a 422 when it holds a character that does not show (a name that reads
-    as blank, or as another's in the dashboard and the CLI)."""
-    name = name.strip()
+    """`name` stripped and composed (NFC: "e" and a combining acute accent are "é", so that two
+    names that read alike are one name to the database's uniqueness too), or a 422 when it holds a
+    character that does not show (a name that reads as blank, or as another's in the dashboard
+    and the CLI)."""
+    name = unicodedata.normalize("NFC", name.strip())
     hidden = sorted(
         {
             f"U+{ord(c):04X}"

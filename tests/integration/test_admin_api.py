@@ -1324,6 +1324,13 @@ async def test_tenant_and_key_names_show_what_they_hold(
     for name in ("Ünïcode Öffice", "東京チーム", "team 🚀", "devs 👩\u200d💻", "می\u200cخواهم"):
         created = await http.post("/admin/tenants", json={"name": unique(name)}, headers=ADMIN_HEADERS)
         assert created.status_code == 201, (name, created.text)
+    # A letter and its combining accent read as the composed letter: one name, not two.
+    composed = unique("b\u00e9ta")
+    first = await http.post("/admin/tenants", json={"name": composed}, headers=ADMIN_HEADERS)
+    assert first.status_code == 201, first.text
+    decomposed = composed.replace("\u00e9", "e\u0301")
+    again = await http.post("/admin/tenants", json={"name": decomposed}, headers=ADMIN_HEADERS)
+    assert again.status_code == 409, again.text
 
 
 async def test_a_tenant_can_always_be_deleted_whatever_the_others_are_named(
