@@ -98,8 +98,9 @@ def slow_llm() -> Iterator[FakeLLMServer]:
 
 @pytest.fixture(scope="session")
 def down_llm() -> Iterator[FakeLLMServer]:
-    """A provider whose `gpt-mirrored` fails, while `fake_llm`'s answers it."""
-    with FakeLLMServer(FakeLLMConfig(fail_models={"gpt-mirrored": "500"})) as server:
+    """A provider that fails: `gpt-mirrored` falls back from it to the same model at `fake_llm`,
+    `gpt-downgraded` to another model (failures here open no breaker the other tests go through)."""
+    with FakeLLMServer(FakeLLMConfig(fail_models={"gpt-mirrored": "500", "gpt-downgraded": "500"})) as server:
         yield server
 
 
@@ -153,6 +154,11 @@ primary = "slow"
 model = "gpt-mirrored"
 primary = "down"
 fallbacks = [{{ upstream = "backup" }}]
+
+[[routes]]
+model = "gpt-downgraded"
+primary = "down"
+fallbacks = [{{ upstream = "backup", model = "gpt-4o-mini" }}]
 """
     )
     return path

@@ -324,7 +324,9 @@ async def test_another_models_answer_is_served_but_never_stored_for_the_primarys
     the same model at another provider is the same answer, and stored."""
     messages = [{"role": "user", "content": unique("List the steps of our release checklist")}]
     for _ in range(2):
-        raw = await client.chat.completions.with_raw_response.create(model="gpt-broken", messages=messages)
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-downgraded", messages=messages
+        )
         assert raw.headers["x-cache"] == "MISS"
         assert raw.parse().model == "gpt-4o-mini"
         await deja.settle()

@@ -823,16 +823,22 @@ async def test_a_stored_answer_that_cannot_be_replayed_is_refused_when_stored(
         )
         assert stored.status_code == 422, (response, stored.text)
         assert_problem(stored)
-    # A well-formed one with odd but valid usage replays, streamed and not.
-    stored = await client.post(
-        "/v1/cache/entries",
-        headers=tenant.headers,
-        json={
+
+    # Usage no request could count is refused (a hit books it as savings); odd but possible usage
+    # (a float, a negative count, a string) replays, streamed and not.
+    def entry(usage: dict[str, Any]) -> dict[str, Any]:
+        return {
             "prompt": prompt,
             "model": "gpt-4o-mini",
-            "response": {"choices": [{"message": {"content": "Yes."}}], "usage": {"prompt_tokens": 1e30}},
-        },
+            "response": {"choices": [{"message": {"content": "Yes."}}], "usage": usage},
+        }
+
+    refused = await client.post(
+        "/v1/cache/entries", headers=tenant.headers, json=entry({"prompt_tokens": 1e30})
     )
+    assert refused.status_code == 422, refused.text
+    odd = {"prompt_tokens": 12.0, "completion_tokens": -3, "total_tokens": "many"}
+    stored = await client.post("/v1/cache/entries", headers=tenant.headers, json=entry(odd))
     assert stored.status_code == 201, stored.text
     for stream in (False, True):
         replayed = await client.post(
