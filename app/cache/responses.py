@@ -67,7 +67,7 @@ class _Completion(msgspec.Struct):
 
 
 def check_completion(
-    value: dict[str, Any], *, most_prompt_tokens: int, most_completion_tokens: int
+    value: dict[str, Any], *, most_prompt_tokens: int, most_completion_tokens_each: int
 ) -> dict[str, Any]:
     """`value` if it is a chat completion object Déjà can replay, whose `usage` counts no more
     than one request can; else a 422 naming what is wrong.
@@ -80,10 +80,13 @@ def check_completion(
     except msgspec.ValidationError as exc:
         raise Unprocessable(f"'response' must be text or a chat completion object: {exc}.") from None
     usage = Usage.of(value.get("usage"))
+    # Each answer (`n` of them) may be as long as the model allows.
+    most_completion_tokens = most_completion_tokens_each * len(value["choices"])
     if usage.prompt_tokens > most_prompt_tokens or usage.completion_tokens > most_completion_tokens:
         raise Unprocessable(
             f"'response.usage' counts more tokens than one request to this model can: at most "
-            f"{most_prompt_tokens} prompt tokens and {most_completion_tokens} completion tokens."
+            f"{most_prompt_tokens} prompt tokens and {most_completion_tokens} completion tokens "
+            f"({most_completion_tokens_each} for each of its answers)."
         )
     return value
 

@@ -185,7 +185,7 @@ class CacheController(Controller):
             response = check_completion(
                 data.response,
                 most_prompt_tokens=services.settings.limits.max_prompt_tokens,
-                most_completion_tokens=most_output_tokens(data.model),
+                most_completion_tokens_each=most_output_tokens(services.router.models_for(data.model)[0]),
             )
         entry_id = await services.cache.store(
             session,

@@ -810,16 +810,13 @@ class CompletionPipeline:
             metadata={"fallback": True} if fallback_used else {},
             explored=job.explored is not None,
         )
-        # Stored unless told not to, or when a copy could not give back what the model said, or
-        # when another model than the route's primary answered: served to this request and those
-        # waiting on it, but the next is the primary's to answer (a fallback to the same model
-        # at another provider stores as the primary would).
-        storable = (
-            storable
-            and servable_again(completion)
-            and not job.controls.no_store
-            and not (fallback_used and model_used != self.router.models_for(job.request.model)[0])
-        )
+        # Another model than the route's primary answered: served to this request and those
+        # waiting on it, but neither stored nor taken as the primary's answer to label an explored
+        # hit with; the next request is the primary's to answer (a fallback to the same model at
+        # another provider is the primary's answer).
+        other_model = fallback_used and model_used != self.router.models_for(job.request.model)[0]
+        # Stored unless told not to, or when a copy could not give back what the model said.
+        storable = storable and servable_again(completion) and not job.controls.no_store and not other_model
         scope = job.scope if storable else None
         # The answer goes to the client first; storing it, settling the quota and booking the
         # request are written after (app.ledger.writer), under the entry id chosen here.
@@ -868,7 +865,7 @@ class CompletionPipeline:
         )
         job.caller.booked = True
         metrics.add_cost(model_used, booked_cost)
-        if job.explored is not None and job.scope is not None:
+        if job.explored is not None and job.scope is not None and not other_model:
             explored, caller = job.explored, job.caller
             question, model = job.scope.prompt, job.request.model
             self._spawn(

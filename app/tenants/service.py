@@ -34,7 +34,7 @@ from app.tenants.schemas import TenantPatch
 LEDGER_BATCH = 5_000
 
 FIRST_KEY_NAME = "first key"
-MAX_NAME = 200  # tenants.name is VARCHAR(200)
+MAX_NAME = 200  # tenants.name and api_keys.name are VARCHAR(200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,8 @@ def shown_name(name: str, what: str) -> str:
         )
     if name and not any(not c.isspace() and c not in _JOINERS for c in name):
         raise Unprocessable(f"A {what} must hold a character that shows.")
+    if len(name) > MAX_NAME:  # composing can lengthen a name: U+1D160 is three code points
+        raise Unprocessable(f"A {what} is at most {MAX_NAME} characters once composed (NFC).")
     return name
 
 

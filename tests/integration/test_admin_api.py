@@ -604,6 +604,11 @@ async def test_what_a_hit_saves_is_the_stored_usage_within_what_one_request_can_
         refused = await http.post("/v1/cache/entries", headers=t.headers, json=entry(*counts))
         assert refused.status_code == 422, (counts, refused.text)
         assert "usage" in refused.json()["detail"]
+    # Each of several answers may be as long as the model allows.
+    two = entry(10, 2 * 16_384)
+    two["response"]["choices"].append({"index": 1, "message": {"content": "Thirty days."}})
+    two["prompt"] = "What is our refund window, in two words?"
+    assert (await http.post("/v1/cache/entries", headers=t.headers, json=two)).status_code == 201
     stored = await http.post("/v1/cache/entries", headers=t.headers, json=entry(1_000, 500))
     assert stored.status_code == 201, stored.text
     hit = await http.post(
@@ -1331,6 +1336,11 @@ async def test_tenant_and_key_names_show_what_they_hold(
     decomposed = composed.replace("\u00e9", "e\u0301")
     again = await http.post("/admin/tenants", json={"name": decomposed}, headers=ADMIN_HEADERS)
     assert again.status_code == 409, again.text
+    # Composing may lengthen a name (U+1D160 is three code points): still at most 200.
+    for path in ("/admin/tenants", f"/admin/tenants/{tenant.tenant_id}/keys"):
+        long = await http.post(path, json={"name": "\U0001d160" * 100}, headers=ADMIN_HEADERS)
+        assert long.status_code == 422, long.text
+        assert "once composed" in long.json()["detail"]
 
 
 async def test_a_tenant_can_always_be_deleted_whatever_the_others_are_named(

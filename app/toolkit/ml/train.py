@@ -669,17 +669,20 @@ def soup(config: TrainConfig, run_dirs: Sequence[Path]) -> dict[str, Any]:
     """Average the checkpoints of earlier training runs (their work dirs), export and validate the
     mean as `run` does a trained model."""
     started = time.perf_counter()
+    ingredients = [
+        json.loads((run_dir / "training.json").read_text(encoding="utf-8")) for run_dir in run_dirs
+    ]
+    recipes = [{k: v for k, v in run["config"].items() if k != "seed"} for run in ingredients]
+    if any(recipe != recipes[0] for recipe in recipes):
+        raise ValueError("the runs are not of one recipe: their configurations differ beyond the seed")
     hf_dir = config.work_dir / "hf"
     average_checkpoints([run_dir / "hf" for run_dir in run_dirs], hf_dir)
     with console.status("exporting fp32 and int8 ONNX graphs"):
         build_onnx(hf_dir, config.work_dir / "fp32", "text-classification", quantise=False)
         build_onnx(hf_dir, config.work_dir / "int8", "text-classification", quantise=True)
-    ingredients = [
-        json.loads((run_dir / "training.json").read_text(encoding="utf-8")) for run_dir in run_dirs
-    ]
-    (config.work_dir / "training.json").write_text(
-        json.dumps({"soup_of": ingredients}, indent=2) + "\n", encoding="utf-8"
-    )
+    # The recipe's config (the first run's, seed and all) and each run's own record.
+    record = {"config": ingredients[0]["config"], "soup_of": ingredients}
+    (config.work_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     metrics = validate(config)
     metrics["total_seconds"] = round(time.perf_counter() - started, 1)
     (config.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
