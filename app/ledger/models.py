@@ -32,6 +32,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db.base import Base, created_at, uuid_pk
 
 Money = Numeric(20, 10)
+# The hourly rollup's sums of Money: room for any hour's rows (10^18 of them at a row's most).
+MoneySum = Numeric(38, 10)
 PricePerMTok = Numeric(12, 6)
 
 
@@ -174,8 +176,8 @@ class LedgerHourly(Base):
     misses: Mapped[int] = mapped_column(BigInteger, nullable=False)
     bypasses: Mapped[int] = mapped_column(BigInteger, nullable=False)
     errors: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
-    avoided_cost_usd: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    cost_usd: Mapped[Decimal] = mapped_column(MoneySum, nullable=False)
+    avoided_cost_usd: Mapped[Decimal] = mapped_column(MoneySum, nullable=False)
     # Sums, so that means add up across hours (mean = sum / hits or misses).
     hit_latency_ms: Mapped[float] = mapped_column(Double, nullable=False)
     miss_latency_ms: Mapped[float] = mapped_column(Double, nullable=False)

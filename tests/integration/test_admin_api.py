@@ -674,6 +674,31 @@ async def test_all_time_stats_come_from_the_hourly_rollup_and_agree_with_the_led
     ) == tuple(ledger)
 
 
+async def test_an_hour_whose_rows_sum_past_a_rows_column_is_rolled_up_exactly(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Each row fits the ledger's NUMERIC(20,10), their sum in one hour did not fit the rollup's:
+    the one roll-up for every tenant failed on that hour, and `GET /admin/stats` with it."""
+    t = await make_tenant("rollup-sums")
+    async with transaction(sessionmaker, system=True) as session:
+        await empty_rollup(session)
+        await old_ledger_rows(session, t.tenant_id, 3, "interval '3 hours'", hit_every=1)
+        await session.execute(
+            text("UPDATE ledger SET avoided_cost_usd = 9000000000.5 WHERE tenant_id = :t"), {"t": t.tenant_id}
+        )
+    response = await http.get("/admin/stats", headers=ADMIN_HEADERS)
+    assert response.status_code == 200, response.text
+    mine = next(s for s in response.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
+    assert Decimal(mine["avoided_cost_usd"]) == Decimal("27000000001.5")
+    async with transaction(sessionmaker, system=True) as session:
+        rolled = await session.execute(
+            text("SELECT sum(avoided_cost_usd) FROM ledger_hourly WHERE tenant_id = :t"), {"t": t.tenant_id}
+        )
+        assert rolled.scalar_one() == Decimal("27000000001.5")
+
+
 async def test_a_window_reads_its_whole_hours_from_the_rollup_and_its_partial_hours_from_the_ledger(
     http: httpx.AsyncClient,
     make_tenant,  # type: ignore[no-untyped-def]
