@@ -278,7 +278,7 @@ def _visible_tags(flag: re.Match[str]) -> str:
     return "\U0001f3f4" + "".join(chr(ord(tag) - 0xE0000) for tag in flag.group(1))
 
 
-def output_limit(value: Any) -> int | None:
+def requested_limit(value: Any) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -415,7 +415,7 @@ def scope_of(
         "last_name": last.get("name"),
         "params": shaping,
     }
-    if (limit := output_limit(tokens)) is None:
+    if (limit := requested_limit(tokens)) is None:
         # The key of the classes limits once shared: requests without a limit keep their hashes.
         fingerprint["max_tokens_class"] = None
     else:

@@ -213,7 +213,10 @@ def soup_verifier_command(
     config = TrainConfig(
         output_dir=output_dir, data_dir=data_dir, work_dir=work_dir, seed=seed, threads=threads
     )
-    metrics = soup(config, run_dirs)
+    try:
+        metrics = soup(config, run_dirs)
+    except ValueError as exc:  # fewer than two runs, or runs of other recipes
+        raise typer.BadParameter(str(exc), param_hint="RUN_DIRS") from None
     _print_summary(output_dir, metrics)
 
 
