@@ -12,6 +12,7 @@ then `principal`, `tenant`, `policy`; a handler reaches a domain's service throu
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import datetime
 from typing import Any
 
 from litestar import Request
@@ -86,10 +87,12 @@ TENANT_DEPENDENCIES = {
 ADMIN_DEPENDENCIES = {"admin": Provide(provide_admin), "session": Provide(provide_admin_session)}
 
 
-def known_query(*names: str) -> Guard:
+def known_query(*names: str, times: tuple[str, ...] = ()) -> Guard:
     """A guard refusing query parameters other than `names`, and one given twice (400), so that a
     misspelt filter on a destructive route (`DELETE …/cache?modle=x`) is an error, not a purge of
-    everything, and `?limit=1&limit=2` does not pick one for the client."""
+    everything, and `?limit=1&limit=2` does not pick one for the client. The parameters named in
+    `times` must be ISO 8601 times: the decoder behind them also reads a bare number, as seconds
+    since 1970 (`?since=1`), which nobody means."""
     allowed = frozenset(names)
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -109,5 +112,15 @@ def known_query(*names: str) -> Guard:
                 f"Query parameter{'s' if len(repeated) > 1 else ''} {', '.join(repeated)} given more than once.",
                 extra={"repeated_parameters": repeated},
             )
+        for name in times:
+            value = query.get(name)
+            if value is None:
+                continue
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                raise BadRequest(
+                    f"Query parameter {name} must be an ISO 8601 time (2026-12-01T09:30:00Z), not {value[:40]!r}."
+                ) from None
 
     return guard

@@ -78,7 +78,7 @@ class AdminController(Controller):
     @get(
         "/stats",
         summary="Per tenant: requests, hits, misses, hit rate, cost and avoided cost, entries",
-        guards=[known_query("since", "until")],
+        guards=[known_query("since", "until", times=("since", "until"))],
     )
     async def stats(
         self,

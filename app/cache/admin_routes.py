@@ -36,7 +36,7 @@ class CacheAdminController(Controller):
         "/tenants/{tenant_id:uuid}/cache",
         status_code=HTTP_200_OK,
         summary="Purge a tenant's cache entries, all or by model, namespace and age",
-        guards=[known_query("model", "namespace", "older_than", "created_before")],
+        guards=[known_query("model", "namespace", "older_than", "created_before", times=("created_before",))],
     )
     async def purge_cache(
         self,

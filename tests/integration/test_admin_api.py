@@ -578,6 +578,18 @@ async def test_stats_from_the_ledger(http: httpx.AsyncClient, make_tenant) -> No
         assert (
             await http.get("/admin/stats", params={"since": edge}, headers=ADMIN_HEADERS)
         ).status_code == 200
+    # A bare number would be read as seconds since 1970: nobody means `since=1` so.
+    for path, params in [
+        ("/admin/stats", {"since": "1"}),
+        ("/admin/stats", {"until": "1700000000"}),
+        ("/admin/stats", {"since": "yesterday"}),
+        (f"/admin/tenants/{t.tenant_id}/cache", {"created_before": "5"}),
+    ]:
+        method = "DELETE" if path.endswith("/cache") else "GET"
+        refused = await http.request(method, path, params=params, headers=ADMIN_HEADERS)
+        assert refused.status_code == 400, (params, refused.text)
+        assert "ISO 8601" in refused.json()["detail"]
+    assert (await hits(http, t.headers, "An extra entry")) is True  # the purge refused purged nothing
 
 
 async def test_what_a_hit_saves_is_the_stored_usage_within_what_one_request_can_count(
