@@ -22,7 +22,7 @@ from app.bounds import query_time
 from app.dependencies import ADMIN_DEPENDENCIES, known_query
 from app.errors import BadRequest
 from app.ledger.pricing import decimal_text
-from app.ledger.rollup import ROLLUP_REQUEST_BUDGET_S, roll_up_ledger
+from app.ledger.rollup import roll_up_for_readers
 from app.services import Services
 from app.tenants.models import TenantStatus
 from app.tenants.stats import TenantStats, tenant_stats
@@ -93,7 +93,7 @@ class AdminController(Controller):
             raise BadRequest("'since' must be before 'until'.")
         await services.pipeline.writer.flush()  # this process's bookings, written after their responses
         # Whole hours are read from the hourly rollup: the closed ones into it first, briefly.
-        await roll_up_ledger(services.sessionmaker, budget_s=ROLLUP_REQUEST_BUDGET_S, wait=False)
+        await roll_up_for_readers(services.sessionmaker)
         stats = await tenant_stats(session, since, until)
         return StatsOut(since=since, until=until, tenants=[TenantStatsOut.of(s) for s in stats])
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Double, Select, cast, delete, func, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
@@ -81,6 +82,20 @@ async def roll_up_ledger(
         if step is Step.BUSY:
             return False
     return False
+
+
+async def roll_up_for_readers(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Before a reader's figures (`GET /admin/stats`, the dashboard's overview): roll up what fits
+    a request's budget, never waiting on another caller. A step that fails is logged and left, its
+    transaction undone: the reader adds the rows past the watermark from the ledger itself, so a
+    bad hour slows every tenant's figures but stops none of them."""
+    try:
+        await roll_up_ledger(sessionmaker, budget_s=ROLLUP_REQUEST_BUDGET_S, wait=False)
+    except SQLAlchemyError as exc:
+        log.warning(
+            "the ledger roll-up failed; this read adds the rows past the rollup from the ledger",
+            extra={"error": describe_database_error(exc)},
+        )
 
 
 async def keep_rolled_up(sessionmaker: async_sessionmaker[AsyncSession], interval_s: float) -> None:

@@ -44,7 +44,7 @@ from app.cache.repository import CacheRepository
 from app.db.engine import enter_system, enter_tenant
 from app.errors import BadRequest, DejaError, Forbidden, NotFound, Unauthorized
 from app.ledger.quotas import QuotaRepository
-from app.ledger.rollup import ROLLUP_REQUEST_BUDGET_S, roll_up_ledger
+from app.ledger.rollup import roll_up_for_readers
 from app.services import Services
 from app.settings import Settings
 from app.tenants.auth import Principal
@@ -315,7 +315,7 @@ class DashboardController(Controller):
     ) -> Template:
         scope = tenant_scope(viewer, tenant)
         # The closed hours go into the rollup first (system context: it serves every tenant).
-        await roll_up_ledger(services.sessionmaker, budget_s=ROLLUP_REQUEST_BUDGET_S, wait=False)
+        await roll_up_for_readers(services.sessionmaker)
         dashboard = DashboardRepository(db)
         # The figures of GET /admin/stats; a tenant's session sees only its own row anyway.
         stats = await tenant_stats(db, tenant_id=scope)

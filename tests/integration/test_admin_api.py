@@ -711,6 +711,36 @@ async def test_an_hour_whose_rows_sum_past_a_rows_column_is_rolled_up_exactly(
         assert rolled.scalar_one() == Decimal("27000000001.5")
 
 
+async def test_stats_stand_when_a_roll_up_step_fails(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """One roll-up serves every tenant's figures: a step that fails (here a check the rollup's
+    rows cannot meet) is left for the next, and the figures come from the ledger's own rows."""
+    t = await make_tenant("rollup-fails")
+    async with transaction(sessionmaker, system=True) as session:
+        await empty_rollup(session)
+        await old_ledger_rows(session, t.tenant_id, 6, "interval '3 hours'", hit_every=3)
+        await session.execute(
+            text("ALTER TABLE ledger_hourly ADD CONSTRAINT test_no_rows CHECK (requests < 0) NOT VALID")
+        )
+    try:
+        response = await http.get("/admin/stats", headers=ADMIN_HEADERS)
+        assert response.status_code == 200, response.text
+        mine = next(s for s in response.json()["tenants"] if s["tenant_id"] == str(t.tenant_id))
+        async with transaction(sessionmaker, system=True) as session:
+            ledger = (
+                await session.execute(WINDOW_FIGURES, {"t": t.tenant_id, "since": None, "until": None})
+            ).one()
+        assert await rolled_up(sessionmaker, t.tenant_id) == 0
+        assert (mine["requests"], mine["hits"], mine["misses"], Decimal(mine["cost_usd"])) == tuple(ledger)
+        assert (mine["requests"], mine["hits"]) == (6, 2)
+    finally:
+        async with transaction(sessionmaker, system=True) as session:
+            await session.execute(text("ALTER TABLE ledger_hourly DROP CONSTRAINT test_no_rows"))
+
+
 async def test_a_window_reads_its_whole_hours_from_the_rollup_and_its_partial_hours_from_the_ledger(
     http: httpx.AsyncClient,
     make_tenant,  # type: ignore[no-untyped-def]
