@@ -40,10 +40,14 @@ def _as_text(enum: type[StrEnum], length: int) -> Enum:
 
 class Tenant(Base):
     __tablename__ = "tenants"
-    __table_args__ = (CheckConstraint("status IN ('active', 'suspended', 'deleted')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'suspended', 'deleted')", name="status"),
+        # One name whatever its case ("Acme", "acme", "ACME"): Unicode's full case folding.
+        Index("uq_tenants_name_folded", text("casefold(name COLLATE pg_unicode_fast)"), unique=True),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
     status: Mapped[TenantStatus] = mapped_column(
         _as_text(TenantStatus, 20), nullable=False, server_default=TenantStatus.ACTIVE.value
     )

@@ -55,7 +55,7 @@ class TenantRepository:
             async with self.session.begin_nested():
                 await self.session.flush()
         except IntegrityError as exc:
-            raise Conflict(f"A tenant named {name!r} already exists.") from exc
+            raise Conflict(f"A tenant named {name!r}, or so but for case, already exists.") from exc
         await self.session.refresh(tenant)
         return tenant
 
@@ -77,7 +77,7 @@ class TenantRepository:
             async with self.session.begin_nested():
                 await self.session.flush()
         except IntegrityError as exc:
-            raise Conflict("A tenant with that name already exists.") from exc
+            raise Conflict("A tenant with that name, or so but for case, already exists.") from exc
         await self.session.refresh(tenant)
         return tenant
 

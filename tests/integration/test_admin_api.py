@@ -1403,6 +1403,24 @@ async def test_tenant_and_key_names_show_what_they_hold(
     decomposed = composed.replace("\u00e9", "e\u0301")
     again = await http.post("/admin/tenants", json={"name": decomposed}, headers=ADMIN_HEADERS)
     assert again.status_code == 409, again.text
+    # Names that differ only in case are one name too, by Unicode's full folding ("ß" is "ss").
+    cased = unique("Straße Büro")
+    first = await http.post("/admin/tenants", json={"name": cased}, headers=ADMIN_HEADERS)
+    assert first.status_code == 201, first.text
+    for variant in (cased.upper(), cased.lower(), cased.upper().replace("SS", "ß")):
+        again = await http.post("/admin/tenants", json={"name": variant}, headers=ADMIN_HEADERS)
+        assert again.status_code == 409, (variant, again.text)
+        assert "but for case" in again.json()["detail"]
+        renamed = await http.patch(
+            f"/admin/tenants/{tenant.tenant_id}", json={"name": variant}, headers=ADMIN_HEADERS
+        )
+        assert renamed.status_code == 409, (variant, renamed.text)
+    # A tenant may change the case of its own name.
+    own = await http.patch(
+        f"/admin/tenants/{first.json()['tenant']['id']}", json={"name": cased.upper()}, headers=ADMIN_HEADERS
+    )
+    assert own.status_code == 200, own.text
+    assert own.json()["name"] == cased.upper()
     # Composing may lengthen a name (U+1D160 is three code points): still at most 200.
     for path in ("/admin/tenants", f"/admin/tenants/{tenant.tenant_id}/keys"):
         long = await http.post(path, json={"name": "\U0001d160" * 100}, headers=ADMIN_HEADERS)

@@ -74,3 +74,38 @@ def test_downgrading_the_static_probe_drops_the_functions_the_service_created(
         "'\\x00'::bytea, 'minilm-l6-v2-int8', 384, array_fill(0.1, ARRAY[384])::halfvec, 5, 64, NULL, 0);"
     )
     assert re.search(r"^\s*0\s*$", probed, re.MULTILINE)
+
+
+def test_names_that_differ_only_in_case_keep_the_oldest_spelling_and_the_others_are_renamed(
+    embedded_pg: EmbeddedPostgres, scratch_database: str
+) -> None:
+    """Before 0200 "Acme" and "acme" could both exist; after it they are one name, so the later
+    tenants get their id appended and the oldest keeps its name; a new case variant is refused."""
+    database = scratch_database.split("@/")[1].split("?")[0]
+
+    def psql(sql: str) -> str:  # as the superuser: no row-level security
+        return embedded_pg.server.psql(f"\\c {database}\n{sql}")
+
+    migrate.upgrade(scratch_database, "0190")
+    psql(
+        "INSERT INTO tenants (id, name, created_at) VALUES "
+        "('00000000-0000-4000-8000-000000000001', 'Acme', now() - interval '2 days'), "
+        "('00000000-0000-4000-8000-000000000002', 'acme', now() - interval '1 day'), "
+        "('00000000-0000-4000-8000-000000000003', 'ACME', now()), "
+        "('00000000-0000-4000-8000-000000000004', 'Straße', now()), "
+        "('00000000-0000-4000-8000-000000000005', 'other', now());"
+    )
+    migrate.upgrade(scratch_database)
+    names = psql("SELECT id || '=' || name AS row FROM tenants ORDER BY id;")
+    assert "0001=Acme" in names
+    assert "0002=acme (00000000-0000-4000-8000-000000000002)" in names
+    assert "0003=ACME (00000000-0000-4000-8000-000000000003)" in names
+    assert "0004=Straße" in names and "0005=other" in names
+    psql("INSERT INTO tenants (name) VALUES ('STRASSE');")  # refused: psql reports it on stderr
+    assert re.search(
+        r"^\s*1\s*$", psql("SELECT count(*) FROM tenants WHERE name ILIKE 'stra%';"), re.MULTILINE
+    )
+    migrate.downgrade(scratch_database, "0190")
+    assert "0002=acme (00000000-0000-4000-8000-000000000002)" in psql(
+        "SELECT id || '=' || name AS row FROM tenants ORDER BY id;"
+    )
