@@ -469,7 +469,11 @@ class TokenEstimator:
     WordPiece reads a word of over 100 characters (or one it has no pieces for) as one unknown
     token, where a BPE tokenizer takes one token for every few characters of it: such a word
     counts a token per UNKNOWN_CHARS_PER_TOKEN characters, so that a prompt of one 400,000-character
-    word is not estimated at a few tokens and let past the quota and the prompt limit."""
+    word is not estimated at a few tokens and let past the quota and the prompt limit. And its
+    normaliser drops characters that make no token (zero-width and other format characters,
+    controls, soft hyphens, combining marks) but still reach the model, which reads each as a
+    token or more: each counts one token, so that 300,000 zero-width spaces are not estimated at
+    none."""
 
     UNKNOWN_CHARS_PER_TOKEN: ClassVar[int] = 2
     INLINE_CHARS: ClassVar[int] = 16_384
@@ -489,6 +493,10 @@ class TokenEstimator:
     @cached_property
     def _unknown(self) -> int:
         return int(self._tokenizer.token_to_id("[UNK]"))
+
+    @cached_property
+    def _normalizer(self) -> Any:
+        return self._tokenizer.normalizer
 
     async def prompt_tokens(
         self, messages: list[dict[str, Any]], tooling: Iterable[Any] = (), *, models: tuple[str, ...] = ()
@@ -527,19 +535,22 @@ class TokenEstimator:
     def _tokens(self, text: str) -> int:
         # One text at a time: a batch would run on the tokenizer's thread pool, which costs a
         # short chat more CPU than it saves.
-        return self._counted(self._tokenizer.encode(text, add_special_tokens=False)) if text else 0
+        return self._counted(text, self._tokenizer.encode(text, add_special_tokens=False)) if text else 0
 
     def _in_pieces(self, texts: list[str]) -> int:
         pieces = [
             text[at : at + self.PIECE_CHARS] for text in texts for at in range(0, len(text), self.PIECE_CHARS)
         ]
-        return sum(map(self._counted, self._tokenizer.encode_batch(pieces, add_special_tokens=False)))
+        encodings = self._tokenizer.encode_batch(pieces, add_special_tokens=False)
+        return sum(map(self._counted, pieces, encodings))
 
-    def _counted(self, encoding: Any) -> int:
+    def _counted(self, text: str, encoding: Any) -> int:
+        # What the normaliser drops; lowercasing a letter may lengthen it ("İ"), never shorten it.
+        dropped = max(0, len(text) - len(self._normalizer.normalize_str(text)))
         ids = encoding.ids
         if self._unknown not in ids:
-            return len(ids)
-        return sum(
+            return len(ids) + dropped
+        return dropped + sum(
             max(1, -(-(end - start) // self.UNKNOWN_CHARS_PER_TOKEN)) if id_ == self._unknown else 1
             for id_, (start, end) in zip(ids, encoding.offsets, strict=True)
         )

@@ -38,18 +38,9 @@ def upgrade() -> None:
     folded = folded_name()
     bind = op.get_bind()
     bind.execute(sa.text("SELECT set_config('deja.system', 'on', true)"))
-    later = bind.execute(
-        sa.text(
-            f"""
-            SELECT id, name FROM (
-                SELECT id, name,
-                       row_number() OVER (PARTITION BY {folded} ORDER BY created_at, id) AS nth
-                FROM tenants
-            ) ranked
-            WHERE nth > 1
-            """
-        )
-    ).all()
+    # Every tenant but the oldest of each folded name (`folded` is one of two fixed expressions).
+    ranked = f"SELECT id, name, row_number() OVER (PARTITION BY {folded} ORDER BY created_at, id) AS nth FROM tenants"  # noqa: S608
+    later = bind.execute(sa.text(f"SELECT id, name FROM ({ranked}) ranked WHERE nth > 1")).all()  # noqa: S608
     for tenant_id, name in later:
         suffix = f" ({tenant_id})"
         renamed = name[: MAX_NAME - len(suffix)] + suffix

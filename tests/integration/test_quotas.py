@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import random
+import re
 import uuid
 import zlib
 from decimal import Decimal
@@ -259,6 +261,41 @@ async def test_a_token_quota_counts_what_the_tokenizer_cannot_split_and_the_tool
         | {"tools": tools[:2]},
     )
     assert small.status_code == 200, small.text[:300]
+
+
+async def test_characters_the_tokenizer_drops_still_count_against_the_quota_and_the_prompt_limit(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    """The shipped tokenizer's normaliser drops zero-width and format characters, soft hyphens,
+    controls and combining marks, which the model still reads: 100,000 of them counted as no
+    token, so that concurrent requests with `max_tokens` set overspent a 3,000-token day quota
+    75 times, and 300,000 zero-width spaces passed the 200,000-token prompt limit."""
+    tenant = await make_tenant("quota-invisible")
+    await set_quota(sessionmaker, tenant.tenant_id, "day", max_tokens=3000)
+
+    async def ask(content: str) -> httpx.Response:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], "max_tokens": 5}
+        # As UTF-8, not \u escapes: 300,000 of them fit the body limit.
+        return await http.post(
+            "/v1/chat/completions",
+            headers={**tenant.headers, "Content-Type": "application/json"},
+            content=json.dumps(body, ensure_ascii=False).encode(),
+        )
+
+    for dropped in ("\u200b", "\u2060", "\u00ad", "\u0301", "\ufe0f", "\x07"):
+        response = await ask(f"Summarise this: a{dropped * 10_000}b")
+        assert response.status_code == 429, (hex(ord(dropped)), response.text[:300])
+        assert response.json()["quota"] == {"period": "day", "limit": "tokens"}
+    too_long = await ask("\u200b" * 300_000)
+    assert too_long.status_code == 413, too_long.text[:300]
+    estimated = re.search(r"about (\d+) tokens", too_long.json()["detail"])
+    assert estimated is not None, too_long.json()["detail"]
+    assert int(estimated.group(1)) >= 300_000
+    # Text with accents, composed or not, is counted as ever and served within the quota.
+    fine = await ask("Résumé of the café's menu, or of the cafe\u0301's?")
+    assert fine.status_code == 200, fine.text[:300]
 
 
 async def test_an_image_counts_the_tokens_a_provider_counts_for_it_not_its_data_urls_characters(
