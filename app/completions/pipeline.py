@@ -946,7 +946,7 @@ class CompletionPipeline:
         cut by an upstream failure or the deadline (what was delivered), or the client gone."""
         include_usage = job.request.include_usage
         assembler = CompletionAssembler()
-        ended = False
+        ended = relayed = False
         try:
             async with upstream:
                 failure: DejaError | None = None
@@ -964,6 +964,13 @@ class CompletionPipeline:
                     except UpstreamError as exc:
                         failure = exc
                         break
+                    if not relayed:
+                        relayed = True
+                        # One turn of the event loop before the first piece goes out: the
+                        # server's watch for a client that left runs, and cancels this relay
+                        # (booked 499 below) instead of a buffered answer going to a closed
+                        # connection at once.
+                        await asyncio.sleep(0)
                     assembler.add(chunk)
                     if not include_usage:
                         if chunk.get("usage") and not chunk.get("choices"):

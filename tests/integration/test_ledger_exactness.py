@@ -175,3 +175,48 @@ async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_u
     await spool.append(miss(20), lapsed)
     assert await spool.drain(sessionmaker) == 1
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 3, "tokens": 340, "reserved_tokens": 0}
+
+
+async def test_a_stream_whose_client_left_before_the_answer_started_is_booked_as_left(
+    deja: ServerThread, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The client gave up while the model took its time (400 ms), then the model answered at
+    once: the whole answer went to a closed connection, and the row said 200, delivered."""
+    tenant = await make_tenant("left-early")
+    client_id = f"left-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=deja.url, timeout=0.15) as impatient:
+        try:
+            await impatient.post(
+                "/v1/chat/completions",
+                headers={**tenant.headers, "X-Client-Request-Id": client_id},
+                json={
+                    "model": "gpt-slow",
+                    "messages": [{"role": "user", "content": f"Summarise the quarter {client_id}"}],
+                    "stream": True,
+                },
+            )
+        except httpx.TimeoutException:
+            pass
+        else:
+            raise AssertionError("the answer came before the client gave up")
+    for _ in range(50):
+        async with transaction(sessionmaker, system=True) as session:
+            rows = (
+                await session.execute(
+                    text(
+                        "SELECT cache_status, http_status, prompt_tokens, completion_tokens FROM ledger "
+                        "WHERE tenant_id = :t"
+                    ),
+                    {"t": tenant.tenant_id},
+                )
+            ).all()
+        if rows:
+            break
+        await asyncio.sleep(0.1)
+    [(status, http_status, prompt_tokens, completion_tokens)] = rows
+    # Booked as a stream its client left (docs/reliability.md): at what it delivered, the
+    # prompt and no answer, the call cut before the model's pieces went anywhere.
+    assert http_status == 499, rows
+    assert status == "miss"
+    assert prompt_tokens > 0
+    assert completion_tokens == 0
