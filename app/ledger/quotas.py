@@ -28,9 +28,11 @@ import json
 import logging
 import math
 import re
+import unicodedata
 import uuid
 import warnings
 import zlib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -470,10 +472,7 @@ class TokenEstimator:
     token, where a BPE tokenizer takes one token for every few characters of it: such a word
     counts a token per UNKNOWN_CHARS_PER_TOKEN characters, so that a prompt of one 400,000-character
     word is not estimated at a few tokens and let past the quota and the prompt limit. And its
-    normaliser drops characters that make no token (zero-width and other format characters,
-    controls, soft hyphens, combining marks) but still reach the model, which reads each as a
-    token or more: each counts one token, so that 300,000 zero-width spaces are not estimated at
-    none."""
+    normaliser drops characters that reach the model all the same (`hidden_tokens`)."""
 
     UNKNOWN_CHARS_PER_TOKEN: ClassVar[int] = 2
     INLINE_CHARS: ClassVar[int] = 16_384
@@ -493,10 +492,6 @@ class TokenEstimator:
     @cached_property
     def _unknown(self) -> int:
         return int(self._tokenizer.token_to_id("[UNK]"))
-
-    @cached_property
-    def _normalizer(self) -> Any:
-        return self._tokenizer.normalizer
 
     async def prompt_tokens(
         self, messages: list[dict[str, Any]], tooling: Iterable[Any] = (), *, models: tuple[str, ...] = ()
@@ -545,15 +540,37 @@ class TokenEstimator:
         return sum(map(self._counted, pieces, encodings))
 
     def _counted(self, text: str, encoding: Any) -> int:
-        # What the normaliser drops; lowercasing a letter may lengthen it ("İ"), never shorten it.
-        dropped = max(0, len(text) - len(self._normalizer.normalize_str(text)))
         ids = encoding.ids
         if self._unknown not in ids:
-            return len(ids) + dropped
-        return dropped + sum(
+            return len(ids) + hidden_tokens(text)
+        return hidden_tokens(text) + sum(
             max(1, -(-(end - start) // self.UNKNOWN_CHARS_PER_TOKEN)) if id_ == self._unknown else 1
             for id_, (start, end) in zip(ids, encoding.offsets, strict=True)
         )
+
+
+# What WordPiece's normaliser keeps of ASCII: the printable characters, tab and line breaks.
+_VISIBLE_ASCII: Final = re.compile(r"[\t\n\r\x20-\x7e]+")
+# Unicode categories it drops: controls, format characters (zero-width spaces and joiners, the
+# soft hyphen, tags), private-use, unassigned and surrogate code points.
+_DROPPED_CATEGORIES: Final = ("Cc", "Cf", "Co", "Cn", "Cs")
+
+
+def hidden_tokens(text: str) -> int:
+    """Tokens for what WordPiece's normaliser drops but a provider's tokenizer reads: a token
+    for each character of the categories it drops (and U+FFFD), and for each combining mark past
+    one per other character. Without it, 300,000 zero-width spaces counted as no token at all,
+    past the prompt limit and any token quota. Marks are counted only past one per character, so
+    that Thai, Hindi or vowelled Arabic, whose marks a provider's tokenizer merges into their
+    words, count as before, while a letter under a pile of 10,000 accents does not. Printable
+    ASCII is set aside first: the categories are looked up for the rest alone."""
+    rest = _VISIBLE_ASCII.sub("", text)
+    if not rest:
+        return 0
+    categories = Counter(map(unicodedata.category, rest))
+    marks = categories["Mn"]
+    hidden = sum(categories[c] for c in _DROPPED_CATEGORIES) + rest.count("\ufffd")
+    return hidden + max(0, marks - (len(text) - marks))
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,9 @@ class TenantRepository:
             async with self.session.begin_nested():
                 await self.session.flush()
         except IntegrityError as exc:
-            raise Conflict(f"A tenant named {name!r}, or so but for case, already exists.") from exc
+            raise Conflict(
+                f"A tenant named {name!r} already exists, or one whose name differs only in case."
+            ) from exc
         await self.session.refresh(tenant)
         return tenant
 
@@ -77,7 +79,9 @@ class TenantRepository:
             async with self.session.begin_nested():
                 await self.session.flush()
         except IntegrityError as exc:
-            raise Conflict("A tenant with that name, or so but for case, already exists.") from exc
+            raise Conflict(
+                "A tenant with that name already exists, or one whose name differs only in case."
+            ) from exc
         await self.session.refresh(tenant)
         return tenant
 
@@ -94,15 +98,16 @@ class TenantRepository:
         """Keep only the row, so anonymised ledger rows keep their owner; free the name.
 
         The tombstone's name, `deleted-<id>`, is of the form no tenant may take (`reserved_name`),
-        so deleting never fails on a name. A tenant named so before that rule keeps its name, and
-        the tombstone takes `deleted-<id>-<n>`, the first one free."""
+        so deleting never fails on a name. A tenant named so before that rule (in any case: names
+        are unique whatever their case) keeps its name, and the tombstone takes
+        `deleted-<id>-<n>`, the first one free."""
         base = tombstone_name(tenant.id)
         stmt = select(Tenant.name).where(
-            Tenant.name.startswith(base, autoescape=True), Tenant.id != tenant.id
+            Tenant.name.istartswith(base, autoescape=True), Tenant.id != tenant.id
         )
-        taken = set((await self.session.scalars(stmt)).all())
+        taken = {taken.casefold() for taken in (await self.session.scalars(stmt)).all()}
         name, n = base, 0
-        while name in taken:
+        while name.casefold() in taken:
             n += 1
             name = f"{base}-{n}"
         return await self.update(tenant, status=TenantStatus.DELETED, name=name, settings={})

@@ -1410,7 +1410,7 @@ async def test_tenant_and_key_names_show_what_they_hold(
     for variant in (cased.upper(), cased.lower(), cased.upper().replace("SS", "ß")):
         again = await http.post("/admin/tenants", json={"name": variant}, headers=ADMIN_HEADERS)
         assert again.status_code == 409, (variant, again.text)
-        assert "but for case" in again.json()["detail"]
+        assert "differs only in case" in again.json()["detail"]
         renamed = await http.patch(
             f"/admin/tenants/{tenant.tenant_id}", json={"name": variant}, headers=ADMIN_HEADERS
         )
@@ -1449,11 +1449,12 @@ async def test_a_tenant_can_always_be_deleted_whatever_the_others_are_named(
     )
     assert fine.status_code == 200, fine.text
 
-    # A tenant named so before names of that form were refused: the deletion still goes through.
+    # A tenant named so before names of that form were refused (in another case, which names
+    # no longer differ by): the deletion still goes through.
     async with transaction(sessionmaker, system=True) as session:
         await session.execute(
             text("UPDATE tenants SET name = :name WHERE id = :id"),
-            {"name": reserved, "id": squatter.tenant_id},
+            {"name": reserved.upper(), "id": squatter.tenant_id},
         )
     deleted = await http.delete(f"/admin/tenants/{victim.tenant_id}", headers=ADMIN_HEADERS)
     assert deleted.status_code == 200, deleted.text
@@ -1467,7 +1468,7 @@ async def test_a_tenant_can_always_be_deleted_whatever_the_others_are_named(
     }
     assert tenants[str(victim.tenant_id)]["name"] == f"{reserved}-1"
     assert tenants[str(victim.tenant_id)]["status"] == "deleted"
-    assert tenants[str(squatter.tenant_id)]["name"] == reserved
+    assert tenants[str(squatter.tenant_id)]["name"] == reserved.upper()
     erased = await http.delete(
         f"/admin/tenants/{squatter.tenant_id}?include_ledger=true", headers=ADMIN_HEADERS
     )

@@ -102,6 +102,8 @@ def test_names_that_differ_only_in_case_keep_the_oldest_spelling_and_the_others_
     assert "0003=ACME (00000000-0000-4000-8000-000000000003)" in names
     assert "0004=Straße" in names
     assert "0005=other" in names
+    audited = psql("SELECT filters->>'was' AS was FROM audit_log WHERE actor = 'migration 0200' ORDER BY 1;")
+    assert re.findall(r"^\s*(\w+)\s*$", audited, re.MULTILINE)[1:] == ["ACME", "acme"], audited
     psql("INSERT INTO tenants (name) VALUES ('STRASSE');")  # refused: psql reports it on stderr
     assert re.search(
         r"^\s*1\s*$", psql("SELECT count(*) FROM tenants WHERE name ILIKE 'stra%';"), re.MULTILINE

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
 from app.ledger.models import Quota
-from tests.conftest import ServerThread
+from tests.conftest import ServerThread, TenantKey
 
 
 async def set_quota(
@@ -269,13 +269,12 @@ async def test_characters_the_tokenizer_drops_still_count_against_the_quota_and_
     sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
 ) -> None:
     """The shipped tokenizer's normaliser drops zero-width and format characters, soft hyphens,
-    controls and combining marks, which the model still reads: 100,000 of them counted as no
-    token, so that concurrent requests with `max_tokens` set overspent a 3,000-token day quota
-    75 times, and 300,000 zero-width spaces passed the 200,000-token prompt limit."""
-    tenant = await make_tenant("quota-invisible")
-    await set_quota(sessionmaker, tenant.tenant_id, "day", max_tokens=3000)
+    controls, unassigned code points and combining marks, which the model still reads: 100,000 of
+    them counted as no token, so that concurrent requests with `max_tokens` set overspent a
+    3,000-token day quota 75 times, and 300,000 zero-width spaces passed the 200,000-token prompt
+    limit. Scripts whose vowels are combining marks (Thai, Hindi) count as before."""
 
-    async def ask(content: str) -> httpx.Response:
+    async def ask(tenant: TenantKey, content: str) -> httpx.Response:
         body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], "max_tokens": 5}
         # As UTF-8, not \u escapes: 300,000 of them fit the body limit.
         return await http.post(
@@ -284,17 +283,25 @@ async def test_characters_the_tokenizer_drops_still_count_against_the_quota_and_
             content=json.dumps(body, ensure_ascii=False).encode(),
         )
 
-    for dropped in ("\u200b", "\u2060", "\u00ad", "\u0301", "\ufe0f", "\x07"):
-        response = await ask(f"Summarise this: a{dropped * 10_000}b")
+    padded = await make_tenant("quota-invisible")
+    await set_quota(sessionmaker, padded.tenant_id, "day", max_tokens=3000)
+    for dropped in ("\u200b", "\u2060", "\u00ad", "\u0301", "\ufe0f", "\x07", "\u0378", "\U000e0041"):
+        response = await ask(padded, f"Summarise this: a{dropped * 10_000}b")
         assert response.status_code == 429, (hex(ord(dropped)), response.text[:300])
         assert response.json()["quota"] == {"period": "day", "limit": "tokens"}
-    too_long = await ask("\u200b" * 300_000)
+    # Beside Chinese characters, which the normaliser spaces apart, as much as alone.
+    beside = await ask(padded, "\u4e2d\u2060\u2060" * 1200)
+    assert beside.status_code == 429, beside.text[:300]
+    too_long = await ask(padded, "\u200b" * 300_000)
     assert too_long.status_code == 413, too_long.text[:300]
     estimated = re.search(r"about (\d+) tokens", too_long.json()["detail"])
     assert estimated is not None, too_long.json()["detail"]
     assert int(estimated.group(1)) >= 300_000
-    # Text with accents, composed or not, is counted as ever and served within the quota.
-    fine = await ask("Résumé of the café's menu, or of the cafe\u0301's?")
+
+    # About 2,400 tokens of Thai, 600 of its characters vowel and tone marks: within 3,000.
+    thai = await make_tenant("quota-thai")
+    await set_quota(sessionmaker, thai.tenant_id, "day", max_tokens=3000)
+    fine = await ask(thai, "ภาษาไทยเป็นภาษาที่สวยงาม " * 200)
     assert fine.status_code == 200, fine.text[:300]
 
 
