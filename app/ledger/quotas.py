@@ -554,23 +554,36 @@ _VISIBLE_ASCII: Final = re.compile(r"[\t\n\r\x20-\x7e]+")
 # Unicode categories it drops: controls, format characters (zero-width spaces and joiners, the
 # soft hyphen, tags), private-use, unassigned and surrogate code points.
 _DROPPED_CATEGORIES: Final = ("Cc", "Cf", "Co", "Cn", "Cs")
+# Whitespace past the first piece of a run: up to 16 of one character ("\n\n\n", eight spaces of
+# indentation) or a change of character ("\t " alternating), each a token to a BPE tokenizer.
+_MORE_WHITESPACE: Final = re.compile(r"(?<=\s)(?:([^\S ])\1{0,15}| {1,16})")
 
 
 def hidden_tokens(text: str) -> int:
-    """Tokens for what WordPiece's normaliser drops but a provider's tokenizer reads: a token
-    for each character of the categories it drops (and U+FFFD), and for each combining mark past
-    one per other character. Without it, 300,000 zero-width spaces counted as no token at all,
-    past the prompt limit and any token quota. Marks are counted only past one per character, so
-    that Thai, Hindi or vowelled Arabic, whose marks a provider's tokenizer merges into their
-    words, count as before, while a letter under a pile of 10,000 accents does not. Printable
-    ASCII is set aside first: the categories are looked up for the rest alone."""
+    """Tokens for what WordPiece reads as nothing but a provider's tokenizer reads.
+
+    - Whitespace: WordPiece counts none, OpenAI's o200k a token for a line break, an indentation
+      or up to 16 repeats of one character, and one for every two characters of a tab and a
+      space alternating. A run's first piece goes with the word beside it; each piece past it
+      counts a token (`_MORE_WHITESPACE`): prose between single spaces adds nothing, code a token
+      for each indented line.
+    - Characters its normaliser drops: a token for each of the categories it drops (and U+FFFD),
+      and for each combining mark past one per other character. Marks are counted only past one
+      per character, so that Thai, Hindi or vowelled Arabic, whose marks a provider's tokenizer
+      merges into their words, count as before, while a letter under 10,000 stacked accents
+      does not count as one.
+
+    Without them, 300,000 zero-width spaces, or 300,000 characters of tabs and spaces, counted as
+    no token at all, past the prompt limit and any token quota. Printable ASCII is set aside
+    before the categories are looked up."""
+    spaced = len(_MORE_WHITESPACE.findall(text))
     rest = _VISIBLE_ASCII.sub("", text)
     if not rest:
-        return 0
+        return spaced
     categories = Counter(map(unicodedata.category, rest))
     marks = categories["Mn"]
     hidden = sum(categories[c] for c in _DROPPED_CATEGORIES) + rest.count("\ufffd")
-    return hidden + max(0, marks - (len(text) - marks))
+    return spaced + hidden + max(0, marks - (len(text) - marks))
 
 
 @dataclass(frozen=True, slots=True)

@@ -272,7 +272,8 @@ async def test_characters_the_tokenizer_drops_still_count_against_the_quota_and_
     controls, unassigned code points and combining marks, which the model still reads: 100,000 of
     them counted as no token, so that concurrent requests with `max_tokens` set overspent a
     3,000-token day quota 75 times, and 300,000 zero-width spaces passed the 200,000-token prompt
-    limit. Scripts whose vowels are combining marks (Thai, Hindi) count as before."""
+    limit; whitespace the same. Scripts whose vowels are combining marks (Thai, Hindi) count as
+    before."""
 
     async def ask(tenant: TenantKey, content: str) -> httpx.Response:
         body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], "max_tokens": 5}
@@ -289,9 +290,11 @@ async def test_characters_the_tokenizer_drops_still_count_against_the_quota_and_
         response = await ask(padded, f"Summarise this: a{dropped * 10_000}b")
         assert response.status_code == 429, (hex(ord(dropped)), response.text[:300])
         assert response.json()["quota"] == {"period": "day", "limit": "tokens"}
-    # Beside Chinese characters, which the normaliser spaces apart, as much as alone.
-    beside = await ask(padded, "\u4e2d\u2060\u2060" * 1200)
-    assert beside.status_code == 429, beside.text[:300]
+    # Beside Chinese characters, which the normaliser spaces apart, as much as alone; and
+    # whitespace, which WordPiece reads as nothing and a BPE tokenizer does not.
+    for content in ("\u4e2d\u2060\u2060" * 1200, "Summarise this:" + "\t " * 5_000, "\n" + " \n" * 5_000):
+        padding = await ask(padded, content)
+        assert padding.status_code == 429, (content[:20], padding.text[:300])
     too_long = await ask(padded, "\u200b" * 300_000)
     assert too_long.status_code == 413, too_long.text[:300]
     estimated = re.search(r"about (\d+) tokens", too_long.json()["detail"])
