@@ -471,8 +471,8 @@ class TokenEstimator:
     WordPiece reads a word of over 100 characters (or one it has no pieces for) as one unknown
     token, where a BPE tokenizer takes one token for every few characters of it: such a word
     counts a token per UNKNOWN_CHARS_PER_TOKEN characters, so that a prompt of one 400,000-character
-    word is not estimated at a few tokens and let past the quota and the prompt limit. And its
-    normaliser drops characters that reach the model all the same (`hidden_tokens`)."""
+    word is not estimated at a few tokens and let past the quota and the prompt limit. And it
+    reads as nothing what reaches the model all the same (`hidden_tokens`)."""
 
     UNKNOWN_CHARS_PER_TOKEN: ClassVar[int] = 2
     INLINE_CHARS: ClassVar[int] = 16_384
@@ -554,19 +554,20 @@ _VISIBLE_ASCII: Final = re.compile(r"[\t\n\r\x20-\x7e]+")
 # Unicode categories it drops: controls, format characters (zero-width spaces and joiners, the
 # soft hyphen, tags), private-use, unassigned and surrogate code points.
 _DROPPED_CATEGORIES: Final = ("Cc", "Cf", "Co", "Cn", "Cs")
-# Whitespace past the first piece of a run: up to 16 of one character ("\n\n\n", eight spaces of
-# indentation) or a change of character ("\t " alternating), each a token to a BPE tokenizer.
-_MORE_WHITESPACE: Final = re.compile(r"(?<=\s)(?:([^\S ])\1{0,15}| {1,16})")
+# Whitespace past the first piece of a run: up to 16 of one ASCII character ("\n\n\n", eight
+# spaces of indentation), a change of character ("\t " alternating) or any other whitespace
+# character (a line separator, a no-break space), each a token to a BPE tokenizer.
+_MORE_WHITESPACE: Final = re.compile(r"(?<=\s)(?:([\t\n\r\f\v])\1{0,15}| {1,16}|[^\S\t\n\r\f\v ])")
 
 
 def hidden_tokens(text: str) -> int:
     """Tokens for what WordPiece reads as nothing but a provider's tokenizer reads.
 
     - Whitespace: WordPiece counts none, OpenAI's o200k a token for a line break, an indentation
-      or up to 16 repeats of one character, and one for every two characters of a tab and a
-      space alternating. A run's first piece goes with the word beside it; each piece past it
-      counts a token (`_MORE_WHITESPACE`): prose between single spaces adds nothing, code a token
-      for each indented line.
+      or up to 16 repeats of one character, one for every two characters of a tab and a space
+      alternating, and one for each line separator. A run's first piece goes with the word
+      beside it; each piece past it counts a token (`_MORE_WHITESPACE`): prose between single
+      spaces adds nothing, code a token for each indented line.
     - Characters its normaliser drops: a token for each of the categories it drops (and U+FFFD),
       and for each combining mark past one per other character. Marks are counted only past one
       per character, so that Thai, Hindi or vowelled Arabic, whose marks a provider's tokenizer
