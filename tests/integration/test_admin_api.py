@@ -1373,6 +1373,15 @@ async def test_tenant_and_key_names_show_what_they_hold(
     """A name of zero-width spaces looks blank; one with a right-to-left override shows its
     letters in another order (another tenant's name, read in the dashboard or the CLI)."""
     tenant = await make_tenant("shown")
+
+    async def create_and_rename(name: str) -> tuple[httpx.Response, httpx.Response]:
+        """A new tenant of that name, and the existing one renamed to it."""
+        created = await http.post("/admin/tenants", json={"name": name}, headers=ADMIN_HEADERS)
+        renamed = await http.patch(
+            f"/admin/tenants/{tenant.tenant_id}", json={"name": name}, headers=ADMIN_HEADERS
+        )
+        return created, renamed
+
     for name in (
         "\u200b\u200b",
         "acme\u202eemca",
@@ -1382,12 +1391,9 @@ async def test_tenant_and_key_names_show_what_they_hold(
         "a\u2028b",
         "\u3164",
     ):
-        created = await http.post("/admin/tenants", json={"name": name}, headers=ADMIN_HEADERS)
+        created, renamed = await create_and_rename(name)
         assert created.status_code == 422, (name, created.text)
         assert "characters that show" in created.json()["detail"]
-        renamed = await http.patch(
-            f"/admin/tenants/{tenant.tenant_id}", json={"name": name}, headers=ADMIN_HEADERS
-        )
         assert renamed.status_code == 422, (name, renamed.text)
         key = await http.post(
             f"/admin/tenants/{tenant.tenant_id}/keys", json={"name": name}, headers=ADMIN_HEADERS
@@ -1408,12 +1414,9 @@ async def test_tenant_and_key_names_show_what_they_hold(
     first = await http.post("/admin/tenants", json={"name": cased}, headers=ADMIN_HEADERS)
     assert first.status_code == 201, first.text
     for variant in (cased.upper(), cased.lower(), cased.upper().replace("SS", "ß")):
-        again = await http.post("/admin/tenants", json={"name": variant}, headers=ADMIN_HEADERS)
+        again, renamed = await create_and_rename(variant)
         assert again.status_code == 409, (variant, again.text)
         assert "differs only in case" in again.json()["detail"]
-        renamed = await http.patch(
-            f"/admin/tenants/{tenant.tenant_id}", json={"name": variant}, headers=ADMIN_HEADERS
-        )
         assert renamed.status_code == 409, (variant, renamed.text)
     # A tenant may change the case of its own name.
     own = await http.patch(
