@@ -6,9 +6,9 @@ folding (`casefold`, Postgres 18, under the built-in `pg_unicode_fast` collation
 needs a UTF-8 database, as Déjà does anyway (prompts and names hold any Unicode): on another
 encoding the migration stops, saying so. Names that already fold together keep the oldest
 tenant's spelling; each later one gets its id appended ("acme
-(3bad0a37-651a-44a7-abee-764f9fbae903)", unique as the id), and the migration logs every rename and
-writes it to the audit log.
-The table is locked meanwhile, so no new look-alike slips in between the renames and the index.
+(3bad0a37-651a-44a7-abee-764f9fbae903)", unique as the id), and the migration logs every rename
+and writes it to the audit log. The table is locked meanwhile, so that no new look-alike slips in
+between the renames and the index.
 
 Revision ID: 0200
 Revises: 0190
@@ -28,11 +28,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 INDEX = "uq_tenants_name_folded"
+FOLDED = "casefold(name COLLATE pg_unicode_fast)"  # spelt out in the query below too
 MAX_NAME = 200
 log = logging.getLogger("alembic.runtime.migration")
-
-
-FOLDED = "casefold(name COLLATE pg_unicode_fast)"
 
 
 def upgrade() -> None:
