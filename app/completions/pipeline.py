@@ -73,8 +73,9 @@ ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 # HTTP status booked for a stream the client stopped reading (nginx's "client closed request").
 CLIENT_GONE = 499
 PRIORITY_HEADER = "x-priority"
-# What the model reads of a request besides its messages, counted in the prompt's estimate.
-MODEL_READS = ("tools", "functions", "response_format")
+# What the model reads of a request besides its messages, counted in the prompt's estimate (a
+# predicted output is read too, and what of it the answer does not use is billed).
+MODEL_READS = ("tools", "functions", "response_format", "prediction")
 
 
 @dataclass(slots=True)

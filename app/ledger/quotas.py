@@ -513,8 +513,8 @@ class TokenEstimator:
             # A PDF's pages are found in its bytes, on a worker thread: a few milliseconds a
             # megabyte, and up to FILE_INFLATE_BYTES of object streams inflated.
             budget = [FILE_INFLATE_BYTES]
-            pages = await asyncio.to_thread(lambda: [file_pages(data, budget) for data in files])
-            media += sum(file_tokens(models, count) for count in pages)
+            read = await asyncio.to_thread(lambda: [read_file(data, budget) for data in files])
+            media += sum(file.tokens(models) for file in read)
         texts += [json.dumps(part, ensure_ascii=False) for part in tooling if part is not None]
         if sum(map(len, texts)) <= self.INLINE_CHARS:
             tokens = sum(map(self._tokens, texts))
@@ -689,15 +689,39 @@ def _image_rule(model: str) -> TileRule | PatchRule:
 AUDIO_TOKENS_PER_SECOND: Final = 10
 AUDIO_LEAST_BYTES_PER_SECOND: Final = 1000
 # A file (a PDF) is read by the model page by page, as the page's text and an image of it: each
-# page counts an image at the route's most and FILE_PAGE_TEXT_TOKENS of text. Its pages are its
-# page objects, plain or in compressed object streams (of which at most FILE_INFLATE_BYTES are
-# inflated in one request); a file whose pages cannot be found (one sent by id, an encrypted
-# one) counts one.
+# page counts an image at the route's most and FILE_PAGE_TEXT_TOKENS of text, or, when its
+# content streams show more text, a token for every FILE_TEXT_BYTES_PER_TOKEN bytes of their
+# strings. Its pages are its page objects, plain or in compressed object streams. Of its streams,
+# at most FILE_INFLATE_BYTES are read in one request, in and out (inflated); a file whose pages
+# cannot be found (one sent by id, an encrypted one) counts one.
 FILE_PAGE_TEXT_TOKENS: Final = 1000
+FILE_TEXT_BYTES_PER_TOKEN: Final = 3
 FILE_INFLATE_BYTES: Final = 4 * 1024 * 1024
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
-_PDF_OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm(?![A-Za-z])")
 _PDF_STREAM_START = re.compile(rb"stream\r?\n")
+# A stream's dictionary ends just before it; further back than this, it is not the stream's.
+_PDF_DICT_BYTES: Final = 4096
+# The strings a content stream shows: literal (in parentheses) or hexadecimal (two digits a
+# byte), before a text-showing operator (Tj, ' or "), or in an array before TJ. Only strings so
+# placed count, so that a font's or an image's bytes are not read as text.
+_PDF_STRING = rb"\((?:[^()\\]|\\.)*\)|<[0-9A-Fa-f\s]*>"
+_PDF_SHOWN = re.compile(rb"(" + _PDF_STRING + rb")\s*(?:Tj|'|\")")
+_PDF_SHOWN_ARRAY = re.compile(rb"\[([^\[\]]*)\]\s*TJ")
+_PDF_STRINGS = re.compile(_PDF_STRING)
+
+
+def _string_bytes(string: bytes) -> int:
+    if string.startswith(b"("):
+        return len(string) - 2
+    return len(re.sub(rb"\s", b"", string[1:-1])) // 2
+
+
+def _shown_bytes(content: bytes) -> int:
+    """The bytes of the strings a PDF content stream shows."""
+    shown = sum(_string_bytes(m) for m in _PDF_SHOWN.findall(content))
+    for array in _PDF_SHOWN_ARRAY.findall(content):
+        shown += sum(_string_bytes(m.group()) for m in _PDF_STRINGS.finditer(array))
+    return shown
 
 
 def audio_tokens(audio: Any) -> int | None:
@@ -709,55 +733,90 @@ def audio_tokens(audio: Any) -> int | None:
     return math.ceil(seconds * AUDIO_TOKENS_PER_SECOND)
 
 
-def file_tokens(models: Iterable[str], pages: int) -> int:
-    """What a file of `pages` pages counts, as the route's models may count it."""
-    return pages * (image_tokens(models, None) + FILE_PAGE_TEXT_TOKENS)
+@dataclass(frozen=True, slots=True)
+class FileRead:
+    """What was found of a file: its pages, and the bytes of the strings its content streams show."""
+
+    pages: int = 1
+    text_bytes: int = 0
+
+    def tokens(self, models: Iterable[str]) -> int:
+        """What the file counts, as the route's models may count it."""
+        text = max(self.pages * FILE_PAGE_TEXT_TOKENS, -(-self.text_bytes // FILE_TEXT_BYTES_PER_TOKEN))
+        return self.pages * image_tokens(models, None) + text
 
 
-def file_pages(data: Any, budget: list[int]) -> int:
-    """The pages of a PDF sent as base64 `file_data` (a data URL or bare), from its page objects,
-    plain or in compressed object streams, inflating at most what is left of `budget` (the
-    request's, shared by its files); 1 when none are found."""
+def read_file(data: Any, budget: list[int]) -> FileRead:
+    """The pages and text of a PDF sent as base64 `file_data` (a data URL or bare): its page
+    objects, plain or in compressed object streams, and the strings of its content streams,
+    reading at most what is left of `budget` (the request's, shared by its files) of its streams,
+    in and out. Each stream is read from its start to its `endstream` within the budget, so a
+    file of a million stream starts without an end costs what its length does."""
     if not isinstance(data, str):
-        return 1
+        return FileRead()
     encoded = data.partition(",")[2] if data.startswith("data:") else data
     try:
         raw = base64.b64decode(encoded)
     except ValueError:  # binascii.Error: not base64
-        return 1
-    pages = len(_PDF_PAGE.findall(raw))
-    for found in _PDF_OBJECT_STREAM.finditer(raw):
+        return FileRead()
+    pages, text = len(_PDF_PAGE.findall(raw)), 0
+    for start in _PDF_STREAM_START.finditer(raw):
         if budget[0] <= 0:
             break
-        start = _PDF_STREAM_START.search(raw, found.end(), found.end() + 4096)
-        if start is None:
-            continue
-        end = raw.find(b"endstream", start.end())
-        try:
-            objects = zlib.decompressobj().decompress(raw[start.end() : end if end >= 0 else None], budget[0])
-        except zlib.error:
-            continue
-        budget[0] -= len(objects)
-        pages += len(_PDF_PAGE.findall(objects))
-    return max(1, pages)
+        head = raw[max(0, start.start() - _PDF_DICT_BYTES) : start.start()]
+        head = head[head.rfind(b"<<") :] if b"<<" in head else b""
+        end = raw.find(b"endstream", start.end(), start.end() + budget[0])
+        body = raw[start.end() : end if end >= 0 else start.end() + budget[0]]
+        budget[0] -= len(body)
+        if b"/FlateDecode" in head:
+            try:
+                body = zlib.decompressobj().decompress(body, max(budget[0], 0))
+            except zlib.error:
+                continue
+            budget[0] -= len(body)
+            if b"/ObjStm" in head:
+                pages += len(_PDF_PAGE.findall(body))
+        elif b"/Filter" in head:
+            continue  # an image or a font: no text
+        text += _shown_bytes(body)
+    return FileRead(max(1, pages), text)
 
 
 def _read_rest(message: dict[str, Any], texts: list[str]) -> None:
-    """Add what else the model reads of a message to `texts`: an assistant's tool calls and a
-    legacy function call by their names and arguments (JSON already: escaped once more, they
-    would count a third more), anything else (a name, a tool call's id) as its JSON."""
+    """Add what else the model reads of a message to `texts`: the names and arguments of an
+    assistant's tool calls and of a legacy function call as they are (JSON already: escaped once
+    more, they would count a third more), and everything else, a tool call's id and any key the
+    client added included, as its JSON."""
     rest = {key: value for key, value in message.items() if key not in ("role", "content")}
-    calls = rest.pop("tool_calls") if isinstance(rest.get("tool_calls"), list) else []
-    called = [call.get("function") for call in calls if isinstance(call, dict)]
-    if isinstance(rest.get("function_call"), dict):
-        called.append(rest.pop("function_call"))
-    for function in called:
-        if isinstance(function, dict):
-            texts.extend(
-                value for key in ("name", "arguments") if isinstance(value := function.get(key), str)
-            )
+    if isinstance(calls := rest.get("tool_calls"), list):
+        rest["tool_calls"] = [
+            {**call, "function": _read_function(call.get("function"), texts)}
+            if isinstance(call, dict)
+            else call
+            for call in calls
+        ]
+    if "function_call" in rest:
+        rest["function_call"] = _read_function(rest["function_call"], texts)
     if rest:
         texts.append(json.dumps(rest, ensure_ascii=False, default=str))
+
+
+def _read_function(function: Any, texts: list[str]) -> Any:
+    """Add a called function's name and arguments to `texts` when they are strings; return the
+    rest of it, for its message's JSON (arguments sent as an object, any other key)."""
+    if not isinstance(function, dict):
+        return function
+    rest = dict(function)
+    texts.extend(rest.pop(key) for key in ("name", "arguments") if isinstance(rest.get(key), str))
+    return rest
+
+
+def _rest_of(part: dict[str, Any], inner: str, read: tuple[str, ...]) -> dict[str, Any]:
+    """What a media part holds besides what its count read: its keys but `type` and `inner`, and
+    the keys of its `inner` object but `read`."""
+    rest = {key: value for key, value in part.items() if key not in ("type", inner)}
+    left = {key: value for key, value in part[inner].items() if key not in read}
+    return {**rest, inner: left} if left else rest
 
 
 def _read_content(
@@ -765,8 +824,8 @@ def _read_content(
 ) -> int:
     """Add what the tokenizer should count of one message's content to `texts`; return the tokens
     of its images, audio and files, counted as the provider counts them for `models`, never as
-    the characters of their base64 (a data URL of 300 KB is 400,000 characters); any other part
-    as its JSON."""
+    the characters of their base64 (a data URL of 300 KB is 400,000 characters); anything else a
+    media part holds, and any other part, as its JSON."""
     if isinstance(content, str):
         texts.append(content)
         return 0
@@ -777,23 +836,25 @@ def _read_content(
     media = 0
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
-        audio = audio_tokens(part.get("input_audio")) if kind == "input_audio" else None
+        rest: Any = part
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
-        elif kind == "image_url":
-            image = part["image_url"] if isinstance(part.get("image_url"), dict) else {}
+            rest = {key: value for key, value in part.items() if key not in ("type", "text")}
+        elif kind == "image_url" and isinstance(image := part.get("image_url"), dict):
             size = None
             if sized[0] > 0:
                 sized[0] -= 1
                 size = image_size(image.get("url"))
             media += image_tokens(models, image.get("detail"), size)
-        elif audio is not None:
+            rest = _rest_of(part, "image_url", ("url", "detail"))
+        elif kind == "input_audio" and (audio := audio_tokens(part.get("input_audio"))) is not None:
             media += audio
-        elif kind == "file" and isinstance(part.get("file"), dict):
-            files.append(part["file"].get("file_data"))  # its pages are counted by the caller
-            texts.extend(name for name in (part["file"].get("filename"),) if isinstance(name, str))
-        else:
-            texts.append(json.dumps(part, ensure_ascii=False, default=str))
+            rest = _rest_of(part, "input_audio", ("data", "format"))
+        elif kind == "file" and isinstance(file := part.get("file"), dict):
+            files.append(file.get("file_data"))  # its pages are counted by the caller
+            rest = _rest_of(part, "file", ("file_data",))
+        if rest:
+            texts.append(json.dumps(rest, ensure_ascii=False, default=str))
     return media
 
 

@@ -7,6 +7,7 @@ memory stays bounded."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import time
@@ -612,6 +613,33 @@ async def test_a_prompt_that_compatibility_forms_blow_up_is_refused_before_it_is
         json={"model": "gpt-4o-mini", "prompt": "Is the \ufb01ne print \ufdfa on the \ufb02yer?"},
     )
     assert fine.status_code == 200
+
+
+async def test_a_file_of_stream_starts_without_ends_costs_the_server_what_its_length_does(
+    client: httpx.AsyncClient, served: Served, make_tenant
+) -> None:
+    """A "PDF" of 760 KB repeating `/Type/ObjStm stream` without an `endstream` made the page
+    count search the rest of the file from every start: 6 to 9 s of CPU for one request, four
+    times as much for each doubling of its size."""
+    tenant: TenantKey = await make_tenant("pdf-starts")
+    raw = b"/Type/ObjStm stream\nxx" * (760_000 // 22)
+    part = {
+        "type": "file",
+        "file": {
+            "filename": "a.pdf",
+            "file_data": "data:application/pdf;base64," + base64.b64encode(raw).decode(),
+        },
+    }
+    before = cpu_s(served.pid)
+    response = await client.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [part]}], "max_tokens": 5},
+    )
+    used = cpu_s(served.pid) - before
+    assert_problem(response)
+    print(f"server CPU for one such request: {used:.2f} s")
+    assert used < 2.0, used
 
 
 async def test_a_namespace_in_a_header_is_the_namespace_of_that_name_in_the_body(

@@ -11,6 +11,7 @@ import re
 import uuid
 import zlib
 from decimal import Decimal
+from typing import Any
 
 import httpx
 from PIL import Image
@@ -308,6 +309,59 @@ async def test_characters_the_tokenizer_drops_still_count_against_the_quota_and_
     assert fine.status_code == 200, fine.text[:300]
 
 
+async def test_every_field_a_message_carries_counts_in_the_estimate(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    """600 KB of text in a tool call's id, in arguments sent as an object, beside an image's URL
+    or an audio clip's data, or as a predicted output, was estimated at a few tokens: past a
+    5,000-token quota, where the same text as content is refused."""
+    tenant = await make_tenant("quota-fields")
+    await set_quota(sessionmaker, tenant.tenant_id, "day", max_tokens=5000)
+    text = "The quick brown fox jumps over the lazy dog. " * 2_000  # about 20,000 tokens
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    image = {"url": "https://example.com/a.png", "detail": "low"}
+    audio = {"data": base64.b64encode(b"\0" * 4).decode(), "format": "mp3"}
+    cases: dict[str, dict[str, Any]] = {
+        "a tool call's id": {"tool_calls": [{**call, "id": text}]},
+        "arguments as an object": {
+            "tool_calls": [{**call, "function": {"name": "f", "arguments": {"q": text}}}]
+        },
+        "a key beside a call": {"tool_calls": [{**call, "function": {**call["function"], "note": text}}]},
+        "a key beside an image": {"content": [{"type": "image_url", "image_url": {**image, "alt": text}}]},
+        "a key beside audio": {
+            "content": [{"type": "input_audio", "input_audio": {**audio, "transcript": text}}]
+        },
+    }
+    for case, fields in cases.items():
+        messages = [
+            {"role": "user", "content": "Which record?"},
+            {"role": "assistant", "content": None} | fields
+            if "tool_calls" in fields
+            else {"role": "user"} | fields,
+        ]
+        if "tool_calls" in fields:
+            messages.append({"role": "tool", "tool_call_id": "call_1", "content": "none"})
+        response = await http.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={"model": "gpt-4o", "messages": messages, "max_tokens": 5},
+        )
+        assert response.status_code == 429, (case, response.text[:300])
+    predicted = await http.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "Fix the typo."}],
+            "prediction": {"type": "content", "content": text},
+            "max_tokens": 5,
+        },
+    )
+    assert predicted.status_code == 429, predicted.text[:300]
+
+
 async def test_an_image_counts_the_tokens_a_provider_counts_for_it_not_its_data_urls_characters(
     http: httpx.AsyncClient,
     make_tenant,
@@ -404,6 +458,27 @@ async def test_audio_and_files_count_what_a_provider_counts_for_them_not_their_b
     packed = b"%PDF-1.5\n5 0 obj\n<< /Type /ObjStm /N 300 /Filter /FlateDecode >>\nstream\n" + objects
     too_long = await ask(file_part(packed + b"\nendstream\nendobj\n%%EOF\n"), "Summarise the book.")
     assert too_long.status_code == 413, too_long.text[:300]
+    # One page may show far more than a page's worth of text: 430,000 characters in tiny type, in
+    # a compressed content stream of 47 KB, were counted as one page's 1,000 tokens.
+    shown = zlib.compress(
+        b"".join(
+            b"BT /F1 2 Tf 10 %d Td (The quick brown fox jumps over the lazy dog %d) Tj ET\n" % (i % 700, i)
+            for i in range(9000)
+        )
+    )
+    dense = (
+        b"%PDF-1.4\n3 0 obj\n<< /Type /Page /Parent 2 0 R /Contents 4 0 R >>\nendobj\n"
+        b"4 0 obj\n<< /Length "
+        + str(len(shown)).encode()
+        + b" /Filter /FlateDecode >>\nstream\n"
+        + shown
+        + b"\nendstream\nendobj\n%%EOF\n"
+    )
+    small_print = await ask(file_part(dense), "Summarise the small print.")
+    assert small_print.status_code == 429, small_print.text[:300]
+    needed = re.search(r"(\d+) more needed", small_print.json()["detail"])
+    assert needed is not None, small_print.json()["detail"]
+    assert int(needed.group(1)) > 100_000
 
 
 def _picture(kind: str, size: tuple[int, int]) -> str:
