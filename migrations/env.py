@@ -9,6 +9,7 @@ from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -56,16 +57,27 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+# One migrating process at a time: `deja serve` migrates on start, and so may a `deja` command
+# started beside it on a fresh database; the second waits here, then finds the schema current.
+MIGRATION_LOCK = 0x64656A61  # "deja"
+
+
 def _run(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        compare_type=True,
-        include_object=include_object,
-        transaction_per_migration=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+    connection.commit()  # the lock is the session's: it outlives this transaction
+    try:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            compare_type=True,
+            include_object=include_object,
+            transaction_per_migration=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+        connection.commit()
 
 
 async def run_migrations_online() -> None:

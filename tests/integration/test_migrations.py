@@ -112,3 +112,27 @@ def test_names_that_differ_only_in_case_keep_the_oldest_spelling_and_the_others_
     assert "0002=acme (00000000-0000-4000-8000-000000000002)" in psql(
         "SELECT id || '=' || name AS row FROM tenants ORDER BY id;"
     )
+
+
+def test_two_processes_migrating_one_fresh_database_at_once_both_succeed(scratch_database: str) -> None:
+    """`deja serve` migrates on start, and a `deja` command started beside it on a fresh database
+    did too: the second died on the schema version's duplicate key, and took the server with it."""
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from app.db import migrate; migrate.upgrade(sys.argv[1])",
+                scratch_database,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err[-2000:]
+    command.check(migrate.alembic_config(scratch_database))  # one schema, at the head
