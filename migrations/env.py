@@ -4,6 +4,8 @@ embedded Postgres)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import warnings
 from logging.config import fileConfig
 from typing import Any
@@ -60,11 +62,28 @@ def run_migrations_offline() -> None:
 # One migrating process at a time: `deja serve` migrates on start, and so may a `deja` command
 # started beside it on a fresh database; the second waits here, then finds the schema current.
 MIGRATION_LOCK = 0x64656A61  # "deja"
+log = logging.getLogger("alembic.runtime.migration")
+
+
+def _lock(connection: Connection) -> None:
+    """Take the migration lock, trying again every half second: a waiter holds no transaction
+    (no snapshot for a migration to wait on, no statement for a timeout to cancel)."""
+    waiting = False
+    while True:
+        taken = connection.execute(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_LOCK}
+        ).scalar()
+        connection.commit()  # the lock is the session's: it outlives this transaction
+        if taken:
+            return
+        if not waiting:
+            waiting = True
+            log.warning("another process is migrating this database; waiting for it")
+        time.sleep(0.5)
 
 
 def _run(connection: Connection) -> None:
-    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
-    connection.commit()  # the lock is the session's: it outlives this transaction
+    _lock(connection)
     try:
         context.configure(
             connection=connection,

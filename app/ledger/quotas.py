@@ -511,10 +511,10 @@ class TokenEstimator:
             _read_rest(message, texts)
         if files:
             # A PDF's pages are found in its bytes, on a worker thread: a few milliseconds a
-            # megabyte, and up to FILE_INFLATE_BYTES of object streams inflated.
+            # megabyte, and up to FILE_INFLATE_BYTES of object streams read and inflated.
             budget = [FILE_INFLATE_BYTES]
-            read = await asyncio.to_thread(lambda: [read_file(data, budget) for data in files])
-            media += sum(file.tokens(models) for file in read)
+            pages = await asyncio.to_thread(lambda: [file_pages(data, budget) for data in files])
+            media += sum(file_tokens(models, count) for count in pages)
         texts += [json.dumps(part, ensure_ascii=False) for part in tooling if part is not None]
         if sum(map(len, texts)) <= self.INLINE_CHARS:
             tokens = sum(map(self._tokens, texts))
@@ -689,39 +689,15 @@ def _image_rule(model: str) -> TileRule | PatchRule:
 AUDIO_TOKENS_PER_SECOND: Final = 10
 AUDIO_LEAST_BYTES_PER_SECOND: Final = 1000
 # A file (a PDF) is read by the model page by page, as the page's text and an image of it: each
-# page counts an image at the route's most and FILE_PAGE_TEXT_TOKENS of text, or, when its
-# content streams show more text, a token for every FILE_TEXT_BYTES_PER_TOKEN bytes of their
-# strings. Its pages are its page objects, plain or in compressed object streams. Of its streams,
-# at most FILE_INFLATE_BYTES are read in one request, in and out (inflated); a file whose pages
-# cannot be found (one sent by id, an encrypted one) counts one.
+# page counts an image at the route's most and FILE_PAGE_TEXT_TOKENS of text. Its pages are its
+# page objects, plain or in compressed object streams (of which at most FILE_INFLATE_BYTES are
+# read in one request, in and out); a file whose pages cannot be found (one sent by id, an
+# encrypted one) counts one.
 FILE_PAGE_TEXT_TOKENS: Final = 1000
-FILE_TEXT_BYTES_PER_TOKEN: Final = 3
 FILE_INFLATE_BYTES: Final = 4 * 1024 * 1024
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
-_PDF_STREAM_START = re.compile(rb"stream\r?\n")
-# A stream's dictionary ends just before it; further back than this, it is not the stream's.
-_PDF_DICT_BYTES: Final = 4096
-# The strings a content stream shows: literal (in parentheses) or hexadecimal (two digits a
-# byte), before a text-showing operator (Tj, ' or "), or in an array before TJ. Only strings so
-# placed count, so that a font's or an image's bytes are not read as text.
-_PDF_STRING = rb"\((?:[^()\\]|\\.)*\)|<[0-9A-Fa-f\s]*>"
-_PDF_SHOWN = re.compile(rb"(" + _PDF_STRING + rb")\s*(?:Tj|'|\")")
-_PDF_SHOWN_ARRAY = re.compile(rb"\[([^\[\]]*)\]\s*TJ")
-_PDF_STRINGS = re.compile(_PDF_STRING)
-
-
-def _string_bytes(string: bytes) -> int:
-    if string.startswith(b"("):
-        return len(string) - 2
-    return len(re.sub(rb"\s", b"", string[1:-1])) // 2
-
-
-def _shown_bytes(content: bytes) -> int:
-    """The bytes of the strings a PDF content stream shows."""
-    shown = sum(_string_bytes(m) for m in _PDF_SHOWN.findall(content))
-    for array in _PDF_SHOWN_ARRAY.findall(content):
-        shown += sum(_string_bytes(m.group()) for m in _PDF_STRINGS.finditer(array))
-    return shown
+_PDF_OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm(?![A-Za-z])")
+_PDF_STREAM_START = re.compile(rb"(?<!end)stream\r?\n")
 
 
 def audio_tokens(audio: Any) -> int | None:
@@ -733,72 +709,82 @@ def audio_tokens(audio: Any) -> int | None:
     return math.ceil(seconds * AUDIO_TOKENS_PER_SECOND)
 
 
-@dataclass(frozen=True, slots=True)
-class FileRead:
-    """What was found of a file: its pages, and the bytes of the strings its content streams show."""
-
-    pages: int = 1
-    text_bytes: int = 0
-
-    def tokens(self, models: Iterable[str]) -> int:
-        """What the file counts, as the route's models may count it."""
-        text = max(self.pages * FILE_PAGE_TEXT_TOKENS, -(-self.text_bytes // FILE_TEXT_BYTES_PER_TOKEN))
-        return self.pages * image_tokens(models, None) + text
+def file_tokens(models: Iterable[str], pages: int) -> int:
+    """What a file of `pages` pages counts, as the route's models may count it."""
+    return pages * (image_tokens(models, None) + FILE_PAGE_TEXT_TOKENS)
 
 
-def read_file(data: Any, budget: list[int]) -> FileRead:
-    """The pages and text of a PDF sent as base64 `file_data` (a data URL or bare): its page
-    objects, plain or in compressed object streams, and the strings of its content streams,
-    reading at most what is left of `budget` (the request's, shared by its files) of its streams,
-    in and out. Each stream is read from its start to its `endstream` within the budget, so a
-    file of a million stream starts without an end costs what its length does."""
+def file_pages(data: Any, budget: list[int]) -> int:
+    """The pages of a PDF sent as base64 `file_data` (a data URL or bare), from its page objects,
+    plain or in compressed object streams, reading and inflating at most what is left of `budget`
+    (the request's, shared by its files, charged for the bytes read and those inflated); 1 when
+    none are found."""
     if not isinstance(data, str):
-        return FileRead()
+        return 1
     encoded = data.partition(",")[2] if data.startswith("data:") else data
     try:
         raw = base64.b64decode(encoded)
     except ValueError:  # binascii.Error: not base64
-        return FileRead()
-    pages, text = len(_PDF_PAGE.findall(raw)), 0
-    for start in _PDF_STREAM_START.finditer(raw):
-        if budget[0] <= 0:
-            break
-        head = raw[max(0, start.start() - _PDF_DICT_BYTES) : start.start()]
-        head = head[head.rfind(b"<<") :] if b"<<" in head else b""
+        return 1
+    pages = len(_PDF_PAGE.findall(raw))
+    for found in _PDF_OBJECT_STREAM.finditer(raw):
+        start = _PDF_STREAM_START.search(raw, found.end(), found.end() + 4096)
+        if start is None:
+            continue
+        # Read up to its end, but no further than the budget: a file of stream starts without
+        # ends searched the rest of itself from each of them, its CPU the square of its length.
         end = raw.find(b"endstream", start.end(), start.end() + budget[0])
-        body = raw[start.end() : end if end >= 0 else start.end() + budget[0]]
-        budget[0] -= len(body)
-        if b"/FlateDecode" in head:
-            try:
-                body = zlib.decompressobj().decompress(body, max(budget[0], 0))
-            except zlib.error:
-                continue
-            budget[0] -= len(body)
-            if b"/ObjStm" in head:
-                pages += len(_PDF_PAGE.findall(body))
-        elif b"/Filter" in head:
-            continue  # an image or a font: no text
-        text += _shown_bytes(body)
-    return FileRead(max(1, pages), text)
+        stream = raw[start.end() : end if end >= 0 else start.end() + budget[0]]
+        budget[0] -= len(stream)
+        if budget[0] <= 0:  # never inflate with no limit (0 is none to zlib)
+            break
+        try:
+            objects = zlib.decompressobj().decompress(stream, budget[0])
+        except zlib.error:
+            continue
+        budget[0] -= len(objects)
+        pages += len(_PDF_PAGE.findall(objects))
+    return max(1, pages)
+
+
+# A tool call's id as providers make them ("call_" and 24 characters): the model is not shown it.
+# A longer one is a client's own, and counts.
+SHORT_CALL_ID: Final = 64
 
 
 def _read_rest(message: dict[str, Any], texts: list[str]) -> None:
     """Add what else the model reads of a message to `texts`: the names and arguments of an
     assistant's tool calls and of a legacy function call as they are (JSON already: escaped once
-    more, they would count a third more), and everything else, a tool call's id and any key the
-    client added included, as its JSON."""
+    more, they would count a third more), and everything else as its JSON: arguments sent as an
+    object, a call id of over SHORT_CALL_ID characters, any key the client added; a call's
+    `"type": "function"` and a short id, which the model is not shown, not at all."""
     rest = {key: value for key, value in message.items() if key not in ("role", "content")}
     if isinstance(calls := rest.get("tool_calls"), list):
-        rest["tool_calls"] = [
-            {**call, "function": _read_function(call.get("function"), texts)}
-            if isinstance(call, dict)
-            else call
-            for call in calls
-        ]
-    if "function_call" in rest:
-        rest["function_call"] = _read_function(rest["function_call"], texts)
+        rest["tool_calls"] = [left for call in calls if (left := _read_call(call, texts))]
+        if not rest["tool_calls"]:
+            del rest["tool_calls"]
+    if "function_call" in rest and not (left := _read_function(rest["function_call"], texts)):
+        del rest["function_call"]
+    elif "function_call" in rest:
+        rest["function_call"] = left
     if rest:
         texts.append(json.dumps(rest, ensure_ascii=False, default=str))
+
+
+def _read_call(call: Any, texts: list[str]) -> Any:
+    """Add a tool call's function name and arguments to `texts`; return what else of it counts."""
+    if not isinstance(call, dict):
+        return call
+    rest = dict(call)
+    if rest.get("type") == "function":
+        del rest["type"]
+    if isinstance(rest.get("id"), str) and len(rest["id"]) <= SHORT_CALL_ID:
+        del rest["id"]
+    if "function" in rest and not (function := _read_function(rest["function"], texts)):
+        del rest["function"]
+    elif "function" in rest:
+        rest["function"] = function
+    return rest
 
 
 def _read_function(function: Any, texts: list[str]) -> Any:

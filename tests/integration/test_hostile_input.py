@@ -12,6 +12,7 @@ import json
 import os
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -620,26 +621,34 @@ async def test_a_file_of_stream_starts_without_ends_costs_the_server_what_its_le
 ) -> None:
     """A "PDF" of 760 KB repeating `/Type/ObjStm stream` without an `endstream` made the page
     count search the rest of the file from every start: 6 to 9 s of CPU for one request, four
-    times as much for each doubling of its size."""
+    times as much for each doubling of its size. Its object streams are read and inflated within
+    the request's budget whatever they hold."""
     tenant: TenantKey = await make_tenant("pdf-starts")
-    raw = b"/Type/ObjStm stream\nxx" * (760_000 // 22)
-    part = {
-        "type": "file",
-        "file": {
-            "filename": "a.pdf",
-            "file_data": "data:application/pdf;base64," + base64.b64encode(raw).decode(),
-        },
-    }
-    before = cpu_s(served.pid)
-    response = await client.post(
-        "/v1/chat/completions",
-        headers=tenant.headers,
-        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [part]}], "max_tokens": 5},
+    starts = b"/Type/ObjStm stream\nxx" * (760_000 // 22)
+    # Object streams that inflate to 300 MB, past the 4 MiB a request may inflate: the first
+    # spends the budget, the second would inflate without a limit at a budget of exactly 0.
+    spent = zlib.compress(b"\0" * (4 * 1024 * 1024 - 300_000), 9)
+    zeros = zlib.compressobj(9)
+    unended = b"".join(zeros.compress(b"\0" * (1 << 20)) for _ in range(300))[: 300_000 + 1000]
+    bomb = (
+        b"%PDF-1.5\n1 0 obj\n<< /Type /ObjStm /Filter /FlateDecode >>\nstream\n" + spent + b"\nendstream\n"
+        b"2 0 obj\n<< /Type /ObjStm /Filter /FlateDecode >>\nstream\n" + unended
     )
-    used = cpu_s(served.pid) - before
-    assert_problem(response)
-    print(f"server CPU for one such request: {used:.2f} s")
-    assert used < 2.0, used
+    peak = rss_mb(served.pid)[1]
+    for raw in (starts, bomb):
+        data = "data:application/pdf;base64," + base64.b64encode(raw).decode()
+        part = {"type": "file", "file": {"filename": "a.pdf", "file_data": data}}
+        before = cpu_s(served.pid)
+        response = await client.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [part]}], "max_tokens": 5},
+        )
+        used = cpu_s(served.pid) - before
+        assert_problem(response)
+        print(f"server CPU for one such request: {used:.2f} s; peak memory {rss_mb(served.pid)[1]:.0f} MB")
+        assert used < 2.0, used
+    assert rss_mb(served.pid)[1] - peak < 200  # inflated without a limit, it was 600 MB more
 
 
 async def test_a_namespace_in_a_header_is_the_namespace_of_that_name_in_the_body(
