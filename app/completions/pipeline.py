@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
+from litestar.types import Receive
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.bounds import whole_number
@@ -29,6 +30,7 @@ from app.cache.repository import StoredEntry
 from app.cache.responses import replay
 from app.cache.scope import NothingToLookUp, Scope, scope_of_request
 from app.cache.service import CacheService, LookupResult
+from app.completions.client_watch import ClientWatch
 from app.completions.coalesce import LeaderGone, ReplicaCoalescer, SingleFlight
 from app.completions.controls import CacheControls, parse_controls
 from app.completions.inputs import ChatBody, chat_body
@@ -88,6 +90,9 @@ class Caller:
     metadata: dict[str, Any] = field(default_factory=dict)
     client_request_id: str | None = None  # the client's own, if it sent one
     booked: bool = False  # its ledger row is written (or spooled): exactly one per request
+    # The connection's ASGI `receive`, for a non-streamed request: a miss watches it so that a
+    # client that left before the answer is booked 499 (a stream's response watches its own).
+    receive: Receive | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +109,7 @@ class ChatAnswer:
     latency_ms: float = 0.0
     stale: bool = False  # an expired answer, served because every upstream failed
     explored: bool = False  # the error bound sent a would-be hit to the model to learn
+    http_status: int = 200  # as booked: 499 when the client left before the answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +184,7 @@ class _Job:
     # The error bound kept this candidate from serving; the answer labels it.
     explored: LookupResult | None = None
     writing: bool = False  # its answer is being stored after the response (app.ledger.writer)
+    watch: ClientWatch | None = None  # a non-streamed call's client, while the model answers
 
     @property
     def header_status(self) -> str:
@@ -248,7 +255,7 @@ class CompletionPipeline:
                     extra=client_id,
                 )
                 raise
-        metrics.observe_request(model, 200, answer.cache_status, answer.latency_ms / 1000)
+        metrics.observe_request(model, answer.http_status, answer.cache_status, answer.latency_ms / 1000)
         log_request(
             request_id=caller.request_id,
             tenant_id=caller.tenant_id,
@@ -257,7 +264,7 @@ class CompletionPipeline:
             cache_status=answer.cache_status,
             tier=answer.tier,
             similarity=answer.similarity,
-            http_status=200,
+            http_status=answer.http_status,
             latency_ms=answer.latency_ms,
             tokens=answer.tokens_used,
             cost_usd=answer.cost_usd,
@@ -660,6 +667,8 @@ class CompletionPipeline:
             if job.request.stream:
                 return await self._stream(job)
             tried: list[Attempt] = []
+            if job.caller.receive is not None:
+                job.watch = ClientWatch(job.caller.receive)
             try:
                 async with asyncio.timeout_at(job.deadline):
                     result = await self.router.complete(
@@ -687,6 +696,9 @@ class CompletionPipeline:
             if isinstance(exc, QuotaExceeded | PayloadTooLarge | UpstreamTimeout) and not job.caller.booked:
                 await self._book_error(job, exc)
             raise
+        finally:
+            if job.watch is not None:
+                job.watch.stop()
         self._settle(job, result=(result.completion, answer.entry_id, result.model))
         return answer
 
@@ -800,15 +812,20 @@ class CompletionPipeline:
         answer_usage = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
         cost = await self.books.cost(model_used, answer_usage)
         usage, booked_cost = await self._with_billed(answer_usage, cost, billed_attempts(trail))
+        metadata: dict[str, Any] = {"fallback": True} if fallback_used else {}
+        left = job.watch is not None and job.watch.left
+        if left:
+            # Paid for and stored all the same; booked as never delivered.
+            metadata["client_left"] = True
         row = self._used_row(
             job,
             completion,
             model_used,
             usage,
             booked_cost,
-            200,
+            CLIENT_GONE if left else 200,
             upstream_latency_ms=upstream_latency_ms,
-            metadata={"fallback": True} if fallback_used else {},
+            metadata=metadata,
             explored=job.explored is not None,
         )
         # Another model than the route's primary answered: served to this request and those
@@ -883,6 +900,7 @@ class CompletionPipeline:
             cost_usd=booked_cost,
             latency_ms=row.latency_ms,
             explored=job.explored is not None,
+            http_status=row.http_status,
         )
 
     def _miss_booking(

@@ -93,6 +93,7 @@ class CompletionsController(Controller):
             request_id=request_id_of(request.scope),
             client_request_id=client_request_id_of(request.scope),
             policy=policy,
+            receive=request.receive,
         )
         outcome = await services.pipeline.run(caller, data, request.headers)
         headers = cache_headers(outcome)
@@ -126,6 +127,7 @@ class CompletionsController(Controller):
             policy=policy,
             priority=data.priority,
             metadata=data.metadata,
+            receive=request.receive,
         )
         body = {"model": data.model, "messages": [{"role": "user", "content": data.input}]}
         try:

@@ -11,6 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import openai
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -175,6 +177,43 @@ async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_u
     await spool.append(miss(20), lapsed)
     assert await spool.drain(sessionmaker) == 1
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 3, "tokens": 340, "reserved_tokens": 0}
+
+
+async def test_an_answer_whose_client_gave_up_waiting_is_paid_stored_and_booked_as_left(
+    deja: ServerThread, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The openai SDK timed out (0.15 s) while the model took its time (400 ms): the answer,
+    billed all the same, went to a closed connection, and the row said 200, delivered."""
+    tenant = await make_tenant("gave-up")
+    question = [{"role": "user", "content": f"Summarise the quarter {uuid.uuid4().hex[:8]}"}]
+    async with openai.AsyncOpenAI(
+        base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0, timeout=0.15
+    ) as impatient:
+        with pytest.raises(openai.APITimeoutError):
+            await impatient.chat.completions.create(model="gpt-slow", messages=question)  # type: ignore[arg-type]
+    for _ in range(50):
+        async with transaction(sessionmaker, system=True) as session:
+            rows = (
+                await session.execute(
+                    text(
+                        "SELECT cache_status, http_status, completion_tokens, metadata "
+                        "FROM ledger WHERE tenant_id = :t"
+                    ),
+                    {"t": tenant.tenant_id},
+                )
+            ).all()
+        if rows:
+            break
+        await asyncio.sleep(0.1)
+    [(status, http_status, completion_tokens, metadata)] = rows
+    assert (status, http_status) == ("miss", 499), rows
+    # Booked for the whole answer the provider billed (this fake model has no price).
+    assert completion_tokens > 0
+    assert metadata["client_left"] is True
+    # And kept: the client's retry is served from the cache.
+    async with openai.AsyncOpenAI(base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0) as patient:
+        retried = await patient.chat.completions.with_raw_response.create(model="gpt-slow", messages=question)  # type: ignore[arg-type]
+    assert retried.headers["x-cache"] == "HIT"
 
 
 async def test_a_stream_whose_client_left_before_the_answer_started_is_booked_as_left(

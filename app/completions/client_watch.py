@@ -1,0 +1,41 @@
+"""Whether the client of a non-streamed request is still there while its model call runs.
+
+Once a request's body has been read, the ASGI server's next `receive` message is
+`http.disconnect`, sent when the client closes the connection (or when the response is
+complete). A streamed answer is watched by the response itself; a non-streamed one only by this,
+so that a miss whose client gave up before the answer is booked as left (499), not as delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar.types import Receive
+
+
+async def _until_disconnect(receive: Receive) -> bool:
+    """True once the server reports the client gone; False if `receive` cannot tell."""
+    try:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    except Exception:  # a server that cannot say: the client is taken as present
+        return False
+    return True
+
+
+class ClientWatch:
+    """Watches one request's connection from `start` to `stop`."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self, receive: Receive) -> None:
+        self._task = asyncio.create_task(_until_disconnect(receive))
+
+    @property
+    def left(self) -> bool:
+        """The client closed its connection before the answer was sent."""
+        return self._task.done() and not self._task.cancelled() and self._task.result()
+
+    def stop(self) -> None:
+        """Stop watching (the server's own watch takes over once the response starts)."""
+        self._task.cancel()
