@@ -211,7 +211,9 @@ async def test_an_answer_whose_client_gave_up_waiting_is_paid_stored_and_booked_
     assert completion_tokens > 0
     assert metadata["client_left"] is True
     # And kept: the client's retry is served from the cache.
-    async with openai.AsyncOpenAI(base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0) as patient:
+    async with openai.AsyncOpenAI(
+        base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0
+    ) as patient:
         retried = await patient.chat.completions.with_raw_response.create(model="gpt-slow", messages=question)  # type: ignore[arg-type]
     assert retried.headers["x-cache"] == "HIT"
 
