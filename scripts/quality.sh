@@ -47,5 +47,6 @@ for name in langcache_held_out project_validation swaps_validation qqp_validatio
 done
 run work_prompts_written "$work/work_prompts_written.jsonl"  # written by hand, report only
 run work_prompts_second "$work/work_prompts_second.jsonl"  # written apart from the project, report only
+run work_prompts_third app/toolkit/ml/data/work_prompts_third.csv  # written apart after the last rule change, report only
 run long_prompts app/toolkit/ml/data/long_prompts.csv  # one long text, other requests: report only
 run paws_test "$work/paws_test.jsonl"  # 8,000 pairs: about ten minutes on two cores

@@ -46,6 +46,9 @@ MRPC_FILE = "mrpc_train_pairs.csv"
 WORK_PROMPTS_FILE = Path(__file__).parent / "data" / "work_prompts.csv"
 # A second set, written apart from the project with no sight of its generator, rules or data.
 WORK_PROMPTS_SECOND_FILE = Path(__file__).parent / "data" / "work_prompts_second.csv"
+# A third, written the same way after the rules were last changed for the second's misses: the
+# one set no change was ever shaped by.
+WORK_PROMPTS_THIRD_FILE = Path(__file__).parent / "data" / "work_prompts_third.csv"
 
 FloatArray = npt.NDArray[np.float64]
 console = Console()
@@ -238,6 +241,13 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             WORK_PROMPTS_SECOND_FILE,
             "work_prompts_second",
             "work prompts written apart from the project, blind to its generator and rules (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_THIRD_FILE,
+            "work_prompts_third",
+            "work prompts written apart from the project after its last rule change (report only)",
         )
     )
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
