@@ -112,7 +112,8 @@ class SessionSigner:
 
     def read(self, value: str | None) -> SessionPayload | None:
         """The payload of a cookie this process's key signed and that has not expired."""
-        if not value or "." not in value:
+        # A cookie this process signed is ASCII (base64 and hex): anything else is a forgery.
+        if not value or "." not in value or not value.isascii():
             return None
         body, _, signature = value.rpartition(".")
         if not hmac.compare_digest(signature, self._sign(body)):

@@ -142,6 +142,17 @@ async def test_sign_in_sets_a_strict_expiring_cookie_and_sign_out_ends_it(
     await expect(page).to_have_url(re.compile(r"/ui/login$"))
 
 
+async def test_a_forged_session_cookie_is_sent_to_sign_in(http: httpx.AsyncClient) -> None:
+    """Whatever the cookie holds (garbage, no signature, a signature in other letters than
+    ASCII), a page answers with the sign-in page, never a 500."""
+    for forged in ("garbage", "a.b", "e30.0000", "a.%E9", "a.\u00e9t\u00e9", "\u00e9.\u00e9"):
+        response = await http.get(
+            "/ui/overview", headers={"Cookie": f"deja_session={forged}".encode().decode("latin-1")}
+        )
+        assert response.status_code in (302, 303), (forged, response.status_code)
+        assert response.headers["location"].endswith("/ui/login"), forged
+
+
 async def test_revoking_the_key_ends_its_session_at_the_next_click(
     page: Page,
     http: httpx.AsyncClient,
