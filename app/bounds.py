@@ -65,3 +65,18 @@ def query_time(at: datetime | None, name: str) -> datetime | None:
         return utc_time(at, name)
     except ValueError as exc:
         raise BadRequest(str(exc), extra={"earliest": EARLIEST_TEXT, "latest": LATEST_TEXT}) from exc
+
+
+def time_text(text: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time sent as text (a form's field), bounded as `query_time` bounds it; a bare
+    number, which a datetime decoder would read as seconds since 1970, is a 400 like any other
+    text that is not a time."""
+    if text is None or not text.strip():
+        return None
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadRequest(
+            f"'{name}' must be an ISO 8601 time (2026-12-01T09:30:00Z), not {text[:40]!r}."
+        ) from None
+    return query_time(at, name)

@@ -37,7 +37,7 @@ from litestar.types import Guard
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditRepository
-from app.bounds import MAX_BIGINT, query_text, query_time, whole_number
+from app.bounds import MAX_BIGINT, query_text, time_text, whole_number
 from app.cache.policy import TenantCachePolicy, parse_policy
 from app.cache.purge import CachePurge, PurgeFilter, count_matching
 from app.cache.repository import CacheRepository
@@ -97,7 +97,8 @@ class PurgeForm(msgspec.Struct):
     model: Annotated[str, msgspec.Meta(max_length=200)] = ""
     namespace: Annotated[str, msgspec.Meta(max_length=200)] = ""
     older_than_days: Annotated[int, msgspec.Meta(ge=0, le=MAX_AGE_DAYS)] | None = None
-    created_before: datetime | None = None  # fixed when the count was shown
+    # Fixed when the count was shown (ISO 8601 text, never a bare number).
+    created_before: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class NextForm(msgspec.Struct):
@@ -555,7 +556,14 @@ class DashboardController(Controller):
     ) -> Template:
         require_admin(viewer)
         target = await live_tenant(db, viewer, data.tenant)
-        created_before = query_time(data.created_before, "created_before")  # UTC, bounded (app.bounds)
+        # UTC, bounded (app.bounds). The age, when given, bounds the cutoff too: a form that sends
+        # one without the other purges what its audit entry says, never every age.
+        cutoffs = [
+            cutoff
+            for cutoff in (time_text(data.created_before, "created_before"), age_cutoff(data.older_than_days))
+            if cutoff is not None
+        ]
+        created_before = min(cutoffs, default=None)
         where = PurgeFilter(
             model=clean_text(data.model, "model"),
             namespace=clean_text(data.namespace, "namespace"),

@@ -518,24 +518,32 @@ async def test_bad_input_is_a_4xx_page(page: Page) -> None:
 
 async def test_a_purge_form_with_a_time_out_of_range_is_a_4xx_page(
     page: Page,
+    http: httpx.AsyncClient,
     make_tenant,  # type: ignore[no-untyped-def]
 ) -> None:
     tenant = await make_tenant("ui-purge-edge")
+    kept = await store(http, tenant, "What is our refund window?", "30 days.")
     await sign_in(page, ADMIN_TOKEN)
     await page.goto(f"/ui/entries?tenant={tenant.tenant_id}")
     token = await page.locator("input[name=_csrf_token]").first.get_attribute("value")
-    for created_before, status in [
-        ("0001-01-01T00:00:00+14:00", 400),
-        ("9999-12-31T23:59:59-14:00", 400),
-        ("2026-01-01T00:00:00Z", 200),
+    for form, status in [
+        ({"created_before": "0001-01-01T00:00:00+14:00"}, 400),
+        ({"created_before": "9999-12-31T23:59:59-14:00"}, 400),
+        # A bare number is no time (a decoder would read seconds since 1970), as in the admin API.
+        ({"created_before": "1700000000"}, 400),
+        ({"created_before": "2026-01-01T00:00:00Z"}, 200),
+        # A form with an age but no cutoff purges by the age its audit entry names, not every age.
+        ({"older_than_days": "30"}, 200),
     ]:
         answered = await page.evaluate(
-            """async ([tenant, at, token]) => (await fetch("/ui/purge", {method: "POST",
+            """async ([tenant, form, token]) => (await fetch("/ui/purge", {method: "POST",
                 headers: {"content-type": "application/x-www-form-urlencoded"},
-                body: new URLSearchParams({_csrf_token: token, tenant, created_before: at})})).status""",
-            [str(tenant.tenant_id), created_before, token],
+                body: new URLSearchParams({_csrf_token: token, tenant, ...form})})).status""",
+            [str(tenant.tenant_id), form, token],
         )
-        assert answered == status, (created_before, answered)
+        assert answered == status, (form, answered)
+    still = await http.get(f"/v1/cache/entries/{kept}", headers=tenant.headers)
+    assert still.status_code == 200, "an entry created seconds ago was purged as older than 30 days"
 
 
 async def test_a_tenant_session_gets_403_on_admin_pages_whatever_it_sends(
