@@ -82,6 +82,14 @@ def train_verifier_command(
             "without this: some of its mined pairs are labelled paraphrases in their source)."
         ),
     ] = False,
+    written_repeats: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Times each training row of the written work prompts (work_prompts_train.csv) is read "
+            "per epoch (0: not trained on; the shipped model was trained without them).",
+        ),
+    ] = 0,
     paws_pairs: Annotated[
         int | None,
         typer.Option(min=0, help="Training rows drawn from PAWS dev's training part (default: every one)."),
@@ -112,6 +120,7 @@ def train_verifier_command(
         generated_pairs=generated_pairs,
         mined_pairs=mined_pairs,
         mined_skip_labelled=mined_skip_labelled,
+        written_repeats=written_repeats,
         file_pairs=file_pairs,
         batch_size=batch_size,
         learning_rate=learning_rate,

@@ -1,0 +1,42 @@
+"""The written work prompts trained on never hold a prompt of a report-only set."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from app.toolkit.ml.train import (
+    WORK_PROMPTS_FILE,
+    WORK_PROMPTS_SECOND_FILE,
+    WORK_PROMPTS_THIRD_FILE,
+    WRITTEN_TRAIN_FILE,
+    TrainConfig,
+    _written,
+)
+
+
+def _prompts(path: Path) -> set[str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {
+        " ".join(re.findall(r"\w+", row[side].lower())) for row in rows for side in ("sentence1", "sentence2")
+    }
+
+
+def test_no_prompt_of_a_report_only_set_is_trained_on() -> None:
+    reported = set().union(
+        *(_prompts(p) for p in (WORK_PROMPTS_FILE, WORK_PROMPTS_SECOND_FILE, WORK_PROMPTS_THIRD_FILE))
+    )
+    assert not _prompts(WRITTEN_TRAIN_FILE) & reported
+
+
+def test_the_validation_slice_shares_no_stored_prompt_with_training() -> None:
+    train, held = _written(TrainConfig(data_dir=Path("unused")))
+    assert 0.15 < len(held.pairs) / (len(held.pairs) + len(train)) < 0.25
+    assert not {a for a, _ in held.pairs} & {a for (a, _), _ in train}
+    # Both kinds in both parts, with their kinds kept.
+    assert set(held.labels) == {0, 1}
+    assert {label for _, label in train} == {0, 1}
+    assert len(held.kinds) == len(held.pairs)
+    assert "direction" in held.kinds
