@@ -222,7 +222,8 @@ class CompletionPipeline:
         self.inflight = SingleFlight()
         self.replicas = ReplicaCoalescer(sessionmaker, lease)
         self.replica = replica
-        self.bound = ErrorBound(sessionmaker, cache.embedder, router)
+        # The judge calls the upstreams in the background, behind breakers of its own.
+        self.bound = ErrorBound(sessionmaker, cache.embedder, router.apart())
         self._background: set[asyncio.Task[Any]] = set()
 
     async def run(self, caller: Caller, body: dict[str, Any], headers: Mapping[str, str]) -> ChatAnswer:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import email.utils
 import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Generic, NoReturn, TypeVar
 
@@ -165,16 +166,32 @@ class ModelRouter:
             if key
             else None
         )
-        name = config.name
-        breaker = CircuitBreaker(
+        return _Upstream(
+            config=config,
+            client=client,
+            breaker=self._breaker(config.name),
+            slots=PrioritySemaphore(config.max_concurrency),
+        )
+
+    def _breaker(self, name: str) -> CircuitBreaker:
+        return CircuitBreaker(
             self.config.breaker.failure_threshold,
             self.config.breaker.cooldown_s,
             clock=self._clock,
             on_change=lambda state: self.events.breaker_changed(name, state),
         )
-        return _Upstream(
-            config=config, client=client, breaker=breaker, slots=PrioritySemaphore(config.max_concurrency)
-        )
+
+    def apart(self) -> ModelRouter:
+        """This router for calls made in the background (the error bound's judge): the same
+        upstreams, clients and concurrency slots, with circuit breakers of its own (named
+        "<upstream> (background)" in the metrics), so that a judge model that keeps failing never
+        opens the breaker that users' requests go through, whatever the tenant that set it."""
+        twin = copy.copy(self)
+        twin._upstreams = {
+            name: replace(upstream, breaker=self._breaker(f"{name} (background)"), last_failure="")
+            for name, upstream in self._upstreams.items()
+        }
+        return twin
 
     # Public API.
 

@@ -334,3 +334,43 @@ async def test_the_llm_judge_asks_the_model_once_per_pair(
         after = (await fake.get("/_fake/stats")).json()["chat"].get(MODEL, 0)
     await router.aclose()
     assert after - before == 2
+
+
+async def test_a_failing_judge_model_never_stops_other_tenants_requests(
+    client: httpx.AsyncClient,
+    answering_llm: FakeLLMServer,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    """The llm judge's model is rate-limited (429 on every call): the judge's calls, made in the
+    background, fail more times than the upstream's breaker allows. They used to open the breaker
+    every user's requests go through: another tenant's next miss got a 502."""
+    async with httpx.AsyncClient(base_url=answering_llm.root_url) as fake:
+        planted = await fake.post(
+            "/_fake/faults", json={"model": "judge-limited", "kind": "429", "times": None}
+        )
+        assert planted.status_code == 200, planted.text
+        judging = await bounded_tenant(client, make_tenant, answer_judge="llm", judge_model="judge-limited")
+        # Without labels, paraphrases are explored; the fake model's answers to prompts outside its
+        # file differ in words, so each explored request asks the judge. Asked together, their
+        # calls succeed first and the judge's then fail one after another.
+        first, *rest = [prompt.replace("VPN", "Jira") for prompt in VPN]
+        await ask(client, judging, first)
+        await asyncio.gather(*(ask(client, judging, prompt) for prompt in rest))
+        # Until the judge has been asked as often as opens a breaker (5), and then no more for a
+        # second (its retries wait between attempts).
+        seen = [-1]
+        for _ in range(100):
+            await asyncio.sleep(0.3)
+            seen.append((await fake.get("/_fake/stats")).json()["chat"].get("judge-limited", 0))
+            if seen[-1] >= 5 and len(set(seen[-4:])) == 1:
+                break
+        else:
+            raise AssertionError(f"the judge was not asked often enough to open a breaker: {seen}")
+    other = await make_tenant("bystander")
+    answered = await client.post(
+        "/v1/chat/completions",
+        headers=other.headers,
+        json={"model": MODEL, "messages": [{"role": "user", "content": "How do I reset my Okta password?"}]},
+    )
+    assert answered.status_code == 200, answered.text
+    assert content(answered) == "Okta: click 'Forgot password'."
