@@ -67,18 +67,33 @@ class _Completion(msgspec.Struct):
 
 
 def check_completion(
-    value: dict[str, Any], *, most_prompt_tokens: int, most_completion_tokens_each: int
+    value: dict[str, Any], *, model: str, most_prompt_tokens: int, most_completion_tokens_each: int
 ) -> dict[str, Any]:
-    """`value` if it is a chat completion object Déjà can replay, whose `usage` counts no more
-    than one request can; else a 422 naming what is wrong.
+    """`value`, if it is a chat completion object Déjà can replay, whose `usage` counts no more
+    than one request can, with what OpenAI's clients require and it left out filled in (`model`,
+    each choice's `index` and `finish_reason`); else a 422 naming what is wrong.
 
     A hit on the entry books what it saved from that `usage`, priced at the model's price: a
     client's count beyond what any request could cost would book savings that never were (and a
-    sum that no ledger column can hold)."""
+    sum that no ledger column can hold). Choices are numbered 0 to n-1, each once, or not at all
+    (then in their order): a streamed replay of choice 3 of one, or of two choices 0, breaks the
+    clients that assemble a stream by index."""
     try:
         msgspec.convert(value, _Completion)
     except msgspec.ValidationError as exc:
         raise Unprocessable(f"'response' must be text or a chat completion object: {exc}.") from None
+    choices: list[dict[str, Any]] = value["choices"]
+    given = [choice["index"] for choice in choices if "index" in choice]
+    if given and sorted(given) != list(range(len(choices))):
+        raise Unprocessable(
+            f"'response.choices' must be numbered 0 to {len(choices) - 1}, each once (or not at all)."
+        )
+    value = {
+        **value,
+        "choices": [_complete_choice(choice, position) for position, choice in enumerate(choices)],
+    }
+    if value.get("model") is None:
+        value["model"] = model
     usage = Usage.of(value.get("usage"))
     # Each answer (`n` of them) may be as long as the model allows.
     most_completion_tokens = most_completion_tokens_each * len(value["choices"])
@@ -91,16 +106,30 @@ def check_completion(
     return value
 
 
+def _complete_choice(choice: dict[str, Any], position: int) -> dict[str, Any]:
+    """`choice` with its `index` (its position) and `finish_reason` when it has none."""
+    if "index" in choice and choice.get("finish_reason") is not None:
+        return choice
+    message = choice.get("message")
+    calls = isinstance(message, dict) and bool(message.get("tool_calls"))
+    return {
+        **choice,
+        "index": choice.get("index", position),
+        "finish_reason": choice.get("finish_reason") or ("tool_calls" if calls else "stop"),
+    }
+
+
 def replay(stored: dict[str, Any]) -> dict[str, Any]:
     """The stored completion as a new response: a new id and creation time, the same content.
 
     Fields every OpenAI completion carries are filled in where an upstream left them out
-    (`object`, each message's `role`), so that a replayed answer always parses as OpenAI's."""
+    (`object`, each message's `role`, each choice's `index` and `finish_reason`), so that a
+    replayed answer always parses as OpenAI's."""
     choices = [
-        {**choice, "message": {"role": "assistant", **choice["message"]}}
+        _complete_choice({**choice, "message": {"role": "assistant", **choice["message"]}}, position)
         if isinstance(choice, dict) and isinstance(choice.get("message"), dict)
         else choice
-        for choice in stored.get("choices", [])
+        for position, choice in enumerate(stored.get("choices", []))
     ]
     return {
         "object": "chat.completion",

@@ -184,6 +184,7 @@ class CacheController(Controller):
         else:
             response = check_completion(
                 data.response,
+                model=data.model,
                 most_prompt_tokens=services.settings.limits.max_prompt_tokens,
                 most_completion_tokens_each=most_output_tokens(services.router.models_for(data.model)[0]),
             )

@@ -653,3 +653,45 @@ async def test_stored_and_replayed_answers_keep_the_openai_shape(client: openai.
     streamed_prompt = unique("How many vacation days carry over?")
     assert_chunks_shape(await streamed(client, streamed_prompt))  # a miss, streamed through
     assert_chunks_shape(await streamed(client, streamed_prompt))  # the stored answer, replayed
+
+
+async def test_an_answer_stored_through_the_cache_api_replays_as_openai_clients_read_it(
+    client: openai.AsyncOpenAI, http: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    """An answer stored by hand may leave out what the provider always sends (a choice's index,
+    its finish_reason, the model); numbered otherwise than 0 to n-1, its streamed replay broke
+    the SDK's stream helper (IndexError)."""
+
+    async def store(prompt: str, choices: list[dict[str, object]]) -> httpx.Response:
+        return await http.post(
+            "/v1/cache/entries",
+            headers={"Authorization": f"Bearer {tenant.api_key}"},
+            json={"model": "gpt-4o-mini", "prompt": prompt, "response": {"choices": choices}},
+        )
+
+    for numbered in ([3], [0, 0], [1, 2]):
+        refused = await store(
+            unique("Where is the style guide?"), [{"index": i, "message": {"content": "x"}} for i in numbered]
+        )
+        assert refused.status_code == 422, (numbered, refused.text)
+        assert "numbered 0 to" in refused.json()["detail"]
+
+    prompt = unique("Where is the style guide?")
+    stored = await store(prompt, [{"message": {"content": "In the wiki, under Writing."}}])
+    assert stored.status_code == 201, stored.text
+    answered = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+    )
+    assert answered.headers["x-cache"] == "HIT"
+    # Every field the SDK's types require, validated strictly.
+    strict = openai.types.chat.ChatCompletion.model_validate(answered.http_response.json(), strict=True)
+    assert (strict.model, strict.choices[0].index, strict.choices[0].finish_reason) == (
+        "gpt-4o-mini",
+        0,
+        "stop",
+    )
+    async with client.chat.completions.stream(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+    ) as stream:
+        final = await stream.get_final_completion()
+    assert final.choices[0].message.content == "In the wiki, under Writing."
