@@ -134,7 +134,7 @@ def serve(
             port=port or settings.port,
             workers=worker_count,
             log_config=None,
-            timeout_graceful_shutdown=30,
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
             proxy_headers=True,
         )
     finally:

@@ -147,6 +147,13 @@ class Settings(BaseSettings):
         le=64,
         description="Worker processes of `deja serve`; unset: one per CPU core this process may use.",
     )
+    shutdown_grace_s: int = Field(
+        30,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, `deja serve` waits this long for requests in flight; then it cuts"
+        " them, each booked for what it delivered.",
+    )
     admin_token: SecretStr | None = Field(None, description="Bearer token with the admin role.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_prompts: bool = Field(False, description="Put prompt and response text in logs (off: privacy).")

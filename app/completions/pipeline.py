@@ -10,10 +10,11 @@ and the write-back are short transactions of their own. Every request has a dead
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -74,6 +75,8 @@ log = logging.getLogger(__name__)
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 # HTTP status booked for a stream the client stopped reading (nginx's "client closed request").
 CLIENT_GONE = 499
+# How long closing the pipeline waits for cancelled requests to unwind and book themselves.
+UNWIND_S = 5.0
 PRIORITY_HEADER = "x-priority"
 # What the model reads of a request besides its messages, counted in the prompt's estimate (a
 # predicted output is read too, and what of it the answer does not use is billed).
@@ -225,6 +228,9 @@ class CompletionPipeline:
         # The judge calls the upstreams in the background, behind breakers of its own.
         self.bound = ErrorBound(sessionmaker, cache.embedder, router.apart())
         self._background: set[asyncio.Task[Any]] = set()
+        # Requests in `run` and streams being relayed: at shutdown those the server cancelled
+        # book themselves as they unwind (`aclose` waits for them).
+        self._open = 0
 
     async def run(self, caller: Caller, body: dict[str, Any], headers: Mapping[str, str]) -> ChatAnswer:
         """Answer one chat request; every request leaves one ledger row, a metric and one summary
@@ -233,7 +239,7 @@ class CompletionPipeline:
         model = body.get("model") if isinstance(body.get("model"), str) else None
         bind_request(caller.request_id, caller.tenant_id)
         client_id = {"client_request_id": caller.client_request_id} if caller.client_request_id else None
-        with metrics.track_active():
+        with metrics.track_active(), self._opened():
             try:
                 answer = await self._run(caller, body, headers, started)
             except Exception as exc:
@@ -696,6 +702,13 @@ class CompletionPipeline:
             self._settle(job, error=exc if isinstance(exc, Exception) else LeaderGone())
             if isinstance(exc, QuotaExceeded | PayloadTooLarge | UpstreamTimeout) and not job.caller.booked:
                 await self._book_error(job, exc)
+            elif isinstance(exc, asyncio.CancelledError) and not job.caller.booked:
+                # The server stopped before the model answered (its grace period over): booked
+                # in the background, which closing the pipeline waits for.
+                job.caller.booked = True
+                self._spawn(
+                    self._book_error(job, ServiceUnavailable("The server stopped before the model answered."))
+                )
             raise
         finally:
             if job.watch is not None:
@@ -967,6 +980,7 @@ class CompletionPipeline:
         include_usage = job.request.include_usage
         assembler = CompletionAssembler()
         ended = relayed = False
+        self._open += 1
         try:
             async with upstream:
                 failure: DejaError | None = None
@@ -1024,12 +1038,18 @@ class CompletionPipeline:
                 {"error": {"message": failure.detail, "type": "upstream_error", "code": failure.status_code}}
             )
         finally:
-            if not ended:
-                # The client went away mid-stream: nothing to reuse, but what it was sent is booked;
-                # identical requests waiting on this one ask for themselves.
-                gone = UpstreamError("the client stopped reading the stream")
-                self._settle(job, error=LeaderGone())
-                self._spawn(self._book_delivered(job, upstream, assembler.completion(), CLIENT_GONE, gone))
+            try:
+                if not ended:
+                    # The client went away mid-stream (or the server, stopping, cut the stream):
+                    # nothing to reuse, but what it was sent is booked; identical requests waiting
+                    # on this one ask for themselves.
+                    gone = UpstreamError("the client stopped reading the stream")
+                    self._settle(job, error=LeaderGone())
+                    self._spawn(
+                        self._book_delivered(job, upstream, assembler.completion(), CLIENT_GONE, gone)
+                    )
+            finally:
+                self._open -= 1
 
     async def _book_delivered(
         self,
@@ -1224,9 +1244,26 @@ class CompletionPipeline:
         task.add_done_callback(self._background.discard)
         return task
 
+    @contextlib.contextmanager
+    def _opened(self) -> Iterator[None]:
+        self._open += 1
+        try:
+            yield
+        finally:
+            self._open -= 1
+
     async def aclose(self) -> None:
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        """Wait for the bookings in progress, then for the writer's. The server cancels the
+        requests still running when its grace period ends and stops the app at once: those
+        requests book themselves (or spawn their booking) as they unwind, a few turns of the
+        event loop later, so they are waited for too (at most `UNWIND_S`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + UNWIND_S
+        while (self._open or self._background) and loop.time() < deadline:
+            if self._background:
+                await asyncio.wait(set(self._background), timeout=max(0.0, deadline - loop.time()))
+            else:
+                await asyncio.sleep(0.01)
         await self.writer.aclose()
 
 

@@ -66,3 +66,97 @@ async def test_sigterm_under_load_loses_no_request_and_no_ledger_row(
             .all()
         )
     assert sorted(booked) == sorted(r.headers["x-request-id"] for r in responses)
+
+
+async def test_requests_still_running_when_the_grace_period_ends_are_booked(
+    database_url: str,
+    tmp_path: Path,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    """A stream and a non-streamed call outlast the grace period (1 s here, 30 s by default):
+    the server cuts them, and each is still booked, at what it delivered. Both used to leave
+    no ledger row, and their reservations were freed only when their leases ran out."""
+    tenant: TenantKey = await make_tenant("cut-at-shutdown")
+    with (
+        FakeLLMServer(FakeLLMConfig(token_latency_ms=300)) as trickling,
+        FakeLLMServer(FakeLLMConfig(latency_ms=20_000)) as slow,
+    ):
+        config = tmp_path / "deja.toml"
+        config.write_text(
+            f'[[upstreams]]\nname = "fake"\nbase_url = "{trickling.base_url}"\ntimeout_s = 60\n'
+            f'[[upstreams]]\nname = "slow"\nbase_url = "{slow.base_url}"\ntimeout_s = 60\n'
+            '[[routes]]\nmodel = "gpt-slow"\nprimary = "slow"\n'
+        )
+        server, url = await start_deja_serve(
+            {
+                "DEJA_DATABASE_URL": database_url,
+                "DEJA_DATA_DIR": str(tmp_path / "state"),
+                "DEJA_CONFIG": str(config),
+                "DEJA_LOG_LEVEL": "WARNING",
+                "DEJA_SHUTDOWN_GRACE_S": "1",
+            }
+        )
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                body = {
+                    "model": "gpt-4o-mini",
+                    "messages": [{"role": "user", "content": "Write a long story about the sea"}],
+                    "max_tokens": 400,
+                }
+
+                async def stream() -> list[str]:
+                    lines = []
+                    try:
+                        async with client.stream(
+                            "POST",
+                            "/v1/chat/completions",
+                            headers=tenant.headers,
+                            json={**body, "stream": True},
+                        ) as response:
+                            async for line in response.aiter_lines():
+                                lines.append(line)
+                    except httpx.HTTPError:
+                        pass
+                    return lines
+
+                async def plain() -> int | None:
+                    try:
+                        return (
+                            await client.post(
+                                "/v1/chat/completions",
+                                headers=tenant.headers,
+                                json={**body, "model": "gpt-slow"},
+                            )
+                        ).status_code
+                    except httpx.HTTPError:
+                        return None
+
+                streamed, answered = asyncio.create_task(stream()), asyncio.create_task(plain())
+                await asyncio.sleep(1.5)  # both are waiting on the model's slow pieces
+                server.send_signal(signal.SIGTERM)
+                lines, plain_status = await asyncio.gather(streamed, answered)
+            assert await asyncio.wait_for(server.wait(), timeout=60) == 0
+        finally:
+            if server.returncode is None:
+                server.kill()
+    assert any(line.startswith("data: {") for line in lines), "the stream never started"
+    async with transaction(sessionmaker, system=True) as session:
+        rows = (
+            await session.execute(
+                text("SELECT http_status, completion_tokens FROM ledger WHERE tenant_id = :t"),
+                {"t": tenant.tenant_id},
+            )
+        ).all()
+        reserved = (
+            await session.execute(
+                text("SELECT coalesce(sum(reserved_tokens), 0) FROM usage_counters WHERE tenant_id = :t"),
+                {"t": tenant.tenant_id},
+            )
+        ).scalar_one()
+    # The stream is booked for the pieces it sent, the call cut before its answer as the server
+    # stopping; neither holds a reservation any more.
+    assert plain_status in (None, 500)  # cut: the server's own error, or the connection closed
+    assert sorted(status for status, _ in rows) == [499, 503], rows
+    assert next(tokens for status, tokens in rows if status == 499) > 0
+    assert reserved == 0
