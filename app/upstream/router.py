@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Annotated, Any, Generic, NoReturn, TypeVar
 
 import msgspec
 import openai
@@ -516,7 +516,7 @@ class ModelRouter:
                         retryable=False,
                         billed=usage,
                     ) from None
-                data = chunk.to_dict(mode="json")
+                data = _chunk_data(chunk)
                 buffered.append(data)
                 if any(_delta_has_answer(c.get("delta")) for c in data.get("choices") or []):
                     return _OpenedStream(sdk_stream=sdk_stream, buffered=buffered)
@@ -579,7 +579,7 @@ class RouterStream:
         if self._buffered:
             return self._shape(self._buffered.popleft())
         try:
-            chunk = await self._sdk_stream.__anext__()
+            data = _chunk_data(await self._sdk_stream.__anext__())
         except StopAsyncIteration:
             if not self._finished or not all(self._finished.values()):
                 # Ended cleanly, but before a choice said why it ended: an answer cut short, which
@@ -593,7 +593,7 @@ class RouterStream:
             raise
         except Exception as exc:
             await self._fail(exc)
-        return self._shape(chunk.to_dict(mode="json"))
+        return self._shape(data)
 
     async def _fail(self, exc: Exception) -> NoReturn:
         failure = _classify(exc, self._upstream.config.timeout_s)
@@ -684,6 +684,44 @@ def _message_has_answer(message: Any) -> bool:
         or message.get("refusal")
         or message.get("audio")
     )
+
+
+class _ToolCallPiece(msgspec.Struct):
+    index: Annotated[int, msgspec.Meta(ge=0)] = 0
+    function: dict[str, str | None] | None = None
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    role: str | None = None
+    refusal: str | None = None
+    tool_calls: list[_ToolCallPiece] | None = None
+
+
+class _ChoicePiece(msgspec.Struct):
+    index: Annotated[int, msgspec.Meta(ge=0)] = 0
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _ChunkShape(msgspec.Struct):
+    """What the relay, the assembler and the router read of a streamed piece (other fields pass)."""
+
+    choices: list[_ChoicePiece] | None = None
+    usage: dict[str, Any] | None = None
+
+
+def _chunk_data(chunk: Any) -> dict[str, Any]:
+    """A streamed piece as a dict, once it has a chat completion chunk's shape; else the stream
+    is broken (valid JSON of another shape is no answer either)."""
+    try:
+        data = chunk.to_dict(mode="json")
+        msgspec.convert(data, _ChunkShape)
+    except (AttributeError, TypeError, ValueError, msgspec.ValidationError):
+        raise _Failure(
+            Outcome.STREAM_BROKEN, "a piece that is not a chat completion chunk", retryable=False
+        ) from None
+    return data  # type: ignore[no-any-return]
 
 
 def _delta_has_answer(delta: Any) -> bool:

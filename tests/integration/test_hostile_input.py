@@ -35,6 +35,7 @@ METRICS_TOKEN = "scrape-me"
 # Models the fake server breaks on purpose; named under a priced family so delivered text has a cost.
 MIDSTREAM = "gpt-4o-mini-midstream"
 UNFINISHED = "gpt-4o-mini-unfinished"  # a stream whose body ends before it says why
+MISSHAPEN = "gpt-4o-mini-misshapen"  # a stream piece that is JSON, but no chunk
 LONG = "gpt-4o-mini-long"
 HANG = "gpt-4o-mini-hang"
 EMPTY = "gpt-4o-mini-empty"  # answers 200 with no content, and counts its prompt's tokens
@@ -59,6 +60,7 @@ def fake_model() -> Iterator[FakeLLMServer]:
         fail_models={
             MIDSTREAM: "midstream",
             UNFINISHED: "unfinished",
+            MISSHAPEN: "misshapen",
             LONG: "long",
             HANG: "timeout",
             EMPTY: "empty",
@@ -389,14 +391,16 @@ async def test_every_header_with_hostile_bytes_is_a_problem_never_a_5xx(
         assert_problem(response)
 
 
-@pytest.mark.parametrize("model", [MIDSTREAM, UNFINISHED])
+@pytest.mark.parametrize("model", [MIDSTREAM, UNFINISHED, MISSHAPEN])
 async def test_a_stream_cut_by_the_upstream_is_booked_for_what_it_delivered_and_never_served_again(
     client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession], model: str
 ) -> None:
-    """A stream that breaks off with an error event, or whose body just ends before any choice
-    says why (no finish_reason): the client gets an error event, not a made-up [DONE]; the
-    request is booked as a 502 at what was delivered; and the cut answer is not stored, so the
-    same request asks the model again. The clean end used to be stored and served whole."""
+    """A stream that breaks off with an error event, whose body just ends before any choice
+    says why (no finish_reason), or that sends a piece of another shape: the client gets an
+    error event, not a made-up [DONE]; the request is booked as a 502 at what was delivered;
+    and the cut answer is not stored, so the same request asks the model again. The clean end
+    used to be stored and served whole; the piece of another shape crashed the relay, the
+    connection cut with no event and the row blaming the client (499)."""
     tenant: TenantKey = await make_tenant("stream")
     received: list[str] = []
     body = {"model": model, "messages": [{"role": "user", "content": "Tell me a story"}]}

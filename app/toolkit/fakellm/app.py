@@ -341,6 +341,10 @@ async def _stream_body(
                 return
             if fault == "unfinished" and sent >= 2:
                 return  # the body ends cleanly, with no finish_reason and no [DONE]
+            if fault == "misshapen" and sent >= 2:
+                # Valid JSON that is no chunk (choices as text), then the body goes on as if fine.
+                yield b'data: {"id": "x", "object": "chat.completion.chunk", "choices": "oops"}\n\n'
+                fault = None
             sent += 1
             logprobs = None
             if answer.tool_call is not None:
@@ -389,7 +393,7 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
             await _hang(request, config.timeout_sleep_s)
         elif fault is not None and (failed := _fault_response(fault, config)) is not None:
             return failed
-        if fault == "midstream" and not chat.stream:
+        if fault in ("midstream", "misshapen") and not chat.stream:
             return _error(500, "Injected fault: the server had an error.", "server_error")
         answers = _answers(chat, fault, config)
         usage = _usage(chat, answers)

@@ -9,7 +9,9 @@ import msgspec
 
 from app.cache.scope import normalise_prompt
 
-FaultKind = Literal["400", "401", "429", "500", "503", "timeout", "empty", "long", "midstream", "unfinished"]
+FaultKind = Literal[
+    "400", "401", "429", "500", "503", "timeout", "empty", "long", "midstream", "unfinished", "misshapen"
+]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
 
