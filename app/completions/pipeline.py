@@ -1075,6 +1075,7 @@ class CompletionPipeline:
             upstream_latency_ms=upstream.latency_ms,
             error=error.detail[:ERROR_CHARS],
             metadata={"stream_ended": "client_gone" if http_status == CLIENT_GONE else "upstream_error"},
+            explored=job.explored is not None,
         )
         await self.books.book(row, reservation=job.reservation, usage=usage)
         job.caller.booked = True
@@ -1126,7 +1127,13 @@ class CompletionPipeline:
     async def _book_error(self, job: _Job, exc: BaseException) -> None:
         """Book a failed request and give back its quota reservation."""
         await self._book_failure(
-            job.caller, job.request, job.controls, exc, job.elapsed_ms(), reservation=job.reservation
+            job.caller,
+            job.request,
+            job.controls,
+            exc,
+            job.elapsed_ms(),
+            reservation=job.reservation,
+            explored=job.explored is not None,
         )
 
     async def _book_failure(
@@ -1139,9 +1146,12 @@ class CompletionPipeline:
         *,
         reservation: Reservation | None,
         billed: bool = True,
+        explored: bool = False,
     ) -> None:
         """Book a failed request; with `billed`, for the answers a provider counted tokens for
-        though none could be used (a follower's failure is its leader's: `billed=False`)."""
+        though none could be used (a follower's failure is its leader's: `billed=False`);
+        `explored`: the error bound sent it to the model instead of a hit (it learns what that
+        costs, failures included)."""
         status = exc.status_code if isinstance(exc, DejaError) else 500
         detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
         spent_on = list(exc.billed) if billed and isinstance(exc, Billed) else []
@@ -1162,6 +1172,7 @@ class CompletionPipeline:
             status,
             latency_ms,
             error=detail[:ERROR_CHARS],
+            explored=explored,
             **spent,
         )
         await self.books.book(row, reservation=reservation, usage=used if used.total else None)

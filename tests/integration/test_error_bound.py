@@ -374,3 +374,32 @@ async def test_a_failing_judge_model_never_stops_other_tenants_requests(
     )
     assert answered.status_code == 200, answered.text
     assert content(answered) == "Okta: click 'Forgot password'."
+
+
+async def test_an_explored_request_that_fails_is_booked_as_explored(
+    client: httpx.AsyncClient,
+    answering_llm: FakeLLMServer,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """What learning costs counts the explored requests the model failed too: their rows used to
+    say explored = false, so analytics.learning_daily missed them."""
+    tenant = await bounded_tenant(client, make_tenant)
+    await ask(client, tenant, VPN[0])
+    async with httpx.AsyncClient(base_url=answering_llm.root_url) as fake:
+        planted = await fake.post("/_fake/faults", json={"model": MODEL, "kind": "500", "times": 3})
+        assert planted.status_code == 200, planted.text
+    failed = await client.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": MODEL, "messages": [{"role": "user", "content": VPN[1]}]},
+    )
+    assert failed.status_code == 502, failed.text
+    async with transaction(sessionmaker, system=True) as session:
+        row = (
+            await session.execute(
+                text("SELECT explored, http_status FROM ledger WHERE request_id = :r"),
+                {"r": failed.headers["x-request-id"]},
+            )
+        ).one()
+    assert (row.explored, row.http_status) == (True, 502)
