@@ -61,7 +61,13 @@ from app.errors import (
     UpstreamTimeout,
 )
 from app.ledger.booking import Bookkeeper
-from app.ledger.quotas import QuotaRepository, Reservation, ReservationTerms, unnamed_refusal
+from app.ledger.quotas import (
+    QuotaRepository,
+    Reservation,
+    ReservationTerms,
+    most_output_tokens,
+    unnamed_refusal,
+)
 from app.ledger.repository import ERROR_CHARS, LedgerRow
 from app.ledger.writer import BookingWriter
 from app.observability import metrics
@@ -713,7 +719,7 @@ class CompletionPipeline:
         finally:
             if job.watch is not None:
                 job.watch.stop()
-        self._settle(job, result=(result.completion, answer.entry_id, result.model))
+        self._settle(job, result=(answer.completion, answer.entry_id, result.model))
         return answer
 
     async def _follow_replica(self, job: _Job, scope: Scope) -> ChatAnswer | None:
@@ -823,10 +829,15 @@ class CompletionPipeline:
         request is booked for the answer and for the answers of the attempts before it that a
         provider counted tokens for but that could not be used (`trail`); the entry costs what
         its answer did, which is what a hit on it saves."""
-        answer_usage = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
+        answer_usage, reported = self._answer_usage(job, model_used, completion)
         cost = await self.books.cost(model_used, answer_usage)
         usage, booked_cost = await self._with_billed(answer_usage, cost, billed_attempts(trail))
         metadata: dict[str, Any] = {"fallback": True} if fallback_used else {}
+        if reported is not None:
+            # The provider counted more than the request can use: booked, and stored (what each
+            # hit saves), at most that; what it said is kept beside.
+            metadata["usage_capped"] = reported
+            completion = {**completion, "usage": answer_usage.as_openai()}
         left = job.watch is not None and job.watch.left
         if left:
             # Paid for and stored all the same; booked as never delivered.
@@ -1022,7 +1033,7 @@ class CompletionPipeline:
                     trail=upstream.trail,
                     storable=assembler.storable,
                 )
-                self._settle(job, result=(completion, answer.entry_id, upstream.model))
+                self._settle(job, result=(answer.completion, answer.entry_id, upstream.model))
                 ended = True
                 yield DONE
                 return
@@ -1061,7 +1072,7 @@ class CompletionPipeline:
     ) -> None:
         """Book a stream that ended early at what it delivered (never free), and the answers before
         it a provider counted tokens for but that could not be used; settle its quota."""
-        delivered = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
+        delivered, reported = self._answer_usage(job, upstream.model, completion)
         usage, cost = await self._with_billed(
             delivered, await self.books.cost(upstream.model, delivered), billed_attempts(upstream.trail)
         )
@@ -1074,7 +1085,10 @@ class CompletionPipeline:
             http_status,
             upstream_latency_ms=upstream.latency_ms,
             error=error.detail[:ERROR_CHARS],
-            metadata={"stream_ended": "client_gone" if http_status == CLIENT_GONE else "upstream_error"},
+            metadata={
+                "stream_ended": "client_gone" if http_status == CLIENT_GONE else "upstream_error",
+                **({"usage_capped": reported} if reported is not None else {}),
+            },
             explored=job.explored is not None,
         )
         await self.books.book(row, reservation=job.reservation, usage=usage)
@@ -1205,6 +1219,22 @@ class CompletionPipeline:
         except Exception:
             log.exception("could not book a refused request", extra={"request_id": caller.request_id})
         caller.booked = True
+
+    def _answer_usage(
+        self, job: _Job, model: str, completion: dict[str, Any]
+    ) -> tuple[Usage, dict[str, int] | None]:
+        """What the answer used (`Bookkeeper.usage`), none of it beyond what the request can use:
+        its prompt at most the prompt limit (or four times its estimate, if more: the estimate is
+        not the provider's tokenizer), each of its `n` answers at most its own output limit, or
+        the model's. The second value is what the provider counted, when it counted more."""
+        usage = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
+        most_prompt = max(self.limits.max_prompt_tokens, 4 * job.prompt_tokens)
+        per_answer = job.request.max_output_tokens or most_output_tokens(model)
+        most_completion = per_answer * (job.request.checked.n or 1)
+        if usage.prompt_tokens <= most_prompt and usage.completion_tokens <= most_completion:
+            return usage, None
+        reported = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+        return usage.within(most_prompt, most_completion), reported
 
     async def _estimate(self, job: _Job) -> None:
         """The prompt's tokens, estimated for the reservation; too many is a 413."""

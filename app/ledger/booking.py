@@ -73,15 +73,17 @@ class Bookkeeper:
         self.quotas = Quotas(prices, lease, default_output_tokens=default_output_tokens)
 
     def usage(self, reported: Any, completion: dict[str, Any], prompt_tokens: int) -> Usage:
-        """What an answer used: the upstream's usage, or, when it sent none (a stream cut short,
-        a provider that does not count), the delivered text's tokens and the prompt's estimate.
-        Content delivered is never booked as free."""
+        """What an answer used: the upstream's usage; what it does not count (a stream cut short,
+        a provider that does not count, or counts one side only), the delivered text's tokens
+        and the prompt's estimate. Content delivered is never booked as free."""
         usage = Usage.of(reported)
-        if usage.completion_tokens or usage.prompt_tokens:
+        if usage.completion_tokens and usage.prompt_tokens:
             return usage
         return Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=self.quotas.estimator.text_tokens(answer_text(completion)),
+            prompt_tokens=usage.prompt_tokens or prompt_tokens,
+            completion_tokens=usage.completion_tokens
+            or self.quotas.estimator.text_tokens(answer_text(completion)),
+            cached_tokens=usage.cached_tokens if usage.prompt_tokens else 0,
         )
 
     async def cost(self, model: str, usage: Usage) -> Decimal:

@@ -29,6 +29,20 @@ class Usage:
     def total(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def within(self, most_prompt: int, most_completion: int) -> Usage:
+        """These counts, none above what one request can use."""
+        prompt = min(self.prompt_tokens, most_prompt)
+        return Usage(prompt, min(self.completion_tokens, most_completion), min(self.cached_tokens, prompt))
+
+    def as_openai(self) -> dict[str, Any]:
+        """An OpenAI `usage` object with these counts."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total,
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+        }
+
 
 # A token count from outside (an upstream's usage, a stored entry) is trusted only this far.
 MAX_TOKEN_COUNT = 2**31 - 1

@@ -36,6 +36,8 @@ METRICS_TOKEN = "scrape-me"
 MIDSTREAM = "gpt-4o-mini-midstream"
 UNFINISHED = "gpt-4o-mini-unfinished"  # a stream whose body ends before it says why
 MISSHAPEN = "gpt-4o-mini-misshapen"  # a stream piece that is JSON, but no chunk
+OVERCOUNTED = "gpt-4o-mini-overcounted"  # usage: 10**12 tokens each way
+HALFCOUNTED = "gpt-4o-mini-halfcounted"  # usage: the prompt only
 LONG = "gpt-4o-mini-long"
 HANG = "gpt-4o-mini-hang"
 EMPTY = "gpt-4o-mini-empty"  # answers 200 with no content, and counts its prompt's tokens
@@ -61,6 +63,8 @@ def fake_model() -> Iterator[FakeLLMServer]:
             MIDSTREAM: "midstream",
             UNFINISHED: "unfinished",
             MISSHAPEN: "misshapen",
+            OVERCOUNTED: "overcounted",
+            HALFCOUNTED: "halfcounted",
             LONG: "long",
             HANG: "timeout",
             EMPTY: "empty",
@@ -425,6 +429,51 @@ async def test_a_stream_cut_by_the_upstream_is_booked_for_what_it_delivered_and_
     assert row["http_status"] == 502
     again = await client.post("/v1/chat/completions", headers=tenant.headers, json=body)
     assert again.headers.get("x-cache") != "HIT", again.text[:300]
+
+
+async def test_what_a_provider_counts_is_booked_within_what_the_request_can_use(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A provider that says a 50-token answer used 10**12 tokens each way used to be booked at
+    2**31 - 1 tokens ($1,610 on gpt-4o-mini), and every hit on the stored answer booked as much
+    saved; one that counts the prompt only had its answer booked free."""
+    tenant: TenantKey = await make_tenant("counts")
+    body = {
+        "model": OVERCOUNTED,
+        "messages": [{"role": "user", "content": "Name three rivers"}],
+        "max_tokens": 50,
+    }
+    for _ in range(2):  # a miss, then a hit on what it stored
+        response = await client.post("/v1/chat/completions", headers=tenant.headers, json=body)
+        assert response.status_code == 200, response.text
+    assert response.headers["x-cache"] == "HIT"
+    half = await client.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": HALFCOUNTED, "messages": [{"role": "user", "content": "Name three lakes"}]},
+    )
+    assert half.status_code == 200, half.text
+    await asyncio.sleep(0.5)  # hits are booked just after the response
+    async with transaction(sessionmaker, system=True) as session:
+        rows = {
+            (row.requested_model, row.cache_status): row
+            for row in await session.execute(
+                text(
+                    "SELECT requested_model, cache_status, prompt_tokens, completion_tokens, cost_usd, "
+                    "avoided_cost_usd, metadata FROM ledger WHERE tenant_id = :t"
+                ),
+                {"t": tenant.tenant_id},
+            )
+        }
+    miss, hit = rows[(OVERCOUNTED, "miss")], rows[(OVERCOUNTED, "hit")]
+    assert miss.completion_tokens == 50  # its max_tokens
+    assert miss.prompt_tokens <= 200_000  # the prompt limit
+    assert miss.cost_usd < Decimal("0.05"), miss.cost_usd
+    assert miss.metadata["usage_capped"] == {"prompt_tokens": 2**31 - 1, "completion_tokens": 2**31 - 1}
+    assert hit.avoided_cost_usd <= miss.cost_usd
+    halfcounted = rows[(HALFCOUNTED, "miss")]
+    assert halfcounted.prompt_tokens > 0
+    assert halfcounted.completion_tokens > 0  # counted from the text it delivered
 
 
 async def test_a_stream_the_client_abandons_is_booked_and_its_reservation_released(

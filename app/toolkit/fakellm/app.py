@@ -397,6 +397,10 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
             return _error(500, "Injected fault: the server had an error.", "server_error")
         answers = _answers(chat, fault, config)
         usage = _usage(chat, answers)
+        if fault == "overcounted":  # a provider's count no request could reach
+            usage = Usage(prompt_tokens=10**12, completion_tokens=10**12, total_tokens=2 * 10**12)
+        elif fault == "halfcounted":  # the prompt counted, the answer not
+            usage = Usage(prompt_tokens=usage.prompt_tokens)
         if chat.stream:
             return Stream(
                 _stream_body(chat, answers, usage, fault, config),

@@ -10,7 +10,19 @@ import msgspec
 from app.cache.scope import normalise_prompt
 
 FaultKind = Literal[
-    "400", "401", "429", "500", "503", "timeout", "empty", "long", "midstream", "unfinished", "misshapen"
+    "400",
+    "401",
+    "429",
+    "500",
+    "503",
+    "timeout",
+    "empty",
+    "long",
+    "midstream",
+    "unfinished",
+    "misshapen",
+    "overcounted",
+    "halfcounted",
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 

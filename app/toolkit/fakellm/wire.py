@@ -55,10 +55,11 @@ class FaultRequest(msgspec.Struct, kw_only=True):
 # Responses.
 
 
-class Usage(msgspec.Struct, kw_only=True):
+class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
     prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
+    # None (left out): a provider that counts the prompt only (the `halfcounted` fault).
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
 
 
 class FunctionCall(msgspec.Struct, kw_only=True):
