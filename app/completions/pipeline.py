@@ -83,6 +83,8 @@ ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 CLIENT_GONE = 499
 # How long closing the pipeline waits for cancelled requests to unwind and book themselves.
 UNWIND_S = 5.0
+# How long a request the quota refused waits for an identical one to take the lead.
+FOLLOW_WAIT_S = 0.05
 PRIORITY_HEADER = "x-priority"
 # What the model reads of a request besides its messages, counted in the prompt's estimate (a
 # predicted output is read too, and what of it the answer does not use is billed).
@@ -387,14 +389,18 @@ class CompletionPipeline:
             )
 
         looked: ChatAnswer | tuple[LookupResult, Reservation] | DatabaseDown | None = None
-        if searched is not None and self.fast is not None and self.fast_reserve:
-            looked = await self._reserve_fast(miss, searched)
-        if looked is None:
-            # Not durable: this transaction writes a hit's booking, or a miss's quota reservation.
-            try:
+        try:
+            if searched is not None and self.fast is not None and self.fast_reserve:
+                looked = await self._reserve_fast(miss, searched)
+            if looked is None:
+                # Not durable: this transaction writes a hit's booking, or a miss's quota reservation.
                 looked = await attempt(self.sessionmaker, look_up, tenant_id=caller.tenant_id, durable=False)
-            except QuotaExceeded as exc:
-                await self._fail(miss, exc)
+        except QuotaExceeded as exc:
+            # An identical request that reserved just before leads the call: its answer is this
+            # one's too, a hit that needs no quota (quota refuses calls, not hits).
+            if (followed := await self._follow_instead(miss, key)) is not None:
+                return followed
+            await self._fail(miss, exc)
         if isinstance(looked, ChatAnswer):
             return looked
         if isinstance(looked, DatabaseDown):
@@ -523,7 +529,7 @@ class CompletionPipeline:
                 self.lease,
             )
         except QuotaFull:
-            await self._fail(miss, await self._quota_refusal(caller.tenant_id, terms))
+            raise await self._quota_refusal(caller.tenant_id, terms) from None
         except Exception as exc:
             # Either way the transaction decides (an outage: BYPASS).
             if not unavailable(exc, "deja_reserve_miss", "misses reserve in transactions"):
@@ -534,6 +540,22 @@ class CompletionPipeline:
         if claimed:
             miss.replica_key = miss.scope.exact_hash
         return found, reservation
+
+    async def _follow_instead(self, miss: _Job, key: Hashable) -> ChatAnswer | None:
+        """The answer of an identical call in flight in this process, for a request the quota
+        refused; None when there is none. Requests sent together look up, then reserve, at the
+        same moment: the one that reserved first leads a few turns of the event loop after the
+        others' refusals, so its lead is waited for a moment (`FOLLOW_WAIT_S`)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + FOLLOW_WAIT_S
+        while (leader := self.inflight.join(key, started_at=miss.started)) is None:
+            if loop.time() >= until:
+                return None
+            await asyncio.sleep(0.002)
+        result = await self._wait(leader, miss.deadline)
+        if result is None:  # the leader's client left before its answer: refused after all
+            return None
+        return await self._follow(miss.caller, miss.request, miss.controls, result, miss.started)
 
     async def _quota_refusal(self, tenant_id: uuid.UUID, terms: ReservationTerms) -> QuotaExceeded:
         """Which quota refused a reservation made outside a transaction, read in one."""

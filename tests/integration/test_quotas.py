@@ -128,6 +128,28 @@ async def test_request_quota_counts_upstream_calls_not_hits(
     assert day["remaining"]["requests"] == 0
 
 
+async def test_identical_requests_sent_together_are_answered_by_one_call_whatever_the_quota(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    """A quota with room for one call, and six identical requests at once: one call answers
+    them all. Each reserved in its lookup before it could join the one that led, so most were
+    refused (429, Retry-After of hours) while their twins were served from that very call."""
+    tenant = await make_tenant("together")
+    await set_quota(sessionmaker, tenant.tenant_id, "day", max_requests=1)
+    body = {
+        "model": "gpt-slow",
+        "messages": [{"role": "user", "content": f"Summarise Q3 {uuid.uuid4().hex[:6]}"}],
+    }
+    answers = await asyncio.gather(
+        *(http.post("/v1/chat/completions", headers=tenant.headers, json=body) for _ in range(6))
+    )
+    assert [a.status_code for a in answers] == [200] * 6, [a.text[:200] for a in answers]
+    assert sorted(a.headers["x-cache"] for a in answers) == ["HIT"] * 5 + ["MISS"]
+    assert len({a.json()["choices"][0]["message"]["content"] for a in answers}) == 1
+
+
 async def test_usage_without_quotas_shows_no_limits(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
     tenant = await make_tenant()
     usage = (await http.get("/v1/usage", headers=tenant.headers)).json()
