@@ -87,12 +87,13 @@ TENANT_DEPENDENCIES = {
 ADMIN_DEPENDENCIES = {"admin": Provide(provide_admin), "session": Provide(provide_admin_session)}
 
 
-def known_query(*names: str, times: tuple[str, ...] = ()) -> Guard:
+def known_query(*names: str, times: tuple[str, ...] = (), numbers: tuple[str, ...] = ()) -> Guard:
     """A guard refusing query parameters other than `names`, and one given twice (400), so that a
     misspelt filter on a destructive route (`DELETE …/cache?modle=x`) is an error, not a purge of
     everything, and `?limit=1&limit=2` does not pick one for the client. The parameters named in
     `times` must be ISO 8601 times: the decoder behind them also reads a bare number, as seconds
-    since 1970 (`?since=1`), which nobody means."""
+    since 1970 (`?since=1`), which nobody means. Those in `numbers` must be whole numbers in
+    ASCII digits: the decoder also reads `1e3`, `10.0` and other digits than ASCII's."""
     allowed = frozenset(names)
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -112,6 +113,12 @@ def known_query(*names: str, times: tuple[str, ...] = ()) -> Guard:
                 f"Query parameter{'s' if len(repeated) > 1 else ''} {', '.join(repeated)} given more than once.",
                 extra={"repeated_parameters": repeated},
             )
+        for name in numbers:
+            value = query.get(name)
+            if value is not None and not (value.isascii() and value.isdigit()):
+                raise BadRequest(
+                    f"Query parameter {name} must be a whole number in digits, not {value[:40]!r}."
+                )
         for name in times:
             value = query.get(name)
             if value is None:

@@ -97,7 +97,11 @@ class AdminController(Controller):
         stats = await tenant_stats(session, since, until)
         return StatsOut(since=since, until=until, tenants=[TenantStatsOut.of(s) for s in stats])
 
-    @get("/audit", summary="The audit log, newest first", guards=[known_query("tenant_id", "limit")])
+    @get(
+        "/audit",
+        summary="The audit log, newest first",
+        guards=[known_query("tenant_id", "limit", numbers=("limit",))],
+    )
     async def audit(
         self,
         session: NamedDependency[AsyncSession],

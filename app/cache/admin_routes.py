@@ -36,7 +36,16 @@ class CacheAdminController(Controller):
         "/tenants/{tenant_id:uuid}/cache",
         status_code=HTTP_200_OK,
         summary="Purge a tenant's cache entries, all or by model, namespace and age",
-        guards=[known_query("model", "namespace", "older_than", "created_before", times=("created_before",))],
+        guards=[
+            known_query(
+                "model",
+                "namespace",
+                "older_than",
+                "created_before",
+                times=("created_before",),
+                numbers=("older_than",),
+            )
+        ],
     )
     async def purge_cache(
         self,

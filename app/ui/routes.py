@@ -642,13 +642,16 @@ class DashboardController(Controller):
         db: NamedDependency[AsyncSession],
         tenant: FromQuery[uuid.UUID | None] = None,
         status: FromQuery[str | None] = None,
-        before: Annotated[int | None, QueryParameter(ge=1, le=MAX_BIGINT)] = None,  # a ledger id
+        before: Annotated[str | None, QueryParameter(max_length=20)] = None,  # a ledger id
     ) -> Template:
         scope = tenant_scope(viewer, tenant)
+        before_id = None if before is None or not before.strip() else whole_number(before, 1, MAX_BIGINT)
+        if before is not None and before.strip() and before_id is None:
+            raise BadRequest(f"'before' must be a request number from 1 to {MAX_BIGINT}.")
         status = status or None
         if status is not None and status not in CACHE_STATUSES:
             raise BadRequest(f"'status' must be one of {', '.join(CACHE_STATUSES)}.")
-        rows = await DashboardRepository(db).requests(scope, cache_status=status, before_id=before)
+        rows = await DashboardRepository(db).requests(scope, cache_status=status, before_id=before_id)
         return page(
             request,
             "requests.html",

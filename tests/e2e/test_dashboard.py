@@ -499,6 +499,7 @@ async def test_bad_input_is_a_4xx_page(page: Page) -> None:
         ("/ui/entries?q=%00", 400),
         ("/ui/requests?status=maybe", 400),
         ("/ui/requests?before=zero", 400),
+        ("/ui/requests?before=1e3", 400),  # a decoder's number, no ledger id anyone typed
         ("/ui/entries?older_than_days=%C2%B2", 400),  # "²": a digit to str.isdigit(), not to int()
         ("/ui/entries?older_than_days=%EF%BC%91", 400),  # a full-width "1"
         ("/ui/entries?older_than_days=36501", 400),

@@ -397,9 +397,22 @@ async def test_purge_by_namespace_and_age(
     }
     assert await entry_count(sessionmaker, t.tenant_id) == 25
 
-    for bad in ({"older_than": -1}, {"older_than": "soon"}, {"created_before": "yesterday"}):
+    # Ages are whole seconds in digits: a decoder would take 1e3 or 10.0 (purging by an age
+    # nobody typed), and "٣" as 3.
+    for bad in (
+        {"older_than": -1},
+        {"older_than": "soon"},
+        {"older_than": "1e3"},
+        {"older_than": "10.0"},
+        {"older_than": "٣"},
+        {"created_before": "yesterday"},
+    ):
         response = await http.delete(url, params=bad, headers=ADMIN_HEADERS)
         assert response.status_code == 400, (bad, response.text)
+    assert await entry_count(sessionmaker, t.tenant_id) == 25
+    for bad_limit in ("1e2", "5.0", "١٠"):
+        listed = await http.get("/admin/audit", params={"limit": bad_limit}, headers=ADMIN_HEADERS)
+        assert listed.status_code == 400, (bad_limit, listed.text)
     assert (await http.delete(f"/admin/tenants/{NOBODY}/cache", headers=ADMIN_HEADERS)).status_code == 404
 
 
