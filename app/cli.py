@@ -383,10 +383,12 @@ def _builtins(answer: object) -> Any:
 def _json_option(value: str | None, option: str) -> dict[str, Any] | None:
     if value is None:
         return None
+    from app.toolkit.files import decode_json
+
     try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"{option} is not JSON: {exc}") from exc
+        parsed: object = decode_json(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{option}: {exc}") from None
     if not isinstance(parsed, dict):
         raise typer.BadParameter(f"{option} must be a JSON object")
     return parsed
@@ -441,9 +443,9 @@ def eval_pairs(
         _require_matplotlib()
     try:
         labelled = read_pairs(pairs)
-        policy = parse_policy(json.loads(tenant_settings) if tenant_settings else None)
-    except (DejaError, json.JSONDecodeError) as exc:
-        typer.echo(f"error: {getattr(exc, 'detail', exc)}", err=True)
+        policy = parse_policy(_json_option(tenant_settings, "--settings"))
+    except DejaError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(2) from exc
     if limit is not None and limit < len(labelled):
         labelled = random.Random(seed).sample(labelled, limit)  # noqa: S311 (sampling, not security)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,55 @@ def test_identical_input_gives_identical_figures_and_no_plot_unless_asked(
     assert json.loads(first.stdout) == json.loads(second.stdout)
     assert "plot" not in json.loads(first.stdout)
     assert list(tmp_path.glob("*.png")) == []
+
+
+DEEP = "[" * 200_000 + "]" * 200_000
+
+
+def test_files_no_prompt_can_come_from_are_a_message_naming_the_line_never_a_traceback(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Each used to end in a traceback: RecursionError, csv's field limit, asyncpg's refusal of a
+    NUL, the cache's NothingToLookUp, a UnicodeEncodeError."""
+    cases = {
+        "deep.jsonl": '{"a": "x", "b": "y", "label": 1, "z": ' + DEEP + "}\n",
+        "long.csv": "sentence1,sentence2,label\n" + "w " * 70_000 + ",short,1\n",
+        "nul.jsonl": json.dumps({"a": "reset\u0000it", "b": "reset it", "label": 1}) + "\n",
+        "blank.jsonl": json.dumps({"a": "\u200b", "b": "reset it", "label": 0}) + "\n",
+        "surrogate.jsonl": '{"a": "\\ud800 x", "b": "y", "label": 1}\n',
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_text(content, encoding="utf-8")
+        result = run_eval(database_url, tmp_path, "--pairs", str(path))
+        assert result.returncode == 2, (name, result.stderr[-500:])
+        assert "Traceback" not in result.stderr, (name, result.stderr[-800:])
+        assert f"error: {name}" in result.stderr, (name, result.stderr[-300:])
+    deep_settings = "[" * 20_000 + "]" * 20_000  # as deep as a command line holds
+    settings = run_eval(
+        database_url, tmp_path, "--pairs", str(tmp_path / "deep.jsonl"), "--settings", deep_settings
+    )
+    assert settings.returncode == 2
+    assert "Traceback" not in settings.stderr
+
+    stream = tmp_path / "stream.jsonl"
+    for content in (
+        '{"prompt": "x", "answer": "y", "z": ' + DEEP + "}\n",
+        '{"prompt": 1e400, "answer": null}\n',
+    ):
+        stream.write_text(content)
+        for command in (
+            ["replay", str(stream), "--key", "dj_unused"],
+            ["fake-llm", "--answers", str(stream)],
+        ):
+            result = subprocess.run(
+                [sys.executable, "-m", "app.cli", *command],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 2, (command, result.stderr[-500:])
+            assert "Traceback" not in result.stderr, (command, result.stderr[-800:])
+            # The message names the line (typer's box may wrap it).
+            assert "stream.jsonl:1" in re.sub(r"[\s│]", "", result.stderr), (command, result.stderr[-500:])

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from app.errors import BadRequest
+from app.toolkit.files import decode_json, prompt_problem
 
 
 class PairsFileError(BadRequest):
@@ -94,9 +95,9 @@ def _read_jsonl(text: str, name: str) -> list[LabelledPair]:
             continue
         where = f"{name}:{number}"
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise PairsFileError(f"{where}: not JSON ({error.msg})") from error
+            row: Any = decode_json(line)
+        except ValueError as error:
+            raise PairsFileError(f"{where}: {error}") from None
         if (
             not isinstance(row, dict)
             or not isinstance(row.get("a"), str)
@@ -126,9 +127,16 @@ def read_pairs(path: Path | str) -> list[LabelledPair]:
     elif suffix == ".tsv" or (suffix != ".csv" and "\t" in first_line):
         pairs = _read_tsv(text, path.name)
     else:
-        pairs = _read_csv(text, path.name)
+        try:
+            pairs = _read_csv(text, path.name)
+        except csv.Error as error:  # a field longer than the csv module reads (131,072 characters)
+            raise PairsFileError(f"{path.name}: not a CSV file this command can read ({error})") from None
     if not pairs:
         raise PairsFileError(f"{path.name}: no labelled pairs")
+    for number, pair in enumerate(pairs, start=1):
+        for side, prompt in (("first", pair.first), ("second", pair.second)):
+            if (problem := prompt_problem(prompt)) is not None:
+                raise PairsFileError(f"{path.name}: pair {number}: its {side} prompt {problem}")
     return pairs
 
 

@@ -8,6 +8,7 @@ from typing import Literal, get_args
 import msgspec
 
 from app.cache.scope import normalise_prompt
+from app.toolkit.files import decode_json
 
 FaultKind = Literal[
     "400",
@@ -112,8 +113,8 @@ def load_answers(path: Path) -> dict[str, str]:
         if not line.strip():
             continue
         try:
-            item = msgspec.json.decode(line, type=_AnswerLine)
-        except msgspec.DecodeError as exc:
+            item: _AnswerLine = decode_json(line, _AnswerLine)
+        except ValueError as exc:
             raise ValueError(f'{path}:{number}: expected {{"prompt": ..., "answer": ...}}: {exc}') from None
         answers[normalise_prompt(item.prompt)] = item.answer
     return answers

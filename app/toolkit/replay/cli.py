@@ -52,16 +52,16 @@ def replay_command(
     """Send a labelled stream through /v1/chat/completions and report hits, wrong hits (content
     served differs from the prompt's own answer), explored requests and cost."""
     # Imported here: the runner brings the openai client, which `deja --help` need not load.
+    from app.toolkit.files import decode_json
     from app.toolkit.replay.runner import fresh_tenant, plot, read_price, read_stream, replay
 
     if not key:
         raise typer.BadParameter("a tenant key is needed (--key or DEJA_API_KEY)", param_hint="--key")
     try:
-        others: list[dict[str, Any]] = ([{}] if compare else []) + [
-            json.loads(v) for v in compare_settings or []
-        ]
-    except ValueError:
-        raise typer.BadParameter("not JSON", param_hint="--compare-settings") from None
+        given: list[dict[str, Any]] = [decode_json(v) for v in compare_settings or []]
+        others: list[dict[str, Any]] = ([{}] if compare else []) + given
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--compare-settings") from None
     if others and not admin_key:
         raise typer.BadParameter("comparing creates tenants: give --admin-key", param_hint="--admin-key")
     try:

@@ -4,7 +4,6 @@ requests, tokens and cost, with the cumulative curves."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -14,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from app.cache.bound.judges import answer_text
+from app.toolkit.files import decode_json, prompt_problem
 
 WINDOW = 200
 
@@ -91,16 +92,25 @@ class Replay:
         return data
 
 
+class _Line(msgspec.Struct):
+    prompt: str
+    answer: str
+
+
 def read_stream(path: Path) -> list[Labelled]:
+    """The labelled stream: `{"prompt": text, "answer": text}` per line; ValueError naming the
+    first line that is not one, or whose prompt the service cannot take."""
     lines: list[Labelled] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-            lines.append(Labelled(str(item["prompt"]), str(item["answer"])))
-        except (ValueError, KeyError, TypeError):
-            raise ValueError(f'{path}:{number}: expected {{"prompt": ..., "answer": ...}}') from None
+            item: _Line = decode_json(line, _Line)
+        except ValueError as exc:
+            raise ValueError(f'{path}:{number}: expected {{"prompt": text, "answer": text}}: {exc}') from None
+        if (problem := prompt_problem(item.prompt)) is not None:
+            raise ValueError(f"{path}:{number}: its prompt {problem}")
+        lines.append(Labelled(item.prompt, item.answer))
     return lines
 
 
