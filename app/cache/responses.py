@@ -108,7 +108,7 @@ def check_completion(
 
 def _complete_choice(choice: dict[str, Any], position: int) -> dict[str, Any]:
     """`choice` with its `index` (its position) and `finish_reason` when it has none."""
-    if "index" in choice and choice.get("finish_reason") is not None:
+    if "index" in choice and choice.get("finish_reason"):
         return choice
     message = choice.get("message")
     calls = isinstance(message, dict) and bool(message.get("tool_calls"))

@@ -239,6 +239,8 @@ class CompletionPipeline:
         # Requests in `run` and streams being relayed: at shutdown those the server cancelled
         # book themselves as they unwind (`aclose` waits for them).
         self._open = 0
+        self._idle = asyncio.Event()  # set while none is open
+        self._idle.set()
 
     async def run(self, caller: Caller, body: dict[str, Any], headers: Mapping[str, str]) -> ChatAnswer:
         """Answer one chat request; every request leaves one ledger row, a metric and one summary
@@ -250,6 +252,15 @@ class CompletionPipeline:
         with metrics.track_active(), self._opened():
             try:
                 answer = await self._run(caller, body, headers, started)
+            except asyncio.CancelledError:
+                # The server stopped (its grace period over) before this request was answered or
+                # booked: booked in the background, which closing the pipeline waits for.
+                if not caller.booked:
+                    caller.booked = True
+                    stopped = ServiceUnavailable("The server stopped before the request was answered.")
+                    latency_ms = (time.monotonic() - started) * 1000
+                    self._spawn(self._book_refusal(caller, model, stopped.status_code, latency_ms, stopped))
+                raise
             except Exception as exc:
                 status = exc.status_code if isinstance(exc, DejaError) else 500
                 seconds = time.monotonic() - started
@@ -415,13 +426,24 @@ class CompletionPipeline:
             miss.replica_key = None
             try:
                 result = await self._wait(leader, deadline)
-            except Exception as exc:
+            except BaseException as exc:
                 # Booked here, to give back the reservation the lookup made just before the leader began;
-                # what a provider billed the leader's call is the leader's to book, once.
+                # what a provider billed the leader's call is the leader's to book, once. Cut by the
+                # server stopping: booked in the background, which closing the pipeline waits for.
                 latency_ms = (time.monotonic() - started) * 1000
-                await self._book_failure(
-                    caller, request, controls, exc, latency_ms, reservation=miss.reservation, billed=False
+                failure = (
+                    exc
+                    if isinstance(exc, Exception)
+                    else ServiceUnavailable("The server stopped before the request was answered.")
                 )
+                booking = self._book_failure(
+                    caller, request, controls, failure, latency_ms, reservation=miss.reservation, billed=False
+                )
+                if isinstance(exc, Exception):
+                    await booking
+                else:
+                    caller.booked = True
+                    self._spawn(booking)
                 raise
             if result is not None:
                 return await self._follow(
@@ -552,7 +574,15 @@ class CompletionPipeline:
             if loop.time() >= until:
                 return None
             await asyncio.sleep(0.002)
-        result = await self._wait(leader, miss.deadline)
+        try:
+            result = await self._wait(leader, miss.deadline)
+        except Exception as exc:
+            # The leader's failure is this request's too (what a provider billed, the leader's).
+            latency_ms = (time.monotonic() - miss.started) * 1000
+            await self._book_failure(
+                miss.caller, miss.request, miss.controls, exc, latency_ms, reservation=None, billed=False
+            )
+            raise
         if result is None:  # the leader's client left before its answer: refused after all
             return None
         return await self._follow(miss.caller, miss.request, miss.controls, result, miss.started)
@@ -853,7 +883,9 @@ class CompletionPipeline:
         its answer did, which is what a hit on it saves."""
         answer_usage, reported = self._answer_usage(job, model_used, completion)
         cost = await self.books.cost(model_used, answer_usage)
-        usage, booked_cost = await self._with_billed(answer_usage, cost, billed_attempts(trail))
+        usage, booked_cost = await self._with_billed(
+            answer_usage, cost, billed_attempts(trail), job.request, job.prompt_tokens
+        )
         metadata: dict[str, Any] = {"fallback": True} if fallback_used else {}
         if reported is not None:
             # The provider counted more than the request can use: booked, and stored (what each
@@ -1013,7 +1045,7 @@ class CompletionPipeline:
         include_usage = job.request.include_usage
         assembler = CompletionAssembler()
         ended = relayed = False
-        self._open += 1
+        self._enter()
         try:
             async with upstream:
                 failure: DejaError | None = None
@@ -1082,7 +1114,7 @@ class CompletionPipeline:
                         self._book_delivered(job, upstream, assembler.completion(), CLIENT_GONE, gone)
                     )
             finally:
-                self._open -= 1
+                self._leave()
 
     async def _book_delivered(
         self,
@@ -1096,7 +1128,11 @@ class CompletionPipeline:
         it a provider counted tokens for but that could not be used; settle its quota."""
         delivered, reported = self._answer_usage(job, upstream.model, completion)
         usage, cost = await self._with_billed(
-            delivered, await self.books.cost(upstream.model, delivered), billed_attempts(upstream.trail)
+            delivered,
+            await self.books.cost(upstream.model, delivered),
+            billed_attempts(upstream.trail),
+            job.request,
+            job.prompt_tokens,
         )
         row = self._used_row(
             job,
@@ -1125,7 +1161,7 @@ class CompletionPipeline:
         if scope is not None and allowed and isinstance(exc, UpstreamError):
             # The answers a provider billed before every upstream failed cost the request as much
             # when a stale entry is served.
-            spent = await self._with_billed(Usage(), Decimal(0), exc.billed)
+            spent = await self._with_billed(Usage(), Decimal(0), exc.billed, job.request, job.prompt_tokens)
 
             async def stale(session: AsyncSession) -> ChatAnswer | None:
                 found = await self.cache.lookup(
@@ -1191,7 +1227,7 @@ class CompletionPipeline:
         status = exc.status_code if isinstance(exc, DejaError) else 500
         detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
         spent_on = list(exc.billed) if billed and isinstance(exc, Billed) else []
-        used, cost = await self._with_billed(Usage(), Decimal(0), spent_on)
+        used, cost = await self._with_billed(Usage(), Decimal(0), spent_on, request)
         spent: dict[str, Any] = {}
         if used.total:
             spent = {
@@ -1215,12 +1251,18 @@ class CompletionPipeline:
         caller.booked = True
 
     async def _with_billed(
-        self, usage: Usage, cost: Decimal, billed: Sequence[tuple[str, Any]]
+        self,
+        usage: Usage,
+        cost: Decimal,
+        billed: Sequence[tuple[str, Any]],
+        request: ChatRequest,
+        prompt_tokens: int = 0,
     ) -> tuple[Usage, Decimal]:
         """`usage` and `cost` with those of the answers a provider counted tokens for though they
-        could not be used (model, its `usage` object), each at its model's price."""
+        could not be used (model, its `usage` object), each at its model's price, none counted
+        beyond what `request` can use (`_most`)."""
         for model, reported in billed:
-            spent = Usage.of(reported)
+            spent = Usage.of(reported).within(*self._most(request, prompt_tokens, model))
             usage = Usage(
                 prompt_tokens=usage.prompt_tokens + spent.prompt_tokens,
                 completion_tokens=usage.completion_tokens + spent.completion_tokens,
@@ -1242,17 +1284,21 @@ class CompletionPipeline:
             log.exception("could not book a refused request", extra={"request_id": caller.request_id})
         caller.booked = True
 
+    def _most(self, request: ChatRequest, prompt_tokens: int, model: str) -> tuple[int, int]:
+        """The most tokens one answer of `model` to `request` can count: its prompt at most the
+        prompt limit (or four times its estimate, if more: the estimate is not the provider's
+        tokenizer, and a file or an image sent by reference counts more than it shows), each of
+        its `n` answers at most its own output limit, or the model's."""
+        per_answer = request.max_output_tokens or most_output_tokens(model)
+        return max(self.limits.max_prompt_tokens, 4 * prompt_tokens), per_answer * (request.checked.n or 1)
+
     def _answer_usage(
         self, job: _Job, model: str, completion: dict[str, Any]
     ) -> tuple[Usage, dict[str, int] | None]:
-        """What the answer used (`Bookkeeper.usage`), none of it beyond what the request can use:
-        its prompt at most the prompt limit (or four times its estimate, if more: the estimate is
-        not the provider's tokenizer), each of its `n` answers at most its own output limit, or
-        the model's. The second value is what the provider counted, when it counted more."""
+        """What the answer used (`Bookkeeper.usage`), none of it beyond what the request can use
+        (`_most`). The second value is what the provider counted, when it counted more."""
         usage = self.books.usage(completion.get("usage"), completion, job.prompt_tokens)
-        most_prompt = max(self.limits.max_prompt_tokens, 4 * job.prompt_tokens)
-        per_answer = job.request.max_output_tokens or most_output_tokens(model)
-        most_completion = per_answer * (job.request.checked.n or 1)
+        most_prompt, most_completion = self._most(job.request, job.prompt_tokens, model)
         if usage.prompt_tokens <= most_prompt and usage.completion_tokens <= most_completion:
             return usage, None
         reported = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
@@ -1307,26 +1353,34 @@ class CompletionPipeline:
         task.add_done_callback(self._background.discard)
         return task
 
+    def _enter(self) -> None:
+        self._open += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._open -= 1
+        if not self._open:
+            self._idle.set()
+
     @contextlib.contextmanager
     def _opened(self) -> Iterator[None]:
-        self._open += 1
+        self._enter()
         try:
             yield
         finally:
-            self._open -= 1
+            self._leave()
 
     async def aclose(self) -> None:
         """Wait for the bookings in progress, then for the writer's. The server cancels the
         requests still running when its grace period ends and stops the app at once: those
         requests book themselves (or spawn their booking) as they unwind, a few turns of the
-        event loop later, so they are waited for too (at most `UNWIND_S`)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + UNWIND_S
-        while (self._open or self._background) and loop.time() < deadline:
-            if self._background:
-                await asyncio.wait(set(self._background), timeout=max(0.0, deadline - loop.time()))
-            else:
-                await asyncio.sleep(0.01)
+        event loop later, so their unwinding is waited for first (at most `UNWIND_S`)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(UNWIND_S):
+                await self._idle.wait()
+        # Bookings (and the judge's labels) already on their way are waited for, however long.
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         await self.writer.aclose()
 
 

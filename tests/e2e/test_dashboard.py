@@ -146,9 +146,7 @@ async def test_a_forged_session_cookie_is_sent_to_sign_in(http: httpx.AsyncClien
     """Whatever the cookie holds (garbage, no signature, a signature in other letters than
     ASCII), a page answers with the sign-in page, never a 500."""
     for forged in ("garbage", "a.b", "e30.0000", "a.%E9", "a.\u00e9t\u00e9", "\u00e9.\u00e9"):
-        response = await http.get(
-            "/ui/overview", headers={"Cookie": f"deja_session={forged}".encode()}
-        )
+        response = await http.get("/ui/overview", headers={"Cookie": f"deja_session={forged}".encode()})
         assert response.status_code in (302, 303), (forged, response.status_code)
         assert response.headers["location"].endswith("/ui/login"), forged
 
