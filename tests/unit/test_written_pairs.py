@@ -31,10 +31,11 @@ def test_no_prompt_of_a_report_only_set_is_trained_on() -> None:
     assert not _prompts(WRITTEN_TRAIN_FILE) & reported
 
 
-def test_the_validation_slice_shares_no_stored_prompt_with_training() -> None:
+def test_the_validation_slice_shares_no_prompt_with_training() -> None:
     train, held = _written(TrainConfig(data_dir=Path("unused")))
     assert 0.15 < len(held.pairs) / (len(held.pairs) + len(train)) < 0.25
-    assert not {a for a, _ in held.pairs} & {a for (a, _), _ in train}
+    # No prompt of the slice, on either side of any pair, is trained on.
+    assert not {text for pair in held.pairs for text in pair} & {text for pair, _ in train for text in pair}
     # Both kinds in both parts, with their kinds kept.
     assert set(held.labels) == {0, 1}
     assert {label for _, label in train} == {0, 1}

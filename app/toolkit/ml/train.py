@@ -210,11 +210,15 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             held_sentences += [p.first for p in held]
 
     written_train, written_held = _written(config)
-    splits.validation.append(written_held)
     if config.written_repeats:
+        splits.validation.append(written_held)
         splits.train += [(a, b, label) for (a, b), label in written_train] * config.written_repeats
         splits.sources["written"] = len(written_train) * config.written_repeats
         train_sentences += [a for (a, _), _ in written_train]
+    else:
+        # Not trained on: reported beside the others, and no threshold or export choice reads it
+        # (so that the command at its defaults rebuilds the shipped model as it was).
+        splits.report.append(written_held)
 
     generated = generate(config.generated_pairs, config.seed, validation=False)
     project_validation = generate(config.validation_pairs, config.seed + 1, validation=True)
@@ -297,14 +301,17 @@ def _written(config: TrainConfig) -> tuple[list[tuple[tuple[str, str], int]], La
     held = LabelledSet(
         "written_validation", [], [], "a fifth of work_prompts_train.csv, split by first prompt", []
     )
-    train: list[tuple[tuple[str, str], int]] = []
+    rest: list[tuple[tuple[str, str], int]] = []
     for pair, label, kind in zip(rows.pairs, rows.labels, rows.kinds, strict=True):
         if _stable_fraction(f"written:{_bag_key(pair[0])}") < WRITTEN_VALIDATION_FRACTION:
             held.pairs.append(pair)
             held.labels.append(label)
             held.kinds.append(kind)
         else:
-            train.append((pair, label))
+            rest.append((pair, label))
+    # A prompt of the slice, on either side of a pair, is never trained on: its other pairs go.
+    seen = {_bag_key(text) for pair in held.pairs for text in pair}
+    train = [(pair, label) for pair, label in rest if not {_bag_key(text) for text in pair} & seen]
     return train, held
 
 
