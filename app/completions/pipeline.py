@@ -56,6 +56,7 @@ from app.errors import (
     PayloadTooLarge,
     QuotaExceeded,
     ServiceUnavailable,
+    Unauthorized,
     Unprocessable,
     UpstreamError,
     UpstreamTimeout,
@@ -73,6 +74,8 @@ from app.ledger.writer import BookingWriter
 from app.observability import metrics
 from app.observability.logging import bind_request, log_request
 from app.settings import RequestLimits
+from app.tenants.models import TenantStatus
+from app.tenants.repository import TenantRepository
 from app.upstream.router import Attempt, ModelRouter, RouterStream, billed_attempts
 from app.upstream.usage import Usage
 
@@ -267,7 +270,9 @@ class CompletionPipeline:
                 if not caller.booked:
                     await self._book_refusal(caller, model, status, seconds * 1000, exc)
                 if isinstance(exc, QuotaExceeded):
-                    metrics.quota_rejected(exc.extra["quota"]["period"], exc.extra["quota"]["limit"])
+                    # A refusal whose quota could not be read names none (`unnamed_refusal`).
+                    named = exc.extra.get("quota") or {}
+                    metrics.quota_rejected(named.get("period", "unknown"), named.get("limit", "unknown"))
                 metrics.observe_request(model, status, "error", seconds)
                 # The slug, not the detail: an upstream's message may echo the prompt.
                 log_request(
@@ -587,10 +592,15 @@ class CompletionPipeline:
             return None
         return await self._follow(miss.caller, miss.request, miss.controls, result, miss.started)
 
-    async def _quota_refusal(self, tenant_id: uuid.UUID, terms: ReservationTerms) -> QuotaExceeded:
-        """Which quota refused a reservation made outside a transaction, read in one."""
+    async def _quota_refusal(self, tenant_id: uuid.UUID, terms: ReservationTerms) -> DejaError:
+        """Which quota refused a reservation made outside a transaction, read in one; a tenant
+        deleted meanwhile (its key still remembered by this process for a few seconds) refuses
+        every reservation: that is a 401, no quota's doing."""
 
-        async def read(session: AsyncSession) -> QuotaExceeded:
+        async def read(session: AsyncSession) -> DejaError:
+            tenant = await TenantRepository(session).get(tenant_id)
+            if tenant is None or tenant.status == TenantStatus.DELETED:
+                return Unauthorized("This key's tenant was deleted.")
             return await QuotaRepository(session).exceeded(tenant_id, terms)
 
         refusal = await attempt(self.sessionmaker, read, tenant_id=tenant_id)

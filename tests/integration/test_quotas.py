@@ -522,3 +522,26 @@ async def test_an_image_in_a_data_url_counts_the_tiles_of_its_own_size(
     assert (await ask([photo] * 4, "Compare these four.")).status_code == 429
     unknown = "data:image/jpeg;base64," + base64.b64encode(random.Random(5).randbytes(3000)).decode()
     assert (await ask([unknown] * 3, "Compare these.")).status_code == 429
+
+
+async def test_a_tenant_deleted_while_its_key_is_remembered_gets_a_401_never_a_500(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    """Another worker deleted the tenant; this one still remembers its key for a few seconds.
+    Every miss then failed to reserve, and the refusal, naming no quota, raised a KeyError: a 500."""
+    tenant = await make_tenant("deleted-elsewhere")
+    ask = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Where is the wiki?"}]}
+    assert (await http.post("/v1/chat/completions", headers=tenant.headers, json=ask)).status_code == 200
+    async with transaction(sessionmaker, system=True) as session:  # as the other worker's deletion left it
+        await session.execute(
+            text("UPDATE tenants SET status = 'deleted' WHERE id = :t"), {"t": tenant.tenant_id}
+        )
+        await session.execute(
+            text("DELETE FROM usage_counters WHERE tenant_id = :t"), {"t": tenant.tenant_id}
+        )
+    other = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Who approves travel?"}]}
+    refused = await http.post("/v1/chat/completions", headers=tenant.headers, json=other)
+    assert refused.status_code == 401, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
