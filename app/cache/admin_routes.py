@@ -75,4 +75,5 @@ class CacheAdminController(Controller):
         }
         parameters = {k: v for k, v in parameters.items() if v is not None}
         purge = CachePurge(services.sessionmaker)
+        await services.pipeline.writer.flush()  # answers this process stored after their responses
         return PurgedOut(deleted=await purge.purge(admin.actor, tenant_id, where, parameters))

@@ -214,8 +214,13 @@ class CacheController(Controller):
 
     @delete("/entries/{entry_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete an entry")
     async def delete_entry(
-        self, entry_id: FromPath[uuid.UUID], session: NamedDependency[AsyncSession]
+        self,
+        entry_id: FromPath[uuid.UUID],
+        session: NamedDependency[AsyncSession],
+        services: NamedDependency[Services],
     ) -> None:
+        # The entry a miss just named (X-Cache-Entry) is written after its response: first that.
+        await services.pipeline.writer.flush()
         if not await CacheRepository(session).delete(entry_id):
             raise NotFound(f"No cache entry {entry_id}.")
 
@@ -228,8 +233,9 @@ class CacheController(Controller):
     ) -> FeedbackOut:
         if (data.entry_id is None) == (data.request_id is None):
             raise Unprocessable("Give exactly one of 'entry_id' or 'request_id'.")
-        if data.request_id is not None:
-            await services.pipeline.writer.flush()  # this process's bookings, written after their responses
+        # This process's bookings and answers, written after their responses: the request's row,
+        # or the entry a miss just named.
+        await services.pipeline.writer.flush()
         entry_id = data.entry_id or await LedgerRepository(session).entry_for_request(str(data.request_id))
         if entry_id is None:
             raise NotFound(f"Request {data.request_id} was not served from the cache.")

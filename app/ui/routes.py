@@ -575,7 +575,9 @@ class DashboardController(Controller):
             "older_than_days": data.older_than_days,
             "created_before": created_before.isoformat() if created_before else None,
         }
-        # The admin API's purge: batched, each batch its own transaction, audited as it goes.
+        # The admin API's purge: batched, each batch its own transaction, audited as it goes; after
+        # the answers this process stored after their responses.
+        await services.pipeline.writer.flush()
         deleted = await CachePurge(services.sessionmaker).purge(
             viewer.actor, data.tenant, where, {k: v for k, v in parameters.items() if v is not None}
         )

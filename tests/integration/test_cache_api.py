@@ -380,3 +380,44 @@ async def test_hits_are_counted_on_the_entry(http: httpx.AsyncClient, make_tenan
     await asyncio.sleep(1.5)  # past the flush interval: now written to the row
     entry = (await http.get(f"/v1/cache/entries/{entry_id}", headers=t.headers)).json()
     assert entry["hit_count"] == 3
+
+
+async def test_the_entry_a_miss_names_can_be_deleted_flagged_or_purged_at_once(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    """A miss's answer is stored just after its response: deleting, flagging or purging the
+    entry its X-Cache-Entry names right away used to find nothing (404, or 0 purged), and the
+    entry, stored a moment later, then served."""
+    tenant = await make_tenant("at-once")
+
+    async def miss(prompt: str) -> str:
+        response = await http.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={"model": MODEL, "messages": [{"role": "user", "content": prompt}]},
+        )
+        assert response.headers["x-cache"] == "MISS", response.text
+        return response.headers["x-cache-entry"]
+
+    deleted = await http.delete(
+        f"/v1/cache/entries/{await miss('Where are the runbooks?')}", headers=tenant.headers
+    )
+    assert deleted.status_code == 204, deleted.text
+    flagged = await http.post(
+        "/v1/cache/feedback",
+        headers=tenant.headers,
+        json={"entry_id": await miss("Who owns the billing service?"), "correct": False},
+    )
+    assert flagged.status_code == 200, flagged.text
+    assert flagged.json()["flagged"] is True
+    await miss("What is the on-call rota?")
+    purged = await http.delete(f"/admin/tenants/{tenant.tenant_id}/cache", headers=ADMIN_HEADERS)
+    assert purged.json() == {"deleted": 2}  # the two not deleted
+    for prompt in ("Where are the runbooks?", "Who owns the billing service?", "What is the on-call rota?"):
+        again = await http.post(
+            "/v1/chat/completions",
+            headers=tenant.headers,
+            json={"model": MODEL, "messages": [{"role": "user", "content": prompt}]},
+        )
+        assert again.headers["x-cache"] == "MISS", prompt
