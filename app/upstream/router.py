@@ -434,7 +434,11 @@ class ModelRouter:
                 upstream.breaker.record_success()
             else:
                 upstream.breaker.record_failure()
-                upstream.last_failure = f"{outcome}: {detail}" if detail else str(outcome)
+                # Shown to every request the open breaker then skips, whoever's call failed: the
+                # kind of failure and its HTTP status, never the provider's message (it may echo
+                # another tenant's request).
+                status = detail.split(":", 1)[0] if detail.startswith("HTTP ") else ""
+                upstream.last_failure = f"{outcome}: {status}" if status else str(outcome)
         trail.append(
             Attempt(
                 upstream=upstream.name,

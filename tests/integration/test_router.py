@@ -441,3 +441,6 @@ async def test_a_502_after_the_breaker_opened_names_the_cause(fake: Fake) -> Non
     assert "server_error after 1 attempt: HTTP 500" in first.value.detail
     assert "breaker_open" in skipped.value.detail
     assert "after server_error: HTTP 500" in skipped.value.detail
+    # But not the provider's message: the call that failed may have been another tenant's.
+    assert "Injected fault" in first.value.detail
+    assert "Injected fault" not in skipped.value.detail
