@@ -75,19 +75,27 @@ def check_completion(
 
     A hit on the entry books what it saved from that `usage`, priced at the model's price: a
     client's count beyond what any request could cost would book savings that never were (and a
-    sum that no ledger column can hold). Choices are numbered 0 to n-1, each once, or not at all
-    (then in their order): a streamed replay of choice 3 of one, or of two choices 0, breaks the
-    clients that assemble a stream by index."""
+    sum that no ledger column can hold). Its one answer is choice 0 (a streamed replay of choice 3
+    of one breaks the clients that assemble a stream by index), by the assistant, calling no tool."""
     try:
         msgspec.convert(value, _Completion)
     except msgspec.ValidationError as exc:
         raise Unprocessable(f"'response' must be text or a chat completion object: {exc}.") from None
     choices: list[dict[str, Any]] = value["choices"]
-    given = [choice["index"] for choice in choices if "index" in choice]
-    if given and sorted(given) != list(range(len(choices))):
+    # The cache API's prompts name no `n` and no tools: the requests an entry serves ask for one
+    # answer and cannot take a call of a tool they did not offer.
+    if len(choices) != 1:
+        raise Unprocessable("'response.choices' must hold one answer: the requests it serves ask for one.")
+    message = choices[0]["message"]
+    if message.get("role", "assistant") != "assistant":
+        raise Unprocessable("'response.choices[0].message.role' must be 'assistant'.")
+    if message.get("tool_calls") or message.get("function_call"):
         raise Unprocessable(
-            f"'response.choices' must be numbered 0 to {len(choices) - 1}, each once (or not at all)."
+            "'response' must not call tools: the requests it serves offer none (store a chat request's "
+            "answer through /v1/chat/completions instead)."
         )
+    if choices[0].get("index", 0) != 0:
+        raise Unprocessable("'response.choices[0].index' must be 0, or left out.")
     value = {
         **value,
         "choices": [_complete_choice(choice, position) for position, choice in enumerate(choices)],

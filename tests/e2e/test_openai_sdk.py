@@ -659,8 +659,9 @@ async def test_an_answer_stored_through_the_cache_api_replays_as_openai_clients_
     client: openai.AsyncOpenAI, http: httpx.AsyncClient, tenant: TenantKey
 ) -> None:
     """An answer stored by hand may leave out what the provider always sends (a choice's index,
-    its finish_reason, the model); numbered otherwise than 0 to n-1, its streamed replay broke
-    the SDK's stream helper (IndexError)."""
+    its finish_reason, the model); as choice 3 of one, its streamed replay broke the SDK's
+    stream helper (IndexError); several choices, a user's message or a tool call were served to
+    requests that asked for one answer and offered no tools."""
 
     async def store(prompt: str, choices: list[dict[str, object]]) -> httpx.Response:
         return await http.post(
@@ -669,12 +670,21 @@ async def test_an_answer_stored_through_the_cache_api_replays_as_openai_clients_
             json={"model": "gpt-4o-mini", "prompt": prompt, "response": {"choices": choices}},
         )
 
-    for numbered in ([3], [0, 0], [1, 2]):
-        refused = await store(
-            unique("Where is the style guide?"), [{"index": i, "message": {"content": "x"}} for i in numbered]
-        )
-        assert refused.status_code == 422, (numbered, refused.text)
-        assert "numbered 0 to" in refused.json()["detail"]
+    # One answer (the cache API's requests ask for one), choice 0, by the assistant, calling no
+    # tool (they offer none).
+    call = {"id": "c1", "type": "function", "function": {"name": "rm_rf", "arguments": "{}"}}
+    for choices, says in (
+        ([{"index": 3, "message": {"content": "x"}}], "must be 0"),
+        (
+            [{"index": 0, "message": {"content": "x"}}, {"index": 1, "message": {"content": "y"}}],
+            "one answer",
+        ),
+        ([{"message": {"role": "user", "content": "x"}}], "'assistant'"),
+        ([{"message": {"content": None, "tool_calls": [call]}}], "must not call tools"),
+    ):
+        refused = await store(unique("Where is the style guide?"), choices)
+        assert refused.status_code == 422, (choices, refused.text)
+        assert says in refused.json()["detail"], refused.text
 
     prompt = unique("Where is the style guide?")
     stored = await store(prompt, [{"message": {"content": "In the wiki, under Writing."}}])
