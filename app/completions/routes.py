@@ -40,7 +40,7 @@ def cache_headers(outcome: ChatAnswer) -> dict[str, str]:
 MetadataValue = Annotated[str, msgspec.Meta(max_length=256)] | int | float | bool | None
 
 
-class RequestIn(msgspec.Struct, kw_only=True):
+class RequestIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     input: Annotated[str, msgspec.Meta(min_length=1)]
     model: Model
     priority: Annotated[int, msgspec.Meta(ge=1, le=10)] = 5

@@ -456,6 +456,12 @@ async def test_native_request_matches_the_seed_fields(http: httpx.AsyncClient, t
     assert second["output"] == first["output"]
     assert second["cost_usd"] in (0, "0")
     assert second["request_id"] != first["request_id"]
+    # A field it does not take is named, never ignored: a namespace in the body used to be
+    # dropped, the answer stored and served in the default namespace.
+    for extra in ({"namespace": "team-secret"}, {"cache": {"no-store": True}}):
+        refused = await http.post("/v1/requests", headers=tenant.headers, json={**body, **extra})
+        assert refused.status_code == 400, refused.text
+        assert next(iter(extra)) in refused.text
 
 
 async def test_limits_are_problem_details(http: httpx.AsyncClient, tenant: TenantKey) -> None:
