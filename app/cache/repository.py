@@ -266,6 +266,21 @@ class CacheRepository:
         row = (await self.session.execute(_BY_ID, {"id": entry_id})).first()
         return _row(row) if row is not None else None
 
+    async def delete_older(
+        self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes, keep: uuid.UUID
+    ) -> int:
+        """Delete the entries for this exact prompt other than `keep` (a refresh replaced them),
+        their aliases with them; how many."""
+        result = await self.session.execute(
+            delete(CacheEntry).where(
+                CacheEntry.tenant_id == tenant_id,
+                CacheEntry.namespace == namespace,
+                CacheEntry.exact_hash == exact_hash,
+                CacheEntry.id != keep,
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def delete(self, entry_id: uuid.UUID) -> bool:
         result = await self.session.execute(delete(CacheEntry).where(CacheEntry.id == entry_id))
         return bool(result.rowcount)  # type: ignore[attr-defined]

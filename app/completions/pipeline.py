@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.bounds import whole_number
 from app.cache.bound.service import ErrorBound, verifier_metadata
 from app.cache.policy import TenantCachePolicy
-from app.cache.repository import StoredEntry
+from app.cache.repository import CacheRepository, StoredEntry
 from app.cache.responses import replay
 from app.cache.scope import NothingToLookUp, Scope, scope_of_request
 from app.cache.service import CacheService, LookupResult
@@ -953,6 +953,8 @@ class CompletionPipeline:
                 # look for the entry once the key is free, find both at once.
                 await InflightRepository(session).release(tenant_id, namespace, replica_key, self.lease)
 
+        refreshed = scope if scope is not None and job.controls.no_cache else None
+
         async def stored(written: bool) -> None:
             if key is not None and future is not None:
                 self.inflight.written(key, future)
@@ -960,6 +962,10 @@ class CompletionPipeline:
                 # The answer's transaction did not commit (it waits in the spool, or failed): the
                 # key is freed on its own, so that the followers lead themselves.
                 await self.replicas.release(tenant_id, namespace, replica_key)
+            if written and refreshed is not None and row.entry_id is not None:
+                # A refresh replaces what later requests find: the answers stored before for the
+                # same prompt go, and the paraphrases aliased to them with them.
+                await self._retire_older(tenant_id, namespace, refreshed.exact_hash, row.entry_id)
 
         entry_id = row.entry_id
         await self.writer.submit(
@@ -1293,6 +1299,17 @@ class CompletionPipeline:
         except Exception:
             log.exception("could not book a refused request", extra={"request_id": caller.request_id})
         caller.booked = True
+
+    async def _retire_older(
+        self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes, keep: uuid.UUID
+    ) -> None:
+        async def retire(session: AsyncSession) -> None:
+            await CacheRepository(session).delete_older(tenant_id, namespace, exact_hash, keep)
+
+        try:
+            await attempt(self.sessionmaker, retire, tenant_id=tenant_id)
+        except Exception:
+            log.exception("could not retire the answers a refresh replaced")
 
     def _most(self, request: ChatRequest, prompt_tokens: int, model: str) -> tuple[int, int]:
         """The most tokens one answer of `model` to `request` can count: its prompt at most the

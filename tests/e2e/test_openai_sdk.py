@@ -711,3 +711,33 @@ async def test_an_answer_stored_through_the_cache_api_replays_as_openai_clients_
     ) as stream:
         final = await stream.get_final_completion()
     assert final.choices[0].message.content == "In the wiki, under Writing."
+
+
+async def test_a_refresh_replaces_the_answer_its_paraphrases_were_served_too(
+    client: openai.AsyncOpenAI, deja: ServerThread
+) -> None:
+    """A paraphrase served the first answer became its alias; after a refresh (no-cache) of the
+    prompt, the paraphrase was still an alias hit on the first answer for its whole TTL."""
+    ticket = uuid.uuid4().hex[:6]
+    asked, reworded = (
+        f"How do I reset my VPN password? ({ticket})",
+        f"how can I reset my VPN password ({ticket})",
+    )
+
+    async def ask(content: str, **headers: str) -> openai.types.chat.ChatCompletion:  # type: ignore[name-defined]
+        response = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": content}],
+            extra_headers=headers,  # type: ignore[arg-type]
+        )
+        await deja.settle()  # answers and aliases are written just after the response
+        return response  # type: ignore[return-value]
+
+    first = await ask(asked)
+    paraphrase = await ask(reworded)
+    assert paraphrase.headers["x-cache-tier"] == "semantic"
+    assert (await ask(reworded)).headers["x-cache-tier"] == "alias"
+    refreshed = await ask(asked, **{"Cache-Control": "no-cache"})
+    assert refreshed.headers["x-cache-entry"] != first.headers["x-cache-entry"]
+    again = await ask(reworded)
+    assert again.headers.get("x-cache-entry") != first.headers["x-cache-entry"], again.headers
