@@ -102,7 +102,9 @@ def parse_controls(headers: Mapping[str, str], body_cache: Any) -> CacheControls
     if header_namespace is not None:
         namespace: Any = _utf8_header(header_namespace, "X-Cache-Namespace")
     else:
-        namespace = body.get("namespace") or ""
+        namespace = body.get("namespace")
+        if namespace is None:
+            namespace = ""
     if not isinstance(namespace, str) or len(namespace) > MAX_NAMESPACE:
         raise Unprocessable(f"The cache namespace must be text of at most {MAX_NAMESPACE} characters.")
     threshold_raw = headers.get("x-cache-threshold", body.get("threshold"))

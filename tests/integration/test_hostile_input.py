@@ -562,6 +562,12 @@ async def test_cache_controls_out_of_range_are_refused_before_the_model_is_calle
             "/v1/chat/completions", headers=tenant.headers, json={**body, "model": model}
         )
         assert response.status_code == 422
+    # A namespace is text: 0, false or [] used to be taken as the default namespace.
+    for namespace in [0, False, []]:
+        response = await client.post(
+            "/v1/chat/completions", headers=tenant.headers, json={**body, "cache": {"namespace": namespace}}
+        )
+        assert response.status_code == 422, (namespace, response.text)
     assert calls() == before
 
 
