@@ -126,3 +126,33 @@ def test_a_cut_answer_is_booked_for_everything_it_said() -> None:
     )
     for piece in ("Check the city.", "get_weather", '{"city": "Oslo"}', "It rains."):
         assert piece in said
+
+
+def test_many_choices_replay_in_a_bounded_number_of_events_and_reassemble_whole() -> None:
+    """The bound is the answer's, not each choice's: 128 choices of 7,800 characters (an
+    upstream's answer to n=128) were 62,720 events, 128 choices of 64 tool calls 8,448."""
+    calls = [
+        {"id": f"call_{i}", "type": "function", "function": {"name": "look_up", "arguments": f'{{"n":{i}}}'}}
+        for i in range(64)
+    ]
+    for message in ({"content": "a " * 3900}, {"content": None, "tool_calls": calls}):
+        completion = {
+            "id": "chatcmpl-many",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "gpt-4o-mini",
+            "choices": [
+                {"index": i, "message": {"role": "assistant", **message}, "finish_reason": "stop"}
+                for i in range(128)
+            ],
+        }
+        chunks = list(replay_chunks(completion, include_usage=False))
+        assert len(chunks) <= 1600
+        assembler = CompletionAssembler()
+        for chunk in chunks:
+            assembler.add(chunk)
+        whole = assembler.completion()["choices"]
+        assert len(whole) == 128
+        for choice in whole:
+            assert (choice["message"]["content"] or None) == message["content"]
+            assert choice["message"].get("tool_calls") == message.get("tool_calls")
