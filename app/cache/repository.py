@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pgvector import HalfVector
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cache.models import CacheEntry, hnsw_index_name
+from app.cache.models import CacheAlias, CacheEntry, hnsw_index_name
 
 _EMBEDDER_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
 
@@ -266,20 +266,29 @@ class CacheRepository:
         row = (await self.session.execute(_BY_ID, {"id": entry_id})).first()
         return _row(row) if row is not None else None
 
-    async def delete_older(
+    async def retire_older(
         self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes, keep: uuid.UUID
     ) -> int:
-        """Delete the entries for this exact prompt other than `keep` (a refresh replaced them),
-        their aliases with them; how many."""
-        result = await self.session.execute(
-            delete(CacheEntry).where(
-                CacheEntry.tenant_id == tenant_id,
-                CacheEntry.namespace == namespace,
-                CacheEntry.exact_hash == exact_hash,
-                CacheEntry.id != keep,
-            )
+        """Expire the entries for this exact prompt other than `keep` (a refresh replaced them)
+        and drop their aliases; how many. Expired, not deleted: a flagged one stays for review,
+        and the error bound keeps the labels their hits earned."""
+        older = select(CacheEntry.id).where(
+            CacheEntry.tenant_id == tenant_id,
+            CacheEntry.namespace == namespace,
+            CacheEntry.exact_hash == exact_hash,
+            CacheEntry.id != keep,
+            or_(CacheEntry.expires_at.is_(None), CacheEntry.expires_at > func.now()),
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        ids = list((await self.session.scalars(older)).all())
+        if not ids:
+            return 0
+        await self.session.execute(
+            update(CacheEntry).where(CacheEntry.id.in_(ids)).values(expires_at=func.now())
+        )
+        await self.session.execute(
+            delete(CacheAlias).where(CacheAlias.tenant_id == tenant_id, CacheAlias.entry_id.in_(ids))
+        )
+        return len(ids)
 
     async def delete(self, entry_id: uuid.UUID) -> bool:
         result = await self.session.execute(delete(CacheEntry).where(CacheEntry.id == entry_id))

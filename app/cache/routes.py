@@ -219,9 +219,14 @@ class CacheController(Controller):
         session: NamedDependency[AsyncSession],
         services: NamedDependency[Services],
     ) -> None:
-        # The entry a miss just named (X-Cache-Entry) is written after its response: first that.
-        await services.pipeline.writer.flush()
-        if not await CacheRepository(session).delete(entry_id):
+        entries = CacheRepository(session)
+        deleted = await entries.delete(entry_id)
+        if not deleted:
+            # The entry a miss just named (X-Cache-Entry) is written after its response: this
+            # process's pending writes go first, and it is looked for once more.
+            await services.pipeline.writer.flush()
+            deleted = await entries.delete(entry_id)
+        if not deleted:
             raise NotFound(f"No cache entry {entry_id}.")
 
     @post("/feedback", status_code=200, summary="Report whether a hit was right; a wrong one stops serving")
@@ -233,15 +238,17 @@ class CacheController(Controller):
     ) -> FeedbackOut:
         if (data.entry_id is None) == (data.request_id is None):
             raise Unprocessable("Give exactly one of 'entry_id' or 'request_id'.")
-        # This process's bookings and answers, written after their responses: the request's row,
-        # or the entry a miss just named.
-        await services.pipeline.writer.flush()
+        if data.request_id is not None:
+            await services.pipeline.writer.flush()  # this process's bookings, written after their responses
         entry_id = data.entry_id or await LedgerRepository(session).entry_for_request(str(data.request_id))
         if entry_id is None:
             raise NotFound(f"Request {data.request_id} was not served from the cache.")
-        entry = await CacheRepository(session).record_feedback(
-            entry_id, correct=data.correct, prompt=data.prompt
-        )
+        entries = CacheRepository(session)
+        entry = await entries.record_feedback(entry_id, correct=data.correct, prompt=data.prompt)
+        if entry is None and data.entry_id is not None:
+            # The entry a miss just named is written after its response: this process's first.
+            await services.pipeline.writer.flush()
+            entry = await entries.record_feedback(entry_id, correct=data.correct, prompt=data.prompt)
         if entry is None:
             raise NotFound(f"No cache entry {entry_id}.")
         if data.request_id is not None:  # the request's scores make it a label for the error bound

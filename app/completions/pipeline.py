@@ -964,7 +964,7 @@ class CompletionPipeline:
                 await self.replicas.release(tenant_id, namespace, replica_key)
             if written and refreshed is not None and row.entry_id is not None:
                 # A refresh replaces what later requests find: the answers stored before for the
-                # same prompt go, and the paraphrases aliased to them with them.
+                # same prompt expire, and the paraphrases aliased to them are let go.
                 await self._retire_older(tenant_id, namespace, refreshed.exact_hash, row.entry_id)
 
         entry_id = row.entry_id
@@ -1304,7 +1304,7 @@ class CompletionPipeline:
         self, tenant_id: uuid.UUID, namespace: str, exact_hash: bytes, keep: uuid.UUID
     ) -> None:
         async def retire(session: AsyncSession) -> None:
-            await CacheRepository(session).delete_older(tenant_id, namespace, exact_hash, keep)
+            await CacheRepository(session).retire_older(tenant_id, namespace, exact_hash, keep)
 
         try:
             await attempt(self.sessionmaker, retire, tenant_id=tenant_id)

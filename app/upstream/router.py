@@ -6,6 +6,7 @@ import asyncio
 import copy
 import email.utils
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -437,7 +438,7 @@ class ModelRouter:
                 # Shown to every request the open breaker then skips, whoever's call failed: the
                 # kind of failure and its HTTP status, never the provider's message (it may echo
                 # another tenant's request).
-                status = detail.split(":", 1)[0] if detail.startswith("HTTP ") else ""
+                status = match.group(0) if (match := _HTTP_STATUS.match(detail)) else ""
                 upstream.last_failure = f"{outcome}: {status}" if status else str(outcome)
         trail.append(
             Attempt(
@@ -688,6 +689,9 @@ def _message_has_answer(message: Any) -> bool:
         or message.get("refusal")
         or message.get("audio")
     )
+
+
+_HTTP_STATUS = re.compile(r"HTTP \d{3}\b")
 
 
 class _ToolCallPiece(msgspec.Struct):
