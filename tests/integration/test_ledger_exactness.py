@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -179,6 +180,28 @@ async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_u
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 3, "tokens": 340, "reserved_tokens": 0}
 
 
+async def booked_soon(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, columns: str
+) -> list[Any]:
+    """The tenant's ledger rows (`columns`), once there are any: a request its client left is
+    booked in the background (within 5 s, or none)."""
+    rows: list[Any] = []
+    for _ in range(50):
+        async with transaction(sessionmaker, system=True) as session:
+            rows = list(
+                (
+                    await session.execute(
+                        text(f"SELECT {columns} FROM ledger WHERE tenant_id = :t"),  # noqa: S608 - the tests' own columns
+                        {"t": tenant_id},
+                    )
+                ).all()
+            )
+        if rows:
+            break
+        await asyncio.sleep(0.1)
+    return rows
+
+
 async def test_an_answer_whose_client_gave_up_waiting_is_paid_stored_and_booked_as_left(
     deja: ServerThread, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -191,20 +214,9 @@ async def test_an_answer_whose_client_gave_up_waiting_is_paid_stored_and_booked_
     ) as impatient:
         with pytest.raises(openai.APITimeoutError):
             await impatient.chat.completions.create(model="gpt-slow", messages=question)  # type: ignore[arg-type]
-    for _ in range(50):
-        async with transaction(sessionmaker, system=True) as session:
-            rows = (
-                await session.execute(
-                    text(
-                        "SELECT cache_status, http_status, completion_tokens, metadata "
-                        "FROM ledger WHERE tenant_id = :t"
-                    ),
-                    {"t": tenant.tenant_id},
-                )
-            ).all()
-        if rows:
-            break
-        await asyncio.sleep(0.1)
+    rows = await booked_soon(
+        sessionmaker, tenant.tenant_id, "cache_status, http_status, completion_tokens, metadata"
+    )
     [(status, http_status, completion_tokens, metadata)] = rows
     assert (status, http_status) == ("miss", 499), rows
     # Booked for the whole answer the provider billed (this fake model has no price).
@@ -240,20 +252,9 @@ async def test_a_stream_whose_client_left_before_the_answer_started_is_booked_as
             pass
         else:
             raise AssertionError("the answer came before the client gave up")
-    for _ in range(50):
-        async with transaction(sessionmaker, system=True) as session:
-            rows = (
-                await session.execute(
-                    text(
-                        "SELECT cache_status, http_status, prompt_tokens, completion_tokens FROM ledger "
-                        "WHERE tenant_id = :t"
-                    ),
-                    {"t": tenant.tenant_id},
-                )
-            ).all()
-        if rows:
-            break
-        await asyncio.sleep(0.1)
+    rows = await booked_soon(
+        sessionmaker, tenant.tenant_id, "cache_status, http_status, prompt_tokens, completion_tokens"
+    )
     [(status, http_status, prompt_tokens, completion_tokens)] = rows
     # Booked as a stream its client left (docs/reliability.md): at what it delivered, the
     # prompt and no answer, the call cut before the model's pieces went anywhere.
