@@ -36,6 +36,9 @@ def problem(
         body["request_id"] = request_id_of(request.scope)
     if extra:
         body.update(extra)
+    # The same, as OpenAI's clients read an error: the official SDK takes `error` as the body of
+    # the exception it raises (`e.message`, `e.code`), where the problem alone left it blank.
+    body["error"] = {"message": detail, "type": slug, "code": slug}
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

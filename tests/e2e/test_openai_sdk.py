@@ -422,8 +422,12 @@ async def test_upstream_errors_are_problem_details(
     # The fault header goes upstream only if forwarded; Déjà does not forward client headers,
     # so the fake answers normally.
     assert failing.status_code == 200
-    with pytest.raises(openai.UnprocessableEntityError):
+    with pytest.raises(openai.UnprocessableEntityError) as refused:
         await client.chat.completions.create(model="gpt-4o-mini", messages=[])
+    # The SDK's exception carries the problem's detail and a code, as it would OpenAI's.
+    assert refused.value.code == "unprocessable"
+    assert refused.value.body["message"] == refused.value.response.json()["detail"]  # type: ignore[index]
+    assert refused.value.response.json()["detail"] in str(refused.value)
     bad = await http.post("/v1/chat/completions", headers=tenant.headers, json={"model": "gpt-4o-mini"})
     assert bad.status_code == 422
     assert bad.headers["content-type"].startswith("application/problem+json")
