@@ -45,7 +45,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.leases import Lease
-from app.errors import QuotaExceeded, Unprocessable
+from app.errors import QuotaExceeded, Unauthorized, Unprocessable
 from app.ledger.pricing import PriceBook, cost_of
 from app.upstream.usage import Usage
 
@@ -301,6 +301,9 @@ class QuotaRepository:
             for quota in (await self.session.execute(_QUOTAS, params)).all():
                 if quota.period not in reserved:
                     raise _exceeded(quota, tokens, cost, at)
+            # No quota refused, yet a period has no counter to reserve in: the tenant was deleted
+            # (migration 0160 writes none of its rows) while its key was still remembered.
+            raise Unauthorized("This key's tenant was deleted.")
         reservation_id = uuid.uuid4()
         await self.session.execute(
             _HOLD, {**params, "id": reservation_id, "holder": lease.holder, "lease_s": lease.seconds}

@@ -550,3 +550,8 @@ async def test_a_tenant_deleted_while_its_key_is_remembered_gets_a_401_never_a_5
     refused = await http.post("/v1/chat/completions", headers=tenant.headers, json=other)
     assert refused.status_code == 401, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
+    # A refresh reserves in a transaction of its own: it was answered (200), the key's tenant gone.
+    refresh = await http.post(
+        "/v1/chat/completions", headers={**tenant.headers, "Cache-Control": "no-cache"}, json=other
+    )
+    assert refresh.status_code == 401, refresh.text
