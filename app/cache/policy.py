@@ -35,6 +35,9 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     # Below this cosine the cross-encoder must reach cross_encoder_strict_min_score instead.
     cross_encoder_strict_below: Unit = _VERIFIER.cross_encoder_strict_below
     cross_encoder_strict_min_score: Unit = _VERIFIER.cross_encoder_strict_min_score
+    # Below this cosine the cross-encoder must reach cross_encoder_far_min_score (and the two above).
+    cross_encoder_far_below: Unit = _VERIFIER.cross_encoder_far_below
+    cross_encoder_far_min_score: Unit = _VERIFIER.cross_encoder_far_min_score
     # At this cosine or more, a candidate worded apart (`word_overlap` under 0.5) needs
     # cross_encoder_reworded_margin less than cross_encoder_min_score; 1 (or a margin of 0) closes it.
     cross_encoder_reworded_above: Unit = _VERIFIER.cross_encoder_reworded_above
@@ -69,6 +72,8 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
             cross_encoder_min_score=self.cross_encoder_min_score,
             cross_encoder_strict_below=self.cross_encoder_strict_below,
             cross_encoder_strict_min_score=self.cross_encoder_strict_min_score,
+            cross_encoder_far_below=self.cross_encoder_far_below,
+            cross_encoder_far_min_score=self.cross_encoder_far_min_score,
             cross_encoder_reworded_above=self.cross_encoder_reworded_above,
             cross_encoder_reworded_margin=self.cross_encoder_reworded_margin,
         )

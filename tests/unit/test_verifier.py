@@ -255,6 +255,34 @@ def test_below_the_strict_cosine_the_model_must_be_surer() -> None:
     assert not verifier.decide(QUERY, [sure], policy.stricter(0.8)).hit
 
 
+def test_below_the_far_cosine_only_a_model_all_but_certain_serves() -> None:
+    policy = VerifierPolicy(
+        min_similarity=0.55,
+        cross_encoder_min_score=0.65,
+        cross_encoder_strict_below=0.8,
+        cross_encoder_strict_min_score=0.87,
+        cross_encoder_far_below=0.7,
+        cross_encoder_far_min_score=0.96,
+    )
+    reworded = candidate("convert five kilometres to the imperial unit", 0.62)
+    scorer = FakeScorer({reworded.prompt: 0.97})
+    verifier = build_verifier(scorer)
+    assert verifier.decide(QUERY, [reworded], policy).accepted == reworded
+    # Sure enough for the strict band, not for the far one.
+    scorer.table[reworded.prompt] = 0.9
+    assert verifier.decide(QUERY, [reworded], policy).rejections == {reworded.entry_id: CROSS_ENCODER}
+    assert policy.cross_encoder_threshold(0.75) == 0.87
+    assert policy.cross_encoder_threshold(0.62) == 0.96
+    # A tenant's stricter strict threshold holds in the far band too; a floor at the far cosine closes it.
+    scorer.table[reworded.prompt] = 0.97
+    assert not verifier.decide(QUERY, [reworded], replace(policy, cross_encoder_strict_min_score=0.98)).hit
+    scorer.calls.clear()
+    assert verifier.decide(QUERY, [reworded], policy.stricter(0.7)).rejections == {
+        reworded.entry_id: SIMILARITY
+    }
+    assert scorer.calls == []
+
+
 def test_below_the_strict_cosine_the_model_reads_a_candidate_only_when_none_is_above() -> None:
     policy = VerifierPolicy(min_similarity=0.7, cross_encoder_min_score=0.65, cross_encoder_strict_below=0.8)
     above = candidate("how many miles is 5 km", 0.85)

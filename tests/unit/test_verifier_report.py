@@ -14,6 +14,7 @@ from app.toolkit.ml.report import (
     best_cosine_cutoff,
     choose_band,
     choose_default,
+    choose_far,
     choose_strict,
     decided_share,
     ranking_auc,
@@ -88,6 +89,35 @@ def test_below_the_strict_cosine_the_lowest_threshold_keeping_the_precision_is_c
     # With a look-alike above every strict threshold, the band stays closed.
     slices[1].probability["model"][5] = 0.995
     assert choose_strict(slices, base, floor=0.7) == base
+
+
+def test_below_the_far_cosine_the_floor_serving_the_most_at_the_precision_is_chosen() -> None:
+    chat, work = DEFAULT_SLICES
+    # Above 0.7: nine right pairs. A right pair at cosine 0.62 (0.97) and a look-alike at 0.58
+    # (0.95): floor 0.6 serves the first from 0.91 on; floor 0.55 needs 0.96 to refuse the
+    # look-alike and serves nothing more, so the higher floor is kept.
+    cosine = np.array([0.9] * 9 + [0.62, 0.58])
+    slices = []
+    for name in (chat, work):
+        item = _slice(name, [0.9] * 9 + [0.97, 0.95], [1] * 10 + [0])
+        item.cosine = cosine
+        slices.append(item)
+    base = Decision("default", 0.7, frozenset(), "model", 0.65)
+
+    far = choose_far(slices, base)
+
+    assert (far.floor, far.far_below, far.far_threshold) == (0.6, 0.7, 0.9)
+    assert [int(hit) for hit in slices[0].hits(far)] == [1] * 10 + [0]
+    # A right pair at 0.52 the model is sure of opens the band to 0.5, at the threshold that
+    # refuses the look-alike.
+    for item in slices:
+        item.cosine = np.array([0.9] * 9 + [0.52, 0.58])
+        item.probability["model"][9] = 0.99
+    assert (choose_far(slices, base).floor, choose_far(slices, base).far_threshold) == (0.5, 0.96)
+    # A look-alike above every far threshold keeps the band closed.
+    for item in slices:
+        item.probability["model"][10] = 0.995
+    assert choose_far(slices, base) == base
 
 
 def test_the_report_decides_a_rewording_as_the_service_does() -> None:

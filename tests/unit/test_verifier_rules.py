@@ -70,6 +70,7 @@ from app.cache.verifier.stages import RulesStage
         ("deactivate read receipts in Teams", "turn read receipts on in Teams", ANTONYM),
         ("customers who churned within 30 days", "customers who churned after more than 30 days", ANTONYM),
         ("laptops under $800 for students", "laptops over $800 for students", ANTONYM),
+        ("interview questions for a junior designer", "interview questions for a senior designer", ANTONYM),
         (
             "flights shorter than five hours from Madrid",
             "flights longer than five hours from Madrid",

@@ -89,6 +89,13 @@ class VerifierPolicy:
     # there. Chosen with the threshold (`default_on_validation`).
     cross_encoder_strict_below: float = 0.8
     cross_encoder_strict_min_score: float = 0.87
+    # Candidates whose cosine is below this (and at least `min_similarity`) are served only when
+    # the cross-encoder is at least `cross_encoder_far_min_score` sure: a paraphrase reworded
+    # through and through may embed at 0.6, among many more look-alikes and unrelated prompts
+    # than above, and only a model all but certain is right there. Chosen with the thresholds
+    # (`default_on_validation`); `min_similarity` at or above it closes the band.
+    cross_encoder_far_below: float = 0.7
+    cross_encoder_far_min_score: float = 0.95
     # A candidate at this cosine or more worded apart from the prompt (`word_overlap` under
     # REWORDED_MAX_OVERLAP: the words both have are under half the words either has; "Best
     # horror movies from the 1990s" / "Top 1990s horror films list") is served
@@ -114,6 +121,12 @@ class VerifierPolicy:
         `word_overlap` with the prompt; None: the cross-encoder is off."""
         if self.cross_encoder_min_score is None:
             return None
+        if similarity < self.cross_encoder_far_below:
+            return max(
+                self.cross_encoder_min_score,
+                self.cross_encoder_strict_min_score,
+                self.cross_encoder_far_min_score,
+            )
         if similarity < self.cross_encoder_strict_below:
             return max(self.cross_encoder_min_score, self.cross_encoder_strict_min_score)
         if similarity >= self.cross_encoder_reworded_above and overlap < REWORDED_MAX_OVERLAP:

@@ -1576,6 +1576,7 @@ _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
     ("formal", "informal"),
     ("beginner", "expert"),
     ("beginner", "advanced"),
+    ("junior", "senior"),
     ("male", "female"),
     ("man", "woman"),
     ("boy", "girl"),

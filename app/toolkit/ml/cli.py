@@ -87,9 +87,9 @@ def train_verifier_command(
         typer.Option(
             min=0,
             help="Times each training row of the written work prompts (work_prompts_train.csv) is read "
-            "per epoch (0: not trained on; the shipped model was trained without them).",
+            "per epoch (0: not trained on, their validation slice then only reported).",
         ),
-    ] = 0,
+    ] = 3,
     paws_pairs: Annotated[
         int | None,
         typer.Option(min=0, help="Training rows drawn from PAWS dev's training part (default: every one)."),
@@ -270,6 +270,14 @@ def report_verifier_command(
             min=0.0, max=1.0, help="Threshold below the strict cosine (default: the tenant default)."
         ),
     ] = None,
+    far_min_score: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Threshold below the far cosine (default: the tenant default)."),
+    ] = None,
+    min_similarity: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Cosine floor to decide with (default: the tenant default)."),
+    ] = None,
     first_pass_dir: Annotated[
         Path | None,
         typer.Option(
@@ -293,6 +301,10 @@ def report_verifier_command(
         policy = replace(policy, cross_encoder_min_score=min_score)
     if strict_min_score is not None:
         policy = replace(policy, cross_encoder_strict_min_score=strict_min_score)
+    if far_min_score is not None:
+        policy = replace(policy, cross_encoder_far_min_score=far_min_score)
+    if min_similarity is not None:
+        policy = replace(policy, min_similarity=min_similarity)
     # The whole PAWS test split (8,000 rows), not the sample the training run reports.
     config = TrainConfig(data_dir=data_dir, seed=seed, paws_test_pairs=8000)
     first_pass = None
@@ -322,9 +334,14 @@ def report_verifier_command(
         if default["cross_encoder_strict_below"] > default["min_similarity"]
         else "no strict band (no threshold below it keeps the precision)"
     )
+    far = (
+        f">= {default['cross_encoder_far_min_score']} below cosine {default['cross_encoder_far_below']}"
+        if default["cross_encoder_far_below"] > default["min_similarity"]
+        else "no far band (no floor below it adds a right hit at the precision)"
+    )
     console.print(
         f"default ({default['rule']}): cosine floor {default['min_similarity']}, "
-        f"cross-encoder >= {default['cross_encoder_min_score']}, {band}"
+        f"cross-encoder >= {default['cross_encoder_min_score']}, {band}, {far}"
     )
     figures_of_first_pass = result["first_pass"]
     if figures_of_first_pass:

@@ -33,7 +33,13 @@ BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
 TARGET_PRECISION = 0.97
 # Pairs below this cosine never reach the model under any floor tried: not scored.
-LOWEST_FLOOR = 0.7
+LOWEST_FLOOR = 0.5
+# The models' ranking (ROC AUC) is measured on the pairs at this cosine or more, where most of
+# the model's decisions fall (and as reports before the far band measured it).
+RANKED_FROM = 0.7
+# Cosine floors tried below the strict band's (`choose_far`), each with the far threshold grid.
+FAR_FLOORS = (0.65, 0.6, 0.55, 0.5)
+FAR_THRESHOLDS = tuple(float(x) for x in np.round(np.arange(0.9, 0.991, 0.01), 2))
 # (cosine floor, cross-encoder threshold, strict threshold below STRICT_BELOW) settings whose
 # figures the report lists; a strict threshold of None: no candidate below STRICT_BELOW.
 SWEEP: tuple[tuple[float, float, float | None], ...] = (
@@ -54,6 +60,18 @@ SWEEP: tuple[tuple[float, float, float | None], ...] = (
     (0.7, 0.65, 0.98),
     (0.7, 0.65, 0.99),
     (0.7, 0.8, 0.87),
+)
+# (cosine floor, far threshold) settings of the far band the report lists, the rest at the
+# service's defaults; a floor at the far cosine closes the band.
+FAR_SWEEP: tuple[tuple[float, float], ...] = (
+    (0.7, 0.95),
+    (0.65, 0.95),
+    (0.6, 0.9),
+    (0.6, 0.95),
+    (0.6, 0.97),
+    (0.55, 0.95),
+    (0.5, 0.95),
+    (0.5, 0.98),
 )
 # The cosine below which the strict threshold applies (the service's `cross_encoder_strict_below`).
 STRICT_BELOW = 0.8
@@ -92,6 +110,9 @@ class Decision:
     # From `reworded_above`, a pair worded apart needs `reworded_margin` less than `threshold`.
     reworded_above: float = 2.0
     reworded_margin: float = 0.0
+    # Below `far_below` the model must reach `far_threshold` (when higher than the two above).
+    far_below: float = 0.0
+    far_threshold: float = 0.0
 
 
 @dataclass
@@ -122,11 +143,15 @@ class ScoredSet:
     def thresholds(self, decision: Decision) -> FloatArray:
         """The model's threshold for each pair (strict below `strict_below`, lower for a rewording)."""
         strict = max(decision.threshold, decision.strict_threshold)
+        far = max(strict, decision.far_threshold)
         reworded = (self.cosine >= decision.reworded_above) & (self.overlap < REWORDED_MAX_OVERLAP)
+        usual = np.where(
+            reworded, max(0.0, decision.threshold - decision.reworded_margin), decision.threshold
+        )
         return np.where(
-            self.cosine < decision.strict_below,
-            strict,
-            np.where(reworded, max(0.0, decision.threshold - decision.reworded_margin), decision.threshold),
+            self.cosine < decision.far_below,
+            far,
+            np.where(self.cosine < decision.strict_below, strict, usual),
         )
 
     def hits(self, decision: Decision) -> BoolArray:
@@ -226,9 +251,9 @@ def best_cosine_cutoff(item: ScoredSet, true_hits: int) -> dict[str, float] | No
 
 
 def ranking_auc(item: ScoredSet, model: str | None) -> float | None:
-    """How well `model`'s probability (None: the cosine) ranks the pairs a model reads, those at
-    LOWEST_FLOOR or more: where a model must add to the cosine to earn its cost."""
-    reached = item.cosine >= LOWEST_FLOOR
+    """How well `model`'s probability (None: the cosine) ranks the pairs at RANKED_FROM or more:
+    where a model must add to the cosine to earn its cost."""
+    reached = item.cosine >= RANKED_FROM
     labels = item.labels[reached]
     if labels.all() or not labels.any():
         return None
@@ -299,6 +324,34 @@ def choose_strict(scored: Sequence[ScoredSet], base: Decision, floor: float) -> 
     return base
 
 
+def choose_far(scored: Sequence[ScoredSet], base: Decision) -> Decision:
+    """`base` (its floor becomes the far cosine) extended down to one of FAR_FLOORS with the lowest
+    far threshold (FAR_THRESHOLDS) that still keeps the precision `_keeps_precision` asks for: of
+    those, the one serving the most of the validation slices' true pairs (each slice weighing the
+    same), the higher floor on a tie (fewer pairs for the model to read); `base` itself when no
+    lower floor adds a right hit."""
+    best, best_recall = base, _pooled_recall(scored, base)
+    for floor in FAR_FLOORS:
+        if floor >= base.floor:
+            continue
+        for threshold in FAR_THRESHOLDS:
+            decision = replace(base, floor=floor, far_below=base.floor, far_threshold=threshold)
+            if not _keeps_precision(scored, decision):
+                continue
+            recall = _pooled_recall(scored, decision)
+            if recall > best_recall + 1e-9:
+                best, best_recall = decision, recall
+            break
+    return best
+
+
+def _pooled_recall(scored: Sequence[ScoredSet], decision: Decision) -> float:
+    """The mean over slices of the share of true pairs served."""
+    return float(
+        np.mean([item.labels[item.hits(decision)].sum() / max(1, item.labels.sum()) for item in scored])
+    )
+
+
 # The band of the first pass: on every validation slice, the two stages together must stay this
 # close to the cross-encoder alone (precision, recall), at the service's defaults.
 BAND_PRECISION_SLACK = 0.005
@@ -361,6 +414,8 @@ def policy_decision(name: str, policy: VerifierPolicy, rules: frozenset[str], mo
         policy.cross_encoder_strict_min_score,
         policy.cross_encoder_reworded_above,
         policy.cross_encoder_reworded_margin,
+        policy.cross_encoder_far_below,
+        policy.cross_encoder_far_min_score,
     )
 
 
@@ -421,7 +476,7 @@ def report(
             "plain_cosine_at_the_same_recall": {
                 d.name: best_cosine_cutoff(item, int((item.hits(d) & labels).sum())) for d in decisions
             },
-            # How well each model alone ranks the pairs that can reach it (cosine >= LOWEST_FLOOR).
+            # How well each model alone ranks the pairs at cosine >= RANKED_FROM.
             "roc_auc": {"cosine": ranking_auc(item, None)}
             | {name: ranking_auc(item, name) for name in item.probability},
             "look_alikes_served_by_kind": {d.name: served_by_kind(item, item.hits(d)) for d in decisions},
@@ -438,16 +493,19 @@ def report(
             },
         }
     chosen = choose(validation, "shipped", enabled)
-    default = choose_strict(
+    default = choose_far(
         validation,
-        choose_default(
+        choose_strict(
             validation,
-            "shipped",
-            enabled,
-            policy.cross_encoder_strict_below,
-            (policy.cross_encoder_reworded_above, policy.cross_encoder_reworded_margin),
+            choose_default(
+                validation,
+                "shipped",
+                enabled,
+                policy.cross_encoder_strict_below,
+                (policy.cross_encoder_reworded_above, policy.cross_encoder_reworded_margin),
+            ),
+            policy.cross_encoder_far_below,
         ),
-        policy.min_similarity,
     )
     default_policy = policy_decision("", policy, enabled, "shipped")
     sweep = {
@@ -460,6 +518,15 @@ def report(
         }
         for floor, threshold, strict in SWEEP
     }
+    for floor, threshold in FAR_SWEEP:
+        decision = replace(
+            default_policy,
+            floor=floor,
+            far_below=max(floor, policy.cross_encoder_far_below),
+            far_threshold=threshold,
+        )
+        name = f"the defaults, floor {floor:g}, {threshold:g} below {decision.far_below:g}"
+        sweep[name] = {item.labelled.name: figures(item.hits(decision), item.labels) for item in validation}
     for above, margin in REWORDED_SWEEP:
         decision = replace(default_policy, reworded_above=above, reworded_margin=margin)
         name = f"the defaults, {margin:g} less for a rewording from {above:g}"
@@ -470,6 +537,8 @@ def report(
             "cross_encoder_min_score": policy.cross_encoder_min_score,
             "cross_encoder_strict_below": policy.cross_encoder_strict_below,
             "cross_encoder_strict_min_score": policy.cross_encoder_strict_min_score,
+            "cross_encoder_far_below": policy.cross_encoder_far_below,
+            "cross_encoder_far_min_score": policy.cross_encoder_far_min_score,
             "cross_encoder_reworded_above": policy.cross_encoder_reworded_above,
             "cross_encoder_reworded_margin": policy.cross_encoder_reworded_margin,
             "disabled_rules": sorted(policy.disabled_rules),
@@ -485,11 +554,15 @@ def report(
             "rule": f"the lowest threshold keeping each of {', '.join(DEFAULT_SLICES)} at precision >= "
             f"{DEFAULT_PRECISION} and every validation slice at least as precise as plain cosine >= "
             f"{PLAIN_COSINE}, at cosine >= {policy.cross_encoder_strict_below}; then, down to cosine "
-            f"{policy.min_similarity}, the lowest strict threshold keeping both",
+            f"{policy.cross_encoder_far_below}, the lowest strict threshold keeping both; then, of the floors "
+            f"{', '.join(f'{f:g}' for f in FAR_FLOORS)}, the one whose lowest far threshold keeping both "
+            "serves the most true pairs",
             "min_similarity": default.floor,
             "cross_encoder_min_score": default.threshold,
             "cross_encoder_strict_below": default.strict_below,
             "cross_encoder_strict_min_score": default.strict_threshold,
+            "cross_encoder_far_below": default.far_below,
+            "cross_encoder_far_min_score": default.far_threshold,
         },
         "threshold_sweep": sweep,
         "sets": sets,
