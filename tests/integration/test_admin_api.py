@@ -1277,6 +1277,8 @@ async def test_unknown_repeated_or_unholdable_query_parameters_are_refused(
         {"min_similarity": 1.5},
         {"cross_encoder_strict_below": -0.1},
         {"cross_encoder_strict_min_score": 2},
+        {"cross_encoder_far_below": "0.6"},
+        {"cross_encoder_far_min_score": 1.2},
         {"cross_encoder_reworded_above": 1.01},
         {"cross_encoder_reworded_margin": -0.3},
         {"max_temperature": -1},
