@@ -71,6 +71,8 @@ from app.cache.verifier.stages import RulesStage
         ("customers who churned within 30 days", "customers who churned after more than 30 days", ANTONYM),
         ("laptops under $800 for students", "laptops over $800 for students", ANTONYM),
         ("interview questions for a junior designer", "interview questions for a senior designer", ANTONYM),
+        ("why did commit 3f2a9c1 break the build", "why did commit 3f2a9c7 break the build", ENTITY),
+        ("logs of pod 5d8f7-x2k", "logs of pod 5d8f7-q9z", ENTITY),
         (
             "flights shorter than five hours from Madrid",
             "flights longer than five hours from Madrid",
@@ -183,6 +185,8 @@ def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
         # A verb that reads the same both ways, a preposition after "is", both directions named.
         ("I met her on Hinge last week. What next?", "She met me on Hinge last week. What next?"),
         ("Is she like me?", "Am I like her?"),
+        # An identifier led by a digit is the same name in both.
+        ("revert commit 3f2a9c1 please", "please revert 3f2a9c1"),
         ("Should I text him first or vice versa?", "Should he text me first or vice versa?"),
     ],
 )

@@ -740,6 +740,7 @@ _NOT_NAMES: Final = frozenset(
 
 
 _POSSESSIVE: Final = re.compile(r"'s?$", re.IGNORECASE)
+_DIGIT_AFTER_LETTER: Final = re.compile(r"[^\W\d_]\d")
 
 
 def _is_identifier(word: str) -> bool:
@@ -776,8 +777,10 @@ def entities(text: str) -> tuple[str, ...]:
     for match in re.finditer(r"(?<![\w'])[^\W_][\w'+#-]*", rest):
         # "Nigeria's population" names Nigeria as "the population of Nigeria" does.
         word = _POSSESSIVE.sub("", match.group(0)).strip("'-")
-        # Numbers ("5km", "v3.11", "10-year-old") belong to the number rule.
-        if not word or word[0].isdigit() or re.match(r"[vV]\d", word) or word.lower() in _NOT_NAMES:
+        # Numbers ("5km", "v3.11", "10-year-old") belong to the number rule; a word led by a digit
+        # with a digit after a letter is an identifier ("3f2a9c1", a commit; "5d8f7-x2k", a pod).
+        numeric = word[:1].isdigit() and not _DIGIT_AFTER_LETTER.search(word)
+        if not word or numeric or re.match(r"[vV]\d", word) or word.lower() in _NOT_NAMES:
             continue
         before = match.start() - 1
         while before >= 0 and rest[before].isspace():
