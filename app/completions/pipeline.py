@@ -104,6 +104,12 @@ class Caller:
     metadata: dict[str, Any] = field(default_factory=dict)
     client_request_id: str | None = None  # the client's own, if it sent one
     booked: bool = False  # its ledger row is written (or spooled): exactly one per request
+    # A failed request as booked: the model that billed tokens, those tokens, their cost, and
+    # the time to the failure (the native call's failure body reports them).
+    failed_model: str | None = None
+    failed_tokens: int = 0
+    failed_cost_usd: Decimal = Decimal(0)
+    failed_latency_ms: float = 0.0
     # The connection's ASGI `receive`, for a non-streamed request: a miss watches it so that a
     # client that left before the answer is booked 499 (a stream's response watches its own).
     receive: Receive | None = None
@@ -1265,6 +1271,11 @@ class CompletionPipeline:
         )
         await self.books.book(row, reservation=reservation, usage=used if used.total else None)
         caller.booked = True
+        caller.failed_latency_ms = latency_ms
+        if used.total:
+            caller.failed_model = spent_on[-1][0]
+            caller.failed_tokens = used.total
+            caller.failed_cost_usd = cost
 
     async def _with_billed(
         self,

@@ -138,10 +138,11 @@ class CompletionsController(Controller):
             failed = RequestOut(
                 request_id=request_id,
                 output=None,
-                model_used=None,
-                latency_ms=0.0,
-                tokens_used=0,
-                cost_usd="0",
+                # What the ledger booked for it: answers a provider billed though none could be used.
+                model_used=caller.failed_model,
+                latency_ms=round(caller.failed_latency_ms, 3),
+                tokens_used=caller.failed_tokens,
+                cost_usd=money_text(caller.failed_cost_usd),
                 status="FAILED",
                 cache=CacheInfo(status="MISS", similarity=None, entry_id=None),
                 error=exc.detail,

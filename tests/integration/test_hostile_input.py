@@ -1040,6 +1040,31 @@ async def test_an_empty_answer_the_provider_counted_is_booked_for_its_tokens(
     assert both["prompt_tokens"] > answered.json()["usage"]["prompt_tokens"]
 
 
+async def test_the_native_call_that_failed_reports_what_the_provider_billed(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """`POST /v1/requests` that fails after a provider billed an empty answer says, in its
+    FAILED body, the tokens, cost and model the ledger booked for it, not 0."""
+    tenant: TenantKey = await make_tenant("native-empty")
+    failed = await client.post(
+        "/v1/requests",
+        headers=tenant.headers,
+        json={"model": EMPTY, "input": "Describe the weather on Titan in detail."},
+    )
+    assert failed.status_code == 502, failed.text[:300]
+    body = failed.json()
+    assert body["status"] == "FAILED"
+    [row] = [row for row in await ledger_rows(sessionmaker, tenant.tenant_id)]
+    assert row["request_id"] == body["request_id"]
+    assert (body["model_used"], body["tokens_used"]) == (
+        EMPTY,
+        row["prompt_tokens"] + row["completion_tokens"],
+    )
+    assert body["tokens_used"] > 0
+    assert Decimal(body["cost_usd"]) == row["cost_usd"] > 0
+    assert body["latency_ms"] > 0
+
+
 async def test_an_empty_answer_the_provider_counted_is_booked_when_the_deadline_or_a_stale_answer_ends_the_request(
     client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
