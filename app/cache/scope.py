@@ -87,6 +87,25 @@ UNSCOPED_PARAMETERS = frozenset(
 # than a request that allows 300 may be sent. An app sends the same limit each time, so its
 # repeats still share an entry.
 
+# Parameters sent at the value the API takes when they are left out ask for the same answer as
+# a request without them ("n": 1 from one client, no "n" from another): left out of the scope.
+_API_DEFAULTS: Final[Mapping[str, object]] = {
+    "n": 1,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
+    "logprobs": False,
+}
+
+
+def _at_default(name: str, value: object) -> bool:
+    default = _API_DEFAULTS.get(name)
+    if default is None:
+        return False
+    if isinstance(default, bool) or isinstance(value, bool):
+        return value is default
+    return isinstance(value, int | float) and value == default
+
+
 _WHITESPACE = re.compile(r"\s+")
 # Line breaks, as str.splitlines counts them, and the other whitespace (spaces, tabs: a line's
 # indentation). Possessive runs, each tried only where a run of whitespace starts: linear time.
@@ -271,7 +290,12 @@ def _indented_or_space(run: re.Match[str]) -> str:
     """A run of whitespace with a line break in it: the last line break and the indentation after
     it, when the next line is indented; else one space."""
     indent = run.group(1)
-    return "\n" + indent if indent else " "
+    # A space before a combining mark is what NFKC made of a spacing accent ("¸" is " " and a
+    # cedilla): part of the line's first character, not its indentation.
+    following = run.string[run.end() : run.end() + 1]
+    if indent and not (following and unicodedata.combining(following)):
+        return "\n" + indent
+    return " "
 
 
 def _visible_tags(flag: re.Match[str]) -> str:
@@ -395,11 +419,15 @@ def scope_of(
             raise Unprocessable("The last user message has no content.")
         raise NothingToLookUp("The last user message has no visible text.")
     params = params or {}
-    shaping = {name: params[name] for name in SCOPE_PARAMETERS if params.get(name) is not None}
+    shaping = {
+        name: params[name]
+        for name in SCOPE_PARAMETERS
+        if params.get(name) is not None and not _at_default(name, params[name])
+    }
     other = {
         name: value
         for name, value in params.items()
-        if value is not None and name not in UNSCOPED_PARAMETERS and name not in shaping
+        if value is not None and name not in UNSCOPED_PARAMETERS and name not in SCOPE_PARAMETERS
     }
     # max_completion_tokens wins over max_tokens, as upstream; a null one is no limit given.
     tokens = params.get("max_completion_tokens")

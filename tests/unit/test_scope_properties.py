@@ -96,11 +96,31 @@ def test_any_change_to_the_context_or_model_changes_the_scope(context: list, pro
     assert base.scope_hash != other_model.scope_hash
 
 
-@given(text, st.sampled_from(SCOPE_PARAMETERS), st.integers(min_value=1, max_value=5))
+@given(text, st.sampled_from(SCOPE_PARAMETERS), st.integers(min_value=2, max_value=5))
 def test_every_output_shaping_parameter_is_in_the_scope(prompt: str, parameter: str, value: int) -> None:
     plain = scope_of("m", [{"role": "user", "content": prompt}])
     shaped = scope_of("m", [{"role": "user", "content": prompt}], {parameter: value})
     assert plain.scope_hash != shaped.scope_hash
+
+
+@pytest.mark.parametrize(
+    ("sent", "same"),
+    [
+        ({"n": 1}, True),
+        ({"n": 1.0}, True),
+        ({"presence_penalty": 0, "frequency_penalty": 0.0, "logprobs": False}, True),
+        ({"n": 2}, False),
+        ({"n": True}, False),
+        ({"logprobs": 0}, False),
+        ({"presence_penalty": 0.1}, False),
+        ({"logprobs": True}, False),
+    ],
+)
+def test_a_parameter_sent_at_the_apis_default_is_the_request_without_it(sent: dict, same: bool) -> None:  # type: ignore[type-arg]
+    """One client sends `"n": 1`, another leaves it out: the same answer, one entry."""
+    plain = scope_of("m", [{"role": "user", "content": "Summarise the incident report."}])
+    other = scope_of("m", [{"role": "user", "content": "Summarise the incident report."}], sent)
+    assert (plain.scope_hash == other.scope_hash) is same
 
 
 @given(text, st.floats(min_value=0, max_value=2), st.booleans())
