@@ -100,4 +100,12 @@ def check_policy(settings: dict[str, Any] | None) -> TenantCachePolicy:
             f"the rules are {', '.join(RULES)}.",
             extra={"known_rules": list(RULES)},
         )
+    if policy.cross_encoder_far_below > policy.cross_encoder_strict_below:
+        # The far band lies below the strict one; the other way round the far score would rule
+        # cosines the strict band names.
+        raise Unprocessable(
+            "Invalid tenant cache settings: cross_encoder_far_below "
+            f"({policy.cross_encoder_far_below}) is above cross_encoder_strict_below "
+            f"({policy.cross_encoder_strict_below}); the far band lies below the strict one."
+        )
     return policy

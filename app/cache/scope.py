@@ -89,12 +89,9 @@ UNSCOPED_PARAMETERS = frozenset(
 
 # Parameters sent at the value the API takes when they are left out ask for the same answer as
 # a request without them ("n": 1 from one client, no "n" from another): left out of the scope.
-_API_DEFAULTS: Final[Mapping[str, object]] = {
-    "n": 1,
-    "presence_penalty": 0,
-    "frequency_penalty": 0,
-    "logprobs": False,
-}
+# (Not the penalties: a llama.cpp or Ollama upstream fills in penalties of its own configuration
+# for a request without them, so 0 sent is not always what none sent means.)
+_API_DEFAULTS: Final[Mapping[str, object]] = {"n": 1, "logprobs": False}
 
 
 def _at_default(name: str, value: object) -> bool:
@@ -290,12 +287,12 @@ def _indented_or_space(run: re.Match[str]) -> str:
     """A run of whitespace with a line break in it: the last line break and the indentation after
     it, when the next line is indented; else one space."""
     indent = run.group(1)
-    # A space before a combining mark is what NFKC made of a spacing accent ("¸" is " " and a
-    # cedilla): part of the line's first character, not its indentation.
+    # One space before a combining mark is what NFKC made of a spacing accent at the line's
+    # start ("¸" is " " and a cedilla): part of its first character, not an indentation.
     following = run.string[run.end() : run.end() + 1]
-    if indent and not (following and unicodedata.combining(following)):
-        return "\n" + indent
-    return " "
+    if indent == " " and following and unicodedata.combining(following):
+        return " "
+    return "\n" + indent if indent else " "
 
 
 def _visible_tags(flag: re.Match[str]) -> str:

@@ -275,6 +275,7 @@ class CompletionPipeline:
                 seconds = time.monotonic() - started
                 if not caller.booked:
                     await self._book_refusal(caller, model, status, seconds * 1000, exc)
+                caller.failed_latency_ms = caller.failed_latency_ms or seconds * 1000
                 if isinstance(exc, QuotaExceeded):
                     # A refusal whose quota could not be read names none (`unnamed_refusal`).
                     named = exc.extra.get("quota") or {}

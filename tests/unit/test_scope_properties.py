@@ -46,6 +46,23 @@ def test_whitespace_runs_and_ends_do_not_matter(prompt: str, gap: str) -> None:
     assert normalise_prompt(spaced) == normalise_prompt(" ".join(prompt.split()))
 
 
+@pytest.mark.parametrize(
+    ("accented", "flat"),
+    [("\n0\n¸\n", "0 ¸"), ("x\n´y z", "x ´y z")],
+)
+def test_a_spacing_accent_that_starts_a_line_is_not_an_indentation(accented: str, flat: str) -> None:
+    """NFKC spells "¸" as a space and a cedilla: after a line break that space is the accent's."""
+    assert normalise_prompt(accented) == normalise_prompt(flat)
+    assert indentation(normalise_prompt(accented)) == ()
+
+
+@pytest.mark.parametrize("indent", ["    ", "\t", "  "])
+def test_a_real_indentation_before_an_accent_is_kept(indent: str) -> None:
+    indented = normalise_prompt(f"a\n{indent}¸b")
+    assert indented != normalise_prompt("a ¸b")
+    assert indentation(indented)
+
+
 @given(text, st.sampled_from(["\n    ", "\n\t", " \n\n  "]))
 def test_a_lines_indentation_matters_and_is_not_read_by_the_models(prompt: str, indent: str) -> None:
     # Words of characters the normalisation drops (U+E0000, say) make blank lines: not layout.
@@ -107,8 +124,10 @@ def test_every_output_shaping_parameter_is_in_the_scope(prompt: str, parameter: 
     ("sent", "same"),
     [
         ({"n": 1}, True),
-        ({"n": 1.0}, True),
-        ({"presence_penalty": 0, "frequency_penalty": 0.0, "logprobs": False}, True),
+        ({"n": 1, "logprobs": False}, True),
+        # An upstream of another kind may fill in penalties of its own for a request without them.
+        ({"presence_penalty": 0}, False),
+        ({"frequency_penalty": 0.0}, False),
         ({"n": 2}, False),
         ({"n": True}, False),
         ({"logprobs": 0}, False),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from app.cache.bound.service import graded_by_the_curve
+from app.cache.policy import TenantCachePolicy, check_policy, parse_policy
 from app.cache.verifier import (
     CROSS_ENCODER,
     FIRST_PASS,
@@ -23,6 +24,7 @@ from app.cache.verifier import (
     build_verifier,
     word_overlap,
 )
+from app.errors import Unprocessable
 
 
 class FakeScorer:
@@ -283,6 +285,19 @@ def test_below_the_far_cosine_only_a_model_all_but_certain_serves() -> None:
     assert scorer.calls == []
 
 
+def test_below_the_far_cosine_the_model_reads_a_candidate_only_when_none_is_above() -> None:
+    policy = VerifierPolicy(min_similarity=0.5, cross_encoder_far_below=0.7)
+    strict = candidate("5 km expressed in miles", 0.75)
+    far = candidate("convert five kilometres to the imperial unit", 0.62)
+    scorer = FakeScorer({strict.prompt: 0.3, far.prompt: 0.99})
+    verdict = build_verifier(scorer).decide(QUERY, [strict, far], policy)
+    assert scorer.calls == [[(QUERY, strict.prompt)]]
+    assert not verdict.hit
+    scorer.calls.clear()
+    assert build_verifier(scorer).decide(QUERY, [far], policy).accepted == far
+    assert scorer.calls == [[(QUERY, far.prompt)]]
+
+
 def test_below_the_strict_cosine_the_model_reads_a_candidate_only_when_none_is_above() -> None:
     policy = VerifierPolicy(min_similarity=0.7, cross_encoder_min_score=0.65, cross_encoder_strict_below=0.8)
     above = candidate("how many miles is 5 km", 0.85)
@@ -454,3 +469,29 @@ def test_below_the_strict_cosine_the_first_pass_reads_only_what_the_cross_encode
     assert large.calls == [[(QUERY, above.prompt)]]
     assert not verdict.hit
     assert verdict.rejections == {above.entry_id: CROSS_ENCODER, below.entry_id: CROSS_ENCODER}
+
+
+def test_every_verifier_setting_a_tenant_has_reaches_the_verifier() -> None:
+    """A tenant setting named as a verifier field is passed on, not left at the default."""
+    verifier_fields = {field.name for field in fields(VerifierPolicy)}
+    shared = sorted(set(TenantCachePolicy.__struct_fields__) & verifier_fields)
+    assert "cross_encoder_far_min_score" in shared
+    changed: dict[str, object] = {}
+    for name in shared:
+        default = getattr(VerifierPolicy(), name)
+        if isinstance(default, bool):
+            changed[name] = not default
+        elif isinstance(default, float):
+            changed[name] = round(default / 2, 3)
+        elif isinstance(default, frozenset):
+            changed[name] = ["number"]
+    policy = parse_policy(changed).verifier_policy()
+    for name, value in changed.items():
+        expected = frozenset(value) if isinstance(value, list) else value
+        assert getattr(policy, name) == expected, name
+
+
+def test_a_far_band_above_the_strict_one_is_refused() -> None:
+    with pytest.raises(Unprocessable, match="far band lies below the strict one"):
+        check_policy({"cross_encoder_far_below": 0.85})
+    assert check_policy({"cross_encoder_far_below": 0.75}).cross_encoder_far_below == 0.75

@@ -65,7 +65,8 @@ class VerifierPolicy:
 
     # Cosine floor when the cross-encoder reads the candidates after the rules: low enough to
     # let the model recover paraphrases that embed far apart, high enough to spare it hopeless ones.
-    # Below `cross_encoder_strict_below` the model must be surer (`cross_encoder_strict_min_score`).
+    # Below `cross_encoder_strict_below` the model must be surer (`cross_encoder_strict_min_score`),
+    # below `cross_encoder_far_below` surer still (`cross_encoder_far_min_score`).
     min_similarity: float = 0.7
     # Cosine floor when no cross-encoder runs (none shipped, or the tenant turned it off): the
     # floor and the rules are then the whole decision. 0.9 with the rules served 2% of the chat

@@ -59,16 +59,20 @@ def _to_read(query: str, candidates: Sequence[Candidate], policy: VerifierPolicy
 
     Candidates come best cosine first; the model's cost grows with every pair it reads, and a
     prompt's true paraphrase is almost always among the nearest two survivors. Those below the
-    strict cosine are read only when no survivor is above it: they are served only when the
-    model is very sure, and would cost a pair on most hits.
+    strict cosine are read only when no survivor is above it, and those below the far cosine only
+    when no survivor is above that: they are served only when the model is very sure, and would
+    cost a pair on most hits.
     """
     above = [c for c in candidates if c.similarity >= policy.cross_encoder_strict_below]
+    if not above:
+        above = [c for c in candidates if c.similarity >= policy.cross_encoder_far_below]
     return word_nearest_first(query, above or candidates)[:MAX_SCORED]
 
 
 def _threshold(query: str, candidate: Candidate, policy: VerifierPolicy) -> float | None:
     """The lowest probability served for this candidate (`VerifierPolicy.cross_encoder_threshold`):
-    surer below the strict cosine, less so for a rewording near cosine 1."""
+    surer below the strict cosine, surer still below the far one, less so for a rewording near
+    cosine 1."""
     reworded_range = candidate.similarity >= policy.cross_encoder_reworded_above
     overlap = word_overlap(candidate.beside(query), candidate.prompt) if reworded_range else 1.0
     return policy.cross_encoder_threshold(candidate.similarity, overlap)

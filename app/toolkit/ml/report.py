@@ -40,6 +40,11 @@ RANKED_FROM = 0.7
 # Cosine floors tried below the strict band's (`choose_far`), each with the far threshold grid.
 FAR_FLOORS = (0.65, 0.6, 0.55, 0.5)
 FAR_THRESHOLDS = tuple(float(x) for x in np.round(np.arange(0.9, 0.991, 0.01), 2))
+# A lower floor costs a model read on more lookups (misses among them): it is taken only when it
+# serves at least this much more of the true pairs (mean recall over the validation slices).
+FAR_MIN_GAIN = 0.005
+# The floors the strict rule (`choose`) searches, with one threshold and no band.
+CHOSEN_FLOOR = 0.7
 # (cosine floor, cross-encoder threshold, strict threshold below STRICT_BELOW) settings whose
 # figures the report lists; a strict threshold of None: no candidate below STRICT_BELOW.
 SWEEP: tuple[tuple[float, float, float | None], ...] = (
@@ -266,7 +271,7 @@ def choose(scored: Sequence[ScoredSet], model: str, rules: frozenset[str]) -> De
     each validation set weighing the same whatever its size."""
     best: tuple[float, float, float] = (-1.0, 0.8, 1.0)
     thresholds = np.round(np.arange(0.5, 0.996, 0.01), 2)
-    for floor in np.round(np.arange(LOWEST_FLOOR, 0.921, 0.02), 2):
+    for floor in np.round(np.arange(CHOSEN_FLOOR, 0.921, 0.02), 2):
         base = [item.hits(Decision("", float(floor), rules)) for item in scored]
         for threshold in thresholds:
             true_w = served_w = positive_w = 0.0
@@ -328,8 +333,8 @@ def choose_far(scored: Sequence[ScoredSet], base: Decision) -> Decision:
     """`base` (its floor becomes the far cosine) extended down to one of FAR_FLOORS with the lowest
     far threshold (FAR_THRESHOLDS) that still keeps the precision `_keeps_precision` asks for: of
     those, the one serving the most of the validation slices' true pairs (each slice weighing the
-    same), the higher floor on a tie (fewer pairs for the model to read); `base` itself when no
-    lower floor adds a right hit."""
+    same), a lower floor only when it serves FAR_MIN_GAIN more than the best higher one; `base`
+    itself when no lower floor does."""
     best, best_recall = base, _pooled_recall(scored, base)
     for floor in FAR_FLOORS:
         if floor >= base.floor:
@@ -339,7 +344,7 @@ def choose_far(scored: Sequence[ScoredSet], base: Decision) -> Decision:
             if not _keeps_precision(scored, decision):
                 continue
             recall = _pooled_recall(scored, decision)
-            if recall > best_recall + 1e-9:
+            if recall >= best_recall + FAR_MIN_GAIN - 1e-9:
                 best, best_recall = decision, recall
             break
     return best

@@ -74,8 +74,8 @@ class TrainConfig:
     file_pairs: tuple[tuple[str, int], ...] = (("paws_dev", 10**6), ("qqp", 10**6), ("mrpc", 10**6))
     langcache_repeats: int = 2
     # Times each training row of the written work prompts is read per epoch (0: not trained on;
-    # their validation slice is reported either way).
-    written_repeats: int = 0
+    # their validation slice is reported either way, and chooses thresholds only when trained on).
+    written_repeats: int = 3
     # Order and role transformations of real sentences, and pairs from the two-party frames.
     swap_pairs: int = 6000
     role_frame_pairs: int = 800
