@@ -429,7 +429,7 @@ def eval_pairs(
     import msgspec
     from rich.progress import Progress
 
-    from app.cache.policy import parse_policy
+    from app.cache.policy import check_policy
     from app.cache.service import CacheService
     from app.db.engine import create_engine, create_sessionmaker, transaction
     from app.errors import DejaError
@@ -443,7 +443,7 @@ def eval_pairs(
         _require_matplotlib()
     try:
         labelled = read_pairs(pairs)
-        policy = parse_policy(_json_option(tenant_settings, "--settings"))
+        policy = check_policy(_json_option(tenant_settings, "--settings"))
     except DejaError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(2) from exc

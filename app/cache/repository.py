@@ -95,6 +95,7 @@ _ADD_ALIAS = text(
     "ON CONFLICT DO NOTHING"
 )
 _DROP_ALIASES = text("DELETE FROM cache_aliases WHERE entry_id = :entry_id")
+_DROP_TENANT_ALIASES = text("DELETE FROM cache_aliases WHERE tenant_id = :tenant_id")
 
 
 # Transaction-local, in one round trip. Custom plans only: a cached generic plan does not know
@@ -320,6 +321,11 @@ class CacheRepository:
         if not correct:  # its paraphrases no longer find it either
             await self.session.execute(_DROP_ALIASES, {"entry_id": entry_id})
         return await self.get(entry_id)
+
+    async def drop_tenant_aliases(self, tenant_id: uuid.UUID) -> int:
+        """Every alias of the tenant: the wordings its verifier served under settings it no longer has."""
+        result = await self.session.execute(_DROP_TENANT_ALIASES, {"tenant_id": tenant_id})
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def clear_flag(self, entry_id: uuid.UUID) -> bool:
         """A reviewer judged a flagged entry right after all: it serves again (its counts stay)."""

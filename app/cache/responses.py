@@ -59,11 +59,22 @@ class _Choice(msgspec.Struct):
     finish_reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
+TokenCount = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: TokenCount = 0
+    completion_tokens: TokenCount = 0
+    total_tokens: TokenCount = 0
+
+
 class _Completion(msgspec.Struct):
     """What a stored answer must look like to be replayed, as JSON or as a stream (other fields pass)."""
 
     choices: Annotated[list[_Choice], msgspec.Meta(min_length=1, max_length=128)]
     model: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    # Counts of tokens, when given: whole numbers, none below 0 (a hit books what they saved).
+    usage: _Usage | None = None
 
 
 def check_completion(
@@ -94,6 +105,9 @@ def check_completion(
             "'response' must not call tools: the requests it serves offer none (store a chat request's "
             "answer through /v1/chat/completions instead)."
         )
+    if not (message.get("content") or message.get("refusal") or message.get("audio")):
+        # An upstream's empty answer is a failure, never stored: one given here is no answer either.
+        raise Unprocessable("'response.choices[0].message' holds no answer: its content is empty.")
     if choices[0].get("index", 0) != 0:
         raise Unprocessable("'response.choices[0].index' must be 0, or left out.")
     value = {

@@ -180,6 +180,8 @@ class CacheController(Controller):
         services: NamedDependency[Services],
     ) -> CreatedOut:
         if isinstance(data.response, str):
+            if not data.response.strip():
+                raise Unprocessable("'response' holds no answer: it is empty.")
             response = completion_from_text(data.model, data.response)
         else:
             response = check_completion(

@@ -19,8 +19,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.audit import AuditRepository
-from app.cache.policy import check_policy
+from app.cache.policy import check_policy, parse_policy
 from app.cache.purge import CachePurge, PurgeFilter
+from app.cache.repository import CacheRepository
+from app.cache.verifier import VerifierPolicy
 from app.db.engine import transaction
 from app.errors import NotFound, Unprocessable
 from app.ledger.repository import LedgerBatch, LedgerRepository
@@ -109,6 +111,14 @@ def check_name(name: str) -> str:
     return name
 
 
+def _verifier_of(settings: dict[str, Any] | None) -> VerifierPolicy | None:
+    """The verifier policy stored settings give; None when they no longer parse."""
+    try:
+        return parse_policy(settings).verifier_policy()
+    except Unprocessable:
+        return None
+
+
 class TenantService:
     def __init__(self, session: AsyncSession, actor: str) -> None:
         self.session = session
@@ -150,11 +160,18 @@ class TenantService:
         changes = patch.changes()
         if "name" in changes:
             changes["name"] = check_name(changes["name"])
+        verifier_changed = False
         if "settings" in changes:
-            check_policy(changes["settings"])
+            verifier = check_policy(changes["settings"]).verifier_policy()
+            verifier_changed = verifier != _verifier_of(tenant.settings)
         tenant = await self.tenants.update(tenant, **changes)
+        audited = dict(changes)
+        if verifier_changed:
+            # An alias serves a paraphrase without the verifier: those its old settings served go,
+            # and the new settings decide each of them again on its next lookup.
+            audited["aliases_dropped"] = await CacheRepository(self.session).drop_tenant_aliases(tenant_id)
         await self.audit.record(
-            self.actor, "tenant.update", tenant_id=tenant_id, filters=changes, rows_affected=1
+            self.actor, "tenant.update", tenant_id=tenant_id, filters=audited, rows_affected=1
         )
         return tenant
 

@@ -723,7 +723,7 @@ def _chunk_data(chunk: Any) -> dict[str, Any]:
     """A streamed piece as a dict, once it has a chat completion chunk's shape; else the stream
     is broken (valid JSON of another shape is no answer either)."""
     try:
-        data = chunk.to_dict(mode="json")
+        data = chunk.to_dict(mode="json", warnings=False)
         msgspec.convert(data, _ChunkShape)
     except (AttributeError, TypeError, ValueError, msgspec.ValidationError):
         raise _Failure(

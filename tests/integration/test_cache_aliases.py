@@ -17,7 +17,7 @@ from app.cache.aliases import AliasWriter, NewAlias
 from app.cache.repository import CacheRepository
 from app.db.engine import transaction
 from app.db.fastpath import FastConnections
-from tests.conftest import ServerThread
+from tests.conftest import ADMIN_HEADERS, ServerThread
 from tests.integration.test_cache_api import answer_of, lookup, store
 
 STORED = "How do I reset my password?"
@@ -64,6 +64,38 @@ async def test_aliases_go_with_their_entry_and_when_it_is_flagged(
     assert (await lookup(http, t.headers, PARAPHRASE, namespace="n"))["tier"] == "alias"
     assert (await http.delete(f"/v1/cache/entries/{entry_id}", headers=t.headers)).status_code == 204
     assert (await lookup(http, t.headers, PARAPHRASE, namespace="n"))["hit"] is False
+
+
+async def test_new_verifier_settings_decide_again_what_an_alias_served(
+    http: httpx.AsyncClient, make_tenant, deja: ServerThread
+) -> None:  # type: ignore[no-untyped-def]
+    """An alias serves without the verifier: when the tenant's verifier settings change, the
+    paraphrases its old settings served are looked up again under the new ones; a change that
+    leaves the verifier as it was keeps them."""
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, STORED, "Use the reset link.")
+    await lookup(http, t.headers, PARAPHRASE)
+    await deja.settle()
+    assert (await lookup(http, t.headers, PARAPHRASE))["tier"] == "alias"
+
+    async def patch(settings: dict[str, object]) -> None:
+        response = await http.patch(
+            f"/admin/tenants/{t.tenant_id}", headers=ADMIN_HEADERS, json={"settings": settings}
+        )
+        assert response.status_code == 200, response.text
+
+    await patch({"default_ttl_s": 3600})
+    assert (await lookup(http, t.headers, PARAPHRASE))["tier"] == "alias"
+    # No model sure enough for them, now: the alias no longer answers either.
+    await patch({"default_ttl_s": 3600, "cross_encoder_min_score": 1.0, "cross_encoder_reworded_margin": 0})
+    assert (await lookup(http, t.headers, PARAPHRASE))["hit"] is False
+    # Back to the defaults: decided by the verifier again, then an alias again.
+    await patch({})
+    again = await lookup(http, t.headers, PARAPHRASE)
+    assert (again["hit"], again["tier"], again["entry_id"]) == (True, "semantic", entry_id)
+    audit = await http.get("/admin/audit", headers=ADMIN_HEADERS, params={"tenant_id": str(t.tenant_id)})
+    updates = [row["filters"] for row in audit.json() if row["action"] == "tenant.update"]
+    assert sorted(row.get("aliases_dropped") for row in updates if "aliases_dropped" in row) == [0, 1]
 
 
 async def test_an_entry_keeps_a_bounded_number_of_aliases(

@@ -367,6 +367,27 @@ async def test_bad_requests_are_4xx_problems(http: httpx.AsyncClient, make_tenan
         "/v1/cache/entries", headers=t.headers, json={"model": MODEL, "prompt": "a", "response": {"x": 1}}
     )
     assert bad_response.status_code == 422
+    # No answer to serve, or token counts no request has: refused, as an upstream's would be.
+    message = {"role": "assistant", "content": "Fine."}
+    for response in (
+        "  ",
+        {"choices": [{"message": {"role": "assistant", "content": None}}]},
+        {"choices": [{"message": {"role": "assistant", "content": ""}}]},
+        {"choices": [{"message": message}], "usage": {"prompt_tokens": -1}},
+        {"choices": [{"message": message}], "usage": {"completion_tokens": "lots"}},
+        {"choices": [{"message": message}], "usage": {"prompt_tokens": 1.5}},
+    ):
+        refused = await http.post(
+            "/v1/cache/entries", headers=t.headers, json={"model": MODEL, "prompt": "a", "response": response}
+        )
+        assert refused.status_code == 422, (response, refused.text)
+    refusal = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
+    kept = await http.post(
+        "/v1/cache/entries",
+        headers=t.headers,
+        json={"model": MODEL, "prompt": "a", "response": {"choices": [{"message": refusal}]}},
+    )
+    assert kept.status_code == 201, kept.text
 
 
 async def test_hits_are_counted_on_the_entry(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]

@@ -254,7 +254,8 @@ def report_verifier_command(
     ),
     verifier_dir: Annotated[Path, typer.Option(help="The verifier to report on.")] = DEFAULT_VERIFIER_DIR,
     previous_dir: Annotated[
-        Path | None, typer.Option(help="An earlier verifier to set beside it, at the defaults it shipped with.")
+        Path | None,
+        typer.Option(help="An earlier verifier to set beside it, at the defaults it shipped with."),
     ] = None,
     json_out: Annotated[Path | None, typer.Option(help="Also write the whole report as JSON here.")] = None,
     seed: Annotated[int, typer.Option(help="The training run's seed (it fixes the validation slices).")] = 13,
