@@ -919,8 +919,9 @@ async def test_a_stored_answer_that_cannot_be_replayed_is_refused_when_stored(
         assert stored.status_code == 422, (response, stored.text)
         assert_problem(stored)
 
-    # Usage no request could count is refused (a hit books it as savings); odd but possible usage
-    # (a float, a negative count, a string) replays, streamed and not.
+    # Usage no request could count is refused (a hit books it as savings), and so are counts that
+    # are not whole numbers from 0 (a float, a negative count, a string); a stored answer replays,
+    # streamed and not.
     def entry(usage: dict[str, Any]) -> dict[str, Any]:
         return {
             "prompt": prompt,
@@ -932,8 +933,12 @@ async def test_a_stored_answer_that_cannot_be_replayed_is_refused_when_stored(
         "/v1/cache/entries", headers=tenant.headers, json=entry({"prompt_tokens": 1e30})
     )
     assert refused.status_code == 422, refused.text
-    odd = {"prompt_tokens": 12.0, "completion_tokens": -3, "total_tokens": "many"}
-    stored = await client.post("/v1/cache/entries", headers=tenant.headers, json=entry(odd))
+    for odd in ({"prompt_tokens": 12.0}, {"completion_tokens": -3}, {"total_tokens": "many"}):
+        refused = await client.post("/v1/cache/entries", headers=tenant.headers, json=entry(odd))
+        assert refused.status_code == 422, (odd, refused.text)
+    stored = await client.post(
+        "/v1/cache/entries", headers=tenant.headers, json=entry({"prompt_tokens": 12, "completion_tokens": 3})
+    )
     assert stored.status_code == 201, stored.text
     for stream in (False, True):
         replayed = await client.post(

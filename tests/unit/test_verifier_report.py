@@ -120,6 +120,23 @@ def test_below_the_far_cosine_the_floor_serving_the_most_at_the_precision_is_cho
     assert choose_far(slices, base) == base
 
 
+def test_a_floor_that_serves_more_topical_look_alikes_is_not_taken() -> None:
+    chat, work = DEFAULT_SLICES
+    slices = []
+    for name in (chat, work):
+        item = _slice(name, [0.9] * 9 + [0.99], [1] * 10)
+        item.cosine = np.array([0.9] * 9 + [0.62])
+        slices.append(item)
+    base = Decision("default", 0.7, frozenset(), "model", 0.65)
+    # Two questions on one topic at cosine 0.6, which the model is sure ask the same.
+    topical = _slice("work_prompts_stress:topical", [0.99], [0])
+    topical.cosine = np.array([0.6])
+    assert choose_far(slices, base).floor == 0.6
+    assert choose_far(slices, base, topical) == base
+    topical.cosine = np.array([0.52])  # below the floor the band needs: it opens
+    assert choose_far(slices, base, topical).floor == 0.6
+
+
 def test_the_report_decides_a_rewording_as_the_service_does() -> None:
     pairs = [("Best horror movies from the 1990s", "Top 1990s horror films list"), ("a b c d", "d c b a")]
     item = ScoredSet(LabelledSet("chat", pairs, [1, 0]), np.array([0.95, 0.95]))

@@ -87,9 +87,10 @@ def train_verifier_command(
         typer.Option(
             min=0,
             help="Times each training row of the written work prompts (work_prompts_train.csv) is read "
-            "per epoch (0: not trained on, their validation slice then only reported).",
+            "per epoch (0: not trained on, their validation slice then only reported; the shipped "
+            "model was trained without them).",
         ),
-    ] = 3,
+    ] = 0,
     paws_pairs: Annotated[
         int | None,
         typer.Option(min=0, help="Training rows drawn from PAWS dev's training part (default: every one)."),
@@ -245,6 +246,33 @@ def validate_verifier_command(
 
     metrics = validate(TrainConfig(output_dir=output_dir, data_dir=data_dir, work_dir=work_dir, seed=seed))
     _print_summary(output_dir, metrics)
+
+
+@verifier_app.command("score")
+def score_pairs_command(
+    first: Annotated[str, typer.Argument(help="The stored prompt.")],
+    second: Annotated[str, typer.Argument(help="The prompt looked up.")],
+    verifier_dir: Annotated[Path, typer.Option(help="The verifier to score with.")] = DEFAULT_VERIFIER_DIR,
+    previous_dir: Annotated[
+        Path | None, typer.Option(help="An earlier verifier to score the pair with too.")
+    ] = None,
+) -> None:
+    """The cosine of two prompts, the rule that refuses them if one does, and each verifier's
+    probability that one answer serves both, read as a lookup reads them."""
+    from app.cache.onnx_models import OnnxCrossEncoder, OnnxEmbedder
+    from app.cache.scope import normalise_prompt, read_text
+    from app.cache.verifier import RULES, VerifierPolicy
+    from app.cache.verifier.rules import first_rejection
+
+    new, stored = (read_text(normalise_prompt(text)) for text in (second, first))
+    vectors = OnnxEmbedder(DEFAULT_EMBEDDER_DIR, threads=1).embed([new, stored])
+    enabled = [name for name in RULES if name not in VerifierPolicy().disabled_rules]
+    refused = first_rejection(new, stored, enabled) or "none refuses"
+    console.print(f"cosine {float(vectors[0] @ vectors[1]):.3f}; the rules at the defaults: {refused}")
+    for name, directory in (("verifier", verifier_dir), ("previous", previous_dir)):
+        if directory is not None:
+            probability = float(OnnxCrossEncoder(directory, threads=1).score([(new, stored)])[0])
+            console.print(f"{name}: {probability:.3f}")
 
 
 @verifier_app.command("report")

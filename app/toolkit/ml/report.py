@@ -27,7 +27,15 @@ from app.cache.verifier import (
     VerifierPolicy,
     word_overlap,
 )
-from app.toolkit.ml.train import LabelledSet, TrainConfig, cosines, load_splits, roc_auc
+from app.toolkit.ml.train import (
+    WORK_PROMPTS_STRESS_FILE,
+    LabelledSet,
+    TrainConfig,
+    cosines,
+    load_splits,
+    roc_auc,
+    work_prompts,
+)
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
@@ -332,13 +340,15 @@ def choose_strict(scored: Sequence[ScoredSet], base: Decision, floor: float) -> 
     return base
 
 
-def choose_far(scored: Sequence[ScoredSet], base: Decision) -> Decision:
+def choose_far(scored: Sequence[ScoredSet], base: Decision, guard: ScoredSet | None = None) -> Decision:
     """`base` (its floor becomes the far cosine) extended down to one of FAR_FLOORS with the lowest
     far threshold (FAR_THRESHOLDS) that still keeps the precision `_keeps_precision` asks for: of
     those, the one serving the most of the validation slices' true pairs (each slice weighing the
-    same), a lower floor only when it serves FAR_MIN_GAIN more than the best higher one; `base`
-    itself when no lower floor does."""
+    same), a lower floor only when it serves FAR_MIN_GAIN more than the best higher one, and, given
+    a `guard` (look-alikes of the kind a lower floor lets in), no more of its look-alikes than
+    `base` does; `base` itself when no lower floor does."""
     best, best_recall = base, _pooled_recall(scored, base)
+    allowed = None if guard is None else int((guard.hits(base) & ~guard.labels).sum())
     for floor in FAR_FLOORS:
         if floor >= base.floor:
             continue
@@ -346,11 +356,32 @@ def choose_far(scored: Sequence[ScoredSet], base: Decision) -> Decision:
             decision = replace(base, floor=floor, far_below=base.floor, far_threshold=threshold)
             if not _keeps_precision(scored, decision):
                 continue
+            if allowed is not None and int((guard.hits(decision) & ~guard.labels).sum()) > allowed:  # type: ignore[union-attr]
+                continue
             recall = _pooled_recall(scored, decision)
             if recall >= best_recall + FAR_MIN_GAIN - 1e-9:
                 best, best_recall = decision, recall
             break
     return best
+
+
+def _only(item: ScoredSet, kind: str) -> ScoredSet:
+    """The pairs of `item` of one kind, as a set of their own."""
+    keep = [index for index, each in enumerate(item.labelled.kinds) if each == kind]
+    labelled = item.labelled
+    part = ScoredSet(
+        LabelledSet(
+            f"{labelled.name}:{kind}",
+            [labelled.pairs[i] for i in keep],
+            [labelled.labels[i] for i in keep],
+            labelled.notes,
+            [kind] * len(keep),
+        ),
+        item.cosine[keep],
+    )
+    part.fired = {name: fired[keep] for name, fired in item.fired.items()}
+    part.probability = {name: values[keep] for name, values in item.probability.items()}
+    return part
 
 
 def _pooled_recall(scored: Sequence[ScoredSet], decision: Decision) -> float:
@@ -441,7 +472,15 @@ def report(
     if first_pass is not None:
         models[FIRST_PASS] = OnnxCrossEncoder(first_pass[0], threads=config.threads)
     validation = score_sets(splits.validation, models, config.threads)
-    reported = score_sets(splits.report, models, config.threads)
+    # The stress pairs are reported here, not by training (they came after the shipped model), and
+    # their topical look-alikes guard the choice of the floor (`choose_far`).
+    stress = work_prompts(
+        WORK_PROMPTS_STRESS_FILE,
+        "work_prompts_stress",
+        "topical look-alikes and near-identical paraphrases written apart; they guard the floor's choice",
+    )
+    reported = score_sets([*splits.report, stress], models, config.threads)
+    topical = _only(reported[-1], "topical")
     all_rules = frozenset(RULES)
     enabled = all_rules - policy.disabled_rules
     decisions = [
@@ -514,6 +553,7 @@ def report(
             ),
             policy.cross_encoder_far_below,
         ),
+        topical,
     )
     default_policy = policy_decision("", policy, enabled, "shipped")
     sweep = {
@@ -564,7 +604,8 @@ def report(
             f"{PLAIN_COSINE}, at cosine >= {policy.cross_encoder_strict_below}; then, down to cosine "
             f"{policy.cross_encoder_far_below}, the lowest strict threshold keeping both; then, of the floors "
             f"{', '.join(f'{f:g}' for f in FAR_FLOORS)}, the one whose lowest far threshold keeping both "
-            "serves the most true pairs",
+            f"serves the most true pairs (a lower floor only for {FAR_MIN_GAIN:.1%} more of them, and only "
+            "if it serves no more of the stress set's topical look-alikes)",
             "min_similarity": default.floor,
             "cross_encoder_min_score": default.threshold,
             "cross_encoder_strict_below": default.strict_below,

@@ -1,0 +1,31 @@
+"""`deja verifier score`: one pair read as a lookup reads it, to see why it hits or misses."""
+
+from __future__ import annotations
+
+import re
+
+from typer.testing import CliRunner
+
+from app.cache.onnx_models import DEFAULT_VERIFIER_DIR
+from app.cli import cli
+
+
+def test_a_pair_is_shown_with_its_cosine_the_rule_that_refuses_it_and_each_probability() -> None:
+    runner = CliRunner()
+    swapped = runner.invoke(cli, ["verifier", "score", "convert 5 km to miles", "convert 5 miles to km"])
+    assert swapped.exit_code == 0, swapped.output
+    assert "the rules at the defaults: direction" in swapped.output
+    cosine = float(re.search(r"cosine (\d\.\d{3})", swapped.output).group(1))  # type: ignore[union-attr]
+    assert 0.8 < cosine <= 1.0
+
+    same = runner.invoke(
+        cli,
+        [
+            *("verifier", "score", "How do I reset my password?", "how can I reset my password"),
+            *("--previous-dir", str(DEFAULT_VERIFIER_DIR)),
+        ],
+    )
+    assert same.exit_code == 0, same.output
+    assert "none refuses" in same.output
+    verifier, previous = (float(p) for p in re.findall(r"(?:verifier|previous): (\d\.\d{3})", same.output))
+    assert verifier == previous > 0.75  # the same model twice; served at the defaults
