@@ -27,5 +27,7 @@ def test_a_pair_is_shown_with_its_cosine_the_rule_that_refuses_it_and_each_proba
     )
     assert same.exit_code == 0, same.output
     assert "none refuses" in same.output
-    verifier, previous = (float(p) for p in re.findall(r"(?:verifier|previous): (\d\.\d{3})", same.output))
-    assert verifier == previous > 0.75  # the same model twice; served at the defaults
+    # One probability for each model named, the same model twice here: the same score.
+    scores = [float(p) for p in re.findall(r"(?:verifier|previous): (\d\.\d{3})", same.output)]
+    assert len(scores) == 2
+    assert scores[0] == scores[1] > 0.65  # above the usual threshold: served at cosine 0.98

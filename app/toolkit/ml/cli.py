@@ -258,7 +258,8 @@ def score_pairs_command(
     ] = None,
 ) -> None:
     """The cosine of two prompts, the rule that refuses them if one does, and each verifier's
-    probability that one answer serves both, read as a lookup reads them."""
+    probability that one answer serves both, on the prompts normalised as a lookup normalises
+    them (no verdict: the thresholds in force depend on the cosine, docs/caching.md)."""
     from app.cache.onnx_models import OnnxCrossEncoder, OnnxEmbedder
     from app.cache.scope import normalise_prompt, read_text
     from app.cache.verifier import RULES, VerifierPolicy

@@ -368,6 +368,8 @@ def choose_far(scored: Sequence[ScoredSet], base: Decision, guard: ScoredSet | N
 def _only(item: ScoredSet, kind: str) -> ScoredSet:
     """The pairs of `item` of one kind, as a set of their own."""
     keep = [index for index, each in enumerate(item.labelled.kinds) if each == kind]
+    if not keep:
+        raise ValueError(f"{item.labelled.name} holds no pair of kind {kind!r}")
     labelled = item.labelled
     part = ScoredSet(
         LabelledSet(
