@@ -6,10 +6,14 @@ import csv
 import re
 from pathlib import Path
 
+import pytest
+
 from app.toolkit.ml.train import (
     WORK_PROMPTS_FILE,
     WORK_PROMPTS_SECOND_FILE,
+    WORK_PROMPTS_STRESS_FILE,
     WORK_PROMPTS_THIRD_FILE,
+    WRITTEN_NEXT_FILE,
     WRITTEN_TRAIN_FILE,
     TrainConfig,
     _written,
@@ -24,11 +28,21 @@ def _prompts(path: Path) -> set[str]:
     }
 
 
-def test_no_prompt_of_a_report_only_set_is_trained_on() -> None:
+@pytest.mark.parametrize("written", [WRITTEN_TRAIN_FILE, WRITTEN_NEXT_FILE], ids=lambda path: path.stem)
+def test_no_prompt_of_a_report_only_set_is_trained_on(written: Path) -> None:
+    # The stress pairs too: they judge a model trained on these.
     reported = set().union(
-        *(_prompts(p) for p in (WORK_PROMPTS_FILE, WORK_PROMPTS_SECOND_FILE, WORK_PROMPTS_THIRD_FILE))
+        *(
+            _prompts(p)
+            for p in (
+                WORK_PROMPTS_FILE,
+                WORK_PROMPTS_SECOND_FILE,
+                WORK_PROMPTS_THIRD_FILE,
+                WORK_PROMPTS_STRESS_FILE,
+            )
+        )
     )
-    assert not _prompts(WRITTEN_TRAIN_FILE) & reported
+    assert not _prompts(written) & reported
 
 
 def test_the_validation_slice_shares_no_prompt_with_training() -> None:

@@ -56,6 +56,10 @@ WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress
 # (paraphrases reworded lightly to heavily, look-alikes of the same kinds); a fifth of them,
 # split by first prompt, is their validation slice.
 WRITTEN_TRAIN_FILE = Path(__file__).parent / "data" / "work_prompts_train.csv"
+# Pairs written to break the shortcut a model learnt from those (docs/quality.md): topical
+# look-alikes worded apart, near-identical paraphrases, other instructions over one pasted text.
+# No recipe reads them yet; the next training run is to.
+WRITTEN_NEXT_FILE = Path(__file__).parent / "data" / "work_prompts_train_next.csv"
 WRITTEN_VALIDATION_FRACTION = 0.2
 
 FloatArray = npt.NDArray[np.float64]
