@@ -348,7 +348,11 @@ def choose_far(scored: Sequence[ScoredSet], base: Decision, guard: ScoredSet | N
     a `guard` (look-alikes of the kind a lower floor lets in), no more of its look-alikes than
     `base` does; `base` itself when no lower floor does."""
     best, best_recall = base, _pooled_recall(scored, base)
-    allowed = None if guard is None else int((guard.hits(base) & ~guard.labels).sum())
+
+    def look_alikes_served(decision: Decision) -> int:
+        return 0 if guard is None else int((guard.hits(decision) & ~guard.labels).sum())
+
+    allowed = look_alikes_served(base)
     for floor in FAR_FLOORS:
         if floor >= base.floor:
             continue
@@ -356,7 +360,7 @@ def choose_far(scored: Sequence[ScoredSet], base: Decision, guard: ScoredSet | N
             decision = replace(base, floor=floor, far_below=base.floor, far_threshold=threshold)
             if not _keeps_precision(scored, decision):
                 continue
-            if allowed is not None and int((guard.hits(decision) & ~guard.labels).sum()) > allowed:  # type: ignore[union-attr]
+            if look_alikes_served(decision) > allowed:
                 continue
             recall = _pooled_recall(scored, decision)
             if recall >= best_recall + FAR_MIN_GAIN - 1e-9:
