@@ -13,9 +13,8 @@ from app.toolkit.ml.train import (
     WORK_PROMPTS_SECOND_FILE,
     WORK_PROMPTS_STRESS_FILE,
     WORK_PROMPTS_THIRD_FILE,
-    WRITTEN_NEXT_FILE,
+    WRITTEN_COUNTER_FILE,
     WRITTEN_TRAIN_FILE,
-    TrainConfig,
     _written,
 )
 
@@ -28,7 +27,7 @@ def _prompts(path: Path) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("written", [WRITTEN_TRAIN_FILE, WRITTEN_NEXT_FILE], ids=lambda path: path.stem)
+@pytest.mark.parametrize("written", [WRITTEN_TRAIN_FILE, WRITTEN_COUNTER_FILE], ids=lambda path: path.stem)
 def test_no_prompt_of_a_report_only_set_is_trained_on(written: Path) -> None:
     # The stress pairs too: they judge a model trained on these.
     reported = set().union(
@@ -45,8 +44,9 @@ def test_no_prompt_of_a_report_only_set_is_trained_on(written: Path) -> None:
     assert not _prompts(written) & reported
 
 
-def test_the_validation_slice_shares_no_prompt_with_training() -> None:
-    train, held = _written(TrainConfig(data_dir=Path("unused")))
+@pytest.mark.parametrize(("source", "kind"), [("written", "direction"), ("counter", "topical")])
+def test_the_validation_slice_shares_no_prompt_with_training(source: str, kind: str) -> None:
+    train, held = _written(source)
     assert 0.15 < len(held.pairs) / (len(held.pairs) + len(train)) < 0.25
     # No prompt of the slice, on either side of any pair, is trained on.
     assert not {text for pair in held.pairs for text in pair} & {text for pair, _ in train for text in pair}
@@ -54,4 +54,4 @@ def test_the_validation_slice_shares_no_prompt_with_training() -> None:
     assert set(held.labels) == {0, 1}
     assert {label for _, label in train} == {0, 1}
     assert len(held.kinds) == len(held.pairs)
-    assert "direction" in held.kinds
+    assert kind in held.kinds

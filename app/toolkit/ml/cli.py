@@ -91,6 +91,15 @@ def train_verifier_command(
             "model was trained without them).",
         ),
     ] = 0,
+    counter_repeats: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="The same for the pairs written to break the shortcut a model learnt from those "
+            "(work_prompts_train_counter.csv: topical look-alikes worded apart, near-identical "
+            "paraphrases).",
+        ),
+    ] = 0,
     paws_pairs: Annotated[
         int | None,
         typer.Option(min=0, help="Training rows drawn from PAWS dev's training part (default: every one)."),
@@ -122,6 +131,7 @@ def train_verifier_command(
         mined_pairs=mined_pairs,
         mined_skip_labelled=mined_skip_labelled,
         written_repeats=written_repeats,
+        counter_repeats=counter_repeats,
         file_pairs=file_pairs,
         batch_size=batch_size,
         learning_rate=learning_rate,

@@ -57,9 +57,9 @@ WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress
 # split by first prompt, is their validation slice.
 WRITTEN_TRAIN_FILE = Path(__file__).parent / "data" / "work_prompts_train.csv"
 # Pairs written to break the shortcut a model learnt from those (docs/quality.md): topical
-# look-alikes worded apart, near-identical paraphrases, other instructions over one pasted text.
-# No recipe reads them yet; the next training run is to.
-WRITTEN_NEXT_FILE = Path(__file__).parent / "data" / "work_prompts_train_next.csv"
+# look-alikes worded apart, near-identical paraphrases, other instructions over one pasted text;
+# a fifth of them, split by first prompt, is their validation slice.
+WRITTEN_COUNTER_FILE = Path(__file__).parent / "data" / "work_prompts_train_counter.csv"
 WRITTEN_VALIDATION_FRACTION = 0.2
 
 FloatArray = npt.NDArray[np.float64]
@@ -84,6 +84,8 @@ class TrainConfig:
     # their validation slice is reported either way, and chooses thresholds only when trained on).
     # 0 in the shipped recipe: a model trained on them learnt a shortcut (docs/quality.md).
     written_repeats: int = 0
+    # The same for the pairs written to break that shortcut (work_prompts_train_counter.csv).
+    counter_repeats: int = 0
     # Order and role transformations of real sentences, and pairs from the two-party frames.
     swap_pairs: int = 6000
     role_frame_pairs: int = 800
@@ -217,16 +219,17 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             train_sentences += [p.first for p in train] + [p.second for p in train]
             held_sentences += [p.first for p in held]
 
-    written_train, written_held = _written(config)
-    if config.written_repeats:
-        splits.validation.append(written_held)
-        splits.train += [(a, b, label) for (a, b), label in written_train] * config.written_repeats
-        splits.sources["written"] = len(written_train) * config.written_repeats
-        train_sentences += [a for (a, _), _ in written_train]
-    else:
-        # Not trained on: reported beside the others, and no threshold or export choice reads it
-        # (so that the command at its defaults rebuilds the shipped model as it was).
-        splits.report.append(written_held)
+    for source, repeats in (("written", config.written_repeats), ("counter", config.counter_repeats)):
+        written_train, written_held = _written(source)
+        if repeats:
+            splits.validation.append(written_held)
+            splits.train += [(a, b, label) for (a, b), label in written_train] * repeats
+            splits.sources[source] = len(written_train) * repeats
+            train_sentences += [a for (a, _), _ in written_train]
+        else:
+            # Not trained on: reported beside the others, and no threshold or export choice reads
+            # it (so that the command at its defaults rebuilds the shipped model as it was).
+            splits.report.append(written_held)
 
     generated = generate(config.generated_pairs, config.seed, validation=False)
     project_validation = generate(config.validation_pairs, config.seed + 1, validation=True)
@@ -303,15 +306,17 @@ def work_prompts(
     )
 
 
-def _written(config: TrainConfig) -> tuple[list[tuple[tuple[str, str], int]], LabelledSet]:
-    """The written work prompts: (training rows, validation slice), split by first prompt."""
-    rows = work_prompts(WRITTEN_TRAIN_FILE, "written_validation")
-    held = LabelledSet(
-        "written_validation", [], [], "a fifth of work_prompts_train.csv, split by first prompt", []
-    )
+WRITTEN_SOURCES = {"written": WRITTEN_TRAIN_FILE, "counter": WRITTEN_COUNTER_FILE}
+
+
+def _written(source: str) -> tuple[list[tuple[tuple[str, str], int]], LabelledSet]:
+    """Work prompts written for training: (training rows, validation slice), split by first prompt."""
+    path = WRITTEN_SOURCES[source]
+    rows = work_prompts(path, f"{source}_validation")
+    held = LabelledSet(f"{source}_validation", [], [], f"a fifth of {path.name}, split by first prompt", [])
     rest: list[tuple[tuple[str, str], int]] = []
     for pair, label, kind in zip(rows.pairs, rows.labels, rows.kinds, strict=True):
-        if _stable_fraction(f"written:{_bag_key(pair[0])}") < WRITTEN_VALIDATION_FRACTION:
+        if _stable_fraction(f"{source}:{_bag_key(pair[0])}") < WRITTEN_VALIDATION_FRACTION:
             held.pairs.append(pair)
             held.labels.append(label)
             held.kinds.append(kind)
