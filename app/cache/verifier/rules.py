@@ -652,8 +652,30 @@ _NEGATORS: Final = frozenset(
         "excluding",
         "except",
         "lacking",
+        # Typed without the apostrophe ("cant print", "wont connect").
+        "cant",
+        "dont",
+        "doesnt",
+        "didnt",
+        "isnt",
+        "arent",
+        "wasnt",
+        "werent",
+        "wont",
+        "wouldnt",
+        "shouldnt",
+        "couldnt",
+        "hasnt",
+        "havent",
+        "hadnt",
     }
 )
+# A negation tells two prompts apart only when they say much the same besides: two prompts
+# sharing under this share of their other words are worded apart, and a negative word in one
+# ("I'm not a lawyer: what is this EU regulation" / "explain GDPR in simple terms") is then a
+# rewording, for the model to judge. On the written training prompts the rule refused 87
+# paraphrases for 30 look-alikes; above this share, 12 for 25.
+NEGATION_MIN_OVERLAP: Final = 0.3
 # Phrases with a negative word and no negative meaning, or a fixed meaning of their own
 # ("not working" is "broken", a problem report, not the opposite of "working").
 _NOT_NEGATIONS: Final = re.compile(
@@ -679,9 +701,21 @@ def _negated(prepared: str) -> bool:
     return any(word in _NEGATORS or word == "n't" for word in words)
 
 
+@_per_text()
+def _unnegated_words(prepared: str) -> frozenset[str]:
+    return frozenset(
+        word for word in re.findall(r"n't|[a-z0-9]+", prepared) if word not in _NEGATORS and word != "n't"
+    )
+
+
 def different_negation(a: str, b: str) -> str | None:
-    """One prompt is negated and the other is not: "pesto with nuts" vs "pesto without nuts"."""
+    """One prompt is negated and the other is not: "pesto with nuts" vs "pesto without nuts"
+    (when they are worded alike besides: `NEGATION_MIN_OVERLAP`)."""
     prepared_a, prepared_b = _prepared(a), _prepared(b)
+    words_a, words_b = _unnegated_words(prepared_a), _unnegated_words(prepared_b)
+    either = words_a | words_b
+    if either and len(words_a & words_b) / len(either) < NEGATION_MIN_OVERLAP:
+        return None
     if _negated(prepared_a) != _negated(prepared_b):
         return NEGATION
     # "code that works" vs "code that doesn't work" (but "not working" vs "broken" is fine).
