@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bounds import query_text, query_time
 from app.cache.purge import CachePurge, PurgeFilter
+from app.cache.scope import namespace_name
 from app.dependencies import ADMIN_DEPENDENCIES, known_query
 from app.services import Services
 from app.tenants.auth import Principal
@@ -61,7 +62,7 @@ class CacheAdminController(Controller):
         await TenantService(session, admin.actor).get(tenant_id)  # 404 for unknown and deleted
         created_before = query_time(created_before, "created_before")  # UTC, bounded (app.bounds)
         model = None if model is None else query_text(model, "model")
-        namespace = None if namespace is None else query_text(namespace, "namespace")
+        namespace = None if namespace is None else namespace_name(query_text(namespace, "namespace"))
         # Age becomes one cutoff, fixed when the purge starts, however long its batches take.
         cutoffs = [c for c in (created_before,) if c is not None]
         if older_than is not None:

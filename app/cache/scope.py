@@ -21,6 +21,17 @@ from confusable_homoglyphs.confusables import confusables_data
 
 from app.errors import PayloadTooLarge, Unprocessable
 
+# Longest namespace name, in characters.
+MAX_NAMESPACE: Final = 200
+
+
+def namespace_name(text: str) -> str:
+    """A namespace as entries are filed, looked up and purged under it: in one Unicode form and
+    without the white space around it ("team-a " and "team-a" are one namespace, and "café" is
+    one however the client composed its accent)."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
 # Bump when the fingerprint's definition changes: old entries then simply stop matching.
 SCOPE_VERSION = 1
 

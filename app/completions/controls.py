@@ -9,9 +9,8 @@ from typing import Any
 
 from app.bounds import whole_number
 from app.cache.policy import MAX_SECONDS
+from app.cache.scope import MAX_NAMESPACE, namespace_name
 from app.errors import Unprocessable
-
-MAX_NAMESPACE = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +104,7 @@ def parse_controls(headers: Mapping[str, str], body_cache: Any) -> CacheControls
         namespace = body.get("namespace")
         if namespace is None:
             namespace = ""
-    if not isinstance(namespace, str) or len(namespace) > MAX_NAMESPACE:
+    if not isinstance(namespace, str) or len(namespace := namespace_name(namespace)) > MAX_NAMESPACE:
         raise Unprocessable(f"The cache namespace must be text of at most {MAX_NAMESPACE} characters.")
     threshold_raw = headers.get("x-cache-threshold", body.get("threshold"))
     return CacheControls(

@@ -41,6 +41,7 @@ from app.bounds import MAX_BIGINT, query_text, time_text, whole_number
 from app.cache.policy import TenantCachePolicy, parse_policy
 from app.cache.purge import CachePurge, PurgeFilter, count_matching
 from app.cache.repository import CacheRepository
+from app.cache.scope import namespace_name
 from app.db.engine import enter_system, enter_tenant
 from app.errors import BadRequest, DejaError, Forbidden, NotFound, Unauthorized
 from app.ledger.quotas import QuotaRepository
@@ -124,6 +125,12 @@ def clean_text(value: str | None, name: str) -> str | None:
     if value is None or not value.strip():
         return None
     return query_text(value.strip(), name)
+
+
+def namespace_filter(value: str | None) -> str | None:
+    """A namespace to filter by, as entries are filed under it (`namespace_name`); blank: none."""
+    text = clean_text(value, "namespace")
+    return None if text is None else namespace_name(text)
 
 
 def days(value: str | None) -> int | None:
@@ -448,7 +455,7 @@ class DashboardController(Controller):
         search = EntrySearch(
             tenant_id=scope,
             text=clean_text(q, "q"),
-            namespace=clean_text(namespace, "namespace"),
+            namespace=namespace_filter(namespace),
             model=clean_text(model, "model"),
             created_before=age_cutoff(age),
         )
@@ -530,7 +537,7 @@ class DashboardController(Controller):
         # The age becomes one cutoff now, so the purge removes what was counted (and no newer entry).
         where = PurgeFilter(
             model=clean_text(model, "model"),
-            namespace=clean_text(namespace, "namespace"),
+            namespace=namespace_filter(namespace),
             created_before=age_cutoff(age),
         )
         return page(
@@ -566,7 +573,7 @@ class DashboardController(Controller):
         created_before = min(cutoffs, default=None)
         where = PurgeFilter(
             model=clean_text(data.model, "model"),
-            namespace=clean_text(data.namespace, "namespace"),
+            namespace=namespace_filter(data.namespace),
             created_before=created_before,
         )
         parameters: dict[str, Any] = {

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import time
+import unicodedata
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -741,6 +742,37 @@ async def test_a_namespace_in_a_header_is_the_namespace_of_that_name_in_the_body
     )
     assert garbled.status_code == 422
     assert "UTF-8" in garbled.json()["detail"]
+
+
+async def test_a_namespace_is_one_namespace_whatever_its_spaces_and_unicode_form(
+    client: httpx.AsyncClient, make_tenant
+) -> None:
+    """ "café " typed with a trailing space, or with its accent as a separate mark, was a namespace
+    of its own: no lookup under "café" found its entries and no purge of "café" removed them."""
+    tenant: TenantKey = await make_tenant("namespace-forms")
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Who approves travel?"}]}
+    decomposed = unicodedata.normalize("NFD", "café")
+    stored = await client.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={**body, "cache": {"namespace": f"{decomposed} "}},
+    )
+    assert stored.headers["x-cache"] == "MISS"
+    await asyncio.sleep(0.3)  # stored just after the answer is sent
+    again = await client.post(
+        "/v1/chat/completions", headers={**tenant.headers, "X-Cache-Namespace": "café".encode()}, json=body
+    )
+    assert again.headers["x-cache"] == "HIT"
+    looked_up = await client.post(
+        "/v1/cache/lookup",
+        headers=tenant.headers,
+        json={"model": "gpt-4o-mini", "prompt": "Who approves travel?", "namespace": " café"},
+    )
+    assert looked_up.json()["hit"] is True, looked_up.text
+    purged = await client.delete(
+        f"/admin/tenants/{tenant.tenant_id}/cache", params={"namespace": "café  "}, headers=ADMIN_HEADERS
+    )
+    assert purged.json()["deleted"] == 1
 
 
 async def test_a_body_of_unclosed_escaped_quotes_costs_the_server_what_its_length_does(
