@@ -267,23 +267,43 @@ def score_pairs_command(
         Path | None, typer.Option(help="An earlier verifier to score the pair with too.")
     ] = None,
 ) -> None:
-    """The cosine of two prompts, the rule that refuses them if one does, and each verifier's
-    probability that one answer serves both, on the prompts normalised as a lookup normalises
-    them (no verdict: the thresholds in force depend on the cosine, docs/caching.md)."""
-    from app.cache.onnx_models import OnnxCrossEncoder, OnnxEmbedder
-    from app.cache.scope import normalise_prompt, read_text
-    from app.cache.verifier import RULES, VerifierPolicy
-    from app.cache.verifier.rules import first_rejection
+    """One pair as a lookup reads it, FIRST stored and SECOND looked up: their cosine, the verdict
+    at the default settings (served, or the stage and reason that refuse it) and each verifier's
+    probability that one answer serves both, read on the texts the models read (two long prompts
+    cut to where they differ)."""
+    import uuid
 
-    new, stored = (read_text(normalise_prompt(text)) for text in (second, first))
+    from app.cache.onnx_models import OnnxCrossEncoder, OnnxEmbedder
+    from app.cache.scope import indentation, normalise_prompt, read_text
+    from app.cache.verifier import VerifierPolicy, build_verifier
+    from app.cache.verifier.texts import model_text, read_candidates
+
+    normalised = normalise_prompt(second)
+    new, stored = read_text(normalised), read_text(normalise_prompt(first))
     vectors = OnnxEmbedder(DEFAULT_EMBEDDER_DIR, threads=1).embed([new, stored])
-    enabled = [name for name in RULES if name not in VerifierPolicy().disabled_rules]
-    refused = first_rejection(new, stored, enabled) or "none refuses"
-    console.print(f"cosine {float(vectors[0] @ vectors[1]):.3f}; the rules at the defaults: {refused}")
-    for name, directory in (("verifier", verifier_dir), ("previous", previous_dir)):
-        if directory is not None:
-            probability = float(OnnxCrossEncoder(directory, threads=1).score([(new, stored)])[0])
-            console.print(f"{name}: {probability:.3f}")
+    cosine = float(vectors[0] @ vectors[1])
+    console.print(f"cosine {cosine:.3f}")
+    candidates = read_candidates(new, [(uuid.uuid4(), first, cosine)], 1, layout=indentation(normalised))
+    if not candidates:
+        console.print("not read: the prompts are laid out otherwise, or too long to be compared (a miss)")
+        return
+    [candidate] = candidates
+    model = OnnxCrossEncoder(verifier_dir, threads=1)
+    verdict = build_verifier(model).decide(model_text(new), candidates, VerifierPolicy())
+    [report] = verdict.reports
+    if report.accepted:
+        console.print(f"at the default settings: served (deciding score {verdict.score:.3f})")
+    else:
+        console.print(f"at the default settings: refused by {report.rejected_by}: {report.rejection}")
+    if candidate.query is not None:
+        console.print(
+            f"read cut to where the prompts differ: {len(candidate.query):,} and {len(candidate.prompt):,} "
+            f"of their {len(new):,} and {len(stored):,} characters"
+        )
+    pair = (candidate.beside(model_text(new)), candidate.prompt)
+    console.print(f"verifier: {float(model.score([pair])[0]):.3f}")
+    if previous_dir is not None:
+        console.print(f"previous: {float(OnnxCrossEncoder(previous_dir, threads=1).score([pair])[0]):.3f}")
 
 
 @verifier_app.command("report")
