@@ -391,12 +391,12 @@ def report_verifier_command(
     default = result["default_on_validation"]
     band = (
         f">= {default['cross_encoder_strict_min_score']} below cosine {default['cross_encoder_strict_below']}"
-        if default["cross_encoder_strict_below"] > default["min_similarity"]
+        if default["cross_encoder_strict_below"] is not None
         else "no strict band (no threshold below it keeps the precision)"
     )
     far = (
         f">= {default['cross_encoder_far_min_score']} below cosine {default['cross_encoder_far_below']}"
-        if default["cross_encoder_far_below"] > default["min_similarity"]
+        if default["cross_encoder_far_below"] is not None
         else "no far band (no floor below it adds a right hit at the precision)"
     )
     console.print(

@@ -369,6 +369,15 @@ def choose_far(scored: Sequence[ScoredSet], base: Decision, guard: ScoredSet | N
     return best
 
 
+def _band(name: str, below: float, threshold: float, floor: float) -> dict[str, float | None]:
+    """A band of `default_on_validation` as the policy names it; null when it is closed."""
+    opened = below > floor
+    return {
+        f"cross_encoder_{name}_below": below if opened else None,
+        f"cross_encoder_{name}_min_score": threshold if opened else None,
+    }
+
+
 def _only(item: ScoredSet, kind: str) -> ScoredSet:
     """The pairs of `item` of one kind, as a set of their own."""
     keep = [index for index, each in enumerate(item.labelled.kinds) if each == kind]
@@ -614,10 +623,9 @@ def report(
             "if it serves no more of the stress set's topical look-alikes)",
             "min_similarity": default.floor,
             "cross_encoder_min_score": default.threshold,
-            "cross_encoder_strict_below": default.strict_below,
-            "cross_encoder_strict_min_score": default.strict_threshold,
-            "cross_encoder_far_below": default.far_below,
-            "cross_encoder_far_min_score": default.far_threshold,
+            # A band no threshold opens is null (closed), not a cosine of 0.
+            **_band("strict", default.strict_below, default.strict_threshold, default.floor),
+            **_band("far", default.far_below, default.far_threshold, default.floor),
         },
         "threshold_sweep": sweep,
         "sets": sets,
