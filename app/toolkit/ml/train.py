@@ -49,6 +49,11 @@ WORK_PROMPTS_SECOND_FILE = Path(__file__).parent / "data" / "work_prompts_second
 # A third, written the same way after the rules were last changed for the second's misses: the
 # one set no change was ever shaped by.
 WORK_PROMPTS_THIRD_FILE = Path(__file__).parent / "data" / "work_prompts_third.csv"
+# A fourth set, written apart from the project after a model learnt a wording shortcut: every
+# combination of worded alike or apart and same or different request, and other or reworded
+# instructions over one pasted text (report only; its pairs sharing a prompt with a training file
+# were left out).
+WORK_PROMPTS_FOURTH_FILE = Path(__file__).parent / "data" / "work_prompts_fourth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -278,6 +283,14 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             WORK_PROMPTS_THIRD_FILE,
             "work_prompts_third",
             "work prompts written apart from the project after its last rule change (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_FOURTH_FILE,
+            "work_prompts_fourth",
+            "work prompts written apart from the project in every combination of worded alike or apart "
+            "and same or different request (report only)",
         )
     )
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
