@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bounds import query_text, query_time
 from app.cache.purge import CachePurge, PurgeFilter
-from app.cache.scope import namespace_name
+from app.cache.scope import MAX_NAMESPACE_INPUT, namespace_name
 from app.dependencies import ADMIN_DEPENDENCIES, known_query
 from app.services import Services
 from app.tenants.auth import Principal
@@ -55,7 +55,7 @@ class CacheAdminController(Controller):
         session: NamedDependency[AsyncSession],
         services: NamedDependency[Services],
         model: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        namespace: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        namespace: Annotated[str | None, QueryParameter(max_length=MAX_NAMESPACE_INPUT)] = None,
         older_than: Annotated[int | None, QueryParameter(ge=0, le=MAX_AGE_S)] = None,
         created_before: FromQuery[datetime | None] = None,
     ) -> PurgedOut:

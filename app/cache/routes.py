@@ -17,7 +17,7 @@ from app.cache.bound.repository import LabelRepository
 from app.cache.policy import Seconds, TenantCachePolicy
 from app.cache.repository import CacheRepository, StoredEntry
 from app.cache.responses import check_completion, completion_from_text
-from app.cache.scope import MAX_NAMESPACE, Scope, namespace_name, scope_of_request
+from app.cache.scope import MAX_NAMESPACE_INPUT, Scope, namespace_name, scope_of_request
 from app.cache.service import CacheService, LookupResult
 from app.cache.verifier import VerifierPolicy
 from app.db.engine import transaction
@@ -29,7 +29,7 @@ from app.ledger.repository import LedgerRepository
 from app.services import Services
 from app.tenants.auth import Principal
 
-Namespace = Annotated[str, msgspec.Meta(max_length=MAX_NAMESPACE)]
+Namespace = Annotated[str, msgspec.Meta(max_length=MAX_NAMESPACE_INPUT)]
 Threshold = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 MAX_MESSAGES = 1000

@@ -21,15 +21,23 @@ from confusable_homoglyphs.confusables import confusables_data
 
 from app.errors import PayloadTooLarge, Unprocessable
 
-# Longest namespace name, in characters.
+# Longest namespace name, in characters; a name as sent may be longer by the white space around
+# it and the accents that NFC composes (`namespace_name`), within MAX_NAMESPACE_INPUT.
 MAX_NAMESPACE: Final = 200
+MAX_NAMESPACE_INPUT: Final = 4 * MAX_NAMESPACE
 
 
 def namespace_name(text: str) -> str:
     """A namespace as entries are filed, looked up and purged under it: in one Unicode form and
     without the white space around it ("team-a " and "team-a" are one namespace, and "café" is
-    one however the client composed its accent)."""
-    return unicodedata.normalize("NFC", text).strip()
+    one however the client composed its accent); a 422 past MAX_NAMESPACE characters or holding
+    a NUL character (which Postgres text cannot hold)."""
+    name = unicodedata.normalize("NFC", text).strip()
+    if len(name) > MAX_NAMESPACE or "\x00" in name:
+        raise Unprocessable(
+            f"The cache namespace must be text of at most {MAX_NAMESPACE} characters, without NUL."
+        )
+    return name
 
 
 # Bump when the fingerprint's definition changes: old entries then simply stop matching.

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.bounds import whole_number
 from app.cache.policy import MAX_SECONDS
-from app.cache.scope import MAX_NAMESPACE, namespace_name
+from app.cache.scope import MAX_NAMESPACE, MAX_NAMESPACE_INPUT, namespace_name
 from app.errors import Unprocessable
 
 
@@ -104,8 +104,9 @@ def parse_controls(headers: Mapping[str, str], body_cache: Any) -> CacheControls
         namespace = body.get("namespace")
         if namespace is None:
             namespace = ""
-    if not isinstance(namespace, str) or len(namespace := namespace_name(namespace)) > MAX_NAMESPACE:
+    if not isinstance(namespace, str) or len(namespace) > MAX_NAMESPACE_INPUT:
         raise Unprocessable(f"The cache namespace must be text of at most {MAX_NAMESPACE} characters.")
+    namespace = namespace_name(namespace)
     threshold_raw = headers.get("x-cache-threshold", body.get("threshold"))
     return CacheControls(
         no_cache=no_cache,

@@ -41,7 +41,7 @@ from app.bounds import MAX_BIGINT, query_text, time_text, whole_number
 from app.cache.policy import TenantCachePolicy, parse_policy
 from app.cache.purge import CachePurge, PurgeFilter, count_matching
 from app.cache.repository import CacheRepository
-from app.cache.scope import namespace_name
+from app.cache.scope import MAX_NAMESPACE_INPUT, namespace_name
 from app.db.engine import enter_system, enter_tenant
 from app.errors import BadRequest, DejaError, Forbidden, NotFound, Unauthorized
 from app.ledger.quotas import QuotaRepository
@@ -96,7 +96,7 @@ class KeyForm(msgspec.Struct):
 class PurgeForm(msgspec.Struct):
     tenant: uuid.UUID
     model: Annotated[str, msgspec.Meta(max_length=200)] = ""
-    namespace: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    namespace: Annotated[str, msgspec.Meta(max_length=MAX_NAMESPACE_INPUT)] = ""
     older_than_days: Annotated[int, msgspec.Meta(ge=0, le=MAX_AGE_DAYS)] | None = None
     # Fixed when the count was shown (ISO 8601 text, never a bare number).
     created_before: Annotated[str, msgspec.Meta(max_length=64)] | None = None
@@ -446,7 +446,7 @@ class DashboardController(Controller):
         db: NamedDependency[AsyncSession],
         tenant: FromQuery[uuid.UUID | None] = None,
         q: Annotated[str | None, QueryParameter(max_length=500)] = None,
-        namespace: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        namespace: Annotated[str | None, QueryParameter(max_length=MAX_NAMESPACE_INPUT)] = None,
         model: Annotated[str | None, QueryParameter(max_length=200)] = None,
         older_than_days: Annotated[str | None, QueryParameter(max_length=10)] = None,
     ) -> Template:
@@ -526,7 +526,7 @@ class DashboardController(Controller):
         db: NamedDependency[AsyncSession],
         tenant: FromQuery[uuid.UUID | None] = None,
         model: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        namespace: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        namespace: Annotated[str | None, QueryParameter(max_length=MAX_NAMESPACE_INPUT)] = None,
         older_than_days: Annotated[str | None, QueryParameter(max_length=10)] = None,
     ) -> Template:
         require_admin(viewer)

@@ -354,7 +354,7 @@ def report_verifier_command(
 
     from app.cache.verifier import VerifierPolicy, read_band
     from app.toolkit.ml.report import report
-    from app.toolkit.ml.train import TrainConfig
+    from app.toolkit.ml.train import TrainConfig, with_recipe
 
     policy = VerifierPolicy()
     if min_score is not None:
@@ -367,6 +367,12 @@ def report_verifier_command(
         policy = replace(policy, min_similarity=min_similarity)
     # The whole PAWS test split (8,000 rows), not the sample the training run reports.
     config = TrainConfig(data_dir=data_dir, seed=seed, paws_test_pairs=8000)
+    # The written work prompts the verifier was trained on (its metrics.json records the recipe)
+    # are validation slices and choose the thresholds; the others are only reported.
+    metrics_path = verifier_dir / "metrics.json"
+    if metrics_path.exists():
+        recipe = json.loads(metrics_path.read_text(encoding="utf-8")).get("training", {}).get("config", {})
+        config = with_recipe(config, recipe)
     first_pass = None
     if first_pass_dir is not None:
         first_pass_band = read_band(first_pass_dir, verifier_dir / "model.onnx")

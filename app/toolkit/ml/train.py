@@ -17,8 +17,8 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -322,8 +322,8 @@ def work_prompts(
 WRITTEN_SOURCES = {"written": WRITTEN_TRAIN_FILE, "counter": WRITTEN_COUNTER_FILE}
 
 
-def _written(source: str) -> tuple[list[tuple[tuple[str, str], int]], LabelledSet]:
-    """Work prompts written for training: (training rows, validation slice), split by first prompt."""
+def _split_written(source: str) -> tuple[list[tuple[tuple[str, str], int]], LabelledSet]:
+    """(the rest, the validation slice) of one file of written work prompts, split by first prompt."""
     path = WRITTEN_SOURCES[source]
     rows = work_prompts(path, f"{source}_validation")
     held = LabelledSet(f"{source}_validation", [], [], f"a fifth of {path.name}, split by first prompt", [])
@@ -335,10 +335,32 @@ def _written(source: str) -> tuple[list[tuple[tuple[str, str], int]], LabelledSe
             held.kinds.append(kind)
         else:
             rest.append((pair, label))
-    # A prompt of the slice, on either side of a pair, is never trained on: its other pairs go.
-    seen = {_bag_key(text) for pair in held.pairs for text in pair}
+    return rest, held
+
+
+def _written(source: str) -> tuple[list[tuple[tuple[str, str], int]], LabelledSet]:
+    """Work prompts written for training: (training rows, validation slice), split by first prompt.
+    A prompt of any written file's slice, on either side of a pair, is never trained on: its
+    other pairs go, in this file and the others."""
+    rest, held = _split_written(source)
+    seen = {
+        _bag_key(text)
+        for other in WRITTEN_SOURCES
+        for pair in (held if other == source else _split_written(other)[1]).pairs
+        for text in pair
+    }
     train = [(pair, label) for pair, label in rest if not {_bag_key(text) for text in pair} & seen]
     return train, held
+
+
+def with_recipe(config: TrainConfig, recipe: Mapping[str, Any]) -> TrainConfig:
+    """`config` with the written files trained on as a run's recipe (its training config) says:
+    that decides which of their slices are validation slices and which are only reported."""
+    return replace(
+        config,
+        written_repeats=int(recipe.get("written_repeats", 0)),
+        counter_repeats=int(recipe.get("counter_repeats", 0)),
+    )
 
 
 def _pair_key(first: str, second: str) -> frozenset[str]:
@@ -766,6 +788,9 @@ def soup(config: TrainConfig, run_dirs: Sequence[Path]) -> dict[str, Any]:
 
 def validate(config: TrainConfig) -> dict[str, Any]:
     """Score the exported graphs in `work_dir` on every held-out set; ship int8 unless it lost accuracy."""
+    recorded = config.work_dir / "training.json"
+    if recorded.exists():  # the slices of the recipe the run was trained with
+        config = with_recipe(config, json.loads(recorded.read_text(encoding="utf-8"))["config"])
     splits = load_splits(config)
     fp32_dir, int8_dir = config.work_dir / "fp32", config.work_dir / "int8"
     scorers = {
