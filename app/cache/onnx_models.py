@@ -170,6 +170,43 @@ def _groups(lengths: Sequence[int]) -> list[list[int]]:
     return [order[start : start + GROUP_SIZE] for start in range(0, len(order), GROUP_SIZE)]
 
 
+def pair_window(counter: Tokenizer, first: str, second: str) -> tuple[str, str] | None:
+    """What the cross-encoder reads of two prompts too long to read together: the words where they
+    differ, or the sentences that hold them when those words are fewer than _FEWEST_WORDS on
+    either side. None when that does not fit PAIR_TOKENS (widened to whole words or sentences, a
+    window may no longer fit), or when one prompt has no differing words (it only adds words to
+    the other, perhaps with other punctuation, or differs only in what the tokenizer does not
+    keep: case, accents). `counter` is the model's tokenizer without padding or truncation. A
+    long text with another question after it reads as the two questions; the same text with a
+    reworded instruction before it, as the two instructions. The rest of the text they share
+    tells the model nothing about whether one answer serves both, and left in, it sways the
+    model towards "the same" (docs/quality.md, long prompts). Training reads its long pairs the
+    same way (`TrainConfig.read_as_served`)."""
+    texts = (first, second)
+    sides = counter.encode_batch(list(texts), add_special_tokens=False)
+    shared_start, shared_end = _shared_ends(sides[0].ids, sides[1].ids)
+    differing = len(sides[0].ids) + len(sides[1].ids) - 2 * (shared_start + shared_end)
+    if differing > PAIR_TOKENS - 3:  # [CLS] first [SEP] second [SEP]
+        return None
+    ranges = [
+        _word_range(text, side, shared_start, len(side.ids) - shared_end)
+        for text, side in zip(texts, sides, strict=True)
+    ]
+    words = [text[start:stop] for text, (start, stop) in zip(texts, ranges, strict=True)]
+    if not all(_WORD.search(part) for part in words):
+        return None
+    if min(len(part.split()) for part in words) < _FEWEST_WORDS:
+        sentences = [
+            text[slice(*_sentence_range(text, start, stop))].strip()
+            for text, (start, stop) in zip(texts, ranges, strict=True)
+        ]
+        if len(counter.encode(sentences[0], sentences[1]).ids) <= PAIR_TOKENS:
+            return sentences[0], sentences[1]
+    if len(counter.encode(words[0], words[1]).ids) <= PAIR_TOKENS:
+        return words[0], words[1]
+    return None
+
+
 class _OnnxBert:
     """One BERT session with its tokenizer; `run` feeds a list of encodings padded alike."""
 
@@ -198,7 +235,7 @@ class _OnnxBert:
         tokens where it can.
 
         A pair that fits is read whole. A longer one is read where its two prompts differ
-        (`_window`); when that cannot be done, a pair of up to MAX_TOKENS is read whole, as it
+        (`pair_window`); when that cannot be done, a pair of up to MAX_TOKENS is read whole, as it
         fits the model, and a longer one not at all (None): the model would judge it without
         seeing what tells its prompts apart.
         """
@@ -207,49 +244,19 @@ class _OnnxBert:
         # the two lengths).
         whole: list[Encoding] = self._counter.encode_batch(capped)
         encodings: list[Encoding | None] = [e if len(e.ids) <= PAIR_TOKENS else None for e in whole]
-        windows = {index: self._window(*capped[index]) for index, e in enumerate(encodings) if e is None}
+        windows = {
+            index: pair_window(self._counter, *capped[index])
+            for index, e in enumerate(encodings)
+            if e is None
+        }
         readable = [index for index, window in windows.items() if window is not None]
         read: list[Encoding] = self._tokenizer.encode_batch([windows[index] for index in readable])
         for index, encoding in zip(readable, read, strict=True):
-            # Widened to whole words or sentences, a window may no longer fit: then it is not read.
-            encodings[index] = encoding if len(encoding.ids) <= PAIR_TOKENS else None
+            encodings[index] = encoding
         for index in windows:
             if encodings[index] is None and len(whole[index].ids) <= MAX_TOKENS:
                 encodings[index] = whole[index]
         return encodings
-
-    def _window(self, first: str, second: str) -> tuple[str, str] | None:
-        """Two long prompts cut to the words where they differ, or to the sentences that hold them
-        when those words are fewer than _FEWEST_WORDS on either side. None when the differing
-        words alone do not fit PAIR_TOKENS, or when one prompt has none (it only adds words to the
-        other, perhaps with other punctuation, or differs only in what the tokenizer does not
-        keep: case, accents). A long text
-        with another question after it reads as the two questions; the same text with a reworded
-        instruction before it, as the two instructions. The rest of the text they share tells the
-        model nothing about whether one answer serves both, and left in, it sways the model
-        towards "the same" (docs/quality.md, long prompts)."""
-        texts = (first, second)
-        sides = self._counter.encode_batch(list(texts), add_special_tokens=False)
-        shared_start, shared_end = _shared_ends(sides[0].ids, sides[1].ids)
-        differing = len(sides[0].ids) + len(sides[1].ids) - 2 * (shared_start + shared_end)
-        if differing > PAIR_TOKENS - 3:  # [CLS] first [SEP] second [SEP]
-            return None
-        ranges = [
-            _word_range(text, side, shared_start, len(side.ids) - shared_end)
-            for text, side in zip(texts, sides, strict=True)
-        ]
-        words = [text[start:stop] for text, (start, stop) in zip(texts, ranges, strict=True)]
-        if not all(_WORD.search(part) for part in words):
-            return None
-        if min(len(part.split()) for part in words) >= _FEWEST_WORDS:
-            return words[0], words[1]
-        sentences = [
-            text[slice(*_sentence_range(text, start, stop))].strip()
-            for text, (start, stop) in zip(texts, ranges, strict=True)
-        ]
-        if len(self._counter.encode(sentences[0], sentences[1]).ids) <= PAIR_TOKENS:
-            return sentences[0], sentences[1]
-        return words[0], words[1]
 
     def _feeds(self, encodings: Sequence[Encoding]) -> dict[str, IntArray]:
         # A group is cut to its own longest: the tokenizer pads a batch together, and a group drawn

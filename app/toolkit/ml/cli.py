@@ -100,6 +100,21 @@ def train_verifier_command(
             "paraphrases).",
         ),
     ] = 0,
+    instruction_pairs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Generated pairs of short instructions, alone and over one pasted text: the same "
+            "request reworded, or another request (0: none; the shipped model was trained without them).",
+        ),
+    ] = 0,
+    read_as_served: Annotated[
+        bool,
+        typer.Option(
+            help="Read a training pair longer than the model reads where its prompts differ, as the "
+            "service does, instead of cutting it (the shipped model was trained cut).",
+        ),
+    ] = False,
     paws_pairs: Annotated[
         int | None,
         typer.Option(min=0, help="Training rows drawn from PAWS dev's training part (default: every one)."),
@@ -132,6 +147,8 @@ def train_verifier_command(
         mined_skip_labelled=mined_skip_labelled,
         written_repeats=written_repeats,
         counter_repeats=counter_repeats,
+        instruction_pairs=instruction_pairs,
+        read_as_served=read_as_served,
         file_pairs=file_pairs,
         batch_size=batch_size,
         learning_rate=learning_rate,

@@ -611,7 +611,7 @@ def _typo(word: str, rng: random.Random) -> str:
     return word[:index] + word[index + 1 :]
 
 
-def _noise(text: str, rng: random.Random, strength: float) -> str:
+def noise(text: str, rng: random.Random, strength: float) -> str:
     """Change the surface of a prompt, never what it asks."""
     words = text.split(" ")
     for index, word in enumerate(words):
@@ -687,8 +687,8 @@ class PairGenerator:
                 other = _pool_name(names[0])
                 second_values[other], second_values[names[0]] = values[names[0]], values[other]
                 kind = "symmetric-swap"
-        first = _noise(self._render(first_phrasing, values, modifier), self.rng, 0.3)
-        second = _noise(self._render(second_phrasing, second_values, modifier), self.rng, 0.8)
+        first = noise(self._render(first_phrasing, values, modifier), self.rng, 0.3)
+        second = noise(self._render(second_phrasing, second_values, modifier), self.rng, 0.8)
         return Pair(*self._ordered(first, second), 1, kind, intent.id)
 
     def negative(self) -> Pair:
@@ -729,8 +729,8 @@ class PairGenerator:
             else:
                 second_modifier = (kind_name, self.rng.choice(choices))
             kind = f"modifier:{kind_name}"
-        first = _noise(self._render(first_phrasing, values, modifier), self.rng, 0.3)
-        second = _noise(self._render(second_intent_phrasing, second_values, second_modifier), self.rng, 0.8)
+        first = noise(self._render(first_phrasing, values, modifier), self.rng, 0.3)
+        second = noise(self._render(second_intent_phrasing, second_values, second_modifier), self.rng, 0.8)
         return Pair(*self._ordered(first, second), 0, kind, intent.id)
 
     def _ordered(self, first: str, second: str) -> tuple[str, str]:

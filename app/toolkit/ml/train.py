@@ -27,9 +27,16 @@ import numpy.typing as npt
 from rich.console import Console
 from tokenizers import Tokenizer
 
-from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, DEFAULT_VERIFIER_DIR, OnnxCrossEncoder, OnnxEmbedder
+from app.cache.onnx_models import (
+    DEFAULT_EMBEDDER_DIR,
+    DEFAULT_VERIFIER_DIR,
+    OnnxCrossEncoder,
+    OnnxEmbedder,
+    pair_window,
+)
 from app.toolkit.evaluation.metrics import LabelledPair, precision_recall_curve, read_pairs
 from app.toolkit.ml.export import build_onnx, default_source_dir
+from app.toolkit.ml.instructions import instruction_pairs
 from app.toolkit.ml.pairs import generate
 from app.toolkit.ml.swaps import SwapPair, role_frames, transform_all
 
@@ -116,6 +123,13 @@ class TrainConfig:
     checkpoint_every: int = 100
     # The PAWS test split is reported on, never trained or tuned on; a sample keeps it quick.
     paws_test_pairs: int = 2000
+    # A training pair longer than `max_tokens` is read as the service reads it, where its two
+    # prompts differ (`pair_window`), instead of cut at `max_tokens`: a cut can drop the one
+    # instruction that tells two requests over one pasted text apart. Off in the shipped recipe.
+    read_as_served: bool = False
+    # Pairs of short instructions, alone and over one pasted text (app.toolkit.ml.instructions):
+    # the same request reworded, or another request (0: none; the shipped model has none).
+    instruction_pairs: int = 0
 
 
 @dataclass(frozen=True)
@@ -200,6 +214,8 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
     rng = random.Random(config.seed)  # noqa: S311 - reproducible sampling, not secrets
     train_sentences: list[str] = []
     held_sentences: list[str] = []
+    prose: list[str] = []
+    held_prose: list[str] = []
 
     lc_train, lc_held = _langcache(config)
     splits.validation.append(
@@ -223,6 +239,8 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
         if tag != "paws_dev":  # PAWS sentences are already swaps of each other.
             train_sentences += [p.first for p in train] + [p.second for p in train]
             held_sentences += [p.first for p in held]
+        if tag == "mrpc":  # News prose: the texts instructions are given over.
+            prose, held_prose = [p.first for p in train], [p.first for p in held]
 
     for source, repeats in (("written", config.written_repeats), ("counter", config.counter_repeats)):
         written_train, written_held = _written(source)
@@ -264,6 +282,23 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             "order, role, contrast and opposite transformations of the validation slices' sentences",
         )
     )
+    held_instructions = instruction_pairs(
+        max(400, config.instruction_pairs // 4), held_prose, config.seed + 1, validation=True
+    )
+    instructions_validation = LabelledSet(
+        "instructions_validation",
+        [(p.first, p.second) for p in held_instructions],
+        [p.label for p in held_instructions],
+        "instructions of held-out tasks, alone and over one text of MRPC's validation sentences",
+        [p.kind for p in held_instructions],
+    )
+    if config.instruction_pairs:
+        instructions = instruction_pairs(config.instruction_pairs, prose, config.seed, validation=False)
+        splits.train += [(p.first, p.second, p.label) for p in instructions]
+        splits.sources["instructions"] = len(instructions)
+        splits.validation.append(instructions_validation)
+    else:
+        splits.report.append(instructions_validation)
     if with_mined and config.mined_pairs:
         labelled = {_pair_key(a, b) for a, b, _ in splits.train} if config.mined_skip_labelled else set()
         mined = mine_look_alikes(train_sentences, config, labelled)
@@ -354,12 +389,14 @@ def _written(source: str) -> tuple[list[tuple[tuple[str, str], int]], LabelledSe
 
 
 def with_recipe(config: TrainConfig, recipe: Mapping[str, Any]) -> TrainConfig:
-    """`config` with the written files trained on as a run's recipe (its training config) says:
-    that decides which of their slices are validation slices and which are only reported."""
+    """`config` with the written files and the instruction pairs trained on as a run's recipe (its
+    training config) says: that decides which of their slices are validation slices and which are
+    only reported."""
     return replace(
         config,
         written_repeats=int(recipe.get("written_repeats", 0)),
         counter_repeats=int(recipe.get("counter_repeats", 0)),
+        instruction_pairs=int(recipe.get("instruction_pairs", 0)),
     )
 
 
@@ -706,12 +743,27 @@ def apply_defaults(
 # The whole run
 
 
+def as_served(examples: Sequence[tuple[str, str, int]], config: TrainConfig) -> list[tuple[str, str, int]]:
+    """The training pairs as the service's cross-encoder reads them: a pair longer than
+    `max_tokens` where its prompts differ (`pair_window`), when that fits; whole (and cut by the
+    training tokenizer) otherwise."""
+    counter = Tokenizer.from_file(str(default_source_dir() / "tokenizer.json"))
+    counter.no_padding()
+    counter.no_truncation()
+    lengths = [len(e.ids) for e in counter.encode_batch([(a, b) for a, b, _ in examples])]
+    read = []
+    for (first, second, label), length in zip(examples, lengths, strict=True):
+        window = pair_window(counter, first, second) if length > config.max_tokens else None
+        read.append((first, second, label) if window is None else (*window, label))
+    return read
+
+
 def run(config: TrainConfig) -> dict[str, Any]:
     """Train, export fp32 and int8, then validate both and ship the one that keeps the accuracy."""
     started = time.perf_counter()
     config.work_dir.mkdir(parents=True, exist_ok=True)
     splits = load_splits(config, with_mined=True)
-    examples = splits.train
+    examples = as_served(splits.train, config) if config.read_as_served else splits.train
     console.print(f"training on {len(examples)} pairs: {splits.sources}")
     # One stage from the all-MiniLM-L6-v2 weights over every training pair, `epochs` times.
     hf_dir = config.work_dir / "hf"

@@ -29,9 +29,9 @@ from app.toolkit.ml.pairs import (
     Intent,
     PairGenerator,
     _different,
-    _noise,
     _pool_name,
     in_validation,
+    noise,
 )
 
 
@@ -90,7 +90,7 @@ class StreamBuilder:
     def paraphrase(self, question: Question) -> str:
         phrasing = self.rng.choice(question.intent.phrasings)
         rendered = self.generator._render(phrasing, dict(question.values), question.modifier)
-        return _noise(rendered, self.rng, 0.5)
+        return noise(rendered, self.rng, 0.5)
 
     def build(self, questions: int, look_alikes: int, paraphrases: int, repeats: int) -> list[dict[str, str]]:
         """`questions` base questions, each with `look_alikes` look-alikes; every question gets

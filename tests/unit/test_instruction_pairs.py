@@ -1,0 +1,117 @@
+"""The instruction pairs the verifier may be trained on, and training pairs read as the service reads them."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer
+
+from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, pair_window
+from app.toolkit.ml.instructions import OBJECTS, TASKS, in_validation, instruction_pairs
+from app.toolkit.ml.train import (
+    WORK_PROMPTS_FILE,
+    WORK_PROMPTS_FOURTH_FILE,
+    WORK_PROMPTS_SECOND_FILE,
+    WORK_PROMPTS_STRESS_FILE,
+    WORK_PROMPTS_THIRD_FILE,
+    TrainConfig,
+    as_served,
+)
+
+_PROSE = [
+    "The company said quarterly revenue rose 8 percent, helped by strong demand in Asia.",
+    "Shares fell in early trading after the regulator opened an inquiry into the merger.",
+    "The council voted to close the bridge for repairs until the end of the summer.",
+    "Researchers found that the new vaccine protected most patients for at least a year.",
+    "The airline cancelled dozens of flights as the storm moved up the east coast.",
+    "Union leaders said they would return to talks with management next week.",
+]
+_LONG_SHARED = " ".join(_PROSE * 3)
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def test_pairs_are_reproducible_and_of_both_labels_alone_and_over_a_text() -> None:
+    pairs = instruction_pairs(600, _PROSE, seed=3, validation=False)
+
+    assert pairs == instruction_pairs(600, _PROSE, seed=3, validation=False)
+    assert {pair.label for pair in pairs} == {0, 1}
+    assert {pair.kind.split(", ")[1] for pair in pairs} == {"alone", "before", "after"}
+    for pair in pairs:
+        assert "{" not in pair.first + pair.second
+        if pair.label == 0:
+            assert pair.first.casefold() != pair.second.casefold()
+        if not pair.kind.endswith("alone"):
+            # One pasted text under both requests: only the instructions tell them apart.
+            assert any(sentence in pair.first and sentence in pair.second for sentence in _PROSE)
+
+
+def test_about_a_quarter_of_the_tasks_is_held_out_and_never_trained_on() -> None:
+    held_out = {task.id for task in TASKS if in_validation(task)}
+    assert 0.15 < len(held_out) / len(TASKS) < 0.35
+
+    validation = instruction_pairs(800, _PROSE, seed=5, validation=True)
+    training = instruction_pairs(3000, _PROSE, seed=5, validation=False)
+
+    assert {pair.intent for pair in validation} == held_out
+    assert not {pair.intent for pair in training} & held_out
+
+
+def _sentences(path: Path) -> set[str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {
+        _words(sentence)
+        for row in rows
+        for side in ("sentence1", "sentence2")
+        for sentence in re.split(r"(?<=[.?!:])\s+", row[side])
+    }
+
+
+def test_no_task_phrasing_is_a_sentence_of_a_report_only_set() -> None:
+    reported = set().union(
+        *(
+            _sentences(path)
+            for path in (
+                WORK_PROMPTS_FILE,
+                WORK_PROMPTS_SECOND_FILE,
+                WORK_PROMPTS_THIRD_FILE,
+                WORK_PROMPTS_FOURTH_FILE,
+                WORK_PROMPTS_STRESS_FILE,
+                WORK_PROMPTS_FILE.parent / "long_prompts.csv",
+            )
+        )
+    )
+    phrasings = {
+        _words(phrasing.replace("{obj}", obj))
+        for task in TASKS
+        for phrasing in task.phrasings
+        for obj in OBJECTS
+    }
+
+    assert not phrasings & reported
+
+
+@pytest.fixture(scope="module")
+def counter() -> Tokenizer:
+    tokenizer = Tokenizer.from_file(str(DEFAULT_VERIFIER_DIR / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def test_a_long_training_pair_is_read_where_it_differs_as_the_service_reads_it(counter: Tokenizer) -> None:
+    # Cut at the model's 128 tokens, both prompts would end inside the shared text and the one
+    # instruction that tells them apart would be lost: the pair would teach "the same".
+    long_pair = (f"{_LONG_SHARED} Draft a reply to this email.", f"{_LONG_SHARED} List the action items.", 0)
+    short_pair = ("Summarise this email.", "Give me a summary of this email.", 1)
+
+    read = as_served([long_pair, short_pair], TrainConfig())
+
+    assert read == [("Draft a reply to this email", "List the action items", 0), short_pair]
+    assert read[0][:2] == pair_window(counter, *long_pair[:2])
