@@ -1,7 +1,8 @@
 """Write the pairs the shipped cross-encoder never saw in training, as JSONL for `deja eval`:
 the validation slice of every training source (the held-out langcache half, PAWS dev, Quora,
-MRPC, the project's validation intents, the order and role transformations) and the PAWS
-test split (report only), split exactly as `deja verifier train` splits them.
+MRPC, the project's validation intents, the written pairs, the instruction pairs of held-out
+tasks, the order and role transformations) and the PAWS test split (report only), split exactly
+as `deja verifier train` splits them.
 
 Usage: python scripts/held_out_pairs.py DATA_DIR OUT_DIR
 """

@@ -73,6 +73,8 @@ WRITTEN_TRAIN_FILE = Path(__file__).parent / "data" / "work_prompts_train.csv"
 # a fifth of them, split by first prompt, is their validation slice.
 WRITTEN_COUNTER_FILE = Path(__file__).parent / "data" / "work_prompts_train_counter.csv"
 WRITTEN_VALIDATION_FRACTION = 0.2
+# Instruction pairs of the held-out tasks, whether or not the model is trained on the others.
+INSTRUCTION_VALIDATION_PAIRS = 800
 
 FloatArray = npt.NDArray[np.float64]
 console = Console()
@@ -283,7 +285,7 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
         )
     )
     held_instructions = instruction_pairs(
-        max(400, config.instruction_pairs // 4), held_prose, config.seed + 1, validation=True
+        INSTRUCTION_VALIDATION_PAIRS, held_prose, config.seed + 1, validation=True
     )
     instructions_validation = LabelledSet(
         "instructions_validation",
