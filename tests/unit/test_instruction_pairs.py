@@ -12,6 +12,7 @@ from tokenizers import Tokenizer
 from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, pair_window
 from app.toolkit.ml.instructions import OBJECTS, TASKS, in_validation, instruction_pairs
 from app.toolkit.ml.train import (
+    WORK_PROMPTS_FIFTH_FILE,
     WORK_PROMPTS_FILE,
     WORK_PROMPTS_FOURTH_FILE,
     WORK_PROMPTS_SECOND_FILE,
@@ -81,6 +82,7 @@ def test_no_task_phrasing_is_a_sentence_of_a_report_only_set() -> None:
                 WORK_PROMPTS_FILE,
                 WORK_PROMPTS_SECOND_FILE,
                 WORK_PROMPTS_THIRD_FILE,
+                WORK_PROMPTS_FIFTH_FILE,
                 WORK_PROMPTS_FOURTH_FILE,
                 WORK_PROMPTS_STRESS_FILE,
                 WORK_PROMPTS_FILE.parent / "long_prompts.csv",

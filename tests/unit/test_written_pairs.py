@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.toolkit.ml.train import (
+    WORK_PROMPTS_FIFTH_FILE,
     WORK_PROMPTS_FILE,
     WORK_PROMPTS_FOURTH_FILE,
     WORK_PROMPTS_SECOND_FILE,
@@ -38,6 +39,7 @@ def test_no_prompt_of_a_report_only_set_is_trained_on(written: Path) -> None:
                 WORK_PROMPTS_FILE,
                 WORK_PROMPTS_SECOND_FILE,
                 WORK_PROMPTS_THIRD_FILE,
+                WORK_PROMPTS_FIFTH_FILE,
                 WORK_PROMPTS_FOURTH_FILE,
                 WORK_PROMPTS_STRESS_FILE,
             )

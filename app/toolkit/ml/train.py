@@ -61,6 +61,10 @@ WORK_PROMPTS_THIRD_FILE = Path(__file__).parent / "data" / "work_prompts_third.c
 # instructions over one pasted text (report only; its pairs sharing a prompt with a training file
 # were left out).
 WORK_PROMPTS_FOURTH_FILE = Path(__file__).parent / "data" / "work_prompts_fourth.csv"
+# A fifth, written the same way by two writers after the fourth had judged a model: the same
+# combinations, and other or reworded instructions over one pasted text of 40 to 350 words (report
+# only; its pairs sharing a prompt with another file were left out).
+WORK_PROMPTS_FIFTH_FILE = Path(__file__).parent / "data" / "work_prompts_fifth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -328,6 +332,14 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             "work_prompts_fourth",
             "work prompts written apart from the project in every combination of worded alike or apart "
             "and same or different request (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_FIFTH_FILE,
+            "work_prompts_fifth",
+            "work prompts written apart from the project after the fourth set had judged a model, with "
+            "other or reworded instructions over pasted texts of up to 350 words (report only)",
         )
     )
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
