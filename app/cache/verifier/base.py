@@ -67,7 +67,7 @@ class VerifierPolicy:
     # let the model recover paraphrases that embed far apart, high enough to spare it hopeless ones.
     # Below `cross_encoder_strict_below` the model must be surer (`cross_encoder_strict_min_score`),
     # below `cross_encoder_far_below` surer still (`cross_encoder_far_min_score`).
-    min_similarity: float = 0.7
+    min_similarity: float = 0.65
     # Cosine floor when no cross-encoder runs (none shipped, or the tenant turned it off): the
     # floor and the rules are then the whole decision. 0.9 with the rules served 2% of the chat
     # look-alikes where plain cosine served 10%, at the same recall.
@@ -83,13 +83,13 @@ class VerifierPolicy:
     # slice is served less precisely than plain cosine >= 0.9 serves it. For the shipped model,
     # on pairs it never saw, at cosine >= 0.8: 0.65 served chat prompts 0.96 right at 78%
     # recall, the project's work prompts 0.98 at 57%.
-    cross_encoder_min_score: float | None = 0.65
+    cross_encoder_min_score: float | None = 0.7
     # Candidates whose cosine is below this (and at least `min_similarity`) are served only when
     # the cross-encoder is at least `cross_encoder_strict_min_score` sure: a true paraphrase often
     # embeds between 0.7 and 0.8, and the model, sure enough, tells it from the look-alikes
     # there. Chosen with the threshold (`default_on_validation`).
     cross_encoder_strict_below: float = 0.8
-    cross_encoder_strict_min_score: float = 0.87
+    cross_encoder_strict_min_score: float = 0.8
     # Candidates whose cosine is below this (and at least `min_similarity`) are served only when
     # the cross-encoder is at least `cross_encoder_far_min_score` sure: a paraphrase reworded
     # through and through may embed at 0.6, among many more look-alikes and unrelated prompts
@@ -98,7 +98,7 @@ class VerifierPolicy:
     # chat prompts 95% right at any far threshold (`default_on_validation`), so this one was not
     # chosen for it; a tenant that lowers `min_similarity` opens the band at it.
     cross_encoder_far_below: float = 0.7
-    cross_encoder_far_min_score: float = 0.97
+    cross_encoder_far_min_score: float = 0.93
     # A candidate at this cosine or more worded apart from the prompt (`word_overlap` under
     # REWORDED_MAX_OVERLAP: the words both have are under half the words either has; "Best
     # horror movies from the 1990s" / "Top 1990s horror films list") is served

@@ -87,10 +87,9 @@ def train_verifier_command(
         typer.Option(
             min=0,
             help="Times each training row of the written work prompts (work_prompts_train.csv) is read "
-            "per epoch (0: not trained on, their validation slice then only reported; the shipped "
-            "model was trained without them).",
+            "per epoch (0: not trained on, their validation slice then only reported).",
         ),
-    ] = 0,
+    ] = 2,
     counter_repeats: Annotated[
         int,
         typer.Option(
@@ -99,22 +98,22 @@ def train_verifier_command(
             "(work_prompts_train_counter.csv: topical look-alikes worded apart, near-identical "
             "paraphrases).",
         ),
-    ] = 0,
+    ] = 6,
     instruction_pairs: Annotated[
         int,
         typer.Option(
             min=0,
             help="Generated pairs of short instructions, alone and over one pasted text: the same "
-            "request reworded, or another request (0: none; the shipped model was trained without them).",
+            "request reworded, or another request (0: none).",
         ),
-    ] = 0,
+    ] = 3000,
     read_as_served: Annotated[
         bool,
         typer.Option(
             help="Read a training pair longer than the model reads where its prompts differ, as the "
-            "service does, instead of cutting it (the shipped model was trained cut).",
+            "service does, instead of cutting it at that length.",
         ),
-    ] = False,
+    ] = True,
     paws_pairs: Annotated[
         int | None,
         typer.Option(min=0, help="Training rows drawn from PAWS dev's training part (default: every one)."),

@@ -100,10 +100,11 @@ class TrainConfig:
     langcache_repeats: int = 2
     # Times each training row of the written work prompts is read per epoch (0: not trained on;
     # their validation slice is reported either way, and chooses thresholds only when trained on).
-    # 0 in the shipped recipe: a model trained on them learnt a shortcut (docs/quality.md).
-    written_repeats: int = 0
+    # Trained alone on them, a model learnt a shortcut (docs/quality.md); with the pairs written
+    # to break it, it did not.
+    written_repeats: int = 2
     # The same for the pairs written to break that shortcut (work_prompts_train_counter.csv).
-    counter_repeats: int = 0
+    counter_repeats: int = 6
     # Order and role transformations of real sentences, and pairs from the two-party frames.
     swap_pairs: int = 6000
     role_frame_pairs: int = 800
@@ -131,11 +132,11 @@ class TrainConfig:
     paws_test_pairs: int = 2000
     # A training pair longer than `max_tokens` is read as the service reads it, where its two
     # prompts differ (`pair_window`), instead of cut at `max_tokens`: a cut can drop the one
-    # instruction that tells two requests over one pasted text apart. Off in the shipped recipe.
-    read_as_served: bool = False
+    # instruction that tells two requests over one pasted text apart.
+    read_as_served: bool = True
     # Pairs of short instructions, alone and over one pasted text (app.toolkit.ml.instructions):
-    # the same request reworded, or another request (0: none; the shipped model has none).
-    instruction_pairs: int = 0
+    # the same request reworded, or another request (0: none).
+    instruction_pairs: int = 3000
 
 
 @dataclass(frozen=True)
