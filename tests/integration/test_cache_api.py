@@ -50,8 +50,8 @@ async def test_exact_prompt_hits_with_the_stored_answer(http: httpx.AsyncClient,
 
 async def test_paraphrase_hits_by_meaning(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
-    entry_id = await store(http, t.headers, "How do I reset my password?", "Use the reset link.")
-    result = await lookup(http, t.headers, "how can I reset my password")
+    entry_id = await store(http, t.headers, "How do I undo the last git commit?", "git reset --soft HEAD~1")
+    result = await lookup(http, t.headers, "how can I undo my last commit in git")
     assert result["hit"] is True
     assert result["tier"] == "semantic"
     assert result["entry_id"] == entry_id
@@ -289,9 +289,11 @@ async def test_a_stricter_threshold_turns_a_semantic_hit_into_a_miss(
     http: httpx.AsyncClient, make_tenant
 ) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
-    await store(http, t.headers, "How do I reset my password?", "Use the reset link.")
-    assert (await lookup(http, t.headers, "how can I reset my password"))["hit"] is True
-    assert (await lookup(http, t.headers, "how can I reset my password", threshold=0.999))["hit"] is False
+    await store(http, t.headers, "How do I undo the last git commit?", "git reset --soft HEAD~1")
+    assert (await lookup(http, t.headers, "how can I undo my last commit in git"))["hit"] is True
+    assert (await lookup(http, t.headers, "how can I undo my last commit in git", threshold=0.999))[
+        "hit"
+    ] is False
     # A looser threshold than the tenant's cannot loosen the decision.
     assert (await lookup(http, t.headers, "convert 5 km to miles", threshold=0.0))["hit"] is False
 
@@ -304,8 +306,7 @@ async def test_below_cosine_0_8_only_a_sure_model_serves(http: httpx.AsyncClient
     result = await lookup(http, t.headers, "Return JSON fields: title and author")
     assert (result["hit"], result["entry_id"]) == (True, entry_id)
     assert 0.7 < result["similarity"] < 0.8
-    # A look-alike at 0.74 that the model rates above the usual threshold (0.65), not above the
-    # strict one.
+    # A look-alike at 0.76: the model does not rate it above the strict threshold.
     result = await lookup(http, t.headers, "Name the prime minister of France")
     assert result["hit"] is False
     # A tenant that closes the band (its floor at 0.8) misses the paraphrase too.
@@ -328,15 +329,15 @@ async def test_a_rewording_near_cosine_one_is_served_when_the_model_does_not_obj
     )
     assert patched.status_code == 200, patched.text
     stored = [
-        await store(http, t.headers, "What are some ways to contact Jesse Ventura?", "Through his agent.")
+        await store(http, t.headers, "Why do cats purr?", "To communicate, mostly contentment.")
         for t in (default, closed)
     ]
-    # Worded apart (a quarter of the words shared), at cosine 0.95: the model rates it about 0.6,
-    # under the usual threshold (0.65), above the reworded one (0.65 - 0.35).
-    result = await lookup(http, default.headers, "How do I contact Jesse Ventura?")
+    # Worded apart (a third of the words shared), at cosine 0.96: the model rates it about 0.58,
+    # under the usual threshold (0.7), above the reworded one (0.7 - 0.35).
+    result = await lookup(http, default.headers, "How come cats purr?")
     assert (result["hit"], result["entry_id"]) == (True, stored[0])
     assert result["similarity"] > 0.9
-    assert (await lookup(http, closed.headers, "How do I contact Jesse Ventura?"))["hit"] is False
+    assert (await lookup(http, closed.headers, "How come cats purr?"))["hit"] is False
 
 
 async def test_bad_requests_are_4xx_problems(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]

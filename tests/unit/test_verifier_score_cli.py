@@ -21,7 +21,12 @@ def test_a_pair_is_shown_with_its_cosine_its_verdict_and_each_probability() -> N
     same = runner.invoke(
         cli,
         [
-            *("verifier", "score", "How do I reset my password?", "how can I reset my password"),
+            *(
+                "verifier",
+                "score",
+                "How do I undo the last git commit?",
+                "how can I undo my last commit in git",
+            ),
             *("--previous-dir", str(DEFAULT_VERIFIER_DIR)),
         ],
     )
@@ -30,7 +35,7 @@ def test_a_pair_is_shown_with_its_cosine_its_verdict_and_each_probability() -> N
     # One probability for each model named, the same model twice here: the same score.
     scores = [float(p) for p in re.findall(r"(?:verifier|previous): (\d\.\d{3})", same.output)]
     assert len(scores) == 2
-    assert scores[0] == scores[1] > 0.65  # above the usual threshold: served at cosine 0.98
+    assert scores[0] == scores[1] > 0.7  # above the usual threshold: served at cosine 0.98
 
 
 def test_two_long_prompts_are_read_cut_to_where_they_differ() -> None:
