@@ -80,9 +80,7 @@ class VerifierPolicy:
     # belongs to one trained model's calibration: re-measure it whenever the model is retrained
     # (scripts/quality.sh, `default_on_validation`): the lowest threshold at which the held-out
     # chat pairs and the held-out work prompts each keep 95% of hits right and no validation
-    # slice is served less precisely than plain cosine >= 0.9 serves it. For the shipped model,
-    # on pairs it never saw, at cosine >= 0.8: 0.65 served chat prompts 0.96 right at 78%
-    # recall, the project's work prompts 0.98 at 57%.
+    # slice is served less precisely than plain cosine >= 0.9 serves it (docs/quality.md).
     cross_encoder_min_score: float | None = 0.7
     # Candidates whose cosine is below this (and at least `min_similarity`) are served only when
     # the cross-encoder is at least `cross_encoder_strict_min_score` sure: a true paraphrase often
@@ -93,16 +91,16 @@ class VerifierPolicy:
     # Candidates whose cosine is below this (and at least `min_similarity`) are served only when
     # the cross-encoder is at least `cross_encoder_far_min_score` sure: a paraphrase reworded
     # through and through may embed at 0.6, among many more look-alikes and unrelated prompts
-    # than above, and only a model all but certain is right there. Closed at the defaults
-    # (`min_similarity` at or above it closes it): for the shipped model no lower floor keeps the
-    # chat prompts 95% right at any far threshold (`default_on_validation`), so this one was not
-    # chosen for it; a tenant that lowers `min_similarity` opens the band at it.
+    # than above, and only a model all but certain is right there. Open at the defaults, from the
+    # floor (0.65) to 0.7: for the shipped model the floor and threshold chosen there keep the
+    # chat and work prompts 95% right (`default_on_validation`); `min_similarity` at or above
+    # this closes it.
     cross_encoder_far_below: float = 0.7
     cross_encoder_far_min_score: float = 0.93
     # A candidate at this cosine or more worded apart from the prompt (`word_overlap` under
     # REWORDED_MAX_OVERLAP: the words both have are under half the words either has; "Best
     # horror movies from the 1990s" / "Top 1990s horror films list") is served
-    # `cross_encoder_reworded_margin` below `cross_encoder_min_score` (0.3 at the defaults; a
+    # `cross_encoder_reworded_margin` below `cross_encoder_min_score` (0.35 at the defaults; a
     # tenant that raises the usual threshold raises this one too). The model learnt from
     # word-order swaps that a prompt rearranged may ask something else, and it carries that
     # doubt to prompts worded apart that embed almost as one, which are paraphrases far more
