@@ -20,23 +20,23 @@ from app.db.fastpath import FastConnections
 from tests.conftest import ADMIN_HEADERS, ServerThread
 from tests.integration.test_cache_api import answer_of, lookup, store
 
-STORED = "How do I reset my password?"
-PARAPHRASE = "how can I reset my password"
+STORED = "How do I undo the last git commit?"
+PARAPHRASE = "how can I undo my last commit in git"
 
 
 async def test_a_served_paraphrase_is_an_alias_hit_next_time(
     http: httpx.AsyncClient, make_tenant, deja: ServerThread
 ) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
-    entry_id = await store(http, t.headers, STORED, "Use the reset link.")
+    entry_id = await store(http, t.headers, STORED, "git reset --soft HEAD~1")
     first = await lookup(http, t.headers, PARAPHRASE)
     assert (first["hit"], first["tier"], first["entry_id"]) == (True, "semantic", entry_id)
     await deja.settle()
     # Runs of whitespace do not matter: the same normalised wording.
-    again = await lookup(http, t.headers, "  how can I reset my   password ")
+    again = await lookup(http, t.headers, "  how can I undo my   last commit in git ")
     assert (again["hit"], again["tier"], again["entry_id"]) == (True, "alias", entry_id)
     assert again["similarity"] == pytest.approx(first["similarity"], abs=1e-6)  # stored as real
-    assert answer_of(again) == "Use the reset link."
+    assert answer_of(again) == "git reset --soft HEAD~1"
     # Another namespace is another cache: no alias there.
     assert (await lookup(http, t.headers, PARAPHRASE, namespace="other"))["hit"] is False
     # A stricter threshold than the alias's cosine is not served by it.
@@ -47,7 +47,7 @@ async def test_aliases_go_with_their_entry_and_when_it_is_flagged(
     http: httpx.AsyncClient, make_tenant, deja: ServerThread
 ) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
-    entry_id = await store(http, t.headers, STORED, "Use the reset link.")
+    entry_id = await store(http, t.headers, STORED, "git reset --soft HEAD~1")
     await lookup(http, t.headers, PARAPHRASE)
     await deja.settle()
     assert (await lookup(http, t.headers, PARAPHRASE))["tier"] == "alias"
@@ -58,7 +58,7 @@ async def test_aliases_go_with_their_entry_and_when_it_is_flagged(
     assert (await lookup(http, t.headers, PARAPHRASE))["hit"] is False
 
     # A new entry, aliased, then deleted: its alias no longer answers.
-    entry_id = await store(http, t.headers, STORED, "Use the reset link.", namespace="n")
+    entry_id = await store(http, t.headers, STORED, "git reset --soft HEAD~1", namespace="n")
     await lookup(http, t.headers, PARAPHRASE, namespace="n")
     await deja.settle()
     assert (await lookup(http, t.headers, PARAPHRASE, namespace="n"))["tier"] == "alias"
@@ -73,7 +73,7 @@ async def test_new_verifier_settings_decide_again_what_an_alias_served(
     paraphrases its old settings served are looked up again under the new ones; a change that
     leaves the verifier as it was keeps them."""
     t = await make_tenant()
-    entry_id = await store(http, t.headers, STORED, "Use the reset link.")
+    entry_id = await store(http, t.headers, STORED, "git reset --soft HEAD~1")
     await lookup(http, t.headers, PARAPHRASE)
     await deja.settle()
     assert (await lookup(http, t.headers, PARAPHRASE))["tier"] == "alias"
@@ -104,7 +104,7 @@ async def test_an_entry_keeps_a_bounded_number_of_aliases(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     t = await make_tenant()
-    entry_id = await store(http, t.headers, STORED, "Use the reset link.")
+    entry_id = await store(http, t.headers, STORED, "git reset --soft HEAD~1")
     hashes = [hashlib.sha256(f"wording {i}".encode()).digest() for i in range(4)]
     async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
         repo = CacheRepository(session)
@@ -122,8 +122,8 @@ async def test_an_alias_written_after_its_entry_was_flagged_or_deleted_is_not_wr
     """The alias of a served paraphrase is written after the response: by then its entry may have
     been reported wrong (its aliases dropped) or deleted. Neither gets an alias."""
     t = await make_tenant()
-    flagged = await store(http, t.headers, STORED, "Use the reset link.")
-    gone = await store(http, t.headers, STORED, "Use the reset link.", namespace="n")
+    flagged = await store(http, t.headers, STORED, "git reset --soft HEAD~1")
+    gone = await store(http, t.headers, STORED, "git reset --soft HEAD~1", namespace="n")
     wrong = await http.post(
         "/v1/cache/feedback", headers=t.headers, json={"entry_id": flagged, "correct": False}
     )
@@ -165,10 +165,10 @@ async def test_aliases_written_in_batches_keep_every_bound(
     aliases stay within the bound, counting the batch's own; an entry gone or flagged gets none, nor
     does another tenant's; a wording already aliased keeps its alias."""
     t, other = await make_tenant(), await make_tenant()
-    kept = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link."))
-    gone = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link.", namespace="n"))
-    flagged = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link.", namespace="f"))
-    theirs = uuid.UUID(await store(http, other.headers, STORED, "Use the reset link."))
+    kept = uuid.UUID(await store(http, t.headers, STORED, "git reset --soft HEAD~1"))
+    gone = uuid.UUID(await store(http, t.headers, STORED, "git reset --soft HEAD~1", namespace="n"))
+    flagged = uuid.UUID(await store(http, t.headers, STORED, "git reset --soft HEAD~1", namespace="f"))
+    theirs = uuid.UUID(await store(http, other.headers, STORED, "git reset --soft HEAD~1"))
     assert (await http.delete(f"/v1/cache/entries/{gone}", headers=t.headers)).status_code == 204
     wrong = await http.post(
         "/v1/cache/feedback", headers=t.headers, json={"entry_id": str(flagged), "correct": False}
@@ -215,7 +215,7 @@ async def test_an_alias_the_database_refuses_costs_only_itself(
     transaction instead, and, refused there too, alias by alias: the others are written. Queued
     aliases are written by `flush`; once closed, the writer drops what it is given."""
     t = await make_tenant()
-    entry = uuid.UUID(await store(http, t.headers, STORED, "Use the reset link."))
+    entry = uuid.UUID(await store(http, t.headers, STORED, "git reset --soft HEAD~1"))
     fast = FastConnections(database_url, size=1)
     try:
         writer = AliasWriter(max_aliases=16)

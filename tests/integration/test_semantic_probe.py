@@ -31,8 +31,8 @@ from app.db.fastpath import asyncpg_dsn
 from tests.conftest import ServerThread, eventually
 from tests.integration.test_cache_api import MODEL, lookup, store
 
-STORED = "How do I reset my password?"
-PARAPHRASE = "how can I reset my password"
+STORED = "How do I undo the last git commit?"
+PARAPHRASE = "how can I undo my last commit in git"
 
 PROBE = text(
     "SELECT id, distance FROM deja_semantic_probe(:t, :ns, :scope, :embedder, :dim, CAST(:v AS halfvec), "
@@ -143,7 +143,7 @@ async def test_the_search_inside_the_function_uses_the_hnsw_index(
     scanned (a statement that could not use it would fall back to a disabled scan)."""
     probe = await embedder_probe(sessionmaker)
     t = await make_tenant("sem-plan")
-    entry = await store(http, t.headers, STORED, "Use the reset link.")
+    entry = await store(http, t.headers, STORED, "git reset --soft HEAD~1")
     vector = await _embedding(sessionmaker, t.tenant_id, entry)
     index = hnsw_index_name(DEFAULT_EMBEDDER)
     scans = text("SELECT pg_stat_get_xact_numscans(to_regclass(:i))")  # this transaction's scans
@@ -246,7 +246,7 @@ async def test_a_function_dropped_while_the_service_runs_is_made_again(
     cache = deja.app.state.services.cache  # type: ignore[attr-defined]
     name = cache.semantic_probe.function
     t = await make_tenant("sem-dropped")
-    entry = await store(http, t.headers, STORED, "Use the reset link.")
+    entry = await store(http, t.headers, STORED, "git reset --soft HEAD~1")
     async with sessionmaker() as session:
         await session.execute(text(f"DROP FUNCTION {name}"))
         await session.commit()
@@ -263,8 +263,8 @@ async def test_expired_and_flagged_entries_are_not_returned(
     http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant("sem-live")
-    expired = await store(http, t.headers, STORED, "Use the reset link.", namespace="expired")
-    flagged = await store(http, t.headers, STORED, "Use the reset link.", namespace="flagged")
+    expired = await store(http, t.headers, STORED, "git reset --soft HEAD~1", namespace="expired")
+    flagged = await store(http, t.headers, STORED, "git reset --soft HEAD~1", namespace="flagged")
     async with transaction(sessionmaker, tenant_id=t.tenant_id) as session:
         await session.execute(
             text("UPDATE cache_entries SET expires_at = now() - interval '1 minute' WHERE id = :id"),
@@ -295,11 +295,11 @@ async def test_a_semantic_hit_by_chat_is_booked_and_aliased_after_its_response(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant("sem-chat")
-    entry = await store(http, t.headers, STORED, "Use the reset link.")
+    entry = await store(http, t.headers, STORED, "git reset --soft HEAD~1")
     response = await http.post("/v1/chat/completions", headers=t.headers, json=chat(PARAPHRASE))
     assert (response.headers["x-cache"], response.headers["x-cache-tier"]) == ("HIT", "semantic")
     assert response.headers["x-cache-entry"] == entry
-    assert response.json()["choices"][0]["message"]["content"] == "Use the reset link."
+    assert response.json()["choices"][0]["message"]["content"] == "git reset --soft HEAD~1"
     request_id = response.headers["x-request-id"]
 
     async def booked() -> list[Any]:
