@@ -11,16 +11,7 @@ from tokenizers import Tokenizer
 
 from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, pair_window
 from app.toolkit.ml.instructions import OBJECTS, TASKS, in_validation, instruction_pairs
-from app.toolkit.ml.train import (
-    WORK_PROMPTS_FIFTH_FILE,
-    WORK_PROMPTS_FILE,
-    WORK_PROMPTS_FOURTH_FILE,
-    WORK_PROMPTS_SECOND_FILE,
-    WORK_PROMPTS_STRESS_FILE,
-    WORK_PROMPTS_THIRD_FILE,
-    TrainConfig,
-    as_served,
-)
+from app.toolkit.ml.train import JUDGING_FILES, TrainConfig, as_served
 
 _PROSE = [
     "The company said quarterly revenue rose 8 percent, helped by strong demand in Asia.",
@@ -75,20 +66,7 @@ def _sentences(path: Path) -> set[str]:
 
 
 def test_no_task_phrasing_is_a_sentence_of_a_report_only_set() -> None:
-    reported = set().union(
-        *(
-            _sentences(path)
-            for path in (
-                WORK_PROMPTS_FILE,
-                WORK_PROMPTS_SECOND_FILE,
-                WORK_PROMPTS_THIRD_FILE,
-                WORK_PROMPTS_FIFTH_FILE,
-                WORK_PROMPTS_FOURTH_FILE,
-                WORK_PROMPTS_STRESS_FILE,
-                WORK_PROMPTS_FILE.parent / "long_prompts.csv",
-            )
-        )
-    )
+    reported = set().union(*(_sentences(path) for path in JUDGING_FILES))
     phrasings = {
         _words(phrasing.replace("{obj}", obj))
         for task in TASKS

@@ -8,17 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.toolkit.ml.train import (
-    WORK_PROMPTS_FIFTH_FILE,
-    WORK_PROMPTS_FILE,
-    WORK_PROMPTS_FOURTH_FILE,
-    WORK_PROMPTS_SECOND_FILE,
-    WORK_PROMPTS_STRESS_FILE,
-    WORK_PROMPTS_THIRD_FILE,
-    WRITTEN_COUNTER_FILE,
-    WRITTEN_TRAIN_FILE,
-    _written,
-)
+from app.toolkit.ml.train import JUDGING_FILES, WRITTEN_COUNTER_FILE, WRITTEN_TRAIN_FILE, _written
 
 
 def _prompts(path: Path) -> set[str]:
@@ -31,20 +21,7 @@ def _prompts(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("written", [WRITTEN_TRAIN_FILE, WRITTEN_COUNTER_FILE], ids=lambda path: path.stem)
 def test_no_prompt_of_a_report_only_set_is_trained_on(written: Path) -> None:
-    # The stress pairs too: they judge a model trained on these.
-    reported = set().union(
-        *(
-            _prompts(p)
-            for p in (
-                WORK_PROMPTS_FILE,
-                WORK_PROMPTS_SECOND_FILE,
-                WORK_PROMPTS_THIRD_FILE,
-                WORK_PROMPTS_FIFTH_FILE,
-                WORK_PROMPTS_FOURTH_FILE,
-                WORK_PROMPTS_STRESS_FILE,
-            )
-        )
-    )
+    reported = set().union(*(_prompts(path) for path in JUDGING_FILES))
     assert not _prompts(written) & reported
 
 

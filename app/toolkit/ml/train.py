@@ -68,6 +68,19 @@ WORK_PROMPTS_FIFTH_FILE = Path(__file__).parent / "data" / "work_prompts_fifth.c
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
+# One long text with other or reworded requests about it (scripts/long_prompt_pairs.py; report only).
+LONG_PROMPTS_FILE = Path(__file__).parent / "data" / "long_prompts.csv"
+# What judges a model trained on the written pairs, and so must share no prompt with them: the
+# report-only sets written by hand or apart from the project, the stress pairs, the long prompts.
+JUDGING_FILES = (
+    WORK_PROMPTS_FILE,
+    WORK_PROMPTS_SECOND_FILE,
+    WORK_PROMPTS_THIRD_FILE,
+    WORK_PROMPTS_FOURTH_FILE,
+    WORK_PROMPTS_FIFTH_FILE,
+    WORK_PROMPTS_STRESS_FILE,
+    LONG_PROMPTS_FILE,
+)
 # Work prompts written for training, apart from the generator and from the report-only sets
 # (paraphrases reworded lightly to heavily, look-alikes of the same kinds); a fifth of them,
 # split by first prompt, is their validation slice.
