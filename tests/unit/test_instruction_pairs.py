@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 
 from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, pair_window
 from app.toolkit.ml.instructions import OBJECTS, TASKS, in_validation, instruction_pairs
-from app.toolkit.ml.train import JUDGING_FILES, TrainConfig, as_served
+from app.toolkit.ml.train import JUDGING_FILES, TrainConfig, as_served, counting_tokenizer
 
 _PROSE = [
     "The company said quarterly revenue rose 8 percent, helped by strong demand in Asia.",
@@ -79,10 +79,8 @@ def test_no_task_phrasing_is_a_sentence_of_a_report_only_set() -> None:
 
 @pytest.fixture(scope="module")
 def counter() -> Tokenizer:
-    tokenizer = Tokenizer.from_file(str(DEFAULT_VERIFIER_DIR / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
+    # The shipped model's vocabulary: the base model's, which training measures with.
+    return counting_tokenizer(DEFAULT_VERIFIER_DIR)
 
 
 def test_a_long_training_pair_is_read_where_it_differs_as_the_service_reads_it(counter: Tokenizer) -> None:
@@ -91,7 +89,7 @@ def test_a_long_training_pair_is_read_where_it_differs_as_the_service_reads_it(c
     long_pair = (f"{_LONG_SHARED} Draft a reply to this email.", f"{_LONG_SHARED} List the action items.", 0)
     short_pair = ("Summarise this email.", "Give me a summary of this email.", 1)
 
-    read = as_served([long_pair, short_pair], TrainConfig())
+    read = as_served([long_pair, short_pair], TrainConfig(), counter)
 
     assert read == [("Draft a reply to this email", "List the action items", 0), short_pair]
     assert read[0][:2] == pair_window(counter, *long_pair[:2])

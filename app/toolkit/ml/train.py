@@ -771,13 +771,20 @@ def apply_defaults(
 # The whole run
 
 
-def as_served(examples: Sequence[tuple[str, str, int]], config: TrainConfig) -> list[tuple[str, str, int]]:
-    """The training pairs as the service's cross-encoder reads them: a pair longer than
-    `max_tokens` where its prompts differ (`pair_window`), when that fits; whole (and cut by the
-    training tokenizer) otherwise."""
-    counter = Tokenizer.from_file(str(default_source_dir() / "tokenizer.json"))
+def counting_tokenizer(model_dir: Path) -> Tokenizer:
+    """The model's tokenizer without padding or truncation: what `pair_window` measures with."""
+    counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     counter.no_padding()
     counter.no_truncation()
+    return counter
+
+
+def as_served(
+    examples: Sequence[tuple[str, str, int]], config: TrainConfig, counter: Tokenizer
+) -> list[tuple[str, str, int]]:
+    """The training pairs as the service's cross-encoder reads them: a pair longer than
+    `max_tokens` where its prompts differ (`pair_window`, measured with `counter`,
+    `counting_tokenizer`), when that fits; whole (and cut by the training tokenizer) otherwise."""
     lengths = [len(e.ids) for e in counter.encode_batch([(a, b) for a, b, _ in examples])]
     read = []
     for (first, second, label), length in zip(examples, lengths, strict=True):
@@ -791,7 +798,9 @@ def run(config: TrainConfig) -> dict[str, Any]:
     started = time.perf_counter()
     config.work_dir.mkdir(parents=True, exist_ok=True)
     splits = load_splits(config, with_mined=True)
-    examples = as_served(splits.train, config) if config.read_as_served else splits.train
+    examples = splits.train
+    if config.read_as_served:
+        examples = as_served(examples, config, counting_tokenizer(default_source_dir()))
     console.print(f"training on {len(examples)} pairs: {splits.sources}")
     # One stage from the all-MiniLM-L6-v2 weights over every training pair, `epochs` times.
     hf_dir = config.work_dir / "hf"
