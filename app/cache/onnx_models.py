@@ -170,6 +170,14 @@ def _groups(lengths: Sequence[int]) -> list[list[int]]:
     return [order[start : start + GROUP_SIZE] for start in range(0, len(order), GROUP_SIZE)]
 
 
+def counting_tokenizer(model_dir: Path) -> Tokenizer:
+    """The model's tokenizer without padding or truncation: what `pair_window` measures with."""
+    counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    counter.no_padding()
+    counter.no_truncation()
+    return counter
+
+
 def pair_window(counter: Tokenizer, first: str, second: str) -> tuple[str, str] | None:
     """What the cross-encoder reads of two prompts too long to read together: the words where they
     differ, or the sentences that hold them when those words are fewer than _FEWEST_WORDS on
@@ -216,9 +224,7 @@ class _OnnxBert:
         self.exact_int8 = int8_products_saturate() if exact_int8 is None else exact_int8
         self._tokenizer = _tokenizer(model_dir)
         # The same vocabulary without padding or truncation: measures one side of a pair.
-        self._counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._counter.no_padding()
-        self._counter.no_truncation()
+        self._counter = counting_tokenizer(model_dir)
         self._pad_id = _pad_id(self._tokenizer)
         self._session = _session(model_dir / "model.onnx", threads, self.exact_int8)
         self._input_names = {node.name for node in self._session.get_inputs()}

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
-from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, pair_window
+from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, counting_tokenizer, pair_window
 from app.toolkit.ml.instructions import OBJECTS, TASKS, in_validation, instruction_pairs
-from app.toolkit.ml.train import JUDGING_FILES, TrainConfig, as_served, counting_tokenizer
+from app.toolkit.ml.train import JUDGING_FILES, TrainConfig, as_served
 
 _PROSE = [
     "The company said quarterly revenue rose 8 percent, helped by strong demand in Asia.",

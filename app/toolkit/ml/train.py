@@ -32,6 +32,7 @@ from app.cache.onnx_models import (
     DEFAULT_VERIFIER_DIR,
     OnnxCrossEncoder,
     OnnxEmbedder,
+    counting_tokenizer,
     pair_window,
 )
 from app.toolkit.evaluation.metrics import LabelledPair, precision_recall_curve, read_pairs
@@ -63,7 +64,8 @@ WORK_PROMPTS_THIRD_FILE = Path(__file__).parent / "data" / "work_prompts_third.c
 WORK_PROMPTS_FOURTH_FILE = Path(__file__).parent / "data" / "work_prompts_fourth.csv"
 # A fifth, written the same way by two writers after the fourth had judged a model: the same
 # combinations, and other or reworded instructions over one pasted text of 40 to 350 words (report
-# only; its pairs sharing a prompt with another file were left out).
+# only; its pairs sharing a prompt with another file, or a sentence with an instruction task's
+# phrasing, were left out).
 WORK_PROMPTS_FIFTH_FILE = Path(__file__).parent / "data" / "work_prompts_fifth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
@@ -769,14 +771,6 @@ def apply_defaults(
 
 # ---------------------------------------------------------------------------------------
 # The whole run
-
-
-def counting_tokenizer(model_dir: Path) -> Tokenizer:
-    """The model's tokenizer without padding or truncation: what `pair_window` measures with."""
-    counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    counter.no_padding()
-    counter.no_truncation()
-    return counter
 
 
 def as_served(
