@@ -422,6 +422,8 @@ class Quantity:
     # ("three-factor", "Type I"): "two-factor authentication" is what "MFA" asks about, "World War
     # II" what "WWII" does.
     compound: str | None = None
+    # A duration in one unit of its kind ("12 month" for "1 year" and "twelve months"): `_unmatched`.
+    duration: str | None = None
 
 
 def _number_value(written: str) -> str:
@@ -443,14 +445,58 @@ def _scaled(value: str, factor: int) -> str:
 _TERMS: Final = frozenset(
     {"two-factor", "two-step", "two-phase", "two-way", "three-way", "two-tailed", "two-sided"}
     | {"two-tier", "three-tier", "three-body"}
+    | {"zero-downtime", "zero-trust", "zero-day", "zero-shot", "zero-copy", "zero-based", "zero-sum"}
 )
+# Numbers that are part of an idiom, read as words: "a 1:1" is "a one-on-one", "ELI5" is
+# "explain like I'm five".
+_IDIOMS: Final = (
+    (re.compile(r"(?<![\d:.])1\s*(?::|-?on-?)\s*1(?![\d:.])", re.IGNORECASE), " one-on-one "),
+    (re.compile(r"\blike (?:i'?m|i am) (?:five|5)(?: years old)?\b", re.IGNORECASE), " eli5 "),
+)
+# A quarter of a year, however written: "Q3", "3Q", "third quarter", "3rd-quarter", "quarter 3".
+_QUARTER: Final = re.compile(
+    r"\b(?:[Qq]([1-4])|([1-4])Q|(first|second|third|fourth|1st|2nd|3rd|4th)[- ]quarter|quarter ([1-4]))\b",
+    re.IGNORECASE,
+)
+_QUARTER_ORDINALS: Final[Mapping[str, str]] = {
+    word: str(index + 1)
+    for index, words in enumerate((("first", "1st"), ("second", "2nd"), ("third", "3rd"), ("fourth", "4th")))
+    for word in words
+}
+# Durations compare in one unit each: "twelve months" is "1 year", "90 minutes" is "1.5 hours".
+_DURATIONS: Final[Mapping[str, tuple[str, int]]] = {
+    "year": ("month", 12),
+    "month": ("month", 1),
+    "week": ("day", 7),
+    "day": ("day", 1),
+    "h": ("s", 3600),
+    "min": ("s", 60),
+    "s": ("s", 1),
+}
+
+
+def _named_by(tokens: Sequence[_Token], index: int) -> str | None:
+    """The name a number at `index` is part of: a word of two to five capitals just before it that
+    is no unit ("SOC 2", "ISO 27001", "GPT 4"), as "SOC2" writes it in one word."""
+    if index == 0 or tokens[index].glued:
+        return None
+    before = tokens[index - 1]
+    is_name = before.kind == "word" and 2 <= len(before.text) <= 5 and before.text.isupper()
+    return before.lower if is_name and before.lower not in _UNITS else None
 
 
 @_per_text()
 def quantities(text: str) -> tuple[Quantity, ...]:
     """Every number in `text`, digits or words, with the unit that follows (or precedes) it."""
-    tokens = _tokens(text)
+    for idiom, words in _IDIOMS:
+        text = idiom.sub(words, text)
     found: list[Quantity] = []
+    for match in _QUARTER.finditer(text):
+        digit = (
+            match.group(1) or match.group(2) or match.group(4) or _QUARTER_ORDINALS[match.group(3).lower()]
+        )
+        found.append(Quantity(f"q{digit}", None))
+    tokens = _tokens(_QUARTER.sub(" ", text))
     index = 0
     while index < len(tokens):
         token = tokens[index]
@@ -501,7 +547,12 @@ def quantities(text: str) -> tuple[Quantity, ...]:
             prev = tokens[index - 1] if index > 0 else None
             if unit is None and prev is not None and prev.text in _CURRENCY_SYMBOLS:
                 unit = _UNITS[prev.text]
-            found.append(Quantity(value, unit))
+            duration = None
+            if unit in _DURATIONS:
+                base, factor = _DURATIONS[unit]
+                duration = f"{_scaled(value, factor)} {base}"
+            name = _named_by(tokens, index) if token.kind == "num" else None
+            found.append(Quantity(value, unit, name, duration))
         index += 1
     return tuple(found)
 
@@ -540,6 +591,13 @@ def _counted(own: tuple[Quantity, ...], other: tuple[Quantity, ...]) -> tuple[Qu
     return tuple(q for q in own if q.compound is None or q.value in values or q.compound in heads)
 
 
+def _unmatched(own: tuple[Quantity, ...], other: tuple[Quantity, ...]) -> set[str]:
+    """The values of `own` that `other` has not, as written or as a duration ("twelve months" is
+    "1 year"; "6h" is "6", as in "6 hours instead of 2h")."""
+    keys = {q.value for q in other} | {q.duration for q in other if q.duration}
+    return {q.value for q in own if q.value not in keys and (q.duration is None or q.duration not in keys)}
+
+
 def different_numbers(a: str, b: str) -> str | None:
     """Different quantities, counts, versions or dates: "5 tickets" vs "50 tickets", "v3.11" vs "3.12".
 
@@ -547,15 +605,13 @@ def different_numbers(a: str, b: str) -> str | None:
     the count shapes the answer. A number's unit counts where both prompts give one for it.
     """
     qa, qb = _counted(quantities(a), quantities(b)), _counted(quantities(b), quantities(a))
-    values_a, values_b = {q.value for q in qa}, {q.value for q in qb}
-    if values_a != values_b:
+    values_a = {q.value for q in qa}
+    extra_a, extra_b = _unmatched(qa, qb), _unmatched(qb, qa)
+    if extra_a or extra_b:
         # A number grown into a name ("2FA", "S3", "1080p") counts only against another such name
         # ("1080p" vs "720p"): alone it is a word, and "2FA" is what "MFA" calls two factors.
-        names_a, names_b = (
-            {v for v in values_a - values_b if _named(v)},
-            {v for v in values_b - values_a if _named(v)},
-        )
-        if values_a - names_a != values_b - names_b or (names_a and names_b):
+        names_a, names_b = {v for v in extra_a if _named(v)}, {v for v in extra_b if _named(v)}
+        if extra_a - names_a or extra_b - names_b or (names_a and names_b):
             return NUMBER
     # "temperature in Celsius" vs "temperature in Fahrenheit": a unit swapped, numbers or not.
     measured_a, measured_b = _measure_units(a), _measure_units(b)
@@ -614,9 +670,20 @@ _FREQUENCIES: Final = frozenset(
 )
 
 
+_WEEKDAYS: Final[Mapping[str, str]] = {
+    form: day
+    for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    for form in (day, day + "s")
+}
+
+
 def different_time(a: str, b: str) -> str | None:
     """The prompts ask about different times: "weather today" vs "weather tomorrow",
-    "back up daily" vs "back up weekly"."""
+    "back up daily" vs "back up weekly", "standup on Monday" vs "standup on Tuesday"."""
+    days_a = {_WEEKDAYS[w] for w in _words(a) if w in _WEEKDAYS}
+    days_b = {_WEEKDAYS[w] for w in _words(b) if w in _WEEKDAYS}
+    if days_a and days_b and not days_a & days_b:
+        return TIME
     periods_a, now_a = _time_references(a)
     periods_b, now_b = _time_references(b)
     freq_a = {w for w in _words(a) if w in _FREQUENCIES}
@@ -625,9 +692,12 @@ def different_time(a: str, b: str) -> str | None:
         return TIME
     if periods_a and periods_b and not periods_a & periods_b:
         return TIME
-    # "current rate" vs "rate yesterday": now against a period that is not now.
-    for periods, now in ((periods_a, now_b), (periods_b, now_a)):
-        if now and periods and all(offset != 0 for _, offset in periods):
+    # "current rate" vs "rate yesterday": now against a period that is not now. Periods both
+    # prompts name (a pasted text both share, "current status of this update: ... last week ...")
+    # set nothing against the other's now.
+    for periods, own, now in ((periods_a, periods_b, now_b), (periods_b, periods_a, now_a)):
+        other_only = periods - own
+        if now and other_only and all(offset != 0 for _, offset in other_only):
             return TIME
     return None
 
@@ -681,10 +751,14 @@ _NO_APOSTROPHE: Final = re.compile(
 )
 
 
+# "zero-downtime" is "no downtime", "zero waste" is "no waste".
+_ZERO: Final = re.compile(r"\bzero[- ](?=[a-z])")
+
+
 @_per_text()
 def _prepared(text: str) -> str:
     lowered = _NO_APOSTROPHE.sub(lambda m: f"{next(g for g in m.groups() if g)}n't", _normalise(text).lower())
-    return " " + lowered.replace("n't", " n't") + " "
+    return " " + _ZERO.sub("no ", lowered).replace("n't", " n't") + " "
 
 
 @_per_text()
@@ -817,6 +891,9 @@ def entities(text: str) -> tuple[str, ...]:
         numeric = word[:1].isdigit() and not _DIGIT_AFTER_LETTER.search(word)
         if not word or numeric or re.match(r"[vV]\d", word) or word.lower() in _NOT_NAMES:
             continue
+        # Months are the number rule's, days of the week the time rule's.
+        if word.lower() in _MONTHS or word.lower() in _WEEKDAYS:
+            continue
         before = match.start() - 1
         while before >= 0 and rest[before].isspace():
             before -= 1
@@ -896,6 +973,22 @@ def _lexicon(text: str) -> _Lexicon:
     )
 
 
+@_per_text()
+def _runs(text: str) -> Mapping[str, tuple[str, ...]]:
+    """Two or three neighbouring words of `text` written as one, lowercased, with the words they
+    join: "Power BI" -> "powerbi", "SOC 2" -> "soc2", "Clinton-Trump" -> "clintontrump"."""
+    lowered = [word.lower() for word in _lexicon(text).words]
+    return MappingProxyType(
+        {
+            "".join(re.sub(r"\W+", "", word) for word in lowered[start : start + length]): tuple(
+                lowered[start : start + length]
+            )
+            for length in (2, 3)
+            for start in range(len(lowered) - length + 1)
+        }
+    )
+
+
 def _slip_of(one: str, two: str) -> bool:
     """Two neighbouring letters typed the other way round inside a name of four letters or more
     ("Jria"/"Jira"). A letter dropped, added or typed wrong is not a slip of a short name:
@@ -928,8 +1021,16 @@ def _found_in(entity: str, other: _Lexicon) -> bool:
         phrase = re.sub(r"\W+", " ", entity).strip()
         if f" {phrase} " in other.text:
             return True
-        # A long quotation reworded a little is still the same quotation.
         parts = phrase.split()
+        # "instance_type" is "instance type"; "Clinton-Trump" names Clinton and Trump.
+        if " " not in entity and ("_" in entity or "-" in entity):
+            pieces = [piece for piece in re.split(r"[-_]+", entity) if piece]
+            if len(pieces) > 1 and all(_found_in(piece, other) for piece in pieces):
+                return True
+        # "'body part models'" / "'body part model'", "'shifting left'" / "'shift left'".
+        if 1 < len(parts) <= _INFLECTED_PHRASE_WORDS and _inflection_found(parts, other):
+            return True
+        # A long quotation reworded a little is still the same quotation.
         is_quotation = " " in entity and len(parts) >= 4
         return is_quotation and sum(p in other.lowered for p in parts) >= 0.75 * len(parts)
     if entity in other.lowered or any(
@@ -942,6 +1043,21 @@ def _found_in(entity: str, other: _Lexicon) -> bool:
         if index < len(other.plain_sorted) and other.plain_sorted[index].startswith(entity):
             return True
     return False
+
+
+# Quoted phrases of up to this many words match another inflection of each word.
+_INFLECTED_PHRASE_WORDS: Final = 6
+
+
+def _inflection_found(parts: Sequence[str], other: _Lexicon) -> bool:
+    """Whether `other` has the words `parts` in a row, each in some inflection."""
+    words = other.text.split()
+    wanted = [_lemmas(part) for part in parts]
+    return any(
+        all(wanted[offset] & _lemmas(words[start + offset]) for offset in range(len(parts)))
+        for start in range(len(words) - len(parts) + 1)
+        if wanted[0] & _lemmas(words[start])
+    )
 
 
 # Above this many (missing name, missing name) comparisons the prompts differ plainly and
@@ -1002,6 +1118,79 @@ def _currency_words(text: str) -> Mapping[str, str]:
     return MappingProxyType(words)
 
 
+# Names written more than one way: a country, its people and its initials; products by their
+# short names. An entry in capitals is matched in capitals only ("US", not the pronoun "us").
+_ALIASES: Final[tuple[tuple[str, ...], ...]] = (
+    ("US", "USA", "america", "american", "americans", "united states"),
+    ("UK", "britain", "british", "united kingdom", "great britain"),
+    ("EU", "european union"),
+    ("UAE", "united arab emirates", "emirates"),
+    ("NZ", "new zealand"),
+    ("france", "french"),
+    ("germany", "german"),
+    ("spain", "spanish"),
+    ("italy", "italian"),
+    ("portugal", "portuguese"),
+    ("netherlands", "dutch", "holland"),
+    ("switzerland", "swiss"),
+    ("ireland", "irish"),
+    ("sweden", "swedish"),
+    ("norway", "norwegian"),
+    ("denmark", "danish"),
+    ("finland", "finnish"),
+    ("poland", "polish"),
+    ("russia", "russian"),
+    ("japan", "japanese"),
+    ("china", "chinese"),
+    ("korea", "korean", "south korea"),
+    ("india", "indian"),
+    ("canada", "canadian"),
+    ("mexico", "mexican"),
+    ("brazil", "brazilian"),
+    ("australia", "australian"),
+    ("facebook", "FB"),
+    ("sql server", "mssql"),
+    ("javascript", "JS"),
+    ("typescript", "TS"),
+    ("github", "GH"),
+    ("terraform", "TF"),
+    ("power bi", "PBI"),
+    ("postgres", "postgresql", "psql"),
+    ("mongodb", "mongo"),
+    ("kubernetes", "kube"),
+    ("microsoft", "MS"),
+    ("office 365", "o365"),
+    ("microsoft 365", "m365"),
+    ("google sheets", "gsheets"),
+    ("database", "DB"),
+)
+_ALIAS_GROUP: Final[Mapping[str, int]] = {
+    alias.lower(): index for index, group in enumerate(_ALIASES) for alias in group
+}
+_ALIAS_PATTERNS: Final = tuple(
+    (
+        re.compile(r"\b(?:" + "|".join(a for a in group if a.islower()) + r")\b", re.IGNORECASE),
+        re.compile(r"\b(?:" + "|".join(a for a in group if not a.islower()) + r")\b")
+        if any(not a.islower() for a in group)
+        else None,
+    )
+    for group in _ALIASES
+)
+# "U.S." -> "US.", "U.S.A." -> "USA.": initials written with stops.
+_INITIAL_STOP: Final = re.compile(r"\b([A-Za-z])\.(?=[A-Za-z]\b)")
+
+
+@_per_text()
+def _alias_groups(text: str) -> frozenset[int]:
+    """The groups of `_ALIASES` that `text` names."""
+    folded = _INITIAL_STOP.sub(r"\1", _normalise(text))
+    return frozenset(
+        index
+        for index, (any_case, capitals) in enumerate(_ALIAS_PATTERNS)
+        if any_case.search(folded) or (capitals is not None and capitals.search(folded))
+    )
+
+
 def different_entities(a: str, b: str) -> str | None:
     """A name or identifier was swapped for another: "NBA champions" vs "NFL champions".
 
@@ -1017,6 +1206,17 @@ def different_entities(a: str, b: str) -> str | None:
     if not missing_a or not missing_b:
         return None
     _drop_spelling_variants(missing_a, missing_b)
+    # "PowerBI" / "Power BI", "SOC2" / "SOC 2": one name written as one word or as two or three.
+    for missing, other, other_missing in ((missing_a, b, missing_b), (missing_b, a, missing_a)):
+        for entity in list(missing):
+            run = _runs(other).get(re.sub(r"\W+", "", entity))
+            if run is not None:
+                missing.remove(entity)
+                other_missing[:] = [e for e in other_missing if e not in run]
+    # "U.S." and "America", "France" and "French", "MSSQL" and "SQL Server": one name.
+    aliases_a, aliases_b = _alias_groups(a), _alias_groups(b)
+    for missing, other_aliases in ((missing_a, aliases_b), (missing_b, aliases_a)):
+        missing[:] = [e for e in missing if _ALIAS_GROUP.get(e.replace(".", "")) not in other_aliases]
     # "GBP" and "British pounds" name one currency.
     currencies_a, currencies_b = _currency_words(a), _currency_words(b)
     for missing, own, other in (
