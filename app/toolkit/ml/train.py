@@ -67,6 +67,9 @@ WORK_PROMPTS_FOURTH_FILE = Path(__file__).parent / "data" / "work_prompts_fourth
 # only; its pairs sharing a prompt with another file, or a sentence with an instruction task's
 # phrasing, were left out).
 WORK_PROMPTS_FIFTH_FILE = Path(__file__).parent / "data" / "work_prompts_fifth.csv"
+# A sixth, written the same way by two more writers after the fifth had judged a model, while the
+# rules were changed; nothing was chosen on it (report only; the same pairs left out).
+WORK_PROMPTS_SIXTH_FILE = Path(__file__).parent / "data" / "work_prompts_sixth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -80,6 +83,7 @@ JUDGING_FILES = (
     WORK_PROMPTS_THIRD_FILE,
     WORK_PROMPTS_FOURTH_FILE,
     WORK_PROMPTS_FIFTH_FILE,
+    WORK_PROMPTS_SIXTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
 )
@@ -356,6 +360,14 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             "work_prompts_fifth",
             "work prompts written apart from the project after the fourth set had judged a model, with "
             "other or reworded instructions over pasted texts of up to 350 words (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_SIXTH_FILE,
+            "work_prompts_sixth",
+            "work prompts written apart from the project after the fifth set had judged a model, of the "
+            "same kinds (report only)",
         )
     )
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
