@@ -19,7 +19,8 @@ from app.cache.verifier import FIRST_PASS, Candidate, FirstPassBand, VerifierPol
 from app.settings import CacheSettings
 
 QUERY = "how do I reset my vpn password"
-PARAPHRASE = "How can I reset my VPN password?"
+# Worded apart enough to need a model: "How can I ..." would be the same request unread (`folded`).
+PARAPHRASE = "I need to reset the password for my VPN"
 
 
 def _first_pass_dir(tmp_path: Path, cross_encoder_sha256: str) -> Path:

@@ -202,6 +202,41 @@ def test_the_same_prompt_but_for_case_and_spacing_is_served_without_the_model() 
     assert scorer.calls == [[("how do I learn C++?", "how do I learn C?")]]
 
 
+@pytest.mark.parametrize(
+    ("asked", "stored"),
+    [
+        ("How do I book a meeting room?", "how can I book a meeting room"),
+        ("Hi, how can we rename a git branch? thanks", "How to rename a git branch"),
+        ("Is there a way to undo send in Outlook?", "how do I undo send in Outlook"),
+        ("Where can I find the holiday calendar?", "where do I find the holiday calendar"),
+        ("Can you summarise this thread, please?", "summarise this thread"),
+        ("What's the guest wifi password?", "what is the guest wifi password"),
+    ],
+)
+def test_the_same_request_but_for_its_opener_greeting_or_thanks_is_served_without_the_model(
+    asked: str, stored: str
+) -> None:
+    scorer = FakeScorer({})
+    verdict = build_verifier(scorer).decide(asked, [candidate(stored, 0.96)], VerifierPolicy())
+    assert (verdict.hit, verdict.score, scorer.calls) == (True, 1.0, [])
+
+
+@pytest.mark.parametrize(
+    ("asked", "stored"),
+    [
+        # Thanks that are the request itself, and openers that ask something else, stay.
+        ("How do I say thank you", "How do I say please"),
+        ("Why can I book a meeting room?", "How can I book a meeting room?"),
+        ("How can I stop sharing my calendar?", "How do I share my calendar?"),
+    ],
+)
+def test_other_requests_alike_in_form_are_read_by_the_model(asked: str, stored: str) -> None:
+    scorer = FakeScorer({stored: 0.1})
+    verdict = build_verifier(scorer).decide(asked, [candidate(stored, 0.9)], VerifierPolicy())
+    assert not verdict.hit
+    assert scorer.calls == [[(asked, stored)]]
+
+
 def test_each_stage_reads_the_prompt_as_cut_beside_each_candidate() -> None:
     # Two long prompts are each read where they differ from the new one: the rules, the
     # case-and-spacing check and the model all read that cut, never the chain's own text.

@@ -25,6 +25,7 @@ from app.cache.verifier.cross_encoder import (
     FirstPassBand,
     FirstPassStage,
     PairScorer,
+    folded,
     read_band,
 )
 from app.cache.verifier.rules import RULES
@@ -50,6 +51,7 @@ __all__ = [
     "Verifier",
     "VerifierPolicy",
     "build_verifier",
+    "folded",
     "read_band",
     "word_overlap",
 ]

@@ -33,19 +33,74 @@ class PairScorer(Protocol):
 MAX_SCORED = 2
 
 
-def _folded(text: str) -> str:
+# Words a prompt may be written with or without and ask the same: contractions, a greeting, a
+# polite wrapper, thanks after the request, and the openers of a how-to or where-to question.
+_CONTRACTIONS: Final = {
+    "what's": "what is",
+    "whats": "what is",
+    "how's": "how is",
+    "where's": "where is",
+    "who's": "who is",
+    "it's": "it is",
+    "i'm": "i am",
+    "don't": "do not",
+    "dont": "do not",
+    "doesn't": "does not",
+    "doesnt": "does not",
+    "can't": "can not",
+    "cant": "can not",
+    "cannot": "can not",
+    "won't": "will not",
+    "isn't": "is not",
+    "isnt": "is not",
+    "aren't": "are not",
+    "i've": "i have",
+    "there's": "there is",
+    "that's": "that is",
+}
+_GREETING: Final = re.compile(
+    r"^(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there| team| all| everyone)?"
+    r"(?:\s*[,!.:;-]+\s*|\s+))+"
+)
+_THANKS: Final = re.compile(
+    r"(?:\s*[,.;:!?-]+\s*(?:please|pls|plz|thanks|thank you|thx|ty|cheers|thanks in advance)[.!]*)+$"
+)
+_POLITE: Final = re.compile(
+    r"^(?:(?:please|pls|plz|kindly|can you|could you|would you|will you|can u|could u),?\s+)+"
+)
+_OPENERS: Final = (
+    (
+        re.compile(
+            r"^(?:how (?:can|could|would|do|should) (?:i|we|one|you)|how does one|how to|is there a way to"
+            r"|tell me how to)\b"
+        ),
+        "how do i",
+    ),
+    (re.compile(r"^(?:where (?:can|could|do|should) (?:i|we|one|you)|where to)\b"), "where do i"),
+)
+
+
+def folded(text: str) -> str:
     """The prompt without the differences no reader would call a change: case, spacing, the
-    closing punctuation."""
-    return re.sub(r"[\s?.!]+$", "", " ".join(text.casefold().split()))
+    closing punctuation, contractions, a greeting, "please" or "can you" before the request and
+    thanks after it, and how a how-to or where-to question opens ("How can I", "how to", "Is there
+    a way to": "how do i")."""
+    text = " ".join(text.replace("\u2019", "'").casefold().split())
+    text = " ".join(_CONTRACTIONS.get(word, word) for word in text.split(" "))
+    text = _THANKS.sub("", _GREETING.sub("", re.sub(r"[\s?.!]+$", "", text)))
+    text = _POLITE.sub("", re.sub(r"[\s?.!,]+$", "", text))
+    for opener, canonical in _OPENERS:
+        text = opener.sub(canonical, text)
+    return text
 
 
 def _is_same(query: str, candidate: Candidate) -> bool:
-    """The candidate is the prompt itself but for case, spacing or closing punctuation. For two
+    """The candidate is the prompt itself but for what `folded` leaves out. For two
     cuts that stop before the prompts' end (`Candidate.cut_short`) only case may differ: their
     ends are not the prompts' ends, and a space at a cut may be one the other prompt lacks."""
     if candidate.cut_short:
         return candidate.prompt.casefold() == candidate.beside(query).casefold()
-    return _folded(candidate.prompt) == _folded(candidate.beside(query))
+    return folded(candidate.prompt) == folded(candidate.beside(query))
 
 
 def _same_prompt(query: str, candidates: Sequence[Candidate]) -> bool:
@@ -109,7 +164,7 @@ class CrossEncoderStage:
     ) -> Sequence[StageResult]:
         if policy.cross_encoder_min_score is None or not candidates:
             return [StageResult() for _ in candidates]
-        # The same prompt but for case or spacing needs no model: it is served with full confidence,
+        # The same prompt but for what `folded` leaves out needs no model: it is served with full confidence,
         # and the other candidates are refused unread.
         if _same_prompt(query, candidates):
             return [

@@ -25,6 +25,7 @@ from app.cache.verifier import (
     RULES,
     FirstPassBand,
     VerifierPolicy,
+    folded,
     word_overlap,
 )
 from app.toolkit.ml.train import (
@@ -212,7 +213,9 @@ def score_sets(
             # One pair per run, as a lookup with one candidate: int8 dynamic quantisation scales a
             # batch's activations together, so a pair's score moves a little with its batch.
             for index in reached:
-                probability[index] = model.score([asked[index]])[0]
+                # The same request but for what `folded` leaves out is served unread, as by the service.
+                same = folded(asked[index][0]) == folded(asked[index][1])
+                probability[index] = 1.0 if same else model.score([asked[index]])[0]
             item.probability[name] = probability
         scored.append(item)
     return scored
