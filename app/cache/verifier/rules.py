@@ -548,7 +548,7 @@ def quantities(text: str) -> tuple[Quantity, ...]:
             if unit is None and prev is not None and prev.text in _CURRENCY_SYMBOLS:
                 unit = _UNITS[prev.text]
             duration = None
-            if unit in _DURATIONS:
+            if unit is not None and unit in _DURATIONS:
                 base, factor = _DURATIONS[unit]
                 duration = f"{_scaled(value, factor)} {base}"
             name = _named_by(tokens, index) if token.kind == "num" else None
@@ -1207,12 +1207,12 @@ def different_entities(a: str, b: str) -> str | None:
         return None
     _drop_spelling_variants(missing_a, missing_b)
     # "PowerBI" / "Power BI", "SOC2" / "SOC 2": one name written as one word or as two or three.
-    for missing, other, other_missing in ((missing_a, b, missing_b), (missing_b, a, missing_a)):
+    for missing, other_text, other_missing in ((missing_a, b, missing_b), (missing_b, a, missing_a)):
         for entity in list(missing):
-            run = _runs(other).get(re.sub(r"\W+", "", entity))
-            if run is not None:
+            joined = _runs(other_text).get(re.sub(r"\W+", "", entity))
+            if joined is not None:
                 missing.remove(entity)
-                other_missing[:] = [e for e in other_missing if e not in run]
+                other_missing[:] = [e for e in other_missing if e not in joined]
     # "U.S." and "America", "France" and "French", "MSSQL" and "SQL Server": one name.
     aliases_a, aliases_b = _alias_groups(a), _alias_groups(b)
     for missing, other_aliases in ((missing_a, aliases_b), (missing_b, aliases_a)):
