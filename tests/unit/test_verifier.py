@@ -211,6 +211,8 @@ def test_the_same_prompt_but_for_case_and_spacing_is_served_without_the_model() 
         ("Where can I find the holiday calendar?", "where do I find the holiday calendar"),
         ("Can you summarise this thread, please?", "summarise this thread"),
         ("What's the guest wifi password?", "what is the guest wifi password"),
+        ("Build & push the image to ECR", "build and push an image to ECR"),
+        ("Split the file into chunks of 1,000 lines", "split the file into chunks of 1000 lines"),
     ],
 )
 def test_the_same_request_but_for_its_opener_greeting_or_thanks_is_served_without_the_model(
@@ -228,6 +230,8 @@ def test_the_same_request_but_for_its_opener_greeting_or_thanks_is_served_withou
         ("How do I say thank you", "How do I say please"),
         ("Why can I book a meeting room?", "How can I book a meeting room?"),
         ("How can I stop sharing my calendar?", "How do I share my calendar?"),
+        # A capital letter that names something is no article.
+        ("Explain option A", "Explain the option"),
     ],
 )
 def test_other_requests_alike_in_form_are_read_by_the_model(asked: str, stored: str) -> None:

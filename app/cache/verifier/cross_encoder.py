@@ -34,7 +34,8 @@ MAX_SCORED = 2
 
 
 # Words a prompt may be written with or without and ask the same: contractions, a greeting, a
-# polite wrapper, thanks after the request, and the openers of a how-to or where-to question.
+# polite wrapper, thanks after the request, and the openers of a how-to or where-to question
+# (matched once the articles are gone: "is there way to").
 _CONTRACTIONS: Final = {
     "what's": "what is",
     "whats": "what is",
@@ -71,7 +72,7 @@ _POLITE: Final = re.compile(
 _OPENERS: Final = (
     (
         re.compile(
-            r"^(?:how (?:can|could|would|do|should) (?:i|we|one|you)|how does one|how to|is there a way to"
+            r"^(?:how (?:can|could|would|do|should) (?:i|we|one|you)|how does one|how to|is there way to"
             r"|tell me how to)\b"
         ),
         "how do i",
@@ -80,11 +81,18 @@ _OPENERS: Final = (
 )
 
 
+# Articles ("a", "an", "the", or capitalised at the start); "Plan A" keeps its "A".
+_ARTICLE: Final = re.compile(r"(?<![\w'./-])(?:a|an|the)(?![\w'./-])|^\s*(?:A|An|The)\s")
+# "1,000" is "1000".
+_THOUSANDS: Final = re.compile(r"(?<=\d),(?=\d{3}\b)")
+
+
 def folded(text: str) -> str:
     """The prompt without the differences no reader would call a change: case, spacing, the
-    closing punctuation, contractions, a greeting, "please" or "can you" before the request and
-    thanks after it, and how a how-to or where-to question opens ("How can I", "how to", "Is there
-    a way to": "how do i")."""
+    closing punctuation, articles, "&" for "and", "1,000" for "1000", contractions, a greeting,
+    "please" or "can you" before the request and thanks after it, and how a how-to or where-to
+    question opens ("How can I", "how to", "Is there a way to": "how do i")."""
+    text = _THOUSANDS.sub("", _ARTICLE.sub(" ", text.replace("&", " and ")))
     text = " ".join(text.replace("\u2019", "'").casefold().split())
     text = " ".join(_CONTRACTIONS.get(word, word) for word in text.split(" "))
     text = _THANKS.sub("", _GREETING.sub("", re.sub(r"[\s?.!]+$", "", text)))
