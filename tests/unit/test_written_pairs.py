@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.toolkit.ml.train import JUDGING_FILES, WRITTEN_COUNTER_FILE, WRITTEN_TRAIN_FILE, _written
+from app.toolkit.ml.train import JUDGING_FILES, WRITTEN_SOURCES, _written
 
 
 def _prompts(path: Path) -> set[str]:
@@ -19,20 +19,20 @@ def _prompts(path: Path) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("written", [WRITTEN_TRAIN_FILE, WRITTEN_COUNTER_FILE], ids=lambda path: path.stem)
+@pytest.mark.parametrize("written", list(WRITTEN_SOURCES.values()), ids=lambda path: path.stem)
 def test_no_prompt_of_a_report_only_set_is_trained_on(written: Path) -> None:
     reported = set().union(*(_prompts(path) for path in JUDGING_FILES))
     assert not _prompts(written) & reported
 
 
-@pytest.mark.parametrize(("source", "kind"), [("written", "direction"), ("counter", "topical")])
+@pytest.mark.parametrize(
+    ("source", "kind"), [("written", "direction"), ("counter", "topical"), ("short", "other_action")]
+)
 def test_the_validation_slice_shares_no_prompt_with_training(source: str, kind: str) -> None:
     train, held = _written(source)
     assert 0.15 < len(held.pairs) / (len(held.pairs) + len(train)) < 0.25
     # No prompt of any written file's slice, on either side of any pair, is trained on.
-    held_out = {
-        text for other in ("written", "counter") for pair in _written(other)[1].pairs for text in pair
-    }
+    held_out = {text for other in WRITTEN_SOURCES for pair in _written(other)[1].pairs for text in pair}
     assert not held_out & {text for pair, _ in train for text in pair}
     # Both kinds in both parts, with their kinds kept.
     assert set(held.labels) == {0, 1}

@@ -99,6 +99,14 @@ def train_verifier_command(
             "paraphrases).",
         ),
     ] = 6,
+    short_repeats: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="The same for the short workplace requests in every common form and other requests "
+            "alike in words (work_prompts_train_short.csv).",
+        ),
+    ] = 0,
     instruction_pairs: Annotated[
         int,
         typer.Option(
@@ -146,6 +154,7 @@ def train_verifier_command(
         mined_skip_labelled=mined_skip_labelled,
         written_repeats=written_repeats,
         counter_repeats=counter_repeats,
+        short_repeats=short_repeats,
         instruction_pairs=instruction_pairs,
         read_as_served=read_as_served,
         file_pairs=file_pairs,

@@ -95,6 +95,10 @@ WRITTEN_TRAIN_FILE = Path(__file__).parent / "data" / "work_prompts_train.csv"
 # look-alikes worded apart, near-identical paraphrases, other instructions over one pasted text;
 # a fifth of them, split by first prompt, is their validation slice.
 WRITTEN_COUNTER_FILE = Path(__file__).parent / "data" / "work_prompts_train_counter.csv"
+# Short workplace requests (IT, facilities, HR, tools, engineering, data, finance) in every common
+# form ("How do I ...", "What's the process for ...", "how to ...", a bare fragment) beside other
+# requests alike in words; a fifth of them, split by first prompt, is their validation slice.
+WRITTEN_SHORT_FILE = Path(__file__).parent / "data" / "work_prompts_train_short.csv"
 WRITTEN_VALIDATION_FRACTION = 0.2
 # Instruction pairs of the held-out tasks, whether or not the model is trained on the others.
 INSTRUCTION_VALIDATION_PAIRS = 800
@@ -124,6 +128,8 @@ class TrainConfig:
     written_repeats: int = 2
     # The same for the pairs written to break that shortcut (work_prompts_train_counter.csv).
     counter_repeats: int = 6
+    # The same for the short workplace requests in every common form (work_prompts_train_short.csv).
+    short_repeats: int = 0
     # Order and role transformations of real sentences, and pairs from the two-party frames.
     swap_pairs: int = 6000
     role_frame_pairs: int = 800
@@ -268,7 +274,11 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
         if tag == "mrpc":  # News prose: the texts instructions are given over.
             prose, held_prose = [p.first for p in train], [p.first for p in held]
 
-    for source, repeats in (("written", config.written_repeats), ("counter", config.counter_repeats)):
+    for source, repeats in (
+        ("written", config.written_repeats),
+        ("counter", config.counter_repeats),
+        ("short", config.short_repeats),
+    ):
         written_train, written_held = _written(source)
         if repeats:
             splits.validation.append(written_held)
@@ -396,7 +406,11 @@ def work_prompts(
     )
 
 
-WRITTEN_SOURCES = {"written": WRITTEN_TRAIN_FILE, "counter": WRITTEN_COUNTER_FILE}
+WRITTEN_SOURCES = {
+    "written": WRITTEN_TRAIN_FILE,
+    "counter": WRITTEN_COUNTER_FILE,
+    "short": WRITTEN_SHORT_FILE,
+}
 
 
 def _split_written(source: str) -> tuple[list[tuple[tuple[str, str], int]], LabelledSet]:
@@ -438,6 +452,7 @@ def with_recipe(config: TrainConfig, recipe: Mapping[str, Any]) -> TrainConfig:
         config,
         written_repeats=int(recipe.get("written_repeats", 0)),
         counter_repeats=int(recipe.get("counter_repeats", 0)),
+        short_repeats=int(recipe.get("short_repeats", 0)),
         instruction_pairs=int(recipe.get("instruction_pairs", 0)),
     )
 
