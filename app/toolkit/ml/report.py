@@ -142,9 +142,12 @@ class ScoredSet:
     fired: dict[str, BoolArray] = field(default_factory=dict)
     # Model name -> probability per pair (0 where the cosine is below LOWEST_FLOOR).
     probability: dict[str, FloatArray] = field(default_factory=dict)
+    # The pairs that are one request but for what `folded` leaves out: served unread, at 1.0.
+    unread: BoolArray = field(init=False)
 
     def __post_init__(self) -> None:
         self.overlap = np.array([word_overlap(a, b) for a, b in self.labelled.pairs], dtype=np.float64)
+        self.unread = np.array([folded(a) == folded(b) for a, b in self.labelled.pairs], dtype=bool)
 
     @property
     def labels(self) -> BoolArray:
@@ -214,8 +217,7 @@ def score_sets(
             # batch's activations together, so a pair's score moves a little with its batch.
             for index in reached:
                 # The same request but for what `folded` leaves out is served unread, as by the service.
-                same = folded(asked[index][0]) == folded(asked[index][1])
-                probability[index] = 1.0 if same else model.score([asked[index]])[0]
+                probability[index] = 1.0 if item.unread[index] else model.score([asked[index]])[0]
             item.probability[name] = probability
         scored.append(item)
     return scored
@@ -545,6 +547,12 @@ def report(
             "roc_auc": {"cosine": ranking_auc(item, None)}
             | {name: ranking_auc(item, name) for name in item.probability},
             "look_alikes_served_by_kind": {d.name: served_by_kind(item, item.hits(d)) for d in decisions},
+            # The pairs one request but for what `folded` leaves out (served unread at cosine >= the
+            # floor, unless a rule refuses them), by label.
+            "one_request_once_folded": {
+                "same_answer": int((item.unread & labels).sum()),
+                "different_answer": int((item.unread & ~labels).sum()),
+            },
             # Each rule alone: true paraphrases it refuses, look-alikes it refuses, and of those
             # the ones the shipped model alone would have served (what the rule adds).
             "rules_alone": {
