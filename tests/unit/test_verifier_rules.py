@@ -194,6 +194,7 @@ def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
         ("agenda for a 1:1 with my report", "agenda for a one-on-one with my report"),
         ("ELI5 how DNS works", "explain how DNS works like I'm five"),
         ("run migrations during a zero-downtime deploy", "run migrations in a deploy with no downtime"),
+        ("how do I zero in on the slow query", "how do I find the slow query"),
         ("he moved to Oslo at 23", "he moved to Oslo as a 23 year old"),
         ("which type I should pick for a startup", "which type should I pick for a startup"),
         ("turn off two-factor authentication for Zoom", "disable MFA on Zoom"),

@@ -751,8 +751,8 @@ _NO_APOSTROPHE: Final = re.compile(
 )
 
 
-# "zero-downtime" is "no downtime", "zero waste" is "no waste".
-_ZERO: Final = re.compile(r"\bzero[- ](?=[a-z])")
+# "zero-downtime" is "no downtime", "zero waste" is "no waste" ("zero in on", "zero out" are verbs).
+_ZERO: Final = re.compile(r"\bzero[- ](?!in\b|out\b)(?=[a-z])")
 
 
 @_per_text()
