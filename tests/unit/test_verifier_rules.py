@@ -194,7 +194,6 @@ def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
         ("agenda for a 1:1 with my report", "agenda for a one-on-one with my report"),
         ("ELI5 how DNS works", "explain how DNS works like I'm five"),
         ("run migrations during a zero-downtime deploy", "run migrations in a deploy with no downtime"),
-        ("how do I zero in on the slow query", "how do I find the slow query"),
         ("he moved to Oslo at 23", "he moved to Oslo as a 23 year old"),
         ("which type I should pick for a startup", "which type should I pick for a startup"),
         ("turn off two-factor authentication for Zoom", "disable MFA on Zoom"),
@@ -316,6 +315,12 @@ def test_a_pasted_text_both_share_sets_no_time_against_the_other() -> None:
         different_time(f"What is the current status? {text}", f"{text} Summarise where things stand.") is None
     )
     assert different_time("current USD/JPY rate", "USD/JPY rate yesterday") == TIME
+
+
+def test_zero_before_a_noun_is_no_but_zero_in_on_is_a_verb() -> None:
+    assert different_negation("deploy with zero downtime", "deploy with no downtime") is None
+    assert different_negation("deploy with zero downtime", "deploy with downtime") == NEGATION
+    assert different_negation("how do I zero in on the slow query", "how do I find the slow query") is None
 
 
 def test_an_added_name_alone_is_not_a_swap() -> None:
