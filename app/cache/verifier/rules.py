@@ -475,6 +475,25 @@ _DURATIONS: Final[Mapping[str, tuple[str, int]]] = {
 }
 
 
+def _quarter_tokens(tokens: Sequence[_Token], index: int) -> int | None:
+    """How many tokens from `index` write a quarter `_QUARTER` found ("3Q"; "third quarter", "3rd
+    quarter", "quarter 3"), else None. "Q3" leaves no number token."""
+    token = tokens[index]
+    after = tokens[index + 1] if index + 1 < len(tokens) else None
+    if token.kind == "num" and token.glued.lower() == "q" and token.text in ("1", "2", "3", "4"):
+        return 1
+    ordinal = token.lower in _QUARTER_ORDINALS or (
+        token.kind == "num" and f"{token.text}{token.glued}".lower() in _QUARTER_ORDINALS
+    )
+    if ordinal and after is not None and after.lower == "quarter":
+        return 2
+    quarters = ("1", "2", "3", "4")
+    quarter_number = after is not None and after.kind == "num" and not after.glued and after.text in quarters
+    if token.lower == "quarter" and quarter_number:
+        return 2
+    return None
+
+
 def _named_by(tokens: Sequence[_Token], index: int) -> str | None:
     """The name a number at `index` is part of: a word of two to five capitals just before it that
     is no unit ("SOC 2", "ISO 27001", "GPT 4"), as "SOC2" writes it in one word."""
@@ -496,12 +515,15 @@ def quantities(text: str) -> tuple[Quantity, ...]:
             match.group(1) or match.group(2) or match.group(4) or _QUARTER_ORDINALS[match.group(3).lower()]
         )
         found.append(Quantity(f"q{digit}", None))
-    tokens = _tokens(_QUARTER.sub(" ", text))
+    tokens = _tokens(text)
     index = 0
     while index < len(tokens):
         token = tokens[index]
         value: str | None = None
         unit: str | None = None
+        if (skip := _quarter_tokens(tokens, index)) is not None:
+            index += skip  # counted above
+            continue
         if token.kind == "num":
             value = _number_value(token.text)
             glued = token.glued.lower()
