@@ -18,6 +18,7 @@ from app.toolkit.ml.report import (
     choose_strict,
     decided_share,
     ranking_auc,
+    served_by_kind,
 )
 from app.toolkit.ml.train import LabelledSet
 
@@ -196,3 +197,19 @@ def test_a_decision_is_set_beside_the_most_precise_cosine_cutoff_serving_as_many
     assert best_cosine_cutoff(item, 4) == {"precision": 0.75, "cosine": 0.93}
     assert best_cosine_cutoff(item, 0) is None
     assert best_cosine_cutoff(item, 7) is None
+
+
+def test_served_pairs_are_counted_by_kind_for_each_label() -> None:
+    labelled = LabelledSet(
+        "work",
+        [("How do I book a room?", "how can I book a room"), ("a", "b"), ("c", "d"), ("e", "f")],
+        [1, 1, 0, 0],
+        kinds=["near_identical", "reworded", "topical", "topical"],
+    )
+    item = ScoredSet(labelled, np.full(4, 0.95))
+    hits = np.array([True, False, True, False])
+
+    assert served_by_kind(item, hits) == {"topical": "1/2"}
+    assert served_by_kind(item, hits, same_answer=True) == {"near_identical": "1/1", "reworded": "0/1"}
+    # The first pair is one request once folded: the service serves it unread.
+    assert item.unread.tolist() == [True, False, False, False]

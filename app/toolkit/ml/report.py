@@ -240,13 +240,14 @@ def figures(hits: BoolArray, labels: BoolArray) -> dict[str, float | int]:
     }
 
 
-def served_by_kind(item: ScoredSet, hits: BoolArray) -> dict[str, str]:
-    """Look-alikes served / look-alikes, per kind of change (sets that record kinds)."""
+def served_by_kind(item: ScoredSet, hits: BoolArray, *, same_answer: bool = False) -> dict[str, str]:
+    """Look-alikes served / look-alikes, per kind of change (sets that record kinds); with
+    `same_answer`, paraphrases served / paraphrases, per kind of rewording."""
     if not item.labelled.kinds:
         return {}
     out: dict[str, list[int]] = {}
     for kind, hit, label in zip(item.labelled.kinds, hits, item.labels, strict=True):
-        if not label:
+        if bool(label) == same_answer:
             counts = out.setdefault(kind, [0, 0])
             counts[0] += int(hit)
             counts[1] += 1
@@ -547,6 +548,9 @@ def report(
             "roc_auc": {"cosine": ranking_auc(item, None)}
             | {name: ranking_auc(item, name) for name in item.probability},
             "look_alikes_served_by_kind": {d.name: served_by_kind(item, item.hits(d)) for d in decisions},
+            "paraphrases_served_by_kind": {
+                d.name: served_by_kind(item, item.hits(d), same_answer=True) for d in decisions
+            },
             # The pairs one request but for what `folded` leaves out (served unread at cosine >= the
             # floor, unless a rule refuses them), by label.
             "one_request_once_folded": {
