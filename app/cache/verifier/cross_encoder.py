@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -81,22 +82,35 @@ _OPENERS: Final = (
 )
 
 
-# Articles ("a", "an", "the", or capitalised at the start); "Plan A" keeps its "A".
-_ARTICLE: Final = re.compile(r"(?<![\w'./-])(?:a|an|the)(?![\w'./-])|^\s*(?:A|An|The)\s")
+# Articles, as words of their own; "The" / "A" / "An" only at the start ("Plan A" keeps its "A").
+_ARTICLES: Final = frozenset({"a", "an", "the"})
+_OPENING_ARTICLES: Final = frozenset({"A", "An", "The"})
 # "1,000" is "1000".
 _THOUSANDS: Final = re.compile(r"(?<=\d),(?=\d{3}\b)")
+# Thanks are looked for in the last this many characters only: a long prompt costs no more.
+_THANKS_TAIL: Final = 80
+# A lookup folds its prompt once per candidate, and stored prompts recur from lookup to lookup;
+# the latest this many foldings are kept (texts of up to about 6,000 characters: a few MB at most).
+FOLDED_CACHE: Final = 256
 
 
+@lru_cache(maxsize=FOLDED_CACHE)
 def folded(text: str) -> str:
     """The prompt without the differences no reader would call a change: case, spacing, the
     closing punctuation, articles, "&" for "and", "1,000" for "1000", contractions, a greeting,
     "please" or "can you" before the request and thanks after it, and how a how-to or where-to
     question opens ("How can I", "how to", "Is there a way to": "how do i")."""
-    text = _THOUSANDS.sub("", _ARTICLE.sub(" ", text.replace("&", " and ")))
-    text = " ".join(text.replace("\u2019", "'").casefold().split())
-    text = " ".join(_CONTRACTIONS.get(word, word) for word in text.split(" "))
-    text = _THANKS.sub("", _GREETING.sub("", re.sub(r"[\s?.!]+$", "", text)))
-    text = _POLITE.sub("", re.sub(r"[\s?.!,]+$", "", text))
+    words = text.replace("&", " and ").replace("\u2019", "'").split()
+    if words and words[0] in _OPENING_ARTICLES:
+        words = words[1:]
+    text = " ".join(
+        _CONTRACTIONS.get(word, word) for word in (w.casefold() for w in words if w not in _ARTICLES)
+    )
+    if "," in text:
+        text = _THOUSANDS.sub("", text)
+    text = _GREETING.sub("", re.sub(r"[\s?.!]+$", "", text))
+    head, tail = text[:-_THANKS_TAIL], text[-_THANKS_TAIL:]
+    text = _POLITE.sub("", re.sub(r"[\s?.!,]+$", "", head + _THANKS.sub("", tail)))
     for opener, canonical in _OPENERS:
         text = opener.sub(canonical, text)
     return text
