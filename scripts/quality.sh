@@ -51,6 +51,7 @@ run work_prompts_third app/toolkit/ml/data/work_prompts_third.csv  # written apa
 run work_prompts_fourth app/toolkit/ml/data/work_prompts_fourth.csv  # every combination of worded alike or apart, same or different: report only
 run work_prompts_fifth app/toolkit/ml/data/work_prompts_fifth.csv  # the same, and instructions over texts of up to 350 words: report only
 run work_prompts_sixth app/toolkit/ml/data/work_prompts_sixth.csv  # the same kinds, written after the fifth had judged a model: report only
+run work_prompts_seventh app/toolkit/ml/data/work_prompts_seventh.csv  # the same kinds, written after the sixth had judged the shipped verifier: report only
 run work_prompts_stress app/toolkit/ml/data/work_prompts_stress.csv  # topical look-alikes, near-identical paraphrases
 run long_prompts app/toolkit/ml/data/long_prompts.csv  # one long text, other requests: report only
 run paws_test "$work/paws_test.jsonl"  # 8,000 pairs: about ten minutes on two cores

@@ -70,6 +70,10 @@ WORK_PROMPTS_FIFTH_FILE = Path(__file__).parent / "data" / "work_prompts_fifth.c
 # A sixth, written the same way by two more writers after the fifth had judged a model, while the
 # rules were changed; nothing was chosen on it (report only; the same pairs left out).
 WORK_PROMPTS_SIXTH_FILE = Path(__file__).parent / "data" / "work_prompts_sixth.csv"
+# A seventh, written the same way by two more writers once the sixth had judged the shipped
+# verifier, to judge the next model; no report had read it when it was committed (report only; the
+# same pairs left out).
+WORK_PROMPTS_SEVENTH_FILE = Path(__file__).parent / "data" / "work_prompts_seventh.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -84,6 +88,7 @@ JUDGING_FILES = (
     WORK_PROMPTS_FOURTH_FILE,
     WORK_PROMPTS_FIFTH_FILE,
     WORK_PROMPTS_SIXTH_FILE,
+    WORK_PROMPTS_SEVENTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
 )
@@ -378,6 +383,14 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             "work_prompts_sixth",
             "work prompts written apart from the project after the fifth set had judged a model, of the "
             "same kinds (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_SEVENTH_FILE,
+            "work_prompts_seventh",
+            "work prompts written apart from the project after the sixth set had judged the shipped "
+            "verifier, of the same kinds (report only)",
         )
     )
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
