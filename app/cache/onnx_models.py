@@ -20,6 +20,8 @@ import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
+from app.cache.verifier.texts import shared_end, shared_start
+
 MODELS_DIR: Final = Path(__file__).resolve().parent / "models"
 DEFAULT_EMBEDDER_DIR: Final = MODELS_DIR / "minilm-l6-v2-int8"
 DEFAULT_VERIFIER_DIR: Final = MODELS_DIR / "verifier-minilm-int8"
@@ -215,6 +217,76 @@ def pair_window(counter: Tokenizer, first: str, second: str) -> tuple[str, str] 
     return None
 
 
+def read_apart(counter: Tokenizer, first: str, second: str) -> tuple[str, str] | None:
+    """What the cross-encoder reads of two prompts too long to read together: where they differ
+    (`pair_window`), else their requests around the text they both paste (`around_shared_text`)
+    when those fit PAIR_TOKENS; None when neither can be read."""
+    window = pair_window(counter, first, second)
+    if window is not None:
+        return window
+    requests = around_shared_text(first, second)
+    if requests is not None and len(counter.encode(*requests).ids) <= PAIR_TOKENS:
+        return requests
+    return None
+
+
+# A text two prompts both paste is read around only when it is this many characters or more, and
+# at least half of the shorter prompt: below that, what they share is no pasted text.
+_SHARED_TEXT_CHARS = 200
+# Where the search for that text starts: this many characters of the first prompt at its middle
+# (then at a quarter and three quarters), looked for in the second.
+_PROBE_CHARS = 64
+
+
+def around_shared_text(first: str, second: str) -> tuple[str, str] | None:
+    """Two prompts without the longest text they both hold, when that text is most of each: one
+    pasted text with a request before it in one prompt and after it in the other ("Summarise
+    this: TEXT" / "TEXT Give me a summary."). They share neither their start nor their end, so
+    `pair_window` finds no place where they differ; what tells them apart is their two requests.
+    None when they share no such text, when they start or end with it (`pair_window` reads
+    those), or when one of them is only that text (it adds nothing to it, or only punctuation).
+    The text is found from a probe of the first prompt and widened on both sides as far as the
+    two agree (slices compared in C), then cut back to whole words."""
+    shorter = min(len(first), len(second))
+    if shorter < _SHARED_TEXT_CHARS:
+        return None
+    opening = shared_start(first, second)
+    if max(opening, shared_end(first, second, shorter - opening)) >= _SHARED_TEXT_CHARS:
+        return None
+    # Runs of text both hold, around a probe found in the second (its first and last occurrence: a
+    # text that repeats itself may be found out of step): where each starts in the first and in
+    # the second, and its length.
+    runs = []
+    for fraction in (0.5, 0.25, 0.75):
+        at = int(len(first) * fraction)
+        probe = first[at : at + _PROBE_CHARS]
+        for found in {second.find(probe), second.rfind(probe)} - {-1}:
+            before = shared_end(first[:at], second[:found], min(at, found))
+            runs.append((at - before, found - before, before + shared_start(first[at:], second[found:])))
+    if not runs:
+        return None
+    start, found, length = max(runs, key=lambda run: run[2])
+    if length < max(_SHARED_TEXT_CHARS, shorter // 2):
+        return None
+    # The shared text in each: [start, stop) in the first, shifted by `shift` in the second,
+    # narrowed to whole words of both.
+    stop, shift = start + length, start - found
+    while start < stop and not (_between_words(first, start) and _between_words(second, start - shift)):
+        start += 1
+    while stop > start and not (_between_words(first, stop) and _between_words(second, stop - shift)):
+        stop -= 1
+    requests = (
+        f"{first[:start].strip()} {first[stop:].strip()}".strip(),
+        f"{second[: start - shift].strip()} {second[stop - shift :].strip()}".strip(),
+    )
+    return requests if all(_WORD.search(request) for request in requests) else None
+
+
+def _between_words(text: str, index: int) -> bool:
+    """Whether `index` in `text` cuts no word in two."""
+    return index == 0 or index >= len(text) or not (text[index - 1].isalnum() and text[index].isalnum())
+
+
 class _OnnxBert:
     """One BERT session with its tokenizer; `run` feeds a list of encodings padded alike."""
 
@@ -241,9 +313,10 @@ class _OnnxBert:
         tokens where it can.
 
         A pair that fits is read whole. A longer one is read where its two prompts differ
-        (`pair_window`); when that cannot be done, a pair of up to MAX_TOKENS is read whole, as it
-        fits the model, and a longer one not at all (None): the model would judge it without
-        seeing what tells its prompts apart.
+        (`pair_window`), or as the two requests around the text both paste (`around_shared_text`);
+        when neither can be done, a pair of up to MAX_TOKENS is read whole, as it fits the model,
+        and a longer one not at all (None): the model would judge it without seeing what tells
+        its prompts apart.
         """
         capped = [(_capped(first, PAIR_CHARS), _capped(second, PAIR_CHARS)) for first, second in pairs]
         # Encoded whole, without truncation: no overflow windows (which grow with the product of
@@ -251,9 +324,7 @@ class _OnnxBert:
         whole: list[Encoding] = self._counter.encode_batch(capped)
         encodings: list[Encoding | None] = [e if len(e.ids) <= PAIR_TOKENS else None for e in whole]
         windows = {
-            index: pair_window(self._counter, *capped[index])
-            for index, e in enumerate(encodings)
-            if e is None
+            index: read_apart(self._counter, *capped[index]) for index, e in enumerate(encodings) if e is None
         }
         readable = [index for index, window in windows.items() if window is not None]
         read: list[Encoding] = self._tokenizer.encode_batch([windows[index] for index in readable])

@@ -10,7 +10,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, counting_tokenizer, pair_window
-from app.toolkit.ml.instructions import OBJECTS, TASKS, in_validation, instruction_pairs
+from app.toolkit.ml.instructions import ACROSS, OBJECTS, TASKS, in_validation, instruction_pairs, more_tasks
 from app.toolkit.ml.train import JUDGING_FILES, TrainConfig, as_served
 
 _PROSE = [
@@ -43,6 +43,36 @@ def test_pairs_are_reproducible_and_of_both_labels_alone_and_over_a_text() -> No
             assert any(sentence in pair.first and sentence in pair.second for sentence in _PROSE)
 
 
+def test_pairs_across_a_text_put_one_request_before_it_and_the_other_after_it() -> None:
+    pairs = instruction_pairs(200, _PROSE, seed=3, validation=True, placements=ACROSS)
+
+    assert {pair.kind.split(", ")[1] for pair in pairs} == {"across"}
+    assert {pair.label for pair in pairs} == {0, 1}
+    for pair in pairs:
+        assert any(sentence in pair.first and sentence in pair.second for sentence in _PROSE)
+        # The text opens one prompt, and the other opens with its request.
+        opens = [
+            any(prompt.startswith(sentence) for sentence in _PROSE) for prompt in (pair.first, pair.second)
+        ]
+        assert opens in ([True, False], [False, True])
+
+
+def test_the_more_tasks_are_new_tasks_held_out_alike_and_trained_on_only_when_asked() -> None:
+    more = more_tasks()
+    ids = [task.id for task in more]
+    assert len(ids) == len(set(ids)) == 80
+    assert not set(ids) & {task.id for task in TASKS}
+    assert all(len(task.phrasings) >= 4 for task in more)
+
+    default = instruction_pairs(3000, _PROSE, seed=5, validation=False)
+    with_more = instruction_pairs(3000, _PROSE, seed=5, validation=False, more=True)
+
+    assert not {pair.intent for pair in default} & set(ids)
+    trained = {pair.intent for pair in with_more} & set(ids)
+    assert trained
+    assert not {task.id for task in more if in_validation(task)} & trained
+
+
 def test_about_a_quarter_of_the_tasks_is_held_out_and_never_trained_on() -> None:
     held_out = {task.id for task in TASKS if in_validation(task)}
     assert 0.15 < len(held_out) / len(TASKS) < 0.35
@@ -69,7 +99,7 @@ def test_no_task_phrasing_is_a_sentence_of_a_report_only_set() -> None:
     reported = set().union(*(_sentences(path) for path in JUDGING_FILES))
     phrasings = {
         _words(phrasing.replace("{obj}", obj))
-        for task in TASKS
+        for task in [*TASKS, *more_tasks()]
         for phrasing in task.phrasings
         for obj in OBJECTS
     }
@@ -93,3 +123,16 @@ def test_a_long_training_pair_is_read_where_it_differs_as_the_service_reads_it(c
 
     assert read == [("Draft a reply to this email", "List the action items", 0), short_pair]
     assert read[0][:2] == pair_window(counter, *long_pair[:2])
+
+
+def test_a_training_pair_with_requests_on_two_sides_of_a_text_is_read_as_its_requests_when_asked(
+    counter: Tokenizer,
+) -> None:
+    text = " ".join(_PROSE)
+    across = (f"Draft a reply to this email: {text}", f"{text} List the action items.", 0)
+
+    # A recipe without it reads the pair as it always has (cut by the training tokenizer).
+    assert as_served([across], TrainConfig(), counter) == [across]
+    assert as_served([across], TrainConfig(instructions_across=True), counter) == [
+        ("Draft a reply to this email:", "List the action items.", 0)
+    ]

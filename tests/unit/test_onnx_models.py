@@ -18,6 +18,7 @@ from app.cache.onnx_models import (
     PAIR_TOKENS,
     OnnxCrossEncoder,
     OnnxEmbedder,
+    around_shared_text,
     int8_products_saturate,
 )
 from app.cache.verifier.texts import TIE
@@ -244,6 +245,42 @@ def test_long_prompts_that_differ_beyond_the_window_are_never_scored_alike(
     ]
 
     assert verifier.score([throughout, *added]).tolist() == [0.0] * 4
+
+
+def test_long_prompts_with_their_requests_on_two_sides_of_one_text_are_read_as_the_requests(
+    verifier: OnnxCrossEncoder,
+) -> None:
+    # "Summarise this: TEXT" / "TEXT Give me a summary.": no shared start or end, so no window
+    # where they differ; past 256 tokens they were never read, and a paraphrase never served.
+    text = f"{_PASSAGE} {_PASSAGE}"
+    reworded, other = verifier.score(
+        [
+            (f"Summarise the following notes: {text}", f"{text}\n\nGive me a summary of these notes."),
+            (f"Translate the following notes into French: {text}", f"{text} Summarise these notes."),
+        ]
+    )
+
+    assert reworded > 0.8
+    assert other < 0.5
+
+
+def test_the_requests_around_a_shared_text_are_found_whole_and_only_around_a_text() -> None:
+    text = _PASSAGE
+    # Whole words: "notes:" and "Notes" are not cut where the text happens to start alike.
+    assert around_shared_text(f"Summarise these notes:\n{text}", f"{text}\n\nGive me a summary.") == (
+        "Summarise these notes:",
+        "Give me a summary.",
+    )
+    assert around_shared_text(f"Please read: {text} Thanks!", f"{text} What was decided?") == (
+        "Please read: Thanks!",
+        "What was decided?",
+    )
+    # One prompt is only the text (with other punctuation): nothing to compare with the request.
+    assert around_shared_text(f"Summarise this: {text}", f"{text}!") is None
+    # Both start (or end) with it: `pair_window` reads where they differ.
+    assert around_shared_text(f"{text} Summarise this.", f"{text} What was decided?") is None
+    # Sharing a sentence is not pasting one text.
+    assert around_shared_text(f"Summarise this: {text}", f"{text[:120]} What else happened in 2019?") is None
 
 
 def test_a_pair_that_fits_the_model_is_read_whole_when_it_cannot_be_read_where_it_differs(

@@ -67,8 +67,8 @@ def compared_texts(query: str, stored: str) -> Compared | None:
     and the candidate is not served."""
     if len(query) <= MODEL_INPUT_CHARS and len(stored) <= MODEL_INPUT_CHARS:
         return Compared(query, stored)
-    start = _shared_start(query, stored)
-    end = _shared_end(query, stored, min(len(query), len(stored)) - start)
+    start = shared_start(query, stored)
+    end = shared_end(query, stored, min(len(query), len(stored)) - start)
     # Whole words: from the space before the first difference to the space after the last one.
     left = query.rfind(" ", 0, start) + 1
     right = query.find(" ", len(query) - end)
@@ -147,8 +147,8 @@ def _words_alike(first: str, second: str) -> float:
     """How alike, word by word and in order, the parts the two texts do not share at their start
     and end are (their first WORDS_COMPARED words). In order: a look-alike that swaps two words
     ("from Berlin to Lisbon" / "from Lisbon to Berlin") keeps every word but not their order."""
-    start = _shared_start(first, second)
-    end = _shared_end(first, second, min(len(first), len(second)) - start)
+    start = shared_start(first, second)
+    end = shared_end(first, second, min(len(first), len(second)) - start)
     words_a, words_b = (
         words(text)[:WORDS_COMPARED]
         for text in (first[start : len(first) - end], second[start : len(second) - end])
@@ -156,7 +156,7 @@ def _words_alike(first: str, second: str) -> float:
     return SequenceMatcher(None, words_a, words_b, autojunk=False).ratio()
 
 
-def _shared_start(first: str, second: str) -> int:
+def shared_start(first: str, second: str) -> int:
     """How many characters the two texts share at their start (a binary search over slices, each
     compared in C: linear in the texts' length, with no Python step per character)."""
     low, high = 0, min(len(first), len(second))
@@ -169,7 +169,7 @@ def _shared_start(first: str, second: str) -> int:
     return low
 
 
-def _shared_end(first: str, second: str, at_most: int) -> int:
+def shared_end(first: str, second: str, at_most: int) -> int:
     """How many characters, up to `at_most`, the two texts share at their end."""
     low, high = 0, at_most
     while low < high:

@@ -115,6 +115,20 @@ def train_verifier_command(
             "request reworded, or another request (0: none).",
         ),
     ] = 3000,
+    instructions_across: Annotated[
+        bool,
+        typer.Option(
+            help='Place a third of those on different sides of one pasted text ("Summarise this: '
+            'TEXT" / "TEXT Give me a summary.").',
+        ),
+    ] = False,
+    more_instruction_tasks: Annotated[
+        bool,
+        typer.Option(
+            help="Draw those from the eighty tasks of instruction_tasks_more.txt too (summaries for an "
+            "audience or a length, replies, rewrites, conversions, checks, code, data ...).",
+        ),
+    ] = False,
     read_as_served: Annotated[
         bool,
         typer.Option(
@@ -156,6 +170,8 @@ def train_verifier_command(
         counter_repeats=counter_repeats,
         short_repeats=short_repeats,
         instruction_pairs=instruction_pairs,
+        instructions_across=instructions_across,
+        more_instruction_tasks=more_instruction_tasks,
         read_as_served=read_as_served,
         file_pairs=file_pairs,
         batch_size=batch_size,

@@ -19,6 +19,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.toolkit.ml.pairs import Pair, noise
 
@@ -32,8 +33,19 @@ class Task:
     phrasings: tuple[str, ...]
 
 
+def parse_tasks(spec: str) -> list[Task]:
+    """Tasks of a spec of one task a line, "group | id | phrasing || phrasing ..." (lines starting
+    with # and blank ones are skipped)."""
+    tasks = []
+    for line in spec.strip().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        group, task_id, phrasings = (part.strip() for part in line.split(" | ", 2))
+        tasks.append(Task(task_id, group, tuple(p.strip() for p in phrasings.split(" || "))))
+    return tasks
+
+
 def _tasks() -> list[Task]:
-    # One task a line: "group | id | phrasing || phrasing ...".
     spec = """
 summary | summarise | Summarise this {obj}. || Give me a summary of this {obj}. || Sum this up. || Write a short summary of the {obj}. || TL;DR this {obj}. || Can you summarize the {obj} below? || What's the gist of this {obj}? || Boil this {obj} down to a few sentences.
 summary | headline | Suggest a title for this {obj}. || Give this {obj} a headline. || What would be a good title for this? || Write a heading for this {obj}. || Come up with a title for the {obj} below.
@@ -67,14 +79,19 @@ publish | linkedin | Write a LinkedIn post about this {obj}. || Turn this into a
 publish | status | Turn this {obj} into a status update. || Write a status update from this. || Make a team status update out of this {obj}.
 publish | faq | Write an FAQ from this {obj}. || Turn this into frequently asked questions. || Make an FAQ section out of this {obj}.
 """
-    tasks = []
-    for line in spec.strip().splitlines():
-        group, task_id, phrasings = (part.strip() for part in line.split(" | ", 2))
-        tasks.append(Task(task_id, group, tuple(p.strip() for p in phrasings.split(" || "))))
-    return tasks
+    return parse_tasks(spec)
 
 
 TASKS = _tasks()
+# Eighty more tasks in sixteen groups (summaries for an audience or a length, replies, rewrites,
+# conversions, checks, code, data, meetings, support, sales ...), trained on when asked.
+MORE_TASKS_FILE = Path(__file__).parent / "data" / "instruction_tasks_more.txt"
+
+
+def more_tasks() -> list[Task]:
+    return parse_tasks(MORE_TASKS_FILE.read_text(encoding="utf-8"))
+
+
 # What the text is, as an instruction names it; one noun serves both prompts of a pair.
 OBJECTS = ("text", "passage", "paragraph", "note", "message", "email", "article", "update", "document")
 
@@ -84,13 +101,26 @@ def in_validation(task: Task) -> bool:
     return hashlib.sha256(f"instruction:{task.id}".encode()).digest()[0] % 4 == 0
 
 
+# Where the instructions stand, drawn one per pair: both alone, both before one pasted text, both
+# after it, or on different sides of it ("Summarise this: TEXT" / "TEXT Give me a summary.").
+PLACEMENTS = ("alone", "alone", "before", "after")
+ACROSS = ("across",)
+
+
 class InstructionPairs:
     """Draws labelled instruction pairs from a set of tasks and texts; a seed gives the same pairs."""
 
-    def __init__(self, tasks: Sequence[Task], texts: Sequence[str], seed: int) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        texts: Sequence[str],
+        seed: int,
+        placements: Sequence[str] = PLACEMENTS,
+    ) -> None:
         self.tasks = list(tasks)
         self.texts = [text for text in texts if 30 <= len(text) <= 400]
         self.rng = random.Random(seed)  # noqa: S311 - reproducible data, not secrets
+        self.placements = tuple(placements)
 
     def _say(self, phrasing: str, obj: str, strength: float) -> str:
         return noise(phrasing.replace("{obj}", obj), self.rng, strength)
@@ -100,11 +130,16 @@ class InstructionPairs:
         return " ".join(self.rng.sample(self.texts, self.rng.randint(1, 5)))
 
     def _over_text(self, first: str, second: str) -> tuple[str, str, str]:
-        """The two instructions alone, or both before or both after one pasted text."""
-        where = self.rng.choice(("alone", "alone", "before", "after")) if self.texts else "alone"
+        """The two instructions alone, or both before, both after or on two sides of one text."""
+        where = self.rng.choice(self.placements) if self.texts else "alone"
         if where == "alone":
             return first, second, where
         text = self._text()
+        if where == "across":
+            # The first before the text, the second after it (`_ordered` then swaps half of them).
+            joiner = self.rng.choice((" ", "\n\n", ":\n"))
+            lead = first.rstrip(".?!") if joiner.startswith(":") else first
+            return lead + joiner + text, text + self.rng.choice((" ", "\n\n")) + second, where
         if where == "before":
             joiner = self.rng.choice((" ", "\n\n", ":\n"))
             if joiner.startswith(":"):
@@ -147,7 +182,16 @@ class InstructionPairs:
         return [pair for pair in pairs if pair.first.casefold() != pair.second.casefold() or pair.label]
 
 
-def instruction_pairs(count: int, texts: Sequence[str], seed: int, *, validation: bool) -> list[Pair]:
-    """`count` pairs (half the same request) of the training or the held-out tasks, over `texts`."""
-    tasks = [task for task in TASKS if in_validation(task) == validation]
-    return InstructionPairs(tasks, texts, seed).pairs(count)
+def instruction_pairs(
+    count: int,
+    texts: Sequence[str],
+    seed: int,
+    *,
+    validation: bool,
+    placements: Sequence[str] = PLACEMENTS,
+    more: bool = False,
+) -> list[Pair]:
+    """`count` pairs (half the same request) of the training or the held-out tasks, over `texts`,
+    placed as `placements` draws; with `more`, of MORE_TASKS_FILE's tasks too."""
+    tasks = [task for task in [*TASKS, *(more_tasks() if more else ())] if in_validation(task) == validation]
+    return InstructionPairs(tasks, texts, seed, placements).pairs(count)

@@ -34,10 +34,11 @@ from app.cache.onnx_models import (
     OnnxEmbedder,
     counting_tokenizer,
     pair_window,
+    read_apart,
 )
 from app.toolkit.evaluation.metrics import LabelledPair, precision_recall_curve, read_pairs
 from app.toolkit.ml.export import build_onnx, default_source_dir
-from app.toolkit.ml.instructions import instruction_pairs
+from app.toolkit.ml.instructions import ACROSS, PLACEMENTS, instruction_pairs
 from app.toolkit.ml.pairs import generate
 from app.toolkit.ml.swaps import SwapPair, role_frames, transform_all
 
@@ -167,6 +168,13 @@ class TrainConfig:
     # Pairs of short instructions, alone and over one pasted text (app.toolkit.ml.instructions):
     # the same request reworded, or another request (0: none).
     instruction_pairs: int = 3000
+    # Draw a third of those with the two instructions on different sides of one pasted text
+    # ("Summarise this: TEXT" / "TEXT Give me a summary.") instead of only alone, both before or
+    # both after it.
+    instructions_across: bool = False
+    # Draw them from the eighty tasks of instruction_tasks_more.txt too (their held-out quarter is
+    # left out: the validation slices keep the same tasks whatever a recipe trains on).
+    more_instruction_tasks: bool = False
 
 
 @dataclass(frozen=True)
@@ -333,13 +341,34 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
         "instructions of held-out tasks, alone and over one text of MRPC's validation sentences",
         [p.kind for p in held_instructions],
     )
+    held_across = instruction_pairs(
+        INSTRUCTION_VALIDATION_PAIRS // 2, held_prose, config.seed + 2, validation=True, placements=ACROSS
+    )
+    across_validation = LabelledSet(
+        "instructions_across_validation",
+        [(p.first, p.second) for p in held_across],
+        [p.label for p in held_across],
+        "instructions of held-out tasks on the two sides of one text of MRPC's validation sentences",
+        [p.kind for p in held_across],
+    )
     if config.instruction_pairs:
-        instructions = instruction_pairs(config.instruction_pairs, prose, config.seed, validation=False)
+        placements = PLACEMENTS + ACROSS * 2 if config.instructions_across else PLACEMENTS
+        instructions = instruction_pairs(
+            config.instruction_pairs,
+            prose,
+            config.seed,
+            validation=False,
+            placements=placements,
+            more=config.more_instruction_tasks,
+        )
         splits.train += [(p.first, p.second, p.label) for p in instructions]
         splits.sources["instructions"] = len(instructions)
         splits.validation.append(instructions_validation)
     else:
         splits.report.append(instructions_validation)
+    # Chooses no threshold (the defaults of a model trained without such pairs stay its own), but
+    # how the service reads such pairs is chosen on it.
+    splits.report.append(across_validation)
     if with_mined and config.mined_pairs:
         labelled = {_pair_key(a, b) for a, b, _ in splits.train} if config.mined_skip_labelled else set()
         mined = mine_look_alikes(train_sentences, config, labelled)
@@ -467,6 +496,8 @@ def with_recipe(config: TrainConfig, recipe: Mapping[str, Any]) -> TrainConfig:
         counter_repeats=int(recipe.get("counter_repeats", 0)),
         short_repeats=int(recipe.get("short_repeats", 0)),
         instruction_pairs=int(recipe.get("instruction_pairs", 0)),
+        instructions_across=bool(recipe.get("instructions_across", False)),
+        more_instruction_tasks=bool(recipe.get("more_instruction_tasks", False)),
     )
 
 
@@ -818,11 +849,14 @@ def as_served(
 ) -> list[tuple[str, str, int]]:
     """The training pairs as the service's cross-encoder reads them: a pair longer than
     `max_tokens` where its prompts differ (`pair_window`, measured with `counter`,
-    `counting_tokenizer`), when that fits; whole (and cut by the training tokenizer) otherwise."""
+    `counting_tokenizer`), when that fits; whole (and cut by the training tokenizer) otherwise.
+    With `instructions_across`, also as the requests around a text both prompts paste
+    (`read_apart`); a recipe without it reads its pairs as it always has."""
+    reading = read_apart if config.instructions_across else pair_window
     lengths = [len(e.ids) for e in counter.encode_batch([(a, b) for a, b, _ in examples])]
     read = []
     for (first, second, label), length in zip(examples, lengths, strict=True):
-        window = pair_window(counter, first, second) if length > config.max_tokens else None
+        window = reading(counter, first, second) if length > config.max_tokens else None
         read.append((first, second, label) if window is None else (*window, label))
     return read
 
