@@ -42,7 +42,7 @@ for run in report["runs"]:
           f" false-hit={c['false_hit_rate']:.3f}")
 PY
 }
-for name in langcache_held_out project_validation written_validation counter_validation instructions_validation swaps_validation qqp_validation mrpc_validation paws_dev_validation; do
+for name in langcache_held_out project_validation written_validation counter_validation instructions_validation instructions_across_validation swaps_validation qqp_validation mrpc_validation paws_dev_validation; do
   run "$name" "$work/$name.jsonl"
 done
 run work_prompts_written "$work/work_prompts_written.jsonl"  # written by hand, report only
