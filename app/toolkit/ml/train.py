@@ -75,6 +75,10 @@ WORK_PROMPTS_SIXTH_FILE = Path(__file__).parent / "data" / "work_prompts_sixth.c
 # verifier, to judge the next model; no report had read it when it was committed (report only; the
 # same pairs left out).
 WORK_PROMPTS_SEVENTH_FILE = Path(__file__).parent / "data" / "work_prompts_seventh.csv"
+# An eighth, written the same way by two more writers while the seventh judged a model. Kept out of
+# every report until a model is judged on it, so that it is still blind then; only the guard
+# against sharing prompts with training data reads it.
+WORK_PROMPTS_EIGHTH_FILE = Path(__file__).parent / "data" / "work_prompts_eighth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -90,6 +94,7 @@ JUDGING_FILES = (
     WORK_PROMPTS_FIFTH_FILE,
     WORK_PROMPTS_SIXTH_FILE,
     WORK_PROMPTS_SEVENTH_FILE,
+    WORK_PROMPTS_EIGHTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
 )
