@@ -217,17 +217,13 @@ def pair_window(counter: Tokenizer, first: str, second: str) -> tuple[str, str] 
     return None
 
 
-def read_apart(counter: Tokenizer, first: str, second: str) -> tuple[str, str] | None:
-    """What the cross-encoder reads of two prompts too long to read together: where they differ
-    (`pair_window`), else their requests around the text they both paste (`around_shared_text`)
-    when those fit PAIR_TOKENS; None when neither can be read."""
-    window = pair_window(counter, first, second)
-    if window is not None:
-        return window
+def requests_around(counter: Tokenizer, first: str, second: str) -> tuple[str, str] | None:
+    """The two requests around a text both prompts paste (`around_shared_text`), when there are
+    such and they fit PAIR_TOKENS (measured with `counter`); None otherwise."""
     requests = around_shared_text(first, second)
-    if requests is not None and len(counter.encode(*requests).ids) <= PAIR_TOKENS:
-        return requests
-    return None
+    if requests is None or len(counter.encode(*requests).ids) > PAIR_TOKENS:
+        return None
+    return requests
 
 
 # A text two prompts both paste is read around only when it is this many characters or more, and
@@ -312,19 +308,25 @@ class _OnnxBert:
         """Encodes each pair as the cross-encoder is trained to read it, in at most PAIR_TOKENS
         tokens where it can.
 
-        A pair that fits is read whole. A longer one is read where its two prompts differ
-        (`pair_window`), or as the two requests around the text both paste (`around_shared_text`);
-        when neither can be done, a pair of up to MAX_TOKENS is read whole, as it fits the model,
-        and a longer one not at all (None): the model would judge it without seeing what tells
-        its prompts apart.
+        Two prompts that paste one text with their requests on its two sides are read as those
+        requests (`requests_around`). Otherwise a pair that fits is read whole, and a longer one
+        where its two prompts differ (`pair_window`); when that cannot be done, a pair of up to
+        MAX_TOKENS is read whole, as it fits the model, and a longer one not at all (None): the
+        model would judge it without seeing what tells its prompts apart.
         """
         capped = [(_capped(first, PAIR_CHARS), _capped(second, PAIR_CHARS)) for first, second in pairs]
+        around = [requests_around(self._counter, *pair) for pair in capped]
         # Encoded whole, without truncation: no overflow windows (which grow with the product of
         # the two lengths).
         whole: list[Encoding] = self._counter.encode_batch(capped)
-        encodings: list[Encoding | None] = [e if len(e.ids) <= PAIR_TOKENS else None for e in whole]
+        encodings: list[Encoding | None] = [
+            e if len(e.ids) <= PAIR_TOKENS and requests is None else None
+            for e, requests in zip(whole, around, strict=True)
+        ]
         windows = {
-            index: read_apart(self._counter, *capped[index]) for index, e in enumerate(encodings) if e is None
+            index: around[index] or pair_window(self._counter, *capped[index])
+            for index, e in enumerate(encodings)
+            if e is None
         }
         readable = [index for index, window in windows.items() if window is not None]
         read: list[Encoding] = self._tokenizer.encode_batch([windows[index] for index in readable])

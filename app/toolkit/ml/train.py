@@ -34,7 +34,7 @@ from app.cache.onnx_models import (
     OnnxEmbedder,
     counting_tokenizer,
     pair_window,
-    read_apart,
+    requests_around,
 )
 from app.toolkit.evaluation.metrics import LabelledPair, precision_recall_curve, read_pairs
 from app.toolkit.ml.export import build_onnx, default_source_dir
@@ -855,13 +855,15 @@ def as_served(
     """The training pairs as the service's cross-encoder reads them: a pair longer than
     `max_tokens` where its prompts differ (`pair_window`, measured with `counter`,
     `counting_tokenizer`), when that fits; whole (and cut by the training tokenizer) otherwise.
-    With `instructions_across`, also as the requests around a text both prompts paste
-    (`read_apart`); a recipe without it reads its pairs as it always has."""
-    reading = read_apart if config.instructions_across else pair_window
+    With `instructions_across`, a pair whose prompts paste one text with their requests on its two
+    sides is read as those requests whatever its length (`requests_around`); a recipe without it
+    reads its pairs as it always has."""
     lengths = [len(e.ids) for e in counter.encode_batch([(a, b) for a, b, _ in examples])]
     read = []
     for (first, second, label), length in zip(examples, lengths, strict=True):
-        window = reading(counter, first, second) if length > config.max_tokens else None
+        window = requests_around(counter, first, second) if config.instructions_across else None
+        if window is None and length > config.max_tokens:
+            window = pair_window(counter, first, second)
         read.append((first, second, label) if window is None else (*window, label))
     return read
 
