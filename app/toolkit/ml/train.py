@@ -39,7 +39,7 @@ from app.cache.onnx_models import (
 from app.toolkit.evaluation.metrics import LabelledPair, precision_recall_curve, read_pairs
 from app.toolkit.ml.export import build_onnx, default_source_dir
 from app.toolkit.ml.instructions import ACROSS, PLACEMENTS, instruction_pairs
-from app.toolkit.ml.pairs import generate
+from app.toolkit.ml.pairs import Pair, generate
 from app.toolkit.ml.swaps import SwapPair, role_frames, transform_all
 
 VERIFIER_NAME = "verifier-minilm-int8"
@@ -216,6 +216,13 @@ def _labelled(name: str, pairs: Sequence[LabelledPair], notes: str) -> LabelledS
     return LabelledSet(name, [(p.first, p.second) for p in pairs], [int(p.same_answer) for p in pairs], notes)
 
 
+def _generated(name: str, pairs: Sequence[Pair], notes: str) -> LabelledSet:
+    """A validation slice of generated pairs, with their kinds."""
+    return LabelledSet(
+        name, [(p.first, p.second) for p in pairs], [p.label for p in pairs], notes, [p.kind for p in pairs]
+    )
+
+
 def _split_file(
     config: TrainConfig, file_name: str, tag: str
 ) -> tuple[list[LabelledPair], list[LabelledPair]]:
@@ -313,12 +320,10 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
     splits.train += [(p.first, p.second, p.label) for p in generated]
     splits.sources["generated"] = len(generated)
     splits.validation.append(
-        LabelledSet(
+        _generated(
             "project_validation",
-            [(p.first, p.second) for p in project_validation],
-            [p.label for p in project_validation],
+            project_validation,
             "generated from intents (templates) held out of training",
-            [p.kind for p in project_validation],
         )
     )
     train_sentences += [p.first for p in generated[: config.generated_pairs // 2]]
@@ -339,22 +344,18 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
     held_instructions = instruction_pairs(
         INSTRUCTION_VALIDATION_PAIRS, held_prose, config.seed + 1, validation=True
     )
-    instructions_validation = LabelledSet(
+    instructions_validation = _generated(
         "instructions_validation",
-        [(p.first, p.second) for p in held_instructions],
-        [p.label for p in held_instructions],
+        held_instructions,
         "instructions of held-out tasks, alone and over one text of MRPC's validation sentences",
-        [p.kind for p in held_instructions],
     )
     held_across = instruction_pairs(
         INSTRUCTION_VALIDATION_PAIRS // 2, held_prose, config.seed + 2, validation=True, placements=ACROSS
     )
-    across_validation = LabelledSet(
+    across_validation = _generated(
         "instructions_across_validation",
-        [(p.first, p.second) for p in held_across],
-        [p.label for p in held_across],
+        held_across,
         "instructions of held-out tasks on the two sides of one text of MRPC's validation sentences",
-        [p.kind for p in held_across],
     )
     if config.instruction_pairs:
         placements = PLACEMENTS + ACROSS * 2 if config.instructions_across else PLACEMENTS
