@@ -119,7 +119,8 @@ def train_verifier_command(
         bool,
         typer.Option(
             help='Place a third of those on different sides of one pasted text ("Summarise this: '
-            'TEXT" / "TEXT Give me a summary.").',
+            'TEXT" / "TEXT Give me a summary."), and read such training pairs as the service does: '
+            "as their two requests.",
         ),
     ] = False,
     more_instruction_tasks: Annotated[
