@@ -202,9 +202,11 @@ class ServerThread:
         return self
 
     async def settle(self) -> None:
-        """Wait until the bookings, answers and aliases this server writes after its responses are written."""
+        """Wait until the bookings, answers, labels and aliases this server writes after its
+        responses are written."""
         services = self.app.state.services  # type: ignore[attr-defined]
         loop = services.background[0].get_loop()
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(services.pipeline.background_done(), loop))
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(services.pipeline.writer.flush(), loop))
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(services.cache.aliases.flush(), loop))
 

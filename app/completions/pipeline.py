@@ -35,6 +35,7 @@ from app.completions.client_watch import ClientWatch
 from app.completions.coalesce import LeaderGone, ReplicaCoalescer, SingleFlight
 from app.completions.controls import CacheControls, parse_controls
 from app.completions.inputs import ChatBody, chat_body
+from app.completions.judge_calls import JudgeCalls
 from app.completions.miss_booking import Claim, MissBooking
 from app.completions.miss_reservation import QuotaFull, reserve_miss
 from app.completions.repository import InflightRepository
@@ -242,8 +243,12 @@ class CompletionPipeline:
         self.inflight = SingleFlight()
         self.replicas = ReplicaCoalescer(sessionmaker, lease)
         self.replica = replica
-        # The judge calls the upstreams in the background, behind breakers of its own.
-        self.bound = ErrorBound(sessionmaker, cache.embedder, router.apart())
+        # The judge calls the upstreams in the background, behind breakers of its own, and books
+        # its calls as the tenant's.
+        judge_calls = JudgeCalls(
+            sessionmaker, router.apart(), books, max_prompt_tokens=limits.max_prompt_tokens
+        )
+        self.bound = ErrorBound(sessionmaker, cache.embedder, judge_calls)
         self._background: set[asyncio.Task[Any]] = set()
         # Requests in `run` and streams being relayed: at shutdown those the server cancelled
         # book themselves as they unwind (`aclose` waits for them).
@@ -1418,9 +1423,13 @@ class CompletionPipeline:
             async with asyncio.timeout(UNWIND_S):
                 await self._idle.wait()
         # Bookings (and the judge's labels) already on their way are waited for, however long.
+        await self.background_done()
+        await self.writer.aclose()
+
+    async def background_done(self) -> None:
+        """Wait until the work spawned after responses (bookings, the judge's labels) is done."""
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        await self.writer.aclose()
 
 
 def _deadline_passed(timeout_s: float, tried: Sequence[Attempt] = ()) -> UpstreamTimeout:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from app.asgi import create_app
-from app.cache.bound.judges import JUDGE_PROMPT, LLMJudge
+from app.cache.bound.judges import JUDGE_PROMPT, LLMJudge, answer_text
 from app.cli import cli
 from app.db.engine import transaction
 from app.settings import Settings
@@ -324,7 +324,12 @@ async def test_the_llm_judge_asks_the_model_once_per_pair(
     config = tmp_path / "judge.toml"
     config.write_text(f'[[upstreams]]\nname = "judge"\nbase_url = "{answering_llm.base_url}"\n')
     router = ModelRouter(load_router_config(config))
-    judge = LLMJudge(router, MODEL, OrderedDict())
+
+    async def ask_model(model: str, prompt: str) -> str:
+        result = await router.complete({"model": model, "messages": [{"role": "user", "content": prompt}]})
+        return answer_text(result.completion)
+
+    judge = LLMJudge(ask_model, MODEL, OrderedDict())
     async with httpx.AsyncClient(base_url=answering_llm.root_url) as fake:
         before = (await fake.get("/_fake/stats")).json()["chat"].get(MODEL, 0)
         for _ in range(2):  # the second verdict comes from memory
@@ -334,6 +339,91 @@ async def test_the_llm_judge_asks_the_model_once_per_pair(
         after = (await fake.get("/_fake/stats")).json()["chat"].get(MODEL, 0)
     await router.aclose()
     assert after - before == 2
+
+
+async def explore_with_the_llm_judge(client: httpx.AsyncClient, tenant: TenantKey) -> list[str]:
+    """Paraphrases outside the fake model's file, one at a time: without labels each is explored,
+    and the fake model's answers to them differ in words, so each explored one asks the judge.
+    The ids of the explored requests."""
+    explored = []
+    for prompt in [p.replace("VPN", "Jira") for p in VPN[:5]]:
+        response = await ask(client, tenant, prompt)
+        if response.headers.get("X-Cache-Explored") == "true":
+            explored.append(response.headers["X-Request-Id"])
+    return explored
+
+
+async def test_the_llm_judges_calls_are_booked_and_counted_as_the_tenants(
+    client: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Each call the judge makes is a ledger row of its own (a bypass naming the request judged),
+    at the model's price, counted in the tenant's usage and in what learning costs."""
+    tenant = await bounded_tenant(client, make_tenant, answer_judge="llm")
+    explored = await explore_with_the_llm_judge(client, tenant)
+    assert len(explored) >= 2
+    assert await labels_settle(sessionmaker, tenant.tenant_id, len(explored)) == len(explored)
+    async with transaction(sessionmaker, tenant_id=tenant.tenant_id) as session:
+        calls = (
+            await session.execute(
+                text(
+                    "SELECT request_id, metadata, cache_status, requested_model, used_model, "
+                    "prompt_tokens, completion_tokens, cost_usd FROM ledger WHERE metadata ? 'answer_judge'"
+                )
+            )
+        ).all()
+        rows = (await session.execute(text("SELECT count(*) FROM ledger"))).scalar_one()
+        counted = (
+            await session.execute(text("SELECT requests FROM usage_counters WHERE period = 'day'"))
+        ).scalar_one()
+        learning = (
+            await session.execute(text("SELECT judge_calls, judge_cost_usd FROM analytics.learning_daily"))
+        ).one()
+    assert sorted(call.metadata["answer_judge"] for call in calls) == sorted(explored)
+    for call in calls:
+        assert call.request_id == f"{call.metadata['answer_judge']}-judge"
+        assert (call.cache_status, call.requested_model, call.used_model) == ("bypass", MODEL, MODEL)
+        assert call.prompt_tokens > 50  # the judge's prompt holds the question and both answers
+        assert 0 < call.completion_tokens <= 3
+        assert call.cost_usd > 0
+    # Every row but the hits (none here) counts against the tenant's quotas, the judge's calls too.
+    assert counted == rows == len(VPN[:5]) + len(calls)
+    assert learning.judge_calls == len(calls)
+    assert learning.judge_cost_usd == sum(call.cost_usd for call in calls)
+
+
+async def test_the_llm_judge_asks_nothing_past_the_tenants_quota(
+    client: httpx.AsyncClient,
+    answering_llm: FakeLLMServer,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A judge call the quota has no room for is not made: the explored request stays unlabelled."""
+    tenant = await bounded_tenant(client, make_tenant, answer_judge="llm", judge_model="judge-quota")
+    quota = await client.put(
+        f"/admin/tenants/{tenant.tenant_id}/quotas/day", headers=ADMIN_HEADERS, json={"max_requests": 2}
+    )
+    assert quota.status_code == 200, quota.text
+    prompts = [p.replace("VPN", "Confluence") for p in VPN[:2]]
+    async with httpx.AsyncClient(base_url=answering_llm.root_url) as fake:
+        await ask(client, tenant, prompts[0])
+        explored = await ask(client, tenant, prompts[1])
+        assert explored.headers.get("X-Cache-Explored") == "true", explored.headers
+        judged = (await fake.get("/_fake/stats")).json()["chat"].get("judge-quota", 0)
+    assert judged == 0
+    assert (
+        await scalar(
+            sessionmaker, "SELECT count(*) FROM ledger WHERE tenant_id = :tenant_id", tenant.tenant_id
+        )
+        == 2
+    )
+    assert (
+        await scalar(
+            sessionmaker, "SELECT count(*) FROM cache_labels WHERE tenant_id = :tenant_id", tenant.tenant_id
+        )
+        == 0
+    )
 
 
 async def test_a_failing_judge_model_never_stops_other_tenants_requests(

@@ -5,23 +5,36 @@ fresh answer does? Their verdicts are the labels the error bound learns from.
   punctuation); for classification-like workloads where one prompt has one right answer.
 - `embedding`: the answers' embeddings (the cache's own embedder) are within the tenant's
   `answer_min_similarity` cosine.
-- `llm`: a short judge prompt through the configured upstream; verdicts are kept in memory
-  so the same pair of answers is judged once per process.
+- `llm`: a short judge prompt to a model (the caller's `Ask`, which reserves the tenant's quota
+  for the call and books it); verdicts are kept in memory so the same pair of answers is
+  judged once per process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from app.cache.embedders import Embedder
-from app.upstream.router import ModelRouter
 
 JudgeName = Literal["exact", "embedding", "llm"]
+# (model, prompt) -> the model's reply.
+Ask = Callable[[str, str], Awaitable[str]]
+# The judge's reply is one word.
+JUDGE_MAX_TOKENS = 3
+
+
+class JudgeCalls(Protocol):
+    """The `llm` judge's calls to a model for a tenant, after its request `request_id`."""
+
+    async def ask(self, tenant_id: uuid.UUID, request_id: str, model: str, prompt: str) -> str: ...
+
 
 _SPACE = re.compile(r"\s+")
 _VERDICT_CACHE_SIZE = 10_000
@@ -69,10 +82,10 @@ class EmbeddingJudge:
 
 
 class LLMJudge:
-    """Asks `model` through the router; the verdict is YES when the reply starts with it."""
+    """Asks `model` through `ask`; the verdict is YES when the reply starts with it."""
 
-    def __init__(self, router: ModelRouter, model: str, verdicts: OrderedDict[bytes, bool]) -> None:
-        self.router = router
+    def __init__(self, ask: Ask, model: str, verdicts: OrderedDict[bytes, bool]) -> None:
+        self.ask = ask
         self.model = model
         self.verdicts = verdicts
 
@@ -84,15 +97,7 @@ class LLMJudge:
             self.verdicts.move_to_end(key)
             return self.verdicts[key]
         prompt = JUDGE_PROMPT.format(question=question, stored=stored, fresh=fresh)
-        result = await self.router.complete(
-            {
-                "model": self.model,
-                "messages": [{"role": "user", "content": prompt}],
-                "temperature": 0,
-                "max_tokens": 3,
-            }
-        )
-        verdict = answer_text(result.completion).strip().upper().startswith("YES")
+        verdict = (await self.ask(self.model, prompt)).strip().upper().startswith("YES")
         self.verdicts[key] = verdict
         if len(self.verdicts) > _VERDICT_CACHE_SIZE:
             self.verdicts.popitem(last=False)

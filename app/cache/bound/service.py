@@ -17,12 +17,20 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cache.bound.estimator import CorrectnessModel, explore_probability, fit, for_entry
-from app.cache.bound.judges import AnswerJudge, EmbeddingJudge, ExactJudge, LLMJudge, answer_text
+from app.cache.bound.judges import (
+    AnswerJudge,
+    EmbeddingJudge,
+    ExactJudge,
+    JudgeCalls,
+    LLMJudge,
+    answer_text,
+)
 from app.cache.bound.repository import LabelRepository, NewLabel
 from app.cache.embedders import Embedder
 from app.cache.policy import TenantCachePolicy
@@ -32,7 +40,6 @@ from app.cache.verifier import CROSS_ENCODER, SIMILARITY, Verdict, VerifierPolic
 from app.db.engine import transaction
 from app.db.errors import is_database_outage
 from app.errors import DejaError
-from app.upstream.router import ModelRouter
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +105,13 @@ class ErrorBound:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         embedder: Embedder,
-        router: ModelRouter,
+        calls: JudgeCalls,
         *,
         rng: random.Random | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.embedder = embedder
-        self.router = router
+        self.calls = calls
         self.rng = rng or random.Random()  # noqa: S311 - exploration draws, not secrets
         self._tenant_models: dict[tuple[uuid.UUID, str], tuple[float, CorrectnessModel]] = {}
         self._verdicts: OrderedDict[bytes, bool] = OrderedDict()
@@ -135,12 +142,16 @@ class ErrorBound:
         self._tenant_models[key] = (time.monotonic() + REFRESH_S, model)
         return model
 
-    def judge(self, policy: TenantCachePolicy, model: str) -> AnswerJudge:
+    def judge(
+        self, policy: TenantCachePolicy, model: str, tenant_id: uuid.UUID, request_id: str
+    ) -> AnswerJudge:
+        """The tenant's judge; the `llm` judge's calls are the tenant's, after `request_id`."""
         if policy.answer_judge == "exact":
             return ExactJudge()
         if policy.answer_judge == "embedding":
             return EmbeddingJudge(self.embedder, policy.answer_min_similarity)
-        return LLMJudge(self.router, policy.judge_model or model, self._verdicts)
+        ask = partial(self.calls.ask, tenant_id, request_id)
+        return LLMJudge(ask, policy.judge_model or model, self._verdicts)
 
     async def label(
         self,
@@ -159,7 +170,7 @@ class ErrorBound:
             raise ValueError("nothing was explored")
         scorer, score = scored(verdict)
         try:
-            correct = await self.judge(policy, model).same(
+            correct = await self.judge(policy, model, tenant_id, request_id).same(
                 question, answer_text(entry.response), answer_text(completion)
             )
             async with transaction(self.sessionmaker, tenant_id=tenant_id) as session:
