@@ -1234,6 +1234,7 @@ class CompletionPipeline:
             job.elapsed_ms(),
             reservation=job.reservation,
             explored=job.explored is not None,
+            left=job.watch is not None and job.watch.left,
         )
 
     async def _book_failure(
@@ -1247,12 +1248,14 @@ class CompletionPipeline:
         reservation: Reservation | None,
         billed: bool = True,
         explored: bool = False,
+        left: bool = False,
     ) -> None:
         """Book a failed request; with `billed`, for the answers a provider counted tokens for
         though none could be used (a follower's failure is its leader's: `billed=False`);
         `explored`: the error bound sent it to the model instead of a hit (it learns what that
-        costs, failures included)."""
-        status = exc.status_code if isinstance(exc, DejaError) else 500
+        costs, failures included); `left`: its client was gone before the failure, which it
+        never saw (499, as an answer its client left is booked; the error is kept)."""
+        status = CLIENT_GONE if left else exc.status_code if isinstance(exc, DejaError) else 500
         detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
         spent_on = list(exc.billed) if billed and isinstance(exc, Billed) else []
         used, cost = await self._with_billed(Usage(), Decimal(0), spent_on, request)
@@ -1273,6 +1276,7 @@ class CompletionPipeline:
             latency_ms,
             error=detail[:ERROR_CHARS],
             explored=explored,
+            metadata={"client_left": True} if left else {},
             **spent,
         )
         await self.books.book(row, reservation=reservation, usage=used if used.total else None)

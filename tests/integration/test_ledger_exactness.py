@@ -23,6 +23,7 @@ from app.ledger.quotas import QuotaRepository
 from app.ledger.repository import LedgerRow
 from app.ledger.spool import LedgerSpool
 from app.observability.metrics import METRICS
+from app.toolkit.fakellm import FakeLLMServer
 from tests.conftest import ServerThread
 
 
@@ -228,6 +229,32 @@ async def test_an_answer_whose_client_gave_up_waiting_is_paid_stored_and_booked_
     ) as patient:
         retried = await patient.chat.completions.with_raw_response.create(model="gpt-slow", messages=question)  # type: ignore[arg-type]
     assert retried.headers["x-cache"] == "HIT"
+
+
+async def test_a_failure_whose_client_had_left_is_booked_as_left(
+    deja: ServerThread,
+    slow_llm: FakeLLMServer,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The client gave up (0.15 s) while the model took its time and then failed every attempt
+    (400 ms and a 500, three times): nobody saw the 502, and the row said 502, delivered."""
+    tenant = await make_tenant("left-failed")
+    async with httpx.AsyncClient(base_url=slow_llm.root_url) as fake:
+        planted = await fake.post("/_fake/faults", json={"model": "gpt-slow", "kind": "500", "times": 3})
+        assert planted.status_code == 200, planted.text
+    question = [{"role": "user", "content": f"Summarise the quarter {uuid.uuid4().hex[:8]}"}]
+    async with openai.AsyncOpenAI(
+        base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0, timeout=0.15
+    ) as impatient:
+        with pytest.raises(openai.APITimeoutError):
+            await impatient.chat.completions.create(model="gpt-slow", messages=question)  # type: ignore[arg-type]
+    rows = await booked_soon(sessionmaker, tenant.tenant_id, "cache_status, http_status, error, metadata")
+    [(status, http_status, error, metadata)] = rows
+    assert (status, http_status) == ("error", 499), rows
+    assert metadata["client_left"] is True
+    assert "500" in error  # what the model said is kept
+    assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 1, "tokens": 0, "reserved_tokens": 0}
 
 
 async def test_a_stream_whose_client_left_before_the_answer_started_is_booked_as_left(
