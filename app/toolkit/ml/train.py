@@ -79,6 +79,10 @@ WORK_PROMPTS_SEVENTH_FILE = Path(__file__).parent / "data" / "work_prompts_seven
 # every report until a model is judged on it, so that it is still blind then; only the guard
 # against sharing prompts with training data reads it.
 WORK_PROMPTS_EIGHTH_FILE = Path(__file__).parent / "data" / "work_prompts_eighth.csv"
+# A ninth, written the same way by two more writers while the eighth was waiting to judge a model.
+# Kept out of every report until a model is judged on it, so that it is still blind then; only the
+# guard against sharing prompts with training data reads it.
+WORK_PROMPTS_NINTH_FILE = Path(__file__).parent / "data" / "work_prompts_ninth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -95,6 +99,7 @@ JUDGING_FILES = (
     WORK_PROMPTS_SIXTH_FILE,
     WORK_PROMPTS_SEVENTH_FILE,
     WORK_PROMPTS_EIGHTH_FILE,
+    WORK_PROMPTS_NINTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
 )
