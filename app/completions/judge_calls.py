@@ -109,15 +109,7 @@ class JudgeCalls:
         self, usage: Usage, cost: Decimal, billed: Sequence[tuple[str, Any]], prompt_tokens: int
     ) -> tuple[Usage, Decimal]:
         """`usage` and `cost` with those of the attempts a provider counted tokens for."""
-        for model, reported in billed:
-            spent = Usage.of(reported).within(*self._most(prompt_tokens))
-            usage = Usage(
-                prompt_tokens=usage.prompt_tokens + spent.prompt_tokens,
-                completion_tokens=usage.completion_tokens + spent.completion_tokens,
-                cached_tokens=usage.cached_tokens + spent.cached_tokens,
-            )
-            cost += await self.books.cost(model, spent)
-        return usage, cost
+        return await self.books.with_billed(usage, cost, billed, lambda _: self._most(prompt_tokens))
 
     async def _book(
         self, row: LedgerRow, reservation: Reservation, usage: Usage, cost: Decimal, started: float

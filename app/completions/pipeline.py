@@ -1296,17 +1296,10 @@ class CompletionPipeline:
         prompt_tokens: int = 0,
     ) -> tuple[Usage, Decimal]:
         """`usage` and `cost` with those of the answers a provider counted tokens for though they
-        could not be used (model, its `usage` object), each at its model's price, none counted
-        beyond what `request` can use (`_most`)."""
-        for model, reported in billed:
-            spent = Usage.of(reported).within(*self._most(request, prompt_tokens, model))
-            usage = Usage(
-                prompt_tokens=usage.prompt_tokens + spent.prompt_tokens,
-                completion_tokens=usage.completion_tokens + spent.completion_tokens,
-                cached_tokens=usage.cached_tokens + spent.cached_tokens,
-            )
-            cost += await self.books.cost(model, spent)
-        return usage, cost
+        could not be used, none counted beyond what `request` can use (`_most`)."""
+        return await self.books.with_billed(
+            usage, cost, billed, lambda model: self._most(request, prompt_tokens, model)
+        )
 
     async def _book_refusal(
         self, caller: Caller, model: str | None, status: int, latency_ms: float, exc: Exception

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -88,6 +88,26 @@ class Bookkeeper:
 
     async def cost(self, model: str, usage: Usage) -> Decimal:
         return await self.prices.cost(model, usage, datetime.now(UTC))
+
+    async def with_billed(
+        self,
+        usage: Usage,
+        cost: Decimal,
+        billed: Sequence[tuple[str, Any]],
+        most: Callable[[str], tuple[int, int]],
+    ) -> tuple[Usage, Decimal]:
+        """`usage` and `cost` with those of the answers a provider counted tokens for though they
+        could not be used (model, its `usage` object), each at its model's price, none counted
+        beyond what one call of that model could use (`most(model)`: prompt, completion)."""
+        for model, reported in billed:
+            spent = Usage.of(reported).within(*most(model))
+            usage = Usage(
+                prompt_tokens=usage.prompt_tokens + spent.prompt_tokens,
+                completion_tokens=usage.completion_tokens + spent.completion_tokens,
+                cached_tokens=usage.cached_tokens + spent.cached_tokens,
+            )
+            cost += await self.cost(model, spent)
+        return usage, cost
 
     async def book(
         self,

@@ -24,7 +24,7 @@ from app.ledger.repository import LedgerRow
 from app.ledger.spool import LedgerSpool
 from app.observability.metrics import METRICS
 from app.toolkit.fakellm import FakeLLMServer
-from tests.conftest import ServerThread
+from tests.conftest import ServerThread, TenantKey
 
 
 async def _rows(
@@ -203,18 +203,25 @@ async def booked_soon(
     return rows
 
 
-async def test_an_answer_whose_client_gave_up_waiting_is_paid_stored_and_booked_as_left(
-    deja: ServerThread, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
-) -> None:
-    """The openai SDK timed out (0.15 s) while the model took its time (400 ms): the answer,
-    billed all the same, went to a closed connection, and the row said 200, delivered."""
-    tenant = await make_tenant("gave-up")
+async def give_up_waiting(deja: ServerThread, tenant: TenantKey) -> list[dict[str, str]]:
+    """Ask the slow model (400 ms) a new question through the openai SDK, giving up after 0.15 s;
+    the question asked."""
     question = [{"role": "user", "content": f"Summarise the quarter {uuid.uuid4().hex[:8]}"}]
     async with openai.AsyncOpenAI(
         base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0, timeout=0.15
     ) as impatient:
         with pytest.raises(openai.APITimeoutError):
             await impatient.chat.completions.create(model="gpt-slow", messages=question)  # type: ignore[arg-type]
+    return question
+
+
+async def test_an_answer_whose_client_gave_up_waiting_is_paid_stored_and_booked_as_left(
+    deja: ServerThread, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The openai SDK timed out (0.15 s) while the model took its time (400 ms): the answer,
+    billed all the same, went to a closed connection, and the row said 200, delivered."""
+    tenant = await make_tenant("gave-up")
+    question = await give_up_waiting(deja, tenant)
     rows = await booked_soon(
         sessionmaker, tenant.tenant_id, "cache_status, http_status, completion_tokens, metadata"
     )
@@ -243,12 +250,7 @@ async def test_a_failure_whose_client_had_left_is_booked_as_left(
     async with httpx.AsyncClient(base_url=slow_llm.root_url) as fake:
         planted = await fake.post("/_fake/faults", json={"model": "gpt-slow", "kind": "500", "times": 3})
         assert planted.status_code == 200, planted.text
-    question = [{"role": "user", "content": f"Summarise the quarter {uuid.uuid4().hex[:8]}"}]
-    async with openai.AsyncOpenAI(
-        base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0, timeout=0.15
-    ) as impatient:
-        with pytest.raises(openai.APITimeoutError):
-            await impatient.chat.completions.create(model="gpt-slow", messages=question)  # type: ignore[arg-type]
+    await give_up_waiting(deja, tenant)
     rows = await booked_soon(sessionmaker, tenant.tenant_id, "cache_status, http_status, error, metadata")
     [(status, http_status, error, metadata)] = rows
     assert (status, http_status) == ("error", 499), rows
