@@ -75,9 +75,9 @@ WORK_PROMPTS_SIXTH_FILE = Path(__file__).parent / "data" / "work_prompts_sixth.c
 # verifier, to judge the next model; no report had read it when it was committed (report only; the
 # same pairs left out).
 WORK_PROMPTS_SEVENTH_FILE = Path(__file__).parent / "data" / "work_prompts_seventh.csv"
-# An eighth, written the same way by two more writers while the seventh judged a model. Kept out of
-# every report until a model is judged on it, so that it is still blind then; only the guard
-# against sharing prompts with training data reads it.
+# An eighth, written the same way by two more writers while the seventh was waiting to judge a
+# model; no report had read it when it was committed, and it joined the report to judge the next
+# model (report only; the same pairs left out).
 WORK_PROMPTS_EIGHTH_FILE = Path(__file__).parent / "data" / "work_prompts_eighth.csv"
 # A ninth, written the same way by two more writers while the eighth was waiting to judge a model.
 # Kept out of every report until a model is judged on it, so that it is still blind then; only the
@@ -431,6 +431,14 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             "work_prompts_seventh",
             "work prompts written apart from the project after the sixth set had judged the shipped "
             "verifier, of the same kinds (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_EIGHTH_FILE,
+            "work_prompts_eighth",
+            "work prompts written apart from the project while the seventh set was waiting to judge a "
+            "model, of the same kinds (report only)",
         )
     )
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
