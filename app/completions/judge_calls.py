@@ -31,7 +31,9 @@ from app.upstream.usage import Usage
 JUDGE_SUFFIX = "-judge"
 
 
-class JudgeCalls:
+class BookedJudgeCalls:
+    """The error bound's `JudgeCalls` (app.cache.bound.judges), reserved and booked as the tenant's."""
+
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],

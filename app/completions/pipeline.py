@@ -35,7 +35,7 @@ from app.completions.client_watch import ClientWatch
 from app.completions.coalesce import LeaderGone, ReplicaCoalescer, SingleFlight
 from app.completions.controls import CacheControls, parse_controls
 from app.completions.inputs import ChatBody, chat_body
-from app.completions.judge_calls import JudgeCalls
+from app.completions.judge_calls import BookedJudgeCalls
 from app.completions.miss_booking import Claim, MissBooking
 from app.completions.miss_reservation import QuotaFull, reserve_miss
 from app.completions.repository import InflightRepository
@@ -245,7 +245,7 @@ class CompletionPipeline:
         self.replica = replica
         # The judge calls the upstreams in the background, behind breakers of its own, and books
         # its calls as the tenant's.
-        judge_calls = JudgeCalls(
+        judge_calls = BookedJudgeCalls(
             sessionmaker, router.apart(), books, max_prompt_tokens=limits.max_prompt_tokens
         )
         self.bound = ErrorBound(sessionmaker, cache.embedder, judge_calls)
