@@ -555,3 +555,26 @@ async def test_a_tenant_deleted_while_its_key_is_remembered_gets_a_401_never_a_5
         "/v1/chat/completions", headers={**tenant.headers, "Cache-Control": "no-cache"}, json=other
     )
     assert refresh.status_code == 401, refresh.text
+
+
+async def test_a_tenant_erased_with_its_ledger_while_its_key_is_remembered_gets_a_401_never_a_500(
+    http: httpx.AsyncClient,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    """Another worker erased the tenant, ledger and row (`include_ledger=true`); this one still
+    remembers its key. The miss's reservation finds no tenant (its counters' foreign key would
+    refuse them): a 401, with or without the cache, never a 500."""
+    tenant = await make_tenant("erased-elsewhere")
+    ask = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Where is the wiki?"}]}
+    assert (await http.post("/v1/chat/completions", headers=tenant.headers, json=ask)).status_code == 200
+    async with transaction(sessionmaker, system=True) as session:  # as the other worker's erasure left it
+        for table in ("api_keys", "quotas", "usage_counters", "cache_entries", "ledger"):
+            await session.execute(text(f"DELETE FROM {table} WHERE tenant_id = :t"), {"t": tenant.tenant_id})  # noqa: S608
+        await session.execute(text("DELETE FROM tenants WHERE id = :t"), {"t": tenant.tenant_id})
+    for headers in (tenant.headers, {**tenant.headers, "Cache-Control": "no-cache"}):
+        for prompt in ("Where is the wiki?", "Who approves travel?"):
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}
+            refused = await http.post("/v1/chat/completions", headers=headers, json=body)
+            assert refused.status_code == 401, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
