@@ -358,8 +358,23 @@ class Scope:
     exact_hash: bytes
 
 
+def by_value(payload: Any) -> Any:
+    """`payload` with every whole float as the integer it equals: JSON writes one number as
+    `0`, `0.0` or `0e0` as a client pleases, and each is one value to an upstream. Booleans,
+    fractions and infinities stay as they are."""
+    if isinstance(payload, float):
+        return int(payload) if payload.is_integer() else payload
+    if isinstance(payload, Mapping):
+        return {key: by_value(value) for key, value in payload.items()}
+    if isinstance(payload, list | tuple):
+        return [by_value(value) for value in payload]
+    return payload
+
+
 def _digest(payload: Any) -> bytes:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    canonical = json.dumps(
+        by_value(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return hashlib.sha256(canonical.encode()).digest()
 
 

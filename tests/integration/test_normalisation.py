@@ -93,3 +93,33 @@ async def test_long_prompts_that_differ_past_what_the_models_read_never_share_an
     assert other.headers["x-cache"] == "MISS"  # same first 6,000 characters, a different contract
     again = await http.post("/v1/chat/completions", headers=tenant.headers, json=chat(first))
     assert again.headers["x-cache"] == "HIT"
+
+
+async def test_a_number_is_one_value_however_the_client_writes_it(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    """JSON lets a client write 40 as `40`, `40.0` or `4e1`; an upstream reads one value. A tool's
+    schema or a field for another kind of upstream (vLLM's `top_k`) written one way missed the
+    entries of the other (the scope was hashed as written)."""
+    tenant: TenantKey = await make_tenant("numbers")
+
+    def ask(top_k: object, minimum: object, penalty: object = 0) -> dict[str, object]:
+        schema = {"type": "object", "properties": {"id": {"type": "integer", "minimum": minimum}}}
+        tool = {"type": "function", "function": {"name": "lookup_order", "parameters": schema}}
+        body = chat("Which orders shipped late last week?")
+        return {**body, "top_k": top_k, "presence_penalty": penalty, "tools": [tool]}
+
+    stored = await http.post("/v1/chat/completions", headers=tenant.headers, json=ask(40, 1))
+    assert stored.headers["x-cache"] == "MISS", stored.text
+    for top_k, minimum, penalty in ((40.0, 1.0, 0.0), (40, 1.0, -0.0), (4e1, 1, 0)):
+        same = await http.post(
+            "/v1/chat/completions", headers=tenant.headers, json=ask(top_k, minimum, penalty)
+        )
+        assert same.headers["x-cache"] == "HIT", (top_k, minimum, penalty)
+        assert same.json()["choices"] == stored.json()["choices"]
+    # Another value is another request; so is `true` for 1.
+    for top_k, minimum, penalty in ((40.5, 1, 0), (40, 1, 0.25), (40, True, 0)):
+        other = await http.post(
+            "/v1/chat/completions", headers=tenant.headers, json=ask(top_k, minimum, penalty)
+        )
+        assert other.headers["x-cache"] == "MISS", (top_k, minimum, penalty)

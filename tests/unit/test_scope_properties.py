@@ -142,6 +142,19 @@ def test_a_parameter_sent_at_the_apis_default_is_the_request_without_it(sent: di
     assert (plain.scope_hash == other.scope_hash) is same
 
 
+@given(text, st.integers(min_value=-(2**50), max_value=2**50))
+def test_a_whole_number_written_with_a_fraction_is_the_same_number(prompt: str, number: int) -> None:
+    def scoped(value: object) -> bytes:
+        schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": value}}}
+        return scope_of(
+            "m", [{"role": "user", "content": prompt}], {"top_k": value, "tools": [schema]}
+        ).scope_hash
+
+    assert scoped(number) == scoped(float(number))
+    assert scoped(number) != scoped(number + 0.5)
+    assert scoped(1) != scoped(True)
+
+
 @given(text, st.floats(min_value=0, max_value=2), st.booleans())
 def test_temperature_and_stream_are_not_in_the_scope(prompt: str, temperature: float, stream: bool) -> None:
     plain = scope_of("m", [{"role": "user", "content": prompt}])
