@@ -1,9 +1,11 @@
-"""Whether the client of a non-streamed request is still there while its model call runs.
+"""Whether the client of a miss is still there while its model call runs, until its response
+starts.
 
 Once a request's body has been read, the ASGI server's next `receive` message is
 `http.disconnect`, sent when the client closes the connection (or when the response is
-complete). A streamed answer is watched by the response itself; a non-streamed one only by this,
-so that a miss whose client gave up before the answer is booked as left (499), not as delivered.
+complete). A stream that has started is watched by the response itself; before that (a
+non-streamed answer, a stream's first byte) only by this, so that a miss whose client gave up
+first is booked as left (499), not as delivered or as the model's failure.
 """
 
 from __future__ import annotations

@@ -111,8 +111,9 @@ class Caller:
     failed_tokens: int = 0
     failed_cost_usd: Decimal = Decimal(0)
     failed_latency_ms: float = 0.0
-    # The connection's ASGI `receive`, for a non-streamed request: a miss watches it so that a
-    # client that left before the answer is booked 499 (a stream's response watches its own).
+    # The connection's ASGI `receive`: a miss watches it until its response starts, so that a
+    # client that left before the answer (or a stream's first byte) is booked 499; a started
+    # stream's response watches its own.
     receive: Receive | None = None
 
 
@@ -205,7 +206,7 @@ class _Job:
     # The error bound kept this candidate from serving; the answer labels it.
     explored: LookupResult | None = None
     writing: bool = False  # its answer is being stored after the response (app.ledger.writer)
-    watch: ClientWatch | None = None  # a non-streamed call's client, while the model answers
+    watch: ClientWatch | None = None  # a miss's client, until its response starts
 
     @property
     def header_status(self) -> str:
@@ -751,11 +752,13 @@ class CompletionPipeline:
             if job.reservation is None:  # not reserved with a lookup
                 await self._estimate(job)
                 job.reservation = await self._reserve(job)
+            # Watched until the response starts (a stream's first byte): a client that left
+            # before it is booked as left, whatever the model then does.
+            if job.caller.receive is not None:
+                job.watch = ClientWatch(job.caller.receive)
             if job.request.stream:
                 return await self._stream(job)
             tried: list[Attempt] = []
-            if job.caller.receive is not None:
-                job.watch = ClientWatch(job.caller.receive)
             try:
                 async with asyncio.timeout_at(job.deadline):
                     result = await self.router.complete(

@@ -203,15 +203,17 @@ async def booked_soon(
     return rows
 
 
-async def give_up_waiting(deja: ServerThread, tenant: TenantKey) -> list[dict[str, str]]:
-    """Ask the slow model (400 ms) a new question through the openai SDK, giving up after 0.15 s;
-    the question asked."""
+async def give_up_waiting(
+    deja: ServerThread, tenant: TenantKey, *, stream: bool = False
+) -> list[dict[str, str]]:
+    """Ask the slow model (400 ms) a new question through the openai SDK, giving up after 0.15 s
+    (before the answer, or a stream's first byte); the question asked."""
     question = [{"role": "user", "content": f"Summarise the quarter {uuid.uuid4().hex[:8]}"}]
     async with openai.AsyncOpenAI(
         base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0, timeout=0.15
     ) as impatient:
         with pytest.raises(openai.APITimeoutError):
-            await impatient.chat.completions.create(model="gpt-slow", messages=question)  # type: ignore[arg-type]
+            await impatient.chat.completions.create(model="gpt-slow", messages=question, stream=stream)  # type: ignore[call-overload]
     return question
 
 
@@ -238,6 +240,24 @@ async def test_an_answer_whose_client_gave_up_waiting_is_paid_stored_and_booked_
     assert retried.headers["x-cache"] == "HIT"
 
 
+async def fail_the_slow_model_three_times(
+    deja: ServerThread, slow_llm: FakeLLMServer, other: TenantKey
+) -> None:
+    """Make the slow model's next three attempts (one request's) fail, after one answer for
+    `other`: the upstream's breaker opens after five failures in a row, and tests that fail it in
+    turn would otherwise open it for the tests after them."""
+    async with httpx.AsyncClient(base_url=deja.url, timeout=5) as client:
+        answered = await client.post(
+            "/v1/chat/completions",
+            headers=other.headers,
+            json={"model": "gpt-slow", "messages": [{"role": "user", "content": f"Ping {uuid.uuid4().hex}"}]},
+        )
+        assert answered.status_code == 200, answered.text
+    async with httpx.AsyncClient(base_url=slow_llm.root_url) as fake:
+        planted = await fake.post("/_fake/faults", json={"model": "gpt-slow", "kind": "500", "times": 3})
+        assert planted.status_code == 200, planted.text
+
+
 async def test_a_failure_whose_client_had_left_is_booked_as_left(
     deja: ServerThread,
     slow_llm: FakeLLMServer,
@@ -247,15 +267,32 @@ async def test_a_failure_whose_client_had_left_is_booked_as_left(
     """The client gave up (0.15 s) while the model took its time and then failed every attempt
     (400 ms and a 500, three times): nobody saw the 502, and the row said 502, delivered."""
     tenant = await make_tenant("left-failed")
-    async with httpx.AsyncClient(base_url=slow_llm.root_url) as fake:
-        planted = await fake.post("/_fake/faults", json={"model": "gpt-slow", "kind": "500", "times": 3})
-        assert planted.status_code == 200, planted.text
+    await fail_the_slow_model_three_times(deja, slow_llm, await make_tenant("left-failed-before"))
     await give_up_waiting(deja, tenant)
     rows = await booked_soon(sessionmaker, tenant.tenant_id, "cache_status, http_status, error, metadata")
     [(status, http_status, error, metadata)] = rows
     assert (status, http_status) == ("error", 499), rows
     assert metadata["client_left"] is True
     assert "500" in error  # what the model said is kept
+    assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 1, "tokens": 0, "reserved_tokens": 0}
+
+
+async def test_a_stream_that_failed_after_its_client_had_left_is_booked_as_left(
+    deja: ServerThread,
+    slow_llm: FakeLLMServer,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The same with `stream: true`: the model failed every attempt before its first byte, after
+    the client had given up; the row said 502."""
+    tenant = await make_tenant("left-failed-stream")
+    await fail_the_slow_model_three_times(deja, slow_llm, await make_tenant("left-failed-stream-before"))
+    await give_up_waiting(deja, tenant, stream=True)
+    rows = await booked_soon(sessionmaker, tenant.tenant_id, "cache_status, http_status, error, metadata")
+    [(status, http_status, error, metadata)] = rows
+    assert (status, http_status) == ("error", 499), rows
+    assert metadata["client_left"] is True
+    assert "500" in error
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 1, "tokens": 0, "reserved_tokens": 0}
 
 
