@@ -181,7 +181,8 @@ class Metrics:
         )
         self.breaker_open = Gauge(
             "deja_circuit_breaker_open",
-            "1 while an upstream's circuit breaker is open or half-open in any worker, else 0.",
+            "1 while the circuit breaker of one of an upstream's models is open or half-open in any "
+            "worker, else 0.",
             ["upstream"],
             multiprocess_mode="livemax",
             registry=registry,
@@ -243,6 +244,8 @@ class PrometheusRouterEvents(NoRouterEvents):
 
     def __init__(self, target: Metrics | None = None) -> None:
         self.metrics = target or METRICS
+        # Per upstream, the models whose breaker is open or half-open in this process.
+        self._not_closed: dict[str, set[str]] = {}
 
     def attempt(self, upstream: str, model: str, outcome: Outcome, latency_s: float) -> None:
         model_label = self.metrics.model_label(model)
@@ -254,8 +257,13 @@ class PrometheusRouterEvents(NoRouterEvents):
     def fallback(self, from_upstream: str, to_upstream: str, to_model: str, outcome: Outcome) -> None:
         self.metrics.upstream_fallbacks.labels(from_upstream, to_upstream).inc()
 
-    def breaker_changed(self, upstream: str, state: BreakerState) -> None:
-        self.metrics.breaker_open.labels(upstream).set(0 if state is BreakerState.CLOSED else 1)
+    def breaker_changed(self, upstream: str, model: str, state: BreakerState) -> None:
+        models = self._not_closed.setdefault(upstream, set())
+        if state is BreakerState.CLOSED:
+            models.discard(model)
+        else:
+            models.add(model)
+        self.metrics.breaker_open.labels(upstream).set(1 if models else 0)
 
     def queued(self, upstream: str, priority: int, waited_s: float) -> None:
         self.metrics.upstream_queue_seconds.labels(upstream).observe(waited_s)

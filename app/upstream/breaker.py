@@ -1,8 +1,10 @@
-"""A circuit breaker per upstream: skip an upstream that keeps failing, probe it after a cool-down."""
+"""Circuit breakers, one per upstream and model: skip a model that keeps failing at an upstream,
+probe it after a cool-down."""
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from enum import StrEnum
 
@@ -38,6 +40,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
+        # How the last failed call ended: named to the requests the open breaker skips.
+        self.last_failure = ""
 
     @property
     def state(self) -> BreakerState:
@@ -77,7 +81,56 @@ class CircuitBreaker:
     def release(self) -> None:
         self._probe_in_flight = False
 
+    def reset(self) -> None:
+        """Closed, as new: nothing it saw counts any more."""
+        self._failures = 0
+        self._probe_in_flight = False
+        self.last_failure = ""
+        if self._state is not BreakerState.CLOSED:
+            self._set(BreakerState.CLOSED)
+
     def _set(self, state: BreakerState) -> None:
         self._state = state
         if self._on_change is not None:
             self._on_change(state)
+
+
+class ModelBreakers:
+    """The breakers of one upstream, one per model it is asked for: a model that keeps failing
+    there (overloaded, withdrawn, rate-limited on its own) is skipped while the upstream's other
+    models are still asked. An upstream that is down opens each model's breaker as that model's
+    own calls fail.
+
+    Model names come from requests, so at most `max_models` breakers are kept: past that the
+    least recently asked closed one is forgotten (an open one only when none is closed).
+    """
+
+    def __init__(self, make: Callable[[str], CircuitBreaker], *, max_models: int = 256) -> None:
+        self._make = make
+        self._max_models = max_models
+        self._breakers: OrderedDict[str, CircuitBreaker] = OrderedDict()
+
+    def of(self, model: str) -> CircuitBreaker:
+        breaker = self._breakers.get(model)
+        if breaker is not None:
+            self._breakers.move_to_end(model)
+            return breaker
+        if len(self._breakers) >= self._max_models:
+            closed = (m for m, b in self._breakers.items() if b.state is BreakerState.CLOSED)
+            # Forgotten, its model is asked again: reported closed, as it now is.
+            self._breakers.pop(next(closed, next(iter(self._breakers)))).reset()
+        breaker = self._breakers[model] = self._make(model)
+        return breaker
+
+    def not_closed(self) -> dict[str, BreakerState]:
+        """The models whose breaker is open or half-open, with its state."""
+        return {m: b.state for m, b in self._breakers.items() if b.state is not BreakerState.CLOSED}
+
+    @property
+    def state(self) -> BreakerState:
+        """Open when some model's breaker is open, else half-open when one is, else closed."""
+        states = set(self.not_closed().values())
+        for state in (BreakerState.OPEN, BreakerState.HALF_OPEN):
+            if state in states:
+                return state
+        return BreakerState.CLOSED

@@ -37,7 +37,8 @@ class RouterEvents(Protocol):
     def fallback(self, from_upstream: str, to_upstream: str, to_model: str, outcome: Outcome) -> None:
         """The request moves on to the next target after `outcome` at `from_upstream`."""
 
-    def breaker_changed(self, upstream: str, state: BreakerState) -> None: ...
+    def breaker_changed(self, upstream: str, model: str, state: BreakerState) -> None:
+        """The breaker of `model` at `upstream` moved to `state`."""
 
     def queued(self, upstream: str, priority: int, waited_s: float) -> None:
         """A request got a concurrency slot at `upstream` after `waited_s` (0 when one was free)."""
@@ -55,7 +56,7 @@ class NoRouterEvents:
     def fallback(self, from_upstream: str, to_upstream: str, to_model: str, outcome: Outcome) -> None:
         return None
 
-    def breaker_changed(self, upstream: str, state: BreakerState) -> None:
+    def breaker_changed(self, upstream: str, model: str, state: BreakerState) -> None:
         return None
 
     def queued(self, upstream: str, priority: int, waited_s: float) -> None:
@@ -69,7 +70,7 @@ class RouterCounters(NoRouterEvents):
         self.attempts: Counter[tuple[str, Outcome]] = Counter()
         self.retries: Counter[str] = Counter()
         self.fallbacks: Counter[tuple[str, str]] = Counter()
-        self.breaker_transitions: list[tuple[str, BreakerState]] = []
+        self.breaker_transitions: list[tuple[str, str, BreakerState]] = []
         self.queue_order: list[tuple[str, int]] = []
 
     def attempt(self, upstream: str, model: str, outcome: Outcome, latency_s: float) -> None:
@@ -81,8 +82,8 @@ class RouterCounters(NoRouterEvents):
     def fallback(self, from_upstream: str, to_upstream: str, to_model: str, outcome: Outcome) -> None:
         self.fallbacks[(from_upstream, to_upstream)] += 1
 
-    def breaker_changed(self, upstream: str, state: BreakerState) -> None:
-        self.breaker_transitions.append((upstream, state))
+    def breaker_changed(self, upstream: str, model: str, state: BreakerState) -> None:
+        self.breaker_transitions.append((upstream, model, state))
 
     def queued(self, upstream: str, priority: int, waited_s: float) -> None:
         self.queue_order.append((upstream, priority))

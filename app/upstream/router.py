@@ -10,7 +10,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Annotated, Any, Generic, NoReturn, TypeVar
 
@@ -22,7 +22,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_random_exponential
 
 from app.errors import BadRequest, UpstreamError, UpstreamRejected, UpstreamTimeout
-from app.upstream.breaker import BreakerState, CircuitBreaker
+from app.upstream.breaker import BreakerState, CircuitBreaker, ModelBreakers
 from app.upstream.config import RouterConfig, RouteTarget, UpstreamConfig, validate_router_config
 from app.upstream.events import NoRouterEvents, Outcome, RouterEvents
 from app.upstream.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, PrioritySemaphore
@@ -70,10 +70,11 @@ class RouterResult(msgspec.Struct, kw_only=True):
 @dataclass(frozen=True, slots=True)
 class UpstreamStatus:
     name: str
-    breaker: BreakerState
+    breaker: BreakerState  # the worst of its models' breakers
     in_use: int
     waiting: int
     has_key: bool
+    models_not_closed: dict[str, BreakerState] = field(default_factory=dict)
 
 
 class _Failure(Exception):
@@ -113,9 +114,8 @@ class _Answered(Generic[_T]):
 class _Upstream:
     config: UpstreamConfig
     client: AsyncOpenAI | None  # None when its key variable is unset
-    breaker: CircuitBreaker
+    breakers: ModelBreakers  # one per model asked for here
     slots: PrioritySemaphore
-    last_failure: str = ""  # how the last failed call ended: named when the breaker skips it
 
     @property
     def name(self) -> str:
@@ -128,8 +128,8 @@ class ModelRouter:
     For each request: the route's primary, then its fallbacks in order. At each upstream: up to
     `max_retries` retries with exponential backoff and full jitter on retryable failures (429,
     5xx, timeouts, connection errors), Retry-After honoured when at most `retry.retry_after_max_s`.
-    A 400-class answer for the request itself raises `UpstreamRejected` at once. An upstream whose
-    breaker is open is skipped. Each upstream admits `max_concurrency` calls; waiters go by
+    A 400-class answer for the request itself raises `UpstreamRejected` at once. A target whose
+    breaker (one per upstream and model) is open is skipped. Each upstream admits `max_concurrency` calls; waiters go by
     priority (10 most urgent), then arrival.
     """
 
@@ -170,17 +170,20 @@ class ModelRouter:
         return _Upstream(
             config=config,
             client=client,
-            breaker=self._breaker(config.name),
+            breakers=self._breakers(config.name),
             slots=PrioritySemaphore(config.max_concurrency),
         )
 
-    def _breaker(self, name: str) -> CircuitBreaker:
-        return CircuitBreaker(
-            self.config.breaker.failure_threshold,
-            self.config.breaker.cooldown_s,
-            clock=self._clock,
-            on_change=lambda state: self.events.breaker_changed(name, state),
-        )
+    def _breakers(self, name: str) -> ModelBreakers:
+        def make(model: str) -> CircuitBreaker:
+            return CircuitBreaker(
+                self.config.breaker.failure_threshold,
+                self.config.breaker.cooldown_s,
+                clock=self._clock,
+                on_change=lambda state: self.events.breaker_changed(name, model, state),
+            )
+
+        return ModelBreakers(make)
 
     def apart(self) -> ModelRouter:
         """This router for calls made in the background (the error bound's judge): the same
@@ -189,7 +192,7 @@ class ModelRouter:
         opens the breaker that users' requests go through, whatever the tenant that set it."""
         twin = copy.copy(self)
         twin._upstreams = {
-            name: replace(upstream, breaker=self._breaker(f"{name} (background)"), last_failure="")
+            name: replace(upstream, breakers=self._breakers(f"{name} (background)"))
             for name, upstream in self._upstreams.items()
         }
         return twin
@@ -313,7 +316,8 @@ class ModelRouter:
         return [
             UpstreamStatus(
                 name=u.name,
-                breaker=u.breaker.state,
+                breaker=u.breakers.state,
+                models_not_closed=u.breakers.not_closed(),
                 in_use=u.slots.in_use,
                 waiting=u.slots.waiting,
                 has_key=u.client is not None,
@@ -373,9 +377,10 @@ class ModelRouter:
                 upstream, model, trail, Outcome.NO_KEY, 0.0, f"{upstream.config.api_key_env} is not set"
             )
             raise _Failure(Outcome.NO_KEY, f"{upstream.config.api_key_env} is not set", retryable=False)
-        if not upstream.breaker.allow():
+        breaker = upstream.breakers.of(model)
+        if not breaker.allow():
             detail = "circuit breaker open" + (
-                f" after {upstream.last_failure}" if upstream.last_failure else ""
+                f" after {breaker.last_failure}" if breaker.last_failure else ""
             )
             self._record(upstream, model, trail, Outcome.BREAKER_OPEN, 0.0, detail)
             raise _Failure(Outcome.BREAKER_OPEN, detail, retryable=False)
@@ -383,7 +388,7 @@ class ModelRouter:
             queued_at = self._clock()
             await upstream.slots.acquire(priority)
         except BaseException:
-            upstream.breaker.release()
+            breaker.release()
             raise
         self.events.queued(upstream.name, priority, self._clock() - queued_at)
         started = self._clock()
@@ -393,7 +398,7 @@ class ModelRouter:
         except BaseException as exc:
             upstream.slots.release()
             if not isinstance(exc, Exception):  # cancelled: no verdict on the upstream
-                upstream.breaker.release()
+                breaker.release()
                 raise
             failure = exc if isinstance(exc, _Failure) else _classify(exc, upstream.config.timeout_s)
             if (
@@ -431,15 +436,16 @@ class ModelRouter:
         billed: dict[str, Any] | None = None,
     ) -> None:
         if outcome not in _SKIPS:
+            breaker = upstream.breakers.of(model)
             if outcome in _HEALTHY:
-                upstream.breaker.record_success()
+                breaker.record_success()
             else:
-                upstream.breaker.record_failure()
+                breaker.record_failure()
                 # Shown to every request the open breaker then skips, whoever's call failed: the
                 # kind of failure and its HTTP status, never the provider's message (it may echo
                 # another tenant's request).
                 status = match.group(0) if (match := _HTTP_STATUS.match(detail)) else ""
-                upstream.last_failure = f"{outcome}: {status}" if status else str(outcome)
+                breaker.last_failure = f"{outcome}: {status}" if status else str(outcome)
         trail.append(
             Attempt(
                 upstream=upstream.name,

@@ -432,8 +432,8 @@ async def test_a_failing_judge_model_never_stops_other_tenants_requests(
     make_tenant,  # type: ignore[no-untyped-def]
 ) -> None:
     """The llm judge's model is rate-limited (429 on every call): the judge's calls, made in the
-    background, fail more times than the upstream's breaker allows. They used to open the breaker
-    every user's requests go through: another tenant's next miss got a 502."""
+    background, fail more times than a breaker allows. They used to open the breaker every user's
+    requests go through: another tenant's next miss got a 502."""
     async with httpx.AsyncClient(base_url=answering_llm.root_url) as fake:
         planted = await fake.post(
             "/_fake/faults", json={"model": "judge-limited", "kind": "429", "times": None}

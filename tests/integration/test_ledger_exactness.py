@@ -244,7 +244,7 @@ async def fail_the_slow_model_three_times(
     deja: ServerThread, slow_llm: FakeLLMServer, other: TenantKey
 ) -> None:
     """Make the slow model's next three attempts (one request's) fail, after one answer for
-    `other`: the upstream's breaker opens after five failures in a row, and tests that fail it in
+    `other`: the model's breaker opens after five failures in a row, and tests that fail it in
     turn would otherwise open it for the tests after them."""
     async with httpx.AsyncClient(base_url=deja.url, timeout=5) as client:
         answered = await client.post(

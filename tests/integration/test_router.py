@@ -274,7 +274,7 @@ async def test_breaker_opens_then_skips_then_probes(fake: Fake) -> None:
     try:
         for _ in range(3):
             assert (await model_router.complete(ask())).upstream == "backup"
-        assert ("primary", BreakerState.OPEN) in counters.breaker_transitions
+        assert ("primary", "main-model", BreakerState.OPEN) in counters.breaker_transitions
 
         skipped = await model_router.complete(ask())
         assert skipped.upstream == "backup"
@@ -290,9 +290,31 @@ async def test_breaker_opens_then_skips_then_probes(fake: Fake) -> None:
 
     assert probed.upstream == "primary"
     assert counters.breaker_transitions[-2:] == [
-        ("primary", BreakerState.HALF_OPEN),
-        ("primary", BreakerState.CLOSED),
+        ("primary", "main-model", BreakerState.HALF_OPEN),
+        ("primary", "main-model", BreakerState.CLOSED),
     ]
+
+
+async def test_a_model_that_keeps_failing_opens_no_breaker_for_the_other_models_of_its_upstream(
+    fake: Fake,
+) -> None:
+    """One model of a provider overloaded or withdrawn: its breaker opens, and requests for the
+    provider's other models still go to it (they were skipped as well, one breaker per upstream)."""
+    clock, counters = Clock(), RouterCounters()
+    config = router_config(fake, primary={"max_retries": 0}, threshold=3)
+    model_router = ModelRouter(config, events=counters, environ={}, clock=clock)
+    fake.fault("main-model", "500")
+    try:
+        for _ in range(4):
+            assert (await model_router.complete(ask())).upstream == "backup"
+        solo = await model_router.complete(ask("solo"))
+        status = {u.name: u for u in model_router.upstream_status()}["primary"]
+    finally:
+        await model_router.aclose()
+    assert fake.calls()["main-model"] == 3  # the open breaker kept the fourth call away
+    assert (solo.upstream, solo.model, solo.attempts) == ("primary", "solo-model", 1)
+    assert status.breaker is BreakerState.OPEN
+    assert status.models_not_closed == {"main-model": BreakerState.OPEN}
 
 
 async def test_priority_orders_waiters_under_a_limit_of_one(fake: Fake) -> None:

@@ -115,7 +115,7 @@ def test_router_events(metrics: Metrics, registry: CollectorRegistry) -> None:
     events.fallback("openai", "azure", "gpt-4o", Outcome.TIMEOUT)
     events.queued("azure", 5, 0.0)
     events.attempt("azure", "gpt-4o", Outcome.OK, 0.8)
-    events.breaker_changed("openai", BreakerState.OPEN)
+    events.breaker_changed("openai", "gpt-4o", BreakerState.OPEN)
 
     labels = {"upstream": "openai", "model": "gpt-4o"}
     assert value(registry, "deja_upstream_seconds_count", **labels, outcome="server_error") == 1
@@ -126,9 +126,13 @@ def test_router_events(metrics: Metrics, registry: CollectorRegistry) -> None:
     assert value(registry, "deja_upstream_queue_seconds_count", upstream="azure") == 1
     assert value(registry, "deja_circuit_breaker_open", upstream="openai") == 1
 
-    events.breaker_changed("openai", BreakerState.HALF_OPEN)
+    # One gauge per upstream: 1 while the breaker of any of its models is not closed.
+    events.breaker_changed("openai", "o3", BreakerState.OPEN)
+    events.breaker_changed("openai", "gpt-4o", BreakerState.HALF_OPEN)
     assert value(registry, "deja_circuit_breaker_open", upstream="openai") == 1
-    events.breaker_changed("openai", BreakerState.CLOSED)
+    events.breaker_changed("openai", "gpt-4o", BreakerState.CLOSED)
+    assert value(registry, "deja_circuit_breaker_open", upstream="openai") == 1
+    events.breaker_changed("openai", "o3", BreakerState.CLOSED)
     assert value(registry, "deja_circuit_breaker_open", upstream="openai") == 0
 
 
@@ -150,7 +154,7 @@ WORKER = textwrap.dedent(
     metrics.METRICS.model_label.allow(["gpt-4o-mini"])  # as start-up does with the configured models
     metrics.observe_request("gpt-4o-mini", 200, "hit", 0.01)
     metrics.add_avoided_cost("gpt-4o-mini", Decimal("0.5"))
-    metrics.PrometheusRouterEvents().breaker_changed("openai", metrics.BreakerState.OPEN)
+    metrics.PrometheusRouterEvents().breaker_changed("openai", "gpt-4o", metrics.BreakerState.OPEN)
     with metrics.track_active():
         if sys.argv[1] == "exit":
             metrics.worker_exiting()  # as a worker's lifespan ends: its live gauges go

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.upstream import BreakerState, CircuitBreaker
+from app.upstream.breaker import ModelBreakers
 
 
 def state_of(breaker: CircuitBreaker) -> BreakerState:
@@ -78,3 +79,22 @@ def test_released_probe_lets_another_through() -> None:
 
     assert state_of(breaker) is BreakerState.HALF_OPEN
     assert breaker.allow()
+
+
+def test_model_breakers_keep_a_bounded_number_and_forget_closed_ones_first() -> None:
+    changes: list[tuple[str, BreakerState]] = []
+
+    def make(model: str) -> CircuitBreaker:
+        return CircuitBreaker(1, 10.0, clock=Clock(), on_change=lambda state: changes.append((model, state)))
+
+    breakers = ModelBreakers(make, max_models=2)
+    breakers.of("a").record_failure()  # open
+    breakers.of("b").record_success()
+    breakers.of("c")  # "b", closed, is forgotten before "a", open
+    assert breakers.not_closed() == {"a": BreakerState.OPEN}
+    assert breakers.state is BreakerState.OPEN
+    breakers.of("c").record_failure()
+    breakers.of("d")  # every breaker kept is open: the least recently asked goes, reported closed
+    assert breakers.not_closed() == {"c": BreakerState.OPEN}
+    assert changes == [("a", BreakerState.OPEN), ("c", BreakerState.OPEN), ("a", BreakerState.CLOSED)]
+    assert state_of(breakers.of("a")) is BreakerState.CLOSED  # asked again, as new
