@@ -207,6 +207,9 @@ class _Job:
     explored: LookupResult | None = None
     writing: bool = False  # its answer is being stored after the response (app.ledger.writer)
     watch: ClientWatch | None = None  # a miss's client, until its response starts
+    # The id a stream's answer will be stored under, named in its headers before the answer is
+    # known (none when it cannot be stored: told not to, or another model answers).
+    entry_id: uuid.UUID | None = None
 
     @property
     def header_status(self) -> str:
@@ -936,13 +939,13 @@ class CompletionPipeline:
         # waiting on it, but neither stored nor taken as the primary's answer to label an explored
         # hit with; the next request is the primary's to answer (a fallback to the same model at
         # another provider is the primary's answer).
-        other_model = fallback_used and model_used != self.router.models_for(job.request.model)[0]
+        other_model = self._other_model(job, model_used, fallback_used)
         # Stored unless told not to, or when a copy could not give back what the model said.
         storable = storable and servable_again(completion) and not job.controls.no_store and not other_model
         scope = job.scope if storable else None
         # The answer goes to the client first; storing it, settling the quota and booking the
         # request are written after (app.ledger.writer), under the entry id chosen here.
-        row.entry_id = uuid.uuid4() if scope is not None else None
+        row.entry_id = (job.entry_id or uuid.uuid4()) if scope is not None else None
         key, future, replica_key = job.key, job.future, job.replica_key
         tenant_id, namespace = job.caller.tenant_id, job.controls.namespace
         job.replica_key = None  # released with the stored answer, or by `stored` when that failed
@@ -1062,13 +1065,24 @@ class CompletionPipeline:
             stale = await self._stale_or_book_error(job, exc)
             self._settle(job, error=exc)
             return stale
+        # Named before the answer is known: the entry it is stored under if it can be (a stream
+        # cut short or shaped so that a copy cannot give it back is not stored).
+        storable = job.scope is not None and not job.controls.no_store
+        if storable and not self._other_model(job, upstream.model, upstream.fallback_used):
+            job.entry_id = uuid.uuid4()
         return ChatAnswer(
             cache_status=job.header_status,
             model_used=upstream.model,
             stream=self._relay(job, upstream),
+            entry_id=job.entry_id,
             latency_ms=job.elapsed_ms(),
             explored=job.explored is not None,
         )
+
+    def _other_model(self, job: _Job, model_used: str, fallback_used: bool) -> bool:
+        """Another model than the route's primary answered (a fallback to the same model at another
+        provider is the primary's answer)."""
+        return fallback_used and model_used != self.router.models_for(job.request.model)[0]
 
     async def _relay(self, job: _Job, upstream: RouterStream) -> AsyncIterator[bytes]:
         """The upstream's chunks as SSE; the request is booked however the stream ends: finished,

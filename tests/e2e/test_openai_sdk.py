@@ -135,14 +135,17 @@ def test_sync_client_works_unchanged(sync_client: openai.OpenAI) -> None:
 
 async def test_streamed_miss_then_streamed_hit(client: openai.AsyncOpenAI) -> None:
     prompt = unique("Write a haiku about on-call rotations")
-    streamed = await client.chat.completions.create(
+    missed = await client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": prompt}],
         stream=True,
         stream_options={"include_usage": True},
     )
+    # Named before the answer: the entry it is stored under (feedback can flag it).
+    assert missed.headers["x-cache"] == "MISS"
+    entry = missed.headers["x-cache-entry"]
     pieces, usage, finish = [], None, None
-    async for chunk in streamed:
+    async for chunk in missed.parse():
         if chunk.usage:
             usage = chunk.usage
         for choice in chunk.choices:
@@ -157,7 +160,7 @@ async def test_streamed_miss_then_streamed_hit(client: openai.AsyncOpenAI) -> No
     raw = await client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], stream=True
     )
-    assert raw.headers["x-cache"] == "HIT"
+    assert (raw.headers["x-cache"], raw.headers["x-cache-entry"]) == ("HIT", entry)
     replayed, finish, usage_seen = [], None, False
     async for chunk in raw.parse():
         usage_seen = usage_seen or chunk.usage is not None
@@ -328,7 +331,17 @@ async def test_another_models_answer_is_served_but_never_stored_for_the_primarys
             model="gpt-downgraded", messages=messages
         )
         assert raw.headers["x-cache"] == "MISS"
+        assert "x-cache-entry" not in raw.headers  # nothing is stored: no entry to name
         assert raw.parse().model == "gpt-4o-mini"
+        await deja.settle()
+    # Streamed, the same: its headers name no entry, and none is stored.
+    for _ in range(2):
+        streamed = await client.chat.completions.with_raw_response.create(
+            model="gpt-downgraded", messages=messages, stream=True
+        )
+        assert streamed.headers["x-cache"] == "MISS"
+        assert "x-cache-entry" not in streamed.headers
+        assert {chunk.model async for chunk in streamed.parse()} == {"gpt-4o-mini"}
         await deja.settle()
 
     # `gpt-mirrored`'s primary provider fails; the fallback is the same model at another one.
