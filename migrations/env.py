@@ -47,14 +47,16 @@ def _url() -> str:
     return str(url)
 
 
+# What both modes compare and migrate.
+_CONFIGURE: dict[str, Any] = {
+    "target_metadata": target_metadata,
+    "compare_type": True,
+    "include_object": include_object,
+}
+
+
 def run_migrations_offline() -> None:
-    context.configure(
-        url=_url(),
-        target_metadata=target_metadata,
-        literal_binds=True,
-        compare_type=True,
-        include_object=include_object,
-    )
+    context.configure(url=_url(), literal_binds=True, **_CONFIGURE)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -85,13 +87,7 @@ def _lock(connection: Connection) -> None:
 def _run(connection: Connection) -> None:
     _lock(connection)
     try:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            compare_type=True,
-            include_object=include_object,
-            transaction_per_migration=True,
-        )
+        context.configure(connection=connection, transaction_per_migration=True, **_CONFIGURE)
         with context.begin_transaction():
             context.run_migrations()
     finally:
