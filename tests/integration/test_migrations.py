@@ -114,6 +114,38 @@ def test_names_that_differ_only_in_case_keep_the_oldest_spelling_and_the_others_
     )
 
 
+def test_namespaces_stored_before_names_were_normalised_take_the_normalised_name(
+    embedded_pg: EmbeddedPostgres, scratch_database: str
+) -> None:
+    """An entry filed under "team-a " (or a decomposed "café") before 0220 was found by no lookup
+    or purge, which read "team-a" ("café" composed); analysts saw two namespaces for one."""
+    database = scratch_database.split("@/")[1].split("?")[0]
+
+    def psql(sql: str) -> str:  # as the superuser: no row-level security
+        return embedded_pg.server.psql(f"\\c {database}\n{sql}")
+
+    tenant = "00000000-0000-4000-8000-0000000000aa"
+    migrate.upgrade(scratch_database, "0210")
+    psql(
+        f"INSERT INTO tenants (id, name) VALUES ('{tenant}', 'ns');"
+        "INSERT INTO cache_entries (id, tenant_id, namespace, model, scope_hash, exact_hash, prompt, response) "
+        f"VALUES ('00000000-0000-4000-8000-000000000001', '{tenant}', ' team-a ', 'm', 'x', 'a', 'p', '{{}}'),"
+        f" ('00000000-0000-4000-8000-000000000002', '{tenant}', 'cafe' || U&'\\0301', 'm', 'x', 'b', 'p', '{{}}'),"
+        f" ('00000000-0000-4000-8000-000000000003', '{tenant}', 'team-b', 'm', 'x', 'c', 'p', '{{}}');"
+        "INSERT INTO cache_aliases (tenant_id, namespace, exact_hash, entry_id, similarity) VALUES "
+        f"('{tenant}', ' team-a ', 'z', '00000000-0000-4000-8000-000000000001', 0.9),"
+        f" ('{tenant}', 'team-b', 'z', '00000000-0000-4000-8000-000000000003', 0.9);"
+        "INSERT INTO ledger (tenant_id, request_id, requested_model, namespace, cache_status, latency_ms, "
+        f"http_status) VALUES ('{tenant}', 'r1', 'm', 'team-a' || chr(9), 'miss', 1, 200);"
+    )
+    migrate.upgrade(scratch_database)
+    entries = psql("SELECT '[' || namespace || ']' AS ns FROM cache_entries ORDER BY id;")
+    assert re.findall(r"\[[^]]*\]", entries) == ["[team-a]", "[café]", "[team-b]"], entries
+    assert "[team-a]" in psql("SELECT '[' || namespace || ']' AS ns FROM ledger;")
+    aliases = psql("SELECT '[' || namespace || ']' AS ns FROM cache_aliases;")
+    assert re.findall(r"\[[^]]*\]", aliases) == ["[team-b]"], aliases
+
+
 def test_two_processes_migrating_one_fresh_database_at_once_both_succeed(scratch_database: str) -> None:
     """`deja serve` migrates on start, and a `deja` command started beside it on a fresh database
     did too: the second died on the schema version's duplicate key, and took the server with it."""
