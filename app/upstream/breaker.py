@@ -81,6 +81,10 @@ class CircuitBreaker:
     def release(self) -> None:
         self._probe_in_flight = False
 
+    def idle_past_cooldown(self) -> bool:
+        """Open, its cool-down over, and no probe asked since: nobody has asked for its model."""
+        return self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.cooldown_s
+
     def reset(self) -> None:
         """Closed, as new: nothing it saw counts any more."""
         self._failures = 0
@@ -102,7 +106,10 @@ class ModelBreakers:
     own calls fail.
 
     Model names come from requests, so at most `max_models` breakers are kept: past that the
-    least recently asked closed one is forgotten (an open one only when none is closed).
+    least recently asked closed one is forgotten (an open one only when none is closed). An open
+    breaker whose model nobody asked for during its cool-down is forgotten too, whenever the
+    upstream is next asked for any model: it would let that model's next call through anyway, and
+    it no longer counts as open (`state`, the breaker gauge).
     """
 
     def __init__(self, make: Callable[[str], CircuitBreaker], *, max_models: int = 256) -> None:
@@ -111,6 +118,7 @@ class ModelBreakers:
         self._breakers: OrderedDict[str, CircuitBreaker] = OrderedDict()
 
     def of(self, model: str) -> CircuitBreaker:
+        self._forget_idle(but=model)
         breaker = self._breakers.get(model)
         if breaker is not None:
             self._breakers.move_to_end(model)
@@ -122,8 +130,13 @@ class ModelBreakers:
         breaker = self._breakers[model] = self._make(model)
         return breaker
 
+    def _forget_idle(self, but: str | None = None) -> None:
+        for name in [m for m, b in self._breakers.items() if m != but and b.idle_past_cooldown()]:
+            self._breakers.pop(name).reset()
+
     def not_closed(self) -> dict[str, BreakerState]:
         """The models whose breaker is open or half-open, with its state."""
+        self._forget_idle()
         return {m: b.state for m, b in self._breakers.items() if b.state is not BreakerState.CLOSED}
 
     @property

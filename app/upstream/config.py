@@ -53,9 +53,9 @@ class DefaultRoute(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
 
 class BreakerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     failure_threshold: int = 5
-    """Consecutive failed attempts that open an upstream's breaker."""
+    """Consecutive failed attempts at one model of an upstream that open that model's breaker there."""
     cooldown_s: float = 30.0
-    """How long an open breaker skips its upstream before letting one probe through."""
+    """How long an open breaker skips its model at that upstream before letting one probe through."""
 
 
 class RetryConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

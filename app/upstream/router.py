@@ -414,6 +414,7 @@ class ModelRouter:
                 self._clock() - started,
                 failure.detail,
                 failure.billed,
+                breaker=breaker,
             )
             if failure.outcome is Outcome.REJECTED:
                 raise UpstreamRejected(
@@ -422,7 +423,7 @@ class ModelRouter:
             raise failure from None
         if not keep_slot:
             upstream.slots.release()
-        self._record(upstream, model, trail, Outcome.OK, self._clock() - started)
+        self._record(upstream, model, trail, Outcome.OK, self._clock() - started, breaker=breaker)
         return value
 
     def _record(
@@ -434,9 +435,13 @@ class ModelRouter:
         latency_s: float,
         detail: str = "",
         billed: dict[str, Any] | None = None,
+        *,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
+        """Add the attempt to `trail` and its verdict to the model's breaker (`breaker`: the one
+        the call was let through by, even if the upstream's set has forgotten it since)."""
         if outcome not in _SKIPS:
-            breaker = upstream.breakers.of(model)
+            breaker = breaker or upstream.breakers.of(model)
             if outcome in _HEALTHY:
                 breaker.record_success()
             else:

@@ -17,6 +17,7 @@ Revises: 0210
 Create Date: 2026-12-02
 """
 
+import json
 import logging
 import unicodedata
 from collections.abc import Sequence
@@ -32,28 +33,50 @@ depends_on: str | Sequence[str] | None = None
 log = logging.getLogger("alembic.runtime.migration")
 
 
+MAX_NAMESPACE = 200
+
+
 def normalised(name: str) -> str:
     """The namespace as `app.cache.scope.namespace_name` reads it (frozen here as of this revision)."""
     return unicodedata.normalize("NFC", name).strip()
 
 
-def _renames(bind: sa.Connection, table: str) -> list[tuple[str, str]]:
+def _renames(bind: sa.Connection, table: str) -> dict[str, str]:
+    """The names in `table` that read otherwise now, with their new name. One NFC would make
+    longer than a column holds (a few scripts compose into more characters) keeps its old name."""
     names = bind.execute(sa.text(f"SELECT DISTINCT namespace FROM {table}")).scalars()  # noqa: S608
-    return [(name, normalised(name)) for name in names if normalised(name) != name]
+    renames = {}
+    for name in names:
+        new = normalised(name)
+        if new != name and len(new) <= MAX_NAMESPACE:
+            renames[name] = new
+        elif new != name:
+            log.warning(
+                "%s: namespace %r kept: normalised it would pass %d characters", table, name, MAX_NAMESPACE
+            )
+    return renames
 
 
 def upgrade() -> None:
     bind = op.get_bind()
+    # Every tenant's rows (row-level security), in this migration's transaction only.
     bind.execute(sa.text("SELECT set_config('deja.system', 'on', true)"))
     for table in ("cache_entries", "ledger"):
-        for old, new in _renames(bind, table):
-            renamed = bind.execute(
-                sa.text(f"UPDATE {table} SET namespace = :new WHERE namespace = :old"),  # noqa: S608
-                {"new": new, "old": old},
-            ).rowcount
-            log.info("%s: namespace %r -> %r (%d rows)", table, old, new, renamed)
-    for old, _ in _renames(bind, "cache_aliases"):
-        bind.execute(sa.text("DELETE FROM cache_aliases WHERE namespace = :old"), {"old": old})
+        renames = _renames(bind, table)
+        if not renames:
+            continue
+        # One pass over the table, whatever the number of names.
+        renamed = bind.execute(
+            sa.text(
+                f"UPDATE {table} AS t SET namespace = r.new "  # noqa: S608
+                "FROM jsonb_each_text(CAST(:renames AS jsonb)) AS r(old, new) WHERE t.namespace = r.old"
+            ),
+            {"renames": json.dumps(renames)},
+        ).rowcount
+        log.info("%s: %d namespaces normalised (%d rows)", table, len(renames), renamed)
+    renames = _renames(bind, "cache_aliases")
+    if renames:
+        bind.execute(sa.text("DELETE FROM cache_aliases WHERE namespace = ANY(:old)"), {"old": list(renames)})
 
 
 def downgrade() -> None:

@@ -124,19 +124,18 @@ def test_namespaces_stored_before_names_were_normalised_take_the_normalised_name
     def psql(sql: str) -> str:  # as the superuser: no row-level security
         return embedded_pg.server.psql(f"\\c {database}\n{sql}")
 
-    tenant = "00000000-0000-4000-8000-0000000000aa"
     migrate.upgrade(scratch_database, "0210")
     psql(
-        f"INSERT INTO tenants (id, name) VALUES ('{tenant}', 'ns');"
+        "INSERT INTO tenants (id, name) VALUES ('00000000-0000-4000-8000-0000000000aa', 'ns');"
         "INSERT INTO cache_entries (id, tenant_id, namespace, model, scope_hash, exact_hash, prompt, response) "
-        f"VALUES ('00000000-0000-4000-8000-000000000001', '{tenant}', ' team-a ', 'm', 'x', 'a', 'p', '{{}}'),"
-        f" ('00000000-0000-4000-8000-000000000002', '{tenant}', 'cafe' || U&'\\0301', 'm', 'x', 'b', 'p', '{{}}'),"
-        f" ('00000000-0000-4000-8000-000000000003', '{tenant}', 'team-b', 'm', 'x', 'c', 'p', '{{}}');"
+        "VALUES ('00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-0000000000aa', ' team-a ', 'm', 'x', 'a', 'p', '{}'),"
+        " ('00000000-0000-4000-8000-000000000002', '00000000-0000-4000-8000-0000000000aa', 'cafe' || U&'\\0301', 'm', 'x', 'b', 'p', '{}'),"
+        " ('00000000-0000-4000-8000-000000000003', '00000000-0000-4000-8000-0000000000aa', 'team-b', 'm', 'x', 'c', 'p', '{}');"
         "INSERT INTO cache_aliases (tenant_id, namespace, exact_hash, entry_id, similarity) VALUES "
-        f"('{tenant}', ' team-a ', 'z', '00000000-0000-4000-8000-000000000001', 0.9),"
-        f" ('{tenant}', 'team-b', 'z', '00000000-0000-4000-8000-000000000003', 0.9);"
+        "('00000000-0000-4000-8000-0000000000aa', ' team-a ', 'z', '00000000-0000-4000-8000-000000000001', 0.9),"
+        " ('00000000-0000-4000-8000-0000000000aa', 'team-b', 'z', '00000000-0000-4000-8000-000000000003', 0.9);"
         "INSERT INTO ledger (tenant_id, request_id, requested_model, namespace, cache_status, latency_ms, "
-        f"http_status) VALUES ('{tenant}', 'r1', 'm', 'team-a' || chr(9), 'miss', 1, 200);"
+        "http_status) VALUES ('00000000-0000-4000-8000-0000000000aa', 'r1', 'm', 'team-a' || chr(9), 'miss', 1, 200);"
     )
     migrate.upgrade(scratch_database)
     entries = psql("SELECT '[' || namespace || ']' AS ns FROM cache_entries ORDER BY id;")

@@ -98,3 +98,27 @@ def test_model_breakers_keep_a_bounded_number_and_forget_closed_ones_first() -> 
     assert breakers.not_closed() == {"c": BreakerState.OPEN}
     assert changes == [("a", BreakerState.OPEN), ("c", BreakerState.OPEN), ("a", BreakerState.CLOSED)]
     assert state_of(breakers.of("a")) is BreakerState.CLOSED  # asked again, as new
+
+
+def test_an_open_breaker_nobody_asks_for_is_forgotten_after_its_cool_down() -> None:
+    """A model asked for five times and failing, then never again (a name a client made up, a
+    judge model switched away from): its breaker, and the upstream's gauge, stayed open."""
+    clock, changes = Clock(), []
+
+    def make(model: str) -> CircuitBreaker:
+        return CircuitBreaker(1, 10.0, clock=clock, on_change=lambda state: changes.append((model, state)))
+
+    breakers = ModelBreakers(make)
+    breakers.of("made-up").record_failure()
+    clock.now += 9.0
+    breakers.of("gpt-4o").record_success()
+    assert breakers.state is BreakerState.OPEN  # still in its cool-down
+    clock.now += 1.0
+    assert breakers.state is BreakerState.CLOSED
+    assert breakers.not_closed() == {}
+    assert changes == [("made-up", BreakerState.OPEN), ("made-up", BreakerState.CLOSED)]
+    # One asked for again after its cool-down is probed, as before: not forgotten.
+    breakers.of("gpt-4o").record_failure()
+    clock.now += 10.0
+    assert breakers.of("gpt-4o").allow()
+    assert breakers.not_closed() == {"gpt-4o": BreakerState.HALF_OPEN}

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, delete, get, post
 from litestar.params import FromPath
 from litestar.response import Stream
 
@@ -510,8 +510,22 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
         state.faults[body.model] = FaultSpec(kind=body.kind, times=body.times)
         return _json(state.stats())
 
+    @delete("/_fake/faults/{model:str}", status_code=200)
+    async def clear_fault(model: FromPath[str]) -> Response[Any]:
+        state.faults.pop(model, None)
+        return _json(state.stats())
+
     return Litestar(
-        route_handlers=[chat_completions, embeddings, list_models, retrieve_model, stats, reset, add_fault],
+        route_handlers=[
+            chat_completions,
+            embeddings,
+            list_models,
+            retrieve_model,
+            stats,
+            reset,
+            add_fault,
+            clear_fault,
+        ],
         openapi_config=None,
         # Run in-process by tests and benchmarks: leave the host's logging set-up alone.
         logging_config=None,
