@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -20,6 +21,12 @@ def _tables(pg: EmbeddedPostgres, url: str) -> set[str]:
     out = pg.server.psql(f"\\c {database}\nSELECT tablename FROM pg_tables WHERE schemaname = 'public';")
     # psql's aligned output: a header, a rule, the rows, a count; rows are bare table names.
     return {line.strip() for line in out.splitlines() if re.fullmatch(r"\s*[a-z_]+\s*", line)} - {"tablename"}
+
+
+def _psql(pg: EmbeddedPostgres, url: str) -> Callable[[str], str]:
+    """psql on the database `url` names, as the superuser: no row-level security."""
+    database = url.split("@/")[1].split("?")[0]
+    return lambda sql: pg.server.psql(f"\\c {database}\n{sql}")
 
 
 def test_upgrade_then_downgrade_then_upgrade(embedded_pg: EmbeddedPostgres, scratch_database: str) -> None:
@@ -81,10 +88,7 @@ def test_names_that_differ_only_in_case_keep_the_oldest_spelling_and_the_others_
 ) -> None:
     """Before 0200 "Acme" and "acme" could both exist; after it they are one name, so the later
     tenants get their id appended and the oldest keeps its name; a new case variant is refused."""
-    database = scratch_database.split("@/")[1].split("?")[0]
-
-    def psql(sql: str) -> str:  # as the superuser: no row-level security
-        return embedded_pg.server.psql(f"\\c {database}\n{sql}")
+    psql = _psql(embedded_pg, scratch_database)
 
     migrate.upgrade(scratch_database, "0190")
     psql(
@@ -119,10 +123,7 @@ def test_namespaces_stored_before_names_were_normalised_take_the_normalised_name
 ) -> None:
     """An entry filed under "team-a " (or a decomposed "café") before 0220 was found by no lookup
     or purge, which read "team-a" ("café" composed); analysts saw two namespaces for one."""
-    database = scratch_database.split("@/")[1].split("?")[0]
-
-    def psql(sql: str) -> str:  # as the superuser: no row-level security
-        return embedded_pg.server.psql(f"\\c {database}\n{sql}")
+    psql = _psql(embedded_pg, scratch_database)
 
     migrate.upgrade(scratch_database, "0210")
     psql(
