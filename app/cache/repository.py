@@ -118,7 +118,7 @@ _INSERT = text(
     "response, prompt_tokens, completion_tokens, cost_usd, expires_at) VALUES (:id, :tenant_id, :namespace, :model, "
     ":scope_hash, :exact_hash, :prompt, :embedder, CAST(:embedding AS halfvec), CAST(:response AS jsonb), "
     ":prompt_tokens, :completion_tokens, :cost_usd, "
-    "now() + make_interval(secs => CAST(:ttl_s AS integer)))"
+    "now() + make_interval(secs => CAST(:ttl_s AS integer))) RETURNING id"
 )
 
 
@@ -240,9 +240,9 @@ class CacheRepository:
         ).all()
         return [_row(row, similarity=1.0 - float(row.distance)) for row in rows]
 
-    async def insert(self, entry: NewEntry) -> uuid.UUID:
-        """Store an entry; its id. A tenant deleted meanwhile stores nothing (migration 0160) and
-        still gets the id, which names no entry."""
+    async def insert(self, entry: NewEntry) -> uuid.UUID | None:
+        """Store an entry; its id, or None when its tenant was deleted meanwhile (migration 0160's
+        trigger stores nothing for a deleted tenant)."""
         entry_id = entry.id or uuid.uuid4()
         params = {
             "id": entry_id,
@@ -260,8 +260,8 @@ class CacheRepository:
             "cost_usd": entry.cost_usd,
             "ttl_s": entry.ttl_s,
         }
-        await self.session.execute(_INSERT, params)
-        return entry_id
+        stored = (await self.session.execute(_INSERT, params)).scalar_one_or_none()
+        return entry_id if stored is not None else None
 
     async def get(self, entry_id: uuid.UUID) -> StoredEntry | None:
         row = (await self.session.execute(_BY_ID, {"id": entry_id})).first()

@@ -23,7 +23,7 @@ from app.cache.verifier import VerifierPolicy
 from app.db.engine import transaction
 from app.db.fastpath import connection_failed
 from app.dependencies import TENANT_DEPENDENCIES
-from app.errors import NotFound, Unprocessable
+from app.errors import NotFound, Unauthorized, Unprocessable
 from app.ledger.quotas import most_output_tokens
 from app.ledger.repository import LedgerRepository
 from app.services import Services
@@ -201,6 +201,8 @@ class CacheController(Controller):
             response,
             ttl_s=data.ttl_seconds or policy.default_ttl_s,
         )
+        if entry_id is None:  # deleted since its key was checked (keys are remembered a few seconds)
+            raise Unauthorized("Unknown or revoked API key.")
         return CreatedOut(id=entry_id)
 
     @get("/entries/{entry_id:uuid}", summary="Read an entry")

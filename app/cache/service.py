@@ -368,7 +368,9 @@ class CacheService:
         embedding: npt.NDArray[np.float32] | None = None,
         cost_usd: Decimal = Decimal(0),
         entry_id: uuid.UUID | None = None,
-    ) -> uuid.UUID:
+    ) -> uuid.UUID | None:
+        """Store `response` for `scope`'s prompt; the entry's id, or None when the tenant was
+        deleted meanwhile (nothing is stored for it)."""
         if embedding is None:
             with metrics.time_embedding():
                 embedding = (await self.embedder.embed([model_text(scope.read_prompt)]))[0]

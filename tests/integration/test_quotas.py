@@ -555,6 +555,9 @@ async def test_a_tenant_deleted_while_its_key_is_remembered_gets_a_401_never_a_5
         "/v1/chat/completions", headers={**tenant.headers, "Cache-Control": "no-cache"}, json=other
     )
     assert refresh.status_code == 401, refresh.text
+    entry = {"model": "gpt-4o-mini", "prompt": "Who approves travel?", "response": "Your manager."}
+    stored = await http.post("/v1/cache/entries", headers=tenant.headers, json=entry)
+    assert stored.status_code == 401, stored.text
 
 
 async def test_a_tenant_erased_with_its_ledger_while_its_key_is_remembered_gets_a_401_never_a_500(
@@ -578,3 +581,7 @@ async def test_a_tenant_erased_with_its_ledger_while_its_key_is_remembered_gets_
             refused = await http.post("/v1/chat/completions", headers=headers, json=body)
             assert refused.status_code == 401, refused.text
             assert refused.headers["content-type"].startswith("application/problem+json")
+    # Storing through the cache API stored nothing and answered 201 with an id of no entry.
+    entry = {"model": "gpt-4o-mini", "prompt": "Where is the wiki?", "response": "On Confluence."}
+    refused = await http.post("/v1/cache/entries", headers=tenant.headers, json=entry)
+    assert refused.status_code == 401, refused.text

@@ -285,6 +285,8 @@ async def store_real_prompts(
                 entry_id = await cache.store(
                     session, tenant.id, "", request_scope(pair.prompt), answer, ttl_s=None
                 )
+                if entry_id is None:
+                    raise RuntimeError(f"bench tenant {tenant.id} was deleted while its prompts were stored")
                 stored.append(RealEntry(tenant, pair, entry_id))
                 progress(1)
     return stored
