@@ -17,6 +17,7 @@ from app.toolkit.ml.report import (
     choose_far,
     choose_strict,
     decided_share,
+    lost_where,
     ranking_auc,
     served_by_kind,
 )
@@ -213,3 +214,29 @@ def test_served_pairs_are_counted_by_kind_for_each_label() -> None:
     assert served_by_kind(item, hits, same_answer=True) == {"near_identical": "1/1", "reworded": "0/1"}
     # The first pair is one request once folded: the service serves it unread.
     assert item.unread.tolist() == [True, False, False, False]
+
+
+def test_lost_paraphrases_are_told_apart_by_where_they_are_lost() -> None:
+    """Under the floor the model never reads a pair; a rule refuses before it; the model last."""
+    labelled = LabelledSet(
+        "work",
+        [(f"a{i}", f"b{i}") for i in range(6)],
+        [1, 1, 1, 1, 1, 0],
+        kinds=["reworded", "reworded", "near_identical", "near_identical", "reworded", "topical"],
+    )
+    item = ScoredSet(labelled, np.array([0.5, 0.9, 0.9, 0.9, 0.9, 0.9]))
+    item.probability["model"] = np.array([0.99, 0.99, 0.99, 0.2, 0.99, 0.99])
+    item.fired["number"] = np.array([False, True, False, False, False, False])
+    decision = Decision("verifier", 0.65, frozenset({"number"}), "model", 0.7)
+
+    lost = lost_where(item, decision)
+
+    assert (lost["below_floor"], lost["refused_by_a_rule"], lost["refused_by_the_model"]) == (1, 1, 1)
+    assert lost["by_kind"]["reworded"] == {
+        "same_answer": 3,
+        "below_floor": 1,
+        "refused_by_a_rule": 1,
+        "refused_by_the_model": 0,
+    }
+    assert lost["by_kind"]["near_identical"]["refused_by_the_model"] == 1
+    assert "topical" not in lost["by_kind"]  # look-alikes are not lost paraphrases

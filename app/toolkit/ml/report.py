@@ -254,6 +254,35 @@ def served_by_kind(item: ScoredSet, hits: BoolArray, *, same_answer: bool = Fals
     return {kind: f"{served}/{total}" for kind, (served, total) in sorted(out.items())}
 
 
+def lost_where(item: ScoredSet, decision: Decision) -> dict[str, Any]:
+    """Where `decision` loses the set's true pairs: under its cosine floor (the model never reads
+    them), refused by a rule, or refused by the model; per kind of rewording where the set records
+    kinds. What a better verifier can win is the last; the first needs a better embedder or a lower
+    floor."""
+    labels = item.labels
+    below = labels & (item.cosine < decision.floor)
+    reached = item.reaches_model(decision)
+    by_rule = labels & ~below & ~reached
+    by_model = labels & reached & ~item.hits(decision)
+    out: dict[str, Any] = {
+        "below_floor": int(below.sum()),
+        "refused_by_a_rule": int(by_rule.sum()),
+        "refused_by_the_model": int(by_model.sum()),
+    }
+    if item.labelled.kinds:
+        kinds = np.asarray(item.labelled.kinds)
+        out["by_kind"] = {
+            str(kind): {
+                "same_answer": int((labels & (kinds == kind)).sum()),
+                "below_floor": int((below & (kinds == kind)).sum()),
+                "refused_by_a_rule": int((by_rule & (kinds == kind)).sum()),
+                "refused_by_the_model": int((by_model & (kinds == kind)).sum()),
+            }
+            for kind in sorted(set(kinds[labels].tolist()))
+        }
+    return out
+
+
 def best_cosine_cutoff(item: ScoredSet, true_hits: int) -> dict[str, float] | None:
     """The most precise plain-cosine cutoff that serves at least `true_hits` of the set's true
     pairs, picked on the set itself (so the cosine is flattered): its precision and the cosine it
@@ -507,7 +536,7 @@ def report(
     decisions = [
         Decision("cosine >= 0.9", 0.9),
         Decision("rules, cosine >= 0.9 (no model)", policy.min_similarity_without_cross_encoder, enabled),
-        policy_decision("shipped verifier", policy, enabled, "shipped"),
+        shipped_verifier := policy_decision("shipped verifier", policy, enabled, "shipped"),
         policy_decision("shipped model without rules", policy, frozenset(), "shipped"),
     ]
     first_pass_figures: dict[str, Any] = {}
@@ -551,6 +580,8 @@ def report(
             "paraphrases_served_by_kind": {
                 d.name: served_by_kind(item, item.hits(d), same_answer=True) for d in decisions
             },
+            # Where the shipped verifier loses the true pairs it does not serve (`lost_where`).
+            "paraphrases_lost_where": lost_where(item, shipped_verifier),
             # The pairs one request but for what `folded` leaves out (served unread at cosine >= the
             # floor, unless a rule refuses them), by label.
             "one_request_once_folded": {
