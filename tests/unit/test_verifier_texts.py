@@ -113,16 +113,24 @@ def test_what_is_left_out_is_the_same_in_both_prompts(
     query_part, stored_part = compared.query, compared.stored
     assert len(query_part) <= MODEL_INPUT_CHARS
     assert len(stored_part) <= MODEL_INPUT_CHARS
-    # Both are cut at the same place from the start, and the rest is one shared end.
-    start = query.find(query_part)
-    while query[:start] != stored[:start] or not stored.startswith(stored_part, start):
-        start = query.find(query_part, start + 1)
-        assert start >= 0
-    before, after = query[:start], query[start + len(query_part) :]
-    assert stored == before + stored_part + after
+    # Both are cut at the same place from the start, and the rest is one shared end: the parts
+    # stand at one offset of both texts with the same text before and after them (where a part
+    # recurs, as in two equal texts, at one of its places).
+    fits = [
+        start
+        for start in range(len(query) - len(query_part) + 1)
+        if query.startswith(query_part, start)
+        and query[:start] == stored[:start]
+        and stored.startswith(stored_part, start)
+        and stored[start + len(stored_part) :] == query[start + len(query_part) :]
+    ]
+    assert fits
     # Nothing the two differ in is left out, and where the texts stop short, the stage that
     # takes closing punctuation for no change knows it.
-    assert compared.cut_short == (after != "")
+    agreeing = [start for start in fits if (start + len(query_part) < len(query)) == compared.cut_short]
+    assert agreeing
+    start = agreeing[0]
+    before, after = query[:start], query[start + len(query_part) :]
     read_as_before = query[MODEL_INPUT_CHARS:] == stored[MODEL_INPUT_CHARS:] and start == 0
     if read_as_before and query_part == query[:MODEL_INPUT_CHARS]:
         assert stored_part == stored[:MODEL_INPUT_CHARS]
