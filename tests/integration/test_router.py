@@ -266,11 +266,17 @@ async def test_long_answer_is_truncated(router: ModelRouter, fake: Fake) -> None
     assert len(described) > 49_000
 
 
-async def test_breaker_opens_then_skips_then_probes(fake: Fake) -> None:
+def main_model_failing(fake: Fake) -> tuple[ModelRouter, RouterCounters, Clock]:
+    """A router whose primary's `main-model` answers 500 every time, its breaker opening after 3
+    failures (no retries), on a clock the test moves."""
     clock, counters = Clock(), RouterCounters()
     config = router_config(fake, primary={"max_retries": 0}, threshold=3)
-    model_router = ModelRouter(config, events=counters, environ={}, clock=clock)
     fake.fault("main-model", "500")
+    return ModelRouter(config, events=counters, environ={}, clock=clock), counters, clock
+
+
+async def test_breaker_opens_then_skips_then_probes(fake: Fake) -> None:
+    model_router, counters, clock = main_model_failing(fake)
     try:
         for _ in range(3):
             assert (await model_router.complete(ask())).upstream == "backup"
@@ -300,10 +306,7 @@ async def test_a_model_that_keeps_failing_opens_no_breaker_for_the_other_models_
 ) -> None:
     """One model of a provider overloaded or withdrawn: its breaker opens, and requests for the
     provider's other models still go to it (they were skipped as well, one breaker per upstream)."""
-    clock, counters = Clock(), RouterCounters()
-    config = router_config(fake, primary={"max_retries": 0}, threshold=3)
-    model_router = ModelRouter(config, events=counters, environ={}, clock=clock)
-    fake.fault("main-model", "500")
+    model_router, _, _ = main_model_failing(fake)
     try:
         for _ in range(4):
             assert (await model_router.complete(ask())).upstream == "backup"
