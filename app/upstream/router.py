@@ -129,8 +129,8 @@ class ModelRouter:
     `max_retries` retries with exponential backoff and full jitter on retryable failures (429,
     5xx, timeouts, connection errors), Retry-After honoured when at most `retry.retry_after_max_s`.
     A 400-class answer for the request itself raises `UpstreamRejected` at once. A target whose
-    breaker (one per upstream and model) is open is skipped. Each upstream admits `max_concurrency` calls; waiters go by
-    priority (10 most urgent), then arrival.
+    breaker (one per upstream and model) is open is skipped. Each upstream admits
+    `max_concurrency` calls; waiters go by priority (10 most urgent), then arrival.
     """
 
     def __init__(
