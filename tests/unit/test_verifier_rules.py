@@ -23,6 +23,7 @@ from app.cache.verifier.rules import (
     different_negation,
     different_numbers,
     different_time,
+    entities,
     first_rejection,
     opposite_words,
     quantities,
@@ -321,6 +322,56 @@ def test_zero_before_a_noun_is_no_but_zero_in_on_is_a_verb() -> None:
     assert different_negation("deploy with zero downtime", "deploy with no downtime") is None
     assert different_negation("deploy with zero downtime", "deploy with downtime") == NEGATION
     assert different_negation("how do I zero in on the slow query", "how do I find the slow query") is None
+
+
+def test_non_hyphenated_or_not_is_one_word() -> None:
+    hyphenated = "They drafted a non-binding priorities list for the health-care cuts."
+    joined = "They drafted a nonbinding priorities list for the health care cuts."
+    assert different_negation(hyphenated, joined) is None
+    assert opposite_words(hyphenated, joined) is None
+    # Against the plain word, either spelling is still the opposite.
+    assert different_negation("draft a binding agreement", "draft a non-binding agreement") == NEGATION
+    assert opposite_words("draft a binding agreement", "draft a nonbinding agreement") == ANTONYM
+    assert different_negation("list the non-IIM colleges", "list the IIM colleges") == NEGATION
+
+
+def test_a_negative_word_that_negates_nothing_asked_is_not_a_negation() -> None:
+    assert (
+        different_negation(
+            "Not surprisingly, Korea leads the way in broadband penetration.",
+            "Korea leads the way in broadband penetration.",
+        )
+        is None
+    )
+    # The asker's state, not the request.
+    assert different_negation("I don't know how to pivot a table in Excel", "how to pivot a table in Excel") is None
+    assert different_negation("I cant figure out how to export the report", "how do I export the report") is None
+    assert (
+        different_negation(
+            "What's the ending of the show Lost? I don't get it, can someone explain it to me?",
+            "Can someone explain the ending of the show Lost to me?",
+        )
+        is None
+    )
+    # What the request is about still negates.
+    assert (
+        different_negation("remove the users I don't know from the channel", "remove the users I know from the channel")
+        == NEGATION
+    )
+
+
+def test_the_first_word_after_a_greeting_is_no_name() -> None:
+    assert entities("Hi, Send a follow-up on this article") == ()
+    assert entities("Hello team, Port the SQL from BigQuery to MySQL") == ("sql", "bigquery", "mysql")
+    assert (
+        different_entities(
+            "Hi, Send a follow-up on this article - draft it for me asap", "Hi, Darft a follow-up about this. pls"
+        )
+        is None
+    )
+    # A name after the greeting is still a name; so is one the greeting names.
+    assert different_entities("Hey team, send the Q3 deck to Priya", "send the Q3 deck to Rahul") == ENTITY
+    assert entities("Hi Sam, send the notes") == ("sam",)
 
 
 def test_an_added_name_alone_is_not_a_swap() -> None:

@@ -759,6 +759,12 @@ _NOT_NEGATIONS: Final = re.compile(
     # "say no to a request" declines it ("said yes" / "said no" is `antonym`'s); "no. of orders"
     # counts them.
     r"|\b(?:say|says|said|saying) no\b(?=\s+to\b|\s*[.?!,]|\s*$)|\bno\.(?=\s*(?:of\b|\d))"
+    # Sentence adverbs: "Not surprisingly, Korea leads ..." says what Korea does.
+    r"|\bnot (?:surprisingly|to mention)\b"
+    # The asker's state, not the request: "I don't know how to pivot a table" asks how to pivot
+    # one ("users I don't know" still differs from "users I know").
+    r"|\bi (?:do|did|ca|could) n't (?:know|understand|get|see|figure out)"
+    r"(?= (?:how|what|why|where|which|when|whether|if)\b| it\b|\s*[.?!,]|\s*$)"
 )
 # "not working" is a problem report, a paraphrase of "broken", not a negated question.
 _BROKEN: Final = re.compile(
@@ -781,6 +787,18 @@ _ZERO: Final = re.compile(r"\bzero[- ](?!in\b|out\b)(?=[a-z])")
 def _prepared(text: str) -> str:
     lowered = _NO_APOSTROPHE.sub(lambda m: f"{next(g for g in m.groups() if g)}n't", _normalise(text).lower())
     return " " + _ZERO.sub("no ", lowered).replace("n't", " n't") + " "
+
+
+def _non_written_alike(prepared: str, other: str) -> str:
+    """`prepared` with each "nonX" written "non X" where `other` writes it so ("non-binding" /
+    "nonbinding"): one word, negated in both or in neither."""
+    return re.sub(
+        r"(?<![\w'-])non([a-z]{3,})(?![\w'-])",
+        lambda m: f"non {m.group(1)}"
+        if re.search(rf"(?<![\w'-])non[- ]{m.group(1)}(?![\w'-])", other)
+        else m.group(0),
+        prepared,
+    )
 
 
 @_per_text()
@@ -811,6 +829,7 @@ def different_negation(a: str, b: str) -> str | None:
     """One prompt is negated and the other is not: "pesto with nuts" vs "pesto without nuts"
     (when they are worded alike besides: `NEGATION_MIN_OVERLAP`)."""
     prepared_a, prepared_b = _prepared(a), _prepared(b)
+    prepared_a, prepared_b = _non_written_alike(prepared_a, prepared_b), _non_written_alike(prepared_b, prepared_a)
     if _shared_share(_unnegated_words(prepared_a), _unnegated_words(prepared_b)) < NEGATION_MIN_OVERLAP:
         return None
     if _negated(prepared_a) != _negated(prepared_b):
@@ -889,11 +908,19 @@ def _split_camel(word: str) -> list[str]:
     return re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", word)
 
 
+_LEADING_GREETING: Final = re.compile(
+    r"^\s*(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there| team| all| everyone| folks)?"
+    r"\s*[,!.:;-]+\s*)+",
+    re.IGNORECASE,
+)
+
+
 @_per_text()
 def entities(text: str) -> tuple[str, ...]:
     """Names and identifiers in `text`, lowercased: quoted strings, URLs, e-mails, file and domain
     names, search operators (site:x), code identifiers and capitalised words not at a sentence start."""
-    text = _normalise(text)
+    # "Hi, Send a follow-up": the first word after a greeting starts the request.
+    text = _LEADING_GREETING.sub("", _normalise(text))
     found: list[str] = []
 
     def take(pattern: re.Pattern[str], source: str) -> str:
@@ -2048,7 +2075,7 @@ def opposite_words(a: str, b: str) -> str | None:
         for word in one - two:
             if any(opposite in two and opposite not in one for opposite in _OPPOSITES.get(word, ())):
                 return ANTONYM
-    for one, two in ((lemmas_a, lemmas_b), (lemmas_b, lemmas_a)):
+    for one, two, one_text in ((lemmas_a, lemmas_b, a), (lemmas_b, lemmas_a, b)):
         for word in two - one:
             for prefix in _NEGATING_PREFIXES:
                 base = word[len(prefix) :]
@@ -2058,6 +2085,8 @@ def opposite_words(a: str, b: str) -> str | None:
                     and base in one
                     and word not in one
                     and base not in two
+                    # "non-binding" is "nonbinding" written in two words.
+                    and word not in _lemma_set(re.sub(rf"\b{prefix}[- ](?=\w)", prefix, one_text, flags=re.I))
                 ):
                     return ANTONYM
     return None
