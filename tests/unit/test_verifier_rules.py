@@ -344,8 +344,13 @@ def test_a_negative_word_that_negates_nothing_asked_is_not_a_negation() -> None:
         is None
     )
     # The asker's state, not the request.
-    assert different_negation("I don't know how to pivot a table in Excel", "how to pivot a table in Excel") is None
-    assert different_negation("I cant figure out how to export the report", "how do I export the report") is None
+    assert (
+        different_negation("I don't know how to pivot a table in Excel", "how to pivot a table in Excel")
+        is None
+    )
+    assert (
+        different_negation("I cant figure out how to export the report", "how do I export the report") is None
+    )
     assert (
         different_negation(
             "What's the ending of the show Lost? I don't get it, can someone explain it to me?",
@@ -355,7 +360,9 @@ def test_a_negative_word_that_negates_nothing_asked_is_not_a_negation() -> None:
     )
     # What the request is about still negates.
     assert (
-        different_negation("remove the users I don't know from the channel", "remove the users I know from the channel")
+        different_negation(
+            "remove the users I don't know from the channel", "remove the users I know from the channel"
+        )
         == NEGATION
     )
 
@@ -365,7 +372,8 @@ def test_the_first_word_after_a_greeting_is_no_name() -> None:
     assert entities("Hello team, Port the SQL from BigQuery to MySQL") == ("sql", "bigquery", "mysql")
     assert (
         different_entities(
-            "Hi, Send a follow-up on this article - draft it for me asap", "Hi, Darft a follow-up about this. pls"
+            "Hi, Send a follow-up on this article - draft it for me asap",
+            "Hi, Darft a follow-up about this. pls",
         )
         is None
     )

@@ -794,9 +794,11 @@ def _non_written_alike(prepared: str, other: str) -> str:
     "nonbinding"): one word, negated in both or in neither."""
     return re.sub(
         r"(?<![\w'-])non([a-z]{3,})(?![\w'-])",
-        lambda m: f"non {m.group(1)}"
-        if re.search(rf"(?<![\w'-])non[- ]{m.group(1)}(?![\w'-])", other)
-        else m.group(0),
+        lambda m: (
+            f"non {m.group(1)}"
+            if re.search(rf"(?<![\w'-])non[- ]{m.group(1)}(?![\w'-])", other)
+            else m.group(0)
+        ),
         prepared,
     )
 
@@ -829,7 +831,10 @@ def different_negation(a: str, b: str) -> str | None:
     """One prompt is negated and the other is not: "pesto with nuts" vs "pesto without nuts"
     (when they are worded alike besides: `NEGATION_MIN_OVERLAP`)."""
     prepared_a, prepared_b = _prepared(a), _prepared(b)
-    prepared_a, prepared_b = _non_written_alike(prepared_a, prepared_b), _non_written_alike(prepared_b, prepared_a)
+    prepared_a, prepared_b = (
+        _non_written_alike(prepared_a, prepared_b),
+        _non_written_alike(prepared_b, prepared_a),
+    )
     if _shared_share(_unnegated_words(prepared_a), _unnegated_words(prepared_b)) < NEGATION_MIN_OVERLAP:
         return None
     if _negated(prepared_a) != _negated(prepared_b):
