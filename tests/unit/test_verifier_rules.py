@@ -258,6 +258,18 @@ def test_quantities_normalise_spelling_and_units() -> None:
     assert different_numbers("upgrade to 3.10", "upgrade to 3.1") == NUMBER
 
 
+def test_a_word_between_a_count_and_its_unit_leaves_the_unit_the_counts() -> None:
+    assert (
+        different_numbers(
+            "Write a thank-you note to a client who just renewed for another two years.",
+            "Client re-signed for 24 more months. Can you draft something to thank them?",
+        )
+        is None
+    )
+    assert different_numbers("extend the trial by 2 extra weeks", "extend the trial by 14 days") is None
+    assert different_numbers("extend the trial by 2 extra weeks", "extend the trial by 3 weeks") == NUMBER
+
+
 def test_dates_compare_by_their_parts() -> None:
     assert different_numbers("AAPL close on 2024-12-31", "apple stock close 2024-12-31") is None
     assert different_numbers("posts after:2025-06-01", "posts after:2024-06-01") == NUMBER

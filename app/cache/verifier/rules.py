@@ -504,6 +504,12 @@ def _named_by(tokens: Sequence[_Token], index: int) -> str | None:
     return before.lower if is_name and before.lower not in _UNITS else None
 
 
+# Words between a count and its unit that leave the unit the count's.
+_ADDING: Final = frozenset(
+    {"more", "additional", "extra", "further", "consecutive", "straight", "full", "whole"}
+)
+
+
 @_per_text()
 def quantities(text: str) -> tuple[Quantity, ...]:
     """Every number in `text`, digits or words, with the unit that follows (or precedes) it."""
@@ -566,6 +572,10 @@ def quantities(text: str) -> tuple[Quantity, ...]:
                 nxt = tokens[index + 1] if index + 1 < len(tokens) else None
             if unit is None and nxt is not None and nxt.lower in _UNITS:
                 unit = _UNITS[nxt.lower]
+            # "24 more months", "two extra days": the unit after a word that adds to the count.
+            after = tokens[index + 2] if index + 2 < len(tokens) else None
+            if unit is None and nxt is not None and nxt.lower in _ADDING and after is not None:
+                unit = _UNITS.get(after.lower)
             prev = tokens[index - 1] if index > 0 else None
             if unit is None and prev is not None and prev.text in _CURRENCY_SYMBOLS:
                 unit = _UNITS[prev.text]
