@@ -147,8 +147,8 @@ def train_verifier_command(
     precision: Annotated[
         str,
         typer.Option(
-            help="bf16 (matrix products in bfloat16, half the time), fp32, or auto: bf16 when the CPU "
-            "has AVX-512 BF16."
+            help="bf16 (matrix products in bfloat16: faster on some CPUs, slower on others; the step "
+            "log tells), fp32, or auto: bf16 when the CPU has AVX-512 BF16, as the shipped model was trained."
         ),
     ] = "auto",
 ) -> None:
