@@ -769,12 +769,13 @@ _NOT_NEGATIONS: Final = re.compile(
     # "say no to a request" declines it ("said yes" / "said no" is `antonym`'s); "no. of orders"
     # counts them.
     r"|\b(?:say|says|said|saying) no\b(?=\s+to\b|\s*[.?!,]|\s*$)|\bno\.(?=\s*(?:of\b|\d))"
-    # Sentence adverbs: "Not surprisingly, Korea leads ..." says what Korea does.
-    r"|\bnot (?:surprisingly|to mention)\b"
-    # The asker's state, not the request: "I don't know how to pivot a table" asks how to pivot
-    # one ("users I don't know" still differs from "users I know").
-    r"|\bi (?:do|did|ca|could) n't (?:know|understand|get|see|figure out)"
-    r"(?= (?:how|what|why|where|which|when|whether|if)\b| it\b|\s*[.?!,]|\s*$)"
+    # Sentence adverbs: "Not surprisingly, Korea leads ..." says what Korea does ("be careful not to
+    # mention the layoffs" still negates).
+    r"|\bnot surprisingly\b|, not to mention\b"
+    # The asker's state before a question, not the request: "I don't know how to pivot a table"
+    # asks how to pivot one ("remove the users I don't know" still differs from "... I know").
+    r"|\b(?:i|we)(?: still| really| just)? (?:(?:do|did|ca|could) n't|(?:do|did) not|cannot|can not)"
+    r" (?:know|understand|see|figure out)(?= (?:how|what|why|where|which|when|whether|if)\b)"
 )
 # "not working" is a problem report, a paraphrase of "broken", not a negated question.
 _BROKEN: Final = re.compile(
@@ -799,18 +800,17 @@ def _prepared(text: str) -> str:
     return " " + _ZERO.sub("no ", lowered).replace("n't", " n't") + " "
 
 
+_NON_JOINED: Final = re.compile(r"(?<![\w'-])non([a-z]{3,})(?![\w'-])")
+_NON_PARTED: Final = re.compile(r"(?<![\w'-])non[- ]([a-z]{3,})(?![\w'-])")
+
+
 def _non_written_alike(prepared: str, other: str) -> str:
     """`prepared` with each "nonX" written "non X" where `other` writes it so ("non-binding" /
     "nonbinding"): one word, negated in both or in neither."""
-    return re.sub(
-        r"(?<![\w'-])non([a-z]{3,})(?![\w'-])",
-        lambda m: (
-            f"non {m.group(1)}"
-            if re.search(rf"(?<![\w'-])non[- ]{m.group(1)}(?![\w'-])", other)
-            else m.group(0)
-        ),
-        prepared,
-    )
+    parted = frozenset(_NON_PARTED.findall(other))
+    if not parted:
+        return prepared
+    return _NON_JOINED.sub(lambda m: f"non {m.group(1)}" if m.group(1) in parted else m.group(0), prepared)
 
 
 @_per_text()
@@ -923,9 +923,14 @@ def _split_camel(word: str) -> list[str]:
     return re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", word)
 
 
+# A greeting, then a verb that opens a request ("Hi, Send a follow-up ..."): the verb starts the
+# request, a sentence start. After a greeting any other word may be a name ("Hi, Priya asked ...").
 _LEADING_GREETING: Final = re.compile(
     r"^\s*(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there| team| all| everyone| folks)?"
-    r"\s*[,!.:;-]+\s*)+",
+    r"\s*[,!.:;-]+\s*)+(?=(?:can|could|would|will|please|pls|send|write|draft|make|give|put|help|explain"
+    r"|summari[sz]e|translate|create|list|find|show|tell|turn|rewrite|rephrase|reword|pull|convert|port"
+    r"|compare|check|review|fix|add|remove|update|set|get|generate|prepare|suggest|analy[sz]e|extract"
+    r"|shorten|expand|proofread|edit|format|outline|build|plan|schedule|calculate|quick)\b)",
     re.IGNORECASE,
 )
 
@@ -2080,17 +2085,29 @@ def _opposite_stances(a: str, b: str) -> bool:
     return False
 
 
+# "non-binding", "non binding", "un-mute": a negating prefix written apart ("non" is no word of its own).
+_PARTED_PREFIX: Final = re.compile(
+    r"\b(" + "|".join(_NEGATING_PREFIXES) + r")-(?=[^\W\d_])|\b(non) (?=[^\W\d_])", re.IGNORECASE
+)
+
+
+def _prefixes_joined(text: str) -> str:
+    """`text` with a negating prefix written apart joined to its word: "nonbinding", "unmute"."""
+    return _PARTED_PREFIX.sub(lambda m: m.group(1) or m.group(2), text)
+
+
 def opposite_words(a: str, b: str) -> str | None:
     """One prompt has a word and the other its opposite: "buy" vs "sell", "mute" vs "unmute", "turn
     off" vs "enable", "within a year" vs "after more than a year"."""
     if _opposite_stances(a, b):
         return ANTONYM
-    lemmas_a, lemmas_b = _lemma_set(a), _lemma_set(b)
+    # "un-mute" is "unmute", "non-binding" "nonbinding".
+    lemmas_a, lemmas_b = _lemma_set(_prefixes_joined(a)), _lemma_set(_prefixes_joined(b))
     for one, two in ((lemmas_a, lemmas_b), (lemmas_b, lemmas_a)):
         for word in one - two:
             if any(opposite in two and opposite not in one for opposite in _OPPOSITES.get(word, ())):
                 return ANTONYM
-    for one, two, one_text in ((lemmas_a, lemmas_b, a), (lemmas_b, lemmas_a, b)):
+    for one, two in ((lemmas_a, lemmas_b), (lemmas_b, lemmas_a)):
         for word in two - one:
             for prefix in _NEGATING_PREFIXES:
                 base = word[len(prefix) :]
@@ -2100,8 +2117,6 @@ def opposite_words(a: str, b: str) -> str | None:
                     and base in one
                     and word not in one
                     and base not in two
-                    # "non-binding" is "nonbinding" written in two words.
-                    and word not in _lemma_set(re.sub(rf"\b{prefix}[- ](?=\w)", prefix, one_text, flags=re.I))
                 ):
                     return ANTONYM
     return None
