@@ -119,8 +119,9 @@ def _normalise(text: str) -> str:
     text = re.sub(r"[°º]\s*F\b", " fahrenheit", text)
     text = re.sub(r"[°º]\s*C\b", " celsius", text)
     text = re.sub(r"[°º]", " degrees", text)
-    # Arrows read as "to": "JPEG→PNG" is "JPEG to PNG".
-    return re.sub(r"\s*(?:→|->|=>|⟶)\s*", " to ", text)
+    # Arrows read as "to": "JPEG→PNG" is "JPEG to PNG". A match starts only where a run of spaces
+    # does: tried from inside a long run, the spaces before the arrow would be read again each time.
+    return re.sub(r"(?<!\s)\s*(?:→|->|=>|⟶)\s*", " to ", text)
 
 
 _TOKEN: Final = re.compile(
