@@ -343,7 +343,7 @@ def test_non_hyphenated_or_not_is_one_word() -> None:
     assert opposite_words(hyphenated, joined) is None
     assert opposite_words("the last non-empty value in column A", "the last non empty value in column A") is None
     assert opposite_words("un-mute the channel", "unmute the channel") is None
-    assert opposite_words("un-mute the channel", "mute the channel") == ANTONYM
+    assert opposite_words("unmute the channel", "mute the channel") == ANTONYM
     # Against the plain word, either spelling is still the opposite.
     assert different_negation("draft a binding agreement", "draft a non-binding agreement") == NEGATION
     assert opposite_words("draft a binding agreement", "draft a nonbinding agreement") == ANTONYM

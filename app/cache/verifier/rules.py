@@ -2102,13 +2102,23 @@ def opposite_words(a: str, b: str) -> str | None:
     off" vs "enable", "within a year" vs "after more than a year"."""
     if _opposite_stances(a, b):
         return ANTONYM
-    # "un-mute" is "unmute", "non-binding" "nonbinding".
-    lemmas_a, lemmas_b = _lemma_set(_prefixes_joined(a)), _lemma_set(_prefixes_joined(b))
-    for one, two in ((lemmas_a, lemmas_b), (lemmas_b, lemmas_a)):
+    lemmas_a, lemmas_b = _lemma_set(a), _lemma_set(b)
+    # The same lemmas with a prefix written apart joined to its word ("un-mute" is "unmute",
+    # "non-binding" "nonbinding"): a word one prompt writes so is no opposite of the other's.
+    joined_a, joined_b = _lemma_set(_prefixes_joined(a)), _lemma_set(_prefixes_joined(b))
+    for one, two, joined, other_joined in (
+        (lemmas_a, lemmas_b, joined_a, joined_b),
+        (lemmas_b, lemmas_a, joined_b, joined_a),
+    ):
         for word in one - two:
-            if any(opposite in two and opposite not in one for opposite in _OPPOSITES.get(word, ())):
+            if word in other_joined:
+                continue
+            if any(
+                opposite in two and opposite not in one and opposite not in joined
+                for opposite in _OPPOSITES.get(word, ())
+            ):
                 return ANTONYM
-    for one, two in ((lemmas_a, lemmas_b), (lemmas_b, lemmas_a)):
+    for one, two, joined in ((lemmas_a, lemmas_b, joined_a), (lemmas_b, lemmas_a, joined_b)):
         for word in two - one:
             for prefix in _NEGATING_PREFIXES:
                 base = word[len(prefix) :]
@@ -2117,6 +2127,7 @@ def opposite_words(a: str, b: str) -> str | None:
                     and len(base) >= 4
                     and base in one
                     and word not in one
+                    and word not in joined
                     and base not in two
                 ):
                     return ANTONYM
