@@ -341,7 +341,9 @@ def test_non_hyphenated_or_not_is_one_word() -> None:
     joined = "They drafted a nonbinding priorities list for the health care cuts."
     assert different_negation(hyphenated, joined) is None
     assert opposite_words(hyphenated, joined) is None
-    assert opposite_words("the last non-empty value in column A", "the last non empty value in column A") is None
+    assert (
+        opposite_words("the last non-empty value in column A", "the last non empty value in column A") is None
+    )
     assert opposite_words("un-mute the channel", "unmute the channel") is None
     assert opposite_words("unmute the channel", "mute the channel") == ANTONYM
     # Against the plain word, either spelling is still the opposite.
