@@ -940,7 +940,7 @@ _LEADING_GREETING: Final = re.compile(
 def entities(text: str) -> tuple[str, ...]:
     """Names and identifiers in `text`, lowercased: quoted strings, URLs, e-mails, file and domain
     names, search operators (site:x), code identifiers and capitalised words not at a sentence start."""
-    # "Hi, Send a follow-up": the first word after a greeting starts the request.
+    # "Hi, Send a follow-up": a request verb after a greeting starts the request.
     text = _LEADING_GREETING.sub("", _normalise(text))
     found: list[str] = []
 
