@@ -20,6 +20,10 @@ from typing import Final, Protocol, runtime_checkable
 # Two prompts that share less than this share of their words are reworded, not rearranged.
 REWORDED_MAX_OVERLAP: Final = 0.5
 _WORD: Final = re.compile(r"[^\W_]+")
+# The greetings a prompt may open with, lowercase (a regular expression's fragment): "hi", "hello
+# team", "good morning all" ... The cross-encoder's `folded` leaves them out; the entity rule reads
+# a request verb after one as a sentence start.
+GREETING: Final = r"(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there| team| all| everyone)?"
 
 
 def words(text: str) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from app.cache.verifier.base import Candidate, StageResult, VerifierPolicy, word_overlap
+from app.cache.verifier.base import GREETING, Candidate, StageResult, VerifierPolicy, word_overlap
 from app.cache.verifier.texts import word_nearest_first
 
 CROSS_ENCODER: Final = "cross_encoder"
@@ -60,10 +60,7 @@ _CONTRACTIONS: Final = {
     "there's": "there is",
     "that's": "that is",
 }
-_GREETING: Final = re.compile(
-    r"^(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there| team| all| everyone)?"
-    r"(?:\s*[,!.:;-]+\s*|\s+))+"
-)
+_GREETING: Final = re.compile(rf"^(?:{GREETING}(?:\s*[,!.:;-]+\s*|\s+))+")
 _THANKS: Final = re.compile(
     r"(?:\s*[,.;:!?-]+\s*(?:please|pls|plz|thanks|thank you|thx|ty|cheers|thanks in advance)[.!]*)+$"
 )

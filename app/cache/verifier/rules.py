@@ -23,6 +23,8 @@ from functools import lru_cache, wraps
 from types import MappingProxyType
 from typing import Final, Protocol, TypeVar, cast
 
+from app.cache.verifier.base import GREETING
+
 Rule = Callable[[str, str], str | None]
 
 NUMBER: Final = "number"
@@ -927,8 +929,7 @@ def _split_camel(word: str) -> list[str]:
 # A greeting, then a verb that opens a request ("Hi, Send a follow-up ..."): the verb starts the
 # request, a sentence start. After a greeting any other word may be a name ("Hi, Priya asked ...").
 _LEADING_GREETING: Final = re.compile(
-    r"^\s*(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there| team| all| everyone| folks)?"
-    r"\s*[,!.:;-]+\s*)+(?=(?:can|could|would|will|please|pls|send|write|draft|make|give|put|help|explain"
+    rf"^\s*(?:{GREETING}\s*[,!.:;-]+\s*)+(?=(?:can|could|would|will|please|pls|send|write|draft|make|give|put|help|explain"
     r"|summari[sz]e|translate|create|list|find|show|tell|turn|rewrite|rephrase|reword|pull|convert|port"
     r"|compare|check|review|fix|add|remove|update|set|get|generate|prepare|suggest|analy[sz]e|extract"
     r"|shorten|expand|proofread|edit|format|outline|build|plan|schedule|calculate|quick)\b)",
