@@ -83,6 +83,10 @@ WORK_PROMPTS_EIGHTH_FILE = Path(__file__).parent / "data" / "work_prompts_eighth
 # Kept out of every report until a model is judged on it, so that it is still blind then; only the
 # guard against sharing prompts with training data reads it.
 WORK_PROMPTS_NINTH_FILE = Path(__file__).parent / "data" / "work_prompts_ninth.csv"
+# A tenth, written the same way by two more writers while the ninth was waiting to judge a model.
+# Kept out of every report until a model is judged on it, so that it is still blind then; only the
+# guard against sharing prompts with training data reads it.
+WORK_PROMPTS_TENTH_FILE = Path(__file__).parent / "data" / "work_prompts_tenth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -100,6 +104,7 @@ JUDGING_FILES = (
     WORK_PROMPTS_SEVENTH_FILE,
     WORK_PROMPTS_EIGHTH_FILE,
     WORK_PROMPTS_NINTH_FILE,
+    WORK_PROMPTS_TENTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
 )
