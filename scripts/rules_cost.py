@@ -5,11 +5,13 @@
 The rules stage as a lookup runs it (`RulesStage.check`: every rule, the prompt against each
 candidate above the floor), on work prompts grown to about 200, 500, 1,000, 4,000 and 20,000
 characters, each candidate the prompt opened differently ("Please:", "Hi,", ...) so that each is
-a text of its own and no rule stops early. Past 4,096 characters each pair is cut as a lookup
+a text of its own and no rule stops early. Beside it, the cross-encoder stage's first step on the
+same candidates: whether one is the prompt itself but for its spelling and layout
+(`same_request`, served unread). Past 4,096 characters each pair is cut as a lookup
 cuts it (`compared_texts`: to where the two differ, with the text around it). Every round
 uses new texts, as a tenant's traffic does: the analyses of short texts are cached, and those of
 long ones are not kept past one decision. It prints the median CPU time of the stage per lookup
-and per candidate.
+and per candidate, and of the same-request check per lookup.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 import uuid
 
 from app.cache.verifier.base import Candidate, VerifierPolicy
+from app.cache.verifier.cross_encoder import same_request
 from app.cache.verifier.stages import RulesStage
 from app.cache.verifier.texts import compared_texts
 
@@ -51,12 +54,12 @@ def main() -> None:
     stage = RulesStage()
     policy = VerifierPolicy()
     rng = random.Random(0)  # noqa: S311 - reproducible texts, not secrets
-    rejected = 0
+    rejected = same = 0
     print(f"rules stage, {args.candidates} candidates a lookup, median of {args.rounds} lookups")
-    print("| prompt length | ms per lookup | ms per candidate |")
-    print("|---|---|---|")
+    print("| prompt length | ms per lookup | ms per candidate | same-request check, ms per lookup |")
+    print("|---|---|---|---|")
     for length in (200, 500, 1000, 4000, 20000):
-        timings = []
+        timings, checks = [], []
         for _ in range(args.rounds):
             query = _text(length, rng)
             started = time.process_time()
@@ -71,9 +74,14 @@ def main() -> None:
             results = stage.check(query, candidates, policy)
             timings.append((time.process_time() - started) * 1000)
             rejected += sum(result.rejection is not None for result in results)
+            started = time.process_time()
+            same += sum(same_request(c.prompt, c.beside(query)) for c in candidates)
+            checks.append((time.process_time() - started) * 1000)
         median = statistics.median(timings)
-        print(f"| {length:,} | {median:.2f} | {median / args.candidates:.2f} |")
-    print(f"candidates a rule rejected: {rejected}")
+        print(
+            f"| {length:,} | {median:.2f} | {median / args.candidates:.2f} | {statistics.median(checks):.2f} |"
+        )
+    print(f"candidates a rule rejected: {rejected}; the same request once folded: {same}")
 
 
 if __name__ == "__main__":

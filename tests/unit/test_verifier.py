@@ -213,6 +213,22 @@ def test_the_same_prompt_but_for_case_and_spacing_is_served_without_the_model() 
         ("What's the guest wifi password?", "what is the guest wifi password"),
         ("Build & push the image to ECR", "build and push an image to ECR"),
         ("Split the file into chunks of 1,000 lines", "split the file into chunks of 1000 lines"),
+        # One word spelt two ways: British and American, a letter typed once, a number in words.
+        (
+            "How do I analyse the favourite colours of our users?",
+            "how do i analyze the favorite colors of our users",
+        ),
+        ("Who exceeded the storage quota last month?", "who exceded the storage quota last month"),
+        ("Give me ten subject lines for the re-launch", "Give me 10 subject lines for the relaunch"),
+        # Laid out apart: hyphens, spaces, quotes, commas, "w/", "A/B", a contraction.
+        ("We're tracking time-to-hire in a database", "we are tracking time to hire in a data base"),
+        ("Plan an A/B test w/ 2 variants, for 'pricing'", "plan an AB test with 2 variants for pricing"),
+        # An acronym spelt out on one side.
+        (
+            "Write an SOP for receiving stock at the warehouse",
+            "Write a standard operating procedure for receiving stock at the warehouse.",
+        ),
+        ("What is the ROI of the new CRM?", "what is the return on investment of the new CRM"),
     ],
 )
 def test_the_same_request_but_for_its_opener_greeting_or_thanks_is_served_without_the_model(
@@ -232,6 +248,11 @@ def test_the_same_request_but_for_its_opener_greeting_or_thanks_is_served_withou
         ("How can I stop sharing my calendar?", "How do I share my calendar?"),
         # A capital letter that names something is no article.
         ("Explain option A", "Explain the option"),
+        # Two words, not one spelt two ways; initials that are no acronym; a minus that stays.
+        ("Who filled in the expense form?", "Who filed the expense form?"),
+        ("Compare the later draft with the first", "Compare the latter draft with the first"),
+        ("Send the signed copy to HR", "Send the signed copy to his room"),
+        ("Plot y = x -1", "Plot y = x 1"),
     ],
 )
 def test_other_requests_alike_in_form_are_read_by_the_model(asked: str, stored: str) -> None:

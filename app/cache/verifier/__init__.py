@@ -27,6 +27,7 @@ from app.cache.verifier.cross_encoder import (
     PairScorer,
     folded,
     read_band,
+    same_request,
 )
 from app.cache.verifier.rules import RULES
 from app.cache.verifier.stages import SIMILARITY, RulesStage, SimilarityStage
@@ -53,6 +54,7 @@ __all__ = [
     "build_verifier",
     "folded",
     "read_band",
+    "same_request",
     "word_overlap",
 ]
 

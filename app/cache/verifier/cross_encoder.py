@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -59,6 +60,24 @@ _CONTRACTIONS: Final = {
     "i've": "i have",
     "there's": "there is",
     "that's": "that is",
+    "we're": "we are",
+    "you're": "you are",
+    "they're": "they are",
+    "we've": "we have",
+    "you've": "you have",
+    "they've": "they have",
+    "i'll": "i will",
+    "we'll": "we will",
+    "let's": "let us",
+    "didn't": "did not",
+    "didnt": "did not",
+    "haven't": "have not",
+    "hasn't": "has not",
+    "wasn't": "was not",
+    "weren't": "were not",
+    "shouldn't": "should not",
+    "wouldn't": "would not",
+    "couldn't": "could not",
 }
 _GREETING: Final = re.compile(rf"^(?:{GREETING}(?:\s*[,!.:;-]+\s*|\s+))+")
 _THANKS: Final = re.compile(
@@ -86,17 +105,206 @@ _OPENING_ARTICLES: Final = frozenset({"A", "An", "The"})
 _THOUSANDS: Final = re.compile(r"(?<=\d),(?=\d{3}\b)")
 # Thanks are looked for in the last this many characters only: a long prompt costs no more.
 _THANKS_TAIL: Final = 80
+# One word in its other spellings. British and American: "-ise" / "-ize" and "-yse" / "-yze"
+# after three letters or two ("prise" and "prize" stay apart), "-our" / "-or" after three
+# ("colour", "favourite"; "your" and "four" stay), and the words below. A letter typed twice or
+# once ("exceeded" / "exceded", "cancelled" / "canceled"), in a word of six letters or more once
+# halved ("filled" / "filed" and "latter" / "later" stay apart), read as each prompt parts its
+# words. Small numbers in words ("two" / "2", "third" / "3rd"; not "one", a pronoun too).
+_SPELLINGS: Final = {
+    "centre": "center",
+    "centres": "centers",
+    "metre": "meter",
+    "metres": "meters",
+    "litre": "liter",
+    "litres": "liters",
+    "theatre": "theater",
+    "fibre": "fiber",
+    "catalogue": "catalog",
+    "catalogues": "catalogs",
+    "dialogue": "dialog",
+    "analogue": "analog",
+    "programme": "program",
+    "programmes": "programs",
+    "cheque": "check",
+    "cheques": "checks",
+    "grey": "gray",
+    "licence": "license",
+    "licences": "licenses",
+    "defence": "defense",
+    "offence": "offense",
+    "practise": "practice",
+    "ageing": "aging",
+    "judgement": "judgment",
+    "enrol": "enroll",
+    "enrolment": "enrollment",
+    "fulfil": "fulfill",
+    "fulfilment": "fulfillment",
+    "towards": "toward",
+    "whilst": "while",
+    "amongst": "among",
+    "learnt": "learned",
+    "aluminium": "aluminum",
+    "tyre": "tire",
+    "tyres": "tires",
+    "plough": "plow",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+    "eleven": "11",
+    "twelve": "12",
+    "first": "1st",
+    "second": "2nd",
+    "third": "3rd",
+    "fourth": "4th",
+    "fifth": "5th",
+}
+_SPELT: Final = re.compile(r"[a-z]+")
+_ISE: Final = re.compile(
+    r"(?<=[a-z]{3})is(?=(?:e|es|ed|ing|ation|ations|er|ers)$)|(?<=[a-z]{2})ys(?=(?:e|es|ed|ing|er|ers)$)"
+)
+_OUR: Final = re.compile(r"(?<=[a-z]{3})our(?=(?:|s|ed|ing|ite|ites|able|ful|less)$)")
+_DOUBLED: Final = re.compile(r"([a-z])\1")
+_HALVED_MIN: Final = 6
+# How a prompt is laid out, once its words are spelt alike: "re-run" / "rerun", "time-to-hire" /
+# "time to hire", "45 km" / "45km", "A/B" / "AB", "w/" for "with", quotes, brackets, and commas
+# between words. A hyphen or a space between two numbers stays ("-5" is not "5", "3 4" not "34").
+_WITH: Final = (
+    (re.compile(r"(?<![\w/])w/o(?![\w/])"), "without "),
+    (re.compile(r"(?<![\w/])w/(?![\w/])"), "with "),
+)
+_SLASHED_LETTERS: Final = re.compile(r"\b([a-z])/([a-z])\b")
+_MARKS: Final = re.compile(r"[\"'`()\[\]\u201c\u201d\u2018]|,(?=\s)")
+_HYPHEN_IN_A_WORD: Final = re.compile(r"-(?<=[a-z]-)(?=[a-z])")
+_LETTERS: Final = frozenset("abcdefghijklmnopqrstuvwxyz")
+_DIGITS: Final = frozenset("0123456789")
+# An acronym and the words it stands for, on the two sides of a pair: capitals, two to six of
+# them; the words may be joined by a space or a hyphen ("non-disclosure agreement"). Read in the
+# first characters of each prompt only, and the first few acronyms: a long prompt costs no more.
+_ACRONYM: Final = re.compile(r"\b[A-Z]{2,6}\b")
+_ACRONYM_LINKS: Final = frozenset({"of", "on", "and", "for", "to", "in", "at", "by", "or"})
+# Words no acronym stands for ("send it to his room" does not spell out "HR").
+_NOT_SPELT: Final = frozenset(
+    [
+        "his",
+        "her",
+        "hers",
+        "its",
+        "our",
+        "ours",
+        "their",
+        "theirs",
+        "your",
+        "yours",
+        "my",
+        "mine",
+        "this",
+        "that",
+        "these",
+        "those",
+        "him",
+        "them",
+        "they",
+        "she",
+        "you",
+        "we",
+        "me",
+        "us",
+        "who",
+        "whom",
+        "whose",
+        "what",
+        "when",
+        "where",
+        "which",
+        "why",
+        "how",
+        "than",
+        "then",
+        "are",
+        "was",
+        "were",
+        "been",
+        "being",
+        "has",
+        "have",
+        "had",
+        "does",
+        "did",
+        "not",
+        "nor",
+        "can",
+        "could",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "may",
+        "might",
+        "must",
+        "all",
+        "any",
+        "some",
+        "each",
+        "every",
+        "both",
+        "few",
+        "many",
+        "more",
+        "most",
+        "much",
+        "such",
+        "very",
+        "just",
+        "also",
+        "only",
+        "from",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "with",
+        "without",
+        "about",
+        "after",
+        "before",
+        "between",
+        "out",
+        "off",
+        "but",
+        "yet",
+        "so",
+        "if",
+        "as",
+        "one",
+        "two",
+    ]
+)
+_ACRONYM_SPAN: Final = 2_000
+_ACRONYMS_READ: Final = 4
+_WORD_PIECE: Final = re.compile(r"[^\W\d_]+")
+_SPELT_GAP: Final = re.compile(r"[\s-]")
 # A lookup folds its prompt once per candidate, and stored prompts recur from lookup to lookup;
 # the latest this many foldings are kept (texts of up to about 6,000 characters: a few MB at most).
 FOLDED_CACHE: Final = 256
+# Words recur from prompt to prompt: the latest this many spellings are kept.
+SPELLINGS_CACHE: Final = 8_192
 
 
 @lru_cache(maxsize=FOLDED_CACHE)
 def folded(text: str) -> str:
     """The prompt without the differences no reader would call a change: case, spacing, the
     closing punctuation, articles, "&" for "and", "1,000" for "1000", contractions, a greeting,
-    "please" or "can you" before the request and thanks after it, and how a how-to or where-to
-    question opens ("How can I", "how to", "Is there a way to": "how do i")."""
+    "please" or "can you" before the request and thanks after it, how a how-to or where-to
+    question opens ("How can I", "how to", "Is there a way to": "how do i"), a word's other
+    spellings (`_SPELLINGS`) and how the words are laid out (`_joined`). A key to compare, not
+    a text to read."""
     words = text.replace("&", " and ").replace("\u2019", "'").split()
     if words and words[0] in _OPENING_ARTICLES:
         words = words[1:]
@@ -110,7 +318,80 @@ def folded(text: str) -> str:
     text = _POLITE.sub("", re.sub(r"[\s?.!,]+$", "", head + _THANKS.sub("", tail)))
     for opener, canonical in _OPENERS:
         text = opener.sub(canonical, text)
-    return text
+    text = _SPELT.sub(_spelt_alike, text)
+    if "/" in text:
+        for pattern, written in _WITH:
+            text = pattern.sub(written, text)
+        text = _SLASHED_LETTERS.sub(r"\1\2", text)
+    return _joined(_HYPHEN_IN_A_WORD.sub("", _MARKS.sub("", text)))
+
+
+def _joined(text: str) -> str:
+    """The words written together where a space parts two letters, a letter and a number, or a
+    number and a letter; kept between two numbers and beside any other mark."""
+    parts = text.split()
+    out = parts[:1]
+    for before, part in itertools.pairwise(parts):
+        last, first = before[-1], part[0]
+        together = (last in _LETTERS and (first in _LETTERS or first in _DIGITS)) or (
+            last in _DIGITS and first in _LETTERS
+        )
+        out.append(part if together else " " + part)
+    return "".join(out)
+
+
+def _spelt_alike(match: re.Match[str]) -> str:
+    return _spelling(match.group())
+
+
+@lru_cache(maxsize=SPELLINGS_CACHE)
+def _spelling(word: str) -> str:
+    """The one spelling `folded` gives a word (`_SPELLINGS`)."""
+    if word in _SPELLINGS:
+        return _SPELLINGS[word]
+    if len(word) < _HALVED_MIN:
+        return word
+    word = _OUR.sub("or", _ISE.sub(lambda m: m.group()[0] + "z", word))
+    halved = _DOUBLED.sub(r"\1", word)
+    return halved if len(halved) >= _HALVED_MIN else word
+
+
+def same_request(first: str, second: str) -> bool:
+    """The two prompts are one request but for what `folded` leaves out, or for an acronym one
+    of them spells out ("Summarise this NDA" / "Summarise this non-disclosure agreement")."""
+    if folded(first) == folded(second):
+        return True
+    for text, other in ((first, second), (second, first)):
+        for acronym in dict.fromkeys(_ACRONYM.findall(text[:_ACRONYM_SPAN])[:_ACRONYMS_READ]):
+            spelt = _spelt_out(acronym, other)
+            if spelt is not None and folded(text) == folded(spelt):
+                return True
+    return False
+
+
+def _spelt_out(acronym: str, text: str) -> str | None:
+    """`text` with the first words whose initials spell `acronym` written as it: words of three
+    letters or more that can stand in a name (not "his", "that", "with" ...), with "of", "and",
+    "on" ... between them ("return on investment"), and not themselves in capitals; None without
+    them."""
+    letters = acronym.casefold()
+    words = list(_WORD_PIECE.finditer(text[:_ACRONYM_SPAN]))
+    for start in range(len(words) - len(letters) + 1):
+        run = words[start : start + len(letters)]
+        pieces = [word.group() for word in run]
+        if (
+            all(piece[0].casefold() == letter for piece, letter in zip(pieces, letters, strict=True))
+            and all(
+                (len(piece) >= 3 and piece.casefold() not in _NOT_SPELT) or piece.casefold() in _ACRONYM_LINKS
+                for piece in pieces
+            )
+            and pieces[0].casefold() not in _ACRONYM_LINKS
+            and pieces[-1].casefold() not in _ACRONYM_LINKS
+            and not any(piece.isupper() for piece in pieces)
+            and all(_SPELT_GAP.fullmatch(text[a.end() : b.start()]) for a, b in itertools.pairwise(run))
+        ):
+            return text[: run[0].start()] + acronym + text[run[-1].end() :]
+    return None
 
 
 def _is_same(query: str, candidate: Candidate) -> bool:
@@ -119,7 +400,7 @@ def _is_same(query: str, candidate: Candidate) -> bool:
     ends are not the prompts' ends, and a space at a cut may be one the other prompt lacks."""
     if candidate.cut_short:
         return candidate.prompt.casefold() == candidate.beside(query).casefold()
-    return folded(candidate.prompt) == folded(candidate.beside(query))
+    return same_request(candidate.prompt, candidate.beside(query))
 
 
 def _same_prompt(query: str, candidates: Sequence[Candidate]) -> bool:

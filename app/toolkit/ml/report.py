@@ -25,7 +25,7 @@ from app.cache.verifier import (
     RULES,
     FirstPassBand,
     VerifierPolicy,
-    folded,
+    same_request,
     word_overlap,
 )
 from app.toolkit.ml.train import (
@@ -142,12 +142,12 @@ class ScoredSet:
     fired: dict[str, BoolArray] = field(default_factory=dict)
     # Model name -> probability per pair (0 where the cosine is below LOWEST_FLOOR).
     probability: dict[str, FloatArray] = field(default_factory=dict)
-    # The pairs that are one request but for what `folded` leaves out: served unread, at 1.0.
+    # The pairs that are one request but for what `same_request` leaves out: served unread, at 1.0.
     unread: BoolArray = field(init=False)
 
     def __post_init__(self) -> None:
         self.overlap = np.array([word_overlap(a, b) for a, b in self.labelled.pairs], dtype=np.float64)
-        self.unread = np.array([folded(a) == folded(b) for a, b in self.labelled.pairs], dtype=bool)
+        self.unread = np.array([same_request(a, b) for a, b in self.labelled.pairs], dtype=bool)
 
     @property
     def labels(self) -> BoolArray:
@@ -216,7 +216,7 @@ def score_sets(
             # One pair per run, as a lookup with one candidate: int8 dynamic quantisation scales a
             # batch's activations together, so a pair's score moves a little with its batch.
             for index in reached:
-                # The same request but for what `folded` leaves out is served unread, as by the service.
+                # The same request (`same_request`) is served unread, as by the service.
                 probability[index] = 1.0 if item.unread[index] else model.score([asked[index]])[0]
             item.probability[name] = probability
         scored.append(item)
@@ -582,7 +582,7 @@ def report(
             },
             # Where the shipped verifier loses the true pairs it does not serve (`lost_where`).
             "paraphrases_lost_where": lost_where(item, shipped_verifier),
-            # The pairs one request but for what `folded` leaves out (served unread at cosine >= the
+            # The pairs one request but for what `same_request` leaves out (served unread at cosine >= the
             # floor, unless a rule refuses them), by label.
             "one_request_once_folded": {
                 "same_answer": int((item.unread & labels).sum()),
