@@ -79,9 +79,8 @@ WORK_PROMPTS_SEVENTH_FILE = Path(__file__).parent / "data" / "work_prompts_seven
 # model; no report had read it when it was committed, and it joined the report to judge the next
 # model (report only; the same pairs left out).
 WORK_PROMPTS_EIGHTH_FILE = Path(__file__).parent / "data" / "work_prompts_eighth.csv"
-# A ninth, written the same way by two more writers while the eighth was waiting to judge a model.
-# Kept out of every report until a model is judged on it, so that it is still blind then; only the
-# guard against sharing prompts with training data reads it.
+# A ninth, written the same way by two more writers while the eighth was waiting to judge a model;
+# kept out of every report until it judged the next model (report only; the same pairs left out).
 WORK_PROMPTS_NINTH_FILE = Path(__file__).parent / "data" / "work_prompts_ninth.csv"
 # A tenth, written the same way by two more writers while the ninth was waiting to judge a model.
 # Kept out of every report until a model is judged on it, so that it is still blind then; only the
@@ -443,6 +442,14 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             WORK_PROMPTS_EIGHTH_FILE,
             "work_prompts_eighth",
             "work prompts written apart from the project while the seventh set was waiting to judge a "
+            "model, of the same kinds (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_NINTH_FILE,
+            "work_prompts_ninth",
+            "work prompts written apart from the project while the eighth set was waiting to judge a "
             "model, of the same kinds (report only)",
         )
     )
