@@ -51,6 +51,64 @@ def export_embedder_command(
     )
 
 
+@embedder_app.command("train")
+def train_embedder_command(
+    output_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Where model.onnx, tokenizer.json, info.json go: a candidate, compared with the shipped "
+            "embedder by `deja verifier report --embedder-dir` before it replaces it."
+        ),
+    ] = Path(".ml-work/embedder/candidate"),
+    data_dir: Annotated[Path, typer.Option(help="Directory of the shared labelled pairs files.")] = Path(
+        "../shared/data"
+    ),
+    work_dir: Annotated[
+        Path, typer.Option(help="Checkpoints (the same command resumes from them) and the PyTorch model.")
+    ] = Path(".ml-work/embedder"),
+    epochs: Annotated[int, typer.Option(min=1, max=20, help="Passes over the true pairs.")] = 1,
+    batch_size: Annotated[
+        int, typer.Option(min=2, max=512, help="True pairs per step; the others in a step are its negatives.")
+    ] = 48,
+    learning_rate: Annotated[float, typer.Option(min=1e-7, max=1e-3, help="Peak learning rate.")] = 2e-5,
+    seed: Annotated[int, typer.Option(help="The verifier's seed: it fixes the validation slices.")] = 13,
+    precision: Annotated[
+        str, typer.Option(help="bf16, fp32 or auto (bfloat16 where the CPU computes it natively).")
+    ] = "auto",
+) -> None:
+    """Fine-tune all-MiniLM-L6-v2 on the verifier's training rows (never its validation slices) so a
+    request reworded lands nearer its original, then export it fused and int8 (needs the `train`
+    extra; seeded, resumable)."""
+    from app.toolkit.ml.embedder_train import EmbedderTrainConfig, train_embedder, write_training
+    from app.toolkit.ml.export import default_source_dir, export_embedder
+
+    if precision not in ("auto", "bf16", "fp32"):
+        raise typer.BadParameter("precision must be auto, bf16 or fp32")
+    config = EmbedderTrainConfig(
+        data_dir=data_dir,
+        output_dir=output_dir,
+        work_dir=work_dir,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        precision=precision,
+    )
+    training = train_embedder(config, default_source_dir())
+    with console.status("Exporting, fusing and quantising ..."):
+        info = export_embedder(
+            output_dir,
+            work_dir / "hf",
+            name=config.name,
+            source_model="sentence-transformers/all-MiniLM-L6-v2, fine-tuned by `deja embedder train`",
+        )
+    write_training(output_dir, training)
+    console.print(
+        f"[green]Wrote[/green] {output_dir} ({info['name']}): {training['steps']} steps, "
+        f"loss {training['final_loss']}, cosine to PyTorch mean {info['cosine_to_pytorch_fp32']['mean']}"
+    )
+
+
 @verifier_app.command("train")
 def train_verifier_command(
     output_dir: Annotated[
@@ -358,6 +416,9 @@ def report_verifier_command(
         Path | None,
         typer.Option(help="An earlier verifier to set beside it, at the defaults it shipped with."),
     ] = None,
+    embedder_dir: Annotated[
+        Path, typer.Option(help="The embedder whose cosine the floor and the bands read.")
+    ] = DEFAULT_EMBEDDER_DIR,
     json_out: Annotated[Path | None, typer.Option(help="Also write the whole report as JSON here.")] = None,
     seed: Annotated[int, typer.Option(help="The training run's seed (it fixes the validation slices).")] = 13,
     min_score: Annotated[
@@ -421,7 +482,7 @@ def report_verifier_command(
         if first_pass_band is None:
             raise typer.BadParameter(f"{first_pass_dir} holds no first pass distilled from {verifier_dir}")
         first_pass = (first_pass_dir, first_pass_band)
-    result = report(config, verifier_dir, previous_dir, policy, first_pass)
+    result = report(config, verifier_dir, previous_dir, policy, first_pass, embedder_dir)
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for name, figures in result["sets"].items():

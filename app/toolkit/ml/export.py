@@ -126,8 +126,14 @@ def torch_embeddings(source_dir: Path, texts: Sequence[str]) -> np.ndarray[Any, 
     return np.asarray(vectors, dtype=np.float32)
 
 
-def export_embedder(out_dir: Path = DEFAULT_EMBEDDER_DIR, source_dir: Path | None = None) -> dict[str, Any]:
-    """Build the shipped embedder and record how close it stays to PyTorch."""
+def export_embedder(
+    out_dir: Path = DEFAULT_EMBEDDER_DIR,
+    source_dir: Path | None = None,
+    *,
+    name: str = EMBEDDER_NAME,
+    source_model: str = SOURCE_MODEL,
+) -> dict[str, Any]:
+    """Build an embedder (at the defaults, the shipped one) and record how close it stays to PyTorch."""
     source = source_dir or default_source_dir()
     build_onnx(source, out_dir, "feature-extraction")
     reference = torch_embeddings(source, PROBE_PROMPTS)
@@ -136,8 +142,8 @@ def export_embedder(out_dir: Path = DEFAULT_EMBEDDER_DIR, source_dir: Path | Non
     served = np.vstack([embedder.embed([text]) for text in PROBE_PROMPTS])
     cosines = (reference * served).sum(axis=1)
     info: dict[str, Any] = {
-        "name": EMBEDDER_NAME,
-        "source_model": SOURCE_MODEL,
+        "name": name,
+        "source_model": source_model,
         "quantisation": QUANTISATION,
         "dimension": int(served.shape[1]),
         "pooling": "masked mean, L2-normalised",

@@ -198,9 +198,12 @@ class ScoredSet:
 
 
 def score_sets(
-    sets: Sequence[LabelledSet], models: Mapping[str, OnnxCrossEncoder], threads: int = 2
+    sets: Sequence[LabelledSet],
+    models: Mapping[str, OnnxCrossEncoder],
+    threads: int = 2,
+    embedder_dir: Path = DEFAULT_EMBEDDER_DIR,
 ) -> list[ScoredSet]:
-    embedder = OnnxEmbedder(DEFAULT_EMBEDDER_DIR, threads=threads)
+    embedder = OnnxEmbedder(embedder_dir, threads=threads)
     scored = []
     for labelled in sets:
         cosine = cosines(embedder, labelled.pairs)
@@ -514,6 +517,7 @@ def report(
     previous_dir: Path | None,
     policy: VerifierPolicy,
     first_pass: tuple[Path, FirstPassBand] | None = None,
+    embedder_dir: Path = DEFAULT_EMBEDDER_DIR,
 ) -> dict[str, Any]:
     splits = load_splits(config)
     models = {"shipped": OnnxCrossEncoder(shipped_dir, threads=config.threads)}
@@ -521,7 +525,7 @@ def report(
         models["previous"] = OnnxCrossEncoder(previous_dir, threads=config.threads)
     if first_pass is not None:
         models[FIRST_PASS] = OnnxCrossEncoder(first_pass[0], threads=config.threads)
-    validation = score_sets(splits.validation, models, config.threads)
+    validation = score_sets(splits.validation, models, config.threads, embedder_dir)
     # The stress pairs are reported here, not by training (they came after the shipped model), and
     # their topical look-alikes guard the choice of the floor (`choose_far`).
     stress = work_prompts(
@@ -529,7 +533,7 @@ def report(
         "work_prompts_stress",
         "topical look-alikes and near-identical paraphrases written apart; they guard the floor's choice",
     )
-    reported = score_sets([*splits.report, stress], models, config.threads)
+    reported = score_sets([*splits.report, stress], models, config.threads, embedder_dir)
     topical = _only(reported[-1], "topical")
     all_rules = frozenset(RULES)
     enabled = all_rules - policy.disabled_rules
