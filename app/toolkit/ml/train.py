@@ -82,9 +82,9 @@ WORK_PROMPTS_EIGHTH_FILE = Path(__file__).parent / "data" / "work_prompts_eighth
 # A ninth, written the same way by two more writers while the eighth was waiting to judge a model;
 # kept out of every report until it judged the next model (report only; the same pairs left out).
 WORK_PROMPTS_NINTH_FILE = Path(__file__).parent / "data" / "work_prompts_ninth.csv"
-# A tenth, written the same way by two more writers while the ninth was waiting to judge a model.
-# Kept out of every report until a model is judged on it, so that it is still blind then; only the
-# guard against sharing prompts with training data reads it.
+# A tenth, written the same way by two more writers while the ninth was waiting to judge a model;
+# kept out of every report until it judged the fine-tuned embedder (report only; the same pairs
+# left out).
 WORK_PROMPTS_TENTH_FILE = Path(__file__).parent / "data" / "work_prompts_tenth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
@@ -450,6 +450,14 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             WORK_PROMPTS_NINTH_FILE,
             "work_prompts_ninth",
             "work prompts written apart from the project while the eighth set was waiting to judge a "
+            "model, of the same kinds (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_TENTH_FILE,
+            "work_prompts_tenth",
+            "work prompts written apart from the project while the ninth set was waiting to judge a "
             "model, of the same kinds (report only)",
         )
     )
