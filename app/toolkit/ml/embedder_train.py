@@ -27,7 +27,16 @@ from typing import Any
 
 from rich.console import Console
 
-from app.toolkit.ml.train import Splits, TrainConfig, _use_bf16, _written, load_splits
+from app.toolkit.ml.train import (
+    Splits,
+    TrainConfig,
+    _use_bf16,
+    _written,
+    load_splits,
+    resume,
+    save_checkpoint,
+    warmup_then_linear_decay,
+)
 
 console = Console()
 
@@ -143,25 +152,10 @@ def train_embedder(config: EmbedderTrainConfig, source_dir: Path) -> dict[str, A
     ]
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.01)
-    warmup = max(1, int(len(batches) * config.warmup_fraction))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (len(batches) - step) / max(1, len(batches) - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = warmup_then_linear_decay(optimizer, len(batches), config.warmup_fraction)
     config.work_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = config.work_dir / "checkpoint.pt"
-    first_step, running, spent = 0, 0.0, 0.0
-    if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, weights_only=False)
-        if state["batches"] == len(batches):
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            first_step, running, spent = state["step"], state["loss"], state["seconds"]
-            console.print(f"resuming at step {first_step}/{len(batches)}")
+    first_step, running, spent = resume(checkpoint_path, len(batches), model, optimizer, scheduler)
     bf16 = _use_bf16(config.precision)
 
     def embed(texts: Sequence[str]) -> torch.Tensor:
@@ -201,21 +195,13 @@ def train_embedder(config: EmbedderTrainConfig, source_dir: Path) -> dict[str, A
         scheduler.step()
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         done = step + 1
-        if done % config.checkpoint_every == 0 or done == len(batches):
+        if done % config.checkpoint_every == 0 and done < len(batches):
             seconds = time.perf_counter() - started
-            torch.save(
-                {
-                    "batches": len(batches),
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "step": done,
-                    "loss": running,
-                    "seconds": seconds,
-                },
-                checkpoint_path,
+            save_checkpoint(
+                checkpoint_path, len(batches), (model, optimizer, scheduler), done, running, seconds
             )
             console.print(f"step {done}/{len(batches)} loss {running:.4f} {seconds / done:.2f} s/step")
+    checkpoint_path.unlink(missing_ok=True)
     hf_dir = config.work_dir / "hf"
     hf_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(hf_dir)

@@ -614,6 +614,57 @@ def _use_bf16(precision: str) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def warmup_then_linear_decay(optimizer: Any, steps: int, warmup_fraction: float) -> Any:
+    """A learning rate rising over the first `warmup_fraction` of `steps`, then falling to 0."""
+    import torch
+
+    warmup = max(1, int(steps * warmup_fraction))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (steps - step) / max(1, steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def resume(path: Path, steps: int, model: Any, optimizer: Any, scheduler: Any) -> tuple[int, float, float]:
+    """Load the checkpoint at `path` into the three when it was saved by a run of as many steps:
+    (the step to go on from, the running loss, the seconds spent); (0, 0.0, 0.0) otherwise."""
+    import torch
+
+    if not path.is_file():
+        return 0, 0.0, 0.0
+    state = torch.load(path, weights_only=False)
+    if state["batches"] != steps:
+        return 0, 0.0, 0.0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    console.print(f"resuming at step {state['step']}/{steps}")
+    return int(state["step"]), float(state["loss"]), float(state["seconds"])
+
+
+def save_checkpoint(
+    path: Path, steps: int, trained: tuple[Any, Any, Any], step: int, loss: float, seconds: float
+) -> None:
+    """Save the (model, optimiser, schedule) after `step` of `steps`, whole or not at all."""
+    import torch
+
+    model, optimizer, scheduler = trained
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "step": step,
+        "loss": loss,
+        "seconds": seconds,
+        "batches": steps,
+    }
+    torch.save(state, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+
+
 @dataclass(frozen=True)
 class Stage:
     """One pass of training: where it starts from, its rates and its seed."""
@@ -669,24 +720,9 @@ def train_model(
         [{"params": body, "lr": stage.learning_rate}, {"params": head, "lr": stage.head_learning_rate}],
         weight_decay=0.01,
     )
-    warmup = max(1, int(len(batches) * config.warmup_fraction))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (len(batches) - step) / max(1, len(batches) - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = warmup_then_linear_decay(optimizer, len(batches), config.warmup_fraction)
     checkpoint_path = config.work_dir / f"checkpoint-{stage.name}.pt"
-    first_step, running, spent = 0, 0.0, 0.0
-    if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, weights_only=False)
-        if state["batches"] == len(batches):
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            first_step, running, spent = state["step"], state["loss"], state["seconds"]
-            console.print(f"resuming at step {first_step}/{len(batches)}")
+    first_step, running, spent = resume(checkpoint_path, len(batches), model, optimizer, scheduler)
     bf16 = _use_bf16(config.precision)
     loss_fn = torch.nn.MSELoss() if stage.logit_targets else torch.nn.BCEWithLogitsLoss()
     model.train()
@@ -720,17 +756,14 @@ def train_model(
                 f"step {step + 1}/{len(batches)} loss {running:.3f} {time.perf_counter() - started:.0f}s"
             )
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < len(batches):
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "step": step + 1,
-                "loss": running,
-                "seconds": time.perf_counter() - started,
-                "batches": len(batches),
-            }
-            torch.save(state, checkpoint_path.with_suffix(".tmp"))
-            checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+            save_checkpoint(
+                checkpoint_path,
+                len(batches),
+                (model, optimizer, scheduler),
+                step + 1,
+                running,
+                time.perf_counter() - started,
+            )
     model.eval()
     hf_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(hf_dir))
