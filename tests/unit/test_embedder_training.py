@@ -49,10 +49,12 @@ def test_true_pairs_are_trained_together_and_order_sources_are_left_out() -> Non
 
 
 def test_a_labelled_look_alike_is_a_negative_of_both_its_prompts_unless_it_only_reorders_words() -> None:
-    examples = embedder_examples(_splits(), [("Reset my VPN password", "Reset my Okta password", 0)])
+    examples = embedder_examples(
+        _splits(), {"short": [("Reset my VPN password", "Reset my Okta password", 0)]}
+    )
     assert examples.look_alikes["How do I learn Python fast?"] == ["How do I learn Rust fast?"]
     assert examples.look_alikes["How do I learn Rust fast?"] == ["How do I learn Python fast?"]
     assert examples.look_alikes["Reset my VPN password"] == ["Reset my Okta password"]
     # The same words in another order: no mean of word vectors tells them apart.
     assert "Summarise this ticket" not in examples.look_alikes
-    assert examples.sources["extra"] == 1
+    assert examples.sources["short"] == 1

@@ -70,7 +70,7 @@ def train_embedder_command(
     batch_size: Annotated[
         int, typer.Option(min=2, max=512, help="True pairs per step; the others in a step are its negatives.")
     ] = 48,
-    learning_rate: Annotated[float, typer.Option(min=1e-7, max=1e-3, help="Peak learning rate.")] = 2e-5,
+    learning_rate: Annotated[float, typer.Option(min=1e-7, max=1e-3, help="Peak learning rate.")] = 3e-5,
     seed: Annotated[int, typer.Option(help="The verifier's seed: it fixes the validation slices.")] = 13,
     precision: Annotated[
         str, typer.Option(help="bf16, fp32 or auto (bfloat16 where the CPU computes it natively).")

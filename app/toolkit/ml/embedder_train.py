@@ -20,7 +20,7 @@ import random
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ class EmbedderTrainConfig:
     seed: int = 13
     epochs: int = 1
     batch_size: int = 48
-    learning_rate: float = 2e-5
+    learning_rate: float = 3e-5
     # Cosines are multiplied by this before the softmax over a batch.
     scale: float = 20.0
     # The ranking alone stops once a true pair outranks the rest of its batch, however far apart
@@ -82,9 +82,11 @@ def _bag(text: str) -> tuple[str, ...]:
     return tuple(sorted(text.lower().split()))
 
 
-def embedder_examples(splits: Splits, extra: Sequence[tuple[str, str, int]] = ()) -> EmbedderExamples:
+def embedder_examples(
+    splits: Splits, extra: Mapping[str, Sequence[tuple[str, str, int]]] | None = None
+) -> EmbedderExamples:
     """The true pairs and look-alikes of the verifier's training rows (`splits.train`, never its
-    validation slices or report sets) and of `extra` rows, without the word-order sources."""
+    validation slices or report sets) and of `extra` rows by source, without the word-order sources."""
     rows: list[tuple[str, str, int]] = []
     sources: dict[str, int] = {}
     start = 0
@@ -96,9 +98,9 @@ def embedder_examples(splits: Splits, extra: Sequence[tuple[str, str, int]] = ()
         unique = list(dict.fromkeys((a, b, int(label)) for a, b, label in chunk))
         rows += unique
         sources[source] = len(unique)
-    if extra:
-        rows += extra
-        sources["extra"] = len(extra)
+    for source, extra_rows in (extra or {}).items():
+        rows += extra_rows
+        sources[source] = len(extra_rows)
     rows = list(dict.fromkeys(rows))
     pairs = [(a, b) for a, b, label in rows if label == 1]
     look_alikes: dict[str, list[str]] = defaultdict(list)
@@ -115,7 +117,7 @@ def training_examples(config: EmbedderTrainConfig) -> EmbedderExamples:
     workplace requests (the verifier is not trained on them; their validation slice stays out)."""
     splits = load_splits(TrainConfig(data_dir=config.data_dir, seed=config.seed))
     short_train, _ = _written("short")
-    return embedder_examples(splits, [(a, b, label) for (a, b), label in short_train])
+    return embedder_examples(splits, {"short": [(a, b, label) for (a, b), label in short_train]})
 
 
 def train_embedder(config: EmbedderTrainConfig, source_dir: Path) -> dict[str, Any]:
