@@ -52,3 +52,15 @@ def test_two_long_prompts_are_read_cut_to_where_they_differ() -> None:
     read, whole = (int(cut.group(i).replace(",", "")) for i in (1, 3))
     assert 0 < read < whole / 2
     assert "at the default settings: refused by" in result.output
+
+
+def test_the_report_names_the_rules_when_asked_to_decide_without_one_that_does_not_exist() -> None:
+    result = CliRunner().invoke(
+        cli, ["verifier", "report", "--disable-rule", "negation", "--disable-rule", "tone"]
+    )
+    assert result.exit_code == 2
+    # The message as one line, whatever width the error box wraps it to.
+    message = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
+    assert (
+        "no rule named tone; the rules: direction, number, time, negation, antonym, entity, order" in message
+    )

@@ -441,6 +441,10 @@ def report_verifier_command(
         float | None,
         typer.Option(min=0.0, max=1.0, help="Cosine floor to decide with (default: the tenant default)."),
     ] = None,
+    disable_rule: Annotated[
+        list[str] | None,
+        typer.Option(help="A rule to decide without (repeatable), as a tenant's disabled_rules."),
+    ] = None,
     first_pass_dir: Annotated[
         Path | None,
         typer.Option(
@@ -455,7 +459,7 @@ def report_verifier_command(
     import json
     from dataclasses import replace
 
-    from app.cache.verifier import VerifierPolicy, read_band
+    from app.cache.verifier import RULES, VerifierPolicy, read_band
     from app.toolkit.ml.report import report
     from app.toolkit.ml.train import TrainConfig, with_recipe
 
@@ -468,6 +472,11 @@ def report_verifier_command(
         policy = replace(policy, cross_encoder_far_min_score=far_min_score)
     if min_similarity is not None:
         policy = replace(policy, min_similarity=min_similarity)
+    if disable_rule:
+        unknown = sorted(set(disable_rule) - set(RULES))
+        if unknown:
+            raise typer.BadParameter(f"no rule named {', '.join(unknown)}; the rules: {', '.join(RULES)}")
+        policy = replace(policy, disabled_rules=frozenset(disable_rule))
     # The whole PAWS test split (8,000 rows), not the sample the training run reports.
     config = TrainConfig(data_dir=data_dir, seed=seed, paws_test_pairs=8000)
     # The written work prompts the verifier was trained on (its metrics.json records the recipe)
