@@ -18,6 +18,7 @@ from app.cache.verifier.rules import (
     NEGATION,
     NUMBER,
     ORDER,
+    STATED_OTHERWISE_CHARS,
     TIME,
     different_entities,
     different_negation,
@@ -268,6 +269,75 @@ def test_a_word_between_a_count_and_its_unit_leaves_the_unit_the_counts() -> Non
     )
     assert different_numbers("extend the trial by 2 extra weeks", "extend the trial by 14 days") is None
     assert different_numbers("extend the trial by 2 extra weeks", "extend the trial by 3 weeks") == NUMBER
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # Times of day, however written; a range's one meridiem is both ends'.
+        ("mute the alerts from 22:00 to 07:00", "mute the alerts between 10pm and 7am"),
+        ("staff the desk 9am-5pm", "staff the desk from 9 to 5 pm"),
+        ("cover the shop 8am to 8pm with four cashiers", "four cashiers, shop open 8 to 8: a rota please"),
+        # Counts and durations in words.
+        ("merge two spreadsheets into one", "merge a pair of spreadsheets into one"),
+        ("customers with no order in the last 12 months", "customers who have not ordered in the past year"),
+        ("a reminder for invoices seven days overdue", "a reminder for invoices a week overdue"),
+        ("users with 0 logins this month", "users who never logged in this month"),
+        # A percentage as a fraction; a month by its number.
+        ("sample size at a 5% significance level and 80% power", "sample size for alpha 0.05 and power 0.8"),
+        ("signups during 2025-04", "signups in April 2025"),
+        # A number inside a name.
+        ("why move from Win10 to Win11", "reasons to upgrade from Windows 10 to Windows 11"),
+        ("explain OAuth2 simply", "explain OAuth 2.0 in plain words"),
+        ("what does our p99 latency mean", "what does the 99th percentile latency mean"),
+        ("vet a third-party vendor", "vet a 3PL vendor"),
+    ],
+)
+def test_a_number_stated_another_way_is_the_same_number(first: str, second: str) -> None:
+    assert different_numbers(first, second) is None
+    assert different_numbers(second, first) is None
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("book the room at 3pm", "book the room at 3am"),
+        ("mute the alerts from 22:00 to 07:00", "mute the alerts between 9pm and 7am"),
+        ("merge three spreadsheets into one", "merge a pair of spreadsheets into one"),
+        ("customers with no order in the last 6 months", "customers who have not ordered in the past year"),
+        ("sample size at a 1% significance level", "sample size for alpha 0.05"),
+        ("why move from Win10", "reasons to upgrade from Windows 11"),
+        # "P1" is a priority, not the tier in "tier 1".
+        ("define the path from tier 1 support to engineering", "escalate a P1 outage to engineering"),
+    ],
+)
+def test_another_number_stated_another_way_is_still_another_number(first: str, second: str) -> None:
+    assert different_numbers(first, second) == NUMBER
+    assert different_numbers(second, first) == NUMBER
+
+
+def test_words_of_a_pasted_text_do_not_stand_for_a_count_its_request_adds() -> None:
+    text = (
+        "Both regions missed the target in March. The pair of new hires in Lyon started late, and the"
+        " warehouse closed twice for repairs. Sales in the north held up, but returns doubled after the"
+        " price change, and the support queue grew every week until the new rota was agreed with the team."
+        " The pair of new tills arrives next month."
+    )
+    assert len(text) > STATED_OTHERWISE_CHARS
+    assert different_numbers(f"Summarise this in two bullets: {text}", f"Summarise this: {text}") == NUMBER
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("when do I get my W-2", "when do I get my W2"),
+        ("last day of the month in T-SQL", "last day of the month in SQL Server"),
+        ("keep macOS awake during a talk", "keep my Mac awake during a talk"),
+    ],
+)
+def test_one_name_written_two_ways_is_one_name(first: str, second: str) -> None:
+    assert different_entities(first, second) is None
+    assert different_entities(second, first) is None
 
 
 def test_dates_compare_by_their_parts() -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from decimal import Decimal
 from difflib import SequenceMatcher
 from functools import lru_cache, wraps
 from types import MappingProxyType
@@ -447,7 +448,7 @@ def _scaled(value: str, factor: int) -> str:
 # merge". A count of anything else counts ("a five-step plan", "a five-paragraph essay").
 _TERMS: Final = frozenset(
     {"two-factor", "two-step", "two-phase", "two-way", "three-way", "two-tailed", "two-sided"}
-    | {"two-tier", "three-tier", "three-body"}
+    | {"two-tier", "three-tier", "three-body", "third-party", "third-parties"}
     | {"zero-downtime", "zero-trust", "zero-day", "zero-shot", "zero-copy", "zero-based", "zero-sum"}
 )
 # Numbers that are part of an idiom, read as words: "a 1:1" is "a one-on-one", "ELI5" is
@@ -476,6 +477,54 @@ _DURATIONS: Final[Mapping[str, tuple[str, int]]] = {
     "min": ("s", 60),
     "s": ("s", 1),
 }
+
+
+# A time of day: "6pm", "6:30 p.m.", "9 AM" (`_MERIDIEM`), "18:00" (`_CLOCK_24`); a range with one
+# meridiem gives it to both ends ("6-8pm", "from 6 to 8 pm": `_CLOCK_RANGE`).
+CLOCK: Final = "clock"
+_MERIDIEM: Final = re.compile(r"(?<![\d:.])(\d{1,2})(?::([0-5]\d))?\s?([ap])\.?m\b\.?", re.IGNORECASE)
+_CLOCK_24: Final = re.compile(r"(?<![\d:.])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])")
+_CLOCK_RANGE: Final = re.compile(
+    r"(?<![\d:.])(\d{1,2})(?::([0-5]\d))?\s?(?:-|–|to|until|till)\s?"
+    r"(?=(\d{1,2})(?::[0-5]\d)?\s?([ap])\.?m\b)",
+    re.IGNORECASE,
+)
+
+
+def _clock_times(text: str) -> tuple[str, list[str]]:
+    """`text` without its times of day, and those times as "HH:MM" (24 hours)."""
+    times: list[str] = []
+
+    def time(hour: int, minute: int, meridiem: str | None) -> str | None:
+        if meridiem is None:
+            return f"{hour:02d}:{minute:02d}"
+        if not 1 <= hour <= 12:
+            return None
+        return f"{hour % 12 + (12 if meridiem.lower() == 'p' else 0):02d}:{minute:02d}"
+
+    def take(match: re.Match[str]) -> str:
+        meridiem = match.group(3) if match.re.groups == 3 else None
+        found = time(int(match.group(1)), int(match.group(2) or 0), meridiem)
+        if found is None:
+            return match.group(0)
+        times.append(found)
+        return " "
+
+    def take_start(match: re.Match[str]) -> str:
+        # "6 to 8 pm" is 18:00 to 20:00, but "9 to 5 pm" is 09:00 to 17:00.
+        start, end, meridiem = int(match.group(1)), int(match.group(3)), match.group(4)
+        if start % 12 > end % 12:
+            meridiem = "a" if meridiem.lower() == "p" else "p"
+        found = time(start, int(match.group(2) or 0), meridiem)
+        if found is None:
+            return match.group(0)
+        times.append(found)
+        return " to "
+
+    text = _CLOCK_RANGE.sub(take_start, text)
+    for pattern in (_MERIDIEM, _CLOCK_24):
+        text = pattern.sub(take, text)
+    return text, times
 
 
 def _quarter_tokens(tokens: Sequence[_Token], index: int) -> int | None:
@@ -515,10 +564,12 @@ _ADDING: Final = frozenset(
 
 @_per_text()
 def quantities(text: str) -> tuple[Quantity, ...]:
-    """Every number in `text`, digits or words, with the unit that follows (or precedes) it."""
+    """Every number in `text`, digits or words, with the unit that follows (or precedes) it; a
+    time of day as one value ("18:00" for "6pm", "6 p.m." and "18:00")."""
     for idiom, words in _IDIOMS:
         text = idiom.sub(words, text)
-    found: list[Quantity] = []
+    text, clock = _clock_times(text)
+    found: list[Quantity] = [Quantity(time, CLOCK) for time in clock]
     for match in _QUARTER.finditer(text):
         digit = (
             match.group(1) or match.group(2) or match.group(4) or _QUARTER_ORDINALS[match.group(3).lower()]
@@ -626,10 +677,108 @@ def _counted(own: tuple[Quantity, ...], other: tuple[Quantity, ...]) -> tuple[Qu
     return tuple(q for q in own if q.compound is None or q.value in values or q.compound in heads)
 
 
-def _unmatched(own: tuple[Quantity, ...], other: tuple[Quantity, ...]) -> set[str]:
-    """The values of `own` that `other` has not, as written or as a duration ("twelve months" is
-    "1 year"; "6h" is "6", as in "6 hours instead of 2h")."""
-    keys = {q.value for q in other} | {q.duration for q in other if q.duration}
+# Words that state a count or a duration without a number: they match a number the other prompt
+# writes ("merge two dicts" / "merge a pair of dicts", "the last 12 months" / "the past year"), but
+# a prompt that has them asks for no number ("both" in one prompt is no count the other lacks).
+_STATED_BY_WORDS: Final[Mapping[str, tuple[str, ...]]] = {
+    **dict.fromkeys(("pair", "couple", "both", "twice", "duplicate", "duplicates", "twofold"), ("2",)),
+    "threefold": ("3",),
+    "tenfold": ("10", "10x"),
+    "half": ("50", "0.5", "1800 s"),
+    # Durations as `Quantity.duration` writes them: "the past year" is "the last 12 months".
+    **dict.fromkeys(("week", "weeks", "weekly"), ("7 day",)),
+    "fortnight": ("14 day",),
+    **dict.fromkeys(("year", "years", "yearly", "annual", "annually"), ("12 month",)),
+    **dict.fromkeys(("month", "monthly"), ("1 month",)),
+    **dict.fromkeys(("day", "daily"), ("1 day",)),
+    **dict.fromkeys(("hour", "hourly"), ("3600 s",)),
+    "decade": ("120 month",),
+    # None of a thing: "zero orders" is "no orders", "never ordered".
+    **dict.fromkeys(("no", "never", "none", "nothing", "nobody", "without", "not"), ("0",)),
+}
+# A number inside a name: "Win10", "M365", "OAuth2", "p95" (`_in_a_name`).
+_LETTERS_THEN_DIGITS: Final = re.compile(r"(?<![\w.])([^\W\d_]+)(\d+)(?![\w.])")
+_ISO_MONTH: Final = re.compile(r"\b(?:19|20)\d\d[-/](0?[1-9]|1[0-2])\b")
+
+
+# The longest prompt whose numbers `_stated_otherwise` reads another way.
+STATED_OTHERWISE_CHARS: Final = 300
+
+
+def _decimal_text(number: Decimal) -> str:
+    return format(number.normalize(), "f")
+
+
+@_per_text()
+def _stated_otherwise(text: str) -> frozenset[str]:
+    """Values and durations `text` states in another way than `quantities` reads: words for a
+    count or a duration (`_STATED_BY_WORDS`), digits inside a name, a percentage as a fraction and
+    a fraction as a percentage, "2" as "2.0", a month by its number and an ISO month by its name,
+    an hour of the day alone ("6" for "18:00") and a time of day by its hour alone ("8 to 10" for
+    "8am to 10pm"). Each only matches a number of the other prompt, and only in a request: in a
+    longer text (`STATED_OTHERWISE_CHARS`) so many words would match some number that a count the
+    request adds would go unseen."""
+    if len(text) > STATED_OTHERWISE_CHARS:
+        return frozenset()
+    normalised = _normalise(text)
+    stated: set[str] = set()
+    for word in _words(text):
+        stated.update(_STATED_BY_WORDS.get(word, ("0",) if word.endswith("n't") else ()))
+    for month in _ISO_MONTH.findall(normalised):
+        stated.add(f"month{int(month)}")
+    for quantity in quantities(text):
+        value = quantity.value
+        if value.startswith("month"):
+            stated.add(value.removeprefix("month"))
+        elif quantity.unit == CLOCK:
+            hour = int(value[:2])
+            stated.update((str(hour), str(hour % 12 or 12)))
+        elif re.fullmatch(r"\d+(?:\.\d+)?", value):
+            number = Decimal(value)
+            stated.add(_decimal_text(number))
+            if number == number.to_integral_value():
+                stated.add(f"{int(number)}.0")
+                if quantity.unit is None and 1 <= number <= 12:
+                    stated.update((f"{int(number) % 12:02d}:00", f"{int(number) % 12 + 12:02d}:00"))
+            if quantity.unit == "percent":
+                stated.add(_decimal_text(number / 100))
+            elif number < 1:
+                stated.add(_decimal_text(number * 100))
+    return frozenset(stated)
+
+
+@_per_text()
+def _names_with_numbers(text: str) -> frozenset[tuple[str, str]]:
+    """(number, letters) of each name in `text` that ends in a number: "Win10" is ("10", "win")."""
+    if len(text) > STATED_OTHERWISE_CHARS:
+        return frozenset()
+    return frozenset(
+        (str(int(digits)), letters.lower())
+        for letters, digits in _LETTERS_THEN_DIGITS.findall(_normalise(text))
+    )
+
+
+def _in_a_name(value: str, own: str, other: str) -> bool:
+    """Whether `own` writes `value` beside a word that `other` shortens into one name with it:
+    "Windows 10" / "Win10", "Microsoft 365" / "M365", "OAuth 2.0" / "OAuth2", "95th percentile" /
+    "p95"; not "tier 1" / "P1", a priority."""
+    whole = value.removesuffix(".0")
+    letters = {name for number, name in _names_with_numbers(other) if number == whole}
+    if not letters:
+        return False
+    number = re.escape(value) if value == whole else rf"{re.escape(whole)}(?:\.0)?"
+    text = _normalise(own).lower()
+    beside = re.findall(rf"([^\W\d_]+)\W{{1,2}}{number}\b", text) + re.findall(
+        rf"(?<![\w.]){number}(?:st|nd|rd|th)?\W{{1,2}}([^\W\d_]+)", text
+    )
+    return any(word.startswith(name) for word in beside for name in letters)
+
+
+def _unmatched(own: tuple[Quantity, ...], other: tuple[Quantity, ...], stated: frozenset[str]) -> set[str]:
+    """The values of `own` that `other` has not, as written, as a duration ("twelve months" is
+    "1 year"; "6h" is "6", as in "6 hours instead of 2h") or stated another way (`stated`,
+    `_stated_otherwise`)."""
+    keys = {q.value for q in other} | {q.duration for q in other if q.duration} | stated
     return {q.value for q in own if q.value not in keys and (q.duration is None or q.duration not in keys)}
 
 
@@ -637,11 +786,14 @@ def different_numbers(a: str, b: str) -> str | None:
     """Different quantities, counts, versions or dates: "5 tickets" vs "50 tickets", "v3.11" vs "3.12".
 
     A number in one prompt and not in the other also counts ("top 5 cafés" vs "best cafés"):
-    the count shapes the answer. A number's unit counts where both prompts give one for it.
+    the count shapes the answer, unless the other states it another way ("two" / "a pair", "18:00"
+    / "6pm", "5%" / "0.05", "Windows 10" / "Win10": `_stated_otherwise`, `_in_a_name`). A number's
+    unit counts where both prompts give one for it.
     """
     qa, qb = _counted(quantities(a), quantities(b)), _counted(quantities(b), quantities(a))
     values_a = {q.value for q in qa}
-    extra_a, extra_b = _unmatched(qa, qb), _unmatched(qb, qa)
+    extra_a = {v for v in _unmatched(qa, qb, _stated_otherwise(b)) if not _in_a_name(v, a, b)}
+    extra_b = {v for v in _unmatched(qb, qa, _stated_otherwise(a)) if not _in_a_name(v, b, a)}
     if extra_a or extra_b:
         # A number grown into a name ("2FA", "S3", "1080p") counts only against another such name
         # ("1080p" vs "720p"): alone it is a word, and "2FA" is what "MFA" calls two factors.
@@ -1030,6 +1182,7 @@ class _Lexicon:
     words: tuple[str, ...]  # as written, in order
     lowered: frozenset[str]
     plain_sorted: tuple[str, ...]  # lowercased words that are not camelCase compounds, sorted
+    unhyphened: frozenset[str]  # lowercased, without hyphens: "W-2" is "w2"
 
 
 @_per_text()
@@ -1041,6 +1194,7 @@ def _lexicon(text: str) -> _Lexicon:
         words=words,
         lowered=frozenset(w.lower() for w in words),
         plain_sorted=tuple(sorted({w.lower() for w in words if len(_split_camel(w)) <= 1})),
+        unhyphened=frozenset(w.lower().replace("-", "") for w in words),
     )
 
 
@@ -1088,6 +1242,10 @@ def _similar_spelling(one: str, two: str) -> bool:
 
 
 def _found_in(entity: str, other: _Lexicon) -> bool:
+    # "W-2" and "W2", "e-mail" and "email", "T-SQL" and "TSQL": one name, hyphened or not (an
+    # underscore stays: "user_id" and "userId" are two identifiers).
+    if " " not in entity and entity.replace("-", "") in other.unhyphened:
+        return True
     if " " in entity or not entity.isalnum():
         phrase = re.sub(r"\W+", " ", entity).strip()
         if f" {phrase} " in other.text:
@@ -1220,7 +1378,7 @@ _ALIASES: Final[tuple[tuple[str, ...], ...]] = (
     ("brazil", "brazilian"),
     ("australia", "australian"),
     ("facebook", "FB"),
-    ("sql server", "mssql"),
+    ("sql server", "mssql", "t-sql", "tsql"),
     ("javascript", "JS"),
     ("typescript", "TS"),
     ("github", "GH"),
@@ -1228,7 +1386,11 @@ _ALIASES: Final[tuple[tuple[str, ...], ...]] = (
     ("power bi", "PBI"),
     ("postgres", "postgresql", "psql"),
     ("mongodb", "mongo"),
-    ("kubernetes", "kube"),
+    ("kubernetes", "kube", "kubectl"),
+    ("python", "py"),
+    ("golang", "Go"),
+    ("mac", "macos", "macbook", "osx", "os x"),
+    ("salesforce", "SFDC"),
     ("microsoft", "MS"),
     ("office 365", "o365"),
     ("microsoft 365", "m365"),

@@ -86,9 +86,9 @@ WORK_PROMPTS_NINTH_FILE = Path(__file__).parent / "data" / "work_prompts_ninth.c
 # kept out of every report until it judged the fine-tuned embedder (report only; the same pairs
 # left out).
 WORK_PROMPTS_TENTH_FILE = Path(__file__).parent / "data" / "work_prompts_tenth.csv"
-# An eleventh, written the same way by two more writers once the tenth had judged a model. Kept out
-# of every report until a change is judged on it, so that it is still blind then; only the guard
-# against sharing prompts with training data reads it.
+# An eleventh, written the same way by two more writers once the tenth had judged a model; kept out
+# of every report until it judged the rules' readings of numbers and names stated another way
+# (report only; the same pairs left out).
 WORK_PROMPTS_ELEVENTH_FILE = Path(__file__).parent / "data" / "work_prompts_eleventh.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
@@ -464,6 +464,14 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             "work_prompts_tenth",
             "work prompts written apart from the project while the ninth set was waiting to judge a "
             "model, of the same kinds (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_ELEVENTH_FILE,
+            "work_prompts_eleventh",
+            "work prompts written apart from the project once the tenth set had judged a model, of the "
+            "same kinds (report only)",
         )
     )
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
