@@ -90,6 +90,10 @@ WORK_PROMPTS_TENTH_FILE = Path(__file__).parent / "data" / "work_prompts_tenth.c
 # of every report until it judged the rules' readings of numbers and names stated another way
 # (report only; the same pairs left out).
 WORK_PROMPTS_ELEVENTH_FILE = Path(__file__).parent / "data" / "work_prompts_eleventh.csv"
+# A twelfth, written the same way by two more writers while the eleventh was waiting to judge a
+# change. Kept out of every report until a change is judged on it, so that it is still blind then;
+# only the guard against sharing prompts with training data reads it.
+WORK_PROMPTS_TWELFTH_FILE = Path(__file__).parent / "data" / "work_prompts_twelfth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -109,6 +113,7 @@ JUDGING_FILES = (
     WORK_PROMPTS_NINTH_FILE,
     WORK_PROMPTS_TENTH_FILE,
     WORK_PROMPTS_ELEVENTH_FILE,
+    WORK_PROMPTS_TWELFTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
 )
