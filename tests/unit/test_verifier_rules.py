@@ -340,6 +340,34 @@ def test_one_name_written_two_ways_is_one_name(first: str, second: str) -> None:
     assert different_entities(second, first) is None
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("migrate the table w/o downtime", "migrate the table without downtime"),
+        (
+            "what goes into an NDA with a contractor",
+            "what goes into a non-disclosure agreement with a contractor",
+        ),
+        ("how to register an NGO in Kenya", "how to register a non-governmental organisation in Kenya"),
+    ],
+)
+def test_a_negation_written_short_or_a_non_term_named_by_its_initials_is_kept(
+    first: str, second: str
+) -> None:
+    assert different_negation(first, second) is None
+    assert different_negation(second, first) is None
+
+
+def test_a_non_term_against_its_plain_word_is_still_a_negation() -> None:
+    assert different_negation("pesto w/o nuts", "pesto with nuts") == NEGATION
+    assert (
+        different_negation("explain TLS to a non-technical audience", "explain TLS to a technical audience")
+        == NEGATION
+    )
+    # Initials that do not spell the term leave "non-" a negation.
+    assert different_negation("NPS of non-paying users", "NPS of paying users") == NEGATION
+
+
 def test_dates_compare_by_their_parts() -> None:
     assert different_numbers("AAPL close on 2024-12-31", "apple stock close 2024-12-31") is None
     assert different_numbers("posts after:2025-06-01", "posts after:2024-06-01") == NUMBER

@@ -949,23 +949,40 @@ _NO_APOSTROPHE: Final = re.compile(
 _ZERO: Final = re.compile(r"\bzero[- ](?!in\b|out\b)(?=[a-z])")
 
 
+# "w/o" is "without".
+_WITHOUT: Final = re.compile(r"(?<![\w/])w/o(?![\w/])")
+
+
 @_per_text()
 def _prepared(text: str) -> str:
     lowered = _NO_APOSTROPHE.sub(lambda m: f"{next(g for g in m.groups() if g)}n't", _normalise(text).lower())
-    return " " + _ZERO.sub("no ", lowered).replace("n't", " n't") + " "
+    return " " + _ZERO.sub("no ", _WITHOUT.sub("without", lowered)).replace("n't", " n't") + " "
 
 
 _NON_JOINED: Final = re.compile(r"(?<![\w'-])non([a-z]{3,})(?![\w'-])")
 _NON_PARTED: Final = re.compile(r"(?<![\w'-])non[- ]([a-z]{3,})(?![\w'-])")
+# Initials that may spell a "non-" term and the words after it: "NDA", "NGO", "NPC".
+_NON_INITIALS: Final = re.compile(r"(?<![\w-])N[A-Z]{2,4}(?![\w-])")
 
 
-def _non_written_alike(prepared: str, other: str) -> str:
+def _non_written_alike(prepared: str, other: str, other_text: str) -> str:
     """`prepared` with each "nonX" written "non X" where `other` writes it so ("non-binding" /
-    "nonbinding"): one word, negated in both or in neither."""
+    "nonbinding"): one word, negated in both or in neither. And a "non-X" that the other prompt
+    names by its initials, with the words after it, is a term, not a negation: "non-disclosure
+    agreement" is what "NDA" names (`other_text`, the other prompt as written); "non-paying users"
+    is not what "NPS" names."""
     parted = frozenset(_NON_PARTED.findall(other))
-    if not parted:
-        return prepared
-    return _NON_JOINED.sub(lambda m: f"non {m.group(1)}" if m.group(1) in parted else m.group(0), prepared)
+    if parted:
+        prepared = _NON_JOINED.sub(
+            lambda m: f"non {m.group(1)}" if m.group(1) in parted else m.group(0), prepared
+        )
+    for initials in frozenset(_NON_INITIALS.findall(_normalise(other_text))):
+        letters = initials.lower()
+        spelled = rf"\bnon[- ]({letters[1]}[a-z]+)" + "".join(
+            rf"(\s+{letter}[a-z]*)" for letter in letters[2:]
+        )
+        prepared = re.sub(spelled, lambda m: "non" + "".join(m.groups()), prepared)
+    return prepared
 
 
 @_per_text()
@@ -997,8 +1014,8 @@ def different_negation(a: str, b: str) -> str | None:
     (when they are worded alike besides: `NEGATION_MIN_OVERLAP`)."""
     prepared_a, prepared_b = _prepared(a), _prepared(b)
     prepared_a, prepared_b = (
-        _non_written_alike(prepared_a, prepared_b),
-        _non_written_alike(prepared_b, prepared_a),
+        _non_written_alike(prepared_a, prepared_b, b),
+        _non_written_alike(prepared_b, prepared_a, a),
     )
     if _shared_share(_unnegated_words(prepared_a), _unnegated_words(prepared_b)) < NEGATION_MIN_OVERLAP:
         return None

@@ -91,8 +91,8 @@ WORK_PROMPTS_TENTH_FILE = Path(__file__).parent / "data" / "work_prompts_tenth.c
 # (report only; the same pairs left out).
 WORK_PROMPTS_ELEVENTH_FILE = Path(__file__).parent / "data" / "work_prompts_eleventh.csv"
 # A twelfth, written the same way by two more writers while the eleventh was waiting to judge a
-# change. Kept out of every report until a change is judged on it, so that it is still blind then;
-# only the guard against sharing prompts with training data reads it.
+# change; kept out of every report until it judged the `negation` rule's readings of "w/o" and of
+# a "non-" term named by its initials (report only; the same pairs left out).
 WORK_PROMPTS_TWELFTH_FILE = Path(__file__).parent / "data" / "work_prompts_twelfth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
@@ -477,6 +477,14 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             "work_prompts_eleventh",
             "work prompts written apart from the project once the tenth set had judged a model, of the "
             "same kinds (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_TWELFTH_FILE,
+            "work_prompts_twelfth",
+            "work prompts written apart from the project while the eleventh set was waiting to judge a "
+            "change, of the same kinds (report only)",
         )
     )
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
