@@ -94,6 +94,10 @@ WORK_PROMPTS_ELEVENTH_FILE = Path(__file__).parent / "data" / "work_prompts_elev
 # change; kept out of every report until it judged the `negation` rule's readings of "w/o" and of
 # a "non-" term named by its initials (report only; the same pairs left out).
 WORK_PROMPTS_TWELFTH_FILE = Path(__file__).parent / "data" / "work_prompts_twelfth.csv"
+# A thirteenth, written the same way by two more writers while the twelfth was waiting to judge a
+# change. Kept out of every report until a change is judged on it, so that it is still blind then;
+# only the guard against sharing prompts with training data reads it.
+WORK_PROMPTS_THIRTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_thirteenth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -114,6 +118,7 @@ JUDGING_FILES = (
     WORK_PROMPTS_TENTH_FILE,
     WORK_PROMPTS_ELEVENTH_FILE,
     WORK_PROMPTS_TWELFTH_FILE,
+    WORK_PROMPTS_THIRTEENTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
 )
