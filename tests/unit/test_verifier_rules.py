@@ -291,6 +291,8 @@ def test_a_word_between_a_count_and_its_unit_leaves_the_unit_the_counts() -> Non
         ("explain OAuth2 simply", "explain OAuth 2.0 in plain words"),
         ("what does our p99 latency mean", "what does the 99th percentile latency mean"),
         ("vet a third-party vendor", "vet a 3PL vendor"),
+        ("liability cover of at least 2M dollars", "liability insurance of $2 million"),
+        ("CAGR from $2m to $5m in 4 years", "CAGR from $2 million to $5 million in four years"),
     ],
 )
 def test_a_number_stated_another_way_is_the_same_number(first: str, second: str) -> None:
@@ -307,6 +309,8 @@ def test_a_number_stated_another_way_is_the_same_number(first: str, second: str)
         ("customers with no order in the last 6 months", "customers who have not ordered in the past year"),
         ("sample size at a 1% significance level", "sample size for alpha 0.05"),
         ("why move from Win10", "reasons to upgrade from Windows 11"),
+        # "5m" alone is metres or minutes; "5M" is a million.
+        ("a 5m walk to the office", "a 5M walk to the office"),
         # "P1" is a priority, not the tier in "tier 1".
         ("define the path from tier 1 support to engineering", "escalate a P1 outage to engineering"),
     ],
@@ -333,11 +337,22 @@ def test_words_of_a_pasted_text_do_not_stand_for_a_count_its_request_adds() -> N
         ("when do I get my W-2", "when do I get my W2"),
         ("last day of the month in T-SQL", "last day of the month in SQL Server"),
         ("keep macOS awake during a talk", "keep my Mac awake during a talk"),
+        ("can a firm in CA ask about salary history", "can a firm in California ask about salary history"),
+        ("freight from OH to GA", "freight from Ohio to Georgia"),
+        ("what does the new European rule on pay require", "what does the EU pay directive require"),
+        ("is a spoken contract binding under English law", "is a verbal contract binding in England"),
+        ("what is 480,000 Swedish kronor in USD", "convert 480,000 SEK to US dollars"),
     ],
 )
 def test_one_name_written_two_ways_is_one_name(first: str, second: str) -> None:
     assert different_entities(first, second) is None
     assert different_entities(second, first) is None
+
+
+def test_a_state_code_matches_only_its_own_state() -> None:
+    assert different_entities("payroll tax in TX", "payroll tax in Ohio") == ENTITY
+    # "MS" stays Microsoft.
+    assert different_entities("licences for MS Teams", "licences for Microsoft Teams") is None
 
 
 @pytest.mark.parametrize(

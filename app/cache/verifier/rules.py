@@ -587,7 +587,11 @@ def quantities(text: str) -> tuple[Quantity, ...]:
         if token.kind == "num":
             value = _number_value(token.text)
             glued = token.glued.lower()
-            if glued in _MAGNITUDES:
+            # "5M rows", "$2M", "$2m": a million ("5m" alone is metres or minutes).
+            after_currency = index > 0 and tokens[index - 1].text in _CURRENCY_SYMBOLS
+            if token.glued == "M" or (glued == "m" and after_currency):
+                value = _scaled(value, _MAGNITUDES["million"])
+            elif glued in _MAGNITUDES:
                 value = _scaled(value, _MAGNITUDES[glued])
             elif glued in _UNITS:
                 unit = _UNITS[glued]
@@ -1338,6 +1342,14 @@ _CURRENCY_NAMES: Final[Mapping[str, str]] = {
     "aud": r"australian dollars?",
     "inr": r"indian rupees?|rupees?",
     "cny": r"chinese yuan|yuan|renminbi|rmb",
+    "sek": r"swedish kron(?:or|a)|kronor",
+    "nok": r"norwegian kron(?:er|e)",
+    "dkk": r"danish kron(?:er|e)",
+    "sgd": r"singapore dollars?",
+    "hkd": r"hong kong dollars?",
+    "nzd": r"new zealand dollars?",
+    "pln": r"polish zloty|zloty|zlotys",
+    "zar": r"south african rand",
 }
 _CURRENCY: Final = re.compile(
     r"\b(?:(?P<code>"
@@ -1369,7 +1381,8 @@ def _currency_words(text: str) -> Mapping[str, str]:
 _ALIASES: Final[tuple[tuple[str, ...], ...]] = (
     ("US", "USA", "america", "american", "americans", "united states"),
     ("UK", "britain", "british", "united kingdom", "great britain"),
-    ("EU", "european union"),
+    ("EU", "european union", "european"),
+    ("england", "english"),
     ("UAE", "united arab emirates", "emirates"),
     ("NZ", "new zealand"),
     ("france", "french"),
@@ -1413,6 +1426,62 @@ _ALIASES: Final[tuple[tuple[str, ...], ...]] = (
     ("microsoft 365", "m365"),
     ("google sheets", "gsheets"),
     ("database", "DB"),
+    # The states of the US by their postal codes, matched in capitals only ("IN", "OR", "ME" are
+    # words in lower case); not "MS" (Microsoft, above) or "LA" (Los Angeles more often).
+    *(
+        (name, code)
+        for code, name in (
+            ("AL", "alabama"),
+            ("AK", "alaska"),
+            ("AZ", "arizona"),
+            ("AR", "arkansas"),
+            ("CA", "california"),
+            ("CO", "colorado"),
+            ("CT", "connecticut"),
+            ("DE", "delaware"),
+            ("FL", "florida"),
+            ("GA", "georgia"),
+            ("HI", "hawaii"),
+            ("ID", "idaho"),
+            ("IL", "illinois"),
+            ("IN", "indiana"),
+            ("IA", "iowa"),
+            ("KS", "kansas"),
+            ("KY", "kentucky"),
+            ("ME", "maine"),
+            ("MD", "maryland"),
+            ("MA", "massachusetts"),
+            ("MI", "michigan"),
+            ("MN", "minnesota"),
+            ("MO", "missouri"),
+            ("MT", "montana"),
+            ("NE", "nebraska"),
+            ("NV", "nevada"),
+            ("NH", "new hampshire"),
+            ("NJ", "new jersey"),
+            ("NM", "new mexico"),
+            ("NY", "new york"),
+            ("NC", "north carolina"),
+            ("ND", "north dakota"),
+            ("OH", "ohio"),
+            ("OK", "oklahoma"),
+            ("OR", "oregon"),
+            ("PA", "pennsylvania"),
+            ("RI", "rhode island"),
+            ("SC", "south carolina"),
+            ("SD", "south dakota"),
+            ("TN", "tennessee"),
+            ("TX", "texas"),
+            ("UT", "utah"),
+            ("VT", "vermont"),
+            ("VA", "virginia"),
+            ("WA", "washington"),
+            ("WV", "west virginia"),
+            ("WI", "wisconsin"),
+            ("WY", "wyoming"),
+            ("DC", "district of columbia"),
+        )
+    ),
 )
 _ALIAS_GROUP: Final[Mapping[str, int]] = {
     alias.lower(): index for index, group in enumerate(_ALIASES) for alias in group

@@ -95,8 +95,8 @@ WORK_PROMPTS_ELEVENTH_FILE = Path(__file__).parent / "data" / "work_prompts_elev
 # a "non-" term named by its initials (report only; the same pairs left out).
 WORK_PROMPTS_TWELFTH_FILE = Path(__file__).parent / "data" / "work_prompts_twelfth.csv"
 # A thirteenth, written the same way by two more writers while the twelfth was waiting to judge a
-# change. Kept out of every report until a change is judged on it, so that it is still blind then;
-# only the guard against sharing prompts with training data reads it.
+# change; kept out of every report until it judged the rules' readings of US states, currencies
+# and millions written two ways (report only; the same pairs left out).
 WORK_PROMPTS_THIRTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_thirteenth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
@@ -489,6 +489,14 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             WORK_PROMPTS_TWELFTH_FILE,
             "work_prompts_twelfth",
             "work prompts written apart from the project while the eleventh set was waiting to judge a "
+            "change, of the same kinds (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_THIRTEENTH_FILE,
+            "work_prompts_thirteenth",
+            "work prompts written apart from the project while the twelfth set was waiting to judge a "
             "change, of the same kinds (report only)",
         )
     )
