@@ -716,8 +716,8 @@ def _decimal_text(number: Decimal) -> str:
 @_per_text()
 def _stated_otherwise(text: str) -> frozenset[str]:
     """Values and durations `text` states in another way than `quantities` reads: words for a
-    count or a duration (`_STATED_BY_WORDS`), digits inside a name, a percentage as a fraction and
-    a fraction as a percentage, "2" as "2.0", a month by its number and an ISO month by its name,
+    count or a duration (`_STATED_BY_WORDS`), a percentage as a fraction and a fraction as a
+    percentage, "2" as "2.0", a month by its number and an ISO month by its name,
     an hour of the day alone ("6" for "18:00") and a time of day by its hour alone ("8 to 10" for
     "8am to 10pm"). Each only matches a number of the other prompt, and only in a request: in a
     longer text (`STATED_OTHERWISE_CHARS`) so many words would match some number that a count the
