@@ -98,6 +98,11 @@ WORK_PROMPTS_TWELFTH_FILE = Path(__file__).parent / "data" / "work_prompts_twelf
 # change; kept out of every report until it judged the rules' readings of US states, currencies
 # and millions written two ways (report only; the same pairs left out).
 WORK_PROMPTS_THIRTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_thirteenth.csv"
+# A fourteenth, written the same way by two more writers while the thirteenth was waiting to judge
+# a change, with more negations among the look-alikes and paraphrases worded negatively. Kept out of
+# every report until a change is judged on it, so that it is still blind then; only the guard
+# against sharing prompts with training data reads it.
+WORK_PROMPTS_FOURTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_fourteenth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -119,6 +124,7 @@ JUDGING_FILES = (
     WORK_PROMPTS_ELEVENTH_FILE,
     WORK_PROMPTS_TWELFTH_FILE,
     WORK_PROMPTS_THIRTEENTH_FILE,
+    WORK_PROMPTS_FOURTEENTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
 )
