@@ -58,6 +58,7 @@ run work_prompts_tenth app/toolkit/ml/data/work_prompts_tenth.csv  # the same ki
 run work_prompts_eleventh app/toolkit/ml/data/work_prompts_eleventh.csv  # the same kinds, written once the tenth had judged a model: report only
 run work_prompts_twelfth app/toolkit/ml/data/work_prompts_twelfth.csv  # the same kinds, written while the eleventh waited to judge a change: report only
 run work_prompts_thirteenth app/toolkit/ml/data/work_prompts_thirteenth.csv  # the same kinds, written while the twelfth waited to judge a change: report only
+run work_prompts_fourteenth app/toolkit/ml/data/work_prompts_fourteenth.csv  # the same kinds with more negations, written while the thirteenth waited to judge a change: report only
 run work_prompts_stress app/toolkit/ml/data/work_prompts_stress.csv  # topical look-alikes, near-identical paraphrases
 run long_prompts app/toolkit/ml/data/long_prompts.csv  # one long text, other requests: report only
 run paws_test "$work/paws_test.jsonl"  # 8,000 pairs: about ten minutes on two cores

@@ -26,10 +26,11 @@ class TenantCachePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     min_similarity_without_cross_encoder: Unit = _VERIFIER.min_similarity_without_cross_encoder
     # Cheap checks on numbers, negation, entities, direction, antonyms and time.
     rules: bool = True
-    # Rules to switch off for this tenant (names in docs/caching.md).
+    # Rules to switch off for this tenant (names in docs/caching.md); by default `negation`. The
+    # list replaces the default: [] runs every rule.
     disabled_rules: Annotated[
         list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=64)
-    ] = msgspec.field(default_factory=list)
+    ] = msgspec.field(default_factory=lambda: sorted(_VERIFIER.disabled_rules))
     # Lowest cross-encoder probability served; null turns the cross-encoder off.
     cross_encoder_min_score: Unit | None = _VERIFIER.cross_encoder_min_score
     # Below this cosine the cross-encoder must reach cross_encoder_strict_min_score instead.

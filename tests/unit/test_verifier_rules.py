@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from app.cache.policy import TenantCachePolicy
 from app.cache.verifier.base import Candidate, VerifierPolicy
 from app.cache.verifier.rules import (
     ANTONYM,
@@ -586,3 +587,15 @@ def test_a_long_prompt_is_told_apart_from_each_of_its_candidates() -> None:
     assert in_one_decision[0] is not None  # the units' direction reversed
     assert in_one_decision[1] == NUMBER
     assert in_one_decision[2] is None  # the same request
+
+
+def test_negation_is_off_by_default_and_a_tenant_may_turn_it_on() -> None:
+    asked = "a pesto recipe without nuts for a school lunch"
+    stored = [Candidate(uuid.uuid4(), "a pesto recipe with nuts for a school lunch", 0.95)]
+
+    by_default = TenantCachePolicy().verifier_policy()
+    assert by_default.disabled_rules == frozenset({NEGATION})
+    assert [result.rejection for result in RulesStage().check(asked, stored, by_default)] == [None]
+
+    every_rule = TenantCachePolicy(disabled_rules=[]).verifier_policy()
+    assert [result.rejection for result in RulesStage().check(asked, stored, every_rule)] == [NEGATION]

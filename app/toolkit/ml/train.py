@@ -99,9 +99,9 @@ WORK_PROMPTS_TWELFTH_FILE = Path(__file__).parent / "data" / "work_prompts_twelf
 # and millions written two ways (report only; the same pairs left out).
 WORK_PROMPTS_THIRTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_thirteenth.csv"
 # A fourteenth, written the same way by two more writers while the thirteenth was waiting to judge
-# a change, with more negations among the look-alikes and paraphrases worded negatively. Kept out of
-# every report until a change is judged on it, so that it is still blind then; only the guard
-# against sharing prompts with training data reads it.
+# a change, with more negations among the look-alikes and paraphrases worded negatively; kept out
+# of every report until it judged the `negation` rule off by default (report only; the same pairs
+# left out).
 WORK_PROMPTS_FOURTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_fourteenth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
@@ -504,6 +504,14 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
             "work_prompts_thirteenth",
             "work prompts written apart from the project while the twelfth set was waiting to judge a "
             "change, of the same kinds (report only)",
+        )
+    )
+    splits.report.append(
+        work_prompts(
+            WORK_PROMPTS_FOURTEENTH_FILE,
+            "work_prompts_fourteenth",
+            "work prompts written apart from the project while the thirteenth set was waiting to judge a "
+            "change, of the same kinds with more negations (report only)",
         )
     )
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
