@@ -1486,15 +1486,30 @@ _ALIASES: Final[tuple[tuple[str, ...], ...]] = (
 _ALIAS_GROUP: Final[Mapping[str, int]] = {
     alias.lower(): index for index, group in enumerate(_ALIASES) for alias in group
 }
-_ALIAS_PATTERNS: Final = tuple(
-    (
-        re.compile(r"\b(?:" + "|".join(a for a in group if a.islower()) + r")\b", re.IGNORECASE),
-        re.compile(r"\b(?:" + "|".join(a for a in group if not a.islower()) + r")\b")
-        if any(not a.islower() for a in group)
-        else None,
-    )
-    for group in _ALIASES
+
+
+def _aliases_at_each_word(aliases: Iterable[str], flags: int) -> re.Pattern[str]:
+    """One scan for many aliases: at each word start, the longest of `aliases` that starts there."""
+    ordered = sorted(set(aliases), key=len, reverse=True)
+    return re.compile(r"(?=\b(" + "|".join(re.escape(alias) for alias in ordered) + r")\b)", flags)
+
+
+# Every alias in two scans, not two a group: aliases in lower case in any case, the others
+# ("US", "FB") in capitals only.
+_ALIASES_ANY_CASE: Final = _aliases_at_each_word(
+    (a for g in _ALIASES for a in g if a.islower()), re.IGNORECASE
 )
+_ALIASES_CAPITALS: Final = _aliases_at_each_word((a for g in _ALIASES for a in g if not a.islower()), 0)
+# The groups an alias found names: its own, and those of the aliases it starts with, which the
+# scan, taking the longest at a word, does not report ("microsoft 365" names Microsoft too).
+_ALIAS_NAMES: Final[Mapping[str, frozenset[int]]] = {
+    alias: frozenset(
+        index
+        for shorter, index in _ALIAS_GROUP.items()
+        if alias == shorter or alias.startswith(shorter + " ")
+    )
+    for alias in _ALIAS_GROUP
+}
 # "U.S." -> "US.", "U.S.A." -> "USA.": initials written with stops.
 _INITIAL_STOP: Final = re.compile(r"\b([A-Za-z])\.(?=[A-Za-z]\b)")
 
@@ -1503,11 +1518,10 @@ _INITIAL_STOP: Final = re.compile(r"\b([A-Za-z])\.(?=[A-Za-z]\b)")
 def _alias_groups(text: str) -> frozenset[int]:
     """The groups of `_ALIASES` that `text` names."""
     folded = _INITIAL_STOP.sub(r"\1", _normalise(text))
-    return frozenset(
-        index
-        for index, (any_case, capitals) in enumerate(_ALIAS_PATTERNS)
-        if any_case.search(folded) or (capitals is not None and capitals.search(folded))
-    )
+    found = {
+        match.lower() for scan in (_ALIASES_ANY_CASE, _ALIASES_CAPITALS) for match in scan.findall(folded)
+    }
+    return frozenset(index for alias in found for index in _ALIAS_NAMES[alias])
 
 
 def different_entities(a: str, b: str) -> str | None:
