@@ -20,7 +20,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -295,6 +295,88 @@ def _balanced_swaps(pairs: list[SwapPair], count: int, rng: random.Random) -> li
     return out
 
 
+# The report-only sets written by hand or apart from the project after the first, in the order the
+# report lists them: (file, name, notes).
+REPORT_ONLY_WORK_PROMPTS: Final[tuple[tuple[Path, str, str], ...]] = (
+    (
+        WORK_PROMPTS_SECOND_FILE,
+        "work_prompts_second",
+        "work prompts written apart from the project, blind to its generator and rules (report only)",
+    ),
+    (
+        WORK_PROMPTS_THIRD_FILE,
+        "work_prompts_third",
+        "work prompts written apart from the project after its last rule change (report only)",
+    ),
+    (
+        WORK_PROMPTS_FOURTH_FILE,
+        "work_prompts_fourth",
+        "work prompts written apart from the project in every combination of worded alike or apart "
+        "and same or different request (report only)",
+    ),
+    (
+        WORK_PROMPTS_FIFTH_FILE,
+        "work_prompts_fifth",
+        "work prompts written apart from the project after the fourth set had judged a model, with "
+        "other or reworded instructions over pasted texts of up to 350 words (report only)",
+    ),
+    (
+        WORK_PROMPTS_SIXTH_FILE,
+        "work_prompts_sixth",
+        "work prompts written apart from the project after the fifth set had judged a model, of the "
+        "same kinds (report only)",
+    ),
+    (
+        WORK_PROMPTS_SEVENTH_FILE,
+        "work_prompts_seventh",
+        "work prompts written apart from the project after the sixth set had judged the shipped "
+        "verifier, of the same kinds (report only)",
+    ),
+    (
+        WORK_PROMPTS_EIGHTH_FILE,
+        "work_prompts_eighth",
+        "work prompts written apart from the project while the seventh set was waiting to judge a "
+        "model, of the same kinds (report only)",
+    ),
+    (
+        WORK_PROMPTS_NINTH_FILE,
+        "work_prompts_ninth",
+        "work prompts written apart from the project while the eighth set was waiting to judge a "
+        "model, of the same kinds (report only)",
+    ),
+    (
+        WORK_PROMPTS_TENTH_FILE,
+        "work_prompts_tenth",
+        "work prompts written apart from the project while the ninth set was waiting to judge a "
+        "model, of the same kinds (report only)",
+    ),
+    (
+        WORK_PROMPTS_ELEVENTH_FILE,
+        "work_prompts_eleventh",
+        "work prompts written apart from the project once the tenth set had judged a model, of the "
+        "same kinds (report only)",
+    ),
+    (
+        WORK_PROMPTS_TWELFTH_FILE,
+        "work_prompts_twelfth",
+        "work prompts written apart from the project while the eleventh set was waiting to judge a "
+        "change, of the same kinds (report only)",
+    ),
+    (
+        WORK_PROMPTS_THIRTEENTH_FILE,
+        "work_prompts_thirteenth",
+        "work prompts written apart from the project while the twelfth set was waiting to judge a "
+        "change, of the same kinds (report only)",
+    ),
+    (
+        WORK_PROMPTS_FOURTEENTH_FILE,
+        "work_prompts_fourteenth",
+        "work prompts written apart from the project while the thirteenth set was waiting to judge a "
+        "change, of the same kinds with more negations (report only)",
+    ),
+)
+
+
 def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
     """Every source split once: training rows, validation slices, report-only sets."""
     splits = Splits()
@@ -412,108 +494,7 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
         splits.sources["mined"] = len(mined)
 
     splits.report.append(work_prompts())
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_SECOND_FILE,
-            "work_prompts_second",
-            "work prompts written apart from the project, blind to its generator and rules (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_THIRD_FILE,
-            "work_prompts_third",
-            "work prompts written apart from the project after its last rule change (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_FOURTH_FILE,
-            "work_prompts_fourth",
-            "work prompts written apart from the project in every combination of worded alike or apart "
-            "and same or different request (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_FIFTH_FILE,
-            "work_prompts_fifth",
-            "work prompts written apart from the project after the fourth set had judged a model, with "
-            "other or reworded instructions over pasted texts of up to 350 words (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_SIXTH_FILE,
-            "work_prompts_sixth",
-            "work prompts written apart from the project after the fifth set had judged a model, of the "
-            "same kinds (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_SEVENTH_FILE,
-            "work_prompts_seventh",
-            "work prompts written apart from the project after the sixth set had judged the shipped "
-            "verifier, of the same kinds (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_EIGHTH_FILE,
-            "work_prompts_eighth",
-            "work prompts written apart from the project while the seventh set was waiting to judge a "
-            "model, of the same kinds (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_NINTH_FILE,
-            "work_prompts_ninth",
-            "work prompts written apart from the project while the eighth set was waiting to judge a "
-            "model, of the same kinds (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_TENTH_FILE,
-            "work_prompts_tenth",
-            "work prompts written apart from the project while the ninth set was waiting to judge a "
-            "model, of the same kinds (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_ELEVENTH_FILE,
-            "work_prompts_eleventh",
-            "work prompts written apart from the project once the tenth set had judged a model, of the "
-            "same kinds (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_TWELFTH_FILE,
-            "work_prompts_twelfth",
-            "work prompts written apart from the project while the eleventh set was waiting to judge a "
-            "change, of the same kinds (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_THIRTEENTH_FILE,
-            "work_prompts_thirteenth",
-            "work prompts written apart from the project while the twelfth set was waiting to judge a "
-            "change, of the same kinds (report only)",
-        )
-    )
-    splits.report.append(
-        work_prompts(
-            WORK_PROMPTS_FOURTEENTH_FILE,
-            "work_prompts_fourteenth",
-            "work prompts written apart from the project while the thirteenth set was waiting to judge a "
-            "change, of the same kinds with more negations (report only)",
-        )
-    )
+    splits.report.extend(work_prompts(*written) for written in REPORT_ONLY_WORK_PROMPTS)
     paws_test = read_pairs(config.data_dir / PAWS_TEST_FILE)
     paws_rng = random.Random(f"paws-test-{config.seed}")  # noqa: S311 - reproducible sampling
     sample = paws_rng.sample(paws_test, min(config.paws_test_pairs, len(paws_test)))
