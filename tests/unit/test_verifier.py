@@ -22,6 +22,7 @@ from app.cache.verifier import (
     FirstPassStage,
     VerifierPolicy,
     build_verifier,
+    same_request,
     word_overlap,
 )
 from app.errors import Unprocessable
@@ -219,10 +220,35 @@ def test_the_same_prompt_but_for_case_and_spacing_is_served_without_the_model() 
             "how do i analyze the favorite colors of our users",
         ),
         ("Who exceeded the storage quota last month?", "who exceded the storage quota last month"),
+        ("How do we fulfil a backorder?", "how do we fulfill a backorder"),
         ("Give me ten subject lines for the re-launch", "Give me 10 subject lines for the relaunch"),
         # Laid out apart: hyphens, spaces, quotes, commas, "w/", "A/B", a contraction.
         ("We're tracking time-to-hire in a database", "we are tracking time to hire in a data base"),
         ("Plan an A/B test w/ 2 variants, for 'pricing'", "plan an AB test with 2 variants for pricing"),
+        # A word's short form, a quarter, a unit of time after a number, thousands as "k", and
+        # "please" closing the prompt without a mark.
+        (
+            "Is it safe to run VACUUM FULL on a production table during business hours?",
+            "is it safe to run vacuum full on a prod table during business hrs??",
+        ),
+        (
+            "How do I restart a pod in Kubernetes with no downtime?",
+            "how do i restart a pod in k8s with no downtime",
+        ),
+        (
+            "Give me 5 subject lines for our Q3 newsletter",
+            "Give me five subject lines for our third quarter newsletter",
+        ),
+        (
+            "Suggest an agenda for a 1-hour review with Northwind",
+            "suggest an agenda for a 1 hr review with Northwind",
+        ),
+        ("Can I expense software under $5,000?", "can I expense software under $5k"),
+        (
+            "Translate 'order ready for pickup' into Spanish",
+            "translate 'order ready for pickup' into Spanish pls",
+        ),
+        ("Explain a purchase order vs. a requisition", "explain a purchase order versus a requisition"),
         # An acronym spelt out on one side.
         (
             "Write an SOP for receiving stock at the warehouse",
@@ -253,6 +279,9 @@ def test_the_same_request_but_for_its_opener_greeting_or_thanks_is_served_withou
         ("Compare the later draft with the first", "Compare the latter draft with the first"),
         ("Send the signed copy to HR", "Send the signed copy to his room"),
         ("Plot y = x -1", "Plot y = x 1"),
+        # Quarters swapped; a short form that is part of a word.
+        ("Compare Q3 with Q4 revenue", "Compare Q4 with Q3 revenue"),
+        ("List every prod table", "List every product table"),
     ],
 )
 def test_other_requests_alike_in_form_are_read_by_the_model(asked: str, stored: str) -> None:
@@ -260,6 +289,19 @@ def test_other_requests_alike_in_form_are_read_by_the_model(asked: str, stored: 
     verdict = build_verifier(scorer).decide(asked, [candidate(stored, 0.9)], VerifierPolicy())
     assert not verdict.hit
     assert scorer.calls == [[(asked, stored)]]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Can I expense software under $5k?", "Can I expense software under $50,000?"),
+        ("Book a 1-hour slot", "Book a 1-day slot"),
+        ("Wait 5 min", "Wait 5 hrs"),
+    ],
+)
+def test_another_amount_or_unit_written_short_is_another_request(first: str, second: str) -> None:
+    assert not same_request(first, second)
+    assert not same_request(second, first)
 
 
 def test_each_stage_reads_the_prompt_as_cut_beside_each_candidate() -> None:

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Final, Protocol
@@ -80,8 +81,11 @@ _CONTRACTIONS: Final = {
     "couldn't": "could not",
 }
 _GREETING: Final = re.compile(rf"^(?:{GREETING}(?:\s*[,!.:;-]+\s*|\s+))+")
+# Thanks closing a prompt after a mark, and "please" after a space too ("… to Spanish pls"; "How
+# do I say thank you" keeps its thanks).
 _THANKS: Final = re.compile(
-    r"(?:\s*[,.;:!?-]+\s*(?:please|pls|plz|thanks|thank you|thx|ty|cheers|thanks in advance)[.!]*)+$"
+    r"(?:\s*[,.;:!?-]+\s*(?:please|pls|plz|thanks|thank you|thx|ty|cheers|thanks in advance)[.!]*"
+    r"|\s+(?:please|pls|plz)[.!]*)+$"
 )
 _POLITE: Final = re.compile(
     r"^(?:(?:please|pls|plz|kindly|can you|could you|would you|will you|can u|could u),?\s+)+"
@@ -110,7 +114,9 @@ _THANKS_TAIL: Final = 80
 # ("colour", "favourite"; "your" and "four" stay), and the words below. A letter typed twice or
 # once ("exceeded" / "exceded", "cancelled" / "canceled"), in a word of six letters or more once
 # halved ("filled" / "filed" and "latter" / "later" stay apart), read as each prompt parts its
-# words. Small numbers in words ("two" / "2", "third" / "3rd"; not "one", a pronoun too).
+# words. Small numbers in words ("two" / "2", "third" / "3rd"; not "one", a pronoun too). A
+# word's usual short form at work ("prod" / "production", "mtg" / "meeting", "df" / "dataframe";
+# not those that stand for two words, as "min", "auth" or "req").
 _SPELLINGS: Final = {
     "centre": "center",
     "centres": "centers",
@@ -164,8 +170,97 @@ _SPELLINGS: Final = {
     "third": "3rd",
     "fourth": "4th",
     "fifth": "5th",
+    "prod": "production",
+    "intl": "international",
+    "mtg": "meeting",
+    "mtgs": "meetings",
+    "appt": "appointment",
+    "appts": "appointments",
+    "qtr": "quarter",
+    "qtrs": "quarters",
+    "doc": "document",
+    "docs": "documents",
+    "opps": "opportunities",
+    "col": "column",
+    "cols": "columns",
+    "js": "javascript",
+    "df": "dataframe",
+    "dfs": "dataframes",
+    "db": "database",
+    "dbs": "databases",
+    "vs": "versus",
+    "thru": "through",
+    "abt": "about",
+    "msg": "message",
+    "msgs": "messages",
+    "dept": "department",
+    "depts": "departments",
+    "mgr": "manager",
+    "mgrs": "managers",
+    "acct": "account",
+    "accts": "accounts",
+    "info": "information",
+    "config": "configuration",
+    "configs": "configurations",
+    "env": "environment",
+    "envs": "environments",
+    "repo": "repository",
+    "repos": "repositories",
+    "approx": "approximately",
+    "govt": "government",
+    "pkg": "package",
+    "pkgs": "packages",
+    "perf": "performance",
+    "yr": "year",
+    "yrs": "years",
+    "wk": "week",
+    "wks": "weeks",
+    "hrs": "hours",
+    "mins": "minutes",
+    "secs": "seconds",
 }
 _SPELT: Final = re.compile(r"[a-z]+")
+# Short forms with a number in them: Kubernetes, a quarter ("Q3" / "3rd quarter", as "third
+# quarter" is spelt), "vs." for "versus".
+_SHORT_FORMS: Final = {
+    "k8s": "kubernetes",
+    "q1": "1st quarter",
+    "q2": "2nd quarter",
+    "q3": "3rd quarter",
+    "q4": "4th quarter",
+    "vs.": "versus",
+}
+_SHORT_FORM: Final = re.compile(r"(?<![\w.])(?:k8s|q[1-4]|vs\.)(?![\w])")
+# A unit of time after a number, in one form: "1-hour" / "1 hr" / "1hr", "3 days" / "3-day".
+_TIME_UNITS: Final = {
+    "minute": "minute",
+    "minutes": "minute",
+    "min": "minute",
+    "mins": "minute",
+    "hour": "hour",
+    "hours": "hour",
+    "hr": "hour",
+    "hrs": "hour",
+    "second": "second",
+    "seconds": "second",
+    "sec": "second",
+    "secs": "second",
+    "day": "day",
+    "days": "day",
+    "week": "week",
+    "weeks": "week",
+    "wk": "week",
+    "wks": "week",
+    "month": "month",
+    "months": "month",
+    "year": "year",
+    "years": "year",
+    "yr": "year",
+    "yrs": "year",
+}
+_TIME_UNIT: Final = re.compile(r"(?<=\d)[\s-]?(" + "|".join(_TIME_UNITS) + r")\b")
+# Thousands as "k" after a number: "$5k" / "$5,000", "1.5k" / "1500".
+_THOUSANDS_K: Final = re.compile(r"(?<![\w.])(\d{1,9}(?:\.\d{1,3})?)k\b")
 _ISE: Final = re.compile(
     r"(?<=[a-z]{3})is(?=(?:e|es|ed|ing|ation|ations|er|ers)$)|(?<=[a-z]{2})ys(?=(?:e|es|ed|ing|er|ers)$)"
 )
@@ -303,8 +398,9 @@ def folded(text: str) -> str:
     closing punctuation, articles, "&" for "and", "1,000" for "1000", contractions, a greeting,
     "please" or "can you" before the request and thanks after it, how a how-to or where-to
     question opens ("How can I", "how to", "Is there a way to": "how do i"), a word's other
-    spellings (`_SPELLINGS`) and how the words are laid out (`_joined`). A key to compare, not
-    a text to read."""
+    spellings and short forms (`_SPELLINGS`, `_SHORT_FORMS`), a unit of time after a number in
+    one form, thousands as "k", and how the words are laid out (`_joined`). A key to compare,
+    not a text to read."""
     words = text.replace("&", " and ").replace("\u2019", "'").split()
     if words and words[0] in _OPENING_ARTICLES:
         words = words[1:]
@@ -318,6 +414,9 @@ def folded(text: str) -> str:
     text = _POLITE.sub("", re.sub(r"[\s?.!,]+$", "", head + _THANKS.sub("", tail)))
     for opener, canonical in _OPENERS:
         text = opener.sub(canonical, text)
+    text = _SHORT_FORM.sub(lambda match: _SHORT_FORMS[match.group()], text)
+    text = _TIME_UNIT.sub(lambda match: " " + _TIME_UNITS[match.group(1)], text)
+    text = _THOUSANDS_K.sub(_thousands, text)
     text = _SPELT.sub(_spelt_alike, text)
     if "/" in text:
         for pattern, written in _WITH:
@@ -340,6 +439,10 @@ def _joined(text: str) -> str:
     return "".join(out)
 
 
+def _thousands(match: re.Match[str]) -> str:
+    return format((Decimal(match.group(1)) * 1000).normalize(), "f")
+
+
 def _spelt_alike(match: re.Match[str]) -> str:
     return _spelling(match.group())
 
@@ -347,8 +450,8 @@ def _spelt_alike(match: re.Match[str]) -> str:
 @lru_cache(maxsize=SPELLINGS_CACHE)
 def _spelling(word: str) -> str:
     """The one spelling `folded` gives a word (`_SPELLINGS`)."""
-    if word in _SPELLINGS:
-        return _SPELLINGS[word]
+    # A word the list respells is then spelt as any other: "fulfil" and "fulfill" fold alike.
+    word = _SPELLINGS.get(word, word)
     if len(word) < _HALVED_MIN:
         return word
     word = _OUR.sub("or", _ISE.sub(lambda m: m.group()[0] + "z", word))
