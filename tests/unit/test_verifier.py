@@ -249,6 +249,20 @@ def test_the_same_prompt_but_for_case_and_spacing_is_served_without_the_model() 
             "translate 'order ready for pickup' into Spanish pls",
         ),
         ("Explain a purchase order vs. a requisition", "explain a purchase order versus a requisition"),
+        # "Which" for "what", a word that hurries the request, clause punctuation between words.
+        (
+            "What IAM permissions does a Lambda need to read one S3 bucket?",
+            "Which IAM permissions does a Lambda need to read one S3 bucket?",
+        ),
+        (
+            "Can you quickly explain what CVSS 9.8 means for patching?",
+            "explain what CVSS 9.8 means for patching",
+        ),
+        (
+            "Convert this cron expression to plain English: 0 3 * * 1-5",
+            "convert this cron expression to plain english? 0 3 * * 1-5",
+        ),
+        ("We ship Friday - what documents do we need?", "We ship Friday. What documents do we need?"),
         # An acronym spelt out on one side.
         (
             "Write an SOP for receiving stock at the warehouse",
@@ -297,6 +311,10 @@ def test_other_requests_alike_in_form_are_read_by_the_model(asked: str, stored: 
         ("Can I expense software under $5k?", "Can I expense software under $50,000?"),
         ("Book a 1-hour slot", "Book a 1-day slot"),
         ("Wait 5 min", "Wait 5 hrs"),
+        # Marks inside a number, and a minus, stay.
+        ("Meet at 3:30", "Meet at 3 30"),
+        ("Plot y = x -1", "Plot y = x 1"),
+        ("Use version 9.8", "Use version 98"),
     ],
 )
 def test_another_amount_or_unit_written_short_is_another_request(first: str, second: str) -> None:

@@ -218,6 +218,14 @@ _SPELLINGS: Final = {
     "hrs": "hours",
     "mins": "minutes",
     "secs": "seconds",
+    # "What" and "which" ask alike; words that hurry or soften a request ask nothing of their own.
+    "which": "what",
+    "just": "",
+    "quickly": "",
+    "really": "",
+    "actually": "",
+    "basically": "",
+    "simply": "",
 }
 _SPELT: Final = re.compile(r"[a-z]+")
 # Short forms with a number in them: Kubernetes, a quarter ("Q3" / "3rd quarter", as "third
@@ -275,7 +283,7 @@ _WITH: Final = (
     (re.compile(r"(?<![\w/])w/(?![\w/])"), "with "),
 )
 _SLASHED_LETTERS: Final = re.compile(r"\b([a-z])/([a-z])\b")
-_MARKS: Final = re.compile(r"[\"'`()\[\]\u201c\u201d\u2018]|,(?=\s)")
+_MARKS: Final = re.compile(r"[\"'`()\[\]\u201c\u201d\u2018]|[,.?!:;](?=\s)|(?<=\s)[-\u2013\u2014]+(?=\s)")
 _HYPHEN_IN_A_WORD: Final = re.compile(r"-(?<=[a-z]-)(?=[a-z])")
 _LETTERS: Final = frozenset("abcdefghijklmnopqrstuvwxyz")
 _DIGITS: Final = frozenset("0123456789")
