@@ -103,6 +103,12 @@ WORK_PROMPTS_THIRTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_th
 # of every report until it judged the `negation` rule off by default (report only; the same pairs
 # left out).
 WORK_PROMPTS_FOURTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_fourteenth.csv"
+# A fifteenth and a sixteenth, each written the same way by two more writers once the fourteenth
+# had judged a change; kept out of every report until they judged the same-request check's
+# readings of short forms, and of "which", filler words and clause marks (report only; the same
+# pairs left out).
+WORK_PROMPTS_FIFTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_fifteenth.csv"
+WORK_PROMPTS_SIXTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_sixteenth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -125,6 +131,8 @@ JUDGING_FILES = (
     WORK_PROMPTS_TWELFTH_FILE,
     WORK_PROMPTS_THIRTEENTH_FILE,
     WORK_PROMPTS_FOURTEENTH_FILE,
+    WORK_PROMPTS_FIFTEENTH_FILE,
+    WORK_PROMPTS_SIXTEENTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
 )
@@ -373,6 +381,18 @@ REPORT_ONLY_WORK_PROMPTS: Final[tuple[tuple[Path, str, str], ...]] = (
         "work_prompts_fourteenth",
         "work prompts written apart from the project while the thirteenth set was waiting to judge a "
         "change, of the same kinds with more negations (report only)",
+    ),
+    (
+        WORK_PROMPTS_FIFTEENTH_FILE,
+        "work_prompts_fifteenth",
+        "work prompts written apart from the project once the fourteenth set had judged a change, "
+        "of the same kinds (report only)",
+    ),
+    (
+        WORK_PROMPTS_SIXTEENTH_FILE,
+        "work_prompts_sixteenth",
+        "work prompts written apart from the project beside the fifteenth set, of the same kinds "
+        "(report only)",
     ),
 )
 
