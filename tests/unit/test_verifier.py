@@ -263,6 +263,16 @@ def test_the_same_prompt_but_for_case_and_spacing_is_served_without_the_model() 
             "convert this cron expression to plain english? 0 3 * * 1-5",
         ),
         ("We ship Friday - what documents do we need?", "We ship Friday. What documents do we need?"),
+        # An opener after a phrase, phrases that ask alike, a percentage, a hyphen before a number.
+        ("In Jira, how do I bulk move 40 tickets?", "In Jira how can I bulk move 40 tickets"),
+        (
+            "Summarise the changes in Basel III compared to Basel II",
+            "summarise the changes in Basel III compared with Basel II",
+        ),
+        ("Offer a refund rather than a replacement", "offer a refund instead of a replacement"),
+        ("A ticket open 3 weeks with no reply", "a ticket open 3 weeks without reply"),
+        ("Work out a 15 percent discount on $240", "work out a 15% discount on $240"),
+        ("When will I get my W-2?", "when will I get my W2"),
         # An acronym spelt out on one side.
         (
             "Write an SOP for receiving stock at the warehouse",

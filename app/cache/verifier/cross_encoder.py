@@ -93,12 +93,20 @@ _POLITE: Final = re.compile(
 _OPENERS: Final = (
     (
         re.compile(
-            r"^(?:how (?:can|could|would|do|should) (?:i|we|one|you)|how does one|how to|is there way to"
+            r"\b(?:how (?:can|could|would|do|should) (?:i|we|one|you)|how does one|how to|is there way to"
             r"|tell me how to)\b"
         ),
         "how do i",
     ),
-    (re.compile(r"^(?:where (?:can|could|do|should) (?:i|we|one|you)|where to)\b"), "where do i"),
+    (re.compile(r"\b(?:where (?:can|could|do|should) (?:i|we|one|you)|where to)\b"), "where do i"),
+)
+# Phrases that ask alike, in one form ("compared to" / "compared with", "with no" / "without").
+_PHRASES: Final = (
+    (re.compile(r"\bcompared to\b"), "compared with"),
+    (re.compile(r"\brather than\b"), "instead of"),
+    (re.compile(r"\bwith no\b"), "without"),
+    (re.compile(r"\bin order to\b"), "to"),
+    (re.compile(r"(?<=\d) ?(?:percent|per cent|pct)\b"), "%"),
 )
 
 
@@ -284,7 +292,7 @@ _WITH: Final = (
 )
 _SLASHED_LETTERS: Final = re.compile(r"\b([a-z])/([a-z])\b")
 _MARKS: Final = re.compile(r"[\"'`()\[\]\u201c\u201d\u2018]|[,.?!:;](?=\s)|(?<=\s)[-\u2013\u2014]+(?=\s)")
-_HYPHEN_IN_A_WORD: Final = re.compile(r"-(?<=[a-z]-)(?=[a-z])")
+_HYPHEN_IN_A_WORD: Final = re.compile(r"-(?<=[a-z]-)(?=[a-z\d])|-(?<=\d-)(?=[a-z])")
 _LETTERS: Final = frozenset("abcdefghijklmnopqrstuvwxyz")
 _DIGITS: Final = frozenset("0123456789")
 # An acronym and the words it stands for, on the two sides of a pair: capitals, two to six of
@@ -420,8 +428,8 @@ def folded(text: str) -> str:
     text = _GREETING.sub("", re.sub(r"[\s?.!]+$", "", text))
     head, tail = text[:-_THANKS_TAIL], text[-_THANKS_TAIL:]
     text = _POLITE.sub("", re.sub(r"[\s?.!,]+$", "", head + _THANKS.sub("", tail)))
-    for opener, canonical in _OPENERS:
-        text = opener.sub(canonical, text)
+    for pattern, canonical in (*_OPENERS, *_PHRASES):
+        text = pattern.sub(canonical, text)
     text = _SHORT_FORM.sub(lambda match: _SHORT_FORMS[match.group()], text)
     text = _TIME_UNIT.sub(lambda match: " " + _TIME_UNITS[match.group(1)], text)
     text = _THOUSANDS_K.sub(_thousands, text)
