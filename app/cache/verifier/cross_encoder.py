@@ -413,10 +413,11 @@ def folded(text: str) -> str:
     """The prompt without the differences no reader would call a change: case, spacing, the
     closing punctuation, articles, "&" for "and", "1,000" for "1000", contractions, a greeting,
     "please" or "can you" before the request and thanks after it, how a how-to or where-to
-    question opens ("How can I", "how to", "Is there a way to": "how do i"), a word's other
-    spellings and short forms (`_SPELLINGS`, `_SHORT_FORMS`), a unit of time after a number in
-    one form, thousands as "k", and how the words are laid out (`_joined`). A key to compare,
-    not a text to read."""
+    question is put ("How can I", "how to", "Is there a way to": "how do i"), phrases that ask
+    alike (`_PHRASES`), a word's other spellings and short forms (`_SPELLINGS`,
+    `_SHORT_FORMS`), "which" for "what", words that hurry or soften a request, a unit of time
+    after a number in one form, thousands as "k", and how the words are laid out (clause marks,
+    hyphens, `_joined`). A key to compare, not a text to read."""
     words = text.replace("&", " and ").replace("\u2019", "'").split()
     if words and words[0] in _OPENING_ARTICLES:
         words = words[1:]
