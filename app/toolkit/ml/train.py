@@ -109,6 +109,10 @@ WORK_PROMPTS_FOURTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_fo
 # pairs left out).
 WORK_PROMPTS_FIFTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_fifteenth.csv"
 WORK_PROMPTS_SIXTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_sixteenth.csv"
+# A seventeenth, written the same way by two more writers while the fifteenth and sixteenth were
+# judging; kept out of every report until it judged the same-request check's reading of phrases
+# that ask alike (report only; the same pairs left out).
+WORK_PROMPTS_SEVENTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_seventeenth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -133,6 +137,7 @@ JUDGING_FILES = (
     WORK_PROMPTS_FOURTEENTH_FILE,
     WORK_PROMPTS_FIFTEENTH_FILE,
     WORK_PROMPTS_SIXTEENTH_FILE,
+    WORK_PROMPTS_SEVENTEENTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
 )
@@ -393,6 +398,12 @@ REPORT_ONLY_WORK_PROMPTS: Final[tuple[tuple[Path, str, str], ...]] = (
         "work_prompts_sixteenth",
         "work prompts written apart from the project beside the fifteenth set, of the same kinds "
         "(report only)",
+    ),
+    (
+        WORK_PROMPTS_SEVENTEENTH_FILE,
+        "work_prompts_seventeenth",
+        "work prompts written apart from the project while the fifteenth and sixteenth sets were "
+        "judging, of the same kinds (report only)",
     ),
 )
 
