@@ -90,24 +90,23 @@ _THANKS: Final = re.compile(
 _POLITE: Final = re.compile(
     r"^(?:(?:please|pls|plz|kindly|can you|could you|would you|will you|can u|could u),?\s+)+"
 )
-_OPENERS: Final = (
-    (
-        re.compile(
-            r"\b(?:how (?:can|could|would|do|should) (?:i|we|one|you)|how does one|how to|is there way to"
-            r"|tell me how to)\b"
-        ),
-        "how do i",
-    ),
-    (re.compile(r"\b(?:where (?:can|could|do|should) (?:i|we|one|you)|where to)\b"), "where do i"),
+# How a how-to or where-to question is put, wherever it stands ("is there way to": the articles
+# are gone), and phrases that ask alike, each in one form (`_asked_alike`). Each pattern opens on
+# one of a few letters, so that a scan of a long prompt skips the rest quickly.
+_PHRASES: Final = {
+    "compared to": "compared with",
+    "rather than": "instead of",
+    "with no": "without",
+    "in order to": "to",
+}
+_ASKED_ALIKE: Final = re.compile(
+    r"[hitwcr](?<!\w[hitwcr])(?:"
+    r"(?P<how>(?<=h)(?:ow (?:can|could|would|do|should) (?:i|we|one|you)|ow does one|ow to)"
+    r"|(?<=i)s there way to|(?<=t)ell me how to)"
+    r"|(?P<where>(?<=w)(?:here (?:can|could|do|should) (?:i|we|one|you)|here to))"
+    r"|(?<=c)ompared to|(?<=r)ather than|(?<=w)ith no|(?<=i)n order to)\b"
 )
-# Phrases that ask alike, in one form ("compared to" / "compared with", "with no" / "without").
-_PHRASES: Final = (
-    (re.compile(r"\bcompared to\b"), "compared with"),
-    (re.compile(r"\brather than\b"), "instead of"),
-    (re.compile(r"\bwith no\b"), "without"),
-    (re.compile(r"\bin order to\b"), "to"),
-    (re.compile(r"(?<=\d) ?(?:percent|per cent|pct)\b"), "%"),
-)
+_PERCENT: Final = re.compile(r"(\d) ?(?:percent|per cent|pct)\b")
 
 
 # Articles, as words of their own; "The" / "A" / "An" only at the start ("Plan A" keeps its "A").
@@ -246,7 +245,6 @@ _SHORT_FORMS: Final = {
     "q4": "4th quarter",
     "vs.": "versus",
 }
-_SHORT_FORM: Final = re.compile(r"(?<![\w.])(?:k8s|q[1-4]|vs\.)(?![\w])")
 # A unit of time after a number, in one form: "1-hour" / "1 hr" / "1hr", "3 days" / "3-day".
 _TIME_UNITS: Final = {
     "minute": "minute",
@@ -274,9 +272,13 @@ _TIME_UNITS: Final = {
     "yr": "year",
     "yrs": "year",
 }
-_TIME_UNIT: Final = re.compile(r"(?<=\d)[\s-]?(" + "|".join(_TIME_UNITS) + r")\b")
-# Thousands as "k" after a number: "$5k" / "$5,000", "1.5k" / "1500".
-_THOUSANDS_K: Final = re.compile(r"(?<![\w.])(\d{1,9}(?:\.\d{1,3})?)k\b")
+_SHORT_FORM: Final = re.compile(r"[kqv](?<![\w.][kqv])(?:(?<=k)8s|(?<=q)[1-4]|(?<=v)s\.)(?!\w)")
+# A number with a unit of time or "k" for thousands after it ("$5k" / "$5,000", "1.5k" /
+# "1500"; a number inside a word keeps its "k": `_with_unit`).
+_NUMBER_WITH_UNIT: Final = re.compile(
+    rf"(?P<number>\d+(?:\.\d+)?)(?:[\s-]?(?P<unit>{'|'.join(_TIME_UNITS)})\b|k\b)"
+)
+_THOUSANDS_K: Final = re.compile(r"\d{1,9}(?:\.\d{1,3})?")
 _ISE: Final = re.compile(
     r"(?<=[a-z]{3})is(?=(?:e|es|ed|ing|ation|ations|er|ers)$)|(?<=[a-z]{2})ys(?=(?:e|es|ed|ing|er|ers)$)"
 )
@@ -429,11 +431,9 @@ def folded(text: str) -> str:
     text = _GREETING.sub("", re.sub(r"[\s?.!]+$", "", text))
     head, tail = text[:-_THANKS_TAIL], text[-_THANKS_TAIL:]
     text = _POLITE.sub("", re.sub(r"[\s?.!,]+$", "", head + _THANKS.sub("", tail)))
-    for pattern, canonical in (*_OPENERS, *_PHRASES):
-        text = pattern.sub(canonical, text)
+    text = _PERCENT.sub(r"\1%", _ASKED_ALIKE.sub(_asked_alike, text))
     text = _SHORT_FORM.sub(lambda match: _SHORT_FORMS[match.group()], text)
-    text = _TIME_UNIT.sub(lambda match: " " + _TIME_UNITS[match.group(1)], text)
-    text = _THOUSANDS_K.sub(_thousands, text)
+    text = _NUMBER_WITH_UNIT.sub(_with_unit, text)
     text = _SPELT.sub(_spelt_alike, text)
     if "/" in text:
         for pattern, written in _WITH:
@@ -456,8 +456,23 @@ def _joined(text: str) -> str:
     return "".join(out)
 
 
-def _thousands(match: re.Match[str]) -> str:
-    return format((Decimal(match.group(1)) * 1000).normalize(), "f")
+def _asked_alike(match: re.Match[str]) -> str:
+    if match.group("how") is not None:
+        return "how do i"
+    if match.group("where") is not None:
+        return "where do i"
+    return _PHRASES[match.group()]
+
+
+def _with_unit(match: re.Match[str]) -> str:
+    number, unit = match.group("number", "unit")
+    if unit is not None:
+        return f"{number} {_TIME_UNITS[unit]}"
+    start = match.start()
+    before = match.string[start - 1] if start else " "
+    if before == "." or before.isalnum() or before == "_" or not _THOUSANDS_K.fullmatch(number):
+        return match.group()
+    return format((Decimal(number) * 1000).normalize(), "f")
 
 
 def _spelt_alike(match: re.Match[str]) -> str:
