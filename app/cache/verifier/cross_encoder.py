@@ -245,34 +245,21 @@ _SHORT_FORMS: Final = {
     "q4": "4th quarter",
     "vs.": "versus",
 }
+_SHORT_FORM: Final = re.compile(r"[kqv](?<![\w.][kqv])(?:(?<=k)8s|(?<=q)[1-4]|(?<=v)s\.)(?!\w)")
 # A unit of time after a number, in one form: "1-hour" / "1 hr" / "1hr", "3 days" / "3-day".
 _TIME_UNITS: Final = {
-    "minute": "minute",
-    "minutes": "minute",
-    "min": "minute",
-    "mins": "minute",
-    "hour": "hour",
-    "hours": "hour",
-    "hr": "hour",
-    "hrs": "hour",
-    "second": "second",
-    "seconds": "second",
-    "sec": "second",
-    "secs": "second",
-    "day": "day",
-    "days": "day",
-    "week": "week",
-    "weeks": "week",
-    "wk": "week",
-    "wks": "week",
-    "month": "month",
-    "months": "month",
-    "year": "year",
-    "years": "year",
-    "yr": "year",
-    "yrs": "year",
+    written: unit
+    for unit, forms in {
+        "minute": ("minute", "minutes", "min", "mins"),
+        "hour": ("hour", "hours", "hr", "hrs"),
+        "second": ("second", "seconds", "sec", "secs"),
+        "day": ("day", "days"),
+        "week": ("week", "weeks", "wk", "wks"),
+        "month": ("month", "months"),
+        "year": ("year", "years", "yr", "yrs"),
+    }.items()
+    for written in forms
 }
-_SHORT_FORM: Final = re.compile(r"[kqv](?<![\w.][kqv])(?:(?<=k)8s|(?<=q)[1-4]|(?<=v)s\.)(?!\w)")
 # A number with a unit of time or "k" for thousands after it ("$5k" / "$5,000", "1.5k" /
 # "1500"; a number inside a word keeps its "k": `_with_unit`).
 _NUMBER_WITH_UNIT: Final = re.compile(
