@@ -227,12 +227,7 @@ _SPELLINGS: Final = {
     "secs": "seconds",
     # "What" and "which" ask alike; words that hurry or soften a request ask nothing of their own.
     "which": "what",
-    "just": "",
-    "quickly": "",
-    "really": "",
-    "actually": "",
-    "basically": "",
-    "simply": "",
+    **dict.fromkeys(("just", "quickly", "really", "actually", "basically", "simply"), ""),
 }
 _SPELT: Final = re.compile(r"[a-z]+")
 # Short forms with a number in them: Kubernetes, a quarter ("Q3" / "3rd quarter", as "third
