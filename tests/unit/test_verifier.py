@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import uuid
 from collections.abc import Sequence
 from dataclasses import fields, replace
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -330,6 +332,24 @@ def test_other_requests_alike_in_form_are_read_by_the_model(asked: str, stored: 
 def test_another_amount_or_unit_written_short_is_another_request(first: str, second: str) -> None:
     assert not same_request(first, second)
     assert not same_request(second, first)
+
+
+WRITTEN_PAIRS = sorted((Path(__file__).parents[2] / "app" / "toolkit" / "ml" / "data").glob("*.csv"))
+
+
+def test_no_pair_the_written_data_labels_different_is_one_request_once_folded() -> None:
+    # Every labelled pair the project wrote or had written (training files, report-only sets,
+    # stress pairs, long prompts): what the same-request check leaves out must never make two
+    # requests with different answers one, or the service would serve them unread.
+    assert WRITTEN_PAIRS
+    read = 0
+    for path in WRITTEN_PAIRS:
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                read += 1
+                if row["label"] == "0":
+                    assert not same_request(row["sentence2"], row["sentence1"]), (path.name, row["sentence1"])
+    assert read > 10_000
 
 
 def test_each_stage_reads_the_prompt_as_cut_beside_each_candidate() -> None:
