@@ -15,6 +15,7 @@ from app.toolkit.ml.report import (
     choose_band,
     choose_default,
     choose_far,
+    choose_shared_text,
     choose_strict,
     decided_share,
     lost_where,
@@ -150,6 +151,53 @@ def test_the_report_decides_a_rewording_as_the_service_does() -> None:
     assert [bool(hit) for hit in item.hits(closed)] == [False, False]
     # Only the pair worded apart is served; the same words rearranged keep the usual threshold.
     assert [bool(hit) for hit in item.hits(reworded)] == [True, False]
+
+
+NOTES = (
+    "Minutes of the billing review: the migration to the new cluster finished two weeks late because"
+    " the payment provider changed its API; the team added retries and a second region. Support hired"
+    " four of the six people it planned. The board asked for a plan to cut cloud costs by July."
+)
+
+
+def test_a_threshold_for_pairs_pasting_one_text_applies_to_those_alone() -> None:
+    pairs = [
+        (f"Give me a short summary of the notes below.\n{NOTES}", f"tl;dr pls\n{NOTES}"),
+        (f"{NOTES}\nWhat was decided?", f"{NOTES}\nList the decisions."),
+        ("Give me a short summary of the billing review.", "Give me a brief summary of the billing review."),
+        # Two long requests after a short shared opening paste no text.
+        (
+            f"{NOTES[:210]} {'Which regions had the most failed payments last month?' * 8}",
+            f"{NOTES[:210]} {'How many refunds did support approve in May?' * 8}",
+        ),
+    ]
+    item = ScoredSet(LabelledSet("notes", pairs, [1, 1, 1, 0]), np.full(4, 0.85))
+    item.probability["model"] = np.full(4, 0.5)
+    decision = Decision("", 0.65, frozenset(), "model", 0.7, 0.8, 0.8, shared_margin=0.3)
+
+    assert [bool(shared) for shared in item.shared] == [True, True, False, False]
+    assert [bool(hit) for hit in item.hits(decision)] == [True, True, False, False]
+    assert not item.hits(replace(decision, shared_margin=0.0)).any()
+    # Below the strict cosine the strict threshold holds, pasted text or not.
+    item.cosine = np.full(4, 0.75)
+    assert not item.hits(decision).any()
+
+
+def test_the_shared_text_threshold_walks_down_while_the_written_slice_keeps_its_precision() -> None:
+    # 40 reworded requests over one text scored 0.66 down to 0.27; one other request at 0.42.
+    right = [0.66 - 0.01 * i for i in range(40)]
+    pairs = [(f"{NOTES} Request {i}.", f"{NOTES} Ask {i}.") for i in range(41)]
+    written = ScoredSet(LabelledSet("instructions_over_text", pairs, [1] * 40 + [0]), np.full(41, 0.95))
+    written.probability["model"] = np.array([*right, 0.42])
+    base = Decision("", 0.65, frozenset(), "model", 0.7, 0.8, 0.8)
+
+    chosen = choose_shared_text(written, base)
+
+    # At 0.4 the look-alike is served (1 wrong in 28: under 0.97); 0.45 is the last kept.
+    assert chosen.shared_margin == 0.25
+    # A look-alike the model is surer of than of any paraphrase keeps the threshold where it was.
+    written.probability["model"] = np.array([*right, 0.69])
+    assert choose_shared_text(written, base) == base
 
 
 def test_the_first_pass_band_settles_the_most_pairs_that_keep_the_models_figures() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, OnnxCrossEncoder, OnnxEmbedder
+from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, OnnxCrossEncoder, OnnxEmbedder, around_shared_text
 from app.cache.verifier import (
     FIRST_PASS,
     REWORDED_MAX_OVERLAP,
@@ -28,7 +28,9 @@ from app.cache.verifier import (
     same_request,
     word_overlap,
 )
+from app.cache.verifier.texts import shared_end, shared_start
 from app.toolkit.ml.train import (
+    INSTRUCTIONS_OVER_TEXT_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LabelledSet,
     TrainConfig,
@@ -98,6 +100,15 @@ REWORDED_SWEEP: tuple[tuple[float, float], ...] = (
     (0.9, 0.55),
     (0.85, 0.35),
 )
+# A threshold of their own for pairs that paste one text (`choose_shared_text`): walking down this
+# grid, the written slice of such pairs must keep SHARED_TEXT_PRECISION and at most
+# SHARED_TEXT_FALSE_HITS of its look-alikes served. Two prompts paste one text when what they share
+# at their start and end, or one run of text with their requests around it, is SHARED_TEXT_CHARS or
+# more and at least half of the shorter prompt (`shares_text`).
+SHARED_TEXT_THRESHOLDS = tuple(float(x) for x in np.round(np.arange(0.7, 0.199, -0.05), 2))
+SHARED_TEXT_PRECISION = 0.97
+SHARED_TEXT_FALSE_HITS = 0.02
+SHARED_TEXT_CHARS = 200
 # The default threshold: the most recall at which users' kinds of prompts, chat (the held-out
 # langcache half, labelled for "same answer") and work (the held-out intents), each keep this
 # precision, at the service's cosine floor, while no validation slice is served less precisely
@@ -105,6 +116,19 @@ REWORDED_SWEEP: tuple[tuple[float, float], ...] = (
 DEFAULT_SLICES = ("langcache_held_out", "project_validation")
 DEFAULT_PRECISION = 0.95
 PLAIN_COSINE = 0.9
+
+
+def shares_text(first: str, second: str) -> bool:
+    """Whether two prompts paste one text (an email, a log, a clause, with a request before or after
+    it): what they share at their start and end, or one run of text with their requests around it
+    (`around_shared_text`), is SHARED_TEXT_CHARS or more and at least half of the shorter prompt."""
+    shorter = min(len(first), len(second))
+    if shorter < SHARED_TEXT_CHARS:
+        return False
+    opening = shared_start(first, second)
+    if opening + shared_end(first, second, shorter - opening) >= max(SHARED_TEXT_CHARS, shorter // 2):
+        return True
+    return around_shared_text(first, second) is not None
 
 
 @dataclass(frozen=True)
@@ -125,6 +149,8 @@ class Decision:
     # Below `far_below` the model must reach `far_threshold` (when higher than the two above).
     far_below: float = 0.0
     far_threshold: float = 0.0
+    # From `strict_below`, a pair that pastes one text needs `shared_margin` less than `threshold`.
+    shared_margin: float = 0.0
 
 
 # The decision the previous model shipped with: floor 0.7, cross-encoder >= 0.65, >= 0.87 below
@@ -144,10 +170,13 @@ class ScoredSet:
     probability: dict[str, FloatArray] = field(default_factory=dict)
     # The pairs that are one request but for what `same_request` leaves out: served unread, at 1.0.
     unread: BoolArray = field(init=False)
+    # The pairs whose prompts paste one text (`shares_text`).
+    shared: BoolArray = field(init=False)
 
     def __post_init__(self) -> None:
         self.overlap = np.array([word_overlap(a, b) for a, b in self.labelled.pairs], dtype=np.float64)
         self.unread = np.array([same_request(a, b) for a, b in self.labelled.pairs], dtype=bool)
+        self.shared = np.array([shares_text(b, a) for a, b in self.labelled.pairs], dtype=bool)
 
     @property
     def labels(self) -> BoolArray:
@@ -161,13 +190,14 @@ class ScoredSet:
         return served
 
     def thresholds(self, decision: Decision) -> FloatArray:
-        """The model's threshold for each pair (strict below `strict_below`, lower for a rewording)."""
+        """The model's threshold for each pair (strict below `strict_below`, lower for a rewording
+        or a pair that pastes one text)."""
         strict = max(decision.threshold, decision.strict_threshold)
         far = max(strict, decision.far_threshold)
         reworded = (self.cosine >= decision.reworded_above) & (self.overlap < REWORDED_MAX_OVERLAP)
-        usual = np.where(
-            reworded, max(0.0, decision.threshold - decision.reworded_margin), decision.threshold
-        )
+        margin = np.where(self.shared, decision.shared_margin, 0.0)
+        margin = np.where(reworded, np.maximum(margin, decision.reworded_margin), margin)
+        usual = np.maximum(0.0, decision.threshold - margin)
         return np.where(
             self.cosine < decision.far_below,
             far,
@@ -407,6 +437,23 @@ def choose_far(scored: Sequence[ScoredSet], base: Decision, guard: ScoredSet | N
     return best
 
 
+def choose_shared_text(written: ScoredSet, base: Decision) -> Decision:
+    """`base` with the lowest threshold for pairs that paste one text: walking down
+    SHARED_TEXT_THRESHOLDS, while the written slice of such pairs keeps SHARED_TEXT_PRECISION and
+    serves at most SHARED_TEXT_FALSE_HITS of its look-alikes, as a margin below `base.threshold`;
+    `base` itself (no margin) when no threshold below it keeps them."""
+    chosen = base
+    for threshold in SHARED_TEXT_THRESHOLDS:
+        if threshold >= base.threshold:
+            continue
+        decision = replace(base, shared_margin=round(base.threshold - threshold, 2))
+        served = figures(written.hits(decision), written.labels)
+        if served["precision"] < SHARED_TEXT_PRECISION or served["false_hit_rate"] > SHARED_TEXT_FALSE_HITS:
+            break
+        chosen = decision
+    return chosen
+
+
 def _band(name: str, below: float, threshold: float, floor: float) -> dict[str, float | None]:
     """A band of `default_on_validation` as the policy names it; null when it is closed."""
     opened = below > floor
@@ -533,8 +580,15 @@ def report(
         "work_prompts_stress",
         "topical look-alikes and near-identical paraphrases written apart; they guard the floor's choice",
     )
-    reported = score_sets([*splits.report, stress], models, config.threads, embedder_dir)
+    # Pairs that paste one text, written to choose their threshold (`choose_shared_text`).
+    over_text = work_prompts(
+        INSTRUCTIONS_OVER_TEXT_FILE,
+        "instructions_over_text",
+        "one pasted text with a reworded or another request around it, written apart; it chooses their threshold",
+    )
+    reported = score_sets([*splits.report, over_text, stress], models, config.threads, embedder_dir)
     topical = _only(reported[-1], "topical")
+    written_over_text = reported[-2]
     all_rules = frozenset(RULES)
     enabled = all_rules - policy.disabled_rules
     decisions = [
@@ -621,6 +675,20 @@ def report(
         topical,
     )
     default_policy = policy_decision("", policy, enabled, "shipped")
+    closed_shared = replace(default_policy, shared_margin=0.0)
+    shared_text = choose_shared_text(written_over_text, closed_shared)
+    shared_walk = {
+        f"{threshold:g}": {
+            item.labelled.name: figures(
+                item.hits(
+                    replace(closed_shared, shared_margin=round(closed_shared.threshold - threshold, 2))
+                ),
+                item.labels,
+            )
+            for item in [written_over_text, *validation]
+        }
+        for threshold in SHARED_TEXT_THRESHOLDS
+    }
     sweep = {
         _sweep_name(floor, threshold, strict): {
             item.labelled.name: figures(
@@ -676,6 +744,16 @@ def report(
             # A band no threshold opens is null (closed), not a cosine of 0.
             **_band("strict", default.strict_below, default.strict_threshold, default.floor),
             **_band("far", default.far_below, default.far_threshold, default.floor),
+        },
+        "shared_text_on_validation": {
+            "rule": f"walking the threshold down from {closed_shared.threshold:g} for pairs that paste one text "
+            f"(at cosine >= {closed_shared.strict_below:g}), the lowest at which {written_over_text.labelled.name} "
+            f"keeps precision >= {SHARED_TEXT_PRECISION} and a false-hit rate <= {SHARED_TEXT_FALSE_HITS}, "
+            "every threshold above it too; the rest at the defaults",
+            "cross_encoder_shared_text_margin": shared_text.shared_margin,
+            "threshold": round(closed_shared.threshold - shared_text.shared_margin, 2),
+            # Each threshold of the walk, on that slice and on every validation slice.
+            "walk": shared_walk,
         },
         "threshold_sweep": sweep,
         "sets": sets,

@@ -116,6 +116,9 @@ WORK_PROMPTS_SEVENTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_s
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
+# One pasted text with a reworded or another request around it, written apart from the project to
+# choose the cross-encoder's threshold for such pairs (`cross_encoder_shared_text_margin`); never trained on.
+INSTRUCTIONS_OVER_TEXT_FILE = Path(__file__).parent / "data" / "instructions_over_text.csv"
 # One long text with other or reworded requests about it (scripts/long_prompt_pairs.py; report only).
 LONG_PROMPTS_FILE = Path(__file__).parent / "data" / "long_prompts.csv"
 # What judges a model trained on the written pairs, and so must share no prompt with them: the
@@ -140,6 +143,7 @@ JUDGING_FILES = (
     WORK_PROMPTS_SEVENTEENTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
+    INSTRUCTIONS_OVER_TEXT_FILE,
 )
 # Work prompts written for training, apart from the generator and from the report-only sets
 # (paraphrases reworded lightly to heavily, look-alikes of the same kinds); a fifth of them,
