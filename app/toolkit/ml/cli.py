@@ -165,6 +165,14 @@ def train_verifier_command(
             "alike in words (work_prompts_train_short.csv).",
         ),
     ] = 0,
+    over_text_repeats: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="The same for the requests over one pasted text, reworded or another request "
+            "(work_prompts_train_over_text.csv).",
+        ),
+    ] = 0,
     instruction_pairs: Annotated[
         int,
         typer.Option(
@@ -228,6 +236,7 @@ def train_verifier_command(
         written_repeats=written_repeats,
         counter_repeats=counter_repeats,
         short_repeats=short_repeats,
+        over_text_repeats=over_text_repeats,
         instruction_pairs=instruction_pairs,
         instructions_across=instructions_across,
         more_instruction_tasks=more_instruction_tasks,

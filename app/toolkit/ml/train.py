@@ -157,6 +157,10 @@ WRITTEN_COUNTER_FILE = Path(__file__).parent / "data" / "work_prompts_train_coun
 # form ("How do I ...", "What's the process for ...", "how to ...", a bare fragment) beside other
 # requests alike in words; a fifth of them, split by first prompt, is their validation slice.
 WRITTEN_SHORT_FILE = Path(__file__).parent / "data" / "work_prompts_train_short.csv"
+# One pasted text (an email, a log, a clause, a table) with the same request reworded or another
+# request around it, before, after or on the two sides of it; a fifth of them, split by first
+# prompt, is their validation slice.
+WRITTEN_OVER_TEXT_FILE = Path(__file__).parent / "data" / "work_prompts_train_over_text.csv"
 WRITTEN_VALIDATION_FRACTION = 0.2
 # Instruction pairs of the held-out tasks, whether or not the model is trained on the others.
 INSTRUCTION_VALIDATION_PAIRS = 800
@@ -188,6 +192,8 @@ class TrainConfig:
     counter_repeats: int = 6
     # The same for the short workplace requests in every common form (work_prompts_train_short.csv).
     short_repeats: int = 0
+    # The same for the requests over one pasted text (work_prompts_train_over_text.csv).
+    over_text_repeats: int = 0
     # Order and role transformations of real sentences, and pairs from the two-party frames.
     swap_pairs: int = 6000
     role_frame_pairs: int = 800
@@ -450,6 +456,7 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
         ("written", config.written_repeats),
         ("counter", config.counter_repeats),
         ("short", config.short_repeats),
+        ("over_text", config.over_text_repeats),
     ):
         written_train, written_held = _written(source)
         if repeats:
@@ -560,6 +567,7 @@ WRITTEN_SOURCES = {
     "written": WRITTEN_TRAIN_FILE,
     "counter": WRITTEN_COUNTER_FILE,
     "short": WRITTEN_SHORT_FILE,
+    "over_text": WRITTEN_OVER_TEXT_FILE,
 }
 
 
@@ -603,6 +611,7 @@ def with_recipe(config: TrainConfig, recipe: Mapping[str, Any]) -> TrainConfig:
         written_repeats=int(recipe.get("written_repeats", 0)),
         counter_repeats=int(recipe.get("counter_repeats", 0)),
         short_repeats=int(recipe.get("short_repeats", 0)),
+        over_text_repeats=int(recipe.get("over_text_repeats", 0)),
         instruction_pairs=int(recipe.get("instruction_pairs", 0)),
         instructions_across=bool(recipe.get("instructions_across", False)),
         more_instruction_tasks=bool(recipe.get("more_instruction_tasks", False)),
