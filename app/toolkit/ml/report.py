@@ -750,7 +750,8 @@ def report(
             f"(at cosine >= {closed_shared.strict_below:g}), the lowest at which {written_over_text.labelled.name} "
             f"keeps precision >= {SHARED_TEXT_PRECISION} and a false-hit rate <= {SHARED_TEXT_FALSE_HITS}, "
             "every threshold above it too; the rest at the defaults",
-            "cross_encoder_shared_text_margin": shared_text.shared_margin,
+            # How far below the usual threshold; 0: no threshold of their own.
+            "margin": shared_text.shared_margin,
             "threshold": round(closed_shared.threshold - shared_text.shared_margin, 2),
             # Each threshold of the walk, on that slice and on every validation slice.
             "walk": shared_walk,

@@ -113,11 +113,17 @@ WORK_PROMPTS_SIXTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_six
 # judging; kept out of every report until it judged the same-request check's reading of phrases
 # that ask alike (report only; the same pairs left out).
 WORK_PROMPTS_SEVENTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_seventeenth.csv"
+# An eighteenth and a nineteenth, written the same way by two more writers each, committed unread
+# and in no report until each judges a change (the same pairs left out): only the tests read
+# them, to check that no training file shares a prompt with them.
+WORK_PROMPTS_EIGHTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_eighteenth.csv"
+WORK_PROMPTS_NINETEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_nineteenth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
 # One pasted text with a reworded or another request around it, written apart from the project to
-# choose the cross-encoder's threshold for such pairs (`cross_encoder_shared_text_margin`); never trained on.
+# choose a cross-encoder threshold of their own for such pairs (`choose_shared_text` in report.py:
+# it called for none, so the service has none); never trained on.
 INSTRUCTIONS_OVER_TEXT_FILE = Path(__file__).parent / "data" / "instructions_over_text.csv"
 # One long text with other or reworded requests about it (scripts/long_prompt_pairs.py; report only).
 LONG_PROMPTS_FILE = Path(__file__).parent / "data" / "long_prompts.csv"
@@ -141,6 +147,8 @@ JUDGING_FILES = (
     WORK_PROMPTS_FIFTEENTH_FILE,
     WORK_PROMPTS_SIXTEENTH_FILE,
     WORK_PROMPTS_SEVENTEENTH_FILE,
+    WORK_PROMPTS_EIGHTEENTH_FILE,
+    WORK_PROMPTS_NINETEENTH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
     INSTRUCTIONS_OVER_TEXT_FILE,
