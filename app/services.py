@@ -24,7 +24,7 @@ from app.ledger.rollup import keep_rolled_up
 from app.ledger.spool import LedgerSpool
 from app.observability.metrics import METRICS, PrometheusRouterEvents
 from app.settings import Settings
-from app.tenants.auth import Authenticator
+from app.tenants.auth import Authenticator, forget_on_change
 from app.upstream.config import load_router_config
 from app.upstream.router import ModelRouter
 
@@ -78,6 +78,8 @@ class Services:
                 cache.hits.run(sessionmaker, settings.cache.hit_flush_interval_s), name="hit-counters"
             ),
         ]
+        authenticator = Authenticator(sessionmaker, admin_token)
+        background.append(asyncio.create_task(forget_on_change(fast.dsn, authenticator), name="key-changes"))
         if settings.ledger_rollup_interval_s > 0:
             rollup = keep_rolled_up(sessionmaker, settings.ledger_rollup_interval_s)
             background.append(asyncio.create_task(rollup, name="ledger-rollup"))
@@ -85,7 +87,7 @@ class Services:
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
-            authenticator=Authenticator(sessionmaker, admin_token),
+            authenticator=authenticator,
             cache=cache,
             router=router,
             prices=prices,

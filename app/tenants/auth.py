@@ -1,19 +1,24 @@
 """Who is calling: `Authorization: Bearer <key>` resolved to a principal.
 
 A resolved key is remembered for a few seconds per process, so a hit costs no extra round
-trip for authentication; revoking a key takes effect within that time everywhere (and at
-once in the process that revoked it).
+trip for authentication. Every process forgets the keys it remembers as soon as a key or a tenant
+changes anywhere (`forget_on_change`: the database notifies it on commit), so a revocation takes
+effect at once everywhere; while that notice cannot be received (the database unreachable), within
+the few seconds a key is remembered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
@@ -23,7 +28,11 @@ from app.tenants.keys import hash_key
 from app.tenants.models import KeyRole, TenantStatus
 from app.tenants.repository import KeyRepository
 
+log = logging.getLogger(__name__)
+
 ADMIN_TOKEN_ACTOR = "admin-token"  # noqa: S105 (a label in the audit log, not a secret)
+# The channel a key or tenant change is announced on (migration 0230's triggers).
+KEYS_CHANNEL = "deja_keys"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +130,32 @@ class Authenticator:
             tenant_name=owner.tenant_name,
             tenant_settings=owner.tenant_settings or {},
         )
+
+
+async def forget_on_change(
+    dsn: str, authenticator: Authenticator, *, check_s: float = 30.0, retry_s: float = 5.0
+) -> None:
+    """Listen on KEYS_CHANNEL for as long as the process runs, and forget the remembered keys at
+    each notice: the database sends one when a transaction that changed keys or tenants commits.
+    Keys are forgotten too whenever listening starts again (a notice may have been missed while it
+    was not), and the connection is checked every `check_s`; while it is down, remembered keys run
+    out as before."""
+    while True:
+        connection: asyncpg.Connection | None = None
+        try:
+            connection = await asyncpg.connect(
+                dsn, timeout=retry_s, server_settings={"application_name": "deja-keys"}
+            )
+            await connection.add_listener(KEYS_CHANNEL, lambda *_: authenticator.forget())
+            authenticator.forget()
+            while True:
+                await asyncio.sleep(check_s)
+                await connection.fetchval("SELECT 1", timeout=retry_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure: listen again after a pause
+            log.warning("not listening for key changes, retrying in %.0f s: %s", retry_s, type(exc).__name__)
+        finally:
+            if connection is not None:
+                connection.terminate()
+        await asyncio.sleep(retry_s)

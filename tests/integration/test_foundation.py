@@ -16,7 +16,7 @@ from app.cache.models import CacheEntry
 from app.db.engine import transaction
 from app.observability.logging import scrub_database_errors
 from app.tenants.repository import KeyRepository
-from tests.conftest import ADMIN_HEADERS
+from tests.conftest import ADMIN_HEADERS, eventually
 
 PROBLEM = "application/problem+json"
 
@@ -120,6 +120,34 @@ async def test_revoked_key_is_refused(
     # Running servers remember a resolved key for a few seconds; this one was never used.
     response = await http.get("/v1/usage", headers=tenant.headers)
     assert response.status_code == 401
+
+
+async def test_a_key_revoked_or_a_tenant_suspended_elsewhere_is_refused_at_once(
+    http: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    """The server remembers a key it resolved for ten seconds; a change made by another worker, the
+    CLI or an operator's SQL reaches it as the change commits (migration 0230), not ten seconds
+    later."""
+    revoked, suspended, kept = await make_tenant(), await make_tenant(), await make_tenant()
+    for tenant in (revoked, suspended, kept):
+        assert (await http.get("/v1/usage", headers=tenant.headers)).status_code == 200
+    async with transaction(sessionmaker, system=True) as session:
+        await session.execute(
+            text("UPDATE api_keys SET revoked_at = now() WHERE id = :k"), {"k": revoked.key_id}
+        )
+    async with transaction(sessionmaker, system=True) as session:
+        await session.execute(
+            text("UPDATE tenants SET status = 'suspended' WHERE id = :t"), {"t": suspended.tenant_id}
+        )
+
+    async def refused(tenant) -> bool:  # type: ignore[no-untyped-def]
+        return (await http.get("/v1/usage", headers=tenant.headers)).status_code == 401
+
+    assert await eventually(lambda: refused(revoked), within_s=2)
+    assert await eventually(lambda: refused(suspended), within_s=2)
+    assert (await http.get("/v1/usage", headers=kept.headers)).status_code == 200
 
 
 async def test_keys_are_stored_only_as_hashes(
