@@ -97,6 +97,16 @@ class CacheSettings(BaseModel):
     verifier_model_dir: Path | None = Field(
         None, description="A cross-encoder directory (model.onnx + tokenizer.json); default: the one shipped."
     )
+    verifier_over_text: bool = Field(
+        True,
+        description="Read the pairs whose prompts paste one text (two requests about one email, log or "
+        "clause) with a cross-encoder of their own; false: the cross-encoder above reads them too.",
+    )
+    verifier_over_text_model_dir: Path | None = Field(
+        None,
+        description="The cross-encoder for pairs whose prompts paste one text (model.onnx + "
+        "tokenizer.json); default: the one shipped.",
+    )
     verifier_first_pass_dir: Path | None = Field(
         None,
         description="A first pass distilled from the cross-encoder (`deja verifier distil`: model.onnx, "

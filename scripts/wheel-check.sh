@@ -29,7 +29,9 @@ import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 needed = ["app/_resources/alembic.ini", "app/_resources/migrations/env.py",
           "app/_resources/sql/views/01_requests.sql", "app/_resources/sql/queries/hit_rate_last_7_days.sql",
-          "app/cache/models/minilm-l6-v2-int8/model.onnx", "app/static/swagger-ui/swagger-ui-bundle.js",
+          "app/cache/models/minilm-l6-v2-int8/model.onnx",
+          "app/cache/models/verifier-minilm-int8/model.onnx", "app/cache/models/verifier-over-text-int8/model.onnx",
+          "app/static/swagger-ui/swagger-ui-bundle.js",
           "app/ui/templates/base.html", "app/ui/templates/overview.html", "app/ui/static/dashboard.js",
           "app/ui/static/style.css", "app/_resources/docs/quality/langcache_held_out.json"]
 missing = [n for n in needed if n not in names]

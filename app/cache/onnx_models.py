@@ -25,6 +25,8 @@ from app.cache.verifier.texts import shared_end, shared_start
 MODELS_DIR: Final = Path(__file__).resolve().parent / "models"
 DEFAULT_EMBEDDER_DIR: Final = MODELS_DIR / "minilm-l6-v2-int8"
 DEFAULT_VERIFIER_DIR: Final = MODELS_DIR / "verifier-minilm-int8"
+# The cross-encoder that reads the pairs whose prompts paste one text (`shares_text`).
+DEFAULT_OVER_TEXT_DIR: Final = MODELS_DIR / "verifier-over-text-int8"
 
 MAX_TOKENS: Final = 256
 # Every input is cut to this many characters before the tokenizer sees it, so the work per request
@@ -228,7 +230,7 @@ def requests_around(counter: Tokenizer, first: str, second: str) -> tuple[str, s
 
 # A text two prompts both paste is read around only when it is this many characters or more, and
 # at least half of the shorter prompt: below that, what they share is no pasted text.
-_SHARED_TEXT_CHARS = 200
+SHARED_TEXT_CHARS: Final = 200
 # Where the search for that text starts: this many characters of the first prompt at its middle
 # (then at a quarter and three quarters), looked for in the second.
 _PROBE_CHARS = 64
@@ -244,10 +246,10 @@ def around_shared_text(first: str, second: str) -> tuple[str, str] | None:
     The text is found from a probe of the first prompt and widened on both sides as far as the
     two agree (slices compared in C), then cut back to whole words."""
     shorter = min(len(first), len(second))
-    if shorter < _SHARED_TEXT_CHARS:
+    if shorter < SHARED_TEXT_CHARS:
         return None
     opening = shared_start(first, second)
-    if max(opening, shared_end(first, second, shorter - opening)) >= _SHARED_TEXT_CHARS:
+    if max(opening, shared_end(first, second, shorter - opening)) >= SHARED_TEXT_CHARS:
         return None
     # Runs of text both hold, around a probe found in the second (its first and last occurrence: a
     # text that repeats itself may be found out of step): where each starts in the first and in
@@ -262,7 +264,7 @@ def around_shared_text(first: str, second: str) -> tuple[str, str] | None:
     if not runs:
         return None
     start, found, length = max(runs, key=lambda run: run[2])
-    if length < max(_SHARED_TEXT_CHARS, shorter // 2):
+    if length < max(SHARED_TEXT_CHARS, shorter // 2):
         return None
     # The shared text in each: [start, stop) in the first, shifted by `shift` in the second,
     # narrowed to whole words of both.
@@ -276,6 +278,19 @@ def around_shared_text(first: str, second: str) -> tuple[str, str] | None:
         f"{second[: start - shift].strip()} {second[stop - shift :].strip()}".strip(),
     )
     return requests if all(_WORD.search(request) for request in requests) else None
+
+
+def shares_text(first: str, second: str) -> bool:
+    """Whether two prompts paste one text (an email, a log, a clause, with a request before or after
+    it): what they share at their start and end, or one run of text with their requests around it
+    (`around_shared_text`), is SHARED_TEXT_CHARS or more and at least half of the shorter prompt."""
+    shorter = min(len(first), len(second))
+    if shorter < SHARED_TEXT_CHARS:
+        return False
+    opening = shared_start(first, second)
+    if opening + shared_end(first, second, shorter - opening) >= max(SHARED_TEXT_CHARS, shorter // 2):
+        return True
+    return around_shared_text(first, second) is not None
 
 
 def _between_words(text: str, index: int) -> bool:
@@ -356,6 +371,30 @@ class _OnnxBert:
         feeds = self._feeds(encodings)
         (result,) = self._session.run([self.output_name], feeds)
         return np.asarray(result, dtype=np.float32), feeds["attention_mask"]
+
+
+class OverTextCrossEncoders:
+    """Two cross-encoders, each reading the pairs it was chosen for: `over_text` those whose prompts
+    paste one text (`shares_text`: two requests about one email, log or clause, which the model
+    reads without the text), `general` every other pair. Both give the same probability, and every
+    threshold applies to either; a pair costs one run of one model."""
+
+    def __init__(self, general: OnnxCrossEncoder, over_text: OnnxCrossEncoder) -> None:
+        self.general = general
+        self.over_text = over_text
+        self.exact_int8 = general.exact_int8
+        self.name: str = f"{general.name} + {over_text.name}"
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> FloatArray:
+        over_text = np.array([shares_text(first, second) for first, second in pairs], dtype=bool)
+        if not over_text.any():
+            return self.general.score(pairs)
+        probabilities = np.zeros(len(pairs), dtype=np.float32)
+        for model, chosen in ((self.over_text, over_text), (self.general, ~over_text)):
+            indices = np.flatnonzero(chosen)
+            if len(indices):
+                probabilities[indices] = model.score([pairs[int(index)] for index in indices])
+        return probabilities
 
 
 class OnnxEmbedder:

@@ -433,14 +433,29 @@ async def _servable_on_primary(primary: CacheRepository, entry_id: uuid.UUID) ->
 
 
 def load_cross_encoder(settings: CacheSettings) -> Any:
-    """The shipped cross-encoder (or the configured one); None when no model file is there."""
-    from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, OnnxCrossEncoder
+    """The shipped cross-encoder (or the configured one), with the one for pairs whose prompts paste
+    one text beside it when there is one; None when no model file is there."""
+    from app.cache.onnx_models import (
+        DEFAULT_OVER_TEXT_DIR,
+        DEFAULT_VERIFIER_DIR,
+        OnnxCrossEncoder,
+        OverTextCrossEncoders,
+    )
 
     model_dir = Path(settings.verifier_model_dir or DEFAULT_VERIFIER_DIR)
     if not (model_dir / "model.onnx").exists():
         log.warning("no cross-encoder at %s: the verifier runs similarity and rules only", model_dir)
         return None
-    return OnnxCrossEncoder(model_dir, threads=settings.embedder_threads)
+    general = OnnxCrossEncoder(model_dir, threads=settings.embedder_threads)
+    if not settings.verifier_over_text:
+        return general
+    over_text_dir = Path(settings.verifier_over_text_model_dir or DEFAULT_OVER_TEXT_DIR)
+    if not (over_text_dir / "model.onnx").exists():
+        log.warning(
+            "no cross-encoder for pairs over one text at %s: the cross-encoder reads them", over_text_dir
+        )
+        return general
+    return OverTextCrossEncoders(general, OnnxCrossEncoder(over_text_dir, threads=settings.embedder_threads))
 
 
 def load_first_pass(settings: CacheSettings) -> FirstPassStage | None:

@@ -13,13 +13,16 @@ import pytest
 
 from app.cache.onnx_models import (
     DEFAULT_EMBEDDER_DIR,
+    DEFAULT_OVER_TEXT_DIR,
     DEFAULT_VERIFIER_DIR,
     MAX_CHARS,
     PAIR_TOKENS,
     OnnxCrossEncoder,
     OnnxEmbedder,
+    OverTextCrossEncoders,
     around_shared_text,
     int8_products_saturate,
+    shares_text,
 )
 from app.cache.verifier.texts import TIE
 from app.toolkit.ml.train import WORK_PROMPTS_FILE
@@ -283,6 +286,46 @@ def test_the_requests_around_a_shared_text_are_found_whole_and_only_around_a_tex
     assert around_shared_text(f"Summarise this: {text}", f"{text[:120]} What else happened in 2019?") is None
 
 
+def test_prompts_paste_one_text_when_most_of_each_is_that_text() -> None:
+    text = _PASSAGE
+    assert shares_text(f"Summarise these notes:\n{text}", f"{text}\n\nGive me a summary.")
+    assert shares_text(f"{text}\nWhat was decided?", f"{text}\nList the decisions.")
+    assert shares_text(f"Translate into French: {text}", f"Translate into German: {text}")
+    # Short prompts, a shared sentence, or a shared opening before two long requests: no pasted text.
+    assert not shares_text("Summarise the review.", "Give me a summary of the review.")
+    assert not shares_text(f"Summarise this: {text}", f"{text[:120]} What else happened in 2019?")
+    assert not shares_text(
+        f"{text[:210]} {'Which regions had the most failed payments last month? ' * 8}",
+        f"{text[:210]} {'How many refunds did support approve in May? ' * 8}",
+    )
+
+
+def test_pairs_that_paste_one_text_are_read_by_the_cross_encoder_of_their_own(
+    verifier: OnnxCrossEncoder,
+) -> None:
+    over_text = OnnxCrossEncoder(DEFAULT_OVER_TEXT_DIR)
+    both = OverTextCrossEncoders(verifier, over_text)
+    pasted = [
+        (f"Give me a short summary of the notes below.\n{_PASSAGE}", f"{_PASSAGE}\nSummarise this."),
+        (f"{_PASSAGE}\nWhat did the board ask for?", f"{_PASSAGE}\nWhat were the board's requests?"),
+    ]
+    plain = [
+        ("How do I undo the last git commit?", "how can I undo my last commit in git"),
+        ("Convert 5 km to miles", "Convert 5 miles to km"),
+    ]
+
+    scores = both.score([pasted[0], plain[0], pasted[1], plain[1]])
+
+    assert over_text.score(pasted).tolist() != verifier.score(pasted).tolist()
+    assert scores[[0, 2]].tolist() == over_text.score(pasted).tolist()
+    assert scores[[1, 3]].tolist() == verifier.score(plain).tolist()
+    # The cross-encoder for pasted texts ships beside the verifier.
+    assert (both.name, over_text.name) == (
+        "verifier-minilm-int8 + verifier-over-text-int8",
+        "verifier-over-text-int8",
+    )
+
+
 def test_a_pair_that_fits_the_model_is_read_whole_when_it_cannot_be_read_where_it_differs(
     verifier: OnnxCrossEncoder,
 ) -> None:
@@ -341,6 +384,9 @@ def test_the_models_decide_as_exact_int8_arithmetic_does_on_this_cpu(
 
     np.testing.assert_allclose(cosines(embedder), cosines(exact_embedder), atol=2e-3)
     np.testing.assert_allclose(probabilities(verifier), probabilities(exact_verifier), atol=1e-2)
+    over_text = OnnxCrossEncoder(DEFAULT_OVER_TEXT_DIR)
+    exact_over_text = OnnxCrossEncoder(DEFAULT_OVER_TEXT_DIR, exact_int8=True)
+    np.testing.assert_allclose(probabilities(over_text), probabilities(exact_over_text), atol=1e-2)
     if int8_products_saturate():
         # Where the fast products saturate, they must give other scores: else the exact ones
         # were never switched on (ONNX Runtime ignores a session option it does not know).

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, DEFAULT_VERIFIER_DIR
+from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, DEFAULT_OVER_TEXT_DIR, DEFAULT_VERIFIER_DIR
 
 # The models come from installed packages; a hub lookup would only fail or stall offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -375,14 +375,21 @@ def score_pairs_command(
     previous_dir: Annotated[
         Path | None, typer.Option(help="An earlier verifier to score the pair with too.")
     ] = None,
+    over_text_dir: Annotated[
+        Path,
+        typer.Option(
+            help="The cross-encoder for pairs whose prompts paste one text, as the service reads them."
+        ),
+    ] = DEFAULT_OVER_TEXT_DIR,
 ) -> None:
     """One pair as a lookup reads it, FIRST stored and SECOND looked up: their cosine, the verdict
     at the default settings (served, or the stage and reason that refuse it) and each verifier's
     probability that one answer serves both, read on the texts the models read (two long prompts
-    cut to where they differ)."""
+    cut to where they differ). Two prompts that paste one text are read by the cross-encoder of
+    their own (`--over-text-dir`), as by the service; the previous verifier reads them alone."""
     import uuid
 
-    from app.cache.onnx_models import OnnxCrossEncoder, OnnxEmbedder
+    from app.cache.onnx_models import OnnxCrossEncoder, OnnxEmbedder, OverTextCrossEncoders, shares_text
     from app.cache.scope import indentation, normalise_prompt, read_text
     from app.cache.verifier import VerifierPolicy, build_verifier
     from app.cache.verifier.texts import model_text, read_candidates
@@ -397,7 +404,12 @@ def score_pairs_command(
         console.print("not read: the prompts are laid out otherwise, or too long to be compared (a miss)")
         return
     [candidate] = candidates
-    model = OnnxCrossEncoder(verifier_dir, threads=1)
+    general = OnnxCrossEncoder(verifier_dir, threads=1)
+    model: OnnxCrossEncoder | OverTextCrossEncoders = general
+    pair = (candidate.beside(model_text(new)), candidate.prompt)
+    if shares_text(*pair) and (over_text_dir / "model.onnx").exists():
+        model = OverTextCrossEncoders(general, OnnxCrossEncoder(over_text_dir, threads=1))
+        console.print(f"the prompts paste one text: read by {model.over_text.name}")
     verdict = build_verifier(model).decide(model_text(new), candidates, VerifierPolicy())
     [report] = verdict.reports
     if report.accepted:
@@ -409,7 +421,6 @@ def score_pairs_command(
             f"read cut to where the prompts differ: {len(candidate.query):,} and {len(candidate.prompt):,} "
             f"of their {len(new):,} and {len(stored):,} characters"
         )
-    pair = (candidate.beside(model_text(new)), candidate.prompt)
     console.print(f"verifier: {float(model.score([pair])[0]):.3f}")
     if previous_dir is not None:
         console.print(f"previous: {float(OnnxCrossEncoder(previous_dir, threads=1).score([pair])[0]):.3f}")
@@ -460,11 +471,25 @@ def report_verifier_command(
             help="A first pass to report with the verifier (`deja verifier distil`), distilled from it."
         ),
     ] = None,
+    over_text_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The cross-encoder that reads the pairs whose prompts paste one text, beside the "
+            "verifier (default: the shipped one, as the service does)."
+        ),
+    ] = None,
+    over_text: Annotated[
+        bool,
+        typer.Option(
+            help="Read those pairs with a cross-encoder of their own (--no-over-text: the verifier reads them)."
+        ),
+    ] = True,
 ) -> None:
     """Every validation slice and report-only set, decided by plain cosine, the previous and the
     shipped verifier at the default settings (or at the thresholds given: a candidate at those
     its own training run chose), and with its first pass when it has one; each rule alone;
-    look-alikes served by kind."""
+    look-alikes served by kind. The verifier reads the pairs whose prompts paste one text with the
+    cross-encoder of their own, as the service does; the previous verifier reads every pair alone."""
     import json
     from dataclasses import replace
 
@@ -500,7 +525,15 @@ def report_verifier_command(
         if first_pass_band is None:
             raise typer.BadParameter(f"{first_pass_dir} holds no first pass distilled from {verifier_dir}")
         first_pass = (first_pass_dir, first_pass_band)
-    result = report(config, verifier_dir, previous_dir, policy, first_pass, embedder_dir)
+    if over_text:
+        over_text_dir = over_text_dir or DEFAULT_OVER_TEXT_DIR
+        if not (over_text_dir / "model.onnx").exists():
+            if over_text_dir != DEFAULT_OVER_TEXT_DIR:
+                raise typer.BadParameter(f"{over_text_dir} holds no model.onnx")
+            over_text_dir = None
+    else:
+        over_text_dir = None
+    result = report(config, verifier_dir, previous_dir, policy, first_pass, embedder_dir, over_text_dir)
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for name, figures in result["sets"].items():

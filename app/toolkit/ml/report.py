@@ -18,17 +18,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.cache.onnx_models import DEFAULT_EMBEDDER_DIR, OnnxCrossEncoder, OnnxEmbedder, around_shared_text
+from app.cache.onnx_models import (
+    DEFAULT_EMBEDDER_DIR,
+    OnnxCrossEncoder,
+    OnnxEmbedder,
+    OverTextCrossEncoders,
+    shares_text,
+)
 from app.cache.verifier import (
     FIRST_PASS,
     REWORDED_MAX_OVERLAP,
     RULES,
     FirstPassBand,
+    PairScorer,
     VerifierPolicy,
     same_request,
     word_overlap,
 )
-from app.cache.verifier.texts import shared_end, shared_start
 from app.toolkit.ml.train import (
     INSTRUCTIONS_OVER_TEXT_FILE,
     WORK_PROMPTS_STRESS_FILE,
@@ -104,11 +110,10 @@ REWORDED_SWEEP: tuple[tuple[float, float], ...] = (
 # grid, the written slice of such pairs must keep SHARED_TEXT_PRECISION and at most
 # SHARED_TEXT_FALSE_HITS of its look-alikes served. Two prompts paste one text when what they share
 # at their start and end, or one run of text with their requests around it, is SHARED_TEXT_CHARS or
-# more and at least half of the shorter prompt (`shares_text`).
+# more and at least half of the shorter prompt (`app.cache.onnx_models.shares_text`).
 SHARED_TEXT_THRESHOLDS = tuple(float(x) for x in np.round(np.arange(0.7, 0.199, -0.05), 2))
 SHARED_TEXT_PRECISION = 0.97
 SHARED_TEXT_FALSE_HITS = 0.02
-SHARED_TEXT_CHARS = 200
 # The default threshold: the most recall at which users' kinds of prompts, chat (the held-out
 # langcache half, labelled for "same answer") and work (the held-out intents), each keep this
 # precision, at the service's cosine floor, while no validation slice is served less precisely
@@ -116,19 +121,6 @@ SHARED_TEXT_CHARS = 200
 DEFAULT_SLICES = ("langcache_held_out", "project_validation")
 DEFAULT_PRECISION = 0.95
 PLAIN_COSINE = 0.9
-
-
-def shares_text(first: str, second: str) -> bool:
-    """Whether two prompts paste one text (an email, a log, a clause, with a request before or after
-    it): what they share at their start and end, or one run of text with their requests around it
-    (`around_shared_text`), is SHARED_TEXT_CHARS or more and at least half of the shorter prompt."""
-    shorter = min(len(first), len(second))
-    if shorter < SHARED_TEXT_CHARS:
-        return False
-    opening = shared_start(first, second)
-    if opening + shared_end(first, second, shorter - opening) >= max(SHARED_TEXT_CHARS, shorter // 2):
-        return True
-    return around_shared_text(first, second) is not None
 
 
 @dataclass(frozen=True)
@@ -229,7 +221,7 @@ class ScoredSet:
 
 def score_sets(
     sets: Sequence[LabelledSet],
-    models: Mapping[str, OnnxCrossEncoder],
+    models: Mapping[str, PairScorer],
     threads: int = 2,
     embedder_dir: Path = DEFAULT_EMBEDDER_DIR,
 ) -> list[ScoredSet]:
@@ -565,9 +557,17 @@ def report(
     policy: VerifierPolicy,
     first_pass: tuple[Path, FirstPassBand] | None = None,
     embedder_dir: Path = DEFAULT_EMBEDDER_DIR,
+    over_text_dir: Path | None = None,
 ) -> dict[str, Any]:
+    """The report on the verifier in `shipped_dir`; with `over_text_dir`, the cross-encoder that
+    reads the pairs whose prompts paste one text beside it, as the service reads them."""
     splits = load_splits(config)
-    models = {"shipped": OnnxCrossEncoder(shipped_dir, threads=config.threads)}
+    general = OnnxCrossEncoder(shipped_dir, threads=config.threads)
+    models: dict[str, PairScorer] = {
+        "shipped": general
+        if over_text_dir is None
+        else OverTextCrossEncoders(general, OnnxCrossEncoder(over_text_dir, threads=config.threads))
+    }
     if previous_dir is not None:
         models["previous"] = OnnxCrossEncoder(previous_dir, threads=config.threads)
     if first_pass is not None:
