@@ -385,6 +385,11 @@ class OverTextCrossEncoders:
         self.exact_int8 = general.exact_int8
         self.name: str = f"{general.name} + {over_text.name}"
 
+    @staticmethod
+    def general_reads(first: str, second: str) -> bool:
+        """Whether the general cross-encoder reads this pair (its prompts paste no one text)."""
+        return not shares_text(first, second)
+
     def score(self, pairs: Sequence[tuple[str, str]]) -> FloatArray:
         over_text = np.array([shares_text(first, second) for first, second in pairs], dtype=bool)
         if not over_text.any():

@@ -114,7 +114,7 @@ class CacheService:
     @classmethod
     def create(cls, settings: CacheSettings) -> CacheService:
         cross_encoder = load_cross_encoder(settings)
-        first_pass = load_first_pass(settings) if cross_encoder is not None else None
+        first_pass = load_first_pass(settings, cross_encoder) if cross_encoder is not None else None
         if cross_encoder is None and settings.verifier_first_pass_dir is not None:
             log.warning("a first pass needs the cross-encoder it was distilled from: not used")
         return cls(create_embedder(settings), build_verifier(cross_encoder, first_pass=first_pass), settings)
@@ -458,20 +458,22 @@ def load_cross_encoder(settings: CacheSettings) -> Any:
     return OverTextCrossEncoders(general, OnnxCrossEncoder(over_text_dir, threads=settings.embedder_threads))
 
 
-def load_first_pass(settings: CacheSettings) -> FirstPassStage | None:
+def load_first_pass(settings: CacheSettings, cross_encoder: Any = None) -> FirstPassStage | None:
     """The distilled first pass configured (`verifier_first_pass_dir`), when it was distilled from
-    the cross-encoder in use; None otherwise (none is shipped): the cross-encoder reads every pair."""
-    from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, OnnxCrossEncoder
+    the cross-encoder in use; None otherwise (none is shipped): the cross-encoder reads every pair.
+    Beside a cross-encoder of their own for pairs that paste one text, it leaves those pairs to it."""
+    from app.cache.onnx_models import DEFAULT_VERIFIER_DIR, OnnxCrossEncoder, OverTextCrossEncoders
 
     if settings.verifier_first_pass_dir is None:
         return None
     model_dir = Path(settings.verifier_first_pass_dir)
-    cross_encoder = Path(settings.verifier_model_dir or DEFAULT_VERIFIER_DIR) / "model.onnx"
-    band = read_band(model_dir, cross_encoder)
+    distilled_from = Path(settings.verifier_model_dir or DEFAULT_VERIFIER_DIR) / "model.onnx"
+    band = read_band(model_dir, distilled_from)
     if band is None:
         log.warning(
             "%s holds no first pass distilled from the cross-encoder in use: the cross-encoder reads every pair",
             model_dir,
         )
         return None
-    return FirstPassStage(OnnxCrossEncoder(model_dir, threads=settings.embedder_threads), band)
+    reads = cross_encoder.general_reads if isinstance(cross_encoder, OverTextCrossEncoders) else None
+    return FirstPassStage(OnnxCrossEncoder(model_dir, threads=settings.embedder_threads), band, reads)

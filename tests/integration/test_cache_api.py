@@ -106,6 +106,26 @@ async def test_a_reworded_instruction_over_one_long_text_hits(http: httpx.AsyncC
     assert (result["tier"], result["entry_id"]) == ("semantic", entry_id)
 
 
+async def test_a_request_over_one_pasted_text_reworded_on_its_other_side_hits(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    # Read as their two requests, the text left out, by the cross-encoder trained on such pairs
+    # (the general one gives this rewording 0.28 and refuses it); another audience still misses.
+    t = await make_tenant()
+    entry_id = await store(
+        http,
+        t.headers,
+        f"Write a two-line summary of these notes for the executive team: {NOTES}",
+        "A summary.",
+    )
+    result = await lookup(http, t.headers, f"{NOTES}\nCondense this for the executives in two lines.")
+    assert (result["hit"], result["tier"], result["entry_id"]) == (True, "semantic", entry_id)
+    await store(http, t.headers, f"{NOTES}\nTurn these notes into a short email to the team.", "An email.")
+    other = await lookup(http, t.headers, f"{NOTES}\nTurn these notes into a short email to the board.")
+    assert other["hit"] is False
+    assert other["similarity"] > 0.95
+
+
 async def test_another_question_after_a_text_longer_than_the_models_read_misses(
     http: httpx.AsyncClient, make_tenant
 ) -> None:  # type: ignore[no-untyped-def]

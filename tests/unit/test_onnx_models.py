@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +26,9 @@ from app.cache.onnx_models import (
     int8_products_saturate,
     shares_text,
 )
+from app.cache.service import load_cross_encoder
 from app.cache.verifier.texts import TIE
+from app.settings import CacheSettings
 from app.toolkit.ml.train import WORK_PROMPTS_FILE
 
 
@@ -324,6 +328,20 @@ def test_pairs_that_paste_one_text_are_read_by_the_cross_encoder_of_their_own(
         "verifier-minilm-int8 + verifier-over-text-int8",
         "verifier-over-text-int8",
     )
+
+
+def test_the_service_reads_pairs_over_one_text_apart_unless_told_not_to(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert isinstance(load_cross_encoder(CacheSettings()), OverTextCrossEncoders)
+    alone = load_cross_encoder(CacheSettings(verifier_over_text=False))
+    assert isinstance(alone, OnnxCrossEncoder)
+    assert alone.name == "verifier-minilm-int8"
+    # A directory without the model: said once at startup, and the general cross-encoder reads them.
+    with caplog.at_level(logging.WARNING):
+        missing = load_cross_encoder(CacheSettings(verifier_over_text_model_dir=tmp_path))
+    assert isinstance(missing, OnnxCrossEncoder)
+    assert "no cross-encoder for pairs over one text" in caplog.text
 
 
 def test_a_pair_that_fits_the_model_is_read_whole_when_it_cannot_be_read_where_it_differs(

@@ -6,7 +6,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -652,9 +652,14 @@ class FirstPassStage:
 
     name: str = FIRST_PASS
 
-    def __init__(self, scorer: PairScorer, band: FirstPassBand) -> None:
+    def __init__(
+        self, scorer: PairScorer, band: FirstPassBand, reads: Callable[[str, str], bool] | None = None
+    ) -> None:
         self.scorer = scorer
         self.band = band
+        # Which pairs (as the models read them) it may decide: those its cross-encoder reads. The
+        # others are left to the cross-encoder, unread, as pairs it is unsure of.
+        self.reads = reads
 
     def enabled(self, policy: VerifierPolicy) -> bool:
         return policy.first_pass and policy.cross_encoder_min_score is not None
@@ -678,8 +683,11 @@ class FirstPassStage:
         calls = [[c] for c in read] if policy.nearest_first else [read]
         results = {}
         for index, call in enumerate(calls):
-            for candidate, score in zip(call, _scores(self.scorer, query, call), strict=True):
+            own = [c for c in call if self.reads is None or self.reads(c.beside(query), c.prompt)]
+            for candidate, score in zip(own, _scores(self.scorer, query, own) if own else (), strict=True):
                 results[candidate.entry_id] = self._decide(query, candidate, float(score), policy)
+            for candidate in call:
+                results.setdefault(candidate.entry_id, StageResult())
             decided = results[call[0].entry_id]
             if policy.nearest_first and decided.rejection is None:
                 if not decided.settled:

@@ -145,11 +145,6 @@ class Decision:
     shared_margin: float = 0.0
 
 
-# The decision the previous model shipped with: floor 0.7, cross-encoder >= 0.65, >= 0.87 below
-# cosine 0.8, 0.35 less for a rewording from cosine 0.9 (today's rules).
-PREVIOUS = Decision("previous verifier", 0.7, frozenset(), "previous", 0.65, 0.8, 0.87, 0.9, 0.35)
-
-
 @dataclass
 class ScoredSet:
     labelled: LabelledSet
@@ -615,8 +610,9 @@ def report(
             },
         }
     if previous_dir is not None:
-        # The previous model with the defaults it shipped with (today's rules).
-        decisions.insert(1, replace(PREVIOUS, rules=all_rules))
+        # The previous verifier: its model reading every pair alone, at the defaults it shipped with
+        # (today's, which the cross-encoder for requests over one pasted text kept).
+        decisions.insert(1, policy_decision("previous verifier", policy, enabled, "previous"))
     sets: dict[str, Any] = {}
     for item in [*validation, *reported]:
         labels = item.labels
