@@ -7,11 +7,12 @@ candidate above the floor), on work prompts grown to about 200, 500, 1,000, 4,00
 characters, each candidate the prompt opened differently ("Please:", "Hi,", ...) so that each is
 a text of its own and no rule stops early. Beside it, the cross-encoder stage's first step on the
 same candidates: whether one is the prompt itself but for its spelling and layout
-(`same_request`, served unread). Past 4,096 characters each pair is cut as a lookup
+(`same_request`, served unread), and the choice of the cross-encoder that reads each pair
+(`shares_text`: the one for prompts that paste one text, or the general one). Past 4,096 characters each pair is cut as a lookup
 cuts it (`compared_texts`: to where the two differ, with the text around it). Every round
 uses new texts, as a tenant's traffic does: the analyses of short texts are cached, and those of
 long ones are not kept past one decision. It prints the median CPU time of the stage per lookup
-and per candidate, and of the same-request check per lookup.
+and per candidate, and of the same-request check and of the choice of model per lookup.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import statistics
 import time
 import uuid
 
+from app.cache.onnx_models import shares_text
 from app.cache.verifier.base import Candidate, VerifierPolicy
 from app.cache.verifier.cross_encoder import same_request
 from app.cache.verifier.stages import RulesStage
@@ -55,12 +57,15 @@ def main() -> None:
     # Every rule, `negation` too (off by default): the stage's cost with all it can run.
     policy = VerifierPolicy(disabled_rules=frozenset())
     rng = random.Random(0)  # noqa: S311 - reproducible texts, not secrets
-    rejected = same = 0
+    rejected = same = pasted = 0
     print(f"rules stage, {args.candidates} candidates a lookup, median of {args.rounds} lookups")
-    print("| prompt length | ms per lookup | ms per candidate | same-request check, ms per lookup |")
-    print("|---|---|---|---|")
+    print(
+        "| prompt length | ms per lookup | ms per candidate | same-request check, ms per lookup "
+        "| choice of model, ms per lookup |"
+    )
+    print("|---|---|---|---|---|")
     for length in (200, 500, 1000, 4000, 20000):
-        timings, checks = [], []
+        timings, checks, choices = [], [], []
         for _ in range(args.rounds):
             query = _text(length, rng)
             started = time.process_time()
@@ -78,11 +83,18 @@ def main() -> None:
             started = time.process_time()
             same += sum(same_request(c.prompt, c.beside(query)) for c in candidates)
             checks.append((time.process_time() - started) * 1000)
+            started = time.process_time()
+            pasted += sum(shares_text(c.beside(query), c.prompt) for c in candidates)
+            choices.append((time.process_time() - started) * 1000)
         median = statistics.median(timings)
         print(
-            f"| {length:,} | {median:.2f} | {median / args.candidates:.2f} | {statistics.median(checks):.2f} |"
+            f"| {length:,} | {median:.2f} | {median / args.candidates:.2f} | {statistics.median(checks):.2f} "
+            f"| {statistics.median(choices):.3f} |"
         )
-    print(f"candidates a rule rejected: {rejected}; the same request once folded: {same}")
+    print(
+        f"candidates a rule rejected: {rejected}; the same request once folded: {same}; "
+        f"read by the cross-encoder for pasted texts: {pasted}"
+    )
 
 
 if __name__ == "__main__":
