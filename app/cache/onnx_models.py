@@ -228,6 +228,10 @@ def requests_around(counter: Tokenizer, first: str, second: str) -> tuple[str, s
     return requests
 
 
+# The name under which an error bound learns the scores of the cross-encoder for pairs over one
+# pasted text (the general model's are the cross-encoder stage's own, "cross_encoder").
+OVER_TEXT_SCORER: Final = "cross_encoder_over_text"
+
 # A text two prompts both paste is read around only when it is this many characters or more, and
 # at least half of the shorter prompt: below that, what they share is no pasted text.
 SHARED_TEXT_CHARS: Final = 200
@@ -389,6 +393,12 @@ class OverTextCrossEncoders:
     def general_reads(first: str, second: str) -> bool:
         """Whether the general cross-encoder reads this pair (its prompts paste no one text)."""
         return not shares_text(first, second)
+
+    @staticmethod
+    def scorer_name(first: str, second: str) -> str | None:
+        """OVER_TEXT_SCORER for a pair the model for prompts over one text reads, None for the
+        general model's: an error bound learns each model's scores on a curve of their own."""
+        return OVER_TEXT_SCORER if shares_text(first, second) else None
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> FloatArray:
         over_text = np.array([shares_text(first, second) for first, second in pairs], dtype=bool)

@@ -28,6 +28,7 @@ from app.toolkit.fakellm.config import FakeLLMConfig, load_answers
 from app.upstream.config import load_router_config
 from app.upstream.router import ModelRouter
 from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, ServerThread, TenantKey
+from tests.integration.test_cache_api import NOTES
 
 MODEL = "gpt-4o-mini"
 VPN = [
@@ -274,6 +275,29 @@ async def test_feedback_on_a_semantic_hit_becomes_a_label(
     assert (label.source, label.correct, label.scorer) == ("feedback", False, "cross_encoder")
     assert 0.0 <= label.score <= 1.0
     assert label.similarity == pytest.approx(float(hit.headers["X-Cache-Similarity"]), abs=1e-3)
+
+
+async def test_each_cross_encoder_learns_on_curves_of_its_own(
+    client: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # A rewording of a request over one pasted text is scored by the cross-encoder of such pairs,
+    # a plain paraphrase by the general one: their probabilities are not calibrated together, so
+    # each explored request labels the curve of the model that read it.
+    tenant = await bounded_tenant(client, make_tenant)
+    await ask(client, tenant, f"Write a two-line summary of these notes for the executive team: {NOTES}")
+    over_text = await ask(client, tenant, f"{NOTES}\nCondense this for the executives in two lines.")
+    await ask(client, tenant, VPN[0])
+    plain = await ask(client, tenant, VPN[1])
+    # Neither curve has a label yet: both candidates are explored, none served.
+    assert [r.headers.get("X-Cache-Explored") for r in (over_text, plain)] == ["true", "true"]
+    assert await labels_settle(sessionmaker, tenant.tenant_id, 2) == 2
+    async with transaction(sessionmaker, tenant_id=tenant.tenant_id) as session:
+        scorers = (
+            await session.execute(text("SELECT scorer FROM cache_labels ORDER BY created_at"))
+        ).scalars()
+        assert list(scorers) == ["cross_encoder_over_text", "cross_encoder"]
 
 
 def test_replay_counts_hits_wrong_hits_and_explored(

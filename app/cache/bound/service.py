@@ -55,12 +55,14 @@ ENTRY_SPREAD = 1.5
 
 def scored(verdict: Verdict) -> tuple[str, float]:
     """The score the bound reads for the verdict's candidate, and its name: the cross-encoder's
-    probability when it ran, else the cosine."""
+    probability when it ran, named by the model that read the pair where there are two (the
+    tenant's curve is fitted per name: two models' scores are not calibrated together), else the
+    cosine."""
     if verdict.accepted is None:
         raise ValueError("the verdict has no candidate")
     report = next(r for r in verdict.reports if r.candidate.entry_id == verdict.accepted.entry_id)
     if CROSS_ENCODER in report.scores:
-        return CROSS_ENCODER, report.scores[CROSS_ENCODER]
+        return report.scorer or CROSS_ENCODER, report.scores[CROSS_ENCODER]
     return SIMILARITY, verdict.accepted.similarity
 
 

@@ -169,6 +169,9 @@ class StageResult:
     score: float | None = None
     rejection: str | None = None
     settled: bool = False
+    # The model that gave the score, where the stage reads pairs with more than one and their
+    # scores are not calibrated together (an error bound learns a curve per model).
+    scorer: str | None = None
 
 
 @dataclass(slots=True)
@@ -184,6 +187,8 @@ class CandidateReport:
     rejected_by: str | None = None
     # The stage that settled it as a hit before the later stages read it; None if none did.
     settled_by: str | None = None
+    # The model that gave its last score, when the stage names one (`StageResult.scorer`).
+    scorer: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -258,6 +263,7 @@ class Verifier:
             for report, result in zip(alive, results, strict=True):
                 if result.score is not None:
                     report.scores[stage.name] = result.score
+                    report.scorer = result.scorer
                 if result.rejection is not None:
                     report.rejection = result.rejection
                     report.rejected_by = stage.name

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,16 @@ class PairScorer(Protocol):
     sentence-transformers CrossEncoder with a sigmoid head, a stub in tests."""
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> npt.NDArray[np.floating] | Sequence[float]: ...
+
+
+@runtime_checkable
+class ModelChooser(Protocol):
+    """A pair scorer with more than one model, each reading the pairs it was chosen for."""
+
+    def scorer_name(self, first: str, second: str) -> str | None:
+        """The name of the model that scores this pair, when its scores are learnt apart from
+        the stage's (an error bound fits a curve per name); None for the stage's own."""
+        ...
 
 
 # The cross-encoder reads at most this many surviving candidates per lookup (the nearest ones).
@@ -590,6 +600,7 @@ class CrossEncoderStage:
             ]
         to_read = _to_read(query, candidates, policy)
         calls = [[c] for c in to_read] if policy.nearest_first else [to_read]
+        chooser = self.scorer if isinstance(self.scorer, ModelChooser) else None
         results = {}
         for call in calls:
             served_one = False
@@ -598,7 +609,11 @@ class CrossEncoderStage:
                 served = threshold is not None and score >= threshold
                 served_one |= served
                 results[candidate.entry_id] = StageResult(
-                    score=float(score), rejection=None if served else CROSS_ENCODER
+                    score=float(score),
+                    rejection=None if served else CROSS_ENCODER,
+                    scorer=None
+                    if chooser is None
+                    else chooser.scorer_name(candidate.beside(query), candidate.prompt),
                 )
             if served_one and policy.nearest_first:
                 break
