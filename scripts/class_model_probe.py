@@ -1,16 +1,17 @@
 """Would a cross-encoder of their own rank one class of pairs better than the shipped one does?
 
     python scripts/class_model_probe.py DATA_DIR WORK_DIR [--min-overlap 0.85] [--only-paws] [--epochs 3]
+        [--learning-rate 6e-5]
 
 Needs the training environment (`make train-env`). A quick look before a routed model is
 planned, not a recipe: it trains a model on the training rows of one class only, from the same
-all-MiniLM-L6-v2 weights and at the same rates as `deja verifier train` (mined look-alikes left
-out), exports it fused and int8 as the service reads it, and prints how well it and the shipped
-general cross-encoder rank the pairs of that class in every validation slice and report-only set
-(ROC AUC over the class's pairs, no threshold). The class is the pairs whose prompts share at
-least `--min-overlap` of their words (`word_overlap`, the share the service's thresholds read);
-with `--only-paws` the model reads PAWS dev's training part alone. About 15 to 20 minutes on two
-cores; the figures are written to WORK_DIR/probe.json too.
+all-MiniLM-L6-v2 weights and at the rates of `deja verifier train` unless told otherwise (mined
+look-alikes left out), exports it fused and int8 as the service reads it, and prints how well
+it and the shipped general cross-encoder rank the pairs of that class in every validation slice
+and report-only set (ROC AUC over the class's pairs, no threshold). The class is the pairs
+whose prompts share at least `--min-overlap` of their words (`word_overlap`, the share the
+service's thresholds read); with `--only-paws` the model reads PAWS dev's training part alone.
+About 10 to 20 minutes on two cores; the figures are written to WORK_DIR/probe.json too.
 """
 
 from __future__ import annotations
@@ -48,9 +49,14 @@ def main() -> None:
     )
     parser.add_argument("--only-paws", action="store_true", help="train on PAWS dev's training part alone")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument(
+        "--learning-rate", type=float, default=TrainConfig.learning_rate, help="of the encoder layers"
+    )
     args = parser.parse_args()
 
-    config = TrainConfig(data_dir=args.data_dir, work_dir=args.work_dir, epochs=args.epochs)
+    config = TrainConfig(
+        data_dir=args.data_dir, work_dir=args.work_dir, epochs=args.epochs, learning_rate=args.learning_rate
+    )
     config.work_dir.mkdir(parents=True, exist_ok=True)
     splits = load_splits(config)
     if args.only_paws:

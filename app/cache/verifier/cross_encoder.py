@@ -582,6 +582,8 @@ class CrossEncoderStage:
 
     def __init__(self, scorer: PairScorer) -> None:
         self.scorer = scorer
+        # Which model scored each pair, when the scorer has more than one.
+        self._chooser = scorer if isinstance(scorer, ModelChooser) else None
 
     def enabled(self, policy: VerifierPolicy) -> bool:
         return policy.cross_encoder_min_score is not None
@@ -600,7 +602,7 @@ class CrossEncoderStage:
             ]
         to_read = _to_read(query, candidates, policy)
         calls = [[c] for c in to_read] if policy.nearest_first else [to_read]
-        chooser = self.scorer if isinstance(self.scorer, ModelChooser) else None
+        chooser = self._chooser
         results = {}
         for call in calls:
             served_one = False
