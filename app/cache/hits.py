@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,17 +23,32 @@ class HitCounter:
     def __init__(self) -> None:
         # entry id -> (hits since the last flush, time of the latest)
         self._pending: dict[uuid.UUID, tuple[int, datetime]] = {}
+        # Held while counts are being written: they are then in neither `_pending` nor the rows.
+        self._writing = asyncio.Lock()
 
     def add(self, entry_id: uuid.UUID) -> None:
         count = self._pending.get(entry_id, (0, None))[0]
         self._pending[entry_id] = (count + 1, datetime.now(UTC))
 
     def pending(self, entry_id: uuid.UUID) -> int:
-        """Hits on this entry not yet written (this process's)."""
+        """Hits on this entry not yet written (this process's); read within `steady` to add them
+        to a row's count."""
         return self._pending.get(entry_id, (0, None))[0]
+
+    @asynccontextmanager
+    async def steady(self) -> AsyncIterator[None]:
+        """While held no count is being written, so an entry's row read inside it plus `pending`
+        is every hit this process counted (a flush between the two would hide the counts it
+        carries from both)."""
+        async with self._writing:
+            yield
 
     async def flush(self, sessionmaker: async_sessionmaker[AsyncSession]) -> int:
         """Write what was counted; kept for the next flush when the database is unreachable."""
+        async with self._writing:
+            return await self._flush(sessionmaker)
+
+    async def _flush(self, sessionmaker: async_sessionmaker[AsyncSession]) -> int:
         pending, self._pending = self._pending, {}
         if not pending:
             return 0

@@ -212,11 +212,12 @@ class CacheController(Controller):
         session: NamedDependency[AsyncSession],
         services: NamedDependency[Services],
     ) -> EntryOut:
-        entry = await CacheRepository(session).get(entry_id)
-        if entry is None:
-            raise NotFound(f"No cache entry {entry_id}.")
-        out = EntryOut.of(entry)
-        out.hit_count += services.cache.hits.pending(entry_id)  # counted here, not written yet
+        async with services.cache.hits.steady():  # no count half written while both are read
+            entry = await CacheRepository(session).get(entry_id)
+            if entry is None:
+                raise NotFound(f"No cache entry {entry_id}.")
+            out = EntryOut.of(entry)
+            out.hit_count += services.cache.hits.pending(entry_id)  # counted here, not written yet
         return out
 
     @delete("/entries/{entry_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete an entry")

@@ -7,7 +7,10 @@ import asyncio
 import uuid
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.engine import transaction
 from tests.conftest import ADMIN_HEADERS
 
 MODEL = "gpt-4o-mini"
@@ -421,6 +424,27 @@ async def test_hits_are_counted_on_the_entry(http: httpx.AsyncClient, make_tenan
     assert entry["hit_count"] == 3
     await asyncio.sleep(1.5)  # past the flush interval: now written to the row
     entry = (await http.get(f"/v1/cache/entries/{entry_id}", headers=t.headers)).json()
+    assert entry["hit_count"] == 3
+
+
+async def test_an_entry_read_while_its_hits_are_being_written_shows_every_hit(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # The counts a flush is writing are in neither the process's memory nor the row until the
+    # write commits: the entry was read as 0 hits while 3 were on their way to it.
+    t = await make_tenant()
+    entry_id = await store(http, t.headers, "Where is the expense policy?", "On the wiki.")
+    async with transaction(sessionmaker, system=True) as blocker:
+        # Hold the row: the next flush takes the three hits and waits on it.
+        await blocker.execute(text("SELECT 1 FROM cache_entries WHERE id = :id FOR UPDATE"), {"id": entry_id})
+        for _ in range(3):
+            assert (await lookup(http, t.headers, "Where is the expense policy?"))["hit"] is True
+        await asyncio.sleep(1.5)  # past the flush interval: the write is under way
+        reading = asyncio.create_task(http.get(f"/v1/cache/entries/{entry_id}", headers=t.headers))
+        await asyncio.sleep(0.3)
+    entry = (await reading).json()
     assert entry["hit_count"] == 3
 
 
