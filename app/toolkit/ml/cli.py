@@ -173,6 +173,15 @@ def train_verifier_command(
             "(work_prompts_train_over_text.csv).",
         ),
     ] = 0,
+    rewording_pairs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Pairs of light rewordings that keep the answer (a contraction, a place's preposition, "
+            "a compound's spelling, a question's opener): half a training sentence beside itself "
+            "reworded, half those edits laid over the order and role swaps, label kept (0: none).",
+        ),
+    ] = 0,
     instruction_pairs: Annotated[
         int,
         typer.Option(
@@ -237,6 +246,7 @@ def train_verifier_command(
         counter_repeats=counter_repeats,
         short_repeats=short_repeats,
         over_text_repeats=over_text_repeats,
+        rewording_pairs=rewording_pairs,
         instruction_pairs=instruction_pairs,
         instructions_across=instructions_across,
         more_instruction_tasks=more_instruction_tasks,

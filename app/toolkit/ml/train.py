@@ -40,6 +40,7 @@ from app.toolkit.evaluation.metrics import LabelledPair, precision_recall_curve,
 from app.toolkit.ml.export import build_onnx, default_source_dir
 from app.toolkit.ml.instructions import ACROSS, PLACEMENTS, instruction_pairs
 from app.toolkit.ml.pairs import Pair, generate
+from app.toolkit.ml.rewordings import overlaid, rewording_pairs
 from app.toolkit.ml.swaps import SwapPair, role_frames, transform_all
 
 VERIFIER_NAME = "verifier-minilm-int8"
@@ -206,6 +207,9 @@ class TrainConfig:
     # Order and role transformations of real sentences, and pairs from the two-party frames.
     swap_pairs: int = 6000
     role_frame_pairs: int = 800
+    # Light rewordings that keep the answer (app.toolkit.ml.rewordings): half of them a training
+    # sentence beside itself reworded, half those edits laid over the swaps, label kept (0: none).
+    rewording_pairs: int = 0
     # Look-alikes the embedder ranks high (nearest neighbours from other rows).
     mined_pairs: int = 2000
     mined_min_cosine: float = 0.85
@@ -502,12 +506,27 @@ def load_splits(config: TrainConfig, *, with_mined: bool = False) -> Splits:
     swaps += role_frames(config.seed, config.role_frame_pairs)
     splits.train += [(p.first, p.second, p.label) for p in swaps]
     splits.sources["swaps"] = len(swaps)
+    if config.rewording_pairs:
+        reworded = rewording_pairs(train_sentences, config.seed, config.rewording_pairs // 2)
+        reworded += overlaid(swaps, config.seed, config.rewording_pairs - len(reworded))
+        splits.train += [(p.first, p.second, p.label) for p in reworded]
+        splits.sources["rewordings"] = len(reworded)
     held_swaps = _balanced_swaps(transform_all(held_sentences, config.seed + 1), 2000, rng)
     splits.validation.append(
         _swap_set(
             "swaps_validation",
             held_swaps,
             "order, role, contrast and opposite transformations of the validation slices' sentences",
+        )
+    )
+    # Chooses no threshold, whatever the recipe: thresholds stay chosen on the slices above.
+    splits.report.append(
+        _swap_set(
+            "rewordings_validation",
+            rewording_pairs(held_sentences, config.seed + 1, 1000)
+            + overlaid(held_swaps, config.seed + 1, 1000),
+            "light rewordings of the validation slices' sentences (label 1), and the same edits laid "
+            "over their order and role transformations (label kept)",
         )
     )
     held_instructions = instruction_pairs(
