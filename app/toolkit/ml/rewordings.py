@@ -165,9 +165,7 @@ def _keep_case(original: str, replacement: str) -> str:
     return replacement
 
 
-def _first(
-    text: str, rng: random.Random, patterns: Sequence[tuple[re.Pattern[str], str]]
-) -> str | None:
+def _first(text: str, rng: random.Random, patterns: Sequence[tuple[re.Pattern[str], str]]) -> str | None:
     applicable = [(pattern, short) for pattern, short in patterns if pattern.search(text)]
     if not applicable:
         return None
@@ -236,7 +234,8 @@ def reword(text: str, rng: random.Random, *, most: int = 3) -> Edited | None:
     edits = list(EDITS)
     rng.shuffle(edits)
     wanted = rng.randint(1, most)
-    current, kinds = text, []
+    current = text
+    kinds: list[str] = []
     for edit in edits:
         changed = edit(current, rng)
         if changed is not None and changed != current:
