@@ -6,7 +6,7 @@ with the served embedder; each paraphrase takes its five nearest stored prompts 
 (the service searches with the HNSW index) and goes through the verifier chain at the default
 settings. No server, no database: a quick look at the decision the harness measures.
 
-Usage: python scripts/peer_paraphrases.py PEER_BENCH_DIR [N=2000] [--every K=2]
+Usage: python scripts/peer_paraphrases.py PEER_BENCH_DIR [N=2000] [--every K=2] [--verifier-dir DIR]
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def main() -> None:
     parser.add_argument("harness", type=Path, help="the side-by-side harness folder (holds workload.py)")
     parser.add_argument("entries", type=int, nargs="?", default=2000)
     parser.add_argument("--every", type=int, default=2, help="look up every K-th paraphrase")
+    parser.add_argument(
+        "--verifier-dir",
+        type=Path,
+        default=None,
+        help="a cross-encoder to decide with (default: the shipped one)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(args.harness.resolve()))
     from workload import Workload  # the harness's own, standard library only
@@ -52,7 +58,9 @@ def main() -> None:
     embedder = OnnxEmbedder()
     stored = embedder.embed(workload.stored)
     ids = [uuid.uuid4() for _ in workload.stored]
-    scorer = CountingScorer(OnnxCrossEncoder())
+    scorer = CountingScorer(
+        OnnxCrossEncoder() if args.verifier_dir is None else OnnxCrossEncoder(args.verifier_dir)
+    )
     verifier = build_verifier(scorer)
     policy = VerifierPolicy()
     queries = [(key, text) for key, texts in enumerate(workload.paraphrases) for text in texts][:: args.every]
