@@ -27,6 +27,7 @@ from app.cache.verifier import (
     same_request,
     word_overlap,
 )
+from app.cache.verifier.base import Stage, StageResult, Verifier
 from app.errors import Unprocessable
 
 
@@ -645,3 +646,83 @@ def test_a_far_band_above_the_strict_one_is_refused() -> None:
     with pytest.raises(Unprocessable, match="far band lies below the strict one"):
         check_policy({"cross_encoder_far_below": 0.85})
     assert check_policy({"cross_encoder_far_below": 0.75}).cross_encoder_far_below == 0.75
+
+
+class EveryCandidateScreened:
+    """The rules stage as a plain stage: the chain must run it on every candidate before the model."""
+
+    def __init__(self, inner: Stage) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def enabled(self, policy: VerifierPolicy) -> bool:
+        return self.inner.enabled(policy)
+
+    def check(
+        self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy
+    ) -> Sequence[StageResult]:
+        return self.inner.check(query, candidates, policy)
+
+
+def test_the_rules_read_only_the_candidates_the_model_comes_to() -> None:
+    nearest = candidate("5 km in miles please", 0.96)
+    look_alike = candidate("convert 5 miles to km", 0.95)  # a rule would refuse it
+    scorer = FakeScorer({nearest.prompt: 0.9, look_alike.prompt: 0.9})
+    policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
+    verdict = build_verifier(scorer).decide(QUERY, [look_alike, nearest], policy)
+    assert verdict.accepted == nearest
+    # Served at the first read: the look-alike behind it was never read by a rule nor the model.
+    assert verdict.rejections == {look_alike.entry_id: CROSS_ENCODER}
+    assert scorer.calls == [[(QUERY, nearest.prompt)]]
+
+    scorer.table[nearest.prompt] = 0.1  # refused: the next candidate is screened, and a rule refuses it
+    third = candidate("how many miles is 5 km", 0.94)
+    scorer.table[third.prompt] = 0.9
+    verdict = build_verifier(scorer).decide(QUERY, [look_alike, nearest, third], policy)
+    assert verdict.accepted == third
+    assert verdict.rejections == {nearest.entry_id: CROSS_ENCODER, look_alike.entry_id: "direction"}
+
+
+def test_a_long_prompt_has_every_candidate_screened_before_the_model_reads() -> None:
+    context = " Background: " + "the quarterly figures were reviewed by the finance team. " * 20
+    query = QUERY + context
+    nearest = candidate("5 km in miles please" + context, 0.96)
+    look_alike = candidate("convert 5 miles to km" + context, 0.95)
+    scorer = FakeScorer({nearest.prompt: 0.9, look_alike.prompt: 0.9})
+    policy = VerifierPolicy(min_similarity=0.8, cross_encoder_min_score=0.5)
+    verdict = build_verifier(scorer).decide(query, [look_alike, nearest], policy)
+    assert verdict.accepted == nearest
+    assert verdict.rejections == {look_alike.entry_id: "direction"}
+
+
+@pytest.mark.parametrize("nearest_first", [True, False])
+def test_screening_as_the_model_reads_decides_as_screening_every_candidate_first(nearest_first: bool) -> None:
+    prompts = [
+        "convert 5 km to miles",
+        "convert 5 miles to km",
+        "5 km in miles please",
+        "how many miles is 5 km",
+        "convert 50 km to miles",
+        "Convert 5 km to miles!",
+        "convert 5 km to miles in 2023",
+        "what is 5 km in miles",
+    ]
+    rng = np.random.default_rng(7)
+    policy = VerifierPolicy(nearest_first=nearest_first)
+    for _ in range(400):
+        chosen = rng.choice(len(prompts), size=int(rng.integers(1, 6)), replace=False)
+        candidates = [candidate(prompts[i], float(rng.uniform(0.6, 1.0))) for i in chosen]
+        table = {c.prompt: float(rng.uniform(0.0, 1.0)) for c in candidates}
+        screened_as_read = build_verifier(FakeScorer(table))
+        chain = build_verifier(FakeScorer(table))
+        screened_first = Verifier(
+            [chain.stages[0], EveryCandidateScreened(chain.stages[1]), *chain.stages[2:]]
+        )
+        lazy = screened_as_read.decide(QUERY, candidates, policy)
+        eager = screened_first.decide(QUERY, candidates, policy)
+        assert (lazy.accepted, lazy.score) == (eager.accepted, eager.score)
+        # A candidate screened either way has the same finding; one read by the model, the same score.
+        for mine, theirs in zip(lazy.reports, eager.reports, strict=True):
+            if CROSS_ENCODER in mine.scores:
+                assert mine.scores == theirs.scores
+                assert mine.rejection == theirs.rejection

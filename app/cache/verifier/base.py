@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, Protocol, cast, runtime_checkable
 
 # Two prompts that share less than this share of their words are reworded, not rearranged.
 REWORDED_MAX_OVERLAP: Final = 0.5
@@ -237,6 +238,33 @@ class Stage(Protocol):
     ) -> Sequence[StageResult]: ...
 
 
+@runtime_checkable
+class Screen(Stage, Protocol):
+    """A stage whose finding on a candidate never depends on the others (the rules): it can be
+    asked about one candidate at a time, inside one decision (`deciding`), so that the stage after
+    it asks only about the candidates it comes to read."""
+
+    def check_one(self, query: str, candidate: Candidate, policy: VerifierPolicy) -> StageResult: ...
+
+    def deciding(self) -> AbstractContextManager[None]: ...
+
+
+@runtime_checkable
+class ScreenedReader(Stage, Protocol):
+    """A stage that reads candidates in an order of its own and can ask the screen before it about
+    each only as it comes to it: `passes(position)` says whether the candidate at that position
+    got past the screen. It returns one result per candidate, those it never came to refused
+    unread; or None when it must know every survivor first (the screen then reads them all)."""
+
+    def check_screened(
+        self,
+        query: str,
+        candidates: Sequence[Candidate],
+        policy: VerifierPolicy,
+        passes: Callable[[int], bool],
+    ) -> Sequence[StageResult] | None: ...
+
+
 class Verifier:
     """Runs the stages in order and serves the best survivor.
 
@@ -246,39 +274,93 @@ class Verifier:
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages: tuple[Stage, ...] = tuple(stages)
+        # Asked once: a protocol check costs more than a decision should spend on it.
+        self._screens = frozenset(id(s) for s in self.stages if isinstance(s, Screen))
+        self._readers = frozenset(id(s) for s in self.stages if isinstance(s, ScreenedReader))
 
     def decide(self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy) -> Verdict:
         reports = [CandidateReport(c) for c in sorted(candidates, key=lambda c: c.similarity, reverse=True)]
         alive = list(reports)
         settled: list[CandidateReport] = []
-        for stage in self.stages:
-            if not alive:
-                break
-            if not stage.enabled(policy):
+        stages = [stage for stage in self.stages if stage.enabled(policy)]
+        index = 0
+        while index < len(stages) and alive:
+            stage = stages[index]
+            following = stages[index + 1] if index + 1 < len(stages) else None
+            if following is not None and id(stage) in self._screens and id(following) in self._readers:
+                # The screen (the rules) reads only the candidates the reader after it comes to:
+                # the nearest survivor is read first and most hits end there.
+                alive = self._screened(
+                    cast(Screen, stage), cast(ScreenedReader, following), query, alive, policy, settled
+                )
+                index += 2
                 continue
             results = stage.check(query, [r.candidate for r in alive], policy)
-            if len(results) != len(alive):
-                raise ValueError(f"stage {stage.name!r} returned {len(results)} results for {len(alive)}")
-            survivors = []
-            for report, result in zip(alive, results, strict=True):
-                if result.score is not None:
-                    report.scores[stage.name] = result.score
-                    report.scorer = result.scorer
-                if result.rejection is not None:
-                    report.rejection = result.rejection
-                    report.rejected_by = stage.name
-                elif result.settled:
-                    report.settled_by = stage.name
-                    settled.append(report)
-                else:
-                    survivors.append(report)
-            alive = survivors
+            alive = _apply(stage.name, alive, results, settled)
+            index += 1
         alive += settled
         if not alive:
             return Verdict(accepted=None, score=None, reports=tuple(reports))
         # The last stage that scored is the best informed: among survivors, serve its favourite.
         best = max(alive, key=_deciding_score)
         return Verdict(accepted=best.candidate, score=_deciding_score(best), reports=tuple(reports))
+
+    @staticmethod
+    def _screened(
+        screen: Screen,
+        reader: ScreenedReader,
+        query: str,
+        alive: list[CandidateReport],
+        policy: VerifierPolicy,
+        settled: list[CandidateReport],
+    ) -> list[CandidateReport]:
+        """The screen and the reader after it, the screen asked about a candidate only when the
+        reader comes to it; the same decision as the two stages run one after the other."""
+        candidates = [r.candidate for r in alive]
+        found: dict[int, StageResult] = {}
+
+        def passes(position: int) -> bool:
+            if position not in found:
+                found[position] = screen.check_one(query, candidates[position], policy)
+            return found[position].rejection is None and not found[position].settled
+
+        with screen.deciding():
+            read = reader.check_screened(query, candidates, policy, passes)
+            if read is None:
+                for position in range(len(candidates)):
+                    passes(position)
+        screened = _apply(
+            screen.name, alive, [found.get(p, StageResult()) for p in range(len(alive))], settled
+        )
+        if read is None:
+            return _apply(
+                reader.name, screened, reader.check(query, [r.candidate for r in screened], policy), settled
+            )
+        positions = {id(report): position for position, report in enumerate(alive)}
+        return _apply(reader.name, screened, [read[positions[id(r)]] for r in screened], settled)
+
+
+def _apply(
+    name: str, alive: list[CandidateReport], results: Sequence[StageResult], settled: list[CandidateReport]
+) -> list[CandidateReport]:
+    """Records one stage's results on the candidates it read; returns those still alive (a
+    candidate it settles joins `settled`)."""
+    if len(results) != len(alive):
+        raise ValueError(f"stage {name!r} returned {len(results)} results for {len(alive)}")
+    survivors = []
+    for report, result in zip(alive, results, strict=True):
+        if result.score is not None:
+            report.scores[name] = result.score
+            report.scorer = result.scorer
+        if result.rejection is not None:
+            report.rejection = result.rejection
+            report.rejected_by = name
+        elif result.settled:
+            report.settled_by = name
+            settled.append(report)
+        else:
+            survivors.append(report)
+    return survivors
 
 
 def _deciding_score(report: CandidateReport) -> float:

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.cache.verifier.base import GREETING, Candidate, StageResult, VerifierPolicy, word_overlap
-from app.cache.verifier.texts import word_nearest_first
+from app.cache.verifier.texts import LONG_PROMPT_CHARS, word_nearest_first
 
 CROSS_ENCODER: Final = "cross_encoder"
 # The stage name of the distilled model that reads the pairs before the cross-encoder. Its
@@ -602,25 +603,80 @@ class CrossEncoderStage:
             ]
         to_read = _to_read(query, candidates, policy)
         calls = [[c] for c in to_read] if policy.nearest_first else [to_read]
-        chooser = self._chooser
-        results = {}
+        results: dict[uuid.UUID, StageResult] = {}
         for call in calls:
-            served_one = False
-            for candidate, score in zip(call, _scores(self.scorer, query, call), strict=True):
-                threshold = _threshold(query, candidate, policy)
-                served = threshold is not None and score >= threshold
-                served_one |= served
-                results[candidate.entry_id] = StageResult(
-                    score=float(score),
-                    rejection=None if served else CROSS_ENCODER,
-                    scorer=None
-                    if chooser is None
-                    else chooser.scorer_name(candidate.beside(query), candidate.prompt),
-                )
-            if served_one and policy.nearest_first:
+            if self._read(query, call, policy, results) and policy.nearest_first:
                 break
         # A candidate the model did not read is refused in its name.
         return [results.get(c.entry_id, StageResult(rejection=CROSS_ENCODER)) for c in candidates]
+
+    def check_screened(
+        self,
+        query: str,
+        candidates: Sequence[Candidate],
+        policy: VerifierPolicy,
+        passes: Callable[[int], bool],
+    ) -> Sequence[StageResult] | None:
+        """`check` on the candidates that get past the screen before it (`passes`), asking about
+        each only as it comes to it: the nearest survivor of the nearest cosine band (`_to_read`),
+        then, if the model refuses it, the next, up to `MAX_SCORED`. None where `check` must see
+        every survivor: a long prompt (whose ties it orders by words) or a candidate that is the
+        prompt itself but for its spelling."""
+        if policy.cross_encoder_min_score is None or not candidates:
+            return [StageResult() for _ in candidates]
+        if len(query) >= LONG_PROMPT_CHARS or any(_is_same(query, c) for c in candidates):
+            return None
+        to_read: list[Candidate] = []
+        band: int | None = None
+        results: dict[uuid.UUID, StageResult] = {}
+        for position, candidate in enumerate(candidates):  # best cosine first
+            # Only the first survivor's band is read (`_to_read`): once past it, nothing more is.
+            if band is not None and _band(candidate, policy) != band:
+                break
+            if not passes(position):
+                continue
+            band = _band(candidate, policy)
+            to_read.append(candidate)
+            if policy.nearest_first and self._read(query, [candidate], policy, results):
+                break
+            if len(to_read) == MAX_SCORED:
+                break
+        if not policy.nearest_first and to_read:
+            self._read(query, to_read, policy, results)
+        return [results.get(c.entry_id, StageResult(rejection=CROSS_ENCODER)) for c in candidates]
+
+    def _read(
+        self,
+        query: str,
+        call: Sequence[Candidate],
+        policy: VerifierPolicy,
+        results: dict[uuid.UUID, StageResult],
+    ) -> bool:
+        """Scores one call's pairs into `results`; whether it serves one of them."""
+        chooser = self._chooser
+        served_one = False
+        for candidate, score in zip(call, _scores(self.scorer, query, call), strict=True):
+            threshold = _threshold(query, candidate, policy)
+            served = threshold is not None and score >= threshold
+            served_one |= served
+            results[candidate.entry_id] = StageResult(
+                score=float(score),
+                rejection=None if served else CROSS_ENCODER,
+                scorer=None
+                if chooser is None
+                else chooser.scorer_name(candidate.beside(query), candidate.prompt),
+            )
+        return served_one
+
+
+def _band(candidate: Candidate, policy: VerifierPolicy) -> int:
+    """0 at or above the strict cosine, 1 at or above the far one, 2 below: `_to_read` reads the
+    survivors of the nearest band that has any."""
+    if candidate.similarity >= policy.cross_encoder_strict_below:
+        return 0
+    if candidate.similarity >= policy.cross_encoder_far_below:
+        return 1
+    return 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Final
 
 from app.cache.verifier.base import Candidate, StageResult, VerifierPolicy
@@ -36,7 +37,10 @@ class SimilarityStage:
 
 
 class RulesStage:
-    """Runs the rules in `app.cache.verifier.rules` on each candidate; the first that fires rejects."""
+    """Runs the rules in `app.cache.verifier.rules` on each candidate; the first that fires rejects.
+
+    A candidate's finding never depends on the others (a `Screen`): before the cross-encoder the
+    chain asks about each candidate only when the model comes to read it."""
 
     name: str = "rules"
 
@@ -46,9 +50,13 @@ class RulesStage:
     def check(
         self, query: str, candidates: Sequence[Candidate], policy: VerifierPolicy
     ) -> Sequence[StageResult]:
-        names = [name for name in RULES if name not in policy.disabled_rules]
         # One decision: the prompt is analysed once for all its candidates, however long.
         with one_decision():
-            return [
-                StageResult(rejection=first_rejection(c.beside(query), c.prompt, names)) for c in candidates
-            ]
+            return [self.check_one(query, c, policy) for c in candidates]
+
+    def check_one(self, query: str, candidate: Candidate, policy: VerifierPolicy) -> StageResult:
+        names = [name for name in RULES if name not in policy.disabled_rules]
+        return StageResult(rejection=first_rejection(candidate.beside(query), candidate.prompt, names))
+
+    def deciding(self) -> AbstractContextManager[None]:
+        return one_decision()
