@@ -735,10 +735,10 @@ async def test_a_refresh_replaces_the_answer_its_paraphrases_were_served_too(
 ) -> None:
     """A paraphrase served the first answer became its alias; after a refresh (no-cache) of the
     prompt, the paraphrase was still an alias hit on the first answer for its whole TTL."""
-    ticket = uuid.uuid4().hex[:6]
+    # Fixed wordings (the tenant is new): the model must serve the rewording every time.
     asked, reworded = (
-        f"How do I reset my VPN password? ({ticket})",
-        f"how can I reset my VPN password ({ticket})",
+        "How do I reset my VPN password? (ticket SDK-733)",
+        "how can I reset my VPN password (ticket SDK-733)",
     )
 
     async def ask(content: str, **headers: str) -> openai.types.chat.ChatCompletion:  # type: ignore[name-defined]

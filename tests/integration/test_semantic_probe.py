@@ -90,7 +90,10 @@ async def test_a_tenant_never_gets_another_tenants_neighbours(
     http: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:  # type: ignore[no-untyped-def]
     a, b = await make_tenant("sem-a"), await make_tenant("sem-b")
-    prompt = f"What is the door code of office {uuid.uuid4().hex[:6]}?"
+    # A fixed prompt: both tenants are new, and the paraphrase below must be one the model serves
+    # (a random code would let the model's score vary: it refuses this pair for about one code in
+    # 750, those ending in "44").
+    prompt = "What is the door code of office 7C?"
     b_entry = await store(http, b.headers, prompt, "B's secret: 4711")
     paraphrase = prompt.replace("What is", "Tell me")
     hit = await lookup(http, b.headers, paraphrase)
