@@ -786,6 +786,18 @@ def _unmatched(own: tuple[Quantity, ...], other: tuple[Quantity, ...], stated: f
     return {q.value for q in own if q.value not in keys and (q.duration is None or q.duration not in keys)}
 
 
+def _numbered_names_missing(text: str, other: str) -> bool:
+    """Whether `text` names something with digits in its name ("f7d870", "INC-5944", "S3") that
+    `other` does not, in one word or written apart ("S4HANA" / "S/4HANA")."""
+    lexicon, runs = _lexicon(other), _runs(other)
+    return any(
+        any(ch.isdigit() for ch in entity)
+        and not _found_in(entity, lexicon)
+        and re.sub(r"\W+", "", entity) not in runs
+        for entity in entities(text)
+    )
+
+
 def different_numbers(a: str, b: str) -> str | None:
     """Different quantities, counts, versions or dates: "5 tickets" vs "50 tickets", "v3.11" vs "3.12".
 
@@ -803,6 +815,10 @@ def different_numbers(a: str, b: str) -> str | None:
         # ("1080p" vs "720p"): alone it is a word, and "2FA" is what "MFA" calls two factors.
         names_a, names_b = {v for v in extra_a if _named(v)}, {v for v in extra_b if _named(v)}
         if extra_a - names_a or extra_b - names_b or (names_a and names_b):
+            return NUMBER
+        # Or against a name with digits that only the other prompt has: "ticket 08771f" / "ticket
+        # f7d870", one code read as a number with letters, the other, led by a letter, as a name.
+        if (names_a and _numbered_names_missing(b, a)) or (names_b and _numbered_names_missing(a, b)):
             return NUMBER
     # "temperature in Celsius" vs "temperature in Fahrenheit": a unit swapped, numbers or not.
     measured_a, measured_b = _measure_units(a), _measure_units(b)
