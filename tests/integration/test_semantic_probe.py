@@ -91,8 +91,8 @@ async def test_a_tenant_never_gets_another_tenants_neighbours(
 ) -> None:  # type: ignore[no-untyped-def]
     a, b = await make_tenant("sem-a"), await make_tenant("sem-b")
     # A fixed prompt: both tenants are new, and the paraphrase below must be one the model serves
-    # (a random code would let the model's score vary: it refuses this pair for about one code in
-    # 750, those ending in "44").
+    # (with a random code the model's word varies: it refuses this pair for codes ending in "44",
+    # `python scripts/identifier_noise.py`).
     prompt = "What is the door code of office 7C?"
     b_entry = await store(http, b.headers, prompt, "B's secret: 4711")
     paraphrase = prompt.replace("What is", "Tell me")
