@@ -22,7 +22,7 @@ from app.dependencies import BASE_DEPENDENCIES
 from app.ledger.admin_routes import LedgerAdminController
 from app.ledger.routes import UsageController
 from app.observability.health import health, ready
-from app.observability.input_guard import guard_body
+from app.observability.input_guard import body_guard
 from app.observability.logging import configure_logging, log_unhandled
 from app.observability.metrics import metrics, worker_exiting
 from app.observability.request_id import add_request_id
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id],
         after_exception=[log_unhandled],
-        before_request=guard_body,
+        before_request=body_guard(settings.body_timeout_s),
         logging_config=None,  # app.observability.logging owns logging
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,

@@ -135,6 +135,7 @@ def serve(
             workers=worker_count,
             log_config=None,
             timeout_graceful_shutdown=settings.shutdown_grace_s,
+            limit_concurrency=settings.max_connections,
             proxy_headers=True,
         )
     finally:

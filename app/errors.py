@@ -57,6 +57,25 @@ class NotFound(DejaError):
     slug = "not-found"
 
 
+class RequestTimeout(DejaError):
+    status_code = 408
+    title = "Request timeout"
+    slug = "request-timeout"
+
+    # The rest of the body is not read: the connection cannot carry another request.
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Connection": "close"})
+        super().__init__(detail, **kwargs)
+
+
+class ClientClosedRequest(DejaError):
+    """The client closed the connection before its request had arrived: nobody reads the answer."""
+
+    status_code = 499
+    title = "Client closed request"
+    slug = "client-closed-request"
+
+
 class Conflict(DejaError):
     status_code = 409
     title = "Conflict"

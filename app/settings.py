@@ -181,6 +181,20 @@ class Settings(BaseSettings):
     )
     config: Path | None = Field(None, description="TOML file with upstreams and model routes.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (413 above).")
+    max_connections: int = Field(
+        512,
+        ge=1,
+        description="Connections (and requests in progress) one worker takes at once; more are answered "
+        "503 at once. With body_timeout_s it bounds what clients that stall can hold: at most this "
+        "many bodies of max_body_bytes per worker.",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Time a request's body has to arrive once its headers have (408 after): a client "
+        "that trickles its body holds a connection, and what it sent, no longer than this.",
+    )
     limits: RequestLimits = Field(default_factory=RequestLimits)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)

@@ -20,6 +20,7 @@ from app.cache.responses import check_completion, completion_from_text
 from app.cache.scope import MAX_NAMESPACE_INPUT, Scope, namespace_name, scope_of_request
 from app.cache.service import CacheService, LookupResult
 from app.cache.verifier import VerifierPolicy
+from app.completions.inputs import check_content_parts
 from app.db.engine import transaction
 from app.db.fastpath import connection_failed
 from app.dependencies import TENANT_DEPENDENCIES
@@ -50,6 +51,7 @@ class PromptIn(msgspec.Struct, kw_only=True):
         if (self.prompt is None) == (self.messages is None):
             raise Unprocessable("Give exactly one of 'prompt' or 'messages'.")
         messages = self.messages if self.messages is not None else [{"role": "user", "content": self.prompt}]
+        check_content_parts(message.get("content") for message in messages if isinstance(message, dict))
         return await scope_of_request(self.model, messages)
 
 

@@ -1369,10 +1369,12 @@ class CompletionPipeline:
             job.request.messages,
             (body.get(name) for name in MODEL_READS),
             models=self.router.models_for(job.request.model),
+            most=self.limits.max_prompt_tokens,
         )
         if job.prompt_tokens > self.limits.max_prompt_tokens:
             raise PayloadTooLarge(
-                f"The prompt has about {job.prompt_tokens} tokens; the limit is {self.limits.max_prompt_tokens}."
+                f"The prompt has about {job.prompt_tokens} tokens or more (counting stops past the limit); "
+                f"the limit is {self.limits.max_prompt_tokens}."
             )
 
     async def _reserve_in(self, session: AsyncSession, job: _Job) -> Reservation:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import itertools
 import json
 import logging
 import math
@@ -480,6 +481,7 @@ class TokenEstimator:
     UNKNOWN_CHARS_PER_TOKEN: ClassVar[int] = 2
     INLINE_CHARS: ClassVar[int] = 16_384
     PIECE_CHARS: ClassVar[int] = 4096
+    BATCH_PIECES: ClassVar[int] = 64
 
     @cached_property
     def _tokenizer(self) -> Any:
@@ -497,14 +499,21 @@ class TokenEstimator:
         return int(self._tokenizer.token_to_id("[UNK]"))
 
     async def prompt_tokens(
-        self, messages: list[dict[str, Any]], tooling: Iterable[Any] = (), *, models: tuple[str, ...] = ()
+        self,
+        messages: list[dict[str, Any]],
+        tooling: Iterable[Any] = (),
+        *,
+        models: tuple[str, ...] = (),
+        most: int | None = None,
     ) -> int:
         """The messages' tokens (their content, and the rest of each but its role as JSON: tool
         calls and their arguments), and those of what else the model reads of the request
         (`tooling`: its tool and function definitions, its response format), as JSON; an image,
         audio or a file as `models` (the ones that may answer) may count it. Texts of
         over INLINE_CHARS in all are counted on a worker thread, in pieces of PIECE_CHARS (the
-        tokenizer takes a second a megabyte, and holds the interpreter but in a batch)."""
+        tokenizer takes a second a megabyte, and holds the interpreter but in a batch), a few
+        batches at a time, and no further once past `most` when given (the prompt is refused
+        then, whatever the rest holds): a MiB of prompt is never held as tokens all at once."""
         texts: list[str] = []
         media = 0
         sized = [MOST_IMAGES_SIZED]  # the image headers this request may still have read
@@ -519,12 +528,12 @@ class TokenEstimator:
             pages = await asyncio.to_thread(lambda: [file_pages(data, budget) for data in files])
             media += sum(file_tokens(models, count) for count in pages)
         texts += [json.dumps(part, ensure_ascii=False) for part in tooling if part is not None]
-        if sum(map(len, texts)) <= self.INLINE_CHARS:
-            tokens = sum(map(self._tokens, texts))
-        else:
-            tokens = await asyncio.to_thread(self._in_pieces, texts)
         # About 4 tokens of framing per message, as OpenAI counts chat messages.
-        return tokens + media + 4 * len(messages) + 3
+        counted = media + 4 * len(messages) + 3
+        if sum(map(len, texts)) <= self.INLINE_CHARS:
+            return counted + sum(map(self._tokens, texts))
+        left = None if most is None else most - counted
+        return counted + await asyncio.to_thread(self._in_pieces, texts, left)
 
     def text_tokens(self, text: str) -> int:
         """Tokens of an answer's text (for an answer the upstream sent without usage)."""
@@ -535,12 +544,19 @@ class TokenEstimator:
         # short chat more CPU than it saves.
         return self._counted(text, self._tokenizer.encode(text, add_special_tokens=False)) if text else 0
 
-    def _in_pieces(self, texts: list[str]) -> int:
-        pieces = [
+    def _in_pieces(self, texts: list[str], most: int | None = None) -> int:
+        """The tokens of `texts`, read BATCH_PIECES pieces at a time; once past `most`, what was
+        counted so far."""
+        pieces = (
             text[at : at + self.PIECE_CHARS] for text in texts for at in range(0, len(text), self.PIECE_CHARS)
-        ]
-        encodings = self._tokenizer.encode_batch(pieces, add_special_tokens=False)
-        return sum(map(self._counted, pieces, encodings))
+        )
+        tokens = 0
+        while batch := list(itertools.islice(pieces, self.BATCH_PIECES)):
+            encodings = self._tokenizer.encode_batch(batch, add_special_tokens=False)
+            tokens += sum(map(self._counted, batch, encodings))
+            if most is not None and tokens > most:
+                break
+        return tokens
 
     def _counted(self, text: str, encoding: Any) -> int:
         ids = encoding.ids

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, overload
 
 import msgspec
 
@@ -36,13 +36,21 @@ def check_money(name: str, value: Decimal | None, bound: Decimal) -> None:
         raise ValueError(f"{name} must be a number from 0 to below {bound}")
 
 
-def check_places(name: str, value: Decimal | None, places: int) -> None:
-    """An amount the column keeps exactly (trailing zeros aside), or a 422: never rounded silently."""
+@overload
+def check_places(name: str, value: Decimal, places: int) -> Decimal: ...
+@overload
+def check_places(name: str, value: None, places: int) -> None: ...
+@overload
+def check_places(name: str, value: Decimal | None, places: int) -> Decimal | None: ...
+def check_places(name: str, value: Decimal | None, places: int) -> Decimal | None:
+    """An amount the column keeps exactly (trailing zeros aside), or a 422: never rounded silently.
+    The amount is given back at the column's scale: trailing zeros past it ("1." and 16,384 zeros)
+    are more digits than Postgres takes in a numeric, and worth nothing."""
     if value is None:
-        return
+        return None
     _, digits, exponent = value.as_tuple()
     if not isinstance(exponent, int):  # NaN and infinities: check_money's
-        return
+        return value
     # Read from the digits themselves, with no decimal context (whose normalize() turns 1E-50000000
     # into 0): trailing zeros do not count, and no amount is written out with a million zeros.
     significant = "".join(map(str, digits)).rstrip("0")
@@ -52,6 +60,7 @@ def check_places(name: str, value: Decimal | None, places: int) -> None:
         raise Unprocessable(
             f"{name} has more than {places} decimal places; the ledger keeps {places}, and would round it."
         )
+    return value.quantize(Decimal(1).scaleb(-places))
 
 
 class QuotaIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -66,7 +75,7 @@ class QuotaIn(msgspec.Struct, forbid_unknown_fields=True):
 
     def check_places(self) -> None:
         """422 for an amount the ledger would round (called by the service, for the API and the CLI)."""
-        check_places("max_cost_usd", self.max_cost_usd, MONEY_PLACES)
+        self.max_cost_usd = check_places("max_cost_usd", self.max_cost_usd, MONEY_PLACES)
 
 
 class QuotaOut(msgspec.Struct):
@@ -108,9 +117,11 @@ class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
 
     def check_places(self) -> None:
         """422 for a price the column would round (called by the service, for the API and the CLI)."""
-        check_places("input_per_mtok", self.input_per_mtok, PRICE_PLACES)
-        check_places("output_per_mtok", self.output_per_mtok, PRICE_PLACES)
-        check_places("cached_input_per_mtok", self.cached_input_per_mtok, PRICE_PLACES)
+        self.input_per_mtok = check_places("input_per_mtok", self.input_per_mtok, PRICE_PLACES)
+        self.output_per_mtok = check_places("output_per_mtok", self.output_per_mtok, PRICE_PLACES)
+        self.cached_input_per_mtok = check_places(
+            "cached_input_per_mtok", self.cached_input_per_mtok, PRICE_PLACES
+        )
 
 
 class PriceOut(msgspec.Struct):

@@ -53,7 +53,8 @@ class LedgerAdminService:
                 "period": period.value,
                 "max_requests": limits.max_requests,
                 "max_tokens": limits.max_tokens,
-                # As sent, in plain text: str() of a Decimal may be in exponent form ("1E+1").
+                # As set, at the ledger's scale, in plain text: str() of a Decimal may be in exponent
+                # form ("1E+1").
                 "max_cost_usd": None if limits.max_cost_usd is None else decimal_text(limits.max_cost_usd),
             },
             rows_affected=1,

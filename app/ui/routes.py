@@ -93,8 +93,12 @@ class KeyForm(msgspec.Struct):
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""
 
 
-class PurgeForm(msgspec.Struct):
+class PurgeForm(msgspec.Struct, forbid_unknown_fields=True):
+    """A filter it does not know is a 400, as in the admin API: a misspelt one ("modle") would
+    otherwise be left out of the filter, and the purge would take every entry of the tenant."""
+
     tenant: uuid.UUID
+    csrf_token: str | None = msgspec.field(default=None, name="_csrf_token")  # the middleware's
     model: Annotated[str, msgspec.Meta(max_length=200)] = ""
     namespace: Annotated[str, msgspec.Meta(max_length=MAX_NAMESPACE_INPUT)] = ""
     older_than_days: Annotated[int, msgspec.Meta(ge=0, le=MAX_AGE_DAYS)] | None = None

@@ -531,6 +531,10 @@ async def test_a_purge_form_with_a_time_out_of_range_is_a_4xx_page(
         # A bare number is no time (a decoder would read seconds since 1970), as in the admin API.
         ({"created_before": "1700000000"}, 400),
         ({"created_before": "2026-01-01T00:00:00Z"}, 200),
+        # A filter the form does not take is refused, not left out of the filter: "modle" would
+        # have purged every model's entries.
+        ({"modle": "gpt-4o-mini"}, 400),
+        ({"older_than": "30"}, 400),
         # A form with an age but no cutoff purges by the age its audit entry names, not every age.
         ({"older_than_days": "30"}, 200),
     ]:

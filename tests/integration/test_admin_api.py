@@ -1510,6 +1510,8 @@ async def test_money_is_kept_exactly_and_never_in_exponent_form(
         ("1e-7", "0.0000001000"),
         ("1E+1", "10.0000000000"),
         ("2.50000000000000", "2.5000000000"),  # trailing zeros are no places
+        # Nor are sixteen thousand of them, more digits than Postgres takes in a numeric.
+        ("1." + "0" * 16_384, "1.0000000000"),
     ]:
         put = await http.put(quota, json={"max_cost_usd": amount}, headers=ADMIN_HEADERS)
         assert put.status_code == 200, (amount, put.text)
@@ -1518,7 +1520,12 @@ async def test_money_is_kept_exactly_and_never_in_exponent_form(
             "max_cost_usd"
         ] == shown
     put_entries = [a for a in await audit_of(http, t.tenant_id) if a["action"] == "quota.put"]
-    assert [a["filters"]["max_cost_usd"] for a in put_entries][:2] == ["2.50000000000000", "10"]
+    # Audited as set, at the ledger's scale.
+    assert [a["filters"]["max_cost_usd"] for a in put_entries][:3] == [
+        "1.0000000000",
+        "2.5000000000",
+        "10.0000000000",
+    ]
 
     model = unique("money-model")
     for price in ("0.0000001", "1.0000001"):
@@ -1528,9 +1535,25 @@ async def test_money_is_kept_exactly_and_never_in_exponent_form(
             headers=ADMIN_HEADERS,
         )
         assert refused.status_code == 422, (price, refused.text)
+    long_zeros = await http.post(
+        "/admin/prices",
+        json={"model": model, "input_per_mtok": "1." + "0" * 16_384, "output_per_mtok": "2." + "0" * 20_000},
+        headers=ADMIN_HEADERS,
+    )
+    assert long_zeros.status_code == 201, long_zeros.text
+    assert (long_zeros.json()["input_per_mtok"], long_zeros.json()["output_per_mtok"]) == (
+        "1.000000",
+        "2.000000",
+    )
     added = await http.post(
         "/admin/prices",
-        json={"model": model, "input_per_mtok": "0", "output_per_mtok": "1e-6", "cached_input_per_mtok": 0},
+        json={
+            "model": model,
+            "input_per_mtok": "0",
+            "output_per_mtok": "1e-6",
+            "cached_input_per_mtok": 0,
+            "effective_from": "2099-01-01T00:00:00Z",
+        },
         headers=ADMIN_HEADERS,
     )
     assert added.status_code == 201, added.text

@@ -47,6 +47,7 @@ REJECTING = "gpt-4o-mini-rejecting"
 EMPTY_THEN_HANG = "gpt-4o-mini-empty-then-hang"  # an empty answer, then a fallback that outlasts the deadline
 FAILING_THEN_4O = "gpt-4o-mini-then-4o"  # priced as gpt-4o-mini; its primary fails and gpt-4o answers
 DEADLINE_S = 4
+BODY_TIMEOUT_S = 2
 
 
 @dataclass
@@ -103,6 +104,7 @@ async def served(
             "DEJA_ADMIN_TOKEN": ADMIN_TOKEN,
             "DEJA_METRICS_TOKEN": METRICS_TOKEN,
             "DEJA_LIMITS__TIMEOUT_S": str(DEADLINE_S),
+            "DEJA_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         }
     )
     try:
@@ -621,6 +623,65 @@ async def test_memory_stays_bounded_for_long_prompts_stored_and_looked_up(
     now, peak = rss_mb(served.pid)
     print(f"server RSS: baseline {baseline:.0f} MB, after {now:.0f} MB, peak {peak:.0f} MB")
     assert peak - baseline < 400, (baseline, now, peak)
+
+
+async def test_a_body_of_tiny_content_parts_is_refused_before_its_parts_are_read(
+    client: httpx.AsyncClient, served: Served, make_tenant
+) -> None:
+    """Sixty-nine thousand parts of a few bytes fit in a MiB; each was estimated and sized on its
+    own before the prompt was found too long: 200 MB and two seconds of CPU for one 413."""
+    tenant: TenantKey = await make_tenant("parts")
+    tiny = [{"type": "text", "text": "q"}] + [{"a": [[[[]]]]}] * 69_000
+    body = json.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": tiny}]}, separators=(",", ":")
+    )
+    assert len(body) < 1_048_576
+    headers = {**tenant.headers, "Content-Type": "application/json"}
+    before = cpu_s(served.pid)
+    chat = await client.post("/v1/chat/completions", headers=headers, content=body)
+    lookup = await client.post("/v1/cache/lookup", headers=headers, content=body)
+    used = cpu_s(served.pid) - before
+    for refused in (chat, lookup):
+        assert refused.status_code == 422, refused.text[:300]
+        assert_problem(refused)
+        assert "At most 1000 content parts" in refused.json()["detail"]
+    print(f"server CPU for two bodies of 69,000 content parts: {used:.2f} s")
+    assert used < 1.0, used
+    # A thousand parts, spread over the messages, are still a request like any other.
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": f"part {i} of a long conversation"}] * 100}
+        for i in range(10)
+    ]
+    answered = await client.post(
+        "/v1/chat/completions", headers=tenant.headers, json={"model": "gpt-4o-mini", "messages": messages}
+    )
+    assert answered.status_code == 200, answered.text[:300]
+
+
+async def test_a_body_that_trickles_in_is_cut_off_at_its_deadline(served: Served, make_tenant) -> None:
+    """Headers, then a tenth of the body, then nothing: the server held the connection, and what
+    had come of the body, for as long as the client liked (hundreds of such clients, a MiB each)."""
+    tenant: TenantKey = await make_tenant("trickle")
+    host, port = served.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 10_000}]})
+    writer.write(
+        (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {tenant.api_key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body[:1000]}"
+        ).encode()
+    )
+    await writer.drain()
+    started = time.monotonic()
+    answer = await asyncio.wait_for(reader.read(), timeout=BODY_TIMEOUT_S + 10)  # to the connection's end
+    waited = time.monotonic() - started
+    writer.close()
+    head, _, payload = answer.decode().partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 408"), answer[:300]
+    assert PROBLEM in head.lower()
+    assert "did not arrive within 2 s" in json.loads(payload)["detail"]
+    assert BODY_TIMEOUT_S - 0.5 < waited < BODY_TIMEOUT_S + 5, waited
 
 
 async def test_prompts_of_combining_marks_cost_the_server_what_their_length_does(
