@@ -254,6 +254,9 @@ class CompletionPipeline:
         )
         self.bound = ErrorBound(sessionmaker, cache.embedder, judge_calls)
         self._background: set[asyncio.Task[Any]] = set()
+        # Streams whose client left, read to their end (`_finish_left`); cut when the server stops.
+        self._reading_rest: set[asyncio.Future[DejaError | None]] = set()
+        self._stopping = False
         # Requests in `run` and streams being relayed: at shutdown those the server cancelled
         # book themselves as they unwind (`aclose` waits for them).
         self._open = 0
@@ -903,9 +906,11 @@ class CompletionPipeline:
         fallback_used: bool = False,
         trail: Sequence[Attempt] = (),
         storable: bool = True,
+        left: bool = False,
     ) -> ChatAnswer:
         """Store the answer (unless told not to, or not `storable`: a stream that came in shapes
-        a copy cannot give back), settle the quota and book the request: one transaction. The
+        a copy cannot give back), settle the quota and book the request: one transaction; `left`:
+        its client had left (as a watch of the connection says for a request without a stream). The
         request is booked for the answer and for the answers of the attempts before it that a
         provider counted tokens for but that could not be used (`trail`); the entry costs what
         its answer did, which is what a hit on it saves."""
@@ -920,7 +925,7 @@ class CompletionPipeline:
             # hit saves), at most that; what it said is kept beside.
             metadata["usage_capped"] = reported
             completion = {**completion, "usage": answer_usage.as_openai()}
-        left = job.watch is not None and job.watch.left
+        left = left or (job.watch is not None and job.watch.left)
         if left:
             # Paid for and stored all the same; booked as never delivered.
             metadata["client_left"] = True
@@ -1086,41 +1091,58 @@ class CompletionPipeline:
 
     async def _relay(self, job: _Job, upstream: RouterStream) -> AsyncIterator[bytes]:
         """The upstream's chunks as SSE; the request is booked however the stream ends: finished,
-        cut by an upstream failure or the deadline (what was delivered), or the client gone."""
+        cut by an upstream failure or the deadline (what was delivered), or the client gone (the
+        rest read without it, `_finish_left`)."""
         include_usage = job.request.include_usage
         assembler = CompletionAssembler()
         ended = relayed = False
+        # The upstream's next chunk, read by a task of its own: a client that leaves cancels this
+        # relay, never the read, which the rest of the stream goes on from.
+        reading: asyncio.Future[dict[str, Any]] | None = None
+        left: Coroutine[Any, Any, None] | None = None  # the rest of the stream, read without the client
         self._enter()
         try:
-            async with upstream:
+            async with contextlib.AsyncExitStack() as holding:
+                await holding.enter_async_context(upstream)
                 failure: DejaError | None = None
                 followers: BaseException | None = None  # what the requests waiting on this one get
-                while True:
-                    try:
-                        async with asyncio.timeout_at(job.deadline):
-                            chunk = await anext(upstream)
-                    except StopAsyncIteration:
-                        break
-                    except TimeoutError:
-                        # This request's deadline, not theirs: they ask for themselves.
-                        failure, followers = _deadline_passed(self.limits.timeout_s), LeaderGone()
-                        break
-                    except UpstreamError as exc:
-                        failure = exc
-                        break
-                    if not relayed:
-                        relayed = True
-                        # One turn of the event loop before the first piece goes out: the
-                        # server's watch for a client that left runs, and cancels this relay
-                        # (booked 499 below) instead of a buffered answer going to a closed
-                        # connection at once.
-                        await asyncio.sleep(0)
-                    assembler.add(chunk)
-                    if not include_usage:
-                        if chunk.get("usage") and not chunk.get("choices"):
-                            continue
-                        chunk = {k: v for k, v in chunk.items() if k != "usage"}
-                    yield sse(chunk)
+                try:
+                    while True:
+                        reading = asyncio.ensure_future(anext(upstream))
+                        try:
+                            async with asyncio.timeout_at(job.deadline):
+                                chunk = await asyncio.shield(reading)
+                        except StopAsyncIteration:
+                            break
+                        except TimeoutError:
+                            reading.cancel()
+                            # This request's deadline, not theirs: they ask for themselves.
+                            failure, followers = _deadline_passed(self.limits.timeout_s), LeaderGone()
+                            break
+                        except UpstreamError as exc:
+                            failure = exc
+                            break
+                        reading = None
+                        assembler.add(chunk)
+                        if not relayed:
+                            relayed = True
+                            # One turn of the event loop before the first piece goes out: the
+                            # server's watch for a client that left runs, and cancels this relay
+                            # (the rest is read without it, below) instead of a buffered answer
+                            # going to a closed connection at once.
+                            await asyncio.sleep(0)
+                        if not include_usage:
+                            if chunk.get("usage") and not chunk.get("choices"):
+                                continue
+                            chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                        yield sse(chunk)
+                except (GeneratorExit, asyncio.CancelledError):
+                    # The client went away mid-stream (or the server, stopping, cut the stream).
+                    # What the provider bills is the whole answer, hidden reasoning included,
+                    # which only the stream's end says: the rest is read without the client,
+                    # the upstream handed over open (`_finish_left`).
+                    left = self._finish_left(job, upstream, holding.pop_all(), reading, assembler)
+                    raise
             completion = assembler.completion()
             if failure is None:
                 answer = await self._finish(
@@ -1150,16 +1172,80 @@ class CompletionPipeline:
         finally:
             try:
                 if not ended:
-                    # The client went away mid-stream (or the server, stopping, cut the stream):
-                    # nothing to reuse, but what it was sent is booked; identical requests waiting
-                    # on this one ask for themselves.
-                    gone = UpstreamError("the client stopped reading the stream")
+                    # Identical requests waiting on this one ask for themselves.
                     self._settle(job, error=LeaderGone())
-                    self._spawn(
-                        self._book_delivered(job, upstream, assembler.completion(), CLIENT_GONE, gone)
-                    )
+                    if left is not None:
+                        self._spawn(left)
+                    else:
+                        # Cut after the upstream's end (while the answer was being booked): booked
+                        # at what it delivered.
+                        gone = UpstreamError("the client stopped reading the stream")
+                        self._spawn(
+                            self._book_delivered(job, upstream, assembler.completion(), CLIENT_GONE, gone)
+                        )
             finally:
                 self._leave()
+
+    async def _finish_left(
+        self,
+        job: _Job,
+        upstream: RouterStream,
+        holding: contextlib.AsyncExitStack,
+        reading: asyncio.Future[dict[str, Any]] | None,
+        assembler: CompletionAssembler,
+    ) -> None:
+        """A stream whose client left before its end, finished as a request whose client left
+        while the model worked: the rest is read (within the request's deadline), and the answer
+        booked at what the provider counted for it (`client_left`, 499) and stored. Booked at what
+        was read when the rest cannot be had: the upstream broke off, the deadline passed, or the
+        server stopped (which cancels the reading)."""
+        rest = asyncio.ensure_future(self._read_rest(job, upstream, holding, reading, assembler))
+        self._reading_rest.add(rest)
+        rest.add_done_callback(self._reading_rest.discard)
+        if self._stopping:
+            rest.cancel()
+        try:
+            failure = await rest
+        except asyncio.CancelledError:
+            failure = ServiceUnavailable("The server stopped before the stream's end.")
+        if failure is None:
+            await self._finish(
+                job,
+                assembler.completion(),
+                upstream.model,
+                upstream.latency_ms,
+                fallback_used=upstream.fallback_used,
+                trail=upstream.trail,
+                storable=assembler.storable,
+                left=True,
+            )
+            return
+        await self._book_delivered(job, upstream, assembler.completion(), CLIENT_GONE, failure)
+
+    async def _read_rest(
+        self,
+        job: _Job,
+        upstream: RouterStream,
+        holding: contextlib.AsyncExitStack,
+        reading: asyncio.Future[dict[str, Any]] | None,
+        assembler: CompletionAssembler,
+    ) -> DejaError | None:
+        """Read the rest of `upstream` into `assembler` (from the chunk `reading` when one was on
+        its way), then close it; what ended it early, or None."""
+        async with holding:
+            try:
+                async with asyncio.timeout_at(job.deadline):
+                    if reading is not None:
+                        assembler.add(await reading)
+                    async for chunk in upstream:
+                        assembler.add(chunk)
+            except StopAsyncIteration:
+                pass
+            except TimeoutError:
+                return _deadline_passed(self.limits.timeout_s)
+            except UpstreamError as exc:
+                return exc
+        return None
 
     async def _book_delivered(
         self,
@@ -1434,10 +1520,14 @@ class CompletionPipeline:
         """Wait for the bookings in progress, then for the writer's. The server cancels the
         requests still running when its grace period ends and stops the app at once: those
         requests book themselves (or spawn their booking) as they unwind, a few turns of the
-        event loop later, so their unwinding is waited for first (at most `UNWIND_S`)."""
+        event loop later, so their unwinding is waited for first (at most `UNWIND_S`). Streams
+        whose client left are not read to their end any more (`_finish_left`)."""
+        self._stopping = True
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(UNWIND_S):
                 await self._idle.wait()
+        for rest in list(self._reading_rest):
+            rest.cancel()
         # Bookings (and the judge's labels) already on their way are waited for, however long.
         await self.background_done()
         await self.writer.aclose()

@@ -38,6 +38,7 @@ UNFINISHED = "gpt-4o-mini-unfinished"  # a stream whose body ends before it says
 MISSHAPEN = "gpt-4o-mini-misshapen"  # a stream piece that is JSON, but no chunk
 OVERCOUNTED = "gpt-4o-mini-overcounted"  # usage: 10**12 tokens each way
 HALFCOUNTED = "gpt-4o-mini-halfcounted"  # usage: the prompt only
+REASONING = "gpt-4o-mini-reasoning"  # usage: 2,000 hidden reasoning tokens beside the answer's
 LONG = "gpt-4o-mini-long"
 HANG = "gpt-4o-mini-hang"
 EMPTY = "gpt-4o-mini-empty"  # answers 200 with no content, and counts its prompt's tokens
@@ -66,6 +67,7 @@ def fake_model() -> Iterator[FakeLLMServer]:
             MISSHAPEN: "misshapen",
             OVERCOUNTED: "overcounted",
             HALFCOUNTED: "halfcounted",
+            REASONING: "reasoning",
             LONG: "long",
             HANG: "timeout",
             EMPTY: "empty",
@@ -503,6 +505,49 @@ async def test_a_stream_the_client_abandons_is_booked_and_its_reservation_releas
     day = next(p for p in usage["periods"] if p["period"] == "day")
     assert day["reserved_tokens"] == 0
     assert day["tokens"] == row["prompt_tokens"] + row["completion_tokens"]
+
+
+async def test_a_stream_left_after_its_visible_answer_is_booked_for_what_the_provider_counted(
+    client: httpx.AsyncClient,
+    fake_model: FakeLLMServer,
+    make_tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A reasoning model bills thousands of tokens the stream never shows; only its last chunk
+    counts them. A client that read the first piece and left was booked for that piece: twelve
+    such streams spent 3.6 times a tenant's daily cost quota, and the quota saw a hundredth of it.
+    The rest is now read without the client, booked at the provider's count, and stored."""
+    tenant: TenantKey = await make_tenant("reasoning-left")
+    question = [{"role": "user", "content": "Say hi"}]
+    async with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": REASONING, "messages": question, "stream": True},
+    ) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: ") and '"content"' in line:
+                break  # the visible answer has begun: the client goes away
+    [row] = await booked_soon(sessionmaker, tenant.tenant_id)
+    async with httpx.AsyncClient(base_url=fake_model.base_url) as model:
+        counted = (
+            await model.post("/chat/completions", json={"model": REASONING, "messages": question})
+        ).json()
+    assert counted["usage"]["completion_tokens_details"]["reasoning_tokens"] == 2000
+    assert (row["http_status"], row["cache_status"]) == (499, "miss")
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (
+        counted["usage"]["prompt_tokens"],
+        counted["usage"]["completion_tokens"],
+    )
+    assert row["cost_usd"] >= Decimal("0.0012"), row  # 2,000 tokens of gpt-4o-mini's output at least
+    usage = (await client.get("/v1/usage", headers=tenant.headers)).json()
+    day = next(p for p in usage["periods"] if p["period"] == "day")
+    assert Decimal(day["cost_usd"]) == row["cost_usd"]
+    assert day["reserved_tokens"] == 0
+    again = await client.post(
+        "/v1/chat/completions", headers=tenant.headers, json={"model": REASONING, "messages": question}
+    )
+    assert again.headers["x-cache"] == "HIT"
 
 
 async def test_a_request_waiting_on_a_stream_whose_client_leaves_asks_the_model_itself(

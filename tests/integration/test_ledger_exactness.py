@@ -296,35 +296,47 @@ async def test_a_stream_that_failed_after_its_client_had_left_is_booked_as_left(
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 1, "tokens": 0, "reserved_tokens": 0}
 
 
-async def test_a_stream_whose_client_left_before_the_answer_started_is_booked_as_left(
-    deja: ServerThread, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+async def test_a_stream_whose_client_left_before_the_answer_started_is_paid_stored_and_booked_as_left(
+    deja: ServerThread,
+    slow_llm: FakeLLMServer,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    """The client gave up while the model took its time (400 ms), then the model answered at
-    once: the whole answer went to a closed connection, and the row said 200, delivered."""
+    """The client gave up while the model took its time (400 ms), then the model streamed the
+    answer: read to its end without the client, booked for what the provider counted (the row
+    said the prompt and no answer before, whatever the model went on to bill) and stored, as a
+    request without a stream whose client left."""
     tenant = await make_tenant("left-early")
     client_id = f"left-{uuid.uuid4().hex[:8]}"
+    question = [{"role": "user", "content": f"Summarise the quarter {client_id}"}]
     async with httpx.AsyncClient(base_url=deja.url, timeout=0.15) as impatient:
         try:
             await impatient.post(
                 "/v1/chat/completions",
                 headers={**tenant.headers, "X-Client-Request-Id": client_id},
-                json={
-                    "model": "gpt-slow",
-                    "messages": [{"role": "user", "content": f"Summarise the quarter {client_id}"}],
-                    "stream": True,
-                },
+                json={"model": "gpt-slow", "messages": question, "stream": True},
             )
         except httpx.TimeoutException:
             pass
         else:
             raise AssertionError("the answer came before the client gave up")
     rows = await booked_soon(
-        sessionmaker, tenant.tenant_id, "cache_status, http_status, prompt_tokens, completion_tokens"
+        sessionmaker,
+        tenant.tenant_id,
+        "cache_status, http_status, prompt_tokens, completion_tokens, metadata",
     )
-    [(status, http_status, prompt_tokens, completion_tokens)] = rows
-    # Booked as a stream its client left (docs/reliability.md): at what it delivered, the
-    # prompt and no answer, the call cut before the model's pieces went anywhere.
-    assert http_status == 499, rows
-    assert status == "miss"
-    assert prompt_tokens > 0
-    assert completion_tokens == 0
+    [(status, http_status, prompt_tokens, completion_tokens, metadata)] = rows
+    assert (status, http_status) == ("miss", 499), rows
+    assert metadata["client_left"] is True
+    # What the model counts for that answer, asked directly.
+    async with openai.AsyncOpenAI(base_url=slow_llm.base_url, api_key="unused", max_retries=0) as model:
+        counted = (await model.chat.completions.create(model="gpt-slow", messages=question)).usage  # type: ignore[arg-type]
+    assert counted is not None
+    assert counted.completion_tokens > 0
+    assert (prompt_tokens, completion_tokens) == (counted.prompt_tokens, counted.completion_tokens)
+    # And kept: the client's retry is served from the cache.
+    async with openai.AsyncOpenAI(
+        base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0
+    ) as patient:
+        retried = await patient.chat.completions.with_raw_response.create(model="gpt-slow", messages=question)  # type: ignore[arg-type]
+    assert retried.headers["x-cache"] == "HIT"

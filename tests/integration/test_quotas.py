@@ -322,7 +322,8 @@ async def test_characters_the_tokenizer_drops_still_count_against_the_quota_and_
     assert too_long.status_code == 413, too_long.text[:300]
     estimated = re.search(r"about (\d+) tokens", too_long.json()["detail"])
     assert estimated is not None, too_long.json()["detail"]
-    assert int(estimated.group(1)) >= 300_000
+    # Counted until past the limit, no further: the rest could not make it less too long.
+    assert int(estimated.group(1)) > 200_000
 
     # About 2,400 tokens of Thai, 600 of its characters vowel and tone marks: within 3,000.
     thai = await make_tenant("quota-thai")

@@ -28,6 +28,7 @@ from app.toolkit.fakellm.wire import (
     Choice,
     ChunkChoice,
     ChunkDelta,
+    CompletionTokensDetails,
     Embedding,
     EmbeddingRequest,
     EmbeddingResponse,
@@ -49,6 +50,7 @@ from app.toolkit.fakellm.wire import (
 
 FAULT_HEADER = "x-fake-fail"
 SYSTEM_FINGERPRINT = "fp_deja_fake"
+REASONING_TOKENS = 2000  # what the `reasoning` fault counts beside the answer's own tokens
 KNOWN_MODELS = ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small", "text-embedding-3-large")
 
 _encoder = msgspec.json.Encoder()
@@ -401,6 +403,14 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
             usage = Usage(prompt_tokens=10**12, completion_tokens=10**12, total_tokens=2 * 10**12)
         elif fault == "halfcounted":  # the prompt counted, the answer not
             usage = Usage(prompt_tokens=usage.prompt_tokens)
+        elif fault == "reasoning":  # a reasoning model: thousands of tokens billed, never shown
+            completion = (usage.completion_tokens or 0) + REASONING_TOKENS
+            usage = Usage(
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=completion,
+                total_tokens=usage.prompt_tokens + completion,
+                completion_tokens_details=CompletionTokensDetails(reasoning_tokens=REASONING_TOKENS),
+            )
         if chat.stream:
             return Stream(
                 _stream_body(chat, answers, usage, fault, config),

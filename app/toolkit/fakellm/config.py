@@ -24,6 +24,7 @@ FaultKind = Literal[
     "misshapen",
     "overcounted",
     "halfcounted",
+    "reasoning",
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 

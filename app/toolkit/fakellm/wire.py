@@ -55,11 +55,17 @@ class FaultRequest(msgspec.Struct, kw_only=True):
 # Responses.
 
 
+class CompletionTokensDetails(msgspec.Struct, kw_only=True):
+    reasoning_tokens: int
+
+
 class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
     prompt_tokens: int
     # None (left out): a provider that counts the prompt only (the `halfcounted` fault).
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    # A reasoning model's hidden tokens, counted in completion_tokens (the `reasoning` fault).
+    completion_tokens_details: CompletionTokensDetails | None = None
 
 
 class FunctionCall(msgspec.Struct, kw_only=True):
