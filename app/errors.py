@@ -131,6 +131,15 @@ class UpstreamError(Billed, DejaError):
         self.billed = billed
 
 
+class ServerStopped(Billed, ServiceUnavailable):
+    """The server stopped before the request was answered; `billed`: the calls it had made, a
+    call in flight among them (app.upstream.router, `Attempt.billed`)."""
+
+    def __init__(self, detail: str, *, billed: tuple[tuple[str, Any], ...] = (), **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.billed = billed
+
+
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     title = "Upstream model timed out"

@@ -56,6 +56,7 @@ from app.errors import (
     DejaError,
     PayloadTooLarge,
     QuotaExceeded,
+    ServerStopped,
     ServiceUnavailable,
     Unauthorized,
     Unprocessable,
@@ -750,6 +751,7 @@ class CompletionPipeline:
         """Reserve quota, ask the model, store and book; lead the coalescing group meanwhile."""
         if job.key is not None:
             job.future = self.inflight.lead(job.key)
+        tried: list[Attempt] = []  # the calls made to upstreams, in order
         try:
             if job.key is not None and job.scope is not None and job.replica_key is None:
                 followed = await self._follow_replica(job, job.scope)
@@ -763,8 +765,7 @@ class CompletionPipeline:
             if job.caller.receive is not None:
                 job.watch = ClientWatch(job.caller.receive)
             if job.request.stream:
-                return await self._stream(job)
-            tried: list[Attempt] = []
+                return await self._stream(job, tried)
             try:
                 async with asyncio.timeout_at(job.deadline):
                     result = await self.router.complete(
@@ -793,11 +794,13 @@ class CompletionPipeline:
                 await self._book_error(job, exc)
             elif isinstance(exc, asyncio.CancelledError) and not job.caller.booked:
                 # The server stopped before the model answered (its grace period over): booked
-                # in the background, which closing the pipeline waits for.
+                # in the background, which closing the pipeline waits for, with the calls it had
+                # made (the one in flight may be answered, and billed, all the same).
                 job.caller.booked = True
-                self._spawn(
-                    self._book_error(job, ServiceUnavailable("The server stopped before the model answered."))
+                stopped = ServerStopped(
+                    "The server stopped before the model answered.", billed=billed_attempts(tried)
                 )
+                self._spawn(self._book_error(job, stopped))
             raise
         finally:
             if job.watch is not None:
@@ -1055,10 +1058,9 @@ class CompletionPipeline:
         claim = Claim(namespace, replica_key, self.lease.holder) if replica_key is not None else None
         return MissBooking(row, job.reservation, usage, entry, claim)
 
-    async def _stream(self, job: _Job) -> ChatAnswer:
+    async def _stream(self, job: _Job, tried: list[Attempt]) -> ChatAnswer:
         # Always ask for usage: the ledger needs it. The client sees the usage chunk only if it asked.
         options = {**(job.request.body.get("stream_options") or {}), "include_usage": True}
-        tried: list[Attempt] = []
         try:
             async with asyncio.timeout_at(job.deadline):
                 upstream = await self.router.stream(
@@ -1338,6 +1340,7 @@ class CompletionPipeline:
             reservation=job.reservation,
             explored=job.explored is not None,
             left=job.watch is not None and job.watch.left,
+            prompt_tokens=job.prompt_tokens,
         )
 
     async def _book_failure(
@@ -1352,6 +1355,7 @@ class CompletionPipeline:
         billed: bool = True,
         explored: bool = False,
         left: bool = False,
+        prompt_tokens: int = 0,
     ) -> None:
         """Book a failed request; with `billed`, for the answers a provider counted tokens for
         though none could be used (a follower's failure is its leader's: `billed=False`);
@@ -1361,7 +1365,7 @@ class CompletionPipeline:
         status = CLIENT_GONE if left else exc.status_code if isinstance(exc, DejaError) else 500
         detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
         spent_on = list(exc.billed) if billed and isinstance(exc, Billed) else []
-        used, cost = await self._with_billed(Usage(), Decimal(0), spent_on, request)
+        used, cost = await self._with_billed(Usage(), Decimal(0), spent_on, request, prompt_tokens)
         spent: dict[str, Any] = {}
         if used.total:
             spent = {
@@ -1401,7 +1405,7 @@ class CompletionPipeline:
         """`usage` and `cost` with those of the answers a provider counted tokens for though they
         could not be used, none counted beyond what `request` can use (`_most`)."""
         return await self.books.with_billed(
-            usage, cost, billed, lambda model: self._most(request, prompt_tokens, model)
+            usage, cost, billed, lambda model: self._most(request, prompt_tokens, model), prompt_tokens
         )
 
     async def _book_refusal(

@@ -95,12 +95,19 @@ class Bookkeeper:
         cost: Decimal,
         billed: Sequence[tuple[str, Any]],
         most: Callable[[str], tuple[int, int]],
+        prompt_tokens: int = 0,
     ) -> tuple[Usage, Decimal]:
         """`usage` and `cost` with those of the answers a provider counted tokens for though they
         could not be used (model, its `usage` object), each at its model's price, none counted
-        beyond what one call of that model could use (`most(model)`: prompt, completion)."""
+        beyond what one call of that model could use (`most(model)`: prompt, completion). A usage
+        that counts nothing is a call given up on while the provider worked (app.upstream.router,
+        `Attempt.billed`): booked as `prompt_tokens`, the prompt's estimate, which the provider
+        bills at least once it has read it; what it went on to write is not known."""
         for model, reported in billed:
-            spent = Usage.of(reported).within(*most(model))
+            counted = Usage.of(reported)
+            if not counted.total:
+                counted = Usage(prompt_tokens=prompt_tokens)
+            spent = counted.within(*most(model))
             usage = Usage(
                 prompt_tokens=usage.prompt_tokens + spent.prompt_tokens,
                 completion_tokens=usage.completion_tokens + spent.completion_tokens,

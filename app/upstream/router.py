@@ -47,7 +47,10 @@ class Attempt(msgspec.Struct, kw_only=True, frozen=True):
     outcome: Outcome
     latency_ms: float
     detail: str = ""
-    # The usage of an answer the provider counted tokens for but that could not be used.
+    # The usage of an answer the provider counted tokens for but that could not be used; empty
+    # ({}) for a call sent and then given up on (its own timeout, the request's end) while the
+    # provider may still answer it and bill for it, which the ledger books as the prompt's
+    # estimate (`Bookkeeper.with_billed`).
     billed: dict[str, Any] | None = None
 
 
@@ -399,6 +402,18 @@ class ModelRouter:
             upstream.slots.release()
             if not isinstance(exc, Exception):  # cancelled: no verdict on the upstream
                 breaker.release()
+                # The request ended (its deadline, the server stopping) with the call in flight:
+                # the provider may answer, and bill, all the same.
+                trail.append(
+                    Attempt(
+                        upstream=upstream.name,
+                        model=model,
+                        outcome=Outcome.TIMEOUT,
+                        latency_ms=(self._clock() - started) * 1000,
+                        detail="given up on: the request ended with the call in flight",
+                        billed={},
+                    )
+                )
                 raise
             failure = exc if isinstance(exc, _Failure) else _classify(exc, upstream.config.timeout_s)
             if (
@@ -406,6 +421,9 @@ class ModelRouter:
                 and failure.retry_after_s > self.config.retry.retry_after_max_s
             ):
                 failure.retryable = False  # told to come back later than we wait: try the fallback
+            billed = failure.billed
+            if billed is None and failure.outcome is Outcome.TIMEOUT:
+                billed = {}  # sent, then given up on: the provider may finish it and bill
             self._record(
                 upstream,
                 model,
@@ -413,7 +431,7 @@ class ModelRouter:
                 failure.outcome,
                 self._clock() - started,
                 failure.detail,
-                failure.billed,
+                billed,
                 breaker=breaker,
             )
             if failure.outcome is Outcome.REJECTED:

@@ -47,6 +47,7 @@ EMPTY_THEN_REJECTED = "gpt-4o-mini-empty-then-rejected"  # that, then a fallback
 REJECTING = "gpt-4o-mini-rejecting"
 EMPTY_THEN_HANG = "gpt-4o-mini-empty-then-hang"  # an empty answer, then a fallback that outlasts the deadline
 FAILING_THEN_4O = "gpt-4o-mini-then-4o"  # priced as gpt-4o-mini; its primary fails and gpt-4o answers
+HANG_THEN_ANSWER = "gpt-4o-mini-hang-then-answer"  # a primary given up on after 1 s, then a fallback
 DEADLINE_S = 4
 BODY_TIMEOUT_S = 2
 
@@ -96,6 +97,9 @@ async def served(
         f'fallbacks = [{{ upstream = "fake", model = "{HANG}" }}]\n'
         f'[[routes]]\nmodel = "{FAILING_THEN_4O}"\nprimary = "fake"\nprimary_model = "{MIDSTREAM}"\n'
         f'fallbacks = [{{ upstream = "fake", model = "gpt-4o" }}]\n'
+        f'[[upstreams]]\nname = "impatient"\nbase_url = "{fake_model.base_url}"\ntimeout_s = 1\nmax_retries = 0\n'
+        f'[[routes]]\nmodel = "{HANG_THEN_ANSWER}"\nprimary = "impatient"\nprimary_model = "{HANG}"\n'
+        f'fallbacks = [{{ upstream = "fake", model = "gpt-4o-mini" }}]\n'
     )
     process, url = await start_deja_serve(
         {
@@ -514,9 +518,9 @@ async def test_a_stream_left_after_its_visible_answer_is_booked_for_what_the_pro
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """A reasoning model bills thousands of tokens the stream never shows; only its last chunk
-    counts them. A client that read the first piece and left was booked for that piece: twelve
-    such streams spent 3.6 times a tenant's daily cost quota, and the quota saw a hundredth of it.
-    The rest is now read without the client, booked at the provider's count, and stored."""
+    counts them. A client that read the first piece and left was booked for that piece, and a
+    cost quota saw a sliver of what the provider billed, as often as the client liked. The rest
+    is now read without the client, booked at the provider's count, and stored."""
     tenant: TenantKey = await make_tenant("reasoning-left")
     question = [{"role": "user", "content": "Say hi"}]
     async with client.stream(
@@ -984,9 +988,11 @@ async def test_usage_is_counted_for_every_tenant_and_a_quota_set_later_sees_it(
     assert "daily requests quota" in refused.json()["detail"]
 
 
-async def test_a_request_past_its_deadline_is_a_504_booked_with_its_reservation_given_back(
+async def test_a_request_past_its_deadline_is_a_504_booked_for_the_call_it_gave_up_on(
     client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
+    """The call in flight at the deadline may be answered, and billed, all the same: booked at
+    its prompt's estimate (it was booked at $0), its reservation given back."""
     tenant: TenantKey = await make_tenant("deadline")
     started = time.monotonic()
     response = await client.post(
@@ -1011,6 +1017,28 @@ async def test_a_request_past_its_deadline_is_a_504_booked_with_its_reservation_
     )
     # Given back, and counted once: the booking at the deadline is the request's only one.
     assert (day["reserved_tokens"], day["requests"]) == (0, 1)
+    assert row["prompt_tokens"] > 0, row
+    assert row["completion_tokens"] == 0, row
+    assert row["cost_usd"] > 0, row
+    assert day["tokens"] == row["prompt_tokens"]
+
+
+async def test_a_call_given_up_on_before_a_fallback_answered_is_booked_beside_the_answer(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The primary took longer than its upstream's timeout (1 s) and the fallback answered: the
+    provider may finish the first call and bill it, so its prompt's estimate is booked with the
+    answer (the row carried the fallback's answer alone), and a tenant's quota counts it."""
+    tenant: TenantKey = await make_tenant("gave-up-on-primary")
+    question = {"model": HANG_THEN_ANSWER, "messages": [{"role": "user", "content": "Name a prime"}]}
+    answered = await client.post("/v1/chat/completions", headers=tenant.headers, json=question)
+    assert answered.status_code == 200, answered.text[:300]
+    answer_usage = answered.json()["usage"]
+    [row] = await booked_soon(sessionmaker, tenant.tenant_id)
+    assert (row["cache_status"], row["http_status"]) == ("miss", 200)
+    # The answer's own tokens, and the first call's prompt again.
+    assert row["completion_tokens"] == answer_usage["completion_tokens"]
+    assert row["prompt_tokens"] > answer_usage["prompt_tokens"], (row, answer_usage)
 
 
 async def test_a_request_waiting_on_one_past_its_deadline_keeps_its_own_deadline(

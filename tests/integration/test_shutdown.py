@@ -147,7 +147,7 @@ async def test_requests_still_running_when_the_grace_period_ends_are_booked(
     async with transaction(sessionmaker, system=True) as session:
         rows = (
             await session.execute(
-                text("SELECT http_status, completion_tokens FROM ledger WHERE tenant_id = :t"),
+                text("SELECT http_status, completion_tokens, prompt_tokens FROM ledger WHERE tenant_id = :t"),
                 {"t": tenant.tenant_id},
             )
         ).all()
@@ -161,6 +161,9 @@ async def test_requests_still_running_when_the_grace_period_ends_are_booked(
     assert set(plain_statuses) <= {None, 500}, plain_statuses
     # The stream is booked for the pieces it sent, the call and its follower as cut by the
     # server stopping (503); none holds a reservation any more.
-    assert sorted(status for status, _ in rows) == [499, 503, 503], rows
-    assert next(tokens for status, tokens in rows if status == 499) > 0
+    assert sorted(status for status, _, _ in rows) == [499, 503, 503], rows
+    assert next(tokens for status, tokens, _ in rows if status == 499) > 0
+    # The call in flight may be answered, and billed, all the same: booked at its prompt's
+    # estimate; its follower made no call.
+    assert sorted(prompt > 0 for status, _, prompt in rows if status == 503) == [False, True], rows
     assert reserved == 0
