@@ -372,12 +372,14 @@ class QuotaRepository:
         *,
         reservation: Reservation | None,
         upstream_call: bool,
+        counted: bool = True,
     ) -> None:
         """A booking replayed from the spool, in the counters: its reservation settled (else it
-        would hold quota until the period ends), or, for an upstream call made while quotas could
-        not be checked, its use counted in the periods it happened in."""
+        would hold quota until the period ends; `counted=False`, a hit's, gives its request back,
+        as when it is booked at once), or, for an upstream call made while quotas could not be
+        checked, its use counted in the periods it happened in."""
         if reservation is not None:
-            await self.settle(reservation, usage, cost)
+            await self.settle(reservation, usage, cost, counted=counted)
         elif upstream_call:
             await self._count(tenant_id, at, usage, cost)
 

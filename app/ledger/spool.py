@@ -157,6 +157,9 @@ class LedgerSpool:
                     row.cost_usd,
                     reservation=reservation,
                     upstream_call=row.cache_status in ("miss", "bypass"),
+                    # As `Bookkeeper.book` settles it: a hit (a follower of an identical call)
+                    # made no call, and its request is given back.
+                    counted=row.cache_status != "hit",
                 )
                 return 1
         except Exception as exc:

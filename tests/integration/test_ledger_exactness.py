@@ -180,6 +180,31 @@ async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_u
     assert await spool.drain(sessionmaker) == 1
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 3, "tokens": 340, "reserved_tokens": 0}
 
+    # A request that reserved, then was answered by an identical request's call (a coalesced
+    # hit): replayed, it gives its request back, as when it is booked at once (it stayed counted).
+    async with transaction(sessionmaker, tenant_id=tenant.tenant_id) as session:
+        followed = await QuotaRepository(session).reserve(
+            tenant.tenant_id, 300, Decimal("0.01"), datetime.now(UTC), Lease.new(60)
+        )
+    assert await _day(sessionmaker, tenant.tenant_id) == {
+        "requests": 4,
+        "tokens": 340,
+        "reserved_tokens": 300,
+    }
+    await spool.append(
+        LedgerRow(
+            tenant_id=tenant.tenant_id,
+            request_id=uuid.uuid4().hex,
+            requested_model="gpt-4o-mini",
+            cache_status="hit",
+            http_status=200,
+            latency_ms=5.0,
+        ),
+        followed,
+    )
+    assert await spool.drain(sessionmaker) == 1
+    assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 3, "tokens": 340, "reserved_tokens": 0}
+
 
 async def booked_soon(
     sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, columns: str
