@@ -5,11 +5,13 @@ at the edge and never an overflow in a conversion or a driver error in a query (
 are the admin API's and the dashboard's (`GET /admin/stats?since=`, purges' `created_before`,
 prices' `effective_from`, the dashboard's purge form); whole numbers are parsed from text only
 by `whole_number` and bounded by their column (BIGINT: ledger ids, counts); text filters hold no
-NUL character (`query_text`).
+NUL character (`query_text`); names shown to people (tenants, keys, namespaces) hold only
+characters that show (`hidden_characters`).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 
 from app.errors import BadRequest
@@ -80,3 +82,24 @@ def time_text(text: str | None, name: str) -> datetime | None:
             f"'{name}' must be an ISO 8601 time (2026-12-01T09:30:00Z), not {text[:40]!r}."
         ) from None
     return query_time(at, name)
+
+
+# Characters a shown name must not hold: controls, format characters (a zero-width space, a
+# right-to-left override), line and paragraph separators, private-use and surrogate code points;
+# but the joiners that emoji sequences and Persian or Indic words need.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+JOINERS = frozenset({"\u200c", "\u200d"})
+# Letters that show as nothing (Hangul fillers, the blank Braille pattern).
+_BLANK_LETTERS = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"})
+
+
+def hidden_characters(text: str) -> list[str]:
+    """The characters of `text` that do not show, as "U+XXXX", in order of code point: a name
+    that holds one reads as blank, or as another name, in the dashboard and the CLI."""
+    return sorted(
+        {
+            f"U+{ord(c):04X}"
+            for c in text
+            if c not in JOINERS and (unicodedata.category(c) in _HIDDEN_CATEGORIES or c in _BLANK_LETTERS)
+        }
+    )

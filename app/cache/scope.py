@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from confusable_homoglyphs.confusables import confusables_data
 
+from app.bounds import hidden_characters
 from app.errors import PayloadTooLarge, Unprocessable
 
 # Longest namespace name, in characters; a name as sent may be longer by the white space around
@@ -31,11 +32,15 @@ def namespace_name(text: str) -> str:
     """A namespace as entries are filed, looked up and purged under it: in one Unicode form and
     without the white space around it ("team-a " and "team-a" are one namespace, and "café" is
     one however the client composed its accent); a 422 past MAX_NAMESPACE characters or holding
-    a NUL character (which Postgres text cannot hold)."""
+    a character that does not show (NUL, which Postgres text cannot hold, and the controls and
+    format characters that make a namespace read as blank, or as another, in the dashboard)."""
     name = unicodedata.normalize("NFC", text).strip()
-    if len(name) > MAX_NAMESPACE or "\x00" in name:
+    if len(name) > MAX_NAMESPACE:
+        raise Unprocessable(f"The cache namespace must be text of at most {MAX_NAMESPACE} characters.")
+    if hidden := hidden_characters(name):
         raise Unprocessable(
-            f"The cache namespace must be text of at most {MAX_NAMESPACE} characters, without NUL."
+            "The cache namespace holds only characters that show: no control, format, separator or "
+            f"private ones ({', '.join(hidden)})."
         )
     return name
 

@@ -13,8 +13,11 @@ import msgspec
 
 from app.tenants.models import KeyRole, TenantStatus
 
-TenantName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
-KeyName = Annotated[str, msgspec.Meta(max_length=200)]
+# Names are at most 200 characters once composed (NFC; `shown_name`, a 422 past it): what a
+# client sends may be longer decomposed ("é" as "e" and a combining accent), within this bound.
+NAME_INPUT_CHARS = 800
+TenantName = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_INPUT_CHARS, pattern=r"\S")]
+KeyName = Annotated[str, msgspec.Meta(max_length=NAME_INPUT_CHARS)]
 
 Out = TypeVar("Out", bound=msgspec.Struct)
 

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.audit import AuditRepository
+from app.bounds import JOINERS, hidden_characters
 from app.cache.policy import check_policy, parse_policy
 from app.cache.purge import CachePurge, PurgeFilter
 from app.cache.repository import CacheRepository
@@ -63,34 +64,18 @@ class TenantDeletion:
     ledger_rows_deleted: int
 
 
-# Characters a name must not hold: controls, format characters (a zero-width space, a
-# right-to-left override), line and paragraph separators, private-use and surrogate code points;
-# but the joiners that emoji sequences and Persian or Indic words need.
-_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
-_JOINERS = frozenset({"\u200c", "\u200d"})
-# Letters that show as nothing (Hangul fillers, the blank Braille pattern).
-_BLANK_LETTERS = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"})
-
-
 def shown_name(name: str, what: str) -> str:
     """`name` stripped and composed (NFC: "e" and a combining acute accent are "é", so that two
     names that read alike are one name to the database's uniqueness too), or a 422 when it holds a
     character that does not show (a name that reads as blank, or as another's in the dashboard
     and the CLI)."""
     name = unicodedata.normalize("NFC", name.strip())
-    hidden = sorted(
-        {
-            f"U+{ord(c):04X}"
-            for c in name
-            if c not in _JOINERS and (unicodedata.category(c) in _HIDDEN_CATEGORIES or c in _BLANK_LETTERS)
-        }
-    )
-    if hidden:
+    if hidden := hidden_characters(name):
         raise Unprocessable(
             f"A {what} holds only characters that show: no control, format, separator or private "
             f"ones ({', '.join(hidden)})."
         )
-    if name and not any(not c.isspace() and c not in _JOINERS for c in name):
+    if name and not any(not c.isspace() and c not in JOINERS for c in name):
         raise Unprocessable(f"A {what} must hold a character that shows.")
     if len(name) > MAX_NAME:  # composing can lengthen a name: U+1D160 is three code points
         raise Unprocessable(f"A {what} is at most {MAX_NAME} characters once composed (NFC).")

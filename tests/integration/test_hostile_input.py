@@ -884,28 +884,29 @@ async def test_a_namespace_is_one_namespace_whatever_its_spaces_and_unicode_form
     )
     assert purged.json()["deleted"] == 1
     # A name that NFC makes longer than a namespace may be ("\u0958" composes to two characters) is
-    # refused on every path, before it reaches a column of 200 characters.
-    grown = "\u0958" * 150
-    for response in (
-        await client.post(
-            "/v1/cache/entries",
-            headers=tenant.headers,
-            json={
-                "model": "gpt-4o-mini",
-                "prompt": "Who approves travel?",
-                "response": "Ana",
-                "namespace": grown,
-            },
-        ),
-        await client.post(
-            "/v1/chat/completions", headers=tenant.headers, json={**body, "cache": {"namespace": grown}}
-        ),
-        await client.delete(
-            f"/admin/tenants/{tenant.tenant_id}/cache", params={"namespace": grown}, headers=ADMIN_HEADERS
-        ),
-    ):
-        assert response.status_code == 422, response.text
-        assert_problem(response)
+    # refused on every path, before it reaches a column of 200 characters; so is one that reads
+    # as blank, or as another namespace, in the dashboard (controls, a right-to-left override).
+    for grown in ("\u0958" * 150, "\x01\x02", "team-\u202eb"):
+        for response in (
+            await client.post(
+                "/v1/cache/entries",
+                headers=tenant.headers,
+                json={
+                    "model": "gpt-4o-mini",
+                    "prompt": "Who approves travel?",
+                    "response": "Ana",
+                    "namespace": grown,
+                },
+            ),
+            await client.post(
+                "/v1/chat/completions", headers=tenant.headers, json={**body, "cache": {"namespace": grown}}
+            ),
+            await client.delete(
+                f"/admin/tenants/{tenant.tenant_id}/cache", params={"namespace": grown}, headers=ADMIN_HEADERS
+            ),
+        ):
+            assert response.status_code == 422, response.text
+            assert_problem(response)
 
 
 async def test_a_body_of_unclosed_escaped_quotes_costs_the_server_what_its_length_does(
