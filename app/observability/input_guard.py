@@ -12,7 +12,7 @@ before any handler parses them.
 The body is read once: Litestar caches it for the handler, within a deadline of its own
 (`body_timeout_s`: a client that sends a MiB a byte a second would hold a connection, and the
 part of the body it sent, for days), else 408; a client that leaves before its body is complete
-is a 499 its request line records, not a traceback in the error log.
+is a 499 (a problem detail nobody reads), not a traceback in the error log.
 """
 
 from __future__ import annotations
