@@ -733,16 +733,14 @@ class CompletionPipeline:
         latency_ms: float,
         entry: StoredEntry,
     ) -> LedgerRow:
-        """The booking of a hit served from a stored entry (exact, alias or semantic)."""
-        row = await self._hit_row(
-            caller,
-            request,
-            controls,
-            latency_ms,
-            entry.model,
-            Usage(entry.prompt_tokens, entry.completion_tokens),
-        )
-        row.similarity, row.entry_id, row.used_model = entry.similarity, entry.id, entry.response.get("model")
+        """The booking of a hit served from a stored entry (exact, alias or semantic). What it saves
+        is priced as the model that answered (a route's name, "team-chat", has no price of its
+        own), else as the model the entry was stored for."""
+        answered = entry.response.get("model")
+        saved = Usage(entry.prompt_tokens, entry.completion_tokens)
+        priced = answered if isinstance(answered, str) and await self.books.priced(answered) else entry.model
+        row = await self._hit_row(caller, request, controls, latency_ms, priced, saved)
+        row.similarity, row.entry_id, row.used_model = entry.similarity, entry.id, answered
         return row
 
     # Misses and bypasses.

@@ -89,6 +89,10 @@ class Bookkeeper:
     async def cost(self, model: str, usage: Usage) -> Decimal:
         return await self.prices.cost(model, usage, datetime.now(UTC))
 
+    async def priced(self, model: str) -> bool:
+        """Whether `model` has a price today."""
+        return await self.prices.price(model, datetime.now(UTC)) is not None
+
     async def with_billed(
         self,
         usage: Usage,

@@ -48,6 +48,7 @@ REJECTING = "gpt-4o-mini-rejecting"
 EMPTY_THEN_HANG = "gpt-4o-mini-empty-then-hang"  # an empty answer, then a fallback that outlasts the deadline
 FAILING_THEN_4O = "gpt-4o-mini-then-4o"  # priced as gpt-4o-mini; its primary fails and gpt-4o answers
 HANG_THEN_ANSWER = "gpt-4o-mini-hang-then-answer"  # a primary given up on after 1 s, then a fallback
+TEAM_CHAT = "team-chat"  # a route's own name, with no price: gpt-4o-mini answers it
 DEADLINE_S = 4
 BODY_TIMEOUT_S = 2
 
@@ -100,6 +101,7 @@ async def served(
         f'[[upstreams]]\nname = "impatient"\nbase_url = "{fake_model.base_url}"\ntimeout_s = 1\nmax_retries = 0\n'
         f'[[routes]]\nmodel = "{HANG_THEN_ANSWER}"\nprimary = "impatient"\nprimary_model = "{HANG}"\n'
         f'fallbacks = [{{ upstream = "fake", model = "gpt-4o-mini" }}]\n'
+        f'[[routes]]\nmodel = "{TEAM_CHAT}"\nprimary = "fake"\nprimary_model = "gpt-4o-mini"\n'
     )
     process, url = await start_deja_serve(
         {
@@ -1308,6 +1310,35 @@ async def test_an_empty_answer_the_provider_counted_is_booked_when_the_deadline_
     )
     assert (day["reserved_tokens"], day["requests"]) == (0, 3)
     assert day["tokens"] == sum(row["prompt_tokens"] + row["completion_tokens"] for row in booked)
+
+
+async def test_a_hit_on_an_answer_a_route_got_saves_what_the_model_that_answered_costs(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Asked by a route's name ("team-chat", no price of its own), answered by gpt-4o-mini: the
+    miss costs gpt-4o-mini's price, and each hit on its answer saved $0 in the ledger, which
+    understated what the cache saves (analytics' savings, /admin/stats)."""
+    tenant: TenantKey = await make_tenant("route-savings")
+    body = {"model": TEAM_CHAT, "messages": [{"role": "user", "content": "Who runs payroll?"}]}
+    first = await client.post("/v1/chat/completions", headers=tenant.headers, json=body)
+    assert first.headers["x-cache"] == "MISS", first.text[:300]
+    [miss] = await booked_soon(sessionmaker, tenant.tenant_id)
+    assert miss["cost_usd"] > 0, miss
+    again = await client.post("/v1/chat/completions", headers=tenant.headers, json=body)
+    assert again.headers["x-cache"] == "HIT"
+    for _ in range(50):
+        rows = {row["request_id"]: row for row in await ledger_rows(sessionmaker, tenant.tenant_id)}
+        if len(rows) == 2:
+            break
+        await asyncio.sleep(0.1)
+    async with transaction(sessionmaker, system=True) as session:
+        avoided = (
+            await session.execute(
+                text("SELECT avoided_cost_usd FROM ledger WHERE request_id = :r"),
+                {"r": again.headers["x-request-id"]},
+            )
+        ).scalar_one()
+    assert avoided == miss["cost_usd"]
 
 
 async def test_a_cost_quota_reserves_what_the_dearest_model_of_the_route_may_cost(
