@@ -1208,6 +1208,10 @@ class CompletionPipeline:
             failure = await rest
         except asyncio.CancelledError:
             failure = ServiceUnavailable("The server stopped before the stream's end.")
+        except Exception:
+            # Never a request without its row: booked at what was read.
+            log.exception("the rest of a stream whose client left could not be read")
+            failure = UpstreamError("the rest of the stream could not be read")
         if failure is None:
             await self._finish(
                 job,
