@@ -51,6 +51,7 @@ HANG_THEN_ANSWER = "gpt-4o-mini-hang-then-answer"  # a primary given up on after
 TEAM_CHAT = "team-chat"  # a route's own name, with no price: gpt-4o-mini answers it
 DEADLINE_S = 4
 BODY_TIMEOUT_S = 2
+MAX_CONNECTIONS = 48
 
 
 @dataclass
@@ -113,6 +114,7 @@ async def served(
             "DEJA_METRICS_TOKEN": METRICS_TOKEN,
             "DEJA_LIMITS__TIMEOUT_S": str(DEADLINE_S),
             "DEJA_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+            "DEJA_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
         }
     )
     try:
@@ -733,6 +735,23 @@ async def test_a_body_that_trickles_in_is_cut_off_at_its_deadline(served: Served
     assert PROBLEM in head.lower()
     assert "did not arrive within 2 s" in json.loads(payload)["detail"]
     assert BODY_TIMEOUT_S - 0.5 < waited < BODY_TIMEOUT_S + 5, waited
+
+
+async def test_connections_past_the_limit_are_turned_away_at_once(served: Served) -> None:
+    """Each connection a client opens and leaves idle is held; past DEJA_MAX_CONNECTIONS the next
+    request is answered 503 at once, and served again once they close."""
+    host, port = served.url.removeprefix("http://").split(":")
+    idle = [await asyncio.open_connection(host, int(port)) for _ in range(MAX_CONNECTIONS)]
+    try:
+        async with httpx.AsyncClient(base_url=served.url, timeout=10) as other:
+            turned_away = await other.get("/health")
+        assert turned_away.status_code == 503, turned_away.text[:200]
+    finally:
+        for _, writer in idle:
+            writer.close()
+    await asyncio.sleep(0.5)
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as other:
+        assert (await other.get("/health")).status_code == 200
 
 
 async def test_prompts_of_combining_marks_cost_the_server_what_their_length_does(
