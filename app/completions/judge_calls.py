@@ -110,8 +110,11 @@ class BookedJudgeCalls:
     async def _priced(
         self, usage: Usage, cost: Decimal, billed: Sequence[tuple[str, Any]], prompt_tokens: int
     ) -> tuple[Usage, Decimal]:
-        """`usage` and `cost` with those of the attempts a provider counted tokens for."""
-        return await self.books.with_billed(usage, cost, billed, lambda _: self._most(prompt_tokens))
+        """`usage` and `cost` with those of the attempts a provider counted tokens for, and of
+        those given up on while it worked (at the prompt's estimate)."""
+        return await self.books.with_billed(
+            usage, cost, billed, lambda _: self._most(prompt_tokens), prompt_tokens
+        )
 
     async def _book(
         self, row: LedgerRow, reservation: Reservation, usage: Usage, cost: Decimal, started: float

@@ -141,7 +141,12 @@ class Bookkeeper:
             # A hit that reserved (a lookup that missed, then followed an identical call) gives
             # its request back: hits are free and take no quota.
             await self.quotas.settle(
-                session, reservation, usage or Usage(), row.cost_usd, counted=row.cache_status != "hit"
+                session,
+                reservation,
+                usage or Usage(),
+                row.cost_usd,
+                counted=row.cache_status != "hit",
+                row=row,
             )
             await LedgerRepository(session).append(row)
 

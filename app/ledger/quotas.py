@@ -48,7 +48,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.leases import Lease
 from app.errors import QuotaExceeded, Unauthorized, Unprocessable
 from app.ledger.pricing import PriceBook, cost_of
+from app.ledger.repository import LedgerRow
 from app.upstream.usage import Usage
+
+# The rows of requests that called a model: counted in the periods they happened in when they
+# reserved nothing (made while the database was down and the quotas open).
+UPSTREAM_CALLS = ("miss", "bypass")
 
 log = logging.getLogger(__name__)
 
@@ -932,9 +937,25 @@ class Quotas:
         cost: Decimal,
         *,
         counted: bool = True,
+        row: LedgerRow | None = None,
     ) -> None:
-        if reservation is not None:  # None: reserved while the database was down (quotas open)
-            await QuotaRepository(session).settle(reservation, usage, cost, counted=counted)
+        """Settle `reservation` to what was used. None: the request reserved nothing, refused
+        before it could, a hit, or a call made while the database was down and the quotas open:
+        such a call (`row`, a miss or a bypass) is counted in the periods it happened in, as its
+        row would be replayed from the spool (it was not counted at all when the database was
+        back by the time it was booked)."""
+        repository = QuotaRepository(session)
+        if reservation is not None:
+            await repository.settle(reservation, usage, cost, counted=counted)
+        elif row is not None:
+            await repository.replayed(
+                row.tenant_id,
+                row.created_at,
+                Usage(row.prompt_tokens, row.completion_tokens),
+                row.cost_usd,
+                reservation=None,
+                upstream_call=row.cache_status in UPSTREAM_CALLS,
+            )
 
 
 async def renew_reservations(session: AsyncSession, lease: Lease) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
 from app.db.errors import describe_database_error, is_database_outage
-from app.ledger.quotas import QuotaRepository, Reservation
+from app.ledger.quotas import UPSTREAM_CALLS, QuotaRepository, Reservation
 from app.ledger.repository import LedgerRepository, LedgerRow
 from app.observability import metrics
 from app.upstream.usage import Usage
@@ -156,7 +156,7 @@ class LedgerSpool:
                     Usage(row.prompt_tokens, row.completion_tokens),
                     row.cost_usd,
                     reservation=reservation,
-                    upstream_call=row.cache_status in ("miss", "bypass"),
+                    upstream_call=row.cache_status in UPSTREAM_CALLS,
                     # As `Bookkeeper.book` settles it: a hit (a follower of an identical call)
                     # made no call, and its request is given back.
                     counted=row.cache_status != "hit",

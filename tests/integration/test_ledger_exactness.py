@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
 from app.db.leases import Lease
+from app.ledger.booking import Bookkeeper
+from app.ledger.pricing import PriceBook
 from app.ledger.quotas import QuotaRepository
 from app.ledger.repository import LedgerRow
 from app.ledger.spool import LedgerSpool
@@ -204,6 +206,40 @@ async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_u
     )
     assert await spool.drain(sessionmaker) == 1
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 3, "tokens": 340, "reserved_tokens": 0}
+
+
+async def test_a_call_made_while_the_database_was_down_counts_when_booked_after_it_is_back(
+    tmp_path: Path, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """With the quotas open during an outage a request calls the model without a reservation;
+    when the database is back by the time its answer is booked, the row goes straight to the
+    ledger, and the counters never saw it. Booked
+    now as its row would be replayed from the spool: counted once; a hit or a refused request,
+    which called no model, is not."""
+    tenant = await make_tenant("outage-call")
+    books = Bookkeeper(
+        sessionmaker,
+        LedgerSpool(tmp_path / "spool"),
+        PriceBook(sessionmaker),
+        Lease.new(60),
+        default_output_tokens=50,
+    )
+
+    def row(status: str, tokens: int) -> LedgerRow:
+        return LedgerRow(
+            tenant_id=tenant.tenant_id,
+            request_id=uuid.uuid4().hex,
+            requested_model="gpt-4o-mini",
+            cache_status=status,
+            http_status=200 if status != "error" else 422,
+            latency_ms=5.0,
+            prompt_tokens=tokens,
+            completion_tokens=tokens,
+        )
+
+    for booked in (row("miss", 40), row("bypass", 10), row("hit", 0), row("error", 0)):
+        assert await books.book(booked)
+    assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 2, "tokens": 100, "reserved_tokens": 0}
 
 
 async def booked_soon(
