@@ -16,6 +16,7 @@ with its ledger meanwhile is not kept anywhere (migration 0160).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -80,11 +81,43 @@ def _decode(line: str) -> tuple[LedgerRow, Reservation | None]:
 
 
 def _append_line(path: Path, line: str) -> None:
+    """Append `line` to the file at `path`, durably. Under the file's lock, and to the file the
+    path still names: a drain in another process claims a spool by renaming it under that lock,
+    then reads it, and a line written after that read (to the renamed file, opened before the
+    rename) would be deleted with it, never booked."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
+    while True:
+        with path.open("a", encoding="utf-8") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            if not _names(path, handle.fileno()):
+                continue  # claimed meanwhile: the path now names a new file
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+            return
+
+
+def _names(path: Path, descriptor: int) -> bool:
+    """Whether `path` still names the file open as `descriptor`."""
+    try:
+        return os.stat(path).st_ino == os.fstat(descriptor).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _claim(path: Path, claimed: Path) -> bool:
+    """Rename the live spool `path` to `claimed` under its lock (no append is half-way through
+    it then, and every later one goes to a new file); False when another drain claimed it first."""
+    try:
+        handle = path.open("rb")  # a lock needs no write access, and no file is created
+    except FileNotFoundError:
+        return False
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        if not _names(path, handle.fileno()):
+            return False
+        path.rename(claimed)
+        return True
 
 
 class LedgerSpool:
@@ -117,10 +150,8 @@ class LedgerSpool:
         for path in self.pending_files():
             claimed = path if path.suffix == ".draining" else path.with_suffix(f".{os.getpid()}.draining")
             if claimed != path:
-                async with self._lock:  # do not rename our own file mid-write
-                    try:
-                        path.rename(claimed)
-                    except FileNotFoundError:
+                async with self._lock:  # our own appends wait; another process's, the file's lock
+                    if not await asyncio.to_thread(_claim, path, claimed):
                         continue  # another process claimed it
             lines = [
                 line

@@ -4,6 +4,7 @@ refused row cannot block."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from app.ledger.booking import Bookkeeper
 from app.ledger.pricing import PriceBook
 from app.ledger.quotas import QuotaRepository
 from app.ledger.repository import LedgerRow
-from app.ledger.spool import LedgerSpool
+from app.ledger.spool import LedgerSpool, _encode
 from app.observability.metrics import METRICS
 from app.toolkit.fakellm import FakeLLMServer
 from tests.conftest import ServerThread, TenantKey
@@ -240,6 +241,55 @@ async def test_a_call_made_while_the_database_was_down_counts_when_booked_after_
     for booked in (row("miss", 40), row("bypass", 10), row("hit", 0), row("error", 0)):
         assert await books.book(booked)
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 2, "tokens": 100, "reserved_tokens": 0}
+
+
+async def test_a_drain_in_another_process_loses_no_row_appended_while_it_reads(
+    tmp_path: Path, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two workers share the spool's folder; one drains while the other is appending. The drain
+    claimed the other's live file by renaming it, read it and deleted it: the line the other was
+    writing to the file it had opened before the rename went with it, never booked. The drain
+    now claims a file under the lock each append holds, and an append finds the file its path
+    names."""
+    tenant = await make_tenant("spool-race")
+    writer, drainer = LedgerSpool(tmp_path / "spool"), LedgerSpool(tmp_path / "spool")
+
+    def row() -> LedgerRow:
+        return LedgerRow(
+            tenant_id=tenant.tenant_id,
+            request_id=uuid.uuid4().hex,
+            requested_model="gpt-4o-mini",
+            cache_status="miss",
+            http_status=200,
+            latency_ms=5.0,
+            prompt_tokens=1,
+            completion_tokens=1,
+        )
+
+    first, second = row(), row()
+    await writer.append(first)
+    # The other worker's next append, half-way: its file open and locked, the line not written.
+    live = next(p for p in writer.pending_files())
+    with live.open("a", encoding="utf-8") as appending:
+        fcntl.flock(appending.fileno(), fcntl.LOCK_EX)
+        draining = asyncio.create_task(drainer.drain(sessionmaker))
+        await asyncio.sleep(1.0)  # the drain had claimed, read and deleted the file by now
+        appending.write(_encode(second, None) + "\n")
+        appending.flush()
+        fcntl.flock(appending.fileno(), fcntl.LOCK_UN)
+    await draining
+    await drainer.drain(sessionmaker)
+    async with transaction(sessionmaker, system=True) as session:
+        booked = set(
+            (
+                await session.execute(
+                    text("SELECT request_id FROM ledger WHERE tenant_id = :t"), {"t": tenant.tenant_id}
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert booked == {first.request_id, second.request_id}
 
 
 async def booked_soon(
