@@ -1385,7 +1385,9 @@ class CompletionPipeline:
             latency_ms,
             error=detail[:ERROR_CHARS],
             explored=explored,
-            metadata={"client_left": True} if left else {},
+            # A follower failed with the call it waited on, and made none: its request is given
+            # back when settled (`counted_request`).
+            metadata=({"client_left": True} if left else {}) | ({} if billed else {"coalesced": True}),
             **spent,
         )
         await self.books.book(row, reservation=reservation, usage=used if used.total else None)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.engine import DatabaseDown, attempt
 from app.db.leases import Lease
 from app.ledger.pricing import PriceBook
-from app.ledger.quotas import Quotas, Reservation
+from app.ledger.quotas import Quotas, Reservation, counted_request
 from app.ledger.repository import LedgerRepository, LedgerRow
 from app.ledger.spool import LedgerSpool
 from app.observability import metrics
@@ -139,13 +139,14 @@ class Bookkeeper:
             if also is not None:
                 await also(session)
             # A hit that reserved (a lookup that missed, then followed an identical call) gives
-            # its request back: hits are free and take no quota.
+            # its request back: hits are free and take no quota; so does a request that failed
+            # with the identical call it waited on.
             await self.quotas.settle(
                 session,
                 reservation,
                 usage or Usage(),
                 row.cost_usd,
-                counted=row.cache_status != "hit",
+                counted=counted_request(row),
                 row=row,
             )
             await LedgerRepository(session).append(row)

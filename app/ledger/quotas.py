@@ -55,6 +55,14 @@ from app.upstream.usage import Usage
 # reserved nothing (made while the database was down and the quotas open).
 UPSTREAM_CALLS = ("miss", "bypass")
 
+
+def counted_request(row: LedgerRow) -> bool:
+    """Whether the request of `row`, once settled, counts against the quota: not a hit, nor a
+    request that waited on an identical request's call (`coalesced`: answered by it, or failed
+    with it), which made no call of its own."""
+    return row.cache_status != "hit" and not row.metadata.get("coalesced")
+
+
 log = logging.getLogger(__name__)
 
 PERIODS = ("day", "month")

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
 from app.db.errors import describe_database_error, is_database_outage
-from app.ledger.quotas import UPSTREAM_CALLS, QuotaRepository, Reservation
+from app.ledger.quotas import UPSTREAM_CALLS, QuotaRepository, Reservation, counted_request
 from app.ledger.repository import LedgerRepository, LedgerRow
 from app.observability import metrics
 from app.upstream.usage import Usage
@@ -188,9 +188,9 @@ class LedgerSpool:
                     row.cost_usd,
                     reservation=reservation,
                     upstream_call=row.cache_status in UPSTREAM_CALLS,
-                    # As `Bookkeeper.book` settles it: a hit (a follower of an identical call)
-                    # made no call, and its request is given back.
-                    counted=row.cache_status != "hit",
+                    # As `Bookkeeper.book` settles it: a hit, or a follower of an identical
+                    # call, made no call, and its request is given back.
+                    counted=counted_request(row),
                 )
                 return 1
         except Exception as exc:

@@ -369,6 +369,32 @@ async def fail_the_slow_model_three_times(
         assert planted.status_code == 200, planted.text
 
 
+async def test_requests_that_failed_with_the_call_they_waited_on_are_not_counted(
+    deja: ServerThread,
+    slow_llm: FakeLLMServer,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Three identical requests sent together: one led the call, which failed every attempt, the
+    others waited on it. All three were answered 502 and booked, and each was counted against the
+    tenant's requests, where only one called the model (a follower answered by the call is a
+    hit, and is not counted)."""
+    tenant = await make_tenant("followers-failed")
+    await fail_the_slow_model_three_times(deja, slow_llm, await make_tenant("followers-failed-before"))
+    body = {"model": "gpt-slow", "messages": [{"role": "user", "content": f"Plan {uuid.uuid4().hex}"}]}
+    async with httpx.AsyncClient(base_url=deja.url, headers=tenant.headers, timeout=30) as client:
+        # Sent together: each looks up (and reserves) before the first of them leads the call.
+        answers = await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(3)))
+    assert [a.status_code for a in answers] == [502, 502, 502], [a.text[:200] for a in answers]
+    for _ in range(50):
+        rows = await booked_soon(sessionmaker, tenant.tenant_id, "http_status, metadata")
+        if len(rows) == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert len(rows) == 3, rows
+    assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 1, "tokens": 0, "reserved_tokens": 0}
+
+
 async def test_a_failure_whose_client_had_left_is_booked_as_left(
     deja: ServerThread,
     slow_llm: FakeLLMServer,
