@@ -125,6 +125,20 @@ async def test_a_row_the_database_refuses_goes_to_the_dead_letters_and_the_drain
     assert booked_at == kept[0].created_at  # the day it was answered, not the day it was replayed
 
 
+def ledger_row(tenant_id: uuid.UUID, status: str = "miss", tokens: int = 0) -> LedgerRow:
+    """A request's row as the pipeline books it: `tokens` in and out, a new request id."""
+    return LedgerRow(
+        tenant_id=tenant_id,
+        request_id=uuid.uuid4().hex,
+        requested_model="gpt-4o-mini",
+        cache_status=status,
+        http_status=422 if status == "error" else 200,
+        latency_ms=5.0,
+        prompt_tokens=tokens,
+        completion_tokens=tokens,
+    )
+
+
 async def _day(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID) -> dict[str, object]:
     async with transaction(sessionmaker, system=True) as session:
         [usage] = [
@@ -145,20 +159,8 @@ async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_u
         )
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 1, "tokens": 0, "reserved_tokens": 1000}
 
-    def miss(tokens: int) -> LedgerRow:
-        return LedgerRow(
-            tenant_id=tenant.tenant_id,
-            request_id=uuid.uuid4().hex,
-            requested_model="gpt-4o-mini",
-            cache_status="miss",
-            http_status=200,
-            latency_ms=5.0,
-            prompt_tokens=tokens,
-            completion_tokens=tokens,
-        )
-
-    await spool.append(miss(100), reservation)
-    await spool.append(miss(50))
+    await spool.append(ledger_row(tenant.tenant_id, tokens=100), reservation)
+    await spool.append(ledger_row(tenant.tenant_id, tokens=50))
     assert await spool.drain(sessionmaker) == 2
     # The reservation no longer holds quota; both calls count, each once.
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 2, "tokens": 300, "reserved_tokens": 0}
@@ -179,7 +181,7 @@ async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_u
     async with transaction(sessionmaker, system=True) as session:
         await QuotaRepository(session).reclaim_expired()
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 2, "tokens": 300, "reserved_tokens": 0}
-    await spool.append(miss(20), lapsed)
+    await spool.append(ledger_row(tenant.tenant_id, tokens=20), lapsed)
     assert await spool.drain(sessionmaker) == 1
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 3, "tokens": 340, "reserved_tokens": 0}
 
@@ -194,17 +196,7 @@ async def test_rows_replayed_from_the_spool_settle_their_quota_and_count_their_u
         "tokens": 340,
         "reserved_tokens": 300,
     }
-    await spool.append(
-        LedgerRow(
-            tenant_id=tenant.tenant_id,
-            request_id=uuid.uuid4().hex,
-            requested_model="gpt-4o-mini",
-            cache_status="hit",
-            http_status=200,
-            latency_ms=5.0,
-        ),
-        followed,
-    )
+    await spool.append(ledger_row(tenant.tenant_id, "hit"), followed)
     assert await spool.drain(sessionmaker) == 1
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 3, "tokens": 340, "reserved_tokens": 0}
 
@@ -226,19 +218,8 @@ async def test_a_call_made_while_the_database_was_down_counts_when_booked_after_
         default_output_tokens=50,
     )
 
-    def row(status: str, tokens: int) -> LedgerRow:
-        return LedgerRow(
-            tenant_id=tenant.tenant_id,
-            request_id=uuid.uuid4().hex,
-            requested_model="gpt-4o-mini",
-            cache_status=status,
-            http_status=200 if status != "error" else 422,
-            latency_ms=5.0,
-            prompt_tokens=tokens,
-            completion_tokens=tokens,
-        )
-
-    for booked in (row("miss", 40), row("bypass", 10), row("hit", 0), row("error", 0)):
+    for status, tokens in (("miss", 40), ("bypass", 10), ("hit", 0), ("error", 0)):
+        booked = ledger_row(tenant.tenant_id, status, tokens)
         assert await books.book(booked)
     assert await _day(sessionmaker, tenant.tenant_id) == {"requests": 2, "tokens": 100, "reserved_tokens": 0}
 
@@ -254,19 +235,7 @@ async def test_a_drain_in_another_process_loses_no_row_appended_while_it_reads(
     tenant = await make_tenant("spool-race")
     writer, drainer = LedgerSpool(tmp_path / "spool"), LedgerSpool(tmp_path / "spool")
 
-    def row() -> LedgerRow:
-        return LedgerRow(
-            tenant_id=tenant.tenant_id,
-            request_id=uuid.uuid4().hex,
-            requested_model="gpt-4o-mini",
-            cache_status="miss",
-            http_status=200,
-            latency_ms=5.0,
-            prompt_tokens=1,
-            completion_tokens=1,
-        )
-
-    first, second = row(), row()
+    first, second = ledger_row(tenant.tenant_id, tokens=1), ledger_row(tenant.tenant_id, tokens=1)
     await writer.append(first)
     # The other worker's next append, half-way: its file open and locked, the line not written.
     live = next(p for p in writer.pending_files())
