@@ -21,8 +21,8 @@ MAX_OUTPUT_TOKENS = 1_000_000
 MAX_CHOICES = 128
 MAX_TOOLS = 128
 # Content parts (text, images, audio, files) in all the messages of one request. Each part costs
-# its own work before the model is called (its tokens estimated, its media sized): seventy
-# thousand tiny parts fit in a MiB and took 200 MB and two seconds of CPU before a 413.
+# its own work before the model is called (its tokens estimated, its media sized), and seventy
+# thousand tiny parts fit in a MiB: a request's work grew with them far past its size.
 MAX_CONTENT_PARTS = 1000
 
 Model = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MODEL_CHARS)]

@@ -682,7 +682,8 @@ async def test_a_body_of_tiny_content_parts_is_refused_before_its_parts_are_read
     client: httpx.AsyncClient, served: Served, make_tenant
 ) -> None:
     """Sixty-nine thousand parts of a few bytes fit in a MiB; each was estimated and sized on its
-    own before the prompt was found too long: 200 MB and two seconds of CPU for one 413."""
+    own before the prompt was found too long, and one such request held the server for seconds
+    of CPU and hundreds of MB before its 413. Now refused before its parts are read."""
     tenant: TenantKey = await make_tenant("parts")
     tiny = [{"type": "text", "text": "q"}] + [{"a": [[[[]]]]}] * 69_000
     body = json.dumps(
