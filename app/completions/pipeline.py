@@ -1199,7 +1199,26 @@ class CompletionPipeline:
         booked at what the provider counted for it (`client_left`, 499) and stored. Booked at what
         was read when the rest cannot be had: the upstream broke off, the deadline passed, or the
         server stopped (which cancels the reading)."""
-        rest = asyncio.ensure_future(self._read_rest(job, upstream, holding, reading, assembler))
+
+        async def read_rest() -> DejaError | None:
+            """Read the rest into `assembler` (from the chunk `reading` when one was on its way),
+            then close the upstream; what ended it early, or None."""
+            async with holding:
+                try:
+                    async with asyncio.timeout_at(job.deadline):
+                        if reading is not None:
+                            assembler.add(await reading)
+                        async for chunk in upstream:
+                            assembler.add(chunk)
+                except StopAsyncIteration:
+                    pass
+                except TimeoutError:
+                    return _deadline_passed(self.limits.timeout_s)
+                except UpstreamError as exc:
+                    return exc
+            return None
+
+        rest = asyncio.ensure_future(read_rest())
         self._reading_rest.add(rest)
         rest.add_done_callback(self._reading_rest.discard)
         if self._stopping:
@@ -1225,31 +1244,6 @@ class CompletionPipeline:
             )
             return
         await self._book_delivered(job, upstream, assembler.completion(), CLIENT_GONE, failure)
-
-    async def _read_rest(
-        self,
-        job: _Job,
-        upstream: RouterStream,
-        holding: contextlib.AsyncExitStack,
-        reading: asyncio.Future[dict[str, Any]] | None,
-        assembler: CompletionAssembler,
-    ) -> DejaError | None:
-        """Read the rest of `upstream` into `assembler` (from the chunk `reading` when one was on
-        its way), then close it; what ended it early, or None."""
-        async with holding:
-            try:
-                async with asyncio.timeout_at(job.deadline):
-                    if reading is not None:
-                        assembler.add(await reading)
-                    async for chunk in upstream:
-                        assembler.add(chunk)
-            except StopAsyncIteration:
-                pass
-            except TimeoutError:
-                return _deadline_passed(self.limits.timeout_s)
-            except UpstreamError as exc:
-                return exc
-        return None
 
     async def _book_delivered(
         self,

@@ -376,25 +376,17 @@ class QuotaRepository:
         if rows:
             await self.session.execute(_SETTLE, rows)
 
-    async def replayed(
-        self,
-        tenant_id: uuid.UUID,
-        at: datetime,
-        usage: Usage,
-        cost: Decimal,
-        *,
-        reservation: Reservation | None,
-        upstream_call: bool,
-        counted: bool = True,
-    ) -> None:
-        """A booking replayed from the spool, in the counters: its reservation settled (else it
-        would hold quota until the period ends; `counted=False`, a hit's, gives its request back,
-        as when it is booked at once), or, for an upstream call made while quotas could not be
-        checked, its use counted in the periods it happened in."""
+    async def settle_row(self, row: LedgerRow, reservation: Reservation | None) -> None:
+        """The counters for a booked `row`, settled from the row itself (a booking replayed from
+        the spool, or one that reserved nothing): its reservation settled to the row's tokens and
+        cost (else it would hold quota until the period ends; a request that made no call of its
+        own, `counted_request`, is given back, as when it is booked at once), or, for an upstream
+        call made while quotas could not be checked, its use counted in the periods it happened in."""
+        usage = Usage(row.prompt_tokens, row.completion_tokens)
         if reservation is not None:
-            await self.settle(reservation, usage, cost, counted=counted)
-        elif upstream_call:
-            await self._count(tenant_id, at, usage, cost)
+            await self.settle(reservation, usage, row.cost_usd, counted=counted_request(row))
+        elif row.cache_status in UPSTREAM_CALLS:
+            await self._count(row.tenant_id, row.created_at, usage, row.cost_usd)
 
     async def _count(self, tenant_id: uuid.UUID, at: datetime, usage: Usage, cost: Decimal) -> None:
         params = {"tenant_id": tenant_id, "tokens": usage.total, "cost": cost, **_starts(at)}
@@ -956,14 +948,7 @@ class Quotas:
         if reservation is not None:
             await repository.settle(reservation, usage, cost, counted=counted)
         elif row is not None:
-            await repository.replayed(
-                row.tenant_id,
-                row.created_at,
-                Usage(row.prompt_tokens, row.completion_tokens),
-                row.cost_usd,
-                reservation=None,
-                upstream_call=row.cache_status in UPSTREAM_CALLS,
-            )
+            await repository.settle_row(row, None)
 
 
 async def renew_reservations(session: AsyncSession, lease: Lease) -> None:

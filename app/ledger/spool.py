@@ -31,10 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import transaction
 from app.db.errors import describe_database_error, is_database_outage
-from app.ledger.quotas import UPSTREAM_CALLS, QuotaRepository, Reservation, counted_request
+from app.ledger.quotas import QuotaRepository, Reservation
 from app.ledger.repository import LedgerRepository, LedgerRow
 from app.observability import metrics
-from app.upstream.usage import Usage
 
 log = logging.getLogger(__name__)
 _RESERVATION = "_reservation"  # beside a spooled row: the quota reservation it still holds
@@ -181,17 +180,7 @@ class LedgerSpool:
             async with ledger.session.begin_nested():
                 if not await ledger.append(row):
                     return 0  # booked before (a drain interrupted after its commit): counted then too
-                await QuotaRepository(ledger.session).replayed(
-                    row.tenant_id,
-                    row.created_at,
-                    Usage(row.prompt_tokens, row.completion_tokens),
-                    row.cost_usd,
-                    reservation=reservation,
-                    upstream_call=row.cache_status in UPSTREAM_CALLS,
-                    # As `Bookkeeper.book` settles it: a hit, or a follower of an identical
-                    # call, made no call, and its request is given back.
-                    counted=counted_request(row),
-                )
+                await QuotaRepository(ledger.session).settle_row(row, reservation)
                 return 1
         except Exception as exc:
             if is_database_outage(exc):
