@@ -337,7 +337,12 @@ def prices_list() -> None:
 
 @prices_cli.command("add")
 def prices_add(
-    model: Annotated[str, typer.Argument(help="Model name (a prefix: gpt-4o prices gpt-4o-2024-08-06 too).")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Model name (it prices its dated snapshots too: gpt-4o prices gpt-4o-2024-08-06)."
+        ),
+    ],
     input_per_mtok: Annotated[str, typer.Option(help="Dollars per million input tokens.")],
     output_per_mtok: Annotated[str, typer.Option(help="Dollars per million output tokens.")],
     cached_input_per_mtok: Annotated[
@@ -345,6 +350,12 @@ def prices_add(
     ] = None,
     effective_from: Annotated[
         str | None, typer.Option(help="ISO time with zone it applies from (default: now).")
+    ] = None,
+    audio_input_per_mtok: Annotated[
+        str | None, typer.Option(help="Dollars per million audio input tokens (default: as text).")
+    ] = None,
+    audio_output_per_mtok: Annotated[
+        str | None, typer.Option(help="Dollars per million audio output tokens (default: as text).")
     ] = None,
 ) -> None:
     """Add a price; running servers use it within a minute. Prints it as JSON."""
@@ -361,6 +372,8 @@ def prices_add(
                 "output_per_mtok": output_per_mtok,
                 "cached_input_per_mtok": cached_input_per_mtok,
                 "effective_from": effective_from,
+                "audio_input_per_mtok": audio_input_per_mtok,
+                "audio_output_per_mtok": audio_output_per_mtok,
             },
             PriceIn,
             strict=False,

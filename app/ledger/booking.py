@@ -83,7 +83,9 @@ class Bookkeeper:
             prompt_tokens=usage.prompt_tokens or prompt_tokens,
             completion_tokens=usage.completion_tokens
             or self.quotas.estimator.text_tokens(answer_text(completion)),
-            cached_tokens=usage.cached_tokens if usage.prompt_tokens else 0,
+            cached_tokens=usage.cached_tokens,
+            audio_prompt_tokens=usage.audio_prompt_tokens,
+            audio_completion_tokens=usage.audio_completion_tokens,
         )
 
     async def cost(self, model: str, usage: Usage) -> Decimal:
@@ -112,11 +114,7 @@ class Bookkeeper:
             if not counted.total:
                 counted = Usage(prompt_tokens=prompt_tokens)
             spent = counted.within(*most(model))
-            usage = Usage(
-                prompt_tokens=usage.prompt_tokens + spent.prompt_tokens,
-                completion_tokens=usage.completion_tokens + spent.completion_tokens,
-                cached_tokens=usage.cached_tokens + spent.cached_tokens,
-            )
+            usage += spent
             cost += await self.cost(model, spent)
         return usage, cost
 

@@ -46,6 +46,10 @@ class Price(Base):
     input_per_mtok: Mapped[Decimal] = mapped_column(PricePerMTok, nullable=False)
     output_per_mtok: Mapped[Decimal] = mapped_column(PricePerMTok, nullable=False)
     cached_input_per_mtok: Mapped[Decimal | None] = mapped_column(PricePerMTok)
+    # Audio tokens (a spoken answer, an `input_audio` part): at these rates where the model has
+    # them, else as text.
+    audio_input_per_mtok: Mapped[Decimal | None] = mapped_column(PricePerMTok)
+    audio_output_per_mtok: Mapped[Decimal | None] = mapped_column(PricePerMTok)
     effective_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 from decimal import Decimal
@@ -30,16 +31,54 @@ def decimal_text(amount: Decimal) -> str:
 
 
 def cost_of(price: ModelPrice | None, usage: Usage) -> Decimal:
+    """What `usage` costs at `price`: audio tokens at the audio rates and cached prompt tokens at
+    the cached rate where the price has them, every other token at the text rates."""
     if price is None:
         return Decimal(0)
-    cached = min(usage.cached_tokens, usage.prompt_tokens) if price.cached_input_per_mtok is not None else 0
-    uncached = usage.prompt_tokens - cached
+    audio_in = usage.audio_prompt_tokens if price.audio_input_per_mtok is not None else 0
+    audio_out = usage.audio_completion_tokens if price.audio_output_per_mtok is not None else 0
+    text_in = max(usage.prompt_tokens - audio_in, 0)
+    cached = min(usage.cached_tokens, text_in) if price.cached_input_per_mtok is not None else 0
     total = (
-        uncached * price.input_per_mtok
+        (text_in - cached) * price.input_per_mtok
         + cached * (price.cached_input_per_mtok or Decimal(0))
-        + usage.completion_tokens * price.output_per_mtok
+        + audio_in * (price.audio_input_per_mtok or Decimal(0))
+        + max(usage.completion_tokens - audio_out, 0) * price.output_per_mtok
+        + audio_out * (price.audio_output_per_mtok or Decimal(0))
     ) / MILLION
     return total.quantize(QUANTUM)
+
+
+def most_cost_of(price: ModelPrice | None, usage: Usage) -> Decimal:
+    """The most `usage` may cost at `price`, whatever share of it is audio: each side at its
+    dearer rate (what a reservation holds, so that the booking stays within it)."""
+    if price is None:
+        return Decimal(0)
+    dearer_in = (price.audio_input_per_mtok or Decimal(0)) > price.input_per_mtok
+    dearer_out = (price.audio_output_per_mtok or Decimal(0)) > price.output_per_mtok
+    return cost_of(
+        price,
+        Usage(
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            audio_prompt_tokens=usage.prompt_tokens if dearer_in else 0,
+            audio_completion_tokens=usage.completion_tokens if dearer_out else 0,
+        ),
+    )
+
+
+# What follows a model's name in the name of one of its dated snapshots: gpt-4o-2024-08-06,
+# claude-3-5-sonnet-20241022, gpt-4-0613.
+_SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4})")
+
+
+def prices_model(listed: str, model: str) -> bool:
+    """Whether a price listed for `listed` applies to `model`: the model itself or one of its
+    dated snapshots. Another model whose name starts alike (gpt-4o-audio-preview, gpt-4o-mini,
+    gpt-3.5-turbo-16k) is not priced as it: it has prices of its own, or none."""
+    return model == listed or (
+        model.startswith(listed) and _SNAPSHOT.fullmatch(model, len(listed)) is not None
+    )
 
 
 async def _read_prices(session: AsyncSession) -> list[ModelPrice]:
@@ -49,8 +88,8 @@ async def _read_prices(session: AsyncSession) -> list[ModelPrice]:
 class PriceBook:
     """Prices read from the `prices` table, remembered for a minute per process.
 
-    A model is priced by its longest listed prefix, so a dated snapshot name
-    (gpt-4o-mini-2024-07-18) takes its family's price unless listed itself.
+    A model is priced as listed, and a dated snapshot (gpt-4o-mini-2024-07-18) as its model
+    unless listed itself (`prices_model`); any other model has no price.
     """
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, ttl_s: float = 60.0) -> None:
@@ -80,7 +119,7 @@ class PriceBook:
             self._loaded_at = time.monotonic()
         best: ModelPrice | None = None
         for price in self._prices:  # ordered by effective_from
-            if price.effective_from > at or not model.startswith(price.model):
+            if price.effective_from > at or not prices_model(price.model, model):
                 continue
             if (
                 best is None

@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.leases import Lease
 from app.errors import QuotaExceeded, Unauthorized, Unprocessable
-from app.ledger.pricing import PriceBook, cost_of
+from app.ledger.pricing import PriceBook, most_cost_of
 from app.ledger.repository import LedgerRow
 from app.upstream.usage import Usage
 
@@ -926,7 +926,7 @@ class Quotas:
             price = await self.prices.price(model, at)
             if price is None:
                 unpriced.append(model)
-            tokens, cost = max(tokens, usage.total), max(cost, cost_of(price, usage))
+            tokens, cost = max(tokens, usage.total), max(cost, most_cost_of(price, usage))
         return ReservationTerms(tokens, cost, at, tuple(unpriced))
 
     async def settle(

@@ -27,6 +27,8 @@ class ModelPrice:
     output_per_mtok: Decimal
     cached_input_per_mtok: Decimal | None
     effective_from: datetime
+    audio_input_per_mtok: Decimal | None = None
+    audio_output_per_mtok: Decimal | None = None
 
 
 # Column bounds of the ledger: a row is cut to them before it is written (`storable`), so a
@@ -206,6 +208,8 @@ class LedgerRepository:
                 output_per_mtok=p.output_per_mtok,
                 cached_input_per_mtok=p.cached_input_per_mtok,
                 effective_from=p.effective_from,
+                audio_input_per_mtok=p.audio_input_per_mtok,
+                audio_output_per_mtok=p.audio_output_per_mtok,
             )
             for p in rows
         ]

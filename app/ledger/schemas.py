@@ -22,6 +22,14 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_BIGINT)]
 # decimal places they keep: an amount with more would be rounded by Postgres, a small one to 0.
 MAX_PRICE = Decimal("1000000")  # NUMERIC(12, 6)
 PRICE_PLACES = 6
+# A price's rates, dollars per million tokens (the first two required).
+PRICE_FIELDS = (
+    "input_per_mtok",
+    "output_per_mtok",
+    "cached_input_per_mtok",
+    "audio_input_per_mtok",
+    "audio_output_per_mtok",
+)
 MAX_MONEY = Decimal("10000000000")  # NUMERIC(20, 10)
 MONEY_PLACES = 10
 
@@ -105,11 +113,13 @@ class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
     cached_input_per_mtok: Decimal | None = None
     # Absent: now. A price in the future takes over when its time comes.
     effective_from: datetime | None = None
+    # Audio tokens, in and out (absent: the model's audio tokens are priced as text).
+    audio_input_per_mtok: Decimal | None = None
+    audio_output_per_mtok: Decimal | None = None
 
     def __post_init__(self) -> None:
-        check_money("input_per_mtok", self.input_per_mtok, MAX_PRICE)
-        check_money("output_per_mtok", self.output_per_mtok, MAX_PRICE)
-        check_money("cached_input_per_mtok", self.cached_input_per_mtok, MAX_PRICE)
+        for name in PRICE_FIELDS:
+            check_money(name, getattr(self, name), MAX_PRICE)
         if self.effective_from is not None:
             if self.effective_from.tzinfo is None:
                 raise ValueError("effective_from needs a time zone (e.g. 2026-01-01T00:00:00Z)")
@@ -117,11 +127,8 @@ class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
 
     def check_places(self) -> None:
         """422 for a price the column would round (called by the service, for the API and the CLI)."""
-        self.input_per_mtok = check_places("input_per_mtok", self.input_per_mtok, PRICE_PLACES)
-        self.output_per_mtok = check_places("output_per_mtok", self.output_per_mtok, PRICE_PLACES)
-        self.cached_input_per_mtok = check_places(
-            "cached_input_per_mtok", self.cached_input_per_mtok, PRICE_PLACES
-        )
+        for name in PRICE_FIELDS:
+            setattr(self, name, check_places(name, getattr(self, name), PRICE_PLACES))
 
 
 class PriceOut(msgspec.Struct):
@@ -133,15 +140,21 @@ class PriceOut(msgspec.Struct):
     output_per_mtok: str
     cached_input_per_mtok: str | None
     effective_from: datetime
+    audio_input_per_mtok: str | None
+    audio_output_per_mtok: str | None
 
     @classmethod
     def of(cls, price: Price) -> PriceOut:
-        cached = price.cached_input_per_mtok
+        def rate(value: Decimal | None) -> str | None:
+            return None if value is None else decimal_text(value)
+
         return cls(
             id=price.id,
             model=price.model,
             input_per_mtok=decimal_text(price.input_per_mtok),
             output_per_mtok=decimal_text(price.output_per_mtok),
-            cached_input_per_mtok=None if cached is None else decimal_text(cached),
+            cached_input_per_mtok=rate(price.cached_input_per_mtok),
             effective_from=price.effective_from,
+            audio_input_per_mtok=rate(price.audio_input_per_mtok),
+            audio_output_per_mtok=rate(price.audio_output_per_mtok),
         )

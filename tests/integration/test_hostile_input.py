@@ -32,7 +32,7 @@ from tests.conftest import ADMIN_HEADERS, ADMIN_TOKEN, TenantKey, start_deja_ser
 
 PROBLEM = "application/problem+json"
 METRICS_TOKEN = "scrape-me"
-# Models the fake server breaks on purpose; named under a priced family so delivered text has a cost.
+# Models the fake server breaks on purpose; priced as gpt-4o-mini (`served`) so delivered text has a cost.
 MIDSTREAM = "gpt-4o-mini-midstream"
 UNFINISHED = "gpt-4o-mini-unfinished"  # a stream whose body ends before it says why
 MISSHAPEN = "gpt-4o-mini-misshapen"  # a stream piece that is JSON, but no chunk
@@ -82,10 +82,43 @@ def fake_model() -> Iterator[FakeLLMServer]:
         yield server
 
 
+BROKEN_MODELS = (
+    MIDSTREAM,
+    UNFINISHED,
+    MISSHAPEN,
+    OVERCOUNTED,
+    HALFCOUNTED,
+    REASONING,
+    LONG,
+    HANG,
+    EMPTY,
+    EMPTY_THEN_ANSWER,
+    EMPTY_THEN_REJECTED,
+    REJECTING,
+    EMPTY_THEN_HANG,
+    FAILING_THEN_4O,
+    HANG_THEN_ANSWER,
+)
+
+
 @pytest.fixture(scope="module")
 async def served(
-    database_url: str, fake_model: FakeLLMServer, tmp_path_factory: pytest.TempPathFactory
+    database_url: str,
+    fake_model: FakeLLMServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[Served]:
+    # A price applies to its model's dated snapshots, not to every name that starts alike.
+    async with transaction(sessionmaker, system=True) as session:
+        for model in BROKEN_MODELS:
+            await session.execute(
+                text(
+                    "INSERT INTO prices (model, input_per_mtok, cached_input_per_mtok, output_per_mtok, "
+                    "effective_from) SELECT :model, input_per_mtok, cached_input_per_mtok, output_per_mtok, "
+                    "effective_from FROM prices WHERE model = 'gpt-4o-mini' ON CONFLICT DO NOTHING"
+                ),
+                {"model": model},
+            )
     state = tmp_path_factory.mktemp("hostile")
     config = state / "deja.toml"
     config.write_text(

@@ -446,3 +446,42 @@ async def test_a_stream_whose_client_left_before_the_answer_started_is_paid_stor
     ) as patient:
         retried = await patient.chat.completions.with_raw_response.create(model="gpt-slow", messages=question)  # type: ignore[arg-type]
     assert retried.headers["x-cache"] == "HIT"
+
+
+async def test_a_spoken_answer_is_booked_at_its_models_audio_rates_and_a_look_alike_name_at_none(
+    http: httpx.AsyncClient, deja: ServerThread, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """`gpt-4o-audio-preview` was priced as gpt-4o, the longest listed prefix of its name: its
+    spoken answer's tokens at gpt-4o's text rate, an eighth of their list price. A price now
+    applies to its model and that model's dated snapshots only, and audio tokens are booked at
+    the model's audio rates (migration 0240's list prices)."""
+    tenant = await make_tenant("spoken-bill")
+    spoken = await http.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={
+            "model": "gpt-4o-audio-preview-2024-12-17",  # a snapshot of a listed model
+            "messages": [{"role": "user", "content": f"Read out the release notes {uuid.uuid4().hex}"}],
+            "modalities": ["text", "audio"],
+            "audio": {"voice": "alloy", "format": "wav"},
+        },
+    )
+    assert spoken.status_code == 200, spoken.text
+    usage = spoken.json()["usage"]
+    audio = usage["completion_tokens_details"]["audio_tokens"]
+    assert audio == usage["completion_tokens"] > 0
+    # A name that only starts like a listed model's is not that model.
+    look_alike = await http.post(
+        "/v1/chat/completions",
+        headers=tenant.headers,
+        json={"model": "gpt-4o-experimental", "messages": [{"role": "user", "content": "Say hi"}]},
+    )
+    assert look_alike.status_code == 200, look_alike.text
+    await deja.settle()
+    rows = await booked_soon(sessionmaker, tenant.tenant_id, "used_model, prompt_tokens, cost_usd")
+    cost = {model: (prompt_tokens, cost_usd) for model, prompt_tokens, cost_usd in rows}
+    prompt_tokens, booked = cost["gpt-4o-audio-preview-2024-12-17"]
+    assert prompt_tokens == usage["prompt_tokens"]
+    # The text prompt at $2.50 a million tokens, the spoken answer at $80.
+    assert booked == (prompt_tokens * Decimal("2.50") + audio * Decimal("80.00")) / 1_000_000
+    assert cost["gpt-4o-experimental"][1] == 0

@@ -586,3 +586,37 @@ async def test_a_tenant_erased_with_its_ledger_while_its_key_is_remembered_gets_
     entry = {"model": "gpt-4o-mini", "prompt": "Where is the wiki?", "response": "On Confluence."}
     refused = await http.post("/v1/cache/entries", headers=tenant.headers, json=entry)
     assert refused.status_code == 401, refused.text
+
+
+async def test_a_cost_quota_holds_a_spoken_answer_at_its_audio_price(
+    http: httpx.AsyncClient,
+    make_tenant,
+    deja: ServerThread,
+    sessionmaker: async_sessionmaker[AsyncSession],  # type: ignore[no-untyped-def]
+) -> None:
+    """A spoken answer's tokens cost eight times its text's (gpt-4o-audio-preview: $80 against $10
+    a million): reserved at the text rate, a request the quota could not pay for passed it, and
+    its booking could overrun it. Each side is now reserved at its dearer rate."""
+    tenant = await make_tenant("spoken-quota")
+    # 100 tokens of answer: $0.001 as text, $0.008 as audio.
+    await set_quota(sessionmaker, tenant.tenant_id, "day", max_cost_usd=Decimal("0.004"))
+
+    def spoken(i: int) -> dict[str, Any]:
+        return {
+            "model": "gpt-4o-audio-preview",
+            "max_tokens": 100,
+            "messages": [{"role": "user", "content": f"Read out note {i} {uuid.uuid4().hex}"}],
+            "modalities": ["text", "audio"],
+            "audio": {"voice": "alloy", "format": "wav"},
+        }
+
+    refused = await http.post("/v1/chat/completions", headers=tenant.headers, json=spoken(0))
+    assert refused.status_code == 429, refused.text
+    assert "cost quota" in refused.json()["detail"]
+    # Room for one such answer: it passes.
+    async with transaction(sessionmaker, system=True) as session:
+        await session.execute(
+            text("UPDATE quotas SET max_cost_usd = 0.01 WHERE tenant_id = :t"), {"t": tenant.tenant_id}
+        )
+    answered = await http.post("/v1/chat/completions", headers=tenant.headers, json=spoken(1))
+    assert answered.status_code == 200, answered.text

@@ -274,16 +274,22 @@ def _answers(chat: ChatRequest, fault: FaultKind | None, config: FakeLLMConfig) 
 
 def _usage(chat: ChatRequest, answers: list[_Answer]) -> Usage:
     prompt = generate.prompt_tokens(chat.messages, chat.tools)
-    completion = 0
+    completion = spoken = 0
     for answer in answers:
         called = answer.tool_call.function if answer.tool_call is not None else answer.function_call
         if called is not None:
             completion += generate.estimate_tokens(called.name + called.arguments)
         elif answer.audio is not None:
-            completion += generate.estimate_tokens(answer.audio.transcript)
+            spoken += generate.estimate_tokens(answer.audio.transcript)
         elif answer.content:
             completion += generate.estimate_tokens(answer.content)
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion + spoken,
+        total_tokens=prompt + completion + spoken,
+        # Counted apart, as a provider counts them: priced at the model's audio rate.
+        completion_tokens_details=CompletionTokensDetails(audio_tokens=spoken) if spoken else None,
+    )
 
 
 def _sse(chunk: msgspec.Struct) -> bytes:

@@ -55,8 +55,10 @@ class FaultRequest(msgspec.Struct, kw_only=True):
 # Responses.
 
 
-class CompletionTokensDetails(msgspec.Struct, kw_only=True):
-    reasoning_tokens: int
+class CompletionTokensDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
+    reasoning_tokens: int | None = None
+    # A spoken answer's tokens (`modalities: ["text", "audio"]`), counted in completion_tokens.
+    audio_tokens: int | None = None
 
 
 class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -64,7 +66,7 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
     # None (left out): a provider that counts the prompt only (the `halfcounted` fault).
     completion_tokens: int | None = None
     total_tokens: int | None = None
-    # A reasoning model's hidden tokens, counted in completion_tokens (the `reasoning` fault).
+    # A reasoning model's hidden tokens (the `reasoning` fault), a spoken answer's tokens.
     completion_tokens_details: CompletionTokensDetails | None = None
 
 
