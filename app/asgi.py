@@ -26,7 +26,7 @@ from app.observability.input_guard import body_guard
 from app.observability.logging import configure_logging, log_unhandled
 from app.observability.metrics import metrics, worker_exiting
 from app.observability.request_id import add_request_id
-from app.problems import EXCEPTION_HANDLERS
+from app.problems import EXCEPTION_HANDLERS, answer_when_stopped
 from app.services import Services
 from app.settings import Settings, get_settings
 from app.tenants.routes import TenantAdminController
@@ -95,6 +95,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[add_request_id],
         after_exception=[log_unhandled],
         before_request=body_guard(settings.body_timeout_s),
+        # A request still running when a stop's grace period ends: a 503, not uvicorn's plain 500.
+        middleware=[answer_when_stopped],
         logging_config=None,  # app.observability.logging owns logging
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from typing import Any
 
 from litestar import Request, Response
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db.errors import is_database_outage, is_statement_timeout
 from app.errors import DejaError
@@ -30,16 +34,31 @@ def problem(
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
+    instance = None if request is None else (request.url.path, request.scope)
+    body = problem_body(status, title, detail, slug=slug, instance=instance, extra=extra)
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def problem_body(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    instance: tuple[str, Scope] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A problem detail's body; `instance`: the request's path and scope (for its id)."""
     body: dict[str, Any] = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
-    if request is not None:
-        body["instance"] = request.url.path
-        body["request_id"] = request_id_of(request.scope)
+    if instance is not None:
+        body["instance"] = instance[0]
+        body["request_id"] = request_id_of(instance[1])
     if extra:
         body.update(extra)
     # The same, as OpenAI's clients read an error: the official SDK takes `error` as the body of
     # the exception it raises (`e.message`, `e.code`), where the problem alone left it blank.
     body["error"] = {"message": detail, "type": slug, "code": slug}
-    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return body
 
 
 def handle_deja_error(request: Request[Any, Any, Any], exc: DejaError) -> Response[dict[str, Any]]:
@@ -102,3 +121,55 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }
+
+
+# A request the server cut when it stopped: another worker, or this one restarted, is usually up
+# again by then.
+STOPPED_RETRY_AFTER_S = 1
+
+
+def answer_when_stopped(app: ASGIApp) -> ASGIApp:
+    """ASGI middleware: a 503 problem detail for a request cut before its response began.
+
+    When a stop's grace period runs out (`DEJA_SHUTDOWN_GRACE_S`), uvicorn cancels the requests
+    still running, and one whose response had not begun got its plain-text "Internal Server
+    Error" and a traceback in the error log: a bug of the server to its client, not "retry". It
+    gets a 503 (`Retry-After`, `Connection: close`), which the official SDKs retry. A response
+    under way (a stream) cannot change its status: its connection is closed as before, so that
+    its client sees it cut short rather than complete.
+    """
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await app(scope, receive, tracked)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if started or task is None:
+                raise
+            # Answered here: the task ends as a request that was answered.
+            task.uncancel()
+            detail = "The server stopped before this request was answered; send it again."
+            body = problem_body(
+                503, "Service unavailable", detail, slug="server-stopping", instance=(scope["path"], scope)
+            )
+            content = json.dumps(body).encode()
+            headers = [
+                (b"content-type", MEDIA_TYPE.encode()),
+                (b"content-length", str(len(content)).encode()),
+                (b"retry-after", str(STOPPED_RETRY_AFTER_S).encode()),
+                (b"connection", b"close"),
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": content, "more_body": False})
+
+    return guarded
