@@ -6,15 +6,17 @@ are the admin API's and the dashboard's (`GET /admin/stats?since=`, purges' `cre
 prices' `effective_from`, the dashboard's purge form); whole numbers are parsed from text only
 by `whole_number` and bounded by their column (BIGINT: ledger ids, counts); text filters hold no
 NUL character (`query_text`); names shown to people (tenants, keys, namespaces) hold only
-characters that show (`hidden_characters`).
+characters that show (`hidden_characters`); a request carries at most one Authorization header
+(`only_authorization`).
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from app.errors import BadRequest
+from app.errors import BadRequest, Unauthorized
 
 # Python's datetime holds years 1 to 9999, Postgres's timestamptz far more; the driver (asyncpg)
 # reads the first and the last microsecond of Python's range as -infinity and infinity, so a time
@@ -103,3 +105,11 @@ def hidden_characters(text: str) -> list[str]:
             if c not in JOINERS and (unicodedata.category(c) in _HIDDEN_CATEGORIES or c in _BLANK_LETTERS)
         }
     )
+
+
+def only_authorization(sent: Sequence[str]) -> str | None:
+    """The request's one Authorization header (None: none). Two are a 401: a proxy in front may
+    read the last where Déjà would read the first, and each would act for another key."""
+    if len(sent) > 1:
+        raise Unauthorized("More than one Authorization header; send one, 'Authorization: Bearer <key>'.")
+    return sent[0] if sent else None

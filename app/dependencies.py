@@ -23,6 +23,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.bounds import only_authorization
 from app.cache.policy import TenantCachePolicy, parse_policy
 from app.db.engine import enter_system, enter_tenant
 from app.errors import BadRequest, Forbidden
@@ -39,7 +40,9 @@ def provide_services(state: State) -> Services:
 async def provide_principal(
     request: Request[Any, Any, Any], services: NamedDependency[Services]
 ) -> Principal:
-    return await services.authenticator.authenticate(request.headers.get("authorization"))
+    return await services.authenticator.authenticate(
+        only_authorization(request.headers.getall("authorization", []))
+    )
 
 
 async def provide_tenant(principal: NamedDependency[Principal]) -> Principal:

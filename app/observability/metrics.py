@@ -35,6 +35,7 @@ from prometheus_client import (
     values,
 )
 
+from app.bounds import only_authorization
 from app.errors import Unauthorized
 from app.upstream.breaker import BreakerState
 from app.upstream.events import NoRouterEvents, Outcome
@@ -316,7 +317,7 @@ def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     With `metrics_token` set, a scrape must present it as a bearer token."""
     token = request.app.state.services.settings.metrics_token
     if token is not None:
-        sent = request.headers.get("authorization", "").encode("latin-1")
+        sent = (only_authorization(request.headers.getall("authorization", [])) or "").encode("latin-1")
         if not hmac.compare_digest(sent, b"Bearer " + token.get_secret_value().encode()):
             raise Unauthorized("GET /metrics needs the metrics token.")
     return Response(exposition(), media_type=CONTENT_TYPE)
