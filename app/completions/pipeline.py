@@ -350,9 +350,16 @@ class CompletionPipeline:
             return await self._miss(job("bypass", scope=scope))
 
         key = (caller.tenant_id, controls.namespace, scope.exact_hash)
-        leader = self.inflight.join(key, started_at=started)
-        if leader is not None and (result := await self._wait(leader, deadline)) is not None:
-            return await self._follow(caller, request, controls, result, started)
+        if (leader := self.inflight.join(key, started_at=started)) is not None:
+            try:
+                result = await self._wait(leader, deadline)
+            except UpstreamError as exc:
+                stale = await self._serve_stale(job("miss", scope=scope), exc, coalesced=True)
+                if stale is None:
+                    raise
+                return stale
+            if result is not None:
+                return await self._follow(caller, request, controls, result, started)
         miss = job("miss", scope=scope, key=key)
         lookup_started = time.monotonic()
         exact_probed = False
@@ -451,6 +458,19 @@ class CompletionPipeline:
             miss.replica_key = None
             try:
                 result = await self._wait(leader, deadline)
+            except UpstreamError as exc:
+                if (stale := await self._serve_stale(miss, exc, coalesced=True)) is not None:
+                    return stale
+                await self._book_failure(
+                    caller,
+                    request,
+                    controls,
+                    exc,
+                    (time.monotonic() - started) * 1000,
+                    reservation=miss.reservation,
+                    billed=False,
+                )
+                raise
             except BaseException as exc:
                 # Booked here, to give back the reservation the lookup made just before the leader began;
                 # what a provider billed the leader's call is the leader's to book, once. Cut by the
@@ -602,6 +622,10 @@ class CompletionPipeline:
         try:
             result = await self._wait(leader, miss.deadline)
         except Exception as exc:
+            if isinstance(exc, UpstreamError) and (
+                stale := await self._serve_stale(miss, exc, coalesced=True)
+            ):
+                return stale
             # The leader's failure is this request's too (what a provider billed, the leader's).
             latency_ms = (time.monotonic() - miss.started) * 1000
             await self._book_failure(
@@ -1285,43 +1309,59 @@ class CompletionPipeline:
     async def _stale_or_book_error(self, job: _Job, exc: DejaError) -> ChatAnswer:
         """Every upstream failed: serve an answer that expired recently if the tenant or the
         request allows it (like HTTP's stale-if-error), else book the failure and raise it."""
-        allowed = job.controls.stale_if_error_s or job.caller.policy.stale_if_error_s
-        scope = job.scope
-        if scope is not None and allowed and isinstance(exc, UpstreamError):
-            # The answers a provider billed before every upstream failed cost the request as much
-            # when a stale entry is served.
-            spent = await self._with_billed(Usage(), Decimal(0), exc.billed, job.request, job.prompt_tokens)
-
-            async def stale(session: AsyncSession) -> ChatAnswer | None:
-                found = await self.cache.lookup(
-                    session,
-                    job.caller.tenant_id,
-                    job.controls.namespace,
-                    scope,
-                    job.caller.policy.verifier_policy(job.controls.threshold),
-                    stale_s=allowed,
-                )
-                if found.entry is None:
-                    return None
-                await self.books.quotas.settle(session, job.reservation, *spent)
-                return await self._hit(
-                    session,
-                    job.caller,
-                    job.request,
-                    job.controls,
-                    found.entry,
-                    found.tier,
-                    job.started,
-                    metadata={"stale": True, "upstream_error": exc.detail[:200]},
-                    spent=spent if spent[0].total else None,
-                )
-
-            served = await attempt(self.sessionmaker, stale, tenant_id=job.caller.tenant_id)
-            if isinstance(served, ChatAnswer):
-                served.stale = True
-                return served
+        if isinstance(exc, UpstreamError) and (served := await self._serve_stale(job, exc)) is not None:
+            return served
         await self._book_error(job, exc)
         raise exc
+
+    async def _serve_stale(
+        self, job: _Job, exc: UpstreamError, *, coalesced: bool = False
+    ) -> ChatAnswer | None:
+        """An answer that expired no longer ago than the tenant or the request allows, served
+        (and the job's reservation settled) because every upstream failed; None when none is
+        allowed or found. `coalesced`: the job waited on the identical call that failed, whose
+        request books what a provider billed for it; otherwise the answers billed before every
+        upstream failed cost this request as much when a stale entry is served."""
+        allowed = job.controls.stale_if_error_s or job.caller.policy.stale_if_error_s
+        scope = job.scope
+        if scope is None or not allowed:
+            return None
+        spent = (Usage(), Decimal(0))
+        if not coalesced:
+            spent = await self._with_billed(*spent, exc.billed, job.request, job.prompt_tokens)
+        metadata: dict[str, Any] = {"stale": True, "upstream_error": exc.detail[:200]}
+        if coalesced:
+            metadata["coalesced"] = True
+
+        async def stale(session: AsyncSession) -> ChatAnswer | None:
+            found = await self.cache.lookup(
+                session,
+                job.caller.tenant_id,
+                job.controls.namespace,
+                scope,
+                job.caller.policy.verifier_policy(job.controls.threshold),
+                stale_s=allowed,
+            )
+            if found.entry is None:
+                return None
+            await self.books.quotas.settle(session, job.reservation, *spent)
+            return await self._hit(
+                session,
+                job.caller,
+                job.request,
+                job.controls,
+                found.entry,
+                found.tier,
+                job.started,
+                metadata=metadata,
+                spent=spent if spent[0].total else None,
+            )
+
+        served = await attempt(self.sessionmaker, stale, tenant_id=job.caller.tenant_id)
+        if not isinstance(served, ChatAnswer):
+            return None
+        served.stale = True
+        return served
 
     # Booking.
 

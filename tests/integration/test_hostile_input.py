@@ -48,6 +48,7 @@ REJECTING = "gpt-4o-mini-rejecting"
 EMPTY_THEN_HANG = "gpt-4o-mini-empty-then-hang"  # an empty answer, then a fallback that outlasts the deadline
 FAILING_THEN_4O = "gpt-4o-mini-then-4o"  # priced as gpt-4o-mini; its primary fails and gpt-4o answers
 HANG_THEN_ANSWER = "gpt-4o-mini-hang-then-answer"  # a primary given up on after 1 s, then a fallback
+HANG_ALONE = "gpt-4o-mini-hang-alone"  # a primary given up on after 1 s, and no fallback
 TEAM_CHAT = "team-chat"  # a route's own name, with no price: gpt-4o-mini answers it
 DEADLINE_S = 4
 BODY_TIMEOUT_S = 2
@@ -135,6 +136,7 @@ async def served(
         f'[[upstreams]]\nname = "impatient"\nbase_url = "{fake_model.base_url}"\ntimeout_s = 1\nmax_retries = 0\n'
         f'[[routes]]\nmodel = "{HANG_THEN_ANSWER}"\nprimary = "impatient"\nprimary_model = "{HANG}"\n'
         f'fallbacks = [{{ upstream = "fake", model = "gpt-4o-mini" }}]\n'
+        f'[[routes]]\nmodel = "{HANG_ALONE}"\nprimary = "impatient"\nprimary_model = "{HANG}"\n'
         f'[[routes]]\nmodel = "{TEAM_CHAT}"\nprimary = "fake"\nprimary_model = "gpt-4o-mini"\n'
     )
     process, url = await start_deja_serve(
@@ -1363,6 +1365,46 @@ async def test_an_empty_answer_the_provider_counted_is_booked_when_the_deadline_
     )
     assert (day["reserved_tokens"], day["requests"]) == (0, 3)
     assert day["tokens"] == sum(row["prompt_tokens"] + row["completion_tokens"] for row in booked)
+
+
+async def test_identical_requests_waiting_on_a_call_that_failed_are_served_the_stale_answer_too(
+    client: httpx.AsyncClient, make_tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Three identical requests allowing stale-if-error while the model fails (given up on after
+    1 s): the one that called was served the expired answer, the two that waited on its call got
+    its 504. Each is served the expired answer; the call given up on is booked once."""
+    tenant: TenantKey = await make_tenant("stale-followers")
+    prompt = f"Which regions does the status page cover? {uuid.uuid4().hex}"
+    stored = await client.post(
+        "/v1/cache/entries",
+        headers=tenant.headers,
+        json={"model": HANG_ALONE, "prompt": prompt, "response": "EU and US.", "ttl_seconds": 1},
+    )
+    assert stored.status_code == 201, stored.text[:300]
+    await asyncio.sleep(1.2)  # the entry has expired
+    body = {"model": HANG_ALONE, "messages": [{"role": "user", "content": prompt}]}
+    headers = tenant.headers | {"Cache-Control": "stale-if-error=600"}
+    answers = await asyncio.gather(
+        *(client.post("/v1/chat/completions", headers=headers, json=body) for _ in range(3))
+    )
+    for answer in answers:
+        assert (answer.status_code, answer.headers.get("x-cache-stale")) == (200, "true"), answer.text[:300]
+        assert answer.json()["choices"][0]["message"]["content"] == "EU and US."
+    for _ in range(75):
+        rows = await ledger_rows(sessionmaker, tenant.tenant_id)
+        if len(rows) == 3:
+            break
+        await asyncio.sleep(0.2)
+    assert sorted(row["cache_status"] for row in rows) == ["hit"] * 3
+    # The call given up on is booked once, at its prompt's estimate, on the row of the request
+    # that made it.
+    assert sorted(row["prompt_tokens"] > 0 for row in rows) == [False, False, True], rows
+    day = next(
+        p
+        for p in (await client.get("/v1/usage", headers=tenant.headers)).json()["periods"]
+        if p["period"] == "day"
+    )
+    assert day["reserved_tokens"] == 0
 
 
 async def test_a_hit_on_an_answer_a_route_got_saves_what_the_model_that_answered_costs(
