@@ -30,13 +30,16 @@ _STRUCTURED = frozenset({"tool_calls", "function_call", "annotations"})
 
 def servable_again(completion: dict[str, Any]) -> bool:
     """Whether a stored copy of this answer gives back what the model said, streamed or not: not
-    when a choice's content is not text (content in parts, as some reasoning models send it) or
-    it speaks (audio, whose id expires with the provider)."""
+    when a choice's content is not text (content in parts, as some reasoning models send it), it
+    speaks (audio, whose id expires with the provider) or it says nothing (the model's output
+    limit ran out, or a content filter stopped it: the next request may get an answer)."""
     for choice in completion.get("choices") or []:
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict) or not isinstance(message.get("content"), str | None):
             return False
         if message.get("audio"):
+            return False
+        if not any(message.get(part) for part in ("content", "refusal", "tool_calls", "function_call")):
             return False
     return True
 

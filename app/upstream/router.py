@@ -510,9 +510,7 @@ class ModelRouter:
             raise _Failure(Outcome.SERVER_ERROR, "the answer is not JSON", retryable=True) from None
         if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
             raise _Failure(Outcome.SERVER_ERROR, "the answer is not a chat completion", retryable=True)
-        if not any(
-            _message_has_answer(c.get("message")) for c in completion["choices"] if isinstance(c, dict)
-        ):
+        if not any(_choice_ended(c, c.get("message")) for c in completion["choices"] if isinstance(c, dict)):
             usage = completion.get("usage")
             raise _Failure(
                 Outcome.EMPTY,
@@ -552,7 +550,9 @@ class ModelRouter:
                     ) from None
                 data = _chunk_data(chunk)
                 buffered.append(data)
-                if any(_delta_has_answer(c.get("delta")) for c in data.get("choices") or []):
+                if any(
+                    _choice_ended(c, c.get("delta")) for c in data.get("choices") or [] if isinstance(c, dict)
+                ):
                     return _OpenedStream(sdk_stream=sdk_stream, buffered=buffered)
         except BaseException:
             await sdk_stream.close()
@@ -761,8 +761,15 @@ def _chunk_data(chunk: Any) -> dict[str, Any]:
     return data  # type: ignore[no-any-return]
 
 
-def _delta_has_answer(delta: Any) -> bool:
-    return _message_has_answer(delta)
+# Why a model may end without a word: its output limit ran out (a reasoning model can spend it all
+# before answering) or a content filter stopped it. Such an answer is the model's, passed on as it
+# is (a fallback would only be asked to get round the limit or the filter), and never stored.
+ENDED_WITHOUT_ANSWER = frozenset({"length", "content_filter"})
+
+
+def _choice_ended(choice: dict[str, Any], message: Any) -> bool:
+    """Whether a choice (or a chunk's) holds an answer, or says why the model gave none."""
+    return _message_has_answer(message) or choice.get("finish_reason") in ENDED_WITHOUT_ANSWER
 
 
 def _truncate_completion(completion: dict[str, Any], limit: int) -> bool:

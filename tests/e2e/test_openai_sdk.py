@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from app.toolkit.fakellm import FakeLLMServer
 from tests.conftest import ServerThread, TenantKey
 
 
@@ -300,6 +301,39 @@ async def test_a_spoken_answer_is_passed_on_and_not_stored(client: openai.AsyncO
             if choice.delta.audio is not None:
                 transcript += choice.delta.audio.transcript or ""
     assert transcript == audio.transcript
+
+
+async def test_a_model_that_spent_its_output_limit_before_answering_is_passed_on_and_not_stored(
+    deja: ServerThread, tenant: TenantKey, fake_llm: FakeLLMServer
+) -> None:
+    """A reasoning model can spend its whole output limit thinking: 200, content "" and
+    `finish_reason: "length"`. That was an empty answer, a 502 the SDK retried (each retry billed
+    again). It is the model's answer: passed on, streamed or not, booked, and not stored."""
+    model = f"reasoner-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=fake_llm.root_url) as fake:
+        planted = await fake.post("/_fake/faults", json={"model": model, "kind": "spent", "times": None})
+        assert planted.status_code == 200, planted.text
+    asked = {
+        "model": model,
+        "messages": [{"role": "user", "content": unique("Prove the lemma.")}],
+        "max_completion_tokens": 50,
+    }
+    async with openai.AsyncOpenAI(base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=2) as sdk:
+        first = await sdk.chat.completions.with_raw_response.create(**asked)
+        assert first.headers["x-cache"] == "MISS"
+        answer = first.parse()
+        assert (answer.choices[0].finish_reason, answer.choices[0].message.content) == ("length", "")
+        assert answer.usage is not None
+        assert answer.usage.completion_tokens > 0
+        again = await sdk.chat.completions.with_raw_response.create(**asked)
+        assert again.headers["x-cache"] == "MISS"  # nothing to serve again
+        reasons = [
+            choice.finish_reason
+            async for chunk in await sdk.chat.completions.create(**asked, stream=True)
+            for choice in chunk.choices
+            if choice.finish_reason
+        ]
+    assert reasons == ["length"]
 
 
 async def test_primary_failing_and_fallback_answering(

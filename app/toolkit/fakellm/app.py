@@ -233,6 +233,9 @@ def _answers(chat: ChatRequest, fault: FaultKind | None, config: FakeLLMConfig) 
         if fault == "empty":
             answers.append(_Answer(content="", tool_call=None, finish_reason="stop"))
             continue
+        if fault == "spent":  # a reasoning model whose output limit ran out before it answered
+            answers.append(_Answer(content="", tool_call=None, finish_reason="length"))
+            continue
         if legacy is not None:
             name = str(legacy.get("name", "function"))
             arguments = generate.tool_arguments({"function": legacy}, generate.last_user_text(chat.messages))
@@ -409,7 +412,7 @@ def create_fake_llm_app(config: FakeLLMConfig | None = None) -> Litestar:
             usage = Usage(prompt_tokens=10**12, completion_tokens=10**12, total_tokens=2 * 10**12)
         elif fault == "halfcounted":  # the prompt counted, the answer not
             usage = Usage(prompt_tokens=usage.prompt_tokens)
-        elif fault == "reasoning":  # a reasoning model: thousands of tokens billed, never shown
+        elif fault in ("reasoning", "spent"):  # a reasoning model: thousands of tokens billed, never shown
             completion = (usage.completion_tokens or 0) + REASONING_TOKENS
             usage = Usage(
                 prompt_tokens=usage.prompt_tokens,

@@ -25,6 +25,7 @@ FaultKind = Literal[
     "overcounted",
     "halfcounted",
     "reasoning",
+    "spent",
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
