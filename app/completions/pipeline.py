@@ -1614,6 +1614,17 @@ def _row(
     )
 
 
+def _zeroed(usage: Any) -> dict[str, Any]:
+    """A `usage` object's counts, nested ones included, as 0: its shape, none of its tokens."""
+    if not isinstance(usage, dict):
+        return {}
+    return {
+        key: _zeroed(value) if isinstance(value, dict) else 0
+        for key, value in usage.items()
+        if isinstance(value, dict) or (isinstance(value, int | float) and not isinstance(value, bool))
+    }
+
+
 def _replay(
     request: ChatRequest,
     stored: dict[str, Any],
@@ -1622,8 +1633,9 @@ def _replay(
     tier: str | None,
     latency_ms: float,
 ) -> ChatAnswer:
-    # A hit consumed no tokens: usage says so (docs/caching.md, "usage on a hit").
-    completion = {**replay(stored), "usage": dict(ZERO_USAGE)}
+    # A hit consumed no tokens: usage says so (docs/caching.md, "usage on a hit"), in the shape the
+    # answer's own usage had (`completion_tokens_details.reasoning_tokens` reads 0, not missing).
+    completion = {**replay(stored), "usage": {**_zeroed(stored.get("usage")), **ZERO_USAGE}}
     answer = ChatAnswer(
         cache_status="HIT",
         model_used=completion.get("model"),

@@ -336,6 +336,29 @@ async def test_a_model_that_spent_its_output_limit_before_answering_is_passed_on
     assert reasons == ["length"]
 
 
+async def test_a_hits_usage_has_the_misss_details_at_zero(
+    client: openai.AsyncOpenAI, tenant: TenantKey, fake_llm: FakeLLMServer
+) -> None:
+    """`usage.completion_tokens_details.reasoning_tokens` worked on a miss and raised
+    AttributeError on its hit, whose usage had only the three totals."""
+    model = f"thinker-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=fake_llm.root_url) as fake:
+        planted = await fake.post("/_fake/faults", json={"model": model, "kind": "reasoning", "times": None})
+        assert planted.status_code == 200, planted.text
+    asked = {"model": model, "messages": [{"role": "user", "content": unique("Plan the migration.")}]}
+    miss = await client.chat.completions.create(**asked)
+    assert miss.usage is not None
+    assert miss.usage.completion_tokens_details is not None
+    assert miss.usage.completion_tokens_details.reasoning_tokens == 2000
+    raw = await client.chat.completions.with_raw_response.create(**asked)
+    assert raw.headers["x-cache"] == "HIT"
+    hit = raw.parse()
+    assert hit.usage is not None
+    assert hit.usage.total_tokens == 0
+    assert hit.usage.completion_tokens_details is not None
+    assert hit.usage.completion_tokens_details.reasoning_tokens == 0
+
+
 async def test_primary_failing_and_fallback_answering(
     client: openai.AsyncOpenAI, http: httpx.AsyncClient, tenant: TenantKey
 ) -> None:
