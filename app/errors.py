@@ -22,11 +22,15 @@ class DejaError(Exception):
         *,
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        error: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
         self.headers = headers or {}
+        # Fields of the problem's OpenAI-shaped `error` other than the slug's (a provider's own
+        # `code`, `param` and `type`, passed on).
+        self.error = error or {}
 
 
 class BadRequest(DejaError):
@@ -147,7 +151,8 @@ class UpstreamTimeout(UpstreamError):
 
 
 class UpstreamRejected(Billed, DejaError):
-    """The upstream answered 4xx for the request itself (passed on as 400)."""
+    """The upstream answered 4xx for the request itself (passed on as 400, with the provider's
+    own `code`, `param` and `type` in the problem's OpenAI-shaped `error`)."""
 
     status_code = 400
     title = "Upstream rejected the request"

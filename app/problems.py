@@ -33,9 +33,10 @@ def problem(
     request: Request[Any, Any, Any] | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    error: dict[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
     instance = None if request is None else (request.url.path, request.scope)
-    body = problem_body(status, title, detail, slug=slug, instance=instance, extra=extra)
+    body = problem_body(status, title, detail, slug=slug, instance=instance, extra=extra, error=error)
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -47,8 +48,10 @@ def problem_body(
     slug: str,
     instance: tuple[str, Scope] | None = None,
     extra: dict[str, Any] | None = None,
+    error: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A problem detail's body; `instance`: the request's path and scope (for its id)."""
+    """A problem detail's body; `instance`: the request's path and scope (for its id); `error`:
+    fields of its OpenAI-shaped `error` in place of the slug's (a provider's `code`, say)."""
     body: dict[str, Any] = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
     if instance is not None:
         body["instance"] = instance[0]
@@ -57,7 +60,7 @@ def problem_body(
         body.update(extra)
     # The same, as OpenAI's clients read an error: the official SDK takes `error` as the body of
     # the exception it raises (`e.message`, `e.code`), where the problem alone left it blank.
-    body["error"] = {"message": detail, "type": slug, "code": slug}
+    body["error"] = {"message": detail, "type": slug, "code": slug, **(error or {})}
     return body
 
 
@@ -70,6 +73,7 @@ def handle_deja_error(request: Request[Any, Any, Any], exc: DejaError) -> Respon
         request=request,
         extra=exc.extra,
         headers=exc.headers,
+        error=exc.error,
     )
 
 

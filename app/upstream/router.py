@@ -91,6 +91,7 @@ class _Failure(Exception):
         retryable: bool,
         retry_after_s: float | None = None,
         billed: dict[str, Any] | None = None,
+        error: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.outcome = outcome
@@ -98,6 +99,8 @@ class _Failure(Exception):
         self.retryable = retryable
         self.retry_after_s = retry_after_s
         self.billed = billed
+        # The provider's own `code`, `param` and `type` for a request it rejected.
+        self.error = error
 
 
 @dataclass(slots=True)
@@ -436,7 +439,10 @@ class ModelRouter:
             )
             if failure.outcome is Outcome.REJECTED:
                 raise UpstreamRejected(
-                    failure.detail, extra={"upstream": upstream.name}, billed=billed_attempts(trail)
+                    failure.detail,
+                    extra={"upstream": upstream.name},
+                    billed=billed_attempts(trail),
+                    error=failure.error,
                 ) from None
             raise failure from None
         if not keep_slot:
@@ -830,6 +836,22 @@ def _upstream_message(exc: openai.APIError) -> str:
     return exc.message
 
 
+# What of a provider's error object a client's code reads (`e.code == "context_length_exceeded"`),
+# each a short text.
+_ERROR_FIELDS = ("code", "param", "type")
+_ERROR_FIELD_CHARS = 200
+
+
+def _error_fields(exc: openai.APIStatusError) -> dict[str, str]:
+    """The provider's `code`, `param` and `type` for a request it rejected, those it gave as text."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    return {
+        name: value[:_ERROR_FIELD_CHARS]
+        for name in _ERROR_FIELDS
+        if isinstance(value := body.get(name), str) and value
+    }
+
+
 def _classify(exc: Exception, timeout_s: float) -> _Failure:
     if isinstance(exc, _Failure):
         return exc
@@ -855,7 +877,7 @@ def _classify(exc: Exception, timeout_s: float) -> _Failure:
                 retry_after_s=_retry_after_s(exc.response.headers),
             )
         if status in _REJECTED_STATUS:
-            return _Failure(Outcome.REJECTED, message, retryable=False)
+            return _Failure(Outcome.REJECTED, message, retryable=False, error=_error_fields(exc))
         if status in (401, 403):
             return _Failure(Outcome.AUTH, detail, retryable=False)
         if status == 404:

@@ -359,6 +359,28 @@ async def test_a_hits_usage_has_the_misss_details_at_zero(
     assert hit.usage.completion_tokens_details.reasoning_tokens == 0
 
 
+async def test_a_request_the_provider_rejects_keeps_the_providers_error_code(
+    client: openai.AsyncOpenAI, fake_llm: FakeLLMServer
+) -> None:
+    """Code that catches a prompt too long (`e.code == "context_length_exceeded"`) never saw it:
+    the provider's 400 came back with Déjà's slug as its code and no param."""
+    model = f"strict-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=fake_llm.root_url) as fake:
+        planted = await fake.post("/_fake/faults", json={"model": model, "kind": "400", "times": None})
+        assert planted.status_code == 200, planted.text
+    asked = {"model": model, "messages": [{"role": "user", "content": unique("Summarise the archive.")}]}
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as rejected:
+            await client.chat.completions.create(**asked, stream=stream)
+        error = rejected.value
+        assert (error.code, error.param, error.type) == (
+            "context_length_exceeded",
+            "messages",
+            "invalid_request_error",
+        )
+        assert "rejected" in error.message
+
+
 async def test_primary_failing_and_fallback_answering(
     client: openai.AsyncOpenAI, http: httpx.AsyncClient, tenant: TenantKey
 ) -> None:

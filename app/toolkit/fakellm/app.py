@@ -125,15 +125,23 @@ def _error(
     error_type: str,
     code: str | None = None,
     headers: dict[str, str] | None = None,
+    param: str | None = None,
 ) -> Response[bytes]:
-    detail = ErrorDetail(message=message, type=error_type, code=code)
+    detail = ErrorDetail(message=message, type=error_type, code=code, param=param)
     return _json(ErrorResponse(error=detail), status_code, headers)
 
 
 def _fault_response(kind: FaultKind, config: FakeLLMConfig) -> Response[bytes] | None:
     """The error answer of a fault, or None for faults that shape a successful answer."""
     if kind == "400":
-        return _error(400, "Injected fault: the request was rejected.", "invalid_request_error")
+        # As OpenAI refuses a prompt longer than the model reads.
+        return _error(
+            400,
+            "Injected fault: the request was rejected.",
+            "invalid_request_error",
+            code="context_length_exceeded",
+            param="messages",
+        )
     if kind == "401":
         return _error(
             401, "Injected fault: incorrect API key provided.", "invalid_request_error", "invalid_api_key"
