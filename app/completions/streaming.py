@@ -136,6 +136,10 @@ class CompletionAssembler:
             message = dict(state["message"])
             if state["tool_calls"]:
                 message["tool_calls"] = [state["tool_calls"][i] for i in sorted(state["tool_calls"])]
+            if message["content"] == "" and any(message.get(key) for key in _NOT_TEXT_ANSWERS):
+                # A stream opens every answer with content "": one that calls a tool, refuses or
+                # speaks has no content, as the same answer unstreamed says (null).
+                message["content"] = None
             choices.append(
                 {
                     "index": index,
@@ -155,6 +159,10 @@ class CompletionAssembler:
         if self.system_fingerprint:
             completion["system_fingerprint"] = self.system_fingerprint
         return completion
+
+
+# What an answer may hold instead of text content.
+_NOT_TEXT_ANSWERS = ("tool_calls", "function_call", "refusal", "audio")
 
 
 def _add_call(calls: dict[int, dict[str, Any]], call: dict[str, Any]) -> None:
@@ -180,8 +188,13 @@ def replay_chunks(completion: dict[str, Any], *, include_usage: bool) -> Iterato
         "created": completion["created"],
         "model": completion.get("model"),
     }
-    if completion.get("system_fingerprint"):
-        base["system_fingerprint"] = completion["system_fingerprint"]
+    # And what else the answer says of itself at its top (system_fingerprint, service_tier, ...),
+    # which a model repeats in every chunk.
+    base |= {
+        key: value
+        for key, value in completion.items()
+        if key not in base and key not in ("choices", "usage") and isinstance(value, str | int | float | bool)
+    }
 
     def chunk(
         index: int, delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None
@@ -199,7 +212,8 @@ def replay_chunks(completion: dict[str, Any], *, include_usage: bool) -> Iterato
         index = int(choice.get("index", 0))
         message = choice.get("message") or {}
         logprobs = choice.get("logprobs")
-        yield chunk(index, {"role": message.get("role", "assistant"), "content": ""})
+        opening = "" if isinstance(message.get("content"), str) else None  # as a model opens it
+        yield chunk(index, {"role": message.get("role", "assistant"), "content": opening})
         for key, value in message.items():
             # What else the model sent before its answer (reasoning, ...), in one piece.
             if key not in ("role", "content", "refusal") and key not in _STRUCTURED and value:

@@ -220,6 +220,35 @@ async def test_tool_calls_survive_storage_and_replay(client: openai.AsyncOpenAI)
     assert without.headers["x-cache"] == "MISS"
 
 
+async def test_a_tool_call_stored_from_a_stream_has_no_content_when_served_again(
+    client: openai.AsyncOpenAI,
+) -> None:
+    """A stream opens its answer with content "": a tool call stored from a stream came back with
+    content "" instead of null, unstreamed and through the SDK's stream helper."""
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_ticket",
+                "description": "Look up a ticket",
+                "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+            },
+        }
+    ]
+    asked = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": unique("Open ticket 99")}]}
+    async for _ in await client.chat.completions.create(**asked, tools=tools, stream=True):  # type: ignore[call-overload]
+        pass  # the miss, stored from its stream
+    raw = await client.chat.completions.with_raw_response.create(**asked, tools=tools)  # type: ignore[call-overload]
+    assert raw.headers["x-cache"] == "HIT"
+    message = raw.parse().choices[0].message
+    assert message.tool_calls
+    assert message.content is None
+    async with client.chat.completions.stream(**asked, tools=tools) as stream:  # type: ignore[call-overload]
+        final = await stream.get_final_completion()
+    assert final.choices[0].message.tool_calls
+    assert final.choices[0].message.content is None
+
+
 async def _streamed(stream: openai.AsyncStream) -> dict[str, object]:  # type: ignore[type-arg]
     """What a client makes of a stream: content, a legacy function call, logprobs, finish."""
     content, name, arguments, tokens, finish = "", "", "", [], None

@@ -156,3 +156,10 @@ def test_many_choices_replay_in_a_bounded_number_of_events_and_reassemble_whole(
         for choice in whole:
             assert (choice["message"]["content"] or None) == message["content"]
             assert choice["message"].get("tool_calls") == message.get("tool_calls")
+
+
+def test_what_an_answer_says_of_itself_at_its_top_streams_back_in_every_chunk() -> None:
+    """A streamed hit's chunks said `service_tier: None` where the miss's had said "default"."""
+    stored = completion({"content": "Oslo rain"}) | {"service_tier": "default", "system_fingerprint": "fp_1"}
+    chunks = list(replay_chunks(stored, include_usage=True))
+    assert {(chunk["service_tier"], chunk["system_fingerprint"]) for chunk in chunks} == {("default", "fp_1")}
