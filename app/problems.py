@@ -82,15 +82,30 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     if status >= 500:
         log.error("unhandled http error", exc_info=exc)
     extra: dict[str, Any] = {}
+    detail = exc.detail
     if isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
+        # The first reason in the detail too: a client shows the detail (the SDK's `e.message`),
+        # and "Validation failed for POST /v1/cache/lookup" alone says nothing of what to fix.
+        detail = f"{detail}: {_reason(exc.extra)}"
     title = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(
         status, "Error"
     )
     slug = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
         status, "error"
     )
-    return problem(status, title, exc.detail, slug=slug, request=request, extra=extra, headers=exc.headers)
+    return problem(status, title, detail, slug=slug, request=request, extra=extra, headers=exc.headers)
+
+
+def _reason(errors: Any) -> str:
+    """The first of a validation's errors, as one line ("Expected `str`, got `int` (body: prompt)")."""
+    first = errors[0] if isinstance(errors, list) and errors else errors
+    if not isinstance(first, dict):
+        return str(first)[:300]
+    where = ": ".join(str(first[key]) for key in ("source", "key") if first.get(key))
+    reason = str(first.get("message", "invalid"))[:300]
+    more = f" (and {len(errors) - 1} more)" if isinstance(errors, list) and len(errors) > 1 else ""
+    return f"{reason} ({where}){more}" if where else reason + more
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

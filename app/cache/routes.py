@@ -36,8 +36,9 @@ Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 MAX_MESSAGES = 1000
 
 
-class PromptIn(msgspec.Struct, kw_only=True):
-    """Either a bare `prompt` (one user turn) or the whole `messages` list of a chat request."""
+class PromptIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Either a bare `prompt` (one user turn) or the whole `messages` list of a chat request. A
+    field it does not know is a 400 (a misspelt `ttl` for `ttl_seconds` would be dropped unseen)."""
 
     model: Model
     prompt: str | None = None
@@ -104,7 +105,7 @@ class EntryOut(msgspec.Struct):
         )
 
 
-class FeedbackIn(msgspec.Struct, kw_only=True):
+class FeedbackIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     correct: bool
     entry_id: uuid.UUID | None = None
     request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None

@@ -487,3 +487,24 @@ async def test_the_entry_a_miss_names_can_be_deleted_flagged_or_purged_at_once(
             json={"model": MODEL, "messages": [{"role": "user", "content": prompt}]},
         )
         assert again.headers["x-cache"] == "MISS", prompt
+
+
+async def test_a_misspelt_field_is_refused_and_a_wrong_one_named_in_the_detail(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    """`"ttl": 60` for `ttl_seconds` was dropped without a word (the entry lived the default
+    week), and a wrong type said only "Validation failed for POST /v1/cache/lookup": the reason
+    sat in `errors`, which the OpenAI SDK does not show."""
+    t = await make_tenant()
+    body = {"model": "gpt-4o-mini", "prompt": "Where is the wiki?", "response": "At /wiki."}
+    misspelt = await http.post("/v1/cache/entries", headers=t.headers, json=body | {"ttl": 60})
+    assert misspelt.status_code == 400, misspelt.text
+    assert "ttl" in misspelt.json()["detail"]
+    assert "ttl" in misspelt.json()["error"]["message"]
+    wrong = await http.post("/v1/cache/lookup", headers=t.headers, json={"model": "gpt-4o-mini", "prompt": 5})
+    assert wrong.status_code == 400, wrong.text
+    assert "prompt" in wrong.json()["detail"]
+    assert "Expected `str | null`, got `int`" in wrong.json()["detail"]
+    feedback = await http.post("/v1/cache/feedback", headers=t.headers, json={"correct": True, "entry": "x"})
+    assert feedback.status_code == 400, feedback.text
+    assert (await http.post("/v1/cache/entries", headers=t.headers, json=body)).status_code == 201
