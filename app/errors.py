@@ -144,6 +144,23 @@ class ServerStopped(Billed, ServiceUnavailable):
         self.billed = billed
 
 
+class UpstreamRateLimited(UpstreamError):
+    """Every upstream called answered 429 (its rate limit or its quota): passed on as such, with
+    the provider's Retry-After, so that a client backs off as it would from the provider."""
+
+    status_code = 429
+    title = "Upstream rate limited"
+    slug = "upstream-rate-limited"
+
+
+class UpstreamNotFound(UpstreamError):
+    """Every upstream called answered 404 (the model does not exist there): passed on as such."""
+
+    status_code = 404
+    title = "Upstream model not found"
+    slug = "upstream-not-found"
+
+
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     title = "Upstream model timed out"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import email.utils
+import math
 import os
 import re
 import time
@@ -21,7 +22,14 @@ from openai.types.chat import ChatCompletionChunk
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from app.errors import BadRequest, UpstreamError, UpstreamRejected, UpstreamTimeout
+from app.errors import (
+    BadRequest,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
 from app.upstream.breaker import BreakerState, CircuitBreaker, ModelBreakers
 from app.upstream.config import RouterConfig, RouteTarget, UpstreamConfig, validate_router_config
 from app.upstream.events import NoRouterEvents, Outcome, RouterEvents
@@ -868,6 +876,7 @@ def _classify(exc: Exception, timeout_s: float) -> _Failure:
                 detail,
                 retryable=True,
                 retry_after_s=_retry_after_s(exc.response.headers),
+                error=_error_fields(exc),
             )
         if status >= 500 or status in (408, 409):
             return _Failure(
@@ -881,7 +890,7 @@ def _classify(exc: Exception, timeout_s: float) -> _Failure:
         if status in (401, 403):
             return _Failure(Outcome.AUTH, detail, retryable=False)
         if status == 404:
-            return _Failure(Outcome.NOT_FOUND, detail, retryable=False)
+            return _Failure(Outcome.NOT_FOUND, detail, retryable=False, error=_error_fields(exc))
         return _Failure(Outcome.REFUSED, detail, retryable=False)
     if isinstance(exc, openai.APIError):  # e.g. an error event inside a stream
         return _Failure(Outcome.SERVER_ERROR, _upstream_message(exc), retryable=True)
@@ -925,4 +934,15 @@ def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | 
     spent = billed_attempts(trail)
     if last_failure is not None and last_failure.outcome is Outcome.TIMEOUT:
         return UpstreamTimeout(message, extra=extra, billed=spent)
+    # Every call ended the same way the client can act on: the provider's rate limit (back off for
+    # its Retry-After) or a model it does not have. Passed on as such, with the provider's code.
+    ends = {a.outcome for a in trail if a.outcome not in _SKIPS}
+    if last_failure is not None and ends == {Outcome.RATE_LIMITED}:
+        wait = last_failure.retry_after_s
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
+        return UpstreamRateLimited(
+            message, extra=extra, billed=spent, headers=headers, error=last_failure.error
+        )
+    if last_failure is not None and ends == {Outcome.NOT_FOUND}:
+        return UpstreamNotFound(message, extra=extra, billed=spent, error=last_failure.error)
     return UpstreamError(message, extra=extra, billed=spent)

@@ -410,6 +410,28 @@ async def test_a_request_the_provider_rejects_keeps_the_providers_error_code(
         assert "rejected" in error.message
 
 
+async def test_a_providers_rate_limit_and_unknown_model_reach_the_sdk_as_such(
+    deja: ServerThread, tenant: TenantKey, fake_llm: FakeLLMServer
+) -> None:
+    """Every call answered 429, or 404: both were a 502 without Retry-After, which the SDK retried
+    as a server error (a 404 three times), and code catching RateLimitError or NotFoundError never
+    saw them."""
+    limited, unknown = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("limited", "unknown"))
+    async with httpx.AsyncClient(base_url=fake_llm.root_url) as fake:
+        for model, kind in ((limited, "429"), (unknown, "404")):
+            planted = await fake.post("/_fake/faults", json={"model": model, "kind": kind, "times": None})
+            assert planted.status_code == 200, planted.text
+    async with openai.AsyncOpenAI(base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0) as sdk:
+        messages = [{"role": "user", "content": unique("Draft the memo.")}]
+        with pytest.raises(openai.RateLimitError) as rate_limited:
+            await sdk.chat.completions.create(model=limited, messages=messages)  # type: ignore[arg-type]
+        assert rate_limited.value.code == "rate_limit_exceeded"
+        assert rate_limited.value.response.headers["retry-after"] == "1"
+        with pytest.raises(openai.NotFoundError) as not_found:
+            await sdk.chat.completions.create(model=unknown, messages=messages, stream=True)  # type: ignore[arg-type]
+        assert not_found.value.code == "model_not_found"
+
+
 async def test_primary_failing_and_fallback_answering(
     client: openai.AsyncOpenAI, http: httpx.AsyncClient, tenant: TenantKey
 ) -> None:

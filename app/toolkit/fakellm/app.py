@@ -146,6 +146,13 @@ def _fault_response(kind: FaultKind, config: FakeLLMConfig) -> Response[bytes] |
         return _error(
             401, "Injected fault: incorrect API key provided.", "invalid_request_error", "invalid_api_key"
         )
+    if kind == "404":
+        return _error(
+            404,
+            "Injected fault: the model does not exist or you do not have access to it.",
+            "invalid_request_error",
+            "model_not_found",
+        )
     if kind == "429":
         return _error(
             429,

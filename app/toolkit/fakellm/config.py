@@ -13,6 +13,7 @@ from app.toolkit.files import decode_json
 FaultKind = Literal[
     "400",
     "401",
+    "404",
     "429",
     "500",
     "503",
