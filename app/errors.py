@@ -92,6 +92,12 @@ class PayloadTooLarge(DejaError):
     slug = "payload-too-large"
 
 
+class UnsupportedMediaType(DejaError):
+    status_code = 415
+    title = "Unsupported media type"
+    slug = "unsupported-media-type"
+
+
 class Unprocessable(DejaError):
     status_code = 422
     title = "Unprocessable request"

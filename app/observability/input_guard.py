@@ -1,6 +1,7 @@
 """Bodies a decoder or Postgres would choke on are refused at the door with a problem detail,
 before any handler parses them.
 
+- A compressed body (`Content-Encoding: gzip`, ...): 415, naming the encoding.
 - Bytes that are not UTF-8: 400 (JSON is UTF-8; a lenient decoder would store mojibake).
 - JSON nested deeper than `MAX_JSON_DEPTH`: 400. Decoders recurse: about 1,000 levels raise
   RecursionError (a 500) in every JSON library Python has, and nothing Déjà reads is deeper
@@ -28,7 +29,7 @@ import numpy as np
 from litestar import Request
 from litestar.exceptions import InternalServerException
 
-from app.errors import BadRequest, ClientClosedRequest, RequestTimeout, Unprocessable
+from app.errors import BadRequest, ClientClosedRequest, RequestTimeout, Unprocessable, UnsupportedMediaType
 
 MAX_JSON_DEPTH = 64
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -72,6 +73,12 @@ def body_guard(timeout_s: float) -> Callable[[Request[Any, Any, Any]], Awaitable
     async def guard_body(request: Request[Any, Any, Any]) -> None:
         if request.method not in _WITH_BODY:
             return
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            # Read as it came, a compressed body is bytes that are not UTF-8: a 400 that named a byte.
+            raise UnsupportedMediaType(
+                f"Content-Encoding {encoding[:40]!r} is not supported: send the body uncompressed."
+            )
         try:
             async with asyncio.timeout(timeout_s):
                 body = await request.body()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import os
 import time
@@ -364,6 +365,16 @@ async def test_bodies_no_decoder_can_take_are_problems(client: httpx.AsyncClient
                 response.text[:200],
             )
             assert_problem(response)
+    # A compressed body is named as such (it was "not valid UTF-8 (byte 1)").
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
+    for encoding, packed in (("gzip", gzip.compress), ("deflate", zlib.compress)):
+        response = await client.post(
+            "/v1/chat/completions",
+            headers={**headers, "Content-Encoding": encoding},
+            content=packed(json.dumps(body).encode()),
+        )
+        assert response.status_code == 415, response.text[:200]
+        assert encoding in response.json()["detail"]
     # An unpaired surrogate is named as such, wherever it is, not as a truncated body.
     for escaped in ("\\ud800", "\\udc00x", "x\\ud83d", "\\udfff\\ud800"):
         raw = f'{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "a {escaped}"}}]}}'
