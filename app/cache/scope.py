@@ -256,18 +256,20 @@ _MIXED_WORD = re.compile(r"(?<!\w)\w*?(?:[A-Za-z][^\W\x00-\x7f]|[^\W\x00-\x7f][A
 _LATIN_LETTERS = re.compile("[A-Za-z]")
 
 
-def _fold_lookalikes(text: str) -> str:
+def _fold_lookalikes(text: str, spelt: list[str]) -> str:
     """A word spelt in Latin letters and look-alikes of them reads as the Latin word it passes for
     ("pеr tеnant" with Cyrillic "е" is "per tenant", which the verifier's rules then read): a
     word with two Latin letters or more, every other letter of which looks like a Latin one.
     Words of one script ("сор", "Москва"), a symbol beside one letter ("σx") and words with a
-    letter of another kind keep their letters; the word alone decides."""
+    letter of another kind keep their letters; the word alone decides. Each word folded is added
+    to `spelt` as it was spelt."""
 
     def fold(word: re.Match[str]) -> str:
-        spelt = word.group()
-        folded = spelt.translate(_LOOKALIKES)
-        if folded == spelt or not folded.isascii() or len(_LATIN_LETTERS.findall(spelt)) < 2:
-            return spelt
+        spelling = word.group()
+        folded = spelling.translate(_LOOKALIKES)
+        if folded == spelling or not folded.isascii() or len(_LATIN_LETTERS.findall(spelling)) < 2:
+            return spelling
+        spelt.append(spelling)
         return folded
 
     return _MIXED_WORD.sub(fold, text)
@@ -281,15 +283,25 @@ def normalise_prompt(text: str) -> str:
     line break before it (in code and YAML it is meaning). Case is kept: it can matter (code,
     identifiers, acronyms), and the semantic tier handles the rest. Linear in the text's length
     whatever it holds. The model always receives the client's own text."""
+    return normalise_and_spell(text)[0]
+
+
+def normalise_and_spell(text: str) -> tuple[str, tuple[str, ...]]:
+    """`normalise_prompt(text)`, and the words it read as Latin though they are spelt with
+    look-alike letters of other scripts, as spelt ("pаypal" with a Cyrillic "а"). Two prompts
+    that read alike but spell such words otherwise are not one question ("is pаypal.com safe?"
+    is a phishing domain's): neither is an exact hit of the other (`Scope.spellings`), and the
+    verifier never serves one for the other (`app.cache.verifier.texts.read_candidates`)."""
+    spelt: list[str] = []
     if not text.isascii():  # every step but the spacing leaves ASCII as it is
         text = _IGNORABLE.sub("", _FLAG.sub(_visible_tags, text))
         long_runs = _LONG_MARK_RUN_BMP if max(text, default="") <= "\uffff" else _LONG_MARK_RUN
         text = long_runs.sub(lambda run: run.group() + _GRAPHEME_JOINER, text)
         text = unicodedata.normalize("NFKC", _SUPERSCRIPTS.sub(lambda run: "^" + run.group(), text))
-        text = _fold_lookalikes(_IGNORABLE.sub("", text))
+        text = _fold_lookalikes(_IGNORABLE.sub("", text), spelt)
     if any(char in text for char in _BREAK_CHARS):  # a scan a character, skipped for one line
         text = _BREAK_RUN.sub(_indented_or_space, text)
-    return _SPACE_RUN.sub(" ", text).strip()
+    return _SPACE_RUN.sub(" ", text).strip(), tuple(spelt)
 
 
 def read_text(normalised: str) -> str:
@@ -361,6 +373,9 @@ class Scope:
     read_prompt: str  # `read_text`: what the embedder and the verifier read
     scope_hash: bytes
     exact_hash: bytes
+    # The words read as Latin though spelt with look-alikes of other scripts (`normalise_and_spell`),
+    # in the exact hash too.
+    spellings: tuple[str, ...] = ()
 
 
 def by_value(payload: Any) -> Any:
@@ -449,7 +464,7 @@ def scope_of(
             f"are spelt out (NFKC); at most {MAX_GROWTH_FACTOR} times its length and "
             f"{MAX_GROWTH_SLACK} more are matched."
         )
-    normalised = normalise_prompt(prompt)
+    normalised, spellings = normalise_and_spell(prompt)
     if not normalised:
         if last.get("content") is None:
             raise Unprocessable("The last user message has no content.")
@@ -489,7 +504,9 @@ def scope_of(
     if (layout := _layout(last.get("content"), attachments)) is not None:
         fingerprint["layout"] = layout
     scope_hash = _digest(fingerprint)
-    exact_hash = hashlib.sha256(scope_hash + normalised.encode()).digest()
+    # Without look-alike spellings (nearly every prompt), the hash it always was.
+    spelt = normalised + ("\x00" + "\x00".join(spellings) if spellings else "")
+    exact_hash = hashlib.sha256(scope_hash + spelt.encode()).digest()
     return Scope(
         model=model,
         prompt=prompt,
@@ -497,4 +514,5 @@ def scope_of(
         read_prompt=read_text(normalised),
         scope_hash=scope_hash,
         exact_hash=exact_hash,
+        spellings=spellings,
     )

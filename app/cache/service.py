@@ -243,6 +243,7 @@ class CacheService:
             ((n.id, n.prompt, n.similarity) for n in neighbours),
             self.settings.top_k,
             layout=indentation(scope.normalised_prompt),
+            spellings=scope.spellings,
         )
         if not candidates:
             return None

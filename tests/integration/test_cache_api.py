@@ -193,11 +193,34 @@ async def test_a_look_alike_letter_from_another_script_does_not_hide_a_word(
     # With Cyrillic "е" in "pеr tеnant", the models read other tokens and the rules another
     # word: the answer about limits per user was served.
     t = await make_tenant()
-    stored = await store(http, t.headers, "Is the API rate limit per user?", "Yes, per user.")
+    await store(http, t.headers, "Is the API rate limit per user?", "Yes, per user.")
     spoofed = await lookup(http, t.headers, "Is the API rate limit p\u0435r t\u0435nant?")
     assert spoofed["hit"] is False
-    same = await lookup(http, t.headers, "Is the API rate limit p\u0435r us\u0435r?")
-    assert (same["hit"], same["tier"], same["entry_id"]) == (True, "exact", stored)
+
+
+async def test_a_word_spelt_with_look_alike_letters_is_another_question(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    """ "Is pаypal.com safe?" with a Cyrillic "а" asks about a phishing domain: it was an exact hit
+    of the question about the real one (the look-alike read as Latin before hashing), and the
+    models read the two alike too. Neither tier serves one spelling for another now; the same
+    spelling is an exact hit of itself."""
+    t = await make_tenant()
+    real = "Is paypal.com a safe site to enter my password on?"
+    spoofed = real.replace("paypal", "p\u0430ypal")
+    stored = await store(http, t.headers, real, "Yes: it is PayPal's own domain.")
+    assert (await lookup(http, t.headers, spoofed))["hit"] is False
+    assert (await lookup(http, t.headers, spoofed.lower().replace("?", " ?")))["hit"] is False
+    phishing = await store(
+        http, t.headers, spoofed, "No: the second letter is Cyrillic, a look-alike domain."
+    )
+    found = await lookup(http, t.headers, spoofed)
+    assert (found["hit"], found["tier"], found["entry_id"]) == (True, "exact", phishing)
+    found = await lookup(http, t.headers, real)
+    assert (found["hit"], found["tier"], found["entry_id"]) == (True, "exact", stored)
+    # Another word spelt alike: "per usеr" is read as "per user", and not served its answer.
+    await store(http, t.headers, "Is the API rate limit per user?", "Yes, per user.")
+    assert (await lookup(http, t.headers, "Is the API rate limit per us\u0435r?"))["hit"] is False
 
 
 # Requests about a text with another wording each (one answer serves both), and other requests.

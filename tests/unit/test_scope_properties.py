@@ -15,6 +15,7 @@ from app.cache.scope import (
     SCOPE_PARAMETERS,
     UNSCOPED_PARAMETERS,
     indentation,
+    normalise_and_spell,
     normalise_prompt,
     read_text,
     scope_of,
@@ -334,3 +335,14 @@ def test_requests_without_the_newer_scope_fields_keep_the_hashes_their_entries_w
         ),
     ]:
         assert scope_of("gpt-4o", messages, params).exact_hash.hex() == stored
+
+
+def test_a_word_read_as_latin_keeps_its_spelling_apart() -> None:
+    """The spelling of a word read as Latin is what tells "pаypal.com" (Cyrillic "а") from the
+    real domain; words of one script and plain Latin ones have none to keep."""
+    assert normalise_and_spell("Is p\u0430ypal.com safe? Is p\u0435r us\u0435r fine?") == (
+        "Is paypal.com safe? Is per user fine?",
+        ("p\u0430ypal", "p\u0435r", "us\u0435r"),
+    )
+    for plain in ["Is paypal.com safe?", "Translate 'Москва' into English.", "What is α + β?"]:
+        assert normalise_and_spell(plain) == (normalise_prompt(plain), ())

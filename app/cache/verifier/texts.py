@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Final
 
-from app.cache.scope import indentation, normalise_prompt, read_text
+from app.cache.scope import indentation, normalise_and_spell, read_text
 from app.cache.verifier.base import Candidate, words
 
 # The embedder reads at most 256 tokens of a prompt; with whitespace collapsed (normalise_prompt)
@@ -94,6 +94,7 @@ def read_candidates(
     top_k: int,
     *,
     layout: tuple[str, ...] = (),
+    spellings: tuple[str, ...] = (),
     max_chars: int = STORED_CHARS_READ,
 ) -> list[Candidate]:
     """The candidates the verifier reads for a new prompt (`query`, its `read_text`; `layout`, the
@@ -101,7 +102,8 @@ def read_candidates(
     each stored prompt normalised and cut with the query (`compared_texts`; a pair that cannot be
     read is left out), nearest in words first among ties (`word_nearest_first`), at most top_k
     of them. A stored prompt whose lines are indented otherwise is left out: the models read no
-    layout, and in code or YAML it is meaning. The nearest entry is always read; the others,
+    layout, and in code or YAML it is meaning; so is one that spells a word with look-alike
+    letters otherwise (`spellings`, `normalise_and_spell`): the models read both as one word. The nearest entry is always read; the others,
     nearest first, while the stored text read stays within `max_chars`."""
     model_query = model_text(query)
     candidates: list[Candidate] = []
@@ -110,8 +112,8 @@ def read_candidates(
         read += len(prompt)
         if read > max_chars and read > len(prompt):
             break
-        stored = normalise_prompt(prompt)
-        if indentation(stored) != layout:
+        stored, spelt = normalise_and_spell(prompt)
+        if indentation(stored) != layout or spelt != spellings:
             continue
         texts = compared_texts(query, read_text(stored))
         if texts is not None:

@@ -400,18 +400,23 @@ def score_pairs_command(
     import uuid
 
     from app.cache.onnx_models import OnnxCrossEncoder, OnnxEmbedder, OverTextCrossEncoders, shares_text
-    from app.cache.scope import indentation, normalise_prompt, read_text
+    from app.cache.scope import indentation, normalise_and_spell, normalise_prompt, read_text
     from app.cache.verifier import VerifierPolicy, build_verifier
     from app.cache.verifier.texts import model_text, read_candidates
 
-    normalised = normalise_prompt(second)
+    normalised, spellings = normalise_and_spell(second)
     new, stored = read_text(normalised), read_text(normalise_prompt(first))
     vectors = OnnxEmbedder(DEFAULT_EMBEDDER_DIR, threads=1).embed([new, stored])
     cosine = float(vectors[0] @ vectors[1])
     console.print(f"cosine {cosine:.3f}")
-    candidates = read_candidates(new, [(uuid.uuid4(), first, cosine)], 1, layout=indentation(normalised))
+    candidates = read_candidates(
+        new, [(uuid.uuid4(), first, cosine)], 1, layout=indentation(normalised), spellings=spellings
+    )
     if not candidates:
-        console.print("not read: the prompts are laid out otherwise, or too long to be compared (a miss)")
+        console.print(
+            "not read: the prompts are laid out otherwise, spell a word with look-alike letters "
+            "otherwise, or are too long to be compared (a miss)"
+        )
         return
     [candidate] = candidates
     general = OnnxCrossEncoder(verifier_dir, threads=1)
