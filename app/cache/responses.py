@@ -141,14 +141,29 @@ def _complete_choice(choice: dict[str, Any], position: int) -> dict[str, Any]:
     }
 
 
+def _fresh_calls(message: dict[str, Any]) -> dict[str, Any]:
+    calls = message.get("tool_calls")
+    if not isinstance(calls, list) or not calls:
+        return message
+    fresh = [
+        {**call, "id": f"call_{uuid.uuid4().hex[:24]}"} if isinstance(call, dict) and call.get("id") else call
+        for call in calls
+    ]
+    return {**message, "tool_calls": fresh}
+
+
 def replay(stored: dict[str, Any]) -> dict[str, Any]:
-    """The stored completion as a new response: a new id and creation time, the same content.
+    """The stored completion as a new response: a new id and creation time, the same content, and
+    a new id for each tool call (a client that keeps calls by id, as ids are meant to be, would
+    find every hit's calls under the first one's).
 
     Fields every OpenAI completion carries are filled in where an upstream left them out
     (`object`, each message's `role`, each choice's `index` and `finish_reason`), so that a
     replayed answer always parses as OpenAI's."""
     choices = [
-        _complete_choice({**choice, "message": {"role": "assistant", **choice["message"]}}, position)
+        _complete_choice(
+            {**choice, "message": _fresh_calls({"role": "assistant", **choice["message"]})}, position
+        )
         if isinstance(choice, dict) and isinstance(choice.get("message"), dict)
         else choice
         for position, choice in enumerate(stored.get("choices", []))

@@ -247,6 +247,9 @@ async def test_a_tool_call_stored_from_a_stream_has_no_content_when_served_again
         final = await stream.get_final_completion()
     assert final.choices[0].message.tool_calls
     assert final.choices[0].message.content is None
+    # Each hit's calls have ids of their own (a client keeping calls by id kept one for all).
+    ids = {message.tool_calls[0].id, final.choices[0].message.tool_calls[0].id}
+    assert len(ids) == 2
 
 
 async def _streamed(stream: openai.AsyncStream) -> dict[str, object]:  # type: ignore[type-arg]
