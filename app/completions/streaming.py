@@ -31,9 +31,12 @@ _STRUCTURED = frozenset({"tool_calls", "function_call", "annotations"})
 def servable_again(completion: dict[str, Any]) -> bool:
     """Whether a stored copy of this answer gives back what the model said, streamed or not: not
     when a choice's content is not text (content in parts, as some reasoning models send it), it
-    speaks (audio, whose id expires with the provider) or it says nothing (the model's output
-    limit ran out, or a content filter stopped it: the next request may get an answer)."""
+    speaks (audio, whose id expires with the provider), it says nothing (the model's output
+    limit ran out: the next request may get an answer) or a content filter stopped it (what is
+    left of the answer is the filter's verdict on that one call, not an answer to serve again)."""
     for choice in completion.get("choices") or []:
+        if isinstance(choice, dict) and choice.get("finish_reason") == "content_filter":
+            return False
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict) or not isinstance(message.get("content"), str | None):
             return False

@@ -163,3 +163,10 @@ def test_what_an_answer_says_of_itself_at_its_top_streams_back_in_every_chunk() 
     stored = completion({"content": "Oslo rain"}) | {"service_tier": "default", "system_fingerprint": "fp_1"}
     chunks = list(replay_chunks(stored, include_usage=True))
     assert {(chunk["service_tier"], chunk["system_fingerprint"]) for chunk in chunks} == {("default", "fp_1")}
+
+
+def test_an_answer_a_content_filter_stopped_is_not_stored() -> None:
+    """What a content filter left of an answer was stored and served again for the entry's TTL."""
+    assert servable_again(completion({"content": "Here is how to"}, finish_reason="stop"))
+    assert not servable_again(completion({"content": "Here is how to"}, finish_reason="content_filter"))
+    assert not servable_again(completion({"content": ""}, finish_reason="length"))
