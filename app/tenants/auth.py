@@ -64,6 +64,10 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
+# How often a key is read again when a change was announced while it was read.
+READS_WHILE_CHANGING = 3
+
+
 class Authenticator:
     def __init__(
         self,
@@ -78,6 +82,8 @@ class Authenticator:
         self._ttl_s = ttl_s
         self._max_entries = max_entries
         self._known: dict[bytes, tuple[float, Principal | None]] = {}
+        # Moves at each `forget`: a key read while it moved may be what a change just undid.
+        self._generation = 0
 
     async def authenticate(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)
@@ -90,7 +96,7 @@ class Authenticator:
             principal = known[1]
         else:
             try:
-                principal = await self._load(key_hash)
+                principal, current = await self._load_current(key_hash)
             except Exception as exc:
                 if not is_database_outage(exc):
                     raise
@@ -100,17 +106,31 @@ class Authenticator:
                         headers={"Retry-After": "5"},
                     ) from exc
                 # A key seen before keeps working through an outage (revocations wait for the database).
-                principal = known[1]
+                principal, current = known[1], True
             if len(self._known) >= self._max_entries:
                 self._known.clear()
-            self._known[key_hash] = (now + self._ttl_s, principal)
+            if current:
+                self._known[key_hash] = (now + self._ttl_s, principal)
         if principal is None:
             raise Unauthorized("Unknown or revoked API key.")
         return principal
 
     def forget(self) -> None:
         """Drop remembered keys (after a revocation or tenant change in this process)."""
+        self._generation += 1
         self._known.clear()
+
+    async def _load_current(self, key_hash: bytes) -> tuple[Principal | None, bool]:
+        """The key's owner, and whether no change was announced while it was read. A read can
+        see a key as it was before a revocation and end after the revocation's notice arrived
+        (its `touch` waits for the revoking transaction's row lock): remembered, it would work
+        for another TTL. Read again, the revocation shows; past a few tries, answered unremembered."""
+        for _ in range(READS_WHILE_CHANGING):
+            generation = self._generation
+            principal = await self._load(key_hash)
+            if generation == self._generation:
+                return principal, True
+        return principal, False
 
     async def _load(self, key_hash: bytes) -> Principal | None:
         async with transaction(self._sessionmaker, system=True) as session:

@@ -3,6 +3,7 @@ details, request ids, authentication, and the schema under row-level security.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -148,6 +149,27 @@ async def test_a_key_revoked_or_a_tenant_suspended_elsewhere_is_refused_at_once(
     assert await eventually(lambda: refused(revoked), within_s=2)
     assert await eventually(lambda: refused(suspended), within_s=2)
     assert (await http.get("/v1/usage", headers=kept.headers)).status_code == 200
+
+
+async def test_a_key_read_while_its_revocation_commits_is_not_remembered_as_valid(
+    http: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    """A request read a key before its revocation committed, and its write of `last_used_at`
+    waited for the revoking transaction's row lock: it ended after the revocation's notice and
+    remembered the key as valid for ten seconds, every request with it answered meanwhile."""
+    tenant = await make_tenant()  # its key never used: this server has not read it yet
+    async with transaction(sessionmaker, system=True) as session:
+        await session.execute(
+            text("UPDATE api_keys SET revoked_at = now() WHERE id = :k"), {"k": tenant.key_id}
+        )
+        # The revocation holds the key's row; the request reads the key as not revoked yet.
+        racing = asyncio.create_task(http.get("/v1/usage", headers=tenant.headers))
+        await asyncio.sleep(0.5)
+    await racing  # answered once the revocation committed, whichever way
+    await asyncio.sleep(0.5)  # the revocation's notice has arrived
+    assert (await http.get("/v1/usage", headers=tenant.headers)).status_code == 401
 
 
 async def test_keys_are_stored_only_as_hashes(
