@@ -10,6 +10,7 @@ page cannot read another tenant's rows even where a filter were missing.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -150,6 +151,20 @@ class RequestRow:
 PROMPT_WORDS = text(
     "to_tsvector('simple'::regconfig, cache_entries.prompt) @@ websearch_to_tsquery('simple'::regconfig, :words)"
 )
+
+
+# In a web search's syntax a hyphen that does not follow a letter or digit negates what follows,
+# and each more one negates again: nested past 32 deep, Postgres gives up ("tsquery stack too
+# small", an error, a 500). No one searches with that many: past it, hyphens are read as spaces.
+_NEGATION = re.compile(r"(?<![^\W_])-")
+MOST_NEGATIONS = 32
+
+
+def search_words(text: str) -> str:
+    """A search as `websearch_to_tsquery` reads it, with at most MOST_NEGATIONS negations."""
+    if len(_NEGATION.findall(text)) <= MOST_NEGATIONS:
+        return text
+    return _NEGATION.sub(" ", text)
 
 
 def excerpt(text: str | None, chars: int) -> str | None:
@@ -317,7 +332,7 @@ class DashboardRepository:
             conditions.append(CacheEntry.tenant_id == search.tenant_id)
         if search.text:
             # Words, not substrings: the GIN index on the prompt's words answers it (docs/dashboard.md).
-            conditions.append(PROMPT_WORDS.bindparams(words=search.text))
+            conditions.append(PROMPT_WORDS.bindparams(words=search_words(search.text)))
         if search.namespace is not None:
             conditions.append(CacheEntry.namespace == search.namespace)
         if search.model is not None:
