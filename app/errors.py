@@ -23,11 +23,15 @@ class DejaError(Exception):
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         error: dict[str, str] | None = None,
+        booked: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
         self.headers = headers or {}
+        # What the ledger keeps of the error (its `error` column, shown on the dashboard): the
+        # detail, or less of it where that quotes a provider, whose message may echo a prompt.
+        self.booked = detail if booked is None else booked
         # Fields of the problem's OpenAI-shaped `error` other than the slug's (a provider's own
         # `code`, `param` and `type`, passed on).
         self.error = error or {}

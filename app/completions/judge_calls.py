@@ -74,7 +74,7 @@ class BookedJudgeCalls:
             usage, cost = await self._priced(Usage(), Decimal(0), spent, prompt_tokens)
             row.cache_status = "error"
             row.http_status = exc.status_code if isinstance(exc, DejaError) else 500
-            row.error = (exc.detail if isinstance(exc, DejaError) else type(exc).__name__)[:ERROR_CHARS]
+            row.error = (exc.booked if isinstance(exc, DejaError) else type(exc).__name__)[:ERROR_CHARS]
             if spent:
                 row.used_model = spent[-1][0]
             await self._book(row, reservation, usage, cost, started)

@@ -1295,7 +1295,7 @@ class CompletionPipeline:
             cost,
             http_status,
             upstream_latency_ms=upstream.latency_ms,
-            error=error.detail[:ERROR_CHARS],
+            error=error.booked[:ERROR_CHARS],
             metadata={
                 "stream_ended": "client_gone" if http_status == CLIENT_GONE else "upstream_error",
                 **({"usage_capped": reported} if reported is not None else {}),
@@ -1329,7 +1329,7 @@ class CompletionPipeline:
         spent = (Usage(), Decimal(0))
         if not coalesced:
             spent = await self._with_billed(*spent, exc.billed, job.request, job.prompt_tokens)
-        metadata: dict[str, Any] = {"stale": True, "upstream_error": exc.detail[:200]}
+        metadata: dict[str, Any] = {"stale": True, "upstream_error": exc.booked[:200]}
         if coalesced:
             metadata["coalesced"] = True
 
@@ -1399,7 +1399,7 @@ class CompletionPipeline:
         costs, failures included); `left`: its client was gone before the failure, which it
         never saw (499, as an answer its client left is booked; the error is kept)."""
         status = CLIENT_GONE if left else exc.status_code if isinstance(exc, DejaError) else 500
-        detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
+        detail = exc.booked if isinstance(exc, DejaError) else type(exc).__name__
         spent_on = list(exc.billed) if billed and isinstance(exc, Billed) else []
         used, cost = await self._with_billed(Usage(), Decimal(0), spent_on, request, prompt_tokens)
         spent: dict[str, Any] = {}
@@ -1451,7 +1451,7 @@ class CompletionPipeline:
     ) -> None:
         """Book a request that failed before any other booking: refused for what it says (422,
         413), or by an error of Déjà's own (500). Nothing was reserved for it."""
-        detail = exc.detail if isinstance(exc, DejaError) else type(exc).__name__
+        detail = exc.booked if isinstance(exc, DejaError) else type(exc).__name__
         row = _row(caller, model or "", "", "error", status, latency_ms, error=detail[:ERROR_CHARS])
         try:
             await self.books.book(row)

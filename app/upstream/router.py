@@ -446,11 +446,14 @@ class ModelRouter:
                 breaker=breaker,
             )
             if failure.outcome is Outcome.REJECTED:
+                code = failure.error.get("code") if failure.error else None
                 raise UpstreamRejected(
                     failure.detail,
                     extra={"upstream": upstream.name},
                     billed=billed_attempts(trail),
                     error=failure.error,
+                    # The provider's message may quote the request: the ledger keeps its code.
+                    booked=f"{upstream.name}/{model} rejected the request{f' ({code})' if code else ''}",
                 ) from None
             raise failure from None
         if not keep_slot:
@@ -837,11 +840,19 @@ def _retry_after_s(headers: Mapping[str, str]) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+# What a provider's message may quote of the operator's account: a key (OpenAI's 401 shows its
+# last characters), an organisation or project id (its 429). Never passed on to a tenant.
+_ACCOUNT = re.compile(r"\b(?:sk|org|proj)-[\w*.-]{3,}|\b[Bb]earer\s+\S+")
+
+
 def _upstream_message(exc: openai.APIError) -> str:
+    """The provider's message, with what it quotes of the operator's account left out."""
     body = exc.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
-    return exc.message
+        message = str(body["message"])
+    else:
+        message = exc.message
+    return _ACCOUNT.sub("[redacted]", message)
 
 
 # What of a provider's error object a client's code reads (`e.code == "context_length_exceeded"`),
@@ -866,14 +877,19 @@ def _classify(exc: Exception, timeout_s: float) -> _Failure:
     if isinstance(exc, TimeoutError | openai.APITimeoutError):
         return _Failure(Outcome.TIMEOUT, f"no answer within {timeout_s:g} s", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
-        return _Failure(Outcome.CONNECTION, f"connection failed: {exc.__cause__ or exc}", retryable=True)
+        # Its kind only: the error's text names the upstream's address, the operator's network.
+        cause = type(exc.__cause__ or exc).__name__
+        return _Failure(Outcome.CONNECTION, f"connection failed ({cause})", retryable=True)
     if isinstance(exc, openai.APIStatusError):
         status, message = exc.status_code, _upstream_message(exc)
         detail = f"HTTP {status}: {message}"
         if status == 429:
+            # Not the message: a provider's names the organisation's limit and use, which tell
+            # one tenant how much the others ask. Its code says which limit (insufficient_quota).
+            code = _error_fields(exc).get("code")
             return _Failure(
                 Outcome.RATE_LIMITED,
-                detail,
+                f"HTTP 429: the provider's rate limit{f' ({code})' if code else ''}",
                 retryable=True,
                 retry_after_s=_retry_after_s(exc.response.headers),
                 error=_error_fields(exc),
@@ -888,7 +904,10 @@ def _classify(exc: Exception, timeout_s: float) -> _Failure:
         if status in _REJECTED_STATUS:
             return _Failure(Outcome.REJECTED, message, retryable=False, error=_error_fields(exc))
         if status in (401, 403):
-            return _Failure(Outcome.AUTH, detail, retryable=False)
+            # The operator's credentials, not the tenant's request: nothing of them to show it.
+            return _Failure(
+                Outcome.AUTH, f"HTTP {status}: the provider refused this upstream's key", retryable=False
+            )
         if status == 404:
             return _Failure(Outcome.NOT_FOUND, detail, retryable=False, error=_error_fields(exc))
         return _Failure(Outcome.REFUSED, detail, retryable=False)
@@ -917,14 +936,18 @@ def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | 
             summary[-1] = (upstream, model, calls + (call is not None), call or last_call, attempt)
         else:
             summary.append((attempt.upstream, attempt.model, int(call is not None), call, attempt))
-    parts = []
+    parts, booked = [], []
     for upstream, model, calls, last_call, last in summary:
         shown = last_call or last
         detail = f": {shown.detail}" if shown.detail else ""
+        # The ledger keeps the HTTP status, never the provider's message (it may echo the prompt).
+        status = f": {match.group(0)}" if (match := _HTTP_STATUS.match(shown.detail)) else ""
         count = f" after {calls} attempt{'s' if calls != 1 else ''}" if calls else ""
         then = "; then its circuit breaker opened" if last_call is not None and last is not last_call else ""
         parts.append(f"{upstream}/{model} {shown.outcome}{count}{detail}{then}")
+        booked.append(f"{upstream}/{model} {shown.outcome}{count}{status}{then}")
     message = f"No upstream answered for model {requested!r}: " + "; ".join(parts)
+    kept = {"booked": f"No upstream answered for model {requested!r}: " + "; ".join(booked)}
     extra = {
         "attempts": [
             {"upstream": a.upstream, "model": a.model, "outcome": str(a.outcome), "detail": a.detail}
@@ -933,7 +956,7 @@ def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | 
     }
     spent = billed_attempts(trail)
     if last_failure is not None and last_failure.outcome is Outcome.TIMEOUT:
-        return UpstreamTimeout(message, extra=extra, billed=spent)
+        return UpstreamTimeout(message, extra=extra, billed=spent, **kept)
     # Every call ended the same way the client can act on: the provider's rate limit (back off for
     # its Retry-After) or a model it does not have. Passed on as such, with the provider's code.
     ends = {a.outcome for a in trail if a.outcome not in _SKIPS}
@@ -941,8 +964,8 @@ def _final_error(requested: str, trail: list[Attempt], last_failure: _Failure | 
         wait = last_failure.retry_after_s
         headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
         return UpstreamRateLimited(
-            message, extra=extra, billed=spent, headers=headers, error=last_failure.error
+            message, extra=extra, billed=spent, headers=headers, error=last_failure.error, **kept
         )
     if last_failure is not None and ends == {Outcome.NOT_FOUND}:
-        return UpstreamNotFound(message, extra=extra, billed=spent, error=last_failure.error)
-    return UpstreamError(message, extra=extra, billed=spent)
+        return UpstreamNotFound(message, extra=extra, billed=spent, error=last_failure.error, **kept)
+    return UpstreamError(message, extra=extra, billed=spent, **kept)

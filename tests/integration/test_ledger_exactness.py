@@ -485,3 +485,39 @@ async def test_a_spoken_answer_is_booked_at_its_models_audio_rates_and_a_look_al
     # The text prompt at $2.50 a million tokens, the spoken answer at $80.
     assert booked == (prompt_tokens * Decimal("2.50") + audio * Decimal("80.00")) / 1_000_000
     assert cost["gpt-4o-experimental"][1] == 0
+
+
+async def test_a_providers_message_shows_tenants_nothing_of_the_account_and_the_ledger_none_of_it(
+    http: httpx.AsyncClient,
+    deja: ServerThread,
+    fake_llm: FakeLLMServer,
+    make_tenant,  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """OpenAI's 401 quotes the last characters of the operator's key and its 429 the organisation
+    and its use: both reached every tenant word for word, and the ledger (shown on the dashboard)
+    kept every provider message, which may quote the request itself."""
+    tenant = await make_tenant("provider-words")
+    models = {kind: f"words-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("401", "429", "400")}
+    async with httpx.AsyncClient(base_url=fake_llm.root_url) as fake:
+        for kind, model in models.items():
+            planted = await fake.post("/_fake/faults", json={"model": model, "kind": kind, "times": None})
+            assert planted.status_code == 200, planted.text
+    answers = {}
+    for kind, model in models.items():
+        body = {"model": model, "messages": [{"role": "user", "content": f"Secret plan {uuid.uuid4().hex}"}]}
+        answers[kind] = await http.post("/v1/chat/completions", headers=tenant.headers, json=body)
+    assert [answers[kind].status_code for kind in models] == [502, 429, 400]
+    for kind in ("401", "429"):
+        shown = answers[kind].text
+        assert "sk-proj" not in shown
+        assert "org-FAKE0001" not in shown
+        assert "Used 3" not in shown
+    assert "rate_limit_exceeded" in answers["429"].json()["detail"]
+    assert "rejected" in answers["400"].json()["detail"]  # the provider's message, for the client
+    await deja.settle()
+    rows = await booked_soon(sessionmaker, tenant.tenant_id, "error")
+    assert len(rows) == 3
+    for (error,) in rows:
+        assert "Injected fault" not in error, error  # no provider's message
+    assert any("context_length_exceeded" in error for (error,) in rows)

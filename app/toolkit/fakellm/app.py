@@ -143,8 +143,12 @@ def _fault_response(kind: FaultKind, config: FakeLLMConfig) -> Response[bytes] |
             param="messages",
         )
     if kind == "401":
+        # As OpenAI words it: the key's last characters, which are the operator's, not a tenant's.
         return _error(
-            401, "Injected fault: incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+            401,
+            "Injected fault: Incorrect API key provided: sk-proj-****Xy9Q.",
+            "invalid_request_error",
+            "invalid_api_key",
         )
     if kind == "404":
         return _error(
@@ -154,9 +158,11 @@ def _fault_response(kind: FaultKind, config: FakeLLMConfig) -> Response[bytes] |
             "model_not_found",
         )
     if kind == "429":
+        # As OpenAI words it: the organisation and its use, every tenant's requests together.
         return _error(
             429,
-            "Injected fault: rate limit reached.",
+            "Injected fault: Rate limit reached in organization org-FAKE0001 on requests per min (RPM): "
+            "Limit 3, Used 3, Requested 1.",
             "requests",
             "rate_limit_exceeded",
             headers={"retry-after": str(config.retry_after_s)},
