@@ -139,6 +139,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # A refused setting is named, never echoed: it may be a secret (a token too short).
+        hide_input_in_errors=True,
     )
 
     database_url: str | None = Field(
@@ -164,7 +166,13 @@ class Settings(BaseSettings):
         description="On SIGTERM, `deja serve` waits this long for requests in flight; then it cuts"
         " them, each booked for what it delivered.",
     )
-    admin_token: SecretStr | None = Field(None, description="Bearer token with the admin role.")
+    admin_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Bearer token with the admin role (at least 16 characters; `openssl rand -hex 24` "
+        "makes a good one). Unless `DEJA_UI__SESSION_SECRET` is set, the dashboard's session key is "
+        "derived from it.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_prompts: bool = Field(False, description="Put prompt and response text in logs (off: privacy).")
     metrics_token: SecretStr | None = Field(

@@ -9,6 +9,7 @@ audited under the viewer's actor, as the admin API does.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
+import structlog
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.config.csrf import CSRFConfig
@@ -60,11 +62,13 @@ from app.ui.session import (
     CSRF_COOKIE_NAME,
     LoginRequired,
     SessionSigner,
+    SignInThrottle,
     signed_in,
     tenant_scope,
 )
 
 HERE = Path(__file__).parent
+log = structlog.stdlib.get_logger("deja.ui")
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 MAX_AGE_DAYS = 100 * 365
 CACHE_STATUSES = ("hit", "miss", "bypass", "error")
@@ -287,11 +291,21 @@ async def login(
     data: Annotated[LoginForm, FORM],
     services: NamedDependency[Services],
     ui_signer: NamedDependency[SessionSigner],
+    ui_throttle: NamedDependency[SignInThrottle],
 ) -> Response[Any]:
+    client = request.client.host if request.client is not None else "unknown"
+    if (wait_s := ui_throttle.wait_s(client)) > 0:
+        retry = str(math.ceil(wait_s))
+        error = f"Too many failed sign-ins from this address; try again in {retry} s."
+        refused = page(request, "login.html", status_code=429, error=error)
+        refused.headers["Retry-After"] = retry
+        return refused
     token = data.token.strip()
     try:
         principal = await services.authenticator.authenticate(f"Bearer {token}")
     except Unauthorized:
+        ui_throttle.failed(client)
+        log.warning("dashboard sign-in refused", client=client)  # never what was typed
         return page(request, "login.html", status_code=401, error="That token or key is not valid.")
     response = redirect("/ui/overview")
     response.set_cookie(ui_signer.cookie(ui_signer.payload_for(principal, token)))
@@ -729,6 +743,7 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
 
 def create_ui_router(settings: Settings) -> Router:
     signer = SessionSigner.from_settings(settings)
+    throttle = SignInThrottle()
     csrf = CSRFConfig(
         secret=signer.csrf_secret,
         cookie_name=CSRF_COOKIE_NAME,
@@ -749,7 +764,10 @@ def create_ui_router(settings: Settings) -> Router:
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),
         ],
-        dependencies={"ui_signer": Provide(lambda: signer, sync_to_thread=False)},
+        dependencies={
+            "ui_signer": Provide(lambda: signer, sync_to_thread=False),
+            "ui_throttle": Provide(lambda: throttle, sync_to_thread=False),
+        },
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],
         guards=[admin_pages(signer)],
         exception_handlers={LoginRequired: error_page, DejaError: error_page, HTTPException: error_page},

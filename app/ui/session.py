@@ -14,6 +14,7 @@ import hmac
 import secrets
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,9 @@ from app.tenants.keys import hash_key
 from app.tenants.models import KeyRole, TenantStatus
 from app.tenants.repository import KeyRepository
 
+# The session key's derivation from the admin token: about 16 MiB and some tens of milliseconds,
+# once per process.
+SCRYPT: dict[str, int] = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 COOKIE_NAME = "deja_session"
 CSRF_COOKIE_NAME = "deja_csrf"
 COOKIE_PATH = "/ui"
@@ -40,6 +44,33 @@ class SessionPayload(msgspec.Struct, frozen=True):
     kind: str  # "admin-token" | "key"
     credential: str  # hex: HMAC of the admin token, or the key's SHA-256
     expires_at: float  # Unix time; checked here, whatever the browser keeps
+
+
+class SignInThrottle:
+    """Failed dashboard sign-ins per client address, counted in this process: past `most` within
+    `window_s`, that client waits until the oldest of them is that old (a 429). Online guessing
+    of a token or key went at 200 tries a second, unlogged."""
+
+    # Addresses remembered at most (a flood of addresses forgets them all, never grows memory).
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, most: int = 10, window_s: float = 60.0) -> None:
+        self.most = most
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+
+    def wait_s(self, client: str) -> float:
+        """How long `client` must wait before it may try again (0: it may)."""
+        failures = self._failures.get(client)
+        if failures is None or len(failures) < self.most:
+            return 0.0
+        return max(0.0, failures[0] + self.window_s - time.monotonic())
+
+    def failed(self, client: str) -> None:
+        if len(self._failures) >= self.MAX_CLIENTS:
+            self._failures.clear()
+        failures = self._failures.setdefault(client, deque(maxlen=self.most))
+        failures.append(time.monotonic())
 
 
 class LoginRequired(NotAuthorizedException):
@@ -58,15 +89,17 @@ class SessionSigner:
     def from_settings(cls, settings: Settings) -> SessionSigner:
         admin_token = settings.admin_token.get_secret_value().encode() if settings.admin_token else None
         if settings.ui.session_secret is not None:
-            seed = settings.ui.session_secret.get_secret_value().encode()
+            secret = hashlib.sha256(settings.ui.session_secret.get_secret_value().encode()).digest()
         elif admin_token is not None:
             # Every worker and pod shares the admin token, so they agree on the key; the
-            # derivation is one-way, so a leaked cookie key never reveals the token.
-            seed = b"deja-ui-session\x00" + admin_token
+            # derivation is one-way, so a leaked cookie key never reveals the token. And slow: a
+            # tenant's own session cookie is signed with it, and each guess of the token tried
+            # against it offline costs a derivation (SHA-256 allowed 437,000 guesses a second).
+            secret = hashlib.scrypt(admin_token, salt=b"deja-ui-session", **SCRYPT)
         else:
-            seed = secrets.token_bytes(32)
+            secret = secrets.token_bytes(32)
         return cls(
-            secret=hashlib.sha256(seed).digest(),
+            secret=secret,
             ttl_s=settings.ui.session_ttl_s,
             secure=settings.ui.secure_cookies,
             admin_token=admin_token,

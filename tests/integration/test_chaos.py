@@ -135,13 +135,13 @@ async def test_every_route_answers_503_with_retry_after_while_postgres_is_down(
     settings = Settings(
         database_url=own_postgres.url,
         data_dir=tmp_path / "state",
-        admin_token="chaos-admin",  # type: ignore[arg-type]
+        admin_token="chaos-admin-token",  # type: ignore[arg-type]
         log_level="ERROR",
         database={"pool_timeout_s": 1, "statement_timeout_ms": 2000},  # type: ignore[arg-type]
     )
     _, key = await _tenant_key(settings, own_postgres.url)
     tenant = {"Authorization": f"Bearer {key}"}
-    admin = {"Authorization": "Bearer chaos-admin"}
+    admin = {"Authorization": "Bearer chaos-admin-token"}
     with ServerThread(create_app(settings)) as deja:
         async with httpx.AsyncClient(base_url=deja.url, timeout=30) as client:
             assert (await client.get("/v1/usage", headers=tenant)).status_code == 200  # the key is known now

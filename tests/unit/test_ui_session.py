@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+from pydantic import ValidationError
+
 from app.settings import Settings, UISettings
 from app.tenants.auth import Principal
-from app.ui.session import SessionPayload, SessionSigner
+from app.ui.session import SessionPayload, SessionSigner, SignInThrottle
 
 KEY = "dj_" + "k" * 43
 
 
 def signer(**ui: object) -> SessionSigner:
-    return SessionSigner.from_settings(Settings(admin_token="the-admin-token", ui=UISettings(**ui)))  # type: ignore[arg-type]
+    return SessionSigner.from_settings(Settings(admin_token="the-admin-token-1", ui=UISettings(**ui)))  # type: ignore[arg-type]
 
 
 def test_a_cookie_reads_back_and_holds_no_credential() -> None:
@@ -23,13 +26,13 @@ def test_a_cookie_reads_back_and_holds_no_credential() -> None:
     assert s.read(cookie.value) == payload
     assert KEY not in str(cookie.value)
     assert (cookie.httponly, cookie.secure, cookie.samesite, cookie.path) == (True, True, "strict", "/ui")
-    admin = s.cookie(s.payload_for(Principal(role="admin", key_id=None), "the-admin-token"))
-    assert "the-admin-token" not in str(admin.value)
+    admin = s.cookie(s.payload_for(Principal(role="admin", key_id=None), "the-admin-token-1"))
+    assert "the-admin-token-1" not in str(admin.value)
 
 
 def test_tampered_expired_or_foreign_cookies_are_refused() -> None:
     s = signer()
-    value = str(s.cookie(s.payload_for(Principal(role="admin", key_id=None), "the-admin-token")).value)
+    value = str(s.cookie(s.payload_for(Principal(role="admin", key_id=None), "the-admin-token-1")).value)
     body, _, signature = value.rpartition(".")
     assert s.read(body[:-2] + "xx." + signature) is None
     assert s.read(value[:-1] + ("0" if value[-1] != "0" else "1")) is None
@@ -44,3 +47,19 @@ def test_tampered_expired_or_foreign_cookies_are_refused() -> None:
 def test_every_worker_derives_the_same_key_from_the_admin_token() -> None:
     assert signer().secret == signer().secret
     assert signer(secure_cookies=False).cookie(SessionPayload("key", "00", time.time() + 60)).secure is False
+
+
+def test_an_admin_token_too_short_to_guess_slowly_is_refused_without_being_echoed() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(admin_token="hunter2")  # type: ignore[arg-type]
+    assert "admin_token" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+
+
+def test_failed_sign_ins_past_the_limit_wait_for_the_window() -> None:
+    throttle = SignInThrottle(most=3, window_s=60)
+    for _ in range(3):
+        assert throttle.wait_s("203.0.113.7") == 0
+        throttle.failed("203.0.113.7")
+    assert 59 < throttle.wait_s("203.0.113.7") <= 60
+    assert throttle.wait_s("198.51.100.1") == 0  # another address tries on
