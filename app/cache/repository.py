@@ -291,9 +291,15 @@ class CacheRepository:
         )
         return len(ids)
 
-    async def delete(self, entry_id: uuid.UUID) -> bool:
-        result = await self.session.execute(delete(CacheEntry).where(CacheEntry.id == entry_id))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+    async def delete(self, entry_id: uuid.UUID) -> tuple[uuid.UUID, bool] | None:
+        """Delete the entry: its tenant and whether it was flagged, or None when there was none."""
+        result = await self.session.execute(
+            delete(CacheEntry)
+            .where(CacheEntry.id == entry_id)
+            .returning(CacheEntry.tenant_id, CacheEntry.flagged)
+        )
+        row = result.first()
+        return None if row is None else (row[0], bool(row[1]))
 
     async def add_hits(self, hits: Mapping[uuid.UUID, tuple[int, datetime]]) -> None:
         """Add counted hits to their entries (id -> count, time of the latest), in one statement."""

@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.bound.repository import LabelRepository
+from app.cache.entries import EntryActions
 from app.cache.policy import Seconds, TenantCachePolicy
 from app.cache.repository import CacheRepository, StoredEntry
 from app.cache.responses import check_completion, completion_from_text
@@ -227,10 +228,11 @@ class CacheController(Controller):
     async def delete_entry(
         self,
         entry_id: FromPath[uuid.UUID],
+        tenant: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         services: NamedDependency[Services],
     ) -> None:
-        entries = CacheRepository(session)
+        entries = EntryActions(session, tenant.actor)
         deleted = await entries.delete(entry_id)
         if not deleted:
             # The entry a miss just named (X-Cache-Entry) is written after its response: this
@@ -244,6 +246,7 @@ class CacheController(Controller):
     async def feedback(
         self,
         data: JSONBody[FeedbackIn],
+        tenant: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         services: NamedDependency[Services],
     ) -> FeedbackOut:
@@ -254,12 +257,13 @@ class CacheController(Controller):
         entry_id = data.entry_id or await LedgerRepository(session).entry_for_request(str(data.request_id))
         if entry_id is None:
             raise NotFound(f"Request {data.request_id} was not served from the cache.")
-        entries = CacheRepository(session)
-        entry = await entries.record_feedback(entry_id, correct=data.correct, prompt=data.prompt)
+        entries = EntryActions(session, tenant.actor)
+        tenant_id = tenant.require_tenant()
+        entry = await entries.feedback(tenant_id, entry_id, correct=data.correct, prompt=data.prompt)
         if entry is None and data.entry_id is not None:
             # The entry a miss just named is written after its response: this process's first.
             await services.pipeline.writer.flush()
-            entry = await entries.record_feedback(entry_id, correct=data.correct, prompt=data.prompt)
+            entry = await entries.feedback(tenant_id, entry_id, correct=data.correct, prompt=data.prompt)
         if entry is None:
             raise NotFound(f"No cache entry {entry_id}.")
         if data.request_id is not None:  # the request's scores make it a label for the error bound

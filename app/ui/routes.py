@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditRepository
 from app.bounds import MAX_BIGINT, query_text, time_text, whole_number
+from app.cache.entries import EntryActions
 from app.cache.policy import TenantCachePolicy, parse_policy
 from app.cache.purge import CachePurge, PurgeFilter, count_matching
 from app.cache.repository import CacheRepository
@@ -521,17 +522,9 @@ class DashboardController(Controller):
         viewer: NamedDependency[Principal],
         db: NamedDependency[AsyncSession],
     ) -> Redirect:
-        entry = await DashboardRepository(db).entry(entry_id)
-        # The same delete as DELETE /v1/cache/entries/{id}, audited like an admin action.
-        if entry is None or not await CacheRepository(db).delete(entry_id):
+        # The same delete as DELETE /v1/cache/entries/{id}, audited the same way.
+        if not await EntryActions(db, viewer.actor).delete(entry_id):
             raise NotFound(f"No cache entry {entry_id}.")
-        await AuditRepository(db).record(
-            viewer.actor,
-            "cache.delete",
-            tenant_id=entry.tenant_id,
-            filters={"entry_id": str(entry_id), "flagged": entry.flagged},
-            rows_affected=1,
-        )
         return redirect("/ui/wrong-hits" if data.next == "wrong-hits" else "/ui/entries")
 
     # Purge (admin): count first, then confirm

@@ -531,3 +531,24 @@ async def test_a_misspelt_field_is_refused_and_a_wrong_one_named_in_the_detail(
     feedback = await http.post("/v1/cache/feedback", headers=t.headers, json={"correct": True, "entry": "x"})
     assert feedback.status_code == 400, feedback.text
     assert (await http.post("/v1/cache/entries", headers=t.headers, json=body)).status_code == 201
+
+
+async def test_a_tenants_delete_and_wrong_hit_flag_through_the_api_are_audited(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    """The dashboard audited a deletion, the API did not: what a tenant removed or stopped
+    serving through the API left no trace in the audit log."""
+    t = await make_tenant()
+    flagged = await store(http, t.headers, "Who approves expenses?", "The finance lead.")
+    deleted = await store(http, t.headers, "Where is the style guide?", "On the wiki.")
+    wrong = await http.post(
+        "/v1/cache/feedback", headers=t.headers, json={"entry_id": flagged, "correct": False}
+    )
+    assert wrong.status_code == 200, wrong.text
+    assert (await http.delete(f"/v1/cache/entries/{deleted}", headers=t.headers)).status_code == 204
+    audit = await http.get("/admin/audit", params={"tenant_id": str(t.tenant_id)}, headers=ADMIN_HEADERS)
+    actions = {(row["action"], row["filters"]["entry_id"], row["actor"]) for row in audit.json()}
+    assert actions >= {
+        ("cache.flag", flagged, f"key:{t.key_id}"),
+        ("cache.delete", deleted, f"key:{t.key_id}"),
+    }
