@@ -48,8 +48,21 @@ class AuditRepository:
         )
         await self.session.execute(stmt)
 
-    async def list(self, *, tenant_id: uuid.UUID | None, limit: int) -> Sequence[AuditLog]:
+    async def list(
+        self,
+        *,
+        tenant_id: uuid.UUID | None,
+        limit: int,
+        before: int | None = None,
+        action: str | None = None,
+    ) -> Sequence[AuditLog]:
+        """The newest `limit` entries, of one tenant or action, older than the entry `before`
+        (the id the previous page ended at: every entry can be reached, however many came after)."""
         stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
         if tenant_id is not None:
             stmt = stmt.where(AuditLog.tenant_id == tenant_id)
+        if before is not None:
+            stmt = stmt.where(AuditLog.id < before)
+        if action is not None:
+            stmt = stmt.where(AuditLog.action == action)
         return (await self.session.scalars(stmt)).all()

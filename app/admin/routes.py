@@ -18,7 +18,7 @@ from litestar.params import FromQuery, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.audit import AuditRepository
-from app.bounds import query_time
+from app.bounds import MAX_BIGINT, query_time
 from app.dependencies import ADMIN_DEPENDENCIES, known_query
 from app.errors import BadRequest
 from app.ledger.pricing import decimal_text
@@ -100,13 +100,18 @@ class AdminController(Controller):
     @get(
         "/audit",
         summary="The audit log, newest first",
-        guards=[known_query("tenant_id", "limit", numbers=("limit",))],
+        guards=[known_query("tenant_id", "limit", "before", "action", numbers=("limit", "before"))],
     )
     async def audit(
         self,
         session: NamedDependency[AsyncSession],
         tenant_id: FromQuery[uuid.UUID | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=AUDIT_LIMIT_MAX)] = 100,
+        before: Annotated[int | None, QueryParameter(ge=1, le=MAX_BIGINT)] = None,
+        action: Annotated[str | None, QueryParameter(min_length=1, max_length=100)] = None,
     ) -> list[AuditOut]:
-        rows = await AuditRepository(session).list(tenant_id=tenant_id, limit=limit)
+        """Newest first; `before` (an entry's id) pages back past it, `action` keeps one kind."""
+        rows = await AuditRepository(session).list(
+            tenant_id=tenant_id, limit=limit, before=before, action=action
+        )
         return [msgspec.convert(r, AuditOut, from_attributes=True) for r in rows]

@@ -1625,3 +1625,37 @@ async def test_disabled_rules_must_name_rules_that_exist(
     )
     assert fine.status_code == 200, fine.text
     assert fine.json()["settings"] == {"disabled_rules": ["order", "entity"]}
+
+
+async def test_every_audit_entry_can_be_read_however_many_came_after_it(
+    http: httpx.AsyncClient,
+    make_tenant,  # type: ignore[no-untyped-def]
+) -> None:
+    """The log gave the newest 1,000 entries and no way past them: a purge followed by a thousand
+    re-revocations of one key could no longer be read through the API."""
+    t = await make_tenant("audit-pages")
+    purged = await http.delete(f"/admin/tenants/{t.tenant_id}/cache", headers=ADMIN_HEADERS)
+    assert purged.status_code == 200, purged.text
+    for _ in range(12):
+        revoked = await http.delete(f"/admin/keys/{t.key_id}", headers=ADMIN_HEADERS)
+        assert revoked.status_code == 200, revoked.text
+    seen, before = [], None
+    while True:
+        params = {"tenant_id": str(t.tenant_id), "limit": 5} | ({"before": before} if before else {})
+        page = (await http.get("/admin/audit", params=params, headers=ADMIN_HEADERS)).json()
+        if not page:
+            break
+        seen += page
+        before = page[-1]["id"]
+    ids = [row["id"] for row in seen]
+    assert ids == sorted(ids, reverse=True)
+    assert len(ids) == len(set(ids))
+    assert [row["action"] for row in seen].count("key.revoke") == 12
+    assert "cache.purge" in {row["action"] for row in seen}
+    only = await http.get(
+        "/admin/audit", params={"tenant_id": str(t.tenant_id), "action": "cache.purge"}, headers=ADMIN_HEADERS
+    )
+    assert [row["action"] for row in only.json()] == ["cache.purge"]
+    for bad in ("0", "-1", "1e3"):
+        refused = await http.get("/admin/audit", params={"before": bad}, headers=ADMIN_HEADERS)
+        assert refused.status_code == 400, (bad, refused.text)
