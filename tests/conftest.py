@@ -141,6 +141,17 @@ base_url = "{down_llm.base_url}"
 timeout_s = 5
 max_retries = 0
 
+[[upstreams]]
+name = "narrow"
+base_url = "{slow_llm.base_url}"
+timeout_s = 5
+max_concurrency = 1
+
+[[routes]]
+model = "gpt-narrow"
+primary = "narrow"
+primary_model = "gpt-slow"
+
 [[routes]]
 model = "gpt-broken"
 primary = "fake"

@@ -791,7 +791,10 @@ class CompletionPipeline:
             try:
                 async with asyncio.timeout_at(job.deadline):
                     result = await self.router.complete(
-                        job.request.body, priority=job.caller.priority, trail=tried
+                        job.request.body,
+                        priority=job.caller.priority,
+                        party=job.caller.tenant_id,
+                        trail=tried,
                     )
             except TimeoutError:
                 # This request's deadline, not theirs: the requests waiting on it ask for themselves.
@@ -1086,7 +1089,10 @@ class CompletionPipeline:
         try:
             async with asyncio.timeout_at(job.deadline):
                 upstream = await self.router.stream(
-                    {**job.request.body, "stream_options": options}, priority=job.caller.priority, trail=tried
+                    {**job.request.body, "stream_options": options},
+                    priority=job.caller.priority,
+                    party=job.caller.tenant_id,
+                    trail=tried,
                 )
         except TimeoutError:
             await self._fail(job, _deadline_passed(self.limits.timeout_s, tried), followers=LeaderGone())

@@ -1,12 +1,15 @@
-"""An async semaphore that admits waiters by priority, then by arrival."""
+"""An async semaphore that admits waiters party by party in turn, each party's by priority, then by
+arrival."""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
 import itertools
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 MIN_PRIORITY = 1
 MAX_PRIORITY = 10
@@ -14,16 +17,28 @@ MAX_PRIORITY = 10
 DEFAULT_PRIORITY = 5
 
 
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """How a call waits for an upstream's slot: its `priority` among the calls of its `party` (a
+    tenant; None: Déjà's own calls, such as the error bound's judge)."""
+
+    priority: int = DEFAULT_PRIORITY
+    party: Hashable | None = None
+
+
 class PrioritySemaphore:
-    """At most `limit` holders; when full, the waiter with the highest priority goes next, ties in
-    arrival order. A freed slot is handed straight to that waiter, so a newcomer cannot jump it."""
+    """At most `limit` holders. When full, the parties with waiters take turns (round robin), and
+    a party's next waiter is its highest priority, ties in arrival order: one party's flood, at
+    any priority, delays another's requests by one turn each, never starves them. A freed slot is
+    handed straight to that waiter, so a newcomer cannot jump it."""
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.limit = limit
         self._free = limit
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiters: dict[Hashable | None, list[tuple[int, int, asyncio.Future[None]]]] = {}
+        self._turns: deque[Hashable | None] = deque()  # the parties with waiters, next first
         self._arrival = itertools.count()
 
     @property
@@ -32,15 +47,19 @@ class PrioritySemaphore:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for _, _, future in self._waiters if not future.done())
+        return sum(1 for queue in self._waiters.values() for _, _, future in queue if not future.done())
 
-    async def acquire(self, priority: int = DEFAULT_PRIORITY) -> None:
+    async def acquire(self, priority: int = DEFAULT_PRIORITY, party: Hashable | None = None) -> None:
         # Invariant: a free slot means nobody is waiting (release hands slots to waiters first).
         if self._free > 0:
             self._free -= 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (-priority, next(self._arrival), future))
+        queue = self._waiters.get(party)
+        if queue is None:
+            queue = self._waiters[party] = []
+            self._turns.append(party)
+        heapq.heappush(queue, (-priority, next(self._arrival), future))
         try:
             await future
         except asyncio.CancelledError:
@@ -50,16 +69,26 @@ class PrioritySemaphore:
             raise
 
     def release(self) -> None:
-        while self._waiters:
-            _, _, future = heapq.heappop(self._waiters)
-            if not future.done():  # skip waiters that were cancelled
-                future.set_result(None)
-                return
+        while self._turns:
+            party = self._turns.popleft()
+            queue = self._waiters[party]
+            while queue:
+                _, _, future = heapq.heappop(queue)
+                if not future.done():  # skip waiters that were cancelled
+                    future.set_result(None)
+                    if queue:
+                        self._turns.append(party)  # its next waiter after the other parties'
+                    else:
+                        del self._waiters[party]
+                    return
+            del self._waiters[party]
         self._free += 1
 
     @asynccontextmanager
-    async def slot(self, priority: int = DEFAULT_PRIORITY) -> AsyncIterator[None]:
-        await self.acquire(priority)
+    async def slot(
+        self, priority: int = DEFAULT_PRIORITY, party: Hashable | None = None
+    ) -> AsyncIterator[None]:
+        await self.acquire(priority, party)
         try:
             yield
         finally:

@@ -10,7 +10,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Annotated, Any, Generic, NoReturn, TypeVar
@@ -33,7 +33,7 @@ from app.errors import (
 from app.upstream.breaker import BreakerState, CircuitBreaker, ModelBreakers
 from app.upstream.config import RouterConfig, RouteTarget, UpstreamConfig, validate_router_config
 from app.upstream.events import NoRouterEvents, Outcome, RouterEvents
-from app.upstream.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, PrioritySemaphore
+from app.upstream.priority import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, PrioritySemaphore, Turn
 
 _T = TypeVar("_T")
 
@@ -223,6 +223,7 @@ class ModelRouter:
         request: Mapping[str, Any],
         *,
         priority: int = DEFAULT_PRIORITY,
+        party: Hashable | None = None,
         extra_headers: Mapping[str, str] | None = None,
         trail: list[Attempt] | None = None,
     ) -> RouterResult:
@@ -234,7 +235,9 @@ class ModelRouter:
         async def once(client: AsyncOpenAI, model: str) -> tuple[dict[str, Any], bool]:
             return await self._complete_once(client, model, request, extra_headers)
 
-        answered = await self._first_answer(request, priority, once, keep_slot=False, trail=trail)
+        answered = await self._first_answer(
+            request, Turn(priority, party), once, keep_slot=False, trail=trail
+        )
         completion, truncated = answered.value
         return RouterResult(
             completion=completion,
@@ -253,6 +256,7 @@ class ModelRouter:
         request: Mapping[str, Any],
         *,
         priority: int = DEFAULT_PRIORITY,
+        party: Hashable | None = None,
         extra_headers: Mapping[str, str] | None = None,
         trail: list[Attempt] | None = None,
     ) -> RouterStream:
@@ -268,7 +272,7 @@ class ModelRouter:
         async def once(client: AsyncOpenAI, model: str) -> _OpenedStream:
             return await self._open_stream_once(client, model, request, extra_headers)
 
-        answered = await self._first_answer(request, priority, once, keep_slot=True, trail=trail)
+        answered = await self._first_answer(request, Turn(priority, party), once, keep_slot=True, trail=trail)
         upstream, trail = answered.upstream, answered.trail
 
         def broken(detail: str) -> None:
@@ -289,7 +293,7 @@ class ModelRouter:
     async def _first_answer(
         self,
         request: Mapping[str, Any],
-        priority: int,
+        turn: Turn,
         once: Callable[[AsyncOpenAI, str], Awaitable[_T]],
         *,
         keep_slot: bool,
@@ -297,7 +301,7 @@ class ModelRouter:
     ) -> _Answered[_T]:
         """The route's targets in order (primary, then fallbacks), each with its retries, until one answers."""
         requested = _requested_model(request)
-        _check_priority(priority)
+        _check_priority(turn.priority)
         started = self._clock()
         trail = [] if trail is None else trail
         targets = self.config.targets_for(requested)
@@ -309,7 +313,7 @@ class ModelRouter:
                 return await once(client, model)
 
             try:
-                value = await self._with_retries(upstream, model, priority, trail, call, keep_slot=keep_slot)
+                value = await self._with_retries(upstream, model, turn, trail, call, keep_slot=keep_slot)
             except _Failure as failure:
                 if failure.outcome not in _SKIPS:
                     last_failure = failure
@@ -348,7 +352,7 @@ class ModelRouter:
         self,
         upstream: _Upstream,
         model: str,
-        priority: int,
+        turn: Turn,
         trail: list[Attempt],
         call: Callable[[AsyncOpenAI], Awaitable[_T]],
         *,
@@ -367,7 +371,7 @@ class ModelRouter:
             before_sleep=before_sleep,
             reraise=True,
         )
-        result: _T = await retrying(self._attempt, upstream, model, priority, trail, call, keep_slot)
+        result: _T = await retrying(self._attempt, upstream, model, turn, trail, call, keep_slot)
         return result
 
     def _wait(self, state: RetryCallState) -> float:
@@ -380,7 +384,7 @@ class ModelRouter:
         self,
         upstream: _Upstream,
         model: str,
-        priority: int,
+        turn: Turn,
         trail: list[Attempt],
         call: Callable[[AsyncOpenAI], Awaitable[_T]],
         keep_slot: bool,
@@ -400,11 +404,11 @@ class ModelRouter:
             raise _Failure(Outcome.BREAKER_OPEN, detail, retryable=False)
         try:
             queued_at = self._clock()
-            await upstream.slots.acquire(priority)
+            await upstream.slots.acquire(turn.priority, turn.party)
         except BaseException:
             breaker.release()
             raise
-        self.events.queued(upstream.name, priority, self._clock() - queued_at)
+        self.events.queued(upstream.name, turn.priority, self._clock() - queued_at)
         started = self._clock()
         try:
             async with asyncio.timeout(upstream.config.timeout_s):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -469,3 +471,32 @@ async def test_a_502_after_the_breaker_opened_names_the_cause(fake: Fake) -> Non
     # But not the provider's message: the call that failed may have been another tenant's.
     assert "Injected fault" in first.value.detail
     assert "Injected fault" not in skipped.value.detail
+
+
+async def test_a_tenants_flood_of_urgent_requests_does_not_starve_another_tenant(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    """An upstream with one slot (400 ms a call): one tenant's eight requests at X-Priority 10
+    went before another tenant's at priority 1, which waited for all of them. Tenants now take
+    turns; priority orders a tenant's own requests."""
+    flood, other = await make_tenant("flood"), await make_tenant("patient")
+
+    async def ask(tenant, priority: int, text: str) -> float:  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        response = await http.post(
+            "/v1/chat/completions",
+            headers={**tenant.headers, "X-Priority": str(priority)},
+            json={
+                "model": "gpt-narrow",
+                "messages": [{"role": "user", "content": f"{text} {uuid.uuid4().hex}"}],
+            },
+        )
+        assert response.status_code == 200, response.text
+        return time.monotonic() - started
+
+    flooding = [asyncio.create_task(ask(flood, 10, f"Urgent report {i}")) for i in range(8)]
+    await asyncio.sleep(0.1)  # the first holds the slot, the others wait
+    waited = await ask(other, 1, "When is the offsite?")
+    flooded = await asyncio.gather(*flooding)
+    # Its turn came after the call in flight and one more of the flood's, not after all eight.
+    assert waited < sorted(flooded)[4], (waited, sorted(flooded))
