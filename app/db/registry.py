@@ -15,6 +15,7 @@ from app.ledger.models import (
     UsageCounter,
 )
 from app.tenants.models import ApiKey, Tenant
+from app.ui.models import SignedOut
 
 __all__ = [
     "ApiKey",
@@ -30,6 +31,7 @@ __all__ = [
     "Price",
     "Quota",
     "QuotaReservation",
+    "SignedOut",
     "Tenant",
     "UsageCounter",
 ]

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TextClause,
     cast,
+    delete,
     func,
     literal_column,
     null,
@@ -29,12 +30,14 @@ from sqlalchemy import (
     text,
     true,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache.models import CacheEntry
 from app.ledger.models import LedgerEntry
 from app.ledger.rollup import LedgerRollup
 from app.tenants.models import ApiKey, Tenant
+from app.ui.models import SignedOut
 
 Bucket = Literal["hour", "day"]
 PAGE_SIZE = 50
@@ -423,3 +426,23 @@ class DashboardRepository:
             error=entry.error,
             metadata=entry.metadata_,
         )
+
+
+class SignedOutRepository:
+    """The sessions signed out before they expired (`SignedOut`)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def sign_out(self, session_id: str, expires_at: datetime) -> None:
+        """Record a session signed out, and forget those that have expired since."""
+        await self.session.execute(
+            pg_insert(SignedOut).values(session_id=session_id, expires_at=expires_at).on_conflict_do_nothing()
+        )
+        await self.session.execute(delete(SignedOut).where(SignedOut.expires_at < func.now()))
+
+    async def signed_out(self, session_id: str) -> bool:
+        found = await self.session.scalar(
+            select(SignedOut.session_id).where(SignedOut.session_id == session_id)
+        )
+        return found is not None

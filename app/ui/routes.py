@@ -59,11 +59,13 @@ from app.ui import quality
 from app.ui.charts import Series, bar_chart
 from app.ui.repository import DETAIL_CHARS, Activity, Bucket, DashboardRepository, EntrySearch
 from app.ui.session import (
+    COOKIE_NAME,
     COOKIE_PATH,
     CSRF_COOKIE_NAME,
     LoginRequired,
     SessionSigner,
     SignInThrottle,
+    sign_out,
     signed_in,
     tenant_scope,
 )
@@ -314,7 +316,13 @@ async def login(
 
 
 @post("/logout", include_in_schema=False, status_code=HTTP_303_SEE_OTHER)
-async def logout(ui_signer: NamedDependency[SessionSigner]) -> Redirect:
+async def logout(
+    request: Request[Any, Any, Any],
+    services: NamedDependency[Services],
+    ui_signer: NamedDependency[SessionSigner],
+) -> Redirect:
+    # Ended where it is checked, not only in this browser: a copy of the cookie signs no one in.
+    await sign_out(ui_signer, services.sessionmaker, request.cookies.get(COOKIE_NAME))
     response = redirect("/ui/login")
     response.set_cookie(ui_signer.cleared_cookie())
     return response

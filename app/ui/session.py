@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -31,6 +32,7 @@ from app.tenants.auth import Principal
 from app.tenants.keys import hash_key
 from app.tenants.models import KeyRole, TenantStatus
 from app.tenants.repository import KeyRepository
+from app.ui.repository import SignedOutRepository
 
 # The session key's derivation from the admin token: about 16 MiB and some tens of milliseconds,
 # once per process.
@@ -44,6 +46,9 @@ class SessionPayload(msgspec.Struct, frozen=True):
     kind: str  # "admin-token" | "key"
     credential: str  # hex: HMAC of the admin token, or the key's SHA-256
     expires_at: float  # Unix time; checked here, whatever the browser keeps
+    # Random, per sign-in: signing out records it (`SignedOut`), and the cookie then signs no one
+    # in, a copy of it included. A cookie from before sessions had one reads as none.
+    session_id: str
 
 
 class SignInThrottle:
@@ -116,9 +121,10 @@ class SessionSigner:
 
     def payload_for(self, principal: Principal, token: str) -> SessionPayload:
         expires_at = time.time() + self.ttl_s
+        session_id = secrets.token_hex(16)
         if principal.key_id is None:
-            return SessionPayload("admin-token", self.admin_fingerprint() or "", expires_at)
-        return SessionPayload("key", hash_key(token).hex(), expires_at)
+            return SessionPayload("admin-token", self.admin_fingerprint() or "", expires_at, session_id)
+        return SessionPayload("key", hash_key(token).hex(), expires_at, session_id)
 
     def cookie(self, payload: SessionPayload) -> Cookie:
         body = base64.urlsafe_b64encode(msgspec.json.encode(payload)).decode().rstrip("=")
@@ -166,16 +172,19 @@ class SessionSigner:
 async def resolve(
     signer: SessionSigner, sessionmaker: async_sessionmaker[AsyncSession], payload: SessionPayload
 ) -> Principal | None:
-    """Who the session speaks for now, or None if its credential no longer works."""
-    if payload.kind == "admin-token":
-        fingerprint = signer.admin_fingerprint()
-        ok = fingerprint is not None and hmac.compare_digest(payload.credential, fingerprint)
-        return Principal(role=KeyRole.ADMIN, key_id=None) if ok else None
-    try:
-        key_hash = bytes.fromhex(payload.credential)
-    except ValueError:
-        return None
+    """Who the session speaks for now, or None if it was signed out or its credential no longer
+    works."""
     async with transaction(sessionmaker, system=True) as session:
+        if await SignedOutRepository(session).signed_out(payload.session_id):
+            return None
+        if payload.kind == "admin-token":
+            fingerprint = signer.admin_fingerprint()
+            ok = fingerprint is not None and hmac.compare_digest(payload.credential, fingerprint)
+            return Principal(role=KeyRole.ADMIN, key_id=None) if ok else None
+        try:
+            key_hash = bytes.fromhex(payload.credential)
+        except ValueError:
+            return None
         owner = await KeyRepository(session).find_owner(key_hash)
     # The same rule as the API's authentication: a tenant key works while its tenant is active.
     if owner is None or (owner.role == KeyRole.TENANT and owner.tenant_status != TenantStatus.ACTIVE):
@@ -187,6 +196,18 @@ async def resolve(
         tenant_name=owner.tenant_name,
         tenant_settings=owner.tenant_settings or {},
     )
+
+
+async def sign_out(
+    signer: SessionSigner, sessionmaker: async_sessionmaker[AsyncSession], value: str | None
+) -> None:
+    """End the session of the cookie `value` for good (until it would have expired anyway)."""
+    payload = signer.read(value)
+    if payload is None:
+        return
+    async with transaction(sessionmaker, system=True) as session:
+        expires_at = datetime.fromtimestamp(payload.expires_at, UTC)
+        await SignedOutRepository(session).sign_out(payload.session_id, expires_at)
 
 
 async def signed_in(

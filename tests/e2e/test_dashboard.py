@@ -114,7 +114,7 @@ async def audit(http: httpx.AsyncClient, tenant: TenantKey) -> list[dict]:  # ty
 
 
 async def test_sign_in_sets_a_strict_expiring_cookie_and_sign_out_ends_it(
-    page: Page, context: BrowserContext
+    page: Page, context: BrowserContext, http: httpx.AsyncClient
 ) -> None:
     await page.goto("/ui/overview")
     await expect(page).to_have_url(re.compile(r"/ui/login$"))
@@ -140,6 +140,11 @@ async def test_sign_in_sets_a_strict_expiring_cookie_and_sign_out_ends_it(
     await expect(page).to_have_url(re.compile(r"/ui/login$"))
     await page.goto("/ui/overview")
     await expect(page).to_have_url(re.compile(r"/ui/login$"))
+    # A copy of the cookie taken before signing out signs no one in either: the session ended
+    # where it is checked, not only in this browser (it worked for the rest of its 8 hours).
+    copied = await http.get("/ui/overview", headers={"Cookie": f"deja_session={session['value']}"})
+    assert copied.status_code in (302, 303), copied.status_code
+    assert copied.headers["location"].endswith("/ui/login")
 
 
 async def test_a_forged_session_cookie_is_sent_to_sign_in(http: httpx.AsyncClient) -> None:

@@ -38,7 +38,7 @@ def test_tampered_expired_or_foreign_cookies_are_refused() -> None:
     assert s.read(value[:-1] + ("0" if value[-1] != "0" else "1")) is None
     assert s.read("") is None
     assert s.read("no-dot") is None
-    expired = s.cookie(SessionPayload("admin-token", s.admin_fingerprint() or "", time.time() - 1))
+    expired = s.cookie(SessionPayload("admin-token", s.admin_fingerprint() or "", time.time() - 1, "s1"))
     assert s.read(str(expired.value)) is None
     other = signer(session_secret="another secret of at least thirty-two characters")
     assert other.read(value) is None
@@ -46,7 +46,10 @@ def test_tampered_expired_or_foreign_cookies_are_refused() -> None:
 
 def test_every_worker_derives_the_same_key_from_the_admin_token() -> None:
     assert signer().secret == signer().secret
-    assert signer(secure_cookies=False).cookie(SessionPayload("key", "00", time.time() + 60)).secure is False
+    assert (
+        signer(secure_cookies=False).cookie(SessionPayload("key", "00", time.time() + 60, "s2")).secure
+        is False
+    )
 
 
 def test_an_admin_token_too_short_to_guess_slowly_is_refused_without_being_echoed() -> None:
