@@ -240,6 +240,19 @@ def keys_create(
     _print_json(_run_or_exit(lambda: _with_session(issue)))
 
 
+@keys_cli.command("admins")
+def keys_admins() -> None:
+    """The admin keys as JSON lines (prefixes only), revoked ones included."""
+    from app.tenants.schemas import KeyOut, out
+    from app.tenants.service import TenantService
+
+    async def fetch(session: Any) -> list[Any]:
+        return [_builtins(out(k, KeyOut)) for k in await TenantService(session, _actor()).list_admin_keys()]
+
+    for row in _with_session(fetch):
+        _print_json(row)
+
+
 @keys_cli.command("revoke")
 def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id.")]) -> None:
     """Revoke a key; requests with it get 401 (within seconds on running servers)."""

@@ -135,6 +135,10 @@ class KeyRepository:
         stmt = select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
         return (await self.session.scalars(stmt)).all()
 
+    async def list_admins(self) -> Sequence[ApiKey]:
+        stmt = select(ApiKey).where(ApiKey.role == KeyRole.ADMIN).order_by(ApiKey.created_at)
+        return (await self.session.scalars(stmt)).all()
+
     async def get(self, key_id: uuid.UUID) -> ApiKey | None:
         return await self.session.get(ApiKey, key_id)
 

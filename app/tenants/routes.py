@@ -155,6 +155,14 @@ class TenantAdminController(Controller):
     ) -> list[KeyOut]:
         return [out(k, KeyOut) for k in await TenantService(session, admin.actor).list_keys(tenant_id)]
 
+    @get("/keys", summary="The admin keys (prefixes only)", guards=[known_query()])
+    async def list_admin_keys(
+        self,
+        admin: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+    ) -> list[KeyOut]:
+        return [out(k, KeyOut) for k in await TenantService(session, admin.actor).list_admin_keys()]
+
     @delete(
         "/keys/{key_id:uuid}", status_code=HTTP_200_OK, summary="Revoke an API key", guards=[known_query()]
     )

@@ -190,6 +190,10 @@ class TenantService:
         await self.get(tenant_id)
         return await self.keys.list_for_tenant(tenant_id)
 
+    async def list_admin_keys(self) -> Sequence[ApiKey]:
+        """The admin keys, revoked ones included (whoever may act on every tenant)."""
+        return await self.keys.list_admins()
+
     async def revoke_key(self, key_id: uuid.UUID) -> ApiKey:
         """Revoke a key; revoking it again changes nothing (and is audited with 0 rows)."""
         key = await self.keys.get(key_id)

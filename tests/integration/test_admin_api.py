@@ -47,6 +47,7 @@ ADMIN_ROUTES = [
     ("GET", "/admin/prices"),
     ("POST", "/admin/prices"),
     ("GET", "/admin/audit"),
+    ("GET", "/admin/keys"),
 ]
 
 

@@ -99,3 +99,28 @@ async def test_cli_quotas_and_prices_use_the_ledger_service(
     audit = await audit_of(http, tenant_id)
     assert audit[0]["action"] == "quota.put"
     assert audit[0]["actor"].startswith("cli:")
+
+
+async def test_admin_keys_are_listed_by_the_api_and_the_cli(
+    database_url: str, http: httpx.AsyncClient
+) -> None:
+    """An admin key acts on every tenant, and no route, page or command listed them: their ids
+    showed only in audit entries."""
+    issued = deja(database_url, "keys", "create", "--admin", "--name", "ops on-call")
+    assert issued.returncode == 0, issued.stderr
+    key = json.loads(issued.stdout)
+    listed = await http.get("/admin/keys", headers=ADMIN_HEADERS)
+    assert listed.status_code == 200, listed.text
+    mine = next(k for k in listed.json() if k["key_id"] == key["key_id"])
+    assert (mine["role"], mine["prefix"], mine["name"], mine["tenant_id"]) == (
+        "admin",
+        key["prefix"],
+        "ops on-call",
+        None,
+    )
+    assert key["api_key"] not in listed.text
+    assert all(k["role"] == "admin" for k in listed.json())
+    printed = deja(database_url, "keys", "admins")
+    assert printed.returncode == 0, printed.stderr
+    assert key["key_id"] in {json.loads(line)["key_id"] for line in printed.stdout.splitlines()}
+    assert key["api_key"] not in printed.stdout
