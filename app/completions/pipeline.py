@@ -458,20 +458,12 @@ class CompletionPipeline:
             miss.replica_key = None
             try:
                 result = await self._wait(leader, deadline)
-            except UpstreamError as exc:
-                if (stale := await self._serve_stale(miss, exc, coalesced=True)) is not None:
-                    return stale
-                await self._book_failure(
-                    caller,
-                    request,
-                    controls,
-                    exc,
-                    (time.monotonic() - started) * 1000,
-                    reservation=miss.reservation,
-                    billed=False,
-                )
-                raise
             except BaseException as exc:
+                if (
+                    isinstance(exc, UpstreamError)
+                    and (stale := await self._serve_stale(miss, exc, coalesced=True)) is not None
+                ):
+                    return stale
                 # Booked here, to give back the reservation the lookup made just before the leader began;
                 # what a provider billed the leader's call is the leader's to book, once. Cut by the
                 # server stopping: booked in the background, which closing the pipeline waits for.
@@ -622,8 +614,9 @@ class CompletionPipeline:
         try:
             result = await self._wait(leader, miss.deadline)
         except Exception as exc:
-            if isinstance(exc, UpstreamError) and (
-                stale := await self._serve_stale(miss, exc, coalesced=True)
+            if (
+                isinstance(exc, UpstreamError)
+                and (stale := await self._serve_stale(miss, exc, coalesced=True)) is not None
             ):
                 return stale
             # The leader's failure is this request's too (what a provider billed, the leader's).
