@@ -28,6 +28,19 @@ def sync_client(deja: ServerThread, tenant: TenantKey) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{deja.url}/v1", api_key=tenant.api_key, max_retries=0)
 
 
+# A tool the fake model calls when offered it.
+TICKET_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_ticket",
+            "description": "Look up a ticket",
+            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+        },
+    }
+]
+
+
 def unique(text: str) -> str:
     """Prompts unique to a test, so tests never hit each other's entries (they share no tenant anyway)."""
     return f"{text} (ticket {uuid.uuid4().hex[:6]})"
@@ -180,16 +193,7 @@ async def test_streamed_miss_then_streamed_hit(client: openai.AsyncOpenAI) -> No
 
 
 async def test_tool_calls_survive_storage_and_replay(client: openai.AsyncOpenAI) -> None:
-    tools = [
-        {
-            "type": "function",
-            "function": {
-                "name": "get_ticket",
-                "description": "Look up a ticket",
-                "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
-            },
-        }
-    ]
+    tools = TICKET_TOOLS
     prompt = unique("Show me ticket 4711")
     first = await client.chat.completions.create(
         model="gpt-4o-mini",
@@ -225,16 +229,7 @@ async def test_a_tool_call_stored_from_a_stream_has_no_content_when_served_again
 ) -> None:
     """A stream opens its answer with content "": a tool call stored from a stream came back with
     content "" instead of null, unstreamed and through the SDK's stream helper."""
-    tools = [
-        {
-            "type": "function",
-            "function": {
-                "name": "get_ticket",
-                "description": "Look up a ticket",
-                "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
-            },
-        }
-    ]
+    tools = TICKET_TOOLS
     asked = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": unique("Open ticket 99")}]}
     async for _ in await client.chat.completions.create(**asked, tools=tools, stream=True):  # type: ignore[call-overload]
         pass  # the miss, stored from its stream
