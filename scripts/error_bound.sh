@@ -24,7 +24,7 @@ trap cleanup EXIT
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 fake_port="$(free_port)"
 deja_port="$(free_port)"
-admin="replay-admin-$RANDOM$RANDOM"
+admin="replay-admin-token-$RANDOM$RANDOM"
 mkdir -p "$out"
 
 "$py" -m app.toolkit.replay.stream --out "$work/stream.jsonl" --seed "${SEED:-7}" --questions "${QUESTIONS:-60}"

@@ -29,7 +29,7 @@ from app.toolkit.fakellm.config import FakeLLMConfig
 from app.toolkit.fakellm.server import FakeLLMServer
 from tests.conftest import eventually, start_deja_serve
 
-ADMIN = {"Authorization": "Bearer replicas-admin"}
+ADMIN = {"Authorization": "Bearer replicas-admin-token"}
 LEASE_S = 3  # short, so that the SIGKILL test waits seconds, not the default's 40
 
 
