@@ -34,8 +34,8 @@ from app.tenants.models import KeyRole, TenantStatus
 from app.tenants.repository import KeyRepository
 from app.ui.repository import SignedOutRepository
 
-# The session key's derivation from the admin token: about 16 MiB and some tens of milliseconds,
-# once per process.
+# The session key's derivation from the admin token: 16 MiB of memory (128 * r * n bytes) and
+# slow by design, once per process.
 SCRYPT: dict[str, int] = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 COOKIE_NAME = "deja_session"
 CSRF_COOKIE_NAME = "deja_csrf"
@@ -54,7 +54,7 @@ class SessionPayload(msgspec.Struct, frozen=True):
 class SignInThrottle:
     """Failed dashboard sign-ins per client address, counted in this process: past `most` within
     `window_s`, that client waits until the oldest of them is that old (a 429). Online guessing
-    of a token or key went at 200 tries a second, unlogged."""
+    of a token or key went as fast as the server answered, unlogged."""
 
     # Addresses remembered at most (a flood of addresses forgets them all, never grows memory).
     MAX_CLIENTS = 10_000
@@ -99,7 +99,7 @@ class SessionSigner:
             # Every worker and pod shares the admin token, so they agree on the key; the
             # derivation is one-way, so a leaked cookie key never reveals the token. And slow: a
             # tenant's own session cookie is signed with it, and each guess of the token tried
-            # against it offline costs a derivation (SHA-256 allowed 437,000 guesses a second).
+            # against it offline costs a derivation (one SHA-256 made guessing cheap).
             secret = hashlib.scrypt(admin_token, salt=b"deja-ui-session", **SCRYPT)
         else:
             secret = secrets.token_bytes(32)
