@@ -21,7 +21,7 @@ from app.completions.routes import CompletionsController
 from app.dependencies import BASE_DEPENDENCIES
 from app.ledger.admin_routes import LedgerAdminController
 from app.ledger.routes import UsageController
-from app.observability.health import health, ready
+from app.observability.health import health, health_head, ready, ready_head
 from app.observability.input_guard import body_guard
 from app.observability.logging import configure_logging, log_unhandled
 from app.observability.metrics import metrics, worker_exiting
@@ -75,7 +75,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             health,
+            health_head,
             ready,
+            ready_head,
             metrics,
             create_static_files_router(SWAGGER_ASSETS, directories=[SWAGGER_DIR], include_in_schema=False),
             ModelsController,

@@ -164,5 +164,9 @@ async def test_every_route_answers_503_with_retry_after_while_postgres_is_down(
                     assert response.headers["content-type"].startswith("application/problem+json")
                     assert int(response.headers["retry-after"]) > 0
                     assert response.json()["status"] == 503
+                # Not ready, to a load balancer's GET and HEAD alike; alive all the same.
+                for method in ("GET", "HEAD"):
+                    assert (await client.request(method, "/ready")).status_code == 503, method
+                    assert (await client.request(method, "/health")).status_code == 200, method
             finally:
                 await asyncio.to_thread(own_postgres.server.ensure_postgres_running)

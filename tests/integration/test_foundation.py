@@ -27,6 +27,10 @@ async def test_health_and_ready(http: httpx.AsyncClient) -> None:
     ready = await http.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["database"] == "ok"
+    # What many load balancers' checks send: HEAD was a 405.
+    for path in ("/health", "/ready"):
+        checked = await http.head(path)
+        assert (checked.status_code, checked.content) == (200, b""), path
 
 
 async def test_every_response_has_its_own_request_id_and_echoes_a_sane_client_id(
