@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from litestar import Litestar
+from litestar import Litestar, Router
+from litestar.datastructures import ResponseHeader
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -36,6 +37,13 @@ from app.ui.routes import TEMPLATES, create_ui_router
 # nothing from a CDN, so they work offline and behind strict egress rules.
 SWAGGER_ASSETS = "/static/swagger-ui"
 SWAGGER_DIR = Path(__file__).resolve().parent / "static" / "swagger-ui"
+
+
+DOCS_HEADERS = [
+    ResponseHeader(name="Content-Security-Policy", value="frame-ancestors 'none'"),
+    ResponseHeader(name="X-Frame-Options", value="DENY"),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+]
 
 
 def swagger_ui() -> SwaggerRenderPlugin:
@@ -108,6 +116,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="A semantic cache for LLM responses, in front of OpenAI-compatible model APIs.",
             path="/schema",
             render_plugins=[swagger_ui()],
+            # The API docs' pages: never framed by another site (a click tricked out of a reader).
+            openapi_router=Router(path="/schema", route_handlers=[], response_headers=DOCS_HEADERS),
         ),
         debug=False,
     )

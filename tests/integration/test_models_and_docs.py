@@ -39,6 +39,9 @@ async def test_swagger_ui_loads_nothing_from_elsewhere(http: httpx.AsyncClient) 
     for path in ("/schema", "/schema/swagger"):
         page = await http.get(path)
         assert page.status_code == 200
+        # No other site may frame the docs (they had no such header).
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["content-security-policy"] == "frame-ancestors 'none'"
         assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
         assert assets
         assert [a for a in assets if not a.startswith("/static/swagger-ui/")] == []
