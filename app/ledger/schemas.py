@@ -22,6 +22,7 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_BIGINT)]
 # decimal places they keep: an amount with more would be rounded by Postgres, a small one to 0.
 MAX_PRICE = Decimal("1000000")  # NUMERIC(12, 6)
 PRICE_PLACES = 6
+IsoTime = Annotated[str, msgspec.Meta(max_length=64, extra_json_schema={"format": "date-time"})]
 # A price's rates, dollars per million tokens (the first two required).
 PRICE_FIELDS = (
     "input_per_mtok",
@@ -111,8 +112,9 @@ class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
     input_per_mtok: Decimal
     output_per_mtok: Decimal
     cached_input_per_mtok: Decimal | None = None
-    # Absent: now. A price in the future takes over when its time comes.
-    effective_from: datetime | None = None
+    # Absent: now. A price in the future takes over when its time comes. Text, not a datetime:
+    # the decoder would read a bare number (`5`) as seconds since 1970, which nobody means.
+    effective_from: IsoTime | None = None
     # Audio tokens, in and out (absent: the model's audio tokens are priced as text).
     audio_input_per_mtok: Decimal | None = None
     audio_output_per_mtok: Decimal | None = None
@@ -120,10 +122,21 @@ class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         for name in PRICE_FIELDS:
             check_money(name, getattr(self, name), MAX_PRICE)
-        if self.effective_from is not None:
-            if self.effective_from.tzinfo is None:
-                raise ValueError("effective_from needs a time zone (e.g. 2026-01-01T00:00:00Z)")
-            self.effective_from = utc_time(self.effective_from, "effective_from")
+        self.starts_at()  # a ValueError (400) for a time that is not one
+
+    def starts_at(self) -> datetime | None:
+        """`effective_from` as a time in UTC (None: now)."""
+        if self.effective_from is None:
+            return None
+        try:
+            at = datetime.fromisoformat(self.effective_from)
+        except ValueError:
+            raise ValueError(
+                f"effective_from must be an ISO 8601 time (2026-01-01T00:00:00Z), not {self.effective_from!r}"
+            ) from None
+        if at.tzinfo is None:
+            raise ValueError("effective_from needs a time zone (e.g. 2026-01-01T00:00:00Z)")
+        return utc_time(at, "effective_from")
 
     def check_places(self) -> None:
         """422 for a price the column would round (called by the service, for the API and the CLI)."""

@@ -84,7 +84,7 @@ class LedgerAdminService:
                 input_per_mtok=price.input_per_mtok,
                 output_per_mtok=price.output_per_mtok,
                 cached_input_per_mtok=price.cached_input_per_mtok,
-                effective_from=price.effective_from or datetime.now(UTC),
+                effective_from=price.starts_at() or datetime.now(UTC),
                 audio_input_per_mtok=price.audio_input_per_mtok,
                 audio_output_per_mtok=price.audio_output_per_mtok,
             )

@@ -884,6 +884,11 @@ async def test_prices_keep_their_history(http: httpx.AsyncClient) -> None:
             "output_per_mtok": "1",
             "effective_from": "2026-01-01T00:00:00",
         },
+        # A bare number was read as seconds since 1970: a price in force since then.
+        *(
+            {"model": model, "input_per_mtok": "1", "output_per_mtok": "1", "effective_from": n}
+            for n in (5, "5", 1.7e9)
+        ),
     ):
         response = await http.post("/admin/prices", json=bad, headers=ADMIN_HEADERS)
         assert response.status_code == 400, (bad, response.text)
