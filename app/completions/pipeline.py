@@ -1188,9 +1188,18 @@ class CompletionPipeline:
             await asyncio.shield(
                 self._spawn(self._book_delivered(job, upstream, completion, failure.status_code, failure))
             )
-            # Headers are gone: the failure travels as an SSE error event, as OpenAI sends it.
+            # Headers are gone: the failure travels as an SSE error event, as OpenAI sends it, with
+            # the slug every other error of Déjà's has as its type and code, and the HTTP status
+            # the request is booked with.
             yield sse(
-                {"error": {"message": failure.detail, "type": "upstream_error", "code": failure.status_code}}
+                {
+                    "error": {
+                        "message": failure.detail,
+                        "type": failure.slug,
+                        "code": failure.slug,
+                        "status": failure.status_code,
+                    }
+                }
             )
         finally:
             try:

@@ -1150,7 +1150,8 @@ async def test_a_stream_past_its_deadline_is_ended_and_booked_for_what_it_delive
         async for line in response.aiter_lines():
             if line.startswith("data: ") and line != "data: [DONE]":
                 events.append(json.loads(line[6:]))
-    assert events[-1]["error"]["code"] == 504
+    assert events[-1]["error"]["code"] == "upstream-timeout"  # a slug, as every other error's code
+    assert events[-1]["error"]["status"] == 504
     [row] = await ledger_rows(sessionmaker, tenant.tenant_id)
     assert row["http_status"] == 504
     assert row["completion_tokens"] > 0
