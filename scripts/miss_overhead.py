@@ -1,6 +1,6 @@
 """What Déjà adds to a chat miss at one client: latency over the model's own, and CPU per miss.
 
-    python scripts/miss_overhead.py [--stored 200] [--requests 200] [--rounds 3] [--fake-latency-ms 50]
+    python scripts/miss_overhead.py [--stored 200] [--requests 200] [--rounds 3] [--fake-latency-ms 50] [--stream]
 
 A fresh embedded Postgres, the project's fake model and `deja serve` (one worker unless
 `--workers`), all on this machine. `--stored` template prompts are stored first through
@@ -15,7 +15,9 @@ and prints:
   the answer stored and booked after the response.
 
 The fake model's latency is short (50 ms by default) so that a round takes seconds; the overhead
-does not depend on it. Compare commits by running this script in each, one after the other.
+does not depend on it. With `--stream` every request (the misses and the ones straight to the
+model) asks for a stream, read to its end. Compare commits by running this script in each, one
+after the other.
 """
 
 from __future__ import annotations
@@ -49,7 +51,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fake-latency-ms", type=float, default=50.0)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--stream", action="store_true", help="ask for streams, each read to its end")
     args = parser.parse_args()
+
+    def body(prompt: str) -> dict[str, object]:
+        return {**chat_body(prompt), "stream": True} if args.stream else chat_body(prompt)
 
     with scratch_deja("miss-overhead", workers=args.workers, fake_latency_ms=args.fake_latency_ms) as service:
         postmaster = psutil.Process(service.postmaster_pid)
@@ -65,15 +71,16 @@ def main() -> None:
         for pair in TEMPLATE_PAIRS[: args.stored]:
             timed(deja, chat_body(pair.prompt), miss=False)  # a template may be served another's answer
         for i in range(20):  # warm-up
-            timed(deja, chat_body(miss_prompt(i, rng)))
+            timed(deja, body(miss_prompt(i, rng)))
         print(
             f"{args.stored} prompts stored; {args.workers} worker(s); fake model {args.fake_latency_ms:g} ms"
+            + ("; streamed" if args.stream else "")
         )
         print(
             "round | Déjà miss p50 ms | model direct p50 ms | overhead ms | server CPU ms/miss | Postgres CPU ms/miss"
         )
         for round_ in range(args.rounds):
-            bodies = [chat_body(miss_prompt(10_000 * (round_ + 1) + i, rng)) for i in range(args.requests)]
+            bodies = [body(miss_prompt(10_000 * (round_ + 1) + i, rng)) for i in range(args.requests)]
             server_before = tree_cpu_s(psutil.Process(service.server.process.pid))
             postgres_before = tree_cpu_s(postmaster)
             through = [timed(deja, body) for body in bodies]
