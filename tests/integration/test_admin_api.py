@@ -1619,7 +1619,7 @@ async def test_disabled_rules_must_name_rules_that_exist(
         assert patched.status_code == 422, (settings, patched.text)
         body = patched.json()
         assert body["known_rules"] == list(RULES)
-        assert "direction, number, time, negation, antonym, entity, order" in body["detail"]
+        assert "direction, number, time, negation, antonym, entity, order, code" in body["detail"]
         created = await http.post(
             "/admin/tenants", json={"name": unique("rules"), "settings": settings}, headers=ADMIN_HEADERS
         )

@@ -552,3 +552,25 @@ async def test_a_tenants_delete_and_wrong_hit_flag_through_the_api_are_audited(
         ("cache.flag", flagged, f"key:{t.key_id}"),
         ("cache.delete", deleted, f"key:{t.key_id}"),
     }
+
+
+async def test_code_that_differs_in_a_symbol_or_the_case_of_a_flag_is_another_question(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    """The models read no case and few symbols: "tar -c" got "tar -C"'s answer at similarity 1,
+    "3 // 2" got "3 / 2"'s, whatever the threshold. The `code` rule refuses them; a prompt asked
+    again in lower case is still the same question."""
+    t = await make_tenant()
+    for stored, asked in [
+        ("What does tar -C do?", "What does tar -c do?"),
+        ("What does the Python regex `\\d+` match?", "What does the Python regex `\\D+` match?"),
+        ("What does print(3 // 2) output in Python?", "What does print(3 / 2) output in Python?"),
+        ("Is `if x == 5:` valid Python?", "Is `if x = 5:` valid Python?"),
+        ("What does WHERE a IS NULL return in SQL?", "What does WHERE a = NULL return in SQL?"),
+    ]:
+        await store(http, t.headers, stored, f"About {stored}")
+        found = await lookup(http, t.headers, asked)
+        assert found["hit"] is False, (asked, found)
+    await store(http, t.headers, "What is the capital of France?", "Paris.")
+    again = await lookup(http, t.headers, "what is the capital of france")
+    assert again["hit"] is True

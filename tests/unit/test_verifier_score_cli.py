@@ -62,5 +62,6 @@ def test_the_report_names_the_rules_when_asked_to_decide_without_one_that_does_n
     # The message as one line, whatever width the error box wraps it to.
     message = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
     assert (
-        "no rule named tone; the rules: direction, number, time, negation, antonym, entity, order" in message
+        "no rule named tone; the rules: direction, number, time, negation, antonym, entity, order, code"
+        in message
     )

@@ -35,6 +35,7 @@ ENTITY: Final = "entity"
 DIRECTION: Final = "direction"
 ANTONYM: Final = "antonym"
 ORDER: Final = "order"
+CODE: Final = "code"
 
 # Every analysis of one text (its tokens, numbers, names, directions...) is cached: a lookup
 # checks one prompt against several candidates, and the stored prompts near a tenant's traffic
@@ -2414,6 +2415,63 @@ def opposite_words(a: str, b: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------
+# Code: what the models cannot read. Their vocabulary is uncased and drops most symbols, so
+# "tar -c" and "tar -C", "3 // 2" and "3 / 2", "x = 5" and "x == 5" read alike to them.
+
+# Runs of the symbols code is written with. Prose writes some of them too, and those are left
+# out: a full stop, "!" or "?" alone (a sentence's end), "&" alone ("Build & push"), a slash
+# inside or at the end of a word ("A/B", "w/", "S/4HANA"), an arrow's head ("A -> B"); "%" is
+# the number rule's.
+_OPERATORS: Final = re.compile(r"[=<>!&|/\\*+^~.?]+")
+# A word whose case is its meaning: one with a character that is no letter or digit (a flag
+# "-C", a regex "\\D+", an identifier in backticks "`Parse`", "snake_case"), once the punctuation
+# of prose around it is taken off; one letter alone but the pronoun and the article.
+_CODE_LIKE: Final = re.compile(r"[^\w\s]|_")
+_PROSE_MARKS: Final = "\"'.,;:!?()"
+_LETTER_WORDS: Final = frozenset({"i", "a"})
+
+
+def _operators(text: str) -> tuple[str, ...]:
+    found = []
+    for match in _OPERATORS.finditer(text):
+        run, before = match.group(), text[match.start() - 1 : match.start()]
+        if not run.strip(".!?") or run == "&":
+            continue
+        if run == "/" and before.isalnum():  # "A/B", "w/", "S/4HANA"; "/build" and " / " stay
+            continue
+        if run == ">" and before == "-":  # an arrow
+            continue
+        found.append(run)
+    return tuple(found)
+
+
+def _case_is_meaning(one: str, other: str) -> bool:
+    """Two spellings of a word that differ in case only, where the case changes what it names."""
+    one, other = one.strip(_PROSE_MARKS), other.strip(_PROSE_MARKS)
+    if one == other:
+        return False
+    return (len(one) == 1 and one.casefold() not in _LETTER_WORDS) or _CODE_LIKE.search(one) is not None
+
+
+def different_code(a: str, b: str) -> str | None:
+    """The prompts differ in what code is written with: the symbols between its words ("3 // 2"
+    vs "3 / 2", "x = 5" vs "x == 5", "a = NULL" vs "a IS NULL", "./build" vs "/build"), or the
+    case of a flag, a regex or an identifier ("tar -c" vs "tar -C", "\\d" vs "\\D")."""
+    if _operators(a) != _operators(b):
+        return CODE
+    words_a, words_b = a.split(), b.split()
+    folded_a, folded_b = [w.casefold() for w in words_a], [w.casefold() for w in words_b]
+    matcher = SequenceMatcher(None, folded_a, folded_b, autojunk=False)
+    for tag, i1, i2, j1, _ in matcher.get_opcodes():
+        if tag != "equal":
+            continue
+        for one, other in zip(words_a[i1:i2], words_b[j1 : j1 + (i2 - i1)], strict=True):
+            if one != other and (_case_is_meaning(one, other) or _case_is_meaning(other, one)):
+                return CODE
+    return None
+
+
+# ---------------------------------------------------------------------------------------
 
 # Most specific reason first: a reversed conversion also changes which number has which unit.
 RULES: Final[Mapping[str, Rule]] = {
@@ -2424,6 +2482,7 @@ RULES: Final[Mapping[str, Rule]] = {
     ANTONYM: opposite_words,
     ENTITY: different_entities,
     ORDER: swapped_roles,
+    CODE: different_code,
 }
 
 
