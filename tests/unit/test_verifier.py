@@ -196,14 +196,14 @@ def test_the_same_prompt_but_for_case_and_spacing_is_served_without_the_model() 
     assert scorer.calls == []
     assert verdict.accepted == same
     assert verdict.score == 1.0
-    # "C++" and "C" differ by more than closing punctuation: the `code` rule refuses them before
-    # the model reads them (it would read "c" for both).
-    scorer = FakeScorer({"how do I learn C?": 0.99})
-    refused = build_verifier(scorer).decide(
-        "how do I learn C++?", [candidate("how do I learn C?", 0.97)], policy
+    # "C++" and "C" differ by more than closing punctuation: the model still reads them.
+    scorer = FakeScorer({"how do I learn C?": 0.1})
+    assert (
+        not build_verifier(scorer)
+        .decide("how do I learn C++?", [candidate("how do I learn C?", 0.97)], policy)
+        .hit
     )
-    assert not refused.hit
-    assert scorer.calls == []
+    assert scorer.calls == [[("how do I learn C++?", "how do I learn C?")]]
 
 
 @pytest.mark.parametrize(

@@ -2415,34 +2415,16 @@ def opposite_words(a: str, b: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------
-# Code: what the models cannot read. Their vocabulary is uncased and drops most symbols, so
-# "tar -c" and "tar -C", "3 // 2" and "3 / 2", "x = 5" and "x == 5" read alike to them.
+# Code: what the models cannot read. Their vocabulary is uncased, so "tar -c" and "tar -C",
+# "\\d" and "\\D" read alike to them, and the same-request shortcut folds case too.
 
-# Runs of the symbols code is written with. Prose writes some of them too, and those are left
-# out: a full stop, "!" or "?" alone (a sentence's end), "&" alone ("Build & push"), a slash
-# inside or at the end of a word ("A/B", "w/", "S/4HANA"), an arrow's head ("A -> B"); "%" is
-# the number rule's.
-_OPERATORS: Final = re.compile(r"[=<>!&|/\\*+^~.?]+")
-# A word whose case is its meaning: one with a character that is no letter or digit (a flag
-# "-C", a regex "\\D+", an identifier in backticks "`Parse`", "snake_case"), once the punctuation
-# of prose around it is taken off; one letter alone but the pronoun and the article.
-_CODE_LIKE: Final = re.compile(r"[^\w\s]|_")
+# A word whose case is its meaning: a flag ("-C"), a file's extension at its start (".TMP"),
+# one with a character code is written with (a regex "\\D+", an identifier in backticks,
+# "snake_case", "{x}"), once the punctuation of prose around it is taken off; one letter alone
+# but the pronoun and the article. Not a path or an acronym: "C:\\Temp", "A/B", "NASA".
+_CODE_LIKE: Final = re.compile(r"[\\`_$@{}\[\]<>=|~^*]|^[-.]\w")
 _PROSE_MARKS: Final = "\"'.,;:!?()"
 _LETTER_WORDS: Final = frozenset({"i", "a"})
-
-
-def _operators(text: str) -> tuple[str, ...]:
-    found = []
-    for match in _OPERATORS.finditer(text):
-        run, before = match.group(), text[match.start() - 1 : match.start()]
-        if not run.strip(".!?") or run == "&":
-            continue
-        if run == "/" and before.isalnum():  # "A/B", "w/", "S/4HANA"; "/build" and " / " stay
-            continue
-        if run == ">" and before == "-":  # an arrow
-            continue
-        found.append(run)
-    return tuple(found)
 
 
 def _case_is_meaning(one: str, other: str) -> bool:
@@ -2454,14 +2436,13 @@ def _case_is_meaning(one: str, other: str) -> bool:
 
 
 def different_code(a: str, b: str) -> str | None:
-    """The prompts differ in what code is written with: the symbols between its words ("3 // 2"
-    vs "3 / 2", "x = 5" vs "x == 5", "a = NULL" vs "a IS NULL", "./build" vs "/build"), or the
-    case of a flag, a regex or an identifier ("tar -c" vs "tar -C", "\\d" vs "\\D")."""
-    if _operators(a) != _operators(b):
-        return CODE
+    """A word of code differs in case only: a flag, a regex, an identifier ("tar -c" vs
+    "tar -C", "\\d" vs "\\D", "`Parse`" vs "`parse`"). A prompt written in lower case is
+    still the same request."""
     words_a, words_b = a.split(), b.split()
-    folded_a, folded_b = [w.casefold() for w in words_a], [w.casefold() for w in words_b]
-    matcher = SequenceMatcher(None, folded_a, folded_b, autojunk=False)
+    matcher = SequenceMatcher(
+        None, [w.casefold() for w in words_a], [w.casefold() for w in words_b], autojunk=False
+    )
     for tag, i1, i2, j1, _ in matcher.get_opcodes():
         if tag != "equal":
             continue
