@@ -141,6 +141,8 @@ class Settings(BaseSettings):
         extra="ignore",
         # A refused setting is named, never echoed: it may be a secret (a token too short).
         hide_input_in_errors=True,
+        # An empty variable is no setting (compose passes `DEJA_ADMIN_TOKEN: ${DEJA_ADMIN_TOKEN:-}`).
+        env_ignore_empty=True,
     )
 
     database_url: str | None = Field(

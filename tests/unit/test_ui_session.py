@@ -66,3 +66,10 @@ def test_failed_sign_ins_past_the_limit_wait_for_the_window() -> None:
         throttle.failed("203.0.113.7")
     assert 59 < throttle.wait_s("203.0.113.7") <= 60
     assert throttle.wait_s("198.51.100.1") == 0  # another address tries on
+
+
+def test_an_empty_admin_token_variable_is_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """compose.yaml passes DEJA_ADMIN_TOKEN empty when it is not exported: that refused to start
+    (too short) once admin tokens needed 16 characters."""
+    monkeypatch.setenv("DEJA_ADMIN_TOKEN", "")
+    assert Settings().admin_token is None
