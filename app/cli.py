@@ -8,8 +8,10 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -52,6 +54,10 @@ def _main(
     ] = False,
 ) -> None:
     """Déjà: a semantic cache for LLM responses, on Postgres and pgvector."""
+    from app.settings import misspelt_variables
+
+    for line in misspelt_variables(os.environ):
+        typer.echo(f"deja: warning: {line}", err=True)
 
 
 cli.add_typer(tenants_cli, name="tenants")
@@ -70,7 +76,27 @@ cli.add_typer(embedder_app, name="embedder", help="Export the embedder to ONNX (
 def _database_url(settings: Settings, *, migrate: bool = True) -> str:
     from app.db.migrate import database_url
 
-    return database_url(settings, migrate=migrate, say=lambda line: typer.echo(f"deja: {line}", err=True))
+    with _database_errors():
+        return database_url(settings, migrate=migrate, say=lambda line: typer.echo(f"deja: {line}", err=True))
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """A database that cannot be reached, or refuses the connection, is one line and exit 1."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError) as exc:
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        # asyncpg's errors reach SQLAlchemy wrapped twice: name the one that says what happened.
+        cause = getattr(cause, "__cause__", None) or cause
+        reason = (str(cause).strip().splitlines() or [""])[0]
+        typer.echo(
+            f"deja: the database refused or could not be reached: {type(cause).__name__}: {reason}", err=True
+        )
+        raise typer.Exit(1) from None
 
 
 def _with_session(fn: Callable[[Any], Awaitable[T]]) -> T:
@@ -88,7 +114,8 @@ def _with_session(fn: Callable[[Any], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    with _database_errors():
+        return asyncio.run(run())
 
 
 def _print_json(payload: Any) -> None:
@@ -98,8 +125,10 @@ def _print_json(payload: Any) -> None:
 @cli.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [DEJA_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [DEJA_PORT].")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes [DEJA_WORKERS].")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port [DEJA_PORT].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Worker processes [DEJA_WORKERS].")
+    ] = None,
     migrate: Annotated[
         bool | None, typer.Option(help="Upgrade the schema first [DEJA_MIGRATE_ON_START].")
     ] = None,
@@ -108,8 +137,12 @@ def serve(
     import uvicorn
 
     from app.db.embedded import running_embedded
+    from app.upstream.config import load_router_config
 
     settings = get_settings()
+    # The router's configuration is the workers' to load; a mistake in it is told here, in one
+    # line, before a database is started for nothing.
+    load_router_config(settings.config)
     url = _database_url(settings, migrate=settings.migrate_on_start if migrate is None else migrate)
     # Worker processes read the resolved URL instead of starting servers of their own.
     os.environ["DEJA_DATABASE_URL"] = url
@@ -118,7 +151,7 @@ def serve(
     # the embedded Postgres below is left cleanly instead of the process dying on the spot.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     # One worker keeps one core busy (measured: scripts/workers_bench.sh), so one per core.
-    worker_count = workers or settings.workers or len(os.sched_getaffinity(0))
+    worker_count = workers or settings.workers or min(len(os.sched_getaffinity(0)), 64)
     metrics_dir: Path | None = None
     if worker_count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker counts in its own process; /metrics merges their files from this directory.
@@ -126,35 +159,85 @@ def serve(
 
         metrics_dir = settings.data_dir.resolve() / "prometheus" / f"serve-{os.getpid()}"
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = prepare_multiprocess_dir(metrics_dir)
+    config = uvicorn.Config(
+        "app.asgi:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=worker_count,
+        log_config=None,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+        limit_concurrency=settings.max_connections,
+        proxy_headers=True,
+    )
     try:
-        uvicorn.run(
-            "app.asgi:create_app",
-            factory=True,
-            host=host or settings.host,
-            port=port or settings.port,
-            workers=worker_count,
-            log_config=None,
-            timeout_graceful_shutdown=settings.shutdown_grace_s,
-            limit_concurrency=settings.max_connections,
-            proxy_headers=True,
-        )
+        started = _run_server(config)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
         embedded = running_embedded()
         if embedded is not None:
             embedded.stop()
+    if not started:
+        typer.echo("deja: the server did not start (the log above says why)", err=True)
+        raise typer.Exit(3)
+
+
+def _run_server(config: Any) -> bool:
+    """Serve until stopped; False when the server (or a worker) failed before it served."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    if config.workers == 1:
+        server = uvicorn.Server(config)
+        server.run()
+        return bool(server.started)
+    # uvicorn's own run() exits 0 when a worker fails at start-up and the supervisor gives up
+    # (a broken configuration, a database down): an init system would take that for a clean stop.
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    return not any(process.exitcode == _STARTUP_FAILURE for process in supervisor.processes)
+
+
+_STARTUP_FAILURE = 3  # what a uvicorn worker exits with when the app fails to start
 
 
 @cli.command()
 def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    downgrade: Annotated[
+        bool,
+        typer.Option(
+            "--downgrade",
+            help="Go back to REVISION, an older one: undoes the later revisions, and drops what they added.",
+        ),
+    ] = False,
 ) -> None:
-    """Upgrade the database schema (default: to the newest revision)."""
+    """Upgrade the database schema (default: to the newest revision), or with --downgrade take it back."""
+    from alembic.util.exc import CommandError
+
     from app.db import migrate as migrations
 
-    migrations.upgrade(_database_url(get_settings(), migrate=False), revision)
-    typer.echo(f"schema at {revision}")
+    url = _database_url(get_settings(), migrate=False)
+    with _database_errors():
+        try:
+            before = migrations.revision_of(url)
+            if downgrade:
+                migrations.downgrade(url, revision)
+            else:
+                migrations.upgrade(url, revision)
+            after = migrations.revision_of(url)
+        except CommandError as exc:
+            typer.echo(f"deja: {exc} (revisions: {', '.join(migrations.revisions())})", err=True)
+            raise typer.Exit(1) from None
+    if not downgrade and before is not None and migrations.is_older(revision, before):
+        typer.echo(
+            f"deja: the schema is at {before}, after {revision}: nothing done (`deja migrate {revision} "
+            "--downgrade` takes it back)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"schema at {after or 'base'}")
 
 
 def _actor() -> str:
@@ -265,6 +348,16 @@ def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id."
     _print_json(_run_or_exit(lambda: _with_session(revoke)))
 
 
+def _period(value: str) -> Any:
+    from app.ledger.schemas import Period
+
+    try:
+        return Period(value)
+    except ValueError:
+        periods = " or ".join(p.value for p in Period)
+        raise typer.BadParameter(f"{value!r} is not a period: {periods}", param_hint="PERIOD") from None
+
+
 @quotas_cli.command("list")
 def quotas_list(tenant_id: Annotated[uuid.UUID, typer.Argument(help="The tenant's id.")]) -> None:
     """A tenant's quotas as JSON lines."""
@@ -292,16 +385,16 @@ def quotas_set(
     """Set a tenant's quota for a period (limits not given: unlimited); prints it as JSON."""
     import msgspec
 
-    from app.ledger.schemas import Period, QuotaIn, QuotaOut
+    from app.ledger.schemas import QuotaIn, QuotaOut
     from app.ledger.service import LedgerAdminService
     from app.tenants.service import TenantService
 
+    which = _period(period)
     try:
-        which = Period(period)
         limits = msgspec.convert(
             {"max_requests": max_requests, "max_tokens": max_tokens, "max_cost_usd": max_cost_usd}, QuotaIn
         )
-    except (ValueError, msgspec.ValidationError) as exc:
+    except msgspec.ValidationError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
     async def put(session: Any) -> Any:
@@ -318,14 +411,10 @@ def quotas_delete(
     period: Annotated[str, typer.Argument(help="day or month.")],
 ) -> None:
     """Remove a tenant's quota for a period (it becomes unlimited)."""
-    from app.ledger.schemas import Period
     from app.ledger.service import LedgerAdminService
     from app.tenants.service import TenantService
 
-    try:
-        which = Period(period)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    which = _period(period)
 
     async def remove(session: Any) -> dict[str, str]:
         await TenantService(session, _actor()).get(tenant_id)
@@ -434,7 +523,7 @@ def eval_pairs(
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
     ] = False,
     limit: Annotated[
-        int | None, typer.Option(help="Evaluate a seeded random sample of this many pairs.")
+        int | None, typer.Option(min=1, help="Evaluate a seeded random sample of this many pairs.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
     tenant_settings: Annotated[
@@ -599,7 +688,22 @@ def _run_or_exit(fn: Callable[[], T]) -> T:
 
 
 def main() -> None:
-    cli()
+    from pydantic import ValidationError
+
+    from app.settings import settings_problems
+    from app.upstream.config import RouterConfigError
+
+    try:
+        cli()
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        for line in settings_problems(exc):
+            typer.echo(f"deja: {line}", err=True)
+        sys.exit(1)
+    except RouterConfigError as exc:
+        typer.echo(f"deja: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,31 @@ docs/configuration.md."""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_path
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+def asyncpg_url(value: str | None) -> str | None:
+    """A Postgres URL as Déjà connects to it (asyncpg): `postgresql://` and `postgres://`, the forms
+    providers hand out, are read as `postgresql+asyncpg://`; another driver or a broken URL is refused."""
+    if value is None:
+        return None
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):
+        raise ValueError("not a database URL: postgresql+asyncpg://user:password@host:5432/db") from None
+    if url.drivername not in ("postgresql", "postgres", "postgresql+asyncpg"):
+        raise ValueError(f"Déjà connects with asyncpg: postgresql+asyncpg://..., not {url.drivername}://...")
+    return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
 def default_data_dir() -> Path:
@@ -30,6 +48,11 @@ class DatabaseSettings(BaseModel):
         description="A streaming replica of the database: cache lookups search there, and confirm the "
         "entry they serve on the primary; everything else reads and writes the primary.",
     )
+
+    @field_validator("read_replica_url")
+    @classmethod
+    def _asyncpg(cls, value: str | None) -> str | None:
+        return asyncpg_url(value)
 
 
 class RequestLimits(BaseModel):
@@ -118,6 +141,7 @@ class CacheSettings(BaseModel):
 class UISettings(BaseModel):
     session_secret: SecretStr | None = Field(
         None,
+        min_length=32,
         description="Signs the dashboard's session and CSRF cookies (at least 32 characters). Unset: "
         "derived from the admin token; with no admin token either, random per process (sign-ins then "
         "end at restart and need a single worker).",
@@ -210,6 +234,16 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     ui: UISettings = Field(default_factory=UISettings)
 
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg(cls, value: str | None) -> str | None:
+        return asyncpg_url(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("ledger_rollup_interval_s")
     @classmethod
     def _off_or_a_second(cls, value: float) -> float:
@@ -228,3 +262,47 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+PREFIX = "DEJA_"
+
+
+def variable_names() -> list[str]:
+    """Every environment variable the settings read: `DEJA_PORT`, `DEJA_CACHE__TOP_K`, and each
+    group whole as JSON (`DEJA_CACHE`)."""
+    names = []
+    for name, field in Settings.model_fields.items():
+        names.append(PREFIX + name.upper())
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseModel):
+            names.extend(f"{PREFIX}{name.upper()}__{inner.upper()}" for inner in group.model_fields)
+    return names
+
+
+def misspelt_variables(environ: Mapping[str, str]) -> Iterator[str]:
+    """`DEJA_*` variables the settings do not read but that look meant for them: inside a group
+    (`DEJA_CACHE__TOPK`) or close to a setting's name (`DEJA_CONFIGG`). Others (a client's
+    `DEJA_API_KEY`) are not Déjà's to judge."""
+    known = variable_names()
+    groups = {name.split("__")[0] for name in known if "__" in name}
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith(PREFIX) or upper in known:
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
+        if close:
+            yield f"{variable} is not a setting, and is ignored: did you mean {close[0]}?"
+        elif upper.split("__")[0] in groups and "__" in upper:
+            yield f"{variable} is not a setting, and is ignored (docs/configuration.md lists them)"
+
+
+def settings_problems(error: ValidationError) -> Iterator[str]:
+    """A refused setting as the variable that holds it and the reason, never its value."""
+    for problem in error.errors(include_input=False, include_url=False):
+        variable = PREFIX + "__".join(str(part) for part in problem["loc"]).upper()
+        context = problem.get("ctx") or {}
+        if problem["type"] == "too_short" and "min_length" in context:
+            reason = f"at least {context['min_length']} characters"
+        else:
+            reason = problem["msg"].removeprefix("Value error, ")
+        yield f"{variable}: {reason}"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.db.embedded import resolve_database_url
 from app.resources import alembic_ini, migrations_dir
@@ -43,6 +44,34 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_base_config()).get_current_head()
     assert head is not None, "migrations/ has no revisions"
     return head
+
+
+def revisions() -> list[str]:
+    """Every revision, oldest first."""
+    script = ScriptDirectory.from_config(_base_config())
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def is_older(revision: str, than: str) -> bool:
+    """Whether `revision` (an id, a prefix of one, `base` or `head`) comes before `than`."""
+    script = ScriptDirectory.from_config(_base_config())
+    target = script.get_revision(revision)
+    order = revisions()
+    position = -1 if target is None else order.index(target.revision)
+    return position < order.index(than)
+
+
+def revision_of(url: str) -> str | None:
+    """The schema revision of the database at `url` (None: no schema yet)."""
+
+    async def read() -> str | None:
+        engine = create_async_engine(url)
+        try:
+            return await schema_revision(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
 
 
 async def schema_revision(engine: AsyncEngine) -> str | None:

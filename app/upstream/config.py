@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
+import math
 import os
 import re
 import tomllib
@@ -12,6 +15,8 @@ import msgspec
 
 DEFAULT_UPSTREAM = "openai"
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ROUTER_KEYS = ("upstreams", "routes", "default_route", "breaker", "retry", "max_answer_chars")
+logger = logging.getLogger(__name__)
 
 
 class RouterConfigError(ValueError):
@@ -115,9 +120,13 @@ def parse_router_config(text: str, *, source: str = "router config") -> RouterCo
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RouterConfigError(f"{source}: not valid TOML: {exc}") from None
-    # The file may hold other sections for the rest of Déjà; the router reads only its own keys.
-    known = {"upstreams", "routes", "default_route", "breaker", "retry", "max_answer_chars"}
-    router_data = {key: value for key, value in data.items() if key in known}
+    # The file may hold other sections; the router reads only its own keys, and names the others
+    # (a misspelt `[[route]]` would otherwise send its models to the default upstream unseen).
+    router_data = {key: value for key, value in data.items() if key in _ROUTER_KEYS}
+    for key in sorted(set(data) - set(_ROUTER_KEYS)):
+        close = difflib.get_close_matches(key, _ROUTER_KEYS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        logger.warning("%s: the router does not read %r%s", source, key, hint)
     if "upstreams" not in router_data:
         raise RouterConfigError(f"{source}: no [[upstreams]] declared")
     try:
@@ -139,6 +148,10 @@ def load_router_config(
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise RouterConfigError(f"cannot read router config {file}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RouterConfigError(
+            f"cannot read router config {file}: not UTF-8 text (byte {exc.start + 1})"
+        ) from None
     return parse_router_config(text, source=str(file))
 
 
@@ -158,8 +171,8 @@ def validate_router_config(config: RouterConfig, *, source: str = "router config
             problems.append(f"{where}: base_url must start with http:// or https://")
         if upstream.api_key_env is not None and not _ENV_NAME_RE.match(upstream.api_key_env):
             problems.append(f"{where}: api_key_env must name an environment variable, not hold a key")
-        if upstream.timeout_s <= 0:
-            problems.append(f"{where}: timeout_s must be positive")
+        if not (math.isfinite(upstream.timeout_s) and upstream.timeout_s > 0):
+            problems.append(f"{where}: timeout_s must be a positive number of seconds")
         if upstream.max_concurrency < 1:
             problems.append(f"{where}: max_concurrency must be at least 1")
         if upstream.max_retries < 0:
@@ -179,15 +192,17 @@ def validate_router_config(config: RouterConfig, *, source: str = "router config
                 problems.append(f"{where}: unknown upstream {upstream_name!r} (declared: {', '.join(names)})")
     if config.breaker.failure_threshold < 1:
         problems.append("breaker.failure_threshold must be at least 1")
-    if config.breaker.cooldown_s < 0:
-        problems.append("breaker.cooldown_s must not be negative")
-    if (
-        config.retry.backoff_base_s < 0
-        or config.retry.backoff_max_s < 0
-        or config.retry.retry_after_max_s < 0
-    ):
-        problems.append("retry durations must not be negative")
+    if not _seconds(config.breaker.cooldown_s):
+        problems.append("breaker.cooldown_s must be a number of seconds, not negative")
+    retry = config.retry
+    if not all(_seconds(s) for s in (retry.backoff_base_s, retry.backoff_max_s, retry.retry_after_max_s)):
+        problems.append("retry durations must be numbers of seconds, not negative")
     if config.max_answer_chars < 1:
         problems.append("max_answer_chars must be at least 1")
     if problems:
         raise RouterConfigError(f"{source}: " + "; ".join(problems))
+
+
+def _seconds(value: float) -> bool:
+    """A duration the router can wait: finite (TOML reads `nan` and `inf`) and not negative."""
+    return math.isfinite(value) and value >= 0

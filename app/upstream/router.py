@@ -390,10 +390,10 @@ class ModelRouter:
     ) -> _T:
         """One call at one upstream: breaker check, concurrency slot, deadline, verdict."""
         if upstream.client is None:
-            self._record(
-                upstream, model, trail, Outcome.NO_KEY, 0.0, f"{upstream.config.api_key_env} is not set"
-            )
-            raise _Failure(Outcome.NO_KEY, f"{upstream.config.api_key_env} is not set", retryable=False)
+            # Tenants read this in their 502: the operator's variable is named in the start-up warning only.
+            detail = "no API key configured for this upstream"
+            self._record(upstream, model, trail, Outcome.NO_KEY, 0.0, detail)
+            raise _Failure(Outcome.NO_KEY, detail, retryable=False)
         breaker = upstream.breakers.of(model)
         if not breaker.allow():
             detail = "circuit breaker open" + (

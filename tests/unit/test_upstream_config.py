@@ -111,6 +111,19 @@ def test_load_reads_a_file_or_falls_back_to_the_environment(tmp_path: Path) -> N
     assert load_router_config(None, environ={}).upstreams[0].name == "openai"
     with pytest.raises(RouterConfigError, match="cannot read"):
         load_router_config(tmp_path / "missing.toml")
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'[[upstreams]]\nname = "caf\xe9"\n')
+    with pytest.raises(RouterConfigError, match=r"latin.toml: not UTF-8 text \(byte 26\)"):
+        load_router_config(latin)
+
+
+def test_a_section_the_router_does_not_read_is_named(caplog: pytest.LogCaptureFixture) -> None:
+    text = '[[upstreams]]\nname = "a"\n[[route]]\nmodel = "m"\nprimary = "a"\n'
+
+    config = parse_router_config(text, source="deja.toml")
+
+    assert config.routes == ()
+    assert "deja.toml: the router does not read 'route' (did you mean 'routes'?)" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -134,6 +147,11 @@ def test_load_reads_a_file_or_falls_back_to_the_environment(tmp_path: Path) -> N
             "two routes",
         ),
         ('[[upstreams]]\nname = "a"\n[breaker]\nfailure_threshold = 0\n', "failure_threshold"),
+        # TOML reads nan and inf as floats: a nan timeout failed every miss, an inf one never ended.
+        ('[[upstreams]]\nname = "a"\ntimeout_s = nan\n', "timeout_s must be a positive number"),
+        ('[[upstreams]]\nname = "a"\ntimeout_s = inf\n', "timeout_s must be a positive number"),
+        ('[[upstreams]]\nname = "a"\n[breaker]\ncooldown_s = nan\n', "cooldown_s must be a number"),
+        ('[[upstreams]]\nname = "a"\n[retry]\nbackoff_max_s = inf\n', "retry durations"),
     ],
 )
 def test_bad_config_is_refused_clearly(text: str, message: str) -> None:
