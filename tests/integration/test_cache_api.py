@@ -554,18 +554,20 @@ async def test_a_tenants_delete_and_wrong_hit_flag_through_the_api_are_audited(
     }
 
 
-async def test_code_that_differs_in_the_case_of_a_flag_or_an_identifier_is_another_question(
+async def test_code_that_differs_in_the_case_of_a_flag_or_in_an_operator_is_another_question(
     http: httpx.AsyncClient, make_tenant
 ) -> None:  # type: ignore[no-untyped-def]
-    """The models read no case: "tar -c" got "tar -C"'s answer at similarity 1, whatever the
-    threshold. The `code` rule refuses them; a prompt asked again in lower case is still the
-    same question."""
+    """The models read no case and few symbols: "tar -c" got "tar -C"'s answer at similarity 1,
+    whatever the threshold, and "3 / 2" got "3 // 2"'s. The `code` rule refuses them; a prompt
+    asked again in lower case is still the same question."""
     t = await make_tenant()
     for stored, asked in [
         ("What does tar -C do?", "What does tar -c do?"),
         ("What does the Python regex `\\d+` match?", "What does the Python regex `\\D+` match?"),
         ("In Go, is the function `Parse` exported?", "In Go, is the function `parse` exported?"),
         ("What does grep -R foo . do?", "What does grep -r foo . do?"),
+        ("What does 3 // 2 return in Python?", "What does 3 / 2 return in Python?"),
+        ("In JavaScript, why is x = 5 true?", "In JavaScript, why is x == 5 true?"),
     ]:
         await store(http, t.headers, stored, f"About {stored}")
         found = await lookup(http, t.headers, asked)

@@ -14,6 +14,7 @@ from app.cache.policy import TenantCachePolicy
 from app.cache.verifier.base import Candidate, VerifierPolicy
 from app.cache.verifier.rules import (
     ANTONYM,
+    CODE,
     DIRECTION,
     ENTITY,
     NEGATION,
@@ -21,6 +22,7 @@ from app.cache.verifier.rules import (
     ORDER,
     STATED_OTHERWISE_CHARS,
     TIME,
+    different_code,
     different_entities,
     different_negation,
     different_numbers,
@@ -606,3 +608,46 @@ def test_negation_is_off_by_default_and_a_tenant_may_turn_it_on() -> None:
 
     every_rule = TenantCachePolicy(disabled_rules=[]).verifier_policy()
     assert [result.rejection for result in RulesStage().check(asked, stored, every_rule)] == [NEGATION]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("What does tar -C do?", "What does tar -c do?"),
+        ("What does the regex \\d+ match?", "What does the regex \\D+ match?"),
+        ("In Go, is `Parse` exported?", "In Go, is `parse` exported?"),
+        ("What does 3 // 2 return in Python?", "What does 3 / 2 return in Python?"),
+        ("Why is x = 5 true here?", "Why is x == 5 true here?"),
+        ("What does a && b give when b is false?", "What does a || b give when b is false?"),
+        ("In C, what does x += 1 do?", "In C, what does x =+ 1 do?"),
+        ("Does a < b hold for equal values?", "Does a <= b hold for equal values?"),
+        ("What is 2^3 in Python?", "What is 2*3 in Python?"),
+        ("What does if (a != b) do?", "What does if (a == b) do?"),
+    ],
+)
+def test_code_that_differs_in_case_or_in_an_operator_is_another_request(first: str, second: str) -> None:
+    assert different_code(first, second) == CODE
+    assert different_code(second, first) == CODE
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("What is the capital of France?", "what is the capital of france"),
+        ("C corp or S corp: how do they differ?", "c corp vs s corp: how do they differ?"),
+        ("Delete all .TMP files in C:\\Temp", "delete all .tmp files in C:\\temp"),
+        ("What is in \\\\Server\\Share?", "What is in \\\\server\\share?"),
+        ("What is a 30/60/90 day plan?", "What is a 30-60-90 day plan?"),
+        ("John Sutter ( 1803 - 1880 ) was a pioneer", "John Sutter ( 1803 -- 1880 ) was a pioneer"),
+        ("Tell me about e-mail etiquette", "Tell me about email etiquette"),
+        ("How do I use a read/write lock?", "How do I use a read-write lock?"),
+        ("Map the field A -> B", "Map the field A => B"),
+        ("Is x==5 the same as y?", "Is x == 5 the same as y?"),
+        ("What is C++?", "what is c++?"),
+    ],
+)
+def test_code_written_in_another_case_or_with_another_dash_is_the_same_request(
+    first: str, second: str
+) -> None:
+    assert different_code(first, second) is None
+    assert different_code(second, first) is None

@@ -2418,36 +2418,69 @@ def opposite_words(a: str, b: str) -> str | None:
 # Code: what the models cannot read. Their vocabulary is uncased, so "tar -c" and "tar -C",
 # "\\d" and "\\D" read alike to them, and the same-request shortcut folds case too.
 
-# A word whose case is its meaning: a flag ("-C"), a file's extension at its start (".TMP"),
-# one with a character code is written with (a regex "\\D+", an identifier in backticks,
-# "snake_case", "{x}"), once the punctuation of prose around it is taken off; one letter alone
-# but the pronoun and the article. Not a path or an acronym: "C:\\Temp", "A/B", "NASA".
-_CODE_LIKE: Final = re.compile(r"[\\`_$@{}\[\]<>=|~^*]|^[-.]\w")
+# A word whose case is its meaning: a flag ("-C"), one with a character code is written with
+# (a regex "\\D+", an identifier in backticks, "snake_case", "{x}"), once the punctuation of
+# prose around it is taken off. Not a path, an acronym, a file's extension or a letter alone:
+# "C:\\Temp", "A/B", "NASA", ".TMP" typed ".tmp", "C corp" typed "c corp".
+_CODE_LIKE: Final = re.compile(r"[\\`_$@{}\[\]<>=|~^*]|^-\w")
 _PROSE_MARKS: Final = "\"'.,;:!?()"
-_LETTER_WORDS: Final = frozenset({"i", "a"})
+# A Windows path, whose case Windows ignores: "C:\\Temp", "\\\\server\\share".
+_WINDOWS_PATH: Final = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")
 
 
 def _case_is_meaning(one: str, other: str) -> bool:
     """Two spellings of a word that differ in case only, where the case changes what it names."""
     one, other = one.strip(_PROSE_MARKS), other.strip(_PROSE_MARKS)
-    if one == other:
+    if one == other or _WINDOWS_PATH.match(one):
         return False
-    return (len(one) == 1 and one.casefold() not in _LETTER_WORDS) or _CODE_LIKE.search(one) is not None
+    return _CODE_LIKE.search(one) is not None
+
+
+# An operator: what code computes with. The models read "3 // 2" and "3 / 2", "x = 5" and
+# "x == 5" as one request. Two hyphens are a dash typed ("1803 -- 1880"), and an arrow is an
+# arrow whichever it is ("A -> B", "A => B").
+_OPERATOR_CHARS: Final = frozenset("/*=<>!&|%^~+-")
+_ARROWS: Final = re.compile(r"-+>|=+>")
+_NOT_ALNUM: Final = re.compile(r"[\W_]+")
+
+
+def _operators(word: str) -> str:
+    return "".join(c for c in _ARROWS.sub("→", word) if c in _OPERATOR_CHARS).replace("--", "-")
+
+
+def _operator_is_meaning(one: str, other: str) -> bool:
+    """Two spellings of a word of code that differ in an operator only ("//" and "/", "x=5"
+    and "x==5", "i++" and "i--"), not in a separator between words ("30/60/90", "30-60-90")."""
+    ops_one, ops_other = _operators(one), _operators(other)
+    if not ops_one or not ops_other or ops_one == ops_other:
+        return False
+    if _NOT_ALNUM.sub("", one.casefold()) != _NOT_ALNUM.sub("", other.casefold()):
+        return False
+    words = any(c.isalnum() for c in one + other)
+    if words and set(ops_one + ops_other) <= {"-", "/"}:
+        return False
+    return not words or any(c.isdigit() for c in one + other) or _CODE_LIKE.search(one + other) is not None
 
 
 def different_code(a: str, b: str) -> str | None:
-    """A word of code differs in case only: a flag, a regex, an identifier ("tar -c" vs
-    "tar -C", "\\d" vs "\\D", "`Parse`" vs "`parse`"). A prompt written in lower case is
-    still the same request."""
+    """A word of code differs in case only (a flag, a regex, an identifier: "tar -c" vs "tar -C",
+    "\\d" vs "\\D", "`Parse`" vs "`parse`") or in an operator ("3 // 2" vs "3 / 2"). A prompt
+    written in lower case, or with its dashes typed otherwise, is still the same request."""
     words_a, words_b = a.split(), b.split()
     matcher = SequenceMatcher(
         None, [w.casefold() for w in words_a], [w.casefold() for w in words_b], autojunk=False
     )
-    for tag, i1, i2, j1, _ in matcher.get_opcodes():
-        if tag != "equal":
-            continue
-        for one, other in zip(words_a[i1:i2], words_b[j1 : j1 + (i2 - i1)], strict=True):
-            if one != other and (_case_is_meaning(one, other) or _case_is_meaning(other, one)):
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            pairs = zip(words_a[i1:i2], words_b[j1:j2], strict=True)
+            if any(
+                one != other and (_case_is_meaning(one, other) or _case_is_meaning(other, one))
+                for one, other in pairs
+            ):
+                return CODE
+        elif tag == "replace" and i2 - i1 == j2 - j1:
+            pairs = zip(words_a[i1:i2], words_b[j1:j2], strict=True)
+            if any(_operator_is_meaning(one, other) for one, other in pairs):
                 return CODE
     return None
 
