@@ -192,6 +192,7 @@ def serve(
 def _run_server(config: Any) -> bool:
     """Serve until stopped; False when the server (or a worker) failed before it served."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
     if config.workers == 1:
@@ -202,10 +203,7 @@ def _run_server(config: Any) -> bool:
     # (a broken configuration, a database down): an init system would take that for a clean stop.
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])
     supervisor.run()
-    return not any(process.exitcode == _STARTUP_FAILURE for process in supervisor.processes)
-
-
-_STARTUP_FAILURE = 3  # what a uvicorn worker exits with when the app fails to start
+    return not any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
 
 
 @cli.command()

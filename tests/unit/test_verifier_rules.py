@@ -623,6 +623,7 @@ def test_negation_is_off_by_default_and_a_tenant_may_turn_it_on() -> None:
         ("Does a < b hold for equal values?", "Does a <= b hold for equal values?"),
         ("What is 2^3 in Python?", "What is 2*3 in Python?"),
         ("What does if (a != b) do?", "What does if (a == b) do?"),
+        ("What does `rm -rf ./build` delete?", "What does `rm -rf /build` delete?"),
     ],
 )
 def test_code_that_differs_in_case_or_in_an_operator_is_another_request(first: str, second: str) -> None:
@@ -644,6 +645,8 @@ def test_code_that_differs_in_case_or_in_an_operator_is_another_request(first: s
         ("Map the field A -> B", "Map the field A => B"),
         ("Is x==5 the same as y?", "Is x == 5 the same as y?"),
         ("What is C++?", "what is c++?"),
+        ("What is Node.js?", "What is node-js?"),
+        ("Write it up, e.g. as a list.", "Write it up, eg as a list."),
     ],
 )
 def test_code_written_in_another_case_or_with_another_dash_is_the_same_request(

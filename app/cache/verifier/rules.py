@@ -2439,13 +2439,17 @@ def _case_is_meaning(one: str, other: str) -> bool:
 # An operator: what code computes with. The models read "3 // 2" and "3 / 2", "x = 5" and
 # "x == 5" as one request. Two hyphens are a dash typed ("1803 -- 1880"), and an arrow is an
 # arrow whichever it is ("A -> B", "A => B").
-_OPERATOR_CHARS: Final = frozenset("/*=<>!&|%^~+-")
+_OPERATOR_CHARS: Final = frozenset("/*=<>!&|%^~+-.")
 _ARROWS: Final = re.compile(r"-+>|=+>")
 _NOT_ALNUM: Final = re.compile(r"[\W_]+")
+# A path in code: "./build", "../lib", "~/bin", "/etc/hosts".
+_PATH: Final = re.compile(r"^[`'\"(]*(?:\.{1,2}/|~/|/)\w")
 
 
 def _operators(word: str) -> str:
-    return "".join(c for c in _ARROWS.sub("→", word) if c in _OPERATOR_CHARS).replace("--", "-")
+    """The operators of a word, a full stop at its end being prose's, not code's."""
+    core = _ARROWS.sub("→", word.rstrip(_PROSE_MARKS))
+    return "".join(c for c in core if c in _OPERATOR_CHARS).replace("--", "-")
 
 
 def _operator_is_meaning(one: str, other: str) -> bool:
@@ -2459,7 +2463,12 @@ def _operator_is_meaning(one: str, other: str) -> bool:
     words = any(c.isalnum() for c in one + other)
     if words and set(ops_one + ops_other) <= {"-", "/"}:
         return False
-    return not words or any(c.isdigit() for c in one + other) or _CODE_LIKE.search(one + other) is not None
+    return (
+        not words
+        or any(c.isdigit() for c in one + other)
+        or _CODE_LIKE.search(one + other) is not None
+        or (_PATH.match(one) or _PATH.match(other)) is not None
+    )
 
 
 def different_code(a: str, b: str) -> str | None:
