@@ -53,6 +53,8 @@ class SingleFlight:
         # Nobody may be waiting when the leader fails: do not warn about an unread exception.
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._inflight[key] = future
+        # A leader before it may have left its write's time: this one's is not written yet.
+        self._finished_at.pop(key, None)
         return future
 
     def finish(

@@ -935,6 +935,9 @@ class CompletionPipeline:
         request is booked for the answer and for the answers of the attempts before it that a
         provider counted tokens for but that could not be used (`trail`); the entry costs what
         its answer did, which is what a hit on it saves."""
+        # Those who call this settle the request's coalescing group after it, but for a stream its
+        # client left (`_finish_left`), which settled it when the client went.
+        settled_after = not left
         answer_usage, reported = self._answer_usage(job, model_used, completion)
         cost = await self.books.cost(model_used, answer_usage)
         usage, booked_cost = await self._with_billed(
@@ -972,6 +975,12 @@ class CompletionPipeline:
         # The answer goes to the client first; storing it, settling the quota and booking the
         # request are written after (app.ledger.writer), under the entry id chosen here.
         row.entry_id = (job.entry_id or uuid.uuid4()) if scope is not None else None
+        refreshed = scope if scope is not None and job.controls.no_cache else None
+        if refreshed is not None and job.key is None and settled_after:
+            # Until the answers a refresh replaces are retired, this process's identical requests
+            # get its answer: one sent right after it would otherwise be served the old answer.
+            job.key = (job.caller.tenant_id, job.controls.namespace, refreshed.exact_hash)
+            job.future = self.inflight.lead(job.key)
         key, future, replica_key = job.key, job.future, job.replica_key
         tenant_id, namespace = job.caller.tenant_id, job.controls.namespace
         job.replica_key = None  # released with the stored answer, or by `stored` when that failed
@@ -997,19 +1006,18 @@ class CompletionPipeline:
                 # look for the entry once the key is free, find both at once.
                 await InflightRepository(session).release(tenant_id, namespace, replica_key, self.lease)
 
-        refreshed = scope if scope is not None and job.controls.no_cache else None
-
         async def stored(written: bool) -> None:
+            if written and refreshed is not None and row.entry_id is not None:
+                # A refresh replaces what later requests find: the answers stored before for the
+                # same prompt expire, and the paraphrases aliased to them are let go, before the
+                # requests that joined the refresh stop doing so and look up.
+                await self._retire_older(tenant_id, namespace, refreshed.exact_hash, row.entry_id)
             if key is not None and future is not None:
                 self.inflight.written(key, future)
             if replica_key is not None and not written:
                 # The answer's transaction did not commit (it waits in the spool, or failed): the
                 # key is freed on its own, so that the followers lead themselves.
                 await self.replicas.release(tenant_id, namespace, replica_key)
-            if written and refreshed is not None and row.entry_id is not None:
-                # A refresh replaces what later requests find: the answers stored before for the
-                # same prompt expire, and the paraphrases aliased to them are let go.
-                await self._retire_older(tenant_id, namespace, refreshed.exact_hash, row.entry_id)
 
         entry_id = row.entry_id
         await self.writer.submit(

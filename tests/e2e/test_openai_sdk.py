@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import httpx
 import openai
@@ -856,6 +857,34 @@ async def test_an_answer_stored_through_the_cache_api_replays_as_openai_clients_
     ) as stream:
         final = await stream.get_final_completion()
     assert final.choices[0].message.content == "In the wiki, under Writing."
+
+
+async def test_the_request_right_after_a_refresh_gets_the_fresh_answer(
+    client: openai.AsyncOpenAI, deja: ServerThread
+) -> None:
+    """A refresh's answer is written after its response, and the answer it replaces retired after
+    that: the same prompt sent at once was served the old answer."""
+    messages = [{"role": "user", "content": unique("Which regions does the CDN serve from?")}]
+
+    async def ask(**headers: str) -> Any:
+        return await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=messages,  # type: ignore[arg-type]
+            extra_headers=headers,  # type: ignore[arg-type]
+        )
+
+    first = await ask()
+    await deja.settle()
+    refreshed = await ask(**{"Cache-Control": "no-cache"})
+    right_after = await ask()  # no settling: while the refresh's answer is being written
+    assert refreshed.headers["x-cache-entry"] != first.headers["x-cache-entry"]
+    assert right_after.headers["x-cache-entry"] == refreshed.headers["x-cache-entry"], right_after.headers
+    await deja.settle()
+    later = await ask()
+    assert (later.headers["x-cache"], later.headers["x-cache-entry"]) == (
+        "HIT",
+        refreshed.headers["x-cache-entry"],
+    )
 
 
 async def test_a_refresh_replaces_the_answer_its_paraphrases_were_served_too(
