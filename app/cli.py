@@ -11,7 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -195,14 +195,17 @@ def _run_server(config: Any) -> bool:
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
+    # Ctrl-C is raised again once the server has stopped gracefully (as in uvicorn's own run()).
     if config.workers == 1:
         server = uvicorn.Server(config)
-        server.run()
+        with suppress(KeyboardInterrupt):
+            server.run()
         return bool(server.started)
     # uvicorn's own run() exits 0 when a worker fails at start-up and the supervisor gives up
     # (a broken configuration, a database down): an init system would take that for a clean stop.
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])
-    supervisor.run()
+    with suppress(KeyboardInterrupt):
+        supervisor.run()
     return not any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
 
 
