@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from app.cache.admin_routes import CacheAdminController
 from app.cache.routes import CacheController
 from app.catalog.routes import ModelsController
 from app.completions.routes import CompletionsController
+from app.db.engine import failure_reason
 from app.dependencies import BASE_DEPENDENCIES
 from app.ledger.admin_routes import LedgerAdminController
 from app.ledger.routes import UsageController
@@ -37,6 +39,8 @@ from app.ui.routes import TEMPLATES, create_ui_router
 # nothing from a CDN, so they work offline and behind strict egress rules.
 SWAGGER_ASSETS = "/static/swagger-ui"
 SWAGGER_DIR = Path(__file__).resolve().parent / "static" / "swagger-ui"
+
+log = logging.getLogger(__name__)
 
 
 DOCS_HEADERS = [
@@ -70,7 +74,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = await Services.start(settings)
+        try:
+            services = await Services.start(settings)
+        except Exception as exc:
+            # Said in one line before the traceback the server logs next, for whoever reads why
+            # `deja serve` did not start.
+            log.error("start-up failed", extra={"reason": failure_reason(exc)})
+            raise
         app.state.services = services
         settle_startup_objects()
         try:

@@ -86,16 +86,12 @@ def _database_errors() -> Iterator[None]:
     import asyncpg
     from sqlalchemy.exc import DBAPIError
 
+    from app.db.engine import failure_reason
+
     try:
         yield
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError) as exc:
-        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-        # asyncpg's errors reach SQLAlchemy wrapped twice: name the one that says what happened.
-        cause = getattr(cause, "__cause__", None) or cause
-        reason = (str(cause).strip().splitlines() or [""])[0]
-        typer.echo(
-            f"deja: the database refused or could not be reached: {type(cause).__name__}: {reason}", err=True
-        )
+        typer.echo(f"deja: the database refused or could not be reached: {failure_reason(exc)}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -198,8 +194,12 @@ def _run_server(config: Any) -> bool:
     # Ctrl-C is raised again once the server has stopped gracefully (as in uvicorn's own run()).
     if config.workers == 1:
         server = uvicorn.Server(config)
-        with suppress(KeyboardInterrupt):
-            server.run()
+        try:
+            with suppress(KeyboardInterrupt):
+                server.run()
+        except SystemExit as exit_:
+            if exit_.code != STARTUP_FAILURE:  # a stop by signal (`_exit_on_signal`)
+                raise
         return bool(server.started)
     # uvicorn's own run() exits 0 when a worker fails at start-up and the supervisor gives up
     # (a broken configuration, a database down): an init system would take that for a clean stop.

@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 
 from pgvector import HalfVector
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.db.errors import is_database_outage
@@ -108,6 +109,17 @@ async def transaction(
         elif system:
             await enter_system(session)
         yield session
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What went wrong, in one line: the driver's own error for a database's (SQLAlchemy wraps
+    asyncpg's, which wraps the socket's), its type and the first line of its message."""
+    cause: BaseException = exc
+    if isinstance(cause, DBAPIError) and cause.orig is not None:
+        cause = cause.orig
+    cause = cause.__cause__ or cause
+    first_line = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first_line}"
 
 
 class DatabaseDown:

@@ -3,6 +3,7 @@ database, never a traceback and never a secret; and an exit code an init system 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -120,13 +121,15 @@ def test_a_broken_router_config_stops_serve_before_a_database_is_started(tmp_pat
     assert not data_dir.exists()
 
 
-def test_serve_exits_non_zero_when_its_workers_fail_to_start() -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_exits_non_zero_when_its_workers_fail_to_start(workers: str) -> None:
     """uvicorn's supervisor gives up when a worker fails at start-up and exits 0, which an init
-    system takes for a clean stop; `deja serve` exits 3 whatever the worker count."""
+    system takes for a clean stop; `deja serve` exits 3 whatever the worker count, and its log
+    says why in one line before the traceback."""
     result = deja(
         "serve",
         "--workers",
-        "2",
+        workers,
         "--port",
         str(closed_port()),
         "--no-migrate",
@@ -135,7 +138,10 @@ def test_serve_exits_non_zero_when_its_workers_fail_to_start() -> None:
     )
 
     assert result.returncode == 3
-    assert "deja: the server did not start" in result.stderr
+    assert result.stderr.rstrip().endswith("deja: the server did not start (the log above says why)")
+    failures = [json.loads(line) for line in result.stderr.splitlines() if '"start-up failed"' in line]
+    assert failures
+    assert failures[0]["reason"].startswith("ConnectionRefusedError: ")
 
 
 def test_migrate_says_where_the_schema_is_and_goes_back_only_when_asked(scratch_database: str) -> None:
