@@ -624,6 +624,8 @@ def test_negation_is_off_by_default_and_a_tenant_may_turn_it_on() -> None:
         ("What is 2^3 in Python?", "What is 2*3 in Python?"),
         ("What does if (a != b) do?", "What does if (a == b) do?"),
         ("What does `rm -rf ./build` delete?", "What does `rm -rf /build` delete?"),
+        ("Explain `a && b || c` precedence in JavaScript", "Explain `a || b && c` precedence in JavaScript"),
+        ("What is x + y * z when all are 2?", "What is x * y + z when all are 2?"),
     ],
 )
 def test_code_that_differs_in_case_or_in_an_operator_is_another_request(first: str, second: str) -> None:
@@ -647,6 +649,7 @@ def test_code_that_differs_in_case_or_in_an_operator_is_another_request(first: s
         ("What is C++?", "what is c++?"),
         ("What is Node.js?", "What is node-js?"),
         ("Write it up, e.g. as a list.", "Write it up, eg as a list."),
+        ("Pioneer ( 1803 - 1880 ) - he said - arrived", "Pioneer ( 1803 -- 1880 ) - he said - arrived"),
     ],
 )
 def test_code_written_in_another_case_or_with_another_dash_is_the_same_request(

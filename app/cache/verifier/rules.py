@@ -2473,8 +2473,9 @@ def _operator_is_meaning(one: str, other: str) -> bool:
 
 def different_code(a: str, b: str) -> str | None:
     """A word of code differs in case only (a flag, a regex, an identifier: "tar -c" vs "tar -C",
-    "\\d" vs "\\D", "`Parse`" vs "`parse`") or in an operator ("3 // 2" vs "3 / 2"). A prompt
-    written in lower case, or with its dashes typed otherwise, is still the same request."""
+    "\\d" vs "\\D", "`Parse`" vs "`parse`"), in an operator ("3 // 2" vs "3 / 2"), or its
+    operators trade places ("a && b || c" vs "a || b && c"). A prompt written in lower case, or
+    with its dashes typed otherwise, is still the same request."""
     words_a, words_b = a.split(), b.split()
     matcher = SequenceMatcher(
         None, [w.casefold() for w in words_a], [w.casefold() for w in words_b], autojunk=False
@@ -2491,7 +2492,21 @@ def different_code(a: str, b: str) -> str | None:
             pairs = zip(words_a[i1:i2], words_b[j1:j2], strict=True)
             if any(_operator_is_meaning(one, other) for one, other in pairs):
                 return CODE
-    return None
+    return CODE if _operators_moved(words_a, words_b) else None
+
+
+def _operators_moved(words_a: list[str], words_b: list[str]) -> bool:
+    """The same words in the same order, and the same operators between them in another order:
+    "a && b || c" vs "a || b && c"."""
+
+    def split(words: list[str]) -> tuple[list[str], list[str]]:
+        operators = [_operators(w) for w in words if w and not any(c.isalnum() for c in w) and _operators(w)]
+        others = [w.casefold() for w in words if any(c.isalnum() for c in w) or not _operators(w)]
+        return operators, others
+
+    operators_a, others_a = split(words_a)
+    operators_b, others_b = split(words_b)
+    return others_a == others_b and operators_a != operators_b and sorted(operators_a) == sorted(operators_b)
 
 
 # ---------------------------------------------------------------------------------------
