@@ -626,6 +626,8 @@ def test_negation_is_off_by_default_and_a_tenant_may_turn_it_on() -> None:
         ("What does `rm -rf ./build` delete?", "What does `rm -rf /build` delete?"),
         ("Explain `a && b || c` precedence in JavaScript", "Explain `a || b && c` precedence in JavaScript"),
         ("What is x + y * z when all are 2?", "What is x * y + z when all are 2?"),
+        ("Is i++ faster than ++i here?", "Is i-- faster than ++i here?"),
+        ("What does 3 - 2 give?", "What does 3 / 2 give?"),
     ],
 )
 def test_code_that_differs_in_case_or_in_an_operator_is_another_request(first: str, second: str) -> None:
@@ -650,6 +652,15 @@ def test_code_that_differs_in_case_or_in_an_operator_is_another_request(first: s
         ("What is Node.js?", "What is node-js?"),
         ("Write it up, e.g. as a list.", "Write it up, eg as a list."),
         ("Pioneer ( 1803 - 1880 ) - he said - arrived", "Pioneer ( 1803 -- 1880 ) - he said - arrived"),
+        # Separators and marks of prose, and dashes however typed.
+        ("Tea - coffee, which has more caffeine?", "Tea / coffee, which has more caffeine?"),
+        ("Salt & pepper: how much?", "Salt + pepper: how much?"),
+        ("Name: John | Age: 30", "Name: John - Age: 30"),
+        ("Is 1.5-2 hours of sleep enough?", "Is 1.5\u20132 hours of sleep enough?"),
+        ("Does 2-3% inflation hurt?", "Does 2\u20143% inflation hurt?"),
+        ("Write a haiku -- about rain", "Write a haiku --- about rain"),
+        ("Email John.Smith@Acme.com now", "email john.smith@acme.com now"),
+        ("Why is **this** slow?", "Why is *this* slow?"),
     ],
 )
 def test_code_written_in_another_case_or_with_another_dash_is_the_same_request(

@@ -2420,9 +2420,10 @@ def opposite_words(a: str, b: str) -> str | None:
 
 # A word whose case is its meaning: a flag ("-C"), one with a character code is written with
 # (a regex "\\D+", an identifier in backticks, "snake_case", "{x}"), once the punctuation of
-# prose around it is taken off. Not a path, an acronym, a file's extension or a letter alone:
-# "C:\\Temp", "A/B", "NASA", ".TMP" typed ".tmp", "C corp" typed "c corp".
-_CODE_LIKE: Final = re.compile(r"[\\`_$@{}\[\]<>=|~^*]|^-\w")
+# prose around it is taken off. Not a path, an acronym, a file's extension, a letter alone, an
+# e-mail address or emphasis: "C:\\Temp", "A/B", "NASA", ".TMP" typed ".tmp", "C corp" typed
+# "c corp", "John@Acme.com", "**Why**".
+_CODE_LIKE: Final = re.compile(r"[\\`_${}\[\]<>=|~^]|^-\w")
 _PROSE_MARKS: Final = "\"'.,;:!?()"
 # A Windows path, whose case Windows ignores: "C:\\Temp", "\\\\server\\share".
 _WINDOWS_PATH: Final = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")
@@ -2437,38 +2438,58 @@ def _case_is_meaning(one: str, other: str) -> bool:
 
 
 # An operator: what code computes with. The models read "3 // 2" and "3 / 2", "x = 5" and
-# "x == 5" as one request. Two hyphens are a dash typed ("1803 -- 1880"), and an arrow is an
-# arrow whichever it is ("A -> B", "A => B").
+# "x == 5" as one request. A dash is a dash however typed ("1803 -- 1880", "1.5–2", "---"), and
+# an arrow is an arrow whichever it is ("A -> B", "A => B").
 _OPERATOR_CHARS: Final = frozenset("/*=<>!&|%^~+-.")
 _ARROWS: Final = re.compile(r"-+>|=+>")
+_DASHES: Final = re.compile(r"[\u2010-\u2015\u2212]")
+# Hyphens typed for a dash: a word of them alone, or between two words ("well--known"); not
+# at a word's edge, where they are code's ("i--", "--force").
+_TYPED_DASH: Final = re.compile(r"^-{2,}$|(?<=\w)-{2,}(?=\w)")
 _NOT_ALNUM: Final = re.compile(r"[\W_]+")
 # A path in code: "./build", "../lib", "~/bin", "/etc/hosts".
 _PATH: Final = re.compile(r"^[`'\"(]*(?:\.{1,2}/|~/|/)\w")
+# Separators of prose, between words or alone: "30/60/90", "Tea - coffee", "Name: John | Age".
+_SEPARATORS: Final = frozenset("-/|")
 
 
 def _operators(word: str) -> str:
     """The operators of a word, a full stop at its end being prose's, not code's."""
-    core = _ARROWS.sub("→", word.rstrip(_PROSE_MARKS))
-    return "".join(c for c in core if c in _OPERATOR_CHARS).replace("--", "-")
+    core = _TYPED_DASH.sub("-", _DASHES.sub("-", word.rstrip(_PROSE_MARKS)))
+    return "".join(c for c in _ARROWS.sub("→", core) if c in _OPERATOR_CHARS)
 
 
-def _operator_is_meaning(one: str, other: str) -> bool:
+def _looks_like_code(word: str) -> bool:
+    """A word that is code's or an operand's: a number, a letter alone ("x", "i++"), a path, or
+    one written with code's characters."""
+    letters = _NOT_ALNUM.sub("", word)
+    return (
+        any(c.isdigit() for c in word)
+        or len(letters) == 1
+        or _CODE_LIKE.search(word) is not None
+        or _PATH.match(word) is not None
+    )
+
+
+def _operator_is_meaning(one: str, other: str, beside: Sequence[str]) -> bool:
     """Two spellings of a word of code that differ in an operator only ("//" and "/", "x=5"
-    and "x==5", "i++" and "i--"), not in a separator between words ("30/60/90", "30-60-90")."""
+    and "x==5", "i++" and "i--"), not in a separator of prose ("30/60/90" and "30-60-90",
+    "Tea - coffee" and "Tea / coffee"). A word of operators alone counts between operands
+    (`beside`: the words around it)."""
     ops_one, ops_other = _operators(one), _operators(other)
     if not ops_one or not ops_other or ops_one == ops_other:
         return False
     if _NOT_ALNUM.sub("", one.casefold()) != _NOT_ALNUM.sub("", other.casefold()):
         return False
-    words = any(c.isalnum() for c in one + other)
-    if words and set(ops_one + ops_other) <= {"-", "/"}:
-        return False
-    return (
-        not words
-        or any(c.isdigit() for c in one + other)
-        or _CODE_LIKE.search(one + other) is not None
-        or (_PATH.match(one) or _PATH.match(other)) is not None
-    )
+    if any(c.isalnum() for c in one + other):
+        if set(ops_one + ops_other) <= _SEPARATORS:
+            return False
+        return _looks_like_code(one) or _looks_like_code(other)
+    return any(_looks_like_code(word) for word in beside)
+
+
+def _around(words: Sequence[str], start: int, end: int) -> list[str]:
+    return [*words[max(start - 1, 0) : start], *words[end : end + 1]]
 
 
 def different_code(a: str, b: str) -> str | None:
@@ -2489,9 +2510,9 @@ def different_code(a: str, b: str) -> str | None:
             ):
                 return CODE
         elif tag == "replace" and i2 - i1 == j2 - j1:
-            pairs = zip(words_a[i1:i2], words_b[j1:j2], strict=True)
-            if any(_operator_is_meaning(one, other) for one, other in pairs):
-                return CODE
+            for offset, (one, other) in enumerate(zip(words_a[i1:i2], words_b[j1:j2], strict=True)):
+                if _operator_is_meaning(one, other, _around(words_a, i1 + offset, i1 + offset + 1)):
+                    return CODE
     return CODE if _operators_moved(words_a, words_b) else None
 
 
@@ -2506,7 +2527,12 @@ def _operators_moved(words_a: list[str], words_b: list[str]) -> bool:
 
     operators_a, others_a = split(words_a)
     operators_b, others_b = split(words_b)
-    return others_a == others_b and operators_a != operators_b and sorted(operators_a) == sorted(operators_b)
+    return (
+        others_a == others_b
+        and operators_a != operators_b
+        and sorted(operators_a) == sorted(operators_b)
+        and any(_looks_like_code(word) for word in words_a)
+    )
 
 
 # ---------------------------------------------------------------------------------------
