@@ -225,10 +225,19 @@ def migrate(
 
     from app.db import migrate as migrations
 
+    if downgrade and revision == "head":
+        raise typer.BadParameter("name the revision to go back to", param_hint="REVISION")
     url = _database_url(get_settings(), migrate=False)
     with _database_errors():
         try:
             before = migrations.revision_of(url)
+            if not downgrade and before is not None and migrations.is_older(revision, before):
+                typer.echo(
+                    f"deja: the schema is at {before}, after {revision}: nothing done (`deja migrate "
+                    f"{revision} --downgrade` takes it back)",
+                    err=True,
+                )
+                raise typer.Exit(1)
             if downgrade:
                 migrations.downgrade(url, revision)
             else:
@@ -237,13 +246,6 @@ def migrate(
         except CommandError as exc:
             typer.echo(f"deja: {exc} (revisions: {', '.join(migrations.revisions())})", err=True)
             raise typer.Exit(1) from None
-    if not downgrade and before is not None and migrations.is_older(revision, before):
-        typer.echo(
-            f"deja: the schema is at {before}, after {revision}: nothing done (`deja migrate {revision} "
-            "--downgrade` takes it back)",
-            err=True,
-        )
-        raise typer.Exit(1)
     typer.echo(f"schema at {after or 'base'}")
 
 

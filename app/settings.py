@@ -289,7 +289,8 @@ def misspelt_variables(environ: Mapping[str, str]) -> Iterator[str]:
         upper = variable.upper()
         if not upper.startswith(PREFIX) or upper in known:
             continue
-        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.85)
+        # Close: one letter off, or two in a long name (`DEJA_BASE_URL`, a client's, is not).
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.9)
         if close:
             yield f"{variable} is not a setting, and is ignored: did you mean {close[0]}?"
         elif upper.split("__")[0] in groups and "__" in upper:

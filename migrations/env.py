@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.cache.models import hnsw_index_name
+from app.db.engine import engine_url
 from app.db.registry import Base
 
 config = context.config
@@ -96,7 +97,7 @@ def _run(connection: Connection) -> None:
 
 
 async def run_migrations_online() -> None:
-    engine = create_async_engine(_url())
+    engine = create_async_engine(engine_url(_url()))
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

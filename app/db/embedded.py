@@ -84,7 +84,8 @@ def kept_running(
         yield
     finally:
         done.set()
-        watcher.join()
+        # A start under way finishes on its own (the thread is a daemon): the stop does not wait.
+        watcher.join(timeout=every_s)
 
 
 def start_embedded(data_dir: Path) -> EmbeddedPostgres:

@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 
 from pgvector import HalfVector
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -31,6 +32,18 @@ _SET_TENANT = text(
 _SET_SYSTEM = text("SELECT set_config('deja.system', 'on', true)")
 
 
+def engine_url(url: str) -> str:
+    """`url` as SQLAlchemy's asyncpg dialect connects with it: libpq's `sslmode`, which the URLs
+    providers hand out carry, is asyncpg's `ssl` (same values). asyncpg's own DSN (`FastConnections`)
+    and psql read `sslmode` as it is."""
+    parsed = make_url(url)
+    if "sslmode" not in parsed.query:
+        return url
+    query = {key: value for key, value in parsed.query.items() if key != "sslmode"}
+    query["ssl"] = parsed.query["sslmode"]
+    return parsed.set(query=query).render_as_string(hide_password=False)
+
+
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
     db = settings.database
     connect_args: dict[str, object] = {"server_settings": {"application_name": "deja"}}
@@ -40,7 +53,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
             "statement_timeout": str(db.statement_timeout_ms),
         }
     engine = create_async_engine(
-        url,
+        engine_url(url),
         pool_size=db.pool_size,
         max_overflow=db.max_overflow,
         pool_timeout=db.pool_timeout_s,

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.db.embedded import resolve_database_url
+from app.db.engine import engine_url
 from app.resources import alembic_ini, migrations_dir
 from app.settings import Settings, get_settings
 
@@ -65,7 +66,7 @@ def revision_of(url: str) -> str | None:
     """The schema revision of the database at `url` (None: no schema yet)."""
 
     async def read() -> str | None:
-        engine = create_async_engine(url)
+        engine = create_async_engine(engine_url(url))
         try:
             return await schema_revision(engine)
         finally:

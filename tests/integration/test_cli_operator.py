@@ -66,6 +66,7 @@ def test_a_misspelt_setting_is_named_and_a_clients_variable_is_left_alone(tmp_pa
             "DEJA_CACHE__TOPK": "3",
             "DEJA_CONFIGG": "deja.toml",
             "DEJA_API_KEY": "a client's key",
+            "DEJA_BASE_URL": "http://127.0.0.1:8000/v1",
             "DEJA_DATABASE_URL": f"postgresql://deja:pw@127.0.0.1:{closed_port()}/deja",
         },
     )
@@ -75,6 +76,17 @@ def test_a_misspelt_setting_is_named_and_a_clients_variable_is_left_alone(tmp_pa
     )
     assert "DEJA_CONFIGG is not a setting, and is ignored: did you mean DEJA_CONFIG?" in result.stderr
     assert "DEJA_API_KEY" not in result.stderr
+    assert "DEJA_BASE_URL" not in result.stderr
+
+
+def test_a_database_url_as_providers_write_it_connects(database_url: str) -> None:
+    """`postgres://…?sslmode=…` is what hosted Postgres hands out; asyncpg calls sslmode `ssl`."""
+    given = database_url.replace("postgresql+asyncpg://", "postgres://", 1) + "&sslmode=disable"
+
+    result = deja("prices", "list", env={"DEJA_DATABASE_URL": given})
+
+    assert result.returncode == 0, result.stderr
+    assert '"model": "gpt-4o-mini"' in result.stdout
 
 
 def test_a_database_that_cannot_be_reached_is_one_line_without_its_password() -> None:
@@ -156,10 +168,15 @@ def test_migrate_says_where_the_schema_is_and_goes_back_only_when_asked(scratch_
     assert f"the schema is at {head}, after {older}: nothing done" in refused.stderr
     assert migrate.revision_of(scratch_database) == head
 
-    unknown = deja("migrate", "bogus", env=env)
-    assert unknown.returncode == 1
-    assert "Can't locate revision identified by 'bogus'" in unknown.stderr
-    assert "Traceback" not in unknown.stderr
+    for bogus in ("bogus", "+1"):
+        unknown = deja("migrate", bogus, env=env)
+        assert unknown.returncode == 1
+        assert f"Can't locate revision identified by '{bogus}'" in unknown.stderr
+        assert "Traceback" not in unknown.stderr
+    assert migrate.revision_of(scratch_database) == head
+    nowhere = deja("migrate", "--downgrade", env=env)
+    assert nowhere.returncode == 2
+    assert "name the revision to go back to" in nowhere.stderr
 
     back = deja("migrate", older, "--downgrade", env=env)
     assert (back.returncode, back.stdout.strip()) == (0, f"schema at {older}")
