@@ -70,6 +70,21 @@ async def test_look_alike_with_reversed_direction_misses(http: httpx.AsyncClient
     assert result["similarity"] > 0.8  # close by cosine, and still refused
 
 
+async def test_who_asked_for_in_the_other_role_misses(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    # The same words, one asking for Dana's reports and the other for Dana's manager: the
+    # cross-encoder served the first pair at 0.94 (and refuses the second by itself).
+    t = await make_tenant()
+    for stored, asked in [
+        ("Who reports to Dana in the platform team?", "Who does Dana report to in the platform team?"),
+        ("Who does the billing team report to?", "Who reports to the billing team?"),
+    ]:
+        await store(http, t.headers, stored, f"About {stored}")
+        result = await lookup(http, t.headers, asked)
+        assert result["hit"] is False, (asked, result)
+    await store(http, t.headers, "Who hired Dana?", "Sam did.")
+    assert (await lookup(http, t.headers, "Who hired Dana?"))["hit"] is True
+
+
 async def test_different_number_misses(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
     await store(http, t.headers, "bulk close 5 tickets in the queue", "done")
@@ -558,8 +573,9 @@ async def test_code_that_differs_in_the_case_of_a_flag_or_in_an_operator_is_anot
     http: httpx.AsyncClient, make_tenant
 ) -> None:  # type: ignore[no-untyped-def]
     """The models read no case and few symbols: "tar -c" got "tar -C"'s answer at similarity 1,
-    whatever the threshold, and "3 / 2" got "3 // 2"'s. The `code` rule refuses them; a prompt
-    asked again in lower case is still the same question."""
+    whatever the threshold, "3 / 2" got "3 // 2"'s and "b - a" got "a - b"'s. The `code` rule
+    refuses them (and `order` a column named "A" divided by "B" the other way round); a prompt asked
+    again in lower case is still the same question."""
     t = await make_tenant()
     for stored, asked in [
         ("What does tar -C do?", "What does tar -c do?"),
@@ -568,6 +584,14 @@ async def test_code_that_differs_in_the_case_of_a_flag_or_in_an_operator_is_anot
         ("What does grep -R foo . do?", "What does grep -r foo . do?"),
         ("What does 3 // 2 return in Python?", "What does 3 / 2 return in Python?"),
         ("In JavaScript, why is x = 5 true?", "In JavaScript, why is x == 5 true?"),
+        # The two sides of an operator traded: the models served both at scores of 0.78 to 1.
+        ("In Python, what does a - b return when a = 10?", "In Python, what does b - a return when a = 10?"),
+        ("Explain `if a < b: swap(a, b)`", "Explain `if b < a: swap(a, b)`"),
+        ("What does `git diff main..feature` show?", "What does `git diff feature..main` show?"),
+        (
+            "In Excel, how do I divide column A by column B?",
+            "In Excel, how do I divide column B by column A?",
+        ),
     ]:
         await store(http, t.headers, stored, f"About {stored}")
         found = await lookup(http, t.headers, asked)

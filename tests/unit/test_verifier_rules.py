@@ -422,6 +422,68 @@ def test_words_that_trade_places_are_caught_but_reordered_lists_are_not() -> Non
     assert swapped_roles("the dog bites the man", "the man bites the dog") == ORDER
     assert swapped_roles("guests were Alice, Bob and Carol", "guests were Carol, Bob and Alice") is None
     assert swapped_roles("python memory leak in requests", "memory leak in python requests") is None
+    # After a verb of replacing, "with" names the new one; otherwise it joins two things.
+    assert (
+        swapped_roles("Replace tabs with spaces in this file", "Replace spaces with tabs in this file")
+        == ORDER
+    )
+    assert swapped_roles("Serve rice with beans", "Serve beans with rice") is None
+
+
+def test_a_capital_letter_that_names_something_trades_places_as_a_name() -> None:
+    # "A" names a column or an option here, not the article.
+    assert (
+        swapped_roles(
+            "In Excel, how do I divide column A by column B?",
+            "In Excel, how do I divide column B by column A?",
+        )
+        == ORDER
+    )
+    assert swapped_roles("Is A better than B for logging?", "Is B better than A for logging?") == ORDER
+    # The article, where a sentence begins or in a title's capitals, and a symmetric relation.
+    assert swapped_roles("Write A Short Poem About Rain", "write a short poem about rain") is None
+    assert (
+        swapped_roles(
+            "A quick question: how do I reset my password?", "Quick question: how do I reset my password?"
+        )
+        is None
+    )
+    assert swapped_roles("Compare plan A with plan B", "Compare plan B with plan A") is None
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Who reports to Dana in the platform team?", "Who does Dana report to in the platform team?"),
+        ("Who did Dana hire last week?", "Who hired Dana last week?"),
+        ("Who will hire Dana?", "Who will Dana hire?"),
+        ("Who do I report to?", "Who reports to me?"),
+        ("Who does the billing team report to?", "Who reports to the billing team?"),
+        ("Who should I contact about payroll?", "Who should contact me about payroll?"),
+    ],
+)
+def test_who_asked_for_as_the_subject_and_then_as_the_object_is_another_question(
+    first: str, second: str
+) -> None:
+    assert swapped_roles(first, second) == ORDER
+    assert swapped_roles(second, first) == ORDER
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # A mutual relation, a passive, another wording: the one asked for keeps its role.
+        ("Who works with Dana?", "Who does Dana work with?"),
+        ("Who hired Dana?", "Who was Dana hired by?"),
+        ("Who reports to Dana?", "Which people report to Dana?"),
+        ("Who should I contact about payroll?", "Who do I contact about payroll?"),
+        ("Who approved the budget for Q3?", "Who signed off the Q3 budget?"),
+        ("Who manages Alex?", "Who is Alex's manager?"),
+    ],
+)
+def test_who_asked_for_in_the_same_role_is_the_same_question(first: str, second: str) -> None:
+    assert swapped_roles(first, second) is None
+    assert swapped_roles(second, first) is None
 
 
 def test_an_object_turned_possessor_is_a_rewording_not_a_swap() -> None:
@@ -628,6 +690,14 @@ def test_negation_is_off_by_default_and_a_tenant_may_turn_it_on() -> None:
         ("What is x + y * z when all are 2?", "What is x * y + z when all are 2?"),
         ("Is i++ faster than ++i here?", "Is i-- faster than ++i here?"),
         ("What does 3 - 2 give?", "What does 3 / 2 give?"),
+        # The two sides of an operator that reads one way, traded.
+        ("In Python, what does a - b return when a = 10?", "In Python, what does b - a return when a = 10?"),
+        ("Why does `x / y` raise ZeroDivisionError here?", "Why does `y / x` raise ZeroDivisionError here?"),
+        ("Explain `if a < b: swap(a, b)`", "Explain `if b < a: swap(a, b)`"),
+        ("What does `git diff main..feature` show?", "What does `git diff feature..main` show?"),
+        ("Why is x[0] - x[1] negative?", "Why is x[1] - x[0] negative?"),
+        ("What is 10 % 3 in Python?", "What is 3 % 10 in Python?"),
+        ("Is df.price / df.cost above 2?", "Is df.cost / df.price above 2?"),
     ],
 )
 def test_code_that_differs_in_case_or_in_an_operator_is_another_request(first: str, second: str) -> None:
@@ -661,6 +731,15 @@ def test_code_that_differs_in_case_or_in_an_operator_is_another_request(first: s
         ("Write a haiku -- about rain", "Write a haiku --- about rain"),
         ("Email John.Smith@Acme.com now", "email john.smith@acme.com now"),
         ("Why is **this** slow?", "Why is *this* slow?"),
+        # Sides that read both ways, or prose's separators between words.
+        ("What does a + b return?", "What does b + a return?"),
+        ("Is a == b here?", "Is b == a here?"),
+        ("SELECT * FROM a JOIN b ON a.id = b.id", "SELECT * FROM a JOIN b ON b.id = a.id"),
+        ("Cheap Paris - London flights", "Cheap London - Paris flights"),
+        ("Pros/cons of remote work", "Cons/pros of remote work"),
+        ("What's the difference between x - y and y - x?", "What's the difference between y - x and x - y?"),
+        ("Sort these: - apples - pears", "Sort these: - pears - apples"),
+        ("Why is a-b slow?", "Why is a - b slow?"),
     ],
 )
 def test_code_written_in_another_case_or_with_another_dash_is_the_same_request(

@@ -1858,12 +1858,37 @@ def _words_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bo
     return False
 
 
+# Where a sentence begins: the text's start, or after a full stop, a colon, a line break or a
+# bullet, with any quotes or brackets before its first word.
+_SENTENCE_START: Final = re.compile(r"(?:^|[.!?:;\n]|^\s*[-*\u2022])[\s\"'(\[*]*$")
+
+
+def _letter_named(text: str, start: int, end: int) -> bool:
+    """Whether the capital "A" at text[start:end] names something ("column A by column B", "Is A
+    better than B?") rather than being the article: not where a sentence begins, nor before a
+    word in capitals ("Is This A Good Idea?"). A middle initial ("Laurence A. Tisch") is part of
+    a name, read as before without it."""
+    if _SENTENCE_START.search(text[max(0, start - 8) : start]) is not None:
+        return False
+    before = re.search(r"([^\W\d_]+)\W*$", text[max(0, start - 40) : start])
+    if text[end : end + 1] == "." and before is not None and before.group(1)[0].isupper():
+        return False
+    following = re.match(r"\s*([^\W\d_])", text[end : end + 16])
+    return following is None or not following.group(1).isupper()
+
+
 @_per_text()
 def _order_tokens(text: str) -> tuple[str, ...]:
-    """Lowercased words and list punctuation in order, determiners dropped, units canonical."""
+    """Lowercased words and list punctuation in order, determiners dropped (a capital "A" that
+    names something is kept, as "A"), units canonical."""
     out = []
-    for match in re.finditer(r"[^\W_][\w'-]*|[,;()&]", _normalise(text).lower()):
+    normalised = _normalise(text)
+    for match in re.finditer(r"[^\W_][\w'-]*|[,;()&]", normalised):
         word = match.group(0)
+        if word == "A" and _letter_named(normalised, match.start(), match.end()):
+            out.append(word)
+            continue
+        word = word.lower()
         if word not in _STOPWORDS:
             out.append(_UNITS.get(word, word))
     return tuple(out)
@@ -1878,6 +1903,10 @@ _SYMMETRIC: Final = frozenset(
     | {"relationship", "correlate", "correlation", "between", "interact", "together", "both"}
     | {"married", "marry", "stack", "versus", "compete", "competes", "match", "matches", "similarity"}
 )
+
+
+# Verbs after which "X with Y" has a direction: the one taken out, then the one put in.
+_REPLACING: Final = frozenset({"replace", "replaces", "replaced", "replacing"})
 
 
 def _spans_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bool:
@@ -1905,6 +1934,9 @@ def _spans_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bo
             if len(between) < 1 or x == y or middle_b != y + between + x:
                 continue
             joined = set(between) & _LIST_JOINS and len(between) <= 3
+            # "replace tabs with spaces": after a verb of replacing, "with" names the new one.
+            if between == ("with",) and start > 0 and tokens_a[start - 1] in _REPLACING:
+                joined = False
             same_link = len(between) == 1 and start > 0 and tokens_a[start - 1] == between[0]
             if (
                 not set(x + y) & (_ROLE_LINKS | _LIST_JOINS)
@@ -2039,6 +2071,72 @@ def _pronoun_roles(text: str) -> frozenset[tuple[str, str, str]]:
     return frozenset(roles)
 
 
+# A question that asks for a party: "who" or "whom" where a clause begins.
+_WHO: Final = frozenset({"who", "whom"})
+# Before the verb of "who" as its subject ("who will hire ...", "who has approved ..."): modals,
+# "have" and adverbs, never "do" or "be" ("who was hired by ..." asks for the one hired).
+_BEFORE_ASKED_VERB: Final = frozenset(
+    {"will", "would", "can", "could", "should", "shall", "must", "may", "might", "has", "have", "had"}
+    | {"also", "just", "really", "still", "always", "never", "often", "usually", "already", "currently"}
+    | {"actually", "recently", "not"}
+)
+# What asks with "who" as the object: "who does Dana report to", "who will the board appoint".
+_ASKING_AUXILIARIES: Final = frozenset({"do", "does", "did"}) | (_BEFORE_ASKED_VERB - {"not"})
+# A preposition after the verb may lead to its object ("who reports to Dana"), unless it makes
+# the relation mutual ("who works with Dana" is "who does Dana work with").
+_OBJECT_LINKS: Final = frozenset({"to", "for", "from", "into", "about", "after", "on", "at", "over"})
+
+
+@_per_text()
+def _question_roles(text: str) -> frozenset[tuple[str, str, str]]:
+    """(subject, verb lemma, object) of a question that asks "who", the one asked for as "wh": "who
+    reports to Dana" gives ("wh", "report", "dana"), "who does Dana report to" ("dana", "report",
+    "wh"). A passive ("who was Dana hired by") gives none. Where the words allow both readings
+    ("who will hire Dana" read as "who will [Hire] [Dana]"), both are given, and a party of two
+    words ("the billing team") is read as each: a swap needs the other prompt to read the other
+    way round."""
+    items = [
+        _CLAUSE_BREAK if not m.group(0)[0].isalpha() else m.group(0).lower()
+        for m in _CLAUSE_ITEMS.finditer(_normalise(text))
+    ]
+    roles: set[tuple[str, str, str]] = set()
+    for i, word in enumerate(items):
+        if word not in _WHO or (i > 0 and items[i - 1] != _CLAUSE_BREAK):
+            continue
+        # "who" as the subject: "who (will) report(s) (to) (the) X".
+        j = i + 1
+        while j < len(items) and items[j] in _BEFORE_ASKED_VERB:
+            j += 1
+        verb = _verb_at(items, j)
+        if verb is not None:
+            k = j + 1
+            if k < len(items) and items[k] in _OBJECT_LINKS:
+                k += 1
+            while k + 1 < len(items) and items[k] in _DETERMINERS:
+                k += 1
+            for at in (k, k + 1):
+                obj = _party_at(items, at)
+                if obj is None:
+                    break
+                roles.update(("wh", lemma, obj) for lemma in verb)
+        # "who" as the object: "who does (the) (billing) X (still) report to".
+        if i + 1 < len(items) and items[i + 1] in _ASKING_AUXILIARIES:
+            j = i + 2
+            while j + 1 < len(items) and items[j] in _DETERMINERS:
+                j += 1
+            for at in (j, j + 1):
+                subject = _party_at(items, at)
+                if subject is None:
+                    break
+                k = at + 1
+                while k < len(items) and items[k] in _BEFORE_ASKED_VERB:
+                    k += 1
+                verb = _verb_at(items, k)
+                if verb is not None:
+                    roles.update((subject, lemma, "wh") for lemma in verb)
+    return frozenset(roles)
+
+
 def _pronoun_roles_swapped(a: str, b: str) -> bool:
     """The subject of a verb in one prompt is its object in the other, and the object its subject,
     with neither role kept beside it: "we owe our contractor" / "our contractor owes us", "can I email
@@ -2046,7 +2144,7 @@ def _pronoun_roles_swapped(a: str, b: str) -> bool:
     who is liked ("she likes me"), so against "How do I know if this girl likes me?" it swaps nothing."""
     if _BOTH_WAYS.search(a) or _BOTH_WAYS.search(b):
         return False
-    roles_a, roles_b = _pronoun_roles(a), _pronoun_roles(b)
+    roles_a, roles_b = _pronoun_roles(a) | _question_roles(a), _pronoun_roles(b) | _question_roles(b)
     kept_a = {(verb, "s", subject) for subject, verb, _ in roles_a} | {
         (verb, "o", obj) for _, verb, obj in roles_a
     }
@@ -2513,7 +2611,9 @@ def different_code(a: str, b: str) -> str | None:
             for offset, (one, other) in enumerate(zip(words_a[i1:i2], words_b[j1:j2], strict=True)):
                 if _operator_is_meaning(one, other, _around(words_a, i1 + offset, i1 + offset + 1)):
                     return CODE
-    return CODE if _operators_moved(words_a, words_b) else None
+    if _operators_moved(words_a, words_b) or _operands_exchanged(a, b):
+        return CODE
+    return None
 
 
 def _operators_moved(words_a: list[str], words_b: list[str]) -> bool:
@@ -2533,6 +2633,90 @@ def _operators_moved(words_a: list[str], words_b: list[str]) -> bool:
         and sorted(operators_a) == sorted(operators_b)
         and any(_looks_like_code(word) for word in words_a)
     )
+
+
+# Operators whose two sides may not trade places: "a - b" is not "b - a", "main..feature" not
+# "feature..main". A minus sign and a slash are also prose's separators ("Paris - London",
+# "read/write"): they count only between operands of code or numbers (`_operand_of_code`).
+_ORDERED_OPERATORS: Final = frozenset(
+    {"<", ">", "<=", ">=", "..", "...", "<<", ">>", "%", "**", "^", "//", ":=", "-=", "+=", "*=", "/=", "<-"}
+    | {"|>", "<|", "=~", "!~", "→"}
+)
+_SEPARATING_OPERATORS: Final = frozenset({"-", "/"})
+# Tokens of code: a name or number (dotted ones whole: "df.price", "3.14"), a run of operators,
+# a bracket, a separator; quotes, backticks and other marks are left out.
+_CODE_TOKEN: Final = re.compile(r"\w+(?:\.\w+)*|[/*=<>!&|%^~+\-.:]+|[()\[\]{},;]")
+# How far past the first and last tokens that differ an exchanged operand may reach: "x[0] - x[1]"
+# and "x[1] - x[0]" share their first two tokens.
+_OPERAND_REACH: Final = 4
+# The most tokens two exchanged operands and their operator may span where the prompts differ:
+# the search is quadratic in it, and operands are short.
+_EXCHANGE_TOKENS: Final = 40
+
+
+@_per_text()
+def _code_tokens(text: str) -> tuple[str, ...]:
+    core = _TYPED_DASH.sub("-", _DASHES.sub("-", text))
+    return tuple(_CODE_TOKEN.findall(_ARROWS.sub(" \u2192 ", core)))
+
+
+def _operand(tokens: Sequence[str]) -> bool:
+    """A side of an operator: a name, a number or a call or index of them, brackets balanced, no
+    separator of clauses."""
+    depth = 0
+    for token in tokens:
+        if token in {",", ";", ":"} or token in _ORDERED_OPERATORS or token in _SEPARATING_OPERATORS:
+            if depth == 0:
+                return False
+        elif token in {"(", "[", "{"}:
+            depth += 1
+        elif token in {")", "]", "}"}:
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0 and any(token[0].isalnum() or token[0] == "_" for token in tokens)
+
+
+def _operand_of_code(tokens: Sequence[str]) -> bool:
+    """An operand code or arithmetic is written with: a number, a letter alone, a dotted name, a
+    name with an underscore, a call or an index."""
+    return any(
+        any(c.isdigit() for c in token)
+        or (len(token) == 1 and token.isalpha())
+        or "." in token
+        or "_" in token
+        for token in tokens
+    ) or any(token in {"(", "["} for token in tokens)
+
+
+def _operands_exchanged(a: str, b: str) -> bool:
+    """The two sides of an operator that reads one way traded places, every token kept: "a - b" vs
+    "b - a", "x / y" vs "y / x", "if a < b" vs "if b < a", "git diff main..feature" vs
+    "feature..main". Not "a + b" vs "b + a" nor "a == b" vs "b == a", which read both ways, nor
+    prose's separators between words ("Paris - London" vs "London - Paris")."""
+    tokens_a, tokens_b = _code_tokens(a), _code_tokens(b)
+    if len(tokens_a) != len(tokens_b) or tokens_a == tokens_b or sorted(tokens_a) != sorted(tokens_b):
+        return False
+    start = 0
+    while tokens_a[start] == tokens_b[start]:
+        start += 1
+    end = len(tokens_a)
+    while tokens_a[end - 1] == tokens_b[end - 1]:
+        end -= 1
+    if end - start > _EXCHANGE_TOKENS:
+        return False
+    for first in range(max(0, start - _OPERAND_REACH), start + 1):
+        for last in range(end, min(len(tokens_a), end + _OPERAND_REACH) + 1):
+            window_a, window_b = tokens_a[first:last], tokens_b[first:last]
+            for at, operator in enumerate(window_a):
+                if operator not in _ORDERED_OPERATORS and operator not in _SEPARATING_OPERATORS:
+                    continue
+                left, right = window_a[:at], window_a[at + 1 :]
+                if window_b != (*right, operator, *left) or not (_operand(left) and _operand(right)):
+                    continue
+                if operator in _ORDERED_OPERATORS or (_operand_of_code(left) and _operand_of_code(right)):
+                    return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------
