@@ -398,6 +398,18 @@ def test_dates_compare_by_their_parts() -> None:
     assert different_numbers("posts after:2025-06-01", "posts after:2024-06-01") == NUMBER
 
 
+def test_a_half_counts_as_its_number_however_written() -> None:
+    first, second = (
+        "What were our sales in the first half of the year?",
+        "What were our sales in the second half?",
+    )
+    assert different_numbers(first, second) == NUMBER
+    assert different_numbers("H1 2024 revenue by region", "first half of 2024 revenue by region") is None
+    assert different_numbers("the 2nd-half plan", "the H2 plan") is None
+    # "2h" is two hours, not the second half.
+    assert different_numbers("the ETL takes 2h", "the ETL takes 2 hours") is None
+
+
 def test_each_rule_abstains_on_identical_prompts() -> None:
     text = "Convert 5 km to miles without rounding for Alice in 2024"
     for rule in (

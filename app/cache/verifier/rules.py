@@ -463,6 +463,10 @@ _QUARTER: Final = re.compile(
     r"\b(?:[Qq]([1-4])|([1-4])Q|(first|second|third|fourth|1st|2nd|3rd|4th)[- ]quarter|quarter ([1-4]))\b",
     re.IGNORECASE,
 )
+# A half of a year (or of anything), however written: "H1", "first half", "2nd-half". Not "1H"
+# nor "h1": "2h" is two hours.
+_HALF: Final = re.compile(r"\b(?:H([12])|(?i:(first|second|1st|2nd)[- ]half))\b")
+_HALF_ORDINALS: Final[Mapping[str, str]] = {"first": "1", "1st": "1", "second": "2", "2nd": "2"}
 _QUARTER_ORDINALS: Final[Mapping[str, str]] = {
     word: str(index + 1)
     for index, words in enumerate((("first", "1st"), ("second", "2nd"), ("third", "3rd"), ("fourth", "4th")))
@@ -535,6 +539,10 @@ def _quarter_tokens(tokens: Sequence[_Token], index: int) -> int | None:
     after = tokens[index + 1] if index + 1 < len(tokens) else None
     if token.kind == "num" and token.glued.lower() == "q" and token.text in ("1", "2", "3", "4"):
         return 1
+    # A half, counted from `_HALF` too: "1st half".
+    ordinal_half = token.kind == "num" and f"{token.text}{token.glued}".lower() in _HALF_ORDINALS
+    if ordinal_half and after is not None and after.lower == "half":
+        return 2
     ordinal = token.lower in _QUARTER_ORDINALS or (
         token.kind == "num" and f"{token.text}{token.glued}".lower() in _QUARTER_ORDINALS
     )
@@ -576,6 +584,9 @@ def quantities(text: str) -> tuple[Quantity, ...]:
             match.group(1) or match.group(2) or match.group(4) or _QUARTER_ORDINALS[match.group(3).lower()]
         )
         found.append(Quantity(f"q{digit}", None))
+    for match in _HALF.finditer(text):
+        half = match.group(1) or _HALF_ORDINALS[match.group(2).lower()]
+        found.append(Quantity(f"h{half}", None))
     tokens = _tokens(text)
     index = 0
     while index < len(tokens):
