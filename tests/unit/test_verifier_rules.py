@@ -442,6 +442,20 @@ def test_words_that_trade_places_are_caught_but_reordered_lists_are_not() -> Non
     assert swapped_roles("Serve rice with beans", "Serve beans with rice") is None
 
 
+def test_a_possessor_trades_places_as_its_name() -> None:
+    assert (
+        swapped_roles("Add Alice as a reviewer on Bob's PR", "Add Bob as a reviewer on Alice's PR") == ORDER
+    )
+    assert (
+        swapped_roles(
+            "Can a contractor approve an employee's timesheet?",
+            "Can an employee approve a contractor's timesheet?",
+        )
+        == ORDER
+    )
+    assert swapped_roles("Review Bob's PR before Friday", "Before Friday, review Bob's PR") is None
+
+
 def test_a_capital_letter_that_names_something_trades_places_as_a_name() -> None:
     # "A" names a column or an option here, not the article.
     assert (
@@ -547,6 +561,20 @@ def test_non_hyphenated_or_not_is_one_word() -> None:
     assert different_negation("draft a binding agreement", "draft a non-binding agreement") == NEGATION
     assert opposite_words("draft a binding agreement", "draft a nonbinding agreement") == ANTONYM
     assert different_negation("list the non-IIM colleges", "list the IIM colleges") == NEGATION
+
+
+def test_comparatives_are_opposites_unless_the_comparison_is_turned_round() -> None:
+    asked, other = (
+        "Which is faster for reads, Redis or Memcached?",
+        "Which is slower for reads, Redis or Memcached?",
+    )
+    assert opposite_words(asked, other) == ANTONYM
+    assert (
+        opposite_words("What does a stronger dollar do to exporters?", "What does a weaker dollar do?")
+        == ANTONYM
+    )
+    # "A is faster than B" is "B is slower than A".
+    assert opposite_words("Why is NumPy faster than a loop?", "Why is a loop slower than NumPy?") is None
 
 
 def test_a_negative_word_that_negates_nothing_asked_is_not_a_negation() -> None:

@@ -1900,6 +1900,8 @@ def _order_tokens(text: str) -> tuple[str, ...]:
             out.append(word)
             continue
         word = word.lower()
+        # A possessor is its name: "Bob's PR" trades places with "Alice" as "Bob" does.
+        word = word[:-2] if word.endswith("'s") and len(word) > 3 else word
         if word not in _STOPWORDS:
             out.append(_UNITS.get(word, word))
     return tuple(out)
@@ -2329,9 +2331,30 @@ _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
     ("solved", "unsolved"),
     ("before", "since"),
 )
+# Comparatives: "which is faster" / "which is slower", "a stronger dollar" / "a weaker dollar". Not
+# where either prompt compares with "than": "A is faster than B" / "B is slower than A" say the same.
+_COMPARATIVES: Final[tuple[tuple[str, str], ...]] = (
+    ("faster", "slower"),
+    ("bigger", "smaller"),
+    ("larger", "smaller"),
+    ("longer", "shorter"),
+    ("better", "worse"),
+    ("earlier", "later"),
+    ("older", "newer"),
+    ("older", "younger"),
+    ("cheaper", "pricier"),
+    ("easier", "harder"),
+    ("stronger", "weaker"),
+    ("heavier", "lighter"),
+    ("wider", "narrower"),
+)
+_COMPARATIVE_WORDS: Final = frozenset(word for pair in _COMPARATIVES for word in pair)
 _OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
-    word: frozenset({y for x, y in _ANTONYMS if x == word} | {x for x, y in _ANTONYMS if y == word})
-    for pair in _ANTONYMS
+    word: frozenset(
+        {y for x, y in (*_ANTONYMS, *_COMPARATIVES) if x == word}
+        | {x for x, y in (*_ANTONYMS, *_COMPARATIVES) if y == word}
+    )
+    for pair in (*_ANTONYMS, *_COMPARATIVES)
     for word in pair
 }
 # A prefix that turns a word into its opposite: "mute"/"unmute", "able"/"disable".
@@ -2495,12 +2518,13 @@ def opposite_words(a: str, b: str) -> str | None:
     # The same lemmas with a prefix written apart joined to its word ("un-mute" is "unmute",
     # "non-binding" "nonbinding"): a word one prompt writes so is no opposite of the other's.
     joined_a, joined_b = _lemma_set(_prefixes_joined(a)), _lemma_set(_prefixes_joined(b))
+    compared = "than" in lemmas_a or "than" in lemmas_b
     for one, two, joined, other_joined in (
         (lemmas_a, lemmas_b, joined_a, joined_b),
         (lemmas_b, lemmas_a, joined_b, joined_a),
     ):
         for word in one - two:
-            if word in other_joined:
+            if word in other_joined or (compared and word in _COMPARATIVE_WORDS):
                 continue
             if any(
                 opposite in two and opposite not in one and opposite not in joined
