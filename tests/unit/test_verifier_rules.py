@@ -563,6 +563,25 @@ def test_non_hyphenated_or_not_is_one_word() -> None:
     assert different_negation("list the non-IIM colleges", "list the IIM colleges") == NEGATION
 
 
+def test_two_things_moving_each_the_other_way_round_are_opposites() -> None:
+    assert (
+        opposite_words(
+            "Why did the stock rise even though earnings dropped?",
+            "Why did the stock drop even though earnings rose?",
+        )
+        == ANTONYM
+    )
+    assert (
+        opposite_words("Costs went up 10% while revenue fell 5%", "Costs fell 5% while revenue went up 10%")
+        == ANTONYM
+    )
+    # The same movements told in another order.
+    assert (
+        opposite_words("Why did revenue rise while costs fell?", "Why did costs fall while revenue rose?")
+        is None
+    )
+
+
 def test_comparatives_are_opposites_unless_the_comparison_is_turned_round() -> None:
     asked, other = (
         "Which is faster for reads, Redis or Memcached?",

@@ -2509,10 +2509,54 @@ def _prefixes_joined(text: str) -> str:
     return _PARTED_PREFIX.sub(lambda m: m.group(1) or m.group(2), text)
 
 
+# Movements of a quantity, one way and the other: "revenue rose while costs fell".
+_UP: Final = frozenset(
+    {"rise", "up", "increase", "grow", "grew", "grown", "climb", "jump", "surge", "soar", "spike", "gain"}
+)
+_DOWN: Final = frozenset(
+    {"fall", "fell", "fallen", "drop", "down", "decrease", "decline", "shrink", "shrank", "shrunk", "dip"}
+    | {"plunge", "slump", "sink", "sank", "sunk", "lose"}
+)
+# Between what moves and its movement: "revenue has gone up", "costs went sharply down".
+_BEFORE_MOVEMENT: Final = (
+    frozenset({"go", "goes", "went", "gone", "going", "has", "have", "had", "been", "did", "does", "do"})
+    | frozenset({"sharply", "slightly", "steadily", "significantly", "quickly", "slowly", "also", "both"})
+    | _BE
+    | _STOPWORDS
+)
+
+
+@_per_text()
+def _movements(text: str) -> Mapping[str, str]:
+    """What moves which way: "why did the stock rise even though earnings dropped" gives
+    {"stock": "up", "earnings": "down"}. A thing said to move both ways is left out."""
+    words = [m.group(0).lower() for m in _CLAUSE_ITEMS.finditer(_normalise(text))]
+    seen: dict[str, set[str]] = {}
+    for i, word in enumerate(words):
+        lemmas = _lemmas(word)
+        way = "up" if lemmas & _UP else "down" if lemmas & _DOWN else None
+        if way is None:
+            continue
+        j = i - 1
+        while j >= 0 and words[j] in _BEFORE_MOVEMENT:
+            j -= 1
+        if j >= 0 and words[j][0].isalpha() and words[j] not in _NOT_A_PARTY:
+            seen.setdefault(_singular(words[j]), set()).add(way)
+    return MappingProxyType({thing: ways.pop() for thing, ways in seen.items() if len(ways) == 1})
+
+
+def _movements_exchanged(a: str, b: str) -> bool:
+    """Two things move each the other way round: "the stock rose even though earnings dropped" /
+    "the stock dropped even though earnings rose"."""
+    moves_a, moves_b = _movements(a), _movements(b)
+    flipped = [thing for thing, way in moves_a.items() if moves_b.get(thing, way) != way]
+    return len(flipped) >= 2
+
+
 def opposite_words(a: str, b: str) -> str | None:
     """One prompt has a word and the other its opposite: "buy" vs "sell", "mute" vs "unmute", "turn
     off" vs "enable", "within a year" vs "after more than a year"."""
-    if _opposite_stances(a, b):
+    if _opposite_stances(a, b) or _movements_exchanged(a, b):
         return ANTONYM
     lemmas_a, lemmas_b = _lemma_set(a), _lemma_set(b)
     # The same lemmas with a prefix written apart joined to its word ("un-mute" is "unmute",
