@@ -486,6 +486,8 @@ def test_a_capital_letter_that_names_something_trades_places_as_a_name() -> None
         ("Who do I report to?", "Who reports to me?"),
         ("Who does the billing team report to?", "Who reports to the billing team?"),
         ("Who should I contact about payroll?", "Who should contact me about payroll?"),
+        ("Which of our clients owe us the most?", "Which of our clients do we owe the most?"),
+        ("Which teams report to Dana?", "Which teams does Dana report to?"),
     ],
 )
 def test_who_asked_for_as_the_subject_and_then_as_the_object_is_another_question(
@@ -505,6 +507,8 @@ def test_who_asked_for_as_the_subject_and_then_as_the_object_is_another_question
         ("Who should I contact about payroll?", "Who do I contact about payroll?"),
         ("Who approved the budget for Q3?", "Who signed off the Q3 budget?"),
         ("Who manages Alex?", "Who is Alex's manager?"),
+        ("Which teams does Dana manage?", "Which teams are managed by Dana?"),
+        ("Which vendors do we pay late?", "Which of our vendors do we pay late?"),
     ],
 )
 def test_who_asked_for_in_the_same_role_is_the_same_question(first: str, second: str) -> None:
@@ -580,6 +584,20 @@ def test_two_things_moving_each_the_other_way_round_are_opposites() -> None:
         opposite_words("Why did revenue rise while costs fell?", "Why did costs fall while revenue rose?")
         is None
     )
+
+
+def test_after_a_quantity_is_a_bound_against_within_it() -> None:
+    first = "What are the tax implications of selling shares after one year?"
+    assert (
+        opposite_words(first, "What are the tax implications of selling shares within one year?") == ANTONYM
+    )
+    assert (
+        opposite_words(
+            "What happens to unused leave after a year?", "What happens to leave once a year passed?"
+        )
+        is None
+    )
+    assert opposite_words("Call me after the meeting", "Call me within the hour") is None
 
 
 def test_comparatives_are_opposites_unless_the_comparison_is_turned_round() -> None:

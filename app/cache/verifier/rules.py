@@ -2084,8 +2084,10 @@ def _pronoun_roles(text: str) -> frozenset[tuple[str, str, str]]:
     return frozenset(roles)
 
 
-# A question that asks for a party: "who" or "whom" where a clause begins.
+# A question that asks for a party: "who" or "whom" where a clause begins, or "which" or "what"
+# and its noun.
 _WHO: Final = frozenset({"who", "whom"})
+_WHICH: Final = frozenset({"which", "what"})
 # Before the verb of "who" as its subject ("who will hire ...", "who has approved ..."): modals,
 # "have" and adverbs, never "do" or "be" ("who was hired by ..." asks for the one hired).
 _BEFORE_ASKED_VERB: Final = frozenset(
@@ -2100,53 +2102,70 @@ _ASKING_AUXILIARIES: Final = frozenset({"do", "does", "did"}) | (_BEFORE_ASKED_V
 _OBJECT_LINKS: Final = frozenset({"to", "for", "from", "into", "about", "after", "on", "at", "over"})
 
 
+def _asked_roles(items: Sequence[str], asked: str, after: int, roles: set[tuple[str, str, str]]) -> None:
+    """Add the roles of the party a question asks for (`asked`), whose words end before `after`."""
+    # The one asked for as the subject: "who (will) report(s) (to) (the) X".
+    j = after
+    while j < len(items) and items[j] in _BEFORE_ASKED_VERB:
+        j += 1
+    verb = _verb_at(items, j)
+    if verb is not None:
+        k = j + 1
+        if k < len(items) and items[k] in _OBJECT_LINKS:
+            k += 1
+        while k + 1 < len(items) and items[k] in _DETERMINERS:
+            k += 1
+        for at in (k, k + 1):
+            obj = _party_at(items, at)
+            if obj is None:
+                break
+            roles.update((asked, lemma, obj) for lemma in verb)
+    # The one asked for as the object: "who does (the) (billing) X (still) report to".
+    if after < len(items) and items[after] in _ASKING_AUXILIARIES:
+        j = after + 1
+        while j + 1 < len(items) and items[j] in _DETERMINERS:
+            j += 1
+        for at in (j, j + 1):
+            subject = _party_at(items, at)
+            if subject is None:
+                break
+            k = at + 1
+            while k < len(items) and items[k] in _BEFORE_ASKED_VERB:
+                k += 1
+            verb = _verb_at(items, k)
+            if verb is not None:
+                roles.update((subject, lemma, asked) for lemma in verb)
+
+
 @_per_text()
 def _question_roles(text: str) -> frozenset[tuple[str, str, str]]:
-    """(subject, verb lemma, object) of a question that asks "who", the one asked for as "wh": "who
-    reports to Dana" gives ("wh", "report", "dana"), "who does Dana report to" ("dana", "report",
-    "wh"). A passive ("who was Dana hired by") gives none. Where the words allow both readings
-    ("who will hire Dana" read as "who will [Hire] [Dana]"), both are given, and a party of two
-    words ("the billing team") is read as each: a swap needs the other prompt to read the other
-    way round."""
+    """(subject, verb lemma, object) of a question that asks for a party, the one asked for as "wh"
+    ("who", "whom") or as its noun ("which of our clients"): "who reports to Dana" gives ("wh",
+    "report", "dana"), "who does Dana report to" ("dana", "report", "wh"), "which clients do we owe"
+    ("1p", "owe", "client"). A passive ("who was Dana hired by") gives none. Where the words allow
+    both readings ("who will hire Dana" read as "who will [Hire] [Dana]"), both are given, and a
+    party of two words ("the billing team") is read as each: a swap needs the other prompt to read
+    the other way round."""
     items = [
         _CLAUSE_BREAK if not m.group(0)[0].isalpha() else m.group(0).lower()
         for m in _CLAUSE_ITEMS.finditer(_normalise(text))
     ]
     roles: set[tuple[str, str, str]] = set()
     for i, word in enumerate(items):
-        if word not in _WHO or (i > 0 and items[i - 1] != _CLAUSE_BREAK):
+        if i > 0 and items[i - 1] != _CLAUSE_BREAK:
             continue
-        # "who" as the subject: "who (will) report(s) (to) (the) X".
-        j = i + 1
-        while j < len(items) and items[j] in _BEFORE_ASKED_VERB:
-            j += 1
-        verb = _verb_at(items, j)
-        if verb is not None:
-            k = j + 1
-            if k < len(items) and items[k] in _OBJECT_LINKS:
-                k += 1
-            while k + 1 < len(items) and items[k] in _DETERMINERS:
-                k += 1
-            for at in (k, k + 1):
-                obj = _party_at(items, at)
-                if obj is None:
+        if word in _WHO:
+            _asked_roles(items, "wh", i + 1, roles)
+        elif word in _WHICH:
+            # "which (of our) clients", "what (two) teams": the noun names the one asked for.
+            j = i + 1
+            if j + 1 < len(items) and items[j] == "of" and items[j + 1] in _DETERMINERS:
+                j += 2
+            for end in (j, j + 1):
+                head = _party_at(items, end)
+                if head is None or items[end] in _ASKING_AUXILIARIES:
                     break
-                roles.update(("wh", lemma, obj) for lemma in verb)
-        # "who" as the object: "who does (the) (billing) X (still) report to".
-        if i + 1 < len(items) and items[i + 1] in _ASKING_AUXILIARIES:
-            j = i + 2
-            while j + 1 < len(items) and items[j] in _DETERMINERS:
-                j += 1
-            for at in (j, j + 1):
-                subject = _party_at(items, at)
-                if subject is None:
-                    break
-                k = at + 1
-                while k < len(items) and items[k] in _BEFORE_ASKED_VERB:
-                    k += 1
-                verb = _verb_at(items, k)
-                if verb is not None:
-                    roles.update((subject, lemma, "wh") for lemma in verb)
+                _asked_roles(items, _singular(items[end]), end + 1, roles)
     return frozenset(roles)
 
 
@@ -2386,7 +2405,7 @@ _AT_MOST: Final = (
     "not exceeding, not over, not above, shorter than, lower than, smaller than"
 )
 _AT_LEAST: Final = (
-    "over, above, beyond, exceeding, more than, greater than, at least, longer than, higher than, "
+    "over, above, beyond, after, exceeding, more than, greater than, at least, longer than, higher than, "
     "larger than, no less than, not less than, no fewer than, not fewer than, not under, not below, "
     "upwards of, in excess of"
 )
