@@ -509,6 +509,7 @@ def test_who_asked_for_as_the_subject_and_then_as_the_object_is_another_question
         ("Who manages Alex?", "Who is Alex's manager?"),
         ("Which teams does Dana manage?", "Which teams are managed by Dana?"),
         ("Which vendors do we pay late?", "Which of our vendors do we pay late?"),
+        ("Who has edit access to the budget sheet?", "Who has access to edit the budget sheet?"),
     ],
 )
 def test_who_asked_for_in_the_same_role_is_the_same_question(first: str, second: str) -> None:
@@ -607,11 +608,22 @@ def test_comparatives_are_opposites_unless_the_comparison_is_turned_round() -> N
     )
     assert opposite_words(asked, other) == ANTONYM
     assert (
-        opposite_words("What does a stronger dollar do to exporters?", "What does a weaker dollar do?")
+        opposite_words(
+            "What does a stronger dollar do to exporters?", "What does a weaker dollar do to exporters?"
+        )
         == ANTONYM
     )
-    # "A is faster than B" is "B is slower than A".
+    assert opposite_words("Is Rust faster than Go?", "Is Rust slower than Go?") == ANTONYM
+    # A comparison turned round says the same; another wording is the model's to judge.
     assert opposite_words("Why is NumPy faster than a loop?", "Why is a loop slower than NumPy?") is None
+    assert (
+        opposite_words("Is Postgres faster compared to MySQL?", "Is MySQL slower compared to Postgres?")
+        is None
+    )
+    assert (
+        opposite_words("Is there an easier way to write this regex?", "It is harder to read: a simpler way?")
+        is None
+    )
 
 
 def test_a_negative_word_that_negates_nothing_asked_is_not_a_negation() -> None:
@@ -817,6 +829,21 @@ def test_code_that_differs_in_case_or_in_an_operator_is_another_request(first: s
         ("What's the difference between x - y and y - x?", "What's the difference between y - x and x - y?"),
         ("Sort these: - apples - pears", "Sort these: - pears - apples"),
         ("Why is a-b slow?", "Why is a - b slow?"),
+        # Bullets, clauses, an ellipsis, dates and lists of versions trade places in prose.
+        (
+            "Plan:\n- fix bug 123 in checkout\n- write docs for v2",
+            "Plan:\n- write docs for v2\n- fix bug 123 in checkout",
+        ),
+        (
+            "don't overthink it - just give me a short answer",
+            "just give me a short answer - don't overthink it",
+        ),
+        (
+            "rewrite this to sound friendlier... keep it under 100 words",
+            "keep it under 100 words... rewrite this to sound friendlier",
+        ),
+        ("Is the office closed on 12/25?", "Is the office closed on 25/12?"),
+        ("Does it run on Node 18/20?", "Does it run on Node 20/18?"),
     ],
 )
 def test_code_written_in_another_case_or_with_another_dash_is_the_same_request(

@@ -1915,6 +1915,7 @@ _SYMMETRIC: Final = frozenset(
     | {"comparison", "similar", "same", "equal", "equivalent", "like", "unlike", "related", "relate"}
     | {"relationship", "correlate", "correlation", "between", "interact", "together", "both"}
     | {"married", "marry", "stack", "versus", "compete", "competes", "match", "matches", "similarity"}
+    | {"far", "distance", "independent", "independently"}
 )
 
 
@@ -2096,7 +2097,10 @@ _BEFORE_ASKED_VERB: Final = frozenset(
     | {"actually", "recently", "not"}
 )
 # What asks with "who" as the object: "who does Dana report to", "who will the board appoint".
-_ASKING_AUXILIARIES: Final = frozenset({"do", "does", "did"}) | (_BEFORE_ASKED_VERB - {"not"})
+# Not "have": "who has edit access" asks who holds it.
+_ASKING_AUXILIARIES: Final = frozenset({"do", "does", "did"}) | (
+    _BEFORE_ASKED_VERB - {"not", "has", "have", "had"}
+)
 # A preposition after the verb may lead to its object ("who reports to Dana"), unless it makes
 # the relation mutual ("who works with Dana" is "who does Dana work with").
 _OBJECT_LINKS: Final = frozenset({"to", "for", "from", "into", "about", "after", "on", "at", "over"})
@@ -2350,8 +2354,10 @@ _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
     ("solved", "unsolved"),
     ("before", "since"),
 )
-# Comparatives: "which is faster" / "which is slower", "a stronger dollar" / "a weaker dollar". Not
-# where either prompt compares with "than": "A is faster than B" / "B is slower than A" say the same.
+# Comparatives: "which is faster" / "which is slower", "a stronger dollar" / "a weaker dollar", read
+# only where the two prompts say the same words in the same order besides (`_comparative_turned`):
+# "A is faster than B" / "B is slower than A" say the same, and "an easier way to write this" /
+# "it is harder to read: a simpler way?" are another wording, for the model to judge.
 _COMPARATIVES: Final[tuple[tuple[str, str], ...]] = (
     ("faster", "slower"),
     ("bigger", "smaller"),
@@ -2367,15 +2373,24 @@ _COMPARATIVES: Final[tuple[tuple[str, str], ...]] = (
     ("heavier", "lighter"),
     ("wider", "narrower"),
 )
-_COMPARATIVE_WORDS: Final = frozenset(word for pair in _COMPARATIVES for word in pair)
 _OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
-    word: frozenset(
-        {y for x, y in (*_ANTONYMS, *_COMPARATIVES) if x == word}
-        | {x for x, y in (*_ANTONYMS, *_COMPARATIVES) if y == word}
-    )
-    for pair in (*_ANTONYMS, *_COMPARATIVES)
+    word: frozenset({y for x, y in _ANTONYMS if x == word} | {x for x, y in _ANTONYMS if y == word})
+    for pair in _ANTONYMS
     for word in pair
 }
+_OPPOSITE_COMPARATIVES: Final = frozenset(_COMPARATIVES) | frozenset((y, x) for x, y in _COMPARATIVES)
+
+
+def _comparative_turned(a: str, b: str) -> bool:
+    """The same words in the same order but a comparative turned to its opposite: "Which is faster
+    for reads, Redis or Memcached?" / "Which is slower ...?"."""
+    tokens_a, tokens_b = _order_tokens(a), _order_tokens(b)
+    if len(tokens_a) != len(tokens_b):
+        return False
+    differing = [(x, y) for x, y in zip(tokens_a, tokens_b, strict=True) if x != y]
+    return bool(differing) and all(pair in _OPPOSITE_COMPARATIVES for pair in differing)
+
+
 # A prefix that turns a word into its opposite: "mute"/"unmute", "able"/"disable".
 _NEGATING_PREFIXES: Final = ("un", "dis", "non")
 
@@ -2581,13 +2596,14 @@ def opposite_words(a: str, b: str) -> str | None:
     # The same lemmas with a prefix written apart joined to its word ("un-mute" is "unmute",
     # "non-binding" "nonbinding"): a word one prompt writes so is no opposite of the other's.
     joined_a, joined_b = _lemma_set(_prefixes_joined(a)), _lemma_set(_prefixes_joined(b))
-    compared = "than" in lemmas_a or "than" in lemmas_b
+    if _comparative_turned(a, b):
+        return ANTONYM
     for one, two, joined, other_joined in (
         (lemmas_a, lemmas_b, joined_a, joined_b),
         (lemmas_b, lemmas_a, joined_b, joined_a),
     ):
         for word in one - two:
-            if word in other_joined or (compared and word in _COMPARATIVE_WORDS):
+            if word in other_joined:
                 continue
             if any(
                 opposite in two and opposite not in one and opposite not in joined
@@ -2735,63 +2751,87 @@ def _operators_moved(words_a: list[str], words_b: list[str]) -> bool:
 
 # Operators whose two sides may not trade places: "a - b" is not "b - a", "main..feature" not
 # "feature..main". A minus sign and a slash are also prose's separators ("Paris - London",
-# "read/write"): they count only between operands of code or numbers (`_operand_of_code`).
+# "read/write", "- a bullet"): they count only between operands of code (`_operand_of_code`), and
+# between two bare numbers only spaced ("10 - 3", not "2019-2021", "12/25" or "Node 18/20"). Two or
+# three dots count only glued to both sides ("main..feature", not an ellipsis).
 _ORDERED_OPERATORS: Final = frozenset(
-    {"<", ">", "<=", ">=", "..", "...", "<<", ">>", "%", "**", "^", "//", ":=", "-=", "+=", "*=", "/=", "<-"}
-    | {"|>", "<|", "=~", "!~", "→"}
+    {"<", ">", "<=", ">=", "<<", ">>", "%", "**", "^", "//", ":=", "-=", "+=", "*=", "/=", "<-"}
+    | {"|>", "<|", "=~", "!~"}
 )
+_GLUED_OPERATORS: Final = frozenset({"..", "..."})
 _SEPARATING_OPERATORS: Final = frozenset({"-", "/"})
-# Tokens of code: a name or number (dotted ones whole: "df.price", "3.14"), a run of operators,
-# a bracket, a separator; quotes, backticks and other marks are left out.
-_CODE_TOKEN: Final = re.compile(r"\w+(?:\.\w+)*|[/*=<>!&|%^~+\-.:]+|[()\[\]{},;]")
+# Tokens of code: a name or number (dotted ones whole: "df.price", "3.14"; a contraction whole:
+# "don't"), a run of operators, a bracket, a separator; quotes, backticks and other marks are left
+# out. An operator with a space on either side is marked with a leading space.
+_CODE_TOKEN: Final = re.compile(r"\w+(?:'\w+)*(?:\.\w+)*|[/*=<>!&|%^~+\-.:]+|[()\[\]{},;]")
 # How far past the first and last tokens that differ an exchanged operand may reach: "x[0] - x[1]"
 # and "x[1] - x[0]" share their first two tokens.
 _OPERAND_REACH: Final = 4
-# The most tokens two exchanged operands and their operator may span where the prompts differ:
-# the search is quadratic in it, and operands are short.
+# The most tokens of one operand, and of two exchanged operands and their operator where the
+# prompts differ: the search is quadratic in it, and operands are short.
+_OPERAND_TOKENS: Final = 8
 _EXCHANGE_TOKENS: Final = 40
 
 
 @_per_text()
 def _code_tokens(text: str) -> tuple[str, ...]:
-    core = _TYPED_DASH.sub("-", _DASHES.sub("-", text))
-    return tuple(_CODE_TOKEN.findall(_ARROWS.sub(" \u2192 ", core)))
+    core = _ARROWS.sub(" to ", _TYPED_DASH.sub("-", _DASHES.sub("-", text)))
+    tokens = []
+    for match in _CODE_TOKEN.finditer(core):
+        token = match.group(0)
+        if token[0] in "/*=<>!&|%^~+-.:":
+            glued = match.start() > 0 and not core[match.start() - 1].isspace()
+            glued = glued and match.end() < len(core) and not core[match.end()].isspace()
+            token = token if glued else " " + token
+        tokens.append(token)
+    return tuple(tokens)
 
 
 def _operand(tokens: Sequence[str]) -> bool:
     """A side of an operator: a name, a number or a call or index of them, brackets balanced, no
-    separator of clauses."""
+    separator of clauses, at most `_OPERAND_TOKENS` tokens."""
+    if len(tokens) > _OPERAND_TOKENS:
+        return False
     depth = 0
     for token in tokens:
-        if token in {",", ";", ":"} or token in _ORDERED_OPERATORS or token in _SEPARATING_OPERATORS:
-            if depth == 0:
-                return False
-        elif token in {"(", "[", "{"}:
+        if token in _OPENING:
             depth += 1
-        elif token in {")", "]", "}"}:
+        elif token in _CLOSING:
             depth -= 1
             if depth < 0:
                 return False
-    return depth == 0 and any(token[0].isalnum() or token[0] == "_" for token in tokens)
+        elif not _word_of_code(token) and depth == 0:
+            return False  # a separator or an operator outside brackets: more than one operand
+    return depth == 0 and any(_word_of_code(token) for token in tokens)
+
+
+_OPENING: Final = frozenset("([{")
+_CLOSING: Final = frozenset(")]}")
+
+
+def _word_of_code(token: str) -> bool:
+    return token[0].isalnum() or token[0] == "_"
 
 
 def _operand_of_code(tokens: Sequence[str]) -> bool:
-    """An operand code or arithmetic is written with: a number, a letter alone, a dotted name, a
-    name with an underscore, a call or an index."""
-    return any(
-        any(c.isdigit() for c in token)
-        or (len(token) == 1 and token.isalpha())
-        or "." in token
-        or "_" in token
-        for token in tokens
-    ) or any(token in {"(", "["} for token in tokens)
+    """An operand code or arithmetic is written with, every word of it code's: a number, a letter
+    alone, a dotted name, a name with an underscore, or a name called or indexed ("len(x)",
+    "x[0]"). Not a phrase of prose ("book a room", "I own the roadmap")."""
+    for at, token in enumerate(tokens):
+        if not _word_of_code(token):
+            continue
+        called = at + 1 < len(tokens) and tokens[at + 1] in {"(", "["}
+        letter = len(token) == 1 and token.isalpha()
+        if not (any(c.isdigit() for c in token) or letter or "." in token or "_" in token or called):
+            return False
+    return True
 
 
 def _operands_exchanged(a: str, b: str) -> bool:
     """The two sides of an operator that reads one way traded places, every token kept: "a - b" vs
     "b - a", "x / y" vs "y / x", "if a < b" vs "if b < a", "git diff main..feature" vs
     "feature..main". Not "a + b" vs "b + a" nor "a == b" vs "b == a", which read both ways, nor
-    prose's separators between words ("Paris - London" vs "London - Paris")."""
+    prose's separators between words ("Paris - London" vs "London - Paris", bullets, "12/25")."""
     tokens_a, tokens_b = _code_tokens(a), _code_tokens(b)
     if len(tokens_a) != len(tokens_b) or tokens_a == tokens_b or sorted(tokens_a) != sorted(tokens_b):
         return False
@@ -2807,14 +2847,25 @@ def _operands_exchanged(a: str, b: str) -> bool:
         for last in range(end, min(len(tokens_a), end + _OPERAND_REACH) + 1):
             window_a, window_b = tokens_a[first:last], tokens_b[first:last]
             for at, operator in enumerate(window_a):
-                if operator not in _ORDERED_OPERATORS and operator not in _SEPARATING_OPERATORS:
-                    continue
                 left, right = window_a[:at], window_a[at + 1 :]
                 if window_b != (*right, operator, *left) or not (_operand(left) and _operand(right)):
                     continue
-                if operator in _ORDERED_OPERATORS or (_operand_of_code(left) and _operand_of_code(right)):
+                if _reads_one_way(operator, left, right):
                     return True
     return False
+
+
+def _reads_one_way(operator: str, left: Sequence[str], right: Sequence[str]) -> bool:
+    """Whether `operator` (marked spaced or glued) between these operands reads one way only."""
+    spaced, bare = operator.startswith(" "), operator.strip()
+    if bare in _ORDERED_OPERATORS:
+        return True
+    if bare in _GLUED_OPERATORS:
+        return not spaced
+    if bare not in _SEPARATING_OPERATORS or not (_operand_of_code(left) and _operand_of_code(right)):
+        return False
+    numbers = all(len(side) == 1 and side[0].isdigit() for side in (left, right))
+    return spaced or not numbers
 
 
 # ---------------------------------------------------------------------------------------
