@@ -599,6 +599,9 @@ def test_after_a_quantity_is_a_bound_against_within_it() -> None:
         is None
     )
     assert opposite_words("Call me after the meeting", "Call me within the hour") is None
+    # "after" before another bound leaves the bound to it.
+    first = "how is selling index funds after less than a year taxed?"
+    assert opposite_words(first, "taxes when selling index funds after over a year") == ANTONYM
 
 
 def test_comparatives_are_opposites_unless_the_comparison_is_turned_round() -> None:

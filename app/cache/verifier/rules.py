@@ -2435,6 +2435,9 @@ _BOUNDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = tuple(
     )
 )
 # The bounds by their first word, longest first: one look-up per word of a prompt.
+# Wordings that bound only a quantity right after them: "after a year" is at least a year, but
+# "after less than a year" is bounded by its "less than".
+_BOUNDS_BEFORE_A_QUANTITY: Final = frozenset({("after",)})
 _BOUNDS_BY_FIRST: Final[Mapping[str, tuple[tuple[tuple[str, ...], str], ...]]] = {
     first: tuple(bound for bound in _BOUNDS if bound[0][0] == first) for first in {b[0][0] for b in _BOUNDS}
 }
@@ -2503,6 +2506,8 @@ def _stances(text: str) -> tuple[Mapping[str, frozenset[str]], frozenset[str]]:
                 found["toggle"].add(_TOGGLE_WORDS[lemma])
         for wording, side in _BOUNDS_BY_FIRST.get(word, ()):
             end = index + len(wording)
+            if wording in _BOUNDS_BEFORE_A_QUANTITY and not _quantity_at(tokens, end):
+                continue  # "after the meeting", "after less than a year": no bound of its own
             if tuple(words[index:end]) == wording:
                 named.add(side)
                 if _quantity_at(tokens, end):
