@@ -1871,7 +1871,7 @@ def _words_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bo
 
 # Where a sentence begins: the text's start, or after a full stop, a colon, a line break or a
 # bullet, with any quotes or brackets before its first word.
-_SENTENCE_START: Final = re.compile(r"(?:^|[.!?:;\n]|^\s*[-*\u2022])[\s\"'(\[*]*$")
+_SENTENCE_START: Final = re.compile(r"(?:^|[.!?:;\n])[\s\"'(\[*]*(?:[-\u2022][\s\"'(\[*]*)?$")
 
 
 def _letter_named(text: str, start: int, end: int) -> bool:
@@ -2434,10 +2434,10 @@ _BOUNDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = tuple(
         key=lambda bound: -len(bound[0]),
     )
 )
-# The bounds by their first word, longest first: one look-up per word of a prompt.
 # Wordings that bound only a quantity right after them: "after a year" is at least a year, but
 # "after less than a year" is bounded by its "less than".
 _BOUNDS_BEFORE_A_QUANTITY: Final = frozenset({("after",)})
+# The bounds by their first word, longest first: one look-up per word of a prompt.
 _BOUNDS_BY_FIRST: Final[Mapping[str, tuple[tuple[tuple[str, ...], str], ...]]] = {
     first: tuple(bound for bound in _BOUNDS if bound[0][0] == first) for first in {b[0][0] for b in _BOUNDS}
 }
@@ -2594,15 +2594,14 @@ def _movements_exchanged(a: str, b: str) -> bool:
 
 def opposite_words(a: str, b: str) -> str | None:
     """One prompt has a word and the other its opposite: "buy" vs "sell", "mute" vs "unmute", "turn
-    off" vs "enable", "within a year" vs "after more than a year"."""
-    if _opposite_stances(a, b) or _movements_exchanged(a, b):
+    off" vs "enable", "within a year" vs "after more than a year", "faster" vs "slower" with every
+    other word kept, "revenue rose while costs fell" vs "revenue fell while costs rose"."""
+    if _opposite_stances(a, b) or _movements_exchanged(a, b) or _comparative_turned(a, b):
         return ANTONYM
     lemmas_a, lemmas_b = _lemma_set(a), _lemma_set(b)
     # The same lemmas with a prefix written apart joined to its word ("un-mute" is "unmute",
     # "non-binding" "nonbinding"): a word one prompt writes so is no opposite of the other's.
     joined_a, joined_b = _lemma_set(_prefixes_joined(a)), _lemma_set(_prefixes_joined(b))
-    if _comparative_turned(a, b):
-        return ANTONYM
     for one, two, joined, other_joined in (
         (lemmas_a, lemmas_b, joined_a, joined_b),
         (lemmas_b, lemmas_a, joined_b, joined_a),
