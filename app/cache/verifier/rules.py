@@ -2106,37 +2106,35 @@ _ASKING_AUXILIARIES: Final = frozenset({"do", "does", "did"}) | (
 _OBJECT_LINKS: Final = frozenset({"to", "for", "from", "into", "about", "after", "on", "at", "over"})
 
 
+def _past(items: Sequence[str], index: int, skipped: frozenset[str], *, keep_last: bool = False) -> int:
+    """The first index from `index` whose item is not one of `skipped` (with `keep_last`, never
+    the last item: a determiner may be the party's last word)."""
+    while index + keep_last < len(items) and items[index] in skipped:
+        index += 1
+    return index
+
+
 def _asked_roles(items: Sequence[str], asked: str, after: int, roles: set[tuple[str, str, str]]) -> None:
     """Add the roles of the party a question asks for (`asked`), whose words end before `after`."""
     # The one asked for as the subject: "who (will) report(s) (to) (the) X".
-    j = after
-    while j < len(items) and items[j] in _BEFORE_ASKED_VERB:
-        j += 1
+    j = _past(items, after, _BEFORE_ASKED_VERB)
     verb = _verb_at(items, j)
     if verb is not None:
         k = j + 1
         if k < len(items) and items[k] in _OBJECT_LINKS:
             k += 1
-        while k + 1 < len(items) and items[k] in _DETERMINERS:
-            k += 1
-        for at in (k, k + 1):
+        for at in (start := _past(items, k, _DETERMINERS, keep_last=True), start + 1):
             obj = _party_at(items, at)
             if obj is None:
                 break
             roles.update((asked, lemma, obj) for lemma in verb)
     # The one asked for as the object: "who does (the) (billing) X (still) report to".
     if after < len(items) and items[after] in _ASKING_AUXILIARIES:
-        j = after + 1
-        while j + 1 < len(items) and items[j] in _DETERMINERS:
-            j += 1
-        for at in (j, j + 1):
+        for at in (start := _past(items, after + 1, _DETERMINERS, keep_last=True), start + 1):
             subject = _party_at(items, at)
             if subject is None:
                 break
-            k = at + 1
-            while k < len(items) and items[k] in _BEFORE_ASKED_VERB:
-                k += 1
-            verb = _verb_at(items, k)
+            verb = _verb_at(items, _past(items, at + 1, _BEFORE_ASKED_VERB))
             if verb is not None:
                 roles.update((subject, lemma, asked) for lemma in verb)
 
