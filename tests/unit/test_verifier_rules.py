@@ -475,6 +475,10 @@ def test_a_capital_letter_that_names_something_trades_places_as_a_name() -> None
         is None
     )
     assert swapped_roles("Compare plan A with plan B", "Compare plan B with plan A") is None
+    assert (
+        swapped_roles("Is variant A independent of variant B?", "Is variant B independent of variant A?")
+        is None
+    )
 
 
 @pytest.mark.parametrize(
