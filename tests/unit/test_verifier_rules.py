@@ -398,6 +398,56 @@ def test_dates_compare_by_their_parts() -> None:
     assert different_numbers("posts after:2025-06-01", "posts after:2024-06-01") == NUMBER
 
 
+def test_a_month_replaced_is_another_date_and_one_added_is_a_detail() -> None:
+    first, second = (
+        "How many business days are there between March 3 and March 28, 2025?",
+        "How many business days are there between March 3 and April 28, 2025?",
+    )
+    assert different_numbers(first, second) == NUMBER
+    assert different_numbers(second, first) == NUMBER
+    assert different_numbers("Q3 and Q3 targets side by side", "Q3 and Q4 targets side by side") == NUMBER
+    # A month one prompt adds, or writes short, is the model's to judge.
+    assert (
+        different_numbers(
+            "The index dipped to 53.7 from 54.7 in August.",
+            "The index slipped to 53.7 in September from 54.7 in August.",
+        )
+        is None
+    )
+    assert (
+        different_numbers(
+            "Orders placed after December 20 will ship in January.",
+            "Anything ordered after 20 Dec won't go out until January.",
+        )
+        is None
+    )
+
+
+def test_the_language_asked_for_and_a_thing_named_by_its_letter_are_names() -> None:
+    assert (
+        different_entities(
+            "summarize this Japanese contract in English", "summarize this Japanese contract in Japanese"
+        )
+        == ENTITY
+    )
+    assert different_entities("Translate this email to Spanish", "Translate this email into German") == ENTITY
+    assert (
+        different_entities(
+            "Calculate the gross margin for Product A using the data below.",
+            "Using the data below, calculate the gross margin for Product B.",
+        )
+        == ENTITY
+    )
+    # The same language asked for, a language the text is in, the same letters in another order.
+    assert different_entities("Translate this email to Spanish", "Translate this email into Spanish") is None
+    assert (
+        different_entities("The doc is in German. Summarize it in English.", "Summarize this German doc in English")
+        is None
+    )
+    assert different_entities("Is Spanish similar to Portuguese?", "Is Portuguese similar to Spanish?") is None
+    assert different_entities("Compare plan A and plan B", "Compare plan B with plan A") is None
+
+
 def test_a_half_counts_as_its_number_however_written() -> None:
     first, second = (
         "What were our sales in the first half of the year?",
@@ -521,6 +571,68 @@ def test_who_asked_for_in_the_same_role_is_the_same_question(first: str, second:
     assert swapped_roles(second, first) is None
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # A relative clause, with or without the word that opens it.
+        ("List the people Dana manages", "List the people who manage Dana"),
+        ("Find customers who referred Maria", "Find customers Maria referred"),
+        ("List the services that call the user service", "List the services the user service calls"),
+        # The same relation asked for from its other end.
+        ("Which projects depend on the auth library?", "Which libraries does the auth project depend on?"),
+        (
+            "Salesforce: how do I see which accounts a specific rep owns?",
+            "Salesforce: how do I see which rep owns a specific account?",
+        ),
+        # A party of two words.
+        (
+            "Write a polite email about the £4,000 that Acme Ltd owes us",
+            "Write a polite email about the £4,000 that we owe Acme Ltd",
+        ),
+        # Who acts against whom it goes to or what is acted on.
+        ("Show the tickets assigned by Lee", "Show the tickets assigned to Lee"),
+        ("Which bugs were reported by support?", "Which bugs were reported to support?"),
+        (
+            "Draft a press release announcing our acquisition of Brightline Analytics.",
+            "Draft a press release announcing our acquisition by Brightline Analytics.",
+        ),
+    ],
+)
+def test_roles_in_a_clause_traded_are_another_request(first: str, second: str) -> None:
+    assert swapped_roles(first, second) == ORDER
+    assert swapped_roles(second, first) == ORDER
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("List the people Dana manages", "List the people who Dana manages"),
+        ("List the people Dana manages", "Show everyone that Dana manages"),
+        ("Find customers who referred Maria", "Find the customers that referred Maria"),
+        ("Which accounts does a rep own?", "Which accounts are owned by a rep?"),
+        ("Show the invoices we sent to Acme", "Show the invoices that we sent to Acme"),
+        ("Which projects depend on the auth library?", "Which of our projects rely on the auth library?"),
+        (
+            "In Salesforce, how do I see which accounts a rep owns?",
+            "Salesforce: how can I view the accounts a given rep owns?",
+        ),
+        ("Show me the tickets Lee closed this week", "Which tickets did Lee close this week?"),
+        ("I want to know which tools the data team uses", "Which tools does the data team use?"),
+        ("Show the reports that Finance sends every Monday", "Show the reports Finance sends every Monday"),
+        ("How much does Acme Ltd owe us?", "What does Acme Ltd still owe us?"),
+        # Names in running text, a place, a quantity: no roles traded.
+        ("Their first Winter Olympic Games were in 1994.", "Their first Olympic Winter Games were in 1994."),
+        ("How do you unlock Wii Mario Kart?", "How do you unlock Mario Kart Wii?"),
+        ("Is the office close to the station?", "Is the office close by the station?"),
+        ("Revenue was increased by 5% last year", "Revenue was increased to 5% last year"),
+        ("Find the commits written by Priya", "Find the commits Priya wrote"),
+    ],
+)
+def test_a_clause_reworded_keeps_its_roles(first: str, second: str) -> None:
+    assert swapped_roles(first, second) is None
+    assert swapped_roles(second, first) is None
+
+
 def test_an_object_turned_possessor_is_a_rewording_not_a_swap() -> None:
     # "the report for project X" / "project X's report": every role kept.
     assert (
@@ -631,6 +743,43 @@ def test_comparatives_are_opposites_unless_the_comparison_is_turned_round() -> N
         opposite_words("Is there an easier way to write this regex?", "It is harder to read: a simpler way?")
         is None
     )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            "How do I give the 'Finance-Analysts' role read access to the sales schema in Snowflake?",
+            "How do I give the 'Finance-Analysts' role write access to the sales schema in Snowflake?",
+        ),
+        ("Compare PostgreSQL and MySQL for a write-heavy workload", "Compare PostgreSQL and MySQL for a read-heavy workload"),
+        ("Show me how to read a JSON file with Python", "Show me how to write a JSON file with Python"),
+        ("What is the hotel limit for domestic travel?", "What is the hotel limit for international travel?"),
+        ("Statute of limitations for a written contract in California", "Statute of limitations for an oral contract in California"),
+        ("We're the licensor. What indemnities should we push for?", "We're the licensee. What indemnities should we push for?"),
+        ("How many sick days do part-time employees get?", "How many sick days do full-time employees get?"),
+        ("How do I sum each row in Excel?", "How do I sum each column in Excel?"),
+        ("Write a formal email declining the discount", "Write a casual email declining the discount"),
+    ],
+)
+def test_the_other_side_of_a_kind_in_the_same_words_is_an_opposite(first: str, second: str) -> None:
+    assert opposite_words(first, second) == ANTONYM
+    assert opposite_words(second, first) == ANTONYM
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # In other words than the same ones, the model judges.
+        ("Write a summary of this article", "Read this article and give me a summary"),
+        ("How do I read and write a JSON file?", "How do I write and read JSON files?"),
+        ("Which readers of our blog write to us most?", "Which of our blog's readers write to us most?"),
+        ("Add a row to the table", "Insert a new row into the table"),
+    ],
+)
+def test_the_sides_of_a_kind_in_other_words_are_the_models_to_judge(first: str, second: str) -> None:
+    assert opposite_words(first, second) is None
+    assert opposite_words(second, first) is None
 
 
 def test_a_negative_word_that_negates_nothing_asked_is_not_a_negation() -> None:

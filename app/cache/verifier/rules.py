@@ -686,6 +686,25 @@ def _named(value: str) -> bool:
     return any(ch.isalpha() for ch in value.lstrip("vV"))
 
 
+# How `quantities` writes a month, a quarter and a half of the year: "month3", "q3", "h1".
+_CALENDAR_VALUE: Final = re.compile(r"(month|q|h)\d+")
+
+
+def _calendar_replaced(extra: set[str], qa: tuple[Quantity, ...], qb: tuple[Quantity, ...]) -> bool:
+    """Whether a calendar value of `extra` replaces one of the other prompt's: each prompt names as
+    many of its kind, and not the same."""
+    for value in extra:
+        match = _CALENDAR_VALUE.fullmatch(value)
+        if match is None:
+            continue
+        kind = match.group(1)
+        in_a = sorted(q.value for q in qa if (m := _CALENDAR_VALUE.fullmatch(q.value)) and m.group(1) == kind)
+        in_b = sorted(q.value for q in qb if (m := _CALENDAR_VALUE.fullmatch(q.value)) and m.group(1) == kind)
+        if len(in_a) == len(in_b) and in_a != in_b:
+            return True
+    return False
+
+
 def _counted(own: tuple[Quantity, ...], other: tuple[Quantity, ...]) -> tuple[Quantity, ...]:
     """`own` without the compounds that `other` has no number to set against."""
     values = {q.value for q in other}
@@ -827,6 +846,11 @@ def different_numbers(a: str, b: str) -> str | None:
         # ("1080p" vs "720p"): alone it is a word, and "2FA" is what "MFA" calls two factors.
         names_a, names_b = {v for v in extra_a if _named(v)}, {v for v in extra_b if _named(v)}
         if extra_a - names_a or extra_b - names_b or (names_a and names_b):
+            return NUMBER
+        # As many months (quarters, halves) in each, not the same: "between March 3 and March 28" /
+        # "between March 3 and April 28". One more ("up from 45.4" / "up from 45.4 in April") is a
+        # detail the other leaves out, as a name alone is.
+        if _calendar_replaced(names_a | names_b, qa, qb):
             return NUMBER
         # Or against a name with digits that only the other prompt has: "ticket 08771f" / "ticket
         # f7d870", one code read as a number with letters, the other, led by a letter, as a name.
@@ -1552,12 +1576,64 @@ def _alias_groups(text: str) -> frozenset[int]:
     return frozenset(index for alias in found for index in _ALIAS_NAMES[alias])
 
 
+# Languages an answer may be asked in.
+_LANGUAGES: Final = (
+    "english|french|german|spanish|italian|portuguese|dutch|swedish|norwegian|danish|finnish|polish|czech"
+    "|russian|ukrainian|turkish|greek|arabic|hebrew|hindi|bengali|urdu|chinese|mandarin|cantonese"
+    "|japanese|korean|vietnamese|thai|indonesian|malay|tagalog|swahili|romanian|hungarian"
+)
+# The language an answer is asked in: "summarise this contract in English", "translate it into
+# German", "translate this email to Spanish" (not "Spanish is close to Portuguese").
+_LANGUAGE_ASKED: Final = re.compile(
+    rf"\b(?:in|into|(?:translat|convert)\w*\b[^.?!\n]{{0,60}}?\bto)\s+(?:plain\s+|simple\s+|formal\s+)?"
+    rf"(?:british\s+|american\s+|brazilian\s+|european\s+|latin\s+american\s+)?({_LANGUAGES})\b",
+    re.IGNORECASE,
+)
+# A thing named by a capital letter after its noun: "Product A", "group B", "option C" (not "I").
+# Not an initial ("J. Holm"), nor a letter that begins a word ("A-team", "B's").
+_LETTER_NAME: Final = re.compile(r"\b([A-Za-z][a-z]+) ([A-HJ-Z])\b(?![-'’]\w|\.\s?[A-Z])")
+
+
+@_per_text()
+def _languages_asked(text: str) -> frozenset[str]:
+    return frozenset(match.group(1).lower() for match in _LANGUAGE_ASKED.finditer(_normalise(text)))
+
+
+@_per_text()
+def _letter_names(text: str) -> Mapping[str, frozenset[str]]:
+    """Noun -> the letters that name things of it: "Product A and Product B" gives {"product": {"A", "B"}}."""
+    normalised = _normalise(text)
+    names: dict[str, set[str]] = {}
+    for match in _LETTER_NAME.finditer(normalised):
+        noun = match.group(1).lower()
+        if noun in _NOT_A_PARTY or noun in _PREPOSITIONS:
+            continue
+        if match.group(2) == "A" and not _letter_named(normalised, match.start(2), match.end(2)):
+            continue
+        names.setdefault(_singular(noun), set()).add(match.group(2))
+    return MappingProxyType({noun: frozenset(letters) for noun, letters in names.items()})
+
+
+def _named_apart(a: str, b: str) -> bool:
+    """Each prompt asks for an answer in a language the other does not ("in English" / "in
+    Japanese"), or names by its letter a thing of one kind the other does not ("Product A" /
+    "Product B")."""
+    asked_a, asked_b = _languages_asked(a), _languages_asked(b)
+    if asked_a - asked_b and asked_b - asked_a:
+        return True
+    letters_a, letters_b = _letter_names(a), _letter_names(b)
+    return any(letters_a[noun] != letters_b[noun] for noun in letters_a.keys() & letters_b.keys())
+
+
 def different_entities(a: str, b: str) -> str | None:
-    """A name or identifier was swapped for another: "NBA champions" vs "NFL champions".
+    """A name or identifier was swapped for another: "NBA champions" vs "NFL champions", "in English"
+    vs "in Japanese", "Product A" vs "Product B".
 
     Only a swap rejects: a name in one prompt and missing from the other ("Mount Everest"
     vs "Everest") is left to later stages, as paraphrases often drop or add one.
     """
+    if _named_apart(a, b):
+        return ENTITY
     ents_a, ents_b = entities(a), entities(b)
     if not ents_a or not ents_b:
         return None
@@ -2067,9 +2143,10 @@ def _pronoun_roles(text: str) -> frozenset[tuple[str, str, str]]:
             # "her" before a noun is a possessive: the noun is the object.
             while k + 1 < len(items) and items[k] in _DETERMINERS and _party_at(items, k + 1) is not None:
                 k += 1
-            obj = _party_at(items, k)
-            if obj is not None:
-                roles.update((_SUBJECT_PRONOUNS[pronoun], lemma, obj) for lemma in verb)
+            # A party of two words ("we owe Acme Ltd") is read as each.
+            for obj in (_party_at(items, k), _party_at(items, k + 1) if _party_at(items, k) else None):
+                if obj is not None:
+                    roles.update((_SUBJECT_PRONOUNS[pronoun], lemma, obj) for lemma in verb)
         elif word in _OBJECT_PRONOUNS:
             # The object's verb and subject: "(our) contractor (does) owe us". A request has none.
             if word == "her" and _party_at(items, i + 1) is not None:
@@ -2082,6 +2159,10 @@ def _pronoun_roles(text: str) -> frozenset[tuple[str, str, str]]:
             # "Is she like me?": after "is" the subject's word is no verb.
             if verb is not None and subject is not None and not (j > 0 and items[j - 1] in _BE):
                 roles.update((subject, lemma, _OBJECT_PRONOUNS[word]) for lemma in verb)
+                # A party of two words ("Acme Ltd owes us") is read as each.
+                before = _party_at(items, j - 1)
+                if before is not None and before not in _SUBJECT_PRONOUNS.values():
+                    roles.update((before, lemma, _OBJECT_PRONOUNS[word]) for lemma in verb)
     return frozenset(roles)
 
 
@@ -2114,11 +2195,30 @@ def _past(items: Sequence[str], index: int, skipped: frozenset[str], *, keep_las
     return index
 
 
-def _asked_roles(items: Sequence[str], asked: str, after: int, roles: set[tuple[str, str, str]]) -> None:
-    """Add the roles of the party a question asks for (`asked`), whose words end before `after`."""
+# A role read in a question or a clause, with the end of it that the prompt asks for or names
+# the clause after: (subject, verb lemma, object, "s" or "o").
+_Asked = tuple[str, str, str, str]
+
+
+def _asked_roles(
+    items: Sequence[str],
+    asked: str,
+    after: int,
+    roles: set[_Asked],
+    *,
+    inverted: bool = True,
+    capitals: Sequence[bool] = (),
+    as_subject: bool = True,
+) -> None:
+    """Add the roles of the party a question asks for, or a relative clause names (`asked`), whose
+    words end before `after`. A clause that is not `inverted` (a question within a sentence, a
+    relative clause) has its subject before its verb with no "do" before them: "which accounts a
+    rep owns", "the people (who) Dana manages". `capitals` tells which items begin with a capital:
+    two words of a party begin alike ("the user service", "Acme Ltd"; not "people Dana"). Without
+    `as_subject`, only the object is read: a clause with no word to open it has its own subject."""
     # The one asked for as the subject: "who (will) report(s) (to) (the) X".
     j = _past(items, after, _BEFORE_ASKED_VERB)
-    verb = _verb_at(items, j)
+    verb = _verb_at(items, j) if as_subject else None
     if verb is not None:
         k = j + 1
         if k < len(items) and items[k] in _OBJECT_LINKS:
@@ -2127,48 +2227,121 @@ def _asked_roles(items: Sequence[str], asked: str, after: int, roles: set[tuple[
             obj = _party_at(items, at)
             if obj is None:
                 break
-            roles.update((asked, lemma, obj) for lemma in verb)
+            roles.update((asked, lemma, obj, "s") for lemma in verb)
     # The one asked for as the object: "who does (the) (billing) X (still) report to".
-    if after < len(items) and items[after] in _ASKING_AUXILIARIES:
-        for at in (start := _past(items, after + 1, _DETERMINERS, keep_last=True), start + 1):
-            subject = _party_at(items, at)
-            if subject is None:
-                break
-            verb = _verb_at(items, _past(items, at + 1, _BEFORE_ASKED_VERB))
-            if verb is not None:
-                roles.update((subject, lemma, asked) for lemma in verb)
+    if inverted and not (after < len(items) and items[after] in _ASKING_AUXILIARIES):
+        return
+    subjects: list[str] = []
+    for at in (start := _past(items, after + inverted, _DETERMINERS, keep_last=True), start + 1):
+        subject = _party_at(items, at)
+        if subject is None:
+            break
+        subjects.append(subject)
+        verb_at = _past(items, at + 1, _BEFORE_ASKED_VERB)
+        verb = _verb_at(items, verb_at)
+        # Without "do" to mark it, a verb after a noun shows its tense: "the people Dana manages",
+        # "the invoices Acme sent" (not "the first Winter Olympics").
+        if verb is not None and (inverted or items[at] in _SUBJECT_PRONOUNS or _finite(items[verb_at])):
+            # A party of two words ("the user service calls") is read as each.
+            alike = not capitals or capitals[start] == capitals[at]
+            roles.update((party, lemma, asked, "o") for lemma in verb for party in (subjects if alike else [subject]))
+
+
+# Verbs whose past tense does not end in "-ed" (`_finite`).
+_IRREGULAR_PAST: Final = frozenset(
+    {"sent", "made", "wrote", "built", "paid", "sold", "bought", "led", "ran", "took", "gave", "kept"}
+    | {"held", "told", "won", "lost", "met", "did", "brought", "taught", "chose", "found", "left", "hired"}
+)
+
+
+def _finite(word: str) -> bool:
+    """Whether `word` reads as a verb's present with "-s" or its past: "manages", "referred", "sent"."""
+    return word in _IRREGULAR_PAST or word.endswith("ed") or (word.endswith("s") and not word.endswith("ss"))
+
+
+def _names_a_subject(matches: Sequence[re.Match[str]], i: int) -> bool:
+    """Whether the word at `i` can begin a clause's subject right after a noun: a subject pronoun
+    ("the invoices we sent") or a name written with a capital after a word written without one
+    ("the people Dana manages"; not "the first Winter Olympics" after "their", nor "YYYY-MM-DD")."""
+    word, before = matches[i].group(0), matches[i - 1].group(0)
+    if word.lower() in _SUBJECT_PRONOUNS:
+        return True
+    return word[0].isupper() and word[1:] != word[1:].upper() and before.islower() and before not in _PREPOSITIONS
+
+
+# Words that open a relative clause after its noun: "the people who manage Dana", "the services
+# that call the user service".
+_RELATIVE: Final = frozenset({"who", "whom", "that", "which"})
+
+
+def _asked_which(items: Sequence[str], i: int, roles: set[_Asked], *, inverted: bool) -> None:
+    """The roles of "which" or "what" at `i` and the noun after it: "which (of our) clients", "what
+    (two) teams"."""
+    j = i + 1
+    if j + 1 < len(items) and items[j] == "of" and items[j + 1] in _DETERMINERS:
+        j += 2
+    for end in (j, j + 1):
+        head = _party_at(items, end)
+        if head is None or items[end] in _ASKING_AUXILIARIES:
+            break
+        _asked_roles(items, _singular(items[end]), end + 1, roles, inverted=inverted)
 
 
 @_per_text()
-def _question_roles(text: str) -> frozenset[tuple[str, str, str]]:
-    """(subject, verb lemma, object) of a question that asks for a party, the one asked for as "wh"
-    ("who", "whom") or as its noun ("which of our clients"): "who reports to Dana" gives ("wh",
-    "report", "dana"), "who does Dana report to" ("dana", "report", "wh"), "which clients do we owe"
-    ("1p", "owe", "client"). A passive ("who was Dana hired by") gives none. Where the words allow
+def _question_roles(text: str) -> frozenset[_Asked]:
+    """(subject, verb lemma, object, the end asked for) of a question that asks for a party, the one
+    asked for as "wh" ("who", "whom") or as its noun ("which of our clients"), or of a clause that
+    names its noun: "who reports to Dana" gives ("wh", "report", "dana", "s"), "who does Dana report
+    to" ("dana", "report", "wh", "o"), "which clients do we owe" ("1p", "owe", "client", "o"), "see
+    which accounts a rep owns" ("rep", "own", "account", "o"), "the people Dana manages" ("dana",
+    "manage", "people", "o"). A passive ("who was Dana hired by") gives none. Where the words allow
     both readings ("who will hire Dana" read as "who will [Hire] [Dana]"), both are given, and a
     party of two words ("the billing team") is read as each: a swap needs the other prompt to read
     the other way round."""
-    items = [
-        _CLAUSE_BREAK if not m.group(0)[0].isalpha() else m.group(0).lower()
-        for m in _CLAUSE_ITEMS.finditer(_normalise(text))
-    ]
-    roles: set[tuple[str, str, str]] = set()
+    matches = list(_CLAUSE_ITEMS.finditer(_normalise(text)))
+    items = [_CLAUSE_BREAK if not m.group(0)[0].isalpha() else m.group(0).lower() for m in matches]
+    capitals = [m.group(0)[0].isupper() for m in matches]
+    roles: set[_Asked] = set()
     for i, word in enumerate(items):
-        if i > 0 and items[i - 1] != _CLAUSE_BREAK:
+        if i == 0 or items[i - 1] == _CLAUSE_BREAK:
+            if word in _WHO:
+                _asked_roles(items, "wh", i + 1, roles)
+            elif word in _WHICH:
+                _asked_which(items, i, roles, inverted=True)
             continue
-        if word in _WHO:
-            _asked_roles(items, "wh", i + 1, roles)
-        elif word in _WHICH:
-            # "which (of our) clients", "what (two) teams": the noun names the one asked for.
-            j = i + 1
-            if j + 1 < len(items) and items[j] == "of" and items[j + 1] in _DETERMINERS:
-                j += 2
-            for end in (j, j + 1):
-                head = _party_at(items, end)
-                if head is None or items[end] in _ASKING_AUXILIARIES:
-                    break
-                _asked_roles(items, _singular(items[end]), end + 1, roles)
-    return frozenset(roles)
+        before = items[i - 1]
+        head = None if before in _NOT_A_PARTY or before in _OBJECT_PRONOUNS else _party_at(items, i - 1)
+        if word in _RELATIVE and head is not None:
+            # A relative clause: "the people who manage Dana", "the services that the user
+            # service calls".
+            _asked_roles(items, head, i + 1, roles, inverted=False, capitals=capitals)
+        if word in _WHICH:
+            # A question within a sentence: "see which accounts a rep owns".
+            _asked_which(items, i, roles, inverted=False)
+        elif head is not None and word not in _RELATIVE and (word in _DETERMINERS or _names_a_subject(matches, i)):
+            # A relative clause with no word to open it: "the people Dana manages", "the invoices
+            # we sent", "the services the user service calls".
+            _asked_roles(items, head, i, roles, inverted=False, capitals=capitals, as_subject=False)
+    # A party related to itself is a word read twice ("the services the user service calls").
+    return frozenset(role for role in roles if role[0] != role[2])
+
+
+def _asked_end_turned(a: str, b: str) -> bool:
+    """The same relation asked for from its other end: "Which projects depend on the auth library?"
+    / "Which libraries does the auth project depend on?", "see which accounts a rep owns" / "see
+    which rep owns an account"."""
+    roles_a, roles_b = _question_roles(a), _question_roles(b)
+    for subject, verb, obj, end in roles_a:
+        other = "o" if end == "s" else "s"
+        if (
+            subject != obj
+            and "wh" not in (subject, obj)
+            and (subject, verb, obj, other) in roles_b
+            and (subject, verb, obj, end) not in roles_b
+            and (subject, verb, obj, other) not in roles_a
+        ):
+            return True
+    return False
 
 
 def _pronoun_roles_swapped(a: str, b: str) -> bool:
@@ -2178,7 +2351,8 @@ def _pronoun_roles_swapped(a: str, b: str) -> bool:
     who is liked ("she likes me"), so against "How do I know if this girl likes me?" it swaps nothing."""
     if _BOTH_WAYS.search(a) or _BOTH_WAYS.search(b):
         return False
-    roles_a, roles_b = _pronoun_roles(a) | _question_roles(a), _pronoun_roles(b) | _question_roles(b)
+    roles_a = _pronoun_roles(a) | {role[:3] for role in _question_roles(a)}
+    roles_b = _pronoun_roles(b) | {role[:3] for role in _question_roles(b)}
     kept_a = {(verb, "s", subject) for subject, verb, _ in roles_a} | {
         (verb, "o", obj) for _, verb, obj in roles_a
     }
@@ -2198,6 +2372,38 @@ def _pronoun_roles_swapped(a: str, b: str) -> bool:
     return False
 
 
+# Past participles that do not end in "-ed", before "by" or "to" (`_agent_turned`).
+_PARTICIPLES: Final = _IRREGULAR_PAST | frozenset(
+    {"written", "given", "shown", "done", "taken", "known", "seen", "drawn", "sold", "owned", "chosen"}
+)
+# Nouns of an action, before "by" or "of" (`_agent_turned`), beside those with an ending of one.
+_ACTION_NOUNS: Final = frozenset(
+    {"review", "purchase", "takeover", "buyout", "audit", "survey", "study", "analysis", "interview", "sale"}
+)
+_ACTION_ENDINGS: Final = ("tion", "sion", "ment", "al", "ance", "ence", "ure")
+
+
+def _agent_turned(a: str, b: str) -> bool:
+    """The same words but who acts ("by") for whom it goes to ("to") or what is acted on ("of"):
+    "the tickets assigned by Lee" / "assigned to Lee", "our acquisition of Brightline" / "our
+    acquisition by Brightline". Not a quantity ("grew by 5%" / "grew to 5%" is `number`'s) nor a
+    place ("close by the station" / "close to the station")."""
+    tokens_a, tokens_b = _tokens(a), _tokens(b)
+    if len(tokens_a) != len(tokens_b):
+        return False
+    differing = [i for i, (x, y) in enumerate(zip(tokens_a, tokens_b, strict=True)) if x.lower != y.lower]
+    if len(differing) != 1 or differing[0] == 0 or _quantity_at(tokens_a, differing[0] + 1):
+        return False
+    i = differing[0]
+    links = {tokens_a[i].lower, tokens_b[i].lower}
+    before = tokens_a[i - 1].lower
+    if links == {"by", "to"}:
+        return before.endswith("ed") or before in _PARTICIPLES
+    if links == {"by", "of"}:
+        return before in _ACTION_NOUNS or before.endswith(_ACTION_ENDINGS)
+    return False
+
+
 def swapped_roles(a: str, b: str) -> str | None:
     """The same words in roles traded: "flights from Paris to Rome" vs "from Rome to Paris",
     "X emigrated to A, then went to B" vs the other way round, "dog bites man" vs "man bites dog",
@@ -2207,10 +2413,10 @@ def swapped_roles(a: str, b: str) -> str | None:
     Reordered list items ("X, Y and Z") and reworded noun compounds are not swaps.
     """
     tokens_a, tokens_b = _content_tokens(a), _content_tokens(b)
-    if _linked_objects_swapped(tokens_a, tokens_b) or _pronoun_roles_swapped(a, b):
+    if _linked_objects_swapped(tokens_a, tokens_b) or _pronoun_roles_swapped(a, b) or _asked_end_turned(a, b):
         return ORDER
     order_a, order_b = _order_tokens(a), _order_tokens(b)
-    if _words_exchanged(order_a, order_b) or _spans_exchanged(order_a, order_b):
+    if _words_exchanged(order_a, order_b) or _spans_exchanged(order_a, order_b) or _agent_turned(a, b):
         return ORDER
     return None
 
@@ -2352,11 +2558,14 @@ _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
     ("solved", "unsolved"),
     ("before", "since"),
 )
-# Comparatives: "which is faster" / "which is slower", "a stronger dollar" / "a weaker dollar", read
-# only where the two prompts say the same words in the same order besides (`_comparative_turned`):
-# "A is faster than B" / "B is slower than A" say the same, and "an easier way to write this" /
-# "it is harder to read: a simpler way?" are another wording, for the model to judge.
-_COMPARATIVES: Final[tuple[tuple[str, str], ...]] = (
+# Words opposite only where the two prompts say the same words in the same order besides
+# (`_slot_turned`). Comparatives: "which is faster" / "which is slower", "a stronger dollar" / "a
+# weaker dollar", where "A is faster than B" / "B is slower than A" say the same and "an easier way
+# to write this" / "it is harder to read: a simpler way?" are another wording, for the model to
+# judge. And the two sides of a kind: "read access" / "write access", "accounts payable" / "accounts
+# receivable", "we're the licensor" / "we're the licensee", where "Write a summary of this article" /
+# "Read this article and give me a summary" ask the same.
+_SLOT_OPPOSITES: Final[tuple[tuple[str, str], ...]] = (
     ("faster", "slower"),
     ("bigger", "smaller"),
     ("larger", "smaller"),
@@ -2370,23 +2579,89 @@ _COMPARATIVES: Final[tuple[tuple[str, str], ...]] = (
     ("stronger", "weaker"),
     ("heavier", "lighter"),
     ("wider", "narrower"),
+    ("read", "write"),
+    ("reads", "writes"),
+    ("reading", "writing"),
+    ("reader", "writer"),
+    ("readers", "writers"),
+    ("readable", "writable"),
+    ("formal", "casual"),
+    ("domestic", "international"),
+    ("domestic", "foreign"),
+    ("oral", "written"),
+    ("verbal", "written"),
+    ("internal", "external"),
+    ("new", "existing"),
+    ("new", "established"),
+    ("new", "returning"),
+    ("payable", "receivable"),
+    ("gross", "net"),
+    ("fixed", "variable"),
+    ("direct", "indirect"),
+    ("primary", "secondary"),
+    ("primary", "replica"),
+    ("source", "target"),
+    ("source", "destination"),
+    ("row", "column"),
+    ("rows", "columns"),
+    ("shallow", "deep"),
+    ("stateful", "stateless"),
+    ("temporary", "permanent"),
+    ("full", "part"),
+    ("remote", "onsite"),
+    ("remote", "in-person"),
+    ("remote", "in-office"),
+    ("online", "offline"),
+    ("online", "in-person"),
+    ("virtual", "in-person"),
+    ("personal", "business"),
+    ("licensor", "licensee"),
+    ("lessor", "lessee"),
+    ("landlord", "tenant"),
+    ("employer", "employee"),
+    ("buyer", "seller"),
+    ("buyers", "sellers"),
+    ("borrower", "lender"),
+    ("creditor", "debtor"),
+    ("payer", "payee"),
+    ("sender", "recipient"),
+    ("mentor", "mentee"),
+    ("plaintiff", "defendant"),
+    ("host", "guest"),
+    ("parent", "child"),
+    ("upsell", "downsell"),
 )
 _OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
     word: frozenset({y for x, y in _ANTONYMS if x == word} | {x for x, y in _ANTONYMS if y == word})
     for pair in _ANTONYMS
     for word in pair
 }
-_OPPOSITE_COMPARATIVES: Final = frozenset(_COMPARATIVES) | frozenset((y, x) for x, y in _COMPARATIVES)
+_OPPOSITE_PAIRS: Final = frozenset(_ANTONYMS) | frozenset((y, x) for x, y in _ANTONYMS)
+_OPPOSITE_IN_A_SLOT: Final = frozenset(_SLOT_OPPOSITES) | frozenset((y, x) for x, y in _SLOT_OPPOSITES)
 
 
-def _comparative_turned(a: str, b: str) -> bool:
-    """The same words in the same order but a comparative turned to its opposite: "Which is faster
-    for reads, Redis or Memcached?" / "Which is slower ...?"."""
+def _turned_in_a_slot(one: str, other: str) -> bool:
+    """Two words, or two compounds written with hyphens part for part ("read-heavy" / "write-heavy",
+    "short-term" / "long-term"), that differ only by opposites."""
+    if (one, other) in _OPPOSITE_IN_A_SLOT:
+        return True
+    parts_one, parts_other = one.split("-"), other.split("-")
+    if len(parts_one) < 2 or len(parts_one) != len(parts_other):
+        return False
+    differing = [(x, y) for x, y in zip(parts_one, parts_other, strict=True) if x != y]
+    return all(pair in _OPPOSITE_IN_A_SLOT or pair in _OPPOSITE_PAIRS for pair in differing)
+
+
+def _slot_turned(a: str, b: str) -> bool:
+    """The same words in the same order but one turned to its opposite: "Which is faster for reads,
+    Redis or Memcached?" / "Which is slower ...?", "read access to the sales schema" / "write access
+    ...", "a write-heavy workload" / "a read-heavy workload". Two words that trade places ("the buyer
+    ... the seller" / "the seller ... the buyer") are `order`'s to read."""
     tokens_a, tokens_b = _order_tokens(a), _order_tokens(b)
-    if len(tokens_a) != len(tokens_b):
+    if len(tokens_a) != len(tokens_b) or sorted(tokens_a) == sorted(tokens_b):
         return False
     differing = [(x, y) for x, y in zip(tokens_a, tokens_b, strict=True) if x != y]
-    return bool(differing) and all(pair in _OPPOSITE_COMPARATIVES for pair in differing)
+    return bool(differing) and all(_turned_in_a_slot(x, y) for x, y in differing)
 
 
 # A prefix that turns a word into its opposite: "mute"/"unmute", "able"/"disable".
@@ -2592,9 +2867,9 @@ def _movements_exchanged(a: str, b: str) -> bool:
 
 def opposite_words(a: str, b: str) -> str | None:
     """One prompt has a word and the other its opposite: "buy" vs "sell", "mute" vs "unmute", "turn
-    off" vs "enable", "within a year" vs "after more than a year", "faster" vs "slower" with every
-    other word kept, "revenue rose while costs fell" vs "revenue fell while costs rose"."""
-    if _opposite_stances(a, b) or _movements_exchanged(a, b) or _comparative_turned(a, b):
+    off" vs "enable", "within a year" vs "after more than a year", "faster" vs "slower" or "read" vs
+    "write" with every other word kept, "revenue rose while costs fell" vs "revenue fell while costs rose"."""
+    if _opposite_stances(a, b) or _movements_exchanged(a, b) or _slot_turned(a, b):
         return ANTONYM
     lemmas_a, lemmas_b = _lemma_set(a), _lemma_set(b)
     # The same lemmas with a prefix written apart joined to its word ("un-mute" is "unmute",
