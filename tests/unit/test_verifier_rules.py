@@ -438,14 +438,57 @@ def test_the_language_asked_for_and_a_thing_named_by_its_letter_are_names() -> N
         )
         == ENTITY
     )
+    assert (
+        different_entities(
+            "Write a short email declining the meeting", "Write a short Slack message declining the meeting"
+        )
+        == ENTITY
+    )
+    assert (
+        different_entities("Write a tweet about our Series B", "Write a blog post about our Series B")
+        == ENTITY
+    )
+    # A kind of text named but not asked for, or one kind in two names.
+    assert (
+        different_entities(
+            "How can I improve the open rate of our newsletter?", "Ideas to get our email opened more?"
+        )
+        is None
+    )
+    assert (
+        different_entities(
+            "What's the best time to send a B2B newsletter?", "When should I send a B2B email newsletter?"
+        )
+        is None
+    )
+    assert different_entities("Write a job ad for a nurse", "Draft a job posting for a nurse") is None
+    assert different_entities("Draft an email to the team", "Write a message to the team") is None
     # The same language asked for, a language the text is in, the same letters in another order.
     assert different_entities("Translate this email to Spanish", "Translate this email into Spanish") is None
     assert (
-        different_entities("The doc is in German. Summarize it in English.", "Summarize this German doc in English")
+        different_entities(
+            "The doc is in German. Summarize it in English.", "Summarize this German doc in English"
+        )
         is None
     )
-    assert different_entities("Is Spanish similar to Portuguese?", "Is Portuguese similar to Spanish?") is None
+    assert (
+        different_entities("Is Spanish similar to Portuguese?", "Is Portuguese similar to Spanish?") is None
+    )
     assert different_entities("Compare plan A and plan B", "Compare plan B with plan A") is None
+
+
+def test_the_length_of_text_asked_for_is_a_quantity() -> None:
+    first, second = (
+        "Explain the difference between a W-2 employee and a 1099 contractor in one sentence.",
+        "Explain the difference between a W-2 employee and a 1099 contractor in a one-page guide.",
+    )
+    assert different_numbers(first, second) == NUMBER
+    assert different_numbers(second, first) == NUMBER
+    assert different_numbers("Draft a one-paragraph summary", "Draft a one-pager summarising it") == NUMBER
+    # The same length in other words.
+    assert different_numbers("Explain X in a sentence", "Explain X in one sentence") is None
+    assert different_numbers("Summarise this in 3 bullets", "Summarise this in three bullets") is None
+    assert different_numbers("Write a 100-word bio", "Write a bio of 100 words") is None
 
 
 def test_a_half_counts_as_its_number_however_written() -> None:
@@ -752,11 +795,20 @@ def test_comparatives_are_opposites_unless_the_comparison_is_turned_round() -> N
             "How do I give the 'Finance-Analysts' role read access to the sales schema in Snowflake?",
             "How do I give the 'Finance-Analysts' role write access to the sales schema in Snowflake?",
         ),
-        ("Compare PostgreSQL and MySQL for a write-heavy workload", "Compare PostgreSQL and MySQL for a read-heavy workload"),
+        (
+            "Compare PostgreSQL and MySQL for a write-heavy workload",
+            "Compare PostgreSQL and MySQL for a read-heavy workload",
+        ),
         ("Show me how to read a JSON file with Python", "Show me how to write a JSON file with Python"),
         ("What is the hotel limit for domestic travel?", "What is the hotel limit for international travel?"),
-        ("Statute of limitations for a written contract in California", "Statute of limitations for an oral contract in California"),
-        ("We're the licensor. What indemnities should we push for?", "We're the licensee. What indemnities should we push for?"),
+        (
+            "Statute of limitations for a written contract in California",
+            "Statute of limitations for an oral contract in California",
+        ),
+        (
+            "We're the licensor. What indemnities should we push for?",
+            "We're the licensee. What indemnities should we push for?",
+        ),
         ("How many sick days do part-time employees get?", "How many sick days do full-time employees get?"),
         ("How do I sum each row in Excel?", "How do I sum each column in Excel?"),
         ("Write a formal email declining the discount", "Write a casual email declining the discount"),

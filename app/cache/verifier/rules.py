@@ -360,6 +360,13 @@ _UNIT_GROUPS: Final[Mapping[str, tuple[str, ...]]] = {
     "kw": ("kw", "kilowatt", "kilowatts"),
     "kwh": ("kwh",),
     "v": ("volt", "volts"),
+    # The length of a text asked for: "in one sentence" / "a one-page guide".
+    "word": ("word", "words"),
+    "sentence": ("sentence", "sentences"),
+    "paragraph": ("paragraph", "paragraphs"),
+    "page": ("page", "pages"),
+    "slide": ("slide", "slides"),
+    "bullet": ("bullet", "bullets"),
 }
 _UNITS: Final[Mapping[str, str]] = {
     spelling: unit for unit, group in _UNIT_GROUPS.items() for spelling in group
@@ -829,6 +836,18 @@ def _numbered_names_missing(text: str, other: str) -> bool:
     )
 
 
+# A text's length asked for by a count: "in one sentence", "a one-page guide", "in 3 bullets",
+# "a 100-word bio" ("one" and "a" are no count to `quantities`).
+_LENGTH_ASKED: Final = re.compile(
+    rf"\b(?:an?|one|single|\d+|{'|'.join(_NUMBER_WORDS)})[\s-]+(word|sentence|paragraph|page|slide|bullet)(?:s|rs?)?\b"
+)
+
+
+@_per_text()
+def _lengths_asked(text: str) -> frozenset[str]:
+    return frozenset(_LENGTH_ASKED.findall(_normalise(text).lower()))
+
+
 def different_numbers(a: str, b: str) -> str | None:
     """Different quantities, counts, versions or dates: "5 tickets" vs "50 tickets", "v3.11" vs "3.12".
 
@@ -856,6 +875,13 @@ def different_numbers(a: str, b: str) -> str | None:
         # f7d870", one code read as a number with letters, the other, led by a letter, as a name.
         if (names_a and _numbered_names_missing(b, a)) or (names_b and _numbered_names_missing(a, b)):
             return NUMBER
+    # "in one sentence" vs "a one-page guide": the length of the text asked for.
+    lengths_a, lengths_b = _lengths_asked(a), _lengths_asked(b)
+    # In a longer text a length may be asked of a part ("one-word answer plus a reason").
+    if len(a) > STATED_OTHERWISE_CHARS or len(b) > STATED_OTHERWISE_CHARS:
+        lengths_a = lengths_b = frozenset()
+    if lengths_a and lengths_b and not lengths_a & lengths_b:
+        return NUMBER
     # "temperature in Celsius" vs "temperature in Fahrenheit": a unit swapped, numbers or not.
     measured_a, measured_b = _measure_units(a), _measure_units(b)
     if measured_a - measured_b and measured_b - measured_a:
@@ -1614,12 +1640,50 @@ def _letter_names(text: str) -> Mapping[str, frozenset[str]]:
     return MappingProxyType({noun: frozenset(letters) for noun, letters in names.items()})
 
 
+# Kinds of text one may ask for, each with its names: "a tweet" is not "a blog post", "an email"
+# not "a Slack message". A generic word ("message", "note", "post") names none.
+_TEXT_KINDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "email": ("email", "e-mail", "emails", "e-mails"),
+    "chat": ("slack message", "slack post", "slack dm", "teams message", "chat message"),
+    "sms": ("sms", "text message"),
+    "tweet": ("tweet", "tweets", "x post", "twitter post", "twitter thread"),
+    "linkedin": ("linkedin post", "linkedin message", "linkedin update"),
+    "blog": ("blog post", "blog article", "blog", "article"),
+    "press": ("press release", "press statement"),
+    "memo": ("memo", "memorandum"),
+    "letter": ("letter",),
+    "newsletter": ("newsletter", "email newsletter", "email bulletin", "email digest", "news letter"),
+    "job ad": ("job ad", "job advert", "job posting", "job listing", "job description", "job advertisement"),
+    "deck": ("slide deck", "deck", "presentation", "slides"),
+    "faq": ("faq", "faqs"),
+}
+# A kind of text asked for: after a verb of writing and up to three words ("write a short welcome
+# email", "turn this into a tweet"); not one named otherwise ("the open rate of our newsletter").
+_TEXT_KIND: Final = re.compile(
+    r"\b(?:write|draft|compose|create|prepare|send|post|generate|produce|make|turn (?:this|it) into"
+    r"|rewrite (?:this|it) as)\b(?:\s+(?:me|us))?(?:\s+[\w-]+){0,3}?\s+(?<!cover )(?<!offer )("
+    + "|".join(
+        sorted((re.escape(name) for names in _TEXT_KINDS.values() for name in names), key=len, reverse=True)
+    )
+    + r")\b"
+)
+_KIND_OF: Final[Mapping[str, str]] = {name: kind for kind, names in _TEXT_KINDS.items() for name in names}
+
+
+@_per_text()
+def _text_kinds(text: str) -> frozenset[str]:
+    return frozenset(_KIND_OF[name] for name in _TEXT_KIND.findall(_normalise(text).lower()))
+
+
 def _named_apart(a: str, b: str) -> bool:
     """Each prompt asks for an answer in a language the other does not ("in English" / "in
-    Japanese"), or names by its letter a thing of one kind the other does not ("Product A" /
-    "Product B")."""
+    Japanese"), names a kind of text the other does not ("a tweet" / "a blog post"), or names by its
+    letter a thing of one kind the other does not ("Product A" / "Product B")."""
     asked_a, asked_b = _languages_asked(a), _languages_asked(b)
     if asked_a - asked_b and asked_b - asked_a:
+        return True
+    kinds_a, kinds_b = _text_kinds(a), _text_kinds(b)
+    if kinds_a - kinds_b and kinds_b - kinds_a:
         return True
     letters_a, letters_b = _letter_names(a), _letter_names(b)
     return any(letters_a[noun] != letters_b[noun] for noun in letters_a.keys() & letters_b.keys())
@@ -2244,7 +2308,9 @@ def _asked_roles(
         if verb is not None and (inverted or items[at] in _SUBJECT_PRONOUNS or _finite(items[verb_at])):
             # A party of two words ("the user service calls") is read as each.
             alike = not capitals or capitals[start] == capitals[at]
-            roles.update((party, lemma, asked, "o") for lemma in verb for party in (subjects if alike else [subject]))
+            roles.update(
+                (party, lemma, asked, "o") for lemma in verb for party in (subjects if alike else [subject])
+            )
 
 
 # Verbs whose past tense does not end in "-ed" (`_finite`).
@@ -2266,7 +2332,12 @@ def _names_a_subject(matches: Sequence[re.Match[str]], i: int) -> bool:
     word, before = matches[i].group(0), matches[i - 1].group(0)
     if word.lower() in _SUBJECT_PRONOUNS:
         return True
-    return word[0].isupper() and word[1:] != word[1:].upper() and before.islower() and before not in _PREPOSITIONS
+    return (
+        word[0].isupper()
+        and word[1:] != word[1:].upper()
+        and before.islower()
+        and before not in _PREPOSITIONS
+    )
 
 
 # Words that open a relative clause after its noun: "the people who manage Dana", "the services
@@ -2318,7 +2389,11 @@ def _question_roles(text: str) -> frozenset[_Asked]:
         if word in _WHICH:
             # A question within a sentence: "see which accounts a rep owns".
             _asked_which(items, i, roles, inverted=False)
-        elif head is not None and word not in _RELATIVE and (word in _DETERMINERS or _names_a_subject(matches, i)):
+        elif (
+            head is not None
+            and word not in _RELATIVE
+            and (word in _DETERMINERS or _names_a_subject(matches, i))
+        ):
             # A relative clause with no word to open it: "the people Dana manages", "the invoices
             # we sent", "the services the user service calls".
             _asked_roles(items, head, i, roles, inverted=False, capitals=capitals, as_subject=False)
