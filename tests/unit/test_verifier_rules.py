@@ -414,6 +414,13 @@ def test_a_month_replaced_is_another_date_and_one_added_is_a_detail() -> None:
         )
         is None
     )
+    # A month in other words may be a bound.
+    assert (
+        different_numbers(
+            "Which March invoices were paid in March?", "Which March invoices were paid before April?"
+        )
+        is None
+    )
     assert (
         different_numbers(
             "Orders placed after December 20 will ship in January.",
@@ -475,6 +482,37 @@ def test_the_language_asked_for_and_a_thing_named_by_its_letter_are_names() -> N
         different_entities("Is Spanish similar to Portuguese?", "Is Portuguese similar to Spanish?") is None
     )
     assert different_entities("Compare plan A and plan B", "Compare plan B with plan A") is None
+    assert different_entities("Compare Product A and B", "Compare Product A with Product B") is None
+    assert (
+        different_entities(
+            "Summarise this French contract in English", "It's in French; give me an English summary"
+        )
+        is None
+    )
+    assert (
+        different_entities(
+            "What does 'Rechnung' mean in German?", "What does the German word 'Rechnung' mean in English?"
+        )
+        is None
+    )
+    assert (
+        different_entities("Translate this into Portuguese", "Translate this into Brazilian Portuguese")
+        is None
+    )
+    assert (
+        different_entities(
+            "Translate this into Brazilian Portuguese", "Translate this into European Portuguese"
+        )
+        == ENTITY
+    )
+    assert (
+        different_entities(
+            "Draft a note about email etiquette to post in Slack",
+            "Write a Slack message about email etiquette",
+        )
+        is None
+    )
+    assert different_entities("Write an email copy for our newsletter", "Write our newsletter copy") is None
 
 
 def test_the_length_of_text_asked_for_is_a_quantity() -> None:
@@ -669,6 +707,11 @@ def test_roles_in_a_clause_traded_are_another_request(first: str, second: str) -
         ("Is the office close to the station?", "Is the office close by the station?"),
         ("Revenue was increased by 5% last year", "Revenue was increased to 5% last year"),
         ("Find the commits written by Priya", "Find the commits Priya wrote"),
+        # "after" is a time, "by" a criterion, a verb read both ways, a possessor.
+        ("Which servers did the update restart?", "Which servers restarted after the update?"),
+        ("Show revenue filtered by the EMEA region", "Show revenue filtered to the EMEA region"),
+        ("What was the contribution of each team?", "What was the contribution by each team?"),
+        ("Acme Ltd rents us its office", "We rent Acme Ltd's office"),
     ],
 )
 def test_a_clause_reworded_keeps_its_roles(first: str, second: str) -> None:
@@ -827,6 +870,11 @@ def test_the_other_side_of_a_kind_in_the_same_words_is_an_opposite(first: str, s
         ("How do I read and write a JSON file?", "How do I write and read JSON files?"),
         ("Which readers of our blog write to us most?", "Which of our blog's readers write to us most?"),
         ("Add a row to the table", "Insert a new row into the table"),
+        # Two words turned may say the same.
+        (
+            "Is a stateless service easier to scale than a stateful one?",
+            "Is a stateful service harder to scale than a stateless one?",
+        ),
     ],
 )
 def test_the_sides_of_a_kind_in_other_words_are_the_models_to_judge(first: str, second: str) -> None:

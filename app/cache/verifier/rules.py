@@ -697,6 +697,13 @@ def _named(value: str) -> bool:
 _CALENDAR_VALUE: Final = re.compile(r"(month|q|h)\d+")
 
 
+@_per_text()
+def _calendar_masked(text: str) -> tuple[str, ...]:
+    """The prompt's words and numbers with every month's name masked (a quarter's and a half's
+    number are not among its tokens: "Q3" is "q")."""
+    return tuple("<month>" if token.lower in _MONTHS else token.lower for token in _tokens(text))
+
+
 def _calendar_replaced(extra: set[str], qa: tuple[Quantity, ...], qb: tuple[Quantity, ...]) -> bool:
     """Whether a calendar value of `extra` replaces one of the other prompt's: each prompt names as
     many of its kind, and not the same."""
@@ -866,10 +873,11 @@ def different_numbers(a: str, b: str) -> str | None:
         names_a, names_b = {v for v in extra_a if _named(v)}, {v for v in extra_b if _named(v)}
         if extra_a - names_a or extra_b - names_b or (names_a and names_b):
             return NUMBER
-        # As many months (quarters, halves) in each, not the same: "between March 3 and March 28" /
-        # "between March 3 and April 28". One more ("up from 45.4" / "up from 45.4 in April") is a
-        # detail the other leaves out, as a name alone is.
-        if _calendar_replaced(names_a | names_b, qa, qb):
+        # As many months (quarters, halves) in each, not the same, and every other word the same:
+        # "between March 3 and March 28" / "between March 3 and April 28". One more ("up from 45.4"
+        # / "up from 45.4 in April") is a detail the other leaves out, as a name alone is, and a
+        # month in other words may be a bound ("paid in March" / "paid before April").
+        if _calendar_replaced(names_a | names_b, qa, qb) and _calendar_masked(a) == _calendar_masked(b):
             return NUMBER
         # Or against a name with digits that only the other prompt has: "ticket 08771f" / "ticket
         # f7d870", one code read as a number with letters, the other, led by a letter, as a name.
@@ -1609,10 +1617,14 @@ _LANGUAGES: Final = (
     "|japanese|korean|vietnamese|thai|indonesian|malay|tagalog|swahili|romanian|hungarian"
 )
 # The language an answer is asked in: "summarise this contract in English", "translate it into
-# German", "translate this email to Spanish" (not "Spanish is close to Portuguese").
+# German", "translate this email to Spanish"; not "Spanish is close to Portuguese", the language
+# a text is in ("it's in Korean", "written in French") or a word's ("what does 'Rechnung' mean in
+# German?", which asks in another language for its meaning).
 _LANGUAGE_ASKED: Final = re.compile(
+    r"(?<!\bis )(?<!\bare )(?<!\bwas )(?<!\bwere )(?<!\bwritten )(?<!'s )(?<!\bmean )(?<!\bmeans )"
     rf"\b(?:in|into|(?:translat|convert)\w*\b[^.?!\n]{{0,60}}?\bto)\s+(?:plain\s+|simple\s+|formal\s+)?"
-    rf"(?:british\s+|american\s+|brazilian\s+|european\s+|latin\s+american\s+)?({_LANGUAGES})\b",
+    rf"((?:british|american|brazilian|european|latin\s+american|canadian|swiss|mexican|simplified|traditional)\s+)?"
+    rf"({_LANGUAGES})\b",
     re.IGNORECASE,
 )
 # A thing named by a capital letter after its noun: "Product A", "group B", "option C" (not "I").
@@ -1621,8 +1633,26 @@ _LETTER_NAME: Final = re.compile(r"\b([A-Za-z][a-z]+) ([A-HJ-Z])\b(?![-'’]\w|\
 
 
 @_per_text()
-def _languages_asked(text: str) -> frozenset[str]:
-    return frozenset(match.group(1).lower() for match in _LANGUAGE_ASKED.finditer(_normalise(text)))
+def _languages_asked(text: str) -> frozenset[tuple[str, str]]:
+    """The languages `text` asks an answer in, as (variety or "", language): ("brazilian",
+    "portuguese")."""
+    return frozenset(
+        (re.sub(r"\s+", " ", (match.group(1) or "").strip().lower()), match.group(2).lower())
+        for match in _LANGUAGE_ASKED.finditer(_normalise(text))
+    )
+
+
+def _languages_unasked(own: frozenset[tuple[str, str]], other: frozenset[tuple[str, str]]) -> bool:
+    """Whether `own` asks for a language `other` does not, a variety only against another variety
+    ("Brazilian Portuguese" / "European Portuguese"; "Portuguese" / "Brazilian Portuguese" is a detail
+    one adds)."""
+    return any(
+        not any(
+            language == theirs and (variety == their_variety or not variety or not their_variety)
+            for their_variety, theirs in other
+        )
+        for variety, language in own
+    )
 
 
 @_per_text()
@@ -1641,27 +1671,29 @@ def _letter_names(text: str) -> Mapping[str, frozenset[str]]:
 
 
 # Kinds of text one may ask for, each with its names: "a tweet" is not "a blog post", "an email"
-# not "a Slack message". A generic word ("message", "note", "post") names none.
+# not "a Slack message" (a newsletter is an email). A generic word ("message", "note", "post",
+# "article") names none.
 _TEXT_KINDS: Final[Mapping[str, tuple[str, ...]]] = {
-    "email": ("email", "e-mail", "emails", "e-mails"),
+    "email": ("email", "e-mail", "emails", "e-mails", "newsletter", "email newsletter", "news letter"),
     "chat": ("slack message", "slack post", "slack dm", "teams message", "chat message"),
     "sms": ("sms", "text message"),
     "tweet": ("tweet", "tweets", "x post", "twitter post", "twitter thread"),
     "linkedin": ("linkedin post", "linkedin message", "linkedin update"),
-    "blog": ("blog post", "blog article", "blog", "article"),
+    "blog": ("blog post", "blog article", "blog"),
     "press": ("press release", "press statement"),
     "memo": ("memo", "memorandum"),
     "letter": ("letter",),
-    "newsletter": ("newsletter", "email newsletter", "email bulletin", "email digest", "news letter"),
     "job ad": ("job ad", "job advert", "job posting", "job listing", "job description", "job advertisement"),
     "deck": ("slide deck", "deck", "presentation", "slides"),
     "faq": ("faq", "faqs"),
 }
-# A kind of text asked for: after a verb of writing and up to three words ("write a short welcome
-# email", "turn this into a tweet"); not one named otherwise ("the open rate of our newsletter").
+# A kind of text asked for: after a verb of writing and up to three words, none a preposition
+# ("write a short welcome email", "turn this into a tweet"); not one named otherwise ("the open
+# rate of our newsletter", "draft a note about email etiquette").
 _TEXT_KIND: Final = re.compile(
     r"\b(?:write|draft|compose|create|prepare|send|post|generate|produce|make|turn (?:this|it) into"
-    r"|rewrite (?:this|it) as)\b(?:\s+(?:me|us))?(?:\s+[\w-]+){0,3}?\s+(?<!cover )(?<!offer )("
+    r"|rewrite (?:this|it) as)\b(?:\s+(?:me|us))?(?:\s+(?!(?:about|for|on|to|of|with|in|from|regarding)\b)[\w-]+){0,3}?"
+    r"\s+(?<!cover )(?<!offer )("
     + "|".join(
         sorted((re.escape(name) for names in _TEXT_KINDS.values() for name in names), key=len, reverse=True)
     )
@@ -1680,13 +1712,17 @@ def _named_apart(a: str, b: str) -> bool:
     Japanese"), names a kind of text the other does not ("a tweet" / "a blog post"), or names by its
     letter a thing of one kind the other does not ("Product A" / "Product B")."""
     asked_a, asked_b = _languages_asked(a), _languages_asked(b)
-    if asked_a - asked_b and asked_b - asked_a:
+    if _languages_unasked(asked_a, asked_b) and _languages_unasked(asked_b, asked_a):
         return True
     kinds_a, kinds_b = _text_kinds(a), _text_kinds(b)
     if kinds_a - kinds_b and kinds_b - kinds_a:
         return True
+    # Each names a letter the other does not: "Product A and B" names "B" alone, as no letter.
     letters_a, letters_b = _letter_names(a), _letter_names(b)
-    return any(letters_a[noun] != letters_b[noun] for noun in letters_a.keys() & letters_b.keys())
+    return any(
+        letters_a[noun] - letters_b[noun] and letters_b[noun] - letters_a[noun]
+        for noun in letters_a.keys() & letters_b.keys()
+    )
 
 
 def different_entities(a: str, b: str) -> str | None:
@@ -2139,7 +2175,7 @@ _DETERMINERS: Final = frozenset(
 # Verbs that read the same both ways round ("I met her" / "she met me").
 _MUTUAL_VERBS: Final = frozenset(
     {"meet", "met", "date", "face", "play", "race", "fight", "resemble", "border", "trade", "marry"}
-    | {"married", "match", "compete", "interact"}
+    | {"married", "match", "compete", "interact", "rival", "overlap", "equal", "rent", "lease"}
 )
 # Prepositions that could pass for a verb ("Is he near me?"); "like" is both, see `_pronoun_roles`.
 _PREPOSITIONS: Final = frozenset(
@@ -2207,8 +2243,12 @@ def _pronoun_roles(text: str) -> frozenset[tuple[str, str, str]]:
             # "her" before a noun is a possessive: the noun is the object.
             while k + 1 < len(items) and items[k] in _DETERMINERS and _party_at(items, k + 1) is not None:
                 k += 1
-            # A party of two words ("we owe Acme Ltd") is read as each.
-            for obj in (_party_at(items, k), _party_at(items, k + 1) if _party_at(items, k) else None):
+            # A party of two words ("we owe Acme Ltd") is read as each; not a possessor's ("we
+            # rent Acme Ltd's office").
+            second = (
+                k + 1 < len(items) and not items[k + 1].endswith("'s") and _party_at(items, k) is not None
+            )
+            for obj in (_party_at(items, k), _party_at(items, k + 1) if second else None):
                 if obj is not None:
                     roles.update((_SUBJECT_PRONOUNS[pronoun], lemma, obj) for lemma in verb)
         elif word in _OBJECT_PRONOUNS:
@@ -2248,7 +2288,9 @@ _ASKING_AUXILIARIES: Final = frozenset({"do", "does", "did"}) | (
 )
 # A preposition after the verb may lead to its object ("who reports to Dana"), unless it makes
 # the relation mutual ("who works with Dana" is "who does Dana work with").
-_OBJECT_LINKS: Final = frozenset({"to", "for", "from", "into", "about", "after", "on", "at", "over"})
+# Not "after": a verb that takes an object or none reads "after" as a time ("Which servers
+# restarted after the update?" is "Which servers did the update restart?").
+_OBJECT_LINKS: Final = frozenset({"to", "for", "from", "into", "about", "on", "at", "over"})
 
 
 def _past(items: Sequence[str], index: int, skipped: frozenset[str], *, keep_last: bool = False) -> int:
@@ -2447,15 +2489,23 @@ def _pronoun_roles_swapped(a: str, b: str) -> bool:
     return False
 
 
-# Past participles that do not end in "-ed", before "by" or "to" (`_agent_turned`).
-_PARTICIPLES: Final = _IRREGULAR_PAST | frozenset(
-    {"written", "given", "shown", "done", "taken", "known", "seen", "drawn", "sold", "owned", "chosen"}
+# Verbs of giving, sending and telling, whose participle before "by" names who did it and before
+# "to" whom it went ("assigned by Lee" / "assigned to Lee"); not "filtered by" / "filtered to the
+# EMEA region", "normalized by" / "to headcount", where "by" names a criterion.
+_GIVEN_TO: Final = frozenset(
+    {"assigned", "sent", "reported", "issued", "given", "paid", "sold", "delegated", "forwarded"}
+    | {"addressed", "written", "submitted", "granted", "awarded", "transferred", "owed", "lent"}
+    | {"shown", "offered", "escalated", "introduced", "referred", "handed", "returned", "mailed"}
+    | {"emailed", "billed", "invoiced", "donated", "presented", "proposed", "leased", "sublet"}
+    | {"licensed", "recommended", "supplied", "delivered", "shipped", "wired", "credited", "explained"}
 )
-# Nouns of an action, before "by" or "of" (`_agent_turned`), beside those with an ending of one.
-_ACTION_NOUNS: Final = frozenset(
-    {"review", "purchase", "takeover", "buyout", "audit", "survey", "study", "analysis", "interview", "sale"}
+# Nouns of an action whose "by" names who acts and "of" what is acted on ("our acquisition of
+# Brightline" / "by Brightline"); not "distribution of" / "by priority", where "by" is "per".
+_ACTED_ON: Final = frozenset(
+    {"acquisition", "takeover", "buyout", "purchase", "review", "approval", "audit", "assessment"}
+    | {"evaluation", "investigation", "interview", "rejection", "endorsement", "nomination"}
+    | {"appointment", "criticism", "dismissal", "hiring", "termination", "sponsorship"}
 )
-_ACTION_ENDINGS: Final = ("tion", "sion", "ment", "al", "ance", "ence", "ure")
 
 
 def _agent_turned(a: str, b: str) -> bool:
@@ -2473,9 +2523,9 @@ def _agent_turned(a: str, b: str) -> bool:
     links = {tokens_a[i].lower, tokens_b[i].lower}
     before = tokens_a[i - 1].lower
     if links == {"by", "to"}:
-        return before.endswith("ed") or before in _PARTICIPLES
+        return before in _GIVEN_TO
     if links == {"by", "of"}:
-        return before in _ACTION_NOUNS or before.endswith(_ACTION_ENDINGS)
+        return before in _ACTED_ON
     return False
 
 
@@ -2730,13 +2780,14 @@ def _turned_in_a_slot(one: str, other: str) -> bool:
 def _slot_turned(a: str, b: str) -> bool:
     """The same words in the same order but one turned to its opposite: "Which is faster for reads,
     Redis or Memcached?" / "Which is slower ...?", "read access to the sales schema" / "write access
-    ...", "a write-heavy workload" / "a read-heavy workload". Two words that trade places ("the buyer
-    ... the seller" / "the seller ... the buyer") are `order`'s to read."""
+    ...", "a write-heavy workload" / "a read-heavy workload". One word only: two turned may say the
+    same ("Is a stateless service easier to scale than a stateful one?" / "Is a stateful service
+    harder to scale than a stateless one?"), and two that trade places are `order`'s to read."""
     tokens_a, tokens_b = _order_tokens(a), _order_tokens(b)
-    if len(tokens_a) != len(tokens_b) or sorted(tokens_a) == sorted(tokens_b):
+    if len(tokens_a) != len(tokens_b):
         return False
     differing = [(x, y) for x, y in zip(tokens_a, tokens_b, strict=True) if x != y]
-    return bool(differing) and all(_turned_in_a_slot(x, y) for x, y in differing)
+    return len(differing) == 1 and _turned_in_a_slot(*differing[0])
 
 
 # A prefix that turns a word into its opposite: "mute"/"unmute", "able"/"disable".
