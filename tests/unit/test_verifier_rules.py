@@ -513,6 +513,10 @@ def test_the_language_asked_for_and_a_thing_named_by_its_letter_are_names() -> N
         is None
     )
     assert different_entities("Write an email copy for our newsletter", "Write our newsletter copy") is None
+    assert different_entities("Write a cover letter for this job", "Write a resignation letter") == ENTITY
+    assert different_entities("Write a letter to the landlord", "Write an email to the landlord") == ENTITY
+    # "A letter" is any letter.
+    assert different_entities("Write a cover letter for this job", "Write a letter for this job") is None
 
 
 def test_the_length_of_text_asked_for_is_a_quantity() -> None:
@@ -527,6 +531,7 @@ def test_the_length_of_text_asked_for_is_a_quantity() -> None:
     assert different_numbers("Explain X in a sentence", "Explain X in one sentence") is None
     assert different_numbers("Summarise this in 3 bullets", "Summarise this in three bullets") is None
     assert different_numbers("Write a 100-word bio", "Write a bio of 100 words") is None
+    assert different_numbers("Summarize this in 50 words", "Summarize this in 50 characters") == NUMBER
 
 
 def test_a_half_counts_as_its_number_however_written() -> None:
@@ -855,6 +860,8 @@ def test_comparatives_are_opposites_unless_the_comparison_is_turned_round() -> N
         ("How many sick days do part-time employees get?", "How many sick days do full-time employees get?"),
         ("How do I sum each row in Excel?", "How do I sum each column in Excel?"),
         ("Write a formal email declining the discount", "Write a casual email declining the discount"),
+        ("What is our onboarding checklist?", "What is our offboarding checklist?"),
+        ("What was our pre-tax income in 2024?", "What was our post-tax income in 2024?"),
     ],
 )
 def test_the_other_side_of_a_kind_in_the_same_words_is_an_opposite(first: str, second: str) -> None:

@@ -846,7 +846,7 @@ def _numbered_names_missing(text: str, other: str) -> bool:
 # A text's length asked for by a count: "in one sentence", "a one-page guide", "in 3 bullets",
 # "a 100-word bio" ("one" and "a" are no count to `quantities`).
 _LENGTH_ASKED: Final = re.compile(
-    rf"\b(?:an?|one|single|\d+|{'|'.join(_NUMBER_WORDS)})[\s-]+(word|sentence|paragraph|page|slide|bullet)(?:s|rs?)?\b"
+    rf"\b(?:an?|one|single|\d+|{'|'.join(_NUMBER_WORDS)})[\s-]+(word|character|sentence|paragraph|page|slide|bullet)(?:s|rs?)?\b"
 )
 
 
@@ -1683,6 +1683,20 @@ _TEXT_KINDS: Final[Mapping[str, tuple[str, ...]]] = {
     "press": ("press release", "press statement"),
     "memo": ("memo", "memorandum"),
     "letter": ("letter",),
+    "cover letter": ("cover letter",),
+    "resignation letter": ("resignation letter", "letter of resignation"),
+    "reference letter": ("reference letter", "recommendation letter", "letter of recommendation"),
+    "caption": ("instagram caption", "instagram post", "caption"),
+    "readme": ("readme",),
+    "changelog": ("changelog", "release notes"),
+    "user story": ("user story", "user stories"),
+    "bug report": ("bug report",),
+    "out of office": ("out-of-office reply", "out-of-office message", "out of office reply", "ooo reply"),
+    "signature": ("email signature", "signature"),
+    "white paper": ("white paper", "whitepaper"),
+    "case study": ("case study",),
+    "podcast": ("podcast script", "podcast outline"),
+    "video": ("video script",),
     "job ad": ("job ad", "job advert", "job posting", "job listing", "job description", "job advertisement"),
     "deck": ("slide deck", "deck", "presentation", "slides"),
     "faq": ("faq", "faqs"),
@@ -1693,7 +1707,7 @@ _TEXT_KINDS: Final[Mapping[str, tuple[str, ...]]] = {
 _TEXT_KIND: Final = re.compile(
     r"\b(?:write|draft|compose|create|prepare|send|post|generate|produce|make|turn (?:this|it) into"
     r"|rewrite (?:this|it) as)\b(?:\s+(?:me|us))?(?:\s+(?!(?:about|for|on|to|of|with|in|from|regarding)\b)[\w-]+){0,3}?"
-    r"\s+(?<!cover )(?<!offer )("
+    r"\s+(?<!offer )("
     + "|".join(
         sorted((re.escape(name) for names in _TEXT_KINDS.values() for name in names), key=len, reverse=True)
     )
@@ -1707,6 +1721,19 @@ def _text_kinds(text: str) -> frozenset[str]:
     return frozenset(_KIND_OF[name] for name in _TEXT_KIND.findall(_normalise(text).lower()))
 
 
+def _kinds_unmatched(own: frozenset[str], other: frozenset[str]) -> bool:
+    """Whether `own` asks for a kind of text `other` does not; "a letter" is any letter ("a cover
+    letter")."""
+    return any(
+        not any(
+            kind == theirs
+            or ("letter" in (kind, theirs) and kind.endswith("letter") and theirs.endswith("letter"))
+            for theirs in other
+        )
+        for kind in own
+    )
+
+
 def _named_apart(a: str, b: str) -> bool:
     """Each prompt asks for an answer in a language the other does not ("in English" / "in
     Japanese"), names a kind of text the other does not ("a tweet" / "a blog post"), or names by its
@@ -1715,7 +1742,7 @@ def _named_apart(a: str, b: str) -> bool:
     if _languages_unasked(asked_a, asked_b) and _languages_unasked(asked_b, asked_a):
         return True
     kinds_a, kinds_b = _text_kinds(a), _text_kinds(b)
-    if kinds_a - kinds_b and kinds_b - kinds_a:
+    if _kinds_unmatched(kinds_a, kinds_b) and _kinds_unmatched(kinds_b, kinds_a):
         return True
     # Each names a letter the other does not: "Product A and B" names "B" alone, as no letter.
     letters_a, letters_b = _letter_names(a), _letter_names(b)
@@ -2755,6 +2782,14 @@ _SLOT_OPPOSITES: Final[tuple[tuple[str, str], ...]] = (
     ("host", "guest"),
     ("parent", "child"),
     ("upsell", "downsell"),
+    ("onboarding", "offboarding"),
+    ("onboard", "offboard"),
+    ("ingress", "egress"),
+    ("allowlist", "denylist"),
+    ("whitelist", "blacklist"),
+    ("pre", "post"),
+    ("leading", "lagging"),
+    ("ahead", "behind"),
 )
 _OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
     word: frozenset({y for x, y in _ANTONYMS if x == word} | {x for x, y in _ANTONYMS if y == word})
