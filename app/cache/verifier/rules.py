@@ -2385,7 +2385,7 @@ def _asked_roles(
 # Verbs whose past tense does not end in "-ed" (`_finite`).
 _IRREGULAR_PAST: Final = frozenset(
     {"sent", "made", "wrote", "built", "paid", "sold", "bought", "led", "ran", "took", "gave", "kept"}
-    | {"held", "told", "won", "lost", "met", "did", "brought", "taught", "chose", "found", "left", "hired"}
+    | {"held", "told", "won", "lost", "met", "did", "brought", "taught", "chose", "found", "left"}
 )
 
 
