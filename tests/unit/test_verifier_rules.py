@@ -628,6 +628,7 @@ def test_a_capital_letter_that_names_something_trades_places_as_a_name() -> None
         ("Who should I contact about payroll?", "Who should contact me about payroll?"),
         ("Which of our clients owe us the most?", "Which of our clients do we owe the most?"),
         ("Which teams report to Dana?", "Which teams does Dana report to?"),
+        ("What depends on the auth service?", "What does the auth service depend on?"),
     ],
 )
 def test_who_asked_for_as_the_subject_and_then_as_the_object_is_another_question(
@@ -650,6 +651,8 @@ def test_who_asked_for_as_the_subject_and_then_as_the_object_is_another_question
         ("Which teams does Dana manage?", "Which teams are managed by Dana?"),
         ("Which vendors do we pay late?", "Which of our vendors do we pay late?"),
         ("Who has edit access to the budget sheet?", "Who has access to edit the budget sheet?"),
+        ("What does Dana work on?", "What is Dana working on?"),
+        ("What blocks the release?", "What is blocking the release?"),
     ],
 )
 def test_who_asked_for_in_the_same_role_is_the_same_question(first: str, second: str) -> None:

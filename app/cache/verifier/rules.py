@@ -2448,6 +2448,10 @@ def _question_roles(text: str) -> frozenset[_Asked]:
                 _asked_roles(items, "wh", i + 1, roles)
             elif word in _WHICH:
                 _asked_which(items, i, roles, inverted=True)
+                # "What" alone asks for a thing as "who" for a party: "What depends on the auth
+                # service?" / "What does the auth service depend on?".
+                if word == "what":
+                    _asked_roles(items, "wh", i + 1, roles)
             continue
         before = items[i - 1]
         head = None if before in _NOT_A_PARTY or before in _OBJECT_PRONOUNS else _party_at(items, i - 1)
