@@ -470,6 +470,37 @@ def test_the_language_asked_for_and_a_thing_named_by_its_letter_are_names() -> N
     )
     assert different_entities("Write a job ad for a nurse", "Draft a job posting for a nurse") is None
     assert different_entities("Draft an email to the team", "Write a message to the team") is None
+    # One thing named for another of its kind, in the same words.
+    for first, second in [
+        ("How do I drop a column in Snowflake?", "How do I drop a table in Snowflake?"),
+        ("How do I rename a branch in git?", "How do I rename a tag in git?"),
+        ("How do I add a user to a group in Okta?", "How do I add a user to a role in Okta?"),
+        ("How do I set a CPU limit for a container?", "How do I set a CPU request for a container?"),
+        (
+            "How do I write unit tests for this function?",
+            "How do I write integration tests for this function?",
+        ),
+    ]:
+        assert different_entities(first, second) == ENTITY
+        assert different_entities(second, first) == ENTITY
+    # Two names of one thing, or a sibling in other words.
+    assert (
+        different_entities(
+            "How do I share a folder in Google Drive?", "How do I share a directory in Google Drive?"
+        )
+        is None
+    )
+    assert (
+        different_entities(
+            "How do I raise the storage quota for my mailbox?",
+            "How do I raise the storage limit for my mailbox?",
+        )
+        is None
+    )
+    assert (
+        different_entities("How do I drop a column in Snowflake?", "Remove a column from a Snowflake table")
+        is None
+    )
     # The same language asked for, a language the text is in, the same letters in another order.
     assert different_entities("Translate this email to Spanish", "Translate this email into Spanish") is None
     assert (

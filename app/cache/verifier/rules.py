@@ -1734,15 +1734,57 @@ def _kinds_unmatched(own: frozenset[str], other: frozenset[str]) -> bool:
     )
 
 
+# Things of one kind that are not one another, each with the words that name it: "drop a column" is
+# not "drop a table", "a CPU limit" not "a CPU request". Words that may name the same thing are one
+# member ("folder" / "directory", "limit" / "quota").
+_SIBLINGS: Final[tuple[tuple[frozenset[str], ...], ...]] = tuple(
+    tuple(frozenset(member.split("/")) for member in family.split())
+    for family in (
+        "column table row index schema view database",
+        "branch tag commit stash fork",
+        "merge rebase squash cherry-pick",
+        "file folder/directory",
+        "user group role",
+        "invoice receipt quote/estimate requisition",
+        "cpu memory/ram disk/storage gpu",
+        "staging production/prod development/dev",
+        "unit integration e2e/end-to-end smoke load",
+        "limit/quota/cap request reservation",
+    )
+)
+_SIBLING_OF: Final[Mapping[str, tuple[int, int]]] = {
+    word: (family, index)
+    for family, members in enumerate(_SIBLINGS)
+    for index, member in enumerate(members)
+    for word in member
+}
+
+
+def _sibling_in_a_slot(a: str, b: str) -> bool:
+    """The same words but one thing named for another of its kind: "How do I drop a column in
+    Snowflake?" / "How do I drop a table in Snowflake?", "unit tests" / "integration tests"."""
+    tokens_a, tokens_b = _order_tokens(a), _order_tokens(b)
+    if len(tokens_a) != len(tokens_b):
+        return False
+    differing = [(x, y) for x, y in zip(tokens_a, tokens_b, strict=True) if x != y]
+    if len(differing) != 1:
+        return False
+    one, other = (_SIBLING_OF.get(_singular(word)) for word in differing[0])
+    return one is not None and other is not None and one[0] == other[0] and one[1] != other[1]
+
+
 def _named_apart(a: str, b: str) -> bool:
     """Each prompt asks for an answer in a language the other does not ("in English" / "in
-    Japanese"), names a kind of text the other does not ("a tweet" / "a blog post"), or names by its
-    letter a thing of one kind the other does not ("Product A" / "Product B")."""
+    Japanese"), names a kind of text the other does not ("a tweet" / "a blog post"), one thing for
+    another of its kind in the same words ("drop a column" / "drop a table"), or names by its letter
+    a thing of one kind the other does not ("Product A" / "Product B")."""
     asked_a, asked_b = _languages_asked(a), _languages_asked(b)
     if _languages_unasked(asked_a, asked_b) and _languages_unasked(asked_b, asked_a):
         return True
     kinds_a, kinds_b = _text_kinds(a), _text_kinds(b)
     if _kinds_unmatched(kinds_a, kinds_b) and _kinds_unmatched(kinds_b, kinds_a):
+        return True
+    if _sibling_in_a_slot(a, b):
         return True
     # Each names a letter the other does not: "Product A and B" names "B" alone, as no letter.
     letters_a, letters_b = _letter_names(a), _letter_names(b)
