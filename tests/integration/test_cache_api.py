@@ -90,8 +90,8 @@ async def test_roles_in_a_clause_and_the_kind_or_length_of_text_asked_for_miss(
 ) -> None:  # type: ignore[no-untyped-def]
     """Look-alikes the cross-encoder served at 0.94 to 0.99: roles traded in a relative clause or
     asked for from the other end, who acts against whom it goes to, the other side of a kind, the
-    length, kind or language of the text asked for. The rules refuse them; the same clause
-    reworded still hits."""
+    length, kind or language of the text asked for, one thing named for another of its kind. The
+    rules refuse them; the same clause reworded still hits."""
     t = await make_tenant()
     ids = {}
     for stored, asked in [
@@ -102,6 +102,7 @@ async def test_roles_in_a_clause_and_the_kind_or_length_of_text_asked_for_miss(
         ("Draft a one-paragraph summary of the incident", "Draft a one-page summary of the incident"),
         ("Write a short email declining the meeting", "Write a short Slack message declining the meeting"),
         ("Summarize this Japanese contract in English", "Summarize this Japanese contract in Japanese"),
+        ("How do I drop a column in Snowflake?", "How do I drop a table in Snowflake?"),
     ]:
         ids[stored] = await store(http, t.headers, stored, f"About {stored}")
         result = await lookup(http, t.headers, asked)
