@@ -1763,13 +1763,10 @@ _SIBLING_OF: Final[Mapping[str, tuple[int, int]]] = {
 def _sibling_in_a_slot(a: str, b: str) -> bool:
     """The same words but one thing named for another of its kind: "How do I drop a column in
     Snowflake?" / "How do I drop a table in Snowflake?", "unit tests" / "integration tests"."""
-    tokens_a, tokens_b = _order_tokens(a), _order_tokens(b)
-    if len(tokens_a) != len(tokens_b):
+    apart = _the_word_apart(a, b)
+    if apart is None:
         return False
-    differing = [(x, y) for x, y in zip(tokens_a, tokens_b, strict=True) if x != y]
-    if len(differing) != 1:
-        return False
-    one, other = (_SIBLING_OF.get(_singular(word)) for word in differing[0])
+    one, other = (_SIBLING_OF.get(_singular(word)) for word in apart)
     return one is not None and other is not None and one[0] == other[0] and one[1] != other[1]
 
 
@@ -2150,6 +2147,16 @@ def _order_tokens(text: str) -> tuple[str, ...]:
         if word not in _STOPWORDS:
             out.append(_UNITS.get(word, word))
     return tuple(out)
+
+
+def _the_word_apart(a: str, b: str) -> tuple[str, str] | None:
+    """The one word, in `_order_tokens`, that the two prompts say differently with every other
+    word the same and in the same place, or None."""
+    tokens_a, tokens_b = _order_tokens(a), _order_tokens(b)
+    if len(tokens_a) != len(tokens_b):
+        return None
+    differing = [(x, y) for x, y in zip(tokens_a, tokens_b, strict=True) if x != y]
+    return differing[0] if len(differing) == 1 else None
 
 
 # The longest name (in words) `_spans_exchanged` looks for on each side.
@@ -2864,11 +2871,8 @@ def _slot_turned(a: str, b: str) -> bool:
     ...", "a write-heavy workload" / "a read-heavy workload". One word only: two turned may say the
     same ("Is a stateless service easier to scale than a stateful one?" / "Is a stateful service
     harder to scale than a stateless one?"), and two that trade places are `order`'s to read."""
-    tokens_a, tokens_b = _order_tokens(a), _order_tokens(b)
-    if len(tokens_a) != len(tokens_b):
-        return False
-    differing = [(x, y) for x, y in zip(tokens_a, tokens_b, strict=True) if x != y]
-    return len(differing) == 1 and _turned_in_a_slot(*differing[0])
+    apart = _the_word_apart(a, b)
+    return apart is not None and _turned_in_a_slot(*apart)
 
 
 # A prefix that turns a word into its opposite: "mute"/"unmute", "able"/"disable".
