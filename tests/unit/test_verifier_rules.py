@@ -988,6 +988,207 @@ def test_a_request_verb_after_a_greeting_is_no_name() -> None:
     assert entities("Hi Sam, send the notes") == ("sam",)
 
 
+# A pasted text both prompts share, as the verifier reads it (line breaks joined): the request
+# comes before it in one prompt and after its last line, with no stop, in the other.
+_RELEASE_NOTES = (
+    "Release 3.8.0 (May 2) - New: Bulk export of invoices to CSV and XLSX (Admin > Billing > Export)"
+    " - Fixed: SSO login loop for Okta users on Safari - Changed: the 'Owner' role can no longer delete"
+    " workspaces"
+)
+_FUNCTION = (
+    'def average_order_value(orders): """Return the mean value of non-cancelled orders.""" total = 0'
+    " for o in orders: if o['status'] != 'cancelled': total += o['amount'] return total / len(orders)"
+)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            f"Turn these release notes into a tweet. {_RELEASE_NOTES}",
+            f"{_RELEASE_NOTES} Write a tweet from this.",
+        ),
+        (
+            f"Draft a customer email announcing this: {_RELEASE_NOTES}",
+            f"{_RELEASE_NOTES} Make this into an email.",
+        ),
+        (
+            f"There's a bug in this function, can you find it? {_FUNCTION}",
+            f"Spot the mistake in this Python code: {_FUNCTION}",
+        ),
+        (
+            "How do I limit a Docker container to 2 GB of memory?",
+            "What flag caps the RAM a Docker container can use at 2GB?",
+        ),
+        ("Is phone support included on the Starter plan?", "Do Starter-tier customers get phone support?"),
+    ],
+)
+def test_a_request_after_a_pasted_text_or_a_unit_or_a_word_hyphened_to_a_name_is_no_name(
+    first: str, second: str
+) -> None:
+    assert different_entities(first, second) is None
+    assert different_entities(second, first) is None
+
+
+def test_a_name_after_a_pasted_text_is_still_a_name() -> None:
+    # A capitalised word after a text that leads no request is a name, as anywhere else.
+    assert (
+        different_entities(
+            f"{_RELEASE_NOTES} Acme Group asked for this.",
+            f"{_RELEASE_NOTES} Brightline Group asked for this.",
+        )
+        == ENTITY
+    )
+    assert (
+        different_entities(
+            f"{_RELEASE_NOTES} Translate this for Priya.", f"{_RELEASE_NOTES} Translate this for Rahul."
+        )
+        == ENTITY
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("How do I format dates as YYYY-MM-DD in Excel?", "How do I format dates as DD/MM/YYYY in Excel?"),
+        ("Parse 'MM/DD/YYYY' strings in pandas", "Parse 'DD/MM/YYYY' strings in pandas"),
+        (
+            "What's the deadline for filing Form 1099-NEC for 2024?",
+            "What's the deadline for filing Form 1099-MISC for 2024?",
+        ),
+    ],
+)
+def test_another_date_pattern_or_form_is_another_name(first: str, second: str) -> None:
+    assert different_entities(first, second) == ENTITY
+    assert different_entities(second, first) == ENTITY
+
+
+def test_one_date_pattern_however_written_is_one_name() -> None:
+    assert (
+        different_entities("Format a date as %Y-%m-%d in Python", "Python: format a date as YYYY-MM-DD")
+        is None
+    )
+    assert (
+        different_entities("Excel date format yyyy-mm-dd", "How do I show dates as YYYY-MM-DD in Excel?")
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("can you explain what a Net-30 payment term means?", "Explain what a net 30 payment term means"),
+        (
+            "Employer Social Security contribution for an employee earning $6,500 a month?",
+            "employer social security contribution for an employee earning $6500/month",
+        ),
+        (
+            "How many mL of 1 M Tris-HCl do I need to make 500 mL of 50 mM buffer?",
+            "how many ml of 1M tris-hcl do i need to make 500ml of 50mM buffer",
+        ),
+        (
+            "What is the shelf life of reconstituted trypsin stored at -20°C?",
+            "shelf life of reconstituted trypsin stored at -20C",
+        ),
+        (
+            "Suggest a subject line for candidates who didn't pass the first interview round.",
+            "suggest a subject line for candidates who did not pass the 1st interview round",
+        ),
+        (
+            "Our printer on floor 2 keeps jamming. Who fixes it?",
+            "Who repairs the second-floor printer? It jams.",
+        ),
+    ],
+)
+def test_a_number_in_another_notation_is_the_same_number(first: str, second: str) -> None:
+    assert different_numbers(first, second) is None
+    assert different_numbers(second, first) is None
+
+
+def test_a_currency_before_a_number_is_its_unit_and_other_numbers_still_count() -> None:
+    assert [(q.value, q.unit) for q in quantities("earning $6500/month")] == [("6500", "usd")]
+    assert (
+        different_numbers("an employee earning $6,500 a month", "an employee earning $7,500/month") == NUMBER
+    )
+    assert different_numbers("stored at -20°C", "stored at -80C") == NUMBER
+    assert different_numbers("the 1st interview round", "the third interview round") == NUMBER
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            "In our test, group A saw the new layout and group B saw the old one. A converted at 5.2% and"
+            " B at 4.8%. Summarize what this means for the new layout.",
+            "In our test, group A saw the old layout and group B saw the new one. A converted at 5.2% and"
+            " B at 4.8%. Summarize what this means for the new layout.",
+        ),
+        (
+            "List customers who bought product A but never bought product B",
+            "List customers who bought product B but never bought product A",
+        ),
+        (
+            "Why did churn rise in EMEA while it fell in APAC?",
+            "Why did churn rise in APAC while it fell in EMEA?",
+        ),
+    ],
+)
+def test_two_things_traded_between_clauses_alike_are_another_request(first: str, second: str) -> None:
+    assert swapped_roles(first, second) == ORDER
+    assert swapped_roles(second, first) == ORDER
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # Two clauses alike but for the two: a list of two, reordered.
+        (
+            "They were there to enjoy us and they were there to pray for us.",
+            "They were there to pray for us and they were there to enjoy us.",
+        ),
+        ("Keep it always short, always clear", "Keep it always clear, always short"),
+        # The two compared.
+        ("Compare sales in 2023 and sales in 2024", "Compare sales in 2024 and sales in 2023"),
+    ],
+)
+def test_two_clauses_alike_reordered_are_the_same_request(first: str, second: str) -> None:
+    assert swapped_roles(first, second) is None
+    assert swapped_roles(second, first) is None
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            "Write a formal email declining a client's request for a discount.",
+            "Write a friendly, casual email declining a client's request for a discount.",
+        ),
+        (
+            "Write a formal apology to a customer whose shipment arrived damaged.",
+            "Write a casual, light-hearted apology to a customer whose shipment arrived damaged.",
+        ),
+        (
+            "How do I calculate customer churn rate for a quarter?",
+            "How do I calculate customer retention rate for a quarter?",
+        ),
+        ("How do I submit an expense report in Concur?", "How do I approve an expense report in Concur?"),
+    ],
+)
+def test_the_other_side_of_a_kind_among_a_few_more_words_is_an_opposite(first: str, second: str) -> None:
+    assert opposite_words(first, second) == ANTONYM
+    assert opposite_words(second, first) == ANTONYM
+
+
+def test_a_side_of_a_kind_kept_among_more_words_is_no_opposite() -> None:
+    assert (
+        opposite_words("Write a formal email to a client", "Write a formal, friendly email to a client")
+        is None
+    )
+    assert (
+        opposite_words("Write a formal email to a client", "Write a polite, formal email to a client") is None
+    )
+
+
 def test_an_added_name_alone_is_not_a_swap() -> None:
     assert different_entities("height of Everest", "elevation of Mount Everest") is None
     assert (

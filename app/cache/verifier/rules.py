@@ -610,6 +610,8 @@ def quantities(text: str) -> tuple[Quantity, ...]:
             after_currency = index > 0 and tokens[index - 1].text in _CURRENCY_SYMBOLS
             if token.glued == "M" or (glued == "m" and after_currency):
                 value = _scaled(value, _MAGNITUDES["million"])
+            elif token.glued == "C":
+                unit = "celsius"  # "-20C" is "-20°C"
             elif glued in _MAGNITUDES:
                 value = _scaled(value, _MAGNITUDES[glued])
             elif glued in _UNITS:
@@ -643,19 +645,22 @@ def quantities(text: str) -> tuple[Quantity, ...]:
                 found.append(Quantity(f"month{_MONTHS[token.lower]}", None))
         if value is not None:
             nxt = tokens[index + 1] if index + 1 < len(tokens) else None
-            if nxt is not None and nxt.lower in _MAGNITUDES and nxt.kind == "word":
-                value = _scaled(value, _MAGNITUDES[nxt.lower])
+            # "1 M" is written as "1M" is: a million (or a molar solution, on both sides alike).
+            spaced_m = nxt is not None and nxt.text == "M" and token.kind == "num" and not token.glued
+            if nxt is not None and (nxt.lower in _MAGNITUDES or spaced_m) and nxt.kind == "word":
+                value = _scaled(value, _MAGNITUDES["million" if spaced_m else nxt.lower])
                 index += 1
                 nxt = tokens[index + 1] if index + 1 < len(tokens) else None
+            prev = tokens[index - 1] if index > 0 else None
+            # "$6,500/month" is dollars, as "$6,500 a month" is: a currency before rules the unit.
+            if unit is None and prev is not None and prev.text in _CURRENCY_SYMBOLS:
+                unit = _UNITS[prev.text]
             if unit is None and nxt is not None and nxt.lower in _UNITS:
                 unit = _UNITS[nxt.lower]
             # "24 more months", "two extra days": the unit after a word that adds to the count.
             after = tokens[index + 2] if index + 2 < len(tokens) else None
             if unit is None and nxt is not None and nxt.lower in _ADDING and after is not None:
                 unit = _UNITS.get(after.lower)
-            prev = tokens[index - 1] if index > 0 else None
-            if unit is None and prev is not None and prev.text in _CURRENCY_SYMBOLS:
-                unit = _UNITS[prev.text]
             duration = None
             if unit is not None and unit in _DURATIONS:
                 base, factor = _DURATIONS[unit]
@@ -732,6 +737,9 @@ def _counted(own: tuple[Quantity, ...], other: tuple[Quantity, ...]) -> tuple[Qu
 _STATED_BY_WORDS: Final[Mapping[str, tuple[str, ...]]] = {
     **dict.fromkeys(("pair", "couple", "both", "twice", "duplicate", "duplicates", "twofold"), ("2",)),
     "threefold": ("3",),
+    # "the 1st interview round" is "the first", "floor 2" is "the second floor".
+    "first": ("1",),
+    "second": ("2",),
     "tenfold": ("10", "10x"),
     "half": ("50", "0.5", "1800 s"),
     # Durations as `Quantity.duration` writes them: "the past year" is "the last 12 months".
@@ -745,8 +753,8 @@ _STATED_BY_WORDS: Final[Mapping[str, tuple[str, ...]]] = {
     # None of a thing: "zero orders" is "no orders", "never ordered".
     **dict.fromkeys(("no", "never", "none", "nothing", "nobody", "without", "not"), ("0",)),
 }
-# A number inside a name: "Win10", "M365", "OAuth2", "p95" (`_in_a_name`).
-_LETTERS_THEN_DIGITS: Final = re.compile(r"(?<![\w.])([^\W\d_]+)(\d+)(?![\w.])")
+# A number inside a name: "Win10", "M365", "OAuth2", "p95", "Net-30" (`_in_a_name`).
+_LETTERS_THEN_DIGITS: Final = re.compile(r"(?<![\w.])([^\W\d_]+)-?(\d+)(?![\w.])")
 _ISO_MONTH: Final = re.compile(r"\b(?:19|20)\d\d[-/](0?[1-9]|1[0-2])\b")
 
 
@@ -1122,6 +1130,37 @@ def different_negation(a: str, b: str) -> str | None:
 # ---------------------------------------------------------------------------------------
 # Named entities and identifiers
 
+# A date written as a pattern: "YYYY-MM-DD", "DD/MM/YYYY", "MM-dd-yy", "%Y-%m-%d".
+_DATE_PART: Final = r"(?:%[YmdyHMS]|[Yy]{2,4}|[Mm]{2}|[Dd]{2}|[Hh]{2}|[Ss]{2})"
+_DATE_FORMAT: Final = re.compile(rf"(?<![\w%]){_DATE_PART}(?:[-/.:]{_DATE_PART})+(?![\w%])")
+_STRFTIME: Final[Mapping[str, str]] = {
+    "%Y": "YYYY",
+    "%y": "YY",
+    "%m": "MM",
+    "%d": "DD",
+    "%H": "HH",
+    "%M": "mm",
+    "%S": "SS",
+}
+
+
+def _strftime_part(match: re.Match[str]) -> str:
+    return _STRFTIME[match.group(0)]
+
+
+@_per_text()
+def _date_formats(text: str) -> frozenset[str]:
+    """The date patterns `text` writes, in one notation ("%Y-%m-%d" is "YYYY-MM-DD")."""
+    found: set[str] = set()
+    for match in _DATE_FORMAT.finditer(text):
+        written = re.sub(r"%[YmdyHMS]", _strftime_part, match.group(0))
+        # "mm" after an hour is minutes ("HH:mm"); elsewhere, as in "yyyy-mm-dd", a month.
+        written = re.sub(r"(?i)(?<=HH:)mm", "mi", written).upper()
+        if re.search(r"[YD]", written):
+            found.add(written)
+    return frozenset(found)
+
+
 _QUOTED: Final = re.compile(r"(?<!\w)'([^']+)'(?!\w)|\"([^\"]+)\"|`([^`]+)`")
 _URL: Final = re.compile(r"\bhttps?://\S+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _DOTTED: Final = re.compile(r"(?<![\w.])[A-Za-z_][\w-]*(?:\.[A-Za-z0-9_][\w-]*)+")
@@ -1168,6 +1207,7 @@ _NOT_NAMES: Final = frozenset(
 
 _POSSESSIVE: Final = re.compile(r"'s?$", re.IGNORECASE)
 _DIGIT_AFTER_LETTER: Final = re.compile(r"[^\W\d_]\d")
+_NUMBER_THEN_CAPITALS: Final = re.compile(r"\d-[A-Z]")
 
 
 def _is_identifier(word: str) -> bool:
@@ -1185,13 +1225,26 @@ def _split_camel(word: str) -> list[str]:
     return re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", word)
 
 
+# Verbs that open a request ("Write a ...", "Can you ...", "Turn this into ...").
+_REQUEST_VERBS: Final = (
+    "can|could|would|will|please|pls|send|write|draft|make|give|put|help|explain"
+    "|summari[sz]e|translate|create|list|find|show|tell|turn|rewrite|rephrase|reword|pull|convert|port"
+    "|compare|check|review|fix|add|remove|update|set|get|generate|prepare|suggest|analy[sz]e|extract"
+    "|shorten|expand|proofread|edit|format|outline|build|plan|schedule|calculate|quick"
+)
 # A greeting, then a verb that opens a request ("Hi, Send a follow-up ..."): the verb starts the
 # request, a sentence start. After a greeting any other word may be a name ("Hi, Priya asked ...").
 _LEADING_GREETING: Final = re.compile(
-    rf"^\s*(?:{GREETING}\s*[,!.:;-]+\s*)+(?=(?:can|could|would|will|please|pls|send|write|draft|make|give|put|help|explain"
-    r"|summari[sz]e|translate|create|list|find|show|tell|turn|rewrite|rephrase|reword|pull|convert|port"
-    r"|compare|check|review|fix|add|remove|update|set|get|generate|prepare|suggest|analy[sz]e|extract"
-    r"|shorten|expand|proofread|edit|format|outline|build|plan|schedule|calculate|quick)\b)",
+    rf"^\s*(?:{GREETING}\s*[,!.:;-]+\s*)+(?=(?:{_REQUEST_VERBS})\b)", re.IGNORECASE
+)
+# A request opened after a pasted text, whose last line ends without a stop ("... 18,406 Turn this
+# into a tweet", the lines joined as the verifier reads them): a verb that opens a request, or
+# one that asks to go through a text, then what it acts on. "Acme Group is ..." names a group.
+_REQUEST_OPENING: Final = re.compile(
+    rf"(?:{_REQUEST_VERBS}|break|walk|spot|condense|cut|reply|respond|audit|rank|sort|refactor"
+    r"|critique|describe|identify|simplify|clean|classify|using|any)"
+    r"\s+(?:this|these|that|those|the|a|an|it|them|me|us|you|my|our|each|every|all|what|how|why"
+    r"|which|who|whether|if|up|down|out|through|over|into|for|to|bugs?|issues?|problems?)\b",
     re.IGNORECASE,
 )
 
@@ -1206,19 +1259,30 @@ def entities(text: str) -> tuple[str, ...]:
 
     def take(pattern: re.Pattern[str], source: str) -> str:
         for match in pattern.finditer(source):
-            found.append(next(g for g in match.groups() if g) if match.groups() else match.group(0))
+            name = next(g for g in match.groups() if g) if match.groups() else match.group(0)
+            # Quotes paired across code ("o['id'] != 'x'" quotes "] != "): a name has a letter
+            # or a digit.
+            if any(ch.isalnum() for ch in name):
+                found.append(name)
         return pattern.sub(" ", source)
 
     rest = take(_QUOTED, text)
     rest = take(_URL, rest)
     rest = take(_OPERATOR, rest)
     rest = take(_DOTTED, rest)
+    # A date pattern ("%Y-%m-%d", "YYYY-MM-DD") is compared as one (`_date_formats`).
+    rest = _DATE_FORMAT.sub(" ", rest)
     for match in re.finditer(r"(?<![\w'])[^\W_][\w'+#-]*", rest):
         # "Nigeria's population" names Nigeria as "the population of Nigeria" does.
         word = _POSSESSIVE.sub("", match.group(0)).strip("'-")
         # Numbers ("5km", "v3.11", "10-year-old") belong to the number rule; a word led by a digit
-        # with a digit after a letter is an identifier ("3f2a9c1", a commit; "5d8f7-x2k", a pod).
-        numeric = word[:1].isdigit() and not _DIGIT_AFTER_LETTER.search(word)
+        # with a digit after a letter is an identifier ("3f2a9c1", a commit; "5d8f7-x2k", a pod),
+        # and so is one hyphened to capitals ("Form 1099-NEC", "a 10-K filing").
+        numeric = (
+            word[:1].isdigit()
+            and not _DIGIT_AFTER_LETTER.search(word)
+            and not _NUMBER_THEN_CAPITALS.search(word)
+        )
         if not word or numeric or re.match(r"[vV]\d", word) or word.lower() in _NOT_NAMES:
             continue
         # Months are the number rule's, days of the week the time rule's.
@@ -1228,6 +1292,10 @@ def entities(text: str) -> tuple[str, ...]:
         while before >= 0 and rest[before].isspace():
             before -= 1
         at_start = before < 0 or rest[before] in _SENTENCE_BREAKS
+        # "2 GB": a unit after a number is the number rule's.
+        after_number = before >= 0 and rest[before].isdigit() and word.lower() in _UNITS
+        if after_number or (word[0].isupper() and _REQUEST_OPENING.match(rest, match.start())):
+            continue
         if _is_identifier(word) or (word[0].isupper() and not at_start):
             found.append(word)
     return tuple(e.lower() for e in found if e.strip())
@@ -1399,6 +1467,11 @@ def _inflection_found(parts: Sequence[str], other: _Lexicon) -> bool:
 # Above this many (missing name, missing name) comparisons the prompts differ plainly and
 # spelling variants are not worth the time: long prompts stay cheap.
 _MAX_SPELLING_COMPARISONS: Final = 2_500
+
+
+def _hyphened_to(name: str, compound: str) -> bool:
+    """Whether `compound` is `name` with a word hyphened to it ("starter-tier", "pareto-style")."""
+    return compound.startswith(name + "-") and compound[len(name) + 1 :].isalpha()
 
 
 def _drop_spelling_variants(missing_a: list[str], missing_b: list[str]) -> None:
@@ -1783,6 +1856,9 @@ def _named_apart(a: str, b: str) -> bool:
         return True
     if _sibling_in_a_slot(a, b):
         return True
+    formats_a, formats_b = _date_formats(a), _date_formats(b)
+    if formats_a - formats_b and formats_b - formats_a:
+        return True
     # Each names a letter the other does not: "Product A and B" names "B" alone, as no letter.
     letters_a, letters_b = _letter_names(a), _letter_names(b)
     return any(
@@ -1809,6 +1885,16 @@ def different_entities(a: str, b: str) -> str | None:
     if not missing_a or not missing_b:
         return None
     _drop_spelling_variants(missing_a, missing_b)
+    # "Starter" / "Starter-tier", "Nearpod" / "Nearpod-based": one name, a word hyphened to it.
+    hyphened = {
+        name
+        for x in missing_a
+        for y in missing_b
+        for name in (x, y)
+        if _hyphened_to(x, y) or _hyphened_to(y, x)
+    }
+    missing_a[:] = [x for x in missing_a if x not in hyphened]
+    missing_b[:] = [y for y in missing_b if y not in hyphened]
     # "PowerBI" / "Power BI", "SOC2" / "SOC 2": one name written as one word or as two or three.
     for missing, other_text, other_missing in ((missing_a, b, missing_b), (missing_b, a, missing_a)):
         for entity in list(missing):
@@ -2212,7 +2298,28 @@ def _spans_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bo
                 and not same_link
             ):
                 return True
+            if _parallel(tokens_a[:start], x, between):
+                return True
     return False
+
+
+# Words that join two clauses: "group A saw the new layout and group B saw the old one".
+_CLAUSE_JOINS: Final = frozenset({"and", "but", "while", "whereas", "whilst", ",", ";"})
+
+
+def _parallel(before: tuple[str, ...], x: tuple[str, ...], between: tuple[str, ...]) -> bool:
+    """Whether `x`, then `between`, stand in two clauses alike: the same word leads to each ("group
+    A saw X and group B saw Y", "price went up while volume went down"), so each is said of its own
+    subject. Not where the clauses are alike up to the two ("there to enjoy us and there to pray
+    for us", "always crowded, always crazy": a list of two, reordered), nor where the prompt
+    compares the two ("compare sales in 2023 and sales in 2024")."""
+    if not before or len(between) < 2 or before[-1] != between[-1] or before[-1] in _LIST_JOINS:
+        return False
+    joins = [index for index, word in enumerate(between[:-1]) if word in _CLAUSE_JOINS]
+    if not joins or set(before + between) & _SYMMETRIC:
+        return False
+    lead = between[joins[-1] + 1 :]
+    return before[-len(lead) :] != lead
 
 
 # Personal pronouns by person: as the subject of a verb, as its object, and reflexive (both at once:
@@ -2843,6 +2950,9 @@ _SLOT_OPPOSITES: Final[tuple[tuple[str, str], ...]] = (
     ("pre", "post"),
     ("leading", "lagging"),
     ("ahead", "behind"),
+    ("churn", "retention"),
+    ("submit", "approve"),
+    ("submitter", "approver"),
 )
 _OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
     word: frozenset({y for x, y in _ANTONYMS if x == word} | {x for x, y in _ANTONYMS if y == word})
@@ -2872,7 +2982,30 @@ def _slot_turned(a: str, b: str) -> bool:
     same ("Is a stateless service easier to scale than a stateful one?" / "Is a stateful service
     harder to scale than a stateless one?"), and two that trade places are `order`'s to read."""
     apart = _the_word_apart(a, b)
-    return apart is not None and _turned_in_a_slot(*apart)
+    if apart is not None:
+        return _turned_in_a_slot(*apart)
+    return _slot_turned_among(_order_tokens(a), _order_tokens(b))
+
+
+# The most words a prompt may put in the place of one the other turned: "a formal email" / "a
+# friendly, casual email".
+_TURNED_AMONG: Final = 4
+
+
+def _slot_turned_among(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bool:
+    """The same words but for one, said in the other prompt as its opposite among a few more ("Write
+    a formal apology" / "Write a casual, light-hearted apology"), neither one kept."""
+    start = 0
+    while start < min(len(tokens_a), len(tokens_b)) and tokens_a[start] == tokens_b[start]:
+        start += 1
+    end = 0
+    while end < min(len(tokens_a), len(tokens_b)) - start and tokens_a[-1 - end] == tokens_b[-1 - end]:
+        end += 1
+    part_a, part_b = tokens_a[start : len(tokens_a) - end], tokens_b[start : len(tokens_b) - end]
+    one, many = (part_a, part_b) if len(part_a) == 1 else (part_b, part_a)
+    if len(one) != 1 or not 1 < len(many) <= _TURNED_AMONG or one[0] in many:
+        return False
+    return any(_turned_in_a_slot(one[0], word) for word in many)
 
 
 # A prefix that turns a word into its opposite: "mute"/"unmute", "able"/"disable".
