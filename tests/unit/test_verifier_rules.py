@@ -1189,6 +1189,142 @@ def test_a_side_of_a_kind_kept_among_more_words_is_no_opposite() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # A capitalised word that opens no request, after a pasted text or anywhere: a name.
+        ("Ask Will to review the draft", "Ask Priya to review the draft"),
+        (f"{_RELEASE_NOTES} Send this to Will for review", f"{_RELEASE_NOTES} Send this to Omar for review"),
+        ("Build this in Make for our CRM", "Build this in Zapier for our CRM"),
+        # A name of its own, hyphened: not the name with a word added.
+        ("Register a branch office in Saxony", "Register a branch office in Saxony-Anhalt"),
+        ("What does the Business plan include?", "What does the Business-Plus plan include?"),
+        # A delimiter named in quotes, and a word of a product that is also a unit.
+        ("Split the column on '-' in pandas", "Split the column on '_' in pandas"),
+        ("How do I mail merge in Office 365 Word?", "How do I mail merge in Office 365 Excel?"),
+    ],
+)
+def test_names_a_request_verb_or_a_suffix_or_a_unit_could_hide_are_still_names(
+    first: str, second: str
+) -> None:
+    assert different_entities(first, second) == ENTITY
+    assert different_entities(second, first) == ENTITY
+
+
+def test_a_delimiter_traded_for_another_is_a_swap() -> None:
+    assert (
+        swapped_roles(
+            "In pandas, replace '.' with ',' in the price column",
+            "In pandas, replace ',' with '.' in the price column",
+        )
+        == ORDER
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Set the retry delay to 2 seconds", "Set the retry delay to a second"),
+        ("Schedule 2 interviews with the candidate", "Schedule a second interview with the candidate"),
+        ("An employee earning $6,500 a month", "An employee earning $6,500/week"),
+        ("Is a contractor at $120/hr expensive?", "Is a contractor at $120 per day expensive?"),
+        ("Our plan costs $40 monthly", "Our plan costs $40 a year"),
+    ],
+)
+def test_a_count_is_no_rank_and_an_amount_paid_in_another_period_is_another_amount(
+    first: str, second: str
+) -> None:
+    assert different_numbers(first, second) == NUMBER
+    assert different_numbers(second, first) == NUMBER
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Is 16 GiB of RAM enough for this build?", "Is 16GiB of RAM enough for this build?"),
+        ("Summarize the 5 M&A deals we closed", "Summarize the five M&A deals we closed"),
+        ("Is a 2 M cable long enough for the rack?", "Is a 2-meter cable long enough for the rack?"),
+        ("Set the cache TTL to 1 second", "Set the cache TTL to one second"),
+        ("Our budget is $5MM for the project", "Our budget is $5 million for the project"),
+        ("Keep samples at -80C", "Keep samples at minus 80 degrees Celsius"),
+        (
+            "Write an email announcing a price increase starting May 1",
+            "Prices go up on the first of May: tell our customers",
+        ),
+        ("Onboarding tasks for week 2", "Onboarding tasks for the second week"),
+        ("Employees earning $6,500 a month", "Employees earning $6,500 per month"),
+    ],
+)
+def test_a_number_spaced_glued_or_in_words_is_the_same_number(first: str, second: str) -> None:
+    assert different_numbers(first, second) is None
+    assert different_numbers(second, first) is None
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            "Create a ticket for the login bug and another ticket for the export bug",
+            "Create a ticket for the export bug and another ticket for the login bug",
+        ),
+        (
+            "Fix the typo in the header, then fix the typo in the footer",
+            "Fix the typo in the footer, then fix the typo in the header",
+        ),
+        (
+            "Draft an email to say thanks and another email to ask for feedback",
+            "Draft an email to ask for feedback and another email to say thanks",
+        ),
+        ("Plot revenue by month and plot costs by month", "Plot costs by month and plot revenue by month"),
+    ],
+)
+def test_a_list_of_clauses_alike_reordered_is_the_same_request(first: str, second: str) -> None:
+    assert swapped_roles(first, second) is None
+    assert swapped_roles(second, first) is None
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            "Flag invoices older than 30 days as overdue and invoices older than 90 days as delinquent",
+            "Flag invoices older than 90 days as overdue and invoices older than 30 days as delinquent",
+        ),
+        (
+            "Our UK entity invoices in GBP while our US entity invoices in USD",
+            "Our UK entity invoices in USD while our US entity invoices in GBP",
+        ),
+    ],
+)
+def test_two_things_traded_between_clauses_that_differ_around_them_are_a_swap(
+    first: str, second: str
+) -> None:
+    assert swapped_roles(first, second) == ORDER
+    assert swapped_roles(second, first) == ORDER
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            "Write a casual email inviting the team to lunch",
+            "Write a relaxed, less formal email inviting the team to lunch",
+        ),
+        ("Make this message casual", "Make this message friendly, not formal"),
+        (
+            "Write a retention email for at-risk customers",
+            "Write a churn prevention email for at-risk customers",
+        ),
+        ("Write a summary of this article", "Read this article and give me a summary"),
+    ],
+)
+def test_a_side_undone_beside_its_opposite_or_said_in_other_words_is_no_opposite(
+    first: str, second: str
+) -> None:
+    assert opposite_words(first, second) is None
+    assert opposite_words(second, first) is None
+
+
 def test_an_added_name_alone_is_not_a_swap() -> None:
     assert different_entities("height of Everest", "elevation of Mount Everest") is None
     assert (

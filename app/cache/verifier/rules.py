@@ -120,6 +120,7 @@ def _normalise(text: str) -> str:
     text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
     # ``quoted'' is how TeX and some corpora write "quoted".
     text = text.replace("``", '"').replace("''", '"')
+    text = re.sub(r"\bdeg(?:ree)?s?\.?\s+(celsius|centigrade|fahrenheit)\b", r"\1", text, flags=re.IGNORECASE)
     text = re.sub(r"[°º]\s*F\b", " fahrenheit", text)
     text = re.sub(r"[°º]\s*C\b", " celsius", text)
     text = re.sub(r"[°º]", " degrees", text)
@@ -372,6 +373,7 @@ _UNITS: Final[Mapping[str, str]] = {
     spelling: unit for unit, group in _UNIT_GROUPS.items() for spelling in group
 }
 _CURRENCY_SYMBOLS: Final = frozenset({"$", "€", "£", "¥"})
+_CURRENCY_UNITS: Final = frozenset({"usd", "eur", "gbp", "jpy", "cny", "inr", "chf", "cad", "aud", "btc"})
 _ORDINAL_SUFFIXES: Final = frozenset({"st", "nd", "rd", "th"})
 # Roman numerals that number a kind or a part ("SOC 2 Type II", "World War I", "Phase III"), as
 # written after one of these words: "Type II" is "Type 2".
@@ -436,6 +438,11 @@ class Quantity:
     compound: str | None = None
     # A duration in one unit of its kind ("12 month" for "1 year" and "twelve months"): `_unmatched`.
     duration: str | None = None
+    # The number ranks rather than counts: "1st", "floor 2", "round 3" (a "first" or a "second"
+    # in the other prompt states it: `_unmatched`).
+    ordinal: bool = False
+    # The period an amount of money is paid in: "month" in "$6,500/month", "$6,500 a month".
+    per: str | None = None
 
 
 def _number_value(written: str) -> str:
@@ -572,6 +579,32 @@ def _named_by(tokens: Sequence[_Token], index: int) -> str | None:
     return before.lower if is_name and before.lower not in _UNITS else None
 
 
+# Things numbered in order, a number after them a rank: "floor 2" is "the second floor".
+_NUMBERED_THINGS: Final = frozenset(
+    {"floor", "round", "phase", "stage", "step", "level", "tier", "week", "day", "lesson", "module"}
+    | {"chapter", "part", "sprint", "wave", "grade", "year", "quarter", "page", "row", "line", "place"}
+)
+# Periods money is paid in, by their spellings: "$40/mo", "$40 a month", "$40 per month", "$40 monthly".
+_PERIODS_PAID: Final[Mapping[str, str]] = {
+    **dict.fromkeys(("hour", "hr", "h", "hourly"), "hour"),
+    **dict.fromkeys(("day", "daily", "night", "nightly"), "day"),
+    **dict.fromkeys(("week", "wk", "weekly"), "week"),
+    **dict.fromkeys(("month", "mo", "monthly"), "month"),
+    **dict.fromkeys(("quarter", "quarterly"), "quarter"),
+    **dict.fromkeys(("year", "yr", "annum", "annual", "annually", "yearly"), "year"),
+}
+
+
+def _paid_per(tokens: Sequence[_Token], index: int) -> str | None:
+    """The period an amount at `index` is paid in, written right after it, or None."""
+    after = [token.lower for token in tokens[index + 1 : index + 3]]
+    if after and after[0] in _PERIODS_PAID:
+        return _PERIODS_PAID[after[0]]
+    if len(after) == 2 and after[0] in ("a", "an", "per", "each", "every") and after[1] in _PERIODS_PAID:
+        return _PERIODS_PAID[after[1]]
+    return None
+
+
 # Words between a count and its unit that leave the unit the count's.
 _ADDING: Final = frozenset(
     {"more", "additional", "extra", "further", "consecutive", "straight", "full", "whole"}
@@ -608,7 +641,7 @@ def quantities(text: str) -> tuple[Quantity, ...]:
             glued = token.glued.lower()
             # "5M rows", "$2M", "$2m": a million ("5m" alone is metres or minutes).
             after_currency = index > 0 and tokens[index - 1].text in _CURRENCY_SYMBOLS
-            if token.glued == "M" or (glued == "m" and after_currency):
+            if token.glued == "M" or (glued in ("m", "mm") and after_currency):
                 value = _scaled(value, _MAGNITUDES["million"])
             elif token.glued == "C":
                 unit = "celsius"  # "-20C" is "-20°C"
@@ -645,10 +678,8 @@ def quantities(text: str) -> tuple[Quantity, ...]:
                 found.append(Quantity(f"month{_MONTHS[token.lower]}", None))
         if value is not None:
             nxt = tokens[index + 1] if index + 1 < len(tokens) else None
-            # "1 M" is written as "1M" is: a million (or a molar solution, on both sides alike).
-            spaced_m = nxt is not None and nxt.text == "M" and token.kind == "num" and not token.glued
-            if nxt is not None and (nxt.lower in _MAGNITUDES or spaced_m) and nxt.kind == "word":
-                value = _scaled(value, _MAGNITUDES["million" if spaced_m else nxt.lower])
+            if nxt is not None and nxt.lower in _MAGNITUDES and nxt.kind == "word":
+                value = _scaled(value, _MAGNITUDES[nxt.lower])
                 index += 1
                 nxt = tokens[index + 1] if index + 1 < len(tokens) else None
             prev = tokens[index - 1] if index > 0 else None
@@ -666,7 +697,18 @@ def quantities(text: str) -> tuple[Quantity, ...]:
                 base, factor = _DURATIONS[unit]
                 duration = f"{_scaled(value, factor)} {base}"
             name = _named_by(tokens, index) if token.kind == "num" else None
-            found.append(Quantity(value, unit, name, duration))
+            # A rank: "1st", "floor 2", a day of a month ("May 1" is "the first of May").
+            ordinal = token.kind == "num" and (
+                token.glued.lower() in _ORDINAL_SUFFIXES
+                or (
+                    prev is not None
+                    and prev.kind == "word"
+                    and prev.lower in _NUMBERED_THINGS | _MONTHS.keys()
+                )
+                or (nxt is not None and nxt.kind == "word" and nxt.lower in _MONTHS)
+            )
+            per = _paid_per(tokens, index) if unit in _CURRENCY_UNITS else None
+            found.append(Quantity(value, unit, name, duration, ordinal, per))
         index += 1
     return tuple(found)
 
@@ -737,9 +779,11 @@ def _counted(own: tuple[Quantity, ...], other: tuple[Quantity, ...]) -> tuple[Qu
 _STATED_BY_WORDS: Final[Mapping[str, tuple[str, ...]]] = {
     **dict.fromkeys(("pair", "couple", "both", "twice", "duplicate", "duplicates", "twofold"), ("2",)),
     "threefold": ("3",),
-    # "the 1st interview round" is "the first", "floor 2" is "the second floor".
-    "first": ("1",),
-    "second": ("2",),
+    "one": ("1",),
+    # A rank: "the 1st interview round" is "the first", "floor 2" is "the second floor"
+    # (`Quantity.ordinal`); "a second" is no count of two.
+    "first": ("rank 1",),
+    "second": ("rank 2",),
     "tenfold": ("10", "10x"),
     "half": ("50", "0.5", "1800 s"),
     # Durations as `Quantity.duration` writes them: "the past year" is "the last 12 months".
@@ -836,7 +880,13 @@ def _unmatched(own: tuple[Quantity, ...], other: tuple[Quantity, ...], stated: f
     "1 year"; "6h" is "6", as in "6 hours instead of 2h") or stated another way (`stated`,
     `_stated_otherwise`)."""
     keys = {q.value for q in other} | {q.duration for q in other if q.duration} | stated
-    return {q.value for q in own if q.value not in keys and (q.duration is None or q.duration not in keys)}
+    return {
+        q.value
+        for q in own
+        if q.value not in keys
+        and (q.duration is None or q.duration not in keys)
+        and not (q.ordinal and f"rank {q.value}" in keys)
+    }
 
 
 def _numbered_names_missing(text: str, other: str) -> bool:
@@ -873,8 +923,9 @@ def different_numbers(a: str, b: str) -> str | None:
     """
     qa, qb = _counted(quantities(a), quantities(b)), _counted(quantities(b), quantities(a))
     values_a = {q.value for q in qa}
-    extra_a = {v for v in _unmatched(qa, qb, _stated_otherwise(b)) if not _in_a_name(v, a, b)}
-    extra_b = {v for v in _unmatched(qb, qa, _stated_otherwise(a)) if not _in_a_name(v, b, a)}
+    extra_a, extra_b = _extra_values(a, b)
+    if (extra_a or extra_b) and _alike_glued(a, b):
+        extra_a = extra_b = set()
     if extra_a or extra_b:
         # A number grown into a name ("2FA", "S3", "1080p") counts only against another such name
         # ("1080p" vs "720p"): alone it is a word, and "2FA" is what "MFA" calls two factors.
@@ -907,7 +958,47 @@ def different_numbers(a: str, b: str) -> str | None:
         units_b = {q.unit for q in qb if q.value == value and q.unit}
         if units_a and units_b and not units_a & units_b:
             return NUMBER
+        # "$6,500 a month" / "$6,500/week": the same amount paid in another period.
+        periods_a = {q.per for q in qa if q.value == value and q.per}
+        periods_b = {q.per for q in qb if q.value == value and q.per}
+        if periods_a and periods_b and not periods_a & periods_b:
+            return NUMBER
     return None
+
+
+def _extra_values(a: str, b: str) -> tuple[set[str], set[str]]:
+    """The values each prompt has that the other does not, as written or stated otherwise."""
+    qa, qb = _counted(quantities(a), quantities(b)), _counted(quantities(b), quantities(a))
+    extra_a = {v for v in _unmatched(qa, qb, _stated_otherwise(b)) if not _in_a_name(v, a, b)}
+    extra_b = {v for v in _unmatched(qb, qa, _stated_otherwise(a)) if not _in_a_name(v, b, a)}
+    return extra_a, extra_b
+
+
+# A number and a short word after it, written apart: "1 M", "16 GiB", "100 Mbps".
+_SPACED_UNIT: Final = re.compile(r"(\d) ([A-Za-z]{1,4})\b")
+
+
+def _glued_as_in(text: str, other: str) -> str:
+    """`text` with each number and short word after it written together where `other` writes them
+    so ("1 M" where the other says "1M")."""
+    lowered = other.lower()
+
+    def glue(match: re.Match[str]) -> str:
+        together = match.group(1) + match.group(2)
+        return together if together.lower() in lowered else match.group(0)
+
+    return _SPACED_UNIT.sub(glue, text)
+
+
+def _alike_glued(a: str, b: str) -> bool:
+    """Whether the prompts say the same numbers once a number and the word after it that one
+    prompt writes apart are written together as the other writes them: "1 M Tris" / "1M Tris",
+    "16 GiB" / "16GiB"."""
+    glued_a, glued_b = _glued_as_in(a, b), _glued_as_in(b, a)
+    if glued_a == a and glued_b == b:
+        return False
+    extra_a, extra_b = _extra_values(glued_a, glued_b)
+    return not extra_a and not extra_b
 
 
 # ---------------------------------------------------------------------------------------
@@ -1131,16 +1222,26 @@ def different_negation(a: str, b: str) -> str | None:
 # Named entities and identifiers
 
 # A date written as a pattern: "YYYY-MM-DD", "DD/MM/YYYY", "MM-dd-yy", "%Y-%m-%d".
-_DATE_PART: Final = r"(?:%[YmdyHMS]|[Yy]{2,4}|[Mm]{2}|[Dd]{2}|[Hh]{2}|[Ss]{2})"
-_DATE_FORMAT: Final = re.compile(rf"(?<![\w%]){_DATE_PART}(?:[-/.:]{_DATE_PART})+(?![\w%])")
+_DATE_PART: Final = r"(?:%[YmdyHMSbBIpaAjU]|[Yy]{2,4}|[Mm]{1,4}|[Dd]{1,2}|[Hh]{1,2}|[Ss]{2}|W{1,2}w?|Www)"
+_DATE_FORMAT: Final = re.compile(
+    rf"(?<![\w%])(?:{_DATE_PART}(?:[-/.:]{_DATE_PART})+|(?:YYYY|yyyy)(?:MM|mm)(?:DD|dd))(?![\w%])"
+)
 _STRFTIME: Final[Mapping[str, str]] = {
     "%Y": "YYYY",
     "%y": "YY",
     "%m": "MM",
     "%d": "DD",
     "%H": "HH",
-    "%M": "mm",
+    "%M": "MI",
     "%S": "SS",
+    "%b": "MMM",
+    "%B": "MMMM",
+    "%I": "hh",
+    "%p": "AM",
+    "%a": "DDD",
+    "%A": "DDDD",
+    "%j": "DDDY",
+    "%U": "WW",
 }
 
 
@@ -1153,7 +1254,7 @@ def _date_formats(text: str) -> frozenset[str]:
     """The date patterns `text` writes, in one notation ("%Y-%m-%d" is "YYYY-MM-DD")."""
     found: set[str] = set()
     for match in _DATE_FORMAT.finditer(text):
-        written = re.sub(r"%[YmdyHMS]", _strftime_part, match.group(0))
+        written = re.sub(r"%[YmdyHMSbBIpaAjU]", _strftime_part, match.group(0))
         # "mm" after an hour is minutes ("HH:mm"); elsewhere, as in "yyyy-mm-dd", a month.
         written = re.sub(r"(?i)(?<=HH:)mm", "mi", written).upper()
         if re.search(r"[YD]", written):
@@ -1226,8 +1327,9 @@ def _split_camel(word: str) -> list[str]:
 
 
 # Verbs that open a request ("Write a ...", "Can you ...", "Turn this into ...").
+_MODALS: Final = "can|could|would|will"
 _REQUEST_VERBS: Final = (
-    "can|could|would|will|please|pls|send|write|draft|make|give|put|help|explain"
+    "please|pls|send|write|draft|make|give|put|help|explain"
     "|summari[sz]e|translate|create|list|find|show|tell|turn|rewrite|rephrase|reword|pull|convert|port"
     "|compare|check|review|fix|add|remove|update|set|get|generate|prepare|suggest|analy[sz]e|extract"
     "|shorten|expand|proofread|edit|format|outline|build|plan|schedule|calculate|quick"
@@ -1235,18 +1337,28 @@ _REQUEST_VERBS: Final = (
 # A greeting, then a verb that opens a request ("Hi, Send a follow-up ..."): the verb starts the
 # request, a sentence start. After a greeting any other word may be a name ("Hi, Priya asked ...").
 _LEADING_GREETING: Final = re.compile(
-    rf"^\s*(?:{GREETING}\s*[,!.:;-]+\s*)+(?=(?:{_REQUEST_VERBS})\b)", re.IGNORECASE
+    rf"^\s*(?:{GREETING}\s*[,!.:;-]+\s*)+(?=(?:{_MODALS}|{_REQUEST_VERBS})\b)", re.IGNORECASE
 )
 # A request opened after a pasted text, whose last line ends without a stop ("... 18,406 Turn this
 # into a tweet", the lines joined as the verifier reads them): a verb that opens a request, or
 # one that asks to go through a text, then what it acts on. "Acme Group is ..." names a group.
 _REQUEST_OPENING: Final = re.compile(
-    rf"(?:{_REQUEST_VERBS}|break|walk|spot|condense|cut|reply|respond|audit|rank|sort|refactor"
-    r"|critique|describe|identify|simplify|clean|classify|using|any)"
+    rf"(?:(?:{_MODALS})\s+(?:you|u|we|i|someone|anyone)"
+    rf"|(?:{_REQUEST_VERBS}|break|walk|spot|condense|cut|reply|respond|audit|rank|sort|refactor"
+    r"|critique|describe|identify|simplify|clean|classify|polish|tighten|optimi[sz]e|speed|using|any)"
     r"\s+(?:this|these|that|those|the|a|an|it|them|me|us|you|my|our|each|every|all|what|how|why"
-    r"|which|who|whether|if|up|down|out|through|over|into|for|to|bugs?|issues?|problems?)\b",
+    r"|which|who|whether|if|up|down|out|through|over|into|bugs?|issues?|problems?))\b",
     re.IGNORECASE,
 )
+
+
+def _quoted_name(quoted: str) -> bool:
+    """Whether a quoted string names something: words, or a delimiter of a character or two
+    ("split on '-'", "join with ', '"); not quotes paired across code ("o['id'] != 'x'" quotes
+    "] != "), nor a date pattern (`_date_formats` compares those)."""
+    if _DATE_FORMAT.fullmatch(quoted.strip()):
+        return False
+    return any(ch.isalnum() for ch in quoted) or len(quoted.strip()) <= 2
 
 
 @_per_text()
@@ -1260,9 +1372,7 @@ def entities(text: str) -> tuple[str, ...]:
     def take(pattern: re.Pattern[str], source: str) -> str:
         for match in pattern.finditer(source):
             name = next(g for g in match.groups() if g) if match.groups() else match.group(0)
-            # Quotes paired across code ("o['id'] != 'x'" quotes "] != "): a name has a letter
-            # or a digit.
-            if any(ch.isalnum() for ch in name):
+            if _quoted_name(name):
                 found.append(name)
         return pattern.sub(" ", source)
 
@@ -1292,8 +1402,10 @@ def entities(text: str) -> tuple[str, ...]:
         while before >= 0 and rest[before].isspace():
             before -= 1
         at_start = before < 0 or rest[before] in _SENTENCE_BREAKS
-        # "2 GB": a unit after a number is the number rule's.
-        after_number = before >= 0 and rest[before].isdigit() and word.lower() in _UNITS
+        # "2 GB": a unit after a number is the number rule's ("Office 365 Word" names Word).
+        after_number = (
+            before >= 0 and rest[before].isdigit() and word.lower() in _UNITS and not word.istitle()
+        )
         if after_number or (word[0].isupper() and _REQUEST_OPENING.match(rest, match.start())):
             continue
         if _is_identifier(word) or (word[0].isupper() and not at_start):
@@ -1469,9 +1581,19 @@ def _inflection_found(parts: Sequence[str], other: _Lexicon) -> bool:
 _MAX_SPELLING_COMPARISONS: Final = 2_500
 
 
+# Words hyphened to a name that leave it the name: "Starter-tier", "Nearpod-based", "Pareto-style"
+# (not "Saxony-Anhalt", "Business-Plus": a name of its own).
+_NAME_SUFFIXES: Final = frozenset(
+    {"tier", "plan", "based", "style", "like", "level", "only", "wide", "specific", "related", "ready"}
+    | {"friendly", "compatible", "native", "powered", "driven", "hosted", "managed", "side", "centric"}
+    | {"certified", "approved", "owned", "led", "facing", "focused", "heavy", "first", "type", "class"}
+    | {"format", "method", "model", "framework", "compliant", "wise"}
+)
+
+
 def _hyphened_to(name: str, compound: str) -> bool:
     """Whether `compound` is `name` with a word hyphened to it ("starter-tier", "pareto-style")."""
-    return compound.startswith(name + "-") and compound[len(name) + 1 :].isalpha()
+    return compound.startswith(name + "-") and compound[len(name) + 1 :] in _NAME_SUFFIXES
 
 
 def _drop_spelling_variants(missing_a: list[str], missing_b: list[str]) -> None:
@@ -1880,8 +2002,9 @@ def different_entities(a: str, b: str) -> str | None:
     if not ents_a or not ents_b:
         return None
     lex_a, lex_b = _lexicon(a), _lexicon(b)
-    missing_a = [e for e in dict.fromkeys(ents_a) if not _found_in(e, lex_b)]
-    missing_b = [e for e in dict.fromkeys(ents_b) if not _found_in(e, lex_a)]
+    # A name both prompts give is found, however it is written ("';'" has no words to look up).
+    missing_a = [e for e in dict.fromkeys(ents_a) if e not in ents_b and not _found_in(e, lex_b)]
+    missing_b = [e for e in dict.fromkeys(ents_b) if e not in ents_a and not _found_in(e, lex_a)]
     if not missing_a or not missing_b:
         return None
     _drop_spelling_variants(missing_a, missing_b)
@@ -2216,15 +2339,25 @@ def _letter_named(text: str, start: int, end: int) -> bool:
     return following is None or not following.group(1).isupper()
 
 
+_ORDER_TOKEN: Final = re.compile(r"(?P<delimiter>'[^\w\s']{1,2}'|\"[^\w\s\"]{1,2}\")|[^\W_][\w'-]*|[,;()&]")
+
+
 @_per_text()
 def _order_tokens(text: str) -> tuple[str, ...]:
     """Lowercased words and list punctuation in order, determiners dropped (a capital "A" that
     names something is kept, as "A"), units canonical."""
     out = []
     normalised = _normalise(text)
-    for match in re.finditer(r"[^\W_][\w'-]*|[,;()&]", normalised):
+    for match in _ORDER_TOKEN.finditer(normalised):
         word = match.group(0)
+        if match.group("delimiter"):
+            out.append(word)  # "replace '.' with ','": a quoted mark is a thing named
+            continue
         if word == "A" and _letter_named(normalised, match.start(), match.end()):
+            out.append(word)
+            continue
+        # "US", "IT": a name in capitals, not the word in lower case ("our US entity").
+        if word.isupper() and len(word) > 1 and word.lower() in _STOPWORDS:
             out.append(word)
             continue
         word = word.lower()
@@ -2296,30 +2429,55 @@ def _spans_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bo
                 and not set(between) & _SYMMETRIC
                 and not joined
                 and not same_link
+                and _clauses_alike(tokens_a[:start], between, tokens_a[end_a:]) is not True
             ):
                 return True
-            if _parallel(tokens_a[:start], x, between):
+            if _parallel(tokens_a[:start], between, tokens_a[end_a:]):
                 return True
     return False
 
 
+# Words that mark a clause as the next of a list, not another subject: "an email to say thanks and
+# another email to ask for feedback", "update the README and then update the CHANGELOG".
+_NEXT_IN_A_LIST: Final = frozenset(
+    {"another", "second", "also", "then", "separately", "separate", "next", "too", "other", "again"}
+    | {"additionally", "one"}
+    | {"finally", "afterwards", "afterward", "later", "plus", "likewise", "similarly", "same"}
+    # `_order_tokens` writes "second" as the unit it also is.
+    | {_UNITS["second"]}
+)
 # Words that join two clauses: "group A saw the new layout and group B saw the old one".
 _CLAUSE_JOINS: Final = frozenset({"and", "but", "while", "whereas", "whilst", ",", ";"})
 
 
-def _parallel(before: tuple[str, ...], x: tuple[str, ...], between: tuple[str, ...]) -> bool:
-    """Whether `x`, then `between`, stand in two clauses alike: the same word leads to each ("group
-    A saw X and group B saw Y", "price went up while volume went down"), so each is said of its own
-    subject. Not where the clauses are alike up to the two ("there to enjoy us and there to pray
-    for us", "always crowded, always crazy": a list of two, reordered), nor where the prompt
-    compares the two ("compare sales in 2023 and sales in 2024")."""
+def _clauses_alike(before: tuple[str, ...], between: tuple[str, ...], after: tuple[str, ...]) -> bool | None:
+    """For two things exchanged, the first after `before` and the second after `between`, `after`
+    following: whether the two clauses say the same around them, words that mark the next of a
+    list aside ("a ticket for X bug and another ticket for Y bug": a list of two; not "invoices
+    older than 30 days as overdue and invoices older than 90 days as delinquent"); None when no
+    word joining two clauses comes between."""
+    joins = [index for index, word in enumerate(between[:-1]) if word in _CLAUSE_JOINS]
+    if not joins:
+        return None
+    lead = tuple(word for word in between[joins[-1] + 1 :] if word not in _NEXT_IN_A_LIST)
+    if lead and before[-len(lead) :] != lead:
+        return False
+    trail = between[: joins[0]]
+    return after[: len(trail)] == trail
+
+
+def _parallel(before: tuple[str, ...], between: tuple[str, ...], after: tuple[str, ...]) -> bool:
+    """Whether two things exchanged, the first after `before` and the second after `between`,
+    stand in two clauses alike: the same word leads to each ("group A saw X and group B saw Y",
+    "price went up while volume went down"), so each is said of its own subject. Not where the
+    clauses are alike up to the two ("there to enjoy us and there to pray for us", "always
+    crowded, always crazy": a list of two, reordered), nor where the prompt compares the two
+    ("compare sales in 2023 and sales in 2024")."""
     if not before or len(between) < 2 or before[-1] != between[-1] or before[-1] in _LIST_JOINS:
         return False
-    joins = [index for index, word in enumerate(between[:-1]) if word in _CLAUSE_JOINS]
-    if not joins or set(before + between) & _SYMMETRIC:
+    if set(before + between) & _SYMMETRIC:
         return False
-    lead = between[joins[-1] + 1 :]
-    return before[-len(lead) :] != lead
+    return _clauses_alike(before, between, after) is False
 
 
 # Personal pronouns by person: as the subject of a verb, as its object, and reflexive (both at once:
@@ -2951,8 +3109,15 @@ _SLOT_OPPOSITES: Final[tuple[tuple[str, str], ...]] = (
     ("leading", "lagging"),
     ("ahead", "behind"),
     ("churn", "retention"),
+    ("churned", "retained"),
     ("submit", "approve"),
+    ("submits", "approves"),
+    ("submitted", "approved"),
+    ("submitting", "approving"),
+    ("submission", "approval"),
+    ("submissions", "approvals"),
     ("submitter", "approver"),
+    ("submitters", "approvers"),
 )
 _OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
     word: frozenset({y for x, y in _ANTONYMS if x == word} | {x for x, y in _ANTONYMS if y == word})
@@ -2987,14 +3152,23 @@ def _slot_turned(a: str, b: str) -> bool:
     return _slot_turned_among(_order_tokens(a), _order_tokens(b))
 
 
-# The most words a prompt may put in the place of one the other turned: "a formal email" / "a
-# friendly, casual email".
+# The most words, commas and "and" aside, each prompt may say in the place of the other's with one
+# of them turned: "a formal email" / "a friendly, casual email".
 _TURNED_AMONG: Final = 4
+# Words that undo or soften a side named beside them: "less formal", "not formal", "rather than
+# casual", "churn prevention".
+_TURN_UNDONE: Final = frozenset(
+    {"not", "no", "non", "never", "without", "less", "fewer", "lower", "rather", "than", "instead", "too"}
+    | {"overly", "prevent", "prevents", "preventing", "prevention", "reduce", "reduces", "reducing"}
+    | {"reduction", "avoid", "avoiding", "fight", "fighting", "stop", "stopping"}
+)
+_LIST_MARKS: Final = frozenset({",", ";", "&", "and"})
 
 
 def _slot_turned_among(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bool:
-    """The same words but for one, said in the other prompt as its opposite among a few more ("Write
-    a formal apology" / "Write a casual, light-hearted apology"), neither one kept."""
+    """The same words but for a few, among which one prompt says a side of a kind and the other
+    its opposite ("Write a formal apology" / "Write a casual, light-hearted apology"), neither
+    prompt both, and nothing beside them undoes it ("a less formal email")."""
     start = 0
     while start < min(len(tokens_a), len(tokens_b)) and tokens_a[start] == tokens_b[start]:
         start += 1
@@ -3002,10 +3176,18 @@ def _slot_turned_among(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> 
     while end < min(len(tokens_a), len(tokens_b)) - start and tokens_a[-1 - end] == tokens_b[-1 - end]:
         end += 1
     part_a, part_b = tokens_a[start : len(tokens_a) - end], tokens_b[start : len(tokens_b) - end]
-    one, many = (part_a, part_b) if len(part_a) == 1 else (part_b, part_a)
-    if len(one) != 1 or not 1 < len(many) <= _TURNED_AMONG or one[0] in many:
+    words_a = [word for word in part_a if word not in _LIST_MARKS]
+    words_b = [word for word in part_b if word not in _LIST_MARKS]
+    most = max(len(words_a), len(words_b))
+    # Around them, at least as many words the same ("Write a summary of this article" / "Read this
+    # article and give me a summary" say it in other words).
+    if not words_a or not words_b or most > _TURNED_AMONG or start + end < most:
         return False
-    return any(_turned_in_a_slot(one[0], word) for word in many)
+    if set(words_a + words_b) & _TURN_UNDONE:
+        return False
+    return any(
+        _turned_in_a_slot(x, y) and x not in words_b and y not in words_a for x in words_a for y in words_b
+    )
 
 
 # A prefix that turns a word into its opposite: "mute"/"unmute", "able"/"disable".
