@@ -112,6 +112,54 @@ async def test_roles_in_a_clause_and_the_kind_or_length_of_text_asked_for_miss(
     assert result["entry_id"] == ids["List the people Dana manages"]
 
 
+async def test_things_traded_between_clauses_or_a_date_pattern_miss_and_numbers_in_other_notations_hit(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    """Look-alikes the cross-encoder served at 0.83 to 0.997 (two things traded between clauses
+    alike, another date pattern, another numbered form) miss; paraphrases that wrote a number
+    otherwise ("Net-30" / "net 30", "first" / "1st", "1 M" / "1M", "32 GiB" / "32GiB"), which the
+    rules used to refuse, hit."""
+    t = await make_tenant()
+    for stored, asked in [
+        (
+            "In our pilot, team A used the new checklist and team B used the old one. Team A finished"
+            " faster. What does that say about the new checklist?",
+            "In our pilot, team A used the old checklist and team B used the new one. Team A finished"
+            " faster. What does that say about the new checklist?",
+        ),
+        (
+            "How do I display dates as YYYY-MM-DD in Google Sheets?",
+            "How do I display dates as DD/MM/YYYY in Google Sheets?",
+        ),
+        (
+            "What's the deadline for filing Form 1099-NEC for 2024?",
+            "What's the deadline for filing Form 1099-MISC for 2024?",
+        ),
+    ]:
+        await store(http, t.headers, stored, f"About {stored}")
+        result = await lookup(http, t.headers, asked)
+        assert result["hit"] is False, (asked, result)
+    for stored, asked in [
+        ("What does a Net-30 term on an invoice mean?", "What does a net 30 term on an invoice mean?"),
+        (
+            "Draft a subject line for applicants who didn't pass the first screening round",
+            "draft a subject line for applicants who did not pass the 1st screening round",
+        ),
+        (
+            "How many ml of 1 M NaCl do I need for 250 ml of 100 mM solution?",
+            "how many ml of 1M NaCl do i need for 250ml of 100mM solution",
+        ),
+        (
+            "Is 32 GiB of memory enough for a local Kafka cluster?",
+            "Is 32GiB of memory enough for a local Kafka cluster?",
+        ),
+    ]:
+        entry_id = await store(http, t.headers, stored, f"About {stored}")
+        result = await lookup(http, t.headers, asked)
+        assert result["hit"] is True, (asked, result)
+        assert result["entry_id"] == entry_id
+
+
 async def test_different_number_misses(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
     await store(http, t.headers, "bulk close 5 tickets in the queue", "done")

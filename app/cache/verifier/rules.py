@@ -918,8 +918,9 @@ def different_numbers(a: str, b: str) -> str | None:
 
     A number in one prompt and not in the other also counts ("top 5 cafés" vs "best cafés"):
     the count shapes the answer, unless the other states it another way ("two" / "a pair", "18:00"
-    / "6pm", "5%" / "0.05", "Windows 10" / "Win10": `_stated_otherwise`, `_in_a_name`). A number's
-    unit counts where both prompts give one for it.
+    / "6pm", "5%" / "0.05", "Windows 10" / "Win10": `_stated_otherwise`, `_in_a_name`; "1 M" /
+    "1M": `_alike_glued`). A number's unit counts where both prompts give one for it, and so does
+    the period an amount is paid in ("$6,500 a month" / "$6,500/week").
     """
     qa, qb = _counted(quantities(a), quantities(b)), _counted(quantities(b), quantities(a))
     values_a = {q.value for q in qa}
@@ -3143,9 +3144,10 @@ def _turned_in_a_slot(one: str, other: str) -> bool:
 def _slot_turned(a: str, b: str) -> bool:
     """The same words in the same order but one turned to its opposite: "Which is faster for reads,
     Redis or Memcached?" / "Which is slower ...?", "read access to the sales schema" / "write access
-    ...", "a write-heavy workload" / "a read-heavy workload". One word only: two turned may say the
-    same ("Is a stateless service easier to scale than a stateful one?" / "Is a stateful service
-    harder to scale than a stateless one?"), and two that trade places are `order`'s to read."""
+    ...", "a write-heavy workload" / "a read-heavy workload". One word only, or one among a few
+    (`_slot_turned_among`): two turned may say the same ("Is a stateless service easier to scale
+    than a stateful one?" / "Is a stateful service harder to scale than a stateless one?"), and
+    two that trade places are `order`'s to read."""
     apart = _the_word_apart(a, b)
     if apart is not None:
         return _turned_in_a_slot(*apart)
