@@ -1179,6 +1179,19 @@ def test_the_other_side_of_a_kind_among_a_few_more_words_is_an_opposite(first: s
     assert opposite_words(second, first) == ANTONYM
 
 
+def test_less_of_a_side_is_more_of_its_opposite() -> None:
+    assert opposite_words("Make this email less formal", "Make this email more casual") is None
+    assert opposite_words("Rewrite this to be less casual", "Rewrite this to be more formal") is None
+    assert opposite_words("Make this email less formal", "Make this email more formal") == ANTONYM
+    assert opposite_words("Make this email less casual", "Make this email more casual") == ANTONYM
+    # "less" before a word whose opposite the other prompt does not name stays "less".
+    assert (
+        opposite_words("Tone this post down so it reads less like an ad", "Make this post less salesy")
+        is None
+    )
+    assert opposite_words("Which query uses less memory?", "Which query uses more memory?") == ANTONYM
+
+
 def test_a_side_of_a_kind_kept_among_more_words_is_no_opposite() -> None:
     assert (
         opposite_words("Write a formal email to a client", "Write a formal, friendly email to a client")

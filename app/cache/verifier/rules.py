@@ -3135,6 +3135,9 @@ _OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
 }
 _OPPOSITE_PAIRS: Final = frozenset(_ANTONYMS) | frozenset((y, x) for x, y in _ANTONYMS)
 _OPPOSITE_IN_A_SLOT: Final = frozenset(_SLOT_OPPOSITES) | frozenset((y, x) for x, y in _SLOT_OPPOSITES)
+_SLOT_OPPOSITE: Final[Mapping[str, frozenset[str]]] = {
+    word: frozenset(y for x, y in _OPPOSITE_IN_A_SLOT if x == word) for word, _ in _OPPOSITE_IN_A_SLOT
+}
 
 
 def _turned_in_a_slot(one: str, other: str) -> bool:
@@ -3396,12 +3399,34 @@ def _movements_exchanged(a: str, b: str) -> bool:
     return len(flipped) >= 2
 
 
+_LESS: Final = re.compile(r"\bless\s+([a-z]+)\b", re.IGNORECASE)
+
+
+def _less_as_more(text: str, other: str) -> str:
+    """`text` with "less" before a word said as "more" before its opposite where `other` names that
+    opposite ("make it less formal" against "make it more casual" is "make it more casual")."""
+    if "less" not in text.lower():
+        return text
+    words = set(_words(other))
+
+    def more(match: re.Match[str]) -> str:
+        word = match.group(1).lower()
+        named = [
+            o for o in _OPPOSITES.get(word, frozenset()) | _SLOT_OPPOSITE.get(word, frozenset()) if o in words
+        ]
+        return f"more {min(named)}" if named else match.group(0)
+
+    return _LESS.sub(more, text)
+
+
 def opposite_words(a: str, b: str) -> str | None:
     """One prompt has a word and the other its opposite: "buy" vs "sell", "mute" vs "unmute", "turn
     off" vs "enable", "within a year" vs "after more than a year", "faster" vs "slower" or "read" vs
     "write" with every other word kept, "revenue rose while costs fell" vs "revenue fell while costs rose"."""
     if _opposite_stances(a, b) or _movements_exchanged(a, b) or _slot_turned(a, b):
         return ANTONYM
+    # "less formal" says "more informal": against "more casual" it is no opposite.
+    a, b = _less_as_more(a, b), _less_as_more(b, a)
     lemmas_a, lemmas_b = _lemma_set(a), _lemma_set(b)
     # The same lemmas with a prefix written apart joined to its word ("un-mute" is "unmute",
     # "non-binding" "nonbinding"): a word one prompt writes so is no opposite of the other's.
