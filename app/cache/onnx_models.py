@@ -20,6 +20,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
+from app.cache.verifier.base import shared_ends
 from app.cache.verifier.texts import shared_end, shared_start
 
 MODELS_DIR: Final = Path(__file__).resolve().parent / "models"
@@ -112,18 +113,6 @@ def _capped(text: str, limit: int = MAX_CHARS) -> str:
     return text if len(text) <= limit else text[:limit]
 
 
-def _shared_ends(first: Sequence[int], second: Sequence[int]) -> tuple[int, int]:
-    """How many tokens two sequences share at their start, and then at their end."""
-    shortest = min(len(first), len(second))
-    start = 0
-    while start < shortest and first[start] == second[start]:
-        start += 1
-    end = 0
-    while end < shortest - start and first[-1 - end] == second[-1 - end]:
-        end += 1
-    return start, end
-
-
 def _word_range(text: str, encoding: Encoding, start: int, stop: int) -> tuple[int, int]:
     """Where in `text` tokens `start` to `stop` (excluded) lie, widened to whole words; an empty
     range where they begin when there are none."""
@@ -196,7 +185,7 @@ def pair_window(counter: Tokenizer, first: str, second: str) -> tuple[str, str] 
     same way (`TrainConfig.read_as_served`)."""
     texts = (first, second)
     sides = counter.encode_batch(list(texts), add_special_tokens=False)
-    shared_start, shared_end = _shared_ends(sides[0].ids, sides[1].ids)
+    shared_start, shared_end = shared_ends(sides[0].ids, sides[1].ids)
     differing = len(sides[0].ids) + len(sides[1].ids) - 2 * (shared_start + shared_end)
     if differing > PAIR_TOKENS - 3:  # [CLS] first [SEP] second [SEP]
         return None

@@ -40,6 +40,18 @@ def word_overlap(first: str, second: str) -> float:
     return len(words_a & words_b) / len(either) if either else 1.0
 
 
+def shared_ends(first: Sequence[object], second: Sequence[object]) -> tuple[int, int]:
+    """How many items two sequences (words, token ids) share at their start, and then at their end."""
+    shortest = min(len(first), len(second))
+    start = 0
+    while start < shortest and first[start] == second[start]:
+        start += 1
+    end = 0
+    while end < shortest - start and first[-1 - end] == second[-1 - end]:
+        end += 1
+    return start, end
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """A stored prompt the index found near the new one."""

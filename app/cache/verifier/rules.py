@@ -24,7 +24,7 @@ from functools import lru_cache, wraps
 from types import MappingProxyType
 from typing import Final, Protocol, TypeVar, cast
 
-from app.cache.verifier.base import GREETING
+from app.cache.verifier.base import GREETING, shared_ends
 
 Rule = Callable[[str, str], str | None]
 
@@ -2369,18 +2369,6 @@ def _order_tokens(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _shared_ends(tokens_a: Sequence[str], tokens_b: Sequence[str]) -> tuple[int, int]:
-    """How many tokens the two sequences share at their start, and then at their end."""
-    shortest = min(len(tokens_a), len(tokens_b))
-    start = 0
-    while start < shortest and tokens_a[start] == tokens_b[start]:
-        start += 1
-    end = 0
-    while end < shortest - start and tokens_a[-1 - end] == tokens_b[-1 - end]:
-        end += 1
-    return start, end
-
-
 def _the_word_apart(a: str, b: str) -> tuple[str, str] | None:
     """The one word, in `_order_tokens`, that the two prompts say differently with every other
     word the same and in the same place, or None."""
@@ -2418,7 +2406,7 @@ def _spans_exchanged(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bo
     """
     if len(tokens_a) != len(tokens_b) or tokens_a == tokens_b:
         return False
-    start, end = _shared_ends(tokens_a, tokens_b)
+    start, end = shared_ends(tokens_a, tokens_b)
     end_a, end_b = len(tokens_a) - end, len(tokens_b) - end
     middle_a, middle_b = tokens_a[start:end_a], tokens_b[start:end_b]
     size = len(middle_a)
@@ -3182,7 +3170,7 @@ def _slot_turned_among(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> 
     """The same words but for a few, among which one prompt says a side of a kind and the other
     its opposite ("Write a formal apology" / "Write a casual, light-hearted apology"), neither
     prompt both, and nothing beside them undoes it ("a less formal email")."""
-    start, end = _shared_ends(tokens_a, tokens_b)
+    start, end = shared_ends(tokens_a, tokens_b)
     part_a, part_b = tokens_a[start : len(tokens_a) - end], tokens_b[start : len(tokens_b) - end]
     words_a = [word for word in part_a if word not in _LIST_MARKS]
     words_b = [word for word in part_b if word not in _LIST_MARKS]
@@ -3668,7 +3656,7 @@ def _operands_exchanged(a: str, b: str) -> bool:
     tokens_a, tokens_b = _code_tokens(a), _code_tokens(b)
     if len(tokens_a) != len(tokens_b) or tokens_a == tokens_b or sorted(tokens_a) != sorted(tokens_b):
         return False
-    start, shared_end = _shared_ends(tokens_a, tokens_b)
+    start, shared_end = shared_ends(tokens_a, tokens_b)
     end = len(tokens_a) - shared_end
     if end - start > _EXCHANGE_TOKENS:
         return False
