@@ -123,6 +123,9 @@ from app.cache.verifier.stages import RulesStage
         ("forecast the next 12 months", "forecast the next two years", NUMBER),
         ("translate the memo into French", "translate the memo into German", ENTITY),
         ("tax rules for contractors in France", "tax rules for contractors in the U.S.", ENTITY),
+        ("migrate our VMs from AWS to Azure", "migrate our VMs from Google Cloud to Azure", ENTITY),
+        ("book a 30-minute call with the vendor", "book a quarter of an hour call with the vendor", NUMBER),
+        ("plan a 2 hour workshop", "plan a workshop of an hour and a half", NUMBER),
     ],
 )
 def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
@@ -212,6 +215,23 @@ def test_look_alikes_are_rejected(first: str, second: str, reason: str) -> None:
         ("set up two-step verification", "set up 2-step verification"),
         ("which 5 products had the most orders", "which 5 products had the highest no. of orders"),
         ("set up single sign-on for Okta", "set up SSO for every Okta app"),
+        # Products by their other names, parts of an hour and decades in words.
+        (
+            "How can I tell if the SSL certificate for api.example.com is about to expire?",
+            "Is there a way to check when the TLS cert on api.example.com runs out?",
+        ),
+        (
+            "Create a .gitignore for a Node.js project in VS Code",
+            "gitignore for a Node project edited in Visual Studio Code",
+        ),
+        ("Summarize how OAuth 2.0 differs from OpenID Connect", "How does OIDC differ from plain OAuth2?"),
+        ("How do I reset a user's MFA in Azure AD?", "Reset a user's MFA in Microsoft Entra ID"),
+        (
+            "a 45-minute lesson plan on photosynthesis",
+            "a lesson plan on photosynthesis, three quarters of an hour",
+        ),
+        ("a bio: 20 years in finance, ex-Deloitte", "a bio: two decades in finance, formerly at Deloitte"),
+        ("book a half-hour call with the vendor", "book a 30 minute call with the vendor"),
         (
             "Our vendor charged us twice. How do we get a refund?",
             "We were charged twice by our vendor. Refund?",
@@ -1056,6 +1076,10 @@ def test_a_name_after_a_pasted_text_is_still_a_name() -> None:
             "What's the deadline for filing Form 1099-NEC for 2024?",
             "What's the deadline for filing Form 1099-MISC for 2024?",
         ),
+        # A 24-hour clock against a 12-hour one.
+        ("Convert the timestamp to HH:mm format", "Convert the timestamp to hh:mm a format"),
+        ("Show the time as %I:%M %p in Python", "Show the time as %H:%M in Python"),
+        ("Format as yyyy-MM-dd HH:mm in Java", "Format as yyyy-MM-dd hh:mm in Java"),
     ],
 )
 def test_another_date_pattern_or_form_is_another_name(first: str, second: str) -> None:
@@ -1072,6 +1096,11 @@ def test_one_date_pattern_however_written_is_one_name() -> None:
         different_entities("Excel date format yyyy-mm-dd", "How do I show dates as YYYY-MM-DD in Excel?")
         is None
     )
+    # A time: "%I:%M %p" is "hh:mm a"; minutes in capitals after the hours are minutes; "hh" all in
+    # lower case may be either clock.
+    assert different_entities("Show the time as %I:%M %p in Python", "Python: time as hh:mm a") is None
+    assert different_entities("Convert the timestamp to HH:mm", "Convert the timestamp to HH:MM") is None
+    assert different_entities("format as yyyy-mm-dd hh:mm", "format as YYYY-MM-DD HH:mm") is None
 
 
 @pytest.mark.parametrize(
@@ -1140,6 +1169,21 @@ def test_a_currency_before_a_number_is_its_unit_and_other_numbers_still_count() 
             "Our UK entity invoices in GBP while our US entity invoices in USD",
             "Our UK entity invoices in USD while our US entity invoices in GBP",
         ),
+        # "another" stands for the email; what each is about traded.
+        (
+            "Draft an email to the CFO about the budget and another to the CTO about the roadmap",
+            "Draft an email to the CTO about the budget and another to the CFO about the roadmap",
+        ),
+        # Two numbers traded between what each is said of.
+        (
+            "What's our book-to-bill ratio for Q3 if bookings were $3.2M and billings were $2.8M?",
+            "What's our book-to-bill ratio for Q3 if bookings were $2.8M and billings were $3.2M?",
+        ),
+        (
+            "Revenue was 120k in March and 150k in April; what's the growth?",
+            "Revenue was 150k in March and 120k in April; what's the growth?",
+        ),
+        ("Set min replicas to 2 and max replicas to 10", "Set min replicas to 10 and max replicas to 2"),
     ],
 )
 def test_two_things_traded_between_clauses_alike_are_another_request(first: str, second: str) -> None:
@@ -1172,6 +1216,24 @@ def test_two_things_traded_between_clauses_alike_are_another_request(first: str,
             "Draft an email to ask for feedback and another email to say thanks",
         ),
         ("Plot revenue by month and plot costs by month", "Plot costs by month and plot revenue by month"),
+        # The second clause says "one" for what the first named.
+        (
+            "Write a unit test for parse_date and write one for format_date",
+            "Write a unit test for format_date and write one for parse_date",
+        ),
+        (
+            "Open a ticket for the login bug and one for the export bug",
+            "Open a ticket for the export bug and one for the login bug",
+        ),
+        # Numbers of a list, or of a comparison, reordered.
+        (
+            "How many employees have between 10 and 20 years of service?",
+            "How many employees have between 20 and 10 years of service?",
+        ),
+        (
+            "Compare sales of $1.2M in 2023 with sales of $1.5M in 2024",
+            "Compare sales of $1.5M in 2024 with sales of $1.2M in 2023",
+        ),
     ],
 )
 def test_two_clauses_alike_reordered_are_the_same_request(first: str, second: str) -> None:
@@ -1265,6 +1327,12 @@ def test_a_delimiter_traded_for_another_is_a_swap() -> None:
         ("An employee earning $6,500 a month", "An employee earning $6,500/week"),
         ("Is a contractor at $120/hr expensive?", "Is a contractor at $120 per day expensive?"),
         ("Our plan costs $40 monthly", "Our plan costs $40 a year"),
+        # The period after what the amount is paid for.
+        (
+            "Storage costs $0.023 per GB per month; price 5 TB",
+            "Storage costs $0.023 per GB per year; price 5 TB",
+        ),
+        ("Our plan costs $99/seat/month", "Our plan costs $99/seat/year"),
     ],
 )
 def test_a_count_is_no_rank_and_an_amount_paid_in_another_period_is_another_amount(
@@ -1289,6 +1357,9 @@ def test_a_count_is_no_rank_and_an_amount_paid_in_another_period_is_another_amou
         ),
         ("Onboarding tasks for week 2", "Onboarding tasks for the second week"),
         ("Employees earning $6,500 a month", "Employees earning $6,500 per month"),
+        ("Our plan costs $99/seat per month", "Our plan costs $99 per seat monthly"),
+        # When it is paid is no period it is paid in.
+        ("I owe $500 next month", "I owe $500 from next month"),
     ],
 )
 def test_a_number_spaced_glued_or_in_words_is_the_same_number(first: str, second: str) -> None:

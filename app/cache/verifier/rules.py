@@ -471,6 +471,14 @@ _TERMS: Final = frozenset(
 _IDIOMS: Final = (
     (re.compile(r"(?<![\d:.])1\s*(?::|-?on-?)\s*1(?![\d:.])", re.IGNORECASE), " one-on-one "),
     (re.compile(r"\blike (?:i'?m|i am) (?:five|5)(?: years old)?\b", re.IGNORECASE), " eli5 "),
+    # Parts of an hour, and decades, in words: "three quarters of an hour" is 45 minutes.
+    (re.compile(r"\bthree[- ]quarters of an hour\b", re.IGNORECASE), " 45 minutes "),
+    (re.compile(r"\b(?:a |one )?quarter of an hour\b", re.IGNORECASE), " 15 minutes "),
+    (re.compile(r"\b(?:half an hour|a half[- ]hour)\b", re.IGNORECASE), " 30 minutes "),
+    (re.compile(r"\b(?:an|one) hour and a half\b", re.IGNORECASE), " 90 minutes "),
+    (re.compile(r"\b(?:a|one) decade\b", re.IGNORECASE), " 10 years "),
+    (re.compile(r"\btwo decades\b", re.IGNORECASE), " 20 years "),
+    (re.compile(r"\bthree decades\b", re.IGNORECASE), " 30 years "),
 )
 # A quarter of a year, however written: "Q3", "3Q", "third quarter", "3rd-quarter", "quarter 3".
 _QUARTER: Final = re.compile(
@@ -596,15 +604,37 @@ _PERIODS_PAID: Final[Mapping[str, str]] = {
 
 
 def _paid_per(tokens: Sequence[_Token], index: int) -> str | None:
-    """The period an amount at `index` is paid in, written right after it, or None."""
-    after = [token.lower for token in tokens[index + 1 : index + 3]]
-    if after and after[0] in _PERIODS_PAID:
-        return _PERIODS_PAID[after[0]]
-    if len(after) == 2 and after[0] in ("a", "an", "per", "each", "every") and after[1] in _PERIODS_PAID:
-        return _PERIODS_PAID[after[1]]
+    """The period an amount at `index` is paid in, written right after it or after what it is
+    paid for ("$0.023 per GB per month", "$99/seat/month"), or None."""
+    after = [token.lower for token in tokens[index + 1 : index + 5]]
+
+    def period_at(place: int) -> str | None:
+        if place < len(after) and after[place] in _PERIODS_PAID:
+            return _PERIODS_PAID[after[place]]
+        if place + 1 < len(after) and after[place] in _EACH and after[place + 1] in _PERIODS_PAID:
+            return _PERIODS_PAID[after[place + 1]]
+        return None
+
+    if (period := period_at(0)) is not None or not after:
+        return period
+    # What it is paid for, one word: "seat" in "$99/seat/month", "GB" in "$0.023 per GB per month".
+    for_one = 1 if after[0] in _EACH else 0
+    paid_for = after[for_one : for_one + 1]
+    if (
+        paid_for
+        and paid_for[0].isalpha()
+        and paid_for[0] not in _PERIODS_PAID
+        and paid_for[0] not in _NOT_PAID_FOR
+    ):
+        return period_at(for_one + 1)
     return None
 
 
+_EACH: Final = frozenset({"a", "an", "per", "each", "every"})
+# Words after an amount that say when, not what it is paid for ("$500 next month").
+_NOT_PAID_FOR: Final = (
+    _EACH | {"next", "this", "last", "that", "the", "for", "in", "by"} | {"from", "until", "one"}
+)
 # Words between a count and its unit that leave the unit the count's.
 _ADDING: Final = frozenset(
     {"more", "additional", "extra", "further", "consecutive", "straight", "full", "whole"}
@@ -1252,15 +1282,36 @@ def _strftime_part(match: re.Match[str]) -> str:
 
 @_per_text()
 def _date_formats(text: str) -> frozenset[str]:
-    """The date patterns `text` writes, in one notation ("%Y-%m-%d" is "YYYY-MM-DD")."""
+    """The date and time patterns `text` writes, in one notation ("%Y-%m-%d" is "YYYY-MM-DD"; the
+    hours of a 12-hour clock, "hh:mm a" or "%I:%M %p", are "II", of a 24-hour one "HH")."""
     found: set[str] = set()
+    # The date part written before a time ("yyyy-MM-dd hh:mm") says in which case it is written.
+    before_end, before_lower = -2, True
     for match in _DATE_FORMAT.finditer(text):
-        written = re.sub(r"%[YmdyHMSbBIpaAjU]", _strftime_part, match.group(0))
+        raw = match.group(0)
+        lower = raw.islower() and (match.start() - before_end > 1 or before_lower)
+        before_end, before_lower = match.end(), raw.islower()
+        written = re.sub(r"%[YmdyHMSbBIpaAjU]", _strftime_part, raw)
         # "mm" after an hour is minutes ("HH:mm"); elsewhere, as in "yyyy-mm-dd", a month.
-        written = re.sub(r"(?i)(?<=HH:)mm", "mi", written).upper()
-        if re.search(r"[YD]", written):
+        written = re.sub(r"(?i)(?<=h:)mm", "mi", written)
+        # A 12-hour clock: "%I", a marker of the half of the day after it ("hh:mm a", "h:mm tt"),
+        # or "h" in a pattern that writes other parts in capitals ("yyyy-MM-dd hh:mm"); "hh:mm"
+        # written all in lower case may be either.
+        twelve = (
+            "%I" in raw
+            or _DAY_HALF_MARK.match(text, match.end()) is not None
+            or (re.search(r"h", written) is not None and not lower)
+        )
+        written = written.upper()
+        if twelve:
+            written = re.sub(r"H+", "II", written)
+        if re.search(r"[YDHI]", written):
             found.add(written)
     return frozenset(found)
+
+
+# The half of the day written after a time pattern: "hh:mm a", "h:mm A", "hh:mm tt", "%I:%M %p".
+_DAY_HALF_MARK: Final = re.compile(r"\s?(?:a|A|tt|%p)(?![\w%])")
 
 
 _QUOTED: Final = re.compile(r"(?<!\w)'([^']+)'(?!\w)|\"([^\"]+)\"|`([^`]+)`")
@@ -1708,6 +1759,15 @@ _ALIASES: Final[tuple[tuple[str, ...], ...]] = (
     ("microsoft 365", "m365"),
     ("google sheets", "gsheets"),
     ("database", "DB"),
+    ("ssl", "tls"),
+    ("visual studio code", "vs code", "vscode"),
+    ("openid connect", "OIDC"),
+    ("node.js", "nodejs", "Node"),
+    ("amazon web services", "AWS"),
+    ("google cloud platform", "google cloud", "GCP"),
+    ("azure active directory", "azure ad", "entra id", "microsoft entra id", "AAD"),
+    ("microsoft teams", "ms teams", "Teams"),
+    ("google workspace", "g suite", "gsuite"),
     # The states of the US by their postal codes, matched in capitals only ("IN", "OR", "ME" are
     # words in lower case); not "MS" (Microsoft, above) or "LA" (Los Angeles more often).
     *(
@@ -1797,13 +1857,18 @@ _INITIAL_STOP: Final = re.compile(r"\b([A-Za-z])\.(?=[A-Za-z]\b)")
 
 
 @_per_text()
+def _aliases_found(text: str) -> frozenset[str]:
+    """The aliases of `_ALIASES` that `text` names, in lower case."""
+    folded = _INITIAL_STOP.sub(r"\1", _normalise(text))
+    return frozenset(
+        match.lower() for scan in (_ALIASES_ANY_CASE, _ALIASES_CAPITALS) for match in scan.findall(folded)
+    )
+
+
+@_per_text()
 def _alias_groups(text: str) -> frozenset[int]:
     """The groups of `_ALIASES` that `text` names."""
-    folded = _INITIAL_STOP.sub(r"\1", _normalise(text))
-    found = {
-        match.lower() for scan in (_ALIASES_ANY_CASE, _ALIASES_CAPITALS) for match in scan.findall(folded)
-    }
-    return frozenset(index for alias in found for index in _ALIAS_NAMES[alias])
+    return frozenset(index for alias in _aliases_found(text) for index in _ALIAS_NAMES[alias])
 
 
 # Languages an answer may be asked in.
@@ -2028,8 +2093,17 @@ def different_entities(a: str, b: str) -> str | None:
                 other_missing[:] = [e for e in other_missing if e not in joined]
     # "U.S." and "America", "France" and "French", "MSSQL" and "SQL Server": one name.
     aliases_a, aliases_b = _alias_groups(a), _alias_groups(b)
-    for missing, other_aliases in ((missing_a, aliases_b), (missing_b, aliases_a)):
-        missing[:] = [e for e in missing if _ALIAS_GROUP.get(e.replace(".", "")) not in other_aliases]
+    for missing, text, other_aliases in ((missing_a, a, aliases_b), (missing_b, b, aliases_a)):
+        # The words of a name of several ("Azure AD" / "Microsoft Entra ID").
+        said = {
+            word
+            for alias in _aliases_found(text)
+            if _ALIAS_NAMES[alias] & other_aliases
+            for word in alias.split()
+        }
+        missing[:] = [
+            e for e in missing if _ALIAS_GROUP.get(e.replace(".", "")) not in other_aliases and e not in said
+        ]
     # "GBP" and "British pounds" name one currency.
     currencies_a, currencies_b = _currency_words(a), _currency_words(b)
     for missing, own, other in (
@@ -2228,15 +2302,20 @@ _ROLE_LINKS: Final = frozenset(
 
 @_per_text()
 def _role_triples(tokens: tuple[str, ...]) -> frozenset[tuple[str, str, str]]:
-    return frozenset(
-        {
-            (tokens[i - 1], tokens[i], tokens[i + 1])
-            for i in range(1, len(tokens) - 1)
-            if tokens[i] in _ROLE_LINKS
-            and tokens[i - 1] not in _ROLE_LINKS
-            and tokens[i + 1] not in _ROLE_LINKS
-        }
-    )
+    """(head, link, object) for each link between two words. A head that stands for one named
+    before under the same link is that one: "a unit test for X and one for Y" links "test" to both."""
+    triples: list[tuple[str, str, str]] = []
+    for i in range(1, len(tokens) - 1):
+        head, link, obj = tokens[i - 1], tokens[i], tokens[i + 1]
+        if link not in _ROLE_LINKS or head in _ROLE_LINKS or obj in _ROLE_LINKS:
+            continue
+        if head in _STANDS_FOR:
+            earlier = next((earlier for earlier, its_link, _ in reversed(triples) if its_link == link), head)
+            # Not a count against another ("three at the west end and one at the east end").
+            if earlier not in _NUMBER_WORDS and not earlier[:1].isdigit():
+                head = earlier
+        triples.append((head, link, obj))
+    return frozenset(triples)
 
 
 def _linked_objects_swapped(tokens_a: tuple[str, ...], tokens_b: tuple[str, ...]) -> bool:
@@ -2443,6 +2522,8 @@ _NEXT_IN_A_LIST: Final = frozenset(
     # `_order_tokens` writes "second" as the unit it also is.
     | {_UNITS["second"]}
 )
+# Words that stand for what the clause before named: "write a unit test for X and write one for Y".
+_STANDS_FOR: Final = frozenset({"one", "ones", "another", "same"})
 # Words that join two clauses: "group A saw the new layout and group B saw the old one".
 _CLAUSE_JOINS: Final = frozenset({"and", "but", "while", "whereas", "whilst", ",", ";"})
 
@@ -2456,11 +2537,21 @@ def _clauses_alike(before: tuple[str, ...], between: tuple[str, ...], after: tup
     joins = [index for index, word in enumerate(between[:-1]) if word in _CLAUSE_JOINS]
     if not joins:
         return None
-    lead = tuple(word for word in between[joins[-1] + 1 :] if word not in _NEXT_IN_A_LIST)
-    if lead and before[-len(lead) :] != lead:
+    said = between[joins[-1] + 1 :]
+    lead = tuple(word for word in said if word not in _NEXT_IN_A_LIST)
+    if lead and before[-len(lead) :] != lead and not (set(said) & _STANDS_FOR and _said_again(lead, before)):
         return False
     trail = between[: joins[0]]
     return after[: len(trail)] == trail
+
+
+def _said_again(lead: tuple[str, ...], before: tuple[str, ...]) -> bool:
+    """Whether `lead` says again, word for word in order, what ends `before`, with words left out
+    where a word stood for them ("write one for" after "write a unit test for")."""
+    if not before or before[-1] != lead[-1]:
+        return False
+    rest = iter(before)
+    return all(word in rest for word in lead)
 
 
 def _parallel(before: tuple[str, ...], between: tuple[str, ...], after: tuple[str, ...]) -> bool:
@@ -2885,7 +2976,47 @@ def swapped_roles(a: str, b: str) -> str | None:
     order_a, order_b = _order_tokens(a), _order_tokens(b)
     if _words_exchanged(order_a, order_b) or _spans_exchanged(order_a, order_b) or _agent_turned(a, b):
         return ORDER
+    if _values_traded(a, b):
+        return ORDER
     return None
+
+
+# A number as written, with its currency, decimals, scale or percent: "$3.2M", "120k", "1,500", "8%".
+_VALUE_WRITTEN: Final = re.compile(
+    r"(?<![\w.])[$€£¥]?\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:[kKmMbB]{1,2}|bn|%)(?![\w]))?(?![\w.])"
+)
+_SKELETON_WORD: Final = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|#")
+
+
+@_per_text()
+def _value_skeleton(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The prompt's words in order with each number as "#", and its numbers in order as written."""
+    normalised = _normalise(text)
+    values = tuple(
+        re.sub(r"[\s,]", "", match.group(0)).lower() for match in _VALUE_WRITTEN.finditer(normalised)
+    )
+    skeleton = tuple(_SKELETON_WORD.findall(_VALUE_WRITTEN.sub(" # ", normalised).lower()))
+    return skeleton, values
+
+
+def _values_traded(a: str, b: str) -> bool:
+    """The same words and the same numbers, two of them in each other's places where words that
+    are no list stand between them: each number is said of something else ("bookings were $3.2M
+    and billings were $2.8M" / "$2.8M ... $3.2M", "revenue was 120k in March and 150k in April" /
+    the other way round). Not a list reordered ("between 10 and 20" / "20 and 10"), nor a
+    comparison ("compare sales in 2023 with sales in 2024")."""
+    skeleton_a, values_a = _value_skeleton(a)
+    skeleton_b, values_b = _value_skeleton(b)
+    if skeleton_a != skeleton_b or values_a == values_b or sorted(values_a) != sorted(values_b):
+        return False
+    if set(skeleton_a) & _SYMMETRIC:
+        return False
+    places = [index for index, word in enumerate(skeleton_a) if word == "#"]
+    moved = [place for place, x, y in zip(places, values_a, values_b, strict=True) if x != y]
+    return any(
+        set(skeleton_a[first + 1 : second]) - _LIST_JOINS - _STOPWORDS
+        for first, second in itertools.pairwise(moved)
+    )
 
 
 _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
