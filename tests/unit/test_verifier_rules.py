@@ -1549,3 +1549,94 @@ def test_code_written_in_another_case_or_with_another_dash_is_the_same_request(
 ) -> None:
     assert different_code(first, second) is None
     assert different_code(second, first) is None
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            "How do I give Maria edit access to my Google Doc?",
+            "How can I get edit rights on Maria's Google Doc?",
+        ),
+        ("Can my manager see my calendar?", "Can I see my manager's calendar?"),
+        (
+            "Set up an SSH tunnel so my laptop's port 8080 reaches port 80 on the remote server",
+            "Set up an SSH tunnel so the remote server's port 80 reaches port 8080 on my laptop",
+        ),
+        (
+            "List Bea's tickets from the sprint notes Bea and Colm wrote",
+            "List Colm's tickets from the sprint notes Bea and Colm wrote",
+        ),
+    ],
+)
+def test_a_thing_had_by_the_other_party_is_another_request(first: str, second: str) -> None:
+    assert swapped_roles(first, second) == ORDER
+    assert swapped_roles(second, first) == ORDER
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Can I see my manager's calendar?", "Is it possible for me to view my manager's calendar?"),
+        ("How do I share my screen with Priya?", "How can Priya see my screen?"),
+        # A third person's pronoun may stand for the name; a time has nothing.
+        (
+            "Mr Koizumi said his remarks were inappropriate",
+            "Koizumi said that Konoike's remarks were inappropriate",
+        ),
+        (
+            "Is there a way to check my AWS bill for this month?",
+            "How can I see this month's AWS bill so far?",
+        ),
+        # One name of several words.
+        (
+            "Sony's portfolio gives subscribers ring tones",
+            "Sony Music's portfolio offers subscribers ring tones",
+        ),
+    ],
+)
+def test_a_thing_had_by_the_same_party_or_by_no_one_named_is_no_swap(first: str, second: str) -> None:
+    assert swapped_roles(first, second) is None
+    assert swapped_roles(second, first) is None
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Find invoices that were sent but not paid.", "Find invoices that were paid but never sent."),
+        (
+            "Show me deals that were closed-won in Salesforce but haven't been invoiced in NetSuite",
+            "List the deals invoiced in NetSuite that aren't marked closed-won in Salesforce",
+        ),
+        (
+            "SQL: customers who placed orders in 2023 but not in 2024",
+            "SQL: customers who ordered in 2024 but not in 2023",
+        ),
+        (
+            "Who registered for the webinar but didn't attend?",
+            "Who attended the webinar without registering?",
+        ),
+    ],
+)
+def test_what_is_negated_traded_with_what_is_not_is_another_request(first: str, second: str) -> None:
+    assert swapped_roles(first, second) == ORDER
+    assert swapped_roles(second, first) == ORDER
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("users who signed up but never logged in", "users that registered and have not logged in since"),
+        ("List employees without a manager", "List employees who don't have a manager assigned"),
+        ("deals that closed but weren't invoiced", "deals that closed and haven't been invoiced yet"),
+        # A question's negation sets nothing against anything; nor does a list under one negation.
+        ("Why isn't Russia a member of NATO?", "Russia: why has Russia never joined NATO?"),
+        (
+            "Experts concluded that no one was killed or poisoned by the accident",
+            "Experts concluded that no one was poisoned or killed by the accident",
+        ),
+    ],
+)
+def test_the_same_thing_negated_in_other_words_is_no_swap(first: str, second: str) -> None:
+    assert swapped_roles(first, second) is None
+    assert swapped_roles(second, first) is None

@@ -1315,8 +1315,10 @@ _DAY_HALF_MARK: Final = re.compile(r"\s?(?:a|A|tt|%p)(?![\w%])")
 
 
 _QUOTED: Final = re.compile(r"(?<!\w)'([^']+)'(?!\w)|\"([^\"]+)\"|`([^`]+)`")
-_URL: Final = re.compile(r"\bhttps?://\S+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_DOTTED: Final = re.compile(r"(?<![\w.])[A-Za-z_][\w-]*(?:\.[A-Za-z0-9_][\w-]*)+")
+# Each starts only where a run of the characters it spans starts: tried again from inside a long
+# run ("a-a-a-..."), it would read the run once for each character.
+_URL: Final = re.compile(r"\bhttps?://\S+|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_DOTTED: Final = re.compile(r"(?<![\w.-])[A-Za-z_][\w-]*(?:\.[A-Za-z0-9_][\w-]*)+")
 _OPERATOR: Final = re.compile(r"(?<![\w:])[a-z]+:[\w.@/-]+")
 _CAPITALISED: Final = re.compile(r"(?<![\w'])[^\W\d_][\w'-]*")
 # After these (and at the very start) a capital letter is grammar, not a name.
@@ -2976,9 +2978,162 @@ def swapped_roles(a: str, b: str) -> str | None:
     order_a, order_b = _order_tokens(a), _order_tokens(b)
     if _words_exchanged(order_a, order_b) or _spans_exchanged(order_a, order_b) or _agent_turned(a, b):
         return ORDER
-    if _values_traded(a, b):
+    if _values_traded(a, b) or _owner_traded(a, b) or _negation_moved(a, b):
         return ORDER
     return None
+
+
+# Whose thing it is: "my Google Doc" / "Maria's Google Doc".
+_POSSESSIVE_PRONOUNS: Final[Mapping[str, str]] = {
+    "my": "1s",
+    "our": "1p",
+    "your": "2",
+    "his": "3m",
+    "her": "3f",
+    "their": "3p",
+}
+# A person a prompt names by a pronoun, in any role: "I", "me", "my" are the speaker.
+_PERSONS: Final[Mapping[str, str]] = {
+    **_SUBJECT_PRONOUNS,
+    **_OBJECT_PRONOUNS,
+    **_POSSESSIVE_PRONOUNS,
+    "you": "2",
+    "mine": "1s",
+    "ours": "1p",
+    "yours": "2",
+}
+# Overlapping: "my manager's calendar" has two ("manager" and "calendar").
+_THIRD_PERSONS: Final = frozenset({"3m", "3f", "3p"})
+_POSSESSOR: Final = re.compile(
+    r"(?=(?<![\w-])(?:(my|our|your|his|her|their)|([^\W\d_][\w-]*)'s)\s+([^\W\d_][\w-]*))", re.IGNORECASE
+)
+# "Thursday's session", "this month's bill": a time, not an owner.
+_TIME_OWNERS: Final = frozenset(
+    {"today", "tomorrow", "yesterday", "tonight", "day", "week", "weekend", "month", "quarter", "year"}
+    | {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "morning", "night"}
+    | {"january", "february", "march", "april", "may", "june", "july", "august", "september"}
+    | {"october", "november", "december", "season", "decade"}
+)
+# The capitalised words right before a possessor: "Sony" in "Sony Music's".
+_NAME_BEFORE: Final = re.compile(r"(?:\b[A-Z][\w-]*\s+)+$")
+_REQUEST_VERB: Final = re.compile(_REQUEST_VERBS, re.IGNORECASE)
+# "it's", "what's": a word and "is", not a possessor.
+_NOT_POSSESSORS: Final = frozenset(
+    {"it", "that", "what", "here", "there", "who", "where", "how", "when", "why", "he", "she", "let"}
+)
+_PERSON_WORD: Final = re.compile(r"[^\W\d_][\w-]*")
+
+
+@_per_text()
+def _possessions(text: str) -> Mapping[str, str]:
+    """What `text` says someone has, by its first word, and whose: "my Google Doc" -> {"google":
+    "1s"}, "Maria's report" -> {"report": "maria"}. A word had by two is left out."""
+    normalised = _normalise(text)
+    found: dict[str, set[str]] = {}
+    for match in _POSSESSOR.finditer(normalised):
+        pronoun, name, thing = match.groups()
+        if name is not None and (name.lower() in _NOT_POSSESSORS or name.lower() in _TIME_OWNERS):
+            continue
+        if thing.lower() in _PERSONS or thing.lower() in _NUMBER_WORDS:
+            continue
+        owner = _POSSESSIVE_PRONOUNS[pronoun.lower()] if pronoun else name.lower()
+        # "Sony Music's portfolio": the name is all its capitalised words.
+        if name is not None and name[0].isupper():
+            before = _NAME_BEFORE.search(normalised, max(0, match.start() - 60), match.start())
+            words = before.group(0).split() if before else []
+            # A request's first word is capitalised as grammar ("List Bea's tickets").
+            if words and (_REQUEST_VERB.fullmatch(words[0]) or words[0].lower() in _STOPWORDS):
+                words = words[1:]
+            owner = " ".join([*words, owner]).lower()
+        found.setdefault(thing.lower(), set()).add(owner)
+    return MappingProxyType(
+        {thing: next(iter(owners)) for thing, owners in found.items() if len(owners) == 1}
+    )
+
+
+@_per_text()
+def _persons(text: str) -> frozenset[str]:
+    """Who `text` names: a pronoun's person ("1s" for "I"), or a word as written, in lower case."""
+    words = (word.lower() for word in _PERSON_WORD.findall(_normalise(text)))
+    return frozenset(_PERSONS.get(word, word) for word in words)
+
+
+def _owner_traded(a: str, b: str) -> bool:
+    """One thing had by one party in one prompt and by the other in the other, both named in
+    each: "How do I give Maria edit access to my Google Doc?" / "How can I get edit rights on
+    Maria's Google Doc?", "Can my manager see my calendar?" / "Can I see my manager's calendar?"."""
+    owned_a, owned_b = _possessions(a), _possessions(b)
+    for thing in owned_a.keys() & owned_b.keys():
+        owner_a, owner_b = owned_a[thing], owned_b[thing]
+        if owner_a == owner_b or set(owner_a.split()) & set(owner_b.split()):
+            continue
+        # "his remarks" / "Konoike's remarks": a third person's pronoun may stand for the name.
+        if owner_a in _THIRD_PERSONS or owner_b in _THIRD_PERSONS:
+            continue
+        if set(owner_a.split()) <= _persons(b) and set(owner_b.split()) <= _persons(a):
+            return True
+    return False
+
+
+# Words between a negation and what it negates: "haven't been invoiced", "aren't yet marked".
+_BEFORE_NEGATED: Final = frozenset(
+    {"been", "being", "be", "yet", "ever", "even", "still", "actually", "really"}
+)
+# A negation that sets one thing against another follows one of these, auxiliaries aside: "but
+# not in 2024", "who aren't in Workday", "with no matching orders"; not "why isn't Russia ...".
+_CONTRAST_LEADS: Final = frozenset({"but", "that", "who", "which", "with", "and", "or", ","})
+_NEGATED_SPAN: Final = 2
+# The most words a negation's clause is read for.
+_NEGATION_SCOPE: Final = 12
+
+
+@_per_text()
+def _negated_and_not(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The lemmas of the words `text` sets apart by a negation (up to two content words after a
+    "not", "never", "n't", "no" or "without" that follows "but", "that", "who", ...), and of every
+    word outside such a negation's clause."""
+    words = re.findall(r"n't|[a-z0-9][a-z0-9-]*|[,;.!?():]", _prepared(text))
+    negated: set[str] = set()
+    others: set[str] = set()
+    scope_end = 0  # words before this index are in a negation's clause
+    for index, word in enumerate(words):
+        if word not in _NEGATORS and word != "n't":
+            if word[0].isalnum() and index >= scope_end:
+                others.update(_lemmas(word))
+            continue
+        lead = index - 1
+        while lead >= 0 and (words[lead] in _BE or words[lead] in _BEFORE_VERB):
+            lead -= 1
+        if word != "without" and (lead < 0 or words[lead] not in _CONTRAST_LEADS):
+            continue
+        taken = 0
+        scope_end = index + 1
+        for follower in words[index + 1 : index + 1 + _NEGATION_SCOPE]:
+            if not follower[0].isalnum() or follower in _CLAUSE_JOINS:
+                break
+            scope_end += 1
+            if taken == _NEGATED_SPAN or follower in _BE or follower in _BEFORE_VERB:
+                continue
+            if follower in _BEFORE_NEGATED or follower in _STOPWORDS or follower in _ROLE_LINKS:
+                continue
+            negated.update(_lemmas(follower))
+            taken += 1
+    return frozenset(negated), frozenset(others - negated)
+
+
+def _negation_moved(a: str, b: str) -> bool:
+    """Each prompt negates a thing the other says without negating it: "deals closed-won in
+    Salesforce but not invoiced in NetSuite" / "deals invoiced in NetSuite that aren't marked
+    closed-won in Salesforce", "customers who renewed but never upgraded" / "who upgraded but
+    never renewed"."""
+    # Over a pasted text, what the text says plainly stands beside the requests' negations.
+    if len(a) > STATED_OTHERWISE_CHARS or len(b) > STATED_OTHERWISE_CHARS:
+        return False
+    negated_a, plain_a = _negated_and_not(a)
+    negated_b, plain_b = _negated_and_not(b)
+    if not negated_a or not negated_b or negated_a == negated_b:
+        return False
+    return bool((negated_a - negated_b) & plain_b) and bool((negated_b - negated_a) & plain_a)
 
 
 # A number as written, with its currency, decimals, scale or percent: "$3.2M", "120k", "1,500", "8%".
