@@ -160,6 +160,44 @@ async def test_things_traded_between_clauses_or_a_date_pattern_miss_and_numbers_
         assert result["entry_id"] == entry_id
 
 
+async def test_numbers_or_an_owner_traded_or_another_clock_miss_and_other_names_of_one_product_hit(
+    http: httpx.AsyncClient, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    """Look-alikes the cross-encoder served at 0.95 to 1.0 (two numbers traded between what each
+    is said of, a thing had by the other party, a 12-hour clock for a 24-hour one) miss;
+    paraphrases the rules used to refuse (a product by another name, a list whose second clause
+    says "one" for the thing of the first) hit."""
+    t = await make_tenant()
+    for stored, asked in [
+        (
+            "What's our book-to-bill ratio for Q2 if bookings were $4.1M and billings were $3.6M?",
+            "What's our book-to-bill ratio for Q2 if bookings were $3.6M and billings were $4.1M?",
+        ),
+        (
+            "How do I give Tomas comment access to my Google Sheet?",
+            "how can I get comment rights on Tomas's google sheet",
+        ),
+        ("Convert the log timestamps to HH:mm", "Convert the log timestamps to hh:mm a"),
+    ]:
+        await store(http, t.headers, stored, f"About {stored}")
+        result = await lookup(http, t.headers, asked)
+        assert result["hit"] is False, (asked, result)
+    for stored, asked in [
+        (
+            "How do I check when the SSL certificate on billing.example.org expires?",
+            "Is there a command to see when the TLS cert for billing.example.org runs out?",
+        ),
+        (
+            "Write a unit test for parse_invoice and write one for parse_receipt",
+            "Write a unit test for parse_receipt and write one for parse_invoice",
+        ),
+    ]:
+        entry_id = await store(http, t.headers, stored, f"About {stored}")
+        result = await lookup(http, t.headers, asked)
+        assert result["hit"] is True, (asked, result)
+        assert result["entry_id"] == entry_id
+
+
 async def test_different_number_misses(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]
     t = await make_tenant()
     await store(http, t.headers, "bulk close 5 tickets in the queue", "done")

@@ -1593,6 +1593,9 @@ def test_a_thing_had_by_the_other_party_is_another_request(first: str, second: s
             "Sony's portfolio gives subscribers ring tones",
             "Sony Music's portfolio offers subscribers ring tones",
         ),
+        # A thing said "of" or "for" its owner.
+        ("A description of our CRM software for our shop", "A description of our shop's CRM software"),
+        ("What was the reason of Alejandra's resignation?", "What was Alejandra's reason's resignation?"),
     ],
 )
 def test_a_thing_had_by_the_same_party_or_by_no_one_named_is_no_swap(first: str, second: str) -> None:

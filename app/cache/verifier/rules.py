@@ -3070,8 +3070,31 @@ def _owner_traded(a: str, b: str) -> bool:
         # "his remarks" / "Konoike's remarks": a third person's pronoun may stand for the name.
         if owner_a in _THIRD_PERSONS or owner_b in _THIRD_PERSONS:
             continue
-        if set(owner_a.split()) <= _persons(b) and set(owner_b.split()) <= _persons(a):
-            return True
+        if not (set(owner_a.split()) <= _persons(b) and set(owner_b.split()) <= _persons(a)):
+            continue
+        # "our CRM software for our shop" / "our shop's CRM software", "the reason of her
+        # resignation" / "her resignation's reason": one thing said of the other, reworded.
+        if _linked_by_of(a, thing, owner_b) or _linked_by_of(b, thing, owner_a):
+            continue
+        return True
+    return False
+
+
+# How far apart, in words, a thing and what it is "of" or "for" may stand.
+_OF_SPAN: Final = 4
+
+
+def _linked_by_of(text: str, thing: str, owner: str) -> bool:
+    """Whether `text` joins `thing` and the last word of `owner` by "of" or "for", each side
+    within a few words of it ("CRM software for our shop", "the reason of Alejandra's suicide")."""
+    words = [word.lower() for word in _PERSON_WORD.findall(_normalise(text))]
+    last = owner.split()[-1]
+    places = {word: [i for i, w in enumerate(words) if w == word] for word in (thing, last)}
+    for link in (i for i, word in enumerate(words) if word in ("of", "for")):
+        before, after = range(link - _OF_SPAN, link), range(link + 1, link + 1 + _OF_SPAN)
+        for x, y in ((thing, last), (last, thing)):
+            if any(i in before for i in places[x]) and any(i in after for i in places[y]):
+                return True
     return False
 
 
