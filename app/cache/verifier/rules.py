@@ -3062,7 +3062,10 @@ def _owner_traded(a: str, b: str) -> bool:
     """One thing had by one party in one prompt and by the other in the other, both named in
     each: "How do I give Maria edit access to my Google Doc?" / "How can I get edit rights on
     Maria's Google Doc?", "Can my manager see my calendar?" / "Can I see my manager's calendar?"."""
-    owned_a, owned_b = _possessions(a), _possessions(b)
+    owned_a = _possessions(a)
+    if not owned_a:
+        return False
+    owned_b = _possessions(b)
     for thing in owned_a.keys() & owned_b.keys():
         owner_a, owner_b = owned_a[thing], owned_b[thing]
         if owner_a == owner_b or set(owner_a.split()) & set(owner_b.split()):
@@ -3153,8 +3156,10 @@ def _negation_moved(a: str, b: str) -> bool:
     if len(a) > STATED_OTHERWISE_CHARS or len(b) > STATED_OTHERWISE_CHARS:
         return False
     negated_a, plain_a = _negated_and_not(a)
+    if not negated_a:
+        return False
     negated_b, plain_b = _negated_and_not(b)
-    if not negated_a or not negated_b or negated_a == negated_b:
+    if not negated_b or negated_a == negated_b:
         return False
     return bool((negated_a - negated_b) & plain_b) and bool((negated_b - negated_a) & plain_a)
 
@@ -3184,6 +3189,8 @@ def _values_traded(a: str, b: str) -> bool:
     the other way round). Not a list reordered ("between 10 and 20" / "20 and 10"), nor a
     comparison ("compare sales in 2023 with sales in 2024")."""
     skeleton_a, values_a = _value_skeleton(a)
+    if len(values_a) < 2:
+        return False
     skeleton_b, values_b = _value_skeleton(b)
     if skeleton_a != skeleton_b or values_a == values_b or sorted(values_a) != sorted(values_b):
         return False
