@@ -916,6 +916,8 @@ def test_comparatives_are_opposites_unless_the_comparison_is_turned_round() -> N
         ("Write a formal email declining the discount", "Write a casual email declining the discount"),
         ("What is our onboarding checklist?", "What is our offboarding checklist?"),
         ("What was our pre-tax income in 2024?", "What was our post-tax income in 2024?"),
+        ("How do I request PTO in Workday?", "How do I approve PTO in Workday?"),
+        ("Who files the vendor claim in Coupa?", "Who approves the vendor claim in Coupa?"),
     ],
 )
 def test_the_other_side_of_a_kind_in_the_same_words_is_an_opposite(first: str, second: str) -> None:

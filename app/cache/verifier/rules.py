@@ -3431,6 +3431,16 @@ _SLOT_OPPOSITES: Final[tuple[tuple[str, str], ...]] = (
     ("submissions", "approvals"),
     ("submitter", "approver"),
     ("submitters", "approvers"),
+    # Filing or requesting is the other side of approving: "the steps to file an expense report" /
+    # "to approve an expense report", "request PTO in Workday" / "approve PTO in Workday".
+    ("file", "approve"),
+    ("files", "approves"),
+    ("filed", "approved"),
+    ("filing", "approving"),
+    ("request", "approve"),
+    ("requests", "approves"),
+    ("requested", "approved"),
+    ("requesting", "approving"),
 )
 _OPPOSITES: Final[Mapping[str, frozenset[str]]] = {
     word: frozenset({y for x, y in _ANTONYMS if x == word} | {x for x, y in _ANTONYMS if y == word})
