@@ -1645,3 +1645,34 @@ def test_what_is_negated_traded_with_what_is_not_is_another_request(first: str, 
 def test_the_same_thing_negated_in_other_words_is_no_swap(first: str, second: str) -> None:
     assert swapped_roles(first, second) is None
     assert swapped_roles(second, first) is None
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # A label said again before each number: a list reordered.
+        (
+            "Pull sales for store 12 and sales for store 47 last week",
+            "Pull sales for store 47 and sales for store 12 last week",
+        ),
+        ("Escalate tickets 101, 102 and 103 to tier 2", "Escalate tickets 103, 102 and 101 to tier 2"),
+        (
+            "Show me Q1 numbers for 2023 and Q1 numbers for 2024",
+            "Show me Q1 numbers for 2024 and Q1 numbers for 2023",
+        ),
+        # Where a thing of the asker's is, said as whose it is.
+        ("Update my signature in my Outlook", "Update my Outlook's signature"),
+        ("How do I change my password on my work laptop?", "How do I change my work laptop's password?"),
+        # A clock's hours with or without a leading zero.
+        ("Display times as h:mm:ss in the report", "Display times as hh:mm:ss in the report"),
+    ],
+)
+def test_a_list_or_a_place_or_a_leading_zero_reworded_is_the_same_request(first: str, second: str) -> None:
+    assert first_rejection(first, second) is None
+    assert first_rejection(second, first) is None
+
+
+def test_numbers_traded_before_a_full_stop_are_still_traded() -> None:
+    first = "Bookings were $3.4M and billings were $2.9M."
+    second = "Bookings were $2.9M and billings were $3.4M."
+    assert swapped_roles(first, second) == ORDER

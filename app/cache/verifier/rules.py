@@ -1302,9 +1302,8 @@ def _date_formats(text: str) -> frozenset[str]:
             or _DAY_HALF_MARK.match(text, match.end()) is not None
             or (re.search(r"h", written) is not None and not lower)
         )
-        written = written.upper()
-        if twelve:
-            written = re.sub(r"H+", "II", written)
+        # "h:mm" and "hh:mm" differ only by a leading zero.
+        written = re.sub(r"H+", "II" if twelve else "HH", written.upper())
         if re.search(r"[YDHI]", written):
             found.add(written)
     return frozenset(found)
@@ -3077,7 +3076,7 @@ def _owner_traded(a: str, b: str) -> bool:
             continue
         # "our CRM software for our shop" / "our shop's CRM software", "the reason of her
         # resignation" / "her resignation's reason": one thing said of the other, reworded.
-        if _linked_by_of(a, thing, owner_b) or _linked_by_of(b, thing, owner_a):
+        if _linked_by_of(a, thing, owner_b, owner_a) or _linked_by_of(b, thing, owner_a, owner_b):
             continue
         return True
     return False
@@ -3087,18 +3086,30 @@ def _owner_traded(a: str, b: str) -> bool:
 _OF_SPAN: Final = 4
 
 
-def _linked_by_of(text: str, thing: str, owner: str) -> bool:
+def _linked_by_of(text: str, thing: str, owner: str, own: str) -> bool:
     """Whether `text` joins `thing` and the last word of `owner` by "of" or "for", each side
     within a few words of it ("CRM software for our shop", "the reason of Alejandra's suicide")."""
     words = [word.lower() for word in _PERSON_WORD.findall(_normalise(text))]
     last = owner.split()[-1]
     places = {word: [i for i, w in enumerate(words) if w == word] for word in (thing, last)}
-    for link in (i for i, word in enumerate(words) if word in ("of", "for")):
+    # Where a thing is ("in", "on" ...) says whose only when the text gives it as the asker's
+    # ("my signature in my Outlook"), not as another's ("my laptop's port ... on the server").
+    links = _OWNING_LINKS if own in _PERSON_CODES else _OF_LINKS
+    for link in (i for i, word in enumerate(words) if word in links):
         before, after = range(link - _OF_SPAN, link), range(link + 1, link + 1 + _OF_SPAN)
-        for x, y in ((thing, last), (last, thing)):
+        # The thing, then the link, then its owner; or, by "of" or "for", the other way round
+        # ("the reason of Alejandra's resignation").
+        orders = ((thing, last), (last, thing)) if words[link] in _OF_LINKS else ((thing, last),)
+        for x, y in orders:
             if any(i in before for i in places[x]) and any(i in after for i in places[y]):
                 return True
     return False
+
+
+# Links that say where or whose a thing is: "CRM software for our shop", "my password on my laptop".
+_OF_LINKS: Final = frozenset({"of", "for"})
+_OWNING_LINKS: Final = _OF_LINKS | {"in", "on", "from", "at"}
+_PERSON_CODES: Final = frozenset({"1s", "1p", "2"})
 
 
 # Words between a negation and what it negates: "haven't been invoiced", "aren't yet marked".
@@ -3166,7 +3177,7 @@ def _negation_moved(a: str, b: str) -> bool:
 
 # A number as written, with its currency, decimals, scale or percent: "$3.2M", "120k", "1,500", "8%".
 _VALUE_WRITTEN: Final = re.compile(
-    r"(?<![\w.])[$€£¥]?\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:[kKmMbB]{1,2}|bn|%)(?![\w]))?(?![\w.])"
+    r"(?<![\w.])[$€£¥]?\s?\d[\d,]*(?:\.\d+)?(?:\s?(?:[kKmMbB]{1,2}|bn|%)(?![\w]))?(?![\w]|\.\w)"
 )
 _SKELETON_WORD: Final = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|#")
 
@@ -3198,10 +3209,14 @@ def _values_traded(a: str, b: str) -> bool:
         return False
     places = [index for index, word in enumerate(skeleton_a) if word == "#"]
     moved = [place for place, x, y in zip(places, values_a, values_b, strict=True) if x != y]
-    return any(
-        set(skeleton_a[first + 1 : second]) - _LIST_JOINS - _STOPWORDS
-        for first, second in itertools.pairwise(moved)
-    )
+    for first, second in itertools.pairwise(moved):
+        between = set(skeleton_a[first + 1 : second]) - _LIST_JOINS - _STOPWORDS - _NEXT_IN_A_LIST - {"#"}
+        # A label said again before each number is a list ("sales for store 12 and sales for
+        # store 47"); one said of each alone is not ("bookings were ... and billings were ...").
+        label = set(skeleton_a[max(0, first - 4) : first]) | set(skeleton_a[second + 1 : second + 3])
+        if between - label:
+            return True
+    return False
 
 
 _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
