@@ -3001,8 +3001,10 @@ _PERSONS: Final[Mapping[str, str]] = {
     "ours": "1p",
     "yours": "2",
 }
-# Overlapping: "my manager's calendar" has two ("manager" and "calendar").
 _THIRD_PERSONS: Final = frozenset({"3m", "3f", "3p"})
+# The asker, those with the asker, or the one asked: "my", "our", "your".
+_PERSON_CODES: Final = frozenset(_PERSONS.values()) - _THIRD_PERSONS
+# Overlapping: "my manager's calendar" has two ("manager" and "calendar").
 _POSSESSOR: Final = re.compile(
     r"(?=(?<![\w-])(?:(my|our|your|his|her|their)|([^\W\d_][\w-]*)'s)\s+([^\W\d_][\w-]*))", re.IGNORECASE
 )
@@ -3051,10 +3053,15 @@ def _possessions(text: str) -> Mapping[str, str]:
 
 
 @_per_text()
+def _person_words(text: str) -> tuple[str, ...]:
+    """The words of `text` in order, in lower case, hyphened ones whole ("closed-won")."""
+    return tuple(word.lower() for word in _PERSON_WORD.findall(_normalise(text)))
+
+
+@_per_text()
 def _persons(text: str) -> frozenset[str]:
     """Who `text` names: a pronoun's person ("1s" for "I"), or a word as written, in lower case."""
-    words = (word.lower() for word in _PERSON_WORD.findall(_normalise(text)))
-    return frozenset(_PERSONS.get(word, word) for word in words)
+    return frozenset(_PERSONS.get(word, word) for word in _person_words(text))
 
 
 def _owner_traded(a: str, b: str) -> bool:
@@ -3088,8 +3095,10 @@ _OF_SPAN: Final = 4
 
 def _linked_by_of(text: str, thing: str, owner: str, own: str) -> bool:
     """Whether `text` joins `thing` and the last word of `owner` by "of" or "for", each side
-    within a few words of it ("CRM software for our shop", "the reason of Alejandra's suicide")."""
-    words = [word.lower() for word in _PERSON_WORD.findall(_normalise(text))]
+    within a few words of it ("CRM software for our shop", "the reason of Alejandra's suicide"),
+    or, where `own` (the thing's owner in `text`) is the asker, by a link of place ("my signature
+    in my Outlook")."""
+    words = _person_words(text)
     last = owner.split()[-1]
     places = {word: [i for i, w in enumerate(words) if w == word] for word in (thing, last)}
     # Where a thing is ("in", "on" ...) says whose only when the text gives it as the asker's
@@ -3109,7 +3118,6 @@ def _linked_by_of(text: str, thing: str, owner: str, own: str) -> bool:
 # Links that say where or whose a thing is: "CRM software for our shop", "my password on my laptop".
 _OF_LINKS: Final = frozenset({"of", "for"})
 _OWNING_LINKS: Final = _OF_LINKS | {"in", "on", "from", "at"}
-_PERSON_CODES: Final = frozenset({"1s", "1p", "2"})
 
 
 # Words between a negation and what it negates: "haven't been invoiced", "aren't yet marked".
