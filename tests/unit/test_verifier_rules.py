@@ -1082,6 +1082,7 @@ def test_a_name_after_a_pasted_text_is_still_a_name() -> None:
         ("Convert the timestamp to HH:mm format", "Convert the timestamp to hh:mm a format"),
         ("Show the time as %I:%M %p in Python", "Show the time as %H:%M in Python"),
         ("Format as yyyy-MM-dd HH:mm in Java", "Format as yyyy-MM-dd hh:mm in Java"),
+        ("Format the cell as h:mm AM/PM in Excel", "Format the cell as hh:mm in Excel"),
     ],
 )
 def test_another_date_pattern_or_form_is_another_name(first: str, second: str) -> None:
@@ -1103,6 +1104,7 @@ def test_one_date_pattern_however_written_is_one_name() -> None:
     assert different_entities("Show the time as %I:%M %p in Python", "Python: time as hh:mm a") is None
     assert different_entities("Convert the timestamp to HH:mm", "Convert the timestamp to HH:MM") is None
     assert different_entities("format as yyyy-mm-dd hh:mm", "format as YYYY-MM-DD HH:mm") is None
+    assert different_entities("Excel: show times as h:mm AM/PM", "Excel time format hh:mm am/pm") is None
 
 
 @pytest.mark.parametrize(
@@ -1656,6 +1658,8 @@ def test_the_same_thing_negated_in_other_words_is_no_swap(first: str, second: st
             "Pull sales for store 47 and sales for store 12 last week",
         ),
         ("Escalate tickets 101, 102 and 103 to tier 2", "Escalate tickets 103, 102 and 101 to tier 2"),
+        # Amounts of two numbers each moved whole.
+        ("What is 15% of $2,000 and 20% of $3,000?", "What is 20% of $3,000 and 15% of $2,000?"),
         (
             "Show me Q1 numbers for 2023 and Q1 numbers for 2024",
             "Show me Q1 numbers for 2024 and Q1 numbers for 2023",
@@ -1676,3 +1680,10 @@ def test_numbers_traded_before_a_full_stop_are_still_traded() -> None:
     first = "Bookings were $3.4M and billings were $2.9M."
     second = "Bookings were $2.9M and billings were $3.4M."
     assert swapped_roles(first, second) == ORDER
+
+
+def test_a_number_traded_between_two_amounts_is_another_request() -> None:
+    first = "What is 15% of $2,000 and 20% of $3,000?"
+    second = "What is 20% of $2,000 and 15% of $3,000?"
+    assert swapped_roles(first, second) == ORDER
+    assert swapped_roles(second, first) == ORDER

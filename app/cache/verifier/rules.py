@@ -1309,8 +1309,9 @@ def _date_formats(text: str) -> frozenset[str]:
     return frozenset(found)
 
 
-# The half of the day written after a time pattern: "hh:mm a", "h:mm A", "hh:mm tt", "%I:%M %p".
-_DAY_HALF_MARK: Final = re.compile(r"\s?(?:a|A|tt|%p)(?![\w%])")
+# The half of the day written after a time pattern: "hh:mm a", "h:mm A", "hh:mm tt", "%I:%M %p",
+# Excel's "h:mm AM/PM" and "h:mm A/P".
+_DAY_HALF_MARK: Final = re.compile(r"\s?(?:(?i:am/pm|a/p)|a|A|tt|%p)(?![\w%])")
 
 
 _QUOTED: Final = re.compile(r"(?<!\w)'([^']+)'(?!\w)|\"([^\"]+)\"|`([^`]+)`")
@@ -3216,15 +3217,42 @@ def _values_traded(a: str, b: str) -> bool:
     if set(skeleton_a) & _SYMMETRIC:
         return False
     places = [index for index, word in enumerate(skeleton_a) if word == "#"]
-    moved = [place for place, x, y in zip(places, values_a, values_b, strict=True) if x != y]
-    for first, second in itertools.pairwise(moved):
+    # Numbers joined by "of", "per", "x" ... are one amount ("15% of $2,000"): where each such
+    # amount moves whole to another's place, the amounts are what is traded, not their numbers.
+    units = _value_units(skeleton_a, places)
+    units_a = [tuple(values_a[i] for i in unit) for unit in units]
+    units_b = [tuple(values_b[i] for i in unit) for unit in units]
+    if sorted(units_a) == sorted(units_b):
+        spans = [(places[unit[0]], places[unit[-1]]) for unit in units]
+        moved = [span for span, x, y in zip(spans, units_a, units_b, strict=True) if x != y]
+    else:
+        moved = [(place, place) for place, x, y in zip(places, values_a, values_b, strict=True) if x != y]
+    for (first_start, first), (second, second_end) in itertools.pairwise(moved):
         between = set(skeleton_a[first + 1 : second]) - _LIST_JOINS - _STOPWORDS - _NEXT_IN_A_LIST - {"#"}
         # A label said again before each number is a list ("sales for store 12 and sales for
         # store 47"); one said of each alone is not ("bookings were ... and billings were ...").
-        label = set(skeleton_a[max(0, first - 4) : first]) | set(skeleton_a[second + 1 : second + 3])
+        label = set(skeleton_a[max(0, first_start - 4) : first_start])
+        label |= set(skeleton_a[second_end + 1 : second_end + 3])
         if between - label:
             return True
     return False
+
+
+# What joins two numbers into one amount: "15% of $2,000", "$0.02 per 1,000", "3 x 4".
+_AMOUNT_LINKS: Final = frozenset({"of", "per", "x", "times", "by"})
+
+
+def _value_units(skeleton: tuple[str, ...], places: list[int]) -> list[list[int]]:
+    """The prompt's numbers (indices into its values) grouped into amounts: runs of numbers
+    each one word of `_AMOUNT_LINKS` after the one before."""
+    units: list[list[int]] = [[0]]
+    for index in range(1, len(places)):
+        gap = skeleton[places[index - 1] + 1 : places[index]]
+        if len(gap) == 1 and gap[0] in _AMOUNT_LINKS:
+            units[-1].append(index)
+        else:
+            units.append([index])
+    return units
 
 
 _ANTONYMS: Final[tuple[tuple[str, str], ...]] = (
