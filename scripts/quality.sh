@@ -63,6 +63,7 @@ run work_prompts_fifteenth app/toolkit/ml/data/work_prompts_fifteenth.csv  # the
 run work_prompts_sixteenth app/toolkit/ml/data/work_prompts_sixteenth.csv  # the same kinds, written beside the fifteenth: report only
 run work_prompts_seventeenth app/toolkit/ml/data/work_prompts_seventeenth.csv  # the same kinds, written while the fifteenth and sixteenth judged: report only
 run work_prompts_eighteenth app/toolkit/ml/data/work_prompts_eighteenth.csv  # the same kinds, written beside the nineteenth: report only
+run work_prompts_nineteenth app/toolkit/ml/data/work_prompts_nineteenth.csv  # the same kinds, written beside the eighteenth: report only
 run instructions_over_text app/toolkit/ml/data/instructions_over_text.csv  # one pasted text, a reworded or another request: chooses their threshold
 run work_prompts_stress app/toolkit/ml/data/work_prompts_stress.csv  # topical look-alikes, near-identical paraphrases
 run long_prompts app/toolkit/ml/data/long_prompts.csv  # one long text, other requests: report only

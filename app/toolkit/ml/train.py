@@ -115,9 +115,9 @@ WORK_PROMPTS_SIXTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_six
 # that ask alike (report only; the same pairs left out).
 WORK_PROMPTS_SEVENTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_seventeenth.csv"
 # An eighteenth and a nineteenth, written the same way by two more writers each, committed unread
-# and in no report until each judges a change (the same pairs left out). The eighteenth judged the
-# cross-encoder for requests over one pasted text and is report only since; the nineteenth is read
-# by the tests alone, which check that no training file shares a prompt with it.
+# and in no report until each judged a change (the same pairs left out): the eighteenth the
+# cross-encoder for requests over one pasted text, the nineteenth the rules' readings of contrasts,
+# owners, values traded and amounts. Both are report only since.
 WORK_PROMPTS_EIGHTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_eighteenth.csv"
 WORK_PROMPTS_NINETEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_nineteenth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
@@ -432,6 +432,12 @@ REPORT_ONLY_WORK_PROMPTS: Final[tuple[tuple[Path, str, str], ...]] = (
         WORK_PROMPTS_EIGHTEENTH_FILE,
         "work_prompts_eighteenth",
         "work prompts written apart from the project beside the nineteenth set, of the same kinds "
+        "(report only)",
+    ),
+    (
+        WORK_PROMPTS_NINETEENTH_FILE,
+        "work_prompts_nineteenth",
+        "work prompts written apart from the project beside the eighteenth set, of the same kinds "
         "(report only)",
     ),
 )
