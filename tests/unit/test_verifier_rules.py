@@ -1687,3 +1687,49 @@ def test_a_number_traded_between_two_amounts_is_another_request() -> None:
     second = "What is 20% of $2,000 and 15% of $3,000?"
     assert swapped_roles(first, second) == ORDER
     assert swapped_roles(second, first) == ORDER
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("List all tables in the sales schema in Postgres", "List all tables in every schema in Postgres"),
+        (
+            "How do I see the disk usage of my home directory on Linux?",
+            "How do I see the disk usage of every user's home directory on Linux?",
+        ),
+        ("Restart one pod in the payments namespace", "Restart all pods in the payments namespace"),
+        (
+            "Write an announcement for the finance team about the new expense tool",
+            "Write an announcement for the whole company about the new expense tool",
+        ),
+        (
+            "Turn off notifications for this channel in Slack",
+            "Turn off notifications for all channels in Slack",
+        ),
+    ],
+)
+def test_every_one_of_a_kind_against_one_of_it_is_another_request(first: str, second: str) -> None:
+    assert opposite_words(first, second) == ANTONYM
+    assert opposite_words(second, first) == ANTONYM
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # Every one of what follows is that thing; a word that says how the kind is taken.
+        ("Send the report to everyone on the team", "Send the report to my team"),
+        (
+            "Send a reminder to all of our offices about the fire drill",
+            "Send a reminder to our offices about the fire drill",
+        ),
+        ("Show revenue by region", "Show revenue for every region"),
+        ("Give me sales for each rep", "Give me sales per rep"),
+        # "all" in a phrase of its own, "whole" not after a determiner, a word that takes in all.
+        ("What are the best jokes ever?", "What are the all time best jokes?"),
+        ("Is it healthy to eat egg whites every day?", "Is it healthy to eat a whole avocado every day?"),
+        ("What would happen if everyone went vegetarian?", "What would happen if the world went vegetarian?"),
+    ],
+)
+def test_every_one_of_a_kind_said_another_way_is_no_opposite(first: str, second: str) -> None:
+    assert opposite_words(first, second) is None
+    assert opposite_words(second, first) is None

@@ -3784,11 +3784,120 @@ def _less_as_more(text: str, other: str) -> str:
     return _LESS.sub(more, text)
 
 
+# Words that take in every one of a kind: "every schema", "all users", "each region", "everyone";
+# "whole" and "entire" after a determiner ("the whole company", not "a whole avocado").
+_EVERY: Final = frozenset({"all", "every", "each", "everyone", "everybody", "everything"})
+_WHOLE: Final = frozenset({"whole", "entire"})
+_WHOLE_AFTER: Final = frozenset({"the", "our", "my", "your", "their", "this", "his", "her", "its"})
+# "all" in a phrase that takes in no kind: "all over Europe", "all the time", "at all", "of all time".
+_ALL_PHRASES: Final = (
+    ("at", "all"),
+    ("after", "all"),
+    ("above", "all"),
+    ("all", "over"),
+    ("all", "along"),
+    ("all", "around"),
+    ("all", "right"),
+    ("all", "about"),
+    ("all", "time"),
+    ("all", "in", "all"),
+    ("all", "the", "time"),
+    ("of", "all", "time"),
+)
+# Words that name one of a kind, or whose it is: "my home directory", "this workbook", "one user".
+_ONE_OF_A_KIND: Final = frozenset(
+    {"my", "our", "your", "his", "her", "their", "its", "this", "that", "these", "those", "one", "single"}
+)
+# Words that say how a kind is taken, not which of it: "revenue per region" / "for each region".
+_TAKEN_HOW: Final = frozenset(
+    {"per", "across", "throughout", "over", "by", "in", "on", "for", "of", "at", "only"}
+)
+_OF_WHAT_FOLLOWS: Final = frozenset({"a", "an", "the", "of", "on", "in", "at", "from"})
+# Words that take in everything themselves: "if everyone went vegetarian" / "if the world went ...".
+_EVERY_OTHERWISE: Final = frozenset({"world", "everywhere", "any", "anyone", "anybody", "anything"})
+_SCOPE_WORD: Final = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")
+# The most words each prompt may say in the place of the other's.
+_SCOPE_AMONG: Final = 4
+
+
+@_per_text()
+def _scope_words(text: str) -> tuple[str, ...]:
+    """The prompt's words, lowercased, a hyphened word whole ("all-male"), a possessor its name."""
+    words = _SCOPE_WORD.findall(_normalise(text).lower())
+    return tuple(word[:-2] if word.endswith("'s") else word for word in words)
+
+
+def _takes_every(words: tuple[str, ...], start: int, stop: int) -> bool:
+    """Whether words[start:stop] open on a word that takes in every one of a kind (`_EVERY`, or
+    `_WHOLE` after a determiner), in no phrase of `_ALL_PHRASES`: "every user", "the whole
+    company", not "see the whole world" against "travel the world"."""
+    for index in range(start, min(stop, start + 2)):
+        word = words[index]
+        if word in _WHOLE:
+            if index > 0 and words[index - 1] in _WHOLE_AFTER:
+                return True
+            continue
+        if index > start and words[start] not in _WHOLE_AFTER:
+            return False
+        if word not in _EVERY:
+            continue
+        if word == "all" and any(
+            words[index - phrase.index("all") : index - phrase.index("all") + len(phrase)] == phrase
+            for phrase in _ALL_PHRASES
+            if index >= phrase.index("all")
+        ):
+            continue
+        return True
+    return False
+
+
+def _scope_widened(a: str, b: str) -> bool:
+    """The same words but for a few, where one prompt takes in every one of a kind and the other
+    names one, or whose ("List all tables in the sales schema" / "... in every schema", "the disk
+    usage of my home directory" / "of every user's home directory", "restart one pod" / "restart
+    all pods", "for the finance team" / "for the whole company"). Not a word that only says how
+    the kind is taken ("revenue per region" / "for each region"), nor one without the other
+    ("unsubscribe from all emails" / "from emails")."""
+    words_a = _scope_words(a)
+    if not (_EVERY | _WHOLE).intersection(words_a):
+        words_b = _scope_words(b)
+        if not (_EVERY | _WHOLE).intersection(words_b):
+            return False
+    else:
+        words_b = _scope_words(b)
+    start, end = shared_ends(words_a, words_b)
+    stop_a, stop_b = len(words_a) - end, len(words_b) - end
+    part_a, part_b = words_a[start:stop_a], words_b[start:stop_b]
+    if not part_a or not part_b or max(len(part_a), len(part_b)) > _SCOPE_AMONG or start + end < 3:
+        return False
+    # Over a pasted text, a word of the request may stand beside what the text says.
+    if len(a) > STATED_OTHERWISE_CHARS or len(b) > STATED_OTHERWISE_CHARS:
+        return False
+    every_a, every_b = _takes_every(words_a, start, stop_a), _takes_every(words_b, start, stop_b)
+    if every_a == every_b:
+        return False
+    every_part, one_part = (part_a, part_b) if every_a else (part_b, part_a)
+    # "everyone on the team" / "my team", "all of our offices" / "our offices": every one of what
+    # follows, the same thing.
+    if every_part[-1] in _WHOLE_AFTER or every_part[-1] in _OF_WHAT_FOLLOWS:
+        return False
+    # The kind itself, in either ("all the formulae" / "formula"), names nothing.
+    said_both = {lemma[:5] for word in every_part for lemma in _lemmas(word)}
+    naming = [
+        word
+        for word in one_part
+        if not {lemma[:5] for lemma in _lemmas(word)} & said_both
+        and word not in _EVERY | _TAKEN_HOW | _EVERY_OTHERWISE
+    ]
+    return any(word in _ONE_OF_A_KIND or (word.isalpha() and word not in _STOPWORDS) for word in naming)
+
+
 def opposite_words(a: str, b: str) -> str | None:
     """One prompt has a word and the other its opposite: "buy" vs "sell", "mute" vs "unmute", "turn
     off" vs "enable", "within a year" vs "after more than a year", "faster" vs "slower" or "read" vs
-    "write" with every other word kept, "revenue rose while costs fell" vs "revenue fell while costs rose"."""
-    if _opposite_stances(a, b) or _movements_exchanged(a, b) or _slot_turned(a, b):
+    "write" with every other word kept, "revenue rose while costs fell" vs "revenue fell while costs
+    rose", every one of a kind vs one of it ("all schemas" / "the sales schema")."""
+    if _opposite_stances(a, b) or _movements_exchanged(a, b) or _slot_turned(a, b) or _scope_widened(a, b):
         return ANTONYM
     # "less formal" says "more informal": against "more casual" it is no opposite.
     a, b = _less_as_more(a, b), _less_as_more(b, a)
