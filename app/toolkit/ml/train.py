@@ -120,6 +120,10 @@ WORK_PROMPTS_SEVENTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_s
 # owners, values traded and amounts. Both are report only since.
 WORK_PROMPTS_EIGHTEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_eighteenth.csv"
 WORK_PROMPTS_NINETEENTH_FILE = Path(__file__).parent / "data" / "work_prompts_nineteenth.csv"
+# A twentieth, written the same way by two more writers once the nineteenth had judged, committed
+# unread and in no report until it judges a change: the tests alone read it, to check that no
+# training file shares a prompt with it.
+WORK_PROMPTS_TWENTIETH_FILE = Path(__file__).parent / "data" / "work_prompts_twentieth.csv"
 # Two shortcuts a model may learn from pairs whose paraphrases are reworded and whose look-alikes
 # change one word: different questions on one topic, worded apart, and one prompt typed twice.
 WORK_PROMPTS_STRESS_FILE = Path(__file__).parent / "data" / "work_prompts_stress.csv"
@@ -151,6 +155,7 @@ JUDGING_FILES = (
     WORK_PROMPTS_SEVENTEENTH_FILE,
     WORK_PROMPTS_EIGHTEENTH_FILE,
     WORK_PROMPTS_NINETEENTH_FILE,
+    WORK_PROMPTS_TWENTIETH_FILE,
     WORK_PROMPTS_STRESS_FILE,
     LONG_PROMPTS_FILE,
     INSTRUCTIONS_OVER_TEXT_FILE,
