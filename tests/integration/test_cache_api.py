@@ -198,11 +198,12 @@ async def test_numbers_or_an_owner_traded_or_another_clock_miss_and_other_names_
         assert result["entry_id"] == entry_id
 
 
-async def test_every_one_of_a_kind_misses_and_amounts_reordered_hit(
+async def test_every_one_of_a_kind_misses_and_numbers_stated_otherwise_hit(
     http: httpx.AsyncClient, make_tenant
 ) -> None:  # type: ignore[no-untyped-def]
-    """A look-alike the cross-encoder served at 0.91 (one user's folder / every user's) misses; a
-    list of two amounts reordered, which the rules read as numbers traded, hits."""
+    """A look-alike the cross-encoder served at 0.91 (one user's folder / every user's) misses;
+    paraphrases the number rule refused hit: a list of two amounts reordered, read as numbers
+    traded, and "the two" said of two things the other prompt names."""
     t = await make_tenant()
     await store(
         http, t.headers, "How do I check the disk space used by my home folder on Ubuntu?", "Run du -sh ~"
@@ -211,10 +212,17 @@ async def test_every_one_of_a_kind_misses_and_amounts_reordered_hit(
         http, t.headers, "How do I check the disk space used by every user's home folder on Ubuntu?"
     )
     assert result["hit"] is False, result
-    entry_id = await store(http, t.headers, "What is 15% of $2,000 and 20% of $3,000?", "$300 and $600")
-    result = await lookup(http, t.headers, "What is 20% of $3,000 and 15% of $2,000?")
-    assert result["hit"] is True, result
-    assert result["entry_id"] == entry_id
+    for stored, asked in [
+        ("What is 15% of $2,000 and 20% of $3,000?", "What is 20% of $3,000 and 15% of $2,000?"),
+        (
+            "What's the difference between a purchase order and an invoice?",
+            "A purchase order and an invoice: how are these two documents different?",
+        ),
+    ]:
+        entry_id = await store(http, t.headers, stored, f"About {stored}")
+        result = await lookup(http, t.headers, asked)
+        assert result["hit"] is True, (asked, result)
+        assert result["entry_id"] == entry_id
 
 
 async def test_different_number_misses(http: httpx.AsyncClient, make_tenant) -> None:  # type: ignore[no-untyped-def]

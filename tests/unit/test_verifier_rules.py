@@ -310,6 +310,12 @@ def test_a_word_between_a_count_and_its_unit_leaves_the_unit_the_counts() -> Non
         ("cover the shop 8am to 8pm with four cashiers", "four cashiers, shop open 8 to 8: a rota please"),
         # Counts and durations in words.
         ("merge two spreadsheets into one", "merge a pair of spreadsheets into one"),
+        ("set up two screens on my laptop", "use dual monitors with my laptop"),
+        # Two things named as two.
+        ("How is a budget different from a forecast?", "How do the two, a budget and a forecast, differ?"),
+        ("copy a 200GB file between two Linux servers", "move a 200 GB file from one Linux box to another"),
+        ("a Jest test for sum(a, b)", "a Jest test for a function that adds two numbers"),
+        ("months between a start date and an end date in Excel", "months between two dates in Excel"),
         ("customers with no order in the last 12 months", "customers who have not ordered in the past year"),
         ("a reminder for invoices seven days overdue", "a reminder for invoices a week overdue"),
         ("users with 0 logins this month", "users who never logged in this month"),
@@ -336,6 +342,13 @@ def test_a_number_stated_another_way_is_the_same_number(first: str, second: str)
         ("book the room at 3pm", "book the room at 3am"),
         ("mute the alerts from 22:00 to 07:00", "mute the alerts between 9pm and 7am"),
         ("merge three spreadsheets into one", "merge a pair of spreadsheets into one"),
+        # Two units of something are no two things named.
+        ("Postgres vs MySQL in two sentences", "Postgres vs MySQL"),
+        (
+            "the difference between PTO and sick leave over two weeks",
+            "the difference between PTO and sick leave",
+        ),
+        ("compare sum(a, b) with three numbers", "compare sum(a, b) with two numbers"),
         ("customers with no order in the last 6 months", "customers who have not ordered in the past year"),
         ("sample size at a 1% significance level", "sample size for alpha 0.05"),
         ("why move from Win10", "reasons to upgrade from Windows 11"),

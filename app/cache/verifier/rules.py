@@ -807,7 +807,9 @@ def _counted(own: tuple[Quantity, ...], other: tuple[Quantity, ...]) -> tuple[Qu
 # writes ("merge two dicts" / "merge a pair of dicts", "the last 12 months" / "the past year"), but
 # a prompt that has them asks for no number ("both" in one prompt is no count the other lacks).
 _STATED_BY_WORDS: Final[Mapping[str, tuple[str, ...]]] = {
-    **dict.fromkeys(("pair", "couple", "both", "twice", "duplicate", "duplicates", "twofold"), ("2",)),
+    **dict.fromkeys(
+        ("pair", "couple", "both", "twice", "duplicate", "duplicates", "twofold", "dual"), ("2",)
+    ),
     "threefold": ("3",),
     "one": ("1",),
     # A rank: "the 1st interview round" is "the first", "floor 2" is "the second floor"
@@ -840,6 +842,17 @@ def _decimal_text(number: Decimal) -> str:
     return format(number.normalize(), "f")
 
 
+# Two things named, compared or joined as two; it states a count of two things, not of two units
+# ("two weeks", "in two sentences": `_unmatched`).
+_TWO_NAMED: Final = re.compile(
+    r"\bdifferen(?:ce|ces|t|tly) (?:between|from)\b|\b(?:vs\.?|versus|either|each other)(?!\w)"
+    r"|\bone (?:[\w-]+ ){0,3}(?:to|over|than|or) (?:another|the other)\b"
+    r"|\bbetween (?:(?:a|an|the|two) )?[\w-]+(?: [\w-]+)? and (?:(?:a|an|the) )?[^\W\d]"
+    r"|\b[\w.]+\(\s*\w+\s*,\s*\w+\s*\)|(?<!\w)[a-z] (?:\+|plus) [a-z](?!\w)"
+)
+_TWO_THINGS: Final = "2 things"
+
+
 @_per_text()
 def _stated_otherwise(text: str) -> frozenset[str]:
     """Values and durations `text` states in another way than `quantities` reads: words for a
@@ -857,6 +870,10 @@ def _stated_otherwise(text: str) -> frozenset[str]:
         stated.update(_STATED_BY_WORDS.get(word, ("0",) if word.endswith("n't") else ()))
     for month in _ISO_MONTH.findall(normalised):
         stated.add(f"month{int(month)}")
+    # Two things named as two: "the difference between a lead and an opportunity" says "the two
+    # objects", "from one Linux box to another" "two Linux servers", "add(a, b)" "two numbers".
+    if _TWO_NAMED.search(normalised.lower()):
+        stated.add(_TWO_THINGS)
     for quantity in quantities(text):
         value = quantity.value
         if value.startswith("month"):
@@ -916,6 +933,9 @@ def _unmatched(own: tuple[Quantity, ...], other: tuple[Quantity, ...], stated: f
         if q.value not in keys
         and (q.duration is None or q.duration not in keys)
         and not (q.ordinal and f"rank {q.value}" in keys)
+        and not (
+            q.value == "2" and q.unit is None and q.per is None and not q.ordinal and _TWO_THINGS in keys
+        )
     }
 
 
