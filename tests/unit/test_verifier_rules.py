@@ -311,6 +311,15 @@ def test_a_word_between_a_count_and_its_unit_leaves_the_unit_the_counts() -> Non
         # Counts and durations in words.
         ("merge two spreadsheets into one", "merge a pair of spreadsheets into one"),
         ("set up two screens on my laptop", "use dual monitors with my laptop"),
+        # Days as months, pounds as pounds sterling, half a minute, a time of day by its name.
+        ("Create a 90-day plan for a new ops manager", "Plan a new ops manager's first three months"),
+        (
+            "Are gifts from suppliers over £50 allowed?",
+            "Can I accept a present worth more than fifty pounds?",
+        ),
+        ("a 30-second voicemail script", "a script for a half-minute voicemail"),
+        ("a CronJob that runs every night at midnight", "a CronJob that runs daily at 00:00"),
+        ("it's noon in Chicago: what time is it in Sydney?", "12:00 in Chicago is what time in Sydney?"),
         # Two things named as two.
         ("How is a budget different from a forecast?", "How do the two, a budget and a forecast, differ?"),
         ("copy a 200GB file between two Linux servers", "move a 200 GB file from one Linux box to another"),
@@ -342,6 +351,13 @@ def test_a_number_stated_another_way_is_the_same_number(first: str, second: str)
         ("book the room at 3pm", "book the room at 3am"),
         ("mute the alerts from 22:00 to 07:00", "mute the alerts between 9pm and 7am"),
         ("merge three spreadsheets into one", "merge a pair of spreadsheets into one"),
+        ("churn in the first 30 days", "churn in the first 2 months"),
+        ("a 30-second voicemail script", "a script for a one-minute voicemail"),
+        ("a CronJob that runs every night at midnight", "a CronJob that runs daily at 01:00"),
+        (
+            "Are gifts from suppliers over £50 allowed?",
+            "Can I accept a present worth more than sixty pounds?",
+        ),
         # Two units of something are no two things named.
         ("Postgres vs MySQL in two sentences", "Postgres vs MySQL"),
         (

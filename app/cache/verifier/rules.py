@@ -475,6 +475,7 @@ _IDIOMS: Final = (
     (re.compile(r"\bthree[- ]quarters of an hour\b", re.IGNORECASE), " 45 minutes "),
     (re.compile(r"\b(?:a |one )?quarter of an hour\b", re.IGNORECASE), " 15 minutes "),
     (re.compile(r"\b(?:half an hour|a half[- ]hour)\b", re.IGNORECASE), " 30 minutes "),
+    (re.compile(r"\b(?:half a minute|a half[- ]minute)\b", re.IGNORECASE), " 30 seconds "),
     (re.compile(r"\b(?:an|one) hour and a half\b", re.IGNORECASE), " 90 minutes "),
     (re.compile(r"\b(?:a|one) decade\b", re.IGNORECASE), " 10 years "),
     (re.compile(r"\btwo decades\b", re.IGNORECASE), " 20 years "),
@@ -814,6 +815,9 @@ _STATED_BY_WORDS: Final[Mapping[str, tuple[str, ...]]] = {
     "one": ("1",),
     # A rank: "the 1st interview round" is "the first", "floor 2" is "the second floor"
     # (`Quantity.ordinal`); "a second" is no count of two.
+    # A time of day by its name: "at midnight" / "at 00:00".
+    "midnight": ("00:00",),
+    **dict.fromkeys(("noon", "midday"), ("12:00",)),
     "first": ("rank 1",),
     "second": ("rank 2",),
     "tenfold": ("10", "10x"),
@@ -927,6 +931,7 @@ def _unmatched(own: tuple[Quantity, ...], other: tuple[Quantity, ...], stated: f
     "1 year"; "6h" is "6", as in "6 hours instead of 2h") or stated another way (`stated`,
     `_stated_otherwise`)."""
     keys = {q.value for q in other} | {q.duration for q in other if q.duration} | stated
+    keys |= {alike for q in other if q.duration for alike in _durations_alike(q.duration)}
     return {
         q.value
         for q in own
@@ -937,6 +942,22 @@ def _unmatched(own: tuple[Quantity, ...], other: tuple[Quantity, ...], stated: f
             q.value == "2" and q.unit is None and q.per is None and not q.ordinal and _TWO_THINGS in keys
         )
     }
+
+
+def _durations_alike(duration: str) -> tuple[str, ...]:
+    """A number of days in months and the other way round, as a request says them: "the first 90
+    days" / "the first three months", "365 days" / "a year" (twelve months)."""
+    count, unit = duration.split(" ", 1)
+    if not count.isdigit():
+        return ()
+    days = int(count)
+    if unit == "day" and days % 365 == 0:
+        return (f"{days // 365 * 12} month",)
+    if unit == "day" and days % 30 == 0:
+        return (f"{days // 30} month",)
+    if unit == "month":
+        return (f"{days * 30} day",) + ((f"{days // 12 * 365} day",) if days % 12 == 0 else ())
+    return ()
 
 
 def _numbered_names_missing(text: str, other: str) -> bool:
@@ -1007,7 +1028,7 @@ def different_numbers(a: str, b: str) -> str | None:
     for value in values_a:
         units_a = {q.unit for q in qa if q.value == value and q.unit}
         units_b = {q.unit for q in qb if q.value == value and q.unit}
-        if units_a and units_b and not units_a & units_b:
+        if units_a and units_b and not units_a & units_b and not _one_pound(units_a, units_b):
             return NUMBER
         # "$6,500 a month" / "$6,500/week": the same amount paid in another period.
         periods_a = {q.per for q in qa if q.value == value and q.per}
@@ -1015,6 +1036,12 @@ def different_numbers(a: str, b: str) -> str | None:
         if periods_a and periods_b and not periods_a & periods_b:
             return NUMBER
     return None
+
+
+def _one_pound(units_a: set[str], units_b: set[str]) -> bool:
+    """Whether one prompt's pounds are the other's pounds sterling ("over £50" / "more than fifty
+    pounds"): "pounds" alone reads as a weight."""
+    return {frozenset(units_a), frozenset(units_b)} == {frozenset({"gbp"}), frozenset({"lb"})}
 
 
 def _extra_values(a: str, b: str) -> tuple[set[str], set[str]]:
