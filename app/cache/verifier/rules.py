@@ -947,16 +947,16 @@ def _unmatched(own: tuple[Quantity, ...], other: tuple[Quantity, ...], stated: f
 def _durations_alike(duration: str) -> tuple[str, ...]:
     """A number of days in months and the other way round, as a request says them: "the first 90
     days" / "the first three months", "365 days" / "a year" (twelve months)."""
-    count, unit = duration.split(" ", 1)
-    if not count.isdigit():
+    written, unit = duration.split(" ", 1)
+    if not written.isdigit():
         return ()
-    days = int(count)
-    if unit == "day" and days % 365 == 0:
-        return (f"{days // 365 * 12} month",)
-    if unit == "day" and days % 30 == 0:
-        return (f"{days // 30} month",)
+    count = int(written)
+    if unit == "day" and count % 365 == 0:
+        return (f"{count // 365 * 12} month",)
+    if unit == "day" and count % 30 == 0:
+        return (f"{count // 30} month",)
     if unit == "month":
-        return (f"{days * 30} day",) + ((f"{days // 12 * 365} day",) if days % 12 == 0 else ())
+        return (f"{count * 30} day",) + ((f"{count // 12 * 365} day",) if count % 12 == 0 else ())
     return ()
 
 
